@@ -1,0 +1,49 @@
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.AuthorizationServer;
+
+internal static class AuthorizationServerExtensions
+{
+    public static WebApplicationBuilder AddAuthorizationServer(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton<ClientRegistry>();
+        services.AddSingleton<ClientAuthenticator>();
+        services.AddSingleton<FailedAuthenticationLimiter>();
+        services.AddSingleton<SigningKeyStore>();
+        services.AddSingleton<SigningKeys>();
+        services.AddHostedService<SigningKeys.Refresher>();
+        services.AddSingleton<AccessTokenIssuer>();
+        services.AddSingleton<AccessTokenValidator>();
+        services.AddSingleton<BearerTokenAuthenticator>();
+        services.AddSingleton(SigningKeyStore.Column);
+        services.AddSingleton<IStartupStep, AuthorizationServerStartup>();
+        return builder;
+    }
+
+    public static WebApplication MapAuthorizationServer(this WebApplication app)
+    {
+        app.MapTokenEndpoint();
+        app.MapDiscovery();
+        app.MapJwks();
+        app.MapMe();
+        var admin = app.MapAdminGroup();
+        admin.MapAppClientsAdmin();
+        admin.MapSigningKeysAdmin();
+        return app;
+    }
+
+    /// <summary>Creates the secret-hashing key and the signing keys on first start, then loads them.</summary>
+    private sealed class AuthorizationServerStartup(ServerSecrets secrets, SecretHasher hasher, SigningKeyStore store, SigningKeys keys) : IStartupStep
+    {
+        public async Task RunAsync(System.Data.Common.DbConnection connection, CancellationToken ct)
+        {
+            hasher.Initialize(await secrets.GetOrCreateAsync(connection, "secret_hash_key", ct));
+            await store.EnsureActiveKeysAsync(connection, ct);
+            await keys.ReloadAsync(ct);
+        }
+    }
+}

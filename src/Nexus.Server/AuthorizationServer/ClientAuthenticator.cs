@@ -1,0 +1,117 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.AuthorizationServer;
+
+/// <summary>The outcome of client authentication: a client, or an RFC 6749 error to send.</summary>
+internal readonly record struct ClientAuthentication(OAuthClient? Client, int Status, string? Error, string? Description, TimeSpan? RetryAfter = null)
+{
+    public static ClientAuthentication Success(OAuthClient client) => new(client, 200, null, null);
+
+    public static ClientAuthentication Fail(int status, string error, string description, TimeSpan? retryAfter = null) =>
+        new(null, status, error, description, retryAfter);
+}
+
+/// <summary>
+/// Authenticates confidential clients at the token endpoint (RFC 6749 §2.3.1): HTTP Basic preferred,
+/// client_id/client_secret in the body as the fallback, never both.
+/// </summary>
+internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher hasher, FailedAuthenticationLimiter limiter)
+{
+    // Verified against when the client is unknown so that response time does not reveal which ids exist.
+    private static readonly string DecoyHash = "h1$" + Convert.ToBase64String(new byte[32]);
+
+    public async ValueTask<ClientAuthentication> AuthenticateAsync(HttpContext context, OAuthForm form, CancellationToken ct)
+    {
+        string? clientId;
+        string? clientSecret;
+        var authorization = context.Request.Headers.Authorization;
+        if (authorization.Count > 1)
+        {
+            return ClientAuthentication.Fail(400, "invalid_request", "The Authorization header is repeated.");
+        }
+
+        if (authorization.Count == 1 && authorization[0]!.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!TryParseBasic(authorization[0]!, out clientId, out clientSecret))
+            {
+                return ClientAuthentication.Fail(400, "invalid_request", "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
+            }
+
+            // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
+            if (form.Has("client_secret") || (form["client_id"] is { } bodyId && bodyId != clientId))
+            {
+                return ClientAuthentication.Fail(400, "invalid_request", "Client credentials were sent both in the Authorization header and in the body; use one.");
+            }
+        }
+        else
+        {
+            clientId = form["client_id"];
+            clientSecret = form["client_secret"];
+            if (clientId is null || clientSecret is null)
+            {
+                return ClientAuthentication.Fail(400, "invalid_request",
+                    "Client credentials are missing: send HTTP Basic (client_id:client_secret) or client_id and client_secret in the body.");
+            }
+        }
+
+        var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        if (limiter.RetryAfter(address, clientId) is { } wait)
+        {
+            return ClientAuthentication.Fail(429, "invalid_client", "Too many failed client authentications; try again later.", wait);
+        }
+
+        var client = clientId.Length <= 200 ? await registry.FindCachedAsync(clientId, ct) : null;
+        var valid = hasher.Verify(clientSecret, client?.SecretHash ?? DecoyHash);
+        if (client is null || client.IsRevoked || !valid)
+        {
+            limiter.RecordFailure(address, clientId);
+            // One answer for unknown, revoked and wrong-secret, so the endpoint is not a client-id oracle.
+            return ClientAuthentication.Fail(401, "invalid_client", "Client authentication failed: unknown client, revoked client or wrong secret.");
+        }
+
+        return ClientAuthentication.Success(client);
+    }
+
+    private static bool TryParseBasic(string header, out string clientId, out string clientSecret)
+    {
+        clientId = clientSecret = "";
+        if (!AuthenticationHeaderValue.TryParse(header, out var parsed) || parsed.Parameter is null)
+        {
+            return false;
+        }
+
+        string decoded;
+        try
+        {
+            decoded = new UTF8Encoding(false, true).GetString(Convert.FromBase64String(parsed.Parameter));
+        }
+        catch (Exception e) when (e is FormatException or DecoderFallbackException)
+        {
+            return false;
+        }
+
+        var colon = decoded.IndexOf(':', StringComparison.Ordinal);
+        if (colon <= 0)
+        {
+            return false;
+        }
+
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined, so decode each one.
+        var id = OAuthForm.DecodeComponent(decoded[..colon]);
+        var secret = OAuthForm.DecodeComponent(decoded[(colon + 1)..]);
+        if (id is null || secret is null || secret.Length == 0)
+        {
+            return false;
+        }
+
+        clientId = id;
+        clientSecret = secret;
+        return true;
+    }
+
+    public static string RetryAfterSeconds(TimeSpan wait) => Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+}

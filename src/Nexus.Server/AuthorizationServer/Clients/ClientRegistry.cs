@@ -1,0 +1,136 @@
+using System.Collections.Concurrent;
+using Dapper;
+using Nexus.Server.Data;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.AuthorizationServer.Clients;
+
+/// <summary>
+/// Stores clients and serves the token endpoint's lookups from a short-lived in-memory cache, so issuing a
+/// token touches no database. Writes made here invalidate the cache at once; writes made by another instance
+/// are seen within ClientCacheSeconds.
+/// </summary>
+internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, TimeProvider time)
+{
+    private const string Columns = "client_id, kind, name, secret_hash, scopes, grant_types, access_token_lifetime_seconds, created_at, updated_at, secret_rotated_at, revoked_at";
+
+    private readonly ConcurrentDictionary<string, (OAuthClient? Client, long CachedAt)> cache = new(StringComparer.Ordinal);
+
+    private sealed class Row
+    {
+        public string ClientId { get; init; } = "";
+        public string Kind { get; init; } = "";
+        public string Name { get; init; } = "";
+        public string? SecretHash { get; init; }
+        public string Scopes { get; init; } = "";
+        public string GrantTypes { get; init; } = "";
+        public long AccessTokenLifetimeSeconds { get; init; }
+        public long CreatedAt { get; init; }
+        public long UpdatedAt { get; init; }
+        public long SecretRotatedAt { get; init; }
+        public long? RevokedAt { get; init; }
+
+        public OAuthClient ToClient() => new(ClientId, Kind, Name, SecretHash, Split(Scopes), Split(GrantTypes), (int)AccessTokenLifetimeSeconds,
+            DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt),
+            DateTimeOffset.FromUnixTimeMilliseconds(SecretRotatedAt), RevokedAt is { } r ? DateTimeOffset.FromUnixTimeMilliseconds(r) : null);
+
+        private static string[] Split(string value) => value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    /// <summary>The client as the token endpoint and resource checks see it (cached).</summary>
+    public async ValueTask<OAuthClient?> FindCachedAsync(string clientId, CancellationToken ct)
+    {
+        var now = time.GetTimestamp();
+        if (cache.TryGetValue(clientId, out var entry) && time.GetElapsedTime(entry.CachedAt, now).TotalSeconds < options.ClientCacheSeconds)
+        {
+            return entry.Client;
+        }
+
+        var client = await FindAsync(clientId, ct);
+        // Unknown ids are not cached: the id space is unbounded, and the failure limiter throttles guessing.
+        if (client is not null)
+        {
+            cache[clientId] = (client, now);
+        }
+
+        return client;
+    }
+
+    public async Task<OAuthClient?> FindAsync(string clientId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM oauth_clients WHERE client_id = @clientId", new { clientId }, cancellationToken: ct));
+        return row?.ToClient();
+    }
+
+    public async Task<IReadOnlyList<OAuthClient>> ListAsync(string kind, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM oauth_clients WHERE kind = @kind ORDER BY created_at, client_id", new { kind }, cancellationToken: ct));
+        return rows.Select(r => r.ToClient()).ToList();
+    }
+
+    public async Task CreateAsync(OAuthClient client, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            $"INSERT INTO oauth_clients ({Columns}) VALUES (@ClientId, @Kind, @Name, @SecretHash, @Scopes, @GrantTypes, @Lifetime, @CreatedAt, @UpdatedAt, @SecretRotatedAt, NULL)",
+            new
+            {
+                client.ClientId,
+                client.Kind,
+                client.Name,
+                client.SecretHash,
+                Scopes = string.Join(' ', client.Scopes),
+                GrantTypes = string.Join(' ', client.GrantTypes),
+                Lifetime = client.AccessTokenLifetimeSeconds,
+                CreatedAt = client.CreatedAt.ToUnixTimeMilliseconds(),
+                UpdatedAt = client.UpdatedAt.ToUnixTimeMilliseconds(),
+                SecretRotatedAt = client.SecretRotatedAt.ToUnixTimeMilliseconds(),
+            }, cancellationToken: ct));
+    }
+
+    /// <summary>Updates the mutable fields of a client that is not revoked; returns false when there is none.</summary>
+    public async Task<bool> UpdateAsync(OAuthClient client, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE oauth_clients SET name = @Name, scopes = @Scopes, grant_types = @GrantTypes, access_token_lifetime_seconds = @Lifetime, updated_at = @UpdatedAt WHERE client_id = @ClientId AND revoked_at IS NULL",
+            new
+            {
+                client.ClientId,
+                client.Name,
+                Scopes = string.Join(' ', client.Scopes),
+                GrantTypes = string.Join(' ', client.GrantTypes),
+                Lifetime = client.AccessTokenLifetimeSeconds,
+                UpdatedAt = time.GetUtcNow().ToUnixTimeMilliseconds(),
+            }, cancellationToken: ct));
+        cache.TryRemove(client.ClientId, out _);
+        return updated == 1;
+    }
+
+    public async Task<bool> SetSecretHashAsync(string clientId, string secretHash, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE oauth_clients SET secret_hash = @secretHash, secret_rotated_at = @now, updated_at = @now WHERE client_id = @clientId AND revoked_at IS NULL",
+            new { clientId, secretHash, now }, cancellationToken: ct));
+        cache.TryRemove(clientId, out _);
+        return updated == 1;
+    }
+
+    /// <summary>Revokes a client: its secret stops working and tokens it holds are rejected by Nexus's APIs.</summary>
+    public async Task<bool> RevokeAsync(string clientId, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE oauth_clients SET revoked_at = @now, updated_at = @now, secret_hash = NULL WHERE client_id = @clientId AND revoked_at IS NULL",
+            new { clientId, now }, cancellationToken: ct));
+        cache.TryRemove(clientId, out _);
+        return updated == 1;
+    }
+}

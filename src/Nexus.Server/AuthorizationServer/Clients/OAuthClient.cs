@@ -1,0 +1,37 @@
+namespace Nexus.Server.AuthorizationServer.Clients;
+
+internal static class ClientKinds
+{
+    /// <summary>Machine clients using the client credentials grant (the "App Clients" screen).</summary>
+    public const string AppClient = "app_client";
+}
+
+internal static class GrantTypes
+{
+    public const string ClientCredentials = "client_credentials";
+    public const string AuthorizationCode = "authorization_code";
+    public const string RefreshToken = "refresh_token";
+
+    /// <summary>Every grant this server knows. A known grant that a client may not use is answered differently from an unknown one.</summary>
+    public static readonly HashSet<string> Known = [ClientCredentials, AuthorizationCode, RefreshToken];
+
+    /// <summary>Grants an App Client may be registered with.</summary>
+    public static readonly HashSet<string> ForAppClients = [ClientCredentials];
+}
+
+/// <summary>A client of Nexus's authorization server. The secret itself is never held, only its keyed hash.</summary>
+internal sealed record OAuthClient(
+    string ClientId,
+    string Kind,
+    string Name,
+    string? SecretHash,
+    IReadOnlyList<string> Scopes,
+    IReadOnlyList<string> GrantTypes,
+    int AccessTokenLifetimeSeconds,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset SecretRotatedAt,
+    DateTimeOffset? RevokedAt)
+{
+    public bool IsRevoked => RevokedAt is not null;
+}

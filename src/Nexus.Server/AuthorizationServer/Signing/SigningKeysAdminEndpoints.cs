@@ -1,0 +1,23 @@
+namespace Nexus.Server.AuthorizationServer.Signing;
+
+internal sealed record SigningKeyResponse(string Kid, string Alg, string Status, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt, DateTimeOffset? ExpiresAt)
+{
+    public static SigningKeyResponse From(SigningKey k) => new(k.Kid, k.Alg, k.RetiredAt is null ? "active" : "retired", k.CreatedAt, k.RetiredAt, k.ExpiresAt);
+}
+
+/// <summary>/v1/admin/signing-keys: list published keys and rotate them.</summary>
+internal static class SigningKeysAdminEndpoints
+{
+    public static void MapSigningKeysAdmin(this RouteGroupBuilder admin)
+    {
+        var keys = admin.MapGroup("/signing-keys").WithTags("Signing keys");
+        keys.MapGet("", (SigningKeys signingKeys) =>
+            TypedResults.Ok(new { keys = signingKeys.Published.OrderBy(k => k.CreatedAt).Select(SigningKeyResponse.From) }));
+        keys.MapPost("/rotate", async (SigningKeyStore store, SigningKeys signingKeys, CancellationToken ct) =>
+        {
+            var created = await store.RotateAsync(ct);
+            await signingKeys.ReloadAsync(ct);
+            return TypedResults.Ok(new { keys = created.Select(SigningKeyResponse.From) });
+        });
+    }
+}

@@ -1,0 +1,12 @@
+namespace Nexus.Server.Data;
+
+internal static class DataExtensions
+{
+    public static WebApplicationBuilder AddData(this WebApplicationBuilder builder)
+    {
+        Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true;
+        builder.Services.AddSingleton<NexusDatabase>();
+        builder.Services.AddSingleton<Migrator>();
+        return builder;
+    }
+}

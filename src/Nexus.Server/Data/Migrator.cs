@@ -1,0 +1,104 @@
+using System.Data.Common;
+using System.Reflection;
+using Dapper;
+
+namespace Nexus.Server.Data;
+
+/// <summary>
+/// Versioned schema migrations: plain SQL files per engine under Data/Migrations/{sqlite,postgres}, embedded in
+/// the assembly, named NNNN_description.sql. Each runs once, in its own transaction, recorded in
+/// schema_migrations. Several instances starting together serialize on a lock (a PostgreSQL advisory lock, or
+/// SQLite's write lock), so re-running is always safe.
+/// </summary>
+internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migrator> logger)
+{
+    // Arbitrary constant shared by every Nexus instance: "NEXUS" in ASCII.
+    private const long AdvisoryLockId = 0x4E45585553;
+
+    public sealed record Migration(int Version, string Name, string Sql);
+
+    public IReadOnlyList<Migration> Migrations { get; } = Load(db.Engine);
+
+    /// <summary>Applies every pending migration and then runs <paramref name="afterMigrations"/> under the same lock.</summary>
+    public async Task<int> MigrateAsync(Func<DbConnection, Task>? afterMigrations = null, CancellationToken ct = default)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        if (db.Engine == DatabaseEngine.Postgres)
+        {
+            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_lock(@id)", new { id = AdvisoryLockId }, cancellationToken: ct));
+        }
+
+        try
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                cancellationToken: ct));
+
+            var applied = 0;
+            foreach (var migration in Migrations)
+            {
+                await using var tx = await db.BeginLockedTransactionAsync(connection, ct);
+                var done = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                    "SELECT COUNT(*) FROM schema_migrations WHERE version = @Version", new { migration.Version }, tx, cancellationToken: ct));
+                if (done > 0)
+                {
+                    await tx.RollbackAsync(ct);
+                    continue;
+                }
+
+                await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (@Version, @Name, @At)",
+                    new { migration.Version, migration.Name, At = time.GetUtcNow().ToUnixTimeMilliseconds() }, tx, cancellationToken: ct));
+                await tx.CommitAsync(ct);
+                applied++;
+                logger.LogInformation("Applied migration {Version} {Name}", migration.Version, migration.Name);
+            }
+
+            if (afterMigrations is not null)
+            {
+                await afterMigrations(connection);
+            }
+
+            return applied;
+        }
+        finally
+        {
+            if (db.Engine == DatabaseEngine.Postgres)
+            {
+                await connection.ExecuteAsync("SELECT pg_advisory_unlock(@id)", new { id = AdvisoryLockId });
+            }
+        }
+    }
+
+    private static List<Migration> Load(DatabaseEngine engine)
+    {
+        var prefix = $"migrations/{(engine == DatabaseEngine.Sqlite ? "sqlite" : "postgres")}/";
+        var assembly = Assembly.GetExecutingAssembly();
+        var list = new List<Migration>();
+        foreach (var resource in assembly.GetManifestResourceNames().Where(n => n.StartsWith(prefix, StringComparison.Ordinal)))
+        {
+            var file = resource[prefix.Length..];
+            var underscore = file.IndexOf('_', StringComparison.Ordinal);
+            if (underscore <= 0 || !int.TryParse(file[..underscore], out var version))
+            {
+                throw new InvalidOperationException($"Migration '{resource}' must be named NNNN_description.sql.");
+            }
+
+            using var stream = assembly.GetManifestResourceStream(resource)!;
+            using var reader = new StreamReader(stream);
+            list.Add(new Migration(version, Path.GetFileNameWithoutExtension(file)[(underscore + 1)..], reader.ReadToEnd()));
+        }
+
+        list.Sort((a, b) => a.Version.CompareTo(b.Version));
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (list[i].Version != i + 1)
+            {
+                throw new InvalidOperationException($"Migrations must be numbered 1, 2, 3… without gaps; found {list[i].Version} at position {i + 1}.");
+            }
+        }
+
+        return list;
+    }
+}

@@ -1,0 +1,46 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Nexus.Server.Hosting;
+
+/// <summary>
+/// Guards /v1/admin with the bootstrap API_KEY sent as X-API-Key. Both sides are hashed first so that the
+/// comparison is constant-time regardless of length.
+/// </summary>
+internal sealed class AdminApiKeyFilter : IEndpointFilter
+{
+    public const string HeaderName = "X-API-Key";
+    private readonly byte[]? expectedHash;
+
+    public AdminApiKeyFilter(NexusOptions options)
+    {
+        expectedHash = string.IsNullOrEmpty(options.ApiKey) ? null : SHA256.HashData(Encoding.UTF8.GetBytes(options.ApiKey));
+    }
+
+    public ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        if (expectedHash is null)
+        {
+            return ValueTask.FromResult<object?>(Problems.Create(StatusCodes.Status401Unauthorized, "admin_api_disabled",
+                "The admin API is disabled.", "Set API_KEY to a long random value (openssl rand -base64 32) and send it as X-API-Key."));
+        }
+
+        var presented = http.Request.Headers[HeaderName];
+        if (presented.Count != 1 || string.IsNullOrEmpty(presented[0]) || !Matches(presented[0]!))
+        {
+            http.Response.Headers.WWWAuthenticate = "ApiKey header=\"X-API-Key\"";
+            return ValueTask.FromResult<object?>(Problems.Create(StatusCodes.Status401Unauthorized, "unauthorized",
+                "A valid admin API key is required.", "Send the deployment's API_KEY in the X-API-Key header."));
+        }
+
+        return next(context);
+    }
+
+    private bool Matches(string presented)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(presented), hash);
+        return CryptographicOperations.FixedTimeEquals(hash, expectedHash);
+    }
+}

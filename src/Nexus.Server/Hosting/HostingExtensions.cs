@@ -1,0 +1,81 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.Extensions.Options;
+
+namespace Nexus.Server.Hosting;
+
+internal static class HostingExtensions
+{
+    public const string DefaultUrl = "http://localhost:8090";
+
+    public static WebApplicationBuilder AddHosting(this WebApplicationBuilder builder)
+    {
+        // --urls and ASPNETCORE_URLS win; with neither, Nexus listens where the README says it does.
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            // Nothing Nexus accepts is large; the Bridge raises this per request where it streams.
+            k.Limits.MaxRequestBodySize = 1024 * 1024;
+        });
+
+        builder.Services.AddSingleton<IConfigureOptions<NexusOptions>, NexusOptionsSetup>();
+        builder.Services.AddSingleton<IValidateOptions<NexusOptions>, NexusOptionsValidator>();
+        builder.Services.AddOptions<NexusOptions>().ValidateOnStart();
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<IOptions<NexusOptions>>().Value);
+        builder.Services.AddSingleton(TimeProvider.System);
+
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+            o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        });
+        builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+        builder.Services.AddSingleton<AdminApiKeyFilter>();
+        builder.Services.AddSingleton<NexusBootstrapper>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<NexusBootstrapper>());
+        return builder;
+    }
+
+    public static WebApplication MapHosting(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapGet("/healthz", () => TypedResults.Ok(new { status = "ok" })).ExcludeFromDescription();
+        app.MapGet("/readyz", async (Data.NexusDatabase db, CancellationToken ct) =>
+        {
+            await db.PingAsync(ct);
+            return TypedResults.Ok(new { status = "ok", database = db.Engine.ToString().ToLowerInvariant() });
+        }).ExcludeFromDescription();
+        return app;
+    }
+}
+
+/// <summary>Turns request-shaped exceptions into 4xx problems and everything else into a 500 that leaks nothing.</summary>
+internal sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        IResult result;
+        if (exception is BadHttpRequestException bad)
+        {
+            result = Problems.Create(bad.StatusCode, "bad_request", "The request could not be read.", bad.Message);
+        }
+        else
+        {
+            logger.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
+            result = Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "Nexus hit an unexpected error.",
+                "The error was logged with the request's trace id.", new Dictionary<string, object?> { ["trace_id"] = context.TraceIdentifier });
+        }
+
+        await result.ExecuteAsync(context);
+        return true;
+    }
+}

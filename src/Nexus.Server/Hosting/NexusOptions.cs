@@ -1,0 +1,69 @@
+namespace Nexus.Server.Hosting;
+
+/// <summary>
+/// Deployment settings. Every property can come from appsettings.json (section "Nexus"), from
+/// <c>Nexus__Property</c> environment variables, or, for the names the product documents use, from the
+/// plain variables BASE_URL, API_KEY, SUPERUSER_EMAIL, DATABASE_URL, ENCRYPTION_KEY and PREVIOUS_ENCRYPTION_KEYS.
+/// </summary>
+internal sealed class NexusOptions
+{
+    public const string Section = "Nexus";
+
+    /// <summary>Public URL of this deployment; the token issuer and the base of every link Nexus hands out.</summary>
+    public string BaseUrl { get; set; } = "http://localhost:8090";
+
+    /// <summary>Folder for the embedded SQLite database and the development encryption key.</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>Bootstrap key for the admin API (sent as X-API-Key). Unset disables the admin API.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Email of the first system administrator.</summary>
+    public string? SuperuserEmail { get; set; }
+
+    /// <summary>PostgreSQL URL (postgres://user:pass@host:port/db) or Npgsql connection string; unset means SQLite.</summary>
+    public string? DatabaseUrl { get; set; }
+
+    /// <summary>Active AES-256 key: 32 random bytes in base64 (<c>openssl rand -base64 32</c>).</summary>
+    public string? EncryptionKey { get; set; }
+
+    /// <summary>Comma-separated older keys that can still decrypt until <c>keys reencrypt</c> has run.</summary>
+    public string? PreviousEncryptionKeys { get; set; }
+
+    /// <summary>The <c>aud</c> of access tokens Nexus issues for its own API. Defaults to <see cref="BaseUrl"/>.</summary>
+    public string? AccessTokenAudience { get; set; }
+
+    /// <summary>JWS algorithm for access tokens: ES256 (fast, default) or RS256.</summary>
+    public string AccessTokenSigningAlgorithm { get; set; } = "ES256";
+
+    /// <summary>Upper bound for any client's access token lifetime.</summary>
+    public int MaxAccessTokenLifetimeSeconds { get; set; } = 86_400;
+
+    /// <summary>
+    /// How long a retired signing key stays in the JWKS. It must outlive every token it signed, so it may not
+    /// be shorter than <see cref="MaxAccessTokenLifetimeSeconds"/>.
+    /// </summary>
+    public int SigningKeyOverlapSeconds { get; set; } = 86_400;
+
+    /// <summary>How often each instance re-reads signing keys, so a rotation on one instance reaches the others.</summary>
+    public int SigningKeyRefreshSeconds { get; set; } = 30;
+
+    /// <summary>How long a client record is cached in memory; bounds how late another instance sees a revocation.</summary>
+    public int ClientCacheSeconds { get; set; } = 5;
+
+    /// <summary>Failed client authentications allowed per client and address within the window.</summary>
+    public int FailedClientAuthenticationLimit { get; set; } = 10;
+
+    public int FailedClientAuthenticationWindowSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// What a client gets for a grant type the server implements but the client may not use. "seed" (default)
+    /// answers 501 unsupported_grant_type as the Nexus Authentication document specifies; "rfc" answers 400
+    /// unauthorized_client as RFC 6749 §5.2 specifies.
+    /// </summary>
+    public string UnauthorizedGrantResponse { get; set; } = "seed";
+
+    public string Issuer => BaseUrl.TrimEnd('/');
+
+    public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;
+}

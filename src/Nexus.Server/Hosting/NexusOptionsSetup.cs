@@ -1,0 +1,99 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Options;
+
+namespace Nexus.Server.Hosting;
+
+/// <summary>Lets the plain variable names from the product documents override the "Nexus" section.</summary>
+internal sealed class NexusOptionsSetup(IConfiguration configuration) : IConfigureOptions<NexusOptions>
+{
+    public void Configure(NexusOptions options)
+    {
+        configuration.GetSection(NexusOptions.Section).Bind(options);
+        options.BaseUrl = configuration["BASE_URL"] ?? options.BaseUrl;
+        options.ApiKey = configuration["API_KEY"] ?? options.ApiKey;
+        options.SuperuserEmail = configuration["SUPERUSER_EMAIL"] ?? options.SuperuserEmail;
+        options.DatabaseUrl = configuration["DATABASE_URL"] ?? options.DatabaseUrl;
+        options.EncryptionKey = configuration["ENCRYPTION_KEY"] ?? options.EncryptionKey;
+        options.PreviousEncryptionKeys = configuration["PREVIOUS_ENCRYPTION_KEYS"] ?? options.PreviousEncryptionKeys;
+    }
+}
+
+/// <summary>Fails startup with messages that say what to change, instead of failing later on a request.</summary>
+internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
+{
+    public ValidateOptionsResult Validate(string? name, NexusOptions o)
+    {
+        var errors = new List<string>();
+        if (!Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out var baseUri) || (baseUri.Scheme != "http" && baseUri.Scheme != "https")
+            || !string.IsNullOrEmpty(baseUri.Query) || !string.IsNullOrEmpty(baseUri.Fragment))
+        {
+            errors.Add($"BASE_URL must be an absolute http(s) URL without query or fragment, such as http://localhost:8090 (got '{o.BaseUrl}').");
+        }
+
+        if (!string.IsNullOrEmpty(o.EncryptionKey) && !IsAes256Key(o.EncryptionKey))
+        {
+            errors.Add("ENCRYPTION_KEY must be 32 random bytes in base64. Generate one with: openssl rand -base64 32");
+        }
+
+        foreach (var previous in (o.PreviousEncryptionKeys ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!IsAes256Key(previous))
+            {
+                errors.Add("PREVIOUS_ENCRYPTION_KEYS must be a comma-separated list of base64 keys of 32 bytes each (the values ENCRYPTION_KEY had before).");
+                break;
+            }
+        }
+
+        if (o.ApiKey is { Length: > 0 and < 16 })
+        {
+            errors.Add("API_KEY is too short to be safe: use at least 16 characters, e.g. the output of: openssl rand -base64 32");
+        }
+
+        if (o.AccessTokenSigningAlgorithm is not ("ES256" or "RS256"))
+        {
+            errors.Add($"Nexus:AccessTokenSigningAlgorithm must be ES256 or RS256 (got '{o.AccessTokenSigningAlgorithm}').");
+        }
+
+        if (o.MaxAccessTokenLifetimeSeconds is < 60 or > 604_800)
+        {
+            errors.Add("Nexus:MaxAccessTokenLifetimeSeconds must be between 60 and 604800 (one week).");
+        }
+
+        if (o.SigningKeyOverlapSeconds < o.MaxAccessTokenLifetimeSeconds)
+        {
+            errors.Add("Nexus:SigningKeyOverlapSeconds must be at least Nexus:MaxAccessTokenLifetimeSeconds, or tokens signed by a retired key would stop verifying before they expire.");
+        }
+
+        if (o.SigningKeyRefreshSeconds < 1 || o.ClientCacheSeconds < 0 || o.FailedClientAuthenticationLimit < 1 || o.FailedClientAuthenticationWindowSeconds < 1)
+        {
+            errors.Add("Nexus:SigningKeyRefreshSeconds, FailedClientAuthenticationLimit and FailedClientAuthenticationWindowSeconds must be positive; ClientCacheSeconds may not be negative.");
+        }
+
+        if (o.UnauthorizedGrantResponse is not ("seed" or "rfc"))
+        {
+            errors.Add($"Nexus:UnauthorizedGrantResponse must be 'seed' (501 unsupported_grant_type) or 'rfc' (400 unauthorized_client), got '{o.UnauthorizedGrantResponse}'.");
+        }
+
+        if (!string.IsNullOrEmpty(o.DatabaseUrl))
+        {
+            try
+            {
+                _ = Data.DatabaseUrl.ToNpgsqlConnectionString(o.DatabaseUrl);
+            }
+            catch (FormatException e)
+            {
+                errors.Add($"DATABASE_URL is not usable: {e.Message} Use postgres://user:password@host:5432/database or an Npgsql connection string (Host=...;Database=...).");
+            }
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    internal static bool IsAes256Key(string value)
+    {
+        Span<byte> buffer = stackalloc byte[64];
+        var ok = Convert.TryFromBase64String(value.Trim(), buffer, out var written) && written == 32;
+        CryptographicOperations.ZeroMemory(buffer);
+        return ok;
+    }
+}

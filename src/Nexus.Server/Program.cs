@@ -1,0 +1,18 @@
+using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Data;
+using Nexus.Server.Hosting;
+using Nexus.Server.Vault;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddHosting();
+builder.AddData();
+builder.AddVault();
+builder.AddAuthorizationServer();
+
+var app = builder.Build();
+
+app.MapHosting();
+app.MapAuthorizationServer();
+
+return await app.RunNexusAsync(args);

@@ -1,0 +1,97 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Nexus.Server.Vault;
+
+/// <summary>
+/// AES-256-GCM envelope for everything Nexus keeps secret at rest. Layout of a ciphertext:
+/// <c>[1: format 0x01][4: key id][12: nonce][n: ciphertext][16: tag]</c>. The key id lets older keys keep
+/// decrypting after a rotation; the caller's context string is bound as associated data, so a ciphertext
+/// copied into another row or column fails to decrypt instead of being silently accepted.
+/// </summary>
+internal sealed class KeyRing
+{
+    private const byte Format = 0x01;
+    private const int HeaderSize = 1 + 4 + NonceSize;
+    private const int NonceSize = 12;
+    private const int TagSize = 16;
+
+    private readonly Dictionary<uint, byte[]> keys = [];
+    private readonly byte[] activeKey;
+
+    public KeyRing(byte[] activeKey, IEnumerable<byte[]> previousKeys, DateTimeOffset? activeKeyCreatedAt = null)
+    {
+        if (activeKey.Length != 32)
+        {
+            throw new ArgumentException("An AES-256 key is 32 bytes.", nameof(activeKey));
+        }
+
+        this.activeKey = activeKey;
+        ActiveKeyId = IdOf(activeKey);
+        ActiveKeyCreatedAt = activeKeyCreatedAt;
+        keys[ActiveKeyId] = activeKey;
+        foreach (var key in previousKeys)
+        {
+            keys.TryAdd(IdOf(key), key);
+        }
+    }
+
+    public uint ActiveKeyId { get; }
+
+    /// <summary>When known (the development key file's age), how old the active key is.</summary>
+    public DateTimeOffset? ActiveKeyCreatedAt { get; }
+
+    public int KeyCount => keys.Count;
+
+    public static uint IdOf(ReadOnlySpan<byte> key)
+    {
+        // A fingerprint, not the key: the first four bytes of a domain-separated SHA-256.
+        Span<byte> hash = stackalloc byte[32];
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData("nexus-key-id"u8);
+        sha.AppendData(key);
+        sha.GetHashAndReset(hash);
+        return BinaryPrimitives.ReadUInt32BigEndian(hash);
+    }
+
+    public byte[] Encrypt(ReadOnlySpan<byte> plaintext, string context)
+    {
+        var output = new byte[HeaderSize + plaintext.Length + TagSize];
+        output[0] = Format;
+        BinaryPrimitives.WriteUInt32BigEndian(output.AsSpan(1, 4), ActiveKeyId);
+        var nonce = output.AsSpan(5, NonceSize);
+        RandomNumberGenerator.Fill(nonce);
+        using var aes = new AesGcm(activeKey, TagSize);
+        aes.Encrypt(nonce, plaintext, output.AsSpan(HeaderSize, plaintext.Length), output.AsSpan(HeaderSize + plaintext.Length), Encoding.UTF8.GetBytes(context));
+        return output;
+    }
+
+    public byte[] Encrypt(string plaintext, string context) => Encrypt(Encoding.UTF8.GetBytes(plaintext), context);
+
+    public byte[] Decrypt(ReadOnlySpan<byte> ciphertext, string context)
+    {
+        if (ciphertext.Length < HeaderSize + TagSize || ciphertext[0] != Format)
+        {
+            throw new CryptographicException("The value is not a Nexus ciphertext.");
+        }
+
+        var keyId = BinaryPrimitives.ReadUInt32BigEndian(ciphertext.Slice(1, 4));
+        if (!keys.TryGetValue(keyId, out var key))
+        {
+            throw new CryptographicException(
+                $"A value was encrypted with key {keyId:x8}, which is not configured. Add that key to PREVIOUS_ENCRYPTION_KEYS (ENCRYPTION_KEY is {ActiveKeyId:x8}).");
+        }
+
+        var length = ciphertext.Length - HeaderSize - TagSize;
+        var plaintext = new byte[length];
+        using var aes = new AesGcm(key, TagSize);
+        aes.Decrypt(ciphertext.Slice(5, NonceSize), ciphertext.Slice(HeaderSize, length), ciphertext[^TagSize..], plaintext, Encoding.UTF8.GetBytes(context));
+        return plaintext;
+    }
+
+    public string DecryptString(ReadOnlySpan<byte> ciphertext, string context) => Encoding.UTF8.GetString(Decrypt(ciphertext, context));
+
+    public static uint KeyIdOf(ReadOnlySpan<byte> ciphertext) =>
+        ciphertext.Length >= 5 ? BinaryPrimitives.ReadUInt32BigEndian(ciphertext.Slice(1, 4)) : 0;
+}

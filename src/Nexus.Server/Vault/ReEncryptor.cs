@@ -1,0 +1,48 @@
+using Dapper;
+using Nexus.Server.Data;
+
+namespace Nexus.Server.Vault;
+
+/// <summary>
+/// Re-encrypts every registered column under the active key, row by row. Each update is conditional on the
+/// ciphertext it read, so a value changed concurrently is left alone (it was written under the active key
+/// anyway), and an interrupted run can simply be repeated.
+/// </summary>
+internal sealed class ReEncryptor(NexusDatabase db, KeyRing keyRing, IEnumerable<EncryptedColumn> columns, ILogger<ReEncryptor> logger)
+{
+    public async Task<int> ReEncryptAllAsync(CancellationToken ct = default)
+    {
+        var total = 0;
+        await using var connection = await db.OpenAsync(ct);
+        foreach (var column in columns)
+        {
+            var rows = await connection.QueryAsync<(string Key, byte[] Value)>(new CommandDefinition(
+                $"SELECT {column.KeyColumn}, {column.ValueColumn} FROM {column.Table} WHERE {column.ValueColumn} IS NOT NULL", cancellationToken: ct));
+            var moved = 0;
+            foreach (var (key, value) in rows)
+            {
+                if (KeyRing.KeyIdOf(value) == keyRing.ActiveKeyId)
+                {
+                    continue;
+                }
+
+                var context = column.ContextFor(key);
+                var plaintext = keyRing.Decrypt(value, context);
+                var updated = await connection.ExecuteAsync(new CommandDefinition(
+                    $"UPDATE {column.Table} SET {column.ValueColumn} = @New WHERE {column.KeyColumn} = @Key AND {column.ValueColumn} = @Old",
+                    new { New = keyRing.Encrypt(plaintext, context), Key = key, Old = value }, cancellationToken: ct));
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(plaintext);
+                moved += updated;
+            }
+
+            if (moved > 0)
+            {
+                logger.LogInformation("Re-encrypted {Count} value(s) in {Table}.{Column}", moved, column.Table, column.ValueColumn);
+            }
+
+            total += moved;
+        }
+
+        return total;
+    }
+}
