@@ -46,44 +46,45 @@ internal sealed class OAuthForm
     /// <summary>Reads and parses the request body; the error is a description for an invalid_request response.</summary>
     public static async Task<(OAuthForm? Form, string? Error)> ReadAsync(HttpRequest request, CancellationToken ct)
     {
-        if (request.ContentLength > MaxBodyBytes)
-        {
-            return (null, $"The request body exceeds {MaxBodyBytes} bytes.");
-        }
-
-        var buffer = ArrayPool<byte>.Shared.Rent(4096);
-        var length = 0;
+        var tooLarge = $"The request body exceeds {MaxBodyBytes} bytes.";
+        var buffer = ArrayPool<byte>.Shared.Rent(MaxBodyBytes);
         try
         {
+            var length = 0;
             while (true)
             {
-                if (length == buffer.Length)
-                {
-                    if (buffer.Length >= MaxBodyBytes)
-                    {
-                        return (null, $"The request body exceeds {MaxBodyBytes} bytes.");
-                    }
-
-                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, MaxBodyBytes));
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-
-                var read = await request.Body.ReadAsync(buffer.AsMemory(length, Math.Min(buffer.Length, MaxBodyBytes) - length), ct);
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length, buffer.Length - length), ct);
                 if (read == 0)
                 {
                     break;
                 }
 
                 length += read;
+                if (length > MaxBodyBytes)
+                {
+                    // Read the rest (Kestrel caps it at MaxRequestBodySize) so that the client, which may still be
+                    // uploading, receives this answer instead of a reset connection.
+                    while (await request.Body.ReadAsync(buffer, ct) > 0)
+                    {
+                    }
+
+                    return (null, tooLarge);
+                }
+
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
             }
 
             return Parse(buffer.AsSpan(0, length));
         }
         catch (BadHttpRequestException)
         {
-            return (null, "The request body could not be read.");
+            return (null, tooLarge);
         }
         finally
         {

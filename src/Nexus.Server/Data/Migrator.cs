@@ -7,14 +7,11 @@ namespace Nexus.Server.Data;
 /// <summary>
 /// Versioned schema migrations: plain SQL files per engine under Data/Migrations/{sqlite,postgres}, embedded in
 /// the assembly, named NNNN_description.sql. Each runs once, in its own transaction, recorded in
-/// schema_migrations. Several instances starting together serialize on a lock (a PostgreSQL advisory lock, or
+/// schema_migrations. Several instances starting together serialize on the startup lock (a PostgreSQL advisory lock, or
 /// SQLite's write lock), so re-running is always safe.
 /// </summary>
 internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migrator> logger)
 {
-    // Arbitrary constant shared by every Nexus instance: "NEXUS" in ASCII.
-    private const long AdvisoryLockId = 0x4E45585553;
-
     public sealed record Migration(int Version, string Name, string Sql);
 
     public IReadOnlyList<Migration> Migrations { get; } = Load(db.Engine);
@@ -23,12 +20,7 @@ internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migr
     public async Task<int> MigrateAsync(Func<DbConnection, Task>? afterMigrations = null, CancellationToken ct = default)
     {
         await using var connection = await db.OpenAsync(ct);
-        if (db.Engine == DatabaseEngine.Postgres)
-        {
-            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_lock(@id)", new { id = AdvisoryLockId }, cancellationToken: ct));
-        }
-
-        try
+        await using (await db.AcquireStartupLockAsync(connection, ct))
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
@@ -61,13 +53,6 @@ internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migr
             }
 
             return applied;
-        }
-        finally
-        {
-            if (db.Engine == DatabaseEngine.Postgres)
-            {
-                await connection.ExecuteAsync("SELECT pg_advisory_unlock(@id)", new { id = AdvisoryLockId });
-            }
         }
     }
 

@@ -90,6 +90,53 @@ internal sealed class NexusDatabase : IDisposable
         return tx;
     }
 
+    /// <summary>
+    /// A lock held by one process at a time across all instances, for startup work (migrations, first keys).
+    /// PostgreSQL: a session advisory lock on <paramref name="connection"/>. SQLite: an exclusive lock on a file
+    /// beside the database, because SQLite's own write lock cannot span the several transactions startup needs.
+    /// </summary>
+    public async Task<IAsyncDisposable> AcquireStartupLockAsync(DbConnection connection, CancellationToken ct = default)
+    {
+        if (Engine == DatabaseEngine.Postgres)
+        {
+            await ExecuteAsync(connection, $"SELECT pg_advisory_lock({StartupLockId})", ct);
+            return new Releaser(() => ExecuteAsync(connection, $"SELECT pg_advisory_unlock({StartupLockId})", CancellationToken.None));
+        }
+
+        var path = SqliteFile + ".lock";
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (true)
+        {
+            try
+            {
+                var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                return new Releaser(() =>
+                {
+                    stream.Dispose();
+                    return Task.CompletedTask;
+                });
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(25, ct);
+            }
+        }
+    }
+
+    private const long StartupLockId = 0x4E45585553;
+
+    private static async Task ExecuteAsync(DbConnection connection, string sql, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private sealed class Releaser(Func<Task> release) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync() => await release();
+    }
+
     public async Task PingAsync(CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);

@@ -61,6 +61,12 @@ internal static class NexusCommands
             await Console.Error.WriteLineAsync("Nexus cannot start: " + e.Message);
             return 1;
         }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            // Stored secrets that no configured key opens: the message names the missing key id.
+            await Console.Error.WriteLineAsync("Nexus cannot start: a stored secret could not be decrypted. " + e.Message);
+            return 1;
+        }
     }
 
     private static Task InitializeAsync(WebApplication app)

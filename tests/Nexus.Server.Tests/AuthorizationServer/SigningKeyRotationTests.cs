@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.AuthorizationServer;
+
+public sealed class SigningKeyRotationTests
+{
+    [Fact]
+    public async Task RotationKeepsOldTokensValidUntilTheyExpire()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var time = new OffsetTimeProvider();
+        await using var server = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["Nexus:MaxAccessTokenLifetimeSeconds"] = "3600";
+            s["Nexus:SigningKeyOverlapSeconds"] = "3600";
+        }, time: time);
+        var (id, secret) = await server.CreateAppClientAsync(lifetime: 3600);
+        var before = await server.IssueTokenAsync(id, secret);
+        var oldKid = new JsonWebToken(before).Kid;
+
+        var rotated = await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/signing-keys/rotate");
+        Assert.Equal(2, rotated.GetProperty("keys").GetArrayLength());
+
+        var after = await server.IssueTokenAsync(id, secret);
+        Assert.NotEqual(oldKid, new JsonWebToken(after).Kid);
+
+        var kids = await KidsAsync(server);
+        Assert.Contains(oldKid, kids);
+        Assert.Contains(new JsonWebToken(after).Kid, kids);
+        Assert.True((await AccessTokenTests.ValidateWithIdentityModelAsync(server, before)).IsValid);
+        Assert.Equal(HttpStatusCode.OK, (await MeAsync(server, before)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await MeAsync(server, after)).StatusCode);
+
+        var listed = await server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/signing-keys");
+        Assert.Contains(listed.GetProperty("keys").EnumerateArray(), k => k.GetProperty("kid").GetString() == oldKid && k.GetProperty("status").GetString() == "retired");
+
+        // Past the overlap window the retired key leaves the JWKS; every token it signed has expired by then.
+        time.Advance(TimeSpan.FromHours(1) + TimeSpan.FromMinutes(1));
+        await server.Services.GetRequiredService<SigningKeys>().ReloadAsync();
+        Assert.DoesNotContain(oldKid, await KidsAsync(server));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeAsync(server, before)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AnotherInstanceVerifiesTokensSignedWithAKeyRotatedElsewhere()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var first = await NexusTestServer.StartAsync(db);
+        await using var second = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["BASE_URL"] = first.Issuer;
+            s["ENCRYPTION_KEY"] = first.EncryptionKey;
+            s["API_KEY"] = first.ApiKey;
+        });
+        var (id, secret) = await first.CreateAppClientAsync();
+        await first.AdminJsonAsync(HttpMethod.Post, "/v1/admin/signing-keys/rotate");
+        var token = await first.IssueTokenAsync(id, secret);
+        Assert.Equal(HttpStatusCode.OK, (await MeAsync(second, token)).StatusCode);
+    }
+
+    private static async Task<List<string>> KidsAsync(NexusTestServer server) =>
+        JsonDocument.Parse(await server.Http.GetStringAsync("/oauth2/jwks")).RootElement.GetProperty("keys").EnumerateArray()
+            .Select(k => k.GetProperty("kid").GetString()!).ToList();
+
+    private static Task<HttpResponseMessage> MeAsync(NexusTestServer server, string token)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/me");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return server.Http.SendAsync(request);
+    }
+}

@@ -1,0 +1,31 @@
+using System.Text;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Data;
+
+/// <summary>What the database holds must be useless to someone who copies it.</summary>
+public sealed class AtRestTests
+{
+    [Fact]
+    public async Task DatabaseHoldsNoPlaintextSecrets()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        var (id, secret) = await server.CreateAppClientAsync();
+        var rotated = (await server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/clients/{id}/secret")).GetProperty("client_secret").GetString()!;
+        var token = await server.IssueTokenAsync(id, rotated);
+
+        var rows = await db.DumpAllRowsAsync();
+        Assert.Contains(id, rows); // the scan does see the data
+        var raw = Encoding.Latin1.GetString(db.RawSqliteBytes());
+        foreach (var plaintext in new[] { secret, rotated, token, server.EncryptionKey, server.ApiKey, secret["nxs_".Length..] })
+        {
+            Assert.DoesNotContain(plaintext, rows, StringComparison.Ordinal);
+            Assert.DoesNotContain(plaintext, raw, StringComparison.Ordinal);
+        }
+
+        // Private signing keys are stored only as ciphertext: no PKCS#8 or PEM structure is visible.
+        Assert.DoesNotContain("PRIVATE KEY", rows, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"d\":", rows, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,57 @@
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Hosting;
+
+public sealed class StartupValidationTests
+{
+    [Theory]
+    [InlineData("BASE_URL", "not a url", "BASE_URL")]
+    [InlineData("BASE_URL", "ftp://x", "BASE_URL")]
+    [InlineData("ENCRYPTION_KEY", "dG9vIHNob3J0", "openssl rand -base64 32")]
+    [InlineData("PREVIOUS_ENCRYPTION_KEYS", "nope", "PREVIOUS_ENCRYPTION_KEYS")]
+    [InlineData("API_KEY", "short", "API_KEY")]
+    [InlineData("DATABASE_URL", "postgres://nodb", "DATABASE_URL")]
+    [InlineData("Nexus:AccessTokenSigningAlgorithm", "HS256", "ES256 or RS256")]
+    [InlineData("Nexus:UnauthorizedGrantResponse", "maybe", "'seed'")]
+    public async Task RefusesToStartWithAMessageThatSaysWhatToFix(string key, string value, string expected)
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey(), [key.Replace(":", "__", StringComparison.Ordinal)] = value };
+        var (exitCode, output) = await NexusProcess.RunAsync(db, env, "migrate");
+        Assert.Equal(1, exitCode);
+        Assert.Contains("configuration is invalid", output, StringComparison.Ordinal);
+        Assert.Contains(expected, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProductionRefusesToStartWithoutEncryptionKey()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var (exitCode, output) = await NexusProcess.RunAsync(db, new Dictionary<string, string?>(), "migrate");
+        Assert.Equal(1, exitCode);
+        Assert.Contains("ENCRYPTION_KEY is required in Production", output, StringComparison.Ordinal);
+        Assert.Contains("openssl rand -base64 32", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DevelopmentGeneratesAndReusesAKeyFileReadableOnlyByItsOwner()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        string id, secret;
+        await using (var first = await NexusTestServer.StartAsync(db, s => s["ENCRYPTION_KEY"] = null, environment: "Development"))
+        {
+            (id, secret) = await first.CreateAppClientAsync();
+        }
+
+        var keyFile = Path.Combine(db.DataDirectory, "encryption.key");
+        Assert.True(File.Exists(keyFile));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        }
+
+        await using var second = await NexusTestServer.StartAsync(db, s => s["ENCRYPTION_KEY"] = null, environment: "Development");
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await second.RequestTokenAsync(id, secret)).StatusCode);
+    }
+}

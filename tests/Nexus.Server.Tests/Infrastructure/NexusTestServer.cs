@@ -1,0 +1,169 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Nexus.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A real Nexus server on Kestrel, listening on a loopback port, over a <see cref="TestDatabase"/>. Tests talk to
+/// it with a plain HttpClient, exactly as any client would.
+/// </summary>
+public sealed class NexusTestServer : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> settings;
+
+    private readonly string environment;
+
+    private NexusTestServer(TestDatabase database, Dictionary<string, string?> settings, OffsetTimeProvider time, int port, string environment)
+    {
+        this.environment = environment;
+        Database = database;
+        this.settings = settings;
+        Time = time;
+        BaseUrl = $"http://127.0.0.1:{port}";
+        UseKestrel(port);
+    }
+
+    public TestDatabase Database { get; }
+
+    public OffsetTimeProvider Time { get; }
+
+    public string BaseUrl { get; }
+
+    /// <summary>BASE_URL: the token issuer. Usually <see cref="BaseUrl"/>, unless a test set it.</summary>
+    public string Issuer => settings["BASE_URL"]!;
+
+    public string ApiKey => settings["API_KEY"]!;
+
+    public string EncryptionKey => settings["ENCRYPTION_KEY"]!;
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public static string NewEncryptionKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>Starts a server. <paramref name="configure"/> may change any setting (plain names or Nexus:*).</summary>
+    public static Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test")
+    {
+        var port = FreePort();
+        var settings = new Dictionary<string, string?>
+        {
+            ["BASE_URL"] = $"http://127.0.0.1:{port}",
+            ["API_KEY"] = "test-admin-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
+            ["ENCRYPTION_KEY"] = NewEncryptionKey(),
+            ["DATABASE_URL"] = database.DatabaseUrl,
+            ["Nexus:DataDirectory"] = database.DataDirectory,
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        configure?.Invoke(settings);
+        var server = new NexusTestServer(database, settings, time ?? new OffsetTimeProvider(), port, environment);
+        server.StartServer();
+        server.Http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
+        return Task.FromResult(server);
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment(environment);
+        builder.ConfigureAppConfiguration(c => c.AddInMemoryCollection(settings));
+        builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Time));
+    }
+
+    public HttpRequestMessage Admin(HttpMethod method, string path, object? json = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.Add("X-API-Key", ApiKey);
+        if (json is not null)
+        {
+            request.Content = JsonContent.Create(json);
+        }
+
+        return request;
+    }
+
+    public async Task<JsonElement> AdminJsonAsync(HttpMethod method, string path, object? json = null, HttpStatusCode expected = HttpStatusCode.OK)
+    {
+        using var response = await Http.SendAsync(Admin(method, path, json));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"Expected {expected} from {method} {path}, got {(int)response.StatusCode}: {body}");
+        return body.Length == 0 ? default : JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    /// <summary>Creates an App Client through the admin API and returns (client_id, client_secret).</summary>
+    public async Task<(string Id, string Secret)> CreateAppClientAsync(string[]? scopes = null, int? lifetime = null, string name = "test client")
+    {
+        var created = await AdminJsonAsync(HttpMethod.Post, "/v1/admin/clients",
+            new { name, scopes = scopes ?? ["read", "write"], access_token_lifetime_seconds = lifetime }, HttpStatusCode.Created);
+        return (created.GetProperty("client_id").GetString()!, created.GetProperty("client_secret").GetString()!);
+    }
+
+    /// <summary>POSTs a form to the token endpoint with HTTP Basic credentials.</summary>
+    public Task<HttpResponseMessage> RequestTokenAsync(string clientId, string secret, string? scope = null, string path = "/oauth2/token")
+    {
+        var form = new List<KeyValuePair<string, string>> { new("grant_type", "client_credentials") };
+        if (scope is not null)
+        {
+            form.Add(new("scope", scope));
+        }
+
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new FormUrlEncodedContent(form) };
+        request.Headers.Authorization = Basic(clientId, secret);
+        return Http.SendAsync(request);
+    }
+
+    public async Task<string> IssueTokenAsync(string clientId, string secret, string? scope = null)
+    {
+        using var response = await RequestTokenAsync(clientId, secret, scope);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, body);
+        return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    public static AuthenticationHeaderValue Basic(string id, string secret) =>
+        new("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(id)}:{Uri.EscapeDataString(secret)}")));
+
+    public override async ValueTask DisposeAsync()
+    {
+        Http?.Dispose();
+        await base.DisposeAsync();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>One database and one server shared by the tests of a class.</summary>
+public class ServerFixture : IAsyncLifetime
+{
+    public NexusTestServer Server { get; private set; } = null!;
+
+    public TestDatabase Database { get; private set; } = null!;
+
+    protected virtual void Configure(Dictionary<string, string?> settings)
+    {
+    }
+
+    public async ValueTask InitializeAsync()
+    {
+        Database = await TestDatabase.CreateAsync();
+        Server = await NexusTestServer.StartAsync(Database, Configure);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        await Database.DisposeAsync();
+        GC.SuppressFinalize(this);
+    }
+}

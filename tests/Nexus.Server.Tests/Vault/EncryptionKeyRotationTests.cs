@@ -1,0 +1,63 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Tests.Infrastructure;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.Tests.Vault;
+
+public sealed class EncryptionKeyRotationTests
+{
+    [Fact]
+    public async Task ReEncryptionMovesEverythingToTheNewKeyWithoutLoss()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var keyA = NexusTestServer.NewEncryptionKey();
+        var keyB = NexusTestServer.NewEncryptionKey();
+        string id, secret, token, issuer, apiKey;
+
+        await using (var first = await NexusTestServer.StartAsync(db, s => s["ENCRYPTION_KEY"] = keyA))
+        {
+            (id, secret) = await first.CreateAppClientAsync();
+            token = await first.IssueTokenAsync(id, secret);
+            issuer = first.Issuer;
+            apiKey = first.ApiKey;
+        }
+
+        void Same(Dictionary<string, string?> s)
+        {
+            s["BASE_URL"] = issuer;
+            s["API_KEY"] = apiKey;
+        }
+
+        await using (var rotating = await NexusTestServer.StartAsync(db, s =>
+        {
+            Same(s);
+            s["ENCRYPTION_KEY"] = keyB;
+            s["PREVIOUS_ENCRYPTION_KEYS"] = keyA;
+        }))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await rotating.RequestTokenAsync(id, secret)).StatusCode);
+            var moved = await rotating.Services.GetRequiredService<ReEncryptor>().ReEncryptAllAsync();
+            Assert.True(moved >= 3, $"expected the hash key and both signing keys to move, moved {moved}");
+            Assert.Equal(0, await rotating.Services.GetRequiredService<ReEncryptor>().ReEncryptAllAsync());
+        }
+
+        await using (var after = await NexusTestServer.StartAsync(db, s =>
+        {
+            Same(s);
+            s["ENCRYPTION_KEY"] = keyB;
+        }))
+        {
+            // The old key is gone; the client secret, the signing keys and tokens they signed still work.
+            Assert.Equal(HttpStatusCode.OK, (await after.RequestTokenAsync(id, secret)).StatusCode);
+            var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/me");
+            request.Headers.Authorization = new("Bearer", token);
+            Assert.Equal(HttpStatusCode.OK, (await after.Http.SendAsync(request)).StatusCode);
+        }
+
+        // And Nexus holding only the retired key refuses to start, naming the key it lacks.
+        var (exitCode, output) = await NexusProcess.RunAsync(db, new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = keyA }, "migrate");
+        Assert.Equal(1, exitCode);
+        Assert.Contains("PREVIOUS_ENCRYPTION_KEYS", output, StringComparison.Ordinal);
+    }
+}

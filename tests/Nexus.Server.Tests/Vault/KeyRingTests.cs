@@ -1,0 +1,62 @@
+using System.Security.Cryptography;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.Tests.Vault;
+
+public sealed class KeyRingTests
+{
+    private static byte[] Key() => RandomNumberGenerator.GetBytes(32);
+
+    [Fact]
+    public void RoundTripsUnderTheActiveKey()
+    {
+        var ring = new KeyRing(Key(), []);
+        var ciphertext = ring.Encrypt("gho_secret_token", "ctx:1");
+        Assert.Equal("gho_secret_token", ring.DecryptString(ciphertext, "ctx:1"));
+        Assert.Equal(ring.ActiveKeyId, KeyRing.KeyIdOf(ciphertext));
+        Assert.DoesNotContain("gho_secret_token", System.Text.Encoding.Latin1.GetString(ciphertext));
+    }
+
+    [Fact]
+    public void EncryptsTheSameValueDifferentlyEachTime()
+    {
+        var ring = new KeyRing(Key(), []);
+        Assert.NotEqual(ring.Encrypt("same", "c"), ring.Encrypt("same", "c"));
+    }
+
+    [Fact]
+    public void RefusesCiphertextMovedToAnotherContext()
+    {
+        var ring = new KeyRing(Key(), []);
+        var ciphertext = ring.Encrypt("token-of-row-1", "connections.token:1");
+        Assert.ThrowsAny<CryptographicException>(() => ring.Decrypt(ciphertext, "connections.token:2"));
+    }
+
+    [Fact]
+    public void RefusesTamperedCiphertext()
+    {
+        var ring = new KeyRing(Key(), []);
+        var ciphertext = ring.Encrypt("value", "c");
+        ciphertext[^1] ^= 1;
+        Assert.ThrowsAny<CryptographicException>(() => ring.Decrypt(ciphertext, "c"));
+        Assert.ThrowsAny<CryptographicException>(() => ring.Decrypt(new byte[5], "c"));
+    }
+
+    [Fact]
+    public void OlderKeysStillDecryptAfterRotation()
+    {
+        var oldKey = Key();
+        var ciphertext = new KeyRing(oldKey, []).Encrypt("value", "c");
+        var rotated = new KeyRing(Key(), [oldKey]);
+        Assert.Equal("value", rotated.DecryptString(ciphertext, "c"));
+        Assert.NotEqual(rotated.ActiveKeyId, KeyRing.KeyIdOf(ciphertext));
+    }
+
+    [Fact]
+    public void NamesTheMissingKeyWhenItIsNotConfigured()
+    {
+        var ciphertext = new KeyRing(Key(), []).Encrypt("value", "c");
+        var error = Assert.ThrowsAny<CryptographicException>(() => new KeyRing(Key(), []).Decrypt(ciphertext, "c"));
+        Assert.Contains("PREVIOUS_ENCRYPTION_KEYS", error.Message);
+    }
+}
