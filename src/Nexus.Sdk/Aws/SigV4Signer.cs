@@ -215,7 +215,9 @@ public static class SigV4Signer
 
     /// <summary>
     /// Signs an <see cref="HttpRequestMessage"/> in place: sets <c>Authorization</c> and the headers listed in
-    /// <see cref="SigV4SigningResult.AddedHeaders"/>, replacing any earlier values of them.
+    /// <see cref="SigV4SigningResult.AddedHeaders"/>, replacing any earlier values of them (so a request can be
+    /// signed again, before a retry for instance). <c>X-Amz-Security-Token</c> is sent exactly when
+    /// <paramref name="credentials"/> carry a session token.
     /// </summary>
     /// <param name="request">The request to sign. Its <see cref="HttpRequestMessage.RequestUri"/> must be absolute.</param>
     /// <param name="credentials">The credentials to sign with.</param>
@@ -236,6 +238,9 @@ public static class SigV4Signer
     /// <see cref="HttpClient"/> adds at send time (<see cref="HttpClient.DefaultRequestHeaders"/>) are not signed.
     /// </para>
     /// <para>
+    /// An <c>x-amz-content-sha256</c> header already on the request is taken as the payload hash (unless
+    /// <see cref="SigV4Options.PayloadHash"/> is set) and is sent again unless
+    /// <see cref="SigV4Options.AddContentSha256Header"/> is <see langword="false"/>.
     /// Without a precomputed hash the content is hashed. Content that can be serialized again
     /// (<see cref="ByteArrayContent"/>, <see cref="StringContent"/>, <see cref="ReadOnlyMemoryContent"/>…) is read
     /// as is; any other content is first buffered in memory so that it can still be sent after being hashed.
@@ -258,15 +263,27 @@ public static class SigV4Signer
             throw new ArgumentException("The request URI must be absolute to be signed.", nameof(request));
         }
 
-        string? payloadHash = options?.PayloadHash;
-        if (payloadHash is null
-            && request.Headers.NonValidated.TryGetValues(ContentSha256Header, out var existing)
-            && existing.Count == 1)
+        // An x-amz-content-sha256 header already set is the body's hash, computed by the caller: use it, and keep
+        // sending it unless told not to.
+        string? presetHash = null;
+        if (request.Headers.NonValidated.TryGetValues(ContentSha256Header, out var preset) && preset.Count == 1)
         {
-            payloadHash = existing.ToString();
+            presetHash = preset.ToString();
+            if (options?.AddContentSha256Header is null)
+            {
+                options = (options ?? new SigV4Options()) with { AddContentSha256Header = true };
+            }
         }
 
-        payloadHash ??= await HashContentAsync(request.Content, cancellationToken).ConfigureAwait(false);
+        string payloadHash = options?.PayloadHash
+            ?? presetHash
+            ?? await HashContentAsync(request.Content, cancellationToken).ConfigureAwait(false);
+
+        // The signer's own headers are set anew: values left by an earlier signing must be neither signed nor sent.
+        request.Headers.Remove("Authorization");
+        request.Headers.Remove(AmzDateHeader);
+        request.Headers.Remove(SecurityTokenHeader);
+        request.Headers.Remove(ContentSha256Header);
 
         var headers = new List<KeyValuePair<string, string>>();
         CollectSignableHeaders(request.Headers, headers);
@@ -276,11 +293,6 @@ public static class SigV4Signer
         }
 
         var result = Sign(request.Method.Method, uri, headers, payloadHash, region, service, credentials, now, options);
-
-        request.Headers.Remove("Authorization");
-        request.Headers.Remove(AmzDateHeader);
-        request.Headers.Remove(SecurityTokenHeader);
-        request.Headers.Remove(ContentSha256Header);
         foreach (var header in result.AddedHeaders)
         {
             request.Headers.TryAddWithoutValidation(header.Key, header.Value);

@@ -7,8 +7,8 @@ namespace Nexus.Server.Data;
 /// <summary>
 /// Versioned schema migrations: plain SQL files per engine under Data/Migrations/{sqlite,postgres}, embedded in
 /// the assembly, named NNNN_description.sql. Each runs once, in its own transaction, recorded in
-/// schema_migrations. Several instances starting together serialize on the startup lock (a PostgreSQL advisory lock, or
-/// SQLite's write lock), so re-running is always safe.
+/// schema_migrations. Several instances starting together serialize on the startup lock (a PostgreSQL advisory lock, or a
+/// lock file beside the SQLite database), so re-running is always safe.
 /// </summary>
 internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migrator> logger)
 {

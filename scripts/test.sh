@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Runs every Nexus test suite: installs what is missing, starts a throwaway PostgreSQL cluster, runs the .NET
+# suites on SQLite and on PostgreSQL, stops the cluster, and ends with one line "N passed, N failed[, N skipped]".
+#
+#   scripts/test.sh                 everything
+#   NEXUS_TEST_ENGINES=sqlite scripts/test.sh    one engine only (sqlite | postgres | "sqlite postgres")
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+engines="${NEXUS_TEST_ENGINES:-sqlite postgres}"
+configuration="${NEXUS_TEST_CONFIGURATION:-Release}"
+logs="$root/artifacts/test-logs"
+rm -rf "$logs" && mkdir -p "$logs"
+
+say() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq >/dev/null && apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# ---- what the suites need -------------------------------------------------------------------------------
+pg_bin=""
+find_pg() { pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"; [ -x "$pg_bin/postgres" ]; }
+if [[ " $engines " == *" postgres "* ]] && ! find_pg; then
+  say "Installing PostgreSQL"
+  apt_install postgresql || { echo "could not install PostgreSQL"; exit 1; }
+  find_pg || { echo "PostgreSQL binaries not found after install"; exit 1; }
+fi
+
+# ---- build once -----------------------------------------------------------------------------------------
+say "Building ($configuration)"
+if ! dotnet build Nexus.slnx -c "$configuration" -nologo -v quiet > "$logs/build.log" 2>&1; then
+  grep -E "error|Error" "$logs/build.log" | sort -u | head -40
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# ---- throwaway PostgreSQL cluster ---------------------------------------------------------------------
+pg_dir=""
+stop_pg() {
+  if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
+    run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+trap stop_pg EXIT
+run_pg() {
+  # PostgreSQL refuses to run as root.
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+start_pg() {
+  pg_dir="$(mktemp -d /tmp/nexus-pg.XXXXXX)"
+  chmod 755 "$pg_dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+  pg_port=$(( 20000 + RANDOM % 20000 ))
+  run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >"$logs/pg-init.log" 2>&1 || { cat "$logs/pg-init.log"; return 1; }
+  # fsync off: the cluster is thrown away, durability buys nothing here.
+  run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    start >/dev/null || { cat "$pg_dir/server.log"; return 1; }
+  export NEXUS_TEST_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"
+}
+
+# ---- run suites -----------------------------------------------------------------------------------------
+passed=0; failed=0; skipped=0
+run_suite() { # name, command...
+  local name="$1"; shift
+  local log="$logs/$name.log"
+  say "$name"
+  "$@" > "$log" 2>&1
+  local code=$?
+  local summary
+  summary="$(grep -E 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$log" | tail -n 1)"
+  if [ -z "$summary" ]; then
+    tail -n 40 "$log"
+    echo "   $name: no test summary (exit $code)"
+    failed=$((failed + 1))
+    return
+  fi
+  local total errors fails skips notrun
+  total=$(sed -E 's/.*Total: ([0-9]+).*/\1/' <<<"$summary")
+  errors=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$summary")
+  fails=$(sed -E 's/.*Failed: ([0-9]+).*/\1/' <<<"$summary")
+  skips=$(sed -E 's/.*Skipped: ([0-9]+).*/\1/' <<<"$summary")
+  notrun=$(sed -E 's/.*Not Run: ([0-9]+).*/\1/' <<<"$summary")
+  grep -E '\[FAIL\]' "$log" | sed 's/^/   /' || true
+  passed=$((passed + total - fails - skips - notrun))
+  failed=$((failed + fails + errors))
+  skipped=$((skipped + skips + notrun))
+  if [ "$code" -ne 0 ] && [ "$fails" -eq 0 ] && [ "$errors" -eq 0 ]; then failed=$((failed + 1)); fi
+  echo "   $(sed -E 's/^[^A-Za-z]*//' <<<"$summary" | sed 's/\x1b\[[0-9;]*m//g')"
+}
+
+xunit() { # project name, extra env...
+  local dll="tests/$1/bin/$configuration/net10.0/$1.dll"
+  dotnet "$dll" -noColor -noLogo
+}
+
+for engine in $engines; do
+  case "$engine" in
+    sqlite)
+      NEXUS_TEST_POSTGRES="" run_suite "server-sqlite" xunit Nexus.Server.Tests
+      ;;
+    postgres)
+      if start_pg; then
+        run_suite "server-postgres" xunit Nexus.Server.Tests
+        stop_pg; pg_dir=""
+      else
+        echo "   could not start PostgreSQL"; failed=$((failed + 1))
+      fi
+      ;;
+  esac
+done
+
+for project in tests/*/; do
+  name="$(basename "$project")"
+  # Suites that do not touch the database run once.
+  [ "$name" = "Nexus.Server.Tests" ] && continue
+  [ -f "tests/$name/bin/$configuration/net10.0/$name.dll" ] && run_suite "$name" xunit "$name"
+done
+
+line="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
+echo
+echo "$line"
+[ "$failed" -eq 0 ]
