@@ -61,7 +61,7 @@ public static class SigV4Signer
     /// <c>x-amz-content-sha256</c> when it adds them), whose values it supplies itself. <c>Host</c> is derived
     /// from <paramref name="uri"/> when absent.
     /// </param>
-    /// <param name="payloadHash">The lowercase hex SHA-256 of the body, or <see cref="UnsignedPayload"/>.</param>
+    /// <param name="payloadHash">The hex SHA-256 of the body (signed in lowercase), or <see cref="UnsignedPayload"/>.</param>
     /// <param name="region">The signing region, for example <c>us-east-1</c>.</param>
     /// <param name="service">The signing name of the service, for example <c>s3</c> or <c>sts</c>.</param>
     /// <param name="credentials">The credentials to sign with.</param>
