@@ -1,0 +1,57 @@
+# Shared by the benchmarks: build Nexus once, start it on loopback with a fresh database, stop it afterwards.
+# Benchmarks are measurements, not tests: they never fail on a number, they report it.
+set -euo pipefail
+bench_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+need() {
+  for tool in "$@"; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "Installing $tool" >&2
+      if [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
+      else sudo apt-get update -qq >/dev/null; sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; fi
+    fi
+  done
+}
+
+build_nexus() {
+  dotnet build "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet >/dev/null
+  nexus_dll="$bench_root/src/Nexus.Server/bin/Release/net10.0/Nexus.Server.dll"
+}
+
+# start_nexus PORT [extra env...]: starts Nexus in Production on 127.0.0.1:PORT with SQLite (or DATABASE_URL).
+start_nexus() {
+  local port="$1"; shift
+  nexus_data="$(mktemp -d /tmp/nexus-bench.XXXXXX)"
+  nexus_api_key="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  env ASPNETCORE_ENVIRONMENT=Production ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" API_KEY="$nexus_api_key" \
+      BASE_URL="http://127.0.0.1:$port" Nexus__DataDirectory="$nexus_data" Logging__LogLevel__Default=Warning "$@" \
+      dotnet "$nexus_dll" --urls "http://127.0.0.1:$port" > "$nexus_data/server.log" 2>&1 &
+  nexus_pid=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  cat "$nexus_data/server.log"; return 1
+}
+
+stop_nexus() {
+  [ -n "${nexus_pid:-}" ] && kill "$nexus_pid" 2>/dev/null && wait "$nexus_pid" 2>/dev/null || true
+  [ -n "${nexus_data:-}" ] && rm -rf "$nexus_data"
+  nexus_pid=""
+}
+
+machine() {
+  printf '%s, %s cores, %s RAM, %s' "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(nproc)" \
+    "$(free -h | awk '/Mem:/{print $2}')" "$(dotnet --version | sed 's/^/.NET SDK /')"
+}
+
+# wrk_summary FILE: "requests/s p50 p99" from wrk --latency output (latencies in ms).
+wrk_summary() {
+  awk '
+    function ms(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 } if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 } if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 } return v }
+    /Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    /Non-2xx or 3xx responses:/ { bad = $5 }
+    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }' "$1"
+}
