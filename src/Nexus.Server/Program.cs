@@ -1,3 +1,4 @@
+using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
@@ -8,11 +9,13 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddHosting();
 builder.AddData();
 builder.AddVault();
+builder.AddAccounts();
 builder.AddAuthorizationServer();
 
 var app = builder.Build();
 
 app.MapHosting();
+app.MapAccounts();
 app.MapAuthorizationServer();
 
 return await app.RunNexusAsync(args);

@@ -1,3 +1,4 @@
+using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Hosting;
@@ -19,6 +20,10 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<AccessTokenIssuer>();
         services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<BearerTokenAuthenticator>();
+        services.AddSingleton<IdTokenIssuer>();
+        services.AddSingleton<Grants.GrantStore>();
+        services.AddSingleton<Grants.AuthorizationCodeGrant>();
+        services.AddSingleton<Grants.RefreshTokenGrant>();
         services.AddSingleton(SigningKeyStore.Column);
         services.AddSingleton<IStartupStep, AuthorizationServerStartup>();
         return builder;
@@ -26,12 +31,19 @@ internal static class AuthorizationServerExtensions
 
     public static WebApplication MapAuthorizationServer(this WebApplication app)
     {
+        app.MapAuthorizeEndpoint();
         app.MapTokenEndpoint();
+        app.MapExchangeEndpoint();
+        app.MapIntrospection();
+        app.MapRevocation();
+        app.MapUserInfo();
+        app.MapEndSession();
         app.MapDiscovery();
         app.MapJwks();
         app.MapMe();
         var admin = app.MapAdminGroup();
         admin.MapAppClientsAdmin();
+        admin.MapApplicationsAdmin();
         admin.MapSigningKeysAdmin();
         return app;
     }

@@ -22,11 +22,28 @@ internal static class DiscoveryEndpoint
         {
             // RFC 8414 §3.3: issuer MUST be identical to the URL the metadata was derived from.
             ["issuer"] = issuer,
+            ["authorization_endpoint"] = issuer + AuthorizeEndpoint.Path,
             ["token_endpoint"] = issuer + TokenEndpoint.Path,
             ["jwks_uri"] = issuer + JwksEndpoint.Path,
-            ["grant_types_supported"] = new JsonArray("client_credentials"),
-            ["response_types_supported"] = new JsonArray(),
-            ["token_endpoint_auth_methods_supported"] = new JsonArray("client_secret_basic", "client_secret_post"),
+            ["userinfo_endpoint"] = issuer + UserInfoEndpoint.Path,
+            ["introspection_endpoint"] = issuer + IntrospectionEndpoint.Path,
+            ["revocation_endpoint"] = issuer + RevocationEndpoint.Path,
+            ["end_session_endpoint"] = issuer + EndSessionEndpoint.Path,
+            ["scopes_supported"] = new JsonArray("openid", "profile", "email", "offline_access"),
+            ["response_types_supported"] = new JsonArray("code"),
+            ["response_modes_supported"] = new JsonArray("query"),
+            ["grant_types_supported"] = new JsonArray("authorization_code", "client_credentials", "refresh_token"),
+            ["token_endpoint_auth_methods_supported"] = new JsonArray("client_secret_basic", "client_secret_post", "none"),
+            ["introspection_endpoint_auth_methods_supported"] = new JsonArray("client_secret_basic", "client_secret_post"),
+            ["revocation_endpoint_auth_methods_supported"] = new JsonArray("client_secret_basic", "client_secret_post", "none"),
+            // RFC 7636 / RFC 9700 §2.1.1: S256 only.
+            ["code_challenge_methods_supported"] = new JsonArray("S256"),
+            // RFC 9207: authorization responses carry iss.
+            ["authorization_response_iss_parameter_supported"] = true,
+            ["subject_types_supported"] = new JsonArray("public"),
+            ["id_token_signing_alg_values_supported"] = new JsonArray(Signing.IdTokenIssuer.Algorithm),
+            ["claims_supported"] = new JsonArray("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name", "preferred_username"),
+            ["prompt_values_supported"] = new JsonArray("none", "login", "consent", "select_account"),
         };
         response.Headers.CacheControl = "public, max-age=300";
         return TypedResults.Text(metadata.ToJsonString(), "application/json");

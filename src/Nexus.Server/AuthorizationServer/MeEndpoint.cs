@@ -27,7 +27,7 @@ internal static class MeEndpoint
 internal sealed record MeResponse(string Sub, string ClientId, string? Scope, IReadOnlyList<string> Scopes, long ExpiresAt);
 
 /// <summary>Validates the bearer token of a request and answers RFC 6750 §3 challenges when it is not acceptable.</summary>
-internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, ClientRegistry clients)
+internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, ClientRegistry clients, Grants.GrantStore grants)
 {
     public async Task<(AccessTokenClaims? Claims, IResult? Challenge)> AuthenticateAsync(HttpContext context)
     {
@@ -52,10 +52,16 @@ internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, C
             return (null, Challenge(context, "The client this token was issued to has been revoked.", "The client this token was issued to has been revoked."));
         }
 
+        // RFC 7009: a token revoked on its own, or through its grant (consent withdrawn, code replayed, refresh reuse).
+        if (await grants.IsAccessTokenRevokedAsync(claims.Jti, claims.GrantId, context.RequestAborted))
+        {
+            return (null, Challenge(context, "The token has been revoked.", "The token has been revoked."));
+        }
+
         return (claims, null);
     }
 
-    private static IResult Challenge(HttpContext context, string? error, string detail)
+    public static IResult Challenge(HttpContext context, string? error, string detail)
     {
         context.Response.Headers.WWWAuthenticate = error is null
             ? "Bearer realm=\"nexus\""

@@ -92,6 +92,24 @@ internal sealed class OAuthForm
         }
     }
 
+    /// <summary>Names of the parameters present (with or without a value).</summary>
+    public IEnumerable<string> Names => values.Keys;
+
+    /// <summary>Merges two parameter sets (e.g. query string and body); a name in both counts as repeated.</summary>
+    public static (OAuthForm? Form, string? Error) Merge(OAuthForm first, OAuthForm second)
+    {
+        var merged = new Dictionary<string, string>(first.values, StringComparer.Ordinal);
+        foreach (var (name, value) in second.values)
+        {
+            if (!merged.TryAdd(name, value))
+            {
+                return (null, $"The parameter '{Printable(name)}' is repeated.");
+            }
+        }
+
+        return (new OAuthForm(merged), null);
+    }
+
     public static (OAuthForm? Form, string? Error) Parse(ReadOnlySpan<byte> body)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);

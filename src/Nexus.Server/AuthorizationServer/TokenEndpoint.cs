@@ -1,6 +1,5 @@
-using System.Text.Json;
 using Nexus.Server.AuthorizationServer.Clients;
-using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.AuthorizationServer.Grants;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
@@ -23,7 +22,7 @@ internal static class TokenEndpoint
         app.MapPost(SeedPath, HandleAsync).WithTags("OAuth").DisableAntiforgery();
     }
 
-    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenIssuer issuer, NexusOptions options)
+    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options)
     {
         var ct = context.RequestAborted;
 
@@ -45,7 +44,7 @@ internal static class TokenEndpoint
         if (grantType is null || !GrantTypes.Known.Contains(grantType))
         {
             await OAuthResponses.ErrorAsync(context, 400, "unsupported_grant_type",
-                grantType is null ? "grant_type is missing; set grant_type=client_credentials." : "This grant type is not supported; set grant_type=client_credentials.");
+                grantType is null ? "grant_type is missing." : "This grant type is not supported (use client_credentials, authorization_code or refresh_token).");
             return;
         }
 
@@ -76,62 +75,13 @@ internal static class TokenEndpoint
             return;
         }
 
-        switch (grantType)
+        var services = context.RequestServices;
+        var result = grantType switch
         {
-            case GrantTypes.ClientCredentials:
-                await ClientCredentialsAsync(context, form, client, issuer);
-                return;
-            default:
-                await OAuthResponses.ErrorAsync(context, 501, "unsupported_grant_type", "This grant type is not available on this server yet.");
-                return;
-        }
-    }
-
-    /// <summary>RFC 6749 §4.4: the client acts on its own behalf, so the token's subject is the client.</summary>
-    private static async Task ClientCredentialsAsync(HttpContext context, OAuthForm form, OAuthClient client, AccessTokenIssuer issuer)
-    {
-        string? scope;
-        if (form["scope"] is { } requested)
-        {
-            // RFC 6749 §3.3: the server may narrow but never widen; anything outside the client's scopes is refused.
-            var scopes = ScopeSyntax.Parse(requested);
-            if (scopes is null || scopes.Count == 0)
-            {
-                await OAuthResponses.ErrorAsync(context, 400, "invalid_scope", "The scope parameter is malformed.");
-                return;
-            }
-
-            if (scopes.FirstOrDefault(s => !client.Scopes.Contains(s)) is { } notGranted)
-            {
-                await OAuthResponses.ErrorAsync(context, 400, "invalid_scope", $"The scope '{notGranted}' is not granted to this App Client.");
-                return;
-            }
-
-            scope = string.Join(' ', scopes);
-        }
-        else
-        {
-            scope = client.Scopes.Count == 0 ? null : string.Join(' ', client.Scopes);
-        }
-
-        var token = issuer.Issue(client.ClientId, client.ClientId, scope, client.AccessTokenLifetimeSeconds);
-        var response = context.Response;
-        OAuthResponses.NoStore(response);
-        response.ContentType = "application/json;charset=UTF-8";
-        await using (var json = new Utf8JsonWriter(response.BodyWriter, OAuthResponses.WriterOptions))
-        {
-            json.WriteStartObject();
-            json.WriteString("access_token"u8, token.Token);
-            json.WriteString("token_type"u8, "Bearer"u8);
-            json.WriteNumber("expires_in"u8, token.ExpiresIn);
-            if (scope is not null)
-            {
-                json.WriteString("scope"u8, scope);
-            }
-
-            json.WriteEndObject();
-        }
-
-        await response.BodyWriter.FlushAsync(context.RequestAborted);
+            GrantTypes.ClientCredentials => ClientCredentialsGrant.Handle(form, client, services.GetRequiredService<Signing.AccessTokenIssuer>()),
+            GrantTypes.AuthorizationCode => await services.GetRequiredService<AuthorizationCodeGrant>().HandleAsync(form, client, null, ct),
+            _ => await services.GetRequiredService<RefreshTokenGrant>().HandleAsync(form, client, ct),
+        };
+        await result.WriteAsync(context);
     }
 }

@@ -44,10 +44,23 @@ internal static class HostingExtensions
         return builder;
     }
 
+    private static string ReadAsset(string name)
+    {
+        using var stream = typeof(HostingExtensions).Assembly.GetManifestResourceStream("assets/" + name)!;
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
     public static WebApplication MapHosting(this WebApplication app)
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        var css = ReadAsset("nexus.css");
+        app.MapGet("/assets/nexus.css", (HttpResponse response) =>
+        {
+            response.Headers.CacheControl = "public, max-age=3600";
+            return TypedResults.Text(css, "text/css; charset=utf-8");
+        }).ExcludeFromDescription();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "ok" })).ExcludeFromDescription();
         app.MapGet("/readyz", async (Data.NexusDatabase db, CancellationToken ct) =>
         {

@@ -63,7 +63,32 @@ internal sealed class NexusOptions
     /// </summary>
     public string UnauthorizedGrantResponse { get; set; } = "seed";
 
+    /// <summary>Lifetime of refresh tokens issued to OAuth applications; every rotation starts a new one.</summary>
+    public int RefreshTokenLifetimeDays { get; set; } = 30;
+
+    /// <summary>Cap for the "expiration" (minutes) the documented /api/v1/oauth/exchange route accepts.</summary>
+    public int MaxExchangeExpirationMinutes { get; set; } = 1440;
+
+    /// <summary>Optional sign-in through an upstream OpenID Connect provider (Okta, Entra ID, …).</summary>
+    public UpstreamOidcOptions Upstream { get; set; } = new();
+
     public string Issuer => BaseUrl.TrimEnd('/');
 
     public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;
+}
+
+/// <summary>An upstream OpenID Connect provider people may sign in with; users are matched by verified email.</summary>
+internal sealed class UpstreamOidcOptions
+{
+    /// <summary>The provider's issuer, e.g. https://example.okta.com or https://login.microsoftonline.com/{tenant}/v2.0.</summary>
+    public string? Issuer { get; set; }
+
+    public string? ClientId { get; set; }
+
+    public string? ClientSecret { get; set; }
+
+    /// <summary>What the sign-in button says: "Sign in with …".</summary>
+    public string DisplayName { get; set; } = "your organization";
+
+    public bool IsConfigured => !string.IsNullOrWhiteSpace(Issuer) && !string.IsNullOrWhiteSpace(ClientId);
 }

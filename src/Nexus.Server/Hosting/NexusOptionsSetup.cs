@@ -69,6 +69,17 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add("Nexus:SigningKeyRefreshSeconds, FailedClientAuthenticationLimit and FailedClientAuthenticationWindowSeconds must be positive; ClientCacheSeconds may not be negative.");
         }
 
+        if (o.RefreshTokenLifetimeDays is < 1 or > 365 || o.MaxExchangeExpirationMinutes is < 1 or > 10_080)
+        {
+            errors.Add("Nexus:RefreshTokenLifetimeDays must be 1 to 365 and Nexus:MaxExchangeExpirationMinutes 1 to 10080 (one week).");
+        }
+
+        if (!string.IsNullOrWhiteSpace(o.Upstream.Issuer) && (!Uri.TryCreate(o.Upstream.Issuer, UriKind.Absolute, out var upstream) || string.IsNullOrWhiteSpace(o.Upstream.ClientId)
+            || (upstream.Scheme != "https" && !upstream.IsLoopback)))
+        {
+            errors.Add("Nexus:Upstream needs Issuer (an https URL) and ClientId (and usually ClientSecret) to enable sign-in through an upstream OpenID Connect provider.");
+        }
+
         if (o.UnauthorizedGrantResponse is not ("seed" or "rfc"))
         {
             errors.Add($"Nexus:UnauthorizedGrantResponse must be 'seed' (501 unsupported_grant_type) or 'rfc' (400 unauthorized_client), got '{o.UnauthorizedGrantResponse}'.");

@@ -16,7 +16,13 @@ public sealed class DiscoveryTests(ServerFixture fixture) : IClassFixture<Server
         Assert.Equal(server.BaseUrl, metadata.GetProperty("issuer").GetString());
         Assert.Equal(server.BaseUrl + "/oauth2/token", metadata.GetProperty("token_endpoint").GetString());
         Assert.Contains("client_credentials", metadata.GetProperty("grant_types_supported").EnumerateArray().Select(e => e.GetString()));
-        Assert.Equal(["client_secret_basic", "client_secret_post"], metadata.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(["client_secret_basic", "client_secret_post", "none"], metadata.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(["S256"], metadata.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.True(metadata.GetProperty("authorization_response_iss_parameter_supported").GetBoolean());
+        foreach (var endpoint in new[] { "authorization_endpoint", "userinfo_endpoint", "introspection_endpoint", "revocation_endpoint", "end_session_endpoint" })
+        {
+            Assert.StartsWith(server.BaseUrl + "/oauth2/", metadata.GetProperty(endpoint).GetString());
+        }
 
         var jwks = JsonDocument.Parse(await server.Http.GetStringAsync(metadata.GetProperty("jwks_uri").GetString())).RootElement;
         var keys = jwks.GetProperty("keys").EnumerateArray().ToList();

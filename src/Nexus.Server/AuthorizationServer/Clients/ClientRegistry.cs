@@ -12,7 +12,7 @@ namespace Nexus.Server.AuthorizationServer.Clients;
 /// </summary>
 internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, TimeProvider time)
 {
-    private const string Columns = "client_id, kind, name, secret_hash, scopes, grant_types, access_token_lifetime_seconds, created_at, updated_at, secret_rotated_at, revoked_at";
+    private const string Columns = "client_id, kind, name, secret_hash, scopes, grant_types, access_token_lifetime_seconds, created_at, updated_at, secret_rotated_at, revoked_at, client_type, redirect_uris, post_logout_redirect_uris, description, base_url, owner_email";
 
     private readonly ConcurrentDictionary<string, (OAuthClient? Client, long CachedAt)> cache = new(StringComparer.Ordinal);
 
@@ -29,12 +29,22 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
         public long UpdatedAt { get; init; }
         public long SecretRotatedAt { get; init; }
         public long? RevokedAt { get; init; }
+        public string ClientType { get; init; } = "";
+        public string RedirectUris { get; init; } = "";
+        public string PostLogoutRedirectUris { get; init; } = "";
+        public string? Description { get; init; }
+        public string? BaseUrl { get; init; }
+        public string? OwnerEmail { get; init; }
 
         public OAuthClient ToClient() => new(ClientId, Kind, Name, SecretHash, Split(Scopes), Split(GrantTypes), (int)AccessTokenLifetimeSeconds,
             DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt),
-            DateTimeOffset.FromUnixTimeMilliseconds(SecretRotatedAt), RevokedAt is { } r ? DateTimeOffset.FromUnixTimeMilliseconds(r) : null);
+            DateTimeOffset.FromUnixTimeMilliseconds(SecretRotatedAt), RevokedAt is { } r ? DateTimeOffset.FromUnixTimeMilliseconds(r) : null,
+            ClientType, Lines(RedirectUris), Lines(PostLogoutRedirectUris), Description, BaseUrl, OwnerEmail);
 
         private static string[] Split(string value) => value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+        // URIs cannot contain line breaks, so a newline-separated list is unambiguous.
+        private static string[] Lines(string value) => value.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
     /// <summary>The client as the token endpoint and resource checks see it (cached).</summary>
@@ -76,9 +86,15 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
     {
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
-            $"INSERT INTO oauth_clients ({Columns}) VALUES (@ClientId, @Kind, @Name, @SecretHash, @Scopes, @GrantTypes, @Lifetime, @CreatedAt, @UpdatedAt, @SecretRotatedAt, NULL)",
+            $"INSERT INTO oauth_clients ({Columns}) VALUES (@ClientId, @Kind, @Name, @SecretHash, @Scopes, @GrantTypes, @Lifetime, @CreatedAt, @UpdatedAt, @SecretRotatedAt, NULL, @ClientType, @RedirectUris, @PostLogoutRedirectUris, @Description, @BaseUrl, @OwnerEmail)",
             new
             {
+                client.ClientType,
+                RedirectUris = string.Join('\n', client.RedirectUriList),
+                PostLogoutRedirectUris = string.Join('\n', client.PostLogoutRedirectUriList),
+                client.Description,
+                client.BaseUrl,
+                client.OwnerEmail,
                 client.ClientId,
                 client.Kind,
                 client.Name,
@@ -97,9 +113,18 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
     {
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE oauth_clients SET name = @Name, scopes = @Scopes, grant_types = @GrantTypes, access_token_lifetime_seconds = @Lifetime, updated_at = @UpdatedAt WHERE client_id = @ClientId AND revoked_at IS NULL",
+            """
+            UPDATE oauth_clients SET name = @Name, scopes = @Scopes, grant_types = @GrantTypes, access_token_lifetime_seconds = @Lifetime, updated_at = @UpdatedAt,
+                redirect_uris = @RedirectUris, post_logout_redirect_uris = @PostLogoutRedirectUris, description = @Description, base_url = @BaseUrl, owner_email = @OwnerEmail
+            WHERE client_id = @ClientId AND revoked_at IS NULL
+            """,
             new
             {
+                RedirectUris = string.Join('\n', client.RedirectUriList),
+                PostLogoutRedirectUris = string.Join('\n', client.PostLogoutRedirectUriList),
+                client.Description,
+                client.BaseUrl,
+                client.OwnerEmail,
                 client.ClientId,
                 client.Name,
                 Scopes = string.Join(' ', client.Scopes),

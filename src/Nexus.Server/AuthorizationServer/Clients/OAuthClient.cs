@@ -4,6 +4,18 @@ internal static class ClientKinds
 {
     /// <summary>Machine clients using the client credentials grant (the "App Clients" screen).</summary>
     public const string AppClient = "app_client";
+
+    /// <summary>Applications using the authorization code flow for users (the "OAuth Applications" tab).</summary>
+    public const string Application = "application";
+}
+
+internal static class ClientTypes
+{
+    /// <summary>Can keep a secret (a server): authenticates at the token endpoint.</summary>
+    public const string Confidential = "confidential";
+
+    /// <summary>Cannot keep a secret (SPA, mobile, CLI): no secret, PKCE mandatory.</summary>
+    public const string Public = "public";
 }
 
 internal static class GrantTypes
@@ -17,6 +29,9 @@ internal static class GrantTypes
 
     /// <summary>Grants an App Client may be registered with.</summary>
     public static readonly HashSet<string> ForAppClients = [ClientCredentials];
+
+    /// <summary>Grants an OAuth application may be registered with.</summary>
+    public static readonly HashSet<string> ForApplications = [AuthorizationCode, RefreshToken];
 }
 
 /// <summary>A client of Nexus's authorization server. The secret itself is never held, only its keyed hash.</summary>
@@ -31,7 +46,19 @@ internal sealed record OAuthClient(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     DateTimeOffset SecretRotatedAt,
-    DateTimeOffset? RevokedAt)
+    DateTimeOffset? RevokedAt,
+    string ClientType = ClientTypes.Confidential,
+    IReadOnlyList<string>? RedirectUris = null,
+    IReadOnlyList<string>? PostLogoutRedirectUris = null,
+    string? Description = null,
+    string? BaseUrl = null,
+    string? OwnerEmail = null)
 {
     public bool IsRevoked => RevokedAt is not null;
+
+    public bool IsPublic => ClientType == ClientTypes.Public;
+
+    public IReadOnlyList<string> RedirectUriList => RedirectUris ?? [];
+
+    public IReadOnlyList<string> PostLogoutRedirectUriList => PostLogoutRedirectUris ?? [];
 }

@@ -8,7 +8,7 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.AuthorizationServer.Signing;
 
 /// <summary>What a verified access token says.</summary>
-internal sealed record AccessTokenClaims(string Subject, string ClientId, string? Scope, string Jti, long IssuedAt, long ExpiresAt)
+internal sealed record AccessTokenClaims(string Subject, string ClientId, string? Scope, string Jti, long IssuedAt, long ExpiresAt, string? GrantId = null)
 {
     public IReadOnlyList<string> Scopes => Scope is null ? [] : Scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }
@@ -16,28 +16,61 @@ internal sealed record AccessTokenClaims(string Subject, string ClientId, string
 internal sealed record IssuedAccessToken(string Token, string Jti, int ExpiresIn);
 
 /// <summary>
-/// Writes RFC 9068 JWT access tokens. Written by hand rather than through a generic JWT library because this
-/// is the hottest path in Nexus: the header is precomputed per key and the payload is serialized straight
-/// into a pooled buffer. Tests verify every token with Microsoft.IdentityModel against the published JWKS.
+/// Writes compact JWS tokens. Written by hand rather than through a generic JWT library because token issuance is
+/// the hottest path in Nexus: headers are precomputed per key and type, and the payload is serialized straight
+/// into a buffer. Tests verify every kind of token with Microsoft.IdentityModel against the published JWKS.
 /// </summary>
+internal static class JwtWriter
+{
+    public static string Write(SigningKey key, string header, Action<Utf8JsonWriter> writeClaims)
+    {
+        var payload = new ArrayBufferWriter<byte>(512);
+        using (var json = new Utf8JsonWriter(payload))
+        {
+            json.WriteStartObject();
+            writeClaims(json);
+            json.WriteEndObject();
+        }
+
+        var signingInputLength = header.Length + 1 + Base64Url.GetEncodedLength(payload.WrittenCount);
+        var signingInput = new byte[signingInputLength];
+        Encoding.ASCII.GetBytes(header, signingInput);
+        signingInput[header.Length] = (byte)'.';
+        Base64Url.EncodeToUtf8(payload.WrittenSpan, signingInput.AsSpan(header.Length + 1));
+        var signature = key.Sign(signingInput);
+        return string.Create(signingInputLength + 1 + Base64Url.GetEncodedLength(signature.Length), (signingInput, signature), static (span, state) =>
+        {
+            Encoding.ASCII.GetChars(state.signingInput, span);
+            span[state.signingInput.Length] = '.';
+            Base64Url.EncodeToChars(state.signature, span[(state.signingInput.Length + 1)..]);
+        });
+    }
+
+    public static string NewJti()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        RandomNumberGenerator.Fill(bytes);
+        return Base64Url.EncodeToString(bytes);
+    }
+}
+
+/// <summary>Issues RFC 9068 JWT access tokens for Nexus's own APIs.</summary>
 internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, TimeProvider time)
 {
     private readonly JsonEncodedText issuer = JsonEncodedText.Encode(options.Issuer);
     private readonly JsonEncodedText audience = JsonEncodedText.Encode(options.Audience);
 
-    public IssuedAccessToken Issue(string subject, string clientId, string? scope, int lifetimeSeconds)
+    /// <param name="subject">The client (client credentials) or the user (authorization code).</param>
+    /// <param name="grantId">The grant the token belongs to, so that revoking the grant revokes the token.</param>
+    /// <param name="authTime">When the user authenticated (RFC 9068 §2.2.1), for user tokens.</param>
+    public IssuedAccessToken Issue(string subject, string clientId, string? scope, int lifetimeSeconds, string? grantId = null, long? authTime = null)
     {
         var key = keys.AccessTokenKey;
         var now = time.GetUtcNow().ToUnixTimeSeconds();
-        Span<byte> jtiBytes = stackalloc byte[16];
-        RandomNumberGenerator.Fill(jtiBytes);
-        var jti = Base64Url.EncodeToString(jtiBytes);
-
-        var payload = new ArrayBufferWriter<byte>(512);
-        using (var json = new Utf8JsonWriter(payload))
+        var jti = JwtWriter.NewJti();
+        var token = JwtWriter.Write(key, key.AccessTokenHeader, json =>
         {
             // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are required; scope when granted.
-            json.WriteStartObject();
             json.WriteString("iss"u8, issuer);
             json.WriteString("sub"u8, subject);
             json.WriteString("aud"u8, audience);
@@ -51,21 +84,15 @@ internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, 
             json.WriteNumber("iat"u8, now);
             json.WriteNumber("nbf"u8, now);
             json.WriteNumber("exp"u8, now + lifetimeSeconds);
-            json.WriteEndObject();
-        }
+            if (authTime is { } at)
+            {
+                json.WriteNumber("auth_time"u8, at);
+            }
 
-        var header = key.AccessTokenHeader;
-        var signingInputLength = header.Length + 1 + Base64Url.GetEncodedLength(payload.WrittenCount);
-        var signingInput = new byte[signingInputLength];
-        Encoding.ASCII.GetBytes(header, signingInput);
-        signingInput[header.Length] = (byte)'.';
-        Base64Url.EncodeToUtf8(payload.WrittenSpan, signingInput.AsSpan(header.Length + 1));
-        var signature = key.Sign(signingInput);
-        var token = string.Create(signingInputLength + 1 + Base64Url.GetEncodedLength(signature.Length), (signingInput, signature), static (span, state) =>
-        {
-            Encoding.ASCII.GetChars(state.signingInput, span);
-            span[state.signingInput.Length] = '.';
-            Base64Url.EncodeToChars(state.signature, span[(state.signingInput.Length + 1)..]);
+            if (grantId is not null)
+            {
+                json.WriteString("gid"u8, grantId);
+            }
         });
         return new IssuedAccessToken(token, jti, lifetimeSeconds);
     }
@@ -157,7 +184,8 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
                 root.TryGetProperty("scope", out var scope) ? scope.GetString() : null,
                 root.GetProperty("jti").GetString()!,
                 root.GetProperty("iat").GetInt64(),
-                exp), null);
+                exp,
+                root.TryGetProperty("gid", out var gid) ? gid.GetString() : null), null);
         }
         catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or KeyNotFoundException)
         {

@@ -33,6 +33,7 @@ internal sealed class SigningKey
         PublicJwk["use"] = "sig";
         pool.Add(algorithm);
         AccessTokenHeader = EncodeToString(Encoding.UTF8.GetBytes($"{{\"alg\":\"{Alg}\",\"kid\":\"{Kid}\",\"typ\":\"at+jwt\"}}"));
+        JwtHeader = EncodeToString(Encoding.UTF8.GetBytes($"{{\"alg\":\"{Alg}\",\"kid\":\"{Kid}\",\"typ\":\"JWT\"}}"));
     }
 
     public string Kid { get; }
@@ -49,6 +50,9 @@ internal sealed class SigningKey
 
     /// <summary>The base64url JOSE header of RFC 9068 access tokens signed by this key.</summary>
     public string AccessTokenHeader { get; }
+
+    /// <summary>The base64url JOSE header of other JWTs (ID tokens) signed by this key.</summary>
+    public string JwtHeader { get; }
 
     public byte[] Pkcs8 => pkcs8;
 

@@ -1,0 +1,210 @@
+using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Identity;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Grants;
+using Nexus.Server.Hosting;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.Accounts;
+
+/// <summary>Sign-in, sign-up, sign-out and the list of applications a user has authorized.</summary>
+internal static class AccountEndpoints
+{
+    public const string SignInPath = "/account/signin";
+
+    public static void MapAccountPages(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/", Home).ExcludeFromDescription();
+        app.MapGet(SignInPath, (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
+            SignInPageAsync(context, returnUrl, null, settings, upstream, ct)).ExcludeFromDescription();
+        app.MapPost(SignInPath, SignInAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/account/signup", SignUpPageAsync).ExcludeFromDescription();
+        app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/account/signout", SignOutAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/account/applications", ApplicationsAsync).ExcludeFromDescription();
+        app.MapPost("/account/applications/{clientId}/withdraw", WithdrawAsync).ExcludeFromDescription().DisableAntiforgery();
+    }
+
+    /// <summary>Every form post is checked against its antiforgery token (CSRF), before anything else happens.</summary>
+    public static async Task<IFormCollection?> ReadProtectedFormAsync(HttpContext context)
+    {
+        if (!context.Request.HasFormContentType)
+        {
+            return null;
+        }
+
+        try
+        {
+            await context.RequestServices.GetRequiredService<IAntiforgery>().ValidateRequestAsync(context);
+            return await context.Request.ReadFormAsync(context.RequestAborted);
+        }
+        catch (AntiforgeryValidationException)
+        {
+            return null;
+        }
+        catch (InvalidDataException)
+        {
+            return null;
+        }
+    }
+
+    public static IResult CsrfRejected(HttpContext context) =>
+        Error(context, "Form expired", "This form could not be verified (missing or stale security token). Go back, reload the page and try again.");
+
+    private static IResult Home(HttpContext context, NexusOptions options)
+    {
+        if (context.User.Identity?.IsAuthenticated != true)
+        {
+            return Page(context, "Welcome", $"""
+                <section class="card narrow"><h1>Nexus</h1><p>Connect your accounts and authorize applications.</p>
+                <div class="actions"><a class="button" href="{SignInPath}">Sign in</a><a class="button secondary" href="/account/signup">Create an account</a></div></section>
+                """);
+        }
+
+        var admin = context.User.IsSystemAdmin(options) ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>" : "";
+        return Page(context, "Home", $"""
+            <section class="card"><h1>Signed in</h1><p>You are signed in as <strong>{E(context.User.Identity.Name)}</strong>.</p>{admin}
+            <div class="actions"><a class="button secondary" href="/account/applications">Authorized applications</a></div></section>
+            """);
+    }
+
+    private static async Task<IResult> SignInPageAsync(HttpContext context, string? returnUrl, string? error, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct, int status = 200)
+    {
+        returnUrl = IsLocalUrl(returnUrl) ? returnUrl : "/";
+        var signUp = await settings.IsSignUpEnabledAsync(ct) ? $"""<p class="muted">New here? <a href="/account/signup?returnUrl={E(Uri.EscapeDataString(returnUrl!))}">Create an account</a></p>""" : "";
+        var external = upstream.IsConfigured
+            ? $"""<p><a class="button secondary" href="{UpstreamSignIn.StartPath}?returnUrl={E(Uri.EscapeDataString(returnUrl!))}">Sign in with {E(upstream.DisplayName)}</a></p>"""
+            : "";
+        var message = error is null ? "" : $"""<p class="error" role="alert">{E(error)}</p>""";
+        return Page(context, "Sign in", $"""
+            <section class="card narrow"><h1>Sign in to Nexus</h1>{message}
+            <form method="post" action="{SignInPath}">{AntiforgeryField(context)}
+            <input type="hidden" name="returnUrl" value="{E(returnUrl)}">
+            <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="username" required autofocus>
+            <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+            <div class="actions"><button type="submit">Sign in</button></div></form>{external}{signUp}</section>
+            """, status);
+    }
+
+    private static async Task<IResult> SignInAsync(HttpContext context, SignInManager<NexusUser> signIn, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct)
+    {
+        var form = await ReadProtectedFormAsync(context);
+        if (form is null)
+        {
+            return CsrfRejected(context);
+        }
+
+        string email = form["email"].ToString().Trim(), password = form["password"].ToString(), returnUrl = form["returnUrl"].ToString();
+        if (email.Length == 0 || password.Length == 0)
+        {
+            return await SignInPageAsync(context, returnUrl, "Enter your email and password.", settings, upstream, ct, 400);
+        }
+
+        var result = await signIn.PasswordSignInAsync(email, password, isPersistent: false, lockoutOnFailure: true);
+        if (result.Succeeded)
+        {
+            return Results.Redirect(IsLocalUrl(returnUrl) ? returnUrl : "/");
+        }
+
+        return result.IsLockedOut
+            ? await SignInPageAsync(context, returnUrl, "This account is locked after too many failed attempts. Try again in 15 minutes.", settings, upstream, ct, 423)
+            : await SignInPageAsync(context, returnUrl, "Wrong email or password.", settings, upstream, ct, 401);
+    }
+
+    private static async Task<IResult> SignUpPageAsync(HttpContext context, string? returnUrl, DeploymentSettings settings, CancellationToken ct) =>
+        await settings.IsSignUpEnabledAsync(ct) ? SignUpPage(context, returnUrl, null) : SignUpClosed(context);
+
+    private static IResult SignUpClosed(HttpContext context) =>
+        Error(context, "Sign-up is closed", "This deployment does not accept new accounts. Ask an administrator to create one for you.", StatusCodes.Status403Forbidden);
+
+    private static IResult SignUpPage(HttpContext context, string? returnUrl, IEnumerable<string>? errors, int status = 200)
+    {
+        var message = errors is null ? "" : $"""<ul class="error" role="alert">{string.Concat(errors.Select(e => $"<li>{E(e)}</li>"))}</ul>""";
+        return Page(context, "Create an account", $"""
+            <section class="card narrow"><h1>Create your Nexus account</h1>{message}
+            <form method="post" action="/account/signup">{AntiforgeryField(context)}
+            <input type="hidden" name="returnUrl" value="{E(IsLocalUrl(returnUrl) ? returnUrl : "/")}">
+            <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required autofocus>
+            <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="new-password" minlength="10" required aria-describedby="password-help">
+            <p id="password-help" class="muted">At least 10 characters.</p>
+            <div class="actions"><button type="submit">Create account</button></div></form>
+            <p class="muted">Already have one? <a href="{SignInPath}">Sign in</a></p></section>
+            """, status);
+    }
+
+    private static async Task<IResult> SignUpAsync(HttpContext context, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings, CancellationToken ct)
+    {
+        var form = await ReadProtectedFormAsync(context);
+        if (form is null)
+        {
+            return CsrfRejected(context);
+        }
+
+        if (!await settings.IsSignUpEnabledAsync(ct))
+        {
+            return SignUpClosed(context);
+        }
+
+        var returnUrl = form["returnUrl"].ToString();
+        var (user, errors) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
+        if (user is null)
+        {
+            return SignUpPage(context, returnUrl, errors, 400);
+        }
+
+        await signIn.SignInAsync(user, isPersistent: false);
+        return Results.Redirect(IsLocalUrl(returnUrl) ? returnUrl : "/");
+    }
+
+    private static async Task<IResult> SignOutAsync(HttpContext context, SignInManager<NexusUser> signIn)
+    {
+        if (await ReadProtectedFormAsync(context) is null)
+        {
+            return CsrfRejected(context);
+        }
+
+        await signIn.SignOutAsync();
+        return Results.Redirect("/");
+    }
+
+    private static async Task<IResult> ApplicationsAsync(HttpContext context, GrantStore grants, ClientRegistry clients, CancellationToken ct)
+    {
+        if (UserAccounts.CurrentUserId(context) is not { } userId)
+        {
+            return Results.Redirect($"{SignInPath}?returnUrl={Uri.EscapeDataString("/account/applications")}");
+        }
+
+        var rows = new List<string>();
+        foreach (var (clientId, scopes, grantedAt) in await grants.ListConsentsAsync(userId, ct))
+        {
+            var client = await clients.FindAsync(clientId, ct);
+            rows.Add($"""
+                <tr><td><strong>{E(client?.Name ?? clientId)}</strong><br><span class="muted">{E(client?.BaseUrl ?? "")}</span></td>
+                <td>{string.Join(", ", scopes.Select(s => $"<code>{E(s)}</code>"))}</td><td>{grantedAt:yyyy-MM-dd}</td>
+                <td><form method="post" action="/account/applications/{E(Uri.EscapeDataString(clientId))}/withdraw">{AntiforgeryField(context)}
+                <button type="submit" class="danger" aria-label="Withdraw access for {E(client?.Name ?? clientId)}">Withdraw</button></form></td></tr>
+                """);
+        }
+
+        var table = rows.Count == 0
+            ? "<p class=\"muted\">You have not authorized any application.</p>"
+            : $"<table><thead><tr><th scope=\"col\">Application</th><th scope=\"col\">Permissions</th><th scope=\"col\">Since</th><th scope=\"col\"><span class=\"muted\">Action</span></th></tr></thead><tbody>{string.Concat(rows)}</tbody></table>";
+        return Page(context, "Authorized applications", $"<section class=\"card\"><h1>Authorized applications</h1>{table}</section>");
+    }
+
+    private static async Task<IResult> WithdrawAsync(HttpContext context, string clientId, GrantStore grants)
+    {
+        if (await ReadProtectedFormAsync(context) is null)
+        {
+            return CsrfRejected(context);
+        }
+
+        if (UserAccounts.CurrentUserId(context) is not { } userId)
+        {
+            return Results.Redirect(SignInPath);
+        }
+
+        await grants.WithdrawConsentAsync(userId, clientId, context.RequestAborted);
+        return Results.Redirect("/account/applications");
+    }
+}

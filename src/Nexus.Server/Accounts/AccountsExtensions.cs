@@ -1,0 +1,75 @@
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Accounts;
+
+internal static class AccountsExtensions
+{
+    public static WebApplicationBuilder AddAccounts(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddAuthentication(IdentityConstants.ApplicationScheme)
+            .AddIdentityCookies(cookies => cookies.ApplicationCookie!.Configure(o =>
+            {
+                o.Cookie.Name = "nexus.session";
+                o.Cookie.HttpOnly = true;
+                // Secure whenever the request came over https; SameSite=Lax keeps the session on top-level
+                // redirects back from an OAuth client while blocking cross-site form posts.
+                o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+                o.Cookie.SameSite = SameSiteMode.Lax;
+                o.LoginPath = AccountEndpoints.SignInPath;
+                o.LogoutPath = "/account/signout";
+                o.ExpireTimeSpan = TimeSpan.FromHours(12);
+                o.SlidingExpiration = true;
+            }));
+        services.AddAuthorization();
+        services.AddIdentityCore<NexusUser>(o =>
+            {
+                // NIST SP 800-63B: length over composition rules.
+                o.Password.RequiredLength = 10;
+                o.Password.RequireDigit = false;
+                o.Password.RequireLowercase = false;
+                o.Password.RequireUppercase = false;
+                o.Password.RequireNonAlphanumeric = false;
+                o.Lockout.MaxFailedAccessAttempts = 5;
+                o.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromMinutes(15);
+                o.Lockout.AllowedForNewUsers = true;
+                o.User.RequireUniqueEmail = true;
+                o.User.AllowedUserNameCharacters = null!;
+            })
+            .AddUserStore<UserStore>()
+            .AddSignInManager()
+            .AddDefaultTokenProviders();
+        services.AddAntiforgery(o =>
+        {
+            o.Cookie.Name = "nexus.csrf";
+            o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.FormFieldName = "__csrf";
+        });
+        services.AddScoped<UserStore>();
+        services.AddSingleton<DeploymentSettings>();
+        services.AddSingleton(DataProtectionKeyRepository.Column);
+        services.AddSingleton<DataProtectionKeyRepository>();
+        services.AddDataProtection().SetApplicationName("nexus");
+        services.AddSingleton<IConfigureOptions<KeyManagementOptions>>(sp => new ConfigureOptions<KeyManagementOptions>(o =>
+            o.XmlRepository = sp.GetRequiredService<DataProtectionKeyRepository>()));
+        services.AddSingleton<UpstreamSignIn>();
+        services.AddHttpClient(UpstreamSignIn.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
+        return builder;
+    }
+
+    public static WebApplication MapAccounts(this WebApplication app)
+    {
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapAccountPages();
+        app.MapUpstreamSignIn();
+        var admin = app.MapAdminGroup();
+        admin.MapUsersAdmin();
+        return app;
+    }
+}

@@ -1,0 +1,198 @@
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Nexus.Server.Hosting;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.Accounts;
+
+/// <summary>
+/// Sign-in through an upstream OpenID Connect provider (OIDC Core §3.1, authorization code with PKCE). The
+/// person is matched to a Nexus account by the provider's subject, or else by a verified email address; an
+/// unknown verified address gets a new account.
+/// </summary>
+internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory http, IDataProtectionProvider protection, TimeProvider time)
+{
+    public const string StartPath = "/account/external/start";
+    public const string CallbackPath = "/account/external/callback";
+    public const string HttpClientName = "upstream-oidc";
+    private const string CookieName = "nexus.upstream";
+
+    private readonly IDataProtector protector = protection.CreateProtector("nexus.upstream-oidc.v1");
+    private (JsonElement Metadata, JsonWebKeySet Keys, DateTimeOffset FetchedAt)? cache;
+
+    public bool IsConfigured => options.Upstream.IsConfigured;
+
+    public string DisplayName => options.Upstream.DisplayName;
+
+    private string RedirectUri => options.Issuer + CallbackPath;
+
+    private sealed record Pending(string State, string Nonce, string Verifier, string ReturnUrl, long ExpiresAt);
+
+    private async Task<(JsonElement Metadata, JsonWebKeySet Keys)> DiscoverAsync(CancellationToken ct)
+    {
+        if (cache is { } c && time.GetUtcNow() - c.FetchedAt < TimeSpan.FromMinutes(15))
+        {
+            return (c.Metadata, c.Keys);
+        }
+
+        var client = http.CreateClient(HttpClientName);
+        var metadata = JsonDocument.Parse(await client.GetStringAsync(options.Upstream.Issuer!.TrimEnd('/') + "/.well-known/openid-configuration", ct)).RootElement.Clone();
+        // OIDC Discovery §4.3: the issuer in the document must be the one configured.
+        if (metadata.GetProperty("issuer").GetString()?.TrimEnd('/') != options.Upstream.Issuer!.TrimEnd('/'))
+        {
+            throw new InvalidOperationException("The upstream provider's discovery document names a different issuer.");
+        }
+
+        var keys = new JsonWebKeySet(await client.GetStringAsync(metadata.GetProperty("jwks_uri").GetString(), ct));
+        cache = (metadata, keys, time.GetUtcNow());
+        return (metadata, keys);
+    }
+
+    public async Task<IResult> StartAsync(HttpContext context, string? returnUrl)
+    {
+        if (!IsConfigured)
+        {
+            return Error(context, "Not available", "Sign-in through an upstream provider is not configured.", StatusCodes.Status404NotFound);
+        }
+
+        var (metadata, _) = await DiscoverAsync(context.RequestAborted);
+        var pending = new Pending(SecretToken(), SecretToken(), SecretToken(), IsLocalUrl(returnUrl) ? returnUrl! : "/", time.GetUtcNow().AddMinutes(10).ToUnixTimeSeconds());
+        context.Response.Cookies.Append(CookieName, protector.Protect(JsonSerializer.Serialize(pending)), new CookieOptions
+        {
+            HttpOnly = true,
+            Secure = context.Request.IsHttps,
+            // Lax: the cookie must come back on the provider's top-level redirect to the callback.
+            SameSite = SameSiteMode.Lax,
+            MaxAge = TimeSpan.FromMinutes(10),
+            Path = CallbackPath,
+        });
+        var challenge = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(pending.Verifier)));
+        var url = metadata.GetProperty("authorization_endpoint").GetString() + "?" + string.Join('&', new Dictionary<string, string>
+        {
+            ["response_type"] = "code",
+            ["client_id"] = options.Upstream.ClientId!,
+            ["redirect_uri"] = RedirectUri,
+            ["scope"] = "openid email profile",
+            ["state"] = pending.State,
+            ["nonce"] = pending.Nonce,
+            ["code_challenge"] = challenge,
+            ["code_challenge_method"] = "S256",
+        }.Select(p => $"{p.Key}={Uri.EscapeDataString(p.Value)}"));
+        return Results.Redirect(url);
+    }
+
+    public async Task<IResult> CallbackAsync(HttpContext context, UserManager<NexusUser> users, SignInManager<NexusUser> signIn)
+    {
+        var ct = context.RequestAborted;
+        var query = context.Request.Query;
+        context.Response.Cookies.Delete(CookieName, new CookieOptions { Path = CallbackPath });
+        Pending? pending = null;
+        try
+        {
+            if (context.Request.Cookies[CookieName] is { } cookie)
+            {
+                pending = JsonSerializer.Deserialize<Pending>(protector.Unprotect(cookie));
+            }
+        }
+        catch (CryptographicException)
+        {
+            pending = null;
+        }
+
+        if (pending is null || pending.ExpiresAt < time.GetUtcNow().ToUnixTimeSeconds()
+            || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(query["state"].ToString()), Encoding.UTF8.GetBytes(pending.State)))
+        {
+            return Error(context, "Sign-in expired", "This sign-in attempt is no longer valid. Start again from the sign-in page.");
+        }
+
+        if (query["error"].Count > 0)
+        {
+            return Error(context, "Sign-in was not completed", $"{DisplayName} answered: {query["error"]}.");
+        }
+
+        var (metadata, keys) = await DiscoverAsync(ct);
+        using var request = new HttpRequestMessage(HttpMethod.Post, metadata.GetProperty("token_endpoint").GetString())
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "authorization_code",
+                ["code"] = query["code"].ToString(),
+                ["redirect_uri"] = RedirectUri,
+                ["code_verifier"] = pending.Verifier,
+            }),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(
+            $"{Uri.EscapeDataString(options.Upstream.ClientId!)}:{Uri.EscapeDataString(options.Upstream.ClientSecret ?? "")}")));
+        using var response = await http.CreateClient(HttpClientName).SendAsync(request, ct);
+        if (!response.IsSuccessStatusCode)
+        {
+            return Error(context, "Sign-in failed", $"{DisplayName} did not accept the sign-in ({(int)response.StatusCode}).", StatusCodes.Status502BadGateway);
+        }
+
+        var tokens = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement;
+        var validation = await new JsonWebTokenHandler().ValidateTokenAsync(tokens.GetProperty("id_token").GetString(), new TokenValidationParameters
+        {
+            ValidIssuer = metadata.GetProperty("issuer").GetString(),
+            ValidAudience = options.Upstream.ClientId,
+            IssuerSigningKeys = keys.GetSigningKeys(),
+            ValidAlgorithms = ["RS256", "ES256", "PS256"],
+        });
+        if (!validation.IsValid || Claim(validation.Claims, "nonce") as string != pending.Nonce)
+        {
+            return Error(context, "Sign-in failed", $"The identity token from {DisplayName} could not be verified.", StatusCodes.Status502BadGateway);
+        }
+
+        var subject = validation.Claims["sub"].ToString()!;
+        var email = Claim(validation.Claims, "email") as string;
+        var verified = Claim(validation.Claims, "email_verified") is true or "true";
+        var user = await users.FindByLoginAsync(options.Upstream.Issuer!, subject);
+        if (user is null)
+        {
+            // Matching by email is only safe when the provider vouches for the address.
+            if (email is null || !verified)
+            {
+                return Error(context, "Email not verified", $"{DisplayName} did not confirm an email address for this account, so it cannot be matched to a Nexus account.", StatusCodes.Status403Forbidden);
+            }
+
+            user = await users.FindByEmailAsync(email);
+            if (user is null)
+            {
+                (user, var errors) = await UserAccounts.CreateAsync(users, email, null, emailConfirmed: true);
+                if (user is null)
+                {
+                    return Error(context, "Sign-in failed", string.Join(" ", errors));
+                }
+            }
+
+            await users.AddLoginAsync(user, new UserLoginInfo(options.Upstream.Issuer!, subject, DisplayName));
+        }
+
+        if (await users.IsLockedOutAsync(user))
+        {
+            return Error(context, "Account locked", "This account is locked.", StatusCodes.Status423Locked);
+        }
+
+        await signIn.SignInAsync(user, isPersistent: false, authenticationMethod: "oidc");
+        return Results.Redirect(pending.ReturnUrl);
+    }
+
+    private static object? Claim(IDictionary<string, object> claims, string name) => claims.TryGetValue(name, out var value) ? value : null;
+
+    private static string SecretToken() => System.Buffers.Text.Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+}
+
+internal static class UpstreamSignInEndpoints
+{
+    public static void MapUpstreamSignIn(this IEndpointRouteBuilder app)
+    {
+        app.MapGet(UpstreamSignIn.StartPath, (HttpContext context, string? returnUrl, UpstreamSignIn upstream) => upstream.StartAsync(context, returnUrl)).ExcludeFromDescription();
+        app.MapGet(UpstreamSignIn.CallbackPath, (HttpContext context, UpstreamSignIn upstream, UserManager<NexusUser> users, SignInManager<NexusUser> signIn) =>
+            upstream.CallbackAsync(context, users, signIn)).ExcludeFromDescription();
+    }
+}

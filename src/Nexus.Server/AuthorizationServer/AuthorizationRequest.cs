@@ -1,0 +1,183 @@
+using Microsoft.Extensions.Primitives;
+using Nexus.Server.AuthorizationServer.Clients;
+
+namespace Nexus.Server.AuthorizationServer;
+
+/// <summary>A validated authorization request (RFC 6749 §4.1.1 with RFC 7636 PKCE and OIDC parameters).</summary>
+internal sealed record AuthorizationRequest(
+    OAuthClient Client,
+    string RedirectUri,
+    IReadOnlyList<string> Scopes,
+    string? State,
+    string? Nonce,
+    string? CodeChallenge,
+    string? Prompt,
+    IReadOnlyDictionary<string, string> Parameters);
+
+/// <summary>
+/// What is wrong with an authorization request. Errors found before the client and redirect URI are trusted are
+/// shown on a Nexus page (<see cref="RedirectUri"/> is null): redirecting then would make Nexus an open
+/// redirector (RFC 9700 §4.11). Later errors go back to the client.
+/// </summary>
+internal sealed record AuthorizationError(string Error, string Description, string? RedirectUri, string? State);
+
+internal static class AuthorizationRequestValidator
+{
+    public const int CodeLifetimeSeconds = 60;
+
+    private static readonly HashSet<string> SingleValued =
+        ["client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "response_mode", "max_age", "login_hint"];
+
+    /// <param name="defaultResponseType">The documented /api/oauth/authorize route sends no response_type and means "code".</param>
+    public static async Task<(AuthorizationRequest? Request, AuthorizationError? Error)> ValidateAsync(
+        IEnumerable<KeyValuePair<string, StringValues>> raw, ClientRegistry clients, bool defaultResponseType, CancellationToken ct)
+    {
+        var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? repeated = null;
+        foreach (var (name, values) in raw)
+        {
+            if (values.Count > 1 && SingleValued.Contains(name))
+            {
+                repeated ??= name;
+            }
+
+            if (values.Count > 0 && !string.IsNullOrEmpty(values[0]))
+            {
+                parameters[name] = values[0]!;
+            }
+        }
+
+        string? Get(string name) => parameters.GetValueOrDefault(name);
+
+        if (repeated is "client_id" or "redirect_uri")
+        {
+            return (null, new AuthorizationError("invalid_request", $"The parameter '{repeated}' is repeated.", null, null));
+        }
+
+        var clientId = Get("client_id");
+        var client = clientId is null || clientId.Length > 200 ? null : await clients.FindCachedAsync(clientId, ct);
+        if (client is null || client.IsRevoked || client.Kind != ClientKinds.Application)
+        {
+            return (null, new AuthorizationError("invalid_client", "This application is not registered with Nexus (unknown or revoked client_id).", null, null));
+        }
+
+        // RFC 9700 §4.1.3 / OAuth 2.1 §4.1.1: redirect URIs are compared as exact strings, no pattern matching.
+        var redirectUri = Get("redirect_uri");
+        if (redirectUri is null)
+        {
+            if (client.RedirectUriList.Count != 1)
+            {
+                return (null, new AuthorizationError("invalid_request", "redirect_uri is required because this application registered several.", null, null));
+            }
+
+            redirectUri = client.RedirectUriList[0];
+        }
+        else if (!client.RedirectUriList.Contains(redirectUri, StringComparer.Ordinal))
+        {
+            return (null, new AuthorizationError("invalid_request", "The redirect_uri does not match any registered for this application.", null, null));
+        }
+
+        var state = Get("state");
+        AuthorizationError Fail(string error, string description) => new(error, description, redirectUri, state);
+
+        if (repeated is not null)
+        {
+            // RFC 6749 §3.1: request parameters MUST NOT be included more than once.
+            return (null, Fail("invalid_request", $"The parameter '{repeated}' is repeated."));
+        }
+
+        var responseType = Get("response_type") ?? (defaultResponseType ? "code" : null);
+        if (responseType is null)
+        {
+            return (null, Fail("invalid_request", "response_type is required."));
+        }
+
+        if (responseType != "code")
+        {
+            // OAuth 2.1 / RFC 9700 §2.1.2: only the code flow; the implicit flow is not offered.
+            return (null, Fail("unsupported_response_type", "Only response_type=code is supported."));
+        }
+
+        if (Get("response_mode") is { } mode && mode != "query")
+        {
+            return (null, Fail("invalid_request", "Only response_mode=query is supported."));
+        }
+
+        if (!client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
+        {
+            return (null, Fail("unauthorized_client", "This application may not use the authorization code flow."));
+        }
+
+        IReadOnlyList<string> scopes = client.Scopes;
+        if (Get("scope") is { } scopeParameter)
+        {
+            var parsed = ScopeSyntax.Parse(scopeParameter);
+            if (parsed is null)
+            {
+                return (null, Fail("invalid_scope", "The scope parameter is malformed."));
+            }
+
+            if (parsed.FirstOrDefault(s => !client.Scopes.Contains(s)) is { } unknown)
+            {
+                return (null, Fail("invalid_scope", $"The scope '{unknown}' is not available to this application."));
+            }
+
+            scopes = parsed;
+        }
+
+        // RFC 7636 §4.3 and RFC 9700 §2.1.1: only S256; "plain" would hand the verifier to whoever sees the URL.
+        var challenge = Get("code_challenge");
+        var method = Get("code_challenge_method");
+        if (challenge is null)
+        {
+            if (method is not null)
+            {
+                return (null, Fail("invalid_request", "code_challenge_method was sent without code_challenge."));
+            }
+
+            if (client.IsPublic)
+            {
+                return (null, Fail("invalid_request", "PKCE is required for this application: send code_challenge with code_challenge_method=S256."));
+            }
+        }
+        else
+        {
+            if (method != "S256")
+            {
+                return (null, Fail("invalid_request", method is null or "plain"
+                    ? "code_challenge_method must be S256; plain is not accepted."
+                    : "Unsupported code_challenge_method; use S256."));
+            }
+
+            // RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters.
+            if (challenge.Length != 43 || !challenge.All(IsBase64UrlChar))
+            {
+                return (null, Fail("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the code verifier."));
+            }
+        }
+
+        var prompt = Get("prompt");
+        if (prompt is not null && prompt.Split(' ').Any(p => p is not ("none" or "login" or "consent" or "select_account")))
+        {
+            return (null, Fail("invalid_request", "Unsupported prompt value."));
+        }
+
+        return (new AuthorizationRequest(client, redirectUri, scopes, state, Get("nonce"), challenge, prompt, parameters), null);
+    }
+
+    public static bool IsBase64UrlChar(char c) => c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_';
+
+    /// <summary>RFC 6749 §4.1.2 and RFC 9207: the response goes to the redirect URI with state and iss.</summary>
+    public static string BuildRedirect(string redirectUri, string issuer, string? state, params (string Name, string Value)[] parameters)
+    {
+        var query = parameters.Select(p => $"{p.Name}={Uri.EscapeDataString(p.Value)}").ToList();
+        if (state is not null)
+        {
+            query.Add($"state={Uri.EscapeDataString(state)}");
+        }
+
+        query.Add($"iss={Uri.EscapeDataString(issuer)}");
+        var separator = redirectUri.Contains('?', StringComparison.Ordinal) ? "&" : "?";
+        return redirectUri + separator + string.Join('&', query);
+    }
+}

@@ -1,0 +1,149 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Primitives;
+using Nexus.Server.Accounts;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Grants;
+using Nexus.Server.Hosting;
+using Nexus.Server.Vault;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.AuthorizationServer;
+
+/// <summary>
+/// GET /oauth2/authorize (RFC 6749 §3.1, §4.1.1) and the documented alias GET /api/oauth/authorize, which sends
+/// no response_type. Signs the user in if needed, asks for consent once per application and scope set, and
+/// answers the client's redirect URI with a single-use code, state and iss (RFC 9207).
+/// </summary>
+internal static class AuthorizeEndpoint
+{
+    public const string Path = "/oauth2/authorize";
+    public const string SeedPath = "/api/oauth/authorize";
+
+    public static void MapAuthorizeEndpoint(this IEndpointRouteBuilder app)
+    {
+        app.MapGet(Path, (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: false)).WithTags("OAuth");
+        app.MapGet(SeedPath, (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: true)).WithTags("OAuth");
+        app.MapPost(Path, ConsentAsync).WithTags("OAuth").DisableAntiforgery();
+    }
+
+    private static async Task<IResult> AuthorizeAsync(HttpContext context, ClientRegistry clients, IEnumerable<KeyValuePair<string, StringValues>> parameters, bool defaultResponseType)
+    {
+        var services = context.RequestServices;
+        var options = services.GetRequiredService<NexusOptions>();
+        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, defaultResponseType, context.RequestAborted);
+        if (request is null)
+        {
+            return ErrorResult(context, error!, options);
+        }
+
+        var prompts = request.Prompt?.Split(' ') ?? [];
+        var userId = UserAccounts.CurrentUserId(context);
+        if (userId is null || prompts.Contains("login") || prompts.Contains("select_account"))
+        {
+            if (prompts.Contains("none"))
+            {
+                return Redirect(request, options, ("error", "login_required"), ("error_description", "The user is not signed in."));
+            }
+
+            if (userId is not null)
+            {
+                await services.GetRequiredService<SignInManager<NexusUser>>().SignOutAsync();
+            }
+
+            // Come back to the same request once signed in, without the prompt that sent us to sign-in.
+            var back = Path + "?" + string.Join('&', request.Parameters.Where(p => p.Key != "prompt").Append(new("response_type", "code"))
+                .DistinctBy(p => p.Key).Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
+            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(back)}");
+        }
+
+        var grants = services.GetRequiredService<GrantStore>();
+        var consented = await grants.GetConsentAsync(userId, request.Client.ClientId, context.RequestAborted);
+        if (request.Scopes.All(consented.Contains) && !prompts.Contains("consent"))
+        {
+            return await IssueCodeAsync(context, request, userId, options);
+        }
+
+        if (prompts.Contains("none"))
+        {
+            return Redirect(request, options, ("error", "consent_required"), ("error_description", "The user has not authorized this application yet."));
+        }
+
+        return ConsentPage(context, request);
+    }
+
+    /// <summary>The consent form posts the original parameters back; they are validated again from scratch.</summary>
+    private static async Task<IResult> ConsentAsync(HttpContext context, ClientRegistry clients)
+    {
+        var form = await AccountEndpoints.ReadProtectedFormAsync(context);
+        if (form is null)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var services = context.RequestServices;
+        var options = services.GetRequiredService<NexusOptions>();
+        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(
+            form.Where(f => f.Key is not ("decision" or "__csrf")), clients, defaultResponseType: true, context.RequestAborted);
+        if (request is null)
+        {
+            return ErrorResult(context, error!, options);
+        }
+
+        if (UserAccounts.CurrentUserId(context) is not { } userId)
+        {
+            return Error(context, "Signed out", "Your session ended before you answered. Start again from the application.", StatusCodes.Status401Unauthorized);
+        }
+
+        if (form["decision"] != "allow")
+        {
+            return Redirect(request, options, ("error", "access_denied"), ("error_description", "The user declined the request."));
+        }
+
+        await services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, request.Client.ClientId, request.Scopes, context.RequestAborted);
+        return await IssueCodeAsync(context, request, userId, options);
+    }
+
+    private static async Task<IResult> IssueCodeAsync(HttpContext context, AuthorizationRequest request, string userId, NexusOptions options)
+    {
+        var services = context.RequestServices;
+        var time = services.GetRequiredService<TimeProvider>();
+        var authenticated = await context.AuthenticateAsync(IdentityConstants.ApplicationScheme);
+        var authTime = (authenticated.Properties?.IssuedUtc ?? time.GetUtcNow()).ToUnixTimeSeconds();
+        var code = SecretGenerator.Secret("nxa_");
+        // RFC 9700 §4.5: codes are single-use, short-lived and bound to client, redirect URI and PKCE challenge.
+        await services.GetRequiredService<GrantStore>().SaveCodeAsync(code, new AuthorizationCodeRecord(
+            request.Client.ClientId, userId, request.RedirectUri, request.Scopes, request.CodeChallenge, request.Nonce, authTime,
+            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds()), context.RequestAborted);
+        return Redirect(request, options, ("code", code));
+    }
+
+    private static IResult Redirect(AuthorizationRequest request, NexusOptions options, params (string, string)[] parameters)
+    {
+        return Results.Redirect(AuthorizationRequestValidator.BuildRedirect(request.RedirectUri, options.Issuer, request.State, parameters));
+    }
+
+    private static IResult ErrorResult(HttpContext context, AuthorizationError error, NexusOptions options) =>
+        error.RedirectUri is null
+            ? Error(context, "This sign-in link is not valid", error.Description)
+            : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error), ("error_description", error.Description)));
+
+    private static IResult ConsentPage(HttpContext context, AuthorizationRequest request)
+    {
+        var client = request.Client;
+        var hidden = string.Concat(request.Parameters.Where(p => p.Key != "prompt").Select(p => $"<input type=\"hidden\" name=\"{E(p.Key)}\" value=\"{E(p.Value)}\">"));
+        var scopes = string.Concat(request.Scopes.Select(s => $"<li>{E(ScopeDescriptions.Describe(s))} <span class=\"muted\">(<code>{E(s)}</code>)</span></li>"));
+        var site = client.BaseUrl is null ? "" : $"<p class=\"muted\">{E(client.BaseUrl)}</p>";
+        var description = client.Description is null ? "" : $"<p>{E(client.Description)}</p>";
+        var email = context.User.FindFirstValue(ClaimTypes.Email);
+        return Page(context, "Authorize " + client.Name, $"""
+            <section class="card narrow"><h1><strong>{E(client.Name)}</strong> wants to access your Nexus account</h1>{site}{description}
+            <p>Signed in as <strong>{E(email)}</strong>. It will be able to:</p><ul class="scopes">{scopes}</ul>
+            <form method="post" action="{Path}">{AntiforgeryField(context)}{hidden}
+            <div class="actions"><button type="submit" name="decision" value="allow">Allow</button>
+            <button type="submit" name="decision" value="deny" class="secondary">Deny</button></div></form>
+            <p class="muted">You can withdraw this at any time under <a href="/account/applications">Authorized applications</a>.</p></section>
+            """);
+    }
+}

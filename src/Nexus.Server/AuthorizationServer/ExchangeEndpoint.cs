@@ -1,0 +1,78 @@
+using System.Globalization;
+using System.Text;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Grants;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.AuthorizationServer;
+
+/// <summary>
+/// POST /api/v1/oauth/exchange, the code exchange of the Nexus OAuth 2.0 Integration Guide: parameters in the
+/// query string (as the guide's example sends them) or a form body, client_secret among them, an optional
+/// "expiration" in minutes (default 480), and the response {access_token, token_type, expires_in, state}.
+/// Underneath it is the same code redemption as RFC 6749 §4.1.3 with the same checks.
+/// </summary>
+internal static class ExchangeEndpoint
+{
+    public const string Path = "/api/v1/oauth/exchange";
+    public const int DefaultExpirationMinutes = 480;
+
+    public static void MapExchangeEndpoint(this IEndpointRouteBuilder app) =>
+        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery();
+
+    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AuthorizationCodeGrant codeGrant, NexusOptions options)
+    {
+        var ct = context.RequestAborted;
+        var query = context.Request.QueryString.HasValue ? context.Request.QueryString.Value![1..] : "";
+        var (parameters, error) = OAuthForm.Parse(Encoding.UTF8.GetBytes(query));
+        if (parameters is not null && (context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0))
+        {
+            if (!OAuthForm.IsFormContentType(context.Request.ContentType))
+            {
+                await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "Send parameters in the query string or as application/x-www-form-urlencoded.");
+                return;
+            }
+
+            var (body, bodyError) = await OAuthForm.ReadAsync(context.Request, ct);
+            (parameters, error) = body is null ? (null, bodyError) : OAuthForm.Merge(parameters!, body);
+        }
+
+        if (parameters is null)
+        {
+            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", error!);
+            return;
+        }
+
+        var minutes = DefaultExpirationMinutes;
+        if (parameters["expiration"] is { } expiration
+            && (!int.TryParse(expiration, NumberStyles.None, CultureInfo.InvariantCulture, out minutes) || minutes < 1))
+        {
+            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "expiration must be a whole number of minutes.");
+            return;
+        }
+
+        // Longer requests are capped rather than refused: the response's expires_in says what was granted.
+        var lifetime = (int)Math.Min(Math.Min(minutes, options.MaxExchangeExpirationMinutes) * 60L, options.MaxAccessTokenLifetimeSeconds);
+
+        var auth = await authenticator.AuthenticateAsync(context, parameters, ct);
+        if (auth.Client is not { } client)
+        {
+            if (auth.RetryAfter is { } wait)
+            {
+                context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
+            }
+
+            await OAuthResponses.ErrorAsync(context, auth.Status, auth.Error!, auth.Description!, auth.Status is 401 or 429 ? "Basic realm=\"nexus\"" : null);
+            return;
+        }
+
+        if (!client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
+        {
+            await OAuthResponses.ErrorAsync(context, 400, "unauthorized_client", "This client may not use the authorization code flow.");
+            return;
+        }
+
+        var result = await codeGrant.HandleAsync(parameters, client, lifetime, ct);
+        await result.WriteAsync(context, parameters["state"], seedShape: true);
+    }
+}

@@ -1,0 +1,96 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Identity;
+using Nexus.Server.Accounts;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.AuthorizationServer.Grants;
+
+/// <summary>RFC 6749 §4.1.3: exchanges an authorization code, enforcing the RFC 7636 and RFC 9700 checks.</summary>
+internal sealed class AuthorizationCodeGrant(
+    GrantStore grants, AccessTokenIssuer accessTokens, IdTokenIssuer idTokens, IServiceScopeFactory scopes, NexusOptions options, TimeProvider time)
+{
+    /// <param name="lifetimeOverride">Token lifetime asked for by the documented exchange route (which also gets no refresh token).</param>
+    public async Task<TokenResult> HandleAsync(OAuthForm form, OAuthClient client, int? lifetimeOverride, CancellationToken ct)
+    {
+        if (form["code"] is not { } code)
+        {
+            return TokenResult.Fail("invalid_request", "code is required.");
+        }
+
+        var (outcome, record, codeHash) = await grants.RedeemCodeAsync(code, ct);
+        if (outcome == CodeRedemption.Replayed)
+        {
+            // RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
+            return TokenResult.Fail("invalid_grant", "This authorization code was already used; tokens issued from it have been revoked.");
+        }
+
+        if (record is null || record.ClientId != client.ClientId)
+        {
+            return TokenResult.Fail("invalid_grant", "The authorization code is invalid or was issued to another client.");
+        }
+
+        if (record.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
+        {
+            return TokenResult.Fail("invalid_grant", "The authorization code has expired.");
+        }
+
+        // RFC 6749 §4.1.3: the redirect_uri must be identical to the one the code was issued for.
+        var redirectUri = form["redirect_uri"];
+        if (redirectUri is null ? client.RedirectUriList.Count != 1 : !string.Equals(redirectUri, record.RedirectUri, StringComparison.Ordinal))
+        {
+            return TokenResult.Fail("invalid_grant", "redirect_uri does not match the authorization request.");
+        }
+
+        var verifier = form["code_verifier"];
+        if (record.CodeChallenge is null)
+        {
+            // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
+            if (verifier is not null)
+            {
+                return TokenResult.Fail("invalid_grant", "code_verifier was sent but the authorization request had no code_challenge.");
+            }
+        }
+        else
+        {
+            // RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) must equal the challenge.
+            if (verifier is null || verifier.Length is < 43 or > 128 || !verifier.All(c => AuthorizationRequestValidator.IsBase64UrlChar(c) || c is '.' or '~'))
+            {
+                return TokenResult.Fail("invalid_grant", "A valid code_verifier is required for this code.");
+            }
+
+            var computed = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+            if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(computed), Encoding.ASCII.GetBytes(record.CodeChallenge)))
+            {
+                return TokenResult.Fail("invalid_grant", "The code_verifier does not match the code_challenge.");
+            }
+        }
+
+        await using var scope = scopes.CreateAsyncScope();
+        var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(record.UserId);
+        if (user is null)
+        {
+            return TokenResult.Fail("invalid_grant", "The user of this code no longer exists.");
+        }
+
+        var grantId = await grants.CreateGrantAsync(client.ClientId, user.Id, record.Scopes, record.AuthTime, codeHash, ct);
+        return await IssueAsync(client, user, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct);
+    }
+
+    /// <summary>Access token, refresh token (when the client may refresh) and ID token (for openid) of a grant.</summary>
+    public async Task<TokenResult> IssueAsync(OAuthClient client, NexusUser user, string grantId, IReadOnlyList<string> tokenScopes, string? nonce, long authTime, int? lifetimeOverride, CancellationToken ct, IReadOnlyList<string>? refreshScopes = null)
+    {
+        var scope = tokenScopes.Count == 0 ? null : string.Join(' ', tokenScopes);
+        var access = accessTokens.Issue(user.Id, client.ClientId, scope, lifetimeOverride ?? client.AccessTokenLifetimeSeconds, grantId, authTime);
+        string? refresh = null;
+        if (lifetimeOverride is null && client.GrantTypes.Contains(GrantTypes.RefreshToken))
+        {
+            refresh = await grants.IssueRefreshTokenAsync(grantId, refreshScopes ?? tokenScopes, TimeSpan.FromDays(options.RefreshTokenLifetimeDays), ct);
+        }
+
+        var idToken = tokenScopes.Contains("openid") ? idTokens.Issue(user, client.ClientId, tokenScopes, nonce, authTime, access.Token) : null;
+        return new TokenResult(200, AccessToken: access.Token, ExpiresIn: access.ExpiresIn, Scope: scope, RefreshToken: refresh, IdToken: idToken);
+    }
+}

@@ -1,0 +1,279 @@
+using System.Security.Cryptography;
+using System.Text;
+using Dapper;
+using Nexus.Server.Data;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.AuthorizationServer.Grants;
+
+internal sealed record AuthorizationCodeRecord(
+    string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt);
+
+internal sealed record GrantRecord(string Id, string ClientId, string UserId, IReadOnlyList<string> Scopes, long AuthTime, long? RevokedAt);
+
+internal enum CodeRedemption
+{
+    Redeemed,
+    Unknown,
+    Replayed,
+}
+
+internal enum RefreshOutcome
+{
+    Rotated,
+    Unknown,
+    Expired,
+    Replayed,
+    GrantRevoked,
+}
+
+/// <summary>
+/// Authorization codes, grants, refresh tokens, consents and revoked access tokens. Codes and refresh tokens
+/// are stored only as SHA-256 hashes: they are high-entropy bearer secrets, and a copy of the database must
+/// not be enough to use them.
+/// </summary>
+internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
+{
+    public static string Hash(string token) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static string Join(IEnumerable<string> scopes) => string.Join(' ', scopes);
+
+    private static string[] Split(string scopes) => scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    // ---- consent ------------------------------------------------------------------------------------------
+
+    public async Task<IReadOnlyList<string>> GetConsentAsync(string userId, string clientId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var scopes = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
+            "SELECT scopes FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, cancellationToken: ct));
+        return scopes is null ? [] : Split(scopes);
+    }
+
+    public async Task SaveConsentAsync(string userId, string clientId, IEnumerable<string> scopes, CancellationToken ct)
+    {
+        var merged = (await GetConsentAsync(userId, clientId, ct)).Union(scopes, StringComparer.Ordinal).ToList();
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO consents (user_id, client_id, scopes, created_at, updated_at) VALUES (@userId, @clientId, @scopes, @now, @now)
+            ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = @scopes, updated_at = @now
+            """,
+            new { userId, clientId, scopes = Join(merged), now = Now }, cancellationToken: ct));
+    }
+
+    public async Task<IReadOnlyList<(string ClientId, IReadOnlyList<string> Scopes, DateTimeOffset GrantedAt)>> ListConsentsAsync(string userId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var rows = await connection.QueryAsync<(string ClientId, string Scopes, long UpdatedAt)>(new CommandDefinition(
+            "SELECT client_id, scopes, updated_at FROM consents WHERE user_id = @userId ORDER BY updated_at DESC", new { userId }, cancellationToken: ct));
+        return rows.Select(r => (r.ClientId, (IReadOnlyList<string>)Split(r.Scopes), DateTimeOffset.FromUnixTimeMilliseconds(r.UpdatedAt))).ToList();
+    }
+
+    /// <summary>Withdraws consent and revokes every grant the user gave the application (and so its tokens).</summary>
+    public async Task<bool> WithdrawConsentAsync(string userId, string clientId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var deleted = await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE grants SET revoked_at = @now, revoked_reason = 'consent_withdrawn' WHERE user_id = @userId AND client_id = @clientId AND revoked_at IS NULL",
+            new { userId, clientId, now = Now }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+        return deleted > 0;
+    }
+
+    // ---- authorization codes --------------------------------------------------------------------------------
+
+    public async Task SaveCodeAsync(string code, AuthorizationCodeRecord record, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at)
+            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt)
+            """,
+            new { hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now, record.ExpiresAt },
+            cancellationToken: ct));
+    }
+
+    private sealed class CodeRow
+    {
+        public string ClientId { get; init; } = "";
+        public string UserId { get; init; } = "";
+        public string RedirectUri { get; init; } = "";
+        public string Scopes { get; init; } = "";
+        public string? CodeChallenge { get; init; }
+        public string? Nonce { get; init; }
+        public long AuthTime { get; init; }
+        public long ExpiresAt { get; init; }
+        public long? ConsumedAt { get; init; }
+    }
+
+    /// <summary>
+    /// Consumes a code exactly once. A second attempt is a replay (RFC 6749 §4.1.2, RFC 9700 §4.5): the
+    /// grant created from the first redemption is revoked with every token issued from it.
+    /// </summary>
+    public async Task<(CodeRedemption Outcome, AuthorizationCodeRecord? Code, string CodeHash)> RedeemCodeAsync(string code, CancellationToken ct)
+    {
+        var hash = Hash(code);
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<CodeRow>(new CommandDefinition(
+            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at FROM authorization_codes WHERE code_hash = @hash",
+            new { hash }, cancellationToken: ct));
+        if (row is null)
+        {
+            return (CodeRedemption.Unknown, null, hash);
+        }
+
+        var consumed = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @hash AND consumed_at IS NULL", new { hash, now = Now }, cancellationToken: ct));
+        if (consumed == 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE grants SET revoked_at = @now, revoked_reason = 'code_replayed' WHERE code_hash = @hash AND revoked_at IS NULL", new { hash, now = Now }, cancellationToken: ct));
+            return (CodeRedemption.Replayed, null, hash);
+        }
+
+        return (CodeRedemption.Redeemed, new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt), hash);
+    }
+
+    // ---- grants and refresh tokens --------------------------------------------------------------------------
+
+    public async Task<string> CreateGrantAsync(string clientId, string userId, IReadOnlyList<string> scopes, long authTime, string? codeHash, CancellationToken ct)
+    {
+        var id = SecretGenerator.Id("gr_", 20);
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at) VALUES (@id, @clientId, @userId, @scopes, @codeHash, @authTime, @now)",
+            new { id, clientId, userId, scopes = Join(scopes), codeHash, authTime, now = Now }, cancellationToken: ct));
+        return id;
+    }
+
+    private sealed class GrantRow
+    {
+        public string Id { get; init; } = "";
+        public string ClientId { get; init; } = "";
+        public string UserId { get; init; } = "";
+        public string Scopes { get; init; } = "";
+        public long AuthTime { get; init; }
+        public long? RevokedAt { get; init; }
+
+        public GrantRecord ToRecord() => new(Id, ClientId, UserId, Split(Scopes), AuthTime, RevokedAt);
+    }
+
+    public async Task<GrantRecord?> FindGrantAsync(string grantId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<GrantRow>(new CommandDefinition(
+            "SELECT id, client_id, user_id, scopes, auth_time, revoked_at FROM grants WHERE id = @grantId", new { grantId }, cancellationToken: ct));
+        return row?.ToRecord();
+    }
+
+    public async Task RevokeGrantAsync(string grantId, string reason, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE grants SET revoked_at = @now, revoked_reason = @reason WHERE id = @grantId AND revoked_at IS NULL", new { grantId, reason, now = Now }, cancellationToken: ct));
+    }
+
+    public async Task<string> IssueRefreshTokenAsync(string grantId, IReadOnlyList<string> scopes, TimeSpan lifetime, CancellationToken ct)
+    {
+        var token = SecretGenerator.Secret("nxr_");
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, scopes, created_at, expires_at) VALUES (@hash, @grantId, @scopes, @now, @expires)",
+            new { hash = Hash(token), grantId, scopes = Join(scopes), now = Now, expires = time.GetUtcNow().Add(lifetime).ToUnixTimeMilliseconds() }, cancellationToken: ct));
+        return token;
+    }
+
+    private sealed class RefreshRow
+    {
+        public string GrantId { get; init; } = "";
+        public string Scopes { get; init; } = "";
+        public long ExpiresAt { get; init; }
+        public long? UsedAt { get; init; }
+    }
+
+    /// <summary>
+    /// Marks a refresh token used, exactly once. Using a token that was already rotated means two parties hold
+    /// it, so the whole grant is revoked (RFC 9700 §4.14.2, refresh token rotation with reuse detection).
+    /// </summary>
+    public async Task<(RefreshOutcome Outcome, GrantRecord? Grant, IReadOnlyList<string> Scopes)> UseRefreshTokenAsync(string token, string clientId, CancellationToken ct)
+    {
+        var hash = Hash(token);
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
+            "SELECT grant_id, scopes, expires_at, used_at FROM refresh_tokens WHERE token_hash = @hash", new { hash }, cancellationToken: ct));
+        if (row is null)
+        {
+            return (RefreshOutcome.Unknown, null, []);
+        }
+
+        var grant = await FindGrantAsync(row.GrantId, ct);
+        // A token presented by another client is treated as unknown: it reveals nothing and changes nothing.
+        if (grant is null || grant.ClientId != clientId)
+        {
+            return (RefreshOutcome.Unknown, null, []);
+        }
+
+        if (grant.RevokedAt is not null)
+        {
+            return (RefreshOutcome.GrantRevoked, grant, []);
+        }
+
+        if (row.ExpiresAt <= Now)
+        {
+            return (RefreshOutcome.Expired, grant, []);
+        }
+
+        var marked = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE refresh_tokens SET used_at = @now WHERE token_hash = @hash AND used_at IS NULL", new { hash, now = Now }, cancellationToken: ct));
+        if (marked == 0)
+        {
+            await RevokeGrantAsync(grant.Id, "refresh_token_reused", ct);
+            return (RefreshOutcome.Replayed, grant, []);
+        }
+
+        return (RefreshOutcome.Rotated, grant, Split(row.Scopes));
+    }
+
+    /// <summary>Finds the grant of a refresh token without using it (introspection and revocation).</summary>
+    public async Task<(GrantRecord Grant, long ExpiresAt, bool Used, IReadOnlyList<string> Scopes)?> PeekRefreshTokenAsync(string token, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
+            "SELECT grant_id, scopes, expires_at, used_at FROM refresh_tokens WHERE token_hash = @hash", new { hash = Hash(token) }, cancellationToken: ct));
+        if (row is null || await FindGrantAsync(row.GrantId, ct) is not { } grant)
+        {
+            return null;
+        }
+
+        return (grant, row.ExpiresAt, row.UsedAt is not null, Split(row.Scopes));
+    }
+
+    // ---- revoked access tokens ------------------------------------------------------------------------------
+
+    public async Task RevokeAccessTokenAsync(string jti, long expiresAtSeconds, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (@jti, @expires, @now) ON CONFLICT (jti) DO NOTHING",
+            new { jti, expires = expiresAtSeconds * 1000, now = Now }, cancellationToken: ct));
+    }
+
+    /// <summary>Whether an access token was revoked on its own or through its grant.</summary>
+    public async Task<bool> IsAccessTokenRevokedAsync(string jti, string? grantId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var revoked = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            grantId is null
+                ? "SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = @jti"
+                : "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = @jti) + (SELECT COUNT(*) FROM grants WHERE id = @grantId AND revoked_at IS NOT NULL)",
+            new { jti, grantId }, cancellationToken: ct));
+        return revoked > 0;
+    }
+}

@@ -1,0 +1,57 @@
+using Microsoft.AspNetCore.Identity;
+using Nexus.Server.Accounts;
+using Nexus.Server.AuthorizationServer.Clients;
+
+namespace Nexus.Server.AuthorizationServer.Grants;
+
+/// <summary>
+/// RFC 6749 §6 with rotation: every use returns a new refresh token and retires the old one; presenting a
+/// retired token revokes the whole grant (RFC 9700 §4.14.2). The scope may be narrowed, never widened.
+/// </summary>
+internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGrant issuer, IServiceScopeFactory scopes)
+{
+    public async Task<TokenResult> HandleAsync(OAuthForm form, OAuthClient client, CancellationToken ct)
+    {
+        if (form["refresh_token"] is not { } token)
+        {
+            return TokenResult.Fail("invalid_request", "refresh_token is required.");
+        }
+
+        IReadOnlyList<string>? requested = null;
+        if (form["scope"] is { } scopeParameter && (requested = ScopeSyntax.Parse(scopeParameter)) is null)
+        {
+            return TokenResult.Fail("invalid_scope", "The scope parameter is malformed.");
+        }
+
+        // RFC 6749 §6: a narrower scope is allowed, a wider one is refused, before the token is spent.
+        if (requested is not null && await grants.PeekRefreshTokenAsync(token, ct) is { } peeked && peeked.Grant.ClientId == client.ClientId
+            && requested.FirstOrDefault(s => !peeked.Scopes.Contains(s)) is { } wider)
+        {
+            return TokenResult.Fail("invalid_scope", $"The scope '{wider}' was not part of the original grant.");
+        }
+
+        var (outcome, grant, tokenScopes) = await grants.UseRefreshTokenAsync(token, client.ClientId, ct);
+        switch (outcome)
+        {
+            case RefreshOutcome.Replayed:
+                return TokenResult.Fail("invalid_grant", "This refresh token was already used; every token of this grant has been revoked.");
+            case RefreshOutcome.GrantRevoked:
+                return TokenResult.Fail("invalid_grant", "This grant has been revoked.");
+            case RefreshOutcome.Expired:
+                return TokenResult.Fail("invalid_grant", "The refresh token has expired.");
+            case RefreshOutcome.Unknown:
+                return TokenResult.Fail("invalid_grant", "The refresh token is invalid.");
+        }
+
+        await using var scope = scopes.CreateAsyncScope();
+        var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(grant!.UserId);
+        if (user is null)
+        {
+            await grants.RevokeGrantAsync(grant.Id, "user_deleted", ct);
+            return TokenResult.Fail("invalid_grant", "The user of this grant no longer exists.");
+        }
+
+        // The new refresh token keeps the original scope so that a later refresh may ask for it again.
+        return await issuer.IssueAsync(client, user, grant.Id, requested ?? tokenScopes, nonce: null, grant.AuthTime, lifetimeOverride: null, ct, refreshScopes: tokenScopes);
+    }
+}

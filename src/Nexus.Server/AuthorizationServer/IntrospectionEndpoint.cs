@@ -1,0 +1,124 @@
+using System.Text.Json;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Grants;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.AuthorizationServer;
+
+/// <summary>
+/// POST /oauth2/introspect (RFC 7662). Callers authenticate as clients. A client may introspect the tokens
+/// issued to it; a resource server may introspect any token once registered as an App Client with the
+/// "nexus:introspect" scope. Anything else, including tokens the caller may not see, is just {"active": false}
+/// (RFC 7662 §2.2), so the endpoint reveals nothing to the curious.
+/// </summary>
+internal static class IntrospectionEndpoint
+{
+    public const string Path = "/oauth2/introspect";
+    public const string IntrospectScope = "nexus:introspect";
+
+    public static void MapIntrospection(this IEndpointRouteBuilder app) =>
+        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery();
+
+    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants, ClientRegistry clients, NexusOptions options)
+    {
+        var ct = context.RequestAborted;
+        var (form, caller) = await TokenRequests.ReadAuthenticatedAsync(context, authenticator);
+        if (caller is null)
+        {
+            return;
+        }
+
+        if (form!["token"] is not { } token)
+        {
+            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "token is required.");
+            return;
+        }
+
+        bool MayInspect(string clientId) => clientId == caller.ClientId || caller.Scopes.Contains(IntrospectScope);
+        var response = context.Response;
+        OAuthResponses.NoStore(response);
+        response.ContentType = "application/json;charset=UTF-8";
+        await using var json = new Utf8JsonWriter(response.BodyWriter, OAuthResponses.WriterOptions);
+        json.WriteStartObject();
+
+        var hint = form["token_type_hint"];
+        if (hint != "refresh_token" && token.Count(c => c == '.') == 2)
+        {
+            var (claims, _) = await validator.ValidateAsync(token, ct);
+            if (claims is not null && MayInspect(claims.ClientId) && !await grants.IsAccessTokenRevokedAsync(claims.Jti, claims.GrantId, ct)
+                && await clients.FindCachedAsync(claims.ClientId, ct) is { IsRevoked: false })
+            {
+                json.WriteBoolean("active"u8, true);
+                if (claims.Scope is not null)
+                {
+                    json.WriteString("scope"u8, claims.Scope);
+                }
+
+                json.WriteString("client_id"u8, claims.ClientId);
+                json.WriteString("sub"u8, claims.Subject);
+                json.WriteString("token_type"u8, "Bearer"u8);
+                json.WriteNumber("exp"u8, claims.ExpiresAt);
+                json.WriteNumber("iat"u8, claims.IssuedAt);
+                json.WriteString("iss"u8, options.Issuer);
+                json.WriteString("aud"u8, options.Audience);
+                json.WriteString("jti"u8, claims.Jti);
+                json.WriteEndObject();
+                await json.FlushAsync(ct);
+                return;
+            }
+        }
+        else if (await grants.PeekRefreshTokenAsync(token, ct) is { } refresh && MayInspect(refresh.Grant.ClientId)
+            && refresh.Grant.RevokedAt is null && !refresh.Used && refresh.ExpiresAt > context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeMilliseconds())
+        {
+            json.WriteBoolean("active"u8, true);
+            json.WriteString("scope"u8, string.Join(' ', refresh.Scopes));
+            json.WriteString("client_id"u8, refresh.Grant.ClientId);
+            json.WriteString("sub"u8, refresh.Grant.UserId);
+            json.WriteString("token_type"u8, "refresh_token"u8);
+            json.WriteNumber("exp"u8, refresh.ExpiresAt / 1000);
+            json.WriteString("iss"u8, options.Issuer);
+            json.WriteEndObject();
+            await json.FlushAsync(ct);
+            return;
+        }
+
+        json.WriteBoolean("active"u8, false);
+        json.WriteEndObject();
+        await json.FlushAsync(ct);
+    }
+}
+
+/// <summary>The shared front half of the client-authenticated form endpoints (introspection, revocation).</summary>
+internal static class TokenRequests
+{
+    public static async Task<(OAuthForm? Form, OAuthClient? Client)> ReadAuthenticatedAsync(HttpContext context, ClientAuthenticator authenticator)
+    {
+        if (!OAuthForm.IsFormContentType(context.Request.ContentType))
+        {
+            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "Send the request as Content-Type: application/x-www-form-urlencoded (UTF-8).");
+            return (null, null);
+        }
+
+        var (form, error) = await OAuthForm.ReadAsync(context.Request, context.RequestAborted);
+        if (form is null)
+        {
+            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", error!);
+            return (null, null);
+        }
+
+        var auth = await authenticator.AuthenticateAsync(context, form, context.RequestAborted);
+        if (auth.Client is null)
+        {
+            if (auth.RetryAfter is { } wait)
+            {
+                context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
+            }
+
+            await OAuthResponses.ErrorAsync(context, auth.Status, auth.Error!, auth.Description!, auth.Status is 401 or 429 ? "Basic realm=\"nexus\"" : null);
+            return (null, null);
+        }
+
+        return (form, auth.Client);
+    }
+}

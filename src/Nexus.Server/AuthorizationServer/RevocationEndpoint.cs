@@ -1,0 +1,49 @@
+using Nexus.Server.AuthorizationServer.Grants;
+using Nexus.Server.AuthorizationServer.Signing;
+
+namespace Nexus.Server.AuthorizationServer;
+
+/// <summary>
+/// POST /oauth2/revoke (RFC 7009). A client revokes its own tokens: a refresh token revokes its whole grant
+/// (and so every access token issued from it, §2.1); an access token is revoked on its own. The answer is
+/// 200 whether or not the token was valid (§2.2), so it cannot be used to probe tokens.
+/// </summary>
+internal static class RevocationEndpoint
+{
+    public const string Path = "/oauth2/revoke";
+
+    public static void MapRevocation(this IEndpointRouteBuilder app) =>
+        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery();
+
+    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants)
+    {
+        var ct = context.RequestAborted;
+        var (form, caller) = await TokenRequests.ReadAuthenticatedAsync(context, authenticator);
+        if (caller is null)
+        {
+            return;
+        }
+
+        if (form!["token"] is not { } token)
+        {
+            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "token is required.");
+            return;
+        }
+
+        if (form["token_type_hint"] != "refresh_token" && token.Count(c => c == '.') == 2)
+        {
+            var (claims, _) = await validator.ValidateAsync(token, ct);
+            if (claims is not null && claims.ClientId == caller.ClientId)
+            {
+                await grants.RevokeAccessTokenAsync(claims.Jti, claims.ExpiresAt, ct);
+            }
+        }
+        else if (await grants.PeekRefreshTokenAsync(token, ct) is { } refresh && refresh.Grant.ClientId == caller.ClientId)
+        {
+            await grants.RevokeGrantAsync(refresh.Grant.Id, "revoked_by_client", ct);
+        }
+
+        OAuthResponses.NoStore(context.Response);
+        context.Response.StatusCode = StatusCodes.Status200OK;
+    }
+}

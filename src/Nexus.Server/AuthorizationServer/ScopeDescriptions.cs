@@ -1,0 +1,15 @@
+namespace Nexus.Server.AuthorizationServer;
+
+/// <summary>Scopes in plain words, for consent screens.</summary>
+internal static class ScopeDescriptions
+{
+    private static readonly Dictionary<string, string> Known = new(StringComparer.Ordinal)
+    {
+        ["openid"] = "Confirm who you are",
+        ["profile"] = "See your name",
+        ["email"] = "See your email address",
+        ["offline_access"] = "Keep access while you are not using it",
+    };
+
+    public static string Describe(string scope) => Known.TryGetValue(scope, out var text) ? text : $"Use the “{scope}” permission";
+}

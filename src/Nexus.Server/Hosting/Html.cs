@@ -1,0 +1,57 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Antiforgery;
+
+namespace Nexus.Server.Hosting;
+
+/// <summary>
+/// Server-rendered pages. Every dynamic value goes through <see cref="E"/>; pages load only Nexus's own
+/// stylesheet, so the Content-Security-Policy can forbid inline scripts and styles altogether.
+/// </summary>
+internal static class Html
+{
+    public const string ContentSecurityPolicy =
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; connect-src 'self'; " +
+        "base-uri 'none'; frame-ancestors 'none'";
+
+    public static string E(string? value) => HtmlEncoder.Default.Encode(value ?? "");
+
+    public static string AntiforgeryField(HttpContext context)
+    {
+        var tokens = context.RequestServices.GetRequiredService<IAntiforgery>().GetAndStoreTokens(context);
+        return $"<input type=\"hidden\" name=\"{E(tokens.FormFieldName)}\" value=\"{E(tokens.RequestToken)}\">";
+    }
+
+    public static IResult Page(HttpContext context, string title, string body, int status = StatusCodes.Status200OK)
+    {
+        var headers = context.Response.Headers;
+        headers.ContentSecurityPolicy = ContentSecurityPolicy;
+        headers.XContentTypeOptions = "nosniff";
+        headers.XFrameOptions = "DENY";
+        // Authorization codes and state travel in URLs; never leak them to other sites through Referer.
+        headers["Referrer-Policy"] = "no-referrer";
+        headers.CacheControl = "no-store";
+        var user = context.User.Identity?.IsAuthenticated == true ? context.User.FindFirst(System.Security.Claims.ClaimTypes.Email)?.Value : null;
+        var page = new StringBuilder()
+            .Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")
+            .Append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
+            .Append("<title>").Append(E(title)).Append(" · Nexus</title>")
+            .Append("<link rel=\"stylesheet\" href=\"/assets/nexus.css\"></head><body>")
+            .Append("<header class=\"top\"><a class=\"brand\" href=\"/\">Nexus</a>");
+        if (user is not null)
+        {
+            page.Append("<form method=\"post\" action=\"/account/signout\" class=\"inline\">").Append(AntiforgeryField(context))
+                .Append("<span class=\"who\">").Append(E(user)).Append("</span> <button type=\"submit\" class=\"link\">Sign out</button></form>");
+        }
+
+        page.Append("</header><main>").Append(body).Append("</main></body></html>");
+        return Results.Content(page.ToString(), "text/html; charset=utf-8", Encoding.UTF8, status);
+    }
+
+    public static IResult Error(HttpContext context, string title, string message, int status = StatusCodes.Status400BadRequest) =>
+        Page(context, title, $"<section class=\"card\"><h1>{E(title)}</h1><p role=\"alert\">{E(message)}</p><p><a href=\"/\">Back to Nexus</a></p></section>", status);
+
+    /// <summary>Only same-site paths may be a post-sign-in destination, never another origin.</summary>
+    public static bool IsLocalUrl(string? url) =>
+        !string.IsNullOrEmpty(url) && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\')) && !url.Contains('\n', StringComparison.Ordinal) && !url.Contains('\r', StringComparison.Ordinal);
+}

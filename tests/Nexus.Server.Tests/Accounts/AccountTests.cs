@@ -1,0 +1,175 @@
+using System.Net;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.Accounts;
+
+public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private NexusTestServer Server => fixture.Server;
+
+    [Fact]
+    public async Task SignUpSignsInWithASecureSessionCookie()
+    {
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+        using var browser = new Browser(Server);
+        await browser.NavigateAsync("/account/signup");
+        var form = Browser.Forms(browser.LastPage).Single(f => f.Action == "/account/signup");
+        var request = new HttpRequestMessage(HttpMethod.Post, "/account/signup")
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>(form.Hidden) { ["email"] = NewEmail(), ["password"] = Password }),
+        };
+        request.Headers.Add("Cookie", browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl)));
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        var session = response.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("nexus.session=", StringComparison.Ordinal));
+        Assert.Contains("httponly", session, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("samesite=lax", session, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task RejectsFormsWithoutTheCsrfToken()
+    {
+        using var browser = new Browser(Server);
+        await browser.NavigateAsync("/account/signin");
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = "a@example.com", ["password"] = "whatever" }, includeCsrf: false);
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("could not be verified", browser.LastPage);
+
+        await browser.NavigateAsync("/account/signup");
+        await browser.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = NewEmail(), ["password"] = Password }, includeCsrf: false);
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+    }
+
+    [Fact]
+    public async Task ConsentFormWithoutCsrfTokenIsRejected()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge));
+        var landed = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, includeCsrf: false);
+        Assert.Equal(Server.BaseUrl, landed.GetLeftPart(UriPartial.Authority));
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+    }
+
+    [Fact]
+    public async Task LocksTheAccountAfterRepeatedBadPasswords()
+    {
+        var email = NewEmail();
+        using (var owner = new Browser(Server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        using var attacker = new Browser(Server);
+        for (var i = 0; i < 4; i++)
+        {
+            await attacker.SignInAsync(email, "wrong password " + i);
+            Assert.Contains("Wrong email or password", attacker.LastPage);
+        }
+
+        // The fifth failure locks the account.
+        await attacker.SignInAsync(email, "wrong password 5");
+        Assert.Contains("locked", attacker.LastPage);
+
+        // Even the right password is refused while the account is locked.
+        await attacker.SignInAsync(email, Password);
+        Assert.Equal((HttpStatusCode)423, attacker.LastStatus);
+        Assert.Contains("locked", attacker.LastPage);
+    }
+
+    [Fact]
+    public async Task WrongPasswordDoesNotSignIn()
+    {
+        var email = NewEmail();
+        using (var owner = new Browser(Server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(email, "not the password");
+        Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
+        await browser.SignInAsync(email, Password);
+        Assert.Contains(email, browser.LastPage);
+    }
+
+    [Fact]
+    public async Task SignInNeverRedirectsToAnotherSite()
+    {
+        var email = NewEmail();
+        using (var owner = new Browser(Server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        using var browser = new Browser(Server);
+        await browser.NavigateAsync("/account/signin?returnUrl=" + Uri.EscapeDataString("https://evil.example/"));
+        var landed = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password, ["returnUrl"] = "//evil.example/" });
+        Assert.Equal(Server.BaseUrl, landed.GetLeftPart(UriPartial.Authority));
+    }
+
+    [Fact]
+    public async Task WeakPasswordsAndBadEmailsAreExplained()
+    {
+        using var browser = new Browser(Server);
+        await browser.NavigateAsync("/account/signup");
+        await browser.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = NewEmail(), ["password"] = "short" });
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("at least 10", browser.LastPage);
+        await browser.NavigateAsync("/account/signup");
+        await browser.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = "not-an-email", ["password"] = Password });
+        Assert.Contains("valid email", browser.LastPage);
+    }
+
+    [Fact]
+    public async Task AdminCreatesUsersWhoCanSignIn()
+    {
+        var email = NewEmail();
+        var created = await Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        Assert.StartsWith("usr_", created.GetProperty("id").GetString());
+        Assert.False(created.TryGetProperty("password", out _));
+        await Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Conflict);
+        await Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email = NewEmail(), password = "short" }, HttpStatusCode.BadRequest);
+
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(email, Password);
+        Assert.Contains(email, browser.LastPage);
+    }
+
+    [Fact]
+    public async Task WithdrawingConsentRevokesTheApplicationsTokensAndAsksAgain()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        using (browser)
+        {
+            await browser.NavigateAsync("/account/applications");
+            Assert.Contains("Sample App", browser.LastPage);
+            await browser.SubmitAsync($"/account/applications/{clientId}/withdraw");
+            Assert.DoesNotContain("Sample App", browser.LastPage);
+
+            Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, tokens.GetProperty("access_token").GetString()!));
+            Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!))).Status);
+            await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge));
+            Assert.Contains("name=\"decision\"", browser.LastPage);
+        }
+    }
+}
+
+public sealed class SignUpSettingTests
+{
+    [Fact]
+    public async Task AdminCanCloseSignUp()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        var settings = await server.AdminJsonAsync(HttpMethod.Patch, "/v1/admin/settings", new { sign_up_enabled = false });
+        Assert.False(settings.GetProperty("sign_up_enabled").GetBoolean());
+        using var browser = new Browser(server);
+        await browser.NavigateAsync("/account/signup");
+        Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
+        await browser.NavigateAsync("/account/signin");
+        Assert.DoesNotContain("/account/signup", browser.LastPage);
+    }
+}

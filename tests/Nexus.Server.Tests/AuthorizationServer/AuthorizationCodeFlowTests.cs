@@ -1,0 +1,205 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.AuthorizationServer;
+
+/// <summary>The authorization code flow end to end over HTTP: sign-in form, consent form, redirect, exchange, refresh, userinfo, introspect, revoke.</summary>
+public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private NexusTestServer Server => fixture.Server;
+
+    [Fact]
+    public async Task CompletesTheWholeFlowFromSignInToRevocation()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var email = NewEmail();
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        await browser.NavigateAsync("/"); // sign out through the form, to start from a signed-out browser
+        await browser.SubmitAsync("/account/signout");
+
+        // Not signed in: Nexus sends the user to its sign-in page and brings them back.
+        var (verifier, challenge) = Pkce();
+        var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge));
+        Assert.Equal("/account/signin", landed.AbsolutePath);
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password });
+
+        // The consent page names the application and the permissions in plain words.
+        Assert.Contains("Sample App", browser.LastPage);
+        Assert.Contains("See your email address", browser.LastPage);
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+        var query = Browser.Query(back);
+        Assert.Equal("st-123", query["state"]);
+        Assert.Equal(Server.Issuer, query["iss"]); // RFC 9207
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, query["code"], verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Bearer", tokens.GetProperty("token_type").GetString());
+        Assert.Equal("openid profile email offline_access", tokens.GetProperty("scope").GetString());
+        var access = tokens.GetProperty("access_token").GetString()!;
+        var refresh = tokens.GetProperty("refresh_token").GetString()!;
+
+        // The ID token verifies with a standard library against the JWKS and carries the nonce.
+        var jwks = new JsonWebKeySet(await Server.Http.GetStringAsync("/oauth2/jwks"));
+        var id = await new JsonWebTokenHandler().ValidateTokenAsync(tokens.GetProperty("id_token").GetString(), new TokenValidationParameters
+        {
+            ValidIssuer = Server.Issuer,
+            ValidAudience = clientId,
+            IssuerSigningKeys = jwks.GetSigningKeys(),
+            ValidAlgorithms = ["RS256"],
+        });
+        Assert.True(id.IsValid, id.Exception?.ToString());
+        Assert.Equal("n-456", id.Claims["nonce"]);
+        Assert.Equal(email, id.Claims["email"]);
+        var userId = id.Claims["sub"].ToString();
+
+        // The access token is an RFC 9068 token for the user.
+        var validated = await AccessTokenTests.ValidateWithIdentityModelAsync(Server, access);
+        Assert.True(validated.IsValid);
+        Assert.Equal(userId, ((JsonWebToken)validated.SecurityToken).Subject);
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, access));
+
+        // userinfo.
+        var userInfoRequest = new HttpRequestMessage(HttpMethod.Get, "/oauth2/userinfo");
+        userInfoRequest.Headers.Authorization = new("Bearer", access);
+        var userInfo = JsonDocument.Parse(await (await Server.Http.SendAsync(userInfoRequest)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(userId, userInfo.GetProperty("sub").GetString());
+        Assert.Equal(email, userInfo.GetProperty("email").GetString());
+
+        // Refresh rotates the refresh token.
+        var (refreshStatus, refreshed) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
+        Assert.Equal(HttpStatusCode.OK, refreshStatus);
+        var refresh2 = refreshed.GetProperty("refresh_token").GetString()!;
+        Assert.NotEqual(refresh, refresh2);
+
+        // Introspection by the owning client.
+        var introspected = await IntrospectAsync(Server, clientId, secret!, refreshed.GetProperty("access_token").GetString()!);
+        Assert.True(introspected.GetProperty("active").GetBoolean());
+        Assert.Equal(userId, introspected.GetProperty("sub").GetString());
+        Assert.True((await IntrospectAsync(Server, clientId, secret!, refresh2)).GetProperty("active").GetBoolean());
+
+        // Revoking the refresh token revokes the grant and every access token issued from it.
+        var revoke = new HttpRequestMessage(HttpMethod.Post, "/oauth2/revoke") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = refresh2, ["token_type_hint"] = "refresh_token" }) };
+        revoke.Headers.Authorization = NexusTestServer.Basic(clientId, secret!);
+        Assert.Equal(HttpStatusCode.OK, (await Server.Http.SendAsync(revoke)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, access));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, refreshed.GetProperty("access_token").GetString()!));
+        Assert.False((await IntrospectAsync(Server, clientId, secret!, refreshed.GetProperty("access_token").GetString()!)).GetProperty("active").GetBoolean());
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh2))).Status);
+    }
+
+    [Fact]
+    public async Task RemembersConsentAndDoesNotAskAgain()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (_, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        using (browser)
+        {
+            var (_, challenge) = Pkce();
+            var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge));
+            Assert.Equal(RedirectUri, landed.GetLeftPart(UriPartial.Path));
+            Assert.True(Browser.Query(landed).ContainsKey("code"));
+
+            // prompt=consent asks again even so.
+            await browser.NavigateAsync(AuthorizeUrl(clientId, challenge) + "&prompt=consent");
+            Assert.Contains("name=\"decision\"", browser.LastPage);
+        }
+    }
+
+    [Fact]
+    public async Task DenyingConsentReturnsAccessDenied()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(clientId, Pkce().Challenge), allow: false);
+        var query = Browser.Query(back);
+        Assert.Equal("access_denied", query["error"]);
+        Assert.Equal("st-123", query["state"]);
+        Assert.Equal(Server.Issuer, query["iss"]);
+    }
+
+    [Fact]
+    public async Task PublicClientCompletesTheFlowWithPkceAndNoSecret()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server, type: "public");
+        Assert.Null(secret);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, null);
+        browser.Dispose();
+        Assert.False(string.IsNullOrEmpty(tokens.GetProperty("access_token").GetString()));
+        var (status, _) = await TokenAsync(Server, clientId, null, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!), ("client_id", clientId));
+        Assert.Equal(HttpStatusCode.OK, status);
+    }
+
+    [Fact]
+    public async Task NarrowsScopesOnRefreshButNeverWidensThem()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret, scope: "openid email offline_access");
+        browser.Dispose();
+        var refresh = tokens.GetProperty("refresh_token").GetString()!;
+
+        var (wideStatus, wide) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "openid profile"));
+        Assert.Equal(HttpStatusCode.BadRequest, wideStatus);
+        Assert.Equal("invalid_scope", wide.GetProperty("error").GetString());
+
+        // The refused widening did not spend the token.
+        var (status, narrowed) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "openid"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("openid", narrowed.GetProperty("scope").GetString());
+
+        // The next refresh may ask for the original scope again.
+        var (againStatus, again) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", narrowed.GetProperty("refresh_token").GetString()!));
+        Assert.Equal(HttpStatusCode.OK, againStatus);
+        Assert.Equal("openid email offline_access", again.GetProperty("scope").GetString());
+    }
+
+    [Fact]
+    public async Task CodeExpiresAfterSixtySeconds()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var time = new OffsetTimeProvider();
+        await using var server = await NexusTestServer.StartAsync(db, time: time);
+        var (clientId, secret) = await RegisterApplicationAsync(server);
+        using var browser = await SignedInBrowserAsync(server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        time.Advance(TimeSpan.FromSeconds(61));
+        var (status, body) = await ExchangeCodeAsync(server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task PromptNoneWithoutSessionAnswersLoginRequired()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = new Browser(Server);
+        var back = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&prompt=none");
+        Assert.Equal("login_required", Browser.Query(back)["error"]);
+    }
+
+    [Fact]
+    public async Task LogoutReturnsOnlyToRegisteredPostLogoutUris()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server, postLogout: ["https://app.example.com/signed-out"]);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        using (browser)
+        {
+            var idToken = tokens.GetProperty("id_token").GetString()!;
+            var back = await browser.NavigateAsync($"/oauth2/logout?id_token_hint={idToken}&post_logout_redirect_uri={Uri.EscapeDataString("https://app.example.com/signed-out")}&state=bye");
+            Assert.Equal("https://app.example.com/signed-out?state=bye", back.ToString());
+
+            // The session is gone: authorizing again requires signing in.
+            Assert.Equal("/account/signin", (await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge))).AbsolutePath);
+
+            var stay = await browser.NavigateAsync($"/oauth2/logout?client_id={clientId}&post_logout_redirect_uri={Uri.EscapeDataString("https://evil.example/")}");
+            Assert.Equal(Server.BaseUrl, stay.GetLeftPart(UriPartial.Authority));
+            Assert.Contains("signed out", browser.LastPage, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+}

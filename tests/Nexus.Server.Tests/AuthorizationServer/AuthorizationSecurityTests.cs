@@ -1,0 +1,244 @@
+using System.Net;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.AuthorizationServer;
+
+/// <summary>RFC 9700 (OAuth 2.0 Security Best Current Practice) server-side requirements, one test each.</summary>
+public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private NexusTestServer Server => fixture.Server;
+
+    [Theory]
+    [InlineData("https://app.example.com/callback/")]
+    [InlineData("https://APP.example.com/callback")]
+    [InlineData("https://app.example.com/Callback")]
+    [InlineData("https://app.example.com/callback?extra=1")]
+    [InlineData("https://app.example.com:8443/callback")]
+    [InlineData("http://app.example.com/callback")]
+    public async Task RedirectUriMustMatchExactly(string variant)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        await AssertErrorPageWithoutRedirectAsync(AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: variant));
+    }
+
+    [Theory]
+    [InlineData("https://evil.example/callback")]
+    [InlineData("https://app.example.com.evil.example/callback")]
+    [InlineData("https://app.example.com@evil.example/callback")]
+    [InlineData("https://app.example.com/callback/../../evil")]
+    [InlineData("//evil.example/callback")]
+    [InlineData("javascript:alert(1)")]
+    public async Task NeverRedirectsToUnregisteredUris(string attempt)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        await AssertErrorPageWithoutRedirectAsync(AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: attempt));
+    }
+
+    [Fact]
+    public async Task UnknownClientShowsAnErrorPageInsteadOfRedirecting()
+    {
+        await AssertErrorPageWithoutRedirectAsync(AuthorizeUrl("nxc_unknown", Pkce().Challenge));
+        await AssertErrorPageWithoutRedirectAsync("/oauth2/authorize?response_type=code&redirect_uri=" + Uri.EscapeDataString(RedirectUri));
+    }
+
+    [Fact]
+    public async Task RepeatedClientIdOrRedirectUriShowsAnErrorPage()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        await AssertErrorPageWithoutRedirectAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&redirect_uri=" + Uri.EscapeDataString("https://evil.example/"));
+    }
+
+    [Theory]
+    [InlineData("response_type=token", "unsupported_response_type")]
+    [InlineData("scope=admin", "invalid_scope")]
+    [InlineData("state=dup", "invalid_request")]
+    public async Task OtherErrorsGoBackToTheClientWithStateAndIss(string extra, string expected)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var url = $"/oauth2/authorize?client_id={clientId}&redirect_uri={Uri.EscapeDataString(RedirectUri)}&state=st-1&code_challenge={Pkce().Challenge}&code_challenge_method=S256";
+        url += extra.StartsWith("response_type", StringComparison.Ordinal) ? "&" + extra : "&response_type=code&" + extra;
+        var back = await browser.NavigateAsync(url);
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+        var query = Browser.Query(back);
+        Assert.Equal(expected, query["error"]);
+        Assert.Equal(Server.Issuer, query["iss"]);
+        Assert.StartsWith("st-1", query["state"]);
+    }
+
+    [Fact]
+    public async Task ReplayedCodeFailsAndRevokesEveryTokenIssuedFromIt()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, first) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, first.GetProperty("access_token").GetString()!));
+
+        var (replayStatus, replay) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, replayStatus);
+        Assert.Equal("invalid_grant", replay.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, first.GetProperty("access_token").GetString()!));
+        var (refreshStatus, _) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", first.GetProperty("refresh_token").GetString()!));
+        Assert.Equal(HttpStatusCode.BadRequest, refreshStatus);
+    }
+
+    [Fact]
+    public async Task CodeIsBoundToTheClientItWasIssuedTo()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        var (otherId, otherSecret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, body) = await ExchangeCodeAsync(Server, otherId, otherSecret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task CodeIsBoundToTheRedirectUri()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server, redirectUris: [RedirectUri, "https://app.example.com/other"]);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier, redirectUri: "https://app.example.com/other");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task PublicClientWithoutPkceIsRefused()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public");
+        using var browser = await SignedInBrowserAsync(Server);
+        var back = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge: null));
+        Assert.Equal("invalid_request", Browser.Query(back)["error"]);
+        Assert.Contains("PKCE", Browser.Query(back)["error_description"]);
+    }
+
+    [Theory]
+    [InlineData("plain")]
+    [InlineData("S512")]
+    public async Task PlainAndUnknownChallengeMethodsAreRefused(string method)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, _) = Pkce();
+        var back = await browser.NavigateAsync($"/oauth2/authorize?response_type=code&client_id={clientId}&redirect_uri={Uri.EscapeDataString(RedirectUri)}&state=s&code_challenge={verifier}&code_challenge_method={method}");
+        Assert.Equal("invalid_request", Browser.Query(back)["error"]);
+    }
+
+    [Fact]
+    public async Task WrongOrMissingVerifierIsRefused()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (_, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, Pkce().Verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+
+        var code2 = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (missingStatus, missing) = await ExchangeCodeAsync(Server, clientId, secret, code2, verifier: null);
+        Assert.Equal(HttpStatusCode.BadRequest, missingStatus);
+        Assert.Equal("invalid_grant", missing.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task VerifierWithoutChallengeIsADowngradeAndIsRefused()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge: null)))["code"];
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, Pkce().Verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task ReusedRefreshTokenRevokesTheWholeFamily()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        browser.Dispose();
+        var rt1 = tokens.GetProperty("refresh_token").GetString()!;
+        var (_, second) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", rt1));
+        var rt2 = second.GetProperty("refresh_token").GetString()!;
+        var at2 = second.GetProperty("access_token").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, at2));
+
+        // An attacker replays the old token: it fails, and so does everything descended from the grant.
+        var (replayStatus, replay) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", rt1));
+        Assert.Equal(HttpStatusCode.BadRequest, replayStatus);
+        Assert.Equal("invalid_grant", replay.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", rt2))).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, at2));
+    }
+
+    [Fact]
+    public async Task RefreshTokenOfAnotherClientIsRefused()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (otherId, otherSecret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        browser.Dispose();
+        var (status, _) = await TokenAsync(Server, otherId, otherSecret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        // The rightful owner is unaffected.
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!))).Status);
+    }
+
+    [Fact]
+    public async Task IntrospectionShowsTokensOnlyToTheirClientOrAResourceServer()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        browser.Dispose();
+        var access = tokens.GetProperty("access_token").GetString()!;
+
+        var (strangerId, strangerSecret) = await Server.CreateAppClientAsync(["read"]);
+        Assert.False((await IntrospectAsync(Server, strangerId, strangerSecret, access)).GetProperty("active").GetBoolean());
+
+        var (resourceServerId, resourceServerSecret) = await Server.CreateAppClientAsync(["nexus:introspect"]);
+        var seen = await IntrospectAsync(Server, resourceServerId, resourceServerSecret, access);
+        Assert.True(seen.GetProperty("active").GetBoolean());
+        Assert.Equal(clientId, seen.GetProperty("client_id").GetString());
+
+        Assert.False((await IntrospectAsync(Server, resourceServerId, resourceServerSecret, "garbage")).GetProperty("active").GetBoolean());
+    }
+
+    [Fact]
+    public async Task IntrospectionRequiresClientAuthentication()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth2/introspect") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = "x" }) };
+        using var response = await Server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("invalid_request", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task RevokingAClientCredentialsTokenMakesItUnacceptable()
+    {
+        var (id, secret) = await Server.CreateAppClientAsync();
+        var token = await Server.IssueTokenAsync(id, secret);
+        var revoke = new HttpRequestMessage(HttpMethod.Post, "/oauth2/revoke") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = token }) };
+        revoke.Headers.Authorization = NexusTestServer.Basic(id, secret);
+        Assert.Equal(HttpStatusCode.OK, (await Server.Http.SendAsync(revoke)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, token));
+    }
+
+    private async Task AssertErrorPageWithoutRedirectAsync(string url)
+    {
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+        using var response = await http.GetAsync(url);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Null(response.Headers.Location);
+        Assert.StartsWith("text/html", response.Content.Headers.ContentType?.ToString());
+    }
+}
