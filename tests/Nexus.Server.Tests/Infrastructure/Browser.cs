@@ -17,8 +17,9 @@ public sealed partial class Browser : IDisposable
     public Browser(NexusTestServer server)
     {
         baseUri = new Uri(server.BaseUrl);
+        CurrentUri = baseUri;
         Cookies = new CookieContainer();
-        http = new HttpClient(new HttpClientHandler { CookieContainer = Cookies, AllowAutoRedirect = false, UseCookies = true }) { BaseAddress = baseUri };
+        http = new HttpClient(new HttpClientHandler { CookieContainer = Cookies, AllowAutoRedirect = false, UseCookies = true });
     }
 
     public CookieContainer Cookies { get; }
@@ -28,10 +29,16 @@ public sealed partial class Browser : IDisposable
 
     public HttpStatusCode LastStatus { get; private set; }
 
-    /// <summary>GETs a URL and follows redirects while they stay on Nexus; returns the final response's URL or the foreign redirect.</summary>
-    public async Task<Uri> NavigateAsync(string url)
+    /// <summary>The address of the last page received; forms post relative to it.</summary>
+    public Uri CurrentUri { get; private set; }
+
+    /// <summary>
+    /// GETs a URL and follows redirects while they stay on this Nexus (or anywhere, with <paramref name="followForeign"/>);
+    /// returns the final page's URL, or the first redirect that leaves.
+    /// </summary>
+    public async Task<Uri> NavigateAsync(string url, bool followForeign = false)
     {
-        var target = new Uri(baseUri, url);
+        var target = new Uri(CurrentUri, url);
         for (var hops = 0; hops < 10; hops++)
         {
             using var response = await http.GetAsync(target);
@@ -40,7 +47,7 @@ public sealed partial class Browser : IDisposable
             if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location)
             {
                 var next = location.IsAbsoluteUri ? location : new Uri(target, location);
-                if (next.Authority != baseUri.Authority)
+                if (next.Authority != baseUri.Authority && !followForeign)
                 {
                     return next;
                 }
@@ -49,6 +56,7 @@ public sealed partial class Browser : IDisposable
                 continue;
             }
 
+            CurrentUri = target;
             return target;
         }
 
@@ -56,7 +64,7 @@ public sealed partial class Browser : IDisposable
     }
 
     /// <summary>Submits the form of the last page whose action ends with <paramref name="action"/>, with fields changed or added.</summary>
-    public async Task<Uri> SubmitAsync(string action, IDictionary<string, string>? fields = null, bool includeCsrf = true)
+    public async Task<Uri> SubmitAsync(string action, IDictionary<string, string>? fields = null, bool includeCsrf = true, bool followForeign = false)
     {
         var form = Forms(LastPage).FirstOrDefault(f => f.Action.EndsWith(action, StringComparison.Ordinal))
             ?? throw new InvalidOperationException($"No form posting to {action} on the page:\n{LastPage}");
@@ -71,14 +79,14 @@ public sealed partial class Browser : IDisposable
             values[key] = value;
         }
 
-        var target = new Uri(baseUri, form.Action);
+        var target = new Uri(CurrentUri, form.Action);
         using var response = await http.PostAsync(target, new FormUrlEncodedContent(values));
         LastStatus = response.StatusCode;
         LastPage = await response.Content.ReadAsStringAsync();
         if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location)
         {
             var next = location.IsAbsoluteUri ? location : new Uri(target, location);
-            return next.Authority != baseUri.Authority ? next : await NavigateAsync(next.PathAndQuery);
+            return next.Authority != baseUri.Authority && !followForeign ? next : await NavigateAsync(next.ToString(), followForeign);
         }
 
         return target;

@@ -1,0 +1,94 @@
+using System.Net;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.Accounts;
+
+/// <summary>
+/// Sign-in through an upstream OpenID Connect provider. The upstream is a second, real Nexus (its own
+/// authorization server), reached as "localhost" so that the two servers' cookies stay apart.
+/// </summary>
+public sealed class UpstreamSignInTests
+{
+    private static async Task<(NexusTestServer Upstream, NexusTestServer Nexus, string ClientId)> StartPairAsync(TestDatabase upstreamDb, TestDatabase db)
+    {
+        var upstream = await NexusTestServer.StartAsync(upstreamDb, s => s["BASE_URL"] = s["BASE_URL"]!.Replace("127.0.0.1", "localhost", StringComparison.Ordinal));
+        var (clientId, secret) = await RegisterApplicationAsync(upstream, redirectUris: ["http://127.0.0.1:1/placeholder"], scopes: ["openid", "email", "profile"]);
+        var nexus = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["Nexus:Upstream:Issuer"] = upstream.Issuer;
+            s["Nexus:Upstream:ClientId"] = clientId;
+            s["Nexus:Upstream:ClientSecret"] = secret;
+            s["Nexus:Upstream:DisplayName"] = "Acme SSO";
+        });
+        await upstream.AdminJsonAsync(HttpMethod.Patch, $"/v1/admin/applications/{clientId}", new { redirect_uris = new[] { nexus.Issuer + "/account/external/callback" } });
+        return (upstream, nexus, clientId);
+    }
+
+    [Fact]
+    public async Task SignsInThroughTheUpstreamAndLinksTheAccountByVerifiedEmail()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            // The upstream vouches for the address (admin-created accounts count as verified).
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            // The same person already has a Nexus account with that email: it must be linked, not duplicated.
+            await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created);
+
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/signin");
+            Assert.Contains("Sign in with Acme SSO", browser.LastPage);
+            var landed = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+            Assert.Equal("localhost", landed.Host); // the upstream's sign-in page
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+
+            Assert.Equal(nexus.BaseUrl + "/", back.ToString());
+            Assert.Contains(email, browser.LastPage);
+            var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+            Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
+        }
+    }
+
+    [Fact]
+    public async Task RefusesAnUnverifiedEmail()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            using var browser = new Browser(nexus);
+            // Self sign-up at the upstream: the address was never verified.
+            await browser.NavigateAsync(upstream.Issuer + "/account/signup", followForeign: true);
+            await browser.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            await browser.NavigateAsync(nexus.BaseUrl + "/account/external/start", followForeign: true);
+            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
+            Assert.Contains("did not confirm an email", browser.LastPage);
+        }
+    }
+
+    [Fact]
+    public async Task RejectsACallbackWithoutTheSignInCookie()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/external/callback?code=stolen&state=forged");
+            Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+            Assert.Contains("no longer valid", browser.LastPage);
+        }
+    }
+}
