@@ -11,7 +11,7 @@ cd "$root"
 engines="${NEXUS_TEST_ENGINES:-sqlite postgres}"
 configuration="${NEXUS_TEST_CONFIGURATION:-Release}"
 logs="$root/artifacts/test-logs"
-rm -rf "$logs" && mkdir -p "$logs"
+rm -rf "$logs" "$root/artifacts/screenshots" && mkdir -p "$logs"
 
 say() { printf '\n== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -28,6 +28,12 @@ if [[ " $engines " == *" postgres "* ]] && ! find_pg; then
   say "Installing PostgreSQL"
   apt_install postgresql || { echo "could not install PostgreSQL"; exit 1; }
   find_pg || { echo "PostgreSQL binaries not found after install"; exit 1; }
+fi
+
+# The dashboard suites drive Debian's Chromium through Playwright (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ] && [ -z "${NEXUS_CHROMIUM:-}" ]; then
+  say "Installing Chromium"
+  apt_install chromium || { echo "could not install Chromium"; exit 1; }
 fi
 
 # ---- build once -----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Dashboard;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
@@ -17,5 +18,6 @@ var app = builder.Build();
 app.MapHosting();
 app.MapAccounts();
 app.MapAuthorizationServer();
+app.MapDashboard();
 
 return await app.RunNexusAsync(args);

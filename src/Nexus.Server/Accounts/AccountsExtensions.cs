@@ -55,6 +55,9 @@ internal static class AccountsExtensions
         services.AddSingleton(DataProtectionKeyRepository.Column);
         services.AddSingleton<DataProtectionKeyRepository>();
         services.AddDataProtection().SetApplicationName("nexus");
+        // DataProtectionKeyRepository encrypts every key with the key ring before storing it, which Data Protection
+        // cannot see, so its "no XML encryptor configured" warning would be a false alarm at every start.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection.KeyManagement.XmlKeyManager", LogLevel.Error);
         services.AddSingleton<IConfigureOptions<KeyManagementOptions>>(sp => new ConfigureOptions<KeyManagementOptions>(o =>
             o.XmlRepository = sp.GetRequiredService<DataProtectionKeyRepository>()));
         services.AddSingleton<UpstreamSignIn>();

@@ -55,12 +55,16 @@ internal static class HostingExtensions
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        var css = ReadAsset("nexus.css");
-        app.MapGet("/assets/nexus.css", (HttpResponse response) =>
+        foreach (var (name, type) in new[] { ("nexus.css", "text/css; charset=utf-8"), ("nexus.js", "text/javascript; charset=utf-8") })
         {
-            response.Headers.CacheControl = "public, max-age=3600";
-            return TypedResults.Text(css, "text/css; charset=utf-8");
-        }).ExcludeFromDescription();
+            var content = ReadAsset(name);
+            app.MapGet("/assets/" + name, (HttpResponse response) =>
+            {
+                response.Headers.CacheControl = "public, max-age=3600";
+                response.Headers.XContentTypeOptions = "nosniff";
+                return TypedResults.Text(content, type);
+            }).ExcludeFromDescription();
+        }
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "ok" })).ExcludeFromDescription();
         app.MapGet("/readyz", async (Data.NexusDatabase db, CancellationToken ct) =>
         {

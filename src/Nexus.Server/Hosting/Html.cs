@@ -30,16 +30,26 @@ internal static class Html
         headers.XFrameOptions = "DENY";
         // Authorization codes and state travel in URLs; never leak them to other sites through Referer.
         headers["Referrer-Policy"] = "no-referrer";
-        headers.CacheControl = "no-store";
+        // The exact values antiforgery requires of pages that carry its tokens.
+        headers.CacheControl = "no-cache, no-store";
+        headers.Pragma = "no-cache";
         var user = context.User.Identity?.IsAuthenticated == true ? context.User.FindFirst(System.Security.Claims.ClaimTypes.Email)?.Value : null;
+        var isAdmin = user is not null && Accounts.SystemAdmin.IsSystemAdmin(context.User, context.RequestServices.GetRequiredService<NexusOptions>());
         var page = new StringBuilder()
             .Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")
             .Append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
             .Append("<title>").Append(E(title)).Append(" · Nexus</title>")
-            .Append("<link rel=\"stylesheet\" href=\"/assets/nexus.css\"></head><body>")
+            .Append("<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/assets/nexus.css\"><script src=\"/assets/nexus.js\" defer></script></head><body>")
             .Append("<header class=\"top\"><a class=\"brand\" href=\"/\">Nexus</a>");
         if (user is not null)
         {
+            page.Append("<nav aria-label=\"Main\" class=\"main-nav\"><a href=\"/dashboard\">My connections</a><a href=\"/account/applications\">Authorized applications</a>");
+            if (isAdmin)
+            {
+                page.Append("<a href=\"/admin\" class=\"gear\" aria-label=\"Site management\" title=\"Site management\">⚙ Site management</a>");
+            }
+
+            page.Append("</nav>");
             page.Append("<form method=\"post\" action=\"/account/signout\" class=\"inline\">").Append(AntiforgeryField(context))
                 .Append("<span class=\"who\">").Append(E(user)).Append("</span> <button type=\"submit\" class=\"link\">Sign out</button></form>");
         }

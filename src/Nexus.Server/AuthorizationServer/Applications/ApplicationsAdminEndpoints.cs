@@ -78,17 +78,14 @@ internal static class ApplicationsAdminEndpoints
                 return Problems.Create(StatusCodes.Status409Conflict, "public_client", "Public applications have no secret.");
             }
 
-            var secret = SecretGenerator.Secret("nxs_");
-            if (app.IsRevoked || !await registry.SetSecretHashAsync(clientId, hasher.Hash(secret), ct))
-            {
-                return Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot get a new secret.");
-            }
-
-            return TypedResults.Ok(new { client_id = clientId, client_secret = secret, secret_rotated_at = time.GetUtcNow() });
+            var secret = await AppClientsAdminEndpoints.RotateAsync(app, registry, hasher, ct);
+            return secret is null
+                ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot get a new secret.")
+                : TypedResults.Ok(new { client_id = clientId, client_secret = secret, secret_rotated_at = time.GetUtcNow() });
         });
     }
 
-    private static async Task<OAuthClient?> FindAsync(ClientRegistry registry, string clientId, CancellationToken ct) =>
+    public static async Task<OAuthClient?> FindAsync(ClientRegistry registry, string clientId, CancellationToken ct) =>
         await registry.FindAsync(clientId, ct) is { Kind: ClientKinds.Application } app ? app : null;
 
     private static async Task<IResult> CreateAsync(HttpRequest request, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
@@ -99,14 +96,24 @@ internal static class ApplicationsAdminEndpoints
             return error;
         }
 
-        var errors = Validate(body!, options, creating: true);
+        var (app, secret, errors) = await CreateApplicationAsync(body!, registry, hasher, options, time, ct);
+        return app is null
+            ? Problems.Validation(errors)
+            : TypedResults.Created($"/v1/admin/applications/{app.ClientId}", ApplicationResponse.From(app, secret));
+    }
+
+    /// <summary>Validates and registers an application; shared by the admin API and the dashboard.</summary>
+    public static async Task<(OAuthClient? App, string? Secret, Dictionary<string, string[]> Errors)> CreateApplicationAsync(
+        ApplicationRequest body, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
+    {
+        var errors = Validate(body, options, creating: true);
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, null, errors);
         }
 
         var now = time.GetUtcNow();
-        var type = body!.Type ?? ClientTypes.Confidential;
+        var type = body.Type ?? ClientTypes.Confidential;
         var secret = type == ClientTypes.Confidential ? SecretGenerator.Secret("nxs_") : null;
         var app = new OAuthClient(
             SecretGenerator.Id("nxc_"), ClientKinds.Application, body.Name!.Trim(), secret is null ? null : hasher.Hash(secret),
@@ -115,7 +122,7 @@ internal static class ApplicationsAdminEndpoints
             type, body.RedirectUris!.Distinct(StringComparer.Ordinal).ToArray(), (body.PostLogoutRedirectUris ?? []).Distinct(StringComparer.Ordinal).ToArray(),
             Clean(body.Description), Clean(body.BaseUrl), Clean(body.OwnerEmail));
         await registry.CreateAsync(app, ct);
-        return TypedResults.Created($"/v1/admin/applications/{app.ClientId}", ApplicationResponse.From(app, secret));
+        return (app, secret, errors);
     }
 
     private static async Task<IResult> UpdateAsync(string clientId, HttpRequest request, ClientRegistry registry, NexusOptions options, CancellationToken ct)

@@ -54,21 +54,31 @@ internal static class AppClientsAdminEndpoints
             return error;
         }
 
-        var errors = Validate(body!, options, creating: true);
+        var (client, secret, errors) = await CreateClientAsync(body!, registry, hasher, options, time, ct);
+        return client is null
+            ? Problems.Validation(errors)
+            : TypedResults.Created($"/v1/admin/clients/{client.ClientId}", AppClientResponse.From(client, secret));
+    }
+
+    /// <summary>Validates and creates an App Client; shared by the admin API and the dashboard.</summary>
+    public static async Task<(OAuthClient? Client, string? Secret, Dictionary<string, string[]> Errors)> CreateClientAsync(
+        AppClientRequest body, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
+    {
+        var errors = Validate(body, options, creating: true);
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, null, errors);
         }
 
         var now = time.GetUtcNow();
         var secret = SecretGenerator.Secret("nxs_");
         var client = new OAuthClient(
-            SecretGenerator.Id("nxc_"), ClientKinds.AppClient, body!.Name!.Trim(), hasher.Hash(secret),
+            SecretGenerator.Id("nxc_"), ClientKinds.AppClient, body.Name!.Trim(), hasher.Hash(secret),
             Distinct(body.Scopes ?? []), Distinct(body.GrantTypes ?? [GrantTypes.ClientCredentials]),
             body.AccessTokenLifetimeSeconds ?? Math.Min(DefaultLifetimeSeconds, options.MaxAccessTokenLifetimeSeconds),
             now, now, now, null);
         await registry.CreateAsync(client, ct);
-        return TypedResults.Created($"/v1/admin/clients/{client.ClientId}", AppClientResponse.From(client, secret));
+        return (client, secret, errors);
     }
 
     private static async Task<IResult> ListAsync(ClientRegistry registry, CancellationToken ct)
@@ -142,16 +152,25 @@ internal static class AppClientsAdminEndpoints
             return Problems.NotFound("App Client");
         }
 
-        var secret = SecretGenerator.Secret("nxs_");
-        if (client.IsRevoked || !await registry.SetSecretHashAsync(clientId, hasher.Hash(secret), ct))
-        {
-            return Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A revoked App Client cannot get a new secret.");
-        }
-
-        return TypedResults.Ok(new AppClientSecretResponse(clientId, secret, time.GetUtcNow()));
+        var secret = await RotateAsync(client, registry, hasher, ct);
+        return secret is null
+            ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A revoked client cannot get a new secret.")
+            : TypedResults.Ok(new AppClientSecretResponse(clientId, secret, time.GetUtcNow()));
     }
 
-    private static async Task<OAuthClient?> FindAppClientAsync(ClientRegistry registry, string clientId, CancellationToken ct) =>
+    /// <summary>Gives a client a new secret (the old one stops working at once); null when the client is revoked or public.</summary>
+    public static async Task<string?> RotateAsync(OAuthClient client, ClientRegistry registry, SecretHasher hasher, CancellationToken ct)
+    {
+        if (client.IsRevoked || client.IsPublic)
+        {
+            return null;
+        }
+
+        var secret = SecretGenerator.Secret("nxs_");
+        return await registry.SetSecretHashAsync(client.ClientId, hasher.Hash(secret), ct) ? secret : null;
+    }
+
+    public static async Task<OAuthClient?> FindAppClientAsync(ClientRegistry registry, string clientId, CancellationToken ct) =>
         await registry.FindAsync(clientId, ct) is { Kind: ClientKinds.AppClient } client ? client : null;
 
     private static Dictionary<string, string[]> Validate(AppClientRequest body, NexusOptions options, bool creating)

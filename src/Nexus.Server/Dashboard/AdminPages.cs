@@ -1,0 +1,66 @@
+using Nexus.Server.Accounts;
+using Nexus.Server.Hosting;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.Dashboard;
+
+/// <summary>The frame of Site Management: who may enter, and the tabs.</summary>
+internal static class AdminPages
+{
+    public static readonly (string Path, string Label)[] Tabs =
+    [
+        ("/admin/applications", "OAuth Applications"),
+        ("/admin/clients", "App Clients"),
+        ("/admin/users", "Users"),
+        ("/admin/status", "Status"),
+    ];
+
+    /// <summary>Null when the signed-in user is a system administrator; otherwise the page to answer with.</summary>
+    public static IResult? Guard(HttpContext context)
+    {
+        if (context.User.Identity?.IsAuthenticated != true)
+        {
+            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(context.Request.Path + context.Request.QueryString)}");
+        }
+
+        return context.User.IsSystemAdmin(context.RequestServices.GetRequiredService<NexusOptions>())
+            ? null
+            : Error(context, "Administrators only", "Site management is for the system administrator of this deployment.", StatusCodes.Status403Forbidden);
+    }
+
+    public static IResult Render(HttpContext context, string current, string title, string body, int status = 200)
+    {
+        var tabs = string.Concat(Tabs.Select(t => t.Path == current
+            ? $"<a href=\"{t.Path}\" aria-current=\"page\">{E(t.Label)}</a>"
+            : $"<a href=\"{t.Path}\">{E(t.Label)}</a>"));
+        return Page(context, title, $"<h1>Site management</h1><nav class=\"tabs\" aria-label=\"Site management\">{tabs}</nav>{body}", status);
+    }
+
+    public static string SecretBox(string label, string id, string secret) => $"""
+        <div class="secret" role="status"><label for="{E(id)}">{E(label)}</label>
+        <div class="row"><input id="{E(id)}" type="text" readonly value="{E(secret)}" aria-describedby="{E(id)}-help">
+        <button type="button" data-copy="{E(id)}">Copy</button></div>
+        <p id="{E(id)}-help">Copy it now: Nexus stores only a hash and will not show it again.</p></div>
+        """;
+
+    public static string Errors(IDictionary<string, string[]>? errors) =>
+        errors is null || errors.Count == 0 ? "" : $"<ul class=\"error\" role=\"alert\">{string.Concat(errors.SelectMany(e => e.Value).Select(m => $"<li>{E(m)}</li>"))}</ul>";
+
+    public static string[] Lines(string? value) =>
+        (value ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public static string[] Words(string? value) =>
+        (value ?? "").Split([' ', ',', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+
+    public static string Status(bool revoked) => revoked ? "<span class=\"status revoked\">revoked</span>" : "<span class=\"status active\">active</span>";
+
+    /// <summary>A destructive action asks first, on a page of its own (no script needed).</summary>
+    public static IResult Confirm(HttpContext context, string current, string question, string action, string button) =>
+        Render(context, current, "Confirm", $"""
+            <section class="card narrow"><h2>{E(question)}</h2>
+            <form method="post" action="{E(action)}">{AntiforgeryField(context)}
+            <div class="actions"><button type="submit" class="danger">{E(button)}</button><a class="button secondary" href="{E(current)}">Cancel</a></div></form></section>
+            """);
+}

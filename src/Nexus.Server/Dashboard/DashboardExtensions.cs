@@ -1,0 +1,10 @@
+namespace Nexus.Server.Dashboard;
+
+internal static class DashboardExtensions
+{
+    public static WebApplication MapDashboard(this WebApplication app)
+    {
+        app.MapSiteManagement();
+        return app;
+    }
+}

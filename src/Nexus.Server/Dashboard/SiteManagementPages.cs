@@ -1,0 +1,304 @@
+using Microsoft.AspNetCore.Identity;
+using Nexus.Server.Accounts;
+using Nexus.Server.AuthorizationServer.Applications;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Data;
+using Nexus.Server.Hosting;
+using Nexus.Server.Vault;
+using static Nexus.Server.Dashboard.AdminPages;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.Dashboard;
+
+/// <summary>Site Management for system administrators: OAuth Applications, App Clients, Users and Status.</summary>
+internal static class SiteManagementPages
+{
+    public static void MapSiteManagement(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/admin", (HttpContext context) => Guard(context) ?? Results.Redirect("/admin/applications")).ExcludeFromDescription();
+        app.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, ct)).ExcludeFromDescription();
+        app.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/applications/{clientId}/delete", (HttpContext context, string clientId) =>
+            Guard(context) ?? Confirm(context, "/admin/applications", "Delete this application? Its secret and every token issued to it stop working.", $"/admin/applications/{clientId}/delete", "Delete application")).ExcludeFromDescription();
+        app.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ClientRegistry registry) => RevokeAsync(context, clientId, registry, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher) => RotateAsync(context, clientId, registry, hasher, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
+
+        app.MapGet("/admin/clients", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ClientsAsync(context, registry, null, null, ct)).ExcludeFromDescription();
+        app.MapPost("/admin/clients", CreateClientAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/clients/{clientId}/delete", (HttpContext context, string clientId) =>
+            Guard(context) ?? Confirm(context, "/admin/clients", "Revoke this App Client? Its secret and every token issued to it stop working.", $"/admin/clients/{clientId}/delete", "Revoke App Client")).ExcludeFromDescription();
+        app.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, ClientRegistry registry) => RevokeAsync(context, clientId, registry, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher) => RotateAsync(context, clientId, registry, hasher, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
+
+        app.MapGet("/admin/users", (HttpContext context, UserStore users, DeploymentSettings settings, CancellationToken ct) => UsersAsync(context, users, settings, null, ct)).ExcludeFromDescription();
+        app.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/status", StatusAsync).ExcludeFromDescription();
+    }
+
+    // ---- OAuth Applications -------------------------------------------------------------------------------------
+
+    private static async Task<IResult> ApplicationsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, CancellationToken ct, int status = 200)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        var rows = (await registry.ListAsync(ClientKinds.Application, ct)).OrderByDescending(a => a.CreatedAt).Select(a => $"""
+            <tr><td><strong>{E(a.Name)}</strong><br><code>{E(a.ClientId)}</code><br><span class="muted">{E(a.ClientType)}</span></td>
+            <td>{string.Join("<br>", a.RedirectUriList.Select(u => $"<code>{E(u)}</code>"))}</td>
+            <td>{E(a.OwnerEmail)}<br><span class="muted">{E(a.BaseUrl)}</span></td><td>{Status(a.IsRevoked)}</td>
+            <td>{(a.IsRevoked ? "" : (a.IsPublic ? "" : $"<form method=\"post\" action=\"/admin/applications/{E(a.ClientId)}/secret\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\">Rotate secret</button></form> ") + $"<a class=\"button secondary\" href=\"/admin/applications/{E(a.ClientId)}/delete\">Delete</a>")}</td></tr>
+            """);
+        var table = Table(["Application", "Redirect URIs", "Owner", "Status", "Actions"], rows, "No applications are registered yet.");
+        return Render(context, "/admin/applications", "OAuth Applications", $"""
+            {created}
+            <section class="card"><h2>Registered applications</h2>{table}</section>
+            <section class="card"><h2>Register an application</h2>{Errors(errors)}
+            <form method="post" action="/admin/applications">{AntiforgeryField(context)}
+            <label for="name">Application name</label><input id="name" name="name" type="text" required maxlength="200">
+            <label for="redirect_uris">Redirect URIs <span class="muted">(one per line; must match exactly)</span></label>
+            <textarea id="redirect_uris" name="redirect_uris" required placeholder="https://yourapp.com/oauth/callback"></textarea>
+            <label for="description">Description <span class="muted">(optional)</span></label><input id="description" name="description" type="text" maxlength="2000">
+            <label for="base_url">Base URL <span class="muted">(optional)</span></label><input id="base_url" name="base_url" type="url">
+            <label for="owner_email">Owner email <span class="muted">(optional)</span></label><input id="owner_email" name="owner_email" type="email">
+            <label for="type">Type</label><select id="type" name="type"><option value="confidential">Confidential (server; gets a secret)</option><option value="public">Public (SPA, mobile, CLI; PKCE, no secret)</option></select>
+            <div class="actions"><button type="submit">Register application</button></div></form></section>
+            """, status);
+    }
+
+    private static async Task<IResult> CreateApplicationAsync(HttpContext context, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var request = new ApplicationRequest(form["name"], Lines(form["redirect_uris"]), NullIfEmpty(form["description"]), NullIfEmpty(form["base_url"]),
+            NullIfEmpty(form["owner_email"]), NullIfEmpty(form["type"]), null, null, null);
+        var (app, secret, errors) = await ApplicationsAdminEndpoints.CreateApplicationAsync(request, registry, hasher, options, time, ct);
+        if (app is null)
+        {
+            return await ApplicationsAsync(context, registry, null, errors, ct, 400);
+        }
+
+        var shown = $"""
+            <section class="card" aria-live="polite"><h2>Registered {E(app.Name)}</h2>
+            <label for="new-client-id">Client ID</label><div class="row"><input id="new-client-id" type="text" readonly value="{E(app.ClientId)}"><button type="button" data-copy="new-client-id">Copy</button></div>
+            {(secret is null ? "<p>Public application: no secret; it must use PKCE.</p>" : SecretBox("Client secret", "new-client-secret", secret))}</section>
+            """;
+        return await ApplicationsAsync(context, registry, shown, null, ct);
+    }
+
+    // ---- App Clients --------------------------------------------------------------------------------------------
+
+    private static async Task<IResult> ClientsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, CancellationToken ct, int status = 200)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        var rows = (await registry.ListAsync(ClientKinds.AppClient, ct)).OrderByDescending(c => c.CreatedAt).Select(c => $"""
+            <tr><td><strong>{E(c.Name)}</strong><br><code>{E(c.ClientId)}</code></td>
+            <td>{string.Join(" ", c.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td><td>{string.Join(", ", c.GrantTypes)}</td>
+            <td>{c.AccessTokenLifetimeSeconds} s</td><td>{Status(c.IsRevoked)}</td>
+            <td>{(c.IsRevoked ? "" : $"<form method=\"post\" action=\"/admin/clients/{E(c.ClientId)}/secret\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\">Generate new secret</button></form> <a class=\"button secondary\" href=\"/admin/clients/{E(c.ClientId)}/delete\">Revoke</a>")}</td></tr>
+            """);
+        var table = Table(["App Client", "Scopes", "Grants", "Token lifetime", "Status", "Actions"], rows, "No App Clients yet.");
+        return Render(context, "/admin/clients", "App Clients", $"""
+            {created}
+            <section class="card"><h2>App Clients</h2><p class="muted">Machine credentials for the client credentials flow at <code>/nexus/oauth2/token</code>.</p>{table}</section>
+            <section class="card"><h2>Create an App Client</h2>{Errors(errors)}
+            <form method="post" action="/admin/clients">{AntiforgeryField(context)}
+            <label for="name">Name</label><input id="name" name="name" type="text" required maxlength="200">
+            <label for="scopes">Scopes <span class="muted">(separated by spaces)</span></label><input id="scopes" name="scopes" type="text" placeholder="invoices:read invoices:write">
+            <label for="lifetime">Access token lifetime (seconds)</label><input id="lifetime" name="access_token_lifetime_seconds" type="text" inputmode="numeric" value="3600">
+            <div class="actions"><button type="submit">Create and generate credentials</button></div></form></section>
+            """, status);
+    }
+
+    private static async Task<IResult> CreateClientAsync(HttpContext context, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        int? lifetime = int.TryParse(form["access_token_lifetime_seconds"], out var l) ? l : null;
+        if (lifetime is null && !string.IsNullOrWhiteSpace(form["access_token_lifetime_seconds"]))
+        {
+            return await ClientsAsync(context, registry, null, new() { ["access_token_lifetime_seconds"] = ["The lifetime is a whole number of seconds."] }, ct, 400);
+        }
+
+        var (client, secret, errors) = await AppClientsAdminEndpoints.CreateClientAsync(new AppClientRequest(form["name"], Words(form["scopes"]), null, lifetime), registry, hasher, options, time, ct);
+        if (client is null)
+        {
+            return await ClientsAsync(context, registry, null, errors, ct, 400);
+        }
+
+        return await ClientsAsync(context, registry, Credentials(client, secret!), null, ct);
+    }
+
+    private static string Credentials(OAuthClient client, string secret) => $"""
+        <section class="card" aria-live="polite"><h2>Credentials for {E(client.Name)}</h2>
+        <label for="new-client-id">Client ID</label><div class="row"><input id="new-client-id" type="text" readonly value="{E(client.ClientId)}"><button type="button" data-copy="new-client-id">Copy</button></div>
+        {SecretBox("Client secret", "new-client-secret", secret)}</section>
+        """;
+
+    // ---- shared actions -----------------------------------------------------------------------------------------
+
+    private static async Task<IResult> RevokeAsync(HttpContext context, string clientId, ClientRegistry registry, string back)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        await registry.RevokeAsync(clientId, context.RequestAborted);
+        return Results.Redirect(back);
+    }
+
+    private static async Task<IResult> RotateAsync(HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher, string back)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var ct = context.RequestAborted;
+        var client = await registry.FindAsync(clientId, ct);
+        var secret = client is null ? null : await AppClientsAdminEndpoints.RotateAsync(client, registry, hasher, ct);
+        if (client is null || secret is null)
+        {
+            return Error(context, "Cannot rotate", "This client does not exist, has no secret, or was revoked.", StatusCodes.Status409Conflict);
+        }
+
+        var shown = Credentials(client, secret);
+        return back == "/admin/clients" ? await ClientsAsync(context, registry, shown, null, ct) : await ApplicationsAsync(context, registry, shown, null, ct);
+    }
+
+    // ---- Users --------------------------------------------------------------------------------------------------
+
+    private static async Task<IResult> UsersAsync(HttpContext context, UserStore users, DeploymentSettings settings, IEnumerable<string>? errors, CancellationToken ct, int status = 200)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        var options = context.RequestServices.GetRequiredService<NexusOptions>();
+        var now = context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
+        var rows = (await users.ListAsync(ct)).Select(u => $"""
+            <tr><td>{E(u.Email)}{(string.Equals(u.Email, options.SuperuserEmail, StringComparison.OrdinalIgnoreCase) ? " <span class=\"status active\">admin</span>" : "")}</td>
+            <td>{E(u.DisplayName)}</td><td>{u.CreatedAt:yyyy-MM-dd}</td><td>{(u.LockoutEnd > now ? "<span class=\"status failed\">locked</span>" : "")}</td></tr>
+            """);
+        var signUp = await settings.IsSignUpEnabledAsync(ct);
+        var message = errors is null ? "" : $"<ul class=\"error\" role=\"alert\">{string.Concat(errors.Select(e => $"<li>{E(e)}</li>"))}</ul>";
+        return Render(context, "/admin/users", "Users", $"""
+            <section class="card"><h2>Users</h2>{Table(["Email", "Name", "Created", "Lockout"], rows, "No users yet.")}</section>
+            <section class="card"><h2>Create a user</h2>{message}
+            <form method="post" action="/admin/users">{AntiforgeryField(context)}
+            <label for="email">Email</label><input id="email" name="email" type="email" required>
+            <label for="password">Initial password</label><input id="password" name="password" type="password" minlength="10" required autocomplete="new-password">
+            <div class="actions"><button type="submit">Create user</button></div></form></section>
+            <section class="card"><h2>Sign-up</h2><p>Self-service sign-up is <strong>{(signUp ? "open" : "closed")}</strong>.</p>
+            <form method="post" action="/admin/settings/sign-up">{AntiforgeryField(context)}<input type="hidden" name="enabled" value="{(signUp ? "false" : "true")}">
+            <button type="submit" class="secondary">{(signUp ? "Close sign-up" : "Open sign-up")}</button></form></section>
+            """, status);
+    }
+
+    private static async Task<IResult> CreateUserAsync(HttpContext context, UserManager<NexusUser> userManager, UserStore users, DeploymentSettings settings, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var (user, errors) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true);
+        return user is null ? await UsersAsync(context, users, settings, errors, ct, 400) : Results.Redirect("/admin/users");
+    }
+
+    private static async Task<IResult> ToggleSignUpAsync(HttpContext context, DeploymentSettings settings, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        await settings.SetAsync(DeploymentSettings.SignUpEnabled, form["enabled"] == "true" ? "true" : "false", ct);
+        return Results.Redirect("/admin/users");
+    }
+
+    // ---- Status -------------------------------------------------------------------------------------------------
+
+    private static async Task<IResult> StatusAsync(HttpContext context, ClientRegistry registry, UserStore users, SigningKeys keys, KeyRing keyRing, NexusDatabase db, TimeProvider time, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        var now = time.GetUtcNow();
+        var apps = await registry.ListAsync(ClientKinds.Application, ct);
+        var clients = await registry.ListAsync(ClientKinds.AppClient, ct);
+        var userCount = (await users.ListAsync(ct)).Count;
+        var keyRows = keys.Published.OrderBy(k => k.CreatedAt).Select(k => $"""
+            <tr><td><code>{E(k.Kid[..12])}…</code></td><td>{E(k.Alg)}</td><td>{(k.RetiredAt is null ? "<span class=\"status active\">signing</span>" : "<span class=\"status\">retired</span>")}</td>
+            <td>{Age(now - k.CreatedAt)}</td><td>{(k.ExpiresAt is { } e ? $"{e:yyyy-MM-dd HH:mm} UTC" : "")}</td></tr>
+            """);
+        var encryptionAge = keyRing.ActiveKeyCreatedAt is { } created ? Age(now - created) : "unknown (set through ENCRYPTION_KEY)";
+        return Render(context, "/admin/status", "Status", $"""
+            <div class="grid">
+            <section class="card"><h2>Applications</h2><p class="stat">{apps.Count(a => !a.IsRevoked)}</p><p class="muted">{apps.Count(a => a.IsRevoked)} deleted</p></section>
+            <section class="card"><h2>App Clients</h2><p class="stat">{clients.Count(c => !c.IsRevoked)}</p><p class="muted">{clients.Count(c => c.IsRevoked)} revoked</p></section>
+            <section class="card"><h2>Users</h2><p class="stat">{userCount}</p></section>
+            </div>
+            <section class="card"><h2>Signing keys</h2>{Table(["Key id", "Algorithm", "State", "Age", "Published until"], keyRows, "No keys.")}</section>
+            <section class="card"><h2>Encryption key</h2><p>Active key <code>{keyRing.ActiveKeyId:x8}</code>, age {E(encryptionAge)}; {keyRing.KeyCount - 1} older key(s) still configured for decryption.</p>
+            <p class="muted">Database: {E(db.Description)}</p></section>
+            """);
+    }
+
+    private static string Age(TimeSpan age) => age.TotalDays >= 1 ? $"{(int)age.TotalDays} d" : age.TotalHours >= 1 ? $"{(int)age.TotalHours} h" : $"{Math.Max(0, (int)age.TotalMinutes)} min";
+
+    public static string Table(string[] headers, IEnumerable<string> rows, string empty)
+    {
+        var body = string.Concat(rows);
+        return body.Length == 0
+            ? $"<p class=\"muted\">{E(empty)}</p>"
+            : $"<table><thead><tr>{string.Concat(headers.Select(h => $"<th scope=\"col\">{E(h)}</th>"))}</tr></thead><tbody>{body}</tbody></table>";
+    }
+}

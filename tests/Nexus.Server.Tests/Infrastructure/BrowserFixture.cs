@@ -1,0 +1,124 @@
+using Microsoft.Playwright;
+
+[assembly: AssemblyFixture(typeof(Nexus.Server.Tests.Infrastructure.ChromiumFixture))]
+
+namespace Nexus.Server.Tests.Infrastructure;
+
+/// <summary>
+/// One headless Debian Chromium for the whole run, driven by Playwright. Each test gets its own browser context
+/// (its own cookies), and every page it opens is watched for console errors and saved as a screenshot.
+/// </summary>
+public sealed class ChromiumFixture : IAsyncLifetime
+{
+    private IPlaywright? playwright;
+    private IBrowser? browser;
+
+    public static string ExecutablePath => Environment.GetEnvironmentVariable("NEXUS_CHROMIUM") ?? "/usr/bin/chromium";
+
+    public async Task<IBrowser> BrowserAsync()
+    {
+        if (browser is null)
+        {
+            if (!File.Exists(ExecutablePath))
+            {
+                throw new InvalidOperationException($"Chromium was not found at {ExecutablePath}. scripts/test.sh installs it (apt-get install chromium); or set NEXUS_CHROMIUM.");
+            }
+
+            playwright = await Playwright.CreateAsync();
+            browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+            {
+                ExecutablePath = ExecutablePath,
+                Headless = true,
+                Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+            });
+        }
+
+        return browser;
+    }
+
+    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (browser is not null)
+        {
+            await browser.DisposeAsync();
+        }
+
+        playwright?.Dispose();
+    }
+}
+
+/// <summary>A browser context for one test: console errors collected, screenshots saved under artifacts/screenshots/{engine}/.</summary>
+public sealed class BrowserSession : IAsyncDisposable
+{
+    private readonly List<string> consoleErrors = [];
+    private readonly string screenshotDirectory;
+
+    private BrowserSession(IBrowserContext context, IPage page, string engine)
+    {
+        Context = context;
+        Page = page;
+        screenshotDirectory = Path.Combine(ArtifactsRoot(), "screenshots", engine);
+        Directory.CreateDirectory(screenshotDirectory);
+        Watch(page);
+    }
+
+    public IBrowserContext Context { get; }
+
+    public IPage Page { get; }
+
+    public IReadOnlyList<string> ConsoleErrors => consoleErrors;
+
+    public static async Task<BrowserSession> StartAsync(ChromiumFixture chromium, string engine)
+    {
+        var browser = await chromium.BrowserAsync();
+        var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 900 } });
+        return new BrowserSession(context, await context.NewPageAsync(), engine);
+    }
+
+    public void Watch(IPage page)
+    {
+        page.Console += (_, message) =>
+        {
+            // Network failures are judged below from the responses themselves: a deliberate 4xx answer to the
+            // page (a failed sign-in, a 403) is not a defect; a failing stylesheet, script or image is.
+            if (message.Type == "error" && !message.Text.StartsWith("Failed to load resource", StringComparison.Ordinal))
+            {
+                consoleErrors.Add($"{page.Url}: {message.Text}");
+            }
+        };
+        page.Response += (_, response) =>
+        {
+            if (response.Status >= 400 && response.Request.ResourceType != "document")
+            {
+                consoleErrors.Add($"{page.Url}: {response.Request.ResourceType} {response.Url} answered {response.Status}");
+            }
+        };
+        page.RequestFailed += (_, request) => consoleErrors.Add($"{page.Url}: {request.ResourceType} {request.Url} failed: {request.Failure}");
+        page.PageError += (_, error) => consoleErrors.Add($"{page.Url}: {error}");
+    }
+
+    public async Task ScreenshotAsync(string name) =>
+        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(screenshotDirectory, name + ".png"), FullPage = true });
+
+    public void AssertNoConsoleErrors() => Assert.True(consoleErrors.Count == 0, "Console errors:\n" + string.Join("\n", consoleErrors));
+
+    public static string ArtifactsRoot()
+    {
+        if (Environment.GetEnvironmentVariable("NEXUS_ARTIFACTS") is { Length: > 0 } configured)
+        {
+            return configured;
+        }
+
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Nexus.slnx")))
+        {
+            directory = directory.Parent;
+        }
+
+        return Path.Combine(directory?.FullName ?? Path.GetTempPath(), "artifacts");
+    }
+
+    public async ValueTask DisposeAsync() => await Context.DisposeAsync();
+}
