@@ -72,6 +72,9 @@ internal sealed class NexusOptions
     /// <summary>Optional sign-in through an upstream OpenID Connect provider (Okta, Entra ID, …).</summary>
     public UpstreamOidcOptions Upstream { get; set; } = new();
 
+    /// <summary>The Bridge proxy.</summary>
+    public BridgeOptions Bridge { get; set; } = new();
+
     public string Issuer => BaseUrl.TrimEnd('/');
 
     public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;
@@ -91,4 +94,13 @@ internal sealed class UpstreamOidcOptions
     public string DisplayName { get; set; } = "your organization";
 
     public bool IsConfigured => !string.IsNullOrWhiteSpace(Issuer) && !string.IsNullOrWhiteSpace(ClientId);
+}
+
+internal sealed class BridgeOptions
+{
+    /// <summary>How long the Bridge waits for a provider's response headers.</summary>
+    public int TimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Largest request body the Bridge forwards (streamed, never held in memory).</summary>
+    public long MaxRequestBodyBytes { get; set; } = 512L * 1024 * 1024;
 }

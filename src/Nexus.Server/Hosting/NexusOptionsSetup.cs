@@ -80,6 +80,11 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add("Nexus:Upstream needs Issuer (an https URL) and ClientId (and usually ClientSecret) to enable sign-in through an upstream OpenID Connect provider.");
         }
 
+        if (o.Bridge.TimeoutSeconds is < 1 or > 3600 || o.Bridge.MaxRequestBodyBytes < 1)
+        {
+            errors.Add("Nexus:Bridge:TimeoutSeconds must be 1 to 3600 and Nexus:Bridge:MaxRequestBodyBytes positive.");
+        }
+
         if (o.UnauthorizedGrantResponse is not ("seed" or "rfc"))
         {
             errors.Add($"Nexus:UnauthorizedGrantResponse must be 'seed' (501 unsupported_grant_type) or 'rfc' (400 unauthorized_client), got '{o.UnauthorizedGrantResponse}'.");

@@ -1,0 +1,40 @@
+using Nexus.Sdk.Aws;
+
+namespace Nexus.Server.Bridge;
+
+/// <summary>How the Bridge authenticates an outgoing request, one case per strategy of the connection broker.</summary>
+internal abstract record BridgeCredential
+{
+    /// <summary>Header names this credential writes; a caller's own values for them are always removed first.</summary>
+    public virtual IEnumerable<string> HeaderNames => [];
+
+    public sealed record Bearer(string AccessToken) : BridgeCredential
+    {
+        public override IEnumerable<string> HeaderNames => ["Authorization"];
+    }
+
+    /// <param name="In">"header" or "query".</param>
+    /// <param name="Prefix">Written before the key, e.g. "Bearer ".</param>
+    public sealed record ApiKey(string In, string Name, string? Prefix, string Key) : BridgeCredential
+    {
+        public override IEnumerable<string> HeaderNames => In == "header" ? [Name] : [];
+    }
+
+    public sealed record Basic(string Username, string Password) : BridgeCredential
+    {
+        public override IEnumerable<string> HeaderNames => ["Authorization"];
+    }
+
+    public sealed record AwsSigV4(AwsCredentials Credentials, string Region, string Service) : BridgeCredential
+    {
+        public override IEnumerable<string> HeaderNames => ["Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"];
+    }
+
+    // Credentials never appear in logs or exception messages through ToString().
+    public sealed override string ToString() => GetType().Name;
+}
+
+/// <summary>Where the Bridge may send a connection's requests, and with what.</summary>
+/// <param name="ApiBase">The provider's API base URL; requests may not leave its scheme, host and port, nor its path.</param>
+/// <param name="RefreshAsync">For OAuth connections: a fresh credential after the provider answered 401, or null.</param>
+internal sealed record BridgeTarget(Uri ApiBase, BridgeCredential Credential, Func<CancellationToken, Task<BridgeCredential?>>? RefreshAsync = null);

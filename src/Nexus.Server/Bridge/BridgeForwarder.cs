@@ -1,0 +1,266 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Http.Features;
+using Nexus.Sdk.Aws;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Bridge;
+
+/// <summary>
+/// Forwards one request to a provider's API with the connection's credential applied, streaming both bodies.
+/// The caller never holds the credential: whatever it sent as credentials is removed, and nothing Nexus adds is
+/// sent back. Small bodies (up to <see cref="ReplayableBodyBytes"/>) are buffered so that a 401 from an OAuth
+/// provider can be retried once after a refresh and so that SigV4 can sign the payload hash; larger ones stream
+/// (SigV4 then signs UNSIGNED-PAYLOAD, which S3 accepts).
+/// </summary>
+internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger) : IDisposable
+{
+    public const int ReplayableBodyBytes = 1024 * 1024;
+
+    // RFC 9110 §7.6.1: connection-specific headers are never forwarded.
+    private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
+    };
+
+    // What a caller might use to smuggle or override credentials.
+    private static readonly HashSet<string> CallerCredentials = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Authorization", "Cookie", "X-API-Key", "Nexus-Connection-Id", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP",
+    };
+
+    private readonly HttpMessageInvoker upstream = new(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        UseCookies = false,
+        UseProxy = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        MaxConnectionsPerServer = 1024,
+    });
+
+    public async Task ForwardAsync(HttpContext context, BridgeTarget target, string rawPath)
+    {
+        var ct = context.RequestAborted;
+        if (!BridgePath.TryResolve(target.ApiBase, rawPath, context.Request.QueryString.Value, out var uri, out var pathError))
+        {
+            await Problem(context, StatusCodes.Status400BadRequest, "bridge_path_refused", "The Bridge refused this path.", pathError);
+            return;
+        }
+
+        var bodySize = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (bodySize is { IsReadOnly: false })
+        {
+            bodySize.MaxRequestBodySize = options.Bridge.MaxRequestBodyBytes;
+        }
+
+        if (context.Request.ContentLength > options.Bridge.MaxRequestBodyBytes)
+        {
+            await Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large", "The request body is larger than the Bridge forwards.",
+                $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
+            return;
+        }
+
+        byte[]? buffered = null;
+        var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
+        try
+        {
+            if (hasBody && context.Request.ContentLength is { } length and <= ReplayableBodyBytes)
+            {
+                buffered = new byte[length];
+                await context.Request.Body.ReadExactlyAsync(buffered, ct);
+            }
+
+            // The timeout measures the provider's answer, not the caller's upload: it starts once the request body
+            // has been read to the end (slow uploads are Kestrel's MinRequestBodyDataRate's business).
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var startTimeout = () => timeout.CancelAfter(TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds));
+            if (!hasBody || buffered is not null)
+            {
+                startTimeout();
+            }
+
+            var credential = target.Credential;
+            var response = await SendAsync(context, uri, credential, hasBody, buffered, startTimeout, timeout.Token);
+            if (response.StatusCode == HttpStatusCode.Unauthorized && target.RefreshAsync is not null && (!hasBody || buffered is not null))
+            {
+                // The access token may have been revoked or expired early: refresh once and retry once.
+                if (await target.RefreshAsync(timeout.Token) is { } fresh)
+                {
+                    response.Dispose();
+                    response = await SendAsync(context, uri, fresh, hasBody, buffered, startTimeout, timeout.Token);
+                }
+            }
+
+            using (response)
+            {
+                await CopyResponseAsync(context, target, uri, response, ct);
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            await Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large", "The request body is larger than the Bridge forwards.",
+                $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The caller went away; there is nobody to answer.
+        }
+        catch (OperationCanceledException)
+        {
+            await Problem(context, StatusCodes.Status504GatewayTimeout, "upstream_timeout", "The provider did not answer in time.",
+                $"No response within {options.Bridge.TimeoutSeconds} s (Nexus:Bridge:TimeoutSeconds).");
+        }
+        catch (HttpRequestException e)
+        {
+            logger.LogWarning("Bridge request to {Host} failed: {Error}", uri.Host, e.HttpRequestError);
+            await Problem(context, StatusCodes.Status502BadGateway, "upstream_unreachable", "The provider could not be reached.", $"{e.HttpRequestError}.");
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, BridgeCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
+    {
+        var request = context.Request;
+        var strip = new HashSet<string>(credential.HeaderNames, StringComparer.OrdinalIgnoreCase);
+        foreach (var named in request.Headers.Connection.SelectMany(v => (v ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
+        {
+            strip.Add(named);
+        }
+
+        if (credential is BridgeCredential.ApiKey { In: "query" } queryKey)
+        {
+            uri = WithQueryParameter(uri, queryKey.Name, (queryKey.Prefix ?? "") + queryKey.Key);
+        }
+
+        using var message = new HttpRequestMessage(new HttpMethod(request.Method), uri) { Version = HttpVersion.Version11 };
+        if (hasBody)
+        {
+            message.Content = buffered is not null ? new ByteArrayContent(buffered) : new StreamContent(new EndNotifyingStream(request.Body, bodySent), 64 * 1024);
+        }
+
+        foreach (var (name, values) in request.Headers)
+        {
+            if (HopByHop.Contains(name) || CallerCredentials.Contains(name) || strip.Contains(name) || name.StartsWith("X-Amz-", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            if (!message.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            {
+                message.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+            }
+        }
+
+        if (message.Content is not null && request.ContentLength is { } contentLength)
+        {
+            message.Content.Headers.ContentLength = contentLength;
+        }
+
+        switch (credential)
+        {
+            case BridgeCredential.Bearer bearer:
+                message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer.AccessToken);
+                break;
+            case BridgeCredential.ApiKey { In: "header" } headerKey:
+                message.Headers.TryAddWithoutValidation(headerKey.Name, (headerKey.Prefix ?? "") + headerKey.Key);
+                break;
+            case BridgeCredential.Basic basic:
+                message.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{basic.Username}:{basic.Password}")));
+                break;
+            case BridgeCredential.AwsSigV4 aws:
+                var payloadHash = !hasBody ? Convert.ToHexStringLower(SHA256.HashData([]))
+                    : buffered is not null ? Convert.ToHexStringLower(SHA256.HashData(buffered))
+                    : SigV4Signer.UnsignedPayload;
+                await SigV4Signer.SignAsync(message, aws.Credentials, aws.Region, aws.Service, time.GetUtcNow(),
+                    new SigV4Options { PayloadHash = payloadHash, AddContentSha256Header = true }, ct);
+                break;
+        }
+
+        return await upstream.SendAsync(message, ct);
+    }
+
+    private static Uri WithQueryParameter(Uri uri, string name, string value)
+    {
+        var encodedName = Uri.EscapeDataString(name);
+        var kept = uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries)
+            .Where(p => !string.Equals(p.Split('=')[0], encodedName, StringComparison.Ordinal) && !string.Equals(Uri.UnescapeDataString(p.Split('=')[0]), name, StringComparison.Ordinal));
+        var query = string.Join('&', kept.Append($"{encodedName}={Uri.EscapeDataString(value)}"));
+        return new UriBuilder(uri) { Query = query }.Uri;
+    }
+
+    private static async Task CopyResponseAsync(HttpContext context, BridgeTarget target, Uri uri, HttpResponseMessage upstreamResponse, CancellationToken ct)
+    {
+        // The Bridge never follows redirects; one that points away from the provider's API host is refused, so
+        // that a caller is never sent elsewhere by a provider it trusted through Nexus.
+        if ((int)upstreamResponse.StatusCode is >= 300 and < 400 && upstreamResponse.Headers.Location is { } location)
+        {
+            var resolved = location.IsAbsoluteUri ? location : new Uri(uri, location);
+            if (!string.Equals(resolved.Host, target.ApiBase.Host, StringComparison.OrdinalIgnoreCase) || resolved.Port != target.ApiBase.Port || resolved.Scheme != target.ApiBase.Scheme)
+            {
+                await Problem(context, StatusCodes.Status502BadGateway, "redirect_refused", "The provider redirected to another host; the Bridge does not follow it.",
+                    $"Redirect to {resolved.Host} refused.");
+                return;
+            }
+        }
+
+        var response = context.Response;
+        response.StatusCode = (int)upstreamResponse.StatusCode;
+        foreach (var (name, values) in upstreamResponse.Headers.Concat(upstreamResponse.Content.Headers))
+        {
+            if (!HopByHop.Contains(name) && !name.Equals("Set-Cookie", StringComparison.OrdinalIgnoreCase))
+            {
+                response.Headers[name] = values.ToArray();
+            }
+        }
+
+        response.Headers.Remove("Transfer-Encoding");
+        await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
+        await body.CopyToAsync(response.Body, 64 * 1024, ct);
+    }
+
+    private static async Task Problem(HttpContext context, int status, string code, string title, string detail)
+    {
+        if (context.Response.HasStarted)
+        {
+            context.Abort();
+            return;
+        }
+
+        await Problems.Create(status, code, title, detail).ExecuteAsync(context);
+    }
+
+    public void Dispose() => upstream.Dispose();
+
+    /// <summary>Reads through to the caller's body and says when it is exhausted.</summary>
+    private sealed class EndNotifyingStream(Stream inner, Action atEnd) : Stream
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await inner.ReadAsync(buffer, cancellationToken);
+            if (read == 0 && buffer.Length > 0)
+            {
+                atEnd();
+            }
+
+            return read;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,72 @@
+namespace Nexus.Server.Bridge;
+
+/// <summary>
+/// Builds the upstream URL of a Bridge request and refuses anything that could leave the provider's API:
+/// dot segments (plain or percent-encoded), encoded slashes and backslashes, empty segments that would make a
+/// scheme-relative URL, userinfo tricks, absolute URLs and control characters. The result is checked once more
+/// after parsing: same scheme, host and port as the API base, and a path inside the base path.
+/// </summary>
+internal static class BridgePath
+{
+    public static bool TryResolve(Uri apiBase, string rawPath, string? rawQuery, out Uri target, out string error)
+    {
+        target = apiBase;
+        error = "";
+        if (rawPath.Length > 0 && rawPath[0] != '/')
+        {
+            rawPath = "/" + rawPath;
+        }
+
+        foreach (var c in rawPath)
+        {
+            if (c < 0x21 || c == 0x7F || c == '\\' || c == '@')
+            {
+                error = "The path contains a character the Bridge does not forward (control character, space, backslash or '@').";
+                return false;
+            }
+        }
+
+        if (rawPath.Contains("://", StringComparison.Ordinal) || rawPath.StartsWith("//", StringComparison.Ordinal))
+        {
+            error = "Absolute URLs cannot be sent through the Bridge; give a path relative to the provider's API.";
+            return false;
+        }
+
+        if (rawPath.Contains("%2f", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%5c", StringComparison.OrdinalIgnoreCase)
+            || rawPath.Contains("%2e", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%40", StringComparison.OrdinalIgnoreCase)
+            || rawPath.Contains("%25", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%00", StringComparison.OrdinalIgnoreCase))
+        {
+            error = "Encoded slashes, backslashes, dots, '@', '%' and NUL are not forwarded: they are how requests escape an API's path.";
+            return false;
+        }
+
+        var segments = rawPath.Split('/');
+        for (var i = 1; i < segments.Length; i++)
+        {
+            if (segments[i] is "." or ".." || (segments[i].Length == 0 && i < segments.Length - 1))
+            {
+                error = "Dot segments and empty segments are not forwarded.";
+                return false;
+            }
+        }
+
+        var basePath = apiBase.AbsolutePath.TrimEnd('/');
+        var composed = $"{apiBase.Scheme}://{apiBase.Authority}{basePath}{(rawPath == "/" ? (basePath.Length == 0 ? "/" : "") : rawPath)}";
+        if (!string.IsNullOrEmpty(rawQuery))
+        {
+            composed += rawQuery.StartsWith('?') ? rawQuery : "?" + rawQuery;
+        }
+
+        if (!Uri.TryCreate(composed, UriKind.Absolute, out var parsed)
+            || parsed.Scheme != apiBase.Scheme || !string.Equals(parsed.Host, apiBase.Host, StringComparison.OrdinalIgnoreCase) || parsed.Port != apiBase.Port
+            || !(parsed.AbsolutePath == basePath || parsed.AbsolutePath == basePath + "/" || parsed.AbsolutePath.StartsWith(basePath + "/", StringComparison.Ordinal) || basePath.Length == 0)
+            || !string.IsNullOrEmpty(parsed.UserInfo) || !string.IsNullOrEmpty(parsed.Fragment))
+        {
+            error = "The request would leave the provider's API.";
+            return false;
+        }
+
+        target = parsed;
+        return true;
+    }
+}

@@ -1,0 +1,299 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Nexus.Sdk.Aws;
+using Nexus.Server.Bridge;
+using Nexus.Server.Hosting;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Bridge;
+
+/// <summary>
+/// The Bridge's forwarding engine over real HTTP: a loopback host runs <see cref="BridgeForwarder"/> in front of an
+/// echo upstream that records what arrives.
+/// </summary>
+public sealed class BridgeForwarderTests : IAsyncLifetime
+{
+    private EchoUpstream echo = null!;
+    private WebApplication host = null!;
+    private HttpClient http = null!;
+    private BridgeForwarder forwarder = null!;
+    private BridgeTarget target = null!;
+    private int refreshes;
+
+    public async ValueTask InitializeAsync()
+    {
+        echo = await EchoUpstream.StartAsync();
+        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = 1024 * 1024);
+        host = builder.Build();
+        host.Map("/bridge/{**rest}", (HttpContext context) =>
+        {
+            var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+            var path = raw["/bridge".Length..];
+            var query = path.IndexOf('?', StringComparison.Ordinal);
+            return forwarder.ForwardAsync(context, target, query < 0 ? path : path[..query]);
+        });
+        await host.StartAsync();
+        http = new HttpClient { BaseAddress = new Uri(host.Urls.First()) };
+        target = new BridgeTarget(new Uri(echo.BaseUrl + "/api"), new BridgeCredential.Bearer("secret-access-token"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        http.Dispose();
+        forwarder.Dispose();
+        await host.DisposeAsync();
+        await echo.DisposeAsync();
+    }
+
+    private async Task<JsonElement> GetJsonAsync(string path, Action<HttpRequestMessage>? configure = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        configure?.Invoke(request);
+        using var response = await http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, body);
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task InjectsBearerTokenAndStripsCallerCredentials()
+    {
+        var body = await GetJsonAsync("/bridge/repos/nexus?per_page=5", r =>
+        {
+            r.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "caller-token");
+            r.Headers.Add("X-API-Key", "nexus-key");
+            r.Headers.Add("Cookie", "session=abc");
+            r.Headers.Add("Nexus-Connection-Id", "conn_1");
+            r.Headers.Add("X-Custom", "kept");
+        });
+        Assert.Equal("/api/repos/nexus", body.GetProperty("path").GetString());
+        Assert.Equal("?per_page=5", body.GetProperty("query").GetString());
+        var headers = echo.Last.Headers;
+        Assert.Equal("Bearer secret-access-token", headers["Authorization"]);
+        Assert.False(headers.ContainsKey("X-API-Key"));
+        Assert.False(headers.ContainsKey("Cookie"));
+        Assert.False(headers.ContainsKey("Nexus-Connection-Id"));
+        Assert.Equal("kept", headers["X-Custom"]);
+    }
+
+    [Fact]
+    public async Task InjectsApiKeyInHeaderWithPrefixOrInQuery()
+    {
+        target = target with { Credential = new BridgeCredential.ApiKey("header", "x-api-key", null, "sk-live-123") };
+        await GetJsonAsync("/bridge/v1/models", r => r.Headers.Add("x-api-key", "caller-supplied"));
+        Assert.Equal("sk-live-123", echo.Last.Headers["x-api-key"]);
+        Assert.False(echo.Last.Headers.ContainsKey("Authorization"));
+
+        target = target with { Credential = new BridgeCredential.ApiKey("header", "Authorization", "Token ", "abc") };
+        await GetJsonAsync("/bridge/v1/models");
+        Assert.Equal("Token abc", echo.Last.Headers["Authorization"]);
+
+        target = target with { Credential = new BridgeCredential.ApiKey("query", "api_key", null, "k&v=1") };
+        var body = await GetJsonAsync("/bridge/search?q=x&api_key=caller");
+        Assert.Equal("?q=x&api_key=k%26v%3D1", body.GetProperty("query").GetString());
+    }
+
+    [Fact]
+    public async Task InjectsBasicCredentials()
+    {
+        target = target with { Credential = new BridgeCredential.Basic("AC123", "token:with:colons") };
+        await GetJsonAsync("/bridge/2010-04-01/Accounts.json");
+        Assert.Equal("Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("AC123:token:with:colons")), echo.Last.Headers["Authorization"]);
+    }
+
+    [Fact]
+    public async Task SignsWithSigV4ThatVerifiesAgainstTheSameSigner()
+    {
+        var credentials = new AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token");
+        target = target with { Credential = new BridgeCredential.AwsSigV4(credentials, "us-east-1", "execute-api") };
+        var request = new HttpRequestMessage(HttpMethod.Post, "/bridge/items?b=2&a=1") { Content = new StringContent("{\"x\":1}", Encoding.UTF8, "application/json") };
+        request.Headers.Add("X-Amz-Date", "19990101T000000Z");
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var received = echo.Last;
+        Assert.Equal("session-token", received.Headers["X-Amz-Security-Token"]);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("{\"x\":1}"))), received.Headers["x-amz-content-sha256"]);
+        Assert.NotEqual("19990101T000000Z", received.Headers["X-Amz-Date"]);
+
+        // Recompute the signature independently from what arrived.
+        var authorization = received.Headers["Authorization"];
+        var signedHeaders = authorization.Split("SignedHeaders=")[1].Split(',')[0].Split(';');
+        var date = DateTimeOffset.ParseExact(received.Headers["X-Amz-Date"], "yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal);
+        var headers = signedHeaders.Where(h => h is not ("x-amz-date" or "x-amz-security-token" or "x-amz-content-sha256")).Select(h => new KeyValuePair<string, string>(h, received.Headers[h]));
+        var expected = SigV4Signer.Sign("POST", new Uri(echo.BaseUrl + "/api/items?b=2&a=1"), headers, received.Headers["x-amz-content-sha256"], "us-east-1", "execute-api", credentials, date,
+            new SigV4Options { AddContentSha256Header = true });
+        Assert.Equal(expected.AuthorizationHeader, authorization);
+    }
+
+    [Theory]
+    [InlineData("/bridge/../admin")]
+    [InlineData("/bridge/a/../../admin")]
+    [InlineData("/bridge/%2e%2e/admin")]
+    [InlineData("/bridge/a%2fb")]
+    [InlineData("/bridge/a%5cb")]
+    [InlineData("/bridge//evil.example/x")]
+    [InlineData("/bridge/http://evil.example/x")]
+    [InlineData("/bridge/@evil.example/x")]
+    [InlineData("/bridge/x%40evil.example")]
+    [InlineData("/bridge/%252e%252e/admin")]
+    public async Task RefusesPathsThatCouldLeaveTheApi(string path)
+    {
+        var count = echo.Requests.Count;
+        using var client = new HttpClient { BaseAddress = http.BaseAddress };
+        var request = new HttpRequestMessage(HttpMethod.Get, new Uri(http.BaseAddress + path.TrimStart('/'), new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true }));
+        using var response = await client.SendAsync(request);
+        Assert.True(response.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.NotFound, $"{path} → {(int)response.StatusCode}");
+        Assert.Equal(count, echo.Requests.Count);
+    }
+
+    [Fact]
+    public async Task RefusesRedirectsToOtherHostsButPassesSameHostOnes()
+    {
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        using var away = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString("https://evil.example/steal"));
+        Assert.Equal(HttpStatusCode.BadGateway, away.StatusCode);
+        Assert.Contains("redirect_refused", await away.Content.ReadAsStringAsync());
+
+        using var same = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString("/elsewhere"));
+        Assert.Equal(HttpStatusCode.Redirect, same.StatusCode);
+    }
+
+    [Fact]
+    public async Task RefreshesAndRetriesOnceAfterA401()
+    {
+        echo.AcceptedTokens["fresh-token"] = true;
+        target = new BridgeTarget(new Uri(echo.BaseUrl), new BridgeCredential.Bearer("stale-token"), _ =>
+        {
+            Interlocked.Increment(ref refreshes);
+            return Task.FromResult<BridgeCredential?>(new BridgeCredential.Bearer("fresh-token"));
+        });
+        using var response = await http.GetAsync("/bridge/protected");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, refreshes);
+
+        // A provider that keeps refusing gets exactly one retry, and the 401 is passed on.
+        echo.AcceptedTokens.Clear();
+        using var refused = await http.GetAsync("/bridge/protected");
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal(2, refreshes);
+    }
+
+    [Fact]
+    public async Task PassesRateLimitsThroughAndDropsUpstreamCookies()
+    {
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        using var limited = await http.GetAsync("/bridge/status/429");
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(7), limited.Headers.RetryAfter?.Delta);
+
+        using var echoed = await http.GetAsync("/bridge/anything");
+        Assert.Equal("yes", echoed.Headers.GetValues("X-Echo").Single());
+        Assert.False(echoed.Headers.Contains("Set-Cookie"));
+    }
+
+    [Fact]
+    public async Task AnswersBadGatewayWhenTheProviderIsDownAndGatewayTimeoutWhenSlow()
+    {
+        target = target with { ApiBase = new Uri("http://127.0.0.1:1/") };
+        using var down = await http.GetAsync("/bridge/x");
+        Assert.Equal(HttpStatusCode.BadGateway, down.StatusCode);
+        Assert.Equal("application/problem+json", down.Content.Headers.ContentType?.MediaType);
+        Assert.DoesNotContain("secret-access-token", await down.Content.ReadAsStringAsync());
+
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        var watch = Stopwatch.StartNew();
+        using var slow = await http.GetAsync("/bridge/slow");
+        Assert.Equal(HttpStatusCode.GatewayTimeout, slow.StatusCode);
+        Assert.InRange(watch.Elapsed.TotalSeconds, 1.5, 8);
+    }
+
+    [Fact]
+    public async Task StreamsLargeBodiesBothWaysWithoutHoldingThemInMemory()
+    {
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        const long size = 200L * 1024 * 1024;
+        var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        using var upload = new HttpRequestMessage(HttpMethod.Put, "/bridge/upload") { Content = new StreamContent(new PatternStream(size)) };
+        upload.Content.Headers.ContentLength = size;
+        using var response = await http.SendAsync(upload);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(size, echo.Last.BodyLength);
+        Assert.Equal(PatternStream.Sha256(size), echo.Last.BodySha256);
+
+        using var download = await http.GetAsync("/bridge/download/100", HttpCompletionOption.ResponseHeadersRead);
+        await using (var stream = await download.Content.ReadAsStreamAsync())
+        {
+            var buffer = new byte[81920];
+            long total = 0;
+            int read;
+            while ((read = await stream.ReadAsync(buffer)) > 0)
+            {
+                total += read;
+            }
+
+            Assert.Equal(100L * 1024 * 1024, total);
+        }
+
+        // Everything in this process (client, Bridge, upstream) allocated far less than the 300 MB that moved.
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        Assert.True(allocated < 120L * 1024 * 1024, $"allocated {allocated / (1024 * 1024)} MB while streaming 300 MB");
+    }
+
+    /// <summary>A deterministic stream of any length, generated on the fly.</summary>
+    private sealed class PatternStream(long length) : Stream
+    {
+        private long position;
+
+        public static string Sha256(long length)
+        {
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using var stream = new PatternStream(length);
+            var buffer = new byte[1024 * 1024];
+            int read;
+            while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                sha.AppendData(buffer, 0, read);
+            }
+
+            return Convert.ToHexStringLower(sha.GetHashAndReset());
+        }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = (int)Math.Min(count, length - position);
+            for (var i = 0; i < n; i++)
+            {
+                buffer[offset + i] = (byte)((position + i) % 251);
+            }
+
+            position += n;
+            return n;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position { get => position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,127 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Nexus.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A provider API stand-in on loopback that records exactly what it receives (headers, query, body size and hash,
+/// streamed, never buffered) and can misbehave on purpose: slow, failing, redirecting, 401 until told otherwise.
+/// </summary>
+public sealed class EchoUpstream : IAsyncDisposable
+{
+    private readonly WebApplication app;
+
+    private EchoUpstream(WebApplication app, string baseUrl)
+    {
+        this.app = app;
+        BaseUrl = baseUrl;
+    }
+
+    public sealed record Received(string Method, string Path, string Query, Dictionary<string, string> Headers, long BodyLength, string BodySha256);
+
+    public string BaseUrl { get; }
+
+    public ConcurrentQueue<Received> Requests { get; } = new();
+
+    /// <summary>Bearer tokens the /protected route accepts; anything else gets 401.</summary>
+    public ConcurrentDictionary<string, bool> AcceptedTokens { get; } = new();
+
+    public Received Last => Requests.Last();
+
+    public static async Task<EchoUpstream> StartAsync()
+    {
+        int port;
+        using (var listener = new TcpListener(IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = null);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var app = builder.Build();
+        var echo = new EchoUpstream(app, $"http://127.0.0.1:{port}");
+
+        async Task<Received> Record(HttpContext context)
+        {
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buffer = new byte[64 * 1024];
+            long length = 0;
+            int read;
+            while ((read = await context.Request.Body.ReadAsync(buffer)) > 0)
+            {
+                sha.AppendData(buffer, 0, read);
+                length += read;
+            }
+
+            var received = new Received(context.Request.Method, context.Request.Path.Value ?? "", context.Request.QueryString.Value ?? "",
+                context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase), length, Convert.ToHexStringLower(sha.GetHashAndReset()));
+            echo.Requests.Enqueue(received);
+            return received;
+        }
+
+        app.MapGet("/slow", async (HttpContext context) =>
+        {
+            await Record(context);
+            await Task.Delay(TimeSpan.FromSeconds(10), context.RequestAborted);
+            return Results.Ok();
+        });
+        app.MapGet("/status/{code:int}", async (HttpContext context, int code) =>
+        {
+            await Record(context);
+            if (code == 429)
+            {
+                context.Response.Headers.RetryAfter = "7";
+            }
+
+            return Results.StatusCode(code);
+        });
+        app.MapGet("/redirect", async (HttpContext context, string to) =>
+        {
+            await Record(context);
+            return Results.Redirect(to);
+        });
+        app.MapGet("/protected", async (HttpContext context) =>
+        {
+            await Record(context);
+            var auth = context.Request.Headers.Authorization.ToString();
+            return auth.StartsWith("Bearer ", StringComparison.Ordinal) && echo.AcceptedTokens.ContainsKey(auth[7..]) ? Results.Ok(new { ok = true }) : Results.Unauthorized();
+        });
+        app.MapGet("/download/{megabytes:int}", async (HttpContext context, int megabytes) =>
+        {
+            await Record(context);
+            context.Response.ContentType = "application/octet-stream";
+            context.Response.ContentLength = megabytes * 1024L * 1024;
+            var chunk = new byte[1024 * 1024];
+            for (var i = 0; i < megabytes; i++)
+            {
+                await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+            }
+        });
+        app.Map("/{**rest}", async (HttpContext context) =>
+        {
+            var received = await Record(context);
+            context.Response.Headers["X-Echo"] = "yes";
+            context.Response.Headers["Set-Cookie"] = "upstream=1";
+            return Results.Json(new { received.Method, received.Path, received.Query, received.BodyLength, received.BodySha256 });
+        });
+        await app.StartAsync();
+        return echo;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}
