@@ -1,0 +1,25 @@
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Notifications;
+
+internal static class NotificationsExtensions
+{
+    public static WebApplicationBuilder AddNotifications(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton(WebhookStore.Column);
+        services.AddSingleton<WebhookStore>();
+        services.AddSingleton<WebhookPublisher>();
+        services.AddSingleton<WebhookDispatcher>();
+        services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());
+        services.AddHttpClient(WebhookDispatcher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10))
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+        return builder;
+    }
+
+    public static WebApplication MapNotifications(this WebApplication app)
+    {
+        app.MapAdminGroup().MapWebhooksAdmin();
+        return app;
+    }
+}

@@ -1,0 +1,159 @@
+using Dapper;
+using Nexus.Server.Data;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.Notifications;
+
+internal sealed record Webhook(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt);
+
+internal sealed record WebhookDelivery(
+    string Id, string WebhookId, string Event, string Payload, string Status, int Attempts, DateTimeOffset NextAttemptAt,
+    int? LastStatusCode, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt);
+
+internal static class DeliveryStatus
+{
+    public const string Pending = "pending";
+    public const string Delivered = "delivered";
+    public const string Failed = "failed";
+}
+
+/// <summary>Webhook endpoints (signing secrets encrypted: Nexus needs them back to sign) and their delivery log.</summary>
+internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvider time)
+{
+    public static readonly EncryptedColumn Column = new("webhooks", "id", "secret", "webhooks.secret:");
+
+    private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private sealed class WebhookRow
+    {
+        public string Id { get; init; } = "";
+        public string Url { get; init; } = "";
+        public string Events { get; init; } = "";
+        public string? WorkspaceId { get; init; }
+        public byte[] Secret { get; init; } = [];
+        public long CreatedAt { get; init; }
+
+        public Webhook ToWebhook() => new(Id, Url, Events.Split(' ', StringSplitOptions.RemoveEmptyEntries), WorkspaceId, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt));
+    }
+
+    private sealed class DeliveryRow
+    {
+        public string Id { get; init; } = "";
+        public string WebhookId { get; init; } = "";
+        public string Event { get; init; } = "";
+        public string Payload { get; init; } = "";
+        public string Status { get; init; } = "";
+        public long Attempts { get; init; }
+        public long NextAttemptAt { get; init; }
+        public long? LastStatusCode { get; init; }
+        public string? LastError { get; init; }
+        public long CreatedAt { get; init; }
+        public long? DeliveredAt { get; init; }
+
+        public WebhookDelivery ToDelivery() => new(Id, WebhookId, Event, Payload, Status, (int)Attempts, DateTimeOffset.FromUnixTimeMilliseconds(NextAttemptAt),
+            (int?)LastStatusCode, LastError, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DeliveredAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null);
+    }
+
+    private const string DeliveryColumns = "id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, created_at, delivered_at";
+
+    public async Task<(Webhook Webhook, string Secret)> CreateAsync(string url, IReadOnlyList<string> events, string? workspaceId, CancellationToken ct)
+    {
+        var id = SecretGenerator.Id("wh_", 20);
+        var secret = WebhookSignature.NewSecret();
+        var now = Now;
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO webhooks (id, url, events, workspace_id, secret, created_at) VALUES (@id, @url, @events, @workspaceId, @secret, @now)",
+            new { id, url, events = string.Join(' ', events), workspaceId, secret = keyRing.Encrypt(secret, Column.ContextFor(id)), now }, cancellationToken: ct));
+        return (new Webhook(id, url, events, workspaceId, DateTimeOffset.FromUnixTimeMilliseconds(now)), secret);
+    }
+
+    public async Task<IReadOnlyList<Webhook>> ListAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return (await connection.QueryAsync<WebhookRow>(new CommandDefinition("SELECT id, url, events, workspace_id, secret, created_at FROM webhooks ORDER BY created_at", cancellationToken: ct)))
+            .Select(r => r.ToWebhook()).ToList();
+    }
+
+    public async Task<(Webhook Webhook, string Secret)?> FindAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<WebhookRow>(new CommandDefinition(
+            "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
+        return row is null ? null : (row.ToWebhook(), keyRing.DecryptString(row.Secret, Column.ContextFor(row.Id)));
+    }
+
+    public async Task<bool> DeleteAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM webhook_deliveries WHERE webhook_id = @id", new { id }, cancellationToken: ct));
+        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct)) == 1;
+    }
+
+    /// <summary>Queues one delivery per webhook that listens to the event (deployment-wide or for the workspace).</summary>
+    public async Task<int> EnqueueAsync(string eventType, string? workspaceId, Func<string, string> payloadFor, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var hooks = (await connection.QueryAsync<WebhookRow>(new CommandDefinition(
+            "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE disabled_at IS NULL AND (workspace_id IS NULL OR workspace_id = @workspaceId)",
+            new { workspaceId }, cancellationToken: ct))).Select(r => r.ToWebhook()).Where(w => w.Events.Contains("*") || w.Events.Contains(eventType)).ToList();
+        var now = Now;
+        foreach (var hook in hooks)
+        {
+            var id = SecretGenerator.Id("msg_", 24);
+            await connection.ExecuteAsync(new CommandDefinition(
+                "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, next_attempt_at, created_at) VALUES (@id, @hook, @eventType, @payload, @pending, 0, @now, @now)",
+                new { id, hook = hook.Id, eventType, payload = payloadFor(id), pending = DeliveryStatus.Pending, now }, cancellationToken: ct));
+        }
+
+        return hooks.Count;
+    }
+
+    public async Task<IReadOnlyList<WebhookDelivery>> DueAsync(int limit, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
+            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE status = @pending AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT {limit}",
+            new { pending = DeliveryStatus.Pending, now = Now }, cancellationToken: ct))).Select(r => r.ToDelivery()).ToList();
+    }
+
+    /// <summary>
+    /// Claims a delivery for one attempt by moving its next attempt time forward, conditionally on the value that
+    /// was read: of several instances racing, exactly one wins, on SQLite and PostgreSQL alike, without locks held.
+    /// </summary>
+    public async Task<bool> ClaimAsync(WebhookDelivery delivery, TimeSpan lease, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE webhook_deliveries SET next_attempt_at = @lease WHERE id = @Id AND status = @pending AND next_attempt_at = @seen",
+            new { delivery.Id, pending = DeliveryStatus.Pending, seen = delivery.NextAttemptAt.ToUnixTimeMilliseconds(), lease = time.GetUtcNow().Add(lease).ToUnixTimeMilliseconds() },
+            cancellationToken: ct)) == 1;
+    }
+
+    public async Task RecordAttemptAsync(string id, bool delivered, int? statusCode, string? error, DateTimeOffset? retryAt, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE webhook_deliveries SET attempts = attempts + 1, status = @status, last_status_code = @statusCode, last_error = @error,
+                next_attempt_at = @next, delivered_at = @deliveredAt WHERE id = @id
+            """,
+            new
+            {
+                id,
+                status = delivered ? DeliveryStatus.Delivered : retryAt is null ? DeliveryStatus.Failed : DeliveryStatus.Pending,
+                statusCode,
+                error,
+                next = (retryAt ?? time.GetUtcNow()).ToUnixTimeMilliseconds(),
+                deliveredAt = delivered ? Now : (long?)null,
+            }, cancellationToken: ct));
+    }
+
+    public async Task<IReadOnlyList<WebhookDelivery>> DeliveriesAsync(string webhookId, int limit, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
+            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE webhook_id = @webhookId ORDER BY created_at DESC LIMIT {limit}",
+            new { webhookId }, cancellationToken: ct))).Select(r => r.ToDelivery()).ToList();
+    }
+}

@@ -1,0 +1,83 @@
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Notifications;
+
+internal sealed record WebhookRequest(string? Url, string[]? Events, string? WorkspaceId);
+
+internal sealed record WebhookResponse(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt, string? Secret = null)
+{
+    public static WebhookResponse From(Webhook w, string? secret = null) => new(w.Id, w.Url, w.Events, w.WorkspaceId, w.CreatedAt, secret);
+}
+
+/// <summary>/v1/admin/webhooks: endpoints that receive connection events, their secrets (shown once) and delivery log.</summary>
+internal static class WebhooksAdminEndpoints
+{
+    public static void MapWebhooksAdmin(this RouteGroupBuilder admin)
+    {
+        var hooks = admin.MapGroup("/webhooks").WithTags("Webhooks");
+        hooks.MapPost("", async (HttpRequest request, WebhookStore store, IHostEnvironment environment, CancellationToken ct) =>
+        {
+            var (body, error) = await JsonBody.ReadAsync<WebhookRequest>(request, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            var (url, events, errors) = Validate(body!, environment);
+            if (errors.Count > 0)
+            {
+                return Problems.Validation(errors);
+            }
+
+            var (webhook, secret) = await store.CreateAsync(url!, events, string.IsNullOrWhiteSpace(body!.WorkspaceId) ? null : body.WorkspaceId.Trim(), ct);
+            return TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
+        });
+        hooks.MapGet("", async (WebhookStore store, CancellationToken ct) =>
+            TypedResults.Ok(new { webhooks = (await store.ListAsync(ct)).Select(w => WebhookResponse.From(w)) }));
+        hooks.MapDelete("/{id}", async (string id, WebhookStore store, CancellationToken ct) =>
+            await store.DeleteAsync(id, ct) ? TypedResults.NoContent() : Problems.NotFound("Webhook"));
+        hooks.MapGet("/{id}/deliveries", async (string id, WebhookStore store, CancellationToken ct) =>
+            await store.FindAsync(id, ct) is null
+                ? Problems.NotFound("Webhook")
+                : TypedResults.Ok(new
+                {
+                    deliveries = (await store.DeliveriesAsync(id, 100, ct)).Select(d => new
+                    {
+                        d.Id, d.Event, d.Status, d.Attempts, d.LastStatusCode, d.LastError, d.CreatedAt, d.DeliveredAt,
+                        NextAttemptAt = d.Status == DeliveryStatus.Pending ? d.NextAttemptAt : (DateTimeOffset?)null,
+                    }),
+                }));
+        hooks.MapPost("/{id}/test", async (string id, WebhookStore store, WebhookPublisher publisher, CancellationToken ct) =>
+        {
+            if (await store.FindAsync(id, ct) is not { } found)
+            {
+                return Problems.NotFound("Webhook");
+            }
+
+            await publisher.PublishAsync(WebhookEvents.Test, found.Webhook.WorkspaceId, new { webhook_id = id, message = "Hello from Nexus" }, ct);
+            return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries");
+        });
+    }
+
+    private static (string? Url, string[] Events, Dictionary<string, string[]> Errors) Validate(WebhookRequest body, IHostEnvironment environment)
+    {
+        var errors = new Dictionary<string, string[]>();
+        string? url = null;
+        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out var uri) || (uri.Scheme != "https" && !(uri.Scheme == "http" && (uri.IsLoopback || !environment.IsProduction()))))
+        {
+            errors["url"] = ["An absolute https URL is required (http is accepted for loopback receivers and outside Production)."];
+        }
+        else
+        {
+            url = uri.AbsoluteUri;
+        }
+
+        var events = body.Events is null || body.Events.Length == 0 ? ["*"] : body.Events.Distinct(StringComparer.Ordinal).ToArray();
+        if (events.FirstOrDefault(e => e != "*" && !WebhookEvents.All.Contains(e)) is { } unknown)
+        {
+            errors["events"] = [$"Unknown event '{unknown}'. Known: {string.Join(", ", WebhookEvents.All)}, or * for all."];
+        }
+
+        return (url, events, errors);
+    }
+}
