@@ -236,7 +236,7 @@ internal sealed partial class ProviderCatalog
             }
         }
 
-        if (!IsAbsoluteHttps(e.DocsUrl))
+        if (!Uri.TryCreate(e.DocsUrl, UriKind.Absolute, out var docs) || docs.Scheme != Uri.UriSchemeHttps)
         {
             yield return "docs_url must be an absolute https URL.";
         }
@@ -301,7 +301,9 @@ internal sealed partial class ProviderCatalog
             yield return "default_scopes must be valid scope tokens (RFC 6749 §3.3).";
         }
 
-        if (e.Scopes is not null && e.DefaultScopes is not null && e.DefaultScopes.FirstOrDefault(s => !e.Scopes.ContainsKey(s)) is { } undocumented)
+        // OpenID Connect Core §5.4 and §11 define these; an entry need not describe them.
+        string[] standard = ["openid", "profile", "email", "address", "phone", "offline_access"];
+        if (e.Scopes is not null && e.DefaultScopes is not null && e.DefaultScopes.FirstOrDefault(s => !e.Scopes.ContainsKey(s) && !standard.Contains(s)) is { } undocumented)
         {
             yield return $"the default scope '{undocumented}' is not described in scopes.";
         }
