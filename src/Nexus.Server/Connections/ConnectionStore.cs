@@ -146,9 +146,21 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, int limit, CancellationToken ct)
     {
         var where = new List<string>();
+        var parameters = new DynamicParameters(new { status, limit });
         if (workspaces is not null)
         {
-            where.Add("workspace_id IN @workspaces");
+            if (workspaces.Count == 0)
+            {
+                return [];
+            }
+
+            // Explicit parameters rather than Dapper's list expansion, which Npgsql turns into an array.
+            var names = workspaces.Select((w, i) =>
+            {
+                parameters.Add("w" + i, w);
+                return "@w" + i;
+            });
+            where.Add($"workspace_id IN ({string.Join(", ", names)})");
         }
 
         if (status is not null)
@@ -159,7 +171,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         var rows = await connection.QueryAsync<Row>(new CommandDefinition(
             $"SELECT {Columns} FROM connections" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY created_at DESC, id DESC LIMIT @limit",
-            new { workspaces, status, limit }, cancellationToken: ct));
+            parameters, cancellationToken: ct));
         return rows.Select(r => r.ToConnection()).ToList();
     }
 
