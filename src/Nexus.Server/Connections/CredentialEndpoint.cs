@@ -44,7 +44,7 @@ internal static class CredentialEndpoint
             // (pending: wait for consent; failed or attention_required: send the user through consent again).
             await Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",
                 connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
-                new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id, ["error"] = connection.Error })
+                NotActiveExtensions(connection))
                 .ExecuteAsync(context);
             return;
         }
@@ -69,6 +69,17 @@ internal static class CredentialEndpoint
 
         await response.BodyWriter.FlushAsync(context.RequestAborted);
         await audit.TokenReadAsync(caller.Actor, connection.WorkspaceId, connection.Id);
+    }
+
+    private static Dictionary<string, object?> NotActiveExtensions(Connection connection)
+    {
+        var extensions = new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id };
+        if (connection.Error is not null)
+        {
+            extensions["error"] = connection.Error;
+        }
+
+        return extensions;
     }
 
     /// <summary>Unix seconds; null when the provider's token does not expire (GitHub OAuth apps, Slack without rotation).</summary>

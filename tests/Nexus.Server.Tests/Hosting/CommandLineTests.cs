@@ -26,7 +26,8 @@ public sealed class CommandLineTests
 
         var reencrypt = await NexusProcess.RunAsync(db, new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = keyB, ["PREVIOUS_ENCRYPTION_KEYS"] = keyA }, "keys", "reencrypt");
         Assert.True(reencrypt.ExitCode == 0, reencrypt.Output);
-        Assert.Contains("Re-encrypted 3 value(s)", reencrypt.Output);
+        // The secret-hash key, the broker's state key and the two signing keys.
+        Assert.Contains("Re-encrypted 4 value(s)", reencrypt.Output);
 
         var rotate = await NexusProcess.RunAsync(db, new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = keyB }, "keys", "rotate-signing");
         Assert.True(rotate.ExitCode == 0, rotate.Output);
