@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Dapper;
@@ -41,7 +40,7 @@ internal sealed class ApiKeyStore(NexusDatabase db, NexusOptions options, TimePr
 {
     private const string Columns = "id, name, key_hash, workspaces, can_read_credentials, created_at, revoked_at";
 
-    private readonly ConcurrentDictionary<string, (ApiKey Key, long CachedAt)> byHash = new(StringComparer.Ordinal);
+    private readonly ShortLivedCache<ApiKey> cache = new(time, () => options.ApiKeyCacheSeconds, 100_000);
 
     private sealed class Row
     {
@@ -57,28 +56,14 @@ internal sealed class ApiKeyStore(NexusDatabase db, NexusOptions options, TimePr
             DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), RevokedAt is { } r ? DateTimeOffset.FromUnixTimeMilliseconds(r) : null);
     }
 
-    public async ValueTask<ApiKey?> FindByHashCachedAsync(string keyHash, CancellationToken ct)
-    {
-        var now = time.GetTimestamp();
-        if (byHash.TryGetValue(keyHash, out var entry) && time.GetElapsedTime(entry.CachedAt, now).TotalSeconds < options.ApiKeyCacheSeconds)
+    public ValueTask<ApiKey?> FindByHashCachedAsync(string keyHash, CancellationToken ct) =>
+        cache.GetAsync(keyHash, async hash =>
         {
-            return entry.Key;
-        }
-
-        await using var connection = await db.OpenAsync(ct);
-        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
-            $"SELECT {Columns} FROM api_keys WHERE key_hash = @keyHash", new { keyHash }, cancellationToken: ct));
-        // Unknown keys are not cached: the key space is unbounded and a guess costs the guesser a round trip.
-        if (row is null)
-        {
-            byHash.TryRemove(keyHash, out _);
-            return null;
-        }
-
-        var key = row.ToKey();
-        byHash[keyHash] = (key, now);
-        return key;
-    }
+            await using var connection = await db.OpenAsync(CancellationToken.None);
+            var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+                $"SELECT {Columns} FROM api_keys WHERE key_hash = @hash", new { hash }));
+            return row?.ToKey();
+        });
 
     public async Task<ApiKey?> FindAsync(string id, CancellationToken ct)
     {
@@ -117,6 +102,6 @@ internal sealed class ApiKeyStore(NexusDatabase db, NexusOptions options, TimePr
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE api_keys SET revoked_at = @now WHERE id = @id AND revoked_at IS NULL",
             new { id = key.Id, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: ct));
-        byHash.TryRemove(key.KeyHash, out _);
+        cache.Invalidate(key.KeyHash);
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Data.Common;
 using Dapper;
 using Nexus.Server.Data;
@@ -67,9 +66,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     private const string Columns = "id, workspace_id, provider_name, status, scopes, return_url, state_nonce, state_expires_at, state_used_at, pkce_verifier, " +
         "access_token, refresh_token, token_type, token_expires_at, error, error_description, created_by, created_at, updated_at";
 
-    private const int MaxCached = 200_000;
-
-    private readonly ConcurrentDictionary<string, (Connection Row, long CachedAt)> cache = new(StringComparer.Ordinal);
+    private readonly ShortLivedCache<Connection> cache = new(time, () => options.ConnectionCacheSeconds);
 
     private sealed class Row
     {
@@ -103,31 +100,10 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
     public string Decrypt(EncryptedColumn column, string connectionId, byte[] ciphertext) => keyRing.DecryptString(ciphertext, column.ContextFor(connectionId));
 
-    /// <summary>The connection as GET /v1/token sees it (cached).</summary>
-    public async ValueTask<Connection?> FindCachedAsync(string id, CancellationToken ct)
-    {
-        var now = time.GetTimestamp();
-        if (cache.TryGetValue(id, out var entry) && time.GetElapsedTime(entry.CachedAt, now).TotalSeconds < options.ConnectionCacheSeconds)
-        {
-            return entry.Row;
-        }
-
-        var row = await FindAsync(id, ct);
-        // Unknown ids are not cached: the id space is unbounded.
-        if (row is null)
-        {
-            cache.TryRemove(id, out _);
-            return null;
-        }
-
-        if (cache.Count >= MaxCached)
-        {
-            cache.Clear();
-        }
-
-        cache[id] = (row, now);
-        return row;
-    }
+    /// <summary>The connection as GET /v1/token sees it (cached, single-flight).</summary>
+    public ValueTask<Connection?> FindCachedAsync(string id, CancellationToken ct) =>
+        // The shared load is not cancelled with one caller's request: other callers may be awaiting it.
+        cache.GetAsync(id, key => FindAsync(key, CancellationToken.None));
 
     public async Task<Connection?> FindAsync(string id, CancellationToken ct)
     {
@@ -195,7 +171,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "UPDATE connections SET state_used_at = @now, updated_at = @now WHERE id = @id AND state_nonce = @nonce AND state_used_at IS NULL " +
             "AND status = @pending AND state_expires_at > @now",
             new { id, nonce, now, pending = ConnectionStatus.Pending }, cancellationToken: ct));
-        cache.TryRemove(id, out _);
+        cache.Invalidate(id);
         return updated == 1;
     }
 
@@ -207,7 +183,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, " +
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now WHERE id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
-        cache.TryRemove(id, out _);
+        cache.Invalidate(id);
     }
 
     public async Task FailAsync(string id, string error, string? description, CancellationToken ct)
@@ -217,7 +193,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET status = @failed, error = @error, error_description = @description, pkce_verifier = NULL, state_nonce = NULL, updated_at = @now WHERE id = @id",
             new { id, failed = ConnectionStatus.Failed, error, description, now }, cancellationToken: ct));
-        cache.TryRemove(id, out _);
+        cache.Invalidate(id);
     }
 
     /// <summary>
@@ -249,7 +225,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
                         description = "The user did not complete consent in time.",
                         now,
                     }, cancellationToken: ct));
-                cache.TryRemove(c.Id, out _);
+                cache.Invalidate(c.Id);
                 if (updated == 1)
                 {
                     changed.Add(c);
@@ -271,7 +247,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     {
         await using var connection = await db.OpenAsync(ct);
         var deleted = await connection.ExecuteAsync(new CommandDefinition("DELETE FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
-        cache.TryRemove(id, out _);
+        cache.Invalidate(id);
         return deleted == 1;
     }
 }
