@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every Nexus test suite: installs what is missing, starts a throwaway PostgreSQL cluster, runs the .NET
-# suites on SQLite and on PostgreSQL, stops the cluster, and ends with one line "N passed, N failed[, N skipped]".
+# Runs every Nexus test suite: installs what is missing (PostgreSQL, Chromium), starts a throwaway PostgreSQL
+# cluster, runs the .NET suites on SQLite and on PostgreSQL, stops the cluster, and ends with one line
+# "N passed, N failed[, N skipped]". Browser screenshots land in artifacts/screenshots/{sqlite,postgres}/.
 #
 #   scripts/test.sh                 everything
 #   NEXUS_TEST_ENGINES=sqlite scripts/test.sh    one engine only (sqlite | postgres | "sqlite postgres")

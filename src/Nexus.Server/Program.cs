@@ -1,8 +1,13 @@
 using Nexus.Server.Accounts;
+using Nexus.Server.ApiKeys;
+using Nexus.Server.Audit;
 using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Connections;
 using Nexus.Server.Dashboard;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
+using Nexus.Server.Notifications;
+using Nexus.Server.Providers;
 using Nexus.Server.Vault;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -12,12 +17,22 @@ builder.AddData();
 builder.AddVault();
 builder.AddAccounts();
 builder.AddAuthorizationServer();
+builder.AddProviders();
+builder.AddApiKeys();
+builder.AddAudit();
+builder.AddConnections();
+builder.AddNotifications();
 
 var app = builder.Build();
 
 app.MapHosting();
 app.MapAccounts();
 app.MapAuthorizationServer();
+app.MapProviders();
+app.MapApiKeys();
+app.MapAudit();
+app.MapConnections();
+app.MapNotifications();
 app.MapDashboard();
 
 return await app.RunNexusAsync(args);

@@ -75,6 +75,40 @@ internal sealed class NexusOptions
     /// <summary>The Bridge proxy.</summary>
     public BridgeOptions Bridge { get; set; } = new();
 
+    /// <summary>
+    /// Comma-separated origins (https://app.example.com) or URL prefixes (https://app.example.com/oauth/) that a
+    /// connection's return_url may point to. The BASE_URL origin is always allowed.
+    /// </summary>
+    public string? AllowedReturnUrls { get; set; }
+
+    /// <summary>
+    /// Whether provider endpoints may be plain http on a loopback address (127.0.0.1, localhost, ::1), for tests
+    /// and local fakes. Unset means: allowed in the Development and Test environments, refused elsewhere.
+    /// Non-loopback endpoints must be https either way.
+    /// </summary>
+    public bool? AllowInsecureUpstreams { get; set; }
+
+    /// <summary>Timeout of each call to a provider (token exchange, revocation, discovery).</summary>
+    public int UpstreamTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>How long a gateway API key is cached; bounds how late another instance sees a revocation.</summary>
+    public int ApiKeyCacheSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// How long a connection row (ciphertext only) is cached for GET /v1/token; bounds how late another instance
+    /// sees a deletion or status change. Changes made on the same instance take effect at once.
+    /// </summary>
+    public int ConnectionCacheSeconds { get; set; } = 5;
+
+    /// <summary>How long a user has to complete consent: the lifetime of the signed state and of a pending connection.</summary>
+    public int PendingConnectionSeconds { get; set; } = 600;
+
+    /// <summary>
+    /// At most one token_read audit event per connection and API key in this many seconds (the event counts the
+    /// reads it stands for); 0 records every read.
+    /// </summary>
+    public int AuditTokenReadIntervalSeconds { get; set; } = 60;
+
     public string Issuer => BaseUrl.TrimEnd('/');
 
     public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;

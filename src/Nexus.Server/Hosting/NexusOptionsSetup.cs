@@ -15,6 +15,7 @@ internal sealed class NexusOptionsSetup(IConfiguration configuration) : IConfigu
         options.DatabaseUrl = configuration["DATABASE_URL"] ?? options.DatabaseUrl;
         options.EncryptionKey = configuration["ENCRYPTION_KEY"] ?? options.EncryptionKey;
         options.PreviousEncryptionKeys = configuration["PREVIOUS_ENCRYPTION_KEYS"] ?? options.PreviousEncryptionKeys;
+        options.AllowedReturnUrls = configuration["ALLOWED_RETURN_URLS"] ?? options.AllowedReturnUrls;
     }
 }
 
@@ -83,6 +84,30 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
         if (o.Bridge.TimeoutSeconds is < 1 or > 3600 || o.Bridge.MaxRequestBodyBytes < 1)
         {
             errors.Add("Nexus:Bridge:TimeoutSeconds must be 1 to 3600 and Nexus:Bridge:MaxRequestBodyBytes positive.");
+        }
+
+        foreach (var entry in Connections.ReturnUrlPolicy.SplitEntries(o.AllowedReturnUrls))
+        {
+            if (!Connections.ReturnUrlPolicy.TryParseEntry(entry, out _))
+            {
+                errors.Add($"ALLOWED_RETURN_URLS must be a comma-separated list of absolute http(s) origins or URL prefixes without query or fragment, such as https://app.example.com or https://app.example.com/oauth/ (got '{entry}').");
+                break;
+            }
+        }
+
+        if (o.UpstreamTimeoutSeconds is < 1 or > 120)
+        {
+            errors.Add("Nexus:UpstreamTimeoutSeconds must be between 1 and 120.");
+        }
+
+        if (o.ApiKeyCacheSeconds < 0 || o.ConnectionCacheSeconds < 0 || o.AuditTokenReadIntervalSeconds < 0)
+        {
+            errors.Add("Nexus:ApiKeyCacheSeconds, ConnectionCacheSeconds and AuditTokenReadIntervalSeconds may not be negative.");
+        }
+
+        if (o.PendingConnectionSeconds is < 60 or > 86_400)
+        {
+            errors.Add("Nexus:PendingConnectionSeconds must be between 60 and 86400 (one day).");
         }
 
         if (o.UnauthorizedGrantResponse is not ("seed" or "rfc"))

@@ -13,6 +13,8 @@ public sealed class StartupValidationTests
     [InlineData("DATABASE_URL", "postgres://nodb", "DATABASE_URL")]
     [InlineData("Nexus:AccessTokenSigningAlgorithm", "HS256", "ES256 or RS256")]
     [InlineData("Nexus:UnauthorizedGrantResponse", "maybe", "'seed'")]
+    [InlineData("ALLOWED_RETURN_URLS", "app.example.com", "ALLOWED_RETURN_URLS")]
+    [InlineData("Nexus:PendingConnectionSeconds", "5", "PendingConnectionSeconds")]
     public async Task RefusesToStartWithAMessageThatSaysWhatToFix(string key, string value, string expected)
     {
         await using var db = await TestDatabase.CreateAsync();

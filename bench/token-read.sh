@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Credential retrieval, GET /v1/token/{connection_id} (issue: connection broker). Target: >= 25,000 reads/s with
+# p99 < 5 ms on 2 cores, wrk with 32 connections for 15 s, on SQLite and on PostgreSQL, client and server on this
+# machine. For scale, the same wrk load runs against GET /healthz (a constant JSON answer that touches nothing),
+# and the ratio says how much of the machine's HTTP ceiling the credential read reaches.
+#
+# The connection is made active through Nexus's real handshake against bench/tools/FakeProvider on loopback
+# (request-connection, the provider's redirect, /auth/callback, code exchange), then read with a gateway API key
+# bound to its workspace.
+#   bench/token-read.sh [seconds] [engines]      engines: "sqlite postgres" (default), "sqlite" or "postgres"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+duration="${1:-15}"
+engines="${2:-sqlite postgres}"
+need wrk curl
+build_nexus
+dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
+port=18090
+fake_port=18091
+
+fake_pid=""
+pg_dir=""
+pg_bin=""
+cleanup() {
+  stop_nexus
+  [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null || true
+  if [ -n "$pg_dir" ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; fi
+}
+trap cleanup EXIT
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# A throwaway PostgreSQL cluster, as scripts/test.sh starts one.
+start_pg() {
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [ ! -x "$pg_bin/postgres" ]; then need postgresql; pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; fi
+  pg_dir="$(mktemp -d /tmp/nexus-bench-pg.XXXXXX)"; chmod 755 "$pg_dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+  pg_port=$(( 20000 + RANDOM % 20000 ))
+  run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
+  run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  pg_url="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"
+}
+
+json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+
+# connect: registers the fake provider, creates an API key and makes one connection active. Sets connection_id, gateway_key.
+connect() {
+  local base="http://127.0.0.1:$port" admin=(-H "X-API-Key: $nexus_api_key" -H 'Content-Type: application/json')
+  curl -fs -X POST "$base/v1/providers" "${admin[@]}" -d "{\"name\":\"bench\",\"authorization_url\":\"http://127.0.0.1:$fake_port/authorize\",
+    \"token_url\":\"http://127.0.0.1:$fake_port/token\",\"client_id\":\"bench-client\",\"client_secret\":\"bench-secret\",\"scopes\":[\"read\"],\"pkce\":true}" >/dev/null
+  gateway_key="$(curl -fs -X POST "$base/v1/admin/api-keys" "${admin[@]}" -d '{"name":"bench","workspaces":["ws_bench"]}' | json_field api_key)"
+  local requested auth_url callback returned
+  requested="$(curl -fs -X POST "$base/v1/request-connection" -H "X-API-Key: $gateway_key" -H 'Content-Type: application/json' \
+    -d "{\"workspace_id\":\"ws_bench\",\"provider_name\":\"bench\",\"return_url\":\"$base/connected\"}")"
+  connection_id="$(json_field connection_id <<<"$requested")"
+  auth_url="$(json_field auth_url <<<"$requested" | sed 's/\\u0026/\&/g')"
+  callback="$(curl -fs -o /dev/null -w '%{redirect_url}' "$auth_url")"
+  returned="$(curl -fs -o /dev/null -w '%{redirect_url}' "$callback")"
+  case "$returned" in *status=active*) ;; *) echo "the connection did not become active: $returned" >&2; return 1 ;; esac
+  curl -fs "$base/v1/token/$connection_id" -H "X-API-Key: $gateway_key" >/dev/null
+}
+
+measure() { # url [lua] -> "rps p50 p99 non2xx"
+  local out; out="$(mktemp)"
+  wrk -t2 -c32 -d3s ${2:+-s "$2"} "$1" >/dev/null
+  wrk -t2 -c32 -d"${duration}s" --latency ${2:+-s "$2"} "$1" > "$out"
+  cat "$out" >&2
+  wrk_summary "$out"; rm -f "$out"
+}
+
+"$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
+fake_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+rows=()
+for engine in $engines; do
+  extra=(Nexus__AllowInsecureUpstreams=true "ALLOWED_RETURN_URLS=http://127.0.0.1:$port")
+  if [ "$engine" = postgres ]; then start_pg; extra+=("DATABASE_URL=$pg_url"); fi
+  start_nexus "$port" "${extra[@]}"
+  connect
+  lua="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
+  printf 'wrk.headers["X-API-Key"] = "%s"\n' "$gateway_key" > "$lua"
+  echo "== $engine: GET /v1/token/$connection_id" >&2
+  read -r rps p50 p99 bad <<<"$(measure "http://127.0.0.1:$port/v1/token/$connection_id" "$lua")"
+  echo "== $engine: GET /healthz" >&2
+  read -r hrps hp50 hp99 hbad <<<"$(measure "http://127.0.0.1:$port/healthz")"
+  rm -f "$lua"
+  ratio="$(awk -v a="$rps" -v b="$hrps" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+  rows+=("| $engine | $rps | $p50 | $p99 | $bad | $hrps | $hp99 | $ratio |")
+  stop_nexus
+  if [ "$engine" = postgres ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$pg_dir"; pg_dir=""; fi
+done
+
+result="$(dirname "${BASH_SOURCE[0]}")/results/token-read.md"
+{
+  echo "# Credential retrieval (GET /v1/token/{connection_id})"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "- machine: $(machine)"
+  echo "- load: wrk -t2 -c32 -d${duration}s (after 3 s of warm-up), X-API-Key of a workspace-bound gateway key, one active connection"
+  echo "- baseline: the same load on GET /healthz, a constant JSON answer that touches neither cache nor database"
+  echo "- settings: defaults (ApiKeyCacheSeconds=5, ConnectionCacheSeconds=5, AuditTokenReadIntervalSeconds=60)"
+  echo
+  echo "| engine | reads/s | p50 (ms) | p99 (ms) | non-2xx | /healthz req/s | /healthz p99 (ms) | reads / healthz |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+} > "$result"
+echo
+cat "$result"

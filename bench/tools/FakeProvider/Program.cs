@@ -1,0 +1,23 @@
+// Answers /authorize with a redirect carrying a code and the state, and /token with a JSON access token
+// (RFC 6749 §4.1.2 and §5.1). It checks nothing: it exists so that the benchmark can make a connection active
+// through Nexus's real callback without reaching the internet.
+var builder = WebApplication.CreateSlimBuilder(args);
+builder.Logging.SetMinimumLevel(LogLevel.Warning);
+var app = builder.Build();
+
+app.MapGet("/authorize", (HttpRequest request) =>
+{
+    var redirectUri = request.Query["redirect_uri"].ToString();
+    var state = Uri.EscapeDataString(request.Query["state"].ToString());
+    return Results.Redirect($"{redirectUri}?code=bench-code&state={state}");
+});
+app.MapPost("/token", () => Results.Json(new Dictionary<string, object>
+{
+    ["access_token"] = "bench-access-" + Guid.NewGuid().ToString("N"),
+    ["refresh_token"] = "bench-refresh-" + Guid.NewGuid().ToString("N"),
+    ["token_type"] = "Bearer",
+    ["expires_in"] = 3600,
+}));
+app.MapGet("/healthz", () => "ok");
+
+app.Run();

@@ -1,0 +1,19 @@
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.ApiKeys;
+
+internal static class ApiKeysExtensions
+{
+    public static WebApplicationBuilder AddApiKeys(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<ApiKeyStore>();
+        builder.Services.AddSingleton<GatewayAuthenticator>();
+        return builder;
+    }
+
+    public static WebApplication MapApiKeys(this WebApplication app)
+    {
+        app.MapAdminGroup().MapApiKeysAdmin();
+        return app;
+    }
+}

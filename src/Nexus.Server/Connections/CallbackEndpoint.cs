@@ -1,0 +1,129 @@
+using Microsoft.AspNetCore.WebUtilities;
+using Nexus.Server.Audit;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.Connections;
+
+/// <summary>
+/// GET /auth/callback: where providers send the user's browser after consent (the redirect_uri of every
+/// provider registration is BASE_URL/auth/callback). Verifies the signed, single-use state, exchanges the code,
+/// stores the tokens encrypted and sends the browser to the connection's return_url with connection_id and status.
+/// A state that does not verify never redirects: without a verified state there is no trustworthy return_url.
+/// </summary>
+internal static class CallbackEndpoint
+{
+    private const string Actor = "callback";
+
+    public static void MapCallback(this IEndpointRouteBuilder app) =>
+        app.MapGet(GatewayEndpoints.CallbackPath, HandleAsync).WithTags("Connections");
+
+    private static async Task<IResult> HandleAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
+        ProviderClient client, AuditLog audit, NexusOptions options, TimeProvider time)
+    {
+        var ct = CancellationToken.None; // Once the state is consumed the exchange must finish, even if the browser goes away.
+        var query = context.Request.Query;
+        // The authorization response parameters; RFC 6749 §3.1 forbids repeating them, so a repeated one is refused.
+        if (query.Any(q => q.Value.Count > 1))
+        {
+            return Invalid("invalid_callback", "A callback parameter is repeated.");
+        }
+
+        string? Get(string name) => query[name] is { Count: 1 } v && !string.IsNullOrEmpty(v[0]) ? v[0] : null;
+        context.Response.Headers.CacheControl = "no-store";
+        // The callback URL carries the code and state; keep them out of the Referer sent to return_url.
+        context.Response.Headers["Referrer-Policy"] = "no-referrer";
+
+        if (!signer.TryVerify(Get("state"), out var claims))
+        {
+            return Invalid("invalid_state", "The state parameter is missing, malformed or was not issued by this Nexus.");
+        }
+
+        var connection = await store.FindAsync(claims.ConnectionId, ct);
+        if (connection is null)
+        {
+            return Invalid("invalid_state", "The connection this state belongs to no longer exists.");
+        }
+
+        var now = time.GetUtcNow();
+        if (claims.ExpiresAt <= now.ToUnixTimeSeconds() || connection.StateExpiresAt <= now.ToUnixTimeMilliseconds())
+        {
+            // Verified but late: the connection is ours, so the app learns about it at its return_url.
+            foreach (var expired in await store.ExpireStaleAsync(null, connection.Id, ct))
+            {
+                await audit.RecordAsync(AuditEvents.Failed, "system", expired.WorkspaceId, expired.Id, new { error = ConnectionStore.ExpiredError }, ct);
+            }
+
+            var current = await store.FindAsync(connection.Id, ct) ?? connection;
+            if (current.Status != ConnectionStatus.Failed || current.Error != ConnectionStore.ExpiredError)
+            {
+                return Invalid("state_already_used", "This state was already used.");
+            }
+
+            return Redirect(connection, ConnectionStatus.Failed, ConnectionStore.ExpiredError);
+        }
+
+        // RFC 6749 §10.12 and RFC 9700 §4.7: the state is bound to this connection and used at most once.
+        if (connection.StateNonce != claims.Nonce || !await store.ConsumeStateAsync(connection.Id, claims.Nonce, ct))
+        {
+            return Invalid("state_already_used", "This state was already used; start a new connection with POST /v1/request-connection.");
+        }
+
+        // RFC 6749 §4.1.2.1: the provider reports a refusal (access_denied, …) in the error parameter.
+        if (Get("error") is { } providerError)
+        {
+            return await FailAsync(connection, ProviderClient.Sanitize(providerError), Get("error_description") is { } d ? ProviderClient.Sanitize(d) : null, store, audit);
+        }
+
+        if (Get("code") is not { Length: <= 4096 } code)
+        {
+            return await FailAsync(connection, "invalid_callback", "The provider sent neither a code nor an error.", store, audit);
+        }
+
+        var provider = await providers.FindAsync(connection.ProviderName, ct);
+        if (provider is null)
+        {
+            return await FailAsync(connection, "provider_missing", "The provider was deleted while the user was at the consent screen.", store, audit);
+        }
+
+        var verifier = connection.PkceVerifier is { } v ? store.Decrypt(ConnectionStore.PkceVerifierColumn, connection.Id, v) : null;
+        var result = await client.ExchangeCodeAsync(provider, code, options.Issuer + GatewayEndpoints.CallbackPath, verifier, ct);
+        if (!result.Succeeded)
+        {
+            return await FailAsync(connection, result.Error ?? "token_request_failed", result.ErrorDescription, store, audit);
+        }
+
+        // A provider may omit refresh_token (Google on a repeated consent, GitHub OAuth apps): the connection is
+        // still active; it simply cannot be refreshed.
+        long? expiresAt = result.ExpiresIn is { } seconds ? now.AddSeconds(seconds).ToUnixTimeMilliseconds() : null;
+        await store.ActivateAsync(connection.Id,
+            store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!),
+            result.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, connection.Id, result.RefreshToken),
+            result.TokenType, expiresAt, ct);
+        await audit.RecordAsync(AuditEvents.Activated, Actor, connection.WorkspaceId, connection.Id,
+            new { provider = provider.Name, refresh_token = result.RefreshToken is not null, expires_at = expiresAt / 1000 }, ct);
+        return Redirect(connection, ConnectionStatus.Active, null);
+    }
+
+    private static async Task<IResult> FailAsync(Connection connection, string error, string? description, ConnectionStore store, AuditLog audit)
+    {
+        await store.FailAsync(connection.Id, error, description, CancellationToken.None);
+        await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
+            new { provider = connection.ProviderName, error, error_description = description });
+        return Redirect(connection, ConnectionStatus.Failed, error);
+    }
+
+    private static Microsoft.AspNetCore.Http.HttpResults.RedirectHttpResult Redirect(Connection connection, string status, string? error)
+    {
+        var parameters = new List<KeyValuePair<string, string?>> { new("connection_id", connection.Id), new("status", status) };
+        if (error is not null)
+        {
+            parameters.Add(new("error", error));
+        }
+
+        return TypedResults.Redirect(QueryHelpers.AddQueryString(connection.ReturnUrl, parameters));
+    }
+
+    private static IResult Invalid(string code, string detail) =>
+        Problems.Create(StatusCodes.Status400BadRequest, code, "This connection callback cannot be accepted.", detail);
+}

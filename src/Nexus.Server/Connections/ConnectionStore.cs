@@ -1,0 +1,253 @@
+using System.Data.Common;
+using Dapper;
+using Nexus.Server.Data;
+using Nexus.Server.Hosting;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.Connections;
+
+/// <summary>The statuses of the product contract.</summary>
+internal static class ConnectionStatus
+{
+    /// <summary>The user has not completed consent yet.</summary>
+    public const string Pending = "pending";
+
+    /// <summary>Tokens are stored; the connection is usable.</summary>
+    public const string Active = "active";
+
+    /// <summary>A refresh failed; the user must reconnect (set by the refresh engine).</summary>
+    public const string AttentionRequired = "attention_required";
+
+    /// <summary>The handshake failed or was never completed.</summary>
+    public const string Failed = "failed";
+}
+
+/// <summary>A connection row. Tokens and the PKCE verifier are ciphertext; times are Unix milliseconds.</summary>
+internal sealed record Connection(
+    string Id,
+    string WorkspaceId,
+    string ProviderName,
+    string Status,
+    string Scopes,
+    string ReturnUrl,
+    string? StateNonce,
+    long StateExpiresAt,
+    long? StateUsedAt,
+    byte[]? PkceVerifier,
+    byte[]? AccessToken,
+    byte[]? RefreshToken,
+    string? TokenType,
+    long? TokenExpiresAt,
+    string? Error,
+    string? ErrorDescription,
+    string CreatedBy,
+    long CreatedAt,
+    long UpdatedAt)
+{
+    public IReadOnlyList<string> ScopeList => Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>A pending connection whose consent window has closed is failed, whether or not a write said so yet.</summary>
+    public bool IsStalePending(long nowMs) => Status == ConnectionStatus.Pending && StateExpiresAt <= nowMs;
+}
+
+/// <summary>
+/// Connections and their tokens. GET /v1/token reads through a short-lived cache of rows (ciphertext only, the
+/// plaintext is never cached): every write made here invalidates the entry at once, and writes made by another
+/// instance are seen within ConnectionCacheSeconds.
+/// </summary>
+internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOptions options, TimeProvider time)
+{
+    public static readonly EncryptedColumn AccessTokenColumn = new("connections", "id", "access_token", "connections.access_token:");
+    public static readonly EncryptedColumn RefreshTokenColumn = new("connections", "id", "refresh_token", "connections.refresh_token:");
+    public static readonly EncryptedColumn PkceVerifierColumn = new("connections", "id", "pkce_verifier", "connections.pkce_verifier:");
+
+    public const string ExpiredError = "expired";
+
+    private const string Columns = "id, workspace_id, provider_name, status, scopes, return_url, state_nonce, state_expires_at, state_used_at, pkce_verifier, " +
+        "access_token, refresh_token, token_type, token_expires_at, error, error_description, created_by, created_at, updated_at";
+
+    private readonly ShortLivedCache<Connection> cache = new(time, () => options.ConnectionCacheSeconds);
+
+    private sealed class Row
+    {
+        public string Id { get; init; } = "";
+        public string WorkspaceId { get; init; } = "";
+        public string ProviderName { get; init; } = "";
+        public string Status { get; init; } = "";
+        public string Scopes { get; init; } = "";
+        public string ReturnUrl { get; init; } = "";
+        public string? StateNonce { get; init; }
+        public long StateExpiresAt { get; init; }
+        public long? StateUsedAt { get; init; }
+        public byte[]? PkceVerifier { get; init; }
+        public byte[]? AccessToken { get; init; }
+        public byte[]? RefreshToken { get; init; }
+        public string? TokenType { get; init; }
+        public long? TokenExpiresAt { get; init; }
+        public string? Error { get; init; }
+        public string? ErrorDescription { get; init; }
+        public string CreatedBy { get; init; } = "";
+        public long CreatedAt { get; init; }
+        public long UpdatedAt { get; init; }
+
+        public Connection ToConnection() => new(Id, WorkspaceId, ProviderName, Status, Scopes, ReturnUrl, StateNonce, StateExpiresAt, StateUsedAt, PkceVerifier,
+            AccessToken, RefreshToken, TokenType, TokenExpiresAt, Error, ErrorDescription, CreatedBy, CreatedAt, UpdatedAt);
+    }
+
+    public KeyRing KeyRing => keyRing;
+
+    public byte[] Encrypt(EncryptedColumn column, string connectionId, string plaintext) => keyRing.Encrypt(plaintext, column.ContextFor(connectionId));
+
+    public string Decrypt(EncryptedColumn column, string connectionId, byte[] ciphertext) => keyRing.DecryptString(ciphertext, column.ContextFor(connectionId));
+
+    /// <summary>The connection as GET /v1/token sees it (cached, single-flight).</summary>
+    public ValueTask<Connection?> FindCachedAsync(string id, CancellationToken ct) =>
+        // The shared load is not cancelled with one caller's request: other callers may be awaiting it.
+        cache.GetAsync(id, key => FindAsync(key, CancellationToken.None));
+
+    public async Task<Connection?> FindAsync(string id, CancellationToken ct)
+    {
+        if (id.Length > 100)
+        {
+            return null;
+        }
+
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
+        return row?.ToConnection();
+    }
+
+    /// <summary>Connections in the given workspaces (null = all), newest first.</summary>
+    public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, int limit, CancellationToken ct)
+    {
+        var where = new List<string>();
+        var parameters = new DynamicParameters(new { status, limit });
+        if (workspaces is not null)
+        {
+            if (workspaces.Count == 0)
+            {
+                return [];
+            }
+
+            // Explicit parameters rather than Dapper's list expansion, which Npgsql turns into an array.
+            var names = workspaces.Select((w, i) =>
+            {
+                parameters.Add("w" + i, w);
+                return "@w" + i;
+            });
+            where.Add($"workspace_id IN ({string.Join(", ", names)})");
+        }
+
+        if (status is not null)
+        {
+            where.Add("status = @status");
+        }
+
+        await using var connection = await db.OpenAsync(ct);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM connections" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY created_at DESC, id DESC LIMIT @limit",
+            parameters, cancellationToken: ct));
+        return rows.Select(r => r.ToConnection()).ToList();
+    }
+
+    public async Task InsertAsync(Connection c, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            $"INSERT INTO connections ({Columns}) VALUES (@Id, @WorkspaceId, @ProviderName, @Status, @Scopes, @ReturnUrl, @StateNonce, @StateExpiresAt, @StateUsedAt, @PkceVerifier, " +
+            "@AccessToken, @RefreshToken, @TokenType, @TokenExpiresAt, @Error, @ErrorDescription, @CreatedBy, @CreatedAt, @UpdatedAt)", c, cancellationToken: ct));
+    }
+
+    /// <summary>
+    /// Marks the state of a pending connection used, atomically: of two callbacks racing with the same state,
+    /// exactly one gets true. Conditions on the nonce, so a state from an earlier attempt cannot be consumed.
+    /// </summary>
+    public async Task<bool> ConsumeStateAsync(string id, string nonce, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET state_used_at = @now, updated_at = @now WHERE id = @id AND state_nonce = @nonce AND state_used_at IS NULL " +
+            "AND status = @pending AND state_expires_at > @now",
+            new { id, nonce, now, pending = ConnectionStatus.Pending }, cancellationToken: ct));
+        cache.Invalidate(id);
+        return updated == 1;
+    }
+
+    public async Task ActivateAsync(string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, " +
+            "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now WHERE id = @id",
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    public async Task FailAsync(string id, string error, string? description, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET status = @failed, error = @error, error_description = @description, pkce_verifier = NULL, state_nonce = NULL, updated_at = @now WHERE id = @id",
+            new { id, failed = ConnectionStatus.Failed, error, description, now }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    /// <summary>
+    /// Turns pending connections whose consent window closed into failed ones ("expired"); returns the rows it
+    /// changed. With <paramref name="id"/>, only that connection.
+    /// </summary>
+    public async Task<IReadOnlyList<Connection>> ExpireStaleAsync(DbConnection? existing, string? id, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var connection = existing ?? await db.OpenAsync(ct);
+        try
+        {
+            var filter = "status = @pending AND state_expires_at <= @now" + (id is null ? "" : " AND id = @id");
+            var stale = (await connection.QueryAsync<Row>(new CommandDefinition(
+                $"SELECT {Columns} FROM connections WHERE {filter}", new { pending = ConnectionStatus.Pending, now, id }, cancellationToken: ct))).Select(r => r.ToConnection()).ToList();
+            var changed = new List<Connection>();
+            foreach (var c in stale)
+            {
+                // Conditional on still being pending, so a callback completing concurrently wins.
+                var updated = await connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE connections SET status = @failed, error = @error, error_description = @description, pkce_verifier = NULL, state_nonce = NULL, updated_at = @now " +
+                    "WHERE id = @id AND status = @pending",
+                    new
+                    {
+                        id = c.Id,
+                        failed = ConnectionStatus.Failed,
+                        pending = ConnectionStatus.Pending,
+                        error = ExpiredError,
+                        description = "The user did not complete consent in time.",
+                        now,
+                    }, cancellationToken: ct));
+                cache.Invalidate(c.Id);
+                if (updated == 1)
+                {
+                    changed.Add(c);
+                }
+            }
+
+            return changed;
+        }
+        finally
+        {
+            if (existing is null)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    public async Task<bool> DeleteAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var deleted = await connection.ExecuteAsync(new CommandDefinition("DELETE FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
+        cache.Invalidate(id);
+        return deleted == 1;
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text.Json;
+using Nexus.Server.ApiKeys;
+using Nexus.Server.Audit;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Connections;
+
+/// <summary>
+/// GET /v1/token/{connection_id}: the credential an app or agent uses now. The hot path of the broker, so it
+/// touches no database when warm (API key and connection row come from short-lived caches), decrypts one value
+/// and writes the JSON straight into the response. Never returns a refresh token.
+/// </summary>
+internal static class CredentialEndpoint
+{
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static async Task ReadAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, AuditLog audit, TimeProvider time)
+    {
+        var (caller, authError) = await auth.AuthenticateAsync(context);
+        if (caller is null)
+        {
+            await authError!.ExecuteAsync(context);
+            return;
+        }
+
+        if (!caller.CanReadCredentials)
+        {
+            await Problems.Create(StatusCodes.Status403Forbidden, "credentials_not_readable", "This API key may not read credentials.",
+                "It was created with can_read_credentials=false (a Bridge-only key). Use a key that may read credentials.").ExecuteAsync(context);
+            return;
+        }
+
+        var connection = await store.FindCachedAsync(connectionId, context.RequestAborted);
+        if (connection is null || !caller.CanAccess(connection.WorkspaceId))
+        {
+            await Problems.NotFound("Connection").ExecuteAsync(context);
+            return;
+        }
+
+        if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null)
+        {
+            connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, audit, time);
+            // 409: the connection exists but its state does not allow a credential; "status" says what to do
+            // (pending: wait for consent; failed or attention_required: send the user through consent again).
+            await Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",
+                connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
+                NotActiveExtensions(connection))
+                .ExecuteAsync(context);
+            return;
+        }
+
+        var accessToken = store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken);
+        var response = context.Response;
+        response.Headers.CacheControl = "no-store";
+        response.ContentType = "application/json; charset=utf-8";
+        await using (var json = new Utf8JsonWriter(response.BodyWriter, WriterOptions))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("strategy"u8);
+            json.WriteString("type"u8, "oauth2"u8);
+            json.WriteEndObject();
+            json.WriteStartObject("credentials"u8);
+            json.WriteString("access_token"u8, accessToken);
+            WriteExpiresAt(json, connection.TokenExpiresAt);
+            json.WriteEndObject();
+            WriteExpiresAt(json, connection.TokenExpiresAt);
+            json.WriteEndObject();
+        }
+
+        await response.BodyWriter.FlushAsync(context.RequestAborted);
+        await audit.TokenReadAsync(caller.Actor, connection.WorkspaceId, connection.Id);
+    }
+
+    private static Dictionary<string, object?> NotActiveExtensions(Connection connection)
+    {
+        var extensions = new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id };
+        if (connection.Error is not null)
+        {
+            extensions["error"] = connection.Error;
+        }
+
+        return extensions;
+    }
+
+    /// <summary>Unix seconds; null when the provider's token does not expire (GitHub OAuth apps, Slack without rotation).</summary>
+    private static void WriteExpiresAt(Utf8JsonWriter json, long? expiresAtMs)
+    {
+        if (expiresAtMs is { } ms)
+        {
+            json.WriteNumber("expires_at"u8, ms / 1000);
+        }
+        else
+        {
+            json.WriteNull("expires_at"u8);
+        }
+    }
+}

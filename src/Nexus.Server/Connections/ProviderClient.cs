@@ -1,0 +1,280 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.WebUtilities;
+using Nexus.Server.Providers;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.Connections;
+
+/// <summary>What a provider's token endpoint answered, reduced to what the broker stores. Never logged.</summary>
+internal sealed record TokenExchangeResult(
+    string? AccessToken,
+    string? RefreshToken,
+    string? TokenType,
+    long? ExpiresIn,
+    string? Error,
+    string? ErrorDescription)
+{
+    public bool Succeeded => Error is null && !string.IsNullOrEmpty(AccessToken);
+
+    public static TokenExchangeResult Fail(string error, string? description) => new(null, null, null, null, error, description);
+}
+
+/// <summary>
+/// The client side of OAuth 2.0 against a registered provider: the authorization request (RFC 6749 §4.1.1 with
+/// PKCE, RFC 7636), the code exchange (§4.1.3) and token revocation (RFC 7009), with the per-provider variations
+/// the catalog describes (client authentication, JSON bodies, form-encoded answers, Slack's authed_user).
+/// </summary>
+internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderRegistry registry, UpstreamPolicy policy, ILogger<ProviderClient> logger)
+{
+    private const int MaxResponseBytes = 64 * 1024;
+
+    /// <summary>RFC 7636 §4.1: 32 random bytes, base64url, give a 43-character code_verifier.</summary>
+    public static string NewCodeVerifier() => SecretGenerator.Base64Url(RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>RFC 7636 §4.2: code_challenge = BASE64URL(SHA256(ASCII(code_verifier))) for S256.</summary>
+    public static string S256(string verifier) => SecretGenerator.Base64Url(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+
+    public static string AuthorizationUrl(Provider provider, string redirectUri, IReadOnlyList<string> scopes, string state, string? codeVerifier)
+    {
+        var query = new List<KeyValuePair<string, string?>>
+        {
+            new("response_type", "code"),
+            new("client_id", provider.ClientId),
+            new("redirect_uri", redirectUri),
+        };
+        if (scopes.Count > 0)
+        {
+            query.Add(new("scope", string.Join(provider.Config.ScopeSeparator, scopes)));
+        }
+
+        query.Add(new("state", state));
+        if (codeVerifier is not null)
+        {
+            // RFC 7636 §4.3; S256 only: "plain" protects nothing against an attacker who can read the request.
+            query.Add(new("code_challenge", S256(codeVerifier)));
+            query.Add(new("code_challenge_method", "S256"));
+        }
+
+        foreach (var (name, value) in provider.Config.AuthorizationParams)
+        {
+            query.Add(new(name, value));
+        }
+
+        return QueryHelpers.AddQueryString(provider.Config.AuthorizationUrl, query);
+    }
+
+    /// <summary>Exchanges an authorization code (RFC 6749 §4.1.3). Network failures come back as a failed result, never as an exception.</summary>
+    public async Task<TokenExchangeResult> ExchangeCodeAsync(Provider provider, string code, string redirectUri, string? codeVerifier, CancellationToken ct)
+    {
+        if (policy.Check(provider.Config.TokenUrl) is { } problem)
+        {
+            return TokenExchangeResult.Fail("invalid_provider_configuration", $"token_url {problem}");
+        }
+
+        var parameters = new List<KeyValuePair<string, string>>
+        {
+            new("grant_type", "authorization_code"),
+            new("code", code),
+            // RFC 6749 §4.1.3: redirect_uri is REQUIRED here when it was sent in the authorization request.
+            new("redirect_uri", redirectUri),
+        };
+        if (codeVerifier is not null)
+        {
+            parameters.Add(new("code_verifier", codeVerifier));
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, provider.Config.TokenUrl);
+        AddClientAuthentication(provider, request, parameters);
+        request.Content = Body(provider.Config.TokenRequestFormat, parameters);
+        foreach (var (name, value) in provider.Config.TokenRequestHeaders)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        try
+        {
+            using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, ct);
+            if (body is null)
+            {
+                return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is too large.");
+            }
+
+            var result = Parse(body, response.Content.Headers.ContentType?.MediaType);
+            if (result.Error is not null || !response.IsSuccessStatusCode || string.IsNullOrEmpty(result.AccessToken))
+            {
+                // GitHub and Slack report errors with HTTP 200 and an "error" field, others with 400 (RFC 6749 §5.2).
+                return TokenExchangeResult.Fail(result.Error ?? (response.IsSuccessStatusCode ? "invalid_token_response" : "token_request_failed"),
+                    result.ErrorDescription ?? (response.IsSuccessStatusCode ? "The provider answered without an access_token." : $"The provider's token endpoint answered HTTP {(int)response.StatusCode}."));
+            }
+
+            return result;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            logger.LogWarning("Token exchange with provider {Provider} failed: {Error}", provider.Name, e.GetType().Name);
+            return TokenExchangeResult.Fail("provider_unreachable", "The provider's token endpoint could not be reached.");
+        }
+    }
+
+    /// <summary>
+    /// Revokes the tokens at the provider, best effort (RFC 7009 §2.1; refresh token first, since revoking it
+    /// typically ends the whole grant). Returns a secret-free outcome for the audit log.
+    /// </summary>
+    public async Task<string> RevokeAsync(Provider provider, string? accessToken, string? refreshToken, CancellationToken ct)
+    {
+        if (provider.Config.RevocationUrl is not { } url)
+        {
+            return "not_supported";
+        }
+
+        if (policy.Check(url) is not null)
+        {
+            return "invalid_revocation_url";
+        }
+
+        var outcomes = new List<string>();
+        var client = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
+        var calls = provider.Config.RevocationFormat == RevocationFormats.Bearer
+            ? new[] { (accessToken, "access_token") }
+            : new[] { (refreshToken, "refresh_token"), (accessToken, "access_token") };
+        foreach (var (token, hint) in calls)
+        {
+            if (token is null)
+            {
+                continue;
+            }
+
+            using var request = new HttpRequestMessage(HttpMethod.Post, url);
+            if (provider.Config.RevocationFormat == RevocationFormats.Bearer)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            }
+            else
+            {
+                var parameters = new List<KeyValuePair<string, string>> { new("token", token), new("token_type_hint", hint) };
+                AddClientAuthentication(provider, request, parameters);
+                request.Content = Body(provider.Config.RevocationFormat == RevocationFormats.Json ? TokenRequestFormats.Json : TokenRequestFormats.Form, parameters);
+            }
+
+            try
+            {
+                using var response = await client.SendAsync(request, ct);
+                // RFC 7009 §2.2: 200 means revoked, or the token was already invalid.
+                outcomes.Add($"{hint}:{(int)response.StatusCode}");
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                outcomes.Add($"{hint}:unreachable");
+            }
+        }
+
+        return outcomes.Count == 0 ? "no_tokens" : string.Join(' ', outcomes);
+    }
+
+    /// <summary>RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded id and secret, or both in the body.</summary>
+    private void AddClientAuthentication(Provider provider, HttpRequestMessage request, List<KeyValuePair<string, string>> parameters)
+    {
+        var secret = registry.DecryptSecret(provider);
+        if (provider.Config.TokenEndpointAuth == ClientAuthMethods.Basic && secret is not null)
+        {
+            var pair = $"{Uri.EscapeDataString(provider.ClientId)}:{Uri.EscapeDataString(secret)}";
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(pair)));
+            return;
+        }
+
+        parameters.Add(new("client_id", provider.ClientId));
+        if (secret is not null)
+        {
+            parameters.Add(new("client_secret", secret));
+        }
+    }
+
+    private static HttpContent Body(string format, List<KeyValuePair<string, string>> parameters)
+    {
+        if (format == TokenRequestFormats.Json)
+        {
+            return new StringContent(JsonSerializer.Serialize(parameters.ToDictionary(p => p.Key, p => p.Value)), Encoding.UTF8, "application/json");
+        }
+
+        return new FormUrlEncodedContent(parameters);
+    }
+
+    /// <summary>
+    /// Reads a token response: JSON (RFC 6749 §5.1) or, as GitHub answers without Accept: application/json,
+    /// form-encoded. When there is no top-level access_token, Slack's user token at authed_user is used.
+    /// </summary>
+    public static TokenExchangeResult Parse(string body, string? mediaType)
+    {
+        var trimmed = body.TrimStart();
+        if (mediaType?.Contains("json", StringComparison.OrdinalIgnoreCase) == true || trimmed.StartsWith('{'))
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(body);
+                var root = document.RootElement;
+                if (root.ValueKind != JsonValueKind.Object)
+                {
+                    return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is not a JSON object.");
+                }
+
+                var error = Str(root, "error");
+                var source = root;
+                if (Str(root, "access_token") is null && root.TryGetProperty("authed_user", out var user) && user.ValueKind == JsonValueKind.Object && Str(user, "access_token") is not null)
+                {
+                    source = user;
+                }
+
+                return new TokenExchangeResult(Str(source, "access_token"), Str(source, "refresh_token"), Str(source, "token_type"), Seconds(Str(source, "expires_in")),
+                    error is null ? null : Sanitize(error), Str(root, "error_description") is { } d ? Sanitize(d) : null);
+            }
+            catch (JsonException)
+            {
+                return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is not valid JSON.");
+            }
+        }
+
+        var form = QueryHelpers.ParseQuery(trimmed.StartsWith('?') ? trimmed : "?" + trimmed);
+        string? Get(string name) => form.TryGetValue(name, out var v) && v.Count == 1 && !string.IsNullOrEmpty(v[0]) ? v[0] : null;
+        return new TokenExchangeResult(Get("access_token"), Get("refresh_token"), Get("token_type"), Seconds(Get("expires_in")),
+            Get("error") is { } e ? Sanitize(e) : null, Get("error_description") is { } desc ? Sanitize(desc) : null);
+    }
+
+    private static string? Str(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var v) ? v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString() is { Length: > 0 } s ? s : null,
+            JsonValueKind.Number => v.GetRawText(),
+            _ => null,
+        } : null;
+
+    private static long? Seconds(string? value) =>
+        long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : null;
+
+    /// <summary>
+    /// RFC 6749 §5.2 limits error and error_description to %x20-21 / %x23-5B / %x5D-7E; anything else from a
+    /// provider is dropped before it reaches a redirect or the audit log.
+    /// </summary>
+    public static string Sanitize(string value)
+    {
+        var builder = new StringBuilder(Math.Min(value.Length, 200));
+        foreach (var c in value)
+        {
+            if (builder.Length == 200)
+            {
+                break;
+            }
+
+            if (c is >= '\x20' and <= '\x7e' and not '"' and not '\\')
+            {
+                builder.Append(c);
+            }
+        }
+
+        return builder.ToString();
+    }
+}

@@ -1,0 +1,501 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+
+namespace Nexus.Server.Providers;
+
+/// <summary>Authentication modes of catalog entries; the broker runs the OAuth 2.0 handshake for <see cref="OAuth2"/>.</summary>
+internal static class AuthModes
+{
+    public const string OAuth2 = "oauth2";
+    public const string ApiKey = "api_key";
+    public const string BasicAuth = "basic_auth";
+    public const string AwsSigV4 = "aws_sigv4";
+
+    public static readonly string[] All = [OAuth2, ApiKey, BasicAuth, AwsSigV4];
+}
+
+/// <summary>One provider of Providers/catalog.json. Field meanings are documented in docs/provider-catalog.md.</summary>
+internal sealed record CatalogEntry
+{
+    public string DisplayName { get; init; } = "";
+    public string AuthMode { get; init; } = "";
+    public string[] Categories { get; init; } = [];
+    public string DocsUrl { get; init; } = "";
+    public string ApiBaseUrl { get; init; } = "";
+    public string? AuthorizationUrl { get; init; }
+    public string? TokenUrl { get; init; }
+    public string? RevocationUrl { get; init; }
+    public string? UserinfoUrl { get; init; }
+    public string[]? DefaultScopes { get; init; }
+    public string? ScopeSeparator { get; init; }
+    public string? Pkce { get; init; }
+    public string? TokenEndpointAuth { get; init; }
+    public string? TokenRequestFormat { get; init; }
+    public string? RevocationFormat { get; init; }
+    public Dictionary<string, string>? AuthorizationParams { get; init; }
+    public Dictionary<string, string>? TokenRequestHeaders { get; init; }
+    public CatalogTokenResponse? TokenResponse { get; init; }
+    public CatalogRefresh? Refresh { get; init; }
+    public Dictionary<string, string>? Scopes { get; init; }
+    public Dictionary<string, CatalogPlaceholder>? Placeholders { get; init; }
+    public CatalogApiKey? ApiKey { get; init; }
+    public JsonElement? CredentialSchema { get; init; }
+    public CatalogVerify? Verify { get; init; }
+    public Dictionary<string, string>? Aws { get; init; }
+    public string? Notes { get; init; }
+}
+
+internal sealed record CatalogTokenResponse
+{
+    public bool RefreshTokenRotates { get; init; }
+    public bool ExpiresInMissing { get; init; }
+    public bool FormEncoded { get; init; }
+}
+
+internal sealed record CatalogRefresh
+{
+    public bool Supported { get; init; }
+}
+
+internal sealed record CatalogPlaceholder
+{
+    public string Description { get; init; } = "";
+    public string Pattern { get; init; } = "";
+    public string? Default { get; init; }
+}
+
+internal sealed record CatalogApiKey
+{
+    public string In { get; init; } = "";
+    public string Name { get; init; } = "";
+    public string? Prefix { get; init; }
+}
+
+internal sealed record CatalogVerify
+{
+    public string Method { get; init; } = "";
+    public string Path { get; init; } = "";
+    public int ExpectStatus { get; init; }
+}
+
+internal sealed record CatalogDocument
+{
+    public int Version { get; init; }
+    public Dictionary<string, CatalogEntry> Providers { get; init; } = [];
+}
+
+/// <summary>
+/// The provider catalog shipped inside the assembly (Providers/catalog.json). It is parsed strictly (an unknown
+/// field is an error, so a typo never silently drops a setting) and validated when Nexus starts.
+/// </summary>
+internal sealed partial class ProviderCatalog
+{
+    public const string ResourceName = "providers/catalog.json";
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Disallow,
+    };
+
+    public ProviderCatalog(CatalogDocument document)
+    {
+        Version = document.Version;
+        Entries = new SortedDictionary<string, CatalogEntry>(document.Providers, StringComparer.Ordinal);
+    }
+
+    public int Version { get; }
+
+    public IReadOnlyDictionary<string, CatalogEntry> Entries { get; }
+
+    public CatalogEntry? Find(string key) => Entries.GetValueOrDefault(key);
+
+    /// <summary>Loads and validates the embedded catalog; an invalid catalog stops startup with every problem listed.</summary>
+    public static ProviderCatalog LoadEmbedded()
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourceName)
+            ?? throw new InvalidOperationException($"The provider catalog resource '{ResourceName}' is missing from the build.");
+        var catalog = Parse(stream);
+        var errors = catalog.Validate();
+        if (errors.Count > 0)
+        {
+            throw new InvalidOperationException("The provider catalog is invalid:\n  - " + string.Join("\n  - ", errors));
+        }
+
+        return catalog;
+    }
+
+    public static ProviderCatalog Parse(Stream json) =>
+        new(JsonSerializer.Deserialize<CatalogDocument>(json, JsonOptions) ?? throw new InvalidOperationException("The provider catalog is empty."));
+
+    /// <summary>Every problem of every entry, as "key: message" lines.</summary>
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (Version != 1)
+        {
+            errors.Add($"catalog: version must be 1 (got {Version}).");
+        }
+
+        foreach (var (key, entry) in Entries)
+        {
+            foreach (var error in ValidateEntry(key, entry))
+            {
+                errors.Add($"{key}: {error}");
+            }
+        }
+
+        return errors;
+    }
+
+    public static IEnumerable<string> ValidateEntry(string key, CatalogEntry e)
+    {
+        if (!ProviderNames.IsValid(key))
+        {
+            yield return "the key must be lowercase letters, digits, '_' or '-' (at most 63).";
+        }
+
+        if (string.IsNullOrWhiteSpace(e.DisplayName))
+        {
+            yield return "display_name is required.";
+        }
+
+        if (!AuthModes.All.Contains(e.AuthMode))
+        {
+            yield return $"auth_mode must be one of {string.Join(", ", AuthModes.All)} (got '{e.AuthMode}').";
+        }
+
+        if (e.Categories.Length == 0 || e.Categories.Any(string.IsNullOrWhiteSpace))
+        {
+            yield return "categories must list at least one category.";
+        }
+
+        // Placeholders: every {name} used must be declared, every declared one must be used, and defaults must
+        // match their own pattern.
+        var declared = e.Placeholders ?? [];
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (field, template) in Templates(e))
+        {
+            foreach (Match m in PlaceholderPattern().Matches(template))
+            {
+                used.Add(m.Groups[1].Value);
+                if (!declared.ContainsKey(m.Groups[1].Value))
+                {
+                    yield return $"{field} uses the placeholder {{{m.Groups[1].Value}}}, which is not declared in placeholders.";
+                }
+            }
+
+            var rest = PlaceholderPattern().Replace(template, "");
+            if (rest.Contains('{', StringComparison.Ordinal) || rest.Contains('}', StringComparison.Ordinal))
+            {
+                yield return $"{field} has an unbalanced or malformed '{{' '}}'.";
+            }
+        }
+
+        foreach (var (name, placeholder) in declared)
+        {
+            if (!used.Contains(name))
+            {
+                yield return $"the placeholder '{name}' is declared but used by no URL.";
+            }
+
+            if (string.IsNullOrWhiteSpace(placeholder.Description))
+            {
+                yield return $"the placeholder '{name}' needs a description.";
+            }
+
+            Regex? regex = null;
+            string? regexError = null;
+            try
+            {
+                regex = new Regex(placeholder.Pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+            }
+            catch (ArgumentException ex)
+            {
+                regexError = ex.Message;
+            }
+
+            if (regex is null || !placeholder.Pattern.StartsWith('^') || !placeholder.Pattern.EndsWith('$'))
+            {
+                yield return $"the placeholder '{name}' needs a valid pattern anchored with ^ and $ ({regexError ?? placeholder.Pattern}).";
+            }
+            else if (placeholder.Default is not null && !regex.IsMatch(placeholder.Default))
+            {
+                yield return $"the default of the placeholder '{name}' does not match its pattern.";
+            }
+        }
+
+        foreach (var (field, template) in Templates(e).Where(t => t.Field.EndsWith("_url", StringComparison.Ordinal)))
+        {
+            if (!IsAbsoluteHttps(Fill(template, declared)))
+            {
+                yield return $"{field} must be an absolute https URL (got '{template}').";
+            }
+        }
+
+        if (!Uri.TryCreate(e.DocsUrl, UriKind.Absolute, out var docs) || docs.Scheme != Uri.UriSchemeHttps)
+        {
+            yield return "docs_url must be an absolute https URL.";
+        }
+
+        switch (e.AuthMode)
+        {
+            case AuthModes.OAuth2:
+                foreach (var error in ValidateOAuth2(e))
+                {
+                    yield return error;
+                }
+
+                break;
+            case AuthModes.ApiKey:
+                if (e.ApiKey is null || e.ApiKey.In is not ("header" or "query") || string.IsNullOrWhiteSpace(e.ApiKey.Name))
+                {
+                    yield return "api_key mode needs api_key {in: header|query, name}.";
+                }
+
+                break;
+            case AuthModes.AwsSigV4:
+                if (e.Aws is null || !e.Aws.ContainsKey("service") || !e.Aws.ContainsKey("region"))
+                {
+                    yield return "aws_sigv4 mode needs aws {service, region}.";
+                }
+
+                break;
+        }
+
+        if (e.AuthMode is AuthModes.ApiKey or AuthModes.BasicAuth or AuthModes.AwsSigV4)
+        {
+            foreach (var error in ValidateCredentialSchema(e.CredentialSchema))
+            {
+                yield return error;
+            }
+
+            if (e.AuthorizationUrl is not null || e.TokenUrl is not null)
+            {
+                yield return "authorization_url and token_url belong to oauth2 entries only.";
+            }
+        }
+
+        if (e.Verify is { } verify && (verify.Method is not ("GET" or "POST" or "HEAD") || !verify.Path.StartsWith('/') || verify.ExpectStatus is < 100 or > 599))
+        {
+            yield return "verify needs method GET|POST|HEAD, a path starting with '/' and an HTTP status in expect_status.";
+        }
+    }
+
+    private static IEnumerable<string> ValidateOAuth2(CatalogEntry e)
+    {
+        if (e.AuthorizationUrl is null || e.TokenUrl is null)
+        {
+            yield return "oauth2 entries need authorization_url and token_url.";
+        }
+
+        if (e.DefaultScopes is null)
+        {
+            yield return "oauth2 entries need default_scopes (may be empty).";
+        }
+        else if (e.DefaultScopes.Any(s => !AuthorizationServer.ScopeSyntax.IsValidToken(s)))
+        {
+            yield return "default_scopes must be valid scope tokens (RFC 6749 §3.3).";
+        }
+
+        // OpenID Connect Core §5.4 and §11 define these; an entry need not describe them.
+        string[] standard = ["openid", "profile", "email", "address", "phone", "offline_access"];
+        if (e.Scopes is not null && e.DefaultScopes is not null && e.DefaultScopes.FirstOrDefault(s => !e.Scopes.ContainsKey(s) && !standard.Contains(s)) is { } undocumented)
+        {
+            yield return $"the default scope '{undocumented}' is not described in scopes.";
+        }
+
+        if (e.Pkce is not (PkceModes.Required or PkceModes.Supported or PkceModes.Unsupported))
+        {
+            yield return "pkce must be required, supported or unsupported.";
+        }
+
+        if (e.TokenEndpointAuth is not (ClientAuthMethods.Basic or ClientAuthMethods.Post))
+        {
+            yield return "token_endpoint_auth must be client_secret_basic or client_secret_post.";
+        }
+
+        if (e.TokenRequestFormat is not (null or TokenRequestFormats.Form or TokenRequestFormats.Json))
+        {
+            yield return "token_request_format must be form or json.";
+        }
+
+        if (e.RevocationFormat is not (null or RevocationFormats.Rfc7009 or RevocationFormats.Bearer or RevocationFormats.Json))
+        {
+            yield return "revocation_format must be rfc7009, json or bearer.";
+        }
+
+        if (e.RevocationFormat is not null && e.RevocationUrl is null)
+        {
+            yield return "revocation_format needs a revocation_url.";
+        }
+
+        if (e.ScopeSeparator is not (null or " " or ","))
+        {
+            yield return "scope_separator must be ' ' or ','.";
+        }
+
+        if (e.Refresh is null)
+        {
+            yield return "oauth2 entries need refresh {supported}.";
+        }
+
+        if (e.CredentialSchema is not null || e.ApiKey is not null)
+        {
+            yield return "credential_schema and api_key belong to non-oauth2 entries.";
+        }
+    }
+
+    /// <summary>The JSON Schema subset credential forms rely on: an object with typed properties and a consistent required list.</summary>
+    private static IEnumerable<string> ValidateCredentialSchema(JsonElement? schema)
+    {
+        if (schema is not { ValueKind: JsonValueKind.Object } s)
+        {
+            yield return "credential_schema (a JSON Schema object) is required.";
+            yield break;
+        }
+
+        if (s.TryGetProperty("$schema", out var dialect) && dialect.GetString() != "https://json-schema.org/draft/2020-12/schema")
+        {
+            yield return "credential_schema.$schema must be https://json-schema.org/draft/2020-12/schema.";
+        }
+
+        if (!s.TryGetProperty("type", out var type) || type.GetString() != "object")
+        {
+            yield return "credential_schema.type must be \"object\".";
+        }
+
+        if (!s.TryGetProperty("properties", out var properties) || properties.ValueKind != JsonValueKind.Object || !properties.EnumerateObject().Any())
+        {
+            yield return "credential_schema.properties must describe at least one field.";
+            yield break;
+        }
+
+        foreach (var property in properties.EnumerateObject())
+        {
+            if (property.Value.ValueKind != JsonValueKind.Object || !property.Value.TryGetProperty("type", out var t)
+                || t.GetString() is not ("string" or "integer" or "number" or "boolean"))
+            {
+                yield return $"credential_schema.properties.{property.Name} needs a scalar type.";
+            }
+
+            if (property.Value.TryGetProperty("pattern", out var pattern))
+            {
+                string? regexError = null;
+                try
+                {
+                    _ = new Regex(pattern.GetString() ?? "", RegexOptions.None, TimeSpan.FromSeconds(1));
+                }
+                catch (ArgumentException ex)
+                {
+                    regexError = ex.Message;
+                }
+
+                if (regexError is not null)
+                {
+                    yield return $"credential_schema.properties.{property.Name}.pattern is not a valid regular expression.";
+                }
+            }
+
+            if (property.Value.TryGetProperty("x-secret", out var secret) && secret.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                yield return $"credential_schema.properties.{property.Name}.x-secret must be a boolean.";
+            }
+        }
+
+        if (s.TryGetProperty("required", out var required))
+        {
+            if (required.ValueKind != JsonValueKind.Array || required.EnumerateArray().Any(r => r.ValueKind != JsonValueKind.String || !properties.TryGetProperty(r.GetString()!, out _)))
+            {
+                yield return "credential_schema.required must list names from properties.";
+            }
+        }
+        else
+        {
+            yield return "credential_schema.required must say which fields are mandatory.";
+        }
+
+        if (!properties.EnumerateObject().Any(p => p.Value.TryGetProperty("x-secret", out var x) && x.ValueKind == JsonValueKind.True))
+        {
+            yield return "credential_schema must mark its secret field(s) with \"x-secret\": true, so they are encrypted and never shown.";
+        }
+    }
+
+    private static IEnumerable<(string Field, string Template)> Templates(CatalogEntry e)
+    {
+        (string, string?)[] fields =
+        [
+            ("api_base_url", e.ApiBaseUrl), ("authorization_url", e.AuthorizationUrl), ("token_url", e.TokenUrl),
+            ("revocation_url", e.RevocationUrl), ("userinfo_url", e.UserinfoUrl),
+        ];
+        foreach (var (field, value) in fields)
+        {
+            if (value is not null)
+            {
+                yield return (field, value);
+            }
+        }
+
+        foreach (var (name, value) in e.Aws ?? [])
+        {
+            yield return ($"aws.{name}", value);
+        }
+    }
+
+    /// <summary>Fills placeholders with their defaults, or a sample value when there is none (for shape checks).</summary>
+    private static string Fill(string template, Dictionary<string, CatalogPlaceholder> placeholders) =>
+        PlaceholderPattern().Replace(template, m => placeholders.TryGetValue(m.Groups[1].Value, out var p) && p.Default is not null ? p.Default : "sample");
+
+    public static bool IsAbsoluteHttps(string? url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttps && !string.IsNullOrEmpty(uri.Host)
+        && string.IsNullOrEmpty(uri.Fragment) && string.IsNullOrEmpty(uri.UserInfo);
+
+    [GeneratedRegex(@"\{([a-z_][a-z0-9_]*)\}")]
+    public static partial Regex PlaceholderPattern();
+}
+
+internal static class PkceModes
+{
+    public const string Required = "required";
+    public const string Supported = "supported";
+    public const string Unsupported = "unsupported";
+}
+
+/// <summary>Client authentication at the provider's token endpoint (RFC 6749 §2.3.1).</summary>
+internal static class ClientAuthMethods
+{
+    public const string Basic = "client_secret_basic";
+    public const string Post = "client_secret_post";
+}
+
+internal static class TokenRequestFormats
+{
+    /// <summary>application/x-www-form-urlencoded, as RFC 6749 §4.1.3 specifies (the default).</summary>
+    public const string Form = "form";
+
+    /// <summary>A JSON body, for providers that require one (Notion).</summary>
+    public const string Json = "json";
+}
+
+internal static class RevocationFormats
+{
+    /// <summary>RFC 7009 §2.1: a form post of token and token_type_hint with client authentication (the default).</summary>
+    public const string Rfc7009 = "rfc7009";
+
+    /// <summary>A POST that carries the token to revoke as its Bearer credentials and no body (Slack, Dropbox).</summary>
+    public const string Bearer = "bearer";
+
+    /// <summary>A JSON body {"token": …} with client authentication (Notion, QuickBooks).</summary>
+    public const string Json = "json";
+}
+
+internal static partial class ProviderNames
+{
+    public static bool IsValid(string? name) => name is not null && NamePattern().IsMatch(name);
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,62}$")]
+    private static partial Regex NamePattern();
+}

@@ -1,0 +1,149 @@
+using System.Text.Json;
+using Dapper;
+using Nexus.Server.Data;
+using Nexus.Server.Vault;
+
+namespace Nexus.Server.Providers;
+
+/// <summary>The resolved, secret-free protocol description of a registered provider (stored as JSON).</summary>
+internal sealed record ProviderConfig
+{
+    public string AuthorizationUrl { get; init; } = "";
+    public string TokenUrl { get; init; } = "";
+    public string? RevocationUrl { get; init; }
+    public string? UserinfoUrl { get; init; }
+    public string? ApiBaseUrl { get; init; }
+    public string? Issuer { get; init; }
+    public string Pkce { get; init; } = PkceModes.Unsupported;
+    public string TokenEndpointAuth { get; init; } = ClientAuthMethods.Basic;
+    public string TokenRequestFormat { get; init; } = TokenRequestFormats.Form;
+    public string RevocationFormat { get; init; } = RevocationFormats.Rfc7009;
+    public string ScopeSeparator { get; init; } = " ";
+    public Dictionary<string, string> AuthorizationParams { get; init; } = [];
+    public Dictionary<string, string> TokenRequestHeaders { get; init; } = [];
+    public bool RefreshSupported { get; init; } = true;
+
+    public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported;
+}
+
+/// <summary>A provider an admin registered. The client secret is held only as ciphertext.</summary>
+internal sealed record Provider(
+    string Name,
+    string? CatalogKey,
+    string DisplayName,
+    string AuthMode,
+    ProviderConfig Config,
+    Dictionary<string, string> Placeholders,
+    string ClientId,
+    byte[]? ClientSecret,
+    IReadOnlyList<string> Scopes,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt);
+
+/// <summary>Stores registered providers; client secrets are encrypted bound to the provider's name.</summary>
+internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimeProvider time)
+{
+    public static readonly EncryptedColumn ClientSecretColumn = new("providers", "name", "client_secret", "providers.client_secret:");
+
+    private const string Columns = "name, catalog_key, display_name, auth_mode, config, placeholders, client_id, client_secret, scopes, created_at, updated_at";
+
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private sealed class Row
+    {
+        public string Name { get; init; } = "";
+        public string? CatalogKey { get; init; }
+        public string DisplayName { get; init; } = "";
+        public string AuthMode { get; init; } = "";
+        public string Config { get; init; } = "{}";
+        public string Placeholders { get; init; } = "{}";
+        public string ClientId { get; init; } = "";
+        public byte[]? ClientSecret { get; init; }
+        public string Scopes { get; init; } = "";
+        public long CreatedAt { get; init; }
+        public long UpdatedAt { get; init; }
+
+        public Provider ToProvider() => new(Name, CatalogKey, DisplayName, AuthMode,
+            JsonSerializer.Deserialize<ProviderConfig>(Config, Json)!, JsonSerializer.Deserialize<Dictionary<string, string>>(Placeholders, Json)!,
+            ClientId, ClientSecret, Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries),
+            DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt));
+    }
+
+    public byte[] EncryptSecret(string name, string secret) => keyRing.Encrypt(secret, ClientSecretColumn.ContextFor(name));
+
+    public string? DecryptSecret(Provider provider) =>
+        provider.ClientSecret is null ? null : keyRing.DecryptString(provider.ClientSecret, ClientSecretColumn.ContextFor(provider.Name));
+
+    public async Task<Provider?> FindAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM providers WHERE name = @name", new { name }, cancellationToken: ct));
+        return row?.ToProvider();
+    }
+
+    public async Task<IReadOnlyList<Provider>> ListAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition($"SELECT {Columns} FROM providers ORDER BY name", cancellationToken: ct));
+        return rows.Select(r => r.ToProvider()).ToList();
+    }
+
+    /// <summary>Inserts a provider; false when the name is taken.</summary>
+    public async Task<bool> CreateAsync(Provider p, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var inserted = await connection.ExecuteAsync(new CommandDefinition(
+            $"INSERT INTO providers ({Columns}) VALUES (@Name, @CatalogKey, @DisplayName, @AuthMode, @Config, @Placeholders, @ClientId, @ClientSecret, @Scopes, @CreatedAt, @UpdatedAt) ON CONFLICT (name) DO NOTHING",
+            Parameters(p), cancellationToken: ct));
+        return inserted == 1;
+    }
+
+    public async Task<bool> UpdateAsync(Provider p, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE providers SET display_name = @DisplayName, config = @Config, placeholders = @Placeholders, client_id = @ClientId, client_secret = @ClientSecret, scopes = @Scopes, updated_at = @UpdatedAt WHERE name = @Name",
+            Parameters(p with { UpdatedAt = time.GetUtcNow() }), cancellationToken: ct));
+        return updated == 1;
+    }
+
+    /// <summary>Deletes a provider that no connection uses; null when it does not exist, false when it is in use.</summary>
+    public async Task<bool?> DeleteAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await using var tx = await db.BeginLockedTransactionAsync(connection, ct);
+        var exists = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM providers WHERE name = @name", new { name }, tx, cancellationToken: ct));
+        if (exists == 0)
+        {
+            return null;
+        }
+
+        var inUse = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM connections WHERE provider_name = @name", new { name }, tx, cancellationToken: ct));
+        if (inUse > 0)
+        {
+            return false;
+        }
+
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM providers WHERE name = @name", new { name }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+        return true;
+    }
+
+    private static object Parameters(Provider p) => new
+    {
+        p.Name,
+        p.CatalogKey,
+        p.DisplayName,
+        p.AuthMode,
+        Config = JsonSerializer.Serialize(p.Config, Json),
+        Placeholders = JsonSerializer.Serialize(p.Placeholders, Json),
+        p.ClientId,
+        p.ClientSecret,
+        Scopes = string.Join(' ', p.Scopes),
+        CreatedAt = p.CreatedAt.ToUnixTimeMilliseconds(),
+        UpdatedAt = p.UpdatedAt.ToUnixTimeMilliseconds(),
+    };
+}

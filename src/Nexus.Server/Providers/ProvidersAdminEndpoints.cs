@@ -1,0 +1,502 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Providers;
+
+/// <summary>
+/// Contract of POST and PATCH /v1/providers. Either <c>catalog</c> names a catalog entry (then only name,
+/// display_name, client_id, client_secret, scopes and placeholders apply), or the fields define a custom provider:
+/// <c>issuer</c> (OpenID Connect discovery) and/or explicit <c>authorization_url</c> + <c>token_url</c>.
+/// </summary>
+internal sealed record ProviderRequest(
+    string? Name,
+    string? Catalog,
+    string? DisplayName,
+    string? AuthMode,
+    string? Issuer,
+    string? AuthorizationUrl,
+    string? TokenUrl,
+    string? RevocationUrl,
+    string? UserinfoUrl,
+    string? ApiBaseUrl,
+    string? ClientId,
+    string? ClientSecret,
+    string[]? Scopes,
+    JsonElement? Pkce,
+    string? TokenEndpointAuth,
+    string? TokenRequestFormat,
+    string? RevocationFormat,
+    string? ScopeSeparator,
+    Dictionary<string, string>? AuthorizationParams,
+    Dictionary<string, string>? TokenRequestHeaders,
+    Dictionary<string, string>? Placeholders,
+    bool? RefreshSupported);
+
+internal sealed record ProviderResponse(
+    string Name,
+    string? Catalog,
+    string DisplayName,
+    string AuthMode,
+    string? Issuer,
+    string AuthorizationUrl,
+    string TokenUrl,
+    string? RevocationUrl,
+    string? UserinfoUrl,
+    string? ApiBaseUrl,
+    string ClientId,
+    bool HasClientSecret,
+    IReadOnlyList<string> Scopes,
+    string Pkce,
+    string TokenEndpointAuth,
+    string TokenRequestFormat,
+    string RevocationFormat,
+    string ScopeSeparator,
+    IReadOnlyDictionary<string, string> AuthorizationParams,
+    IReadOnlyDictionary<string, string> TokenRequestHeaders,
+    IReadOnlyDictionary<string, string> Placeholders,
+    bool RefreshSupported,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt)
+{
+    /// <summary>Everything but the client secret, which is never returned.</summary>
+    public static ProviderResponse From(Provider p) => new(
+        p.Name, p.CatalogKey, p.DisplayName, p.AuthMode, p.Config.Issuer, p.Config.AuthorizationUrl, p.Config.TokenUrl, p.Config.RevocationUrl,
+        p.Config.UserinfoUrl, p.Config.ApiBaseUrl, p.ClientId, p.ClientSecret is not null, p.Scopes, p.Config.Pkce, p.Config.TokenEndpointAuth,
+        p.Config.TokenRequestFormat, p.Config.RevocationFormat, p.Config.ScopeSeparator, p.Config.AuthorizationParams, p.Config.TokenRequestHeaders,
+        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt);
+}
+
+/// <summary>/v1/providers (admin API key): register the OAuth apps Nexus connects users through.</summary>
+internal static class ProvidersAdminEndpoints
+{
+    private const int MaxScopes = 100;
+
+    /// <summary>Headers Nexus sets itself or that would change the meaning of the token request.</summary>
+    private static readonly HashSet<string> ReservedHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Authorization", "Content-Type", "Content-Length", "Host", "Transfer-Encoding", "Connection", "Cookie",
+    };
+
+    /// <summary>Authorization parameters that the broker owns; letting a registration override them would break the flow.</summary>
+    private static readonly HashSet<string> ReservedAuthorizationParams = new(StringComparer.Ordinal)
+    {
+        "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
+    };
+
+    public static void MapProvidersAdmin(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/providers").AddEndpointFilter<AdminApiKeyFilter>().WithTags("Providers");
+        group.MapPost("", CreateAsync);
+        group.MapGet("", ListAsync);
+        group.MapGet("/{name}", GetAsync);
+        group.MapPatch("/{name}", UpdateAsync);
+        group.MapDelete("/{name}", DeleteAsync);
+    }
+
+    private static async Task<IResult> CreateAsync(HttpRequest request, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery,
+        UpstreamPolicy policy, TimeProvider time, CancellationToken ct)
+    {
+        var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var errors = new Dictionary<string, string[]>();
+        if (!ProviderNames.IsValid(body!.Name))
+        {
+            errors["name"] = ["Give the provider a name of 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit."];
+        }
+
+        if (string.IsNullOrWhiteSpace(body.ClientId))
+        {
+            errors["client_id"] = ["client_id is required: the OAuth client id registered at the provider."];
+        }
+
+        if (string.IsNullOrEmpty(body.ClientSecret))
+        {
+            errors["client_secret"] = ["client_secret is required: the OAuth client secret registered at the provider."];
+        }
+
+        var resolved = await ResolveAsync(body, null, catalog, discovery, policy, errors, ct);
+        if (resolved.Error is not null)
+        {
+            return resolved.Error;
+        }
+
+        if (errors.Count > 0)
+        {
+            return Problems.Validation(errors);
+        }
+
+        var now = time.GetUtcNow();
+        var provider = new Provider(body.Name!, body.Catalog, resolved.DisplayName!, AuthModes.OAuth2, resolved.Config!, resolved.Placeholders!,
+            body.ClientId!.Trim(), registry.EncryptSecret(body.Name!, body.ClientSecret!), resolved.Scopes!, now, now);
+        if (!await registry.CreateAsync(provider, ct))
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{body.Name}' already exists.",
+                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.");
+        }
+
+        return TypedResults.Created($"/v1/providers/{provider.Name}", ProviderResponse.From(provider));
+    }
+
+    private static async Task<IResult> ListAsync(ProviderRegistry registry, CancellationToken ct) =>
+        TypedResults.Ok(new { providers = (await registry.ListAsync(ct)).Select(ProviderResponse.From) });
+
+    private static async Task<IResult> GetAsync(string name, ProviderRegistry registry, CancellationToken ct) =>
+        await registry.FindAsync(name, ct) is { } provider ? TypedResults.Ok(ProviderResponse.From(provider)) : Problems.NotFound("Provider");
+
+    private static async Task<IResult> UpdateAsync(string name, HttpRequest request, ProviderRegistry registry, ProviderCatalog catalog,
+        OidcDiscovery discovery, UpstreamPolicy policy, CancellationToken ct)
+    {
+        var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var existing = await registry.FindAsync(name, ct);
+        if (existing is null)
+        {
+            return Problems.NotFound("Provider");
+        }
+
+        var errors = new Dictionary<string, string[]>();
+        if (body!.Name is not null && body.Name != name)
+        {
+            errors["name"] = ["A provider cannot be renamed: connections refer to it by name."];
+        }
+
+        if (body.Catalog is not null && body.Catalog != existing.CatalogKey)
+        {
+            errors["catalog"] = ["The catalog entry of a provider cannot be changed; register a new provider instead."];
+        }
+
+        if (body.ClientId is not null && string.IsNullOrWhiteSpace(body.ClientId))
+        {
+            errors["client_id"] = ["client_id may not be empty."];
+        }
+
+        if (body.ClientSecret is { Length: 0 })
+        {
+            errors["client_secret"] = ["client_secret may not be empty; leave it out to keep the current one."];
+        }
+
+        // A PATCH of a catalog provider re-resolves the catalog entry with the merged placeholders.
+        var merged = body with
+        {
+            Catalog = existing.CatalogKey,
+            Placeholders = existing.CatalogKey is null ? body.Placeholders : Merge(existing.Placeholders, body.Placeholders),
+            DisplayName = body.DisplayName ?? existing.DisplayName,
+            Scopes = body.Scopes ?? [.. existing.Scopes],
+        };
+        var resolved = await ResolveAsync(merged, existing, catalog, discovery, policy, errors, ct);
+        if (resolved.Error is not null)
+        {
+            return resolved.Error;
+        }
+
+        if (errors.Count > 0)
+        {
+            return Problems.Validation(errors);
+        }
+
+        var updated = existing with
+        {
+            DisplayName = resolved.DisplayName!,
+            Config = resolved.Config!,
+            Placeholders = resolved.Placeholders!,
+            Scopes = resolved.Scopes!,
+            ClientId = body.ClientId?.Trim() ?? existing.ClientId,
+            ClientSecret = body.ClientSecret is { } secret ? registry.EncryptSecret(name, secret) : existing.ClientSecret,
+        };
+        await registry.UpdateAsync(updated, ct);
+        return TypedResults.Ok(ProviderResponse.From((await registry.FindAsync(name, ct))!));
+    }
+
+    private static async Task<IResult> DeleteAsync(string name, ProviderRegistry registry, CancellationToken ct) =>
+        await registry.DeleteAsync(name, ct) switch
+        {
+            null => Problems.NotFound("Provider"),
+            false => Problems.Create(StatusCodes.Status409Conflict, "provider_in_use", "Connections still use this provider.",
+                "Delete its connections first (DELETE /v1/connections/{id}); that also revokes their tokens at the provider."),
+            true => TypedResults.NoContent(),
+        };
+
+    private sealed record Resolution(IResult? Error, ProviderConfig? Config, string? DisplayName, Dictionary<string, string>? Placeholders, string[]? Scopes);
+
+    /// <summary>Turns a request (and, for PATCH, the stored provider) into a resolved configuration, or field errors.</summary>
+    private static async Task<Resolution> ResolveAsync(ProviderRequest body, Provider? existing, ProviderCatalog catalog, OidcDiscovery discovery,
+        UpstreamPolicy policy, Dictionary<string, string[]> errors, CancellationToken ct)
+    {
+        string[]? scopes = null;
+        if (body.Scopes is not null)
+        {
+            if (body.Scopes.Length > MaxScopes || body.Scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s)))
+            {
+                errors["scopes"] = [$"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."];
+            }
+            else
+            {
+                scopes = body.Scopes.Distinct(StringComparer.Ordinal).ToArray();
+            }
+        }
+
+        if (body.DisplayName is not null && (string.IsNullOrWhiteSpace(body.DisplayName) || body.DisplayName.Length > 200))
+        {
+            errors["display_name"] = ["display_name must be 1 to 200 characters."];
+        }
+
+        if (body.Catalog is not null)
+        {
+            return ResolveCatalog(body, catalog, policy, scopes, errors);
+        }
+
+        return await ResolveCustomAsync(body, existing, discovery, policy, scopes, errors, ct);
+    }
+
+    private static Resolution ResolveCatalog(ProviderRequest body, ProviderCatalog catalog, UpstreamPolicy policy, string[]? scopes, Dictionary<string, string[]> errors)
+    {
+        var entry = catalog.Find(body.Catalog!);
+        if (entry is null)
+        {
+            errors["catalog"] = [$"'{body.Catalog}' is not in the provider catalog; GET /v1/catalog lists the entries."];
+            return new(null, null, null, null, null);
+        }
+
+        if (entry.AuthMode != AuthModes.OAuth2)
+        {
+            errors["catalog"] = [$"'{body.Catalog}' uses {entry.AuthMode}; the broker registers oauth2 providers only so far."];
+            return new(null, null, null, null, null);
+        }
+
+        // The catalog fixes the protocol; a registration may only choose its own app's values.
+        foreach (var (field, value) in new (string, object?)[]
+        {
+            ("auth_mode", body.AuthMode), ("issuer", body.Issuer), ("authorization_url", body.AuthorizationUrl), ("token_url", body.TokenUrl),
+            ("revocation_url", body.RevocationUrl), ("userinfo_url", body.UserinfoUrl), ("api_base_url", body.ApiBaseUrl), ("pkce", body.Pkce),
+            ("token_endpoint_auth", body.TokenEndpointAuth), ("token_request_format", body.TokenRequestFormat), ("revocation_format", body.RevocationFormat),
+            ("scope_separator", body.ScopeSeparator), ("authorization_params", body.AuthorizationParams), ("token_request_headers", body.TokenRequestHeaders),
+            ("refresh_supported", body.RefreshSupported),
+        })
+        {
+            if (value is not null)
+            {
+                errors[field] = ["Catalog providers take this from the catalog; register a custom provider (without 'catalog') to set it."];
+            }
+        }
+
+        var declared = entry.Placeholders ?? [];
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, placeholder) in declared)
+        {
+            if (placeholder.Default is not null)
+            {
+                values[name] = placeholder.Default;
+            }
+        }
+
+        foreach (var (name, value) in body.Placeholders ?? [])
+        {
+            if (!declared.TryGetValue(name, out var placeholder))
+            {
+                errors[$"placeholders.{name}"] = [$"'{body.Catalog}' has no placeholder '{name}'; it has: {(declared.Count == 0 ? "none" : string.Join(", ", declared.Keys))}."];
+            }
+            else if (value is null || !Regex.IsMatch(value, placeholder.Pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)))
+            {
+                errors[$"placeholders.{name}"] = [$"Must match {placeholder.Pattern}: {placeholder.Description}"];
+            }
+            else
+            {
+                values[name] = value;
+            }
+        }
+
+        string? Fill(string? template, string field, bool required)
+        {
+            if (template is null)
+            {
+                return null;
+            }
+
+            var missing = new List<string>();
+            var filled = ProviderCatalog.PlaceholderPattern().Replace(template, m =>
+            {
+                if (values.TryGetValue(m.Groups[1].Value, out var v))
+                {
+                    // Values already matched the placeholder's anchored pattern, which admits no URL syntax of its own.
+                    return v;
+                }
+
+                missing.Add(m.Groups[1].Value);
+                return m.Value;
+            });
+            if (required && missing.Count > 0)
+            {
+                foreach (var name in missing)
+                {
+                    errors[$"placeholders.{name}"] = [$"{field} needs the placeholder '{name}': {declared[name].Description}"];
+                }
+            }
+
+            return filled;
+        }
+
+        var config = new ProviderConfig
+        {
+            AuthorizationUrl = Fill(entry.AuthorizationUrl, "authorization_url", true)!,
+            TokenUrl = Fill(entry.TokenUrl, "token_url", true)!,
+            RevocationUrl = Fill(entry.RevocationUrl, "revocation_url", true),
+            UserinfoUrl = Fill(entry.UserinfoUrl, "userinfo_url", true),
+            // api_base_url may keep placeholders that come from the token response (Salesforce's instance).
+            ApiBaseUrl = Fill(entry.ApiBaseUrl, "api_base_url", false),
+            Pkce = entry.Pkce!,
+            TokenEndpointAuth = entry.TokenEndpointAuth!,
+            TokenRequestFormat = entry.TokenRequestFormat ?? TokenRequestFormats.Form,
+            RevocationFormat = entry.RevocationFormat ?? RevocationFormats.Rfc7009,
+            ScopeSeparator = entry.ScopeSeparator ?? " ",
+            AuthorizationParams = new Dictionary<string, string>(entry.AuthorizationParams ?? []),
+            TokenRequestHeaders = new Dictionary<string, string>(entry.TokenRequestHeaders ?? []),
+            RefreshSupported = entry.Refresh?.Supported ?? false,
+        };
+        foreach (var (field, url) in new[] { ("authorization_url", config.AuthorizationUrl), ("token_url", config.TokenUrl), ("revocation_url", config.RevocationUrl), ("userinfo_url", config.UserinfoUrl) })
+        {
+            if (url is not null && !errors.Keys.Any(k => k.StartsWith("placeholders.", StringComparison.Ordinal)) && policy.Check(url) is { } problem)
+            {
+                errors[field] = [$"{field} {problem}"];
+            }
+        }
+
+        return new(null, config, body.DisplayName ?? entry.DisplayName, values, scopes ?? entry.DefaultScopes ?? []);
+    }
+
+    private static async Task<Resolution> ResolveCustomAsync(ProviderRequest body, Provider? existing, OidcDiscovery discovery, UpstreamPolicy policy,
+        string[]? scopes, Dictionary<string, string[]> errors, CancellationToken ct)
+    {
+        if (body.AuthMode is not null && body.AuthMode != AuthModes.OAuth2)
+        {
+            errors["auth_mode"] = ["The broker registers oauth2 providers only so far."];
+        }
+
+        if (body.Placeholders is { Count: > 0 })
+        {
+            errors["placeholders"] = ["Placeholders belong to catalog providers; write the values into the URLs of a custom provider."];
+        }
+
+        var config = existing?.Config ?? new ProviderConfig();
+        if (body.Issuer is not null)
+        {
+            var (endpoints, problem) = await discovery.DiscoverAsync(body.Issuer, ct);
+            if (endpoints is null)
+            {
+                return new(Problems.Create(StatusCodes.Status502BadGateway, "discovery_failed", "OpenID Connect discovery failed.", problem), null, null, null, null);
+            }
+
+            config = config with
+            {
+                Issuer = body.Issuer.TrimEnd('/'),
+                AuthorizationUrl = endpoints.AuthorizationUrl,
+                TokenUrl = endpoints.TokenUrl,
+                RevocationUrl = endpoints.RevocationUrl,
+                UserinfoUrl = endpoints.UserinfoUrl,
+                Pkce = endpoints.SupportsS256 ? PkceModes.Supported : PkceModes.Unsupported,
+                TokenEndpointAuth = endpoints.TokenEndpointAuth ?? ClientAuthMethods.Basic,
+            };
+        }
+
+        string? pkce = null;
+        if (body.Pkce is { } p)
+        {
+            pkce = p.ValueKind switch
+            {
+                JsonValueKind.True => PkceModes.Supported,
+                JsonValueKind.False => PkceModes.Unsupported,
+                JsonValueKind.String when p.GetString() is PkceModes.Required or PkceModes.Supported or PkceModes.Unsupported => p.GetString(),
+                _ => null,
+            };
+            if (pkce is null)
+            {
+                errors["pkce"] = ["pkce is true, false, \"required\", \"supported\" or \"unsupported\"."];
+            }
+        }
+
+        config = config with
+        {
+            AuthorizationUrl = body.AuthorizationUrl ?? config.AuthorizationUrl,
+            TokenUrl = body.TokenUrl ?? config.TokenUrl,
+            RevocationUrl = body.RevocationUrl ?? config.RevocationUrl,
+            UserinfoUrl = body.UserinfoUrl ?? config.UserinfoUrl,
+            ApiBaseUrl = body.ApiBaseUrl ?? config.ApiBaseUrl,
+            Pkce = pkce ?? config.Pkce,
+            TokenEndpointAuth = body.TokenEndpointAuth ?? config.TokenEndpointAuth,
+            TokenRequestFormat = body.TokenRequestFormat ?? config.TokenRequestFormat,
+            RevocationFormat = body.RevocationFormat ?? config.RevocationFormat,
+            ScopeSeparator = body.ScopeSeparator ?? config.ScopeSeparator,
+            AuthorizationParams = body.AuthorizationParams ?? config.AuthorizationParams,
+            TokenRequestHeaders = body.TokenRequestHeaders ?? config.TokenRequestHeaders,
+            RefreshSupported = body.RefreshSupported ?? config.RefreshSupported,
+        };
+
+        if (string.IsNullOrEmpty(config.AuthorizationUrl) || string.IsNullOrEmpty(config.TokenUrl))
+        {
+            errors["authorization_url"] = ["A custom provider needs an issuer (OpenID Connect discovery) or authorization_url and token_url."];
+        }
+        else
+        {
+            foreach (var (field, url) in new[] { ("authorization_url", config.AuthorizationUrl), ("token_url", config.TokenUrl), ("revocation_url", config.RevocationUrl), ("userinfo_url", config.UserinfoUrl), ("api_base_url", config.ApiBaseUrl) })
+            {
+                if (url is not null && policy.Check(url) is { } problem)
+                {
+                    errors[field] = [$"{field} {problem}"];
+                }
+            }
+        }
+
+        if (config.TokenEndpointAuth is not (ClientAuthMethods.Basic or ClientAuthMethods.Post))
+        {
+            errors["token_endpoint_auth"] = ["token_endpoint_auth must be client_secret_basic or client_secret_post."];
+        }
+
+        if (config.TokenRequestFormat is not (TokenRequestFormats.Form or TokenRequestFormats.Json))
+        {
+            errors["token_request_format"] = ["token_request_format must be form or json."];
+        }
+
+        if (config.RevocationFormat is not (RevocationFormats.Rfc7009 or RevocationFormats.Json or RevocationFormats.Bearer))
+        {
+            errors["revocation_format"] = ["revocation_format must be rfc7009, json or bearer."];
+        }
+
+        if (config.ScopeSeparator is not (" " or ","))
+        {
+            errors["scope_separator"] = ["scope_separator must be \" \" or \",\"."];
+        }
+
+        if (config.AuthorizationParams.Keys.FirstOrDefault(ReservedAuthorizationParams.Contains) is { } reserved)
+        {
+            errors["authorization_params"] = [$"'{reserved}' is set by the broker itself."];
+        }
+
+        if (config.TokenRequestHeaders.Keys.FirstOrDefault(ReservedHeaders.Contains) is { } header)
+        {
+            errors["token_request_headers"] = [$"'{header}' is set by the broker itself."];
+        }
+
+        var displayName = body.DisplayName ?? existing?.DisplayName ?? body.Name ?? "";
+        return new(null, config, displayName, [], scopes ?? (existing is null ? [] : [.. existing.Scopes]));
+    }
+
+    private static Dictionary<string, string> Merge(Dictionary<string, string> current, Dictionary<string, string>? changes)
+    {
+        var merged = new Dictionary<string, string>(current, StringComparer.Ordinal);
+        foreach (var (key, value) in changes ?? [])
+        {
+            merged[key] = value;
+        }
+
+        return merged;
+    }
+}

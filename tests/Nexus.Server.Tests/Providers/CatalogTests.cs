@@ -1,0 +1,108 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Nexus.Server.Providers;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Providers;
+
+/// <summary>Every catalog entry is checked: required fields per auth_mode, placeholders, credential schemas, https URLs.</summary>
+public sealed class CatalogTests
+{
+    private static readonly ProviderCatalog Catalog = ProviderCatalog.LoadEmbedded();
+
+    public static TheoryData<string> Keys() => new(Catalog.Entries.Keys);
+
+    [Fact]
+    public void TheShippedCatalogHasFiftySevenProvidersAndNoProblems()
+    {
+        Assert.Equal(1, Catalog.Version);
+        Assert.Equal(57, Catalog.Entries.Count);
+        Assert.Empty(Catalog.Validate());
+    }
+
+    [Theory]
+    [MemberData(nameof(Keys))]
+    public void EveryEntryIsValid(string key)
+    {
+        var entry = Catalog.Entries[key];
+        Assert.Empty(ProviderCatalog.ValidateEntry(key, entry));
+        Assert.Contains(entry.AuthMode, AuthModes.All);
+        if (entry.AuthMode == AuthModes.OAuth2)
+        {
+            Assert.NotNull(entry.AuthorizationUrl);
+            Assert.NotNull(entry.TokenUrl);
+            Assert.NotNull(entry.DefaultScopes);
+        }
+        else
+        {
+            Assert.Equal(JsonValueKind.Object, entry.CredentialSchema!.Value.ValueKind);
+        }
+    }
+
+    [Theory]
+    [InlineData("\"token_url\": \"http://example.com/token\"", "token_url must be an absolute https URL")]
+    [InlineData("\"token_url\": \"https://{tenant}.example.com/token\"", "not declared in placeholders")]
+    [InlineData("\"pkce\": \"sometimes\"", "pkce must be")]
+    [InlineData("\"token_endpoint_auth\": \"private_key_jwt\"", "token_endpoint_auth must be")]
+    [InlineData("\"token_request_format\": \"xml\"", "token_request_format must be")]
+    public void TheValidatorCatchesABrokenOAuthEntry(string replacement, string expected)
+    {
+        var field = replacement[..(replacement.IndexOf(':', StringComparison.Ordinal) + 1)];
+        var json = OAuthEntry.Replace(OAuthEntry.Split('\n').First(l => l.TrimStart().StartsWith(field, StringComparison.Ordinal)).Trim().TrimEnd(','), replacement, StringComparison.Ordinal);
+        var errors = Parse(json).Validate();
+        Assert.Contains(errors, e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TheValidatorCatchesAnApiKeyEntryWithoutACredentialSchemaAndUnknownFields()
+    {
+        var missingSchema = """{"version":1,"providers":{"k":{"display_name":"K","auth_mode":"api_key","categories":["ai"],"docs_url":"https://k.test","api_base_url":"https://api.k.test","api_key":{"in":"header","name":"x-key"}}}}""";
+        Assert.Contains(Parse(missingSchema).Validate(), e => e.Contains("credential_schema", StringComparison.Ordinal));
+        var unknownField = missingSchema.Replace("\"categories\"", "\"categoires\":[],\"categories\"", StringComparison.Ordinal);
+        Assert.Throws<JsonException>(() => Parse(unknownField));
+    }
+
+    [Fact]
+    public async Task GetCatalogListsEveryEntryWithItsPublicFieldsAndNeedsNoKey()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        using var response = await server.Http.GetAsync("/v1/catalog");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(57, body.GetProperty("count").GetInt32());
+        var google = body.GetProperty("providers").EnumerateArray().Single(p => p.GetProperty("key").GetString() == "google");
+        Assert.Equal("https://oauth2.googleapis.com/token", google.GetProperty("token_url").GetString());
+        Assert.Equal("oauth2", google.GetProperty("auth_mode").GetString());
+        Assert.Equal(["openid", "email", "profile"], google.GetProperty("default_scopes").EnumerateArray().Select(s => s.GetString()!).ToArray());
+
+        var apiKeys = JsonDocument.Parse(await server.Http.GetStringAsync("/v1/catalog?auth_mode=api_key")).RootElement;
+        Assert.Equal(11, apiKeys.GetProperty("count").GetInt32());
+        Assert.All(apiKeys.GetProperty("providers").EnumerateArray(), p => Assert.True(p.TryGetProperty("credential_schema", out _)));
+    }
+
+    private static ProviderCatalog Parse(string json) => ProviderCatalog.Parse(new MemoryStream(Encoding.UTF8.GetBytes(json)));
+
+    private const string OAuthEntry = """
+        {
+          "version": 1,
+          "providers": {
+            "example": {
+              "display_name": "Example",
+              "auth_mode": "oauth2",
+              "categories": ["dev-tools"],
+              "docs_url": "https://example.com/docs",
+              "api_base_url": "https://api.example.com",
+              "authorization_url": "https://example.com/authorize",
+              "token_url": "https://example.com/token",
+              "default_scopes": [],
+              "pkce": "supported",
+              "token_endpoint_auth": "client_secret_post",
+              "token_request_format": "form",
+              "refresh": { "supported": true }
+            }
+          }
+        }
+        """;
+}
