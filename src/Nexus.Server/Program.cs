@@ -1,6 +1,7 @@
 using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
+using Nexus.Server.Bridge;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
 using Nexus.Server.Dashboard;
@@ -22,6 +23,7 @@ builder.AddApiKeys();
 builder.AddAudit();
 builder.AddConnections();
 builder.AddNotifications();
+builder.AddBridge();
 
 var app = builder.Build();
 
@@ -33,6 +35,7 @@ app.MapApiKeys();
 app.MapAudit();
 app.MapConnections();
 app.MapNotifications();
+app.MapBridge();
 app.MapDashboard();
 
 return await app.RunNexusAsync(args);

@@ -51,6 +51,7 @@ internal static class GatewayEndpoints
         app.MapGet("/v1/connections/{connectionId}", GetAsync).WithTags("Connections");
         app.MapDelete("/v1/connections/{connectionId}", DeleteAsync).WithTags("Connections");
         app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections");
+        app.MapCredentialCapture();
     }
 
     private static async Task<IResult> RequestConnectionAsync(HttpContext context, GatewayAuthenticator auth, ProviderRegistry providers, ConnectionStore store,
@@ -117,7 +118,7 @@ internal static class GatewayEndpoints
         var id = SecretGenerator.Ulid("conn_", now);
         var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
-        var verifier = provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
+        var verifier = provider.AuthMode == AuthModes.OAuth2 && provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
         var scopes = body.Scopes is null ? provider.Scopes : body.Scopes.Distinct(StringComparer.Ordinal).ToArray();
         var connection = new Connection(id, body.WorkspaceId!, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), body.ReturnUrl!, nonce,
             expiresAt.ToUnixTimeMilliseconds(), null, verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, id, verifier),
@@ -125,7 +126,10 @@ internal static class GatewayEndpoints
         await store.InsertAsync(connection, ct);
 
         var state = signer.Create(id, nonce, expiresAt.ToUnixTimeSeconds());
-        var authUrl = ProviderClient.AuthorizationUrl(provider, options.Issuer + CallbackPath, scopes, state, verifier);
+        // OAuth providers get the user to their consent page; the other modes to Nexus's own credential form.
+        var authUrl = provider.AuthMode == AuthModes.OAuth2
+            ? ProviderClient.AuthorizationUrl(provider, options.Issuer + CallbackPath, scopes, state, verifier)
+            : CredentialCapture.AuthUrl(options, state);
         await audit.RecordAsync(AuditEvents.Requested, caller.Actor, connection.WorkspaceId, id,
             new { provider = provider.Name, scopes, pkce = verifier is not null }, ct);
         return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
