@@ -114,15 +114,23 @@ internal static class GatewayEndpoints
                 "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.");
         }
 
+        var (authUrl, id) = await CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, store, signer, audit, options, time, ct);
+        return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
+    }
+
+    /// <summary>Creates a pending connection and the URL that starts its consent (shared by the gateway and the dashboard).</summary>
+    public static async Task<(string AuthUrl, string ConnectionId)> CreatePendingAsync(Provider provider, string workspaceId, string[]? requestedScopes, string returnUrl, string actor,
+        ConnectionStore store, StateSigner signer, AuditLog audit, NexusOptions options, TimeProvider time, CancellationToken ct)
+    {
         var now = time.GetUtcNow();
         var id = SecretGenerator.Ulid("conn_", now);
         var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
         var verifier = provider.AuthMode == AuthModes.OAuth2 && provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
-        var scopes = body.Scopes is null ? provider.Scopes : body.Scopes.Distinct(StringComparer.Ordinal).ToArray();
-        var connection = new Connection(id, body.WorkspaceId!, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), body.ReturnUrl!, nonce,
+        var scopes = requestedScopes is null ? provider.Scopes : requestedScopes.Distinct(StringComparer.Ordinal).ToArray();
+        var connection = new Connection(id, workspaceId, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), returnUrl, nonce,
             expiresAt.ToUnixTimeMilliseconds(), null, verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, id, verifier),
-            null, null, null, null, null, null, caller.Actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
+            null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
         await store.InsertAsync(connection, ct);
 
         var state = signer.Create(id, nonce, expiresAt.ToUnixTimeSeconds());
@@ -130,9 +138,9 @@ internal static class GatewayEndpoints
         var authUrl = provider.AuthMode == AuthModes.OAuth2
             ? ProviderClient.AuthorizationUrl(provider, options.Issuer + CallbackPath, scopes, state, verifier)
             : CredentialCapture.AuthUrl(options, state);
-        await audit.RecordAsync(AuditEvents.Requested, caller.Actor, connection.WorkspaceId, id,
+        await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, id,
             new { provider = provider.Name, scopes, pkce = verifier is not null }, ct);
-        return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
+        return (authUrl, id);
     }
 
     private static async Task<IResult> GetAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, AuditLog audit, TimeProvider time)
@@ -218,8 +226,18 @@ internal static class GatewayEndpoints
             return Problems.NotFound("Connection");
         }
 
-        var revocation = "no_tokens";
-        if (connection.AccessToken is not null || connection.RefreshToken is not null)
+        await RevokeAsync(connection, caller.Actor, store, providers, client, audit, ct);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>
+    /// Revokes a connection's tokens at the provider where it can (best effort) and deletes the connection; the audit
+    /// log keeps the record. Shared by DELETE /v1/connections/{id} and the dashboard's Revoke.
+    /// </summary>
+    public static async Task RevokeAsync(Connection connection, string actor, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit, CancellationToken ct)
+    {
+        var revocation = connection.TokenType == CredentialCapture.TokenType ? "credentials_deleted" : "no_tokens";
+        if (connection.TokenType != CredentialCapture.TokenType && (connection.AccessToken is not null || connection.RefreshToken is not null))
         {
             var provider = await providers.FindAsync(connection.ProviderName, ct);
             revocation = provider is null
@@ -233,11 +251,9 @@ internal static class GatewayEndpoints
         if (await store.DeleteAsync(connection.Id, ct))
         {
             audit.ForgetConnection(connection.Id);
-            await audit.RecordAsync(AuditEvents.Revoked, caller.Actor, connection.WorkspaceId, connection.Id,
+            await audit.RecordAsync(AuditEvents.Revoked, actor, connection.WorkspaceId, connection.Id,
                 new { provider = connection.ProviderName, previous_status = connection.Status, provider_revocation = revocation }, ct);
         }
-
-        return TypedResults.NoContent();
     }
 
     /// <summary>Fails a pending connection whose consent window closed (lazily, on read) and records it.</summary>

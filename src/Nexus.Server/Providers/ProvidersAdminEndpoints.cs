@@ -111,8 +111,16 @@ internal static class ProvidersAdminEndpoints
             return error;
         }
 
+        var (provider, failure, _) = await RegisterAsync(body!, registry, catalog, discovery, policy, time, ct);
+        return failure ?? TypedResults.Created($"/v1/providers/{provider!.Name}", ProviderResponse.From(provider));
+    }
+
+    /// <summary>Validates and registers a provider; shared by the admin API and the dashboard. On failure, the problem to answer and the field errors.</summary>
+    public static async Task<(Provider? Provider, IResult? Failure, Dictionary<string, string[]> Errors)> RegisterAsync(ProviderRequest body, ProviderRegistry registry,
+        ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct)
+    {
         var errors = new Dictionary<string, string[]>();
-        if (!ProviderNames.IsValid(body!.Name))
+        if (!ProviderNames.IsValid(body.Name))
         {
             errors["name"] = ["Give the provider a name of 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit."];
         }
@@ -132,12 +140,12 @@ internal static class ProvidersAdminEndpoints
         var resolved = await ResolveAsync(body, null, catalog, discovery, policy, errors, ct);
         if (resolved.Error is not null)
         {
-            return resolved.Error;
+            return (null, resolved.Error, errors);
         }
 
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, Problems.Validation(errors), errors);
         }
 
         var now = time.GetUtcNow();
@@ -145,11 +153,12 @@ internal static class ProvidersAdminEndpoints
             body.ClientId?.Trim() ?? "", string.IsNullOrEmpty(body.ClientSecret) ? null : registry.EncryptSecret(body.Name!, body.ClientSecret), resolved.Scopes!, now, now);
         if (!await registry.CreateAsync(provider, ct))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{body.Name}' already exists.",
-                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.");
+            errors["name"] = [$"A provider named '{body.Name}' already exists."];
+            return (null, Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{body.Name}' already exists.",
+                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}."), errors);
         }
 
-        return TypedResults.Created($"/v1/providers/{provider.Name}", ProviderResponse.From(provider));
+        return (provider, null, errors);
     }
 
     private static async Task<IResult> ListAsync(ProviderRegistry registry, CancellationToken ct) =>
