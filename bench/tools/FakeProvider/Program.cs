@@ -1,5 +1,5 @@
-// Answers /authorize with a redirect carrying a code and the state, and /token with a JSON access token
-// (RFC 6749 §4.1.2 and §5.1). It checks nothing: it exists so that the benchmark can make a connection active
+// Answers /authorize with a redirect carrying a code and the state, /token with a JSON access token
+// (RFC 6749 §4.1.2 and §5.1), and /api/* with a small JSON document (the Bridge benchmark's upstream). It checks nothing: it exists so that the benchmark can make a connection active
 // through Nexus's real callback without reaching the internet.
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -19,5 +19,9 @@ app.MapPost("/token", () => Results.Json(new Dictionary<string, object>
     ["expires_in"] = 3600,
 }));
 app.MapGet("/healthz", () => "ok");
+
+// A provider API stand-in for the Bridge benchmark: a small JSON answer, like a typical REST read.
+var document = System.Text.Encoding.UTF8.GetBytes("{\"id\":42,\"name\":\"nexus\",\"items\":[1,2,3]}");
+app.MapGet("/api/{**rest}", () => Results.Bytes(document, "application/json"));
 
 app.Run();
