@@ -20,7 +20,10 @@ internal static class SiteManagementBrokerPages
     public static void MapSiteManagementBroker(this IEndpointRouteBuilder app)
     {
         app.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/providers", CreateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
+            CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
+            CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/api-keys/{id}/revoke", (HttpContext context, string id) =>
@@ -58,12 +61,27 @@ internal static class SiteManagementBrokerPages
             <label for="client_secret">OAuth client secret <span class="muted">(stored encrypted, never shown again)</span></label><input id="client_secret" name="client_secret" type="password" autocomplete="off">
             <label for="scopes">Default scopes <span class="muted">(optional, separated by spaces)</span></label><input id="scopes" name="scopes" type="text">
             <div class="actions"><button type="submit">Add provider</button></div></form>
-            <p class="muted">Custom providers (your own OAuth server, an OIDC issuer, or an API-key service) are added with <code>POST /v1/providers</code>.</p></section>
+            </section>
+            <section class="card"><h2>Add a custom OAuth provider</h2>
+            <p class="muted">Any OAuth 2.0 server: give its OpenID Connect issuer (endpoints are discovered) or its authorization and token URLs. API-key, Basic and AWS services: <code>POST /v1/providers</code>.</p>
+            <form method="post" action="/admin/providers/custom">{AntiforgeryField(context)}
+            <label for="custom_name">Name</label><input id="custom_name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63">
+            <label for="display_name">Display name</label><input id="display_name" name="display_name" type="text" maxlength="200">
+            <label for="issuer">OpenID Connect issuer <span class="muted">(or the two URLs below)</span></label><input id="issuer" name="issuer" type="url">
+            <label for="authorization_url">Authorization URL</label><input id="authorization_url" name="authorization_url" type="url">
+            <label for="token_url">Token URL</label><input id="token_url" name="token_url" type="url">
+            <label for="revocation_url">Revocation URL <span class="muted">(optional, RFC 7009)</span></label><input id="revocation_url" name="revocation_url" type="url">
+            <label for="api_base_url">API base URL <span class="muted">(for the Bridge)</span></label><input id="api_base_url" name="api_base_url" type="url">
+            <label for="custom_client_id">Client ID</label><input id="custom_client_id" name="client_id" type="text" required autocomplete="off">
+            <label for="custom_client_secret">Client secret</label><input id="custom_client_secret" name="client_secret" type="password" required autocomplete="off">
+            <label for="custom_scopes">Default scopes</label><input id="custom_scopes" name="scopes" type="text">
+            <div class="check"><input type="checkbox" id="pkce" name="pkce" value="true" checked><label for="pkce">Use PKCE (S256)</label></div>
+            <div class="actions"><button type="submit">Add custom provider</button></div></form></section>
             """, status);
     }
 
     private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy,
-        TimeProvider time, CancellationToken ct)
+        TimeProvider time, bool custom, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -76,12 +94,16 @@ internal static class SiteManagementBrokerPages
         }
 
         var scopes = Words(form["scopes"]);
-        var request = new ProviderRequest(form["name"], NullIfEmpty(form["catalog"]), null, null, null, null, null, null, null, null,
-            NullIfEmpty(form["client_id"]), NullIfEmpty(form["client_secret"]), scopes.Length == 0 ? null : scopes, null, null, null, null, null, null, null, null, null);
+        var request = custom
+            ? new ProviderRequest(form["name"], null, NullIfEmpty(form["display_name"]), AuthModes.OAuth2, NullIfEmpty(form["issuer"]), NullIfEmpty(form["authorization_url"]),
+                NullIfEmpty(form["token_url"]), NullIfEmpty(form["revocation_url"]), null, NullIfEmpty(form["api_base_url"]), NullIfEmpty(form["client_id"]),
+                NullIfEmpty(form["client_secret"]), scopes, System.Text.Json.JsonSerializer.SerializeToElement(form["pkce"] == "true"), null, null, null, null, null, null, null, null)
+            : new ProviderRequest(form["name"], NullIfEmpty(form["catalog"]), null, null, null, null, null, null, null, null,
+                NullIfEmpty(form["client_id"]), NullIfEmpty(form["client_secret"]), scopes.Length == 0 ? null : scopes, null, null, null, null, null, null, null, null, null);
         var (provider, failure, errors) = await ProvidersAdminEndpoints.RegisterAsync(request, registry, catalog, discovery, policy, time, ct);
         if (provider is null)
         {
-            return await ProvidersAsync(context, registry, catalog, errors.Count > 0 ? errors : new() { ["provider"] = ["The provider could not be added."] }, ct, failure is null ? 400 : 400);
+            return await ProvidersAsync(context, registry, catalog, errors.Count > 0 ? errors : new() { ["provider"] = ["The provider could not be added (its OpenID Connect discovery failed?)."] }, ct, 400);
         }
 
         return Results.Redirect("/admin/providers");

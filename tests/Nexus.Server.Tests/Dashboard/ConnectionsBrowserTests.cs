@@ -170,6 +170,16 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
 
         await page.GotoAsync(server.BaseUrl + "/admin/providers");
         Assert.Contains("GitHub", await page.ContentAsync());
+        await page.Locator("#custom_name").FillAsync("intranet");
+        await page.Locator("#display_name").FillAsync("Intranet SSO");
+        await page.Locator("#authorization_url").FillAsync(fake.Url("github", "authorize"));
+        await page.Locator("#token_url").FillAsync(fake.Url("github", "token"));
+        await page.Locator("#custom_client_id").FillAsync(fake.ClientId);
+        await page.Locator("#custom_client_secret").FillAsync(fake.ClientSecret);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Add custom provider" }).ClickAsync();
+        await page.WaitForURLAsync(server.BaseUrl + "/admin/providers");
+        Assert.Contains("Intranet SSO", await page.Locator("tbody").InnerTextAsync());
+        Assert.DoesNotContain(fake.ClientSecret, await page.ContentAsync());
         await admin.ScreenshotAsync("admin-providers");
 
         await page.GotoAsync(server.BaseUrl + "/admin/audit?event=activated");
