@@ -23,6 +23,9 @@ internal sealed record ProviderConfig
     public Dictionary<string, string> TokenRequestHeaders { get; init; } = [];
     public bool RefreshSupported { get; init; } = true;
 
+    /// <summary>Seconds before expiry to refresh this provider's tokens; null uses Nexus:Refresh:MarginSeconds.</summary>
+    public int? RefreshMarginSeconds { get; init; }
+
     public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported;
 }
 
