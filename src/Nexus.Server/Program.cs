@@ -3,6 +3,7 @@ using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Dashboard;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
@@ -21,6 +22,7 @@ builder.AddProviders();
 builder.AddApiKeys();
 builder.AddAudit();
 builder.AddConnections();
+builder.AddConnectionRefresh();
 builder.AddNotifications();
 
 var app = builder.Build();
@@ -32,6 +34,7 @@ app.MapProviders();
 app.MapApiKeys();
 app.MapAudit();
 app.MapConnections();
+app.MapConnectionRefresh();
 app.MapNotifications();
 app.MapDashboard();
 

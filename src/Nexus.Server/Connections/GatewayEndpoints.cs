@@ -2,6 +2,7 @@ using System.Text.Json;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
 using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using Nexus.Server.Vault;
@@ -199,7 +200,7 @@ internal static class GatewayEndpoints
     }
 
     private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
-        ProviderRegistry providers, ProviderClient client, AuditLog audit)
+        ProviderRegistry providers, ProviderClient client, AuditLog audit, ConnectionNotifier notifier)
     {
         var ct = context.RequestAborted;
         var (caller, authError) = await auth.AuthenticateAsync(context);
@@ -231,6 +232,7 @@ internal static class GatewayEndpoints
             audit.ForgetConnection(connection.Id);
             await audit.RecordAsync(AuditEvents.Revoked, caller.Actor, connection.WorkspaceId, connection.Id,
                 new { provider = connection.ProviderName, previous_status = connection.Status, provider_revocation = revocation }, ct);
+            await notifier.RevokedAsync(connection.Id, connection.WorkspaceId, connection.ProviderName, connection.Status, revocation);
         }
 
         return TypedResults.NoContent();
