@@ -16,7 +16,16 @@ internal static class AuditEvents
     public const string TokenRead = "token_read";
     public const string Revoked = "revoked";
 
-    public static readonly string[] All = [Requested, Activated, Failed, TokenRead, Revoked];
+    /// <summary>A refresh asked for through POST /v1/refresh/{id} (automatic refreshes are not recorded one by one).</summary>
+    public const string Refreshed = "refreshed";
+
+    /// <summary>A refresh failed transiently (the first failure of a streak; retries are not recorded one by one).</summary>
+    public const string RefreshFailed = "refresh_failed";
+
+    /// <summary>The provider rejected the refresh (or the token expired without one): the user must connect again.</summary>
+    public const string AttentionRequired = "attention_required";
+
+    public static readonly string[] All = [Requested, Activated, Failed, TokenRead, Revoked, Refreshed, RefreshFailed, AttentionRequired];
 }
 
 internal sealed record AuditEvent(string Id, DateTimeOffset At, string Actor, string? WorkspaceId, string? ConnectionId, string Event, JsonElement Detail);

@@ -50,6 +50,19 @@ internal static class BridgeEndpoints
             return;
         }
 
+        if (connection.TokenType != CredentialCapture.TokenType)
+        {
+            // Same rule as GET /v1/token: a token inside its refresh margin is refreshed before it is used.
+            var fresh = await services.GetRequiredService<Connections.Refresh.ConnectionRefresher>().EnsureFreshAsync(connection, ct);
+            if (fresh.Problem is not null)
+            {
+                await fresh.Problem.ExecuteAsync(context);
+                return;
+            }
+
+            connection = fresh.Connection!;
+        }
+
         if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null)
         {
             await Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.", null,
@@ -83,7 +96,7 @@ internal static class BridgeEndpoints
     }
 }
 
-/// <summary>How the Bridge obtains a fresh access token after a provider answered 401 (provided by the refresh engine).</summary>
+/// <summary>How the Bridge obtains a fresh access token after a provider answered 401.</summary>
 internal interface IBridgeTokenRefresher
 {
     Task<string?> RefreshAsync(string connectionId, CancellationToken ct);
@@ -94,6 +107,7 @@ internal static class BridgeExtensions
     public static WebApplicationBuilder AddBridge(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<BridgeForwarder>();
+        builder.Services.AddSingleton<IBridgeTokenRefresher, RefreshingBridgeTokens>();
         return builder;
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.WebUtilities;
 using Nexus.Server.Audit;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
@@ -19,7 +20,7 @@ internal static class CallbackEndpoint
         app.MapGet(GatewayEndpoints.CallbackPath, HandleAsync).WithTags("Connections");
 
     private static async Task<IResult> HandleAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        ProviderClient client, AuditLog audit, NexusOptions options, TimeProvider time)
+        ProviderClient client, AuditLog audit, ConnectionNotifier notifier, NexusOptions options, TimeProvider time)
     {
         var ct = CancellationToken.None; // Once the state is consumed the exchange must finish, even if the browser goes away.
         var query = context.Request.Query;
@@ -102,6 +103,7 @@ internal static class CallbackEndpoint
             result.TokenType, expiresAt, ct);
         await audit.RecordAsync(AuditEvents.Activated, Actor, connection.WorkspaceId, connection.Id,
             new { provider = provider.Name, refresh_token = result.RefreshToken is not null, expires_at = expiresAt / 1000 }, ct);
+        await notifier.ActivatedAsync(connection.Id, connection.WorkspaceId, provider.Name, expiresAt, "connected");
         return Redirect(connection, ConnectionStatus.Active, null);
     }
 

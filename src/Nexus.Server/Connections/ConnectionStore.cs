@@ -105,6 +105,9 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         // The shared load is not cancelled with one caller's request: other callers may be awaiting it.
         cache.GetAsync(id, key => FindAsync(key, CancellationToken.None));
 
+    /// <summary>Drops a cached row after a write made elsewhere (the refresh engine writes tokens itself).</summary>
+    public void Invalidate(string id) => cache.Invalidate(id);
+
     public async Task<Connection?> FindAsync(string id, CancellationToken ct)
     {
         if (id.Length > 100)

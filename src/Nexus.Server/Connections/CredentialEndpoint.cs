@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Connections;
@@ -14,8 +15,8 @@ internal static class CredentialEndpoint
 {
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static async Task ReadAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, AuditLog audit, TimeProvider time,
-        Providers.ProviderRegistry providers)
+    public static async Task ReadAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionRefresher refresher,
+        AuditLog audit, TimeProvider time, Providers.ProviderRegistry providers)
     {
         var (caller, authError) = await auth.AuthenticateAsync(context);
         if (caller is null)
@@ -38,6 +39,16 @@ internal static class CredentialEndpoint
             return;
         }
 
+        // A token within its refresh margin is refreshed first (Connections/Refresh); a rejected refresh makes the
+        // connection attention_required (the 409 below), an unreachable provider with an expired token a 503.
+        var fresh = await refresher.EnsureFreshAsync(connection, context.RequestAborted);
+        if (fresh.Problem is not null)
+        {
+            await fresh.Problem.ExecuteAsync(context);
+            return;
+        }
+
+        connection = fresh.Connection!;
         if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null)
         {
             connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, audit, time);

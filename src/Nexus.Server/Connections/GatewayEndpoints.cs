@@ -2,6 +2,7 @@ using System.Text.Json;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
 using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using Nexus.Server.Vault;
@@ -211,7 +212,7 @@ internal static class GatewayEndpoints
     }
 
     private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
-        ProviderRegistry providers, ProviderClient client, AuditLog audit)
+        ProviderRegistry providers, ProviderClient client, AuditLog audit, ConnectionNotifier notifier)
     {
         var ct = context.RequestAborted;
         var (caller, authError) = await auth.AuthenticateAsync(context);
@@ -226,7 +227,7 @@ internal static class GatewayEndpoints
             return Problems.NotFound("Connection");
         }
 
-        await RevokeAsync(connection, caller.Actor, store, providers, client, audit, ct);
+        await RevokeAsync(connection, caller.Actor, store, providers, client, audit, notifier, ct);
         return TypedResults.NoContent();
     }
 
@@ -234,7 +235,8 @@ internal static class GatewayEndpoints
     /// Revokes a connection's tokens at the provider where it can (best effort) and deletes the connection; the audit
     /// log keeps the record. Shared by DELETE /v1/connections/{id} and the dashboard's Revoke.
     /// </summary>
-    public static async Task RevokeAsync(Connection connection, string actor, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit, CancellationToken ct)
+    public static async Task RevokeAsync(Connection connection, string actor, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
+        ConnectionNotifier notifier, CancellationToken ct)
     {
         var revocation = connection.TokenType == CredentialCapture.TokenType ? "credentials_deleted" : "no_tokens";
         if (connection.TokenType != CredentialCapture.TokenType && (connection.AccessToken is not null || connection.RefreshToken is not null))
@@ -253,6 +255,7 @@ internal static class GatewayEndpoints
             audit.ForgetConnection(connection.Id);
             await audit.RecordAsync(AuditEvents.Revoked, actor, connection.WorkspaceId, connection.Id,
                 new { provider = connection.ProviderName, previous_status = connection.Status, provider_revocation = revocation }, ct);
+            await notifier.RevokedAsync(connection.Id, connection.WorkspaceId, connection.ProviderName, connection.Status, revocation);
         }
     }
 

@@ -177,7 +177,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
     }
 
     /// <summary>RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded id and secret, or both in the body.</summary>
-    private void AddClientAuthentication(Provider provider, HttpRequestMessage request, List<KeyValuePair<string, string>> parameters)
+    internal void AddClientAuthentication(Provider provider, HttpRequestMessage request, List<KeyValuePair<string, string>> parameters)
     {
         var secret = registry.DecryptSecret(provider);
         if (provider.Config.TokenEndpointAuth == ClientAuthMethods.Basic && secret is not null)
@@ -194,7 +194,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         }
     }
 
-    private static HttpContent Body(string format, List<KeyValuePair<string, string>> parameters)
+    internal static HttpContent Body(string format, List<KeyValuePair<string, string>> parameters)
     {
         if (format == TokenRequestFormats.Json)
         {

@@ -2,6 +2,7 @@ using Nexus.Server.Accounts;
 using Nexus.Server.Audit;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using static Nexus.Server.Hosting.Html;
@@ -125,7 +126,7 @@ internal static class ConnectionsPages
 
     /// <summary>Where the broker sends the browser back; a successful reconnect retires the connection it replaces.</summary>
     private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, string? status, string? replaces, string? error,
-        ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit, CancellationToken ct)
+        ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit, ConnectionNotifier notifier, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -136,7 +137,7 @@ internal static class ConnectionsPages
             && await store.FindAsync(connection_id, ct) is { WorkspaceId: var w } && w == workspace
             && await store.FindAsync(replaces, ct) is { } old && old.WorkspaceId == workspace)
         {
-            await GatewayEndpoints.RevokeAsync(old, "user:" + workspace, store, providers, client, audit, ct);
+            await GatewayEndpoints.RevokeAsync(old, "user:" + workspace, store, providers, client, audit, notifier, ct);
         }
 
         if (status != ConnectionStatus.Active)
@@ -169,7 +170,8 @@ internal static class ConnectionsPages
             """);
     }
 
-    private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit, CancellationToken ct)
+    private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
+        ConnectionNotifier notifier, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -187,7 +189,7 @@ internal static class ConnectionsPages
             return Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound);
         }
 
-        await GatewayEndpoints.RevokeAsync(connection, "user:" + workspace, store, providers, client, audit, ct);
+        await GatewayEndpoints.RevokeAsync(connection, "user:" + workspace, store, providers, client, audit, notifier, ct);
         return Results.Redirect(Path);
     }
 

@@ -75,6 +75,9 @@ internal sealed class NexusOptions
     /// <summary>The Bridge proxy.</summary>
     public BridgeOptions Bridge { get; set; } = new();
 
+    /// <summary>The refresh engine: when provider tokens are refreshed, and how failures are retried.</summary>
+    public RefreshOptions Refresh { get; set; } = new();
+
     /// <summary>
     /// Comma-separated origins (https://app.example.com) or URL prefixes (https://app.example.com/oauth/) that a
     /// connection's return_url may point to. The BASE_URL origin is always allowed.
@@ -137,4 +140,42 @@ internal sealed class BridgeOptions
 
     /// <summary>Largest request body the Bridge forwards (streamed, never held in memory).</summary>
     public long MaxRequestBodyBytes { get; set; } = 512L * 1024 * 1024;
+}
+
+/// <summary>
+/// The refresh engine (Connections/Refresh). Tokens are refreshed on read when they are within the margin of their
+/// expiry, and by a background worker shortly before that, so that reads rarely wait for a provider.
+/// </summary>
+internal sealed class RefreshOptions
+{
+    /// <summary>
+    /// Refresh an access token this long before it expires (a provider registration may override it with
+    /// refresh_margin_seconds). Capped at half the token's lifetime, so short-lived tokens are not refreshed on
+    /// every read.
+    /// </summary>
+    public int MarginSeconds { get; set; } = 300;
+
+    /// <summary>Whether this instance runs the background refresher (every instance may; they never collide).</summary>
+    public bool BackgroundEnabled { get; set; } = true;
+
+    /// <summary>How often the background refresher looks for connections to refresh.</summary>
+    public int IntervalSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// Refresh a connection at least this often even when its access token does not expire soon, so that refresh
+    /// tokens that expire when unused (Google after six months, Microsoft after 90 days) stay alive. 0 disables it.
+    /// </summary>
+    public int KeepAliveSeconds { get; set; } = 86_400;
+
+    /// <summary>How many due connections the background refresher takes per query.</summary>
+    public int BatchSize { get; set; } = 200;
+
+    /// <summary>How many refreshes one instance's background refresher runs at once.</summary>
+    public int Concurrency { get; set; } = 16;
+
+    /// <summary>First delay after a transient failure (network, timeout, 5xx, 429); it doubles with every failure, with jitter.</summary>
+    public int RetryDelaySeconds { get; set; } = 2;
+
+    /// <summary>Upper bound of that delay (a provider's longer Retry-After is still honoured).</summary>
+    public int MaxRetryDelaySeconds { get; set; } = 600;
 }

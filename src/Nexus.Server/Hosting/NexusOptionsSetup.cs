@@ -86,6 +86,8 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add("Nexus:Bridge:TimeoutSeconds must be 1 to 3600 and Nexus:Bridge:MaxRequestBodyBytes positive.");
         }
 
+        ValidateRefresh(o.Refresh, errors);
+
         foreach (var entry in Connections.ReturnUrlPolicy.SplitEntries(o.AllowedReturnUrls))
         {
             if (!Connections.ReturnUrlPolicy.TryParseEntry(entry, out _))
@@ -128,6 +130,34 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void ValidateRefresh(RefreshOptions r, List<string> errors)
+    {
+        if (r.MarginSeconds is < 0 or > 86_400)
+        {
+            errors.Add($"Nexus:Refresh:MarginSeconds must be between 0 and 86400: how many seconds before expiry a token is refreshed (default 300, got {r.MarginSeconds}).");
+        }
+
+        if (r.IntervalSeconds is < 1 or > 3600)
+        {
+            errors.Add($"Nexus:Refresh:IntervalSeconds must be between 1 and 3600: how often the background refresher looks for due connections (default 5, got {r.IntervalSeconds}).");
+        }
+
+        if (r.KeepAliveSeconds != 0 && r.KeepAliveSeconds is < 60 or > 31_536_000)
+        {
+            errors.Add($"Nexus:Refresh:KeepAliveSeconds must be 0 (off) or between 60 and 31536000 (one year): how often an idle refresh token is used to keep it alive (default 86400, got {r.KeepAliveSeconds}).");
+        }
+
+        if (r.BatchSize is < 1 or > 10_000 || r.Concurrency is < 1 or > 256)
+        {
+            errors.Add($"Nexus:Refresh:BatchSize must be 1 to 10000 and Nexus:Refresh:Concurrency 1 to 256 (defaults 200 and 16; got {r.BatchSize} and {r.Concurrency}).");
+        }
+
+        if (r.RetryDelaySeconds is < 1 or > 3600 || r.MaxRetryDelaySeconds < r.RetryDelaySeconds || r.MaxRetryDelaySeconds > 86_400)
+        {
+            errors.Add($"Nexus:Refresh:RetryDelaySeconds must be 1 to 3600 and Nexus:Refresh:MaxRetryDelaySeconds between it and 86400 (defaults 2 and 600; got {r.RetryDelaySeconds} and {r.MaxRetryDelaySeconds}).");
+        }
     }
 
     internal static bool IsAes256Key(string value)

@@ -35,6 +35,9 @@ internal sealed record ProviderConfig
     /// <summary>Non-OAuth modes: an optional cheap call that proves a credential works before the connection is active.</summary>
     public CatalogVerify? Verify { get; init; }
 
+    /// <summary>Seconds before expiry to refresh this provider's tokens; null uses Nexus:Refresh:MarginSeconds.</summary>
+    public int? RefreshMarginSeconds { get; init; }
+
     public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported;
 }
 

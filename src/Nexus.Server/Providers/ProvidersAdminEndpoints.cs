@@ -36,7 +36,8 @@ internal sealed record ProviderRequest(
     CatalogApiKey? ApiKey = null,
     Dictionary<string, string>? Aws = null,
     JsonElement? CredentialSchema = null,
-    CatalogVerify? Verify = null);
+    CatalogVerify? Verify = null,
+    int? RefreshMarginSeconds = null);
 
 internal sealed record ProviderResponse(
     string Name,
@@ -65,14 +66,15 @@ internal sealed record ProviderResponse(
     DateTimeOffset UpdatedAt,
     CatalogApiKey? ApiKey,
     IReadOnlyDictionary<string, string>? Aws,
-    System.Text.Json.Nodes.JsonObject? CredentialSchema)
+    System.Text.Json.Nodes.JsonObject? CredentialSchema,
+    int? RefreshMarginSeconds = null)
 {
     /// <summary>Everything but the client secret, which is never returned.</summary>
     public static ProviderResponse From(Provider p) => new(
         p.Name, p.CatalogKey, p.DisplayName, p.AuthMode, p.Config.Issuer, p.Config.AuthorizationUrl, p.Config.TokenUrl, p.Config.RevocationUrl,
         p.Config.UserinfoUrl, p.Config.ApiBaseUrl, p.ClientId, p.ClientSecret is not null, p.Scopes, p.Config.Pkce, p.Config.TokenEndpointAuth,
         p.Config.TokenRequestFormat, p.Config.RevocationFormat, p.Config.ScopeSeparator, p.Config.AuthorizationParams, p.Config.TokenRequestHeaders,
-        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema);
+        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds);
 }
 
 /// <summary>/v1/providers (admin API key): register the OAuth apps Nexus connects users through.</summary>
@@ -268,12 +270,17 @@ internal static class ProvidersAdminEndpoints
             errors["display_name"] = ["display_name must be 1 to 200 characters."];
         }
 
-        if (body.Catalog is not null)
+        if (body.RefreshMarginSeconds is < 0 or > 86_400)
         {
-            return ResolveCatalog(body, catalog, policy, scopes, errors);
+            errors["refresh_margin_seconds"] = ["refresh_margin_seconds is 0 to 86400: how long before expiry this provider's tokens are refreshed (default Nexus:Refresh:MarginSeconds)."];
         }
 
-        return await ResolveCustomAsync(body, existing, discovery, policy, scopes, errors, ct);
+        var resolved = body.Catalog is not null
+            ? ResolveCatalog(body, catalog, policy, scopes, errors)
+            : await ResolveCustomAsync(body, existing, discovery, policy, scopes, errors, ct);
+        // The refresh margin is this deployment's choice, not the provider's protocol, so catalog providers take it too.
+        return resolved.Config is null ? resolved
+            : resolved with { Config = resolved.Config with { RefreshMarginSeconds = body.RefreshMarginSeconds ?? existing?.Config.RefreshMarginSeconds } };
     }
 
     private static Resolution ResolveCatalog(ProviderRequest body, ProviderCatalog catalog, UpstreamPolicy policy, string[]? scopes, Dictionary<string, string[]> errors)

@@ -70,6 +70,24 @@ public sealed class NexusAsUpstreamTests
             Assert.StartsWith("usr_", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("sub").GetString());
         }
 
+        // The upstream revokes the access token on its own (RFC 7009, by the client): the Bridge gets a 401, refreshes
+        // once through the refresh engine (the upstream rotates the refresh token) and retries with the new token.
+        var revoke = new HttpRequestMessage(HttpMethod.Post, "/oauth2/revoke") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = accessToken }) };
+        revoke.Headers.Authorization = NexusTestServer.Basic(clientId, clientSecret!);
+        Assert.Equal(HttpStatusCode.OK, (await upstream.Http.SendAsync(revoke)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(upstream, accessToken));
+        var retried = new HttpRequestMessage(HttpMethod.Get, $"/v1/bridge/{connectionId}/me");
+        retried.Headers.Add("X-API-Key", broker.ApiKey);
+        using (var response = await broker.Http.SendAsync(retried))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var refreshed = (await GatewayJsonAsync(broker, HttpMethod.Get, $"/v1/token/{connectionId}")).GetProperty("credentials").GetProperty("access_token").GetString()!;
+        Assert.NotEqual(accessToken, refreshed);
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(upstream, refreshed));
+        accessToken = refreshed;
+
         // Disconnecting revokes at the upstream (RFC 7009): the token stops working there too.
         var delete = new HttpRequestMessage(HttpMethod.Delete, $"/v1/connections/{connectionId}");
         delete.Headers.Add("X-API-Key", broker.ApiKey);

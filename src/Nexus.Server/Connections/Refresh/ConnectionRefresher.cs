@@ -1,0 +1,507 @@
+using System.Collections.Concurrent;
+using Nexus.Server.Audit;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.Connections.Refresh;
+
+/// <summary>Why a refresh is being considered; it decides what "still needed" means once the lock is held.</summary>
+internal enum RefreshMode
+{
+    /// <summary>A credential read found the token within its margin (or expired).</summary>
+    OnRead,
+
+    /// <summary>The background refresher found the connection due; it never waits for another holder.</summary>
+    Background,
+
+    /// <summary>POST /v1/refresh/{id} or a provider's 401 through the Bridge: refresh unless someone just did.</summary>
+    Force,
+}
+
+internal enum RefreshStatus
+{
+    /// <summary>No provider call was needed: the stored token is good (possibly because another caller just refreshed it).</summary>
+    Current,
+
+    /// <summary>This call obtained and stored a new access token.</summary>
+    Refreshed,
+
+    /// <summary>The provider rejected the grant (or the token expired without a refresh token): the user must connect again.</summary>
+    AttentionRequired,
+
+    /// <summary>A transient failure, now or earlier and still backing off: try again at RetryAtMs.</summary>
+    RetryLater,
+
+    /// <summary>The connection is pending, failed or (for automatic refreshes) needs attention.</summary>
+    NotActive,
+
+    /// <summary>Forced, but there is no refresh token (or the provider does not support refreshing).</summary>
+    NotRefreshable,
+
+    /// <summary>The connection was deleted.</summary>
+    Gone,
+
+    /// <summary>Background only: another refresher (thread or instance) holds the connection.</summary>
+    Skipped,
+}
+
+/// <summary>
+/// The outcome of a refresh, with the connection's state as the refresh left it (null when there is none to report):
+/// every caller that shared the refresh patches its own view of the connection with it.
+/// </summary>
+internal sealed record RefreshResult(RefreshStatus Status, RefreshRow? Row = null, long? RetryAtMs = null, string? Error = null)
+{
+    /// <summary><paramref name="seen"/> brought up to date with the refresh.</summary>
+    public Connection For(Connection seen) => Row?.Patch(seen) ?? seen;
+}
+
+/// <summary>What a credential read serves: the connection to answer from, or a problem to answer with instead.</summary>
+internal readonly record struct FreshConnection(Connection? Connection, IResult? Problem);
+
+/// <summary>
+/// The refresh engine. Exactly one refresh per connection at a time, across threads and instances: callers in this
+/// process share one in-flight refresh per connection (single flight), and that refresh holds the connection's row
+/// lock (PostgreSQL) for its whole duration. Under the lock the row is read again, so a refresh that another thread
+/// or instance has just finished is reused, never repeated: with providers that rotate refresh tokens and treat
+/// reuse as theft (RFC 9700 §4.14.2), a repeated refresh would revoke the user's whole grant.
+/// <para>
+/// Failure policy: a rejected grant (invalid_grant or the provider's equivalent) moves the connection to
+/// attention_required and it is never retried automatically; a transient failure (network, timeout, 5xx, 429)
+/// keeps it active and retries with exponential backoff and jitter, while reads keep getting the current token as
+/// long as it is valid and 503 with Retry-After once it is not.
+/// </para>
+/// </summary>
+internal sealed class ConnectionRefresher(
+    RefreshStore store,
+    ConnectionStore connections,
+    ProviderRegistry registry,
+    ProviderClient providerClient,
+    RefreshClient client,
+    ConnectionNotifier notifier,
+    AuditLog audit,
+    NexusOptions options,
+    TimeProvider time,
+    ILogger<ConnectionRefresher> logger)
+{
+    private const int MaxBackoffEntries = 100_000;
+
+    /// <summary>A refresh in flight; <see cref="SeenUpdatedAt"/> is the version a forced refresh started from.</summary>
+    private sealed record Flight(RefreshMode Mode, long? SeenUpdatedAt, Task<RefreshResult> Task);
+
+    private readonly ConcurrentDictionary<string, Flight> flights = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Connections of this instance that failed transiently, with their next attempt (Unix ms), so that reads during
+    /// a provider outage are answered from memory instead of queueing on the database lock one after another.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, long> backoff = new(StringComparer.Ordinal);
+
+    private readonly ShortLivedCache<Provider> providers = new(time, () => options.ConnectionCacheSeconds);
+
+    private RefreshOptions Settings => options.Refresh;
+
+    private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>A provider as the refresh engine sees it: cached like connection rows, since reads consult it.</summary>
+    public ValueTask<Provider?> FindProviderAsync(string name) =>
+        providers.GetAsync(name, n => registry.FindAsync(n, CancellationToken.None));
+
+    /// <summary>
+    /// GET /v1/token's step before answering: refreshes an access token that is within its margin of expiry and
+    /// returns the connection to answer from. Costs nothing for a token in the first half of its lifetime, which is
+    /// nearly every read; a connection that is not active is returned unchanged, for the caller's own 409.
+    /// </summary>
+    public ValueTask<FreshConnection> EnsureFreshAsync(Connection connection, CancellationToken ct)
+    {
+        if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null || connection.TokenExpiresAt is not { } expiresAt)
+        {
+            return new(new FreshConnection(connection, null));
+        }
+
+        // The effective margin is at most half the lifetime, so a token in its first half is never due: no lookup.
+        var now = Now;
+        if (expiresAt - now > (expiresAt - connection.UpdatedAt) / 2)
+        {
+            return new(new FreshConnection(connection, null));
+        }
+
+        return EnsureFreshSlowAsync(connection, expiresAt, now, ct);
+    }
+
+    private async ValueTask<FreshConnection> EnsureFreshSlowAsync(Connection connection, long expiresAt, long now, CancellationToken ct)
+    {
+        var provider = await FindProviderAsync(connection.ProviderName);
+        var canRefresh = RefreshSchedule.CanRefresh(connection.RefreshToken is not null, provider);
+        var dueAt = RefreshSchedule.ReadDueAt(canRefresh, connection.UpdatedAt, expiresAt, RefreshSchedule.MarginMs(Settings, provider));
+        if (dueAt > now)
+        {
+            return new FreshConnection(connection, null);
+        }
+
+        if (backoff.TryGetValue(connection.Id, out var retryAt))
+        {
+            if (retryAt > now)
+            {
+                return Serve(connection, new RefreshResult(RefreshStatus.RetryLater, null, retryAt), now);
+            }
+
+            backoff.TryRemove(KeyValuePair.Create(connection.Id, retryAt));
+        }
+
+        // The reader stops waiting when its request ends; the refresh itself always completes.
+        var result = await Join(connection.Id, RefreshMode.OnRead, null).Task.WaitAsync(ct);
+        return Serve(connection, result, Now);
+    }
+
+    private static FreshConnection Serve(Connection seen, RefreshResult result, long now)
+    {
+        var current = result.For(seen);
+        switch (result.Status)
+        {
+            case RefreshStatus.Gone:
+                return new FreshConnection(null, Problems.NotFound("Connection"));
+            case RefreshStatus.RetryLater when current.Status == ConnectionStatus.Active && current.TokenExpiresAt <= now:
+                // A token that is still valid is still a good answer; only an expired one makes the read fail.
+                return new FreshConnection(null, Unavailable(current.Id, result.RetryAtMs ?? now + 1000, now, result.Error));
+            default:
+                return new FreshConnection(current, null);
+        }
+    }
+
+    /// <summary>503 with Retry-After (RFC 9110 §15.6.4, §10.2.3): the token expired and the provider cannot renew it right now.</summary>
+    public static IResult Unavailable(string connectionId, long retryAtMs, long nowMs, string? error)
+    {
+        var seconds = (int)Math.Clamp((retryAtMs - nowMs + 999) / 1000, 1, 86_400);
+        var extensions = new Dictionary<string, object?> { ["connection_id"] = connectionId, ["status"] = ConnectionStatus.Active, ["retry_after"] = seconds };
+        if (error is not null)
+        {
+            extensions["error"] = error;
+        }
+
+        return new RetryAfterResult(seconds, Problems.Create(StatusCodes.Status503ServiceUnavailable, "refresh_unavailable",
+            "The access token has expired and the provider could not renew it yet.",
+            $"The connection stays active and Nexus keeps retrying; try again in {seconds} s.", extensions));
+    }
+
+    /// <summary>
+    /// A refresh regardless of expiry (POST /v1/refresh/{id}; the Bridge after a provider's 401), unless one finished
+    /// after <paramref name="seen"/> was read, whose token is then returned. Also the way back from
+    /// attention_required when the provider accepts the stored refresh token after all.
+    /// </summary>
+    public async Task<RefreshResult> ForceRefreshAsync(Connection seen, CancellationToken ct)
+    {
+        var (mode, task) = Join(seen.Id, RefreshMode.Force, seen.UpdatedAt);
+        var result = await task.WaitAsync(ct);
+        // Joining a read's or the background's refresh that found nothing to do does not give this caller the new
+        // token it asked for: then it runs its own.
+        if (mode != RefreshMode.Force && result.Status == RefreshStatus.Current && (result.Row is null || result.Row.UpdatedAt == seen.UpdatedAt))
+        {
+            result = await Join(seen.Id, RefreshMode.Force, seen.UpdatedAt).Task.WaitAsync(ct);
+        }
+
+        return result;
+    }
+
+    /// <summary>The background refresher's entry: skipped when a refresh of the connection is already in flight here.</summary>
+    public Task<RefreshResult> RefreshInBackgroundAsync(string connectionId)
+    {
+        var completion = new TaskCompletionSource<RefreshResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var flight = new Flight(RefreshMode.Background, null, completion.Task);
+        if (!flights.TryAdd(connectionId, flight))
+        {
+            return Task.FromResult(new RefreshResult(RefreshStatus.Skipped));
+        }
+
+        _ = FlyAsync(connectionId, flight, completion);
+        return completion.Task;
+    }
+
+    /// <summary>Joins the refresh in flight for the connection, or starts one.</summary>
+    private (RefreshMode Mode, Task<RefreshResult> Task) Join(string id, RefreshMode mode, long? seenUpdatedAt)
+    {
+        while (true)
+        {
+            if (flights.TryGetValue(id, out var existing))
+            {
+                return (existing.Mode, existing.Task);
+            }
+
+            var completion = new TaskCompletionSource<RefreshResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var flight = new Flight(mode, seenUpdatedAt, completion.Task);
+            if (flights.TryAdd(id, flight))
+            {
+                _ = FlyAsync(id, flight, completion);
+                return (mode, completion.Task);
+            }
+        }
+    }
+
+    private async Task FlyAsync(string id, Flight flight, TaskCompletionSource<RefreshResult> completion)
+    {
+        try
+        {
+            completion.SetResult(await RefreshLockedAsync(id, flight));
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Refresh of connection {ConnectionId} failed unexpectedly", id);
+            completion.SetException(e);
+            _ = completion.Task.Exception; // observed: every caller awaiting it rethrows it
+        }
+        finally
+        {
+            flights.TryRemove(KeyValuePair.Create(id, flight));
+        }
+    }
+
+    /// <summary>
+    /// One refresh under the connection's lock. Runs to the end whatever happens to the callers: once the provider
+    /// has rotated the refresh token, abandoning the write would lose the only valid one.
+    /// </summary>
+    private async Task<RefreshResult> RefreshLockedAsync(string id, Flight flight)
+    {
+        RefreshLock held;
+        try
+        {
+            held = await store.LockAsync(id, skipLocked: flight.Mode == RefreshMode.Background);
+        }
+        catch (TimeoutException)
+        {
+            logger.LogWarning("Connection {ConnectionId} stayed locked by another refresher; answering from the current token", id);
+            return new RefreshResult(RefreshStatus.RetryLater, null, Now + 1000, "refresh_lock_timeout");
+        }
+
+        await using (held)
+        {
+            if (held.Skipped)
+            {
+                return new RefreshResult(RefreshStatus.Skipped);
+            }
+
+            if (held.Row is not { } row)
+            {
+                connections.Invalidate(id);
+                return new RefreshResult(RefreshStatus.Gone);
+            }
+
+            var result = await DecideAndRefreshAsync(held, row, flight);
+            await held.CommitAsync();
+            // This instance's cached row may be older than what the database holds now (another instance refreshed,
+            // or this refresh did): the next read loads it again.
+            connections.Invalidate(id);
+            return result;
+        }
+    }
+
+    private async Task<RefreshResult> DecideAndRefreshAsync(RefreshLock held, RefreshRow row, Flight flight)
+    {
+        var now = Now;
+        var recovering = flight.Mode == RefreshMode.Force && row.Status == ConnectionStatus.AttentionRequired && row.RefreshToken is not null;
+        if ((row.Status != ConnectionStatus.Active && !recovering) || row.AccessToken is null)
+        {
+            return new RefreshResult(RefreshStatus.NotActive, row);
+        }
+
+        var provider = await FindProviderAsync(row.ProviderName);
+        var canRefresh = RefreshSchedule.CanRefresh(row.RefreshToken is not null, provider);
+        var marginMs = RefreshSchedule.MarginMs(Settings, provider);
+        switch (flight.Mode)
+        {
+            case RefreshMode.OnRead:
+                if (RefreshSchedule.ReadDueAt(canRefresh, row.IssuedAt, row.TokenExpiresAt, marginMs) is not { } readDue || readDue > now)
+                {
+                    return new RefreshResult(RefreshStatus.Current, row);
+                }
+
+                if (row.InBackoff(now))
+                {
+                    RememberBackoff(row.Id, row.NextRefreshAt!.Value);
+                    return new RefreshResult(RefreshStatus.RetryLater, row, row.NextRefreshAt, row.RefreshError);
+                }
+
+                break;
+            case RefreshMode.Background:
+                if (row.InBackoff(now))
+                {
+                    return new RefreshResult(RefreshStatus.Current, row);
+                }
+
+                var backgroundDue = RefreshSchedule.BackgroundDueAt(canRefresh, row.IssuedAt, row.TokenExpiresAt, marginMs,
+                    Settings.IntervalSeconds * 1000L, Settings.KeepAliveSeconds * 1000L);
+                if (backgroundDue is not { } due || due > now)
+                {
+                    // Looked at too early (a new connection, a changed margin): just record when to come back.
+                    if (row.NextRefreshAt != backgroundDue)
+                    {
+                        await RefreshStore.RescheduleAsync(held, row.Id, backgroundDue);
+                    }
+
+                    return new RefreshResult(RefreshStatus.Current, row);
+                }
+
+                break;
+            case RefreshMode.Force:
+                if (row.UpdatedAt != flight.SeenUpdatedAt && row.Status == ConnectionStatus.Active)
+                {
+                    // Refreshed (or re-established) since the caller looked: that is the new token it wants.
+                    return new RefreshResult(RefreshStatus.Current, row);
+                }
+
+                if (!canRefresh)
+                {
+                    return new RefreshResult(RefreshStatus.NotRefreshable, row);
+                }
+
+                break;
+        }
+
+        if (!canRefresh)
+        {
+            // Due without a way to refresh means expired without a refresh token: only the user can renew it.
+            var (error, description) = provider is null
+                ? ("provider_missing", "The provider of this connection no longer exists.")
+                : ("token_expired", "The access token expired and the provider issued no refresh token; the user must connect again.");
+            return await RequireAttentionAsync(held, row, error, description);
+        }
+
+        var refreshToken = connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, row.RefreshToken!);
+        var attempt = await client.RefreshAsync(provider!, refreshToken, CancellationToken.None);
+        if (attempt.Succeeded)
+        {
+            return await StoreSuccessAsync(held, row, provider!, attempt.Tokens!, recovering);
+        }
+
+        if (attempt.Kind != RefreshFailureKind.Rejected)
+        {
+            return await StoreFailureAsync(held, row, attempt);
+        }
+
+        logger.LogInformation("Provider {Provider} rejected the refresh of connection {ConnectionId} ({Error}); it needs the user's attention",
+            row.ProviderName, row.Id, attempt.Error);
+        return row.Status == ConnectionStatus.AttentionRequired
+            ? new RefreshResult(RefreshStatus.AttentionRequired, row, Error: attempt.Error)
+            : await RequireAttentionAsync(held, row, attempt.Error, attempt.Description);
+    }
+
+    private async Task<RefreshResult> StoreSuccessAsync(RefreshLock held, RefreshRow row, Provider provider, TokenExchangeResult tokens, bool recovering)
+    {
+        var now = Now;
+        long? expiresAt = tokens.ExpiresIn is { } seconds ? now + (seconds * 1000) : null;
+        var access = connections.Encrypt(ConnectionStore.AccessTokenColumn, row.Id, tokens.AccessToken!);
+        var refresh = tokens.RefreshToken is null ? null : connections.Encrypt(ConnectionStore.RefreshTokenColumn, row.Id, tokens.RefreshToken);
+        var next = RefreshSchedule.BackgroundDueAt(RefreshSchedule.CanRefresh(true, provider), now, expiresAt, RefreshSchedule.MarginMs(Settings, provider),
+            Settings.IntervalSeconds * 1000L, Settings.KeepAliveSeconds * 1000L);
+        if (!await RefreshStore.SucceedAsync(held, row.Id, access, refresh, tokens.TokenType, expiresAt, next, now))
+        {
+            // Deleted while the provider answered (SQLite only: on PostgreSQL the delete waits for the lock). The
+            // disconnect revoked the old tokens; the new ones must not stay usable at the provider either.
+            logger.LogInformation("Connection {ConnectionId} was deleted during its refresh; revoking the new tokens at the provider", row.Id);
+            await providerClient.RevokeAsync(provider, tokens.AccessToken, tokens.RefreshToken, CancellationToken.None);
+            return new RefreshResult(RefreshStatus.Gone);
+        }
+
+        await held.CommitAsync();
+        backoff.TryRemove(row.Id, out _);
+        if (recovering)
+        {
+            await notifier.ActivatedAsync(row.Id, row.WorkspaceId, row.ProviderName, expiresAt, "refreshed");
+        }
+
+        return new RefreshResult(RefreshStatus.Refreshed, row with
+        {
+            Status = ConnectionStatus.Active,
+            AccessToken = access,
+            RefreshToken = refresh ?? row.RefreshToken,
+            TokenType = tokens.TokenType ?? row.TokenType,
+            TokenExpiresAt = expiresAt,
+            Error = null,
+            ErrorDescription = null,
+            UpdatedAt = now,
+            NextRefreshAt = next,
+            RefreshFailures = 0,
+            RefreshError = null,
+            LastRefreshedAt = now,
+        });
+    }
+
+    private async Task<RefreshResult> StoreFailureAsync(RefreshLock held, RefreshRow row, RefreshAttempt attempt)
+    {
+        var now = Now;
+        var failures = row.RefreshFailures + 1;
+        var retryAt = now + (long)RefreshSchedule.RetryDelay(Settings, (int)Math.Min(failures, int.MaxValue), attempt.RetryAfter, Random.Shared.NextDouble()).TotalMilliseconds;
+        await RefreshStore.FailTransientlyAsync(held, row.Id, failures, retryAt, attempt.Error);
+        await held.CommitAsync();
+        RememberBackoff(row.Id, retryAt);
+        if (attempt.Kind == RefreshFailureKind.Misconfigured)
+        {
+            logger.LogError("Provider {Provider} rejected Nexus's client while refreshing connection {ConnectionId} ({Error}): fix the provider registration (client_id, client_secret); retrying at {RetryAt:O}",
+                row.ProviderName, row.Id, attempt.Error, DateTimeOffset.FromUnixTimeMilliseconds(retryAt));
+        }
+        else
+        {
+            logger.LogWarning("Refresh of connection {ConnectionId} with provider {Provider} failed ({Error}, failure {Failures}); retrying at {RetryAt:O}",
+                row.Id, row.ProviderName, attempt.Error, failures, DateTimeOffset.FromUnixTimeMilliseconds(retryAt));
+        }
+
+        if (failures == 1 && row.Status == ConnectionStatus.Active)
+        {
+            // Once per streak: a provider outage must not become one webhook per connection per retry.
+            await notifier.RefreshFailedAsync(row.Id, row.WorkspaceId, row.ProviderName, attempt.Error, attempt.Description, failures, retryAt, row.TokenExpiresAt);
+            await RecordQuietlyAsync(AuditEvents.RefreshFailed, row, new { provider = row.ProviderName, error = attempt.Error, retry_at = retryAt / 1000 });
+        }
+
+        return new RefreshResult(RefreshStatus.RetryLater, row with { RefreshFailures = failures, NextRefreshAt = retryAt, RefreshError = attempt.Error }, retryAt, attempt.Error);
+    }
+
+    private async Task<RefreshResult> RequireAttentionAsync(RefreshLock held, RefreshRow row, string error, string? description)
+    {
+        var now = Now;
+        await RefreshStore.RequireAttentionAsync(held, row.Id, error, description, now);
+        await held.CommitAsync();
+        backoff.TryRemove(row.Id, out _);
+        await notifier.AttentionRequiredAsync(row.Id, row.WorkspaceId, row.ProviderName, error, description);
+        await RecordQuietlyAsync(AuditEvents.AttentionRequired, row, new { provider = row.ProviderName, error, error_description = description });
+        return new RefreshResult(RefreshStatus.AttentionRequired, row with
+        {
+            Status = ConnectionStatus.AttentionRequired,
+            Error = error,
+            ErrorDescription = description,
+            UpdatedAt = now,
+            NextRefreshAt = null,
+            RefreshFailures = 0,
+            RefreshError = null,
+        }, Error: error);
+    }
+
+    private void RememberBackoff(string id, long retryAt)
+    {
+        if (backoff.Count >= MaxBackoffEntries)
+        {
+            backoff.Clear();
+        }
+
+        backoff[id] = retryAt;
+    }
+
+    private async Task RecordQuietlyAsync(string evt, RefreshRow row, object detail)
+    {
+        try
+        {
+            await audit.RecordAsync(evt, "refresher", row.WorkspaceId, row.Id, detail, CancellationToken.None);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning(e, "Could not record {Event} for {ConnectionId}", evt, row.Id);
+        }
+    }
+}
+
+/// <summary>Adds Retry-After to a problem response.</summary>
+internal sealed class RetryAfterResult(int seconds, IResult inner) : IResult
+{
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return inner.ExecuteAsync(httpContext);
+    }
+}

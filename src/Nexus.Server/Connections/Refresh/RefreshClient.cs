@@ -1,0 +1,163 @@
+using System.Net;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.Connections.Refresh;
+
+/// <summary>What a failed refresh means for the connection.</summary>
+internal enum RefreshFailureKind
+{
+    /// <summary>The provider refused the grant (invalid_grant or its equivalent): only the user can fix it; never retried automatically.</summary>
+    Rejected,
+
+    /// <summary>Network error, timeout, 5xx, 429 or a garbled answer: retried with backoff while the connection stays active.</summary>
+    Transient,
+
+    /// <summary>
+    /// The provider rejected Nexus's client (invalid_client, unauthorized_client): an administrator must fix the
+    /// registration, after which refreshes work again without the user, so it is retried like a transient failure.
+    /// </summary>
+    Misconfigured,
+}
+
+/// <summary>The outcome of one refresh request. Holds tokens on success; never logged or serialized.</summary>
+internal sealed record RefreshAttempt(TokenExchangeResult? Tokens, RefreshFailureKind Kind, string Error, string? Description, TimeSpan? RetryAfter)
+{
+    public bool Succeeded => Tokens is not null;
+
+    public static RefreshAttempt Success(TokenExchangeResult tokens) => new(tokens, RefreshFailureKind.Transient, "", null, null);
+
+    public static RefreshAttempt Failure(RefreshFailureKind kind, string error, string? description, TimeSpan? retryAfter = null) =>
+        new(null, kind, error, description, retryAfter);
+
+    public override string ToString() => Succeeded ? "RefreshAttempt(succeeded)" : $"RefreshAttempt({Kind}, {Error})";
+}
+
+/// <summary>
+/// The refresh request of RFC 6749 §6 (grant_type=refresh_token, the client authenticated as at the code exchange,
+/// scope omitted so the provider keeps the granted one), and the classification of its failures.
+/// </summary>
+internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClient providerClient, UpstreamPolicy policy, TimeProvider time, ILogger<RefreshClient> logger)
+{
+    private const int MaxResponseBytes = 64 * 1024;
+
+    /// <summary>Error codes that say "try again later" even though some providers send them with HTTP 200 or 400.</summary>
+    private static readonly HashSet<string> TransientErrors = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "temporarily_unavailable", "server_error", "slow_down", // RFC 6749 §4.1.2.1, RFC 8628 §3.5
+        "ratelimited", "rate_limited", "service_unavailable", "request_timeout", "internal_error", // Slack and others, with HTTP 200
+    };
+
+    /// <summary>Error codes that blame Nexus's client registration, not the user's grant.</summary>
+    private static readonly HashSet<string> ClientErrors = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "invalid_client", "unauthorized_client", // RFC 6749 §5.2
+        "invalid_client_id", "bad_client_secret", // Slack
+    };
+
+    /// <summary>
+    /// Classifies a failed token response (RFC 6749 §5.2). Everything that is not clearly transient or clearly the
+    /// deployment's fault is a rejection of the grant: invalid_grant, and the equivalents providers invent
+    /// (Slack's invalid_refresh_token, GitHub's bad_refresh_token with HTTP 200, HubSpot's BAD_REFRESH_TOKEN, …).
+    /// </summary>
+    public static RefreshFailureKind Classify(int? httpStatus, string? error)
+    {
+        if (httpStatus is null or >= 500 or 429 or 408)
+        {
+            return RefreshFailureKind.Transient;
+        }
+
+        if (error is not null && TransientErrors.Contains(error))
+        {
+            return RefreshFailureKind.Transient;
+        }
+
+        // RFC 6749 §5.2: invalid_client may come as 401 with a WWW-Authenticate challenge and no body worth reading.
+        if ((error is not null && ClientErrors.Contains(error)) || (httpStatus == 401 && error is null))
+        {
+            return RefreshFailureKind.Misconfigured;
+        }
+
+        // A 2xx without tokens and without an error code is a garbled answer (a captive portal, a proxy page).
+        if (httpStatus is >= 200 and < 300 && error is null)
+        {
+            return RefreshFailureKind.Transient;
+        }
+
+        return RefreshFailureKind.Rejected;
+    }
+
+    /// <summary>Uses the refresh token once. Never throws for what the provider or the network does.</summary>
+    public async Task<RefreshAttempt> RefreshAsync(Provider provider, string refreshToken, CancellationToken ct)
+    {
+        if (policy.Check(provider.Config.TokenUrl) is { } problem)
+        {
+            return RefreshAttempt.Failure(RefreshFailureKind.Misconfigured, "invalid_provider_configuration", $"token_url {problem}");
+        }
+
+        var parameters = new List<KeyValuePair<string, string>>
+        {
+            new("grant_type", "refresh_token"),
+            new("refresh_token", refreshToken),
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, provider.Config.TokenUrl);
+        providerClient.AddClientAuthentication(provider, request, parameters);
+        request.Content = ProviderClient.Body(provider.Config.TokenRequestFormat, parameters);
+        foreach (var (name, value) in provider.Config.TokenRequestHeaders)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        try
+        {
+            using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            var status = (int)response.StatusCode;
+            var retryAfter = RetryAfter(response, time.GetUtcNow());
+            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, ct);
+            if (body is null)
+            {
+                return RefreshAttempt.Failure(RefreshFailureKind.Transient, "invalid_token_response", "The provider's token response is too large.", retryAfter);
+            }
+
+            var result = body.Length == 0
+                ? new TokenExchangeResult(null, null, null, null, null, null)
+                : ProviderClient.Parse(body, response.Content.Headers.ContentType?.MediaType);
+            if (response.IsSuccessStatusCode && result.Succeeded)
+            {
+                return RefreshAttempt.Success(result);
+            }
+
+            var kind = Classify(status, result.Error);
+            var error = result.Error ?? (response.IsSuccessStatusCode ? "invalid_token_response" : $"http_{status}");
+            var description = result.ErrorDescription ?? (response.IsSuccessStatusCode
+                ? "The provider answered without an access_token."
+                : $"The provider's token endpoint answered HTTP {status}.");
+            return RefreshAttempt.Failure(kind, error, description, retryAfter);
+        }
+        catch (HttpRequestException e)
+        {
+            logger.LogInformation("Refresh with provider {Provider} failed: {Error}", provider.Name, e.HttpRequestError);
+            return RefreshAttempt.Failure(RefreshFailureKind.Transient, "provider_unreachable", $"The provider's token endpoint could not be reached ({e.HttpRequestError}).");
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            logger.LogInformation("Refresh with provider {Provider} timed out", provider.Name);
+            return RefreshAttempt.Failure(RefreshFailureKind.Transient, "provider_timeout", "The provider's token endpoint did not answer within Nexus:UpstreamTimeoutSeconds.");
+        }
+    }
+
+    /// <summary>RFC 9110 §10.2.3: delta-seconds or an HTTP date.</summary>
+    private static TimeSpan? RetryAfter(HttpResponseMessage response, DateTimeOffset now)
+    {
+        if (response.StatusCode is not (HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable) || response.Headers.RetryAfter is not { } header)
+        {
+            return null;
+        }
+
+        if (header.Delta is { } delta)
+        {
+            return delta;
+        }
+
+        return header.Date is { } date ? date - now : null;
+    }
+}

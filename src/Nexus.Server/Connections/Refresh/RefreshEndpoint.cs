@@ -1,0 +1,69 @@
+using Nexus.Server.ApiKeys;
+using Nexus.Server.Audit;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Connections.Refresh;
+
+/// <summary>
+/// POST /v1/refresh/{connection_id}: refresh now, whatever the expiry, and answer the connection as GET
+/// /v1/connections/{id} does. A refresh that another caller finished meanwhile counts (its token is the new one).
+/// Also the manual way out of attention_required when the provider accepts the stored refresh token after all;
+/// failed and pending connections answer 409 like credential reads.
+/// </summary>
+internal static class RefreshEndpoint
+{
+    public static void MapRefreshEndpoint(this IEndpointRouteBuilder app) =>
+        app.MapPost("/v1/refresh/{connectionId}", RefreshAsync).WithTags("Connections");
+
+    private static async Task<IResult> RefreshAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
+        ConnectionRefresher refresher, AuditLog audit, TimeProvider time)
+    {
+        var (caller, authError) = await auth.AuthenticateAsync(context);
+        if (caller is null)
+        {
+            return authError!;
+        }
+
+        var connection = await store.FindAsync(connectionId, context.RequestAborted);
+        if (connection is null || !caller.CanAccess(connection.WorkspaceId))
+        {
+            return Problems.NotFound("Connection");
+        }
+
+        if (connection.Status is not (ConnectionStatus.Active or ConnectionStatus.AttentionRequired))
+        {
+            return NotActive(connection);
+        }
+
+        // The caller's request may end; the refresh, once started, completes either way.
+        var result = await refresher.ForceRefreshAsync(connection, context.RequestAborted);
+        var current = result.For(connection);
+        await audit.RecordAsync(AuditEvents.Refreshed, caller.Actor, connection.WorkspaceId, connection.Id,
+            new { provider = connection.ProviderName, outcome = result.Status.ToString().ToLowerInvariant(), error = result.Error }, CancellationToken.None);
+        return result.Status switch
+        {
+            RefreshStatus.Refreshed or RefreshStatus.Current => TypedResults.Ok(ConnectionResponse.From(current)),
+            RefreshStatus.Gone => Problems.NotFound("Connection"),
+            RefreshStatus.NotRefreshable => Problems.Create(StatusCodes.Status409Conflict, "refresh_not_supported", "This connection cannot be refreshed.",
+                "The provider issued no refresh token (or does not support refreshing); its access token is used until it expires, then the user must connect again.",
+                new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["status"] = current.Status }),
+            RefreshStatus.RetryLater => ConnectionRefresher.Unavailable(connection.Id, result.RetryAtMs ?? time.GetUtcNow().ToUnixTimeMilliseconds() + 1000,
+                time.GetUtcNow().ToUnixTimeMilliseconds(), result.Error),
+            _ => NotActive(current),
+        };
+    }
+
+    /// <summary>The same 409 as GET /v1/token for a connection that is not active.</summary>
+    private static IResult NotActive(Connection connection)
+    {
+        var extensions = new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id };
+        if (connection.Error is not null)
+        {
+            extensions["error"] = connection.Error;
+        }
+
+        return Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",
+            connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
+            extensions);
+    }
+}

@@ -1,0 +1,232 @@
+using System.Data.Common;
+using Dapper;
+using Nexus.Server.Data;
+using Nexus.Server.Hosting;
+using Npgsql;
+
+namespace Nexus.Server.Connections.Refresh;
+
+/// <summary>The columns of a connection the refresh engine reads under its lock. Tokens are ciphertext; times Unix ms.</summary>
+internal sealed record RefreshRow
+{
+    public string Id { get; init; } = "";
+    public string WorkspaceId { get; init; } = "";
+    public string ProviderName { get; init; } = "";
+    public string Status { get; init; } = "";
+    public byte[]? AccessToken { get; init; }
+    public byte[]? RefreshToken { get; init; }
+    public string? TokenType { get; init; }
+    public long? TokenExpiresAt { get; init; }
+    public string? Error { get; init; }
+    public string? ErrorDescription { get; init; }
+    public long UpdatedAt { get; init; }
+    public long? NextRefreshAt { get; init; }
+    public long RefreshFailures { get; init; }
+    public string? RefreshError { get; init; }
+    public long? LastRefreshedAt { get; init; }
+
+    /// <summary>
+    /// When the stored tokens were obtained. For an active connection nothing but activation and refresh writes
+    /// updated_at, so it is the issue time of the current access token (the cached rows of the read path carry it too).
+    /// </summary>
+    public long IssuedAt => UpdatedAt;
+
+    /// <summary>A connection that failed transiently and whose next attempt is not due yet.</summary>
+    public bool InBackoff(long nowMs) => RefreshFailures > 0 && NextRefreshAt > nowMs;
+
+    // Tokens are ciphertext, but still: rows never print their columns.
+    public override string ToString() => $"RefreshRow({Id}, {Status})";
+
+    /// <summary>The read path's connection, brought up to date with this row.</summary>
+    public Connection Patch(Connection seen) => seen with
+    {
+        Status = Status,
+        AccessToken = AccessToken,
+        RefreshToken = RefreshToken,
+        TokenType = TokenType,
+        TokenExpiresAt = TokenExpiresAt,
+        Error = Error,
+        ErrorDescription = ErrorDescription,
+        UpdatedAt = UpdatedAt,
+    };
+}
+
+/// <summary>
+/// A connection held for one refresh. On PostgreSQL it is a row lock (SELECT … FOR UPDATE in an open transaction):
+/// no other instance can refresh the connection until it is committed or rolled back, and a process that dies
+/// releases it with its database session, so nothing is ever left "refreshing". On SQLite, which runs as one
+/// instance, the in-process single flight of <see cref="ConnectionRefresher"/> is the lock and nothing is held in
+/// the database while the provider is called (a SQLite write lock would stop every other write meanwhile).
+/// </summary>
+internal sealed class RefreshLock(DbConnection connection, DbTransaction? transaction, RefreshRow? row, bool skipped) : IAsyncDisposable
+{
+    private bool committed;
+
+    /// <summary>The connection as it is now, read after taking the lock; null when it was deleted (or skipped).</summary>
+    public RefreshRow? Row { get; } = row;
+
+    /// <summary>Another instance holds the lock and the caller asked not to wait.</summary>
+    public bool Skipped { get; } = skipped;
+
+    public Task<int> ExecuteAsync(string sql, object parameters) =>
+        connection.ExecuteAsync(new CommandDefinition(sql, parameters, transaction, cancellationToken: CancellationToken.None));
+
+    public async Task CommitAsync()
+    {
+        if (transaction is not null && !committed)
+        {
+            await transaction.CommitAsync(CancellationToken.None);
+        }
+
+        committed = true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (transaction is not null)
+        {
+            if (!committed)
+            {
+                try
+                {
+                    await transaction.RollbackAsync(CancellationToken.None);
+                }
+                catch (Exception e) when (e is DbException or InvalidOperationException)
+                {
+                    // The session is gone; PostgreSQL rolled back and released the lock itself.
+                }
+            }
+
+            await transaction.DisposeAsync();
+        }
+
+        await connection.DisposeAsync();
+    }
+}
+
+/// <summary>The refresh engine's SQL. Everything here is valid on SQLite and PostgreSQL but the row lock.</summary>
+internal sealed class RefreshStore(NexusDatabase db, NexusOptions options)
+{
+    private const string Columns = "id, workspace_id, provider_name, status, access_token, refresh_token, token_type, token_expires_at, error, error_description, " +
+        "updated_at, next_refresh_at, refresh_failures, refresh_error, last_refreshed_at";
+
+    /// <summary>PostgreSQL's "lock_not_available", raised when lock_timeout expires.</summary>
+    private const string LockNotAvailable = "55P03";
+
+    /// <summary>
+    /// Takes the connection for a refresh and re-reads it under the lock. <paramref name="skipLocked"/> (the background
+    /// refresher) gives up at once when another instance holds it; otherwise the caller waits, at most a little
+    /// longer than the longest refresh can take, and gets <see cref="TimeoutException"/> after that.
+    /// </summary>
+    public async Task<RefreshLock> LockAsync(string id, bool skipLocked)
+    {
+        var connection = await db.OpenAsync(CancellationToken.None);
+        try
+        {
+            if (db.Engine != DatabaseEngine.Postgres)
+            {
+                var current = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
+                    $"SELECT {Columns} FROM connections WHERE id = @id", new { id }));
+                return new RefreshLock(connection, null, current, false);
+            }
+
+            var tx = await connection.BeginTransactionAsync(CancellationToken.None);
+            try
+            {
+                if (!skipLocked)
+                {
+                    // SET does not take parameters; the value is an integer computed here.
+                    var wait = options.UpstreamTimeoutSeconds + 5;
+                    await connection.ExecuteAsync(new CommandDefinition($"SET LOCAL lock_timeout = '{wait}s'", transaction: tx));
+                }
+
+                // Under READ COMMITTED, FOR UPDATE returns the row as the previous lock holder committed it: this is
+                // the re-read that lets a refresh done meanwhile be reused instead of repeated.
+                var row = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
+                    $"SELECT {Columns} FROM connections WHERE id = @id FOR UPDATE" + (skipLocked ? " SKIP LOCKED" : ""), new { id }, tx));
+                var skipped = false;
+                if (row is null && skipLocked)
+                {
+                    // Locked by someone else, or deleted: either way not ours to refresh now.
+                    skipped = true;
+                }
+
+                return new RefreshLock(connection, tx, row, skipped);
+            }
+            catch
+            {
+                await tx.DisposeAsync();
+                throw;
+            }
+        }
+        catch (PostgresException e) when (e.SqlState == LockNotAvailable)
+        {
+            await connection.DisposeAsync();
+            throw new TimeoutException("Another instance held the connection's refresh lock for too long.", e);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Stores a successful refresh atomically: the new access token with the rotated refresh token, or with the
+    /// stored one when the provider sent none (RFC 6749 §6: "the client MUST discard the old refresh token" only
+    /// when a new one is issued). Returns false when the connection no longer exists.
+    /// </summary>
+    public static async Task<bool> SucceedAsync(RefreshLock held, string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? expiresAt, long? nextRefreshAt, long now) =>
+        await held.ExecuteAsync(
+            """
+            UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token),
+                token_type = COALESCE(@tokenType, token_type), token_expires_at = @expiresAt, error = NULL, error_description = NULL,
+                next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, last_refreshed_at = @now, updated_at = @now
+            WHERE id = @id
+            """,
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, expiresAt, nextRefreshAt, now }) == 1;
+
+    /// <summary>Records a transient failure: the connection stays as it is and is retried at <paramref name="retryAt"/>.</summary>
+    public static Task FailTransientlyAsync(RefreshLock held, string id, long failures, long retryAt, string error) =>
+        held.ExecuteAsync("UPDATE connections SET refresh_failures = @failures, next_refresh_at = @retryAt, refresh_error = @error WHERE id = @id",
+            new { id, failures, retryAt, error });
+
+    /// <summary>The provider rejected the grant: the connection needs its user, and is never refreshed automatically again.</summary>
+    public static Task RequireAttentionAsync(RefreshLock held, string id, string error, string? description, long now) =>
+        held.ExecuteAsync(
+            """
+            UPDATE connections SET status = @attention, error = @error, error_description = @description, next_refresh_at = NULL,
+                refresh_failures = 0, refresh_error = NULL, updated_at = @now
+            WHERE id = @id
+            """,
+            new { id, attention = ConnectionStatus.AttentionRequired, error, description, now });
+
+    /// <summary>Moves the background refresher's next look at a connection (no provider call was needed).</summary>
+    public static Task RescheduleAsync(RefreshLock held, string id, long? nextRefreshAt) =>
+        held.ExecuteAsync("UPDATE connections SET next_refresh_at = @nextRefreshAt WHERE id = @id", new { id, nextRefreshAt });
+
+    /// <summary>Active connections whose next look is due, oldest first.</summary>
+    public async Task<IReadOnlyList<string>> DueAsync(long now, int limit, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return (await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT id FROM connections WHERE status = @active AND next_refresh_at IS NOT NULL AND next_refresh_at <= @now ORDER BY next_refresh_at LIMIT @limit",
+            new { active = ConnectionStatus.Active, now, limit }, cancellationToken: ct))).ToList();
+    }
+
+    /// <summary>After a provider's refresh margin changed: every healthy connection of it is scheduled anew.</summary>
+    public async Task<int> UnscheduleProviderAsync(string providerName, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET next_refresh_at = 0 WHERE provider_name = @providerName AND status = @active AND refresh_failures = 0",
+            new { providerName, active = ConnectionStatus.Active }, cancellationToken: ct));
+    }
+
+    /// <summary>The refresh bookkeeping of one connection, for GET-style answers and tests.</summary>
+    public async Task<RefreshRow?> FindAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition($"SELECT {Columns} FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
+    }
+}
