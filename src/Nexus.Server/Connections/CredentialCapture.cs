@@ -174,6 +174,12 @@ internal static class CredentialCapture
     {
         var json = JsonSerializer.Serialize(values);
         await store.ActivateAsync(connection.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, json), null, TokenType, null, ct);
+        // The non-secret half of a credential tells people which account it is.
+        if ((values.GetValueOrDefault("username") ?? values.GetValueOrDefault("access_key_id")) is { } account)
+        {
+            await store.SetAccountAsync(connection.Id, account, ct);
+        }
+
         await audit.RecordAsync(AuditEvents.Activated, actor, connection.WorkspaceId, connection.Id,
             new { provider = connection.ProviderName, fields = values.Keys }, ct);
     }

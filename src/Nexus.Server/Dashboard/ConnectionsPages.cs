@@ -41,6 +41,7 @@ internal static class ConnectionsPages
         }
 
         var connections = await store.ListAsync([workspace], null, 200, ct);
+        var accounts = await store.AccountsAsync(workspace, ct);
         var registered = await providers.ListAsync(ct);
         var attention = connections.Where(c => c.Status == ConnectionStatus.AttentionRequired).ToList();
         var banner = attention.Count == 0 ? "" : $"""
@@ -55,7 +56,7 @@ internal static class ConnectionsPages
                 : "<ul class=\"scopes\">" + string.Concat(c.ScopeList.Select(s => $"<li>{E(Describe(catalog, provider, s))}</li>")) + "</ul>";
             var reconnect = provider is null ? "" : $"<a class=\"button secondary\" href=\"{Path}/connect/{E(provider.Name)}?replaces={E(c.Id)}\">{(c.Status == ConnectionStatus.Active ? "Re-authorize" : "Reconnect")}</a>";
             return $"""
-                <tr><td><span class="avatar" aria-hidden="true">{E(name[..1].ToUpperInvariant())}</span> <strong>{E(name)}</strong><br><code class="muted">{E(c.Id)}</code></td>
+                <tr><td><span class="avatar" aria-hidden="true">{E(name[..1].ToUpperInvariant())}</span> <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
                 <td>{permissions}</td><td><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
                 <td>{Time(c.CreatedAt)}</td><td>{Time(c.UpdatedAt)}</td>
                 <td>{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
@@ -28,6 +29,7 @@ public sealed class NexusAsUpstreamTests
             authorization_url = upstream.Issuer + "/oauth2/authorize",
             token_url = upstream.Issuer + "/oauth2/token",
             revocation_url = upstream.Issuer + "/oauth2/revoke",
+            userinfo_url = upstream.Issuer + "/oauth2/userinfo",
             api_base_url = upstream.Issuer + "/api/v1",
             client_id = clientId,
             client_secret = clientSecret,
@@ -55,6 +57,12 @@ public sealed class NexusAsUpstreamTests
         Assert.Equal("https://app.example.test/oauth/return", back.GetLeftPart(UriPartial.Path));
         Assert.Equal("active", Infrastructure.Browser.Query(back)["status"]);
         Assert.Equal(connectionId, Infrastructure.Browser.Query(back)["connection_id"]);
+
+        // Which account it is comes from the upstream's userinfo.
+        await using (var connection = await broker.Services.GetRequiredService<Nexus.Server.Data.NexusDatabase>().OpenAsync())
+        {
+            Assert.Equal("person@example.com", await Dapper.SqlMapper.ExecuteScalarAsync<string>(connection, "SELECT account FROM connections WHERE id = @connectionId", new { connectionId }));
+        }
 
         // The credential is a real access token of the upstream: its own API accepts it.
         var token = await GatewayJsonAsync(broker, HttpMethod.Get, $"/v1/token/{connectionId}");

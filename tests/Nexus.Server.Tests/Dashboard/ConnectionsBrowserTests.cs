@@ -59,7 +59,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
     [Fact]
     public async Task NewUserConnectsRevokesAndReconnectsWithOtherPermissions()
     {
-        await kit.RegisterAsync("github", new { display_name = "GitHub", scopes = new[] { "read:user", "repo" } }, "github");
+        await kit.RegisterAsync("github", new { display_name = "GitHub", scopes = new[] { "read:user", "repo" }, userinfo_url = fake.Url("github", "userinfo") }, "github");
         await using var session = await SignedUpAsync("new.user@example.com");
         var page = session.Page;
 
@@ -73,6 +73,8 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         Assert.Contains("active", await row.InnerTextAsync());
         Assert.Contains("read:user", await row.InnerTextAsync());
         Assert.DoesNotContain("“repo”", await row.InnerTextAsync());
+        // The account at the provider, from its userinfo endpoint.
+        Assert.Contains("octocat@example.com", await row.InnerTextAsync());
         await session.ScreenshotAsync("my-connections");
 
         // Revoke asks first, then the connection is gone (and was revoked at the provider).
