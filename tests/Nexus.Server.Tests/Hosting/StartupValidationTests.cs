@@ -15,6 +15,11 @@ public sealed class StartupValidationTests
     [InlineData("Nexus:UnauthorizedGrantResponse", "maybe", "'seed'")]
     [InlineData("ALLOWED_RETURN_URLS", "app.example.com", "ALLOWED_RETURN_URLS")]
     [InlineData("Nexus:PendingConnectionSeconds", "5", "PendingConnectionSeconds")]
+    [InlineData("Nexus:Refresh:MarginSeconds", "-1", "how many seconds before expiry a token is refreshed")]
+    [InlineData("Nexus:Refresh:IntervalSeconds", "0", "Nexus:Refresh:IntervalSeconds must be between 1 and 3600")]
+    [InlineData("Nexus:Refresh:KeepAliveSeconds", "10", "0 (off) or between 60")]
+    [InlineData("Nexus:Refresh:MaxRetryDelaySeconds", "1", "Nexus:Refresh:MaxRetryDelaySeconds between it and 86400")]
+    [InlineData("Nexus:Refresh:Concurrency", "0", "Nexus:Refresh:Concurrency 1 to 256")]
     public async Task RefusesToStartWithAMessageThatSaysWhatToFix(string key, string value, string expected)
     {
         await using var db = await TestDatabase.CreateAsync();

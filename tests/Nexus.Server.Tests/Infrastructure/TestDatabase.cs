@@ -125,6 +125,37 @@ public sealed class TestDatabase : IAsyncDisposable
         return dump.ToString();
     }
 
+    /// <summary>Runs one query on this database (as a test inspects state the API does not show) and returns the first column of the first row.</summary>
+    public async Task<object?> ScalarAsync(string sql, params (string Name, object? Value)[] parameters)
+    {
+        if (DatabaseUrl is null)
+        {
+            await using var connection = new SqliteConnection($"Data Source={SqliteFile};Pooling=False");
+            await connection.OpenAsync();
+            await using var command = new SqliteCommand(sql, connection);
+            foreach (var (name, value) in parameters)
+            {
+                command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            }
+
+            var result = await command.ExecuteScalarAsync();
+            return result is DBNull ? null : result;
+        }
+
+        await using (var connection = new NpgsqlConnection(DatabaseUrl))
+        {
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand(sql, connection);
+            foreach (var (name, value) in parameters)
+            {
+                command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            }
+
+            var result = await command.ExecuteScalarAsync();
+            return result is DBNull ? null : result;
+        }
+    }
+
     /// <summary>The raw bytes of the SQLite database and its write-ahead log (empty on PostgreSQL).</summary>
     public byte[] RawSqliteBytes()
     {

@@ -106,6 +106,9 @@ internal sealed class ConnectionRefresher(
     public ValueTask<Provider?> FindProviderAsync(string name) =>
         providers.GetAsync(name, n => registry.FindAsync(n, CancellationToken.None));
 
+    /// <summary>Drops a cached provider (its refresh settings changed).</summary>
+    public void ForgetProvider(string name) => providers.Invalidate(name);
+
     /// <summary>
     /// GET /v1/token's step before answering: refreshes an access token that is within its margin of expiry and
     /// returns the connection to answer from. Costs nothing for a token in the first half of its lifetime, which is

@@ -95,6 +95,7 @@ internal sealed class RefreshWorker(
             var margin = provider.Config.RefreshMarginSeconds;
             if (margins.TryGetValue(provider.Name, out var known) && known != margin)
             {
+                refresher.ForgetProvider(provider.Name);
                 var count = await store.UnscheduleProviderAsync(provider.Name, ct);
                 logger.LogInformation("Refresh margin of provider {Provider} changed; rescheduling {Count} connection(s)", provider.Name, count);
             }

@@ -1,0 +1,97 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Nexus.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A webhook endpoint on loopback, as an application would run one: it records every delivery attempt exactly as
+/// received (headers and raw body, so signatures can be checked the way a receiver checks them) and can answer 500
+/// to the first attempts to exercise Nexus's retries.
+/// </summary>
+public sealed class WebhookReceiver : IAsyncDisposable
+{
+    private readonly WebApplication app;
+    private int failuresLeft;
+
+    /// <summary>One POST as received. <see cref="Answered"/> is the status the receiver sent back.</summary>
+    public sealed record Delivery(string Id, long Timestamp, string Signature, string Body, DateTimeOffset ReceivedAt, int Answered)
+    {
+        public JsonElement Json => JsonDocument.Parse(Body).RootElement;
+
+        public string Type => Json.GetProperty("type").GetString()!;
+
+        public JsonElement Data => Json.GetProperty("data");
+    }
+
+    private WebhookReceiver(WebApplication app, string url)
+    {
+        this.app = app;
+        Url = url;
+    }
+
+    public string Url { get; }
+
+    public ConcurrentQueue<Delivery> Received { get; } = new();
+
+    /// <summary>Answer 500 to this many of the next attempts.</summary>
+    public void FailNext(int attempts) => Volatile.Write(ref failuresLeft, attempts);
+
+    public static async Task<WebhookReceiver> StartAsync()
+    {
+        int port;
+        using (var listener = new TcpListener(IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var app = builder.Build();
+        var receiver = new WebhookReceiver(app, $"http://127.0.0.1:{port}/hooks/nexus");
+        app.MapPost("/hooks/nexus", async (HttpContext context) =>
+        {
+            using var reader = new StreamReader(context.Request.Body);
+            var body = await reader.ReadToEndAsync();
+            var fail = Interlocked.Decrement(ref receiver.failuresLeft) >= 0;
+            var headers = context.Request.Headers;
+            receiver.Received.Enqueue(new Delivery(headers["webhook-id"].ToString(),
+                long.TryParse(headers["webhook-timestamp"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : 0,
+                headers["webhook-signature"].ToString(), body, DateTimeOffset.UtcNow, fail ? 500 : 200));
+            return fail ? Results.StatusCode(500) : Results.Ok();
+        });
+        await app.StartAsync();
+        return receiver;
+    }
+
+    /// <summary>Waits until a delivery matching <paramref name="match"/> was answered 2xx, or fails the test.</summary>
+    public async Task<Delivery> WaitForAsync(Func<Delivery, bool> match, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+        while (DateTime.UtcNow < deadline)
+        {
+            if (Received.FirstOrDefault(d => d.Answered == 200 && match(d)) is { } found)
+            {
+                return found;
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new Xunit.Sdk.XunitException($"No matching webhook arrived; received: {string.Join(", ", Received.Select(d => d.Type + "/" + d.Answered))}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}
