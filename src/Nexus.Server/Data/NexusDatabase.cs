@@ -66,7 +66,7 @@ internal sealed class NexusDatabase : IDisposable
         // WAL lets readers proceed while one writer commits; NORMAL sync is durable across process crashes
         // (the WAL is fsynced at checkpoints), which is the trade-off SQLite recommends for WAL.
         await using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
+        pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
         await pragma.ExecuteNonQueryAsync(ct);
         return connection;
     }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Refresh storm (issue: refresh engine). N connections whose access tokens all expire at the same instant, against a
+# local upstream (bench/tools/FakeProvider, which rotates refresh tokens and counts any reuse). Nothing reads a
+# credential: the background refresher alone must refresh all N before they expire. Reports refreshes/s during the
+# storm and when the last connection was fresh. Target: >= 500 refreshes/s on 2 cores, N = 10,000 on PostgreSQL.
+#
+# The connections are made active through Nexus's real handshake (request-connection, the provider's redirect,
+# /auth/callback) by bench/tools/RefreshStorm, which then watches the storm. Nexus runs with its default refresh
+# settings (Nexus:Refresh:IntervalSeconds=5, BatchSize=200, Concurrency=16); the provider's refresh margin is 10 s.
+#   bench/refresh-storm.sh [connections] [engines]      defaults: 10000 "postgres sqlite"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+connections="${1:-10000}"
+engines="${2:-postgres sqlite}"
+need curl
+build_nexus
+dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+dotnet build "$bench_root/bench/tools/RefreshStorm" -c Release -nologo -v quiet >/dev/null
+fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
+storm_dll="$bench_root/bench/tools/RefreshStorm/bin/Release/net10.0/RefreshStorm.dll"
+port=18092
+fake_port=18093
+
+fake_pid=""
+pg_dir=""
+pg_bin=""
+cleanup() {
+  stop_nexus
+  [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null || true
+  if [ -n "$pg_dir" ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; fi
+}
+trap cleanup EXIT
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# A throwaway PostgreSQL cluster with default durability settings (unlike the test suite's), as in bench/token-read.sh.
+start_pg() {
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [ ! -x "$pg_bin/postgres" ]; then need postgresql; pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; fi
+  pg_dir="$(mktemp -d /tmp/nexus-bench-pg.XXXXXX)"; chmod 755 "$pg_dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+  pg_port=$(( 20000 + RANDOM % 20000 ))
+  run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
+  run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  pg_url="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"
+}
+
+"$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
+fake_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+field() { sed -E "s/.*\"$1\":\"?([^,\"}]*)\"?.*/\1/" <<<"$2"; }
+rows=()
+for engine in $engines; do
+  extra=(Nexus__AllowInsecureUpstreams=true)
+  if [ "$engine" = postgres ]; then start_pg; extra+=("DATABASE_URL=$pg_url"); fi
+  start_nexus "$port" "${extra[@]}"
+  echo "== $engine: $connections connections expiring together" >&2
+  json="$(dotnet "$storm_dll" --nexus "http://127.0.0.1:$port" --api-key "$nexus_api_key" --fake "http://127.0.0.1:$fake_port" \
+    --connections "$connections" --margin 10 --interval 5)"
+  echo "$json" >&2
+  rows+=("| $engine | $(field connections "$json") | $(field connect_seconds "$json") | $(field refreshes "$json") | $(field reused_refresh_tokens "$json") | $(field storm_seconds "$json") | **$(field refreshes_per_second "$json")** | $(field all_fresh_after_due_seconds "$json") | $(field all_fresh_before_expiry_seconds "$json") | $(field sampled_reads_fresh "$json") |")
+  if grep -qiE "error|exception" "$nexus_data/server.log"; then echo "Nexus logged errors:" >&2; grep -iE "error|exception" "$nexus_data/server.log" | head -20 >&2; fi
+  stop_nexus
+  if [ "$engine" = postgres ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$pg_dir"; pg_dir=""; fi
+done
+
+result="$(dirname "${BASH_SOURCE[0]}")/results/refresh-storm.md"
+{
+  echo "# Refresh storm"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "- machine: $(machine)"
+  echo "- load: $connections connections made active through the real handshake, all access tokens expiring at the same instant;"
+  echo "  no credential reads, so the background refresher alone refreshes them (Nexus:Refresh defaults: IntervalSeconds=5,"
+  echo "  BatchSize=200, Concurrency=16; provider refresh_margin_seconds=10, so tokens are due 10 s before they expire and"
+  echo "  the background refresher starts up to 5 s before that)"
+  echo "- upstream: bench/tools/FakeProvider on the same machine (single-use refresh tokens; a reuse would be counted and refused)"
+  echo "- refreshes/s: refreshes divided by the time from the first to the last refresh at the upstream"
+  echo "- all fresh: when the last connection held its new token, counted from the moment the tokens were due (negative: before),"
+  echo "  and how long before the old tokens expired"
+  echo
+  echo "| engine | connections | handshakes (s) | refreshes | reused refresh tokens | storm (s) | refreshes/s | all fresh after due (s) | all fresh before expiry (s) | sampled reads fresh |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+} > "$result"
+echo
+cat "$result"
