@@ -29,6 +29,7 @@ cleanup() {
   if [ -n "$pg_dir" ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # A throwaway PostgreSQL cluster with default durability settings (unlike the test suite's), as in bench/token-read.sh.

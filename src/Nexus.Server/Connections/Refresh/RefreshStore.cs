@@ -246,11 +246,4 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
     }
 
     public void Dispose() => sqliteWrites.Dispose();
-
-    /// <summary>The refresh bookkeeping of one connection, for GET-style answers and tests.</summary>
-    public async Task<RefreshRow?> FindAsync(string id, CancellationToken ct)
-    {
-        await using var connection = await db.OpenAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition($"SELECT {Columns} FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
-    }
 }
