@@ -113,7 +113,7 @@ public sealed class RefreshClusterTests
         var shared = NexusServerProcess.SharedSettings();
         shared["Nexus__Refresh__IntervalSeconds"] = "1";
         shared["Nexus__Refresh__Concurrency"] = "8";
-        // The provider holds refreshes for a minute: Nexus must not give up on them (and start another) before the kill,
+        // The provider holds refreshes for 150 s: Nexus (120 s) must not give up on them (and start another) before the kill,
         // or a slow machine would see two calls for one connection and the count below would not mean what it says.
         shared["Nexus__UpstreamTimeoutSeconds"] = "120";
         var first = await NexusServerProcess.StartAsync(db, shared);
@@ -122,7 +122,7 @@ public sealed class RefreshClusterTests
 
         // 6 s tokens, due 2 s after they are issued; the provider holds every refresh before doing anything.
         upstream.ExpiresIn = 6;
-        upstream.RefreshDelay = TimeSpan.FromSeconds(60);
+        upstream.RefreshDelay = TimeSpan.FromSeconds(150);
         var ids = new List<string>();
         for (var i = 0; i < 12; i++)
         {
@@ -131,10 +131,10 @@ public sealed class RefreshClusterTests
 
         // The background refresher has taken the first 8 (its concurrency) to the provider. Once the tokens are due
         // for reads too (3 s in), reads join those refreshes or start their own, and wait with them.
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(upstream.InFlight >= 8), "refreshes in flight", TimeSpan.FromSeconds(20));
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(upstream.InFlight >= 8), "refreshes in flight", TimeSpan.FromSeconds(60));
         await Task.Delay(TimeSpan.FromSeconds(3.5));
         var stranded = ids.Select(id => kit.ReadAsync(id, first.Http)).ToList();
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(upstream.InFlight == ids.Count), "every connection's refresh in flight", TimeSpan.FromSeconds(10));
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(upstream.InFlight == ids.Count), "every connection's refresh in flight", TimeSpan.FromSeconds(40));
         Assert.All(stranded, read => Assert.False(read.IsCompleted));
 
         await first.KillAsync();
@@ -154,7 +154,7 @@ public sealed class RefreshClusterTests
         using var secondKit = new RefreshKit(second.Http, shared["API_KEY"]!);
         await RefreshKit.EventuallyAsync(
             () => Task.FromResult(upstream.Families.Values.All(f => upstream.RefreshCalls.Any(c => c.FamilyId == f.Id && c.Outcome == "rotated" && c.At > restartedAt))),
-            "every connection refreshed after the restart", TimeSpan.FromSeconds(30));
+            "every connection refreshed after the restart", TimeSpan.FromSeconds(60));
 
         foreach (var id in ids)
         {
