@@ -1,6 +1,7 @@
 using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
+using Nexus.Server.Bridge;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
 using Nexus.Server.Connections.Refresh;
@@ -24,6 +25,7 @@ builder.AddAudit();
 builder.AddConnections();
 builder.AddConnectionRefresh();
 builder.AddNotifications();
+builder.AddBridge();
 
 var app = builder.Build();
 
@@ -36,6 +38,7 @@ app.MapAudit();
 app.MapConnections();
 app.MapConnectionRefresh();
 app.MapNotifications();
+app.MapBridge();
 app.MapDashboard();
 
 return await app.RunNexusAsync(args);

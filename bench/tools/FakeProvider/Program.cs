@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 
-// Answers /authorize with a redirect carrying a code and the state, and /token with a JSON access token
-// (RFC 6749 §4.1.2 and §5.1). It checks no client and no code: it exists so that the benchmarks can make connections
+// Answers /authorize with a redirect carrying a code and the state, /token with a JSON access token
+// (RFC 6749 §4.1.2 and §5.1), and /api/* with a small JSON document (the Bridge benchmark's upstream). It checks no client and no code: it exists so that the benchmarks can make connections
 // active through Nexus's real callback without reaching the internet.
 //
 // For bench/refresh-storm.sh it also refreshes (RFC 6749 §6) the strict way: every refresh token is single-use and
@@ -72,6 +72,10 @@ app.MapPost("/stats/reset", () =>
 });
 
 app.MapGet("/healthz", () => "ok");
+
+// A provider API stand-in for the Bridge benchmark: a small JSON answer, like a typical REST read.
+var document = System.Text.Encoding.UTF8.GetBytes("{\"id\":42,\"name\":\"nexus\",\"items\":[1,2,3]}");
+app.MapGet("/api/{**rest}", () => Results.Bytes(document, "application/json"));
 
 app.Run();
 

@@ -59,8 +59,16 @@ internal static class ApiKeysAdminEndpoints
             return error;
         }
 
+        var (key, secret, errors) = await CreateKeyAsync(body!, store, hasher, time, ct);
+        return key is null ? Problems.Validation(errors) : TypedResults.Created($"/v1/admin/api-keys/{key.Id}", ApiKeyResponse.From(key, secret));
+    }
+
+    /// <summary>Validates and creates a gateway API key; shared by the admin API and the dashboard.</summary>
+    public static async Task<(ApiKey? Key, string? Secret, Dictionary<string, string[]> Errors)> CreateKeyAsync(ApiKeyRequest body, ApiKeyStore store, SecretHasher hasher,
+        TimeProvider time, CancellationToken ct)
+    {
         var errors = new Dictionary<string, string[]>();
-        if (string.IsNullOrWhiteSpace(body!.Name) || body.Name.Trim().Length > 200)
+        if (string.IsNullOrWhiteSpace(body.Name) || body.Name.Trim().Length > 200)
         {
             errors["name"] = ["Give the key a name of 1 to 200 characters."];
         }
@@ -85,13 +93,13 @@ internal static class ApiKeysAdminEndpoints
 
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, null, errors);
         }
 
         var secret = SecretGenerator.Secret(KeyPrefix);
         var key = new ApiKey(SecretGenerator.Id("ak_"), body.Name!.Trim(), hasher.Hash(secret), body.Workspaces!.Distinct(StringComparer.Ordinal).ToArray(),
             body.CanReadCredentials ?? true, time.GetUtcNow(), null);
         await store.CreateAsync(key, ct);
-        return TypedResults.Created($"/v1/admin/api-keys/{key.Id}", ApiKeyResponse.From(key, secret));
+        return (key, secret, errors);
     }
 }

@@ -13,6 +13,17 @@ internal readonly record struct ClientAuthentication(OAuthClient? Client, int St
 
     public static ClientAuthentication Fail(int status, string error, string description, TimeSpan? retryAfter = null) =>
         new(null, status, error, description, retryAfter);
+
+    /// <summary>RFC 6749 §5.2: the error response, with the Basic challenge for 401 and Retry-After when throttled.</summary>
+    public Task WriteFailureAsync(HttpContext context)
+    {
+        if (RetryAfter is { } wait)
+        {
+            context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
+        }
+
+        return OAuthResponses.ErrorAsync(context, Status, Error!, Description!, Status is 401 or 429 ? "Basic realm=\"nexus\"" : null);
+    }
 }
 
 /// <summary>

@@ -57,12 +57,7 @@ internal static class ExchangeEndpoint
         var auth = await authenticator.AuthenticateAsync(context, parameters, ct);
         if (auth.Client is not { } client)
         {
-            if (auth.RetryAfter is { } wait)
-            {
-                context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
-            }
-
-            await OAuthResponses.ErrorAsync(context, auth.Status, auth.Error!, auth.Description!, auth.Status is 401 or 429 ? "Basic realm=\"nexus\"" : null);
+            await auth.WriteFailureAsync(context);
             return;
         }
 

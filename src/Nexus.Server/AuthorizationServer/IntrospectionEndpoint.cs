@@ -110,12 +110,7 @@ internal static class TokenRequests
         var auth = await authenticator.AuthenticateAsync(context, form, context.RequestAborted);
         if (auth.Client is null)
         {
-            if (auth.RetryAfter is { } wait)
-            {
-                context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
-            }
-
-            await OAuthResponses.ErrorAsync(context, auth.Status, auth.Error!, auth.Description!, auth.Status is 401 or 429 ? "Basic realm=\"nexus\"" : null);
+            await auth.WriteFailureAsync(context);
             return (null, null);
         }
 

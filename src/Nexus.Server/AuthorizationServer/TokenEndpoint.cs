@@ -14,7 +14,6 @@ internal static class TokenEndpoint
 {
     public const string Path = "/oauth2/token";
     public const string SeedPath = "/nexus/oauth2/token";
-    private const string BasicChallenge = "Basic realm=\"nexus\"";
 
     public static void MapTokenEndpoint(this IEndpointRouteBuilder app)
     {
@@ -51,12 +50,7 @@ internal static class TokenEndpoint
         var auth = await authenticator.AuthenticateAsync(context, form, ct);
         if (auth.Client is not { } client)
         {
-            if (auth.RetryAfter is { } wait)
-            {
-                context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
-            }
-
-            await OAuthResponses.ErrorAsync(context, auth.Status, auth.Error!, auth.Description!, auth.Status is 401 or 429 ? BasicChallenge : null);
+            await auth.WriteFailureAsync(context);
             return;
         }
 

@@ -104,6 +104,11 @@ internal static class CallbackEndpoint
         await audit.RecordAsync(AuditEvents.Activated, Actor, connection.WorkspaceId, connection.Id,
             new { provider = provider.Name, refresh_token = result.RefreshToken is not null, expires_at = expiresAt / 1000 }, ct);
         await notifier.ActivatedAsync(connection.Id, connection.WorkspaceId, provider.Name, expiresAt, "connected");
+        if (await client.FetchAccountAsync(provider, result.AccessToken!, ct) is { } account)
+        {
+            await store.SetAccountAsync(connection.Id, account, ct);
+        }
+
         return Redirect(connection, ConnectionStatus.Active, null);
     }
 

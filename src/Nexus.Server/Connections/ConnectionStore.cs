@@ -189,6 +189,22 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         cache.Invalidate(id);
     }
 
+    /// <summary>Records which account at the provider a connection belongs to (dashboard display only; never a secret).</summary>
+    public async Task SetAccountAsync(string id, string account, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE connections SET account = @account WHERE id = @id",
+            new { id, account = account.Length > 200 ? account[..200] : account }, cancellationToken: ct));
+    }
+
+    public async Task<IReadOnlyDictionary<string, string>> AccountsAsync(string workspaceId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var rows = await connection.QueryAsync<(string Id, string Account)>(new CommandDefinition(
+            "SELECT id, account FROM connections WHERE workspace_id = @workspaceId AND account IS NOT NULL", new { workspaceId }, cancellationToken: ct));
+        return rows.ToDictionary(r => r.Id, r => r.Account);
+    }
+
     public async Task FailAsync(string id, string error, string? description, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();

@@ -16,7 +16,7 @@ internal static class CredentialEndpoint
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static async Task ReadAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionRefresher refresher,
-        AuditLog audit, TimeProvider time)
+        AuditLog audit, TimeProvider time, Providers.ProviderRegistry providers)
     {
         var (caller, authError) = await auth.AuthenticateAsync(context);
         if (caller is null)
@@ -58,6 +58,13 @@ internal static class CredentialEndpoint
                 connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
                 NotActiveExtensions(connection))
                 .ExecuteAsync(context);
+            return;
+        }
+
+        if (connection.TokenType == CredentialCapture.TokenType)
+        {
+            await CredentialCapture.WriteTokenResponseAsync(context, connection, store, providers);
+            await audit.TokenReadAsync(caller.Actor, connection.WorkspaceId, connection.Id);
             return;
         }
 

@@ -52,6 +52,7 @@ internal static class GatewayEndpoints
         app.MapGet("/v1/connections/{connectionId}", GetAsync).WithTags("Connections");
         app.MapDelete("/v1/connections/{connectionId}", DeleteAsync).WithTags("Connections");
         app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections");
+        app.MapCredentialCapture();
     }
 
     private static async Task<IResult> RequestConnectionAsync(HttpContext context, GatewayAuthenticator auth, ProviderRegistry providers, ConnectionStore store,
@@ -114,22 +115,33 @@ internal static class GatewayEndpoints
                 "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.");
         }
 
+        var (authUrl, id) = await CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, store, signer, audit, options, time, ct);
+        return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
+    }
+
+    /// <summary>Creates a pending connection and the URL that starts its consent (shared by the gateway and the dashboard).</summary>
+    public static async Task<(string AuthUrl, string ConnectionId)> CreatePendingAsync(Provider provider, string workspaceId, string[]? requestedScopes, string returnUrl, string actor,
+        ConnectionStore store, StateSigner signer, AuditLog audit, NexusOptions options, TimeProvider time, CancellationToken ct)
+    {
         var now = time.GetUtcNow();
         var id = SecretGenerator.Ulid("conn_", now);
         var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
-        var verifier = provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
-        var scopes = body.Scopes is null ? provider.Scopes : body.Scopes.Distinct(StringComparer.Ordinal).ToArray();
-        var connection = new Connection(id, body.WorkspaceId!, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), body.ReturnUrl!, nonce,
+        var verifier = provider.AuthMode == AuthModes.OAuth2 && provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
+        var scopes = requestedScopes is null ? provider.Scopes : requestedScopes.Distinct(StringComparer.Ordinal).ToArray();
+        var connection = new Connection(id, workspaceId, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), returnUrl, nonce,
             expiresAt.ToUnixTimeMilliseconds(), null, verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, id, verifier),
-            null, null, null, null, null, null, caller.Actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
+            null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
         await store.InsertAsync(connection, ct);
 
         var state = signer.Create(id, nonce, expiresAt.ToUnixTimeSeconds());
-        var authUrl = ProviderClient.AuthorizationUrl(provider, options.Issuer + CallbackPath, scopes, state, verifier);
-        await audit.RecordAsync(AuditEvents.Requested, caller.Actor, connection.WorkspaceId, id,
+        // OAuth providers get the user to their consent page; the other modes to Nexus's own credential form.
+        var authUrl = provider.AuthMode == AuthModes.OAuth2
+            ? ProviderClient.AuthorizationUrl(provider, options.Issuer + CallbackPath, scopes, state, verifier)
+            : CredentialCapture.AuthUrl(options, state);
+        await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, id,
             new { provider = provider.Name, scopes, pkce = verifier is not null }, ct);
-        return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
+        return (authUrl, id);
     }
 
     private static async Task<IResult> GetAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, AuditLog audit, TimeProvider time)
@@ -215,8 +227,19 @@ internal static class GatewayEndpoints
             return Problems.NotFound("Connection");
         }
 
-        var revocation = "no_tokens";
-        if (connection.AccessToken is not null || connection.RefreshToken is not null)
+        await RevokeAsync(connection, caller.Actor, store, providers, client, audit, notifier, ct);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>
+    /// Revokes a connection's tokens at the provider where it can (best effort) and deletes the connection; the audit
+    /// log keeps the record. Shared by DELETE /v1/connections/{id} and the dashboard's Revoke.
+    /// </summary>
+    public static async Task RevokeAsync(Connection connection, string actor, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
+        ConnectionNotifier notifier, CancellationToken ct)
+    {
+        var revocation = connection.TokenType == CredentialCapture.TokenType ? "credentials_deleted" : "no_tokens";
+        if (connection.TokenType != CredentialCapture.TokenType && (connection.AccessToken is not null || connection.RefreshToken is not null))
         {
             var provider = await providers.FindAsync(connection.ProviderName, ct);
             revocation = provider is null
@@ -230,12 +253,10 @@ internal static class GatewayEndpoints
         if (await store.DeleteAsync(connection.Id, ct))
         {
             audit.ForgetConnection(connection.Id);
-            await audit.RecordAsync(AuditEvents.Revoked, caller.Actor, connection.WorkspaceId, connection.Id,
+            await audit.RecordAsync(AuditEvents.Revoked, actor, connection.WorkspaceId, connection.Id,
                 new { provider = connection.ProviderName, previous_status = connection.Status, provider_revocation = revocation }, ct);
             await notifier.RevokedAsync(connection.Id, connection.WorkspaceId, connection.ProviderName, connection.Status, revocation);
         }
-
-        return TypedResults.NoContent();
     }
 
     /// <summary>Fails a pending connection whose consent window closed (lazily, on read) and records it.</summary>

@@ -32,6 +32,46 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
 {
     private const int MaxResponseBytes = 64 * 1024;
 
+    /// <summary>
+    /// Which account a fresh token belongs to, from the provider's userinfo endpoint (OIDC Core §5.3 or the
+    /// provider's equivalent): email, else a login or name. Best effort: null when there is no endpoint or it fails.
+    /// </summary>
+    public async Task<string?> FetchAccountAsync(Provider provider, string accessToken, CancellationToken ct)
+    {
+        if (provider.Config.UserinfoUrl is not { } url || policy.Check(url) is not null)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, url);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", accessToken);
+            request.Headers.Accept.ParseAdd("application/json");
+            using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, ct);
+            if (!response.IsSuccessStatusCode || await response.Content.ReadLimitedAsync(MaxResponseBytes, ct) is not { } body)
+            {
+                return null;
+            }
+
+            var root = System.Text.Json.JsonDocument.Parse(body).RootElement;
+            foreach (var claim in new[] { "email", "preferred_username", "login", "username", "name", "sub" })
+            {
+                if (root.ValueKind == System.Text.Json.JsonValueKind.Object && root.TryGetProperty(claim, out var value) && value.ValueKind == System.Text.Json.JsonValueKind.String
+                    && value.GetString() is { Length: > 0 } text)
+                {
+                    return text;
+                }
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+        {
+            logger.LogInformation("Userinfo of {Provider} unavailable: {Error}", provider.Name, e.GetType().Name);
+        }
+
+        return null;
+    }
+
     /// <summary>RFC 7636 §4.1: 32 random bytes, base64url, give a 43-character code_verifier.</summary>
     public static string NewCodeVerifier() => SecretGenerator.Base64Url(RandomNumberGenerator.GetBytes(32));
 

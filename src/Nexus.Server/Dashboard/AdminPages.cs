@@ -11,7 +11,11 @@ internal static class AdminPages
     [
         ("/admin/applications", "OAuth Applications"),
         ("/admin/clients", "App Clients"),
+        ("/admin/providers", "Providers"),
+        ("/admin/api-keys", "API keys"),
         ("/admin/users", "Users"),
+        ("/admin/webhooks", "Webhooks"),
+        ("/admin/audit", "Audit log"),
         ("/admin/status", "Status"),
     ];
 

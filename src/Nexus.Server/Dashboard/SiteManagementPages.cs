@@ -289,6 +289,7 @@ internal static class SiteManagementPages
             <section class="card"><h2>Signing keys</h2>{Table(["Key id", "Algorithm", "State", "Age", "Published until"], keyRows, "No keys.")}</section>
             <section class="card"><h2>Encryption key</h2><p>Active key <code>{keyRing.ActiveKeyId:x8}</code>, age {E(encryptionAge)}; {keyRing.KeyCount - 1} older key(s) still configured for decryption.</p>
             <p class="muted">Database: {E(db.Description)}</p></section>
+            {await SiteManagementBrokerPages.ConnectionHealthAsync(db, time, ct)}
             """);
     }
 

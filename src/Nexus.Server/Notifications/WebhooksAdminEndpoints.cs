@@ -59,7 +59,7 @@ internal static class WebhooksAdminEndpoints
         });
     }
 
-    private static (string? Url, string[] Events, Dictionary<string, string[]> Errors) Validate(WebhookRequest body, IHostEnvironment environment)
+    public static (string? Url, string[] Events, Dictionary<string, string[]> Errors) Validate(WebhookRequest body, IHostEnvironment environment)
     {
         var errors = new Dictionary<string, string[]>();
         string? url = null;

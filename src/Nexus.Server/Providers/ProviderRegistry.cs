@@ -23,6 +23,18 @@ internal sealed record ProviderConfig
     public Dictionary<string, string> TokenRequestHeaders { get; init; } = [];
     public bool RefreshSupported { get; init; } = true;
 
+    /// <summary>api_key mode: where the key goes.</summary>
+    public CatalogApiKey? ApiKey { get; init; }
+
+    /// <summary>aws_sigv4 mode: "service" and "region".</summary>
+    public Dictionary<string, string>? Aws { get; init; }
+
+    /// <summary>Non-OAuth modes: the JSON Schema of the fields a user enters.</summary>
+    public System.Text.Json.Nodes.JsonObject? CredentialSchema { get; init; }
+
+    /// <summary>Non-OAuth modes: an optional cheap call that proves a credential works before the connection is active.</summary>
+    public CatalogVerify? Verify { get; init; }
+
     /// <summary>Seconds before expiry to refresh this provider's tokens; null uses Nexus:Refresh:MarginSeconds.</summary>
     public int? RefreshMarginSeconds { get; init; }
 
@@ -44,8 +56,15 @@ internal sealed record Provider(
     DateTimeOffset UpdatedAt);
 
 /// <summary>Stores registered providers; client secrets are encrypted bound to the provider's name.</summary>
-internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimeProvider time)
+internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimeProvider time, Hosting.NexusOptions options)
 {
+    // Providers change rarely and are read on every Bridge request and non-OAuth credential read.
+    private readonly Hosting.ShortLivedCache<Provider> cache = new(time, () => options.ConnectionCacheSeconds);
+
+    /// <summary>The provider as hot paths see it (cached like connections; local writes invalidate at once).</summary>
+    public ValueTask<Provider?> FindCachedAsync(string name, CancellationToken ct) =>
+        cache.GetAsync(name, key => FindAsync(key, CancellationToken.None));
+
     public static readonly EncryptedColumn ClientSecretColumn = new("providers", "name", "client_secret", "providers.client_secret:");
 
     private const string Columns = "name, catalog_key, display_name, auth_mode, config, placeholders, client_id, client_secret, scopes, created_at, updated_at";
@@ -108,6 +127,7 @@ internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimePr
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE providers SET display_name = @DisplayName, config = @Config, placeholders = @Placeholders, client_id = @ClientId, client_secret = @ClientSecret, scopes = @Scopes, updated_at = @UpdatedAt WHERE name = @Name",
             Parameters(p with { UpdatedAt = time.GetUtcNow() }), cancellationToken: ct));
+        cache.Invalidate(p.Name);
         return updated == 1;
     }
 
@@ -132,6 +152,7 @@ internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimePr
 
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM providers WHERE name = @name", new { name }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
+        cache.Invalidate(name);
         return true;
     }
 

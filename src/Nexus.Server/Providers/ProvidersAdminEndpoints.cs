@@ -33,6 +33,10 @@ internal sealed record ProviderRequest(
     Dictionary<string, string>? TokenRequestHeaders,
     Dictionary<string, string>? Placeholders,
     bool? RefreshSupported,
+    CatalogApiKey? ApiKey = null,
+    Dictionary<string, string>? Aws = null,
+    JsonElement? CredentialSchema = null,
+    CatalogVerify? Verify = null,
     int? RefreshMarginSeconds = null);
 
 internal sealed record ProviderResponse(
@@ -60,6 +64,9 @@ internal sealed record ProviderResponse(
     bool RefreshSupported,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
+    CatalogApiKey? ApiKey,
+    IReadOnlyDictionary<string, string>? Aws,
+    System.Text.Json.Nodes.JsonObject? CredentialSchema,
     int? RefreshMarginSeconds = null)
 {
     /// <summary>Everything but the client secret, which is never returned.</summary>
@@ -67,7 +74,7 @@ internal sealed record ProviderResponse(
         p.Name, p.CatalogKey, p.DisplayName, p.AuthMode, p.Config.Issuer, p.Config.AuthorizationUrl, p.Config.TokenUrl, p.Config.RevocationUrl,
         p.Config.UserinfoUrl, p.Config.ApiBaseUrl, p.ClientId, p.ClientSecret is not null, p.Scopes, p.Config.Pkce, p.Config.TokenEndpointAuth,
         p.Config.TokenRequestFormat, p.Config.RevocationFormat, p.Config.ScopeSeparator, p.Config.AuthorizationParams, p.Config.TokenRequestHeaders,
-        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.RefreshMarginSeconds);
+        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds);
 }
 
 /// <summary>/v1/providers (admin API key): register the OAuth apps Nexus connects users through.</summary>
@@ -106,18 +113,28 @@ internal static class ProvidersAdminEndpoints
             return error;
         }
 
+        var (provider, failure, _) = await RegisterAsync(body!, registry, catalog, discovery, policy, time, ct);
+        return failure ?? TypedResults.Created($"/v1/providers/{provider!.Name}", ProviderResponse.From(provider));
+    }
+
+    /// <summary>Validates and registers a provider; shared by the admin API and the dashboard. On failure, the problem to answer and the field errors.</summary>
+    public static async Task<(Provider? Provider, IResult? Failure, Dictionary<string, string[]> Errors)> RegisterAsync(ProviderRequest body, ProviderRegistry registry,
+        ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct)
+    {
         var errors = new Dictionary<string, string[]>();
-        if (!ProviderNames.IsValid(body!.Name))
+        if (!ProviderNames.IsValid(body.Name))
         {
             errors["name"] = ["Give the provider a name of 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit."];
         }
 
-        if (string.IsNullOrWhiteSpace(body.ClientId))
+        // Only OAuth providers have a client of Nexus's own; the other modes carry the user's credential instead.
+        var mode = body.Catalog is not null ? catalog.Find(body.Catalog)?.AuthMode ?? AuthModes.OAuth2 : body.AuthMode ?? AuthModes.OAuth2;
+        if (mode == AuthModes.OAuth2 && string.IsNullOrWhiteSpace(body.ClientId))
         {
             errors["client_id"] = ["client_id is required: the OAuth client id registered at the provider."];
         }
 
-        if (string.IsNullOrEmpty(body.ClientSecret))
+        if (mode == AuthModes.OAuth2 && string.IsNullOrEmpty(body.ClientSecret))
         {
             errors["client_secret"] = ["client_secret is required: the OAuth client secret registered at the provider."];
         }
@@ -125,24 +142,25 @@ internal static class ProvidersAdminEndpoints
         var resolved = await ResolveAsync(body, null, catalog, discovery, policy, errors, ct);
         if (resolved.Error is not null)
         {
-            return resolved.Error;
+            return (null, resolved.Error, errors);
         }
 
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, Problems.Validation(errors), errors);
         }
 
         var now = time.GetUtcNow();
-        var provider = new Provider(body.Name!, body.Catalog, resolved.DisplayName!, AuthModes.OAuth2, resolved.Config!, resolved.Placeholders!,
-            body.ClientId!.Trim(), registry.EncryptSecret(body.Name!, body.ClientSecret!), resolved.Scopes!, now, now);
+        var provider = new Provider(body.Name!, body.Catalog, resolved.DisplayName!, resolved.AuthMode!, resolved.Config!, resolved.Placeholders!,
+            body.ClientId?.Trim() ?? "", string.IsNullOrEmpty(body.ClientSecret) ? null : registry.EncryptSecret(body.Name!, body.ClientSecret), resolved.Scopes!, now, now);
         if (!await registry.CreateAsync(provider, ct))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{body.Name}' already exists.",
-                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.");
+            errors["name"] = [$"A provider named '{body.Name}' already exists."];
+            return (null, Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{body.Name}' already exists.",
+                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}."), errors);
         }
 
-        return TypedResults.Created($"/v1/providers/{provider.Name}", ProviderResponse.From(provider));
+        return (provider, null, errors);
     }
 
     private static async Task<IResult> ListAsync(ProviderRegistry registry, CancellationToken ct) =>
@@ -228,7 +246,7 @@ internal static class ProvidersAdminEndpoints
             true => TypedResults.NoContent(),
         };
 
-    private sealed record Resolution(IResult? Error, ProviderConfig? Config, string? DisplayName, Dictionary<string, string>? Placeholders, string[]? Scopes);
+    private sealed record Resolution(IResult? Error, ProviderConfig? Config, string? DisplayName, Dictionary<string, string>? Placeholders, string[]? Scopes, string? AuthMode = AuthModes.OAuth2);
 
     /// <summary>Turns a request (and, for PATCH, the stored provider) into a resolved configuration, or field errors.</summary>
     private static async Task<Resolution> ResolveAsync(ProviderRequest body, Provider? existing, ProviderCatalog catalog, OidcDiscovery discovery,
@@ -274,12 +292,6 @@ internal static class ProvidersAdminEndpoints
             return new(null, null, null, null, null);
         }
 
-        if (entry.AuthMode != AuthModes.OAuth2)
-        {
-            errors["catalog"] = [$"'{body.Catalog}' uses {entry.AuthMode}; the broker registers oauth2 providers only so far."];
-            return new(null, null, null, null, null);
-        }
-
         // The catalog fixes the protocol; a registration may only choose its own app's values.
         foreach (var (field, value) in new (string, object?)[]
         {
@@ -287,7 +299,7 @@ internal static class ProvidersAdminEndpoints
             ("revocation_url", body.RevocationUrl), ("userinfo_url", body.UserinfoUrl), ("api_base_url", body.ApiBaseUrl), ("pkce", body.Pkce),
             ("token_endpoint_auth", body.TokenEndpointAuth), ("token_request_format", body.TokenRequestFormat), ("revocation_format", body.RevocationFormat),
             ("scope_separator", body.ScopeSeparator), ("authorization_params", body.AuthorizationParams), ("token_request_headers", body.TokenRequestHeaders),
-            ("refresh_supported", body.RefreshSupported),
+            ("refresh_supported", body.RefreshSupported), ("api_key", body.ApiKey), ("aws", body.Aws), ("credential_schema", body.CredentialSchema), ("verify", body.Verify),
         })
         {
             if (value is not null)
@@ -352,6 +364,35 @@ internal static class ProvidersAdminEndpoints
             return filled;
         }
 
+        if (entry.AuthMode != AuthModes.OAuth2)
+        {
+            // A credential provider: the user brings the secret; Nexus needs where the API is and how to apply it.
+            foreach (var (field, value) in new (string, string?)[] { ("client_id", body.ClientId), ("client_secret", body.ClientSecret) })
+            {
+                if (value is not null)
+                {
+                    errors[field] = [$"'{body.Catalog}' uses {entry.AuthMode}: there is no OAuth client; each user brings their own credential."];
+                }
+            }
+
+            var apiBase = Fill(entry.ApiBaseUrl, "api_base_url", true);
+            var credentialConfig = new ProviderConfig
+            {
+                ApiBaseUrl = apiBase,
+                ApiKey = entry.ApiKey,
+                Aws = entry.Aws?.ToDictionary(a => a.Key, a => Fill(a.Value, "aws." + a.Key, true)!),
+                CredentialSchema = entry.CredentialSchema is { } schema ? System.Text.Json.Nodes.JsonNode.Parse(schema.GetRawText())!.AsObject() : CredentialSchemas.Default(entry.AuthMode),
+                Verify = entry.Verify,
+                RefreshSupported = false,
+            };
+            if (apiBase is not null && !errors.Keys.Any(k => k.StartsWith("placeholders.", StringComparison.Ordinal)) && policy.Check(apiBase) is { } baseProblem)
+            {
+                errors["api_base_url"] = [$"api_base_url {baseProblem}"];
+            }
+
+            return new(null, credentialConfig, body.DisplayName ?? entry.DisplayName, values, scopes ?? [], entry.AuthMode);
+        }
+
         var config = new ProviderConfig
         {
             AuthorizationUrl = Fill(entry.AuthorizationUrl, "authorization_url", true)!,
@@ -383,9 +424,15 @@ internal static class ProvidersAdminEndpoints
     private static async Task<Resolution> ResolveCustomAsync(ProviderRequest body, Provider? existing, OidcDiscovery discovery, UpstreamPolicy policy,
         string[]? scopes, Dictionary<string, string[]> errors, CancellationToken ct)
     {
-        if (body.AuthMode is not null && body.AuthMode != AuthModes.OAuth2)
+        if (body.AuthMode is not null && !AuthModes.All.Contains(body.AuthMode))
         {
-            errors["auth_mode"] = ["The broker registers oauth2 providers only so far."];
+            errors["auth_mode"] = [$"auth_mode is one of {string.Join(", ", AuthModes.All)}."];
+            return new(null, null, null, null, null);
+        }
+
+        if ((body.AuthMode ?? existing?.AuthMode) is { } credentialMode && credentialMode != AuthModes.OAuth2)
+        {
+            return ResolveCustomCredentialProvider(body, existing, credentialMode, policy, errors);
         }
 
         if (body.Placeholders is { Count: > 0 })
@@ -494,6 +541,67 @@ internal static class ProvidersAdminEndpoints
 
         var displayName = body.DisplayName ?? existing?.DisplayName ?? body.Name ?? "";
         return new(null, config, displayName, [], scopes ?? (existing is null ? [] : [.. existing.Scopes]));
+    }
+
+    /// <summary>A custom api_key, basic_auth or aws_sigv4 provider: an API base URL and how to apply the credential.</summary>
+    private static Resolution ResolveCustomCredentialProvider(ProviderRequest body, Provider? existing, string mode, UpstreamPolicy policy, Dictionary<string, string[]> errors)
+    {
+        foreach (var (field, value) in new (string, object?)[]
+        {
+            ("issuer", body.Issuer), ("authorization_url", body.AuthorizationUrl), ("token_url", body.TokenUrl), ("revocation_url", body.RevocationUrl),
+            ("pkce", body.Pkce), ("token_endpoint_auth", body.TokenEndpointAuth), ("authorization_params", body.AuthorizationParams),
+            ("client_id", body.ClientId), ("client_secret", body.ClientSecret),
+        })
+        {
+            if (value is not null)
+            {
+                errors[field] = [$"{mode} providers have no OAuth endpoints or client; the user brings the credential."];
+            }
+        }
+
+        var config = (existing?.Config ?? new ProviderConfig()) with { RefreshSupported = false };
+        config = config with
+        {
+            ApiBaseUrl = body.ApiBaseUrl ?? config.ApiBaseUrl,
+            ApiKey = body.ApiKey ?? config.ApiKey,
+            Aws = body.Aws ?? config.Aws,
+            Verify = body.Verify ?? config.Verify,
+            CredentialSchema = body.CredentialSchema is { } schema ? System.Text.Json.Nodes.JsonNode.Parse(schema.GetRawText()) as System.Text.Json.Nodes.JsonObject : config.CredentialSchema ?? CredentialSchemas.Default(mode),
+        };
+
+        if (config.ApiBaseUrl is null)
+        {
+            errors["api_base_url"] = ["api_base_url is required: the provider's API, which the Bridge forwards to."];
+        }
+        else if (policy.Check(config.ApiBaseUrl) is { } problem)
+        {
+            errors["api_base_url"] = [$"api_base_url {problem}"];
+        }
+
+        if (mode == AuthModes.ApiKey && (config.ApiKey is null || config.ApiKey.In is not ("header" or "query") || string.IsNullOrWhiteSpace(config.ApiKey.Name)
+            || (config.ApiKey.In == "header" && ReservedHeaders.Contains(config.ApiKey.Name) && config.ApiKey.Name != "Authorization")))
+        {
+            errors["api_key"] = ["api_key is required: {\"in\": \"header\" or \"query\", \"name\": the header or parameter name, \"prefix\": optional, e.g. \"Bearer \"}."];
+        }
+
+        if (mode == AuthModes.AwsSigV4 && (config.Aws is null || !config.Aws.TryGetValue("service", out var service) || string.IsNullOrWhiteSpace(service)
+            || !config.Aws.TryGetValue("region", out var region) || string.IsNullOrWhiteSpace(region)))
+        {
+            errors["aws"] = ["aws is required: {\"service\": the signing name (s3, execute-api, …), \"region\": e.g. us-east-1}."];
+        }
+
+        var schemaProblem = config.CredentialSchema is null ? "credential_schema must be a JSON Schema object." : CredentialSchemas.Problem(config.CredentialSchema);
+        if (schemaProblem is not null)
+        {
+            errors["credential_schema"] = [schemaProblem];
+        }
+
+        if (config.Verify is { } verify && (verify.Method is not ("GET" or "POST" or "HEAD") || !verify.Path.StartsWith('/') || verify.ExpectStatus is < 100 or > 599))
+        {
+            errors["verify"] = ["verify is {\"method\": GET, POST or HEAD, \"path\": starting with /, \"expect_status\": an HTTP status}."];
+        }
+
+        return new(null, config, body.DisplayName ?? existing?.DisplayName ?? body.Name ?? "", [], body.Scopes ?? [], mode);
     }
 
     private static Dictionary<string, string> Merge(Dictionary<string, string> current, Dictionary<string, string>? changes)

@@ -113,6 +113,9 @@ public sealed class RefreshClusterTests
         var shared = NexusServerProcess.SharedSettings();
         shared["Nexus__Refresh__IntervalSeconds"] = "1";
         shared["Nexus__Refresh__Concurrency"] = "8";
+        // The provider holds refreshes for a minute: Nexus must not give up on them (and start another) before the kill,
+        // or a slow machine would see two calls for one connection and the count below would not mean what it says.
+        shared["Nexus__UpstreamTimeoutSeconds"] = "120";
         var first = await NexusServerProcess.StartAsync(db, shared);
         using var kit = new RefreshKit(first.Http, shared["API_KEY"]!);
         var provider = await kit.RegisterAsync(upstream);

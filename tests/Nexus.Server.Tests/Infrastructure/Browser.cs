@@ -47,7 +47,8 @@ public sealed partial class Browser : IDisposable
             if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location)
             {
                 var next = location.IsAbsoluteUri ? location : new Uri(target, location);
-                if (next.Authority != baseUri.Authority && !followForeign)
+                // Other loopback servers may be followed; anything beyond this machine never is.
+                if (next.Authority != baseUri.Authority && (!followForeign || !next.IsLoopback))
                 {
                     return next;
                 }
@@ -86,7 +87,7 @@ public sealed partial class Browser : IDisposable
         if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location)
         {
             var next = location.IsAbsoluteUri ? location : new Uri(target, location);
-            return next.Authority != baseUri.Authority && !followForeign ? next : await NavigateAsync(next.ToString(), followForeign);
+            return next.Authority != baseUri.Authority && (!followForeign || !next.IsLoopback) ? next : await NavigateAsync(next.ToString(), followForeign);
         }
 
         return target;

@@ -68,6 +68,9 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
         app.MapGet("/{flavor}/authorize", fake.Authorize);
         app.MapPost("/{flavor}/token", fake.TokenAsync);
         app.MapPost("/{flavor}/revoke", fake.RevokeAsync);
+        app.MapGet("/{flavor}/userinfo", (HttpRequest request) => request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.Ordinal)
+            ? Results.Json(new { login = "octocat", email = "octocat@example.com" })
+            : Results.Unauthorized());
         app.MapGet("/oidc/.well-known/openid-configuration", () => Results.Json(new Dictionary<string, object>
         {
             ["issuer"] = fake.OidcIssuer,

@@ -61,7 +61,7 @@ public sealed class ProvidersAdminTests(BrokerFixture fixture) : IClassFixture<B
 
     [Theory]
     [InlineData("{\"name\":\"x1\",\"catalog\":\"nope\",\"client_id\":\"a\",\"client_secret\":\"b\"}", "catalog")]
-    [InlineData("{\"name\":\"x2\",\"catalog\":\"openai\",\"client_id\":\"a\",\"client_secret\":\"b\"}", "catalog")]
+    [InlineData("{\"name\":\"x2\",\"catalog\":\"openai\",\"client_id\":\"a\",\"client_secret\":\"b\"}", "client_id")]
     [InlineData("{\"name\":\"x3\",\"catalog\":\"github\",\"client_id\":\"a\",\"client_secret\":\"b\",\"token_url\":\"https://evil.test/t\"}", "token_url")]
     [InlineData("{\"name\":\"Bad Name\",\"catalog\":\"github\",\"client_id\":\"a\",\"client_secret\":\"b\"}", "name")]
     [InlineData("{\"name\":\"x4\",\"catalog\":\"github\",\"client_secret\":\"b\"}", "client_id")]
@@ -72,7 +72,7 @@ public sealed class ProvidersAdminTests(BrokerFixture fixture) : IClassFixture<B
     [InlineData("{\"name\":\"x9\",\"authorization_url\":\"https://example.com/a\",\"token_url\":\"https://example.com/t\",\"client_id\":\"a\",\"client_secret\":\"b\",\"pkce\":\"maybe\"}", "pkce")]
     [InlineData("{\"name\":\"x10\",\"authorization_url\":\"https://example.com/a\",\"token_url\":\"https://example.com/t\",\"client_id\":\"a\",\"client_secret\":\"b\",\"authorization_params\":{\"state\":\"x\"}}", "authorization_params")]
     [InlineData("{\"name\":\"x11\",\"authorization_url\":\"https://example.com/a\",\"token_url\":\"https://example.com/t\",\"client_id\":\"a\",\"client_secret\":\"b\",\"token_request_headers\":{\"Authorization\":\"x\"}}", "token_request_headers")]
-    [InlineData("{\"name\":\"x12\",\"auth_mode\":\"api_key\",\"authorization_url\":\"https://example.com/a\",\"token_url\":\"https://example.com/t\",\"client_id\":\"a\",\"client_secret\":\"b\"}", "auth_mode")]
+    [InlineData("{\"name\":\"x12\",\"auth_mode\":\"api_key\",\"authorization_url\":\"https://example.com/a\",\"token_url\":\"https://example.com/t\",\"client_id\":\"a\",\"client_secret\":\"b\"}", "authorization_url")]
     public async Task InvalidRegistrationsNameTheFieldToFix(string json, string field)
     {
         using var response = await Send(HttpMethod.Post, "/v1/providers", json);

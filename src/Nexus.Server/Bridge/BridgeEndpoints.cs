@@ -1,0 +1,119 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using Nexus.Server.ApiKeys;
+using Nexus.Server.Connections;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.Bridge;
+
+/// <summary>
+/// The Bridge: <c>/v1/bridge/{connection_id}/{path}</c>, or <c>/v1/proxy/{path}</c> with a Nexus-Connection-Id header
+/// for agents that prefer a fixed base URL. Any gateway API key may use it, including bridge-only keys
+/// (can_read_credentials=false), so an agent can call a provider's API without ever holding a secret.
+/// </summary>
+internal static class BridgeEndpoints
+{
+    public const string BridgePrefix = "/v1/bridge/";
+    public const string ProxyPrefix = "/v1/proxy";
+    public const string ConnectionHeader = "Nexus-Connection-Id";
+
+    public static void MapBridgeRoutes(this IEndpointRouteBuilder app)
+    {
+        app.Map(BridgePrefix + "{connectionId}/{**path}", (HttpContext context, string connectionId) => ForwardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge");
+        app.Map(BridgePrefix + "{connectionId}", (HttpContext context, string connectionId) => ForwardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge");
+        app.Map(ProxyPrefix + "/{**path}", (HttpContext context) => ForwardAsync(context, context.Request.Headers[ConnectionHeader].ToString(), ProxyPrefix)).WithTags("Bridge");
+    }
+
+    private static async Task ForwardAsync(HttpContext context, string connectionId, string rawPrefix)
+    {
+        var services = context.RequestServices;
+        var ct = context.RequestAborted;
+        var (caller, authError) = await services.GetRequiredService<GatewayAuthenticator>().AuthenticateAsync(context);
+        if (caller is null)
+        {
+            await authError!.ExecuteAsync(context);
+            return;
+        }
+
+        if (string.IsNullOrEmpty(connectionId))
+        {
+            await Problems.Create(StatusCodes.Status400BadRequest, "connection_id_missing", "Which connection?", $"Send the {ConnectionHeader} header, or use {BridgePrefix}{{connection_id}}/….").ExecuteAsync(context);
+            return;
+        }
+
+        var store = services.GetRequiredService<ConnectionStore>();
+        var connection = await store.FindCachedAsync(connectionId, ct);
+        if (connection is null || !caller.CanAccess(connection.WorkspaceId))
+        {
+            await Problems.NotFound("Connection").ExecuteAsync(context);
+            return;
+        }
+
+        if (connection.TokenType != CredentialCapture.TokenType)
+        {
+            // Same rule as GET /v1/token: a token inside its refresh margin is refreshed before it is used.
+            var fresh = await services.GetRequiredService<Connections.Refresh.ConnectionRefresher>().EnsureFreshAsync(connection, ct);
+            if (fresh.Problem is not null)
+            {
+                await fresh.Problem.ExecuteAsync(context);
+                return;
+            }
+
+            connection = fresh.Connection!;
+        }
+
+        if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null)
+        {
+            await Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.", null,
+                new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id }).ExecuteAsync(context);
+            return;
+        }
+
+        var provider = await services.GetRequiredService<ProviderRegistry>().FindCachedAsync(connection.ProviderName, ct);
+        if (provider?.Config.ApiBaseUrl is not { } apiBase || apiBase.Contains('{', StringComparison.Ordinal) || !Uri.TryCreate(apiBase, UriKind.Absolute, out var apiBaseUri))
+        {
+            await Problems.Create(StatusCodes.Status409Conflict, "no_api_base_url", "The provider has no usable API base URL for the Bridge.",
+                "Set api_base_url on the provider (PATCH /v1/providers/{name}).").ExecuteAsync(context);
+            return;
+        }
+
+        var secret = store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken);
+        BridgeCredential credential = connection.TokenType == CredentialCapture.TokenType
+            ? BridgeCredentials.From(provider, JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!)
+            : new BridgeCredential.Bearer(secret);
+        var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
+        var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
+            await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null);
+
+        // The path after the prefix, exactly as the caller sent it (still percent-encoded), so that encoded
+        // tricks are seen and refused rather than decoded into something else.
+        var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+        var query = raw.IndexOf('?', StringComparison.Ordinal);
+        var rawPath = query < 0 ? raw : raw[..query];
+        var remainder = rawPath.StartsWith(rawPrefix, StringComparison.Ordinal) ? rawPath[rawPrefix.Length..] : "";
+        await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, remainder);
+    }
+}
+
+/// <summary>How the Bridge obtains a fresh access token after a provider answered 401.</summary>
+internal interface IBridgeTokenRefresher
+{
+    Task<string?> RefreshAsync(string connectionId, CancellationToken ct);
+}
+
+internal static class BridgeExtensions
+{
+    public static WebApplicationBuilder AddBridge(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<BridgeForwarder>();
+        builder.Services.AddSingleton<IBridgeTokenRefresher, RefreshingBridgeTokens>();
+        return builder;
+    }
+
+    public static WebApplication MapBridge(this WebApplication app)
+    {
+        app.MapBridgeRoutes();
+        return app;
+    }
+}

@@ -1,0 +1,264 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.WebUtilities;
+using Nexus.Server.Accounts;
+using Nexus.Server.ApiKeys;
+using Nexus.Server.Audit;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.Connections;
+
+/// <summary>
+/// Credentials for api_key, basic_auth and aws_sigv4 providers. request-connection hands out an auth_url to a Nexus
+/// page that renders the provider's credential_schema as a form (secret fields masked); the user's entry is checked
+/// against the schema, optionally verified with a cheap call to the provider, stored encrypted, and the browser goes
+/// back to return_url exactly as after an OAuth consent. Servers can do the same with
+/// POST /v1/connections/{id}/credentials. The values live in the connection's access_token column as JSON, with
+/// token_type "credential" marking the difference.
+/// </summary>
+internal static class CredentialCapture
+{
+    public const string FormPath = "/connect/credentials";
+    public const string TokenType = "credential";
+
+    public static void MapCredentialCapture(this IEndpointRouteBuilder app)
+    {
+        app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
+        app.MapPost(FormPath, SubmitFormAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections");
+    }
+
+    public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";
+
+    /// <summary>The pending credential connection a state stands for, or why there is none.</summary>
+    private static async Task<(Connection? Connection, Provider? Provider, string? Error)> ResolveAsync(string? state, StateSigner signer, ConnectionStore store,
+        ProviderRegistry providers, TimeProvider time, CancellationToken ct)
+    {
+        if (!signer.TryVerify(state, out var claims) || await store.FindAsync(claims.ConnectionId, ct) is not { } connection || connection.StateNonce != claims.Nonce)
+        {
+            return (null, null, "This link is not valid. Start again from the application that sent you here.");
+        }
+
+        if (connection.Status != ConnectionStatus.Pending || connection.StateUsedAt is not null || connection.StateExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
+        {
+            return (null, null, "This link was already used or has expired. Start again from the application that sent you here.");
+        }
+
+        var provider = await providers.FindAsync(connection.ProviderName, ct);
+        return provider is null || provider.AuthMode == AuthModes.OAuth2 ? (null, null, "This connection does not take credentials.") : (connection, provider, null);
+    }
+
+    private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers, TimeProvider time)
+    {
+        var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, context.RequestAborted);
+        return connection is null ? Error(context, "Cannot connect", error!) : Form(context, state!, provider!, null, null);
+    }
+
+    private static IResult Form(HttpContext context, string state, Provider provider, Dictionary<string, string[]>? errors, string? message, int status = 200)
+    {
+        context.Response.Headers["Referrer-Policy"] = "no-referrer";
+        var fields = CredentialSchemas.Fields(provider.Config.CredentialSchema!);
+        var inputs = string.Concat(fields.Select(f =>
+        {
+            var error = errors is not null && errors.TryGetValue(f.Name, out var messages) ? $"<p class=\"error\" id=\"{E(f.Name)}-error\">{E(string.Join(" ", messages))}</p>" : "";
+            var described = string.Join(' ', new[] { f.Description is null ? null : f.Name + "-help", error.Length > 0 ? f.Name + "-error" : null }.Where(d => d is not null));
+            return $"""
+                <label for="{E(f.Name)}">{E(f.Title)}{(f.Required ? "" : " <span class=\"muted\">(optional)</span>")}</label>
+                <input id="{E(f.Name)}" name="{E(f.Name)}" type="{(f.Secret ? "password" : "text")}" autocomplete="off" spellcheck="false"{(f.Required ? " required" : "")}{(f.Pattern is null ? "" : $" pattern=\"{E(f.Pattern.TrimStart('^').TrimEnd('$'))}\"")}{(described.Length > 0 ? $" aria-describedby=\"{E(described)}\"" : "")}>
+                {(f.Description is null ? "" : $"<p class=\"muted\" id=\"{E(f.Name)}-help\">{E(f.Description)}</p>")}{error}
+                """;
+        }));
+        var alert = message is null ? "" : $"<p class=\"error\" role=\"alert\">{E(message)}</p>";
+        return Page(context, "Connect " + provider.DisplayName, $"""
+            <section class="card narrow"><h1>Connect {E(provider.DisplayName)}</h1>
+            <p>Enter your {E(provider.DisplayName)} credentials. Nexus stores them encrypted; the application that sent you here never sees them.</p>{alert}
+            <form method="post" action="{FormPath}">{AntiforgeryField(context)}<input type="hidden" name="state" value="{E(state)}">{inputs}
+            <div class="actions"><button type="submit">Connect</button></div></form></section>
+            """, status);
+    }
+
+    private static async Task<IResult> SubmitFormAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
+        IHttpClientFactory http, AuditLog audit, TimeProvider time)
+    {
+        var ct = context.RequestAborted;
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var state = form["state"].ToString();
+        var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, ct);
+        if (connection is null)
+        {
+            return Error(context, "Cannot connect", error!);
+        }
+
+        var input = form.Where(f => f.Key is not ("state" or "__csrf")).ToDictionary(f => f.Key, f => JsonSerializer.SerializeToElement(f.Value.ToString()));
+        var (values, errors) = CredentialSchemas.Validate(provider!.Config.CredentialSchema!, input);
+        if (values is null)
+        {
+            return Form(context, state, provider, errors, "Check the highlighted fields.", 400);
+        }
+
+        if (await VerifyAsync(provider, values, http, ct) is { } rejected)
+        {
+            // The state stays unused: the person can correct the entry and try again.
+            return Form(context, state, provider, null, rejected, 400);
+        }
+
+        var nonce = signer.TryVerify(state, out var claims) ? claims.Nonce : "";
+        if (!await store.ConsumeStateAsync(connection.Id, nonce, ct))
+        {
+            return Error(context, "Cannot connect", "This link was already used. Start again from the application that sent you here.");
+        }
+
+        await ActivateAsync(connection, values, store, audit, "user", ct);
+        var target = QueryHelpers.AddQueryString(connection.ReturnUrl, new Dictionary<string, string?> { ["connection_id"] = connection.Id, ["status"] = ConnectionStatus.Active });
+        return Results.Redirect(target);
+    }
+
+    private static async Task<IResult> SubmitApiAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ProviderRegistry providers,
+        IHttpClientFactory http, AuditLog audit)
+    {
+        var ct = context.RequestAborted;
+        var (caller, authError) = await auth.AuthenticateAsync(context);
+        if (caller is null)
+        {
+            return authError!;
+        }
+
+        var connection = await store.FindAsync(connectionId, ct);
+        if (connection is null || !caller.CanAccess(connection.WorkspaceId))
+        {
+            return Problems.NotFound("Connection");
+        }
+
+        var provider = await providers.FindAsync(connection.ProviderName, ct);
+        if (provider is null || provider.AuthMode == AuthModes.OAuth2)
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "not_a_credential_connection", "This connection's provider uses OAuth; its tokens come from the consent flow.");
+        }
+
+        if (connection.Status is not (ConnectionStatus.Pending or ConnectionStatus.Active or ConnectionStatus.AttentionRequired))
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "connection_failed", "This connection failed; request a new one.");
+        }
+
+        var (body, error) = await JsonBody.ReadAsync<Dictionary<string, JsonElement>>(context.Request, ct);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var (values, errors) = CredentialSchemas.Validate(provider.Config.CredentialSchema!, body!);
+        if (values is null)
+        {
+            return Problems.Validation(errors);
+        }
+
+        if (await VerifyAsync(provider, values, http, ct) is { } rejected)
+        {
+            return Problems.Create(StatusCodes.Status422UnprocessableEntity, "credentials_rejected", "The provider did not accept these credentials.", rejected);
+        }
+
+        await ActivateAsync(connection, values, store, audit, caller.Actor, ct);
+        return TypedResults.Ok(ConnectionResponse.From((await store.FindAsync(connection.Id, ct))!));
+    }
+
+    private static async Task ActivateAsync(Connection connection, Dictionary<string, string> values, ConnectionStore store, AuditLog audit, string actor, CancellationToken ct)
+    {
+        var json = JsonSerializer.Serialize(values);
+        await store.ActivateAsync(connection.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, json), null, TokenType, null, ct);
+        // The non-secret half of a credential tells people which account it is.
+        if ((values.GetValueOrDefault("username") ?? values.GetValueOrDefault("access_key_id")) is { } account)
+        {
+            await store.SetAccountAsync(connection.Id, account, ct);
+        }
+
+        await audit.RecordAsync(AuditEvents.Activated, actor, connection.WorkspaceId, connection.Id,
+            new { provider = connection.ProviderName, fields = values.Keys }, ct);
+    }
+
+    /// <summary>The provider's check call (catalog "verify"), made through the same credential injection as the Bridge.</summary>
+    private static async Task<string?> VerifyAsync(Provider provider, Dictionary<string, string> values, IHttpClientFactory http, CancellationToken ct)
+    {
+        if (provider.Config.Verify is not { } verify || provider.Config.ApiBaseUrl is null)
+        {
+            return null;
+        }
+
+        var credential = Bridge.BridgeCredentials.From(provider, values);
+        var uri = new Uri(provider.Config.ApiBaseUrl.TrimEnd('/') + verify.Path);
+        if (credential is Bridge.BridgeCredential.ApiKey { In: "query" } query)
+        {
+            uri = new Uri(QueryHelpers.AddQueryString(uri.AbsoluteUri, query.Name, (query.Prefix ?? "") + query.Key));
+        }
+
+        using var request = new HttpRequestMessage(new HttpMethod(verify.Method), uri);
+        switch (credential)
+        {
+            case Bridge.BridgeCredential.ApiKey { In: "header" } header:
+                request.Headers.TryAddWithoutValidation(header.Name, (header.Prefix ?? "") + header.Key);
+                break;
+            case Bridge.BridgeCredential.Basic basic:
+                request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{basic.Username}:{basic.Password}")));
+                break;
+            case Bridge.BridgeCredential.AwsSigV4 aws:
+                await Nexus.Sdk.Aws.SigV4Signer.SignAsync(request, aws.Credentials, aws.Region, aws.Service, DateTimeOffset.UtcNow, cancellationToken: ct);
+                break;
+        }
+
+        try
+        {
+            using var response = await http.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, ct);
+            return (int)response.StatusCode == verify.ExpectStatus ? null
+                : response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+                    ? $"{provider.DisplayName} rejected these credentials ({(int)response.StatusCode})."
+                    : $"{provider.DisplayName} answered {(int)response.StatusCode} to the check; expected {verify.ExpectStatus}.";
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return $"{provider.DisplayName} could not be reached to check the credentials.";
+        }
+    }
+
+    /// <summary>GET /v1/token for a credential connection, shaped by strategy as the seed describes.</summary>
+    public static async Task WriteTokenResponseAsync(HttpContext context, Connection connection, ConnectionStore store, ProviderRegistry providers)
+    {
+        var provider = await providers.FindCachedAsync(connection.ProviderName, context.RequestAborted);
+        if (provider is null)
+        {
+            await Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The connection's provider is no longer registered.").ExecuteAsync(context);
+            return;
+        }
+
+        var values = JsonSerializer.Deserialize<Dictionary<string, string>>(store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken!))!;
+        var strategy = new JsonObject { ["type"] = provider.AuthMode };
+        switch (provider.AuthMode)
+        {
+            case AuthModes.ApiKey:
+                strategy["in"] = provider.Config.ApiKey?.In;
+                strategy["name"] = provider.Config.ApiKey?.Name;
+                strategy["prefix"] = provider.Config.ApiKey?.Prefix;
+                break;
+            case AuthModes.AwsSigV4:
+                strategy["region"] = provider.Config.Aws?.GetValueOrDefault("region");
+                strategy["service"] = provider.Config.Aws?.GetValueOrDefault("service");
+                break;
+        }
+
+        var credentials = new JsonObject();
+        foreach (var (name, value) in values)
+        {
+            credentials[name] = value;
+        }
+
+        context.Response.Headers.CacheControl = "no-store";
+        await TypedResults.Json(new JsonObject { ["strategy"] = strategy, ["credentials"] = credentials, ["expires_at"] = null }).ExecuteAsync(context);
+    }
+}

@@ -1,0 +1,217 @@
+using Nexus.Server.Accounts;
+using Nexus.Server.Audit;
+using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Connections;
+using Nexus.Server.Connections.Refresh;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.Dashboard;
+
+/// <summary>
+/// "My connections": the services a signed-in person connected, what each may do in plain words, and Connect,
+/// Revoke and Reconnect. A person's connections live in the workspace named by their user id, so the gateway API
+/// (with a key for that workspace) sees exactly what the dashboard shows.
+/// </summary>
+internal static class ConnectionsPages
+{
+    public const string Path = "/dashboard";
+
+    public static void MapConnectionsPages(this IEndpointRouteBuilder app)
+    {
+        app.MapGet(Path, ListAsync).ExcludeFromDescription();
+        app.MapGet(Path + "/connect/{provider}", ChooseAsync).ExcludeFromDescription();
+        app.MapPost(Path + "/connect/{provider}", ConnectAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet(Path + "/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
+        app.MapPost(Path + "/connections/{connectionId}/revoke", RevokeAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet(Path + "/returned", ReturnedAsync).ExcludeFromDescription();
+    }
+
+    private static string? Workspace(HttpContext context) => UserAccounts.CurrentUserId(context);
+
+    private static IResult SignIn(HttpContext context) =>
+        Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(context.Request.Path + context.Request.QueryString)}");
+
+    private static async Task<IResult> ListAsync(HttpContext context, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog, CancellationToken ct)
+    {
+        if (Workspace(context) is not { } workspace)
+        {
+            return SignIn(context);
+        }
+
+        var connections = await store.ListAsync([workspace], null, 200, ct);
+        var accounts = await store.AccountsAsync(workspace, ct);
+        var registered = await providers.ListAsync(ct);
+        var attention = connections.Where(c => c.Status == ConnectionStatus.AttentionRequired).ToList();
+        var banner = attention.Count == 0 ? "" : $"""
+            <div class="banner" role="alert"><strong>{attention.Count} connection{(attention.Count == 1 ? " needs" : "s need")} to be re-established.</strong>
+            {string.Join(", ", attention.Select(c => E(Display(registered, c.ProviderName))))} stopped working (the service refused to renew access). Use <em>Reconnect</em> below.</div>
+            """;
+        var rows = connections.Where(c => c.Status != ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).Select(c =>
+        {
+            var provider = registered.FirstOrDefault(p => p.Name == c.ProviderName);
+            var name = Display(registered, c.ProviderName);
+            var permissions = c.ScopeList.Count == 0 ? "<span class=\"muted\">No extra permissions</span>"
+                : "<ul class=\"scopes\">" + string.Concat(c.ScopeList.Select(s => $"<li>{E(Describe(catalog, provider, s))}</li>")) + "</ul>";
+            var reconnect = provider is null ? "" : $"<a class=\"button secondary\" href=\"{Path}/connect/{E(provider.Name)}?replaces={E(c.Id)}\">{(c.Status == ConnectionStatus.Active ? "Re-authorize" : "Reconnect")}</a>";
+            return $"""
+                <tr><td><span class="avatar" aria-hidden="true">{E(name[..1].ToUpperInvariant())}</span> <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
+                <td>{permissions}</td><td><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
+                <td>{Time(c.CreatedAt)}</td><td>{Time(c.UpdatedAt)}</td>
+                <td>{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>
+                """;
+        });
+        var table = SiteManagementPages.Table(["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"], rows, "You have not connected any service yet.");
+        var connect = registered.Count == 0
+            ? "<p class=\"muted\">No services are configured on this Nexus yet; an administrator adds them under Site management › Providers.</p>"
+            : "<ul class=\"connect-list\">" + string.Concat(registered.OrderBy(p => p.DisplayName).Select(p =>
+                $"<li><a class=\"button secondary\" href=\"{Path}/connect/{E(p.Name)}\"><span class=\"avatar\" aria-hidden=\"true\">{E(p.DisplayName[..1].ToUpperInvariant())}</span> {E(p.DisplayName)}</a></li>")) + "</ul>";
+        return Page(context, "My connections", $"""
+            {banner}<section class="card"><h1>My connections</h1>{table}</section>
+            <section class="card"><h2>Connect a service</h2>{connect}</section>
+            """);
+    }
+
+    private static async Task<IResult> ChooseAsync(HttpContext context, string provider, string? replaces, ProviderRegistry providers, ProviderCatalog catalog, CancellationToken ct)
+    {
+        if (Workspace(context) is null)
+        {
+            return SignIn(context);
+        }
+
+        if (await providers.FindAsync(provider, ct) is not { } p)
+        {
+            return Error(context, "Unknown service", "This service is not configured on this Nexus.", StatusCodes.Status404NotFound);
+        }
+
+        var offered = Offered(catalog, p);
+        var choices = offered.Count == 0 ? "<p class=\"muted\">This service asks for no permissions.</p>" : "<fieldset><legend>Permissions to grant</legend>" + string.Concat(offered.Select((s, i) => $"""
+            <div class="check"><input type="checkbox" id="scope-{i}" name="scope" value="{E(s)}"{(p.Scopes.Contains(s) ? " checked" : "")}>
+            <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label></div>
+            """)) + "</fieldset>";
+        return Page(context, "Connect " + p.DisplayName, $"""
+            <section class="card narrow"><h1>Connect {E(p.DisplayName)}</h1>
+            <p>{(p.AuthMode == AuthModes.OAuth2 ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here." : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.")}</p>
+            <form method="post" action="{Path}/connect/{E(p.Name)}">{AntiforgeryField(context)}{(replaces is null ? "" : $"<input type=\"hidden\" name=\"replaces\" value=\"{E(replaces)}\">")}
+            {(p.AuthMode == AuthModes.OAuth2 ? choices : "")}
+            <div class="actions"><button type="submit">Continue to {E(p.DisplayName)}</button><a class="button secondary" href="{Path}">Cancel</a></div></form></section>
+            """);
+    }
+
+    private static async Task<IResult> ConnectAsync(HttpContext context, string provider, ProviderRegistry providers, ConnectionStore store, StateSigner signer,
+        AuditLog audit, NexusOptions options, TimeProvider time, CancellationToken ct)
+    {
+        if (Workspace(context) is not { } workspace)
+        {
+            return SignIn(context);
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        if (await providers.FindAsync(provider, ct) is not { } p)
+        {
+            return Error(context, "Unknown service", "This service is not configured on this Nexus.", StatusCodes.Status404NotFound);
+        }
+
+        var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
+        var replaces = form["replaces"].ToString();
+        var returnUrl = options.Issuer + Path + "/returned" + (replaces.Length > 0 ? "?replaces=" + Uri.EscapeDataString(replaces) : "");
+        var (authUrl, _) = await GatewayEndpoints.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, returnUrl, "user:" + workspace,
+            store, signer, audit, options, time, ct);
+        return Results.Redirect(authUrl);
+    }
+
+    /// <summary>Where the broker sends the browser back; a successful reconnect retires the connection it replaces.</summary>
+    private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, string? status, string? replaces, string? error,
+        ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit, ConnectionNotifier notifier, CancellationToken ct)
+    {
+        if (Workspace(context) is not { } workspace)
+        {
+            return SignIn(context);
+        }
+
+        if (status == ConnectionStatus.Active && replaces is not null && connection_id is not null && replaces != connection_id
+            && await store.FindAsync(connection_id, ct) is { WorkspaceId: var w } && w == workspace
+            && await store.FindAsync(replaces, ct) is { } old && old.WorkspaceId == workspace)
+        {
+            await GatewayEndpoints.RevokeAsync(old, "user:" + workspace, store, providers, client, audit, notifier, ct);
+        }
+
+        if (status != ConnectionStatus.Active)
+        {
+            return Error(context, "The connection was not completed", $"The service answered: {error ?? status ?? "unknown"}. You can try again from My connections.");
+        }
+
+        return Results.Redirect(Path);
+    }
+
+    private static async Task<IResult> ConfirmRevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, CancellationToken ct)
+    {
+        if (Workspace(context) is not { } workspace)
+        {
+            return SignIn(context);
+        }
+
+        var connection = await store.FindAsync(connectionId, ct);
+        if (connection is null || connection.WorkspaceId != workspace)
+        {
+            return Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound);
+        }
+
+        var name = Display(await providers.ListAsync(ct), connection.ProviderName);
+        return Page(context, "Revoke " + name, $"""
+            <section class="card narrow"><h1>Revoke {E(name)}?</h1>
+            <p>Applications using this connection stop working with {E(name)} at once. You can connect it again later.</p>
+            <form method="post" action="{Path}/connections/{E(connection.Id)}/revoke">{AntiforgeryField(context)}
+            <div class="actions"><button type="submit" class="danger">Revoke access</button><a class="button secondary" href="{Path}">Cancel</a></div></form></section>
+            """);
+    }
+
+    private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
+        ConnectionNotifier notifier, CancellationToken ct)
+    {
+        if (Workspace(context) is not { } workspace)
+        {
+            return SignIn(context);
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var connection = await store.FindAsync(connectionId, ct);
+        if (connection is null || connection.WorkspaceId != workspace)
+        {
+            return Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound);
+        }
+
+        await GatewayEndpoints.RevokeAsync(connection, "user:" + workspace, store, providers, client, audit, notifier, ct);
+        return Results.Redirect(Path);
+    }
+
+    private static string Display(IReadOnlyList<Provider> providers, string name) => providers.FirstOrDefault(p => p.Name == name)?.DisplayName ?? name;
+
+    /// <summary>The permissions a person may choose from: the provider's defaults plus the catalog's documented scopes.</summary>
+    private static List<string> Offered(ProviderCatalog catalog, Provider provider)
+    {
+        var offered = new List<string>(provider.Scopes);
+        if (provider.CatalogKey is not null && catalog.Find(provider.CatalogKey)?.Scopes is { } documented)
+        {
+            offered.AddRange(documented.Keys.Where(k => !offered.Contains(k)));
+        }
+
+        return offered;
+    }
+
+    /// <summary>A scope in plain words: the catalog's description when it has one, else Nexus's own for OIDC scopes.</summary>
+    private static string Describe(ProviderCatalog catalog, Provider? provider, string scope) =>
+        provider?.CatalogKey is not null && catalog.Find(provider.CatalogKey)?.Scopes?.GetValueOrDefault(scope) is { } text ? text : ScopeDescriptions.Describe(scope);
+
+    private static string Time(long unixMs) =>
+        $"<time datetime=\"{DateTimeOffset.FromUnixTimeMilliseconds(unixMs):O}\">{DateTimeOffset.FromUnixTimeMilliseconds(unixMs):yyyy-MM-dd HH:mm} UTC</time>";
+}

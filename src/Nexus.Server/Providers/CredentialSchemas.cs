@@ -1,0 +1,151 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+
+namespace Nexus.Server.Providers;
+
+/// <summary>One field of a credential form, read from a provider's credential_schema.</summary>
+internal sealed record CredentialField(string Name, string Title, string? Description, string? Pattern, bool Required, bool Secret, int? MaxLength);
+
+/// <summary>
+/// The credential schemas of api_key, basic_auth and aws_sigv4 providers: a small, strict subset of JSON Schema
+/// (draft 2020-12) that a form can render and a server can enforce: an object of string properties with title,
+/// description, pattern, minLength/maxLength, required, and the "x-secret" annotation for masked fields.
+/// </summary>
+internal static class CredentialSchemas
+{
+    public const int MaxFieldLength = 8192;
+
+    public static JsonObject Default(string mode) => mode switch
+    {
+        AuthModes.ApiKey => Schema(["api_key"], ("api_key", "API key", true, null)),
+        AuthModes.BasicAuth => Schema(["username", "password"], ("username", "Username", false, null), ("password", "Password", true, null)),
+        AuthModes.AwsSigV4 => Schema(["access_key_id", "secret_access_key"],
+            ("access_key_id", "Access key ID", false, "^[A-Z0-9]{16,128}$"), ("secret_access_key", "Secret access key", true, null), ("session_token", "Session token (optional)", true, null)),
+        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "OAuth providers have no credential schema."),
+    };
+
+    private static JsonObject Schema(string[] required, params (string Name, string Title, bool Secret, string? Pattern)[] fields)
+    {
+        var properties = new JsonObject();
+        foreach (var (name, title, secret, pattern) in fields)
+        {
+            var property = new JsonObject { ["type"] = "string", ["title"] = title, ["minLength"] = 1 };
+            if (pattern is not null)
+            {
+                property["pattern"] = pattern;
+            }
+
+            if (secret)
+            {
+                property["x-secret"] = true;
+            }
+
+            properties[name] = property;
+        }
+
+        return new JsonObject
+        {
+            ["type"] = "object",
+            ["required"] = new JsonArray(required.Select(r => (JsonNode)r).ToArray()),
+            ["properties"] = properties,
+            ["additionalProperties"] = false,
+        };
+    }
+
+    /// <summary>What is wrong with a schema a registration supplies, or null.</summary>
+    public static string? Problem(JsonObject schema)
+    {
+        try
+        {
+            var fields = Fields(schema);
+            return fields.Count is 0 or > 20 ? "credential_schema needs 1 to 20 string properties." : null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or RegexParseException)
+        {
+            return "credential_schema: " + e.Message;
+        }
+    }
+
+    public static IReadOnlyList<CredentialField> Fields(JsonObject schema)
+    {
+        if (schema["type"]?.GetValue<string>() != "object" || schema["properties"] is not JsonObject properties)
+        {
+            throw new InvalidOperationException("it must be {\"type\": \"object\", \"properties\": {…}}.");
+        }
+
+        var required = (schema["required"] as JsonArray)?.Select(r => r!.GetValue<string>()).ToHashSet() ?? [];
+        var fields = new List<CredentialField>();
+        foreach (var (name, node) in properties)
+        {
+            if (node is not JsonObject property || property["type"]?.GetValue<string>() != "string" || !Regex.IsMatch(name, "^[a-z][a-z0-9_]{0,63}$"))
+            {
+                throw new InvalidOperationException($"property '{name}' must be a string property with a snake_case name.");
+            }
+
+            var pattern = property["pattern"]?.GetValue<string>();
+            if (pattern is not null)
+            {
+                _ = new Regex(pattern, RegexOptions.None, TimeSpan.FromSeconds(1));
+            }
+
+            fields.Add(new CredentialField(name, property["title"]?.GetValue<string>() ?? name, property["description"]?.GetValue<string>(), pattern,
+                required.Contains(name), property["x-secret"]?.GetValue<bool>() ?? false, property["maxLength"]?.GetValue<int>()));
+        }
+
+        if (required.FirstOrDefault(r => fields.All(f => f.Name != r)) is { } missing)
+        {
+            throw new InvalidOperationException($"required names '{missing}', which is not a property.");
+        }
+
+        return fields;
+    }
+
+    /// <summary>Checks submitted values against the schema; returns the cleaned values or field errors (never echoing a value).</summary>
+    public static (Dictionary<string, string>? Values, Dictionary<string, string[]> Errors) Validate(JsonObject schema, IReadOnlyDictionary<string, JsonElement> input)
+    {
+        var errors = new Dictionary<string, string[]>();
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var fields = Fields(schema);
+        foreach (var (name, value) in input)
+        {
+            if (fields.All(f => f.Name != name))
+            {
+                errors[name] = [$"'{name}' is not a field of this provider's credentials."];
+            }
+            else if (value.ValueKind != JsonValueKind.String)
+            {
+                errors[name] = ["Must be a string."];
+            }
+        }
+
+        foreach (var field in fields)
+        {
+            var value = input.TryGetValue(field.Name, out var element) && element.ValueKind == JsonValueKind.String ? element.GetString()!.Trim() : null;
+            if (string.IsNullOrEmpty(value))
+            {
+                if (field.Required)
+                {
+                    errors[field.Name] = [$"{field.Title} is required."];
+                }
+
+                continue;
+            }
+
+            if (value.Length > (field.MaxLength ?? MaxFieldLength))
+            {
+                errors[field.Name] = [$"{field.Title} is too long."];
+            }
+            else if (field.Pattern is not null && !Regex.IsMatch(value, field.Pattern, RegexOptions.None, TimeSpan.FromSeconds(1)))
+            {
+                errors[field.Name] = [$"{field.Title} does not have the expected format ({field.Pattern})."];
+            }
+            else
+            {
+                values[field.Name] = value;
+            }
+        }
+
+        return errors.Count == 0 ? (values, errors) : (null, errors);
+    }
+}
