@@ -36,6 +36,25 @@ public sealed class RefreshBackgroundTests
     }
 
     [Fact]
+    public async Task OneSlowProviderCallDoesNotHoldUpTheOtherBackgroundRefreshes()
+    {
+        await using var scene = await RefreshScene.StartAsync(background: true, s => s["Nexus:UpstreamTimeoutSeconds"] = "120");
+        scene.Upstream.ExpiresIn = 4; // due for the background refresher 1 s after it is issued
+        scene.Upstream.RefreshDelay = TimeSpan.FromMinutes(2);
+        await scene.Kit.ConnectAsync(scene.Provider);
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.InFlight == 1), "the first refresh held at the provider");
+
+        // A connection that comes due while the first refresh hangs is refreshed anyway.
+        var second = await scene.Kit.ConnectAsync(scene.Provider);
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.InFlight == 2), "the second refresh started", TimeSpan.FromSeconds(10));
+
+        scene.Upstream.RefreshDelay = TimeSpan.Zero;
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.Rotations >= 2), "both refreshes done");
+        Assert.Equal(HttpStatusCode.OK, (await scene.Kit.ReadAsync(second)).Status);
+        Assert.Equal(0, scene.Upstream.Reuses);
+    }
+
+    [Fact]
     public async Task KeepAliveUsesAnIdleRefreshTokenWhoseAccessTokenIsLongLived()
     {
         await using var scene = await RefreshScene.StartAsync(background: true, s => s["Nexus:Refresh:KeepAliveSeconds"] = "3600");

@@ -116,7 +116,8 @@ public sealed class RefreshClusterTests
         // The provider holds refreshes for 150 s: Nexus (120 s) must not give up on them (and start another) before the kill,
         // or a slow machine would see two calls for one connection and the count below would not mean what it says.
         shared["Nexus__UpstreamTimeoutSeconds"] = "120";
-        var first = await NexusServerProcess.StartAsync(db, shared);
+        // Disposed (killed) however the test ends; the kill below is the one the test is about.
+        await using var first = await NexusServerProcess.StartAsync(db, shared);
         using var kit = new RefreshKit(first.Http, shared["API_KEY"]!);
         var provider = await kit.RegisterAsync(upstream);
 

@@ -92,7 +92,10 @@ public sealed class RotatingProvider : IAsyncDisposable
     /// <summary>Whether the code exchange returns a refresh token (false: like Google on a repeated consent).</summary>
     public bool RefreshTokenOnConsent { get; set; } = true;
 
-    /// <summary>How long a refresh request waits before it is processed. A request whose client goes away meanwhile is dropped unprocessed.</summary>
+    /// <summary>
+    /// How long a refresh request waits before it is processed (lowering it releases waiting requests). A request whose
+    /// client goes away meanwhile is dropped unprocessed.
+    /// </summary>
     public TimeSpan RefreshDelay { get; set; }
 
     public ConcurrentQueue<RefreshCall> RefreshCalls { get; } = new();
@@ -210,7 +213,12 @@ public sealed class RotatingProvider : IAsyncDisposable
             {
                 try
                 {
-                    await Task.Delay(RefreshDelay, context.RequestAborted);
+                    // Polled, so that setting RefreshDelay back to zero lets held requests go at once.
+                    var arrived = Now;
+                    while (Now - arrived < RefreshDelay.TotalMilliseconds)
+                    {
+                        await Task.Delay(20, context.RequestAborted);
+                    }
                 }
                 catch (OperationCanceledException)
                 {

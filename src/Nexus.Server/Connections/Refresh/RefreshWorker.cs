@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
@@ -7,8 +8,9 @@ namespace Nexus.Server.Connections.Refresh;
 /// The background refresher: every Nexus:Refresh:IntervalSeconds it takes the connections whose next_refresh_at has
 /// come (in batches, oldest first) and refreshes them ahead of expiry, keeps idle refresh tokens alive, retries
 /// transient failures when their backoff ends, and moves connections whose token expired without a refresh token to
-/// attention_required. Every instance may run it: each connection is refreshed under its row lock taken with SKIP
-/// LOCKED, so two instances never work on the same connection and neither waits for the other.
+/// attention_required. Up to Nexus:Refresh:Concurrency refreshes run at once. Every instance may run it: each
+/// connection is refreshed under its row lock taken with SKIP LOCKED, so two instances never work on the same
+/// connection and neither waits for the other.
 /// </summary>
 internal sealed class RefreshWorker(
     ConnectionRefresher refresher,
@@ -19,6 +21,14 @@ internal sealed class RefreshWorker(
     ILogger<RefreshWorker> logger) : BackgroundService
 {
     private readonly Dictionary<string, int?> margins = new(StringComparer.Ordinal);
+
+    /// <summary>Refreshes this worker has started and that have not finished, by connection id.</summary>
+    private readonly ConcurrentDictionary<string, Task> running = new(StringComparer.Ordinal);
+
+    private readonly SemaphoreSlim slots = new(options.Refresh.Concurrency, options.Refresh.Concurrency);
+
+    /// <summary>Refreshes that did something (not skipped) since the last pass.</summary>
+    private int progressed;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -36,11 +46,14 @@ internal sealed class RefreshWorker(
             try
             {
                 await WatchMarginsAsync(stoppingToken);
-                busy = await RunOnceAsync(stoppingToken);
+                var started = await DispatchAsync(stoppingToken);
+                // A full batch that moved connections on means more may be due: look again at once rather than
+                // falling behind by a whole interval.
+                busy = started == options.Refresh.BatchSize && Interlocked.Exchange(ref progressed, 0) > 0;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                return;
+                break;
             }
             catch (Exception e)
             {
@@ -49,39 +62,72 @@ internal sealed class RefreshWorker(
 
             try
             {
-                // A full batch means more are due: go on at once rather than falling behind by a whole interval.
                 await Task.Delay(busy ? TimeSpan.Zero : TimeSpan.FromSeconds(options.Refresh.IntervalSeconds), time, stoppingToken);
             }
             catch (OperationCanceledException)
             {
-                return;
+                break;
             }
         }
+
+        // Shutdown: refreshes already talking to a provider finish (a rotated refresh token must be stored).
+        await Task.WhenAll(running.Values);
     }
 
-    /// <summary>One batch. True when the batch was full and at least one connection moved on (more may be due now).</summary>
-    public async Task<bool> RunOnceAsync(CancellationToken ct)
+    /// <summary>
+    /// Starts a refresh for each due connection that is not already running, at most Concurrency at a time. It is a
+    /// pipeline, not a batch: a slot freed by a fast refresh is used at once, so one slow provider call (up to
+    /// Nexus:UpstreamTimeoutSeconds) holds one slot, never the whole refresher. Returns how many it started.
+    /// </summary>
+    private async Task<int> DispatchAsync(CancellationToken ct)
     {
-        var due = (await store.DueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), options.Refresh.BatchSize, ct)).ToArray();
-        if (due.Length == 0)
+        var batch = options.Refresh.BatchSize;
+        var due = (await store.DueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), batch + running.Count, ct)).ToArray();
+        // Instances reading the same rows start at different places, so they collide on fewer of them.
+        Random.Shared.Shuffle(due);
+        var started = 0;
+        foreach (var id in due)
         {
-            return false;
+            if (started == batch)
+            {
+                break;
+            }
+
+            if (running.ContainsKey(id))
+            {
+                continue;
+            }
+
+            await slots.WaitAsync(ct);
+            var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            running[id] = completion.Task;
+            _ = RunAsync(id, completion);
+            started++;
         }
 
-        // Instances reading the same batch start at different places, so they collide on fewer rows.
-        Random.Shared.Shuffle(due);
-        var progressed = 0;
-        // Refreshes themselves are not cancelled by shutdown (a rotated refresh token must be stored); the loop
-        // only stops starting new ones.
-        await Parallel.ForEachAsync(due, new ParallelOptions { MaxDegreeOfParallelism = options.Refresh.Concurrency, CancellationToken = ct }, async (id, _) =>
+        return started;
+    }
+
+    private async Task RunAsync(string id, TaskCompletionSource completion)
+    {
+        try
         {
-            var result = await refresher.RefreshInBackgroundAsync(id);
-            if (result.Status != RefreshStatus.Skipped)
+            // Not cancelled by shutdown: see ExecuteAsync.
+            if ((await refresher.RefreshInBackgroundAsync(id)).Status != RefreshStatus.Skipped)
             {
                 Interlocked.Increment(ref progressed);
             }
-        });
-        return due.Length == options.Refresh.BatchSize && progressed > 0;
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Background refresh of connection {ConnectionId} failed", id);
+        }
+        finally
+        {
+            running.TryRemove(id, out _);
+            slots.Release();
+            completion.SetResult();
+        }
     }
 
     /// <summary>
@@ -102,5 +148,11 @@ internal sealed class RefreshWorker(
 
             margins[provider.Name] = margin;
         }
+    }
+
+    public override void Dispose()
+    {
+        slots.Dispose();
+        base.Dispose();
     }
 }
