@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Dapper;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
@@ -14,7 +13,7 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
 {
     private const string Columns = "client_id, kind, name, secret_hash, scopes, grant_types, access_token_lifetime_seconds, created_at, updated_at, secret_rotated_at, revoked_at, client_type, redirect_uris, post_logout_redirect_uris, description, base_url, owner_email";
 
-    private readonly ConcurrentDictionary<string, (OAuthClient? Client, long CachedAt)> cache = new(StringComparer.Ordinal);
+    private readonly ShortLivedCache<OAuthClient> cache = new(time, () => options.ClientCacheSeconds);
 
     private sealed class Row
     {
@@ -48,23 +47,9 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
     }
 
     /// <summary>The client as the token endpoint and resource checks see it (cached).</summary>
-    public async ValueTask<OAuthClient?> FindCachedAsync(string clientId, CancellationToken ct)
-    {
-        var now = time.GetTimestamp();
-        if (cache.TryGetValue(clientId, out var entry) && time.GetElapsedTime(entry.CachedAt, now).TotalSeconds < options.ClientCacheSeconds)
-        {
-            return entry.Client;
-        }
-
-        var client = await FindAsync(clientId, ct);
-        // Unknown ids are not cached: the id space is unbounded, and the failure limiter throttles guessing.
-        if (client is not null)
-        {
-            cache[clientId] = (client, now);
-        }
-
-        return client;
-    }
+    public ValueTask<OAuthClient?> FindCachedAsync(string clientId, CancellationToken ct) =>
+        // The shared load is not cancelled with one caller's request: other callers may be awaiting it.
+        cache.GetAsync(clientId, id => FindAsync(id, CancellationToken.None));
 
     public async Task<OAuthClient?> FindAsync(string clientId, CancellationToken ct)
     {
@@ -132,7 +117,7 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
                 Lifetime = client.AccessTokenLifetimeSeconds,
                 UpdatedAt = time.GetUtcNow().ToUnixTimeMilliseconds(),
             }, cancellationToken: ct));
-        cache.TryRemove(client.ClientId, out _);
+        cache.Invalidate(client.ClientId);
         return updated == 1;
     }
 
@@ -143,7 +128,7 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE oauth_clients SET secret_hash = @secretHash, secret_rotated_at = @now, updated_at = @now WHERE client_id = @clientId AND revoked_at IS NULL",
             new { clientId, secretHash, now }, cancellationToken: ct));
-        cache.TryRemove(clientId, out _);
+        cache.Invalidate(clientId);
         return updated == 1;
     }
 
@@ -155,7 +140,7 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE oauth_clients SET revoked_at = @now, updated_at = @now, secret_hash = NULL WHERE client_id = @clientId AND revoked_at IS NULL",
             new { clientId, now }, cancellationToken: ct));
-        cache.TryRemove(clientId, out _);
+        cache.Invalidate(clientId);
         return updated == 1;
     }
 }
