@@ -6,28 +6,33 @@ namespace Nexus.Server.Bridge;
 internal abstract record BridgeCredential
 {
     /// <summary>Header names this credential writes; a caller's own values for them are always removed first.</summary>
-    public virtual IEnumerable<string> HeaderNames => [];
+    public virtual string[] HeaderNames => [];
 
     public sealed record Bearer(string AccessToken) : BridgeCredential
     {
-        public override IEnumerable<string> HeaderNames => ["Authorization"];
+        public override string[] HeaderNames => Authorization;
     }
+
+    private static readonly string[] Authorization = ["Authorization"];
+    private static readonly string[] AwsHeaders = ["Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"];
 
     /// <param name="In">"header" or "query".</param>
     /// <param name="Prefix">Written before the key, e.g. "Bearer ".</param>
     public sealed record ApiKey(string In, string Name, string? Prefix, string Key) : BridgeCredential
     {
-        public override IEnumerable<string> HeaderNames => In == "header" ? [Name] : [];
+        private readonly string[] headerNames = In == "header" ? [Name] : [];
+
+        public override string[] HeaderNames => headerNames;
     }
 
     public sealed record Basic(string Username, string Password) : BridgeCredential
     {
-        public override IEnumerable<string> HeaderNames => ["Authorization"];
+        public override string[] HeaderNames => Authorization;
     }
 
     public sealed record AwsSigV4(AwsCredentials Credentials, string Region, string Service) : BridgeCredential
     {
-        public override IEnumerable<string> HeaderNames => ["Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"];
+        public override string[] HeaderNames => AwsHeaders;
     }
 
     // Credentials never appear in logs or exception messages through ToString().

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
 using Nexus.Sdk.Aws;
 using Nexus.Server.Hosting;
@@ -40,6 +41,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         ConnectTimeout = TimeSpan.FromSeconds(10),
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         MaxConnectionsPerServer = 1024,
+        // A provider is a third party: it gets no trace context from Nexus (and the Bridge saves the work).
+        ActivityHeadersPropagator = null,
     });
 
     public async Task ForwardAsync(HttpContext context, BridgeTarget target, string rawPath)
@@ -124,33 +127,35 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, BridgeCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
     {
         var request = context.Request;
-        var strip = new HashSet<string>(credential.HeaderNames, StringComparer.OrdinalIgnoreCase);
-        foreach (var named in request.Headers.Connection.SelectMany(v => (v ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
-        {
-            strip.Add(named);
-        }
-
         if (credential is BridgeCredential.ApiKey { In: "query" } queryKey)
         {
             uri = WithQueryParameter(uri, queryKey.Name, (queryKey.Prefix ?? "") + queryKey.Key);
         }
 
-        using var message = new HttpRequestMessage(new HttpMethod(request.Method), uri) { Version = HttpVersion.Version11 };
+        // HttpMethod.Parse hands back the shared instances for the standard methods, which the client's fast paths
+        // recognise by reference.
+        using var message = new HttpRequestMessage(HttpMethod.Parse(request.Method), uri) { Version = HttpVersion.Version11 };
         if (hasBody)
         {
             message.Content = buffered is not null ? new ByteArrayContent(buffered) : new StreamContent(new EndNotifyingStream(request.Body, bodySent), 64 * 1024);
         }
 
+        // RFC 9110 §7.6.1: a Connection header names further connection-specific headers; rare, so only then is a
+        // list built.
+        var connectionTokens = request.Headers.Connection.Count == 0 ? null : ConnectionTokens(request.Headers.Connection);
+        var credentialHeaders = credential.HeaderNames;
         foreach (var (name, values) in request.Headers)
         {
-            if (HopByHop.Contains(name) || CallerCredentials.Contains(name) || strip.Contains(name) || name.StartsWith("X-Amz-", StringComparison.OrdinalIgnoreCase))
+            if (!Forwardable(name, credentialHeaders, connectionTokens))
             {
                 continue;
             }
 
-            if (!message.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            // One value is the common case; adding it as a string avoids boxing StringValues into an enumerable.
+            var added = values.Count == 1 ? message.Headers.TryAddWithoutValidation(name, values[0]) : message.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+            if (!added && message.Content is not null)
             {
-                message.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+                _ = values.Count == 1 ? message.Content.Headers.TryAddWithoutValidation(name, values[0]) : message.Content.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
             }
         }
 
@@ -162,16 +167,16 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         switch (credential)
         {
             case BridgeCredential.Bearer bearer:
-                message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer.AccessToken);
+                message.Headers.TryAddWithoutValidation("Authorization", "Bearer " + bearer.AccessToken);
                 break;
             case BridgeCredential.ApiKey { In: "header" } headerKey:
                 message.Headers.TryAddWithoutValidation(headerKey.Name, (headerKey.Prefix ?? "") + headerKey.Key);
                 break;
             case BridgeCredential.Basic basic:
-                message.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{basic.Username}:{basic.Password}")));
+                message.Headers.TryAddWithoutValidation("Authorization", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{basic.Username}:{basic.Password}")));
                 break;
             case BridgeCredential.AwsSigV4 aws:
-                var payloadHash = !hasBody ? Convert.ToHexStringLower(SHA256.HashData([]))
+                var payloadHash = !hasBody ? EmptyPayloadHash
                     : buffered is not null ? Convert.ToHexStringLower(SHA256.HashData(buffered))
                     : SigV4Signer.UnsignedPayload;
                 await SigV4Signer.SignAsync(message, aws.Credentials, aws.Region, aws.Service, time.GetUtcNow(),
@@ -180,6 +185,37 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         return await upstream.SendAsync(message, ct);
+    }
+
+    private static readonly string EmptyPayloadHash = Convert.ToHexStringLower(SHA256.HashData([]));
+
+    private static bool Forwardable(string name, string[] credentialHeaders, List<string>? connectionTokens)
+    {
+        if (HopByHop.Contains(name) || CallerCredentials.Contains(name) || name.StartsWith("X-Amz-", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        foreach (var header in credentialHeaders)
+        {
+            if (string.Equals(header, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+
+        return connectionTokens is null || !connectionTokens.Contains(name, StringComparer.OrdinalIgnoreCase);
+    }
+
+    private static List<string> ConnectionTokens(Microsoft.Extensions.Primitives.StringValues values)
+    {
+        var tokens = new List<string>();
+        foreach (var value in values)
+        {
+            tokens.AddRange((value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        return tokens;
     }
 
     private static Uri WithQueryParameter(Uri uri, string name, string value)
@@ -208,17 +244,47 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
         var response = context.Response;
         response.StatusCode = (int)upstreamResponse.StatusCode;
-        foreach (var (name, values) in upstreamResponse.Headers.Concat(upstreamResponse.Content.Headers))
+        // The provider's answer is passed on as it is: Nexus's own status code pages must not fill in an empty
+        // 404 from the provider.
+        if (context.Features.Get<IStatusCodePagesFeature>() is { } statusCodePages)
         {
-            if (!HopByHop.Contains(name) && !name.Equals("Set-Cookie", StringComparison.OrdinalIgnoreCase))
-            {
-                response.Headers[name] = values.ToArray();
-            }
+            statusCodePages.Enabled = false;
         }
+
+        // NonValidated: headers are copied as received, not parsed into typed values and formatted again.
+        CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers);
+        CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers);
 
         response.Headers.Remove("Transfer-Encoding");
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
         await body.CopyToAsync(response.Body, 64 * 1024, ct);
+    }
+
+    private static void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to)
+    {
+        foreach (var (name, values) in from)
+        {
+            if (HopByHop.Contains(name) || name.Equals("Set-Cookie", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            if (values.Count == 1)
+            {
+                to[name] = values.ToString();
+            }
+            else
+            {
+                var all = new string[values.Count];
+                var i = 0;
+                foreach (var value in values)
+                {
+                    all[i++] = value;
+                }
+
+                to[name] = all;
+            }
+        }
     }
 
     private static async Task Problem(HttpContext context, int status, string code, string title, string detail)

@@ -17,6 +17,15 @@ internal static class HostingExtensions
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
+        // ASP.NET Core's hosting layer starts an Activity and a logging scope for every request as soon as its
+        // category logs at all, and only its "Request starting/finished" lines (Information, off in production)
+        // use them. Off by default, so no request pays for them; this is the lowest-priority source, so
+        // Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics in appsettings or the environment still wins.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+        {
+            InitialData = [new("Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics", "None")],
+        });
+
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;

@@ -86,6 +86,14 @@ public sealed class EchoUpstream : IAsyncDisposable
 
             return Results.StatusCode(code);
         });
+        // An error with an empty, chunked body: no Content-Length and no Content-Type, which is what a status code
+        // page middleware would fill in if it saw it.
+        app.MapGet("/bare/{code:int}", async (HttpContext context, int code) =>
+        {
+            await Record(context);
+            context.Response.StatusCode = code;
+            await context.Response.StartAsync();
+        });
         app.MapGet("/redirect", async (HttpContext context, string to) =>
         {
             await Record(context);
