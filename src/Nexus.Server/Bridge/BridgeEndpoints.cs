@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Connections;
@@ -78,10 +77,7 @@ internal static class BridgeEndpoints
             return;
         }
 
-        var secret = store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken);
-        BridgeCredential credential = connection.TokenType == CredentialCapture.TokenType
-            ? BridgeCredentials.From(provider, JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!)
-            : new BridgeCredential.Bearer(secret);
+        var credential = services.GetRequiredService<DecodedCredentials>().For(connection, provider);
         var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null);
@@ -107,6 +103,7 @@ internal static class BridgeExtensions
     public static WebApplicationBuilder AddBridge(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<BridgeForwarder>();
+        builder.Services.AddSingleton<DecodedCredentials>();
         builder.Services.AddSingleton<IBridgeTokenRefresher, RefreshingBridgeTokens>();
         return builder;
     }
