@@ -79,9 +79,20 @@ internal static class BridgeEndpoints
         }
 
         var secret = store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken);
-        BridgeCredential credential = connection.TokenType == CredentialCapture.TokenType
-            ? BridgeCredentials.From(provider, JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!)
-            : new BridgeCredential.Bearer(secret);
+        BridgeCredential credential;
+        try
+        {
+            // An aws_sigv4 connection with a role signs with the role's temporary credentials (AwsRoleCredentials).
+            credential = connection.TokenType == CredentialCapture.TokenType
+                ? await services.GetRequiredService<AwsRoleCredentials>().ApplyAsync(connection.Id, provider, JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!, ct)
+                : new BridgeCredential.Bearer(secret);
+        }
+        catch (AwsRoleException e)
+        {
+            await e.ToProblem().ExecuteAsync(context);
+            return;
+        }
+
         var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null);
