@@ -41,6 +41,8 @@ internal sealed class AwsRoleException(int status, string code, string title, st
 /// (SigV4, service "sts") and the temporary credentials it returns are what GET /v1/token hands out and the Bridge
 /// signs with. They are cached in memory (never stored) per connection, role and stored keys until 5 minutes before
 /// they expire; loads are single-flight, so concurrent reads of a cold or expiring entry share one STS call.
+/// (<see cref="ShortLivedCache{TValue}"/> has one time-to-live for every entry; here each entry's lifetime is the
+/// Expiration STS chose, so the same single-flight pattern is kept with a per-entry deadline.)
 /// </summary>
 internal sealed class AwsRoleCredentials
 {

@@ -248,8 +248,6 @@ internal static class CredentialCapture
     /// <summary>GET /v1/token for a credential connection, shaped by strategy as the seed describes.</summary>
     public static async Task WriteTokenResponseAsync(HttpContext context, Connection connection, ConnectionStore store, ProviderRegistry providers)
     {
-        // GET /v1/token's signature is shared with the OAuth path, so the role client comes from the request's services.
-        var roles = context.RequestServices.GetRequiredService<AwsRoleCredentials>();
         var provider = await providers.FindCachedAsync(connection.ProviderName, context.RequestAborted);
         if (provider is null)
         {
@@ -277,6 +275,8 @@ internal static class CredentialCapture
         if (provider.AuthMode == AuthModes.AwsSigV4 && AwsRoleConfig.Resolve(provider, values) is { } role)
         {
             // With a role, only the temporary credentials leave Nexus; the stored keys never do.
+            // The role client comes from the request's services, so that reads of other strategies do not resolve it.
+            var roles = context.RequestServices.GetRequiredService<AwsRoleCredentials>();
             AssumedRole assumed;
             try
             {
