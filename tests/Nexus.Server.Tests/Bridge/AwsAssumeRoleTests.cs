@@ -475,6 +475,23 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DeletingAConnectionDropsItsCachedCredentials()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var id = await ConnectAsync(await RegisterAsync("aws-deleted"));
+        var roles = server.Services.GetRequiredService<Nexus.Server.Bridge.AwsRoleCredentials>();
+        // The same role and keys the connection resolves to: served from the cache while the connection exists.
+        var role = new AwsRole(Role, null, 3600, sts.BaseUrl + "/", "eu-west-1");
+        var keys = new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret);
+        Assert.Equal(sts.LastIssued.AccessKeyId, (await roles.GetAsync(id, role, keys, CancellationToken.None)).Credentials.AccessKeyId);
+        Assert.Equal(1, sts.CallCount);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await GatewayAsync(HttpMethod.Delete, $"/v1/connections/{id}")).Status);
+        await roles.GetAsync(id, role, keys, CancellationToken.None);
+        Assert.Equal(2, sts.CallCount);
+    }
+
+    [Fact]
     public void SessionNamesAreTheConnectionIdWithinStsLimits()
     {
         Assert.Equal("nexus-conn_01JABC", Nexus.Server.Bridge.AwsRoleCredentials.SessionName("conn_01JABC"));
