@@ -77,7 +77,22 @@ internal static class BridgeEndpoints
             return;
         }
 
-        var credential = services.GetRequiredService<DecodedCredentials>().For(connection, provider);
+        var decoded = services.GetRequiredService<DecodedCredentials>().For(connection, provider);
+        var credential = decoded.Credential;
+        if (decoded.Role is { } role && credential is BridgeCredential.AwsSigV4 aws)
+        {
+            // An aws_sigv4 connection with a role signs with the role's temporary credentials (AwsRoleCredentials).
+            try
+            {
+                credential = aws with { Credentials = (await services.GetRequiredService<AwsRoleCredentials>().GetAsync(connection.Id, role, aws.Credentials, ct)).Credentials };
+            }
+            catch (AwsRoleException e)
+            {
+                await e.ToProblem().ExecuteAsync(context);
+                return;
+            }
+        }
+
         var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null);

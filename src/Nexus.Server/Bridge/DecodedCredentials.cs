@@ -14,22 +14,31 @@ namespace Nexus.Server.Bridge;
 /// </summary>
 internal sealed class DecodedCredentials(ConnectionStore store)
 {
-    private sealed record Entry(Provider Provider, BridgeCredential Credential);
+    /// <param name="Credential">What the stored values sign or authenticate with.</param>
+    /// <param name="Role">For aws_sigv4 with a role: the role whose temporary credentials are used instead.</param>
+    public sealed record Decoded(Provider Provider, BridgeCredential Credential, AwsRole? Role);
 
-    private readonly ConditionalWeakTable<Connection, Entry> entries = new();
+    private readonly ConditionalWeakTable<Connection, Decoded> entries = new();
 
-    public BridgeCredential For(Connection connection, Provider provider)
+    public Decoded For(Connection connection, Provider provider)
     {
         if (entries.TryGetValue(connection, out var entry) && ReferenceEquals(entry.Provider, provider))
         {
-            return entry.Credential;
+            return entry;
         }
 
         var secret = store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken!);
-        BridgeCredential credential = connection.TokenType == CredentialCapture.TokenType
-            ? BridgeCredentials.From(provider, JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!)
-            : new BridgeCredential.Bearer(secret);
-        entries.AddOrUpdate(connection, new Entry(provider, credential));
-        return credential;
+        if (connection.TokenType == CredentialCapture.TokenType)
+        {
+            var values = JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!;
+            entry = new Decoded(provider, BridgeCredentials.From(provider, values), provider.AuthMode == AuthModes.AwsSigV4 ? AwsRoleConfig.Resolve(provider, values) : null);
+        }
+        else
+        {
+            entry = new Decoded(provider, new BridgeCredential.Bearer(secret), null);
+        }
+
+        entries.AddOrUpdate(connection, entry);
+        return entry;
     }
 }

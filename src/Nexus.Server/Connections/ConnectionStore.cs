@@ -267,6 +267,22 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         var deleted = await connection.ExecuteAsync(new CommandDefinition("DELETE FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
         cache.Invalidate(id);
+        foreach (var callback in deletedCallbacks)
+        {
+            callback(id);
+        }
+
         return deleted == 1;
+    }
+
+    private readonly List<Action<string>> deletedCallbacks = [];
+
+    /// <summary>Registers a callback for deleted connections (in-memory state derived from a connection, such as assumed-role credentials). Register at construction only.</summary>
+    public void OnDeleted(Action<string> callback)
+    {
+        lock (deletedCallbacks)
+        {
+            deletedCallbacks.Add(callback);
+        }
     }
 }

@@ -14,6 +14,7 @@ internal static class ConnectionsExtensions
         services.AddSingleton<StateSigner>();
         services.AddSingleton<ReturnUrlPolicy>();
         services.AddSingleton<ProviderClient>();
+        services.AddSingleton<Bridge.AwsRoleCredentials>();
         services.AddSingleton(ConnectionStore.AccessTokenColumn);
         services.AddSingleton(ConnectionStore.RefreshTokenColumn);
         services.AddSingleton(ConnectionStore.PkceVerifierColumn);

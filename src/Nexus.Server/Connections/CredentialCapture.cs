@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.WebUtilities;
 using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
+using Nexus.Server.Bridge;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using static Nexus.Server.Hosting.Html;
@@ -83,7 +84,7 @@ internal static class CredentialCapture
     }
 
     private static async Task<IResult> SubmitFormAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        IHttpClientFactory http, AuditLog audit, TimeProvider time)
+        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, TimeProvider time)
     {
         var ct = context.RequestAborted;
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
@@ -105,7 +106,7 @@ internal static class CredentialCapture
             return Form(context, state, provider, errors, "Check the highlighted fields.", 400);
         }
 
-        if (await VerifyAsync(provider, values, http, ct) is { } rejected)
+        if (await VerifyAsync(connection.Id, provider, values, http, roles, ct) is { } rejected)
         {
             // The state stays unused: the person can correct the entry and try again.
             return Form(context, state, provider, null, rejected, 400);
@@ -123,7 +124,7 @@ internal static class CredentialCapture
     }
 
     private static async Task<IResult> SubmitApiAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ProviderRegistry providers,
-        IHttpClientFactory http, AuditLog audit)
+        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit)
     {
         var ct = context.RequestAborted;
         var (caller, authError) = await auth.AuthenticateAsync(context);
@@ -161,7 +162,7 @@ internal static class CredentialCapture
             return Problems.Validation(errors);
         }
 
-        if (await VerifyAsync(provider, values, http, ct) is { } rejected)
+        if (await VerifyAsync(connection.Id, provider, values, http, roles, ct) is { } rejected)
         {
             return Problems.Create(StatusCodes.Status422UnprocessableEntity, "credentials_rejected", "The provider did not accept these credentials.", rejected);
         }
@@ -184,15 +185,32 @@ internal static class CredentialCapture
             new { provider = connection.ProviderName, fields = values.Keys }, ct);
     }
 
-    /// <summary>The provider's check call (catalog "verify"), made through the same credential injection as the Bridge.</summary>
-    private static async Task<string?> VerifyAsync(Provider provider, Dictionary<string, string> values, IHttpClientFactory http, CancellationToken ct)
+    /// <summary>
+    /// The provider's check call (catalog "verify"), made through the same credential injection as the Bridge. An
+    /// aws_sigv4 connection with a role assumes it first (whether or not there is a check call), so keys that cannot
+    /// assume the role are refused before the connection is active; the credentials it gets are cached for the
+    /// first reads.
+    /// </summary>
+    private static async Task<string?> VerifyAsync(string connectionId, Provider provider, Dictionary<string, string> values, IHttpClientFactory http, AwsRoleCredentials roles,
+        CancellationToken ct)
     {
+        // Whatever was cached for the credentials being replaced is dropped now.
+        roles.Forget(connectionId);
+        Bridge.BridgeCredential credential;
+        try
+        {
+            credential = await roles.ApplyAsync(connectionId, provider, values, ct);
+        }
+        catch (AwsRoleException e)
+        {
+            return e.Code == AwsRoleException.AssumeRoleFailed ? $"These credentials could not assume the role. {e.Detail}" : $"{e.Title} {e.Detail}";
+        }
+
         if (provider.Config.Verify is not { } verify || provider.Config.ApiBaseUrl is null)
         {
             return null;
         }
 
-        var credential = Bridge.BridgeCredentials.From(provider, values);
         var uri = new Uri(provider.Config.ApiBaseUrl.TrimEnd('/') + verify.Path);
         if (credential is Bridge.BridgeCredential.ApiKey { In: "query" } query)
         {
@@ -253,12 +271,39 @@ internal static class CredentialCapture
         }
 
         var credentials = new JsonObject();
-        foreach (var (name, value) in values)
+        long? expiresAt = null;
+        if (provider.AuthMode == AuthModes.AwsSigV4 && AwsRoleConfig.Resolve(provider, values) is { } role)
         {
-            credentials[name] = value;
+            // With a role, only the temporary credentials leave Nexus; the stored keys never do.
+            // The role client comes from the request's services, so that reads of other strategies do not resolve it.
+            var roles = context.RequestServices.GetRequiredService<AwsRoleCredentials>();
+            AssumedRole assumed;
+            try
+            {
+                assumed = await roles.GetAsync(connection.Id, role, ((Bridge.BridgeCredential.AwsSigV4)Bridge.BridgeCredentials.From(provider, values)).Credentials, context.RequestAborted);
+            }
+            catch (AwsRoleException e)
+            {
+                await e.ToProblem().ExecuteAsync(context);
+                return;
+            }
+
+            strategy["role_arn"] = role.RoleArn;
+            expiresAt = assumed.Expiration.ToUnixTimeSeconds();
+            credentials["access_key_id"] = assumed.Credentials.AccessKeyId;
+            credentials["secret_access_key"] = assumed.Credentials.SecretAccessKey;
+            credentials["session_token"] = assumed.Credentials.SessionToken;
+            credentials["expires_at"] = expiresAt;
+        }
+        else
+        {
+            foreach (var (name, value) in values)
+            {
+                credentials[name] = value;
+            }
         }
 
         context.Response.Headers.CacheControl = "no-store";
-        await TypedResults.Json(new JsonObject { ["strategy"] = strategy, ["credentials"] = credentials, ["expires_at"] = null }).ExecuteAsync(context);
+        await TypedResults.Json(new JsonObject { ["strategy"] = strategy, ["credentials"] = credentials, ["expires_at"] = expiresAt }).ExecuteAsync(context);
     }
 }

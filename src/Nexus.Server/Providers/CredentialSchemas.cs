@@ -21,7 +21,9 @@ internal static class CredentialSchemas
         AuthModes.ApiKey => Schema(["api_key"], ("api_key", "API key", true, null)),
         AuthModes.BasicAuth => Schema(["username", "password"], ("username", "Username", false, null), ("password", "Password", true, null)),
         AuthModes.AwsSigV4 => Schema(["access_key_id", "secret_access_key"],
-            ("access_key_id", "Access key ID", false, "^[A-Z0-9]{16,128}$"), ("secret_access_key", "Secret access key", true, null), ("session_token", "Session token (optional)", true, null)),
+            ("access_key_id", "Access key ID", false, "^[A-Z0-9]{16,128}$"), ("secret_access_key", "Secret access key", true, null), ("session_token", "Session token", true, null),
+            // Optional and not secret: the role this connection assumes (STS AssumeRole), overriding the provider's aws.role_arn.
+            ("role_arn", "Role ARN", false, AwsRoleConfig.RoleArnPattern)),
         _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "OAuth providers have no credential schema."),
     };
 

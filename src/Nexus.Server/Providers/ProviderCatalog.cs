@@ -263,6 +263,12 @@ internal sealed partial class ProviderCatalog
                     yield return "aws_sigv4 mode needs aws {service, region}.";
                 }
 
+                // The optional role fields; values that still hold placeholders are checked once registration fills them.
+                foreach (var (field, message) in AwsRoleConfig.Problems(e.Aws ?? [], url => IsAbsoluteHttps(url) ? null : "must be an absolute https URL.", skipPlaceholders: true))
+                {
+                    yield return $"{field}: {message}";
+                }
+
                 break;
         }
 

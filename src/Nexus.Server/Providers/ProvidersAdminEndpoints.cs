@@ -390,6 +390,11 @@ internal static class ProvidersAdminEndpoints
                 errors["api_base_url"] = [$"api_base_url {baseProblem}"];
             }
 
+            if (entry.AuthMode == AuthModes.AwsSigV4 && credentialConfig.Aws is { } filledAws && !errors.Keys.Any(k => k.StartsWith("placeholders.", StringComparison.Ordinal)))
+            {
+                AddAwsRoleErrors(filledAws, policy, errors);
+            }
+
             return new(null, credentialConfig, body.DisplayName ?? entry.DisplayName, values, scopes ?? [], entry.AuthMode);
         }
 
@@ -590,6 +595,11 @@ internal static class ProvidersAdminEndpoints
             errors["aws"] = ["aws is required: {\"service\": the signing name (s3, execute-api, …), \"region\": e.g. us-east-1}."];
         }
 
+        if (mode == AuthModes.AwsSigV4 && config.Aws is not null)
+        {
+            AddAwsRoleErrors(config.Aws, policy, errors);
+        }
+
         var schemaProblem = config.CredentialSchema is null ? "credential_schema must be a JSON Schema object." : CredentialSchemas.Problem(config.CredentialSchema);
         if (schemaProblem is not null)
         {
@@ -602,6 +612,15 @@ internal static class ProvidersAdminEndpoints
         }
 
         return new(null, config, body.DisplayName ?? existing?.DisplayName ?? body.Name ?? "", [], body.Scopes ?? [], mode);
+    }
+
+    /// <summary>The optional role fields of an aws block (role_arn, external_id, session_duration_seconds, sts_endpoint); the STS endpoint follows the upstream policy like every provider URL.</summary>
+    private static void AddAwsRoleErrors(Dictionary<string, string> aws, UpstreamPolicy policy, Dictionary<string, string[]> errors)
+    {
+        foreach (var (field, message) in AwsRoleConfig.Problems(aws, policy.Check))
+        {
+            errors[field] = [message];
+        }
     }
 
     private static Dictionary<string, string> Merge(Dictionary<string, string> current, Dictionary<string, string>? changes)

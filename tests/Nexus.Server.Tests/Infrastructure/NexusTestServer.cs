@@ -22,9 +22,12 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
 
     private readonly string environment;
 
-    private NexusTestServer(TestDatabase database, Dictionary<string, string?> settings, OffsetTimeProvider time, int port, string environment)
+    private readonly Action<IServiceCollection>? services;
+
+    private NexusTestServer(TestDatabase database, Dictionary<string, string?> settings, OffsetTimeProvider time, int port, string environment, Action<IServiceCollection>? services)
     {
         this.environment = environment;
+        this.services = services;
         Database = database;
         this.settings = settings;
         Time = time;
@@ -49,8 +52,9 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
 
     public static string NewEncryptionKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
 
-    /// <summary>Starts a server. <paramref name="configure"/> may change any setting (plain names or Nexus:*).</summary>
-    public static Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test")
+    /// <summary>Starts a server. <paramref name="configure"/> may change any setting (plain names or Nexus:*); <paramref name="services"/> may add test services (a log capture).</summary>
+    public static Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test",
+        Action<IServiceCollection>? services = null)
     {
         var port = FreePort();
         var settings = new Dictionary<string, string?>
@@ -63,7 +67,7 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
             ["Logging:LogLevel:Default"] = "Warning",
         };
         configure?.Invoke(settings);
-        var server = new NexusTestServer(database, settings, time ?? new OffsetTimeProvider(), port, environment);
+        var server = new NexusTestServer(database, settings, time ?? new OffsetTimeProvider(), port, environment, services);
         server.StartServer();
         server.Http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
         return Task.FromResult(server);
@@ -73,7 +77,11 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     {
         builder.UseEnvironment(environment);
         builder.ConfigureAppConfiguration(c => c.AddInMemoryCollection(settings));
-        builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Time));
+        builder.ConfigureTestServices(s =>
+        {
+            s.AddSingleton<TimeProvider>(Time);
+            services?.Invoke(s);
+        });
     }
 
     public HttpRequestMessage Admin(HttpMethod method, string path, object? json = null)
