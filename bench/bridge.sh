@@ -1,22 +1,47 @@
 #!/usr/bin/env bash
 # Bridge overhead (issue: non-OAuth credentials and the Bridge). Target: p50 overhead under 1 ms and throughput at
-# least 0.6x calling the upstream directly, wrk -c32 in one run, everything on this machine (SQLite).
-#   bench/bridge.sh [seconds]
+# least 0.6x calling the upstream directly, wrk -c32, both paths in one run, everything on this machine (SQLite).
+#
+# Two layouts, because on one small machine the load generator, the Bridge and the upstream all compete for the
+# same cores, and a proxied request then pays for the upstream's work and the load generator's on top of its own:
+#   shared    every process may use every core (the machine as it is);
+#   separate  the proxy has core 1 to itself; wrk and the upstream share core 0 in every run, so the direct and the
+#             proxied path get the same CPU for everything but the proxy, as when the Bridge runs on its own host.
+# Beside the Bridge, bench/tools/BareForwarder (Kestrel in, HttpMessageInvoker out, nothing else) shows the floor
+# that any ASP.NET Core proxy pays on this machine, so the Bridge's own share of the overhead can be read off.
+# Each path is measured in alternating rounds after a warm-up past the JIT's tiering; the round with the median
+# throughput is reported. CPU time per request per process says where the time goes.
+#   bench/bridge.sh [seconds per round] [rounds]
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-duration="${1:-15}"
-need wrk curl
+duration="${1:-10}"
+rounds="${2:-3}"
+need wrk curl # taskset: util-linux, on every Debian
 build_nexus
 dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+dotnet build "$bench_root/bench/tools/BareForwarder" -c Release -nologo -v quiet >/dev/null
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
+bare_dll="$bench_root/bench/tools/BareForwarder/bin/Release/net10.0/BareForwarder.dll"
 port=18090
 fake_port=18092
+bare_port=18094
 fake_pid=""
-cleanup() { stop_nexus; [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null || true; }
+bare_pid=""
+cleanup() {
+  stop_nexus
+  for pid in "$fake_pid" "$bare_pid"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  return 0
+}
 trap cleanup EXIT
 
+if curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1; then echo "port $fake_port is already in use; stop what listens there" >&2; exit 1; fi
 "$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
 fake_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+# The floor: what any ASP.NET Core forwarder pays on this machine (bench/tools/BareForwarder), measured like the Bridge.
+"$(command -v dotnet)" "$bare_dll" --urls "http://127.0.0.1:$bare_port" --upstream "http://127.0.0.1:$fake_port/api/" >/dev/null 2>&1 &
+bare_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$bare_port/items" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$bare_port/items" >/dev/null || { echo "the bare forwarder does not answer 200" >&2; exit 1; }
 start_nexus "$port" Nexus__AllowInsecureUpstreams=true
 
 base="http://127.0.0.1:$port"
@@ -28,31 +53,57 @@ connection_id="$(curl -fs -X POST "$base/v1/request-connection" "${admin[@]}" -d
 curl -fs -X POST "$base/v1/connections/$connection_id/credentials" "${admin[@]}" -d '{"api_key":"sk-bench"}' >/dev/null
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; } # user + system, in clock ticks
-measure() { # url [lua] -> "rps p50 p99 non2xx cpu_us_per_request(wrk nexus upstream)"
-  local out times; out="$(mktemp)"; times="$(mktemp)"
-  wrk -t2 -c32 -d3s ${2:+-s "$2"} "$1" >/dev/null
-  local n0 f0; n0="$(cpu_ticks "$nexus_pid")"; f0="$(cpu_ticks "$fake_pid")"
+pin() { # cpus pid: every thread of the process
+  taskset -apc "$1" "$2" >/dev/null
+}
+measure() { # cpus seconds url proxy_pid [lua] -> "rps p50 p99 non2xx cpu_us_per_request(wrk proxy upstream)"
+  local cpus="$1" seconds="$2" url="$3" proxy="$4" lua="${5:-}" out times
+  out="$(mktemp)"; times="$(mktemp)"
+  local n0 f0; n0="$(cpu_ticks "$proxy")"; f0="$(cpu_ticks "$fake_pid")"
   local TIMEFORMAT='%U %S'
-  { time wrk -t2 -c32 -d"${duration}s" --latency ${2:+-s "$2"} "$1" > "$out"; } 2> "$times"
-  local n1 f1; n1="$(cpu_ticks "$nexus_pid")"; f1="$(cpu_ticks "$fake_pid")"
-  cat "$out" >&2
+  { time taskset -c "$cpus" wrk -t2 -c32 -d"${seconds}s" --latency ${lua:+-s "$lua"} "$url" > "$out"; } 2> "$times"
+  local n1 f1; n1="$(cpu_ticks "$proxy")"; f1="$(cpu_ticks "$fake_pid")"
   local summary requests; summary="$(wrk_summary "$out")"
   requests="$(awk '/requests in/ { print $1 }' "$out")"
-  # CPU time each process spent per request: on a machine whose cores all three share, this says where the time
-  # goes, which the throughput ratio alone cannot.
   echo "$summary $(awk -v r="$requests" -v t="$(getconf CLK_TCK)" -v n="$((n1 - n0))" -v f="$((f1 - f0))" -v w="$(cat "$times")" \
     'BEGIN { split(w, a, " "); printf "%.1f %.1f %.1f", (a[1] + a[2]) * 1e6 / r, n * 1e6 / t / r, f * 1e6 / t / r }')"
   rm -f "$out" "$times"
 }
+median() { sort -n -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'; }
+
 lua="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
 printf 'wrk.headers["X-API-Key"] = "%s"\n' "$key" > "$lua"
-echo "== direct: GET /api/items" >&2
-read -r drps dp50 dp99 dbad dcw dcn dcf <<<"$(measure "http://127.0.0.1:$fake_port/api/items")"
-echo "== through the Bridge: GET /v1/bridge/$connection_id/items" >&2
-read -r brps bp50 bp99 bbad bcw bcn bcf <<<"$(measure "$base/v1/bridge/$connection_id/items" "$lua")"
+direct_url="http://127.0.0.1:$fake_port/api/items"
+bridge_url="$base/v1/bridge/$connection_id/items"
+bare_url="http://127.0.0.1:$bare_port/items"
+rows=""
+summary=""
+layout() { # name, cpus for wrk and the upstream, cpus for the proxy (Nexus or the bare forwarder)
+  local name="$1" outer="$2" inner="$3" d b f
+  pin "$outer" "$fake_pid"; pin "$inner" "$nexus_pid"; pin "$inner" "$bare_pid"
+  echo "== $name: warm-up" >&2
+  measure "$outer" 5 "$direct_url" "$nexus_pid" >/dev/null
+  measure "$outer" 10 "$bridge_url" "$nexus_pid" "$lua" >/dev/null
+  measure "$outer" 5 "$bare_url" "$bare_pid" >/dev/null
+  d="$(mktemp)"; b="$(mktemp)"; f="$(mktemp)"
+  for round in $(seq 1 "$rounds"); do
+    measure "$outer" "$duration" "$direct_url" "$nexus_pid" | tee -a "$d" | sed "s/^/$name round $round direct: /" >&2
+    measure "$outer" "$duration" "$bridge_url" "$nexus_pid" "$lua" | tee -a "$b" | sed "s/^/$name round $round bridge: /" >&2
+    measure "$outer" "$duration" "$bare_url" "$bare_pid" | tee -a "$f" | sed "s/^/$name round $round bare forwarder: /" >&2
+  done
+  local drps dp50 dp99 dbad dcw dcn dcf brps bp50 bp99 bbad bcw bcn bcf frps fp50 fp99 fbad fcw fcn fcf
+  read -r drps dp50 dp99 dbad dcw dcn dcf <<<"$(median < "$d")"
+  read -r brps bp50 bp99 bbad bcw bcn bcf <<<"$(median < "$b")"
+  read -r frps fp50 fp99 fbad fcw fcn fcf <<<"$(median < "$f")"
+  rm -f "$d" "$b" "$f"
+  rows+="| $name | direct to the upstream | $drps | $dp50 | $dp99 | $dbad | $dcw | - | $dcf |"$'\n'
+  rows+="| $name | through the Bridge | $brps | $bp50 | $bp99 | $bbad | $bcw | $bcn | $bcf |"$'\n'
+  rows+="| $name | through a bare forwarder (floor) | $frps | $fp50 | $fp99 | $fbad | $fcw | $fcn | $fcf |"$'\n'
+  summary+="- **$name**: Bridge / direct throughput **$(awk -v a="$brps" -v b="$drps" 'BEGIN { printf "%.2f", a / b }')** (bare forwarder / direct $(awk -v a="$frps" -v b="$drps" 'BEGIN { printf "%.2f", a / b }')), p50 overhead **$(awk -v a="$bp50" -v b="$dp50" 'BEGIN { printf "%.2f", a - b }') ms** (bare forwarder $(awk -v a="$fp50" -v b="$dp50" 'BEGIN { printf "%.2f", a - b }') ms)"$'\n'
+}
+layout shared 0-1 0-1
+layout separate 0 1
 rm -f "$lua"
-ratio="$(awk -v a="$brps" -v b="$drps" 'BEGIN { printf "%.2f", a / b }')"
-overhead="$(awk -v a="$bp50" -v b="$dp50" 'BEGIN { printf "%.2f", a - b }')"
 
 result="$(dirname "${BASH_SOURCE[0]}")/results/bridge.md"
 {
@@ -60,13 +111,14 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/bridge.md"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(machine)"
-  echo "- load: wrk -t2 -c32 -d${duration}s; upstream: bench/tools/FakeProvider /api/* (small JSON); Bridge: api_key credential injected, bridge-only API key, SQLite"
+  echo "- load: wrk -t2 -c32, $rounds alternating rounds of ${duration}s per path after a warm-up, median round shown; upstream: bench/tools/FakeProvider /api/* (small JSON); Bridge: api_key credential injected, bridge-only API key, SQLite"
+  echo "- layouts: shared = all processes on both cores; separate = the proxy (Nexus, or the bare forwarder) alone on core 1, wrk and the upstream on core 0 in every run"
+  echo "- bare forwarder: bench/tools/BareForwarder, Kestrel in and one HttpMessageInvoker out with nothing else, the floor any ASP.NET Core proxy pays here"
   echo
-  echo "| path | requests/s | p50 (ms) | p99 (ms) | non-2xx | CPU µs/request: wrk | Nexus | upstream |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-  echo "| direct to the upstream | $drps | $dp50 | $dp99 | $dbad | $dcw | - | $dcf |"
-  echo "| through the Bridge | $brps | $bp50 | $bp99 | $bbad | $bcw | $bcn | $bcf |"
+  echo "| layout | path | requests/s | p50 (ms) | p99 (ms) | non-2xx | CPU µs/request: wrk | proxy | upstream |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s' "$rows"
   echo
-  echo "Throughput ratio (Bridge / direct): **$ratio**; p50 overhead: **$overhead ms**."
+  printf '%s' "$summary"
 } > "$result"
 echo; cat "$result"

@@ -21,6 +21,8 @@ build_nexus() {
 # start_nexus PORT [extra env...]: starts Nexus in Production on 127.0.0.1:PORT with SQLite (or DATABASE_URL).
 start_nexus() {
   local port="$1"; shift
+  # Something already answering there would be measured instead of this Nexus.
+  if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then echo "port $port is already in use; stop what listens there" >&2; return 1; fi
   nexus_data="$(mktemp -d /tmp/nexus-bench.XXXXXX)"
   nexus_api_key="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   env ASPNETCORE_ENVIRONMENT=Production ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" API_KEY="$nexus_api_key" \
