@@ -1,13 +1,10 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -38,19 +35,10 @@ public sealed class EchoUpstream : IAsyncDisposable
 
     public static async Task<EchoUpstream> StartAsync()
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        var (builder, baseUrl) = LoopbackHost.CreateBuilder();
         builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = null);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var app = builder.Build();
-        var echo = new EchoUpstream(app, $"http://127.0.0.1:{port}");
+        var echo = new EchoUpstream(app, baseUrl);
 
         async Task<Received> Record(HttpContext context)
         {

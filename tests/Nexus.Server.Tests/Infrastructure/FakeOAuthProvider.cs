@@ -1,14 +1,10 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
-using Microsoft.Extensions.Logging;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -59,12 +55,9 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
 
     public static async Task<FakeOAuthProvider> StartAsync()
     {
-        var port = FreePort();
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var (builder, baseUrl) = LoopbackHost.CreateBuilder();
         var app = builder.Build();
-        var fake = new FakeOAuthProvider(app, $"http://127.0.0.1:{port}");
+        var fake = new FakeOAuthProvider(app, baseUrl);
         app.MapGet("/{flavor}/authorize", fake.Authorize);
         app.MapPost("/{flavor}/token", fake.TokenAsync);
         app.MapPost("/{flavor}/revoke", fake.RevokeAsync);
@@ -218,13 +211,6 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
     }
 
     private static string Base64UrlEncode(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     public async ValueTask DisposeAsync()
     {

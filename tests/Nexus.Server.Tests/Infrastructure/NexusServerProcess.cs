@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -45,7 +43,7 @@ public sealed class NexusServerProcess : IAsyncDisposable
     /// </summary>
     public static async Task<NexusServerProcess> StartAsync(TestDatabase db, IDictionary<string, string?> shared, int? port = null)
     {
-        port ??= FreePort();
+        port ??= LoopbackHost.FreePort();
         var baseUrl = $"http://127.0.0.1:{port}";
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Nexus.Server.dll"));
@@ -128,13 +126,6 @@ public sealed class NexusServerProcess : IAsyncDisposable
                 output.AppendLine(line);
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()

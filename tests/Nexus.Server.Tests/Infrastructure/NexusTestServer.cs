@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
@@ -56,7 +55,7 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     public static Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test",
         Action<IServiceCollection>? services = null)
     {
-        var port = FreePort();
+        var port = LoopbackHost.FreePort();
         var settings = new Dictionary<string, string?>
         {
             ["BASE_URL"] = $"http://127.0.0.1:{port}",
@@ -141,13 +140,6 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     {
         Http?.Dispose();
         await base.DisposeAsync();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

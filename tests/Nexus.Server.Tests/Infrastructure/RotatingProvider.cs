@@ -1,13 +1,9 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
-using Microsoft.Extensions.Logging;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -119,14 +115,7 @@ public sealed class RotatingProvider : IAsyncDisposable
 
     public static async Task<RotatingProvider> StartAsync()
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
-        var provider = new RotatingProvider(port);
+        var provider = new RotatingProvider(LoopbackHost.FreePort());
         await provider.StartAgainAsync();
         return provider;
     }
@@ -153,9 +142,7 @@ public sealed class RotatingProvider : IAsyncDisposable
 
     public async Task StartAgainAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls(BaseUrl);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var (builder, _) = LoopbackHost.CreateBuilder(port);
         var started = builder.Build();
         started.MapGet("/authorize", Authorize);
         started.MapPost("/token", (Func<HttpContext, Task<IResult>>)TokenAsync);

@@ -1,11 +1,8 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -31,18 +28,9 @@ public sealed class SampleClientApp : IAsyncDisposable
 
     public static async Task<SampleClientApp> StartAsync(string nexusUrl, Func<(string ClientId, string ClientSecret)> credentials)
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var (builder, baseUrl) = LoopbackHost.CreateBuilder();
         var app = builder.Build();
-        var sample = new SampleClientApp(app, $"http://127.0.0.1:{port}");
+        var sample = new SampleClientApp(app, baseUrl);
         using var http = new HttpClient();
 
         app.MapGet("/", () => Results.Content("<!doctype html><title>Sample</title><link rel=\"icon\" href=\"data:,\"><a id=\"login\" href=\"/login\">Sign in with Nexus</a>", "text/html"));

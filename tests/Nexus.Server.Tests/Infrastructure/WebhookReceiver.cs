@@ -1,12 +1,8 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -45,18 +41,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public static async Task<WebhookReceiver> StartAsync()
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var (builder, baseUrl) = LoopbackHost.CreateBuilder();
         var app = builder.Build();
-        var receiver = new WebhookReceiver(app, $"http://127.0.0.1:{port}/hooks/nexus");
+        var receiver = new WebhookReceiver(app, baseUrl + "/hooks/nexus");
         app.MapPost("/hooks/nexus", async (HttpContext context) =>
         {
             using var reader = new StreamReader(context.Request.Body);
