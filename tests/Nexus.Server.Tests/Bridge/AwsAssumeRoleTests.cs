@@ -529,4 +529,20 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
             Assert.DoesNotContain(value, raw, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task RegisteringADeleteCallbackWhileADeleteRunsDoesNotBreakTheDelete()
+    {
+        var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        var seen = new List<string>();
+        // AwsRoleCredentials registers when it is first resolved, which can happen while another request deletes.
+        store.OnDeleted(id =>
+        {
+            seen.Add(id);
+            store.OnDeleted(_ => { });
+        });
+        var connection = await RequestAsync(await RegisterAsync("aws-delete-race"));
+        Assert.Equal(HttpStatusCode.NoContent, (await GatewayAsync(HttpMethod.Delete, $"/v1/connections/{connection}")).Status);
+        Assert.Equal([connection], seen);
+    }
 }
