@@ -230,6 +230,40 @@ public sealed class CredentialStrategiesTests : IAsyncLifetime
         // The username is not a secret: it is kept as the connection's account label, and nowhere else in clear.
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(rows, "plain-user-marker"));
     }
+
+    private static System.Text.Json.Nodes.JsonNode Schema(string[] required, params string[] properties) => System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["type"] = "object",
+        ["required"] = required,
+        ["properties"] = properties.ToDictionary(p => p, p => (object)new Dictionary<string, object> { ["type"] = "string", ["x-secret"] = p != "access_key_id" && p != "username" }),
+    }))!;
+
+    [Fact]
+    public async Task ACustomCredentialSchemaMustDefineAndRequireTheModesFieldNames()
+    {
+        async Task Refused(object provider)
+        {
+            var problem = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", provider, HttpStatusCode.BadRequest);
+            Assert.Contains("must define and require", problem.GetProperty("errors").GetProperty("credential_schema")[0].GetString());
+        }
+
+        var aws = new { service = "execute-api", region = "eu-west-1" };
+        var apiKey = new { @in = "header", name = "x-key" };
+        await Refused(new { name = "aws-no-secret", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["access_key_id"], "access_key_id") });
+        await Refused(new { name = "aws-optional-secret", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["access_key_id"], "access_key_id", "secret_access_key") });
+        await Refused(new { name = "aws-renamed", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["key", "secret"], "key", "secret") });
+        await Refused(new { name = "key-renamed", auth_mode = "api_key", api_base_url = echo.BaseUrl, api_key = apiKey, credential_schema = Schema(["token"], "token") });
+        await Refused(new { name = "basic-no-user", auth_mode = "basic_auth", api_base_url = echo.BaseUrl, credential_schema = Schema(["password"], "username", "password") });
+
+        // The mode's fields, required, plus fields of the provider's own: accepted.
+        await RegisterAsync(new { name = "aws-custom", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["access_key_id", "secret_access_key"], "access_key_id", "secret_access_key", "session_token") });
+        await RegisterAsync(new { name = "key-custom", auth_mode = "api_key", api_base_url = echo.BaseUrl, api_key = apiKey, credential_schema = Schema(["api_key"], "api_key", "application_key") });
+        var basic = await RegisterAsync(new { name = "basic-custom", auth_mode = "basic_auth", api_base_url = echo.BaseUrl, credential_schema = Schema(["username", "password"], "username", "password") });
+
+        // A PATCH that switches the mode but keeps a schema of the old one's names is refused too.
+        var patched = await server.AdminJsonAsync(HttpMethod.Patch, $"/v1/providers/{basic}", new { auth_mode = "aws_sigv4", aws }, HttpStatusCode.BadRequest);
+        Assert.True(patched.GetProperty("errors").TryGetProperty("credential_schema", out _));
+    }
 }
 
 /// <summary>The Bridge in front of an OAuth connection made through the real handshake.</summary>
