@@ -73,26 +73,14 @@ internal sealed class AwsRoleCredentials
         store.OnDeleted(Forget);
     }
 
-    /// <summary>
-    /// What a request for this connection is signed with: the stored credential, or for an aws_sigv4 connection with a
-    /// role, the role's temporary credentials. Throws <see cref="AwsRoleException"/> when STS does not issue them.
-    /// </summary>
-    public async Task<BridgeCredential> ApplyAsync(string connectionId, Provider provider, IReadOnlyDictionary<string, string> values, CancellationToken ct)
-    {
-        var credential = BridgeCredentials.From(provider, values);
-        if (credential is not BridgeCredential.AwsSigV4 aws || AwsRoleConfig.Resolve(provider, values) is not { } role)
-        {
-            return credential;
-        }
-
-        var assumed = await GetAsync(connectionId, role, aws.Credentials, ct);
-        return aws with { Credentials = assumed.Credentials };
-    }
-
     /// <summary>The role's temporary credentials, from the cache while they have more than <see cref="RefreshMargin"/> left.</summary>
-    public async Task<AssumedRole> GetAsync(string connectionId, AwsRole role, AwsCredentials longLived, CancellationToken ct)
+    public Task<AssumedRole> GetAsync(string connectionId, AwsRole role, AwsCredentials longLived, CancellationToken ct) =>
+        GetAsync(connectionId, CacheKey(role, longLived), role, longLived, ct);
+
+    /// <summary>As <see cref="GetAsync(string, AwsRole, AwsCredentials, CancellationToken)"/>, with the <see cref="CacheKey"/> the caller computed once.</summary>
+    public async Task<AssumedRole> GetAsync(string connectionId, string roleKey, AwsRole role, AwsCredentials longLived, CancellationToken ct)
     {
-        var key = Key(connectionId, role, longLived);
+        var key = connectionId + "\n" + roleKey;
         while (true)
         {
             if (entries.TryGetValue(key, out var existing))
@@ -139,15 +127,16 @@ internal sealed class AwsRoleCredentials
     }
 
     /// <summary>
-    /// The cache key: the connection, and a hash of everything the credentials depend on (role, external id, duration,
-    /// endpoint, region and the stored keys), so replaced keys or a changed role miss at once on every instance. Only
-    /// a SHA-256 of the keys is kept in the key.
+    /// The cache key within a connection: a SHA-256 of everything the credentials depend on (role, external id,
+    /// duration, endpoint, signing region and the stored keys), so replaced keys or a changed role miss at once on
+    /// every instance, and only a hash of the keys is kept. Computed once per decoded connection row
+    /// (<see cref="DecodedCredentials"/>), not per request.
     /// </summary>
-    private static string Key(string connectionId, AwsRole role, AwsCredentials longLived)
+    public static string CacheKey(AwsRole role, AwsCredentials longLived)
     {
-        var material = string.Join('\0', role.RoleArn, role.ExternalId ?? "", role.DurationSeconds.ToString(CultureInfo.InvariantCulture), role.StsEndpoint, role.Region,
+        var material = string.Join('\0', role.RoleArn, role.ExternalId ?? "", role.DurationSeconds.ToString(CultureInfo.InvariantCulture), role.StsEndpoint, role.SigningRegion,
             longLived.AccessKeyId, longLived.SecretAccessKey, longLived.SessionToken ?? "");
-        return connectionId + "\n" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(material)));
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(material)));
     }
 
     private async Task LoadAsync(string key, TaskCompletionSource<AssumedRole> source, string connectionId, AwsRole role, AwsCredentials longLived)
@@ -204,8 +193,9 @@ internal sealed class AwsRoleCredentials
         int status;
         try
         {
-            // Signed with the long-lived keys (and their session token, for keys that are themselves temporary).
-            await SigV4Signer.SignAsync(request, longLived, role.Region, "sts", now, cancellationToken: timeout.Token);
+            // Signed with the long-lived keys (and their session token, for keys that are themselves temporary), for
+            // the region of the endpoint (AwsRole.SigningRegion): STS refuses any other.
+            await SigV4Signer.SignAsync(request, longLived, role.SigningRegion, "sts", now, cancellationToken: timeout.Token);
             using var response = await http.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             status = (int)response.StatusCode;
             text = await response.Content.ReadLimitedAsync(MaxResponseBytes, timeout.Token);

@@ -3,8 +3,10 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Nexus.Server.Bridge;
 using Nexus.Server.Providers;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -43,6 +45,8 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         }, services: s => s.AddSingleton<ILoggerProvider>(logs));
         // The fake issues credentials on Nexus's clock, so moving the clock forward brings them near expiry.
         sts.Clock = server.Time.GetUtcNow;
+        // The providers below sign for eu-west-1 and their STS (the fake, on loopback) says no region of its own.
+        sts.Region = "eu-west-1";
     }
 
     public async ValueTask DisposeAsync()
@@ -68,17 +72,43 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     }
 
     /// <summary>A custom aws_sigv4 provider in front of the echo upstream whose STS is the fake.</summary>
-    private async Task<string> RegisterAsync(string name, Dictionary<string, string>? role = null)
+    private async Task<string> RegisterAsync(string name, Dictionary<string, string>? role = null, object? credentialSchema = null)
     {
         var aws = new Dictionary<string, string> { ["service"] = "execute-api", ["region"] = "eu-west-1", ["sts_endpoint"] = sts.BaseUrl };
         foreach (var (key, value) in role ?? new() { ["role_arn"] = Role })
         {
-            aws[key] = value;
+            if (value.Length == 0)
+            {
+                aws.Remove(key);
+            }
+            else
+            {
+                aws[key] = value;
+            }
         }
 
-        var created = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new { name, auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws }, HttpStatusCode.Created);
+        object body = credentialSchema is null
+            ? new { name, auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws }
+            : new { name, auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = credentialSchema };
+        var created = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", body, HttpStatusCode.Created);
         return created.GetProperty("name").GetString()!;
     }
+
+    /// <summary>The default aws_sigv4 fields plus a region field whose pattern is as loose as a custom schema may make it.</summary>
+    private static JsonNode SchemaWithLooseRegion() => JsonNode.Parse("""
+        {
+          "type": "object",
+          "required": ["access_key_id", "secret_access_key"],
+          "properties": {
+            "access_key_id": {"type": "string", "title": "Access key ID"},
+            "secret_access_key": {"type": "string", "title": "Secret access key", "x-secret": true},
+            "session_token": {"type": "string", "title": "Session token", "x-secret": true},
+            "region": {"type": "string", "title": "Region", "pattern": ".+"},
+            "role_arn": {"type": "string", "title": "Role ARN"}
+          },
+          "additionalProperties": false
+        }
+        """)!;
 
     private async Task<string> RequestAsync(string provider)
     {
@@ -544,5 +574,156 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         var connection = await RequestAsync(await RegisterAsync("aws-delete-race"));
         Assert.Equal(HttpStatusCode.NoContent, (await GatewayAsync(HttpMethod.Delete, $"/v1/connections/{connection}")).Status);
         Assert.Equal([connection], seen);
+    }
+
+    /// <summary>A provider row as the registry hands it out, for the resolution rules that need no server.</summary>
+    private static Provider AwsProvider(Dictionary<string, string> aws) => new("aws-unit", null, "AWS", AuthModes.AwsSigV4,
+        new ProviderConfig { ApiBaseUrl = "https://execute-api.eu-west-1.amazonaws.com", Aws = aws }, [], "", null, [], DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+
+    private static readonly Dictionary<string, string> Keys = new() { ["access_key_id"] = KeyId, ["secret_access_key"] = Secret };
+
+    private static Dictionary<string, string> KeysWith(string name, string value) => new(Keys) { [name] = value };
+
+    [Fact]
+    public async Task ARegionThatIsNotAnAwsRegionNeverBecomesPartOfTheStsHost()
+    {
+        // A custom schema may let any region through; without an sts_endpoint the STS host is built from it.
+        sts.Allow(KeyId, Secret, Role);
+        var provider = await RegisterAsync("aws-ssrf", new() { ["role_arn"] = Role, ["sts_endpoint"] = "" }, SchemaWithLooseRegion());
+        foreach (var region in new[] { "evil.example/", "evil.example#", "eu-west-1.evil.example", "eu-west-1:8443", "us-east-1\u0661" })
+        {
+            var id = await RequestAsync(provider);
+            var (status, problem) = await SubmitAsync(id, new() { ["region"] = region });
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal("validation_failed", problem.GetProperty("code").GetString());
+            Assert.True(problem.GetProperty("errors").TryGetProperty("region", out _), problem.ToString());
+            Assert.Equal("pending", (await GatewayAsync(HttpMethod.Get, $"/v1/connections/{id}")).Body.GetProperty("status").GetString());
+        }
+
+        Assert.Equal(0, sts.CallCount);
+
+        // A row stored before the check (or by any other way in) is refused at read time, never a 500 or a call.
+        var stored = await RequestAsync(provider);
+        var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        var values = JsonSerializer.Serialize(KeysWith("region", "evil.example/"));
+        await store.ActivateAsync(stored, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, stored, values), null, "credential", null, CancellationToken.None);
+        var (readStatus, readProblem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{stored}");
+        Assert.Equal(HttpStatusCode.Conflict, readStatus);
+        Assert.Equal("credentials_unusable", readProblem.GetProperty("code").GetString());
+        var (bridgeStatus, bridgeBody, echoed) = await BridgeAsync(stored, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.Conflict, bridgeStatus);
+        Assert.Equal("credentials_unusable", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
+        Assert.Null(echoed);
+        Assert.Equal(0, sts.CallCount);
+    }
+
+    [Fact]
+    public void TheStsEndpointAndItsSigningRegionFollowTheRegionAndTheEndpointHost()
+    {
+        AwsRole RoleOf(Dictionary<string, string> aws, Dictionary<string, string>? values = null)
+        {
+            var stored = BridgeCredentials.From(AwsProvider(aws), values ?? Keys);
+            Assert.Null(stored.Problem);
+            return stored.Role!;
+        }
+
+        var provider = new Dictionary<string, string> { ["service"] = "execute-api", ["region"] = "eu-west-1", ["role_arn"] = Role };
+
+        // The default endpoint is the regional one; the China partition's is under amazonaws.com.cn.
+        Assert.Equal(("https://sts.eu-west-1.amazonaws.com/", "eu-west-1"), (RoleOf(provider).StsEndpoint, RoleOf(provider).SigningRegion));
+        var china = RoleOf(new(provider) { ["region"] = "cn-north-1" });
+        Assert.Equal(("https://sts.cn-north-1.amazonaws.com.cn/", "cn-north-1"), (china.StsEndpoint, china.SigningRegion));
+        var connectionsRegion = RoleOf(provider, KeysWith("region", "us-gov-west-1"));
+        Assert.Equal(("https://sts.us-gov-west-1.amazonaws.com/", "us-gov-west-1"), (connectionsRegion.StsEndpoint, connectionsRegion.SigningRegion));
+
+        // With sts_endpoint, the signature is for the endpoint's region, whatever the connection signs its API calls for.
+        foreach (var (endpoint, region) in new[]
+        {
+            ("https://sts.ap-southeast-2.amazonaws.com", "ap-southeast-2"),
+            ("https://sts.amazonaws.com", "us-east-1"),
+            ("https://sts-fips.us-east-2.amazonaws.com", "us-east-2"),
+            ("https://sts.cn-northwest-1.amazonaws.com.cn/", "cn-northwest-1"),
+            ("https://vpce-0123456789abcdef0-abcdefgh.sts.eu-central-1.vpce.amazonaws.com", "eu-central-1"),
+        })
+        {
+            var role = RoleOf(new(provider) { ["sts_endpoint"] = endpoint, ["sts_region"] = region });
+            Assert.Equal(region, role.SigningRegion);
+            Assert.Equal(region, RoleOf(new(provider) { ["sts_endpoint"] = endpoint }).SigningRegion);
+            Assert.Equal("eu-west-1", ((BridgeCredential.AwsSigV4)BridgeCredentials.From(AwsProvider(new(provider) { ["sts_endpoint"] = endpoint }), Keys).Credential!).Region);
+        }
+
+        // A host whose name says nothing (a proxy, a test fake) takes sts_region, else the connection's region.
+        Assert.Equal("us-east-1", RoleOf(new(provider) { ["sts_endpoint"] = "https://sts-proxy.corp.example", ["sts_region"] = "us-east-1" }).SigningRegion);
+        Assert.Equal("eu-west-1", RoleOf(new(provider) { ["sts_endpoint"] = "https://sts-proxy.corp.example" }).SigningRegion);
+        Assert.Equal("eu-north-1", RoleOf(new(provider) { ["sts_endpoint"] = "https://sts-proxy.corp.example" }, KeysWith("region", "eu-north-1")).SigningRegion);
+
+        // Regions that are not: refused with the field at fault, never thrown.
+        foreach (var bad in new[] { "evil.example/", "EU-WEST-1", "eu-west-1 ", "eu_west_1", "west-1", "eu-west-1.amazonaws.com", "" + new string('a', 60) + "-1" })
+        {
+            var stored = BridgeCredentials.From(AwsProvider(provider), KeysWith("region", bad));
+            Assert.Equal("region", stored.Problem?.Field);
+            Assert.Null(stored.Credential);
+            Assert.Null(BridgeCredentials.From(AwsProvider(new(provider) { ["region"] = bad }), Keys).Credential);
+        }
+
+        Assert.Throws<ArgumentException>(() => AwsRoleConfig.DefaultStsEndpoint("evil.example/"));
+    }
+
+    [Fact]
+    public async Task TheAssumeRoleCallIsSignedForTheStsEndpointsRegionNotTheConnections()
+    {
+        // The fake stands for an STS that serves us-east-1 behind a host whose name does not say so.
+        sts.Region = "us-east-1";
+        sts.Allow(KeyId, Secret, Role);
+        var id = await ConnectAsync(await RegisterAsync("aws-sts-region", new() { ["role_arn"] = Role, ["sts_region"] = "us-east-1" }));
+        Assert.Equal("us-east-1", sts.Calls.Single().Region);
+
+        // The API calls are still signed for the connection's region.
+        var (status, _, echoed) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("eu-west-1", SigV4Check.Parse(echoed!.Headers["Authorization"])!.Region);
+
+        // Signed for eu-west-1 (no sts_region), STS refuses the signature as the real one does.
+        var refused = await RequestAsync(await RegisterAsync("aws-sts-region-wrong"));
+        var (captureStatus, problem) = await SubmitAsync(refused);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, captureStatus);
+        Assert.Contains("SignatureDoesNotMatch", problem.GetProperty("detail").GetString());
+        Assert.Equal("wrong region", sts.Calls.Last().Outcome);
+
+        // A region that contradicts a host that names its own is refused at registration.
+        var contradiction = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "aws-sts-contradiction", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl,
+            aws = new { service = "execute-api", region = "eu-west-1", role_arn = Role, sts_endpoint = "https://sts.eu-west-1.amazonaws.com", sts_region = "us-east-1" },
+        }, HttpStatusCode.BadRequest);
+        Assert.True(contradiction.GetProperty("errors").TryGetProperty("aws.sts_region", out _));
+        var badRegion = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "aws-bad-region", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws = new { service = "execute-api", region = "evil.example/" },
+        }, HttpStatusCode.BadRequest);
+        Assert.True(badRegion.GetProperty("errors").TryGetProperty("aws.region", out _));
+    }
+
+    [Fact]
+    public async Task TokenReadsReportTheConnectionsRegionTheOneTheBridgeSignsWith()
+    {
+        sts.Region = "eu-central-1";
+        sts.Allow(KeyId, Secret, Role);
+        var withRole = await ConnectAsync(await RegisterAsync("aws-own-region", credentialSchema: SchemaWithLooseRegion()), new() { ["region"] = "eu-central-1" });
+        var (_, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{withRole}");
+        Assert.Equal("eu-central-1", token.GetProperty("strategy").GetProperty("region").GetString());
+        var (_, _, echoed) = await BridgeAsync(withRole, HttpMethod.Get, "/prod/items");
+        Assert.Equal("eu-central-1", SigV4Check.Parse(echoed!.Headers["Authorization"])!.Region);
+
+        var plain = await RegisterAsync("aws-own-region-plain", new() { ["role_arn"] = "" }, SchemaWithLooseRegion());
+        var keysOnly = await ConnectAsync(plain, new() { ["region"] = "ap-northeast-1" });
+        (_, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{keysOnly}");
+        Assert.Equal("ap-northeast-1", token.GetProperty("strategy").GetProperty("region").GetString());
+        (_, _, echoed) = await BridgeAsync(keysOnly, HttpMethod.Get, "/prod/items");
+        Assert.Equal("ap-northeast-1", SigV4Check.Parse(echoed!.Headers["Authorization"])!.Region);
+
+        // Without a region of its own, the provider's.
+        var providers = await ConnectAsync(plain);
+        Assert.Equal("eu-west-1", (await GatewayAsync(HttpMethod.Get, $"/v1/token/{providers}")).Body.GetProperty("strategy").GetProperty("region").GetString());
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Bridge;
@@ -263,6 +264,47 @@ public sealed class CredentialStrategiesTests : IAsyncLifetime
         // A PATCH that switches the mode but keeps a schema of the old one's names is refused too.
         var patched = await server.AdminJsonAsync(HttpMethod.Patch, $"/v1/providers/{basic}", new { auth_mode = "aws_sigv4", aws }, HttpStatusCode.BadRequest);
         Assert.True(patched.GetProperty("errors").TryGetProperty("credential_schema", out _));
+    }
+
+    [Fact]
+    public async Task AProviderRowWithoutTheModesFieldsIsAProblemAtCaptureAndReadNeverA500()
+    {
+        // A provider registered before the field names were enforced: its schema has no secret_access_key.
+        var name = await RegisterAsync(new { name = "aws-legacy", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws = new { service = "execute-api", region = "eu-west-1" } });
+        var registry = server.Services.GetRequiredService<Nexus.Server.Providers.ProviderRegistry>();
+        var provider = (await registry.FindAsync(name, CancellationToken.None))!;
+        await registry.UpdateAsync(provider with { Config = provider.Config with { CredentialSchema = Schema(["access_key_id"], "access_key_id", "other").AsObject() } }, CancellationToken.None);
+
+        var (_, id) = await RequestAsync(name);
+        var (status, problem) = await GatewayAsync(HttpMethod.Post, $"/v1/connections/{id}/credentials", new { access_key_id = "AKIDEXAMPLE12345" });
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("secret_access_key", out _), problem.ToString());
+
+        // A row stored with such a schema: GET /v1/token and the Bridge answer 409, not 500.
+        var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        await store.ActivateAsync(id, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, id, """{"access_key_id":"AKIDEXAMPLE12345","other":"x"}"""), null, "credential", null, CancellationToken.None);
+        (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("credentials_unusable", problem.GetProperty("code").GetString());
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/bridge/{id}/prod/items");
+        request.Headers.Add("X-API-Key", server.ApiKey);
+        using var response = await server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+    }
+
+    [Fact]
+    public void BridgeCredentialsFromIsTotal()
+    {
+        Nexus.Server.Providers.Provider Of(string mode, Nexus.Server.Providers.ProviderConfig? config = null) =>
+            new("p", null, "P", mode, config ?? new Nexus.Server.Providers.ProviderConfig(), [], "", null, [], DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+
+        Assert.Equal("api_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string>()).Problem?.Field);
+        Assert.Equal("api_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string> { ["a"] = "1", ["b"] = "2" }).Problem?.Field);
+        Assert.IsType<Nexus.Server.Bridge.BridgeCredential.ApiKey>(Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string> { ["token"] = "1" }).Credential);
+        Assert.Equal("password", Nexus.Server.Bridge.BridgeCredentials.From(Of("basic_auth"), new Dictionary<string, string> { ["username"] = "u" }).Problem?.Field);
+        Assert.Equal("access_key_id", Nexus.Server.Bridge.BridgeCredentials.From(Of("aws_sigv4"), new Dictionary<string, string>()).Problem?.Field);
+        Assert.Equal("secret_access_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("aws_sigv4"), new Dictionary<string, string> { ["access_key_id"] = "AKID" }).Problem?.Field);
+        Assert.NotNull(Nexus.Server.Bridge.BridgeCredentials.From(Of("oauth2"), new Dictionary<string, string>()).Problem);
     }
 }
 

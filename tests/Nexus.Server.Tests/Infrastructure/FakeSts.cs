@@ -21,7 +21,8 @@ namespace Nexus.Server.Tests.Infrastructure;
 /// (SignatureDoesNotMatch, InvalidClientTokenId, AccessDenied, ValidationError) with STS's own messages. It knows a set
 /// of principals (access key → secret, optional session token, roles it may assume, required external id), issues
 /// credentials for a settable duration on a settable clock, counts calls, and can be told to fail (AccessDenied, a
-/// 500 without an error document, a 200 that is not XML, or no answer at all).
+/// 500 without an error document, a 200 that is not XML, or no answer at all). As STS does, it refuses a signature
+/// scoped to another region than its own (<see cref="Region"/>).
 /// </summary>
 public sealed partial class FakeSts : IAsyncDisposable
 {
@@ -73,6 +74,12 @@ public sealed partial class FakeSts : IAsyncDisposable
     public TimeSpan Delay { get; set; }
 
     public Failure FailWith { get; set; }
+
+    /// <summary>
+    /// The region requests must be signed for. Real STS checks the credential scope's region against the endpoint it
+    /// serves and answers SignatureDoesNotMatch otherwise; the fake has no region of its own, so a test says which.
+    /// </summary>
+    public string Region { get; set; } = "us-east-1";
 
     public Issued LastIssued => IssuedCredentials.Last();
 
@@ -163,6 +170,12 @@ public sealed partial class FakeSts : IAsyncDisposable
         if (auth.Service != "sts")
         {
             await Answer("wrong service", 403, "SignatureDoesNotMatch", $"Credential should be scoped to correct service: 'sts'. ");
+            return;
+        }
+
+        if (auth.Region != Region)
+        {
+            await Answer("wrong region", 403, "SignatureDoesNotMatch", $"Credential should be scoped to a valid region, not '{auth.Region}'. ");
             return;
         }
 
