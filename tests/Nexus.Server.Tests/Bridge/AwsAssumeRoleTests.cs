@@ -324,7 +324,7 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AccessDeniedIsA502OnTokenReadAndBridgeAndA422AtCapture()
+    public async Task AccessDeniedDuringRenewalDropsTheCachedCredentialsIsA502OnTokenReadAndBridgeAndA422AtCapture()
     {
         sts.Allow(KeyId, Secret, Role);
         var provider = await RegisterAsync("aws-denied");
@@ -346,7 +346,13 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         Assert.Equal("aws_assume_role_failed", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
         Assert.Null(echoed);
 
-        // Failures are not cached: once STS agrees again, so does Nexus.
+        // A definite refusal dropped the cached credentials (which had 4 minutes left): an STS 500 now does not
+        // bring them back.
+        sts.FailWith = FakeSts.Failure.ServerError;
+        Assert.Equal(HttpStatusCode.BadGateway, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Status);
+
+        // Refusals are not remembered, transient failures only for a few seconds: once STS agrees again, so does Nexus.
+        server.Time.Advance(AwsRoleCredentials.TransientRetryInterval + TimeSpan.FromSeconds(1));
         sts.FailWith = FakeSts.Failure.None;
         Assert.Equal(HttpStatusCode.OK, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Status);
 
@@ -378,12 +384,13 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task StsSlowIs504AndUnreachableIs502()
+    public async Task StsSlowIs504AndUnreachableIs502OnceTheCachedCredentialsAreAlmostExpired()
     {
         sts.Allow(KeyId, Secret, Role);
         var provider = await RegisterAsync("aws-flaky");
         var id = await ConnectAsync(provider);
-        server.Time.Advance(TimeSpan.FromMinutes(56));
+        // 15 s of the first credentials are left: too little to keep handing them out while STS does not answer.
+        server.Time.Advance(TimeSpan.FromMinutes(59) + TimeSpan.FromSeconds(45));
 
         sts.FailWith = FakeSts.Failure.Hang;
         var (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
@@ -392,6 +399,8 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         var (bridgeStatus, bridgeBody, _) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
         Assert.Equal(HttpStatusCode.GatewayTimeout, bridgeStatus);
         Assert.Equal("upstream_timeout", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
+        // The Bridge got the remembered failure: an STS that hangs is not asked again on every request.
+        Assert.Single(sts.Calls, c => c.Outcome == "hang");
 
         // STS moved to a port where nothing listens.
         sts.FailWith = FakeSts.Failure.None;
@@ -417,14 +426,22 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     {
         sts.Allow(KeyId, Secret, Role);
         var id = await ConnectAsync(await RegisterAsync("aws-garbage"));
-        foreach (var failure in new[] { FakeSts.Failure.ServerError, FakeSts.Failure.NotXml })
-        {
-            server.Time.Advance(TimeSpan.FromMinutes(56));
-            sts.FailWith = failure;
-            var (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
-            Assert.Equal(HttpStatusCode.BadGateway, status);
-            Assert.Equal("aws_assume_role_failed", problem.GetProperty("code").GetString());
-        }
+
+        // A 500 is transient, but 15 s of credentials are too few to keep serving.
+        server.Time.Advance(TimeSpan.FromMinutes(59) + TimeSpan.FromSeconds(45));
+        sts.FailWith = FakeSts.Failure.ServerError;
+        var (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.BadGateway, status);
+        Assert.Equal("aws_assume_role_failed", problem.GetProperty("code").GetString());
+        Assert.Contains("500", problem.GetProperty("detail").GetString());
+
+        // Past the expiry and the pause after a transient failure: a 200 that is not XML.
+        server.Time.Advance(TimeSpan.FromMinutes(1));
+        sts.FailWith = FakeSts.Failure.NotXml;
+        (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.BadGateway, status);
+        Assert.Equal("aws_assume_role_failed", problem.GetProperty("code").GetString());
+        Assert.Equal(3, sts.CallCount);
     }
 
     [Fact]
@@ -725,5 +742,96 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         // Without a region of its own, the provider's.
         var providers = await ConnectAsync(plain);
         Assert.Equal("eu-west-1", (await GatewayAsync(HttpMethod.Get, $"/v1/token/{providers}")).Body.GetProperty("strategy").GetProperty("region").GetString());
+    }
+
+    [Fact]
+    public async Task ATransientStsFailureDuringRenewalKeepsServingTheStillValidCredentials()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var id = await ConnectAsync(await RegisterAsync("aws-outage"));
+        var first = sts.LastIssued;
+
+        // 4 minutes left, inside the renewal margin, and STS is down.
+        server.Time.Advance(TimeSpan.FromMinutes(56));
+        sts.FailWith = FakeSts.Failure.ServerError;
+        var (status, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(first.AccessKeyId, token.GetProperty("credentials").GetProperty("access_key_id").GetString());
+        Assert.Equal(first.Expiration.ToUnixTimeSeconds(), token.GetProperty("expires_at").GetInt64());
+        Assert.Equal(2, sts.CallCount);
+
+        // The Bridge signs with them too, and neither asks STS again for a few seconds.
+        var (bridgeStatus, _, echoed) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.OK, bridgeStatus);
+        Assert.Equal(first.AccessKeyId, SigV4Check.Parse(echoed!.Headers["Authorization"])!.AccessKeyId);
+        Assert.Null(SigV4Check.Verify(echoed.Method, echoed.Path, echoed.Query, echoed.Headers, echoed.BodySha256, first.SecretAccessKey));
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")));
+        Assert.Equal(2, sts.CallCount);
+
+        // After the pause STS is tried again (an unreachable STS is as transient as a 500)…
+        server.Time.Advance(AwsRoleCredentials.TransientRetryInterval + TimeSpan.FromSeconds(1));
+        sts.FailWith = FakeSts.Failure.Throttling;
+        Assert.Equal(first.AccessKeyId, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Body.GetProperty("credentials").GetProperty("access_key_id").GetString());
+        Assert.Equal(3, sts.CallCount);
+
+        // …and once it answers, the new credentials replace the old.
+        server.Time.Advance(AwsRoleCredentials.TransientRetryInterval + TimeSpan.FromSeconds(1));
+        sts.FailWith = FakeSts.Failure.None;
+        (status, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(sts.LastIssued.AccessKeyId, token.GetProperty("credentials").GetProperty("access_key_id").GetString());
+        Assert.NotEqual(first.AccessKeyId, sts.LastIssued.AccessKeyId);
+        Assert.Equal(4, sts.CallCount);
+    }
+
+    [Fact]
+    public async Task StsThrottlingIs503WithRetryAfterWhenNoValidCredentialsAreLeft()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var id = await ConnectAsync(await RegisterAsync("aws-throttled"));
+        server.Time.Advance(TimeSpan.FromMinutes(61));
+        sts.FailWith = FakeSts.Failure.Throttling;
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/token/{id}");
+        request.Headers.Add("X-API-Key", server.ApiKey);
+        using var response = await server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(5), response.Headers.RetryAfter?.Delta);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("aws_sts_throttled", problem.GetProperty("code").GetString());
+        Assert.Contains("Throttling", problem.GetProperty("detail").GetString());
+
+        var (bridgeStatus, bridgeBody, _) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, bridgeStatus);
+        Assert.Equal("aws_sts_throttled", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
+        Assert.Equal(2, sts.CallCount);
+    }
+
+    [Fact]
+    public async Task ExpiredEntriesAreSweptAndForgetOnlyDropsItsOwnConnection()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        var keys = new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret);
+        var role = new AwsRole(Role, null, 900, sts.BaseUrl + "/", "eu-west-1");
+        var longer = role with { DurationSeconds = 3600 };
+        await roles.GetAsync("conn_a", role, keys, CancellationToken.None);
+        await roles.GetAsync("conn_b", role, keys, CancellationToken.None);
+        await roles.GetAsync("conn_b", longer, keys, CancellationToken.None);
+        Assert.Equal(3, roles.Count);
+
+        roles.Forget("conn_a");
+        Assert.Equal(2, roles.Count);
+
+        // The 900 s credentials have expired, the 3600 s ones have not: only the first go.
+        server.Time.Advance(TimeSpan.FromMinutes(16));
+        roles.Sweep();
+        Assert.Equal(1, roles.Count);
+        await roles.GetAsync("conn_b", longer, keys, CancellationToken.None);
+        Assert.Equal(3, sts.CallCount);
+
+        server.Time.Advance(TimeSpan.FromMinutes(50));
+        roles.Sweep();
+        Assert.Equal(0, roles.Count);
     }
 }

@@ -21,8 +21,8 @@ namespace Nexus.Server.Tests.Infrastructure;
 /// (SignatureDoesNotMatch, InvalidClientTokenId, AccessDenied, ValidationError) with STS's own messages. It knows a set
 /// of principals (access key → secret, optional session token, roles it may assume, required external id), issues
 /// credentials for a settable duration on a settable clock, counts calls, and can be told to fail (AccessDenied, a
-/// 500 without an error document, a 200 that is not XML, or no answer at all). As STS does, it refuses a signature
-/// scoped to another region than its own (<see cref="Region"/>).
+/// 500 without an error document, a 200 that is not XML, Throttling, or no answer at all). As STS does, it refuses a
+/// signature scoped to another region than its own (<see cref="Region"/>).
 /// </summary>
 public sealed partial class FakeSts : IAsyncDisposable
 {
@@ -44,6 +44,9 @@ public sealed partial class FakeSts : IAsyncDisposable
         ServerError,
         NotXml,
         Hang,
+
+        /// <summary>400 Throttling ("Rate exceeded"), as STS answers a caller over its request rate.</summary>
+        Throttling,
     }
 
     public sealed record Principal(string Secret, string? SessionToken, IReadOnlySet<string> Roles, string? ExternalId);
@@ -151,6 +154,9 @@ public sealed partial class FakeSts : IAsyncDisposable
                 Calls.Enqueue(new StsCall(auth?.AccessKeyId, auth?.Region, auth?.Service, form, token, "not xml"));
                 context.Response.ContentType = "text/html";
                 await context.Response.WriteAsync("<html><body>Service Unavailable");
+                return;
+            case Failure.Throttling:
+                await Answer("throttled", 400, "Throttling", "Rate exceeded");
                 return;
         }
 
