@@ -395,6 +395,10 @@ internal sealed class AwsRoleCredentials
             throw Unusable(endpointProblem);
         }
 
+        // Role chaining: when the keys are themselves temporary, STS refuses a DurationSeconds above one hour
+        // (AssumeRole, "DurationSeconds"), whatever the role's maximum session duration.
+        var duration = longLived.SessionToken is null ? role.DurationSeconds : Math.Min(role.DurationSeconds, AwsRoleConfig.MaxChainedDurationSeconds);
+
         // STS API reference, AssumeRole: the query API's parameters as a form body (POST keeps them out of URLs and logs).
         var parameters = new List<KeyValuePair<string, string>>
         {
@@ -402,7 +406,7 @@ internal sealed class AwsRoleCredentials
             new("Version", "2011-06-15"),
             new("RoleArn", role.RoleArn),
             new("RoleSessionName", SessionName(connectionId)),
-            new("DurationSeconds", role.DurationSeconds.ToString(CultureInfo.InvariantCulture)),
+            new("DurationSeconds", duration.ToString(CultureInfo.InvariantCulture)),
         };
         if (role.ExternalId is not null)
         {

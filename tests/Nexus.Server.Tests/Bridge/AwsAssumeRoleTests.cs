@@ -834,4 +834,52 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         roles.Sweep();
         Assert.Equal(0, roles.Count);
     }
+
+    [Fact]
+    public async Task RoleChainingAsksForAtMostOneHour()
+    {
+        const string token = "FwoGZXIvYXdzELONGLIVEDSESSIONTOKEN+/=";
+        sts.Allow(KeyId, Secret, Role, sessionToken: token);
+        var provider = await RegisterAsync("aws-chain-clamp", new() { ["role_arn"] = Role, ["session_duration_seconds"] = "7200" });
+        var id = await ConnectAsync(provider, sessionToken: token);
+        var call = sts.Calls.Single();
+        Assert.Equal("3600", call.Form["DurationSeconds"]);
+        Assert.Equal("issued", call.Outcome);
+        Assert.Equal(HttpStatusCode.OK, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Status);
+
+        // Long-lived keys get the duration asked for.
+        const string otherKey = "AKIAIOSFODNN7OTHERKY";
+        sts.Allow(otherKey, Secret, Role);
+        var id2 = await RequestAsync(provider);
+        var (status, _) = await SubmitAsync(id2, keyId: otherKey);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("7200", sts.Calls.Last().Form["DurationSeconds"]);
+    }
+
+    [Fact]
+    public async Task TheFakeStsRefusesMoreThanAnHourForChainedRoles()
+    {
+        const string token = "FwoGZXIvYXdzELONGLIVEDSESSIONTOKEN+/=";
+        sts.Allow(KeyId, Secret, Role, sessionToken: token);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        // Straight to the cache, which clamps; the role record says 7200 and the keys are temporary.
+        var assumed = await roles.GetAsync("conn_chain", new AwsRole(Role, null, 7200, sts.BaseUrl + "/", "eu-west-1"), new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret, token), CancellationToken.None);
+        Assert.Equal("3600", sts.Calls.Single().Form["DurationSeconds"]);
+        Assert.True(assumed.Expiration - server.Time.GetUtcNow() <= TimeSpan.FromSeconds(3600));
+
+        // And the fake models the cap: asked directly for more, it refuses.
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, sts.BaseUrl + "/")
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["Action"] = "AssumeRole", ["Version"] = "2011-06-15", ["RoleArn"] = Role, ["RoleSessionName"] = "nexus-direct", ["DurationSeconds"] = "7200",
+            }),
+        };
+        await Nexus.Sdk.Aws.SigV4Signer.SignAsync(request, new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret, token), "eu-west-1", "sts", DateTimeOffset.UtcNow);
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("ValidationError", await response.Content.ReadAsStringAsync());
+        Assert.Equal("chained duration", sts.Calls.Last().Outcome);
+    }
 }

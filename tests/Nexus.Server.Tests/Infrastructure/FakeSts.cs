@@ -22,7 +22,8 @@ namespace Nexus.Server.Tests.Infrastructure;
 /// of principals (access key → secret, optional session token, roles it may assume, required external id), issues
 /// credentials for a settable duration on a settable clock, counts calls, and can be told to fail (AccessDenied, a
 /// 500 without an error document, a 200 that is not XML, Throttling, or no answer at all). As STS does, it refuses a
-/// signature scoped to another region than its own (<see cref="Region"/>).
+/// signature scoped to another region than its own (<see cref="Region"/>) and, for callers signing with a session
+/// token (role chaining), a DurationSeconds above 3600.
 /// </summary>
 public sealed partial class FakeSts : IAsyncDisposable
 {
@@ -216,6 +217,14 @@ public sealed partial class FakeSts : IAsyncDisposable
         if (!int.TryParse(form.GetValueOrDefault("DurationSeconds") ?? "3600", NumberStyles.None, CultureInfo.InvariantCulture, out var duration) || duration is < 900 or > 43200)
         {
             await Answer("bad duration", 400, "ValidationError", "1 validation error detected: Value at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200");
+            return;
+        }
+
+        // Role chaining: a caller whose own credentials are temporary gets at most one hour (STS AssumeRole, DurationSeconds).
+        if (token is not null && duration > 3600)
+        {
+            await Answer("chained duration", 400, "ValidationError",
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.");
             return;
         }
 
