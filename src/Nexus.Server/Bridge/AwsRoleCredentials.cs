@@ -384,13 +384,14 @@ internal sealed class AwsRoleCredentials
             return Failed($"The STS endpoint '{role.StsEndpoint}' is not usable: it {problem}");
         }
 
-        // Checked at registration too; checked again because the insecure-upstream policy may have changed since.
+        // Checked at registration too; checked again because the insecure-upstream policy may have changed since, and
+        // a provider row may predate a check: the signed request must never go anywhere else than an STS root.
         if (!Uri.TryCreate(role.StsEndpoint, UriKind.Absolute, out var endpoint))
         {
             throw Unusable("must be an absolute URL.");
         }
 
-        if (policy.Check(role.StsEndpoint) is { } endpointProblem)
+        if ((policy.Check(role.StsEndpoint) ?? AwsRoleConfig.EndpointShapeProblem(endpoint)) is { } endpointProblem)
         {
             throw Unusable(endpointProblem);
         }

@@ -882,4 +882,20 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         Assert.Contains("ValidationError", await response.Content.ReadAsStringAsync());
         Assert.Equal("chained duration", sts.Calls.Last().Outcome);
     }
+
+    [Fact]
+    public async Task AnStsEndpointWithAPathIsRefusedWhenUsedNotOnlyAtRegistration()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        foreach (var endpoint in new[] { sts.BaseUrl + "/some/path", sts.BaseUrl + "/?Action=Other", "http://user:pw@127.0.0.1:1/", "http://sts.example.com/" })
+        {
+            var e = await Assert.ThrowsAsync<AwsRoleException>(async () =>
+                await roles.GetAsync("conn_path", new AwsRole(Role, null, 3600, endpoint, "eu-west-1"), new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret), CancellationToken.None));
+            Assert.Equal("aws_assume_role_failed", e.Code);
+            Assert.Contains("is not usable", e.Detail);
+        }
+
+        Assert.Equal(0, sts.CallCount);
+    }
 }
