@@ -10,7 +10,12 @@ namespace Nexus.Server.Providers;
 /// to sts.eu-west-1 scoped to us-east-1 is refused with SignatureDoesNotMatch), so it follows the endpoint, not the
 /// region the connection's own API calls are signed for.
 /// </param>
-internal sealed record AwsRole(string RoleArn, string? ExternalId, int DurationSeconds, string StsEndpoint, string SigningRegion);
+internal sealed record AwsRole(string RoleArn, string? ExternalId, int DurationSeconds, string StsEndpoint, string SigningRegion)
+{
+    // The external id is a shared secret of sorts (it guards against the confused deputy), so it stays out of logs.
+    public override string ToString() =>
+        $"AwsRole {{ RoleArn = {RoleArn}, DurationSeconds = {DurationSeconds}, StsEndpoint = {StsEndpoint}, SigningRegion = {SigningRegion} }}";
+}
 
 /// <summary>
 /// The optional fields of an aws_sigv4 provider's <c>aws</c> block that make Nexus hand out short-lived STS

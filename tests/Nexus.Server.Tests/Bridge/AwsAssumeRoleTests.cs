@@ -40,7 +40,9 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         {
             s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
             s["Nexus:UpstreamTimeoutSeconds"] = "2";
-            // Everything is logged, so that the log scan below sees every line Nexus (and its HttpClient) writes.
+            // Every category at Trace, so that the log scan below sees what Nexus and its HttpClient write. Not quite
+            // everything: Microsoft.AspNetCore.Hosting.Diagnostics is None by default (HostingExtensions) and the more
+            // specific category wins over Default; it would log requests, which carry no credentials here.
             s["Logging:LogLevel:Default"] = "Trace";
         }, services: s => s.AddSingleton<ILoggerProvider>(logs));
         // The fake issues credentials on Nexus's clock, so moving the clock forward brings them near expiry.
@@ -897,5 +899,13 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         }
 
         Assert.Equal(0, sts.CallCount);
+    }
+
+    [Fact]
+    public void AnAwsRoleNeverPrintsItsExternalId()
+    {
+        var role = new AwsRole(Role, "tenant-secret-42", 3600, "https://sts.eu-west-1.amazonaws.com/", "eu-west-1");
+        Assert.DoesNotContain("tenant-secret-42", role.ToString(), StringComparison.Ordinal);
+        Assert.Contains(Role, role.ToString(), StringComparison.Ordinal);
     }
 }
