@@ -237,9 +237,17 @@ internal sealed class AwsRoleCredentials
                 // The shared call is not cancelled with one caller's request (others may be awaiting it), and it
                 // does not run in that caller's execution context: its logs, log scope and trace are nobody's
                 // request in particular.
-                using (ExecutionContext.SuppressFlow())
+                // (SuppressFlow throws when the flow is suppressed already; then Task.Run captures nothing anyway.)
+                if (ExecutionContext.IsFlowSuppressed())
                 {
                     _ = Task.Run(() => LoadAsync(entry, source, role, longLived), CancellationToken.None);
+                }
+                else
+                {
+                    using (ExecutionContext.SuppressFlow())
+                    {
+                        _ = Task.Run(() => LoadAsync(entry, source, role, longLived), CancellationToken.None);
+                    }
                 }
             }
 

@@ -908,4 +908,29 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         Assert.DoesNotContain("tenant-secret-42", role.ToString(), StringComparison.Ordinal);
         Assert.Contains(Role, role.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TheSharedAssumeRoleCallDoesNotRunInTheFirstCallersTraceContext()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        var port = new Uri(sts.BaseUrl).Port;
+        var outgoing = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "System.Net.Http",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStarted = outgoing.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        // The call is shared by every caller that needs the credentials; the first one's trace is not its parent.
+        using (var caller = new System.Diagnostics.Activity("first caller").Start())
+        {
+            await roles.GetAsync("conn_trace", new AwsRole(Role, null, 3600, sts.BaseUrl + "/", "eu-west-1"), new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret), CancellationToken.None);
+            var call = Assert.Single(outgoing, a => Equals(a.GetTagItem("server.port"), port));
+            Assert.NotEqual(caller.TraceId, call.TraceId);
+            Assert.Null(call.Parent);
+        }
+    }
 }
