@@ -1,20 +1,85 @@
 using Nexus.Sdk.Aws;
+using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
 namespace Nexus.Server.Bridge;
 
+/// <summary>Why a connection's stored values cannot be used with its provider's current settings.</summary>
+/// <param name="Field">The connection's field at fault (capture answers it as a field error), or null when the provider's settings are.</param>
+internal sealed record CredentialProblem(string? Field, string Detail)
+{
+    public const string Code = "credentials_unusable";
+
+    /// <summary>
+    /// At read time (GET /v1/token, the Bridge) a 409: nothing upstream failed, the stored values and the provider's
+    /// settings do not fit (a custom schema without the mode's fields, a region that is not one, a provider row that
+    /// predates a check). New credentials or a PATCH of the provider resolve it.
+    /// </summary>
+    public IResult ToProblem() =>
+        Problems.Create(StatusCodes.Status409Conflict, Code, "The connection's stored credentials cannot be used with its provider's settings.", Detail);
+}
+
+/// <summary>What a connection's stored values sign or authenticate with, and for aws_sigv4 the role they assume; or why not.</summary>
+internal sealed record StoredCredential(BridgeCredential? Credential, AwsRole? Role, CredentialProblem? Problem)
+{
+    public static StoredCredential Unusable(string? field, string detail) => new(null, null, new CredentialProblem(field, detail));
+}
+
 /// <summary>Turns a provider's strategy and a connection's stored values into what the Bridge applies.</summary>
 internal static class BridgeCredentials
 {
-    public static BridgeCredential From(Provider provider, IReadOnlyDictionary<string, string> values) => provider.AuthMode switch
+    /// <summary>
+    /// Total: a missing field or an unusable setting is a <see cref="CredentialProblem"/>, never an exception, because
+    /// it is reached with whatever a provider's credential_schema let through (registration enforces the per-mode
+    /// field names now, but a provider row may be older than that).
+    /// </summary>
+    public static StoredCredential From(Provider provider, IReadOnlyDictionary<string, string> values)
     {
-        AuthModes.ApiKey => new BridgeCredential.ApiKey(provider.Config.ApiKey?.In ?? "header", provider.Config.ApiKey?.Name ?? "Authorization", provider.Config.ApiKey?.Prefix,
-            values.GetValueOrDefault("api_key") ?? values.Values.First()),
-        AuthModes.BasicAuth => new BridgeCredential.Basic(values.GetValueOrDefault("username") ?? "", values.GetValueOrDefault("password") ?? ""),
-        AuthModes.AwsSigV4 => new BridgeCredential.AwsSigV4(
-            new AwsCredentials(values["access_key_id"], values["secret_access_key"], values.GetValueOrDefault("session_token")),
-            values.GetValueOrDefault("region") ?? provider.Config.Aws?.GetValueOrDefault("region") ?? "us-east-1",
-            provider.Config.Aws?.GetValueOrDefault("service") ?? "execute-api"),
-        _ => throw new InvalidOperationException("OAuth connections carry a bearer token, not stored credential fields."),
-    };
+        switch (provider.AuthMode)
+        {
+            case AuthModes.ApiKey:
+                // A schema older than the per-mode names may call its only field something else; with more than
+                // one field there is no telling which is the key.
+                var key = values.GetValueOrDefault("api_key") ?? (values.Count == 1 ? values.Values.Single() : null);
+                return key is null
+                    ? StoredCredential.Unusable("api_key", "An api_key provider's credentials need an 'api_key' value.")
+                    : new(new BridgeCredential.ApiKey(provider.Config.ApiKey?.In ?? "header", provider.Config.ApiKey?.Name ?? "Authorization", provider.Config.ApiKey?.Prefix, key), null, null);
+            case AuthModes.BasicAuth:
+                // Some APIs take a key as the password and no user name; a missing password is not a credential.
+                return values.GetValueOrDefault("password") is not { } password
+                    ? StoredCredential.Unusable("password", "A basic_auth provider's credentials need a 'password' value.")
+                    : new(new BridgeCredential.Basic(values.GetValueOrDefault("username") ?? "", password), null, null);
+            case AuthModes.AwsSigV4:
+                return FromAws(provider, values);
+            default:
+                return StoredCredential.Unusable(null, "OAuth connections carry a bearer token, not stored credential fields.");
+        }
+    }
+
+    private static StoredCredential FromAws(Provider provider, IReadOnlyDictionary<string, string> values)
+    {
+        foreach (var name in new[] { "access_key_id", "secret_access_key" })
+        {
+            if (!values.ContainsKey(name))
+            {
+                return StoredCredential.Unusable(name, $"An aws_sigv4 provider's credentials need an '{name}' value.");
+            }
+        }
+
+        var (region, fromConnection, regionProblem) = AwsRoleConfig.ResolveRegion(provider, values);
+        if (regionProblem is not null)
+        {
+            return StoredCredential.Unusable(fromConnection ? AwsRoleConfig.Region : null, regionProblem);
+        }
+
+        var (role, field, roleProblem) = AwsRoleConfig.Resolve(provider, values, region);
+        if (roleProblem is not null)
+        {
+            return StoredCredential.Unusable(field, roleProblem);
+        }
+
+        var credential = new BridgeCredential.AwsSigV4(new AwsCredentials(values["access_key_id"], values["secret_access_key"], values.GetValueOrDefault("session_token")),
+            region, provider.Config.Aws?.GetValueOrDefault(AwsRoleConfig.Service) ?? "execute-api");
+        return new(credential, role, null);
+    }
 }

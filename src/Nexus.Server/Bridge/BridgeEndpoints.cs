@@ -78,13 +78,19 @@ internal static class BridgeEndpoints
         }
 
         var decoded = services.GetRequiredService<DecodedCredentials>().For(connection, provider);
-        var credential = decoded.Credential;
+        if (decoded.Credential is not { } credential)
+        {
+            await decoded.Problem!.ToProblem().ExecuteAsync(context);
+            return;
+        }
+
         if (decoded.Role is { } role && credential is BridgeCredential.AwsSigV4 aws)
         {
             // An aws_sigv4 connection with a role signs with the role's temporary credentials (AwsRoleCredentials).
             try
             {
-                credential = aws with { Credentials = (await services.GetRequiredService<AwsRoleCredentials>().GetAsync(connection.Id, role, aws.Credentials, ct)).Credentials };
+                var assumed = await services.GetRequiredService<AwsRoleCredentials>().GetAsync(connection.Id, decoded.RoleKey!, role, aws.Credentials, ct);
+                credential = aws with { Credentials = assumed.Credentials };
             }
             catch (AwsRoleException e)
             {

@@ -14,9 +14,11 @@ namespace Nexus.Server.Bridge;
 /// </summary>
 internal sealed class DecodedCredentials(ConnectionStore store)
 {
-    /// <param name="Credential">What the stored values sign or authenticate with.</param>
+    /// <param name="Credential">What the stored values sign or authenticate with (null with a <paramref name="Problem"/>).</param>
     /// <param name="Role">For aws_sigv4 with a role: the role whose temporary credentials are used instead.</param>
-    public sealed record Decoded(Provider Provider, BridgeCredential Credential, AwsRole? Role);
+    /// <param name="RoleKey">The role's <see cref="AwsRoleCredentials.CacheKey"/>, hashed once here rather than on every request.</param>
+    /// <param name="Problem">Why the stored values cannot be used with the provider's settings.</param>
+    public sealed record Decoded(Provider Provider, BridgeCredential? Credential, AwsRole? Role, string? RoleKey, CredentialProblem? Problem);
 
     private readonly ConditionalWeakTable<Connection, Decoded> entries = new();
 
@@ -31,11 +33,13 @@ internal sealed class DecodedCredentials(ConnectionStore store)
         if (connection.TokenType == CredentialCapture.TokenType)
         {
             var values = JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!;
-            entry = new Decoded(provider, BridgeCredentials.From(provider, values), provider.AuthMode == AuthModes.AwsSigV4 ? AwsRoleConfig.Resolve(provider, values) : null);
+            var stored = BridgeCredentials.From(provider, values);
+            var roleKey = stored is { Role: { } role, Credential: BridgeCredential.AwsSigV4 aws } ? AwsRoleCredentials.CacheKey(role, aws.Credentials) : null;
+            entry = new Decoded(provider, stored.Credential, stored.Role, roleKey, stored.Problem);
         }
         else
         {
-            entry = new Decoded(provider, new BridgeCredential.Bearer(secret), null);
+            entry = new Decoded(provider, new BridgeCredential.Bearer(secret), null, null, null);
         }
 
         entries.AddOrUpdate(connection, entry);

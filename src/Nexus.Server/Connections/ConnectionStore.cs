@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Data.Common;
 using Dapper;
 using Nexus.Server.Data;
@@ -267,6 +268,8 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         var deleted = await connection.ExecuteAsync(new CommandDefinition("DELETE FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
         cache.Invalidate(id);
+        // A snapshot: a callback registered meanwhile (AwsRoleCredentials registers when it is first resolved,
+        // which may be during a delete) only changes the array later deletes read.
         foreach (var callback in deletedCallbacks)
         {
             callback(id);
@@ -275,14 +278,9 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         return deleted == 1;
     }
 
-    private readonly List<Action<string>> deletedCallbacks = [];
+    // Copy-on-write: deletes read the current array without a lock, registrations replace it atomically.
+    private ImmutableArray<Action<string>> deletedCallbacks = [];
 
-    /// <summary>Registers a callback for deleted connections (in-memory state derived from a connection, such as assumed-role credentials). Register at construction only.</summary>
-    public void OnDeleted(Action<string> callback)
-    {
-        lock (deletedCallbacks)
-        {
-            deletedCallbacks.Add(callback);
-        }
-    }
+    /// <summary>Registers a callback for deleted connections (in-memory state derived from a connection, such as assumed-role credentials).</summary>
+    public void OnDeleted(Action<string> callback) => ImmutableInterlocked.Update(ref deletedCallbacks, callbacks => callbacks.Add(callback));
 }

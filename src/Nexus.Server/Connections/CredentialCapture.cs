@@ -106,7 +106,15 @@ internal static class CredentialCapture
             return Form(context, state, provider, errors, "Check the highlighted fields.", 400);
         }
 
-        if (await VerifyAsync(connection.Id, provider, values, http, roles, ct) is { } rejected)
+        var stored = Bridge.BridgeCredentials.From(provider, values);
+        if (stored.Problem is { } unusable)
+        {
+            return unusable.Field is { } field
+                ? Form(context, state, provider, new Dictionary<string, string[]> { [field] = [unusable.Detail] }, "Check the highlighted fields.", 400)
+                : Form(context, state, provider, null, unusable.Detail, 409);
+        }
+
+        if (await VerifyAsync(connection.Id, provider, stored, http, roles, ct) is { } rejected)
         {
             // The state stays unused: the person can correct the entry and try again.
             return Form(context, state, provider, null, rejected, 400);
@@ -162,7 +170,15 @@ internal static class CredentialCapture
             return Problems.Validation(errors);
         }
 
-        if (await VerifyAsync(connection.Id, provider, values, http, roles, ct) is { } rejected)
+        // Checked before anything is called with them: the schema may let through a region that would steer the
+        // signed STS call elsewhere, and a schema that predates the per-mode field names may lack one.
+        var stored = Bridge.BridgeCredentials.From(provider, values);
+        if (stored.Problem is { } unusable)
+        {
+            return unusable.Field is { } field ? Problems.Validation(new Dictionary<string, string[]> { [field] = [unusable.Detail] }) : unusable.ToProblem();
+        }
+
+        if (await VerifyAsync(connection.Id, provider, stored, http, roles, ct) is { } rejected)
         {
             return Problems.Create(StatusCodes.Status422UnprocessableEntity, "credentials_rejected", "The provider did not accept these credentials.", rejected);
         }
@@ -191,19 +207,26 @@ internal static class CredentialCapture
     /// assume the role are refused before the connection is active; the credentials it gets are cached for the
     /// first reads.
     /// </summary>
-    private static async Task<string?> VerifyAsync(string connectionId, Provider provider, Dictionary<string, string> values, IHttpClientFactory http, AwsRoleCredentials roles,
+    private static async Task<string?> VerifyAsync(string connectionId, Provider provider, Bridge.StoredCredential stored, IHttpClientFactory http, AwsRoleCredentials roles,
         CancellationToken ct)
     {
-        // Whatever was cached for the credentials being replaced is dropped now.
-        roles.Forget(connectionId);
-        Bridge.BridgeCredential credential;
-        try
+        var credential = stored.Credential!;
+        if (credential is Bridge.BridgeCredential.AwsSigV4)
         {
-            credential = await roles.ApplyAsync(connectionId, provider, values, ct);
+            // Whatever was cached for the credentials being replaced is dropped now.
+            roles.Forget(connectionId);
         }
-        catch (AwsRoleException e)
+
+        if (stored.Role is { } role && credential is Bridge.BridgeCredential.AwsSigV4 longLived)
         {
-            return e.Code == AwsRoleException.AssumeRoleFailed ? $"These credentials could not assume the role. {e.Detail}" : $"{e.Title} {e.Detail}";
+            try
+            {
+                credential = longLived with { Credentials = (await roles.GetAsync(connectionId, role, longLived.Credentials, ct)).Credentials };
+            }
+            catch (AwsRoleException e)
+            {
+                return e.Code == AwsRoleException.AssumeRoleFailed ? $"These credentials could not assume the role. {e.Detail}" : $"{e.Title} {e.Detail}";
+            }
         }
 
         if (provider.Config.Verify is not { } verify || provider.Config.ApiBaseUrl is null)
@@ -257,6 +280,8 @@ internal static class CredentialCapture
 
         var values = JsonSerializer.Deserialize<Dictionary<string, string>>(store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken!))!;
         var strategy = new JsonObject { ["type"] = provider.AuthMode };
+        var credentials = new JsonObject();
+        long? expiresAt = null;
         switch (provider.AuthMode)
         {
             case AuthModes.ApiKey:
@@ -265,37 +290,44 @@ internal static class CredentialCapture
                 strategy["prefix"] = provider.Config.ApiKey?.Prefix;
                 break;
             case AuthModes.AwsSigV4:
-                strategy["region"] = provider.Config.Aws?.GetValueOrDefault("region");
-                strategy["service"] = provider.Config.Aws?.GetValueOrDefault("service");
+                // The same resolution the Bridge signs with: the connection's region if it has one, else the provider's.
+                var stored = Bridge.BridgeCredentials.From(provider, values);
+                if (stored.Credential is not Bridge.BridgeCredential.AwsSigV4 aws)
+                {
+                    await stored.Problem!.ToProblem().ExecuteAsync(context);
+                    return;
+                }
+
+                strategy["region"] = aws.Region;
+                strategy["service"] = aws.Service;
+                if (stored.Role is { } role)
+                {
+                    // With a role, only the temporary credentials leave Nexus; the stored keys never do.
+                    // The role client comes from the request's services, so that reads of other strategies do not resolve it.
+                    var roles = context.RequestServices.GetRequiredService<AwsRoleCredentials>();
+                    AssumedRole assumed;
+                    try
+                    {
+                        assumed = await roles.GetAsync(connection.Id, role, aws.Credentials, context.RequestAborted);
+                    }
+                    catch (AwsRoleException e)
+                    {
+                        await e.ToProblem().ExecuteAsync(context);
+                        return;
+                    }
+
+                    strategy["role_arn"] = role.RoleArn;
+                    expiresAt = assumed.Expiration.ToUnixTimeSeconds();
+                    credentials["access_key_id"] = assumed.Credentials.AccessKeyId;
+                    credentials["secret_access_key"] = assumed.Credentials.SecretAccessKey;
+                    credentials["session_token"] = assumed.Credentials.SessionToken;
+                    credentials["expires_at"] = expiresAt;
+                }
+
                 break;
         }
 
-        var credentials = new JsonObject();
-        long? expiresAt = null;
-        if (provider.AuthMode == AuthModes.AwsSigV4 && AwsRoleConfig.Resolve(provider, values) is { } role)
-        {
-            // With a role, only the temporary credentials leave Nexus; the stored keys never do.
-            // The role client comes from the request's services, so that reads of other strategies do not resolve it.
-            var roles = context.RequestServices.GetRequiredService<AwsRoleCredentials>();
-            AssumedRole assumed;
-            try
-            {
-                assumed = await roles.GetAsync(connection.Id, role, ((Bridge.BridgeCredential.AwsSigV4)Bridge.BridgeCredentials.From(provider, values)).Credentials, context.RequestAborted);
-            }
-            catch (AwsRoleException e)
-            {
-                await e.ToProblem().ExecuteAsync(context);
-                return;
-            }
-
-            strategy["role_arn"] = role.RoleArn;
-            expiresAt = assumed.Expiration.ToUnixTimeSeconds();
-            credentials["access_key_id"] = assumed.Credentials.AccessKeyId;
-            credentials["secret_access_key"] = assumed.Credentials.SecretAccessKey;
-            credentials["session_token"] = assumed.Credentials.SessionToken;
-            credentials["expires_at"] = expiresAt;
-        }
-        else
+        if (expiresAt is null)
         {
             foreach (var (name, value) in values)
             {

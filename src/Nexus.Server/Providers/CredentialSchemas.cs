@@ -55,13 +55,33 @@ internal static class CredentialSchemas
         };
     }
 
-    /// <summary>What is wrong with a schema a registration supplies, or null.</summary>
-    public static string? Problem(JsonObject schema)
+    /// <summary>
+    /// The fields a mode's credential is made of, which a schema must define and require under exactly these names:
+    /// the Bridge and GET /v1/token read them by name (docs/provider-catalog.md, "Property names are fixed per mode").
+    /// A schema may add fields of its own (Datadog's application_key) and the optional ones of the mode.
+    /// </summary>
+    public static string[] RequiredFields(string mode) => mode switch
+    {
+        AuthModes.ApiKey => ["api_key"],
+        AuthModes.BasicAuth => ["username", "password"],
+        AuthModes.AwsSigV4 => ["access_key_id", "secret_access_key"],
+        _ => [],
+    };
+
+    /// <summary>What is wrong with a schema a registration supplies for <paramref name="mode"/>, or null.</summary>
+    public static string? Problem(JsonObject schema, string mode)
     {
         try
         {
             var fields = Fields(schema);
-            return fields.Count is 0 or > 20 ? "credential_schema needs 1 to 20 string properties." : null;
+            if (fields.Count is 0 or > 20)
+            {
+                return "credential_schema needs 1 to 20 string properties.";
+            }
+
+            return RequiredFields(mode).FirstOrDefault(name => !fields.Any(f => f.Name == name && f.Required)) is { } missing
+                ? $"credential_schema must define and require '{missing}': {mode} credentials are made of {string.Join(", ", RequiredFields(mode))} (property names are fixed per mode)."
+                : null;
         }
         catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or RegexParseException)
         {

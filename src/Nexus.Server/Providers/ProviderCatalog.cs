@@ -274,7 +274,7 @@ internal sealed partial class ProviderCatalog
 
         if (e.AuthMode is AuthModes.ApiKey or AuthModes.BasicAuth or AuthModes.AwsSigV4)
         {
-            foreach (var error in ValidateCredentialSchema(e.CredentialSchema))
+            foreach (var error in ValidateCredentialSchema(e.CredentialSchema, e.AuthMode))
             {
                 yield return error;
             }
@@ -356,7 +356,7 @@ internal sealed partial class ProviderCatalog
     }
 
     /// <summary>The JSON Schema subset credential forms rely on: an object with typed properties and a consistent required list.</summary>
-    private static IEnumerable<string> ValidateCredentialSchema(JsonElement? schema)
+    private static IEnumerable<string> ValidateCredentialSchema(JsonElement? schema, string mode)
     {
         if (schema is not { ValueKind: JsonValueKind.Object } s)
         {
@@ -417,6 +417,17 @@ internal sealed partial class ProviderCatalog
             if (required.ValueKind != JsonValueKind.Array || required.EnumerateArray().Any(r => r.ValueKind != JsonValueKind.String || !properties.TryGetProperty(r.GetString()!, out _)))
             {
                 yield return "credential_schema.required must list names from properties.";
+            }
+            else
+            {
+                // The same rule as registration (CredentialSchemas.RequiredFields): the mode's fields, under their names.
+                foreach (var name in CredentialSchemas.RequiredFields(mode))
+                {
+                    if (!properties.TryGetProperty(name, out _) || !required.EnumerateArray().Any(r => r.GetString() == name))
+                    {
+                        yield return $"credential_schema must define and require '{name}' ({mode} property names are fixed).";
+                    }
+                }
             }
         }
         else

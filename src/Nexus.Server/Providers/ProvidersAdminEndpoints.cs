@@ -600,7 +600,7 @@ internal static class ProvidersAdminEndpoints
             AddAwsRoleErrors(config.Aws, policy, errors);
         }
 
-        var schemaProblem = config.CredentialSchema is null ? "credential_schema must be a JSON Schema object." : CredentialSchemas.Problem(config.CredentialSchema);
+        var schemaProblem = config.CredentialSchema is null ? "credential_schema must be a JSON Schema object." : CredentialSchemas.Problem(config.CredentialSchema, mode);
         if (schemaProblem is not null)
         {
             errors["credential_schema"] = [schemaProblem];

@@ -3,8 +3,10 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Nexus.Server.Bridge;
 using Nexus.Server.Providers;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -38,11 +40,15 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         {
             s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
             s["Nexus:UpstreamTimeoutSeconds"] = "2";
-            // Everything is logged, so that the log scan below sees every line Nexus (and its HttpClient) writes.
+            // Every category at Trace, so that the log scan below sees what Nexus and its HttpClient write. Not quite
+            // everything: Microsoft.AspNetCore.Hosting.Diagnostics is None by default (HostingExtensions) and the more
+            // specific category wins over Default; it would log requests, which carry no credentials here.
             s["Logging:LogLevel:Default"] = "Trace";
         }, services: s => s.AddSingleton<ILoggerProvider>(logs));
         // The fake issues credentials on Nexus's clock, so moving the clock forward brings them near expiry.
         sts.Clock = server.Time.GetUtcNow;
+        // The providers below sign for eu-west-1 and their STS (the fake, on loopback) says no region of its own.
+        sts.Region = "eu-west-1";
     }
 
     public async ValueTask DisposeAsync()
@@ -68,17 +74,43 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     }
 
     /// <summary>A custom aws_sigv4 provider in front of the echo upstream whose STS is the fake.</summary>
-    private async Task<string> RegisterAsync(string name, Dictionary<string, string>? role = null)
+    private async Task<string> RegisterAsync(string name, Dictionary<string, string>? role = null, object? credentialSchema = null)
     {
         var aws = new Dictionary<string, string> { ["service"] = "execute-api", ["region"] = "eu-west-1", ["sts_endpoint"] = sts.BaseUrl };
         foreach (var (key, value) in role ?? new() { ["role_arn"] = Role })
         {
-            aws[key] = value;
+            if (value.Length == 0)
+            {
+                aws.Remove(key);
+            }
+            else
+            {
+                aws[key] = value;
+            }
         }
 
-        var created = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new { name, auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws }, HttpStatusCode.Created);
+        object body = credentialSchema is null
+            ? new { name, auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws }
+            : new { name, auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = credentialSchema };
+        var created = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", body, HttpStatusCode.Created);
         return created.GetProperty("name").GetString()!;
     }
+
+    /// <summary>The default aws_sigv4 fields plus a region field whose pattern is as loose as a custom schema may make it.</summary>
+    private static JsonNode SchemaWithLooseRegion() => JsonNode.Parse("""
+        {
+          "type": "object",
+          "required": ["access_key_id", "secret_access_key"],
+          "properties": {
+            "access_key_id": {"type": "string", "title": "Access key ID"},
+            "secret_access_key": {"type": "string", "title": "Secret access key", "x-secret": true},
+            "session_token": {"type": "string", "title": "Session token", "x-secret": true},
+            "region": {"type": "string", "title": "Region", "pattern": ".+"},
+            "role_arn": {"type": "string", "title": "Role ARN"}
+          },
+          "additionalProperties": false
+        }
+        """)!;
 
     private async Task<string> RequestAsync(string provider)
     {
@@ -294,7 +326,7 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AccessDeniedIsA502OnTokenReadAndBridgeAndA422AtCapture()
+    public async Task AccessDeniedDuringRenewalDropsTheCachedCredentialsIsA502OnTokenReadAndBridgeAndA422AtCapture()
     {
         sts.Allow(KeyId, Secret, Role);
         var provider = await RegisterAsync("aws-denied");
@@ -316,7 +348,13 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         Assert.Equal("aws_assume_role_failed", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
         Assert.Null(echoed);
 
-        // Failures are not cached: once STS agrees again, so does Nexus.
+        // A definite refusal dropped the cached credentials (which had 4 minutes left): an STS 500 now does not
+        // bring them back.
+        sts.FailWith = FakeSts.Failure.ServerError;
+        Assert.Equal(HttpStatusCode.BadGateway, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Status);
+
+        // Refusals are not remembered, transient failures only for a few seconds: once STS agrees again, so does Nexus.
+        server.Time.Advance(AwsRoleCredentials.TransientRetryInterval + TimeSpan.FromSeconds(1));
         sts.FailWith = FakeSts.Failure.None;
         Assert.Equal(HttpStatusCode.OK, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Status);
 
@@ -348,12 +386,13 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task StsSlowIs504AndUnreachableIs502()
+    public async Task StsSlowIs504AndUnreachableIs502OnceTheCachedCredentialsAreAlmostExpired()
     {
         sts.Allow(KeyId, Secret, Role);
         var provider = await RegisterAsync("aws-flaky");
         var id = await ConnectAsync(provider);
-        server.Time.Advance(TimeSpan.FromMinutes(56));
+        // 15 s of the first credentials are left: too little to keep handing them out while STS does not answer.
+        server.Time.Advance(TimeSpan.FromMinutes(59) + TimeSpan.FromSeconds(45));
 
         sts.FailWith = FakeSts.Failure.Hang;
         var (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
@@ -362,6 +401,8 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         var (bridgeStatus, bridgeBody, _) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
         Assert.Equal(HttpStatusCode.GatewayTimeout, bridgeStatus);
         Assert.Equal("upstream_timeout", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
+        // The Bridge got the remembered failure: an STS that hangs is not asked again on every request.
+        Assert.Single(sts.Calls, c => c.Outcome == "hang");
 
         // STS moved to a port where nothing listens.
         sts.FailWith = FakeSts.Failure.None;
@@ -387,14 +428,22 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     {
         sts.Allow(KeyId, Secret, Role);
         var id = await ConnectAsync(await RegisterAsync("aws-garbage"));
-        foreach (var failure in new[] { FakeSts.Failure.ServerError, FakeSts.Failure.NotXml })
-        {
-            server.Time.Advance(TimeSpan.FromMinutes(56));
-            sts.FailWith = failure;
-            var (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
-            Assert.Equal(HttpStatusCode.BadGateway, status);
-            Assert.Equal("aws_assume_role_failed", problem.GetProperty("code").GetString());
-        }
+
+        // A 500 is transient, but 15 s of credentials are too few to keep serving.
+        server.Time.Advance(TimeSpan.FromMinutes(59) + TimeSpan.FromSeconds(45));
+        sts.FailWith = FakeSts.Failure.ServerError;
+        var (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.BadGateway, status);
+        Assert.Equal("aws_assume_role_failed", problem.GetProperty("code").GetString());
+        Assert.Contains("500", problem.GetProperty("detail").GetString());
+
+        // Past the expiry and the pause after a transient failure: a 200 that is not XML.
+        server.Time.Advance(TimeSpan.FromMinutes(1));
+        sts.FailWith = FakeSts.Failure.NotXml;
+        (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.BadGateway, status);
+        Assert.Equal("aws_assume_role_failed", problem.GetProperty("code").GetString());
+        Assert.Equal(3, sts.CallCount);
     }
 
     [Fact]
@@ -527,6 +576,361 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         {
             Assert.DoesNotContain(value, rows, StringComparison.Ordinal);
             Assert.DoesNotContain(value, raw, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task RegisteringADeleteCallbackWhileADeleteRunsDoesNotBreakTheDelete()
+    {
+        var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        var seen = new List<string>();
+        // AwsRoleCredentials registers when it is first resolved, which can happen while another request deletes.
+        store.OnDeleted(id =>
+        {
+            seen.Add(id);
+            store.OnDeleted(_ => { });
+        });
+        var connection = await RequestAsync(await RegisterAsync("aws-delete-race"));
+        Assert.Equal(HttpStatusCode.NoContent, (await GatewayAsync(HttpMethod.Delete, $"/v1/connections/{connection}")).Status);
+        Assert.Equal([connection], seen);
+    }
+
+    /// <summary>A provider row as the registry hands it out, for the resolution rules that need no server.</summary>
+    private static Provider AwsProvider(Dictionary<string, string> aws) => new("aws-unit", null, "AWS", AuthModes.AwsSigV4,
+        new ProviderConfig { ApiBaseUrl = "https://execute-api.eu-west-1.amazonaws.com", Aws = aws }, [], "", null, [], DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+
+    private static readonly Dictionary<string, string> Keys = new() { ["access_key_id"] = KeyId, ["secret_access_key"] = Secret };
+
+    private static Dictionary<string, string> KeysWith(string name, string value) => new(Keys) { [name] = value };
+
+    [Fact]
+    public async Task ARegionThatIsNotAnAwsRegionNeverBecomesPartOfTheStsHost()
+    {
+        // A custom schema may let any region through; without an sts_endpoint the STS host is built from it.
+        sts.Allow(KeyId, Secret, Role);
+        var provider = await RegisterAsync("aws-ssrf", new() { ["role_arn"] = Role, ["sts_endpoint"] = "" }, SchemaWithLooseRegion());
+        foreach (var region in new[] { "evil.example/", "evil.example#", "eu-west-1.evil.example", "eu-west-1:8443", "us-east-1\u0661" })
+        {
+            var id = await RequestAsync(provider);
+            var (status, problem) = await SubmitAsync(id, new() { ["region"] = region });
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal("validation_failed", problem.GetProperty("code").GetString());
+            Assert.True(problem.GetProperty("errors").TryGetProperty("region", out _), problem.ToString());
+            Assert.Equal("pending", (await GatewayAsync(HttpMethod.Get, $"/v1/connections/{id}")).Body.GetProperty("status").GetString());
+        }
+
+        Assert.Equal(0, sts.CallCount);
+
+        // A row stored before the check (or by any other way in) is refused at read time, never a 500 or a call.
+        var stored = await RequestAsync(provider);
+        var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        var values = JsonSerializer.Serialize(KeysWith("region", "evil.example/"));
+        await store.ActivateAsync(stored, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, stored, values), null, "credential", null, CancellationToken.None);
+        var (readStatus, readProblem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{stored}");
+        Assert.Equal(HttpStatusCode.Conflict, readStatus);
+        Assert.Equal("credentials_unusable", readProblem.GetProperty("code").GetString());
+        var (bridgeStatus, bridgeBody, echoed) = await BridgeAsync(stored, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.Conflict, bridgeStatus);
+        Assert.Equal("credentials_unusable", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
+        Assert.Null(echoed);
+        Assert.Equal(0, sts.CallCount);
+    }
+
+    [Fact]
+    public void TheStsEndpointAndItsSigningRegionFollowTheRegionAndTheEndpointHost()
+    {
+        AwsRole RoleOf(Dictionary<string, string> aws, Dictionary<string, string>? values = null)
+        {
+            var stored = BridgeCredentials.From(AwsProvider(aws), values ?? Keys);
+            Assert.Null(stored.Problem);
+            return stored.Role!;
+        }
+
+        var provider = new Dictionary<string, string> { ["service"] = "execute-api", ["region"] = "eu-west-1", ["role_arn"] = Role };
+
+        // The default endpoint is the regional one; the China partition's is under amazonaws.com.cn.
+        Assert.Equal(("https://sts.eu-west-1.amazonaws.com/", "eu-west-1"), (RoleOf(provider).StsEndpoint, RoleOf(provider).SigningRegion));
+        var china = RoleOf(new(provider) { ["region"] = "cn-north-1" });
+        Assert.Equal(("https://sts.cn-north-1.amazonaws.com.cn/", "cn-north-1"), (china.StsEndpoint, china.SigningRegion));
+        var connectionsRegion = RoleOf(provider, KeysWith("region", "us-gov-west-1"));
+        Assert.Equal(("https://sts.us-gov-west-1.amazonaws.com/", "us-gov-west-1"), (connectionsRegion.StsEndpoint, connectionsRegion.SigningRegion));
+
+        // With sts_endpoint, the signature is for the endpoint's region, whatever the connection signs its API calls for.
+        foreach (var (endpoint, region) in new[]
+        {
+            ("https://sts.ap-southeast-2.amazonaws.com", "ap-southeast-2"),
+            ("https://sts.amazonaws.com", "us-east-1"),
+            ("https://sts-fips.us-east-2.amazonaws.com", "us-east-2"),
+            ("https://sts.cn-northwest-1.amazonaws.com.cn/", "cn-northwest-1"),
+            ("https://vpce-0123456789abcdef0-abcdefgh.sts.eu-central-1.vpce.amazonaws.com", "eu-central-1"),
+        })
+        {
+            var role = RoleOf(new(provider) { ["sts_endpoint"] = endpoint, ["sts_region"] = region });
+            Assert.Equal(region, role.SigningRegion);
+            Assert.Equal(region, RoleOf(new(provider) { ["sts_endpoint"] = endpoint }).SigningRegion);
+            Assert.Equal("eu-west-1", ((BridgeCredential.AwsSigV4)BridgeCredentials.From(AwsProvider(new(provider) { ["sts_endpoint"] = endpoint }), Keys).Credential!).Region);
+        }
+
+        // A host whose name says nothing (a proxy, a test fake) takes sts_region, else the connection's region.
+        Assert.Equal("us-east-1", RoleOf(new(provider) { ["sts_endpoint"] = "https://sts-proxy.corp.example", ["sts_region"] = "us-east-1" }).SigningRegion);
+        Assert.Equal("eu-west-1", RoleOf(new(provider) { ["sts_endpoint"] = "https://sts-proxy.corp.example" }).SigningRegion);
+        Assert.Equal("eu-north-1", RoleOf(new(provider) { ["sts_endpoint"] = "https://sts-proxy.corp.example" }, KeysWith("region", "eu-north-1")).SigningRegion);
+
+        // Regions that are not: refused with the field at fault, never thrown.
+        foreach (var bad in new[] { "evil.example/", "EU-WEST-1", "eu-west-1 ", "eu_west_1", "west-1", "eu-west-1.amazonaws.com", "" + new string('a', 60) + "-1" })
+        {
+            var stored = BridgeCredentials.From(AwsProvider(provider), KeysWith("region", bad));
+            Assert.Equal("region", stored.Problem?.Field);
+            Assert.Null(stored.Credential);
+            Assert.Null(BridgeCredentials.From(AwsProvider(new(provider) { ["region"] = bad }), Keys).Credential);
+        }
+
+        Assert.Throws<ArgumentException>(() => AwsRoleConfig.DefaultStsEndpoint("evil.example/"));
+    }
+
+    [Fact]
+    public async Task TheAssumeRoleCallIsSignedForTheStsEndpointsRegionNotTheConnections()
+    {
+        // The fake stands for an STS that serves us-east-1 behind a host whose name does not say so.
+        sts.Region = "us-east-1";
+        sts.Allow(KeyId, Secret, Role);
+        var id = await ConnectAsync(await RegisterAsync("aws-sts-region", new() { ["role_arn"] = Role, ["sts_region"] = "us-east-1" }));
+        Assert.Equal("us-east-1", sts.Calls.Single().Region);
+
+        // The API calls are still signed for the connection's region.
+        var (status, _, echoed) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("eu-west-1", SigV4Check.Parse(echoed!.Headers["Authorization"])!.Region);
+
+        // Signed for eu-west-1 (no sts_region), STS refuses the signature as the real one does.
+        var refused = await RequestAsync(await RegisterAsync("aws-sts-region-wrong"));
+        var (captureStatus, problem) = await SubmitAsync(refused);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, captureStatus);
+        Assert.Contains("SignatureDoesNotMatch", problem.GetProperty("detail").GetString());
+        Assert.Equal("wrong region", sts.Calls.Last().Outcome);
+
+        // A region that contradicts a host that names its own is refused at registration.
+        var contradiction = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "aws-sts-contradiction", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl,
+            aws = new { service = "execute-api", region = "eu-west-1", role_arn = Role, sts_endpoint = "https://sts.eu-west-1.amazonaws.com", sts_region = "us-east-1" },
+        }, HttpStatusCode.BadRequest);
+        Assert.True(contradiction.GetProperty("errors").TryGetProperty("aws.sts_region", out _));
+        var badRegion = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "aws-bad-region", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws = new { service = "execute-api", region = "evil.example/" },
+        }, HttpStatusCode.BadRequest);
+        Assert.True(badRegion.GetProperty("errors").TryGetProperty("aws.region", out _));
+    }
+
+    [Fact]
+    public async Task TokenReadsReportTheConnectionsRegionTheOneTheBridgeSignsWith()
+    {
+        sts.Region = "eu-central-1";
+        sts.Allow(KeyId, Secret, Role);
+        var withRole = await ConnectAsync(await RegisterAsync("aws-own-region", credentialSchema: SchemaWithLooseRegion()), new() { ["region"] = "eu-central-1" });
+        var (_, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{withRole}");
+        Assert.Equal("eu-central-1", token.GetProperty("strategy").GetProperty("region").GetString());
+        var (_, _, echoed) = await BridgeAsync(withRole, HttpMethod.Get, "/prod/items");
+        Assert.Equal("eu-central-1", SigV4Check.Parse(echoed!.Headers["Authorization"])!.Region);
+
+        var plain = await RegisterAsync("aws-own-region-plain", new() { ["role_arn"] = "" }, SchemaWithLooseRegion());
+        var keysOnly = await ConnectAsync(plain, new() { ["region"] = "ap-northeast-1" });
+        (_, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{keysOnly}");
+        Assert.Equal("ap-northeast-1", token.GetProperty("strategy").GetProperty("region").GetString());
+        (_, _, echoed) = await BridgeAsync(keysOnly, HttpMethod.Get, "/prod/items");
+        Assert.Equal("ap-northeast-1", SigV4Check.Parse(echoed!.Headers["Authorization"])!.Region);
+
+        // Without a region of its own, the provider's.
+        var providers = await ConnectAsync(plain);
+        Assert.Equal("eu-west-1", (await GatewayAsync(HttpMethod.Get, $"/v1/token/{providers}")).Body.GetProperty("strategy").GetProperty("region").GetString());
+    }
+
+    [Fact]
+    public async Task ATransientStsFailureDuringRenewalKeepsServingTheStillValidCredentials()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var id = await ConnectAsync(await RegisterAsync("aws-outage"));
+        var first = sts.LastIssued;
+
+        // 4 minutes left, inside the renewal margin, and STS is down.
+        server.Time.Advance(TimeSpan.FromMinutes(56));
+        sts.FailWith = FakeSts.Failure.ServerError;
+        var (status, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(first.AccessKeyId, token.GetProperty("credentials").GetProperty("access_key_id").GetString());
+        Assert.Equal(first.Expiration.ToUnixTimeSeconds(), token.GetProperty("expires_at").GetInt64());
+        Assert.Equal(2, sts.CallCount);
+
+        // The Bridge signs with them too, and neither asks STS again for a few seconds.
+        var (bridgeStatus, _, echoed) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.OK, bridgeStatus);
+        Assert.Equal(first.AccessKeyId, SigV4Check.Parse(echoed!.Headers["Authorization"])!.AccessKeyId);
+        Assert.Null(SigV4Check.Verify(echoed.Method, echoed.Path, echoed.Query, echoed.Headers, echoed.BodySha256, first.SecretAccessKey));
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")));
+        Assert.Equal(2, sts.CallCount);
+
+        // After the pause STS is tried again (an unreachable STS is as transient as a 500)…
+        server.Time.Advance(AwsRoleCredentials.TransientRetryInterval + TimeSpan.FromSeconds(1));
+        sts.FailWith = FakeSts.Failure.Throttling;
+        Assert.Equal(first.AccessKeyId, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Body.GetProperty("credentials").GetProperty("access_key_id").GetString());
+        Assert.Equal(3, sts.CallCount);
+
+        // …and once it answers, the new credentials replace the old.
+        server.Time.Advance(AwsRoleCredentials.TransientRetryInterval + TimeSpan.FromSeconds(1));
+        sts.FailWith = FakeSts.Failure.None;
+        (status, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(sts.LastIssued.AccessKeyId, token.GetProperty("credentials").GetProperty("access_key_id").GetString());
+        Assert.NotEqual(first.AccessKeyId, sts.LastIssued.AccessKeyId);
+        Assert.Equal(4, sts.CallCount);
+    }
+
+    [Fact]
+    public async Task StsThrottlingIs503WithRetryAfterWhenNoValidCredentialsAreLeft()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var id = await ConnectAsync(await RegisterAsync("aws-throttled"));
+        server.Time.Advance(TimeSpan.FromMinutes(61));
+        sts.FailWith = FakeSts.Failure.Throttling;
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/token/{id}");
+        request.Headers.Add("X-API-Key", server.ApiKey);
+        using var response = await server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(5), response.Headers.RetryAfter?.Delta);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("aws_sts_throttled", problem.GetProperty("code").GetString());
+        Assert.Contains("Throttling", problem.GetProperty("detail").GetString());
+
+        var (bridgeStatus, bridgeBody, _) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, bridgeStatus);
+        Assert.Equal("aws_sts_throttled", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
+        Assert.Equal(2, sts.CallCount);
+    }
+
+    [Fact]
+    public async Task ExpiredEntriesAreSweptAndForgetOnlyDropsItsOwnConnection()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        var keys = new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret);
+        var role = new AwsRole(Role, null, 900, sts.BaseUrl + "/", "eu-west-1");
+        var longer = role with { DurationSeconds = 3600 };
+        await roles.GetAsync("conn_a", role, keys, CancellationToken.None);
+        await roles.GetAsync("conn_b", role, keys, CancellationToken.None);
+        await roles.GetAsync("conn_b", longer, keys, CancellationToken.None);
+        Assert.Equal(3, roles.Count);
+
+        roles.Forget("conn_a");
+        Assert.Equal(2, roles.Count);
+
+        // The 900 s credentials have expired, the 3600 s ones have not: only the first go.
+        server.Time.Advance(TimeSpan.FromMinutes(16));
+        roles.Sweep();
+        Assert.Equal(1, roles.Count);
+        await roles.GetAsync("conn_b", longer, keys, CancellationToken.None);
+        Assert.Equal(3, sts.CallCount);
+
+        server.Time.Advance(TimeSpan.FromMinutes(50));
+        roles.Sweep();
+        Assert.Equal(0, roles.Count);
+    }
+
+    [Fact]
+    public async Task RoleChainingAsksForAtMostOneHour()
+    {
+        const string token = "FwoGZXIvYXdzELONGLIVEDSESSIONTOKEN+/=";
+        sts.Allow(KeyId, Secret, Role, sessionToken: token);
+        var provider = await RegisterAsync("aws-chain-clamp", new() { ["role_arn"] = Role, ["session_duration_seconds"] = "7200" });
+        var id = await ConnectAsync(provider, sessionToken: token);
+        var call = sts.Calls.Single();
+        Assert.Equal("3600", call.Form["DurationSeconds"]);
+        Assert.Equal("issued", call.Outcome);
+        Assert.Equal(HttpStatusCode.OK, (await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}")).Status);
+
+        // Long-lived keys get the duration asked for.
+        const string otherKey = "AKIAIOSFODNN7OTHERKY";
+        sts.Allow(otherKey, Secret, Role);
+        var id2 = await RequestAsync(provider);
+        var (status, _) = await SubmitAsync(id2, keyId: otherKey);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("7200", sts.Calls.Last().Form["DurationSeconds"]);
+    }
+
+    [Fact]
+    public async Task TheFakeStsRefusesMoreThanAnHourForChainedRoles()
+    {
+        const string token = "FwoGZXIvYXdzELONGLIVEDSESSIONTOKEN+/=";
+        sts.Allow(KeyId, Secret, Role, sessionToken: token);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        // Straight to the cache, which clamps; the role record says 7200 and the keys are temporary.
+        var assumed = await roles.GetAsync("conn_chain", new AwsRole(Role, null, 7200, sts.BaseUrl + "/", "eu-west-1"), new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret, token), CancellationToken.None);
+        Assert.Equal("3600", sts.Calls.Single().Form["DurationSeconds"]);
+        Assert.True(assumed.Expiration - server.Time.GetUtcNow() <= TimeSpan.FromSeconds(3600));
+
+        // And the fake models the cap: asked directly for more, it refuses.
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, sts.BaseUrl + "/")
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["Action"] = "AssumeRole", ["Version"] = "2011-06-15", ["RoleArn"] = Role, ["RoleSessionName"] = "nexus-direct", ["DurationSeconds"] = "7200",
+            }),
+        };
+        await Nexus.Sdk.Aws.SigV4Signer.SignAsync(request, new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret, token), "eu-west-1", "sts", DateTimeOffset.UtcNow);
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("ValidationError", await response.Content.ReadAsStringAsync());
+        Assert.Equal("chained duration", sts.Calls.Last().Outcome);
+    }
+
+    [Fact]
+    public async Task AnStsEndpointWithAPathIsRefusedWhenUsedNotOnlyAtRegistration()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        foreach (var endpoint in new[] { sts.BaseUrl + "/some/path", sts.BaseUrl + "/?Action=Other", "http://user:pw@127.0.0.1:1/", "http://sts.example.com/" })
+        {
+            var e = await Assert.ThrowsAsync<AwsRoleException>(async () =>
+                await roles.GetAsync("conn_path", new AwsRole(Role, null, 3600, endpoint, "eu-west-1"), new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret), CancellationToken.None));
+            Assert.Equal("aws_assume_role_failed", e.Code);
+            Assert.Contains("is not usable", e.Detail);
+        }
+
+        Assert.Equal(0, sts.CallCount);
+    }
+
+    [Fact]
+    public void AnAwsRoleNeverPrintsItsExternalId()
+    {
+        var role = new AwsRole(Role, "tenant-secret-42", 3600, "https://sts.eu-west-1.amazonaws.com/", "eu-west-1");
+        Assert.DoesNotContain("tenant-secret-42", role.ToString(), StringComparison.Ordinal);
+        Assert.Contains(Role, role.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheSharedAssumeRoleCallDoesNotRunInTheFirstCallersTraceContext()
+    {
+        sts.Allow(KeyId, Secret, Role);
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
+        var port = new Uri(sts.BaseUrl).Port;
+        var outgoing = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "System.Net.Http",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStarted = outgoing.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        // The call is shared by every caller that needs the credentials; the first one's trace is not its parent.
+        using (var caller = new System.Diagnostics.Activity("first caller").Start())
+        {
+            await roles.GetAsync("conn_trace", new AwsRole(Role, null, 3600, sts.BaseUrl + "/", "eu-west-1"), new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret), CancellationToken.None);
+            var call = Assert.Single(outgoing, a => Equals(a.GetTagItem("server.port"), port));
+            Assert.NotEqual(caller.TraceId, call.TraceId);
+            Assert.Null(call.Parent);
         }
     }
 }

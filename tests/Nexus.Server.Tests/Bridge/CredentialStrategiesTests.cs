@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Bridge;
@@ -229,6 +230,81 @@ public sealed class CredentialStrategiesTests : IAsyncLifetime
         Assert.DoesNotContain("plain-password-marker-42", raw, StringComparison.Ordinal);
         // The username is not a secret: it is kept as the connection's account label, and nowhere else in clear.
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(rows, "plain-user-marker"));
+    }
+
+    private static System.Text.Json.Nodes.JsonNode Schema(string[] required, params string[] properties) => System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["type"] = "object",
+        ["required"] = required,
+        ["properties"] = properties.ToDictionary(p => p, p => (object)new Dictionary<string, object> { ["type"] = "string", ["x-secret"] = p != "access_key_id" && p != "username" }),
+    }))!;
+
+    [Fact]
+    public async Task ACustomCredentialSchemaMustDefineAndRequireTheModesFieldNames()
+    {
+        async Task Refused(object provider)
+        {
+            var problem = await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", provider, HttpStatusCode.BadRequest);
+            Assert.Contains("must define and require", problem.GetProperty("errors").GetProperty("credential_schema")[0].GetString());
+        }
+
+        var aws = new { service = "execute-api", region = "eu-west-1" };
+        var apiKey = new { @in = "header", name = "x-key" };
+        await Refused(new { name = "aws-no-secret", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["access_key_id"], "access_key_id") });
+        await Refused(new { name = "aws-optional-secret", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["access_key_id"], "access_key_id", "secret_access_key") });
+        await Refused(new { name = "aws-renamed", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["key", "secret"], "key", "secret") });
+        await Refused(new { name = "key-renamed", auth_mode = "api_key", api_base_url = echo.BaseUrl, api_key = apiKey, credential_schema = Schema(["token"], "token") });
+        await Refused(new { name = "basic-no-user", auth_mode = "basic_auth", api_base_url = echo.BaseUrl, credential_schema = Schema(["password"], "username", "password") });
+
+        // The mode's fields, required, plus fields of the provider's own: accepted.
+        await RegisterAsync(new { name = "aws-custom", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws, credential_schema = Schema(["access_key_id", "secret_access_key"], "access_key_id", "secret_access_key", "session_token") });
+        await RegisterAsync(new { name = "key-custom", auth_mode = "api_key", api_base_url = echo.BaseUrl, api_key = apiKey, credential_schema = Schema(["api_key"], "api_key", "application_key") });
+        var basic = await RegisterAsync(new { name = "basic-custom", auth_mode = "basic_auth", api_base_url = echo.BaseUrl, credential_schema = Schema(["username", "password"], "username", "password") });
+
+        // A PATCH that switches the mode but keeps a schema of the old one's names is refused too.
+        var patched = await server.AdminJsonAsync(HttpMethod.Patch, $"/v1/providers/{basic}", new { auth_mode = "aws_sigv4", aws }, HttpStatusCode.BadRequest);
+        Assert.True(patched.GetProperty("errors").TryGetProperty("credential_schema", out _));
+    }
+
+    [Fact]
+    public async Task AProviderRowWithoutTheModesFieldsIsAProblemAtCaptureAndReadNeverA500()
+    {
+        // A provider registered before the field names were enforced: its schema has no secret_access_key.
+        var name = await RegisterAsync(new { name = "aws-legacy", auth_mode = "aws_sigv4", api_base_url = echo.BaseUrl, aws = new { service = "execute-api", region = "eu-west-1" } });
+        var registry = server.Services.GetRequiredService<Nexus.Server.Providers.ProviderRegistry>();
+        var provider = (await registry.FindAsync(name, CancellationToken.None))!;
+        await registry.UpdateAsync(provider with { Config = provider.Config with { CredentialSchema = Schema(["access_key_id"], "access_key_id", "other").AsObject() } }, CancellationToken.None);
+
+        var (_, id) = await RequestAsync(name);
+        var (status, problem) = await GatewayAsync(HttpMethod.Post, $"/v1/connections/{id}/credentials", new { access_key_id = "AKIDEXAMPLE12345" });
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("secret_access_key", out _), problem.ToString());
+
+        // A row stored with such a schema: GET /v1/token and the Bridge answer 409, not 500.
+        var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        await store.ActivateAsync(id, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, id, """{"access_key_id":"AKIDEXAMPLE12345","other":"x"}"""), null, "credential", null, CancellationToken.None);
+        (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("credentials_unusable", problem.GetProperty("code").GetString());
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/bridge/{id}/prod/items");
+        request.Headers.Add("X-API-Key", server.ApiKey);
+        using var response = await server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+    }
+
+    [Fact]
+    public void BridgeCredentialsFromIsTotal()
+    {
+        Nexus.Server.Providers.Provider Of(string mode, Nexus.Server.Providers.ProviderConfig? config = null) =>
+            new("p", null, "P", mode, config ?? new Nexus.Server.Providers.ProviderConfig(), [], "", null, [], DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+
+        Assert.Equal("api_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string>()).Problem?.Field);
+        Assert.Equal("api_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string> { ["a"] = "1", ["b"] = "2" }).Problem?.Field);
+        Assert.IsType<Nexus.Server.Bridge.BridgeCredential.ApiKey>(Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string> { ["token"] = "1" }).Credential);
+        Assert.Equal("password", Nexus.Server.Bridge.BridgeCredentials.From(Of("basic_auth"), new Dictionary<string, string> { ["username"] = "u" }).Problem?.Field);
+        Assert.Equal("access_key_id", Nexus.Server.Bridge.BridgeCredentials.From(Of("aws_sigv4"), new Dictionary<string, string>()).Problem?.Field);
+        Assert.Equal("secret_access_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("aws_sigv4"), new Dictionary<string, string> { ["access_key_id"] = "AKID" }).Problem?.Field);
+        Assert.NotNull(Nexus.Server.Bridge.BridgeCredentials.From(Of("oauth2"), new Dictionary<string, string>()).Problem);
     }
 }
 

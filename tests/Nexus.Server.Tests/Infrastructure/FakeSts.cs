@@ -21,7 +21,9 @@ namespace Nexus.Server.Tests.Infrastructure;
 /// (SignatureDoesNotMatch, InvalidClientTokenId, AccessDenied, ValidationError) with STS's own messages. It knows a set
 /// of principals (access key → secret, optional session token, roles it may assume, required external id), issues
 /// credentials for a settable duration on a settable clock, counts calls, and can be told to fail (AccessDenied, a
-/// 500 without an error document, a 200 that is not XML, or no answer at all).
+/// 500 without an error document, a 200 that is not XML, Throttling, or no answer at all). As STS does, it refuses a
+/// signature scoped to another region than its own (<see cref="Region"/>) and, for callers signing with a session
+/// token (role chaining), a DurationSeconds above 3600.
 /// </summary>
 public sealed partial class FakeSts : IAsyncDisposable
 {
@@ -43,6 +45,9 @@ public sealed partial class FakeSts : IAsyncDisposable
         ServerError,
         NotXml,
         Hang,
+
+        /// <summary>400 Throttling ("Rate exceeded"), as STS answers a caller over its request rate.</summary>
+        Throttling,
     }
 
     public sealed record Principal(string Secret, string? SessionToken, IReadOnlySet<string> Roles, string? ExternalId);
@@ -73,6 +78,12 @@ public sealed partial class FakeSts : IAsyncDisposable
     public TimeSpan Delay { get; set; }
 
     public Failure FailWith { get; set; }
+
+    /// <summary>
+    /// The region requests must be signed for. Real STS checks the credential scope's region against the endpoint it
+    /// serves and answers SignatureDoesNotMatch otherwise; the fake has no region of its own, so a test says which.
+    /// </summary>
+    public string Region { get; set; } = "us-east-1";
 
     public Issued LastIssued => IssuedCredentials.Last();
 
@@ -145,6 +156,9 @@ public sealed partial class FakeSts : IAsyncDisposable
                 context.Response.ContentType = "text/html";
                 await context.Response.WriteAsync("<html><body>Service Unavailable");
                 return;
+            case Failure.Throttling:
+                await Answer("throttled", 400, "Throttling", "Rate exceeded");
+                return;
         }
 
         // Authentication first, as STS does: who signed, and is the signature theirs?
@@ -163,6 +177,12 @@ public sealed partial class FakeSts : IAsyncDisposable
         if (auth.Service != "sts")
         {
             await Answer("wrong service", 403, "SignatureDoesNotMatch", $"Credential should be scoped to correct service: 'sts'. ");
+            return;
+        }
+
+        if (auth.Region != Region)
+        {
+            await Answer("wrong region", 403, "SignatureDoesNotMatch", $"Credential should be scoped to a valid region, not '{auth.Region}'. ");
             return;
         }
 
@@ -197,6 +217,14 @@ public sealed partial class FakeSts : IAsyncDisposable
         if (!int.TryParse(form.GetValueOrDefault("DurationSeconds") ?? "3600", NumberStyles.None, CultureInfo.InvariantCulture, out var duration) || duration is < 900 or > 43200)
         {
             await Answer("bad duration", 400, "ValidationError", "1 validation error detected: Value at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200");
+            return;
+        }
+
+        // Role chaining: a caller whose own credentials are temporary gets at most one hour (STS AssumeRole, DurationSeconds).
+        if (token is not null && duration > 3600)
+        {
+            await Answer("chained duration", 400, "ValidationError",
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.");
             return;
         }
 

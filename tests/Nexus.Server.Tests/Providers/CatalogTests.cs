@@ -64,6 +64,19 @@ public sealed class CatalogTests
     }
 
     [Fact]
+    public void TheValidatorRequiresTheModesFieldNamesInACredentialSchema()
+    {
+        var aws = Catalog.Entries["aws"];
+        var renamed = JsonDocument.Parse(aws.CredentialSchema!.Value.GetRawText().Replace("secret_access_key", "secret_key", StringComparison.Ordinal)).RootElement.Clone();
+        Assert.Contains(ProviderCatalog.ValidateEntry("aws", aws with { CredentialSchema = renamed }), e => e.Contains("'secret_access_key'", StringComparison.Ordinal));
+        var openai = Catalog.Entries["openai"];
+        var node = System.Text.Json.Nodes.JsonNode.Parse(openai.CredentialSchema!.Value.GetRawText())!;
+        node["required"] = new System.Text.Json.Nodes.JsonArray();
+        var optional = JsonDocument.Parse(node.ToJsonString()).RootElement.Clone();
+        Assert.Contains(ProviderCatalog.ValidateEntry("openai", openai with { CredentialSchema = optional }), e => e.Contains("'api_key'", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task GetCatalogListsEveryEntryWithItsPublicFieldsAndNeedsNoKey()
     {
         await using var db = await TestDatabase.CreateAsync();
