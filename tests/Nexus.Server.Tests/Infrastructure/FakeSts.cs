@@ -1,16 +1,12 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Security;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
-using Microsoft.Extensions.Logging;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -94,18 +90,9 @@ public sealed partial class FakeSts : IAsyncDisposable
 
     public static async Task<FakeSts> StartAsync()
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var (builder, baseUrl) = LoopbackHost.CreateBuilder();
         var app = builder.Build();
-        var sts = new FakeSts(app, $"http://127.0.0.1:{port}");
+        var sts = new FakeSts(app, baseUrl);
         app.MapPost("/", sts.HandleAsync);
         await app.StartAsync();
         return sts;
