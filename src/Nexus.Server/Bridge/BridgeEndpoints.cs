@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http.Features;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Connections;
@@ -23,6 +24,12 @@ internal static class BridgeEndpoints
         app.Map(BridgePrefix + "{connectionId}", (HttpContext context, string connectionId) => ForwardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge");
         app.Map(ProxyPrefix + "/{**path}", (HttpContext context) => ForwardAsync(context, context.Request.Headers[ConnectionHeader].ToString(), ProxyPrefix)).WithTags("Bridge");
     }
+
+    // One parsed Uri per provider row (the registry hands out the same row until it changes), not one per request.
+    private static readonly ConditionalWeakTable<Provider, StrongBox<Uri?>> ApiBases = new();
+
+    private static Uri? ApiBaseOf(Provider provider) => ApiBases.GetValue(provider, static p => new StrongBox<Uri?>(
+        p.Config.ApiBaseUrl is { } apiBase && !apiBase.Contains('{', StringComparison.Ordinal) && Uri.TryCreate(apiBase, UriKind.Absolute, out var uri) ? uri : null)).Value;
 
     private static async Task ForwardAsync(HttpContext context, string connectionId, string rawPrefix)
     {
@@ -70,7 +77,7 @@ internal static class BridgeEndpoints
         }
 
         var provider = await services.GetRequiredService<ProviderRegistry>().FindCachedAsync(connection.ProviderName, ct);
-        if (provider?.Config.ApiBaseUrl is not { } apiBase || apiBase.Contains('{', StringComparison.Ordinal) || !Uri.TryCreate(apiBase, UriKind.Absolute, out var apiBaseUri))
+        if (provider is null || ApiBaseOf(provider) is not { } apiBaseUri)
         {
             await Problems.Create(StatusCodes.Status409Conflict, "no_api_base_url", "The provider has no usable API base URL for the Bridge.",
                 "Set api_base_url on the provider (PATCH /v1/providers/{name}).").ExecuteAsync(context);

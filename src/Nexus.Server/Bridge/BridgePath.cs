@@ -8,6 +8,12 @@ namespace Nexus.Server.Bridge;
 /// </summary>
 internal static class BridgePath
 {
+    // What every request compares against, worked out once per API base (the Bridge reuses one Uri per provider
+    // row) rather than formatted out of the Uri again on every request.
+    private sealed record Base(string Origin, string Path);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Uri, Base> Bases = new();
+
     public static bool TryResolve(Uri apiBase, string rawPath, string? rawQuery, out Uri target, out string error)
     {
         target = apiBase;
@@ -50,8 +56,9 @@ internal static class BridgePath
             }
         }
 
-        var basePath = apiBase.AbsolutePath.TrimEnd('/');
-        var composed = $"{apiBase.Scheme}://{apiBase.Authority}{basePath}{(rawPath == "/" ? (basePath.Length == 0 ? "/" : "") : rawPath)}";
+        var known = Bases.GetValue(apiBase, static b => new Base($"{b.Scheme}://{b.Authority}", b.AbsolutePath.TrimEnd('/')));
+        var basePath = known.Path;
+        var composed = $"{known.Origin}{basePath}{(rawPath == "/" ? (basePath.Length == 0 ? "/" : "") : rawPath)}";
         if (!string.IsNullOrEmpty(rawQuery))
         {
             composed += rawQuery.StartsWith('?') ? rawQuery : "?" + rawQuery;
