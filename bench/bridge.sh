@@ -61,7 +61,7 @@ measure() { # cpus seconds url proxy_pid [lua] -> "rps p50 p99 non2xx cpu_us_per
   out="$(mktemp)"; times="$(mktemp)"
   local n0 f0; n0="$(cpu_ticks "$proxy")"; f0="$(cpu_ticks "$fake_pid")"
   local TIMEFORMAT='%U %S'
-  { time taskset -c "$cpus" wrk -t2 -c32 -d"${seconds}s" --latency ${lua:+-s "$lua"} "$url" > "$out"; } 2> "$times"
+  { time taskset -c "$cpus" wrk -t"${threads:-2}" -c"${connections:-32}" -d"${seconds}s" --latency ${lua:+-s "$lua"} "$url" > "$out"; } 2> "$times"
   local n1 f1; n1="$(cpu_ticks "$proxy")"; f1="$(cpu_ticks "$fake_pid")"
   local summary requests; summary="$(wrk_summary "$out")"
   requests="$(awk '/requests in/ { print $1 }' "$out")"
@@ -103,6 +103,21 @@ layout() { # name, cpus for wrk and the upstream, cpus for the proxy (Nexus or t
 }
 layout shared 0-1 0-1
 layout separate 0 1
+
+# Under 32 connections every path runs at saturation, where p50 is mostly queueing (about 32 / throughput). One
+# connection at a time shows the latency a single call gains through the proxy, with nothing queued.
+pin 0-1 "$fake_pid"; pin 0-1 "$nexus_pid"; pin 0-1 "$bare_pid"
+single=""
+for path in "direct to the upstream|$direct_url|$nexus_pid|" "through the Bridge|$bridge_url|$nexus_pid|$lua" "through a bare forwarder (floor)|$bare_url|$bare_pid|"; do
+  IFS='|' read -r label url proxy script <<<"$path"
+  threads=1 connections=1 measure 0-1 3 "$url" "$proxy" "$script" >/dev/null
+  read -r rps p50 p99 bad _ <<<"$(threads=1 connections=1 measure 0-1 "$duration" "$url" "$proxy" "$script")"
+  echo "one connection, $label: $rps $p50 $p99 $bad" >&2
+  single+="| one connection | $label | $rps | $p50 | $p99 | $bad | | | |"$'\n'
+  case "$label" in direct*) sp50="$p50";; *Bridge) sbp50="$p50";; *) sfp50="$p50";; esac
+done
+rows+="$single"
+summary+="- **one connection** (no queueing): p50 overhead **$(awk -v a="$sbp50" -v b="$sp50" 'BEGIN { printf "%.2f", a - b }') ms** through the Bridge (bare forwarder $(awk -v a="$sfp50" -v b="$sp50" 'BEGIN { printf "%.2f", a - b }') ms)"$'\n'
 rm -f "$lua"
 
 result="$(dirname "${BASH_SOURCE[0]}")/results/bridge.md"
@@ -111,7 +126,7 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/bridge.md"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(machine)"
-  echo "- load: wrk -t2 -c32, $rounds alternating rounds of ${duration}s per path after a warm-up, median round shown; upstream: bench/tools/FakeProvider /api/* (small JSON); Bridge: api_key credential injected, bridge-only API key, SQLite"
+  echo "- load: wrk -t2 -c32 (one connection: wrk -t1 -c1), $rounds alternating rounds of ${duration}s per path after a warm-up, median round shown; upstream: bench/tools/FakeProvider /api/* (small JSON); Bridge: api_key credential injected, bridge-only API key, SQLite"
   echo "- layouts: shared = all processes on both cores; separate = the proxy (Nexus, or the bare forwarder) alone on core 1, wrk and the upstream on core 0 in every run"
   echo "- bare forwarder: bench/tools/BareForwarder, Kestrel in and one HttpMessageInvoker out with nothing else, the floor any ASP.NET Core proxy pays here"
   echo
