@@ -31,7 +31,7 @@ public static class SigV4Signer
     public const string UnsignedPayload = "UNSIGNED-PAYLOAD";
 
     /// <summary>The hex SHA-256 of an empty body.</summary>
-    internal const string EmptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    public const string EmptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     private const string AmzDateHeader = "X-Amz-Date";
     private const string SecurityTokenHeader = "X-Amz-Security-Token";

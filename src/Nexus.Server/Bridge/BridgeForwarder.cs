@@ -176,7 +176,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 message.Headers.TryAddWithoutValidation("Authorization", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{basic.Username}:{basic.Password}")));
                 break;
             case BridgeCredential.AwsSigV4 aws:
-                var payloadHash = !hasBody ? EmptyPayloadHash
+                var payloadHash = !hasBody ? SigV4Signer.EmptyPayloadHash
                     : buffered is not null ? Convert.ToHexStringLower(SHA256.HashData(buffered))
                     : SigV4Signer.UnsignedPayload;
                 await SigV4Signer.SignAsync(message, aws.Credentials, aws.Region, aws.Service, time.GetUtcNow(),
@@ -186,8 +186,6 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
         return await upstream.SendAsync(message, ct);
     }
-
-    private static readonly string EmptyPayloadHash = Convert.ToHexStringLower(SHA256.HashData([]));
 
     private static bool Forwardable(string name, string[] credentialHeaders, List<string>? connectionTokens)
     {
