@@ -85,13 +85,13 @@ internal static class BridgeEndpoints
         }
 
         var decoded = services.GetRequiredService<DecodedCredentials>().For(connection, provider);
-        if (decoded.Credential is not { } credential)
+        if (decoded.Stored.Credential is not { } credential)
         {
-            await decoded.Problem!.ToProblem().ExecuteAsync(context);
+            await decoded.Stored.Problem!.ToProblem().ExecuteAsync(context);
             return;
         }
 
-        if (decoded.Role is { } role && credential is BridgeCredential.AwsSigV4 aws)
+        if (decoded.Stored.Role is { } role && credential is BridgeCredential.AwsSigV4 aws)
         {
             // An aws_sigv4 connection with a role signs with the role's temporary credentials (AwsRoleCredentials).
             try
@@ -131,7 +131,6 @@ internal static class BridgeExtensions
     public static WebApplicationBuilder AddBridge(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<BridgeForwarder>();
-        builder.Services.AddSingleton<DecodedCredentials>();
         builder.Services.AddSingleton<IBridgeTokenRefresher, RefreshingBridgeTokens>();
         return builder;
     }

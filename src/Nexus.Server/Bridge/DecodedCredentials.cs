@@ -6,19 +6,19 @@ using Nexus.Server.Providers;
 namespace Nexus.Server.Bridge;
 
 /// <summary>
-/// The Bridge credential of a connection row, decrypted and decoded once per row rather than on every request
-/// (AES-GCM plus JSON were nearly a tenth of Nexus's CPU per Bridge request in a profile). Keyed on the row object itself: the connection cache hands
-/// out the same row until it expires, and a refresh, a new credential or a revocation produces a new row, so an
-/// entry can never outlive the ciphertext it came from. It is rebuilt when the provider row it was built with is
-/// replaced (a PATCH of api_key or aws settings). The plaintext lives as long as the cached row, a few seconds.
+/// A connection row's stored credential, decrypted and decoded once per row rather than on every request: the
+/// Bridge and GET /v1/token both read it from here (AES-GCM plus JSON were nearly a tenth of Nexus's CPU per Bridge
+/// request in a profile). Keyed on the row object itself: the connection cache hands out the same row until it
+/// expires, and a refresh, a new credential or a revocation produces a new row, so an entry can never outlive the
+/// ciphertext it came from. It is rebuilt when the provider row it was built with is replaced (a PATCH of api_key or
+/// aws settings). The plaintext lives as long as the cached row, a few seconds.
 /// </summary>
 internal sealed class DecodedCredentials(ConnectionStore store)
 {
-    /// <param name="Credential">What the stored values sign or authenticate with (null with a <paramref name="Problem"/>).</param>
-    /// <param name="Role">For aws_sigv4 with a role: the role whose temporary credentials are used instead.</param>
+    /// <param name="Values">A credential connection's stored fields, as GET /v1/token hands them out (null for an OAuth connection's bearer token).</param>
+    /// <param name="Stored">What they sign or authenticate with and, for aws_sigv4, the role they assume; or why they cannot be used.</param>
     /// <param name="RoleKey">The role's <see cref="AwsRoleCredentials.CacheKey"/>, hashed once here rather than on every request.</param>
-    /// <param name="Problem">Why the stored values cannot be used with the provider's settings.</param>
-    public sealed record Decoded(Provider Provider, BridgeCredential? Credential, AwsRole? Role, string? RoleKey, CredentialProblem? Problem);
+    public sealed record Decoded(Provider Provider, IReadOnlyDictionary<string, string>? Values, StoredCredential Stored, string? RoleKey);
 
     private readonly ConditionalWeakTable<Connection, Decoded> entries = new();
 
@@ -35,11 +35,11 @@ internal sealed class DecodedCredentials(ConnectionStore store)
             var values = JsonSerializer.Deserialize<Dictionary<string, string>>(secret)!;
             var stored = BridgeCredentials.From(provider, values);
             var roleKey = stored is { Role: { } role, Credential: BridgeCredential.AwsSigV4 aws } ? AwsRoleCredentials.CacheKey(role, aws.Credentials) : null;
-            entry = new Decoded(provider, stored.Credential, stored.Role, roleKey, stored.Problem);
+            entry = new Decoded(provider, values, stored, roleKey);
         }
         else
         {
-            entry = new Decoded(provider, new BridgeCredential.Bearer(secret), null, null, null);
+            entry = new Decoded(provider, null, new StoredCredential(new BridgeCredential.Bearer(secret), null, null), null);
         }
 
         entries.AddOrUpdate(connection, entry);

@@ -15,6 +15,7 @@ internal static class ConnectionsExtensions
         services.AddSingleton<ReturnUrlPolicy>();
         services.AddSingleton<ProviderClient>();
         services.AddSingleton<Bridge.AwsRoleCredentials>();
+        services.AddSingleton<Bridge.DecodedCredentials>();
         services.AddSingleton(ConnectionStore.AccessTokenColumn);
         services.AddSingleton(ConnectionStore.RefreshTokenColumn);
         services.AddSingleton(ConnectionStore.PkceVerifierColumn);

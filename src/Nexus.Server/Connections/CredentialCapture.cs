@@ -269,7 +269,7 @@ internal static class CredentialCapture
     }
 
     /// <summary>GET /v1/token for a credential connection, shaped by strategy as the seed describes.</summary>
-    public static async Task WriteTokenResponseAsync(HttpContext context, Connection connection, ConnectionStore store, ProviderRegistry providers)
+    public static async Task WriteTokenResponseAsync(HttpContext context, Connection connection, ProviderRegistry providers)
     {
         var provider = await providers.FindCachedAsync(connection.ProviderName, context.RequestAborted);
         if (provider is null)
@@ -278,7 +278,9 @@ internal static class CredentialCapture
             return;
         }
 
-        var values = JsonSerializer.Deserialize<Dictionary<string, string>>(store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken!))!;
+        // Decoded once per cached row, as for the Bridge: a token read costs no decryption, parsing or hashing.
+        var decoded = context.RequestServices.GetRequiredService<DecodedCredentials>().For(connection, provider);
+        var values = decoded.Values!;
         var strategy = new JsonObject { ["type"] = provider.AuthMode };
         var credentials = new JsonObject();
         long? expiresAt = null;
@@ -291,16 +293,15 @@ internal static class CredentialCapture
                 break;
             case AuthModes.AwsSigV4:
                 // The same resolution the Bridge signs with: the connection's region if it has one, else the provider's.
-                var stored = Bridge.BridgeCredentials.From(provider, values);
-                if (stored.Credential is not Bridge.BridgeCredential.AwsSigV4 aws)
+                if (decoded.Stored.Credential is not Bridge.BridgeCredential.AwsSigV4 aws)
                 {
-                    await stored.Problem!.ToProblem().ExecuteAsync(context);
+                    await decoded.Stored.Problem!.ToProblem().ExecuteAsync(context);
                     return;
                 }
 
                 strategy["region"] = aws.Region;
                 strategy["service"] = aws.Service;
-                if (stored.Role is { } role)
+                if (decoded.Stored.Role is { } role)
                 {
                     // With a role, only the temporary credentials leave Nexus; the stored keys never do.
                     // The role client comes from the request's services, so that reads of other strategies do not resolve it.
@@ -308,7 +309,7 @@ internal static class CredentialCapture
                     AssumedRole assumed;
                     try
                     {
-                        assumed = await roles.GetAsync(connection.Id, role, aws.Credentials, context.RequestAborted);
+                        assumed = await roles.GetAsync(connection.Id, decoded.RoleKey!, role, aws.Credentials, context.RequestAborted);
                     }
                     catch (AwsRoleException e)
                     {

@@ -63,7 +63,7 @@ internal static class CredentialEndpoint
 
         if (connection.TokenType == CredentialCapture.TokenType)
         {
-            await CredentialCapture.WriteTokenResponseAsync(context, connection, store, providers);
+            await CredentialCapture.WriteTokenResponseAsync(context, connection, providers);
             await audit.TokenReadAsync(caller.Actor, connection.WorkspaceId, connection.Id);
             return;
         }

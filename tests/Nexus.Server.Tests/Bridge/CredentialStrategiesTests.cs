@@ -92,6 +92,35 @@ public sealed class CredentialStrategiesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NewCredentialsAndProviderChangesAreUsedAtOnceByTokenReadsAndTheBridge()
+    {
+        // Both read a connection's credential decoded once per cached row: a new row or a new provider row must win.
+        var provider = await RegisterAsync(new { name = "rotated", auth_mode = "api_key", api_base_url = echo.BaseUrl + "/v1", api_key = new { @in = "header", name = "x-api-key" } });
+        var (_, id) = await RequestAsync(provider);
+
+        async Task<(string Read, string Sent)> UsedKeyAsync()
+        {
+            var (status, token) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
+            Assert.Equal(HttpStatusCode.OK, status);
+            var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/bridge/{id}/me");
+            request.Headers.Add("X-API-Key", server.ApiKey);
+            using var bridged = await server.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, bridged.StatusCode);
+            return (token.GetProperty("credentials").GetProperty("api_key").GetString()!, echo.Last.Headers["x-api-key"]);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await GatewayAsync(HttpMethod.Post, $"/v1/connections/{id}/credentials", new { api_key = "sk-first" })).Status);
+        Assert.Equal(("sk-first", "sk-first"), await UsedKeyAsync());
+        Assert.Equal(("sk-first", "sk-first"), await UsedKeyAsync());
+
+        Assert.Equal(HttpStatusCode.OK, (await GatewayAsync(HttpMethod.Post, $"/v1/connections/{id}/credentials", new { api_key = "sk-second" })).Status);
+        Assert.Equal(("sk-second", "sk-second"), await UsedKeyAsync());
+
+        await server.AdminJsonAsync(HttpMethod.Patch, $"/v1/providers/{provider}", new { api_key = new { @in = "header", name = "x-api-key", prefix = "Key " } }, HttpStatusCode.OK);
+        Assert.Equal(("sk-second", "Key sk-second"), await UsedKeyAsync());
+    }
+
+    [Fact]
     public async Task BasicAuthConnectionCapturedThroughTheFormRedirectsToTheApp()
     {
         var provider = await RegisterAsync(new { name = "twilio-like", auth_mode = "basic_auth", api_base_url = echo.BaseUrl });
