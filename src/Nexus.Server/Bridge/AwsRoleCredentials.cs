@@ -28,7 +28,12 @@ internal sealed record AssumedRole(AwsCredentials Credentials, DateTimeOffset Ex
 /// (AccessDenied, InvalidClientTokenId, ExpiredToken, SignatureDoesNotMatch…) and the cached credentials are dropped.
 /// </param>
 /// <param name="RetryAfterSeconds">Sent as Retry-After (throttling).</param>
-internal sealed class AwsRoleException(int status, string code, string title, string detail, bool transient = false, int? retryAfterSeconds = null) : Exception(title + " " + detail)
+/// <param name="StsMessage">
+/// STS's own words for a refusal ("User: arn:aws:iam::…:user/… is not authorized to perform: sts:AssumeRole…"). It
+/// names the IAM user behind the stored keys, so it is logged and shown at capture to whoever just entered those
+/// keys, and never put in the problem that token reads and the Bridge answer to an app or agent.
+/// </param>
+internal sealed class AwsRoleException(int status, string code, string title, string detail, bool transient = false, int? retryAfterSeconds = null, string? stsMessage = null) : Exception(title + " " + detail)
 {
     public const string AssumeRoleFailed = "aws_assume_role_failed";
     public const string Throttled = "aws_sts_throttled";
@@ -45,8 +50,10 @@ internal sealed class AwsRoleException(int status, string code, string title, st
 
     public int? RetryAfterSeconds { get; } = retryAfterSeconds;
 
+    public string? StsMessage { get; } = stsMessage;
+
     /// <summary>The same failure as a new exception, for a remembered failure thrown again to another caller.</summary>
-    public AwsRoleException Again() => new(Status, Code, Title, Detail, Transient, RetryAfterSeconds);
+    public AwsRoleException Again() => new(Status, Code, Title, Detail, Transient, RetryAfterSeconds, StsMessage);
 
     public IResult ToProblem()
     {
@@ -475,7 +482,8 @@ internal sealed class AwsRoleCredentials
         var error = document?.Root is { Name.LocalName: "ErrorResponse" } errorRoot ? errorRoot.Elements().FirstOrDefault(e => e.Name.LocalName == "Error") : null;
         var code = error?.Elements().FirstOrDefault(e => e.Name.LocalName == "Code")?.Value.Trim();
         var message = error?.Elements().FirstOrDefault(e => e.Name.LocalName == "Message")?.Value;
-        logger.LogWarning("AssumeRole at {Host} for {RoleArn} refused: {Status} {Code}", endpoint.Host, role.RoleArn, status, code ?? "(no error document)");
+        var stsMessage = string.IsNullOrWhiteSpace(message) ? null : Clean(message, longLived);
+        logger.LogWarning("AssumeRole at {Host} for {RoleArn} refused: {Status} {Code} {StsMessage}", endpoint.Host, role.RoleArn, status, code ?? "(no error document)", stsMessage);
         if (status == StatusCodes.Status429TooManyRequests || (code is not null && ThrottlingCodes.Contains(code)))
         {
             var seconds = (int)TransientRetryInterval.TotalSeconds;
@@ -491,11 +499,11 @@ internal sealed class AwsRoleCredentials
             throw Failed($"STS answered {status} without an error document ({endpoint.Host}).", transient);
         }
 
-        throw Failed($"STS refused AssumeRole for {role.RoleArn}: {Clean(code, longLived)}{(string.IsNullOrWhiteSpace(message) ? "" : ": " + Clean(message, longLived))}", transient);
+        throw Failed($"STS refused AssumeRole for {role.RoleArn}: {Clean(code, longLived)}.", transient, stsMessage);
     }
 
-    private static AwsRoleException Failed(string detail, bool transient = false) =>
-        new(StatusCodes.Status502BadGateway, AwsRoleException.AssumeRoleFailed, "AWS STS did not issue credentials for the role.", detail, transient);
+    private static AwsRoleException Failed(string detail, bool transient = false, string? stsMessage = null) =>
+        new(StatusCodes.Status502BadGateway, AwsRoleException.AssumeRoleFailed, "AWS STS did not issue credentials for the role.", detail, transient, stsMessage: stsMessage);
 
     /// <summary>
     /// RoleSessionName: 2 to 64 characters of [\w+=,.@-] (AssumeRole). It names the connection in CloudTrail, so the

@@ -225,7 +225,11 @@ internal static class CredentialCapture
             }
             catch (AwsRoleException e)
             {
-                return e.Code == AwsRoleException.AssumeRoleFailed ? $"These credentials could not assume the role. {e.Detail}" : $"{e.Title} {e.Detail}";
+                // Whoever is submitting the keys may see what STS said of them (it names their IAM user); apps and
+                // agents reading the connection later never do (AwsRoleException.StsMessage).
+                return e.Code == AwsRoleException.AssumeRoleFailed
+                    ? $"These credentials could not assume the role. {e.Detail}{(e.StsMessage is null ? "" : " STS said: " + e.StsMessage)}"
+                    : $"{e.Title} {e.Detail}";
             }
         }
 

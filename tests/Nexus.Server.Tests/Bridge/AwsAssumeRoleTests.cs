@@ -339,13 +339,19 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         Assert.Equal("aws_assume_role_failed", problem.GetProperty("code").GetString());
         var detail = problem.GetProperty("detail").GetString()!;
         Assert.Contains("AccessDenied", detail);
-        Assert.Contains("is not authorized to perform: sts:AssumeRole", detail);
         Assert.DoesNotContain(Secret, problem.ToString(), StringComparison.Ordinal);
         Assert.DoesNotContain(KeyId, problem.ToString(), StringComparison.Ordinal);
+
+        // STS's message names the IAM user behind the stored keys: the app or agent reading the connection is not
+        // told it; Nexus's log is.
+        const string StsWords = "user/nexus-broker is not authorized to perform: sts:AssumeRole";
+        Assert.DoesNotContain(StsWords, problem.ToString(), StringComparison.Ordinal);
+        Assert.Contains(StsWords, logs.All, StringComparison.Ordinal);
 
         var (bridgeStatus, bridgeBody, echoed) = await BridgeAsync(id, HttpMethod.Get, "/prod/items");
         Assert.Equal(HttpStatusCode.BadGateway, bridgeStatus);
         Assert.Equal("aws_assume_role_failed", JsonDocument.Parse(bridgeBody).RootElement.GetProperty("code").GetString());
+        Assert.DoesNotContain(StsWords, bridgeBody, StringComparison.Ordinal);
         Assert.Null(echoed);
 
         // A definite refusal dropped the cached credentials (which had 4 minutes left): an STS 500 now does not
@@ -363,7 +369,9 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         var (captureStatus, captureProblem) = await SubmitAsync(refused);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, captureStatus);
         Assert.Equal("credentials_rejected", captureProblem.GetProperty("code").GetString());
+        // Whoever submits the keys is told what STS said of them.
         Assert.Contains("AccessDenied", captureProblem.GetProperty("detail").GetString());
+        Assert.Contains(StsWords, captureProblem.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal("pending", (await GatewayAsync(HttpMethod.Get, $"/v1/connections/{refused}")).Body.GetProperty("status").GetString());
     }
 
