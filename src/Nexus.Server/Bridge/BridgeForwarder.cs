@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
@@ -100,7 +101,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
             using (response)
             {
-                await CopyResponseAsync(context, target, uri, response, ct);
+                await CopyResponseAsync(context, target, uri, response, timeout, ct);
             }
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
@@ -225,7 +226,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         return new UriBuilder(uri) { Query = query }.Uri;
     }
 
-    private static async Task CopyResponseAsync(HttpContext context, BridgeTarget target, Uri uri, HttpResponseMessage upstreamResponse, CancellationToken ct)
+    private async Task CopyResponseAsync(HttpContext context, BridgeTarget target, Uri uri, HttpResponseMessage upstreamResponse, CancellationTokenSource timeout, CancellationToken ct)
     {
         // The Bridge never follows redirects; one that points away from the provider's API host is refused, so
         // that a caller is never sent elsewhere by a provider it trusted through Nexus.
@@ -253,9 +254,32 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers);
         CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers);
 
-        response.Headers.Remove("Transfer-Encoding");
+        // The timeout is an idle timeout on the provider, as a reverse proxy's read timeout is: each wait for the
+        // next piece of the body gets all of it, so a long stream that keeps coming is never cut, and a provider
+        // that stops mid-body does not hold the caller (and a connection) for ever. It is off while the caller is
+        // written to: a slow reader is Kestrel's MinResponseDataRate's business.
+        var idle = TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds);
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
-        await body.CopyToAsync(response.Body, 64 * 1024, ct);
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            while (true)
+            {
+                timeout.CancelAfter(idle);
+                var read = await body.ReadAsync(buffer, timeout.Token);
+                timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                await response.Body.WriteAsync(buffer.AsMemory(0, read), ct);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private static void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to)
@@ -289,10 +313,14 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     {
         if (context.Response.HasStarted)
         {
+            // Part of the provider's answer is on its way: the caller must see it broken, not completed.
             context.Abort();
             return;
         }
 
+        // The provider's status and headers may already be set (it failed after them, before any body was sent):
+        // they must not describe Nexus's problem.
+        context.Response.Clear();
         await Problems.Create(status, code, title, detail).ExecuteAsync(context);
     }
 

@@ -135,7 +135,7 @@ internal sealed class UpstreamOidcOptions
 
 internal sealed class BridgeOptions
 {
-    /// <summary>How long the Bridge waits for a provider's response headers.</summary>
+    /// <summary>How long the Bridge waits for a provider's response headers, and then for each next piece of its body.</summary>
     public int TimeoutSeconds { get; set; } = 30;
 
     /// <summary>Largest request body the Bridge forwards (streamed, never held in memory).</summary>

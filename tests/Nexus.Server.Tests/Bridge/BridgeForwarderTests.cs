@@ -224,6 +224,49 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AProviderThatStopsMidBodyIsCutOffAndOneThatKeepsSendingIsNot()
+    {
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+
+        // Headers and nothing else: nothing has reached the caller yet, so it gets a clean 504, not the provider's
+        // status and Content-Length over Nexus's problem.
+        var watch = Stopwatch.StartNew();
+        using var silent = await http.GetAsync("/bridge/stall?first=0");
+        Assert.Equal(HttpStatusCode.GatewayTimeout, silent.StatusCode);
+        Assert.Equal("application/problem+json", silent.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("upstream_timeout", JsonDocument.Parse(await silent.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        Assert.InRange(watch.Elapsed.TotalSeconds, 1.5, 8);
+
+        // Part of the body, then silence: the caller already has the provider's 200, so the response is broken
+        // off (never completed as if it were whole) within the timeout.
+        watch.Restart();
+        using var stalled = await http.GetAsync("/bridge/stall?first=2048", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, stalled.StatusCode);
+        await using (var body = await stalled.Content.ReadAsStreamAsync())
+        {
+            var received = 0;
+            var buffer = new byte[4096];
+            var broken = await Record.ExceptionAsync(async () =>
+            {
+                int read;
+                while ((read = await body.ReadAsync(buffer)) > 0)
+                {
+                    received += read;
+                }
+            });
+            Assert.NotNull(broken);
+            Assert.Equal(2048, received);
+        }
+
+        Assert.InRange(watch.Elapsed.TotalSeconds, 1.5, 8);
+
+        // 4 pieces 1.2 s apart take longer than the 2 s timeout, but no wait is that long: all of it arrives.
+        using var steady = await http.GetAsync("/bridge/trickle/4?gapMs=1200");
+        Assert.Equal(HttpStatusCode.OK, steady.StatusCode);
+        Assert.Equal(4 * 1024, (await steady.Content.ReadAsByteArrayAsync()).Length);
+    }
+
+    [Fact]
     public async Task StreamsLargeBodiesBothWaysWithoutHoldingThemInMemory()
     {
         target = target with { ApiBase = new Uri(echo.BaseUrl) };

@@ -64,6 +64,31 @@ public sealed class EchoUpstream : IAsyncDisposable
             await Task.Delay(TimeSpan.FromSeconds(10), context.RequestAborted);
             return Results.Ok();
         });
+        // Headers, then `first` bytes of a longer body, then nothing until the caller gives up.
+        app.MapGet("/stall", async (HttpContext context, int first) =>
+        {
+            await Record(context);
+            context.Response.ContentType = "application/octet-stream";
+            context.Response.ContentLength = first + 1024;
+            await context.Response.StartAsync(context.RequestAborted);
+            await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
+        });
+        // A slow but steady stream: `chunks` pieces of 1 KiB, `gapMs` apart.
+        app.MapGet("/trickle/{chunks:int}", async (HttpContext context, int chunks, int gapMs) =>
+        {
+            await Record(context);
+            context.Response.ContentType = "application/octet-stream";
+            context.Response.ContentLength = chunks * 1024L;
+            await context.Response.StartAsync(context.RequestAborted);
+            for (var i = 0; i < chunks; i++)
+            {
+                await Task.Delay(gapMs, context.RequestAborted);
+                await context.Response.Body.WriteAsync(new byte[1024], context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+        });
         app.MapGet("/status/{code:int}", async (HttpContext context, int code) =>
         {
             await Record(context);
