@@ -21,29 +21,13 @@ port=18092
 fake_port=18093
 
 fake_pid=""
-pg_dir=""
-pg_bin=""
 cleanup() {
   stop_nexus
   [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null || true
-  if [ -n "$pg_dir" ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; fi
+  pg_stop
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-# A throwaway PostgreSQL cluster with default durability settings (unlike the test suite's), as in bench/token-read.sh.
-start_pg() {
-  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
-  if [ ! -x "$pg_bin/postgres" ]; then need postgresql; pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; fi
-  pg_dir="$(mktemp -d /tmp/nexus-bench-pg.XXXXXX)"; chmod 755 "$pg_dir"
-  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
-  pg_port=$(( 20000 + RANDOM % 20000 ))
-  run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
-  run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-  pg_url="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"
-}
 
 "$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
 fake_pid=$!
@@ -62,7 +46,7 @@ for engine in $engines; do
   rows+=("| $engine | $(field connections "$json") | $(field connect_seconds "$json") | $(field refreshes "$json") | $(field reused_refresh_tokens "$json") | $(field storm_seconds "$json") | **$(field refreshes_per_second "$json")** | $(field all_fresh_after_due_seconds "$json") | $(field all_fresh_before_expiry_seconds "$json") | $(field sampled_reads_fresh "$json") |")
   if grep -qiE "error|exception" "$nexus_data/server.log"; then echo "Nexus logged errors:" >&2; grep -iE "error|exception" "$nexus_data/server.log" | head -20 >&2; fi
   stop_nexus
-  if [ "$engine" = postgres ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$pg_dir"; pg_dir=""; fi
+  if [ "$engine" = postgres ]; then pg_stop; fi
 done
 
 result="$(dirname "${BASH_SOURCE[0]}")/results/refresh-storm.md"

@@ -19,28 +19,12 @@ port=18090
 fake_port=18091
 
 fake_pid=""
-pg_dir=""
-pg_bin=""
 cleanup() {
   stop_nexus
   [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null || true
-  if [ -n "$pg_dir" ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; fi
+  pg_stop
 }
 trap cleanup EXIT
-run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-# A throwaway PostgreSQL cluster, as scripts/test.sh starts one.
-start_pg() {
-  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
-  if [ ! -x "$pg_bin/postgres" ]; then need postgresql; pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; fi
-  pg_dir="$(mktemp -d /tmp/nexus-bench-pg.XXXXXX)"; chmod 755 "$pg_dir"
-  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
-  pg_port=$(( 20000 + RANDOM % 20000 ))
-  run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
-  run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-  pg_url="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"
-}
 
 json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
 
@@ -89,7 +73,7 @@ for engine in $engines; do
   ratio="$(awk -v a="$rps" -v b="$hrps" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
   rows+=("| $engine | $rps | $p50 | $p99 | $bad | $hrps | $hp99 | $ratio |")
   stop_nexus
-  if [ "$engine" = postgres ]; then run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$pg_dir"; pg_dir=""; fi
+  if [ "$engine" = postgres ]; then pg_stop; fi
 done
 
 result="$(dirname "${BASH_SOURCE[0]}")/results/token-read.md"

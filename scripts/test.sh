@@ -23,12 +23,11 @@ apt_install() {
 }
 
 # ---- what the suites need -------------------------------------------------------------------------------
-pg_bin=""
-find_pg() { pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"; [ -x "$pg_bin/postgres" ]; }
-if [[ " $engines " == *" postgres "* ]] && ! find_pg; then
+source "$root/scripts/lib/pg.sh"
+if [[ " $engines " == *" postgres "* ]] && ! pg_find; then
   say "Installing PostgreSQL"
   apt_install postgresql || { echo "could not install PostgreSQL"; exit 1; }
-  find_pg || { echo "PostgreSQL binaries not found after install"; exit 1; }
+  pg_find || { echo "PostgreSQL binaries not found after install"; exit 1; }
 fi
 
 # The dashboard suites drive Debian's Chromium through Playwright (never a downloaded browser).
@@ -45,30 +44,12 @@ if ! dotnet build Nexus.slnx -c "$configuration" -nologo -v quiet > "$logs/build
   exit 1
 fi
 
-# ---- throwaway PostgreSQL cluster ---------------------------------------------------------------------
-pg_dir=""
-stop_pg() {
-  if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
-    run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-    rm -rf "$pg_dir"
-  fi
-}
-trap stop_pg EXIT
-run_pg() {
-  # PostgreSQL refuses to run as root.
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# ---- throwaway PostgreSQL cluster (scripts/lib/pg.sh) ----------------------------------------------------
+trap pg_stop EXIT
 start_pg() {
-  pg_dir="$(mktemp -d /tmp/nexus-pg.XXXXXX)"
-  chmod 755 "$pg_dir"
-  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
-  pg_port=$(( 20000 + RANDOM % 20000 ))
-  run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >"$logs/pg-init.log" 2>&1 || { cat "$logs/pg-init.log"; return 1; }
   # fsync off: the cluster is thrown away, durability buys nothing here.
-  run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
-    start >/dev/null || { cat "$pg_dir/server.log"; return 1; }
-  export NEXUS_TEST_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"
+  pg_start -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 || return 1
+  export NEXUS_TEST_POSTGRES="$pg_url"
 }
 
 # ---- run suites -----------------------------------------------------------------------------------------
@@ -114,7 +95,7 @@ for engine in $engines; do
     postgres)
       if start_pg; then
         run_suite "server-postgres" xunit Nexus.Server.Tests
-        stop_pg; pg_dir=""
+        pg_stop
       else
         echo "   could not start PostgreSQL"; failed=$((failed + 1))
       fi

@@ -2,6 +2,13 @@
 # Benchmarks are measurements, not tests: they never fail on a number, they report it.
 set -euo pipefail
 bench_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$bench_root/scripts/lib/pg.sh"
+
+# A throwaway PostgreSQL cluster with default durability settings (unlike the test suite's): sets pg_url.
+start_pg() {
+  pg_find || { need postgresql; pg_find; } || return 1
+  pg_start -c max_connections=200
+}
 
 need() {
   for tool in "$@"; do
