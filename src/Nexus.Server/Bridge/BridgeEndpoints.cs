@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Connections;
@@ -20,9 +21,34 @@ internal static class BridgeEndpoints
 
     public static void MapBridgeRoutes(this IEndpointRouteBuilder app)
     {
-        app.Map(BridgePrefix + "{connectionId}/{**path}", (HttpContext context, string connectionId) => ForwardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge");
-        app.Map(BridgePrefix + "{connectionId}", (HttpContext context, string connectionId) => ForwardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge");
-        app.Map(ProxyPrefix + "/{**path}", (HttpContext context) => ForwardAsync(context, context.Request.Headers[ConnectionHeader].ToString(), ProxyPrefix)).WithTags("Bridge");
+        // ShortCircuit: routing runs these as soon as it matches them, past the rest of the pipeline. The Bridge
+        // authenticates its callers itself (gateway API keys, never the dashboard's cookie), passes the provider's
+        // answers through untouched (no status code pages), and handles its own errors (GuardAsync), so the
+        // middleware it skips had nothing to do for it but cost every bridged request its time.
+        app.Map(BridgePrefix + "{connectionId}/{**path}", (HttpContext context, string connectionId) => GuardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge").ShortCircuit();
+        app.Map(BridgePrefix + "{connectionId}", (HttpContext context, string connectionId) => GuardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge").ShortCircuit();
+        app.Map(ProxyPrefix + "/{**path}", (HttpContext context) => GuardAsync(context, context.Request.Headers[ConnectionHeader].ToString(), ProxyPrefix)).WithTags("Bridge").ShortCircuit();
+    }
+
+    /// <summary>What UseExceptionHandler does for every other endpoint, which a short-circuited one never reaches.</summary>
+    private static async Task GuardAsync(HttpContext context, string connectionId, string rawPrefix)
+    {
+        try
+        {
+            await ForwardAsync(context, connectionId, rawPrefix);
+        }
+        catch (Exception e) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+        {
+            foreach (var handler in context.RequestServices.GetServices<IExceptionHandler>())
+            {
+                if (await handler.TryHandleAsync(context, e, context.RequestAborted))
+                {
+                    return;
+                }
+            }
+
+            throw;
+        }
     }
 
     // One parsed Uri per provider row (the registry hands out the same row until it changes), not one per request.

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Bridge;
@@ -89,5 +90,60 @@ public sealed class BridgePassThroughTests : IAsyncLifetime
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
         Assert.False(response.Headers.Contains("Set-Cookie"));
         Assert.Equal(response.Content.Headers.ContentLength, (await response.Content.ReadAsByteArrayAsync()).Length);
+    }
+}
+
+/// <summary>
+/// The Bridge's routes skip the middleware after routing (ShortCircuit), the exception handler included, so the
+/// Bridge answers its own unexpected errors: as the problem every other endpoint gives, never an empty 500.
+/// </summary>
+public sealed class BridgeUnexpectedErrorTests : IAsyncLifetime
+{
+    private TestDatabase db = null!;
+    private NexusTestServer server = null!;
+    private FakeOAuthProvider fake = null!;
+    private BrokerKit kit = null!;
+    private EchoUpstream echo = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        echo = await EchoUpstream.StartAsync();
+        fake = await FakeOAuthProvider.StartAsync();
+        db = await TestDatabase.CreateAsync();
+        server = await NexusTestServer.StartAsync(db, s => s["ALLOWED_RETURN_URLS"] = BrokerFixture.ReturnUrl,
+            services: s => s.AddSingleton<Nexus.Server.Bridge.IBridgeTokenRefresher, BrokenRefresher>());
+        kit = new BrokerKit(server, fake);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        kit.Dispose();
+        await server.DisposeAsync();
+        await db.DisposeAsync();
+        await fake.DisposeAsync();
+        await echo.DisposeAsync();
+    }
+
+    private sealed class BrokenRefresher : Nexus.Server.Bridge.IBridgeTokenRefresher
+    {
+        public Task<string?> RefreshAsync(string connectionId, CancellationToken ct) => throw new InvalidOperationException("refresher-broke-on-purpose");
+    }
+
+    [Fact]
+    public async Task AnUnexpectedErrorInTheBridgeIsAProblemWithATraceIdNotAnEmpty500()
+    {
+        var provider = await kit.RegisterAsync("github", new { api_base_url = echo.BaseUrl });
+        var (id, _) = await kit.ConnectAsync(provider, "ws_broken_bridge");
+
+        // The echo upstream's /protected answers 401 to a token it does not know, so the Bridge asks the
+        // (broken) refresher for a new one.
+        using var response = await server.Http.SendAsync(kit.Gateway(HttpMethod.Get, $"/v1/bridge/{id}/protected"));
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("internal_error", problem.GetProperty("code").GetString());
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("trace_id").GetString()));
+        Assert.DoesNotContain("refresher-broke-on-purpose", problem.ToString(), StringComparison.Ordinal);
+        Assert.Equal("/protected", echo.Last.Path);
     }
 }
