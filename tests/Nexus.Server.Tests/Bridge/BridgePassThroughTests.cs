@@ -97,31 +97,12 @@ public sealed class BridgePassThroughTests : IAsyncLifetime
 /// The Bridge's routes skip the middleware after routing (ShortCircuit), the exception handler included, so the
 /// Bridge answers its own unexpected errors: as the problem every other endpoint gives, never an empty 500.
 /// </summary>
-public sealed class BridgeUnexpectedErrorTests : IAsyncLifetime
+public sealed class BridgeUnexpectedErrorTests(BridgeUnexpectedErrorTests.BrokenRefresherFixture fixture) : IClassFixture<BridgeUnexpectedErrorTests.BrokenRefresherFixture>
 {
-    private TestDatabase db = null!;
-    private NexusTestServer server = null!;
-    private FakeOAuthProvider fake = null!;
-    private BrokerKit kit = null!;
-    private EchoUpstream echo = null!;
-
-    public async ValueTask InitializeAsync()
+    public sealed class BrokenRefresherFixture : BrokerFixture
     {
-        echo = await EchoUpstream.StartAsync();
-        fake = await FakeOAuthProvider.StartAsync();
-        db = await TestDatabase.CreateAsync();
-        server = await NexusTestServer.StartAsync(db, s => s["ALLOWED_RETURN_URLS"] = BrokerFixture.ReturnUrl,
-            services: s => s.AddSingleton<Nexus.Server.Bridge.IBridgeTokenRefresher, BrokenRefresher>());
-        kit = new BrokerKit(server, fake);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        kit.Dispose();
-        await server.DisposeAsync();
-        await db.DisposeAsync();
-        await fake.DisposeAsync();
-        await echo.DisposeAsync();
+        protected override void ConfigureServices(IServiceCollection services) =>
+            services.AddSingleton<Nexus.Server.Bridge.IBridgeTokenRefresher, BrokenRefresher>();
     }
 
     private sealed class BrokenRefresher : Nexus.Server.Bridge.IBridgeTokenRefresher
@@ -132,12 +113,13 @@ public sealed class BridgeUnexpectedErrorTests : IAsyncLifetime
     [Fact]
     public async Task AnUnexpectedErrorInTheBridgeIsAProblemWithATraceIdNotAnEmpty500()
     {
-        var provider = await kit.RegisterAsync("github", new { api_base_url = echo.BaseUrl });
-        var (id, _) = await kit.ConnectAsync(provider, "ws_broken_bridge");
+        await using var echo = await EchoUpstream.StartAsync();
+        var provider = await fixture.Kit.RegisterAsync("github", new { api_base_url = echo.BaseUrl });
+        var (id, _) = await fixture.Kit.ConnectAsync(provider, "ws_broken_bridge");
 
         // The echo upstream's /protected answers 401 to a token it does not know, so the Bridge asks the
         // (broken) refresher for a new one.
-        using var response = await server.Http.SendAsync(kit.Gateway(HttpMethod.Get, $"/v1/bridge/{id}/protected"));
+        using var response = await fixture.Server.Http.SendAsync(fixture.Kit.Gateway(HttpMethod.Get, $"/v1/bridge/{id}/protected"));
         Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;

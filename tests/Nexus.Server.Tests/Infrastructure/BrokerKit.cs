@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -22,6 +23,11 @@ public class BrokerFixture : IAsyncLifetime
     {
     }
 
+    /// <summary>Test services for the server (they replace the app's own registrations).</summary>
+    protected virtual void ConfigureServices(IServiceCollection services)
+    {
+    }
+
     public async ValueTask InitializeAsync()
     {
         Fake = await FakeOAuthProvider.StartAsync();
@@ -31,7 +37,7 @@ public class BrokerFixture : IAsyncLifetime
             s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/,https://other.example.test";
             s["Nexus:AuditTokenReadIntervalSeconds"] = "0";
             Configure(s);
-        });
+        }, services: ConfigureServices);
         Kit = new BrokerKit(Server, Fake);
     }
 
