@@ -8,9 +8,26 @@ internal abstract record BridgeCredential
     /// <summary>Header names this credential writes; a caller's own values for them are always removed first.</summary>
     public virtual string[] HeaderNames => [];
 
+    /// <summary>
+    /// The secret values as they could come back in a provider's response headers (raw, and as the wire carries
+    /// them), so that the Bridge never hands them to a caller that may only use them through it. Values shorter
+    /// than <see cref="MinSecretLength"/> are left out: they would match ordinary header text.
+    /// </summary>
+    public string[] Secrets => SecretsOf.GetValue(this, static c => [.. c.SecretValues().Where(v => v.Length >= MinSecretLength).Distinct(StringComparer.Ordinal)]);
+
+    public const int MinSecretLength = 8;
+
+    // Kept beside the record, not in a field of it: a field would take part in record equality and be copied by
+    // `with`, which makes new credentials out of old ones.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<BridgeCredential, string[]> SecretsOf = new();
+
+    protected abstract IEnumerable<string> SecretValues();
+
     public sealed record Bearer(string AccessToken) : BridgeCredential
     {
         public override string[] HeaderNames => Authorization;
+
+        protected override IEnumerable<string> SecretValues() => [AccessToken];
     }
 
     private static readonly string[] Authorization = ["Authorization"];
@@ -23,16 +40,22 @@ internal abstract record BridgeCredential
         private readonly string[] headerNames = In == "header" ? [Name] : [];
 
         public override string[] HeaderNames => headerNames;
+
+        protected override IEnumerable<string> SecretValues() => [Key, Uri.EscapeDataString(Key)];
     }
 
     public sealed record Basic(string Username, string Password) : BridgeCredential
     {
         public override string[] HeaderNames => Authorization;
+
+        protected override IEnumerable<string> SecretValues() => [Password, Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Username}:{Password}"))];
     }
 
     public sealed record AwsSigV4(AwsCredentials Credentials, string Region, string Service) : BridgeCredential
     {
         public override string[] HeaderNames => AwsHeaders;
+
+        protected override IEnumerable<string> SecretValues() => [Credentials.SecretAccessKey, .. Credentials.SessionToken is { } token ? new[] { token } : []];
     }
 
     // Credentials never appear in logs or exception messages through ToString().

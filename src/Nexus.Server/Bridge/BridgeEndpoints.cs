@@ -39,6 +39,8 @@ internal static class BridgeEndpoints
         }
         catch (Exception e) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
+            // A provider's status and headers may already be on the response; they must not describe this error.
+            context.Response.Clear();
             foreach (var handler in context.RequestServices.GetServices<IExceptionHandler>())
             {
                 if (await handler.TryHandleAsync(context, e, context.RequestAborted))
@@ -141,8 +143,17 @@ internal static class BridgeEndpoints
         var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
         var query = raw.IndexOf('?', StringComparison.Ordinal);
         var rawPath = query < 0 ? raw : raw[..query];
-        var remainder = rawPath.StartsWith(rawPrefix, StringComparison.Ordinal) ? rawPath[rawPrefix.Length..] : "";
-        await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, remainder);
+        if (!rawPath.StartsWith(rawPrefix, StringComparison.Ordinal))
+        {
+            // Routing matched a normalised, case-insensitive form (/V1/BRIDGE/…, an encoded or dot-segmented
+            // connection id, an absolute-form target): what the caller wrote cannot be split into prefix and path
+            // with certainty, and guessing would send the request, credential and all, somewhere it did not ask for.
+            await Problems.Create(StatusCodes.Status400BadRequest, "bridge_path_refused", "The Bridge refused this path.",
+                $"Write the path as {rawPrefix}/… exactly: lower case, the connection id unencoded, no dot segments.").ExecuteAsync(context);
+            return;
+        }
+
+        await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath[rawPrefix.Length..]);
     }
 }
 

@@ -49,6 +49,15 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     public async Task ForwardAsync(HttpContext context, BridgeTarget target, string rawPath)
     {
         var ct = context.RequestAborted;
+        // TRACE makes a server echo the request it received, which would be the request with the credential in it
+        // (RFC 9110 §9.3.8 warns of exactly this); CONNECT asks for a tunnel, not a request to the API.
+        if (HttpMethods.IsTrace(context.Request.Method) || HttpMethods.IsConnect(context.Request.Method))
+        {
+            await Problem(context, StatusCodes.Status405MethodNotAllowed, "bridge_method_refused", $"The Bridge does not forward {context.Request.Method}.",
+                "TRACE would echo the injected credential back, and CONNECT is not a request to the provider's API.");
+            return;
+        }
+
         if (!BridgePath.TryResolve(target.ApiBase, rawPath, context.Request.QueryString.Value, out var uri, out var pathError))
         {
             await Problem(context, StatusCodes.Status400BadRequest, "bridge_path_refused", "The Bridge refused this path.", pathError);
@@ -92,22 +101,35 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             if (response.StatusCode == HttpStatusCode.Unauthorized && target.RefreshAsync is not null && (!hasBody || buffered is not null))
             {
                 // The access token may have been revoked or expired early: refresh once and retry once.
-                if (await target.RefreshAsync(timeout.Token) is { } fresh)
+                BridgeCredential? fresh;
+                try
+                {
+                    fresh = await target.RefreshAsync(timeout.Token);
+                }
+                catch
+                {
+                    response.Dispose();
+                    throw;
+                }
+
+                if (fresh is not null)
                 {
                     response.Dispose();
                     response = await SendAsync(context, uri, fresh, hasBody, buffered, startTimeout, timeout.Token);
+                    credential = fresh;
                 }
             }
 
             using (response)
             {
-                await CopyResponseAsync(context, target, uri, response, timeout, ct);
+                await CopyResponseAsync(context, target, credential, uri, response, timeout, ct);
             }
         }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        catch (Exception e) when (CallersBodyProblem(e) is { } bad)
         {
-            await Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large", "The request body is larger than the Bridge forwards.",
-                $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
+            // Reading the caller's body failed (too large, too slow, malformed chunks). While the body streams, the
+            // client hands this back wrapped in an HttpRequestException; it is the caller's fault, not the provider's.
+            await CallersBodyProblemAsync(context, bad);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -118,12 +140,38 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             await Problem(context, StatusCodes.Status504GatewayTimeout, "upstream_timeout", "The provider did not answer in time.",
                 $"No response within {options.Bridge.TimeoutSeconds} s (Nexus:Bridge:TimeoutSeconds).");
         }
-        catch (HttpRequestException e)
+        catch (Exception e) when (e is HttpRequestException or IOException)
         {
-            logger.LogWarning("Bridge request to {Host} failed: {Error}", uri.Host, e.HttpRequestError);
-            await Problem(context, StatusCodes.Status502BadGateway, "upstream_unreachable", "The provider could not be reached.", $"{e.HttpRequestError}.");
+            if (ct.IsCancellationRequested)
+            {
+                return; // the caller went away (and with it, perhaps, what was being sent)
+            }
+
+            // HttpRequestException: no answer at all. IOException (HttpIOException): the provider broke off its
+            // answer, e.g. closed the connection in the middle of the body.
+            var error = e is HttpRequestException request ? request.HttpRequestError : (e as HttpIOException)?.HttpRequestError ?? HttpRequestError.Unknown;
+            logger.LogWarning("Bridge request to {Host} failed: {Error}", uri.Host, error);
+            await Problem(context, StatusCodes.Status502BadGateway, "upstream_unreachable", "The provider could not be reached.", $"{error}.");
         }
     }
+
+    private static BadHttpRequestException? CallersBodyProblem(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is BadHttpRequestException bad)
+            {
+                return bad;
+            }
+        }
+
+        return null;
+    }
+
+    private Task CallersBodyProblemAsync(HttpContext context, BadHttpRequestException bad) => bad.StatusCode == StatusCodes.Status413PayloadTooLarge
+        ? Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large", "The request body is larger than the Bridge forwards.",
+            $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).")
+        : Problem(context, bad.StatusCode, "bad_request", "The request could not be read.", bad.Message);
 
     private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, BridgeCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
     {
@@ -219,14 +267,13 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
     private static Uri WithQueryParameter(Uri uri, string name, string value)
     {
-        var encodedName = Uri.EscapeDataString(name);
-        var kept = uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries)
-            .Where(p => !string.Equals(p.Split('=')[0], encodedName, StringComparison.Ordinal) && !string.Equals(Uri.UnescapeDataString(p.Split('=')[0]), name, StringComparison.Ordinal));
-        var query = string.Join('&', kept.Append($"{encodedName}={Uri.EscapeDataString(value)}"));
-        return new UriBuilder(uri) { Query = query }.Uri;
+        // A caller's own parameter of that name is dropped: it must not ride along beside the injected key.
+        var kept = WithoutParameter(uri.Query.TrimStart('?'), name);
+        var added = $"{Uri.EscapeDataString(name)}={Uri.EscapeDataString(value)}";
+        return new UriBuilder(uri) { Query = kept.Length == 0 ? added : kept + "&" + added }.Uri;
     }
 
-    private async Task CopyResponseAsync(HttpContext context, BridgeTarget target, Uri uri, HttpResponseMessage upstreamResponse, CancellationTokenSource timeout, CancellationToken ct)
+    private async Task CopyResponseAsync(HttpContext context, BridgeTarget target, BridgeCredential credential, Uri uri, HttpResponseMessage upstreamResponse, CancellationTokenSource timeout, CancellationToken ct)
     {
         // The Bridge never follows redirects; one that points away from the provider's API host is refused, so
         // that a caller is never sent elsewhere by a provider it trusted through Nexus.
@@ -251,8 +298,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         // NonValidated: headers are copied as received, not parsed into typed values and formatted again.
-        CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers);
-        CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers);
+        CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers, credential);
+        CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers, credential);
 
         // The timeout is an idle timeout on the provider, as a reverse proxy's read timeout is: each wait for the
         // next piece of the body gets all of it, so a long stream that keeps coming is never cut, and a provider
@@ -282,7 +329,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
     }
 
-    private static void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to)
+    private void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to, BridgeCredential credential)
     {
         foreach (var (name, values) in from)
         {
@@ -291,22 +338,91 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 continue;
             }
 
-            if (values.Count == 1)
+            var all = new string[values.Count];
+            var i = 0;
+            var keep = true;
+            foreach (var value in values)
             {
-                to[name] = values.ToString();
-            }
-            else
-            {
-                var all = new string[values.Count];
-                var i = 0;
-                foreach (var value in values)
+                if (Unsendable(value))
                 {
-                    all[i++] = value;
+                    // The client reads header bytes as Latin-1 and Kestrel sends ASCII only (RFC 9110 §5.5: obs-text
+                    // is obsolete); setting the value would throw, so the field is dropped rather than the answer.
+                    logger.LogWarning("Bridge dropped the provider's {Header} header: it is not plain ASCII.", name);
+                    keep = false;
+                    break;
                 }
 
-                to[name] = all;
+                all[i++] = CarriesSecret(value, credential) is { } cleaned ? cleaned : value;
+                if (all[i - 1].Length == 0)
+                {
+                    logger.LogWarning("Bridge dropped the provider's {Header} header: it repeats the connection's credential.", name);
+                    keep = false;
+                    break;
+                }
+            }
+
+            if (keep)
+            {
+                to[name] = all.Length == 1 ? all[0] : all;
             }
         }
+    }
+
+    private static bool Unsendable(string value)
+    {
+        var span = value.AsSpan();
+        for (var at = span.IndexOfAnyExceptInRange(' ', '~'); at >= 0; at = span.IndexOfAnyExceptInRange(' ', '~'))
+        {
+            if (span[at] != '\t')
+            {
+                return true;
+            }
+
+            span = span[(at + 1)..];
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Null when the value holds none of the credential's secrets. Otherwise the value with the secret taken out
+    /// where that keeps it meaningful (a query-string API key in a same-host redirect's URL), or "" to drop it: a
+    /// caller that may only use the credential through the Bridge must never read it in an answer.
+    /// </summary>
+    private static string? CarriesSecret(string value, BridgeCredential credential)
+    {
+        var secrets = credential.Secrets;
+        var found = false;
+        foreach (var secret in secrets)
+        {
+            found |= value.Contains(secret, StringComparison.Ordinal);
+        }
+
+        if (!found)
+        {
+            return null;
+        }
+
+        if (credential is BridgeCredential.ApiKey { In: "query" } queryKey && value.IndexOf('?', StringComparison.Ordinal) is var q and >= 0)
+        {
+            var end = value.IndexOf('#', q);
+            var query = end < 0 ? value[(q + 1)..] : value[(q + 1)..end];
+            var kept = WithoutParameter(query, queryKey.Name);
+            var cleaned = value[..q] + (kept.Length == 0 ? "" : "?" + kept) + (end < 0 ? "" : value[end..]);
+            if (!secrets.Any(secret => cleaned.Contains(secret, StringComparison.Ordinal)))
+            {
+                return cleaned;
+            }
+        }
+
+        return "";
+    }
+
+    private static string WithoutParameter(string query, string name)
+    {
+        var encodedName = Uri.EscapeDataString(name);
+        return string.Join('&', query.Split('&', StringSplitOptions.RemoveEmptyEntries)
+            .Where(p => p.Split('=')[0] is var key && !string.Equals(key, encodedName, StringComparison.Ordinal) && !string.Equals(Uri.UnescapeDataString(key), name, StringComparison.Ordinal)));
     }
 
     private static async Task Problem(HttpContext context, int status, string code, string title, string detail)

@@ -49,7 +49,10 @@ internal static class BridgePath
         var segments = rawPath.Split('/');
         for (var i = 1; i < segments.Length; i++)
         {
-            if (segments[i] is "." or ".." || (segments[i].Length == 0 && i < segments.Length - 1))
+            // "..;x" is ".." to servers that strip path parameters (Tomcat, Spring), and ";x" an empty segment.
+            var semicolon = segments[i].IndexOf(';');
+            var name = semicolon >= 0 ? segments[i][..semicolon] : segments[i];
+            if (name is "." or ".." || (name.Length == 0 && (semicolon >= 0 || i < segments.Length - 1)))
             {
                 error = "Dot segments and empty segments are not forwarded.";
                 return false;

@@ -151,6 +151,9 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [InlineData("/bridge/@evil.example/x")]
     [InlineData("/bridge/x%40evil.example")]
     [InlineData("/bridge/%252e%252e/admin")]
+    [InlineData("/bridge/..;/admin")]
+    [InlineData("/bridge/a/..;x/..;y/admin")]
+    [InlineData("/bridge/;/evil.example")]
     public async Task RefusesPathsThatCouldLeaveTheApi(string path)
     {
         var count = echo.Requests.Count;
@@ -267,6 +270,80 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AProviderThatDropsTheConnectionIsABadGatewayOrABrokenAnswerNeverA500()
+    {
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+
+        // Dropped before any body byte: nothing has reached the caller, so it gets a clean 502 problem, without
+        // the provider's Content-Length.
+        using var early = await http.GetAsync("/bridge/drop?first=0");
+        Assert.Equal(HttpStatusCode.BadGateway, early.StatusCode);
+        Assert.Equal("application/problem+json", early.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("upstream_unreachable", JsonDocument.Parse(await early.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+
+        // Dropped mid-body: the caller has the 200 already, and its answer is broken off, not completed.
+        using var late = await http.GetAsync("/bridge/drop?first=2048", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, late.StatusCode);
+        await Assert.ThrowsAnyAsync<Exception>(() => late.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task RefusesTraceWhichWouldEchoTheCredential()
+    {
+        var count = echo.Requests.Count;
+        using var response = await http.SendAsync(new HttpRequestMessage(HttpMethod.Trace, "/bridge/anything"));
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Equal("bridge_method_refused", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        Assert.Equal(count, echo.Requests.Count);
+    }
+
+    [Fact]
+    public async Task DropsAProviderHeaderThatIsNotAsciiAndKeepsTheRest()
+    {
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        using var response = await http.GetAsync("/bridge/utf8-header");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("yes", response.Headers.GetValues("X-Plain").Single());
+        Assert.Null(response.Content.Headers.ContentDisposition);
+    }
+
+    [Fact]
+    public async Task NeverHandsTheCredentialBackInTheProvidersHeaders()
+    {
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        using var reflected = await http.GetAsync("/bridge/reflect");
+        Assert.Equal(HttpStatusCode.OK, reflected.StatusCode);
+        Assert.Equal("Bearer secret-access-token", echo.Last.Headers["Authorization"]);
+        Assert.False(reflected.Headers.Contains("X-Seen-Authorization"));
+        Assert.Equal("yes", reflected.Headers.GetValues("X-Plain").Single());
+
+        // A query-string key in a same-host redirect's Location is taken out; the rest of the URL stays.
+        target = target with { Credential = new BridgeCredential.ApiKey("query", "api_key", null, "query-secret-key-123") };
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
+        using var redirect = await client.GetAsync("/bridge/keep-query?page=2");
+        Assert.Equal(HttpStatusCode.MovedPermanently, redirect.StatusCode);
+        Assert.Equal("page=2&api_key=query-secret-key-123", echo.Last.Query.TrimStart('?'));
+        Assert.Equal("/keep-query/?page=2", redirect.Headers.Location!.OriginalString);
+        using var reflectedQuery = await client.GetAsync("/bridge/reflect?page=3");
+        Assert.Equal("?page=3", reflectedQuery.Headers.GetValues("X-Seen-Query").Single());
+    }
+
+    [Fact]
+    public async Task AChunkedUploadOverTheLimitIsA413NotABadGateway()
+    {
+        forwarder.Dispose();
+        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2, MaxRequestBodyBytes = 64 * 1024 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance);
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        // Past the limit the upload pauses: a server that closes on unread bytes sends a reset, which could reach
+        // the client before the 413 does.
+        using var upload = new HttpRequestMessage(HttpMethod.Put, "/bridge/upload") { Content = new StreamContent(new PausingStream(96 * 1024)) };
+        Assert.Null(upload.Content.Headers.ContentLength);
+        using var response = await http.SendAsync(upload);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("bridge_body_too_large", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task StreamsLargeBodiesBothWaysWithoutHoldingThemInMemory()
     {
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
@@ -299,6 +376,40 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     }
 
     /// <summary>A deterministic stream of any length, generated on the fly.</summary>
+    /// <summary>Length bytes, then a pause of a few seconds before the end (no Length: it is sent chunked).</summary>
+    private sealed class PausingStream(int length) : Stream
+    {
+        private int position;
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (position >= length)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5), cancellationToken);
+                return 0;
+            }
+
+            var count = Math.Min(buffer.Length, length - position);
+            buffer.Span[..count].Fill((byte)'x');
+            position += count;
+            return count;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     private sealed class PatternStream(long length) : Stream
     {
         private long position;

@@ -70,6 +70,22 @@ public sealed class BridgePassThroughTests : IAsyncLifetime
         Assert.Equal("sk-pass-through", echo.Last.Headers["X-Echo-Key"]);
     }
 
+    [Theory]
+    [InlineData("/V1/BRIDGE/{id}/items")]
+    [InlineData("/v1/Bridge/{id}/items")]
+    [InlineData("/v1/bridge/{encoded}/items")]
+    [InlineData("/v1/bridge/other/../{id}/items")]
+    public async Task RefusesABridgePathItCannotSplitExactlyInsteadOfForwardingToTheApiBase(string template)
+    {
+        var count = echo.Requests.Count;
+        var path = template.Replace("{id}", connectionId, StringComparison.Ordinal).Replace("{encoded}", connectionId.Replace("_", "%5F", StringComparison.Ordinal), StringComparison.Ordinal);
+        using var request = new HttpRequestMessage(HttpMethod.Delete, new Uri(server.BaseUrl + path, new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true }));
+        request.Headers.Add("X-API-Key", server.ApiKey);
+        using var response = await server.Http.SendAsync(request);
+        Assert.True(response.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.NotFound, $"{path} → {(int)response.StatusCode}");
+        Assert.Equal(count, echo.Requests.Count);
+    }
+
     [Fact]
     public async Task SendsNoTraceContextOfNexusToTheProvider()
     {

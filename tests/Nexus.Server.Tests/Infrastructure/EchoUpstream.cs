@@ -36,7 +36,13 @@ public sealed class EchoUpstream : IAsyncDisposable
     public static async Task<EchoUpstream> StartAsync()
     {
         var (builder, baseUrl) = LoopbackHost.CreateBuilder();
-        builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = null);
+        builder.Services.Configure<KestrelServerOptions>(k =>
+        {
+            k.Limits.MaxRequestBodySize = null;
+            // Providers do send non-ASCII header bytes (a UTF-8 filename in Content-Disposition); Kestrel refuses
+            // to unless told how to encode them.
+            k.ResponseHeaderEncodingSelector = _ => System.Text.Encoding.UTF8;
+        });
         var app = builder.Build();
         var echo = new EchoUpstream(app, baseUrl);
 
@@ -74,6 +80,41 @@ public sealed class EchoUpstream : IAsyncDisposable
             await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
             await context.Response.Body.FlushAsync(context.RequestAborted);
             await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
+        });
+        // Headers, then `first` bytes of a longer body, then the connection is dropped.
+        app.MapGet("/drop", async (HttpContext context, int first) =>
+        {
+            await Record(context);
+            context.Response.ContentType = "application/octet-stream";
+            context.Response.ContentLength = first + 1024;
+            await context.Response.StartAsync(context.RequestAborted);
+            await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await Task.Delay(200, context.RequestAborted);
+            context.Abort();
+        });
+        // A header that is not plain ASCII, beside an ordinary one.
+        app.MapGet("/utf8-header", async (HttpContext context) =>
+        {
+            await Record(context);
+            context.Response.Headers.ContentDisposition = "attachment; filename=\"résumé.pdf\"";
+            context.Response.Headers["X-Plain"] = "yes";
+            return Results.Ok();
+        });
+        // Echoes the request's credentials back in response headers, as careless debug endpoints do.
+        app.MapGet("/reflect", async (HttpContext context) =>
+        {
+            await Record(context);
+            context.Response.Headers["X-Seen-Authorization"] = context.Request.Headers.Authorization.ToString();
+            context.Response.Headers["X-Seen-Query"] = context.Request.QueryString.Value;
+            context.Response.Headers["X-Plain"] = "yes";
+            return Results.Ok();
+        });
+        // A trailing-slash redirect that keeps the query string, credential parameters included.
+        app.MapGet("/keep-query", async (HttpContext context) =>
+        {
+            await Record(context);
+            return Results.Redirect(context.Request.Path + "/" + context.Request.QueryString, permanent: true);
         });
         // A slow but steady stream: `chunks` pieces of 1 KiB, `gapMs` apart.
         app.MapGet("/trickle/{chunks:int}", async (HttpContext context, int chunks, int gapMs) =>
