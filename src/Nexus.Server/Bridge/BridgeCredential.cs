@@ -11,15 +11,24 @@ internal abstract record BridgeCredential
     /// <summary>
     /// The secret values as they could come back in a provider's response headers (raw, and as the wire carries
     /// them), so that the Bridge never hands them to a caller that may only use them through it. Values shorter
-    /// than <see cref="MinSecretLength"/> are left out: they would match ordinary header text.
+    /// than <see cref="MinSecretLength"/> are left out: they would match ordinary header text. Worked out once per
+    /// response (a few short strings), not cached: role credentials are a new record on every request.
     /// </summary>
-    public string[] Secrets => SecretsOf.GetValue(this, static c => [.. c.SecretValues().Where(v => v.Length >= MinSecretLength).Distinct(StringComparer.Ordinal)]);
+    public List<string> Secrets()
+    {
+        var secrets = new List<string>(2);
+        foreach (var value in SecretValues())
+        {
+            if (value.Length >= MinSecretLength && !secrets.Contains(value))
+            {
+                secrets.Add(value);
+            }
+        }
+
+        return secrets;
+    }
 
     public const int MinSecretLength = 8;
-
-    // Kept beside the record, not in a field of it: a field would take part in record equality and be copied by
-    // `with`, which makes new credentials out of old ones.
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<BridgeCredential, string[]> SecretsOf = new();
 
     protected abstract IEnumerable<string> SecretValues();
 

@@ -37,6 +37,10 @@ internal static class BridgeEndpoints
         {
             await ForwardAsync(context, connectionId, rawPrefix);
         }
+        catch (Exception e) when ((e is OperationCanceledException or IOException) && context.RequestAborted.IsCancellationRequested)
+        {
+            // The caller hung up, which is what the exception says; as UseExceptionHandler would, let it go quietly.
+        }
         catch (Exception e) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
             // A provider's status and headers may already be on the response; they must not describe this error.
@@ -67,6 +71,21 @@ internal static class BridgeEndpoints
         if (caller is null)
         {
             await authError!.ExecuteAsync(context);
+            return;
+        }
+
+        // The path after the prefix, exactly as the caller sent it (still percent-encoded), so that encoded
+        // tricks are seen and refused rather than decoded into something else.
+        var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+        var query = raw.IndexOf('?', StringComparison.Ordinal);
+        var rawPath = query < 0 ? raw : raw[..query];
+        if (!rawPath.StartsWith(rawPrefix, StringComparison.Ordinal))
+        {
+            // Routing matched a normalised, case-insensitive form (/V1/BRIDGE/…, an encoded or dot-segmented
+            // connection id, an absolute-form target): what the caller wrote cannot be split into prefix and path
+            // with certainty, and guessing would send the request, credential and all, somewhere it did not ask for.
+            await Problems.Create(StatusCodes.Status400BadRequest, "bridge_path_refused", "The Bridge refused this path.",
+                $"Write the path as {rawPrefix}/… exactly: lower case, the connection id unencoded, no dot segments.").ExecuteAsync(context);
             return;
         }
 
@@ -137,21 +156,6 @@ internal static class BridgeEndpoints
         var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null);
-
-        // The path after the prefix, exactly as the caller sent it (still percent-encoded), so that encoded
-        // tricks are seen and refused rather than decoded into something else.
-        var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
-        var query = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = query < 0 ? raw : raw[..query];
-        if (!rawPath.StartsWith(rawPrefix, StringComparison.Ordinal))
-        {
-            // Routing matched a normalised, case-insensitive form (/V1/BRIDGE/…, an encoded or dot-segmented
-            // connection id, an absolute-form target): what the caller wrote cannot be split into prefix and path
-            // with certainty, and guessing would send the request, credential and all, somewhere it did not ask for.
-            await Problems.Create(StatusCodes.Status400BadRequest, "bridge_path_refused", "The Bridge refused this path.",
-                $"Write the path as {rawPrefix}/… exactly: lower case, the connection id unencoded, no dot segments.").ExecuteAsync(context);
-            return;
-        }
 
         await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath[rawPrefix.Length..]);
     }

@@ -298,8 +298,9 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         // NonValidated: headers are copied as received, not parsed into typed values and formatted again.
-        CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers, credential);
-        CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers, credential);
+        var secrets = credential.Secrets();
+        CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers, credential, secrets);
+        CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers, credential, secrets);
 
         // The timeout is an idle timeout on the provider, as a reverse proxy's read timeout is: each wait for the
         // next piece of the body gets all of it, so a long stream that keeps coming is never cut, and a provider
@@ -329,7 +330,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
     }
 
-    private void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to, BridgeCredential credential)
+    private void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to, BridgeCredential credential, List<string> secrets)
     {
         foreach (var (name, values) in from)
         {
@@ -338,34 +339,70 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 continue;
             }
 
+            if (values.Count == 1)
+            {
+                if (Sendable(name, values.ToString(), credential, secrets) is { } single)
+                {
+                    to[name] = single;
+                }
+
+                continue;
+            }
+
             var all = new string[values.Count];
             var i = 0;
-            var keep = true;
             foreach (var value in values)
             {
-                if (Unsendable(value))
+                if (Sendable(name, value, credential, secrets) is not { } sendable)
                 {
-                    // The client reads header bytes as Latin-1 and Kestrel sends ASCII only (RFC 9110 §5.5: obs-text
-                    // is obsolete); setting the value would throw, so the field is dropped rather than the answer.
-                    logger.LogWarning("Bridge dropped the provider's {Header} header: it is not plain ASCII.", name);
-                    keep = false;
+                    all = null;
                     break;
                 }
 
-                all[i++] = CarriesSecret(value, credential) is { } cleaned ? cleaned : value;
-                if (all[i - 1].Length == 0)
-                {
-                    logger.LogWarning("Bridge dropped the provider's {Header} header: it repeats the connection's credential.", name);
-                    keep = false;
-                    break;
-                }
+                all[i++] = sendable;
             }
 
-            if (keep)
+            if (all is not null)
             {
-                to[name] = all.Length == 1 ? all[0] : all;
+                to[name] = all;
             }
         }
+    }
+
+    /// <summary>The value as the caller may see it, or null to drop the whole field (logged by name only).</summary>
+    private string? Sendable(string name, string value, BridgeCredential credential, List<string> secrets)
+    {
+        if (Unsendable(value))
+        {
+            // The client reads header bytes as Latin-1 and Kestrel sends ASCII only (RFC 9110 §5.5: obs-text is
+            // obsolete); setting the value would throw, so the field is dropped rather than the answer.
+            logger.LogWarning("Bridge dropped the provider's {Header} header: it is not plain ASCII.", name);
+            return null;
+        }
+
+        if (secrets.Count == 0 || !CarriesSecret(value, secrets))
+        {
+            return value;
+        }
+
+        // A same-host redirect (or Content-Location) that kept a query-string API key keeps its meaning without it.
+        if (credential is BridgeCredential.ApiKey { In: "query" } queryKey
+            && (name.Equals("Location", StringComparison.OrdinalIgnoreCase) || name.Equals("Content-Location", StringComparison.OrdinalIgnoreCase))
+            && value.IndexOf('?', StringComparison.Ordinal) is var q and >= 0)
+        {
+            var end = value.IndexOf('#', q);
+            var query = end < 0 ? value[(q + 1)..] : value[(q + 1)..end];
+            var kept = WithoutParameter(query, queryKey.Name);
+            var cleaned = value[..q] + (kept.Length == 0 ? "" : "?" + kept) + (end < 0 ? "" : value[end..]);
+            if (!CarriesSecret(cleaned, secrets))
+            {
+                return cleaned;
+            }
+        }
+
+        // A caller that may only use the credential through the Bridge must never read it in an answer.
+        logger.LogWarning("Bridge dropped the provider's {Header} header: it repeats the connection's credential.", name);
+        return null;
     }
 
     private static bool Unsendable(string value)
@@ -384,38 +421,19 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         return false;
     }
 
-    /// <summary>
-    /// Null when the value holds none of the credential's secrets. Otherwise the value with the secret taken out
-    /// where that keeps it meaningful (a query-string API key in a same-host redirect's URL), or "" to drop it: a
-    /// caller that may only use the credential through the Bridge must never read it in an answer.
-    /// </summary>
-    private static string? CarriesSecret(string value, BridgeCredential credential)
+    /// <summary>Whether the value holds a secret as it is, or once percent-decoded (any case of hex).</summary>
+    private static bool CarriesSecret(string value, List<string> secrets)
     {
-        var secrets = credential.Secrets;
-        var found = false;
+        var decoded = value.Contains('%', StringComparison.Ordinal) ? Uri.UnescapeDataString(value) : null;
         foreach (var secret in secrets)
         {
-            found |= value.Contains(secret, StringComparison.Ordinal);
-        }
-
-        if (!found)
-        {
-            return null;
-        }
-
-        if (credential is BridgeCredential.ApiKey { In: "query" } queryKey && value.IndexOf('?', StringComparison.Ordinal) is var q and >= 0)
-        {
-            var end = value.IndexOf('#', q);
-            var query = end < 0 ? value[(q + 1)..] : value[(q + 1)..end];
-            var kept = WithoutParameter(query, queryKey.Name);
-            var cleaned = value[..q] + (kept.Length == 0 ? "" : "?" + kept) + (end < 0 ? "" : value[end..]);
-            if (!secrets.Any(secret => cleaned.Contains(secret, StringComparison.Ordinal)))
+            if (value.Contains(secret, StringComparison.Ordinal) || (decoded is not null && decoded.Contains(secret, StringComparison.Ordinal)))
             {
-                return cleaned;
+                return true;
             }
         }
 
-        return "";
+        return false;
     }
 
     private static string WithoutParameter(string query, string name)

@@ -70,23 +70,31 @@ public sealed class EchoUpstream : IAsyncDisposable
             await Task.Delay(TimeSpan.FromSeconds(10), context.RequestAborted);
             return Results.Ok();
         });
-        // Headers, then `first` bytes of a longer body, then nothing until the caller gives up.
-        app.MapGet("/stall", async (HttpContext context, int first) =>
+        // Headers, then `first` bytes of a longer body (chunked=true: of unknown length), then nothing until the caller gives up.
+        app.MapGet("/stall", async (HttpContext context, int first, bool? chunked) =>
         {
             await Record(context);
             context.Response.ContentType = "application/octet-stream";
-            context.Response.ContentLength = first + 1024;
+            if (chunked != true)
+            {
+                context.Response.ContentLength = first + 1024;
+            }
+
             await context.Response.StartAsync(context.RequestAborted);
             await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
             await context.Response.Body.FlushAsync(context.RequestAborted);
             await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
         });
-        // Headers, then `first` bytes of a longer body, then the connection is dropped.
-        app.MapGet("/drop", async (HttpContext context, int first) =>
+        // Headers, then `first` bytes of a longer body (chunked=true: of unknown length), then the connection is dropped.
+        app.MapGet("/drop", async (HttpContext context, int first, bool? chunked) =>
         {
             await Record(context);
             context.Response.ContentType = "application/octet-stream";
-            context.Response.ContentLength = first + 1024;
+            if (chunked != true)
+            {
+                context.Response.ContentLength = first + 1024;
+            }
+
             await context.Response.StartAsync(context.RequestAborted);
             await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
             await context.Response.Body.FlushAsync(context.RequestAborted);
@@ -106,6 +114,7 @@ public sealed class EchoUpstream : IAsyncDisposable
         {
             await Record(context);
             context.Response.Headers["X-Seen-Authorization"] = context.Request.Headers.Authorization.ToString();
+            context.Response.Headers["X-Seen-Authorization-Encoded"] = "/cb?seen=" + Uri.EscapeDataString(context.Request.Headers.Authorization.ToString()).ToLowerInvariant();
             context.Response.Headers["X-Seen-Query"] = context.Request.QueryString.Value;
             context.Response.Headers["X-Plain"] = "yes";
             return Results.Ok();
