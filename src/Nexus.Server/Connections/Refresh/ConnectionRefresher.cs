@@ -152,7 +152,18 @@ internal sealed class ConnectionRefresher(
         }
 
         // The reader stops waiting when its request ends; the refresh itself always completes.
-        var result = await Join(connection.Id, RefreshMode.OnRead, null).Task.WaitAsync(ct);
+        var (mode, flight) = Join(connection.Id, RefreshMode.OnRead, null);
+        var result = await flight.WaitAsync(ct);
+        if (mode == RefreshMode.Background && result.Status == RefreshStatus.Current
+            && result.For(connection) is var current && current.TokenExpiresAt is { } currentExpiry
+            && RefreshSchedule.ReadDueAt(canRefresh, current.UpdatedAt, currentExpiry, RefreshSchedule.MarginMs(Settings, provider)) <= Now)
+        {
+            // The background refresh this read joined decided by its own schedule and clock (too early to look,
+            // or backing off) and left the token as it was: that is no answer for a read whose token is due. As
+            // ForceRefreshAsync does, it then runs its own, which refreshes, or reports the backoff or the expiry.
+            result = await Join(connection.Id, RefreshMode.OnRead, null).Task.WaitAsync(ct);
+        }
+
         return Serve(connection, result, Now);
     }
 
