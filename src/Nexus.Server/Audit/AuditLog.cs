@@ -38,6 +38,7 @@ internal sealed record AuditEvent(string Id, DateTimeOffset At, string Actor, st
 internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvider time, ILogger<AuditLog> logger)
 {
     private const int MaxTrackedReaders = 100_000;
+    private readonly MonotonicUlid ids = new();
     private readonly ConcurrentDictionary<(string Connection, string Actor), ReadWindow> reads = new();
 
     private sealed class ReadWindow
@@ -59,7 +60,9 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
             "INSERT INTO audit_events (id, at, actor, workspace_id, connection_id, event, detail) VALUES (@id, @at, @actor, @workspaceId, @connectionId, @evt, @detail)",
             new
             {
-                id = SecretGenerator.Ulid("evt_", now),
+                // Events list newest first by time, then id: ids that count up within a millisecond keep events
+                // recorded in the same millisecond (an activation and the first read) in the order they happened.
+                id = ids.Next("evt_", now),
                 at = now.ToUnixTimeMilliseconds(),
                 actor,
                 workspaceId,
@@ -154,5 +157,42 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
         var rows = await connection.QueryAsync<Row>(new CommandDefinition(sql, new { workspaceId, connectionId, evt, limit }, cancellationToken: ct));
         return rows.Select(r => new AuditEvent(r.Id, DateTimeOffset.FromUnixTimeMilliseconds(r.At), r.Actor, r.WorkspaceId, r.ConnectionId, r.Event,
             JsonDocument.Parse(r.Detail).RootElement.Clone())).ToList();
+    }
+}
+
+/// <summary>
+/// ULIDs in the order this process makes them (the ULID spec's monotonicity): within one millisecond, and if the
+/// clock steps back, the random part of the previous one counts up instead of being drawn again.
+/// </summary>
+internal sealed class MonotonicUlid
+{
+    private readonly Lock gate = new();
+    private long lastMs = long.MinValue;
+    private UInt128 last;
+
+    public string Next(string prefix, DateTimeOffset now)
+    {
+        long ms;
+        UInt128 random;
+        lock (gate)
+        {
+            ms = Math.Max(now.ToUnixTimeMilliseconds(), lastMs);
+            if (ms == lastMs && last < SecretGenerator.UlidRandomMask)
+            {
+                random = last + UInt128.One;
+            }
+            else
+            {
+                // A new millisecond (or, in theory, a full one): draw again, with the top bit clear so that there
+                // is room to count up.
+                ms = ms == lastMs ? ms + 1 : ms;
+                random = SecretGenerator.Random80() >> 1;
+            }
+
+            lastMs = ms;
+            last = random;
+        }
+
+        return SecretGenerator.Ulid(prefix, ms, random);
     }
 }

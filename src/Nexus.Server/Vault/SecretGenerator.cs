@@ -17,23 +17,34 @@ internal static class SecretGenerator
     /// A ULID (48-bit millisecond time + 80 random bits, Crockford base32, 26 characters) after a prefix, e.g.
     /// <c>conn_01J…</c>: unguessable like <see cref="Id"/>, and sorting by creation time.
     /// </summary>
-    public static string Ulid(string prefix, DateTimeOffset now)
+    public static string Ulid(string prefix, DateTimeOffset now) => Ulid(prefix, now.ToUnixTimeMilliseconds(), Random80());
+
+    /// <summary>80 random bits, the random part of a ULID.</summary>
+    public static UInt128 Random80()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        RandomNumberGenerator.Fill(bytes);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes) & UlidRandomMask;
+    }
+
+    public static readonly UInt128 UlidRandomMask = (UInt128.One << 80) - 1;
+
+    /// <summary>The ULID of a millisecond and an 80-bit random part: 10 + 16 Crockford base32 digits, most significant first, so that the text sorts as the numbers do.</summary>
+    public static string Ulid(string prefix, long ms, UInt128 random)
     {
         const string crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
         Span<char> chars = stackalloc char[26];
-        var ms = (ulong)now.ToUnixTimeMilliseconds();
+        var time = (ulong)ms;
         for (var i = 9; i >= 0; i--)
         {
-            chars[i] = crockford[(int)(ms & 31)];
-            ms >>= 5;
+            chars[i] = crockford[(int)(time & 31)];
+            time >>= 5;
         }
 
-        Span<byte> random = stackalloc byte[16];
-        RandomNumberGenerator.Fill(random);
-        for (var i = 0; i < 16; i++)
+        for (var i = 25; i >= 10; i--)
         {
-            // 16 characters of 5 bits each = 80 random bits.
-            chars[10 + i] = crockford[random[i] & 31];
+            chars[i] = crockford[(int)(random & 31)];
+            random >>= 5;
         }
 
         return prefix + new string(chars);
