@@ -70,34 +70,30 @@ public sealed class EchoUpstream : IAsyncDisposable
             await Task.Delay(TimeSpan.FromSeconds(10), context.RequestAborted);
             return Results.Ok();
         });
-        // Headers, then `first` bytes of a longer body (chunked=true: of unknown length), then nothing until the caller gives up.
+        // Headers, then `first` bytes of a longer body (chunked=true: of unknown length), and the rest never comes:
+        // /stall waits until the caller gives up, /drop closes the connection.
+        async Task StartPartialBodyAsync(HttpContext context, int first, bool? chunked)
+        {
+            await Record(context);
+            context.Response.ContentType = "application/octet-stream";
+            if (chunked != true)
+            {
+                context.Response.ContentLength = first + 1024;
+            }
+
+            await context.Response.StartAsync(context.RequestAborted);
+            await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+        }
+
         app.MapGet("/stall", async (HttpContext context, int first, bool? chunked) =>
         {
-            await Record(context);
-            context.Response.ContentType = "application/octet-stream";
-            if (chunked != true)
-            {
-                context.Response.ContentLength = first + 1024;
-            }
-
-            await context.Response.StartAsync(context.RequestAborted);
-            await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
-            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await StartPartialBodyAsync(context, first, chunked);
             await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
         });
-        // Headers, then `first` bytes of a longer body (chunked=true: of unknown length), then the connection is dropped.
         app.MapGet("/drop", async (HttpContext context, int first, bool? chunked) =>
         {
-            await Record(context);
-            context.Response.ContentType = "application/octet-stream";
-            if (chunked != true)
-            {
-                context.Response.ContentLength = first + 1024;
-            }
-
-            await context.Response.StartAsync(context.RequestAborted);
-            await context.Response.Body.WriteAsync(new byte[first], context.RequestAborted);
-            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await StartPartialBodyAsync(context, first, chunked);
             await Task.Delay(200, context.RequestAborted);
             context.Abort();
         });
