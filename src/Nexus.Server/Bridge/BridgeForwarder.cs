@@ -72,8 +72,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
         if (context.Request.ContentLength > options.Bridge.MaxRequestBodyBytes)
         {
-            await Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large", "The request body is larger than the Bridge forwards.",
-                $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
+            await TooLargeAsync(context);
             return;
         }
 
@@ -169,9 +168,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     }
 
     private Task CallersBodyProblemAsync(HttpContext context, BadHttpRequestException bad) => bad.StatusCode == StatusCodes.Status413PayloadTooLarge
-        ? Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large", "The request body is larger than the Bridge forwards.",
-            $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).")
+        ? TooLargeAsync(context)
         : Problem(context, bad.StatusCode, "bad_request", "The request could not be read.", bad.Message);
+
+    /// <summary>One answer for a body over the limit, whether Content-Length said so up front or the stream ran over.</summary>
+    private Task TooLargeAsync(HttpContext context) => Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large",
+        "The request body is larger than the Bridge forwards.", $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
 
     private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, BridgeCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
     {
