@@ -109,6 +109,8 @@ internal static class CallbackEndpoint
             await store.SetAccountAsync(connection.Id, account, ct);
         }
 
+        await ConnectionReplacement.CompleteAsync(connection, store, providers, client, audit, notifier, ct);
+
         return Redirect(connection, ConnectionStatus.Active, null);
     }
 

@@ -190,6 +190,29 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         cache.Invalidate(id);
     }
 
+    /// <summary>Marks a pending connection as the replacement of another one in the same workspace (checked by the caller).</summary>
+    public async Task SetReplacesAsync(string id, string replacedId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE connections SET replaces_connection_id = @replacedId WHERE id = @id",
+            new { id, replacedId }, cancellationToken: ct));
+    }
+
+    /// <summary>
+    /// The connection that <paramref name="id"/> replaces, taken at most once (atomically, so two activations on two
+    /// instances cannot both act on it); null when it replaces none.
+    /// </summary>
+    public async Task<string?> TakeReplacedAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var replaced = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+            "SELECT replaces_connection_id FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
+        // Compare-and-clear: of two activations racing here, only the one whose UPDATE matched acts on it.
+        return replaced is not null && await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET replaces_connection_id = NULL WHERE id = @id AND replaces_connection_id = @replaced",
+            new { id, replaced }, cancellationToken: ct)) == 1 ? replaced : null;
+    }
+
     /// <summary>Records which account at the provider a connection belongs to (dashboard display only; never a secret).</summary>
     public async Task SetAccountAsync(string id, string account, CancellationToken ct)
     {

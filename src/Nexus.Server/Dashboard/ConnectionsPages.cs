@@ -118,32 +118,36 @@ internal static class ConnectionsPages
         }
 
         var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
-        var replaces = form["replaces"].ToString();
-        var returnUrl = options.Issuer + Path + "/returned" + (replaces.Length > 0 ? "?replaces=" + Uri.EscapeDataString(replaces) : "");
-        var (authUrl, _) = await GatewayEndpoints.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, returnUrl, "user:" + workspace,
-            store, signer, audit, options, time, ct);
+        var (authUrl, id) = await GatewayEndpoints.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, options.Issuer + Path + "/returned",
+            "user:" + workspace, store, signer, audit, options, time, ct);
+        // A reconnect: the old connection is revoked by the server once this one is active (never by the return URL).
+        await ConnectionReplacement.MarkAsync(store, id, workspace, form["replaces"].ToString(), ct);
         return Results.Redirect(authUrl);
     }
 
-    /// <summary>Where the broker sends the browser back; a successful reconnect retires the connection it replaces.</summary>
-    private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, string? status, string? replaces, string? error,
-        ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit, ConnectionNotifier notifier, CancellationToken ct)
+    /// <summary>
+    /// Where the broker sends the browser back. It only shows what the database says about the connection: the query's
+    /// <c>status</c> is not trusted and nothing changes here (a reconnect's old connection was already retired when the
+    /// new one became active, see <see cref="ConnectionReplacement"/>).
+    /// </summary>
+    private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, ConnectionStore store, AuditLog audit, TimeProvider time, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
             return SignIn(context);
         }
 
-        if (status == ConnectionStatus.Active && replaces is not null && connection_id is not null && replaces != connection_id
-            && await store.FindAsync(connection_id, ct) is { WorkspaceId: var w } && w == workspace
-            && await store.FindAsync(replaces, ct) is { } old && old.WorkspaceId == workspace)
+        var connection = string.IsNullOrEmpty(connection_id) ? null : await store.FindAsync(connection_id, ct);
+        if (connection is null || connection.WorkspaceId != workspace)
         {
-            await GatewayEndpoints.RevokeAsync(old, "user:" + workspace, store, providers, client, audit, notifier, ct);
+            return Results.Redirect(Path);
         }
 
-        if (status != ConnectionStatus.Active)
+        connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, audit, time);
+        if (connection.Status == ConnectionStatus.Failed)
         {
-            return Error(context, "The connection was not completed", $"The service answered: {error ?? status ?? "unknown"}. You can try again from My connections.");
+            return Error(context, "The connection was not completed",
+                $"The service answered: {connection.Error ?? "unknown"}. You can try again from My connections.");
         }
 
         return Results.Redirect(Path);

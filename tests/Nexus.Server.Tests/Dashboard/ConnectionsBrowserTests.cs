@@ -123,6 +123,92 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
     }
 
     [Fact]
+    public async Task AReturnLinkThatClaimsSuccessRevokesNothing()
+    {
+        await kit.RegisterAsync("github", new { display_name = "GitHub", scopes = new[] { "read:user" } }, "github");
+        await using var session = await SignedUpAsync("link.victim@example.com");
+        var page = session.Page;
+        await ConnectAsync(page, "GitHub");
+        var id = (await ConnectionIdsAsync()).Single();
+
+        // A link (in a mail, on another site) that used to make the dashboard revoke the connection named in
+        // "replaces" because the query said status=active. GET changes nothing now.
+        await page.GotoAsync($"{server.BaseUrl}/dashboard/returned?connection_id={id}&status=active&replaces={id}");
+        await page.GotoAsync($"{server.BaseUrl}/dashboard/returned?connection_id=conn_other&status=active&replaces={id}");
+        Assert.Equal([id], await ConnectionIdsAsync());
+        Assert.Empty(fake.Revocations);
+
+        // And a status the query claims is not believed either: the page shows what the database says.
+        await page.GotoAsync($"{server.BaseUrl}/dashboard/returned?connection_id={id}&status=failed&error=made_up");
+        Assert.Equal(server.BaseUrl + "/dashboard", page.Url);
+        Assert.DoesNotContain("made_up", await page.ContentAsync());
+    }
+
+    [Fact]
+    public async Task AReconnectRetiresTheOldConnectionWhenTheNewOneIsActiveEvenIfTheBrowserNeverComesBack()
+    {
+        await kit.RegisterAsync("google", new { display_name = "Google Drive", scopes = new[] { "drive.readonly" } }, "drive");
+        await using var session = await SignedUpAsync("reconnect@example.com");
+        var page = session.Page;
+        await ConnectAsync(page, "Google Drive");
+        var old = (await ConnectionIdsAsync()).Single();
+
+        // The browser never reaches the return page (closed tab, lost network): the server still completes the
+        // replacement, because it happens when the callback activates the new connection. The form's answer (the
+        // redirect to the provider) is taken from the browser, and the provider and callback are visited without it.
+        var authUrl = new TaskCompletionSource<string>();
+        await page.RouteAsync("**/dashboard/connect/drive", async route =>
+        {
+            if (route.Request.Method != "POST")
+            {
+                await route.ContinueAsync();
+                return;
+            }
+
+            var answer = await route.FetchAsync(new() { MaxRedirects = 0 });
+            authUrl.TrySetResult(answer.Headers["location"]);
+            await route.AbortAsync();
+        });
+        await page.GotoAsync($"{server.BaseUrl}/dashboard/connect/drive?replaces={old}");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Continue to Google Drive" }).ClickAsync();
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+        var atProvider = await http.GetAsync(await authUrl.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        var callback = await http.GetAsync(atProvider.Headers.Location);
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, callback.StatusCode);
+        Assert.Contains("/dashboard/returned", callback.Headers.Location!.ToString());
+
+        var ids = await ConnectionIdsAsync();
+        Assert.DoesNotContain(old, ids);
+        Assert.Single(ids);
+        Assert.NotEmpty(fake.Revocations);
+    }
+
+    [Fact]
+    public async Task AReconnectCannotRetireAnotherPersonsConnection()
+    {
+        await kit.RegisterAsync("github", new { display_name = "GitHub", scopes = new[] { "read:user" } }, "github");
+        await using (var victim = await SignedUpAsync("victim@example.com"))
+        {
+            await ConnectAsync(victim.Page, "GitHub");
+        }
+
+        var victims = (await ConnectionIdsAsync()).Single();
+        await using var attacker = await SignedUpAsync("attacker@example.com");
+        await attacker.Page.GotoAsync($"{server.BaseUrl}/dashboard/connect/github?replaces={victims}");
+        await attacker.Page.GetByRole(AriaRole.Button, new() { Name = "Continue to GitHub" }).ClickAsync();
+        await attacker.Page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+
+        Assert.Contains(victims, await ConnectionIdsAsync());
+        Assert.Equal(2, (await ConnectionIdsAsync()).Count);
+    }
+
+    private async Task<List<string>> ConnectionIdsAsync()
+    {
+        await using var connection = await server.Services.GetRequiredService<NexusDatabase>().OpenAsync();
+        return (await connection.QueryAsync<string>("SELECT id FROM connections ORDER BY id")).ToList();
+    }
+
+    [Fact]
     public async Task ApiKeyServicesAreConnectedThroughTheCredentialForm()
     {
         // A custom api_key provider: the catalog's OpenAI entry would verify the key against api.openai.com, out of reach here.
