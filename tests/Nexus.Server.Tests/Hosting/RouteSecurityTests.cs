@@ -1,0 +1,390 @@
+using System.Net;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Hosting;
+
+/// <summary>
+/// Every route Nexus maps, with the authentication, authorization and antiforgery it must enforce. The table is the
+/// reviewable statement of who may call what: a route that is mapped but missing here fails the build of the suite,
+/// so a new route cannot ship open by accident, and each row is checked against the running server.
+/// </summary>
+public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : IClassFixture<RouteSecurityTests.Fixture>
+{
+    /// <summary>Who may call a route.</summary>
+    public enum Access
+    {
+        /// <summary>Anyone: discovery, JWKS, health, sign-in pages, assets.</summary>
+        Public,
+
+        /// <summary>An OAuth client authenticating itself (RFC 6749 §2.3): token, introspection, revocation, exchange.</summary>
+        OAuthClient,
+
+        /// <summary>A Bearer access token issued by Nexus (RFC 6750).</summary>
+        Bearer,
+
+        /// <summary>The admin API key (X-API-Key).</summary>
+        AdminKey,
+
+        /// <summary>A gateway API key (X-API-Key), limited to its workspaces.</summary>
+        GatewayKey,
+
+        /// <summary>A signed-in person (session cookie).</summary>
+        User,
+
+        /// <summary>A signed-in system administrator (session cookie).</summary>
+        SiteAdmin,
+
+        /// <summary>A signed, single-use broker state in the request (the provider callback, the credential form).</summary>
+        SignedState,
+    }
+
+    /// <summary>A route: its method and pattern as mapped, who may call it, and whether it is a cookie form that needs an antiforgery token.</summary>
+    public sealed record Route(string Method, string Pattern, Access Access, bool Antiforgery = false);
+
+    public static readonly Route[] Table =
+    [
+        new("GET", "/", Access.Public),
+        new("GET", "/healthz", Access.Public),
+        new("GET", "/readyz", Access.Public),
+        new("GET", "/assets/nexus.css", Access.Public),
+        new("GET", "/assets/nexus.js", Access.Public),
+        new("GET", "/.well-known/jwks.json", Access.Public),
+        new("GET", "/.well-known/oauth-authorization-server", Access.Public),
+        new("GET", "/.well-known/openid-configuration", Access.Public),
+        new("GET", "/oauth2/jwks", Access.Public),
+        new("GET", "/v1/catalog", Access.Public),
+
+        // Accounts: the sign-in and sign-up forms are public, but their POSTs carry an antiforgery token (login CSRF).
+        new("GET", "/account/signin", Access.Public),
+        new("POST", "/account/signin", Access.Public, Antiforgery: true),
+        new("GET", "/account/signup", Access.Public),
+        new("POST", "/account/signup", Access.Public, Antiforgery: true),
+        new("POST", "/account/signout", Access.User, Antiforgery: true),
+        new("GET", "/account/external/start", Access.Public),
+        new("GET", "/account/external/callback", Access.Public),
+        new("GET", "/account/applications", Access.User),
+        new("POST", "/account/applications/{clientId}/withdraw", Access.User, Antiforgery: true),
+
+        // The authorization server. /oauth2/authorize asks a person to sign in; its POST is the consent form.
+        new("GET", "/oauth2/authorize", Access.Public),
+        new("POST", "/oauth2/authorize", Access.User, Antiforgery: true),
+        new("GET", "/api/oauth/authorize", Access.Public),
+        new("GET", "/oauth2/logout", Access.Public),
+        new("POST", "/oauth2/token", Access.OAuthClient),
+        new("POST", "/nexus/oauth2/token", Access.OAuthClient),
+        new("POST", "/oauth2/introspect", Access.OAuthClient),
+        new("POST", "/oauth2/revoke", Access.OAuthClient),
+        new("POST", "/api/v1/oauth/exchange", Access.OAuthClient),
+        new("GET", "/oauth2/userinfo", Access.Bearer),
+        new("POST", "/oauth2/userinfo", Access.Bearer),
+        new("GET", "/api/v1/me", Access.Bearer),
+
+        // The admin API.
+        new("GET", "/v1/admin/api-keys/", Access.AdminKey),
+        new("POST", "/v1/admin/api-keys/", Access.AdminKey),
+        new("GET", "/v1/admin/api-keys/{id}", Access.AdminKey),
+        new("DELETE", "/v1/admin/api-keys/{id}", Access.AdminKey),
+        new("GET", "/v1/admin/applications/", Access.AdminKey),
+        new("POST", "/v1/admin/applications/", Access.AdminKey),
+        new("GET", "/v1/admin/applications/{clientId}", Access.AdminKey),
+        new("PATCH", "/v1/admin/applications/{clientId}", Access.AdminKey),
+        new("DELETE", "/v1/admin/applications/{clientId}", Access.AdminKey),
+        new("POST", "/v1/admin/applications/{clientId}/secret", Access.AdminKey),
+        new("GET", "/v1/admin/audit", Access.AdminKey),
+        new("GET", "/v1/admin/clients/", Access.AdminKey),
+        new("POST", "/v1/admin/clients/", Access.AdminKey),
+        new("GET", "/v1/admin/clients/{clientId}", Access.AdminKey),
+        new("PATCH", "/v1/admin/clients/{clientId}", Access.AdminKey),
+        new("DELETE", "/v1/admin/clients/{clientId}", Access.AdminKey),
+        new("POST", "/v1/admin/clients/{clientId}/secret", Access.AdminKey),
+        new("GET", "/v1/admin/settings", Access.AdminKey),
+        new("PATCH", "/v1/admin/settings", Access.AdminKey),
+        new("GET", "/v1/admin/signing-keys/", Access.AdminKey),
+        new("POST", "/v1/admin/signing-keys/rotate", Access.AdminKey),
+        new("GET", "/v1/admin/users", Access.AdminKey),
+        new("POST", "/v1/admin/users", Access.AdminKey),
+        new("GET", "/v1/admin/webhooks/", Access.AdminKey),
+        new("POST", "/v1/admin/webhooks/", Access.AdminKey),
+        new("DELETE", "/v1/admin/webhooks/{id}", Access.AdminKey),
+        new("GET", "/v1/admin/webhooks/{id}/deliveries", Access.AdminKey),
+        new("POST", "/v1/admin/webhooks/{id}/test", Access.AdminKey),
+        new("GET", "/v1/providers/", Access.AdminKey),
+        new("POST", "/v1/providers/", Access.AdminKey),
+        new("GET", "/v1/providers/{name}", Access.AdminKey),
+        new("PATCH", "/v1/providers/{name}", Access.AdminKey),
+        new("DELETE", "/v1/providers/{name}", Access.AdminKey),
+
+        // The gateway: connections and credentials, by workspace-bound API key.
+        new("POST", "/v1/request-connection", Access.GatewayKey),
+        new("GET", "/v1/connections", Access.GatewayKey),
+        new("GET", "/v1/connections/{connectionId}", Access.GatewayKey),
+        new("DELETE", "/v1/connections/{connectionId}", Access.GatewayKey),
+        new("POST", "/v1/connections/{connectionId}/credentials", Access.GatewayKey),
+        new("GET", "/v1/token/{connectionId}", Access.GatewayKey),
+        new("POST", "/v1/refresh/{connectionId}", Access.GatewayKey),
+        new("*", "/v1/bridge/{connectionId}", Access.GatewayKey),
+        new("*", "/v1/bridge/{connectionId}/{**path}", Access.GatewayKey),
+        new("*", "/v1/proxy/{**path}", Access.GatewayKey),
+
+        // The broker's browser legs: only a state Nexus signed gets anywhere.
+        new("GET", "/auth/callback", Access.SignedState),
+        new("GET", "/connect/credentials", Access.SignedState),
+        new("POST", "/connect/credentials", Access.SignedState, Antiforgery: true),
+
+        // My connections.
+        new("GET", "/dashboard", Access.User),
+        new("GET", "/dashboard/connect/{provider}", Access.User),
+        new("POST", "/dashboard/connect/{provider}", Access.User, Antiforgery: true),
+        new("GET", "/dashboard/connections/{connectionId}/revoke", Access.User),
+        new("POST", "/dashboard/connections/{connectionId}/revoke", Access.User, Antiforgery: true),
+        new("GET", "/dashboard/returned", Access.User),
+
+        // Site management.
+        new("GET", "/admin", Access.SiteAdmin),
+        new("GET", "/admin/api-keys", Access.SiteAdmin),
+        new("POST", "/admin/api-keys", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/api-keys/{id}/revoke", Access.SiteAdmin),
+        new("POST", "/admin/api-keys/{id}/revoke", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/applications", Access.SiteAdmin),
+        new("POST", "/admin/applications", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/applications/{clientId}/delete", Access.SiteAdmin),
+        new("POST", "/admin/applications/{clientId}/delete", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/applications/{clientId}/secret", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/audit", Access.SiteAdmin),
+        new("GET", "/admin/clients", Access.SiteAdmin),
+        new("POST", "/admin/clients", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/clients/{clientId}/delete", Access.SiteAdmin),
+        new("POST", "/admin/clients/{clientId}/delete", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/clients/{clientId}/secret", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/providers", Access.SiteAdmin),
+        new("POST", "/admin/providers", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/providers/custom", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/settings/sign-up", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/status", Access.SiteAdmin),
+        new("GET", "/admin/users", Access.SiteAdmin),
+        new("POST", "/admin/users", Access.SiteAdmin, Antiforgery: true),
+        new("GET", "/admin/webhooks", Access.SiteAdmin),
+        new("POST", "/admin/webhooks", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/webhooks/{id}/delete", Access.SiteAdmin, Antiforgery: true),
+    ];
+
+    private const string Password = "correct horse battery";
+
+    private NexusTestServer Server => fixture.Server;
+
+    [Fact]
+    public void EveryMappedRouteIsInTheTableAndEveryRowIsMapped()
+    {
+        var mapped = Server.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .SelectMany(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["*"]).Select(m => $"{m} {e.RoutePattern.RawText}"))
+            .ToHashSet();
+        var table = Table.Select(r => $"{r.Method} {r.Pattern}").ToHashSet();
+
+        Assert.Empty(mapped.Except(table).Order()); // a new route: add it to the table with its access rule
+        Assert.Empty(table.Except(mapped).Order()); // a route that went away: remove its row
+        Assert.Equal(Table.Length, table.Count);
+    }
+
+    public static TheoryData<string, string> Protected() =>
+        new(Table.Where(r => r.Access != Access.Public).Select(r => (r.Method, r.Pattern)));
+
+    [Theory]
+    [MemberData(nameof(Protected))]
+    public async Task AProtectedRouteRefusesARequestWithoutCredentials(string method, string pattern)
+    {
+        var route = Find(method, pattern);
+        using var http = NoRedirects();
+        using var response = await http.SendAsync(Request(route));
+        var status = (int)response.StatusCode;
+        var body = await response.Content.ReadAsStringAsync();
+        switch (route.Access)
+        {
+            case Access.AdminKey:
+            case Access.GatewayKey:
+                Assert.Equal(401, status);
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                break;
+            case Access.OAuthClient:
+                // RFC 6749 §5.2: invalid_client (401) when the client did not authenticate, or invalid_request (400)
+                // for a request missing what it needs before authentication matters; never a success.
+                Assert.True(status is 400 or 401, $"{method} {pattern} answered {status}");
+                Assert.Matches("\"error\":\"(invalid_client|invalid_request|unsupported_grant_type)\"", body);
+                break;
+            case Access.Bearer:
+                // RFC 6750 §3.1.
+                Assert.Equal(401, status);
+                Assert.StartsWith("Bearer", response.Headers.WwwAuthenticate.ToString());
+                break;
+            case Access.User:
+            case Access.SiteAdmin:
+                Assert.True(IsSignInRedirect(response) || status is 400 or 401 or 403, $"{method} {pattern} answered {status} {response.Headers.Location}");
+                break;
+            case Access.SignedState:
+                Assert.Equal(400, status);
+                break;
+        }
+
+        Assert.DoesNotContain("access_token", body);
+    }
+
+    public static TheoryData<string, string> AdminKeyRoutes() =>
+        new(Table.Where(r => r.Access == Access.AdminKey).Select(r => (r.Method, r.Pattern)));
+
+    [Theory]
+    [MemberData(nameof(AdminKeyRoutes))]
+    public async Task TheAdminApiRefusesAGatewayKey(string method, string pattern)
+    {
+        var request = Request(Find(method, pattern));
+        request.Headers.Add("X-API-Key", await fixture.GatewayKeyAsync());
+        using var http = NoRedirects();
+        using var response = await http.SendAsync(request);
+        // Only the deployment's API_KEY opens the admin API: any other key is not an admin credential at all.
+        Assert.True(response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden, $"{method} {pattern} answered {(int)response.StatusCode}");
+    }
+
+    public static TheoryData<string, string> SiteAdminRoutes() =>
+        new(Table.Where(r => r.Access == Access.SiteAdmin).Select(r => (r.Method, r.Pattern)));
+
+    [Theory]
+    [MemberData(nameof(SiteAdminRoutes))]
+    public async Task SiteManagementRefusesAPersonWhoIsNotTheAdministrator(string method, string pattern)
+    {
+        var browser = await fixture.PersonAsync();
+        var request = Request(Find(method, pattern));
+        if (method == "POST")
+        {
+            // With a valid antiforgery token, so that only the missing role can be what refuses it.
+            request.Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["__csrf"] = fixture.PersonCsrf });
+        }
+
+        using var response = await browser.SendAsync(request);
+        Assert.True(response.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.NotFound, $"{method} {pattern} answered {(int)response.StatusCode}");
+    }
+
+    public static TheoryData<string, string> Forms() =>
+        new(Table.Where(r => r.Antiforgery).Select(r => (r.Method, r.Pattern)));
+
+    [Theory]
+    [MemberData(nameof(Forms))]
+    public async Task AFormRefusesAPostWithoutItsAntiforgeryToken(string method, string pattern)
+    {
+        var route = Find(method, pattern);
+        // Signed in with the rights the form needs, so that only the missing token can be what refuses it.
+        var browser = route.Access == Access.SiteAdmin ? await fixture.AdministratorAsync() : await fixture.PersonAsync();
+        var request = Request(route);
+        request.Content = new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["email"] = "someone@example.com", ["password"] = Password, ["name"] = "x", ["state"] = "x", ["scope"] = "openid",
+        });
+
+        using var response = await browser.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.False(response.IsSuccessStatusCode && !body.Contains("could not be verified"), $"{method} {pattern} accepted a form without a token");
+        Assert.True((int)response.StatusCode is 400 or 403, $"{method} {pattern} answered {(int)response.StatusCode}");
+        Assert.False(IsSignInRedirect(response) && route.Access != Access.Public, $"{method} {pattern}: the session was not recognised, so the token was not what was tested");
+    }
+
+    private static Route Find(string method, string pattern) => Table.Single(r => r.Method == method && r.Pattern == pattern);
+
+    private HttpClient NoRedirects() => new(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+
+    private static bool IsSignInRedirect(HttpResponseMessage response) =>
+        (int)response.StatusCode is 302 or 303 && response.Headers.Location?.ToString().Contains("/account/signin", StringComparison.Ordinal) == true;
+
+    /// <summary>A request to the route with its parameters filled with values that name nothing.</summary>
+    private static HttpRequestMessage Request(Route route)
+    {
+        var path = route.Pattern.Replace("{**path}", "anything/here").Replace("{connectionId}", "conn_01NOTHING0000000000000000")
+            .Replace("{clientId}", "no-such-client").Replace("{provider}", "no-such-provider").Replace("{name}", "no-such-provider").Replace("{id}", "no-such-id");
+        var method = route.Method == "*" ? HttpMethod.Get : new HttpMethod(route.Method);
+        var request = new HttpRequestMessage(method, path);
+        if (method == HttpMethod.Post || method == HttpMethod.Patch)
+        {
+            request.Content = route.Access is Access.AdminKey or Access.GatewayKey
+                ? new StringContent("{}", System.Text.Encoding.UTF8, "application/json")
+                : new FormUrlEncodedContent(new Dictionary<string, string>());
+        }
+
+        return request;
+    }
+
+    /// <summary>One server, one person and one administrator signed in over HTTP, and one gateway key, for the whole class.</summary>
+    public sealed class Fixture : ServerFixture
+    {
+        public const string AdminEmail = "route.admin@example.com";
+
+        private readonly SemaphoreSlim gate = new(1, 1);
+        private HttpClient? person;
+        private HttpClient? administrator;
+        private string? gatewayKey;
+
+        public string PersonCsrf { get; private set; } = "";
+
+        protected override void Configure(Dictionary<string, string?> settings) => settings["SUPERUSER_EMAIL"] = AdminEmail;
+
+        public async Task<HttpClient> PersonAsync()
+        {
+            await gate.WaitAsync();
+            try
+            {
+                if (person is null)
+                {
+                    (person, PersonCsrf) = await SignedUpAsync("route.person@example.com");
+                }
+
+                return person;
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+
+        public async Task<HttpClient> AdministratorAsync()
+        {
+            await gate.WaitAsync();
+            try
+            {
+                administrator ??= (await SignedUpAsync(AdminEmail)).Client;
+                return administrator;
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+
+        public async Task<string> GatewayKeyAsync()
+        {
+            await gate.WaitAsync();
+            try
+            {
+                gatewayKey ??= (await Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/api-keys", new { name = "routes", workspaces = new[] { "ws_routes" } }, HttpStatusCode.Created))
+                    .GetProperty("api_key").GetString()!;
+                return gatewayKey;
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+
+        /// <summary>Signs up over HTTP and returns a cookie-keeping client plus an antiforgery token valid for its session.</summary>
+        private async Task<(HttpClient Client, string Csrf)> SignedUpAsync(string email)
+        {
+            var browser = new Browser(Server);
+            await browser.SignUpAsync(email, Password);
+            await browser.NavigateAsync("/dashboard");
+            var csrf = Browser.Forms(browser.LastPage).Select(f => f.Hidden.GetValueOrDefault("__csrf")).FirstOrDefault(v => v is not null)
+                ?? throw new InvalidOperationException("No antiforgery token on the dashboard.");
+            var client = new HttpClient(new HttpClientHandler { CookieContainer = browser.Cookies, AllowAutoRedirect = false, UseCookies = true })
+            {
+                BaseAddress = new Uri(Server.BaseUrl),
+            };
+            return (client, csrf);
+        }
+    }
+}
