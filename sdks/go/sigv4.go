@@ -261,6 +261,8 @@ var unsignedHeaders = map[string]bool{
 	"Authorization": true, "User-Agent": true, "X-Amzn-Trace-Id": true, "Expect": true, "Connection": true,
 	"Keep-Alive": true, "Proxy-Authorization": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
 	"Transfer-Encoding": true, "Upgrade": true, "Accept-Encoding": true,
+	// Go writes Content-Length from Request.ContentLength, whatever Header says.
+	"Content-Length": true,
 }
 
 // signHTTP signs req in place: X-Amz-Date, X-Amz-Security-Token (temporary credentials), X-Amz-Content-Sha256
