@@ -184,12 +184,18 @@ func readProblem(resp *http.Response, method, path string, now time.Time) error 
 		Detail       string `json:"detail"`
 		TraceID      string `json:"traceId"`
 		ConnectionID string `json:"connection_id"`
-		Status       string `json:"status"`
-		Error        string `json:"error"`
+		// "status" is the HTTP status (a number) in RFC 9457 and the connection's status (a string) on 409
+		// connection_not_active: Nexus writes the latter.
+		Status json.RawMessage `json:"status"`
+		Error  string          `json:"error"`
 	}
 	if json.Unmarshal(data, &body) == nil {
 		p.Type, p.Code, p.Title, p.Detail, p.TraceID = body.Type, body.Code, body.Title, body.Detail, body.TraceID
-		p.ConnectionID, p.Status, p.Reason = body.ConnectionID, body.Status, body.Error
+		p.ConnectionID, p.Reason = body.ConnectionID, body.Error
+		var status string
+		if json.Unmarshal(body.Status, &status) == nil {
+			p.Status = status
+		}
 		if p.Code == "" && strings.HasPrefix(p.Type, problemPrefix) {
 			p.Code = strings.TrimPrefix(p.Type, problemPrefix)
 		}

@@ -172,7 +172,9 @@ var sigV4Errata = map[string]erratum{
 		func(r rawRequest) rawRequest {
 			return r.without("Content-Length").with("Content-Type", "application/x-www-form-urlencoded; charset=utf8")
 		},
-		func(s string) string { return strings.ReplaceAll(withoutContentLength(s), "charset=utf-8", "charset=utf8") },
+		func(s string) string {
+			return strings.ReplaceAll(withoutContentLength(s), "charset=utf-8", "charset=utf8")
+		},
 		withoutContentLength,
 	},
 }
