@@ -267,6 +267,9 @@ func (c *Client) Credentials(ctx context.Context, id string) (*Credentials, erro
 		return creds, nil
 	}
 	f := e.fetch
+	if f == nil && e.refresh != nil {
+		f = e.refresh // a refresh after a provider 401 is under way: its credential is the one to use
+	}
 	if f == nil {
 		f = &flight{done: make(chan struct{})}
 		e.fetch = f
