@@ -18,9 +18,10 @@ import (
 // can be replayed (no body, or GetBody set, as http.NewRequest does for in-memory bodies). A connection that needs
 // attention then fails the request with *AttentionRequiredError.
 //
-// With Bridge set, requests go through the Nexus Bridge instead (/v1/bridge/{connection_id}/<path>?<query>): the
-// request's scheme and host are ignored, its path and query are relative to the provider's api_base_url, and the
-// credential never reaches this process. Nexus's own refusals (connection not active, not found, ...) come back as
+// With Bridge set, requests go through the Nexus Bridge instead and the credential never reaches this process.
+// Write their URLs as Client.BridgeURL(id) + path (the path relative to the provider's api_base_url); a URL
+// anywhere else is sent to the Bridge with its path and query kept and its scheme and host dropped, so
+// "https://api.github.com/user" becomes BridgeURL(id) + "/user". Nexus's own refusals (connection not active, not found, ...) come back as
 // the same typed errors; the provider's answers pass through as they are.
 type Transport struct {
 	Client       *Client
@@ -48,6 +49,12 @@ func (c *Client) Transport(connectionID string, opts ...TransportOption) *Transp
 		o(t)
 	}
 	return t
+}
+
+// BridgeURL is the base URL of the connection's Bridge: {NEXUS_URL}/v1/bridge/{connection_id}. A request to
+// BridgeURL + "/path" goes to the provider's api_base_url + "/path" with the credential applied by Nexus.
+func (c *Client) BridgeURL(connectionID string) string {
+	return c.baseURL + "/v1/bridge/" + url.PathEscape(connectionID)
 }
 
 // HTTPClient returns an http.Client whose requests carry the connection's credentials. It follows redirects only
@@ -160,13 +167,17 @@ func drain(resp *http.Response) {
 func (t *Transport) roundTripBridge(req *http.Request) (*http.Response, error) {
 	c := t.Client
 	out := req.Clone(req.Context())
-	target, err := url.Parse(c.baseURL + "/v1/bridge/" + url.PathEscape(t.ConnectionID) + req.URL.EscapedPath())
-	if err != nil {
-		closeBody(req)
-		return nil, err
+	bridge := c.BridgeURL(t.ConnectionID)
+	if full := req.URL.Scheme + "://" + req.URL.Host + req.URL.EscapedPath(); full != bridge && !strings.HasPrefix(full, bridge+"/") {
+		// A URL elsewhere: its path and query are relative to the provider's api_base_url.
+		target, err := url.Parse(bridge + req.URL.EscapedPath())
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		target.RawQuery = req.URL.RawQuery
+		out.URL, out.Host = target, ""
 	}
-	target.RawQuery = req.URL.RawQuery
-	out.URL, out.Host = target, ""
 	out.Header.Set("X-API-Key", string(c.apiKey))
 	resp, err := t.base().RoundTrip(out)
 	if err != nil {
@@ -187,7 +198,7 @@ func (t *Transport) roundTripBridge(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(head))
-	perr := readProblem(resp, req.Method, "/v1/bridge/"+t.ConnectionID+req.URL.EscapedPath(), c.now())
+	perr := readProblem(resp, req.Method, out.URL.EscapedPath(), c.now())
 	var api *APIError
 	if errors.As(perr, &api) && !strings.HasPrefix(api.Type, problemPrefix) {
 		resp.Body = io.NopCloser(bytes.NewReader(head))

@@ -284,6 +284,12 @@ func TestBridgeModeSendsThePathAndQueryToNexusWithTheAPIKey(t *testing.T) {
 	if f.count("GET /v1/token/") != 0 {
 		t.Fatal("bridge mode read the credential")
 	}
+	// A URL under BridgeURL is sent as it is.
+	c := f.client(t)
+	status, _ = get(t, h, c.BridgeURL("conn_1")+"/whoami?x=1")
+	if status != 200 || gotPath != "/v1/bridge/conn_1/whoami" || gotQuery != "x=1" {
+		t.Fatalf("BridgeURL: %d path %q query %q", status, gotPath, gotQuery)
+	}
 	_, err := h.Get("http://provider.invalid/gone")
 	var ar *AttentionRequiredError
 	if !errors.As(err, &ar) || ar.ConnectionID != "conn_1" {
