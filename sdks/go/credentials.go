@@ -77,6 +77,7 @@ type derived struct {
 type signingKey struct {
 	scope string // yyyymmdd/region/service/aws4_request
 	key   []byte
+	macs  sync.Pool // hash.Hash: HMAC-SHA256 keyed with key
 }
 
 func (c Credentials) String() string {

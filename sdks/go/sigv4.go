@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -45,8 +46,7 @@ type sigV4Result struct {
 
 // signV4 signs r at t. keyCache (optional) keeps the day's signing key of one secret.
 func signV4(r sigV4Request, accessKeyID, secretAccessKey, region, service string, t time.Time, keyCache *atomic.Pointer[signingKey]) sigV4Result {
-	t = t.UTC()
-	amzDate := t.Format(amzDateFormat)
+	amzDate := formatAmzDate(t)
 	scope := amzDate[:8] + "/" + region + "/" + service + "/aws4_request"
 
 	canonicalHeaders, signedHeaders := canonicalHeaders(r.headers)
@@ -66,24 +66,29 @@ func signV4(r sigV4Request, accessKeyID, secretAccessKey, region, service string
 	creq := b.String()
 
 	sum := sha256.Sum256([]byte(creq))
-	sts := sigV4Algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+	var sumHex [64]byte
+	hex.Encode(sumHex[:], sum[:])
+	sts := sigV4Algorithm + "\n" + amzDate + "\n" + scope + "\n" + string(sumHex[:])
 
-	var key []byte
+	var k *signingKey
 	if keyCache != nil {
-		if k := keyCache.Load(); k != nil && k.scope == scope {
-			key = k.key
+		if cached := keyCache.Load(); cached != nil && cached.scope == scope {
+			k = cached
 		}
 	}
-	if key == nil {
-		key = hmacSHA256([]byte("AWS4"+secretAccessKey), amzDate[:8])
+	if k == nil {
+		key := hmacSHA256([]byte("AWS4"+secretAccessKey), amzDate[:8])
 		key = hmacSHA256(key, region)
 		key = hmacSHA256(key, service)
 		key = hmacSHA256(key, "aws4_request")
+		k = &signingKey{scope: scope, key: key}
 		if keyCache != nil {
-			keyCache.Store(&signingKey{scope: scope, key: key})
+			keyCache.Store(k)
 		}
 	}
-	sig := hex.EncodeToString(hmacSHA256(key, sts))
+	var sigHex [64]byte
+	hex.Encode(sigHex[:], k.sign(sts))
+	sig := string(sigHex[:])
 	return sigV4Result{
 		canonicalRequest: creq,
 		stringToSign:     sts,
@@ -91,6 +96,43 @@ func signV4(r sigV4Request, accessKeyID, secretAccessKey, region, service string
 		signature:        sig,
 		authorization:    sigV4Algorithm + " Credential=" + accessKeyID + "/" + scope + ", SignedHeaders=" + signedHeaders + ", Signature=" + sig,
 	}
+}
+
+// formatAmzDate is t.UTC().Format("20060102T150405Z") without the formatter's allocations.
+func formatAmzDate(t time.Time) string {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	var b [16]byte
+	put := func(i, v, n int) {
+		for k := i + n - 1; k >= i; k-- {
+			b[k] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, y, 4)
+	put(4, int(mo), 2)
+	put(6, d, 2)
+	b[8] = 'T'
+	put(9, h, 2)
+	put(11, mi, 2)
+	put(13, sec, 2)
+	b[15] = 'Z'
+	return string(b[:])
+}
+
+// sign is HMAC-SHA256(key, data), with HMAC states keyed once and reused (hmac.New costs more than the hashing).
+func (k *signingKey) sign(data string) []byte {
+	m, _ := k.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, k.key)
+	} else {
+		m.Reset()
+	}
+	_, _ = io.WriteString(m, data)
+	sum := m.Sum(nil)
+	k.macs.Put(m)
+	return sum
 }
 
 func hmacSHA256(key []byte, data string) []byte {
@@ -104,30 +146,55 @@ func hmacSHA256(key []byte, data string) []byte {
 func canonicalHeaders(headers [][2]string) (canonical, signed string) {
 	type header struct{ name, value string }
 	list := make([]header, 0, len(headers))
-	index := make(map[string]int, len(headers))
+	size := 0
 	for _, h := range headers {
-		name := strings.ToLower(strings.TrimSpace(h[0]))
+		name := lower(strings.TrimSpace(h[0]))
 		value := collapseSpaces(h[1])
-		if i, ok := index[name]; ok {
-			list[i].value += "," + value
-			continue
+		size += len(name) + len(value) + 3
+		found := false
+		for i := range list {
+			if list[i].name == name {
+				list[i].value += "," + value
+				found = true
+				break
+			}
 		}
-		index[name] = len(list)
-		list = append(list, header{name, value})
+		if !found {
+			list = append(list, header{name, value})
+		}
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
-	var c, s strings.Builder
+	// Insertion sort: a request has a handful of headers, and it keeps equal names (there are none) stable.
+	for i := 1; i < len(list); i++ {
+		for j := i; j > 0 && list[j].name < list[j-1].name; j-- {
+			list[j], list[j-1] = list[j-1], list[j]
+		}
+	}
+	var b strings.Builder
+	b.Grow(size * 3 / 2)
+	for _, h := range list {
+		b.WriteString(h.name)
+		b.WriteByte(':')
+		b.WriteString(h.value)
+		b.WriteByte('\n')
+	}
+	mark := b.Len()
 	for i, h := range list {
-		c.WriteString(h.name)
-		c.WriteByte(':')
-		c.WriteString(h.value)
-		c.WriteByte('\n')
 		if i > 0 {
-			s.WriteByte(';')
+			b.WriteByte(';')
 		}
-		s.WriteString(h.name)
+		b.WriteString(h.name)
 	}
-	return c.String(), s.String()
+	all := b.String()
+	return all[:mark], all[mark:]
+}
+
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 func collapseSpaces(v string) string {
@@ -157,7 +224,7 @@ func canonicalURI(path, service string) string {
 	if path == "" {
 		return "/"
 	}
-	if service == "s3" {
+	if service == "s3" || plainPath(path) {
 		return path
 	}
 	segments := strings.Split(path, "/")
@@ -179,6 +246,29 @@ func canonicalURI(path, service string) string {
 		result += "/"
 	}
 	return result
+}
+
+// plainPath: only unreserved characters and single slashes, no dot segments: already canonical.
+func plainPath(p string) bool {
+	if p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '/':
+			if i+1 < len(p) && p[i+1] == '/' {
+				return false
+			}
+		case c == '.':
+			if p[i-1] == '/' && (i+1 == len(p) || p[i+1] == '/' || (p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/'))) {
+				return false
+			}
+		case !unreserved(c):
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalQuery: each name and value decoded, encoded again with only RFC 3986 unreserved characters left as
@@ -275,7 +365,7 @@ func (c *Credentials) signHTTP(req *http.Request, t time.Time) error {
 			return err
 		}
 	}
-	req.Header.Set("X-Amz-Date", t.UTC().Format(amzDateFormat))
+	req.Header.Set("X-Amz-Date", formatAmzDate(t))
 	if c.SessionToken != "" {
 		req.Header.Set("X-Amz-Security-Token", string(c.SessionToken))
 	}

@@ -344,3 +344,24 @@ func TestSigV4ReadsABodyWithoutGetBodyOnceAndMakesItReplayable(t *testing.T) {
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
+
+func TestSigV4FastPathsAgreeWithTheGeneralRules(t *testing.T) {
+	for _, at := range []time.Time{time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC), time.Date(999, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), time.Now()} {
+		if got, want := formatAmzDate(at), at.UTC().Format(amzDateFormat); got != want {
+			t.Fatalf("amz date %s, want %s", got, want)
+		}
+	}
+	for _, p := range []string{"/", "/a", "/a/", "/a.b/c", "/.a", "/a/.", "/a/..", "/..a", "/a/./b", "//a", "/a//b", "/a%20b", "/~x/-y_z"} {
+		if plainPath(p) {
+			// The general rule on a plain path changes nothing.
+			segments := strings.Split(p, "/")
+			clean := strings.Join(segments, "/")
+			if clean != p || strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") || strings.Contains(p, "/../") || strings.Contains(p, "%") {
+				t.Fatalf("%q taken as plain", p)
+			}
+		}
+	}
+	if plainPath("/a/.") || plainPath("/a/..") || plainPath("//a") || plainPath("/a%20b") || !plainPath("/.a") || !plainPath("/..a") {
+		t.Fatal("plainPath")
+	}
+}
