@@ -3,9 +3,11 @@ package nexus
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,44 @@ func BenchmarkColdFetch(b *testing.B) {
 func reportCPU(b *testing.B, start time.Duration) {
 	if used := processCPU() - start; used > 0 {
 		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// BenchmarkColdFetchNexus: the same cold fetch against a real Nexus on loopback (an api_key connection; run it
+// through ../scenario/run.sh, which starts Nexus and sets NEXUS_URL and NEXUS_ADMIN_API_KEY):
+//
+//	../scenario/run.sh go test -run '^$' -bench ColdFetchNexus -benchmem .
+func BenchmarkColdFetchNexus(b *testing.B) {
+	base, admin := os.Getenv("NEXUS_URL"), os.Getenv("NEXUS_ADMIN_API_KEY")
+	if base == "" || admin == "" {
+		b.Skip("NEXUS_URL and NEXUS_ADMIN_API_KEY are not set: run through ../scenario/run.sh")
+	}
+	ctx := context.Background()
+	c, err := NewClient(WithBaseURL(base), WithAPIKey(admin)) // the bootstrap key may act for every workspace
+	if err != nil {
+		b.Fatal(err)
+	}
+	provider := fmt.Sprintf(`{"name":"bench-key-%d","auth_mode":"api_key","api_base_url":"http://127.0.0.1:9/api","api_key":{"in":"header","name":"X-Key"}}`, time.Now().UnixNano())
+	var registered struct {
+		Name string `json:"name"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v1/providers", nil, json.RawMessage(provider), &registered); err != nil {
+		b.Fatal(err)
+	}
+	pending, err := c.RequestConnection(ctx, ConnectionRequest{WorkspaceID: "bench", ProviderName: registered.Name, ReturnURL: base + "/bench/return"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.SubmitCredentials(ctx, pending.ConnectionID, map[string]string{"api_key": "bench-key-value"}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b, processCPU())
+	for i := 0; i < b.N; i++ {
+		c.cache.invalidate(pending.ConnectionID)
+		if _, err := c.Credentials(ctx, pending.ConnectionID); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package nexus
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -206,5 +207,29 @@ func TestRefreshAndDeleteDropTheCachedCredential(t *testing.T) {
 	d, _ := c.Credentials(ctx, "conn_1")
 	if d.AccessToken == b.AccessToken || f.count("GET /v1/token/") != 3 {
 		t.Fatal("DeleteConnection kept the cached token")
+	}
+}
+
+// Calls to Nexus reuse one keep-alive connection: a body closed before EOF would close it.
+func TestCallsReuseTheConnection(t *testing.T) {
+	f := newFakeNexus(t)
+	var conns int64
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			atomic.AddInt64(&conns, 1)
+		}
+	}
+	c := f.client(t)
+	for i := 0; i < 5; i++ {
+		c.cache.invalidate("conn_1")
+		if _, err := c.Credentials(context.Background(), "conn_1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Connection(context.Background(), "conn_1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := atomic.LoadInt64(&conns); n != 1 {
+		t.Fatalf("%d connections for 10 sequential calls", n)
 	}
 }

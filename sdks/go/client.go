@@ -269,6 +269,8 @@ func (c *Client) once(ctx context.Context, method, target, path string, body []b
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return &transportError{method, path, fmt.Errorf("reading the answer: %w", err)}
 	}
+	// Read to EOF, so that the connection goes back to the pool instead of being closed.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	return nil
 }
 
