@@ -2,6 +2,7 @@ package nexus
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -214,12 +215,11 @@ func TestRefreshAndDeleteDropTheCachedCredential(t *testing.T) {
 func TestCallsReuseTheConnection(t *testing.T) {
 	f := newFakeNexus(t)
 	var conns int64
-	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			atomic.AddInt64(&conns, 1)
-		}
-	}
-	c := f.client(t)
+	dialer := &net.Dialer{}
+	c := f.client(t, WithTransport(&http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		atomic.AddInt64(&conns, 1)
+		return dialer.DialContext(ctx, network, addr)
+	}}))
 	for i := 0; i < 5; i++ {
 		c.cache.invalidate("conn_1")
 		if _, err := c.Credentials(context.Background(), "conn_1"); err != nil {
@@ -231,5 +231,35 @@ func TestCallsReuseTheConnection(t *testing.T) {
 	}
 	if n := atomic.LoadInt64(&conns); n != 1 {
 		t.Fatalf("%d connections for 10 sequential calls", n)
+	}
+}
+
+// A fetch that started before DeleteConnection or Refresh dropped the entry does not bring its credential back.
+func TestAFetchThatStartedBeforeAnInvalidationDoesNotStoreItsCredential(t *testing.T) {
+	f := newFakeNexus(t)
+	releases := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+		<-releases[n-1]
+		writeJSON(w, 200, bearerToken(fmt.Sprintf("tok-%d", n), time.Now().Add(time.Hour)))
+	}
+	c := f.client(t)
+	ctx := context.Background()
+	first := make(chan string, 1)
+	go func() { cr, _ := c.Credentials(ctx, "conn_1"); first <- string(cr.AccessToken) }()
+	waitFor(t, func() bool { return f.count("GET /v1/token/") == 1 })
+	c.cache.invalidate("conn_1") // as DeleteConnection and Refresh do
+	second := make(chan string, 1)
+	go func() { cr, _ := c.Credentials(ctx, "conn_1"); second <- string(cr.AccessToken) }()
+	waitFor(t, func() bool { return f.count("GET /v1/token/") == 2 })
+	close(releases[0])
+	if got := <-first; got != "tok-1" {
+		t.Fatalf("the first caller got %q", got)
+	}
+	// The old fetch is done; a caller now must not be served its token from the cache.
+	third := make(chan string, 1)
+	go func() { cr, _ := c.Credentials(ctx, "conn_1"); third <- string(cr.AccessToken) }()
+	close(releases[1])
+	if a, b := <-second, <-third; a != "tok-2" || b != "tok-2" {
+		t.Fatalf("after the invalidation: %q and %q, want tok-2", a, b)
 	}
 }

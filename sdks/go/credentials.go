@@ -228,15 +228,15 @@ func (cc *credentialCache) entry(id string) *cacheEntry {
 	return e
 }
 
+// invalidate drops the entry's credential; a fetch in flight finishes for its waiters but stores nothing. The
+// entry itself stays (a few words per connection id): with a fresh entry in its place, that fetch's generation
+// could match again and bring the dropped credential back.
 func (cc *credentialCache) invalidate(id string) {
 	cc.mu.Lock()
 	if e := cc.entries[id]; e != nil {
 		e.gen++
 		e.creds = nil
 		e.fetch = nil
-		if e.refresh == nil {
-			delete(cc.entries, id)
-		}
 	}
 	cc.mu.Unlock()
 }
