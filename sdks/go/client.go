@@ -1,0 +1,303 @@
+package nexus
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Version of this SDK, sent in the User-Agent.
+const Version = "0.1.0"
+
+// Defaults of a Client.
+const (
+	DefaultTimeout       = 30 * time.Second
+	DefaultRefreshBefore = 30 * time.Second
+	DefaultCredentialTTL = 5 * time.Minute
+)
+
+// RetryPolicy says how idempotent calls to Nexus (GET, HEAD, OPTIONS, PUT, DELETE) are retried when Nexus answers
+// 429, 502, 503 or 504, or cannot be reached. Calls that are not idempotent (POST) are never retried, and neither
+// is any other answer (attention_required in particular).
+type RetryPolicy struct {
+	// MaxAttempts counts the first attempt: 1 disables retries. Default 3.
+	MaxAttempts int
+	// BaseDelay is the first backoff; it doubles per attempt, with full jitter. Default 200ms.
+	BaseDelay time.Duration
+	// MaxDelay caps one wait. An answer whose Retry-After is longer surfaces at once instead. Default 5s.
+	MaxDelay time.Duration
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 3
+	}
+	if p.BaseDelay <= 0 {
+		p.BaseDelay = 200 * time.Millisecond
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = 5 * time.Second
+	}
+	return p
+}
+
+// delay before retry number n (0 for the first retry): full jitter over an exponential backoff, never less than
+// the server's Retry-After. ok is false when Retry-After is longer than MaxDelay.
+func (p RetryPolicy) delay(n int, retryAfter time.Duration) (d time.Duration, ok bool) {
+	if retryAfter > p.MaxDelay {
+		return 0, false
+	}
+	backoff := p.BaseDelay << uint(n)
+	if backoff <= 0 || backoff > p.MaxDelay {
+		backoff = p.MaxDelay
+	}
+	d = time.Duration(rand.Int63n(int64(backoff)) + 1)
+	if d < retryAfter {
+		d = retryAfter
+	}
+	return d, true
+}
+
+// Client talks to one Nexus with one API key. It is safe for concurrent use; create one and share it, since it
+// holds the credential cache.
+type Client struct {
+	baseURL       string
+	apiKey        Secret
+	http          *http.Client
+	timeout       time.Duration
+	retry         RetryPolicy
+	refreshBefore time.Duration
+	credentialTTL time.Duration
+	userAgent     string
+	now           func() time.Time
+	cache         credentialCache
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithBaseURL sets Nexus's base URL (default: NEXUS_URL).
+func WithBaseURL(u string) Option { return func(c *Client) { c.baseURL = u } }
+
+// WithAPIKey sets the API key sent as X-API-Key (default: NEXUS_API_KEY).
+func WithAPIKey(key string) Option { return func(c *Client) { c.apiKey = Secret(key) } }
+
+// WithHTTPClient sets the http.Client used for calls to Nexus (default: a client on http.DefaultTransport).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithTransport sets the RoundTripper used for calls to Nexus (and, through the Bridge, to providers).
+func WithTransport(rt http.RoundTripper) Option {
+	return func(c *Client) { h := *c.http; h.Transport = rt; c.http = &h }
+}
+
+// WithTimeout bounds each attempt of a call to Nexus (default 30s; 0 for none). The caller's context bounds the
+// whole call, retries included.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithRetryPolicy replaces the retry policy (zero fields take their defaults).
+func WithRetryPolicy(p RetryPolicy) Option { return func(c *Client) { c.retry = p.withDefaults() } }
+
+// WithRefreshBefore sets how long before expires_at a cached credential stops being used (default 30s; never more
+// than half the time the credential had left when it was fetched).
+func WithRefreshBefore(d time.Duration) Option { return func(c *Client) { c.refreshBefore = d } }
+
+// WithCredentialTTL sets how long a credential without expires_at (API keys, Basic, AWS keys) is cached
+// (default 5m; a provider 401 drops it at once).
+func WithCredentialTTL(d time.Duration) Option { return func(c *Client) { c.credentialTTL = d } }
+
+// WithUserAgent replaces the User-Agent sent to Nexus.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithClock replaces time.Now, for tests of cache expiry.
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
+// NewClient returns a client configured by opts, falling back to NEXUS_URL and NEXUS_API_KEY.
+func NewClient(opts ...Option) (*Client, error) {
+	c := &Client{
+		baseURL:       os.Getenv("NEXUS_URL"),
+		apiKey:        Secret(os.Getenv("NEXUS_API_KEY")),
+		http:          &http.Client{},
+		timeout:       DefaultTimeout,
+		retry:         RetryPolicy{}.withDefaults(),
+		refreshBefore: DefaultRefreshBefore,
+		credentialTTL: DefaultCredentialTTL,
+		userAgent:     "nexus-go/" + Version,
+		now:           time.Now,
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	c.baseURL = strings.TrimRight(c.baseURL, "/")
+	if c.baseURL == "" {
+		return nil, errors.New("nexus: no base URL: set NEXUS_URL or use WithBaseURL")
+	}
+	u, err := url.Parse(c.baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return nil, errors.New("nexus: the base URL must be an absolute http(s) URL without user info or query")
+	}
+	if c.apiKey == "" {
+		return nil, errors.New("nexus: no API key: set NEXUS_API_KEY or use WithAPIKey")
+	}
+	if c.http == nil {
+		c.http = &http.Client{}
+	}
+	c.cache.entries = make(map[string]*cacheEntry)
+	return c, nil
+}
+
+// BaseURL is Nexus's base URL, without a trailing slash.
+func (c *Client) BaseURL() string { return c.baseURL }
+
+// String describes the client without its API key.
+func (c *Client) String() string { return "nexus.Client{" + c.baseURL + ", api_key: " + redacted + "}" }
+
+// GoString is String, so that %#v does not print the API key either.
+func (c *Client) GoString() string { return c.String() }
+
+// Format prints String for every verb.
+func (c *Client) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.String()) }
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// do sends one call to Nexus, retrying idempotent calls per the policy, and decodes a 2xx answer into out.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out interface{}) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("nexus: encoding the request: %w", err)
+		}
+	}
+	target := c.baseURL + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	attempts := 1
+	if idempotent(method) {
+		attempts = c.retry.MaxAttempts
+	}
+	for attempt := 0; ; attempt++ {
+		err := c.once(ctx, method, target, path, body, out)
+		if err == nil {
+			return nil
+		}
+		if attempt+1 >= attempts || ctx.Err() != nil {
+			return err
+		}
+		var retryAfter time.Duration
+		var rl *RateLimitedError
+		var un *UnavailableError
+		var tr *transportError
+		switch {
+		case errors.As(err, &rl):
+			retryAfter = rl.RetryAfter
+		case errors.As(err, &un):
+			retryAfter = un.RetryAfter
+		case errors.As(err, &tr):
+		default:
+			return err
+		}
+		d, ok := c.retry.delay(attempt, retryAfter)
+		if !ok {
+			return err
+		}
+		if werr := sleep(ctx, d); werr != nil {
+			return err
+		}
+	}
+}
+
+// transportError: Nexus could not be reached (or the answer could not be read). Retried like a 503.
+type transportError struct {
+	method, path string
+	err          error
+}
+
+func (e *transportError) Error() string {
+	return fmt.Sprintf("nexus: %s %s: %v", e.method, e.path, e.err)
+}
+func (e *transportError) Unwrap() error { return e.err }
+
+func (c *Client) once(ctx context.Context, method, target, path string, body []byte, out interface{}) error {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return fmt.Errorf("nexus: %s %s: %w", method, path, err)
+	}
+	req.Header.Set("X-API-Key", string(c.apiKey))
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// *url.Error names the URL (base URL and path, no secret: the key travels in a header).
+		return &transportError{method, path, unwrapURLError(err)}
+	}
+	if resp.StatusCode >= 300 {
+		return readProblem(resp, method, path, c.now())
+	}
+	defer resp.Body.Close()
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return &transportError{method, path, fmt.Errorf("reading the answer: %w", err)}
+	}
+	// Read to EOF, so that the connection goes back to the pool instead of being closed.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// detached keeps a context's values but not its cancellation or deadline (context.WithoutCancel is Go 1.21): a
+// credential fetch shared by many callers must not fail because the first of them gave up.
+type detached struct{ parent context.Context }
+
+func (d detached) Deadline() (time.Time, bool)       { return time.Time{}, false }
+func (d detached) Done() <-chan struct{}             { return nil }
+func (d detached) Err() error                        { return nil }
+func (d detached) Value(key interface{}) interface{} { return d.parent.Value(key) }

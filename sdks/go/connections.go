@@ -1,0 +1,214 @@
+package nexus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Connection statuses.
+const (
+	StatusPending           = "pending"
+	StatusActive            = "active"
+	StatusAttentionRequired = "attention_required"
+	StatusFailed            = "failed"
+)
+
+// Connection is one user's link to one provider, as GET /v1/connections/{id} describes it.
+type Connection struct {
+	ID          string
+	Status      string
+	Provider    string
+	WorkspaceID string
+	Scopes      []string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	// ExpiresAt: while pending, when the consent window closes; when active, when the access token expires
+	// (zero when it does not).
+	ExpiresAt time.Time
+	// Error and ErrorDescription say why a connection is failed or attention_required.
+	Error            string
+	ErrorDescription string
+}
+
+// UnmarshalJSON reads Nexus's wire format (Unix seconds).
+func (c *Connection) UnmarshalJSON(data []byte) error {
+	var w struct {
+		ConnectionID     string   `json:"connection_id"`
+		Status           string   `json:"status"`
+		Provider         string   `json:"provider"`
+		WorkspaceID      string   `json:"workspace_id"`
+		Scopes           []string `json:"scopes"`
+		CreatedAt        int64    `json:"created_at"`
+		UpdatedAt        int64    `json:"updated_at"`
+		ExpiresAt        *int64   `json:"expires_at"`
+		Error            string   `json:"error"`
+		ErrorDescription string   `json:"error_description"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*c = Connection{ID: w.ConnectionID, Status: w.Status, Provider: w.Provider, WorkspaceID: w.WorkspaceID, Scopes: w.Scopes,
+		CreatedAt: unix(w.CreatedAt), UpdatedAt: unix(w.UpdatedAt), Error: w.Error, ErrorDescription: w.ErrorDescription}
+	if w.ExpiresAt != nil {
+		c.ExpiresAt = unix(*w.ExpiresAt)
+	}
+	return nil
+}
+
+func unix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0)
+}
+
+// ConnectionRequest is what RequestConnection asks for.
+type ConnectionRequest struct {
+	WorkspaceID  string   `json:"workspace_id"`
+	ProviderName string   `json:"provider_name"`
+	Scopes       []string `json:"scopes,omitempty"`
+	// ReturnURL is where Nexus sends the user's browser after consent (one of Nexus's ALLOWED_RETURN_URLS).
+	ReturnURL string `json:"return_url"`
+}
+
+// PendingConnection is the answer to RequestConnection: send the user's browser to AuthURL and store ConnectionID.
+type PendingConnection struct {
+	AuthURL      string `json:"auth_url"`
+	ConnectionID string `json:"connection_id"`
+}
+
+func connPath(prefix, id string) string { return prefix + url.PathEscape(id) }
+
+// RequestConnection creates a pending connection (POST /v1/request-connection). Not retried.
+func (c *Client) RequestConnection(ctx context.Context, r ConnectionRequest) (*PendingConnection, error) {
+	var out PendingConnection
+	if err := c.do(ctx, http.MethodPost, "/v1/request-connection", nil, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Connection returns one connection (GET /v1/connections/{id}).
+func (c *Client) Connection(ctx context.Context, id string) (*Connection, error) {
+	var out Connection
+	if err := c.do(ctx, http.MethodGet, connPath("/v1/connections/", id), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListOptions filters ListConnections; zero fields do not filter.
+type ListOptions struct {
+	WorkspaceID string
+	Status      string
+	Limit       int // 1 to 1000; Nexus's default is 100
+}
+
+// ListConnections lists connections, newest first (GET /v1/connections).
+func (c *Client) ListConnections(ctx context.Context, o ListOptions) ([]Connection, error) {
+	q := url.Values{}
+	if o.WorkspaceID != "" {
+		q.Set("workspace_id", o.WorkspaceID)
+	}
+	if o.Status != "" {
+		q.Set("status", o.Status)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	var out struct {
+		Connections []Connection `json:"connections"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/connections", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Connections, nil
+}
+
+// DeleteConnection revokes the connection's tokens at the provider (best effort) and deletes it
+// (DELETE /v1/connections/{id}). Its cached credentials are dropped.
+func (c *Client) DeleteConnection(ctx context.Context, id string) error {
+	defer c.cache.invalidate(id)
+	return c.do(ctx, http.MethodDelete, connPath("/v1/connections/", id), nil, nil, nil)
+}
+
+// Refresh has Nexus refresh the connection's token now, whatever its expiry (POST /v1/refresh/{id}), and drops
+// the cached credentials. A provider that rejects the refresh gives *AttentionRequiredError. Not retried.
+func (c *Client) Refresh(ctx context.Context, id string) (*Connection, error) {
+	var out Connection
+	err := c.do(ctx, http.MethodPost, connPath("/v1/refresh/", id), nil, nil, &out)
+	c.cache.invalidate(id)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SubmitCredentials stores the credential fields of a pending api_key, basic_auth or aws_sigv4 connection
+// (POST /v1/connections/{id}/credentials) and returns the connection, active. Values are secrets: they are never
+// part of an error.
+func (c *Client) SubmitCredentials(ctx context.Context, id string, fields map[string]string) (*Connection, error) {
+	var out Connection
+	err := c.do(ctx, http.MethodPost, connPath("/v1/connections/", id)+"/credentials", nil, fields, &out)
+	c.cache.invalidate(id)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WaitUntilActive polls the connection until it is active and returns it. A connection that fails or needs
+// attention ends the wait with *NotActiveError (or *AttentionRequiredError); so does one that is gone
+// (*NotFoundError). When timeout (if > 0) or ctx ends the wait first, the error is *WaitTimeoutError, which
+// matches the context's error with errors.Is.
+func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Duration) (*Connection, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	interval := 100 * time.Millisecond
+	last := ""
+	for {
+		conn, err := c.Connection(ctx, id)
+		switch {
+		case err == nil:
+			last = conn.Status
+			switch conn.Status {
+			case StatusActive:
+				return conn, nil
+			case StatusFailed, StatusAttentionRequired:
+				p := Problem{StatusCode: http.StatusConflict, Code: "connection_not_active", ConnectionID: conn.ID, Status: conn.Status,
+					Reason: conn.Error, Detail: conn.ErrorDescription, Method: http.MethodGet, Path: connPath("/v1/connections/", id)}
+				return nil, problemError(p)
+			}
+		case ctx.Err() != nil:
+			return nil, &WaitTimeoutError{ConnectionID: id, LastStatus: orUnknown(last), Err: ctx.Err()}
+		default:
+			var un *UnavailableError
+			var rl *RateLimitedError
+			var tr *transportError
+			if !errors.As(err, &un) && !errors.As(err, &rl) && !errors.As(err, &tr) {
+				return nil, err
+			}
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return nil, &WaitTimeoutError{ConnectionID: id, LastStatus: orUnknown(last), Err: err}
+		}
+		if interval < time.Second {
+			interval = interval * 3 / 2
+		}
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

@@ -1,0 +1,3 @@
+module github.com/nexus-oss/nexus/sdks/go
+
+go 1.19

@@ -1,0 +1,302 @@
+package nexus
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// provider is a loopback API that accepts one credential at a time.
+type provider struct {
+	srv    *httptest.Server
+	accept atomic.Value // func(*http.Request) bool
+	hits   int64
+	bodies chan string
+}
+
+func newProvider(t *testing.T, accept func(*http.Request) bool) *provider {
+	p := &provider{bodies: make(chan string, 100)}
+	p.accept.Store(accept)
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		atomic.AddInt64(&p.hits, 1)
+		body, _ := io.ReadAll(r.Body)
+		if len(body) > 0 {
+			p.bodies <- string(body)
+		}
+		if !p.accept.Load().(func(*http.Request) bool)(r) {
+			w.WriteHeader(401)
+			return
+		}
+		fmt.Fprintf(w, "ok %s", r.URL.RequestURI())
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func strategyToken(strategy map[string]string, creds map[string]string) map[string]interface{} {
+	return map[string]interface{}{"strategy": strategy, "credentials": creds, "expires_at": nil}
+}
+
+func get(t *testing.T, h *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := h.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestTransportAppliesEachStrategy(t *testing.T) {
+	cases := []struct {
+		name   string
+		token  map[string]interface{}
+		accept func(*http.Request) bool
+		path   string
+	}{
+		{"oauth2 bearer", bearerToken("tok-abc", time.Now().Add(time.Hour)),
+			func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok-abc" }, "/user"},
+		{"api_key header with prefix", strategyToken(map[string]string{"type": "api_key", "in": "header", "name": "X-Api-Token", "prefix": "Token "}, map[string]string{"api_key": "sk-123"}),
+			func(r *http.Request) bool { return r.Header.Get("X-Api-Token") == "Token sk-123" }, "/v1/things"},
+		{"api_key query with prefix", strategyToken(map[string]string{"type": "api_key", "in": "query", "name": "key", "prefix": "pre_"}, map[string]string{"api_key": "sk 123"}),
+			func(r *http.Request) bool {
+				q := r.URL.Query()
+				return q.Get("key") == "pre_sk 123" && len(q["key"]) == 1 && q.Get("page") == "2"
+			}, "/v1/things?key=caller-value&page=2"},
+		{"basic_auth", strategyToken(map[string]string{"type": "basic_auth"}, map[string]string{"username": "AC1", "password": "pw:1"}),
+			func(r *http.Request) bool { u, p, ok := r.BasicAuth(); return ok && u == "AC1" && p == "pw:1" }, "/2010-04-01/Accounts"},
+		{"aws_sigv4 with session token", strategyToken(map[string]string{"type": "aws_sigv4", "region": "eu-west-1", "service": "execute-api"},
+			map[string]string{"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session_token": "sess-tok"}),
+			func(r *http.Request) bool {
+				return verifySigV4(r, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "sess-tok")
+			}, "/prod/items?b=2&a=1"},
+	}
+	for _, tc := range cases {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeNexus(t)
+			f.token = func(w http.ResponseWriter, r *http.Request, n int64) { writeJSON(w, 200, tc.token) }
+			p := newProvider(t, tc.accept)
+			status, body := get(t, f.client(t).HTTPClient("conn_1"), p.srv.URL+tc.path)
+			if status != 200 {
+				t.Fatalf("provider answered %d %s", status, body)
+			}
+		})
+	}
+}
+
+// verifySigV4 recomputes the signature from the request as it arrived, as AWS does.
+func verifySigV4(r *http.Request, akid, secret, token string) bool {
+	authz := r.Header.Get("Authorization")
+	if r.Header.Get("X-Amz-Security-Token") != token || !strings.HasPrefix(authz, "AWS4-HMAC-SHA256 Credential="+akid+"/") {
+		return false
+	}
+	signed := between(authz, "SignedHeaders=", ",")
+	if !strings.Contains(signed, "x-amz-security-token") || !strings.Contains(signed, "host") {
+		return false
+	}
+	var headers [][2]string
+	for _, name := range strings.Split(signed, ";") {
+		if name == "host" {
+			headers = append(headers, [2]string{"host", r.Host})
+			continue
+		}
+		for _, v := range r.Header.Values(name) {
+			headers = append(headers, [2]string{name, v})
+		}
+	}
+	at, err := time.Parse(amzDateFormat, r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		return false
+	}
+	scope := strings.Split(between(authz, "Credential=", ","), "/")
+	body, _ := io.ReadAll(r.Body)
+	sum := sha256.Sum256(body)
+	res := signV4(sigV4Request{method: r.Method, path: r.URL.EscapedPath(), rawQuery: r.URL.RawQuery, headers: headers, payloadHash: hex.EncodeToString(sum[:])},
+		akid, secret, scope[2], scope[3], at, nil)
+	return res.authorization == authz
+}
+
+func between(s, from, to string) string {
+	i := strings.Index(s, from)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(from):]
+	if j := strings.Index(s, to); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+// A provider 401: one refresh at Nexus, a new token, the request (with its body) sent once more.
+func TestAProvider401RefreshesOnceAndReplaysTheRequest(t *testing.T) {
+	f := newFakeNexus(t)
+	p := newProvider(t, func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok-2" })
+	h := f.client(t).HTTPClient("conn_1")
+	resp, err := h.Post(p.srv.URL+"/items", "text/plain", strings.NewReader("the body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || f.count("POST /v1/refresh/") != 1 || f.count("GET /v1/token/") != 2 || atomic.LoadInt64(&p.hits) != 2 {
+		t.Fatalf("status %d, refreshes %d, token reads %d, provider hits %d", resp.StatusCode, f.count("POST /v1/refresh/"), f.count("GET /v1/token/"), p.hits)
+	}
+	if a, b := <-p.bodies, <-p.bodies; a != "the body" || b != "the body" {
+		t.Fatalf("bodies %q %q", a, b)
+	}
+}
+
+func TestAStill401AfterTheRefreshIsReturnedWithoutAnotherRetry(t *testing.T) {
+	f := newFakeNexus(t)
+	p := newProvider(t, func(r *http.Request) bool { return false })
+	status, _ := get(t, f.client(t).HTTPClient("conn_1"), p.srv.URL+"/x")
+	if status != 401 || atomic.LoadInt64(&p.hits) != 2 || f.count("POST /v1/refresh/") != 1 {
+		t.Fatalf("status %d after %d hits and %d refreshes", status, p.hits, f.count("POST /v1/refresh/"))
+	}
+}
+
+func TestABodyThatCannotBeReplayedIsNotRetried(t *testing.T) {
+	f := newFakeNexus(t)
+	p := newProvider(t, func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok-2" })
+	req, _ := http.NewRequest("POST", p.srv.URL+"/x", io.NopCloser(strings.NewReader("stream")))
+	req.GetBody = nil
+	resp, err := f.client(t).HTTPClient("conn_1").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || atomic.LoadInt64(&p.hits) != 1 || f.count("POST /v1/refresh/") != 0 {
+		t.Fatalf("status %d after %d hits and %d refreshes", resp.StatusCode, p.hits, f.count("POST /v1/refresh/"))
+	}
+}
+
+func TestARefreshTheProviderRejectsFailsTheRequestWithAttentionRequired(t *testing.T) {
+	f := newFakeNexus(t)
+	f.refresh = func(w http.ResponseWriter, r *http.Request, n int64) {
+		writeProblem(w, 409, "connection_not_active", map[string]interface{}{"status": "attention_required", "connection_id": "conn_1", "error": "invalid_grant"})
+	}
+	p := newProvider(t, func(r *http.Request) bool { return false })
+	_, err := f.client(t).HTTPClient("conn_1").Get(p.srv.URL + "/x")
+	var ar *AttentionRequiredError
+	if !errors.As(err, &ar) || ar.ConnectionID != "conn_1" || ar.Reason != "invalid_grant" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// Fifty requests rejected with the same token share one refresh.
+func TestConcurrent401sShareOneRefresh(t *testing.T) {
+	f := newFakeNexus(t)
+	const n = 50
+	var rejected int64
+	allIn := make(chan struct{})
+	p := newProvider(t, func(r *http.Request) bool {
+		if r.Header.Get("Authorization") == "Bearer tok-1" {
+			// Answer no 401 before all fifty requests have arrived with the same token.
+			if atomic.AddInt64(&rejected, 1) == n {
+				close(allIn)
+			}
+			<-allIn
+			return false
+		}
+		return true
+	})
+	c := f.client(t)
+	if _, err := c.Credentials(context.Background(), "conn_1"); err != nil {
+		t.Fatal(err)
+	}
+	h := c.HTTPClient("conn_1")
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			statuses[i], _ = get(t, h, p.srv.URL+"/x")
+		}(i)
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != 200 {
+			t.Fatalf("request %d got %d", i, s)
+		}
+	}
+	if f.count("POST /v1/refresh/") != 1 || f.count("GET /v1/token/") != 2 {
+		t.Fatalf("refreshes = %d, token reads = %d, want 1 and 2", f.count("POST /v1/refresh/"), f.count("GET /v1/token/"))
+	}
+}
+
+func TestTheCredentialDoesNotFollowARedirectToAnotherHost(t *testing.T) {
+	f := newFakeNexus(t)
+	var leaked int64
+	other := newProvider(t, func(r *http.Request) bool {
+		if r.Header.Get("Authorization") != "" {
+			atomic.AddInt64(&leaked, 1)
+		}
+		return true
+	})
+	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.srv.URL+"/stolen", http.StatusFound)
+	}))
+	defer p.Close()
+	status, _ := get(t, f.client(t).HTTPClient("conn_1"), p.URL+"/x")
+	if status != http.StatusFound || atomic.LoadInt64(&leaked) != 0 || atomic.LoadInt64(&other.hits) != 0 {
+		t.Fatalf("status %d, other host hits %d (with credential %d)", status, other.hits, leaked)
+	}
+}
+
+func TestBridgeModeSendsThePathAndQueryToNexusWithTheAPIKey(t *testing.T) {
+	f := newFakeNexus(t)
+	var gotPath, gotQuery, gotAuth string
+	f.other = func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/bridge/") {
+			writeProblem(w, 404, "not_found", nil)
+			return
+		}
+		gotPath, gotQuery, gotAuth = r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("Authorization")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/gone"):
+			writeProblem(w, 409, "connection_not_active", map[string]interface{}{"status": "attention_required", "connection_id": "conn_1", "error": "invalid_grant"})
+		case strings.HasSuffix(r.URL.Path, "/provider-problem"):
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(422)
+			io.WriteString(w, `{"type":"https://provider.example/errors/bad","title":"Bad"}`)
+		default:
+			io.WriteString(w, "bridged")
+		}
+	}
+	h := f.client(t).HTTPClient("conn_1", ViaBridge())
+	status, body := get(t, h, "http://provider.invalid/repos/a%2Fb/issues?state=open")
+	if status != 200 || body != "bridged" || gotPath != "/v1/bridge/conn_1/repos/a%2Fb/issues" || gotQuery != "state=open" || gotAuth != "" {
+		t.Fatalf("%d %q path %q query %q", status, body, gotPath, gotQuery)
+	}
+	if f.count("GET /v1/token/") != 0 {
+		t.Fatal("bridge mode read the credential")
+	}
+	// A URL under BridgeURL is sent as it is.
+	c := f.client(t)
+	status, _ = get(t, h, c.BridgeURL("conn_1")+"/whoami?x=1")
+	if status != 200 || gotPath != "/v1/bridge/conn_1/whoami" || gotQuery != "x=1" {
+		t.Fatalf("BridgeURL: %d path %q query %q", status, gotPath, gotQuery)
+	}
+	_, err := h.Get("http://provider.invalid/gone")
+	var ar *AttentionRequiredError
+	if !errors.As(err, &ar) || ar.ConnectionID != "conn_1" {
+		t.Fatalf("Nexus's 409 through the Bridge: %v", err)
+	}
+	status, body = get(t, h, "http://provider.invalid/provider-problem")
+	if status != 422 || !strings.Contains(body, "provider.example") {
+		t.Fatalf("the provider's own problem: %d %s", status, body)
+	}
+}
