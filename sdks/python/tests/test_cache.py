@@ -30,6 +30,7 @@ class CacheTests(unittest.TestCase):
         self.client = NexusClient(self.server.url, "nxk_test", clock=self.clock, sleep=Sleeps())
 
     def tearDown(self):
+        self.client.close()
         self.server.close()
 
     def stampede(self):
