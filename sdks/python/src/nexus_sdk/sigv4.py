@@ -16,7 +16,7 @@ import hmac
 import re
 import threading
 from typing import Collection, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import quote as _quote, urlsplit
 
 __all__ = [
     "AwsCredentials",
@@ -40,7 +40,6 @@ UNSIGNED_HEADERS = frozenset(
     }
 )
 
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _SCOPE_PART = re.compile(r"^[^/\s\x00-\x1f\x7f]+$")
@@ -115,16 +114,13 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 
 def _uri_encode(text: Union[str, bytes], decode_percent: bool, keep_slash: bool) -> str:
+    """Percent-encodes the UTF-8 bytes, leaving only RFC 3986 unreserved characters (and ``/`` for paths) as they
+    are, in uppercase hex; ``decode_percent`` first decodes ``%XX`` escapes so already-encoded text is not encoded
+    twice."""
     data = text.encode("utf-8") if isinstance(text, str) else text
     if decode_percent and b"%" in data:
         data = _PCT.sub(lambda m: bytes([int(m.group(1), 16)]), data)
-    out = []
-    for b in data:
-        if b in _UNRESERVED or (keep_slash and b == 0x2F):
-            out.append(chr(b))
-        else:
-            out.append("%%%02X" % b)
-    return "".join(out)
+    return _quote(data, safe="/" if keep_slash else "")
 
 
 def remove_dot_segments(path: str) -> str:

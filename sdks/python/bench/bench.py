@@ -1,0 +1,84 @@
+"""Micro-benchmarks of the Python SDK (timeit): applying a cached credential to a request, per strategy and per
+adapter, and a cold fetch (GET /v1/token over loopback HTTP, cache empty).
+
+    /usr/bin/python3 sdks/python/bench/bench.py                  # against a loopback stand-in of Nexus
+    NEXUS_URL=… NEXUS_API_KEY=… NEXUS_BENCH_CONNECTION=conn_… /usr/bin/python3 sdks/python/bench/bench.py
+                                                                 # cold fetches against a real Nexus too
+"""
+
+import os
+import platform
+import statistics
+import sys
+import timeit
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent / "tests")]
+
+import requests  # noqa: E402
+
+from nexus_sdk import NexusClient, Headers  # noqa: E402
+from nexus_sdk import requests as nexus_requests  # noqa: E402
+from support import FakeServer, js  # noqa: E402
+from test_apply import STRATEGIES  # noqa: E402
+
+
+def per_call_us(fn, number):
+    """Best of 5 repeats, microseconds per call."""
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+
+def main():
+    server = FakeServer()
+    server.route("GET", r"/v1/token/(\w+)", lambda s, m: js(200, {
+        "strategy": STRATEGIES[m.group(1)][0], "credentials": STRATEGIES[m.group(1)][1](1), "expires_at": None}))
+    client = NexusClient(server.url, "nxk_bench")
+    rows = []
+    url = "https://api.example.com/v1/items?page=2"
+    for cid in STRATEGIES:
+        client.credentials(cid)
+
+        def apply_one(cid=cid):
+            headers = {"Accept": "application/json"}
+            client.credentials(cid).apply("GET", url, headers)
+
+        rows.append(("cached credential, applied (%s)" % STRATEGIES[cid][0]["type"]
+                     + (" in %s" % STRATEGIES[cid][0]["in"] if "in" in STRATEGIES[cid][0] else ""),
+                     per_call_us(apply_one, 20000)))
+
+    auth = nexus_requests.NexusAuth(client, "c_oauth")
+    prepared = requests.Request("GET", url).prepare()
+    rows.append(("requests.auth NexusAuth(request) (oauth2, cached)", per_call_us(lambda: auth(prepared), 20000)))
+
+    def cold(cid="c_oauth"):
+        client.invalidate(cid)
+        client.credentials(cid)
+
+    cold_us = [per_call_us(cold, 200) for _ in range(3)]
+    rows.append(("cold fetch: GET /v1/token, loopback http.server stand-in (keep-alive)", statistics.median(cold_us)))
+
+    real = []
+    if os.environ.get("NEXUS_BENCH_CONNECTION"):
+        nexus = NexusClient()
+        cid = os.environ["NEXUS_BENCH_CONNECTION"]
+
+        def cold_real():
+            nexus.invalidate(cid)
+            nexus.credentials(cid)
+
+        cold_real()
+        real.append(("cold fetch: GET /v1/token, real Nexus (Release, SQLite, loopback, keep-alive)",
+                     per_call_us(cold_real, 200)))
+    server.close()
+
+    print("Python %s on %s, %s" % (platform.python_version(), platform.machine(), platform.platform(terse=True)))
+    print()
+    print("| Operation | µs per call |")
+    print("|---|---:|")
+    for name, us in rows + real:
+        print("| %s | %.1f |" % (name, us))
+
+
+if __name__ == "__main__":
+    main()
