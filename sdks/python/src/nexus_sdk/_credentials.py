@@ -16,6 +16,7 @@ Body = Union[bytes, bytearray, memoryview, str, None]
 
 #: Headers a strategy may set; re-applying credentials (after a refresh) replaces them.
 OWNED_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
+_OWNED = frozenset(OWNED_HEADERS)
 
 
 def _delete_ci(headers: MutableMapping[str, str], lname: str) -> None:
@@ -149,8 +150,8 @@ class Credentials:
     def _apply_sigv4(self, method: str, url: str, headers: MutableMapping[str, str], body: Body,
                      timestamp: Optional[_dt.datetime]) -> str:
         assert self._aws is not None
-        for owned in OWNED_HEADERS:
-            _delete_ci(headers, owned)
+        for key in [k for k in headers if k.lower() in _OWNED]:
+            del headers[key]
         result = sigv4.sign(method, url, list(headers.items()), body, self._aws, str(self.strategy["region"]),
                             str(self.strategy["service"]), timestamp)
         for name, value in result.headers:

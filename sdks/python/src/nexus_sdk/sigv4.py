@@ -11,6 +11,7 @@ It follows the AWS documentation "Create a signed AWS API request" and mirrors t
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import hmac
 import re
@@ -43,8 +44,20 @@ UNSIGNED_HEADERS = frozenset(
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _SCOPE_PART = re.compile(r"^[^/\s\x00-\x1f\x7f]+$")
+_SAFE = re.compile(r"[A-Za-z0-9\-._~]*")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
 _WS = re.compile(r"[ \t]+")
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+# Header names, methods and (region, service) pairs already validated: checking a known one is a set lookup.
+_VALID_TOKENS: "set[str]" = set()
+_VALID_SCOPES: "set[Tuple[str, str]]" = set()
+
+
+def _remember(token: str) -> None:
+    if len(_VALID_TOKENS) < 4096:
+        _VALID_TOKENS.add(token)
+
 
 HeaderInput = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 
@@ -117,6 +130,8 @@ def _uri_encode(text: Union[str, bytes], decode_percent: bool, keep_slash: bool)
     """Percent-encodes the UTF-8 bytes, leaving only RFC 3986 unreserved characters (and ``/`` for paths) as they
     are, in uppercase hex; ``decode_percent`` first decodes ``%XX`` escapes so already-encoded text is not encoded
     twice."""
+    if isinstance(text, str) and (_SAFE_PATH if keep_slash else _SAFE).fullmatch(text):
+        return text  # nothing to encode (the common case)
     data = text.encode("utf-8") if isinstance(text, str) else text
     if decode_percent and b"%" in data:
         data = _PCT.sub(lambda m: bytes([int(m.group(1), 16)]), data)
@@ -141,6 +156,7 @@ def remove_dot_segments(path: str) -> str:
     return "/" + "/".join(segments) + ("/" if trailing else "")
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_uri(path: str, normalize: bool, double_encode: bool) -> str:
     if normalize:
         path = remove_dot_segments(path)
@@ -152,6 +168,7 @@ def canonical_uri(path: str, normalize: bool, double_encode: bool) -> str:
     return path
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_query(query: str) -> str:
     """Each name and value decoded and encoded again (RFC 3986 unreserved kept), sorted by name then value."""
     if query.startswith("?"):
@@ -209,11 +226,16 @@ def sign(
     hashing ``body``. ``sign_session_token=False`` adds the token header without signing it (some services want
     that). The S3 defaults differ: no path normalization nor second encoding, and ``x-amz-content-sha256`` is sent.
     """
-    if not method or not _TOKEN.match(method):
-        raise ValueError("the HTTP method is not a valid token")
-    for part in (region, service):
-        if not part or not _SCOPE_PART.match(part):
-            raise ValueError("a region or service name cannot be empty or contain '/', spaces or control characters")
+    if method not in _VALID_TOKENS:
+        if not method or not _TOKEN.match(method):
+            raise ValueError("the HTTP method is not a valid token")
+        _remember(method)
+    if (region, service) not in _VALID_SCOPES:
+        for part in (region, service):
+            if not part or not _SCOPE_PART.match(part):
+                raise ValueError("a region or service name cannot be empty or contain '/', spaces or control characters")
+        if len(_VALID_SCOPES) < 1024:
+            _VALID_SCOPES.add((region, service))
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         raise ValueError("the request URL must be absolute")
@@ -254,8 +276,10 @@ def sign(
     has_host = False
     items = headers.items() if isinstance(headers, Mapping) else headers
     for name, value in items:
-        if not name or not _TOKEN.match(name):
-            raise ValueError("%r is not a valid header name" % (name,))
+        if name not in _VALID_TOKENS:
+            if not name or not isinstance(name, str) or not _TOKEN.match(name):
+                raise ValueError("%r is not a valid header name" % (name,))
+            _remember(name)
         lname = name.lower()
         if lname in skip or lname == "x-amz-date" or (token and lname == "x-amz-security-token") or (
             add_sha and lname == "x-amz-content-sha256"
@@ -273,7 +297,7 @@ def sign(
         if lname == "x-amz-security-token" and not sign_session_token:
             continue
         entries.append((lname, len(entries), value))
-    entries.sort(key=lambda e: (e[0], e[1]))  # by name; repeated names keep the order they are sent in
+    entries.sort()  # by name; repeated names keep the order they are sent in (the index breaks ties)
 
     lines: List[str] = []
     names: List[str] = []
@@ -303,7 +327,7 @@ def sign(
         hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
     )
     key = _signing_key(credentials.secret_access_key, date, region, service)
-    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    signature = hmac.digest(key, string_to_sign.encode("utf-8"), "sha256").hex()
     authorization = "%s Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
         ALGORITHM,
         credentials.access_key_id,
