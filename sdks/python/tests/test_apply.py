@@ -201,6 +201,15 @@ class ApplyTests(unittest.TestCase):
         self.client.credentials("c_oauth").apply("GET", "https://api.example/", headers)
         self.assertEqual({"Authorization": "Bearer at-1"}, headers)
 
+    def test_urllib_never_puts_the_credential_on_a_redirect_to_another_host(self):
+        port = self.server.url.rsplit(":", 1)[1]
+        self.server.route("GET", r"/api/c_oauth/hop", lambda s, m: (302, {"Location": "http://localhost:%s/landing" % port}, b""))
+        self.server.route("GET", r"/landing", lambda s, m: js(200, {"authorization": s.headers.get("authorization")}))
+        opener = urllib.request.build_opener(nexus_urllib.NexusHandler(self.client, "c_oauth"))
+        with opener.open(self.server.url + "/api/c_oauth/hop", timeout=5) as r:
+            self.assertEqual({"authorization": None}, json.loads(r.read()))
+        self.assertEqual("Bearer at-1", [s for s in self.server.seen if s.path == "/api/c_oauth/hop"][0].headers["authorization"])
+
     def test_the_bridge_auth_sends_the_api_key_to_nexus_only(self):
         self.server.route("GET", r"/v1/bridge/c_oauth/me", lambda s, m: js(200, {"key": s.headers.get("x-api-key")}))
         url = self.client.bridge_url("c_oauth", "/me")

@@ -101,6 +101,23 @@ class RetryTests(unittest.TestCase):
                     self.client.get_connection("e%d" % i)
                 self.assertEqual(reply[0], caught.exception.http_status)
 
+    def test_the_bridge_retries_nexus_own_transient_problems_for_idempotent_methods_only(self):
+        get = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))
+        post = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))
+        self.server.route("GET", r"/v1/bridge/c1/items", get)
+        self.server.route("POST", r"/v1/bridge/c1/items", post)
+        self.assertEqual(200, self.client.bridge("c1", "GET", "/items").status)
+        self.assertEqual(2, get.calls)
+        with self.assertRaises(Unavailable):
+            self.client.bridge("c1", "POST", "/items", body=b"{}")
+        self.assertEqual(1, post.calls)
+
+    def test_a_providers_own_503_through_the_bridge_is_returned_not_retried(self):
+        script = Scripted((503, {"Content-Type": "application/json", "Retry-After": "1"}, b'{"busy":true}'))
+        self.server.route("GET", r"/v1/bridge/c1/busy", script)
+        self.assertEqual(503, self.client.bridge("c1", "GET", "/busy").status)
+        self.assertEqual(1, script.calls)
+
     def test_a_retry_after_beyond_the_longest_wait_is_raised_at_once(self):
         script = Scripted(problem(503, "aws_sts_throttled", {"Retry-After": "3600"}))
         self.server.route("GET", r"/v1/token/c1", script)

@@ -103,15 +103,6 @@ class Credentials:
         """One raw credential field (e.g. ``access_token``). Prefer :meth:`apply`: it never exposes the value."""
         return self._fields[name]
 
-    def secret_values(self) -> List[str]:
-        """Every secret string this object could put on the wire (for redaction in logs and messages)."""
-        values = [v for k, v in self._fields.items() if isinstance(v, str) and v and k != "expires_at"]
-        if self._header_value:
-            values.append(self._header_value)
-        if self._query:
-            values.append(self._query.partition("=")[2])
-        return values
-
     def apply(self, method: str, url: str, headers: MutableMapping[str, str], body: Body = None,
               timestamp: Optional[_dt.datetime] = None) -> str:
         """Puts the credential on a request: sets ``headers`` in place and returns the URL to send (changed only for
