@@ -150,6 +150,13 @@ run_sdk() { # name
 }
 
 sdk_wanted() { [[ " $sdks " == *" $1 "* ]] && [ -f "sdks/$1/test.sh" ]; }
+
+# .NET: its unit tests ran above with the other suites (the scenario cases skipped there); here the scenario cases
+# run once more against a fresh Nexus and the scenario upstream.
+if [[ " $sdks " == *" dotnet "* ]] && [ -f "tests/Nexus.Sdk.Tests/bin/$configuration/net10.0/Nexus.Sdk.Tests.dll" ]; then
+  run_suite "sdk-dotnet-scenario" sdks/scenario/run.sh dotnet "tests/Nexus.Sdk.Tests/bin/$configuration/net10.0/Nexus.Sdk.Tests.dll" \
+    -noColor -noLogo -class Nexus.Sdk.Tests.Scenario.ScenarioTests
+fi
 sdk_unavailable() { echo "   sdk-$1: $2"; failed=$((failed + 1)); }
 
 if sdk_wanted go; then

@@ -1,0 +1,114 @@
+using System.Net;
+
+namespace Nexus.Sdk;
+
+/// <summary>
+/// An error answer from Nexus (an RFC 9457 problem with a <c>code</c>). Subclasses name the cases an application
+/// handles differently. Messages carry Nexus's title and detail, which never hold a secret; the API key, tokens and
+/// credentials are never part of a message or <see cref="object.ToString"/>.
+/// </summary>
+public class NexusException : Exception
+{
+    /// <summary>Creates an error.</summary>
+    public NexusException(string message, HttpStatusCode? statusCode = null, string? code = null, string? connectionId = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        StatusCode = statusCode;
+        Code = code;
+        ConnectionId = connectionId;
+    }
+
+    /// <summary>Creates an error.</summary>
+    public NexusException()
+        : this("Nexus answered with an error.")
+    {
+    }
+
+    /// <summary>Creates an error.</summary>
+    public NexusException(string message)
+        : this(message, statusCode: null)
+    {
+    }
+
+    /// <summary>Creates an error.</summary>
+    public NexusException(string message, Exception inner)
+        : this(message, null, null, null, inner)
+    {
+    }
+
+    /// <summary>The HTTP status Nexus answered with, when there was an answer.</summary>
+    public HttpStatusCode? StatusCode { get; }
+
+    /// <summary>Nexus's error code (<c>connection_not_active</c>, <c>refresh_not_supported</c>, …).</summary>
+    public string? Code { get; }
+
+    /// <summary>The connection the call was about, when it was about one.</summary>
+    public string? ConnectionId { get; }
+}
+
+/// <summary>
+/// The connection needs the user: the provider rejected the refresh (<see cref="Reason"/> <c>invalid_grant</c>, or
+/// the provider's code) or the token expired without a refresh token (<c>token_expired</c>). Send the user through
+/// consent again (<see cref="NexusClient.RequestConnectionAsync"/>). Never retried.
+/// </summary>
+public sealed class NexusAttentionRequiredException : NexusException
+{
+    /// <summary>Creates the error.</summary>
+    public NexusAttentionRequiredException(string connectionId, string? reason, string message)
+        : base(message, HttpStatusCode.Conflict, "connection_not_active", connectionId) => Reason = reason;
+
+    /// <summary>Why: the provider's error code (<c>invalid_grant</c>) or <c>token_expired</c>.</summary>
+    public string? Reason { get; }
+
+    /// <summary>The connection that needs attention.</summary>
+    public new string ConnectionId => base.ConnectionId!;
+}
+
+/// <summary>The connection is not active for another reason: <see cref="Status"/> is <c>pending</c> (consent not completed yet) or <c>failed</c>.</summary>
+public sealed class NexusConnectionNotActiveException : NexusException
+{
+    /// <summary>Creates the error.</summary>
+    public NexusConnectionNotActiveException(string? connectionId, string status, string? reason, string message)
+        : base(message, HttpStatusCode.Conflict, "connection_not_active", connectionId)
+    {
+        Status = status;
+        Reason = reason;
+    }
+
+    /// <summary>The connection's status (<c>pending</c>, <c>failed</c>).</summary>
+    public string Status { get; }
+
+    /// <summary>For a failed connection, the provider's error or <c>expired</c>.</summary>
+    public string? Reason { get; }
+}
+
+/// <summary>404: no such connection (or provider) in the API key's workspaces; also after it was deleted.</summary>
+public sealed class NexusNotFoundException(string message, string? code = null, string? connectionId = null)
+    : NexusException(message, HttpStatusCode.NotFound, code, connectionId);
+
+/// <summary>403: the API key may not do this (e.g. <c>credentials_not_readable</c>: a Bridge-only key, or <c>workspace_not_allowed</c>).</summary>
+public sealed class NexusForbiddenException(string message, string? code = null, string? connectionId = null)
+    : NexusException(message, HttpStatusCode.Forbidden, code, connectionId);
+
+/// <summary>401: Nexus did not accept the API key.</summary>
+public sealed class NexusUnauthorizedException(string message, string? code = null)
+    : NexusException(message, HttpStatusCode.Unauthorized, code);
+
+/// <summary>A transient refusal: try again after <see cref="RetryAfter"/>. Idempotent calls were already retried with backoff.</summary>
+public abstract class NexusRetryableException(string message, HttpStatusCode statusCode, string? code, string? connectionId, TimeSpan? retryAfter)
+    : NexusException(message, statusCode, code, connectionId)
+{
+    /// <summary>The server's <c>Retry-After</c>, when it sent one.</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>429: too many requests.</summary>
+public sealed class NexusRateLimitedException(string message, string? code, string? connectionId, TimeSpan? retryAfter)
+    : NexusRetryableException(message, HttpStatusCode.TooManyRequests, code, connectionId, retryAfter);
+
+/// <summary>
+/// 502, 503 or 504: Nexus or the provider behind it is unavailable for now (e.g. 503 <c>refresh_unavailable</c>: the
+/// token expired while the provider is unreachable; the connection is still active).
+/// </summary>
+public sealed class NexusUnavailableException(string message, HttpStatusCode statusCode, string? code, string? connectionId, TimeSpan? retryAfter)
+    : NexusRetryableException(message, statusCode, code, connectionId, retryAfter);

@@ -1,0 +1,389 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Nexus.Sdk;
+
+/// <summary>
+/// The Nexus gateway API for an application that holds <c>connection_id</c>s: request, read, wait for, list, refresh
+/// and delete connections, and get their credentials (cached, one fetch per connection at a time). Thread-safe; make
+/// one per application (or use <c>services.AddNexusClient()</c>).
+/// </summary>
+/// <remarks>
+/// Errors are typed (<see cref="NexusAttentionRequiredException"/>, <see cref="NexusConnectionNotActiveException"/>,
+/// <see cref="NexusNotFoundException"/>, <see cref="NexusForbiddenException"/>, <see cref="NexusRateLimitedException"/>,
+/// <see cref="NexusUnavailableException"/>). Idempotent calls (GET, DELETE and the forced refresh, which Nexus
+/// deduplicates) are retried after 429/502/503/504 or a network error with exponential backoff and full jitter, never
+/// sooner than <c>Retry-After</c>; the others are not retried.
+/// </remarks>
+public sealed class NexusClient : IDisposable
+{
+    /// <summary>The header carrying the API key.</summary>
+    public const string ApiKeyHeader = "X-API-Key";
+
+    private readonly HttpClient http;
+    private readonly bool ownsHttp;
+    private readonly NexusClientOptions options;
+    private readonly CredentialCache cache;
+    private readonly string baseUrl;
+
+    /// <summary>A client with its own <see cref="HttpClient"/> over <paramref name="handler"/> (default: a pooled <see cref="SocketsHttpHandler"/>).</summary>
+    public NexusClient(NexusClientOptions options, HttpMessageHandler? handler = null)
+        : this(options, new HttpClient(handler ?? new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }, disposeHandler: true), true)
+    {
+    }
+
+    /// <summary>A client over an <see cref="HttpClient"/> the caller owns (e.g. from <c>IHttpClientFactory</c>); its own timeout applies too.</summary>
+    public NexusClient(HttpClient httpClient, NexusClientOptions options)
+        : this(options, httpClient, false)
+    {
+    }
+
+    private NexusClient(NexusClientOptions options, HttpClient http, bool ownsHttp)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(http);
+        options.Validate();
+        this.options = options;
+        this.http = http;
+        this.ownsHttp = ownsHttp;
+        if (ownsHttp)
+        {
+            http.Timeout = options.Timeout;
+        }
+
+        baseUrl = options.BaseUrl!.AbsoluteUri.TrimEnd('/');
+        cache = new CredentialCache(FetchCredentialsAsync, options.TimeProvider, options.CredentialExpiryMargin, options.CredentialMaxAge);
+    }
+
+    /// <summary>A client configured from <c>NEXUS_URL</c> and <c>NEXUS_API_KEY</c>.</summary>
+    public static NexusClient FromEnvironment(HttpMessageHandler? handler = null) => new(NexusClientOptions.FromEnvironment(), handler);
+
+    /// <summary>Nexus's base URL.</summary>
+    public Uri BaseUrl => options.BaseUrl!;
+
+    internal TimeProvider Time => options.TimeProvider;
+
+    /// <summary><c>POST /v1/request-connection</c>: a pending connection and the URL to send the user's browser to. Not retried.</summary>
+    public async Task<RequestedConnection> RequestConnectionAsync(ConnectionRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var body = new Dictionary<string, object?>
+        {
+            ["workspace_id"] = request.WorkspaceId,
+            ["provider_name"] = request.ProviderName,
+            ["return_url"] = request.ReturnUrl.AbsoluteUri,
+        };
+        if (request.Scopes is not null)
+        {
+            body["scopes"] = request.Scopes;
+        }
+
+        using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/request-connection", body, null, cancellationToken).ConfigureAwait(false);
+        var root = document!.RootElement;
+        return new RequestedConnection(root.GetProperty("connection_id").GetString()!, new Uri(root.GetProperty("auth_url").GetString()!, UriKind.Absolute));
+    }
+
+    /// <summary><c>GET /v1/connections/{id}</c>.</summary>
+    public async Task<Connection> GetConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        using var document = await SendForJsonAsync(HttpMethod.Get, "/v1/connections/" + Escape(connectionId), null, connectionId, cancellationToken).ConfigureAwait(false);
+        return Connection.From(document!.RootElement);
+    }
+
+    /// <summary><c>GET /v1/connections</c>, newest first, optionally of one workspace and status.</summary>
+    public async Task<IReadOnlyList<Connection>> ListConnectionsAsync(string? workspaceId = null, string? status = null, int? limit = null,
+        CancellationToken cancellationToken = default)
+    {
+        var query = new List<string>();
+        if (workspaceId is not null)
+        {
+            query.Add("workspace_id=" + Uri.EscapeDataString(workspaceId));
+        }
+
+        if (status is not null)
+        {
+            query.Add("status=" + Uri.EscapeDataString(status));
+        }
+
+        if (limit is not null)
+        {
+            query.Add("limit=" + limit.Value.ToString(CultureInfo.InvariantCulture));
+        }
+
+        var path = "/v1/connections" + (query.Count > 0 ? "?" + string.Join('&', query) : "");
+        using var document = await SendForJsonAsync(HttpMethod.Get, path, null, null, cancellationToken).ConfigureAwait(false);
+        return [.. document!.RootElement.GetProperty("connections").EnumerateArray().Select(Connection.From)];
+    }
+
+    /// <summary>
+    /// Polls the connection until it is active and returns it. Throws <see cref="NexusAttentionRequiredException"/> or
+    /// <see cref="NexusConnectionNotActiveException"/> (failed) as soon as it cannot become active, and
+    /// <see cref="TimeoutException"/> when <paramref name="timeout"/> passes first.
+    /// </summary>
+    public async Task<Connection> WaitUntilActiveAsync(string connectionId, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var time = options.TimeProvider;
+        var deadline = time.GetUtcNow() + timeout;
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            var connection = await GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            switch (connection.Status)
+            {
+                case ConnectionStatuses.Active:
+                    return connection;
+                case ConnectionStatuses.AttentionRequired:
+                    throw new NexusAttentionRequiredException(connectionId, connection.Error, $"Connection {connectionId} needs attention ({connection.Error ?? "no reason given"}): the user must connect again.");
+                case ConnectionStatuses.Failed:
+                    throw new NexusConnectionNotActiveException(connectionId, connection.Status, connection.Error, $"Connection {connectionId} failed ({connection.Error ?? "no reason given"}): request a new one.");
+            }
+
+            var left = deadline - time.GetUtcNow();
+            if (left <= TimeSpan.Zero)
+            {
+                throw new TimeoutException($"Connection {connectionId} was still {connection.Status} after {timeout.TotalSeconds:0.#} s.");
+            }
+
+            await Task.Delay(delay < left ? delay : left, time, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 1.5, 2000));
+        }
+    }
+
+    /// <summary><c>DELETE /v1/connections/{id}</c>: revokes at the provider (best effort) and deletes; drops the cached credential.</summary>
+    public async Task DeleteConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        cache.Invalidate(connectionId);
+        using var _ = await SendForJsonAsync(HttpMethod.Delete, "/v1/connections/" + Escape(connectionId), null, connectionId, cancellationToken).ConfigureAwait(false);
+        cache.Invalidate(connectionId);
+    }
+
+    /// <summary>
+    /// <c>POST /v1/refresh/{id}</c>: refresh the access token now. Drops the cached credential first. A provider that
+    /// rejects the refresh gives <see cref="NexusAttentionRequiredException"/>; a connection without a refresh token
+    /// a <see cref="NexusException"/> with <see cref="NexusException.Code"/> <c>refresh_not_supported</c>.
+    /// </summary>
+    public async Task<Connection> RefreshAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        cache.Invalidate(connectionId);
+        // Idempotent: Nexus runs one refresh per connection and a refresh another caller just finished counts.
+        using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/refresh/" + Escape(connectionId), null, connectionId, cancellationToken, idempotent: true)
+            .ConfigureAwait(false);
+        cache.Invalidate(connectionId);
+        return Connection.From(document!.RootElement);
+    }
+
+    /// <summary>
+    /// The connection's credential, from the cache while it is fresh (until shortly before <c>expires_at</c>), else
+    /// from <c>GET /v1/token/{id}</c>; concurrent callers share one fetch.
+    /// </summary>
+    public ValueTask<NexusCredential> GetCredentialsAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        return cache.GetAsync(connectionId, cancellationToken);
+    }
+
+    /// <summary>
+    /// After the provider refused a credential (401): refresh it at Nexus when the connection can be refreshed (OAuth
+    /// 2.0), else read it again (a rotated API key), and return the new one.
+    /// </summary>
+    public async Task<NexusCredential> RenewCredentialsAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await RefreshAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NexusException e) when (e.Code is "refresh_not_supported")
+        {
+            cache.Invalidate(connectionId);
+        }
+
+        return await cache.GetAsync(connectionId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Forgets the cached credential of a connection.</summary>
+    public void InvalidateCredentials(string connectionId) => cache.Invalidate(connectionId);
+
+    /// <summary>
+    /// <c>POST /v1/connections/{id}/credentials</c>: store an api_key, basic_auth or aws_sigv4 connection's credential
+    /// (the provider's schema fields, e.g. <c>api_key</c>), which makes it active. Not retried.
+    /// </summary>
+    public async Task<Connection> SubmitCredentialsAsync(string connectionId, IReadOnlyDictionary<string, string> fields, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(fields);
+        cache.Invalidate(connectionId);
+        using var _ = await SendForJsonAsync(HttpMethod.Post, "/v1/connections/" + Escape(connectionId) + "/credentials", fields, connectionId, cancellationToken)
+            .ConfigureAwait(false);
+        return await GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The Bridge URL for a provider API path: <c>{Nexus}/v1/bridge/{id}/{path}</c> (the path may carry a query).</summary>
+    public Uri BridgeUri(string connectionId, string pathAndQuery)
+    {
+        ArgumentNullException.ThrowIfNull(pathAndQuery);
+        return new Uri(baseUrl + "/v1/bridge/" + Escape(connectionId) + (pathAndQuery.StartsWith('/') ? "" : "/") + pathAndQuery);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> through the Bridge: Nexus applies the credential, so the application never holds
+    /// it. A relative request URI is a provider API path; an absolute one keeps only its path and query. The
+    /// provider's answer comes back as it is (the Bridge itself refreshes once after a provider 401).
+    /// </summary>
+    public async Task<HttpResponseMessage> SendThroughBridgeAsync(string connectionId, HttpRequestMessage request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var target = request.RequestUri ?? throw new ArgumentException("The request has no URI.", nameof(request));
+        request.RequestUri = BridgeUri(connectionId, target.IsAbsoluteUri ? target.PathAndQuery : target.OriginalString);
+        request.Headers.Remove(ApiKeyHeader);
+        request.Headers.TryAddWithoutValidation(ApiKeyHeader, options.ApiKey);
+        return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<NexusCredential> FetchCredentialsAsync(string connectionId, CancellationToken cancellationToken)
+    {
+        using var document = await SendForJsonAsync(HttpMethod.Get, "/v1/token/" + Escape(connectionId), null, connectionId, cancellationToken).ConfigureAwait(false);
+        return NexusCredential.Parse(connectionId, document!.RootElement);
+    }
+
+    /// <summary>Sends one call (retrying idempotent ones on transient failures) and parses the JSON answer (null for 204).</summary>
+    private async Task<JsonDocument?> SendForJsonAsync(HttpMethod method, string path, object? body, string? connectionId, CancellationToken cancellationToken,
+        bool? idempotent = null)
+    {
+        var retryable = idempotent ?? (method == HttpMethod.Get || method == HttpMethod.Delete);
+        for (var attempt = 0; ; attempt++)
+        {
+            using var request = new HttpRequestMessage(method, baseUrl + path);
+            request.Headers.TryAddWithoutValidation(ApiKeyHeader, options.ApiKey);
+            request.Headers.Accept.ParseAdd("application/json");
+            if (body is not null)
+            {
+                request.Content = JsonContent.Create(body);
+            }
+
+            HttpResponseMessage response;
+            try
+            {
+                response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpRequestException e) when (retryable && attempt < options.MaxRetries)
+            {
+                _ = e;
+                await Task.Delay(Backoff(attempt, null), options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            using (response)
+            {
+                if (response.IsSuccessStatusCode)
+                {
+                    if (response.StatusCode == HttpStatusCode.NoContent || response.Content.Headers.ContentLength == 0)
+                    {
+                        return null;
+                    }
+
+                    var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+                    await using (stream.ConfigureAwait(false))
+                    {
+                        return await JsonDocument.ParseAsync(stream, default, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+
+                var retryAfter = RetryAfter(response);
+                var transient = response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable
+                    or HttpStatusCode.GatewayTimeout;
+                if (retryable && transient && attempt < options.MaxRetries && (retryAfter is null || retryAfter <= options.MaxRetryDelay))
+                {
+                    await Task.Delay(Backoff(attempt, retryAfter), options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                throw await ErrorAsync(response, connectionId, retryAfter, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Exponential backoff with full jitter, never sooner than Retry-After (plus up to 10 % jitter), capped at MaxRetryDelay.</summary>
+    internal TimeSpan Backoff(int attempt, TimeSpan? retryAfter)
+    {
+        if (retryAfter is { } after)
+        {
+            return after + TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * after.TotalMilliseconds * 0.1);
+        }
+
+        var ceiling = Math.Min(options.MaxRetryDelay.TotalMilliseconds, options.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, attempt));
+        return TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * ceiling);
+    }
+
+    private TimeSpan? RetryAfter(HttpResponseMessage response)
+    {
+        var header = response.Headers.RetryAfter;
+        if (header?.Delta is { } delta)
+        {
+            return delta;
+        }
+
+        return header?.Date is { } date ? (date - options.TimeProvider.GetUtcNow()) is var wait && wait > TimeSpan.Zero ? wait : TimeSpan.Zero : null;
+    }
+
+    /// <summary>The typed error for a problem answer. Only Nexus's title, detail and code go into the message; never a body that is not a problem.</summary>
+    private static async Task<NexusException> ErrorAsync(HttpResponseMessage response, string? connectionId, TimeSpan? retryAfter, CancellationToken cancellationToken)
+    {
+        string? code = null, title = null, detail = null, connectionStatus = null, reason = null;
+        if (response.Content.Headers.ContentType?.MediaType is "application/problem+json" or "application/json")
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+                var root = document.RootElement;
+                code = Json.String(root, "code");
+                title = Json.String(root, "title");
+                detail = Json.String(root, "detail");
+                // Nexus's 409 connection_not_active carries the connection's status as "status" (a string, unlike RFC 9457's number).
+                connectionStatus = Json.String(root, "status");
+                reason = Json.String(root, "error");
+                connectionId = Json.String(root, "connection_id") ?? connectionId;
+            }
+            catch (JsonException)
+            {
+                // Not a problem document after all: the status code alone speaks.
+            }
+        }
+
+        var status = (int)response.StatusCode;
+        var what = connectionId is null ? "" : $" (connection {connectionId})";
+        var text = $"Nexus answered {status} {code ?? response.ReasonPhrase}{what}: {title ?? "request failed"}{(detail is null ? "" : " " + detail)}";
+        return response.StatusCode switch
+        {
+            HttpStatusCode.Conflict when code == "connection_not_active" && connectionStatus == ConnectionStatuses.AttentionRequired && connectionId is not null =>
+                new NexusAttentionRequiredException(connectionId, reason, $"Connection {connectionId} needs attention ({reason ?? "no reason given"}): the user must connect again."),
+            HttpStatusCode.Conflict when code == "connection_not_active" =>
+                new NexusConnectionNotActiveException(connectionId, connectionStatus ?? "unknown", reason, $"Connection {connectionId} is {connectionStatus ?? "not active"}{(reason is null ? "" : $" ({reason})")}: {detail ?? title}"),
+            HttpStatusCode.NotFound => new NexusNotFoundException(text, code, connectionId),
+            HttpStatusCode.Forbidden => new NexusForbiddenException(text, code, connectionId),
+            HttpStatusCode.Unauthorized => new NexusUnauthorizedException(text, code),
+            HttpStatusCode.TooManyRequests => new NexusRateLimitedException(text, code, connectionId, retryAfter),
+            HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout =>
+                new NexusUnavailableException(text, response.StatusCode, code, connectionId, retryAfter),
+            _ => new NexusException(text, response.StatusCode, code, connectionId),
+        };
+    }
+
+    private static string Escape(string connectionId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        return Uri.EscapeDataString(connectionId);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (ownsHttp)
+        {
+            http.Dispose();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"NexusClient {{ BaseUrl = {BaseUrl} }}";
+}

@@ -1,0 +1,175 @@
+using System.Net;
+
+namespace Nexus.Sdk.Tests.Client;
+
+public sealed class CredentialCacheTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 1, 1, 12, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public async Task A_thousand_concurrent_callers_on_a_cold_entry_share_exactly_one_token_fetch()
+    {
+        var release = new TaskCompletionSource();
+        var fake = new FakeNexus();
+        fake.Respond = async _ =>
+        {
+            await release.Task;
+            return FakeNexus.Json(FakeNexus.Token("oauth2", "\"access_token\":\"at-1\"", Start.AddHours(1).ToUnixTimeSeconds()));
+        };
+        using var client = new NexusClient(FakeNexus.Options(new ManualClock(Start)), fake);
+
+        var callers = Enumerable.Range(0, 1000).Select(_ => Task.Run(() => client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask())).ToArray();
+        // Every caller is waiting on the one fetch before it is allowed to answer.
+        while (fake.Requests.IsEmpty)
+        {
+            await Task.Yield();
+        }
+
+        release.SetResult();
+        var credentials = await Task.WhenAll(callers);
+
+        Assert.Equal(1, fake.Count("/v1/token/conn_1"));
+        Assert.All(credentials, c => Assert.Equal("at-1", c.AccessToken));
+    }
+
+    [Fact]
+    public async Task A_thousand_concurrent_callers_on_an_expired_entry_share_exactly_one_new_fetch()
+    {
+        var clock = new ManualClock(Start);
+        var fetches = 0;
+        var release = new TaskCompletionSource();
+        var fake = new FakeNexus();
+        fake.Respond = async _ =>
+        {
+            var n = Interlocked.Increment(ref fetches);
+            if (n > 1)
+            {
+                await release.Task;
+            }
+
+            return FakeNexus.Json(FakeNexus.Token("oauth2", $"\"access_token\":\"at-{n}\"", clock.GetUtcNow().AddMinutes(10).ToUnixTimeSeconds()));
+        };
+        using var client = new NexusClient(FakeNexus.Options(clock), fake);
+        Assert.Equal("at-1", (await client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken)).AccessToken);
+
+        clock.Advance(TimeSpan.FromMinutes(9.5)); // within the 60 s margin before expires_at: stale
+        var callers = Enumerable.Range(0, 1000).Select(_ => Task.Run(() => client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask())).ToArray();
+        while (Volatile.Read(ref fetches) < 2)
+        {
+            await Task.Yield();
+        }
+
+        release.SetResult();
+        var credentials = await Task.WhenAll(callers);
+
+        Assert.Equal(2, fake.Count("/v1/token/conn_1"));
+        Assert.All(credentials, c => Assert.Equal("at-2", c.AccessToken));
+    }
+
+    [Fact]
+    public async Task A_credential_is_served_from_the_cache_until_the_margin_before_it_expires()
+    {
+        var clock = new ManualClock(Start);
+        var fake = new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Json(FakeNexus.Token("oauth2", "\"access_token\":\"at\"", Start.AddMinutes(10).ToUnixTimeSeconds()))) };
+        using var client = new NexusClient(FakeNexus.Options(clock), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        await client.GetCredentialsAsync("conn_1", ct);
+        clock.Advance(TimeSpan.FromMinutes(8));
+        await client.GetCredentialsAsync("conn_1", ct);
+        Assert.Equal(1, fake.Count("/v1/token/"));
+
+        clock.Advance(TimeSpan.FromSeconds(61)); // 8:61 → less than 60 s left
+        await client.GetCredentialsAsync("conn_1", ct);
+        Assert.Equal(2, fake.Count("/v1/token/"));
+    }
+
+    [Fact]
+    public async Task A_credential_without_expiry_is_kept_for_the_max_age_only()
+    {
+        var clock = new ManualClock(Start);
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(FakeNexus.Json(FakeNexus.Token("api_key", "\"api_key\":\"k\"", null, ""","in":"header","name":"X-Key","prefix":null"""))),
+        };
+        using var client = new NexusClient(FakeNexus.Options(clock), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        await client.GetCredentialsAsync("conn_k", ct);
+        clock.Advance(TimeSpan.FromMinutes(4));
+        await client.GetCredentialsAsync("conn_k", ct);
+        Assert.Equal(1, fake.Count("/v1/token/"));
+        clock.Advance(TimeSpan.FromMinutes(2));
+        await client.GetCredentialsAsync("conn_k", ct);
+        Assert.Equal(2, fake.Count("/v1/token/"));
+    }
+
+    [Fact]
+    public async Task A_failed_fetch_is_not_cached_and_each_connection_has_its_own_entry()
+    {
+        var fail = true;
+        var fake = new FakeNexus
+        {
+            Respond = request => Task.FromResult(fail
+                ? FakeNexus.Problem(HttpStatusCode.Conflict, "connection_not_active", ""","status":"pending","connection_id":"conn_1" """)
+                : FakeNexus.Json(FakeNexus.Token("oauth2", $"\"access_token\":\"{request.RequestUri!.Segments[^1]}\"", null))),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        var error = await Assert.ThrowsAsync<NexusConnectionNotActiveException>(() => client.GetCredentialsAsync("conn_1", ct).AsTask());
+        Assert.Equal("pending", error.Status);
+        fail = false;
+        Assert.Equal("conn_1", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken);
+        Assert.Equal("conn_2", (await client.GetCredentialsAsync("conn_2", ct)).AccessToken);
+        Assert.Equal(3, fake.Count("/v1/token/"));
+    }
+
+    [Fact]
+    public async Task A_caller_that_gives_up_does_not_cancel_the_fetch_the_others_wait_for()
+    {
+        var release = new TaskCompletionSource();
+        var fake = new FakeNexus();
+        fake.Respond = async _ =>
+        {
+            await release.Task;
+            return FakeNexus.Json(FakeNexus.Token("oauth2", "\"access_token\":\"at\"", null));
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        using var impatient = new CancellationTokenSource();
+
+        var first = client.GetCredentialsAsync("conn_1", impatient.Token).AsTask();
+        var second = client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask();
+        await impatient.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
+        release.SetResult();
+
+        Assert.Equal("at", (await second).AccessToken);
+        Assert.Equal(1, fake.Count("/v1/token/"));
+    }
+
+    [Fact]
+    public async Task Force_refresh_and_delete_drop_the_cached_credential()
+    {
+        var n = 0;
+        var fake = new FakeNexus
+        {
+            Respond = request => Task.FromResult(request.RequestUri!.AbsolutePath switch
+            {
+                var p when p.StartsWith("/v1/token/", StringComparison.Ordinal) =>
+                    FakeNexus.Json(FakeNexus.Token("oauth2", $"\"access_token\":\"at-{Interlocked.Increment(ref n)}\"", null)),
+                var p when p.StartsWith("/v1/refresh/", StringComparison.Ordinal) =>
+                    FakeNexus.Json("""{"connection_id":"conn_1","status":"active","provider":"p","workspace_id":"w","scopes":[],"created_at":1,"updated_at":2}"""),
+                _ => new HttpResponseMessage(HttpStatusCode.NoContent),
+            }),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        Assert.Equal("at-1", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken);
+        await client.RefreshAsync("conn_1", ct);
+        Assert.Equal("at-2", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken);
+        await client.DeleteConnectionAsync("conn_1", ct);
+        Assert.Equal("at-3", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken);
+    }
+}
