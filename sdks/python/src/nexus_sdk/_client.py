@@ -1,0 +1,501 @@
+"""The Nexus client: the gateway API, a credential cache with single-flight fetches, and sending requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
+from urllib.parse import quote, urlencode
+
+from ._credentials import Body, Credentials
+from ._errors import (
+    AttentionRequired,
+    ConfigurationError,
+    Conflict,
+    NexusError,
+    NexusTimeout,
+    NotActive,
+    RetryableError,
+    Unavailable,
+    error_from_response,
+)
+from ._http import Headers, HttpRequest, HttpResponse, StdlibTransport, Transport, is_transport_error, redact_url
+
+__all__ = ["NexusClient", "Client", "Connection", "ConnectionRequest", "ApiKey", "Admin", "IDEMPOTENT_METHODS"]
+
+log = logging.getLogger("nexus_sdk")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+USER_AGENT = "nexus-sdk-python/0.1.0"
+T = TypeVar("T")
+
+
+class ConnectionRequest(NamedTuple):
+    """What ``request_connection`` returns: send the user to ``auth_url``; store ``connection_id``."""
+
+    auth_url: str
+    connection_id: str
+
+    def __repr__(self) -> str:  # the auth_url carries the signed state: keep it out of logs
+        return "ConnectionRequest(connection_id=%r, auth_url=<%s>)" % (self.connection_id, redact_url(self.auth_url))
+
+
+class Connection:
+    """A connection as Nexus describes it (``GET /v1/connections/{id}``). Times are Unix seconds."""
+
+    __slots__ = ("connection_id", "status", "provider", "workspace_id", "scopes", "created_at", "updated_at",
+                 "expires_at", "error", "error_description", "raw")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.raw: Dict[str, Any] = dict(data)
+        self.connection_id: str = str(data.get("connection_id") or "")
+        self.status: str = str(data.get("status") or "")
+        self.provider: Optional[str] = data.get("provider")
+        self.workspace_id: Optional[str] = data.get("workspace_id")
+        self.scopes: List[str] = list(data.get("scopes") or [])
+        self.created_at: Optional[int] = data.get("created_at")
+        self.updated_at: Optional[int] = data.get("updated_at")
+        self.expires_at: Optional[int] = data.get("expires_at")
+        self.error: Optional[str] = data.get("error")
+        self.error_description: Optional[str] = data.get("error_description")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def __repr__(self) -> str:
+        return "Connection(connection_id=%r, status=%r, provider=%r, workspace_id=%r%s)" % (
+            self.connection_id, self.status, self.provider, self.workspace_id,
+            ", error=%r" % self.error if self.error else "")
+
+
+class ApiKey:
+    """An API key created by ``Admin.create_api_key``; ``api_key`` is shown once by Nexus and never in ``repr``."""
+
+    __slots__ = ("id", "name", "workspaces", "can_read_credentials", "api_key", "raw")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.raw = {k: v for k, v in data.items() if k != "api_key"}
+        self.id: str = str(data.get("id") or "")
+        self.name: Optional[str] = data.get("name")
+        self.workspaces: List[str] = list(data.get("workspaces") or [])
+        self.can_read_credentials: Optional[bool] = data.get("can_read_credentials")
+        self.api_key: str = str(data.get("api_key") or "")
+
+    def __repr__(self) -> str:
+        return "ApiKey(id=%r, name=%r, workspaces=%r, api_key=<redacted>)" % (self.id, self.name, self.workspaces)
+
+
+class _Flight:
+    __slots__ = ("event", "result", "error")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+
+
+def _replayable(body: Any) -> bool:
+    return body is None or isinstance(body, (bytes, bytearray, memoryview, str))
+
+
+def _as_bytes(body: Body) -> Optional[bytes]:
+    if body is None:
+        return None
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return bytes(body)
+
+
+class NexusClient:
+    """A client of one Nexus deployment.
+
+    ``url`` and ``api_key`` default to ``NEXUS_URL`` and ``NEXUS_API_KEY``. ``timeout`` (seconds) bounds each HTTP
+    call to Nexus; every operation also takes its own ``timeout=``. ``transport`` sends the requests (default:
+    :class:`~nexus_sdk.StdlibTransport`, ``http.client`` with keep-alive). Transient failures (429, 502/503/504,
+    Nexus unreachable) of idempotent calls are retried up to ``max_retries`` times, waiting ``Retry-After`` when
+    given, else exponential backoff from ``backoff`` seconds with jitter, never beyond ``max_backoff``; a
+    ``Retry-After`` longer than ``max_retry_wait`` is raised at once instead of waited for.
+
+    Credentials are cached per connection until ``cache_margin`` seconds (at most half their remaining life) before
+    their ``expires_at``; credentials without an expiry for ``cache_ttl`` seconds. Concurrent callers on a cold or
+    expired entry share one ``GET /v1/token``. The client is thread-safe.
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        *,
+        timeout: float = 10.0,
+        transport: Optional[Transport] = None,
+        max_retries: int = 3,
+        backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        max_retry_wait: float = 60.0,
+        cache_margin: float = 60.0,
+        cache_ttl: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        url = url or os.environ.get("NEXUS_URL")
+        api_key = api_key or os.environ.get("NEXUS_API_KEY")
+        if not url:
+            raise ConfigurationError("no Nexus URL: pass url= or set NEXUS_URL")
+        if not api_key:
+            raise ConfigurationError("no API key: pass api_key= or set NEXUS_API_KEY")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError("the Nexus URL must start with http:// or https://")
+        self.url = url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        self.transport: Transport = transport if transport is not None else StdlibTransport()
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_wait = max_retry_wait
+        self.cache_margin = cache_margin
+        self.cache_ttl = cache_ttl
+        self._clock = clock
+        self._sleep = sleep
+        self._rand = rand
+        self._lock = threading.Lock()
+        self._cache: Dict[str, Tuple[float, Credentials]] = {}
+        self._flights: Dict[Any, _Flight] = {}
+        self.admin = Admin(self)
+
+    def __repr__(self) -> str:
+        return "NexusClient(url=%r, api_key=<redacted>)" % self.url
+
+    def __enter__(self) -> "NexusClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        close = getattr(self.transport, "close", None)
+        if callable(close):
+            close()
+
+    # -- low level -----------------------------------------------------------------------------------------------
+
+    def _backoff_delay(self, attempt: int, retry_after: Optional[float]) -> float:
+        """Full jitter over an exponential window (attempt 0, 1, 2…), never before the server's Retry-After."""
+        window = min(self.max_backoff, self.backoff * (2 ** attempt))
+        delay = window * (0.5 + 0.5 * self._rand())
+        if retry_after is not None:
+            delay = retry_after + self.backoff * self._rand()
+        return delay
+
+    def _retrying(self, what: str, idempotent: bool, once: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return once()
+            except RetryableError as e:
+                if not idempotent or attempt >= self.max_retries:
+                    raise
+                if e.retry_after is not None and e.retry_after > self.max_retry_wait:
+                    raise
+                delay = self._backoff_delay(attempt, e.retry_after)
+                log.info("nexus: %s failed (%s), retry %d in %.2fs", what, e.code or e.http_status or "unreachable",
+                         attempt + 1, delay)
+                self._sleep(delay)
+                attempt += 1
+
+    def _send(self, request: HttpRequest, timeout: Optional[float], what: str,
+              connection_id: Optional[str] = None) -> HttpResponse:
+        started = time.perf_counter()
+        try:
+            response = self.transport.send(request, self.timeout if timeout is None else timeout)
+        except Exception as e:
+            if not is_transport_error(e):
+                raise
+            log.debug("nexus: %s: no response (%s)", what, type(e).__name__)
+            raise Unavailable("no response from %s (%s)" % (redact_url(request.url), type(e).__name__),
+                              connection_id=connection_id) from None
+        log.debug("nexus: %s -> %d (%.1f ms)", what, response.status, (time.perf_counter() - started) * 1000)
+        return response
+
+    def _api(self, method: str, path: str, *, body: Any = None, connection_id: Optional[str] = None,
+             timeout: Optional[float] = None, idempotent: Optional[bool] = None) -> HttpResponse:
+        headers = Headers({"X-API-Key": self._api_key, "Accept": "application/json", "User-Agent": USER_AGENT})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        request = HttpRequest(method, self.url + path, headers, data)
+        what = "%s %s" % (method, path)
+
+        def once() -> HttpResponse:
+            response = self._send(request, timeout, what, connection_id)
+            if response.status >= 400:
+                raise error_from_response(response.status, response.headers, response.body, connection_id)
+            return response
+
+        return self._retrying(what, method in IDEMPOTENT_METHODS if idempotent is None else idempotent, once)
+
+    def _single_flight(self, key: Any, fn: Callable[[], T], recheck: Callable[[], Optional[T]],
+                       timeout: Optional[float]) -> T:
+        with self._lock:
+            found = recheck()
+            if found is not None:
+                return found
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            wait = (self.timeout * (self.max_retries + 2)) if timeout is None else timeout
+            if not flight.event.wait(wait):
+                raise NexusTimeout("gave up waiting for a shared credential fetch after %.1fs" % wait)
+            if flight.error is not None:
+                raise flight.error
+            return flight.result  # type: ignore[no-any-return]
+        try:
+            flight.result = fn()
+            return flight.result  # type: ignore[no-any-return]
+        except BaseException as e:
+            flight.error = e
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.event.set()
+
+    # -- connections ---------------------------------------------------------------------------------------------
+
+    def request_connection(self, workspace_id: str, provider_name: str, return_url: Optional[str] = None, *,
+                           scopes: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> ConnectionRequest:
+        """``POST /v1/request-connection``: a pending connection and the URL to send the user to."""
+        body: Dict[str, Any] = {"workspace_id": workspace_id, "provider_name": provider_name}
+        if return_url is not None:
+            body["return_url"] = return_url
+        if scopes is not None:
+            body["scopes"] = list(scopes)
+        data = self._api("POST", "/v1/request-connection", body=body, timeout=timeout).json()
+        return ConnectionRequest(data["auth_url"], data["connection_id"])
+
+    def get_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> Connection:
+        return Connection(self._api("GET", "/v1/connections/" + quote(connection_id, safe=""),
+                                    connection_id=connection_id, timeout=timeout).json())
+
+    def list_connections(self, workspace_id: Optional[str] = None, *, status: Optional[str] = None,
+                         limit: Optional[int] = None, timeout: Optional[float] = None) -> List[Connection]:
+        """Newest first."""
+        query = {k: v for k, v in (("workspace_id", workspace_id), ("status", status), ("limit", limit)) if v is not None}
+        path = "/v1/connections" + ("?" + urlencode(query) if query else "")
+        data = self._api("GET", path, timeout=timeout).json() or {}
+        return [Connection(c) for c in data.get("connections", [])]
+
+    def delete_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> None:
+        """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound."""
+        self._cache.pop(connection_id, None)
+        self._api("DELETE", "/v1/connections/" + quote(connection_id, safe=""), connection_id=connection_id,
+                  timeout=timeout)
+        self._cache.pop(connection_id, None)
+
+    def refresh(self, connection_id: str, *, timeout: Optional[float] = None) -> Connection:
+        """``POST /v1/refresh/{id}``: refresh now. Drops the cached credentials. Raises ``AttentionRequired`` when
+        the provider rejects the grant, ``Conflict`` (``refresh_not_supported``) without a refresh token."""
+        self._cache.pop(connection_id, None)
+        try:
+            data = self._api("POST", "/v1/refresh/" + quote(connection_id, safe=""), connection_id=connection_id,
+                             timeout=timeout).json()
+        finally:
+            self._cache.pop(connection_id, None)
+        return Connection(data)
+
+    def wait_until_active(self, connection_id: str, timeout: float = 300.0, *, poll_interval: float = 0.5,
+                          max_poll_interval: float = 5.0) -> Connection:
+        """Polls the connection until it is ``active``. Raises ``AttentionRequired``/``NotActive`` as soon as it is
+        ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        interval = poll_interval
+        while True:
+            remaining = deadline - time.monotonic()
+            connection = self.get_connection(connection_id, timeout=max(0.1, min(self.timeout, remaining)))
+            if connection.status == "active":
+                return connection
+            if connection.status == "attention_required":
+                raise AttentionRequired("connection %s needs attention%s" % (
+                    connection_id, " (%s)" % connection.error if connection.error else ""),
+                    connection_id=connection_id, connection_status=connection.status, reason=connection.error)
+            if connection.status != "pending":
+                raise NotActive("connection %s is %s%s" % (
+                    connection_id, connection.status, " (%s)" % connection.error if connection.error else ""),
+                    connection_id=connection_id, connection_status=connection.status, reason=connection.error)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NexusTimeout("connection %s still pending after %.1fs" % (connection_id, timeout),
+                                   connection_id=connection_id)
+            self._sleep(min(interval, remaining))
+            interval = min(max_poll_interval, interval * 1.5)
+
+    def submit_credentials(self, connection_id: str, fields: Mapping[str, Any], *,
+                           timeout: Optional[float] = None) -> Connection:
+        """``POST /v1/connections/{id}/credentials``: capture an API key, Basic or AWS credentials for a pending
+        connection (the JSON alternative to the form at its ``auth_url``)."""
+        return Connection(self._api("POST", "/v1/connections/%s/credentials" % quote(connection_id, safe=""),
+                                    body=dict(fields), connection_id=connection_id, timeout=timeout).json())
+
+    # -- credentials ---------------------------------------------------------------------------------------------
+
+    def _fresh_until(self, creds: Credentials, now: float) -> float:
+        if creds.expires_at is None:
+            return now + self.cache_ttl
+        left = creds.expires_at - now
+        if left <= 0:
+            return now
+        return now + left - min(self.cache_margin, left / 2)
+
+    def _cached(self, connection_id: str) -> Optional[Credentials]:
+        entry = self._cache.get(connection_id)
+        if entry is not None and self._clock() < entry[0]:
+            return entry[1]
+        return None
+
+    def _fetch(self, connection_id: str, timeout: Optional[float]) -> Credentials:
+        response = self._api("GET", "/v1/token/" + quote(connection_id, safe=""), connection_id=connection_id,
+                             timeout=timeout)
+        creds = Credentials.from_token_response(connection_id, response.json() or {})
+        self._cache[connection_id] = (self._fresh_until(creds, self._clock()), creds)
+        return creds
+
+    def credentials(self, connection_id: str, *, timeout: Optional[float] = None) -> Credentials:
+        """The connection's credentials, from the cache while they are fresh, else from ``GET /v1/token/{id}``
+        (one request, whatever the number of concurrent callers)."""
+        entry = self._cache.get(connection_id)
+        if entry is not None and self._clock() < entry[0]:
+            return entry[1]
+        return self._single_flight(("token", connection_id), lambda: self._fetch(connection_id, timeout),
+                                   lambda: self._cached(connection_id), timeout)
+
+    get_credentials = credentials
+
+    def invalidate(self, connection_id: Optional[str] = None) -> None:
+        """Forgets cached credentials (of one connection, or all)."""
+        if connection_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(connection_id, None)
+
+    def credentials_after_rejection(self, connection_id: str, rejected: Credentials, *,
+                                    timeout: Optional[float] = None) -> Credentials:
+        """After a provider refused ``rejected`` (401): force one refresh (``POST /v1/refresh``; skipped when the
+        connection has nothing to refresh) and read the credentials again. Callers that were refused the same
+        credentials at the same time share one refresh. Raises ``AttentionRequired`` if the provider rejects the
+        grant."""
+
+        def newer() -> Optional[Credentials]:
+            entry = self._cache.get(connection_id)
+            if entry is not None and entry[1] is not rejected and self._clock() < entry[0]:
+                return entry[1]
+            return None
+
+        def run() -> Credentials:
+            self._cache.pop(connection_id, None)
+            try:
+                self.refresh(connection_id, timeout=timeout)
+            except Conflict as e:  # refresh_not_supported: API keys, Basic, AWS keys; read them again anyway
+                log.debug("nexus: refresh of %s not possible (%s); reading credentials again", connection_id, e.code)
+            return self._fetch(connection_id, timeout)
+
+        return self._single_flight(("rejected", connection_id), run, newer, timeout)
+
+    # -- calling a provider --------------------------------------------------------------------------------------
+
+    def send(self, connection_id: str, method: str, url: str, *, headers: Optional[Mapping[str, str]] = None,
+             body: Body = None, timeout: Optional[float] = None, retry_on_401: bool = True) -> HttpResponse:
+        """Calls the provider's API directly with the connection's credentials applied (the plain path, through
+        this client's transport). On a 401 the credentials are refreshed once and the request is sent again."""
+        method = method.upper()
+        data = _as_bytes(body)
+        creds = self.credentials(connection_id, timeout=timeout)
+        response = self._send_with(creds, method, url, headers, data, timeout)
+        if response.status == 401 and retry_on_401:
+            creds = self.credentials_after_rejection(connection_id, creds, timeout=timeout)
+            response = self._send_with(creds, method, url, headers, data, timeout)
+        return response
+
+    def _send_with(self, creds: Credentials, method: str, url: str, headers: Optional[Mapping[str, str]],
+                   data: Optional[bytes], timeout: Optional[float]) -> HttpResponse:
+        h = Headers(headers)
+        h.setdefault("User-Agent", USER_AGENT)
+        send_url = creds.apply(method, url, h, data)
+        return self._send(HttpRequest(method, send_url, h, data), timeout, "%s %s" % (method, redact_url(url)),
+                          creds.connection_id)
+
+    def bridge_url(self, connection_id: str, path: str = "") -> str:
+        """The Bridge URL that forwards to ``path`` under the provider's ``api_base_url``."""
+        return "%s/v1/bridge/%s/%s" % (self.url, quote(connection_id, safe=""), path.lstrip("/"))
+
+    def bridge(self, connection_id: str, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None,
+               body: Body = None, params: Optional[Union[Mapping[str, str], List[Tuple[str, str]]]] = None,
+               timeout: Optional[float] = None) -> HttpResponse:
+        """Sends a request through the Bridge: Nexus applies the credential, the app never holds it. The provider's
+        answer is returned as it is; the Bridge's own problems (``connection_not_active``, ``upstream_timeout``…)
+        raise the typed errors, and its transient ones are retried for idempotent methods."""
+        method = method.upper()
+        url = self.bridge_url(connection_id, path)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        h = Headers(headers)
+        h["X-API-Key"] = self._api_key
+        h.setdefault("User-Agent", USER_AGENT)
+        request = HttpRequest(method, url, h, _as_bytes(body))
+        what = "%s bridge/%s/%s%s" % (method, connection_id, path.lstrip("/").partition("?")[0],
+                                      "?…" if "?" in path or params else "")
+
+        def once() -> HttpResponse:
+            response = self._send(request, timeout, what, connection_id)
+            if response.status >= 400 and is_nexus_problem(response):
+                raise error_from_response(response.status, response.headers, response.body, connection_id)
+            return response
+
+        return self._retrying(what, method in IDEMPOTENT_METHODS, once)
+
+
+def is_nexus_problem(response: HttpResponse) -> bool:
+    """Whether an error response is Nexus's own problem (``type`` ``urn:nexus:problem:…``), not the provider's."""
+    if "problem+json" not in (response.headers.get("Content-Type") or ""):
+        return False
+    try:
+        data = json.loads(response.body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and str(data.get("type") or "").startswith("urn:nexus:problem:")
+
+
+Client = NexusClient
+
+
+class Admin:
+    """Admin routes (the bootstrap ``API_KEY`` only): API keys and providers. For setup scripts and tests."""
+
+    def __init__(self, client: NexusClient) -> None:
+        self._client = client
+
+    def create_api_key(self, name: str, workspaces: Iterable[str], *, can_read_credentials: bool = True,
+                       timeout: Optional[float] = None) -> ApiKey:
+        body = {"name": name, "workspaces": list(workspaces), "can_read_credentials": can_read_credentials}
+        return ApiKey(self._client._api("POST", "/v1/admin/api-keys", body=body, timeout=timeout).json())
+
+    def revoke_api_key(self, key_id: str, *, timeout: Optional[float] = None) -> None:
+        self._client._api("DELETE", "/v1/admin/api-keys/" + quote(key_id, safe=""), timeout=timeout)
+
+    def register_provider(self, spec: Mapping[str, Any], *, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """``POST /v1/providers`` with the provider's JSON (see the Nexus README)."""
+        return self._client._api("POST", "/v1/providers", body=dict(spec), timeout=timeout).json()  # type: ignore[no-any-return]
+
+    def get_provider(self, name: str, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+        return self._client._api("GET", "/v1/providers/" + quote(name, safe=""), timeout=timeout).json()  # type: ignore[no-any-return]
+
+    def delete_provider(self, name: str, *, timeout: Optional[float] = None) -> None:
+        self._client._api("DELETE", "/v1/providers/" + quote(name, safe=""), timeout=timeout)

@@ -1,0 +1,233 @@
+"""Applying each strategy, through the plain path (client.send), requests, httpx and urllib, against a loopback
+provider that checks what arrived (and verifies SigV4 signatures); the 401 rule: one refresh, one retry."""
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import unittest
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import requests
+
+from nexus_sdk import AttentionRequired, NexusClient
+from nexus_sdk import httpx as nexus_httpx
+from nexus_sdk import requests as nexus_requests
+from nexus_sdk import sigv4
+from nexus_sdk import urllib as nexus_urllib
+from support import FakeServer, js, problem
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+AWS = {"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+       "session_token": "sess-token-1"}
+STRATEGIES = {
+    "c_oauth": ({"type": "oauth2"}, lambda v: {"access_token": "at-%d" % v}),
+    "c_header": ({"type": "api_key", "in": "header", "name": "X-Key", "prefix": "Key "}, lambda v: {"api_key": "k-%d" % v}),
+    "c_query": ({"type": "api_key", "in": "query", "name": "api_key", "prefix": "pre_"}, lambda v: {"api_key": "q-%d" % v}),
+    "c_basic": ({"type": "basic_auth"}, lambda v: {"username": "user", "password": "pw-%d" % v}),
+    "c_aws": ({"type": "aws_sigv4", "region": "eu-west-1", "service": "execute-api"},
+              lambda v: dict(AWS, secret_access_key=AWS["secret_access_key"] + str(v))),
+}
+
+
+def verify_sigv4(seen, fields) -> bool:
+    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})", seen.headers.get("authorization", ""))
+    if not m or m.group(1) != fields["access_key_id"]:
+        return False
+    if seen.headers.get("x-amz-security-token") != fields.get("session_token"):
+        return False
+    names = m.group(5).split(";")
+    headers = [(n, seen.headers[n]) for n in names if n in seen.headers]
+    when = dt.datetime.strptime(seen.headers["x-amz-date"], "%Y%m%dT%H%M%SZ")
+    creds = sigv4.AwsCredentials(fields["access_key_id"], fields["secret_access_key"], fields.get("session_token"))
+    expected = sigv4.sign(seen.method, "http://" + seen.headers["host"] + seen.path, headers, seen.body, creds,
+                          m.group(3), m.group(4), when, unsigned_headers=())
+    return expected.signed_headers == m.group(5) and expected.signature == m.group(6)
+
+
+class Provider:
+    """The loopback Nexus and provider: tokens per connection at a version that POST /v1/refresh bumps; the provider
+    accepts only the current version (or never, with reject_all)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.version = {cid: 1 for cid in STRATEGIES}
+        self.accept_version = {cid: 1 for cid in STRATEGIES}
+        self.refresh_reply = None
+        self.reject_all = False
+        server.route("GET", r"/v1/token/(\w+)", self.token)
+        server.route("POST", r"/v1/refresh/(\w+)", self.refresh)
+        server.route("GET", r"/api/(\w+)/.*", self.api)
+        server.route("POST", r"/api/(\w+)/.*", self.api)
+
+    def token(self, seen, m):
+        strategy, fields = STRATEGIES[m.group(1)]
+        return js(200, {"strategy": strategy, "credentials": fields(self.version[m.group(1)]), "expires_at": None})
+
+    def refresh(self, seen, m):
+        if self.refresh_reply:
+            return self.refresh_reply
+        self.version[m.group(1)] += 1
+        return js(200, {"connection_id": m.group(1), "status": "active"})
+
+    def api(self, seen, m):
+        cid = m.group(1)
+        fields = STRATEGIES[cid][1](self.accept_version[cid])
+        h = seen.headers
+        if cid == "c_oauth":
+            ok = h.get("authorization") == "Bearer " + fields["access_token"]
+        elif cid == "c_header":
+            ok = h.get("x-key") == "Key " + fields["api_key"] and "authorization" not in h
+        elif cid == "c_query":
+            ok = parse_qs(urlsplit(seen.path).query).get("api_key") == ["pre_" + fields["api_key"]]
+        elif cid == "c_basic":
+            ok = h.get("authorization") == "Basic " + base64.b64encode(("user:" + fields["password"]).encode()).decode()
+        else:
+            ok = verify_sigv4(seen, fields)
+        if self.reject_all or not ok:
+            return 401, {"Content-Type": "text/plain"}, b"unauthorized"
+        return js(200, {"ok": True, "path": seen.path, "body": seen.body.decode()})
+
+
+def call(adapter, client, cid, url, method="GET", body=None):
+    """Sends one request with an adapter; returns (status, json body or None)."""
+    if adapter == "send":
+        r = client.send(cid, method, url, body=body, headers={"Content-Type": "application/json"} if body else None)
+        return r.status, r.json() if r.status == 200 else None
+    if adapter == "requests":
+        r = requests.request(method, url, data=body, auth=nexus_requests.NexusAuth(client, cid), timeout=5)
+        return r.status_code, r.json() if r.status_code == 200 else None
+    if adapter == "httpx":
+        with httpx.Client(auth=nexus_httpx.NexusAuth(client, cid), timeout=5) as h:
+            r = h.request(method, url, content=body)
+            return r.status_code, r.json() if r.status_code == 200 else None
+    if adapter == "httpx-async":
+        async def run():
+            async with httpx.AsyncClient(auth=nexus_httpx.NexusAuth(client, cid), timeout=5) as h:
+                r = await h.request(method, url, content=body)
+                return r.status_code, r.json() if r.status_code == 200 else None
+        return asyncio.run(run())
+    if adapter == "urllib":
+        opener = urllib.request.build_opener(nexus_urllib.NexusHandler(client, cid))
+        data = body.encode() if isinstance(body, str) else body
+        try:
+            with opener.open(urllib.request.Request(url, data=data, method=method), timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            e.close()
+            return e.code, None
+    raise AssertionError(adapter)
+
+
+ADAPTERS = ("send", "requests", "httpx", "httpx-async", "urllib")
+
+
+class ApplyTests(unittest.TestCase):
+    def setUp(self):
+        self.server = FakeServer()
+        self.provider = Provider(self.server)
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=lambda s: None)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_every_strategy_is_accepted_by_the_provider_through_every_adapter(self):
+        for adapter in ADAPTERS:
+            for cid in STRATEGIES:
+                for method, body in (("GET", None), ("POST", '{"a": 1}')):
+                    with self.subTest(adapter=adapter, strategy=cid, method=method):
+                        status, data = call(adapter, self.client, cid, self.server.url + "/api/%s/x?y=1" % cid,
+                                            method, body)
+                        self.assertEqual(200, status)
+                        self.assertEqual(body or "", data["body"])
+        self.assertEqual(len(STRATEGIES), self.server.count("GET", "/v1/token/"))  # one fetch each, then cached
+
+    def test_on_a_401_each_adapter_refreshes_once_and_retries_once(self):
+        for adapter in ADAPTERS:
+            for cid in STRATEGIES:
+                with self.subTest(adapter=adapter, strategy=cid):
+                    self.client.credentials(cid)  # cache version n
+                    self.provider.accept_version[cid] = self.provider.version[cid] + 1  # the provider moved on
+                    refreshes = self.server.count("POST", "/v1/refresh/")
+                    calls = self.server.count("GET", "/api/" + cid)
+                    status, _ = call(adapter, self.client, cid, self.server.url + "/api/%s/x" % cid)
+                    self.assertEqual(200, status)
+                    self.assertEqual(refreshes + 1, self.server.count("POST", "/v1/refresh/"))
+                    self.assertEqual(calls + 2, self.server.count("GET", "/api/" + cid))
+
+    def test_a_second_401_is_returned_as_it_is(self):
+        self.provider.reject_all = True
+        for adapter in ADAPTERS:
+            with self.subTest(adapter=adapter):
+                calls = self.server.count("GET", "/api/c_oauth")
+                status, _ = call(adapter, self.client, "c_oauth", self.server.url + "/api/c_oauth/x")
+                self.assertEqual(401, status)
+                self.assertEqual(calls + 2, self.server.count("GET", "/api/c_oauth"))
+
+    def test_a_refresh_the_provider_rejects_raises_attention_required_from_every_adapter(self):
+        self.provider.reject_all = True
+        self.provider.refresh_reply = problem(409, "connection_not_active", status="attention_required",
+                                              error="invalid_grant", connection_id="c_oauth")
+        for adapter in ADAPTERS:
+            with self.subTest(adapter=adapter):
+                with self.assertRaises(AttentionRequired) as caught:
+                    call(adapter, self.client, "c_oauth", self.server.url + "/api/c_oauth/x")
+                self.assertEqual(("c_oauth", "invalid_grant"), (caught.exception.connection_id, caught.exception.reason))
+
+    def test_a_request_whose_body_cannot_be_replayed_is_not_retried(self):
+        self.provider.reject_all = True
+        r = requests.post(self.server.url + "/api/c_oauth/x", data=(c for c in [b"a", b"b"]),
+                          auth=nexus_requests.NexusAuth(self.client, "c_oauth"), timeout=5)
+        self.assertEqual(401, r.status_code)
+        self.assertEqual(1, self.server.count("POST", "/api/c_oauth"))
+        self.assertEqual(0, self.server.count("POST", "/v1/refresh/"))
+
+    def test_a_query_api_key_replaces_one_already_in_the_url(self):
+        creds = self.client.credentials("c_query")
+        url = creds.apply("GET", "https://api.example/v1/x?api_key=old&b=2#frag", {})
+        self.assertEqual("https://api.example/v1/x?b=2&api_key=pre_q-1#frag", url)
+
+    def test_a_header_credential_replaces_one_in_another_case(self):
+        headers = {"authorization": "Bearer stale"}
+        self.client.credentials("c_oauth").apply("GET", "https://api.example/", headers)
+        self.assertEqual({"Authorization": "Bearer at-1"}, headers)
+
+    def test_urllib_never_puts_the_credential_on_a_redirect_to_another_host(self):
+        port = self.server.url.rsplit(":", 1)[1]
+        self.server.route("GET", r"/api/c_oauth/hop", lambda s, m: (302, {"Location": "http://localhost:%s/landing" % port}, b""))
+        self.server.route("GET", r"/landing", lambda s, m: js(200, {"authorization": s.headers.get("authorization")}))
+        opener = urllib.request.build_opener(nexus_urllib.NexusHandler(self.client, "c_oauth"))
+        with opener.open(self.server.url + "/api/c_oauth/hop", timeout=5) as r:
+            self.assertEqual({"authorization": None}, json.loads(r.read()))
+        self.assertEqual("Bearer at-1", [s for s in self.server.seen if s.path == "/api/c_oauth/hop"][0].headers["authorization"])
+
+    def test_the_bridge_auth_sends_the_api_key_to_nexus_only(self):
+        self.server.route("GET", r"/v1/bridge/c_oauth/me", lambda s, m: js(200, {"key": s.headers.get("x-api-key")}))
+        url = self.client.bridge_url("c_oauth", "/me")
+        self.assertEqual("nxk_test", requests.get(url, auth=nexus_requests.NexusBridgeAuth(self.client)).json()["key"])
+        self.assertEqual("nxk_test", httpx.get(url, auth=nexus_httpx.NexusBridgeAuth(self.client)).json()["key"])
+        with self.assertRaises(ValueError):
+            requests.get("http://127.0.0.2:1/", auth=nexus_requests.NexusBridgeAuth(self.client))
+
+    def test_the_core_imports_neither_requests_nor_httpx_and_each_adapter_needs_its_library(self):
+        code = ("import sys, nexus_sdk, nexus_sdk.urllib; assert 'requests' not in sys.modules and "
+                "'httpx' not in sys.modules\n"
+                "sys.modules['requests'] = None; sys.modules['httpx'] = None\n"
+                "for m in ('nexus_sdk.requests', 'nexus_sdk.httpx'):\n"
+                "    try:\n        __import__(m)\n    except ImportError:\n        pass\n"
+                "    else:\n        raise SystemExit(m + ' imported without its library')\n")
+        done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": SRC}, capture_output=True, text=True)
+        self.assertEqual(0, done.returncode, done.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,177 @@
+"""The credential cache: expiry, and one shared GET /v1/token for any number of concurrent callers."""
+
+import threading
+import time
+import unittest
+
+from nexus_sdk import NexusClient, Unavailable
+from support import Clock, FakeServer, Sleeps, js, problem
+
+THREADS = 1000
+
+
+class CacheTests(unittest.TestCase):
+    def setUp(self):
+        self.server = FakeServer()
+        self.clock = Clock(1_700_000_000.0)
+        self.expires_at = self.clock.now + 3600
+        self.version = 0
+        self.gate = threading.Event()
+        self.gate.set()
+
+        def token(seen, m):
+            self.gate.wait(10)
+            self.version += 1
+            return js(200, {"strategy": {"type": "oauth2"},
+                            "credentials": {"access_token": "tok-%d" % self.version, "expires_at": self.expires_at},
+                            "expires_at": self.expires_at})
+
+        self.server.route("GET", r"/v1/token/(\w+)", token)
+        self.client = NexusClient(self.server.url, "nxk_test", clock=self.clock, sleep=Sleeps())
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def stampede(self):
+        """THREADS threads released at once, each asking for the credentials; returns what they got."""
+        barrier = threading.Barrier(THREADS + 1)
+        results, errors = [None] * THREADS, []
+
+        def worker(i):
+            barrier.wait()
+            try:
+                results[i] = self.client.credentials("conn_a")
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+        for t in threads:
+            t.start()
+        self.gate.clear()
+        barrier.wait()
+        # Hold the one fetch until every thread has had time to reach the cache and join it.
+        threading.Timer(0.3, self.gate.set).start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual([], errors)
+        return results
+
+    def test_a_thousand_threads_on_a_cold_entry_make_exactly_one_token_request(self):
+        results = self.stampede()
+        self.assertEqual(1, self.server.count("GET", "/v1/token/"))
+        self.assertEqual({"tok-1"}, {r.secret("access_token") for r in results})
+
+    def test_a_thousand_threads_on_an_expired_entry_make_exactly_one_more_token_request(self):
+        self.client.credentials("conn_a")
+        self.clock.now = self.expires_at + 1  # expired
+        self.expires_at = self.clock.now + 3600
+        results = self.stampede()
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+        self.assertEqual({"tok-2"}, {r.secret("access_token") for r in results})
+
+    def test_credentials_are_served_from_the_cache_until_the_margin_before_they_expire(self):
+        first = self.client.credentials("conn_a")
+        self.clock.now = self.expires_at - 61
+        self.assertIs(first, self.client.credentials("conn_a"))
+        self.assertEqual(1, self.server.count("GET", "/v1/token/"))
+        self.clock.now = self.expires_at - 59  # inside the 60 s margin
+        self.assertEqual("tok-2", self.client.credentials("conn_a").secret("access_token"))
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+    def test_a_short_lived_token_is_kept_for_at_most_half_its_remaining_life(self):
+        self.expires_at = self.clock.now + 10
+        self.client.credentials("conn_a")
+        self.clock.now += 4.9
+        self.client.credentials("conn_a")
+        self.assertEqual(1, self.server.count("GET", "/v1/token/"))
+        self.clock.now += 0.2
+        self.client.credentials("conn_a")
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+    def test_credentials_without_an_expiry_are_kept_for_the_cache_ttl(self):
+        self.expires_at = None
+        self.client.credentials("conn_a")
+        self.clock.now += 299
+        self.client.credentials("conn_a")
+        self.assertEqual(1, self.server.count("GET", "/v1/token/"))
+        self.clock.now += 2
+        self.client.credentials("conn_a")
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+    def test_connections_are_cached_separately(self):
+        self.client.credentials("conn_a")
+        self.client.credentials("conn_b")
+        self.client.credentials("conn_a")
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+    def test_a_failed_shared_fetch_reaches_every_waiter_and_is_not_cached(self):
+        calls = []
+
+        def failing(seen, m):
+            calls.append(1)
+            self.gate.wait(10)
+            return problem(409, "connection_not_active", status="attention_required", error="invalid_grant",
+                           connection_id="conn_a")
+
+        self.server.route("GET", r"/v1/token/(\w+)", failing)
+        self.gate.clear()
+        errors = []
+
+        def worker():
+            try:
+                self.client.credentials("conn_a")
+            except Exception as e:
+                errors.append(type(e).__name__)
+
+        threads = [threading.Thread(target=worker) for _ in range(50)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        self.gate.set()
+        for t in threads:
+            t.join(10)
+        self.assertEqual(["AttentionRequired"] * 50, errors)
+        self.assertEqual(1, len(calls))
+        with self.assertRaises(Exception):
+            self.client.credentials("conn_a")
+        self.assertEqual(2, len(calls))
+
+    def test_invalidate_forgets_the_cached_credentials(self):
+        self.client.credentials("conn_a")
+        self.client.invalidate("conn_a")
+        self.client.credentials("conn_a")
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+    def test_threads_refused_the_same_credentials_share_one_refresh(self):
+        refreshes = []
+
+        def refresh(seen, m):
+            refreshes.append(1)
+            self.gate.wait(10)
+            return js(200, {"connection_id": "conn_a", "status": "active"})
+
+        self.server.route("POST", r"/v1/refresh/(\w+)", refresh)
+        stale = self.client.credentials("conn_a")
+        self.gate.clear()
+        got = []
+
+        def worker():
+            got.append(self.client.credentials_after_rejection("conn_a", stale).secret("access_token"))
+
+        threads = [threading.Thread(target=worker) for _ in range(100)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        self.gate.set()
+        for t in threads:
+            t.join(10)
+        # Threads that arrive after the refresh finished find the new credentials in the cache.
+        late = self.client.credentials_after_rejection("conn_a", stale)
+        self.assertEqual(1, len(refreshes))
+        self.assertEqual({"tok-2"}, set(got) | {late.secret("access_token")})
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+
+if __name__ == "__main__":
+    unittest.main()

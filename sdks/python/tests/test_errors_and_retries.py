@@ -1,0 +1,233 @@
+"""Typed errors and the retry rules: transient failures retried with backoff and jitter for idempotent calls only,
+honouring Retry-After; attention_required never retried."""
+
+import socket
+import unittest
+
+from nexus_sdk import (AttentionRequired, ConfigurationError, Conflict, Forbidden, InvalidRequest, NexusClient,
+                       NexusTimeout, NotActive, NotFound, RateLimited, Unauthorized, Unavailable)
+from support import FakeServer, Sleeps, js, problem
+
+TOKEN = {"strategy": {"type": "oauth2"}, "credentials": {"access_token": "at-1"}, "expires_at": None}
+
+
+class Scripted:
+    """Answers with the given replies in turn, then repeats the last one."""
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.calls = 0
+
+    def __call__(self, seen, m):
+        reply = self.replies[min(self.calls, len(self.replies) - 1)]
+        self.calls += 1
+        return reply
+
+
+class RetryTests(unittest.TestCase):
+    def setUp(self):
+        self.server = FakeServer()
+        self.sleeps = Sleeps()
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=self.sleeps, rand=lambda: 0.5)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_a_503_with_retry_after_is_retried_after_that_many_seconds_for_an_idempotent_call(self):
+        script = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "2"}),
+                          problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, TOKEN))
+        self.server.route("GET", r"/v1/token/c1", script)
+        creds = self.client.credentials("c1")
+        self.assertEqual("oauth2", creds.type)
+        self.assertEqual(3, script.calls)
+        self.assertEqual(2, len(self.sleeps.calls))
+        self.assertGreaterEqual(self.sleeps.calls[0], 2.0)
+        self.assertGreaterEqual(self.sleeps.calls[1], 1.0)
+        self.assertLess(self.sleeps.calls[0], 2.0 + self.client.backoff)  # jitter stays small
+
+    def test_a_429_is_rate_limited_carrying_retry_after_once_the_retries_are_spent(self):
+        script = Scripted(problem(429, "rate_limited", {"Retry-After": "1"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        with self.assertRaises(RateLimited) as caught:
+            self.client.get_connection("c1")
+        self.assertEqual(1.0, caught.exception.retry_after)
+        self.assertEqual(1 + self.client.max_retries, script.calls)
+
+    def test_a_post_is_never_retried_even_when_nexus_is_unavailable(self):
+        script = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}))
+        self.server.route("POST", r"/v1/request-connection", script)
+        with self.assertRaises(Unavailable) as caught:
+            self.client.request_connection("ws", "github", "http://localhost/return")
+        self.assertEqual(1, script.calls)
+        self.assertEqual(1.0, caught.exception.retry_after)
+        self.assertEqual([], self.sleeps.calls)
+
+    def test_a_forced_refresh_is_not_retried(self):
+        script = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}))
+        self.server.route("POST", r"/v1/refresh/c1", script)
+        with self.assertRaises(Unavailable):
+            self.client.refresh("c1")
+        self.assertEqual(1, script.calls)
+
+    def test_attention_required_carries_the_connection_and_reason_and_is_never_retried(self):
+        script = Scripted(problem(409, "connection_not_active", status="attention_required", error="invalid_grant",
+                                  connection_id="c1"))
+        self.server.route("GET", r"/v1/token/c1", script)
+        with self.assertRaises(AttentionRequired) as caught:
+            self.client.credentials("c1")
+        e = caught.exception
+        self.assertEqual(("c1", "invalid_grant", "attention_required", 409, "connection_not_active"),
+                         (e.connection_id, e.reason, e.connection_status, e.http_status, e.code))
+        self.assertIn("c1", str(e))
+        self.assertEqual(1, script.calls)
+        self.assertEqual([], self.sleeps.calls)
+
+    def test_a_pending_connection_is_not_active_and_not_attention_required(self):
+        self.server.route("GET", r"/v1/token/c1", Scripted(problem(409, "connection_not_active", status="pending")))
+        with self.assertRaises(NotActive) as caught:
+            self.client.credentials("c1")
+        self.assertNotIsInstance(caught.exception, AttentionRequired)
+        self.assertEqual("pending", caught.exception.connection_status)
+
+    def test_each_status_maps_to_its_own_error_type(self):
+        cases = [(problem(404, "not_found"), NotFound), (problem(403, "credentials_not_readable"), Forbidden),
+                 (problem(401, "unauthorized"), Unauthorized), (problem(400, "validation_failed"), InvalidRequest),
+                 (problem(409, "refresh_not_supported"), Conflict), (problem(504, "upstream_timeout"), Unavailable)]
+        for i, (reply, kind) in enumerate(cases):
+            with self.subTest(kind.__name__):
+                self.server.route("GET", r"/v1/connections/e%d" % i, Scripted(reply))
+                with self.assertRaises(kind) as caught:
+                    self.client.get_connection("e%d" % i)
+                self.assertEqual(reply[0], caught.exception.http_status)
+
+    def test_the_bridge_retries_nexus_own_transient_problems_for_idempotent_methods_only(self):
+        get = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))
+        post = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))
+        self.server.route("GET", r"/v1/bridge/c1/items", get)
+        self.server.route("POST", r"/v1/bridge/c1/items", post)
+        self.assertEqual(200, self.client.bridge("c1", "GET", "/items").status)
+        self.assertEqual(2, get.calls)
+        with self.assertRaises(Unavailable):
+            self.client.bridge("c1", "POST", "/items", body=b"{}")
+        self.assertEqual(1, post.calls)
+
+    def test_a_providers_own_503_through_the_bridge_is_returned_not_retried(self):
+        script = Scripted((503, {"Content-Type": "application/json", "Retry-After": "1"}, b'{"busy":true}'))
+        self.server.route("GET", r"/v1/bridge/c1/busy", script)
+        self.assertEqual(503, self.client.bridge("c1", "GET", "/busy").status)
+        self.assertEqual(1, script.calls)
+
+    def test_a_retry_after_beyond_the_longest_wait_is_raised_at_once(self):
+        script = Scripted(problem(503, "aws_sts_throttled", {"Retry-After": "3600"}))
+        self.server.route("GET", r"/v1/token/c1", script)
+        with self.assertRaises(RateLimited) as caught:
+            self.client.credentials("c1")
+        self.assertEqual(3600.0, caught.exception.retry_after)
+        self.assertEqual(1, script.calls)
+
+    def test_an_unreachable_nexus_is_unavailable_after_retries_with_growing_jittered_delays(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()  # nothing listens there
+        client = NexusClient("http://127.0.0.1:%d" % port, "nxk_test", sleep=self.sleeps, max_retries=3)
+        with self.assertRaises(Unavailable) as caught:
+            client.get_connection("c1")
+        self.assertIsNone(caught.exception.http_status)
+        self.assertEqual(3, len(self.sleeps.calls))
+        for attempt, delay in enumerate(self.sleeps.calls):
+            window = client.backoff * 2 ** attempt
+            self.assertTrue(window / 2 <= delay <= window, (attempt, delay))
+
+    def test_backoff_without_retry_after_doubles_up_to_the_cap_with_jitter(self):
+        for rand, expected in ((0.0, [0.125, 0.25, 0.5, 4.0]), (1.0, [0.25, 0.5, 1.0, 8.0])):
+            client = NexusClient("http://127.0.0.1:1", "k", rand=lambda r=rand: r)
+            self.assertEqual(expected, [client._backoff_delay(a, None) for a in (0, 1, 2, 10)])
+
+
+class ClientTests(unittest.TestCase):
+    def setUp(self):
+        self.server = FakeServer()
+        self.sleeps = Sleeps()
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=self.sleeps)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_the_client_reads_its_url_and_key_from_the_environment(self):
+        import os
+        old = {k: os.environ.get(k) for k in ("NEXUS_URL", "NEXUS_API_KEY")}
+        try:
+            os.environ["NEXUS_URL"], os.environ["NEXUS_API_KEY"] = self.server.url + "/", "nxk_env"
+            self.server.route("GET", r"/v1/connections/c1", lambda s, m: js(200, {"connection_id": "c1", "status": "active"}))
+            client = NexusClient()
+            self.assertEqual(self.server.url, client.url)
+            client.get_connection("c1")
+            self.assertEqual("nxk_env", self.server.seen[-1].headers["x-api-key"])
+            del os.environ["NEXUS_API_KEY"]
+            with self.assertRaises(ConfigurationError):
+                NexusClient()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def test_request_get_list_and_delete_use_the_documented_routes(self):
+        self.server.route("POST", r"/v1/request-connection",
+                          lambda s, m: js(201, {"auth_url": "http://p/authorize?state=s", "connection_id": "c1"}))
+        self.server.route("GET", r"/v1/connections/c1", lambda s, m: js(200, {"connection_id": "c1", "status": "pending"}))
+        self.server.route("GET", r"/v1/connections\?workspace_id=ws&limit=5",
+                          lambda s, m: js(200, {"connections": [{"connection_id": "c1", "status": "pending"}]}))
+        self.server.route("DELETE", r"/v1/connections/c1", lambda s, m: (204, {}, b""))
+        req = self.client.request_connection("ws", "github", "http://localhost/return", scopes=["repo"])
+        self.assertEqual(("http://p/authorize?state=s", "c1"), (req.auth_url, req.connection_id))
+        import json
+        self.assertEqual({"workspace_id": "ws", "provider_name": "github", "return_url": "http://localhost/return",
+                          "scopes": ["repo"]}, json.loads(self.server.seen[-1].body))
+        self.assertEqual("pending", self.client.get_connection("c1").status)
+        self.assertEqual(["c1"], [c.connection_id for c in self.client.list_connections("ws", limit=5)])
+        self.client.delete_connection("c1")
+        self.assertEqual("DELETE", self.server.seen[-1].method)
+
+    def test_wait_until_active_polls_until_the_connection_is_active(self):
+        script = Scripted(*[js(200, {"connection_id": "c1", "status": s}) for s in ("pending", "pending", "active")])
+        self.server.route("GET", r"/v1/connections/c1", script)
+        self.assertTrue(self.client.wait_until_active("c1", timeout=30).is_active)
+        self.assertEqual(3, script.calls)
+        self.assertEqual(2, len(self.sleeps.calls))
+
+    def test_wait_until_active_raises_attention_required_or_not_active_at_once(self):
+        self.server.route("GET", r"/v1/connections/c1",
+                          lambda s, m: js(200, {"connection_id": "c1", "status": "attention_required", "error": "invalid_grant"}))
+        self.server.route("GET", r"/v1/connections/c2",
+                          lambda s, m: js(200, {"connection_id": "c2", "status": "failed", "error": "access_denied"}))
+        with self.assertRaises(AttentionRequired) as caught:
+            self.client.wait_until_active("c1")
+        self.assertEqual("invalid_grant", caught.exception.reason)
+        with self.assertRaises(NotActive) as caught:
+            self.client.wait_until_active("c2")
+        self.assertEqual(("failed", "access_denied"), (caught.exception.connection_status, caught.exception.reason))
+
+    def test_wait_until_active_times_out(self):
+        self.server.route("GET", r"/v1/connections/c1", lambda s, m: js(200, {"connection_id": "c1", "status": "pending"}))
+        client = NexusClient(self.server.url, "k")  # real sleeps
+        with self.assertRaises(NexusTimeout):
+            client.wait_until_active("c1", timeout=0.3, poll_interval=0.05)
+
+    def test_the_bridge_returns_the_providers_answer_and_raises_nexus_own_problems(self):
+        self.server.route("GET", r"/v1/bridge/c1/user\?x=1", lambda s, m: (404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}'))
+        self.server.route("GET", r"/v1/bridge/c2/user", lambda s, m: problem(409, "connection_not_active",
+                                                                              status="attention_required", error="invalid_grant"))
+        response = self.client.bridge("c1", "GET", "/user", params={"x": "1"})
+        self.assertEqual(404, response.status)
+        self.assertEqual("nxk_test", self.server.seen[-1].headers["x-api-key"])
+        with self.assertRaises(AttentionRequired):
+            self.client.bridge("c2", "GET", "user")
+
+
+if __name__ == "__main__":
+    unittest.main()
