@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Runs every Nexus test suite: installs what is missing (PostgreSQL, Chromium), starts a throwaway PostgreSQL
-# cluster, runs the .NET suites on SQLite and on PostgreSQL, stops the cluster, and ends with one line
-# "N passed, N failed[, N skipped]". Browser screenshots land in artifacts/screenshots/{sqlite,postgres}/.
+# Runs every Nexus test suite: installs what is missing (PostgreSQL, Chromium, and what the SDK suites need), starts a
+# throwaway PostgreSQL cluster, runs the .NET suites on SQLite and on PostgreSQL, stops the cluster, runs each SDK's
+# sdks/<lang>/test.sh (Go, TypeScript, Python; each runs the shared scenario against a fresh Nexus through
+# sdks/scenario/run.sh), and ends with one line "N passed, N failed[, N skipped]" adding up every suite.
+# Browser screenshots land in artifacts/screenshots/{sqlite,postgres}/.
 #
 #   scripts/test.sh                 everything
 #   NEXUS_TEST_ENGINES=sqlite scripts/test.sh    one engine only (sqlite | postgres | "sqlite postgres")
+#   NEXUS_TEST_SKIP_SERVER=1 scripts/test.sh     skip the server suites (no PostgreSQL, no Chromium): the SDKs only
+#   NEXUS_TEST_SDKS="go python" scripts/test.sh  only these SDK suites (go typescript python dotnet; default: all)
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 engines="${NEXUS_TEST_ENGINES:-sqlite postgres}"
+skip_server="${NEXUS_TEST_SKIP_SERVER:-}"
+[ -n "$skip_server" ] && [ "$skip_server" != 0 ] && engines="" || skip_server=""
+sdks="${NEXUS_TEST_SDKS:-go typescript python dotnet}"
 configuration="${NEXUS_TEST_CONFIGURATION:-Release}"
 logs="$root/artifacts/test-logs"
 rm -rf "$logs" "$root/artifacts/screenshots" && mkdir -p "$logs"
@@ -31,14 +38,21 @@ if [[ " $engines " == *" postgres "* ]] && ! pg_find; then
 fi
 
 # The dashboard suites drive Debian's Chromium through Playwright (never a downloaded browser).
-if [ ! -x /usr/bin/chromium ] && [ -z "${NEXUS_CHROMIUM:-}" ]; then
+if [ -z "$skip_server" ] && [ ! -x /usr/bin/chromium ] && [ -z "${NEXUS_CHROMIUM:-}" ]; then
   say "Installing Chromium"
   apt_install chromium || { echo "could not install Chromium"; exit 1; }
 fi
 
 # ---- build once -----------------------------------------------------------------------------------------
 say "Building ($configuration)"
-if ! dotnet build Nexus.slnx -c "$configuration" -nologo -v quiet > "$logs/build.log" 2>&1; then
+# Without the server suites, only what the SDK suites need (the server, the scenario upstream, the .NET SDK tests).
+build_targets=(Nexus.slnx)
+[ -n "$skip_server" ] && build_targets=(src/Nexus.Server sdks/scenario/Upstream tests/Nexus.Sdk.Tests)
+build_ok=1
+for target in "${build_targets[@]}"; do
+  dotnet build "$target" -c "$configuration" -nologo -v quiet >> "$logs/build.log" 2>&1 || build_ok=""
+done
+if [ -z "$build_ok" ]; then
   grep -E "error|Error" "$logs/build.log" | sort -u | head -40
   echo "0 passed, 1 failed"
   exit 1
@@ -109,6 +123,56 @@ for project in tests/*/; do
   [ "$name" = "Nexus.Server.Tests" ] && continue
   [ -f "tests/$name/bin/$configuration/net10.0/$name.dll" ] && run_suite "$name" xunit "$name"
 done
+
+# ---- SDK suites (issue 16): sdks/<lang>/test.sh, each ending with "N passed, N failed[, N skipped]" --------------
+# A suite whose tools cannot be installed, or that prints no such line, counts as one failure.
+run_sdk() { # name
+  local name="$1" log="$logs/sdk-$1.log"
+  say "sdk-$name"
+  (cd "sdks/$name" && bash ./test.sh) > "$log" 2>&1
+  local code=$?
+  local summary
+  summary="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?[[:space:]]*$' | tail -n 1)"
+  if [ -z "$summary" ]; then
+    tail -n 40 "$log"
+    echo "   sdk-$name: no \"N passed, N failed\" line (exit $code)"
+    failed=$((failed + 1))
+    return
+  fi
+  local p f s
+  p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+')
+  f=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+')
+  s=$(grep -oE '[0-9]+ skipped' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${s:-0}))
+  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "   sdk-$name: exit $code"; fi
+  grep -E '^(FAIL|--- FAIL|not ok|✖)' "$log" | head -20 | sed 's/^/   /' || true
+  echo "   $summary"
+}
+
+sdk_wanted() { [[ " $sdks " == *" $1 "* ]] && [ -f "sdks/$1/test.sh" ]; }
+sdk_unavailable() { echo "   sdk-$1: $2"; failed=$((failed + 1)); }
+
+if sdk_wanted go; then
+  if command -v go >/dev/null || { say "Installing golang-go"; apt_install golang-go; }; then run_sdk go
+  else sdk_unavailable go "could not install golang-go"; fi
+fi
+
+if sdk_wanted typescript; then
+  if command -v npm >/dev/null || { say "Installing nodejs, npm"; apt_install nodejs npm; }; then
+    if [ -f sdks/typescript/package-lock.json ] && ! (cd sdks/typescript && npm ci --no-audit --no-fund) > "$logs/sdk-typescript-npm-ci.log" 2>&1; then
+      tail -n 20 "$logs/sdk-typescript-npm-ci.log"; sdk_unavailable typescript "npm ci failed"
+    else
+      run_sdk typescript
+    fi
+  else sdk_unavailable typescript "could not install nodejs and npm"; fi
+fi
+
+if sdk_wanted python; then
+  # Debian's interpreter (the python3 first on PATH may be another one), with the adapters' libraries.
+  if /usr/bin/python3 -c 'import requests, httpx' >/dev/null 2>&1 || { say "Installing python3-requests, python3-httpx"; apt_install python3 python3-requests python3-httpx; }; then
+    run_sdk python
+  else sdk_unavailable python "could not install python3-requests and python3-httpx"; fi
+fi
 
 line="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
