@@ -66,6 +66,21 @@ async function main() {
   }));
   server.close();
 
+  // Against a real Nexus when run through ../scenario/run.sh: a basic_auth connection (credentials from
+  // scenario.json), GET /v1/token with nothing cached, so Nexus does its full read (API key, connection, decrypt).
+  const real = await realNexus();
+  if (real) {
+    rows.push(await measure("cold fetch: GET /v1/token from a real Nexus (SQLite, loopback)", 2_000, async () => {
+      real.nexus.invalidate(real.id);
+      await real.nexus.getCredentials(real.id);
+    }));
+    const burst = await measure("cold fetch: 1,000 concurrent callers on a real Nexus, one GET /v1/token (per batch)", 100, async () => {
+      real.nexus.invalidate(real.id);
+      await Promise.all(Array.from({ length: 1000 }, () => real.nexus.getCredentials(real.id)));
+    });
+    rows.push(burst);
+  }
+
   const table = [
     "| operation | iterations | mean (µs) | p50 (µs) | p99 (µs) |",
     "|---|---:|---:|---:|---:|",
@@ -78,11 +93,13 @@ async function main() {
 
 - date: ${new Date().toISOString().slice(0, 16)}Z
 - machine: ${cpu}, ${os.cpus().length} cores shared with other workers (load average ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")} when the run ended), Node ${process.version}
-- command: \`cd sdks/typescript && npm run build && node build/bench/bench.js --out ../../bench/results/sdk-typescript.md\`
+- command: \`(cd sdks/typescript && npm run build) && sdks/scenario/run.sh node sdks/typescript/build/bench/bench.js --out bench/results/sdk-typescript.md\` (without run.sh: no real-Nexus rows)
 - "apply cached": \`nexus.getCredentials(id)\` answered from the cache plus \`applyCredentials\` on a fresh URL and
   Headers (what \`nexus.fetch(id)\` does before calling fetch). Target: under 50 µs.
-- "cold fetch": \`getCredentials\` with nothing cached, against a loopback node:http server that answers
-  \`GET /v1/token\` with a fixed JSON body (so the figure is the SDK and the HTTP client, not Nexus's own work).
+- "cold fetch … over loopback": \`getCredentials\` with nothing cached, against a loopback node:http server that
+  answers \`GET /v1/token\` with a fixed JSON body (the SDK and the HTTP client, not Nexus's own work).
+- "cold fetch … real Nexus": the same against the Release server that \`../scenario/run.sh\` starts (SQLite), for a
+  basic_auth connection: \`sdks/scenario/run.sh node sdks/typescript/build/bench/bench.js --out …\`.
 
 ${table}
 
@@ -96,6 +113,25 @@ ${table}
 `;
     writeFileSync(out, text);
   }
+}
+
+async function realNexus(): Promise<{ nexus: Nexus; id: string } | undefined> {
+  const scenarioPath = process.env["NEXUS_SCENARIO"];
+  const baseUrl = process.env["NEXUS_URL"];
+  const admin = process.env["NEXUS_ADMIN_API_KEY"];
+  if (!scenarioPath || !baseUrl || !admin) {
+    return undefined;
+  }
+  const { readFileSync } = await import("node:fs");
+  const scenario = JSON.parse(readFileSync(scenarioPath, "utf8").replaceAll("{nexus}", baseUrl).replaceAll("{upstream}", process.env["NEXUS_SCENARIO_UPSTREAM"] ?? ""));
+  const adminClient = new Nexus({ baseUrl, apiKey: admin });
+  const { api_key: apiKey } = await adminClient.request<{ api_key: string }>("POST", "/v1/admin/api-keys", { body: scenario.api_key });
+  const basic = scenario.providers.find((p: { strategy: string }) => p.strategy === "basic_auth");
+  await adminClient.request("POST", "/v1/providers", { body: basic.registration });
+  const nexus = new Nexus({ baseUrl, apiKey });
+  const { connectionId } = await nexus.requestConnection({ workspaceId: scenario.workspace_id, provider: basic.name, returnUrl: scenario.return_url });
+  await nexus.submitCredentials(connectionId, basic.credentials);
+  return { nexus, id: connectionId };
 }
 
 async function measure(name: string, iterations: number, fn: () => Promise<void>): Promise<Row> {
