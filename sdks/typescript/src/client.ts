@@ -116,6 +116,8 @@ export interface RequestOptions extends CallOptions {
   query?: Record<string, string | number | undefined>;
 }
 
+/** While Nexus cannot be reached, still-valid cached credentials are served this long before the next try. */
+const STALE_RETRY_MS = 5_000;
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
 
@@ -320,7 +322,22 @@ export class Nexus {
   }
 
   async #fetchCredentials(connectionId: string, generation: number): Promise<Credentials> {
-    const response = await this.request<TokenResponse>("GET", `/v1/token/${segment(connectionId)}`, {}, connectionId);
+    let response: TokenResponse;
+    try {
+      response = await this.request<TokenResponse>("GET", `/v1/token/${segment(connectionId)}`, {}, connectionId);
+    } catch (error) {
+      // Nexus unreachable or busy while the cached credentials are due for a fetch but not yet expired: keep using
+      // them for a few seconds (as Nexus itself serves a valid token while the provider is down). Never for
+      // attention_required, not found or any other answer about the connection itself.
+      const stale = this.#cache.get(connectionId);
+      const now = this.#now();
+      const transient = error instanceof UnavailableError || error instanceof RateLimitedError || error instanceof NetworkError || error instanceof TimeoutError;
+      if (transient && stale !== undefined && stale.credentials.expiresAt !== null && now < stale.credentials.expiresAt * 1000) {
+        stale.freshUntil = Math.min(now + STALE_RETRY_MS, stale.credentials.expiresAt * 1000);
+        return stale.credentials;
+      }
+      throw error;
+    }
     const credentials = new Credentials(connectionId, response);
     const now = this.#now();
     let freshUntil: number;
@@ -490,24 +507,8 @@ export class Nexus {
     }
   }
 
-  /** The wait before the next attempt, or undefined when the error must be thrown now. */
   #retryDelay(error: NexusError, attempt: number, idempotent: boolean): number | undefined {
-    const transient = error instanceof RateLimitedError || error instanceof UnavailableError || error instanceof NetworkError;
-    if (!transient || !idempotent || attempt >= this.#retry.maxAttempts) {
-      return undefined;
-    }
-    // Exponential backoff with full jitter, never sooner than Retry-After.
-    const cap = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1));
-    const jittered = this.#random() * cap;
-    const retryAfter = (error as RateLimitedError | UnavailableError).retryAfter;
-    if (retryAfter !== undefined) {
-      const floor = retryAfter * 1000;
-      if (floor > this.#retry.maxRetryAfterMs) {
-        return undefined;
-      }
-      return Math.max(floor, jittered);
-    }
-    return jittered;
+    return retryDelay(error, attempt, idempotent, this.#retry, this.#random);
   }
 
   toString(): string {
@@ -521,6 +522,31 @@ export class Nexus {
   [inspectSymbol](): string {
     return `Nexus { baseUrl: '${this.baseUrl}', apiKey: '${REDACTED}', cachedConnections: ${this.#cache.size} }`;
   }
+}
+
+/**
+ * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: only transient errors
+ * (429, 502/503/504, network) of idempotent requests are retried, up to `maxAttempts`; exponential backoff with
+ * full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than Retry-After (RFC 9110 §10.2.3),
+ * and not at all when Retry-After is longer than `maxRetryAfterMs`. AttentionRequired and the other 4xx are never retried.
+ * @internal
+ */
+export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
+  const transient = error instanceof RateLimitedError || error instanceof UnavailableError || error instanceof NetworkError;
+  if (!transient || !idempotent || attempt >= retry.maxAttempts) {
+    return undefined;
+  }
+  const cap = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
+  const jittered = random() * cap;
+  const retryAfter = error instanceof NetworkError ? undefined : error.retryAfter;
+  if (retryAfter !== undefined) {
+    const floor = retryAfter * 1000;
+    if (floor > retry.maxRetryAfterMs) {
+      return undefined;
+    }
+    return Math.max(floor, jittered);
+  }
+  return jittered;
 }
 
 interface RawConnection {

@@ -387,3 +387,63 @@ test("request() calls other routes, with another key for admin calls", async () 
   const created = await client().request<{ api_key: string }>("POST", "/v1/admin/api-keys", { apiKey: "admin-key", body: { name: "x", workspaces: ["ws"] } });
   assert.equal(created.api_key, "nxk_new");
 });
+
+test("backoff is exponential with full jitter, capped, never before Retry-After, and only for transient errors of idempotent calls", async () => {
+  const { retryDelay } = await import("../src/client.js");
+  const { AttentionRequiredError: Attention, NetworkError: Network, NotFoundError: NotFound, RateLimitedError: Limited, UnavailableError: Unavailable } = await import("../src/errors.js");
+  const retry = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 1_000, maxRetryAfterMs: 10_000 };
+  const unavailable = new Unavailable("x", 503, "refresh_unavailable", undefined, undefined);
+  // Full jitter: a random wait in [0, min(max, base * 2^(n-1))).
+  assert.equal(retryDelay(unavailable, 1, true, retry, () => 0.999), 99.9);
+  assert.equal(retryDelay(unavailable, 2, true, retry, () => 0.5), 100);
+  assert.equal(retryDelay(unavailable, 3, true, retry, () => 1), 400);
+  assert.equal(retryDelay(unavailable, 4, true, retry, () => 1), 800);
+  assert.equal(retryDelay(new Network("x"), 4, true, { ...retry, maxAttempts: 9 }, () => 1), 800);
+  assert.equal(retryDelay(unavailable, 4, true, { ...retry, maxAttempts: 9, maxDelayMs: 500 }, () => 1), 500);
+  assert.equal(retryDelay(unavailable, 1, true, retry, () => 0), 0);
+  // Retry-After is a floor; one longer than maxRetryAfterMs is not waited for.
+  assert.equal(retryDelay(new Limited("x", 429, "rate_limited", undefined, 3), 1, true, retry, () => 1), 3_000);
+  assert.equal(retryDelay(new Limited("x", 429, "rate_limited", undefined, 11), 1, true, retry, () => 1), undefined);
+  // The last attempt, a non-idempotent call, and errors that are not transient: thrown at once.
+  assert.equal(retryDelay(unavailable, 5, true, retry, () => 1), undefined);
+  assert.equal(retryDelay(unavailable, 1, false, retry, () => 1), undefined);
+  assert.equal(retryDelay(new Attention("x", 409, "connection_not_active", undefined, "c", "invalid_grant"), 1, true, retry, () => 1), undefined);
+  assert.equal(retryDelay(new NotFound("x", 404, "not_found"), 1, true, retry, () => 1), undefined);
+});
+
+test("while Nexus is unavailable, cached credentials due for a fetch but not expired are still served; expired ones are not", async () => {
+  const id = newId();
+  let now = 1_700_000_000_000;
+  const expiresAt = now / 1000 + 600;
+  let down = false;
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => {
+    if (down) problem(res, 503, "unavailable", {}, { "Retry-After": "0" });
+    else json(res, 200, bearerToken("tok-1", expiresAt));
+  });
+  const nexus = client({ now: () => now, retry: { maxAttempts: 1 } });
+  await nexus.getCredentials(id);
+  down = true;
+  now = expiresAt * 1000 - 30_000; // within the margin: due for a fetch, still valid
+  assert.equal((await nexus.getCredentials(id)).accessToken, "tok-1");
+  assert.equal(server.count(`GET /v1/token/${id}`), 2);
+  assert.equal((await nexus.getCredentials(id)).accessToken, "tok-1"); // served for a few seconds without asking
+  assert.equal(server.count(`GET /v1/token/${id}`), 2);
+  now = expiresAt * 1000 + 1; // expired: the error surfaces
+  await assert.rejects(nexus.getCredentials(id), UnavailableError);
+});
+
+test("attention_required is never masked by cached credentials", async () => {
+  const id = newId();
+  let now = 1_700_000_000_000;
+  const expiresAt = now / 1000 + 600;
+  let revoked = false;
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => {
+    if (revoked) notActive(res, id, "attention_required", "invalid_grant");
+    else json(res, 200, bearerToken("tok-1", expiresAt));
+  });
+  const nexus = client({ now: () => now });
+  await nexus.getCredentials(id);
+  revoked = true;
+  now = expiresAt * 1000 - 30_000;
+  await assert.rejects(nexus.getCredentials(id), AttentionRequiredError);
+});
