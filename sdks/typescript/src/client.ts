@@ -1,0 +1,706 @@
+import { applyCredentials, isReplayable } from "./apply.js";
+import { Credentials, REDACTED, type TokenResponse } from "./credentials.js";
+import {
+  AttentionRequiredError,
+  ConfigurationError,
+  NetworkError,
+  NexusError,
+  NotActiveError,
+  RateLimitedError,
+  TimeoutError,
+  UnavailableError,
+  errorFromResponse,
+  type Problem,
+} from "./errors.js";
+
+/** A `fetch`-compatible function. */
+export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
+export interface RetryOptions {
+  /** Attempts in all, the first included (default 3). Only idempotent requests are retried. */
+  maxAttempts?: number;
+  /** The first backoff (default 200 ms); it doubles per attempt, with full jitter. */
+  baseDelayMs?: number;
+  /** The largest backoff (default 5 s). */
+  maxDelayMs?: number;
+  /** A `Retry-After` longer than this is not waited for: the error is thrown at once (default 30 s). */
+  maxRetryAfterMs?: number;
+}
+
+export interface NexusOptions {
+  /** Nexus's base URL. Default: the `NEXUS_URL` environment variable (where `process` exists). */
+  baseUrl?: string;
+  /** The API key (`X-API-Key`). Default: the `NEXUS_API_KEY` environment variable (where `process` exists). */
+  apiKey?: string;
+  /** The fetch used for every call, to Nexus and to providers (default: `globalThis.fetch`). */
+  fetch?: FetchLike;
+  /** How long one call to Nexus may take, in milliseconds (default 30 s). */
+  timeoutMs?: number;
+  retry?: RetryOptions;
+  /** Credentials are fetched again this long before they expire (default 60 s; at most half their remaining life). */
+  refreshMarginSeconds?: number;
+  /** How long credentials that do not expire (API keys, Basic, AWS keys) are cached (default 300 s). */
+  maxCacheSeconds?: number;
+  /** The clock, in milliseconds (tests). */
+  now?: () => number;
+  /** A random number in [0, 1) for jitter (tests). */
+  random?: () => number;
+}
+
+/** Per-call options: every call takes an AbortSignal. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/** A connection, as `GET /v1/connections/{id}` describes it (Unix seconds). */
+export interface Connection {
+  connectionId: string;
+  /** `pending`, `active`, `attention_required` or `failed`. */
+  status: string;
+  provider: string;
+  workspaceId: string;
+  scopes: string[];
+  createdAt: number;
+  updatedAt: number;
+  /** Pending: when the consent window closes; active: when the access token expires; null otherwise. */
+  expiresAt: number | null;
+  error: string | null;
+  errorDescription: string | null;
+}
+
+export interface RequestConnectionInput {
+  workspaceId: string;
+  /** The registered provider's name. */
+  provider: string;
+  scopes?: string[];
+  /** Where Nexus sends the user's browser after consent (must be allowed by Nexus's ALLOWED_RETURN_URLS). */
+  returnUrl: string;
+}
+
+export interface RequestConnectionResult {
+  /** Send the user's browser here. */
+  authUrl: string;
+  /** Store this with the user. */
+  connectionId: string;
+}
+
+export interface ListConnectionsInput {
+  workspaceId?: string;
+  status?: string;
+  limit?: number;
+}
+
+export interface WaitOptions extends CallOptions {
+  /** Give up after this long (default 5 minutes): throws TimeoutError. */
+  timeoutMs?: number;
+  /** The first polling interval (default 250 ms); it grows by half each time up to 5 s. */
+  intervalMs?: number;
+}
+
+export interface ConnectionFetchOptions {
+  /**
+   * Send requests through the Nexus Bridge instead of applying the credentials here: the input is then a path
+   * relative to the provider's `api_base_url` (`/repos/x/y`), or an absolute URL whose path and query are used.
+   */
+  bridge?: boolean;
+}
+
+export interface RequestOptions extends CallOptions {
+  /** A JSON body. */
+  body?: unknown;
+  /** Retry on 429/502/503/504 and network errors (default: true for GET, HEAD, OPTIONS, PUT, DELETE). */
+  idempotent?: boolean;
+  /** Use this API key instead of the client's (admin calls with the bootstrap key). */
+  apiKey?: string;
+  /** Query parameters. */
+  query?: Record<string, string | number | undefined>;
+}
+
+/** While Nexus cannot be reached, still-valid cached credentials are served this long before the next try. */
+const STALE_RETRY_MS = 5_000;
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
+
+interface CacheEntry {
+  credentials: Credentials;
+  /** Milliseconds: served from the cache until then. */
+  freshUntil: number;
+}
+
+function env(name: string): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  const value = proc?.env?.[name];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * The Nexus client: connections, credentials (cached, one fetch per connection at a time) and a `fetch` that
+ * applies a connection's credentials to each request.
+ *
+ * ```ts
+ * const nexus = new Nexus();                       // NEXUS_URL, NEXUS_API_KEY
+ * const github = nexus.fetch(connectionId);        // (input, init) => Promise<Response>
+ * const me = await (await github("https://api.github.com/user")).json();
+ * ```
+ */
+export class Nexus {
+  /** Nexus's base URL, without a trailing slash. */
+  readonly baseUrl: string;
+  readonly #apiKey: string;
+  readonly #fetch: FetchLike;
+  readonly #timeoutMs: number;
+  readonly #retry: Required<RetryOptions>;
+  readonly #marginMs: number;
+  readonly #maxCacheMs: number;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #inflight = new Map<string, { generation: number; promise: Promise<Credentials> }>();
+  readonly #generations = new Map<string, number>();
+  readonly #recovering = new Map<string, Promise<Credentials | undefined>>();
+
+  constructor(options: NexusOptions = {}) {
+    const baseUrl = options.baseUrl ?? env("NEXUS_URL");
+    const apiKey = options.apiKey ?? env("NEXUS_API_KEY");
+    if (!baseUrl) {
+      throw new ConfigurationError("Nexus's URL is missing: pass baseUrl or set NEXUS_URL.");
+    }
+    if (!apiKey) {
+      throw new ConfigurationError("The API key is missing: pass apiKey or set NEXUS_API_KEY.");
+    }
+    let parsed: URL;
+    try {
+      parsed = new URL(baseUrl);
+    } catch {
+      throw new ConfigurationError("Nexus's URL is not an absolute http(s) URL.");
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      throw new ConfigurationError("Nexus's URL is not an absolute http(s) URL.");
+    }
+    this.baseUrl = parsed.href.replace(/\/+$/, "");
+    this.#apiKey = apiKey;
+    const f = options.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+    if (!f) {
+      throw new ConfigurationError("No fetch: pass options.fetch on a runtime without globalThis.fetch.");
+    }
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#retry = {
+      maxAttempts: Math.max(1, options.retry?.maxAttempts ?? 3),
+      baseDelayMs: options.retry?.baseDelayMs ?? 200,
+      maxDelayMs: options.retry?.maxDelayMs ?? 5_000,
+      maxRetryAfterMs: options.retry?.maxRetryAfterMs ?? 30_000,
+    };
+    this.#marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+    this.#maxCacheMs = (options.maxCacheSeconds ?? 300) * 1000;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+  }
+
+  // ---- Connections ----
+
+  /** `POST /v1/request-connection`: a pending connection and the URL where the user gives consent. */
+  async requestConnection(input: RequestConnectionInput, options: CallOptions = {}): Promise<RequestConnectionResult> {
+    const body: Record<string, unknown> = { workspace_id: input.workspaceId, provider_name: input.provider, return_url: input.returnUrl };
+    if (input.scopes) {
+      body["scopes"] = input.scopes;
+    }
+    const result = await this.request<{ auth_url: string; connection_id: string }>("POST", "/v1/request-connection", { ...options, body });
+    return { authUrl: result.auth_url, connectionId: result.connection_id };
+  }
+
+  /** `GET /v1/connections/{id}`. Throws NotFoundError for an unknown id (or one outside the key's workspaces). */
+  async getConnection(connectionId: string, options: CallOptions = {}): Promise<Connection> {
+    return toConnection(await this.request<RawConnection>("GET", `/v1/connections/${segment(connectionId)}`, options, connectionId));
+  }
+
+  /** `GET /v1/connections`: newest first. */
+  async listConnections(input: ListConnectionsInput = {}, options: CallOptions = {}): Promise<Connection[]> {
+    const result = await this.request<{ connections: RawConnection[] }>("GET", "/v1/connections", {
+      ...options,
+      query: { workspace_id: input.workspaceId, status: input.status, limit: input.limit },
+    });
+    return result.connections.map(toConnection);
+  }
+
+  /** `DELETE /v1/connections/{id}`: revokes at the provider (best effort) and deletes; the cached credentials go too. */
+  async deleteConnection(connectionId: string, options: CallOptions = {}): Promise<void> {
+    try {
+      await this.request<void>("DELETE", `/v1/connections/${segment(connectionId)}`, options, connectionId);
+    } finally {
+      this.invalidate(connectionId);
+    }
+  }
+
+  /**
+   * Polls the connection until it is `active` and returns it. Throws AttentionRequiredError or NotActiveError when
+   * it ends up `attention_required` or `failed`, TimeoutError when it is still pending after `timeoutMs`.
+   */
+  async waitUntilActive(connectionId: string, options: WaitOptions = {}): Promise<Connection> {
+    const timeoutMs = options.timeoutMs ?? 300_000;
+    const deadline = this.#now() + timeoutMs;
+    let interval = options.intervalMs ?? 250;
+    for (;;) {
+      const connection = await this.getConnection(connectionId, options);
+      switch (connection.status) {
+        case "active":
+          return connection;
+        case "attention_required":
+          throw new AttentionRequiredError(
+            `Connection ${connectionId} needs the user to connect again (attention_required${connection.error ? `: ${connection.error}` : ""}).`,
+            409, "connection_not_active", undefined, connectionId, connection.error ?? undefined);
+        case "pending":
+          break;
+        default:
+          throw new NotActiveError(`Connection ${connectionId} is ${connection.status}, not active${connection.error ? ` (${connection.error})` : ""}.`,
+            409, "connection_not_active", undefined, connectionId, connection.status, connection.error ?? undefined);
+      }
+      const left = deadline - this.#now();
+      if (left <= 0) {
+        throw new TimeoutError(`Connection ${connectionId} was still pending after ${timeoutMs} ms.`);
+      }
+      await sleep(Math.min(interval, left), options.signal);
+      interval = Math.min(interval * 1.5, 5_000);
+    }
+  }
+
+  /**
+   * `POST /v1/refresh/{id}`: refresh now, whatever the expiry; the cached credentials are dropped. Throws
+   * AttentionRequiredError when the provider rejects the grant.
+   */
+  async refresh(connectionId: string, options: CallOptions = {}): Promise<Connection> {
+    this.invalidate(connectionId);
+    try {
+      return toConnection(await this.request<RawConnection>("POST", `/v1/refresh/${segment(connectionId)}`, options, connectionId));
+    } finally {
+      this.invalidate(connectionId);
+    }
+  }
+
+  /** `POST /v1/connections/{id}/credentials`: stores an api_key, basic_auth or aws_sigv4 connection's fields. */
+  async submitCredentials(connectionId: string, fields: Record<string, string>, options: CallOptions = {}): Promise<Connection> {
+    const result = await this.request<RawConnection>("POST", `/v1/connections/${segment(connectionId)}/credentials`, { ...options, body: fields }, connectionId);
+    this.invalidate(connectionId);
+    return toConnection(result);
+  }
+
+  // ---- Credentials ----
+
+  /**
+   * The connection's credentials (`GET /v1/token/{id}`), cached until shortly before they expire. Concurrent
+   * callers of a connection whose credentials are not cached share one fetch. The signal only stops this caller's
+   * wait: the shared fetch goes on for the others (bounded by the client's timeout).
+   */
+  async getCredentials(connectionId: string, options: CallOptions = {}): Promise<Credentials> {
+    const entry = this.#cache.get(connectionId);
+    if (entry !== undefined && this.#now() < entry.freshUntil) {
+      return entry.credentials;
+    }
+    options.signal?.throwIfAborted();
+    const generation = this.#generations.get(connectionId) ?? 0;
+    let flight = this.#inflight.get(connectionId);
+    if (flight === undefined || flight.generation !== generation) {
+      const promise = this.#fetchCredentials(connectionId, generation);
+      flight = { generation, promise };
+      this.#inflight.set(connectionId, flight);
+      const current = flight;
+      const clear = () => {
+        if (this.#inflight.get(connectionId) === current) {
+          this.#inflight.delete(connectionId);
+        }
+      };
+      promise.then(clear, clear);
+    }
+    return options.signal ? raceSignal(flight.promise, options.signal) : flight.promise;
+  }
+
+  /** Drops a connection's cached credentials; the next call fetches them again. */
+  invalidate(connectionId: string): void {
+    this.#generations.set(connectionId, (this.#generations.get(connectionId) ?? 0) + 1);
+    this.#cache.delete(connectionId);
+    this.#inflight.delete(connectionId);
+  }
+
+  async #fetchCredentials(connectionId: string, generation: number): Promise<Credentials> {
+    let response: TokenResponse;
+    try {
+      response = await this.request<TokenResponse>("GET", `/v1/token/${segment(connectionId)}`, {}, connectionId);
+    } catch (error) {
+      // Nexus unreachable or busy while the cached credentials are due for a fetch but not yet expired: keep using
+      // them for a few seconds (as Nexus itself serves a valid token while the provider is down). Never for
+      // attention_required, not found or any other answer about the connection itself.
+      const stale = this.#cache.get(connectionId);
+      const now = this.#now();
+      const transient = error instanceof UnavailableError || error instanceof RateLimitedError || error instanceof NetworkError || error instanceof TimeoutError;
+      if (transient && stale !== undefined && stale.credentials.expiresAt !== null && now < stale.credentials.expiresAt * 1000) {
+        stale.freshUntil = Math.min(now + STALE_RETRY_MS, stale.credentials.expiresAt * 1000);
+        return stale.credentials;
+      }
+      throw error;
+    }
+    const credentials = new Credentials(connectionId, response);
+    const now = this.#now();
+    let freshUntil: number;
+    if (credentials.expiresAt === null) {
+      freshUntil = now + this.#maxCacheMs;
+    } else {
+      const expiresMs = credentials.expiresAt * 1000;
+      freshUntil = expiresMs - Math.min(this.#marginMs, Math.max(0, (expiresMs - now) / 2));
+    }
+    // A fetch that an invalidation overtook (a forced refresh, a delete) is handed to its callers but not cached.
+    if ((this.#generations.get(connectionId) ?? 0) === generation) {
+      this.#cache.set(connectionId, { credentials, freshUntil });
+    }
+    return credentials;
+  }
+
+  /**
+   * After a provider answered 401 to `stale`: credentials worth one retry, or undefined. Concurrent 401s of one
+   * connection share one recovery; credentials that changed meanwhile are used without another refresh. OAuth
+   * connections are refreshed (`POST /v1/refresh`); the others are fetched again, and retried only if they changed.
+   */
+  async #recover(connectionId: string, stale: Credentials, signal: AbortSignal | undefined): Promise<Credentials | undefined> {
+    const cached = this.#cache.get(connectionId);
+    if (cached !== undefined && !cached.credentials.sameAs(stale)) {
+      return cached.credentials;
+    }
+    let recovery = this.#recovering.get(connectionId);
+    if (recovery === undefined) {
+      recovery = (async () => {
+        if (stale.strategy.type === "oauth2") {
+          try {
+            await this.refresh(connectionId);
+          } catch (error) {
+            // No refresh token: the 401 stands. Anything else (attention_required…) is the caller's to see.
+            if (error instanceof NexusError && error.code === "refresh_not_supported") {
+              return undefined;
+            }
+            throw error;
+          }
+        } else {
+          this.invalidate(connectionId);
+        }
+        const fresh = await this.getCredentials(connectionId);
+        return fresh.sameAs(stale) ? undefined : fresh;
+      })();
+      this.#recovering.set(connectionId, recovery);
+      const current = recovery;
+      const clear = () => {
+        if (this.#recovering.get(connectionId) === current) {
+          this.#recovering.delete(connectionId);
+        }
+      };
+      recovery.then(clear, clear);
+    }
+    return signal ? raceSignal(recovery, signal) : recovery;
+  }
+
+  // ---- The fetch hook ----
+
+  /**
+   * A `fetch` for one connection: each request gets the connection's current credentials (Bearer, API key,
+   * Basic or a SigV4 signature), or goes through the Bridge with `{ bridge: true }`. When the provider answers
+   * 401 and the body can be sent again, the credentials are refreshed once and the request retried once.
+   * Throws the typed errors of {@link getCredentials} (AttentionRequiredError…); the provider's own answers,
+   * errors included, are returned as they are.
+   */
+  fetch(connectionId: string, options: ConnectionFetchOptions = {}): FetchLike {
+    if (!connectionId) {
+      throw new ConfigurationError("A connection id is required.");
+    }
+    return options.bridge
+      ? (input, init) => this.#bridgeFetch(connectionId, input, init)
+      : (input, init) => this.#directFetch(connectionId, input, init);
+  }
+
+  async #directFetch(connectionId: string, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const base = await normalize(input, init);
+    const credentials = await this.getCredentials(connectionId, { signal: base.signal ?? undefined });
+    const response = await this.#sendWith(credentials, base);
+    if (response.status !== 401 || !isReplayable(base.body)) {
+      return response;
+    }
+    const fresh = await this.#recover(connectionId, credentials, base.signal ?? undefined);
+    if (fresh === undefined) {
+      return response;
+    }
+    await response.body?.cancel().catch(() => undefined);
+    return this.#sendWith(fresh, base);
+  }
+
+  async #sendWith(credentials: Credentials, base: NormalizedRequest): Promise<Response> {
+    const request = { method: base.method, url: new URL(base.url), headers: new Headers(base.headers), body: base.body };
+    await applyCredentials(credentials, request);
+    return this.#fetch(request.url, { ...base.init, method: request.method, headers: request.headers, body: request.body ?? null });
+  }
+
+  async #bridgeFetch(connectionId: string, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const base = await normalize(input, init, true);
+    const target = new URL(base.url);
+    const url = `${this.baseUrl}/v1/bridge/${segment(connectionId)}${target.pathname}${target.search}`;
+    const idempotent = IDEMPOTENT.has(base.method) && isReplayable(base.body);
+    for (let attempt = 1; ; attempt++) {
+      const headers = new Headers(base.headers);
+      headers.set("X-API-Key", this.#apiKey);
+      const response = await this.#fetch(url, { ...base.init, method: base.method, headers, body: base.body ?? null });
+      const error = await nexusProblem(response, connectionId);
+      if (error === undefined) {
+        return response;
+      }
+      const delay = this.#retryDelay(error, attempt, idempotent);
+      if (delay === undefined) {
+        throw error;
+      }
+      await sleep(delay, base.signal ?? undefined);
+    }
+  }
+
+  // ---- Calls to Nexus ----
+
+  /**
+   * One call to Nexus's API with the client's key (or `options.apiKey`), timeout and retry rules; answers that are
+   * not 2xx become typed errors. The other methods are built on it; use it for routes they do not cover (admin).
+   */
+  async request<T>(method: string, path: string, options: RequestOptions = {}, connectionId?: string): Promise<T> {
+    const url = new URL(this.baseUrl + path);
+    for (const [name, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) {
+        url.searchParams.set(name, String(value));
+      }
+    }
+    const headers: Record<string, string> = { "X-API-Key": options.apiKey ?? this.#apiKey, Accept: "application/json" };
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.body);
+    }
+    const idempotent = options.idempotent ?? IDEMPOTENT.has(method);
+    for (let attempt = 1; ; attempt++) {
+      let error: NexusError;
+      const signal = withTimeout(options.signal, this.#timeoutMs);
+      try {
+        const response = await this.#fetch(url, { method, headers, body: body ?? null, signal: signal.signal });
+        const text = await response.text();
+        if (response.ok) {
+          return (text.length === 0 ? undefined : JSON.parse(text)) as T;
+        }
+        error = errorFromResponse(response.status, parseProblem(text), response.headers.get("Retry-After"), connectionId, text);
+      } catch (caught) {
+        if (options.signal?.aborted) {
+          throw options.signal.reason;
+        }
+        if (signal.timedOut()) {
+          throw new TimeoutError(`Nexus did not answer ${method} ${url.pathname} within ${this.#timeoutMs} ms.`);
+        }
+        if (caught instanceof SyntaxError) {
+          throw new NexusError(`Nexus answered ${method} ${url.pathname} with a body that is not JSON.`, 0, "invalid_response");
+        }
+        error = new NetworkError(`Nexus could not be reached for ${method} ${url.pathname}.`, { cause: caught });
+      } finally {
+        signal.dispose();
+      }
+      const delay = this.#retryDelay(error, attempt, idempotent);
+      if (delay === undefined) {
+        throw error;
+      }
+      await sleep(delay, options.signal);
+    }
+  }
+
+  #retryDelay(error: NexusError, attempt: number, idempotent: boolean): number | undefined {
+    return retryDelay(error, attempt, idempotent, this.#retry, this.#random);
+  }
+
+  toString(): string {
+    return `Nexus(${this.baseUrl})`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { baseUrl: this.baseUrl, apiKey: REDACTED };
+  }
+
+  [inspectSymbol](): string {
+    return `Nexus { baseUrl: '${this.baseUrl}', apiKey: '${REDACTED}', cachedConnections: ${this.#cache.size} }`;
+  }
+}
+
+/**
+ * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: only transient errors
+ * (429, 502/503/504, network) of idempotent requests are retried, up to `maxAttempts`; exponential backoff with
+ * full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than Retry-After (RFC 9110 §10.2.3),
+ * and not at all when Retry-After is longer than `maxRetryAfterMs`. AttentionRequired and the other 4xx are never retried.
+ * @internal
+ */
+export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
+  const transient = error instanceof RateLimitedError || error instanceof UnavailableError || error instanceof NetworkError;
+  if (!transient || !idempotent || attempt >= retry.maxAttempts) {
+    return undefined;
+  }
+  const cap = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
+  const jittered = random() * cap;
+  const retryAfter = error instanceof NetworkError ? undefined : error.retryAfter;
+  if (retryAfter !== undefined) {
+    const floor = retryAfter * 1000;
+    if (floor > retry.maxRetryAfterMs) {
+      return undefined;
+    }
+    return Math.max(floor, jittered);
+  }
+  return jittered;
+}
+
+interface RawConnection {
+  connection_id: string;
+  status: string;
+  provider: string;
+  workspace_id: string;
+  scopes?: string[];
+  created_at: number;
+  updated_at: number;
+  expires_at?: number | null;
+  error?: string | null;
+  error_description?: string | null;
+}
+
+function toConnection(raw: RawConnection): Connection {
+  return {
+    connectionId: raw.connection_id,
+    status: raw.status,
+    provider: raw.provider,
+    workspaceId: raw.workspace_id,
+    scopes: raw.scopes ?? [],
+    createdAt: raw.created_at,
+    updatedAt: raw.updated_at,
+    expiresAt: raw.expires_at ?? null,
+    error: raw.error ?? null,
+    errorDescription: raw.error_description ?? null,
+  };
+}
+
+function segment(id: string): string {
+  if (!id) {
+    throw new ConfigurationError("A connection id is required.");
+  }
+  return encodeURIComponent(id);
+}
+
+function parseProblem(text: string): Problem | undefined {
+  try {
+    const value = JSON.parse(text);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Problem) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A Bridge answer that is Nexus's own problem (its `type` is `urn:nexus:problem:…`), as a typed error. */
+async function nexusProblem(response: Response, connectionId: string): Promise<NexusError | undefined> {
+  if (response.ok || !(response.headers.get("content-type") ?? "").includes("application/problem+json")) {
+    return undefined;
+  }
+  const text = await response.clone().text();
+  const problem = parseProblem(text);
+  if (!problem || typeof problem.type !== "string" || !problem.type.startsWith("urn:nexus:problem:")) {
+    return undefined;
+  }
+  await response.body?.cancel().catch(() => undefined);
+  return errorFromResponse(response.status, problem, response.headers.get("Retry-After"), connectionId, text);
+}
+
+interface NormalizedRequest {
+  method: string;
+  url: string;
+  headers: Headers;
+  body: BodyInit | null | undefined;
+  signal: AbortSignal | null | undefined;
+  /** The other fetch options (redirect, cache, duplex…), passed through. */
+  init: RequestInit;
+}
+
+async function normalize(input: RequestInfo | URL, init: RequestInit | undefined, relative = false): Promise<NormalizedRequest> {
+  if (typeof Request !== "undefined" && input instanceof Request) {
+    const request = init ? new Request(input, init) : input;
+    // A Request's body is a stream: read it once so that it can be signed and sent again.
+    const body = request.body ? await request.arrayBuffer() : null;
+    return {
+      method: request.method.toUpperCase(),
+      url: request.url,
+      headers: new Headers(request.headers),
+      body,
+      signal: init?.signal ?? request.signal,
+      init: { redirect: request.redirect, signal: init?.signal ?? request.signal },
+    };
+  }
+  const text = input instanceof URL ? input.href : String(input);
+  const url = relative && !/^[a-z][a-z0-9+.-]*:/i.test(text) ? new URL(text.startsWith("/") ? text : "/" + text, "http://bridge.invalid").href : text;
+  return {
+    method: (init?.method ?? "GET").toUpperCase(),
+    url,
+    headers: new Headers(init?.headers),
+    body: init?.body,
+    signal: init?.signal,
+    init: { ...init },
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** The caller's signal combined with a timeout (without AbortSignal.any, which not every edge runtime has). */
+function withTimeout(outer: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; timedOut: () => boolean; dispose: () => void } {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new TimeoutError(`Nexus did not answer within ${timeoutMs} ms.`));
+  }, timeoutMs);
+  const onAbort = () => controller.abort(outer!.reason);
+  if (outer?.aborted) {
+    controller.abort(outer.reason);
+  } else {
+    outer?.addEventListener("abort", onAbort, { once: true });
+  }
+  return {
+    signal: controller.signal,
+    timedOut: () => timedOut,
+    dispose: () => {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
+    },
+  };
+}

@@ -1,0 +1,223 @@
+/**
+ * Typed errors. Every error the SDK throws for a Nexus answer is a {@link NexusError}; the subclasses say what to
+ * do about it. No message, `toString()` or inspection output ever holds a credential or an API key: messages are
+ * built from the problem's `code`, `title` and `detail` (RFC 9457), which Nexus never fills with secrets, and from
+ * connection ids, which are not secrets.
+ */
+
+/** An RFC 9457 problem as Nexus sends it: `type`, `title`, `status`, `detail` and a stable `code`. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  /** The HTTP status, or (on a 409 `connection_not_active`) the connection's status, which Nexus also names `status`. */
+  status?: number | string;
+  detail?: string;
+  code?: string;
+  [extension: string]: unknown;
+}
+
+const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
+
+/** The base class of every error the SDK throws about a Nexus answer or call. */
+export class NexusError extends Error {
+  /** The HTTP status Nexus answered with; 0 when no answer arrived (timeout, network). */
+  readonly status: number;
+  /** The problem's `code` (`not_found`, `connection_not_active`…), or a code of the SDK's own (`timeout`, `network_error`). */
+  readonly code: string;
+  /** The problem body Nexus sent, when there was one. */
+  readonly problem: Problem | undefined;
+
+  constructor(message: string, status: number, code: string, problem?: Problem, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.status = status;
+    this.code = code;
+    this.problem = problem;
+  }
+
+  /** What `util.inspect` (and so `console.log`) shows: the name, message, status and code, nothing else. */
+  [inspectSymbol](): string {
+    return `${this.name}: ${this.message} (status ${this.status}, code ${this.code})\n${stackFrames(this.stack)}`;
+  }
+}
+
+/** 401: the API key is missing, unknown or revoked. */
+export class AuthenticationError extends NexusError {}
+
+/** 403: the API key may not do this (another workspace, `credentials_not_readable`…). */
+export class ForbiddenError extends NexusError {}
+
+/** 404: the connection (or workspace) does not exist, or the API key may not see it (Nexus does not tell them apart). */
+export class NotFoundError extends NexusError {}
+
+/** 400/409/422 and other answers that say the request itself must change; never retried. */
+export class RequestError extends NexusError {}
+
+/**
+ * 409 `connection_not_active` for a connection that is `pending` or `failed`: wait for consent (`pending`) or
+ * request a new connection (`failed`). Never retried automatically.
+ */
+export class NotActiveError extends NexusError {
+  readonly connectionId: string | undefined;
+  /** The connection's status: `pending`, `failed`… */
+  readonly connectionStatus: string;
+  /** Why, when Nexus says (`access_denied`, `expired`…). */
+  readonly reason: string | undefined;
+
+  constructor(message: string, status: number, code: string, problem: Problem | undefined, connectionId: string | undefined, connectionStatus: string, reason: string | undefined) {
+    super(message, status, code, problem);
+    this.connectionId = connectionId;
+    this.connectionStatus = connectionStatus;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The provider rejected the connection's grant (`invalid_grant`: the user revoked access) or its token expired
+ * without a refresh token (`token_expired`): the user must connect again. Never retried automatically.
+ */
+export class AttentionRequiredError extends NexusError {
+  readonly connectionId: string | undefined;
+  /** The provider's error (`invalid_grant`, `token_expired`…), when Nexus says. */
+  readonly reason: string | undefined;
+
+  constructor(message: string, status: number, code: string, problem: Problem | undefined, connectionId: string | undefined, reason: string | undefined) {
+    super(message, status, code, problem);
+    this.connectionId = connectionId;
+    this.reason = reason;
+  }
+}
+
+/** 429: too many requests. `retryAfter` is the `Retry-After` Nexus sent, in seconds. */
+export class RateLimitedError extends NexusError {
+  readonly retryAfter: number | undefined;
+
+  constructor(message: string, status: number, code: string, problem: Problem | undefined, retryAfter: number | undefined) {
+    super(message, status, code, problem);
+    this.retryAfter = retryAfter;
+  }
+}
+
+/**
+ * 502/503/504: Nexus or the provider behind it is unavailable right now (`refresh_unavailable`,
+ * `upstream_unreachable`, `aws_sts_throttled`…). `retryAfter` is the `Retry-After` Nexus sent, in seconds.
+ */
+export class UnavailableError extends NexusError {
+  readonly retryAfter: number | undefined;
+
+  constructor(message: string, status: number, code: string, problem: Problem | undefined, retryAfter: number | undefined) {
+    super(message, status, code, problem);
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** Nexus did not answer in time (the client's `timeoutMs`, or `waitUntilActive`'s timeout). */
+export class TimeoutError extends NexusError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 0, "timeout", undefined, options);
+  }
+}
+
+/** Nexus could not be reached (connection refused, reset, DNS). */
+export class NetworkError extends NexusError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 0, "network_error", undefined, options);
+  }
+}
+
+/** The client is missing its configuration (`NEXUS_URL`, `NEXUS_API_KEY`) or got an argument it cannot use. */
+export class ConfigurationError extends NexusError {
+  constructor(message: string) {
+    super(message, 0, "configuration_error");
+  }
+}
+
+/** Parses `Retry-After` (delta seconds or an HTTP date, RFC 9110 §10.2.3) into seconds. */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {
+  if (value === null || value.trim() === "") {
+    return undefined;
+  }
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) {
+    return Number(trimmed);
+  }
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+/**
+ * Builds the typed error for a Nexus answer that is not a success. `connectionId` is the id the call was about,
+ * used when the problem does not carry one.
+ */
+export function errorFromResponse(status: number, problem: Problem | undefined, retryAfterHeader: string | null, connectionId?: string, rawBody?: string): NexusError {
+  const code = typeof problem?.code === "string" ? problem.code : statusCode(status);
+  const describe = (fallback: string) => describeProblem(problem, fallback);
+  const retryAfter = parseRetryAfter(retryAfterHeader);
+  if (status === 409 && code === "connection_not_active") {
+    // The problem carries both the HTTP status (a number) and the connection's status (a string) under "status";
+    // whichever JSON.parse kept, the string is also looked for in the raw body.
+    const connStatus = typeof problem?.status === "string" ? problem.status : connectionStatusIn(rawBody) ?? "unknown";
+    const id = typeof problem?.["connection_id"] === "string" ? String(problem["connection_id"]) : connectionId;
+    const reason = typeof problem?.["error"] === "string" ? String(problem["error"]) : undefined;
+    if (connStatus === "attention_required") {
+      return new AttentionRequiredError(
+        `Connection ${id ?? "(unknown)"} needs the user to connect again (attention_required${reason ? `: ${reason}` : ""}).`,
+        status, code, problem, id, reason);
+    }
+    return new NotActiveError(
+      `Connection ${id ?? "(unknown)"} is ${connStatus}, not active${reason ? ` (${reason})` : ""}.`,
+      status, code, problem, id, connStatus, reason);
+  }
+  switch (status) {
+    case 401:
+      return new AuthenticationError(describe("A valid API key is required."), status, code, problem);
+    case 403:
+      return new ForbiddenError(describe("This API key may not do that."), status, code, problem);
+    case 404:
+      return new NotFoundError(describe(connectionId ? `Connection ${connectionId} was not found.` : "Not found."), status, code, problem);
+    case 429:
+      return new RateLimitedError(describe("Too many requests."), status, code, problem, retryAfter);
+    case 502:
+    case 503:
+    case 504:
+      return new UnavailableError(describe("Nexus or the provider is unavailable."), status, code, problem, retryAfter);
+    default:
+      if (status >= 500) {
+        return new UnavailableError(describe("Nexus failed to answer."), status, code, problem, retryAfter);
+      }
+      return new RequestError(describe(`Nexus refused the request (HTTP ${status}).`), status, code, problem);
+  }
+}
+
+function connectionStatusIn(rawBody: string | undefined): string | undefined {
+  const match = rawBody ? /"status"\s*:\s*"([a-z_]+)"/.exec(rawBody) : null;
+  return match ? match[1] : undefined;
+}
+
+function describeProblem(problem: Problem | undefined, fallback: string): string {
+  if (!problem) {
+    return fallback;
+  }
+  const title = typeof problem.title === "string" && problem.title ? problem.title : fallback;
+  const detail = typeof problem.detail === "string" && problem.detail ? ` ${problem.detail}` : "";
+  const code = typeof problem.code === "string" ? ` [${problem.code}]` : "";
+  return `${title}${detail}${code}`;
+}
+
+function statusCode(status: number): string {
+  switch (status) {
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 429: return "rate_limited";
+    default: return status >= 500 ? "unavailable" : `http_${status}`;
+  }
+}
+
+function stackFrames(stack: string | undefined): string {
+  if (!stack) {
+    return "";
+  }
+  const lines = stack.split("\n");
+  return lines.filter((line) => line.trimStart().startsWith("at ")).join("\n");
+}
