@@ -51,7 +51,7 @@ internal static class AccountEndpoints
     public static IResult CsrfRejected(HttpContext context) =>
         Error(context, "Form expired", "This form could not be verified (missing or stale security token). Go back, reload the page and try again.");
 
-    private static IResult Home(HttpContext context, NexusOptions options)
+    private static IResult Home(HttpContext context)
     {
         if (context.User.Identity?.IsAuthenticated != true)
         {
@@ -61,7 +61,7 @@ internal static class AccountEndpoints
                 """);
         }
 
-        var admin = context.User.IsSystemAdmin(options) ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>" : "";
+        var admin = context.User.IsSystemAdmin() ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>" : "";
         return Page(context, "Home", $"""
             <section class="card"><h1>Signed in</h1><p>You are signed in as <strong>{E(context.User.Identity.Name)}</strong>.</p>{admin}
             <div class="actions"><a class="button secondary" href="/account/applications">Authorized applications</a></div></section>
@@ -70,7 +70,7 @@ internal static class AccountEndpoints
 
     private static async Task<IResult> SignInPageAsync(HttpContext context, string? returnUrl, string? error, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct, int status = 200)
     {
-        returnUrl = IsLocalUrl(returnUrl) ? returnUrl : "/";
+        returnUrl = LocalUrlOrHome(returnUrl);
         var signUp = await settings.IsSignUpEnabledAsync(ct) ? $"""<p class="muted">New here? <a href="/account/signup?returnUrl={E(Uri.EscapeDataString(returnUrl!))}">Create an account</a></p>""" : "";
         var external = upstream.IsConfigured
             ? $"""<p><a class="button secondary" href="{UpstreamSignIn.StartPath}?returnUrl={E(Uri.EscapeDataString(returnUrl!))}">Sign in with {E(upstream.DisplayName)}</a></p>"""
@@ -86,7 +86,7 @@ internal static class AccountEndpoints
             """, status);
     }
 
-    private static async Task<IResult> SignInAsync(HttpContext context, SignInManager<NexusUser> signIn, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct)
+    private static async Task<IResult> SignInAsync(HttpContext context, PasswordSignIn signIn, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct)
     {
         var form = await ReadProtectedFormAsync(context);
         if (form is null)
@@ -100,15 +100,19 @@ internal static class AccountEndpoints
             return await SignInPageAsync(context, returnUrl, "Enter your email and password.", settings, upstream, ct, 400);
         }
 
-        var result = await signIn.PasswordSignInAsync(email, password, isPersistent: false, lockoutOnFailure: true);
-        if (result.Succeeded)
+        var (outcome, retryAfter) = await signIn.SignInAsync(context, email, password);
+        switch (outcome)
         {
-            return Results.Redirect(IsLocalUrl(returnUrl) ? returnUrl : "/");
+            case PasswordSignInOutcome.SignedIn:
+                return Results.Redirect(LocalUrlOrHome(returnUrl));
+            case PasswordSignInOutcome.Throttled:
+                var minutes = (int)Math.Ceiling(retryAfter.TotalMinutes);
+                context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return await SignInPageAsync(context, returnUrl, $"Too many failed sign-ins from your network. Try again in {minutes} minute{(minutes == 1 ? "" : "s")}.", settings, upstream, ct, 429);
+            default:
+                // A locked account, an unknown email and a wrong password get the same answer (no account enumeration).
+                return await SignInPageAsync(context, returnUrl, "Wrong email or password.", settings, upstream, ct, 401);
         }
-
-        return result.IsLockedOut
-            ? await SignInPageAsync(context, returnUrl, "This account is locked after too many failed attempts. Try again in 15 minutes.", settings, upstream, ct, 423)
-            : await SignInPageAsync(context, returnUrl, "Wrong email or password.", settings, upstream, ct, 401);
     }
 
     private static async Task<IResult> SignUpPageAsync(HttpContext context, string? returnUrl, DeploymentSettings settings, CancellationToken ct) =>
@@ -123,7 +127,7 @@ internal static class AccountEndpoints
         return Page(context, "Create an account", $"""
             <section class="card narrow"><h1>Create your Nexus account</h1>{message}
             <form method="post" action="/account/signup">{AntiforgeryField(context)}
-            <input type="hidden" name="returnUrl" value="{E(IsLocalUrl(returnUrl) ? returnUrl : "/")}">
+            <input type="hidden" name="returnUrl" value="{E(LocalUrlOrHome(returnUrl))}">
             <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required autofocus>
             <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="new-password" minlength="10" required aria-describedby="password-help">
             <p id="password-help" class="muted">At least 10 characters.</p>
@@ -153,14 +157,26 @@ internal static class AccountEndpoints
         }
 
         await signIn.SignInAsync(user, isPersistent: false);
-        return Results.Redirect(IsLocalUrl(returnUrl) ? returnUrl : "/");
+        return Results.Redirect(LocalUrlOrHome(returnUrl));
     }
 
-    private static async Task<IResult> SignOutAsync(HttpContext context, SignInManager<NexusUser> signIn)
+    private static async Task<IResult> SignOutAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
     {
         if (await ReadProtectedFormAsync(context) is null)
         {
             return CsrfRejected(context);
+        }
+
+        // A new security stamp ends the session on the server: a copy of the cookie taken before is refused from now
+        // on (SessionValidator), on every device this account is signed in on.
+        if (UserAccounts.CurrentUserId(context) is { } userId && await users.FindByIdAsync(userId) is { } user)
+        {
+            if (!(await users.UpdateSecurityStampAsync(user)).Succeeded && await users.FindByIdAsync(userId) is { } fresh)
+            {
+                await users.UpdateSecurityStampAsync(fresh);
+            }
+
+            sessions.Invalidate(userId);
         }
 
         await signIn.SignOutAsync();

@@ -24,6 +24,8 @@ internal static class AccountsExtensions
                 o.LogoutPath = "/account/signout";
                 o.ExpireTimeSpan = TimeSpan.FromHours(12);
                 o.SlidingExpiration = true;
+                // Every request checks the cookie against the account (sign-out ends it) and reads the role from it.
+                o.Events.OnValidatePrincipal = context => context.HttpContext.RequestServices.GetRequiredService<SessionValidator>().ValidateAsync(context);
             }));
         services.AddAuthorization();
         services.AddIdentityCore<NexusUser>(o =>
@@ -51,6 +53,12 @@ internal static class AccountsExtensions
             o.FormFieldName = "__csrf";
         });
         services.AddScoped<UserStore>();
+        services.AddScoped<PasswordSignIn>();
+        services.AddSingleton<SignInLimiter>();
+        services.AddSingleton<SessionValidator>();
+        services.AddSingleton<Administrators>();
+        // After the vault exists; creates the secret-hashing key itself if it runs first.
+        services.AddSingleton<IStartupStep, SetupTokenStartup>();
         services.AddSingleton<DeploymentSettings>();
         services.AddSingleton(DataProtectionKeyRepository.Column);
         services.AddSingleton<DataProtectionKeyRepository>();
@@ -71,6 +79,7 @@ internal static class AccountsExtensions
         app.UseAuthorization();
         app.MapAccountPages();
         app.MapUpstreamSignIn();
+        app.MapSetup();
         var admin = app.MapAdminGroup();
         admin.MapUsersAdmin();
         return app;

@@ -4,11 +4,20 @@ using Nexus.Server.Data;
 namespace Nexus.Server.Accounts;
 
 /// <summary>Settings an admin changes at run time (stored in the database, shared by every instance).</summary>
-internal sealed class DeploymentSettings(NexusDatabase db, TimeProvider time)
+internal sealed class DeploymentSettings(NexusDatabase db, TimeProvider time, IHostEnvironment environment)
 {
     public const string SignUpEnabled = "sign_up_enabled";
 
-    public async Task<bool> IsSignUpEnabledAsync(CancellationToken ct) => await GetAsync(SignUpEnabled, ct) != "false";
+    /// <summary>
+    /// Self-service sign-up. Until an administrator decides, it is closed in Production (a fresh deployment on the
+    /// internet does not take accounts from strangers) and open elsewhere (development, tests).
+    /// </summary>
+    public async Task<bool> IsSignUpEnabledAsync(CancellationToken ct) => await GetAsync(SignUpEnabled, ct) switch
+    {
+        "true" => true,
+        "false" => false,
+        _ => !environment.IsProduction(),
+    };
 
     public async Task<string?> GetAsync(string name, CancellationToken ct)
     {

@@ -15,4 +15,7 @@ internal sealed class NexusUser
     public DateTimeOffset? LockoutEnd { get; set; }
     public int AccessFailedCount { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>Read from the row; changed only through <see cref="Administrators"/>.</summary>
+    public bool IsSystemAdmin { get; set; }
 }

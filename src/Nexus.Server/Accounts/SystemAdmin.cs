@@ -1,13 +1,16 @@
 using System.Security.Claims;
-using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Accounts;
 
-/// <summary>The account whose email equals SUPERUSER_EMAIL administers the deployment.</summary>
+/// <summary>
+/// Whether the signed-in person administers the deployment. The claim is added on each request by
+/// <see cref="SessionValidator"/> from the account's stored role (see <see cref="Administrators"/>); an email
+/// address, SUPERUSER_EMAIL included, never makes anyone an administrator.
+/// </summary>
 internal static class SystemAdmin
 {
-    public static bool IsSystemAdmin(this ClaimsPrincipal user, NexusOptions options) =>
-        user.Identity?.IsAuthenticated == true
-        && !string.IsNullOrWhiteSpace(options.SuperuserEmail)
-        && string.Equals(user.FindFirstValue(ClaimTypes.Email), options.SuperuserEmail.Trim(), StringComparison.OrdinalIgnoreCase);
+    public const string ClaimType = "nexus:system_admin";
+
+    public static bool IsSystemAdmin(this ClaimsPrincipal user) =>
+        user.Identity?.IsAuthenticated == true && user.HasClaim(ClaimType, "true");
 }

@@ -15,6 +15,9 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
 {
     private const string Columns = "id, email, normalized_email, email_confirmed, display_name, password_hash, security_stamp, concurrency_stamp, lockout_enabled, lockout_end, access_failed_count, created_at";
 
+    // is_admin is read with the row but written only by Administrators, never by Identity's UpdateAsync.
+    private const string SelectColumns = Columns + ", is_admin";
+
     private sealed class Row
     {
         public string Id { get; init; } = "";
@@ -30,6 +33,8 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
         public long AccessFailedCount { get; init; }
         public long CreatedAt { get; init; }
 
+        public long IsAdmin { get; init; }
+
         public NexusUser ToUser() => new()
         {
             Id = Id,
@@ -44,6 +49,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
             LockoutEnd = LockoutEnd is { } l ? DateTimeOffset.FromUnixTimeMilliseconds(l) : null,
             AccessFailedCount = (int)AccessFailedCount,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
+            IsSystemAdmin = IsAdmin != 0,
         };
     }
 
@@ -123,14 +129,14 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
     private async Task<NexusUser?> FindAsync(string where, string value, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition($"SELECT {Columns} FROM users WHERE {where}", new { value }, cancellationToken: ct));
+        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition($"SELECT {SelectColumns} FROM users WHERE {where}", new { value }, cancellationToken: ct));
         return row?.ToUser();
     }
 
     public async Task<IReadOnlyList<NexusUser>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        return (await connection.QueryAsync<Row>(new CommandDefinition($"SELECT {Columns} FROM users ORDER BY created_at", cancellationToken: ct))).Select(r => r.ToUser()).ToList();
+        return (await connection.QueryAsync<Row>(new CommandDefinition($"SELECT {SelectColumns} FROM users ORDER BY created_at", cancellationToken: ct))).Select(r => r.ToUser()).ToList();
     }
 
     // The user name is the email: one identifier for people to remember.

@@ -16,6 +16,11 @@ internal static class UsersAdminEndpoints
     {
         admin.MapPost("/users", CreateAsync).WithTags("Users");
         admin.MapGet("/users", ListAsync).WithTags("Users");
+        // The bootstrap API_KEY makes (or unmakes) a system administrator; an email address never does.
+        admin.MapPost("/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
+            SetAdminAsync(id, true, store, administrators, time, ct)).WithTags("Users");
+        admin.MapDelete("/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
+            SetAdminAsync(id, false, store, administrators, time, ct)).WithTags("Users");
         admin.MapGet("/settings", async (DeploymentSettings settings, CancellationToken ct) =>
             TypedResults.Ok(new { sign_up_enabled = await settings.IsSignUpEnabledAsync(ct) })).WithTags("Settings");
         admin.MapPatch("/settings", async (HttpRequest request, DeploymentSettings settings, CancellationToken ct) =>
@@ -35,7 +40,17 @@ internal static class UsersAdminEndpoints
         }).WithTags("Settings");
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, UserManager<NexusUser> users, NexusOptions options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> SetAdminAsync(string id, bool admin, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct)
+    {
+        if (id.Length > 64 || !await administrators.SetAsync(id, admin, "the admin API", ct) || await store.FindByIdAsync(id, ct) is not { } user)
+        {
+            return Problems.NotFound("User");
+        }
+
+        return TypedResults.Ok(ToResponse(user, time));
+    }
+
+    private static async Task<IResult> CreateAsync(HttpRequest request, UserManager<NexusUser> users, TimeProvider time, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<CreateUserRequest>(request, ct);
         if (error is not null)
@@ -63,14 +78,11 @@ internal static class UsersAdminEndpoints
             await users.UpdateAsync(user);
         }
 
-        return TypedResults.Created($"/v1/admin/users/{user.Id}", ToResponse(user, options, time));
+        return TypedResults.Created($"/v1/admin/users/{user.Id}", ToResponse(user, time));
     }
 
-    private static async Task<IResult> ListAsync(UserStore store, NexusOptions options, TimeProvider time, CancellationToken ct) =>
-        TypedResults.Ok(new { users = (await store.ListAsync(ct)).Select(u => ToResponse(u, options, time)) });
+    private static async Task<IResult> ListAsync(UserStore store, TimeProvider time, CancellationToken ct) =>
+        TypedResults.Ok(new { users = (await store.ListAsync(ct)).Select(u => ToResponse(u, time)) });
 
-    private static UserResponse ToResponse(NexusUser u, NexusOptions options, TimeProvider time) => new(
-        u.Id, u.Email, u.DisplayName,
-        string.Equals(u.Email, options.SuperuserEmail?.Trim(), StringComparison.OrdinalIgnoreCase),
-        u.LockoutEnd > time.GetUtcNow(), u.CreatedAt);
+    private static UserResponse ToResponse(NexusUser u, TimeProvider time) => new(u.Id, u.Email, u.DisplayName, u.IsSystemAdmin, u.LockoutEnd > time.GetUtcNow(), u.CreatedAt);
 }

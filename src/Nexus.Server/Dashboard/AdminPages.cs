@@ -27,7 +27,7 @@ internal static class AdminPages
             return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(context.Request.Path + context.Request.QueryString)}");
         }
 
-        return context.User.IsSystemAdmin(context.RequestServices.GetRequiredService<NexusOptions>())
+        return context.User.IsSystemAdmin()
             ? null
             : Error(context, "Administrators only", "Site management is for the system administrator of this deployment.", StatusCodes.Status403Forbidden);
     }

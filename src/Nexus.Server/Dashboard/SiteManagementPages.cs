@@ -209,10 +209,9 @@ internal static class SiteManagementPages
             return denied;
         }
 
-        var options = context.RequestServices.GetRequiredService<NexusOptions>();
         var now = context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
         var rows = (await users.ListAsync(ct)).Select(u => $"""
-            <tr><td>{E(u.Email)}{(string.Equals(u.Email, options.SuperuserEmail, StringComparison.OrdinalIgnoreCase) ? " <span class=\"status active\">admin</span>" : "")}</td>
+            <tr><td>{E(u.Email)}{(u.IsSystemAdmin ? " <span class=\"status active\">admin</span>" : "")}</td>
             <td>{E(u.DisplayName)}</td><td>{u.CreatedAt:yyyy-MM-dd}</td><td>{(u.LockoutEnd > now ? "<span class=\"status failed\">locked</span>" : "")}</td></tr>
             """);
         var signUp = await settings.IsSignUpEnabledAsync(ct);

@@ -34,7 +34,7 @@ internal static class Html
         headers.CacheControl = "no-cache, no-store";
         headers.Pragma = "no-cache";
         var user = context.User.Identity?.IsAuthenticated == true ? context.User.FindFirst(System.Security.Claims.ClaimTypes.Email)?.Value : null;
-        var isAdmin = user is not null && Accounts.SystemAdmin.IsSystemAdmin(context.User, context.RequestServices.GetRequiredService<NexusOptions>());
+        var isAdmin = user is not null && Accounts.SystemAdmin.IsSystemAdmin(context.User);
         var page = new StringBuilder()
             .Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")
             .Append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
@@ -61,7 +61,34 @@ internal static class Html
     public static IResult Error(HttpContext context, string title, string message, int status = StatusCodes.Status400BadRequest) =>
         Page(context, title, $"<section class=\"card\"><h1>{E(title)}</h1><p role=\"alert\">{E(message)}</p><p><a href=\"/\">Back to Nexus</a></p></section>", status);
 
-    /// <summary>Only same-site paths may be a post-sign-in destination, never another origin.</summary>
-    public static bool IsLocalUrl(string? url) =>
-        !string.IsNullOrEmpty(url) && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\')) && !url.Contains('\n', StringComparison.Ordinal) && !url.Contains('\r', StringComparison.Ordinal);
+    /// <summary>
+    /// Only same-site paths may be a post-sign-in destination, never another origin. Browsers drop tabs and
+    /// newlines from a URL and read a backslash as a slash (WHATWG URL §4.4), so "/\t/evil.example" and
+    /// "/\\evil.example" both mean "//evil.example", another host. So: a path that starts with one "/", followed
+    /// by anything but "/" or "\\", made of printable ASCII only (no control character, space, backslash or
+    /// non-ASCII; a path that needs those sends them percent-encoded), and that still resolves to this origin.
+    /// </summary>
+    public static bool IsLocalUrl(string? url)
+    {
+        if (string.IsNullOrEmpty(url) || url.Length > 2048 || url[0] != '/' || (url.Length > 1 && url[1] is '/' or '\\'))
+        {
+            return false;
+        }
+
+        foreach (var c in url)
+        {
+            if (c is <= ' ' or >= '\u007f' or '\\')
+            {
+                return false;
+            }
+        }
+
+        // Belt and braces: what a browser would resolve it to stays on this origin.
+        return Uri.TryCreate(LocalOrigin, url, out var resolved) && resolved.Authority == LocalOrigin.Authority && resolved.Scheme == LocalOrigin.Scheme;
+    }
+
+    /// <summary>The destination to redirect to: <paramref name="url"/> when it is local, otherwise the home page.</summary>
+    public static string LocalUrlOrHome(string? url) => IsLocalUrl(url) ? url! : "/";
+
+    private static readonly Uri LocalOrigin = new("http://nexus.invalid/");
 }

@@ -6,7 +6,8 @@ namespace Nexus.Server.Hosting;
 
 /// <summary>
 /// Maintenance commands share the server's configuration, so they always act on the same database and keys:
-/// <c>Nexus.Server migrate</c>, <c>Nexus.Server keys reencrypt</c>, <c>Nexus.Server keys rotate-signing</c>.
+/// <c>Nexus.Server migrate</c>, <c>Nexus.Server keys reencrypt</c>, <c>Nexus.Server keys rotate-signing</c>,
+/// <c>Nexus.Server users promote EMAIL</c>, <c>Nexus.Server users demote EMAIL</c>.
 /// Without a command, the server runs.
 /// </summary>
 internal static class NexusCommands
@@ -17,6 +18,8 @@ internal static class NexusCommands
           migrate               apply pending database migrations and exit
           keys reencrypt        re-encrypt every stored secret under ENCRYPTION_KEY (after a key rotation)
           keys rotate-signing   start signing tokens with new keys; old keys stay published for the overlap window
+          users promote EMAIL   make the account with this email a system administrator
+          users demote EMAIL    withdraw the system administrator role from this account
         """;
 
     public static async Task<int> RunNexusAsync(this WebApplication app, string[] args)
@@ -43,6 +46,9 @@ internal static class NexusCommands
                     var keys = await app.Services.GetRequiredService<SigningKeyStore>().RotateAsync();
                     Console.WriteLine($"Now signing with {string.Join(", ", keys.Select(k => $"{k.Alg} {k.Kid}"))}. Running instances pick the keys up within Nexus:SigningKeyRefreshSeconds.");
                     return 0;
+                case var _ when command.Split(' ') is ["users", ("promote" or "demote") and var verb, var email]:
+                    await InitializeAsync(app);
+                    return await SetAdministratorAsync(app, email, verb == "promote");
                 case "help":
                     Console.WriteLine(Usage);
                     return 0;
@@ -67,6 +73,21 @@ internal static class NexusCommands
             await Console.Error.WriteLineAsync("Nexus cannot start: a stored secret could not be decrypted. " + e.Message);
             return 1;
         }
+    }
+
+    private static async Task<int> SetAdministratorAsync(WebApplication app, string email, bool admin)
+    {
+        using var scope = app.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Accounts.NexusUser>>();
+        if (await users.FindByEmailAsync(email) is not { } user)
+        {
+            await Console.Error.WriteLineAsync($"No account has the email '{email}'. Create it first (sign up, or POST /v1/admin/users).");
+            return 1;
+        }
+
+        await scope.ServiceProvider.GetRequiredService<Accounts.Administrators>().SetAsync(user.Id, admin, "the command line", CancellationToken.None);
+        Console.WriteLine(admin ? $"{user.Email} is a system administrator." : $"{user.Email} is no longer a system administrator.");
+        return 0;
     }
 
     private static Task InitializeAsync(WebApplication app)

@@ -3,7 +3,7 @@ namespace Nexus.Server.Hosting;
 /// <summary>
 /// Deployment settings. Every property can come from appsettings.json (section "Nexus"), from
 /// <c>Nexus__Property</c> environment variables, or, for the names the product documents use, from the
-/// plain variables BASE_URL, API_KEY, SUPERUSER_EMAIL, DATABASE_URL, ENCRYPTION_KEY and PREVIOUS_ENCRYPTION_KEYS.
+/// plain variables BASE_URL, API_KEY, SUPERUSER_EMAIL, SETUP_TOKEN, DATABASE_URL, ENCRYPTION_KEY and PREVIOUS_ENCRYPTION_KEYS.
 /// </summary>
 internal sealed class NexusOptions
 {
@@ -18,8 +18,25 @@ internal sealed class NexusOptions
     /// <summary>Bootstrap key for the admin API (sent as X-API-Key). Unset disables the admin API.</summary>
     public string? ApiKey { get; set; }
 
-    /// <summary>Email of the first system administrator.</summary>
+    /// <summary>
+    /// Optional: the only account allowed to use the setup token at /setup. It grants nothing by itself; the
+    /// administrator is whoever the operator makes one (setup token, API_KEY, or <c>users promote</c>).
+    /// </summary>
     public string? SuperuserEmail { get; set; }
+
+    /// <summary>
+    /// Optional one-time token for /setup while no administrator exists (at least 16 characters). Unset: Nexus
+    /// generates one at start and writes it to standard output.
+    /// </summary>
+    public string? SetupToken { get; set; }
+
+    /// <summary>How long an instance may trust its cached copy of an account's session stamp and role.</summary>
+    public int SessionCheckSeconds { get; set; } = 5;
+
+    /// <summary>Failed sign-ins allowed per source address within the window, across all accounts.</summary>
+    public int FailedSignInLimit { get; set; } = 20;
+
+    public int FailedSignInWindowSeconds { get; set; } = 900;
 
     /// <summary>PostgreSQL URL (postgres://user:pass@host:port/db) or Npgsql connection string; unset means SQLite.</summary>
     public string? DatabaseUrl { get; set; }

@@ -12,6 +12,7 @@ internal sealed class NexusOptionsSetup(IConfiguration configuration) : IConfigu
         options.BaseUrl = configuration["BASE_URL"] ?? options.BaseUrl;
         options.ApiKey = configuration["API_KEY"] ?? options.ApiKey;
         options.SuperuserEmail = configuration["SUPERUSER_EMAIL"] ?? options.SuperuserEmail;
+        options.SetupToken = configuration["SETUP_TOKEN"] ?? options.SetupToken;
         options.DatabaseUrl = configuration["DATABASE_URL"] ?? options.DatabaseUrl;
         options.EncryptionKey = configuration["ENCRYPTION_KEY"] ?? options.EncryptionKey;
         options.PreviousEncryptionKeys = configuration["PREVIOUS_ENCRYPTION_KEYS"] ?? options.PreviousEncryptionKeys;
@@ -48,6 +49,16 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
         if (o.ApiKey is { Length: > 0 and < 16 })
         {
             errors.Add("API_KEY is too short to be safe: use at least 16 characters, e.g. the output of: openssl rand -base64 32");
+        }
+
+        if (o.SetupToken is { Length: > 0 and < 16 })
+        {
+            errors.Add("SETUP_TOKEN is too short to be safe: use at least 16 characters, e.g. the output of: openssl rand -base64 32");
+        }
+
+        if (o.SessionCheckSeconds is < 0 or > 60)
+        {
+            errors.Add("Nexus:SessionCheckSeconds must be between 0 and 60.");
         }
 
         if (o.AccessTokenSigningAlgorithm is not ("ES256" or "RS256"))

@@ -17,6 +17,8 @@ internal sealed class SecretHasher : IDisposable
     // a large part of its cost in the profile of the Bridge, and every gateway request hashes an API key.
     private ThreadLocal<HMACSHA256>? macs;
 
+    public bool IsInitialized => macs is not null;
+
     public void Initialize(byte[] hashKey)
     {
         macs = new ThreadLocal<HMACSHA256>(() => new HMACSHA256(hashKey));

@@ -70,13 +70,23 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
 
         // The fifth failure locks the account.
         await attacker.SignInAsync(email, "wrong password 5");
-        Assert.Contains("locked", attacker.LastPage);
+        Assert.Contains("Wrong email or password", attacker.LastPage);
 
-        // Even the right password is refused while the account is locked.
+        // Even the right password is refused while the account is locked, and the answer is the one a wrong password
+        // or an unknown email gets: an attacker cannot tell a locked account (or that it exists) from the answer.
         await attacker.SignInAsync(email, Password);
-        Assert.Equal((HttpStatusCode)423, attacker.LastStatus);
-        Assert.Contains("locked", attacker.LastPage);
+        Assert.Equal(HttpStatusCode.Unauthorized, attacker.LastStatus);
+        var locked = Alert(attacker.LastPage);
+        await attacker.SignInAsync(NewEmail(), Password);
+        Assert.Equal(HttpStatusCode.Unauthorized, attacker.LastStatus);
+        Assert.Equal(Alert(attacker.LastPage), locked);
+        Assert.Equal("Wrong email or password.", locked);
+        var users = await Server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        Assert.True(users.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("email").GetString() == email).GetProperty("locked_out").GetBoolean());
     }
+
+    private static string Alert(string page) =>
+        System.Text.RegularExpressions.Regex.Match(page, "<p class=\"error\" role=\"alert\">(?<m>[^<]*)</p>").Groups["m"].Value;
 
     [Fact]
     public async Task WrongPasswordDoesNotSignIn()
@@ -107,6 +117,69 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
         await browser.NavigateAsync("/account/signin?returnUrl=" + Uri.EscapeDataString("https://evil.example/"));
         var landed = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password, ["returnUrl"] = "//evil.example/" });
         Assert.Equal(Server.BaseUrl, landed.GetLeftPart(UriPartial.Authority));
+    }
+
+    /// <summary>
+    /// Issue 12 item 2: browsers strip tabs and newlines from a URL and read "\" as "/", so each of these would land
+    /// on another site (or, with a non-ASCII character, made the redirect itself fail with a 500).
+    /// </summary>
+    [Theory]
+    [InlineData("/\t/evil.example")]
+    [InlineData("/\n/evil.example")]
+    [InlineData("/\r\n/evil.example")]
+    [InlineData("\t//evil.example")]
+    [InlineData("/\\evil.example")]
+    [InlineData("\\/evil.example")]
+    [InlineData("//evil.example")]
+    [InlineData("https://evil.example/")]
+    [InlineData("javascript:alert(1)")]
+    [InlineData("/\u0000/evil.example")]
+    [InlineData("/caf\u00e9")]
+    [InlineData("/\ud800")]
+    public async Task SignInAndSignUpReturnOnlyToLocalPaths(string returnUrl)
+    {
+        var email = NewEmail();
+        using (var owner = new Browser(Server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        // The way the report found it: the query string of the sign-in page, carried through its form.
+        using var browser = new Browser(Server);
+        await browser.NavigateAsync("/account/signin?returnUrl=" + Uri.EscapeDataString(returnUrl));
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password });
+        Assert.Equal("/", browser.LastLocation);
+
+        // Posted straight to the form, to sign-in and to sign-up.
+        using var direct = new Browser(Server);
+        await direct.NavigateAsync("/account/signin");
+        await direct.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password, ["returnUrl"] = returnUrl });
+        AssertHomeOrRefused(direct);
+        using var newcomer = new Browser(Server);
+        await newcomer.NavigateAsync("/account/signup?returnUrl=" + Uri.EscapeDataString(returnUrl));
+        Assert.Equal(HttpStatusCode.OK, newcomer.LastStatus);
+        await newcomer.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = NewEmail(), ["password"] = Password, ["returnUrl"] = returnUrl });
+        AssertHomeOrRefused(newcomer);
+    }
+
+    /// <summary>Home, or (a NUL the form reader refuses) a 400; never another site, never a 500.</summary>
+    private static void AssertHomeOrRefused(Browser browser) =>
+        Assert.True(browser.LastLocation == "/" || (browser.LastLocation is null && browser.LastStatus == HttpStatusCode.BadRequest), $"{browser.LastStatus} {browser.LastLocation}");
+
+    [Fact]
+    public async Task ALocalReturnUrlIsKept()
+    {
+        var email = NewEmail();
+        using (var owner = new Browser(Server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        using var browser = new Browser(Server);
+        await browser.NavigateAsync("/account/signin?returnUrl=" + Uri.EscapeDataString("/account/applications?x=%2F%2Fy"));
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password });
+        Assert.Equal("/account/applications?x=%2F%2Fy", browser.LastLocation);
     }
 
     [Fact]

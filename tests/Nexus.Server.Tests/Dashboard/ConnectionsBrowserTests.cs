@@ -20,7 +20,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
     {
         fake = await FakeOAuthProvider.StartAsync();
         db = await TestDatabase.CreateAsync();
-        server = await NexusTestServer.StartAsync(db, s => s["SUPERUSER_EMAIL"] = AdminEmail);
+        server = await NexusTestServer.StartAsync(db);
         kit = new BrokerKit(server, fake);
     }
 
@@ -40,6 +40,12 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await session.Page.GetByLabel("Password").FillAsync(Password);
         await session.Page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
         await session.Page.WaitForURLAsync(server.BaseUrl + "/");
+        if (email == AdminEmail)
+        {
+            // The operator makes this account the administrator with the bootstrap API_KEY.
+            await server.MakeAdminAsync(email);
+        }
+
         return session;
     }
 

@@ -16,6 +16,7 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
     public async ValueTask InitializeAsync()
     {
         db = await TestDatabase.CreateAsync();
+        // SUPERUSER_EMAIL only names the account that may use the setup token; it grants nothing by itself.
         server = await NexusTestServer.StartAsync(db, s => s["SUPERUSER_EMAIL"] = AdminEmail);
     }
 
@@ -34,7 +35,25 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         await page.GetByLabel("Password").FillAsync(Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
         await page.WaitForURLAsync(server.BaseUrl + "/");
+        if (email == AdminEmail)
+        {
+            await BecomeAdministratorAsync(session);
+        }
+
         return session;
+    }
+
+    /// <summary>The first administrator enters the one-time setup token the operator has (SETUP_TOKEN here) at /setup.</summary>
+    private async Task BecomeAdministratorAsync(BrowserSession session)
+    {
+        var page = session.Page;
+        Assert.DoesNotContain("Site management", await page.ContentAsync());
+        await page.GotoAsync(server.BaseUrl + "/setup");
+        await session.ScreenshotAsync("setup");
+        await page.GetByLabel("Setup token").FillAsync(server.SetupToken!);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Become administrator" }).ClickAsync();
+        await page.WaitForURLAsync("**/admin/applications");
+        await page.GotoAsync(server.BaseUrl + "/");
     }
 
     [Fact]

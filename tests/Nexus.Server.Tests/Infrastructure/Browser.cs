@@ -15,8 +15,14 @@ public sealed partial class Browser : IDisposable
     private readonly Uri baseUri;
 
     public Browser(NexusTestServer server)
+        : this(server.BaseUrl)
     {
-        baseUri = new Uri(server.BaseUrl);
+    }
+
+    /// <summary>A browser for any Nexus, such as one running as its own process.</summary>
+    public Browser(string baseUrl)
+    {
+        baseUri = new Uri(baseUrl);
         CurrentUri = baseUri;
         Cookies = new CookieContainer();
         http = new HttpClient(new HttpClientHandler { CookieContainer = Cookies, AllowAutoRedirect = false, UseCookies = true });
@@ -28,6 +34,9 @@ public sealed partial class Browser : IDisposable
     public string LastPage { get; private set; } = "";
 
     public HttpStatusCode LastStatus { get; private set; }
+
+    /// <summary>The raw Location header of the last redirect received, exactly as the server sent it.</summary>
+    public string? LastLocation { get; private set; }
 
     /// <summary>The address of the last page received; forms post relative to it.</summary>
     public Uri CurrentUri { get; private set; }
@@ -46,6 +55,7 @@ public sealed partial class Browser : IDisposable
             LastPage = await response.Content.ReadAsStringAsync();
             if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location)
             {
+                LastLocation = response.Headers.TryGetValues("Location", out var raw) ? raw.Single() : location.OriginalString;
                 var next = location.IsAbsoluteUri ? location : new Uri(target, location);
                 // Other loopback servers may be followed; anything beyond this machine never is.
                 if (next.Authority != baseUri.Authority && (!followForeign || !next.IsLoopback))
@@ -86,6 +96,7 @@ public sealed partial class Browser : IDisposable
         LastPage = await response.Content.ReadAsStringAsync();
         if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location)
         {
+            LastLocation = response.Headers.TryGetValues("Location", out var raw) ? raw.Single() : location.OriginalString;
             var next = location.IsAbsoluteUri ? location : new Uri(target, location);
             return next.Authority != baseUri.Authority && (!followForeign || !next.IsLoopback) ? next : await NavigateAsync(next.ToString(), followForeign);
         }
@@ -104,6 +115,13 @@ public sealed partial class Browser : IDisposable
     {
         await NavigateAsync("/account/signin");
         await SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = password });
+    }
+
+    /// <summary>Enters <paramref name="setupToken"/> at /setup, as the signed-in account; ends on /admin when it worked.</summary>
+    public async Task<Uri> EnterSetupTokenAsync(string setupToken)
+    {
+        await NavigateAsync("/setup");
+        return await SubmitAsync("/setup", new Dictionary<string, string> { ["token"] = setupToken });
     }
 
     public sealed record Form(string Action, Dictionary<string, string> Hidden);

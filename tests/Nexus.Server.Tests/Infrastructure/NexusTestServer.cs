@@ -47,6 +47,9 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
 
     public string EncryptionKey => settings["ENCRYPTION_KEY"]!;
 
+    /// <summary>The one-time token /setup accepts while no administrator exists (SETUP_TOKEN), or null if a test removed it.</summary>
+    public string? SetupToken => settings.GetValueOrDefault("SETUP_TOKEN");
+
     public HttpClient Http { get; private set; } = null!;
 
     public static string NewEncryptionKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
@@ -61,6 +64,9 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
             ["BASE_URL"] = $"http://127.0.0.1:{port}",
             ["API_KEY"] = "test-admin-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
             ["ENCRYPTION_KEY"] = NewEncryptionKey(),
+            // Given, so Nexus does not print a generated one at every start; tests become administrators with
+            // MakeAdminAsync (API_KEY) or by entering SetupToken at /setup. A test may remove it to see the printed one.
+            ["SETUP_TOKEN"] = "test-setup-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
             ["DATABASE_URL"] = database.DatabaseUrl,
             ["Nexus:DataDirectory"] = database.DataDirectory,
             ["Logging:LogLevel:Default"] = "Warning",
@@ -101,6 +107,24 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == expected, $"Expected {expected} from {method} {path}, got {(int)response.StatusCode}: {body}");
         return body.Length == 0 ? default : JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    /// <summary>The id of the account with <paramref name="email"/>, from the admin API.</summary>
+    public async Task<string> UserIdAsync(string email)
+    {
+        var users = await AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        return users.GetProperty("users").EnumerateArray()
+            .Single(u => string.Equals(u.GetProperty("email").GetString(), email, StringComparison.OrdinalIgnoreCase)).GetProperty("id").GetString()!;
+    }
+
+    /// <summary>
+    /// Makes the existing account <paramref name="email"/> a system administrator the way an operator does, with the
+    /// bootstrap API_KEY (POST /v1/admin/users/{id}/admin). Open sessions of the account see the role at once.
+    /// </summary>
+    public async Task MakeAdminAsync(string email)
+    {
+        var user = await AdminJsonAsync(HttpMethod.Post, $"/v1/admin/users/{await UserIdAsync(email)}/admin");
+        Assert.True(user.GetProperty("is_system_admin").GetBoolean());
     }
 
     /// <summary>Creates an App Client through the admin API and returns (client_id, client_secret).</summary>

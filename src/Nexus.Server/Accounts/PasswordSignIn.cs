@@ -1,0 +1,51 @@
+using Microsoft.AspNetCore.Identity;
+
+namespace Nexus.Server.Accounts;
+
+internal enum PasswordSignInOutcome
+{
+    SignedIn,
+    Failed,
+    Throttled,
+}
+
+/// <summary>
+/// Sign-in with email and password, answered so that it tells an attacker nothing: an unknown email, an account
+/// without a password, a locked account and a wrong password all end as <see cref="PasswordSignInOutcome.Failed"/>
+/// after one password-hash verification each (OWASP Authentication Cheat Sheet: generic messages, equal response
+/// time). Failures count per source address in <see cref="SignInLimiter"/> and per account in Identity's lockout.
+/// </summary>
+internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, IPasswordHasher<NexusUser> hasher, SignInLimiter limiter)
+{
+    private static readonly NexusUser Nobody = new() { Id = "usr_nobody" };
+    private static string? dummyHash;
+
+    public async Task<(PasswordSignInOutcome Outcome, TimeSpan RetryAfter)> SignInAsync(HttpContext context, string email, string password)
+    {
+        var address = SignInLimiter.AddressOf(context);
+        if (limiter.RetryAfter(address) is { } wait)
+        {
+            return (PasswordSignInOutcome.Throttled, wait);
+        }
+
+        var user = email.Length > 254 ? null : await users.FindByEmailAsync(email);
+        if (user?.PasswordHash is null)
+        {
+            // Spend what a real check spends, so the answer time does not tell whether the address has an account.
+            dummyHash ??= hasher.HashPassword(Nobody, Guid.NewGuid().ToString());
+            hasher.VerifyHashedPassword(Nobody, dummyHash, password);
+        }
+        else if (await users.IsLockedOutAsync(user))
+        {
+            // Locked: answered like a wrong password, after the same work, and without touching the lockout.
+            hasher.VerifyHashedPassword(user, user.PasswordHash, password);
+        }
+        else if ((await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: true)).Succeeded)
+        {
+            return (PasswordSignInOutcome.SignedIn, TimeSpan.Zero);
+        }
+
+        limiter.RecordFailure(address);
+        return (PasswordSignInOutcome.Failed, TimeSpan.Zero);
+    }
+}

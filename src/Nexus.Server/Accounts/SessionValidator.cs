@@ -1,0 +1,70 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using Dapper;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
+using Nexus.Server.Data;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Accounts;
+
+/// <summary>
+/// Checks every session cookie against its account on each request: the cookie carries the account's security
+/// stamp, and signing out (or a password change) replaces the stamp, so a copy of the cookie taken before is refused
+/// afterwards (OWASP session management: invalidate the session server-side at logout). The same read tells whether
+/// the account is a system administrator now, so granting or withdrawing the role applies to open sessions.
+/// <para>
+/// The row is cached per instance for Nexus:SessionCheckSeconds (default 5). Changes on this instance drop the
+/// entry at once, so a sign-out is immediate here; another instance of a cluster refuses the old cookie within
+/// that bound.
+/// </para>
+/// </summary>
+internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, TimeProvider time, IOptions<IdentityOptions> identity)
+{
+    private sealed record SessionState(string SecurityStamp, bool IsAdmin);
+
+    private sealed class Row
+    {
+        public string SecurityStamp { get; init; } = "";
+
+        public long IsAdmin { get; init; }
+    }
+
+    private readonly ShortLivedCache<SessionState> cache = new(time, () => options.SessionCheckSeconds);
+
+    public void Invalidate(string userId) => cache.Invalidate(userId);
+
+    public async Task ValidateAsync(CookieValidatePrincipalContext context)
+    {
+        var principal = context.Principal;
+        var userId = principal?.FindFirstValue(ClaimTypes.NameIdentifier);
+        var stamp = principal?.FindFirstValue(identity.Value.ClaimsIdentity.SecurityStampClaimType);
+        var state = userId is null || stamp is null ? null : await cache.GetAsync(userId, LoadAsync);
+        if (state is null || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(stamp!), Encoding.UTF8.GetBytes(state.SecurityStamp)))
+        {
+            context.RejectPrincipal();
+            await context.HttpContext.SignOutAsync(IdentityConstants.ApplicationScheme);
+            return;
+        }
+
+        // The role comes from the database on every request, never from the cookie.
+        var current = principal!.Identities.First();
+        var rebuilt = new ClaimsIdentity(current.Claims.Where(c => c.Type != SystemAdmin.ClaimType), current.AuthenticationType, current.NameClaimType, current.RoleClaimType);
+        if (state.IsAdmin)
+        {
+            rebuilt.AddClaim(new Claim(SystemAdmin.ClaimType, "true"));
+        }
+
+        context.ReplacePrincipal(new ClaimsPrincipal(rebuilt));
+    }
+
+    private async Task<SessionState?> LoadAsync(string userId)
+    {
+        await using var connection = await db.OpenAsync();
+        var row = await connection.QuerySingleOrDefaultAsync<Row>("SELECT security_stamp, is_admin FROM users WHERE id = @userId", new { userId });
+        return row is null ? null : new SessionState(row.SecurityStamp, row.IsAdmin != 0);
+    }
+}

@@ -1,0 +1,42 @@
+using System.Net;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.Accounts;
+
+/// <summary>Issue 12 item 7: signing out ends the session on the server, not only in the browser.</summary>
+public sealed class SessionTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private NexusTestServer Server => fixture.Server;
+
+    private async Task<HttpStatusCode> ApplicationsWithCookieAsync(string cookie)
+    {
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/account/applications");
+        request.Headers.Add("Cookie", cookie);
+        using var response = await http.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task AReplayedSessionCookieIsRefusedAfterSignOut()
+    {
+        var email = NewEmail();
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        var stolen = browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl));
+        Assert.Equal(HttpStatusCode.OK, await ApplicationsWithCookieAsync(stolen));
+
+        await browser.NavigateAsync("/");
+        await browser.SubmitAsync("/account/signout");
+        Assert.DoesNotContain(email, browser.LastPage);
+
+        // The copy taken before sign-out no longer opens the session (it is sent to sign in).
+        Assert.Equal(HttpStatusCode.Redirect, await ApplicationsWithCookieAsync(stolen));
+
+        // Signing in again opens a new session that works.
+        await browser.SignInAsync(email, Password);
+        Assert.Equal(HttpStatusCode.OK, await ApplicationsWithCookieAsync(browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl))));
+        Assert.Equal(HttpStatusCode.Redirect, await ApplicationsWithCookieAsync(stolen));
+    }
+}
