@@ -66,6 +66,9 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/account/external/start", Access.Public),
         new("GET", "/account/external/callback", Access.Public),
         new("GET", "/account/applications", Access.User),
+        // Becoming the administrator: a signed-in person with the operator's one-time setup token.
+        new("GET", "/setup", Access.User),
+        new("POST", "/setup", Access.User, Antiforgery: true),
         new("POST", "/account/applications/{clientId}/withdraw", Access.User, Antiforgery: true),
 
         // The authorization server. /oauth2/authorize asks a person to sign in; its POST is the consent form.
@@ -106,6 +109,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("POST", "/v1/admin/signing-keys/rotate", Access.AdminKey),
         new("GET", "/v1/admin/users", Access.AdminKey),
         new("POST", "/v1/admin/users", Access.AdminKey),
+        new("POST", "/v1/admin/users/{id}/admin", Access.AdminKey),
+        new("DELETE", "/v1/admin/users/{id}/admin", Access.AdminKey),
         new("GET", "/v1/admin/webhooks/", Access.AdminKey),
         new("POST", "/v1/admin/webhooks/", Access.AdminKey),
         new("DELETE", "/v1/admin/webhooks/{id}", Access.AdminKey),
@@ -323,8 +328,6 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
 
         public string PersonCsrf { get; private set; } = "";
 
-        protected override void Configure(Dictionary<string, string?> settings) => settings["SUPERUSER_EMAIL"] = AdminEmail;
-
         public async Task<HttpClient> PersonAsync()
         {
             await gate.WaitAsync();
@@ -348,7 +351,13 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
             await gate.WaitAsync();
             try
             {
-                administrator ??= (await SignedUpAsync(AdminEmail)).Client;
+                if (administrator is null)
+                {
+                    var (client, _) = await SignedUpAsync(AdminEmail);
+                    await Server.MakeAdminAsync(AdminEmail);
+                    administrator = client;
+                }
+
                 return administrator;
             }
             finally
