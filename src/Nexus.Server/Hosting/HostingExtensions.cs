@@ -45,6 +45,7 @@ internal static class HostingExtensions
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
             o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         });
+        builder.Services.AddTransportSecurity();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddSingleton<AdminApiKeyFilter>();
@@ -62,6 +63,7 @@ internal static class HostingExtensions
 
     public static WebApplication MapHosting(this WebApplication app)
     {
+        app.UseTransportSecurity();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         foreach (var (name, type) in new[] { ("nexus.css", "text/css; charset=utf-8"), ("nexus.js", "text/javascript; charset=utf-8") })
