@@ -46,6 +46,7 @@ internal static class HostingExtensions
             o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         });
         builder.Services.AddTransportSecurity();
+        builder.Services.AddSingleton<OutboundNetworkGuard>();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddSingleton<AdminApiKeyFilter>();

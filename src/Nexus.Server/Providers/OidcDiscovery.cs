@@ -38,7 +38,8 @@ internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPoli
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
-            return (null, $"{url} could not be fetched ({e.GetType().Name}).");
+            // One message for refused, unreachable, reset and timed out: which one would tell whether a port answered.
+            return (null, $"{url} could not be fetched.");
         }
 
         if (body is null)
