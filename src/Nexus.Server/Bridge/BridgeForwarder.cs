@@ -17,7 +17,7 @@ namespace Nexus.Server.Bridge;
 /// provider can be retried once after a refresh and so that SigV4 can sign the payload hash; larger ones stream
 /// (SigV4 then signs UNSIGNED-PAYLOAD, which S3 accepts).
 /// </summary>
-internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger) : IDisposable
+internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger, OutboundNetworkGuard guard) : IDisposable
 {
     public const int ReplayableBodyBytes = 1024 * 1024;
 
@@ -33,7 +33,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         "Authorization", "Cookie", "X-API-Key", "Nexus-Connection-Id", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP",
     };
 
-    private readonly HttpMessageInvoker upstream = new(new SocketsHttpHandler
+    // The SSRF guard checks each new connection's addresses (not each request): api_base_url is admin-set.
+    private readonly HttpMessageInvoker upstream = new(guard.Guard(new SocketsHttpHandler
     {
         AllowAutoRedirect = false,
         UseCookies = false,
@@ -44,7 +45,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         MaxConnectionsPerServer = 1024,
         // A provider is a third party: it gets no trace context from Nexus (and the Bridge saves the work).
         ActivityHeadersPropagator = null,
-    });
+    }));
 
     public async Task ForwardAsync(HttpContext context, BridgeTarget target, string rawPath)
     {
@@ -150,7 +151,9 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             // answer, e.g. closed the connection in the middle of the body.
             var error = e is HttpRequestException request ? request.HttpRequestError : (e as HttpIOException)?.HttpRequestError ?? HttpRequestError.Unknown;
             logger.LogWarning("Bridge request to {Host} failed: {Error}", uri.Host, error);
-            await Problem(context, StatusCodes.Status502BadGateway, "upstream_unreachable", "The provider could not be reached.", $"{error}.");
+            // One detail for every way of not getting an answer: which one it was (refused, reset, TLS, garbage)
+            // would tell a caller whether a port answered. The operator's log has it.
+            await Problem(context, StatusCodes.Status502BadGateway, "upstream_unreachable", "The provider could not be reached.", "No usable answer came from the provider's API.");
         }
     }
 

@@ -70,6 +70,15 @@ internal static class CallbackEndpoint
             return Invalid("state_already_used", "This state was already used; start a new connection with POST /v1/request-connection.");
         }
 
+        // RFC 9207 §2.4: an iss in the response must name the provider this request went to, and a provider whose
+        // metadata says it sends iss must send it; otherwise the response may come from another provider (mix-up,
+        // RFC 9700 §4.4), and its code must not be sent to this one's token endpoint. Checked for errors too.
+        var provider = await providers.FindAsync(connection.ProviderName, ct);
+        if (provider?.Config.Issuer is { } expectedIssuer && IssuerProblem(provider.Config.AuthorizationResponseIss, expectedIssuer, Get("iss")) is { } issuerProblem)
+        {
+            return await FailAsync(connection, "issuer_mismatch", issuerProblem, store, audit);
+        }
+
         // RFC 6749 §4.1.2.1: the provider reports a refusal (access_denied, …) in the error parameter.
         if (Get("error") is { } providerError)
         {
@@ -81,7 +90,6 @@ internal static class CallbackEndpoint
             return await FailAsync(connection, "invalid_callback", "The provider sent neither a code nor an error.", store, audit);
         }
 
-        var provider = await providers.FindAsync(connection.ProviderName, ct);
         if (provider is null)
         {
             return await FailAsync(connection, "provider_missing", "The provider was deleted while the user was at the consent screen.", store, audit);
@@ -112,6 +120,20 @@ internal static class CallbackEndpoint
         await ConnectionReplacement.CompleteAsync(connection, store, providers, client, audit, notifier, ct);
 
         return Redirect(connection, ConnectionStatus.Active, null);
+    }
+
+    /// <summary>Why the authorization response's iss is not acceptable (RFC 9207 §2.4), or null when it is.</summary>
+    internal static string? IssuerProblem(bool required, string expected, string? iss)
+    {
+        if (iss is null)
+        {
+            return required ? "The provider announces that it sends iss with every authorization response (RFC 9207), but this one had none." : null;
+        }
+
+        // Simple string comparison (RFC 9207 §2.4), tolerating only the trailing slash the registration also tolerates.
+        return string.Equals(iss.TrimEnd('/'), expected.TrimEnd('/'), StringComparison.Ordinal)
+            ? null
+            : "The authorization response names another issuer (iss) than this provider's; it may come from a different provider (mix-up attack, RFC 9207).";
     }
 
     private static async Task<IResult> FailAsync(Connection connection, string error, string? description, ConnectionStore store, AuditLog audit)

@@ -223,7 +223,7 @@ internal static class SiteManagementBrokerPages
         }
 
         var request = new WebhookRequest(form["url"], form["events"].Where(e => !string.IsNullOrEmpty(e)).Select(e => e!).ToArray(), NullIfEmpty(form["workspace_id"]));
-        var (url, events, errors) = WebhooksAdminEndpoints.Validate(request, environment);
+        var (url, events, errors) = WebhooksAdminEndpoints.Validate(request, context.RequestServices.GetRequiredService<Providers.UpstreamPolicy>());
         if (errors.Count > 0)
         {
             return await WebhooksAsync(context, store, null, errors, ct, 400);

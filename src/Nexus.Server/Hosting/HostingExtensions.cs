@@ -9,6 +9,15 @@ internal static class HostingExtensions
 {
     public const string DefaultUrl = "http://localhost:8090";
 
+    /// <summary>The log levels Nexus runs with unless Logging:LogLevel:* says otherwise.</summary>
+    internal static readonly KeyValuePair<string, string?>[] DefaultLogLevels =
+    [
+        new("Logging:LogLevel:Default", "Information"),
+        new("Logging:LogLevel:Microsoft.AspNetCore", "Warning"),
+        new("Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics", "None"),
+        new("Logging:LogLevel:System.Net.Http.HttpClient", "Warning"),
+    ];
+
     public static WebApplicationBuilder AddHosting(this WebApplicationBuilder builder)
     {
         // --urls and ASPNETCORE_URLS win; with neither, Nexus listens where the README says it does.
@@ -17,14 +26,19 @@ internal static class HostingExtensions
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
+        // The log levels live here, not in appsettings.json, which is only read when the content root (the working
+        // directory of `dotnet Nexus.Server.dll`) holds it; without them everything logged at Information, including
+        // the URLs ASP.NET Core redirects to (an OAuth client's ?code=…&state=…). This is the lowest-priority
+        // source, so Logging:LogLevel:* in appsettings or the environment still wins.
         // ASP.NET Core's hosting layer starts an Activity and a logging scope for every request as soon as its
         // category logs at all, and only its "Request starting/finished" lines (Information, off in production)
-        // use them. Off by default, so no request pays for them; this is the lowest-priority source, so
-        // Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics in appsettings or the environment still wins.
+        // use them. Off by default, so no request pays for them. HttpClientFactory logs every provider call at
+        // Information; only its warnings are wanted.
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
         {
-            InitialData = [new("Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics", "None")],
+            InitialData = DefaultLogLevels,
         });
+        builder.Services.AddLogRedaction();
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -45,6 +59,8 @@ internal static class HostingExtensions
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
             o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         });
+        builder.Services.AddTransportSecurity();
+        builder.Services.AddSingleton<OutboundNetworkGuard>();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddSingleton<AdminApiKeyFilter>();
@@ -62,6 +78,7 @@ internal static class HostingExtensions
 
     public static WebApplication MapHosting(this WebApplication app)
     {
+        app.UseTransportSecurity();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         foreach (var (name, type) in new[] { ("nexus.css", "text/css; charset=utf-8"), ("nexus.js", "text/javascript; charset=utf-8") })

@@ -108,6 +108,22 @@ internal sealed class NexusOptions
     /// </summary>
     public bool? AllowInsecureUpstreams { get; set; }
 
+    /// <summary>
+    /// Comma-separated CIDR ranges or addresses (10.0.0.0/8, 192.168.1.20, fd00::/8) that outbound calls to
+    /// admin-set URLs (providers, discovery, STS, the Bridge, webhooks) may reach although they are private,
+    /// link-local or loopback. Unset: only public addresses, plus loopback where <see cref="AllowInsecureUpstreams"/>.
+    /// </summary>
+    public string? AllowedUpstreamNetworks { get; set; }
+
+    /// <summary>
+    /// Comma-separated addresses or CIDR ranges of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto
+    /// Nexus believes. Unset: none (forwarded headers are ignored).
+    /// </summary>
+    public string? TrustedProxies { get; set; }
+
+    /// <summary>max-age of the Strict-Transport-Security header sent when BASE_URL is https; 0 sends none.</summary>
+    public int HstsMaxAgeSeconds { get; set; } = 31_536_000;
+
     /// <summary>Timeout of each call to a provider (token exchange, revocation, discovery).</summary>
     public int UpstreamTimeoutSeconds { get; set; } = 10;
 

@@ -108,6 +108,23 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             }
         }
 
+        _ = TransportSecurity.ParseNetworks(o.TrustedProxies, out var badProxy);
+        if (badProxy is not null)
+        {
+            errors.Add($"Nexus:TrustedProxies must be a comma-separated list of IP addresses or CIDR ranges, such as 10.0.0.5,10.1.0.0/16 (got '{badProxy}').");
+        }
+
+        _ = TransportSecurity.ParseNetworks(o.AllowedUpstreamNetworks, out var badNetwork);
+        if (badNetwork is not null)
+        {
+            errors.Add($"Nexus:AllowedUpstreamNetworks must be a comma-separated list of IP addresses or CIDR ranges, such as 10.20.0.0/16,fd00::/8 (got '{badNetwork}').");
+        }
+
+        if (o.HstsMaxAgeSeconds < 0)
+        {
+            errors.Add("Nexus:HstsMaxAgeSeconds may not be negative (0 sends no Strict-Transport-Security header).");
+        }
+
         if (o.UpstreamTimeoutSeconds is < 1 or > 120)
         {
             errors.Add("Nexus:UpstreamTimeoutSeconds must be between 1 and 120.");

@@ -13,7 +13,7 @@ internal static class NotificationsExtensions
         services.AddSingleton<WebhookDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());
         services.AddHttpClient(WebhookDispatcher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10))
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<OutboundNetworkGuard>().Guard(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }));
         return builder;
     }
 

@@ -123,7 +123,9 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
         {
-            error = e is TaskCanceledException ? "timeout" : (e as HttpRequestException)?.HttpRequestError.ToString();
+            // One word for refused, unreachable, reset, TLS failure and timeout: which one it was would tell an admin
+            // probing with webhook URLs whether an internal port answered.
+            error = "unreachable";
         }
 
         var attempts = delivery.Attempts + 1;

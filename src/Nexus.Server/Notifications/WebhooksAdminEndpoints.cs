@@ -15,7 +15,7 @@ internal static class WebhooksAdminEndpoints
     public static void MapWebhooksAdmin(this RouteGroupBuilder admin)
     {
         var hooks = admin.MapGroup("/webhooks").WithTags("Webhooks");
-        hooks.MapPost("", async (HttpRequest request, WebhookStore store, IHostEnvironment environment, CancellationToken ct) =>
+        hooks.MapPost("", async (HttpRequest request, WebhookStore store, Providers.UpstreamPolicy policy, CancellationToken ct) =>
         {
             var (body, error) = await JsonBody.ReadAsync<WebhookRequest>(request, ct);
             if (error is not null)
@@ -23,7 +23,7 @@ internal static class WebhooksAdminEndpoints
                 return error;
             }
 
-            var (url, events, errors) = Validate(body!, environment);
+            var (url, events, errors) = Validate(body!, policy);
             if (errors.Count > 0)
             {
                 return Problems.Validation(errors);
@@ -59,13 +59,18 @@ internal static class WebhooksAdminEndpoints
         });
     }
 
-    public static (string? Url, string[] Events, Dictionary<string, string[]> Errors) Validate(WebhookRequest body, IHostEnvironment environment)
+    /// <summary>
+    /// A webhook URL obeys the same rule as a provider URL (<see cref="Providers.UpstreamPolicy"/>): https, or plain
+    /// http to loopback only where Nexus__AllowInsecureUpstreams allows it. Where it may connect is checked again at
+    /// delivery time, after DNS resolution (<see cref="OutboundNetworkGuard"/>).
+    /// </summary>
+    public static (string? Url, string[] Events, Dictionary<string, string[]> Errors) Validate(WebhookRequest body, Providers.UpstreamPolicy policy)
     {
         var errors = new Dictionary<string, string[]>();
         string? url = null;
-        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out var uri) || (uri.Scheme != "https" && !(uri.Scheme == "http" && (uri.IsLoopback || !environment.IsProduction()))))
+        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out var uri) || policy.Check(body.Url) is not null)
         {
-            errors["url"] = ["An absolute https URL is required (http is accepted for loopback receivers and outside Production)."];
+            errors["url"] = [$"The url {policy.Check(body.Url) ?? "must be an absolute https URL."}"];
         }
         else
         {

@@ -9,7 +9,8 @@ internal sealed record DiscoveredEndpoints(
     string? RevocationUrl,
     string? UserinfoUrl,
     bool SupportsS256,
-    string? TokenEndpointAuth);
+    string? TokenEndpointAuth,
+    bool AuthorizationResponseIss = false);
 
 /// <summary>OpenID Connect Discovery 1.0 for custom providers registered by issuer.</summary>
 internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPolicy policy)
@@ -38,7 +39,8 @@ internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPoli
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
-            return (null, $"{url} could not be fetched ({e.GetType().Name}).");
+            // One message for refused, unreachable, reset and timed out: which one would tell whether a port answered.
+            return (null, $"{url} could not be fetched.");
         }
 
         if (body is null)
@@ -72,8 +74,10 @@ internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPoli
             string? auth = !root.TryGetProperty("token_endpoint_auth_methods_supported", out _) || Lists("token_endpoint_auth_methods_supported", ClientAuthMethods.Basic)
                 ? ClientAuthMethods.Basic
                 : Lists("token_endpoint_auth_methods_supported", ClientAuthMethods.Post) ? ClientAuthMethods.Post : null;
+            // RFC 9207 §3: authorization_response_iss_parameter_supported, a boolean, false when omitted.
+            var iss = root.TryGetProperty("authorization_response_iss_parameter_supported", out var supported) && supported.ValueKind == JsonValueKind.True;
             return (new DiscoveredEndpoints(authorization, token, Get("revocation_endpoint"), Get("userinfo_endpoint"),
-                Lists("code_challenge_methods_supported", "S256"), auth), null);
+                Lists("code_challenge_methods_supported", "S256"), auth, iss), null);
         }
         catch (JsonException)
         {

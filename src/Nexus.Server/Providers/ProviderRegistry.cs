@@ -14,6 +14,12 @@ internal sealed record ProviderConfig
     public string? UserinfoUrl { get; init; }
     public string? ApiBaseUrl { get; init; }
     public string? Issuer { get; init; }
+
+    /// <summary>
+    /// RFC 9207: the provider's metadata says authorization_response_iss_parameter_supported, so every authorization
+    /// response must carry iss equal to <see cref="Issuer"/> (mix-up attack defence).
+    /// </summary>
+    public bool AuthorizationResponseIss { get; init; }
     public string Pkce { get; init; } = PkceModes.Unsupported;
     public string TokenEndpointAuth { get; init; } = ClientAuthMethods.Basic;
     public string TokenRequestFormat { get; init; } = TokenRequestFormats.Form;

@@ -463,6 +463,7 @@ internal static class ProvidersAdminEndpoints
                 UserinfoUrl = endpoints.UserinfoUrl,
                 Pkce = endpoints.SupportsS256 ? PkceModes.Supported : PkceModes.Unsupported,
                 TokenEndpointAuth = endpoints.TokenEndpointAuth ?? ClientAuthMethods.Basic,
+                AuthorizationResponseIss = endpoints.AuthorizationResponseIss,
             };
         }
 

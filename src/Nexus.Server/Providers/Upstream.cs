@@ -60,12 +60,12 @@ internal static class UpstreamExtensions
                 client.Timeout = TimeSpan.FromSeconds(sp.GetRequiredService<NexusOptions>().UpstreamTimeoutSeconds);
                 client.DefaultRequestHeaders.UserAgent.ParseAdd("Nexus/1.0 (connection broker)");
             })
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<OutboundNetworkGuard>().Guard(new SocketsHttpHandler
             {
                 AllowAutoRedirect = false,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5),
                 AutomaticDecompression = DecompressionMethods.All,
-            });
+            }));
         return services;
     }
 

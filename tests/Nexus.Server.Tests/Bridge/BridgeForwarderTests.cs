@@ -34,7 +34,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         echo = await EchoUpstream.StartAsync();
-        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance);
+        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = 1024 * 1024);
@@ -353,7 +353,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     public async Task AChunkedUploadOverTheLimitIsA413NotABadGateway()
     {
         forwarder.Dispose();
-        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2, MaxRequestBodyBytes = 64 * 1024 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance);
+        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2, MaxRequestBodyBytes = 64 * 1024 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
         // Past the limit the upload pauses: a server that closes on unread bytes sends a reset, which could reach
         // the client before the 413 does.
@@ -471,4 +471,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
+
+    private static OutboundNetworkGuard LoopbackGuard() =>
+        new(new NexusOptions { AllowInsecureUpstreams = true }, new Microsoft.Extensions.Hosting.Internal.HostingEnvironment { EnvironmentName = "Test" }, NullLogger<OutboundNetworkGuard>.Instance);
 }

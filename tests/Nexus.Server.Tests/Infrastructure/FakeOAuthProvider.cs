@@ -44,6 +44,12 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
     /// <summary>Set to make /authorize answer with this error (e.g. access_denied) instead of a code.</summary>
     public string? AuthorizeError { get; set; }
 
+    /// <summary>RFC 9207: the discovery document says authorization_response_iss_parameter_supported.</summary>
+    public bool AdvertisesIss { get; set; }
+
+    /// <summary>The iss the authorize endpoint sends back (null: none). Set it to another issuer to stage a mix-up.</summary>
+    public string? SendIss { get; set; }
+
     public ConcurrentQueue<TokenCall> TokenCalls { get; } = new();
 
     public ConcurrentQueue<RevocationCall> Revocations { get; } = new();
@@ -66,6 +72,7 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
             : Results.Unauthorized());
         app.MapGet("/oidc/.well-known/openid-configuration", () => Results.Json(new Dictionary<string, object>
         {
+            ["authorization_response_iss_parameter_supported"] = fake.AdvertisesIss,
             ["issuer"] = fake.OidcIssuer,
             ["authorization_endpoint"] = fake.Url("google", "authorize"),
             ["token_endpoint"] = fake.Url("google", "token"),
@@ -93,6 +100,11 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
         }
 
         var parameters = new Dictionary<string, string?> { ["state"] = q["state"].ToString() };
+        if (SendIss is { } iss)
+        {
+            parameters["iss"] = iss;
+        }
+
         if (AuthorizeError is { } error)
         {
             parameters["error"] = error;

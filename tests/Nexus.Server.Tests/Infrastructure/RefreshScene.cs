@@ -35,7 +35,8 @@ public sealed class RefreshScene : IAsyncDisposable
     /// Starts everything. The background refresher is off unless <paramref name="background"/>, so that a test
     /// sees exactly the refreshes its reads cause; when on, it looks every second.
     /// </summary>
-    public static async Task<RefreshScene> StartAsync(bool background = false, Action<Dictionary<string, string?>>? configure = null, object? provider = null)
+    public static async Task<RefreshScene> StartAsync(bool background = false, Action<Dictionary<string, string?>>? configure = null, object? provider = null,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var upstream = await RotatingProvider.StartAsync();
         var database = await TestDatabase.CreateAsync();
@@ -45,7 +46,7 @@ public sealed class RefreshScene : IAsyncDisposable
             s["Nexus:Refresh:BackgroundEnabled"] = background ? "true" : "false";
             s["Nexus:Refresh:IntervalSeconds"] = "1";
             configure?.Invoke(s);
-        });
+        }, services: services);
         var hooks = await WebhookReceiver.StartAsync();
         var scene = new RefreshScene(upstream, database, server, hooks);
         (_, scene.WebhookSecret) = await scene.Kit.WebhookAsync(hooks.Url);

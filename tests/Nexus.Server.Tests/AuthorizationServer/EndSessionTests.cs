@@ -1,0 +1,53 @@
+using System.Net;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.AuthorizationServer;
+
+/// <summary>
+/// Issue 12, item 12: a plain GET /oauth2/logout without a valid id_token_hint (an image tag on any site) no
+/// longer signs the user out; Nexus asks, and signs out on the confirming, antiforgery-protected POST.
+/// </summary>
+public sealed class EndSessionTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private const string SignedOut = "https://app.example.com/signed-out";
+
+    private NexusTestServer Server => fixture.Server;
+
+    private static async Task<bool> SignedInAsync(Browser browser)
+    {
+        var landed = await browser.NavigateAsync("/dashboard");
+        return landed.AbsolutePath == "/dashboard";
+    }
+
+    [Fact]
+    public async Task AGetWithoutAHintAsksFirstAndTheConfirmedPostSignsOutAndReturns()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server, postLogout: [SignedOut]);
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(NewEmail(), Password);
+
+        await browser.NavigateAsync($"/oauth2/logout?client_id={clientId}&post_logout_redirect_uri={Uri.EscapeDataString(SignedOut)}&state=bye");
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+        Assert.Contains("Sign out of Nexus?", browser.LastPage, StringComparison.Ordinal);
+        Assert.True(await SignedInAsync(browser), "a GET without id_token_hint signed the user out");
+
+        await browser.NavigateAsync($"/oauth2/logout?client_id={clientId}&post_logout_redirect_uri={Uri.EscapeDataString(SignedOut)}&state=bye");
+        var back = await browser.SubmitAsync("/oauth2/logout");
+        Assert.Equal(SignedOut + "?state=bye", back.ToString());
+        Assert.False(await SignedInAsync(browser));
+    }
+
+    [Fact]
+    public async Task AForgedHintIsNoHintAndAPostWithoutTheAntiforgeryTokenSignsNobodyOut()
+    {
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(NewEmail(), Password);
+
+        // Unsigned, with the right shape: {"alg":"none"}.{"aud":"x","sub":"y"}.
+        await browser.NavigateAsync("/oauth2/logout?id_token_hint=eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4Iiwic3ViIjoieSJ9.");
+        Assert.Contains("Sign out of Nexus?", browser.LastPage, StringComparison.Ordinal);
+        await browser.SubmitAsync("/oauth2/logout", includeCsrf: false);
+        Assert.True(await SignedInAsync(browser), "a POST without the antiforgery token signed the user out");
+    }
+}
