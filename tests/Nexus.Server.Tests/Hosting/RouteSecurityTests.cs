@@ -76,6 +76,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("POST", "/oauth2/authorize", Access.User, Antiforgery: true),
         new("GET", "/api/oauth/authorize", Access.Public),
         new("GET", "/oauth2/logout", Access.Public),
+        // RP-initiated logout without a valid id_token_hint asks first; the confirmation is a protected form.
+        new("POST", "/oauth2/logout", Access.Public, Antiforgery: true),
         new("POST", "/oauth2/token", Access.OAuthClient),
         new("POST", "/nexus/oauth2/token", Access.OAuthClient),
         new("POST", "/oauth2/introspect", Access.OAuthClient),
