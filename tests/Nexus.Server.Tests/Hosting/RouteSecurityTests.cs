@@ -294,6 +294,44 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         Assert.False(IsSignInRedirect(response) && route.Access != Access.Public, $"{method} {pattern}: the session was not recognised, so the token was not what was tested");
     }
 
+    public static TheoryData<string, string> Pages() =>
+        new(Table.Where(r => r.Method == "GET" && r.Access is Access.Public or Access.User && !r.Pattern.StartsWith("/assets/", StringComparison.Ordinal))
+            .Select(r => (r.Method, r.Pattern)));
+
+    [Theory]
+    [MemberData(nameof(Pages))]
+    public async Task EveryPageForbidsFramingAndSendsNoReferrer(string method, string pattern)
+    {
+        // RFC 9700 §4.16 (clickjacking) and §4.2 (codes and state leaking through Referer).
+        var browser = await fixture.PersonAsync();
+        using var response = await browser.SendAsync(Request(Find(method, pattern)));
+        if (response.Content.Headers.ContentType?.MediaType != "text/html")
+        {
+            return; // JSON documents and redirects are not pages.
+        }
+
+        Assert.Contains("frame-ancestors 'none'", response.Headers.GetValues("Content-Security-Policy").Single());
+        Assert.Equal("DENY", response.Headers.GetValues("X-Frame-Options").Single());
+        Assert.Equal("no-referrer", response.Headers.GetValues("Referrer-Policy").Single());
+    }
+
+    /// <summary>The forms, less the two that sign the person out (which would end the shared session of this class).</summary>
+    public static TheoryData<string, string> FormsThatKeepTheSession() =>
+        new(Table.Where(r => r.Antiforgery && r.Pattern is not ("/account/signout" or "/oauth2/logout")).Select(r => (r.Method, r.Pattern)));
+
+    [Theory]
+    [MemberData(nameof(FormsThatKeepTheSession))]
+    public async Task NoFormAnswersWithA307ThatWouldPostItAgainElsewhere(string method, string pattern)
+    {
+        // RFC 9700 §4.12: a 307 after a POST makes the browser re-send the form (with a password) to the new place.
+        var browser = await fixture.PersonAsync();
+        var request = Request(Find(method, pattern));
+        request.Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["__csrf"] = fixture.PersonCsrf, ["email"] = "x@example.com", ["password"] = Password });
+        using var response = await browser.SendAsync(request);
+        Assert.NotEqual(HttpStatusCode.TemporaryRedirect, response.StatusCode);
+        Assert.NotEqual(HttpStatusCode.PermanentRedirect, response.StatusCode);
+    }
+
     private static Route Find(string method, string pattern) => Table.Single(r => r.Method == method && r.Pattern == pattern);
 
     private HttpClient NoRedirects() => new(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
