@@ -31,16 +31,18 @@ internal static class AuthorizationServerExtensions
 
     public static WebApplication MapAuthorizationServer(this WebApplication app)
     {
-        app.MapAuthorizeEndpoint();
-        app.MapTokenEndpoint();
-        app.MapExchangeEndpoint();
-        app.MapIntrospection();
-        app.MapRevocation();
-        app.MapUserInfo();
-        app.MapEndSession();
-        app.MapDiscovery();
-        app.MapJwks();
-        app.MapMe();
+        // Input the InputGuard refuses is answered on these endpoints as RFC 6749 errors, not problem documents.
+        var protocol = app.MapGroup("").WithMetadata(OAuthInvalidInput.Instance);
+        protocol.MapAuthorizeEndpoint();
+        protocol.MapTokenEndpoint();
+        protocol.MapExchangeEndpoint();
+        protocol.MapIntrospection();
+        protocol.MapRevocation();
+        protocol.MapUserInfo();
+        protocol.MapEndSession();
+        protocol.MapDiscovery();
+        protocol.MapJwks();
+        protocol.MapMe();
         var admin = app.MapAdminGroup();
         admin.MapAppClientsAdmin();
         admin.MapApplicationsAdmin();

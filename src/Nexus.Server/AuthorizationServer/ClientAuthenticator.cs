@@ -49,6 +49,13 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         {
             if (!TryParseBasic(authorization[0]!, out clientId, out clientSecret))
             {
+                if (clientId.Length > 0)
+                {
+                    // Well-formed Basic credentials around a NUL: nobody sends that by mistake.
+                    OAuthInvalidInput.CountAsFailedAuthentication(context);
+                    return ClientAuthentication.Fail(400, "invalid_request", OAuthForm.InvalidCharacters);
+                }
+
                 return ClientAuthentication.Fail(400, "invalid_request", "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
             }
 
@@ -94,6 +101,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         return ClientAuthentication.Success(client);
     }
 
+    /// <summary>False when the header is malformed; then <paramref name="clientId"/> is non-empty only when the parts held a NUL character.</summary>
     private static bool TryParseBasic(string header, out string clientId, out string clientSecret)
     {
         clientId = clientSecret = "";
@@ -103,11 +111,17 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         }
 
         string decoded;
+        var bytes = new byte[parsed.Parameter.Length];
+        if (!Convert.TryFromBase64String(parsed.Parameter, bytes, out var length))
+        {
+            return false;
+        }
+
         try
         {
-            decoded = new UTF8Encoding(false, true).GetString(Convert.FromBase64String(parsed.Parameter));
+            decoded = new UTF8Encoding(false, true).GetString(bytes, 0, length);
         }
-        catch (Exception e) when (e is FormatException or DecoderFallbackException)
+        catch (DecoderFallbackException)
         {
             return false;
         }
@@ -123,6 +137,12 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         var secret = OAuthForm.DecodeComponent(decoded[(colon + 1)..]);
         if (id is null || secret is null || secret.Length == 0)
         {
+            return false;
+        }
+
+        if (!Hosting.InputText.IsClean(id) || !Hosting.InputText.IsClean(secret))
+        {
+            clientId = "\0";
             return false;
         }
 

@@ -39,7 +39,7 @@ internal static class ExchangeEndpoint
 
         if (parameters is null)
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", error!);
+            await OAuthInvalidInput.RejectFormAsync(context, error!);
             return;
         }
 

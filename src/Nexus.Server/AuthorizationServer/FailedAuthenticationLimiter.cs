@@ -41,6 +41,21 @@ internal sealed class FailedAuthenticationLimiter(NexusOptions options, TimeProv
         Increment(address, now);
     }
 
+    /// <summary>
+    /// An attempt with input no client sends (a NUL character in its credentials or parameters): it names no client
+    /// that could be looked up, so it counts against the address only.
+    /// </summary>
+    public void RecordMalformed(string address)
+    {
+        var now = time.GetTimestamp();
+        if (windows.Count > MaxTrackedKeys)
+        {
+            Prune(now);
+        }
+
+        Increment(address, now);
+    }
+
     private static string PerClient(string address, string clientId) => address + "|" + clientId;
 
     private TimeSpan? Check(string key, int limit, long now)

@@ -103,7 +103,7 @@ internal static class TokenRequests
         var (form, error) = await OAuthForm.ReadAsync(context.Request, context.RequestAborted);
         if (form is null)
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", error!);
+            await OAuthInvalidInput.RejectFormAsync(context, error!);
             return (null, null);
         }
 

@@ -12,6 +12,9 @@ internal sealed class OAuthForm
 {
     public const int MaxBodyBytes = 16 * 1024;
 
+    /// <summary>The error for a parameter with a NUL character (Hosting/InputText); strict UTF-8 already excludes lone surrogates.</summary>
+    public const string InvalidCharacters = "A parameter contains a NUL character.";
+
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly Dictionary<string, string> values;
@@ -130,6 +133,11 @@ internal sealed class OAuthForm
             if (name is null || value is null)
             {
                 return (null, "The request body is not valid percent-encoded UTF-8.");
+            }
+
+            if (!Hosting.InputText.IsClean(name) || !Hosting.InputText.IsClean(value))
+            {
+                return (null, InvalidCharacters);
             }
 
             // RFC 6749 §3.1 and §3.2: request parameters MUST NOT be included more than once.

@@ -35,7 +35,7 @@ internal static class TokenEndpoint
         var (form, formError) = await OAuthForm.ReadAsync(context.Request, ct);
         if (form is null)
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", formError!);
+            await OAuthInvalidInput.RejectFormAsync(context, formError!);
             return;
         }
 

@@ -41,9 +41,16 @@ internal static class BridgeCredentials
                 // A schema older than the per-mode names may call its only field something else; with more than
                 // one field there is no telling which is the key.
                 var key = values.GetValueOrDefault("api_key") ?? (values.Count == 1 ? values.Values.Single() : null);
-                return key is null
-                    ? StoredCredential.Unusable("api_key", "An api_key provider's credentials need an 'api_key' value.")
-                    : new(new BridgeCredential.ApiKey(provider.Config.ApiKey?.In ?? "header", provider.Config.ApiKey?.Name ?? "Authorization", provider.Config.ApiKey?.Prefix, key), null, null);
+                var apiKey = provider.Config.ApiKey;
+                if (key is null)
+                {
+                    return StoredCredential.Unusable("api_key", "An api_key provider's credentials need an 'api_key' value.");
+                }
+
+                // A key sent in a header must be a valid header value, or every Bridge call would fail later.
+                return (apiKey?.In ?? "header") == "header" && !IsHeaderValue((apiKey?.Prefix ?? "") + key)
+                    ? StoredCredential.Unusable("api_key", NotAHeaderValue("api_key"))
+                    : new(new BridgeCredential.ApiKey(apiKey?.In ?? "header", apiKey?.Name ?? "Authorization", apiKey?.Prefix, key), null, null);
             case AuthModes.BasicAuth:
                 // Some APIs take a key as the password and no user name; a missing password is not a credential.
                 return values.GetValueOrDefault("password") is not { } password
@@ -66,6 +73,15 @@ internal static class BridgeCredentials
             }
         }
 
+        // The key id is part of the Authorization header and a session token is the X-Amz-Security-Token header.
+        foreach (var name in new[] { "access_key_id", "session_token" })
+        {
+            if (values.GetValueOrDefault(name) is { } value && !IsHeaderValue(value))
+            {
+                return StoredCredential.Unusable(name, NotAHeaderValue(name));
+            }
+        }
+
         var (region, fromConnection, regionProblem) = AwsRoleConfig.ResolveRegion(provider, values);
         if (regionProblem is not null)
         {
@@ -82,4 +98,14 @@ internal static class BridgeCredentials
             region, provider.Config.Aws?.GetValueOrDefault(AwsRoleConfig.Service) ?? "execute-api");
         return new(credential, role, null);
     }
+
+    /// <summary>
+    /// RFC 9110 §5.5: a field value is visible ASCII with spaces or tabs inside (obs-text is not sent: HTTP clients
+    /// refuse non-ASCII header values). No CR, LF, NUL or other control character, no leading or trailing space.
+    /// </summary>
+    public static bool IsHeaderValue(string value) =>
+        value.Length > 0 && value[0] is not (' ' or '\t') && value[^1] is not (' ' or '\t') && value.All(c => c is (>= '!' and <= '~') or ' ' or '\t');
+
+    private static string NotAHeaderValue(string field) =>
+        $"'{field}' is sent in an HTTP header, so it may contain only printable ASCII characters (no line breaks or other control characters).";
 }

@@ -49,6 +49,13 @@ internal sealed class ReturnUrlPolicy
     /// <summary>Null when the URL is allowed; otherwise why not.</summary>
     public string? Check(string? returnUrl)
     {
+        // The URL goes out as a Location header when the connection activates; checked now, not then. Uri.TryCreate
+        // would accept (and silently drop or escape) what a header cannot carry: CR/LF, other controls, non-ASCII.
+        if (returnUrl is not null && returnUrl.Any(c => c is <= ' ' or >= '\u007f'))
+        {
+            return "return_url may contain only printable ASCII: percent-encode spaces, control and non-ASCII characters (RFC 3986 §2.1).";
+        }
+
         if (!Uri.TryCreate(returnUrl, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp) || string.IsNullOrEmpty(uri.Host))
         {
             return "return_url must be an absolute http(s) URL.";

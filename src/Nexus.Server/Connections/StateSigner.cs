@@ -43,8 +43,7 @@ internal sealed class StateSigner
 
         var payload = state[..last];
         Span<byte> presented = stackalloc byte[32];
-        if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(state.AsSpan(last + 1), presented, out var written) || written != 32
-            || !CryptographicOperations.FixedTimeEquals(presented, Mac(payload)))
+        if (!SecretGenerator.TryDecodeBase64Url(state.AsSpan(last + 1), presented) || !CryptographicOperations.FixedTimeEquals(presented, Mac(payload)))
         {
             return false;
         }

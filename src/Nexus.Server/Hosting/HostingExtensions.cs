@@ -81,6 +81,7 @@ internal static class HostingExtensions
         app.UseTransportSecurity();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseInputGuard();
         foreach (var (name, type) in new[] { ("nexus.css", "text/css; charset=utf-8"), ("nexus.js", "text/javascript; charset=utf-8") })
         {
             var content = ReadAsset(name);
@@ -107,6 +108,13 @@ internal sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> l
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         IResult result;
+        if (exception is InvalidInputException invalid)
+        {
+            // A form field the InputGuard refused while the handler read the form: a 400 in the endpoint's format.
+            await InputGuard.RejectAsync(context, invalid.Message);
+            return true;
+        }
+
         if (exception is BadHttpRequestException bad)
         {
             result = Problems.Create(bad.StatusCode, "bad_request", "The request could not be read.", bad.Message);

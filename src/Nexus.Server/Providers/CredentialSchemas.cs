@@ -16,6 +16,15 @@ internal static class CredentialSchemas
 {
     public const int MaxFieldLength = 8192;
 
+    /// <summary>
+    /// Patterns are admin-set and run on user input, so they run on the linear-time engine: a pattern such as
+    /// ^(a+)+$ cannot backtrack for seconds per request. Constructs it lacks (backreferences, lookarounds) are
+    /// refused at registration; the timeout only guards rows stored before that check.
+    /// </summary>
+    private const RegexOptions PatternOptions = RegexOptions.NonBacktracking | RegexOptions.CultureInvariant;
+
+    private static readonly TimeSpan PatternTimeout = TimeSpan.FromMilliseconds(250);
+
     public static JsonObject Default(string mode) => mode switch
     {
         AuthModes.ApiKey => Schema(["api_key"], ("api_key", "API key", true, null)),
@@ -79,13 +88,32 @@ internal static class CredentialSchemas
                 return "credential_schema needs 1 to 20 string properties.";
             }
 
+            foreach (var field in fields.Where(f => f.Pattern is not null))
+            {
+                // Throws NotSupportedException for what the linear-time engine cannot run.
+                _ = new Regex(field.Pattern!, PatternOptions, PatternTimeout);
+            }
+
             return RequiredFields(mode).FirstOrDefault(name => !fields.Any(f => f.Name == name && f.Required)) is { } missing
                 ? $"credential_schema must define and require '{missing}': {mode} credentials are made of {string.Join(", ", RequiredFields(mode))} (property names are fixed per mode)."
                 : null;
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or RegexParseException)
+        catch (NotSupportedException)
+        {
+            return "credential_schema: a pattern uses a construct Nexus does not run (backreferences, lookarounds, atomic groups); use a plain regular expression.";
+        }
+        catch (SchemaException e)
         {
             return "credential_schema: " + e.Message;
+        }
+        catch (RegexParseException e)
+        {
+            return $"credential_schema: a pattern is not a valid regular expression ({e.Error} at offset {e.Offset}).";
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
+        {
+            // The JSON node accessors' messages name .NET types; say it in the schema's terms instead.
+            return "credential_schema: type, title, description and pattern must be strings, required an array of strings, x-secret true or false, maxLength a whole number.";
         }
     }
 
@@ -93,7 +121,7 @@ internal static class CredentialSchemas
     {
         if (schema["type"]?.GetValue<string>() != "object" || schema["properties"] is not JsonObject properties)
         {
-            throw new InvalidOperationException("it must be {\"type\": \"object\", \"properties\": {…}}.");
+            throw new SchemaException("it must be {\"type\": \"object\", \"properties\": {…}}.");
         }
 
         var required = (schema["required"] as JsonArray)?.Select(r => r!.GetValue<string>()).ToHashSet() ?? [];
@@ -102,13 +130,13 @@ internal static class CredentialSchemas
         {
             if (node is not JsonObject property || property["type"]?.GetValue<string>() != "string" || !Regex.IsMatch(name, "^[a-z][a-z0-9_]{0,63}$"))
             {
-                throw new InvalidOperationException($"property '{name}' must be a string property with a snake_case name.");
+                throw new SchemaException($"property '{name}' must be a string property with a snake_case name.");
             }
 
             var pattern = property["pattern"]?.GetValue<string>();
             if (pattern is not null)
             {
-                _ = new Regex(pattern, RegexOptions.None, TimeSpan.FromSeconds(1));
+                _ = new Regex(pattern, RegexOptions.None, PatternTimeout);
             }
 
             fields.Add(new CredentialField(name, property["title"]?.GetValue<string>() ?? name, property["description"]?.GetValue<string>(), pattern,
@@ -117,10 +145,35 @@ internal static class CredentialSchemas
 
         if (required.FirstOrDefault(r => fields.All(f => f.Name != r)) is { } missing)
         {
-            throw new InvalidOperationException($"required names '{missing}', which is not a property.");
+            throw new SchemaException($"required names '{missing}', which is not a property.");
         }
 
         return fields;
+    }
+
+    /// <summary>Whether a value matches a field's pattern; a match that runs out of time is a mismatch, never an error.</summary>
+    private static bool Matches(string value, string pattern)
+    {
+        try
+        {
+            return Regex.IsMatch(value, pattern, PatternOptions, PatternTimeout);
+        }
+        catch (NotSupportedException)
+        {
+            // A row stored before registration refused such patterns: run it on the backtracking engine, bounded.
+            try
+            {
+                return Regex.IsMatch(value, pattern, RegexOptions.CultureInvariant, PatternTimeout);
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                return false;
+            }
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Checks submitted values against the schema; returns the cleaned values or field errors (never echoing a value).</summary>
@@ -158,7 +211,7 @@ internal static class CredentialSchemas
             {
                 errors[field.Name] = [$"{field.Title} is too long."];
             }
-            else if (field.Pattern is not null && !Regex.IsMatch(value, field.Pattern, RegexOptions.None, TimeSpan.FromSeconds(1)))
+            else if (field.Pattern is not null && !Matches(value, field.Pattern))
             {
                 errors[field.Name] = [$"{field.Title} does not have the expected format ({field.Pattern})."];
             }
@@ -171,3 +224,6 @@ internal static class CredentialSchemas
         return errors.Count == 0 ? (values, errors) : (null, errors);
     }
 }
+
+/// <summary>What is wrong with a credential_schema, in words fit for the admin who sent it.</summary>
+internal sealed class SchemaException(string message) : InvalidOperationException(message);

@@ -51,4 +51,38 @@ internal static class SecretGenerator
     }
 
     public static string Base64Url(ReadOnlySpan<byte> bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
+
+    /// <summary>
+    /// Decodes base64url text from outside (a state, a token part) into <paramref name="destination"/>; false, never an
+    /// exception, when it is not base64url or does not fill exactly <paramref name="destination"/>'s length.
+    /// Base64Url.TryDecodeFromChars only returns false for a short destination: it throws on malformed text.
+    /// </summary>
+    public static bool TryDecodeBase64Url(ReadOnlySpan<char> text, Span<byte> destination)
+    {
+        if (!System.Buffers.Text.Base64Url.IsValid(text, out var length) || length != destination.Length)
+        {
+            return false;
+        }
+
+        try
+        {
+            return System.Buffers.Text.Base64Url.TryDecodeFromChars(text, destination, out var written) && written == length;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Decodes base64url text from outside; null, never an exception, when it is not base64url.</summary>
+    public static byte[]? DecodeBase64Url(ReadOnlySpan<char> text)
+    {
+        if (!System.Buffers.Text.Base64Url.IsValid(text, out var length))
+        {
+            return null;
+        }
+
+        var bytes = new byte[length];
+        return TryDecodeBase64Url(text, bytes) ? bytes : null;
+    }
 }

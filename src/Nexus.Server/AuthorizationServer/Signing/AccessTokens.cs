@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Nexus.Server.Hosting;
+using Nexus.Server.Vault;
 
 namespace Nexus.Server.AuthorizationServer.Signing;
 
@@ -115,7 +116,7 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
         string? alg, kid, typ;
         try
         {
-            using var header = JsonDocument.Parse(Base64Url.DecodeFromChars(token.AsSpan(0, firstDot)));
+            using var header = JsonDocument.Parse(SecretGenerator.DecodeBase64Url(token.AsSpan(0, firstDot)) ?? throw new FormatException());
             alg = header.RootElement.TryGetProperty("alg", out var a) ? a.GetString() : null;
             kid = header.RootElement.TryGetProperty("kid", out var k) ? k.GetString() : null;
             typ = header.RootElement.TryGetProperty("typ", out var t) ? t.GetString() : null;
@@ -136,12 +137,7 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
             return (null, "The token was not signed by a key this server publishes.");
         }
 
-        byte[] signature;
-        try
-        {
-            signature = Base64Url.DecodeFromChars(token.AsSpan(lastDot + 1));
-        }
-        catch (FormatException)
+        if (SecretGenerator.DecodeBase64Url(token.AsSpan(lastDot + 1)) is not { } signature)
         {
             return (null, "The token signature is malformed.");
         }
@@ -153,7 +149,7 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
 
         try
         {
-            using var payload = JsonDocument.Parse(Base64Url.DecodeFromChars(token.AsSpan(firstDot + 1, lastDot - firstDot - 1)));
+            using var payload = JsonDocument.Parse(SecretGenerator.DecodeBase64Url(token.AsSpan(firstDot + 1, lastDot - firstDot - 1)) ?? throw new FormatException());
             var root = payload.RootElement;
             var iss = root.GetProperty("iss").GetString();
             if (!string.Equals(iss, options.Issuer, StringComparison.Ordinal))
