@@ -99,8 +99,8 @@ internal static class ConnectionsPages
             """);
     }
 
-    private static async Task<IResult> ConnectAsync(HttpContext context, string provider, ProviderRegistry providers, ConnectionStore store, StateSigner signer,
-        AuditLog audit, NexusOptions options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> ConnectAsync(HttpContext context, string provider, ProviderRegistry providers, ConnectionStore store, ConnectionService connections,
+        NexusOptions options, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -118,8 +118,8 @@ internal static class ConnectionsPages
         }
 
         var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
-        var (authUrl, id) = await GatewayEndpoints.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, options.Issuer + Path + "/returned",
-            "user:" + workspace, store, signer, audit, options, time, ct);
+        var (authUrl, id) = await connections.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, options.Issuer + Path + "/returned",
+            "user:" + workspace, ct);
         // A reconnect: the old connection is revoked by the server once this one is active (never by the return URL).
         await ConnectionReplacement.MarkAsync(store, id, workspace, form["replaces"].ToString(), ct);
         return Results.Redirect(authUrl);
@@ -130,7 +130,7 @@ internal static class ConnectionsPages
     /// <c>status</c> is not trusted and nothing changes here (a reconnect's old connection was already retired when the
     /// new one became active, see <see cref="ConnectionReplacement"/>).
     /// </summary>
-    private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, ConnectionStore store, AuditLog audit, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, ConnectionStore store, ConnectionService connections, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -143,7 +143,7 @@ internal static class ConnectionsPages
             return Results.Redirect(Path);
         }
 
-        connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, audit, time);
+        connection = await connections.ExpireIfStaleAsync(connection);
         if (connection.Status == ConnectionStatus.Failed)
         {
             return Error(context, "The connection was not completed",
@@ -175,8 +175,7 @@ internal static class ConnectionsPages
             """);
     }
 
-    private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
-        ConnectionNotifier notifier, CancellationToken ct)
+    private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ConnectionService connections, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -194,7 +193,7 @@ internal static class ConnectionsPages
             return Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound);
         }
 
-        await GatewayEndpoints.RevokeAsync(connection, "user:" + workspace, store, providers, client, audit, notifier, ct);
+        await connections.RevokeAsync(connection, "user:" + workspace, ct);
         return Results.Redirect(Path);
     }
 
