@@ -143,7 +143,7 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/dashboard/returned", Access.User),
 
         // The MCP server (a Bearer token for the MCP resource) and the page its connect links open.
-        new("POST", "/mcp", Access.Bearer),
+        new("POST", "/mcp/", Access.Bearer),
         new("GET", "/mcp/connect", Access.User),
 
         // Site management.
