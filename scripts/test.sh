@@ -43,6 +43,15 @@ if [ -z "$skip_server" ] && [ ! -x /usr/bin/chromium ] && [ -z "${NEXUS_CHROMIUM
   apt_install chromium || { echo "could not install Chromium"; exit 1; }
 fi
 
+# The MCP conformance scenarios (tests/Nexus.Server.Tests/Mcp/McpConformanceTests.cs) drive the official npm package
+# pinned in tests/conformance; they count in the server suites' totals. Without Node or the package they fail.
+export NEXUS_TEST_REQUIRE_CONFORMANCE=1
+if [ -z "$skip_server" ] && [ ! -d tests/conformance/node_modules/@modelcontextprotocol/conformance ]; then
+  say "Installing the MCP conformance suite (npm ci)"
+  if ! command -v npm >/dev/null; then apt_install nodejs npm || echo "could not install nodejs and npm"; fi
+  (cd tests/conformance && npm ci --no-audit --no-fund) > "$logs/conformance-npm-ci.log" 2>&1 || { tail -n 20 "$logs/conformance-npm-ci.log"; echo "npm ci failed in tests/conformance"; }
+fi
+
 # ---- build once -----------------------------------------------------------------------------------------
 say "Building ($configuration)"
 # Without the server suites, only what the SDK suites need (the server, the scenario upstream, the .NET SDK tests).

@@ -8,6 +8,7 @@ using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Dashboard;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
+using Nexus.Server.Mcp;
 using Nexus.Server.Notifications;
 using Nexus.Server.Providers;
 using Nexus.Server.Vault;
@@ -26,6 +27,7 @@ builder.AddConnections();
 builder.AddConnectionRefresh();
 builder.AddNotifications();
 builder.AddBridge();
+builder.AddMcpServer();
 
 var app = builder.Build();
 
@@ -40,5 +42,6 @@ app.MapConnectionRefresh();
 app.MapNotifications();
 app.MapBridge();
 app.MapDashboard();
+app.MapMcpServer();
 
 return await app.RunNexusAsync(args);

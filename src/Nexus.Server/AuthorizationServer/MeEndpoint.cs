@@ -31,34 +31,47 @@ internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, C
 {
     public async Task<(AccessTokenClaims? Claims, IResult? Challenge)> AuthenticateAsync(HttpContext context)
     {
-        var header = context.Request.Headers.Authorization;
+        var (claims, sent, error) = await ValidateAsync(context, null);
         // RFC 6750 §3.1: a request without credentials gets a challenge without an error code.
+        return claims is not null ? (claims, null)
+            : !sent ? (null, Challenge(context, null, "A Nexus access token is required (Authorization: Bearer <token>)."))
+            : (null, Challenge(context, error, error!));
+    }
+
+    /// <summary>
+    /// The checks every protected resource of Nexus makes: signature, issuer, audience, expiry, client and token
+    /// revocation. <paramref name="resource"/> is the audience required (null: Nexus's own API).
+    /// </summary>
+    /// <returns>The claims; or whether a bearer token was sent at all and, if one was, why it was refused.</returns>
+    public async Task<(AccessTokenClaims? Claims, bool TokenSent, string? Error)> ValidateAsync(HttpContext context, string? resource)
+    {
+        var header = context.Request.Headers.Authorization;
         if (header.Count != 1 || !header[0]!.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
-            return (null, Challenge(context, null, "A Nexus access token is required (Authorization: Bearer <token>)."));
+            return (null, false, null);
         }
 
         var token = header[0]!["Bearer ".Length..].Trim();
-        var (claims, error) = await validator.ValidateAsync(token, context.RequestAborted);
+        var (claims, error) = await validator.ValidateAsync(token, context.RequestAborted, resource);
         if (claims is null)
         {
-            return (null, Challenge(context, error, error!));
+            return (null, true, error);
         }
 
         // Tokens outlive nothing: a revoked client's tokens stop working at once.
         var client = await clients.FindCachedAsync(claims.ClientId, context.RequestAborted);
         if (client is null || client.IsRevoked)
         {
-            return (null, Challenge(context, "The client this token was issued to has been revoked.", "The client this token was issued to has been revoked."));
+            return (null, true, "The client this token was issued to has been revoked.");
         }
 
         // RFC 7009: a token revoked on its own, or through its grant (consent withdrawn, code replayed, refresh reuse).
         if (await grants.IsAccessTokenRevokedAsync(claims.Jti, claims.GrantId, context.RequestAborted))
         {
-            return (null, Challenge(context, "The token has been revoked.", "The token has been revoked."));
+            return (null, true, "The token has been revoked.");
         }
 
-        return (claims, null);
+        return (claims, true, null);
     }
 
     public static IResult Challenge(HttpContext context, string? error, string detail)

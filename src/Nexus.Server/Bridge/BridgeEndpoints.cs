@@ -103,6 +103,18 @@ internal static class BridgeEndpoints
             return;
         }
 
+        await ForwardToConnectionAsync(context, connection, rawPath[rawPrefix.Length..]);
+    }
+
+    /// <summary>
+    /// Sends the request on <paramref name="context"/> to the connection's provider with its credential, and writes the
+    /// answer (or a problem) to the context's response. The caller has already decided that it may use the connection:
+    /// the gateway routes above by API key, the MCP <c>call_api</c> tool by the person the token speaks for.
+    /// </summary>
+    public static async Task ForwardToConnectionAsync(HttpContext context, Connection connection, string rawPath)
+    {
+        var services = context.RequestServices;
+        var ct = context.RequestAborted;
         if (connection.TokenType != CredentialCapture.TokenType)
         {
             // Same rule as GET /v1/token: a token inside its refresh margin is refreshed before it is used.
@@ -157,7 +169,7 @@ internal static class BridgeEndpoints
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null);
 
-        await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath[rawPrefix.Length..]);
+        await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);
     }
 }
 

@@ -20,7 +20,7 @@ internal static class CallbackEndpoint
         app.MapGet(GatewayEndpoints.CallbackPath, HandleAsync).WithTags("Connections");
 
     private static async Task<IResult> HandleAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        ProviderClient client, AuditLog audit, ConnectionNotifier notifier, NexusOptions options, TimeProvider time)
+        ProviderClient client, AuditLog audit, ConnectionNotifier notifier, ConnectionService connections, NexusOptions options, TimeProvider time)
     {
         var ct = CancellationToken.None; // Once the state is consumed the exchange must finish, even if the browser goes away.
         var query = context.Request.Query;
@@ -117,7 +117,7 @@ internal static class CallbackEndpoint
             await store.SetAccountAsync(connection.Id, account, ct);
         }
 
-        await ConnectionReplacement.CompleteAsync(connection, store, providers, client, audit, notifier, ct);
+        await ConnectionReplacement.CompleteAsync(connection, store, connections, ct);
 
         return Redirect(connection, ConnectionStatus.Active, null);
     }

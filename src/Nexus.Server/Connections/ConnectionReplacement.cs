@@ -1,7 +1,3 @@
-using Nexus.Server.Audit;
-using Nexus.Server.Connections.Refresh;
-using Nexus.Server.Providers;
-
 namespace Nexus.Server.Connections;
 
 /// <summary>
@@ -27,8 +23,7 @@ internal static class ConnectionReplacement
     }
 
     /// <summary>Called once a connection became active: revokes the connection it replaces, if any (taken once).</summary>
-    public static async Task CompleteAsync(Connection activated, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
-        ConnectionNotifier notifier, CancellationToken ct)
+    public static async Task CompleteAsync(Connection activated, ConnectionStore store, ConnectionService connections, CancellationToken ct)
     {
         if (await store.TakeReplacedAsync(activated.Id, ct) is not { } replacedId)
         {
@@ -38,7 +33,7 @@ internal static class ConnectionReplacement
         // Checked again: the old connection may have been deleted meanwhile; it must still be in the same workspace.
         if (await store.FindAsync(replacedId, ct) is { } old && old.WorkspaceId == activated.WorkspaceId)
         {
-            await GatewayEndpoints.RevokeAsync(old, activated.CreatedBy, store, providers, client, audit, notifier, ct);
+            await connections.RevokeAsync(old, activated.CreatedBy, ct);
         }
     }
 }

@@ -11,6 +11,7 @@ internal static class ConnectionsExtensions
     {
         var services = builder.Services;
         services.AddSingleton<ConnectionStore>();
+        services.AddSingleton<ConnectionService>();
         services.AddSingleton<StateSigner>();
         services.AddSingleton<ReturnUrlPolicy>();
         services.AddSingleton<ProviderClient>();

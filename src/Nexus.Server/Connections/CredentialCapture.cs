@@ -84,7 +84,7 @@ internal static class CredentialCapture
     }
 
     private static async Task<IResult> SubmitFormAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, ProviderClient client, Refresh.ConnectionNotifier notifier, TimeProvider time)
+        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, ConnectionService connections, TimeProvider time)
     {
         var ct = context.RequestAborted;
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
@@ -127,7 +127,7 @@ internal static class CredentialCapture
         }
 
         await ActivateAsync(connection, values, store, audit, "user", ct);
-        await ConnectionReplacement.CompleteAsync(connection, store, providers, client, audit, notifier, ct);
+        await ConnectionReplacement.CompleteAsync(connection, store, connections, ct);
         var target = QueryHelpers.AddQueryString(connection.ReturnUrl, new Dictionary<string, string?> { ["connection_id"] = connection.Id, ["status"] = ConnectionStatus.Active });
         return Results.Redirect(target);
     }

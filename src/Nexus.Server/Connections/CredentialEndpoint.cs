@@ -16,7 +16,7 @@ internal static class CredentialEndpoint
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static async Task ReadAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionRefresher refresher,
-        AuditLog audit, TimeProvider time, Providers.ProviderRegistry providers)
+        AuditLog audit, ConnectionService connections, Providers.ProviderRegistry providers)
     {
         var (caller, authError) = await auth.AuthenticateAsync(context);
         if (caller is null)
@@ -51,7 +51,7 @@ internal static class CredentialEndpoint
         connection = fresh.Connection!;
         if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null)
         {
-            connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, audit, time);
+            connection = await connections.ExpireIfStaleAsync(connection);
             // 409: the connection exists but its state does not allow a credential; "status" says what to do
             // (pending: wait for consent; failed or attention_required: send the user through consent again).
             await Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",

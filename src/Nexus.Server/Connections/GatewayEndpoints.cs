@@ -55,8 +55,8 @@ internal static class GatewayEndpoints
         app.MapCredentialCapture();
     }
 
-    private static async Task<IResult> RequestConnectionAsync(HttpContext context, GatewayAuthenticator auth, ProviderRegistry providers, ConnectionStore store,
-        StateSigner signer, ReturnUrlPolicy returnUrls, AuditLog audit, NexusOptions options, TimeProvider time)
+    private static async Task<IResult> RequestConnectionAsync(HttpContext context, GatewayAuthenticator auth, ProviderRegistry providers, ConnectionService connections,
+        ReturnUrlPolicy returnUrls)
     {
         var ct = context.RequestAborted;
         var (caller, authError) = await auth.AuthenticateAsync(context);
@@ -115,36 +115,11 @@ internal static class GatewayEndpoints
                 "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.");
         }
 
-        var (authUrl, id) = await CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, store, signer, audit, options, time, ct);
+        var (authUrl, id) = await connections.CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct);
         return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
     }
 
-    /// <summary>Creates a pending connection and the URL that starts its consent (shared by the gateway and the dashboard).</summary>
-    public static async Task<(string AuthUrl, string ConnectionId)> CreatePendingAsync(Provider provider, string workspaceId, string[]? requestedScopes, string returnUrl, string actor,
-        ConnectionStore store, StateSigner signer, AuditLog audit, NexusOptions options, TimeProvider time, CancellationToken ct)
-    {
-        var now = time.GetUtcNow();
-        var id = SecretGenerator.Ulid("conn_", now);
-        var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-        var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
-        var verifier = provider.AuthMode == AuthModes.OAuth2 && provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
-        var scopes = requestedScopes is null ? provider.Scopes : requestedScopes.Distinct(StringComparer.Ordinal).ToArray();
-        var connection = new Connection(id, workspaceId, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), returnUrl, nonce,
-            expiresAt.ToUnixTimeMilliseconds(), null, verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, id, verifier),
-            null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
-        await store.InsertAsync(connection, ct);
-
-        var state = signer.Create(id, nonce, expiresAt.ToUnixTimeSeconds());
-        // OAuth providers get the user to their consent page; the other modes to Nexus's own credential form.
-        var authUrl = provider.AuthMode == AuthModes.OAuth2
-            ? ProviderClient.AuthorizationUrl(provider, options.Issuer + CallbackPath, scopes, state, verifier)
-            : CredentialCapture.AuthUrl(options, state);
-        await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, id,
-            new { provider = provider.Name, scopes, pkce = verifier is not null }, ct);
-        return (authUrl, id);
-    }
-
-    private static async Task<IResult> GetAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, AuditLog audit, TimeProvider time)
+    private static async Task<IResult> GetAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)
     {
         var (caller, authError) = await auth.AuthenticateAsync(context);
         if (caller is null)
@@ -158,11 +133,11 @@ internal static class GatewayEndpoints
             return Problems.NotFound("Connection");
         }
 
-        connection = await ExpireIfStaleAsync(connection, store, audit, time);
+        connection = await connections.ExpireIfStaleAsync(connection);
         return TypedResults.Ok(ConnectionResponse.From(connection));
     }
 
-    private static async Task<IResult> ListAsync(HttpContext context, GatewayAuthenticator auth, ConnectionStore store, AuditLog audit, TimeProvider time)
+    private static async Task<IResult> ListAsync(HttpContext context, GatewayAuthenticator auth, ConnectionService connectionService)
     {
         var (caller, authError) = await auth.AuthenticateAsync(context);
         if (caller is null)
@@ -201,18 +176,11 @@ internal static class GatewayEndpoints
             workspaces = caller.Workspaces?.ToArray();
         }
 
-        // Stale pending rows are failed first, so that a status filter sees them as they are.
-        foreach (var expired in await store.ExpireStaleAsync(null, null, context.RequestAborted))
-        {
-            await audit.RecordAsync(AuditEvents.Failed, "system", expired.WorkspaceId, expired.Id, new { error = ConnectionStore.ExpiredError });
-        }
-
-        var connections = await store.ListAsync(workspaces, status, limit, context.RequestAborted);
+        var connections = await connectionService.ListAsync(workspaces, status, limit, context.RequestAborted);
         return TypedResults.Ok(new { connections = connections.Select(ConnectionResponse.From) });
     }
 
-    private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
-        ProviderRegistry providers, ProviderClient client, AuditLog audit, ConnectionNotifier notifier)
+    private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)
     {
         var ct = context.RequestAborted;
         var (caller, authError) = await auth.AuthenticateAsync(context);
@@ -227,51 +195,7 @@ internal static class GatewayEndpoints
             return Problems.NotFound("Connection");
         }
 
-        await RevokeAsync(connection, caller.Actor, store, providers, client, audit, notifier, ct);
+        await connections.RevokeAsync(connection, caller.Actor, ct);
         return TypedResults.NoContent();
-    }
-
-    /// <summary>
-    /// Revokes a connection's tokens at the provider where it can (best effort) and deletes the connection; the audit
-    /// log keeps the record. Shared by DELETE /v1/connections/{id} and the dashboard's Revoke.
-    /// </summary>
-    public static async Task RevokeAsync(Connection connection, string actor, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
-        ConnectionNotifier notifier, CancellationToken ct)
-    {
-        var revocation = connection.TokenType == CredentialCapture.TokenType ? "credentials_deleted" : "no_tokens";
-        if (connection.TokenType != CredentialCapture.TokenType && (connection.AccessToken is not null || connection.RefreshToken is not null))
-        {
-            var provider = await providers.FindAsync(connection.ProviderName, ct);
-            revocation = provider is null
-                ? "provider_missing"
-                : await client.RevokeAsync(provider,
-                    connection.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, a) : null,
-                    connection.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, connection.Id, r) : null, ct);
-        }
-
-        // The tokens go with the row; the audit log keeps the record that the connection existed.
-        if (await store.DeleteAsync(connection.Id, ct))
-        {
-            audit.ForgetConnection(connection.Id);
-            await audit.RecordAsync(AuditEvents.Revoked, actor, connection.WorkspaceId, connection.Id,
-                new { provider = connection.ProviderName, previous_status = connection.Status, provider_revocation = revocation }, ct);
-            await notifier.RevokedAsync(connection.Id, connection.WorkspaceId, connection.ProviderName, connection.Status, revocation);
-        }
-    }
-
-    /// <summary>Fails a pending connection whose consent window closed (lazily, on read) and records it.</summary>
-    public static async Task<Connection> ExpireIfStaleAsync(Connection connection, ConnectionStore store, AuditLog audit, TimeProvider time)
-    {
-        if (!connection.IsStalePending(time.GetUtcNow().ToUnixTimeMilliseconds()))
-        {
-            return connection;
-        }
-
-        foreach (var expired in await store.ExpireStaleAsync(null, connection.Id, CancellationToken.None))
-        {
-            await audit.RecordAsync(AuditEvents.Failed, "system", expired.WorkspaceId, expired.Id, new { error = ConnectionStore.ExpiredError });
-        }
-
-        return await store.FindAsync(connection.Id, CancellationToken.None) ?? connection;
     }
 }

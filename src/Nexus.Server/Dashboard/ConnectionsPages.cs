@@ -85,13 +85,28 @@ internal static class ConnectionsPages
             return Error(context, "Unknown service", "This service is not configured on this Nexus.", StatusCodes.Status404NotFound);
         }
 
+        return ConnectPage(context, p, catalog, replaces, null, null);
+    }
+
+    /// <summary>
+    /// The page that shows a service's permissions and sends the person on to it (a POST to
+    /// <c>/dashboard/connect/{provider}</c>). <paramref name="chosen"/> preselects permissions (else the provider's
+    /// defaults); <paramref name="note"/> says who asked, for links made by an assistant.
+    /// </summary>
+    internal static IResult ConnectPage(HttpContext context, Provider p, ProviderCatalog catalog, string? replaces, IReadOnlyCollection<string>? chosen, string? note)
+    {
         var offered = Offered(catalog, p);
+        if (chosen is not null)
+        {
+            offered.AddRange(chosen.Where(s => !offered.Contains(s)));
+        }
+
         var choices = offered.Count == 0 ? "<p class=\"muted\">This service asks for no permissions.</p>" : "<fieldset><legend>Permissions to grant</legend>" + string.Concat(offered.Select((s, i) => $"""
-            <div class="check"><input type="checkbox" id="scope-{i}" name="scope" value="{E(s)}"{(p.Scopes.Contains(s) ? " checked" : "")}>
+            <div class="check"><input type="checkbox" id="scope-{i}" name="scope" value="{E(s)}"{((chosen ?? p.Scopes).Contains(s) ? " checked" : "")}>
             <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label></div>
             """)) + "</fieldset>";
         return Page(context, "Connect " + p.DisplayName, $"""
-            <section class="card narrow"><h1>Connect {E(p.DisplayName)}</h1>
+            <section class="card narrow"><h1>Connect {E(p.DisplayName)}</h1>{(note is null ? "" : $"<p class=\"muted\">{E(note)}</p>")}
             <p>{(p.AuthMode == AuthModes.OAuth2 ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here." : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.")}</p>
             <form method="post" action="{Path}/connect/{E(p.Name)}">{AntiforgeryField(context)}{(replaces is null ? "" : $"<input type=\"hidden\" name=\"replaces\" value=\"{E(replaces)}\">")}
             {(p.AuthMode == AuthModes.OAuth2 ? choices : "")}
@@ -99,8 +114,8 @@ internal static class ConnectionsPages
             """);
     }
 
-    private static async Task<IResult> ConnectAsync(HttpContext context, string provider, ProviderRegistry providers, ConnectionStore store, StateSigner signer,
-        AuditLog audit, NexusOptions options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> ConnectAsync(HttpContext context, string provider, ProviderRegistry providers, ConnectionStore store, ConnectionService connections,
+        NexusOptions options, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -118,8 +133,8 @@ internal static class ConnectionsPages
         }
 
         var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
-        var (authUrl, id) = await GatewayEndpoints.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, options.Issuer + Path + "/returned",
-            "user:" + workspace, store, signer, audit, options, time, ct);
+        var (authUrl, id) = await connections.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, options.Issuer + Path + "/returned",
+            "user:" + workspace, ct);
         // A reconnect: the old connection is revoked by the server once this one is active (never by the return URL).
         await ConnectionReplacement.MarkAsync(store, id, workspace, form["replaces"].ToString(), ct);
         return Results.Redirect(authUrl);
@@ -130,7 +145,7 @@ internal static class ConnectionsPages
     /// <c>status</c> is not trusted and nothing changes here (a reconnect's old connection was already retired when the
     /// new one became active, see <see cref="ConnectionReplacement"/>).
     /// </summary>
-    private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, ConnectionStore store, AuditLog audit, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, ConnectionStore store, ConnectionService connections, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -143,7 +158,7 @@ internal static class ConnectionsPages
             return Results.Redirect(Path);
         }
 
-        connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, audit, time);
+        connection = await connections.ExpireIfStaleAsync(connection);
         if (connection.Status == ConnectionStatus.Failed)
         {
             return Error(context, "The connection was not completed",
@@ -175,8 +190,7 @@ internal static class ConnectionsPages
             """);
     }
 
-    private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, ProviderClient client, AuditLog audit,
-        ConnectionNotifier notifier, CancellationToken ct)
+    private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ConnectionService connections, CancellationToken ct)
     {
         if (Workspace(context) is not { } workspace)
         {
@@ -194,14 +208,14 @@ internal static class ConnectionsPages
             return Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound);
         }
 
-        await GatewayEndpoints.RevokeAsync(connection, "user:" + workspace, store, providers, client, audit, notifier, ct);
+        await connections.RevokeAsync(connection, "user:" + workspace, ct);
         return Results.Redirect(Path);
     }
 
     private static string Display(IReadOnlyList<Provider> providers, string name) => providers.FirstOrDefault(p => p.Name == name)?.DisplayName ?? name;
 
     /// <summary>The permissions a person may choose from: the provider's defaults plus the catalog's documented scopes.</summary>
-    private static List<string> Offered(ProviderCatalog catalog, Provider provider)
+    internal static List<string> Offered(ProviderCatalog catalog, Provider provider)
     {
         var offered = new List<string>(provider.Scopes);
         if (provider.CatalogKey is not null && catalog.Find(provider.CatalogKey)?.Scopes is { } documented)
@@ -213,7 +227,7 @@ internal static class ConnectionsPages
     }
 
     /// <summary>A scope in plain words: the catalog's description when it has one, else Nexus's own for OIDC scopes.</summary>
-    private static string Describe(ProviderCatalog catalog, Provider? provider, string scope) =>
+    internal static string Describe(ProviderCatalog catalog, Provider? provider, string scope) =>
         provider?.CatalogKey is not null && catalog.Find(provider.CatalogKey)?.Scopes?.GetValueOrDefault(scope) is { } text ? text : ScopeDescriptions.Describe(scope);
 
     private static string Time(long unixMs) =>

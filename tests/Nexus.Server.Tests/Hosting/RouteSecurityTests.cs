@@ -149,6 +149,10 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("POST", "/dashboard/connections/{connectionId}/revoke", Access.User, Antiforgery: true),
         new("GET", "/dashboard/returned", Access.User),
 
+        // The MCP server (a Bearer token for the MCP resource) and the page its connect links open.
+        new("POST", "/mcp/", Access.Bearer),
+        new("GET", "/mcp/connect", Access.User),
+
         // Site management.
         new("GET", "/admin", Access.SiteAdmin),
         new("GET", "/admin/api-keys", Access.SiteAdmin),

@@ -64,7 +64,8 @@ internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, 
     /// <param name="subject">The client (client credentials) or the user (authorization code).</param>
     /// <param name="grantId">The grant the token belongs to, so that revoking the grant revokes the token.</param>
     /// <param name="authTime">When the user authenticated (RFC 9068 §2.2.1), for user tokens.</param>
-    public IssuedAccessToken Issue(string subject, string clientId, string? scope, int lifetimeSeconds, string? grantId = null, long? authTime = null)
+    /// <param name="resource">The resource the token is for (RFC 8707 §2: its <c>aud</c>); null for Nexus's own API.</param>
+    public IssuedAccessToken Issue(string subject, string clientId, string? scope, int lifetimeSeconds, string? grantId = null, long? authTime = null, string? resource = null)
     {
         var key = keys.AccessTokenKey;
         var now = time.GetUtcNow().ToUnixTimeSeconds();
@@ -74,7 +75,14 @@ internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, 
             // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are required; scope when granted.
             json.WriteString("iss"u8, issuer);
             json.WriteString("sub"u8, subject);
-            json.WriteString("aud"u8, audience);
+            if (resource is null)
+            {
+                json.WriteString("aud"u8, audience);
+            }
+            else
+            {
+                json.WriteString("aud"u8, resource);
+            }
             json.WriteString("client_id"u8, clientId);
             if (!string.IsNullOrEmpty(scope))
             {
@@ -104,7 +112,9 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
 {
     private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
-    public async ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, CancellationToken ct)
+    /// <param name="resource">The audience the token must carry (RFC 8707: a token for one resource is refused by every
+    /// other); null for Nexus's own API (<see cref="NexusOptions.Audience"/>).</param>
+    public async ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, CancellationToken ct, string? resource = null)
     {
         var firstDot = token.IndexOf('.', StringComparison.Ordinal);
         var lastDot = token.LastIndexOf('.');
@@ -157,7 +167,7 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
                 return (null, "The token was issued by another issuer.");
             }
 
-            if (!HasAudience(root, options.Audience))
+            if (!HasAudience(root, resource ?? options.Audience))
             {
                 return (null, "The token is not meant for this API (aud).");
             }

@@ -1,0 +1,173 @@
+using System.Text;
+using Microsoft.AspNetCore.Http.Features;
+using Nexus.Server.Bridge;
+using Nexus.Server.Connections;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.Mcp;
+
+/// <summary>What a provider answered to a call_api, as the tool returns it.</summary>
+internal sealed record ApiAnswer(int Status, IReadOnlyDictionary<string, string> Headers, string? Body, string? BodyBase64, bool Truncated);
+
+/// <summary>
+/// Sends one request of the call_api tool through the Bridge's own forwarding code, in process: a request context is
+/// built from the tool's arguments and handed to <see cref="BridgeEndpoints.ForwardToConnectionAsync"/>, so refresh on
+/// expiry, refresh-and-retry on 401, credential injection, the path and redirect rules and the removal of credentials
+/// from the answer's headers are the Bridge's, not a second copy. The answer's body is captured up to
+/// <see cref="MaxBodyBytes"/>, and any credential of the connection that appears in it is blanked.
+/// </summary>
+internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry providers, DecodedCredentials decoded)
+{
+    public const int MaxBodyBytes = 256 * 1024;
+    private const string Redacted = "[credential removed by Nexus]";
+
+    public async Task<ApiAnswer> SendAsync(Connection connection, string method, string path, IEnumerable<KeyValuePair<string, string?>>? query,
+        IReadOnlyDictionary<string, string>? headers, byte[]? body, string? contentType, CancellationToken ct)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var capture = new CappedStream(MaxBodyBytes);
+        var context = new DefaultHttpContext { RequestServices = scope.ServiceProvider, RequestAborted = ct };
+        context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(capture));
+        var request = context.Request;
+        request.Method = method;
+        request.Scheme = "http";
+        request.Host = new HostString("nexus.mcp");
+        request.Path = "/";
+        if (query is not null)
+        {
+            request.QueryString = QueryString.Create(query);
+        }
+
+        foreach (var (name, value) in headers ?? new Dictionary<string, string>())
+        {
+            request.Headers.Append(name, value);
+        }
+
+        if (body is not null)
+        {
+            request.Body = new MemoryStream(body, writable: false);
+            request.ContentLength = body.Length;
+            if (contentType is not null)
+            {
+                request.ContentType = contentType;
+            }
+        }
+
+        await BridgeEndpoints.ForwardToConnectionAsync(context, connection, path);
+
+        var response = context.Response;
+        var answerHeaders = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, values) in response.Headers)
+        {
+            answerHeaders[name] = values.ToString();
+        }
+
+        var secrets = await SecretsAsync(connection, ct);
+        var bytes = capture.ToArray();
+        var textual = IsText(response.ContentType);
+        string? text = null;
+        string? base64 = null;
+        if (textual)
+        {
+            text = Blank(Encoding.UTF8.GetString(bytes), secrets);
+        }
+        else if (secrets.Count == 0 || !secrets.Any(s => Encoding.UTF8.GetString(bytes).Contains(s, StringComparison.Ordinal)))
+        {
+            base64 = bytes.Length == 0 ? null : Convert.ToBase64String(bytes);
+        }
+        else
+        {
+            text = Blank(Encoding.UTF8.GetString(bytes), secrets);
+        }
+
+        foreach (var (name, value) in answerHeaders.ToArray())
+        {
+            answerHeaders[name] = Blank(value, secrets);
+        }
+
+        return new ApiAnswer(response.StatusCode, answerHeaders, text, base64, capture.Truncated);
+    }
+
+    /// <summary>The connection's credential values now (a refresh during the call may have replaced them).</summary>
+    private async Task<List<string>> SecretsAsync(Connection before, CancellationToken ct)
+    {
+        var secrets = new List<string>();
+        var store = services.GetRequiredService<ConnectionStore>();
+        var provider = await providers.FindCachedAsync(before.ProviderName, ct);
+        foreach (var connection in new[] { before, await store.FindAsync(before.Id, ct) })
+        {
+            if (provider is not null && connection is { AccessToken: not null } && decoded.For(connection, provider).Stored.Credential is { } credential)
+            {
+                secrets.AddRange(credential.Secrets());
+            }
+        }
+
+        return secrets;
+    }
+
+    private static string Blank(string value, List<string> secrets)
+    {
+        foreach (var secret in secrets)
+        {
+            value = value.Replace(secret, Redacted, StringComparison.Ordinal);
+        }
+
+        return value;
+    }
+
+    private static bool IsText(string? contentType) => contentType is not null && (contentType.StartsWith("text/", StringComparison.OrdinalIgnoreCase)
+        || contentType.Contains("json", StringComparison.OrdinalIgnoreCase) || contentType.Contains("xml", StringComparison.OrdinalIgnoreCase)
+        || contentType.Contains("x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) || contentType.Contains("javascript", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Keeps the first bytes written and counts the rest, so a large answer cannot fill the memory of the server.</summary>
+    private sealed class CappedStream(int capacity) : Stream
+    {
+        private readonly MemoryStream kept = new();
+
+        public bool Truncated { get; private set; }
+
+        public byte[] ToArray() => kept.ToArray();
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            var room = capacity - (int)kept.Length;
+            if (buffer.Length > room)
+            {
+                Truncated = true;
+            }
+
+            kept.Write(buffer[..Math.Min(room, buffer.Length)]);
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            Write(buffer.AsSpan(offset, count));
+            return Task.CompletedTask;
+        }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => kept.Length;
+        public override long Position { get => kept.Length; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            kept.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}

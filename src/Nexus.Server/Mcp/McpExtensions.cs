@@ -1,0 +1,36 @@
+using ModelContextProtocol.AspNetCore;
+using ModelContextProtocol.Protocol;
+
+namespace Nexus.Server.Mcp;
+
+internal static class McpExtensions
+{
+    public static WebApplicationBuilder AddMcpServer(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton<McpGate>();
+        services.AddSingleton<McpConnectLinks>();
+        services.AddSingleton<McpApiCalls>();
+        services.AddMcpServer(o =>
+            {
+                o.ServerInfo = new Implementation { Name = "nexus", Title = "Nexus", Version = typeof(McpExtensions).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" };
+                o.ServerInstructions = "Nexus connects the person's services (GitHub, Google, Slack, …) and calls their APIs for you without ever showing you a credential. "
+                    + "Use list_connections to see what is connected, connect_service to ask the person to connect a service, and call_api to call a connected service's API. "
+                    + "When a tool answers status \"authorization_required\", show the person its connect_url and try again after they approved.";
+            })
+            // MCP 2026-07-28 (SEP-2567): Streamable HTTP without sessions; each request stands alone, so any instance
+            // behind a load balancer can answer it.
+            .WithHttpTransport(o => o.SessionMode = HttpServerSessionMode.Stateless)
+            .WithTools<NexusTools>();
+        return builder;
+    }
+
+    public static WebApplication MapMcpServer(this WebApplication app)
+    {
+        var gate = app.Services.GetRequiredService<McpGate>();
+        app.UseWhen(McpGate.Applies, branch => branch.Use(gate.InvokeAsync));
+        app.MapMcp(McpResource.Path).WithTags("MCP");
+        McpConnectLinks.MapConnectPage(app);
+        return app;
+    }
+}

@@ -1,0 +1,103 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Mcp;
+
+/// <summary>
+/// What stands before the MCP SDK's Streamable HTTP handler at /mcp: the Origin check (DNS rebinding), the bearer
+/// token (a Nexus access token whose audience is this resource, checked as every Nexus API checks tokens), and the
+/// scope a tools/call needs. The SDK sees only requests that passed, with <see cref="HttpContext.User"/> set to the
+/// person the token speaks for (never the dashboard's cookie).
+/// </summary>
+internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions options)
+{
+    public const string AuthenticationType = "NexusMcpBearer";
+    public const string ScopeClaim = "scope";
+    public const string ClientIdClaim = "client_id";
+
+    private readonly string ownOrigin = new Uri(options.Issuer).GetLeftPart(UriPartial.Authority);
+    private readonly string resource = McpResource.Url(options);
+    private readonly string metadataUrl = McpResource.MetadataUrl(options);
+
+    public static bool Applies(HttpContext context) => context.Request.Path.Equals(McpResource.Path, StringComparison.Ordinal)
+        || context.Request.Path.Equals(McpResource.Path + "/", StringComparison.Ordinal);
+
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
+        // MCP transports, Security Warning (2025-11-25 §2.0.1): servers MUST validate the Origin header and answer 403
+        // to an invalid one, against DNS rebinding. Clients outside a browser send none.
+        var origin = context.Request.Headers.Origin;
+        if (origin.Count > 0 && (origin.Count != 1 || !string.Equals(origin[0], ownOrigin, StringComparison.OrdinalIgnoreCase)))
+        {
+            await Problems.Create(StatusCodes.Status403Forbidden, "origin_not_allowed", "This origin may not use the MCP endpoint.",
+                $"Requests from a browser must come from {ownOrigin}.").ExecuteAsync(context);
+            return;
+        }
+
+        // MCP authorization §2.6 / RFC 9728 §5.1: every refusal points at the protected resource metadata; RFC 8707:
+        // only a token issued for this resource is accepted (one for Nexus's REST API is not, and vice versa).
+        var (claims, sent, error) = await bearer.ValidateAsync(context, resource);
+        if (claims is null)
+        {
+            var challenge = $"Bearer resource_metadata=\"{metadataUrl}\", scope=\"{string.Join(' ', McpResource.Scopes)}\"";
+            if (sent)
+            {
+                // RFC 6750 §3.1: a token was sent and is not acceptable.
+                challenge += $", error=\"invalid_token\", error_description=\"{error!.Replace("\"", "'", StringComparison.Ordinal)}\"";
+            }
+
+            context.Response.Headers.WWWAuthenticate = challenge;
+            await Problems.Create(StatusCodes.Status401Unauthorized, sent ? "invalid_token" : "unauthorized", "The access token is missing or not acceptable.",
+                sent ? error : "Authorize with Nexus for this resource (see the resource_metadata of the WWW-Authenticate header).").ExecuteAsync(context);
+            return;
+        }
+
+        if (HttpMethods.IsPost(context.Request.Method) && await ToolCalledAsync(context) is { } tool
+            && McpResource.ToolScopes.TryGetValue(tool, out var needed) && !claims.Scopes.Contains(needed, StringComparer.Ordinal))
+        {
+            // MCP authorization, scope challenge handling / RFC 6750 §3.1: insufficient_scope with every scope needed,
+            // those the token has plus the missing one, so that a step-up authorization loses nothing it had.
+            var union = claims.Scopes.Append(needed).Distinct(StringComparer.Ordinal);
+            context.Response.Headers.WWWAuthenticate =
+                $"Bearer error=\"insufficient_scope\", scope=\"{string.Join(' ', union)}\", resource_metadata=\"{metadataUrl}\", error_description=\"The {tool} tool needs the {needed} scope.\"";
+            await Problems.Create(StatusCodes.Status403Forbidden, "insufficient_scope", "The access token lacks a scope this tool needs.",
+                $"The {tool} tool needs the {needed} scope.").ExecuteAsync(context);
+            return;
+        }
+
+        context.User = new ClaimsPrincipal(new ClaimsIdentity(
+            [
+                new Claim(ClaimTypes.NameIdentifier, claims.Subject),
+                new Claim(ClientIdClaim, claims.ClientId),
+                new Claim(ScopeClaim, claims.Scope ?? ""),
+            ], AuthenticationType, ClaimTypes.NameIdentifier, null));
+        await next(context);
+    }
+
+    /// <summary>The tool a JSON-RPC tools/call request names; null for any other message (the SDK judges those).</summary>
+    private static async Task<string?> ToolCalledAsync(HttpContext context)
+    {
+        context.Request.EnableBuffering();
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted);
+            var root = document.RootElement;
+            return root.ValueKind == JsonValueKind.Object
+                && root.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String && method.ValueEquals("tools/call")
+                && root.TryGetProperty("params", out var p) && p.ValueKind == JsonValueKind.Object
+                && p.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
+                ? name.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null; // the SDK answers a parse error in JSON-RPC's own terms
+        }
+        finally
+        {
+            context.Request.Body.Position = 0;
+        }
+    }
+}

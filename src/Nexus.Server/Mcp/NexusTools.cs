@@ -1,0 +1,272 @@
+using System.ComponentModel;
+using System.Security.Claims;
+using System.Text;
+using System.Text.Json;
+using ModelContextProtocol;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Connections;
+using Nexus.Server.Dashboard;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.Mcp;
+
+/// <summary>
+/// The MCP tools: what an assistant may do for the person its token speaks for (the token's <c>sub</c>). Their
+/// connections live in the workspace named by their user id, the one the dashboard's My connections shows. No tool
+/// returns a credential: call_api uses one through the Bridge and hands back only the provider's answer.
+/// </summary>
+[McpServerToolType]
+internal sealed class NexusTools(ConnectionService connections, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog,
+    McpConnectLinks links, McpApiCalls api)
+{
+    public const string ListServices = "list_services";
+    public const string ListConnections = "list_connections";
+    public const string ConnectionStatus = "connection_status";
+    public const string ConnectService = "connect_service";
+    public const string DisconnectService = "disconnect_service";
+    public const string CallApi = "call_api";
+
+    private const int MaxConnections = 200;
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+    };
+
+    [McpServerTool(Name = ListServices, Title = "List services", ReadOnly = true, OpenWorld = false)]
+    [Description("Lists the services (providers) this Nexus can connect to, with the permissions each asks for in plain words and whether you already connected it.")]
+    public async Task<CallToolResult> ListServicesAsync(RequestContext<CallToolRequestParams> request, CancellationToken ct)
+    {
+        var person = Person(request);
+        var mine = await connections.ListAsync([person], null, MaxConnections, ct);
+        var services = (await providers.ListAsync(ct)).OrderBy(p => p.DisplayName, StringComparer.OrdinalIgnoreCase).Select(p => new
+        {
+            service = p.Name,
+            name = p.DisplayName,
+            kind = p.AuthMode,
+            permissions = ConnectionsPages.Offered(catalog, p).Select(s => new { scope = s, description = ConnectionsPages.Describe(catalog, p, s), @default = p.Scopes.Contains(s) }),
+            connection_status = mine.Where(c => c.ProviderName == p.Name).OrderByDescending(c => c.UpdatedAt).Select(c => c.Status).FirstOrDefault(),
+        });
+        return Result(new { services });
+    }
+
+    [McpServerTool(Name = ListConnections, Title = "List my connections", ReadOnly = true, OpenWorld = false)]
+    [Description("Lists the services you connected to Nexus, with their status (active, pending, attention_required, failed) and granted permissions.")]
+    public async Task<CallToolResult> ListConnectionsAsync(RequestContext<CallToolRequestParams> request, CancellationToken ct)
+    {
+        var person = Person(request);
+        var registered = await providers.ListAsync(ct);
+        var accounts = await store.AccountsAsync(person, ct);
+        var list = (await connections.ListAsync([person], null, MaxConnections, ct))
+            .Where(c => c.Status != Connections.ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError)
+            .Select(c => Describe(c, registered.FirstOrDefault(p => p.Name == c.ProviderName), accounts.GetValueOrDefault(c.Id)));
+        return Result(new { connections = list });
+    }
+
+    [McpServerTool(Name = ConnectionStatus, Title = "Connection status", ReadOnly = true, OpenWorld = false)]
+    [Description("Says whether a service is connected and usable. When it is not, the answer carries a link for the person to connect it.")]
+    public async Task<CallToolResult> ConnectionStatusAsync(RequestContext<CallToolRequestParams> request,
+        [Description("The service's name, as list_services gives it (e.g. github).")] string service, CancellationToken ct)
+    {
+        var person = Person(request);
+        if (await providers.FindAsync(service, ct) is not { } provider)
+        {
+            return await UnknownServiceAsync(service, ct);
+        }
+
+        var connection = await CurrentAsync(person, provider.Name, ct);
+        if (connection is null || connection.Status is Connections.ConnectionStatus.AttentionRequired or Connections.ConnectionStatus.Failed)
+        {
+            return AuthorizationRequired(person, provider, connection);
+        }
+
+        return Result(new { connection = Describe(connection, provider, null) });
+    }
+
+    [McpServerTool(Name = ConnectService, Title = "Connect a service", Idempotent = false, OpenWorld = false)]
+    [Description("Makes a link for the person to connect a service to Nexus: they open it in a browser (signed in to Nexus as themselves), see the permissions, and approve them at the service. The link is valid for a few minutes.")]
+    public async Task<CallToolResult> ConnectServiceAsync(RequestContext<CallToolRequestParams> request,
+        [Description("The service's name, as list_services gives it (e.g. github).")] string service,
+        [Description("Permissions (scopes) to ask for; the service's defaults when omitted.")] string[]? permissions = null,
+        CancellationToken ct = default)
+    {
+        var person = Person(request);
+        if (await providers.FindAsync(service, ct) is not { } provider)
+        {
+            return await UnknownServiceAsync(service, ct);
+        }
+
+        if (permissions is not null && (permissions.Length > 100 || permissions.Any(s => s is null || !ScopeSyntax.IsValidToken(s))))
+        {
+            return Error("invalid_permissions", "Each permission is a scope name without spaces or quotes (RFC 6749 §3.3), at most 100.");
+        }
+
+        var current = await CurrentAsync(person, provider.Name, ct);
+        var (url, expiresAt) = links.Create(person, provider.Name, permissions, current?.Status == Connections.ConnectionStatus.Active ? null : current?.Id);
+        // MCP elicitation, URL mode: a client that can show the person a URL is asked to (the link never reaches the model).
+        if (request.Server.ClientCapabilities?.Elicitation?.Url is not null)
+        {
+            throw new UrlElicitationRequiredException($"Connect {provider.DisplayName} to Nexus.",
+            [
+                new ElicitRequestParams
+                {
+                    Mode = "url",
+                    ElicitationId = Guid.NewGuid().ToString("N"),
+                    Url = url,
+                    Message = $"Open this link to connect {provider.DisplayName}: you will see the permissions and approve them at {provider.DisplayName}.",
+                },
+            ]);
+        }
+
+        return Result(new
+        {
+            status = "link_created",
+            service = provider.Name,
+            connect_url = url,
+            expires_at = expiresAt.ToUnixTimeSeconds(),
+            permissions = (permissions ?? [.. provider.Scopes]).Select(s => new { scope = s, description = ConnectionsPages.Describe(catalog, provider, s) }),
+            message = $"Ask the person to open connect_url in their browser (signed in to Nexus) within {McpConnectLinks.Lifetime.TotalMinutes:0} minutes and approve access; then call the tool again.",
+        });
+    }
+
+    [McpServerTool(Name = DisconnectService, Title = "Disconnect a service", Destructive = true, Idempotent = true, OpenWorld = false)]
+    [Description("Disconnects a service: Nexus revokes its tokens at the service where it can and forgets them. The person can connect it again later.")]
+    public async Task<CallToolResult> DisconnectServiceAsync(RequestContext<CallToolRequestParams> request,
+        [Description("The service's name, as list_services gives it (e.g. github).")] string service, CancellationToken ct)
+    {
+        var person = Person(request);
+        var mine = (await connections.ListAsync([person], null, MaxConnections, ct)).Where(c => c.ProviderName == service).ToList();
+        foreach (var connection in mine)
+        {
+            await connections.RevokeAsync(connection, "user:" + person, ct);
+        }
+
+        return Result(new { status = "disconnected", service, connections_removed = mine.Count });
+    }
+
+    [McpServerTool(Name = CallApi, Title = "Call a service's API", OpenWorld = true)]
+    [Description("Calls the API of a connected service through Nexus, which adds the person's credential (you never see it). Returns the service's status, headers and body. If the service is not connected, the answer carries a link for the person to connect it.")]
+    public async Task<CallToolResult> CallApiAsync(RequestContext<CallToolRequestParams> request,
+        [Description("The service's name, as list_services gives it (e.g. github).")] string service,
+        [Description("The HTTP method: GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS.")] string method,
+        [Description("The path under the service's API base URL, starting with / (e.g. /user/repos).")] string path,
+        [Description("Query parameters.")] Dictionary<string, string>? query = null,
+        [Description("The request body: a JSON value (sent as application/json) or a string (sent as it is).")] JsonElement? body = null,
+        [Description("Extra request headers (credentials are never forwarded; Nexus adds its own).")] Dictionary<string, string>? headers = null,
+        CancellationToken ct = default)
+    {
+        var person = Person(request);
+        method = method.Trim().ToUpperInvariant();
+        if (method is not ("GET" or "POST" or "PUT" or "PATCH" or "DELETE" or "HEAD" or "OPTIONS"))
+        {
+            return Error("invalid_method", "method is GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS.");
+        }
+
+        if (!path.StartsWith('/'))
+        {
+            return Error("invalid_path", "path starts with / and is relative to the service's API base URL.");
+        }
+
+        if (await providers.FindAsync(service, ct) is not { } provider)
+        {
+            return await UnknownServiceAsync(service, ct);
+        }
+
+        var connection = await CurrentAsync(person, provider.Name, ct);
+        if (connection is null || connection.Status != Connections.ConnectionStatus.Active)
+        {
+            return AuthorizationRequired(person, provider, connection);
+        }
+
+        byte[]? bytes = null;
+        string? contentType = null;
+        if (body is { ValueKind: not (JsonValueKind.Undefined or JsonValueKind.Null) } b)
+        {
+            (bytes, contentType) = b.ValueKind == JsonValueKind.String
+                ? (Encoding.UTF8.GetBytes(b.GetString()!), "text/plain; charset=utf-8")
+                : (JsonSerializer.SerializeToUtf8Bytes(b), "application/json");
+        }
+
+        if (headers is not null && headers.Keys.FirstOrDefault(h => h.Equals("Content-Type", StringComparison.OrdinalIgnoreCase)) is { } ct2)
+        {
+            contentType = headers[ct2];
+            headers = headers.Where(h => h.Key != ct2).ToDictionary();
+        }
+
+        var answer = await api.SendAsync(connection, method, path, query?.Select(q => new KeyValuePair<string, string?>(q.Key, q.Value)), headers, bytes, contentType, ct);
+
+        // The Bridge refreshed (or tried to) on the way: a grant the service revoked leaves the connection
+        // attention_required, which only the person can fix.
+        if (answer.Status is StatusCodes.Status401Unauthorized or StatusCodes.Status409Conflict
+            && await store.FindAsync(connection.Id, ct) is var after && after?.Status != Connections.ConnectionStatus.Active)
+        {
+            return AuthorizationRequired(person, provider, after);
+        }
+
+        return Result(new { status = answer.Status, headers = answer.Headers, body = answer.Body, body_base64 = answer.BodyBase64, truncated = answer.Truncated ? true : (bool?)null });
+    }
+
+    private static string Person(RequestContext<CallToolRequestParams> request) =>
+        request.User?.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new McpException("The request carries no person (the MCP gate did not run).");
+
+    /// <summary>The person's connection to a provider that matters: the active one, else the newest.</summary>
+    private async Task<Connection?> CurrentAsync(string person, string provider, CancellationToken ct)
+    {
+        var mine = (await connections.ListAsync([person], null, MaxConnections, ct)).Where(c => c.ProviderName == provider).ToList();
+        return mine.Where(c => c.Status == Connections.ConnectionStatus.Active).OrderByDescending(c => c.UpdatedAt).FirstOrDefault()
+            ?? mine.Where(c => c.Status != Connections.ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).OrderByDescending(c => c.UpdatedAt).FirstOrDefault();
+    }
+
+    /// <summary>
+    /// The structured "authorization required" answer: the service is not connected (or the service stopped accepting
+    /// the connection), and the link lets the person fix it just in time.
+    /// </summary>
+    private CallToolResult AuthorizationRequired(string person, Provider provider, Connection? connection)
+    {
+        var (url, expiresAt) = links.Create(person, provider.Name, connection?.ScopeList.Count > 0 ? [.. connection.ScopeList] : null,
+            connection?.Status == Connections.ConnectionStatus.Pending ? null : connection?.Id);
+        return Result(new
+        {
+            status = "authorization_required",
+            service = provider.Name,
+            connection_status = connection?.Status,
+            connect_url = url,
+            expires_at = expiresAt.ToUnixTimeSeconds(),
+            message = connection is null
+                ? $"{provider.DisplayName} is not connected. Ask the person to open connect_url in their browser and approve access, then try again."
+                : $"The {provider.DisplayName} connection is {connection.Status.Replace('_', ' ')}. Ask the person to open connect_url in their browser and approve access again, then try again.",
+        }, isError: true);
+    }
+
+    private async Task<CallToolResult> UnknownServiceAsync(string service, CancellationToken ct) =>
+        Error("unknown_service", $"There is no service named '{service}'. Known services: {string.Join(", ", (await providers.ListAsync(ct)).Select(p => p.Name))}.");
+
+    private object Describe(Connection c, Provider? provider, string? account) => new
+    {
+        connection_id = c.Id,
+        service = c.ProviderName,
+        name = provider?.DisplayName ?? c.ProviderName,
+        status = c.Status,
+        account,
+        permissions = c.ScopeList.Select(s => new { scope = s, description = ConnectionsPages.Describe(catalog, provider, s) }),
+        connected_at = c.CreatedAt / 1000,
+        updated_at = c.UpdatedAt / 1000,
+    };
+
+    private static CallToolResult Error(string code, string message) => Result(new { status = "error", error = code, message }, isError: true);
+
+    private static CallToolResult Result(object value, bool isError = false)
+    {
+        var element = JsonSerializer.SerializeToElement(value, Json);
+        return new CallToolResult
+        {
+            Content = [new TextContentBlock { Text = element.GetRawText() }],
+            StructuredContent = element,
+            IsError = isError,
+        };
+    }
+}

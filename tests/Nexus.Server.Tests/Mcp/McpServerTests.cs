@@ -1,0 +1,147 @@
+using System.Net;
+using Nexus.Server.Mcp;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Mcp;
+
+/// <summary>
+/// /mcp with the official C# MCP client (issue 14): an assistant lists its tools, asks the person to connect a
+/// service just in time, calls the service's API through the Bridge with the connection's credential, and is told
+/// "authorization required" once the service revoked the grant.
+/// </summary>
+public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task AnAssistantConnectsAServiceJustInTimeAndCallsItsApiThroughTheBridgeUntilTheServiceRevokesTheGrant()
+    {
+        var service = await fixture.RegisterServiceAsync();
+        var (browser, userId) = await fixture.PersonAsync();
+        await using var client = await fixture.ClientAsync(fixture.McpToken(userId));
+
+        var tools = (await client.ListToolsAsync(cancellationToken: Ct)).Select(t => t.Name).Order().ToArray();
+        Assert.Equal(["call_api", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_services"], tools);
+
+        var services = McpFixture.Structured(await client.CallToolAsync("list_services", cancellationToken: Ct)).GetProperty("services");
+        Assert.Contains(services.EnumerateArray(), s => s.GetProperty("service").GetString() == service);
+
+        // Not connected yet: the tool answers "authorization required" with a link, instead of failing.
+        var before = await client.CallToolAsync("call_api", new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" }, cancellationToken: Ct);
+        var required = McpFixture.Structured(before);
+        Assert.Equal("authorization_required", required.GetProperty("status").GetString());
+        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath + "?ticket=", required.GetProperty("connect_url").GetString());
+
+        var link = McpFixture.Structured(await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        Assert.Equal("link_created", link.GetProperty("status").GetString());
+
+        // The person opens the link signed in, sees the permissions, and approves them at the service.
+        await browser.NavigateAsync(link.GetProperty("connect_url").GetString()!);
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+        Assert.Contains("Your AI assistant asked", browser.LastPage);
+        Assert.Contains("<code>read</code>", browser.LastPage);
+        var landed = await browser.SubmitAsync("/dashboard/connect/" + service, followForeign: true);
+        Assert.Equal("/dashboard", landed.AbsolutePath);
+
+        var status = McpFixture.Structured(await client.CallToolAsync("connection_status", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        Assert.Equal("active", status.GetProperty("connection").GetProperty("status").GetString());
+
+        // call_api reaches the service's API with the connection's credential, which the assistant never sees.
+        var accessToken = fixture.Provider.Families.Values.Single(f => !f.Chain.IsEmpty).Chain.Last().AccessToken;
+        fixture.Api.AcceptedTokens[accessToken] = true;
+        var call = await client.CallToolAsync("call_api", new Dictionary<string, object?>
+        {
+            ["service"] = service, ["method"] = "GET", ["path"] = "/protected", ["query"] = new Dictionary<string, string> { ["page"] = "2" },
+        }, cancellationToken: Ct);
+        var answer = McpFixture.Structured(call);
+        Assert.Equal(200, answer.GetProperty("status").GetInt32());
+        Assert.Equal("Bearer " + accessToken, fixture.Api.Last.Headers["Authorization"]);
+        Assert.Equal("?page=2", fixture.Api.Last.Query);
+        Assert.DoesNotContain(accessToken, answer.GetRawText());
+
+        // The service revokes the grant: the token stops working and the refresh is refused, so the person must act.
+        fixture.Api.AcceptedTokens.Clear();
+        fixture.Provider.RevokeFamily(accessToken);
+        var after = McpFixture.Structured(await client.CallToolAsync("call_api", new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" }, cancellationToken: Ct));
+        Assert.Equal("authorization_required", after.GetProperty("status").GetString());
+        Assert.Equal("attention_required", after.GetProperty("connection_status").GetString());
+        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath, after.GetProperty("connect_url").GetString());
+    }
+
+    [Fact]
+    public async Task WithoutATokenMcpAnswers401PointingAtTheProtectedResourceMetadata()
+    {
+        using var response = await fixture.PostAsync(null, "initialize");
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var challenge = response.Headers.WwwAuthenticate.ToString();
+        Assert.StartsWith($"Bearer resource_metadata=\"{fixture.Server.Issuer}/.well-known/oauth-protected-resource/mcp\", scope=\"{string.Join(' ', McpResource.Scopes)}\"", challenge);
+        Assert.DoesNotContain("error=", challenge);
+    }
+
+    [Fact]
+    public async Task ATokenForTheNexusApiIsRefusedByMcpAndAnMcpTokenIsRefusedByTheApi()
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var apiToken = fixture.McpToken(userId, resource: fixture.Server.Issuer);
+        using (var refused = await fixture.PostAsync(apiToken, "initialize"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            Assert.Contains("error=\"invalid_token\"", refused.Headers.WwwAuthenticate.ToString());
+            Assert.Contains("resource_metadata=", refused.Headers.WwwAuthenticate.ToString());
+        }
+
+        using var me = new HttpRequestMessage(HttpMethod.Get, "/api/v1/me");
+        me.Headers.Authorization = new("Bearer", fixture.McpToken(userId));
+        using var api = await fixture.Server.Http.SendAsync(me);
+        Assert.Equal(HttpStatusCode.Unauthorized, api.StatusCode);
+    }
+
+    [Fact]
+    public async Task AForeignOriginIsRefusedWith403AndNexusOwnOriginIsServed()
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId);
+        using (var foreign = await fixture.PostAsync(token, "initialize", origin: "http://evil.example.com"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, foreign.StatusCode);
+        }
+
+        using var own = await fixture.PostAsync(token, "initialize", new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } },
+            origin: new Uri(fixture.Server.Issuer).GetLeftPart(UriPartial.Authority));
+        Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+    }
+
+    [Fact]
+    public async Task AConnectLinkOpenedByAnotherSignedInPersonIsRefused()
+    {
+        var service = await fixture.RegisterServiceAsync();
+        var (_, owner) = await fixture.PersonAsync();
+        var (other, _) = await fixture.PersonAsync();
+        await using var client = await fixture.ClientAsync(fixture.McpToken(owner));
+        var link = McpFixture.Structured(await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+
+        await other.NavigateAsync(link.GetProperty("connect_url").GetString()!);
+        Assert.Equal(HttpStatusCode.Forbidden, other.LastStatus);
+        Assert.Contains("another account", other.LastPage);
+        Assert.DoesNotContain(Browser.Forms(other.LastPage), f => f.Action.Contains("/dashboard/connect/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AToolNeedingMoreScopeAnswers403WithTheUnionOfTheScopes()
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId, [McpResource.ReadScope]);
+        await using (var client = await fixture.ClientAsync(token))
+        {
+            // What the token allows works.
+            Assert.False((await client.CallToolAsync("list_connections", cancellationToken: Ct)).IsError);
+        }
+
+        using var response = await fixture.PostAsync(token, "tools/call", new { name = "call_api", arguments = new { service = "x", method = "GET", path = "/" } });
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        var challenge = response.Headers.WwwAuthenticate.ToString();
+        Assert.Contains("error=\"insufficient_scope\"", challenge);
+        Assert.Contains($"scope=\"{McpResource.ReadScope} {McpResource.ApiScope}\"", challenge);
+        Assert.Contains("resource_metadata=", challenge);
+    }
+}
