@@ -147,9 +147,17 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
         // The way the report found it: the query string of the sign-in page, carried through its form.
         using var browser = new Browser(Server);
         await browser.NavigateAsync("/account/signin?returnUrl=" + Uri.EscapeDataString(returnUrl));
-        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
-        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password });
-        Assert.Equal("/", browser.LastLocation);
+        if (returnUrl.Contains('\0'))
+        {
+            // A NUL is refused at the edge (Hosting/InputGuard) before any page sees it.
+            Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        }
+        else
+        {
+            Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password });
+            Assert.Equal("/", browser.LastLocation);
+        }
 
         // Posted straight to the form, to sign-in and to sign-up.
         using var direct = new Browser(Server);
@@ -158,7 +166,12 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
         AssertHomeOrRefused(direct);
         using var newcomer = new Browser(Server);
         await newcomer.NavigateAsync("/account/signup?returnUrl=" + Uri.EscapeDataString(returnUrl));
-        Assert.Equal(HttpStatusCode.OK, newcomer.LastStatus);
+        Assert.Equal(returnUrl.Contains('\0') ? HttpStatusCode.BadRequest : HttpStatusCode.OK, newcomer.LastStatus);
+        if (returnUrl.Contains('\0'))
+        {
+            return;
+        }
+
         await newcomer.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = NewEmail(), ["password"] = Password, ["returnUrl"] = returnUrl });
         AssertHomeOrRefused(newcomer);
     }

@@ -41,11 +41,16 @@ public sealed class NexusServerProcess : IAsyncDisposable
     /// Starts an instance on <paramref name="db"/> and waits until it answers /healthz. Instances given the same
     /// <paramref name="shared"/> settings (ENCRYPTION_KEY, API_KEY, …) behave as one deployment.
     /// </summary>
-    public static async Task<NexusServerProcess> StartAsync(TestDatabase db, IDictionary<string, string?> shared, int? port = null)
+    public static async Task<NexusServerProcess> StartAsync(TestDatabase db, IDictionary<string, string?> shared, int? port = null, string? workingDirectory = null)
     {
         port ??= LoopbackHost.FreePort();
         var baseUrl = $"http://127.0.0.1:{port}";
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null)
+        {
+            start.WorkingDirectory = workingDirectory;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Nexus.Server.dll"));
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add(baseUrl);
