@@ -1,5 +1,6 @@
 using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Resources;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
@@ -14,6 +15,7 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<ClientRegistry>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<FailedAuthenticationLimiter>();
+        services.AddSingleton<RegistrationLimiter>();
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<SigningKeys>();
         services.AddHostedService<SigningKeys.Refresher>();
@@ -39,6 +41,8 @@ internal static class AuthorizationServerExtensions
         app.MapUserInfo();
         app.MapEndSession();
         app.MapDiscovery();
+        app.MapProtectedResourceMetadata();
+        app.MapClientRegistration();
         app.MapJwks();
         app.MapMe();
         var admin = app.MapAdminGroup();

@@ -32,7 +32,7 @@ internal static class AuthorizeEndpoint
     {
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();
-        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, defaultResponseType, context.RequestAborted);
+        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, options, defaultResponseType, context.RequestAborted);
         if (request is null)
         {
             return ErrorResult(context, error!, options);
@@ -85,7 +85,7 @@ internal static class AuthorizeEndpoint
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();
         var (request, error) = await AuthorizationRequestValidator.ValidateAsync(
-            form.Where(f => f.Key is not ("decision" or "__csrf")), clients, defaultResponseType: true, context.RequestAborted);
+            form.Where(f => f.Key is not ("decision" or "__csrf")), clients, options, defaultResponseType: true, context.RequestAborted);
         if (request is null)
         {
             return ErrorResult(context, error!, options);
@@ -115,7 +115,7 @@ internal static class AuthorizeEndpoint
         // RFC 9700 §4.5: codes are single-use, short-lived and bound to client, redirect URI and PKCE challenge.
         await services.GetRequiredService<GrantStore>().SaveCodeAsync(code, new AuthorizationCodeRecord(
             request.Client.ClientId, userId, request.RedirectUri, request.Scopes, request.CodeChallenge, request.Nonce, authTime,
-            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds()), context.RequestAborted);
+            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource), context.RequestAborted);
         return Redirect(request, options, ("code", code));
     }
 

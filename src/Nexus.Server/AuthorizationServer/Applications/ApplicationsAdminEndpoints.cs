@@ -183,14 +183,14 @@ internal static class ApplicationsAdminEndpoints
         {
             errors["redirect_uris"] = ["Register at least one redirect URI, e.g. https://yourapp.example/oauth/callback."];
         }
-        else if (body.RedirectUris?.FirstOrDefault(u => RedirectUriProblem(u) is not null) is { } bad)
+        else if (body.RedirectUris?.FirstOrDefault(u => RedirectUris.Problem(u) is not null) is { } bad)
         {
-            errors["redirect_uris"] = [$"'{bad}': {RedirectUriProblem(bad)}"];
+            errors["redirect_uris"] = [$"'{bad}': {RedirectUris.Problem(bad)}"];
         }
 
-        if (body.PostLogoutRedirectUris?.FirstOrDefault(u => RedirectUriProblem(u) is not null) is { } badLogout)
+        if (body.PostLogoutRedirectUris?.FirstOrDefault(u => RedirectUris.Problem(u) is not null) is { } badLogout)
         {
-            errors["post_logout_redirect_uris"] = [$"'{badLogout}': {RedirectUriProblem(badLogout)}"];
+            errors["post_logout_redirect_uris"] = [$"'{badLogout}': {RedirectUris.Problem(badLogout)}"];
         }
 
         if (body.Type is not null && body.Type is not (ClientTypes.Confidential or ClientTypes.Public))
@@ -224,31 +224,5 @@ internal static class ApplicationsAdminEndpoints
         }
 
         return errors;
-    }
-
-    /// <summary>RFC 6749 §3.1.2 and RFC 9700 §4.1: absolute, no fragment, https except on loopback or for native app schemes.</summary>
-    private static string? RedirectUriProblem(string? uri)
-    {
-        if (uri is null || uri.Length > 2000 || !Uri.TryCreate(uri, UriKind.Absolute, out var parsed))
-        {
-            return "must be an absolute URI.";
-        }
-
-        if (uri.Contains('#', StringComparison.Ordinal))
-        {
-            return "must not contain a fragment (RFC 6749 §3.1.2).";
-        }
-
-        if (uri.Contains('*', StringComparison.Ordinal))
-        {
-            return "wildcards are not allowed; redirect URIs match exactly.";
-        }
-
-        if (parsed.Scheme == "http" && !parsed.IsLoopback)
-        {
-            return "must use https (http is allowed only for loopback addresses).";
-        }
-
-        return parsed.Scheme is "javascript" or "data" or "file" or "vbscript" ? "this scheme is not allowed." : null;
     }
 }
