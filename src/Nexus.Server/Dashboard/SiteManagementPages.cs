@@ -47,7 +47,7 @@ internal static class SiteManagementPages
         }
 
         var rows = (await registry.ListAsync(ClientKinds.Application, ct)).OrderByDescending(a => a.CreatedAt).Select(a => $"""
-            <tr><td><strong>{E(a.Name)}</strong><br><code>{E(a.ClientId)}</code><br><span class="muted">{E(a.ClientType)}</span></td>
+            <tr><td><strong>{E(a.Name)}</strong><br><code>{E(a.ClientId)}</code><br><span class="muted">{E(a.ClientType)}</span>{SelfRegistered(a)}</td>
             <td>{string.Join("<br>", a.RedirectUriList.Select(u => $"<code>{E(u)}</code>"))}</td>
             <td>{E(a.OwnerEmail)}<br><span class="muted">{E(a.BaseUrl)}</span></td><td>{Status(a.IsRevoked)}</td>
             <td>{(a.IsRevoked ? "" : (a.IsPublic ? "" : $"<form method=\"post\" action=\"/admin/applications/{E(a.ClientId)}/secret\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\">Rotate secret</button></form> ") + $"<a class=\"button secondary\" href=\"/admin/applications/{E(a.ClientId)}/delete\">Delete</a>")}</td></tr>
@@ -96,6 +96,14 @@ internal static class SiteManagementPages
             """;
         return await ApplicationsAsync(context, registry, shown, null, ct);
     }
+
+    /// <summary>Clients that registered themselves (MCP assistants) are marked, so an administrator can tell them apart and revoke them.</summary>
+    private static string SelfRegistered(OAuthClient client) => client.Registration switch
+    {
+        ClientRegistrations.Dynamic => " <span class=\"status\" title=\"Registered itself through dynamic client registration (RFC 7591)\">self-registered</span>",
+        ClientRegistrations.MetadataDocument => " <span class=\"status\" title=\"Identified by its client ID metadata document\">self-registered (metadata document)</span>",
+        _ => "",
+    };
 
     // ---- App Clients --------------------------------------------------------------------------------------------
 

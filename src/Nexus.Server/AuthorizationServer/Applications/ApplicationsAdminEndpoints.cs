@@ -31,11 +31,12 @@ internal sealed record ApplicationResponse(
     string Status,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    string? ClientSecret = null)
+    string? ClientSecret = null,
+    string Registration = ClientRegistrations.Admin)
 {
     public static ApplicationResponse From(OAuthClient c, string? secret = null) => new(
         c.ClientId, c.Name, c.ClientType, c.RedirectUriList, c.PostLogoutRedirectUriList, c.Description, c.BaseUrl, c.OwnerEmail,
-        c.Scopes, c.GrantTypes, c.AccessTokenLifetimeSeconds, c.IsRevoked ? "revoked" : "active", c.CreatedAt, c.UpdatedAt, secret);
+        c.Scopes, c.GrantTypes, c.AccessTokenLifetimeSeconds, c.IsRevoked ? "revoked" : "active", c.CreatedAt, c.UpdatedAt, secret, c.Registration);
 }
 
 /// <summary>
