@@ -33,7 +33,8 @@ internal static class AuthorizationRequestValidator
 
     /// <param name="defaultResponseType">The documented /api/oauth/authorize route sends no response_type and means "code".</param>
     public static async Task<(AuthorizationRequest? Request, AuthorizationError? Error)> ValidateAsync(
-        IEnumerable<KeyValuePair<string, StringValues>> raw, ClientRegistry clients, NexusOptions options, bool defaultResponseType, CancellationToken ct)
+        IEnumerable<KeyValuePair<string, StringValues>> raw, ClientRegistry clients, NexusOptions options, bool defaultResponseType, CancellationToken ct,
+        ClientMetadataDocuments? documents = null, string? address = null)
     {
         var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
         string? repeated = null;
@@ -58,7 +59,20 @@ internal static class AuthorizationRequestValidator
         }
 
         var clientId = Get("client_id");
-        var client = clientId is null || clientId.Length > 200 ? null : await clients.FindCachedAsync(clientId, ct);
+        var client = clientId is null || clientId.Length > 2000 ? null : await clients.FindCachedAsync(clientId, ct);
+        if (clientId is not null && documents is not null && documents.IsCandidate(clientId) && (client is null || documents.IsStale(client)))
+        {
+            // Client ID Metadata Document draft §4: the client_id is the URL of the client's metadata; fetch it (or
+            // again, once the copy Nexus holds has expired). Errors are shown here: the redirect URI is not trusted yet.
+            var (described, documentError) = await documents.ResolveAsync(clientId, address ?? "unknown", ct);
+            if (described is null)
+            {
+                return (null, new AuthorizationError("invalid_client", $"This application's client ID metadata document cannot be used: {documentError}", null, null));
+            }
+
+            client = described;
+        }
+
         if (client is null || client.IsRevoked || client.Kind != ClientKinds.Application)
         {
             return (null, new AuthorizationError("invalid_client", "This application is not registered with Nexus (unknown or revoked client_id).", null, null));

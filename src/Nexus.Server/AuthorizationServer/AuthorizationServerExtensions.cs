@@ -16,6 +16,8 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<FailedAuthenticationLimiter>();
         services.AddSingleton<RegistrationLimiter>();
+        services.AddSingleton<ClientMetadataDocuments>();
+        ClientMetadataDocuments.AddHttpClient(services);
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<SigningKeys>();
         services.AddHostedService<SigningKeys.Refresher>();

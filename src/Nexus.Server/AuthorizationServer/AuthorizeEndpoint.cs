@@ -32,7 +32,8 @@ internal static class AuthorizeEndpoint
     {
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();
-        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, options, defaultResponseType, context.RequestAborted);
+        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, options, defaultResponseType, context.RequestAborted,
+            services.GetRequiredService<ClientMetadataDocuments>(), context.Connection.RemoteIpAddress?.ToString());
         if (request is null)
         {
             return ErrorResult(context, error!, options);

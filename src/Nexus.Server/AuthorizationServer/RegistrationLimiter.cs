@@ -14,9 +14,11 @@ internal sealed class RegistrationLimiter(NexusOptions options, TimeProvider tim
     private readonly ConcurrentDictionary<string, (DateTimeOffset Start, int Count)> windows = new(StringComparer.Ordinal);
 
     /// <summary>Counts one attempt; returns how long the address must wait when it is over the limit, or null.</summary>
-    public TimeSpan? TryAcquire(HttpContext context)
+    public TimeSpan? TryAcquire(HttpContext context) => TryAcquire(context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+
+    /// <summary>Counts one attempt by <paramref name="address"/>; returns how long it must wait when it is over the limit, or null.</summary>
+    public TimeSpan? TryAcquire(string address)
     {
-        var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
         var now = time.GetUtcNow();
         if (windows.Count > MaxTrackedAddresses)
         {

@@ -58,12 +58,12 @@ internal static class ApplicationsAdminEndpoints
         apps.MapPatch("/{clientId}", UpdateAsync);
         apps.MapDelete("/{clientId}", async (string clientId, ClientRegistry registry, CancellationToken ct) =>
         {
-            if (await FindAsync(registry, clientId, ct) is null)
+            if (await FindAsync(registry, clientId, ct) is not { } app)
             {
                 return Problems.NotFound("Application");
             }
 
-            await registry.RevokeAsync(clientId, ct);
+            await registry.RevokeAsync(app.ClientId, ct);
             return TypedResults.NoContent();
         });
         apps.MapPost("/{clientId}/secret", async (string clientId, ClientRegistry registry, SecretHasher hasher, TimeProvider time, CancellationToken ct) =>
@@ -82,12 +82,16 @@ internal static class ApplicationsAdminEndpoints
             var secret = await AppClientsAdminEndpoints.RotateAsync(app, registry, hasher, ct);
             return secret is null
                 ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot get a new secret.")
-                : TypedResults.Ok(new { client_id = clientId, client_secret = secret, secret_rotated_at = time.GetUtcNow() });
+                : TypedResults.Ok(new { client_id = app.ClientId, client_secret = secret, secret_rotated_at = time.GetUtcNow() });
         });
     }
 
+    /// <summary>
+    /// Finds an application by the client id in a route. A metadata-document client's id is a URL, sent percent-encoded
+    /// in one path segment; routing leaves %2F encoded, so the id is decoded here (Nexus's own ids contain no %).
+    /// </summary>
     public static async Task<OAuthClient?> FindAsync(ClientRegistry registry, string clientId, CancellationToken ct) =>
-        await registry.FindAsync(clientId, ct) is { Kind: ClientKinds.Application } app ? app : null;
+        await registry.FindAsync(Uri.UnescapeDataString(clientId), ct) is { Kind: ClientKinds.Application } app ? app : null;
 
     private static async Task<IResult> CreateAsync(HttpRequest request, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
     {
@@ -167,7 +171,7 @@ internal static class ApplicationsAdminEndpoints
             return Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot be changed.");
         }
 
-        return TypedResults.Ok(ApplicationResponse.From((await registry.FindAsync(clientId, ct))!));
+        return TypedResults.Ok(ApplicationResponse.From((await registry.FindAsync(app.ClientId, ct))!));
     }
 
     private static string? Clean(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
