@@ -12,16 +12,19 @@ internal static class ProtectedResourceMetadataEndpoint
 {
     public const string WellKnownPrefix = "/.well-known/oauth-protected-resource";
 
-    /// <summary>RFC 9728 §3.1: the well-known segment goes between the host and the resource's path.</summary>
-    public static string PathFor(NexusOptions options) => WellKnownPrefix + new Uri(options.McpResource).AbsolutePath.TrimEnd('/');
+    /// <summary>
+    /// RFC 9728 §3.1: the well-known segment goes between the host and the resource's path (/mcp). Nexus's routes are
+    /// relative to BASE_URL, so when BASE_URL has a path (behind a proxy), the URL is BASE_URL + this path, which is
+    /// where the proxy forwards it and what every challenge names in resource_metadata.
+    /// </summary>
+    public const string McpMetadataPath = WellKnownPrefix + NexusOptions.McpPath;
 
     /// <summary>The URL of the MCP server's metadata: the <c>resource_metadata</c> of its WWW-Authenticate challenges.</summary>
-    public static string McpMetadataUrl(NexusOptions options) => new Uri(options.McpResource).GetLeftPart(UriPartial.Authority) + PathFor(options);
+    public static string McpMetadataUrl(NexusOptions options) => options.Issuer + McpMetadataPath;
 
-    public static void MapProtectedResourceMetadata(this WebApplication app)
+    public static void MapProtectedResourceMetadata(this IEndpointRouteBuilder app)
     {
-        var options = app.Services.GetRequiredService<NexusOptions>();
-        app.MapGet(PathFor(options), Metadata).WithTags("OAuth");
+        app.MapGet(McpMetadataPath, Metadata).WithTags("OAuth");
         app.MapGet(WellKnownPrefix, Metadata).WithTags("OAuth");
     }
 
