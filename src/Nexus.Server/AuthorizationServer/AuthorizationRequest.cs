@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Primitives;
 using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Resources;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -12,7 +14,8 @@ internal sealed record AuthorizationRequest(
     string? Nonce,
     string? CodeChallenge,
     string? Prompt,
-    IReadOnlyDictionary<string, string> Parameters);
+    IReadOnlyDictionary<string, string> Parameters,
+    string? Resource = null);
 
 /// <summary>
 /// What is wrong with an authorization request. Errors found before the client and redirect URI are trusted are
@@ -26,11 +29,12 @@ internal static class AuthorizationRequestValidator
     public const int CodeLifetimeSeconds = 60;
 
     private static readonly HashSet<string> SingleValued =
-        ["client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "response_mode", "max_age", "login_hint"];
+        ["client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "response_mode", "max_age", "login_hint", ResourceIndicators.Parameter];
 
     /// <param name="defaultResponseType">The documented /api/oauth/authorize route sends no response_type and means "code".</param>
     public static async Task<(AuthorizationRequest? Request, AuthorizationError? Error)> ValidateAsync(
-        IEnumerable<KeyValuePair<string, StringValues>> raw, ClientRegistry clients, bool defaultResponseType, CancellationToken ct)
+        IEnumerable<KeyValuePair<string, StringValues>> raw, ClientRegistry clients, NexusOptions options, bool defaultResponseType, CancellationToken ct,
+        ClientMetadataDocuments? documents = null, string? address = null)
     {
         var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
         string? repeated = null;
@@ -55,13 +59,27 @@ internal static class AuthorizationRequestValidator
         }
 
         var clientId = Get("client_id");
-        var client = clientId is null || clientId.Length > 200 ? null : await clients.FindCachedAsync(clientId, ct);
+        var client = clientId is null || clientId.Length > 2000 ? null : await clients.FindCachedAsync(clientId, ct);
+        if (clientId is not null && documents is not null && documents.IsCandidate(clientId) && (client is null || documents.IsStale(client)))
+        {
+            // Client ID Metadata Document draft §4: the client_id is the URL of the client's metadata; fetch it (or
+            // again, once the copy Nexus holds has expired). Errors are shown here: the redirect URI is not trusted yet.
+            var (described, documentError) = await documents.ResolveAsync(clientId, address ?? "unknown", ct);
+            if (described is null)
+            {
+                return (null, new AuthorizationError("invalid_client", $"This application's client ID metadata document cannot be used: {documentError}", null, null));
+            }
+
+            client = described;
+        }
+
         if (client is null || client.IsRevoked || client.Kind != ClientKinds.Application)
         {
             return (null, new AuthorizationError("invalid_client", "This application is not registered with Nexus (unknown or revoked client_id).", null, null));
         }
 
-        // RFC 9700 §4.1.3 / OAuth 2.1 §4.1.1: redirect URIs are compared as exact strings, no pattern matching.
+        // RFC 9700 §4.1.3 / OAuth 2.1 §4.1.1: redirect URIs are compared as exact strings, no pattern matching,
+        // except for the port of a loopback redirect (RFC 8252 §7.3, in RedirectUris.Matches).
         var redirectUri = Get("redirect_uri");
         if (redirectUri is null)
         {
@@ -72,13 +90,20 @@ internal static class AuthorizationRequestValidator
 
             redirectUri = client.RedirectUriList[0];
         }
-        else if (!client.RedirectUriList.Contains(redirectUri, StringComparer.Ordinal))
+        else if (!RedirectUris.IsRegistered(client, redirectUri))
         {
             return (null, new AuthorizationError("invalid_request", "The redirect_uri does not match any registered for this application.", null, null));
         }
 
         var state = Get("state");
         AuthorizationError Fail(string error, string description) => new(error, description, redirectUri, state);
+
+        if (repeated == ResourceIndicators.Parameter)
+        {
+            // RFC 8707 §2: the server may refuse a combination of resources; Nexus binds each grant to one, so that
+            // every token it issues has a single audience.
+            return (null, Fail("invalid_target", "Request one resource per authorization: Nexus binds each grant to a single resource."));
+        }
 
         if (repeated is not null)
         {
@@ -135,7 +160,8 @@ internal static class AuthorizationRequestValidator
                 return (null, Fail("invalid_request", "code_challenge_method was sent without code_challenge."));
             }
 
-            if (client.IsPublic)
+            // OAuth 2.1 §7.5.1 and MCP authorization: public clients, and every client that registered itself, use PKCE.
+            if (client.IsPublic || client.IsSelfRegistered)
             {
                 return (null, Fail("invalid_request", "PKCE is required for this application: send code_challenge with code_challenge_method=S256."));
             }
@@ -162,7 +188,18 @@ internal static class AuthorizationRequestValidator
             return (null, Fail("invalid_request", "Unsupported prompt value."));
         }
 
-        return (new AuthorizationRequest(client, redirectUri, scopes, state, Get("nonce"), challenge, prompt, parameters), null);
+        string? resource = null;
+        if (Get(ResourceIndicators.Parameter) is { } requestedResource)
+        {
+            // RFC 8707 §2: an unknown or malformed resource is invalid_target.
+            (resource, var targetError) = ResourceIndicators.Resolve(options, requestedResource);
+            if (resource is null)
+            {
+                return (null, Fail("invalid_target", targetError!));
+            }
+        }
+
+        return (new AuthorizationRequest(client, redirectUri, scopes, state, Get("nonce"), challenge, prompt, parameters, resource), null);
     }
 
     public static bool IsBase64UrlChar(char c) => c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_';

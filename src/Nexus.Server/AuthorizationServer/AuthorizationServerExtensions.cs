@@ -1,5 +1,6 @@
 using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Resources;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
@@ -14,6 +15,9 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<ClientRegistry>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<FailedAuthenticationLimiter>();
+        services.AddSingleton<RegistrationLimiter>();
+        services.AddSingleton<ClientMetadataDocuments>();
+        ClientMetadataDocuments.AddHttpClient(services);
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<SigningKeys>();
         services.AddHostedService<SigningKeys.Refresher>();
@@ -41,6 +45,8 @@ internal static class AuthorizationServerExtensions
         protocol.MapUserInfo();
         protocol.MapEndSession();
         protocol.MapDiscovery();
+        protocol.MapProtectedResourceMetadata();
+        protocol.MapClientRegistration();
         protocol.MapJwks();
         protocol.MapMe();
         var admin = app.MapAdminGroup();

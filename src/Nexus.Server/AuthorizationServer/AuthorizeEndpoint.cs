@@ -32,7 +32,8 @@ internal static class AuthorizeEndpoint
     {
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();
-        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, defaultResponseType, context.RequestAborted);
+        var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, options, defaultResponseType, context.RequestAborted,
+            services.GetRequiredService<ClientMetadataDocuments>(), context.Connection.RemoteIpAddress?.ToString());
         if (request is null)
         {
             return ErrorResult(context, error!, options);
@@ -85,7 +86,7 @@ internal static class AuthorizeEndpoint
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();
         var (request, error) = await AuthorizationRequestValidator.ValidateAsync(
-            form.Where(f => f.Key is not ("decision" or "__csrf")), clients, defaultResponseType: true, context.RequestAborted);
+            form.Where(f => f.Key is not ("decision" or "__csrf")), clients, options, defaultResponseType: true, context.RequestAborted);
         if (request is null)
         {
             return ErrorResult(context, error!, options);
@@ -115,7 +116,7 @@ internal static class AuthorizeEndpoint
         // RFC 9700 §4.5: codes are single-use, short-lived and bound to client, redirect URI and PKCE challenge.
         await services.GetRequiredService<GrantStore>().SaveCodeAsync(code, new AuthorizationCodeRecord(
             request.Client.ClientId, userId, request.RedirectUri, request.Scopes, request.CodeChallenge, request.Nonce, authTime,
-            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds()), context.RequestAborted);
+            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource), context.RequestAborted);
         return Redirect(request, options, ("code", code));
     }
 
@@ -129,6 +130,10 @@ internal static class AuthorizeEndpoint
             ? Error(context, "This sign-in link is not valid", error.Description)
             : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error), ("error_description", error.Description)));
 
+    /// <summary>The host a URI points to (with its port), or the scheme of a native app's private-use redirect.</summary>
+    private static string RedirectHost(string uri) =>
+        Uri.TryCreate(uri, UriKind.Absolute, out var parsed) ? (string.IsNullOrEmpty(parsed.Authority) ? parsed.Scheme + ":" : parsed.Authority) : uri;
+
     private static IResult ConsentPage(HttpContext context, AuthorizationRequest request)
     {
         var client = request.Client;
@@ -136,9 +141,22 @@ internal static class AuthorizeEndpoint
         var scopes = string.Concat(request.Scopes.Select(s => $"<li>{E(ScopeDescriptions.Describe(s))} <span class=\"muted\">(<code>{E(s)}</code>)</span></li>"));
         var site = client.BaseUrl is null ? "" : $"<p class=\"muted\">{E(client.BaseUrl)}</p>";
         var description = client.Description is null ? "" : $"<p>{E(client.Description)}</p>";
+        // A client that registered itself (RFC 7591, or a client ID metadata document) chose its own name: say so, and
+        // show where the answer goes, which is what the person can actually check.
+        var redirectHost = RedirectHost(request.RedirectUri);
+        var origin = client.Registration switch
+        {
+            ClientRegistrations.MetadataDocument => $"<p class=\"banner\">This application registered itself; its details come from <strong>{E(RedirectHost(client.ClientId))}</strong>. Nexus has not verified it. After you answer, you go back to <strong>{E(redirectHost)}</strong>.</p>",
+            ClientRegistrations.Dynamic => $"<p class=\"banner\">This application registered itself with Nexus; its name was not verified. After you answer, you go back to <strong>{E(redirectHost)}</strong>.</p>",
+            _ => "",
+        };
+        if (request.Resource == context.RequestServices.GetRequiredService<NexusOptions>().McpResource)
+        {
+            origin += "<p class=\"muted\">It will use these permissions through Nexus's assistant tools (MCP).</p>";
+        }
         var email = context.User.FindFirstValue(ClaimTypes.Email);
         return Page(context, "Authorize " + client.Name, $"""
-            <section class="card narrow"><h1><strong>{E(client.Name)}</strong> wants to access your Nexus account</h1>{site}{description}
+            <section class="card narrow"><h1><strong>{E(client.Name)}</strong> wants to access your Nexus account</h1>{site}{description}{origin}
             <p>Signed in as <strong>{E(email)}</strong>. It will be able to:</p><ul class="scopes">{scopes}</ul>
             <form method="post" action="{Path}">{AntiforgeryField(context)}{hidden}
             <div class="actions"><button type="submit" name="decision" value="allow">Allow</button>

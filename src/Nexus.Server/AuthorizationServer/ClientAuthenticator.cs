@@ -69,7 +69,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         {
             clientId = form["client_id"];
             clientSecret = form["client_secret"];
-            if (clientId is not null && clientSecret is null && clientId.Length <= 200
+            if (clientId is not null && clientSecret is null && clientId.Length <= 2000
                 && await registry.FindCachedAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } publicClient)
             {
                 // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client only identifies itself; PKCE protects its code.

@@ -29,7 +29,7 @@ internal static class DiscoveryEndpoint
             ["introspection_endpoint"] = issuer + IntrospectionEndpoint.Path,
             ["revocation_endpoint"] = issuer + RevocationEndpoint.Path,
             ["end_session_endpoint"] = issuer + EndSessionEndpoint.Path,
-            ["scopes_supported"] = new JsonArray("openid", "profile", "email", "offline_access"),
+            ["scopes_supported"] = new JsonArray([.. Clients.ClientMetadata.SelfRegisteredScopes.Select(s => (JsonNode)s)]),
             ["response_types_supported"] = new JsonArray("code"),
             ["response_modes_supported"] = new JsonArray("query"),
             ["grant_types_supported"] = new JsonArray("authorization_code", "client_credentials", "refresh_token"),
@@ -44,7 +44,15 @@ internal static class DiscoveryEndpoint
             ["id_token_signing_alg_values_supported"] = new JsonArray(Signing.IdTokenIssuer.Algorithm),
             ["claims_supported"] = new JsonArray("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name", "preferred_username"),
             ["prompt_values_supported"] = new JsonArray("none", "login", "consent", "select_account"),
+            // Client ID Metadata Document draft: an https client_id with a path is fetched as the client's metadata.
+            ["client_id_metadata_document_supported"] = options.Registration.MetadataDocuments,
         };
+        if (RegistrationEndpoint.IsEnabled(options))
+        {
+            // RFC 8414 §2 and RFC 7591 §3.
+            metadata["registration_endpoint"] = issuer + RegistrationEndpoint.Path;
+        }
+
         response.Headers.CacheControl = "public, max-age=300";
         return TypedResults.Text(metadata.ToJsonString(), "application/json");
     }

@@ -45,7 +45,7 @@ internal static class IntrospectionEndpoint
         var hint = form["token_type_hint"];
         if (hint != "refresh_token" && token.Count(c => c == '.') == 2)
         {
-            var (claims, _) = await validator.ValidateAsync(token, ct);
+            var (claims, _) = await validator.ValidateAsync(token, audience: null, ct);
             if (claims is not null && MayInspect(claims.ClientId) && !await grants.IsAccessTokenRevokedAsync(claims.Jti, claims.GrantId, ct)
                 && await clients.FindCachedAsync(claims.ClientId, ct) is { IsRevoked: false })
             {
@@ -61,7 +61,7 @@ internal static class IntrospectionEndpoint
                 json.WriteNumber("exp"u8, claims.ExpiresAt);
                 json.WriteNumber("iat"u8, claims.IssuedAt);
                 json.WriteString("iss"u8, options.Issuer);
-                json.WriteString("aud"u8, options.Audience);
+                json.WriteString("aud"u8, claims.Audience);
                 json.WriteString("jti"u8, claims.Jti);
                 json.WriteEndObject();
                 await json.FlushAsync(ct);

@@ -26,52 +26,55 @@ internal static class MeEndpoint
 
 internal sealed record MeResponse(string Sub, string ClientId, string? Scope, IReadOnlyList<string> Scopes, long ExpiresAt);
 
+/// <summary>The bearer token of a request, checked: its claims, or why it is not acceptable.</summary>
+/// <param name="TokenSent">Whether the request carried a bearer token at all (RFC 6750 §3.1: no error code when it did not).</param>
+internal readonly record struct BearerCheck(AccessTokenClaims? Claims, bool TokenSent, string? Error);
+
 /// <summary>Validates the bearer token of a request and answers RFC 6750 §3 challenges when it is not acceptable.</summary>
-internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, ClientRegistry clients, Grants.GrantStore grants)
+internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, ClientRegistry clients, Grants.GrantStore grants, Hosting.NexusOptions options)
 {
+    /// <summary>For Nexus's REST API: the token's aud must be the API's (a token for /mcp is refused).</summary>
     public async Task<(AccessTokenClaims? Claims, IResult? Challenge)> AuthenticateAsync(HttpContext context)
     {
-        var (claims, sent, error) = await ValidateAsync(context, null);
-        // RFC 6750 §3.1: a request without credentials gets a challenge without an error code.
-        return claims is not null ? (claims, null)
-            : !sent ? (null, Challenge(context, null, "A Nexus access token is required (Authorization: Bearer <token>)."))
-            : (null, Challenge(context, error, error!));
+        var check = await CheckAsync(context, options.Audience);
+        return check.Claims is not null ? (check.Claims, null) : (null, Challenge(context, check.TokenSent ? check.Error : null, check.Error!));
     }
 
     /// <summary>
-    /// The checks every protected resource of Nexus makes: signature, issuer, audience, expiry, client and token
-    /// revocation. <paramref name="resource"/> is the audience required (null: Nexus's own API).
+    /// Checks the request's bearer token for the resource <paramref name="audience"/> (the /mcp endpoint passes
+    /// <see cref="Hosting.NexusOptions.McpResource"/>): signature, issuer, audience, expiry, client not revoked, token
+    /// and grant not revoked. Writes nothing; the caller answers with its own challenge.
     /// </summary>
-    /// <returns>The claims; or whether a bearer token was sent at all and, if one was, why it was refused.</returns>
-    public async Task<(AccessTokenClaims? Claims, bool TokenSent, string? Error)> ValidateAsync(HttpContext context, string? resource)
+    public async Task<BearerCheck> CheckAsync(HttpContext context, string audience)
     {
         var header = context.Request.Headers.Authorization;
+        // RFC 6750 §2.1: only the Authorization header (bearer_methods_supported: header).
         if (header.Count != 1 || !header[0]!.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
-            return (null, false, null);
+            return new BearerCheck(null, false, "A Nexus access token is required (Authorization: Bearer <token>).");
         }
 
         var token = header[0]!["Bearer ".Length..].Trim();
-        var (claims, error) = await validator.ValidateAsync(token, context.RequestAborted, resource);
+        var (claims, error) = await validator.ValidateAsync(token, audience, context.RequestAborted);
         if (claims is null)
         {
-            return (null, true, error);
+            return new BearerCheck(null, true, error);
         }
 
         // Tokens outlive nothing: a revoked client's tokens stop working at once.
         var client = await clients.FindCachedAsync(claims.ClientId, context.RequestAborted);
         if (client is null || client.IsRevoked)
         {
-            return (null, true, "The client this token was issued to has been revoked.");
+            return new BearerCheck(null, true, "The client this token was issued to has been revoked.");
         }
 
         // RFC 7009: a token revoked on its own, or through its grant (consent withdrawn, code replayed, refresh reuse).
         if (await grants.IsAccessTokenRevokedAsync(claims.Jti, claims.GrantId, context.RequestAborted))
         {
-            return (null, true, "The token has been revoked.");
+            return new BearerCheck(null, true, "The token has been revoked.");
         }
 
-        return (claims, true, null);
+        return new BearerCheck(claims, true, null);
     }
 
     public static IResult Challenge(HttpContext context, string? error, string detail)

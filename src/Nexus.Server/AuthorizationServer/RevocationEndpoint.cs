@@ -32,7 +32,7 @@ internal static class RevocationEndpoint
 
         if (form["token_type_hint"] != "refresh_token" && token.Count(c => c == '.') == 2)
         {
-            var (claims, _) = await validator.ValidateAsync(token, ct);
+            var (claims, _) = await validator.ValidateAsync(token, audience: null, ct);
             if (claims is not null && claims.ClientId == caller.ClientId)
             {
                 await grants.RevokeAccessTokenAsync(claims.Jti, claims.ExpiresAt, ct);

@@ -11,5 +11,13 @@ internal static class ScopeDescriptions
         ["offline_access"] = "Keep access while you are not using it",
     };
 
+    static ScopeDescriptions()
+    {
+        foreach (var (scope, text) in Resources.McpScopes.Descriptions)
+        {
+            Known[scope] = text;
+        }
+    }
+
     public static string Describe(string scope) => Known.TryGetValue(scope, out var text) ? text : $"Use the “{scope}” permission";
 }

@@ -72,7 +72,7 @@ internal static class TokenEndpoint
         var services = context.RequestServices;
         var result = grantType switch
         {
-            GrantTypes.ClientCredentials => ClientCredentialsGrant.Handle(form, client, services.GetRequiredService<Signing.AccessTokenIssuer>()),
+            GrantTypes.ClientCredentials => ClientCredentialsGrant.Handle(form, client, services.GetRequiredService<Signing.AccessTokenIssuer>(), options),
             GrantTypes.AuthorizationCode => await services.GetRequiredService<AuthorizationCodeGrant>().HandleAsync(form, client, null, ct),
             _ => await services.GetRequiredService<RefreshTokenGrant>().HandleAsync(form, client, ct),
         };

@@ -20,7 +20,7 @@ internal static class SiteManagementPages
         app.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/applications/{clientId}/delete", (HttpContext context, string clientId) =>
-            Guard(context) ?? Confirm(context, "/admin/applications", "Delete this application? Its secret and every token issued to it stop working.", $"/admin/applications/{clientId}/delete", "Delete application")).ExcludeFromDescription();
+            Guard(context) ?? Confirm(context, "/admin/applications", "Delete this application? Its secret and every token issued to it stop working.", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/delete", "Delete application")).ExcludeFromDescription();
         app.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ClientRegistry registry) => RevokeAsync(context, clientId, registry, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher) => RotateAsync(context, clientId, registry, hasher, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
 
@@ -47,10 +47,10 @@ internal static class SiteManagementPages
         }
 
         var rows = (await registry.ListAsync(ClientKinds.Application, ct)).OrderByDescending(a => a.CreatedAt).Select(a => $"""
-            <tr><td><strong>{E(a.Name)}</strong><br><code>{E(a.ClientId)}</code><br><span class="muted">{E(a.ClientType)}</span></td>
+            <tr><td><strong>{E(a.Name)}</strong><br><code>{E(a.ClientId)}</code><br><span class="muted">{E(a.ClientType)}</span>{SelfRegistered(a)}</td>
             <td>{string.Join("<br>", a.RedirectUriList.Select(u => $"<code>{E(u)}</code>"))}</td>
             <td>{E(a.OwnerEmail)}<br><span class="muted">{E(a.BaseUrl)}</span></td><td>{Status(a.IsRevoked)}</td>
-            <td>{(a.IsRevoked ? "" : (a.IsPublic ? "" : $"<form method=\"post\" action=\"/admin/applications/{E(a.ClientId)}/secret\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\">Rotate secret</button></form> ") + $"<a class=\"button secondary\" href=\"/admin/applications/{E(a.ClientId)}/delete\">Delete</a>")}</td></tr>
+            <td>{(a.IsRevoked ? "" : (a.IsPublic ? "" : $"<form method=\"post\" action=\"/admin/applications/{E(Uri.EscapeDataString(a.ClientId))}/secret\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\">Rotate secret</button></form> ") + $"<a class=\"button secondary\" href=\"/admin/applications/{E(Uri.EscapeDataString(a.ClientId))}/delete\">Delete</a>")}</td></tr>
             """);
         var table = Table(["Application", "Redirect URIs", "Owner", "Status", "Actions"], rows, "No applications are registered yet.");
         return Render(context, "/admin/applications", "OAuth Applications", $"""
@@ -96,6 +96,14 @@ internal static class SiteManagementPages
             """;
         return await ApplicationsAsync(context, registry, shown, null, ct);
     }
+
+    /// <summary>Clients that registered themselves (MCP assistants) are marked, so an administrator can tell them apart and revoke them.</summary>
+    private static string SelfRegistered(OAuthClient client) => client.Registration switch
+    {
+        ClientRegistrations.Dynamic => " <span class=\"status\" title=\"Registered itself through dynamic client registration (RFC 7591)\">self-registered</span>",
+        ClientRegistrations.MetadataDocument => " <span class=\"status\" title=\"Identified by its client ID metadata document\">self-registered (metadata document)</span>",
+        _ => "",
+    };
 
     // ---- App Clients --------------------------------------------------------------------------------------------
 
@@ -172,7 +180,8 @@ internal static class SiteManagementPages
             return AccountEndpoints.CsrfRejected(context);
         }
 
-        await registry.RevokeAsync(clientId, context.RequestAborted);
+        // A metadata-document client's id is a URL, percent-encoded in the route (see ApplicationsAdminEndpoints.FindAsync).
+        await registry.RevokeAsync(Uri.UnescapeDataString(clientId), context.RequestAborted);
         return Results.Redirect(back);
     }
 
@@ -189,7 +198,7 @@ internal static class SiteManagementPages
         }
 
         var ct = context.RequestAborted;
-        var client = await registry.FindAsync(clientId, ct);
+        var client = await registry.FindAsync(Uri.UnescapeDataString(clientId), ct);
         var secret = client is null ? null : await AppClientsAdminEndpoints.RotateAsync(client, registry, hasher, ct);
         if (client is null || secret is null)
         {

@@ -145,9 +145,49 @@ internal sealed class NexusOptions
     /// </summary>
     public int AuditTokenReadIntervalSeconds { get; set; } = 60;
 
+    /// <summary>Self-registration of OAuth clients: dynamic client registration and client ID metadata documents.</summary>
+    public ClientRegistrationOptions Registration { get; set; } = new();
+
     public string Issuer => BaseUrl.TrimEnd('/');
 
     public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;
+
+    /// <summary>Path of the MCP endpoint, relative to BASE_URL.</summary>
+    public const string McpPath = "/mcp";
+
+    /// <summary>
+    /// The resource identifier of Nexus's MCP server (RFC 8707, RFC 9728): <c>BASE_URL/mcp</c>. Access tokens issued
+    /// for it carry it as their <c>aud</c>; /mcp accepts only those, and Nexus's REST API refuses them.
+    /// </summary>
+    public string McpResource => Issuer + McpPath;
+}
+
+/// <summary>How OAuth clients may register themselves (MCP assistants do), with no admin step.</summary>
+internal sealed class ClientRegistrationOptions
+{
+    /// <summary>
+    /// Dynamic client registration (RFC 7591) at /oauth2/register: "open" (anyone may register, rate-limited per
+    /// address), "token" (an initial access token is required) or "off".
+    /// </summary>
+    public string Mode { get; set; } = "open";
+
+    /// <summary>The initial access token (RFC 7591 §3) required when <see cref="Mode"/> is "token"; at least 16 characters.</summary>
+    public string? InitialAccessToken { get; set; }
+
+    /// <summary>Registrations accepted per client address per hour.</summary>
+    public int LimitPerHour { get; set; } = 20;
+
+    /// <summary>Whether an https client_id with a path is accepted as a client ID metadata document and fetched.</summary>
+    public bool MetadataDocuments { get; set; } = true;
+
+    /// <summary>Largest metadata document Nexus reads.</summary>
+    public int MaxMetadataDocumentBytes { get; set; } = 5120;
+
+    /// <summary>Time limit of a metadata document fetch.</summary>
+    public int MetadataDocumentTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>Upper bound of how long a fetched document is used (its Cache-Control may ask for less).</summary>
+    public int MaxMetadataDocumentCacheSeconds { get; set; } = 86_400;
 }
 
 /// <summary>An upstream OpenID Connect provider people may sign in with; users are matched by verified email.</summary>

@@ -145,6 +145,27 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add($"Nexus:UnauthorizedGrantResponse must be 'seed' (501 unsupported_grant_type) or 'rfc' (400 unauthorized_client), got '{o.UnauthorizedGrantResponse}'.");
         }
 
+        if (string.Equals(o.Audience, o.McpResource, StringComparison.Ordinal))
+        {
+            errors.Add($"Nexus:AccessTokenAudience may not be {o.McpResource}: that is the MCP server's resource, and tokens for it must not work on Nexus's REST API.");
+        }
+
+        var registration = o.Registration;
+        if (registration.Mode is not ("open" or "token" or "off"))
+        {
+            errors.Add($"Nexus:Registration:Mode must be 'open', 'token' (an initial access token is required) or 'off' (got '{registration.Mode}').");
+        }
+        else if (registration.Mode == "token" && registration.InitialAccessToken is not { Length: >= 16 })
+        {
+            errors.Add("Nexus:Registration:Mode is 'token', so Nexus:Registration:InitialAccessToken must be set to at least 16 characters, e.g. the output of: openssl rand -base64 32");
+        }
+
+        if (registration.LimitPerHour is < 1 or > 100_000 || registration.MaxMetadataDocumentBytes is < 512 or > 65_536
+            || registration.MetadataDocumentTimeoutSeconds is < 1 or > 30 || registration.MaxMetadataDocumentCacheSeconds is < 0 or > 604_800)
+        {
+            errors.Add("Nexus:Registration: LimitPerHour must be 1 to 100000, MaxMetadataDocumentBytes 512 to 65536, MetadataDocumentTimeoutSeconds 1 to 30 and MaxMetadataDocumentCacheSeconds 0 to 604800.");
+        }
+
         if (!string.IsNullOrEmpty(o.DatabaseUrl))
         {
             try

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Text.Json;
 using Nexus.Server.AuthorizationServer;
+using Nexus.Server.AuthorizationServer.Resources;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Mcp;
@@ -19,7 +20,6 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
 
     private readonly string ownOrigin = new Uri(options.Issuer).GetLeftPart(UriPartial.Authority);
     private readonly string resource = McpResource.Url(options);
-    private readonly string metadataUrl = McpResource.MetadataUrl(options);
 
     public static bool Applies(HttpContext context) => context.Request.Path.Equals(McpResource.Path, StringComparison.Ordinal)
         || context.Request.Path.Equals(McpResource.Path + "/", StringComparison.Ordinal);
@@ -38,17 +38,11 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
 
         // MCP authorization §2.6 / RFC 9728 §5.1: every refusal points at the protected resource metadata; RFC 8707:
         // only a token issued for this resource is accepted (one for Nexus's REST API is not, and vice versa).
-        var (claims, sent, error) = await bearer.ValidateAsync(context, resource);
+        var (claims, sent, error) = await bearer.CheckAsync(context, resource);
         if (claims is null)
         {
-            var challenge = $"Bearer resource_metadata=\"{metadataUrl}\", scope=\"{string.Join(' ', McpResource.Scopes)}\"";
-            if (sent)
-            {
-                // RFC 6750 §3.1: a token was sent and is not acceptable.
-                challenge += $", error=\"invalid_token\", error_description=\"{error!.Replace("\"", "'", StringComparison.Ordinal)}\"";
-            }
-
-            context.Response.Headers.WWWAuthenticate = challenge;
+            // RFC 6750 §3.1: error="invalid_token" only when a token was sent and is not acceptable.
+            context.Response.Headers.WWWAuthenticate = ResourceChallenge.ForMcp(options, sent ? ResourceChallenge.InvalidToken : null, sent ? error : null);
             await Problems.Create(StatusCodes.Status401Unauthorized, sent ? "invalid_token" : "unauthorized", "The access token is missing or not acceptable.",
                 sent ? error : "Authorize with Nexus for this resource (see the resource_metadata of the WWW-Authenticate header).").ExecuteAsync(context);
             return;
@@ -60,8 +54,7 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
             // MCP authorization, scope challenge handling / RFC 6750 §3.1: insufficient_scope with every scope needed,
             // those the token has plus the missing one, so that a step-up authorization loses nothing it had.
             var union = claims.Scopes.Append(needed).Distinct(StringComparer.Ordinal);
-            context.Response.Headers.WWWAuthenticate =
-                $"Bearer error=\"insufficient_scope\", scope=\"{string.Join(' ', union)}\", resource_metadata=\"{metadataUrl}\", error_description=\"The {tool} tool needs the {needed} scope.\"";
+            context.Response.Headers.WWWAuthenticate = ResourceChallenge.ForMcp(options, ResourceChallenge.InsufficientScope, $"The {tool} tool needs the {needed} scope.", union);
             await Problems.Create(StatusCodes.Status403Forbidden, "insufficient_scope", "The access token lacks a scope this tool needs.",
                 $"The {tool} tool needs the {needed} scope.").ExecuteAsync(context);
             return;

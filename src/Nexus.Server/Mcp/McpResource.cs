@@ -1,3 +1,4 @@
+using Nexus.Server.AuthorizationServer.Resources;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Mcp;
@@ -8,21 +9,18 @@ namespace Nexus.Server.Mcp;
 /// </summary>
 internal static class McpResource
 {
-    public const string Path = "/mcp";
-
-    /// <summary>RFC 9728 §3.1: the metadata URL is the resource's path under /.well-known/oauth-protected-resource.</summary>
-    public const string MetadataPath = "/.well-known/oauth-protected-resource" + Path;
+    public const string Path = NexusOptions.McpPath;
 
     /// <summary>See the person's services and connections.</summary>
-    public const string ReadScope = "mcp:connections:read";
+    public const string ReadScope = McpScopes.Connections;
 
     /// <summary>Connect and disconnect services (the person still approves each at the service).</summary>
-    public const string WriteScope = "mcp:connections:write";
+    public const string WriteScope = McpScopes.Connect;
 
     /// <summary>Call a connected service's API through the Bridge.</summary>
-    public const string ApiScope = "mcp:api";
+    public const string ApiScope = McpScopes.Call;
 
-    public static readonly IReadOnlyList<string> Scopes = [ReadScope, WriteScope, ApiScope];
+    public static IReadOnlyList<string> Scopes => McpScopes.All;
 
     /// <summary>The scope each tool needs; a tools/call without it is refused with 403 insufficient_scope.</summary>
     public static readonly IReadOnlyDictionary<string, string> ToolScopes = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -36,7 +34,7 @@ internal static class McpResource
     };
 
     /// <summary>The resource identifier (RFC 8707 §2) and the <c>aud</c> of every token /mcp accepts.</summary>
-    public static string Url(NexusOptions options) => options.Issuer + Path;
+    public static string Url(NexusOptions options) => options.McpResource;
 
-    public static string MetadataUrl(NexusOptions options) => options.Issuer + MetadataPath;
+    public static string MetadataUrl(NexusOptions options) => ProtectedResourceMetadataEndpoint.McpMetadataUrl(options);
 }

@@ -55,6 +55,11 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/.well-known/oauth-authorization-server", Access.Public),
         new("GET", "/.well-known/openid-configuration", Access.Public),
         new("GET", "/oauth2/jwks", Access.Public),
+        // RFC 9728 metadata of the MCP server, and RFC 7591 registration: open by design (Nexus:Registration:Mode
+        // may require an initial access token or turn it off), rate-limited per address.
+        new("GET", "/.well-known/oauth-protected-resource", Access.Public),
+        new("GET", "/.well-known/oauth-protected-resource/mcp", Access.Public),
+        new("POST", "/oauth2/register", Access.Public),
         new("GET", "/v1/catalog", Access.Public),
 
         // Accounts: the sign-in and sign-up forms are public, but their POSTs carry an antiforgery token (login CSRF).

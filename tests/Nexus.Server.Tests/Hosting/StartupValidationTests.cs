@@ -20,6 +20,10 @@ public sealed class StartupValidationTests
     [InlineData("Nexus:Refresh:KeepAliveSeconds", "10", "0 (off) or between 60")]
     [InlineData("Nexus:Refresh:MaxRetryDelaySeconds", "1", "Nexus:Refresh:MaxRetryDelaySeconds between it and 86400")]
     [InlineData("Nexus:Refresh:Concurrency", "0", "Nexus:Refresh:Concurrency 1 to 256")]
+    [InlineData("Nexus:Registration:Mode", "sometimes", "Nexus:Registration:Mode must be 'open'")]
+    [InlineData("Nexus:Registration:Mode", "token", "Nexus:Registration:InitialAccessToken must be set")]
+    [InlineData("Nexus:Registration:MaxMetadataDocumentBytes", "10", "MaxMetadataDocumentBytes 512 to 65536")]
+    [InlineData("Nexus:AccessTokenAudience", "http://localhost:8090/mcp", "that is the MCP server's resource")]
     public async Task RefusesToStartWithAMessageThatSaysWhatToFix(string key, string value, string expected)
     {
         await using var db = await TestDatabase.CreateAsync();

@@ -76,7 +76,7 @@ public sealed class McpFixture : IAsyncLifetime
     /// </summary>
     public string McpToken(string userId, IEnumerable<string>? scopes = null, string? resource = null) =>
         Server.Services.GetRequiredService<AccessTokenIssuer>()
-            .Issue(userId, ClientId, string.Join(' ', scopes ?? McpResource.Scopes), 600, resource: resource ?? McpUrl).Token;
+            .Issue(userId, ClientId, string.Join(" ", scopes ?? McpResource.Scopes), 600, audience: resource ?? McpUrl).Token;
 
     /// <summary>The official C# MCP client, connected to /mcp with the token.</summary>
     public async Task<McpClient> ClientAsync(string token)

@@ -31,11 +31,12 @@ internal sealed record ApplicationResponse(
     string Status,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    string? ClientSecret = null)
+    string? ClientSecret = null,
+    string Registration = ClientRegistrations.Admin)
 {
     public static ApplicationResponse From(OAuthClient c, string? secret = null) => new(
         c.ClientId, c.Name, c.ClientType, c.RedirectUriList, c.PostLogoutRedirectUriList, c.Description, c.BaseUrl, c.OwnerEmail,
-        c.Scopes, c.GrantTypes, c.AccessTokenLifetimeSeconds, c.IsRevoked ? "revoked" : "active", c.CreatedAt, c.UpdatedAt, secret);
+        c.Scopes, c.GrantTypes, c.AccessTokenLifetimeSeconds, c.IsRevoked ? "revoked" : "active", c.CreatedAt, c.UpdatedAt, secret, c.Registration);
 }
 
 /// <summary>
@@ -57,12 +58,12 @@ internal static class ApplicationsAdminEndpoints
         apps.MapPatch("/{clientId}", UpdateAsync);
         apps.MapDelete("/{clientId}", async (string clientId, ClientRegistry registry, CancellationToken ct) =>
         {
-            if (await FindAsync(registry, clientId, ct) is null)
+            if (await FindAsync(registry, clientId, ct) is not { } app)
             {
                 return Problems.NotFound("Application");
             }
 
-            await registry.RevokeAsync(clientId, ct);
+            await registry.RevokeAsync(app.ClientId, ct);
             return TypedResults.NoContent();
         });
         apps.MapPost("/{clientId}/secret", async (string clientId, ClientRegistry registry, SecretHasher hasher, TimeProvider time, CancellationToken ct) =>
@@ -81,12 +82,16 @@ internal static class ApplicationsAdminEndpoints
             var secret = await AppClientsAdminEndpoints.RotateAsync(app, registry, hasher, ct);
             return secret is null
                 ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot get a new secret.")
-                : TypedResults.Ok(new { client_id = clientId, client_secret = secret, secret_rotated_at = time.GetUtcNow() });
+                : TypedResults.Ok(new { client_id = app.ClientId, client_secret = secret, secret_rotated_at = time.GetUtcNow() });
         });
     }
 
+    /// <summary>
+    /// Finds an application by the client id in a route. A metadata-document client's id is a URL, sent percent-encoded
+    /// in one path segment; routing leaves %2F encoded, so the id is decoded here (Nexus's own ids contain no %).
+    /// </summary>
     public static async Task<OAuthClient?> FindAsync(ClientRegistry registry, string clientId, CancellationToken ct) =>
-        await registry.FindAsync(clientId, ct) is { Kind: ClientKinds.Application } app ? app : null;
+        await registry.FindAsync(Uri.UnescapeDataString(clientId), ct) is { Kind: ClientKinds.Application } app ? app : null;
 
     private static async Task<IResult> CreateAsync(HttpRequest request, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
     {
@@ -166,7 +171,7 @@ internal static class ApplicationsAdminEndpoints
             return Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot be changed.");
         }
 
-        return TypedResults.Ok(ApplicationResponse.From((await registry.FindAsync(clientId, ct))!));
+        return TypedResults.Ok(ApplicationResponse.From((await registry.FindAsync(app.ClientId, ct))!));
     }
 
     private static string? Clean(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
@@ -183,14 +188,14 @@ internal static class ApplicationsAdminEndpoints
         {
             errors["redirect_uris"] = ["Register at least one redirect URI, e.g. https://yourapp.example/oauth/callback."];
         }
-        else if (body.RedirectUris?.FirstOrDefault(u => RedirectUriProblem(u) is not null) is { } bad)
+        else if (body.RedirectUris?.FirstOrDefault(u => RedirectUris.Problem(u) is not null) is { } bad)
         {
-            errors["redirect_uris"] = [$"'{bad}': {RedirectUriProblem(bad)}"];
+            errors["redirect_uris"] = [$"'{bad}': {RedirectUris.Problem(bad)}"];
         }
 
-        if (body.PostLogoutRedirectUris?.FirstOrDefault(u => RedirectUriProblem(u) is not null) is { } badLogout)
+        if (body.PostLogoutRedirectUris?.FirstOrDefault(u => RedirectUris.Problem(u) is not null) is { } badLogout)
         {
-            errors["post_logout_redirect_uris"] = [$"'{badLogout}': {RedirectUriProblem(badLogout)}"];
+            errors["post_logout_redirect_uris"] = [$"'{badLogout}': {RedirectUris.Problem(badLogout)}"];
         }
 
         if (body.Type is not null && body.Type is not (ClientTypes.Confidential or ClientTypes.Public))
@@ -224,31 +229,5 @@ internal static class ApplicationsAdminEndpoints
         }
 
         return errors;
-    }
-
-    /// <summary>RFC 6749 §3.1.2 and RFC 9700 §4.1: absolute, no fragment, https except on loopback or for native app schemes.</summary>
-    private static string? RedirectUriProblem(string? uri)
-    {
-        if (uri is null || uri.Length > 2000 || !Uri.TryCreate(uri, UriKind.Absolute, out var parsed))
-        {
-            return "must be an absolute URI.";
-        }
-
-        if (uri.Contains('#', StringComparison.Ordinal))
-        {
-            return "must not contain a fragment (RFC 6749 §3.1.2).";
-        }
-
-        if (uri.Contains('*', StringComparison.Ordinal))
-        {
-            return "wildcards are not allowed; redirect URIs match exactly.";
-        }
-
-        if (parsed.Scheme == "http" && !parsed.IsLoopback)
-        {
-            return "must use https (http is allowed only for loopback addresses).";
-        }
-
-        return parsed.Scheme is "javascript" or "data" or "file" or "vbscript" ? "this scheme is not allowed." : null;
     }
 }

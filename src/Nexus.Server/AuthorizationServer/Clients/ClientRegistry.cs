@@ -11,7 +11,7 @@ namespace Nexus.Server.AuthorizationServer.Clients;
 /// </summary>
 internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, TimeProvider time)
 {
-    private const string Columns = "client_id, kind, name, secret_hash, scopes, grant_types, access_token_lifetime_seconds, created_at, updated_at, secret_rotated_at, revoked_at, client_type, redirect_uris, post_logout_redirect_uris, description, base_url, owner_email";
+    private const string Columns = "client_id, kind, name, secret_hash, scopes, grant_types, access_token_lifetime_seconds, created_at, updated_at, secret_rotated_at, revoked_at, client_type, redirect_uris, post_logout_redirect_uris, description, base_url, owner_email, registration, metadata_expires_at";
 
     private readonly ShortLivedCache<OAuthClient> cache = new(time, () => options.ClientCacheSeconds);
 
@@ -34,11 +34,14 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
         public string? Description { get; init; }
         public string? BaseUrl { get; init; }
         public string? OwnerEmail { get; init; }
+        public string Registration { get; init; } = ClientRegistrations.Admin;
+        public long? MetadataExpiresAt { get; init; }
 
         public OAuthClient ToClient() => new(ClientId, Kind, Name, SecretHash, Split(Scopes), Split(GrantTypes), (int)AccessTokenLifetimeSeconds,
             DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt),
             DateTimeOffset.FromUnixTimeMilliseconds(SecretRotatedAt), RevokedAt is { } r ? DateTimeOffset.FromUnixTimeMilliseconds(r) : null,
-            ClientType, Lines(RedirectUris), Lines(PostLogoutRedirectUris), Description, BaseUrl, OwnerEmail);
+            ClientType, Lines(RedirectUris), Lines(PostLogoutRedirectUris), Description, BaseUrl, OwnerEmail,
+            Registration, MetadataExpiresAt is { } m ? DateTimeOffset.FromUnixTimeMilliseconds(m) : null);
 
         private static string[] Split(string value) => value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
@@ -71,9 +74,11 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
     {
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
-            $"INSERT INTO oauth_clients ({Columns}) VALUES (@ClientId, @Kind, @Name, @SecretHash, @Scopes, @GrantTypes, @Lifetime, @CreatedAt, @UpdatedAt, @SecretRotatedAt, NULL, @ClientType, @RedirectUris, @PostLogoutRedirectUris, @Description, @BaseUrl, @OwnerEmail)",
+            $"INSERT INTO oauth_clients ({Columns}) VALUES (@ClientId, @Kind, @Name, @SecretHash, @Scopes, @GrantTypes, @Lifetime, @CreatedAt, @UpdatedAt, @SecretRotatedAt, NULL, @ClientType, @RedirectUris, @PostLogoutRedirectUris, @Description, @BaseUrl, @OwnerEmail, @Registration, @MetadataExpiresAt)",
             new
             {
+                client.Registration,
+                MetadataExpiresAt = client.MetadataExpiresAt?.ToUnixTimeMilliseconds(),
                 client.ClientType,
                 RedirectUris = string.Join('\n', client.RedirectUriList),
                 PostLogoutRedirectUris = string.Join('\n', client.PostLogoutRedirectUriList),
@@ -119,6 +124,38 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
             }, cancellationToken: ct));
         cache.Invalidate(client.ClientId);
         return updated == 1;
+    }
+
+    /// <summary>
+    /// Stores what a client ID metadata document says, creating the client the first time. A client an administrator
+    /// revoked stays revoked: a new copy of the document does not bring it back.
+    /// </summary>
+    public async Task SaveMetadataDocumentClientAsync(OAuthClient client, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            $"""
+            INSERT INTO oauth_clients ({Columns}) VALUES (@ClientId, @Kind, @Name, NULL, @Scopes, @GrantTypes, @Lifetime, @Now, @Now, @Now, NULL, @ClientType, @RedirectUris, '', NULL, @BaseUrl, NULL, @Registration, @MetadataExpiresAt)
+            ON CONFLICT (client_id) DO UPDATE SET name = @Name, scopes = @Scopes, grant_types = @GrantTypes, redirect_uris = @RedirectUris, base_url = @BaseUrl,
+                metadata_expires_at = @MetadataExpiresAt, updated_at = @Now
+            WHERE oauth_clients.registration = @Registration
+            """,
+            new
+            {
+                client.ClientId,
+                client.Kind,
+                client.Name,
+                Scopes = string.Join(' ', client.Scopes),
+                GrantTypes = string.Join(' ', client.GrantTypes),
+                Lifetime = client.AccessTokenLifetimeSeconds,
+                Now = time.GetUtcNow().ToUnixTimeMilliseconds(),
+                client.ClientType,
+                RedirectUris = string.Join('\n', client.RedirectUriList),
+                client.BaseUrl,
+                client.Registration,
+                MetadataExpiresAt = client.MetadataExpiresAt?.ToUnixTimeMilliseconds(),
+            }, cancellationToken: ct));
+        cache.Invalidate(client.ClientId);
     }
 
     public async Task<bool> SetSecretHashAsync(string clientId, string secretHash, CancellationToken ct)

@@ -34,6 +34,19 @@ internal static class GrantTypes
     public static readonly HashSet<string> ForApplications = [AuthorizationCode, RefreshToken];
 }
 
+/// <summary>How an OAuth application came to exist.</summary>
+internal static class ClientRegistrations
+{
+    /// <summary>Registered by an administrator (Site management or the admin API).</summary>
+    public const string Admin = "admin";
+
+    /// <summary>Registered itself through dynamic client registration (RFC 7591).</summary>
+    public const string Dynamic = "dynamic";
+
+    /// <summary>Its client_id is the https URL of its client ID metadata document, which Nexus fetched.</summary>
+    public const string MetadataDocument = "metadata_document";
+}
+
 /// <summary>A client of Nexus's authorization server. The secret itself is never held, only its keyed hash.</summary>
 internal sealed record OAuthClient(
     string ClientId,
@@ -52,8 +65,13 @@ internal sealed record OAuthClient(
     IReadOnlyList<string>? PostLogoutRedirectUris = null,
     string? Description = null,
     string? BaseUrl = null,
-    string? OwnerEmail = null)
+    string? OwnerEmail = null,
+    string Registration = ClientRegistrations.Admin,
+    DateTimeOffset? MetadataExpiresAt = null)
 {
+    /// <summary>Whether the client registered itself (no administrator vouched for it); the consent page says so.</summary>
+    public bool IsSelfRegistered => Registration != ClientRegistrations.Admin;
+
     public bool IsRevoked => RevokedAt is not null;
 
     public bool IsPublic => ClientType == ClientTypes.Public;

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.AspNetCore.Identity;
 using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Resources;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Hosting;
 
@@ -68,6 +69,13 @@ internal sealed class AuthorizationCodeGrant(
             }
         }
 
+        // RFC 8707 §2.2: the resource named here must be the one the code was issued for (the code is spent either way).
+        var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, record.Resource, form[ResourceIndicators.Parameter]);
+        if (audience is null)
+        {
+            return TokenResult.Fail("invalid_target", targetError!);
+        }
+
         await using var scope = scopes.CreateAsyncScope();
         var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(record.UserId);
         if (user is null)
@@ -75,15 +83,16 @@ internal sealed class AuthorizationCodeGrant(
             return TokenResult.Fail("invalid_grant", "The user of this code no longer exists.");
         }
 
-        var grantId = await grants.CreateGrantAsync(client.ClientId, user.Id, record.Scopes, record.AuthTime, codeHash, ct);
-        return await IssueAsync(client, user, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct);
+        var grantId = await grants.CreateGrantAsync(client.ClientId, user.Id, record.Scopes, record.AuthTime, codeHash, ct, record.Resource);
+        return await IssueAsync(client, user, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct, audience: audience);
     }
 
     /// <summary>Access token, refresh token (when the client may refresh) and ID token (for openid) of a grant.</summary>
-    public async Task<TokenResult> IssueAsync(OAuthClient client, NexusUser user, string grantId, IReadOnlyList<string> tokenScopes, string? nonce, long authTime, int? lifetimeOverride, CancellationToken ct, IReadOnlyList<string>? refreshScopes = null)
+    /// <param name="audience">The token's aud (RFC 8707): the grant's resource; Nexus's API when null.</param>
+    public async Task<TokenResult> IssueAsync(OAuthClient client, NexusUser user, string grantId, IReadOnlyList<string> tokenScopes, string? nonce, long authTime, int? lifetimeOverride, CancellationToken ct, IReadOnlyList<string>? refreshScopes = null, string? audience = null)
     {
         var scope = tokenScopes.Count == 0 ? null : string.Join(' ', tokenScopes);
-        var access = accessTokens.Issue(user.Id, client.ClientId, scope, lifetimeOverride ?? client.AccessTokenLifetimeSeconds, grantId, authTime);
+        var access = accessTokens.Issue(user.Id, client.ClientId, scope, lifetimeOverride ?? client.AccessTokenLifetimeSeconds, grantId, authTime, audience);
         string? refresh = null;
         if (lifetimeOverride is null && client.GrantTypes.Contains(GrantTypes.RefreshToken))
         {

@@ -1,4 +1,6 @@
 using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Resources;
+using Nexus.Server.Hosting;
 using Nexus.Server.AuthorizationServer.Signing;
 
 namespace Nexus.Server.AuthorizationServer.Grants;
@@ -6,8 +8,18 @@ namespace Nexus.Server.AuthorizationServer.Grants;
 /// <summary>RFC 6749 §4.4: the client acts on its own behalf, so the token's subject is the client.</summary>
 internal static class ClientCredentialsGrant
 {
-    public static TokenResult Handle(OAuthForm form, OAuthClient client, AccessTokenIssuer issuer)
+    public static TokenResult Handle(OAuthForm form, OAuthClient client, AccessTokenIssuer issuer, NexusOptions options)
     {
+        if (form[ResourceIndicators.Parameter] is { } resource)
+        {
+            // RFC 8707 §2: a client acting for itself gets tokens for Nexus's API only; MCP tokens speak for a person.
+            var (known, error) = ResourceIndicators.Resolve(options, resource);
+            if (known != options.Audience)
+            {
+                return TokenResult.Fail("invalid_target", error ?? $"A client acting on its own behalf can get tokens only for {options.Audience}; {options.McpResource} needs a person's authorization.");
+            }
+        }
+
         string? scope;
         if (form["scope"] is { } requested)
         {

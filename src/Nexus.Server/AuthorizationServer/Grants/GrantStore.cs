@@ -7,9 +7,10 @@ using Nexus.Server.Vault;
 namespace Nexus.Server.AuthorizationServer.Grants;
 
 internal sealed record AuthorizationCodeRecord(
-    string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt);
+    string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt, string? Resource = null);
 
-internal sealed record GrantRecord(string Id, string ClientId, string UserId, IReadOnlyList<string> Scopes, long AuthTime, long? RevokedAt);
+/// <param name="Resource">The RFC 8707 resource the grant is bound to; null means Nexus's own API.</param>
+internal sealed record GrantRecord(string Id, string ClientId, string UserId, IReadOnlyList<string> Scopes, long AuthTime, long? RevokedAt, string? Resource = null);
 
 internal enum CodeRedemption
 {
@@ -93,10 +94,10 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at)
-            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt)
+            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at, resource)
+            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt, @Resource)
             """,
-            new { hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now, record.ExpiresAt },
+            new { hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now, record.ExpiresAt, record.Resource },
             cancellationToken: ct));
     }
 
@@ -111,6 +112,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
         public long AuthTime { get; init; }
         public long ExpiresAt { get; init; }
         public long? ConsumedAt { get; init; }
+        public string? Resource { get; init; }
     }
 
     /// <summary>
@@ -122,7 +124,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
         var hash = Hash(code);
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<CodeRow>(new CommandDefinition(
-            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at FROM authorization_codes WHERE code_hash = @hash",
+            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource FROM authorization_codes WHERE code_hash = @hash",
             new { hash }, cancellationToken: ct));
         if (row is null)
         {
@@ -138,18 +140,18 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
             return (CodeRedemption.Replayed, null, hash);
         }
 
-        return (CodeRedemption.Redeemed, new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt), hash);
+        return (CodeRedemption.Redeemed, new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource), hash);
     }
 
     // ---- grants and refresh tokens --------------------------------------------------------------------------
 
-    public async Task<string> CreateGrantAsync(string clientId, string userId, IReadOnlyList<string> scopes, long authTime, string? codeHash, CancellationToken ct)
+    public async Task<string> CreateGrantAsync(string clientId, string userId, IReadOnlyList<string> scopes, long authTime, string? codeHash, CancellationToken ct, string? resource = null)
     {
         var id = SecretGenerator.Id("gr_", 20);
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at) VALUES (@id, @clientId, @userId, @scopes, @codeHash, @authTime, @now)",
-            new { id, clientId, userId, scopes = Join(scopes), codeHash, authTime, now = Now }, cancellationToken: ct));
+            "INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at, resource) VALUES (@id, @clientId, @userId, @scopes, @codeHash, @authTime, @now, @resource)",
+            new { id, clientId, userId, scopes = Join(scopes), codeHash, authTime, now = Now, resource }, cancellationToken: ct));
         return id;
     }
 
@@ -161,15 +163,16 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
         public string Scopes { get; init; } = "";
         public long AuthTime { get; init; }
         public long? RevokedAt { get; init; }
+        public string? Resource { get; init; }
 
-        public GrantRecord ToRecord() => new(Id, ClientId, UserId, Split(Scopes), AuthTime, RevokedAt);
+        public GrantRecord ToRecord() => new(Id, ClientId, UserId, Split(Scopes), AuthTime, RevokedAt, Resource);
     }
 
     public async Task<GrantRecord?> FindGrantAsync(string grantId, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<GrantRow>(new CommandDefinition(
-            "SELECT id, client_id, user_id, scopes, auth_time, revoked_at FROM grants WHERE id = @grantId", new { grantId }, cancellationToken: ct));
+            "SELECT id, client_id, user_id, scopes, auth_time, revoked_at, resource FROM grants WHERE id = @grantId", new { grantId }, cancellationToken: ct));
         return row?.ToRecord();
     }
 

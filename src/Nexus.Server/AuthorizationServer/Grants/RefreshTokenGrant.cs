@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Identity;
 using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Resources;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer.Grants;
 
@@ -8,7 +10,7 @@ namespace Nexus.Server.AuthorizationServer.Grants;
 /// RFC 6749 §6 with rotation: every use returns a new refresh token and retires the old one; presenting a
 /// retired token revokes the whole grant (RFC 9700 §4.14.2). The scope may be narrowed, never widened.
 /// </summary>
-internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGrant issuer, IServiceScopeFactory scopes)
+internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGrant issuer, IServiceScopeFactory scopes, NexusOptions options)
 {
     public async Task<TokenResult> HandleAsync(OAuthForm form, OAuthClient client, CancellationToken ct)
     {
@@ -28,6 +30,15 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
             && requested.FirstOrDefault(s => !peeked.Scopes.Contains(s)) is { } wider)
         {
             return TokenResult.Fail("invalid_scope", $"The scope '{wider}' was not part of the original grant.");
+        }
+
+        // RFC 8707 §2.2: the resource of a refresh may narrow the grant's, never widen it or switch to another; checked
+        // before the token is spent, so a refused request leaves the refresh token usable.
+        var requestedResource = form[ResourceIndicators.Parameter];
+        if (requestedResource is not null && await grants.PeekRefreshTokenAsync(token, ct) is { } bound && bound.Grant.ClientId == client.ClientId
+            && ResourceIndicators.ForTokenRequest(options, bound.Grant.Resource, requestedResource) is { Audience: null } refused)
+        {
+            return TokenResult.Fail("invalid_target", refused.Error!);
         }
 
         var (outcome, grant, tokenScopes) = await grants.UseRefreshTokenAsync(token, client.ClientId, ct);
@@ -51,7 +62,13 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
             return TokenResult.Fail("invalid_grant", "The user of this grant no longer exists.");
         }
 
-        // The new refresh token keeps the original scope so that a later refresh may ask for it again.
-        return await issuer.IssueAsync(client, user, grant.Id, requested ?? tokenScopes, nonce: null, grant.AuthTime, lifetimeOverride: null, ct, refreshScopes: tokenScopes);
+        var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, grant.Resource, requestedResource);
+        if (audience is null)
+        {
+            return TokenResult.Fail("invalid_target", targetError!);
+        }
+
+        // The new refresh token keeps the original scope (and the grant its resource) so that a later refresh may ask for it again.
+        return await issuer.IssueAsync(client, user, grant.Id, requested ?? tokenScopes, nonce: null, grant.AuthTime, lifetimeOverride: null, ct, refreshScopes: tokenScopes, audience: audience);
     }
 }

@@ -4,12 +4,11 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Nexus.Server.Hosting;
-using Nexus.Server.Vault;
 
 namespace Nexus.Server.AuthorizationServer.Signing;
 
 /// <summary>What a verified access token says.</summary>
-internal sealed record AccessTokenClaims(string Subject, string ClientId, string? Scope, string Jti, long IssuedAt, long ExpiresAt, string? GrantId = null)
+internal sealed record AccessTokenClaims(string Subject, string ClientId, string? Scope, string Jti, long IssuedAt, long ExpiresAt, string? GrantId = null, string Audience = "")
 {
     public IReadOnlyList<string> Scopes => Scope is null ? [] : Scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }
@@ -55,18 +54,22 @@ internal static class JwtWriter
     }
 }
 
-/// <summary>Issues RFC 9068 JWT access tokens for Nexus's own APIs.</summary>
+/// <summary>Issues RFC 9068 JWT access tokens for Nexus's own APIs and its MCP server.</summary>
 internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, TimeProvider time)
 {
     private readonly JsonEncodedText issuer = JsonEncodedText.Encode(options.Issuer);
-    private readonly JsonEncodedText audience = JsonEncodedText.Encode(options.Audience);
+    private readonly JsonEncodedText apiAudience = JsonEncodedText.Encode(options.Audience);
+    private readonly JsonEncodedText mcpAudience = JsonEncodedText.Encode(options.McpResource);
 
     /// <param name="subject">The client (client credentials) or the user (authorization code).</param>
     /// <param name="grantId">The grant the token belongs to, so that revoking the grant revokes the token.</param>
     /// <param name="authTime">When the user authenticated (RFC 9068 §2.2.1), for user tokens.</param>
-    /// <param name="resource">The resource the token is for (RFC 8707 §2: its <c>aud</c>); null for Nexus's own API.</param>
-    public IssuedAccessToken Issue(string subject, string clientId, string? scope, int lifetimeSeconds, string? grantId = null, long? authTime = null, string? resource = null)
+    /// <param name="audience">The RFC 8707 resource the token is for (already validated); Nexus's API when null.</param>
+    public IssuedAccessToken Issue(string subject, string clientId, string? scope, int lifetimeSeconds, string? grantId = null, long? authTime = null, string? audience = null)
     {
+        var aud = audience is null || audience == options.Audience ? apiAudience
+            : audience == options.McpResource ? mcpAudience
+            : throw new ArgumentException("Not a resource this server issues tokens for.", nameof(audience));
         var key = keys.AccessTokenKey;
         var now = time.GetUtcNow().ToUnixTimeSeconds();
         var jti = JwtWriter.NewJti();
@@ -75,14 +78,8 @@ internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, 
             // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are required; scope when granted.
             json.WriteString("iss"u8, issuer);
             json.WriteString("sub"u8, subject);
-            if (resource is null)
-            {
-                json.WriteString("aud"u8, audience);
-            }
-            else
-            {
-                json.WriteString("aud"u8, resource);
-            }
+            // RFC 8707 §2 and RFC 9068 §3: one audience per token, the resource it was requested for.
+            json.WriteString("aud"u8, aud);
             json.WriteString("client_id"u8, clientId);
             if (!string.IsNullOrEmpty(scope))
             {
@@ -107,14 +104,20 @@ internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, 
     }
 }
 
-/// <summary>Verifies Nexus access tokens presented to Nexus's own APIs (RFC 9068 §4).</summary>
+/// <summary>Verifies Nexus access tokens presented to Nexus's own APIs or its MCP server (RFC 9068 §4).</summary>
 internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions options, TimeProvider time)
 {
     private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
-    /// <param name="resource">The audience the token must carry (RFC 8707: a token for one resource is refused by every
-    /// other); null for Nexus's own API (<see cref="NexusOptions.Audience"/>).</param>
-    public async ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, CancellationToken ct, string? resource = null)
+    /// <summary>Verifies a token presented to Nexus's REST API: its aud must be <see cref="NexusOptions.Audience"/>.</summary>
+    public ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, CancellationToken ct) => ValidateAsync(token, options.Audience, ct);
+
+    /// <summary>
+    /// Verifies a token for the resource <paramref name="audience"/> (e.g. <see cref="NexusOptions.McpResource"/> for /mcp).
+    /// Null accepts a token for any resource of this server: only for the authorization server's own endpoints
+    /// (introspection, revocation), which report or act on the token rather than serve it.
+    /// </summary>
+    public async ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, string? audience, CancellationToken ct)
     {
         var firstDot = token.IndexOf('.', StringComparison.Ordinal);
         var lastDot = token.LastIndexOf('.');
@@ -126,7 +129,7 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
         string? alg, kid, typ;
         try
         {
-            using var header = JsonDocument.Parse(SecretGenerator.DecodeBase64Url(token.AsSpan(0, firstDot)) ?? throw new FormatException());
+            using var header = JsonDocument.Parse(Base64Url.DecodeFromChars(token.AsSpan(0, firstDot)));
             alg = header.RootElement.TryGetProperty("alg", out var a) ? a.GetString() : null;
             kid = header.RootElement.TryGetProperty("kid", out var k) ? k.GetString() : null;
             typ = header.RootElement.TryGetProperty("typ", out var t) ? t.GetString() : null;
@@ -147,7 +150,12 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
             return (null, "The token was not signed by a key this server publishes.");
         }
 
-        if (SecretGenerator.DecodeBase64Url(token.AsSpan(lastDot + 1)) is not { } signature)
+        byte[] signature;
+        try
+        {
+            signature = Base64Url.DecodeFromChars(token.AsSpan(lastDot + 1));
+        }
+        catch (FormatException)
         {
             return (null, "The token signature is malformed.");
         }
@@ -159,7 +167,7 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
 
         try
         {
-            using var payload = JsonDocument.Parse(SecretGenerator.DecodeBase64Url(token.AsSpan(firstDot + 1, lastDot - firstDot - 1)) ?? throw new FormatException());
+            using var payload = JsonDocument.Parse(Base64Url.DecodeFromChars(token.AsSpan(firstDot + 1, lastDot - firstDot - 1)));
             var root = payload.RootElement;
             var iss = root.GetProperty("iss").GetString();
             if (!string.Equals(iss, options.Issuer, StringComparison.Ordinal))
@@ -167,7 +175,10 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
                 return (null, "The token was issued by another issuer.");
             }
 
-            if (!HasAudience(root, resource ?? options.Audience))
+            // RFC 9068 §4 and RFC 8707: the token must be for this resource and for nothing else, so that a token
+            // issued for the MCP server is refused by the REST API and the other way round (no token passthrough).
+            var tokenAudience = SingleAudience(root);
+            if (tokenAudience is null || (audience is null ? tokenAudience != options.Audience && tokenAudience != options.McpResource : tokenAudience != audience))
             {
                 return (null, "The token is not meant for this API (aud).");
             }
@@ -191,7 +202,8 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
                 root.GetProperty("jti").GetString()!,
                 root.GetProperty("iat").GetInt64(),
                 exp,
-                root.TryGetProperty("gid", out var gid) ? gid.GetString() : null), null);
+                root.TryGetProperty("gid", out var gid) ? gid.GetString() : null,
+                tokenAudience), null);
         }
         catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or KeyNotFoundException)
         {
@@ -199,18 +211,19 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
         }
     }
 
-    private static bool HasAudience(JsonElement root, string audience)
+    /// <summary>The token's one audience: a string, or an array of exactly one string; null otherwise.</summary>
+    private static string? SingleAudience(JsonElement root)
     {
         if (!root.TryGetProperty("aud", out var aud))
         {
-            return false;
+            return null;
         }
 
         if (aud.ValueKind == JsonValueKind.String)
         {
-            return aud.GetString() == audience;
+            return aud.GetString();
         }
 
-        return aud.ValueKind == JsonValueKind.Array && aud.EnumerateArray().Any(a => a.ValueKind == JsonValueKind.String && a.GetString() == audience);
+        return aud.ValueKind == JsonValueKind.Array && aud.GetArrayLength() == 1 && aud[0].ValueKind == JsonValueKind.String ? aud[0].GetString() : null;
     }
 }

@@ -1,0 +1,275 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text.Json;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.AuthorizationServer.Clients;
+
+/// <summary>
+/// Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, used by MCP clients): a client whose
+/// client_id is an https URL with a path is described by the JSON document at that URL. Nexus fetches it with no
+/// redirects, within a size and a time limit, never from a private or loopback address (loopback http only where
+/// Nexus:AllowInsecureUpstreams allows it, for tests), checks that its client_id is its URL, and stores what it says
+/// as a public, self-registered application until its HTTP caching headers (bounded) say to fetch it again.
+/// </summary>
+internal sealed class ClientMetadataDocuments(
+    ClientRegistry registry, IHttpClientFactory http, NexusOptions options, UpstreamPolicy upstream, RegistrationLimiter limiter, TimeProvider time,
+    ILogger<ClientMetadataDocuments> logger)
+{
+    public const string HttpClientName = "client-metadata-documents";
+
+    /// <summary>Used when the document says nothing about caching.</summary>
+    private static readonly TimeSpan DefaultLifetime = TimeSpan.FromMinutes(5);
+
+    /// <summary>Whether a client_id is meant as a metadata document URL (and so is not looked up as a registered id only).</summary>
+    public bool IsCandidate(string clientId) =>
+        options.Registration.MetadataDocuments && (clientId.StartsWith("https://", StringComparison.Ordinal) || clientId.StartsWith("http://", StringComparison.Ordinal));
+
+    /// <summary>Whether a stored metadata-document client must be fetched again before it is used for a new authorization.</summary>
+    public bool IsStale(OAuthClient client) =>
+        client.Registration == ClientRegistrations.MetadataDocument && !client.IsRevoked && (client.MetadataExpiresAt is null || client.MetadataExpiresAt <= time.GetUtcNow());
+
+    /// <summary>The client the document at <paramref name="clientId"/> describes, fetched and stored; or why it cannot be used.</summary>
+    public async Task<(OAuthClient? Client, string? Error)> ResolveAsync(string clientId, string address, CancellationToken ct)
+    {
+        if (UrlProblem(clientId) is { } problem)
+        {
+            return (null, problem);
+        }
+
+        if (limiter.TryAcquire(address) is not null)
+        {
+            return (null, "too many metadata documents were fetched for this address; try again later.");
+        }
+
+        var (document, fetchError, expiresAt) = await FetchAsync(clientId, ct);
+        if (document is null)
+        {
+            return (null, fetchError);
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            // Draft §4.1: the document's client_id MUST equal the URL it was fetched from (simple string comparison).
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("client_id", out var id) || id.ValueKind != JsonValueKind.String
+                || !string.Equals(id.GetString(), clientId, StringComparison.Ordinal))
+            {
+                return (null, "its client_id does not equal the URL it was fetched from.");
+            }
+
+            var (metadata, _, description) = ClientMetadata.Parse(root, document: true);
+            if (metadata is null)
+            {
+                return (null, description);
+            }
+
+            var now = time.GetUtcNow();
+            await registry.SaveMetadataDocumentClientAsync(new OAuthClient(
+                clientId, ClientKinds.Application, metadata.Name, null, metadata.Scopes, metadata.GrantTypes, Math.Min(3600, options.MaxAccessTokenLifetimeSeconds),
+                now, now, now, null, ClientTypes.Public, metadata.RedirectUris, [], null, metadata.ClientUri, null, ClientRegistrations.MetadataDocument, expiresAt), ct);
+            return (await registry.FindAsync(clientId, ct), null);
+        }
+    }
+
+    /// <summary>Draft §3: https, a path, no fragment, no user information, no dot segments. Null when the URL may be fetched.</summary>
+    private string? UrlProblem(string clientId)
+    {
+        if (clientId.Length > 2000 || !Uri.TryCreate(clientId, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
+        {
+            return "the client_id is not an absolute URL.";
+        }
+
+        if (uri.Scheme != Uri.UriSchemeHttps && !(uri.Scheme == Uri.UriSchemeHttp && upstream.AllowInsecure && IsLoopbackHost(uri)))
+        {
+            return "a client ID metadata document must be served over https.";
+        }
+
+        var afterAuthority = clientId[(clientId.IndexOf("//", StringComparison.Ordinal) + 2)..];
+        var slash = afterAuthority.IndexOf('/', StringComparison.Ordinal);
+        var path = slash < 0 ? "" : afterAuthority[slash..].Split('?')[0];
+        if (path.Length <= 1)
+        {
+            return "a client ID metadata document URL must have a path.";
+        }
+
+        if (path.Split('/').Any(segment => segment is "." or ".."))
+        {
+            return "a client ID metadata document URL may not contain . or .. segments.";
+        }
+
+        if (clientId.Contains('#', StringComparison.Ordinal) || !string.IsNullOrEmpty(uri.UserInfo))
+        {
+            return "a client ID metadata document URL may not contain a fragment or user information.";
+        }
+
+        if (IPAddress.TryParse(uri.DnsSafeHost, out var literal) && AddressGuard.IsForbidden(literal, upstream.AllowInsecure))
+        {
+            return "Nexus does not fetch metadata documents from private or loopback addresses.";
+        }
+
+        return null;
+    }
+
+    private static bool IsLoopbackHost(Uri uri) =>
+        uri.IsLoopback || (IPAddress.TryParse(uri.DnsSafeHost, out var address) && IPAddress.IsLoopback(address));
+
+    private async Task<(JsonDocument? Document, string? Error, DateTimeOffset ExpiresAt)> FetchAsync(string url, CancellationToken ct)
+    {
+        var registration = options.Registration;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(registration.MetadataDocumentTimeoutSeconds));
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, url);
+            request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+            using var response = await http.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            if ((int)response.StatusCode is >= 300 and < 400)
+            {
+                return (null, "its URL answered with a redirect, and Nexus does not follow redirects for metadata documents.", default);
+            }
+
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                return (null, $"its URL answered {(int)response.StatusCode} instead of the document.", default);
+            }
+
+            if (response.Content.Headers.ContentType?.MediaType is not { } mediaType
+                || !(mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase)))
+            {
+                return (null, "the document is not served as application/json.", default);
+            }
+
+            var limit = registration.MaxMetadataDocumentBytes;
+            var body = response.Content.Headers.ContentLength > limit ? null : await response.Content.ReadLimitedAsync(limit, timeout.Token);
+            if (body is null)
+            {
+                return (null, $"the document is larger than {limit} bytes.", default);
+            }
+
+            return (JsonDocument.Parse(body), null, time.GetUtcNow() + Lifetime(response));
+        }
+        catch (JsonException)
+        {
+            return (null, "the document is not valid JSON.", default);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return (null, $"fetching the document took longer than {registration.MetadataDocumentTimeoutSeconds} seconds.", default);
+        }
+        catch (HttpRequestException e) when (e.InnerException is AddressGuard.ForbiddenAddressException || e is { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError })
+        {
+            logger.LogInformation("Client metadata document {Url} could not be fetched: {Error}", url, e.HttpRequestError);
+            return (null, e.InnerException is AddressGuard.ForbiddenAddressException
+                ? "Nexus does not fetch metadata documents from private or loopback addresses."
+                : "its URL could not be reached.", default);
+        }
+        catch (HttpRequestException e)
+        {
+            logger.LogInformation("Client metadata document {Url} could not be fetched: {Error}", url, e.HttpRequestError);
+            return (null, "its URL could not be reached.", default);
+        }
+    }
+
+    /// <summary>How long the document may be used: its Cache-Control (no-store and no-cache mean not at all) or Expires, bounded.</summary>
+    private TimeSpan Lifetime(HttpResponseMessage response)
+    {
+        var max = TimeSpan.FromSeconds(options.Registration.MaxMetadataDocumentCacheSeconds);
+        var cache = response.Headers.CacheControl;
+        TimeSpan lifetime;
+        if (cache is { NoStore: true } or { NoCache: true })
+        {
+            lifetime = TimeSpan.Zero;
+        }
+        else if (cache?.MaxAge is { } maxAge)
+        {
+            lifetime = maxAge;
+        }
+        else if (response.Content.Headers.Expires is { } expires)
+        {
+            lifetime = expires - (response.Headers.Date ?? time.GetUtcNow());
+        }
+        else
+        {
+            lifetime = DefaultLifetime;
+        }
+
+        return lifetime < TimeSpan.Zero ? TimeSpan.Zero : lifetime > max ? max : lifetime;
+    }
+
+    /// <summary>The HttpClient for documents: no redirects, no proxy, no decompression, and a connect-time address check.</summary>
+    public static void AddHttpClient(IServiceCollection services) =>
+        services.AddHttpClient(HttpClientName, c => c.DefaultRequestHeaders.UserAgent.ParseAdd("Nexus/1.0 (client metadata)"))
+            .ConfigurePrimaryHttpMessageHandler(sp => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                UseProxy = false,
+                AutomaticDecompression = DecompressionMethods.None,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(1),
+                ConnectCallback = AddressGuard.Connect(sp.GetRequiredService<UpstreamPolicy>().AllowInsecure),
+            });
+}
+
+/// <summary>
+/// Server-side request forgery protection: the address is checked after DNS resolution, at connect time, so a name
+/// that resolves to an internal address (or is rebound to one) is refused too.
+/// </summary>
+internal static class AddressGuard
+{
+    public sealed class ForbiddenAddressException(string message) : Exception(message);
+
+    public static Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> Connect(bool allowLoopback) => async (context, ct) =>
+    {
+        var addresses = await Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
+        var allowed = addresses.Where(a => !IsForbidden(a, allowLoopback)).ToList();
+        if (allowed.Count == 0)
+        {
+            throw new ForbiddenAddressException("The host resolves only to private or loopback addresses.");
+        }
+
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(allowed.ToArray(), context.DnsEndPoint.Port, ct);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    };
+
+    /// <summary>Loopback, private (RFC 1918, RFC 4193), link-local, shared (RFC 6598), multicast, unspecified and reserved addresses.</summary>
+    public static bool IsForbidden(IPAddress address, bool allowLoopback)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (IPAddress.IsLoopback(address))
+        {
+            return !allowLoopback;
+        }
+
+        var b = address.GetAddressBytes();
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            return b[0] is 0 or 10 or 127 or >= 224
+                || (b[0] == 100 && b[1] is >= 64 and <= 127)
+                || (b[0] == 169 && b[1] == 254)
+                || (b[0] == 172 && b[1] is >= 16 and <= 31)
+                || (b[0] == 192 && b[1] == 168)
+                || (b[0] == 192 && b[1] == 0 && b[2] == 0)
+                || (b[0] == 198 && b[1] is 18 or 19);
+        }
+
+        return address.Equals(IPAddress.IPv6Any) || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast
+            || (b[0] & 0xfe) == 0xfc // fc00::/7 unique local
+            || (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) // 64:ff9b::/96 NAT64 can reach IPv4 private space
+            || (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00); // 2001::/32 Teredo
+    }
+}

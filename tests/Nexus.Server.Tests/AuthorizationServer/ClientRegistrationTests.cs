@@ -1,0 +1,214 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.AuthorizationServer;
+
+/// <summary>RFC 7591 dynamic client registration, as MCP assistants use it, then the full flow with the registered client.</summary>
+public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixture) : IClassFixture<ClientRegistrationTests.Fixture>
+{
+    public sealed class Fixture : ServerFixture
+    {
+        public const string AdminEmail = "dcr.admin@example.com";
+
+        protected override void Configure(Dictionary<string, string?> settings) => settings["SUPERUSER_EMAIL"] = AdminEmail;
+    }
+
+    private NexusTestServer Server => fixture.Server;
+
+    private string McpResource => Server.Issuer + "/mcp";
+
+    public static async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> RegisterAsync(NexusTestServer server, object metadata, string? initialAccessToken = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth2/register") { Content = JsonContent.Create(metadata) };
+        if (initialAccessToken is not null)
+        {
+            request.Headers.Authorization = new("Bearer", initialAccessToken);
+        }
+
+        var response = await server.Http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, body.Length == 0 ? default : JsonDocument.Parse(body).RootElement.Clone(), response);
+    }
+
+    /// <summary>What the official MCP SDKs send.</summary>
+    private static Dictionary<string, object> McpClientMetadata(string redirectUri, string authMethod = "none") => new Dictionary<string, object>
+    {
+        ["client_name"] = "Test Assistant",
+        ["redirect_uris"] = new[] { redirectUri },
+        ["grant_types"] = new[] { "authorization_code", "refresh_token" },
+        ["response_types"] = new[] { "code" },
+        ["token_endpoint_auth_method"] = authMethod,
+        ["scope"] = "nexus:connections nexus:connect nexus:call",
+        ["software_id"] = "unknown fields are ignored",
+        ["logo_uri"] = "https://assistant.example/logo.png",
+        ["x_vendor_extension"] = new { nested = true },
+    };
+
+    [Fact]
+    public async Task APublicClientRegistersItselfAndCompletesTheFlowWithPkceForTheMcpResource()
+    {
+        const string redirect = "http://127.0.0.1:33418/callback";
+        var (status, registered, _) = await RegisterAsync(Server, McpClientMetadata("http://127.0.0.1/callback"));
+        Assert.Equal(HttpStatusCode.Created, status);
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        Assert.False(registered.TryGetProperty("client_secret", out _));
+        Assert.Equal("none", registered.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.Equal("Test Assistant", registered.GetProperty("client_name").GetString());
+        Assert.Equal(["authorization_code", "refresh_token"], registered.GetProperty("grant_types").EnumerateArray().Select(e => e.GetString()!));
+
+        // PKCE is required for a self-registered client.
+        using var browser = await SignedInBrowserAsync(Server);
+        var refused = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge: null, scope: "nexus:connections nexus:call", redirectUri: redirect));
+        Assert.Equal("invalid_request", Browser.Query(refused)["error"]);
+
+        // Sign-in and consent: the page names the client, where the answer goes, and that it registered itself.
+        var (verifier, challenge) = Pkce();
+        await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections nexus:call", redirectUri: redirect) + "&resource=" + Uri.EscapeDataString(McpResource));
+        Assert.Contains("Test Assistant", browser.LastPage);
+        Assert.Contains("registered itself", browser.LastPage);
+        Assert.Contains("127.0.0.1:33418", browser.LastPage);
+        Assert.Contains("Use your connected services on your behalf", browser.LastPage);
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        Assert.Equal(redirect, back.GetLeftPart(UriPartial.Path));
+
+        var (tokenStatus, tokens) = await TokenAsync(Server, clientId, null, ("grant_type", "authorization_code"), ("code", Browser.Query(back)["code"]),
+            ("redirect_uri", redirect), ("code_verifier", verifier), ("client_id", clientId), ("resource", McpResource));
+        Assert.True(tokenStatus == HttpStatusCode.OK, tokens.ToString());
+        Assert.Equal("nexus:connections nexus:call", tokens.GetProperty("scope").GetString());
+        Assert.Equal(McpResource, ResourceIndicatorTests.Payload(tokens.GetProperty("access_token").GetString()!).GetProperty("aud").GetString());
+        Assert.True(tokens.TryGetProperty("refresh_token", out _));
+    }
+
+    [Theory]
+    [InlineData("client_secret_basic")]
+    [InlineData("client_secret_post")]
+    public async Task AConfidentialClientRegistersItselfAndAuthenticatesWithItsSecret(string method)
+    {
+        var (status, registered, _) = await RegisterAsync(Server, McpClientMetadata(RedirectUri, method));
+        Assert.Equal(HttpStatusCode.Created, status);
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var secret = registered.GetProperty("client_secret").GetString()!;
+        Assert.Equal(0, registered.GetProperty("client_secret_expires_at").GetInt64());
+        Assert.Equal(method, registered.GetProperty("token_endpoint_auth_method").GetString());
+
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge, scope: "nexus:connections"));
+        var code = Browser.Query(back)["code"];
+        var (tokenStatus, tokens) = method == "client_secret_basic"
+            ? await ExchangeCodeAsync(Server, clientId, secret, code, verifier)
+            : await TokenAsync(Server, clientId, null, ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", RedirectUri),
+                ("code_verifier", verifier), ("client_id", clientId), ("client_secret", secret));
+        Assert.True(tokenStatus == HttpStatusCode.OK, tokens.ToString());
+    }
+
+    [Theory]
+    [InlineData("{\"client_name\":\"x\"}", "invalid_redirect_uri")]
+    [InlineData("{\"redirect_uris\":[\"http://evil.example/cb\"]}", "invalid_redirect_uri")]
+    [InlineData("{\"redirect_uris\":[\"https://app.example/cb#frag\"]}", "invalid_redirect_uri")]
+    [InlineData("{\"redirect_uris\":[\"javascript:alert(1)\"]}", "invalid_redirect_uri")]
+    [InlineData("{\"redirect_uris\":[\"https://app.example/cb\"],\"token_endpoint_auth_method\":\"private_key_jwt\"}", "invalid_client_metadata")]
+    [InlineData("{\"redirect_uris\":[\"https://app.example/cb\"],\"grant_types\":[\"client_credentials\"]}", "invalid_client_metadata")]
+    [InlineData("{\"redirect_uris\":[\"https://app.example/cb\"],\"response_types\":[\"token\"]}", "invalid_client_metadata")]
+    [InlineData("{\"redirect_uris\":[\"https://app.example/cb\"],\"scope\":\"admin\"}", "invalid_client_metadata")]
+    [InlineData("{\"redirect_uris\":\"https://app.example/cb\"}", "invalid_redirect_uri")]
+    [InlineData("[1,2]", "invalid_client_metadata")]
+    [InlineData("{not json", "invalid_client_metadata")]
+    public async Task BadMetadataIsRefusedWithTheRfc7591Error(string json, string error)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth2/register") { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") };
+        using var response = await Server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(error, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+    }
+
+    [Theory]
+    [InlineData("com.example.assistant:/oauth/callback")]
+    [InlineData("cursor://anysphere.cursor-retrieval/oauth/callback")]
+    [InlineData("http://[::1]/callback")]
+    [InlineData("http://localhost:8765/callback")]
+    public async Task NativeAppRedirectsAreAccepted(string redirect)
+    {
+        var (status, body, _) = await RegisterAsync(Server, McpClientMetadata(redirect));
+        Assert.True(status == HttpStatusCode.Created, body.ToString());
+    }
+
+    [Fact]
+    public async Task SelfRegisteredClientsAreMarkedInSiteManagementAndCanBeRevokedThere()
+    {
+        var (_, registered, _) = await RegisterAsync(Server, McpClientMetadata(RedirectUri));
+        var clientId = registered.GetProperty("client_id").GetString()!;
+
+        using var admin = new Browser(Server);
+        await admin.SignUpAsync(Fixture.AdminEmail, Password);
+        await admin.NavigateAsync("/admin/applications");
+        Assert.Equal(HttpStatusCode.OK, admin.LastStatus);
+        Assert.Contains(clientId, admin.LastPage);
+        Assert.Contains("self-registered", admin.LastPage);
+        Assert.Equal("dynamic", (await Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/applications/{clientId}")).GetProperty("registration").GetString());
+
+        await admin.NavigateAsync($"/admin/applications/{clientId}/delete");
+        await admin.SubmitAsync($"/admin/applications/{clientId}/delete");
+        Assert.Equal("revoked", (await Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/applications/{clientId}")).GetProperty("status").GetString());
+
+        using var person = await SignedInBrowserAsync(Server);
+        await person.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge));
+        Assert.Contains("not registered", person.LastPage);
+    }
+
+    [Fact]
+    public async Task RegistrationTurnedOffIsRefusedAndNotAdvertised()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:Registration:Mode"] = "off");
+        var (status, body, _) = await RegisterAsync(server, McpClientMetadata(RedirectUri));
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("access_denied", body.GetProperty("error").GetString());
+        var metadata = JsonDocument.Parse(await server.Http.GetStringAsync("/.well-known/oauth-authorization-server")).RootElement;
+        Assert.False(metadata.TryGetProperty("registration_endpoint", out _));
+    }
+
+    [Fact]
+    public async Task AnInitialAccessTokenIsRequiredWhenConfigured()
+    {
+        const string iat = "initial-access-token-0123456789";
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["Nexus:Registration:Mode"] = "token";
+            s["Nexus:Registration:InitialAccessToken"] = iat;
+        });
+
+        var (missing, missingBody, missingResponse) = await RegisterAsync(server, McpClientMetadata(RedirectUri));
+        Assert.Equal(HttpStatusCode.Unauthorized, missing);
+        Assert.Equal("invalid_token", missingBody.GetProperty("error").GetString());
+        Assert.StartsWith("Bearer", missingResponse.Headers.WwwAuthenticate.ToString());
+
+        var (wrong, _, _) = await RegisterAsync(server, McpClientMetadata(RedirectUri), "initial-access-token-wrong-value");
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong);
+
+        var (ok, registered, _) = await RegisterAsync(server, McpClientMetadata(RedirectUri), iat);
+        Assert.Equal(HttpStatusCode.Created, ok);
+        Assert.StartsWith("nxc_", registered.GetProperty("client_id").GetString());
+    }
+
+    [Fact]
+    public async Task RegistrationIsRateLimitedPerAddress()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:Registration:LimitPerHour"] = "2");
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(server, McpClientMetadata(RedirectUri))).Status);
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(server, McpClientMetadata(RedirectUri))).Status);
+        var (status, body, response) = await RegisterAsync(server, McpClientMetadata(RedirectUri));
+        Assert.Equal((HttpStatusCode)429, status);
+        Assert.Equal("temporarily_unavailable", body.GetProperty("error").GetString());
+        Assert.NotNull(response.Headers.RetryAfter);
+
+        // The window is an hour, measured with the server's clock.
+        server.Time.Advance(TimeSpan.FromMinutes(61));
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(server, McpClientMetadata(RedirectUri))).Status);
+    }
+}

@@ -1,0 +1,49 @@
+using System.Net;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.AuthorizationServer;
+
+/// <summary>RFC 8252 §7.3: a loopback redirect URI matches with any port; every other redirect URI matches exactly.</summary>
+public sealed class LoopbackRedirectTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private NexusTestServer Server => fixture.Server;
+
+    [Theory]
+    [InlineData("http://127.0.0.1/callback", "http://127.0.0.1:53121/callback")]
+    [InlineData("http://127.0.0.1:8080/callback", "http://127.0.0.1:61000/callback")]
+    [InlineData("http://[::1]/callback", "http://[::1]:40001/callback")]
+    [InlineData("http://localhost:3000/oauth/cb", "http://localhost:3001/oauth/cb")]
+    public async Task ALoopbackRedirectWithAnotherPortIsAccepted(string registered, string requested)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public", redirectUris: [registered]);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, redirectUri: requested));
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        Assert.Equal(requested, back.GetLeftPart(UriPartial.Path));
+
+        // The code is bound to the redirect URI actually used.
+        var code = Browser.Query(back)["code"];
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, null, code, verifier, requested);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+    }
+
+    [Theory]
+    [InlineData("https://app.example.com:8443/callback", "https://app.example.com:9443/callback")]
+    [InlineData("https://app.example.com/callback", "https://app.example.com:443/callback")]
+    [InlineData("http://127.0.0.1/callback", "http://127.0.0.1:5000/other")]
+    [InlineData("http://127.0.0.1/callback", "http://localhost:5000/callback")]
+    [InlineData("http://127.0.0.1/callback", "https://127.0.0.1:5000/callback")]
+    [InlineData("http://127.0.0.1/callback", "http://127.0.0.1:5000@evil.example/callback")]
+    public async Task AnythingElseMustMatchExactly(string registered, string requested)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public", redirectUris: [registered]);
+        using var browser = await SignedInBrowserAsync(Server);
+        var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: requested));
+        // Shown on a Nexus page, never redirected (RFC 9700 §4.11: no open redirector).
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, landed.Authority);
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("redirect_uri", browser.LastPage);
+    }
+}
