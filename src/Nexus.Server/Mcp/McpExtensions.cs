@@ -27,8 +27,9 @@ internal static class McpExtensions
 
     public static WebApplication MapMcpServer(this WebApplication app)
     {
-        var gate = app.Services.GetRequiredService<McpGate>();
-        app.UseWhen(McpGate.Applies, branch => branch.Use(gate.InvokeAsync));
+        // The gate is resolved per request (a singleton, so once): resolving it here would read the options before
+        // RunNexusAsync can explain invalid settings.
+        app.UseWhen(McpGate.Applies, branch => branch.Use((context, next) => context.RequestServices.GetRequiredService<McpGate>().InvokeAsync(context, next)));
         app.MapMcp(McpResource.Path).WithTags("MCP");
         McpConnectLinks.MapConnectPage(app);
         return app;
