@@ -10,8 +10,9 @@ table="$("$root/sdks/scenario/run.sh" dotnet "$root/bench/tools/SdkBench/bin/Rel
   echo "# .NET SDK micro-benchmark"
   echo
   echo "\`bench/sdk-dotnet.sh\` on $(machine), $(date -u +%Y-%m-%d). Applying: \`GetCredentialsAsync\` answered from the cache"
-  echo "plus \`NexusCredential.ApplyAsync\` on one \`HttpRequestMessage\` (best of 5 rounds of 1,000,000; SigV4 100,000),"
-  echo "nothing sent. Target: under 5 µs. Cold fetch: the cache entry dropped before each \`GetCredentialsAsync\`, so each"
+  echo "plus \`NexusCredential.ApplyAsync\` on one \`HttpRequestMessage\` (median of 7 rounds of 1,000,000; SigV4 100,000),"
+  echo "nothing sent: the process's CPU time per request, and wall time, which on a shared machine includes other"
+  echo "processes' time slices. Target: under 5 µs. Cold fetch: the cache entry dropped before each \`GetCredentialsAsync\`, so each"
   echo "is one \`GET /v1/token\` to a Nexus on 127.0.0.1 (Release, SQLite), sequential, after 100 warm-up calls."
   echo
   echo "$table"

@@ -9,8 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -46,29 +46,43 @@ type sigV4Result struct {
 
 // signV4 signs r at t. keyCache (optional) keeps the day's signing key of one secret.
 func signV4(r sigV4Request, accessKeyID, secretAccessKey, region, service string, t time.Time, keyCache *atomic.Pointer[signingKey]) sigV4Result {
-	amzDate := formatAmzDate(t)
+	return sign(r, accessKeyID, secretAccessKey, region, service, formatAmzDate(t), keyCache, true)
+}
+
+// sign is signV4 with the X-Amz-Date value given; unless full, only the authorization is returned (the
+// intermediate strings are for tests and diagnostics, and cost allocations).
+func sign(r sigV4Request, accessKeyID, secretAccessKey, region, service, amzDate string, keyCache *atomic.Pointer[signingKey], full bool) sigV4Result {
 	scope := amzDate[:8] + "/" + region + "/" + service + "/aws4_request"
 
 	canonicalHeaders, signedHeaders := canonicalHeaders(r.headers)
-	var b strings.Builder
-	b.Grow(256)
-	b.WriteString(r.method)
-	b.WriteByte('\n')
-	b.WriteString(canonicalURI(r.path, service))
-	b.WriteByte('\n')
-	b.WriteString(canonicalQuery(r.rawQuery))
-	b.WriteByte('\n')
-	b.WriteString(canonicalHeaders)
-	b.WriteByte('\n')
-	b.WriteString(signedHeaders)
-	b.WriteByte('\n')
-	b.WriteString(r.payloadHash)
-	creq := b.String()
+	buf := scratchPool.Get().(*scratch)
+	b := buf.b[:0]
+	b = append(b, r.method...)
+	b = append(b, '\n')
+	b = append(b, canonicalURI(r.path, service)...)
+	b = append(b, '\n')
+	b = appendCanonicalQuery(b, r.rawQuery)
+	b = append(b, '\n')
+	b = append(b, canonicalHeaders...)
+	b = append(b, '\n')
+	b = append(b, signedHeaders...)
+	b = append(b, '\n')
+	b = append(b, r.payloadHash...)
+	var creq, sts string
+	if full {
+		creq = string(b)
+	}
 
-	sum := sha256.Sum256([]byte(creq))
-	var sumHex [64]byte
-	hex.Encode(sumHex[:], sum[:])
-	sts := sigV4Algorithm + "\n" + amzDate + "\n" + scope + "\n" + string(sumHex[:])
+	sum := sha256.Sum256(b)
+	b = append(b[:0], sigV4Algorithm+"\n"...)
+	b = append(b, amzDate...)
+	b = append(b, '\n')
+	b = append(b, scope...)
+	b = append(b, '\n')
+	b = appendHex(b, sum[:])
+	if full {
+		sts = string(b)
+	}
 
 	var k *signingKey
 	if keyCache != nil {
@@ -86,17 +100,42 @@ func signV4(r sigV4Request, accessKeyID, secretAccessKey, region, service string
 			keyCache.Store(k)
 		}
 	}
-	var sigHex [64]byte
-	hex.Encode(sigHex[:], k.sign(sts))
-	sig := string(sigHex[:])
-	return sigV4Result{
-		canonicalRequest: creq,
-		stringToSign:     sts,
-		signedHeaders:    signedHeaders,
-		signature:        sig,
-		authorization:    sigV4Algorithm + " Credential=" + accessKeyID + "/" + scope + ", SignedHeaders=" + signedHeaders + ", Signature=" + sig,
+	mac := k.sign(b, buf.sum[:0])
+	b = append(b[:0], sigV4Algorithm+" Credential="...)
+	b = append(b, accessKeyID...)
+	b = append(b, '/')
+	b = append(b, scope...)
+	b = append(b, ", SignedHeaders="...)
+	b = append(b, signedHeaders...)
+	b = append(b, ", Signature="...)
+	b = appendHex(b, mac)
+	authorization := string(b)
+	buf.b = b
+	scratchPool.Put(buf)
+	res := sigV4Result{authorization: authorization}
+	if full {
+		res.canonicalRequest, res.stringToSign, res.signedHeaders = creq, sts, signedHeaders
+		res.signature = authorization[len(authorization)-64:]
 	}
+	return res
 }
+
+// appendHex appends the lowercase hex of data (hex.AppendEncode, which Go 1.19 lacks).
+func appendHex(b, data []byte) []byte {
+	const digits = "0123456789abcdef"
+	for _, c := range data {
+		b = append(b, digits[c>>4], digits[c&15])
+	}
+	return b
+}
+
+// scratch is a signing's working memory, pooled: the canonical request, then the string to sign, and the HMAC.
+type scratch struct {
+	b   []byte
+	sum [sha256.Size]byte
+}
+
+var scratchPool = sync.Pool{New: func() interface{} { return &scratch{b: make([]byte, 0, 512)} }}
 
 // formatAmzDate is t.UTC().Format("20060102T150405Z") without the formatter's allocations.
 func formatAmzDate(t time.Time) string {
@@ -121,18 +160,19 @@ func formatAmzDate(t time.Time) string {
 	return string(b[:])
 }
 
-// sign is HMAC-SHA256(key, data), with HMAC states keyed once and reused (hmac.New costs more than the hashing).
-func (k *signingKey) sign(data string) []byte {
+// sign appends HMAC-SHA256(key, data) to out, with HMAC states keyed once and reused (hmac.New costs more than
+// the hashing).
+func (k *signingKey) sign(data, out []byte) []byte {
 	m, _ := k.macs.Get().(hash.Hash)
 	if m == nil {
 		m = hmac.New(sha256.New, k.key)
 	} else {
 		m.Reset()
 	}
-	_, _ = io.WriteString(m, data)
-	sum := m.Sum(nil)
+	m.Write(data)
+	out = m.Sum(out)
 	k.macs.Put(m)
-	return sum
+	return out
 }
 
 func hmacSHA256(key []byte, data string) []byte {
@@ -145,7 +185,8 @@ func hmacSHA256(key []byte, data string) []byte {
 // header's values joined with "," in the order sent.
 func canonicalHeaders(headers [][2]string) (canonical, signed string) {
 	type header struct{ name, value string }
-	list := make([]header, 0, len(headers))
+	var stack [8]header
+	list := stack[:0]
 	size := 0
 	for _, h := range headers {
 		name := lower(strings.TrimSpace(h[0]))
@@ -188,7 +229,17 @@ func canonicalHeaders(headers [][2]string) (canonical, signed string) {
 	return all[:mark], all[mark:]
 }
 
+// lowerNames: the lowercase form of header names a signed request usually has, in Go's canonical form.
+var lowerNames = map[string]string{
+	"Accept": "accept", "Content-Type": "content-type", "Content-Md5": "content-md5", "Date": "date", "Host": "host",
+	"X-Amz-Date": "x-amz-date", "X-Amz-Security-Token": "x-amz-security-token", "X-Amz-Content-Sha256": "x-amz-content-sha256",
+	"X-Amz-Target": "x-amz-target",
+}
+
 func lower(s string) string {
+	if l, ok := lowerNames[s]; ok {
+		return l
+	}
 	for i := 0; i < len(s); i++ {
 		if 'A' <= s[i] && s[i] <= 'Z' {
 			return strings.ToLower(s)
@@ -271,15 +322,21 @@ func plainPath(p string) bool {
 	return true
 }
 
-// canonicalQuery: each name and value decoded, encoded again with only RFC 3986 unreserved characters left as
-// they are (a "+" is a literal plus), sorted by name, then value.
-func canonicalQuery(raw string) string {
+// appendCanonicalQuery appends the canonical query: each name and value decoded, encoded again with only RFC 3986
+// unreserved characters left as they are (a "+" is a literal plus), sorted by name, then value.
+func appendCanonicalQuery(b []byte, raw string) []byte {
 	if raw == "" {
-		return ""
+		return b
 	}
-	parts := strings.Split(raw, "&")
-	pairs := make([][2]string, 0, len(parts))
-	for _, p := range parts {
+	var stack [8][2]string
+	pairs := stack[:0]
+	for rest := raw; rest != ""; {
+		p := rest
+		if i := strings.IndexByte(rest, '&'); i >= 0 {
+			p, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
 		if p == "" {
 			continue
 		}
@@ -289,25 +346,32 @@ func canonicalQuery(raw string) string {
 		}
 		pairs = append(pairs, [2]string{uriEncode(unescape(k), true), uriEncode(unescape(v), true)})
 	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i][0] != pairs[j][0] {
-			return pairs[i][0] < pairs[j][0]
+	// Insertion sort: a query has a handful of parameters (sort.Slice would allocate).
+	for i := 1; i < len(pairs); i++ {
+		for j := i; j > 0 && (pairs[j][0] < pairs[j-1][0] || pairs[j][0] == pairs[j-1][0] && pairs[j][1] < pairs[j-1][1]); j-- {
+			pairs[j], pairs[j-1] = pairs[j-1], pairs[j]
 		}
-		return pairs[i][1] < pairs[j][1]
-	})
-	var b strings.Builder
+	}
 	for i, p := range pairs {
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
-		b.WriteString(p[0])
-		b.WriteByte('=')
-		b.WriteString(p[1])
+		b = append(b, p[0]...)
+		b = append(b, '=')
+		b = append(b, p[1]...)
 	}
-	return b.String()
+	return b
+}
+
+// canonicalQuery is appendCanonicalQuery as a string.
+func canonicalQuery(raw string) string {
+	return string(appendCanonicalQuery(nil, raw))
 }
 
 func unescape(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
 	if u, err := url.PathUnescape(s); err == nil {
 		return u
 	}
@@ -365,7 +429,8 @@ func (c *Credentials) signHTTP(req *http.Request, t time.Time) error {
 			return err
 		}
 	}
-	req.Header.Set("X-Amz-Date", formatAmzDate(t))
+	amzDate := formatAmzDate(t)
+	req.Header.Set("X-Amz-Date", amzDate)
 	if c.SessionToken != "" {
 		req.Header.Set("X-Amz-Security-Token", string(c.SessionToken))
 	}
@@ -391,7 +456,7 @@ func (c *Credentials) signHTTP(req *http.Request, t time.Time) error {
 	if c.derived != nil {
 		cache = &c.derived.signKey
 	}
-	res := signV4(r, c.AccessKeyID, string(c.SecretAccessKey), c.Strategy.Region, c.Strategy.Service, t, cache)
+	res := sign(r, c.AccessKeyID, string(c.SecretAccessKey), c.Strategy.Region, c.Strategy.Service, amzDate, cache, false)
 	req.Header.Set("Authorization", res.authorization)
 	return nil
 }

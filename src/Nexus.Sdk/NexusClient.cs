@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
@@ -26,6 +27,7 @@ public sealed class NexusClient : IDisposable
     private readonly bool ownsHttp;
     private readonly NexusClientOptions options;
     private readonly CredentialCache cache;
+    private readonly ConcurrentDictionary<string, Renewal> renewals = new(StringComparer.Ordinal);
     private readonly string baseUrl;
 
     /// <summary>A client with its own <see cref="HttpClient"/> over <paramref name="handler"/> (default: a pooled <see cref="SocketsHttpHandler"/>).</summary>
@@ -200,6 +202,69 @@ public sealed class NexusClient : IDisposable
         }
 
         return await cache.GetAsync(connectionId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After the provider refused <paramref name="rejected"/> (401): renew the connection's credential once for every
+    /// caller that was refused the same credential. A renewal in flight is joined; a renewal already made for
+    /// <paramref name="rejected"/>, or a cached credential newer than it, is used as it is; otherwise this caller
+    /// starts the one renewal (<see cref="RenewCredentialsAsync(string, CancellationToken)"/>) that the others then
+    /// join. So 50 requests refused at the same moment cause one <c>POST /v1/refresh</c>, not 50. The renewal runs to its
+    /// end even if the caller that started it gives up; <paramref name="cancellationToken"/> stops only this caller's wait.
+    /// </summary>
+    public async Task<NexusCredential> RenewCredentialsAsync(string connectionId, NexusCredential rejected, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        ArgumentNullException.ThrowIfNull(rejected);
+        while (true)
+        {
+            // A renewal in flight answers everyone; a finished one answers those refused the credential it replaced.
+            renewals.TryGetValue(connectionId, out var last);
+            if (last is not null && (!last.Task.IsCompleted || (last.Task.IsCompletedSuccessfully && last.Rejected.HasSameValues(rejected))))
+            {
+                return await last.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            // Someone else's renewal (or an expiry) has already replaced the refused credential.
+            var current = await cache.GetAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            if (!current.HasSameValues(rejected))
+            {
+                return current;
+            }
+
+            var renewal = new Renewal(rejected);
+            if (last is null ? renewals.TryAdd(connectionId, renewal) : renewals.TryUpdate(connectionId, renewal, last))
+            {
+                renewal.Start(() => RenewCredentialsAsync(connectionId, CancellationToken.None));
+                return await renewal.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            // Another caller registered a renewal first: look again (and join it).
+        }
+    }
+
+    /// <summary>One renewal of a connection's credential, and the credential it replaces.</summary>
+    private sealed class Renewal(NexusCredential rejected)
+    {
+        private readonly TaskCompletionSource<NexusCredential> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public NexusCredential Rejected { get; } = rejected;
+
+        public Task<NexusCredential> Task => completion.Task;
+
+        public void Start(Func<Task<NexusCredential>> renew) => _ = RunAsync(renew);
+
+        private async Task RunAsync(Func<Task<NexusCredential>> renew)
+        {
+            try
+            {
+                completion.TrySetResult(await renew().ConfigureAwait(false));
+            }
+            catch (Exception e)
+            {
+                completion.TrySetException(e);
+            }
+        }
     }
 
     /// <summary>Forgets the cached credential of a connection.</summary>

@@ -83,6 +83,30 @@ public sealed class NexusCredential
     /// <summary>The names of the credential's fields (never their values).</summary>
     public IEnumerable<string> FieldNames => values.Keys;
 
+    /// <summary>Whether <paramref name="other"/> is the same credential: same connection, strategy and values.</summary>
+    internal bool HasSameValues(NexusCredential other)
+    {
+        if (ReferenceEquals(this, other))
+        {
+            return true;
+        }
+
+        if (ConnectionId != other.ConnectionId || Strategy != other.Strategy || values.Count != other.values.Count)
+        {
+            return false;
+        }
+
+        foreach (var (field, value) in values)
+        {
+            if (!other.values.TryGetValue(field, out var otherValue) || !string.Equals(value, otherValue, StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>A field of the credential by name (e.g. a custom schema's field), or null.</summary>
     public string? GetValue(string field) => values.GetValueOrDefault(field);
 

@@ -7,8 +7,10 @@ namespace Nexus.Sdk;
 /// <summary>
 /// A <see cref="DelegatingHandler"/> that puts a Nexus connection's credential on every request (see
 /// <see cref="NexusCredential.ApplyAsync"/>). When the provider answers 401 and the request can be sent again (no
-/// body, or a body that serializes again), it renews the credential once (<see cref="NexusClient.RenewCredentialsAsync"/>:
-/// a forced refresh for OAuth 2.0) and retries once; a renewal the provider rejects surfaces as
+/// body, or a body that serializes again), it renews the credential once
+/// (<see cref="NexusClient.RenewCredentialsAsync(string, NexusCredential, CancellationToken)"/>: a forced refresh for
+/// OAuth 2.0, shared by every request of the connection refused the same credential at the same moment, so a burst of
+/// 401s costs one <c>POST /v1/refresh</c>) and retries once; a renewal the provider rejects surfaces as
 /// <see cref="NexusAttentionRequiredException"/>.
 /// </summary>
 public sealed class NexusCredentialHandler : DelegatingHandler
@@ -52,7 +54,8 @@ public sealed class NexusCredentialHandler : DelegatingHandler
         }
 
         response.Dispose();
-        credential = await client.RenewCredentialsAsync(id, cancellationToken).ConfigureAwait(false);
+        // Single-flight: every request refused this credential at the same moment shares one renewal.
+        credential = await client.RenewCredentialsAsync(id, credential, cancellationToken).ConfigureAwait(false);
         await credential.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
         return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
     }

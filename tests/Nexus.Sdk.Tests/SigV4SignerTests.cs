@@ -13,6 +13,33 @@ public sealed class SigV4SignerTests
     private static readonly DateTimeOffset Now = new(2026, 3, 14, 15, 9, 26, TimeSpan.Zero);
 
     [Fact]
+    public void OneCredentialsObjectSignsEachDateRegionAndServiceWithItsOwnKeyWhenTheKeyIsCachedBetweenRequests()
+    {
+        // The signing key is derived once and kept per credentials object; a new date, region or service must derive
+        // it again. A fresh credentials object (nothing cached) gives the expected signature for each.
+        var shared = new AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session");
+        var uri = new Uri("https://service.us-east-1.amazonaws.com/path?b=2&a=1");
+        (DateTimeOffset When, string Region, string Service)[] scopes =
+        [
+            (Now, "us-east-1", "service"), (Now.AddSeconds(30), "us-east-1", "service"), (Now.AddDays(1), "us-east-1", "service"),
+            (Now.AddDays(1), "eu-west-1", "service"), (Now.AddDays(1), "eu-west-1", "sts"), (Now, "us-east-1", "service"),
+        ];
+        foreach (var (when, region, service) in scopes)
+        {
+            for (var repeat = 0; repeat < 2; repeat++)
+            {
+                var cached = SigV4Signer.Sign("GET", uri, [], SigV4Signer.EmptyPayloadHash, region, service, shared, when);
+                var fresh = SigV4Signer.Sign("GET", uri, [], SigV4Signer.EmptyPayloadHash, region, service, shared with { }, when);
+                Assert.Equal(fresh.AuthorizationHeader, cached.AuthorizationHeader);
+            }
+        }
+
+        Assert.NotEqual(
+            SigV4Signer.Sign("GET", uri, [], SigV4Signer.EmptyPayloadHash, "us-east-1", "service", shared, Now).Signature,
+            SigV4Signer.Sign("GET", uri, [], SigV4Signer.EmptyPayloadHash, "us-east-1", "service", shared with { SecretAccessKey = "other" }, Now).Signature);
+    }
+
+    [Fact]
     public void S3SignsThePathExactlyAsSentWhileOtherServicesNormalizeAndEncodeItAgain()
     {
         var uri = new Uri(

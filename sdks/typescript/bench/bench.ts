@@ -15,7 +15,7 @@ const tokens: Record<string, unknown> = {
   aws_sigv4: { strategy: { type: "aws_sigv4", region: "eu-west-1", service: "execute-api" }, credentials: { access_key_id: "AKIDEXAMPLE", secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", session_token: "t".repeat(300) }, expires_at: null },
 };
 
-interface Row { name: string; iterations: number; meanUs: number; p50Us: number; p99Us: number }
+interface Row { name: string; iterations: number; cpuUs: number; meanUs: number; p50Us: number; p99Us: number }
 
 async function main() {
   const outIndex = process.argv.indexOf("--out");
@@ -82,9 +82,9 @@ async function main() {
   }
 
   const table = [
-    "| operation | iterations | mean (µs) | p50 (µs) | p99 (µs) |",
-    "|---|---:|---:|---:|---:|",
-    ...rows.map((r) => `| ${r.name} | ${r.iterations} | ${r.meanUs.toFixed(1)} | ${r.p50Us.toFixed(1)} | ${r.p99Us.toFixed(1)} |`),
+    "| operation | iterations | CPU per op (µs) | wall mean (µs) | wall p50 (µs) | wall p99 (µs) |",
+    "|---|---:|---:|---:|---:|---:|",
+    ...rows.map((r) => `| ${r.name} | ${r.iterations} | ${r.cpuUs.toFixed(1)} | ${r.meanUs.toFixed(1)} | ${r.p50Us.toFixed(1)} | ${r.p99Us.toFixed(1)} |`),
   ].join("\n");
   console.log(table);
   if (out) {
@@ -94,6 +94,8 @@ async function main() {
 - date: ${new Date().toISOString().slice(0, 16)}Z
 - machine: ${cpu}, ${os.cpus().length} cores shared with other workers (load average ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")} when the run ended), Node ${process.version}
 - command: \`(cd sdks/typescript && npm run build) && sdks/scenario/run.sh node sdks/typescript/build/bench/bench.js --out bench/results/sdk-typescript.md\` (without run.sh: no real-Nexus rows)
+- "CPU per op": the process's CPU time (user + system, all its threads: \`process.cpuUsage\`) over the loop, divided by
+  the iterations. On a shared machine wall time mostly measures other processes' time slices; CPU time does not.
 - "apply cached": \`nexus.getCredentials(id)\` answered from the cache plus \`applyCredentials\` on a fresh URL and
   Headers (what \`nexus.fetch(id)\` does before calling fetch). Target: under 50 µs.
 - "cold fetch … over loopback": \`getCredentials\` with nothing cached, against a loopback node:http server that
@@ -106,9 +108,10 @@ ${table}
 ## Reading the figures
 
 - Bearer, API key and Basic cost one cache lookup, a URL and a Headers object; the Headers object is most of it.
-- SigV4 runs on Web Crypto (\`crypto.subtle\`), whose calls are asynchronous: one SHA-256 of the canonical request
-  and one HMAC per request, the signing key being derived once per day, region and service and kept per credentials
-  object. A body is hashed with one more SHA-256.
+- SigV4 hashes synchronously with the SDK's own SHA-256/HMAC-SHA256 (\`src/sha256.ts\`): one SHA-256 of the
+  canonical request and one HMAC per request, the signing key being derived once per day, region and service and
+  kept per credentials object (its HMAC pads pre-hashed). A body is hashed with one more SHA-256 (Web Crypto only
+  for bodies over 64 KiB, to keep the event loop free).
 - A burst of 1,000 callers on a cold entry costs one request to Nexus; the rest wait on the same promise.
 `;
     writeFileSync(out, text);
@@ -137,6 +140,7 @@ async function realNexus(): Promise<{ nexus: Nexus; id: string } | undefined> {
 async function measure(name: string, iterations: number, fn: () => Promise<void>): Promise<Row> {
   for (let i = 0; i < Math.min(iterations, 2000); i++) await fn(); // warm-up (JIT)
   const samples = new Float64Array(iterations);
+  const cpu = process.cpuUsage();
   const start = performance.now();
   for (let i = 0; i < iterations; i++) {
     const t = performance.now();
@@ -144,10 +148,12 @@ async function measure(name: string, iterations: number, fn: () => Promise<void>
     samples[i] = performance.now() - t;
   }
   const total = performance.now() - start;
+  const used = process.cpuUsage(cpu);
   samples.sort();
   return {
     name,
     iterations,
+    cpuUs: (used.user + used.system) / iterations,
     meanUs: (total / iterations) * 1000,
     p50Us: samples[Math.floor(iterations * 0.5)]! * 1000,
     p99Us: samples[Math.floor(iterations * 0.99)]! * 1000,

@@ -1,5 +1,5 @@
 import type { Credentials } from "./credentials.js";
-import { EMPTY_PAYLOAD_HASH, UNSIGNED_HEADERS, UNSIGNED_PAYLOAD, sha256Hex, signV4 } from "./sigv4.js";
+import { EMPTY_PAYLOAD_HASH, UNSIGNED_HEADERS, UNSIGNED_PAYLOAD, sha256Hex, signV4Sync } from "./sigv4.js";
 
 /** A request about to be sent with `fetch`: credentials are applied to its URL and headers in place. */
 export interface OutgoingRequest {
@@ -80,7 +80,7 @@ async function signRequest(credentials: Credentials, request: OutgoingRequest, o
   if (!aws || !region || !service) {
     throw new TypeError("aws_sigv4 credentials need access_key_id, secret_access_key, a region and a service.");
   }
-  const payloadHash = options.payloadHash ?? (await hashBody(request.body));
+  const payloadHash = options.payloadHash ?? (request.body == null ? EMPTY_PAYLOAD_HASH : await hashBody(request.body));
   // Values an earlier signing left (a retry) are neither signed nor sent twice.
   for (const name of ["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]) {
     request.headers.delete(name);
@@ -91,7 +91,7 @@ async function signRequest(credentials: Credentials, request: OutgoingRequest, o
       headers.push([name, value]);
     }
   });
-  const signed = await signV4({
+  const signed = signV4Sync({
     method: request.method,
     host: request.url.host,
     path: request.url.pathname,

@@ -1,8 +1,12 @@
 /**
  * AWS Signature Version 4 (`AWS4-HMAC-SHA256` in the `Authorization` header), as specified in the AWS
- * documentation "Create a signed AWS API request". Web Crypto only (`crypto.subtle`), so it runs on Node 20+ and
- * edge runtimes. Verified against every case of the AWS SigV4 test suite (test/sigv4.test.ts).
+ * documentation "Create a signed AWS API request". Hashing is synchronous, in plain TypeScript (./sha256.ts), so it
+ * runs on Node 20+ and edge runtimes alike and a signature costs microseconds, not Web Crypto round trips; only bodies
+ * over 64 KiB are hashed with Web Crypto when there is one. Verified against every case of the AWS SigV4 test suite
+ * (test/sigv4.test.ts).
  */
+
+import { HmacSha256, sha256 } from "./sha256.js";
 
 /** AWS credentials. `sessionToken` is sent as `X-Amz-Security-Token` (and signed) when present. */
 export interface AwsCredentials {
@@ -63,12 +67,8 @@ export const UNSIGNED_HEADERS: ReadonlySet<string> = new Set([
   "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
 ]);
 
-function subtle(): SubtleCrypto {
-  const c = (globalThis as { crypto?: Crypto }).crypto;
-  if (!c?.subtle) {
-    throw new Error("Web Crypto (globalThis.crypto.subtle) is required to sign AWS requests.");
-  }
-  return c.subtle;
+function subtle(): SubtleCrypto | undefined {
+  return (globalThis as { crypto?: Crypto }).crypto?.subtle;
 }
 
 export function toHex(bytes: ArrayBuffer | Uint8Array): string {
@@ -80,27 +80,28 @@ export function toHex(bytes: ArrayBuffer | Uint8Array): string {
   return out;
 }
 
+/** Bodies up to this size are hashed on the calling thread; larger ones with Web Crypto, off the event loop, when it exists. */
+const SYNC_HASH_LIMIT = 64 * 1024;
+
 /** The hex SHA-256 of a string (UTF-8) or bytes. */
 export async function sha256Hex(data: string | Uint8Array | ArrayBuffer): Promise<string> {
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  return toHex(await subtle().digest("SHA-256", bytes as BufferSource));
-}
-
-async function hmacKey(raw: BufferSource): Promise<CryptoKey> {
-  return subtle().importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-}
-
-async function hmac(key: CryptoKey, data: string): Promise<ArrayBuffer> {
-  return subtle().sign("HMAC", key, encoder.encode(data));
+  const bytes = typeof data === "string" ? (data.length * 3 <= SYNC_HASH_LIMIT ? data : encoder.encode(data)) : data instanceof Uint8Array ? data : new Uint8Array(data);
+  const size = typeof bytes === "string" ? bytes.length : bytes.byteLength;
+  const webCrypto = size > SYNC_HASH_LIMIT ? subtle() : undefined;
+  if (webCrypto && typeof bytes !== "string") {
+    return toHex(await webCrypto.digest("SHA-256", bytes as BufferSource));
+  }
+  return toHex(sha256(bytes));
 }
 
 /**
  * Signing keys depend only on the secret, the day, the region and the service, so they are derived once per day
- * and kept (as non-extractable CryptoKeys) per credentials object: a signature then costs one SHA-256 and one HMAC.
+ * and kept (as an HMAC whose pads are already hashed) per credentials object: a signature then costs one SHA-256
+ * and one HMAC.
  */
-const signingKeys = new WeakMap<AwsCredentials, { scope: string; key: Promise<CryptoKey> }>();
+const signingKeys = new WeakMap<AwsCredentials, { scope: string; key: HmacSha256 }>();
 
-function signingKey(credentials: AwsCredentials, dateStamp: string, region: string, service: string): Promise<CryptoKey> {
+function signingKey(credentials: AwsCredentials, dateStamp: string, region: string, service: string): HmacSha256 {
   const scope = `${dateStamp}/${region}/${service}`;
   const cached = signingKeys.get(credentials);
   if (cached && cached.scope === scope) {
@@ -108,17 +109,20 @@ function signingKey(credentials: AwsCredentials, dateStamp: string, region: stri
   }
   const key = deriveSigningKey(credentials.secretAccessKey, dateStamp, region, service);
   signingKeys.set(credentials, { scope, key });
-  key.catch(() => signingKeys.delete(credentials));
   return key;
 }
 
-async function deriveSigningKey(secret: string, dateStamp: string, region: string, service: string): Promise<CryptoKey> {
+function deriveSigningKey(secret: string, dateStamp: string, region: string, service: string): HmacSha256 {
   // kSecret = "AWS4" + secret; kDate = HMAC(kSecret, date); kRegion; kService; kSigning = HMAC(kService, "aws4_request").
-  let key = await hmacKey(encoder.encode("AWS4" + secret));
-  for (const part of [dateStamp, region, service]) {
-    key = await hmacKey(await hmac(key, part));
+  let key = new HmacSha256("AWS4" + secret).mac(dateStamp);
+  for (const part of [region, service, TERMINATOR]) {
+    const next = new HmacSha256(key).mac(part);
+    key.fill(0);
+    key = next;
   }
-  return hmacKey(await hmac(key, TERMINATOR));
+  const signing = new HmacSha256(key);
+  key.fill(0);
+  return signing;
 }
 
 function isS3(service: string): boolean {
@@ -129,6 +133,11 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Signs a request described by its parts; returns the signature and the headers to add. */
 export async function signV4(request: SigV4Request): Promise<SigV4Result> {
+  return signV4Sync(request);
+}
+
+/** `signV4`, synchronously. @internal */
+export function signV4Sync(request: SigV4Request): SigV4Result {
   const { method, region, service, credentials } = request;
   if (!TOKEN.test(method)) {
     throw new TypeError("The HTTP method is not a valid token.");
@@ -198,9 +207,8 @@ export async function signV4(request: SigV4Request): Promise<SigV4Result> {
 
   const canonicalRequest = `${method}\n${canonicalUri(request.path, normalizePath, doubleEncode)}\n${canonicalQuery(request.query)}\n${canonicalHeaders}\n\n${signedHeaders}\n${payloadHash}`;
   const scope = `${dateStamp}/${region}/${service}/${TERMINATOR}`;
-  const stringToSign = `${ALGORITHM}\n${amzDate}\n${scope}\n${await sha256Hex(canonicalRequest)}`;
-  const key = await signingKey(credentials, dateStamp, region, service);
-  const signature = toHex(await hmac(key, stringToSign));
+  const stringToSign = `${ALGORITHM}\n${amzDate}\n${scope}\n${toHex(sha256(canonicalRequest))}`;
+  const signature = toHex(signingKey(credentials, dateStamp, region, service).mac(stringToSign));
   const authorization = `${ALGORITHM} Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
   return { canonicalRequest, stringToSign, signature, signedHeaders, authorization, addedHeaders: added };
 }

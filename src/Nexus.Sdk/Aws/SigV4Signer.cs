@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -49,6 +50,13 @@ public static class SigV4Signer
         "authorization", "connection", "content-length", "expect", "keep-alive", "proxy-authorization",
         "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
     };
+
+    /// <summary>
+    /// The signing key last derived for each <see cref="AwsCredentials"/> instance (records are immutable, and the
+    /// table holds them weakly): the four-HMAC key chain over date, region and service runs once a day per
+    /// credentials, region and service instead of on every request, as the AWS SDKs do.
+    /// </summary>
+    private static readonly ConditionalWeakTable<AwsCredentials, SigningKey> SigningKeys = new();
 
     /// <summary>
     /// Signs a request described by its parts and returns the signature and the headers to send.
@@ -108,7 +116,7 @@ public static class SigV4Signer
         bool addContentSha256 = options?.AddContentSha256Header ?? s3;
         bool addToken = !string.IsNullOrEmpty(credentials.SessionToken);
 
-        string amzDate = timestamp.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+        string amzDate = FormatAmzDate(timestamp.UtcDateTime);
         string dateStamp = amzDate[..8];
 
         var added = new List<KeyValuePair<string, string>>(3) { new(AmzDateHeader, amzDate) };
@@ -157,14 +165,14 @@ public static class SigV4Signer
             return byName != 0 ? byName : a.Order.CompareTo(b.Order);
         });
 
-        var canonical = new StringBuilder(256);
+        var canonical = RentBuilder(ref cachedCanonical);
         canonical.Append(method).Append('\n');
         AppendCanonicalUri(canonical, uri.AbsolutePath, normalizePath, doubleEncodePath);
         canonical.Append('\n');
         AppendCanonicalQuery(canonical, uri.Query);
         canonical.Append('\n');
 
-        var signedHeaders = new StringBuilder(64);
+        var signedHeaders = RentBuilder(ref cachedSignedHeaders);
         for (int i = 0; i < entries.Count; i++)
         {
             string name = entries[i].Name;
@@ -190,28 +198,71 @@ public static class SigV4Signer
         canonical.Append("\n\n").Append(signedHeaders).Append('\n').Append(hash);
 
         string canonicalRequest = canonical.ToString();
-        string scope = $"{dateStamp}/{region}/{service}/{Terminator}";
-        string stringToSign = $"{Algorithm}\n{amzDate}\n{scope}\n{Sha256Hex(canonicalRequest)}";
+        string scope = string.Concat(dateStamp, "/", region, "/", service, "/" + Terminator);
+        string stringToSign = string.Concat(Algorithm + "\n", amzDate, "\n", scope, "\n", Sha256Hex(canonicalRequest));
 
-        Span<byte> signingKey = stackalloc byte[32];
         Span<byte> signature = stackalloc byte[32];
-        try
-        {
-            DeriveSigningKey(credentials.SecretAccessKey, dateStamp, region, service, signingKey);
-            HmacUtf8(signingKey, stringToSign, signature);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(signingKey);
-        }
+        GetSigningKey(credentials, dateStamp, region, service).Sign(stringToSign, signature);
 
         string signatureHex = Convert.ToHexStringLower(signature);
         string signedHeaderList = signedHeaders.ToString();
         string authorization =
             $"{Algorithm} Credential={credentials.AccessKeyId}/{scope}, SignedHeaders={signedHeaderList}, Signature={signatureHex}";
 
+        ReturnBuilder(ref cachedCanonical, canonical);
+        ReturnBuilder(ref cachedSignedHeaders, signedHeaders);
         return new SigV4SigningResult(canonicalRequest, stringToSign, signatureHex, signedHeaderList, authorization, added);
     }
+
+    [ThreadStatic]
+    private static StringBuilder? cachedCanonical;
+
+    [ThreadStatic]
+    private static StringBuilder? cachedSignedHeaders;
+
+    [ThreadStatic]
+    private static StringBuilder? cachedScratch;
+
+    [ThreadStatic]
+    private static IncrementalHash? cachedSha256;
+
+    /// <summary>A cleared builder kept by this thread (taken: a nested use gets a new one), or a new one.</summary>
+    private static StringBuilder RentBuilder(ref StringBuilder? slot)
+    {
+        var builder = slot ?? new StringBuilder(256);
+        slot = null;
+        return builder.Clear();
+    }
+
+    private static void ReturnBuilder(ref StringBuilder? slot, StringBuilder builder)
+    {
+        if (builder.Capacity <= 4096)
+        {
+            slot = builder;
+        }
+    }
+
+    /// <summary>ISO 8601 basic format, <c>yyyyMMdd'T'HHmmss'Z'</c>, of a UTC time.</summary>
+    private static string FormatAmzDate(DateTime utc) => string.Create(16, utc, static (destination, time) =>
+    {
+        Write(destination, 0, time.Year, 4);
+        Write(destination, 4, time.Month, 2);
+        Write(destination, 6, time.Day, 2);
+        destination[8] = 'T';
+        Write(destination, 9, time.Hour, 2);
+        Write(destination, 11, time.Minute, 2);
+        Write(destination, 13, time.Second, 2);
+        destination[15] = 'Z';
+
+        static void Write(Span<char> destination, int offset, int value, int digits)
+        {
+            for (int i = offset + digits - 1; i >= offset; i--)
+            {
+                destination[i] = (char)('0' + (value % 10));
+                value /= 10;
+            }
+        }
+    });
 
     /// <summary>
     /// Signs an <see cref="HttpRequestMessage"/> in place: sets <c>Authorization</c> and the headers listed in
@@ -378,6 +429,11 @@ public static class SigV4Signer
             return "/";
         }
 
+        if (path[0] == '/' && !path.Contains("//", StringComparison.Ordinal) && !path.Contains("/.", StringComparison.Ordinal))
+        {
+            return path; // Nothing to remove (the common case).
+        }
+
         var segments = new List<string>();
         bool trailingSlash = false;
         foreach (var range in path.AsSpan().Split('/'))
@@ -434,7 +490,7 @@ public static class SigV4Signer
         }
 
         var parameters = new List<KeyValuePair<string, string>>();
-        var scratch = new StringBuilder(64);
+        var scratch = RentBuilder(ref cachedScratch);
         foreach (var range in query.Split('&'))
         {
             var pair = query[range];
@@ -454,6 +510,8 @@ public static class SigV4Signer
             AppendUriEncoded(scratch, value, decodePercent: true, keepSlash: false);
             parameters.Add(new(encodedName, scratch.ToString()));
         }
+
+        ReturnBuilder(ref cachedScratch, scratch);
 
         parameters.Sort(static (a, b) =>
         {
@@ -616,6 +674,28 @@ public static class SigV4Signer
         }
     }
 
+    /// <summary>The signing key for the scope, from <see cref="SigningKeys"/> or derived (and then cached).</summary>
+    private static SigningKey GetSigningKey(AwsCredentials credentials, string dateStamp, string region, string service)
+    {
+        if (SigningKeys.TryGetValue(credentials, out var cached) && cached.Matches(dateStamp, region, service))
+        {
+            return cached;
+        }
+
+        Span<byte> key = stackalloc byte[32];
+        try
+        {
+            DeriveSigningKey(credentials.SecretAccessKey, dateStamp, region, service, key);
+            var derived = new SigningKey(dateStamp, region, service, key.ToArray());
+            SigningKeys.AddOrUpdate(credentials, derived);
+            return derived;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
     private static void DeriveSigningKey(string secretAccessKey, string dateStamp, string region, string service, Span<byte> signingKey)
     {
         // kSecret = "AWS4" + secret; kDate = HMAC(kSecret, date); kRegion; kService; kSigning = HMAC(kService, "aws4_request").
@@ -665,25 +745,17 @@ public static class SigV4Signer
         }
     }
 
+    /// <summary>The lowercase hex SHA-256 of the UTF-8 of <paramref name="text"/> (an <see cref="IncrementalHash"/> kept per thread).</summary>
     private static string Sha256Hex(string text)
     {
-        int max = Encoding.UTF8.GetMaxByteCount(text.Length);
-        byte[]? rented = null;
-        Span<byte> bytes = max <= StackLimit ? stackalloc byte[StackLimit] : (rented = ArrayPool<byte>.Shared.Rent(max));
-        try
-        {
-            int length = Encoding.UTF8.GetBytes(text, bytes);
-            Span<byte> hash = stackalloc byte[32];
-            SHA256.HashData(bytes[..length], hash);
-            return Convert.ToHexStringLower(hash);
-        }
-        finally
-        {
-            if (rented is not null)
-            {
-                ArrayPool<byte>.Shared.Return(rented);
-            }
-        }
+        var sha256 = cachedSha256 ?? IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        cachedSha256 = null;
+        AppendUtf8(sha256, text);
+
+        Span<byte> hash = stackalloc byte[32];
+        sha256.GetHashAndReset(hash);
+        cachedSha256 = sha256;
+        return Convert.ToHexStringLower(hash);
     }
 
     private static bool IsUnreserved(byte b) =>
@@ -712,6 +784,51 @@ public static class SigV4Signer
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// A derived signing key and the scope it signs for (replaced, never changed), with one spare HMAC context keyed
+    /// with it: keying an HMAC costs as much as computing one, so a context is reused (taken and given back, so two
+    /// threads never share one; a thread that finds none keys a new one).
+    /// </summary>
+    private sealed class SigningKey(string dateStamp, string region, string service, byte[] key)
+    {
+        private IncrementalHash? spare;
+
+        public bool Matches(string dateStamp1, string region1, string service1) =>
+            string.Equals(dateStamp, dateStamp1, StringComparison.Ordinal) && string.Equals(region, region1, StringComparison.Ordinal)
+            && string.Equals(service, service1, StringComparison.Ordinal);
+
+        /// <summary>HMAC-SHA256 of the UTF-8 of <paramref name="text"/> with the signing key.</summary>
+        public void Sign(string text, Span<byte> destination)
+        {
+            var hmac = Interlocked.Exchange(ref spare, null) ?? IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+            AppendUtf8(hmac, text);
+            hmac.GetHashAndReset(destination);
+            if (Interlocked.CompareExchange(ref spare, hmac, null) is not null)
+            {
+                hmac.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Feeds the UTF-8 of <paramref name="text"/> to <paramref name="hash"/>.</summary>
+    private static void AppendUtf8(IncrementalHash hash, ReadOnlySpan<char> text)
+    {
+        int max = Encoding.UTF8.GetMaxByteCount(text.Length);
+        byte[]? rented = null;
+        Span<byte> bytes = max <= StackLimit ? stackalloc byte[StackLimit] : (rented = ArrayPool<byte>.Shared.Rent(max));
+        try
+        {
+            hash.AppendData(bytes[..Encoding.UTF8.GetBytes(text, bytes)]);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
     }
 
     private readonly record struct HeaderEntry(string Name, string Value, int Order);

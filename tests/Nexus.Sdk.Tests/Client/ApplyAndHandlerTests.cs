@@ -118,6 +118,76 @@ public sealed class ApplyAndHandlerTests
     }
 
     [Fact]
+    public async Task Fifty_requests_refused_at_the_same_moment_share_one_forced_refresh()
+    {
+        const int Requests = 50;
+        var generation = 1;
+        var refused = 0;
+        var allRefused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fake = new FakeNexus();
+        fake.Respond = async request =>
+        {
+            var path = request.RequestUri!.AbsolutePath;
+            if (path.StartsWith("/v1/token/", StringComparison.Ordinal))
+            {
+                return FakeNexus.Json(FakeNexus.Token("oauth2", $"\"access_token\":\"at-{Volatile.Read(ref generation)}\"", null));
+            }
+
+            if (path.StartsWith("/v1/refresh/", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref generation);
+                return FakeNexus.Json("""{"connection_id":"conn_1","status":"active","provider":"p","workspace_id":"w","scopes":[],"created_at":1,"updated_at":2}""");
+            }
+
+            if (request.Headers.Authorization?.ToString() == "Bearer at-2")
+            {
+                return new HttpResponseMessage(HttpStatusCode.OK);
+            }
+
+            // The provider answers 401 to all 50 together, once every one of them has arrived.
+            if (Interlocked.Increment(ref refused) == Requests)
+            {
+                allRefused.SetResult();
+            }
+
+            await allRefused.Task;
+            return new HttpResponseMessage(HttpStatusCode.Unauthorized);
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        using var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = fake });
+        var ct = TestContext.Current.CancellationToken;
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, Requests).Select(i => http.GetAsync(new Uri($"https://api.example/items/{i}"), ct)));
+
+        Assert.All(responses, response => Assert.Equal(HttpStatusCode.OK, response.StatusCode));
+        Assert.Equal(1, fake.Count("/v1/refresh/"));
+        Assert.Equal(Requests, refused);
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_401_after_the_credential_was_already_renewed_retries_with_the_new_one_without_another_refresh()
+    {
+        var (fake, refreshes) = NexusAndProvider(auth => auth == "Bearer at-2" ? HttpStatusCode.OK : HttpStatusCode.Unauthorized);
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var ct = TestContext.Current.CancellationToken;
+        var stale = await client.GetCredentialsAsync("conn_1", ct);
+        var renewed = await client.RenewCredentialsAsync("conn_1", stale, ct);
+        Assert.Equal("at-2", renewed.AccessToken);
+
+        // A request sent with the old credential comes back refused after the renewal: it gets the new one, no refresh.
+        Assert.Equal("at-2", (await client.RenewCredentialsAsync("conn_1", stale, ct)).AccessToken);
+        Assert.Equal(1, refreshes());
+
+        // The new credential refused in its turn is renewed again.
+        Assert.Equal("at-3", (await client.RenewCredentialsAsync("conn_1", renewed, ct)).AccessToken);
+        Assert.Equal(2, refreshes());
+    }
+
+    [Fact]
     public async Task The_handler_retries_only_once_and_never_a_request_whose_body_cannot_be_sent_again()
     {
         var (fake, refreshes) = NexusAndProvider(_ => HttpStatusCode.Unauthorized);
