@@ -54,16 +54,5 @@ internal static class RefreshEndpoint
     }
 
     /// <summary>The same 409 as GET /v1/token for a connection that is not active.</summary>
-    private static IResult NotActive(Connection connection)
-    {
-        var extensions = new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id };
-        if (connection.Error is not null)
-        {
-            extensions["error"] = connection.Error;
-        }
-
-        return Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",
-            connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
-            extensions);
-    }
+    private static IResult NotActive(Connection connection) => ConnectionProblems.NotActive(connection);
 }
