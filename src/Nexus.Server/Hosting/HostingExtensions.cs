@@ -58,6 +58,8 @@ internal static class HostingExtensions
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
             o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+            // One time format across the API: Unix seconds (see UnixSecondsJsonConverter).
+            o.SerializerOptions.Converters.Add(new UnixSecondsJsonConverter());
         });
         builder.Services.AddTransportSecurity();
         builder.Services.AddSingleton<OutboundNetworkGuard>();

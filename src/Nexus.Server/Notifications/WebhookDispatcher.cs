@@ -25,7 +25,8 @@ internal sealed class WebhookPublisher(WebhookStore store, WebhookDispatcher dis
         {
             ["id"] = id,
             ["type"] = eventType,
-            ["timestamp"] = timestamp,
+            // Unix seconds, like every time in Nexus's JSON (and like the signature's timestamp).
+            ["timestamp"] = timestamp.ToUnixTimeSeconds(),
             ["workspace_id"] = workspaceId,
             ["data"] = data,
         }), ct);

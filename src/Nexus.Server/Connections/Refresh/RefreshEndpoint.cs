@@ -39,7 +39,7 @@ internal static class RefreshEndpoint
         var result = await refresher.ForceRefreshAsync(connection, context.RequestAborted);
         var current = result.For(connection);
         await audit.RecordAsync(AuditEvents.Refreshed, caller.Actor, connection.WorkspaceId, connection.Id,
-            new { provider = connection.ProviderName, outcome = result.Status.ToString().ToLowerInvariant(), error = result.Error }, CancellationToken.None);
+            new { provider = connection.ProviderName, outcome = Outcome(result.Status), error = result.Error }, CancellationToken.None);
         return result.Status switch
         {
             RefreshStatus.Refreshed or RefreshStatus.Current => TypedResults.Ok(ConnectionResponse.From(current)),
@@ -52,6 +52,9 @@ internal static class RefreshEndpoint
             _ => NotActive(current),
         };
     }
+
+    /// <summary>The audit log's spelling of an outcome: snake_case like every enum value Nexus writes (attention_required, retry_later).</summary>
+    internal static string Outcome(RefreshStatus status) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(status.ToString());
 
     /// <summary>The same 409 as GET /v1/token for a connection that is not active.</summary>
     private static IResult NotActive(Connection connection) => ConnectionProblems.NotActive(connection);
