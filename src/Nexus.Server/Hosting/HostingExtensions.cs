@@ -39,6 +39,12 @@ internal static class HostingExtensions
             InitialData = DefaultLogLevels,
         });
         builder.Services.AddLogRedaction();
+        // A failed start (busy port, unreachable database) is explained in one line by NexusCommands; the generic
+        // host's own account of it ("Hosting failed to start", then "BackgroundService failed" for every background
+        // service disposed before it ran) is a stack trace that buries that line. Until the host has started, its
+        // errors are left to NexusCommands (which lets anything it does not recognise end the process with its
+        // stack trace); afterwards they are logged as usual.
+        builder.Logging.AddFilter(StartupLogGate.HostCategory, level => level >= LogLevel.Warning && (level < LogLevel.Error || StartupLogGate.Started));
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -80,6 +86,7 @@ internal static class HostingExtensions
 
     public static WebApplication MapHosting(this WebApplication app)
     {
+        app.Lifetime.ApplicationStarted.Register(() => StartupLogGate.Started = true);
         app.UseTransportSecurity();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
@@ -123,4 +130,12 @@ internal sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> l
         await result.ExecuteAsync(context);
         return true;
     }
+}
+
+/// <summary>Whether the generic host has started (see AddHosting: its errors before that are NexusCommands' to explain).</summary>
+internal static class StartupLogGate
+{
+    public const string HostCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    public static volatile bool Started;
 }
