@@ -101,20 +101,51 @@ internal static class HostingExtensions
             }).ExcludeFromDescription();
         }
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "ok" })).ExcludeFromDescription();
-        app.MapGet("/readyz", async (Data.NexusDatabase db, CancellationToken ct) =>
+        // Ready means the database answers (within 2 s); during an outage 503, so a load balancer stops sending traffic.
+        app.MapGet("/readyz", async (Data.NexusDatabase db, Data.DatabaseHealth health, HttpResponse response, CancellationToken ct) =>
         {
-            await db.PingAsync(ct);
-            return TypedResults.Ok(new { status = "ok", database = db.Engine.ToString().ToLowerInvariant() });
+            var database = db.Engine.ToString().ToLowerInvariant();
+            if (await health.IsReadyAsync(ct))
+            {
+                return Results.Ok(new { status = "ok", database });
+            }
+
+            response.Headers.RetryAfter = Data.DatabaseHealth.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Results.Json(new { status = "unavailable", database }, statusCode: StatusCodes.Status503ServiceUnavailable);
         }).ExcludeFromDescription();
         return app;
     }
 }
 
 /// <summary>Turns request-shaped exceptions into 4xx problems and everything else into a 500 that leaks nothing.</summary>
-internal sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+internal sealed class ProblemExceptionHandler(Data.DatabaseHealth database, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
+    /// <summary>Paths that answer in RFC 6749's JSON error format rather than problem details.</summary>
+    private static readonly string[] OAuthPrefixes = ["/oauth2/", "/api/oauth/", "/nexus/oauth2/", "/api/v1/me"];
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
+        if (Data.DatabaseHealth.IsOutage(exception))
+        {
+            // A database outage is temporary: 503 with Retry-After (RFC 9110 section 10.2.3), logged once per outage
+            // by DatabaseHealth rather than once per request.
+            database.ReportOutage(exception);
+            context.Response.Headers.RetryAfter = Data.DatabaseHealth.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            const string description = "The database is temporarily unavailable. Retry after the number of seconds in Retry-After.";
+            if (OAuthPrefixes.Any(p => context.Request.Path.StartsWithSegments(p.TrimEnd('/'), StringComparison.OrdinalIgnoreCase)))
+            {
+                // RFC 6749 section 4.1.2.1 (and 5.2's JSON form): temporarily_unavailable.
+                await AuthorizationServer.OAuthResponses.ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", description);
+            }
+            else
+            {
+                await Problems.Create(StatusCodes.Status503ServiceUnavailable, "database_unavailable", "The database is temporarily unavailable.", description)
+                    .ExecuteAsync(context);
+            }
+
+            return true;
+        }
+
         IResult result;
         if (exception is BadHttpRequestException bad)
         {

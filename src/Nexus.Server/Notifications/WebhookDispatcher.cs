@@ -42,7 +42,7 @@ internal sealed class WebhookPublisher(WebhookStore store, WebhookDispatcher dis
 /// <see cref="MaxAttempts"/>, every attempt logged. Safe with several instances: each delivery attempt is
 /// claimed atomically by one of them.
 /// </summary>
-internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory http, TimeProvider time, ILogger<WebhookDispatcher> logger) : BackgroundService
+internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory http, TimeProvider time, Data.DatabaseHealth database, ILogger<WebhookDispatcher> logger) : BackgroundService
 {
     public const int MaxAttempts = 8;
     public const string HttpClientName = "webhooks";
@@ -67,6 +67,11 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             try
             {
                 await DeliverDueAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && Data.DatabaseHealth.IsOutage(e))
+            {
+                // Logged once per outage, not once per round.
+                database.ReportOutage(e);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
