@@ -13,7 +13,12 @@ using Nexus.Server.Notifications;
 using Nexus.Server.Providers;
 using Nexus.Server.Vault;
 
-var builder = WebApplication.CreateBuilder(args);
+if (NexusCommands.TryHelp(args) is { } helpExitCode)
+{
+    return helpExitCode;
+}
+
+var builder = WebApplication.CreateBuilder(NexusEnvironment.Options(args));
 
 builder.AddHosting();
 builder.AddData();
@@ -30,6 +35,10 @@ builder.AddBridge();
 builder.AddMcpServer();
 
 var app = builder.Build();
+if (NexusCommands.CheckConfiguration(app) is { } configurationExitCode)
+{
+    return configurationExitCode;
+}
 
 app.MapHosting();
 app.MapAccounts();

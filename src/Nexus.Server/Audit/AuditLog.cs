@@ -35,7 +35,7 @@ internal sealed record AuditEvent(string Id, DateTimeOffset At, string Actor, st
 /// statuses, provider error codes). Credential reads are the hot path, so they are recorded at most once per
 /// connection and caller per AuditTokenReadIntervalSeconds, with the number of reads the event stands for.
 /// </summary>
-internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvider time, ILogger<AuditLog> logger)
+internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvider time, DatabaseHealth database, ILogger<AuditLog> logger)
 {
     private const int MaxTrackedReaders = 100_000;
     private readonly MonotonicUlid ids = new();
@@ -105,6 +105,11 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
         try
         {
             await RecordAsync(AuditEvents.TokenRead, actor, workspaceId, connectionId, new { reads = count, interval_seconds = options.AuditTokenReadIntervalSeconds });
+        }
+        catch (Exception e) when (e is not OperationCanceledException && DatabaseHealth.IsOutage(e))
+        {
+            // During an outage cached reads go on; the outage is logged once, not once per read.
+            database.ReportOutage(e);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

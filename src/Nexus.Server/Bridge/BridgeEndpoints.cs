@@ -130,8 +130,9 @@ internal static class BridgeEndpoints
 
         if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null)
         {
-            await Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.", null,
-                new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id }).ExecuteAsync(context);
+            // The same 409 as GET /v1/token: status, connection_id, error and detail.
+            connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, services.GetRequiredService<Audit.AuditLog>(), services.GetRequiredService<TimeProvider>());
+            await ConnectionProblems.NotActive(connection).ExecuteAsync(context);
             return;
         }
 

@@ -54,10 +54,7 @@ internal static class CredentialEndpoint
             connection = await connections.ExpireIfStaleAsync(connection);
             // 409: the connection exists but its state does not allow a credential; "status" says what to do
             // (pending: wait for consent; failed or attention_required: send the user through consent again).
-            await Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",
-                connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
-                NotActiveExtensions(connection))
-                .ExecuteAsync(context);
+            await ConnectionProblems.NotActive(connection).ExecuteAsync(context);
             return;
         }
 
@@ -88,17 +85,6 @@ internal static class CredentialEndpoint
 
         await response.BodyWriter.FlushAsync(context.RequestAborted);
         await audit.TokenReadAsync(caller.Actor, connection.WorkspaceId, connection.Id);
-    }
-
-    private static Dictionary<string, object?> NotActiveExtensions(Connection connection)
-    {
-        var extensions = new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id };
-        if (connection.Error is not null)
-        {
-            extensions["error"] = connection.Error;
-        }
-
-        return extensions;
     }
 
     /// <summary>Unix seconds; null when the provider's token does not expire (GitHub OAuth apps, Slack without rotation).</summary>

@@ -295,8 +295,8 @@ internal static class SiteManagementPages
             <section class="card"><h2>Users</h2><p class="stat">{userCount}</p></section>
             </div>
             <section class="card"><h2>Signing keys</h2>{Table(["Key id", "Algorithm", "State", "Age", "Published until"], keyRows, "No keys.")}</section>
-            <section class="card"><h2>Encryption key</h2><p>Active key <code>{keyRing.ActiveKeyId:x8}</code>, age {E(encryptionAge)}; {keyRing.KeyCount - 1} older key(s) still configured for decryption.</p>
-            <p class="muted">Database: {E(db.Description)}</p></section>
+            <section class="card"><h2>Encryption key</h2>{(keyRing.IsDevelopmentKey ? $"<p class=\"notice\" role=\"alert\" id=\"development-key\"><strong>The development key is in use.</strong> ENCRYPTION_KEY is not set, so stored secrets are encrypted with the generated key in {E(keyRing.Source["development key file ".Length..])}; anyone with that file can decrypt them. Set ENCRYPTION_KEY (<code>openssl rand -base64 32</code>) and run <code>keys reencrypt</code> with this key in PREVIOUS_ENCRYPTION_KEYS before storing real credentials.</p>" : "")}<p>Active key <code>{keyRing.ActiveKeyId:x8}</code>, age {E(encryptionAge)}; {keyRing.KeyCount - 1} older key(s) still configured for decryption.</p>
+            <p class="muted">Key source: {E(keyRing.Source)}. Environment: {E(context.RequestServices.GetRequiredService<IHostEnvironment>().EnvironmentName)}. Database: {E(db.Description)}</p></section>
             {await SiteManagementBrokerPages.ConnectionHealthAsync(db, time, ct)}
             """);
     }

@@ -7,6 +7,7 @@ internal static class DataExtensions
         Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true;
         builder.Services.AddSingleton<NexusDatabase>();
         builder.Services.AddSingleton<Migrator>();
+        builder.Services.AddSingleton<DatabaseHealth>();
         return builder;
     }
 }

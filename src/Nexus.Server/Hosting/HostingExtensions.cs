@@ -39,6 +39,12 @@ internal static class HostingExtensions
             InitialData = DefaultLogLevels,
         });
         builder.Services.AddLogRedaction();
+        // A failed start (busy port, unreachable database) is explained in one line by NexusCommands; the generic
+        // host's own account of it ("Hosting failed to start", then "BackgroundService failed" for every background
+        // service disposed before it ran) is a stack trace that buries that line. Until the host has started, its
+        // errors are left to NexusCommands (which lets anything it does not recognise end the process with its
+        // stack trace); afterwards they are logged as usual.
+        builder.Logging.AddFilter(StartupLogGate.HostCategory, level => level >= LogLevel.Warning && (level < LogLevel.Error || StartupLogGate.Started));
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -58,6 +64,8 @@ internal static class HostingExtensions
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
             o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+            // One time format across the API: Unix seconds (see UnixSecondsJsonConverter).
+            o.SerializerOptions.Converters.Add(new UnixSecondsJsonConverter());
         });
         builder.Services.AddTransportSecurity();
         builder.Services.AddSingleton<OutboundNetworkGuard>();
@@ -78,6 +86,7 @@ internal static class HostingExtensions
 
     public static WebApplication MapHosting(this WebApplication app)
     {
+        app.Lifetime.ApplicationStarted.Register(() => StartupLogGate.Started = true);
         app.UseTransportSecurity();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
@@ -93,20 +102,51 @@ internal static class HostingExtensions
             }).ExcludeFromDescription();
         }
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "ok" })).ExcludeFromDescription();
-        app.MapGet("/readyz", async (Data.NexusDatabase db, CancellationToken ct) =>
+        // Ready means the database answers (within 2 s); during an outage 503, so a load balancer stops sending traffic.
+        app.MapGet("/readyz", async (Data.NexusDatabase db, Data.DatabaseHealth health, HttpResponse response, CancellationToken ct) =>
         {
-            await db.PingAsync(ct);
-            return TypedResults.Ok(new { status = "ok", database = db.Engine.ToString().ToLowerInvariant() });
+            var database = db.Engine.ToString().ToLowerInvariant();
+            if (await health.IsReadyAsync(ct))
+            {
+                return Results.Ok(new { status = "ok", database });
+            }
+
+            response.Headers.RetryAfter = Data.DatabaseHealth.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Results.Json(new { status = "unavailable", database }, statusCode: StatusCodes.Status503ServiceUnavailable);
         }).ExcludeFromDescription();
         return app;
     }
 }
 
 /// <summary>Turns request-shaped exceptions into 4xx problems and everything else into a 500 that leaks nothing.</summary>
-internal sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+internal sealed class ProblemExceptionHandler(Data.DatabaseHealth database, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
+    /// <summary>Paths that answer in RFC 6749's JSON error format rather than problem details.</summary>
+    private static readonly string[] OAuthPrefixes = ["/oauth2/", "/api/oauth/", "/nexus/oauth2/", "/api/v1/me"];
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
+        if (Data.DatabaseHealth.IsOutage(exception))
+        {
+            // A database outage is temporary: 503 with Retry-After (RFC 9110 section 10.2.3), logged once per outage
+            // by DatabaseHealth rather than once per request.
+            database.ReportOutage(exception);
+            context.Response.Headers.RetryAfter = Data.DatabaseHealth.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            const string description = "The database is temporarily unavailable. Retry after the number of seconds in Retry-After.";
+            if (OAuthPrefixes.Any(p => context.Request.Path.StartsWithSegments(p.TrimEnd('/'), StringComparison.OrdinalIgnoreCase)))
+            {
+                // RFC 6749 section 4.1.2.1 (and 5.2's JSON form): temporarily_unavailable.
+                await AuthorizationServer.OAuthResponses.ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", description);
+            }
+            else
+            {
+                await Problems.Create(StatusCodes.Status503ServiceUnavailable, "database_unavailable", "The database is temporarily unavailable.", description)
+                    .ExecuteAsync(context);
+            }
+
+            return true;
+        }
+
         IResult result;
         if (exception is InvalidInputException invalid)
         {
@@ -129,4 +169,12 @@ internal sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> l
         await result.ExecuteAsync(context);
         return true;
     }
+}
+
+/// <summary>Whether the generic host has started (see AddHosting: its errors before that are NexusCommands' to explain).</summary>
+internal static class StartupLogGate
+{
+    public const string HostCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    public static volatile bool Started;
 }

@@ -124,6 +124,12 @@ internal sealed class NexusOptions
     /// <summary>max-age of the Strict-Transport-Security header sent when BASE_URL is https; 0 sends none.</summary>
     public int HstsMaxAgeSeconds { get; set; } = 31_536_000;
 
+    /// <summary>
+    /// How long startup waits for the database's first answer before it gives up with one line that names the
+    /// database (a PostgreSQL that accepts connections but never answers would otherwise hang startup).
+    /// </summary>
+    public int StartupDatabaseTimeoutSeconds { get; set; } = 10;
+
     /// <summary>Timeout of each call to a provider (token exchange, revocation, discovery).</summary>
     public int UpstreamTimeoutSeconds { get; set; } = 10;
 

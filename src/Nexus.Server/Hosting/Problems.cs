@@ -10,6 +10,31 @@ internal static class Problems
 {
     public static IResult Create(int status, string code, string title, string? detail = null, IDictionary<string, object?>? extensions = null)
     {
+        // One member per name: a problem whose extensions carry a "status" of their own (the 409
+        // connection_not_active's connection status, a seed contract) leaves RFC 9457's numeric "status" out. The
+        // member is advisory (RFC 9457 section 3.1.2: the HTTP status line is what counts), and a document with
+        // "status" twice is not parsed alike by any two JSON readers.
+        if (extensions is not null && extensions.ContainsKey("status"))
+        {
+            var members = new Dictionary<string, object?>
+            {
+                ["type"] = "urn:nexus:problem:" + code,
+                ["title"] = title,
+            };
+            if (detail is not null)
+            {
+                members["detail"] = detail;
+            }
+
+            members["code"] = code;
+            foreach (var (key, value) in extensions)
+            {
+                members[key] = value;
+            }
+
+            return new StatuslessProblem(status, members);
+        }
+
         var problem = new ProblemDetails
         {
             Status = status,
@@ -35,4 +60,17 @@ internal static class Problems
 
     public static IResult NotFound(string what) =>
         Create(StatusCodes.Status404NotFound, "not_found", $"{what} was not found.");
+}
+
+/// <summary>A problem document written without RFC 9457's numeric "status" member (see <see cref="Problems.Create"/>).</summary>
+internal sealed class StatuslessProblem(int statusCode, IReadOnlyDictionary<string, object?> members) : IResult, IStatusCodeHttpResult
+{
+    public int? StatusCode => statusCode;
+
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.StatusCode = statusCode;
+        var options = httpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        return httpContext.Response.WriteAsJsonAsync(members, options, "application/problem+json", httpContext.RequestAborted);
+    }
 }

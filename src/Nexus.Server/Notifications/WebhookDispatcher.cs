@@ -25,7 +25,8 @@ internal sealed class WebhookPublisher(WebhookStore store, WebhookDispatcher dis
         {
             ["id"] = id,
             ["type"] = eventType,
-            ["timestamp"] = timestamp,
+            // Unix seconds, like every time in Nexus's JSON (and like the signature's timestamp).
+            ["timestamp"] = timestamp.ToUnixTimeSeconds(),
             ["workspace_id"] = workspaceId,
             ["data"] = data,
         }), ct);
@@ -41,7 +42,7 @@ internal sealed class WebhookPublisher(WebhookStore store, WebhookDispatcher dis
 /// <see cref="MaxAttempts"/>, every attempt logged. Safe with several instances: each delivery attempt is
 /// claimed atomically by one of them.
 /// </summary>
-internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory http, TimeProvider time, ILogger<WebhookDispatcher> logger) : BackgroundService
+internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory http, TimeProvider time, Data.DatabaseHealth database, ILogger<WebhookDispatcher> logger) : BackgroundService
 {
     public const int MaxAttempts = 8;
     public const string HttpClientName = "webhooks";
@@ -66,6 +67,11 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             try
             {
                 await DeliverDueAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && Data.DatabaseHealth.IsOutage(e))
+            {
+                // Logged once per outage, not once per round.
+                database.ReportOutage(e);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

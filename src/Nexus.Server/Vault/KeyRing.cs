@@ -44,6 +44,15 @@ internal sealed class KeyRing
 
     public int KeyCount => keys.Count;
 
+    /// <summary>
+    /// Where the active key came from: "ENCRYPTION_KEY", or the path of the generated development key file
+    /// (<see cref="IsDevelopmentKey"/>), for the startup banner and the Status page.
+    /// </summary>
+    public string Source { get; init; } = "ENCRYPTION_KEY";
+
+    /// <summary>True when the active key is the generated development key (ENCRYPTION_KEY not set).</summary>
+    public bool IsDevelopmentKey { get; init; }
+
     public static uint IdOf(ReadOnlySpan<byte> key)
     {
         // A fingerprint, not the key: the first four bytes of a domain-separated SHA-256.

@@ -57,6 +57,10 @@ internal static class KeyRingFactory
             "*** ENCRYPTION_KEY is not set: using the DEVELOPMENT key in {Path}. Anyone with that file can decrypt every stored secret. " +
             "Set ENCRYPTION_KEY (openssl rand -base64 32) before storing real credentials. ***", path);
         var devKey = Convert.FromBase64String(File.ReadAllText(path).Trim());
-        return new KeyRing(devKey, previous, new DateTimeOffset(File.GetCreationTimeUtc(path), TimeSpan.Zero));
+        return new KeyRing(devKey, previous, new DateTimeOffset(File.GetCreationTimeUtc(path), TimeSpan.Zero))
+        {
+            Source = "development key file " + path,
+            IsDevelopmentKey = true,
+        };
     }
 }

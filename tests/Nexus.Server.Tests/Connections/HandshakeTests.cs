@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -146,5 +147,42 @@ public sealed class HandshakeTests(BrokerFixture fixture) : IClassFixture<Broker
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("connection_not_active", problem.GetProperty("code").GetString());
         Assert.Equal("pending", problem.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task TheNotActiveConflictHasOneMemberPerNameAndTheBridgeAnswersItWithTheSameFields()
+    {
+        var provider = await Kit.RegisterAsync("google");
+        var (_, id) = await Kit.RequestAsync(provider);
+
+        async Task<(Dictionary<string, string> Members, string ContentType)> ConflictAsync(string path)
+        {
+            using var response = await fixture.Server.Http.SendAsync(Kit.Gateway(HttpMethod.Get, path));
+            Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+            // A reader that refuses duplicate members (the old answer had "status":409 and "status":"pending").
+            var problem = await response.Content.ReadFromJsonAsync<JsonElement>(new JsonSerializerOptions { AllowDuplicateProperties = false });
+            return (problem.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ToString()), response.Content.Headers.ContentType!.MediaType!);
+        }
+
+        var (token, tokenType) = await ConflictAsync($"/v1/token/{id}");
+        var (bridge, bridgeType) = await ConflictAsync($"/v1/bridge/{id}/v1/anything");
+        Assert.Equal("application/problem+json", tokenType);
+        Assert.Equal(tokenType, bridgeType);
+        // The seed's contract: "status" is the connection's status; RFC 9457's advisory numeric status is left out.
+        Assert.Equal("pending", token["status"]);
+        Assert.Equal("connection_not_active", token["code"]);
+        Assert.Equal(id, token["connection_id"]);
+        Assert.True(token.ContainsKey("detail"));
+        Assert.Equal(token, bridge);
+    }
+
+    [Fact]
+    public async Task ProblemsWithoutAConnectionStatusReadAsAspNetCoreProblemDetails()
+    {
+        using var response = await fixture.Server.Http.SendAsync(Kit.Gateway(HttpMethod.Get, "/v1/token/conn_00000000000000000000000000"));
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<Microsoft.AspNetCore.Mvc.ProblemDetails>(new JsonSerializerOptions { AllowDuplicateProperties = false });
+        Assert.Equal(404, problem!.Status);
+        Assert.Equal("not_found", problem.Extensions["code"]!.ToString());
     }
 }

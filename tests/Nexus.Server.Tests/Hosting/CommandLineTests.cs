@@ -56,4 +56,109 @@ public sealed class CommandLineTests
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("Usage", unknown.Output);
     }
+
+    [Theory]
+    [InlineData(new[] { "--help" }, "Usage: Nexus.Server [command]")]
+    [InlineData(new[] { "-h" }, "Usage: Nexus.Server [command]")]
+    [InlineData(new[] { "help" }, "Usage: Nexus.Server [command]")]
+    [InlineData(new[] { "migrate", "--help" }, "Usage: Nexus.Server migrate")]
+    [InlineData(new[] { "keys", "reencrypt", "--help" }, "Usage: Nexus.Server keys reencrypt")]
+    [InlineData(new[] { "keys", "rotate-signing", "--help" }, "Usage: Nexus.Server keys rotate-signing")]
+    [InlineData(new[] { "users", "promote", "--help" }, "Usage: Nexus.Server users promote EMAIL")]
+    [InlineData(new[] { "users", "demote", "someone@example.com", "--help" }, "Usage: Nexus.Server users demote EMAIL")]
+    [InlineData(new[] { "help", "migrate" }, "Usage: Nexus.Server migrate")]
+    public async Task HelpPrintsUsageAndNeverStartsTheServer(string[] args, string expected)
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        // No ENCRYPTION_KEY in Production: anything beyond printing usage would fail.
+        var help = await NexusProcess.RunAsync(db, new Dictionary<string, string?>(), args);
+        Assert.True(help.ExitCode == 0, help.Output);
+        Assert.StartsWith(expected, help.Output.TrimStart());
+        Assert.False(File.Exists(db.SqliteFile), "--help touched the database");
+    }
+
+    /// <summary>Exit code 1 and exactly one line that says what to fix: no stack trace, no host log noise.</summary>
+    private static string AssertOneLineFailure((int ExitCode, string Output) run)
+    {
+        Assert.True(run.ExitCode == 1, $"exit {run.ExitCode}: {run.Output}");
+        var lines = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // Other output may precede it (a first start prints the one-time setup token), but no log errors or stack frames.
+        Assert.DoesNotContain(lines, l => l.StartsWith("at ", StringComparison.Ordinal) || l.StartsWith("fail:", StringComparison.Ordinal)
+            || l.StartsWith("crit:", StringComparison.Ordinal) || l.Contains("Exception", StringComparison.Ordinal));
+        return Assert.Single(lines, l => l.StartsWith("Nexus cannot start: ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AnUnreachablePostgreSqlEndsStartupWithOneLineThatNamesIt()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var port = LoopbackHost.FreePort();
+        var run = await NexusProcess.RunAsync(db, new Dictionary<string, string?>
+        {
+            ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey(),
+            ["DATABASE_URL"] = $"postgres://nexus:secret@127.0.0.1:{port}/nexus",
+        }, "--urls", $"http://127.0.0.1:{LoopbackHost.FreePort()}");
+        var line = AssertOneLineFailure(run);
+        Assert.Contains($"cannot reach the database (PostgreSQL at 127.0.0.1:{port}/nexus)", line);
+        Assert.Contains("DATABASE_URL", line);
+        Assert.DoesNotContain("secret", line);
+    }
+
+    [Fact]
+    public async Task ADatabaseThatAcceptsButNeverAnswersEndsStartupWithinTheBound()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        using var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        var port = ((IPEndPoint)silent.LocalEndpoint).Port;
+        var accepted = new List<System.Net.Sockets.TcpClient>();
+        using var stop = new CancellationTokenSource();
+        var acceptor = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    accepted.Add(await silent.AcceptTcpClientAsync(stop.Token));
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+
+        var clock = Stopwatch.StartNew();
+        var run = await NexusProcess.RunAsync(db, new Dictionary<string, string?>
+        {
+            ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey(),
+            ["DATABASE_URL"] = $"postgres://nexus:secret@127.0.0.1:{port}/nexus",
+            ["Nexus__StartupDatabaseTimeoutSeconds"] = "2",
+        }, "--urls", $"http://127.0.0.1:{LoopbackHost.FreePort()}");
+        clock.Stop();
+        await stop.CancelAsync();
+        await acceptor;
+        var line = AssertOneLineFailure(run);
+        Assert.Contains($"the database (PostgreSQL at 127.0.0.1:{port}/nexus) accepted no query within 2 s", line);
+        Assert.NotEmpty(accepted);
+        // Npgsql alone waits 15 s; the bound is 2 s plus the process's own start.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(12), $"took {clock.Elapsed}");
+        foreach (var client in accepted)
+        {
+            client.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task ABusyPortEndsStartupWithOneLineThatSaysWhatToDo()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        using var squatter = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        var run = await NexusProcess.RunAsync(db, new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() },
+            "--urls", $"http://127.0.0.1:{port}");
+        var line = AssertOneLineFailure(run);
+        Assert.Contains($"http://127.0.0.1:{port}: address already in use", line);
+        Assert.Contains("--urls", line);
+    }
 }

@@ -37,10 +37,12 @@ public sealed class TestDatabase : IAsyncDisposable
 
     public string SqliteFile => Path.Combine(DataDirectory, "nexus.db");
 
-    public static async Task<TestDatabase> CreateAsync()
+    public static Task<TestDatabase> CreateAsync() => CreateAsync(Environment.GetEnvironmentVariable(PostgresVariable));
+
+    /// <summary>A new database on the PostgreSQL server <paramref name="admin"/> names (SQLite when null).</summary>
+    public static async Task<TestDatabase> CreateAsync(string? admin)
     {
         var dataDirectory = Directory.CreateTempSubdirectory("nexus-test-").FullName;
-        var admin = Environment.GetEnvironmentVariable(PostgresVariable);
         if (string.IsNullOrEmpty(admin))
         {
             return new TestDatabase(dataDirectory, null, null, null);

@@ -71,7 +71,7 @@ internal sealed class SigningKeys(SigningKeyStore store, NexusOptions options, T
     public void Dispose() => reloadGate.Dispose();
 
     /// <summary>Keeps the snapshot fresh on every instance.</summary>
-    internal sealed class Refresher(SigningKeys keys, NexusOptions options, TimeProvider time, ILogger<Refresher> logger) : BackgroundService
+    internal sealed class Refresher(SigningKeys keys, NexusOptions options, TimeProvider time, Data.DatabaseHealth database, ILogger<Refresher> logger) : BackgroundService
     {
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {
@@ -81,6 +81,11 @@ internal sealed class SigningKeys(SigningKeyStore store, NexusOptions options, T
                 try
                 {
                     await keys.ReloadAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException && Data.DatabaseHealth.IsOutage(e))
+                {
+                    // Keep serving with the keys we have; the outage is logged once.
+                    database.ReportOutage(e);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

@@ -39,7 +39,7 @@ internal static class RefreshEndpoint
         var result = await refresher.ForceRefreshAsync(connection, context.RequestAborted);
         var current = result.For(connection);
         await audit.RecordAsync(AuditEvents.Refreshed, caller.Actor, connection.WorkspaceId, connection.Id,
-            new { provider = connection.ProviderName, outcome = result.Status.ToString().ToLowerInvariant(), error = result.Error }, CancellationToken.None);
+            new { provider = connection.ProviderName, outcome = Outcome(result.Status), error = result.Error }, CancellationToken.None);
         return result.Status switch
         {
             RefreshStatus.Refreshed or RefreshStatus.Current => TypedResults.Ok(ConnectionResponse.From(current)),
@@ -53,17 +53,9 @@ internal static class RefreshEndpoint
         };
     }
 
-    /// <summary>The same 409 as GET /v1/token for a connection that is not active.</summary>
-    private static IResult NotActive(Connection connection)
-    {
-        var extensions = new Dictionary<string, object?> { ["status"] = connection.Status, ["connection_id"] = connection.Id };
-        if (connection.Error is not null)
-        {
-            extensions["error"] = connection.Error;
-        }
+    /// <summary>The audit log's spelling of an outcome: snake_case like every enum value Nexus writes (attention_required, retry_later).</summary>
+    internal static string Outcome(RefreshStatus status) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(status.ToString());
 
-        return Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",
-            connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
-            extensions);
-    }
+    /// <summary>The same 409 as GET /v1/token for a connection that is not active.</summary>
+    private static IResult NotActive(Connection connection) => ConnectionProblems.NotActive(connection);
 }

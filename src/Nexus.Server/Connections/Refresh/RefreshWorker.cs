@@ -18,6 +18,7 @@ internal sealed class RefreshWorker(
     ProviderRegistry registry,
     NexusOptions options,
     TimeProvider time,
+    Data.DatabaseHealth database,
     ILogger<RefreshWorker> logger) : BackgroundService
 {
     private readonly Dictionary<string, int?> margins = new(StringComparer.Ordinal);
@@ -54,6 +55,11 @@ internal sealed class RefreshWorker(
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
                 break;
+            }
+            catch (Exception e) when (Data.DatabaseHealth.IsOutage(e))
+            {
+                // Logged once per outage, not once per pass.
+                database.ReportOutage(e);
             }
             catch (Exception e)
             {
@@ -117,6 +123,10 @@ internal sealed class RefreshWorker(
             {
                 Interlocked.Increment(ref progressed);
             }
+        }
+        catch (Exception e) when (Data.DatabaseHealth.IsOutage(e))
+        {
+            database.ReportOutage(e);
         }
         catch (Exception e)
         {

@@ -1,0 +1,138 @@
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Nexus.Server.Data;
+
+/// <summary>
+/// Whether the database answers. A request that fails because it does not is answered 503 with Retry-After (see
+/// ProblemExceptionHandler), not 500; the outage is logged once when it starts and once when it ends, whatever the
+/// number of requests in between; /readyz reports not-ready meanwhile. A probe pings the database every second
+/// during an outage, so recovery needs no restart and no request.
+/// </summary>
+internal sealed class DatabaseHealth(NexusDatabase db, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<DatabaseHealth> logger)
+{
+    /// <summary>What Retry-After says during an outage: the probe's pace and then some.</summary>
+    public const int RetryAfterSeconds = 5;
+
+    private int down;
+    private long downSince;
+
+    public bool IsDown => Volatile.Read(ref down) == 1;
+
+    /// <summary>
+    /// True for an exception that says the database cannot be reached or is going away (a refused or broken
+    /// connection, a timeout, PostgreSQL classes 08 connection exception, 53 insufficient resources and 57P01-57P03
+    /// shutdown / cannot connect now, SQLite unable to open or I/O errors), as opposed to a query's own failure.
+    /// </summary>
+    public static bool IsOutage(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            switch (e)
+            {
+                case PostgresException pg:
+                    return pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState.StartsWith("53", StringComparison.Ordinal)
+                        || pg.SqlState is "57P01" or "57P02" or "57P03";
+                case NpgsqlException { IsTransient: true }:
+                case System.Net.Sockets.SocketException:
+                case TimeoutException:
+                    return true;
+                case SqliteException sqlite:
+                    // SQLITE_IOERR (10), SQLITE_CANTOPEN (14), SQLITE_FULL (13).
+                    return sqlite.SqliteErrorCode is 10 or 13 or 14;
+            }
+        }
+
+        return false;
+    }
+
+    public void ReportOutage(Exception exception)
+    {
+        if (Interlocked.CompareExchange(ref down, 1, 0) != 0)
+        {
+            return;
+        }
+
+        downSince = time.GetTimestamp();
+        // Once per outage: the message (never a connection string) says what failed.
+        logger.LogError("The database ({Database}) is unavailable: {Reason}. Requests that need it are answered 503 with Retry-After until it is back.",
+            db.Description, Reason(exception));
+        _ = ProbeUntilBackAsync();
+    }
+
+    /// <summary>For /readyz: false during an outage; otherwise a bounded ping.</summary>
+    public async Task<bool> IsReadyAsync(CancellationToken ct)
+    {
+        if (IsDown)
+        {
+            return false;
+        }
+
+        try
+        {
+            await PingAsync(ct);
+            return true;
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && IsOutage(e))
+        {
+            ReportOutage(e);
+            return false;
+        }
+    }
+
+    private async Task PingAsync(CancellationToken ct)
+    {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bounded.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await db.PingAsync(bounded.Token).WaitAsync(TimeSpan.FromSeconds(2), ct);
+        }
+        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            throw new TimeoutException("The database did not answer within 2 s.", e);
+        }
+    }
+
+    private async Task ProbeUntilBackAsync()
+    {
+        var stopping = lifetime.ApplicationStopping;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), stopping);
+                await PingAsync(stopping);
+                Volatile.Write(ref down, 0);
+                logger.LogWarning("The database ({Database}) is reachable again after {Seconds:0.#} s.", db.Description, time.GetElapsedTime(downSince).TotalSeconds);
+                return;
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception)
+            {
+                // Still down (or shutting down); the next second tries again.
+            }
+        }
+    }
+
+    private static string Reason(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is PostgresException pg)
+            {
+                return $"{pg.SqlState} {pg.MessageText}";
+            }
+
+            if (e is System.Net.Sockets.SocketException socket)
+            {
+                return socket.Message;
+            }
+        }
+
+        return exception.Message;
+    }
+}
