@@ -131,7 +131,7 @@ internal static class BridgeEndpoints
         if (connection.Status != ConnectionStatus.Active || connection.AccessToken is null)
         {
             // The same 409 as GET /v1/token: status, connection_id, error and detail.
-            connection = await GatewayEndpoints.ExpireIfStaleAsync(connection, store, services.GetRequiredService<Audit.AuditLog>(), services.GetRequiredService<TimeProvider>());
+            connection = await services.GetRequiredService<ConnectionService>().ExpireIfStaleAsync(connection);
             await ConnectionProblems.NotActive(connection).ExecuteAsync(context);
             return;
         }
