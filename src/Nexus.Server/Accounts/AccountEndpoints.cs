@@ -160,15 +160,13 @@ internal static class AccountEndpoints
         return Results.Redirect(LocalUrlOrHome(returnUrl));
     }
 
-    private static async Task<IResult> SignOutAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
+    /// <summary>
+    /// Signs the person out for good: a new security stamp ends the session on the server, so a copy of the cookie
+    /// taken before is refused from now on (SessionValidator), on every device this account is signed in on. Used by
+    /// /account/signout and by RP-initiated logout (/oauth2/logout).
+    /// </summary>
+    public static async Task EndSessionAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
     {
-        if (await ReadProtectedFormAsync(context) is null)
-        {
-            return CsrfRejected(context);
-        }
-
-        // A new security stamp ends the session on the server: a copy of the cookie taken before is refused from now
-        // on (SessionValidator), on every device this account is signed in on.
         if (UserAccounts.CurrentUserId(context) is { } userId && await users.FindByIdAsync(userId) is { } user)
         {
             if (!(await users.UpdateSecurityStampAsync(user)).Succeeded && await users.FindByIdAsync(userId) is { } fresh)
@@ -180,6 +178,16 @@ internal static class AccountEndpoints
         }
 
         await signIn.SignOutAsync();
+    }
+
+    private static async Task<IResult> SignOutAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
+    {
+        if (await ReadProtectedFormAsync(context) is null)
+        {
+            return CsrfRejected(context);
+        }
+
+        await EndSessionAsync(context, signIn, users, sessions);
         return Results.Redirect("/");
     }
 

@@ -96,7 +96,10 @@ internal static class EndSessionEndpoint
     {
         if (UserAccounts.CurrentUserId(context) is not null)
         {
-            await signIn.SignOutAsync();
+            // OpenID Connect RP-Initiated Logout §2: the OP logs the End-User out; here as on /account/signout, the
+            // session ends on the server too, so that a copy of the cookie is refused afterwards.
+            var services = context.RequestServices;
+            await AccountEndpoints.EndSessionAsync(context, signIn, services.GetRequiredService<UserManager<NexusUser>>(), services.GetRequiredService<SessionValidator>());
         }
 
         if (postLogoutRedirectUri is not null && clientId is not null

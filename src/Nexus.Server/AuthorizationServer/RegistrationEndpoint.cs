@@ -73,6 +73,13 @@ internal static class RegistrationEndpoint
                 return;
             }
 
+            // Text no client sends (NUL, lone surrogates, invalid UTF-8) is refused before it is parsed or stored.
+            if (JsonBody.Check(body) is { } refusal)
+            {
+                await OAuthResponses.ErrorAsync(context, 400, "invalid_client_metadata", refusal);
+                return;
+            }
+
             document = JsonDocument.Parse(body);
         }
         catch (JsonException)

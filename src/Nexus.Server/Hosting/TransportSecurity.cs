@@ -74,17 +74,7 @@ internal static class TransportSecurity
 
     public static WebApplication UseTransportSecurity(this WebApplication app)
     {
-        NexusOptions options;
-        try
-        {
-            options = app.Services.GetRequiredService<NexusOptions>();
-        }
-        catch (Microsoft.Extensions.Options.OptionsValidationException)
-        {
-            // Invalid settings: RunNexusAsync resolves the options again and explains them in one message (exit 1).
-            return app;
-        }
-
+        var options = app.Services.GetRequiredService<NexusOptions>();
         if (ParseNetworks(options.TrustedProxies, out _).Count > 0)
         {
             app.UseForwardedHeaders();

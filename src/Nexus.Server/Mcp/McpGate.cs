@@ -21,8 +21,12 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
     private readonly string ownOrigin = new Uri(options.Issuer).GetLeftPart(UriPartial.Authority);
     private readonly string resource = McpResource.Url(options);
 
-    public static bool Applies(HttpContext context) => context.Request.Path.Equals(McpResource.Path, StringComparison.Ordinal)
-        || context.Request.Path.Equals(McpResource.Path + "/", StringComparison.Ordinal);
+    /// <summary>
+    /// Whether a request is for the MCP endpoint. Routing matches paths without regard to case, so this does too
+    /// (/MCP must not reach the SDK past the gate).
+    /// </summary>
+    public static bool Applies(HttpContext context) => context.Request.Path.Equals(McpResource.Path, StringComparison.OrdinalIgnoreCase)
+        || context.Request.Path.Equals(McpResource.Path + "/", StringComparison.OrdinalIgnoreCase);
 
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {

@@ -210,8 +210,11 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
         return Result(new { status = answer.Status, headers = answer.Headers, body = answer.Body, body_base64 = answer.BodyBase64, truncated = answer.Truncated ? true : (bool?)null });
     }
 
+    /// <summary>The person the request's bearer token speaks for; never a dashboard session cookie.</summary>
     private static string Person(RequestContext<CallToolRequestParams> request) =>
-        request.User?.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new McpException("The request carries no person (the MCP gate did not run).");
+        request.User?.Identity?.AuthenticationType == McpGate.AuthenticationType && request.User.FindFirstValue(ClaimTypes.NameIdentifier) is { } person
+            ? person
+            : throw new McpException("The request carries no person (the MCP gate did not run).");
 
     /// <summary>The person's connection to a provider that matters: the active one, else the newest.</summary>
     private async Task<Connection?> CurrentAsync(string person, string provider, CancellationToken ct)

@@ -39,4 +39,19 @@ public sealed class SessionTests(ServerFixture fixture) : IClassFixture<ServerFi
         Assert.Equal(HttpStatusCode.OK, await ApplicationsWithCookieAsync(browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl))));
         Assert.Equal(HttpStatusCode.Redirect, await ApplicationsWithCookieAsync(stolen));
     }
+
+    [Fact]
+    public async Task AReplayedSessionCookieIsRefusedAfterOpenIdLogoutToo()
+    {
+        // RP-initiated logout (/oauth2/logout) ends the session on the server as /account/signout does.
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(NewEmail(), Password);
+        var stolen = browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl));
+        Assert.Equal(HttpStatusCode.OK, await ApplicationsWithCookieAsync(stolen));
+
+        await browser.NavigateAsync("/oauth2/logout");
+        await browser.SubmitAsync("/oauth2/logout");
+
+        Assert.Equal(HttpStatusCode.Redirect, await ApplicationsWithCookieAsync(stolen));
+    }
 }

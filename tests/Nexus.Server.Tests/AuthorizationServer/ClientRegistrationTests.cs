@@ -13,7 +13,12 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
     {
         public const string AdminEmail = "dcr.admin@example.com";
 
-        protected override void Configure(Dictionary<string, string?> settings) => settings["SUPERUSER_EMAIL"] = AdminEmail;
+        protected override void Configure(Dictionary<string, string?> settings)
+        {
+            settings["SUPERUSER_EMAIL"] = AdminEmail;
+            // Every test of this class registers from 127.0.0.1; the limit itself is tested on a server of its own.
+            settings["Nexus:Registration:LimitPerHour"] = "1000";
+        }
     }
 
     private NexusTestServer Server => fixture.Server;
@@ -117,6 +122,13 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
     [InlineData("{\"redirect_uris\":\"https://app.example/cb\"}", "invalid_redirect_uri")]
     [InlineData("[1,2]", "invalid_client_metadata")]
     [InlineData("{not json", "invalid_client_metadata")]
+    // Text no client sends: refused before parsing, never a 500 (a lone surrogate threw; a NUL reached PostgreSQL).
+    [InlineData("{\"redirect_uris\":[\"\\ud800\"]}", "invalid_client_metadata")]
+    [InlineData("{\"redirect_uris\":[\"https://a.example/\\u0000\"]}", "invalid_client_metadata")]
+    [InlineData("{\"redirect_uris\":[\"https://app.example/cb\"],\"client_uri\":\"https://a.example/\\u0000\"}", "invalid_client_metadata")]
+    // A newline would have split one checked redirect URI into two stored ones, the second never checked.
+    [InlineData("{\"redirect_uris\":[\"https://app.example/cb\\nhttp://evil.example/cb\"]}", "invalid_redirect_uri")]
+    [InlineData("{\"redirect_uris\":[\"https://app.example/c b\"]}", "invalid_redirect_uri")]
     public async Task BadMetadataIsRefusedWithTheRfc7591Error(string json, string error)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/oauth2/register") { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") };
@@ -144,6 +156,7 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
 
         using var admin = new Browser(Server);
         await admin.SignUpAsync(Fixture.AdminEmail, Password);
+        await Server.MakeAdminAsync(Fixture.AdminEmail);
         await admin.NavigateAsync("/admin/applications");
         Assert.Equal(HttpStatusCode.OK, admin.LastStatus);
         Assert.Contains(clientId, admin.LastPage);

@@ -24,6 +24,7 @@ public sealed class StartupValidationTests
     [InlineData("Nexus:Registration:Mode", "token", "Nexus:Registration:InitialAccessToken must be set")]
     [InlineData("Nexus:Registration:MaxMetadataDocumentBytes", "10", "MaxMetadataDocumentBytes 512 to 65536")]
     [InlineData("Nexus:AccessTokenAudience", "http://localhost:8090/mcp", "that is the MCP server's resource")]
+    [InlineData("Nexus:TrustedProxies", "not-an-address", "Nexus:TrustedProxies")]
     public async Task RefusesToStartWithAMessageThatSaysWhatToFix(string key, string value, string expected)
     {
         await using var db = await TestDatabase.CreateAsync();

@@ -91,9 +91,9 @@ public sealed class McpFixture : IAsyncLifetime
     }
 
     /// <summary>A raw JSON-RPC POST to /mcp, for the answers an SDK client would not show.</summary>
-    public async Task<HttpResponseMessage> PostAsync(string? token, string method, object? @params = null, string? origin = null)
+    public async Task<HttpResponseMessage> PostAsync(string? token, string method, object? @params = null, string? origin = null, string? url = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, McpUrl)
+        using var request = new HttpRequestMessage(HttpMethod.Post, url ?? McpUrl)
         {
             Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method, @params = @params ?? new { } }), Encoding.UTF8, "application/json"),
         };

@@ -97,6 +97,20 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
     }
 
     [Fact]
+    public async Task ThePathInAnotherCaseDoesNotGetPastTheGate()
+    {
+        // Routing ignores case; the gate must too, or /MCP would reach the tools with no token (and a session cookie).
+        var initialize = new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } };
+        foreach (var path in new[] { "/MCP", "/Mcp/" })
+        {
+            using var refused = await fixture.PostAsync(null, "initialize", initialize, url: fixture.Server.BaseUrl + path);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            using var foreign = await fixture.PostAsync(null, "initialize", initialize, origin: "http://evil.example.com", url: fixture.Server.BaseUrl + path);
+            Assert.Equal(HttpStatusCode.Forbidden, foreign.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task AForeignOriginIsRefusedWith403AndNexusOwnOriginIsServed()
     {
         var (_, userId) = await fixture.PersonAsync();

@@ -149,6 +149,11 @@ internal sealed class ClientMetadataDocuments(
                 return (null, $"the document is larger than {limit} bytes.", default);
             }
 
+            if (Hosting.JsonBody.Check(System.Text.Encoding.UTF8.GetBytes(body)) is not null)
+            {
+                return (null, "the document is not valid JSON.", default);
+            }
+
             return (JsonDocument.Parse(body), null, time.GetUtcNow() + Lifetime(response));
         }
         catch (JsonException)

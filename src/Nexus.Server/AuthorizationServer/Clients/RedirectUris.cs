@@ -96,6 +96,13 @@ internal static class RedirectUris
             return "must be an absolute URI.";
         }
 
+        // Printable ASCII only: a control character (a newline splits the stored list into extra, unchecked URIs),
+        // a space, a backslash or non-ASCII text has no place in a redirect URI that is compared as a string.
+        if (uri.Any(c => c is <= ' ' or >= '\u007f' or '\\'))
+        {
+            return "must be written in printable ASCII, without spaces or backslashes.";
+        }
+
         if (uri.Contains('#', StringComparison.Ordinal))
         {
             return "must not contain a fragment (RFC 6749 §3.1.2).";
