@@ -332,6 +332,7 @@ public sealed class HostileInputTests(HostileInputFixture fixture) : IClassFixtu
             new("/v1/token/", Auth.Gateway, Query: new() { ["force_refresh"] = "true" }),
             new("/v1/refresh/", Auth.Gateway),
             new("/v1/catalog", Auth.None, Query: new() { ["auth_mode"] = "api_key", ["category"] = "ai" }),
+            new("/oauth2/register", Auth.None, Json: new() { ["redirect_uris"] = new[] { "https://app.example.test/cb" }, ["client_name"] = "x", ["token_endpoint_auth_method"] = "none" }),
             new("/oauth2/token", Auth.Basic, Form: new() { ["grant_type"] = "client_credentials", ["scope"] = "read" }),
             new("/oauth2/introspect", Auth.Basic, Form: new() { ["token"] = f.AccessToken, ["token_type_hint"] = "access_token" }),
             new("/oauth2/revoke", Auth.Basic, Form: new() { ["token"] = "nope", ["token_type_hint"] = "refresh_token" }),
