@@ -16,7 +16,7 @@ namespace Nexus.Server.AuthorizationServer.Clients;
 /// </summary>
 internal sealed class ClientMetadataDocuments(
     ClientRegistry registry, IHttpClientFactory http, NexusOptions options, UpstreamPolicy upstream, RegistrationLimiter limiter, TimeProvider time,
-    ILogger<ClientMetadataDocuments> logger)
+    ILogger<ClientMetadataDocuments> logger, Hosting.OutboundNetworkGuard guard)
 {
     public const string HttpClientName = "client-metadata-documents";
 
@@ -105,7 +105,7 @@ internal sealed class ClientMetadataDocuments(
             return "a client ID metadata document URL may not contain a fragment or user information.";
         }
 
-        if (IPAddress.TryParse(uri.DnsSafeHost, out var literal) && AddressGuard.IsForbidden(literal, upstream.AllowInsecure))
+        if (IPAddress.TryParse(uri.DnsSafeHost, out var literal) && !guard.IsAllowed(literal))
         {
             return "Nexus does not fetch metadata documents from private or loopback addresses.";
         }
@@ -162,21 +162,19 @@ internal sealed class ClientMetadataDocuments(
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            return (null, $"fetching the document took longer than {registration.MetadataDocumentTimeoutSeconds} seconds.", default);
-        }
-        catch (HttpRequestException e) when (e.InnerException is AddressGuard.ForbiddenAddressException || e is { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError })
-        {
-            logger.LogInformation("Client metadata document {Url} could not be fetched: {Error}", url, e.HttpRequestError);
-            return (null, e.InnerException is AddressGuard.ForbiddenAddressException
-                ? "Nexus does not fetch metadata documents from private or loopback addresses."
-                : "its URL could not be reached.", default);
+            logger.LogInformation("Client metadata document {Url} could not be fetched: timeout", url);
+            return (null, NotFetched, default);
         }
         catch (HttpRequestException e)
         {
+            // One answer for a refused address, a closed port, an unreachable host and a timeout: the caller is
+            // anonymous, and telling these apart would let anyone probe which hosts and ports answer (issue 12 item 11).
             logger.LogInformation("Client metadata document {Url} could not be fetched: {Error}", url, e.HttpRequestError);
-            return (null, "its URL could not be reached.", default);
+            return (null, NotFetched, default);
         }
     }
+
+    private const string NotFetched = "its URL could not be fetched (Nexus fetches metadata documents only from public addresses, over https).";
 
     /// <summary>How long the document may be used: its Cache-Control (no-store and no-cache mean not at all) or Expires, bounded.</summary>
     private TimeSpan Lifetime(HttpResponseMessage response)
@@ -207,74 +205,13 @@ internal sealed class ClientMetadataDocuments(
     /// <summary>The HttpClient for documents: no redirects, no proxy, no decompression, and a connect-time address check.</summary>
     public static void AddHttpClient(IServiceCollection services) =>
         services.AddHttpClient(HttpClientName, c => c.DefaultRequestHeaders.UserAgent.ParseAdd("Nexus/1.0 (client metadata)"))
-            .ConfigurePrimaryHttpMessageHandler(sp => new SocketsHttpHandler
+            // The same connect-time address check as every other outbound call to a URL someone else chose
+            // (Hosting/OutboundNetworkGuard: after DNS resolution, every address, IPv4-mapped/NAT64/6to4 forms).
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<Hosting.OutboundNetworkGuard>().Guard(new SocketsHttpHandler
             {
                 AllowAutoRedirect = false,
                 UseProxy = false,
                 AutomaticDecompression = DecompressionMethods.None,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(1),
-                ConnectCallback = AddressGuard.Connect(sp.GetRequiredService<UpstreamPolicy>().AllowInsecure),
-            });
-}
-
-/// <summary>
-/// Server-side request forgery protection: the address is checked after DNS resolution, at connect time, so a name
-/// that resolves to an internal address (or is rebound to one) is refused too.
-/// </summary>
-internal static class AddressGuard
-{
-    public sealed class ForbiddenAddressException(string message) : Exception(message);
-
-    public static Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> Connect(bool allowLoopback) => async (context, ct) =>
-    {
-        var addresses = await Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
-        var allowed = addresses.Where(a => !IsForbidden(a, allowLoopback)).ToList();
-        if (allowed.Count == 0)
-        {
-            throw new ForbiddenAddressException("The host resolves only to private or loopback addresses.");
-        }
-
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            await socket.ConnectAsync(allowed.ToArray(), context.DnsEndPoint.Port, ct);
-            return new NetworkStream(socket, ownsSocket: true);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    };
-
-    /// <summary>Loopback, private (RFC 1918, RFC 4193), link-local, shared (RFC 6598), multicast, unspecified and reserved addresses.</summary>
-    public static bool IsForbidden(IPAddress address, bool allowLoopback)
-    {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (IPAddress.IsLoopback(address))
-        {
-            return !allowLoopback;
-        }
-
-        var b = address.GetAddressBytes();
-        if (address.AddressFamily == AddressFamily.InterNetwork)
-        {
-            return b[0] is 0 or 10 or 127 or >= 224
-                || (b[0] == 100 && b[1] is >= 64 and <= 127)
-                || (b[0] == 169 && b[1] == 254)
-                || (b[0] == 172 && b[1] is >= 16 and <= 31)
-                || (b[0] == 192 && b[1] == 168)
-                || (b[0] == 192 && b[1] == 0 && b[2] == 0)
-                || (b[0] == 198 && b[1] is 18 or 19);
-        }
-
-        return address.Equals(IPAddress.IPv6Any) || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast
-            || (b[0] & 0xfe) == 0xfc // fc00::/7 unique local
-            || (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) // 64:ff9b::/96 NAT64 can reach IPv4 private space
-            || (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00); // 2001::/32 Teredo
-    }
+            }));
 }
