@@ -51,6 +51,13 @@ if [ -z "$skip_server" ] && [ ! -d tests/conformance/node_modules/@modelcontextp
   if ! command -v npm >/dev/null; then apt_install nodejs npm || echo "could not install nodejs and npm"; fi
   (cd tests/conformance && npm ci --no-audit --no-fund) > "$logs/conformance-npm-ci.log" 2>&1 || { tail -n 20 "$logs/conformance-npm-ci.log"; echo "npm ci failed in tests/conformance"; }
 fi
+# The TypeScript MCP SDK client (tests/Nexus.Server.Tests/Mcp/McpTypeScriptClientTests.cs) is pinned in tests/mcp-client-ts;
+# required the same way.
+if [ -z "$skip_server" ] && [ ! -d tests/mcp-client-ts/node_modules/@modelcontextprotocol/sdk ]; then
+  say "Installing the TypeScript MCP SDK client (npm ci)"
+  if ! command -v npm >/dev/null; then apt_install nodejs npm || echo "could not install nodejs and npm"; fi
+  (cd tests/mcp-client-ts && npm ci --no-audit --no-fund) > "$logs/mcp-client-ts-npm-ci.log" 2>&1 || { tail -n 20 "$logs/mcp-client-ts-npm-ci.log"; echo "npm ci failed in tests/mcp-client-ts"; }
+fi
 
 # ---- build once -----------------------------------------------------------------------------------------
 say "Building ($configuration)"

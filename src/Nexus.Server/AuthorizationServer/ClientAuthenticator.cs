@@ -64,13 +64,20 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
             {
                 return ClientAuthentication.Fail(400, "invalid_request", "Client credentials were sent both in the Authorization header and in the body; use one.");
             }
+
+            if (clientSecret.Length == 0)
+            {
+                // A public client with an empty password only identifies itself (below); anyone else sent no secret.
+                return await PublicClientAsync(clientId, ct) is { } identified
+                    ? ClientAuthentication.Success(identified)
+                    : ClientAuthentication.Fail(400, "invalid_request", "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
+            }
         }
         else
         {
             clientId = form["client_id"];
             clientSecret = form["client_secret"];
-            if (clientId is not null && clientSecret is null && clientId.Length <= 2000
-                && await registry.FindCachedAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } publicClient)
+            if (clientId is not null && string.IsNullOrEmpty(clientSecret) && await PublicClientAsync(clientId, ct) is { } publicClient)
             {
                 // RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client only identifies itself; PKCE protects its code.
                 return ClientAuthentication.Success(publicClient);
@@ -101,7 +108,17 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         return ClientAuthentication.Success(client);
     }
 
-    /// <summary>False when the header is malformed; then <paramref name="clientId"/> is non-empty only when the parts held a NUL character.</summary>
+    /// <summary>
+    /// The public client <paramref name="clientId"/> names, or null. RFC 6749 §2.3 / OAuth 2.1 §2.4: a public client has
+    /// no secret, so it only identifies itself, whether by client_id in the body or (as some MCP clients do for a client
+    /// ID metadata document client, following the first method the metadata lists) by HTTP Basic or client_secret_post
+    /// with an empty secret; nothing is authenticated either way, and PKCE protects its code. A confidential client
+    /// that sends an empty secret gets no such leniency.
+    /// </summary>
+    private async ValueTask<OAuthClient?> PublicClientAsync(string clientId, CancellationToken ct) =>
+        clientId.Length <= 2000 && await registry.FindCachedAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } client ? client : null;
+
+    /// <summary>False when the header is malformed (an empty secret is well formed); then <paramref name="clientId"/> is non-empty only when the parts held a NUL character.</summary>
     private static bool TryParseBasic(string header, out string clientId, out string clientSecret)
     {
         clientId = clientSecret = "";
@@ -135,7 +152,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined, so decode each one.
         var id = OAuthForm.DecodeComponent(decoded[..colon]);
         var secret = OAuthForm.DecodeComponent(decoded[(colon + 1)..]);
-        if (id is null || secret is null || secret.Length == 0)
+        if (id is null || secret is null || id.Length == 0)
         {
             return false;
         }

@@ -110,6 +110,39 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
         Assert.True(tokenStatus == HttpStatusCode.OK, tokens.ToString());
     }
 
+    /// <summary>
+    /// The official C# MCP SDK (2.4.0) authenticates a client ID metadata document client with the first method the
+    /// metadata lists (client_secret_basic) and an empty secret. A public client has no secret to check, so an empty
+    /// one only identifies it, as client_id in the body does; a confidential client's empty secret is still refused.
+    /// (The "basic" case failed before: an empty Basic password was malformed for every client.)
+    /// </summary>
+    [Theory]
+    [InlineData("basic")]
+    [InlineData("post")]
+    public async Task APublicClientMayIdentifyItselfWithAnEmptySecretButAConfidentialClientMayNot(string how)
+    {
+        async Task<(HttpStatusCode Status, JsonElement Body)> RedeemWithEmptySecretAsync(string authMethod)
+        {
+            var (_, registered, _) = await RegisterAsync(Server, McpClientMetadata(RedirectUri, authMethod));
+            var clientId = registered.GetProperty("client_id").GetString()!;
+            using var browser = await SignedInBrowserAsync(Server);
+            var (verifier, challenge) = Pkce();
+            var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge, scope: "nexus:connections")))["code"];
+            return how == "basic"
+                ? await ExchangeCodeAsync(Server, clientId, "", code, verifier)
+                : await TokenAsync(Server, clientId, null, ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", RedirectUri),
+                    ("code_verifier", verifier), ("client_id", clientId), ("client_secret", ""));
+        }
+
+        var (publicStatus, publicTokens) = await RedeemWithEmptySecretAsync("none");
+        Assert.True(publicStatus == HttpStatusCode.OK, publicTokens.ToString());
+
+        var (confidentialStatus, refused) = await RedeemWithEmptySecretAsync("client_secret_" + how);
+        // An empty parameter counts as absent (RFC 6749 §3.1), so both ways the secret is missing.
+        Assert.Equal(HttpStatusCode.BadRequest, confidentialStatus);
+        Assert.Equal("invalid_request", refused.GetProperty("error").GetString());
+    }
+
     [Theory]
     [InlineData("{\"client_name\":\"x\"}", "invalid_redirect_uri")]
     [InlineData("{\"redirect_uris\":[\"http://evil.example/cb\"]}", "invalid_redirect_uri")]

@@ -16,7 +16,7 @@ namespace Nexus.Server.Tests.Mcp;
 /// A Nexus with a rotating OAuth provider whose API is an echo upstream, and the means to act as a person and as
 /// their assistant: sign up in a browser, hold an MCP access token, and connect the official C# MCP client to /mcp.
 /// </summary>
-public sealed class McpFixture : IAsyncLifetime
+public class McpFixture : IAsyncLifetime
 {
     public const string Password = "correct horse battery";
 
@@ -32,13 +32,18 @@ public sealed class McpFixture : IAsyncLifetime
 
     public string McpUrl => Server.Issuer + McpResource.Path;
 
-    public async ValueTask InitializeAsync()
+    public virtual async ValueTask InitializeAsync()
     {
         Provider = await RotatingProvider.StartAsync();
         Api = await EchoUpstream.StartAsync();
         Database = await TestDatabase.CreateAsync();
-        Server = await NexusTestServer.StartAsync(Database);
+        Server = await NexusTestServer.StartAsync(Database, services: ConfigureServices);
         (ClientId, _) = await Server.CreateAppClientAsync(name: "an assistant");
+    }
+
+    /// <summary>Test services added to Nexus before it starts (none here).</summary>
+    protected virtual void ConfigureServices(IServiceCollection services)
+    {
     }
 
     /// <summary>Registers a provider that signs in at the rotating provider and whose API is the echo upstream.</summary>
@@ -116,8 +121,9 @@ public sealed class McpFixture : IAsyncLifetime
     public static JsonElement Structured(CallToolResult result) =>
         JsonDocument.Parse(result.Content.OfType<TextContentBlock>().Single().Text).RootElement.Clone();
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
+        GC.SuppressFinalize(this);
         await Server.DisposeAsync();
         await Database.DisposeAsync();
         await Api.DisposeAsync();
