@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Accounts;
@@ -10,55 +9,12 @@ namespace Nexus.Server.Accounts;
 /// </summary>
 internal sealed class SignInLimiter(NexusOptions options, TimeProvider time)
 {
-    private const int MaxTrackedAddresses = 100_000;
-    private readonly ConcurrentDictionary<string, Window> windows = new(StringComparer.Ordinal);
+    private readonly FixedWindowCounter failures = new(time, () => TimeSpan.FromSeconds(options.FailedSignInWindowSeconds));
 
-    private sealed class Window(long start)
-    {
-        public long Start = start;
-        public int Count;
-    }
-
-    private TimeSpan Length => TimeSpan.FromSeconds(options.FailedSignInWindowSeconds);
-
-    public static string AddressOf(HttpContext context) => context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+    public static string AddressOf(HttpContext context) => FixedWindowCounter.AddressKey(context);
 
     /// <summary>How long the address must wait, or null when it may try.</summary>
-    public TimeSpan? RetryAfter(string address)
-    {
-        if (!windows.TryGetValue(address, out var window))
-        {
-            return null;
-        }
+    public TimeSpan? RetryAfter(string address) => failures.RetryAfter(address, options.FailedSignInLimit);
 
-        var elapsed = time.GetElapsedTime(Volatile.Read(ref window.Start));
-        return elapsed >= Length || Volatile.Read(ref window.Count) < options.FailedSignInLimit ? null : Length - elapsed;
-    }
-
-    public void RecordFailure(string address)
-    {
-        var now = time.GetTimestamp();
-        if (windows.Count > MaxTrackedAddresses)
-        {
-            foreach (var (key, old) in windows)
-            {
-                if (time.GetElapsedTime(Volatile.Read(ref old.Start), now) >= Length)
-                {
-                    windows.TryRemove(key, out _);
-                }
-            }
-        }
-
-        var window = windows.GetOrAdd(address, _ => new Window(now));
-        lock (window)
-        {
-            if (time.GetElapsedTime(window.Start, now) >= Length)
-            {
-                window.Start = now;
-                window.Count = 0;
-            }
-
-            window.Count++;
-        }
-    }
+    public void RecordFailure(string address) => failures.Increment(address);
 }

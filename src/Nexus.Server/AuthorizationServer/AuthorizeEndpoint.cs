@@ -33,7 +33,7 @@ internal static class AuthorizeEndpoint
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();
         var (request, error) = await AuthorizationRequestValidator.ValidateAsync(parameters, clients, options, defaultResponseType, context.RequestAborted,
-            services.GetRequiredService<ClientMetadataDocuments>(), context.Connection.RemoteIpAddress?.ToString());
+            services.GetRequiredService<ClientMetadataDocuments>(), FixedWindowCounter.AddressKey(context));
         if (request is null)
         {
             return ErrorResult(context, error!, options);

@@ -1,3 +1,4 @@
+using Nexus.Server.Hosting;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
@@ -90,7 +91,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
             }
         }
 
-        var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var address = FixedWindowCounter.AddressKey(context);
         if (limiter.RetryAfter(address, clientId) is { } wait)
         {
             return ClientAuthentication.Fail(429, "invalid_client", "Too many failed client authentications; try again later.", wait);

@@ -41,5 +41,5 @@ internal sealed class OAuthInvalidInput : IInvalidInputResponder
     }
 
     public static void CountAsFailedAuthentication(HttpContext context) =>
-        context.RequestServices.GetRequiredService<FailedAuthenticationLimiter>().RecordMalformed(context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        context.RequestServices.GetRequiredService<FailedAuthenticationLimiter>().RecordMalformed(FixedWindowCounter.AddressKey(context));
 }

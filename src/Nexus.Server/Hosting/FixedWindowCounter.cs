@@ -1,0 +1,93 @@
+using System.Collections.Concurrent;
+using System.Net;
+
+namespace Nexus.Server.Hosting;
+
+/// <summary>
+/// Counts events per key in fixed windows (the first event of a key starts its window; the count starts again once
+/// the window has passed): the one implementation behind Nexus's limiters (failed client authentications, failed
+/// sign-ins, client registrations). In memory, per instance; at most <paramref name="maxKeys"/> keys are kept, and
+/// windows that have passed are dropped when that bound is reached.
+/// </summary>
+internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> length, int maxKeys = 100_000)
+{
+    private readonly ConcurrentDictionary<string, Window> windows = new(StringComparer.Ordinal);
+
+    private sealed class Window(long start)
+    {
+        public long Start = start;
+        public int Count;
+    }
+
+    /// <summary>How long until the key's window ends when it has reached <paramref name="limit"/>; null when it is under it.</summary>
+    public TimeSpan? RetryAfter(string key, int limit)
+    {
+        if (!windows.TryGetValue(key, out var window))
+        {
+            return null;
+        }
+
+        var elapsed = TimeSpan.FromTicks(time.GetUtcNow().UtcTicks - Volatile.Read(ref window.Start));
+        var span = length();
+        return elapsed >= span || Volatile.Read(ref window.Count) < limit ? null : span - elapsed;
+    }
+
+    /// <summary>Counts one event for the key; returns the count in its window, this one included.</summary>
+    public int Increment(string key)
+    {
+        // The wall clock (TimeProvider.GetUtcNow), so that the windows follow the server's clock in tests too.
+        var now = time.GetUtcNow().UtcTicks;
+        var span = length();
+        if (windows.Count > maxKeys)
+        {
+            foreach (var (old, value) in windows)
+            {
+                if (TimeSpan.FromTicks(now - Volatile.Read(ref value.Start)) >= span)
+                {
+                    windows.TryRemove(old, out _);
+                }
+            }
+        }
+
+        var window = windows.GetOrAdd(key, _ => new Window(now));
+        lock (window)
+        {
+            if (TimeSpan.FromTicks(now - window.Start) >= span)
+            {
+                window.Start = now;
+                window.Count = 0;
+            }
+
+            return ++window.Count;
+        }
+    }
+
+    /// <summary>
+    /// The key a limiter counts a caller's address under: the IPv4 address (also when written IPv4-mapped), or the
+    /// /64 prefix of an IPv6 address, since one host is usually given a whole /64 and could otherwise step through it.
+    /// </summary>
+    public static string AddressKey(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return "unknown";
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        bytes[8..].Clear();
+        return new IPAddress(bytes).ToString() + "/64";
+    }
+
+    public static string AddressKey(HttpContext context) => AddressKey(context.Connection.RemoteIpAddress);
+}

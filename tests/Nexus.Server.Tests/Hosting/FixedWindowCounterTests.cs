@@ -1,0 +1,62 @@
+using System.Net;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Tests.Hosting;
+
+/// <summary>The counter behind the failed-authentication, sign-in and registration limits.</summary>
+public sealed class FixedWindowCounterTests
+{
+    private sealed class ManualClock : TimeProvider
+    {
+        private long ticks = new DateTimeOffset(2026, 12, 4, 0, 0, 0, TimeSpan.Zero).UtcTicks;
+
+        public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref ticks), TimeSpan.Zero);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref ticks, by.Ticks);
+    }
+
+    [Fact]
+    public void AKeyAtItsLimitWaitsForTheRestOfItsWindowAndThenStartsAgain()
+    {
+        var clock = new ManualClock();
+        var counter = new FixedWindowCounter(clock, () => TimeSpan.FromMinutes(1));
+        Assert.Equal(1, counter.Increment("a"));
+        Assert.Equal(2, counter.Increment("a"));
+        Assert.Null(counter.RetryAfter("a", 3));
+        Assert.Equal(3, counter.Increment("a"));
+        clock.Advance(TimeSpan.FromSeconds(20));
+        Assert.Equal(TimeSpan.FromSeconds(40), counter.RetryAfter("a", 3));
+        Assert.Null(counter.RetryAfter("b", 3)); // keys are counted apart
+
+        clock.Advance(TimeSpan.FromSeconds(40));
+        Assert.Null(counter.RetryAfter("a", 3));
+        Assert.Equal(1, counter.Increment("a"));
+    }
+
+    [Fact]
+    public void PassedWindowsAreDroppedWhenTheKeyBoundIsReached()
+    {
+        var clock = new ManualClock();
+        var counter = new FixedWindowCounter(clock, () => TimeSpan.FromMinutes(1), maxKeys: 10);
+        for (var i = 0; i < 20; i++)
+        {
+            counter.Increment("old-" + i);
+        }
+
+        clock.Advance(TimeSpan.FromMinutes(2));
+        counter.Increment("new");
+        Assert.Equal(1, counter.Increment("old-0")); // its passed window was dropped, not carried on
+    }
+
+    [Theory]
+    [InlineData("203.0.113.7", "203.0.113.7")]
+    [InlineData("::ffff:203.0.113.7", "203.0.113.7")]
+    [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:2::1", "2001:db8:1:2::/64")]
+    public void AnAddressIsCountedByItselfOrByItsIpv6Slash64(string address, string key) =>
+        Assert.Equal(key, FixedWindowCounter.AddressKey(IPAddress.Parse(address)));
+
+    [Fact]
+    public void TwoAddressesOfOneIpv6HostShareACount() =>
+        Assert.Equal(FixedWindowCounter.AddressKey(IPAddress.Parse("2001:db8::1")), FixedWindowCounter.AddressKey(IPAddress.Parse("2001:db8::ffff:1")));
+}
