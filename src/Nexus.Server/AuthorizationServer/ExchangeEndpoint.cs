@@ -67,6 +67,13 @@ internal static class ExchangeEndpoint
             return;
         }
 
+        if (client.IsSelfRegistered)
+        {
+            // A client that registered itself gets no longer tokens here than at /oauth2/token: the lifetime registration
+            // gave it (an administrator's client may ask for the guide's longer expirations).
+            lifetime = Math.Min(lifetime, client.AccessTokenLifetimeSeconds);
+        }
+
         var result = await codeGrant.HandleAsync(parameters, client, lifetime, ct);
         await result.WriteAsync(context, parameters["state"], seedShape: true);
     }

@@ -87,6 +87,27 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
         Assert.True(tokens.TryGetProperty("refresh_token", out _));
     }
 
+    [Fact]
+    public async Task ASelfRegisteredClientGetsNoLongerTokensFromTheGuidesExchangeRoute()
+    {
+        var (_, registered, _) = await RegisterAsync(Server, McpClientMetadata(RedirectUri, "client_secret_post"));
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var secret = registered.GetProperty("client_secret").GetString()!;
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge, scope: "nexus:connections")))["code"];
+
+        // The guide's route lets a client ask for 8 hours; one that registered itself keeps the hour registration gave it.
+        using var response = await Server.Http.PostAsync("/api/v1/oauth/exchange", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["code"] = code, ["client_id"] = clientId, ["client_secret"] = secret, ["redirect_uri"] = RedirectUri, ["code_verifier"] = verifier,
+            ["expiration"] = "480", ["state"] = "s",
+        }));
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.True(response.IsSuccessStatusCode, body.ToString());
+        Assert.InRange(body.GetProperty("expires_in").GetInt32(), 1, 3600);
+    }
+
     [Theory]
     [InlineData("client_secret_basic")]
     [InlineData("client_secret_post")]
