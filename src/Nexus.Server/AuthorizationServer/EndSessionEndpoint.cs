@@ -87,7 +87,9 @@ internal static class EndSessionEndpoint
             ValidAlgorithms = [IdTokenIssuer.Algorithm],
             IssuerSigningKeys = new JsonWebKeySet(keys.JwksJson).GetSigningKeys(),
         });
-        var valid = result.IsValid && userId is not null && result.SecurityToken is JsonWebToken token && token.Subject == userId;
+        // An ID token only: an access token (RFC 9068 typ at+jwt) is not a hint, whatever key signed it.
+        var valid = result.IsValid && userId is not null && result.SecurityToken is JsonWebToken token && token.Subject == userId
+            && !string.Equals(token.Typ, "at+jwt", StringComparison.OrdinalIgnoreCase);
         return (valid, clientId);
     }
 

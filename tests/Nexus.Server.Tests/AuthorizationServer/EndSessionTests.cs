@@ -50,4 +50,25 @@ public sealed class EndSessionTests(ServerFixture fixture) : IClassFixture<Serve
         await browser.SubmitAsync("/oauth2/logout", includeCsrf: false);
         Assert.True(await SignedInAsync(browser), "a POST without the antiforgery token signed the user out");
     }
+
+    [Fact]
+    public async Task AnAccessTokenIsNoHintEvenWhenSignedWithTheIdTokensAlgorithm()
+    {
+        // With RS256 access tokens, an access token verifies against the same keys as an ID token; it is still not one.
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:AccessTokenSigningAlgorithm"] = "RS256");
+        var (clientId, secret) = await RegisterApplicationAsync(server, postLogout: [SignedOut]);
+        var (tokens, browser) = await CompleteFlowAsync(server, clientId, secret);
+        using (browser)
+        {
+            var accessToken = tokens.GetProperty("access_token").GetString()!;
+            await browser.NavigateAsync($"/oauth2/logout?id_token_hint={accessToken}&post_logout_redirect_uri={Uri.EscapeDataString(SignedOut)}");
+            Assert.Contains("Sign out of Nexus?", browser.LastPage, StringComparison.Ordinal);
+
+            // The ID token of the same flow is a hint: no question asked.
+            var idToken = tokens.GetProperty("id_token").GetString()!;
+            var back = await browser.NavigateAsync($"/oauth2/logout?id_token_hint={idToken}&post_logout_redirect_uri={Uri.EscapeDataString(SignedOut)}");
+            Assert.Equal(SignedOut, back.ToString());
+        }
+    }
 }
