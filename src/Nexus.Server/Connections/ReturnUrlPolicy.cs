@@ -51,7 +51,7 @@ internal sealed class ReturnUrlPolicy
     {
         // The URL goes out as a Location header when the connection activates; checked now, not then. Uri.TryCreate
         // would accept (and silently drop or escape) what a header cannot carry: CR/LF, other controls, non-ASCII.
-        if (returnUrl is not null && returnUrl.Any(c => c is <= ' ' or >= '\u007f'))
+        if (returnUrl is not null && !InputText.IsVisibleAscii(returnUrl))
         {
             return "return_url may contain only printable ASCII: percent-encode spaces, control and non-ASCII characters (RFC 3986 §2.1).";
         }

@@ -75,12 +75,9 @@ internal static class Html
             return false;
         }
 
-        foreach (var c in url)
+        if (!InputText.IsVisibleAscii(url, allowBackslash: false))
         {
-            if (c is <= ' ' or >= '\u007f' or '\\')
-            {
-                return false;
-            }
+            return false;
         }
 
         // Belt and braces: what a browser would resolve it to stays on this origin.

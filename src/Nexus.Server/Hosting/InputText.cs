@@ -43,4 +43,13 @@ internal static class InputText
     }
 
     public static bool IsClean(string? text) => text is null || IsClean(text.AsSpan());
+
+    /// <summary>
+    /// True when <paramref name="url"/> is written in visible ASCII only (no space, control or non-ASCII character),
+    /// as a URL that goes out in a Location header or is compared as a string must be (RFC 3986 §2: anything else is
+    /// percent-encoded); with <paramref name="allowBackslash"/> false, a backslash is refused too (browsers read it
+    /// as a slash).
+    /// </summary>
+    public static bool IsVisibleAscii(ReadOnlySpan<char> url, bool allowBackslash = true) =>
+        url.IndexOfAnyExceptInRange('!', '~') < 0 && (allowBackslash || !url.Contains('\\'));
 }

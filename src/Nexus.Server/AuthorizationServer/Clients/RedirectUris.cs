@@ -98,7 +98,7 @@ internal static class RedirectUris
 
         // Printable ASCII only: a control character (a newline splits the stored list into extra, unchecked URIs),
         // a space, a backslash or non-ASCII text has no place in a redirect URI that is compared as a string.
-        if (uri.Any(c => c is <= ' ' or >= '\u007f' or '\\'))
+        if (!Hosting.InputText.IsVisibleAscii(uri, allowBackslash: false))
         {
             return "must be written in printable ASCII, without spaces or backslashes.";
         }
