@@ -140,18 +140,24 @@ for project in tests/*/; do
   [ -f "tests/$name/bin/$configuration/net10.0/$name.dll" ] && run_suite "$name" xunit "$name"
 done
 
+# ---- the README's walkthroughs, run as a reader copies them (scripts/readme-check.py) ----------------------
+if [ -z "$skip_server" ]; then
+  command -v jq >/dev/null || { say "Installing jq"; apt_install jq || echo "could not install jq"; }
+  readme_suite=1
+fi
+
 # ---- SDK suites (issue 16): sdks/<lang>/test.sh, each ending with "N passed, N failed[, N skipped]" --------------
 # A suite whose tools cannot be installed, or that prints no such line, counts as one failure.
-run_sdk() { # name
-  local name="$1" log="$logs/sdk-$1.log"
-  say "sdk-$name"
-  (cd "sdks/$name" && bash ./test.sh) > "$log" 2>&1
+run_counted() { # name, command... (a suite that ends with "N passed, N failed[, N skipped]")
+  local name="$1" log="$logs/$1.log"; shift
+  say "$name"
+  "$@" > "$log" 2>&1
   local code=$?
   local summary
   summary="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?[[:space:]]*$' | tail -n 1)"
   if [ -z "$summary" ]; then
     tail -n 40 "$log"
-    echo "   sdk-$name: no \"N passed, N failed\" line (exit $code)"
+    echo "   $name: no \"N passed, N failed\" line (exit $code)"
     failed=$((failed + 1))
     return
   fi
@@ -160,9 +166,12 @@ run_sdk() { # name
   f=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+')
   s=$(grep -oE '[0-9]+ skipped' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${s:-0}))
-  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "   sdk-$name: exit $code"; fi
+  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "   $name: exit $code"; fi
   grep -E '^(FAIL|--- FAIL|not ok|✖)' "$log" | head -20 | sed 's/^/   /' || true
   echo "   $summary"
+}
+run_sdk() { # name
+  run_counted "sdk-$1" bash -c "cd sdks/$1 && bash ./test.sh"
 }
 
 sdk_wanted() { [[ " $sdks " == *" $1 "* ]] && [ -f "sdks/$1/test.sh" ]; }
@@ -173,6 +182,7 @@ if [[ " $sdks " == *" dotnet "* ]] && [ -f "tests/Nexus.Sdk.Tests/bin/$configura
   run_suite "sdk-dotnet-scenario" sdks/scenario/run.sh dotnet "tests/Nexus.Sdk.Tests/bin/$configuration/net10.0/Nexus.Sdk.Tests.dll" \
     -noColor -noLogo -class Nexus.Sdk.Tests.Scenario.ScenarioTests
 fi
+[ -n "${readme_suite:-}" ] && run_counted "readme" /usr/bin/python3 scripts/readme-check.py
 sdk_unavailable() { echo "   sdk-$1: $2"; failed=$((failed + 1)); }
 
 if sdk_wanted go; then

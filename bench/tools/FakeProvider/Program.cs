@@ -8,6 +8,9 @@ using System.Collections.Concurrent;
 // a new one comes with every refresh; a reused or unknown one is refused and counted, so a benchmark can show that
 // it never happened. POST /control?code_expires_at=<unix ms> makes every token issued at consent expire at that
 // instant (so that thousands of connections expire together); GET /stats reports the refreshes.
+//
+// /echo/* answers any method with what it received: method, path, query and the Authorization header's scheme and
+// length (never its value), so the README's Bridge walkthrough can show that Nexus applied the credential.
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
 var app = builder.Build();
@@ -76,6 +79,19 @@ app.MapGet("/healthz", () => "ok");
 // A provider API stand-in for the Bridge benchmark: a small JSON answer, like a typical REST read.
 var document = System.Text.Encoding.UTF8.GetBytes("{\"id\":42,\"name\":\"nexus\",\"items\":[1,2,3]}");
 app.MapGet("/api/{**rest}", () => Results.Bytes(document, "application/json"));
+
+app.Map("/echo/{**rest}", (HttpRequest request) =>
+{
+    string? authorization = request.Headers.Authorization;
+    var scheme = authorization?.Split(' ', 2) is [var s, var value] ? $"{s} ({value.Length} characters)" : null;
+    return Results.Json(new Dictionary<string, object?>
+    {
+        ["method"] = request.Method,
+        ["path"] = request.Path.Value,
+        ["query"] = request.QueryString.Value,
+        ["authorization"] = scheme,
+    });
+});
 
 app.Run();
 
