@@ -54,8 +54,19 @@ internal sealed class NexusDatabase : IDisposable
 
     public string? SqliteFile { get; }
 
+    /// <summary>
+    /// When set, counts the connections opened in this async flow (a test proves with it that a route never touches
+    /// the database, e.g. /healthz). One read of an AsyncLocal per open when unset.
+    /// </summary>
+    internal static readonly AsyncLocal<System.Runtime.CompilerServices.StrongBox<int>?> OpenedInFlow = new();
+
     public async Task<DbConnection> OpenAsync(CancellationToken ct = default)
     {
+        if (OpenedInFlow.Value is { } opened)
+        {
+            Interlocked.Increment(ref opened.Value);
+        }
+
         if (npgsql is not null)
         {
             return await npgsql.OpenConnectionAsync(ct);

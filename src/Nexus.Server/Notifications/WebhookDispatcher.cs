@@ -1,3 +1,4 @@
+using Nexus.Server.Hosting;
 using System.Text;
 using System.Text.Json;
 
@@ -48,6 +49,9 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
     public const string HttpClientName = "webhooks";
     private readonly SemaphoreSlim wake = new(0);
 
+    /// <summary>Completed rounds: a round ends once every delivery that was due when it began has been attempted.</summary>
+    public LoopPasses Passes { get; } = new();
+
     public void Wake()
     {
         if (wake.CurrentCount == 0)
@@ -77,6 +81,8 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             {
                 logger.LogWarning(e, "Webhook dispatch round failed; retrying");
             }
+
+            Passes.PassCompleted();
 
             try
             {

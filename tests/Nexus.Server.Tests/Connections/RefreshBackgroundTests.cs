@@ -60,12 +60,12 @@ public sealed class RefreshBackgroundTests
         await using var scene = await RefreshScene.StartAsync(background: true, s => s["Nexus:Refresh:KeepAliveSeconds"] = "3600");
         scene.Upstream.ExpiresIn = 30 * 86_400;
         var id = await scene.Kit.ConnectAsync(scene.Provider);
-        await Task.Delay(1500);
+        await scene.RefresherSettledAsync();
         Assert.Equal(0, scene.Upstream.Rotations);
 
         scene.Server.Time.Advance(TimeSpan.FromSeconds(3601));
         await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.Rotations == 1), "a keep-alive refresh");
-        await Task.Delay(1500);
+        await scene.RefresherSettledAsync();
         Assert.Equal(1, scene.Upstream.Rotations);
         Assert.Equal(HttpStatusCode.OK, (await scene.Kit.ReadAsync(id)).Status);
     }

@@ -38,7 +38,7 @@ public sealed class RefreshFailureTests
             Assert.Equal(HttpStatusCode.Conflict, (await scene.Kit.ReadAsync(id)).Status);
         }
 
-        await Task.Delay(2500);
+        await scene.RefresherSettledAsync();
         Assert.Single(scene.Upstream.RefreshCalls);
         var connection = await scene.Kit.ConnectionAsync(id);
         Assert.Equal("attention_required", connection.GetProperty("status").GetString());

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 namespace Nexus.Server.Tests.Infrastructure;
 
 /// <summary>
@@ -52,6 +53,27 @@ public sealed class RefreshScene : IAsyncDisposable
         (_, scene.WebhookSecret) = await scene.Kit.WebhookAsync(hooks.Url);
         scene.Provider = await scene.Kit.RegisterAsync(upstream, provider);
         return scene;
+    }
+
+    /// <summary>
+    /// Waits until the background refresher has made two full passes from now and has no refresh in flight: the
+    /// second pass started after the call, so it saw the current state; anything it started has finished. After this,
+    /// "no refresh happened" is an observation, not a guess.
+    /// </summary>
+    public async Task RefresherSettledAsync()
+    {
+        var worker = Server.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Nexus.Server.Connections.Refresh.RefreshWorker>().Single();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await worker.Passes.WaitAsync(2, timeout.Token);
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(worker.Running == 0), "no refresh in flight");
+    }
+
+    /// <summary>Waits until the webhook dispatcher has made two full rounds from now: every delivery due before the call has been attempted.</summary>
+    public async Task WebhooksSettledAsync()
+    {
+        var dispatcher = Server.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Nexus.Server.Notifications.WebhookDispatcher>().Single();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await dispatcher.Passes.WaitAsync(2, timeout.Token);
     }
 
     /// <summary>One column of a connection's row, as stored (the refresh bookkeeping is not part of the API).</summary>

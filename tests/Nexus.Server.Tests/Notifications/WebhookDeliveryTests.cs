@@ -90,7 +90,7 @@ public sealed class WebhookDeliveryTests
         var hook = await other.WaitForAsync(_ => true);
         Assert.Equal(mine, hook.Data.GetProperty("connection_id").GetString());
         Assert.True(WebhookSignature.Verify(secret, hook.Id, hook.Timestamp, hook.Body, hook.Signature, DateTimeOffset.UtcNow));
-        await Task.Delay(1500);
+        await scene.WebhooksSettledAsync();
         Assert.Single(other.Received);
     }
 }

@@ -31,6 +31,12 @@ internal sealed class RefreshWorker(
     /// <summary>Refreshes that did something (not skipped) since the last pass.</summary>
     private int progressed;
 
+    /// <summary>Completed passes: a pass ends once it has started a refresh for every connection it found due.</summary>
+    public LoopPasses Passes { get; } = new();
+
+    /// <summary>Refreshes started by this worker that have not finished.</summary>
+    public int Running => running.Count;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!options.Refresh.BackgroundEnabled)
@@ -66,6 +72,7 @@ internal sealed class RefreshWorker(
                 logger.LogWarning(e, "Background refresh pass failed; trying again in {Seconds} s", options.Refresh.IntervalSeconds);
             }
 
+            Passes.PassCompleted();
             try
             {
                 await Task.Delay(busy ? TimeSpan.Zero : TimeSpan.FromSeconds(options.Refresh.IntervalSeconds), time, stoppingToken);
