@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Nexus.Server.Tests.Infrastructure;
 
-namespace Nexus.Server.Tests.Connections;
+namespace Nexus.Server.Tests.ApiKeys;
 
 /// <summary>Who may do what on the gateway API: API keys, workspaces, credential reads, return URLs, bad input.</summary>
 public sealed class GatewayAccessTests(BrokerFixture fixture) : IClassFixture<BrokerFixture>

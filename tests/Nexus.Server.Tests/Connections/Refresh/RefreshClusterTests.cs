@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using Nexus.Server.Tests.Infrastructure;
 
-namespace Nexus.Server.Tests.Connections;
+namespace Nexus.Server.Tests.Connections.Refresh;
 
 /// <summary>These tests run real Nexus processes and load the machine: they run alone, after the parallel ones.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]

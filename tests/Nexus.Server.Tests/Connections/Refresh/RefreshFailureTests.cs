@@ -2,7 +2,7 @@ using System.Net;
 using Nexus.Server.Notifications;
 using Nexus.Server.Tests.Infrastructure;
 
-namespace Nexus.Server.Tests.Connections;
+namespace Nexus.Server.Tests.Connections.Refresh;
 
 /// <summary>
 /// The failure policy: a rejected grant needs the user (attention_required, a webhook, no retries); a provider that is

@@ -2,7 +2,7 @@ using System.Net;
 using Nexus.Server.Tests.AuthorizationServer;
 using Nexus.Server.Tests.Infrastructure;
 
-namespace Nexus.Server.Tests.Connections;
+namespace Nexus.Server.Tests.Connections.Refresh;
 
 /// <summary>
 /// Refreshing against the strictest upstream there is at hand: a second Nexus, whose authorization server rotates

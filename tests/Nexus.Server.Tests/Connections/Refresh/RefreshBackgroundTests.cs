@@ -1,7 +1,7 @@
 using System.Net;
 using Nexus.Server.Tests.Infrastructure;
 
-namespace Nexus.Server.Tests.Connections;
+namespace Nexus.Server.Tests.Connections.Refresh;
 
 /// <summary>The background refresher keeps tokens fresh and refresh tokens alive when nobody reads them.</summary>
 public sealed class RefreshBackgroundTests

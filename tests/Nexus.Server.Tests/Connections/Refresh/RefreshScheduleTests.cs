@@ -1,7 +1,7 @@
 using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 
-namespace Nexus.Server.Tests.Connections;
+namespace Nexus.Server.Tests.Connections.Refresh;
 
 /// <summary>The arithmetic every refresh decision rests on, and the classification of provider failures.</summary>
 public sealed class RefreshScheduleTests

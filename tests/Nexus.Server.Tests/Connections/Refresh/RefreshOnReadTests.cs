@@ -1,7 +1,7 @@
 using System.Net;
 using Nexus.Server.Tests.Infrastructure;
 
-namespace Nexus.Server.Tests.Connections;
+namespace Nexus.Server.Tests.Connections.Refresh;
 
 /// <summary>GET /v1/token refreshes a token within its margin, against a provider that rotates refresh tokens and punishes reuse.</summary>
 public sealed class RefreshOnReadTests
