@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Identity;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Grants;
-using Nexus.Server.Hosting;
 using static Nexus.Server.Hosting.Html;
 
 namespace Nexus.Server.Accounts;

@@ -3,7 +3,6 @@ using System.Text.RegularExpressions;
 using Dapper;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
-using Nexus.Server.Vault;
 
 namespace Nexus.Server.ApiKeys;
 

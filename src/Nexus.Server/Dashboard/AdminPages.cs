@@ -1,5 +1,4 @@
 using Nexus.Server.Accounts;
-using Nexus.Server.Hosting;
 using static Nexus.Server.Hosting.Html;
 
 namespace Nexus.Server.Dashboard;

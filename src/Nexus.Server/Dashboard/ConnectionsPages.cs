@@ -1,8 +1,6 @@
 using Nexus.Server.Accounts;
-using Nexus.Server.Audit;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
-using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using static Nexus.Server.Hosting.Html;

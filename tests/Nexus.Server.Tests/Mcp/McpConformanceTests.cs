@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Mcp;
