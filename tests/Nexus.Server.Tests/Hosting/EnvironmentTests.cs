@@ -11,13 +11,7 @@ public sealed class EnvironmentTests
     [Fact]
     public void TheLaunchProfileDoesNotOverrideTheEnvironmentAPersonSets()
     {
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(root.FullName, "Nexus.slnx")))
-        {
-            root = root.Parent!;
-        }
-
-        using var profile = JsonDocument.Parse(File.ReadAllText(Path.Combine(root.FullName, "src", "Nexus.Server", "Properties", "launchSettings.json")));
+        using var profile = JsonDocument.Parse(File.ReadAllText(Repository.PathOf("src", "Nexus.Server", "Properties", "launchSettings.json")));
         foreach (var p in profile.RootElement.GetProperty("profiles").EnumerateObject())
         {
             var variables = p.Value.TryGetProperty("environmentVariables", out var v) ? v.EnumerateObject().Select(e => e.Name).ToList() : [];

@@ -1,3 +1,4 @@
+using Nexus.Server.Tests.Infrastructure;
 using Nexus.Server.Providers;
 
 namespace Nexus.Server.Tests.Providers;
@@ -11,7 +12,7 @@ public sealed class CatalogDocumentTests
     [Fact]
     public void TheCheckedInProviderCatalogDocumentMatchesTheCatalog()
     {
-        var path = Path.Combine(RepositoryRoot(), CatalogDocument.RelativePath);
+        var path = Path.Combine(Repository.Root, CatalogDocument.RelativePath);
         var current = File.ReadAllText(path);
         var generated = CatalogDocument.Render(current, ProviderCatalog.LoadEmbedded());
         if (Environment.GetEnvironmentVariable(WriteVariable) == "1")
@@ -37,18 +38,5 @@ public sealed class CatalogDocumentTests
         Assert.All(catalog.Entries.Keys, key => Assert.Single(generated.Split('\n'), line => line == $"### {key}"));
         Assert.Contains("| `https://www.googleapis.com/auth/gmail.send` | Send email on your behalf |", generated, StringComparison.Ordinal);
         Assert.Throws<InvalidOperationException>(() => CatalogDocument.Render("# no marker\n", catalog));
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Nexus.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Nexus.slnx not found above " + AppContext.BaseDirectory);
     }
 }
