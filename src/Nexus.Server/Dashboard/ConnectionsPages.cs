@@ -55,18 +55,21 @@ internal static class ConnectionsPages
             var permissions = c.ScopeList.Count == 0 ? "<span class=\"muted\">No extra permissions</span>"
                 : "<ul class=\"scopes\">" + string.Concat(c.ScopeList.Select(s => $"<li>{E(Describe(catalog, provider, s))}</li>")) + "</ul>";
             var reconnect = provider is null ? "" : $"<a class=\"button secondary\" href=\"{Path}/connect/{E(provider.Name)}?replaces={E(c.Id)}\">{(c.Status == ConnectionStatus.Active ? "Re-authorize" : "Reconnect")}</a>";
+            // "Last refreshed" only means something for OAuth connections whose provider renews tokens; a key or a password is never refreshed.
+            var refreshes = provider is { AuthMode: AuthModes.OAuth2, Config.RefreshSupported: true };
+            var refreshed = refreshes ? Time(c.UpdatedAt) : "<span class=\"muted\" title=\"This service's credential is not refreshed\">not refreshed</span>";
             return $"""
-                <tr><td><span class="avatar" aria-hidden="true">{E(name[..1].ToUpperInvariant())}</span> <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
-                <td>{permissions}</td><td><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
-                <td>{Time(c.CreatedAt)}</td><td>{Time(c.UpdatedAt)}</td>
-                <td>{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>
+                <tr><td data-label="Service">{ProviderLogos.Avatar(provider, name)} <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
+                <td data-label="Permissions">{permissions}</td><td data-label="Status"><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
+                <td data-label="Connected">{Time(c.CreatedAt)}</td><td data-label="Last refreshed">{refreshed}</td>
+                <td data-label="Actions">{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>
                 """;
         });
-        var table = SiteManagementPages.Table(["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"], rows, "You have not connected any service yet.");
+        var table = SiteManagementPages.Table(["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"], rows, "You have not connected any service yet.", "stack");
         var connect = registered.Count == 0
             ? "<p class=\"muted\">No services are configured on this Nexus yet; an administrator adds them under Site management › Providers.</p>"
             : "<ul class=\"connect-list\">" + string.Concat(registered.OrderBy(p => p.DisplayName).Select(p =>
-                $"<li><a class=\"button secondary\" href=\"{Path}/connect/{E(p.Name)}\"><span class=\"avatar\" aria-hidden=\"true\">{E(p.DisplayName[..1].ToUpperInvariant())}</span> {E(p.DisplayName)}</a></li>")) + "</ul>";
+                $"<li><a class=\"button secondary\" href=\"{Path}/connect/{E(p.Name)}\">{ProviderLogos.Avatar(p, p.DisplayName)} {E(p.DisplayName)}</a></li>")) + "</ul>";
         return Page(context, "My connections", $"""
             {banner}<section class="card"><h1>My connections</h1>{table}</section>
             <section class="card"><h2>Connect a service</h2>{connect}</section>
@@ -103,7 +106,7 @@ internal static class ConnectionsPages
 
         var choices = offered.Count == 0 ? "<p class=\"muted\">This service asks for no permissions.</p>" : "<fieldset><legend>Permissions to grant</legend>" + string.Concat(offered.Select((s, i) => $"""
             <div class="check"><input type="checkbox" id="scope-{i}" name="scope" value="{E(s)}"{((chosen ?? p.Scopes).Contains(s) ? " checked" : "")}>
-            <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label></div>
+            <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label>{UncheckedHint(s, p.DisplayName)}</div>
             """)) + "</fieldset>";
         return Page(context, "Connect " + p.DisplayName, $"""
             <section class="card narrow"><h1>Connect {E(p.DisplayName)}</h1>{(note is null ? "" : $"<p class=\"muted\">{E(note)}</p>")}
@@ -211,6 +214,15 @@ internal static class ConnectionsPages
         await connections.RevokeAsync(connection, "user:" + workspace, ct);
         return Results.Redirect(Path);
     }
+
+    /// <summary>
+    /// What leaving a permission out means, shown (by the stylesheet alone) while its box is unchecked. Only
+    /// offline_access needs it: without it there is no refresh token (OpenID Connect Core 1.0 §11), so access ends
+    /// when the first access token expires.
+    /// </summary>
+    private static string UncheckedHint(string scope, string displayName) => scope == "offline_access"
+        ? $"<p class=\"when-unchecked\" role=\"note\">Without this, Nexus gets no refresh token: access to {E(displayName)} ends when the first access token expires (often within an hour), and you will have to reconnect.</p>"
+        : "";
 
     private static string Display(IReadOnlyList<Provider> providers, string name) => providers.FirstOrDefault(p => p.Name == name)?.DisplayName ?? name;
 
