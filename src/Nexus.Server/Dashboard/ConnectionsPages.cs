@@ -48,24 +48,28 @@ internal static class ConnectionsPages
             <div class="banner" role="alert"><strong>{attention.Count} connection{(attention.Count == 1 ? " needs" : "s need")} to be re-established.</strong>
             {string.Join(", ", attention.Select(c => E(Display(registered, c.ProviderName))))} stopped working (the service refused to renew access). Use <em>Reconnect</em> below.</div>
             """;
-        var rows = connections.Where(c => c.Status != ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).Select(c =>
+        var listed = connections.Where(c => c.Status != ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).ToList();
+        // "Last refreshed" only means something for OAuth connections whose provider renews tokens; a key or a password is
+        // never refreshed. The column is there only when a listed connection refreshes; other rows leave the cell empty.
+        bool Refreshes(Connection c) => registered.FirstOrDefault(p => p.Name == c.ProviderName) is { AuthMode: AuthModes.OAuth2, Config.RefreshSupported: true };
+        var refreshColumn = listed.Any(Refreshes);
+        var rows = listed.Select(c =>
         {
             var provider = registered.FirstOrDefault(p => p.Name == c.ProviderName);
             var name = Display(registered, c.ProviderName);
             var permissions = c.ScopeList.Count == 0 ? "<span class=\"muted\">No extra permissions</span>"
                 : "<ul class=\"scopes\">" + string.Concat(c.ScopeList.Select(s => $"<li>{E(Describe(catalog, provider, s))}</li>")) + "</ul>";
             var reconnect = provider is null ? "" : $"<a class=\"button secondary\" href=\"{Path}/connect/{E(provider.Name)}?replaces={E(c.Id)}\">{(c.Status == ConnectionStatus.Active ? "Re-authorize" : "Reconnect")}</a>";
-            // "Last refreshed" only means something for OAuth connections whose provider renews tokens; a key or a password is never refreshed.
-            var refreshes = provider is { AuthMode: AuthModes.OAuth2, Config.RefreshSupported: true };
-            var refreshed = refreshes ? Time(c.UpdatedAt) : "<span class=\"muted\" title=\"This service's credential is not refreshed\">not refreshed</span>";
+            var refreshed = !refreshColumn ? "" : Refreshes(c) ? $"<td data-label=\"Last refreshed\">{Time(c.UpdatedAt)}</td>"
+                : "<td><span class=\"muted\" title=\"This service's access is not refreshed\" aria-label=\"Not refreshed\">–</span></td>";
             return $"""
                 <tr><td data-label="Service">{ProviderLogos.Avatar(provider, name)} <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
                 <td data-label="Permissions">{permissions}</td><td data-label="Status"><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
-                <td data-label="Connected">{Time(c.CreatedAt)}</td><td data-label="Last refreshed">{refreshed}</td>
+                <td data-label="Connected">{Time(c.CreatedAt)}</td>{refreshed}
                 <td data-label="Actions">{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>
                 """;
         });
-        var table = SiteManagementPages.Table(["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"], rows, "You have not connected any service yet.", "stack");
+        var table = SiteManagementPages.Table(refreshColumn ? ["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"] : ["Service", "Permissions", "Status", "Connected", "Actions"], rows, "You have not connected any service yet.", "stack");
         var connect = registered.Count == 0
             ? "<p class=\"muted\">No services are configured on this Nexus yet; an administrator adds them under Site management › Providers.</p>"
             : "<ul class=\"connect-list\">" + string.Concat(registered.OrderBy(p => p.DisplayName).Select(p =>

@@ -493,8 +493,9 @@ internal static class SiteManagementBrokerPages
 
         var events = await audit.QueryAsync(NullIfEmpty(workspace_id), NullIfEmpty(connection_id), NullIfEmpty(@event), 200, ct);
         var rows = events.Select(e => $"""
-            <tr><td><time datetime="{e.At:O}">{e.At:yyyy-MM-dd HH:mm:ss}</time></td><td><code>{E(e.Event)}</code></td><td>{E(e.Actor)}</td>
-            <td>{E(e.WorkspaceId)}</td><td><code>{E(e.ConnectionId)}</code></td><td><code class="detail">{E(e.Detail.ToString())}</code></td></tr>
+            <tr class="has-detail"><td><time datetime="{e.At:O}">{e.At:yyyy-MM-dd HH:mm:ss}</time></td><td><code>{E(e.Event)}</code></td><td>{E(e.Actor)}</td>
+            <td>{E(e.WorkspaceId)}</td><td><code>{E(e.ConnectionId)}</code></td></tr>
+            <tr class="detail-row"><td colspan="5"><span class="muted">Detail</span> <code class="detail">{E(e.Detail.ToString())}</code></td></tr>
             """);
         var options = string.Concat(AuditEvents.All.Prepend("").Select(e => $"<option value=\"{E(e)}\"{(e == @event ? " selected" : "")}>{(e.Length == 0 ? "any event" : E(e))}</option>"));
         return Render(context, "/admin/audit", "Audit log", $"""
@@ -504,7 +505,7 @@ internal static class SiteManagementBrokerPages
             <label for="connection_id">Connection</label><input id="connection_id" name="connection_id" type="text" value="{E(connection_id)}">
             <label for="event">Event</label><select id="event" name="event">{options}</select>
             <div class="actions"><button type="submit">Filter</button><a class="button secondary" href="/admin/audit">Clear</a></div></form>
-            {Table(["When", "Event", "Actor", "Workspace", "Connection", "Detail"], rows, "No events match.", "audit")}</section>
+            {Table(["When", "Event", "Actor", "Workspace", "Connection"], rows, "No events match.", "audit")}</section>
             """);
     }
 
