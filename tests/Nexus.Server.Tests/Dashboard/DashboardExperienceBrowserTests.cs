@@ -423,4 +423,42 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         Assert.True(await page.EvaluateAsync<bool>("() => document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"));
         admin.AssertNoConsoleErrors();
     }
+
+    [Theory]
+    [InlineData("credential_schema", "[")]
+    [InlineData("credential_schema", "[]")]
+    [InlineData("credential_schema", "{\"type\":\"object\",\"properties\":{\"api_key\":{\"type\":\"string\",\"pattern\":\"(a\\\\1)\"}},\"required\":[\"api_key\"]}")]
+    [InlineData("api_key_in", "<script>")]
+    [InlineData("auth_mode", "kerberos")]
+    [InlineData("api_base_url", "javascript:alert(1)")]
+    public async Task TheCustomProviderFormAnswersOddInputWithAFieldErrorNeverA500(string field, string value)
+    {
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(AdminEmail, Password);
+        await browser.NavigateAsync("/admin/providers");
+        var fields = new Dictionary<string, string>
+        {
+            ["auth_mode"] = "api_key", ["name"] = "odd-" + Guid.NewGuid().ToString("N")[..8], ["api_base_url"] = "https://odd.example/api",
+            ["api_key_in"] = "header", ["api_key_name"] = "X-Key", [field] = value,
+        };
+        await browser.SubmitAsync("/admin/providers/custom", fields);
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("class=\"error\" role=\"alert\"", browser.LastPage);
+        Assert.DoesNotContain("<script>\"", browser.LastPage);
+    }
+
+    [Fact]
+    public async Task UserAndProviderActionsOnUnknownOrOddIdsAnswerNotFound()
+    {
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(AdminEmail, Password);
+        await browser.NavigateAsync("/admin/users");
+        var csrf = Browser.Forms(browser.LastPage).First(f => f.Action == "/admin/users").Hidden;
+        foreach (var path in new[] { "/admin/users/usr_nobody/disable", "/admin/users/" + new string('x', 300) + "/reset", "/admin/users/%3Cscript%3E/unlock", "/admin/providers/nobody/delete", "/admin/providers/nobody" })
+        {
+            using var http = new HttpClient(new HttpClientHandler { CookieContainer = browser.Cookies, AllowAutoRedirect = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+            using var response = await http.PostAsync(path, new FormUrlEncodedContent(csrf));
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        }
+    }
 }
