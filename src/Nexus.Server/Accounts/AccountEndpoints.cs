@@ -21,6 +21,7 @@ internal static class AccountEndpoints
         app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/account/signout", SignOutAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/account/applications", ApplicationsAsync).ExcludeFromDescription();
+        app.MapGet("/account/applications/{clientId}/withdraw", ConfirmWithdrawAsync).ExcludeFromDescription();
         app.MapPost("/account/applications/{clientId}/withdraw", WithdrawAsync).ExcludeFromDescription().DisableAntiforgery();
     }
 
@@ -60,14 +61,17 @@ internal static class AccountEndpoints
                 """);
         }
 
-        var admin = context.User.IsSystemAdmin() ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>" : "";
+        var admin = context.User.IsSystemAdmin()
+            ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>"
+            : "";
         return Page(context, "Home", $"""
-            <section class="card"><h1>Signed in</h1><p>You are signed in as <strong>{E(context.User.Identity.Name)}</strong>.</p>{admin}
-            <div class="actions"><a class="button secondary" href="/account/applications">Authorized applications</a></div></section>
+            <section class="card"><h1>Welcome</h1><p>You are signed in as <strong>{E(context.User.Identity.Name)}</strong>.</p>{admin}
+            <div class="actions"><a class="button" href="/dashboard">My connections</a><a class="button secondary" href="/account/applications">Authorized applications</a></div></section>
             """);
     }
 
-    private static async Task<IResult> SignInPageAsync(HttpContext context, string? returnUrl, string? error, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct, int status = 200)
+    private static async Task<IResult> SignInPageAsync(HttpContext context, string? returnUrl, string? error, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct,
+        int status = 200, string? email = null)
     {
         returnUrl = LocalUrlOrHome(returnUrl);
         var signUp = await settings.IsSignUpEnabledAsync(ct) ? $"""<p class="muted">New here? <a href="/account/signup?returnUrl={E(Uri.EscapeDataString(returnUrl!))}">Create an account</a></p>""" : "";
@@ -79,7 +83,7 @@ internal static class AccountEndpoints
             <section class="card narrow"><h1>Sign in to Nexus</h1>{message}
             <form method="post" action="{SignInPath}">{AntiforgeryField(context)}
             <input type="hidden" name="returnUrl" value="{E(returnUrl)}">
-            <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="username" required autofocus>
+            <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="username" required autofocus{(email is null ? "" : $" value=\"{E(email)}\"")}>
             <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
             <div class="actions"><button type="submit">Sign in</button></div></form>{external}{signUp}</section>
             """, status);
@@ -96,21 +100,22 @@ internal static class AccountEndpoints
         string email = form["email"].ToString().Trim(), password = form["password"].ToString(), returnUrl = form["returnUrl"].ToString();
         if (email.Length == 0 || password.Length == 0)
         {
-            return await SignInPageAsync(context, returnUrl, "Enter your email and password.", settings, upstream, ct, 400);
+            return await SignInPageAsync(context, returnUrl, "Enter your email and password.", settings, upstream, ct, 400, email);
         }
 
         var (outcome, retryAfter) = await signIn.SignInAsync(context, email, password);
         switch (outcome)
         {
             case PasswordSignInOutcome.SignedIn:
-                return Results.Redirect(LocalUrlOrHome(returnUrl));
+                // Without a return URL, a person lands on My connections (what they came for), not on a page with nothing to do.
+                return Results.Redirect(LocalUrlOrDashboard(returnUrl));
             case PasswordSignInOutcome.Throttled:
                 var minutes = (int)Math.Ceiling(retryAfter.TotalMinutes);
                 context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return await SignInPageAsync(context, returnUrl, $"Too many failed sign-ins from your network. Try again in {minutes} minute{(minutes == 1 ? "" : "s")}.", settings, upstream, ct, 429);
+                return await SignInPageAsync(context, returnUrl, $"Too many failed sign-ins from your network. Try again in {minutes} minute{(minutes == 1 ? "" : "s")}.", settings, upstream, ct, 429, email);
             default:
                 // A locked account, an unknown email and a wrong password get the same answer (no account enumeration).
-                return await SignInPageAsync(context, returnUrl, "Wrong email or password.", settings, upstream, ct, 401);
+                return await SignInPageAsync(context, returnUrl, "Wrong email or password.", settings, upstream, ct, 401, email);
         }
     }
 
@@ -120,14 +125,14 @@ internal static class AccountEndpoints
     private static IResult SignUpClosed(HttpContext context) =>
         Error(context, "Sign-up is closed", "This deployment does not accept new accounts. Ask an administrator to create one for you.", StatusCodes.Status403Forbidden);
 
-    private static IResult SignUpPage(HttpContext context, string? returnUrl, IEnumerable<string>? errors, int status = 200)
+    private static IResult SignUpPage(HttpContext context, string? returnUrl, IEnumerable<string>? errors, int status = 200, IFormCollection? form = null)
     {
         var message = errors is null ? "" : $"""<ul class="error" role="alert">{string.Concat(errors.Select(e => $"<li>{E(e)}</li>"))}</ul>""";
         return Page(context, "Create an account", $"""
             <section class="card narrow"><h1>Create your Nexus account</h1>{message}
             <form method="post" action="/account/signup">{AntiforgeryField(context)}
             <input type="hidden" name="returnUrl" value="{E(LocalUrlOrHome(returnUrl))}">
-            <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required autofocus>
+            <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required autofocus{Value(form, "email")}>
             <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="new-password" minlength="10" required aria-describedby="password-help">
             <p id="password-help" class="muted">At least 10 characters.</p>
             <div class="actions"><button type="submit">Create account</button></div></form>
@@ -152,7 +157,7 @@ internal static class AccountEndpoints
         var (user, errors) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
         if (user is null)
         {
-            return SignUpPage(context, returnUrl, errors, 400);
+            return SignUpPage(context, returnUrl, errors, 400, form);
         }
 
         await signIn.SignInAsync(user, isPersistent: false);
@@ -204,8 +209,7 @@ internal static class AccountEndpoints
             rows.Add($"""
                 <tr><td><strong>{E(client?.Name ?? clientId)}</strong><br><span class="muted">{E(client?.BaseUrl ?? "")}</span></td>
                 <td>{string.Join(", ", scopes.Select(s => $"<code>{E(s)}</code>"))}</td><td>{grantedAt:yyyy-MM-dd}</td>
-                <td><form method="post" action="/account/applications/{E(Uri.EscapeDataString(clientId))}/withdraw">{AntiforgeryField(context)}
-                <button type="submit" class="danger" aria-label="Withdraw access for {E(client?.Name ?? clientId)}">Withdraw</button></form></td></tr>
+                <td><a class="button secondary" href="/account/applications/{E(Uri.EscapeDataString(clientId))}/withdraw" aria-label="Revoke access for {E(client?.Name ?? clientId)}">Revoke</a></td></tr>
                 """);
         }
 
@@ -213,6 +217,29 @@ internal static class AccountEndpoints
             ? "<p class=\"muted\">You have not authorized any application.</p>"
             : $"<table><thead><tr><th scope=\"col\">Application</th><th scope=\"col\">Permissions</th><th scope=\"col\">Since</th><th scope=\"col\"><span class=\"muted\">Action</span></th></tr></thead><tbody>{string.Concat(rows)}</tbody></table>";
         return Page(context, "Authorized applications", $"<section class=\"card\"><h1>Authorized applications</h1>{table}</section>");
+    }
+
+    /// <summary>Revoking an application's access asks first, like every destructive action in the dashboard.</summary>
+    private static async Task<IResult> ConfirmWithdrawAsync(HttpContext context, string clientId, GrantStore grants, ClientRegistry clients, CancellationToken ct)
+    {
+        if (UserAccounts.CurrentUserId(context) is not { } userId)
+        {
+            return Results.Redirect($"{SignInPath}?returnUrl={Uri.EscapeDataString("/account/applications")}");
+        }
+
+        clientId = Uri.UnescapeDataString(clientId);
+        if ((await grants.ListConsentsAsync(userId, ct)).All(c => c.ClientId != clientId))
+        {
+            return Error(context, "Not found", "You have not authorized this application.", StatusCodes.Status404NotFound);
+        }
+
+        var name = (await clients.FindAsync(clientId, ct))?.Name ?? clientId;
+        return Page(context, "Revoke " + name, $"""
+            <section class="card narrow"><h1>Revoke access for {E(name)}?</h1>
+            <p>{E(name)} loses access to your account at once: its tokens stop working, and it has to ask for your permission again.</p>
+            <form method="post" action="/account/applications/{E(Uri.EscapeDataString(clientId))}/withdraw">{AntiforgeryField(context)}
+            <div class="actions"><button type="submit" class="danger">Revoke access</button><a class="button secondary" href="/account/applications">Cancel</a></div></form></section>
+            """);
     }
 
     private static async Task<IResult> WithdrawAsync(HttpContext context, string clientId, GrantStore grants)

@@ -62,7 +62,7 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
         }
 
         var (metadata, _) = await DiscoverAsync(context.RequestAborted);
-        var pending = new Pending(SecretToken(), SecretToken(), SecretToken(), LocalUrlOrHome(returnUrl), time.GetUtcNow().AddMinutes(10).ToUnixTimeSeconds());
+        var pending = new Pending(SecretToken(), SecretToken(), SecretToken(), LocalUrlOrDashboard(returnUrl), time.GetUtcNow().AddMinutes(10).ToUnixTimeSeconds());
         context.Response.Cookies.Append(CookieName, protector.Protect(JsonSerializer.Serialize(pending)), new CookieOptions
         {
             HttpOnly = true,

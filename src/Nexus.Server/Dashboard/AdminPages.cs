@@ -57,12 +57,32 @@ internal static class AdminPages
 
     public static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 
+    /// <summary>Active rows in the table; revoked ones folded away below it, kept for the record.</summary>
+    public static string ActiveAndRevoked(string[] headers, IEnumerable<(bool Revoked, string Row)> rows, string empty)
+    {
+        var all = rows.ToList();
+        var revoked = all.Where(r => r.Revoked).Select(r => r.Row).ToList();
+        var table = SiteManagementPages.Table(headers, all.Where(r => !r.Revoked).Select(r => r.Row), empty);
+        return revoked.Count == 0 ? table
+            : $"{table}<details class=\"revoked-list\"><summary>Revoked ({revoked.Count})</summary>{SiteManagementPages.Table(headers, revoked, "")}</details>";
+    }
+
     public static string Status(bool revoked) => revoked ? "<span class=\"status revoked\">revoked</span>" : "<span class=\"status active\">active</span>";
 
-    /// <summary>A destructive action asks first, on a page of its own (no script needed).</summary>
-    public static IResult Confirm(HttpContext context, string current, string question, string action, string button) =>
+    /// <summary>
+    /// Every destructive action asks first, on a page of its own (no script needed, so it works under the strict CSP
+    /// and without JavaScript). The same rule on every tab (README, "Dashboard"):
+    /// <list type="bullet">
+    /// <item><b>Revoke</b> ends the access something holds (an application, an App Client, an API key; on My connections a
+    /// connection, on Authorized applications your consent). The row leaves the list at once; revoked credentials are kept
+    /// for the record and listed under a folded "Revoked" section.</item>
+    /// <item><b>Delete</b> removes configuration (a provider, a webhook); the row vanishes.</item>
+    /// <item><b>Disable</b> (users) keeps the row, marked disabled; <b>Enable</b> undoes it.</item>
+    /// </list>
+    /// </summary>
+    public static IResult Confirm(HttpContext context, string current, string question, string action, string button, string? detail = null) =>
         Render(context, current, "Confirm", $"""
-            <section class="card narrow"><h2>{E(question)}</h2>
+            <section class="card narrow"><h2>{E(question)}</h2>{(detail is null ? "" : $"<p>{E(detail)}</p>")}
             <form method="post" action="{E(action)}">{AntiforgeryField(context)}
             <div class="actions"><button type="submit" class="danger">{E(button)}</button><a class="button secondary" href="{E(current)}">Cancel</a></div></form></section>
             """);

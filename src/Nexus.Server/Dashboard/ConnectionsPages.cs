@@ -46,25 +46,32 @@ internal static class ConnectionsPages
             <div class="banner" role="alert"><strong>{attention.Count} connection{(attention.Count == 1 ? " needs" : "s need")} to be re-established.</strong>
             {string.Join(", ", attention.Select(c => E(Display(registered, c.ProviderName))))} stopped working (the service refused to renew access). Use <em>Reconnect</em> below.</div>
             """;
-        var rows = connections.Where(c => c.Status != ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).Select(c =>
+        var listed = connections.Where(c => c.Status != ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).ToList();
+        // "Last refreshed" only means something for OAuth connections whose provider renews tokens; a key or a password is
+        // never refreshed. The column is there only when a listed connection refreshes; other rows leave the cell empty.
+        bool Refreshes(Connection c) => registered.FirstOrDefault(p => p.Name == c.ProviderName) is { AuthMode: AuthModes.OAuth2, Config.RefreshSupported: true };
+        var refreshColumn = listed.Any(Refreshes);
+        var rows = listed.Select(c =>
         {
             var provider = registered.FirstOrDefault(p => p.Name == c.ProviderName);
             var name = Display(registered, c.ProviderName);
             var permissions = c.ScopeList.Count == 0 ? "<span class=\"muted\">No extra permissions</span>"
                 : "<ul class=\"scopes\">" + string.Concat(c.ScopeList.Select(s => $"<li>{E(Describe(catalog, provider, s))}</li>")) + "</ul>";
             var reconnect = provider is null ? "" : $"<a class=\"button secondary\" href=\"{Path}/connect/{E(provider.Name)}?replaces={E(c.Id)}\">{(c.Status == ConnectionStatus.Active ? "Re-authorize" : "Reconnect")}</a>";
+            var refreshed = !refreshColumn ? "" : Refreshes(c) ? $"<td data-label=\"Last refreshed\">{Time(c.UpdatedAt)}</td>"
+                : "<td><span class=\"muted\" title=\"This service's access is not refreshed\" aria-label=\"Not refreshed\">–</span></td>";
             return $"""
-                <tr><td><span class="avatar" aria-hidden="true">{E(name[..1].ToUpperInvariant())}</span> <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
-                <td>{permissions}</td><td><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
-                <td>{Time(c.CreatedAt)}</td><td>{Time(c.UpdatedAt)}</td>
-                <td>{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>
+                <tr><td data-label="Service">{ProviderLogos.Avatar(provider, name)} <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
+                <td data-label="Permissions">{permissions}</td><td data-label="Status"><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
+                <td data-label="Connected">{Time(c.CreatedAt)}</td>{refreshed}
+                <td data-label="Actions">{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>
                 """;
         });
-        var table = SiteManagementPages.Table(["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"], rows, "You have not connected any service yet.");
+        var table = SiteManagementPages.Table(refreshColumn ? ["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"] : ["Service", "Permissions", "Status", "Connected", "Actions"], rows, "You have not connected any service yet.", "stack");
         var connect = registered.Count == 0
             ? "<p class=\"muted\">No services are configured on this Nexus yet; an administrator adds them under Site management › Providers.</p>"
             : "<ul class=\"connect-list\">" + string.Concat(registered.OrderBy(p => p.DisplayName).Select(p =>
-                $"<li><a class=\"button secondary\" href=\"{Path}/connect/{E(p.Name)}\"><span class=\"avatar\" aria-hidden=\"true\">{E(p.DisplayName[..1].ToUpperInvariant())}</span> {E(p.DisplayName)}</a></li>")) + "</ul>";
+                $"<li><a class=\"button secondary\" href=\"{Path}/connect/{E(p.Name)}\">{ProviderLogos.Avatar(p, p.DisplayName)} {E(p.DisplayName)}</a></li>")) + "</ul>";
         return Page(context, "My connections", $"""
             {banner}<section class="card"><h1>My connections</h1>{table}</section>
             <section class="card"><h2>Connect a service</h2>{connect}</section>
@@ -101,7 +108,7 @@ internal static class ConnectionsPages
 
         var choices = offered.Count == 0 ? "<p class=\"muted\">This service asks for no permissions.</p>" : "<fieldset><legend>Permissions to grant</legend>" + string.Concat(offered.Select((s, i) => $"""
             <div class="check"><input type="checkbox" id="scope-{i}" name="scope" value="{E(s)}"{((chosen ?? p.Scopes).Contains(s) ? " checked" : "")}>
-            <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label></div>
+            <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label>{UncheckedHint(s, p.DisplayName)}</div>
             """)) + "</fieldset>";
         return Page(context, "Connect " + p.DisplayName, $"""
             <section class="card narrow"><h1>Connect {E(p.DisplayName)}</h1>{(note is null ? "" : $"<p class=\"muted\">{E(note)}</p>")}
@@ -209,6 +216,15 @@ internal static class ConnectionsPages
         await connections.RevokeAsync(connection, "user:" + workspace, ct);
         return Results.Redirect(Path);
     }
+
+    /// <summary>
+    /// What leaving a permission out means, shown (by the stylesheet alone) while its box is unchecked. Only
+    /// offline_access needs it: without it there is no refresh token (OpenID Connect Core 1.0 §11), so access ends
+    /// when the first access token expires.
+    /// </summary>
+    private static string UncheckedHint(string scope, string displayName) => scope == "offline_access"
+        ? $"<p class=\"when-unchecked\" role=\"note\">Without this, Nexus gets no refresh token: access to {E(displayName)} ends when the first access token expires (often within an hour), and you will have to reconnect.</p>"
+        : "";
 
     private static string Display(IReadOnlyList<Provider> providers, string name) => providers.FirstOrDefault(p => p.Name == name)?.DisplayName ?? name;
 

@@ -19,25 +19,36 @@ internal static class SiteManagementBrokerPages
 {
     public static void MapSiteManagementBroker(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, ct)).ExcludeFromDescription();
+        app.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
         app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, ct)).ExcludeFromDescription();
+        app.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
+        app.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
+            Guard(context) ?? Confirm(context, "/admin/providers", $"Delete the provider {name}?", $"/admin/providers/{Uri.EscapeDataString(name)}/delete", "Delete provider",
+                "Apps and people can no longer connect it. Nexus refuses while connections still use it: revoke those first.")).ExcludeFromDescription();
+        app.MapPost("/admin/providers/{name}/delete", DeleteProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/api-keys/{id}/revoke", (HttpContext context, string id) =>
-            Guard(context) ?? Confirm(context, "/admin/api-keys", "Revoke this API key? Every app using it loses access at once.", $"/admin/api-keys/{id}/revoke", "Revoke key")).ExcludeFromDescription();
+            Guard(context) ?? Confirm(context, "/admin/api-keys", "Revoke this API key?", $"/admin/api-keys/{Uri.EscapeDataString(id)}/revoke", "Revoke key",
+                "Every app using it loses access at once. It stays listed under Revoked.")).ExcludeFromDescription();
         app.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, ct)).ExcludeFromDescription();
+        app.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/webhooks/{id}/delete", (HttpContext context, string id) =>
+            Guard(context) ?? Confirm(context, "/admin/webhooks", "Delete this webhook?", $"/admin/webhooks/{Uri.EscapeDataString(id)}/delete", "Delete webhook",
+                "Nexus stops sending events to it at once; its delivery log goes with it.")).ExcludeFromDescription();
         app.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
     }
 
     // ---- Providers ----------------------------------------------------------------------------------------------
 
-    private static async Task<IResult> ProvidersAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, Dictionary<string, string[]>? errors, CancellationToken ct, int status = 200)
+    private static async Task<IResult> ProvidersAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, Dictionary<string, string[]>? errors, IFormCollection? form,
+        bool custom, CancellationToken ct, int status = 200)
     {
         if (Guard(context) is { } denied)
         {
@@ -46,38 +57,119 @@ internal static class SiteManagementBrokerPages
 
         var options = context.RequestServices.GetRequiredService<NexusOptions>();
         var rows = (await registry.ListAsync(ct)).Select(p => $"""
-            <tr><td><strong>{E(p.DisplayName)}</strong><br><code>{E(p.Name)}</code></td><td>{E(p.CatalogKey ?? "custom")}</td><td>{E(p.AuthMode)}</td>
-            <td>{(p.AuthMode == AuthModes.OAuth2 ? $"<code>{E(p.ClientId)}</code>" : "<span class=\"muted\">users bring credentials</span>")}</td><td>{string.Join(" ", p.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td></tr>
+            <tr><td>{ProviderLogos.Avatar(p, p.DisplayName)} <strong>{E(p.DisplayName)}</strong><br><code>{E(p.Name)}</code></td><td>{E(p.CatalogKey ?? "custom")}</td><td>{E(p.AuthMode)}</td>
+            <td>{(p.AuthMode == AuthModes.OAuth2 ? $"<code>{E(p.ClientId)}</code>" : "<span class=\"muted\">users bring credentials</span>")}</td><td>{string.Join(" ", p.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td>
+            <td><a class="button secondary" href="/admin/providers/{E(Uri.EscapeDataString(p.Name))}" aria-label="Edit {E(p.DisplayName)}">Edit</a> <a class="button secondary" href="/admin/providers/{E(Uri.EscapeDataString(p.Name))}/delete" aria-label="Delete {E(p.DisplayName)}">Delete</a></td></tr>
             """);
-        var entries = string.Concat(catalog.Entries.OrderBy(e => e.Value.DisplayName).Select(e => $"<option value=\"{E(e.Key)}\">{E(e.Value.DisplayName)} ({E(e.Value.AuthMode)})</option>"));
+        var catalogForm = custom ? null : form;
+        var customForm = custom ? form : null;
+        var entries = string.Concat(catalog.Entries.OrderBy(e => e.Value.DisplayName).Select(e => $"<option value=\"{E(e.Key)}\"{Selected(catalogForm, "catalog", e.Key)}>{E(e.Value.DisplayName)} ({E(e.Value.AuthMode)})</option>"));
+        var modes = string.Concat(new[] { (AuthModes.OAuth2, "OAuth 2.0 (users approve at the service)"), (AuthModes.ApiKey, "API key (users paste their key)"),
+            (AuthModes.BasicAuth, "Basic auth (username and password)"), (AuthModes.AwsSigV4, "AWS Signature Version 4 (access keys)") }
+            .Select(m => $"<option value=\"{m.Item1}\"{Selected(customForm, "auth_mode", m.Item1, m.Item1 == AuthModes.OAuth2)}>{E(m.Item2)}</option>"));
         return Render(context, "/admin/providers", "Providers", $"""
-            <section class="card"><h2>Configured providers</h2>{Table(["Provider", "Catalog", "Mode", "Client ID", "Default scopes"], rows, "No providers yet.")}
+            <section class="card"><h2>Configured providers</h2>{Table(["Provider", "Catalog", "Mode", "Client ID", "Default scopes", "Actions"], rows, "No providers yet.")}
             <p class="muted">OAuth providers redirect to <code>{E(options.Issuer)}/auth/callback</code>: register that redirect URI with the provider.</p></section>
-            <section class="card"><h2>Add a provider from the catalog</h2>{Errors(errors)}
+            <section class="card"><h2>Add a provider from the catalog</h2>{(custom ? "" : Errors(errors))}
             <form method="post" action="/admin/providers">{AntiforgeryField(context)}
             <label for="catalog">Catalog entry</label><select id="catalog" name="catalog">{entries}</select>
-            <label for="name">Name <span class="muted">(how apps refer to it, e.g. google)</span></label><input id="name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63">
-            <label for="client_id">OAuth client ID <span class="muted">(OAuth providers only)</span></label><input id="client_id" name="client_id" type="text" autocomplete="off">
+            <label for="name">Name <span class="muted">(how apps refer to it, e.g. google)</span></label><input id="name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63"{Value(catalogForm, "name")}>
+            <label for="client_id">OAuth client ID <span class="muted">(OAuth providers only)</span></label><input id="client_id" name="client_id" type="text" autocomplete="off"{Value(catalogForm, "client_id")}>
             <label for="client_secret">OAuth client secret <span class="muted">(stored encrypted, never shown again)</span></label><input id="client_secret" name="client_secret" type="password" autocomplete="off">
-            <label for="scopes">Default scopes <span class="muted">(optional, separated by spaces)</span></label><input id="scopes" name="scopes" type="text">
+            <label for="scopes">Default scopes <span class="muted">(optional, separated by spaces)</span></label><input id="scopes" name="scopes" type="text"{Value(catalogForm, "scopes")}>
             <div class="actions"><button type="submit">Add provider</button></div></form>
             </section>
-            <section class="card"><h2>Add a custom OAuth provider</h2>
-            <p class="muted">Any OAuth 2.0 server: give its OpenID Connect issuer (endpoints are discovered) or its authorization and token URLs. API-key, Basic and AWS services: <code>POST /v1/providers</code>.</p>
-            <form method="post" action="/admin/providers/custom">{AntiforgeryField(context)}
-            <label for="custom_name">Name</label><input id="custom_name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63">
-            <label for="display_name">Display name</label><input id="display_name" name="display_name" type="text" maxlength="200">
-            <label for="issuer">OpenID Connect issuer <span class="muted">(or the two URLs below)</span></label><input id="issuer" name="issuer" type="url">
-            <label for="authorization_url">Authorization URL</label><input id="authorization_url" name="authorization_url" type="url">
-            <label for="token_url">Token URL</label><input id="token_url" name="token_url" type="url">
-            <label for="revocation_url">Revocation URL <span class="muted">(optional, RFC 7009)</span></label><input id="revocation_url" name="revocation_url" type="url">
-            <label for="api_base_url">API base URL <span class="muted">(for the Bridge)</span></label><input id="api_base_url" name="api_base_url" type="url">
-            <label for="custom_client_id">Client ID</label><input id="custom_client_id" name="client_id" type="text" required autocomplete="off">
-            <label for="custom_client_secret">Client secret</label><input id="custom_client_secret" name="client_secret" type="password" required autocomplete="off">
-            <label for="custom_scopes">Default scopes</label><input id="custom_scopes" name="scopes" type="text">
-            <div class="check"><input type="checkbox" id="pkce" name="pkce" value="true" checked><label for="pkce">Use PKCE (S256)</label></div>
+            <section class="card"><h2>Add a custom provider</h2>{(custom ? Errors(errors) : "")}
+            <p class="muted">Any OAuth 2.0 server (its OpenID Connect issuer, or its authorization and token URLs), or an API that takes an API key, Basic auth or AWS signatures. The same checks as <code>POST /v1/providers</code> apply.</p>
+            <form method="post" action="/admin/providers/custom" data-modes>{AntiforgeryField(context)}
+            <label for="auth_mode">Authentication</label><select id="auth_mode" name="auth_mode">{modes}</select>
+            <label for="custom_name">Name</label><input id="custom_name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63"{Value(customForm, "name")}>
+            <label for="display_name">Display name</label><input id="display_name" name="display_name" type="text" maxlength="200"{Value(customForm, "display_name")}>
+            <label for="api_base_url">API base URL <span class="muted">(for the Bridge; required unless OAuth)</span></label><input id="api_base_url" name="api_base_url" type="url"{Value(customForm, "api_base_url")}>
+            <fieldset data-mode="{AuthModes.OAuth2}"><legend>OAuth 2.0</legend>
+            <label for="issuer">OpenID Connect issuer <span class="muted">(or the two URLs below)</span></label><input id="issuer" name="issuer" type="url"{Value(customForm, "issuer")}>
+            <label for="authorization_url">Authorization URL</label><input id="authorization_url" name="authorization_url" type="url"{Value(customForm, "authorization_url")}>
+            <label for="token_url">Token URL</label><input id="token_url" name="token_url" type="url"{Value(customForm, "token_url")}>
+            <label for="revocation_url">Revocation URL <span class="muted">(optional, RFC 7009)</span></label><input id="revocation_url" name="revocation_url" type="url"{Value(customForm, "revocation_url")}>
+            <label for="custom_client_id">Client ID</label><input id="custom_client_id" name="client_id" type="text" autocomplete="off"{Value(customForm, "client_id")}>
+            <label for="custom_client_secret">Client secret <span class="muted">(stored encrypted, never shown again)</span></label><input id="custom_client_secret" name="client_secret" type="password" autocomplete="off">
+            <label for="custom_scopes">Default scopes</label><input id="custom_scopes" name="scopes" type="text"{Value(customForm, "scopes")}>
+            <div class="check"><input type="checkbox" id="pkce" name="pkce" value="true"{Checked(customForm, "pkce", "true", true)}><label for="pkce">Use PKCE (S256)</label></div></fieldset>
+            <fieldset data-mode="{AuthModes.ApiKey}"><legend>API key</legend>
+            <label for="api_key_in">Send the key in</label><select id="api_key_in" name="api_key_in"><option value="header"{Selected(customForm, "api_key_in", "header", true)}>a header</option><option value="query"{Selected(customForm, "api_key_in", "query")}>a query parameter</option></select>
+            <label for="api_key_name">Header or parameter name</label><input id="api_key_name" name="api_key_name" type="text" placeholder="Authorization"{Value(customForm, "api_key_name")}>
+            <label for="api_key_prefix">Prefix <span class="muted">(optional, e.g. "Bearer ")</span></label><input id="api_key_prefix" name="api_key_prefix" type="text"{Value(customForm, "api_key_prefix")}></fieldset>
+            <fieldset data-mode="{AuthModes.AwsSigV4}"><legend>AWS Signature Version 4</legend>
+            <label for="aws_service">Service <span class="muted">(signing name: s3, execute-api, …)</span></label><input id="aws_service" name="aws_service" type="text"{Value(customForm, "aws_service")}>
+            <label for="aws_region">Region</label><input id="aws_region" name="aws_region" type="text" placeholder="us-east-1"{Value(customForm, "aws_region")}>
+            <label for="aws_role_arn">Role ARN <span class="muted">(optional: connections assume this role)</span></label><input id="aws_role_arn" name="aws_role_arn" type="text"{Value(customForm, "aws_role_arn")}></fieldset>
+            <fieldset data-mode="{AuthModes.ApiKey} {AuthModes.BasicAuth} {AuthModes.AwsSigV4}"><legend>What users enter</legend>
+            <label for="credential_schema">Credential schema <span class="muted">(optional JSON Schema; empty for the mode's standard fields)</span></label>
+            <textarea id="credential_schema" name="credential_schema" spellcheck="false">{Text(customForm, "credential_schema")}</textarea></fieldset>
             <div class="actions"><button type="submit">Add custom provider</button></div></form></section>
             """, status);
+    }
+
+    private static readonly ProviderRequest EmptyRequest = new(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+
+    /// <summary>
+    /// The form's fields as the API's request: only those of the chosen authentication mode, so the same validation
+    /// (<see cref="ProvidersAdminEndpoints.RegisterAsync"/>) judges them. Null when the credential schema is not JSON.
+    /// </summary>
+    private static ProviderRequest? CustomRequest(IFormCollection form, Dictionary<string, string[]> errors)
+    {
+        var mode = form["auth_mode"].ToString();
+        var request = EmptyRequest with { Name = form["name"], DisplayName = NullIfEmpty(form["display_name"]), AuthMode = mode, ApiBaseUrl = NullIfEmpty(form["api_base_url"]) };
+        if (mode == AuthModes.OAuth2)
+        {
+            return request with
+            {
+                Issuer = NullIfEmpty(form["issuer"]), AuthorizationUrl = NullIfEmpty(form["authorization_url"]), TokenUrl = NullIfEmpty(form["token_url"]),
+                RevocationUrl = NullIfEmpty(form["revocation_url"]), ClientId = NullIfEmpty(form["client_id"]), ClientSecret = NullIfEmpty(form["client_secret"]),
+                Scopes = Words(form["scopes"]), Pkce = System.Text.Json.JsonSerializer.SerializeToElement(form["pkce"] == "true"),
+            };
+        }
+
+        if (NullIfEmpty(form["credential_schema"]) is { } schemaText)
+        {
+            try
+            {
+                using var document = System.Text.Json.JsonDocument.Parse(schemaText);
+                request = request with { CredentialSchema = document.RootElement.Clone() };
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                errors["credential_schema"] = ["credential_schema is not valid JSON."];
+                return null;
+            }
+        }
+
+        return mode switch
+        {
+            AuthModes.ApiKey => request with { ApiKey = new CatalogApiKey { In = form["api_key_in"].ToString(), Name = form["api_key_name"].ToString().Trim(), Prefix = form["api_key_prefix"].ToString() is { Length: > 0 } prefix ? prefix : null } },
+            AuthModes.AwsSigV4 => request with { Aws = AwsFields(form, null) },
+            _ => request,
+        };
+    }
+
+    /// <summary>The aws block from the form; settings the form does not show (external_id, sts_endpoint, …) are kept from <paramref name="current"/>.</summary>
+    private static Dictionary<string, string> AwsFields(IFormCollection form, IReadOnlyDictionary<string, string>? current)
+    {
+        var aws = new Dictionary<string, string>(current ?? new Dictionary<string, string>(), StringComparer.Ordinal)
+        {
+            ["service"] = form["aws_service"].ToString().Trim(),
+            ["region"] = form["aws_region"].ToString().Trim(),
+        };
+        if (NullIfEmpty(form["aws_role_arn"]) is { } role)
+        {
+            aws["role_arn"] = role;
+        }
+        else
+        {
+            aws.Remove("role_arn");
+        }
+
+        return aws;
     }
 
     private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy,
@@ -93,43 +185,184 @@ internal static class SiteManagementBrokerPages
             return AccountEndpoints.CsrfRejected(context);
         }
 
+        var formErrors = new Dictionary<string, string[]>();
         var scopes = Words(form["scopes"]);
         var request = custom
-            ? new ProviderRequest(form["name"], null, NullIfEmpty(form["display_name"]), AuthModes.OAuth2, NullIfEmpty(form["issuer"]), NullIfEmpty(form["authorization_url"]),
-                NullIfEmpty(form["token_url"]), NullIfEmpty(form["revocation_url"]), null, NullIfEmpty(form["api_base_url"]), NullIfEmpty(form["client_id"]),
-                NullIfEmpty(form["client_secret"]), scopes, System.Text.Json.JsonSerializer.SerializeToElement(form["pkce"] == "true"), null, null, null, null, null, null, null, null)
-            : new ProviderRequest(form["name"], NullIfEmpty(form["catalog"]), null, null, null, null, null, null, null, null,
-                NullIfEmpty(form["client_id"]), NullIfEmpty(form["client_secret"]), scopes.Length == 0 ? null : scopes, null, null, null, null, null, null, null, null, null);
+            ? CustomRequest(form, formErrors)
+            : EmptyRequest with { Name = form["name"], Catalog = NullIfEmpty(form["catalog"]), ClientId = NullIfEmpty(form["client_id"]), ClientSecret = NullIfEmpty(form["client_secret"]), Scopes = scopes.Length == 0 ? null : scopes };
+        if (request is null)
+        {
+            return await ProvidersAsync(context, registry, catalog, formErrors, form, custom, ct, 400);
+        }
+
         var (provider, failure, errors) = await ProvidersAdminEndpoints.RegisterAsync(request, registry, catalog, discovery, policy, time, ct);
         if (provider is null)
         {
-            return await ProvidersAsync(context, registry, catalog, errors.Count > 0 ? errors : new() { ["provider"] = ["The provider could not be added (its OpenID Connect discovery failed?)."] }, ct, 400);
+            return await ProvidersAsync(context, registry, catalog, errors.Count > 0 ? errors : FailureErrors(failure), form, custom, ct, 400);
         }
 
         return Results.Redirect("/admin/providers");
     }
 
-    // ---- API keys -----------------------------------------------------------------------------------------------
+    /// <summary>A failure without field errors (OpenID Connect discovery did not answer) in words for the page.</summary>
+    private static Dictionary<string, string[]> FailureErrors(IResult? failure) =>
+        new() { ["provider"] = [failure is Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails.Detail: { } detail } ? $"The provider could not be saved: {detail}" : "The provider could not be saved (its OpenID Connect discovery failed?)."] };
 
-    private static async Task<IResult> ApiKeysAsync(HttpContext context, ApiKeyStore store, string? created, Dictionary<string, string[]>? errors, CancellationToken ct, int status = 200)
+    private static async Task<IResult> EditProviderPageAsync(HttpContext context, string name, ProviderRegistry registry, Dictionary<string, string[]>? errors, IFormCollection? form,
+        CancellationToken ct, int status = 200)
     {
         if (Guard(context) is { } denied)
         {
             return denied;
         }
 
-        var rows = (await store.ListAsync(ct)).OrderByDescending(k => k.CreatedAt).Select(k => $"""
+        if (await registry.FindAsync(name, ct) is not { } p)
+        {
+            return Error(context, "Not found", "There is no such provider.", StatusCodes.Status404NotFound);
+        }
+
+        var c = p.Config;
+        var custom = p.CatalogKey is null;
+        var fields = new StringBuilder();
+        fields.Append($"<label for=\"display_name\">Display name</label><input id=\"display_name\" name=\"display_name\" type=\"text\" required maxlength=\"200\"{Value(form, "display_name", p.DisplayName)}>");
+        if (p.AuthMode == AuthModes.OAuth2)
+        {
+            if (custom)
+            {
+                fields.Append($"""
+                    <label for="authorization_url">Authorization URL</label><input id="authorization_url" name="authorization_url" type="url"{Value(form, "authorization_url", c.AuthorizationUrl)}>
+                    <label for="token_url">Token URL</label><input id="token_url" name="token_url" type="url"{Value(form, "token_url", c.TokenUrl)}>
+                    <label for="revocation_url">Revocation URL <span class="muted">(optional, RFC 7009)</span></label><input id="revocation_url" name="revocation_url" type="url"{Value(form, "revocation_url", c.RevocationUrl)}>
+                    <label for="api_base_url">API base URL</label><input id="api_base_url" name="api_base_url" type="url"{Value(form, "api_base_url", c.ApiBaseUrl)}>
+                    """);
+            }
+
+            fields.Append($"""
+                <label for="client_id">Client ID</label><input id="client_id" name="client_id" type="text" required autocomplete="off"{Value(form, "client_id", p.ClientId)}>
+                <label for="client_secret">Client secret <span class="muted">(leave empty to keep the current one)</span></label><input id="client_secret" name="client_secret" type="password" autocomplete="off">
+                <label for="scopes">Default scopes <span class="muted">(separated by spaces)</span></label><input id="scopes" name="scopes" type="text"{Value(form, "scopes", string.Join(' ', p.Scopes))}>
+                """);
+        }
+        else if (custom)
+        {
+            fields.Append($"<label for=\"api_base_url\">API base URL</label><input id=\"api_base_url\" name=\"api_base_url\" type=\"url\" required{Value(form, "api_base_url", c.ApiBaseUrl)}>");
+            if (p.AuthMode == AuthModes.ApiKey)
+            {
+                fields.Append($"""
+                    <label for="api_key_in">Send the key in</label><select id="api_key_in" name="api_key_in"><option value="header"{Selected(form, "api_key_in", "header", c.ApiKey?.In != "query")}>a header</option><option value="query"{Selected(form, "api_key_in", "query", c.ApiKey?.In == "query")}>a query parameter</option></select>
+                    <label for="api_key_name">Header or parameter name</label><input id="api_key_name" name="api_key_name" type="text" required{Value(form, "api_key_name", c.ApiKey?.Name)}>
+                    <label for="api_key_prefix">Prefix <span class="muted">(optional)</span></label><input id="api_key_prefix" name="api_key_prefix" type="text"{Value(form, "api_key_prefix", c.ApiKey?.Prefix ?? "")}>
+                    """);
+            }
+            else if (p.AuthMode == AuthModes.AwsSigV4)
+            {
+                fields.Append($"""
+                    <label for="aws_service">Service</label><input id="aws_service" name="aws_service" type="text" required{Value(form, "aws_service", c.Aws?.GetValueOrDefault("service"))}>
+                    <label for="aws_region">Region</label><input id="aws_region" name="aws_region" type="text" required{Value(form, "aws_region", c.Aws?.GetValueOrDefault("region"))}>
+                    <label for="aws_role_arn">Role ARN <span class="muted">(optional)</span></label><input id="aws_role_arn" name="aws_role_arn" type="text"{Value(form, "aws_role_arn", c.Aws?.GetValueOrDefault("role_arn") ?? "")}>
+                    """);
+            }
+        }
+
+        return Render(context, "/admin/providers", "Edit " + p.DisplayName, $"""
+            <section class="card"><h2>{ProviderLogos.Avatar(p, p.DisplayName)} Edit {E(p.DisplayName)} <code>{E(p.Name)}</code></h2>{Errors(errors)}
+            <p class="muted">{E(p.CatalogKey is null ? $"Custom {p.AuthMode} provider." : $"From the catalog entry {p.CatalogKey} ({p.AuthMode}); its endpoints come from the catalog.")} The name cannot change: connections refer to it.</p>
+            <form method="post" action="/admin/providers/{E(Uri.EscapeDataString(p.Name))}">{AntiforgeryField(context)}{fields}
+            <div class="actions"><button type="submit">Save changes</button><a class="button secondary" href="/admin/providers">Cancel</a></div></form></section>
+            """, status);
+    }
+
+    private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery,
+        UpstreamPolicy policy, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        if (await registry.FindAsync(name, ct) is not { } p)
+        {
+            return Error(context, "Not found", "There is no such provider.", StatusCodes.Status404NotFound);
+        }
+
+        // Only what the edit form shows for this provider; everything else keeps its value (PATCH /v1/providers/{name}).
+        var request = EmptyRequest with { DisplayName = form["display_name"].ToString().Trim() };
+        if (p.AuthMode == AuthModes.OAuth2)
+        {
+            request = request with { ClientId = form["client_id"].ToString(), ClientSecret = NullIfEmpty(form["client_secret"]), Scopes = Words(form["scopes"]) };
+            if (p.CatalogKey is null)
+            {
+                request = request with
+                {
+                    AuthorizationUrl = NullIfEmpty(form["authorization_url"]), TokenUrl = NullIfEmpty(form["token_url"]), RevocationUrl = NullIfEmpty(form["revocation_url"]),
+                    ApiBaseUrl = NullIfEmpty(form["api_base_url"]),
+                };
+            }
+        }
+        else if (p.CatalogKey is null)
+        {
+            request = request with { ApiBaseUrl = NullIfEmpty(form["api_base_url"]) };
+            if (p.AuthMode == AuthModes.ApiKey)
+            {
+                request = request with { ApiKey = new CatalogApiKey { In = form["api_key_in"].ToString(), Name = form["api_key_name"].ToString().Trim(), Prefix = NullIfEmpty(form["api_key_prefix"]) } };
+            }
+            else if (p.AuthMode == AuthModes.AwsSigV4)
+            {
+                request = request with { Aws = AwsFields(form, p.Config.Aws) };
+            }
+        }
+
+        var (updated, failure, errors) = await ProvidersAdminEndpoints.UpdateProviderAsync(name, request, registry, catalog, discovery, policy, ct);
+        return updated is not null ? Results.Redirect("/admin/providers")
+            : await EditProviderPageAsync(context, name, registry, errors.Count > 0 ? errors : FailureErrors(failure), form, ct, 400);
+    }
+
+    private static async Task<IResult> DeleteProviderAsync(HttpContext context, string name, ProviderRegistry registry, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        return await registry.DeleteAsync(name, ct) switch
+        {
+            null => Error(context, "Not found", "There is no such provider.", StatusCodes.Status404NotFound),
+            false => Error(context, "Provider in use", "Connections still use this provider. Revoke them first (that also revokes their tokens at the provider), then delete it.", StatusCodes.Status409Conflict),
+            true => Results.Redirect("/admin/providers"),
+        };
+    }
+
+    // ---- API keys -----------------------------------------------------------------------------------------------
+
+    private static async Task<IResult> ApiKeysAsync(HttpContext context, ApiKeyStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        var rows = (await store.ListAsync(ct)).OrderByDescending(k => k.CreatedAt).Select(k => (k.IsRevoked, $"""
             <tr><td><strong>{E(k.Name)}</strong><br><code>{E(k.Id)}</code></td><td>{string.Join(", ", k.Workspaces.Select(w => $"<code>{E(w)}</code>"))}</td>
             <td>{(k.CanReadCredentials ? "read credentials + Bridge" : "Bridge only")}</td><td>{Status(k.IsRevoked)}</td>
-            <td>{(k.IsRevoked ? "" : $"<a class=\"button secondary\" href=\"/admin/api-keys/{E(k.Id)}/revoke\">Revoke</a>")}</td></tr>
-            """);
+            <td>{(k.IsRevoked ? "" : $"<a class=\"button secondary\" href=\"/admin/api-keys/{E(Uri.EscapeDataString(k.Id))}/revoke\">Revoke</a>")}</td></tr>
+            """));
         return Render(context, "/admin/api-keys", "API keys", $"""
-            {created}<section class="card"><h2>Gateway API keys</h2>{Table(["Key", "Workspaces", "May", "Status", "Actions"], rows, "No API keys yet.")}</section>
+            {created}<section class="card"><h2>Gateway API keys</h2>{ActiveAndRevoked(["Key", "Workspaces", "May", "Status", "Actions"], rows, "No API keys yet.")}</section>
             <section class="card"><h2>Create an API key</h2>{Errors(errors)}
             <form method="post" action="/admin/api-keys">{AntiforgeryField(context)}
-            <label for="name">Name</label><input id="name" name="name" type="text" required maxlength="200">
-            <label for="workspaces">Workspaces <span class="muted">(ids separated by spaces, or * for every workspace)</span></label><input id="workspaces" name="workspaces" type="text" required>
-            <div class="check"><input type="checkbox" id="bridge_only" name="bridge_only" value="true"><label for="bridge_only">Bridge only: may call APIs through the Bridge but never read a credential</label></div>
+            <label for="name">Name</label><input id="name" name="name" type="text" required maxlength="200"{Value(form, "name")}>
+            <label for="workspaces">Workspaces <span class="muted">(ids separated by spaces, or * for every workspace)</span></label><input id="workspaces" name="workspaces" type="text" required{Value(form, "workspaces")}>
+            <div class="check"><input type="checkbox" id="bridge_only" name="bridge_only" value="true"{Checked(form, "bridge_only", "true", false)}><label for="bridge_only">Bridge only: may call APIs through the Bridge but never read a credential</label></div>
             <div class="actions"><button type="submit">Create key</button></div></form></section>
             """, status);
     }
@@ -149,10 +382,10 @@ internal static class SiteManagementBrokerPages
         var (key, secret, errors) = await ApiKeysAdminEndpoints.CreateKeyAsync(new ApiKeyRequest(form["name"], Words(form["workspaces"]), form["bridge_only"] != "true"), store, hasher, time, ct);
         if (key is null)
         {
-            return await ApiKeysAsync(context, store, null, errors, ct, 400);
+            return await ApiKeysAsync(context, store, null, errors, form, ct, 400);
         }
 
-        return await ApiKeysAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>API key {E(key.Name)}</h2>{SecretBox("API key", "new-api-key", secret!)}</section>", null, ct);
+        return await ApiKeysAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>API key {E(key.Name)}</h2>{SecretBox("API key", "new-api-key", secret!)}</section>", null, null, ct);
     }
 
     private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyStore store, CancellationToken ct)
@@ -177,7 +410,7 @@ internal static class SiteManagementBrokerPages
 
     // ---- Webhooks -----------------------------------------------------------------------------------------------
 
-    private static async Task<IResult> WebhooksAsync(HttpContext context, WebhookStore store, string? created, Dictionary<string, string[]>? errors, CancellationToken ct, int status = 200)
+    private static async Task<IResult> WebhooksAsync(HttpContext context, WebhookStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
         if (Guard(context) is { } denied)
         {
@@ -193,18 +426,18 @@ internal static class SiteManagementBrokerPages
             rows.Add($"""
                 <tr><td><code>{E(hook.Url)}</code><br><span class="muted">{E(hook.Id)}</span></td><td>{string.Join(" ", hook.Events.Select(e => $"<code>{E(e)}</code>"))}</td>
                 <td>{E(hook.WorkspaceId ?? "all workspaces")}</td><td>{log}</td>
-                <td><form method="post" action="/admin/webhooks/{E(hook.Id)}/delete" class="inline">{AntiforgeryField(context)}<button type="submit" class="secondary">Delete</button></form></td></tr>
+                <td><a class="button secondary" href="/admin/webhooks/{E(Uri.EscapeDataString(hook.Id))}/delete">Delete</a></td></tr>
                 """);
         }
 
         var events = string.Concat(WebhookEvents.All.Where(e => e != WebhookEvents.Test).Select((e, i) =>
-            $"<div class=\"check\"><input type=\"checkbox\" id=\"event-{i}\" name=\"events\" value=\"{E(e)}\" checked><label for=\"event-{i}\"><code>{E(e)}</code></label></div>"));
+            $"<div class=\"check\"><input type=\"checkbox\" id=\"event-{i}\" name=\"events\" value=\"{E(e)}\"{Checked(form, "events", e, true)}><label for=\"event-{i}\"><code>{E(e)}</code></label></div>"));
         return Render(context, "/admin/webhooks", "Webhooks", $"""
             {created}<section class="card"><h2>Webhooks</h2>{Table(["Endpoint", "Events", "Scope", "Recent deliveries", "Actions"], rows, "No webhooks yet.")}</section>
             <section class="card"><h2>Add a webhook</h2>{Errors(errors)}
             <form method="post" action="/admin/webhooks">{AntiforgeryField(context)}
-            <label for="url">Endpoint URL</label><input id="url" name="url" type="url" required placeholder="https://app.example.com/hooks/nexus">
-            <label for="workspace_id">Workspace <span class="muted">(optional; empty for every workspace)</span></label><input id="workspace_id" name="workspace_id" type="text">
+            <label for="url">Endpoint URL</label><input id="url" name="url" type="url" required placeholder="https://app.example.com/hooks/nexus"{Value(form, "url")}>
+            <label for="workspace_id">Workspace <span class="muted">(optional; empty for every workspace)</span></label><input id="workspace_id" name="workspace_id" type="text"{Value(form, "workspace_id")}>
             <fieldset><legend>Events</legend>{events}</fieldset>
             <div class="actions"><button type="submit">Add webhook</button></div></form></section>
             """, status);
@@ -226,11 +459,11 @@ internal static class SiteManagementBrokerPages
         var (url, events, errors) = WebhooksAdminEndpoints.Validate(request, context.RequestServices.GetRequiredService<Providers.UpstreamPolicy>());
         if (errors.Count > 0)
         {
-            return await WebhooksAsync(context, store, null, errors, ct, 400);
+            return await WebhooksAsync(context, store, null, errors, form, ct, 400);
         }
 
         var (webhook, secret) = await store.CreateAsync(url!, events, request.WorkspaceId, ct);
-        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret)}</section>", null, ct);
+        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret)}</section>", null, null, ct);
     }
 
     private static async Task<IResult> DeleteWebhookAsync(HttpContext context, string id, WebhookStore store, CancellationToken ct)
@@ -260,8 +493,9 @@ internal static class SiteManagementBrokerPages
 
         var events = await audit.QueryAsync(NullIfEmpty(workspace_id), NullIfEmpty(connection_id), NullIfEmpty(@event), 200, ct);
         var rows = events.Select(e => $"""
-            <tr><td><time datetime="{e.At:O}">{e.At:yyyy-MM-dd HH:mm:ss}</time></td><td><code>{E(e.Event)}</code></td><td>{E(e.Actor)}</td>
-            <td>{E(e.WorkspaceId)}</td><td><code>{E(e.ConnectionId)}</code></td><td><code>{E(e.Detail.ToString())}</code></td></tr>
+            <tr class="has-detail"><td><time datetime="{e.At:O}">{e.At:yyyy-MM-dd HH:mm:ss}</time></td><td><code>{E(e.Event)}</code></td><td>{E(e.Actor)}</td>
+            <td>{E(e.WorkspaceId)}</td><td><code>{E(e.ConnectionId)}</code></td></tr>
+            <tr class="detail-row"><td colspan="5"><span class="muted">Detail</span> <code class="detail">{E(e.Detail.ToString())}</code></td></tr>
             """);
         var options = string.Concat(AuditEvents.All.Prepend("").Select(e => $"<option value=\"{E(e)}\"{(e == @event ? " selected" : "")}>{(e.Length == 0 ? "any event" : E(e))}</option>"));
         return Render(context, "/admin/audit", "Audit log", $"""
@@ -271,7 +505,7 @@ internal static class SiteManagementBrokerPages
             <label for="connection_id">Connection</label><input id="connection_id" name="connection_id" type="text" value="{E(connection_id)}">
             <label for="event">Event</label><select id="event" name="event">{options}</select>
             <div class="actions"><button type="submit">Filter</button><a class="button secondary" href="/admin/audit">Clear</a></div></form>
-            {Table(["When", "Event", "Actor", "Workspace", "Connection", "Detail"], rows, "No events match.")}</section>
+            {Table(["When", "Event", "Actor", "Workspace", "Connection"], rows, "No events match.", "audit")}</section>
             """);
     }
 

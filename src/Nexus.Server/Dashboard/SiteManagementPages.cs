@@ -17,54 +17,75 @@ internal static class SiteManagementPages
     public static void MapSiteManagement(this IEndpointRouteBuilder app)
     {
         app.MapGet("/admin", (HttpContext context) => Guard(context) ?? Results.Redirect("/admin/applications")).ExcludeFromDescription();
-        app.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, ct)).ExcludeFromDescription();
+        app.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/applications/{clientId}/delete", (HttpContext context, string clientId) =>
-            Guard(context) ?? Confirm(context, "/admin/applications", "Delete this application? Its secret and every token issued to it stop working.", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/delete", "Delete application")).ExcludeFromDescription();
+            Guard(context) ?? Confirm(context, "/admin/applications", "Revoke this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/delete", "Revoke application",
+                "Its secret and every token issued to it stop working at once. It stays listed under Revoked.")).ExcludeFromDescription();
+        app.MapGet("/admin/applications/{clientId}/secret", (HttpContext context, string clientId) =>
+            Guard(context) ?? Confirm(context, "/admin/applications", "Generate a new secret for this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/secret", "Generate new secret",
+                "The current secret stops working at once; the application fails until it is given the new one.")).ExcludeFromDescription();
         app.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ClientRegistry registry) => RevokeAsync(context, clientId, registry, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher) => RotateAsync(context, clientId, registry, hasher, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
 
-        app.MapGet("/admin/clients", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ClientsAsync(context, registry, null, null, ct)).ExcludeFromDescription();
+        app.MapGet("/admin/clients", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ClientsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/clients", CreateClientAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/clients/{clientId}/delete", (HttpContext context, string clientId) =>
-            Guard(context) ?? Confirm(context, "/admin/clients", "Revoke this App Client? Its secret and every token issued to it stop working.", $"/admin/clients/{clientId}/delete", "Revoke App Client")).ExcludeFromDescription();
+            Guard(context) ?? Confirm(context, "/admin/clients", "Revoke this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/delete", "Revoke App Client",
+                "Its secret and every token issued to it stop working at once. It stays listed under Revoked.")).ExcludeFromDescription();
+        app.MapGet("/admin/clients/{clientId}/secret", (HttpContext context, string clientId) =>
+            Guard(context) ?? Confirm(context, "/admin/clients", "Generate a new secret for this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/secret", "Generate new secret",
+                "The current secret stops working at once; the client fails until it is given the new one.")).ExcludeFromDescription();
         app.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, ClientRegistry registry) => RevokeAsync(context, clientId, registry, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher) => RotateAsync(context, clientId, registry, hasher, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
 
-        app.MapGet("/admin/users", (HttpContext context, UserStore users, DeploymentSettings settings, CancellationToken ct) => UsersAsync(context, users, settings, null, ct)).ExcludeFromDescription();
+        app.MapGet("/admin/users", (HttpContext context, UserStore users, DeploymentSettings settings, CancellationToken ct) => UsersAsync(context, users, settings, null, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/users/{id}/disable", (HttpContext context, string id) =>
+            Guard(context) ?? Confirm(context, "/admin/users", "Disable this user?", $"/admin/users/{Uri.EscapeDataString(id)}/disable", "Disable user",
+                "They are signed out everywhere at once and cannot sign in until you enable the account again. Their connections stay.")).ExcludeFromDescription();
+        app.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
+            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Disable)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
+            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Enable)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
+            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Unlock)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet("/admin/users/{id}/reset", (HttpContext context, string id) =>
+            Guard(context) ?? Confirm(context, "/admin/users", "Reset this user's password?", $"/admin/users/{Uri.EscapeDataString(id)}/reset", "Reset password",
+                "Their current password stops working and they are signed out everywhere. You get a temporary password, shown once, to pass on to them.")).ExcludeFromDescription();
+        app.MapPost("/admin/users/{id}/reset", ResetPasswordAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/status", StatusAsync).ExcludeFromDescription();
     }
 
     // ---- OAuth Applications -------------------------------------------------------------------------------------
 
-    private static async Task<IResult> ApplicationsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, CancellationToken ct, int status = 200)
+    private static async Task<IResult> ApplicationsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
         if (Guard(context) is { } denied)
         {
             return denied;
         }
 
-        var rows = (await registry.ListAsync(ClientKinds.Application, ct)).OrderByDescending(a => a.CreatedAt).Select(a => $"""
+        var rows = (await registry.ListAsync(ClientKinds.Application, ct)).OrderByDescending(a => a.CreatedAt).Select(a => (a.IsRevoked, $"""
             <tr><td><strong>{E(a.Name)}</strong><br><code>{E(a.ClientId)}</code><br><span class="muted">{E(a.ClientType)}</span>{SelfRegistered(a)}</td>
             <td>{string.Join("<br>", a.RedirectUriList.Select(u => $"<code>{E(u)}</code>"))}</td>
             <td>{E(a.OwnerEmail)}<br><span class="muted">{E(a.BaseUrl)}</span></td><td>{Status(a.IsRevoked)}</td>
-            <td>{(a.IsRevoked ? "" : (a.IsPublic ? "" : $"<form method=\"post\" action=\"/admin/applications/{E(Uri.EscapeDataString(a.ClientId))}/secret\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\">Rotate secret</button></form> ") + $"<a class=\"button secondary\" href=\"/admin/applications/{E(Uri.EscapeDataString(a.ClientId))}/delete\">Delete</a>")}</td></tr>
-            """);
-        var table = Table(["Application", "Redirect URIs", "Owner", "Status", "Actions"], rows, "No applications are registered yet.");
+            <td>{(a.IsRevoked ? "" : (a.IsPublic ? "" : $"<a class=\"button secondary\" href=\"/admin/applications/{E(Uri.EscapeDataString(a.ClientId))}/secret\">Generate new secret</a> ") + $"<a class=\"button secondary\" href=\"/admin/applications/{E(Uri.EscapeDataString(a.ClientId))}/delete\">Revoke</a>")}</td></tr>
+            """));
+        var table = ActiveAndRevoked(["Application", "Redirect URIs", "Owner", "Status", "Actions"], rows, "No applications are registered yet.");
         return Render(context, "/admin/applications", "OAuth Applications", $"""
             {created}
             <section class="card"><h2>Registered applications</h2>{table}</section>
             <section class="card"><h2>Register an application</h2>{Errors(errors)}
             <form method="post" action="/admin/applications">{AntiforgeryField(context)}
-            <label for="name">Application name</label><input id="name" name="name" type="text" required maxlength="200">
+            <label for="name">Application name</label><input id="name" name="name" type="text" required maxlength="200"{Value(form, "name")}>
             <label for="redirect_uris">Redirect URIs <span class="muted">(one per line; must match exactly)</span></label>
-            <textarea id="redirect_uris" name="redirect_uris" required placeholder="https://yourapp.com/oauth/callback"></textarea>
-            <label for="description">Description <span class="muted">(optional)</span></label><input id="description" name="description" type="text" maxlength="2000">
-            <label for="base_url">Base URL <span class="muted">(optional)</span></label><input id="base_url" name="base_url" type="url">
-            <label for="owner_email">Owner email <span class="muted">(optional)</span></label><input id="owner_email" name="owner_email" type="email">
-            <label for="type">Type</label><select id="type" name="type"><option value="confidential">Confidential (server; gets a secret)</option><option value="public">Public (SPA, mobile, CLI; PKCE, no secret)</option></select>
+            <textarea id="redirect_uris" name="redirect_uris" required placeholder="https://yourapp.com/oauth/callback">{Text(form, "redirect_uris")}</textarea>
+            <label for="description">Description <span class="muted">(optional)</span></label><input id="description" name="description" type="text" maxlength="2000"{Value(form, "description")}>
+            <label for="base_url">Base URL <span class="muted">(optional)</span></label><input id="base_url" name="base_url" type="url"{Value(form, "base_url")}>
+            <label for="owner_email">Owner email <span class="muted">(optional)</span></label><input id="owner_email" name="owner_email" type="email"{Value(form, "owner_email")}>
+            <label for="type">Type</label><select id="type" name="type"><option value="confidential"{Selected(form, "type", "confidential", true)}>Confidential (server; gets a secret)</option><option value="public"{Selected(form, "type", "public")}>Public (SPA, mobile, CLI; PKCE, no secret)</option></select>
             <div class="actions"><button type="submit">Register application</button></div></form></section>
             """, status);
     }
@@ -86,7 +107,7 @@ internal static class SiteManagementPages
         var (app, secret, errors) = await ApplicationsAdminEndpoints.CreateApplicationAsync(request, registry, hasher, options, time, ct);
         if (app is null)
         {
-            return await ApplicationsAsync(context, registry, null, errors, ct, 400);
+            return await ApplicationsAsync(context, registry, null, errors, form, ct, 400);
         }
 
         var shown = $"""
@@ -94,7 +115,7 @@ internal static class SiteManagementPages
             <label for="new-client-id">Client ID</label><div class="row"><input id="new-client-id" type="text" readonly value="{E(app.ClientId)}"><button type="button" data-copy="new-client-id">Copy</button></div>
             {(secret is null ? "<p>Public application: no secret; it must use PKCE.</p>" : SecretBox("Client secret", "new-client-secret", secret))}</section>
             """;
-        return await ApplicationsAsync(context, registry, shown, null, ct);
+        return await ApplicationsAsync(context, registry, shown, null, null, ct);
     }
 
     /// <summary>Clients that registered themselves (MCP assistants) are marked, so an administrator can tell them apart and revoke them.</summary>
@@ -107,28 +128,28 @@ internal static class SiteManagementPages
 
     // ---- App Clients --------------------------------------------------------------------------------------------
 
-    private static async Task<IResult> ClientsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, CancellationToken ct, int status = 200)
+    private static async Task<IResult> ClientsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
         if (Guard(context) is { } denied)
         {
             return denied;
         }
 
-        var rows = (await registry.ListAsync(ClientKinds.AppClient, ct)).OrderByDescending(c => c.CreatedAt).Select(c => $"""
+        var rows = (await registry.ListAsync(ClientKinds.AppClient, ct)).OrderByDescending(c => c.CreatedAt).Select(c => (c.IsRevoked, $"""
             <tr><td><strong>{E(c.Name)}</strong><br><code>{E(c.ClientId)}</code></td>
             <td>{string.Join(" ", c.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td><td>{string.Join(", ", c.GrantTypes)}</td>
             <td>{c.AccessTokenLifetimeSeconds} s</td><td>{Status(c.IsRevoked)}</td>
-            <td>{(c.IsRevoked ? "" : $"<form method=\"post\" action=\"/admin/clients/{E(c.ClientId)}/secret\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\">Generate new secret</button></form> <a class=\"button secondary\" href=\"/admin/clients/{E(c.ClientId)}/delete\">Revoke</a>")}</td></tr>
-            """);
-        var table = Table(["App Client", "Scopes", "Grants", "Token lifetime", "Status", "Actions"], rows, "No App Clients yet.");
+            <td>{(c.IsRevoked ? "" : $"<a class=\"button secondary\" href=\"/admin/clients/{E(Uri.EscapeDataString(c.ClientId))}/secret\">Generate new secret</a> <a class=\"button secondary\" href=\"/admin/clients/{E(Uri.EscapeDataString(c.ClientId))}/delete\">Revoke</a>")}</td></tr>
+            """));
+        var table = ActiveAndRevoked(["App Client", "Scopes", "Grants", "Token lifetime", "Status", "Actions"], rows, "No App Clients yet.");
         return Render(context, "/admin/clients", "App Clients", $"""
             {created}
             <section class="card"><h2>App Clients</h2><p class="muted">Machine credentials for the client credentials flow at <code>/nexus/oauth2/token</code>.</p>{table}</section>
             <section class="card"><h2>Create an App Client</h2>{Errors(errors)}
             <form method="post" action="/admin/clients">{AntiforgeryField(context)}
-            <label for="name">Name</label><input id="name" name="name" type="text" required maxlength="200">
-            <label for="scopes">Scopes <span class="muted">(separated by spaces)</span></label><input id="scopes" name="scopes" type="text" placeholder="invoices:read invoices:write">
-            <label for="lifetime">Access token lifetime (seconds)</label><input id="lifetime" name="access_token_lifetime_seconds" type="text" inputmode="numeric" value="3600">
+            <label for="name">Name</label><input id="name" name="name" type="text" required maxlength="200"{Value(form, "name")}>
+            <label for="scopes">Scopes <span class="muted">(separated by spaces)</span></label><input id="scopes" name="scopes" type="text" placeholder="invoices:read invoices:write"{Value(form, "scopes")}>
+            <label for="lifetime">Access token lifetime (seconds)</label><input id="lifetime" name="access_token_lifetime_seconds" type="text" inputmode="numeric"{Value(form, "access_token_lifetime_seconds", "3600")}>
             <div class="actions"><button type="submit">Create and generate credentials</button></div></form></section>
             """, status);
     }
@@ -148,16 +169,16 @@ internal static class SiteManagementPages
         int? lifetime = int.TryParse(form["access_token_lifetime_seconds"], out var l) ? l : null;
         if (lifetime is null && !string.IsNullOrWhiteSpace(form["access_token_lifetime_seconds"]))
         {
-            return await ClientsAsync(context, registry, null, new() { ["access_token_lifetime_seconds"] = ["The lifetime is a whole number of seconds."] }, ct, 400);
+            return await ClientsAsync(context, registry, null, new() { ["access_token_lifetime_seconds"] = ["The lifetime is a whole number of seconds."] }, form, ct, 400);
         }
 
         var (client, secret, errors) = await AppClientsAdminEndpoints.CreateClientAsync(new AppClientRequest(form["name"], Words(form["scopes"]), null, lifetime), registry, hasher, options, time, ct);
         if (client is null)
         {
-            return await ClientsAsync(context, registry, null, errors, ct, 400);
+            return await ClientsAsync(context, registry, null, errors, form, ct, 400);
         }
 
-        return await ClientsAsync(context, registry, Credentials(client, secret!), null, ct);
+        return await ClientsAsync(context, registry, Credentials(client, secret!), null, null, ct);
     }
 
     private static string Credentials(OAuthClient client, string secret) => $"""
@@ -206,12 +227,13 @@ internal static class SiteManagementPages
         }
 
         var shown = Credentials(client, secret);
-        return back == "/admin/clients" ? await ClientsAsync(context, registry, shown, null, ct) : await ApplicationsAsync(context, registry, shown, null, ct);
+        return back == "/admin/clients" ? await ClientsAsync(context, registry, shown, null, null, ct) : await ApplicationsAsync(context, registry, shown, null, null, ct);
     }
 
     // ---- Users --------------------------------------------------------------------------------------------------
 
-    private static async Task<IResult> UsersAsync(HttpContext context, UserStore users, DeploymentSettings settings, IEnumerable<string>? errors, CancellationToken ct, int status = 200)
+    private static async Task<IResult> UsersAsync(HttpContext context, UserStore users, DeploymentSettings settings, IEnumerable<string>? errors, IFormCollection? form, string? shown,
+        CancellationToken ct, int status = 200)
     {
         if (Guard(context) is { } denied)
         {
@@ -219,17 +241,45 @@ internal static class SiteManagementPages
         }
 
         var now = context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
-        var rows = (await users.ListAsync(ct)).Select(u => $"""
-            <tr><td>{E(u.Email)}{(u.IsSystemAdmin ? " <span class=\"status active\">admin</span>" : "")}</td>
-            <td>{E(u.DisplayName)}</td><td>{u.CreatedAt:yyyy-MM-dd}</td><td>{(u.LockoutEnd > now ? "<span class=\"status failed\">locked</span>" : "")}</td></tr>
-            """);
+        var me = UserAccounts.CurrentUserId(context);
+        var rows = (await users.ListAsync(ct)).Select(u =>
+        {
+            var id = E(Uri.EscapeDataString(u.Id));
+            var state = UserAdministration.StateOf(u, now);
+            var badge = state switch
+            {
+                UserAdministration.State.Disabled => "<span class=\"status revoked\">disabled</span>",
+                UserAdministration.State.LockedOut => $"<span class=\"status failed\" title=\"Too many failed sign-ins\">locked until {u.LockoutEnd:HH:mm} UTC</span>",
+                _ => "<span class=\"status active\">active</span>",
+            };
+            var actions = new List<string>();
+            if (state == UserAdministration.State.LockedOut)
+            {
+                actions.Add(PostButton(context, $"/admin/users/{id}/unlock", "Unlock", $"Unlock {u.Email}"));
+            }
+
+            if (state == UserAdministration.State.Disabled)
+            {
+                actions.Add(PostButton(context, $"/admin/users/{id}/enable", "Enable", $"Enable {u.Email}"));
+            }
+            else if (u.Id != me)
+            {
+                actions.Add($"<a class=\"button secondary\" href=\"/admin/users/{id}/disable\" aria-label=\"Disable {E(u.Email)}\">Disable</a>");
+            }
+
+            actions.Add($"<a class=\"button secondary\" href=\"/admin/users/{id}/reset\" aria-label=\"Reset the password of {E(u.Email)}\">Reset password</a>");
+            return $"""
+                <tr><td>{E(u.Email)}{(u.IsSystemAdmin ? " <span class=\"status active\">admin</span>" : "")}</td>
+                <td>{E(u.DisplayName)}</td><td>{u.CreatedAt:yyyy-MM-dd}</td><td>{badge}</td><td>{string.Join(" ", actions)}</td></tr>
+                """;
+        });
         var signUp = await settings.IsSignUpEnabledAsync(ct);
         var message = errors is null ? "" : $"<ul class=\"error\" role=\"alert\">{string.Concat(errors.Select(e => $"<li>{E(e)}</li>"))}</ul>";
         return Render(context, "/admin/users", "Users", $"""
-            <section class="card"><h2>Users</h2>{Table(["Email", "Name", "Created", "Lockout"], rows, "No users yet.")}</section>
+            {shown}<section class="card"><h2>Users</h2>{Table(["Email", "Name", "Created", "State", "Actions"], rows, "No users yet.")}</section>
             <section class="card"><h2>Create a user</h2>{message}
             <form method="post" action="/admin/users">{AntiforgeryField(context)}
-            <label for="email">Email</label><input id="email" name="email" type="email" required>
+            <label for="email">Email</label><input id="email" name="email" type="email" required{Value(form, "email")}>
             <label for="password">Initial password</label><input id="password" name="password" type="password" minlength="10" required autocomplete="new-password">
             <div class="actions"><button type="submit">Create user</button></div></form></section>
             <section class="card"><h2>Sign-up</h2><p>Self-service sign-up is <strong>{(signUp ? "open" : "closed")}</strong>.</p>
@@ -237,6 +287,10 @@ internal static class SiteManagementPages
             <button type="submit" class="secondary">{(signUp ? "Close sign-up" : "Open sign-up")}</button></form></section>
             """, status);
     }
+
+    /// <summary>A one-button form for an action that needs no confirmation (it undoes nothing a person relies on).</summary>
+    private static string PostButton(HttpContext context, string action, string label, string ariaLabel) =>
+        $"<form method=\"post\" action=\"{action}\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\" aria-label=\"{E(ariaLabel)}\">{E(label)}</button></form>";
 
     private static async Task<IResult> CreateUserAsync(HttpContext context, UserManager<NexusUser> userManager, UserStore users, DeploymentSettings settings, CancellationToken ct)
     {
@@ -251,7 +305,56 @@ internal static class SiteManagementPages
         }
 
         var (user, errors) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true);
-        return user is null ? await UsersAsync(context, users, settings, errors, ct, 400) : Results.Redirect("/admin/users");
+        return user is null ? await UsersAsync(context, users, settings, errors, form, null, ct, 400) : Results.Redirect("/admin/users");
+    }
+
+    private static async Task<IResult> ChangeUserAsync(HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, UserAdministration.Action action)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        if (action == UserAdministration.Action.Disable && id == UserAccounts.CurrentUserId(context))
+        {
+            return Error(context, "Not your own account", "You cannot disable the account you are signed in with.", StatusCodes.Status409Conflict);
+        }
+
+        return await UserAdministration.ApplyAsync(users, sessions, id, action) ? Results.Redirect("/admin/users")
+            : Error(context, "Not found", "There is no such user.", StatusCodes.Status404NotFound);
+    }
+
+    private static async Task<IResult> ResetPasswordAsync(HttpContext context, string id, UserManager<NexusUser> userManager, SessionValidator sessions, UserStore users,
+        DeploymentSettings settings, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var (user, temporary) = await UserAdministration.ResetPasswordAsync(userManager, sessions, id, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow());
+        if (user is null || temporary is null)
+        {
+            return Error(context, "Not found", "There is no such user.", StatusCodes.Status404NotFound);
+        }
+
+        var shown = $"""
+            <section class="card" aria-live="polite"><h2>Temporary password for {E(user.Email)}</h2>
+            <div class="secret" role="status"><label for="temporary-password">Temporary password</label>
+            <div class="row"><input id="temporary-password" type="text" readonly value="{E(temporary)}"><button type="button" data-copy="temporary-password">Copy</button></div>
+            <p>Give it to them over a channel you trust; they sign in with it. Nexus stores only its hash and will not show it again.</p></div></section>
+            """;
+        return await UsersAsync(context, users, settings, null, null, shown, ct);
     }
 
     private static async Task<IResult> ToggleSignUpAsync(HttpContext context, DeploymentSettings settings, CancellationToken ct)
@@ -290,7 +393,7 @@ internal static class SiteManagementPages
         var encryptionAge = keyRing.ActiveKeyCreatedAt is { } created ? Age(now - created) : "unknown (set through ENCRYPTION_KEY)";
         return Render(context, "/admin/status", "Status", $"""
             <div class="grid">
-            <section class="card"><h2>Applications</h2><p class="stat">{apps.Count(a => !a.IsRevoked)}</p><p class="muted">{apps.Count(a => a.IsRevoked)} deleted</p></section>
+            <section class="card"><h2>Applications</h2><p class="stat">{apps.Count(a => !a.IsRevoked)}</p><p class="muted">{apps.Count(a => a.IsRevoked)} revoked</p></section>
             <section class="card"><h2>App Clients</h2><p class="stat">{clients.Count(c => !c.IsRevoked)}</p><p class="muted">{clients.Count(c => c.IsRevoked)} revoked</p></section>
             <section class="card"><h2>Users</h2><p class="stat">{userCount}</p></section>
             </div>
@@ -303,11 +406,12 @@ internal static class SiteManagementPages
 
     private static string Age(TimeSpan age) => age.TotalDays >= 1 ? $"{(int)age.TotalDays} d" : age.TotalHours >= 1 ? $"{(int)age.TotalHours} h" : $"{Math.Max(0, (int)age.TotalMinutes)} min";
 
-    public static string Table(string[] headers, IEnumerable<string> rows, string empty)
+    /// <summary>A table; <paramref name="cssClass"/> "stack" turns rows into cards on narrow screens (cells need data-label), "wrap" wraps long cells.</summary>
+    public static string Table(string[] headers, IEnumerable<string> rows, string empty, string? cssClass = null)
     {
         var body = string.Concat(rows);
         return body.Length == 0
             ? $"<p class=\"muted\">{E(empty)}</p>"
-            : $"<table><thead><tr>{string.Concat(headers.Select(h => $"<th scope=\"col\">{E(h)}</th>"))}</tr></thead><tbody>{body}</tbody></table>";
+            : $"<table{(cssClass is null ? "" : $" class=\"{cssClass}\"")}><thead><tr>{string.Concat(headers.Select(h => $"<th scope=\"col\">{E(h)}</th>"))}</tr></thead><tbody>{body}</tbody></table>";
     }
 }

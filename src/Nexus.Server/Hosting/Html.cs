@@ -22,6 +22,24 @@ internal static class Html
         return $"<input type=\"hidden\" name=\"{E(tokens.FormFieldName)}\" value=\"{E(tokens.RequestToken)}\">";
     }
 
+    /// <summary>
+    /// <c> value="…"</c> for a text field re-rendered after a failed submission, so what was typed is kept; empty when
+    /// there is no submission. Never used for passwords or secrets: those are typed again.
+    /// </summary>
+    public static string Value(IFormCollection? form, string name, string? fallback = null) =>
+        form is null ? (fallback is null ? "" : $" value=\"{E(fallback)}\"") : $" value=\"{E(form[name].ToString())}\"";
+
+    /// <summary>A textarea's content after a failed submission.</summary>
+    public static string Text(IFormCollection? form, string name) => form is null ? "" : E(form[name].ToString());
+
+    /// <summary><c> selected</c> for the option that was chosen (or <paramref name="isDefault"/> before any submission).</summary>
+    public static string Selected(IFormCollection? form, string name, string value, bool isDefault = false) =>
+        (form is null ? isDefault : form[name].ToString() == value) ? " selected" : "";
+
+    /// <summary><c> checked</c> for a checkbox as submitted (or <paramref name="isDefault"/> before any submission).</summary>
+    public static string Checked(IFormCollection? form, string name, string value, bool isDefault) =>
+        (form is null ? isDefault : form[name].Contains(value)) ? " checked" : "";
+
     public static IResult Page(HttpContext context, string title, string body, int status = StatusCodes.Status200OK)
     {
         var headers = context.Response.Headers;
@@ -86,6 +104,9 @@ internal static class Html
 
     /// <summary>The destination to redirect to: <paramref name="url"/> when it is local, otherwise the home page.</summary>
     public static string LocalUrlOrHome(string? url) => IsLocalUrl(url) ? url! : "/";
+
+    /// <summary>Where signing in leads when no (local) return URL was given: the person's connections, not a dead end.</summary>
+    public static string LocalUrlOrDashboard(string? url) => IsLocalUrl(url) && url != "/" ? url! : "/dashboard";
 
     private static readonly Uri LocalOrigin = new("http://nexus.invalid/");
 }

@@ -178,14 +178,24 @@ internal static class ProvidersAdminEndpoints
             return error;
         }
 
+        var (updated, failure, _) = await UpdateProviderAsync(name, body!, registry, catalog, discovery, policy, ct);
+        return failure ?? TypedResults.Ok(ProviderResponse.From(updated!));
+    }
+
+    /// <summary>
+    /// Validates and applies a change to a provider (the PATCH semantics: absent fields keep their value); shared by the
+    /// admin API and the dashboard. On failure, the problem to answer and the field errors.
+    /// </summary>
+    public static async Task<(Provider? Provider, IResult? Failure, Dictionary<string, string[]> Errors)> UpdateProviderAsync(string name, ProviderRequest body,
+        ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, string[]>();
         var existing = await registry.FindAsync(name, ct);
         if (existing is null)
         {
-            return Problems.NotFound("Provider");
+            return (null, Problems.NotFound("Provider"), errors);
         }
-
-        var errors = new Dictionary<string, string[]>();
-        if (body!.Name is not null && body.Name != name)
+        if (body.Name is not null && body.Name != name)
         {
             errors["name"] = ["A provider cannot be renamed: connections refer to it by name."];
         }
@@ -216,12 +226,12 @@ internal static class ProvidersAdminEndpoints
         var resolved = await ResolveAsync(merged, existing, catalog, discovery, policy, errors, ct);
         if (resolved.Error is not null)
         {
-            return resolved.Error;
+            return (null, resolved.Error, errors);
         }
 
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, Problems.Validation(errors), errors);
         }
 
         var updated = existing with
@@ -234,7 +244,7 @@ internal static class ProvidersAdminEndpoints
             ClientSecret = body.ClientSecret is { } secret ? registry.EncryptSecret(name, secret) : existing.ClientSecret,
         };
         await registry.UpdateAsync(updated, ct);
-        return TypedResults.Ok(ProviderResponse.From((await registry.FindAsync(name, ct))!));
+        return ((await registry.FindAsync(name, ct))!, null, errors);
     }
 
     private static async Task<IResult> DeleteAsync(string name, ProviderRegistry registry, CancellationToken ct) =>

@@ -156,7 +156,8 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
         {
             Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
             await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password });
-            Assert.Equal("/", browser.LastLocation);
+            // Without a usable return URL, signing in lands on My connections.
+            Assert.Equal("/dashboard", browser.LastLocation);
         }
 
         // Posted straight to the form, to sign-in and to sign-up.
@@ -176,9 +177,9 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
         AssertHomeOrRefused(newcomer);
     }
 
-    /// <summary>Home, or (a NUL the form reader refuses) a 400; never another site, never a 500.</summary>
+    /// <summary>Home (My connections after sign-in), or (a NUL the form reader refuses) a 400; never another site, never a 500.</summary>
     private static void AssertHomeOrRefused(Browser browser) =>
-        Assert.True(browser.LastLocation == "/" || (browser.LastLocation is null && browser.LastStatus == HttpStatusCode.BadRequest), $"{browser.LastStatus} {browser.LastLocation}");
+        Assert.True(browser.LastLocation is "/" or "/dashboard" || (browser.LastLocation is null && browser.LastStatus == HttpStatusCode.BadRequest), $"{browser.LastStatus} {browser.LastLocation}");
 
     [Fact]
     public async Task ALocalReturnUrlIsKept()
@@ -232,6 +233,9 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
         {
             await browser.NavigateAsync("/account/applications");
             Assert.Contains("Sample App", browser.LastPage);
+            // Revoking asks first, on a confirmation page that carries the form.
+            await browser.NavigateAsync($"/account/applications/{clientId}/withdraw");
+            Assert.Contains("Revoke access for Sample App?", browser.LastPage);
             await browser.SubmitAsync($"/account/applications/{clientId}/withdraw");
             Assert.DoesNotContain("Sample App", browser.LastPage);
 

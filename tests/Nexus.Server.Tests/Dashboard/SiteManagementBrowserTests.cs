@@ -126,8 +126,9 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
             Assert.Equal("invoices:read", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("scope").GetString());
         }
 
-        // Generating a new secret retires the old one at once.
-        await page.GetByRole(AriaRole.Button, new() { Name = "Generate new secret" }).First.ClickAsync();
+        // Generating a new secret asks first (the old one stops working), then retires the old one at once.
+        await page.GetByRole(AriaRole.Link, new() { Name = "Generate new secret" }).First.ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Generate new secret" }).ClickAsync();
         var rotated = await page.Locator("#new-client-secret").InputValueAsync();
         Assert.NotEqual(secret, rotated);
         Assert.Equal(HttpStatusCode.Unauthorized, (await server.RequestTokenAsync(clientId, secret)).StatusCode);
