@@ -24,6 +24,7 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<AccessTokenIssuer>();
         services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<BearerTokenAuthenticator>();
+        services.AddSingleton<DiscoveryEndpoint.Document>();
         services.AddSingleton<IdTokenIssuer>();
         services.AddSingleton<Grants.GrantStore>();
         services.AddSingleton<Grants.RevocationList>();

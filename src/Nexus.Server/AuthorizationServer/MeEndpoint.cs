@@ -1,5 +1,6 @@
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -10,7 +11,7 @@ namespace Nexus.Server.AuthorizationServer;
 internal static class MeEndpoint
 {
     public static void MapMe(this IEndpointRouteBuilder app) =>
-        app.MapGet("/api/v1/me", HandleAsync).WithTags("OAuth");
+        app.MapGet("/api/v1/me", HandleAsync).WithTags("OAuth").WithoutSession();
 
     private static async Task<IResult> HandleAsync(HttpContext context, BearerTokenAuthenticator bearer)
     {
