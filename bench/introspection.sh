@@ -12,8 +12,8 @@ need wrk curl
 if [ -n "${NEXUS_DLL:-}" ]; then nexus_dll="$NEXUS_DLL"; else build_nexus; fi
 dotnet build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
 bare_dll="$bench_root/bench/tools/BareKestrel/bin/Release/net10.0/BareKestrel.dll"
-port=18090
-bare_port=18092
+port="${PORT:-18190}"
+bare_port=$((port + 2))
 
 bare_pid=""
 cleanup() {
@@ -89,7 +89,7 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/${RESULT:-introspection}.md"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(machine); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- build: ${NEXUS_DLL:-this working tree} ($(git -C "$bench_root" rev-parse --short HEAD)); database: $engine"
+  echo "- build: ${NEXUS_DLL:-this working tree at $(git -C "$bench_root" rev-parse --short HEAD)}; database: $engine"
   echo "- load: wrk -t2 -c32 -d${duration}s after 5 s of warm-up per endpoint; client and server share the machine; ceiling and Nexus measured back to back per endpoint, both running"
   echo "- ceiling: bench/tools/BareKestrel, the same minimal-API endpoints without Nexus's middleware, client authentication, revocation or storage"
   echo
