@@ -75,8 +75,7 @@ internal static class AccountsExtensions
 
     public static WebApplication MapAccounts(this WebApplication app)
     {
-        app.UseAuthentication();
-        app.UseAuthorization();
+        app.UseSessionAuthentication();
         app.MapAccountPages();
         app.MapUpstreamSignIn();
         app.MapSetup();

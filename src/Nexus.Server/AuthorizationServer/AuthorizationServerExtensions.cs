@@ -24,8 +24,11 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<AccessTokenIssuer>();
         services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<BearerTokenAuthenticator>();
+        services.AddSingleton<DiscoveryEndpoint.Document>();
         services.AddSingleton<IdTokenIssuer>();
         services.AddSingleton<Grants.GrantStore>();
+        services.AddSingleton<Grants.RevocationList>();
+        services.AddHostedService<Grants.RevocationList.Poller>();
         services.AddSingleton<Grants.AuthorizationCodeGrant>();
         services.AddSingleton<Grants.RefreshTokenGrant>();
         services.AddSingleton(SigningKeyStore.Column);
@@ -56,14 +59,15 @@ internal static class AuthorizationServerExtensions
         return app;
     }
 
-    /// <summary>Creates the secret-hashing key and the signing keys on first start, then loads them.</summary>
-    private sealed class AuthorizationServerStartup(ServerSecrets secrets, SecretHasher hasher, SigningKeyStore store, SigningKeys keys) : IStartupStep
+    /// <summary>Creates the secret-hashing key and the signing keys on first start, then loads them and what has been revoked.</summary>
+    private sealed class AuthorizationServerStartup(ServerSecrets secrets, SecretHasher hasher, SigningKeyStore store, SigningKeys keys, Grants.RevocationList revocations) : IStartupStep
     {
         public async Task RunAsync(System.Data.Common.DbConnection connection, CancellationToken ct)
         {
             hasher.Initialize(await secrets.GetOrCreateAsync(connection, "secret_hash_key", ct));
             await store.EnsureActiveKeysAsync(connection, ct);
             await keys.ReloadAsync(ct);
+            await revocations.SyncAsync(ct, connection);
         }
     }
 }

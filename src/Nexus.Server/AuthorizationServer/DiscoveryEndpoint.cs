@@ -11,11 +11,21 @@ internal static class DiscoveryEndpoint
 {
     public static void MapDiscovery(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/.well-known/oauth-authorization-server", Metadata).WithTags("OAuth");
-        app.MapGet("/.well-known/openid-configuration", Metadata).WithTags("OAuth");
+        app.MapGet("/.well-known/oauth-authorization-server", Metadata).WithTags("OAuth").WithoutSession();
+        app.MapGet("/.well-known/openid-configuration", Metadata).WithTags("OAuth").WithoutSession();
     }
 
-    private static Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult Metadata(HttpResponse response, NexusOptions options)
+    private static Task Metadata(HttpContext context, Document document) => document.Json.WriteAsync(context, "public, max-age=300");
+
+    /// <summary>The document depends only on the settings, so it is serialized once per instance, with an ETag.</summary>
+    internal sealed class Document(NexusOptions options)
+    {
+        private readonly Lazy<PrecomputedJson> json = new(() => new PrecomputedJson(Build(options)));
+
+        public PrecomputedJson Json => json.Value;
+    }
+
+    private static string Build(NexusOptions options)
     {
         var issuer = options.Issuer;
         var metadata = new JsonObject
@@ -53,7 +63,6 @@ internal static class DiscoveryEndpoint
             metadata["registration_endpoint"] = issuer + RegistrationEndpoint.Path;
         }
 
-        response.Headers.CacheControl = "public, max-age=300";
-        return TypedResults.Text(metadata.ToJsonString(), "application/json");
+        return metadata.ToJsonString();
     }
 }

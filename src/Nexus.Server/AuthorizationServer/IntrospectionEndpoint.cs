@@ -18,9 +18,9 @@ internal static class IntrospectionEndpoint
     public const string IntrospectScope = "nexus:introspect";
 
     public static void MapIntrospection(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery();
+        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
-    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants, ClientRegistry clients, NexusOptions options)
+    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants, RevocationList revocations, ClientRegistry clients, NexusOptions options)
     {
         var ct = context.RequestAborted;
         var (form, caller) = await TokenRequests.ReadAuthenticatedAsync(context, authenticator);
@@ -46,7 +46,7 @@ internal static class IntrospectionEndpoint
         if (hint != "refresh_token" && token.Count(c => c == '.') == 2)
         {
             var (claims, _) = await validator.ValidateAsync(token, audience: null, ct);
-            if (claims is not null && MayInspect(claims.ClientId) && !await grants.IsAccessTokenRevokedAsync(claims.Jti, claims.GrantId, ct)
+            if (claims is not null && MayInspect(claims.ClientId) && !await revocations.IsRevokedAsync(claims, ct)
                 && await clients.FindCachedAsync(claims.ClientId, ct) is { IsRevoked: false })
             {
                 json.WriteBoolean("active"u8, true);

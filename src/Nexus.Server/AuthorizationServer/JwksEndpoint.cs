@@ -1,4 +1,5 @@
 using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -9,14 +10,11 @@ internal static class JwksEndpoint
 
     public static void MapJwks(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, Jwks).WithTags("OAuth");
-        app.MapGet("/.well-known/jwks.json", Jwks).WithTags("OAuth");
+        app.MapGet(Path, Jwks).WithTags("OAuth").WithoutSession();
+        app.MapGet("/.well-known/jwks.json", Jwks).WithTags("OAuth").WithoutSession();
     }
 
-    private static Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult Jwks(HttpResponse response, SigningKeys keys)
-    {
-        // Short enough that a verifier sees a new key soon after rotation; verifiers refetch on unknown kid anyway.
-        response.Headers.CacheControl = "public, max-age=300";
-        return TypedResults.Text(keys.JwksJson, "application/json");
-    }
+    // Short enough that a verifier sees a new key soon after rotation; verifiers refetch on unknown kid anyway. The
+    // bytes are serialized once per key change, with an ETag, so a verifier's conditional GET costs a 304.
+    private static Task Jwks(HttpContext context, SigningKeys keys) => keys.Jwks.WriteAsync(context, "public, max-age=300");
 }

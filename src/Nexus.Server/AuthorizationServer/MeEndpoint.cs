@@ -1,5 +1,6 @@
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -10,7 +11,7 @@ namespace Nexus.Server.AuthorizationServer;
 internal static class MeEndpoint
 {
     public static void MapMe(this IEndpointRouteBuilder app) =>
-        app.MapGet("/api/v1/me", HandleAsync).WithTags("OAuth");
+        app.MapGet("/api/v1/me", HandleAsync).WithTags("OAuth").WithoutSession();
 
     private static async Task<IResult> HandleAsync(HttpContext context, BearerTokenAuthenticator bearer)
     {
@@ -31,7 +32,7 @@ internal sealed record MeResponse(string Sub, string ClientId, string? Scope, IR
 internal readonly record struct BearerCheck(AccessTokenClaims? Claims, bool TokenSent, string? Error);
 
 /// <summary>Validates the bearer token of a request and answers RFC 6750 §3 challenges when it is not acceptable.</summary>
-internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, ClientRegistry clients, Grants.GrantStore grants, Hosting.NexusOptions options)
+internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, ClientRegistry clients, Grants.RevocationList revocations, Hosting.NexusOptions options)
 {
     /// <summary>For Nexus's REST API: the token's aud must be the API's (a token for /mcp is refused).</summary>
     public async Task<(AccessTokenClaims? Claims, IResult? Challenge)> AuthenticateAsync(HttpContext context)
@@ -69,7 +70,7 @@ internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, C
         }
 
         // RFC 7009: a token revoked on its own, or through its grant (consent withdrawn, code replayed, refresh reuse).
-        if (await grants.IsAccessTokenRevokedAsync(claims.Jti, claims.GrantId, context.RequestAborted))
+        if (await revocations.IsRevokedAsync(claims, context.RequestAborted))
         {
             return new BearerCheck(null, true, "The token has been revoked.");
         }

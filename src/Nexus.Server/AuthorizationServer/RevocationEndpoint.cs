@@ -1,5 +1,6 @@
 using Nexus.Server.AuthorizationServer.Grants;
 using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -13,7 +14,7 @@ internal static class RevocationEndpoint
     public const string Path = "/oauth2/revoke";
 
     public static void MapRevocation(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery();
+        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
     private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants)
     {

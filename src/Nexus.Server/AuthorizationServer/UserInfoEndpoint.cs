@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Identity;
 using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -12,8 +13,8 @@ internal static class UserInfoEndpoint
 
     public static void MapUserInfo(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, HandleAsync).WithTags("OAuth");
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery();
+        app.MapGet(Path, HandleAsync).WithTags("OAuth").WithoutSession();
+        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, BearerTokenAuthenticator bearer, UserManager<NexusUser> users)

@@ -31,7 +31,7 @@ internal static class CredentialCapture
     {
         app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
         app.MapPost(FormPath, SubmitFormAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections");
+        app.MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections").WithoutSession();
     }
 
     public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";

@@ -43,11 +43,11 @@ internal static class GatewayEndpoints
 
     public static void MapGateway(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/request-connection", RequestConnectionAsync).WithTags("Connections");
-        app.MapGet("/v1/connections", ListAsync).WithTags("Connections");
-        app.MapGet("/v1/connections/{connectionId}", GetAsync).WithTags("Connections");
-        app.MapDelete("/v1/connections/{connectionId}", DeleteAsync).WithTags("Connections");
-        app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections");
+        app.MapPost("/v1/request-connection", RequestConnectionAsync).WithTags("Connections").WithoutSession();
+        app.MapGet("/v1/connections", ListAsync).WithTags("Connections").WithoutSession();
+        app.MapGet("/v1/connections/{connectionId}", GetAsync).WithTags("Connections").WithoutSession();
+        app.MapDelete("/v1/connections/{connectionId}", DeleteAsync).WithTags("Connections").WithoutSession();
+        app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections").WithoutSession();
         app.MapCredentialCapture();
     }
 

@@ -95,6 +95,9 @@ internal sealed class NexusOptions
     /// <summary>The refresh engine: when provider tokens are refreshed, and how failures are retried.</summary>
     public RefreshOptions Refresh { get; set; } = new();
 
+    /// <summary>How this instance learns of revocations made by other instances (AuthorizationServer/Grants/RevocationList).</summary>
+    public RevocationOptions Revocation { get; set; } = new();
+
     /// <summary>
     /// Comma-separated origins (https://app.example.com) or URL prefixes (https://app.example.com/oauth/) that a
     /// connection's return_url may point to. The BASE_URL origin is always allowed.
@@ -219,6 +222,17 @@ internal sealed class BridgeOptions
 
     /// <summary>Largest request body the Bridge forwards (streamed, never held in memory).</summary>
     public long MaxRequestBodyBytes { get; set; } = 512L * 1024 * 1024;
+}
+
+/// <summary>
+/// Revocation checks (introspection, userinfo, /api/v1/me, /mcp) answer from memory. A revocation made on this
+/// instance takes effect here at once; one made on another instance within PollSeconds (at worst 2 × PollSeconds;
+/// on PostgreSQL usually within milliseconds, through LISTEN/NOTIFY).
+/// </summary>
+internal sealed class RevocationOptions
+{
+    /// <summary>How often revocations are read from the database; 0 asks the database on every check instead.</summary>
+    public int PollSeconds { get; set; } = 1;
 }
 
 /// <summary>

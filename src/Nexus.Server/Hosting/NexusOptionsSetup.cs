@@ -99,6 +99,11 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
 
         ValidateRefresh(o.Refresh, errors);
 
+        if (o.Revocation.PollSeconds is < 0 or > 300)
+        {
+            errors.Add($"Nexus:Revocation:PollSeconds must be between 0 and 300: how often each instance reads revocations made by the others (default 1; 0 asks the database on every check; got {o.Revocation.PollSeconds}).");
+        }
+
         foreach (var entry in Connections.ReturnUrlPolicy.SplitEntries(o.AllowedReturnUrls))
         {
             if (!Connections.ReturnUrlPolicy.TryParseEntry(entry, out _))

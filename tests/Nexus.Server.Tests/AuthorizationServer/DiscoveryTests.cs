@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -30,5 +31,25 @@ public sealed class DiscoveryTests(ServerFixture fixture) : IClassFixture<Server
         Assert.Contains(keys, k => k.GetProperty("alg").GetString() == "RS256" && k.GetProperty("kty").GetString() == "RSA");
         // Public halves only.
         Assert.DoesNotContain(keys, k => k.TryGetProperty("d", out _) || k.TryGetProperty("p", out _));
+    }
+
+    [Fact]
+    public async Task MetadataCarriesAnETagAndAMatchingIfNoneMatchIsAnswered304()
+    {
+        var server = fixture.Server;
+        using var first = await server.Http.GetAsync("/.well-known/openid-configuration");
+        var etag = first.Headers.ETag;
+        Assert.NotNull(etag);
+        Assert.Equal("public, max-age=300", first.Headers.CacheControl?.ToString());
+        using var conditional = new HttpRequestMessage(HttpMethod.Get, "/.well-known/openid-configuration");
+        conditional.Headers.TryAddWithoutValidation("If-None-Match", $"\"other\", W/{etag.Tag}");
+        using var notModified = await server.Http.SendAsync(conditional);
+        Assert.Equal(HttpStatusCode.NotModified, notModified.StatusCode);
+        Assert.Empty(await notModified.Content.ReadAsByteArrayAsync());
+        using var stale = new HttpRequestMessage(HttpMethod.Get, "/.well-known/openid-configuration");
+        stale.Headers.TryAddWithoutValidation("If-None-Match", "\"other\"");
+        using var full = await server.Http.SendAsync(stale);
+        Assert.Equal(HttpStatusCode.OK, full.StatusCode);
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await full.Content.ReadAsStringAsync());
     }
 }

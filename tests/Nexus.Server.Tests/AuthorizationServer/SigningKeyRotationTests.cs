@@ -48,6 +48,36 @@ public sealed class SigningKeyRotationTests
     }
 
     [Fact]
+    public async Task TheJwksCarriesAnETagThatAnswers304UntilARotationChangesIt()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        using var first = await server.Http.GetAsync("/oauth2/jwks");
+        var etag = first.Headers.ETag;
+        Assert.NotNull(etag);
+        Assert.False(etag.IsWeak);
+        Assert.Equal("application/json", first.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(etag, (await server.Http.GetAsync("/.well-known/jwks.json")).Headers.ETag);
+
+        // RFC 9110 §13.1.2: a matching If-None-Match is answered 304 without a body.
+        using var conditional = new HttpRequestMessage(HttpMethod.Get, "/oauth2/jwks");
+        conditional.Headers.IfNoneMatch.Add(etag);
+        using var notModified = await server.Http.SendAsync(conditional);
+        Assert.Equal(HttpStatusCode.NotModified, notModified.StatusCode);
+        Assert.Empty(await notModified.Content.ReadAsByteArrayAsync());
+        Assert.Equal(etag, notModified.Headers.ETag);
+
+        await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/signing-keys/rotate");
+        using var again = new HttpRequestMessage(HttpMethod.Get, "/oauth2/jwks");
+        again.Headers.IfNoneMatch.Add(etag);
+        using var changed = await server.Http.SendAsync(again);
+        Assert.Equal(HttpStatusCode.OK, changed.StatusCode);
+        Assert.NotEqual(etag, changed.Headers.ETag);
+        var keysBefore = JsonDocument.Parse(await first.Content.ReadAsStringAsync()).RootElement.GetProperty("keys").GetArrayLength();
+        Assert.True(JsonDocument.Parse(await changed.Content.ReadAsStringAsync()).RootElement.GetProperty("keys").GetArrayLength() > keysBefore);
+    }
+
+    [Fact]
     public async Task AnotherInstanceVerifiesTokensSignedWithAKeyRotatedElsewhere()
     {
         await using var db = await TestDatabase.CreateAsync();

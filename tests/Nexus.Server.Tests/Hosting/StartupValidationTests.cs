@@ -20,6 +20,7 @@ public sealed class StartupValidationTests
     [InlineData("Nexus:Refresh:KeepAliveSeconds", "10", "0 (off) or between 60")]
     [InlineData("Nexus:Refresh:MaxRetryDelaySeconds", "1", "Nexus:Refresh:MaxRetryDelaySeconds between it and 86400")]
     [InlineData("Nexus:Refresh:Concurrency", "0", "Nexus:Refresh:Concurrency 1 to 256")]
+    [InlineData("Nexus:Revocation:PollSeconds", "-1", "Nexus:Revocation:PollSeconds must be between 0 and 300")]
     [InlineData("Nexus:Registration:Mode", "sometimes", "Nexus:Registration:Mode must be 'open'")]
     [InlineData("Nexus:Registration:Mode", "token", "Nexus:Registration:InitialAccessToken must be set")]
     [InlineData("Nexus:Registration:MaxMetadataDocumentBytes", "10", "MaxMetadataDocumentBytes 512 to 65536")]

@@ -9,7 +9,7 @@ namespace Nexus.Server.AuthorizationServer.Clients;
 /// token touches no database. Writes made here invalidate the cache at once; writes made by another instance
 /// are seen within ClientCacheSeconds.
 /// </summary>
-internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, TimeProvider time)
+internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, TimeProvider time, Grants.RevocationList revocations)
 {
     private const string Columns = "client_id, kind, name, secret_hash, scopes, grant_types, access_token_lifetime_seconds, created_at, updated_at, secret_rotated_at, revoked_at, client_type, redirect_uris, post_logout_redirect_uris, description, base_url, owner_email, registration, metadata_expires_at";
 
@@ -178,6 +178,11 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
             "UPDATE oauth_clients SET revoked_at = @now, updated_at = @now, secret_hash = NULL WHERE client_id = @clientId AND revoked_at IS NULL",
             new { clientId, now }, cancellationToken: ct));
         cache.Invalidate(clientId);
+        if (updated == 1)
+        {
+            await revocations.ClientRevokedAsync(connection, clientId, ct);
+        }
+
         return updated == 1;
     }
 }

@@ -33,7 +33,7 @@ internal enum RefreshOutcome
 /// are stored only as SHA-256 hashes: they are high-entropy bearer secrets, and a copy of the database must
 /// not be enough to use them.
 /// </summary>
-internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
+internal sealed class GrantStore(NexusDatabase db, TimeProvider time, RevocationList revocations)
 {
     public static string Hash(string token) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
@@ -80,10 +80,11 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
         await using var tx = await connection.BeginTransactionAsync(ct);
         var deleted = await connection.ExecuteAsync(new CommandDefinition(
             "DELETE FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE grants SET revoked_at = @now, revoked_reason = 'consent_withdrawn' WHERE user_id = @userId AND client_id = @clientId AND revoked_at IS NULL",
+        var revoked = await connection.QueryAsync<string>(new CommandDefinition(
+            "UPDATE grants SET revoked_at = @now, revoked_reason = 'consent_withdrawn' WHERE user_id = @userId AND client_id = @clientId AND revoked_at IS NULL RETURNING id",
             new { userId, clientId, now = Now }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
+        await revocations.GrantsRevokedAsync(connection, revoked, ct);
         return deleted > 0;
     }
 
@@ -135,8 +136,9 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
             "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @hash AND consumed_at IS NULL", new { hash, now = Now }, cancellationToken: ct));
         if (consumed == 0)
         {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE grants SET revoked_at = @now, revoked_reason = 'code_replayed' WHERE code_hash = @hash AND revoked_at IS NULL", new { hash, now = Now }, cancellationToken: ct));
+            var revoked = await connection.QueryAsync<string>(new CommandDefinition(
+                "UPDATE grants SET revoked_at = @now, revoked_reason = 'code_replayed' WHERE code_hash = @hash AND revoked_at IS NULL RETURNING id", new { hash, now = Now }, cancellationToken: ct));
+            await revocations.GrantsRevokedAsync(connection, revoked, ct);
             return (CodeRedemption.Replayed, null, hash);
         }
 
@@ -181,6 +183,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE grants SET revoked_at = @now, revoked_reason = @reason WHERE id = @grantId AND revoked_at IS NULL", new { grantId, reason, now = Now }, cancellationToken: ct));
+        await revocations.GrantsRevokedAsync(connection, [grantId], ct);
     }
 
     public async Task<string> IssueRefreshTokenAsync(string grantId, IReadOnlyList<string> scopes, TimeSpan lifetime, CancellationToken ct)
@@ -266,17 +269,6 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time)
         await connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (@jti, @expires, @now) ON CONFLICT (jti) DO NOTHING",
             new { jti, expires = expiresAtSeconds * 1000, now = Now }, cancellationToken: ct));
-    }
-
-    /// <summary>Whether an access token was revoked on its own or through its grant.</summary>
-    public async Task<bool> IsAccessTokenRevokedAsync(string jti, string? grantId, CancellationToken ct)
-    {
-        await using var connection = await db.OpenAsync(ct);
-        var revoked = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-            grantId is null
-                ? "SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = @jti"
-                : "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = @jti) + (SELECT COUNT(*) FROM grants WHERE id = @grantId AND revoked_at IS NOT NULL)",
-            new { jti, grantId }, cancellationToken: ct));
-        return revoked > 0;
+        await revocations.TokenRevokedAsync(connection, jti, expiresAtSeconds, ct);
     }
 }

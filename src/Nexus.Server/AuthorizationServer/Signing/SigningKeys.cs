@@ -10,15 +10,18 @@ namespace Nexus.Server.AuthorizationServer.Signing;
 /// </summary>
 internal sealed class SigningKeys(SigningKeyStore store, NexusOptions options, TimeProvider time) : IDisposable
 {
-    private sealed record Snapshot(IReadOnlyDictionary<string, SigningKey> ByKid, IReadOnlyDictionary<string, SigningKey> ActiveByAlg, string JwksJson);
+    private sealed record Snapshot(IReadOnlyDictionary<string, SigningKey> ByKid, IReadOnlyDictionary<string, SigningKey> ActiveByAlg, Hosting.PrecomputedJson Jwks);
 
-    private static readonly Snapshot Empty = new(new Dictionary<string, SigningKey>(), new Dictionary<string, SigningKey>(), "{\"keys\":[]}");
+    private static readonly Snapshot Empty = new(new Dictionary<string, SigningKey>(), new Dictionary<string, SigningKey>(), new Hosting.PrecomputedJson("{\"keys\":[]}"));
 
     private readonly SemaphoreSlim reloadGate = new(1, 1);
     private volatile Snapshot current = Empty;
     private long lastUnknownKidReload;
 
-    public string JwksJson => current.JwksJson;
+    public string JwksJson => current.Jwks.Json;
+
+    /// <summary>The JWKS as served: its bytes and ETag change when a key is added or retired, not at every reload.</summary>
+    public Hosting.PrecomputedJson Jwks => current.Jwks;
 
     public IReadOnlyCollection<SigningKey> Published => (IReadOnlyCollection<SigningKey>)current.ByKid.Values;
 
@@ -41,7 +44,8 @@ internal sealed class SigningKeys(SigningKeyStore store, NexusOptions options, T
             }
 
             var jwks = new JsonObject { ["keys"] = new JsonArray(keys.Select(k => (JsonNode)k.PublicJwk.DeepClone()).ToArray()) };
-            current = new Snapshot(keys.ToDictionary(k => k.Kid), active, jwks.ToJsonString());
+            var json = jwks.ToJsonString();
+            current = new Snapshot(keys.ToDictionary(k => k.Kid), active, json == previous.Jwks.Json ? previous.Jwks : new Hosting.PrecomputedJson(json));
         }
         finally
         {
