@@ -47,7 +47,7 @@ internal static class SiteManagementBrokerPages
         var options = context.RequestServices.GetRequiredService<NexusOptions>();
         var rows = (await registry.ListAsync(ct)).Select(p => $"""
             <tr><td><strong>{E(p.DisplayName)}</strong><br><code>{E(p.Name)}</code></td><td>{E(p.CatalogKey ?? "custom")}</td><td>{E(p.AuthMode)}</td>
-            <td>{(p.AuthMode == AuthModes.OAuth2 ? $"<code>{E(p.ClientId)}</code>" : "<span class=\"muted\">users bring credentials</span>")}</td><td>{string.Join(" ", p.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td></tr>
+            <td>{(AuthModes.IsOAuth(p.AuthMode) ? $"<code>{E(p.ClientId)}</code>" : "<span class=\"muted\">users bring credentials</span>")}</td><td>{string.Join(" ", p.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td></tr>
             """);
         var entries = string.Concat(catalog.Entries.OrderBy(e => e.Value.DisplayName).Select(e => $"<option value=\"{E(e.Key)}\">{E(e.Value.DisplayName)} ({E(e.Value.AuthMode)})</option>"));
         return Render(context, "/admin/providers", "Providers", $"""

@@ -1,0 +1,288 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using ModelContextProtocol.Client;
+using Nexus.Server.Tests.Infrastructure;
+using Nexus.Server.Tests.Mcp;
+
+namespace Nexus.Server.Tests.RemoteMcp;
+
+/// <summary>
+/// Nexus as the client of an OAuth-protected MCP server it is given by URL alone (issue 15). The MCP server is a
+/// second Nexus: its /mcp is a real MCP server (ModelContextProtocol.AspNetCore) behind its own protected resource
+/// metadata, and the same Nexus is its authorization server, with dynamic client registration and client ID metadata
+/// documents. A third Nexus is the same without metadata documents, so that Nexus must register dynamically.
+/// </summary>
+public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture) : IClassFixture<RemoteMcpConnectTests.Fixture>
+{
+    private const string ReturnUrl = "https://app.example.test/oauth/return";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public sealed class Fixture : IAsyncLifetime
+    {
+        private readonly List<TestDatabase> databases = [];
+
+        /// <summary>The Nexus under test: the MCP client.</summary>
+        public NexusTestServer Client { get; private set; } = null!;
+
+        /// <summary>An MCP server whose authorization server supports client ID metadata documents.</summary>
+        public NexusTestServer Documents { get; private set; } = null!;
+
+        /// <summary>An MCP server whose authorization server offers only dynamic client registration.</summary>
+        public NexusTestServer Dynamic { get; private set; } = null!;
+
+        public FakeMcpServer Fake { get; private set; } = null!;
+
+        public async ValueTask InitializeAsync()
+        {
+            Documents = await NexusTestServer.StartAsync(await Database());
+            Dynamic = await NexusTestServer.StartAsync(await Database(), s => s["Nexus:Registration:MetadataDocuments"] = "false");
+            Client = await NexusTestServer.StartAsync(await Database(), s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/");
+            Fake = await FakeMcpServer.StartAsync();
+        }
+
+        private async Task<TestDatabase> Database()
+        {
+            var database = await TestDatabase.CreateAsync();
+            databases.Add(database);
+            return database;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Fake.DisposeAsync();
+            foreach (var server in new[] { Client, Documents, Dynamic })
+            {
+                await server.DisposeAsync();
+            }
+
+            foreach (var database in databases)
+            {
+                await database.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AnMcpServerGivenByUrlAloneIsConnectedByAMetadataDocumentAndItsToolsAreCalledThroughTheBridge()
+    {
+        var provider = await RegisterAsync(fixture.Documents);
+        Assert.Equal("mcp_oauth2", provider.GetProperty("auth_mode").GetString());
+        var mcp = provider.GetProperty("mcp");
+        Assert.Equal("metadata_document", mcp.GetProperty("registration").GetString());
+        Assert.Equal(fixture.Client.Issuer + "/mcp-client-metadata.json", provider.GetProperty("client_id").GetString());
+        Assert.Equal(fixture.Documents.Issuer + "/mcp", mcp.GetProperty("resource").GetString());
+        Assert.Equal(fixture.Documents.Issuer + "/.well-known/oauth-protected-resource/mcp", mcp.GetProperty("resource_metadata_url").GetString());
+        Assert.False(provider.GetProperty("has_client_secret").GetBoolean());
+
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus");
+        await AssertToolsThroughBridgeAsync(connectionId);
+    }
+
+    [Fact]
+    public async Task AnMcpServerWhoseAuthorizationServerHasNoMetadataDocumentsIsConnectedByDynamicRegistrationWhichIsReused()
+    {
+        var first = await RegisterAsync(fixture.Dynamic);
+        Assert.Equal("dynamic", first.GetProperty("mcp").GetProperty("registration").GetString());
+        var clientId = first.GetProperty("client_id").GetString()!;
+        Assert.StartsWith("nxc_", clientId);
+        Assert.True(first.GetProperty("has_client_secret").GetBoolean());
+        Assert.Equal("client_secret_basic", first.GetProperty("token_endpoint_auth").GetString());
+
+        // The registration is stored per issuer (its secret encrypted) and reused for another server of that issuer.
+        var second = await RegisterAsync(fixture.Dynamic);
+        Assert.Equal(clientId, second.GetProperty("client_id").GetString());
+        Assert.Equal(1L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations"), System.Globalization.CultureInfo.InvariantCulture));
+        var stored = (byte[])(await fixture.Client.Database.ScalarAsync("SELECT client_secret FROM mcp_client_registrations"))!;
+        Assert.DoesNotContain("nxs_", System.Text.Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+
+        var connectionId = await ConsentAsync(fixture.Dynamic, first.GetProperty("name").GetString()!, "Nexus");
+        await AssertToolsThroughBridgeAsync(connectionId);
+    }
+
+    [Fact]
+    public async Task AResourceMetadataForAnotherResourceStopsBeforeAnyAuthorizationAndStoresNothing()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = Json(new { resource = "https://elsewhere.example/mcp", authorization_servers = new[] { fake.BaseUrl + prefix } });
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "https://elsewhere.example/mcp");
+        Assert.False(fake.Hits.ContainsKey($"/.well-known/oauth-authorization-server{prefix}"));
+    }
+
+    [Fact]
+    public async Task AResourceMetadataUrlAtAPrivateAddressIsNeverFetched()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        fake.Routes[prefix + "/mcp"] = Challenge("https://10.20.30.40/.well-known/oauth-protected-resource");
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "could not be reached");
+    }
+
+    [Fact]
+    public async Task ARedirectToAnotherOriginIsNotFollowed()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        var elsewhere = $"http://127.0.0.1:{LoopbackHost.FreePort()}/prm";
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = context =>
+        {
+            context.Response.StatusCode = 302;
+            context.Response.Headers.Location = elsewhere;
+            return Task.CompletedTask;
+        };
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "redirected to another origin");
+    }
+
+    [Fact]
+    public async Task AnAuthorizationServerWhoseMetadataNamesAnotherIssuerIsRefused()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        var issuer = fake.BaseUrl + prefix;
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = Json(new { resource = fake.BaseUrl + prefix + "/mcp", authorization_servers = new[] { issuer } });
+        fake.Routes["/.well-known/oauth-authorization-server" + prefix] = Json(new Dictionary<string, object>
+        {
+            ["issuer"] = fake.BaseUrl + "/impostor",
+            ["authorization_endpoint"] = issuer + "/authorize",
+            ["token_endpoint"] = issuer + "/token",
+            ["registration_endpoint"] = issuer + "/register",
+            ["code_challenge_methods_supported"] = new[] { "S256" },
+        });
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "not '" + issuer + "'");
+        Assert.False(fake.Hits.ContainsKey(prefix + "/register"));
+    }
+
+    private async Task AssertRefusedAsync(string mcpUrl, string expected)
+    {
+        var name = "mcp-" + Guid.NewGuid().ToString("N")[..8];
+        var before = await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations");
+        var refused = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
+            new { name, auth_mode = "mcp_oauth2", mcp_url = mcpUrl }, HttpStatusCode.BadGateway);
+        Assert.Equal("mcp_discovery_failed", refused.GetProperty("code").GetString());
+        Assert.Contains(expected, refused.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name, expected: HttpStatusCode.NotFound);
+        Assert.Equal(before, await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations"));
+    }
+
+    private static RequestDelegate Challenge(string resourceMetadata) => context =>
+    {
+        context.Response.StatusCode = 401;
+        // Parameters in an unusual order, with another challenge first: any order must be read.
+        context.Response.Headers.Append("WWW-Authenticate", "Basic realm=\"x\"");
+        context.Response.Headers.Append("WWW-Authenticate", $"Bearer scope=\"tools\", resource_metadata=\"{resourceMetadata}\", error=\"invalid_request\"");
+        return Task.CompletedTask;
+    };
+
+    private static RequestDelegate Json(object body) => context => context.Response.WriteAsJsonAsync(body);
+
+    private async Task<JsonElement> RegisterAsync(NexusTestServer server) =>
+        await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "mcp-" + Guid.NewGuid().ToString("N")[..8],
+            auth_mode = "mcp_oauth2",
+            mcp_url = server.Issuer + "/mcp",
+        }, HttpStatusCode.Created);
+
+    /// <summary>
+    /// The broker's flow, driven over HTTP: request-connection at the client Nexus, the person (signed in at the MCP
+    /// server's authorization server) approves, the authorization server sends the browser to the client's callback,
+    /// which redeems the code and sends it on to return_url with status active.
+    /// </summary>
+    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName)
+    {
+        using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection",
+            new { workspace_id = "ws_remote", provider_name = provider, return_url = ReturnUrl });
+        using var requested = await fixture.Client.Http.SendAsync(request, Ct);
+        var body = JsonDocument.Parse(await requested.Content.ReadAsStringAsync(Ct)).RootElement;
+        Assert.True(requested.StatusCode == HttpStatusCode.Created, body.ToString());
+        var authUrl = new Uri(body.GetProperty("auth_url").GetString()!);
+        var query = Browser.Query(authUrl);
+        Assert.StartsWith(server.Issuer + "/oauth2/authorize", authUrl.ToString(), StringComparison.Ordinal);
+        Assert.Equal(server.Issuer + "/mcp", query["resource"]);
+        Assert.Equal("S256", query["code_challenge_method"]);
+        Assert.Equal(fixture.Client.Issuer + "/auth/callback", query["redirect_uri"]);
+
+        using var person = new Browser(server);
+        await person.SignUpAsync($"remote-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        await person.NavigateAsync(authUrl.ToString());
+        Assert.True(person.LastStatus == HttpStatusCode.OK, person.LastPage);
+        Assert.Contains(clientName, person.LastPage, StringComparison.Ordinal);
+        var back = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        Assert.StartsWith(fixture.Client.Issuer + "/auth/callback?", back.ToString(), StringComparison.Ordinal);
+        // RFC 9207: the authorization server names itself; the client checks it.
+        Assert.Equal(server.Issuer, Browser.Query(back)["iss"]);
+
+        using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
+        using var returned = await browser.GetAsync(back, Ct);
+        Assert.True(returned.StatusCode == HttpStatusCode.Redirect, await returned.Content.ReadAsStringAsync(Ct));
+        var landing = Browser.Query(returned.Headers.Location!);
+        Assert.Equal("active", landing["status"]);
+        return landing["connection_id"];
+    }
+
+    /// <summary>The official C# MCP client, given the Bridge URL and an API key only: the stored token is injected.</summary>
+    private async Task AssertToolsThroughBridgeAsync(string connectionId)
+    {
+        var transport = new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = new Uri($"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}"),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["X-API-Key"] = fixture.Client.ApiKey },
+        });
+        await using var client = await McpClient.CreateAsync(transport, cancellationToken: Ct);
+        var tools = (await client.ListToolsAsync(cancellationToken: Ct)).Select(t => t.Name).ToList();
+        Assert.Contains("list_services", tools);
+        Assert.Contains("list_connections", tools);
+        var result = await client.CallToolAsync("list_connections", cancellationToken: Ct);
+        Assert.NotEqual(true, result.IsError);
+        Assert.True(McpFixture.Structured(result).TryGetProperty("connections", out _));
+    }
+}
+
+/// <summary>An MCP server and authorization server stand-in on loopback whose every answer a test writes (for the ways discovery must stop).</summary>
+public sealed class FakeMcpServer : IAsyncDisposable
+{
+    private readonly WebApplication app;
+
+    private FakeMcpServer(WebApplication app, string baseUrl)
+    {
+        this.app = app;
+        BaseUrl = baseUrl;
+    }
+
+    public string BaseUrl { get; }
+
+    public ConcurrentDictionary<string, RequestDelegate> Routes { get; } = new();
+
+    public ConcurrentDictionary<string, int> Hits { get; } = new();
+
+    public static async Task<FakeMcpServer> StartAsync()
+    {
+        var (builder, baseUrl) = LoopbackHost.CreateBuilder();
+        var app = builder.Build();
+        var server = new FakeMcpServer(app, baseUrl);
+        app.Run(context =>
+        {
+            var path = context.Request.Path.Value ?? "/";
+            server.Hits.AddOrUpdate(path, 1, (_, n) => n + 1);
+            if (server.Routes.TryGetValue(path, out var handler))
+            {
+                return handler(context);
+            }
+
+            context.Response.StatusCode = 404;
+            return Task.CompletedTask;
+        });
+        await app.StartAsync();
+        return server;
+    }
+
+    public async ValueTask DisposeAsync() => await app.DisposeAsync();
+}
