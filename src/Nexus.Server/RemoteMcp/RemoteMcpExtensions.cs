@@ -12,6 +12,7 @@ internal static class RemoteMcpExtensions
         services.AddSingleton<McpClientRegistrar>();
         services.AddSingleton(McpClientRegistrar.SecretColumn);
         services.AddSingleton<McpProviders>();
+        services.AddSingleton<McpStepUp>();
         return builder;
     }
 

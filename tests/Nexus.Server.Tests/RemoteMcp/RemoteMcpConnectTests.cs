@@ -104,6 +104,58 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task AnInsufficientScopeAnswerGivesTheCallerAStepUpConsentForTheUnionOfScopesAndTheConnectionKeepsItsId()
+    {
+        var provider = await RegisterAsync(fixture.Documents, ["nexus:connections"]);
+        using var person = new Browser(fixture.Documents);
+        await person.SignUpAsync($"stepup-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus", person);
+
+        // call_api needs nexus:call: the MCP server answers 403 insufficient_scope; the Bridge answers with the step-up.
+        var (status, problem) = await CallToolAsync(connectionId, "call_api");
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("insufficient_scope", problem.GetProperty("code").GetString());
+        Assert.Equal(connectionId, problem.GetProperty("connection_id").GetString());
+        var authUrl = problem.GetProperty("auth_url").GetString()!;
+        var scopes = Browser.Query(new Uri(authUrl))["scope"].Split(' ');
+        Assert.Contains("nexus:connections", scopes);
+        Assert.Contains("nexus:call", scopes);
+
+        // The person approves; the same connection is active again, with the wider scopes, and the tool passes the gate.
+        Assert.Equal(connectionId, await ApproveAsync(person, new Uri(authUrl)));
+        var (after, _) = await CallToolAsync(connectionId, "call_api");
+        Assert.NotEqual(HttpStatusCode.Forbidden, after);
+        var connection = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+        Assert.Contains("nexus:call", connection.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
+
+        // At most three rounds per connection, counted in the database: the fourth challenge is refused.
+        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
+        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
+        var (limited, refusal) = await CallToolAsync(connectionId, "connect_service");
+        Assert.Equal(HttpStatusCode.Forbidden, limited);
+        Assert.Equal("step_up_limit", refusal.GetProperty("code").GetString());
+        Assert.Equal(3L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT authorization_rounds FROM connections WHERE id = @id", ("id", connectionId)), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>A raw tools/call through the Bridge; returns the status and the JSON body (a problem, or JSON-RPC).</summary>
+    private async Task<(HttpStatusCode Status, JsonElement Body)> CallToolAsync(string connectionId, string tool)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
+        {
+            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = tool, arguments = new { } } }),
+                System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("X-API-Key", fixture.Client.ApiKey);
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        request.Headers.Add("MCP-Protocol-Version", "2025-11-25");
+        using var response = await fixture.Client.Http.SendAsync(request, Ct);
+        var text = await response.Content.ReadAsStringAsync(Ct);
+        var json = text.TrimStart().StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : default;
+        return (response.StatusCode, json);
+    }
+
+    [Fact]
     public async Task AResourceMetadataForAnotherResourceStopsBeforeAnyAuthorizationAndStoresNothing()
     {
         var fake = fixture.Fake;
@@ -182,12 +234,13 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
 
     private static RequestDelegate Json(object body) => context => context.Response.WriteAsJsonAsync(body);
 
-    private async Task<JsonElement> RegisterAsync(NexusTestServer server) =>
+    private async Task<JsonElement> RegisterAsync(NexusTestServer server, string[]? scopes = null) =>
         await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
         {
             name = "mcp-" + Guid.NewGuid().ToString("N")[..8],
             auth_mode = "mcp_oauth2",
             mcp_url = server.Issuer + "/mcp",
+            scopes,
         }, HttpStatusCode.Created);
 
     /// <summary>
@@ -195,7 +248,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
     /// server's authorization server) approves, the authorization server sends the browser to the client's callback,
     /// which redeems the code and sends it on to return_url with status active.
     /// </summary>
-    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName)
+    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName, Browser? signedIn = null)
     {
         using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection",
             new { workspace_id = "ws_remote", provider_name = provider, return_url = ReturnUrl });
@@ -209,15 +262,32 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
         Assert.Equal("S256", query["code_challenge_method"]);
         Assert.Equal(fixture.Client.Issuer + "/auth/callback", query["redirect_uri"]);
 
-        using var person = new Browser(server);
-        await person.SignUpAsync($"remote-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        using var own = signedIn is null ? new Browser(server) : null;
+        var person = signedIn ?? own!;
+        if (signedIn is null)
+        {
+            await person.SignUpAsync($"remote-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        }
+
         await person.NavigateAsync(authUrl.ToString());
         Assert.True(person.LastStatus == HttpStatusCode.OK, person.LastPage);
         Assert.Contains(clientName, person.LastPage, StringComparison.Ordinal);
+        return await ApproveAsync(person, null, server.Issuer);
+    }
+
+    /// <summary>The person approves on the consent page (opened at <paramref name="authUrl"/> when given); returns the connection id the client reports active.</summary>
+    private async Task<string> ApproveAsync(Browser person, Uri? authUrl, string? issuer = null)
+    {
+        if (authUrl is not null)
+        {
+            await person.NavigateAsync(authUrl.ToString());
+            Assert.True(person.LastStatus == HttpStatusCode.OK, person.LastPage);
+        }
+
         var back = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
         Assert.StartsWith(fixture.Client.Issuer + "/auth/callback?", back.ToString(), StringComparison.Ordinal);
         // RFC 9207: the authorization server names itself; the client checks it.
-        Assert.Equal(server.Issuer, Browser.Query(back)["iss"]);
+        Assert.Equal(issuer ?? person.CurrentUri.GetLeftPart(UriPartial.Authority), Browser.Query(back)["iss"]);
 
         using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
         using var returned = await browser.GetAsync(back, Ct);
