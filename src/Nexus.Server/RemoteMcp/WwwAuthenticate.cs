@@ -41,7 +41,9 @@ internal static class WwwAuthenticate
             {
                 i++;
                 SkipSpace(field, ref i);
-                var value = i < field.Length && field[i] == '"' ? Quoted(field, ref i) : Token(field, ref i);
+                // Leniently, an unquoted value runs to the next comma or space: servers send URLs unquoted, though a
+                // token (RFC 9110 §5.6.2) may not contain ':' or '/'.
+                var value = i < field.Length && field[i] == '"' ? Quoted(field, ref i) : Unquoted(field, ref i);
                 current.TryAdd(token.ToLowerInvariant(), value);
                 continue;
             }
@@ -90,6 +92,17 @@ internal static class WwwAuthenticate
     {
         var start = i;
         while (i < s.Length && s[i] > ' ' && s[i] < 0x7f && "\"(),/:;<=>?@[\\]{}".IndexOf(s[i]) < 0)
+        {
+            i++;
+        }
+
+        return s[start..i];
+    }
+
+    private static string Unquoted(string s, ref int i)
+    {
+        var start = i;
+        while (i < s.Length && s[i] is not (',' or ' ' or '\t'))
         {
             i++;
         }

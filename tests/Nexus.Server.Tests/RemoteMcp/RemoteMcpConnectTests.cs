@@ -101,6 +101,13 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
 
         var connectionId = await ConsentAsync(fixture.Dynamic, first.GetProperty("name").GetString()!, "Nexus");
         await AssertToolsThroughBridgeAsync(connectionId);
+
+        // The tokens refresh at the MCP server's authorization server (with resource), and the server takes the new one.
+        var before = await fixture.Client.Database.ScalarAsync("SELECT access_token FROM connections WHERE id = @id", ("id", connectionId));
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        Assert.NotEqual(before, await fixture.Client.Database.ScalarAsync("SELECT access_token FROM connections WHERE id = @id", ("id", connectionId)));
+        await AssertToolsThroughBridgeAsync(connectionId);
     }
 
     [Fact]
