@@ -186,7 +186,9 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, " +
-            "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now WHERE id = @id",
+            "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
+            // A step-up consent's wider scopes become the connection's once its tokens arrive.
+            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
         cache.Invalidate(id);
     }
@@ -202,11 +204,22 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @pkceVerifier, scopes = @scopes, " +
+            "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @pkceVerifier, pending_scopes = @scopes, " +
             "authorization_rounds = authorization_rounds + 1, updated_at = @now WHERE id = @id AND status = @active AND authorization_rounds < @maxRounds",
             new { id, nonce, stateExpiresAt, pkceVerifier, scopes, maxRounds, now, active = ConnectionStatus.Active }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
+    }
+
+    /// <summary>Ends a step-up consent that did not succeed: the connection stays as it was.</summary>
+    public async Task EndStepUpAsync(string id, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL, updated_at = @now WHERE id = @id AND status = @active",
+            new { id, now, active = ConnectionStatus.Active }, cancellationToken: ct));
+        cache.Invalidate(id);
     }
 
     /// <summary>Marks a pending connection as the replacement of another one in the same workspace (checked by the caller).</summary>

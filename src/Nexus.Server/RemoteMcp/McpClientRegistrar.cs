@@ -96,12 +96,8 @@ internal sealed class McpClientRegistrar(McpMetadataFetcher fetcher, NexusDataba
         return identity;
     }
 
-    /// <summary>Forgets the stored registration of an issuer (it answered invalid_client).</summary>
-    public async Task ForgetAsync(string issuer, CancellationToken ct)
-    {
-        await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM mcp_client_registrations WHERE issuer = @issuer", new { issuer }, cancellationToken: ct));
-    }
+    /// <summary>The stored dynamic registration of an issuer, if any.</summary>
+    public Task<McpClientIdentity?> CurrentAsync(string issuer, CancellationToken ct) => FindAsync(issuer, ct);
 
     private static string? ChooseSecretMethod(string[]? listed) =>
         listed is null || listed.Contains(ClientAuthMethods.Basic, StringComparer.Ordinal) ? ClientAuthMethods.Basic

@@ -11,7 +11,7 @@ namespace Nexus.Server.RemoteMcp;
 /// (signed single-use state, PKCE S256, resource, RFC 9207 iss), stores and refreshes the tokens, and the Bridge
 /// forwards MCP traffic to the server with the token injected. Nothing is stored when discovery fails.
 /// </summary>
-internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar registrar, ProviderRegistry registry, TimeProvider time)
+internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar registrar, ProviderRegistry registry, TimeProvider time, ILogger<McpProviders> logger)
 {
     private const int MaxScopes = 100;
 
@@ -105,6 +105,8 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
                 Registration = client.Kind,
                 SendResource = sendResource,
                 AuthorizationServerScopes = found.Server.ScopesSupported,
+                RegistrationEndpoint = found.Server.RegistrationEndpoint,
+                TokenEndpointAuthMethods = found.Server.TokenEndpointAuthMethods,
                 Legacy = found.Legacy,
             },
         };
@@ -113,6 +115,38 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         var provider = new Provider(body.Name!, null, body.DisplayName ?? new Uri(found.McpUrl).Host, AuthModes.McpOAuth2, config, [], client.ClientId,
             client.ClientSecret is { } secret ? registry.EncryptSecret(body.Name!, secret) : null, scopes, now, now);
         return await registry.CreateAsync(provider, ct) ? (provider, null) : (null, Exists(body.Name!));
+    }
+
+    /// <summary>
+    /// The authorization server answered invalid_client: a dynamic registration it no longer knows (deleted, expired,
+    /// its secret rotated) is forgotten and made anew, and the provider takes the new client for the next consent.
+    /// Pre-registered and metadata-document clients are the administrator's or the document's business; nothing changes.
+    /// </summary>
+    public async Task RenewRegistrationAsync(Provider provider, CancellationToken ct)
+    {
+        if (provider.Config.Mcp is not { Registration: McpRegistrationKinds.Dynamic } mcp || provider.Config.Issuer is not { } issuer)
+        {
+            return;
+        }
+
+        var server = new McpAuthorizationServer(issuer, provider.Config.AuthorizationUrl, provider.Config.TokenUrl, mcp.RegistrationEndpoint, provider.Config.RevocationUrl,
+            mcp.TokenEndpointAuthMethods, mcp.AuthorizationServerScopes, false, provider.Config.AuthorizationResponseIss, mcp.AuthorizationServerMetadataUrl);
+        try
+        {
+            var stored = await registrar.CurrentAsync(issuer, ct);
+            // Another connection (or instance) may have renewed it already: then the provider only takes that one.
+            var client = stored is not null && stored.ClientId != provider.ClientId ? stored : await registrar.DynamicAsync(server, renew: true, ct);
+            await registry.UpdateAsync(provider with
+            {
+                ClientId = client.ClientId,
+                ClientSecret = client.ClientSecret is { } secret ? registry.EncryptSecret(provider.Name, secret) : null,
+                Config = provider.Config with { TokenEndpointAuth = client.TokenEndpointAuth },
+            }, ct);
+        }
+        catch (McpDiscoveryException e)
+        {
+            logger.LogWarning("Registering anew at {Issuer} for provider {Provider} failed: {Error}", issuer, provider.Name, e.Message);
+        }
     }
 
     /// <summary>PATCH of an mcp_oauth2 provider: display_name, scopes and send_resource; the rest is discovered.</summary>

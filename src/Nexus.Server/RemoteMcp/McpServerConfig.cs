@@ -39,6 +39,12 @@ internal sealed record McpServerConfig
     /// <summary>The scopes the authorization server lists (RFC 8414 scopes_supported), when it lists any.</summary>
     public string[]? AuthorizationServerScopes { get; init; }
 
+    /// <summary>The authorization server's registration endpoint (RFC 7591), for registering anew after invalid_client.</summary>
+    public string? RegistrationEndpoint { get; init; }
+
+    /// <summary>The authorization server's token_endpoint_auth_methods_supported, when it lists them.</summary>
+    public string[]? TokenEndpointAuthMethods { get; init; }
+
     /// <summary>True when discovery fell back to the 2025-03-26 rules (Nexus:Mcp:AllowLegacyDiscovery).</summary>
     public bool Legacy { get; init; }
 }

@@ -135,8 +135,24 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
         var connection = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
         Assert.Contains("nexus:call", connection.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
 
+        // A step-up the person refuses leaves the connection as it was: active, with its scopes and tokens.
+        var (_, second) = await CallToolAsync(connectionId, "connect_service");
+        await person.NavigateAsync(second.GetProperty("auth_url").GetString()!);
+        var denied = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "deny" });
+        using (var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }))
+        using (var returned = await browser.GetAsync(denied, Ct))
+        {
+            var landing = Browser.Query(returned.Headers.Location!);
+            Assert.Equal("active", landing["status"]);
+            Assert.Equal("access_denied", landing["error"]);
+        }
+
+        var kept = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+        Assert.Equal("active", kept.GetProperty("status").GetString());
+        Assert.DoesNotContain("nexus:connect", kept.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
+        Assert.NotEqual(HttpStatusCode.Forbidden, (await CallToolAsync(connectionId, "call_api")).Status);
+
         // At most three rounds per connection, counted in the database: the fourth challenge is refused.
-        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
         Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
         var (limited, refusal) = await CallToolAsync(connectionId, "connect_service");
         Assert.Equal(HttpStatusCode.Forbidden, limited);
@@ -149,7 +165,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
         {
-            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = tool, arguments = new { } } }),
+            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = tool, arguments = new { service = "none", method = "GET", path = "/" } } }),
                 System.Text.Encoding.UTF8, "application/json"),
         };
         request.Headers.Add("X-API-Key", fixture.Client.ApiKey);
@@ -160,6 +176,40 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
         var text = await response.Content.ReadAsStringAsync(Ct);
         var json = text.TrimStart().StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : default;
         return (response.StatusCode, json);
+    }
+
+    [Fact]
+    public async Task AnInvalidClientAtTheCodeExchangeMakesTheDynamicRegistrationAnewForTheNextConsent()
+    {
+        var provider = await RegisterAsync(fixture.Dynamic);
+        var name = provider.GetProperty("name").GetString()!;
+        var oldClient = provider.GetProperty("client_id").GetString()!;
+        using var person = new Browser(fixture.Dynamic);
+        await person.SignUpAsync($"renew-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+
+        using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection", new { workspace_id = "ws_remote", provider_name = name, return_url = ReturnUrl });
+        using var requested = await fixture.Client.Http.SendAsync(request, Ct);
+        var authUrl = JsonDocument.Parse(await requested.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("auth_url").GetString()!;
+        await person.NavigateAsync(authUrl);
+        var back = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+
+        // Meanwhile the authorization server forgets Nexus's secret (rotated): the code exchange answers invalid_client.
+        await fixture.Dynamic.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/applications/{Uri.EscapeDataString(oldClient)}/secret");
+        using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
+        using (var returned = await browser.GetAsync(back, Ct))
+        {
+            var landing = Browser.Query(returned.Headers.Location!);
+            Assert.Equal("failed", landing["status"]);
+            Assert.Equal("invalid_client", landing["error"]);
+        }
+
+        // Nexus registered anew; the next consent works with the new client.
+        var renewed = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
+        Assert.NotEqual(oldClient, renewed.GetProperty("client_id").GetString());
+        Assert.Equal(renewed.GetProperty("client_id").GetString(), await fixture.Client.Database.ScalarAsync(
+            "SELECT client_id FROM mcp_client_registrations WHERE issuer = @issuer", ("issuer", fixture.Dynamic.Issuer)));
+        var connectionId = await ConsentAsync(fixture.Dynamic, name, "Nexus", person);
+        await AssertToolsThroughBridgeAsync(connectionId);
     }
 
     [Fact]

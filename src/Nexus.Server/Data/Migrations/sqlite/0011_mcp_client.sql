@@ -13,3 +13,5 @@ CREATE TABLE mcp_client_registrations (
 -- Step-up authorization (MCP authorization, scope challenge handling): how many consent rounds the current operation
 -- of a connection has started; at most 3, so a server that keeps asking for more cannot loop a person through consent.
 ALTER TABLE connections ADD COLUMN authorization_rounds INTEGER NOT NULL DEFAULT 0;
+-- The scopes a step-up consent asks for; they replace the connection's scopes when its new tokens arrive.
+ALTER TABLE connections ADD COLUMN pending_scopes TEXT NULL;

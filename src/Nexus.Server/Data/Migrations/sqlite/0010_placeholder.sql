@@ -1,0 +1,2 @@
+-- local placeholder for another helper's 0010 (not committed)
+SELECT 1;
