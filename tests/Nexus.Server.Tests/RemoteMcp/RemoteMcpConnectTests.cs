@@ -111,6 +111,33 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task APreRegisteredClientIsUsedAsGivenEvenWhereMetadataDocumentsAreSupported()
+    {
+        var app = await fixture.Documents.AdminJsonAsync(HttpMethod.Post, "/v1/admin/applications", new
+        {
+            name = "Nexus (pre-registered)",
+            redirect_uris = new[] { fixture.Client.Issuer + "/auth/callback" },
+            type = "confidential",
+            scopes = new[] { "offline_access", "nexus:connections", "nexus:connect", "nexus:call" },
+        }, HttpStatusCode.Created);
+        var provider = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "mcp-" + Guid.NewGuid().ToString("N")[..8],
+            auth_mode = "mcp_oauth2",
+            mcp_url = fixture.Documents.Issuer + "/mcp",
+            client_id = app.GetProperty("client_id").GetString(),
+            client_secret = app.GetProperty("client_secret").GetString(),
+        }, HttpStatusCode.Created);
+        Assert.Equal("pre_registered", provider.GetProperty("mcp").GetProperty("registration").GetString());
+        Assert.Equal(app.GetProperty("client_id").GetString(), provider.GetProperty("client_id").GetString());
+        Assert.Equal("client_secret_basic", provider.GetProperty("token_endpoint_auth").GetString());
+        Assert.DoesNotContain(app.GetProperty("client_secret").GetString()!, provider.ToString(), StringComparison.Ordinal);
+
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus (pre-registered)");
+        await AssertToolsThroughBridgeAsync(connectionId);
+    }
+
+    [Fact]
     public async Task AnInsufficientScopeAnswerGivesTheCallerAStepUpConsentForTheUnionOfScopesAndTheConnectionKeepsItsId()
     {
         var provider = await RegisterAsync(fixture.Documents, ["nexus:connections"]);
@@ -342,15 +369,21 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
         }
 
         var back = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        return await ReturnAsync(back, issuer ?? person.CurrentUri.GetLeftPart(UriPartial.Authority));
+    }
+
+    /// <summary>The browser at the client's callback; returns the connection id it reports active at return_url.</summary>
+    private async Task<string> ReturnAsync(Uri back, string issuer)
+    {
         Assert.StartsWith(fixture.Client.Issuer + "/auth/callback?", back.ToString(), StringComparison.Ordinal);
         // RFC 9207: the authorization server names itself; the client checks it.
-        Assert.Equal(issuer ?? person.CurrentUri.GetLeftPart(UriPartial.Authority), Browser.Query(back)["iss"]);
+        Assert.Equal(issuer, Browser.Query(back)["iss"]);
 
         using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
         using var returned = await browser.GetAsync(back, Ct);
         Assert.True(returned.StatusCode == HttpStatusCode.Redirect, await returned.Content.ReadAsStringAsync(Ct));
         var landing = Browser.Query(returned.Headers.Location!);
-        Assert.Equal("active", landing["status"]);
+        Assert.True(landing["status"] == "active", returned.Headers.Location!.ToString());
         return landing["connection_id"];
     }
 
