@@ -11,6 +11,7 @@ using Nexus.Server.Hosting;
 using Nexus.Server.Mcp;
 using Nexus.Server.Notifications;
 using Nexus.Server.Providers;
+using Nexus.Server.RemoteMcp;
 using Nexus.Server.Vault;
 
 if (NexusCommands.TryHelp(args) is { } helpExitCode)
@@ -32,6 +33,7 @@ builder.AddConnections();
 builder.AddConnectionRefresh();
 builder.AddNotifications();
 builder.AddBridge();
+builder.AddRemoteMcp();
 builder.AddMcpServer();
 
 var app = builder.Build();
@@ -50,6 +52,7 @@ app.MapConnections();
 app.MapConnectionRefresh();
 app.MapNotifications();
 app.MapBridge();
+app.MapRemoteMcp();
 app.MapDashboard();
 app.MapMcpServer();
 

@@ -120,6 +120,16 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 }
             }
 
+            if (response.StatusCode == HttpStatusCode.Forbidden && target.InsufficientScopeAsync is not null
+                && RemoteMcp.WwwAuthenticate.Bearer(response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var challenges) ? challenges : []) is { } bearer
+                && bearer.GetValueOrDefault("error") == "insufficient_scope")
+            {
+                // MCP authorization, step-up: the caller gets the consent URL for the wider scopes, not the server's 403.
+                response.Dispose();
+                await (await target.InsufficientScopeAsync(bearer.GetValueOrDefault("scope"), ct)).ExecuteAsync(context);
+                return;
+            }
+
             using (response)
             {
                 await CopyResponseAsync(context, target, credential, uri, response, timeout, ct);

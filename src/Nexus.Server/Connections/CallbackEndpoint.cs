@@ -97,6 +97,12 @@ internal static class CallbackEndpoint
 
         var verifier = connection.PkceVerifier is { } v ? store.Decrypt(ConnectionStore.PkceVerifierColumn, connection.Id, v) : null;
         var result = await client.ExchangeCodeAsync(provider, code, options.Issuer + GatewayEndpoints.CallbackPath, verifier, ct);
+        if (!result.Succeeded && result.Error == "invalid_client" && provider.AuthMode == AuthModes.McpOAuth2)
+        {
+            // RemoteMcp: a dynamic registration the authorization server no longer knows is made anew for the next consent.
+            await context.RequestServices.GetRequiredService<RemoteMcp.McpProviders>().RenewRegistrationAsync(provider, ct);
+        }
+
         if (!result.Succeeded)
         {
             return await FailAsync(connection, result.Error ?? "token_request_failed", result.ErrorDescription, store, audit);
@@ -138,6 +144,15 @@ internal static class CallbackEndpoint
 
     private static async Task<IResult> FailAsync(Connection connection, string error, string? description, ConnectionStore store, AuditLog audit)
     {
+        if (connection.Status == ConnectionStatus.Active)
+        {
+            // A step-up consent (RemoteMcp) that did not succeed: the connection keeps the tokens and scopes it had.
+            await store.EndStepUpAsync(connection.Id, CancellationToken.None);
+            await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
+                new { provider = connection.ProviderName, error, error_description = description, step_up = true });
+            return Redirect(connection, ConnectionStatus.Active, error);
+        }
+
         await store.FailAsync(connection.Id, error, description, CancellationToken.None);
         await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
             new { provider = connection.ProviderName, error, error_description = description });

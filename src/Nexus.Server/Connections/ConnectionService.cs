@@ -22,7 +22,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         var id = SecretGenerator.Ulid("conn_", now);
         var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
-        var verifier = provider.AuthMode == AuthModes.OAuth2 && provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
+        var verifier = AuthModes.IsOAuth(provider.AuthMode) && provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
         var scopes = requestedScopes is null ? provider.Scopes : requestedScopes.Distinct(StringComparer.Ordinal).ToArray();
         var connection = new Connection(id, workspaceId, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), returnUrl, nonce,
             expiresAt.ToUnixTimeMilliseconds(), null, verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, id, verifier),
@@ -31,7 +31,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
 
         var state = signer.Create(id, nonce, expiresAt.ToUnixTimeSeconds());
         // OAuth providers get the user to their consent page; the other modes to Nexus's own credential form.
-        var authUrl = provider.AuthMode == AuthModes.OAuth2
+        var authUrl = AuthModes.IsOAuth(provider.AuthMode)
             ? ProviderClient.AuthorizationUrl(provider, options.Issuer + GatewayEndpoints.CallbackPath, scopes, state, verifier)
             : CredentialCapture.AuthUrl(options, state);
         await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, id,

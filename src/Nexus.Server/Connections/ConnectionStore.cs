@@ -173,8 +173,9 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET state_used_at = @now, updated_at = @now WHERE id = @id AND state_nonce = @nonce AND state_used_at IS NULL " +
-            "AND status = @pending AND state_expires_at > @now",
-            new { id, nonce, now, pending = ConnectionStatus.Pending }, cancellationToken: ct));
+            // An active connection has a state only while a step-up consent is under way (BeginStepUpAsync).
+            "AND status IN (@pending, @active) AND state_expires_at > @now",
+            new { id, nonce, now, pending = ConnectionStatus.Pending, active = ConnectionStatus.Active }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
     }
@@ -185,8 +186,39 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, " +
-            "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now WHERE id = @id",
+            "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
+            // A step-up consent's wider scopes become the connection's once its tokens arrive.
+            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    /// <summary>
+    /// Arms an active connection for a step-up consent (MCP authorization, scope challenge handling): a new single-use
+    /// state nonce and PKCE verifier, the wider scopes, and one more authorization round, counted here so that every
+    /// instance sees the same count. The tokens stay usable until the new ones arrive. False once
+    /// <paramref name="maxRounds"/> rounds were started, or when the connection is not active.
+    /// </summary>
+    public async Task<bool> BeginStepUpAsync(string id, string nonce, long stateExpiresAt, byte[] pkceVerifier, string scopes, int maxRounds, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @pkceVerifier, pending_scopes = @scopes, " +
+            "authorization_rounds = authorization_rounds + 1, updated_at = @now WHERE id = @id AND status = @active AND authorization_rounds < @maxRounds",
+            new { id, nonce, stateExpiresAt, pkceVerifier, scopes, maxRounds, now, active = ConnectionStatus.Active }, cancellationToken: ct));
+        cache.Invalidate(id);
+        return updated == 1;
+    }
+
+    /// <summary>Ends a step-up consent that did not succeed: the connection stays as it was.</summary>
+    public async Task EndStepUpAsync(string id, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL, updated_at = @now WHERE id = @id AND status = @active",
+            new { id, now, active = ConnectionStatus.Active }, cancellationToken: ct));
         cache.Invalidate(id);
     }
 

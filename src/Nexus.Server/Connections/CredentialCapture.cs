@@ -51,7 +51,7 @@ internal static class CredentialCapture
         }
 
         var provider = await providers.FindAsync(connection.ProviderName, ct);
-        return provider is null || provider.AuthMode == AuthModes.OAuth2 ? (null, null, "This connection does not take credentials.") : (connection, provider, null);
+        return provider is null || AuthModes.IsOAuth(provider.AuthMode) ? (null, null, "This connection does not take credentials.") : (connection, provider, null);
     }
 
     private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers, TimeProvider time)
@@ -149,7 +149,7 @@ internal static class CredentialCapture
         }
 
         var provider = await providers.FindAsync(connection.ProviderName, ct);
-        if (provider is null || provider.AuthMode == AuthModes.OAuth2)
+        if (provider is null || AuthModes.IsOAuth(provider.AuthMode))
         {
             return Problems.Create(StatusCodes.Status409Conflict, "not_a_credential_connection", "This connection's provider uses OAuth; its tokens come from the consent flow.");
         }

@@ -104,6 +104,12 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             query.Add(new(name, value));
         }
 
+        if (provider.Config.Resource is { } resource)
+        {
+            // RFC 8707 §2 and MCP authorization (resource parameter): the token is requested for this resource only.
+            query.Add(new("resource", resource));
+        }
+
         return QueryHelpers.AddQueryString(provider.Config.AuthorizationUrl, query);
     }
 
@@ -125,6 +131,12 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         if (codeVerifier is not null)
         {
             parameters.Add(new("code_verifier", codeVerifier));
+        }
+
+        if (provider.Config.Resource is { } resource)
+        {
+            // RFC 8707 §2.2: the same resource on the token request as on the authorization request.
+            parameters.Add(new("resource", resource));
         }
 
         using var request = new HttpRequestMessage(HttpMethod.Post, provider.Config.TokenUrl);

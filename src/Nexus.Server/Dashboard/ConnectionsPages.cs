@@ -112,9 +112,9 @@ internal static class ConnectionsPages
             """)) + "</fieldset>";
         return Page(context, "Connect " + p.DisplayName, $"""
             <section class="card narrow"><h1>Connect {E(p.DisplayName)}</h1>{(note is null ? "" : $"<p class=\"muted\">{E(note)}</p>")}
-            <p>{(p.AuthMode == AuthModes.OAuth2 ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here." : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.")}</p>
+            <p>{(AuthModes.IsOAuth(p.AuthMode) ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here." : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.")}</p>
             <form method="post" action="{Path}/connect/{E(p.Name)}">{AntiforgeryField(context)}{(replaces is null ? "" : $"<input type=\"hidden\" name=\"replaces\" value=\"{E(replaces)}\">")}
-            {(p.AuthMode == AuthModes.OAuth2 ? choices : "")}
+            {(AuthModes.IsOAuth(p.AuthMode) ? choices : "")}
             <div class="actions"><button type="submit">Continue to {E(p.DisplayName)}</button><a class="button secondary" href="{Path}">Cancel</a></div></form></section>
             """);
     }
@@ -138,7 +138,7 @@ internal static class ConnectionsPages
         }
 
         var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
-        var (authUrl, id) = await connections.CreatePendingAsync(p, workspace, p.AuthMode == AuthModes.OAuth2 ? scopes : null, options.Issuer + Path + "/returned",
+        var (authUrl, id) = await connections.CreatePendingAsync(p, workspace, AuthModes.IsOAuth(p.AuthMode) ? scopes : null, options.Issuer + Path + "/returned",
             "user:" + workspace, ct);
         // A reconnect: the old connection is revoked by the server once this one is active (never by the return URL).
         await ConnectionReplacement.MarkAsync(store, id, workspace, form["replaces"].ToString(), ct);

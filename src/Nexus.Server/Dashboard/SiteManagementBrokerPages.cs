@@ -58,7 +58,7 @@ internal static class SiteManagementBrokerPages
         var options = context.RequestServices.GetRequiredService<NexusOptions>();
         var rows = (await registry.ListAsync(ct)).Select(p => $"""
             <tr><td>{ProviderLogos.Avatar(p, p.DisplayName)} <strong>{E(p.DisplayName)}</strong><br><code>{E(p.Name)}</code></td><td>{E(p.CatalogKey ?? "custom")}</td><td>{E(p.AuthMode)}</td>
-            <td>{(p.AuthMode == AuthModes.OAuth2 ? $"<code>{E(p.ClientId)}</code>" : "<span class=\"muted\">users bring credentials</span>")}</td><td>{string.Join(" ", p.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td>
+            <td>{(AuthModes.IsOAuth(p.AuthMode) ? $"<code>{E(p.ClientId)}</code>" : "<span class=\"muted\">users bring credentials</span>")}</td><td>{string.Join(" ", p.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td>
             <td><a class="button secondary" href="/admin/providers/{E(Uri.EscapeDataString(p.Name))}" aria-label="Edit {E(p.DisplayName)}">Edit</a> <a class="button secondary" href="/admin/providers/{E(Uri.EscapeDataString(p.Name))}/delete" aria-label="Delete {E(p.DisplayName)}">Delete</a></td></tr>
             """);
         var catalogForm = custom ? null : form;

@@ -157,6 +157,9 @@ internal sealed class NexusOptions
     /// <summary>Self-registration of OAuth clients: dynamic client registration and client ID metadata documents.</summary>
     public ClientRegistrationOptions Registration { get; set; } = new();
 
+    /// <summary>Nexus as the client of remote MCP servers (RemoteMcp: providers registered with auth_mode mcp_oauth2).</summary>
+    public McpClientOptions Mcp { get; set; } = new();
+
     public string Issuer => BaseUrl.TrimEnd('/');
 
     public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;
@@ -213,6 +216,27 @@ internal sealed class UpstreamOidcOptions
     public string DisplayName { get; set; } = "your organization";
 
     public bool IsConfigured => !string.IsNullOrWhiteSpace(Issuer) && !string.IsNullOrWhiteSpace(ClientId);
+}
+
+internal sealed class McpClientOptions
+{
+    /// <summary>
+    /// MCP 2025-03-26 back-compatibility: when a server publishes no protected resource metadata, look for authorization
+    /// server metadata at the MCP server's origin and fall back to /authorize, /token and /register there. Off by default.
+    /// </summary>
+    public bool AllowLegacyDiscovery { get; set; }
+
+    /// <summary>
+    /// The client ID metadata document URL Nexus presents as its client_id to authorization servers that support such
+    /// documents; default BASE_URL/mcp-client-metadata.json (served by Nexus). Set it where the document is published elsewhere.
+    /// </summary>
+    public string? ClientMetadataDocumentUrl { get; set; }
+
+    /// <summary>Largest metadata document (protected resource, authorization server, registration answer) Nexus reads.</summary>
+    public int MaxMetadataBytes { get; set; } = 256 * 1024;
+
+    /// <summary>How long one metadata fetch may take.</summary>
+    public int MetadataTimeoutSeconds { get; set; } = 10;
 }
 
 internal sealed class BridgeOptions

@@ -171,6 +171,17 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add("Nexus:Registration: LimitPerHour must be 1 to 100000, MaxMetadataDocumentBytes 512 to 65536, MetadataDocumentTimeoutSeconds 1 to 30 and MaxMetadataDocumentCacheSeconds 0 to 604800.");
         }
 
+        if (o.Mcp.MaxMetadataBytes is < 1024 or > 4 * 1024 * 1024 || o.Mcp.MetadataTimeoutSeconds is < 1 or > 60)
+        {
+            errors.Add("Nexus:Mcp: MaxMetadataBytes must be 1024 to 4194304 and MetadataTimeoutSeconds 1 to 60.");
+        }
+
+        if (o.Mcp.ClientMetadataDocumentUrl is { Length: > 0 } documentUrl
+            && (!Uri.TryCreate(documentUrl, UriKind.Absolute, out var document) || document.Scheme != Uri.UriSchemeHttps || document.AbsolutePath.Length <= 1 || document.Fragment.Length > 0))
+        {
+            errors.Add("Nexus:Mcp:ClientMetadataDocumentUrl must be an https URL with a path (draft-ietf-oauth-client-id-metadata-document §3).");
+        }
+
         if (!string.IsNullOrEmpty(o.DatabaseUrl))
         {
             try

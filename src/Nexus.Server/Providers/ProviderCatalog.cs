@@ -13,7 +13,13 @@ internal static class AuthModes
     public const string BasicAuth = "basic_auth";
     public const string AwsSigV4 = "aws_sigv4";
 
+    /// <summary>An OAuth-protected MCP server registered by its URL alone (RemoteMcp): discovered, not described; never in the catalog.</summary>
+    public const string McpOAuth2 = "mcp_oauth2";
+
     public static readonly string[] All = [OAuth2, ApiKey, BasicAuth, AwsSigV4];
+
+    /// <summary>Whether connections of this mode are made by an OAuth consent at the provider (rather than a credential form).</summary>
+    public static bool IsOAuth(string mode) => mode is OAuth2 or McpOAuth2;
 }
 
 /// <summary>One provider of Providers/catalog.json. Field meanings are documented in docs/provider-catalog.md.</summary>

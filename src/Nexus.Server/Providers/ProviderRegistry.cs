@@ -44,6 +44,15 @@ internal sealed record ProviderConfig
     /// <summary>Seconds before expiry to refresh this provider's tokens; null uses Nexus:Refresh:MarginSeconds.</summary>
     public int? RefreshMarginSeconds { get; init; }
 
+    /// <summary>
+    /// RFC 8707: the resource indicator sent on the authorization, code and refresh requests (mcp_oauth2 providers: the
+    /// MCP server's resource). Null sends none (some authorization servers, Entra among them, refuse it).
+    /// </summary>
+    public string? Resource { get; init; }
+
+    /// <summary>mcp_oauth2 providers: what discovery found and how Nexus registered itself.</summary>
+    public RemoteMcp.McpServerConfig? Mcp { get; init; }
+
     public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported;
 }
 

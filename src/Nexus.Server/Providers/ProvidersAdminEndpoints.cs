@@ -37,7 +37,9 @@ internal sealed record ProviderRequest(
     Dictionary<string, string>? Aws = null,
     JsonElement? CredentialSchema = null,
     CatalogVerify? Verify = null,
-    int? RefreshMarginSeconds = null);
+    int? RefreshMarginSeconds = null,
+    string? McpUrl = null,
+    bool? SendResource = null);
 
 internal sealed record ProviderResponse(
     string Name,
@@ -67,14 +69,15 @@ internal sealed record ProviderResponse(
     CatalogApiKey? ApiKey,
     IReadOnlyDictionary<string, string>? Aws,
     System.Text.Json.Nodes.JsonObject? CredentialSchema,
-    int? RefreshMarginSeconds = null)
+    int? RefreshMarginSeconds = null,
+    RemoteMcp.McpServerConfig? Mcp = null)
 {
     /// <summary>Everything but the client secret, which is never returned.</summary>
     public static ProviderResponse From(Provider p) => new(
         p.Name, p.CatalogKey, p.DisplayName, p.AuthMode, p.Config.Issuer, p.Config.AuthorizationUrl, p.Config.TokenUrl, p.Config.RevocationUrl,
         p.Config.UserinfoUrl, p.Config.ApiBaseUrl, p.ClientId, p.ClientSecret is not null, p.Scopes, p.Config.Pkce, p.Config.TokenEndpointAuth,
         p.Config.TokenRequestFormat, p.Config.RevocationFormat, p.Config.ScopeSeparator, p.Config.AuthorizationParams, p.Config.TokenRequestHeaders,
-        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds);
+        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds, p.Config.Mcp);
 }
 
 /// <summary>/v1/providers (admin API key): register the OAuth apps Nexus connects users through.</summary>
@@ -105,12 +108,19 @@ internal static class ProvidersAdminEndpoints
     }
 
     private static async Task<IResult> CreateAsync(HttpRequest request, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery,
-        UpstreamPolicy policy, TimeProvider time, CancellationToken ct)
+        UpstreamPolicy policy, TimeProvider time, RemoteMcp.McpProviders mcpProviders, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
         if (error is not null)
         {
             return error;
+        }
+
+        if (body!.AuthMode == AuthModes.McpOAuth2)
+        {
+            // An MCP server given by URL alone: discovered and registered by RemoteMcp, not described here.
+            var (mcpProvider, mcpFailure) = await mcpProviders.RegisterAsync(body, ct);
+            return mcpFailure ?? TypedResults.Created($"/v1/providers/{mcpProvider!.Name}", ProviderResponse.From(mcpProvider));
         }
 
         var (provider, failure, _) = await RegisterAsync(body!, registry, catalog, discovery, policy, time, ct);
@@ -125,6 +135,11 @@ internal static class ProvidersAdminEndpoints
         if (!ProviderNames.IsValid(body.Name))
         {
             errors["name"] = ["Give the provider a name of 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit."];
+        }
+
+        if (body.McpUrl is not null || body.SendResource is not null)
+        {
+            errors[body.McpUrl is not null ? "mcp_url" : "send_resource"] = ["mcp_url and send_resource belong to auth_mode \"mcp_oauth2\" (an MCP server registered by its URL)."];
         }
 
         // Only OAuth providers have a client of Nexus's own; the other modes carry the user's credential instead.
@@ -170,12 +185,17 @@ internal static class ProvidersAdminEndpoints
         await registry.FindAsync(name, ct) is { } provider ? TypedResults.Ok(ProviderResponse.From(provider)) : Problems.NotFound("Provider");
 
     private static async Task<IResult> UpdateAsync(string name, HttpRequest request, ProviderRegistry registry, ProviderCatalog catalog,
-        OidcDiscovery discovery, UpstreamPolicy policy, CancellationToken ct)
+        OidcDiscovery discovery, UpstreamPolicy policy, RemoteMcp.McpProviders mcpProviders, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
         if (error is not null)
         {
             return error;
+        }
+
+        if (await registry.FindAsync(name, ct) is { AuthMode: AuthModes.McpOAuth2 } mcp)
+        {
+            return await mcpProviders.UpdateAsync(mcp, body!, ct);
         }
 
         var (updated, failure, _) = await UpdateProviderAsync(name, body!, registry, catalog, discovery, policy, ct);
@@ -195,6 +215,13 @@ internal static class ProvidersAdminEndpoints
         {
             return (null, Problems.NotFound("Provider"), errors);
         }
+
+        if (existing.AuthMode == AuthModes.McpOAuth2)
+        {
+            errors["auth_mode"] = ["An MCP server provider is changed with PATCH /v1/providers/{name} (display_name, scopes, send_resource)."];
+            return (null, Problems.Validation(errors), errors);
+        }
+
         if (body.Name is not null && body.Name != name)
         {
             errors["name"] = ["A provider cannot be renamed: connections refer to it by name."];
@@ -441,7 +468,7 @@ internal static class ProvidersAdminEndpoints
     {
         if (body.AuthMode is not null && !AuthModes.All.Contains(body.AuthMode))
         {
-            errors["auth_mode"] = [$"auth_mode is one of {string.Join(", ", AuthModes.All)}."];
+            errors["auth_mode"] = [$"auth_mode is one of {string.Join(", ", AuthModes.All)} or {AuthModes.McpOAuth2}."];
             return new(null, null, null, null, null);
         }
 

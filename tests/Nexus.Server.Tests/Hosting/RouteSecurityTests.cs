@@ -59,6 +59,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/.well-known/oauth-protected-resource", Access.Public),
         new("GET", "/.well-known/oauth-protected-resource/mcp", Access.Public),
         new("POST", "/oauth2/register", Access.Public),
+        // Nexus's own client ID metadata document as an MCP client (RemoteMcp): public like any client's metadata.
+        new("GET", "/mcp-client-metadata.json", Access.Public),
         new("GET", "/v1/catalog", Access.Public),
 
         // Accounts: the sign-in and sign-up forms are public, but their POSTs carry an antiforgery token (login CSRF).

@@ -99,6 +99,12 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             new("grant_type", "refresh_token"),
             new("refresh_token", refreshToken),
         };
+        if (provider.Config.Resource is { } resource)
+        {
+            // RFC 8707 §2.2: a refreshed token is for the same resource (MCP authorization: resource on every token request).
+            parameters.Add(new("resource", resource));
+        }
+
         using var request = new HttpRequestMessage(HttpMethod.Post, provider.Config.TokenUrl);
         providerClient.AddClientAuthentication(provider, request, parameters);
         request.Content = ProviderClient.Body(provider.Config.TokenRequestFormat, parameters);

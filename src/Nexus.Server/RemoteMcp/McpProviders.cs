@@ -1,0 +1,203 @@
+using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.RemoteMcp;
+
+/// <summary>
+/// Registers an OAuth-protected MCP server as a provider from its URL alone (<c>auth_mode: "mcp_oauth2"</c> in
+/// POST /v1/providers): discovery, then Nexus's client registration, then one provider row whose OAuth configuration
+/// is what was discovered. From there on it is a provider like any other: the broker runs the person's consent
+/// (signed single-use state, PKCE S256, resource, RFC 9207 iss), stores and refreshes the tokens, and the Bridge
+/// forwards MCP traffic to the server with the token injected. Nothing is stored when discovery fails.
+/// </summary>
+internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar registrar, ProviderRegistry registry, TimeProvider time, ILogger<McpProviders> logger)
+{
+    private const int MaxScopes = 100;
+
+    public async Task<(Provider? Provider, IResult? Failure)> RegisterAsync(ProviderRequest body, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (!ProviderNames.IsValid(body.Name))
+        {
+            errors["name"] = ["Give the provider a name of 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit."];
+        }
+
+        if (string.IsNullOrWhiteSpace(body.McpUrl) || !Uri.TryCreate(body.McpUrl, UriKind.Absolute, out _))
+        {
+            errors["mcp_url"] = ["mcp_url is required: the URL of the MCP server's Streamable HTTP endpoint (https)."];
+        }
+
+        foreach (var (field, value) in new (string, object?)[]
+        {
+            ("catalog", body.Catalog), ("issuer", body.Issuer), ("authorization_url", body.AuthorizationUrl), ("token_url", body.TokenUrl),
+            ("revocation_url", body.RevocationUrl), ("userinfo_url", body.UserinfoUrl), ("api_base_url", body.ApiBaseUrl), ("pkce", body.Pkce),
+            ("token_endpoint_auth", body.TokenEndpointAuth), ("token_request_format", body.TokenRequestFormat), ("revocation_format", body.RevocationFormat),
+            ("scope_separator", body.ScopeSeparator), ("authorization_params", body.AuthorizationParams), ("token_request_headers", body.TokenRequestHeaders),
+            ("placeholders", body.Placeholders), ("refresh_supported", body.RefreshSupported), ("api_key", body.ApiKey), ("aws", body.Aws),
+            ("credential_schema", body.CredentialSchema), ("verify", body.Verify),
+        })
+        {
+            if (value is not null)
+            {
+                errors[field] = ["mcp_oauth2 providers are discovered from mcp_url; this field cannot be set."];
+            }
+        }
+
+        if (body.ClientSecret is not null && string.IsNullOrWhiteSpace(body.ClientId))
+        {
+            errors["client_secret"] = ["client_secret belongs to a pre-registered client_id; give both, or neither (Nexus then registers itself)."];
+        }
+
+        if (ScopeProblem(body.Scopes) is { } scopeProblem)
+        {
+            errors["scopes"] = [scopeProblem];
+        }
+
+        if (body.DisplayName is not null && (string.IsNullOrWhiteSpace(body.DisplayName) || body.DisplayName.Length > 200))
+        {
+            errors["display_name"] = ["display_name must be 1 to 200 characters."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return (null, Problems.Validation(errors));
+        }
+
+        if (await registry.FindAsync(body.Name!, ct) is not null)
+        {
+            return (null, Exists(body.Name!));
+        }
+
+        McpDiscovered found;
+        McpClientIdentity client;
+        try
+        {
+            found = await discovery.DiscoverAsync(body.McpUrl!, ct);
+            client = await registrar.IdentifyAsync(found.Server, body.ClientId, body.ClientSecret, ct);
+        }
+        catch (McpDiscoveryException e)
+        {
+            return (null, Problems.Create(StatusCodes.Status502BadGateway, "mcp_discovery_failed", "The MCP server could not be connected.", e.Message));
+        }
+
+        var sendResource = body.SendResource ?? true;
+        var config = new ProviderConfig
+        {
+            Issuer = found.Server.Issuer,
+            AuthorizationUrl = found.Server.AuthorizationEndpoint,
+            TokenUrl = found.Server.TokenEndpoint,
+            RevocationUrl = found.Server.RevocationEndpoint,
+            ApiBaseUrl = found.McpUrl,
+            AuthorizationResponseIss = found.Server.AuthorizationResponseIss,
+            // MCP authorization, Authorization Code Protection: PKCE S256 always (discovery refused servers without it).
+            Pkce = PkceModes.Required,
+            TokenEndpointAuth = client.TokenEndpointAuth,
+            RefreshSupported = true,
+            // RFC 8707 / MCP authorization, Resource Parameter Implementation: the canonical resource of the server.
+            Resource = sendResource ? found.Resource : null,
+            Mcp = new McpServerConfig
+            {
+                Url = found.McpUrl,
+                Resource = found.Resource,
+                ResourceMetadataUrl = found.ResourceMetadataUrl,
+                AuthorizationServerMetadataUrl = found.Server.MetadataUrl,
+                Registration = client.Kind,
+                SendResource = sendResource,
+                AuthorizationServerScopes = found.Server.ScopesSupported,
+                RegistrationEndpoint = found.Server.RegistrationEndpoint,
+                TokenEndpointAuthMethods = found.Server.TokenEndpointAuthMethods,
+                Legacy = found.Legacy,
+            },
+        };
+        var now = time.GetUtcNow();
+        var scopes = body.Scopes is { } chosen ? McpDiscovery.WithOfflineAccess(chosen, found.Server) : found.Scopes;
+        var provider = new Provider(body.Name!, null, body.DisplayName ?? new Uri(found.McpUrl).Host, AuthModes.McpOAuth2, config, [], client.ClientId,
+            client.ClientSecret is { } secret ? registry.EncryptSecret(body.Name!, secret) : null, scopes, now, now);
+        return await registry.CreateAsync(provider, ct) ? (provider, null) : (null, Exists(body.Name!));
+    }
+
+    /// <summary>
+    /// The authorization server answered invalid_client: a dynamic registration it no longer knows (deleted, expired,
+    /// its secret rotated) is forgotten and made anew, and the provider takes the new client for the next consent.
+    /// Pre-registered and metadata-document clients are the administrator's or the document's business; nothing changes.
+    /// </summary>
+    public async Task RenewRegistrationAsync(Provider provider, CancellationToken ct)
+    {
+        if (provider.Config.Mcp is not { Registration: McpRegistrationKinds.Dynamic } mcp || provider.Config.Issuer is not { } issuer)
+        {
+            return;
+        }
+
+        var server = new McpAuthorizationServer(issuer, provider.Config.AuthorizationUrl, provider.Config.TokenUrl, mcp.RegistrationEndpoint, provider.Config.RevocationUrl,
+            mcp.TokenEndpointAuthMethods, mcp.AuthorizationServerScopes, false, provider.Config.AuthorizationResponseIss, mcp.AuthorizationServerMetadataUrl);
+        try
+        {
+            var stored = await registrar.CurrentAsync(issuer, ct);
+            // Another connection (or instance) may have renewed it already: then the provider only takes that one.
+            var client = stored is not null && stored.ClientId != provider.ClientId ? stored : await registrar.DynamicAsync(server, renew: true, ct);
+            await registry.UpdateAsync(provider with
+            {
+                ClientId = client.ClientId,
+                ClientSecret = client.ClientSecret is { } secret ? registry.EncryptSecret(provider.Name, secret) : null,
+                Config = provider.Config with { TokenEndpointAuth = client.TokenEndpointAuth },
+            }, ct);
+        }
+        catch (McpDiscoveryException e)
+        {
+            logger.LogWarning("Registering anew at {Issuer} for provider {Provider} failed: {Error}", issuer, provider.Name, e.Message);
+        }
+    }
+
+    /// <summary>PATCH of an mcp_oauth2 provider: display_name, scopes and send_resource; the rest is discovered.</summary>
+    public async Task<IResult> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (body.McpUrl is not null && body.McpUrl != existing.Config.Mcp?.Url)
+        {
+            errors["mcp_url"] = ["The MCP server of a provider cannot be changed; register a new provider instead."];
+        }
+
+        if (ScopeProblem(body.Scopes) is { } scopeProblem)
+        {
+            errors["scopes"] = [scopeProblem];
+        }
+
+        if (body.DisplayName is not null && (string.IsNullOrWhiteSpace(body.DisplayName) || body.DisplayName.Length > 200))
+        {
+            errors["display_name"] = ["display_name must be 1 to 200 characters."];
+        }
+
+        foreach (var (field, value) in new (string, object?)[] { ("client_id", body.ClientId), ("client_secret", body.ClientSecret), ("auth_mode", body.AuthMode is AuthModes.McpOAuth2 ? null : body.AuthMode) })
+        {
+            if (value is not null)
+            {
+                errors[field] = ["This cannot be changed on an mcp_oauth2 provider; register a new provider instead."];
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return Problems.Validation(errors);
+        }
+
+        var mcp = existing.Config.Mcp ?? new McpServerConfig();
+        var sendResource = body.SendResource ?? mcp.SendResource;
+        var updated = existing with
+        {
+            DisplayName = body.DisplayName ?? existing.DisplayName,
+            Scopes = body.Scopes is { } s ? s.Distinct(StringComparer.Ordinal).ToArray() : existing.Scopes,
+            Config = existing.Config with { Resource = sendResource ? mcp.Resource : null, Mcp = mcp with { SendResource = sendResource } },
+        };
+        await registry.UpdateAsync(updated, ct);
+        return TypedResults.Ok(ProviderResponse.From((await registry.FindAsync(existing.Name, ct))!));
+    }
+
+    private static string? ScopeProblem(string[]? scopes) =>
+        scopes is not null && (scopes.Length > MaxScopes || scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s)))
+            ? $"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."
+            : null;
+
+    private static IResult Exists(string name) => Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{name}' already exists.",
+        "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.");
+}

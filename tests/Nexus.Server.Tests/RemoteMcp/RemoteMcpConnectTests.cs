@@ -1,0 +1,448 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using ModelContextProtocol.Client;
+using Nexus.Server.Tests.Infrastructure;
+using Nexus.Server.Tests.Mcp;
+
+namespace Nexus.Server.Tests.RemoteMcp;
+
+/// <summary>
+/// Nexus as the client of an OAuth-protected MCP server it is given by URL alone (issue 15). The MCP server is a
+/// second Nexus: its /mcp is a real MCP server (ModelContextProtocol.AspNetCore) behind its own protected resource
+/// metadata, and the same Nexus is its authorization server, with dynamic client registration and client ID metadata
+/// documents. A third Nexus is the same without metadata documents, so that Nexus must register dynamically.
+/// </summary>
+public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture) : IClassFixture<RemoteMcpConnectTests.Fixture>
+{
+    private const string ReturnUrl = "https://app.example.test/oauth/return";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public sealed class Fixture : IAsyncLifetime
+    {
+        private readonly List<TestDatabase> databases = [];
+
+        /// <summary>The Nexus under test: the MCP client.</summary>
+        public NexusTestServer Client { get; private set; } = null!;
+
+        /// <summary>An MCP server whose authorization server supports client ID metadata documents.</summary>
+        public NexusTestServer Documents { get; private set; } = null!;
+
+        /// <summary>An MCP server whose authorization server offers only dynamic client registration.</summary>
+        public NexusTestServer Dynamic { get; private set; } = null!;
+
+        public FakeMcpServer Fake { get; private set; } = null!;
+
+        public async ValueTask InitializeAsync()
+        {
+            Documents = await NexusTestServer.StartAsync(await Database());
+            Dynamic = await NexusTestServer.StartAsync(await Database(), s => s["Nexus:Registration:MetadataDocuments"] = "false");
+            Client = await NexusTestServer.StartAsync(await Database(), s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/");
+            Fake = await FakeMcpServer.StartAsync();
+        }
+
+        private async Task<TestDatabase> Database()
+        {
+            var database = await TestDatabase.CreateAsync();
+            databases.Add(database);
+            return database;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Fake.DisposeAsync();
+            foreach (var server in new[] { Client, Documents, Dynamic })
+            {
+                await server.DisposeAsync();
+            }
+
+            foreach (var database in databases)
+            {
+                await database.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AnMcpServerGivenByUrlAloneIsConnectedByAMetadataDocumentAndItsToolsAreCalledThroughTheBridge()
+    {
+        var provider = await RegisterAsync(fixture.Documents);
+        Assert.Equal("mcp_oauth2", provider.GetProperty("auth_mode").GetString());
+        var mcp = provider.GetProperty("mcp");
+        Assert.Equal("metadata_document", mcp.GetProperty("registration").GetString());
+        Assert.Equal(fixture.Client.Issuer + "/mcp-client-metadata.json", provider.GetProperty("client_id").GetString());
+        Assert.Equal(fixture.Documents.Issuer + "/mcp", mcp.GetProperty("resource").GetString());
+        Assert.Equal(fixture.Documents.Issuer + "/.well-known/oauth-protected-resource/mcp", mcp.GetProperty("resource_metadata_url").GetString());
+        Assert.False(provider.GetProperty("has_client_secret").GetBoolean());
+
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus");
+        await AssertToolsThroughBridgeAsync(connectionId);
+    }
+
+    [Fact]
+    public async Task AnMcpServerWhoseAuthorizationServerHasNoMetadataDocumentsIsConnectedByDynamicRegistrationWhichIsReused()
+    {
+        var first = await RegisterAsync(fixture.Dynamic);
+        Assert.Equal("dynamic", first.GetProperty("mcp").GetProperty("registration").GetString());
+        var clientId = first.GetProperty("client_id").GetString()!;
+        Assert.StartsWith("nxc_", clientId);
+        Assert.True(first.GetProperty("has_client_secret").GetBoolean());
+        Assert.Equal("client_secret_basic", first.GetProperty("token_endpoint_auth").GetString());
+
+        // The registration is stored per issuer (its secret encrypted) and reused for another server of that issuer.
+        var second = await RegisterAsync(fixture.Dynamic);
+        Assert.Equal(clientId, second.GetProperty("client_id").GetString());
+        Assert.Equal(1L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations"), System.Globalization.CultureInfo.InvariantCulture));
+        var stored = (byte[])(await fixture.Client.Database.ScalarAsync("SELECT client_secret FROM mcp_client_registrations"))!;
+        Assert.DoesNotContain("nxs_", System.Text.Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+
+        var connectionId = await ConsentAsync(fixture.Dynamic, first.GetProperty("name").GetString()!, "Nexus");
+        await AssertToolsThroughBridgeAsync(connectionId);
+
+        // The tokens refresh at the MCP server's authorization server (with resource), and the server takes the new one.
+        var before = await fixture.Client.Database.ScalarAsync("SELECT access_token FROM connections WHERE id = @id", ("id", connectionId));
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        Assert.NotEqual(before, await fixture.Client.Database.ScalarAsync("SELECT access_token FROM connections WHERE id = @id", ("id", connectionId)));
+        await AssertToolsThroughBridgeAsync(connectionId);
+    }
+
+    [Fact]
+    public async Task APreRegisteredClientIsUsedAsGivenEvenWhereMetadataDocumentsAreSupported()
+    {
+        var app = await fixture.Documents.AdminJsonAsync(HttpMethod.Post, "/v1/admin/applications", new
+        {
+            name = "Nexus (pre-registered)",
+            redirect_uris = new[] { fixture.Client.Issuer + "/auth/callback" },
+            type = "confidential",
+            scopes = new[] { "offline_access", "nexus:connections", "nexus:connect", "nexus:call" },
+        }, HttpStatusCode.Created);
+        var provider = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "mcp-" + Guid.NewGuid().ToString("N")[..8],
+            auth_mode = "mcp_oauth2",
+            mcp_url = fixture.Documents.Issuer + "/mcp",
+            client_id = app.GetProperty("client_id").GetString(),
+            client_secret = app.GetProperty("client_secret").GetString(),
+        }, HttpStatusCode.Created);
+        Assert.Equal("pre_registered", provider.GetProperty("mcp").GetProperty("registration").GetString());
+        Assert.Equal(app.GetProperty("client_id").GetString(), provider.GetProperty("client_id").GetString());
+        Assert.Equal("client_secret_basic", provider.GetProperty("token_endpoint_auth").GetString());
+        Assert.DoesNotContain(app.GetProperty("client_secret").GetString()!, provider.ToString(), StringComparison.Ordinal);
+
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus (pre-registered)");
+        await AssertToolsThroughBridgeAsync(connectionId);
+    }
+
+    [Fact]
+    public async Task AnInsufficientScopeAnswerGivesTheCallerAStepUpConsentForTheUnionOfScopesAndTheConnectionKeepsItsId()
+    {
+        var provider = await RegisterAsync(fixture.Documents, ["nexus:connections"]);
+        using var person = new Browser(fixture.Documents);
+        await person.SignUpAsync($"stepup-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus", person);
+
+        // call_api needs nexus:call: the MCP server answers 403 insufficient_scope; the Bridge answers with the step-up.
+        var (status, problem) = await CallToolAsync(connectionId, "call_api");
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("insufficient_scope", problem.GetProperty("code").GetString());
+        Assert.Equal(connectionId, problem.GetProperty("connection_id").GetString());
+        var authUrl = problem.GetProperty("auth_url").GetString()!;
+        var scopes = Browser.Query(new Uri(authUrl))["scope"].Split(' ');
+        Assert.Contains("nexus:connections", scopes);
+        Assert.Contains("nexus:call", scopes);
+
+        // The person approves; the same connection is active again, with the wider scopes, and the tool passes the gate.
+        Assert.Equal(connectionId, await ApproveAsync(person, new Uri(authUrl)));
+        var (after, _) = await CallToolAsync(connectionId, "call_api");
+        Assert.NotEqual(HttpStatusCode.Forbidden, after);
+        var connection = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+        Assert.Contains("nexus:call", connection.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
+
+        // A step-up the person refuses leaves the connection as it was: active, with its scopes and tokens.
+        var (_, second) = await CallToolAsync(connectionId, "connect_service");
+        await person.NavigateAsync(second.GetProperty("auth_url").GetString()!);
+        var denied = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "deny" });
+        using (var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }))
+        using (var returned = await browser.GetAsync(denied, Ct))
+        {
+            var landing = Browser.Query(returned.Headers.Location!);
+            Assert.Equal("active", landing["status"]);
+            Assert.Equal("access_denied", landing["error"]);
+        }
+
+        var kept = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+        Assert.Equal("active", kept.GetProperty("status").GetString());
+        Assert.DoesNotContain("nexus:connect", kept.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
+        Assert.NotEqual(HttpStatusCode.Forbidden, (await CallToolAsync(connectionId, "call_api")).Status);
+
+        // At most three rounds per connection, counted in the database: the fourth challenge is refused.
+        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
+        var (limited, refusal) = await CallToolAsync(connectionId, "connect_service");
+        Assert.Equal(HttpStatusCode.Forbidden, limited);
+        Assert.Equal("step_up_limit", refusal.GetProperty("code").GetString());
+        Assert.Equal(3L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT authorization_rounds FROM connections WHERE id = @id", ("id", connectionId)), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>A raw tools/call through the Bridge; returns the status and the JSON body (a problem, or JSON-RPC).</summary>
+    private async Task<(HttpStatusCode Status, JsonElement Body)> CallToolAsync(string connectionId, string tool)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
+        {
+            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = tool, arguments = new { service = "none", method = "GET", path = "/" } } }),
+                System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("X-API-Key", fixture.Client.ApiKey);
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        request.Headers.Add("MCP-Protocol-Version", "2025-11-25");
+        using var response = await fixture.Client.Http.SendAsync(request, Ct);
+        var text = await response.Content.ReadAsStringAsync(Ct);
+        var json = text.TrimStart().StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : default;
+        return (response.StatusCode, json);
+    }
+
+    [Fact]
+    public async Task AnInvalidClientAtTheCodeExchangeMakesTheDynamicRegistrationAnewForTheNextConsent()
+    {
+        var provider = await RegisterAsync(fixture.Dynamic);
+        var name = provider.GetProperty("name").GetString()!;
+        var oldClient = provider.GetProperty("client_id").GetString()!;
+        using var person = new Browser(fixture.Dynamic);
+        await person.SignUpAsync($"renew-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+
+        using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection", new { workspace_id = "ws_remote", provider_name = name, return_url = ReturnUrl });
+        using var requested = await fixture.Client.Http.SendAsync(request, Ct);
+        var authUrl = JsonDocument.Parse(await requested.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("auth_url").GetString()!;
+        await person.NavigateAsync(authUrl);
+        var back = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+
+        // Meanwhile the authorization server forgets Nexus's secret (rotated): the code exchange answers invalid_client.
+        await fixture.Dynamic.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/applications/{Uri.EscapeDataString(oldClient)}/secret");
+        using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
+        using (var returned = await browser.GetAsync(back, Ct))
+        {
+            var landing = Browser.Query(returned.Headers.Location!);
+            Assert.Equal("failed", landing["status"]);
+            Assert.Equal("invalid_client", landing["error"]);
+        }
+
+        // Nexus registered anew; the next consent works with the new client.
+        var renewed = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
+        Assert.NotEqual(oldClient, renewed.GetProperty("client_id").GetString());
+        Assert.Equal(renewed.GetProperty("client_id").GetString(), await fixture.Client.Database.ScalarAsync(
+            "SELECT client_id FROM mcp_client_registrations WHERE issuer = @issuer", ("issuer", fixture.Dynamic.Issuer)));
+        var connectionId = await ConsentAsync(fixture.Dynamic, name, "Nexus", person);
+        await AssertToolsThroughBridgeAsync(connectionId);
+    }
+
+    [Fact]
+    public async Task AResourceMetadataForAnotherResourceStopsBeforeAnyAuthorizationAndStoresNothing()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = Json(new { resource = "https://elsewhere.example/mcp", authorization_servers = new[] { fake.BaseUrl + prefix } });
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "https://elsewhere.example/mcp");
+        Assert.False(fake.Hits.ContainsKey($"/.well-known/oauth-authorization-server{prefix}"));
+    }
+
+    [Fact]
+    public async Task AResourceMetadataUrlAtAPrivateAddressIsNeverFetched()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        fake.Routes[prefix + "/mcp"] = Challenge("https://10.20.30.40/.well-known/oauth-protected-resource");
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "could not be reached");
+    }
+
+    [Fact]
+    public async Task ARedirectToAnotherOriginIsNotFollowed()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        var elsewhere = $"http://127.0.0.1:{LoopbackHost.FreePort()}/prm";
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = context =>
+        {
+            context.Response.StatusCode = 302;
+            context.Response.Headers.Location = elsewhere;
+            return Task.CompletedTask;
+        };
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "redirected to another origin");
+    }
+
+    [Fact]
+    public async Task AnAuthorizationServerWhoseMetadataNamesAnotherIssuerIsRefused()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        var issuer = fake.BaseUrl + prefix;
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = Json(new { resource = fake.BaseUrl + prefix + "/mcp", authorization_servers = new[] { issuer } });
+        fake.Routes["/.well-known/oauth-authorization-server" + prefix] = Json(new Dictionary<string, object>
+        {
+            ["issuer"] = fake.BaseUrl + "/impostor",
+            ["authorization_endpoint"] = issuer + "/authorize",
+            ["token_endpoint"] = issuer + "/token",
+            ["registration_endpoint"] = issuer + "/register",
+            ["code_challenge_methods_supported"] = new[] { "S256" },
+        });
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "not '" + issuer + "'");
+        Assert.False(fake.Hits.ContainsKey(prefix + "/register"));
+    }
+
+    private async Task AssertRefusedAsync(string mcpUrl, string expected)
+    {
+        var name = "mcp-" + Guid.NewGuid().ToString("N")[..8];
+        var before = await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations");
+        var refused = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
+            new { name, auth_mode = "mcp_oauth2", mcp_url = mcpUrl }, HttpStatusCode.BadGateway);
+        Assert.Equal("mcp_discovery_failed", refused.GetProperty("code").GetString());
+        Assert.Contains(expected, refused.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name, expected: HttpStatusCode.NotFound);
+        Assert.Equal(before, await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations"));
+    }
+
+    private static RequestDelegate Challenge(string resourceMetadata) => context =>
+    {
+        context.Response.StatusCode = 401;
+        // Parameters in an unusual order, with another challenge first: any order must be read.
+        context.Response.Headers.Append("WWW-Authenticate", "Basic realm=\"x\"");
+        context.Response.Headers.Append("WWW-Authenticate", $"Bearer scope=\"tools\", resource_metadata=\"{resourceMetadata}\", error=\"invalid_request\"");
+        return Task.CompletedTask;
+    };
+
+    private static RequestDelegate Json(object body) => context => context.Response.WriteAsJsonAsync(body);
+
+    private async Task<JsonElement> RegisterAsync(NexusTestServer server, string[]? scopes = null) =>
+        await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "mcp-" + Guid.NewGuid().ToString("N")[..8],
+            auth_mode = "mcp_oauth2",
+            mcp_url = server.Issuer + "/mcp",
+            scopes,
+        }, HttpStatusCode.Created);
+
+    /// <summary>
+    /// The broker's flow, driven over HTTP: request-connection at the client Nexus, the person (signed in at the MCP
+    /// server's authorization server) approves, the authorization server sends the browser to the client's callback,
+    /// which redeems the code and sends it on to return_url with status active.
+    /// </summary>
+    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName, Browser? signedIn = null)
+    {
+        using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection",
+            new { workspace_id = "ws_remote", provider_name = provider, return_url = ReturnUrl });
+        using var requested = await fixture.Client.Http.SendAsync(request, Ct);
+        var body = JsonDocument.Parse(await requested.Content.ReadAsStringAsync(Ct)).RootElement;
+        Assert.True(requested.StatusCode == HttpStatusCode.Created, body.ToString());
+        var authUrl = new Uri(body.GetProperty("auth_url").GetString()!);
+        var query = Browser.Query(authUrl);
+        Assert.StartsWith(server.Issuer + "/oauth2/authorize", authUrl.ToString(), StringComparison.Ordinal);
+        Assert.Equal(server.Issuer + "/mcp", query["resource"]);
+        Assert.Equal("S256", query["code_challenge_method"]);
+        Assert.Equal(fixture.Client.Issuer + "/auth/callback", query["redirect_uri"]);
+
+        using var own = signedIn is null ? new Browser(server) : null;
+        var person = signedIn ?? own!;
+        if (signedIn is null)
+        {
+            await person.SignUpAsync($"remote-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        }
+
+        await person.NavigateAsync(authUrl.ToString());
+        Assert.True(person.LastStatus == HttpStatusCode.OK, person.LastPage);
+        Assert.Contains(clientName, person.LastPage, StringComparison.Ordinal);
+        return await ApproveAsync(person, null, server.Issuer);
+    }
+
+    /// <summary>The person approves on the consent page (opened at <paramref name="authUrl"/> when given); returns the connection id the client reports active.</summary>
+    private async Task<string> ApproveAsync(Browser person, Uri? authUrl, string? issuer = null)
+    {
+        if (authUrl is not null)
+        {
+            await person.NavigateAsync(authUrl.ToString());
+            Assert.True(person.LastStatus == HttpStatusCode.OK, person.LastPage);
+        }
+
+        var back = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        return await ReturnAsync(back, issuer ?? person.CurrentUri.GetLeftPart(UriPartial.Authority));
+    }
+
+    /// <summary>The browser at the client's callback; returns the connection id it reports active at return_url.</summary>
+    private async Task<string> ReturnAsync(Uri back, string issuer)
+    {
+        Assert.StartsWith(fixture.Client.Issuer + "/auth/callback?", back.ToString(), StringComparison.Ordinal);
+        // RFC 9207: the authorization server names itself; the client checks it.
+        Assert.Equal(issuer, Browser.Query(back)["iss"]);
+
+        using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
+        using var returned = await browser.GetAsync(back, Ct);
+        Assert.True(returned.StatusCode == HttpStatusCode.Redirect, await returned.Content.ReadAsStringAsync(Ct));
+        var landing = Browser.Query(returned.Headers.Location!);
+        Assert.True(landing["status"] == "active", returned.Headers.Location!.ToString());
+        return landing["connection_id"];
+    }
+
+    /// <summary>The official C# MCP client, given the Bridge URL and an API key only: the stored token is injected.</summary>
+    private async Task AssertToolsThroughBridgeAsync(string connectionId)
+    {
+        var transport = new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = new Uri($"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}"),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["X-API-Key"] = fixture.Client.ApiKey },
+        });
+        await using var client = await McpClient.CreateAsync(transport, cancellationToken: Ct);
+        var tools = (await client.ListToolsAsync(cancellationToken: Ct)).Select(t => t.Name).ToList();
+        Assert.Contains("list_services", tools);
+        Assert.Contains("list_connections", tools);
+        var result = await client.CallToolAsync("list_connections", cancellationToken: Ct);
+        Assert.NotEqual(true, result.IsError);
+        Assert.True(McpFixture.Structured(result).TryGetProperty("connections", out _));
+    }
+}
+
+/// <summary>An MCP server and authorization server stand-in on loopback whose every answer a test writes (for the ways discovery must stop).</summary>
+public sealed class FakeMcpServer : IAsyncDisposable
+{
+    private readonly WebApplication app;
+
+    private FakeMcpServer(WebApplication app, string baseUrl)
+    {
+        this.app = app;
+        BaseUrl = baseUrl;
+    }
+
+    public string BaseUrl { get; }
+
+    public ConcurrentDictionary<string, RequestDelegate> Routes { get; } = new();
+
+    public ConcurrentDictionary<string, int> Hits { get; } = new();
+
+    public static async Task<FakeMcpServer> StartAsync()
+    {
+        var (builder, baseUrl) = LoopbackHost.CreateBuilder();
+        var app = builder.Build();
+        var server = new FakeMcpServer(app, baseUrl);
+        app.Run(context =>
+        {
+            var path = context.Request.Path.Value ?? "/";
+            server.Hits.AddOrUpdate(path, 1, (_, n) => n + 1);
+            if (server.Routes.TryGetValue(path, out var handler))
+            {
+                return handler(context);
+            }
+
+            context.Response.StatusCode = 404;
+            return Task.CompletedTask;
+        });
+        await app.StartAsync();
+        return server;
+    }
+
+    public async ValueTask DisposeAsync() => await app.DisposeAsync();
+}
