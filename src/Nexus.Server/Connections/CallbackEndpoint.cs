@@ -97,10 +97,11 @@ internal static class CallbackEndpoint
 
         var verifier = connection.PkceVerifier is { } v ? store.Decrypt(ConnectionStore.PkceVerifierColumn, connection.Id, v) : null;
         var result = await client.ExchangeCodeAsync(provider, code, options.Issuer + GatewayEndpoints.CallbackPath, verifier, ct);
-        if (!result.Succeeded && result.Error == "invalid_client" && provider.AuthMode == AuthModes.McpOAuth2)
+        if (!result.Succeeded && result.Error == "invalid_client"
+            && context.RequestServices.GetServices<IProviderModeHandler>().FirstOrDefault(h => h.AuthMode == provider.AuthMode) is { } handler)
         {
-            // RemoteMcp: a dynamic registration the authorization server no longer knows is made anew for the next consent.
-            await context.RequestServices.GetRequiredService<RemoteMcp.McpProviders>().RenewRegistrationAsync(provider, ct);
+            // E.g. RemoteMcp: a dynamic registration the authorization server no longer knows is made anew for the next consent.
+            await handler.ClientRejectedAsync(provider, ct);
         }
 
         if (!result.Succeeded)

@@ -51,7 +51,7 @@ internal sealed record ProviderConfig
     public string? Resource { get; init; }
 
     /// <summary>mcp_oauth2 providers: what discovery found and how Nexus registered itself.</summary>
-    public RemoteMcp.McpServerConfig? Mcp { get; init; }
+    public McpServerConfig? Mcp { get; init; }
 
     public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported;
 }

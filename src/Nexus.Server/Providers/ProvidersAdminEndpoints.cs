@@ -70,7 +70,7 @@ internal sealed record ProviderResponse(
     IReadOnlyDictionary<string, string>? Aws,
     System.Text.Json.Nodes.JsonObject? CredentialSchema,
     int? RefreshMarginSeconds = null,
-    RemoteMcp.McpServerConfig? Mcp = null)
+    McpServerConfig? Mcp = null)
 {
     /// <summary>Everything but the client secret, which is never returned.</summary>
     public static ProviderResponse From(Provider p) => new(
@@ -108,7 +108,7 @@ internal static class ProvidersAdminEndpoints
     }
 
     private static async Task<IResult> CreateAsync(HttpRequest request, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery,
-        UpstreamPolicy policy, TimeProvider time, RemoteMcp.McpProviders mcpProviders, CancellationToken ct)
+        UpstreamPolicy policy, TimeProvider time, IEnumerable<IProviderModeHandler> handlers, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
         if (error is not null)
@@ -116,11 +116,11 @@ internal static class ProvidersAdminEndpoints
             return error;
         }
 
-        if (body!.AuthMode == AuthModes.McpOAuth2)
+        if (handlers.FirstOrDefault(h => h.AuthMode == body!.AuthMode) is { } handler)
         {
-            // An MCP server given by URL alone: discovered and registered by RemoteMcp, not described here.
-            var (mcpProvider, mcpFailure) = await mcpProviders.RegisterAsync(body, ct);
-            return mcpFailure ?? TypedResults.Created($"/v1/providers/{mcpProvider!.Name}", ProviderResponse.From(mcpProvider));
+            // E.g. an MCP server given by URL alone: discovered and registered by RemoteMcp, not described here.
+            var (found, foundFailure) = await handler.RegisterAsync(body!, ct);
+            return foundFailure ?? TypedResults.Created($"/v1/providers/{found!.Name}", ProviderResponse.From(found));
         }
 
         var (provider, failure, _) = await RegisterAsync(body!, registry, catalog, discovery, policy, time, ct);
@@ -185,7 +185,7 @@ internal static class ProvidersAdminEndpoints
         await registry.FindAsync(name, ct) is { } provider ? TypedResults.Ok(ProviderResponse.From(provider)) : Problems.NotFound("Provider");
 
     private static async Task<IResult> UpdateAsync(string name, HttpRequest request, ProviderRegistry registry, ProviderCatalog catalog,
-        OidcDiscovery discovery, UpstreamPolicy policy, RemoteMcp.McpProviders mcpProviders, CancellationToken ct)
+        OidcDiscovery discovery, UpstreamPolicy policy, IEnumerable<IProviderModeHandler> handlers, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
         if (error is not null)
@@ -193,9 +193,9 @@ internal static class ProvidersAdminEndpoints
             return error;
         }
 
-        if (await registry.FindAsync(name, ct) is { AuthMode: AuthModes.McpOAuth2 } mcp)
+        if (await registry.FindAsync(name, ct) is { } found && handlers.FirstOrDefault(h => h.AuthMode == found.AuthMode) is { } handler)
         {
-            return await mcpProviders.UpdateAsync(mcp, body!, ct);
+            return await handler.UpdateAsync(found, body!, ct);
         }
 
         var (updated, failure, _) = await UpdateProviderAsync(name, body!, registry, catalog, discovery, policy, ct);

@@ -12,8 +12,11 @@ namespace Nexus.Server.RemoteMcp;
 /// forwards MCP traffic to the server with the token injected. Nothing is stored when discovery fails.
 /// </summary>
 internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar registrar, ProviderRegistry registry, TimeProvider time, ILogger<McpProviders> logger)
+    : IProviderModeHandler
 {
     private const int MaxScopes = 100;
+
+    public string AuthMode => AuthModes.McpOAuth2;
 
     public async Task<(Provider? Provider, IResult? Failure)> RegisterAsync(ProviderRequest body, CancellationToken ct)
     {
@@ -122,6 +125,8 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
     /// its secret rotated) is forgotten and made anew, and the provider takes the new client for the next consent.
     /// Pre-registered and metadata-document clients are the administrator's or the document's business; nothing changes.
     /// </summary>
+    public Task ClientRejectedAsync(Provider provider, CancellationToken ct) => RenewRegistrationAsync(provider, ct);
+
     public async Task RenewRegistrationAsync(Provider provider, CancellationToken ct)
     {
         if (provider.Config.Mcp is not { Registration: McpRegistrationKinds.Dynamic } mcp || provider.Config.Issuer is not { } issuer)

@@ -1,3 +1,4 @@
+using Nexus.Server.Providers;
 namespace Nexus.Server.RemoteMcp;
 
 /// <summary>Nexus as the client of remote OAuth-protected MCP servers (issue 15).</summary>
@@ -12,6 +13,7 @@ internal static class RemoteMcpExtensions
         services.AddSingleton<McpClientRegistrar>();
         services.AddSingleton(McpClientRegistrar.SecretColumn);
         services.AddSingleton<McpProviders>();
+        services.AddSingleton<IProviderModeHandler>(sp => sp.GetRequiredService<McpProviders>());
         services.AddSingleton<McpStepUp>();
         return builder;
     }

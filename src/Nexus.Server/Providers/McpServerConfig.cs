@@ -1,4 +1,4 @@
-namespace Nexus.Server.RemoteMcp;
+namespace Nexus.Server.Providers;
 
 /// <summary>How Nexus identifies itself to an MCP server's authorization server.</summary>
 internal static class McpRegistrationKinds
