@@ -118,6 +118,70 @@ public class McpFixture : IAsyncLifetime
         return await Server.Http.SendAsync(request);
     }
 
+    /// <summary>One tools/call through whichever MCP client a test drives: the tool's structured answer.</summary>
+    public delegate Task<JsonElement> ToolCall(string tool, Dictionary<string, object?> arguments);
+
+    /// <summary>
+    /// The just-in-time connection, as any MCP client sees it (issue 14): call_api on a service not connected yet
+    /// answers "authorization required" with a link; connect_service makes a link; the person, signed in in
+    /// <paramref name="browser"/>, follows it through the provider's consent; call_api then reaches the upstream with
+    /// the connection's credential, which the answer never echoes; once the provider revoked the grant (the token is
+    /// rejected and the refresh answers invalid_grant), call_api answers "authorization required" again, with a link.
+    /// </summary>
+    public async Task AssertJustInTimeConnectionAsync(ToolCall call, Browser browser, string service)
+    {
+        var before = await call("call_api", new() { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" });
+        Assert.Equal("authorization_required", before.GetProperty("status").GetString());
+        Assert.StartsWith(Server.Issuer + McpConnectLinks.PagePath + "?ticket=", before.GetProperty("connect_url").GetString());
+
+        var link = await call("connect_service", new() { ["service"] = service });
+        Assert.Equal("link_created", link.GetProperty("status").GetString());
+        var family = await ConsentThroughLinkAsync(browser, link.GetProperty("connect_url").GetString()!, service);
+
+        var status = await call("connection_status", new() { ["service"] = service });
+        Assert.Equal("active", status.GetProperty("connection").GetProperty("status").GetString());
+
+        // call_api reaches the service's API with the connection's credential, which the assistant never sees.
+        var issued = family.Chain.Last();
+        Api.AcceptedTokens[issued.AccessToken] = true;
+        var answer = await call("call_api", new()
+        {
+            ["service"] = service, ["method"] = "GET", ["path"] = "/protected", ["query"] = new Dictionary<string, string> { ["page"] = "2" },
+        });
+        Assert.Equal(200, answer.GetProperty("status").GetInt32());
+        var seen = Api.Requests.Last(r => r.Path == "/protected");
+        Assert.Equal("Bearer " + issued.AccessToken, seen.Headers["Authorization"]);
+        Assert.Equal("?page=2", seen.Query);
+        Assert.DoesNotContain(issued.AccessToken, answer.GetRawText());
+        Assert.DoesNotContain(issued.RefreshToken!, answer.GetRawText());
+
+        // The service revokes the grant: the token stops working and the refresh is refused, so the person must act.
+        Api.AcceptedTokens.TryRemove(issued.AccessToken, out _);
+        Provider.RevokeFamily(issued.AccessToken);
+        var after = await call("call_api", new() { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" });
+        Assert.Contains(Provider.RefreshCalls, c => c.FamilyId == family.Id && c.Outcome == "revoked");
+        Assert.Equal("authorization_required", after.GetProperty("status").GetString());
+        Assert.Equal("attention_required", after.GetProperty("connection_status").GetString());
+        Assert.StartsWith(Server.Issuer + McpConnectLinks.PagePath + "?ticket=", after.GetProperty("connect_url").GetString());
+        Assert.DoesNotContain(issued.AccessToken, after.GetRawText());
+    }
+
+    /// <summary>
+    /// The person opens a connect link signed in, sees the permissions, and approves them at the provider; returns
+    /// the grant (token family) the provider issued for it.
+    /// </summary>
+    public async Task<RotatingProvider.Family> ConsentThroughLinkAsync(Browser browser, string connectUrl, string service)
+    {
+        await browser.NavigateAsync(connectUrl);
+        Assert.Equal(System.Net.HttpStatusCode.OK, browser.LastStatus);
+        Assert.Contains("Your AI assistant asked", browser.LastPage);
+        Assert.Contains("<code>read</code>", browser.LastPage);
+        var known = Provider.Families.Keys.ToHashSet();
+        var landed = await browser.SubmitAsync("/dashboard/connect/" + service, followForeign: true);
+        Assert.Equal("/dashboard", landed.AbsolutePath);
+        return Provider.Families[Assert.Single(Provider.Families.Keys, k => !known.Contains(k))];
+    }
+
     public static JsonElement Structured(CallToolResult result) =>
         JsonDocument.Parse(result.Content.OfType<TextContentBlock>().Single().Text).RootElement.Clone();
 

@@ -26,46 +26,8 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         var services = McpFixture.Structured(await client.CallToolAsync("list_services", cancellationToken: Ct)).GetProperty("services");
         Assert.Contains(services.EnumerateArray(), s => s.GetProperty("service").GetString() == service);
 
-        // Not connected yet: the tool answers "authorization required" with a link, instead of failing.
-        var before = await client.CallToolAsync("call_api", new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" }, cancellationToken: Ct);
-        var required = McpFixture.Structured(before);
-        Assert.Equal("authorization_required", required.GetProperty("status").GetString());
-        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath + "?ticket=", required.GetProperty("connect_url").GetString());
-
-        var link = McpFixture.Structured(await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
-        Assert.Equal("link_created", link.GetProperty("status").GetString());
-
-        // The person opens the link signed in, sees the permissions, and approves them at the service.
-        await browser.NavigateAsync(link.GetProperty("connect_url").GetString()!);
-        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
-        Assert.Contains("Your AI assistant asked", browser.LastPage);
-        Assert.Contains("<code>read</code>", browser.LastPage);
-        var landed = await browser.SubmitAsync("/dashboard/connect/" + service, followForeign: true);
-        Assert.Equal("/dashboard", landed.AbsolutePath);
-
-        var status = McpFixture.Structured(await client.CallToolAsync("connection_status", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
-        Assert.Equal("active", status.GetProperty("connection").GetProperty("status").GetString());
-
-        // call_api reaches the service's API with the connection's credential, which the assistant never sees.
-        var accessToken = fixture.Provider.Families.Values.Single(f => !f.Chain.IsEmpty).Chain.Last().AccessToken;
-        fixture.Api.AcceptedTokens[accessToken] = true;
-        var call = await client.CallToolAsync("call_api", new Dictionary<string, object?>
-        {
-            ["service"] = service, ["method"] = "GET", ["path"] = "/protected", ["query"] = new Dictionary<string, string> { ["page"] = "2" },
-        }, cancellationToken: Ct);
-        var answer = McpFixture.Structured(call);
-        Assert.Equal(200, answer.GetProperty("status").GetInt32());
-        Assert.Equal("Bearer " + accessToken, fixture.Api.Last.Headers["Authorization"]);
-        Assert.Equal("?page=2", fixture.Api.Last.Query);
-        Assert.DoesNotContain(accessToken, answer.GetRawText());
-
-        // The service revokes the grant: the token stops working and the refresh is refused, so the person must act.
-        fixture.Api.AcceptedTokens.Clear();
-        fixture.Provider.RevokeFamily(accessToken);
-        var after = McpFixture.Structured(await client.CallToolAsync("call_api", new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" }, cancellationToken: Ct));
-        Assert.Equal("authorization_required", after.GetProperty("status").GetString());
-        Assert.Equal("attention_required", after.GetProperty("connection_status").GetString());
-        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath, after.GetProperty("connect_url").GetString());
+        await fixture.AssertJustInTimeConnectionAsync(
+            async (tool, arguments) => McpFixture.Structured(await client.CallToolAsync(tool, arguments, cancellationToken: Ct)), browser, service);
     }
 
     [Fact]
