@@ -84,7 +84,7 @@ public class McpFixture : IAsyncLifetime
             .Issue(userId, ClientId, string.Join(" ", scopes ?? McpResource.Scopes), 600, audience: resource ?? McpUrl).Token;
 
     /// <summary>The official C# MCP client, connected to /mcp with the token.</summary>
-    public async Task<McpClient> ClientAsync(string token)
+    public async Task<McpClient> ClientAsync(string token, McpClientOptions? options = null)
     {
         var transport = new HttpClientTransport(new HttpClientTransportOptions
         {
@@ -92,7 +92,7 @@ public class McpFixture : IAsyncLifetime
             TransportMode = HttpTransportMode.StreamableHttp,
             AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
         });
-        return await McpClient.CreateAsync(transport, cancellationToken: TestContext.Current.CancellationToken);
+        return await McpClient.CreateAsync(transport, options, cancellationToken: TestContext.Current.CancellationToken);
     }
 
     /// <summary>A raw JSON-RPC POST to /mcp, for the answers an SDK client would not show.</summary>

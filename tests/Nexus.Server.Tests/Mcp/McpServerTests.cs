@@ -1,4 +1,7 @@
 using System.Net;
+using ModelContextProtocol;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
 using Nexus.Server.Mcp;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -28,6 +31,55 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
 
         await fixture.AssertJustInTimeConnectionAsync(
             async (tool, arguments) => McpFixture.Structured(await client.CallToolAsync(tool, arguments, cancellationToken: Ct)), browser, service);
+    }
+
+    /// <summary>A client that can show the person a URL (MCP 2025-11-25 elicitation, url mode) and says so.</summary>
+    private static McpClientOptions UrlElicitingClient(string? protocolVersion = null) => new()
+    {
+        ProtocolVersion = protocolVersion,
+        Capabilities = new ClientCapabilities { Elicitation = new ElicitationCapability { Url = new UrlElicitationCapability() } },
+        Handlers = new McpClientHandlers { ElicitationHandler = (_, _) => ValueTask.FromResult(new ElicitResult { Action = "accept" }) },
+    };
+
+    [Fact]
+    public async Task AClientThatDeclaresUrlElicitationIsAskedToOpenTheConnectLinkThroughUrlElicitation()
+    {
+        var service = await fixture.RegisterServiceAsync();
+        var (browser, userId) = await fixture.PersonAsync();
+        await using var client = await fixture.ClientAsync(fixture.McpToken(userId), UrlElicitingClient());
+        // 2026-07-28 (the SDK's default): the client declares its capabilities on every request (_meta), so the
+        // stateless server knows them when connect_service runs.
+        Assert.Equal("2026-07-28", client.NegotiatedProtocolVersion);
+
+        // A stateless server cannot send elicitation/create; the tool answers URLElicitationRequiredError (-32042)
+        // carrying the link, which the client shows the person instead of handing it to the model.
+        var required = await Assert.ThrowsAsync<UrlElicitationRequiredException>(async () =>
+            await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        Assert.Equal(McpErrorCode.UrlElicitationRequired, required.ErrorCode);
+        var elicitation = Assert.Single(required.Elicitations);
+        Assert.Equal("url", elicitation.Mode);
+        Assert.False(string.IsNullOrEmpty(elicitation.ElicitationId));
+        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath + "?ticket=", elicitation.Url);
+        Assert.Contains("connect", elicitation.Message, StringComparison.OrdinalIgnoreCase);
+
+        // The person opens it, signed in, and approves at the service; the retried tool then finds the connection.
+        await fixture.ConsentThroughLinkAsync(browser, elicitation.Url!, service);
+        var status = McpFixture.Structured(await client.CallToolAsync("connection_status", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        Assert.Equal("active", status.GetProperty("connection").GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task AClientOnTheInitializeHandshakeGetsTheConnectLinkInTheResultBecauseAStatelessServerDoesNotKnowItsCapabilities()
+    {
+        var service = await fixture.RegisterServiceAsync();
+        var (_, userId) = await fixture.PersonAsync();
+        // 2025-11-25 declares capabilities once, in initialize: a stateless /mcp answers that request and keeps
+        // nothing, so a later tools/call cannot know them and the link comes back as the tool's result.
+        await using var client = await fixture.ClientAsync(fixture.McpToken(userId), UrlElicitingClient("2025-11-25"));
+        Assert.Equal("2025-11-25", client.NegotiatedProtocolVersion);
+        var link = McpFixture.Structured(await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        Assert.Equal("link_created", link.GetProperty("status").GetString());
+        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath + "?ticket=", link.GetProperty("connect_url").GetString());
     }
 
     [Fact]
