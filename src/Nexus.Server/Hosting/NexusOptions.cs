@@ -154,6 +154,9 @@ internal sealed class NexusOptions
     /// <summary>Self-registration of OAuth clients: dynamic client registration and client ID metadata documents.</summary>
     public ClientRegistrationOptions Registration { get; set; } = new();
 
+    /// <summary>The MCP server at /mcp.</summary>
+    public McpServerOptions Mcp { get; set; } = new();
+
     public string Issuer => BaseUrl.TrimEnd('/');
 
     public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;
@@ -166,6 +169,17 @@ internal sealed class NexusOptions
     /// for it carry it as their <c>aud</c>; /mcp accepts only those, and Nexus's REST API refuses them.
     /// </summary>
     public string McpResource => Issuer + McpPath;
+}
+
+/// <summary>The MCP server at /mcp (<c>Nexus:Mcp:…</c>, environment <c>Nexus__Mcp__…</c>).</summary>
+internal sealed class McpServerOptions
+{
+    /// <summary>
+    /// Comma-separated exact browser origins (<c>https://assistant.example.com</c>, <c>http://localhost:6274</c>) that may
+    /// call /mcp besides BASE_URL's own; requests with any other Origin header are refused with 403 (DNS rebinding).
+    /// Pages on these origins also get CORS answers from /mcp. Unset: only BASE_URL's origin.
+    /// </summary>
+    public string? AllowedOrigins { get; set; }
 }
 
 /// <summary>How OAuth clients may register themselves (MCP assistants do), with no admin step.</summary>

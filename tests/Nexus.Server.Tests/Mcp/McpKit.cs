@@ -32,12 +32,17 @@ public class McpFixture : IAsyncLifetime
 
     public string McpUrl => Server.Issuer + McpResource.Path;
 
+    /// <summary>A browser origin listed in Nexus:Mcp:AllowedOrigins, as browsers send it.</summary>
+    public const string OtherAllowedOrigin = "https://assistant.example.com";
+
     public virtual async ValueTask InitializeAsync()
     {
         Provider = await RotatingProvider.StartAsync();
         Api = await EchoUpstream.StartAsync();
         Database = await TestDatabase.CreateAsync();
-        Server = await NexusTestServer.StartAsync(Database, services: ConfigureServices);
+        // Two browser origins besides Nexus's own may use /mcp; the first written as an operator might (case, port 443, /).
+        Server = await NexusTestServer.StartAsync(Database, settings => settings["Nexus:Mcp:AllowedOrigins"] = "https://Assistant.example.com:443/, http://localhost:6274",
+            services: ConfigureServices);
         (ClientId, _) = await Server.CreateAppClientAsync(name: "an assistant");
     }
 

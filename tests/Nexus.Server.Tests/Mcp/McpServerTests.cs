@@ -140,6 +140,53 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
     }
 
     [Fact]
+    public async Task AnOriginListedInAllowedOriginsIsServedWithCorsAndEveryOtherForeignOriginIsRefused()
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId);
+        var initialize = new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } };
+        foreach (var origin in new[] { McpFixture.OtherAllowedOrigin, "http://localhost:6274" })
+        {
+            using var served = await fixture.PostAsync(token, "initialize", initialize, origin: origin);
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+            Assert.Equal(origin, served.Headers.GetValues("Access-Control-Allow-Origin").Single());
+
+            // Without a token: the usual 401, readable by the page (where its OAuth flow starts), not a 403.
+            using var unauthorized = await fixture.PostAsync(null, "initialize", initialize, origin: origin);
+            Assert.Equal(HttpStatusCode.Unauthorized, unauthorized.StatusCode);
+            Assert.Contains("resource_metadata=", unauthorized.Headers.WwwAuthenticate.ToString());
+            Assert.Equal(origin, unauthorized.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Contains("WWW-Authenticate", unauthorized.Headers.GetValues("Access-Control-Expose-Headers").Single());
+        }
+
+        // The browser's preflight for a POST with Authorization is answered before any token is looked for.
+        using (var preflight = new HttpRequestMessage(HttpMethod.Options, fixture.McpUrl))
+        {
+            preflight.Headers.Add("Origin", McpFixture.OtherAllowedOrigin);
+            preflight.Headers.Add("Access-Control-Request-Method", "POST");
+            preflight.Headers.Add("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version");
+            using var answer = await fixture.Server.Http.SendAsync(preflight, Ct);
+            Assert.Equal(HttpStatusCode.NoContent, answer.StatusCode);
+            Assert.Equal(McpFixture.OtherAllowedOrigin, answer.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Contains("Authorization", answer.Headers.GetValues("Access-Control-Allow-Headers").Single());
+            Assert.Contains("POST", answer.Headers.GetValues("Access-Control-Allow-Methods").Single());
+        }
+
+        // Exact origins: another host, scheme or port than those listed is refused, and gets no CORS header.
+        foreach (var origin in new[] { "https://evil.example.com", "http://assistant.example.com", "https://assistant.example.com:8443", "http://localhost:6275", "null" })
+        {
+            using var refused = await fixture.PostAsync(token, "initialize", initialize, origin: origin);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.False(refused.Headers.Contains("Access-Control-Allow-Origin"));
+        }
+
+        // Nexus's own origin is same-origin: served, no CORS headers needed.
+        using var own = await fixture.PostAsync(token, "initialize", initialize, origin: new Uri(fixture.Server.Issuer).GetLeftPart(UriPartial.Authority));
+        Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+        Assert.False(own.Headers.Contains("Access-Control-Allow-Origin"));
+    }
+
+    [Fact]
     public async Task AConnectLinkOpenedByAnotherSignedInPersonIsRefused()
     {
         var service = await fixture.RegisterServiceAsync();
