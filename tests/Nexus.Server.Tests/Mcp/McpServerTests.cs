@@ -111,6 +111,38 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
     }
 
     [Fact]
+    public async Task ATokenAcceptedBeforeIsRefusedOnceAnyByteOfItChanges()
+    {
+        // The validator skips the signature check for a token it verified before (same SHA-256); a changed signature,
+        // or a payload naming another person under the old signature, must still be verified, and refused.
+        var (_, userId) = await fixture.PersonAsync();
+        var (_, otherId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId);
+        var initialize = new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } };
+        for (var i = 0; i < 2; i++)
+        {
+            using var accepted = await fixture.PostAsync(token, "initialize", initialize);
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+        }
+
+        var parts = token.Split('.');
+        var signature = parts[2].ToCharArray();
+        signature[10] = signature[10] == 'A' ? 'B' : 'A';
+        var payload = System.Text.Json.Nodes.JsonNode.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(parts[1]))!;
+        payload["sub"] = otherId;
+        var otherPayload = System.Buffers.Text.Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes(payload.ToJsonString()));
+        foreach (var tampered in new[] { $"{parts[0]}.{parts[1]}.{new string(signature)}", $"{parts[0]}.{otherPayload}.{parts[2]}" })
+        {
+            using var refused = await fixture.PostAsync(tampered, "initialize", initialize);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            Assert.Contains("error=\"invalid_token\"", refused.Headers.WwwAuthenticate.ToString());
+        }
+
+        using var still = await fixture.PostAsync(token, "initialize", initialize);
+        Assert.Equal(HttpStatusCode.OK, still.StatusCode);
+    }
+
+    [Fact]
     public async Task ThePathInAnotherCaseDoesNotGetPastTheGate()
     {
         // Routing ignores case; the gate must too, or /MCP would reach the tools with no token (and a session cookie).
