@@ -29,8 +29,22 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         var services = McpFixture.Structured(await client.CallToolAsync("list_services", cancellationToken: Ct)).GetProperty("services");
         Assert.Contains(services.EnumerateArray(), s => s.GetProperty("service").GetString() == service);
 
-        await fixture.AssertJustInTimeConnectionAsync(
-            async (tool, arguments) => McpFixture.Structured(await client.CallToolAsync(tool, arguments, cancellationToken: Ct)), browser, service);
+        async Task<System.Text.Json.JsonElement> Call(string tool, Dictionary<string, object?> arguments) =>
+            McpFixture.Structured(await client.CallToolAsync(tool, arguments, cancellationToken: Ct));
+        await fixture.AssertJustInTimeConnectionAsync(Call, browser, service);
+
+        // The person approves again through the new link; call_api works (the active connection is now remembered),
+        // and once the assistant disconnected the service, the next call_api knows at once.
+        var relink = await Call("connection_status", new() { ["service"] = service });
+        var family = await fixture.ConsentThroughLinkAsync(browser, relink.GetProperty("connect_url").GetString()!, service);
+        fixture.Api.AcceptedTokens[family.Chain.Last().AccessToken] = true;
+        var api = new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" };
+        Assert.Equal(200, (await Call("call_api", api)).GetProperty("status").GetInt32());
+        Assert.Equal(200, (await Call("call_api", api)).GetProperty("status").GetInt32());
+        Assert.Equal("disconnected", (await Call("disconnect_service", new() { ["service"] = service })).GetProperty("status").GetString());
+        var gone = await Call("call_api", api);
+        Assert.Equal("authorization_required", gone.GetProperty("status").GetString());
+        Assert.False(gone.TryGetProperty("connection_status", out _));
     }
 
     /// <summary>A client that can show the person a URL (MCP 2025-11-25 elicitation, url mode) and says so.</summary>
