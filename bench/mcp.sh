@@ -4,19 +4,26 @@
 # One run, one Nexus (Production, SQLite), one upstream (bench/tools/FakeProvider, small JSON at /api/*). A person
 # (created with the admin API) has an api_key connection to the upstream in their own workspace; an assistant
 # registers itself (RFC 7591), the person signs in and consents over HTTP (curl with a cookie jar, PKCE S256,
-# resource=BASE_URL/mcp), and the assistant's access token is used for every MCP request. Measured with wrk, each
-# path one connection at a time (nothing queued, so p50 is the latency one call gains) and then 8 connections:
+# resource=BASE_URL/mcp), and the assistant's access token is used for every MCP request. Four paths:
 #   GET /healthz                                   the machine's HTTP floor
 #   GET /v1/bridge/{connection}/items               a direct Bridge call (X-API-Key)
 #   POST /mcp tools/list                            the MCP endpoint with nothing behind it
 #   POST /mcp tools/call call_api GET /items        the same upstream call through the MCP tool
-# Each measurement is short (the machine is shared with other work): a warm-up, then a few seconds per path.
-#   bench/mcp.sh [seconds per measurement]
+# 1. Latency, one request at a time (bench/tools/McpLatency): ROUNDS rounds of one request to each path in turn, so
+#    that every path meets the same background load on this shared machine; p50 per path and the p50 of the per-round
+#    differences (call_api minus Bridge, tools/list minus /healthz).
+# 2. Throughput, 8 connections with wrk, a few seconds per path.
+#   bench/mcp.sh [seconds per wrk measurement] [rounds]
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 duration="${1:-4}"
+rounds="${2:-3000}"
 need wrk curl
 build_nexus
+# NEXUS_BENCH_DLL: measure another build of Nexus (e.g. the main branch's) with this script.
+nexus_dll="${NEXUS_BENCH_DLL:-$nexus_dll}"
 dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+dotnet build "$bench_root/bench/tools/McpLatency" -c Release -nologo -v quiet >/dev/null
+latency_dll="$bench_root/bench/tools/McpLatency/bin/Release/net10.0/McpLatency.dll"
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 port=18190
 fake_port=18192
@@ -109,34 +116,56 @@ paths=("GET /healthz|$base/healthz|"
   "direct Bridge call (GET /v1/bridge/{id}/items)|$base/v1/bridge/$connection_id/items|$work/bridge.lua"
   "MCP tools/list|$base/mcp|$work/list.lua"
   "MCP tools/call call_api (GET /items through the Bridge)|$base/mcp|$work/call.lua")
-echo "== warm-up" >&2
-for path in "${paths[@]}"; do IFS='|' read -r _ url script <<<"$path"; measure 4 3 "$url" "$script" >/dev/null; done
+echo "== one request at a time: $rounds interleaved rounds" >&2
+"$(command -v dotnet)" "$latency_dll" "$base" "$token" "$bridge_key" "$connection_id" "$rounds" > "$work/latency.out"
+cat "$work/latency.out" >&2
+field() { awk -F'|' -v l="$1" -v f="$2" 'index($1, l) == 1 { print $f }' "$work/latency.out"; }
+sequential=""
+while IFS='|' read -r label p50 p90; do
+  case "$label" in *paired*) ;; *) sequential+="| $label | $p50 | $p90 |"$'\n';; esac
+done < "$work/latency.out"
+health_p50="$(field "GET /healthz" 2)"; bridge_p50="$(field "direct Bridge" 2)"; list_p50="$(field "MCP tools/list" 2)"; call_p50="$(field "MCP tools/call" 2)"
+overhead="$(field "call_api - Bridge" 2)"
+list_over="$(field "tools/list - healthz" 2)"
+
+echo "== 8 connections (wrk), ${duration}s per path after a 3 s warm-up" >&2
+paths=("GET /healthz|$base/healthz|"
+  "direct Bridge call (GET /v1/bridge/{id}/items)|$base/v1/bridge/$connection_id/items|$work/bridge.lua"
+  "MCP tools/list|$base/mcp|$work/list.lua"
+  "MCP tools/call call_api (GET /items through the Bridge)|$base/mcp|$work/call.lua")
 rows=""
-for connections in 1 8; do
-  for path in "${paths[@]}"; do
-    IFS='|' read -r label url script <<<"$path"
-    read -r rps p50 p99 bad <<<"$(measure "$connections" "$duration" "$url" "$script")"
-    echo "$connections connection(s), $label: $rps req/s, p50 $p50 ms, p99 $p99 ms, non-2xx $bad" >&2
-    rows+="| $connections | $label | $rps | $p50 | $p99 | $bad |"$'\n'
-    [ "$connections" = 1 ] && case "$label" in direct*) bridge_p50="$p50";; *call_api*) call_p50="$p50";; *tools/list) list_p50="$p50";; GET*) health_p50="$p50";; esac
-  done
+for path in "${paths[@]}"; do
+  IFS='|' read -r label url script <<<"$path"
+  measure 8 3 "$url" "$script" >/dev/null
+  read -r rps p50 p99 bad <<<"$(measure 8 "$duration" "$url" "$script")"
+  echo "8 connections, $label: $rps req/s, p50 $p50 ms, p99 $p99 ms, non-2xx $bad" >&2
+  rows+="| $label | $rps | $p50 | $p99 | $bad |"$'\n'
 done
-overhead="$(awk -v a="$call_p50" -v b="$bridge_p50" 'BEGIN { printf "%.2f", a - b }')"
 
 result="$(dirname "${BASH_SOURCE[0]}")/results/mcp.md"
 {
   echo "# MCP server overhead"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- machine: $(machine); shared with other work while measured, so figures are indicative"
-  echo "- load: wrk -t1, one connection and then 8, ${duration}s per path after a 3 s warm-up of each (short on purpose: the machine is shared)"
+  echo "- machine: $(machine); shared with other work while measured (load average $(cut -d' ' -f1 /proc/loadavg) at the end), so figures are indicative"
+  echo "- one request at a time: bench/tools/McpLatency, $rounds rounds of one request to each path in turn (after 300 rounds of warm-up) on kept-alive connections"
+  echo "- 8 connections: wrk -t1 -c8, ${duration}s per path after a 3 s warm-up"
   echo "- Nexus: Production, SQLite; /mcp stateless Streamable HTTP; token from DCR + authorization code with PKCE and resource=BASE_URL/mcp"
   echo "- upstream: bench/tools/FakeProvider /api/items (small JSON), api_key credential injected by the Bridge"
   echo
-  echo "| connections | path | requests/s | p50 (ms) | p99 (ms) | non-2xx |"
-  echo "|---:|---|---:|---:|---:|---:|"
+  echo "One request at a time:"
+  echo
+  echo "| path | p50 (ms) | p90 (ms) |"
+  echo "|---|---:|---:|"
+  printf '%s' "$sequential"
+  echo
+  echo "8 connections:"
+  echo
+  echo "| path | requests/s | p50 (ms) | p99 (ms) | non-2xx |"
+  echo "|---|---:|---:|---:|---:|"
   printf '%s' "$rows"
   echo
-  echo "- **call_api p50 overhead over a direct Bridge call, one connection: $overhead ms** (target ≤ 0.3 ms): call_api $call_p50 ms, Bridge $bridge_p50 ms; tools/list $list_p50 ms; GET /healthz $health_p50 ms"
+  echo "- **call_api p50 overhead over a direct Bridge call, one request at a time: $overhead ms** (target ≤ 0.3 ms; median of the per-round differences): call_api $call_p50 ms, Bridge $bridge_p50 ms p50"
+  echo "- tools/list over GET /healthz: $list_over ms p50 (tools/list $list_p50 ms, GET /healthz $health_p50 ms)"
 } > "$result"
 echo; cat "$result"

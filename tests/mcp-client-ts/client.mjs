@@ -5,6 +5,9 @@
 //   stdout  AUTHORIZE <authorization URL>     the SDK's redirectToAuthorization, for the person's browser
 //   stdin   <the URL the browser was sent back to, with code and state>
 //   stdout  RESULT <json>                     client_id, tools, list_services' answer, and every HTTP request made
+//   stdin   CALL <json {name, arguments}>     then, as often as the test likes: a tools/call through the SDK
+//   stdout  TOOL <json>                       the tool's result as the SDK returned it ({"sdk_error": …} if it threw)
+//   stdin   END                               (or stdin closed): the client closes and the script exits
 //
 // Anything else on stdout or stderr is diagnostics. Exit code 0 only when the whole run worked.
 import { randomBytes } from "node:crypto";
@@ -87,7 +90,6 @@ if (!code) throw new Error(`no code: ${returnedTo.href}`);
 session = await connect();
 const tools = (await session.client.listTools()).tools.map((t) => t.name).sort();
 const services = await session.client.callTool({ name: "list_services", arguments: {} });
-await session.client.close();
 
 console.log(`RESULT ${JSON.stringify({
   client_id: provider.clientInformation()?.client_id,
@@ -97,4 +99,22 @@ console.log(`RESULT ${JSON.stringify({
   list_services: services,
   requests,
 })}`);
+
+// The test drives the rest (connect_service, call_api, …) one tool call at a time; the person's side happens in
+// the test's browser between two calls.
+for (;;) {
+  const line = await lines.next();
+  if (line.done || line.value.trim() === "END") break;
+  if (!line.value.startsWith("CALL ")) throw new Error(`unexpected input: ${line.value}`);
+  const { name, arguments: args } = JSON.parse(line.value.slice("CALL ".length));
+  let result;
+  try {
+    result = await session.client.callTool({ name, arguments: args ?? {} });
+  } catch (error) {
+    result = { sdk_error: String(error?.message ?? error), code: error?.code };
+  }
+  console.log(`TOOL ${JSON.stringify(result)}`);
+}
+
+await session.client.close();
 process.exit(0);

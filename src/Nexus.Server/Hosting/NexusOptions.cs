@@ -157,8 +157,8 @@ internal sealed class NexusOptions
     /// <summary>Self-registration of OAuth clients: dynamic client registration and client ID metadata documents.</summary>
     public ClientRegistrationOptions Registration { get; set; } = new();
 
-    /// <summary>Nexus as the client of remote MCP servers (RemoteMcp: providers registered with auth_mode mcp_oauth2).</summary>
-    public McpClientOptions Mcp { get; set; } = new();
+    /// <summary>MCP: the server at /mcp (browser origins) and Nexus as the client of remote MCP servers (RemoteMcp: providers registered with auth_mode mcp_oauth2).</summary>
+    public McpOptions Mcp { get; set; } = new();
 
     public string Issuer => BaseUrl.TrimEnd('/');
 
@@ -218,8 +218,16 @@ internal sealed class UpstreamOidcOptions
     public bool IsConfigured => !string.IsNullOrWhiteSpace(Issuer) && !string.IsNullOrWhiteSpace(ClientId);
 }
 
-internal sealed class McpClientOptions
+/// <summary>MCP settings (<c>Nexus:Mcp:…</c>, environment <c>Nexus__Mcp__…</c>): the server at /mcp and Nexus as a client of remote MCP servers.</summary>
+internal sealed class McpOptions
 {
+    /// <summary>
+    /// Comma-separated exact browser origins (<c>https://assistant.example.com</c>, <c>http://localhost:6274</c>) that may
+    /// call /mcp besides BASE_URL's own; requests with any other Origin header are refused with 403 (DNS rebinding).
+    /// Pages on these origins also get CORS answers from /mcp. Unset: only BASE_URL's origin.
+    /// </summary>
+    public string? AllowedOrigins { get; set; }
+
     /// <summary>
     /// MCP 2025-03-26 back-compatibility: when a server publishes no protected resource metadata, look for authorization
     /// server metadata at the MCP server's origin and fall back to /authorize, /token and /register there. Off by default.

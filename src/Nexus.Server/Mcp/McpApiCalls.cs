@@ -16,10 +16,42 @@ internal sealed record ApiAnswer(int Status, IReadOnlyDictionary<string, string>
 /// from the answer's headers are the Bridge's, not a second copy. The answer's body is captured up to
 /// <see cref="MaxBodyBytes"/>, and any credential of the connection that appears in it is blanked.
 /// </summary>
-internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry providers, DecodedCredentials decoded)
+internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry providers, DecodedCredentials decoded, ConnectionStore store,
+    Hosting.NexusOptions options, TimeProvider time)
 {
     public const int MaxBodyBytes = 256 * 1024;
     private const string Redacted = "[credential removed by Nexus]";
+
+    /// <summary>"person\nprovider" → the id of the person's active connection to the provider.</summary>
+    private readonly Hosting.ShortLivedCache<string> activeIds = new(time, () => options.ConnectionCacheSeconds);
+
+    /// <summary>
+    /// The person's connection to a provider that call_api uses. Which connection is the active one is remembered for
+    /// Nexus:ConnectionCacheSeconds and the row itself is read through the connection cache, the same bound on how late
+    /// another instance's change is seen as the Bridge's (changes made on this instance invalidate the row at once, and
+    /// a remembered connection that is gone or no longer active is looked up again). So a call does not list the
+    /// person's connections, and the credential decoded for the cached row is reused, as a direct Bridge call does.
+    /// <paramref name="find"/> is the full lookup (the active connection, else the newest).
+    /// </summary>
+    public async Task<Connection?> CurrentAsync(string person, string provider, Func<Task<Connection?>> find, CancellationToken ct)
+    {
+        var key = person + "\n" + provider;
+        Connection? loaded = null;
+        var id = await activeIds.GetAsync(key, async _ => (loaded = await find())?.Status == ConnectionStatus.Active ? loaded.Id : null);
+        if (loaded is not null || id is null)
+        {
+            return loaded;
+        }
+
+        if (await store.FindCachedAsync(id, ct) is { Status: ConnectionStatus.Active } cached
+            && cached.WorkspaceId == person && cached.ProviderName == provider)
+        {
+            return cached;
+        }
+
+        activeIds.Invalidate(key);
+        return await find();
+    }
 
     public async Task<ApiAnswer> SendAsync(Connection connection, string method, string path, IEnumerable<KeyValuePair<string, string?>>? query,
         IReadOnlyDictionary<string, string>? headers, byte[]? body, string? contentType, CancellationToken ct)
@@ -92,9 +124,11 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
     private async Task<List<string>> SecretsAsync(Connection before, CancellationToken ct)
     {
         var secrets = new List<string>();
-        var store = services.GetRequiredService<ConnectionStore>();
         var provider = await providers.FindCachedAsync(before.ProviderName, ct);
-        foreach (var connection in new[] { before, await store.FindAsync(before.Id, ct) })
+        // A refresh during the call wrote the row, which dropped it from the connection cache: the cached read is the
+        // current row, and the same object as before when nothing changed (then its secrets are counted once).
+        var now = await store.FindCachedAsync(before.Id, ct);
+        foreach (var connection in ReferenceEquals(now, before) ? new Connection?[] { before } : [before, now])
         {
             if (provider is not null && connection is { AccessToken: not null } && decoded.For(connection, provider).Stored.Credential is { } credential)
             {

@@ -19,6 +19,9 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
     public const string ClientIdClaim = "client_id";
 
     private readonly string ownOrigin = new Uri(options.Issuer).GetLeftPart(UriPartial.Authority);
+
+    /// <summary>Nexus:Mcp:AllowedOrigins (validated at startup): browser origins besides BASE_URL's own, served with CORS.</summary>
+    private readonly HashSet<string> otherOrigins = new(McpOrigins.Parse(options.Mcp.AllowedOrigins, out _), StringComparer.OrdinalIgnoreCase);
     private readonly string resource = McpResource.Url(options);
 
     /// <summary>
@@ -33,11 +36,22 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
         // MCP transports, Security Warning (2025-11-25 §2.0.1): servers MUST validate the Origin header and answer 403
         // to an invalid one, against DNS rebinding. Clients outside a browser send none.
         var origin = context.Request.Headers.Origin;
-        if (origin.Count > 0 && (origin.Count != 1 || !string.Equals(origin[0], ownOrigin, StringComparison.OrdinalIgnoreCase)))
+        if (origin.Count > 0)
         {
-            await Problems.Create(StatusCodes.Status403Forbidden, "origin_not_allowed", "This origin may not use the MCP endpoint.",
-                $"Requests from a browser must come from {ownOrigin}.").ExecuteAsync(context);
-            return;
+            var own = origin.Count == 1 && string.Equals(origin[0], ownOrigin, StringComparison.OrdinalIgnoreCase);
+            if (!own && (origin.Count != 1 || !otherOrigins.Contains(origin[0]!)))
+            {
+                await Problems.Create(StatusCodes.Status403Forbidden, "origin_not_allowed", "This origin may not use the MCP endpoint.",
+                    $"Requests from a browser must come from {ownOrigin} or an origin listed in Nexus:Mcp:AllowedOrigins.").ExecuteAsync(context);
+                return;
+            }
+
+            // Another allowed origin is cross-origin for the browser: CORS (Fetch standard §3.2) lets its page send the
+            // Authorization header and read the answer, WWW-Authenticate included (where MCP authorization starts).
+            if (!own && AnswerCors(context, origin[0]!))
+            {
+                return;
+            }
         }
 
         // MCP authorization §2.6 / RFC 9728 §5.1: every refusal points at the protected resource metadata; RFC 8707:
@@ -71,6 +85,25 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
                 new Claim(ScopeClaim, claims.Scope ?? ""),
             ], AuthenticationType, ClaimTypes.NameIdentifier, null));
         await next(context);
+    }
+
+    /// <summary>CORS headers for an allowed other origin; true when the request was a preflight, answered here (204).</summary>
+    private static bool AnswerCors(HttpContext context, string origin)
+    {
+        var headers = context.Response.Headers;
+        headers.AccessControlAllowOrigin = origin;
+        headers.Vary = "Origin";
+        headers.AccessControlExposeHeaders = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version";
+        if (!HttpMethods.IsOptions(context.Request.Method) || context.Request.Headers.AccessControlRequestMethod.Count == 0)
+        {
+            return false;
+        }
+
+        headers.AccessControlAllowMethods = "POST, GET, DELETE";
+        headers.AccessControlAllowHeaders = "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID";
+        headers.AccessControlMaxAge = "600";
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+        return true;
     }
 
     /// <summary>The tool a JSON-RPC tools/call request names; null for any other message (the SDK judges those).</summary>

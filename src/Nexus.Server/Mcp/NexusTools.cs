@@ -171,12 +171,13 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
             return Error("invalid_path", "path starts with / and is relative to the service's API base URL.");
         }
 
-        if (await providers.FindAsync(service, ct) is not { } provider)
+        // The provider and the connection as the Bridge reads them: through the per-instance caches.
+        if (await providers.FindCachedAsync(service, ct) is not { } provider)
         {
             return await UnknownServiceAsync(service, ct);
         }
 
-        var connection = await CurrentAsync(person, provider.Name, ct);
+        var connection = await api.CurrentAsync(person, provider.Name, () => CurrentAsync(person, provider.Name, ct), ct);
         if (connection is null || connection.Status != Connections.ConnectionStatus.Active)
         {
             return AuthorizationRequired(person, provider, connection);

@@ -26,6 +26,8 @@ public sealed class StartupValidationTests
     [InlineData("Nexus:Registration:MaxMetadataDocumentBytes", "10", "MaxMetadataDocumentBytes 512 to 65536")]
     [InlineData("Nexus:AccessTokenAudience", "http://localhost:8090/mcp", "that is the MCP server's resource")]
     [InlineData("Nexus:TrustedProxies", "not-an-address", "Nexus:TrustedProxies")]
+    [InlineData("Nexus:Mcp:AllowedOrigins", "https://assistant.example.com/app", "Nexus:Mcp:AllowedOrigins must be a comma-separated list of exact http(s) origins")]
+    [InlineData("Nexus:Mcp:AllowedOrigins", "https://ok.example.com,https://*.example.com", "(got 'https://*.example.com')")]
     public async Task RefusesToStartWithAMessageThatSaysWhatToFix(string key, string value, string expected)
     {
         await using var db = await TestDatabase.CreateAsync();

@@ -32,12 +32,17 @@ public class McpFixture : IAsyncLifetime
 
     public string McpUrl => Server.Issuer + McpResource.Path;
 
+    /// <summary>A browser origin listed in Nexus:Mcp:AllowedOrigins, as browsers send it.</summary>
+    public const string OtherAllowedOrigin = "https://assistant.example.com";
+
     public virtual async ValueTask InitializeAsync()
     {
         Provider = await RotatingProvider.StartAsync();
         Api = await EchoUpstream.StartAsync();
         Database = await TestDatabase.CreateAsync();
-        Server = await NexusTestServer.StartAsync(Database, services: ConfigureServices);
+        // Two browser origins besides Nexus's own may use /mcp; the first written as an operator might (case, port 443, /).
+        Server = await NexusTestServer.StartAsync(Database, settings => settings["Nexus:Mcp:AllowedOrigins"] = "https://Assistant.example.com:443/, http://localhost:6274",
+            services: ConfigureServices);
         (ClientId, _) = await Server.CreateAppClientAsync(name: "an assistant");
     }
 
@@ -84,7 +89,7 @@ public class McpFixture : IAsyncLifetime
             .Issue(userId, ClientId, string.Join(" ", scopes ?? McpResource.Scopes), 600, audience: resource ?? McpUrl).Token;
 
     /// <summary>The official C# MCP client, connected to /mcp with the token.</summary>
-    public async Task<McpClient> ClientAsync(string token)
+    public async Task<McpClient> ClientAsync(string token, McpClientOptions? options = null)
     {
         var transport = new HttpClientTransport(new HttpClientTransportOptions
         {
@@ -92,7 +97,7 @@ public class McpFixture : IAsyncLifetime
             TransportMode = HttpTransportMode.StreamableHttp,
             AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
         });
-        return await McpClient.CreateAsync(transport, cancellationToken: TestContext.Current.CancellationToken);
+        return await McpClient.CreateAsync(transport, options, cancellationToken: TestContext.Current.CancellationToken);
     }
 
     /// <summary>A raw JSON-RPC POST to /mcp, for the answers an SDK client would not show.</summary>
@@ -116,6 +121,70 @@ public class McpFixture : IAsyncLifetime
         }
 
         return await Server.Http.SendAsync(request);
+    }
+
+    /// <summary>One tools/call through whichever MCP client a test drives: the tool's structured answer.</summary>
+    public delegate Task<JsonElement> ToolCall(string tool, Dictionary<string, object?> arguments);
+
+    /// <summary>
+    /// The just-in-time connection, as any MCP client sees it (issue 14): call_api on a service not connected yet
+    /// answers "authorization required" with a link; connect_service makes a link; the person, signed in in
+    /// <paramref name="browser"/>, follows it through the provider's consent; call_api then reaches the upstream with
+    /// the connection's credential, which the answer never echoes; once the provider revoked the grant (the token is
+    /// rejected and the refresh answers invalid_grant), call_api answers "authorization required" again, with a link.
+    /// </summary>
+    public async Task AssertJustInTimeConnectionAsync(ToolCall call, Browser browser, string service)
+    {
+        var before = await call("call_api", new() { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" });
+        Assert.Equal("authorization_required", before.GetProperty("status").GetString());
+        Assert.StartsWith(Server.Issuer + McpConnectLinks.PagePath + "?ticket=", before.GetProperty("connect_url").GetString());
+
+        var link = await call("connect_service", new() { ["service"] = service });
+        Assert.Equal("link_created", link.GetProperty("status").GetString());
+        var family = await ConsentThroughLinkAsync(browser, link.GetProperty("connect_url").GetString()!, service);
+
+        var status = await call("connection_status", new() { ["service"] = service });
+        Assert.Equal("active", status.GetProperty("connection").GetProperty("status").GetString());
+
+        // call_api reaches the service's API with the connection's credential, which the assistant never sees.
+        var issued = family.Chain.Last();
+        Api.AcceptedTokens[issued.AccessToken] = true;
+        var answer = await call("call_api", new()
+        {
+            ["service"] = service, ["method"] = "GET", ["path"] = "/protected", ["query"] = new Dictionary<string, string> { ["page"] = "2" },
+        });
+        Assert.Equal(200, answer.GetProperty("status").GetInt32());
+        var seen = Api.Requests.Last(r => r.Path == "/protected");
+        Assert.Equal("Bearer " + issued.AccessToken, seen.Headers["Authorization"]);
+        Assert.Equal("?page=2", seen.Query);
+        Assert.DoesNotContain(issued.AccessToken, answer.GetRawText());
+        Assert.DoesNotContain(issued.RefreshToken!, answer.GetRawText());
+
+        // The service revokes the grant: the token stops working and the refresh is refused, so the person must act.
+        Api.AcceptedTokens.TryRemove(issued.AccessToken, out _);
+        Provider.RevokeFamily(issued.AccessToken);
+        var after = await call("call_api", new() { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" });
+        Assert.Contains(Provider.RefreshCalls, c => c.FamilyId == family.Id && c.Outcome == "revoked");
+        Assert.Equal("authorization_required", after.GetProperty("status").GetString());
+        Assert.Equal("attention_required", after.GetProperty("connection_status").GetString());
+        Assert.StartsWith(Server.Issuer + McpConnectLinks.PagePath + "?ticket=", after.GetProperty("connect_url").GetString());
+        Assert.DoesNotContain(issued.AccessToken, after.GetRawText());
+    }
+
+    /// <summary>
+    /// The person opens a connect link signed in, sees the permissions, and approves them at the provider; returns
+    /// the grant (token family) the provider issued for it.
+    /// </summary>
+    public async Task<RotatingProvider.Family> ConsentThroughLinkAsync(Browser browser, string connectUrl, string service)
+    {
+        await browser.NavigateAsync(connectUrl);
+        Assert.Equal(System.Net.HttpStatusCode.OK, browser.LastStatus);
+        Assert.Contains("Your AI assistant asked", browser.LastPage);
+        Assert.Contains("<code>read</code>", browser.LastPage);
+        var known = Provider.Families.Keys.ToHashSet();
+        var landed = await browser.SubmitAsync("/dashboard/connect/" + service, followForeign: true);
+        Assert.Equal("/dashboard", landed.AbsolutePath);
+        return Provider.Families[Assert.Single(Provider.Families.Keys, k => !known.Contains(k))];
     }
 
     public static JsonElement Structured(CallToolResult result) =>

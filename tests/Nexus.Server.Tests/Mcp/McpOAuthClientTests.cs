@@ -26,6 +26,9 @@ namespace Nexus.Server.Tests.Mcp;
 /// /oauth2/authorize with PKCE and resource=BASE_URL/mcp (RFC 8707). The person's side (already signed in, approves on
 /// the consent page) is driven over HTTP by <see cref="Browser"/>; the code goes back to the SDK, which redeems it and
 /// retries. Every request the SDK makes is recorded, so the test can show the discovery really started from the 401.
+/// Then, with the token it obtained, the client asks the person to connect a service (connect_service), the person
+/// follows the link through the provider's consent, call_api reaches the upstream with the connection's credential,
+/// and after the provider revoked the grant the tool answers "authorization required" with a new link.
 /// </summary>
 public sealed class McpOAuthClientTests(McpOAuthClientTests.Fixture fixture) : IClassFixture<McpOAuthClientTests.Fixture>
 {
@@ -113,7 +116,7 @@ public sealed class McpOAuthClientTests(McpOAuthClientTests.Fixture fixture) : I
     }
 
     [Fact]
-    public async Task TheCSharpSdkClientRegistersItselfGetsConsentAndCallsATool()
+    public async Task TheCSharpSdkClientRegistersItselfGetsConsentConnectsAServiceJustInTimeAndCallsItsApi()
     {
         var service = await fixture.RegisterServiceAsync();
         var (browser, userId) = await fixture.PersonAsync();
@@ -138,7 +141,7 @@ public sealed class McpOAuthClientTests(McpOAuthClientTests.Fixture fixture) : I
     }
 
     [Fact]
-    public async Task TheCSharpSdkClientIdentifiesItselfByAMetadataDocumentGetsConsentAndCallsATool()
+    public async Task TheCSharpSdkClientIdentifiesItselfByAMetadataDocumentGetsConsentConnectsAServiceJustInTimeAndCallsItsApi()
     {
         var service = await fixture.RegisterServiceAsync();
         var (browser, userId) = await fixture.PersonAsync();
@@ -249,7 +252,10 @@ public sealed class McpOAuthClientTests(McpOAuthClientTests.Fixture fixture) : I
             Assert.True(position == expected.Count, $"expected, in this order: {string.Join(", ", expected)}\nrecorded: {string.Join(", ", lines)}");
         }
 
-        /// <summary>The SDK holds an access token for /mcp (aud) for the person (sub), and can list and call tools with it.</summary>
+        /// <summary>
+        /// The SDK holds an access token for /mcp (aud) for the person (sub), can list and call tools with it, and
+        /// goes through the whole just-in-time connection (<see cref="McpFixture.AssertJustInTimeConnectionAsync"/>).
+        /// </summary>
         public async Task AssertTokenAndToolsAsync(McpClient client, string userId, string service)
         {
             var held = await tokens.GetTokensAsync(Ct);
@@ -264,6 +270,11 @@ public sealed class McpOAuthClientTests(McpOAuthClientTests.Fixture fixture) : I
             Assert.Equal(["call_api", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_services"], tools);
             var services = McpFixture.Structured(await client.CallToolAsync("list_services", cancellationToken: Ct)).GetProperty("services");
             Assert.Contains(services.EnumerateArray(), s => s.GetProperty("service").GetString() == service);
+
+            // With the token it obtained itself: connect_service, the person's consent at the provider (same browser,
+            // same signed-in person), call_api through the Bridge, and "authorization required" after revocation.
+            await fixture.AssertJustInTimeConnectionAsync(
+                async (tool, arguments) => McpFixture.Structured(await client.CallToolAsync(tool, arguments, cancellationToken: Ct)), browser, service);
         }
     }
 

@@ -1,4 +1,7 @@
 using System.Net;
+using ModelContextProtocol;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
 using Nexus.Server.Mcp;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -26,46 +29,71 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         var services = McpFixture.Structured(await client.CallToolAsync("list_services", cancellationToken: Ct)).GetProperty("services");
         Assert.Contains(services.EnumerateArray(), s => s.GetProperty("service").GetString() == service);
 
-        // Not connected yet: the tool answers "authorization required" with a link, instead of failing.
-        var before = await client.CallToolAsync("call_api", new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" }, cancellationToken: Ct);
-        var required = McpFixture.Structured(before);
-        Assert.Equal("authorization_required", required.GetProperty("status").GetString());
-        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath + "?ticket=", required.GetProperty("connect_url").GetString());
+        async Task<System.Text.Json.JsonElement> Call(string tool, Dictionary<string, object?> arguments) =>
+            McpFixture.Structured(await client.CallToolAsync(tool, arguments, cancellationToken: Ct));
+        await fixture.AssertJustInTimeConnectionAsync(Call, browser, service);
 
-        var link = McpFixture.Structured(await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
-        Assert.Equal("link_created", link.GetProperty("status").GetString());
+        // The person approves again through the new link; call_api works (the active connection is now remembered),
+        // and once the assistant disconnected the service, the next call_api knows at once.
+        var relink = await Call("connection_status", new() { ["service"] = service });
+        var family = await fixture.ConsentThroughLinkAsync(browser, relink.GetProperty("connect_url").GetString()!, service);
+        fixture.Api.AcceptedTokens[family.Chain.Last().AccessToken] = true;
+        var api = new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" };
+        Assert.Equal(200, (await Call("call_api", api)).GetProperty("status").GetInt32());
+        Assert.Equal(200, (await Call("call_api", api)).GetProperty("status").GetInt32());
+        Assert.Equal("disconnected", (await Call("disconnect_service", new() { ["service"] = service })).GetProperty("status").GetString());
+        var gone = await Call("call_api", api);
+        Assert.Equal("authorization_required", gone.GetProperty("status").GetString());
+        Assert.False(gone.TryGetProperty("connection_status", out _));
+    }
 
-        // The person opens the link signed in, sees the permissions, and approves them at the service.
-        await browser.NavigateAsync(link.GetProperty("connect_url").GetString()!);
-        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
-        Assert.Contains("Your AI assistant asked", browser.LastPage);
-        Assert.Contains("<code>read</code>", browser.LastPage);
-        var landed = await browser.SubmitAsync("/dashboard/connect/" + service, followForeign: true);
-        Assert.Equal("/dashboard", landed.AbsolutePath);
+    /// <summary>A client that can show the person a URL (MCP 2025-11-25 elicitation, url mode) and says so.</summary>
+    private static McpClientOptions UrlElicitingClient(string? protocolVersion = null) => new()
+    {
+        ProtocolVersion = protocolVersion,
+        Capabilities = new ClientCapabilities { Elicitation = new ElicitationCapability { Url = new UrlElicitationCapability() } },
+        Handlers = new McpClientHandlers { ElicitationHandler = (_, _) => ValueTask.FromResult(new ElicitResult { Action = "accept" }) },
+    };
 
+    [Fact]
+    public async Task AClientThatDeclaresUrlElicitationIsAskedToOpenTheConnectLinkThroughUrlElicitation()
+    {
+        var service = await fixture.RegisterServiceAsync();
+        var (browser, userId) = await fixture.PersonAsync();
+        await using var client = await fixture.ClientAsync(fixture.McpToken(userId), UrlElicitingClient());
+        // 2026-07-28 (the SDK's default): the client declares its capabilities on every request (_meta), so the
+        // stateless server knows them when connect_service runs.
+        Assert.Equal("2026-07-28", client.NegotiatedProtocolVersion);
+
+        // A stateless server cannot send elicitation/create; the tool answers URLElicitationRequiredError (-32042)
+        // carrying the link, which the client shows the person instead of handing it to the model.
+        var required = await Assert.ThrowsAsync<UrlElicitationRequiredException>(async () =>
+            await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        Assert.Equal(McpErrorCode.UrlElicitationRequired, required.ErrorCode);
+        var elicitation = Assert.Single(required.Elicitations);
+        Assert.Equal("url", elicitation.Mode);
+        Assert.False(string.IsNullOrEmpty(elicitation.ElicitationId));
+        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath + "?ticket=", elicitation.Url);
+        Assert.Contains("connect", elicitation.Message, StringComparison.OrdinalIgnoreCase);
+
+        // The person opens it, signed in, and approves at the service; the retried tool then finds the connection.
+        await fixture.ConsentThroughLinkAsync(browser, elicitation.Url!, service);
         var status = McpFixture.Structured(await client.CallToolAsync("connection_status", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
         Assert.Equal("active", status.GetProperty("connection").GetProperty("status").GetString());
+    }
 
-        // call_api reaches the service's API with the connection's credential, which the assistant never sees.
-        var accessToken = fixture.Provider.Families.Values.Single(f => !f.Chain.IsEmpty).Chain.Last().AccessToken;
-        fixture.Api.AcceptedTokens[accessToken] = true;
-        var call = await client.CallToolAsync("call_api", new Dictionary<string, object?>
-        {
-            ["service"] = service, ["method"] = "GET", ["path"] = "/protected", ["query"] = new Dictionary<string, string> { ["page"] = "2" },
-        }, cancellationToken: Ct);
-        var answer = McpFixture.Structured(call);
-        Assert.Equal(200, answer.GetProperty("status").GetInt32());
-        Assert.Equal("Bearer " + accessToken, fixture.Api.Last.Headers["Authorization"]);
-        Assert.Equal("?page=2", fixture.Api.Last.Query);
-        Assert.DoesNotContain(accessToken, answer.GetRawText());
-
-        // The service revokes the grant: the token stops working and the refresh is refused, so the person must act.
-        fixture.Api.AcceptedTokens.Clear();
-        fixture.Provider.RevokeFamily(accessToken);
-        var after = McpFixture.Structured(await client.CallToolAsync("call_api", new Dictionary<string, object?> { ["service"] = service, ["method"] = "GET", ["path"] = "/protected" }, cancellationToken: Ct));
-        Assert.Equal("authorization_required", after.GetProperty("status").GetString());
-        Assert.Equal("attention_required", after.GetProperty("connection_status").GetString());
-        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath, after.GetProperty("connect_url").GetString());
+    [Fact]
+    public async Task AClientOnTheInitializeHandshakeGetsTheConnectLinkInTheResultBecauseAStatelessServerDoesNotKnowItsCapabilities()
+    {
+        var service = await fixture.RegisterServiceAsync();
+        var (_, userId) = await fixture.PersonAsync();
+        // 2025-11-25 declares capabilities once, in initialize: a stateless /mcp answers that request and keeps
+        // nothing, so a later tools/call cannot know them and the link comes back as the tool's result.
+        await using var client = await fixture.ClientAsync(fixture.McpToken(userId), UrlElicitingClient("2025-11-25"));
+        Assert.Equal("2025-11-25", client.NegotiatedProtocolVersion);
+        var link = McpFixture.Structured(await client.CallToolAsync("connect_service", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        Assert.Equal("link_created", link.GetProperty("status").GetString());
+        Assert.StartsWith(fixture.Server.Issuer + McpConnectLinks.PagePath + "?ticket=", link.GetProperty("connect_url").GetString());
     }
 
     [Fact]
@@ -97,6 +125,38 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
     }
 
     [Fact]
+    public async Task ATokenAcceptedBeforeIsRefusedOnceAnyByteOfItChanges()
+    {
+        // The validator skips the signature check for a token it verified before (same SHA-256); a changed signature,
+        // or a payload naming another person under the old signature, must still be verified, and refused.
+        var (_, userId) = await fixture.PersonAsync();
+        var (_, otherId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId);
+        var initialize = new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } };
+        for (var i = 0; i < 2; i++)
+        {
+            using var accepted = await fixture.PostAsync(token, "initialize", initialize);
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+        }
+
+        var parts = token.Split('.');
+        var signature = parts[2].ToCharArray();
+        signature[10] = signature[10] == 'A' ? 'B' : 'A';
+        var payload = System.Text.Json.Nodes.JsonNode.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(parts[1]))!;
+        payload["sub"] = otherId;
+        var otherPayload = System.Buffers.Text.Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes(payload.ToJsonString()));
+        foreach (var tampered in new[] { $"{parts[0]}.{parts[1]}.{new string(signature)}", $"{parts[0]}.{otherPayload}.{parts[2]}" })
+        {
+            using var refused = await fixture.PostAsync(tampered, "initialize", initialize);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            Assert.Contains("error=\"invalid_token\"", refused.Headers.WwwAuthenticate.ToString());
+        }
+
+        using var still = await fixture.PostAsync(token, "initialize", initialize);
+        Assert.Equal(HttpStatusCode.OK, still.StatusCode);
+    }
+
+    [Fact]
     public async Task ThePathInAnotherCaseDoesNotGetPastTheGate()
     {
         // Routing ignores case; the gate must too, or /MCP would reach the tools with no token (and a session cookie).
@@ -123,6 +183,53 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         using var own = await fixture.PostAsync(token, "initialize", new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } },
             origin: new Uri(fixture.Server.Issuer).GetLeftPart(UriPartial.Authority));
         Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+    }
+
+    [Fact]
+    public async Task AnOriginListedInAllowedOriginsIsServedWithCorsAndEveryOtherForeignOriginIsRefused()
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId);
+        var initialize = new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } };
+        foreach (var origin in new[] { McpFixture.OtherAllowedOrigin, "http://localhost:6274" })
+        {
+            using var served = await fixture.PostAsync(token, "initialize", initialize, origin: origin);
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+            Assert.Equal(origin, served.Headers.GetValues("Access-Control-Allow-Origin").Single());
+
+            // Without a token: the usual 401, readable by the page (where its OAuth flow starts), not a 403.
+            using var unauthorized = await fixture.PostAsync(null, "initialize", initialize, origin: origin);
+            Assert.Equal(HttpStatusCode.Unauthorized, unauthorized.StatusCode);
+            Assert.Contains("resource_metadata=", unauthorized.Headers.WwwAuthenticate.ToString());
+            Assert.Equal(origin, unauthorized.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Contains("WWW-Authenticate", unauthorized.Headers.GetValues("Access-Control-Expose-Headers").Single());
+        }
+
+        // The browser's preflight for a POST with Authorization is answered before any token is looked for.
+        using (var preflight = new HttpRequestMessage(HttpMethod.Options, fixture.McpUrl))
+        {
+            preflight.Headers.Add("Origin", McpFixture.OtherAllowedOrigin);
+            preflight.Headers.Add("Access-Control-Request-Method", "POST");
+            preflight.Headers.Add("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version");
+            using var answer = await fixture.Server.Http.SendAsync(preflight, Ct);
+            Assert.Equal(HttpStatusCode.NoContent, answer.StatusCode);
+            Assert.Equal(McpFixture.OtherAllowedOrigin, answer.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Contains("Authorization", answer.Headers.GetValues("Access-Control-Allow-Headers").Single());
+            Assert.Contains("POST", answer.Headers.GetValues("Access-Control-Allow-Methods").Single());
+        }
+
+        // Exact origins: another host, scheme or port than those listed is refused, and gets no CORS header.
+        foreach (var origin in new[] { "https://evil.example.com", "http://assistant.example.com", "https://assistant.example.com:8443", "http://localhost:6275", "null" })
+        {
+            using var refused = await fixture.PostAsync(token, "initialize", initialize, origin: origin);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.False(refused.Headers.Contains("Access-Control-Allow-Origin"));
+        }
+
+        // Nexus's own origin is same-origin: served, no CORS headers needed.
+        using var own = await fixture.PostAsync(token, "initialize", initialize, origin: new Uri(fixture.Server.Issuer).GetLeftPart(UriPartial.Authority));
+        Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+        Assert.False(own.Headers.Contains("Access-Control-Allow-Origin"));
     }
 
     [Fact]

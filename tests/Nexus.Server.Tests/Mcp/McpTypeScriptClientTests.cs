@@ -12,13 +12,16 @@ namespace Nexus.Server.Tests.Mcp;
 /// StreamableHTTPClientTransport with an OAuthClientProvider whose redirectToAuthorization prints the URL; this test
 /// plays the person (signed in, approves the consent page) with <see cref="Browser"/> and writes the URL the browser
 /// was sent back to on the script's stdin; the script checks the state, redeems the code, reconnects, lists the tools
-/// and calls list_services. scripts/test.sh runs <c>npm ci</c> there and requires the package
+/// and calls list_services. Then the test drives the SDK client one tools/call at a time over stdin/stdout through the
+/// same just-in-time connection as the C# clients (<see cref="McpFixture.AssertJustInTimeConnectionAsync"/>):
+/// connect_service, the person's consent at the provider in the test's browser, call_api through the Bridge, and
+/// "authorization required" after the provider revoked the grant. scripts/test.sh runs <c>npm ci</c> there and requires the package
 /// (NEXUS_TEST_REQUIRE_CONFORMANCE=1); elsewhere, without node_modules, the test is skipped with that instruction.
 /// </summary>
 public sealed class McpTypeScriptClientTests(McpFixture fixture) : IClassFixture<McpFixture>
 {
     [Fact]
-    public async Task TheTypeScriptSdkClientRegistersItselfGetsConsentAndCallsATool()
+    public async Task TheTypeScriptSdkClientRegistersItselfGetsConsentConnectsAServiceJustInTimeAndCallsItsApi()
     {
         var folder = Path.Combine(RepositoryRoot(), "tests", "mcp-client-ts");
         if (!Directory.Exists(Path.Combine(folder, "node_modules", "@modelcontextprotocol", "sdk")))
@@ -50,13 +53,14 @@ public sealed class McpTypeScriptClientTests(McpFixture fixture) : IClassFixture
         using var process = Process.Start(start)!;
         var errors = process.StandardError.ReadToEndAsync(timeout.Token);
         var log = new StringBuilder();
-        JsonElement? result = null;
         string? consentPage = null;
-        try
+
+        // The script's next line with the prefix; the person's side is played on every AUTHORIZE line on the way.
+        async Task<JsonElement> ReadAsync(string prefix)
         {
             while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
             {
-                log.AppendLine(line);
+                log.AppendLine(line.Length > 2000 ? line[..2000] + "…" : line);
                 if (line.StartsWith("AUTHORIZE ", StringComparison.Ordinal))
                 {
                     // The person's browser: already signed in, sees the consent page, approves; the redirect goes back.
@@ -69,15 +73,41 @@ public sealed class McpTypeScriptClientTests(McpFixture fixture) : IClassFixture
                     consentPage = browser.LastPage;
                     var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
                     Assert.Equal(redirect, back.GetLeftPart(UriPartial.Path));
-                    await process.StandardInput.WriteLineAsync(back.AbsoluteUri.AsMemory(), timeout.Token);
-                    await process.StandardInput.FlushAsync(timeout.Token);
+                    await WriteAsync(back.AbsoluteUri);
                 }
-                else if (line.StartsWith("RESULT ", StringComparison.Ordinal))
+                else if (line.StartsWith(prefix + " ", StringComparison.Ordinal))
                 {
-                    result = JsonDocument.Parse(line["RESULT ".Length..]).RootElement.Clone();
+                    return JsonDocument.Parse(line[(prefix.Length + 1)..]).RootElement.Clone();
                 }
             }
 
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Fail($"client.mjs exited {process.ExitCode} before {prefix}:\n{log}{await errors}");
+            return default;
+        }
+
+        async Task WriteAsync(string line)
+        {
+            await process.StandardInput.WriteLineAsync(line.AsMemory(), timeout.Token);
+            await process.StandardInput.FlushAsync(timeout.Token);
+        }
+
+        JsonElement run;
+        try
+        {
+            run = await ReadAsync("RESULT");
+            await AssertRegistrationAndToolsAsync(run, consentPage, userId, service);
+
+            // The rest goes through the TypeScript SDK one tool call at a time, the person's side in the browser.
+            await fixture.AssertJustInTimeConnectionAsync(async (tool, arguments) =>
+            {
+                await WriteAsync("CALL " + JsonSerializer.Serialize(new { name = tool, arguments }));
+                var result = await ReadAsync("TOOL");
+                Assert.False(result.TryGetProperty("sdk_error", out var error), $"{tool}: {error}");
+                return JsonDocument.Parse(result.GetProperty("content")[0].GetProperty("text").GetString()!).RootElement.Clone();
+            }, browser, service);
+
+            await WriteAsync("END");
             await process.WaitForExitAsync(timeout.Token);
         }
         finally
@@ -88,10 +118,11 @@ public sealed class McpTypeScriptClientTests(McpFixture fixture) : IClassFixture
             }
         }
 
-        var output = log + await errors;
-        Assert.True(process.ExitCode == 0 && result is not null, $"client.mjs exited {process.ExitCode}:\n{output}");
-        var run = result.Value;
+        Assert.True(process.ExitCode == 0, $"client.mjs exited {process.ExitCode}:\n{log}{await errors}");
+    }
 
+    private async Task AssertRegistrationAndToolsAsync(JsonElement run, string? consentPage, string userId, string service)
+    {
         // It registered itself (RFC 7591) as a public client, and the person saw that on the consent page.
         var clientId = run.GetProperty("client_id").GetString()!;
         Assert.StartsWith("nxc_", clientId);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -109,6 +110,17 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
 {
     private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
+    private const int MaxVerified = 10_000;
+
+    /// <summary>
+    /// SHA-256 digests of whole tokens whose signature this instance has verified. An assistant sends the same token on
+    /// every MCP request; checking the signature again (an ES256 verification, the larger half of a token check) would
+    /// prove nothing new about the same bytes. Everything else is checked on every request as before: the kid must
+    /// still name a published key, and issuer, audience, expiry, client and revocation. Any changed byte changes the
+    /// digest, so a tampered token is verified (and refused) anew. Bounded: emptied when full.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, byte> verified = new(StringComparer.Ordinal);
+
     /// <summary>Verifies a token presented to Nexus's REST API: its aud must be <see cref="NexusOptions.Audience"/>.</summary>
     public ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, CancellationToken ct) => ValidateAsync(token, options.Audience, ct);
 
@@ -160,9 +172,20 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
             return (null, "The token signature is malformed.");
         }
 
-        if (!key.Verify(Encoding.ASCII.GetBytes(token, 0, lastDot), signature))
+        var digest = Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+        if (!verified.ContainsKey(digest))
         {
-            return (null, "The token signature is invalid.");
+            if (!key.Verify(Encoding.ASCII.GetBytes(token, 0, lastDot), signature))
+            {
+                return (null, "The token signature is invalid.");
+            }
+
+            if (verified.Count >= MaxVerified)
+            {
+                verified.Clear();
+            }
+
+            verified.TryAdd(digest, 0);
         }
 
         try
