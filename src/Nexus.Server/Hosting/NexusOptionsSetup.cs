@@ -113,7 +113,7 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             }
         }
 
-        _ = Mcp.McpOrigins.Parse(o.Mcp.AllowedOrigins, out var badOrigin);
+        _ = BrowserOrigins.Parse(o.Mcp.AllowedOrigins, out var badOrigin);
         if (badOrigin is not null)
         {
             errors.Add($"Nexus:Mcp:AllowedOrigins must be a comma-separated list of exact http(s) origins (scheme://host[:port], no path, query or wildcard), such as https://assistant.example.com,http://localhost:6274 (got '{badOrigin}').");

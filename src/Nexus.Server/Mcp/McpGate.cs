@@ -21,7 +21,7 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
     private readonly string ownOrigin = new Uri(options.Issuer).GetLeftPart(UriPartial.Authority);
 
     /// <summary>Nexus:Mcp:AllowedOrigins (validated at startup): browser origins besides BASE_URL's own, served with CORS.</summary>
-    private readonly HashSet<string> otherOrigins = new(McpOrigins.Parse(options.Mcp.AllowedOrigins, out _), StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> otherOrigins = new(BrowserOrigins.Parse(options.Mcp.AllowedOrigins, out _), StringComparer.OrdinalIgnoreCase);
     private readonly string resource = McpResource.Url(options);
 
     /// <summary>

@@ -1,11 +1,11 @@
-namespace Nexus.Server.Mcp;
+namespace Nexus.Server.Hosting;
 
 /// <summary>
-/// The browser origins /mcp serves: BASE_URL's own, plus the exact origins of <c>Nexus:Mcp:AllowedOrigins</c>. An
+/// A list of exact browser origins (such as /mcp's <c>Nexus:Mcp:AllowedOrigins</c>, beside BASE_URL's own). An
 /// origin is compared as browsers send it (RFC 6454 §6.2: scheme://host[:port], lower case, the default port left
 /// out), so a configured <c>https://App.example.com:443/</c> matches the header <c>https://app.example.com</c>.
 /// </summary>
-internal static class McpOrigins
+internal static class BrowserOrigins
 {
     /// <summary>The configured origins in their serialized form; <paramref name="bad"/> names the first entry that is not one.</summary>
     public static IReadOnlyList<string> Parse(string? value, out string? bad)
