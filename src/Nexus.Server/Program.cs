@@ -1,5 +1,6 @@
 using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
+using Nexus.Server.ApiReference;
 using Nexus.Server.Audit;
 using Nexus.Server.Bridge;
 using Nexus.Server.AuthorizationServer;
@@ -33,6 +34,7 @@ builder.AddConnectionRefresh();
 builder.AddNotifications();
 builder.AddBridge();
 builder.AddMcpServer();
+builder.AddApiReference();
 
 var app = builder.Build();
 if (NexusCommands.CheckConfiguration(app) is { } configurationExitCode)
@@ -52,5 +54,6 @@ app.MapNotifications();
 app.MapBridge();
 app.MapDashboard();
 app.MapMcpServer();
+app.MapApiReference();
 
 return await app.RunNexusAsync(args);

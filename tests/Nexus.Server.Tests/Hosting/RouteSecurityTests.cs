@@ -61,6 +61,12 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/.well-known/oauth-protected-resource/mcp", Access.Public),
         new("POST", "/oauth2/register", Access.Public),
         new("GET", "/v1/catalog", Access.Public),
+        // The API reference: the OpenAPI document and its interactive page (Scalar, assets bundled).
+        new("GET", "/openapi/v1.json", Access.Public),
+        new("GET", "/docs/api/{documentName?}", Access.Public),
+        new("GET", "/docs/api/scalar.js", Access.Public),
+        new("GET", "/docs/api/scalar.aspnetcore.js", Access.Public),
+        new("GET", "/docs/api/favicon.svg", Access.Public),
 
         // Accounts: the sign-in and sign-up forms are public, but their POSTs carry an antiforgery token (login CSRF).
         new("GET", "/account/signin", Access.Public),
