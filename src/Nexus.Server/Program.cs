@@ -11,6 +11,7 @@ using Nexus.Server.Data;
 using Nexus.Server.Hosting;
 using Nexus.Server.Mcp;
 using Nexus.Server.Notifications;
+using Nexus.Server.Observability;
 using Nexus.Server.Providers;
 using Nexus.Server.Vault;
 
@@ -22,6 +23,7 @@ if (NexusCommands.TryHelp(args) is { } helpExitCode)
 var builder = WebApplication.CreateBuilder(NexusEnvironment.Options(args));
 
 builder.AddHosting();
+builder.AddObservability();
 builder.AddData();
 builder.AddVault();
 builder.AddAccounts();
@@ -43,6 +45,7 @@ if (NexusCommands.CheckConfiguration(app) is { } configurationExitCode)
 }
 
 app.MapHosting();
+app.MapObservability();
 app.MapAccounts();
 app.MapAuthorizationServer();
 app.MapProviders();

@@ -34,6 +34,18 @@ internal static class ApiReferenceExtensions
             response.Headers.CacheControl = "public, max-age=300";
             return TypedResults.Text(await cache.JsonAsync(ct), "application/json; charset=utf-8");
         }).ExcludeFromDescription();
+        // The page's headers: no framing, no Referer, and a CSP that lets it reach only Nexus itself. Scalar starts
+        // from one inline module script and injects its styles, hence 'unsafe-inline' on this page only.
+        app.UseWhen(context => context.Request.Path.StartsWithSegments(PagePath), branch => branch.Use((context, next) =>
+        {
+            var headers = context.Response.Headers;
+            headers.ContentSecurityPolicy = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                + "font-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+            headers.XFrameOptions = "DENY";
+            headers.XContentTypeOptions = "nosniff";
+            headers["Referrer-Policy"] = "no-referrer";
+            return next(context);
+        }));
         app.MapScalarApiReference(PagePath, o => o
             .WithTitle("Nexus API")
             .WithOpenApiRoutePattern(DocumentPath)
