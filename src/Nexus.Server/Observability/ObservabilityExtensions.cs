@@ -87,7 +87,8 @@ internal static class ObservabilityExtensions
         if (options is { Enabled: true, Prometheus: true })
         {
             // The scrape shows traffic and key ages: only the operator's admin API key reads it.
-            app.UseWhen(context => context.Request.Path.Equals(MetricsPath, StringComparison.OrdinalIgnoreCase), branch => branch.Use(async (context, next) =>
+            // StartsWithSegments: the route also answers /metrics/ (found by HostileInputTests), and so does the gate.
+            app.UseWhen(context => context.Request.Path.StartsWithSegments(MetricsPath, StringComparison.OrdinalIgnoreCase), branch => branch.Use(async (context, next) =>
             {
                 if (context.RequestServices.GetRequiredService<AdminApiKeyFilter>().Refuse(context) is { } refusal)
                 {

@@ -12,8 +12,15 @@ namespace Nexus.Server.Tests.Observability;
 /// Metrics scraped from /metrics after a scripted scenario carry the expected counts, and one token read that
 /// refreshes is one trace: the incoming request, the provider call and the database work, with no secret in any span.
 /// </summary>
+[Collection(Name)]
 public sealed partial class ObservabilityTests
 {
+    /// <summary>
+    /// Alone: OpenTelemetry's meter listener hears every meter named "Nexus" in the process, so the counts of a
+    /// server running in a parallel class would add to these (one server per process in production).
+    /// </summary>
+    public const string Name = "Observability (not in parallel)";
+
     [Fact]
     public async Task TheScrapeAfterAScriptedScenarioShowsEveryInstrumentWithItsCounts()
     {
@@ -61,6 +68,12 @@ public sealed partial class ObservabilityTests
         {
             Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
             Assert.Equal("application/problem+json", anonymous.Content.Headers.ContentType?.MediaType);
+        }
+
+        // The route answers /metrics/ too; so does the gate (HostileInputTests found it open).
+        using (var slash = await server.Http.GetAsync("/metrics/"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, slash.StatusCode);
         }
 
         using var scrape = await server.Http.SendAsync(server.Admin(HttpMethod.Get, "/metrics"));
@@ -219,3 +232,6 @@ public sealed partial class ObservabilityTests
         System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }
+
+[CollectionDefinition(ObservabilityTests.Name, DisableParallelization = true)]
+public sealed class ObservabilityAlone;
