@@ -26,6 +26,7 @@ build_nexus() {
 }
 
 # start_nexus PORT [extra env...]: starts Nexus in Production on 127.0.0.1:PORT with SQLite (or DATABASE_URL).
+# NEXUS_BENCH_ENV (space-separated NAME=value pairs) adds settings to every run, e.g. Nexus__Telemetry__Enabled=false.
 start_nexus() {
   local port="$1"; shift
   # Something already answering there would be measured instead of this Nexus.
@@ -33,7 +34,7 @@ start_nexus() {
   nexus_data="$(mktemp -d /tmp/nexus-bench.XXXXXX)"
   nexus_api_key="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   env ASPNETCORE_ENVIRONMENT=Production ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" API_KEY="$nexus_api_key" \
-      BASE_URL="http://127.0.0.1:$port" Nexus__DataDirectory="$nexus_data" Logging__LogLevel__Default=Warning "$@" \
+      BASE_URL="http://127.0.0.1:$port" Nexus__DataDirectory="$nexus_data" Logging__LogLevel__Default=Warning ${NEXUS_BENCH_ENV:-} "$@" \
       dotnet "$nexus_dll" --urls "http://127.0.0.1:$port" > "$nexus_data/server.log" 2>&1 &
   nexus_pid=$!
   for _ in $(seq 1 100); do

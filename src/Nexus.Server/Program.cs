@@ -1,5 +1,6 @@
 using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
+using Nexus.Server.ApiReference;
 using Nexus.Server.Audit;
 using Nexus.Server.Bridge;
 using Nexus.Server.AuthorizationServer;
@@ -10,6 +11,7 @@ using Nexus.Server.Data;
 using Nexus.Server.Hosting;
 using Nexus.Server.Mcp;
 using Nexus.Server.Notifications;
+using Nexus.Server.Observability;
 using Nexus.Server.Providers;
 using Nexus.Server.RemoteMcp;
 using Nexus.Server.Vault;
@@ -22,6 +24,7 @@ if (NexusCommands.TryHelp(args) is { } helpExitCode)
 var builder = WebApplication.CreateBuilder(NexusEnvironment.Options(args));
 
 builder.AddHosting();
+builder.AddObservability();
 builder.AddData();
 builder.AddVault();
 builder.AddAccounts();
@@ -35,6 +38,7 @@ builder.AddNotifications();
 builder.AddBridge();
 builder.AddRemoteMcp();
 builder.AddMcpServer();
+builder.AddApiReference();
 
 var app = builder.Build();
 if (NexusCommands.CheckConfiguration(app) is { } configurationExitCode)
@@ -43,6 +47,7 @@ if (NexusCommands.CheckConfiguration(app) is { } configurationExitCode)
 }
 
 app.MapHosting();
+app.MapObservability();
 app.MapAccounts();
 app.MapAuthorizationServer();
 app.MapProviders();
@@ -55,5 +60,6 @@ app.MapBridge();
 app.MapRemoteMcp();
 app.MapDashboard();
 app.MapMcpServer();
+app.MapApiReference();
 
 return await app.RunNexusAsync(args);

@@ -15,8 +15,12 @@ internal static class OAuthResponses
         response.Headers.Pragma = "no-cache";
     }
 
+    /// <summary>HttpContext.Items key of the RFC 6749 error code an endpoint answered with (for the token metrics).</summary>
+    public static readonly object ErrorItem = new();
+
     public static async Task ErrorAsync(HttpContext context, int status, string error, string description, string? wwwAuthenticate = null)
     {
+        context.Items[ErrorItem] = error;
         var response = context.Response;
         response.StatusCode = status;
         NoStore(response);

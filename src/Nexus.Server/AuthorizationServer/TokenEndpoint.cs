@@ -21,7 +21,23 @@ internal static class TokenEndpoint
         app.MapPost(SeedPath, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }
 
-    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options)
+    private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options, Observability.NexusMetrics metrics)
+    {
+        string? grantType = null;
+        try
+        {
+            grantType = await HandleCoreAsync(context, authenticator, options);
+        }
+        finally
+        {
+            // Tags from fixed lists only: a grant type Nexus does not know is "unsupported", not the caller's text.
+            metrics.TokenRequest(grantType is not null && GrantTypes.Known.Contains(grantType) ? grantType : "unsupported",
+                context.Response.StatusCode < 300 ? "issued" : context.Items[OAuthResponses.ErrorItem] as string ?? "error");
+        }
+    }
+
+    /// <summary>Answers the token request; returns its grant_type (null before the form was read).</summary>
+    private static async Task<string?> HandleCoreAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options)
     {
         var ct = context.RequestAborted;
 
@@ -29,14 +45,14 @@ internal static class TokenEndpoint
         if (!OAuthForm.IsFormContentType(context.Request.ContentType))
         {
             await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "Send the request as Content-Type: application/x-www-form-urlencoded (UTF-8).");
-            return;
+            return null;
         }
 
         var (form, formError) = await OAuthForm.ReadAsync(context.Request, ct);
         if (form is null)
         {
             await OAuthInvalidInput.RejectFormAsync(context, formError!);
-            return;
+            return null;
         }
 
         var grantType = form["grant_type"];
@@ -44,14 +60,14 @@ internal static class TokenEndpoint
         {
             await OAuthResponses.ErrorAsync(context, 400, "unsupported_grant_type",
                 grantType is null ? "grant_type is missing." : "This grant type is not supported (use client_credentials, authorization_code or refresh_token).");
-            return;
+            return grantType;
         }
 
         var auth = await authenticator.AuthenticateAsync(context, form, ct);
         if (auth.Client is not { } client)
         {
             await auth.WriteFailureAsync(context);
-            return;
+            return grantType;
         }
 
         if (!client.GrantTypes.Contains(grantType))
@@ -66,7 +82,7 @@ internal static class TokenEndpoint
                 await OAuthResponses.ErrorAsync(context, 501, "unsupported_grant_type", "This grant type is not enabled for your App Client.");
             }
 
-            return;
+            return grantType;
         }
 
         var services = context.RequestServices;
@@ -77,5 +93,6 @@ internal static class TokenEndpoint
             _ => await services.GetRequiredService<RefreshTokenGrant>().HandleAsync(form, client, ct),
         };
         await result.WriteAsync(context);
+        return grantType;
     }
 }

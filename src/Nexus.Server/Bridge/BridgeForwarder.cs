@@ -17,7 +17,7 @@ namespace Nexus.Server.Bridge;
 /// provider can be retried once after a refresh and so that SigV4 can sign the payload hash; larger ones stream
 /// (SigV4 then signs UNSIGNED-PAYLOAD, which S3 accepts).
 /// </summary>
-internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger, OutboundNetworkGuard guard) : IDisposable
+internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger, OutboundNetworkGuard guard, Observability.NexusMetrics? metrics = null) : IDisposable
 {
     public const int ReplayableBodyBytes = 1024 * 1024;
 
@@ -47,7 +47,45 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         ActivityHeadersPropagator = null,
     }));
 
+    /// <summary>Where a Bridge request's time went: waiting for and streaming the provider's answer, or Nexus's own work.</summary>
+    private sealed class Timing
+    {
+        public TimeSpan Upstream;
+        public int? UpstreamStatus;
+
+        public void Add(long startedAt) => Upstream += System.Diagnostics.Stopwatch.GetElapsedTime(startedAt);
+    }
+
     public async Task ForwardAsync(HttpContext context, BridgeTarget target, string rawPath)
+    {
+        if (metrics is null)
+        {
+            await ForwardCoreAsync(context, target, rawPath, null);
+            return;
+        }
+
+        var timing = new Timing();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            await ForwardCoreAsync(context, target, rawPath, timing);
+        }
+        finally
+        {
+            metrics.BridgeRequest(Strategy(target.Credential), timing.UpstreamStatus, System.Diagnostics.Stopwatch.GetElapsedTime(started) - timing.Upstream);
+        }
+    }
+
+    private static string Strategy(BridgeCredential credential) => credential switch
+    {
+        BridgeCredential.Bearer => "bearer",
+        BridgeCredential.ApiKey => "api_key",
+        BridgeCredential.Basic => "basic",
+        BridgeCredential.AwsSigV4 => "aws_sigv4",
+        _ => "other",
+    };
+
+    private async Task ForwardCoreAsync(HttpContext context, BridgeTarget target, string rawPath, Timing? timing)
     {
         var ct = context.RequestAborted;
         // TRACE makes a server echo the request it received, which would be the request with the credential in it
@@ -97,7 +135,9 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             }
 
             var credential = target.Credential;
+            var sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
             var response = await SendAsync(context, uri, credential, hasBody, buffered, startTimeout, timeout.Token);
+            timing?.Add(sentAt);
             if (response.StatusCode == HttpStatusCode.Unauthorized && target.RefreshAsync is not null && (!hasBody || buffered is not null))
             {
                 // The access token may have been revoked or expired early: refresh once and retry once.
@@ -115,7 +155,9 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 if (fresh is not null)
                 {
                     response.Dispose();
+                    sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
                     response = await SendAsync(context, uri, fresh, hasBody, buffered, startTimeout, timeout.Token);
+                    timing?.Add(sentAt);
                     credential = fresh;
                 }
             }
@@ -132,7 +174,20 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
             using (response)
             {
-                await CopyResponseAsync(context, target, credential, uri, response, timeout, ct);
+                if (timing is not null)
+                {
+                    timing.UpstreamStatus = (int)response.StatusCode;
+                }
+
+                var copyAt = System.Diagnostics.Stopwatch.GetTimestamp();
+                try
+                {
+                    await CopyResponseAsync(context, target, credential, uri, response, timeout, ct);
+                }
+                finally
+                {
+                    timing?.Add(copyAt);
+                }
             }
         }
         catch (Exception e) when (CallersBodyProblem(e) is { } bad)

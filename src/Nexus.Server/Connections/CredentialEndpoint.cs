@@ -16,6 +16,19 @@ internal static class CredentialEndpoint
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static async Task ReadAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionRefresher refresher,
+        AuditLog audit, ConnectionService connections, Providers.ProviderRegistry providers, Observability.NexusMetrics metrics)
+    {
+        try
+        {
+            await ReadCoreAsync(connectionId, context, auth, store, refresher, audit, connections, providers);
+        }
+        finally
+        {
+            metrics.CredentialRead(context.Response.StatusCode);
+        }
+    }
+
+    private static async Task ReadCoreAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionRefresher refresher,
         AuditLog audit, ConnectionService connections, Providers.ProviderRegistry providers)
     {
         var (caller, authError) = await auth.AuthenticateAsync(context);

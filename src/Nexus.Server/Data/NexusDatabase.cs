@@ -73,6 +73,22 @@ internal sealed class NexusDatabase : IDisposable
         }
 
         var connection = new SqliteConnection(ConnectionString);
+        // Microsoft.Data.Sqlite has no tracing of its own: one span per connection lease (open to close) stands for
+        // the statements run on it. Null, and free, when nobody listens. Activity.Current is the caller's again once
+        // this method returns, so the span is a sibling of the caller's other work, not its parent.
+        if (Observability.NexusTelemetry.Source.StartActivity("sqlite", System.Diagnostics.ActivityKind.Client) is { } activity)
+        {
+            activity.SetTag("db.system.name", "sqlite");
+            activity.SetTag("db.namespace", "nexus.db");
+            connection.StateChange += (_, e) =>
+            {
+                if (e.CurrentState == System.Data.ConnectionState.Closed)
+                {
+                    activity.Dispose();
+                }
+            };
+        }
+
         await connection.OpenAsync(ct);
         // WAL lets readers proceed while one writer commits; NORMAL sync is durable across process crashes
         // (the WAL is fsynced at checkpoints), which is the trade-off SQLite recommends for WAL.

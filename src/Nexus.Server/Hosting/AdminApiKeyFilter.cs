@@ -17,24 +17,27 @@ internal sealed class AdminApiKeyFilter : IEndpointFilter
         expectedHash = string.IsNullOrEmpty(options.ApiKey) ? null : SHA256.HashData(Encoding.UTF8.GetBytes(options.ApiKey));
     }
 
-    public ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    public ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        Refuse(context.HttpContext) is { } refusal ? ValueTask.FromResult<object?>(refusal) : next(context);
+
+    /// <summary>The 401 problem for a request without the admin API key, or null when it carries it.</summary>
+    public IResult? Refuse(HttpContext http)
     {
-        var http = context.HttpContext;
         if (expectedHash is null)
         {
-            return ValueTask.FromResult<object?>(Problems.Create(StatusCodes.Status401Unauthorized, "admin_api_disabled",
-                "The admin API is disabled.", "Set API_KEY to a long random value (openssl rand -base64 32) and send it as X-API-Key."));
+            return Problems.Create(StatusCodes.Status401Unauthorized, "admin_api_disabled",
+                "The admin API is disabled.", "Set API_KEY to a long random value (openssl rand -base64 32) and send it as X-API-Key.");
         }
 
         var presented = http.Request.Headers[HeaderName];
         if (presented.Count != 1 || string.IsNullOrEmpty(presented[0]) || !Matches(presented[0]!))
         {
             http.Response.Headers.WWWAuthenticate = "ApiKey header=\"X-API-Key\"";
-            return ValueTask.FromResult<object?>(Problems.Create(StatusCodes.Status401Unauthorized, "unauthorized",
-                "A valid admin API key is required.", "Send the deployment's API_KEY in the X-API-Key header."));
+            return Problems.Create(StatusCodes.Status401Unauthorized, "unauthorized",
+                "A valid admin API key is required.", "Send the deployment's API_KEY in the X-API-Key header.");
         }
 
-        return next(context);
+        return null;
     }
 
     private bool Matches(string presented)

@@ -45,18 +45,20 @@ internal static partial class LogRedaction
     /// <summary>Every logger Nexus (and ASP.NET Core, HttpClientFactory, Kestrel) creates goes through the redactor.</summary>
     public static IServiceCollection AddLogRedaction(this IServiceCollection services)
     {
+        services.AddNexusRedaction();
         services.Replace(ServiceDescriptor.Singleton<ILoggerFactory>(sp => new RedactingLoggerFactory(new LoggerFactory(
             sp.GetServices<ILoggerProvider>(),
             sp.GetRequiredService<IOptionsMonitor<LoggerFilterOptions>>(),
             sp.GetService<IOptions<LoggerFactoryOptions>>(),
-            sp.GetService<IExternalScopeProvider>()))));
+            sp.GetService<IExternalScopeProvider>()),
+            sp.GetRequiredService<Microsoft.Extensions.Compliance.Redaction.IRedactorProvider>().GetRedactor(NexusTaxonomy.Secret))));
         return services;
     }
 }
 
-internal sealed class RedactingLoggerFactory(ILoggerFactory inner) : ILoggerFactory
+internal sealed class RedactingLoggerFactory(ILoggerFactory inner, Microsoft.Extensions.Compliance.Redaction.Redactor? secrets = null) : ILoggerFactory
 {
-    public ILogger CreateLogger(string categoryName) => new RedactingLogger(inner.CreateLogger(categoryName));
+    public ILogger CreateLogger(string categoryName) => new RedactingLogger(inner.CreateLogger(categoryName), secrets);
 
     public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
 
@@ -68,12 +70,12 @@ internal sealed class RedactingLoggerFactory(ILoggerFactory inner) : ILoggerFact
 /// (the common case costs one extra formatting of a line that is written anyway); otherwise logs a copy whose
 /// message and values are redacted, keeping the original template so structured sinks still group it.
 /// </summary>
-internal sealed class RedactingLogger(ILogger inner) : ILogger
+internal sealed class RedactingLogger(ILogger inner, Microsoft.Extensions.Compliance.Redaction.Redactor? secrets = null) : ILogger
 {
     public IDisposable? BeginScope<TState>(TState state)
         where TState : notnull
     {
-        var redacted = RedactedState.TryCreate(state, null, out var copy) ? copy : null;
+        var redacted = RedactedState.TryCreate(state, null, secrets, out var copy) ? copy : null;
         return redacted is null ? inner.BeginScope(state) : inner.BeginScope(redacted);
     }
 
@@ -87,7 +89,7 @@ internal sealed class RedactingLogger(ILogger inner) : ILogger
         }
 
         var message = formatter(state, exception);
-        if (RedactedState.TryCreate(state, message, out var copy))
+        if (RedactedState.TryCreate(state, message, secrets, out var copy))
         {
             inner.Log(logLevel, eventId, copy, exception, static (s, _) => s.Message);
         }
@@ -113,7 +115,7 @@ internal sealed class RedactedState(IReadOnlyList<KeyValuePair<string, object?>>
     public override string ToString() => Message;
 
     /// <summary>A redacted copy of <paramref name="state"/> when its message (or, for a scope, its text) or a value needs it.</summary>
-    public static bool TryCreate<TState>(TState state, string? message, out RedactedState copy)
+    public static bool TryCreate<TState>(TState state, string? message, Microsoft.Extensions.Compliance.Redaction.Redactor? secrets, out RedactedState copy)
     {
         copy = null!;
         var text = message ?? state?.ToString() ?? "";
@@ -123,10 +125,19 @@ internal sealed class RedactedState(IReadOnlyList<KeyValuePair<string, object?>>
         {
             for (var i = 0; i < list.Count; i++)
             {
-                if (LogRedaction.RedactValue(list[i].Value) is { } safe)
+                var (key, value) = list[i];
+                if (secrets is not null && value is not null && NexusTaxonomy.Classify(key) is not null
+                    && value.ToString() is { Length: > 0 } secret && secrets.Redact(secret) is var marked)
+                {
+                    // Classified by its name as a secret (NexusTaxonomy): the value goes, from the values and the message.
+                    pairs ??= [.. list];
+                    pairs[i] = new(key, marked);
+                    redactedText = redactedText.Replace(secret, marked, StringComparison.Ordinal);
+                }
+                else if (LogRedaction.RedactValue(value) is { } safe)
                 {
                     pairs ??= [.. list];
-                    pairs[i] = new(list[i].Key, safe);
+                    pairs[i] = new(key, safe);
                 }
             }
         }

@@ -43,7 +43,8 @@ internal sealed class WebhookPublisher(WebhookStore store, WebhookDispatcher dis
 /// <see cref="MaxAttempts"/>, every attempt logged. Safe with several instances: each delivery attempt is
 /// claimed atomically by one of them.
 /// </summary>
-internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory http, TimeProvider time, Data.DatabaseHealth database, ILogger<WebhookDispatcher> logger) : BackgroundService
+internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory http, TimeProvider time, Data.DatabaseHealth database, ILogger<WebhookDispatcher> logger,
+    Observability.NexusMetrics metrics) : BackgroundService
 {
     public const int MaxAttempts = 8;
     public const string HttpClientName = "webhooks";
@@ -116,6 +117,12 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
         var (webhook, secret) = found;
         int? status = null;
         string? error = null;
+        // One span per delivery attempt, the HTTP call inside it; the URL's host only (a webhook URL may carry a token).
+        using var activity = Observability.NexusTelemetry.Source.StartActivity("webhook deliver", System.Diagnostics.ActivityKind.Internal);
+        activity?.SetTag("nexus.webhook.event", delivery.Event);
+        activity?.SetTag("nexus.webhook.delivery_id", delivery.Id);
+        activity?.SetTag("nexus.webhook.attempt", delivery.Attempts + 1);
+        activity?.SetTag("server.address", Uri.TryCreate(webhook.Url, UriKind.Absolute, out var parsed) ? parsed.Host : null);
         try
         {
             var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
@@ -125,8 +132,10 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             request.Headers.Add("webhook-signature", WebhookSignature.Sign(secret, delivery.Id, timestamp, delivery.Payload));
             using var response = await http.CreateClient(HttpClientName).SendAsync(request, ct);
             status = (int)response.StatusCode;
+            activity?.SetTag("http.response.status_code", status);
             if (response.IsSuccessStatusCode)
             {
+                metrics.WebhookDelivery(delivery.Event, delivered: true);
                 await store.RecordAttemptAsync(delivery.Id, true, status, null, null, ct);
                 return;
             }
@@ -140,6 +149,8 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             error = "unreachable";
         }
 
+        metrics.WebhookDelivery(delivery.Event, delivered: false);
+        activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error);
         var attempts = delivery.Attempts + 1;
         var retryAt = attempts >= MaxAttempts ? (DateTimeOffset?)null : time.GetUtcNow() + Backoff(attempts);
         await store.RecordAttemptAsync(delivery.Id, false, status, error, retryAt, ct);

@@ -62,6 +62,12 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         // Nexus's own client ID metadata document as an MCP client (RemoteMcp): public like any client's metadata.
         new("GET", "/mcp-client-metadata.json", Access.Public),
         new("GET", "/v1/catalog", Access.Public),
+        // The API reference: the OpenAPI document and its interactive page (Scalar, assets bundled).
+        new("GET", "/openapi/v1.json", Access.Public),
+        new("GET", "/docs/api/{documentName?}", Access.Public),
+        new("GET", "/docs/api/scalar.js", Access.Public),
+        new("GET", "/docs/api/scalar.aspnetcore.js", Access.Public),
+        new("GET", "/docs/api/favicon.svg", Access.Public),
 
         // Accounts: the sign-in and sign-up forms are public, but their POSTs carry an antiforgery token (login CSRF).
         new("GET", "/account/signin", Access.Public),
@@ -125,6 +131,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("DELETE", "/v1/admin/webhooks/{id}", Access.AdminKey),
         new("GET", "/v1/admin/webhooks/{id}/deliveries", Access.AdminKey),
         new("POST", "/v1/admin/webhooks/{id}/test", Access.AdminKey),
+        // The Prometheus scrape (Observability): traffic and key ages, for the operator only.
+        new("*", "/metrics", Access.AdminKey),
         new("GET", "/v1/providers/", Access.AdminKey),
         new("POST", "/v1/providers/", Access.AdminKey),
         new("GET", "/v1/providers/{name}", Access.AdminKey),

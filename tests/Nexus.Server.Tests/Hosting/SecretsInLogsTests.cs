@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 using Nexus.Server.Hosting;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
@@ -18,16 +19,43 @@ public sealed class SecretsInLogsTests
     private static readonly string[] Categories = ["Default", "Microsoft", "Microsoft.AspNetCore", "Microsoft.AspNetCore.Hosting.Diagnostics", "System", "System.Net.Http.HttpClient"];
 
     [Fact]
-    public async Task AFullRunWithEveryCategoryAtTraceLogsNoTokenCodeStateSecretPasswordOrKey()
+    public Task AFullRunWithEveryCategoryAtTraceLogsNoTokenCodeStateSecretPasswordOrKey() => RunAsync(json: false);
+
+    /// <summary>
+    /// Issue 18: the same run with every category at Debug, written by the JSON console formatter with scopes (trace
+    /// and span ids) as an operator would run it (Logging__Console__FormatterName=json), with traces on.
+    /// </summary>
+    [Fact]
+    public Task AFullRunAtDebugThroughTheJsonConsoleFormatterLogsNoSecretEither() => RunAsync(json: true);
+
+    private static async Task RunAsync(bool json)
     {
-        var logs = new CapturedLogs();
+        var plain = new CapturedLogs();
+        JsonFormattedLogs? formatted = null;
         await using var scene = await RefreshScene.StartAsync(provider: new { refresh_margin_seconds = 60 }, configure: s =>
         {
             foreach (var category in Categories)
             {
-                s[$"Logging:LogLevel:{category}"] = "Trace";
+                s[$"Logging:LogLevel:{category}"] = json ? "Debug" : "Trace";
             }
-        }, services: s => s.AddSingleton<ILoggerProvider>(logs));
+
+            if (json)
+            {
+                s["Logging:Console:FormatterName"] = "json";
+                s["Logging:Console:FormatterOptions:IncludeScopes"] = "true";
+                s["Nexus:Telemetry:Traces"] = "true";
+            }
+        }, services: s =>
+        {
+            if (json)
+            {
+                s.AddSingleton<ILoggerProvider>(sp => formatted = new JsonFormattedLogs(sp.GetServices<ConsoleFormatter>().Single(f => f.Name == ConsoleFormatterNames.Json)));
+            }
+            else
+            {
+                s.AddSingleton<ILoggerProvider>(plain);
+            }
+        });
         await using var echo = await EchoUpstream.StartAsync();
         var server = scene.Server;
         var secrets = new List<(string What, string Value)>
@@ -143,10 +171,17 @@ public sealed class SecretsInLogsTests
         }
 
         // The run did log, down to the per-request lines and the provider calls, so the assertion means something.
-        var all = logs.All;
+        var all = json ? formatted!.All : plain.All;
         Assert.Contains("Microsoft.AspNetCore.Hosting.Diagnostics", all, StringComparison.Ordinal);
         Assert.Contains("System.Net.Http.HttpClient", all, StringComparison.Ordinal);
         Assert.Contains("/oauth2/token", all, StringComparison.Ordinal);
+        if (json)
+        {
+            // JSON lines, with the trace and span ids of the request in their scopes.
+            Assert.Contains("\"Category\":\"Microsoft.AspNetCore.Hosting.Diagnostics\"", all, StringComparison.Ordinal);
+            Assert.Matches("\"TraceId\":\"[0-9a-f]{32}\"", all);
+            Assert.Matches("\"SpanId\":\"[0-9a-f]{16}\"", all);
+        }
 
         var leaks = secrets.Where(s => s.Value.Length >= 8 && all.Contains(s.Value, StringComparison.Ordinal))
             .Select(s => $"{s.What}: {Around(all, s.Value)}").ToList();
@@ -191,5 +226,23 @@ public sealed class SecretsInLogsTests
         Assert.Contains("Redirecting to https://app/cb?code=[redacted]&state=[redacted]", all, StringComparison.Ordinal);
         Assert.Contains("{OriginalFormat}=Redirecting to {Destination}.", all, StringComparison.Ordinal);
         Assert.Contains("Nothing to hide in 42", all, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AValueNamedAsASecretIsRedactedByItsClassificationWhateverItHolds()
+    {
+        var logs = new CapturedLogs();
+        var services = new ServiceCollection().AddNexusRedaction().BuildServiceProvider();
+        var redactor = services.GetRequiredService<Microsoft.Extensions.Compliance.Redaction.IRedactorProvider>().GetRedactor(NexusTaxonomy.Secret);
+        using var factory = new RedactingLoggerFactory(LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(logs)), redactor);
+        var logger = factory.CreateLogger("test");
+        logger.LogWarning("Client {ClientId} sent {ClientSecret} and {AccessToken}", "app_1", "plain-secret-value", "eyJplain-token");
+        logger.LogInformation("STS said {Code}", "AccessDenied");
+
+        var all = logs.All;
+        Assert.DoesNotContain("plain-secret-value", all, StringComparison.Ordinal);
+        Assert.DoesNotContain("eyJplain-token", all, StringComparison.Ordinal);
+        Assert.Contains("Client app_1 sent [redacted] and [redacted]", all, StringComparison.Ordinal);
+        Assert.Contains("STS said AccessDenied", all, StringComparison.Ordinal);
     }
 }

@@ -81,7 +81,8 @@ internal sealed class ConnectionRefresher(
     AuditLog audit,
     NexusOptions options,
     TimeProvider time,
-    ILogger<ConnectionRefresher> logger)
+    ILogger<ConnectionRefresher> logger,
+    Observability.NexusMetrics metrics)
 {
     private const int MaxBackoffEntries = 100_000;
 
@@ -379,7 +380,9 @@ internal sealed class ConnectionRefresher(
         }
 
         var refreshToken = connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, row.RefreshToken!);
+        var started = time.GetTimestamp();
         var attempt = await client.RefreshAsync(provider!, refreshToken, CancellationToken.None);
+        metrics.Refresh(provider!.Name, attempt.Succeeded ? "succeeded" : attempt.Kind == RefreshFailureKind.Rejected ? "rejected" : "failed", time.GetElapsedTime(started));
         if (attempt.Succeeded)
         {
             return await StoreSuccessAsync(held, row, provider!, attempt.Tokens!, recovering);

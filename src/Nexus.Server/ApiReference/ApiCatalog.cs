@@ -1,0 +1,261 @@
+using Nexus.Server.Accounts;
+using Nexus.Server.ApiKeys;
+using Nexus.Server.AuthorizationServer;
+using Nexus.Server.AuthorizationServer.Applications;
+using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Connections;
+using Nexus.Server.Notifications;
+using Nexus.Server.Providers;
+
+namespace Nexus.Server.ApiReference;
+
+/// <summary>Who may call an operation, as an OpenAPI security requirement.</summary>
+internal enum ApiAuth
+{
+    None,
+
+    /// <summary>The deployment's admin API key in X-API-Key.</summary>
+    AdminKey,
+
+    /// <summary>A gateway API key in X-API-Key.</summary>
+    GatewayKey,
+
+    /// <summary>OAuth client authentication (RFC 6749 §2.3.1): HTTP Basic, or client_secret in the form.</summary>
+    Client,
+
+    /// <summary>A Bearer access token Nexus issued (RFC 6750).</summary>
+    Bearer,
+}
+
+/// <summary>The shape of an operation's error bodies.</summary>
+internal enum ErrorFormat
+{
+    /// <summary>RFC 9457 problem details with a stable <c>code</c>.</summary>
+    Problem,
+
+    /// <summary>RFC 6749 §5.2: <c>{"error", "error_description"}</c>.</summary>
+    OAuth,
+
+    /// <summary>A browser leg: errors are redirects or HTML pages.</summary>
+    Browser,
+}
+
+/// <summary>One documented error response: its status and the codes (problem <c>code</c> or OAuth <c>error</c>) it carries.</summary>
+internal sealed record ApiError(int Status, params string[] Codes);
+
+/// <summary>A list response: <c>{"&lt;Property&gt;": [Item…]}</c>.</summary>
+internal sealed record ListOf(string Property, Type Item);
+
+/// <summary>
+/// One public operation as the reference documents it. <see cref="Request"/> and <see cref="Response"/> are a CLR
+/// type (its schema is generated with the API's JSON options), a <see cref="ListOf"/>, or a JSON example string.
+/// </summary>
+internal sealed record ApiOperation(
+    string Method,
+    string Pattern,
+    string Summary,
+    ApiAuth Auth,
+    int Success,
+    object? Response,
+    ApiError[] Errors,
+    object? Request = null,
+    string RequestContentType = "application/json",
+    ErrorFormat Format = ErrorFormat.Problem,
+    string? Description = null)
+{
+    public string Key => ApiCatalog.Key(Method, Pattern);
+}
+
+/// <summary>
+/// The table the API reference is completed from: every public route, its summary, body, success response and the
+/// errors it documents. ApiReferenceTests fail when a mapped public route has no row, so a new endpoint cannot ship
+/// undocumented. Error codes are the ones the handlers return (README, "Errors").
+/// </summary>
+internal static class ApiCatalog
+{
+    private const string Form = "application/x-www-form-urlencoded";
+
+    // Errors every endpoint can answer with.
+    private static readonly ApiError InvalidInput = new(400, "invalid_input");
+    private static readonly ApiError Unavailable = new(503, "database_unavailable");
+
+    private static readonly ApiError[] Admin = [new(401, "unauthorized", "admin_api_disabled"), InvalidInput, Unavailable];
+    private static readonly ApiError[] AdminBody = [.. Admin, new(400, "validation_failed", "invalid_json", "bad_request"), new(415, "unsupported_media_type")];
+    private static readonly ApiError[] Gateway = [new(401, "unauthorized"), InvalidInput, Unavailable];
+    private static readonly ApiError[] GatewayBody = [.. Gateway, new(400, "validation_failed", "invalid_json", "bad_request"), new(415, "unsupported_media_type")];
+    private static readonly ApiError[] OAuthCommon = [new(400, "invalid_request"), new(503, "temporarily_unavailable")];
+    private static readonly ApiError[] OAuthClient = [.. OAuthCommon, new(401, "invalid_client")];
+
+    private static ApiError NotFound => new(404, "not_found");
+
+    private const string TokenExample = """{"access_token":"eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9...","token_type":"Bearer","expires_in":3600,"refresh_token":"nxr_...","scope":"openid profile","id_token":"eyJhbGciOiJSUzI1NiJ9..."}""";
+
+    public static readonly ApiOperation[] Operations =
+    [
+        // Discovery and keys (public).
+        new("GET", "/.well-known/oauth-authorization-server", "Authorization server metadata (RFC 8414)", ApiAuth.None, 200,
+            """{"issuer":"https://nexus.example.com","authorization_endpoint":"https://nexus.example.com/oauth2/authorize","token_endpoint":"https://nexus.example.com/oauth2/token","jwks_uri":"https://nexus.example.com/oauth2/jwks","response_types_supported":["code"],"grant_types_supported":["authorization_code","refresh_token","client_credentials"],"code_challenge_methods_supported":["S256"]}""",
+            [Unavailable]),
+        new("GET", "/.well-known/openid-configuration", "OpenID Provider configuration (OpenID Connect Discovery 1.0)", ApiAuth.None, 200,
+            """{"issuer":"https://nexus.example.com","authorization_endpoint":"https://nexus.example.com/oauth2/authorize","token_endpoint":"https://nexus.example.com/oauth2/token","userinfo_endpoint":"https://nexus.example.com/oauth2/userinfo","jwks_uri":"https://nexus.example.com/oauth2/jwks","subject_types_supported":["public"],"id_token_signing_alg_values_supported":["RS256"]}""",
+            [Unavailable]),
+        new("GET", "/oauth2/jwks", "The public signing keys (RFC 7517 JWK Set)", ApiAuth.None, 200,
+            """{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":"k1","n":"...","e":"AQAB"}]}""", [Unavailable]),
+        new("GET", "/.well-known/jwks.json", "The public signing keys (alias of /oauth2/jwks)", ApiAuth.None, 200,
+            """{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":"k1","n":"...","e":"AQAB"}]}""", [Unavailable]),
+        new("GET", "/.well-known/oauth-protected-resource", "Protected resource metadata (RFC 9728)", ApiAuth.None, 200,
+            """{"resource":"https://nexus.example.com/mcp","authorization_servers":["https://nexus.example.com"],"bearer_methods_supported":["header"],"scopes_supported":["mcp"]}""",
+            [NotFound]),
+        new("GET", "/.well-known/oauth-protected-resource/mcp", "Protected resource metadata of the MCP server (RFC 9728 §3.1)", ApiAuth.None, 200,
+            """{"resource":"https://nexus.example.com/mcp","authorization_servers":["https://nexus.example.com"],"bearer_methods_supported":["header"],"scopes_supported":["mcp"]}""",
+            [NotFound]),
+        new("GET", "/v1/catalog", "The provider catalog: the providers Nexus knows how to connect", ApiAuth.None, 200,
+            """{"providers":[{"name":"github","display_name":"GitHub","auth_mode":"oauth2","category":"developer"}]}""", [InvalidInput]),
+
+        // The authorization server.
+        new("GET", "/oauth2/authorize", "Authorization endpoint (RFC 6749 §4.1.1, PKCE RFC 7636)", ApiAuth.None, 302, null,
+            [new(400, "invalid_request", "invalid_client", "unauthorized_client", "unsupported_response_type", "invalid_scope", "invalid_target",
+                "access_denied", "login_required", "consent_required")],
+            Format: ErrorFormat.Browser,
+            Description: "A browser request. With a valid client_id and redirect_uri, errors are redirected to the client (RFC 6749 §4.1.2.1) with `error` and `state`; otherwise Nexus shows an error page and never redirects."),
+        new("GET", "/api/oauth/authorize", "Authorization endpoint (Nexus Integration Guide path; response_type defaults to code)", ApiAuth.None, 302, null,
+            [new(400, "invalid_request", "invalid_client", "unauthorized_client", "unsupported_response_type", "invalid_scope", "invalid_target",
+                "access_denied", "login_required", "consent_required")],
+            Format: ErrorFormat.Browser),
+        new("POST", "/oauth2/authorize", "The consent decision: the signed-in person's answer on the consent page", ApiAuth.None, 302, null,
+            [new(400, "invalid_request", "access_denied")], "decision=allow&request=...&__RequestVerificationToken=...", Form, ErrorFormat.Browser,
+            Description: "A browser form (session cookie and antiforgery token), not an API: Nexus redirects to the client's redirect_uri with `code` and `state`, or with `error=access_denied`."),
+        new("POST", "/oauth2/token", "Token endpoint (RFC 6749 §3.2): authorization_code, refresh_token, client_credentials", ApiAuth.Client, 200, TokenExample,
+            [.. OAuthClient, new(400, "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target")],
+            "grant_type=client_credentials&scope=read", Form, ErrorFormat.OAuth),
+        new("POST", "/nexus/oauth2/token", "Token endpoint (Nexus Integration Guide path)", ApiAuth.Client, 200, TokenExample,
+            [.. OAuthClient, new(400, "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target")],
+            "grant_type=client_credentials&scope=read", Form, ErrorFormat.OAuth),
+        new("POST", "/api/v1/oauth/exchange", "Code exchange of the Nexus Integration Guide (parameters in the query or form)", ApiAuth.Client, 200,
+            """{"access_token":"eyJhbGciOiJSUzI1NiJ9...","token_type":"Bearer","expires_in":28800,"state":"xyz"}""",
+            [.. OAuthClient, new(400, "invalid_grant", "unauthorized_client", "invalid_target")],
+            "client_id=app_123&client_secret=...&code=...&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcallback&expiration=480", Form, ErrorFormat.OAuth),
+        new("POST", "/oauth2/introspect", "Token introspection (RFC 7662)", ApiAuth.Client, 200,
+            """{"active":true,"client_id":"app_123","scope":"read","sub":"usr_1","exp":1767225600,"token_type":"Bearer"}""",
+            OAuthClient, "token=eyJhbGciOi...&token_type_hint=access_token", Form, ErrorFormat.OAuth),
+        new("POST", "/oauth2/revoke", "Token revocation (RFC 7009)", ApiAuth.Client, 200, null,
+            OAuthClient, "token=nxr_...&token_type_hint=refresh_token", Form, ErrorFormat.OAuth),
+        new("POST", "/oauth2/register", "Dynamic client registration (RFC 7591)", ApiAuth.None, 201,
+            """{"client_id":"dyn_123","client_id_issued_at":1767225600,"client_name":"My MCP client","redirect_uris":["http://127.0.0.1:33418/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"],"token_endpoint_auth_method":"none"}""",
+            [new(400, "invalid_client_metadata", "invalid_redirect_uri", "invalid_request"), new(401, "invalid_token"), new(403, "access_denied"), new(429, "temporarily_unavailable"),
+                new(503, "temporarily_unavailable")],
+            """{"client_name":"My MCP client","redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none"}""", Format: ErrorFormat.OAuth),
+        new("GET", "/oauth2/userinfo", "UserInfo (OpenID Connect Core §5.3)", ApiAuth.Bearer, 200,
+            """{"sub":"usr_1","email":"ada@example.com","email_verified":true,"name":"Ada"}""",
+            [new(401, "invalid_token", "unauthorized"), new(403, "insufficient_scope"), Unavailable]),
+        new("POST", "/oauth2/userinfo", "UserInfo (OpenID Connect Core §5.3), POST form", ApiAuth.Bearer, 200,
+            """{"sub":"usr_1","email":"ada@example.com","email_verified":true,"name":"Ada"}""",
+            [new(401, "invalid_token", "unauthorized"), new(403, "insufficient_scope"), Unavailable]),
+        new("GET", "/api/v1/me", "The caller's identity from its access token (Nexus Integration Guide)", ApiAuth.Bearer, 200, typeof(MeResponse),
+            [new(401, "invalid_token", "unauthorized"), Unavailable]),
+        new("GET", "/oauth2/logout", "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0)", ApiAuth.None, 302, null,
+            [new(400, "invalid_request")], Format: ErrorFormat.Browser),
+        new("GET", "/auth/callback", "The providers' redirect back to Nexus at the end of a connection's consent", ApiAuth.None, 302, null,
+            [new(400, "invalid_callback", "invalid_state", "state_already_used", "issuer_mismatch", "token_request_failed", "provider_missing", "invalid_input")],
+            Format: ErrorFormat.Browser,
+            Description: "Called by the provider, not by API clients: a signed single-use `state` identifies the connection; Nexus then redirects to the connection's return_url with `status`."),
+
+        // The gateway.
+        new("POST", "/v1/request-connection", "Start a connection: returns the provider consent URL", ApiAuth.GatewayKey, 201, typeof(RequestConnectionResponse),
+            [.. GatewayBody, new(400, "return_url_not_allowed", "unknown_provider"), new(403, "workspace_not_allowed")], typeof(RequestConnectionRequest)),
+        new("GET", "/v1/connections", "List connections of a workspace", ApiAuth.GatewayKey, 200, new ListOf("connections", typeof(ConnectionResponse)),
+            [.. Gateway, new(400, "validation_failed"), new(404, "not_found")]),
+        new("GET", "/v1/connections/{connectionId}", "A connection", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse), [.. Gateway, NotFound]),
+        new("DELETE", "/v1/connections/{connectionId}", "Revoke a connection (and its tokens at the provider where supported)", ApiAuth.GatewayKey, 204, null, [.. Gateway, NotFound]),
+        new("POST", "/v1/connections/{connectionId}/credentials", "Submit the API key or credentials of a credential-based connection", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
+            [.. GatewayBody, NotFound, new(409, "not_a_credential_connection", "connection_failed", "credentials_unusable"), new(422, "credentials_rejected")],
+            """{"api_key":"sk-live-..."}"""),
+        new("GET", "/v1/token/{connectionId}", "Read a connection's current credentials (refreshed first when near expiry)", ApiAuth.GatewayKey, 200,
+            """{"access_token":"gho_...","token_type":"Bearer","expires_at":1767229200,"scopes":["repo"]}""",
+            [.. Gateway, new(403, "credentials_not_readable"), NotFound, new(409, "connection_not_active", "provider_missing"), new(503, "refresh_unavailable")]),
+        new("POST", "/v1/refresh/{connectionId}", "Refresh a connection's tokens now", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
+            [.. Gateway, NotFound, new(409, "connection_not_active", "refresh_not_supported"), new(503, "refresh_unavailable")]),
+
+        // The admin API.
+        new("GET", "/v1/admin/api-keys", "List gateway API keys", ApiAuth.AdminKey, 200, new ListOf("api_keys", typeof(ApiKeyResponse)), Admin),
+        new("POST", "/v1/admin/api-keys", "Create a gateway API key (the key is shown once)", ApiAuth.AdminKey, 201, typeof(ApiKeyResponse), AdminBody, typeof(ApiKeyRequest)),
+        new("GET", "/v1/admin/api-keys/{id}", "A gateway API key", ApiAuth.AdminKey, 200, typeof(ApiKeyResponse), [.. Admin, NotFound]),
+        new("DELETE", "/v1/admin/api-keys/{id}", "Revoke a gateway API key", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound]),
+        new("GET", "/v1/admin/applications", "List OAuth applications (authorization code clients)", ApiAuth.AdminKey, 200, new ListOf("applications", typeof(ApplicationResponse)), Admin),
+        new("POST", "/v1/admin/applications", "Register an OAuth application (a confidential one's secret is shown once)", ApiAuth.AdminKey, 201, typeof(ApplicationResponse), AdminBody, typeof(ApplicationRequest)),
+        new("GET", "/v1/admin/applications/{clientId}", "An OAuth application", ApiAuth.AdminKey, 200, typeof(ApplicationResponse), [.. Admin, NotFound]),
+        new("PATCH", "/v1/admin/applications/{clientId}", "Change an OAuth application", ApiAuth.AdminKey, 200, typeof(ApplicationResponse),
+            [.. AdminBody, NotFound, new(409, "client_revoked")], typeof(ApplicationRequest)),
+        new("DELETE", "/v1/admin/applications/{clientId}", "Delete an OAuth application (its tokens stop working)", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound]),
+        new("POST", "/v1/admin/applications/{clientId}/secret", "Rotate an OAuth application's client secret", ApiAuth.AdminKey, 200, typeof(AppClientSecretResponse),
+            [.. Admin, NotFound, new(409, "public_client", "client_revoked")]),
+        new("GET", "/v1/admin/audit", "The audit log", ApiAuth.AdminKey, 200,
+            """{"events":[{"id":"01J...","event":"connection.created","connection_id":"conn_1","workspace_id":"ws_1","at":1767225600}]}""",
+            [.. Admin, new(400, "validation_failed")]),
+        new("GET", "/v1/admin/clients", "List App Clients (client credentials)", ApiAuth.AdminKey, 200, new ListOf("clients", typeof(AppClientResponse)), Admin),
+        new("POST", "/v1/admin/clients", "Create an App Client (its secret is shown once)", ApiAuth.AdminKey, 201, typeof(AppClientResponse), AdminBody, typeof(AppClientRequest)),
+        new("GET", "/v1/admin/clients/{clientId}", "An App Client", ApiAuth.AdminKey, 200, typeof(AppClientResponse), [.. Admin, NotFound]),
+        new("PATCH", "/v1/admin/clients/{clientId}", "Change an App Client", ApiAuth.AdminKey, 200, typeof(AppClientResponse),
+            [.. AdminBody, NotFound, new(409, "client_revoked")], typeof(AppClientRequest)),
+        new("DELETE", "/v1/admin/clients/{clientId}", "Revoke an App Client", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound]),
+        new("POST", "/v1/admin/clients/{clientId}/secret", "Rotate an App Client's secret", ApiAuth.AdminKey, 200, typeof(AppClientSecretResponse),
+            [.. Admin, NotFound, new(409, "client_revoked")]),
+        new("GET", "/v1/admin/settings", "Deployment settings", ApiAuth.AdminKey, 200, """{"sign_up_enabled":true}""", Admin),
+        new("PATCH", "/v1/admin/settings", "Change deployment settings", ApiAuth.AdminKey, 200, """{"sign_up_enabled":false}""", AdminBody, typeof(SettingsRequest)),
+        new("GET", "/v1/admin/signing-keys", "The token signing keys (public parts and status)", ApiAuth.AdminKey, 200, new ListOf("keys", typeof(SigningKeyResponse)), Admin),
+        new("POST", "/v1/admin/signing-keys/rotate", "Rotate the token signing key (the old one keeps verifying)", ApiAuth.AdminKey, 200, new ListOf("keys", typeof(SigningKeyResponse)), Admin),
+        new("GET", "/v1/admin/users", "List user accounts", ApiAuth.AdminKey, 200, new ListOf("users", typeof(UserResponse)), Admin),
+        new("POST", "/v1/admin/users", "Create a user account", ApiAuth.AdminKey, 201, typeof(UserResponse), [.. AdminBody, new(409, "user_exists")], typeof(CreateUserRequest)),
+        new("POST", "/v1/admin/users/{id}/admin", "Make a user a system administrator", ApiAuth.AdminKey, 200, typeof(UserResponse), [.. Admin, NotFound]),
+        new("DELETE", "/v1/admin/users/{id}/admin", "Take the system administrator role from a user", ApiAuth.AdminKey, 200, typeof(UserResponse), [.. Admin, NotFound]),
+        new("GET", "/v1/admin/webhooks", "List webhooks", ApiAuth.AdminKey, 200, new ListOf("webhooks", typeof(WebhookResponse)), Admin),
+        new("POST", "/v1/admin/webhooks", "Create a webhook (its signing secret is shown once)", ApiAuth.AdminKey, 201, typeof(WebhookResponse), AdminBody, typeof(WebhookRequest)),
+        new("DELETE", "/v1/admin/webhooks/{id}", "Delete a webhook", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound]),
+        new("GET", "/v1/admin/webhooks/{id}/deliveries", "A webhook's recent deliveries", ApiAuth.AdminKey, 200,
+            """{"deliveries":[{"id":"whd_1","event":"connection.created","status":"delivered","attempts":1,"response_status":200,"created_at":1767225600}]}""",
+            [.. Admin, NotFound]),
+        new("POST", "/v1/admin/webhooks/{id}/test", "Send a test event to a webhook", ApiAuth.AdminKey, 202, null, [.. Admin, NotFound]),
+        new("GET", "/v1/providers", "List providers", ApiAuth.AdminKey, 200, new ListOf("providers", typeof(ProviderResponse)), Admin),
+        new("POST", "/v1/providers", "Register a provider (from the catalog or custom)", ApiAuth.AdminKey, 201, typeof(ProviderResponse),
+            [.. AdminBody, new(409, "provider_exists"), new(502, "discovery_failed")], typeof(ProviderRequest)),
+        new("GET", "/v1/providers/{name}", "A provider (its client secret is never returned)", ApiAuth.AdminKey, 200, typeof(ProviderResponse), [.. Admin, NotFound]),
+        new("PATCH", "/v1/providers/{name}", "Change a provider", ApiAuth.AdminKey, 200, typeof(ProviderResponse),
+            [.. AdminBody, NotFound, new(502, "discovery_failed")], typeof(ProviderRequest)),
+        new("DELETE", "/v1/providers/{name}", "Delete a provider no connection uses", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound, new(409, "provider_in_use")]),
+
+    ];
+
+    /// <summary>
+    /// Routes the generator cannot see: the Bridge's accept every method (the generator wants one operation per
+    /// method), and the MCP SDK maps a plain request delegate. The document transformer adds them from here
+    /// (method "*": GET, POST, PUT, PATCH and DELETE).
+    /// </summary>
+    public static readonly ApiOperation[] ManualOperations =
+    [
+        // The MCP server.
+        new("POST", "/mcp", "MCP Streamable HTTP endpoint (JSON-RPC 2.0; tools for connections and credentials)", ApiAuth.Bearer, 200,
+            """{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_connections"}]}}""",
+            [new(401, "unauthorized", "invalid_token"), new(403, "insufficient_scope", "origin_not_allowed"), InvalidInput, Unavailable],
+            """{"jsonrpc":"2.0","id":1,"method":"tools/list"}""",
+            Description: "A Bearer access token for the MCP resource (RFC 8707 audience); a request without one gets 401 with `WWW-Authenticate: Bearer resource_metadata=…` (RFC 9728 §5.1)."),
+
+        new("*", "/v1/bridge/{connectionId}/{path}", "Call the provider's API through Nexus with the connection's credentials", ApiAuth.GatewayKey, 200, null, BridgeErrors(),
+            Description: "Any method. The request (path, query, body, headers except credentials) goes to the provider's API base URL with the connection's credential applied (Bearer token, API key, Basic or AWS SigV4); the provider's answer comes back unchanged. Errors before forwarding are problem details."),
+        new("*", "/v1/bridge/{connectionId}", "Call the provider's API base URL through Nexus", ApiAuth.GatewayKey, 200, null, BridgeErrors()),
+        new("*", "/v1/proxy/{path}", "The Bridge with a fixed base URL: the connection in the Nexus-Connection-Id header", ApiAuth.GatewayKey, 200, null,
+            [.. BridgeErrors(), new(400, "connection_id_missing")]),
+    ];
+
+    private static ApiError[] BridgeErrors() =>
+        [.. Gateway, new(400, "bridge_path_refused", "bad_request"), NotFound, new(405, "bridge_method_refused"),
+            new(409, "connection_not_active", "no_api_base_url", "credentials_unusable", "provider_missing"), new(413, "bridge_body_too_large"),
+            new(502, "upstream_unreachable", "redirect_refused", "aws_assume_role_failed"), new(503, "refresh_unavailable", "aws_sts_throttled"),
+            new(504, "upstream_timeout")];
+
+    private static readonly Dictionary<string, ApiOperation> ByKey = Operations.Concat(ManualOperations).ToDictionary(o => o.Key);
+
+    public static string Key(string method, string pattern) => $"{method.ToUpperInvariant()} /{pattern.Trim('/')}";
+
+    public static ApiOperation? Find(string method, string pattern) => ByKey.GetValueOrDefault(Key(method, pattern));
+}

@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using Nexus.Server.Hosting;
+using Npgsql;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Nexus.Server.Observability;
+
+/// <summary>Nexus:Telemetry:*.</summary>
+internal sealed class TelemetryOptions
+{
+    public const string Section = "Nexus:Telemetry";
+
+    /// <summary>Metrics and traces at all. Off: no instrumentation is registered, nothing is measured.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Traces. Default: on when OTEL_EXPORTER_OTLP_ENDPOINT is set (someone receives them), else off.</summary>
+    public bool? Traces { get; set; }
+
+    /// <summary>The Prometheus scrape endpoint at /metrics (admin API key required).</summary>
+    public bool Prometheus { get; set; } = true;
+}
+
+/// <summary>
+/// OpenTelemetry: traces of incoming requests (ASP.NET Core), outgoing calls (HttpClient: providers, webhooks, the
+/// Bridge), database work (Npgsql's own spans; one span per SQLite connection lease) and webhook deliveries, and
+/// the metrics of <see cref="NexusMetrics"/> plus ASP.NET Core's, HttpClient's and the runtime's. Exported over OTLP
+/// when the standard OTEL_EXPORTER_OTLP_* variables name an endpoint, and scraped by Prometheus at /metrics with
+/// the admin API key. No attribute carries a secret: query strings are redacted by the instrumentations and every
+/// string attribute goes through <see cref="LogRedaction"/> as well.
+/// </summary>
+internal static class ObservabilityExtensions
+{
+    public const string MetricsPath = "/metrics";
+
+    public static WebApplicationBuilder AddObservability(this WebApplicationBuilder builder)
+    {
+        // Read again from the final configuration when the host starts (a test host adds its settings late); only
+        // "Enabled" and the OTLP endpoint decide here what gets registered at all.
+        var options = Read(builder.Configuration);
+        builder.Services.AddSingleton(sp => Read(sp.GetRequiredService<IConfiguration>()));
+        builder.Services.AddSingleton<NexusMetrics>();
+        if (!options.Enabled)
+        {
+            return builder;
+        }
+
+        var otlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        var otel = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(serviceName: "nexus", serviceVersion: typeof(ObservabilityExtensions).Assembly.GetName().Version?.ToString()))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(NexusTelemetry.Name)
+                    .AddAspNetCoreInstrumentation()
+                    .AddHttpClientInstrumentation()
+                    .AddRuntimeInstrumentation();
+                if (options.Prometheus)
+                {
+                    metrics.AddPrometheusExporter();
+                }
+            });
+        otel.WithTracing(tracing => tracing
+                // Off (AlwaysOff: no span is even created) unless traces are on; ParentBased follows a caller's decision.
+                .SetSampler(sp => sp.GetRequiredService<TelemetryOptions>().Traces ?? !string.IsNullOrWhiteSpace(sp.GetRequiredService<IConfiguration>()["OTEL_EXPORTER_OTLP_ENDPOINT"])
+                    ? new ParentBasedSampler(new AlwaysOnSampler())
+                    : new AlwaysOffSampler())
+                .AddSource(NexusTelemetry.Name)
+                .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsQuiet(context.Request.Path))
+                .AddHttpClientInstrumentation()
+                .AddNpgsql()
+                .AddProcessor(new RedactingSpanProcessor()));
+
+        if (otlp)
+        {
+            // The standard variables (OTEL_EXPORTER_OTLP_ENDPOINT, _PROTOCOL, _HEADERS, OTEL_SERVICE_NAME, ...).
+            otel.UseOtlpExporter();
+        }
+
+        return builder;
+    }
+
+    public static WebApplication MapObservability(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<TelemetryOptions>();
+        if (options is { Enabled: true, Prometheus: true })
+        {
+            // The scrape shows traffic and key ages: only the operator's admin API key reads it.
+            // StartsWithSegments: the route also answers /metrics/ (found by HostileInputTests), and so does the gate.
+            app.UseWhen(context => context.Request.Path.StartsWithSegments(MetricsPath, StringComparison.OrdinalIgnoreCase), branch => branch.Use(async (context, next) =>
+            {
+                if (context.RequestServices.GetRequiredService<AdminApiKeyFilter>().Refuse(context) is { } refusal)
+                {
+                    await refusal.ExecuteAsync(context);
+                    return;
+                }
+
+                await next(context);
+            }));
+            // An operations endpoint in Prometheus's text format, documented in docs/observability.md rather than the API reference.
+            app.MapPrometheusScrapingEndpoint(MetricsPath).ExcludeFromDescription();
+        }
+
+        return app;
+    }
+
+    private static TelemetryOptions Read(IConfiguration configuration) =>
+        configuration.GetSection(TelemetryOptions.Section).Get<TelemetryOptions>() ?? new TelemetryOptions();
+
+    private static bool IsQuiet(PathString path) =>
+        path.StartsWithSegments(MetricsPath) || path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz");
+}
+
+/// <summary>Every string attribute of every span through <see cref="LogRedaction"/> (a URL's code, state, tokens, keys).</summary>
+internal sealed class RedactingSpanProcessor : BaseProcessor<Activity>
+{
+    public override void OnEnd(Activity data)
+    {
+        List<KeyValuePair<string, string>>? changed = null;
+        foreach (var tag in data.TagObjects)
+        {
+            if (tag.Value is string text && LogRedaction.Redact(text) is var redacted && !ReferenceEquals(redacted, text))
+            {
+                (changed ??= []).Add(new(tag.Key, redacted));
+            }
+        }
+
+        if (changed is not null)
+        {
+            foreach (var (key, value) in changed)
+            {
+                data.SetTag(key, value);
+            }
+        }
+
+        if (LogRedaction.Redact(data.DisplayName) is var name && !ReferenceEquals(name, data.DisplayName))
+        {
+            data.DisplayName = name;
+        }
+    }
+}
