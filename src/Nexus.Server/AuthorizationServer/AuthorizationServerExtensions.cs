@@ -20,6 +20,7 @@ internal static class AuthorizationServerExtensions
         ClientMetadataDocuments.AddHttpClient(services);
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<SigningKeys>();
+        services.AddSingleton<Observability.IGaugeSource, SigningKeyGauge>();
         services.AddHostedService<SigningKeys.Refresher>();
         services.AddSingleton<AccessTokenIssuer>();
         services.AddSingleton<AccessTokenValidator>();

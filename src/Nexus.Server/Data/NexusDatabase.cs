@@ -76,7 +76,7 @@ internal sealed class NexusDatabase : IDisposable
         // Microsoft.Data.Sqlite has no tracing of its own: one span per connection lease (open to close) stands for
         // the statements run on it. Null, and free, when nobody listens. Activity.Current is the caller's again once
         // this method returns, so the span is a sibling of the caller's other work, not its parent.
-        if (Observability.NexusTelemetry.Source.StartActivity("sqlite", System.Diagnostics.ActivityKind.Client) is { } activity)
+        if (Hosting.NexusTelemetry.Source.StartActivity("sqlite", System.Diagnostics.ActivityKind.Client) is { } activity)
         {
             activity.SetTag("db.system.name", "sqlite");
             activity.SetTag("db.namespace", "nexus.db");

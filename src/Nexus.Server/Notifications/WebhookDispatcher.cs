@@ -118,7 +118,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
         int? status = null;
         string? error = null;
         // One span per delivery attempt, the HTTP call inside it; the URL's host only (a webhook URL may carry a token).
-        using var activity = Observability.NexusTelemetry.Source.StartActivity("webhook deliver", System.Diagnostics.ActivityKind.Internal);
+        using var activity = Hosting.NexusTelemetry.Source.StartActivity("webhook deliver", System.Diagnostics.ActivityKind.Internal);
         activity?.SetTag("nexus.webhook.event", delivery.Event);
         activity?.SetTag("nexus.webhook.delivery_id", delivery.Id);
         activity?.SetTag("nexus.webhook.attempt", delivery.Attempts + 1);

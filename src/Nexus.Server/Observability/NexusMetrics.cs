@@ -1,21 +1,11 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Dapper;
-using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Data;
-using Nexus.Server.Vault;
+using Nexus.Server.Hosting;
 using OpenTelemetry;
 
 namespace Nexus.Server.Observability;
-
-/// <summary>The names Nexus's own telemetry is published under.</summary>
-internal static class NexusTelemetry
-{
-    public const string Name = "Nexus";
-
-    /// <summary>Spans Nexus starts itself: SQLite connection leases, webhook deliveries.</summary>
-    public static readonly ActivitySource Source = new(Name);
-}
 
 /// <summary>
 /// Nexus's metrics (meter "Nexus"). Counters and histograms are recorded where the work happens; the gauges (connections
@@ -38,7 +28,7 @@ internal sealed class NexusMetrics
     private readonly object countsGate = new();
     private (long At, List<Measurement<long>> Values)? counts;
 
-    public NexusMetrics(IMeterFactory meters, IServiceProvider services)
+    public NexusMetrics(IMeterFactory meters, IServiceProvider services, IEnumerable<IGaugeSource> gauges)
     {
         this.services = services;
         var meter = meters.Create(NexusTelemetry.Name);
@@ -57,9 +47,10 @@ internal sealed class NexusMetrics
         webhookDeliveries = meter.CreateCounter<long>("nexus.webhook.deliveries", "{delivery}",
             "Webhook delivery attempts by event type and outcome (delivered, failed).");
         meter.CreateObservableGauge("nexus.connections", ConnectionCounts, "{connection}", "Connections by status.");
-        meter.CreateObservableGauge("nexus.signing_key.age", SigningKeyAges, "s", "Age of each active token signing key, by algorithm.");
-        meter.CreateObservableGauge("nexus.encryption_key.age", EncryptionKeyAge, "s",
-            "Age of the active encryption key (when its creation time is known).");
+        foreach (var gauge in gauges)
+        {
+            gauge.Register(meter);
+        }
     }
 
     public void TokenRequest(string grant, string outcome) =>
@@ -136,21 +127,5 @@ internal sealed class NexusMetrics
         await using var connection = await db.OpenAsync();
         var rows = await connection.QueryAsync<(string Status, long Count)>("SELECT status, COUNT(*) FROM connections GROUP BY status");
         return [.. rows.Select(r => new Measurement<long>(r.Count, new KeyValuePair<string, object?>("status", r.Status)))];
-    }
-
-    private IEnumerable<Measurement<double>> SigningKeyAges()
-    {
-        var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
-        return services.GetRequiredService<SigningKeys>().Published
-            .Where(k => k.RetiredAt is null)
-            .Select(k => new Measurement<double>((now - k.CreatedAt).TotalSeconds, new KeyValuePair<string, object?>("alg", k.Alg), new KeyValuePair<string, object?>("kid", k.Kid)));
-    }
-
-    private IEnumerable<Measurement<double>> EncryptionKeyAge()
-    {
-        var ring = services.GetRequiredService<KeyRing>();
-        return ring.ActiveKeyCreatedAt is { } created
-            ? [new Measurement<double>((services.GetRequiredService<TimeProvider>().GetUtcNow() - created).TotalSeconds)]
-            : [];
     }
 }

@@ -6,6 +6,7 @@ internal static class VaultExtensions
 {
     public static WebApplicationBuilder AddVault(this WebApplicationBuilder builder)
     {
+        builder.Services.AddSingleton<Observability.IGaugeSource, EncryptionKeyGauge>();
         builder.Services.AddSingleton(sp => KeyRingFactory.Create(
             sp.GetRequiredService<NexusOptions>(),
             sp.GetRequiredService<IHostEnvironment>(),

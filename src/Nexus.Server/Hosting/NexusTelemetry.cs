@@ -1,0 +1,12 @@
+using System.Diagnostics;
+
+namespace Nexus.Server.Hosting;
+
+/// <summary>The names Nexus's own telemetry is published under (Observability exports them; any component may start spans).</summary>
+internal static class NexusTelemetry
+{
+    public const string Name = "Nexus";
+
+    /// <summary>Spans Nexus starts itself: SQLite connection leases, webhook deliveries.</summary>
+    public static readonly ActivitySource Source = new(Name);
+}
