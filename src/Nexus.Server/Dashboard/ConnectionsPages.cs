@@ -40,7 +40,7 @@ internal static class ConnectionsPages
             return SignIn(context);
         }
 
-        var connections = await store.ListAsync([workspace], null, 200, ct);
+        var connections = await store.ListAsync([workspace], null, null, null, 200, ct);
         var accounts = await store.AccountsAsync(workspace, ct);
         var registered = await providers.ListAsync(ct);
         var attention = connections.Where(c => c.Status == ConnectionStatus.AttentionRequired).ToList();
