@@ -72,6 +72,7 @@ internal sealed record CatalogPlaceholder
     /// <summary>token_response and metadata sources: the top-level field the value (or a URL holding it) is read from.</summary>
     public string? Field { get; init; }
 
+    [JsonIgnore]
     public bool PerConnection => Source is PlaceholderSources.Connection or PlaceholderSources.TokenResponse or PlaceholderSources.Metadata;
 }
 

@@ -69,12 +69,19 @@ internal sealed record ProviderResponse(
     System.Text.Json.Nodes.JsonObject? CredentialSchema,
     int? RefreshMarginSeconds = null)
 {
+    /// <summary>The per-connection values the URLs still need (issue 17): what connection_config takes, or what is captured after consent.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, CatalogPlaceholder>? ConnectionConfigSchema { get; init; }
+
     /// <summary>Everything but the client secret, which is never returned.</summary>
     public static ProviderResponse From(Provider p) => new(
         p.Name, p.CatalogKey, p.DisplayName, p.AuthMode, p.Config.Issuer, p.Config.AuthorizationUrl, p.Config.TokenUrl, p.Config.RevocationUrl,
         p.Config.UserinfoUrl, p.Config.ApiBaseUrl, p.ClientId, p.ClientSecret is not null, p.Scopes, p.Config.Pkce, p.Config.TokenEndpointAuth,
         p.Config.TokenRequestFormat, p.Config.RevocationFormat, p.Config.ScopeSeparator, p.Config.AuthorizationParams, p.Config.TokenRequestHeaders,
-        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds);
+        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds)
+    {
+        ConnectionConfigSchema = p.Config.ConnectionPlaceholders,
+    };
 }
 
 /// <summary>/v1/providers (admin API key): register the OAuth apps Nexus connects users through.</summary>
