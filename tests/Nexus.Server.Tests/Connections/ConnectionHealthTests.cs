@@ -115,6 +115,32 @@ public sealed class ConnectionHealthTests(TenantFixture f) : IClassFixture<Tenan
     }
 
     [Fact]
+    public async Task ARefusedReconnectLeavesTheConnectionAndItsTokenAsTheyWere()
+    {
+        var id = await f.ConnectAsync(TenantFixture.Shop, new { shop = "refused" });
+        var token = await f.TokenAsync(id);
+        var (_, body) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect");
+        f.Fake.AuthorizeError = "access_denied";
+        Dictionary<string, string> returned;
+        try
+        {
+            returned = await f.CompleteAsync(body.GetProperty("auth_url").GetString()!);
+        }
+        finally
+        {
+            f.Fake.AuthorizeError = null;
+        }
+
+        Assert.Equal("failed", returned["status"]);
+        Assert.Equal("access_denied", returned["error"]);
+        var connection = await f.ConnectionAsync(id);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.False(connection.TryGetProperty("reconnecting", out _));
+        Assert.Equal(token, await f.TokenAsync(id));
+        Assert.True(f.Fake.ValidTokens.ContainsKey(token));
+    }
+
+    [Fact]
     public async Task AReconnectOfAnotherWorkspacesConnectionIsNotFound()
     {
         var id = await f.ConnectAsync(TenantFixture.Shop, new { shop = "theirs" }, "ws_theirs");

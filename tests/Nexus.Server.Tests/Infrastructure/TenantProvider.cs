@@ -39,6 +39,9 @@ public sealed class TenantProvider : IAsyncDisposable
     /// <summary>The dc the metadata endpoint answers (Mailchimp-like).</summary>
     public string Dc { get; set; } = "us7";
 
+    /// <summary>When set, the consent page answers with this error (access_denied) instead of a code.</summary>
+    public string? AuthorizeError { get; set; }
+
     /// <summary>While set, refresh requests answer 503 (a provider outage).</summary>
     public bool FailRefresh { get; set; }
 
@@ -111,6 +114,11 @@ public sealed class TenantProvider : IAsyncDisposable
         if (PublicClient && q["code_challenge_method"] != "S256")
         {
             return Results.BadRequest("a public client must use PKCE S256");
+        }
+
+        if (AuthorizeError is { } error)
+        {
+            return Results.Redirect(QueryHelpers.AddQueryString(q["redirect_uri"].ToString(), new Dictionary<string, string?> { ["error"] = error, ["state"] = q["state"] }));
         }
 
         var code = "code-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
