@@ -1,8 +1,5 @@
-using System.Text.Json;
 using Nexus.Server.ApiKeys;
-using Nexus.Server.Audit;
 using Nexus.Server.AuthorizationServer;
-using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using Nexus.Server.Vault;

@@ -1,4 +1,3 @@
-using Nexus.Server.Tests.Infrastructure;
 using System.Net;
 
 namespace Nexus.Server.Tests.Connections;

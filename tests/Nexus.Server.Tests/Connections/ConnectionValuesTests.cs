@@ -1,5 +1,5 @@
-using Nexus.Server.Tests.Infrastructure;
 using System.Net;
+using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Connections;
 

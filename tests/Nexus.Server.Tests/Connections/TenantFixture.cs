@@ -1,9 +1,9 @@
-using Nexus.Server.Tests.Infrastructure;
 using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Providers;
+using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Connections;
 
