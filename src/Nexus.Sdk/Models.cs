@@ -34,6 +34,27 @@ public sealed record Connection(
     /// <summary>Whether the connection can be used.</summary>
     public bool IsActive => Status == ConnectionStatuses.Active;
 
+    /// <summary>The per-connection values of the provider's URLs (a Shopify shop, a Salesforce instance); empty when none.</summary>
+    public IReadOnlyDictionary<string, string> ConnectionConfig { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The scopes the provider granted; null while nothing is granted.</summary>
+    public IReadOnlyList<string>? GrantedScopes { get; init; }
+
+    /// <summary>When a refresh last succeeded.</summary>
+    public DateTimeOffset? LastRefreshedAt { get; init; }
+
+    /// <summary>When Nexus next refreshes (or retries) the token.</summary>
+    public DateTimeOffset? NextRefreshAt { get; init; }
+
+    /// <summary>Transient refresh failures in a row; 0 when healthy.</summary>
+    public long ConsecutiveFailures { get; init; }
+
+    /// <summary>The last error (a failing refresh's, or why the connection stopped); null when none.</summary>
+    public ConnectionError? LastError { get; init; }
+
+    /// <summary>Whether a reconnect waits for the user's consent (the current credential still works).</summary>
+    public bool Reconnecting { get; init; }
+
     internal static Connection From(JsonElement e) => new(
         e.GetProperty("connection_id").GetString()!,
         e.GetProperty("status").GetString()!,
@@ -44,15 +65,33 @@ public sealed record Connection(
         DateTimeOffset.FromUnixTimeSeconds(Json.Long(e, "updated_at") ?? 0),
         Json.Long(e, "expires_at") is { } expires ? DateTimeOffset.FromUnixTimeSeconds(expires) : null,
         Json.String(e, "error"),
-        Json.String(e, "error_description"));
+        Json.String(e, "error_description"))
+    {
+        ConnectionConfig = Json.Strings(e, "connection_config"),
+        GrantedScopes = e.TryGetProperty("granted_scopes", out var granted) && granted.ValueKind == JsonValueKind.Array ? [.. granted.EnumerateArray().Select(s => s.GetString()!)] : null,
+        LastRefreshedAt = Json.Long(e, "last_refreshed_at") is { } refreshed ? DateTimeOffset.FromUnixTimeSeconds(refreshed) : null,
+        NextRefreshAt = Json.Long(e, "next_refresh_at") is { } next ? DateTimeOffset.FromUnixTimeSeconds(next) : null,
+        ConsecutiveFailures = Json.Long(e, "consecutive_failures") ?? 0,
+        LastError = e.TryGetProperty("last_error", out var error) && error.ValueKind == JsonValueKind.Object
+            ? new ConnectionError(Json.String(error, "code") ?? "", Json.String(error, "message") ?? "") : null,
+        Reconnecting = e.TryGetProperty("reconnecting", out var reconnecting) && reconnecting.ValueKind == JsonValueKind.True,
+    };
 }
+
+/// <summary>The last thing that went wrong with a connection, in plain words. Holds no secret.</summary>
+public sealed record ConnectionError(string Code, string Message);
+
+/// <summary>One page of <c>GET /v1/connections</c>; pass <see cref="NextCursor"/> back for the next one (null on the last page).</summary>
+public sealed record ConnectionPage(IReadOnlyList<Connection> Connections, string? NextCursor);
 
 /// <summary>What <see cref="NexusClient.RequestConnectionAsync"/> asks for.</summary>
 /// <param name="WorkspaceId">The workspace (often your user's id) the connection belongs to.</param>
 /// <param name="ProviderName">A registered provider's name.</param>
 /// <param name="ReturnUrl">Where Nexus sends the user's browser after consent (an allowed origin).</param>
 /// <param name="Scopes">The scopes to ask for; null for the provider's defaults.</param>
-public sealed record ConnectionRequest(string WorkspaceId, string ProviderName, Uri ReturnUrl, IReadOnlyList<string>? Scopes = null);
+/// <param name="ConnectionConfig">Per-connection values the provider's URLs need (a Shopify <c>shop</c>); those missing are asked of the user.</param>
+public sealed record ConnectionRequest(string WorkspaceId, string ProviderName, Uri ReturnUrl, IReadOnlyList<string>? Scopes = null,
+    IReadOnlyDictionary<string, string>? ConnectionConfig = null);
 
 /// <summary>A new pending connection: store <see cref="ConnectionId"/>, send the user's browser to <see cref="AuthUrl"/>.</summary>
 public sealed record RequestedConnection(string ConnectionId, Uri AuthUrl)
@@ -94,6 +133,11 @@ internal static class Json
 {
     public static string? String(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    public static IReadOnlyDictionary<string, string> Strings(JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Object
+            ? v.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.String).ToDictionary(p => p.Name, p => p.Value.GetString()!)
+            : new Dictionary<string, string>();
 
     public static long? Long(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : null;

@@ -82,6 +82,11 @@ public sealed class NexusClient : IDisposable
             body["scopes"] = request.Scopes;
         }
 
+        if (request.ConnectionConfig is { Count: > 0 })
+        {
+            body["connection_config"] = request.ConnectionConfig;
+        }
+
         using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/request-connection", body, null, cancellationToken).ConfigureAwait(false);
         var root = document!.RootElement;
         return new RequestedConnection(root.GetProperty("connection_id").GetString()!, new Uri(root.GetProperty("auth_url").GetString()!, UriKind.Absolute));
@@ -117,6 +122,50 @@ public sealed class NexusClient : IDisposable
         var path = "/v1/connections" + (query.Count > 0 ? "?" + string.Join('&', query) : "");
         using var document = await SendForJsonAsync(HttpMethod.Get, path, null, null, cancellationToken).ConfigureAwait(false);
         return [.. document!.RootElement.GetProperty("connections").EnumerateArray().Select(Connection.From)];
+    }
+
+    /// <summary><c>GET /v1/connections</c>, one page: filtered by workspace, status and provider, after <paramref name="cursor"/>.</summary>
+    public async Task<ConnectionPage> ListConnectionsPageAsync(string? workspaceId = null, string? status = null, string? provider = null, int? limit = null,
+        string? cursor = null, CancellationToken cancellationToken = default)
+    {
+        var query = new List<string>();
+        foreach (var (name, value) in new[] { ("workspace_id", workspaceId), ("status", status), ("provider", provider), ("cursor", cursor),
+                     ("limit", limit?.ToString(CultureInfo.InvariantCulture)) })
+        {
+            if (value is not null)
+            {
+                query.Add(name + "=" + Uri.EscapeDataString(value));
+            }
+        }
+
+        var path = "/v1/connections" + (query.Count > 0 ? "?" + string.Join('&', query) : "");
+        using var document = await SendForJsonAsync(HttpMethod.Get, path, null, null, cancellationToken).ConfigureAwait(false);
+        var root = document!.RootElement;
+        return new ConnectionPage([.. root.GetProperty("connections").EnumerateArray().Select(Connection.From)], Json.String(root, "next_cursor"));
+    }
+
+    /// <summary>
+    /// <c>POST /v1/connections/{id}/reconnect</c>: a new consent URL for the same connection id. The current credential keeps
+    /// working until the user completes it. Not retried.
+    /// </summary>
+    public async Task<RequestedConnection> ReconnectAsync(string connectionId, IReadOnlyList<string>? scopes = null, Uri? returnUrl = null,
+        CancellationToken cancellationToken = default)
+    {
+        var body = new Dictionary<string, object?>();
+        if (scopes is not null)
+        {
+            body["scopes"] = scopes;
+        }
+
+        if (returnUrl is not null)
+        {
+            body["return_url"] = returnUrl.AbsoluteUri;
+        }
+
+        using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/connections/" + Escape(connectionId) + "/reconnect", body, connectionId, cancellationToken)
+            .ConfigureAwait(false);
+        var root = document!.RootElement;
+        return new RequestedConnection(root.GetProperty("connection_id").GetString()!, new Uri(root.GetProperty("auth_url").GetString()!, UriKind.Absolute));
     }
 
     /// <summary>

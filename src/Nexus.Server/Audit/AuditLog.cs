@@ -25,7 +25,13 @@ internal static class AuditEvents
     /// <summary>The provider rejected the refresh (or the token expired without one): the user must connect again.</summary>
     public const string AttentionRequired = "attention_required";
 
-    public static readonly string[] All = [Requested, Activated, Failed, TokenRead, Revoked, Refreshed, RefreshFailed, AttentionRequired];
+    /// <summary>A reconnect's consent completed: new tokens replaced the old ones, which were revoked at the provider.</summary>
+    public const string Reconnected = "reconnected";
+
+    /// <summary>Refreshes work again after transient failures.</summary>
+    public const string Recovered = "recovered";
+
+    public static readonly string[] All = [Requested, Activated, Failed, TokenRead, Revoked, Refreshed, RefreshFailed, AttentionRequired, Reconnected, Recovered];
 }
 
 internal sealed record AuditEvent(string Id, DateTimeOffset At, string Actor, string? WorkspaceId, string? ConnectionId, string Event, JsonElement Detail);

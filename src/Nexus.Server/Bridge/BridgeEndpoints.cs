@@ -137,14 +137,22 @@ internal static class BridgeEndpoints
         }
 
         var provider = await services.GetRequiredService<ProviderRegistry>().FindCachedAsync(connection.ProviderName, ct);
-        if (provider is null || ApiBaseOf(provider) is not { } apiBaseUri)
+        // A base URL with per-connection values ({shop}, {instance}, {dc}) is the connection's own (issue 17); the
+        // values were checked against the declared host when they were stored.
+        var apiBaseUri = provider is null ? null
+            : ConnectionValues.Declared(provider).Count == 0 ? ApiBaseOf(provider)
+            : ConnectionValues.Apply(provider, connection.Values).Config.ApiBaseUrl is { } filled && !ConnectionValues.IsTemplated(filled)
+                && Uri.TryCreate(filled, UriKind.Absolute, out var filledUri) ? filledUri : null;
+        if (apiBaseUri is null)
         {
             await Problems.Create(StatusCodes.Status409Conflict, "no_api_base_url", "The provider has no usable API base URL for the Bridge.",
-                "Set api_base_url on the provider (PATCH /v1/providers/{name}).").ExecuteAsync(context);
+                provider is not null && ConnectionValues.Declared(provider).Count > 0
+                    ? "This connection lacks a value its provider's api_base_url needs; reconnect it (POST /v1/connections/{id}/reconnect)."
+                    : "Set api_base_url on the provider (PATCH /v1/providers/{name}).").ExecuteAsync(context);
             return;
         }
 
-        var decoded = services.GetRequiredService<DecodedCredentials>().For(connection, provider);
+        var decoded = services.GetRequiredService<DecodedCredentials>().For(connection, provider!);
         if (decoded.Stored.Credential is not { } credential)
         {
             await decoded.Stored.Problem!.ToProblem().ExecuteAsync(context);
@@ -167,7 +175,7 @@ internal static class BridgeEndpoints
         }
 
         var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
-        var stepUp = provider.AuthMode == AuthModes.McpOAuth2 ? services.GetRequiredService<RemoteMcp.McpStepUp>() : null;
+        var stepUp = provider!.AuthMode == AuthModes.McpOAuth2 ? services.GetRequiredService<RemoteMcp.McpStepUp>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null,
             stepUp is null ? null : (scope, token) => stepUp.StartAsync(connection, provider, scope, token));

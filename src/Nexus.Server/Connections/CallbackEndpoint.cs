@@ -47,6 +47,15 @@ internal static class CallbackEndpoint
         }
 
         var now = time.GetUtcNow();
+        // A reconnect (POST /v1/connections/{id}/reconnect) of a connection that keeps its tokens meanwhile: whatever
+        // goes wrong with the new consent leaves the connection as it was.
+        var reconnecting = connection.ReconnectScopes is not null && connection.StateNonce == claims.Nonce;
+        if (reconnecting && (claims.ExpiresAt <= now.ToUnixTimeSeconds() || connection.StateExpiresAt <= now.ToUnixTimeMilliseconds()))
+        {
+            await store.CancelReconnectAsync(connection.Id, ct);
+            return Redirect(connection, ConnectionStatus.Failed, ConnectionStore.ExpiredError);
+        }
+
         if (claims.ExpiresAt <= now.ToUnixTimeSeconds() || connection.StateExpiresAt <= now.ToUnixTimeMilliseconds())
         {
             // Verified but late: the connection is ours, so the app learns about it at its return_url.
@@ -76,27 +85,29 @@ internal static class CallbackEndpoint
         var provider = await providers.FindAsync(connection.ProviderName, ct);
         if (provider?.Config.Issuer is { } expectedIssuer && IssuerProblem(provider.Config.AuthorizationResponseIss, expectedIssuer, Get("iss")) is { } issuerProblem)
         {
-            return await FailAsync(connection, "issuer_mismatch", issuerProblem, store, audit);
+            return await FailAsync(reconnecting, connection, "issuer_mismatch", issuerProblem, store, audit);
         }
 
         // RFC 6749 §4.1.2.1: the provider reports a refusal (access_denied, …) in the error parameter.
         if (Get("error") is { } providerError)
         {
-            return await FailAsync(connection, ProviderClient.Sanitize(providerError), Get("error_description") is { } d ? ProviderClient.Sanitize(d) : null, store, audit);
+            return await FailAsync(reconnecting, connection, ProviderClient.Sanitize(providerError), Get("error_description") is { } d ? ProviderClient.Sanitize(d) : null, store, audit);
         }
 
         if (Get("code") is not { Length: <= 4096 } code)
         {
-            return await FailAsync(connection, "invalid_callback", "The provider sent neither a code nor an error.", store, audit);
+            return await FailAsync(reconnecting, connection, "invalid_callback", "The provider sent neither a code nor an error.", store, audit);
         }
 
         if (provider is null)
         {
-            return await FailAsync(connection, "provider_missing", "The provider was deleted while the user was at the consent screen.", store, audit);
+            return await FailAsync(reconnecting, connection, "provider_missing", "The provider was deleted while the user was at the consent screen.", store, audit);
         }
 
+        // The connection's own values ({shop}, {subdomain}, …) in the token URL (issue 17).
+        var applied = ConnectionValues.Apply(provider, connection.Values);
         var verifier = connection.PkceVerifier is { } v ? store.Decrypt(ConnectionStore.PkceVerifierColumn, connection.Id, v) : null;
-        var result = await client.ExchangeCodeAsync(provider, code, options.Issuer + GatewayEndpoints.CallbackPath, verifier, ct);
+        var result = await client.ExchangeCodeAsync(applied, code, options.Issuer + GatewayEndpoints.CallbackPath, verifier, ct);
         if (!result.Succeeded && result.Error == "invalid_client"
             && context.RequestServices.GetServices<IProviderModeHandler>().FirstOrDefault(h => h.AuthMode == provider.AuthMode) is { } handler)
         {
@@ -106,20 +117,45 @@ internal static class CallbackEndpoint
 
         if (!result.Succeeded)
         {
-            return await FailAsync(connection, result.Error ?? "token_request_failed", result.ErrorDescription, store, audit);
+            return await FailAsync(reconnecting, connection, result.Error ?? "token_request_failed", result.ErrorDescription, store, audit);
         }
+
+        // Values only the provider knows, now that there is a token (Salesforce's instance_url, Mailchimp's dc).
+        var (values, valuesError) = await connections.CaptureAfterConsentAsync(provider, connection, result, ct);
+        if (values is null)
+        {
+            // Tokens the connection cannot use are not kept at the provider either.
+            await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct);
+            return await FailAsync(reconnecting, connection, "connection_config_unavailable", valuesError, store, audit);
+        }
+
+        applied = ConnectionValues.Apply(provider, values);
 
         // A provider may omit refresh_token (Google on a repeated consent, GitHub OAuth apps): the connection is
         // still active; it simply cannot be refreshed.
         long? expiresAt = result.ExpiresIn is { } seconds ? now.AddSeconds(seconds).ToUnixTimeMilliseconds() : null;
-        await store.ActivateAsync(connection.Id,
-            store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!),
-            result.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, connection.Id, result.RefreshToken),
-            result.TokenType, expiresAt, ct);
+        if (reconnecting)
+        {
+            await connections.CompleteReconnectAsync(provider, connection, result, expiresAt, ct);
+        }
+        else
+        {
+            await store.ActivateAsync(connection.Id,
+                store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!),
+                result.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, connection.Id, result.RefreshToken),
+                result.TokenType, expiresAt, ct);
+        }
+
+        // RFC 6749 §5.1: "scope" in the response says what was granted when it differs from the request.
+        if (result.Fields.GetValueOrDefault("scope") is { } granted)
+        {
+            await store.SetGrantedScopesAsync(connection.Id, string.Join(' ', granted.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries)), ct);
+        }
+
         await audit.RecordAsync(AuditEvents.Activated, Actor, connection.WorkspaceId, connection.Id,
-            new { provider = provider.Name, refresh_token = result.RefreshToken is not null, expires_at = expiresAt / 1000 }, ct);
-        await notifier.ActivatedAsync(connection.Id, connection.WorkspaceId, provider.Name, expiresAt, "connected");
-        if (await client.FetchAccountAsync(provider, result.AccessToken!, ct) is { } account)
+            new { provider = provider.Name, refresh_token = result.RefreshToken is not null, expires_at = expiresAt / 1000, reconnect = reconnecting ? true : (bool?)null }, ct);
+        await notifier.ActivatedAsync(connection.Id, connection.WorkspaceId, provider.Name, expiresAt, reconnecting ? "reconnected" : "connected");
+        if (await client.FetchAccountAsync(applied, result.AccessToken!, ct) is { } account)
         {
             await store.SetAccountAsync(connection.Id, account, ct);
         }
@@ -143,9 +179,14 @@ internal static class CallbackEndpoint
             : "The authorization response names another issuer (iss) than this provider's; it may come from a different provider (mix-up attack, RFC 9207).";
     }
 
-    private static async Task<IResult> FailAsync(Connection connection, string error, string? description, ConnectionStore store, AuditLog audit)
+    private static async Task<IResult> FailAsync(bool reconnecting, Connection connection, string error, string? description, ConnectionStore store, AuditLog audit)
     {
-        if (connection.Status == ConnectionStatus.Active)
+        if (reconnecting)
+        {
+            // The old tokens stay: the connection keeps its status; only this attempt failed.
+            await store.CancelReconnectAsync(connection.Id, CancellationToken.None);
+        }
+        else if (connection.Status == ConnectionStatus.Active)
         {
             // A step-up consent (RemoteMcp) that did not succeed: the connection keeps the tokens and scopes it had.
             await store.EndStepUpAsync(connection.Id, CancellationToken.None);
@@ -153,10 +194,13 @@ internal static class CallbackEndpoint
                 new { provider = connection.ProviderName, error, error_description = description, step_up = true });
             return Redirect(connection, ConnectionStatus.Active, error);
         }
+        else
+        {
+            await store.FailAsync(connection.Id, error, description, CancellationToken.None);
+        }
 
-        await store.FailAsync(connection.Id, error, description, CancellationToken.None);
         await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
-            new { provider = connection.ProviderName, error, error_description = description });
+            new { provider = connection.ProviderName, error, error_description = description, reconnect = reconnecting ? true : (bool?)null });
         return Redirect(connection, ConnectionStatus.Failed, error);
     }
 

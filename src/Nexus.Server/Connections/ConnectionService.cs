@@ -11,12 +11,52 @@ namespace Nexus.Server.Connections;
 /// all call this (issue 13: domain services out of endpoint classes). Callers authorize first; this does the work.
 /// </summary>
 internal sealed class ConnectionService(ConnectionStore store, StateSigner signer, ProviderRegistry providers, ProviderClient client, AuditLog audit,
-    ConnectionNotifier notifier, NexusOptions options, TimeProvider time)
+    ConnectionNotifier notifier, NexusOptions options, UpstreamPolicy policy, TimeProvider time)
 {
+    /// <summary>
+    /// Checks the per-connection values an app gave (connection_config) against the provider's declaration: only
+    /// values asked before consent may be given, each must pass <see cref="ConnectionValues.Problem"/>, and the URLs
+    /// they fill must keep their declared hosts. Returns the accepted values, or field errors.
+    /// </summary>
+    public (Dictionary<string, string>? Values, Dictionary<string, string[]> Errors) CheckValues(Provider provider, IReadOnlyDictionary<string, string?>? given, string field)
+    {
+        var errors = new Dictionary<string, string[]>();
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var declared = ConnectionValues.Declared(provider);
+        foreach (var (name, value) in given ?? new Dictionary<string, string?>())
+        {
+            if (!declared.TryGetValue(name, out var declaration))
+            {
+                var asked = ConnectionValues.AskedBeforeConsent(provider).Select(d => d.Key).ToList();
+                errors[$"{field}.{name}"] = [$"'{provider.Name}' takes no value '{name}'; it takes: {(asked.Count == 0 ? "none" : string.Join(", ", asked))}."];
+            }
+            else if (declaration.Source != PlaceholderSources.Connection)
+            {
+                errors[$"{field}.{name}"] = [$"{name} is read from the provider's {(declaration.Source == PlaceholderSources.Metadata ? "metadata" : "token response")} after consent; it cannot be given."];
+            }
+            else if (ConnectionValues.Problem(provider, name, value) is { } problem)
+            {
+                errors[$"{field}.{name}"] = [problem];
+            }
+            else
+            {
+                values[name] = value!;
+            }
+        }
+
+        if (errors.Count == 0 && ConnectionValues.UrlProblem(provider, values, policy) is { } urlProblem)
+        {
+            errors[field] = [urlProblem];
+        }
+
+        return errors.Count == 0 ? (values, errors) : (null, errors);
+    }
+
     /// <summary>Creates a pending connection and the URL that starts its consent.</summary>
     /// <param name="requestedScopes">Null for the provider's default scopes.</param>
+    /// <param name="values">Per-connection values already checked with <see cref="CheckValues"/>; those still missing are asked of the person first.</param>
     public async Task<(string AuthUrl, string ConnectionId)> CreatePendingAsync(Provider provider, string workspaceId, string[]? requestedScopes, string returnUrl, string actor,
-        CancellationToken ct)
+        CancellationToken ct, IReadOnlyDictionary<string, string>? values = null)
     {
         var now = time.GetUtcNow();
         var id = SecretGenerator.Ulid("conn_", now);
@@ -24,23 +64,139 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
         var verifier = AuthModes.IsOAuth(provider.AuthMode) && provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
         var scopes = requestedScopes is null ? provider.Scopes : requestedScopes.Distinct(StringComparer.Ordinal).ToArray();
+        values ??= new Dictionary<string, string>();
         var connection = new Connection(id, workspaceId, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), returnUrl, nonce,
             expiresAt.ToUnixTimeMilliseconds(), null, verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, id, verifier),
-            null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
+            null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds())
+        {
+            ConnectionConfig = ConnectionValues.Serialize(values),
+        };
         await store.InsertAsync(connection, ct);
 
         var state = signer.Create(id, nonce, expiresAt.ToUnixTimeSeconds());
         // OAuth providers get the user to their consent page; the other modes to Nexus's own credential form.
-        var authUrl = AuthModes.IsOAuth(provider.AuthMode)
-            ? ProviderClient.AuthorizationUrl(provider, options.Issuer + GatewayEndpoints.CallbackPath, scopes, state, verifier)
-            : CredentialCapture.AuthUrl(options, state);
+        var authUrl = StartUrl(provider, state, scopes, verifier, values);
         await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, id,
-            new { provider = provider.Name, scopes, pkce = verifier is not null }, ct);
+            new { provider = provider.Name, scopes, pkce = verifier is not null, connection_config = values.Count == 0 ? null : values }, ct);
         return (authUrl, id);
     }
 
+    /// <summary>
+    /// Where a consent starts: OAuth providers send the person to their consent page, the other modes to Nexus's own
+    /// credential form; first to Nexus's page for the values only the person can give, when some are missing.
+    /// </summary>
+    private string StartUrl(Provider provider, string state, IReadOnlyList<string> scopes, string? verifier, IReadOnlyDictionary<string, string> values)
+    {
+        if (ConnectionValues.AskedBeforeConsent(provider).Any(d => !values.ContainsKey(d.Key)))
+        {
+            return ConnectionValuesPage.AuthUrl(options, state);
+        }
+
+        return AuthModes.IsOAuth(provider.AuthMode)
+            ? ProviderClient.AuthorizationUrl(ConnectionValues.Apply(provider, values), options.Issuer + GatewayEndpoints.CallbackPath, scopes, state, verifier)
+            : CredentialCapture.AuthUrl(options, state);
+    }
+
+    /// <summary>The provider's consent URL for a pending connection whose values are now complete (after the values page).</summary>
+    public string ConsentUrl(Provider provider, Connection connection, string state)
+    {
+        var verifier = connection.PkceVerifier is { } v ? store.Decrypt(ConnectionStore.PkceVerifierColumn, connection.Id, v) : null;
+        var scopes = connection.ReconnectScopes is { } reconnecting ? reconnecting.Split(' ', StringSplitOptions.RemoveEmptyEntries) : connection.ScopeList;
+        return StartUrl(provider, state, scopes, verifier, connection.Values);
+    }
+
+    /// <summary>
+    /// After the code exchange: the values the provider reveals only now (a token response field such as Salesforce's
+    /// instance_url, or the entry's metadata call such as Mailchimp's dc), checked like any other value and stored
+    /// with the connection. Returns the connection's values, or an error when a value that is needed is missing or
+    /// does not fit the declaration (a hostile instance_url never becomes a Bridge host).
+    /// </summary>
+    public async Task<(IReadOnlyDictionary<string, string>? Values, string? Error)> CaptureAfterConsentAsync(Provider provider, Connection connection, TokenExchangeResult tokens,
+        CancellationToken ct)
+    {
+        var values = new Dictionary<string, string>(connection.Values, StringComparer.Ordinal);
+        var declared = ConnectionValues.Declared(provider).Where(d => d.Value.Source is PlaceholderSources.TokenResponse or PlaceholderSources.Metadata).ToList();
+        if (declared.Count == 0)
+        {
+            return (values, null);
+        }
+
+        IReadOnlyDictionary<string, string>? metadata = null;
+        if (declared.Any(d => d.Value.Source == PlaceholderSources.Metadata))
+        {
+            metadata = await client.FetchMetadataAsync(ConnectionValues.Apply(provider, values), tokens.AccessToken!, ct);
+        }
+
+        foreach (var (name, declaration) in declared)
+        {
+            var source = declaration.Source == PlaceholderSources.Metadata ? metadata : tokens.Fields;
+            var raw = source?.GetValueOrDefault(declaration.Field!);
+            var value = ConnectionValues.Capture(provider, name, raw, values);
+            if (value is null || ConnectionValues.Problem(provider, name, value) is not null)
+            {
+                return (null, $"The provider's {(declaration.Source == PlaceholderSources.Metadata ? "metadata" : "token response")} gave no usable {declaration.Field} for {name}.");
+            }
+
+            values[name] = value;
+        }
+
+        if (ConnectionValues.UrlProblem(provider, values, policy) is { } problem)
+        {
+            return (null, problem);
+        }
+
+        await store.SetValuesAsync(connection.Id, values, ct);
+        return (values, null);
+    }
+
+    /// <summary>
+    /// POST /v1/connections/{id}/reconnect: a new consent for the same connection id (same workspace and provider,
+    /// possibly other scopes). A connection with tokens keeps serving them until the new consent completes; then the
+    /// callback swaps them in and revokes the old ones at the provider (<see cref="CompleteReconnectAsync"/>).
+    /// </summary>
+    public async Task<string?> ReconnectAsync(Provider provider, Connection connection, string[]? requestedScopes, string returnUrl, string actor, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
+        var verifier = provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
+        var scopes = requestedScopes?.Distinct(StringComparer.Ordinal).ToArray() ?? [.. connection.ScopeList];
+        if (!await store.BeginReconnectAsync(connection, nonce, expiresAt.ToUnixTimeMilliseconds(),
+                verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier), string.Join(' ', scopes), returnUrl, ct))
+        {
+            return null;
+        }
+
+        await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, connection.Id,
+            new { provider = provider.Name, scopes, pkce = verifier is not null, reconnect = true }, ct);
+        return StartUrl(provider, signer.Create(connection.Id, nonce, expiresAt.ToUnixTimeSeconds()), scopes, verifier, connection.Values);
+    }
+
+    /// <summary>
+    /// The reconnect's consent completed: the new tokens replace the old ones, then the old ones are revoked at the
+    /// provider (best effort; the audit log records the outcome).
+    /// </summary>
+    public async Task CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    {
+        var oldAccess = before.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, before.Id, a) : null;
+        var oldRefresh = before.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, before.Id, r) : null;
+        await store.CompleteReconnectAsync(before.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+            tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken), tokens.TokenType, expiresAt, ct);
+        // A provider that hands the same refresh token out again must not have it revoked now.
+        var revocation = oldAccess is null && oldRefresh is null ? "no_tokens"
+            : await client.RevokeAsync(ConnectionValues.Apply(provider, before.Values), oldAccess == tokens.AccessToken ? null : oldAccess,
+                oldRefresh == tokens.RefreshToken ? null : oldRefresh, ct);
+        await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
+            new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
+    }
+
     /// <summary>The connections of the given workspaces (all when null), stale pending ones failed first.</summary>
-    public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, int limit, CancellationToken ct) =>
+        await ListAsync(workspaces, status, null, null, limit, ct);
+
+    /// <summary>One page of connections, filtered by status and provider, after a cursor position.</summary>
+    public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, string? provider, (long CreatedAt, string Id)? after,
+        int limit, CancellationToken ct)
     {
         // Stale pending rows are failed first, so that a status filter sees them as they are.
         foreach (var expired in await store.ExpireStaleAsync(null, null, ct))
@@ -48,7 +204,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
             await audit.RecordAsync(AuditEvents.Failed, "system", expired.WorkspaceId, expired.Id, new { error = ConnectionStore.ExpiredError }, CancellationToken.None);
         }
 
-        return await store.ListAsync(workspaces, status, limit, ct);
+        return await store.ListAsync(workspaces, status, provider, after, limit, ct);
     }
 
     /// <summary>
@@ -63,7 +219,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
             var provider = await providers.FindAsync(connection.ProviderName, ct);
             revocation = provider is null
                 ? "provider_missing"
-                : await client.RevokeAsync(provider,
+                : await client.RevokeAsync(ConnectionValues.Apply(provider, connection.Values),
                     connection.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, a) : null,
                     connection.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, connection.Id, r) : null, ct);
         }

@@ -47,6 +47,28 @@ internal sealed record Connection(
 {
     public IReadOnlyList<string> ScopeList => Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
+    /// <summary>The per-connection values of the provider's URL placeholders, as JSON (ConnectionValues); null when none.</summary>
+    public string? ConnectionConfig { get; init; }
+
+    /// <summary>The scope the provider said it granted (RFC 6749 §5.1), space-separated; null when it did not say.</summary>
+    public string? GrantedScopes { get; init; }
+
+    /// <summary>The refresh engine's bookkeeping (Unix ms; see RefreshStore), for the health fields of the API.</summary>
+    public long? NextRefreshAt { get; init; }
+
+    public long RefreshFailures { get; init; }
+
+    public string? RefreshError { get; init; }
+
+    public string? RefreshErrorDescription { get; init; }
+
+    public long? LastRefreshedAt { get; init; }
+
+    /// <summary>Non-null while a reconnect of this connection waits for consent: the scopes it asks for.</summary>
+    public string? ReconnectScopes { get; init; }
+
+    public IReadOnlyDictionary<string, string> Values => ConnectionValues.Parse(ConnectionConfig);
+
     /// <summary>A pending connection whose consent window has closed is failed, whether or not a write said so yet.</summary>
     public bool IsStalePending(long nowMs) => Status == ConnectionStatus.Pending && StateExpiresAt <= nowMs;
 }
@@ -65,7 +87,10 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     public const string ExpiredError = "expired";
 
     private const string Columns = "id, workspace_id, provider_name, status, scopes, return_url, state_nonce, state_expires_at, state_used_at, pkce_verifier, " +
-        "access_token, refresh_token, token_type, token_expires_at, error, error_description, created_by, created_at, updated_at";
+        "access_token, refresh_token, token_type, token_expires_at, error, error_description, created_by, created_at, updated_at, connection_config";
+
+    /// <summary>What reads select: the inserted columns and the bookkeeping others write.</summary>
+    private const string SelectColumns = Columns + ", granted_scopes, next_refresh_at, refresh_failures, refresh_error, refresh_error_description, last_refreshed_at, reconnect_scopes";
 
     private readonly ShortLivedCache<Connection> cache = new(time, () => options.ConnectionCacheSeconds);
 
@@ -90,9 +115,27 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         public string CreatedBy { get; init; } = "";
         public long CreatedAt { get; init; }
         public long UpdatedAt { get; init; }
+        public string? ConnectionConfig { get; init; }
+        public string? GrantedScopes { get; init; }
+        public long? NextRefreshAt { get; init; }
+        public long RefreshFailures { get; init; }
+        public string? RefreshError { get; init; }
+        public string? RefreshErrorDescription { get; init; }
+        public long? LastRefreshedAt { get; init; }
+        public string? ReconnectScopes { get; init; }
 
         public Connection ToConnection() => new(Id, WorkspaceId, ProviderName, Status, Scopes, ReturnUrl, StateNonce, StateExpiresAt, StateUsedAt, PkceVerifier,
-            AccessToken, RefreshToken, TokenType, TokenExpiresAt, Error, ErrorDescription, CreatedBy, CreatedAt, UpdatedAt);
+            AccessToken, RefreshToken, TokenType, TokenExpiresAt, Error, ErrorDescription, CreatedBy, CreatedAt, UpdatedAt)
+        {
+            ConnectionConfig = ConnectionConfig,
+            GrantedScopes = GrantedScopes,
+            NextRefreshAt = NextRefreshAt,
+            RefreshFailures = RefreshFailures,
+            RefreshError = RefreshError,
+            RefreshErrorDescription = RefreshErrorDescription,
+            LastRefreshedAt = LastRefreshedAt,
+            ReconnectScopes = ReconnectScopes,
+        };
     }
 
     public KeyRing KeyRing => keyRing;
@@ -118,15 +161,19 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
-            $"SELECT {Columns} FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
+            $"SELECT {SelectColumns} FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
         return row?.ToConnection();
     }
 
-    /// <summary>Connections in the given workspaces (null = all), newest first.</summary>
-    public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, int limit, CancellationToken ct)
+    /// <summary>
+    /// Connections in the given workspaces (null = all), newest first, optionally of one status and provider, after a
+    /// position (the created_at and id of the last row of the previous page: keyset pagination, stable under inserts).
+    /// </summary>
+    public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, string? provider, (long CreatedAt, string Id)? after,
+        int limit, CancellationToken ct)
     {
         var where = new List<string>();
-        var parameters = new DynamicParameters(new { status, limit });
+        var parameters = new DynamicParameters(new { status, provider, limit, afterCreated = after?.CreatedAt, afterId = after?.Id });
         if (workspaces is not null)
         {
             if (workspaces.Count == 0)
@@ -148,11 +195,85 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             where.Add("status = @status");
         }
 
+        if (provider is not null)
+        {
+            where.Add("provider_name = @provider");
+        }
+
+        if (after is not null)
+        {
+            where.Add("(created_at < @afterCreated OR (created_at = @afterCreated AND id < @afterId))");
+        }
+
         await using var connection = await db.OpenAsync(ct);
         var rows = await connection.QueryAsync<Row>(new CommandDefinition(
-            $"SELECT {Columns} FROM connections" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY created_at DESC, id DESC LIMIT @limit",
+            $"SELECT {SelectColumns} FROM connections" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY created_at DESC, id DESC LIMIT @limit",
             parameters, cancellationToken: ct));
         return rows.Select(r => r.ToConnection()).ToList();
+    }
+
+    /// <summary>Stores the per-connection values (already validated by ConnectionValues).</summary>
+    public async Task SetValuesAsync(string id, IReadOnlyDictionary<string, string> values, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE connections SET connection_config = @config WHERE id = @id",
+            new { id, config = ConnectionValues.Serialize(values) }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    /// <summary>Records the scope the provider granted (RFC 6749 §5.1), when it said.</summary>
+    public async Task SetGrantedScopesAsync(string id, string? granted, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE connections SET granted_scopes = @granted WHERE id = @id",
+            new { id, granted = granted is { Length: > 2000 } ? granted[..2000] : granted }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    /// <summary>
+    /// Starts a new consent for an existing connection (POST /v1/connections/{id}/reconnect). A failed connection
+    /// simply becomes pending again; one with tokens keeps them, and its status, until the new consent completes
+    /// (reconnect_scopes marks the wait). Returns false when the connection no longer exists.
+    /// </summary>
+    public async Task<bool> BeginReconnectAsync(Connection c, string nonce, long stateExpiresAt, byte[]? verifier, string scopes, string returnUrl, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var keepsTokens = c.Status is ConnectionStatus.Active or ConnectionStatus.AttentionRequired;
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            keepsTokens
+                ? "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @verifier, reconnect_scopes = @scopes, " +
+                  "return_url = @returnUrl WHERE id = @id"
+                : "UPDATE connections SET status = @pending, state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @verifier, " +
+                  "scopes = @scopes, reconnect_scopes = NULL, return_url = @returnUrl, error = NULL, error_description = NULL, updated_at = @now WHERE id = @id",
+            new { id = c.Id, nonce, stateExpiresAt, verifier, scopes, returnUrl, pending = ConnectionStatus.Pending, now }, cancellationToken: ct));
+        cache.Invalidate(c.Id);
+        return updated == 1;
+    }
+
+    /// <summary>A reconnect's consent failed: the connection stays as it was, with its tokens.</summary>
+    public async Task CancelReconnectAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL WHERE id = @id", new { id }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    /// <summary>
+    /// A reconnect's consent completed: the new tokens and scopes replace the old ones in one write, and the refresh
+    /// bookkeeping starts over. The caller revokes the old tokens at the provider afterwards.
+    /// </summary>
+    public async Task CompleteReconnectAsync(string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
+            "scopes = COALESCE(reconnect_scopes, scopes), reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, " +
+            "next_refresh_at = 0, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, updated_at = @now WHERE id = @id",
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
+        cache.Invalidate(id);
     }
 
     public async Task InsertAsync(Connection c, CancellationToken ct)
@@ -160,11 +281,11 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             $"INSERT INTO connections ({Columns}) VALUES (@Id, @WorkspaceId, @ProviderName, @Status, @Scopes, @ReturnUrl, @StateNonce, @StateExpiresAt, @StateUsedAt, @PkceVerifier, " +
-            "@AccessToken, @RefreshToken, @TokenType, @TokenExpiresAt, @Error, @ErrorDescription, @CreatedBy, @CreatedAt, @UpdatedAt)", c, cancellationToken: ct));
+            "@AccessToken, @RefreshToken, @TokenType, @TokenExpiresAt, @Error, @ErrorDescription, @CreatedBy, @CreatedAt, @UpdatedAt, @ConnectionConfig)", c, cancellationToken: ct));
     }
 
     /// <summary>
-    /// Marks the state of a pending connection used, atomically: of two callbacks racing with the same state,
+    /// Marks the state of a pending (or reconnecting) connection used, atomically: of two callbacks racing with the same state,
     /// exactly one gets true. Conditions on the nonce, so a state from an earlier attempt cannot be consumed.
     /// </summary>
     public async Task<bool> ConsumeStateAsync(string id, string nonce, CancellationToken ct)
@@ -172,9 +293,9 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET state_used_at = @now, updated_at = @now WHERE id = @id AND state_nonce = @nonce AND state_used_at IS NULL " +
-            // An active connection has a state only while a step-up consent is under way (BeginStepUpAsync).
-            "AND status IN (@pending, @active) AND state_expires_at > @now",
+            "UPDATE connections SET state_used_at = @now, updated_at = CASE WHEN status = @pending THEN @now ELSE updated_at END WHERE id = @id AND state_nonce = @nonce AND state_used_at IS NULL " +
+            // An active connection has a state only while a step-up consent (BeginStepUpAsync) or a reconnect is under way.
+            "AND (status IN (@pending, @active) OR reconnect_scopes IS NOT NULL) AND state_expires_at > @now",
             new { id, nonce, now, pending = ConnectionStatus.Pending, active = ConnectionStatus.Active }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
@@ -283,7 +404,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         {
             var filter = "status = @pending AND state_expires_at <= @now" + (id is null ? "" : " AND id = @id");
             var stale = (await connection.QueryAsync<Row>(new CommandDefinition(
-                $"SELECT {Columns} FROM connections WHERE {filter}", new { pending = ConnectionStatus.Pending, now, id }, cancellationToken: ct))).Select(r => r.ToConnection()).ToList();
+                $"SELECT {SelectColumns} FROM connections WHERE {filter}", new { pending = ConnectionStatus.Pending, now, id }, cancellationToken: ct))).Select(r => r.ToConnection()).ToList();
             var changed = new List<Connection>();
             foreach (var c in stale)
             {

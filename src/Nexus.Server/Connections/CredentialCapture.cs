@@ -114,7 +114,7 @@ internal static class CredentialCapture
                 : Form(context, state, provider, null, unusable.Detail, 409);
         }
 
-        if (await VerifyAsync(connection.Id, provider, stored, http, roles, ct) is { } rejected)
+        if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, ct) is { } rejected)
         {
             // The state stays unused: the person can correct the entry and try again.
             return Form(context, state, provider, null, rejected, 400);
@@ -179,7 +179,7 @@ internal static class CredentialCapture
             return unusable.Field is { } field ? Problems.Validation(new Dictionary<string, string[]> { [field] = [unusable.Detail] }) : unusable.ToProblem();
         }
 
-        if (await VerifyAsync(connection.Id, provider, stored, http, roles, ct) is { } rejected)
+        if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, ct) is { } rejected)
         {
             return Problems.Create(StatusCodes.Status422UnprocessableEntity, "credentials_rejected", "The provider did not accept these credentials.", rejected);
         }
@@ -342,6 +342,12 @@ internal static class CredentialCapture
         }
 
         context.Response.Headers.CacheControl = "no-store";
-        await TypedResults.Json(new JsonObject { ["strategy"] = strategy, ["credentials"] = credentials, ["expires_at"] = expiresAt }).ExecuteAsync(context);
+        var body = new JsonObject { ["strategy"] = strategy, ["credentials"] = credentials, ["expires_at"] = expiresAt };
+        if (connection.ConnectionConfig is not null)
+        {
+            body["connection_config"] = JsonSerializer.SerializeToNode(connection.Values);
+        }
+
+        await TypedResults.Json(body).ExecuteAsync(context);
     }
 }

@@ -93,6 +93,18 @@ internal static class CredentialEndpoint
             WriteExpiresAt(json, connection.TokenExpiresAt);
             json.WriteEndObject();
             WriteExpiresAt(json, connection.TokenExpiresAt);
+            if (connection.ConnectionConfig is not null)
+            {
+                // The per-connection values (issue 17): the shop, instance or data centre the token is for.
+                json.WriteStartObject("connection_config"u8);
+                foreach (var (name, value) in connection.Values)
+                {
+                    json.WriteString(name, value);
+                }
+
+                json.WriteEndObject();
+            }
+
             json.WriteEndObject();
         }
 

@@ -2,11 +2,19 @@ using Nexus.Server.ApiKeys;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
+using Nexus.Server.Vault;
 
 namespace Nexus.Server.Connections;
 
 /// <summary>Contract of POST /v1/request-connection.</summary>
-internal sealed record RequestConnectionRequest(string? WorkspaceId, string? ProviderName, string[]? Scopes, string? ReturnUrl);
+internal sealed record RequestConnectionRequest(string? WorkspaceId, string? ProviderName, string[]? Scopes, string? ReturnUrl,
+    Dictionary<string, string?>? ConnectionConfig = null);
+
+/// <summary>Contract of POST /v1/connections/{id}/reconnect: both optional (the connection's scopes and return_url by default).</summary>
+internal sealed record ReconnectRequest(string[]? Scopes, string? ReturnUrl);
+
+/// <summary>The last thing that went wrong with a connection, in plain words; never a secret.</summary>
+internal sealed record ConnectionErrorResponse(string Code, string Message);
 
 internal sealed record RequestConnectionResponse(string AuthUrl, string ConnectionId);
 
@@ -23,13 +31,50 @@ internal sealed record ConnectionResponse(
     string? Error,
     string? ErrorDescription)
 {
+    /// <summary>The per-connection values of the provider's URLs ({shop}, {instance}, {dc}); absent when there are none.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? ConnectionConfig { get; init; }
+
+    /// <summary>The scopes the provider granted (its token response's scope), else the requested ones once active.</summary>
+    public IReadOnlyList<string>? GrantedScopes { get; init; }
+
+    /// <summary>When a refresh last succeeded.</summary>
+    public long? LastRefreshedAt { get; init; }
+
+    /// <summary>When Nexus next refreshes (or retries) the token; null when nothing is scheduled.</summary>
+    public long? NextRefreshAt { get; init; }
+
+    /// <summary>Transient refresh failures in a row (0 when healthy).</summary>
+    public long ConsecutiveFailures { get; init; }
+
+    /// <summary>The last error: a failing refresh's, or why the connection stopped; null when none.</summary>
+    public ConnectionErrorResponse? LastError { get; init; }
+
+    /// <summary>True while a reconnect waits for the person's consent (the current tokens still work meanwhile).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Reconnecting { get; init; }
+
     /// <summary>
     /// expires_at: while pending, when the consent window closes; when active, when the stored access token
     /// expires (absent when the provider's tokens do not expire).
     /// </summary>
     public static ConnectionResponse From(Connection c) => new(
         c.Id, c.Status, c.ProviderName, c.WorkspaceId, c.ScopeList, c.CreatedAt / 1000, c.UpdatedAt / 1000,
-        c.Status == ConnectionStatus.Pending ? c.StateExpiresAt / 1000 : c.TokenExpiresAt / 1000, c.Error, c.ErrorDescription);
+        c.Status == ConnectionStatus.Pending ? c.StateExpiresAt / 1000 : c.TokenExpiresAt / 1000, c.Error, c.ErrorDescription)
+    {
+        ConnectionConfig = c.ConnectionConfig is null ? null : c.Values,
+        GrantedScopes = c.GrantedScopes is { } granted ? granted.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            : c.Status is ConnectionStatus.Active or ConnectionStatus.AttentionRequired ? c.ScopeList : null,
+        LastRefreshedAt = c.LastRefreshedAt / 1000,
+        // 0 means "not scheduled yet" (the background refresher computes it on its next pass).
+        NextRefreshAt = c.Status == ConnectionStatus.Active && c.NextRefreshAt is > 0 ? c.NextRefreshAt / 1000 : null,
+        ConsecutiveFailures = c.RefreshFailures,
+        LastError = c.RefreshError is { } code ? new ConnectionErrorResponse(code, c.RefreshErrorDescription ?? "Refreshing the token failed; Nexus retries.")
+            : c.Status is ConnectionStatus.AttentionRequired or ConnectionStatus.Failed && c.Error is { } error
+                ? new ConnectionErrorResponse(error, c.ErrorDescription ?? (c.Status == ConnectionStatus.Failed ? "The connection failed." : "The user must connect again."))
+                : null,
+        Reconnecting = c.ReconnectScopes is not null,
+    };
 }
 
 /// <summary>
@@ -47,8 +92,10 @@ internal static class GatewayEndpoints
         app.MapGet("/v1/connections", ListAsync).WithTags("Connections").WithoutSession();
         app.MapGet("/v1/connections/{connectionId}", GetAsync).WithTags("Connections").WithoutSession();
         app.MapDelete("/v1/connections/{connectionId}", DeleteAsync).WithTags("Connections").WithoutSession();
+        app.MapPost("/v1/connections/{connectionId}/reconnect", ReconnectAsync).WithTags("Connections").WithoutSession();
         app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections").WithoutSession();
         app.MapCredentialCapture();
+        app.MapConnectionValuesPage();
     }
 
     private static async Task<IResult> RequestConnectionAsync(HttpContext context, GatewayAuthenticator auth, ProviderRegistry providers, ConnectionService connections,
@@ -88,6 +135,11 @@ internal static class GatewayEndpoints
             errors["return_url"] = ["return_url is required: where Nexus sends the user's browser after consent."];
         }
 
+        if (body.ConnectionConfig is { Count: > 20 })
+        {
+            errors["connection_config"] = ["At most 20 values."];
+        }
+
         if (errors.Count > 0)
         {
             return Problems.Validation(errors);
@@ -111,7 +163,13 @@ internal static class GatewayEndpoints
                 "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.");
         }
 
-        var (authUrl, id) = await connections.CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct);
+        var (values, valueErrors) = connections.CheckValues(provider, body.ConnectionConfig, "connection_config");
+        if (values is null)
+        {
+            return Problems.Validation(valueErrors);
+        }
+
+        var (authUrl, id) = await connections.CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct, values);
         return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
     }
 
@@ -145,6 +203,7 @@ internal static class GatewayEndpoints
         string? One(string name) => query[name].Count == 1 && query[name][0] is { Length: > 0 } v ? v : null;
         var workspaceId = One("workspace_id");
         var status = One("status");
+        var providerName = One("provider");
         var limit = 100;
         if (One("limit") is { } l && (!int.TryParse(l, out limit) || limit is < 1 or > 1000))
         {
@@ -154,6 +213,22 @@ internal static class GatewayEndpoints
         if (status is not null and not (ConnectionStatus.Pending or ConnectionStatus.Active or ConnectionStatus.AttentionRequired or ConnectionStatus.Failed))
         {
             return Problems.Validation(new Dictionary<string, string[]> { ["status"] = ["status is pending, active, attention_required or failed."] });
+        }
+
+        if (providerName is not null && !ProviderNames.IsValid(providerName))
+        {
+            return Problems.Validation(new Dictionary<string, string[]> { ["provider"] = ["provider is the name of a registered provider (lowercase letters, digits, '_' or '-')."] });
+        }
+
+        (long, string)? after = null;
+        if (One("cursor") is { } cursor)
+        {
+            if (ConnectionCursor.Decode(cursor) is not { } position)
+            {
+                return Problems.Validation(new Dictionary<string, string[]> { ["cursor"] = ["cursor is a next_cursor value from an earlier page of this list."] });
+            }
+
+            after = position;
         }
 
         IReadOnlyCollection<string>? workspaces;
@@ -172,8 +247,77 @@ internal static class GatewayEndpoints
             workspaces = caller.Workspaces?.ToArray();
         }
 
-        var connections = await connectionService.ListAsync(workspaces, status, limit, context.RequestAborted);
-        return TypedResults.Ok(new { connections = connections.Select(ConnectionResponse.From) });
+        // One row more than asked tells whether there is a next page.
+        var connections = await connectionService.ListAsync(workspaces, status, providerName, after, limit + 1, context.RequestAborted);
+        var page = connections.Take(limit).ToList();
+        var next = connections.Count > limit ? ConnectionCursor.Encode(page[^1].CreatedAt, page[^1].Id) : null;
+        return TypedResults.Ok(new { connections = page.Select(ConnectionResponse.From), next_cursor = next });
+    }
+
+    /// <summary>
+    /// POST /v1/connections/{id}/reconnect: a new auth_url for the same connection id. The current tokens keep working
+    /// until the person completes the new consent; then they are replaced and revoked at the provider.
+    /// </summary>
+    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ProviderRegistry providers,
+        ConnectionService connections, ReturnUrlPolicy returnUrls)
+    {
+        var ct = context.RequestAborted;
+        var (caller, authError) = await auth.AuthenticateAsync(context);
+        if (caller is null)
+        {
+            return authError!;
+        }
+
+        ReconnectRequest body;
+        if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContainsKey("Transfer-Encoding")))
+        {
+            body = new ReconnectRequest(null, null);
+        }
+        else
+        {
+            var (read, error) = await JsonBody.ReadAsync<ReconnectRequest>(context.Request, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            body = read!;
+        }
+
+        if (body.Scopes is not null && (body.Scopes.Length > MaxScopes || body.Scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s))))
+        {
+            return Problems.Validation(new Dictionary<string, string[]>
+            {
+                ["scopes"] = [$"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."],
+            });
+        }
+
+        var connection = await store.FindAsync(connectionId, ct);
+        if (connection is null || !caller.CanAccess(connection.WorkspaceId))
+        {
+            return Problems.NotFound("Connection");
+        }
+
+        var returnUrl = body.ReturnUrl ?? connection.ReturnUrl;
+        if (returnUrls.Check(returnUrl) is { } notAllowed)
+        {
+            return Problems.Create(StatusCodes.Status400BadRequest, "return_url_not_allowed", "The return_url is not allowed.", notAllowed);
+        }
+
+        var provider = await providers.FindAsync(connection.ProviderName, ct);
+        if (provider is null)
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The provider of this connection no longer exists.");
+        }
+
+        if (!AuthModes.IsOAuth(provider.AuthMode))
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "not_an_oauth_connection", "This connection's provider takes credentials, not a consent.",
+                "Replace the credentials in place with POST /v1/connections/{id}/credentials.");
+        }
+
+        var authUrl = await connections.ReconnectAsync(provider, connection, body.Scopes, returnUrl, caller.Actor, ct);
+        return authUrl is null ? Problems.NotFound("Connection") : TypedResults.Ok(new RequestConnectionResponse(authUrl, connection.Id));
     }
 
     private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)
@@ -193,5 +337,36 @@ internal static class GatewayEndpoints
 
         await connections.RevokeAsync(connection, caller.Actor, ct);
         return TypedResults.NoContent();
+    }
+}
+
+/// <summary>
+/// The opaque cursor of GET /v1/connections: the position (created_at, id) of the last row of a page, base64url.
+/// Not a secret and not signed: a made-up cursor only moves the caller within the rows it may see anyway.
+/// </summary>
+internal static class ConnectionCursor
+{
+    public static string Encode(long createdAt, string id) =>
+        SecretGenerator.Base64Url(System.Text.Encoding.UTF8.GetBytes($"v1:{createdAt.ToString(System.Globalization.CultureInfo.InvariantCulture)}:{id}"));
+
+    public static (long CreatedAt, string Id)? Decode(string cursor)
+    {
+        if (cursor.Length > 200)
+        {
+            return null;
+        }
+
+        try
+        {
+            var padded = cursor.Replace('-', '+').Replace('_', '/');
+            padded += new string('=', (4 - (padded.Length % 4)) % 4);
+            var parts = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(padded)).Split(':', 3);
+            return parts.Length == 3 && parts[0] == "v1" && long.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var at)
+                && parts[2].Length is > 0 and <= 100 ? (at, parts[2]) : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 }

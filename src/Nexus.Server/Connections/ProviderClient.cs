@@ -20,6 +20,15 @@ internal sealed record TokenExchangeResult(
 {
     public bool Succeeded => Error is null && !string.IsNullOrEmpty(AccessToken);
 
+    /// <summary>
+    /// The other top-level string fields of the response (scope, Salesforce's instance_url, Pipedrive's api_domain),
+    /// never the tokens themselves.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Fields { get; init; } = new Dictionary<string, string>();
+
+    // Holds tokens: never printed.
+    public override string ToString() => Succeeded ? "TokenExchangeResult(succeeded)" : $"TokenExchangeResult({Error})";
+
     public static TokenExchangeResult Fail(string error, string? description) => new(null, null, null, null, error, description);
 }
 
@@ -70,6 +79,44 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The catalog's metadata call after consent (Mailchimp: GET /oauth2/metadata with "Authorization: OAuth …"): its
+    /// top-level string fields, or null when there is no call or it fails.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, string>?> FetchMetadataAsync(Provider provider, string accessToken, CancellationToken ct)
+    {
+        if (provider.Config.Metadata is not { } metadata || policy.Check(metadata.Url) is not null)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, metadata.Url);
+            request.Headers.Authorization = new AuthenticationHeaderValue(metadata.AuthScheme ?? "Bearer", accessToken);
+            request.Headers.Accept.ParseAdd("application/json");
+            using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, ct);
+            if (!response.IsSuccessStatusCode || await response.Content.ReadLimitedAsync(MaxResponseBytes, ct) is not { } body)
+            {
+                return null;
+            }
+
+            using var document = JsonDocument.Parse(body);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                return null;
+            }
+
+            return document.RootElement.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.String).Take(50)
+                .ToDictionary(p => p.Name, p => p.Value.GetString()!);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
+        {
+            logger.LogInformation("Metadata call of {Provider} failed: {Error}", provider.Name, e.GetType().Name);
+            return null;
+        }
     }
 
     /// <summary>RFC 7636 §4.1: 32 random bytes, base64url, give a 43-character code_verifier.</summary>
@@ -231,7 +278,8 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
     /// <summary>RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded id and secret, or both in the body.</summary>
     internal void AddClientAuthentication(Provider provider, HttpRequestMessage request, List<KeyValuePair<string, string>> parameters)
     {
-        var secret = registry.DecryptSecret(provider);
+        // RFC 6749 §2.3.1 / §3.2.1: a public client sends its client_id and nothing else; PKCE (RFC 7636) binds the code.
+        var secret = provider.Config.TokenEndpointAuth == ClientAuthMethods.None ? null : registry.DecryptSecret(provider);
         if (provider.Config.TokenEndpointAuth == ClientAuthMethods.Basic && secret is not null)
         {
             var pair = $"{Uri.EscapeDataString(provider.ClientId)}:{Uri.EscapeDataString(secret)}";
@@ -276,13 +324,30 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
 
                 var error = Str(root, "error");
                 var source = root;
+                var userToken = false;
                 if (Str(root, "access_token") is null && root.TryGetProperty("authed_user", out var user) && user.ValueKind == JsonValueKind.Object && Str(user, "access_token") is not null)
                 {
                     source = user;
+                    userToken = true;
+                }
+
+                var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var property in root.EnumerateObject())
+                {
+                    if (property.Name is not ("access_token" or "refresh_token" or "id_token") && property.Value.ValueKind == JsonValueKind.String && fields.Count < 50)
+                    {
+                        fields[property.Name] = property.Value.GetString()!;
+                    }
+                }
+
+                if (userToken && Str(source, "scope") is { } userScope)
+                {
+                    // Slack's user token: its granted scope is the user's.
+                    fields["scope"] = userScope;
                 }
 
                 return new TokenExchangeResult(Str(source, "access_token"), Str(source, "refresh_token"), Str(source, "token_type"), Seconds(Str(source, "expires_in")),
-                    error is null ? null : Sanitize(error), Str(root, "error_description") is { } d ? Sanitize(d) : null);
+                    error is null ? null : Sanitize(error), Str(root, "error_description") is { } d ? Sanitize(d) : null) { Fields = fields };
             }
             catch (JsonException)
             {
@@ -293,7 +358,10 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         var form = QueryHelpers.ParseQuery(trimmed.StartsWith('?') ? trimmed : "?" + trimmed);
         string? Get(string name) => form.TryGetValue(name, out var v) && v.Count == 1 && !string.IsNullOrEmpty(v[0]) ? v[0] : null;
         return new TokenExchangeResult(Get("access_token"), Get("refresh_token"), Get("token_type"), Seconds(Get("expires_in")),
-            Get("error") is { } e ? Sanitize(e) : null, Get("error_description") is { } desc ? Sanitize(desc) : null);
+            Get("error") is { } e ? Sanitize(e) : null, Get("error_description") is { } desc ? Sanitize(desc) : null)
+        {
+            Fields = form.Where(f => f.Key is not ("access_token" or "refresh_token" or "id_token") && f.Value.Count == 1).Take(50).ToDictionary(f => f.Key, f => f.Value[0]!),
+        };
     }
 
     private static string? Str(JsonElement element, string name) =>

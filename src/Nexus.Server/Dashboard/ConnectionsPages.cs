@@ -38,7 +38,7 @@ internal static class ConnectionsPages
             return SignIn(context);
         }
 
-        var connections = await store.ListAsync([workspace], null, 200, ct);
+        var connections = await store.ListAsync([workspace], null, null, null, 200, ct);
         var accounts = await store.AccountsAsync(workspace, ct);
         var registered = await providers.ListAsync(ct);
         var attention = connections.Where(c => c.Status == ConnectionStatus.AttentionRequired).ToList();
@@ -49,7 +49,7 @@ internal static class ConnectionsPages
         var listed = connections.Where(c => c.Status != ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).ToList();
         // "Last refreshed" only means something for OAuth connections whose provider renews tokens; a key or a password is
         // never refreshed. The column is there only when a listed connection refreshes; other rows leave the cell empty.
-        bool Refreshes(Connection c) => registered.FirstOrDefault(p => p.Name == c.ProviderName) is { AuthMode: AuthModes.OAuth2, Config.RefreshSupported: true };
+        bool Refreshes(Connection c) => registered.FirstOrDefault(p => p.Name == c.ProviderName) is { Config.RefreshSupported: true } p && AuthModes.IsOAuth(p.AuthMode);
         var refreshColumn = listed.Any(Refreshes);
         var rows = listed.Select(c =>
         {

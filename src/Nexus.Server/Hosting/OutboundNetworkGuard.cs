@@ -179,6 +179,12 @@ internal sealed class OutboundNetworkGuard
         {
             addresses = [literal];
         }
+        else if (Providers.UpstreamPolicy.IsLocalhostName(host))
+        {
+            // RFC 6761 §6.3: localhost names resolve to loopback without asking DNS (which may not know
+            // tenant.localhost); loopback is then allowed or refused like any other loopback address.
+            addresses = [IPAddress.Loopback];
+        }
         else
         {
             try

@@ -11,9 +11,10 @@ internal static class WebhookEvents
     public const string ConnectionAttentionRequired = "connection.attention_required";
     public const string ConnectionRevoked = "connection.revoked";
     public const string ConnectionRefreshFailed = "connection.refresh_failed";
+    public const string ConnectionRecovered = "connection.recovered";
     public const string Test = "webhook.test";
 
-    public static readonly string[] All = [ConnectionActive, ConnectionAttentionRequired, ConnectionRevoked, ConnectionRefreshFailed, Test];
+    public static readonly string[] All = [ConnectionActive, ConnectionAttentionRequired, ConnectionRevoked, ConnectionRefreshFailed, ConnectionRecovered, Test];
 }
 
 /// <summary>Queues events for delivery. Callers never wait for receivers: delivery happens in the background.</summary>

@@ -46,6 +46,7 @@ internal sealed record CatalogEntry
     public CatalogRefresh? Refresh { get; init; }
     public Dictionary<string, string>? Scopes { get; init; }
     public Dictionary<string, CatalogPlaceholder>? Placeholders { get; init; }
+    public CatalogMetadata? Metadata { get; init; }
     public CatalogApiKey? ApiKey { get; init; }
     public JsonElement? CredentialSchema { get; init; }
     public CatalogVerify? Verify { get; init; }
@@ -70,6 +71,42 @@ internal sealed record CatalogPlaceholder
     public string Description { get; init; } = "";
     public string Pattern { get; init; } = "";
     public string? Default { get; init; }
+
+    /// <summary>Who supplies the value (<see cref="PlaceholderSources"/>); null means the registration.</summary>
+    public string? Source { get; init; }
+
+    /// <summary>token_response and metadata sources: the top-level field the value (or a URL holding it) is read from.</summary>
+    public string? Field { get; init; }
+
+    [JsonIgnore]
+    public bool PerConnection => Source is PlaceholderSources.Connection or PlaceholderSources.TokenResponse or PlaceholderSources.Metadata;
+}
+
+/// <summary>Where a placeholder's value comes from (issue 17: per-connection values).</summary>
+internal static class PlaceholderSources
+{
+    /// <summary>The administrator's registration (POST /v1/providers "placeholders"), or the default.</summary>
+    public const string Registration = "registration";
+
+    /// <summary>Each connection: connection_config at POST /v1/request-connection, or asked of the person before consent.</summary>
+    public const string Connection = "connection";
+
+    /// <summary>After consent, from a field of the token response (Salesforce's instance_url).</summary>
+    public const string TokenResponse = "token_response";
+
+    /// <summary>After consent, from a field of the entry's metadata call (Mailchimp's dc).</summary>
+    public const string Metadata = "metadata";
+
+    public static readonly string[] All = [Registration, Connection, TokenResponse, Metadata];
+}
+
+/// <summary>A call made with the fresh access token after consent to learn per-connection values (Mailchimp's metadata endpoint).</summary>
+internal sealed record CatalogMetadata
+{
+    public string Url { get; init; } = "";
+
+    /// <summary>The Authorization scheme the token is sent with (Mailchimp: "OAuth"); Bearer by default.</summary>
+    public string? AuthScheme { get; init; }
 }
 
 internal sealed record CatalogApiKey
@@ -224,6 +261,40 @@ internal sealed partial class ProviderCatalog
                 regexError = ex.Message;
             }
 
+            if (placeholder.Source is not null && !PlaceholderSources.All.Contains(placeholder.Source))
+            {
+                yield return $"the placeholder '{name}' has source '{placeholder.Source}'; it must be one of {string.Join(", ", PlaceholderSources.All)}.";
+            }
+
+            if (placeholder.Source is PlaceholderSources.TokenResponse or PlaceholderSources.Metadata)
+            {
+                if (string.IsNullOrWhiteSpace(placeholder.Field))
+                {
+                    yield return $"the placeholder '{name}' comes from the {placeholder.Source}: it needs the field it is read from.";
+                }
+
+                // Known only after consent: the URLs of the consent itself cannot use it.
+                if ((e.AuthorizationUrl ?? "").Contains("{" + name + "}", StringComparison.Ordinal) || (e.TokenUrl ?? "").Contains("{" + name + "}", StringComparison.Ordinal)
+                    || (e.Metadata?.Url ?? "").Contains("{" + name + "}", StringComparison.Ordinal))
+                {
+                    yield return $"the placeholder '{name}' is known only after consent; authorization_url, token_url and metadata.url cannot use it.";
+                }
+            }
+            else if (placeholder.Field is not null)
+            {
+                yield return $"the placeholder '{name}' has a field but its source is not token_response or metadata.";
+            }
+
+            if (placeholder.Source == PlaceholderSources.Metadata && e.Metadata is null)
+            {
+                yield return $"the placeholder '{name}' comes from the metadata call, but the entry declares no metadata {{url}}.";
+            }
+
+            if (placeholder.PerConnection && placeholder.Default is not null)
+            {
+                yield return $"the placeholder '{name}' varies per connection; it cannot have a default.";
+            }
+
             if (regex is null || !placeholder.Pattern.StartsWith('^') || !placeholder.Pattern.EndsWith('$'))
             {
                 yield return $"the placeholder '{name}' needs a valid pattern anchored with ^ and $ ({regexError ?? placeholder.Pattern}).";
@@ -234,7 +305,7 @@ internal sealed partial class ProviderCatalog
             }
         }
 
-        foreach (var (field, template) in Templates(e).Where(t => t.Field.EndsWith("_url", StringComparison.Ordinal)))
+        foreach (var (field, template) in Templates(e).Where(t => t.Field.EndsWith("url", StringComparison.Ordinal)))
         {
             if (!IsAbsoluteHttps(Fill(template, declared)))
             {
@@ -325,9 +396,14 @@ internal sealed partial class ProviderCatalog
             yield return "pkce must be required, supported or unsupported.";
         }
 
-        if (e.TokenEndpointAuth is not (ClientAuthMethods.Basic or ClientAuthMethods.Post))
+        if (e.TokenEndpointAuth is not (ClientAuthMethods.Basic or ClientAuthMethods.Post or ClientAuthMethods.None))
         {
-            yield return "token_endpoint_auth must be client_secret_basic or client_secret_post.";
+            yield return "token_endpoint_auth must be client_secret_basic, client_secret_post or none.";
+        }
+
+        if (e.TokenEndpointAuth == ClientAuthMethods.None && e.Pkce == PkceModes.Unsupported)
+        {
+            yield return "a public client (token_endpoint_auth none) needs PKCE: pkce must be required or supported.";
         }
 
         if (e.TokenRequestFormat is not (null or TokenRequestFormats.Form or TokenRequestFormats.Json))
@@ -466,6 +542,11 @@ internal sealed partial class ProviderCatalog
         {
             yield return ($"aws.{name}", value);
         }
+
+        if (e.Metadata is { } metadata)
+        {
+            yield return ("metadata.url", metadata.Url);
+        }
     }
 
     /// <summary>Fills placeholders with their defaults, or a sample value when there is none (for shape checks).</summary>
@@ -492,6 +573,9 @@ internal static class ClientAuthMethods
 {
     public const string Basic = "client_secret_basic";
     public const string Post = "client_secret_post";
+
+    /// <summary>A public client (RFC 6749 §2.1): no secret; only client_id is sent, and PKCE S256 is always used (RFC 7636, RFC 9700 §2.1.1).</summary>
+    public const string None = "none";
 }
 
 internal static class TokenRequestFormats

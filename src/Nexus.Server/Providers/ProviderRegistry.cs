@@ -53,7 +53,17 @@ internal sealed record ProviderConfig
     /// <summary>mcp_oauth2 providers: what discovery found and how Nexus registered itself.</summary>
     public McpServerConfig? Mcp { get; init; }
 
-    public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported;
+    /// <summary>
+    /// Placeholders left in the URLs above whose values differ per connection (issue 17): given at request time, asked
+    /// of the person, or captured after consent. Null for providers registered before per-connection values existed.
+    /// </summary>
+    public Dictionary<string, CatalogPlaceholder>? ConnectionPlaceholders { get; init; }
+
+    /// <summary>The call after consent that supplies metadata-sourced placeholders (Mailchimp).</summary>
+    public CatalogMetadata? Metadata { get; init; }
+
+    /// <summary>A public client (token_endpoint_auth none) always uses PKCE S256: without a secret it is what binds the code to Nexus.</summary>
+    public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported || TokenEndpointAuth == ClientAuthMethods.None;
 }
 
 /// <summary>A provider an admin registered. The client secret is held only as ciphertext.</summary>

@@ -72,12 +72,19 @@ internal sealed record ProviderResponse(
     int? RefreshMarginSeconds = null,
     McpServerConfig? Mcp = null)
 {
+    /// <summary>The per-connection values the URLs still need (issue 17): what connection_config takes, or what is captured after consent.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, CatalogPlaceholder>? ConnectionConfigSchema { get; init; }
+
     /// <summary>Everything but the client secret, which is never returned.</summary>
     public static ProviderResponse From(Provider p) => new(
         p.Name, p.CatalogKey, p.DisplayName, p.AuthMode, p.Config.Issuer, p.Config.AuthorizationUrl, p.Config.TokenUrl, p.Config.RevocationUrl,
         p.Config.UserinfoUrl, p.Config.ApiBaseUrl, p.ClientId, p.ClientSecret is not null, p.Scopes, p.Config.Pkce, p.Config.TokenEndpointAuth,
         p.Config.TokenRequestFormat, p.Config.RevocationFormat, p.Config.ScopeSeparator, p.Config.AuthorizationParams, p.Config.TokenRequestHeaders,
-        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds, p.Config.Mcp);
+        p.Placeholders, p.Config.RefreshSupported, p.CreatedAt, p.UpdatedAt, p.Config.ApiKey, p.Config.Aws, p.Config.CredentialSchema, p.Config.RefreshMarginSeconds, p.Config.Mcp)
+    {
+        ConnectionConfigSchema = p.Config.ConnectionPlaceholders,
+    };
 }
 
 /// <summary>/v1/providers (admin API key): register the OAuth apps Nexus connects users through.</summary>
@@ -149,9 +156,16 @@ internal static class ProvidersAdminEndpoints
             errors["client_id"] = ["client_id is required: the OAuth client id registered at the provider."];
         }
 
-        if (mode == AuthModes.OAuth2 && string.IsNullOrEmpty(body.ClientSecret))
+        // A public client (token_endpoint_auth none, RFC 6749 §2.1) has no secret; every other OAuth client has one.
+        var isPublic = (body.Catalog is not null ? catalog.Find(body.Catalog)?.TokenEndpointAuth : body.TokenEndpointAuth) == ClientAuthMethods.None;
+        if (mode == AuthModes.OAuth2 && !isPublic && string.IsNullOrEmpty(body.ClientSecret))
         {
-            errors["client_secret"] = ["client_secret is required: the OAuth client secret registered at the provider."];
+            errors["client_secret"] = ["client_secret is required: the OAuth client secret registered at the provider (or token_endpoint_auth \"none\" for a public client)."];
+        }
+
+        if (isPublic && body.ClientSecret is not null)
+        {
+            errors["client_secret"] = ["A public client (token_endpoint_auth \"none\") has no client_secret; Nexus uses PKCE S256 and sends only client_id."];
         }
 
         var resolved = await ResolveAsync(body, null, catalog, discovery, policy, errors, ct);
@@ -268,7 +282,9 @@ internal static class ProvidersAdminEndpoints
             Placeholders = resolved.Placeholders!,
             Scopes = resolved.Scopes!,
             ClientId = body.ClientId?.Trim() ?? existing.ClientId,
-            ClientSecret = body.ClientSecret is { } secret ? registry.EncryptSecret(name, secret) : existing.ClientSecret,
+            // A provider made a public client forgets its secret: it is never sent again.
+            ClientSecret = resolved.Config!.TokenEndpointAuth == ClientAuthMethods.None ? null
+                : body.ClientSecret is { } secret ? registry.EncryptSecret(name, secret) : existing.ClientSecret,
         };
         await registry.UpdateAsync(updated, ct);
         return ((await registry.FindAsync(name, ct))!, null, errors);
@@ -392,7 +408,8 @@ internal static class ProvidersAdminEndpoints
             });
             if (required && missing.Count > 0)
             {
-                foreach (var name in missing)
+                // Per-connection values (issue 17) are filled for each connection, not here.
+                foreach (var name in missing.Where(n => !declared[n].PerConnection))
                 {
                     errors[$"placeholders.{name}"] = [$"{field} needs the placeholder '{name}': {declared[name].Description}"];
                 }
@@ -451,10 +468,14 @@ internal static class ProvidersAdminEndpoints
             AuthorizationParams = new Dictionary<string, string>(entry.AuthorizationParams ?? []),
             TokenRequestHeaders = new Dictionary<string, string>(entry.TokenRequestHeaders ?? []),
             RefreshSupported = entry.Refresh?.Supported ?? false,
+            Metadata = entry.Metadata,
         };
+        var perConnection = declared.Where(d => d.Value.PerConnection && !values.ContainsKey(d.Key)).ToDictionary(d => d.Key, d => d.Value);
+        config = config with { ConnectionPlaceholders = perConnection.Count > 0 ? perConnection : null };
         foreach (var (field, url) in new[] { ("authorization_url", config.AuthorizationUrl), ("token_url", config.TokenUrl), ("revocation_url", config.RevocationUrl), ("userinfo_url", config.UserinfoUrl) })
         {
-            if (url is not null && !errors.Keys.Any(k => k.StartsWith("placeholders.", StringComparison.Ordinal)) && policy.Check(url) is { } problem)
+            if (url is not null && !errors.Keys.Any(k => k.StartsWith("placeholders.", StringComparison.Ordinal)) && !url.Contains('{', StringComparison.Ordinal)
+                && policy.Check(url) is { } problem)
             {
                 errors[field] = [$"{field} {problem}"];
             }
@@ -552,9 +573,9 @@ internal static class ProvidersAdminEndpoints
             }
         }
 
-        if (config.TokenEndpointAuth is not (ClientAuthMethods.Basic or ClientAuthMethods.Post))
+        if (config.TokenEndpointAuth is not (ClientAuthMethods.Basic or ClientAuthMethods.Post or ClientAuthMethods.None))
         {
-            errors["token_endpoint_auth"] = ["token_endpoint_auth must be client_secret_basic or client_secret_post."];
+            errors["token_endpoint_auth"] = ["token_endpoint_auth must be client_secret_basic, client_secret_post or none (a public client, with PKCE)."];
         }
 
         if (config.TokenRequestFormat is not (TokenRequestFormats.Form or TokenRequestFormats.Json))

@@ -330,9 +330,15 @@ public sealed class HostileInputTests(HostileInputFixture fixture) : IClassFixtu
                 ["name"] = "p-x", ["auth_mode"] = "api_key", ["api_base_url"] = f.Echo.BaseUrl, ["api_key"] = new { @in = "header", name = "x-api-key" },
                 ["credential_schema"] = new { type = "object", required = new[] { "api_key" }, properties = new { api_key = new { type = "string", title = "Key", pattern = "^[a-z]+$" } } },
             }),
-            new("/v1/request-connection", Auth.Gateway, Json: new() { ["workspace_id"] = "ws_1", ["provider_name"] = f.Provider, ["return_url"] = HostileInputFixture.ReturnUrl, ["scopes"] = new[] { "read" } }),
+            new("/v1/request-connection", Auth.Gateway, Json: new()
+            {
+                ["workspace_id"] = "ws_1", ["provider_name"] = f.Provider, ["return_url"] = HostileInputFixture.ReturnUrl, ["scopes"] = new[] { "read" },
+                ["connection_config"] = new Dictionary<string, string> { ["shop"] = "acme" },
+            }),
+            new("/reconnect", Auth.Gateway, Json: new() { ["scopes"] = new[] { "read" }, ["return_url"] = HostileInputFixture.ReturnUrl }),
+            new("/connect/values", Auth.None, Form: new() { ["state"] = f.PendingState, ["shop"] = "acme" }, Query: new() { ["state"] = f.PendingState }),
             new("/credentials", Auth.Gateway, Json: new() { ["api_key"] = "sk-new" }, Form: new() { ["state"] = f.PendingState, ["api_key"] = "sk-new" }, Query: new() { ["state"] = f.PendingState }),
-            new("/v1/connections", Auth.Gateway, Query: new() { ["workspace_id"] = "ws_1", ["provider"] = f.Provider }),
+            new("/v1/connections", Auth.Gateway, Query: new() { ["workspace_id"] = "ws_1", ["provider"] = f.Provider, ["status"] = "active", ["cursor"] = "djE6MTpjb25uX3g", ["limit"] = "5" }),
             new("/v1/token/", Auth.Gateway, Query: new() { ["force_refresh"] = "true" }),
             new("/v1/refresh/", Auth.Gateway),
             new("/v1/catalog", Auth.None, Query: new() { ["auth_mode"] = "api_key", ["category"] = "ai" }),

@@ -145,6 +145,7 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/v1/connections/{connectionId}", Access.GatewayKey),
         new("DELETE", "/v1/connections/{connectionId}", Access.GatewayKey),
         new("POST", "/v1/connections/{connectionId}/credentials", Access.GatewayKey),
+        new("POST", "/v1/connections/{connectionId}/reconnect", Access.GatewayKey),
         new("GET", "/v1/token/{connectionId}", Access.GatewayKey),
         new("POST", "/v1/refresh/{connectionId}", Access.GatewayKey),
         new("*", "/v1/bridge/{connectionId}", Access.GatewayKey),
@@ -155,6 +156,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/auth/callback", Access.SignedState),
         new("GET", "/connect/credentials", Access.SignedState),
         new("POST", "/connect/credentials", Access.SignedState, Antiforgery: true),
+        new("GET", "/connect/values", Access.SignedState),
+        new("POST", "/connect/values", Access.SignedState, Antiforgery: true),
 
         // My connections.
         new("GET", "/dashboard", Access.User),

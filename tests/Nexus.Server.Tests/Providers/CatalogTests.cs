@@ -58,6 +58,26 @@ public sealed class CatalogTests
     }
 
     [Fact]
+    public void TheValidatorChecksWherePerConnectionValuesComeFromAndPublicClients()
+    {
+        var salesforce = Catalog.Entries["salesforce"];
+        var instance = salesforce.Placeholders!["instance"];
+        CatalogEntry With(CatalogPlaceholder p) => salesforce with { Placeholders = new(salesforce.Placeholders) { ["instance"] = p } };
+        // Known only after consent, so the consent's own URLs cannot use it.
+        Assert.Contains(ProviderCatalog.ValidateEntry("salesforce", With(instance) with { TokenUrl = "https://{instance}.my.salesforce.com/services/oauth2/token" }),
+            e => e.Contains("known only after consent", StringComparison.Ordinal));
+        Assert.Contains(ProviderCatalog.ValidateEntry("salesforce", With(instance with { Field = null })), e => e.Contains("needs the field", StringComparison.Ordinal));
+        Assert.Contains(ProviderCatalog.ValidateEntry("salesforce", With(instance with { Source = "dns" })), e => e.Contains("must be one of", StringComparison.Ordinal));
+        Assert.Contains(ProviderCatalog.ValidateEntry("salesforce", With(instance with { Source = PlaceholderSources.Metadata })), e => e.Contains("declares no metadata", StringComparison.Ordinal));
+        Assert.Contains(ProviderCatalog.ValidateEntry("salesforce", With(instance with { Default = "acme" })), e => e.Contains("cannot have a default", StringComparison.Ordinal));
+
+        var github = Catalog.Entries["github"];
+        Assert.Empty(ProviderCatalog.ValidateEntry("github", github with { TokenEndpointAuth = ClientAuthMethods.None, Pkce = PkceModes.Supported }));
+        Assert.Contains(ProviderCatalog.ValidateEntry("github", github with { TokenEndpointAuth = ClientAuthMethods.None, Pkce = PkceModes.Unsupported }),
+            e => e.Contains("public client", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void TheValidatorCatchesAnApiKeyEntryWithoutACredentialSchemaAndUnknownFields()
     {
         var missingSchema = """{"version":1,"providers":{"k":{"display_name":"K","auth_mode":"api_key","categories":["ai"],"docs_url":"https://k.test","api_base_url":"https://api.k.test","api_key":{"in":"header","name":"x-key"}}}}""";

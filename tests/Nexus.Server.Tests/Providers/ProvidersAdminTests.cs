@@ -46,9 +46,18 @@ public sealed class ProvidersAdminTests(BrokerFixture fixture) : IClassFixture<B
             new { name = NewName("gitlab"), catalog = "gitlab", client_id = "a", client_secret = "b", placeholders = new { host = "git.example.org" } }, HttpStatusCode.Created);
         Assert.Equal("https://git.example.org/oauth/authorize", selfHosted.GetProperty("authorization_url").GetString());
 
-        var missing = await Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
-            new { name = NewName("zendesk"), catalog = "zendesk", client_id = "a", client_secret = "b" }, HttpStatusCode.BadRequest);
-        Assert.True(missing.GetProperty("errors").TryGetProperty("placeholders.subdomain", out _));
+        // A value that differs per connection (issue 17) is not required at registration: it stays in the URLs and
+        // is described for connection_config.
+        var perConnection = await Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
+            new { name = NewName("zendesk"), catalog = "zendesk", client_id = "a", client_secret = "b" }, HttpStatusCode.Created);
+        Assert.Equal("https://{subdomain}.zendesk.com/oauth/tokens", perConnection.GetProperty("token_url").GetString());
+        Assert.Equal("connection", perConnection.GetProperty("connection_config_schema").GetProperty("subdomain").GetProperty("source").GetString());
+
+        // One deployment for one tenant may still fix it at registration.
+        var fixedTenant = await Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
+            new { name = NewName("zendesk"), catalog = "zendesk", client_id = "a", client_secret = "b", placeholders = new { subdomain = "acme" } }, HttpStatusCode.Created);
+        Assert.Equal("https://acme.zendesk.com/oauth/tokens", fixedTenant.GetProperty("token_url").GetString());
+        Assert.False(fixedTenant.TryGetProperty("connection_config_schema", out _));
 
         var badValue = await Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
             new { name = NewName("zendesk"), catalog = "zendesk", client_id = "a", client_secret = "b", placeholders = new { subdomain = "evil.com/x?" } }, HttpStatusCode.BadRequest);

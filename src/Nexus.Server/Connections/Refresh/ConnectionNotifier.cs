@@ -42,6 +42,17 @@ internal sealed class ConnectionNotifier(WebhookPublisher publisher, ILogger<Con
             expires_at = expiresAtMs / 1000,
         });
 
+    /// <summary>connection.recovered: refreshes work again after <paramref name="failures"/> transient failures in a row (sent once per streak).</summary>
+    public Task RecoveredAsync(string connectionId, string workspaceId, string provider, long failures, long? expiresAtMs) =>
+        PublishAsync(WebhookEvents.ConnectionRecovered, workspaceId, new
+        {
+            connection_id = connectionId,
+            provider,
+            status = ConnectionStatus.Active,
+            failures,
+            expires_at = expiresAtMs / 1000,
+        });
+
     public Task RevokedAsync(string connectionId, string workspaceId, string provider, string previousStatus, string providerRevocation) =>
         PublishAsync(WebhookEvents.ConnectionRevoked, workspaceId, new
         {

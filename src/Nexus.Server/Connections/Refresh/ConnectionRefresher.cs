@@ -380,12 +380,14 @@ internal sealed class ConnectionRefresher(
         }
 
         var refreshToken = connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, row.RefreshToken!);
+        // The connection's own values ({shop}, {subdomain}, …) in the token URL (issue 17).
+        var applied = ConnectionValues.Apply(provider!, ConnectionValues.Parse(row.ConnectionConfig));
         var started = time.GetTimestamp();
-        var attempt = await client.RefreshAsync(provider!, refreshToken, CancellationToken.None);
+        var attempt = await client.RefreshAsync(applied, refreshToken, CancellationToken.None);
         metrics.Refresh(provider!.Name, attempt.Succeeded ? "succeeded" : attempt.Kind == RefreshFailureKind.Rejected ? "rejected" : "failed", time.GetElapsedTime(started));
         if (attempt.Succeeded)
         {
-            return await StoreSuccessAsync(held, row, provider!, attempt.Tokens!, recovering);
+            return await StoreSuccessAsync(held, row, applied, attempt.Tokens!, recovering);
         }
 
         if (attempt.Kind != RefreshFailureKind.Rejected)
@@ -423,6 +425,12 @@ internal sealed class ConnectionRefresher(
         {
             await notifier.ActivatedAsync(row.Id, row.WorkspaceId, row.ProviderName, expiresAt, "refreshed");
         }
+        else if (row.RefreshFailures > 0)
+        {
+            // The failures of a streak stopped: once, since the success just reset the count to 0 under the lock.
+            await notifier.RecoveredAsync(row.Id, row.WorkspaceId, row.ProviderName, row.RefreshFailures, expiresAt);
+            await RecordQuietlyAsync(AuditEvents.Recovered, row, new { provider = row.ProviderName, failures = row.RefreshFailures });
+        }
 
         return new RefreshResult(RefreshStatus.Refreshed, row with
         {
@@ -446,7 +454,7 @@ internal sealed class ConnectionRefresher(
         var now = Now;
         var failures = row.RefreshFailures + 1;
         var retryAt = now + (long)RefreshSchedule.RetryDelay(Settings, (int)Math.Min(failures, int.MaxValue), attempt.RetryAfter, Random.Shared.NextDouble()).TotalMilliseconds;
-        await RefreshStore.FailTransientlyAsync(held, row.Id, failures, retryAt, attempt.Error);
+        await RefreshStore.FailTransientlyAsync(held, row.Id, failures, retryAt, attempt.Error, attempt.Description);
         await held.CommitAsync();
         RememberBackoff(row.Id, retryAt);
         if (attempt.Kind == RefreshFailureKind.Misconfigured)

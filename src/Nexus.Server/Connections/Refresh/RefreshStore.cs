@@ -24,6 +24,7 @@ internal sealed record RefreshRow
     public long RefreshFailures { get; init; }
     public string? RefreshError { get; init; }
     public long? LastRefreshedAt { get; init; }
+    public string? ConnectionConfig { get; init; }
 
     /// <summary>
     /// When the stored tokens were obtained. For an active connection nothing but activation and refresh writes
@@ -130,7 +131,7 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
     private readonly SemaphoreSlim sqliteWrites = new(1, 1);
 
     private const string Columns = "id, workspace_id, provider_name, status, access_token, refresh_token, token_type, token_expires_at, error, error_description, " +
-        "updated_at, next_refresh_at, refresh_failures, refresh_error, last_refreshed_at";
+        "updated_at, next_refresh_at, refresh_failures, refresh_error, last_refreshed_at, connection_config";
 
     /// <summary>PostgreSQL's "lock_not_available", raised when lock_timeout expires.</summary>
     private const string LockNotAvailable = "55P03";
@@ -203,22 +204,23 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
             """
             UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token),
                 token_type = COALESCE(@tokenType, token_type), token_expires_at = @expiresAt, error = NULL, error_description = NULL,
-                next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, last_refreshed_at = @now, updated_at = @now
+                next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, last_refreshed_at = @now, updated_at = @now
             WHERE id = @id
             """,
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, expiresAt, nextRefreshAt, now }) == 1;
 
     /// <summary>Records a transient failure: the connection stays as it is and is retried at <paramref name="retryAt"/>.</summary>
-    public static Task FailTransientlyAsync(RefreshLock held, string id, long failures, long retryAt, string error) =>
-        held.ExecuteAsync("UPDATE connections SET refresh_failures = @failures, next_refresh_at = @retryAt, refresh_error = @error WHERE id = @id",
-            new { id, failures, retryAt, error });
+    public static Task FailTransientlyAsync(RefreshLock held, string id, long failures, long retryAt, string error, string? description) =>
+        held.ExecuteAsync(
+            "UPDATE connections SET refresh_failures = @failures, next_refresh_at = @retryAt, refresh_error = @error, refresh_error_description = @description WHERE id = @id",
+            new { id, failures, retryAt, error, description = description is { Length: > 300 } ? description[..300] : description });
 
     /// <summary>The provider rejected the grant: the connection needs its user, and is never refreshed automatically again.</summary>
     public static Task RequireAttentionAsync(RefreshLock held, string id, string error, string? description, long now) =>
         held.ExecuteAsync(
             """
             UPDATE connections SET status = @attention, error = @error, error_description = @description, next_refresh_at = NULL,
-                refresh_failures = 0, refresh_error = NULL, updated_at = @now
+                refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, updated_at = @now
             WHERE id = @id
             """,
             new { id, attention = ConnectionStatus.AttentionRequired, error, description, now });

@@ -1,0 +1,117 @@
+using Nexus.Server.Accounts;
+using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
+using static Nexus.Server.Hosting.Html;
+
+namespace Nexus.Server.Connections;
+
+/// <summary>
+/// /connect/values: the Nexus page a person sees before the provider's consent when the connection still lacks a
+/// value only they know (their Shopify shop, their Zendesk subdomain), issue 17. The app's auth_url (and the
+/// dashboard's connect button) lead here; the signed state of the pending connection is the link's only authority.
+/// The entry is checked like connection_config at POST /v1/request-connection, stored with the connection, and the
+/// browser goes on to the provider's consent page for that tenant.
+/// </summary>
+internal static class ConnectionValuesPage
+{
+    public const string FormPath = "/connect/values";
+
+    public static void MapConnectionValuesPage(this IEndpointRouteBuilder app)
+    {
+        app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
+        app.MapPost(FormPath, SubmitAsync).ExcludeFromDescription().DisableAntiforgery();
+    }
+
+    public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";
+
+    private static async Task<(Connection? Connection, Provider? Provider, string? Error)> ResolveAsync(string? state, StateSigner signer, ConnectionStore store,
+        ProviderRegistry providers, TimeProvider time, CancellationToken ct)
+    {
+        if (!signer.TryVerify(state, out var claims) || await store.FindAsync(claims.ConnectionId, ct) is not { } connection || connection.StateNonce != claims.Nonce)
+        {
+            return (null, null, "This link is not valid. Start again from the application that sent you here.");
+        }
+
+        if ((connection.Status != ConnectionStatus.Pending && connection.ReconnectScopes is null) || connection.StateUsedAt is not null
+            || connection.StateExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
+        {
+            return (null, null, "This link was already used or has expired. Start again from the application that sent you here.");
+        }
+
+        var provider = await providers.FindAsync(connection.ProviderName, ct);
+        return provider is null ? (null, null, "This connection's provider no longer exists.") : (connection, provider, null);
+    }
+
+    private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
+        ConnectionService connections, TimeProvider time)
+    {
+        var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, context.RequestAborted);
+        if (connection is null)
+        {
+            return Error(context, "Cannot connect", error!);
+        }
+
+        // Nothing left to ask (a second tab, or values given meanwhile): straight on to the consent.
+        return Missing(provider!, connection).Count == 0 ? Results.Redirect(connections.ConsentUrl(provider!, connection, state!)) : Form(context, state!, provider!, connection, null);
+    }
+
+    private static List<KeyValuePair<string, CatalogPlaceholder>> Missing(Provider provider, Connection connection) =>
+        ConnectionValues.AskedBeforeConsent(provider).Where(d => !connection.Values.ContainsKey(d.Key)).ToList();
+
+    private static IResult Form(HttpContext context, string state, Provider provider, Connection connection, Dictionary<string, string[]>? errors, int status = 200)
+    {
+        context.Response.Headers["Referrer-Policy"] = "no-referrer";
+        context.Response.Headers.CacheControl = "no-store";
+        var inputs = string.Concat(Missing(provider, connection).Select(d =>
+        {
+            var name = d.Key;
+            var error = errors is not null && errors.TryGetValue("values." + name, out var messages) ? $"<p class=\"error\" id=\"{E(name)}-error\">{E(string.Join(" ", messages))}</p>" : "";
+            return $"""
+                <label for="{E(name)}">{E(name)}</label>
+                <input id="{E(name)}" name="{E(name)}" type="text" autocomplete="off" spellcheck="false" required aria-describedby="{E(name)}-help{(error.Length > 0 ? $" {E(name)}-error" : "")}">
+                <p class="muted" id="{E(name)}-help">{E(d.Value.Description)}</p>{error}
+                """;
+        }));
+        var alert = errors is { Count: > 0 } ? "<p class=\"error\" role=\"alert\">Check the highlighted fields.</p>" : "";
+        return Page(context, "Connect " + provider.DisplayName, $"""
+            <section class="card narrow"><h1>Connect {E(provider.DisplayName)}</h1>
+            <p>{E(provider.DisplayName)} needs to know which account to connect before it asks for your consent.</p>{alert}
+            <form method="post" action="{FormPath}">{AntiforgeryField(context)}<input type="hidden" name="state" value="{E(state)}">{inputs}
+            <div class="actions"><button type="submit">Continue</button></div></form></section>
+            """, status);
+    }
+
+    private static async Task<IResult> SubmitAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers, ConnectionService connections,
+        TimeProvider time)
+    {
+        var ct = context.RequestAborted;
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var state = form["state"].ToString();
+        var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, ct);
+        if (connection is null)
+        {
+            return Error(context, "Cannot connect", error!);
+        }
+
+        // Only the values still missing are read: one given by the app is not the person's to change.
+        var given = Missing(provider!, connection).ToDictionary(d => d.Key, d => form[d.Key].Count == 1 ? form[d.Key][0]?.Trim() : null);
+        var all = new Dictionary<string, string?>(connection.Values.ToDictionary(v => v.Key, v => (string?)v.Value));
+        foreach (var (name, value) in given)
+        {
+            all[name] = value;
+        }
+
+        var (values, errors) = connections.CheckValues(provider!, all, "values");
+        if (values is null)
+        {
+            return Form(context, state, provider!, connection, errors, 400);
+        }
+
+        await store.SetValuesAsync(connection.Id, values, ct);
+        return Results.Redirect(connections.ConsentUrl(provider!, connection with { ConnectionConfig = ConnectionValues.Serialize(values) }, state));
+    }
+}

@@ -1,0 +1,150 @@
+using System.Net;
+
+namespace Nexus.Server.Tests.Connections;
+
+/// <summary>Issue 17: a connection's health in the API, the recovered webhook, list filters and cursors, and reconnect keeping the id.</summary>
+public sealed class ConnectionHealthTests(TenantFixture f) : IClassFixture<TenantFixture>
+{
+    [Fact]
+    public async Task HealthFieldsFollowAFailingAndRecoveringProviderAndTheRecoveredWebhookFiresOnce()
+    {
+        var id = await f.ConnectAsync(TenantFixture.Shop, new { shop = "health" });
+        var healthy = await f.ConnectionAsync(id);
+        Assert.Equal(0, healthy.GetProperty("consecutive_failures").GetInt64());
+        Assert.False(healthy.TryGetProperty("last_error", out _));
+        Assert.Equal(["read", "write"], healthy.GetProperty("granted_scopes").EnumerateArray().Select(s => s.GetString()));
+
+        f.Fake.FailRefresh = true;
+        try
+        {
+            for (var i = 1; i <= 2; i++)
+            {
+                var (failed, _) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}");
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, failed);
+                var failing = await f.ConnectionAsync(id);
+                Assert.Equal("active", failing.GetProperty("status").GetString());
+                Assert.Equal(i, failing.GetProperty("consecutive_failures").GetInt64());
+                Assert.Equal("temporarily_unavailable", failing.GetProperty("last_error").GetProperty("code").GetString());
+                Assert.Equal("Down for maintenance", failing.GetProperty("last_error").GetProperty("message").GetString());
+                Assert.True(failing.GetProperty("next_refresh_at").GetInt64() > 0);
+            }
+        }
+        finally
+        {
+            f.Fake.FailRefresh = false;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await f.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}")).Status);
+        var recovered = await f.ConnectionAsync(id);
+        Assert.Equal(0, recovered.GetProperty("consecutive_failures").GetInt64());
+        Assert.False(recovered.TryGetProperty("last_error", out _));
+        Assert.True(recovered.GetProperty("last_refreshed_at").GetInt64() > 0);
+
+        // Another success is no recovery; the delete's webhook comes after both, so waiting for it waits for them.
+        Assert.Equal(HttpStatusCode.OK, (await f.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}")).Status);
+        var hook = await f.Hooks.WaitForAsync(d => d.Type == "connection.recovered" && d.Data.GetProperty("connection_id").GetString() == id);
+        Assert.Equal(2, hook.Data.GetProperty("failures").GetInt64());
+        Assert.Equal(HttpStatusCode.NoContent, (await f.Kit.SendAsync(HttpMethod.Delete, $"/v1/connections/{id}")).Status);
+        await f.Hooks.WaitForAsync(d => d.Type == "connection.revoked" && d.Data.GetProperty("connection_id").GetString() == id);
+        Assert.Single(f.Hooks.Received, d => d.Type == "connection.recovered" && d.Data.GetProperty("connection_id").GetString() == id);
+    }
+
+    [Fact]
+    public async Task TheListFiltersByStatusAndProviderAndPagesWithAnOpaqueCursor()
+    {
+        const string workspace = "ws_list";
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add(await f.ConnectAsync(TenantFixture.Shop, new { shop = "list" + i }, workspace));
+        }
+
+        var (_, pending) = await f.RequestAsync(TenantFixture.Mc, null, workspace);
+
+        var seen = new List<string>();
+        string? cursor = null;
+        do
+        {
+            var (status, page) = await f.Kit.SendAsync(HttpMethod.Get,
+                $"/v1/connections?workspace_id={workspace}&provider=shop&status=active&limit=2" + (cursor is null ? "" : "&cursor=" + Uri.EscapeDataString(cursor)));
+            Assert.Equal(HttpStatusCode.OK, status);
+            seen.AddRange(page.GetProperty("connections").EnumerateArray().Select(c => c.GetProperty("connection_id").GetString()!));
+            cursor = page.TryGetProperty("next_cursor", out var next) ? next.GetString() : null;
+        }
+        while (cursor is not null);
+
+        Assert.Equal(ids.AsEnumerable().Reverse(), seen);
+        var (_, mc) = await f.Kit.SendAsync(HttpMethod.Get, $"/v1/connections?workspace_id={workspace}&provider=mc");
+        Assert.Equal(pending.GetProperty("connection_id").GetString(), Assert.Single(mc.GetProperty("connections").EnumerateArray()).GetProperty("connection_id").GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, (await f.Kit.SendAsync(HttpMethod.Get, "/v1/connections?cursor=not-a-cursor")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await f.Kit.SendAsync(HttpMethod.Get, "/v1/connections?provider=Not%20A%20Name")).Status);
+    }
+
+    [Fact]
+    public async Task AReconnectKeepsTheIdAndTheOldTokenWorksUntilTheNewConsentCompletes()
+    {
+        var id = await f.ConnectAsync(TenantFixture.Shop, new { shop = "again" });
+        var oldToken = await f.TokenAsync(id);
+
+        var (status, body) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { scopes = new[] { "read", "write" } });
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(id, body.GetProperty("connection_id").GetString());
+        var authUrl = body.GetProperty("auth_url").GetString()!;
+        Assert.StartsWith(f.Fake.Url("again.localhost", "/authorize?"), authUrl);
+
+        // Meanwhile: still active, same token, the Bridge still works with it.
+        var waiting = await f.ConnectionAsync(id);
+        Assert.Equal("active", waiting.GetProperty("status").GetString());
+        Assert.True(waiting.GetProperty("reconnecting").GetBoolean());
+        Assert.Equal(oldToken, await f.TokenAsync(id));
+        Assert.Equal((HttpStatusCode.OK, "again.localhost"), await f.BridgeAsync(id));
+        Assert.True(f.Fake.ValidTokens.ContainsKey(oldToken));
+
+        var returned = await f.CompleteAsync(authUrl);
+        Assert.Equal(id, returned["connection_id"]);
+        Assert.Equal("active", returned["status"]);
+        var newToken = await f.TokenAsync(id);
+        Assert.NotEqual(oldToken, newToken);
+        Assert.Contains(f.Fake.Calls, c => c.Path == "/revoke" && c.Token == oldToken && c.Host == "again.localhost");
+        Assert.False(f.Fake.ValidTokens.ContainsKey(oldToken));
+        var after = await f.ConnectionAsync(id);
+        Assert.Equal(["read", "write"], after.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
+        Assert.False(after.TryGetProperty("reconnecting", out _));
+        Assert.Equal((HttpStatusCode.OK, "again.localhost"), await f.BridgeAsync(id));
+    }
+
+    [Fact]
+    public async Task ARefusedReconnectLeavesTheConnectionAndItsTokenAsTheyWere()
+    {
+        var id = await f.ConnectAsync(TenantFixture.Shop, new { shop = "refused" });
+        var token = await f.TokenAsync(id);
+        var (_, body) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect");
+        f.Fake.AuthorizeError = "access_denied";
+        Dictionary<string, string> returned;
+        try
+        {
+            returned = await f.CompleteAsync(body.GetProperty("auth_url").GetString()!);
+        }
+        finally
+        {
+            f.Fake.AuthorizeError = null;
+        }
+
+        Assert.Equal("failed", returned["status"]);
+        Assert.Equal("access_denied", returned["error"]);
+        var connection = await f.ConnectionAsync(id);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.False(connection.TryGetProperty("reconnecting", out _));
+        Assert.Equal(token, await f.TokenAsync(id));
+        Assert.True(f.Fake.ValidTokens.ContainsKey(token));
+    }
+
+    [Fact]
+    public async Task AReconnectOfAnotherWorkspacesConnectionIsNotFound()
+    {
+        var id = await f.ConnectAsync(TenantFixture.Shop, new { shop = "theirs" }, "ws_theirs");
+        var key = (await f.Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/api-keys", new { name = "mine", workspaces = new[] { "ws_mine" } }, HttpStatusCode.Created))
+            .GetProperty("api_key").GetString()!;
+        Assert.Equal(HttpStatusCode.NotFound, (await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, key)).Status);
+    }
+}
