@@ -179,7 +179,7 @@ internal sealed class OutboundNetworkGuard
         {
             addresses = [literal];
         }
-        else if (Providers.UpstreamPolicy.IsLocalhostName(host))
+        else if (IsLocalhostName(host))
         {
             // RFC 6761 §6.3: localhost names resolve to loopback without asking DNS (which may not know
             // tenant.localhost); loopback is then allowed or refused like any other loopback address.
@@ -208,4 +208,8 @@ internal sealed class OutboundNetworkGuard
 
         return addresses;
     }
+
+    /// <summary>RFC 6761 §6.3: "localhost" and every name under it are loopback, whatever DNS would say.</summary>
+    public static bool IsLocalhostName(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
 }

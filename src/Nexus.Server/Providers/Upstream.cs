@@ -47,11 +47,7 @@ internal sealed class UpstreamPolicy(NexusOptions options, IHostEnvironment envi
     }
 
     private static bool IsLoopback(Uri uri) =>
-        uri.IsLoopback || IsLocalhostName(uri.IdnHost) || (IPAddress.TryParse(uri.DnsSafeHost, out var address) && IPAddress.IsLoopback(address));
-
-    /// <summary>RFC 6761 §6.3: "localhost" and every name under it are loopback, whatever DNS would say.</summary>
-    public static bool IsLocalhostName(string host) =>
-        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
+        uri.IsLoopback || OutboundNetworkGuard.IsLocalhostName(uri.IdnHost) || (IPAddress.TryParse(uri.DnsSafeHost, out var address) && IPAddress.IsLoopback(address));
 }
 
 internal static class UpstreamExtensions
