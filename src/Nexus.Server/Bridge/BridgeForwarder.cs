@@ -254,6 +254,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // HttpMethod.Parse hands back the shared instances for the standard methods, which the client's fast paths
         // recognise by reference.
         using var message = new HttpRequestMessage(HttpMethod.Parse(request.Method), uri) { Version = HttpVersion.Version11 };
+        // No trace context for a third party, even when OpenTelemetry's HttpClient instrumentation would add it.
+        message.Options.Set(NexusTelemetry.NoTraceContext, true);
         if (hasBody)
         {
             message.Content = buffered is not null ? new ByteArrayContent(buffered) : new StreamContent(new EndNotifyingStream(request.Body, bodySent), 64 * 1024);

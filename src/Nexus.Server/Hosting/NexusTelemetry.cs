@@ -9,4 +9,10 @@ internal static class NexusTelemetry
 
     /// <summary>Spans Nexus starts itself: SQLite connection leases, webhook deliveries.</summary>
     public static readonly ActivitySource Source = new(Name);
+
+    /// <summary>
+    /// Set on an outgoing request that must carry no trace context (the Bridge's calls to providers): the HttpClient
+    /// instrumentation leaves such requests alone, so it neither traces them nor adds traceparent or baggage headers.
+    /// </summary>
+    public static readonly HttpRequestOptionsKey<bool> NoTraceContext = new("nexus.no-trace-context");
 }

@@ -68,7 +68,8 @@ internal static class ObservabilityExtensions
                     : new AlwaysOffSampler())
                 .AddSource(NexusTelemetry.Name)
                 .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsQuiet(context.Request.Path))
-                .AddHttpClientInstrumentation()
+                // A filtered request is neither traced nor given trace headers (the Bridge's, NexusTelemetry.NoTraceContext).
+                .AddHttpClientInstrumentation(o => o.FilterHttpRequestMessage = request => !request.Options.TryGetValue(NexusTelemetry.NoTraceContext, out var none) || !none)
                 .AddNpgsql()
                 .AddProcessor(new RedactingSpanProcessor()));
 

@@ -48,7 +48,8 @@ public sealed class UpstreamSignInTests
             await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
             var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
 
-            Assert.Equal(nexus.BaseUrl + "/", back.ToString());
+            // returnUrl "/" lands on My connections (issue 19: signing in never ends on a dead-end page).
+            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
             Assert.Contains(email, browser.LastPage);
             var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
             Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);

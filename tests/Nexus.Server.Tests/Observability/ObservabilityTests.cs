@@ -118,15 +118,18 @@ public sealed partial class ObservabilityTests
         var second = await scene.Kit.TokenAsync(connectionId);
         Assert.NotEqual(first, second);
 
+        // The read that refreshed: the /v1/token server span with the provider call under it (in a full run the test's
+        // own HttpClient calls may share one trace, so the trace id alone does not single it out).
         Activity? read = null;
         await RefreshKit.EventuallyAsync(() =>
         {
-            read = spans.Snapshot().LastOrDefault(a => a.Kind == ActivityKind.Server && Equals(a.GetTagItem("http.route"), "/v1/token/{connectionId}"));
-            var trace = read is null ? [] : spans.Snapshot().Where(a => a.TraceId == read.TraceId).ToList();
-                return Task.FromResult(trace.Any(a => a.Kind == ActivityKind.Client && a.Source.Name == "System.Net.Http") && trace.Any(IsDatabase));
+            var all = spans.Snapshot();
+            read = all.Where(a => a.Kind == ActivityKind.Server && Equals(a.GetTagItem("http.route"), "/v1/token/{connectionId}"))
+                .LastOrDefault(r => all.Any(a => a.Kind == ActivityKind.Client && a.Source.Name == "System.Net.Http" && DescendsFrom(a, r, all))
+                    && all.Any(a => IsDatabase(a) && DescendsFrom(a, r, all)));
+            return Task.FromResult(read is not null);
         }, "the refreshing read's spans");
 
-        // The test's own HttpClient call is the root here (it runs in this process), so the trace starts one level up.
         var trace = spans.Snapshot().Where(a => a.TraceId == read!.TraceId).ToList();
         var underRead = trace.Where(a => DescendsFrom(a, read!, trace)).ToList();
         var provider = Assert.Single(underRead, a => a.Kind == ActivityKind.Client && a.Source.Name == "System.Net.Http");

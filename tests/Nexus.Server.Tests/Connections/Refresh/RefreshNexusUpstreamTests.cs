@@ -138,7 +138,7 @@ public sealed class RefreshNexusUpstreamTests
         var id = await pair.ConnectAsync();
         await pair.Kit.TokenAsync(id);
 
-        await pair.Person.NavigateAsync("/account/applications");
+        await pair.Person.NavigateAsync($"/account/applications/{pair.ClientId}/withdraw"); // the confirmation page
         await pair.Person.SubmitAsync($"/account/applications/{pair.ClientId}/withdraw");
         pair.Nexus.Time.Advance(TimeSpan.FromSeconds(3601));
 
