@@ -87,7 +87,9 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         // The home page of a signed-in person leads somewhere too.
         await session.Page.GotoAsync(Server.BaseUrl + "/");
         await session.Page.Locator("main").GetByRole(AriaRole.Link, new() { Name = "My connections" }).ClickAsync();
-        await session.Page.WaitForURLAsync(Server.BaseUrl + "/dashboard");
+        // Waits on what the page shows, not on load events (a loaded machine once missed the load state for 30 s).
+        await session.Page.WaitForURLAsync(Server.BaseUrl + "/dashboard", new() { WaitUntil = WaitUntilState.Commit });
+        await session.Page.Locator("h1", new() { HasTextString = "My connections" }).WaitForAsync();
         session.AssertNoConsoleErrors();
     }
 

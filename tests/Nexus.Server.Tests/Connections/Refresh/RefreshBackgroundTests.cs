@@ -32,7 +32,9 @@ public sealed class RefreshBackgroundTests
         // Nobody read a credential: the refreshes were the background's.
         var reads = await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}&event=token_read");
         Assert.Equal(0, reads.GetProperty("events").GetArrayLength());
-        Assert.Equal(chain[^1].AccessToken, await scene.Kit.TokenAsync(id));
+        // A read hands out the background's latest token (the refresher may have rotated once more meanwhile: 8 s tokens).
+        var read = await scene.Kit.TokenAsync(id);
+        Assert.Contains(read, family.Chain.ToList().Skip(2).Select(t => t.AccessToken));
     }
 
     [Fact]
