@@ -24,23 +24,9 @@ internal static class ConnectionValuesPage
 
     public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";
 
-    private static async Task<(Connection? Connection, Provider? Provider, string? Error)> ResolveAsync(string? state, StateSigner signer, ConnectionStore store,
-        ProviderRegistry providers, TimeProvider time, CancellationToken ct)
-    {
-        if (!signer.TryVerify(state, out var claims) || await store.FindAsync(claims.ConnectionId, ct) is not { } connection || connection.StateNonce != claims.Nonce)
-        {
-            return (null, null, "This link is not valid. Start again from the application that sent you here.");
-        }
-
-        if ((connection.Status != ConnectionStatus.Pending && connection.ReconnectScopes is null) || connection.StateUsedAt is not null
-            || connection.StateExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
-        {
-            return (null, null, "This link was already used or has expired. Start again from the application that sent you here.");
-        }
-
-        var provider = await providers.FindAsync(connection.ProviderName, ct);
-        return provider is null ? (null, null, "This connection's provider no longer exists.") : (connection, provider, null);
-    }
+    private static Task<(Connection? Connection, Provider? Provider, string? Error)> ResolveAsync(string? state, StateSigner signer, ConnectionStore store,
+        ProviderRegistry providers, TimeProvider time, CancellationToken ct) =>
+        ConnectionLinks.ResolveAsync(state, signer, store, providers, time, acceptReconnect: true, ct);
 
     private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
         ConnectionService connections, TimeProvider time)

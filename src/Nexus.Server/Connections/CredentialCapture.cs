@@ -40,18 +40,8 @@ internal static class CredentialCapture
     private static async Task<(Connection? Connection, Provider? Provider, string? Error)> ResolveAsync(string? state, StateSigner signer, ConnectionStore store,
         ProviderRegistry providers, TimeProvider time, CancellationToken ct)
     {
-        if (!signer.TryVerify(state, out var claims) || await store.FindAsync(claims.ConnectionId, ct) is not { } connection || connection.StateNonce != claims.Nonce)
-        {
-            return (null, null, "This link is not valid. Start again from the application that sent you here.");
-        }
-
-        if (connection.Status != ConnectionStatus.Pending || connection.StateUsedAt is not null || connection.StateExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
-        {
-            return (null, null, "This link was already used or has expired. Start again from the application that sent you here.");
-        }
-
-        var provider = await providers.FindAsync(connection.ProviderName, ct);
-        return provider is null || AuthModes.IsOAuth(provider.AuthMode) ? (null, null, "This connection does not take credentials.") : (connection, provider, null);
+        var (connection, provider, error) = await ConnectionLinks.ResolveAsync(state, signer, store, providers, time, acceptReconnect: false, ct);
+        return connection is null ? (null, null, error) : AuthModes.IsOAuth(provider!.AuthMode) ? (null, null, "This connection does not take credentials.") : (connection, provider, null);
     }
 
     private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers, TimeProvider time)
