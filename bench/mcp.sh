@@ -23,15 +23,20 @@ build_nexus
 nexus_dll="${NEXUS_BENCH_DLL:-$nexus_dll}"
 dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
 dotnet build "$bench_root/bench/tools/McpLatency" -c Release -nologo -v quiet >/dev/null
+dotnet build "$bench_root/bench/tools/BareMcp" -c Release -nologo -v quiet >/dev/null
+bare_dll="$bench_root/bench/tools/BareMcp/bin/Release/net10.0/BareMcp.dll"
 latency_dll="$bench_root/bench/tools/McpLatency/bin/Release/net10.0/McpLatency.dll"
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 port=18190
 fake_port=18192
 fake_pid=""
+bare_port=18194
+bare_pid=""
 work="$(mktemp -d /tmp/nexus-bench-mcp.XXXXXX)"
 cleanup() {
   stop_nexus
   [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
+  [ -n "$bare_pid" ] && kill "$bare_pid" 2>/dev/null && wait "$bare_pid" 2>/dev/null
   rm -rf "$work"
   return 0
 }
@@ -41,6 +46,10 @@ if curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1; then echo "po
 "$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
 fake_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+# The SDK's floor: the official SDK's stateless endpoint with a tool that does nothing (bench/tools/BareMcp).
+"$(command -v dotnet)" "$bare_dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &
+bare_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$bare_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 start_nexus "$port" Nexus__AllowInsecureUpstreams=true
 
 base="http://127.0.0.1:$port"
@@ -117,7 +126,7 @@ paths=("GET /healthz|$base/healthz|"
   "MCP tools/list|$base/mcp|$work/list.lua"
   "MCP tools/call call_api (GET /items through the Bridge)|$base/mcp|$work/call.lua")
 echo "== one request at a time: $rounds interleaved rounds" >&2
-"$(command -v dotnet)" "$latency_dll" "$base" "$token" "$bridge_key" "$connection_id" "$rounds" > "$work/latency.out"
+"$(command -v dotnet)" "$latency_dll" "$base" "$token" "$bridge_key" "$connection_id" "$rounds" "http://127.0.0.1:$bare_port" > "$work/latency.out"
 cat "$work/latency.out" >&2
 field() { awk -F'|' -v l="$1" -v f="$2" 'index($1, l) == 1 { print $f }' "$work/latency.out"; }
 sequential=""
@@ -127,6 +136,7 @@ done < "$work/latency.out"
 health_p50="$(field "GET /healthz" 2)"; bridge_p50="$(field "direct Bridge" 2)"; list_p50="$(field "MCP tools/list" 2)"; call_p50="$(field "MCP tools/call" 2)"
 overhead="$(field "call_api - Bridge" 2)"
 list_over="$(field "tools/list - healthz" 2)"
+sdk_floor="$(field "SDK alone: tools/call echo - healthz" 2)"
 
 echo "== 8 connections (wrk), ${duration}s per path after a 3 s warm-up" >&2
 paths=("GET /healthz|$base/healthz|"
@@ -167,5 +177,6 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/mcp.md"
   echo
   echo "- **call_api p50 overhead over a direct Bridge call, one request at a time: $overhead ms** (target ≤ 0.3 ms; median of the per-round differences): call_api $call_p50 ms, Bridge $bridge_p50 ms p50"
   echo "- tools/list over GET /healthz: $list_over ms p50 (tools/list $list_p50 ms, GET /healthz $health_p50 ms)"
+  echo "- **the official SDK alone** (bench/tools/BareMcp: its stateless endpoint, a tool that returns its argument, no authorization, no storage): tools/call over its own GET /healthz: **$sdk_floor ms** p50, measured in the same rounds"
 } > "$result"
 echo; cat "$result"

@@ -3,24 +3,32 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 
-// McpLatency BASE_URL MCP_TOKEN BRIDGE_KEY CONNECTION_ID [ROUNDS]
+// McpLatency BASE_URL MCP_TOKEN BRIDGE_KEY CONNECTION_ID [ROUNDS] [BARE_MCP_URL]
 // ROUNDS rounds of one request to each path, one after the other on kept-alive connections (one per path), so that
 // every path meets the same background load on a shared machine; p50 per path, and p50 of the per-round differences
 // (call_api minus the direct Bridge call, tools/list minus /healthz), which drift with that load far less.
 // (Nexus's CPU time per request, from /proc, was tried and dropped: thread-pool spinning and background work make it
 // meaningless at this scale.) Prints "label|p50 ms|p90 ms" per path and then the paired differences.
+// BARE_MCP_URL: bench/tools/BareMcp, the official SDK's stateless endpoint with a tool that does nothing; its GET
+// /healthz and tools/call echo join every round, so the SDK's own floor is measured under the same load.
 var inv = CultureInfo.InvariantCulture;
 var (baseUrl, token, bridgeKey, connectionId) = (args[0].TrimEnd('/'), args[1], args[2], args[3]);
 var rounds = args.Length > 4 ? int.Parse(args[4], inv) : 3000;
+var bareUrl = args.Length > 5 ? args[5].TrimEnd('/') : null;
 
 const string listBody = """{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}""";
 const string callBody = """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"call_api","arguments":{"service":"api","method":"GET","path":"/items"}}}""";
 
 HttpClient Client() => new(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 1, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) });
-HttpRequestMessage Mcp(string body)
+const string echoBody = """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}""";
+HttpRequestMessage Mcp(string body, string? at = null)
 {
-    var request = new HttpRequestMessage(HttpMethod.Post, baseUrl + "/mcp") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+    var request = new HttpRequestMessage(HttpMethod.Post, (at ?? baseUrl) + "/mcp") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+    if (at is null)
+    {
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+    }
+
     request.Headers.Accept.ParseAdd("application/json");
     request.Headers.Accept.ParseAdd("text/event-stream");
     request.Headers.Add("MCP-Protocol-Version", "2025-11-25");
@@ -39,6 +47,15 @@ var paths = new (string Label, HttpClient Client, Func<HttpRequestMessage> Reque
     ("MCP tools/list", Client(), () => Mcp(listBody), "\"call_api\""),
     ("MCP tools/call call_api (GET /items through the Bridge)", Client(), () => Mcp(callBody), "\"status\":200"),
 };
+if (bareUrl is not null)
+{
+    paths =
+    [
+        .. paths,
+        ("SDK alone: GET /healthz", Client(), () => new HttpRequestMessage(HttpMethod.Get, bareUrl + "/healthz"), null),
+        ("SDK alone: tools/call echo", Client(), () => Mcp(echoBody, bareUrl), "hello"),
+    ];
+}
 
 async Task<double> SendAsync(int index)
 {
@@ -87,3 +104,7 @@ for (var p = 0; p < paths.Length; p++)
 
 Console.WriteLine(string.Format(inv, "call_api - Bridge (paired per round)|{0:0.000}|", Percentile(latencies[3].Zip(latencies[1], (a, b) => a - b), 0.5)));
 Console.WriteLine(string.Format(inv, "tools/list - healthz (paired per round)|{0:0.000}|", Percentile(latencies[2].Zip(latencies[0], (a, b) => a - b), 0.5)));
+if (bareUrl is not null)
+{
+    Console.WriteLine(string.Format(inv, "SDK alone: tools/call echo - healthz (paired per round)|{0:0.000}|", Percentile(latencies[5].Zip(latencies[4], (a, b) => a - b), 0.5)));
+}
