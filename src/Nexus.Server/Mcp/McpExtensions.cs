@@ -1,5 +1,6 @@
 using ModelContextProtocol.AspNetCore;
 using ModelContextProtocol.Protocol;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Mcp;
 
@@ -30,7 +31,8 @@ internal static class McpExtensions
         // The gate is resolved per request (a singleton, so once): resolving it here would read the options before
         // RunNexusAsync can explain invalid settings.
         app.UseWhen(McpGate.Applies, branch => branch.Use((context, next) => context.RequestServices.GetRequiredService<McpGate>().InvokeAsync(context, next)));
-        app.MapMcp(McpResource.Path).WithTags("MCP");
+        // The gate authenticates /mcp with the bearer token alone; the browser session is never read there.
+        app.MapMcp(McpResource.Path).WithTags("MCP").WithoutSession();
         McpConnectLinks.MapConnectPage(app);
         return app;
     }

@@ -106,8 +106,86 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
         return true;
     }
 
+    /// <summary>Bodies up to this size are read into memory once and handed to the SDK from there.</summary>
+    private const int InMemoryBodyLimit = 256 * 1024;
+
     /// <summary>The tool a JSON-RPC tools/call request names; null for any other message (the SDK judges those).</summary>
     private static async Task<string?> ToolCalledAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (request.ContentLength is not { } length || length is <= 0 or > InMemoryBodyLimit)
+        {
+            return await ToolCalledStreamedAsync(context);
+        }
+
+        // The usual case: a small body of known length, read once and given to the SDK as a MemoryStream (no file
+        // buffering, no second parse into a document).
+        var body = new byte[length];
+        await request.Body.ReadExactlyAsync(body, context.RequestAborted);
+        request.Body = new MemoryStream(body, writable: false);
+        return ToolCalled(body);
+    }
+
+    /// <summary>Reads only as far as needed: the top-level "method" and "params"."name" of one JSON-RPC request.</summary>
+    private static string? ToolCalled(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(body);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return null;
+            }
+
+            var isToolCall = false;
+            string? name = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("method"u8))
+                {
+                    reader.Read();
+                    isToolCall = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("tools/call"u8);
+                }
+                else if (reader.ValueTextEquals("params"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        reader.Skip();
+                        continue;
+                    }
+
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var isName = reader.ValueTextEquals("name"u8);
+                        reader.Read();
+                        if (isName && reader.TokenType == JsonTokenType.String)
+                        {
+                            name = reader.GetString();
+                        }
+                        else
+                        {
+                            reader.Skip();
+                        }
+                    }
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            return isToolCall ? name : null;
+        }
+        catch (JsonException)
+        {
+            return null; // the SDK answers a parse error in JSON-RPC's own terms
+        }
+    }
+
+    /// <summary>A body of unknown or large size: buffered (to disk past a threshold) and parsed as a document.</summary>
+    private static async Task<string?> ToolCalledStreamedAsync(HttpContext context)
     {
         context.Request.EnableBuffering();
         try

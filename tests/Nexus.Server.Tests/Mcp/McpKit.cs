@@ -101,12 +101,13 @@ public class McpFixture : IAsyncLifetime
     }
 
     /// <summary>A raw JSON-RPC POST to /mcp, for the answers an SDK client would not show.</summary>
-    public async Task<HttpResponseMessage> PostAsync(string? token, string method, object? @params = null, string? origin = null, string? url = null)
+    public Task<HttpResponseMessage> PostAsync(string? token, string method, object? @params = null, string? origin = null, string? url = null) =>
+        PostContentAsync(token, new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method, @params = @params ?? new { } }), Encoding.UTF8, "application/json"), origin, url);
+
+    /// <summary>A POST to /mcp with the body exactly as given (its order of members, its framing).</summary>
+    public async Task<HttpResponseMessage> PostContentAsync(string? token, HttpContent content, string? origin = null, string? url = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, url ?? McpUrl)
-        {
-            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method, @params = @params ?? new { } }), Encoding.UTF8, "application/json"),
-        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, url ?? McpUrl) { Content = content };
         request.Headers.Accept.ParseAdd("application/json");
         request.Headers.Accept.ParseAdd("text/event-stream");
         request.Headers.Add("MCP-Protocol-Version", "2025-11-25");

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
@@ -264,5 +265,56 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         Assert.Contains("error=\"insufficient_scope\"", challenge);
         Assert.Contains($"scope=\"{McpResource.ReadScope} {McpResource.ApiScope}\"", challenge);
         Assert.Contains("resource_metadata=", challenge);
+    }
+
+    [Fact]
+    public async Task TheScopeCheckFindsTheToolWhereverTheRequestNamesItAndHoweverTheBodyIsFramed()
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId, [McpResource.ReadScope]);
+        // "params" before "method", the tool's name after nested arguments: JSON members have no order.
+        const string body = """{"params":{"arguments":{"service":"x","nested":{"name":"list_connections"},"method":"GET","path":"/"},"name":"call_api"},"id":7,"method":"tools/call","jsonrpc":"2.0"}""";
+
+        using var sized = await fixture.PostContentAsync(token, new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Forbidden, sized.StatusCode);
+
+        // Chunked, with no Content-Length: read another way, judged the same.
+        using var chunked = await fixture.PostContentAsync(token, new ChunkedContent(body));
+        Assert.Equal(HttpStatusCode.Forbidden, chunked.StatusCode);
+        Assert.Contains("error=\"insufficient_scope\"", chunked.Headers.WwwAuthenticate.ToString());
+
+        // A tool the token allows, sent the same two ways, reaches the SDK with its body intact.
+        const string allowed = """{"params":{"name":"list_connections","arguments":{}},"id":8,"method":"tools/call","jsonrpc":"2.0"}""";
+        foreach (var content in new HttpContent[] { new StringContent(allowed, Encoding.UTF8, "application/json"), new ChunkedContent(allowed) })
+        {
+            using var answered = await fixture.PostContentAsync(token, content);
+            Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+            var text = await answered.Content.ReadAsStringAsync(Ct);
+            Assert.Contains("\"id\":8", text);
+            Assert.DoesNotContain("\"error\"", text);
+        }
+    }
+
+    /// <summary>A JSON body sent with Transfer-Encoding: chunked (its length is not known in advance).</summary>
+    private sealed class ChunkedContent : HttpContent
+    {
+        private readonly string text;
+
+        public ChunkedContent(string text)
+        {
+            this.text = text;
+            Headers.ContentType = new("application/json");
+        }
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
+            await stream.WriteAsync(Encoding.UTF8.GetBytes(text));
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+
+        public override string ToString() => "chunked JSON";
     }
 }
