@@ -178,9 +178,10 @@ internal static class ApiCatalog
         new("POST", "/v1/connections/{connectionId}/credentials", "Submit the API key or credentials of a credential-based connection", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
             [.. GatewayBody, NotFound, new(409, "not_a_credential_connection", "connection_failed", "credentials_unusable"), new(422, "credentials_rejected")],
             """{"api_key":"sk-live-..."}"""),
-        new("GET", "/v1/token/{connectionId}", "Read a connection's current credentials (refreshed first when near expiry)", ApiAuth.GatewayKey, 200,
+        new("GET", "/v1/token/{connectionId}", "Read a connection's current credentials (refreshed first when near expiry); ?resource=NAME: a token for one of the provider's further resources (Entra ID)", ApiAuth.GatewayKey, 200,
             """{"access_token":"gho_...","token_type":"Bearer","expires_at":1767229200,"scopes":["repo"]}""",
-            [.. Gateway, new(403, "credentials_not_readable"), NotFound, new(409, "connection_not_active", "provider_missing"), new(503, "refresh_unavailable")]),
+            [.. Gateway, new(400, "unknown_resource"), new(403, "credentials_not_readable"), NotFound,
+                new(409, "connection_not_active", "provider_missing", "resource_unavailable", "resource_not_granted"), new(503, "refresh_unavailable")]),
         new("POST", "/v1/refresh/{connectionId}", "Refresh a connection's tokens now", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
             [.. Gateway, NotFound, new(409, "connection_not_active", "refresh_not_supported"), new(503, "refresh_unavailable")]),
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Connections;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
@@ -18,6 +19,9 @@ internal static class BridgeEndpoints
     public const string BridgePrefix = "/v1/bridge/";
     public const string ProxyPrefix = "/v1/proxy";
     public const string ConnectionHeader = "Nexus-Connection-Id";
+
+    /// <summary>Issue 15: the provider's further resource (Entra: graph, sharepoint, …) whose token the request carries.</summary>
+    public const string ResourceHeader = "Nexus-Resource";
 
     public static void MapBridgeRoutes(this IEndpointRouteBuilder app)
     {
@@ -137,6 +141,12 @@ internal static class BridgeEndpoints
         }
 
         var provider = await services.GetRequiredService<ProviderRegistry>().FindCachedAsync(connection.ProviderName, ct);
+        if (context.Request.Headers[ResourceHeader] is { Count: > 0 } resourceHeader && provider is not null)
+        {
+            await ForwardForResourceAsync(context, connection, provider, resourceHeader.ToString(), rawPath);
+            return;
+        }
+
         // A base URL with per-connection values ({shop}, {instance}, {dc}) is the connection's own (issue 17); the
         // values were checked against the declared host when they were stored.
         var apiBaseUri = provider is null ? null
@@ -180,6 +190,34 @@ internal static class BridgeEndpoints
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null,
             stepUp is null ? null : (scope, token) => stepUp.StartAsync(connection, provider, scope, token));
 
+        await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);
+    }
+
+    /// <summary>
+    /// A request with the <see cref="ResourceHeader"/>: sent with that resource's token (minted from the connection's
+    /// refresh token, issue 15) to the resource's base URL (or the provider's), and after a 401 with a newly minted one.
+    /// </summary>
+    private static async Task ForwardForResourceAsync(HttpContext context, Connection connection, Provider provider, string resourceName, string rawPath)
+    {
+        var services = context.RequestServices;
+        var tokens = services.GetRequiredService<ResourceTokens>();
+        var minted = await tokens.GetAsync(connection, resourceName, force: false, context.RequestAborted);
+        if (minted.Problem is not null)
+        {
+            await minted.Problem.ExecuteAsync(context);
+            return;
+        }
+
+        var baseUrl = minted.Resource!.ApiBaseUrl ?? ConnectionValues.Apply(provider, connection.Values).Config.ApiBaseUrl;
+        if (baseUrl is null || ConnectionValues.IsTemplated(baseUrl) || !Uri.TryCreate(baseUrl, UriKind.Absolute, out var baseUri))
+        {
+            await Problems.Create(StatusCodes.Status409Conflict, "no_api_base_url", "The resource has no usable API base URL for the Bridge.",
+                "Set api_base_url on the provider or the resource.").ExecuteAsync(context);
+            return;
+        }
+
+        var target = new BridgeTarget(baseUri, new BridgeCredential.Bearer(minted.Token!.AccessToken), async token =>
+            (await tokens.GetAsync(connection, resourceName, force: true, token)).Token is { } fresh ? new BridgeCredential.Bearer(fresh.AccessToken) : null, null);
         await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);
     }
 }

@@ -30,7 +30,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     // What a caller might use to smuggle or override credentials.
     private static readonly HashSet<string> CallerCredentials = new(StringComparer.OrdinalIgnoreCase)
     {
-        "Authorization", "Cookie", "X-API-Key", "Nexus-Connection-Id", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP",
+        "Authorization", "Cookie", "X-API-Key", "Nexus-Connection-Id", "Nexus-Resource", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP",
     };
 
     // The SSRF guard checks each new connection's addresses (not each request): api_base_url is admin-set.

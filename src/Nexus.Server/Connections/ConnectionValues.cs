@@ -49,6 +49,11 @@ internal static partial class ConnectionValues
                 UserinfoUrl = Fill(c.UserinfoUrl, values),
                 ApiBaseUrl = Fill(c.ApiBaseUrl, values),
                 Metadata = c.Metadata is null ? null : c.Metadata with { Url = Fill(c.Metadata.Url, values)! },
+                Resources = c.Resources?.ToDictionary(r => r.Key, r => r.Value with
+                {
+                    Scopes = [.. r.Value.Scopes.Select(scope => Fill(scope, values)!)],
+                    ApiBaseUrl = Fill(r.Value.ApiBaseUrl, values),
+                }),
             },
         };
     }
@@ -107,7 +112,7 @@ internal static partial class ConnectionValues
     {
         var c = provider.Config;
         foreach (var (field, template) in new[] { ("authorization_url", c.AuthorizationUrl), ("token_url", c.TokenUrl), ("revocation_url", c.RevocationUrl),
-                     ("userinfo_url", c.UserinfoUrl), ("api_base_url", c.ApiBaseUrl), ("metadata.url", c.Metadata?.Url) })
+                     ("userinfo_url", c.UserinfoUrl), ("api_base_url", c.ApiBaseUrl), ("metadata.url", c.Metadata?.Url) }.Concat(ResourceTemplates(c)))
         {
             if (string.IsNullOrEmpty(template) || !IsTemplated(template) || Fill(template, values) is not { } filled || IsTemplated(filled))
             {
@@ -166,10 +171,16 @@ internal static partial class ConnectionValues
     }
 
     /// <summary>Whether the placeholder sits in the host of any of the provider's URLs.</summary>
+    /// <summary>A provider's resources' base URLs, and those scopes that are URLs (Entra's https://host/.default).</summary>
+    private static IEnumerable<(string Field, string? Template)> ResourceTemplates(ProviderConfig c) =>
+        (c.Resources ?? []).SelectMany(r => r.Value.Scopes.Where(s => s.Contains("://", StringComparison.Ordinal)).Select(s => ($"resources.{r.Key}.scopes", (string?)s))
+            .Append(($"resources.{r.Key}.api_base_url", r.Value.ApiBaseUrl)));
+
     private static bool InHost(Provider provider, string name)
     {
         var c = provider.Config;
         return new[] { c.AuthorizationUrl, c.TokenUrl, c.RevocationUrl, c.UserinfoUrl, c.ApiBaseUrl, c.Metadata?.Url }
+            .Concat(ResourceTemplates(c).Select(r => r.Template))
             .Any(t => t is not null && HostTemplate(t).Contains("{" + name + "}", StringComparison.Ordinal));
     }
 

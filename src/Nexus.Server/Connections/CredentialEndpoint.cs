@@ -79,6 +79,29 @@ internal static class CredentialEndpoint
         }
 
         var accessToken = store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken);
+        var expiresAt = connection.TokenExpiresAt;
+        string? resourceName = null;
+        if (context.Request.Query.TryGetValue("resource", out var resourceQuery))
+        {
+            // Issue 15: a token for one of the provider's further resources (Entra: Graph, SharePoint, Business
+            // Central), minted from the connection's refresh token and cached per resource.
+            resourceName = resourceQuery.Count == 1 ? resourceQuery[0] : null;
+            if (string.IsNullOrEmpty(resourceName))
+            {
+                await Problems.Create(StatusCodes.Status400BadRequest, "unknown_resource", "Which resource?", "Give one resource name: ?resource=NAME.").ExecuteAsync(context);
+                return;
+            }
+
+            var minted = await context.RequestServices.GetRequiredService<ResourceTokens>().GetAsync(connection, resourceName, force: false, context.RequestAborted);
+            if (minted.Problem is not null)
+            {
+                await minted.Problem.ExecuteAsync(context);
+                return;
+            }
+
+            (accessToken, expiresAt) = (minted.Token!.AccessToken, minted.Token.ExpiresAtMs);
+        }
+
         var response = context.Response;
         response.Headers.CacheControl = "no-store";
         response.ContentType = "application/json; charset=utf-8";
@@ -90,9 +113,14 @@ internal static class CredentialEndpoint
             json.WriteEndObject();
             json.WriteStartObject("credentials"u8);
             json.WriteString("access_token"u8, accessToken);
-            WriteExpiresAt(json, connection.TokenExpiresAt);
+            WriteExpiresAt(json, expiresAt);
             json.WriteEndObject();
-            WriteExpiresAt(json, connection.TokenExpiresAt);
+            WriteExpiresAt(json, expiresAt);
+            if (resourceName is not null)
+            {
+                json.WriteString("resource"u8, resourceName);
+            }
+
             if (connection.ConnectionConfig is not null)
             {
                 // The per-connection values (issue 17): the shop, instance or data centre the token is for.

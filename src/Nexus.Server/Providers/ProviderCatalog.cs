@@ -51,6 +51,9 @@ internal sealed record CatalogEntry
     public JsonElement? CredentialSchema { get; init; }
     public CatalogVerify? Verify { get; init; }
     public Dictionary<string, string>? Aws { get; init; }
+
+    /// <summary>Further resources the refresh token mints tokens for (Entra: Graph, SharePoint, Business Central).</summary>
+    public Dictionary<string, ProviderResource>? Resources { get; init; }
     public string? Notes { get; init; }
 }
 
@@ -318,6 +321,19 @@ internal sealed partial class ProviderCatalog
             yield return "docs_url must be an absolute https URL.";
         }
 
+        foreach (var error in ProviderResources.Problems(e))
+        {
+            yield return error;
+        }
+
+        foreach (var (name, resource) in e.Resources ?? [])
+        {
+            if (resource.ApiBaseUrl is { } resourceBase && !IsAbsoluteHttps(Fill(resourceBase, declared)))
+            {
+                yield return $"resources.{name}.api_base_url must be an absolute https URL.";
+            }
+        }
+
         switch (e.AuthMode)
         {
             case AuthModes.OAuth2:
@@ -546,6 +562,19 @@ internal sealed partial class ProviderCatalog
         if (e.Metadata is { } metadata)
         {
             yield return ("metadata.url", metadata.Url);
+        }
+
+        foreach (var (name, resource) in e.Resources ?? [])
+        {
+            for (var i = 0; i < resource.Scopes.Length; i++)
+            {
+                yield return ($"resources.{name}.scopes[{i}]", resource.Scopes[i]);
+            }
+
+            if (resource.ApiBaseUrl is not null)
+            {
+                yield return ($"resources.{name}.api_base_url", resource.ApiBaseUrl);
+            }
         }
     }
 

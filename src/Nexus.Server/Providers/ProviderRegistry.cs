@@ -62,6 +62,9 @@ internal sealed record ProviderConfig
     /// <summary>The call after consent that supplies metadata-sourced placeholders (Mailchimp).</summary>
     public CatalogMetadata? Metadata { get; init; }
 
+    /// <summary>Further resources the refresh token mints tokens for (Entra ID); null or empty when there are none.</summary>
+    public Dictionary<string, ProviderResource>? Resources { get; init; }
+
     /// <summary>A public client (token_endpoint_auth none) always uses PKCE S256: without a secret it is what binds the code to Nexus.</summary>
     public bool UsesPkce => Pkce is PkceModes.Required or PkceModes.Supported || TokenEndpointAuth == ClientAuthMethods.None;
 }

@@ -469,6 +469,12 @@ internal static class ProvidersAdminEndpoints
             TokenRequestHeaders = new Dictionary<string, string>(entry.TokenRequestHeaders ?? []),
             RefreshSupported = entry.Refresh?.Supported ?? false,
             Metadata = entry.Metadata,
+            // Placeholders in a resource's scopes and base URL: the registration's values now, a connection's at use.
+            Resources = entry.Resources?.ToDictionary(r => r.Key, r => r.Value with
+            {
+                Scopes = [.. r.Value.Scopes.Select((scope, i) => Fill(scope, $"resources.{r.Key}.scopes[{i}]", false)!)],
+                ApiBaseUrl = Fill(r.Value.ApiBaseUrl, $"resources.{r.Key}.api_base_url", false),
+            }),
         };
         var perConnection = declared.Where(d => d.Value.PerConnection && !values.ContainsKey(d.Key)).ToDictionary(d => d.Key, d => d.Value);
         config = config with { ConnectionPlaceholders = perConnection.Count > 0 ? perConnection : null };

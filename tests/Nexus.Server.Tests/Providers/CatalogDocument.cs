@@ -129,6 +129,18 @@ internal static class CatalogDocument
             sb.Append('\n');
         }
 
+        if (e.Resources is { Count: > 0 } resources)
+        {
+            sb.Append("| Resource (`?resource=`, `Nexus-Resource`) | What it is | Scopes | API base URL |\n| --- | --- | --- | --- |\n");
+            foreach (var (name, resource) in resources)
+            {
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"| `{name}` | {Cell(resource.Description)} | {string.Join(" ", resource.Scopes.Select(Code))} | {(resource.ApiBaseUrl is null ? "the provider's" : Code(resource.ApiBaseUrl))} |\n");
+            }
+
+            sb.Append('\n');
+        }
+
         if (e.CredentialSchema is { ValueKind: JsonValueKind.Object } schema && schema.TryGetProperty("properties", out var properties))
         {
             var required = schema.TryGetProperty("required", out var r) ? r.EnumerateArray().Select(x => x.GetString()).ToHashSet(StringComparer.Ordinal) : [];

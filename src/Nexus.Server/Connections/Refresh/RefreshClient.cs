@@ -86,8 +86,12 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
         return RefreshFailureKind.Rejected;
     }
 
-    /// <summary>Uses the refresh token once. Never throws for what the provider or the network does.</summary>
-    public async Task<RefreshAttempt> RefreshAsync(Provider provider, string refreshToken, CancellationToken ct)
+    /// <summary>
+    /// Uses the refresh token once. Never throws for what the provider or the network does. <paramref name="scopes"/>:
+    /// a token for another resource of the same grant (RFC 6749 §6 allows a narrower scope; Entra ID mints a token for
+    /// whichever resource the scope names); null keeps the granted scope.
+    /// </summary>
+    public async Task<RefreshAttempt> RefreshAsync(Provider provider, string refreshToken, CancellationToken ct, IReadOnlyList<string>? scopes = null)
     {
         if (policy.Check(provider.Config.TokenUrl) is { } problem)
         {
@@ -99,6 +103,11 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             new("grant_type", "refresh_token"),
             new("refresh_token", refreshToken),
         };
+        if (scopes is not null)
+        {
+            parameters.Add(new("scope", string.Join(provider.Config.ScopeSeparator, scopes)));
+        }
+
         if (provider.Config.Resource is { } resource)
         {
             // RFC 8707 §2.2: a refreshed token is for the same resource (MCP authorization: resource on every token request).

@@ -10,6 +10,9 @@ internal static class RefreshExtensions
         services.AddSingleton<RefreshClient>();
         services.AddSingleton<ConnectionNotifier>();
         services.AddSingleton<ConnectionRefresher>();
+        // Tokens for a provider's further resources (Entra ID), stored encrypted: the vault re-encrypts them too.
+        services.AddSingleton<ResourceTokens>();
+        services.AddSingleton(ResourceTokens.AccessTokenColumn);
         services.AddHostedService<RefreshWorker>();
         return builder;
     }

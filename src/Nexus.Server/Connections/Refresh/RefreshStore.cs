@@ -87,6 +87,10 @@ internal sealed class RefreshLock(DbConnection connection, DbTransaction? transa
         }
     }
 
+    /// <summary>A read inside the lock's transaction (what another holder of the lock wrote before it let go).</summary>
+    public Task<T?> QueryFirstOrDefaultAsync<T>(string sql, object parameters) =>
+        connection.QueryFirstOrDefaultAsync<T>(new CommandDefinition(sql, parameters, transaction, cancellationToken: CancellationToken.None));
+
     public async Task CommitAsync()
     {
         if (transaction is not null && !committed)
