@@ -5,7 +5,8 @@ namespace Nexus.Server.Hosting;
 /// <summary>
 /// Deployment settings. Every property can come from appsettings.json (section "Nexus"), from
 /// <c>Nexus__Property</c> environment variables, or, for the names the product documents use, from the
-/// plain variables BASE_URL, API_KEY, SUPERUSER_EMAIL, SETUP_TOKEN, DATABASE_URL, ENCRYPTION_KEY and PREVIOUS_ENCRYPTION_KEYS.
+/// plain variables BASE_URL, API_KEY, SUPERUSER_EMAIL, SETUP_TOKEN, DATABASE_URL, ENCRYPTION_KEY,
+/// PREVIOUS_ENCRYPTION_KEYS and ALLOWED_RETURN_URLS (marked [PlainVariable]).
 /// </summary>
 internal sealed class NexusOptions
 {

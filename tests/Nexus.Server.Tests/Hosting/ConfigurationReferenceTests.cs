@@ -32,19 +32,19 @@ public sealed partial class ConfigurationReferenceTests
     /// <summary>Settings read by ASP.NET Core, .NET or OpenTelemetry themselves (no options class of Nexus holds them).</summary>
     private static readonly (string Variable, string Default, string Description)[] HostSettings =
     [
-        ("ASPNETCORE_ENVIRONMENT (or DOTNET_ENVIRONMENT, --environment)", "Production",
+        ("`ASPNETCORE_ENVIRONMENT` (or `DOTNET_ENVIRONMENT`, `--environment`)", "Production",
             "`Development` allows a generated encryption key (in the data directory) and loopback upstreams; Production requires `ENCRYPTION_KEY`."),
-        (NexusEnvironment.DefaultVariable, "unset",
+        ($"`{NexusEnvironment.DefaultVariable}`", "unset",
             "The environment used when none of the above is set; `dotnet run`'s launch profile sets it to Development. A published build or a container has none: Production."),
-        ("ASPNETCORE_URLS (or --urls)", $"`{HostingExtensions.DefaultUrl}`",
+        ("`ASPNETCORE_URLS` (or `--urls`)", $"`{HostingExtensions.DefaultUrl}`",
             "Where Kestrel listens (`;`-separated). The container image sets `ASPNETCORE_HTTP_PORTS=8080` instead."),
-        ("ASPNETCORE_HTTP_PORTS", "unset (the container image: `8080`)", "Ports to listen on, on every address; used when `ASPNETCORE_URLS` is not set."),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT (and the other standard OTEL_* variables)", "unset",
+        ("`ASPNETCORE_HTTP_PORTS`", "unset (the container image: `8080`)", "Ports to listen on, on every address; used when `ASPNETCORE_URLS` is not set."),
+        ("`OTEL_EXPORTER_OTLP_ENDPOINT` (and the other standard `OTEL_*` variables)", "unset",
             "Export metrics and traces over OTLP to this endpoint; see [observability.md](observability.md)."),
-        ("Logging__LogLevel__<category>", "Default `Information`; `Microsoft.AspNetCore`, `System.Net.Http.HttpClient` `Warning`",
+        ("`Logging__LogLevel__<category>`", "Default `Information`; `Microsoft.AspNetCore`, `System.Net.Http.HttpClient` `Warning`",
             "Log levels per category; every logged value is redacted whatever the level."),
-        ("Logging__Console__FormatterName", "`simple`", "`json` for JSON console logs with trace and span ids."),
-        ("DOTNET_gcServer", "`0` (workstation GC)", "`1` for server GC on large hosts; workstation GC measured faster on 2 cores."),
+        ("`Logging__Console__FormatterName`", "`simple`", "`json` for JSON console logs with trace and span ids."),
+        ("`DOTNET_gcServer`", "`0` (workstation GC)", "`1` for server GC on large hosts; workstation GC measured faster on 2 cores."),
     ];
 
     [Fact]
@@ -290,7 +290,7 @@ public sealed partial class ConfigurationReferenceTests
             """);
         foreach (var (variable, value, description) in HostSettings)
         {
-            md.Append(CultureInfo.InvariantCulture, $"| `{variable}` | {value} | {description} |\n");
+            md.Append(CultureInfo.InvariantCulture, $"| {variable} | {value} | {description} |\n");
         }
 
         return md.ToString();
