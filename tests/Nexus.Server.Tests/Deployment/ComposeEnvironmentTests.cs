@@ -137,10 +137,12 @@ public sealed partial class ComposeEnvironmentTests
             var issuer = JsonDocument.Parse(await first.GetStringAsync("/.well-known/oauth-authorization-server")).RootElement.GetProperty("issuer").GetString();
             Assert.Equal(instances[0].Environment["BASE_URL"].TrimEnd('/'), issuer);
 
-            // Read-only root filesystem: nothing was written into the application folder (WORKDIR), HOME or TMPDIR.
+            // Read-only root filesystem: nothing was written into the application folder (WORKDIR), HOME or TMPDIR;
+            // on PostgreSQL not even into the data volume.
             Assert.Equal(before, Listing(published));
             foreach (var (service, environment) in nexus)
             {
+                Assert.True(Listing(environment["Nexus__DataDirectory"]).Count == 0, $"{service.Name} wrote into the data volume: {string.Join(", ", Listing(environment["Nexus__DataDirectory"]))}");
                 Assert.True(Listing(environment["HOME"]).Count == 0, $"{service.Name} wrote into HOME: {string.Join(", ", Listing(environment["HOME"]))}");
                 Assert.True(Listing(environment["TMPDIR"]).Count == 0, $"{service.Name} wrote into TMPDIR: {string.Join(", ", Listing(environment["TMPDIR"]))}");
             }
