@@ -183,6 +183,8 @@ if [[ " $sdks " == *" dotnet "* ]] && [ -f "tests/Nexus.Sdk.Tests/bin/$configura
     -noColor -noLogo -class Nexus.Sdk.Tests.Scenario.ScenarioTests
 fi
 [ -n "${readme_suite:-}" ] && run_counted "readme" /usr/bin/python3 scripts/readme-check.py
+# The Dockerfile against the repository (no image can be built here): copied paths, ENTRYPOINT = the published binary.
+[ -z "$skip_server" ] && run_counted "dockerfile" /usr/bin/python3 scripts/check-dockerfile.py
 sdk_unavailable() { echo "   sdk-$1: $2"; failed=$((failed + 1)); }
 
 if sdk_wanted go; then

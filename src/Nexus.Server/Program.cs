@@ -16,6 +16,11 @@ using Nexus.Server.Providers;
 using Nexus.Server.RemoteMcp;
 using Nexus.Server.Vault;
 
+if (await HealthCheckCommand.TryRunAsync(args) is { } healthExitCode)
+{
+    return healthExitCode;
+}
+
 if (NexusCommands.TryHelp(args) is { } helpExitCode)
 {
     return helpExitCode;

@@ -8,7 +8,7 @@ using OpenTelemetry.Trace;
 
 namespace Nexus.Server.Observability;
 
-/// <summary>Nexus:Telemetry:*.</summary>
+/// <summary>OpenTelemetry metrics and traces, and the Prometheus scrape endpoint (docs/observability.md).</summary>
 internal sealed class TelemetryOptions
 {
     public const string Section = "Nexus:Telemetry";
