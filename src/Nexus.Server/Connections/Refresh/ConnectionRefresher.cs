@@ -379,7 +379,8 @@ internal sealed class ConnectionRefresher(
             return await RequireAttentionAsync(held, row, error, description);
         }
 
-        var refreshToken = connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, row.RefreshToken!);
+        // Null only for a client_credentials connection (RefreshSchedule.CanRefresh), which asks for a new token instead.
+        var refreshToken = row.RefreshToken is null ? null : connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, row.RefreshToken);
         // The connection's own values ({shop}, {subdomain}, …) in the token URL (issue 17).
         var applied = ConnectionValues.Apply(provider!, ConnectionValues.Parse(row.ConnectionConfig));
         var started = time.GetTimestamp();

@@ -87,11 +87,19 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
     }
 
     /// <summary>Uses the refresh token once. Never throws for what the provider or the network does.</summary>
-    public async Task<RefreshAttempt> RefreshAsync(Provider provider, string refreshToken, CancellationToken ct)
+    public async Task<RefreshAttempt> RefreshAsync(Provider provider, string? refreshToken, CancellationToken ct)
     {
         if (policy.Check(provider.Config.TokenUrl) is { } problem)
         {
             return RefreshAttempt.Failure(RefreshFailureKind.Misconfigured, "invalid_provider_configuration", $"token_url {problem}");
+        }
+
+        if (refreshToken is null || provider.Config.Mcp?.IsClientCredentials == true)
+        {
+            // RFC 6749 §4.4.3: a client_credentials grant has no refresh token; the client asks for a new token.
+            var fresh = await providerClient.ClientCredentialsAsync(provider, provider.Scopes, ct);
+            return fresh.Succeeded ? RefreshAttempt.Success(fresh)
+                : RefreshAttempt.Failure(fresh.Error == "provider_unreachable" ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription);
         }
 
         var parameters = new List<KeyValuePair<string, string>>
