@@ -3,7 +3,12 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
 using ModelContextProtocol.Client;
+using Nexus.Server.Accounts;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Mcp;
 using Nexus.Server.Tests.Infrastructure;
 using Nexus.Server.Tests.Mcp;
 
@@ -187,6 +192,64 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
         Assert.Equal(2L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT authorization_rounds FROM connections WHERE id = @id", ("id", connectionId)), System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    [Fact]
+    public async Task NexusesOwnMcpListsAndCallsTheToolsOfThePersonsConnectedMcpServersWithStepUpAsALink()
+    {
+        // The person at the client Nexus, and an assistant's token for that Nexus's /mcp.
+        var email = $"assistant-user-{Guid.NewGuid():N}@example.com";
+        using var atClient = new Browser(fixture.Client);
+        await atClient.SignUpAsync(email, McpFixture.Password);
+        string userId;
+        using (var scope = fixture.Client.Services.CreateScope())
+        {
+            userId = (await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByEmailAsync(email))!.Id;
+        }
+
+        var (assistant, _) = await fixture.Client.CreateAppClientAsync(name: "an assistant " + Guid.NewGuid().ToString("N")[..6]);
+        var token = fixture.Client.Services.GetRequiredService<AccessTokenIssuer>()
+            .Issue(userId, assistant, string.Join(" ", McpResource.Scopes), 600, audience: fixture.Client.Issuer + McpResource.Path).Token;
+
+        // The person's connection (in their own workspace) to an MCP server, with a scope too narrow for call_api there.
+        var provider = await RegisterAsync(fixture.Documents, ["nexus:connections"]);
+        var name = provider.GetProperty("name").GetString()!;
+        using var person = new Browser(fixture.Documents);
+        await person.SignUpAsync($"remote-tools-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        await ConsentAsync(fixture.Documents, name, "Nexus", person, workspace: userId);
+
+        var transport = new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = new Uri(fixture.Client.Issuer + McpResource.Path),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+        });
+        await using var client = await McpClient.CreateAsync(transport, cancellationToken: Ct);
+
+        var listed = McpFixture.Structured(await client.CallToolAsync("list_remote_tools", new Dictionary<string, object?> { ["service"] = name }, cancellationToken: Ct));
+        var server = Assert.Single(listed.GetProperty("servers").EnumerateArray());
+        Assert.Equal(name, server.GetProperty("service").GetString());
+        Assert.Contains("list_connections", server.GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()));
+
+        // A remote tool's result comes back through the Bridge (the token injected, never shown).
+        var called = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = name, ["tool"] = "list_connections" }, cancellationToken: Ct);
+        Assert.NotEqual(true, called.IsError);
+        var result = McpFixture.Structured(called).GetProperty("result");
+        Assert.Contains("connections", result.GetProperty("structuredContent").ToString(), StringComparison.Ordinal);
+
+        // The remote server wants more scopes for call_api: the assistant gets a link to the step-up consent.
+        var stepUp = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?>
+        {
+            ["service"] = name, ["tool"] = "call_api", ["arguments"] = new Dictionary<string, object?> { ["service"] = "none", ["method"] = "GET", ["path"] = "/" },
+        }, cancellationToken: Ct);
+        Assert.True(stepUp.IsError);
+        var answer = McpFixture.Structured(stepUp);
+        Assert.Equal("authorization_required", answer.GetProperty("status").GetString());
+        Assert.StartsWith(fixture.Documents.Issuer + "/oauth2/authorize", answer.GetProperty("connect_url").GetString(), StringComparison.Ordinal);
+
+        // Only MCP servers: another kind of service is refused clearly.
+        var notMcp = McpFixture.Structured(await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = "no-such-service", ["tool"] = "x" }, cancellationToken: Ct));
+        Assert.Equal("unknown_service", notMcp.GetProperty("error").GetString());
+    }
+
     /// <summary>A raw tools/call through the Bridge; returns the status and the JSON body (a problem, or JSON-RPC).</summary>
     private async Task<(HttpStatusCode Status, JsonElement Body)> CallToolAsync(string connectionId, string tool)
     {
@@ -332,10 +395,10 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
     /// server's authorization server) approves, the authorization server sends the browser to the client's callback,
     /// which redeems the code and sends it on to return_url with status active.
     /// </summary>
-    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName, Browser? signedIn = null)
+    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName, Browser? signedIn = null, string workspace = "ws_remote")
     {
         using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection",
-            new { workspace_id = "ws_remote", provider_name = provider, return_url = ReturnUrl });
+            new { workspace_id = workspace, provider_name = provider, return_url = ReturnUrl });
         using var requested = await fixture.Client.Http.SendAsync(request, Ct);
         var body = JsonDocument.Parse(await requested.Content.ReadAsStringAsync(Ct)).RootElement;
         Assert.True(requested.StatusCode == HttpStatusCode.Created, body.ToString());
