@@ -303,6 +303,38 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task AnInvalidClientAtARefreshMakesTheDynamicRegistrationAnewAndRetriesOnceThenAsksThePerson()
+    {
+        var provider = await RegisterAsync(fixture.Dynamic);
+        var name = provider.GetProperty("name").GetString()!;
+        var oldClient = provider.GetProperty("client_id").GetString()!;
+        using var person = new Browser(fixture.Dynamic);
+        await person.SignUpAsync($"refresh-renew-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        var connectionId = await ConsentAsync(fixture.Dynamic, name, "Nexus", person);
+
+        // The authorization server forgets Nexus's secret: the refresh answers invalid_client.
+        await fixture.Dynamic.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/applications/{Uri.EscapeDataString(oldClient)}/secret");
+        using (var refresh = fixture.Client.Admin(HttpMethod.Post, "/v1/refresh/" + connectionId))
+        using (await fixture.Client.Http.SendAsync(refresh, Ct))
+        {
+        }
+
+        // Nexus registered anew (stored per issuer) and retried once with the new client; this authorization server
+        // binds refresh tokens to the client, so the retry's invalid_grant asks the person, instead of a refresh that
+        // would fail as misconfigured forever.
+        var renewed = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
+        var newClient = renewed.GetProperty("client_id").GetString();
+        Assert.NotEqual(oldClient, newClient);
+        Assert.Equal(newClient, await fixture.Client.Database.ScalarAsync("SELECT client_id FROM mcp_client_registrations WHERE issuer = @issuer", ("issuer", fixture.Dynamic.Issuer)));
+        var connection = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+        Assert.Equal("attention_required", connection.GetProperty("status").GetString());
+
+        // The person connects again, with the new client, and the server is usable again.
+        var again = await ConsentAsync(fixture.Dynamic, name, "Nexus", person);
+        await AssertToolsThroughBridgeAsync(again);
+    }
+
+    [Fact]
     public async Task AResourceMetadataForAnotherResourceStopsBeforeAnyAuthorizationAndStoresNothing()
     {
         var fake = fixture.Fake;
