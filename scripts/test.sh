@@ -185,6 +185,8 @@ fi
 [ -n "${readme_suite:-}" ] && run_counted "readme" /usr/bin/python3 scripts/readme-check.py
 # The Dockerfile against the repository (no image can be built here): copied paths, ENTRYPOINT = the published binary.
 [ -z "$skip_server" ] && run_counted "dockerfile" /usr/bin/python3 scripts/check-dockerfile.py
+# The official MCP conformance suite's client scenarios, Nexus being the client (issue 15): one test per scenario.
+[ -z "$skip_server" ] && run_counted "mcp-client-conformance" env NEXUS_TEST_CONFIGURATION="$configuration" tests/conformance/client/run.sh
 sdk_unavailable() { echo "   sdk-$1: $2"; failed=$((failed + 1)); }
 
 if sdk_wanted go; then

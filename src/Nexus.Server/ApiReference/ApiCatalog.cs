@@ -166,7 +166,8 @@ internal static class ApiCatalog
 
         // The gateway.
         new("POST", "/v1/request-connection", "Start a connection: returns the provider consent URL", ApiAuth.GatewayKey, 201, typeof(RequestConnectionResponse),
-            [.. GatewayBody, new(400, "return_url_not_allowed", "unknown_provider"), new(403, "workspace_not_allowed")], typeof(RequestConnectionRequest)),
+            [.. GatewayBody, new(400, "return_url_not_allowed", "unknown_provider"), new(403, "workspace_not_allowed"), new(502, "token_request_failed")], typeof(RequestConnectionRequest),
+            Description: "For a machine-to-machine MCP server (an `mcp_oauth2` provider registered with `grant_type: \"client_credentials\"`) there is no consent: the answer has `status: \"active\"` and no `auth_url`, or 502 `token_request_failed` with the `connection_id` of the failed connection."),
         new("GET", "/v1/connections", "List connections of a workspace", ApiAuth.GatewayKey, 200, new ListOf("connections", typeof(ConnectionResponse)),
             [.. Gateway, new(400, "validation_failed"), new(404, "not_found")]),
         new("GET", "/v1/connections/{connectionId}", "A connection", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse), [.. Gateway, NotFound]),

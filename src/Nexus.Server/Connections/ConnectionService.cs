@@ -82,6 +82,36 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     }
 
     /// <summary>
+    /// A connection to a machine-to-machine MCP server (client_credentials, SEP-1046): created and given its token at
+    /// once (RFC 6749 §4.4), active without a person. Returns its id and, when the authorization server refused, the
+    /// error (the connection is then failed, like a refused consent).
+    /// </summary>
+    public async Task<(string ConnectionId, TokenExchangeResult Result)> CreateMachineAsync(Provider provider, string workspaceId, string[]? requestedScopes, string returnUrl,
+        string actor, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var id = SecretGenerator.Ulid("conn_", now);
+        var scopes = requestedScopes is null ? provider.Scopes : requestedScopes.Distinct(StringComparer.Ordinal).ToArray();
+        var connection = new Connection(id, workspaceId, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), returnUrl, null,
+            0, null, null, null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
+        await store.InsertAsync(connection, ct);
+        await audit.RecordAsync(AuditEvents.Requested, actor, workspaceId, id, new { provider = provider.Name, scopes, grant_type = "client_credentials" }, ct);
+
+        var result = await client.ClientCredentialsAsync(provider, scopes, ct);
+        if (!result.Succeeded)
+        {
+            await store.FailAsync(id, result.Error ?? "token_request_failed", result.ErrorDescription, CancellationToken.None);
+            await audit.RecordAsync(AuditEvents.Failed, actor, workspaceId, id, new { provider = provider.Name, error = result.Error, error_description = result.ErrorDescription }, CancellationToken.None);
+            return (id, result);
+        }
+
+        long? expiresAt = result.ExpiresIn is { } seconds ? time.GetUtcNow().AddSeconds(seconds).ToUnixTimeMilliseconds() : null;
+        await store.ActivateAsync(id, store.Encrypt(ConnectionStore.AccessTokenColumn, id, result.AccessToken!), null, result.TokenType, expiresAt, ct);
+        await audit.RecordAsync(AuditEvents.Activated, actor, workspaceId, id, new { provider = provider.Name, refresh_token = false, expires_at = expiresAt / 1000 }, ct);
+        return (id, result);
+    }
+
+    /// <summary>
     /// Where a consent starts: OAuth providers send the person to their consent page, the other modes to Nexus's own
     /// credential form; first to Nexus's page for the values only the person can give, when some are missing.
     /// </summary>

@@ -18,6 +18,9 @@ internal sealed record ConnectionErrorResponse(string Code, string Message);
 
 internal sealed record RequestConnectionResponse(string AuthUrl, string ConnectionId);
 
+/// <summary>POST /v1/request-connection for a machine-to-machine MCP server: no auth_url, the connection is active.</summary>
+internal sealed record MachineConnectionResponse(string? AuthUrl, string ConnectionId, string Status);
+
 /// <summary>A connection as the gateway shows it. Times are Unix seconds, like the credentials' expires_at.</summary>
 internal sealed record ConnectionResponse(
     string ConnectionId,
@@ -167,6 +170,16 @@ internal static class GatewayEndpoints
         if (values is null)
         {
             return Problems.Validation(valueErrors);
+        }
+
+        if (provider.Config.Mcp?.IsClientCredentials == true)
+        {
+            // A machine-to-machine MCP server: no consent, the connection is active at once (or the grant was refused).
+            var (machineId, result) = await connections.CreateMachineAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct);
+            return result.Succeeded
+                ? TypedResults.Created($"/v1/connections/{machineId}", new MachineConnectionResponse(null, machineId, ConnectionStatus.Active))
+                : Problems.Create(StatusCodes.Status502BadGateway, "token_request_failed", "The MCP server's authorization server refused the client credentials.",
+                    $"{result.Error}: {result.ErrorDescription}", new Dictionary<string, object?> { ["connection_id"] = machineId });
         }
 
         var (authUrl, id) = await connections.CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct, values);

@@ -37,7 +37,7 @@ internal sealed record TokenExchangeResult(
 /// PKCE, RFC 7636), the code exchange (§4.1.3) and token revocation (RFC 7009), with the per-provider variations
 /// the catalog describes (client authentication, JSON bodies, form-encoded answers, Slack's authed_user).
 /// </summary>
-internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderRegistry registry, UpstreamPolicy policy, ILogger<ProviderClient> logger)
+internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderRegistry registry, UpstreamPolicy policy, TimeProvider time, ILogger<ProviderClient> logger)
 {
     private const int MaxResponseBytes = 64 * 1024;
 
@@ -186,6 +186,38 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             parameters.Add(new("resource", resource));
         }
 
+        return await RequestTokenAsync(provider, parameters, ct);
+    }
+
+    /// <summary>
+    /// RFC 6749 §4.4.2: a token for the client itself (a machine-to-machine MCP server, SEP-1046), with the client
+    /// authenticated by its secret or a private_key_jwt assertion (RFC 7523 §2.2). No person, no refresh token:
+    /// a new token is asked for the same way whenever one is needed.
+    /// </summary>
+    public async Task<TokenExchangeResult> ClientCredentialsAsync(Provider provider, IReadOnlyCollection<string> scopes, CancellationToken ct)
+    {
+        if (policy.Check(provider.Config.TokenUrl) is { } problem)
+        {
+            return TokenExchangeResult.Fail("invalid_provider_configuration", $"token_url {problem}");
+        }
+
+        var parameters = new List<KeyValuePair<string, string>> { new("grant_type", "client_credentials") };
+        if (scopes.Count > 0)
+        {
+            parameters.Add(new("scope", string.Join(' ', scopes)));
+        }
+
+        if (provider.Config.Resource is { } resource)
+        {
+            // RFC 8707 §2.2 / MCP authorization: resource on every token request.
+            parameters.Add(new("resource", resource));
+        }
+
+        return await RequestTokenAsync(provider, parameters, ct);
+    }
+
+    private async Task<TokenExchangeResult> RequestTokenAsync(Provider provider, List<KeyValuePair<string, string>> parameters, CancellationToken ct)
+    {
         using var request = new HttpRequestMessage(HttpMethod.Post, provider.Config.TokenUrl);
         AddClientAuthentication(provider, request, parameters);
         request.Content = Body(provider.Config.TokenRequestFormat, parameters);
@@ -280,6 +312,16 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
     {
         // RFC 6749 §2.3.1 / §3.2.1: a public client sends its client_id and nothing else; PKCE (RFC 7636) binds the code.
         var secret = provider.Config.TokenEndpointAuth == ClientAuthMethods.None ? null : registry.DecryptSecret(provider);
+        if (provider.Config.TokenEndpointAuth == ClientAuthMethods.PrivateKeyJwt && secret is not null)
+        {
+            // RFC 7523 §2.2 (and OpenID Connect Core §9): the stored secret is the client's private key (PEM, encrypted
+            // at rest); the assertion replaces any secret.
+            parameters.Add(new("client_id", provider.ClientId));
+            parameters.Add(new("client_assertion_type", ClientAssertions.JwtBearerType));
+            parameters.Add(new("client_assertion", ClientAssertions.Create(secret, provider.ClientId, provider.Config.Issuer ?? provider.Config.TokenUrl, time)));
+            return;
+        }
+
         if (provider.Config.TokenEndpointAuth == ClientAuthMethods.Basic && secret is not null)
         {
             var pair = $"{Uri.EscapeDataString(provider.ClientId)}:{Uri.EscapeDataString(secret)}";

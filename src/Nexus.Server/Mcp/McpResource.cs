@@ -31,6 +31,8 @@ internal static class McpResource
         [NexusTools.ConnectService] = WriteScope,
         [NexusTools.DisconnectService] = WriteScope,
         [NexusTools.CallApi] = ApiScope,
+        [NexusTools.ListRemoteTools] = ApiScope,
+        [NexusTools.CallRemoteTool] = ApiScope,
     };
 
     /// <summary>The resource identifier (RFC 8707 §2) and the <c>aud</c> of every token /mcp accepts.</summary>

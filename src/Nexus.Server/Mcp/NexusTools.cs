@@ -19,7 +19,7 @@ namespace Nexus.Server.Mcp;
 /// </summary>
 [McpServerToolType]
 internal sealed class NexusTools(ConnectionService connections, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog,
-    McpConnectLinks links, McpApiCalls api)
+    McpConnectLinks links, McpApiCalls api, McpRemoteCalls remote)
 {
     public const string ListServices = "list_services";
     public const string ListConnections = "list_connections";
@@ -27,6 +27,8 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
     public const string ConnectService = "connect_service";
     public const string DisconnectService = "disconnect_service";
     public const string CallApi = "call_api";
+    public const string ListRemoteTools = "list_remote_tools";
+    public const string CallRemoteTool = "call_remote_tool";
 
     private const int MaxConnections = 200;
 
@@ -210,6 +212,115 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
 
         return Result(new { status = answer.Status, headers = answer.Headers, body = answer.Body, body_base64 = answer.BodyBase64, truncated = answer.Truncated ? true : (bool?)null });
     }
+
+    [McpServerTool(Name = ListRemoteTools, Title = "List the tools of my MCP servers", ReadOnly = true, OpenWorld = true)]
+    [Description("Lists the tools of the MCP servers the person connected to Nexus (services of kind mcp_oauth2), asking each server through Nexus with the person's credential. Call them with call_remote_tool.")]
+    public async Task<CallToolResult> ListRemoteToolsAsync(RequestContext<CallToolRequestParams> request,
+        [Description("Only this service (its name, as list_services gives it); all connected MCP servers when omitted.")] string? service = null,
+        CancellationToken ct = default)
+    {
+        var person = Person(request);
+        var servers = (await providers.ListAsync(ct)).Where(p => p.AuthMode == AuthModes.McpOAuth2 && (service is null || p.Name == service)).ToList();
+        if (service is not null && servers.Count == 0)
+        {
+            return await providers.FindAsync(service, ct) is null ? await UnknownServiceAsync(service, ct)
+                : Error("not_an_mcp_server", $"'{service}' is not an MCP server connected by its URL; use call_api for its API.");
+        }
+
+        var listed = new List<object>();
+        foreach (var provider in servers)
+        {
+            var connection = await api.CurrentAsync(person, provider.Name, () => CurrentAsync(person, provider.Name, ct), ct);
+            if (connection?.Status != Connections.ConnectionStatus.Active)
+            {
+                if (service is not null)
+                {
+                    return AuthorizationRequired(person, provider, connection);
+                }
+
+                continue;
+            }
+
+            var answer = await remote.RequestAsync(connection, "tools/list", new { }, ct);
+            if (answer.Message is { } message && message.TryGetProperty("result", out var result) && result.TryGetProperty("tools", out var tools))
+            {
+                listed.Add(new { service = provider.Name, name = provider.DisplayName, tools });
+            }
+            else
+            {
+                listed.Add(new { service = provider.Name, name = provider.DisplayName, error = RemoteError(answer) });
+            }
+        }
+
+        return Result(new { servers = listed });
+    }
+
+    [McpServerTool(Name = CallRemoteTool, Title = "Call a tool of my MCP server", OpenWorld = true)]
+    [Description("Calls a tool of an MCP server the person connected to Nexus; Nexus adds the person's credential (you never see it) and returns the tool's result. If the server needs the person's approval first (not connected, or more permissions), the answer carries a link for the person.")]
+    public async Task<CallToolResult> CallRemoteToolAsync(RequestContext<CallToolRequestParams> request,
+        [Description("The MCP server's service name, as list_remote_tools gives it.")] string service,
+        [Description("The tool's name, as list_remote_tools gives it.")] string tool,
+        [Description("The tool's arguments (an object matching its input schema).")] JsonElement? arguments = null,
+        CancellationToken ct = default)
+    {
+        var person = Person(request);
+        if (await providers.FindCachedAsync(service, ct) is not { } provider)
+        {
+            return await UnknownServiceAsync(service, ct);
+        }
+
+        if (provider.AuthMode != AuthModes.McpOAuth2)
+        {
+            return Error("not_an_mcp_server", $"'{service}' is not an MCP server connected by its URL; use call_api for its API.");
+        }
+
+        if (arguments is { ValueKind: not (JsonValueKind.Object or JsonValueKind.Undefined or JsonValueKind.Null) })
+        {
+            return Error("invalid_arguments", "arguments is a JSON object.");
+        }
+
+        var connection = await api.CurrentAsync(person, provider.Name, () => CurrentAsync(person, provider.Name, ct), ct);
+        if (connection is null || connection.Status != Connections.ConnectionStatus.Active)
+        {
+            return AuthorizationRequired(person, provider, connection);
+        }
+
+        var answer = await remote.RequestAsync(connection, "tools/call",
+            new { name = tool, arguments = arguments is { ValueKind: JsonValueKind.Object } a ? a : JsonSerializer.SerializeToElement(new { }) }, ct);
+        if (answer.Problem is { } problem && problem.TryGetProperty("code", out var code) && code.GetString() == "insufficient_scope"
+            && problem.TryGetProperty("auth_url", out var authUrl))
+        {
+            // MCP authorization, step-up: the server wants more scopes; the person approves them at the server's
+            // authorization server, and the same connection then has them.
+            return Result(new
+            {
+                status = "authorization_required",
+                service = provider.Name,
+                connection_status = connection.Status,
+                connect_url = authUrl.GetString(),
+                message = $"{provider.DisplayName} needs more permissions for '{tool}'. Ask the person to open connect_url in their browser and approve them, then try again.",
+            }, isError: true);
+        }
+
+        if (answer.Status is StatusCodes.Status401Unauthorized or StatusCodes.Status409Conflict
+            && await store.FindAsync(connection.Id, ct) is var after && after?.Status != Connections.ConnectionStatus.Active)
+        {
+            return AuthorizationRequired(person, provider, after);
+        }
+
+        if (answer.Message is { } message && message.TryGetProperty("result", out var result))
+        {
+            var isError = result.TryGetProperty("isError", out var e) && e.ValueKind == JsonValueKind.True;
+            return Result(new { service = provider.Name, tool, result }, isError);
+        }
+
+        return Error("remote_error", RemoteError(answer));
+    }
+
+    private static string RemoteError(RemoteMcpAnswer answer) =>
+        answer.Message is { } m && m.TryGetProperty("error", out var e) && e.TryGetProperty("message", out var text) ? $"The MCP server answered: {text.GetString()}"
+        : answer.Problem is { } p && p.TryGetProperty("detail", out var detail) ? detail.GetString() ?? "The MCP server could not be reached."
+        : answer.Detail ?? "The MCP server gave no answer.";
 
     /// <summary>The person the request's bearer token speaks for; never a dashboard session cookie.</summary>
     private static string Person(RequestContext<CallToolRequestParams> request) =>

@@ -47,4 +47,19 @@ internal sealed record McpServerConfig
 
     /// <summary>True when discovery fell back to the 2025-03-26 rules (Nexus:Mcp:AllowLegacyDiscovery).</summary>
     public bool Legacy { get; init; }
+
+    /// <summary>
+    /// "client_credentials" for a machine-to-machine server (SEP-1046): connections get their tokens without a person
+    /// (RFC 6749 §4.4) and ask for a new one instead of refreshing. Null: the authorization code flow with a person.
+    /// </summary>
+    public string? GrantType { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool IsClientCredentials => GrantType == McpGrantTypes.ClientCredentials;
+}
+
+internal static class McpGrantTypes
+{
+    public const string AuthorizationCode = "authorization_code";
+    public const string ClientCredentials = "client_credentials";
 }

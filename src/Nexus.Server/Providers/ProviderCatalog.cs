@@ -605,6 +605,9 @@ internal static class ClientAuthMethods
 
     /// <summary>A public client (RFC 6749 §2.1): no secret; only client_id is sent, and PKCE S256 is always used (RFC 7636, RFC 9700 §2.1.1).</summary>
     public const string None = "none";
+
+    /// <summary>RFC 7523 §2.2: a JWT signed with the client's private key (ES256); only for machine-to-machine MCP servers.</summary>
+    public const string PrivateKeyJwt = "private_key_jwt";
 }
 
 internal static class TokenRequestFormats

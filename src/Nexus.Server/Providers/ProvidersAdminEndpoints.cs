@@ -39,7 +39,9 @@ internal sealed record ProviderRequest(
     CatalogVerify? Verify = null,
     int? RefreshMarginSeconds = null,
     string? McpUrl = null,
-    bool? SendResource = null);
+    bool? SendResource = null,
+    string? GrantType = null,
+    string? PrivateKeyPem = null);
 
 internal sealed record ProviderResponse(
     string Name,
@@ -144,9 +146,10 @@ internal static class ProvidersAdminEndpoints
             errors["name"] = ["Give the provider a name of 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit."];
         }
 
-        if (body.McpUrl is not null || body.SendResource is not null)
+        if (body.McpUrl is not null || body.SendResource is not null || body.GrantType is not null || body.PrivateKeyPem is not null)
         {
-            errors[body.McpUrl is not null ? "mcp_url" : "send_resource"] = ["mcp_url and send_resource belong to auth_mode \"mcp_oauth2\" (an MCP server registered by its URL)."];
+            errors[body.McpUrl is not null ? "mcp_url" : body.SendResource is not null ? "send_resource" : body.GrantType is not null ? "grant_type" : "private_key_pem"] =
+                ["mcp_url, send_resource, grant_type and private_key_pem belong to auth_mode \"mcp_oauth2\" (an MCP server registered by its URL)."];
         }
 
         // Only OAuth providers have a client of Nexus's own; the other modes carry the user's credential instead.

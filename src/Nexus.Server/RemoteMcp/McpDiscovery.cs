@@ -240,9 +240,12 @@ internal sealed class McpDiscovery(McpMetadataFetcher fetcher, NexusOptions opti
         McpAuthorizationServer server;
         if (fetched.Json is { } json)
         {
-            // The 2025-03-26 metadata lives at the origin, whose issuer may carry a trailing slash.
+            // The 2025-03-26 metadata lives at the MCP server's origin (its authorization base URL); the issuer it states
+            // may carry a path there (e.g. {origin}/oauth) or a trailing slash. Read from that origin itself, a stated
+            // issuer of the same origin is the server's own word; one of another origin is refused (RFC 8414 §3.3).
             var stated = Str(json, "issuer");
-            server = Parse(json, stated is not null && stated.TrimEnd('/') == origin ? stated : origin, origin + "/.well-known/oauth-authorization-server");
+            var sameOrigin = stated is not null && Uri.TryCreate(stated, UriKind.Absolute, out var statedUri) && McpMetadataFetcher.SameOrigin(statedUri, new Uri(origin));
+            server = Parse(json, sameOrigin ? stated! : origin, origin + "/.well-known/oauth-authorization-server");
         }
         else
         {

@@ -1,4 +1,5 @@
 using Nexus.Server.AuthorizationServer;
+using Nexus.Server.Connections;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
@@ -62,6 +63,25 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             errors["display_name"] = ["display_name must be 1 to 200 characters."];
         }
 
+        var machine = body.GrantType == McpGrantTypes.ClientCredentials;
+        if (body.GrantType is not null && body.GrantType is not (McpGrantTypes.ClientCredentials or McpGrantTypes.AuthorizationCode))
+        {
+            errors["grant_type"] = ["grant_type is \"authorization_code\" (a person consents; the default) or \"client_credentials\" (a machine-to-machine server)."];
+        }
+        else if (machine && (string.IsNullOrWhiteSpace(body.ClientId) || (body.ClientSecret is null) == (body.PrivateKeyPem is null)))
+        {
+            // SEP-1046: the client is registered at the authorization server beforehand, with a secret or a key.
+            errors["client_id"] = ["A client_credentials server needs the client_id registered for Nexus and either its client_secret or its private_key_pem (not both)."];
+        }
+        else if (!machine && body.PrivateKeyPem is not null)
+        {
+            errors["private_key_pem"] = ["private_key_pem is for grant_type \"client_credentials\" (private_key_jwt client authentication)."];
+        }
+        else if (body.PrivateKeyPem is not null && ClientAssertions.KeyProblem(body.PrivateKeyPem) is { } keyProblem)
+        {
+            errors["private_key_pem"] = [keyProblem];
+        }
+
         if (errors.Count > 0)
         {
             return (null, Problems.Validation(errors));
@@ -77,7 +97,8 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         try
         {
             found = await discovery.DiscoverAsync(body.McpUrl!, ct);
-            client = await registrar.IdentifyAsync(found.Server, body.ClientId, body.ClientSecret, ct);
+            client = machine ? MachineClient(found.Server, body.ClientId!, body.ClientSecret, body.PrivateKeyPem)
+                : await registrar.IdentifyAsync(found.Server, body.ClientId, body.ClientSecret, ct);
         }
         catch (McpDiscoveryException e)
         {
@@ -111,13 +132,36 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
                 RegistrationEndpoint = found.Server.RegistrationEndpoint,
                 TokenEndpointAuthMethods = found.Server.TokenEndpointAuthMethods,
                 Legacy = found.Legacy,
+                GrantType = machine ? McpGrantTypes.ClientCredentials : null,
             },
         };
         var now = time.GetUtcNow();
         var scopes = body.Scopes is { } chosen ? McpDiscovery.WithOfflineAccess(chosen, found.Server) : found.Scopes;
+        // The secret column holds the client secret, or for private_key_jwt the private key: encrypted either way.
         var provider = new Provider(body.Name!, null, body.DisplayName ?? new Uri(found.McpUrl).Host, AuthModes.McpOAuth2, config, [], client.ClientId,
             client.ClientSecret is { } secret ? registry.EncryptSecret(body.Name!, secret) : null, scopes, now, now);
         return await registry.CreateAsync(provider, ct) ? (provider, null) : (null, Exists(body.Name!));
+    }
+
+    /// <summary>
+    /// A machine-to-machine client (SEP-1046, RFC 6749 §4.4): the given id with its secret (client_secret_basic, or
+    /// _post where only that is listed) or its ES256 key (private_key_jwt, RFC 7523 §2.2).
+    /// </summary>
+    private static McpClientIdentity MachineClient(McpAuthorizationServer server, string clientId, string? secret, string? privateKeyPem)
+    {
+        if (privateKeyPem is not null)
+        {
+            if (server.TokenEndpointAuthMethods is { } listed && !listed.Contains(ClientAuthMethods.PrivateKeyJwt, StringComparer.Ordinal))
+            {
+                throw new McpDiscoveryException($"The authorization server {server.Issuer} does not list private_key_jwt in token_endpoint_auth_methods_supported.");
+            }
+
+            return new McpClientIdentity(McpRegistrationKinds.PreRegistered, clientId.Trim(), privateKeyPem, ClientAuthMethods.PrivateKeyJwt);
+        }
+
+        var method = server.TokenEndpointAuthMethods is { } methods && !methods.Contains(ClientAuthMethods.Basic, StringComparer.Ordinal)
+            && methods.Contains(ClientAuthMethods.Post, StringComparer.Ordinal) ? ClientAuthMethods.Post : ClientAuthMethods.Basic;
+        return new McpClientIdentity(McpRegistrationKinds.PreRegistered, clientId.Trim(), secret, method);
     }
 
     /// <summary>
@@ -173,7 +217,11 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             errors["display_name"] = ["display_name must be 1 to 200 characters."];
         }
 
-        foreach (var (field, value) in new (string, object?)[] { ("client_id", body.ClientId), ("client_secret", body.ClientSecret), ("auth_mode", body.AuthMode is AuthModes.McpOAuth2 ? null : body.AuthMode) })
+        foreach (var (field, value) in new (string, object?)[]
+        {
+            ("client_id", body.ClientId), ("client_secret", body.ClientSecret), ("auth_mode", body.AuthMode is AuthModes.McpOAuth2 ? null : body.AuthMode),
+            ("grant_type", body.GrantType), ("private_key_pem", body.PrivateKeyPem),
+        })
         {
             if (value is not null)
             {

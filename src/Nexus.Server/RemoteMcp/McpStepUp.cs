@@ -10,7 +10,10 @@ namespace Nexus.Server.RemoteMcp;
 /// MCP authorization, Scope Challenge Handling (step-up): an MCP server answered 403 with error="insufficient_scope".
 /// The connection (keeping its id and, meanwhile, its tokens) is armed for a new consent for the union of the scopes
 /// it has and those the challenge names, and the caller gets that consent's auth_url. At most
-/// <see cref="MaxRounds"/> authorization rounds per connection, counted in the database (every instance sees them).
+/// <see cref="MaxRounds"/> authorization rounds per connection: the first consent and two step-ups, the step-ups
+/// counted in the database (connections.authorization_rounds; every instance sees them). MCP authorization, Scope
+/// Challenge Handling: clients SHOULD limit the rounds, and the conformance suite's auth/scope-retry-limit counts the
+/// first authorization request among its three.
 /// </summary>
 internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, AuditLog audit, NexusOptions options, TimeProvider time)
 {
@@ -26,7 +29,7 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
         var verifier = ProviderClient.NewCodeVerifier();
         if (!await store.BeginStepUpAsync(connection.Id, nonce, expiresAt.ToUnixTimeMilliseconds(), store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier),
-                string.Join(' ', scopes), MaxRounds, ct))
+                string.Join(' ', scopes), MaxRounds - 1, ct))
         {
             return Problems.Create(StatusCodes.Status403Forbidden, "step_up_limit", "The MCP server still asks for more scopes.",
                 $"{MaxRounds} authorization rounds were started for this connection; connect it anew (POST /v1/request-connection) to try again.");

@@ -82,7 +82,8 @@ internal sealed class ConnectionRefresher(
     NexusOptions options,
     TimeProvider time,
     ILogger<ConnectionRefresher> logger,
-    Observability.NexusMetrics metrics)
+    Observability.NexusMetrics metrics,
+    IEnumerable<IProviderModeHandler> modeHandlers)
 {
     private const int MaxBackoffEntries = 100_000;
 
@@ -379,11 +380,29 @@ internal sealed class ConnectionRefresher(
             return await RequireAttentionAsync(held, row, error, description);
         }
 
-        var refreshToken = connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, row.RefreshToken!);
+        // Null only for a client_credentials connection (RefreshSchedule.CanRefresh), which asks for a new token instead.
+        var refreshToken = row.RefreshToken is null ? null : connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, row.RefreshToken);
         // The connection's own values ({shop}, {subdomain}, …) in the token URL (issue 17).
         var applied = ConnectionValues.Apply(provider!, ConnectionValues.Parse(row.ConnectionConfig));
         var started = time.GetTimestamp();
         var attempt = await client.RefreshAsync(applied, refreshToken, CancellationToken.None);
+        if (!attempt.Succeeded && attempt.Error == "invalid_client" && modeHandlers.FirstOrDefault(h => h.AuthMode == provider!.AuthMode) is { } handler)
+        {
+            // MCP authorization / RFC 7591 §3: an authorization server that no longer knows a client Nexus registered
+            // itself (deleted, expired, secret rotated) gets a new registration, and the refresh is retried once with it.
+            // Where the refresh token was bound to the old client, the retry's invalid_grant asks the person to connect
+            // again (attention_required), which then works with the new client, instead of failing as misconfigured forever.
+            await handler.ClientRejectedAsync(provider!, CancellationToken.None);
+            ForgetProvider(provider!.Name);
+            if (await registry.FindAsync(provider.Name, CancellationToken.None) is { } renewed && renewed.ClientId != provider.ClientId)
+            {
+                logger.LogInformation("Provider {Provider} registered anew after invalid_client; retrying the refresh of connection {ConnectionId} once", provider.Name, row.Id);
+                provider = renewed;
+                applied = ConnectionValues.Apply(renewed, ConnectionValues.Parse(row.ConnectionConfig));
+                attempt = await client.RefreshAsync(applied, refreshToken, CancellationToken.None);
+            }
+        }
+
         metrics.Refresh(provider!.Name, attempt.Succeeded ? "succeeded" : attempt.Kind == RefreshFailureKind.Rejected ? "rejected" : "failed", time.GetElapsedTime(started));
         if (attempt.Succeeded)
         {

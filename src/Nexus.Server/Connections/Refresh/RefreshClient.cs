@@ -91,11 +91,19 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
     /// a token for another resource of the same grant (RFC 6749 §6 allows a narrower scope; Entra ID mints a token for
     /// whichever resource the scope names); null keeps the granted scope.
     /// </summary>
-    public async Task<RefreshAttempt> RefreshAsync(Provider provider, string refreshToken, CancellationToken ct, IReadOnlyList<string>? scopes = null)
+    public async Task<RefreshAttempt> RefreshAsync(Provider provider, string? refreshToken, CancellationToken ct, IReadOnlyList<string>? scopes = null)
     {
         if (policy.Check(provider.Config.TokenUrl) is { } problem)
         {
             return RefreshAttempt.Failure(RefreshFailureKind.Misconfigured, "invalid_provider_configuration", $"token_url {problem}");
+        }
+
+        if (refreshToken is null || provider.Config.Mcp?.IsClientCredentials == true)
+        {
+            // RFC 6749 §4.4.3: a client_credentials grant has no refresh token; the client asks for a new token.
+            var fresh = await providerClient.ClientCredentialsAsync(provider, provider.Scopes, ct);
+            return fresh.Succeeded ? RefreshAttempt.Success(fresh)
+                : RefreshAttempt.Failure(fresh.Error == "provider_unreachable" ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription);
         }
 
         var parameters = new List<KeyValuePair<string, string>>

@@ -16,7 +16,8 @@ internal static class RefreshSchedule
 
     /// <summary>Whether Nexus can refresh at all: it holds a refresh token and the provider supports the grant.</summary>
     public static bool CanRefresh(bool hasRefreshToken, Provider? provider) =>
-        hasRefreshToken && provider is not null && provider.Config.RefreshSupported;
+        // A machine-to-machine MCP server (client_credentials) has no refresh token: a new token is simply asked for.
+        (hasRefreshToken || provider?.Config.Mcp?.IsClientCredentials == true) && provider is not null && provider.Config.RefreshSupported;
 
     /// <summary>
     /// The margin actually applied: never more than half of the token's lifetime (issued → expiry), so that a

@@ -1,0 +1,260 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.RemoteMcp;
+
+/// <summary>
+/// Machine-to-machine MCP servers (issue 15, SEP-1046): registered with <c>grant_type: "client_credentials"</c> and a
+/// client id with its secret (client_secret_basic) or its ES256 private key (private_key_jwt, RFC 7523); a connection
+/// is active at once, without a person, and a new grant replaces the token when it is refreshed. The MCP server and its
+/// authorization server are one loopback stand-in that checks the client authentication as a real server would.
+/// </summary>
+public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture) : IClassFixture<MachineToMachineTests.Fixture>
+{
+    private const string ReturnUrl = "https://app.example.test/oauth/return";
+    private const string ClientId = "m2m-client";
+    private const string ClientSecret = "m2m-secret-7f3a9c";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public sealed class Fixture : IAsyncLifetime
+    {
+        private TestDatabase database = null!;
+
+        public NexusTestServer Client { get; private set; } = null!;
+
+        public FakeMcpServer Server { get; private set; } = null!;
+
+        public ECDsa Key { get; } = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
+        /// <summary>Every token request the authorization server accepted: the grant, how the client authenticated, the token issued.</summary>
+        public ConcurrentQueue<(string Grant, string Method, string? Resource, string Token)> Grants { get; } = new();
+
+        /// <summary>Every assertion it verified, decoded (iss, sub, aud).</summary>
+        public ConcurrentQueue<JsonElement> Assertions { get; } = new();
+
+        private readonly ConcurrentDictionary<string, bool> issued = new();
+
+        public async ValueTask InitializeAsync()
+        {
+            database = await TestDatabase.CreateAsync();
+            Client = await NexusTestServer.StartAsync(database, s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/");
+            Server = await FakeMcpServer.StartAsync();
+            var issuer = Server.BaseUrl;
+            Server.Routes["/mcp"] = McpAsync;
+            Server.Routes["/.well-known/oauth-protected-resource/mcp"] = c => c.Response.WriteAsJsonAsync(new { resource = issuer + "/mcp", authorization_servers = new[] { issuer } });
+            Server.Routes["/.well-known/oauth-authorization-server"] = c => c.Response.WriteAsJsonAsync(new Dictionary<string, object>
+            {
+                ["issuer"] = issuer,
+                ["authorization_endpoint"] = issuer + "/authorize",
+                ["token_endpoint"] = issuer + "/token",
+                ["grant_types_supported"] = new[] { "client_credentials" },
+                ["token_endpoint_auth_methods_supported"] = new[] { "client_secret_basic", "private_key_jwt" },
+                ["token_endpoint_auth_signing_alg_values_supported"] = new[] { "ES256" },
+                ["code_challenge_methods_supported"] = new[] { "S256" },
+            });
+            Server.Routes["/token"] = TokenAsync;
+        }
+
+        private async Task TokenAsync(HttpContext context)
+        {
+            var form = await context.Request.ReadFormAsync();
+            string method;
+            if (context.Request.Headers.Authorization.ToString() is { Length: > 6 } basic && basic.StartsWith("Basic ", StringComparison.Ordinal))
+            {
+                var pair = Encoding.UTF8.GetString(Convert.FromBase64String(basic[6..])).Split(':', 2);
+                if (pair[0] != ClientId || pair[1] != ClientSecret)
+                {
+                    context.Response.StatusCode = 401;
+                    await context.Response.WriteAsJsonAsync(new { error = "invalid_client" });
+                    return;
+                }
+
+                method = "client_secret_basic";
+            }
+            else if (form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" && Verify(form["client_assertion"].ToString()) is { } claims)
+            {
+                Assertions.Enqueue(claims);
+                method = "private_key_jwt";
+            }
+            else
+            {
+                context.Response.StatusCode = 401;
+                await context.Response.WriteAsJsonAsync(new { error = "invalid_client" });
+                return;
+            }
+
+            var token = "cc-" + Guid.NewGuid().ToString("N");
+            issued[token] = true;
+            Grants.Enqueue((form["grant_type"].ToString(), method, form["resource"].ToString(), token));
+            await context.Response.WriteAsJsonAsync(new { access_token = token, token_type = "Bearer", expires_in = 3600 });
+        }
+
+        /// <summary>RFC 7515 with ES256 (RFC 7518 §3.4): the signature over header.payload, with the public key the client registered.</summary>
+        private JsonElement? Verify(string jwt)
+        {
+            var parts = jwt.Split('.');
+            if (parts.Length != 3)
+            {
+                return null;
+            }
+
+            var valid = Key.VerifyData(Encoding.ASCII.GetBytes(parts[0] + "." + parts[1]), System.Buffers.Text.Base64Url.DecodeFromChars(parts[2]),
+                HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+            return valid ? JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(parts[1])).RootElement.Clone() : null;
+        }
+
+        /// <summary>A minimal MCP server: 401 with the resource metadata without a token it issued; tools/list and tools/call with one.</summary>
+        private async Task McpAsync(HttpContext context)
+        {
+            var auth = context.Request.Headers.Authorization.ToString();
+            if (!auth.StartsWith("Bearer ", StringComparison.Ordinal) || !issued.ContainsKey(auth[7..]))
+            {
+                context.Response.StatusCode = 401;
+                context.Response.Headers.WWWAuthenticate = $"Bearer resource_metadata=\"{Server.BaseUrl}/.well-known/oauth-protected-resource/mcp\"";
+                return;
+            }
+
+            using var message = await JsonDocument.ParseAsync(context.Request.Body);
+            var id = message.RootElement.GetProperty("id").GetInt32();
+            object result = message.RootElement.GetProperty("method").GetString() switch
+            {
+                "tools/list" => new { tools = new[] { new { name = "echo_token", inputSchema = new { type = "object" } } } },
+                _ => new { content = new[] { new { type = "text", text = auth[7..] } } },
+            };
+            await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, result });
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Server.DisposeAsync();
+            await Client.DisposeAsync();
+            await database.DisposeAsync();
+            Key.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task AClientCredentialsServerWithASecretIsConnectedWithoutAPersonAndItsToolsAreCalledThroughTheBridge()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var provider = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
+        Assert.Equal("client_credentials", provider.GetProperty("mcp").GetProperty("grant_type").GetString());
+        Assert.Equal("client_secret_basic", provider.GetProperty("token_endpoint_auth").GetString());
+
+        var connectionId = await ConnectAsync(name);
+        var grant = fixture.Grants.Last();
+        Assert.Equal(("client_credentials", "client_secret_basic", fixture.Server.BaseUrl + "/mcp"), (grant.Grant, grant.Method, grant.Resource));
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task AClientCredentialsServerWithAPrivateKeyGetsASignedAssertionAndANewGrantOnRefresh()
+    {
+        var pem = fixture.Key.ExportPkcs8PrivateKeyPem();
+        var name = await RegisterAsync(new { client_id = ClientId, private_key_pem = pem });
+        var provider = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
+        Assert.Equal("private_key_jwt", provider.GetProperty("token_endpoint_auth").GetString());
+        Assert.DoesNotContain("PRIVATE KEY", provider.ToString(), StringComparison.Ordinal);
+
+        // The key is stored encrypted by the Vault, never in plain text.
+        var stored = (byte[])(await fixture.Client.Database.ScalarAsync("SELECT client_secret FROM providers WHERE name = @name", ("name", name)))!;
+        Assert.DoesNotContain("PRIVATE KEY", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+
+        var connectionId = await ConnectAsync(name);
+        var claims = fixture.Assertions.Last();
+        Assert.Equal(ClientId, claims.GetProperty("iss").GetString());
+        Assert.Equal(ClientId, claims.GetProperty("sub").GetString());
+        Assert.Equal(fixture.Server.BaseUrl, claims.GetProperty("aud").GetString());
+        Assert.True(claims.GetProperty("exp").GetInt64() > claims.GetProperty("iat").GetInt64());
+        var first = fixture.Grants.Last().Token;
+        Assert.Equal(first, await CallToolAsync(connectionId));
+
+        // No refresh token: a refresh is a new client_credentials grant, with a new assertion (a new jti).
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        var second = fixture.Grants.Last();
+        Assert.Equal("client_credentials", second.Grant);
+        Assert.NotEqual(first, second.Token);
+        Assert.NotEqual(claims.GetProperty("jti").GetString(), fixture.Assertions.Last().GetProperty("jti").GetString());
+        Assert.Equal(second.Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task AWrongSecretFailsTheConnectionWithTheAuthorizationServersError()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection", new { workspace_id = "ws_m2m", provider_name = name, return_url = ReturnUrl });
+        using var response = await fixture.Client.Http.SendAsync(request, Ct);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal("token_request_failed", problem.GetProperty("code").GetString());
+        var connection = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + problem.GetProperty("connection_id").GetString());
+        Assert.Equal("failed", connection.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task BadMachineToMachineRegistrationsAreRefusedAsValidationProblems()
+    {
+        var url = fixture.Server.BaseUrl + "/mcp";
+        foreach (var (body, field) in new (object, string)[]
+        {
+            (new { name = "m2m-bad1", auth_mode = "mcp_oauth2", mcp_url = url, grant_type = "client_credentials", client_id = ClientId, private_key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----" }, "private_key_pem"),
+            (new { name = "m2m-bad2", auth_mode = "mcp_oauth2", mcp_url = url, grant_type = "client_credentials", client_id = ClientId }, "client_id"),
+            (new { name = "m2m-bad3", auth_mode = "mcp_oauth2", mcp_url = url, grant_type = "password" }, "grant_type"),
+            (new { name = "m2m-bad4", auth_mode = "mcp_oauth2", mcp_url = url, private_key_pem = fixture.Key.ExportPkcs8PrivateKeyPem() }, "private_key_pem"),
+            (new { name = "m2m-bad5", authorization_url = "https://a.example/authorize", token_url = "https://a.example/token", client_id = "x", grant_type = "client_credentials" }, "grant_type"),
+        })
+        {
+            var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers", body, HttpStatusCode.BadRequest);
+            Assert.Equal("validation_failed", problem.GetProperty("code").GetString());
+            Assert.True(problem.GetProperty("errors").TryGetProperty(field, out _), problem.ToString());
+            // Never the key material back (its first base64 line stands for all of it).
+            var pem = JsonSerializer.SerializeToElement(body).TryGetProperty("private_key_pem", out var given) ? given.GetString()!.Split('\n')[1] : null;
+            Assert.True(pem is null || !problem.ToString().Contains(pem, StringComparison.Ordinal));
+        }
+    }
+
+    private async Task<string> RegisterAsync(object credentials)
+    {
+        var name = "m2m-" + Guid.NewGuid().ToString("N")[..8];
+        var body = JsonSerializer.SerializeToElement(credentials).EnumerateObject().ToDictionary(p => p.Name, p => (object)p.Value);
+        body["name"] = name;
+        body["auth_mode"] = "mcp_oauth2";
+        body["mcp_url"] = fixture.Server.BaseUrl + "/mcp";
+        body["grant_type"] = "client_credentials";
+        await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers", body, HttpStatusCode.Created);
+        return name;
+    }
+
+    /// <summary>request-connection answers with an active connection and no auth_url: nobody consents.</summary>
+    private async Task<string> ConnectAsync(string provider)
+    {
+        var answer = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/request-connection",
+            new { workspace_id = "ws_m2m", provider_name = provider, return_url = ReturnUrl }, HttpStatusCode.Created);
+        Assert.Equal("active", answer.GetProperty("status").GetString());
+        Assert.False(answer.TryGetProperty("auth_url", out var authUrl) && authUrl.ValueKind != JsonValueKind.Null, answer.ToString());
+        return answer.GetProperty("connection_id").GetString()!;
+    }
+
+    /// <summary>tools/call through the Bridge; the stand-in answers with the token it received.</summary>
+    private async Task<string> CallToolAsync(string connectionId)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
+        {
+            Content = new StringContent("""{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo_token","arguments":{}}}""", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("X-API-Key", fixture.Client.ApiKey);
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        using var response = await fixture.Client.Http.SendAsync(request, Ct);
+        var text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+        return JsonDocument.Parse(text).RootElement.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString()!;
+    }
+}
