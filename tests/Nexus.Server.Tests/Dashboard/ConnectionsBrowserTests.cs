@@ -162,6 +162,11 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         Assert.Contains("Next try:", text);
         Assert.DoesNotContain("temporarily_unavailable", text);
         await session.ScreenshotAsync("my-connections-health");
+        // The health cell keeps the phone layout: nothing scrolls sideways at 390 px.
+        await page.SetViewportSizeAsync(390, 844);
+        await session.ScreenshotAsync("my-connections-health-390px");
+        Assert.True(await page.EvaluateAsync<bool>("() => document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"));
+        await page.SetViewportSizeAsync(1200, 900);
 
         // Reconnect goes through the same service as POST /v1/connections/{id}/reconnect: a new consent for the same id.
         await page.GetByRole(AriaRole.Link, new() { Name = "Reconnect Google Drive" }).ClickAsync();
