@@ -18,7 +18,7 @@ const (
 	StatusFailed            = "failed"
 )
 
-// Connection is one user's link to one provider, as GET /v1/connections/{id} describes it.
+// Connection is one user's link to one provider, as GET /v1/connections/{id} describes it, with its health.
 type Connection struct {
 	ID          string
 	Status      string
@@ -33,29 +33,67 @@ type Connection struct {
 	// Error and ErrorDescription say why a connection is failed or attention_required.
 	Error            string
 	ErrorDescription string
+	// ConnectionConfig holds the per-connection values of the provider's URLs (a Shopify shop, a Salesforce
+	// instance); nil when the provider has none.
+	ConnectionConfig map[string]string
+	// GrantedScopes are the scopes the provider granted (its token response's scope), else the requested ones once
+	// active; nil while nothing is granted.
+	GrantedScopes []string
+	// LastRefreshedAt is when a refresh last succeeded (zero: never).
+	LastRefreshedAt time.Time
+	// NextRefreshAt is when Nexus next refreshes (or retries) the token (zero: nothing scheduled).
+	NextRefreshAt time.Time
+	// ConsecutiveFailures counts transient refresh failures in a row; 0 when healthy.
+	ConsecutiveFailures int
+	// LastError is the last thing that went wrong (a failing refresh's error, or why the connection stopped);
+	// nil when nothing did. Never a secret.
+	LastError *ConnectionError
+	// Reconnecting is true while a reconnect waits for the user's consent; the current credentials keep working.
+	Reconnecting bool
+}
+
+// ConnectionError is a connection's last error: the provider's or Nexus's code and a plain-words message.
+type ConnectionError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // UnmarshalJSON reads Nexus's wire format (Unix seconds).
 func (c *Connection) UnmarshalJSON(data []byte) error {
 	var w struct {
-		ConnectionID     string   `json:"connection_id"`
-		Status           string   `json:"status"`
-		Provider         string   `json:"provider"`
-		WorkspaceID      string   `json:"workspace_id"`
-		Scopes           []string `json:"scopes"`
-		CreatedAt        int64    `json:"created_at"`
-		UpdatedAt        int64    `json:"updated_at"`
-		ExpiresAt        *int64   `json:"expires_at"`
-		Error            string   `json:"error"`
-		ErrorDescription string   `json:"error_description"`
+		ConnectionID        string            `json:"connection_id"`
+		Status              string            `json:"status"`
+		Provider            string            `json:"provider"`
+		WorkspaceID         string            `json:"workspace_id"`
+		Scopes              []string          `json:"scopes"`
+		CreatedAt           int64             `json:"created_at"`
+		UpdatedAt           int64             `json:"updated_at"`
+		ExpiresAt           *int64            `json:"expires_at"`
+		Error               string            `json:"error"`
+		ErrorDescription    string            `json:"error_description"`
+		ConnectionConfig    map[string]string `json:"connection_config"`
+		GrantedScopes       []string          `json:"granted_scopes"`
+		LastRefreshedAt     *int64            `json:"last_refreshed_at"`
+		NextRefreshAt       *int64            `json:"next_refresh_at"`
+		ConsecutiveFailures int               `json:"consecutive_failures"`
+		LastError           *ConnectionError  `json:"last_error"`
+		Reconnecting        bool              `json:"reconnecting"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
 	*c = Connection{ID: w.ConnectionID, Status: w.Status, Provider: w.Provider, WorkspaceID: w.WorkspaceID, Scopes: w.Scopes,
-		CreatedAt: unix(w.CreatedAt), UpdatedAt: unix(w.UpdatedAt), Error: w.Error, ErrorDescription: w.ErrorDescription}
+		CreatedAt: unix(w.CreatedAt), UpdatedAt: unix(w.UpdatedAt), Error: w.Error, ErrorDescription: w.ErrorDescription,
+		ConnectionConfig: w.ConnectionConfig, GrantedScopes: w.GrantedScopes, ConsecutiveFailures: w.ConsecutiveFailures,
+		LastError: w.LastError, Reconnecting: w.Reconnecting}
 	if w.ExpiresAt != nil {
 		c.ExpiresAt = unix(*w.ExpiresAt)
+	}
+	if w.LastRefreshedAt != nil {
+		c.LastRefreshedAt = unix(*w.LastRefreshedAt)
+	}
+	if w.NextRefreshAt != nil {
+		c.NextRefreshAt = unix(*w.NextRefreshAt)
 	}
 	return nil
 }
@@ -74,6 +112,9 @@ type ConnectionRequest struct {
 	Scopes       []string `json:"scopes,omitempty"`
 	// ReturnURL is where Nexus sends the user's browser after consent (one of Nexus's ALLOWED_RETURN_URLS).
 	ReturnURL string `json:"return_url"`
+	// ConnectionConfig gives per-connection values the provider's URLs need ({"shop": "acme"}); Nexus asks the
+	// user for those missing.
+	ConnectionConfig map[string]string `json:"connection_config,omitempty"`
 }
 
 // PendingConnection is the answer to RequestConnection: send the user's browser to AuthURL and store ConnectionID.
@@ -105,12 +146,32 @@ func (c *Client) Connection(ctx context.Context, id string) (*Connection, error)
 // ListOptions filters ListConnections; zero fields do not filter.
 type ListOptions struct {
 	WorkspaceID string
-	Status      string
-	Limit       int // 1 to 1000; Nexus's default is 100
+	Status      string // pending, active, attention_required or failed
+	Provider    string // a registered provider's name
+	Limit       int    // page size, 1 to 1000; Nexus's default is 100
+	// Cursor is a NextCursor from an earlier page of the same list (same filters); empty for the first page.
+	Cursor string
 }
 
-// ListConnections lists connections, newest first (GET /v1/connections).
+// ConnectionPage is one page of GET /v1/connections, newest first. NextCursor is empty on the last page.
+type ConnectionPage struct {
+	Connections []Connection `json:"connections"`
+	NextCursor  string       `json:"next_cursor"`
+}
+
+// ListConnections returns the first page of connections, newest first (GET /v1/connections). Use
+// ListConnectionsPage or Connections (an iterator over every page) to go further.
 func (c *Client) ListConnections(ctx context.Context, o ListOptions) ([]Connection, error) {
+	page, err := c.ListConnectionsPage(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return page.Connections, nil
+}
+
+// ListConnectionsPage returns one page of connections (GET /v1/connections); pass its NextCursor back as
+// ListOptions.Cursor, with the same filters, for the next one.
+func (c *Client) ListConnectionsPage(ctx context.Context, o ListOptions) (*ConnectionPage, error) {
 	q := url.Values{}
 	if o.WorkspaceID != "" {
 		q.Set("workspace_id", o.WorkspaceID)
@@ -118,16 +179,87 @@ func (c *Client) ListConnections(ctx context.Context, o ListOptions) ([]Connecti
 	if o.Status != "" {
 		q.Set("status", o.Status)
 	}
+	if o.Provider != "" {
+		q.Set("provider", o.Provider)
+	}
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	var out struct {
-		Connections []Connection `json:"connections"`
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
 	}
+	var out ConnectionPage
 	if err := c.do(ctx, http.MethodGet, "/v1/connections", q, nil, &out); err != nil {
 		return nil, err
 	}
-	return out.Connections, nil
+	return &out, nil
+}
+
+// Connections returns an iterator over every connection the options select, following next_cursor page by page
+// (o.Limit is the page size). Like bufio.Scanner:
+//
+//	it := client.Connections(nexus.ListOptions{Status: nexus.StatusAttentionRequired})
+//	for it.Next(ctx) {
+//		conn := it.Connection()
+//		...
+//	}
+//	if err := it.Err(); err != nil { ... }
+func (c *Client) Connections(o ListOptions) *ConnectionIterator {
+	return &ConnectionIterator{client: c, opts: o}
+}
+
+// ConnectionIterator walks the pages of GET /v1/connections; see Client.Connections.
+type ConnectionIterator struct {
+	client  *Client
+	opts    ListOptions
+	page    []Connection
+	current Connection
+	done    bool
+	err     error
+}
+
+// Next advances to the next connection, fetching the next page when needed; false at the end or on an error.
+func (it *ConnectionIterator) Next(ctx context.Context) bool {
+	for len(it.page) == 0 {
+		if it.done || it.err != nil {
+			return false
+		}
+		page, err := it.client.ListConnectionsPage(ctx, it.opts)
+		if err != nil {
+			it.err = err
+			return false
+		}
+		it.page = page.Connections
+		it.opts.Cursor = page.NextCursor
+		it.done = page.NextCursor == ""
+	}
+	it.current, it.page = it.page[0], it.page[1:]
+	return true
+}
+
+// Connection is the connection Next moved to.
+func (it *ConnectionIterator) Connection() Connection { return it.current }
+
+// Err is the error that ended the iteration, nil at the normal end.
+func (it *ConnectionIterator) Err() error { return it.err }
+
+// ReconnectOptions are the optional parts of Reconnect; zero values keep the connection's own.
+type ReconnectOptions struct {
+	Scopes    []string `json:"scopes,omitempty"`
+	ReturnURL string   `json:"return_url,omitempty"`
+}
+
+// Reconnect starts a new consent for the same connection (POST /v1/connections/{id}/reconnect): send the user's
+// browser to the returned AuthURL; ConnectionID stays the same. The current credentials keep working until the
+// user completes the consent; then Nexus swaps in the new tokens and revokes the old ones at the provider.
+// A connection whose provider takes credentials rather than a consent gives *APIError with Code
+// "not_an_oauth_connection" (replace those with SubmitCredentials). Not retried.
+func (c *Client) Reconnect(ctx context.Context, id string, o ReconnectOptions) (*PendingConnection, error) {
+	var out PendingConnection
+	if err := c.do(ctx, http.MethodPost, connPath("/v1/connections/", id)+"/reconnect", nil, o, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // DeleteConnection revokes the connection's tokens at the provider (best effort) and deletes it

@@ -64,6 +64,9 @@ type Credentials struct {
 	ExpiresAt time.Time
 	// Fields holds every string field Nexus returned, including a provider's own credential_schema fields.
 	Fields map[string]Secret
+	// ConnectionConfig holds the connection's per-connection values (a Shopify shop, a Salesforce instance), which
+	// say where its API is; nil when the provider has none. Not secrets.
+	ConnectionConfig map[string]string
 
 	derived *derived
 }
@@ -147,12 +150,13 @@ func parseCredentials(id string, data []byte) (*Credentials, error) {
 		Strategy    Strategy                   `json:"strategy"`
 		Credentials map[string]json.RawMessage `json:"credentials"`
 		ExpiresAt   *int64                     `json:"expires_at"`
+		Config      map[string]string          `json:"connection_config"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		// json's messages quote types and offsets, never the values.
 		return nil, fmt.Errorf("nexus: reading the credentials of %s: %w", id, err)
 	}
-	c := &Credentials{ConnectionID: id, Strategy: w.Strategy, Fields: make(map[string]Secret, len(w.Credentials)), derived: &derived{}}
+	c := &Credentials{ConnectionID: id, Strategy: w.Strategy, Fields: make(map[string]Secret, len(w.Credentials)), ConnectionConfig: w.Config, derived: &derived{}}
 	for k, raw := range w.Credentials {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {

@@ -53,19 +53,25 @@ type scenarioStep struct {
 	Headers        map[string]string `json:"headers"`
 	Body           *string           `json:"body"`
 	Action         string            `json:"action"`
+	Status         string            `json:"status"`    // list_connections: filter
+	PageSize       int               `json:"page_size"` // list_connections: page limit
+	Config         map[string]string `json:"connection_config"`
 	Expect         struct {
-		AuthURLPrefix            string                 `json:"auth_url_prefix"`
-		Status                   json.RawMessage        `json:"status"` // a connection status, or an HTTP status for call
-		Error                    string                 `json:"error"`
-		Reason                   string                 `json:"reason"`
-		ReturnStatus             string                 `json:"return_status"`
-		Includes                 []string               `json:"includes"`
-		Strategy                 map[string]interface{} `json:"strategy"`
-		CredentialFields         []string               `json:"credential_fields"`
-		CredentialsEqualCaptured bool                   `json:"credentials_equal_captured"`
-		ExpiresInFuture          bool                   `json:"expires_in_future"`
-		JSON                     interface{}            `json:"json"`
-		RefreshedOnce            bool                   `json:"refreshed_once"`
+		AuthURLPrefix            string                     `json:"auth_url_prefix"`
+		Status                   json.RawMessage            `json:"status"` // a connection status, or an HTTP status for call
+		Error                    string                     `json:"error"`
+		Reason                   string                     `json:"reason"`
+		ReturnStatus             string                     `json:"return_status"`
+		Includes                 []string                   `json:"includes"`
+		Strategy                 map[string]interface{}     `json:"strategy"`
+		CredentialFields         []string                   `json:"credential_fields"`
+		CredentialsEqualCaptured bool                       `json:"credentials_equal_captured"`
+		ExpiresInFuture          bool                       `json:"expires_in_future"`
+		JSON                     interface{}                `json:"json"`
+		RefreshedOnce            bool                       `json:"refreshed_once"`
+		Excludes                 []string                   `json:"excludes"`
+		Count                    *int                       `json:"count"`
+		Health                   map[string]json.RawMessage `json:"health"`
 	} `json:"expect"`
 }
 
@@ -139,7 +145,8 @@ func (r *scenarioRun) run(ctx context.Context, t *testing.T, s scenarioStep) {
 			r.admin(t, "/v1/providers", p.Registration, nil)
 		}
 	case "request_connection":
-		pc, err := r.client.RequestConnection(ctx, nexus.ConnectionRequest{WorkspaceID: r.sc.WorkspaceID, ProviderName: s.Provider, Scopes: s.Scopes, ReturnURL: r.sc.ReturnURL})
+		pc, err := r.client.RequestConnection(ctx, nexus.ConnectionRequest{WorkspaceID: r.sc.WorkspaceID, ProviderName: s.Provider, Scopes: s.Scopes, ReturnURL: r.sc.ReturnURL,
+			ConnectionConfig: s.Config})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +162,17 @@ func (r *scenarioRun) run(ctx context.Context, t *testing.T, s scenarioStep) {
 		if want := r.expectedStatus(s); conn.Status != want {
 			t.Fatalf("status %q, want %q", conn.Status, want)
 		}
+		r.checkHealth(t, s, conn)
+	case "reconnect":
+		id := r.id(t, s.Connection)
+		pc, err := r.client.Reconnect(ctx, id, nexus.ReconnectOptions{Scopes: s.Scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(pc.AuthURL, s.Expect.AuthURLPrefix) || pc.ConnectionID != id {
+			t.Fatalf("auth_url %q, connection_id %q (want %q)", pc.AuthURL, pc.ConnectionID, id)
+		}
+		r.conns[s.Connection] = pc
 	case "complete_consent":
 		location := r.redirect(t, r.conns[s.Connection].AuthURL) // the upstream consents: to Nexus's callback
 		back, err := url.Parse(r.redirect(t, location))          // Nexus: to return_url
@@ -184,18 +202,32 @@ func (r *scenarioRun) run(ctx context.Context, t *testing.T, s scenarioStep) {
 		}
 		r.conns[s.SaveAs], r.captured[s.SaveAs], r.providerOf[s.SaveAs] = pc, fields, s.Provider
 	case "list_connections":
-		list, err := r.client.ListConnections(ctx, nexus.ListOptions{WorkspaceID: r.sc.WorkspaceID})
-		if err != nil {
-			t.Fatal(err)
-		}
+		it := r.client.Connections(nexus.ListOptions{WorkspaceID: r.sc.WorkspaceID, Provider: s.Provider, Status: s.Status, Limit: s.PageSize})
 		byID := map[string]string{}
-		for _, c := range list {
+		seen := 0
+		for it.Next(ctx) {
+			c := it.Connection()
+			if _, twice := byID[c.ID]; twice {
+				t.Fatalf("%s listed twice", c.ID)
+			}
 			byID[c.ID] = c.Status
+			seen++
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
 		}
 		for _, name := range s.Expect.Includes {
 			if got, want := byID[r.id(t, name)], r.expectedStatus(s); got != want {
 				t.Fatalf("%s: status %q, want %q", name, got, want)
 			}
+		}
+		for _, name := range s.Expect.Excludes {
+			if _, ok := byID[r.id(t, name)]; ok {
+				t.Fatalf("%s is listed", name)
+			}
+		}
+		if s.Expect.Count != nil && seen != *s.Expect.Count {
+			t.Fatalf("%d connections listed, want %d", seen, *s.Expect.Count)
 		}
 	case "get_credentials":
 		r.getCredentials(ctx, t, s)
@@ -231,6 +263,43 @@ func (r *scenarioRun) run(ctx context.Context, t *testing.T, s scenarioStep) {
 		}
 	default:
 		t.Fatalf("unknown op %q", s.Op)
+	}
+}
+
+// checkHealth compares expect.health (sdks/scenario/README.md) with the SDK's connection model.
+func (r *scenarioRun) checkHealth(t *testing.T, s scenarioStep, c *nexus.Connection) {
+	t.Helper()
+	for key, raw := range s.Expect.Health {
+		var ok bool
+		switch key {
+		case "granted_scopes":
+			var want []string
+			_ = json.Unmarshal(raw, &want)
+			ok = reflect.DeepEqual(c.GrantedScopes, want)
+		case "consecutive_failures":
+			var want int
+			_ = json.Unmarshal(raw, &want)
+			ok = c.ConsecutiveFailures == want
+		case "last_error":
+			ok = string(raw) == "null" && c.LastError == nil
+		case "last_refreshed":
+			var want bool
+			_ = json.Unmarshal(raw, &want)
+			ok = c.LastRefreshedAt.IsZero() != want
+		case "reconnecting":
+			var want bool
+			_ = json.Unmarshal(raw, &want)
+			ok = c.Reconnecting == want
+		case "connection_config":
+			var want map[string]string
+			_ = json.Unmarshal(raw, &want)
+			ok = reflect.DeepEqual(c.ConnectionConfig, want)
+		default:
+			t.Fatalf("unknown health key %q", key)
+		}
+		if !ok {
+			t.Errorf("health %s: want %s, connection %+v", key, raw, *c)
+		}
 	}
 }
 

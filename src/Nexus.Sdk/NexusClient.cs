@@ -145,6 +145,27 @@ public sealed class NexusClient : IDisposable
     }
 
     /// <summary>
+    /// Every connection the filters select, newest first, following <c>next_cursor</c> page after page (<paramref name="pageSize"/>
+    /// per page) as the enumeration goes: <c>await foreach (var c in client.ListAllConnectionsAsync(status: "attention_required"))</c>.
+    /// </summary>
+    public async IAsyncEnumerable<Connection> ListAllConnectionsAsync(string? workspaceId = null, string? status = null, string? provider = null, int? pageSize = null,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        string? cursor = null;
+        do
+        {
+            var page = await ListConnectionsPageAsync(workspaceId, status, provider, pageSize, cursor, cancellationToken).ConfigureAwait(false);
+            foreach (var connection in page.Connections)
+            {
+                yield return connection;
+            }
+
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+    }
+
+    /// <summary>
     /// <c>POST /v1/connections/{id}/reconnect</c>: a new consent URL for the same connection id. The current credential keeps
     /// working until the user completes it. Not retried.
     /// </summary>

@@ -59,6 +59,9 @@ public sealed class NexusCredential
     /// <summary>The connection this credential belongs to.</summary>
     public string ConnectionId { get; }
 
+    /// <summary>The connection's per-connection values (a Shopify <c>shop</c>, a Salesforce <c>instance</c>); empty when none. Not secrets.</summary>
+    public IReadOnlyDictionary<string, string> ConnectionConfig { get; private init; } = new Dictionary<string, string>();
+
     /// <summary>How to apply it.</summary>
     public CredentialStrategy Strategy { get; }
 
@@ -196,7 +199,7 @@ public sealed class NexusCredential
         }
 
         var expiresAt = Json.Long(root, "expires_at") is { } seconds ? DateTimeOffset.FromUnixTimeSeconds(seconds) : (DateTimeOffset?)null;
-        return new NexusCredential(connectionId, strategy, values, expiresAt);
+        return new NexusCredential(connectionId, strategy, values, expiresAt) { ConnectionConfig = Json.Strings(root, "connection_config") };
     }
 
     private string Required(string field) =>

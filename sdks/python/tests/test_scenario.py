@@ -143,7 +143,7 @@ class ScenarioTests(unittest.TestCase):
 
     def op_request_connection(self, step: Dict[str, Any], variant: Optional[str]) -> None:
         start = self.client.request_connection(State.data["workspace_id"], step["provider"], State.data["return_url"],
-                                               scopes=step.get("scopes"))
+                                               scopes=step.get("scopes"), connection_config=step.get("connection_config"))
         prefix = step.get("expect", {}).get("auth_url_prefix")
         if prefix:
             self.assertTrue(start.auth_url.startswith(prefix), "auth_url does not start with %s" % prefix)
@@ -155,7 +155,34 @@ class ScenarioTests(unittest.TestCase):
     def op_get_connection(self, step: Dict[str, Any], variant: Optional[str]) -> None:
         if "error" in step.get("expect", {}):
             return self.expect_error(step, lambda: self.client.get_connection(self.cid(step)))
-        self.assertEqual(step["expect"]["status"], self.client.get_connection(self.cid(step)).status)
+        connection = self.client.get_connection(self.cid(step))
+        self.assertEqual(step["expect"]["status"], connection.status)
+        self.check_health(step["expect"].get("health", {}), connection)
+
+    def check_health(self, health: Dict[str, Any], connection: Any) -> None:
+        """expect.health (sdks/scenario/README.md) against the SDK's Connection."""
+        for key, want in health.items():
+            if key == "granted_scopes":
+                self.assertEqual(want, connection.granted_scopes)
+            elif key == "consecutive_failures":
+                self.assertEqual(want, connection.consecutive_failures)
+            elif key == "last_error":
+                self.assertIsNone(want)
+                self.assertIsNone(connection.last_error)
+            elif key == "last_refreshed":
+                self.assertEqual(want, connection.last_refreshed_at is not None)
+            elif key == "reconnecting":
+                self.assertEqual(want, connection.reconnecting)
+            elif key == "connection_config":
+                self.assertEqual(want, connection.connection_config)
+            else:
+                self.fail("unknown health key %r" % key)
+
+    def op_reconnect(self, step: Dict[str, Any], variant: Optional[str]) -> None:
+        start = self.client.reconnect(self.cid(step), scopes=step.get("scopes"))
+        self.assertEqual(self.cid(step), start.connection_id, "a reconnect keeps the connection id")
+        self.assertTrue(start.auth_url.startswith(step["expect"]["auth_url_prefix"]))
+        State.auth_urls[step["connection"]] = start.auth_url
 
     def op_complete_consent(self, step: Dict[str, Any], variant: Optional[str]) -> None:
         auth_url = State.auth_urls[step["connection"]]
@@ -185,7 +212,15 @@ class ScenarioTests(unittest.TestCase):
         State.captured[step["save_as"]] = provider["credentials"]
 
     def op_list_connections(self, step: Dict[str, Any], variant: Optional[str]) -> None:
-        listed = {c.connection_id: c for c in self.client.list_connections(State.data["workspace_id"])}
+        listed: Dict[str, Any] = {}
+        for c in self.client.iter_connections(State.data["workspace_id"], status=step.get("status"),
+                                              provider=step.get("provider"), page_size=step.get("page_size")):
+            self.assertNotIn(c.connection_id, listed, "%s listed twice" % c.connection_id)
+            listed[c.connection_id] = c
+        for name in step["expect"].get("excludes", []):
+            self.assertNotIn(State.connections[name], listed, "%s is listed" % name)
+        if "count" in step["expect"]:
+            self.assertEqual(step["expect"]["count"], len(listed))
         for name in step["expect"]["includes"]:
             cid = State.connections[name]
             self.assertIn(cid, listed, "%s (%s) is not listed" % (name, cid))

@@ -66,6 +66,26 @@ export interface Connection {
   expiresAt: number | null;
   error: string | null;
   errorDescription: string | null;
+  /** The per-connection values of the provider's URLs (`{ shop: "acme" }`); empty when it has none. */
+  connectionConfig: Record<string, string>;
+  /** The scopes the provider granted; null while nothing is granted. */
+  grantedScopes: string[] | null;
+  /** When a refresh last succeeded (Unix seconds), or null. */
+  lastRefreshedAt: number | null;
+  /** When Nexus next refreshes (or retries) the token (Unix seconds), or null when nothing is scheduled. */
+  nextRefreshAt: number | null;
+  /** Transient refresh failures in a row; 0 when healthy. */
+  consecutiveFailures: number;
+  /** The last error (a failing refresh's, or why the connection stopped) in plain words; null when none. Never a secret. */
+  lastError: ConnectionError | null;
+  /** True while a reconnect waits for the user's consent (the current credentials keep working meanwhile). */
+  reconnecting: boolean;
+}
+
+/** A connection's last error: the provider's or Nexus's code and a plain-words message. */
+export interface ConnectionError {
+  code: string;
+  message: string;
 }
 
 export interface RequestConnectionInput {
@@ -75,6 +95,15 @@ export interface RequestConnectionInput {
   scopes?: string[];
   /** Where Nexus sends the user's browser after consent (must be allowed by Nexus's ALLOWED_RETURN_URLS). */
   returnUrl: string;
+  /** Per-connection values the provider's URLs need (`{ shop: "acme" }`); Nexus asks the user for those missing. */
+  connectionConfig?: Record<string, string>;
+}
+
+export interface ReconnectInput {
+  /** The scopes to ask for; the connection's own by default. */
+  scopes?: string[];
+  /** Where Nexus sends the user's browser after consent; the connection's own by default. */
+  returnUrl?: string;
 }
 
 export interface RequestConnectionResult {
@@ -86,8 +115,20 @@ export interface RequestConnectionResult {
 
 export interface ListConnectionsInput {
   workspaceId?: string;
+  /** `pending`, `active`, `attention_required` or `failed`. */
   status?: string;
+  /** A registered provider's name. */
+  provider?: string;
+  /** The page size, 1 to 1000 (Nexus's default 100). */
   limit?: number;
+  /** A `nextCursor` from an earlier page of the same list (same filters). */
+  cursor?: string;
+}
+
+/** One page of `GET /v1/connections`, newest first; `nextCursor` is null on the last page. */
+export interface ConnectionPage {
+  connections: Connection[];
+  nextCursor: string | null;
 }
 
 export interface WaitOptions extends CallOptions {
@@ -205,6 +246,9 @@ export class Nexus {
     if (input.scopes) {
       body["scopes"] = input.scopes;
     }
+    if (input.connectionConfig && Object.keys(input.connectionConfig).length > 0) {
+      body["connection_config"] = input.connectionConfig;
+    }
     const result = await this.request<{ auth_url: string; connection_id: string }>("POST", "/v1/request-connection", { ...options, body });
     return { authUrl: result.auth_url, connectionId: result.connection_id };
   }
@@ -214,13 +258,51 @@ export class Nexus {
     return toConnection(await this.request<RawConnection>("GET", `/v1/connections/${segment(connectionId)}`, options, connectionId));
   }
 
-  /** `GET /v1/connections`: newest first. */
+  /** `GET /v1/connections`: the first page, newest first. `connections()` walks every page. */
   async listConnections(input: ListConnectionsInput = {}, options: CallOptions = {}): Promise<Connection[]> {
-    const result = await this.request<{ connections: RawConnection[] }>("GET", "/v1/connections", {
+    return (await this.listConnectionsPage(input, options)).connections;
+  }
+
+  /** One page of `GET /v1/connections`; pass its `nextCursor` back as `cursor` (same filters) for the next one. */
+  async listConnectionsPage(input: ListConnectionsInput = {}, options: CallOptions = {}): Promise<ConnectionPage> {
+    const result = await this.request<{ connections: RawConnection[]; next_cursor?: string | null }>("GET", "/v1/connections", {
       ...options,
-      query: { workspace_id: input.workspaceId, status: input.status, limit: input.limit },
+      query: { workspace_id: input.workspaceId, status: input.status, provider: input.provider, limit: input.limit, cursor: input.cursor },
     });
-    return result.connections.map(toConnection);
+    return { connections: result.connections.map(toConnection), nextCursor: result.next_cursor ?? null };
+  }
+
+  /**
+   * Every connection the filters select, newest first, page after page (`limit` per page) as the iteration goes:
+   * `for await (const c of nexus.connections({ status: "attention_required" })) { … }`.
+   */
+  async *connections(input: Omit<ListConnectionsInput, "cursor"> = {}, options: CallOptions = {}): AsyncGenerator<Connection, void, undefined> {
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.listConnectionsPage({ ...input, cursor }, options);
+      yield* page.connections;
+      if (!page.nextCursor) {
+        return;
+      }
+      cursor = page.nextCursor;
+    }
+  }
+
+  /**
+   * `POST /v1/connections/{id}/reconnect`: a new consent for the **same** connection id (send the user to `authUrl`).
+   * The current credentials keep working until the user completes it; then Nexus swaps in the new tokens and revokes
+   * the old ones at the provider. A provider that takes credentials answers 409 `not_an_oauth_connection` (RequestError).
+   */
+  async reconnect(connectionId: string, input: ReconnectInput = {}, options: CallOptions = {}): Promise<RequestConnectionResult> {
+    const body: Record<string, unknown> = {};
+    if (input.scopes) {
+      body["scopes"] = input.scopes;
+    }
+    if (input.returnUrl) {
+      body["return_url"] = input.returnUrl;
+    }
+    const result = await this.request<{ auth_url: string; connection_id: string }>("POST", `/v1/connections/${segment(connectionId)}/reconnect`, { ...options, body }, connectionId);
+    return { authUrl: result.auth_url, connectionId: result.connection_id };
   }
 
   /** `DELETE /v1/connections/{id}`: revokes at the provider (best effort) and deletes; the cached credentials go too. */
@@ -560,6 +642,13 @@ interface RawConnection {
   expires_at?: number | null;
   error?: string | null;
   error_description?: string | null;
+  connection_config?: Record<string, string> | null;
+  granted_scopes?: string[] | null;
+  last_refreshed_at?: number | null;
+  next_refresh_at?: number | null;
+  consecutive_failures?: number | null;
+  last_error?: { code?: string; message?: string } | null;
+  reconnecting?: boolean;
 }
 
 function toConnection(raw: RawConnection): Connection {
@@ -574,6 +663,13 @@ function toConnection(raw: RawConnection): Connection {
     expiresAt: raw.expires_at ?? null,
     error: raw.error ?? null,
     errorDescription: raw.error_description ?? null,
+    connectionConfig: { ...(raw.connection_config ?? {}) },
+    grantedScopes: raw.granted_scopes ?? null,
+    lastRefreshedAt: raw.last_refreshed_at ?? null,
+    nextRefreshAt: raw.next_refresh_at ?? null,
+    consecutiveFailures: raw.consecutive_failures ?? 0,
+    lastError: raw.last_error ? { code: raw.last_error.code ?? "", message: raw.last_error.message ?? "" } : null,
+    reconnecting: raw.reconnecting === true,
   };
 }
 

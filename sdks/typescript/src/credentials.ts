@@ -23,6 +23,7 @@ export interface TokenResponse {
   strategy: { type: string; in?: string; name?: string; prefix?: string | null; region?: string; service?: string; role_arn?: string };
   credentials: Record<string, unknown>;
   expires_at?: number | null;
+  connection_config?: Record<string, string> | null;
 }
 
 const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
@@ -59,6 +60,8 @@ export class Credentials {
   readonly strategy: Strategy;
   /** When they expire (Unix seconds), or `null` when they do not. */
   readonly expiresAt: number | null;
+  /** The connection's per-connection values (`{ shop: "acme" }`), empty when its provider has none. Not secrets. */
+  readonly connectionConfig: Readonly<Record<string, string>>;
   readonly #values: ReadonlyMap<string, string>;
   #aws: AwsKeys | undefined;
   #basic: string | undefined;
@@ -85,6 +88,7 @@ export class Credentials {
     const credentialExpiry = response.credentials?.["expires_at"];
     const expiry = response.expires_at ?? (typeof credentialExpiry === "number" ? credentialExpiry : null);
     this.expiresAt = typeof expiry === "number" ? expiry : null;
+    this.connectionConfig = Object.freeze({ ...(response.connection_config ?? {}) });
     Object.freeze(this);
   }
 

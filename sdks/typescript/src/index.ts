@@ -2,10 +2,13 @@ export { Nexus } from "./client.js";
 export type {
   CallOptions,
   Connection,
+  ConnectionError,
   ConnectionFetchOptions,
+  ConnectionPage,
   FetchLike,
   ListConnectionsInput,
   NexusOptions,
+  ReconnectInput,
   RequestConnectionInput,
   RequestConnectionResult,
   RequestOptions,
@@ -13,6 +16,8 @@ export type {
   WaitOptions,
 } from "./client.js";
 export { Credentials } from "./credentials.js";
+export { WebhookEventTypes, WebhookVerificationError, parseWebhookEvent, verifyWebhook } from "./webhooks.js";
+export type { ConnectionEventData, VerifyWebhookOptions, WebhookEvent, WebhookEventType } from "./webhooks.js";
 export type { Strategy, TokenResponse } from "./credentials.js";
 export { applyCredentials, hashBody } from "./apply.js";
 export type { ApplyOptions, OutgoingRequest } from "./apply.js";

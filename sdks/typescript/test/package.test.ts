@@ -15,7 +15,7 @@ test("package.json's exports point at built ESM with declarations, and there are
   const entry = pkg.exports["."];
   assert.ok(existsSync(path.join(root, entry.types)), "the declarations are missing");
   const mod = await import(pathToFileURL(path.join(root, entry.import)).href);
-  for (const name of ["Nexus", "Credentials", "applyCredentials", "signV4", "AttentionRequiredError", "NotActiveError", "NotFoundError", "ForbiddenError", "RateLimitedError", "UnavailableError"]) {
+  for (const name of ["Nexus", "Credentials", "applyCredentials", "signV4", "AttentionRequiredError", "NotActiveError", "NotFoundError", "ForbiddenError", "RateLimitedError", "UnavailableError", "verifyWebhook", "WebhookVerificationError"]) {
     assert.equal(typeof mod[name], "function", `${name} is not exported`);
   }
 });

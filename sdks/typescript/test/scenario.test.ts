@@ -13,6 +13,7 @@ import {
   NotFoundError,
   RateLimitedError,
   UnavailableError,
+  type Connection,
   type Credentials,
 } from "../src/index.js";
 
@@ -38,6 +39,9 @@ interface Step {
   headers?: Record<string, string>;
   body?: string;
   action?: string;
+  status?: string;
+  page_size?: number;
+  connection_config?: Record<string, string>;
   expect?: Record<string, unknown>;
 }
 interface Scenario {
@@ -179,6 +183,7 @@ const ops: Record<string, (step: Step) => Promise<void>> = {
       provider: p.name,
       returnUrl: scenario!.return_url,
       ...(step.scopes ? { scopes: step.scopes } : {}),
+      ...(step.connection_config ? { connectionConfig: step.connection_config } : {}),
     });
     assert.ok(requested.connectionId.length > 0);
     const prefix = step.expect?.["auth_url_prefix"];
@@ -198,6 +203,41 @@ const ops: Record<string, (step: Step) => Promise<void>> = {
     const connection = await sdk().getConnection(id);
     assert.equal(connection.connectionId, id);
     if (step.expect?.["status"] !== undefined) assert.equal(connection.status, step.expect["status"]);
+    // expect.health (sdks/scenario/README.md) against the SDK's Connection.
+    for (const [key, want] of Object.entries((step.expect?.["health"] as Record<string, unknown>) ?? {})) {
+      switch (key) {
+        case "granted_scopes":
+          assert.deepEqual(connection.grantedScopes, want);
+          break;
+        case "consecutive_failures":
+          assert.equal(connection.consecutiveFailures, want);
+          break;
+        case "last_error":
+          assert.equal(want, null);
+          assert.equal(connection.lastError, null);
+          break;
+        case "last_refreshed":
+          assert.equal(connection.lastRefreshedAt !== null, want, `lastRefreshedAt ${connection.lastRefreshedAt}`);
+          break;
+        case "reconnecting":
+          assert.equal(connection.reconnecting, want);
+          break;
+        case "connection_config":
+          assert.deepEqual(connection.connectionConfig, want);
+          break;
+        default:
+          assert.fail(`unknown health key ${key}`);
+      }
+    }
+  },
+
+  async reconnect(step) {
+    const { id } = saved(step.connection);
+    const again = await sdk().reconnect(id, step.scopes ? { scopes: step.scopes } : {});
+    assert.equal(again.connectionId, id, "a reconnect keeps the connection id");
+    const prefix = step.expect?.["auth_url_prefix"] as string;
+    assert.ok(again.authUrl.startsWith(prefix), `${again.authUrl} does not start with ${prefix}`);
+    authUrls.set(step.connection!, again.authUrl);
   },
 
   async complete_consent(step) {
@@ -231,7 +271,16 @@ const ops: Record<string, (step: Step) => Promise<void>> = {
   },
 
   async list_connections(step) {
-    const listed = await sdk().listConnections({ workspaceId: scenario!.workspace_id });
+    const listed: Connection[] = [];
+    const filters = { workspaceId: scenario!.workspace_id, provider: step.provider, status: step.status, limit: step.page_size };
+    for await (const c of sdk().connections(filters)) {
+      assert.ok(!listed.some((l) => l.connectionId === c.connectionId), `${c.connectionId} listed twice`);
+      listed.push(c);
+    }
+    for (const name of (step.expect?.["excludes"] as string[]) ?? []) {
+      assert.ok(!listed.some((c) => c.connectionId === saved(name).id), `${name} is listed`);
+    }
+    if (step.expect?.["count"] !== undefined) assert.equal(listed.length, step.expect["count"]);
     for (const name of (step.expect?.["includes"] as string[]) ?? []) {
       const { id } = saved(name);
       const found = listed.find((c) => c.connectionId === id);

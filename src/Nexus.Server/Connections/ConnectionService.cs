@@ -180,11 +180,31 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     }
 
     /// <summary>
-    /// POST /v1/connections/{id}/reconnect: a new consent for the same connection id (same workspace and provider,
-    /// possibly other scopes). A connection with tokens keeps serving them until the new consent completes; then the
-    /// callback swaps them in and revokes the old ones at the provider (<see cref="CompleteReconnectAsync"/>).
+    /// A new consent for the same connection id (same workspace and provider, possibly other scopes), whoever asks:
+    /// POST /v1/connections/{id}/reconnect and the dashboard's Reconnect both come here. A connection with tokens keeps
+    /// serving them until the new consent completes; then the callback swaps them in and revokes the old ones at the
+    /// provider (<see cref="CompleteReconnectAsync"/>). Callers authorize and check <paramref name="returnUrl"/> first.
     /// </summary>
-    public async Task<string?> ReconnectAsync(Provider provider, Connection connection, string[]? requestedScopes, string returnUrl, string actor, CancellationToken ct)
+    /// <param name="requestedScopes">Null for the connection's own scopes.</param>
+    public async Task<ReconnectStart> ReconnectAsync(Connection connection, string[]? requestedScopes, string returnUrl, string actor, CancellationToken ct)
+    {
+        if (await providers.FindAsync(connection.ProviderName, ct) is not { } provider)
+        {
+            return new ReconnectStart(null, ReconnectRefusal.ProviderMissing);
+        }
+
+        // Credential providers (api_key, basic_auth, aws_sigv4) have no consent to repeat: their values are replaced in place.
+        if (!AuthModes.IsOAuth(provider.AuthMode))
+        {
+            return new ReconnectStart(null, ReconnectRefusal.NotOAuth);
+        }
+
+        return await ReconnectAsync(provider, connection, requestedScopes, returnUrl, actor, ct) is { } authUrl
+            ? new ReconnectStart(authUrl, ReconnectRefusal.None)
+            : new ReconnectStart(null, ReconnectRefusal.Gone);
+    }
+
+    private async Task<string?> ReconnectAsync(Provider provider, Connection connection, string[]? requestedScopes, string returnUrl, string actor, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
@@ -280,3 +300,22 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         return await store.FindAsync(connection.Id, CancellationToken.None) ?? connection;
     }
 }
+
+/// <summary>Why a reconnect did not start.</summary>
+internal enum ReconnectRefusal
+{
+    /// <summary>It started.</summary>
+    None,
+
+    /// <summary>The connection's provider no longer exists.</summary>
+    ProviderMissing,
+
+    /// <summary>The provider takes credentials, not a consent (replace them in place instead).</summary>
+    NotOAuth,
+
+    /// <summary>The connection was deleted meanwhile.</summary>
+    Gone,
+}
+
+/// <summary>The outcome of <see cref="ConnectionService.ReconnectAsync(Connection, string[], string, string, CancellationToken)"/>: the URL that starts the consent, or why not.</summary>
+internal sealed record ReconnectStart(string? AuthUrl, ReconnectRefusal Refusal);

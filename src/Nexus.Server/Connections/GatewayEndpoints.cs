@@ -271,7 +271,7 @@ internal static class GatewayEndpoints
     /// POST /v1/connections/{id}/reconnect: a new auth_url for the same connection id. The current tokens keep working
     /// until the person completes the new consent; then they are replaced and revoked at the provider.
     /// </summary>
-    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ProviderRegistry providers,
+    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
         ConnectionService connections, ReturnUrlPolicy returnUrls)
     {
         var ct = context.RequestAborted;
@@ -317,20 +317,15 @@ internal static class GatewayEndpoints
             return Problems.Create(StatusCodes.Status400BadRequest, "return_url_not_allowed", "The return_url is not allowed.", notAllowed);
         }
 
-        var provider = await providers.FindAsync(connection.ProviderName, ct);
-        if (provider is null)
+        var started = await connections.ReconnectAsync(connection, body.Scopes, returnUrl, caller.Actor, ct);
+        return started.Refusal switch
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The provider of this connection no longer exists.");
-        }
-
-        if (!AuthModes.IsOAuth(provider.AuthMode))
-        {
-            return Problems.Create(StatusCodes.Status409Conflict, "not_an_oauth_connection", "This connection's provider takes credentials, not a consent.",
-                "Replace the credentials in place with POST /v1/connections/{id}/credentials.");
-        }
-
-        var authUrl = await connections.ReconnectAsync(provider, connection, body.Scopes, returnUrl, caller.Actor, ct);
-        return authUrl is null ? Problems.NotFound("Connection") : TypedResults.Ok(new RequestConnectionResponse(authUrl, connection.Id));
+            ReconnectRefusal.ProviderMissing => Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The provider of this connection no longer exists."),
+            ReconnectRefusal.NotOAuth => Problems.Create(StatusCodes.Status409Conflict, "not_an_oauth_connection", "This connection's provider takes credentials, not a consent.",
+                "Replace the credentials in place with POST /v1/connections/{id}/credentials."),
+            ReconnectRefusal.Gone => Problems.NotFound("Connection"),
+            _ => TypedResults.Ok(new RequestConnectionResponse(started.AuthUrl!, connection.Id)),
+        };
     }
 
     private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)

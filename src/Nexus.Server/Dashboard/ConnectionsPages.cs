@@ -23,6 +23,8 @@ internal static class ConnectionsPages
         app.MapPost(Path + "/connect/{provider}", ConnectAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet(Path + "/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
         app.MapPost(Path + "/connections/{connectionId}/revoke", RevokeAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapGet(Path + "/connections/{connectionId}/reconnect", ChooseReconnectAsync).ExcludeFromDescription();
+        app.MapPost(Path + "/connections/{connectionId}/reconnect", ReconnectAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet(Path + "/returned", ReturnedAsync).ExcludeFromDescription();
     }
 
@@ -47,27 +49,30 @@ internal static class ConnectionsPages
             {string.Join(", ", attention.Select(c => E(Display(registered, c.ProviderName))))} stopped working (the service refused to renew access). Use <em>Reconnect</em> below.</div>
             """;
         var listed = connections.Where(c => c.Status != ConnectionStatus.Failed || c.Error != ConnectionStore.ExpiredError).ToList();
-        // "Last refreshed" only means something for OAuth connections whose provider renews tokens; a key or a password is
-        // never refreshed. The column is there only when a listed connection refreshes; other rows leave the cell empty.
+        // Health (last refreshed, next refresh, failures) only means something for OAuth connections whose provider renews
+        // tokens; a key or a password is never refreshed. The column is there only when a listed connection refreshes or
+        // has an error to explain; other rows leave the cell empty.
         bool Refreshes(Connection c) => registered.FirstOrDefault(p => p.Name == c.ProviderName) is { Config.RefreshSupported: true } p && AuthModes.IsOAuth(p.AuthMode);
-        var refreshColumn = listed.Any(Refreshes);
+        var healthColumn = listed.Any(c => Refreshes(c) || ConnectionResponse.From(c).LastError is not null);
         var rows = listed.Select(c =>
         {
             var provider = registered.FirstOrDefault(p => p.Name == c.ProviderName);
             var name = Display(registered, c.ProviderName);
             var permissions = c.ScopeList.Count == 0 ? "<span class=\"muted\">No extra permissions</span>"
                 : "<ul class=\"scopes\">" + string.Concat(c.ScopeList.Select(s => $"<li>{E(Describe(catalog, provider, s))}</li>")) + "</ul>";
-            var reconnect = provider is null ? "" : $"<a class=\"button secondary\" href=\"{Path}/connect/{E(provider.Name)}?replaces={E(c.Id)}\">{(c.Status == ConnectionStatus.Active ? "Re-authorize" : "Reconnect")}</a>";
-            var refreshed = !refreshColumn ? "" : Refreshes(c) ? $"<td data-label=\"Last refreshed\">{Time(c.UpdatedAt)}</td>"
-                : "<td><span class=\"muted\" title=\"This service's access is not refreshed\" aria-label=\"Not refreshed\">–</span></td>";
+            // OAuth connections reconnect in place (same connection id, ConnectionService.ReconnectAsync, like the API);
+            // credential connections get a new connection that replaces the old one once it is active.
+            var reconnect = provider is null ? ""
+                : $"<a class=\"button secondary\" href=\"{(AuthModes.IsOAuth(provider.AuthMode) ? $"{Path}/connections/{E(c.Id)}/reconnect" : $"{Path}/connect/{E(provider.Name)}?replaces={E(c.Id)}")}\" aria-label=\"Reconnect {E(name)}\">{(c.Status == ConnectionStatus.Active ? "Re-authorize" : "Reconnect")}</a>";
+            var health = !healthColumn ? "" : $"<td data-label=\"Health\">{Health(c, name, Refreshes(c))}</td>";
             return $"""
                 <tr><td data-label="Service">{ProviderLogos.Avatar(provider, name)} <strong>{E(name)}</strong>{(accounts.TryGetValue(c.Id, out var account) ? $"<br><span class=\"account\">{E(account)}</span>" : "")}<br><code class="muted">{E(c.Id)}</code></td>
                 <td data-label="Permissions">{permissions}</td><td data-label="Status"><span class="status {E(c.Status)}">{E(c.Status.Replace('_', ' '))}</span></td>
-                <td data-label="Connected">{Time(c.CreatedAt)}</td>{refreshed}
+                <td data-label="Connected">{Time(c.CreatedAt)}</td>{health}
                 <td data-label="Actions">{reconnect} <a class="button secondary" href="{Path}/connections/{E(c.Id)}/revoke" aria-label="Revoke {E(name)}">Revoke</a></td></tr>
                 """;
         });
-        var table = SiteManagementPages.Table(refreshColumn ? ["Service", "Permissions", "Status", "Connected", "Last refreshed", "Actions"] : ["Service", "Permissions", "Status", "Connected", "Actions"], rows, "You have not connected any service yet.", "stack");
+        var table = SiteManagementPages.Table(healthColumn ? ["Service", "Permissions", "Status", "Connected", "Health", "Actions"] : ["Service", "Permissions", "Status", "Connected", "Actions"], rows, "You have not connected any service yet.", "stack");
         var connect = registered.Count == 0
             ? "<p class=\"muted\">No services are configured on this Nexus yet; an administrator adds them under Site management › Providers.</p>"
             : "<ul class=\"connect-list\">" + string.Concat(registered.OrderBy(p => p.DisplayName).Select(p =>
@@ -94,11 +99,75 @@ internal static class ConnectionsPages
     }
 
     /// <summary>
+    /// Reconnect an OAuth connection in place: the permissions page (the connection's current ones preselected), whose form
+    /// posts to <see cref="ReconnectAsync"/>. A credential connection goes through the connect page's replacement instead.
+    /// </summary>
+    private static async Task<IResult> ChooseReconnectAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog,
+        CancellationToken ct)
+    {
+        if (Workspace(context) is not { } workspace)
+        {
+            return SignIn(context);
+        }
+
+        var connection = await store.FindAsync(connectionId, ct);
+        if (connection is null || connection.WorkspaceId != workspace)
+        {
+            return Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound);
+        }
+
+        if (await providers.FindAsync(connection.ProviderName, ct) is not { } p)
+        {
+            return Error(context, "Unknown service", "This service is no longer configured on this Nexus.", StatusCodes.Status404NotFound);
+        }
+
+        if (!AuthModes.IsOAuth(p.AuthMode))
+        {
+            return Results.Redirect($"{Path}/connect/{Uri.EscapeDataString(p.Name)}?replaces={Uri.EscapeDataString(connection.Id)}");
+        }
+
+        return ConnectPage(context, p, catalog, null, connection.ScopeList, null, $"{Path}/connections/{connection.Id}/reconnect",
+            "Until you approve, this connection keeps working as it is; then the new access replaces the old one.");
+    }
+
+    /// <summary>Starts the reconnect with the same service as POST /v1/connections/{id}/reconnect and sends the person to the provider.</summary>
+    private static async Task<IResult> ReconnectAsync(HttpContext context, string connectionId, ConnectionStore store, ConnectionService connections, NexusOptions options,
+        CancellationToken ct)
+    {
+        if (Workspace(context) is not { } workspace)
+        {
+            return SignIn(context);
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var connection = await store.FindAsync(connectionId, ct);
+        if (connection is null || connection.WorkspaceId != workspace)
+        {
+            return Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound);
+        }
+
+        var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
+        var started = await connections.ReconnectAsync(connection, scopes, options.Issuer + Path + "/returned", "user:" + workspace, ct);
+        return started.Refusal switch
+        {
+            ReconnectRefusal.None => Results.Redirect(started.AuthUrl!),
+            ReconnectRefusal.NotOAuth => Results.Redirect($"{Path}/connect/{Uri.EscapeDataString(connection.ProviderName)}?replaces={Uri.EscapeDataString(connection.Id)}"),
+            ReconnectRefusal.ProviderMissing => Error(context, "Unknown service", "This service is no longer configured on this Nexus.", StatusCodes.Status404NotFound),
+            _ => Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound),
+        };
+    }
+
+    /// <summary>
     /// The page that shows a service's permissions and sends the person on to it (a POST to
     /// <c>/dashboard/connect/{provider}</c>). <paramref name="chosen"/> preselects permissions (else the provider's
     /// defaults); <paramref name="note"/> says who asked, for links made by an assistant.
     /// </summary>
-    internal static IResult ConnectPage(HttpContext context, Provider p, ProviderCatalog catalog, string? replaces, IReadOnlyCollection<string>? chosen, string? note)
+    internal static IResult ConnectPage(HttpContext context, Provider p, ProviderCatalog catalog, string? replaces, IReadOnlyCollection<string>? chosen, string? note,
+        string? action = null, string? reconnectNote = null)
     {
         var offered = Offered(catalog, p);
         if (chosen is not null)
@@ -110,10 +179,11 @@ internal static class ConnectionsPages
             <div class="check"><input type="checkbox" id="scope-{i}" name="scope" value="{E(s)}"{((chosen ?? p.Scopes).Contains(s) ? " checked" : "")}>
             <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label>{UncheckedHint(s, p.DisplayName)}</div>
             """)) + "</fieldset>";
-        return Page(context, "Connect " + p.DisplayName, $"""
-            <section class="card narrow"><h1>Connect {E(p.DisplayName)}</h1>{(note is null ? "" : $"<p class=\"muted\">{E(note)}</p>")}
-            <p>{(AuthModes.IsOAuth(p.AuthMode) ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here." : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.")}</p>
-            <form method="post" action="{Path}/connect/{E(p.Name)}">{AntiforgeryField(context)}{(replaces is null ? "" : $"<input type=\"hidden\" name=\"replaces\" value=\"{E(replaces)}\">")}
+        var title = (reconnectNote is null ? "Connect " : "Reconnect ") + p.DisplayName;
+        return Page(context, title, $"""
+            <section class="card narrow"><h1>{E(title)}</h1>{(note is null ? "" : $"<p class=\"muted\">{E(note)}</p>")}
+            <p>{(AuthModes.IsOAuth(p.AuthMode) ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here." : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.")}</p>{(reconnectNote is null ? "" : $"<p class=\"muted\">{E(reconnectNote)}</p>")}
+            <form method="post" action="{E(action ?? $"{Path}/connect/{p.Name}")}">{AntiforgeryField(context)}{(replaces is null ? "" : $"<input type=\"hidden\" name=\"replaces\" value=\"{E(replaces)}\">")}
             {(AuthModes.IsOAuth(p.AuthMode) ? choices : "")}
             <div class="actions"><button type="submit">Continue to {E(p.DisplayName)}</button><a class="button secondary" href="{Path}">Cancel</a></div></form></section>
             """);
@@ -225,6 +295,51 @@ internal static class ConnectionsPages
     private static string UncheckedHint(string scope, string displayName) => scope == "offline_access"
         ? $"<p class=\"when-unchecked\" role=\"note\">Without this, Nexus gets no refresh token: access to {E(displayName)} ends when the first access token expires (often within an hour), and you will have to reconnect.</p>"
         : "";
+
+    /// <summary>
+    /// A connection's health in plain words: when access was last renewed and will next be, failed renewals in a row, and
+    /// the last error, from the same fields GET /v1/connections shows (<see cref="ConnectionResponse.From"/>).
+    /// </summary>
+    internal static string Health(Connection c, string service, bool refreshes)
+    {
+        var view = ConnectionResponse.From(c);
+        var lines = new List<string>();
+        if (refreshes && c.Status == ConnectionStatus.Active)
+        {
+            lines.Add($"Last refreshed: {(view.LastRefreshedAt is { } last ? Time(last * 1000) : "not yet")}");
+            // While refreshes fail, the next refresh is a retry.
+            lines.Add($"{(view.ConsecutiveFailures > 0 ? "Next try" : "Next refresh")}: {(view.NextRefreshAt is { } next ? Time(next * 1000) : "when needed")}");
+        }
+
+        if (view.ConsecutiveFailures > 0)
+        {
+            lines.Add($"<strong>{view.ConsecutiveFailures} failed refresh{(view.ConsecutiveFailures == 1 ? "" : "es")} in a row</strong>");
+        }
+
+        if (view.LastError is { } error)
+        {
+            lines.Add($"<span class=\"health-error\" title=\"{E(error.Code)}: {E(error.Message)}\">{E(PlainWords(error.Code, c.Status, service))}</span>");
+        }
+
+        return lines.Count == 0 ? "<span class=\"muted\" aria-label=\"No refresh\">–</span>" : string.Join("<br>", lines);
+    }
+
+    /// <summary>What an error code means for the person, without protocol words; the code and the provider's own message stay in the tooltip.</summary>
+    internal static string PlainWords(string code, string status, string service) => status switch
+    {
+        ConnectionStatus.AttentionRequired when code == "token_expired" =>
+            $"Access to {service} expired and cannot be renewed. Reconnect to use it again.",
+        ConnectionStatus.AttentionRequired => $"{service} no longer accepts this connection (access was withdrawn or has expired). Reconnect to use it again.",
+        ConnectionStatus.Failed => $"Connecting to {service} did not complete. You can try again.",
+        _ => code switch
+        {
+            "invalid_client" or "unauthorized_client" =>
+                $"{service} did not accept this Nexus's registration, so access could not be renewed. An administrator has to fix it; Nexus keeps trying.",
+            "slow_down" or "rate_limited" or "ratelimited" =>
+                $"{service} asked Nexus to slow down, so access was not renewed yet. Nexus tries again shortly.",
+            _ => $"{service} could not be reached to renew access. Nexus keeps trying; the connection still works until its access expires.",
+        },
+    };
 
     private static string Display(IReadOnlyList<Provider> providers, string name) => providers.FirstOrDefault(p => p.Name == name)?.DisplayName ?? name;
 

@@ -93,7 +93,8 @@ internal sealed class ScenarioRunner : IDisposable
             case "request_connection":
             {
                 var scopes = step.TryGetProperty("scopes", out var s) ? s.EnumerateArray().Select(x => x.GetString()!).ToArray() : null;
-                var requested = await Client.RequestConnectionAsync(new ConnectionRequest(Workspace, Str(step, "provider"), ReturnUrl, scopes), ct);
+                var config = step.TryGetProperty("connection_config", out var c) ? c.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!) : null;
+                var requested = await Client.RequestConnectionAsync(new ConnectionRequest(Workspace, Str(step, "provider"), ReturnUrl, scopes, config), ct);
                 if (expect.ValueKind == JsonValueKind.Object && expect.TryGetProperty("auth_url_prefix", out var prefix))
                 {
                     Check(requested.AuthUrl.AbsoluteUri.StartsWith(prefix.GetString()!, StringComparison.Ordinal), $"auth_url does not start with {prefix}");
@@ -110,8 +111,19 @@ internal sealed class ScenarioRunner : IDisposable
                 {
                     var connection = await Client.GetConnectionAsync(Connection(step), ct);
                     CheckStatus(expect, connection.Status);
+                    CheckHealth(expect, connection);
                 });
                 break;
+
+            case "reconnect":
+            {
+                var scopes = step.TryGetProperty("scopes", out var s) ? s.EnumerateArray().Select(x => x.GetString()!).ToArray() : null;
+                var again = await Client.ReconnectAsync(Connection(step), scopes, cancellationToken: ct);
+                Check(again.ConnectionId == Connection(step), $"reconnect answered connection {again.ConnectionId}, not the same id");
+                Check(again.AuthUrl.AbsoluteUri.StartsWith(Str(expect, "auth_url_prefix"), StringComparison.Ordinal), "auth_url does not start with the expected prefix");
+                authUrls[Str(step, "connection")] = again.AuthUrl;
+                break;
+            }
 
             case "complete_consent":
             {
@@ -146,11 +158,30 @@ internal sealed class ScenarioRunner : IDisposable
 
             case "list_connections":
             {
-                var listed = (await Client.ListConnectionsAsync(Workspace, cancellationToken: ct)).ToDictionary(c => c.ConnectionId);
+                var listed = new Dictionary<string, Connection>(StringComparer.Ordinal);
+                await foreach (var c in Client.ListAllConnectionsAsync(Workspace, Optional(step, "status"), Optional(step, "provider"),
+                                   step.TryGetProperty("page_size", out var size) ? size.GetInt32() : null, ct))
+                {
+                    Check(listed.TryAdd(c.ConnectionId, c), $"{c.ConnectionId} is listed twice");
+                }
+
                 foreach (var name in expect.GetProperty("includes").EnumerateArray().Select(n => n.GetString()!))
                 {
                     Check(listed.TryGetValue(connections[name], out var c), $"{name} is not listed");
                     CheckStatus(expect, c!.Status);
+                }
+
+                if (expect.TryGetProperty("excludes", out var excludes))
+                {
+                    foreach (var name in excludes.EnumerateArray().Select(n => n.GetString()!))
+                    {
+                        Check(!listed.ContainsKey(connections[name]), $"{name} is listed");
+                    }
+                }
+
+                if (expect.TryGetProperty("count", out var count))
+                {
+                    Check(listed.Count == count.GetInt32(), $"{listed.Count} connections listed, expected {count.GetInt32()}");
                 }
 
                 break;
@@ -354,6 +385,34 @@ internal sealed class ScenarioRunner : IDisposable
 
         throw new InvalidOperationException($"expected the typed error {wanted}, but the call succeeded");
     }
+
+    /// <summary>expect.health (sdks/scenario/README.md) against the SDK's <see cref="Sdk.Connection"/>.</summary>
+    private static void CheckHealth(JsonElement expect, Connection c)
+    {
+        if (expect.ValueKind != JsonValueKind.Object || !expect.TryGetProperty("health", out var health))
+        {
+            return;
+        }
+
+        foreach (var field in health.EnumerateObject())
+        {
+            var want = field.Value;
+            var ok = field.Name switch
+            {
+                "granted_scopes" => c.GrantedScopes is { } granted && granted.SequenceEqual(want.EnumerateArray().Select(s => s.GetString()!)),
+                "consecutive_failures" => c.ConsecutiveFailures == want.GetInt64(),
+                "last_error" => want.ValueKind == JsonValueKind.Null && c.LastError is null,
+                "last_refreshed" => (c.LastRefreshedAt is not null) == want.GetBoolean(),
+                "reconnecting" => c.Reconnecting == want.GetBoolean(),
+                "connection_config" => want.EnumerateObject().Count() == c.ConnectionConfig.Count
+                    && want.EnumerateObject().All(p => c.ConnectionConfig.GetValueOrDefault(p.Name) == p.Value.GetString()),
+                _ => throw new InvalidOperationException($"unknown health key {field.Name}"),
+            };
+            Check(ok, $"health {field.Name}: expected {want.GetRawText()}, the connection has another value");
+        }
+    }
+
+    private static string? Optional(JsonElement step, string name) => step.TryGetProperty(name, out var v) ? v.GetString() : null;
 
     private static void CheckStatus(JsonElement expect, string status)
     {

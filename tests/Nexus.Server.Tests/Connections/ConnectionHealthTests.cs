@@ -147,4 +147,43 @@ public sealed class ConnectionHealthTests(TenantFixture f) : IClassFixture<Tenan
             .GetProperty("api_key").GetString()!;
         Assert.Equal(HttpStatusCode.NotFound, (await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, key)).Status);
     }
+
+    [Fact]
+    public async Task TwoCompletionsOfTheSameReconnectConsentAtOnceSwapTheTokensExactlyOnce()
+    {
+        var id = await f.ConnectAsync(TenantFixture.Shop, new { shop = "race" });
+        var oldToken = await f.TokenAsync(id);
+        var (_, body) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect");
+        var callback = await f.Fake.ConsentAsync(body.GetProperty("auth_url").GetString()!);
+        var exchangesBefore = f.Fake.Calls.Count(c => c.Host == "race.localhost" && c.Grant == "authorization_code");
+
+        // The same callback (a double click, a browser retry) arrives several times at once.
+        using var start = new SemaphoreSlim(0);
+        var attempts = Enumerable.Range(0, 6).Select(async _ =>
+        {
+            await start.WaitAsync();
+            using var response = await f.Kit.Browser.GetAsync(callback);
+            return (response.StatusCode, Location: response.Headers.Location?.ToString(), Body: await response.Content.ReadAsStringAsync());
+        }).ToList();
+        start.Release(attempts.Count);
+        var answers = await Task.WhenAll(attempts);
+
+        var completed = Assert.Single(answers, a => a.StatusCode == HttpStatusCode.Redirect);
+        Assert.Contains("status=active", completed.Location);
+        Assert.All(answers.Where(a => a.StatusCode != HttpStatusCode.Redirect), a =>
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, a.StatusCode);
+            Assert.Contains("state_already_used", a.Body);
+        });
+        Assert.Equal(exchangesBefore + 1, f.Fake.Calls.Count(c => c.Host == "race.localhost" && c.Grant == "authorization_code"));
+        var connection = await f.ConnectionAsync(id);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.False(connection.TryGetProperty("reconnecting", out _));
+        var newToken = await f.TokenAsync(id);
+        Assert.NotEqual(oldToken, newToken);
+        Assert.True(f.Fake.ValidTokens.ContainsKey(newToken));
+        Assert.Single(f.Fake.Calls, c => c.Path == "/revoke" && c.Token == oldToken);
+        var audit = await f.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}&event=reconnected");
+        Assert.Single(audit.GetProperty("events").EnumerateArray());
+    }
 }

@@ -129,6 +129,60 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
     }
 
     [Fact]
+    public async Task MyConnectionsShowsHealthInPlainWordsAndReconnectKeepsTheConnection()
+    {
+        await kit.RegisterAsync("google", new { display_name = "Google Drive", scopes = new[] { "drive.readonly" } }, "drive");
+        await using var session = await SignedUpAsync("health@example.com");
+        var page = session.Page;
+        await ConnectAsync(page, "Google Drive");
+        var id = (await ConnectionIdsAsync()).Single();
+        var health = page.Locator("tbody tr td[data-label=Health]");
+        Assert.Contains("Last refreshed: not yet", await health.InnerTextAsync());
+        Assert.Contains("Next refresh:", await health.InnerTextAsync());
+
+        // The provider is down: two refreshes fail (the API's manual refresh, as the background refresher would).
+        fake.FailRefresh = true;
+        try
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                var (status, _) = await kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}");
+                Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, status);
+            }
+        }
+        finally
+        {
+            fake.FailRefresh = false;
+        }
+
+        await page.GotoAsync(server.BaseUrl + "/dashboard");
+        await page.GetByText("2 failed refreshes in a row").WaitForAsync();
+        var text = await health.InnerTextAsync();
+        Assert.Contains("Google Drive could not be reached to renew access. Nexus keeps trying", text);
+        Assert.Contains("Next try:", text);
+        Assert.DoesNotContain("temporarily_unavailable", text);
+        await session.ScreenshotAsync("my-connections-health");
+        // The health cell keeps the phone layout: nothing scrolls sideways at 390 px.
+        await page.SetViewportSizeAsync(390, 844);
+        await session.ScreenshotAsync("my-connections-health-390px");
+        Assert.True(await page.EvaluateAsync<bool>("() => document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"));
+        await page.SetViewportSizeAsync(1200, 900);
+
+        // Reconnect goes through the same service as POST /v1/connections/{id}/reconnect: a new consent for the same id.
+        await page.GetByRole(AriaRole.Link, new() { Name = "Reconnect Google Drive" }).ClickAsync();
+        await page.GetByRole(AriaRole.Heading, new() { Name = "Reconnect Google Drive" }).WaitForAsync();
+        Assert.True(await page.Locator("input[value='drive.readonly']").IsCheckedAsync());
+        await page.GetByRole(AriaRole.Button, new() { Name = "Continue to Google Drive" }).ClickAsync();
+        await page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+        await page.Locator("tbody tr td[data-label=Health]", new() { HasNotText = "failed refresh" }).WaitForAsync();
+        Assert.Equal([id], await ConnectionIdsAsync());
+        Assert.Contains("active", await page.Locator("tbody tr").First.InnerTextAsync());
+        var audit = await server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}&event=reconnected");
+        Assert.Single(audit.GetProperty("events").EnumerateArray());
+        session.AssertNoConsoleErrors();
+    }
+
+    [Fact]
     public async Task AReturnLinkThatClaimsSuccessRevokesNothing()
     {
         await kit.RegisterAsync("github", new { display_name = "GitHub", scopes = new[] { "read:user" } }, "github");

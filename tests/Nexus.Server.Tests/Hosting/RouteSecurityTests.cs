@@ -165,6 +165,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("POST", "/dashboard/connect/{provider}", Access.User, Antiforgery: true),
         new("GET", "/dashboard/connections/{connectionId}/revoke", Access.User),
         new("POST", "/dashboard/connections/{connectionId}/revoke", Access.User, Antiforgery: true),
+        new("GET", "/dashboard/connections/{connectionId}/reconnect", Access.User),
+        new("POST", "/dashboard/connections/{connectionId}/reconnect", Access.User, Antiforgery: true),
         new("GET", "/dashboard/returned", Access.User),
 
         // The MCP server (a Bearer token for the MCP resource) and the page its connect links open.

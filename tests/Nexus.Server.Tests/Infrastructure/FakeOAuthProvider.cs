@@ -43,6 +43,9 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
     /// <summary>Set to make /authorize answer with this error (e.g. access_denied) instead of a code.</summary>
     public string? AuthorizeError { get; set; }
 
+    /// <summary>Set to make refresh_token grants answer 503 temporarily_unavailable ("Down for maintenance"): a provider outage.</summary>
+    public bool FailRefresh { get; set; }
+
     /// <summary>RFC 9207: the discovery document says authorization_response_iss_parameter_supported.</summary>
     public bool AdvertisesIss { get; set; }
 
@@ -133,6 +136,12 @@ public sealed class FakeOAuthProvider : IAsyncDisposable
         if (clientId != ClientId || clientSecret != ClientSecret)
         {
             return Error(flavor, Fail("invalid_client"), accept);
+        }
+
+        if (FailRefresh && form.GetValueOrDefault("grant_type") == "refresh_token")
+        {
+            Fail("temporarily_unavailable");
+            return Results.Json(new { error = "temporarily_unavailable", error_description = "Down for maintenance" }, statusCode: 503);
         }
 
         if (form.GetValueOrDefault("grant_type") != "authorization_code" || form.GetValueOrDefault("code") is not { } code || !codes.TryRemove(code, out var issued)

@@ -8,7 +8,17 @@ Adapters: :mod:`nexus_sdk.requests` (``requests``), :mod:`nexus_sdk.httpx` (``ht
 (``urllib.request``). Standard library only at runtime.
 """
 
-from ._client import Admin, ApiKey, Client, Connection, ConnectionRequest, NexusClient, is_nexus_problem
+from ._client import (
+    Admin,
+    ApiKey,
+    Client,
+    Connection,
+    ConnectionPage,
+    ConnectionRequest,
+    LastError,
+    NexusClient,
+    is_nexus_problem,
+)
 from ._credentials import Credentials
 from ._errors import (
     AttentionRequired,
@@ -28,12 +38,14 @@ from ._errors import (
 )
 from ._http import Headers, HttpRequest, HttpResponse, StdlibTransport, Transport
 from .sigv4 import AwsCredentials
+from .webhooks import WebhookEvent, WebhookVerificationError, verify_webhook
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Admin", "ApiKey", "AttentionRequired", "AwsCredentials", "Client", "ConfigurationError", "Conflict", "Connection",
-    "ConnectionRequest", "Credentials", "Forbidden", "Headers", "HttpRequest", "HttpResponse", "InvalidRequest",
+    "ConnectionPage", "ConnectionRequest", "Credentials", "Forbidden", "Headers", "HttpRequest", "HttpResponse", "InvalidRequest",
     "NexusClient", "NexusError", "NexusTimeout", "NotActive", "NotFound", "RateLimited", "RetryableError",
     "StdlibTransport", "Transport", "Unauthorized", "Unavailable", "UnsupportedStrategy", "is_nexus_problem",
+    "LastError", "WebhookEvent", "WebhookVerificationError", "verify_webhook",
 ]

@@ -8,7 +8,7 @@ import os
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote, urlencode
 
 from ._credentials import Body, Credentials
@@ -25,7 +25,8 @@ from ._errors import (
 )
 from ._http import Headers, HttpRequest, HttpResponse, StdlibTransport, Transport, is_transport_error, redact_url
 
-__all__ = ["NexusClient", "Client", "Connection", "ConnectionRequest", "ApiKey", "Admin", "IDEMPOTENT_METHODS"]
+__all__ = ["NexusClient", "Client", "Connection", "LastError", "ConnectionPage", "ConnectionRequest", "ApiKey", "Admin",
+           "IDEMPOTENT_METHODS"]
 
 log = logging.getLogger("nexus_sdk")
 
@@ -44,11 +45,26 @@ class ConnectionRequest(NamedTuple):
         return "ConnectionRequest(connection_id=%r, auth_url=<%s>)" % (self.connection_id, redact_url(self.auth_url))
 
 
+class LastError(NamedTuple):
+    """A connection's last error: the provider's or Nexus's ``code`` and a plain-words ``message``. Never a secret."""
+
+    code: str
+    message: str
+
+
 class Connection:
-    """A connection as Nexus describes it (``GET /v1/connections/{id}``). Times are Unix seconds."""
+    """A connection as Nexus describes it (``GET /v1/connections/{id}``), with its health. Times are Unix seconds.
+
+    ``connection_config``: the per-connection values of the provider's URLs (``{"shop": "acme"}``), empty when none;
+    ``granted_scopes``: what the provider granted (``None`` while nothing is); ``last_refreshed_at``,
+    ``next_refresh_at``: ``None`` when unset; ``consecutive_failures``: transient refresh failures in a row;
+    ``last_error``: a :class:`LastError` or ``None``; ``reconnecting``: a reconnect waits for the user's
+    consent (the current credentials keep working until it completes).
+    """
 
     __slots__ = ("connection_id", "status", "provider", "workspace_id", "scopes", "created_at", "updated_at",
-                 "expires_at", "error", "error_description", "raw")
+                 "expires_at", "error", "error_description", "connection_config", "granted_scopes",
+                 "last_refreshed_at", "next_refresh_at", "consecutive_failures", "last_error", "reconnecting", "raw")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.raw: Dict[str, Any] = dict(data)
@@ -62,6 +78,17 @@ class Connection:
         self.expires_at: Optional[int] = data.get("expires_at")
         self.error: Optional[str] = data.get("error")
         self.error_description: Optional[str] = data.get("error_description")
+        self.connection_config: Dict[str, str] = dict(data.get("connection_config") or {})
+        granted = data.get("granted_scopes")
+        self.granted_scopes: Optional[List[str]] = list(granted) if granted is not None else None
+        self.last_refreshed_at: Optional[int] = data.get("last_refreshed_at")
+        self.next_refresh_at: Optional[int] = data.get("next_refresh_at")
+        self.consecutive_failures: int = int(data.get("consecutive_failures") or 0)
+        last_error = data.get("last_error")
+        self.last_error: Optional[LastError] = (
+            LastError(str(last_error.get("code") or ""), str(last_error.get("message") or ""))
+            if isinstance(last_error, Mapping) else None)
+        self.reconnecting: bool = data.get("reconnecting") is True
 
     @property
     def is_active(self) -> bool:
@@ -71,6 +98,13 @@ class Connection:
         return "Connection(connection_id=%r, status=%r, provider=%r, workspace_id=%r%s)" % (
             self.connection_id, self.status, self.provider, self.workspace_id,
             ", error=%r" % self.error if self.error else "")
+
+
+class ConnectionPage(NamedTuple):
+    """One page of ``GET /v1/connections``: pass ``next_cursor`` back as ``cursor`` (``None`` on the last page)."""
+
+    connections: List[Connection]
+    next_cursor: Optional[str]
 
 
 class ApiKey:
@@ -272,13 +306,18 @@ class NexusClient:
     # -- connections ---------------------------------------------------------------------------------------------
 
     def request_connection(self, workspace_id: str, provider_name: str, return_url: Optional[str] = None, *,
-                           scopes: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> ConnectionRequest:
-        """``POST /v1/request-connection``: a pending connection and the URL to send the user to."""
+                           scopes: Optional[Iterable[str]] = None, connection_config: Optional[Mapping[str, str]] = None,
+                           timeout: Optional[float] = None) -> ConnectionRequest:
+        """``POST /v1/request-connection``: a pending connection and the URL to send the user to.
+        ``connection_config`` gives per-connection values the provider's URLs need (``{"shop": "acme"}``); Nexus asks
+        the user for those missing."""
         body: Dict[str, Any] = {"workspace_id": workspace_id, "provider_name": provider_name}
         if return_url is not None:
             body["return_url"] = return_url
         if scopes is not None:
             body["scopes"] = list(scopes)
+        if connection_config:
+            body["connection_config"] = dict(connection_config)
         data = self._api("POST", "/v1/request-connection", body=body, timeout=timeout).json()
         return ConnectionRequest(data["auth_url"], data["connection_id"])
 
@@ -287,12 +326,57 @@ class NexusClient:
                                     connection_id=connection_id, timeout=timeout).json())
 
     def list_connections(self, workspace_id: Optional[str] = None, *, status: Optional[str] = None,
-                         limit: Optional[int] = None, timeout: Optional[float] = None) -> List[Connection]:
-        """Newest first."""
-        query = {k: v for k, v in (("workspace_id", workspace_id), ("status", status), ("limit", limit)) if v is not None}
+                         provider: Optional[str] = None, limit: Optional[int] = None,
+                         timeout: Optional[float] = None) -> List[Connection]:
+        """The first page, newest first (``limit`` per page, Nexus's default 100). :meth:`iter_connections` walks
+        every page; :meth:`list_connections_page` returns one with its cursor."""
+        return self.list_connections_page(workspace_id, status=status, provider=provider, limit=limit,
+                                          timeout=timeout).connections
+
+    def list_connections_page(self, workspace_id: Optional[str] = None, *, status: Optional[str] = None,
+                              provider: Optional[str] = None, limit: Optional[int] = None,
+                              cursor: Optional[str] = None, timeout: Optional[float] = None) -> ConnectionPage:
+        """One page of ``GET /v1/connections``, filtered by workspace, ``status`` and ``provider``; pass its
+        ``next_cursor`` back as ``cursor`` (same filters) for the next page."""
+        query = {k: v for k, v in (("workspace_id", workspace_id), ("status", status), ("provider", provider),
+                                   ("limit", limit), ("cursor", cursor)) if v is not None}
         path = "/v1/connections" + ("?" + urlencode(query) if query else "")
         data = self._api("GET", path, timeout=timeout).json() or {}
-        return [Connection(c) for c in data.get("connections", [])]
+        return ConnectionPage([Connection(c) for c in data.get("connections", [])], data.get("next_cursor") or None)
+
+    def iter_connections(self, workspace_id: Optional[str] = None, *, status: Optional[str] = None,
+                         provider: Optional[str] = None, page_size: Optional[int] = None,
+                         timeout: Optional[float] = None) -> Iterator[Connection]:
+        """Every connection the filters select, newest first, fetching page after page (``page_size`` each) as the
+        iteration goes::
+
+            for connection in nexus.iter_connections(status="attention_required", provider="google"):
+                ...
+        """
+        cursor: Optional[str] = None
+        while True:
+            page = self.list_connections_page(workspace_id, status=status, provider=provider, limit=page_size,
+                                              cursor=cursor, timeout=timeout)
+            for connection in page.connections:
+                yield connection
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def reconnect(self, connection_id: str, *, scopes: Optional[Iterable[str]] = None,
+                  return_url: Optional[str] = None, timeout: Optional[float] = None) -> ConnectionRequest:
+        """``POST /v1/connections/{id}/reconnect``: a new consent for the **same** connection id (send the user to
+        ``auth_url``). The current credentials keep working until the user completes it; then Nexus swaps in the new
+        tokens and revokes the old ones at the provider. ``Conflict`` (``not_an_oauth_connection``) for a provider
+        that takes credentials (replace those with :meth:`submit_credentials`). Not retried."""
+        body: Dict[str, Any] = {}
+        if scopes is not None:
+            body["scopes"] = list(scopes)
+        if return_url is not None:
+            body["return_url"] = return_url
+        data = self._api("POST", "/v1/connections/%s/reconnect" % quote(connection_id, safe=""), body=body,
+                         connection_id=connection_id, timeout=timeout).json()
+        return ConnectionRequest(data["auth_url"], data["connection_id"])
 
     def delete_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> None:
         """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound."""

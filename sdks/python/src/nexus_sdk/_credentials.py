@@ -34,12 +34,14 @@ class Credentials:
     explicitly with :meth:`secret` when you really must hand it to another library.
     """
 
-    __slots__ = ("connection_id", "strategy", "type", "expires_at", "_fields", "_apply", "_header_value",
-                 "_header_name", "_aws", "_query")
+    __slots__ = ("connection_id", "strategy", "type", "expires_at", "connection_config", "_fields", "_apply",
+                 "_header_value", "_header_name", "_aws", "_query")
 
     def __init__(self, connection_id: str, strategy: Mapping[str, Any], fields: Mapping[str, Any],
-                 expires_at: Optional[float]) -> None:
+                 expires_at: Optional[float], connection_config: Optional[Mapping[str, str]] = None) -> None:
         self.connection_id = connection_id
+        #: The connection's per-connection values (``{"shop": "acme"}``), empty when its provider has none. Not secret.
+        self.connection_config: Dict[str, str] = dict(connection_config or {})
         self.strategy: Dict[str, Any] = dict(strategy)
         self.type: str = str(strategy.get("type") or "")
         self.expires_at = expires_at
@@ -162,6 +164,8 @@ class Credentials:
         expires = payload.get("expires_at")
         if expires is None and isinstance(fields, Mapping):
             expires = fields.get("expires_at")
+        config = payload.get("connection_config")
         return cls(connection_id, strategy if isinstance(strategy, Mapping) else {},
                    fields if isinstance(fields, Mapping) else {},
-                   float(expires) if isinstance(expires, (int, float)) else None)
+                   float(expires) if isinstance(expires, (int, float)) else None,
+                   config if isinstance(config, Mapping) else None)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Callable, Iterable, List, Mapping, Optional, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterable, List, Mapping, Optional, TypeVar
 
-from ._client import Connection, ConnectionRequest, NexusClient
+from ._client import Connection, ConnectionPage, ConnectionRequest, NexusClient
 from ._credentials import Body, Credentials
 from ._http import HttpResponse
 
@@ -46,16 +46,44 @@ class AsyncNexusClient:
 
     async def request_connection(self, workspace_id: str, provider_name: str, return_url: Optional[str] = None, *,
                                  scopes: Optional[Iterable[str]] = None,
+                                 connection_config: Optional[Mapping[str, str]] = None,
                                  timeout: Optional[float] = None) -> ConnectionRequest:
         return await self._run(self.sync.request_connection, workspace_id, provider_name, return_url, scopes=scopes,
-                               timeout=timeout)
+                               connection_config=connection_config, timeout=timeout)
 
     async def get_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> Connection:
         return await self._run(self.sync.get_connection, connection_id, timeout=timeout)
 
     async def list_connections(self, workspace_id: Optional[str] = None, *, status: Optional[str] = None,
-                               limit: Optional[int] = None, timeout: Optional[float] = None) -> List[Connection]:
-        return await self._run(self.sync.list_connections, workspace_id, status=status, limit=limit, timeout=timeout)
+                               provider: Optional[str] = None, limit: Optional[int] = None,
+                               timeout: Optional[float] = None) -> List[Connection]:
+        return await self._run(self.sync.list_connections, workspace_id, status=status, provider=provider, limit=limit,
+                               timeout=timeout)
+
+    async def list_connections_page(self, workspace_id: Optional[str] = None, *, status: Optional[str] = None,
+                                    provider: Optional[str] = None, limit: Optional[int] = None,
+                                    cursor: Optional[str] = None, timeout: Optional[float] = None) -> ConnectionPage:
+        return await self._run(self.sync.list_connections_page, workspace_id, status=status, provider=provider,
+                               limit=limit, cursor=cursor, timeout=timeout)
+
+    async def iter_connections(self, workspace_id: Optional[str] = None, *, status: Optional[str] = None,
+                               provider: Optional[str] = None, page_size: Optional[int] = None,
+                               timeout: Optional[float] = None) -> AsyncIterator[Connection]:
+        """``async for connection in nexus.iter_connections(...)``: every page, fetched as the iteration goes."""
+        cursor: Optional[str] = None
+        while True:
+            page = await self.list_connections_page(workspace_id, status=status, provider=provider, limit=page_size,
+                                                    cursor=cursor, timeout=timeout)
+            for connection in page.connections:
+                yield connection
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def reconnect(self, connection_id: str, *, scopes: Optional[Iterable[str]] = None,
+                        return_url: Optional[str] = None, timeout: Optional[float] = None) -> ConnectionRequest:
+        return await self._run(self.sync.reconnect, connection_id, scopes=scopes, return_url=return_url,
+                               timeout=timeout)
 
     async def delete_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> None:
         await self._run(self.sync.delete_connection, connection_id, timeout=timeout)
