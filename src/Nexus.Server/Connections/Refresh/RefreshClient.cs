@@ -89,9 +89,11 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
     /// <summary>Uses the refresh token once. Never throws for what the provider or the network does.</summary>
     public async Task<RefreshAttempt> RefreshAsync(Provider provider, string refreshToken, CancellationToken ct)
     {
-        if (policy.Check(provider.Config.TokenUrl) is { } problem)
+        // RFC 6749 §6 refreshes at the token endpoint; a few providers name another URL (the catalog's refresh_url).
+        var (field, url) = provider.Config.RefreshUrl is { } refreshUrl ? ("refresh_url", refreshUrl) : ("token_url", provider.Config.TokenUrl);
+        if (policy.Check(url) is { } problem)
         {
-            return RefreshAttempt.Failure(RefreshFailureKind.Misconfigured, "invalid_provider_configuration", $"token_url {problem}");
+            return RefreshAttempt.Failure(RefreshFailureKind.Misconfigured, "invalid_provider_configuration", $"{field} {problem}");
         }
 
         var parameters = new List<KeyValuePair<string, string>>
@@ -105,7 +107,7 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             parameters.Add(new("resource", resource));
         }
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, provider.Config.TokenUrl);
+        using var request = new HttpRequestMessage(HttpMethod.Post, url);
         providerClient.AddClientAuthentication(provider, request, parameters);
         request.Content = ProviderClient.Body(provider.Config.TokenRequestFormat, parameters);
         foreach (var (name, value) in provider.Config.TokenRequestHeaders)
