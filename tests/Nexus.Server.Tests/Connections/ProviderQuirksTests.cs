@@ -117,6 +117,29 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
     }
 
     [Fact]
+    public async Task ACustomProviderTakesTheProviderSpecificStylesAndTheClientIdInItsRevocationUrl()
+    {
+        object Custom(string name, string format) => new
+        {
+            name,
+            authorization_url = f.Fake.Url(name, "/authorize"),
+            token_url = f.Fake.Url(name, "/token"),
+            revocation_url = f.Fake.Url(name, "/applications/{client_id}/grant"),
+            revocation_format = format,
+            client_id = f.Fake.ClientId,
+            client_secret = f.Fake.ClientSecret,
+        };
+        var refused = await f.Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", Custom("ghpigeon", "carrier_pigeon"), HttpStatusCode.BadRequest);
+        Assert.Contains("github_grant", refused.GetProperty("errors").GetProperty("revocation_format")[0].GetString());
+        await f.Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", Custom("ghcustom", RevocationFormats.GitHubGrant), HttpStatusCode.Created);
+
+        var (id, token) = await f.ConnectAsync("ghcustom");
+        var call = Assert.Single(await f.DeleteAsync("ghcustom", id));
+        Assert.Equal(("DELETE", $"/ghcustom/applications/{f.Fake.ClientId}/grant", Basic), (call.Method, call.Path, call.Authorization));
+        Assert.Equal(token, JsonDocument.Parse(call.Body).RootElement.GetProperty("access_token").GetString());
+    }
+
+    [Fact]
     public async Task StravaIsDeauthorizedWithAnAccessTokenFormFieldAndNothingElse()
     {
         var (id, token) = await f.ConnectAsync("stravalike");
