@@ -34,13 +34,15 @@ internal abstract record BridgeCredential
 
     /// <param name="Scheme">The Authorization scheme: Bearer (RFC 6750 §2.1), or the provider's own (Yandex: OAuth).</param>
     /// <param name="Extra">Headers the provider wants on every call besides the token (Etsy's x-api-key); may hold the client secret.</param>
-    public sealed record Bearer(string AccessToken, string Scheme = "Bearer", IReadOnlyList<KeyValuePair<string, string>>? Extra = null) : BridgeCredential
+    /// <param name="ClientSecret">The client secret when <paramref name="Extra"/> holds it: scrubbed from responses on its own too.</param>
+    public sealed record Bearer(string AccessToken, string Scheme = "Bearer", IReadOnlyList<KeyValuePair<string, string>>? Extra = null, string? ClientSecret = null) : BridgeCredential
     {
         private readonly string[] headerNames = Extra is { Count: > 0 } ? [.. Authorization, .. Extra.Select(h => h.Key)] : Authorization;
 
         public override string[] HeaderNames => headerNames;
 
-        protected override IEnumerable<string> SecretValues() => [AccessToken, .. (Extra ?? []).Select(h => h.Value)];
+        protected override IEnumerable<string> SecretValues() =>
+            [AccessToken, .. (Extra ?? []).Select(h => h.Value), .. ClientSecret is null ? Array.Empty<string>() : [ClientSecret]];
 
         /// <summary>The credential a provider's catalog quirks call for: its scheme and extra headers, with the client's values filled in.</summary>
         public static Bearer For(Providers.Provider provider, string accessToken, Func<string?> clientSecret)
@@ -53,7 +55,7 @@ internal abstract record BridgeCredential
 
             var secret = c.ApiRequestHeaders?.Values.Any(Providers.ApiRequestHeaderTemplate.UsesSecret) == true ? clientSecret() : null;
             var extra = (c.ApiRequestHeaders ?? []).Select(h => new KeyValuePair<string, string>(h.Key, Providers.ApiRequestHeaderTemplate.Fill(h.Value, provider.ClientId, secret))).ToList();
-            return new Bearer(accessToken, c.ApiAuthScheme ?? "Bearer", extra);
+            return new Bearer(accessToken, c.ApiAuthScheme ?? "Bearer", extra, secret);
         }
     }
 

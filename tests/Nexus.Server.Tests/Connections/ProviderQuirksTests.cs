@@ -253,6 +253,12 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
         Assert.Equal("Bearer " + token, call.Authorization);
         Assert.Equal($"{f.Fake.ClientId}:{f.Fake.ClientSecret}", call.Headers["x-api-key"]);
         Assert.DoesNotContain(f.Server.ApiKey, string.Join('\n', call.Headers.Values), StringComparison.Ordinal);
+
+        // Like the token, the header's value and the client secret in it never come back to the caller.
+        using var echoed = await f.Server.Http.SendAsync(f.Kit.Gateway(HttpMethod.Get, $"/v1/bridge/{id}/echo-headers"));
+        Assert.Equal(HttpStatusCode.OK, echoed.StatusCode);
+        var headers = string.Join('\n', echoed.Headers.Select(h => h.Key + ": " + string.Join(',', h.Value)));
+        Assert.DoesNotContain(f.Fake.ClientSecret, headers, StringComparison.Ordinal);
     }
 
     [Fact]

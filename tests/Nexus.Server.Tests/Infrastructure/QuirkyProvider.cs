@@ -92,6 +92,13 @@ public sealed class QuirkyProvider : IAsyncDisposable
             });
         }
 
+        if (path.EndsWith("/echo-headers", StringComparison.Ordinal))
+        {
+            // A careless API that reflects what it was sent, and the app's secret, in its response headers.
+            request.HttpContext.Response.Headers["X-Echo-Key"] = seen.Headers.GetValueOrDefault("x-api-key");
+            request.HttpContext.Response.Headers["X-Echo-Secret"] = ClientSecret;
+        }
+
         return Results.Json(new { });
     }
 
