@@ -53,8 +53,7 @@ internal abstract record BridgeCredential
                 return new Bearer(accessToken);
             }
 
-            var secret = c.ApiRequestHeaders?.Values.Any(Providers.ApiRequestHeaderTemplate.UsesSecret) == true ? clientSecret() : null;
-            var extra = (c.ApiRequestHeaders ?? []).Select(h => new KeyValuePair<string, string>(h.Key, Providers.ApiRequestHeaderTemplate.Fill(h.Value, provider.ClientId, secret))).ToList();
+            var extra = Providers.ApiRequestHeaderTemplate.For(provider, clientSecret, out var secret);
             return new Bearer(accessToken, c.ApiAuthScheme ?? "Bearer", extra, secret);
         }
     }

@@ -57,6 +57,12 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
             request.Headers.Authorization = new AuthenticationHeaderValue(provider.Config.ApiAuthScheme ?? "Bearer", accessToken);
             request.Headers.Accept.ParseAdd("application/json");
+            foreach (var (name, value) in ApiRequestHeaderTemplate.For(provider, () => registry.DecryptSecret(provider), out _))
+            {
+                // Twitch's userinfo needs its Client-Id like every Helix call.
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+
             using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, ct);
             if (!response.IsSuccessStatusCode || await response.Content.ReadLimitedAsync(MaxResponseBytes, ct) is not { } body)
             {

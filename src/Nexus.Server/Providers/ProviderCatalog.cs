@@ -711,6 +711,15 @@ internal static partial class ApiRequestHeaderTemplate
 
     public static string Fill(string template, string clientId, string? clientSecret) =>
         template.Replace(ClientId, clientId, StringComparison.Ordinal).Replace(ClientSecret, clientSecret ?? "", StringComparison.Ordinal);
+
+    /// <summary>A provider's api_request_headers filled in; the client secret is decrypted only when a header uses it.</summary>
+    public static List<KeyValuePair<string, string>> For(Provider provider, Func<string?> clientSecret, out string? secretUsed)
+    {
+        var headers = provider.Config.ApiRequestHeaders ?? [];
+        secretUsed = headers.Values.Any(UsesSecret) ? clientSecret() : null;
+        var secret = secretUsed;
+        return [.. headers.Select(h => new KeyValuePair<string, string>(h.Key, Fill(h.Value, provider.ClientId, secret)))];
+    }
 }
 
 internal static partial class ProviderNames

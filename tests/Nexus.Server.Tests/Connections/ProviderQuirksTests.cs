@@ -35,6 +35,7 @@ public sealed class QuirksFixture : IAsyncLifetime
         ["signlike"] = (e => e with { RefreshUrl = e.TokenUrl + "?refresh" }, "dropbox_sign"),
         ["yandexlike"] = (e => e with { ApiAuthScheme = "OAuth" }, "yandex"),
         ["etsylike"] = (e => e with { ApiRequestHeaders = new() { ["x-api-key"] = "{client_id}:{client_secret}" } }, "etsy"),
+        ["twitchlike"] = (e => e with { ApiRequestHeaders = new() { ["Client-Id"] = "{client_id}" }, UserinfoUrl = e.TokenUrl!.Replace("/token", "/userinfo", StringComparison.Ordinal) }, "twitch"),
         ["plain"] = (e => e, "google"),
     };
 
@@ -259,6 +260,21 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
         Assert.Equal(HttpStatusCode.OK, echoed.StatusCode);
         var headers = string.Join('\n', echoed.Headers.Select(h => h.Key + ": " + string.Join(',', h.Value)));
         Assert.DoesNotContain(f.Fake.ClientSecret, headers, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheUserinfoCallAndTheBridgeSendTheClientIdHeaderTwitchAsksFor()
+    {
+        var (id, token) = await f.ConnectAsync("twitchlike");
+        Assert.Equal(HttpStatusCode.OK, (await f.Kit.SendAsync(HttpMethod.Get, $"/v1/bridge/{id}/users")).Status);
+        var seen = f.Fake.For("twitchlike");
+        var userinfo = Assert.Single(seen, r => r.Path == "/twitchlike/userinfo");
+        var bridge = Assert.Single(seen, r => r.Path == "/twitchlike/api/users");
+        Assert.All(new[] { userinfo, bridge }, call =>
+        {
+            Assert.Equal("Bearer " + token, call.Authorization);
+            Assert.Equal(f.Fake.ClientId, call.Headers["client-id"]);
+        });
     }
 
     [Fact]
