@@ -230,12 +230,20 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
     /// <summary>
     /// Revokes the tokens at the provider, best effort, the way its revocation_format says (RFC 7009 §2.1 by default,
     /// or the provider's own API: <see cref="Revocation.RevocationStyle"/>). Returns a secret-free outcome for the audit log.
+    /// <paramref name="grantContinues"/>: the tokens are superseded but the person's grant lives on in newer tokens (a
+    /// reconnect), so a style that ends the whole grant is not called ("skipped_ends_grant").
     /// </summary>
-    public async Task<string> RevokeAsync(Provider provider, string? accessToken, string? refreshToken, CancellationToken ct)
+    public async Task<string> RevokeAsync(Provider provider, string? accessToken, string? refreshToken, CancellationToken ct, bool grantContinues = false)
     {
         if (provider.Config.RevocationUrl is not { } template)
         {
             return "not_supported";
+        }
+
+        var style = Revocation.RevocationStyle.For(provider.Config.RevocationFormat);
+        if (grantContinues && style.EndsGrant)
+        {
+            return "skipped_ends_grant";
         }
 
         // The catalog's reserved {client_id} (GitHub's /applications/{client_id}/grant): one path segment, escaped.
@@ -250,7 +258,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         var context = new Revocation.RevocationContext(provider, url, accessToken, refreshToken,
             () => provider.Config.TokenEndpointAuth == ClientAuthMethods.None ? null : registry.DecryptSecret(provider),
             (request, parameters) => AddClientAuthentication(provider, request, parameters));
-        foreach (var (hint, request) in Revocation.RevocationStyle.For(provider.Config.RevocationFormat).Calls(context))
+        foreach (var (hint, request) in style.Calls(context))
         {
             using (request)
             {

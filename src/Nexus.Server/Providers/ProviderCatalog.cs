@@ -648,6 +648,9 @@ internal static class RevocationFormats
     /// <summary>A DELETE with the token to revoke as its Bearer credentials and no body (Zendesk, Vimeo, Facebook).</summary>
     public const string BearerDelete = "bearer_delete";
 
+    /// <summary>The same DELETE where it ends the whole grant (Facebook's /me/permissions): skipped while the grant continues.</summary>
+    public const string BearerDeleteGrant = "bearer_delete_grant";
+
     /// <summary>GitHub: DELETE /applications/{client_id}/grant, Basic client credentials, JSON {"access_token": …}.</summary>
     public const string GitHubGrant = "github_grant";
 
@@ -663,7 +666,7 @@ internal static class RevocationFormats
     /// <summary>A POST of the revocation URL with ?token= (the refresh token, else the access token) and no body (Zoho).</summary>
     public const string QueryToken = "query_token";
 
-    public static readonly string[] All = [Rfc7009, Bearer, Json, BearerDelete, GitHubGrant, FormAccessToken, FormAccessTokenWithClient, Square, QueryToken];
+    public static readonly string[] All = [Rfc7009, Bearer, Json, BearerDelete, BearerDeleteGrant, GitHubGrant, FormAccessToken, FormAccessTokenWithClient, Square, QueryToken];
 }
 
 /// <summary>Syntax of the catalog's request quirks.</summary>

@@ -28,6 +28,7 @@ public sealed class QuirksFixture : IAsyncLifetime
         ["stravalike"] = (e => e with { RevocationFormat = RevocationFormats.FormAccessToken }, "strava"),
         ["zendesklike"] = (e => e with { RevocationFormat = RevocationFormats.BearerDelete }, "zendesk"),
         ["vimeolike"] = (e => e with { RevocationFormat = RevocationFormats.BearerDelete, TokenEndpointAuth = ClientAuthMethods.Basic }, "vimeo"),
+        ["fblike"] = (e => e with { RevocationFormat = RevocationFormats.BearerDeleteGrant }, "facebook"),
         ["squarelike"] = (e => e with { RevocationFormat = RevocationFormats.Square }, "square"),
         ["linelike"] = (e => e with { RevocationFormat = RevocationFormats.FormAccessTokenWithClient }, "line"),
         ["zoholike"] = (e => e with { RevocationFormat = RevocationFormats.QueryToken }, "zoho_crm"),
@@ -140,6 +141,30 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
         Assert.Equal(token, JsonDocument.Parse(call.Body).RootElement.GetProperty("access_token").GetString());
     }
 
+    [Theory]
+    [InlineData("ghlike", "skipped_ends_grant")]
+    [InlineData("stravalike", "skipped_ends_grant")]
+    [InlineData("squarelike", "skipped_ends_grant")]
+    [InlineData("fblike", "skipped_ends_grant")]
+    [InlineData("zendesklike", "access_token:200")]
+    public async Task AReconnectRevokesTheOldTokenOnlyWhereThatDoesNotEndTheGrantTheNewTokenBelongsTo(string provider, string outcome)
+    {
+        var (id, oldToken) = await f.ConnectAsync(provider);
+        var (status, body) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var before = f.Fake.For(provider).Count;
+        using var callback = await f.Kit.CallbackAsync(await f.Kit.ConsentAsync(body.GetProperty("auth_url").GetString()!));
+        Assert.Equal(HttpStatusCode.Redirect, callback.StatusCode);
+
+        var (_, token) = await f.Kit.SendAsync(HttpMethod.Get, $"/v1/token/{id}");
+        Assert.NotEqual(oldToken, token.GetProperty("credentials").GetProperty("access_token").GetString());
+        var revocations = f.Fake.For(provider).Skip(before).Where(r => r.Path.Contains("/revoke", StringComparison.Ordinal) || r.Path.Contains("/grant", StringComparison.Ordinal)).ToList();
+        // GitHub, Strava, Square and Facebook end every token of the person for the app: the new one too.
+        Assert.Equal(outcome == "skipped_ends_grant" ? 0 : 1, revocations.Count);
+        var audit = await f.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}&event=reconnected");
+        Assert.Equal(outcome, Assert.Single(audit.GetProperty("events").EnumerateArray()).GetProperty("detail").GetProperty("provider_revocation").GetString());
+    }
+
     [Fact]
     public async Task StravaIsDeauthorizedWithAnAccessTokenFormFieldAndNothingElse()
     {
@@ -153,6 +178,7 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
     [Theory]
     [InlineData("zendesklike")]
     [InlineData("vimeolike")]
+    [InlineData("fblike")]
     public async Task ABearerDeleteRevocationSendsTheTokenAsBearerCredentialsOfADeleteWithoutABody(string provider)
     {
         var (id, token) = await f.ConnectAsync(provider);

@@ -85,7 +85,7 @@ public sealed class CatalogTests
     [InlineData("strava", RevocationFormats.FormAccessToken)]
     [InlineData("zendesk", RevocationFormats.BearerDelete)]
     [InlineData("vimeo", RevocationFormats.BearerDelete)]
-    [InlineData("facebook", RevocationFormats.BearerDelete)]
+    [InlineData("facebook", RevocationFormats.BearerDeleteGrant)]
     [InlineData("square", RevocationFormats.Square)]
     [InlineData("line", RevocationFormats.FormAccessTokenWithClient)]
     [InlineData("zoho_crm", RevocationFormats.QueryToken)]

@@ -32,11 +32,18 @@ internal abstract class RevocationStyle
 {
     public abstract string Name { get; }
 
+    /// <summary>
+    /// Whether the provider documents that this revocation ends the person's whole grant to the app, every token of it
+    /// (GitHub, Strava, Square, Facebook), rather than the tokens sent. Such a call would also kill the tokens that
+    /// replace the revoked ones, so it is skipped when the grant continues (a reconnect of the same account).
+    /// </summary>
+    public virtual bool EndsGrant => false;
+
     public abstract IEnumerable<RevocationCall> Calls(RevocationContext context);
 
     private static readonly Dictionary<string, RevocationStyle> Styles = new RevocationStyle[]
     {
-        new Rfc7009Style(), new JsonStyle(), new BearerStyle(), new BearerDeleteStyle(), new GitHubGrantStyle(),
+        new Rfc7009Style(), new JsonStyle(), new BearerStyle(), new BearerDeleteStyle(), new BearerDeleteGrantStyle(), new GitHubGrantStyle(),
         new FormAccessTokenStyle(), new FormAccessTokenWithClientStyle(), new SquareStyle(), new QueryTokenStyle(),
     }.ToDictionary(s => s.Name, StringComparer.Ordinal);
 
@@ -100,10 +107,10 @@ internal sealed class BearerStyle : RevocationStyle
 }
 
 /// <summary>
-/// A DELETE of the revocation URL with the access token as Bearer credentials and no body: Zendesk's
-/// DELETE /api/v2/oauth/tokens/current.json, Vimeo's DELETE /tokens, Facebook's DELETE /me/permissions.
+/// A DELETE of the revocation URL with the access token as Bearer credentials and no body, ending that token: Zendesk's
+/// DELETE /api/v2/oauth/tokens/current.json, Vimeo's DELETE /tokens.
 /// </summary>
-internal sealed class BearerDeleteStyle : RevocationStyle
+internal class BearerDeleteStyle : RevocationStyle
 {
     public override string Name => RevocationFormats.BearerDelete;
 
@@ -115,6 +122,14 @@ internal sealed class BearerDeleteStyle : RevocationStyle
     });
 }
 
+/// <summary>The same DELETE, where it removes the app's whole login for the person: Facebook's DELETE /me/permissions.</summary>
+internal sealed class BearerDeleteGrantStyle : BearerDeleteStyle
+{
+    public override string Name => RevocationFormats.BearerDeleteGrant;
+
+    public override bool EndsGrant => true;
+}
+
 /// <summary>
 /// GitHub's "Delete an app authorization": DELETE /applications/{client_id}/grant with HTTP Basic client_id:client_secret
 /// and a JSON body {"access_token": …}; it deletes the grant and with it every token of the app for that user.
@@ -122,6 +137,8 @@ internal sealed class BearerDeleteStyle : RevocationStyle
 internal sealed class GitHubGrantStyle : RevocationStyle
 {
     public override string Name => RevocationFormats.GitHubGrant;
+
+    public override bool EndsGrant => true;
 
     public override IEnumerable<RevocationCall> Calls(RevocationContext context) => AccessTokenOnly(context, token =>
     {
@@ -138,6 +155,9 @@ internal sealed class GitHubGrantStyle : RevocationStyle
 internal sealed class FormAccessTokenStyle : RevocationStyle
 {
     public override string Name => RevocationFormats.FormAccessToken;
+
+    /// <summary>Strava: deauthorizing invalidates every token of the athlete for the app.</summary>
+    public override bool EndsGrant => true;
 
     public override IEnumerable<RevocationCall> Calls(RevocationContext context) => AccessTokenOnly(context, token =>
         new HttpRequestMessage(HttpMethod.Post, context.Url) { Content = new FormUrlEncodedContent([new("access_token", token)]) });
@@ -164,6 +184,9 @@ internal sealed class FormAccessTokenWithClientStyle : RevocationStyle
 internal sealed class SquareStyle : RevocationStyle
 {
     public override string Name => RevocationFormats.Square;
+
+    /// <summary>Square revokes every access token of the seller for the app, whichever one is named.</summary>
+    public override bool EndsGrant => true;
 
     public override IEnumerable<RevocationCall> Calls(RevocationContext context) => AccessTokenOnly(context, token =>
     {
