@@ -32,11 +32,30 @@ internal abstract record BridgeCredential
 
     protected abstract IEnumerable<string> SecretValues();
 
-    public sealed record Bearer(string AccessToken) : BridgeCredential
+    /// <param name="Scheme">The Authorization scheme: Bearer (RFC 6750 §2.1), or the provider's own (Yandex: OAuth).</param>
+    /// <param name="Extra">Headers the provider wants on every call besides the token (Etsy's x-api-key); may hold the client secret.</param>
+    /// <param name="ClientSecret">The client secret when <paramref name="Extra"/> holds it: scrubbed from responses on its own too.</param>
+    public sealed record Bearer(string AccessToken, string Scheme = "Bearer", IReadOnlyList<KeyValuePair<string, string>>? Extra = null, string? ClientSecret = null) : BridgeCredential
     {
-        public override string[] HeaderNames => Authorization;
+        private readonly string[] headerNames = Extra is { Count: > 0 } ? [.. Authorization, .. Extra.Select(h => h.Key)] : Authorization;
 
-        protected override IEnumerable<string> SecretValues() => [AccessToken];
+        public override string[] HeaderNames => headerNames;
+
+        protected override IEnumerable<string> SecretValues() =>
+            [AccessToken, .. (Extra ?? []).Select(h => h.Value), .. ClientSecret is null ? Array.Empty<string>() : [ClientSecret]];
+
+        /// <summary>The credential a provider's catalog quirks call for: its scheme and extra headers, with the client's values filled in.</summary>
+        public static Bearer For(Providers.Provider provider, string accessToken, Func<string?> clientSecret)
+        {
+            var c = provider.Config;
+            if (c.ApiAuthScheme is null && c.ApiRequestHeaders is not { Count: > 0 })
+            {
+                return new Bearer(accessToken);
+            }
+
+            var extra = Providers.ApiRequestHeaderTemplate.For(provider, clientSecret, out var secret);
+            return new Bearer(accessToken, c.ApiAuthScheme ?? "Bearer", extra, secret);
+        }
     }
 
     private static readonly string[] Authorization = ["Authorization"];

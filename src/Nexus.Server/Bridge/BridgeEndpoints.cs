@@ -187,7 +187,7 @@ internal static class BridgeEndpoints
         var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
         var stepUp = provider!.AuthMode == AuthModes.McpOAuth2 ? services.GetRequiredService<RemoteMcp.McpStepUp>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
-            await refresh.RefreshAsync(connection.Id, token) is { } fresh ? new BridgeCredential.Bearer(fresh) : null,
+            await refresh.RefreshAsync(connection.Id, token) is { } fresh ? ((BridgeCredential.Bearer)credential) with { AccessToken = fresh } : null,
             stepUp is null ? null : (scope, token) => stepUp.StartAsync(connection, provider, scope, token));
 
         await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);

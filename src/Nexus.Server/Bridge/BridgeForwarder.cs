@@ -288,7 +288,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         switch (credential)
         {
             case BridgeCredential.Bearer bearer:
-                message.Headers.TryAddWithoutValidation("Authorization", "Bearer " + bearer.AccessToken);
+                message.Headers.TryAddWithoutValidation("Authorization", bearer.Scheme + " " + bearer.AccessToken);
+                foreach (var (name, value) in bearer.Extra ?? [])
+                {
+                    message.Headers.TryAddWithoutValidation(name, value);
+                }
+
                 break;
             case BridgeCredential.ApiKey { In: "header" } headerKey:
                 message.Headers.TryAddWithoutValidation(headerKey.Name, (headerKey.Prefix ?? "") + headerKey.Key);

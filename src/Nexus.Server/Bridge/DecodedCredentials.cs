@@ -13,7 +13,7 @@ namespace Nexus.Server.Bridge;
 /// ciphertext it came from. It is rebuilt when the provider row it was built with is replaced (a PATCH of api_key or
 /// aws settings). The plaintext lives as long as the cached row, a few seconds.
 /// </summary>
-internal sealed class DecodedCredentials(ConnectionStore store)
+internal sealed class DecodedCredentials(ConnectionStore store, ProviderRegistry providers)
 {
     /// <param name="Values">A credential connection's stored fields, as GET /v1/token hands them out (null for an OAuth connection's bearer token).</param>
     /// <param name="Stored">What they sign or authenticate with and, for aws_sigv4, the role they assume; or why they cannot be used.</param>
@@ -39,7 +39,8 @@ internal sealed class DecodedCredentials(ConnectionStore store)
         }
         else
         {
-            entry = new Decoded(provider, null, new StoredCredential(new BridgeCredential.Bearer(secret), null, null), null);
+            // The provider's scheme and extra headers (Yandex's "OAuth", Etsy's x-api-key), decided once per row too.
+            entry = new Decoded(provider, null, new StoredCredential(BridgeCredential.Bearer.For(provider, secret, () => providers.DecryptSecret(provider)), null, null), null);
         }
 
         entries.AddOrUpdate(connection, entry);

@@ -125,7 +125,8 @@ internal static class CallbackEndpoint
         if (values is null)
         {
             // Tokens the connection cannot use are not kept at the provider either.
-            await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct);
+            // During a reconnect the old tokens keep working, so a revocation that ends the whole grant is not sent.
+            await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct, grantContinues: reconnecting);
             return await FailAsync(reconnecting, connection, "connection_config_unavailable", valuesError, store, audit);
         }
 

@@ -33,7 +33,8 @@ internal static class ConnectionReplacement
         // Checked again: the old connection may have been deleted meanwhile; it must still be in the same workspace.
         if (await store.FindAsync(replacedId, ct) is { } old && old.WorkspaceId == activated.WorkspaceId)
         {
-            await connections.RevokeAsync(old, activated.CreatedBy, ct);
+            // The same provider app: at providers whose revocation ends the whole grant it would end the new connection too.
+            await connections.RevokeAsync(old, activated.CreatedBy, ct, grantContinues: old.ProviderName == activated.ProviderName);
         }
     }
 }

@@ -235,7 +235,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         // A provider that hands the same refresh token out again must not have it revoked now.
         var revocation = oldAccess is null && oldRefresh is null ? "no_tokens"
             : await client.RevokeAsync(ConnectionValues.Apply(provider, before.Values), oldAccess == tokens.AccessToken ? null : oldAccess,
-                oldRefresh == tokens.RefreshToken ? null : oldRefresh, ct);
+                oldRefresh == tokens.RefreshToken ? null : oldRefresh, ct, grantContinues: true);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
     }
@@ -261,7 +261,8 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// Revokes a connection's tokens at the provider where it can (best effort) and deletes the connection; the audit
     /// log keeps the record.
     /// </summary>
-    public async Task RevokeAsync(Connection connection, string actor, CancellationToken ct)
+    /// <param name="grantContinues">The person's grant lives on in another connection (a dashboard reconnect replacing this one).</param>
+    public async Task RevokeAsync(Connection connection, string actor, CancellationToken ct, bool grantContinues = false)
     {
         var revocation = connection.TokenType == CredentialCapture.TokenType ? "credentials_deleted" : "no_tokens";
         if (connection.TokenType != CredentialCapture.TokenType && (connection.AccessToken is not null || connection.RefreshToken is not null))
@@ -271,7 +272,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
                 ? "provider_missing"
                 : await client.RevokeAsync(ConnectionValues.Apply(provider, connection.Values),
                     connection.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, a) : null,
-                    connection.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, connection.Id, r) : null, ct);
+                    connection.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, connection.Id, r) : null, ct, grantContinues);
         }
 
         // The tokens go with the row; the audit log keeps the record that the connection existed.

@@ -46,6 +46,7 @@ internal static partial class ConnectionValues
                 AuthorizationUrl = Fill(c.AuthorizationUrl, values)!,
                 TokenUrl = Fill(c.TokenUrl, values)!,
                 RevocationUrl = Fill(c.RevocationUrl, values),
+                RefreshUrl = Fill(c.RefreshUrl, values),
                 UserinfoUrl = Fill(c.UserinfoUrl, values),
                 ApiBaseUrl = Fill(c.ApiBaseUrl, values),
                 Metadata = c.Metadata is null ? null : c.Metadata with { Url = Fill(c.Metadata.Url, values)! },
@@ -112,7 +113,7 @@ internal static partial class ConnectionValues
     {
         var c = provider.Config;
         foreach (var (field, template) in new[] { ("authorization_url", c.AuthorizationUrl), ("token_url", c.TokenUrl), ("revocation_url", c.RevocationUrl),
-                     ("userinfo_url", c.UserinfoUrl), ("api_base_url", c.ApiBaseUrl), ("metadata.url", c.Metadata?.Url) }.Concat(ResourceTemplates(c)))
+                     ("refresh_url", c.RefreshUrl), ("userinfo_url", c.UserinfoUrl), ("api_base_url", c.ApiBaseUrl), ("metadata.url", c.Metadata?.Url) }.Concat(ResourceTemplates(c)))
         {
             if (string.IsNullOrEmpty(template) || !IsTemplated(template) || Fill(template, values) is not { } filled || IsTemplated(filled))
             {
@@ -179,7 +180,7 @@ internal static partial class ConnectionValues
     private static bool InHost(Provider provider, string name)
     {
         var c = provider.Config;
-        return new[] { c.AuthorizationUrl, c.TokenUrl, c.RevocationUrl, c.UserinfoUrl, c.ApiBaseUrl, c.Metadata?.Url }
+        return new[] { c.AuthorizationUrl, c.TokenUrl, c.RevocationUrl, c.RefreshUrl, c.UserinfoUrl, c.ApiBaseUrl, c.Metadata?.Url }
             .Concat(ResourceTemplates(c).Select(r => r.Template))
             .Any(t => t is not null && HostTemplate(t).Contains("{" + name + "}", StringComparison.Ordinal));
     }

@@ -55,8 +55,14 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
-            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", accessToken);
+            request.Headers.Authorization = new AuthenticationHeaderValue(provider.Config.ApiAuthScheme ?? "Bearer", accessToken);
             request.Headers.Accept.ParseAdd("application/json");
+            foreach (var (name, value) in ApiRequestHeaderTemplate.For(provider, () => registry.DecryptSecret(provider), out _))
+            {
+                // Twitch's userinfo needs its Client-Id like every Helix call.
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+
             using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, ct);
             if (!response.IsSuccessStatusCode || await response.Content.ReadLimitedAsync(MaxResponseBytes, ct) is not { } body)
             {
@@ -130,7 +136,8 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         var query = new List<KeyValuePair<string, string?>>
         {
             new("response_type", "code"),
-            new("client_id", provider.ClientId),
+            // TikTok names it client_key (the catalog's client_id_param).
+            new(provider.Config.ClientIdParameter, provider.ClientId),
             new("redirect_uri", redirectUri),
         };
         if (scopes.Count > 0)
@@ -253,16 +260,26 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
     }
 
     /// <summary>
-    /// Revokes the tokens at the provider, best effort (RFC 7009 §2.1; refresh token first, since revoking it
-    /// typically ends the whole grant). Returns a secret-free outcome for the audit log.
+    /// Revokes the tokens at the provider, best effort, the way its revocation_format says (RFC 7009 §2.1 by default,
+    /// or the provider's own API: <see cref="Revocation.RevocationStyle"/>). Returns a secret-free outcome for the audit log.
+    /// <paramref name="grantContinues"/>: the tokens are superseded but the person's grant lives on in newer tokens (a
+    /// reconnect), so a style that ends the whole grant is not called ("skipped_ends_grant").
     /// </summary>
-    public async Task<string> RevokeAsync(Provider provider, string? accessToken, string? refreshToken, CancellationToken ct)
+    public async Task<string> RevokeAsync(Provider provider, string? accessToken, string? refreshToken, CancellationToken ct, bool grantContinues = false)
     {
-        if (provider.Config.RevocationUrl is not { } url)
+        if (provider.Config.RevocationUrl is not { } template)
         {
             return "not_supported";
         }
 
+        var style = Revocation.RevocationStyle.For(provider.Config.RevocationFormat);
+        if (grantContinues && style.EndsGrant)
+        {
+            return "skipped_ends_grant";
+        }
+
+        // The catalog's reserved {client_id} (GitHub's /applications/{client_id}/grant): one path segment, escaped.
+        var url = template.Replace(Revocation.RevocationStyle.ClientIdPlaceholder, Uri.EscapeDataString(provider.ClientId), StringComparison.Ordinal);
         if (policy.Check(url) is not null)
         {
             return "invalid_revocation_url";
@@ -270,37 +287,23 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
 
         var outcomes = new List<string>();
         var client = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
-        var calls = provider.Config.RevocationFormat == RevocationFormats.Bearer
-            ? new[] { (accessToken, "access_token") }
-            : new[] { (refreshToken, "refresh_token"), (accessToken, "access_token") };
-        foreach (var (token, hint) in calls)
+        var context = new Revocation.RevocationContext(provider, url, accessToken, refreshToken,
+            () => provider.Config.TokenEndpointAuth == ClientAuthMethods.None ? null : registry.DecryptSecret(provider),
+            (request, parameters) => AddClientAuthentication(provider, request, parameters));
+        foreach (var (hint, request) in style.Calls(context))
         {
-            if (token is null)
+            using (request)
             {
-                continue;
-            }
-
-            using var request = new HttpRequestMessage(HttpMethod.Post, url);
-            if (provider.Config.RevocationFormat == RevocationFormats.Bearer)
-            {
-                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            }
-            else
-            {
-                var parameters = new List<KeyValuePair<string, string>> { new("token", token), new("token_type_hint", hint) };
-                AddClientAuthentication(provider, request, parameters);
-                request.Content = Body(provider.Config.RevocationFormat == RevocationFormats.Json ? TokenRequestFormats.Json : TokenRequestFormats.Form, parameters);
-            }
-
-            try
-            {
-                using var response = await client.SendAsync(request, ct);
-                // RFC 7009 §2.2: 200 means revoked, or the token was already invalid.
-                outcomes.Add($"{hint}:{(int)response.StatusCode}");
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-            {
-                outcomes.Add($"{hint}:unreachable");
+                try
+                {
+                    using var response = await client.SendAsync(request, ct);
+                    // RFC 7009 §2.2: 200 means revoked, or the token was already invalid; the providers' own APIs answer 200 or 204.
+                    outcomes.Add($"{hint}:{(int)response.StatusCode}");
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+                {
+                    outcomes.Add($"{hint}:unreachable");
+                }
             }
         }
 
@@ -329,7 +332,8 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             return;
         }
 
-        parameters.Add(new("client_id", provider.ClientId));
+        // TikTok names it client_key (the catalog's client_id_param).
+        parameters.Add(new(provider.Config.ClientIdParameter, provider.ClientId));
         if (secret is not null)
         {
             parameters.Add(new("client_secret", secret));

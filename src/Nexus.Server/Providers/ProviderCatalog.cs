@@ -40,6 +40,10 @@ internal sealed record CatalogEntry
     public string? TokenEndpointAuth { get; init; }
     public string? TokenRequestFormat { get; init; }
     public string? RevocationFormat { get; init; }
+    public string? RefreshUrl { get; init; }
+    public string? ClientIdParam { get; init; }
+    public string? ApiAuthScheme { get; init; }
+    public Dictionary<string, string>? ApiRequestHeaders { get; init; }
     public Dictionary<string, string>? AuthorizationParams { get; init; }
     public Dictionary<string, string>? TokenRequestHeaders { get; init; }
     public CatalogTokenResponse? TokenResponse { get; init; }
@@ -227,6 +231,12 @@ internal sealed partial class ProviderCatalog
         {
             foreach (Match m in PlaceholderPattern().Matches(template))
             {
+                if (field == "revocation_url" && m.Value == ReservedClientId)
+                {
+                    // Filled with the registration's client id when revoking (GitHub's /applications/{client_id}/grant).
+                    continue;
+                }
+
                 used.Add(m.Groups[1].Value);
                 if (!declared.ContainsKey(m.Groups[1].Value))
                 {
@@ -243,6 +253,11 @@ internal sealed partial class ProviderCatalog
 
         foreach (var (name, placeholder) in declared)
         {
+            if ("{" + name + "}" == ReservedClientId)
+            {
+                yield return "the placeholder name 'client_id' is reserved: revocation_url's {client_id} is the registration's client id.";
+            }
+
             if (!used.Contains(name))
             {
                 yield return $"the placeholder '{name}' is declared but used by no URL.";
@@ -427,9 +442,38 @@ internal sealed partial class ProviderCatalog
             yield return "token_request_format must be form or json.";
         }
 
-        if (e.RevocationFormat is not (null or RevocationFormats.Rfc7009 or RevocationFormats.Bearer or RevocationFormats.Json))
+        if (e.RevocationFormat is not null && !RevocationFormats.All.Contains(e.RevocationFormat))
         {
-            yield return "revocation_format must be rfc7009, json or bearer.";
+            yield return $"revocation_format must be one of {string.Join(", ", RevocationFormats.All)}.";
+        }
+
+        if (e.RevocationFormat is RevocationFormats.GitHubGrant or RevocationFormats.Square or RevocationFormats.FormAccessTokenWithClient
+            && e.TokenEndpointAuth == ClientAuthMethods.None)
+        {
+            yield return $"revocation_format {e.RevocationFormat} authenticates with the client secret; a public client (token_endpoint_auth none) has none.";
+        }
+
+        if (e.ClientIdParam is not null && !QuirkSyntax.ParameterName().IsMatch(e.ClientIdParam))
+        {
+            yield return "client_id_param must be a parameter name (letters, digits, '_').";
+        }
+
+        if (e.ApiAuthScheme is not null && !QuirkSyntax.AuthScheme().IsMatch(e.ApiAuthScheme))
+        {
+            yield return "api_auth_scheme must be an HTTP authentication scheme token (RFC 9110 §11.1), e.g. OAuth.";
+        }
+
+        foreach (var (name, value) in e.ApiRequestHeaders ?? [])
+        {
+            if (!QuirkSyntax.HeaderName().IsMatch(name) || ApiRequestHeaderTemplate.ReservedHeaders.Contains(name))
+            {
+                yield return $"api_request_headers: '{name}' is not a header the catalog may set (not a token, or one the Bridge sets itself).";
+            }
+
+            if (ApiRequestHeaderTemplate.Problem(value) is { } problem)
+            {
+                yield return $"api_request_headers.{name}: {problem}";
+            }
         }
 
         if (e.RevocationFormat is not null && e.RevocationUrl is null)
@@ -544,7 +588,7 @@ internal sealed partial class ProviderCatalog
         (string, string?)[] fields =
         [
             ("api_base_url", e.ApiBaseUrl), ("authorization_url", e.AuthorizationUrl), ("token_url", e.TokenUrl),
-            ("revocation_url", e.RevocationUrl), ("userinfo_url", e.UserinfoUrl),
+            ("revocation_url", e.RevocationUrl), ("userinfo_url", e.UserinfoUrl), ("refresh_url", e.RefreshUrl),
         ];
         foreach (var (field, value) in fields)
         {
@@ -588,6 +632,9 @@ internal sealed partial class ProviderCatalog
 
     [GeneratedRegex(@"\{([a-z_][a-z0-9_]*)\}")]
     public static partial Regex PlaceholderPattern();
+
+    /// <summary>The reserved placeholder a revocation_url may hold for the registration's client id.</summary>
+    public const string ReservedClientId = "{client_id}";
 }
 
 internal static class PkceModes
@@ -629,6 +676,85 @@ internal static class RevocationFormats
 
     /// <summary>A JSON body {"token": …} with client authentication (Notion, QuickBooks).</summary>
     public const string Json = "json";
+
+    /// <summary>A DELETE with the token to revoke as its Bearer credentials and no body (Zendesk, Vimeo, Facebook).</summary>
+    public const string BearerDelete = "bearer_delete";
+
+    /// <summary>The same DELETE where it ends the whole grant (Facebook's /me/permissions): skipped while the grant continues.</summary>
+    public const string BearerDeleteGrant = "bearer_delete_grant";
+
+    /// <summary>GitHub: DELETE /applications/{client_id}/grant, Basic client credentials, JSON {"access_token": …}.</summary>
+    public const string GitHubGrant = "github_grant";
+
+    /// <summary>A form post of access_token=… alone (Strava's deauthorize).</summary>
+    public const string FormAccessToken = "form_access_token";
+
+    /// <summary>A form post of access_token, client_id and client_secret (LINE Login).</summary>
+    public const string FormAccessTokenWithClient = "form_access_token_client";
+
+    /// <summary>Square: POST with "Authorization: Client {secret}" and JSON {client_id, access_token}.</summary>
+    public const string Square = "square";
+
+    /// <summary>A POST of the revocation URL with ?token= (the refresh token, else the access token) and no body (Zoho).</summary>
+    public const string QueryToken = "query_token";
+
+    public static readonly string[] All = [Rfc7009, Bearer, Json, BearerDelete, BearerDeleteGrant, GitHubGrant, FormAccessToken, FormAccessTokenWithClient, Square, QueryToken];
+}
+
+/// <summary>Syntax of the catalog's request quirks.</summary>
+internal static partial class QuirkSyntax
+{
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,39}$")]
+    public static partial Regex ParameterName();
+
+    /// <summary>RFC 9110 §5.6.2 token characters.</summary>
+    [GeneratedRegex("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}$")]
+    public static partial Regex HeaderName();
+
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9._-]{0,19}$")]
+    public static partial Regex AuthScheme();
+}
+
+/// <summary>
+/// A header the Bridge adds to every API call of a provider (Etsy's "x-api-key: {client_id}:{client_secret}"): literal
+/// text with the registration's {client_id} and {client_secret}, nothing else.
+/// </summary>
+internal static partial class ApiRequestHeaderTemplate
+{
+    public const string ClientId = "{client_id}";
+    public const string ClientSecret = "{client_secret}";
+
+    /// <summary>Headers the Bridge sets or strips itself, or that change the meaning of the request.</summary>
+    public static readonly HashSet<string> ReservedHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Authorization", "Content-Type", "Content-Length", "Host", "Transfer-Encoding", "Connection", "Cookie", "Upgrade", "TE", "Trailer",
+        "Proxy-Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Nexus-Connection-Id",
+    };
+
+    public static bool UsesSecret(string template) => template.Contains(ClientSecret, StringComparison.Ordinal);
+
+    public static string? Problem(string template)
+    {
+        var rest = template.Replace(ClientId, "", StringComparison.Ordinal).Replace(ClientSecret, "", StringComparison.Ordinal);
+        if (rest.Contains('{', StringComparison.Ordinal) || rest.Contains('}', StringComparison.Ordinal))
+        {
+            return "only {client_id} and {client_secret} may be filled in.";
+        }
+
+        return rest.Any(c => c is < '\x20' or > '\x7e') ? "must be printable ASCII." : null;
+    }
+
+    public static string Fill(string template, string clientId, string? clientSecret) =>
+        template.Replace(ClientId, clientId, StringComparison.Ordinal).Replace(ClientSecret, clientSecret ?? "", StringComparison.Ordinal);
+
+    /// <summary>A provider's api_request_headers filled in; the client secret is decrypted only when a header uses it.</summary>
+    public static List<KeyValuePair<string, string>> For(Provider provider, Func<string?> clientSecret, out string? secretUsed)
+    {
+        var headers = provider.Config.ApiRequestHeaders ?? [];
+        secretUsed = headers.Values.Any(UsesSecret) ? clientSecret() : null;
+        var secret = secretUsed;
+        return [.. headers.Select(h => new KeyValuePair<string, string>(h.Key, Fill(h.Value, provider.ClientId, secret)))];
+    }
 }
 
 internal static partial class ProviderNames

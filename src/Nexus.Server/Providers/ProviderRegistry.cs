@@ -24,6 +24,21 @@ internal sealed record ProviderConfig
     public string TokenEndpointAuth { get; init; } = ClientAuthMethods.Basic;
     public string TokenRequestFormat { get; init; } = TokenRequestFormats.Form;
     public string RevocationFormat { get; init; } = RevocationFormats.Rfc7009;
+
+    /// <summary>Where refresh requests go when not to <see cref="TokenUrl"/> (RFC 6749 §6 uses the token endpoint); catalog providers only.</summary>
+    public string? RefreshUrl { get; init; }
+
+    /// <summary>The name the provider gives the client_id parameter (TikTok: client_key); null is client_id.</summary>
+    public string? ClientIdParam { get; init; }
+
+    /// <summary>The Authorization scheme the Bridge sends the access token with (Yandex: OAuth); null is Bearer (RFC 6750 §2.1).</summary>
+    public string? ApiAuthScheme { get; init; }
+
+    /// <summary>Headers the Bridge adds to every API call (Etsy's x-api-key), with {client_id} and {client_secret} filled in.</summary>
+    public Dictionary<string, string>? ApiRequestHeaders { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string ClientIdParameter => ClientIdParam ?? "client_id";
     public string ScopeSeparator { get; init; } = " ";
     public Dictionary<string, string> AuthorizationParams { get; init; } = [];
     public Dictionary<string, string> TokenRequestHeaders { get; init; } = [];

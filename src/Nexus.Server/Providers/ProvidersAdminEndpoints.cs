@@ -406,6 +406,12 @@ internal static class ProvidersAdminEndpoints
                     return v;
                 }
 
+                if (m.Value == ProviderCatalog.ReservedClientId && field == "revocation_url")
+                {
+                    // Filled with the client id when revoking, so a PATCH of client_id needs nothing else.
+                    return m.Value;
+                }
+
                 missing.Add(m.Groups[1].Value);
                 return m.Value;
             });
@@ -467,6 +473,10 @@ internal static class ProvidersAdminEndpoints
             TokenEndpointAuth = entry.TokenEndpointAuth!,
             TokenRequestFormat = entry.TokenRequestFormat ?? TokenRequestFormats.Form,
             RevocationFormat = entry.RevocationFormat ?? RevocationFormats.Rfc7009,
+            RefreshUrl = Fill(entry.RefreshUrl, "refresh_url", true),
+            ClientIdParam = entry.ClientIdParam,
+            ApiAuthScheme = entry.ApiAuthScheme,
+            ApiRequestHeaders = entry.ApiRequestHeaders is null ? null : new Dictionary<string, string>(entry.ApiRequestHeaders),
             ScopeSeparator = entry.ScopeSeparator ?? " ",
             AuthorizationParams = new Dictionary<string, string>(entry.AuthorizationParams ?? []),
             TokenRequestHeaders = new Dictionary<string, string>(entry.TokenRequestHeaders ?? []),
@@ -481,7 +491,7 @@ internal static class ProvidersAdminEndpoints
         };
         var perConnection = declared.Where(d => d.Value.PerConnection && !values.ContainsKey(d.Key)).ToDictionary(d => d.Key, d => d.Value);
         config = config with { ConnectionPlaceholders = perConnection.Count > 0 ? perConnection : null };
-        foreach (var (field, url) in new[] { ("authorization_url", config.AuthorizationUrl), ("token_url", config.TokenUrl), ("revocation_url", config.RevocationUrl), ("userinfo_url", config.UserinfoUrl) })
+        foreach (var (field, url) in new[] { ("authorization_url", config.AuthorizationUrl), ("token_url", config.TokenUrl), ("revocation_url", config.RevocationUrl), ("userinfo_url", config.UserinfoUrl), ("refresh_url", config.RefreshUrl) })
         {
             if (url is not null && !errors.Keys.Any(k => k.StartsWith("placeholders.", StringComparison.Ordinal)) && !url.Contains('{', StringComparison.Ordinal)
                 && policy.Check(url) is { } problem)
@@ -592,9 +602,9 @@ internal static class ProvidersAdminEndpoints
             errors["token_request_format"] = ["token_request_format must be form or json."];
         }
 
-        if (config.RevocationFormat is not (RevocationFormats.Rfc7009 or RevocationFormats.Json or RevocationFormats.Bearer))
+        if (!RevocationFormats.All.Contains(config.RevocationFormat))
         {
-            errors["revocation_format"] = ["revocation_format must be rfc7009, json or bearer."];
+            errors["revocation_format"] = [$"revocation_format must be one of {string.Join(", ", RevocationFormats.All)}."];
         }
 
         if (config.ScopeSeparator is not (" " or ","))

@@ -68,7 +68,22 @@ internal static class CatalogDocument
             rows.Add(("PKCE", e.Pkce ?? PkceModes.Supported));
             rows.Add(("Token endpoint auth", Code(e.TokenEndpointAuth ?? ClientAuthMethods.Post)));
             rows.Add(("Token request body", e.TokenRequestFormat ?? TokenRequestFormats.Form));
-            rows.Add(("Refresh", e.Refresh?.Supported == false ? "not supported" : "supported"));
+            rows.Add(("Refresh", e.Refresh?.Supported == false ? "not supported" : e.RefreshUrl is null ? "supported" : $"supported, at {Code(e.RefreshUrl)}"));
+            if (e.ClientIdParam is { } clientIdParam)
+            {
+                rows.Add(("Client id parameter", Code(clientIdParam)));
+            }
+
+            if (e.ApiAuthScheme is { } scheme)
+            {
+                rows.Add(("API Authorization scheme", Code(scheme)));
+            }
+
+            if (e.ApiRequestHeaders is { Count: > 0 } apiHeaders)
+            {
+                rows.Add(("Extra API request headers", Pairs(apiHeaders)));
+            }
+
             if (e.AuthorizationParams is { Count: > 0 } ap)
             {
                 rows.Add(("Extra authorize parameters", Pairs(ap)));

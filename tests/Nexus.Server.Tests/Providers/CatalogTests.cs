@@ -71,10 +71,60 @@ public sealed class CatalogTests
         Assert.Contains(ProviderCatalog.ValidateEntry("salesforce", With(instance with { Source = PlaceholderSources.Metadata })), e => e.Contains("declares no metadata", StringComparison.Ordinal));
         Assert.Contains(ProviderCatalog.ValidateEntry("salesforce", With(instance with { Default = "acme" })), e => e.Contains("cannot have a default", StringComparison.Ordinal));
 
-        var github = Catalog.Entries["github"];
+        // GitHub's grant deletion authenticates with the client secret, which a public client does not have.
+        var github = Catalog.Entries["github"] with { RevocationUrl = null, RevocationFormat = null };
         Assert.Empty(ProviderCatalog.ValidateEntry("github", github with { TokenEndpointAuth = ClientAuthMethods.None, Pkce = PkceModes.Supported }));
+        Assert.Contains(ProviderCatalog.ValidateEntry("github", Catalog.Entries["github"] with { TokenEndpointAuth = ClientAuthMethods.None, Pkce = PkceModes.Supported }),
+            e => e.Contains("authenticates with the client secret", StringComparison.Ordinal));
         Assert.Contains(ProviderCatalog.ValidateEntry("github", github with { TokenEndpointAuth = ClientAuthMethods.None, Pkce = PkceModes.Unsupported }),
             e => e.Contains("public client", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("github", RevocationFormats.GitHubGrant)]
+    [InlineData("strava", RevocationFormats.FormAccessToken)]
+    [InlineData("zendesk", RevocationFormats.BearerDelete)]
+    [InlineData("vimeo", RevocationFormats.BearerDelete)]
+    [InlineData("facebook", RevocationFormats.BearerDeleteGrant)]
+    [InlineData("square", RevocationFormats.Square)]
+    [InlineData("line", RevocationFormats.FormAccessTokenWithClient)]
+    [InlineData("zoho_crm", RevocationFormats.QueryToken)]
+    [InlineData("slack", RevocationFormats.Bearer)]
+    [InlineData("notion", RevocationFormats.Json)]
+    public void ProvidersWithTheirOwnRevocationApiDeclareItsStyle(string key, string format)
+    {
+        var entry = Catalog.Entries[key];
+        Assert.Equal(format, entry.RevocationFormat);
+        Assert.NotNull(entry.RevocationUrl);
+    }
+
+    [Fact]
+    public void TheRequestQuirksOfTikTokDropboxSignEtsyAndYandexAreDeclared()
+    {
+        Assert.Equal("client_key", Catalog.Entries["tiktok"].ClientIdParam);
+        Assert.Equal("https://app.hellosign.com/oauth/token?refresh", Catalog.Entries["dropbox_sign"].RefreshUrl);
+        Assert.Equal("{client_id}:{client_secret}", Catalog.Entries["etsy"].ApiRequestHeaders!["x-api-key"]);
+        Assert.Equal("OAuth", Catalog.Entries["yandex"].ApiAuthScheme);
+    }
+
+    [Fact]
+    public void TheValidatorChecksTheRevocationStyleAndTheRequestQuirks()
+    {
+        var strava = Catalog.Entries["strava"];
+        string[] Errors(CatalogEntry e) => [.. ProviderCatalog.ValidateEntry("strava", e)];
+        Assert.Contains(Errors(strava with { RevocationFormat = "carrier_pigeon" }), e => e.Contains("revocation_format must be one of", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { RevocationUrl = null }), e => e.Contains("revocation_format needs a revocation_url", StringComparison.Ordinal));
+        // {client_id} is reserved for revocation_url; anywhere else it is an undeclared placeholder, and it cannot be declared.
+        Assert.Empty(Errors(strava with { RevocationUrl = "https://www.strava.com/apps/{client_id}/deauthorize" }));
+        Assert.Contains(Errors(strava with { TokenUrl = "https://www.strava.com/{client_id}/token" }), e => e.Contains("not declared", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { RevocationUrl = "https://www.strava.com/{client_id}", Placeholders = new() { ["client_id"] = new CatalogPlaceholder { Description = "x", Pattern = "^a$", Default = "a" } } }),
+            e => e.Contains("reserved", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { RefreshUrl = "http://www.strava.com/oauth/token" }), e => e.Contains("refresh_url must be an absolute https URL", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { ClientIdParam = "client id" }), e => e.Contains("client_id_param", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { ApiAuthScheme = "OAuth token" }), e => e.Contains("api_auth_scheme", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { ApiRequestHeaders = new() { ["Authorization"] = "x" } }), e => e.Contains("api_request_headers", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { ApiRequestHeaders = new() { ["x-key"] = "{refresh_token}" } }), e => e.Contains("only {client_id} and {client_secret}", StringComparison.Ordinal));
+        Assert.Contains(Errors(strava with { ApiRequestHeaders = new() { ["x-key"] = "a\nb" } }), e => e.Contains("printable ASCII", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -93,9 +93,11 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
     /// </summary>
     public async Task<RefreshAttempt> RefreshAsync(Provider provider, string? refreshToken, CancellationToken ct, IReadOnlyList<string>? scopes = null)
     {
-        if (policy.Check(provider.Config.TokenUrl) is { } problem)
+        // RFC 6749 §6 refreshes at the token endpoint; a few providers name another URL (the catalog's refresh_url).
+        var (field, url) = provider.Config.RefreshUrl is { } refreshUrl ? ("refresh_url", refreshUrl) : ("token_url", provider.Config.TokenUrl);
+        if (policy.Check(url) is { } problem)
         {
-            return RefreshAttempt.Failure(RefreshFailureKind.Misconfigured, "invalid_provider_configuration", $"token_url {problem}");
+            return RefreshAttempt.Failure(RefreshFailureKind.Misconfigured, "invalid_provider_configuration", $"{field} {problem}");
         }
 
         if (refreshToken is null || provider.Config.Mcp?.IsClientCredentials == true)
@@ -122,7 +124,7 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             parameters.Add(new("resource", resource));
         }
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, provider.Config.TokenUrl);
+        using var request = new HttpRequestMessage(HttpMethod.Post, url);
         providerClient.AddClientAuthentication(provider, request, parameters);
         request.Content = ProviderClient.Body(provider.Config.TokenRequestFormat, parameters);
         foreach (var (name, value) in provider.Config.TokenRequestHeaders)
