@@ -17,7 +17,7 @@ internal static class ConnectionsCommands
             Usage: Nexus.Server connections list [--workspace ID] [--status STATUS] [--provider NAME] [--limit N] [--json]
               Lists connections, newest last, as GET /v1/connections does for the bootstrap API_KEY (every workspace).
               --status   pending, active, attention_required or failed
-              --limit    at most N connections (1 to 1000; default 100)
+              --limit    up to N connections (1 to 1000; default 100)
               --json     {"connections":[{"connection_id","status","provider","workspace_id","scopes",…}]} (never a token)
             """, ListAsync, options: ["workspace", "status", "provider", "limit"])
         .AddNexusCommand("connections revoke", "revoke a connection's tokens at the provider and delete it", """

@@ -162,26 +162,34 @@ internal static partial class ProvidersCommands
             return new ImportResult(label, "failed", new ImportError("invalid_json", error!, null));
         }
 
+        var registry = context.Get<ProviderRegistry>();
+        var handlers = context.Services.GetServices<IProviderModeHandler>();
+        var existing = body.Name is null ? null : await registry.FindAsync(body.Name, ct);
+        if (existing is not null && !update)
+        {
+            return new ImportResult(label, "skipped");
+        }
+
         if (body.ClientSecret is { } secret && SecretReference().Match(secret) is { Success: true } reference)
         {
             var variable = reference.Groups[1].Value;
-            if (Environment.GetEnvironmentVariable(variable) is not { Length: > 0 } value)
+            if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value)
+            {
+                body = body with { ClientSecret = value };
+            }
+            else if (existing is not null)
+            {
+                // An update without the variable keeps the stored secret (PATCH semantics: an absent field keeps its value).
+                body = body with { ClientSecret = null };
+            }
+            else
             {
                 return new ImportResult(label, "failed", new ImportError("secret_missing", $"client_secret names the environment variable {variable}, which is not set.", null));
             }
-
-            body = body with { ClientSecret = value };
         }
 
-        var registry = context.Get<ProviderRegistry>();
-        var handlers = context.Services.GetServices<IProviderModeHandler>();
-        if (body.Name is not null && await registry.FindAsync(body.Name, ct) is { } existing)
+        if (existing is not null)
         {
-            if (!update)
-            {
-                return new ImportResult(label, "skipped");
-            }
-
             IResult? failure;
             if (handlers.FirstOrDefault(h => h.AuthMode == existing.AuthMode) is { } owner)
             {
