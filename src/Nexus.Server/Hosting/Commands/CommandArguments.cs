@@ -22,21 +22,27 @@ internal sealed class CommandArguments
 
     public bool Json => flags.Contains("json");
 
-    /// <summary>Whether <paramref name="name"/> (without dashes) is the host's: the host gets it, commands ignore it.</summary>
+    /// <summary>
+    /// Whether <paramref name="name"/> (without dashes) is the host's: --urls and the like, a configuration key with ':'
+    /// (--Nexus:DataDirectory) or a setting's own name (--BASE_URL). The host gets it, commands ignore it.
+    /// </summary>
     public static bool IsHostOption(string name) =>
-        HostOptions.Contains(name, StringComparer.OrdinalIgnoreCase) || name.Contains(':', StringComparison.Ordinal);
+        HostOptions.Contains(name, StringComparer.OrdinalIgnoreCase) || name.Contains(':', StringComparison.Ordinal)
+        || (name.Length > 0 && char.IsAsciiLetterUpper(name[0]) && name.All(c => char.IsAsciiLetterUpper(c) || char.IsAsciiDigit(c) || c == '_'));
 
     /// <summary>
-    /// The arguments the host's configuration reads: its own options and configuration keys, nothing of the commands'.
-    /// For a command (not the server), console logs go to standard error, which keeps standard output for the result.
+    /// The arguments the host's configuration reads. For the server, all of them; for a command, the host's options and
+    /// configuration keys but none of the command's, and console logs go to standard error (standard output is the result's).
     /// </summary>
     public static string[] ForHost(string[] args)
     {
-        var kept = new List<string>();
-        if (args.TakeWhile(a => !a.StartsWith('-')).FirstOrDefault() is { } command && command != "serve")
+        if (args.TakeWhile(a => !a.StartsWith('-')).FirstOrDefault() is not { } command || command == "serve")
         {
-            kept.Add("--Logging:Console:LogToStandardErrorThreshold=Trace");
+            // The server reads every argument, as it always has.
+            return args;
         }
+
+        var kept = new List<string> { "--Logging:Console:LogToStandardErrorThreshold=Trace" };
 
         for (var i = 0; i < args.Length; i++)
         {

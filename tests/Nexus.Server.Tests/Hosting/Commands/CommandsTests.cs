@@ -370,6 +370,16 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
     }
 
     [Fact]
+    public void TheHostReadsItsOwnOptionsAndSettingsButNoneOfTheCommands()
+    {
+        string[] command = ["users", "create", "--email", "a@example.com", "--urls", "http://127.0.0.1:1", "--Nexus:DataDirectory=/d", "--BASE_URL=http://b", "--json"];
+        Assert.Equal(["--Logging:Console:LogToStandardErrorThreshold=Trace", "--urls", "http://127.0.0.1:1", "--Nexus:DataDirectory=/d", "--BASE_URL=http://b"],
+            CommandArguments.ForHost(command));
+        string[] server = ["--urls", "http://127.0.0.1:1", "--anything=1"];
+        Assert.Equal(server, CommandArguments.ForHost(server));
+    }
+
+    [Fact]
     public void AProgressBarIsDrawnInPlaceOnATerminal()
     {
         using var error = new StringWriter();
