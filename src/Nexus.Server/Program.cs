@@ -9,6 +9,7 @@ using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Dashboard;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
+using Nexus.Server.Hosting.Commands;
 using Nexus.Server.Mcp;
 using Nexus.Server.Notifications;
 using Nexus.Server.Observability;
@@ -16,17 +17,14 @@ using Nexus.Server.Providers;
 using Nexus.Server.RemoteMcp;
 using Nexus.Server.Vault;
 
+// The container's HEALTHCHECK: a fast path that reads no configuration and builds no host.
 if (await HealthCheckCommand.TryRunAsync(args) is { } healthExitCode)
 {
     return healthExitCode;
 }
 
-if (NexusCommands.TryHelp(args) is { } helpExitCode)
-{
-    return helpExitCode;
-}
-
-var builder = WebApplication.CreateBuilder(NexusEnvironment.Options(args));
+// The host reads only its own options (--urls, --environment, configuration keys); the rest belongs to the command.
+var builder = WebApplication.CreateBuilder(NexusEnvironment.Options(CommandArguments.ForHost(args)));
 
 builder.AddHosting();
 builder.AddObservability();
@@ -46,7 +44,13 @@ builder.AddMcpServer();
 builder.AddApiReference();
 
 var app = builder.Build();
-if (NexusCommands.CheckConfiguration(app) is { } configurationExitCode)
+// --help and bad command lines are answered before the configuration is read or the database touched.
+if (NexusCommandLine.TryHelp(app.Services, args, Console.Out, Console.Error) is { } helpExitCode)
+{
+    return helpExitCode;
+}
+
+if (NexusCommandLine.CheckConfiguration(app) is { } configurationExitCode)
 {
     return configurationExitCode;
 }

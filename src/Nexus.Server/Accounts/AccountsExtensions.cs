@@ -70,6 +70,7 @@ internal static class AccountsExtensions
             o.XmlRepository = sp.GetRequiredService<DataProtectionKeyRepository>()));
         services.AddSingleton<UpstreamSignIn>();
         services.AddHttpClient(UpstreamSignIn.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
+        services.AddAccountsCommands();
         return builder;
     }
 

@@ -27,6 +27,33 @@ internal static class UserAdministration
         Disabled,
     }
 
+    /// <summary>
+    /// Creates an account an administrator vouches for (so its address counts as verified), with a password of at
+    /// least 10 characters; shared by POST /v1/admin/users and <c>users create</c>. Exists is true when the address is taken.
+    /// </summary>
+    public static async Task<(NexusUser? User, bool Exists, Dictionary<string, string[]> Errors)> CreateAsync(UserManager<NexusUser> users, string? email, string? password,
+        string? displayName)
+    {
+        if (string.IsNullOrEmpty(password))
+        {
+            return (null, false, new() { ["password"] = ["A password of at least 10 characters is required."] });
+        }
+
+        var (user, errors) = await UserAccounts.CreateAsync(users, email ?? "", password, emailConfirmed: true);
+        if (user is null)
+        {
+            return (null, errors.Any(e => e.Contains("already", StringComparison.OrdinalIgnoreCase)), new() { ["user"] = [.. errors] });
+        }
+
+        if (!string.IsNullOrWhiteSpace(displayName))
+        {
+            user.DisplayName = displayName.Trim();
+            await users.UpdateAsync(user);
+        }
+
+        return (user, false, []);
+    }
+
     /// <summary>Anything locked for more than 100 years was disabled by an administrator, not by failed sign-ins.</summary>
     public static State StateOf(NexusUser user, DateTimeOffset now) =>
         user.LockoutEnd is not { } end || end <= now ? State.Active

@@ -5,7 +5,10 @@ namespace Nexus.Server.Accounts;
 
 internal sealed record CreateUserRequest(string? Email, string? Password, string? DisplayName);
 
-internal sealed record UserResponse(string Id, string Email, string? DisplayName, bool IsSystemAdmin, bool LockedOut, DateTimeOffset CreatedAt);
+internal sealed record UserResponse(string Id, string Email, string? DisplayName, bool IsSystemAdmin, bool LockedOut, DateTimeOffset CreatedAt)
+{
+    public static UserResponse From(NexusUser u, DateTimeOffset now) => new(u.Id, u.Email, u.DisplayName, u.IsSystemAdmin, u.LockoutEnd > now, u.CreatedAt);
+}
 
 internal sealed record SettingsRequest(bool? SignUpEnabled);
 
@@ -58,24 +61,12 @@ internal static class UsersAdminEndpoints
             return error;
         }
 
-        if (string.IsNullOrEmpty(body!.Password))
-        {
-            return Problems.Validation(new Dictionary<string, string[]> { ["password"] = ["A password of at least 10 characters is required."] });
-        }
-
-        // An administrator vouches for the address, so it counts as verified.
-        var (user, errors) = await UserAccounts.CreateAsync(users, body.Email ?? "", body.Password, emailConfirmed: true);
+        var (user, exists, errors) = await UserAdministration.CreateAsync(users, body!.Email, body.Password, body.DisplayName);
         if (user is null)
         {
-            return errors.Any(e => e.Contains("already", StringComparison.OrdinalIgnoreCase))
+            return exists
                 ? Problems.Create(StatusCodes.Status409Conflict, "user_exists", "An account with this email already exists.")
-                : Problems.Validation(new Dictionary<string, string[]> { ["user"] = errors.ToArray() });
-        }
-
-        if (!string.IsNullOrWhiteSpace(body.DisplayName))
-        {
-            user.DisplayName = body.DisplayName.Trim();
-            await users.UpdateAsync(user);
+                : Problems.Validation(errors);
         }
 
         return TypedResults.Created($"/v1/admin/users/{user.Id}", ToResponse(user, time));
@@ -84,5 +75,5 @@ internal static class UsersAdminEndpoints
     private static async Task<IResult> ListAsync(UserStore store, TimeProvider time, CancellationToken ct) =>
         TypedResults.Ok(new { users = (await store.ListAsync(ct)).Select(u => ToResponse(u, time)) });
 
-    private static UserResponse ToResponse(NexusUser u, TimeProvider time) => new(u.Id, u.Email, u.DisplayName, u.IsSystemAdmin, u.LockoutEnd > time.GetUtcNow(), u.CreatedAt);
+    private static UserResponse ToResponse(NexusUser u, TimeProvider time) => UserResponse.From(u, time.GetUtcNow());
 }

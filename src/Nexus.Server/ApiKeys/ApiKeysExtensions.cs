@@ -8,6 +8,7 @@ internal static class ApiKeysExtensions
     {
         builder.Services.AddSingleton<ApiKeyStore>();
         builder.Services.AddSingleton<GatewayAuthenticator>();
+        builder.Services.AddApiKeysCommands();
         return builder;
     }
 

@@ -34,6 +34,7 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<Grants.RefreshTokenGrant>();
         services.AddSingleton(SigningKeyStore.Column);
         services.AddSingleton<IStartupStep, AuthorizationServerStartup>();
+        services.AddAuthorizationServerCommands();
         return builder;
     }
 

@@ -21,6 +21,7 @@ internal static class ConnectionsExtensions
         services.AddSingleton(ConnectionStore.RefreshTokenColumn);
         services.AddSingleton(ConnectionStore.PkceVerifierColumn);
         services.AddSingleton<IStartupStep, ConnectionsStartup>();
+        services.AddConnectionsCommands();
         return builder;
     }
 

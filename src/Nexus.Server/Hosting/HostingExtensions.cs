@@ -39,10 +39,10 @@ internal static class HostingExtensions
             InitialData = DefaultLogLevels,
         });
         builder.Services.AddLogRedaction();
-        // A failed start (busy port, unreachable database) is explained in one line by NexusCommands; the generic
+        // A failed start (busy port, unreachable database) is explained in one line by NexusCommandLine; the generic
         // host's own account of it ("Hosting failed to start", then "BackgroundService failed" for every background
         // service disposed before it ran) is a stack trace that buries that line. Until the host has started, its
-        // errors are left to NexusCommands (which lets anything it does not recognise end the process with its
+        // errors are left to NexusCommandLine (which lets anything it does not recognise end the process with its
         // stack trace); afterwards they are logged as usual.
         builder.Logging.AddFilter(StartupLogGate.HostCategory, level => level >= LogLevel.Warning && (level < LogLevel.Error || StartupLogGate.Started));
 
@@ -174,7 +174,7 @@ internal sealed class ProblemExceptionHandler(Data.DatabaseHealth database, ILog
     }
 }
 
-/// <summary>Whether the generic host has started (see AddHosting: its errors before that are NexusCommands' to explain).</summary>
+/// <summary>Whether the generic host has started (see AddHosting: its errors before that are NexusCommandLine's to explain).</summary>
 internal static class StartupLogGate
 {
     public const string HostCategory = "Microsoft.Extensions.Hosting.Internal.Host";

@@ -40,20 +40,31 @@ internal static class JsonBody
                 e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "The request body is too large." : "The request body ended early or was malformed."));
         }
 
+        var options = request.HttpContext.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        var (value, refusal) = Parse<T>(body, options);
+        return refusal is null ? (value, null) : (null, Invalid(refusal));
+    }
+
+    /// <summary>
+    /// The checks and the deserialization of <see cref="ReadAsync"/> for JSON from elsewhere (a file given to a command):
+    /// the value, or what is wrong in the API's words.
+    /// </summary>
+    public static (T? Value, string? Error) Parse<T>(byte[] body, JsonSerializerOptions options)
+        where T : class
+    {
         if (Check(body) is { } refusal)
         {
-            return (null, Invalid(refusal));
+            return (null, refusal);
         }
 
-        var options = request.HttpContext.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
         try
         {
             var value = JsonSerializer.Deserialize<T>(body, options);
-            return value is null ? (null, Invalid("The request body is empty or null.")) : (value, null);
+            return value is null ? (null, "The request body is empty or null.") : (value, null);
         }
         catch (JsonException e)
         {
-            return (null, Invalid(Describe<T>(e, options)));
+            return (null, Describe<T>(e, options));
         }
     }
 

@@ -24,7 +24,7 @@ internal sealed class NexusBootstrapper(Migrator migrator, IEnumerable<IStartupS
     {
         if (initialized)
         {
-            // NexusCommands runs it before starting the host, so that a database problem ends startup before any
+            // NexusCommandLine runs it before starting the host, so that a database problem ends startup before any
             // background service or the web server starts; the host's StartingAsync then has nothing left to do.
             return;
         }

@@ -31,7 +31,7 @@ internal static class McpExtensions
     public static WebApplication MapMcpServer(this WebApplication app)
     {
         // The gate is resolved per request (a singleton, so once): resolving it here would read the options before
-        // RunNexusAsync can explain invalid settings.
+        // RunNexusAsync (NexusCommandLine) can explain invalid settings.
         app.UseWhen(McpGate.Applies, branch => branch.Use((context, next) => context.RequestServices.GetRequiredService<McpGate>().InvokeAsync(context, next)));
         // The gate authenticates /mcp with the bearer token alone; the browser session is never read there.
         app.MapMcp(McpResource.Path).WithTags("MCP").WithoutSession();

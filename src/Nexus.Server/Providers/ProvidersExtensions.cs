@@ -13,6 +13,7 @@ internal static class ProvidersExtensions
         services.AddSingleton<ProviderRegistry>();
         services.AddSingleton(ProviderRegistry.ClientSecretColumn);
         services.AddSingleton<Hosting.IStartupStep, CatalogStartup>();
+        services.AddProvidersCommands();
         return builder;
     }
 

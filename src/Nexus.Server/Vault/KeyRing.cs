@@ -44,6 +44,9 @@ internal sealed class KeyRing
 
     public int KeyCount => keys.Count;
 
+    /// <summary>The ids of every key that decrypts: the active one and those in PREVIOUS_ENCRYPTION_KEYS.</summary>
+    public IReadOnlyCollection<uint> KeyIds => keys.Keys;
+
     /// <summary>
     /// Where the active key came from: "ENCRYPTION_KEY", or the path of the generated development key file
     /// (<see cref="IsDevelopmentKey"/>), for the startup banner and the Status page.

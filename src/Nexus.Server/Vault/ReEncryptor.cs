@@ -10,10 +10,18 @@ namespace Nexus.Server.Vault;
 /// </summary>
 internal sealed class ReEncryptor(NexusDatabase db, KeyRing keyRing, IEnumerable<EncryptedColumn> columns, ILogger<ReEncryptor> logger)
 {
-    public async Task<int> ReEncryptAllAsync(CancellationToken ct = default)
+    private readonly IReadOnlyList<EncryptedColumn> columns = [.. columns];
+
+    /// <summary>How many encrypted columns there are (the steps <see cref="ReEncryptAllAsync"/> reports).</summary>
+    public int ColumnCount => columns.Count;
+
+    /// <summary>Moves every value to the active key; reports the number of columns done to <paramref name="progress"/>.</summary>
+    public async Task<int> ReEncryptAllAsync(IProgress<int>? progress = null, CancellationToken ct = default)
     {
         var total = 0;
+        var done = 0;
         await using var connection = await db.OpenAsync(ct);
+        progress?.Report(0);
         foreach (var column in columns)
         {
             var rows = await connection.QueryAsync<(string Key, byte[] Value)>(new CommandDefinition(
@@ -41,8 +49,28 @@ internal sealed class ReEncryptor(NexusDatabase db, KeyRing keyRing, IEnumerable
             }
 
             total += moved;
+            progress?.Report(++done);
         }
 
         return total;
+    }
+
+    /// <summary>How many stored values each key id encrypted (nothing is decrypted): what a re-encryption would still move.</summary>
+    public async Task<IReadOnlyDictionary<uint, int>> CountByKeyAsync(CancellationToken ct = default)
+    {
+        var counts = new Dictionary<uint, int>();
+        await using var connection = await db.OpenAsync(ct);
+        foreach (var column in columns)
+        {
+            var values = await connection.QueryAsync<byte[]>(new CommandDefinition(
+                $"SELECT {column.ValueColumn} FROM {column.Table} WHERE {column.ValueColumn} IS NOT NULL", cancellationToken: ct));
+            foreach (var value in values)
+            {
+                var id = KeyRing.KeyIdOf(value);
+                counts[id] = counts.GetValueOrDefault(id) + 1;
+            }
+        }
+
+        return counts;
     }
 }

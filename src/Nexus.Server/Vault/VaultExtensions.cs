@@ -15,6 +15,7 @@ internal static class VaultExtensions
         builder.Services.AddSingleton<ServerSecrets>();
         builder.Services.AddSingleton<ReEncryptor>();
         builder.Services.AddSingleton(ServerSecrets.Column);
+        builder.Services.AddVaultCommands();
         return builder;
     }
 }

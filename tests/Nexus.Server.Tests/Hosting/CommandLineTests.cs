@@ -67,6 +67,9 @@ public sealed class CommandLineTests
     [InlineData(new[] { "users", "promote", "--help" }, "Usage: Nexus.Server users promote EMAIL")]
     [InlineData(new[] { "users", "demote", "someone@example.com", "--help" }, "Usage: Nexus.Server users demote EMAIL")]
     [InlineData(new[] { "help", "migrate" }, "Usage: Nexus.Server migrate")]
+    [InlineData(new[] { "clients", "create", "--help" }, "Usage: Nexus.Server clients create")]
+    [InlineData(new[] { "help", "restore" }, "Usage: Nexus.Server restore FILE")]
+    [InlineData(new[] { "serve", "--help" }, "Usage: Nexus.Server [serve]")]
     public async Task HelpPrintsUsageAndNeverStartsTheServer(string[] args, string expected)
     {
         await using var db = await TestDatabase.CreateAsync();
@@ -75,6 +78,25 @@ public sealed class CommandLineTests
         Assert.True(help.ExitCode == 0, help.Output);
         Assert.StartsWith(expected, help.Output.TrimStart());
         Assert.False(File.Exists(db.SqliteFile), "--help touched the database");
+    }
+
+    [Fact]
+    public async Task WithJsonStandardOutputHoldsTheResultAloneAndBadInputExitsWithTwo()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey(), ["Logging__LogLevel__Default"] = "Information" };
+        // A first start prints the one-time setup token and logs the migrations: all of it on standard error.
+        var (exitCode, stdout, stderr) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "create", "--name", "ci", "--workspaces", "*", "--json");
+        Assert.True(exitCode == 0, stdout + stderr);
+        var created = System.Text.Json.JsonDocument.Parse(stdout).RootElement;
+        Assert.StartsWith("nxk_", created.GetProperty("api_key").GetString());
+        Assert.Contains("setup token", stderr);
+        Assert.Contains("Applied migration", stderr);
+
+        var (usageCode, usageOut, usageError) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "create", "--name");
+        Assert.Equal(2, usageCode);
+        Assert.Contains("--name needs a value", usageError);
+        Assert.DoesNotContain("Exception", usageOut + usageError);
     }
 
     /// <summary>Exit code 1 and exactly one line that says what to fix: no stack trace, no host log noise.</summary>

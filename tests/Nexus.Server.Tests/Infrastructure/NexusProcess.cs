@@ -7,6 +7,13 @@ public static class NexusProcess
 {
     public static async Task<(int ExitCode, string Output)> RunAsync(TestDatabase db, IDictionary<string, string?> env, params string[] args)
     {
+        var (exitCode, stdout, stderr) = await RunSeparatelyAsync(db, env, args);
+        return (exitCode, stdout + stderr);
+    }
+
+    /// <summary>Like <see cref="RunAsync"/>, with standard output and standard error apart.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunSeparatelyAsync(TestDatabase db, IDictionary<string, string?> env, params string[] args)
+    {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Nexus.Server.dll"));
         foreach (var arg in args)
@@ -27,6 +34,6 @@ public static class NexusProcess
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token);
-        return (process.ExitCode, await stdout + await stderr);
+        return (process.ExitCode, await stdout, await stderr);
     }
 }

@@ -1,0 +1,229 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Nexus.Server.Hosting.Commands;
+using SQLitePCL;
+
+namespace Nexus.Server.Data;
+
+/// <summary>The database's commands: <c>migrate</c>, <c>backup</c> and <c>restore</c> (SQLite; PostgreSQL has pg_dump).</summary>
+internal static class DataCommands
+{
+    /// <summary>Pages copied per step of SQLite's online backup: small enough for a live progress bar and for writers to get in between.</summary>
+    private const int PagesPerStep = 256;
+
+    public static IServiceCollection AddDataCommands(this IServiceCollection services) => services
+        .AddNexusCommand("migrate", "apply pending database migrations and exit", """
+            Usage: Nexus.Server migrate [--json]
+              Applies pending database migrations (PostgreSQL from DATABASE_URL, else SQLite in Nexus:DataDirectory),
+              creates the first keys if there are none, and exits. The server does the same when it starts.
+              --json   {"status":"up_to_date","engine":"sqlite","schema_version":N}
+            """, MigrateAsync)
+        .AddNexusCommand("backup", "copy the SQLite database to a file while Nexus runs", """
+            Usage: Nexus.Server backup FILE [--force] [--json]
+              Copies the SQLite database (Nexus:DataDirectory/nexus.db) to FILE with SQLite's online backup API: safe while
+              Nexus runs, and the copy is consistent. The copy is checked (integrity, schema) before it replaces FILE.
+              --force  overwrite FILE if it exists
+              --json   {"file","bytes","pages","schema_version"}
+              The copy holds stored secrets encrypted under ENCRYPTION_KEY: keep the key to restore it, and keep both safe.
+              PostgreSQL: use pg_dump / pg_restore (see docs/cli.md).
+            """, BackupAsync, flags: ["force"], arguments: 1, needsDatabase: false)
+        .AddNexusCommand("restore", "replace the SQLite database with a backup", """
+            Usage: Nexus.Server restore FILE [--force] [--json]
+              Replaces the SQLite database with FILE (made by `backup`). FILE is checked first: a SQLite database that
+              passes an integrity check and has a Nexus schema no newer than this version of Nexus. Stop Nexus first:
+              a database in use is refused unless --force (running instances then read the restored data, but keep
+              what they cached for up to a minute). Start Nexus afterwards; it applies any newer migrations.
+              --json   {"file","database","bytes","pages","schema_version"}
+            """, RestoreAsync, flags: ["force"], arguments: 1, needsDatabase: false);
+
+    private static async Task<int> MigrateAsync(CommandContext context, CancellationToken ct)
+    {
+        var db = context.Get<NexusDatabase>();
+        await using var connection = await db.OpenAsync(ct);
+        var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", cancellationToken: ct));
+        return await context.ResultAsync(new { status = "up_to_date", engine = db.Engine.ToString().ToLowerInvariant(), schema_version = version },
+            $"Database is up to date (schema version {version}, {db.Description}).");
+    }
+
+    private static async Task<int> BackupAsync(CommandContext context, CancellationToken ct)
+    {
+        var db = SqliteOnly(context, "backup");
+        var target = Path.GetFullPath(context.Args.Argument(0, "FILE (where to write the backup)"));
+        if (!File.Exists(db.SqliteFile))
+        {
+            throw new CommandFailedException($"There is no database to back up at {db.SqliteFile}. Check Nexus:DataDirectory.", "no_database");
+        }
+
+        if (File.Exists(target) && !context.Args.Flag("force"))
+        {
+            throw new CommandFailedException($"{target} exists. Choose another file, or pass --force to overwrite it.", "file_exists");
+        }
+
+        if (Path.GetDirectoryName(target) is { } folder && !Directory.Exists(folder))
+        {
+            throw new CommandFailedException($"The folder {folder} does not exist.", "no_folder");
+        }
+
+        // Written beside the target and moved into place once checked, so a failed backup never leaves half a file.
+        var partial = target + ".partial";
+        File.Delete(partial);
+        try
+        {
+            long pages;
+            await using (var source = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadOnly)))
+            await using (var destination = new SqliteConnection(ConnectionString(partial, SqliteOpenMode.ReadWriteCreate)))
+            {
+                await source.OpenAsync(ct);
+                await destination.OpenAsync(ct);
+                pages = await CopyAsync(source, destination, context, "Backing up", ct);
+                // The copy took the source's WAL mode; a backup is one self-contained file.
+                await destination.ExecuteAsync(new CommandDefinition("PRAGMA journal_mode=DELETE", cancellationToken: ct));
+            }
+
+            var version = await CheckAsync(partial, context.Get<Migrator>(), ct);
+            File.Move(partial, target, overwrite: true);
+            var bytes = new FileInfo(target).Length;
+            return await context.ResultAsync(new { file = target, bytes, pages, schema_version = version },
+                $"Backed up {db.SqliteFile} to {target} ({bytes} bytes, schema version {version}).");
+        }
+        finally
+        {
+            File.Delete(partial);
+        }
+    }
+
+    private static async Task<int> RestoreAsync(CommandContext context, CancellationToken ct)
+    {
+        var db = SqliteOnly(context, "restore");
+        var file = Path.GetFullPath(context.Args.Argument(0, "FILE (the backup to restore)"));
+        if (!File.Exists(file))
+        {
+            throw new CommandFailedException($"There is no file at {file}.", "no_file");
+        }
+
+        if (string.Equals(file, db.SqliteFile, StringComparison.Ordinal))
+        {
+            throw new CommandFailedException("FILE is the database itself.", "same_file");
+        }
+
+        var version = await CheckAsync(file, context.Get<Migrator>(), ct);
+        Directory.CreateDirectory(Path.GetDirectoryName(db.SqliteFile)!);
+        await using var destination = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadWriteCreate, timeoutSeconds: 1));
+        await destination.OpenAsync(ct);
+        if (!context.Args.Flag("force") && await InUseAsync(destination, ct))
+        {
+            throw new CommandFailedException(
+                $"The database at {db.SqliteFile} is in use (is Nexus running?). Stop every instance first, or pass --force to restore into the live database.", "database_in_use");
+        }
+
+        long pages;
+        await using (var source = new SqliteConnection(ConnectionString(file, SqliteOpenMode.ReadOnly)))
+        {
+            await source.OpenAsync(ct);
+            pages = await CopyAsync(source, destination, context, "Restoring", ct);
+        }
+
+        await destination.CloseAsync();
+        var bytes = new FileInfo(db.SqliteFile!).Length;
+        return await context.ResultAsync(new { file, database = db.SqliteFile, bytes, pages, schema_version = version },
+            $"Restored {file} into {db.SqliteFile} (schema version {version}). Start Nexus to apply newer migrations, if any.");
+    }
+
+    private static NexusDatabase SqliteOnly(CommandContext context, string command)
+    {
+        var db = context.Get<NexusDatabase>();
+        return db.Engine == DatabaseEngine.Sqlite ? db
+            : throw new CommandFailedException($"'{command}' works on SQLite; this Nexus uses {db.Description}. Use pg_dump and pg_restore for PostgreSQL (see docs/cli.md).", "not_sqlite");
+    }
+
+    private static string ConnectionString(string file, SqliteOpenMode mode, int timeoutSeconds = 30) =>
+        new SqliteConnectionStringBuilder { DataSource = file, Mode = mode, Pooling = false, DefaultTimeout = timeoutSeconds }.ToString();
+
+    /// <summary>
+    /// Whether another connection has the database open. Leaving WAL mode needs the database to itself (SQLite
+    /// refuses while other connections use the WAL), so a refusal means someone else is there. Nexus turns WAL on
+    /// again at its next start.
+    /// </summary>
+    private static async Task<bool> InUseAsync(SqliteConnection connection, CancellationToken ct)
+    {
+        try
+        {
+            var mode = await connection.ExecuteScalarAsync<string>(new CommandDefinition("PRAGMA journal_mode=DELETE", cancellationToken: ct));
+            return !string.Equals(mode, "delete", StringComparison.OrdinalIgnoreCase);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is raw.SQLITE_BUSY or raw.SQLITE_LOCKED)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Copies <paramref name="source"/> into <paramref name="destination"/> with SQLite's online backup API (what
+    /// <see cref="SqliteConnection.BackupDatabase(SqliteConnection)"/> runs in one step), a few pages per step so that the
+    /// progress shows and writers to the source are not held up; returns the number of pages.
+    /// </summary>
+    private static async Task<long> CopyAsync(SqliteConnection source, SqliteConnection destination, CommandContext context, string label, CancellationToken ct)
+    {
+        using var backup = raw.sqlite3_backup_init(destination.Handle, "main", source.Handle, "main")
+            ?? throw new CommandFailedException("SQLite could not start the copy: " + raw.sqlite3_errmsg(destination.Handle).utf8_to_string(), "backup_failed");
+        CommandProgress? progress = null;
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            var rc = raw.sqlite3_backup_step(backup, PagesPerStep);
+            var total = raw.sqlite3_backup_pagecount(backup);
+            progress ??= context.Progress(label, total);
+            progress.Report(total - raw.sqlite3_backup_remaining(backup));
+            if (rc == raw.SQLITE_DONE)
+            {
+                return total;
+            }
+
+            if (rc is raw.SQLITE_BUSY or raw.SQLITE_LOCKED)
+            {
+                // Another connection holds a lock for a moment; the next step continues where this one stopped.
+                await Task.Delay(50, ct);
+                continue;
+            }
+
+            if (rc != raw.SQLITE_OK)
+            {
+                throw new CommandFailedException($"The copy failed: {raw.sqlite3_errstr(rc).utf8_to_string()}.", "backup_failed");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Checks that <paramref name="file"/> is a Nexus database this version can run: SQLite, intact, with a schema no newer
+    /// than the newest migration it knows. Returns the schema version.
+    /// </summary>
+    private static async Task<int> CheckAsync(string file, Migrator migrator, CancellationToken ct)
+    {
+        try
+        {
+            await using var connection = new SqliteConnection(ConnectionString(file, SqliteOpenMode.ReadOnly));
+            await connection.OpenAsync(ct);
+            var check = await connection.ExecuteScalarAsync<string>(new CommandDefinition("PRAGMA quick_check", cancellationToken: ct));
+            if (check != "ok")
+            {
+                throw new CommandFailedException($"{file} is damaged: SQLite's integrity check reports '{check}'.", "invalid_backup");
+            }
+
+            var hasSchema = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", cancellationToken: ct));
+            if (hasSchema == 0)
+            {
+                throw new CommandFailedException($"{file} is a SQLite database, but not a Nexus one (it has no schema_migrations table).", "invalid_backup");
+            }
+
+            var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", cancellationToken: ct));
+            var newest = migrator.Migrations.Count;
+            return version <= newest ? version
+                : throw new CommandFailedException($"{file} has schema version {version}, newer than this Nexus knows ({newest}). Restore it with a newer Nexus.", "invalid_backup");
+        }
+        catch (SqliteException e)
+        {
+            throw new CommandFailedException($"{file} is not a readable SQLite database ({e.Message.Replace("SQLite Error ", "", StringComparison.Ordinal)}).", "invalid_backup");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+
+namespace Nexus.Server.Hosting.Commands;
+
+/// <summary>
+/// The server binary's command line: <c>Nexus.Server [command] [arguments] [--json]</c>. Without a command (or with
+/// <c>serve</c>) the server runs; otherwise the command the arguments name runs against the same configuration,
+/// database and keys as the server, and the process exits with 0 (done), 1 (the operation failed) or 2 (usage error).
+/// The commands are the <see cref="INexusCommand"/>s the components registered; Hosting knows none of them.
+/// </summary>
+internal static class NexusCommandLine
+{
+    private const string Footer = """
+
+        Every command takes --help, and --json for machine-readable output (the API's JSON shape). Exit codes: 0 done,
+        1 the operation failed, 2 usage error. Configuration comes from the environment (DATABASE_URL, ENCRYPTION_KEY,
+        BASE_URL, API_KEY, ASPNETCORE_ENVIRONMENT, …; see the README), the same for the server and the commands.
+        """;
+
+    private const string ServeUsage = """
+        Usage: Nexus.Server [serve] [--urls http://host:port]
+          Runs the server (the default when no command is given): applies pending migrations, creates the first keys,
+          and listens on --urls, ASPNETCORE_URLS or http://localhost:8090.
+        """;
+
+    /// <summary>
+    /// Help, and bad command lines, answered before the configuration is checked: <c>--help</c> anywhere, <c>help
+    /// [command]</c>, an unknown command or option. Prints, and returns the exit code, without reading the configuration
+    /// or touching the database; null when there is a command (or the server) to run.
+    /// </summary>
+    public static int? TryHelp(IServiceProvider services, string[] args, TextWriter output, TextWriter error)
+    {
+        var commands = services.GetServices<INexusCommand>().ToList();
+        var words = args.TakeWhile(a => !a.StartsWith('-')).ToList();
+        var help = args.Any(a => CommandArguments.HelpFlags.Contains(a, StringComparer.OrdinalIgnoreCase));
+        if (words is ["help", .. var rest])
+        {
+            words = rest;
+            help = true;
+        }
+
+        if (words.Count == 0 || words is ["serve"])
+        {
+            if (!help)
+            {
+                return null;
+            }
+
+            output.WriteLine(words.Count == 0 ? Overview(commands) : ServeUsage);
+            return ExitCodes.Ok;
+        }
+
+        var command = Find(commands, words);
+        if (command is null)
+        {
+            var group = commands.Where(c => c.Name.StartsWith(words[0] + " ", StringComparison.Ordinal)).ToList();
+            if (group.Count > 0 && words.Count == 1)
+            {
+                if (help)
+                {
+                    output.WriteLine(string.Join("\n\n", group.Select(c => c.Usage)));
+                    return ExitCodes.Ok;
+                }
+
+                // A command group without its verb: say which verbs exist instead of "unknown command".
+                error.WriteLine($"'{words[0]}' needs a command: {string.Join(", ", group.Select(c => c.Name))}.\n\n{Overview(commands)}");
+                return ExitCodes.Usage;
+            }
+
+            error.WriteLine($"Unknown command '{string.Join(' ', words)}'.\n\n{Overview(commands)}");
+            return ExitCodes.Usage;
+        }
+
+        if (help)
+        {
+            output.WriteLine(command.Usage);
+            return ExitCodes.Ok;
+        }
+
+        try
+        {
+            _ = CommandArguments.Parse(command, args[command.Name.Split(' ').Length..]);
+            return null;
+        }
+        catch (CommandUsageException e)
+        {
+            return UsageError(command, e, args.Contains("--json"), output, error);
+        }
+    }
+
+    /// <summary>Runs the server (no command, or <c>serve</c>) or the command; explains a failed start in one line.</summary>
+    public static async Task<int> RunNexusAsync(this WebApplication app, string[] args)
+    {
+        var words = args.TakeWhile(a => !a.StartsWith('-')).ToList();
+        if (words.Count == 0 || words is ["serve"])
+        {
+            return await StartupErrors.ExplainAsync(Console.Error, async () =>
+            {
+                await InitializeAsync(app.Services);
+                await app.RunAsync();
+                return ExitCodes.Ok;
+            });
+        }
+
+        // Standard output carries the command's result alone (one JSON document with --json): whatever else writes to
+        // the console while it runs (the first start's setup-token notice, logs) goes to standard error.
+        var output = Console.Out;
+        Console.SetOut(Console.Error);
+        try
+        {
+            return await RunAsync(app.Services, args, output, Console.Error, !Console.IsErrorRedirected, CancellationToken.None);
+        }
+        finally
+        {
+            Console.SetOut(output);
+        }
+    }
+
+    /// <summary>
+    /// Runs one command against <paramref name="services"/> (the server's container): the binary's entry point, and
+    /// the tests' in-process one.
+    /// </summary>
+    public static async Task<int> RunAsync(IServiceProvider services, string[] args, TextWriter output, TextWriter error, bool terminal, CancellationToken ct)
+    {
+        if (TryHelp(services, args, output, error) is { } helped)
+        {
+            return helped;
+        }
+
+        var command = Find(services.GetServices<INexusCommand>(), args.TakeWhile(a => !a.StartsWith('-')).ToList())!;
+        var arguments = CommandArguments.Parse(command, args[command.Name.Split(' ').Length..]);
+        return await StartupErrors.ExplainAsync(error, async () =>
+        {
+            if (command.NeedsDatabase)
+            {
+                await InitializeAsync(services);
+            }
+
+            await using var scope = services.CreateAsyncScope();
+            var context = new CommandContext(scope.ServiceProvider, arguments, output, error, terminal);
+            try
+            {
+                return await command.RunAsync(context, ct);
+            }
+            catch (CommandUsageException e)
+            {
+                return UsageError(command, e, arguments.Json, output, error);
+            }
+            catch (CommandFailedException e)
+            {
+                return Fail(context, e.Code, e.Message, e.Errors);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or FormatException)
+            {
+                return Fail(context, "failed", e.Message, null);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Reads the configuration once, right after the app is built and before the request pipeline (which reads it
+    /// too) is set up: invalid settings end the process with the list of what to fix and exit code 1.
+    /// </summary>
+    public static int? CheckConfiguration(WebApplication app)
+    {
+        try
+        {
+            _ = app.Services.GetRequiredService<IOptions<NexusOptions>>().Value;
+            return null;
+        }
+        catch (OptionsValidationException e)
+        {
+            Console.Error.WriteLine(StartupErrors.Invalid(e));
+            return ExitCodes.Failed;
+        }
+    }
+
+    private static INexusCommand? Find(IEnumerable<INexusCommand> commands, List<string> words) =>
+        commands.Where(c => c.Name.Split(' ') is var name && name.Length <= words.Count && name.SequenceEqual(words.Take(name.Length), StringComparer.Ordinal))
+            .MaxBy(c => c.Name.Length);
+
+    private static int Fail(CommandContext context, string code, string message, IDictionary<string, string[]>? errors)
+    {
+        if (context.Json)
+        {
+            context.Output.WriteLine(JsonSerializer.Serialize(new { error = new { code, message, errors } }, context.JsonOptions));
+        }
+        else
+        {
+            context.Error.WriteLine(message);
+        }
+
+        return ExitCodes.Failed;
+    }
+
+    private static int UsageError(INexusCommand command, CommandUsageException e, bool json, TextWriter output, TextWriter error)
+    {
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new { error = new { code = "usage", message = e.Message } }));
+        }
+        else
+        {
+            error.WriteLine($"{e.Message}\n\n{command.Usage}");
+        }
+
+        return ExitCodes.Usage;
+    }
+
+    private static string Overview(IEnumerable<INexusCommand> commands)
+    {
+        var rows = new List<(string Name, string Summary)> { ("(no command), serve", "run the server") };
+        rows.AddRange(commands.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => (c.Name, c.Summary)));
+        rows.Add(("help [command]", "print this text, or a command's"));
+        var width = rows.Max(r => r.Name.Length) + 2;
+        return "Usage: Nexus.Server [command] [arguments] [--json] [--urls http://host:port]\n"
+            + string.Join("\n", rows.Select(r => "  " + r.Name.PadRight(width) + r.Summary)) + "\n" + Footer.TrimEnd();
+    }
+
+    private static Task InitializeAsync(IServiceProvider services)
+    {
+        _ = services.GetRequiredService<IOptions<NexusOptions>>().Value;
+        return services.GetRequiredService<NexusBootstrapper>().InitializeAsync(CancellationToken.None);
+    }
+}
+
+/// <summary>Startup failures an operator can fix, each explained in one line with exit code 1 instead of a stack trace.</summary>
+internal static class StartupErrors
+{
+    public static string Invalid(OptionsValidationException e) =>
+        "Nexus cannot start because its configuration is invalid:\n  - " + string.Join("\n  - ", e.Failures);
+
+    public static async Task<int> ExplainAsync(TextWriter error, Func<Task<int>> run)
+    {
+        try
+        {
+            return await run();
+        }
+        catch (StartupException e)
+        {
+            await error.WriteLineAsync("Nexus cannot start: " + e.Message);
+        }
+        catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
+                                    || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            // Kestrel's bind failure: "Failed to bind to address http://127.0.0.1:8090: address already in use."
+            await error.WriteLineAsync($"Nexus cannot start: {e.Message.TrimEnd('.')}. Stop the program using that port, or listen elsewhere with --urls http://localhost:PORT (or ASPNETCORE_URLS).");
+        }
+        catch (OptionsValidationException e)
+        {
+            await error.WriteLineAsync(Invalid(e));
+        }
+        catch (InvalidOperationException e) when (e.Message.Contains("ENCRYPTION_KEY", StringComparison.Ordinal))
+        {
+            await error.WriteLineAsync("Nexus cannot start: " + e.Message);
+        }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            // Stored secrets that no configured key opens: the message names the missing key id.
+            await error.WriteLineAsync("Nexus cannot start: a stored secret could not be decrypted. " + e.Message);
+        }
+
+        return ExitCodes.Failed;
+    }
+}
