@@ -17,8 +17,8 @@ duration="${1:-10}"
 rounds="${2:-3}"
 need wrk curl # taskset: util-linux, on every Debian
 build_nexus
-dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
-dotnet build "$bench_root/bench/tools/BareForwarder" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/BareForwarder" -c Release -nologo -v quiet >/dev/null
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 bare_dll="$bench_root/bench/tools/BareForwarder/bin/Release/net10.0/BareForwarder.dll"
 port=18090

@@ -36,7 +36,7 @@ LUA
 luas=()
 
 if [ "$peers" != off ]; then
-  dotnet build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
+  bench_build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
   dotnet "$bench_root/bench/tools/BareKestrel/bin/Release/net10.0/BareKestrel.dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &
   bare_pid=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$bare_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -13,7 +13,7 @@ duration="${1:-15}"
 engine="${2:-sqlite}"
 need wrk curl
 if [ -n "${NEXUS_DLL:-}" ]; then nexus_dll="$NEXUS_DLL"; else build_nexus; fi
-dotnet build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
 bare_dll="$bench_root/bench/tools/BareKestrel/bin/Release/net10.0/BareKestrel.dll"
 port="${PORT:-18190}"
 bare_port=$((port + 2))

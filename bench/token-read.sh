@@ -13,7 +13,7 @@ duration="${1:-15}"
 engines="${2:-sqlite postgres}"
 need wrk curl
 build_nexus
-dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 port=18090
 fake_port=18091

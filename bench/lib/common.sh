@@ -20,8 +20,11 @@ need() {
   done
 }
 
+# bench_build PROJECT...: dotnet build, skipped when bench/run-all.sh has built everything already (BENCH_BUILT=1).
+bench_build() { [ "${BENCH_BUILT:-}" = 1 ] || dotnet build "$@"; }
+
 build_nexus() {
-  dotnet build "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet >/dev/null
+  bench_build "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet >/dev/null
   nexus_dll="$bench_root/src/Nexus.Server/bin/Release/net10.0/Nexus.Server.dll"
 }
 
