@@ -7,15 +7,19 @@
 #   bench/micro.sh --job dry             one invocation each: proves they run, measures nothing
 #   bench/micro.sh --job default         BenchmarkDotNet's full statistics (minutes per benchmark; an idle machine)
 #   bench/micro.sh --job short --filter '*Jwt*'
+# The benchmarks run in process (BenchmarkDotNet's --inProcess: no per-job project generated and built, which takes
+# minutes on a loaded 2-core machine); MICRO_OUT_OF_PROCESS=1 uses BenchmarkDotNet's default separate processes.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--job short)
 printf '%s\n' "${args[@]}" | grep -qx -- '--filter' || args+=(--filter '*')
+[ "${MICRO_OUT_OF_PROCESS:-}" = 1 ] || args+=(--inProcess)
 project="$bench_root/bench/micro/Nexus.Micro"
 bench_build "$project" -c Release -nologo -v quiet >/dev/null
 artifacts="$(mktemp -d /tmp/nexus-micro.XXXXXX)"
 trap 'rm -rf "$artifacts"' EXIT
-(cd "$artifacts" && dotnet "$project/bin/Release/net10.0/Nexus.Micro.dll" "${args[@]}" --exporters github --artifacts "$artifacts" --join) | tail -40
+# From the project's folder, where BenchmarkDotNet finds Nexus.Micro.csproj for its out-of-process toolchain.
+(cd "$project" && dotnet "bin/Release/net10.0/Nexus.Micro.dll" "${args[@]}" --artifacts "$artifacts" --join) | tail -40
 result="$(dirname "${BASH_SOURCE[0]}")/results/micro.md"
 {
   echo "# Micro-benchmarks (BenchmarkDotNet)"

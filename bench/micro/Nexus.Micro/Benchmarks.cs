@@ -162,7 +162,7 @@ public class CredentialCacheHit
             await server.GetAsync("conn_" + i, load);
         }
 
-        using var json = System.Text.Json.JsonDocument.Parse("""{"strategy":"oauth2","credentials":{"access_token":"at"},"expires_at":4070908800}""");
+        using var json = System.Text.Json.JsonDocument.Parse("""{"strategy":{"type":"oauth2"},"credentials":{"access_token":"at"},"expires_at":4070908800}""");
         var credential = NexusCredential.Parse("conn_5000", json.RootElement);
         sdk = new CredentialCache((_, _) => Task.FromResult(credential), TimeProvider.System, TimeSpan.FromMinutes(1), TimeSpan.FromHours(1));
         await sdk.GetAsync("conn_5000", CancellationToken.None);
