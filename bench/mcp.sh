@@ -27,10 +27,10 @@ bench_build "$bench_root/bench/tools/BareMcp" -c Release -nologo -v quiet >/dev/
 bare_dll="$bench_root/bench/tools/BareMcp/bin/Release/net10.0/BareMcp.dll"
 latency_dll="$bench_root/bench/tools/McpLatency/bin/Release/net10.0/McpLatency.dll"
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
-port=18190
-fake_port=18192
+port="${PORT:-18190}"
+fake_port=$((port + 2))
 fake_pid=""
-bare_port=18194
+bare_port=$((port + 4))
 bare_pid=""
 work="$(mktemp -d /tmp/nexus-bench-mcp.XXXXXX)"
 cleanup() {

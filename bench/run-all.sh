@@ -30,16 +30,17 @@ if [ "$smoke" = 1 ]; then
 else
   connections=10000; bridge_rounds=3; mcp_rounds=3000; telemetry_rounds=2; micro_job=short
 fi
+# Ports away from the scripts' defaults (18190…), which other work on a shared machine may hold.
 # name|command: in this order; the micro-benchmarks last. Telemetry first: it restores client-credentials.md and
 # token-read.md to their committed versions when it ends, and must not undo this run's figures; it reports its own.
 runs=(
   "telemetry|env -u BENCH_SUMMARY $here/telemetry.sh $duration $telemetry_rounds"
   "client-credentials|$here/client-credentials.sh $duration"
-  "introspection|$here/introspection.sh $duration sqlite"
-  "introspection-postgres|env RESULT=introspection-postgres $here/introspection.sh $duration postgres"
+  "introspection|env PORT=18290 $here/introspection.sh $duration sqlite"
+  "introspection-postgres|env PORT=18290 RESULT=introspection-postgres $here/introspection.sh $duration postgres"
   "token-read|$here/token-read.sh $duration"
   "bridge|$here/bridge.sh $duration $bridge_rounds"
-  "mcp|$here/mcp.sh $duration $mcp_rounds"
+  "mcp|env PORT=18390 $here/mcp.sh $duration $mcp_rounds"
   "refresh-storm|$here/refresh-storm.sh $connections"
   "sdk-dotnet|$here/sdk-dotnet.sh"
   "micro|$here/micro.sh --job $micro_job"
