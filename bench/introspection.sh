@@ -121,10 +121,10 @@ for name in introspect healthz discovery jwks; do
     introspect) label="introspection of an active token ($engine)"; target="≥ 3× node-oidc-provider and ≥ 0.6× the Kestrel ceiling"
       s="$( [ "$(at_least "$rp" 3)" = met ] && [ "$(at_least "$rk" 0.6)" = met ] && echo met || echo missed)"
       why="Nexus authenticates the client (HMAC of the secret, failed-authentication limiter) and checks revocation in memory; the ceiling only checks the signature; $load" ;;
-    healthz) label="GET /healthz (fixed cost of a request)"; target="≥ 0.85× the bare Kestrel GET"; s="$(at_least "$rk" 0.85)"; rp=""
+    healthz) label="GET /healthz, fixed cost of a request ($engine run)"; target="≥ 0.85× the bare Kestrel GET"; s="$(at_least "$rk" 0.85)"; rp=""
       why="what remains in front of every request: exception handler, status-code pages, input guard, the /mcp gate, antiforgery; $load" ;;
-    discovery) label="discovery document"; target="≥ 3× node-oidc-provider"; s="$(at_least "$rp" 3)"; why="$load" ;;
-    jwks) label="JWKS"; target="≥ 3× node-oidc-provider"; s="$(at_least "$rp" 3)"; why="$load" ;;
+    discovery) label="discovery document ($engine run)"; target="≥ 3× node-oidc-provider"; s="$(at_least "$rp" 3)"; why="$load" ;;
+    jwks) label="JWKS ($engine run)"; target="≥ 3× node-oidc-provider"; s="$(at_least "$rp" 3)"; why="$load" ;;
   esac
   [ "$s" = met ] && why=""
   summary_row "$label" "${rps[nexus_$name]}" "${p50[nexus_$name]}" "${p99[nexus_$name]}" "${cpu[nexus_$name]}" "$rk" "$rp" "$target" "$s" "$why"

@@ -19,7 +19,7 @@ bench_build "$project" -c Release -nologo -v quiet >/dev/null
 artifacts="$(mktemp -d /tmp/nexus-micro.XXXXXX)"
 trap 'rm -rf "$artifacts"' EXIT
 # From the project's folder, where BenchmarkDotNet finds Nexus.Micro.csproj for its out-of-process toolchain.
-(cd "$project" && dotnet "bin/Release/net10.0/Nexus.Micro.dll" "${args[@]}" --artifacts "$artifacts" --join) | tail -40
+(cd "$project" && dotnet "bin/Release/net10.0/Nexus.Micro.dll" "${args[@]}" --artifacts "$artifacts") | tail -40
 result="$(dirname "${BASH_SOURCE[0]}")/results/micro.md"
 {
   echo "# Micro-benchmarks (BenchmarkDotNet)"
@@ -31,6 +31,8 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/micro.md"
   echo
   for report in "$artifacts"/results/*-report-github.md; do
     [ -f "$report" ] || continue
+    echo "### $(basename "$report" -report-github.md | sed 's/^Nexus.Micro.//')"
+    echo
     sed -n '/^|/p' "$report"
     echo
   done

@@ -146,7 +146,9 @@ out="$root/docs/benchmarks.md"
     echo
     echo "## bench/results/$file.md"
     echo
-    sed -E 's/^# .*//; s/^(#+) /#\1\1 /' "$results/$file.md" | sed '1{/^$/d}'
+    # A script that failed left its previous (committed) results: not this run's figures.
+    case "${outcome[$file]:-}" in failed*) echo "Not measured in this run (the script failed, see above)."; continue ;; esac
+    sed -E 's/^# .*//; s/^(#+) /#\1 /' "$results/$file.md" | sed '1{/^$/d}'
   done
 } > "$out"
 rm -f "$BENCH_SUMMARY"
