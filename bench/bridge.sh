@@ -17,8 +17,8 @@ duration="${1:-10}"
 rounds="${2:-3}"
 need wrk curl # taskset: util-linux, on every Debian
 build_nexus
-dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
-dotnet build "$bench_root/bench/tools/BareForwarder" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/BareForwarder" -c Release -nologo -v quiet >/dev/null
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 bare_dll="$bench_root/bench/tools/BareForwarder/bin/Release/net10.0/BareForwarder.dll"
 port=18090
@@ -82,9 +82,9 @@ layout() { # name, cpus for wrk and the upstream, cpus for the proxy (Nexus or t
   local name="$1" outer="$2" inner="$3" d b f
   pin "$outer" "$fake_pid"; pin "$inner" "$nexus_pid"; pin "$inner" "$bare_pid"
   echo "== $name: warm-up" >&2
-  measure "$outer" 5 "$direct_url" "$nexus_pid" >/dev/null
-  measure "$outer" 20 "$bridge_url" "$nexus_pid" "$lua" >/dev/null
-  measure "$outer" 5 "$bare_url" "$bare_pid" >/dev/null
+  measure "$outer" "$(bench_warmup "$duration")" "$direct_url" "$nexus_pid" >/dev/null
+  measure "$outer" "$(bench_jit_warmup "$duration")" "$bridge_url" "$nexus_pid" "$lua" >/dev/null
+  measure "$outer" "$(bench_warmup "$duration")" "$bare_url" "$bare_pid" >/dev/null
   d="$(mktemp)"; b="$(mktemp)"; f="$(mktemp)"
   for round in $(seq 1 "$rounds"); do
     measure "$outer" "$duration" "$direct_url" "$nexus_pid" | tee -a "$d" | sed "s/^/$name round $round direct: /" >&2

@@ -21,16 +21,16 @@ need wrk curl
 build_nexus
 # NEXUS_BENCH_DLL: measure another build of Nexus (e.g. the main branch's) with this script.
 nexus_dll="${NEXUS_BENCH_DLL:-$nexus_dll}"
-dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
-dotnet build "$bench_root/bench/tools/McpLatency" -c Release -nologo -v quiet >/dev/null
-dotnet build "$bench_root/bench/tools/BareMcp" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/McpLatency" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/BareMcp" -c Release -nologo -v quiet >/dev/null
 bare_dll="$bench_root/bench/tools/BareMcp/bin/Release/net10.0/BareMcp.dll"
 latency_dll="$bench_root/bench/tools/McpLatency/bin/Release/net10.0/McpLatency.dll"
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
-port=18190
-fake_port=18192
+port="${PORT:-18190}"
+fake_port=$((port + 2))
 fake_pid=""
-bare_port=18194
+bare_port=$((port + 4))
 bare_pid=""
 work="$(mktemp -d /tmp/nexus-bench-mcp.XXXXXX)"
 cleanup() {

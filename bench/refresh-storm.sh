@@ -13,8 +13,8 @@ connections="${1:-10000}"
 engines="${2:-postgres sqlite}"
 need curl
 build_nexus
-dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
-dotnet build "$bench_root/bench/tools/RefreshStorm" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/RefreshStorm" -c Release -nologo -v quiet >/dev/null
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 storm_dll="$bench_root/bench/tools/RefreshStorm/bin/Release/net10.0/RefreshStorm.dll"
 port=18092

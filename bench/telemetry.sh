@@ -13,7 +13,7 @@ rows=()
 for round in $(seq 1 "$rounds"); do
   for mode in off on; do
     if [ "$mode" = off ]; then export NEXUS_BENCH_ENV="Nexus__Telemetry__Enabled=false"; else export NEXUS_BENCH_ENV="Nexus__Telemetry__Traces=true"; fi
-    cc="$("$here/client-credentials.sh" "$duration" | grep -E '^\| [0-9]' | tail -1)"
+    cc="$(BENCH_PEERS=off "$here/client-credentials.sh" "$duration" | grep -E '^\| [0-9]' | tail -1)"
     tr="$("$here/token-read.sh" "$duration" sqlite | grep -E '^\| [0-9a-z]' | tail -1)"
     rows+=("| $round | $mode | client-credentials $cc")
     rows+=("| $round | $mode | token-read $tr")

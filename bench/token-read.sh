@@ -13,7 +13,7 @@ duration="${1:-15}"
 engines="${2:-sqlite postgres}"
 need wrk curl
 build_nexus
-dotnet build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
 fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 port=18090
 fake_port=18091
@@ -47,7 +47,7 @@ connect() {
 
 measure() { # url [lua] -> "rps p50 p99 non2xx"
   local out; out="$(mktemp)"
-  wrk -t2 -c32 -d20s ${2:+-s "$2"} "$1" >/dev/null
+  wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" ${2:+-s "$2"} "$1" >/dev/null
   wrk -t2 -c32 -d"${duration}s" --latency ${2:+-s "$2"} "$1" > "$out"
   cat "$out" >&2
   wrk_summary "$out"; rm -f "$out"
@@ -82,7 +82,7 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/token-read.md"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(machine)"
-  echo "- load: wrk -t2 -c32 -d${duration}s (after 20 s of warm-up, past the JIT's tiering), X-API-Key of a workspace-bound gateway key, one active connection"
+  echo "- load: wrk -t2 -c32 -d${duration}s (after $(bench_jit_warmup "$duration") s of warm-up, past the JIT's tiering), X-API-Key of a workspace-bound gateway key, one active connection"
   echo "- baseline: the same load on GET /healthz, a constant JSON answer that touches neither cache nor database"
   echo "- settings: defaults (ApiKeyCacheSeconds=5, ConnectionCacheSeconds=5, AuditTokenReadIntervalSeconds=60)"
   echo

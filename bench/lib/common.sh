@@ -20,8 +20,11 @@ need() {
   done
 }
 
+# bench_build PROJECT...: dotnet build, skipped when bench/run-all.sh has built everything already (BENCH_BUILT=1).
+bench_build() { [ "${BENCH_BUILT:-}" = 1 ] || dotnet build "$@"; }
+
 build_nexus() {
-  dotnet build "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet >/dev/null
+  bench_build "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet >/dev/null
   nexus_dll="$bench_root/src/Nexus.Server/bin/Release/net10.0/Nexus.Server.dll"
 }
 
@@ -65,3 +68,55 @@ wrk_summary() {
     /Non-2xx or 3xx responses:/ { bad = $5 }
     END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }' "$1"
 }
+
+# Warm-up before each measurement (the issue's 5 s; shorter when the measurement itself is shorter, as in a smoke
+# run), and the longer first warm-up a fresh Nexus needs to get past the JIT's tiering (20 s; BENCH_JIT_WARMUP).
+bench_warmup() { local d="${1:-15}"; echo "${BENCH_WARMUP:-$(( d < 5 ? d : 5 ))}"; }
+bench_jit_warmup() { local d="${1:-15}"; echo "${BENCH_JIT_WARMUP:-$(( d < 15 ? d : 20 ))}"; }
+
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# bench_measure PID SECONDS URL [LUA]: wrk -t2 -c32 for a warm-up (bench_warmup), then SECONDS with --latency.
+# Prints "req/s p50 p99 non-2xx cpu" (ms; cpu: the server process PID's CPU time per request, µs).
+bench_measure() {
+  local pid="$1" seconds="$2" url="$3" lua="${4:-}" out before after requests
+  out="$(mktemp)"
+  wrk -t2 -c32 -d"$(bench_warmup "$seconds")s" ${lua:+-s "$lua"} "$url" >/dev/null
+  before="$(cpu_ticks "$pid")"
+  wrk -t2 -c32 -d"${seconds}s" --latency ${lua:+-s "$lua"} "$url" > "$out"
+  after="$(cpu_ticks "$pid")"
+  requests="$(awk '/requests in/ { print $1 }' "$out")"
+  printf '%s %s\n' "$(wrk_summary "$out")" \
+    "$(awk -v t=$((after - before)) -v n="${requests:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (n > 0 ? t * 1e6 / hz / n : 0) }')"
+  rm -f "$out"
+}
+
+# The peer: node-oidc-provider in memory (bench/tools/oidc-provider-peer), installed with npm ci from its lock file.
+# start_peer PORT sets peer_pid; stop_peer ends it. BENCH_PEERS=off skips the peer and the ceiling where a script
+# offers that (bench/telemetry.sh, which runs the client-credentials script only for its Nexus figures).
+peer_dir="$bench_root/bench/tools/oidc-provider-peer"
+peer_secret="bench-peer-secret"
+start_peer() {
+  local port="$1"
+  command -v node >/dev/null || need nodejs npm
+  if [ ! -d "$peer_dir/node_modules/oidc-provider" ] || [ "$peer_dir/package-lock.json" -nt "$peer_dir/node_modules/.package-lock.json" ]; then
+    (cd "$peer_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  if curl -fs "http://127.0.0.1:$port/jwks" >/dev/null 2>&1; then echo "port $port is already in use; stop what listens there" >&2; return 1; fi
+  NODE_ENV=production PORT="$port" CLIENT_SECRET="$peer_secret" node "$peer_dir/server.js" >/dev/null 2>&1 &
+  peer_pid=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/jwks" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "the oidc-provider peer did not start" >&2; return 1
+}
+stop_peer() {
+  [ -n "${peer_pid:-}" ] && kill "$peer_pid" 2>/dev/null && wait "$peer_pid" 2>/dev/null || true
+  peer_pid=""
+}
+
+# BENCH_SUMMARY=FILE (set by bench/run-all.sh): scripts append one line per scenario for docs/benchmarks.md:
+#   scenario|req/s|p50|p99|cpu µs|Nexus ÷ ceiling|Nexus ÷ peer|target|met, missed or —|why
+summary_row() { [ -n "${BENCH_SUMMARY:-}" ] && (IFS='|'; echo "$*") >> "$BENCH_SUMMARY" || true; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "—" }'; }
+# at_least VALUE TARGET: "met" or "missed"
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "—" && a + 0 >= b + 0) ? "met" : "missed" }'; }
