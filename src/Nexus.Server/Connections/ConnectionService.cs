@@ -232,10 +232,11 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         var oldRefresh = before.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, before.Id, r) : null;
         await store.CompleteReconnectAsync(before.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
             tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken), tokens.TokenType, expiresAt, ct);
-        // A provider that hands the same refresh token out again must not have it revoked now.
+        // A provider that hands the same refresh token out again, or none (the connection keeps its own), must not have
+        // it revoked now.
         var revocation = oldAccess is null && oldRefresh is null ? "no_tokens"
             : await client.RevokeAsync(ConnectionValues.Apply(provider, before.Values), oldAccess == tokens.AccessToken ? null : oldAccess,
-                oldRefresh == tokens.RefreshToken ? null : oldRefresh, ct, grantContinues: true);
+                oldRefresh == tokens.RefreshToken || tokens.RefreshToken is null ? null : oldRefresh, ct, grantContinues: true);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
     }
