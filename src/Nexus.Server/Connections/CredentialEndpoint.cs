@@ -78,8 +78,8 @@ internal static class CredentialEndpoint
             return;
         }
 
-        var accessToken = store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken);
-        var expiresAt = connection.TokenExpiresAt;
+        string accessToken;
+        long? expiresAt;
         string? resourceName = null;
         if (context.Request.Query.TryGetValue("resource", out var resourceQuery))
         {
@@ -100,6 +100,11 @@ internal static class CredentialEndpoint
             }
 
             (accessToken, expiresAt) = (minted.Token!.AccessToken, minted.Token.ExpiresAtMs);
+        }
+        else
+        {
+            // The connection's own token, decrypted only when it is the one asked for.
+            (accessToken, expiresAt) = (store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken), connection.TokenExpiresAt);
         }
 
         var response = context.Response;

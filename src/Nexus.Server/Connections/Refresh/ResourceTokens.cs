@@ -43,6 +43,8 @@ internal sealed class ResourceTokens(
 
     private sealed record Row(byte[] AccessToken, long? ExpiresAt);
 
+    private const string SelectRow = "SELECT access_token AS AccessToken, expires_at AS ExpiresAt FROM connection_resource_tokens WHERE id = @id";
+
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>
@@ -102,8 +104,7 @@ internal sealed class ResourceTokens(
     private async Task<ResourceToken?> ReadFreshAsync(string id, Provider provider, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var row = await connection.QueryFirstOrDefaultAsync<Row>(new CommandDefinition(
-            "SELECT access_token AS AccessToken, expires_at AS ExpiresAt FROM connection_resource_tokens WHERE id = @id", new { id }, cancellationToken: ct));
+        var row = await connection.QueryFirstOrDefaultAsync<Row>(new CommandDefinition(SelectRow, new { id }, cancellationToken: ct));
         return Fresh(id, row, provider);
     }
 
@@ -141,8 +142,7 @@ internal sealed class ResourceTokens(
             }
 
             // Another instance (or the flight before this one) may have minted it while this one waited for the lock.
-            var current = await held.QueryFirstOrDefaultAsync<Row>(
-                "SELECT access_token AS AccessToken, expires_at AS ExpiresAt FROM connection_resource_tokens WHERE id = @id", new { id });
+            var current = await held.QueryFirstOrDefaultAsync<Row>(SelectRow, new { id });
             if (!force && Fresh(id, current, applied) is { } fresh)
             {
                 return new ResourceTokenResult(fresh, resource, null);

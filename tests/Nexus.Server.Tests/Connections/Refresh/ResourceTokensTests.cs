@@ -78,6 +78,16 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
         Assert.Equal("unknown_resource", body.GetProperty("code").GetString());
         Assert.Contains("long, refused, short", body.GetProperty("detail").GetString(), StringComparison.Ordinal);
 
+        // Hostile names: NUL, a lone surrogate's bytes, a huge name, an empty one: a 400 problem (from the input guard
+        // in front of every route, or from the endpoint), never more of the name than 64 characters.
+        foreach (var hostile in new[] { "%00", "%ED%A0%80", new string('a', 1_000), "" })
+        {
+            (status, body) = await fixture.Kit.SendAsync(HttpMethod.Get, $"/v1/token/{id}?resource={hostile}");
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Contains(body.GetProperty("code").GetString(), new[] { "unknown_resource", "invalid_input" });
+            Assert.True(body.GetRawText().Length < 1_000);
+        }
+
         (status, body) = await fixture.Kit.SendAsync(HttpMethod.Get, $"/v1/token/{id}?resource=refused");
         Assert.Equal(HttpStatusCode.Conflict, status);
         Assert.Equal("resource_not_granted", body.GetProperty("code").GetString());
