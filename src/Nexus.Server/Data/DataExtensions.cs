@@ -8,6 +8,7 @@ internal static class DataExtensions
         builder.Services.AddSingleton<NexusDatabase>();
         builder.Services.AddSingleton<Migrator>();
         builder.Services.AddSingleton<DatabaseHealth>();
+        builder.Services.AddHostedService<SqlitePresence>();
         builder.Services.AddDataCommands();
         return builder;
     }

@@ -308,13 +308,11 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         await FailureAsync("file_exists", "backup", backup);
 
         var lost = (await JsonAsync("api-keys", "create", "--name", "after the backup", "--workspaces", "*")).GetProperty("id").GetString()!;
-        // The server has the database open: no restore without --force. Held open here outside any pool, so that
-        // another test class clearing the process's SQLite pools cannot make the database look idle meanwhile.
-        await using (var live = new SqliteConnection($"Data Source={fixture.Database.SqliteFile};Pooling=False"))
-        {
-            await live.OpenAsync(TestContext.Current.CancellationToken);
-            await FailureAsync("database_in_use", "restore", backup);
-        }
+        // The server has the database open: no restore without --force. The server keeps a connection of its own on the
+        // database for as long as it runs, so emptying every connection pool (idle pruning, or another test class doing
+        // it) does not make it look idle.
+        SqliteConnection.ClearAllPools();
+        await FailureAsync("database_in_use", "restore", backup);
 
         var notADatabase = Path.Combine(folder, "notes.txt");
         await File.WriteAllTextAsync(notADatabase, "not a database at all, just some text that is long enough to be read", TestContext.Current.CancellationToken);
