@@ -22,7 +22,11 @@ pg_start() {
   pg_dir="$(mktemp -d /tmp/nexus-pg.XXXXXX)"
   chmod 755 "$pg_dir"
   [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
-  pg_port=$(( 20000 + RANDOM % 20000 ))
+  # Below the kernel's ephemeral range (a port there can be the local end of an outgoing connection).
+  local low
+  low="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+  [ "$low" -gt 11000 ] 2>/dev/null || low=32768
+  pg_port=$(( 10000 + RANDOM % (low - 10000) ))
   run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >"$pg_dir/init.log" 2>&1 || { cat "$pg_dir/init.log" >&2; return 1; }
   run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
     -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 $*" start >/dev/null || { cat "$pg_dir/server.log" >&2; return 1; }

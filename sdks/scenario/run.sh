@@ -37,11 +37,15 @@ build_if_needed() {
   fi
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on right now.
+# A TCP port on 127.0.0.1 that nothing listens on right now, taken below the kernel's ephemeral range: a port in that
+# range can be the local end of some outgoing connection (a load generator opens thousands), which no listener shows
+# but which makes the bind fail.
 free_port() {
-  local port
+  local port low
+  low="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+  [ "$low" -gt 11000 ] 2>/dev/null || low=32768
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
@@ -82,16 +86,20 @@ dotnet "$upstream_dll" --scenario "$scenario" > "$work/upstream.out" 2> "$work/u
 upstream_pid=$!
 
 # ---- Nexus ------------------------------------------------------------------------------------------------
-port="$(free_port)" || { echo "run.sh: no free port" >&2; exit 1; }
-nexus_url="http://127.0.0.1:$port"
 admin_key="scenario-admin-$(random_hex 16)"
+encryption_key="$(head -c 32 /dev/urandom | base64)"
 mkdir -p "$work/data"
-# Test environment: plain http:// provider URLs on loopback are allowed (Nexus__AllowInsecureUpstreams).
-env -u DATABASE_URL ASPNETCORE_ENVIRONMENT=Test \
-  BASE_URL="$nexus_url" API_KEY="$admin_key" ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" \
-  Nexus__DataDirectory="$work/data" Nexus__AllowInsecureUpstreams=true Logging__LogLevel__Default=Warning \
-  dotnet "$server_dll" --urls "$nexus_url" > "$work/nexus.log" 2>&1 &
-nexus_pid=$!
+start_nexus() {
+  port="$(free_port)" || { echo "run.sh: no free port" >&2; exit 1; }
+  nexus_url="http://127.0.0.1:$port"
+  # Test environment: plain http:// provider URLs on loopback are allowed (Nexus__AllowInsecureUpstreams).
+  env -u DATABASE_URL ASPNETCORE_ENVIRONMENT=Test \
+    BASE_URL="$nexus_url" API_KEY="$admin_key" ENCRYPTION_KEY="$encryption_key" \
+    Nexus__DataDirectory="$work/data" Nexus__AllowInsecureUpstreams=true Logging__LogLevel__Default=Warning \
+    dotnet "$server_dll" --urls "$nexus_url" > "$work/nexus.log" 2>&1 &
+  nexus_pid=$!
+}
+start_nexus
 
 upstream_url=""
 for _ in $(seq 1 300); do
@@ -101,6 +109,12 @@ for _ in $(seq 1 300); do
   nexus_ready=""
   curl -fs "$nexus_url/healthz" >/dev/null 2>&1 && nexus_ready=1
   [ -n "$upstream_url" ] && [ -n "$nexus_ready" ] && break
+  if ! kill -0 "$nexus_pid" 2>/dev/null && grep -q "address already in use" "$work/nexus.log" && [ "${bind_retries:=0}" -lt 3 ]; then
+    # Another process took the port between the check and the bind: start again on another one.
+    bind_retries=$((bind_retries + 1))
+    start_nexus
+    continue
+  fi
   if ! kill -0 "$nexus_pid" 2>/dev/null || ! kill -0 "$upstream_pid" 2>/dev/null; then break; fi
   sleep 0.1
 done

@@ -23,10 +23,13 @@ shim="$root/../shared/tools/node20-globsync/register.mjs"
 [ -f "$server_dll" ] || { echo "run.sh: $server_dll is missing (dotnet build src/Nexus.Server -c $configuration)"; echo "0 passed, 1 failed"; exit 1; }
 [ -f "$cli" ] || { echo "run.sh: the conformance package is missing (npm ci in tests/conformance)"; echo "0 passed, 1 failed"; exit 1; }
 
+# Below the kernel's ephemeral range: a port there can be the local end of an outgoing connection, which makes a bind fail.
 free_port() {
-  local port
+  local port low
+  low="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+  [ "$low" -gt 11000 ] 2>/dev/null || low=32768
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
   return 1
