@@ -14,7 +14,7 @@ namespace Nexus.Server.Accounts;
 /// <summary>
 /// Sign-in through an upstream OpenID Connect provider (OIDC Core §3.1, authorization code with PKCE). The
 /// person is matched to a Nexus account by the provider's subject, or else by a verified email address; an
-/// unknown verified address gets a new account.
+/// unknown verified address gets a new account while sign-up is open, and is refused while it is closed.
 /// </summary>
 internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory http, IDataProtectionProvider protection, TimeProvider time)
 {
@@ -87,7 +87,7 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
         return Results.Redirect(url);
     }
 
-    public async Task<IResult> CallbackAsync(HttpContext context, UserManager<NexusUser> users, SignInManager<NexusUser> signIn)
+    public async Task<IResult> CallbackAsync(HttpContext context, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings)
     {
         var ct = context.RequestAborted;
         var query = context.Request.Query;
@@ -161,6 +161,13 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             }
 
             user = await users.FindByEmailAsync(email);
+            if (user is null && !await settings.IsSignUpEnabledAsync(ct))
+            {
+                // Closed sign-up closes every way in, this one included: only accounts an administrator created (or
+                // that exist already) can be reached through the upstream provider.
+                return Error(context, "No account", $"There is no Nexus account for the address {DisplayName} confirmed, and new accounts are not open. Ask an administrator to create yours, then sign in again.", StatusCodes.Status403Forbidden);
+            }
+
             if (user is null)
             {
                 (user, var errors) = await UserAccounts.CreateAsync(users, email, null, emailConfirmed: true);
@@ -192,7 +199,7 @@ internal static class UpstreamSignInEndpoints
     public static void MapUpstreamSignIn(this IEndpointRouteBuilder app)
     {
         app.MapGet(UpstreamSignIn.StartPath, (HttpContext context, string? returnUrl, UpstreamSignIn upstream) => upstream.StartAsync(context, returnUrl)).ExcludeFromDescription();
-        app.MapGet(UpstreamSignIn.CallbackPath, (HttpContext context, UpstreamSignIn upstream, UserManager<NexusUser> users, SignInManager<NexusUser> signIn) =>
-            upstream.CallbackAsync(context, users, signIn)).ExcludeFromDescription();
+        app.MapGet(UpstreamSignIn.CallbackPath, (HttpContext context, UpstreamSignIn upstream, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings) =>
+            upstream.CallbackAsync(context, users, signIn, settings)).ExcludeFromDescription();
     }
 }

@@ -57,6 +57,41 @@ public sealed class UpstreamSignInTests
     }
 
     [Fact]
+    public async Task ClosedSignUpKeepsOutAnUpstreamPersonWithoutAnAccountUntilAnAdministratorCreatesOne()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            await nexus.AdminJsonAsync(HttpMethod.Patch, "/v1/admin/settings", new { sign_up_enabled = false });
+
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
+            Assert.Contains("Ask an administrator to create yours", browser.LastPage);
+            var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+            Assert.DoesNotContain(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
+
+            // Once an administrator has created the account, the same sign-in links to it.
+            await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "a local password of theirs" }, HttpStatusCode.Created);
+            var back = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+            if (back.Host == "localhost")
+            {
+                back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            }
+
+            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+            Assert.Contains(email, browser.LastPage);
+        }
+    }
+
+    [Fact]
     public async Task RefusesAnUnverifiedEmail()
     {
         await using var upstreamDb = await TestDatabase.CreateAsync();
