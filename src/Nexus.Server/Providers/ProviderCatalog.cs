@@ -671,6 +671,9 @@ internal static class RevocationFormats
     /// <summary>RFC 7009 §2.1: a form post of token and token_type_hint with client authentication (the default).</summary>
     public const string Rfc7009 = "rfc7009";
 
+    /// <summary>The same form post, where revoking one token ends the person's whole grant to the app (Google): one call, skipped while the grant continues.</summary>
+    public const string Rfc7009Grant = "rfc7009_grant";
+
     /// <summary>A POST that carries the token to revoke as its Bearer credentials and no body (Slack, Dropbox).</summary>
     public const string Bearer = "bearer";
 
@@ -698,7 +701,7 @@ internal static class RevocationFormats
     /// <summary>A POST of the revocation URL with ?token= (the refresh token, else the access token) and no body (Zoho).</summary>
     public const string QueryToken = "query_token";
 
-    public static readonly string[] All = [Rfc7009, Bearer, Json, BearerDelete, BearerDeleteGrant, GitHubGrant, FormAccessToken, FormAccessTokenWithClient, Square, QueryToken];
+    public static readonly string[] All = [Rfc7009, Rfc7009Grant, Bearer, Json, BearerDelete, BearerDeleteGrant, GitHubGrant, FormAccessToken, FormAccessTokenWithClient, Square, QueryToken];
 }
 
 /// <summary>Syntax of the catalog's request quirks.</summary>

@@ -37,7 +37,8 @@ public sealed class QuirksFixture : IAsyncLifetime
         ["yandexlike"] = (e => e with { ApiAuthScheme = "OAuth" }, "yandex"),
         ["etsylike"] = (e => e with { ApiRequestHeaders = new() { ["x-api-key"] = "{client_id}:{client_secret}" } }, "etsy"),
         ["twitchlike"] = (e => e with { ApiRequestHeaders = new() { ["Client-Id"] = "{client_id}" }, UserinfoUrl = e.TokenUrl!.Replace("/token", "/userinfo", StringComparison.Ordinal) }, "twitch"),
-        ["plain"] = (e => e, "google"),
+        ["googlelike"] = (e => e with { RevocationFormat = RevocationFormats.Rfc7009Grant }, "google"),
+        ["plain"] = (e => e, "gitlab"),
     };
 
     public async ValueTask InitializeAsync()
@@ -146,6 +147,7 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
     [InlineData("stravalike", "skipped_ends_grant")]
     [InlineData("squarelike", "skipped_ends_grant")]
     [InlineData("fblike", "skipped_ends_grant")]
+    [InlineData("googlelike", "skipped_ends_grant")]
     [InlineData("zendesklike", "access_token:200")]
     public async Task AReconnectRevokesTheOldTokenOnlyWhereThatDoesNotEndTheGrantTheNewTokenBelongsTo(string provider, string outcome)
     {
@@ -159,7 +161,7 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
         var (_, token) = await f.Kit.SendAsync(HttpMethod.Get, $"/v1/token/{id}");
         Assert.NotEqual(oldToken, token.GetProperty("credentials").GetProperty("access_token").GetString());
         var revocations = f.Fake.For(provider).Skip(before).Where(r => r.Path.Contains("/revoke", StringComparison.Ordinal) || r.Path.Contains("/grant", StringComparison.Ordinal)).ToList();
-        // GitHub, Strava, Square and Facebook end every token of the person for the app: the new one too.
+        // GitHub, Strava, Square, Facebook and Google end every token of the person for the app: the new one too.
         Assert.Equal(outcome == "skipped_ends_grant" ? 0 : 1, revocations.Count);
         var audit = await f.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}&event=reconnected");
         Assert.Equal(outcome, Assert.Single(audit.GetProperty("events").EnumerateArray()).GetProperty("detail").GetProperty("provider_revocation").GetString());
@@ -230,6 +232,16 @@ public sealed class ProviderQuirksTests(QuirksFixture f) : IClassFixture<QuirksF
         Assert.Equal(["refresh_token", "access_token"], calls.Select(c => c.Form["token_type_hint"]).ToArray());
         Assert.Equal(token, calls[1].Form["token"]);
         Assert.All(calls, c => Assert.Equal(f.Fake.ClientSecret, c.Form["client_secret"]));
+    }
+
+    [Fact]
+    public async Task GoogleIsRevokedOnceWithTheRefreshTokenSinceThatEndsTheWholeGrant()
+    {
+        var (id, _) = await f.ConnectAsync("googlelike");
+        var call = Assert.Single(await f.DeleteAsync("googlelike", id));
+        Assert.Equal(("POST", "/googlelike/revoke"), (call.Method, call.Path));
+        Assert.Equal("refresh_token", call.Form["token_type_hint"]);
+        Assert.StartsWith("qrt-", call.Form["token"]);
     }
 
     [Fact]

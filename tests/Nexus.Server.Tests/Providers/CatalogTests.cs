@@ -86,6 +86,8 @@ public sealed class CatalogTests
     [InlineData("zendesk", RevocationFormats.BearerDelete)]
     [InlineData("vimeo", RevocationFormats.BearerDelete)]
     [InlineData("facebook", RevocationFormats.BearerDeleteGrant)]
+    [InlineData("google", RevocationFormats.Rfc7009Grant)]
+    [InlineData("gmail", RevocationFormats.Rfc7009Grant)]
     [InlineData("square", RevocationFormats.Square)]
     [InlineData("line", RevocationFormats.FormAccessTokenWithClient)]
     [InlineData("zoho_crm", RevocationFormats.QueryToken)]

@@ -43,7 +43,7 @@ internal abstract class RevocationStyle
 
     private static readonly Dictionary<string, RevocationStyle> Styles = new RevocationStyle[]
     {
-        new Rfc7009Style(), new JsonStyle(), new BearerStyle(), new BearerDeleteStyle(), new BearerDeleteGrantStyle(), new GitHubGrantStyle(),
+        new Rfc7009Style(), new Rfc7009GrantStyle(), new JsonStyle(), new BearerStyle(), new BearerDeleteStyle(), new BearerDeleteGrantStyle(), new GitHubGrantStyle(),
         new FormAccessTokenStyle(), new FormAccessTokenWithClientStyle(), new SquareStyle(), new QueryTokenStyle(),
     }.ToDictionary(s => s.Name, StringComparer.Ordinal);
 
@@ -83,6 +83,21 @@ internal sealed class Rfc7009Style : RevocationStyle
             yield return new RevocationCall(hint, request);
         }
     }
+}
+
+/// <summary>
+/// RFC 7009 §2.1 at a provider where revoking any token of the grant ends the whole grant (Google's /revoke: the person's
+/// consent to the app is withdrawn and every token of it stops working). One call, with the refresh token if there is one
+/// (§2.1: the server may revoke the whole grant), else the access token; a second call would only find a revoked token.
+/// Skipped while the grant continues (a reconnect), since it would also end the tokens that replace the revoked ones.
+/// </summary>
+internal sealed class Rfc7009GrantStyle : RevocationStyle
+{
+    public override string Name => RevocationFormats.Rfc7009Grant;
+
+    public override bool EndsGrant => true;
+
+    public override IEnumerable<RevocationCall> Calls(RevocationContext context) => Rfc7009Style.TokenCalls(context, ProviderClient.Body).Take(1);
 }
 
 /// <summary>RFC 7009's parameters as a JSON body {"token": …, "token_type_hint": …} with client authentication (Notion, QuickBooks).</summary>
