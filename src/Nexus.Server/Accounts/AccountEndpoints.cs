@@ -140,7 +140,7 @@ internal static class AccountEndpoints
             """, status);
     }
 
-    private static async Task<IResult> SignUpAsync(HttpContext context, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings, CancellationToken ct)
+    private static async Task<IResult> SignUpAsync(HttpContext context, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings, SignInLimiter limiter, CancellationToken ct)
     {
         var form = await ReadProtectedFormAsync(context);
         if (form is null)
@@ -154,9 +154,24 @@ internal static class AccountEndpoints
         }
 
         var returnUrl = form["returnUrl"].ToString();
+        // Without email confirmation, "this address has an account" cannot be hidden from the person signing up; what
+        // can be done is to make it useless for harvesting: each such answer counts as a failed sign-in of the source
+        // address, so the same per-address limit that stops password guessing stops enumeration through this form.
+        var address = SignInLimiter.AddressOf(context);
+        if (limiter.RetryAfter(address) is { } wait)
+        {
+            context.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return SignUpPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(wait.TotalMinutes)} minute(s)."], 429, form);
+        }
+
         var (user, errors) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
         if (user is null)
         {
+            if (errors.Any(e => e.Contains("already", StringComparison.OrdinalIgnoreCase)))
+            {
+                limiter.RecordFailure(address);
+            }
+
             return SignUpPage(context, returnUrl, errors, 400, form);
         }
 

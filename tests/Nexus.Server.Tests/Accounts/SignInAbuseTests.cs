@@ -68,6 +68,9 @@ public sealed class SignInAbuseTests
             await owner.SignUpAsync(email, Password);
         }
 
+        // Signed up before the address is throttled (a throttled address cannot sign up either).
+        using var signedIn = new Browser(server);
+        await signedIn.SignUpAsync(NewEmail(), Password);
         using var attacker = new Browser(server);
         for (var i = 0; i < 3; i++)
         {
@@ -85,9 +88,39 @@ public sealed class SignInAbuseTests
         Assert.False(users.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("email").GetString() == email).GetProperty("locked_out").GetBoolean());
 
         // Guessing the setup token counts too.
-        using var signedIn = new Browser(server);
-        await signedIn.SignUpAsync(NewEmail(), Password);
         await signedIn.EnterSetupTokenAsync("a-guessed-setup-token");
         Assert.Equal(HttpStatusCode.TooManyRequests, signedIn.LastStatus);
+    }
+
+    [Fact]
+    public async Task SigningUpWithTakenAddressesCountsAgainstTheAddressSoAccountsCannotBeHarvested()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:FailedSignInLimit"] = "3");
+        var taken = new[] { NewEmail(), NewEmail(), NewEmail(), NewEmail() };
+        foreach (var email in taken)
+        {
+            await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        }
+
+        using var harvester = new Browser(server);
+        // A new address signs up as before; nothing is counted for it.
+        await harvester.SignUpAsync(NewEmail(), Password);
+        Assert.Equal(HttpStatusCode.OK, harvester.LastStatus);
+        using var probe = new Browser(server);
+        for (var i = 0; i < 3; i++)
+        {
+            await probe.NavigateAsync("/account/signup");
+            await probe.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = taken[i], ["password"] = Password });
+            Assert.Equal(HttpStatusCode.BadRequest, probe.LastStatus);
+            Assert.Contains("already", probe.LastPage);
+        }
+
+        // The fourth probe learns nothing: the address is throttled before the address is looked at.
+        await probe.NavigateAsync("/account/signup");
+        await probe.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = taken[3], ["password"] = Password });
+        Assert.Equal(HttpStatusCode.TooManyRequests, probe.LastStatus);
+        Assert.DoesNotContain("already", probe.LastPage);
+        Assert.Contains("Too many failed attempts", probe.LastPage);
     }
 }
