@@ -225,6 +225,47 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         Assert.Equal(1L, await RoundsAsync(connectionId));
     }
 
+    [Fact]
+    public async Task TheRoundsOfAnOperationAreCountedInTheDatabaseSoTwoInstancesCountTheSameAndAConsentFinishesOnEither()
+    {
+        // A second instance of the client Nexus: the same database, keys, API key and BASE_URL, its own port.
+        await using var second = await NexusTestServer.StartAsync(fixture.Client.Database, s =>
+        {
+            s["BASE_URL"] = fixture.Client.Issuer;
+            s["API_KEY"] = fixture.Client.ApiKey;
+            s["ENCRYPTION_KEY"] = fixture.Client.EncryptionKey;
+            s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
+        });
+        var provider = await RegisterAsync(fixture.Documents, ["nexus:connections"]);
+        using var person = new Browser(fixture.Documents);
+        await person.SignUpAsync($"instances-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus", person);
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+
+        // call_api needs nexus:call: a new operation on the first instance, continued on the second.
+        Assert.Equal(HttpStatusCode.Forbidden, (await CallToolAsync(connectionId, "call_api")).Status);
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+        var (_, stepUp) = await CallToolAsync(connectionId, "call_api", second);
+        Assert.Equal("insufficient_scope", stepUp.GetProperty("code").GetString());
+        Assert.Equal(2L, await RoundsAsync(connectionId));
+
+        // The second instance's consent finishes at the first (BASE_URL's callback): the connection has nexus:call.
+        Assert.Equal(connectionId, await ApproveAsync(person, new Uri(stepUp.GetProperty("auth_url").GetString()!)));
+        var connection = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+        Assert.Contains("nexus:call", connection.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
+
+        // connect_service needs nexus:connect: a new operation, its rounds alternating between the instances, and
+        // the fourth refused wherever it is asked for.
+        Assert.Equal(HttpStatusCode.Forbidden, (await CallToolAsync(connectionId, "connect_service", second)).Status);
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
+        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service", second)).Body.GetProperty("code").GetString());
+        Assert.Equal(3L, await RoundsAsync(connectionId));
+        Assert.Equal("step_up_limit", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
+        Assert.Equal("step_up_limit", (await CallToolAsync(connectionId, "connect_service", second)).Body.GetProperty("code").GetString());
+        Assert.Equal(3L, await RoundsAsync(connectionId));
+    }
+
     private async Task<long> RoundsAsync(string connectionId) => Convert.ToInt64(
         await fixture.Client.Database.ScalarAsync("SELECT authorization_rounds FROM connections WHERE id = @id", ("id", connectionId)), System.Globalization.CultureInfo.InvariantCulture);
 
@@ -398,9 +439,9 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     }
 
     /// <summary>A raw tools/call through the Bridge; returns the status and the JSON body (a problem, or JSON-RPC).</summary>
-    private async Task<(HttpStatusCode Status, JsonElement Body)> CallToolAsync(string connectionId, string tool)
+    private async Task<(HttpStatusCode Status, JsonElement Body)> CallToolAsync(string connectionId, string tool, NexusTestServer? via = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{(via ?? fixture.Client).BaseUrl}/v1/bridge/{connectionId}")
         {
             Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = tool, arguments = new { service = "none", method = "GET", path = "/" } } }),
                 System.Text.Encoding.UTF8, "application/json"),
