@@ -257,8 +257,10 @@ internal static class ApiCatalog
     ];
 
     private static ApiError[] BridgeErrors() =>
-        [.. Gateway, new(400, "bridge_path_refused", "bad_request"), NotFound, new(405, "bridge_method_refused"),
-            new(409, "connection_not_active", "no_api_base_url", "credentials_unusable", "provider_missing"), new(413, "bridge_body_too_large"),
+        // 403: an MCP server's insufficient_scope, answered with a step-up consent (RemoteMcp.McpStepUp), or the
+        // operation's round limit.
+        [.. Gateway, new(400, "bridge_path_refused", "bad_request"), new(403, "insufficient_scope", "step_up_limit"), NotFound, new(405, "bridge_method_refused"),
+            new(409, "connection_not_active", "no_api_base_url", "credentials_unusable", "provider_missing", "step_up_busy"), new(413, "bridge_body_too_large"),
             new(502, "upstream_unreachable", "redirect_refused", "aws_assume_role_failed"), new(503, "refresh_unavailable", "aws_sts_throttled"),
             new(504, "upstream_timeout")];
 

@@ -72,6 +72,11 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
             ConnectionConfig = ConnectionValues.Serialize(values),
         };
         await store.InsertAsync(connection, ct);
+        if (provider.AuthMode == AuthModes.McpOAuth2)
+        {
+            // A connect begins an authorization operation; this consent is its first round (RemoteMcp.McpStepUp).
+            await store.BeginAuthorizationOperationAsync(id, connection.Scopes, ct);
+        }
 
         var state = signer.Create(id, nonce, expiresAt.ToUnixTimeSeconds());
         // OAuth providers get the user to their consent page; the other modes to Nexus's own credential form.
@@ -215,6 +220,12 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
                 verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier), string.Join(' ', scopes), returnUrl, ct))
         {
             return null;
+        }
+
+        if (provider.AuthMode == AuthModes.McpOAuth2)
+        {
+            // A reconnect begins a new authorization operation (RemoteMcp.McpStepUp): the rounds of earlier ones no longer count.
+            await store.BeginAuthorizationOperationAsync(connection.Id, string.Join(' ', scopes), ct);
         }
 
         await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, connection.Id,

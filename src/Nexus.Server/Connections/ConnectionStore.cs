@@ -319,19 +319,53 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     }
 
     /// <summary>
-    /// Arms an active connection for a step-up consent (MCP authorization, scope challenge handling): a new single-use
-    /// state nonce and PKCE verifier, the wider scopes, and one more authorization round, counted here so that every
-    /// instance sees the same count. The tokens stay usable until the new ones arrive. False once
-    /// <paramref name="maxRounds"/> rounds were started, or when the connection is not active.
+    /// The current authorization operation of an active connection (issue 15: rounds are counted per operation, see
+    /// <see cref="RemoteMcp.McpStepUp"/>); null when the connection is gone or not active.
     /// </summary>
-    public async Task<bool> BeginStepUpAsync(string id, string nonce, long stateExpiresAt, byte[] pkceVerifier, string scopes, int maxRounds, CancellationToken ct)
+    public async Task<AuthorizationOperation?> FindAuthorizationOperationAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<AuthorizationOperation>(new CommandDefinition(
+            "SELECT authorization_scopes AS Scopes, authorization_rounds AS Rounds, authorization_round_at AS RoundAt FROM connections WHERE id = @id AND status = @active",
+            new { id, active = ConnectionStatus.Active }, cancellationToken: ct));
+    }
+
+    /// <summary>
+    /// A connect or reconnect began a new authorization operation: its consent is the operation's first round, for
+    /// <paramref name="scopes"/>. Stored, so that a step-up on any instance continues or ends it.
+    /// </summary>
+    public async Task BeginAuthorizationOperationAsync(string id, string scopes, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET authorization_scopes = @scopes, authorization_rounds = 1, authorization_round_at = @now WHERE id = @id",
+            new { id, scopes, now }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    /// <summary>
+    /// Arms an active connection for a step-up consent (MCP authorization, scope challenge handling): a new single-use
+    /// state nonce and PKCE verifier, the wider scopes, and the authorization operation as it is after this round
+    /// (<paramref name="next"/>: the same operation one round further, or a new one at round 1). Compare-and-set on the
+    /// operation the caller read (<paramref name="seen"/>), so that two instances counting at once cannot both count
+    /// from the same value. The tokens stay usable until the new ones arrive. False when the operation changed
+    /// meanwhile (read it again), or when the connection is not active.
+    /// </summary>
+    public async Task<bool> BeginStepUpAsync(string id, string nonce, long stateExpiresAt, byte[] pkceVerifier, string scopes, AuthorizationOperation seen,
+        AuthorizationOperation next, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @pkceVerifier, pending_scopes = @scopes, " +
-            "authorization_rounds = authorization_rounds + 1, updated_at = @now WHERE id = @id AND status = @active AND authorization_rounds < @maxRounds",
-            new { id, nonce, stateExpiresAt, pkceVerifier, scopes, maxRounds, now, active = ConnectionStatus.Active }, cancellationToken: ct));
+            "authorization_scopes = @nextScopes, authorization_rounds = @nextRounds, authorization_round_at = @nextAt, updated_at = @now " +
+            "WHERE id = @id AND status = @active AND authorization_rounds = @seenRounds AND authorization_round_at = @seenAt",
+            new
+            {
+                id, nonce, stateExpiresAt, pkceVerifier, scopes, now, active = ConnectionStatus.Active,
+                nextScopes = next.Scopes, nextRounds = next.Rounds, nextAt = next.RoundAt, seenRounds = seen.Rounds, seenAt = seen.RoundAt,
+            }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
     }
@@ -463,4 +497,17 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
     /// <summary>Registers a callback for deleted connections (in-memory state derived from a connection, such as assumed-role credentials).</summary>
     public void OnDeleted(Action<string> callback) => ImmutableInterlocked.Update(ref deletedCallbacks, callbacks => callbacks.Add(callback));
+}
+
+/// <summary>A connection's current authorization operation (see <see cref="RemoteMcp.McpStepUp"/>), as stored on its row.</summary>
+internal sealed record AuthorizationOperation
+{
+    /// <summary>The scopes its rounds asked for, space-separated; null before the first.</summary>
+    public string? Scopes { get; init; }
+
+    /// <summary>How many authorization rounds it started, the first consent included.</summary>
+    public int Rounds { get; init; }
+
+    /// <summary>When its latest round began (Unix milliseconds); 0 when there is none.</summary>
+    public long RoundAt { get; init; }
 }

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
 using ModelContextProtocol.Client;
 using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer.Signing;
@@ -18,9 +19,11 @@ namespace Nexus.Server.Tests.RemoteMcp;
 /// Nexus as the client of an OAuth-protected MCP server it is given by URL alone (issue 15). The MCP server is a
 /// second Nexus: its /mcp is a real MCP server (ModelContextProtocol.AspNetCore) behind its own protected resource
 /// metadata, and the same Nexus is its authorization server, with dynamic client registration and client ID metadata
-/// documents. A third Nexus is the same without metadata documents, so that Nexus must register dynamically.
+/// documents. A third Nexus is the same without metadata documents, so that Nexus must register dynamically. Most
+/// consents are driven over HTTP (<see cref="Browser"/>); one test per registration kind has the person sign in and
+/// consent in a real Chromium.
 /// </summary>
-public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture) : IClassFixture<RemoteMcpConnectTests.Fixture>
+public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture, ChromiumFixture chromium) : IClassFixture<RemoteMcpConnectTests.Fixture>
 {
     private const string ReturnUrl = "https://app.example.test/oauth/return";
 
@@ -28,6 +31,8 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
 
     public sealed class Fixture : IAsyncLifetime
     {
+        public const string AppReturnPath = "/app/return";
+
         private readonly List<TestDatabase> databases = [];
 
         /// <summary>The Nexus under test: the MCP client.</summary>
@@ -43,10 +48,16 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
 
         public async ValueTask InitializeAsync()
         {
+            Fake = await FakeMcpServer.StartAsync();
+            // The app a real browser returns to (return_url) is a page of the loopback stand-in.
+            Fake.Routes[AppReturnPath] = context =>
+            {
+                context.Response.ContentType = "text/html; charset=utf-8";
+                return context.Response.WriteAsync("<!doctype html><html lang=\"en\"><head><title>Example app</title><link rel=\"icon\" href=\"data:,\"></head><body><h1>Back at the app</h1></body></html>");
+            };
             Documents = await NexusTestServer.StartAsync(await Database());
             Dynamic = await NexusTestServer.StartAsync(await Database(), s => s["Nexus:Registration:MetadataDocuments"] = "false");
-            Client = await NexusTestServer.StartAsync(await Database(), s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/");
-            Fake = await FakeMcpServer.StartAsync();
+            Client = await NexusTestServer.StartAsync(await Database(), s => s["ALLOWED_RETURN_URLS"] = $"https://app.example.test/oauth/,{Fake.BaseUrl}/app/");
         }
 
         private async Task<TestDatabase> Database()
@@ -184,12 +195,189 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
         Assert.DoesNotContain("nexus:connect", kept.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
         Assert.NotEqual(HttpStatusCode.Forbidden, (await CallToolAsync(connectionId, "call_api")).Status);
 
-        // At most three authorization rounds per connection (the first consent and two step-ups, the step-ups counted
-        // in the database, as the conformance suite's auth/scope-retry-limit counts them): the third challenge is refused.
+        // At most three authorization rounds per operation (McpStepUp), counted in the database. The refused step-up
+        // began an operation for nexus:connect (round 1); the server asking again for scopes that operation already
+        // asked for continues it: rounds 2 and 3 are started, the 4th is refused with step_up_limit.
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+        foreach (var round in new[] { 2L, 3L })
+        {
+            var (again, stepUp) = await CallToolAsync(connectionId, "connect_service");
+            Assert.Equal(HttpStatusCode.Forbidden, again);
+            Assert.Equal("insufficient_scope", stepUp.GetProperty("code").GetString());
+            Assert.Equal(round, await RoundsAsync(connectionId));
+        }
+
         var (limited, refusal) = await CallToolAsync(connectionId, "connect_service");
         Assert.Equal(HttpStatusCode.Forbidden, limited);
         Assert.Equal("step_up_limit", refusal.GetProperty("code").GetString());
-        Assert.Equal(2L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT authorization_rounds FROM connections WHERE id = @id", ("id", connectionId)), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(3L, await RoundsAsync(connectionId));
+
+        // A new operation afterwards: the person reconnects (round 1 of a new operation, its consent), and the next
+        // step-up is allowed again, round 1 of its own operation.
+        var reconnect = await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect", new { return_url = ReturnUrl });
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+        // The person granted these scopes before: the authorization server answers at once, without a consent page.
+        Assert.Equal(connectionId, await ReturnAsync(await person.NavigateAsync(reconnect.GetProperty("auth_url").GetString()!), fixture.Documents.Issuer));
+        var (allowed, fresh) = await CallToolAsync(connectionId, "connect_service");
+        Assert.Equal(HttpStatusCode.Forbidden, allowed);
+        Assert.Equal("insufficient_scope", fresh.GetProperty("code").GetString());
+        Assert.True(fresh.TryGetProperty("auth_url", out _));
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task TheRoundsOfAnOperationAreCountedInTheDatabaseSoTwoInstancesCountTheSameAndAConsentFinishesOnEither()
+    {
+        // A second instance of the client Nexus: the same database, keys, API key and BASE_URL, its own port.
+        await using var second = await NexusTestServer.StartAsync(fixture.Client.Database, s =>
+        {
+            s["BASE_URL"] = fixture.Client.Issuer;
+            s["API_KEY"] = fixture.Client.ApiKey;
+            s["ENCRYPTION_KEY"] = fixture.Client.EncryptionKey;
+            s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
+        });
+        var provider = await RegisterAsync(fixture.Documents, ["nexus:connections"]);
+        using var person = new Browser(fixture.Documents);
+        await person.SignUpAsync($"instances-{Guid.NewGuid():N}@example.com", McpFixture.Password);
+        var connectionId = await ConsentAsync(fixture.Documents, provider.GetProperty("name").GetString()!, "Nexus", person);
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+
+        // call_api needs nexus:call: a new operation on the first instance, continued on the second.
+        Assert.Equal(HttpStatusCode.Forbidden, (await CallToolAsync(connectionId, "call_api")).Status);
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+        var (_, stepUp) = await CallToolAsync(connectionId, "call_api", second);
+        Assert.Equal("insufficient_scope", stepUp.GetProperty("code").GetString());
+        Assert.Equal(2L, await RoundsAsync(connectionId));
+
+        // The second instance's consent finishes at the first (BASE_URL's callback): the connection has nexus:call.
+        Assert.Equal(connectionId, await ApproveAsync(person, new Uri(stepUp.GetProperty("auth_url").GetString()!)));
+        var connection = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+        Assert.Contains("nexus:call", connection.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
+
+        // connect_service needs nexus:connect: a new operation, its rounds alternating between the instances, and
+        // the fourth refused wherever it is asked for.
+        Assert.Equal(HttpStatusCode.Forbidden, (await CallToolAsync(connectionId, "connect_service", second)).Status);
+        Assert.Equal(1L, await RoundsAsync(connectionId));
+        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
+        Assert.Equal("insufficient_scope", (await CallToolAsync(connectionId, "connect_service", second)).Body.GetProperty("code").GetString());
+        Assert.Equal(3L, await RoundsAsync(connectionId));
+        Assert.Equal("step_up_limit", (await CallToolAsync(connectionId, "connect_service")).Body.GetProperty("code").GetString());
+        Assert.Equal("step_up_limit", (await CallToolAsync(connectionId, "connect_service", second)).Body.GetProperty("code").GetString());
+        Assert.Equal(3L, await RoundsAsync(connectionId));
+    }
+
+    private async Task<long> RoundsAsync(string connectionId) => Convert.ToInt64(
+        await fixture.Client.Database.ScalarAsync("SELECT authorization_rounds FROM connections WHERE id = @id", ("id", connectionId)), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Issue 15's real-server test with a person in a real browser: the MCP server (a second Nexus's /mcp, the C# SDK)
+    /// is registered by URL alone, with a client ID metadata document or by dynamic registration; the person signs in
+    /// and consents at its authorization server in Chromium; its tools are listed and called through the Bridge and
+    /// through the client Nexus's own /mcp; and its tokens refresh.
+    /// </summary>
+    [Theory]
+    [InlineData("metadata_document")]
+    [InlineData("dynamic")]
+    public async Task APersonSignsInAndConsentsInChromiumAndTheServersToolsWorkThroughTheBridgeAndNexusesMcpAndTheTokensRefresh(string registration)
+    {
+        var server = registration == "dynamic" ? fixture.Dynamic : fixture.Documents;
+        var (userId, assistantToken) = await PersonAtClientAsync();
+        var provider = await RegisterAsync(server);
+        var name = provider.GetProperty("name").GetString()!;
+        Assert.Equal(registration, provider.GetProperty("mcp").GetProperty("registration").GetString());
+
+        // The person has an account at the MCP server's authorization server (made over HTTP; signing in is in the browser).
+        var email = $"chromium-{registration}-{Guid.NewGuid():N}@example.com";
+        using (var signUp = new Browser(server))
+        {
+            await signUp.SignUpAsync(email, McpFixture.Password);
+        }
+
+        var returnUrl = fixture.Fake.BaseUrl + Fixture.AppReturnPath;
+        using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection", new { workspace_id = userId, provider_name = name, return_url = returnUrl });
+        using var requested = await fixture.Client.Http.SendAsync(request, Ct);
+        var authUrl = JsonDocument.Parse(await requested.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("auth_url").GetString()!;
+
+        await using var session = await BrowserSession.StartAsync(chromium, fixture.Client.Database.Engine);
+        var page = session.Page;
+        // The authorization URL sends the signed-out person to the authorization server's sign-in page first.
+        await page.GotoAsync(authUrl);
+        await page.WaitForURLAsync(url => url.StartsWith(server.Issuer + "/account/signin", StringComparison.Ordinal));
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(McpFixture.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+
+        // The consent page names the client Nexus and what it asks for; the person allows.
+        var allow = page.GetByRole(AriaRole.Button, new() { Name = "Allow", Exact = true });
+        await allow.WaitForAsync();
+        Assert.Contains("wants to access your Nexus account", await page.Locator("main h1").InnerTextAsync(), StringComparison.Ordinal);
+        var consent = await page.Locator("main").InnerTextAsync();
+        Assert.Contains("Nexus", consent, StringComparison.Ordinal);
+        Assert.Contains(email, consent, StringComparison.Ordinal);
+        Assert.Contains("registered itself", consent, StringComparison.Ordinal);
+        Assert.Contains("nexus:connections", consent, StringComparison.Ordinal);
+        await session.ScreenshotAsync($"remote-mcp-consent-{registration}");
+        await allow.ClickAsync();
+
+        // The authorization server sends the browser to the client Nexus's callback, which redeems the code and sends
+        // it on to return_url.
+        await page.GetByRole(AriaRole.Heading, new() { Name = "Back at the app" }).WaitForAsync();
+        Assert.StartsWith(returnUrl + "?", page.Url, StringComparison.Ordinal);
+        var landing = Browser.Query(new Uri(page.Url));
+        Assert.Equal("active", landing["status"]);
+        var connectionId = landing["connection_id"];
+        session.AssertNoConsoleErrors();
+
+        // Its tools, through the Bridge and through the client Nexus's /mcp.
+        await AssertToolsThroughBridgeAsync(connectionId);
+        await AssertToolsThroughNexusMcpAsync(assistantToken, name);
+
+        // The tokens refresh at the MCP server's authorization server, and both ways keep working with the new one.
+        var before = await fixture.Client.Database.ScalarAsync("SELECT access_token FROM connections WHERE id = @id", ("id", connectionId));
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        Assert.NotEqual(before, await fixture.Client.Database.ScalarAsync("SELECT access_token FROM connections WHERE id = @id", ("id", connectionId)));
+        await AssertToolsThroughBridgeAsync(connectionId);
+        await AssertToolsThroughNexusMcpAsync(assistantToken, name);
+    }
+
+    /// <summary>A person at the client Nexus (their workspace is their user id) and an assistant's token for that Nexus's /mcp.</summary>
+    private async Task<(string UserId, string Token)> PersonAtClientAsync()
+    {
+        var email = $"assistant-user-{Guid.NewGuid():N}@example.com";
+        using (var atClient = new Browser(fixture.Client))
+        {
+            await atClient.SignUpAsync(email, McpFixture.Password);
+        }
+
+        string userId;
+        using (var scope = fixture.Client.Services.CreateScope())
+        {
+            userId = (await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByEmailAsync(email))!.Id;
+        }
+
+        var (assistant, _) = await fixture.Client.CreateAppClientAsync(name: "an assistant " + Guid.NewGuid().ToString("N")[..6]);
+        var token = fixture.Client.Services.GetRequiredService<AccessTokenIssuer>()
+            .Issue(userId, assistant, string.Join(" ", McpResource.Scopes), 600, audience: fixture.Client.Issuer + McpResource.Path).Token;
+        return (userId, token);
+    }
+
+    /// <summary>The official C# MCP client at the client Nexus's /mcp: list_remote_tools and call_remote_tool reach the person's MCP server.</summary>
+    private async Task AssertToolsThroughNexusMcpAsync(string token, string service)
+    {
+        var transport = new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = new Uri(fixture.Client.Issuer + McpResource.Path),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+        });
+        await using var client = await McpClient.CreateAsync(transport, cancellationToken: Ct);
+        var listed = McpFixture.Structured(await client.CallToolAsync("list_remote_tools", new Dictionary<string, object?> { ["service"] = service }, cancellationToken: Ct));
+        var server = Assert.Single(listed.GetProperty("servers").EnumerateArray());
+        Assert.Contains("list_connections", server.GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()));
+        var called = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = service, ["tool"] = "list_connections" }, cancellationToken: Ct);
+        Assert.NotEqual(true, called.IsError);
+        Assert.Contains("connections", McpFixture.Structured(called).GetProperty("result").GetProperty("structuredContent").ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -251,9 +439,9 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture)
     }
 
     /// <summary>A raw tools/call through the Bridge; returns the status and the JSON body (a problem, or JSON-RPC).</summary>
-    private async Task<(HttpStatusCode Status, JsonElement Body)> CallToolAsync(string connectionId, string tool)
+    private async Task<(HttpStatusCode Status, JsonElement Body)> CallToolAsync(string connectionId, string tool, NexusTestServer? via = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{(via ?? fixture.Client).BaseUrl}/v1/bridge/{connectionId}")
         {
             Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = tool, arguments = new { service = "none", method = "GET", path = "/" } } }),
                 System.Text.Encoding.UTF8, "application/json"),
