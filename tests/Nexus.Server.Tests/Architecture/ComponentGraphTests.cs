@@ -24,7 +24,6 @@ public sealed partial class ComponentGraphTests
         ["Hosting -> Connections"] = "the options validation checks ALLOWED_RETURN_URLS with the connections' return URL policy",
         ["Accounts -> AuthorizationServer"] = "sign-out revokes the session's grants; /account/applications belongs to the authorization server",
         ["AuthorizationServer -> Providers"] = "client metadata documents are fetched with the providers' outbound HTTP client",
-        ["Connections -> Bridge"] = "the credential layer (BridgeCredentials, credential injection) is to move out of Bridge/",
     };
 
     [Fact]
