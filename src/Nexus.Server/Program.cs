@@ -42,6 +42,7 @@ builder.AddConnectionRefresh();
 builder.AddNotifications();
 builder.AddBridge();
 builder.AddRemoteMcp();
+builder.AddDashboard();
 builder.AddMcpServer();
 builder.AddApiReference();
 

@@ -35,6 +35,7 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton(SigningKeyStore.Column);
         services.AddSingleton<IStartupStep, AuthorizationServerStartup>();
         services.AddAuthorizationServerCommands();
+        services.AddSingleton<IUnavailableResponder, OAuthUnavailable>();
         return builder;
     }
 

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Microsoft.Extensions.Options;
 using Nexus.Server.Audit;
 using Nexus.Server.Credentials;
 using Nexus.Server.Hosting;
@@ -22,6 +23,7 @@ internal static class ConnectionsExtensions
         services.AddSingleton(ConnectionStore.RefreshTokenColumn);
         services.AddSingleton(ConnectionStore.PkceVerifierColumn);
         services.AddSingleton<IStartupStep, ConnectionsStartup>();
+        services.AddSingleton<IValidateOptions<NexusOptions>, ConnectionsOptionsValidator>();
         services.AddConnectionsCommands();
         return builder;
     }

@@ -17,11 +17,6 @@ public sealed partial class ComponentGraphTests
     /// </summary>
     internal static readonly Dictionary<string, string> KnownBackEdges = new(StringComparer.Ordinal)
     {
-        ["Hosting -> Accounts"] = "the admin link in the page layout lives in Hosting",
-        ["Hosting -> AuthorizationServer"] = "the OAuth error format of the outage handler",
-        ["Hosting -> Data"] = "/readyz and the outage handler",
-        ["Hosting -> Vault"] = "the startup banner",
-        ["Hosting -> Connections"] = "the options validation checks ALLOWED_RETURN_URLS with the connections' return URL policy",
         ["Accounts -> AuthorizationServer"] = "sign-out revokes the session's grants; /account/applications belongs to the authorization server",
         ["AuthorizationServer -> Providers"] = "client metadata documents are fetched with the providers' outbound HTTP client",
     };
