@@ -71,8 +71,7 @@ internal static class AccountsExtensions
         services.AddSingleton<UpstreamSignIn>();
         services.AddHttpClient(UpstreamSignIn.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
         services.AddAccountsCommands();
-        // The page header's links to what Accounts serves; the gear only for site administrators.
-        services.AddSingleton(new NavigationLink(20, "/account/applications", "Authorized applications"));
+        // The page header's link to site management, for site administrators only.
         services.AddSingleton(new NavigationLink(90, "/admin", "⚙ Site management", Class: "gear", Label: "Site management", ShownTo: SystemAdmin.IsSystemAdmin));
         return builder;
     }

@@ -17,7 +17,6 @@ public sealed partial class ComponentGraphTests
     /// </summary>
     internal static readonly Dictionary<string, string> KnownBackEdges = new(StringComparer.Ordinal)
     {
-        ["Accounts -> AuthorizationServer"] = "sign-out revokes the session's grants; /account/applications belongs to the authorization server",
         ["AuthorizationServer -> Providers"] = "client metadata documents are fetched with the providers' outbound HTTP client",
     };
 
