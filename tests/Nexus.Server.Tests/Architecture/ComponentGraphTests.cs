@@ -43,6 +43,23 @@ public sealed partial class ComponentGraphTests
     }
 
     [Fact]
+    public void HostingIsALeafThatNamesNoOtherComponent()
+    {
+        // What it shows or checks of the components, they register through the interfaces of Hosting/HostContributions.cs.
+        Assert.Empty(Graph()["Hosting"]);
+    }
+
+    [Fact]
+    public void TheCredentialLayerDependsOnNeitherTheBridgeNorConnections()
+    {
+        var credentials = Graph()["Credentials"];
+        Assert.DoesNotContain("Bridge", credentials);
+        Assert.DoesNotContain("Connections", credentials);
+        Assert.Contains("Credentials", Graph()["Bridge"]);
+        Assert.Contains("Credentials", Graph()["Connections"]);
+    }
+
+    [Fact]
     public void TheGraphIsReadFromTheCode()
     {
         var graph = Graph();
