@@ -1,12 +1,10 @@
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Identity;
-using Nexus.Server.AuthorizationServer.Clients;
-using Nexus.Server.AuthorizationServer.Grants;
 using static Nexus.Server.Hosting.Html;
 
 namespace Nexus.Server.Accounts;
 
-/// <summary>Sign-in, sign-up, sign-out and the list of applications a user has authorized.</summary>
+/// <summary>Sign-in, sign-up and sign-out (the applications a user has authorized: AuthorizationServer/AuthorizedApplicationsPages.cs).</summary>
 internal static class AccountEndpoints
 {
     public const string SignInPath = "/account/signin";
@@ -20,9 +18,6 @@ internal static class AccountEndpoints
         app.MapGet("/account/signup", SignUpPageAsync).ExcludeFromDescription();
         app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/account/signout", SignOutAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/account/applications", ApplicationsAsync).ExcludeFromDescription();
-        app.MapGet("/account/applications/{clientId}/withdraw", ConfirmWithdrawAsync).ExcludeFromDescription();
-        app.MapPost("/account/applications/{clientId}/withdraw", WithdrawAsync).ExcludeFromDescription().DisableAntiforgery();
     }
 
     /// <summary>Every form post is checked against its antiforgery token (CSRF), before anything else happens.</summary>
@@ -208,68 +203,5 @@ internal static class AccountEndpoints
 
         await EndSessionAsync(context, signIn, users, sessions);
         return Results.Redirect("/");
-    }
-
-    private static async Task<IResult> ApplicationsAsync(HttpContext context, GrantStore grants, ClientRegistry clients, CancellationToken ct)
-    {
-        if (UserAccounts.CurrentUserId(context) is not { } userId)
-        {
-            return Results.Redirect($"{SignInPath}?returnUrl={Uri.EscapeDataString("/account/applications")}");
-        }
-
-        var rows = new List<string>();
-        foreach (var (clientId, scopes, grantedAt) in await grants.ListConsentsAsync(userId, ct))
-        {
-            var client = await clients.FindAsync(clientId, ct);
-            rows.Add($"""
-                <tr><td><strong>{E(client?.Name ?? clientId)}</strong><br><span class="muted">{E(client?.BaseUrl ?? "")}</span></td>
-                <td>{string.Join(", ", scopes.Select(s => $"<code>{E(s)}</code>"))}</td><td>{grantedAt:yyyy-MM-dd}</td>
-                <td><a class="button secondary" href="/account/applications/{E(Uri.EscapeDataString(clientId))}/withdraw" aria-label="Revoke access for {E(client?.Name ?? clientId)}">Revoke</a></td></tr>
-                """);
-        }
-
-        var table = rows.Count == 0
-            ? "<p class=\"muted\">You have not authorized any application.</p>"
-            : $"<table><thead><tr><th scope=\"col\">Application</th><th scope=\"col\">Permissions</th><th scope=\"col\">Since</th><th scope=\"col\"><span class=\"muted\">Action</span></th></tr></thead><tbody>{string.Concat(rows)}</tbody></table>";
-        return Page(context, "Authorized applications", $"<section class=\"card\"><h1>Authorized applications</h1>{table}</section>");
-    }
-
-    /// <summary>Revoking an application's access asks first, like every destructive action in the dashboard.</summary>
-    private static async Task<IResult> ConfirmWithdrawAsync(HttpContext context, string clientId, GrantStore grants, ClientRegistry clients, CancellationToken ct)
-    {
-        if (UserAccounts.CurrentUserId(context) is not { } userId)
-        {
-            return Results.Redirect($"{SignInPath}?returnUrl={Uri.EscapeDataString("/account/applications")}");
-        }
-
-        clientId = Uri.UnescapeDataString(clientId);
-        if ((await grants.ListConsentsAsync(userId, ct)).All(c => c.ClientId != clientId))
-        {
-            return Error(context, "Not found", "You have not authorized this application.", StatusCodes.Status404NotFound);
-        }
-
-        var name = (await clients.FindAsync(clientId, ct))?.Name ?? clientId;
-        return Page(context, "Revoke " + name, $"""
-            <section class="card narrow"><h1>Revoke access for {E(name)}?</h1>
-            <p>{E(name)} loses access to your account at once: its tokens stop working, and it has to ask for your permission again.</p>
-            <form method="post" action="/account/applications/{E(Uri.EscapeDataString(clientId))}/withdraw">{AntiforgeryField(context)}
-            <div class="actions"><button type="submit" class="danger">Revoke access</button><a class="button secondary" href="/account/applications">Cancel</a></div></form></section>
-            """);
-    }
-
-    private static async Task<IResult> WithdrawAsync(HttpContext context, string clientId, GrantStore grants)
-    {
-        if (await ReadProtectedFormAsync(context) is null)
-        {
-            return CsrfRejected(context);
-        }
-
-        if (UserAccounts.CurrentUserId(context) is not { } userId)
-        {
-            return Results.Redirect(SignInPath);
-        }
-
-        await grants.WithdrawConsentAsync(userId, clientId, context.RequestAborted);
-        return Results.Redirect("/account/applications");
     }
 }

@@ -71,6 +71,8 @@ internal static class AccountsExtensions
         services.AddSingleton<UpstreamSignIn>();
         services.AddHttpClient(UpstreamSignIn.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
         services.AddAccountsCommands();
+        // The page header's link to site management, for site administrators only.
+        services.AddSingleton(new NavigationLink(90, "/admin", "⚙ Site management", Class: "gear", Label: "Site management", ShownTo: SystemAdmin.IsSystemAdmin));
         return builder;
     }
 

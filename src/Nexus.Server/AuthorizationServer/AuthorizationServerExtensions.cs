@@ -35,6 +35,8 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton(SigningKeyStore.Column);
         services.AddSingleton<IStartupStep, AuthorizationServerStartup>();
         services.AddAuthorizationServerCommands();
+        services.AddSingleton<IUnavailableResponder, OAuthUnavailable>();
+        services.AddSingleton(new NavigationLink(20, "/account/applications", "Authorized applications"));
         return builder;
     }
 
@@ -54,6 +56,8 @@ internal static class AuthorizationServerExtensions
         protocol.MapClientRegistration();
         protocol.MapJwks();
         protocol.MapMe();
+        // The consent page is AuthorizeEndpoint's; the consents given there are listed and withdrawn here.
+        app.MapAuthorizedApplications();
         var admin = app.MapAdminGroup();
         admin.MapAppClientsAdmin();
         admin.MapApplicationsAdmin();

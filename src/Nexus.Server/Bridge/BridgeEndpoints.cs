@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Connections;
 using Nexus.Server.Connections.Refresh;
+using Nexus.Server.Credentials;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
@@ -162,14 +163,14 @@ internal static class BridgeEndpoints
             return;
         }
 
-        var decoded = services.GetRequiredService<DecodedCredentials>().For(connection, provider!);
+        var decoded = services.GetRequiredService<ConnectionCredentials>().For(connection, provider!);
         if (decoded.Stored.Credential is not { } credential)
         {
             await decoded.Stored.Problem!.ToProblem().ExecuteAsync(context);
             return;
         }
 
-        if (decoded.Stored.Role is { } role && credential is BridgeCredential.AwsSigV4 aws)
+        if (decoded.Stored.Role is { } role && credential is UpstreamCredential.AwsSigV4 aws)
         {
             // An aws_sigv4 connection with a role signs with the role's temporary credentials (AwsRoleCredentials).
             try
@@ -184,10 +185,10 @@ internal static class BridgeEndpoints
             }
         }
 
-        var refresh = credential is BridgeCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
+        var refresh = credential is UpstreamCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
         var stepUp = provider!.AuthMode == AuthModes.McpOAuth2 ? services.GetRequiredService<RemoteMcp.McpStepUp>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
-            await refresh.RefreshAsync(connection.Id, token) is { } fresh ? ((BridgeCredential.Bearer)credential) with { AccessToken = fresh } : null,
+            await refresh.RefreshAsync(connection.Id, token) is { } fresh ? ((UpstreamCredential.Bearer)credential) with { AccessToken = fresh } : null,
             stepUp is null ? null : (scope, token) => stepUp.StartAsync(connection, provider, scope, token));
 
         await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);
@@ -216,8 +217,8 @@ internal static class BridgeEndpoints
             return;
         }
 
-        var target = new BridgeTarget(baseUri, new BridgeCredential.Bearer(minted.Token!.AccessToken), async token =>
-            (await tokens.GetAsync(connection, resourceName, force: true, token)).Token is { } fresh ? new BridgeCredential.Bearer(fresh.AccessToken) : null, null);
+        var target = new BridgeTarget(baseUri, new UpstreamCredential.Bearer(minted.Token!.AccessToken), async token =>
+            (await tokens.GetAsync(connection, resourceName, force: true, token)).Token is { } fresh ? new UpstreamCredential.Bearer(fresh.AccessToken) : null, null);
         await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);
     }
 }

@@ -1,11 +1,9 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
-using Nexus.Sdk.Aws;
+using Nexus.Server.Credentials;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Bridge;
@@ -76,12 +74,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
     }
 
-    private static string Strategy(BridgeCredential credential) => credential switch
+    private static string Strategy(UpstreamCredential credential) => credential switch
     {
-        BridgeCredential.Bearer => "bearer",
-        BridgeCredential.ApiKey => "api_key",
-        BridgeCredential.Basic => "basic",
-        BridgeCredential.AwsSigV4 => "aws_sigv4",
+        UpstreamCredential.Bearer => "bearer",
+        UpstreamCredential.ApiKey => "api_key",
+        UpstreamCredential.Basic => "basic",
+        UpstreamCredential.AwsSigV4 => "aws_sigv4",
         _ => "other",
     };
 
@@ -141,7 +139,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             if (response.StatusCode == HttpStatusCode.Unauthorized && target.RefreshAsync is not null && (!hasBody || buffered is not null))
             {
                 // The access token may have been revoked or expired early: refresh once and retry once.
-                BridgeCredential? fresh;
+                UpstreamCredential? fresh;
                 try
                 {
                     fresh = await target.RefreshAsync(timeout.Token);
@@ -243,14 +241,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     private Task TooLargeAsync(HttpContext context) => Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large",
         "The request body is larger than the Bridge forwards.", $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
 
-    private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, BridgeCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
+    private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, UpstreamCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
     {
         var request = context.Request;
-        if (credential is BridgeCredential.ApiKey { In: "query" } queryKey)
-        {
-            uri = WithQueryParameter(uri, queryKey.Name, (queryKey.Prefix ?? "") + queryKey.Key);
-        }
-
+        uri = CredentialInjection.Target(uri, credential);
         // HttpMethod.Parse hands back the shared instances for the standard methods, which the client's fast paths
         // recognise by reference.
         using var message = new HttpRequestMessage(HttpMethod.Parse(request.Method), uri) { Version = HttpVersion.Version11 };
@@ -285,31 +279,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             message.Content.Headers.ContentLength = contentLength;
         }
 
-        switch (credential)
-        {
-            case BridgeCredential.Bearer bearer:
-                message.Headers.TryAddWithoutValidation("Authorization", bearer.Scheme + " " + bearer.AccessToken);
-                foreach (var (name, value) in bearer.Extra ?? [])
-                {
-                    message.Headers.TryAddWithoutValidation(name, value);
-                }
-
-                break;
-            case BridgeCredential.ApiKey { In: "header" } headerKey:
-                message.Headers.TryAddWithoutValidation(headerKey.Name, (headerKey.Prefix ?? "") + headerKey.Key);
-                break;
-            case BridgeCredential.Basic basic:
-                message.Headers.TryAddWithoutValidation("Authorization", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{basic.Username}:{basic.Password}")));
-                break;
-            case BridgeCredential.AwsSigV4 aws:
-                var payloadHash = !hasBody ? SigV4Signer.EmptyPayloadHash
-                    : buffered is not null ? Convert.ToHexStringLower(SHA256.HashData(buffered))
-                    : SigV4Signer.UnsignedPayload;
-                await SigV4Signer.SignAsync(message, aws.Credentials, aws.Region, aws.Service, time.GetUtcNow(),
-                    new SigV4Options { PayloadHash = payloadHash, AddContentSha256Header = true }, ct);
-                break;
-        }
-
+        await CredentialInjection.ApplyAsync(message, credential, CredentialInjection.PayloadHash(hasBody, buffered), time.GetUtcNow(), ct);
         return await upstream.SendAsync(message, ct);
     }
 
@@ -342,15 +312,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         return tokens;
     }
 
-    private static Uri WithQueryParameter(Uri uri, string name, string value)
-    {
-        // A caller's own parameter of that name is dropped: it must not ride along beside the injected key.
-        var kept = WithoutParameter(uri.Query.TrimStart('?'), name);
-        var added = $"{Uri.EscapeDataString(name)}={Uri.EscapeDataString(value)}";
-        return new UriBuilder(uri) { Query = kept.Length == 0 ? added : kept + "&" + added }.Uri;
-    }
-
-    private async Task CopyResponseAsync(HttpContext context, BridgeTarget target, BridgeCredential credential, Uri uri, HttpResponseMessage upstreamResponse, CancellationTokenSource timeout, CancellationToken ct)
+    private async Task CopyResponseAsync(HttpContext context, BridgeTarget target, UpstreamCredential credential, Uri uri, HttpResponseMessage upstreamResponse, CancellationTokenSource timeout, CancellationToken ct)
     {
         // The Bridge never follows redirects; one that points away from the provider's API host is refused, so
         // that a caller is never sent elsewhere by a provider it trusted through Nexus.
@@ -407,7 +369,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
     }
 
-    private void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to, BridgeCredential credential, List<string> secrets)
+    private void CopyHeaders(HttpHeadersNonValidated from, IHeaderDictionary to, UpstreamCredential credential, List<string> secrets)
     {
         foreach (var (name, values) in from)
         {
@@ -447,7 +409,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     }
 
     /// <summary>The value as the caller may see it, or null to drop the whole field (logged by name only).</summary>
-    private string? Sendable(string name, string value, BridgeCredential credential, List<string> secrets)
+    private string? Sendable(string name, string value, UpstreamCredential credential, List<string> secrets)
     {
         if (Unsendable(value))
         {
@@ -463,13 +425,13 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         // A same-host redirect (or Content-Location) that kept a query-string API key keeps its meaning without it.
-        if (credential is BridgeCredential.ApiKey { In: "query" } queryKey
+        if (credential is UpstreamCredential.ApiKey { In: "query" } queryKey
             && (name.Equals("Location", StringComparison.OrdinalIgnoreCase) || name.Equals("Content-Location", StringComparison.OrdinalIgnoreCase))
             && value.IndexOf('?', StringComparison.Ordinal) is var q and >= 0)
         {
             var end = value.IndexOf('#', q);
             var query = end < 0 ? value[(q + 1)..] : value[(q + 1)..end];
-            var kept = WithoutParameter(query, queryKey.Name);
+            var kept = CredentialInjection.WithoutParameter(query, queryKey.Name);
             var cleaned = value[..q] + (kept.Length == 0 ? "" : "?" + kept) + (end < 0 ? "" : value[end..]);
             if (!CarriesSecret(cleaned, secrets))
             {
@@ -511,13 +473,6 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         return false;
-    }
-
-    private static string WithoutParameter(string query, string name)
-    {
-        var encodedName = Uri.EscapeDataString(name);
-        return string.Join('&', query.Split('&', StringSplitOptions.RemoveEmptyEntries)
-            .Where(p => p.Split('=')[0] is var key && !string.Equals(key, encodedName, StringComparison.Ordinal) && !string.Equals(Uri.UnescapeDataString(key), name, StringComparison.Ordinal)));
     }
 
     private static async Task Problem(HttpContext context, int status, string code, string title, string detail)

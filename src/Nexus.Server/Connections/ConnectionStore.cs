@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Data.Common;
 using Dapper;
+using Nexus.Server.Credentials;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
@@ -78,7 +79,7 @@ internal sealed record Connection(
 /// plaintext is never cached): every write made here invalidates the entry at once, and writes made by another
 /// instance are seen within ConnectionCacheSeconds.
 /// </summary>
-internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOptions options, TimeProvider time)
+internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOptions options, TimeProvider time) : ICredentialDeletions
 {
     public static readonly EncryptedColumn AccessTokenColumn = new("connections", "id", "access_token", "connections.access_token:");
     public static readonly EncryptedColumn RefreshTokenColumn = new("connections", "id", "refresh_token", "connections.refresh_token:");

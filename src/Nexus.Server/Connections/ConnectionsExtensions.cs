@@ -1,5 +1,7 @@
 using System.Data.Common;
+using Microsoft.Extensions.Options;
 using Nexus.Server.Audit;
+using Nexus.Server.Credentials;
 using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
 
@@ -15,12 +17,13 @@ internal static class ConnectionsExtensions
         services.AddSingleton<StateSigner>();
         services.AddSingleton<ReturnUrlPolicy>();
         services.AddSingleton<ProviderClient>();
-        services.AddSingleton<Bridge.AwsRoleCredentials>();
-        services.AddSingleton<Bridge.DecodedCredentials>();
+        services.AddSingleton<ICredentialDeletions>(sp => sp.GetRequiredService<ConnectionStore>());
+        services.AddSingleton<ConnectionCredentials>();
         services.AddSingleton(ConnectionStore.AccessTokenColumn);
         services.AddSingleton(ConnectionStore.RefreshTokenColumn);
         services.AddSingleton(ConnectionStore.PkceVerifierColumn);
         services.AddSingleton<IStartupStep, ConnectionsStartup>();
+        services.AddSingleton<IValidateOptions<NexusOptions>, ConnectionsOptionsValidator>();
         services.AddConnectionsCommands();
         return builder;
     }

@@ -1,13 +1,12 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.WebUtilities;
+using Nexus.Sdk.Aws;
 using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
-using Nexus.Server.Bridge;
+using Nexus.Server.Credentials;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using static Nexus.Server.Hosting.Html;
@@ -96,7 +95,7 @@ internal static class CredentialCapture
             return Form(context, state, provider, errors, "Check the highlighted fields.", 400);
         }
 
-        var stored = Bridge.BridgeCredentials.From(provider, values);
+        var stored = UpstreamCredentials.From(provider, values);
         if (stored.Problem is { } unusable)
         {
             return unusable.Field is { } field
@@ -104,7 +103,7 @@ internal static class CredentialCapture
                 : Form(context, state, provider, null, unusable.Detail, 409);
         }
 
-        if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, ct) is { } rejected)
+        if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, time, ct) is { } rejected)
         {
             // The state stays unused: the person can correct the entry and try again.
             return Form(context, state, provider, null, rejected, 400);
@@ -123,7 +122,7 @@ internal static class CredentialCapture
     }
 
     private static async Task<IResult> SubmitApiAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ProviderRegistry providers,
-        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit)
+        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, TimeProvider time)
     {
         var ct = context.RequestAborted;
         var (caller, authError) = await auth.AuthenticateAsync(context);
@@ -163,13 +162,13 @@ internal static class CredentialCapture
 
         // Checked before anything is called with them: the schema may let through a region that would steer the
         // signed STS call elsewhere, and a schema that predates the per-mode field names may lack one.
-        var stored = Bridge.BridgeCredentials.From(provider, values);
+        var stored = UpstreamCredentials.From(provider, values);
         if (stored.Problem is { } unusable)
         {
             return unusable.Field is { } field ? Problems.Validation(new Dictionary<string, string[]> { [field] = [unusable.Detail] }) : unusable.ToProblem();
         }
 
-        if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, ct) is { } rejected)
+        if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, time, ct) is { } rejected)
         {
             return Problems.Create(StatusCodes.Status422UnprocessableEntity, "credentials_rejected", "The provider did not accept these credentials.", rejected);
         }
@@ -198,17 +197,17 @@ internal static class CredentialCapture
     /// assume the role are refused before the connection is active; the credentials it gets are cached for the
     /// first reads.
     /// </summary>
-    private static async Task<string?> VerifyAsync(string connectionId, Provider provider, Bridge.StoredCredential stored, IHttpClientFactory http, AwsRoleCredentials roles,
-        CancellationToken ct)
+    private static async Task<string?> VerifyAsync(string connectionId, Provider provider, StoredCredential stored, IHttpClientFactory http, AwsRoleCredentials roles,
+        TimeProvider time, CancellationToken ct)
     {
         var credential = stored.Credential!;
-        if (credential is Bridge.BridgeCredential.AwsSigV4)
+        if (credential is UpstreamCredential.AwsSigV4)
         {
             // Whatever was cached for the credentials being replaced is dropped now.
             roles.Forget(connectionId);
         }
 
-        if (stored.Role is { } role && credential is Bridge.BridgeCredential.AwsSigV4 longLived)
+        if (stored.Role is { } role && credential is UpstreamCredential.AwsSigV4 longLived)
         {
             try
             {
@@ -229,26 +228,9 @@ internal static class CredentialCapture
             return null;
         }
 
-        var uri = new Uri(provider.Config.ApiBaseUrl.TrimEnd('/') + verify.Path);
-        if (credential is Bridge.BridgeCredential.ApiKey { In: "query" } query)
-        {
-            uri = new Uri(QueryHelpers.AddQueryString(uri.AbsoluteUri, query.Name, (query.Prefix ?? "") + query.Key));
-        }
-
+        var uri = CredentialInjection.Target(new Uri(provider.Config.ApiBaseUrl.TrimEnd('/') + verify.Path), credential);
         using var request = new HttpRequestMessage(new HttpMethod(verify.Method), uri);
-        switch (credential)
-        {
-            case Bridge.BridgeCredential.ApiKey { In: "header" } header:
-                request.Headers.TryAddWithoutValidation(header.Name, (header.Prefix ?? "") + header.Key);
-                break;
-            case Bridge.BridgeCredential.Basic basic:
-                request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{basic.Username}:{basic.Password}")));
-                break;
-            case Bridge.BridgeCredential.AwsSigV4 aws:
-                await Nexus.Sdk.Aws.SigV4Signer.SignAsync(request, aws.Credentials, aws.Region, aws.Service, DateTimeOffset.UtcNow, cancellationToken: ct);
-                break;
-        }
-
+        await CredentialInjection.ApplyAsync(request, credential, SigV4Signer.EmptyPayloadHash, time.GetUtcNow(), ct);
         try
         {
             using var response = await http.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, ct);
@@ -274,7 +256,7 @@ internal static class CredentialCapture
         }
 
         // Decoded once per cached row, as for the Bridge: a token read costs no decryption, parsing or hashing.
-        var decoded = context.RequestServices.GetRequiredService<DecodedCredentials>().For(connection, provider);
+        var decoded = context.RequestServices.GetRequiredService<ConnectionCredentials>().For(connection, provider);
         var values = decoded.Values!;
         var strategy = new JsonObject { ["type"] = provider.AuthMode };
         var credentials = new JsonObject();
@@ -288,7 +270,7 @@ internal static class CredentialCapture
                 break;
             case AuthModes.AwsSigV4:
                 // The same resolution the Bridge signs with: the connection's region if it has one, else the provider's.
-                if (decoded.Stored.Credential is not Bridge.BridgeCredential.AwsSigV4 aws)
+                if (decoded.Stored.Credential is not UpstreamCredential.AwsSigV4 aws)
                 {
                     await decoded.Stored.Problem!.ToProblem().ExecuteAsync(context);
                     return;

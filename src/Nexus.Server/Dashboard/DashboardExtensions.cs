@@ -1,7 +1,15 @@
+using Nexus.Server.Hosting;
+
 namespace Nexus.Server.Dashboard;
 
 internal static class DashboardExtensions
 {
+    public static WebApplicationBuilder AddDashboard(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton(new NavigationLink(10, "/dashboard", "My connections"));
+        return builder;
+    }
+
     public static WebApplication MapDashboard(this WebApplication app)
     {
         app.MapConnectionsPages();

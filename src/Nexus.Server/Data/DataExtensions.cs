@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Options;
+using Nexus.Server.Hosting;
+
 namespace Nexus.Server.Data;
 
 internal static class DataExtensions
@@ -9,6 +12,11 @@ internal static class DataExtensions
         builder.Services.AddSingleton<Migrator>();
         builder.Services.AddSingleton<DatabaseHealth>();
         builder.Services.AddHostedService<SqlitePresence>();
+        builder.Services.AddSingleton<IStartupPreparation, DatabasePreparation>();
+        builder.Services.AddSingleton<IStartupBannerItem, DatabaseBannerItem>();
+        builder.Services.AddSingleton<IReadinessCheck, DatabaseReadiness>();
+        builder.Services.AddSingleton<IExceptionAnswer, DatabaseOutageAnswer>();
+        builder.Services.AddSingleton<IValidateOptions<NexusOptions>, DatabaseOptionsValidator>();
         builder.Services.AddDataCommands();
         return builder;
     }

@@ -5,7 +5,7 @@ namespace Nexus.Server.Data;
 
 /// <summary>
 /// Whether the database answers. A request that fails because it does not is answered 503 with Retry-After (see
-/// ProblemExceptionHandler), not 500; the outage is logged once when it starts and once when it ends, whatever the
+/// DatabaseOutageAnswer), not 500; the outage is logged once when it starts and once when it ends, whatever the
 /// number of requests in between; /readyz reports not-ready meanwhile. A probe pings the database every second
 /// during an outage, so recovery needs no restart and no request.
 /// </summary>

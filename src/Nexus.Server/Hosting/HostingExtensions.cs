@@ -72,6 +72,7 @@ internal static class HostingExtensions
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddSingleton<AdminApiKeyFilter>();
+        builder.Services.AddSingleton<PageNavigation>();
         builder.Services.AddSingleton<NexusBootstrapper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NexusBootstrapper>());
         return builder;
@@ -105,49 +106,51 @@ internal static class HostingExtensions
         // Liveness: a constant answer, written from bytes prepared once.
         var healthy = new PrecomputedJson("{\"status\":\"ok\"}");
         app.MapGet("/healthz", (HttpContext context) => healthy.WriteAsync(context, "no-store")).ExcludeFromDescription().WithoutSession();
-        // Ready means the database answers (within 2 s); during an outage 503, so a load balancer stops sending traffic.
-        app.MapGet("/readyz", async (Data.NexusDatabase db, Data.DatabaseHealth health, HttpResponse response, CancellationToken ct) =>
+        // Ready means every registered readiness check passes (Data: the database answers within 2 s); otherwise 503,
+        // so a load balancer stops sending traffic.
+        app.MapGet("/readyz", async (IEnumerable<IReadinessCheck> checks, HttpResponse response, CancellationToken ct) =>
         {
-            var database = db.Engine.ToString().ToLowerInvariant();
-            if (await health.IsReadyAsync(ct))
+            var body = new Dictionary<string, object?>(StringComparer.Ordinal) { ["status"] = "ok" };
+            var retryAfter = 0;
+            foreach (var check in checks)
             {
-                return Results.Ok(new { status = "ok", database });
+                var readiness = await check.CheckAsync(ct);
+                foreach (var (name, value) in readiness.Details)
+                {
+                    body[name] = value;
+                }
+
+                if (!readiness.Ready)
+                {
+                    body["status"] = "unavailable";
+                    retryAfter = Math.Max(retryAfter, readiness.RetryAfterSeconds);
+                }
             }
 
-            response.Headers.RetryAfter = Data.DatabaseHealth.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return Results.Json(new { status = "unavailable", database }, statusCode: StatusCodes.Status503ServiceUnavailable);
+            if (body["status"] is "ok")
+            {
+                return Results.Ok(body);
+            }
+
+            response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
         }).ExcludeFromDescription().WithoutSession();
         return app;
     }
 }
 
 /// <summary>Turns request-shaped exceptions into 4xx problems and everything else into a 500 that leaks nothing.</summary>
-internal sealed class ProblemExceptionHandler(Data.DatabaseHealth database, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+internal sealed class ProblemExceptionHandler(IEnumerable<IExceptionAnswer> answers, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
-    /// <summary>Paths that answer in RFC 6749's JSON error format rather than problem details.</summary>
-    private static readonly string[] OAuthPrefixes = ["/oauth2/", "/api/oauth/", "/nexus/oauth2/", "/api/v1/me"];
-
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
-        if (Data.DatabaseHealth.IsOutage(exception))
+        // The components' own answers first (Data: a database outage is a 503).
+        foreach (var answer in answers)
         {
-            // A database outage is temporary: 503 with Retry-After (RFC 9110 section 10.2.3), logged once per outage
-            // by DatabaseHealth rather than once per request.
-            database.ReportOutage(exception);
-            context.Response.Headers.RetryAfter = Data.DatabaseHealth.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            const string description = "The database is temporarily unavailable. Retry after the number of seconds in Retry-After.";
-            if (OAuthPrefixes.Any(p => context.Request.Path.StartsWithSegments(p.TrimEnd('/'), StringComparison.OrdinalIgnoreCase)))
+            if (await answer.TryAnswerAsync(context, exception))
             {
-                // RFC 6749 section 4.1.2.1 (and 5.2's JSON form): temporarily_unavailable.
-                await AuthorizationServer.OAuthResponses.ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", description);
+                return true;
             }
-            else
-            {
-                await Problems.Create(StatusCodes.Status503ServiceUnavailable, "database_unavailable", "The database is temporarily unavailable.", description)
-                    .ExecuteAsync(context);
-            }
-
-            return true;
         }
 
         IResult result;

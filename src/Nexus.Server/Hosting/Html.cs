@@ -52,7 +52,6 @@ internal static class Html
         headers.CacheControl = "no-cache, no-store";
         headers.Pragma = "no-cache";
         var user = context.User.Identity?.IsAuthenticated == true ? context.User.FindFirst(System.Security.Claims.ClaimTypes.Email)?.Value : null;
-        var isAdmin = user is not null && Accounts.SystemAdmin.IsSystemAdmin(context.User);
         var page = new StringBuilder()
             .Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")
             .Append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
@@ -61,10 +60,27 @@ internal static class Html
             .Append("<header class=\"top\"><a class=\"brand\" href=\"/\">Nexus</a>");
         if (user is not null)
         {
-            page.Append("<nav aria-label=\"Main\" class=\"main-nav\"><a href=\"/dashboard\">My connections</a><a href=\"/account/applications\">Authorized applications</a>");
-            if (isAdmin)
+            page.Append("<nav aria-label=\"Main\" class=\"main-nav\">");
+            // The components register their links (NavigationLink): Hosting knows none of the pages.
+            foreach (var link in context.RequestServices?.GetService<PageNavigation>()?.Links ?? [])
             {
-                page.Append("<a href=\"/admin\" class=\"gear\" aria-label=\"Site management\" title=\"Site management\">⚙ Site management</a>");
+                if (link.ShownTo?.Invoke(context.User) == false)
+                {
+                    continue;
+                }
+
+                page.Append("<a href=\"").Append(E(link.Href)).Append('"');
+                if (link.Class is not null)
+                {
+                    page.Append(" class=\"").Append(E(link.Class)).Append('"');
+                }
+
+                if (link.Label is not null)
+                {
+                    page.Append(" aria-label=\"").Append(E(link.Label)).Append("\" title=\"").Append(E(link.Label)).Append('"');
+                }
+
+                page.Append('>').Append(link.Text).Append("</a>");
             }
 
             page.Append("</nav>");

@@ -104,15 +104,6 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add($"Nexus:Revocation:PollSeconds must be between 0 and 300: how often each instance reads revocations made by the others (default 1; 0 asks the database on every check; got {o.Revocation.PollSeconds}).");
         }
 
-        foreach (var entry in Connections.ReturnUrlPolicy.SplitEntries(o.AllowedReturnUrls))
-        {
-            if (!Connections.ReturnUrlPolicy.TryParseEntry(entry, out _))
-            {
-                errors.Add($"ALLOWED_RETURN_URLS must be a comma-separated list of absolute http(s) origins or URL prefixes without query or fragment, such as https://app.example.com or https://app.example.com/oauth/ (got '{entry}').");
-                break;
-            }
-        }
-
         _ = BrowserOrigins.Parse(o.Mcp.AllowedOrigins, out var badOrigin);
         if (badOrigin is not null)
         {
@@ -186,18 +177,6 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             && (!Uri.TryCreate(documentUrl, UriKind.Absolute, out var document) || document.Scheme != Uri.UriSchemeHttps || document.AbsolutePath.Length <= 1 || document.Fragment.Length > 0))
         {
             errors.Add("Nexus:Mcp:ClientMetadataDocumentUrl must be an https URL with a path (draft-ietf-oauth-client-id-metadata-document §3).");
-        }
-
-        if (!string.IsNullOrEmpty(o.DatabaseUrl))
-        {
-            try
-            {
-                _ = Data.DatabaseUrl.ToNpgsqlConnectionString(o.DatabaseUrl);
-            }
-            catch (FormatException e)
-            {
-                errors.Add($"DATABASE_URL is not usable: {e.Message} Use postgres://user:password@host:5432/database or an Npgsql connection string (Host=...;Database=...).");
-            }
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -1,5 +1,4 @@
 using System.Data.Common;
-using Nexus.Server.Data;
 
 namespace Nexus.Server.Hosting;
 
@@ -13,9 +12,11 @@ internal interface IStartupStep
     Task RunAsync(DbConnection connection, CancellationToken ct);
 }
 
-/// <summary>Runs migrations and startup steps before the server (or a maintenance command) starts.</summary>
-internal sealed class NexusBootstrapper(Migrator migrator, IEnumerable<IStartupStep> steps, NexusDatabase db, IHostEnvironment environment,
-    IServiceProvider services, NexusOptions options, ILogger<NexusBootstrapper> logger)
+/// <summary>
+/// Logs the startup banner and runs the components' <see cref="IStartupPreparation"/>s (Data: migrations and startup
+/// steps) before the server (or a maintenance command) starts.
+/// </summary>
+internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> preparations, IHostEnvironment environment, IServiceProvider services, ILogger<NexusBootstrapper> logger)
     : IHostedLifecycleService
 {
     private bool initialized;
@@ -30,46 +31,16 @@ internal sealed class NexusBootstrapper(Migrator migrator, IEnumerable<IStartupS
         }
 
         // The banner: which environment, which encryption key and which database, so nobody runs Production on the
-        // development key by accident (or Development when they meant Production).
-        var keys = services.GetRequiredService<Vault.KeyRing>();
-        logger.LogInformation("Nexus is starting in {Environment}; encryption key: {KeySource}; database: {Database}",
-            environment.EnvironmentName, keys.Source, db.Description);
-        await CheckDatabaseAsync(ct);
-        await migrator.MigrateAsync(async connection =>
+        // development key by accident (or Development when they meant Production). The components contribute the
+        // parts after the environment (IStartupBannerItem), resolved only now.
+        var parts = services.GetServices<IStartupBannerItem>().OrderBy(i => i.Order).Select(i => $"{i.Name}: {i.Value}");
+        logger.LogInformation("Nexus is starting in {Environment}; {Banner}", environment.EnvironmentName, string.Join("; ", parts));
+        foreach (var preparation in preparations)
         {
-            foreach (var step in steps)
-            {
-                await step.RunAsync(connection, ct);
-            }
-        }, ct);
-        initialized = true;
-    }
+            await preparation.PrepareAsync(ct);
+        }
 
-    /// <summary>
-    /// The first contact with the database, bounded by Nexus:StartupDatabaseTimeoutSeconds: an unreachable
-    /// database or one that never answers ends startup with a <see cref="StartupException"/> that names it.
-    /// </summary>
-    private async Task CheckDatabaseAsync(CancellationToken ct)
-    {
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var timeout = TimeSpan.FromSeconds(options.StartupDatabaseTimeoutSeconds);
-        bounded.CancelAfter(timeout);
-        try
-        {
-            // WaitAsync as well as the token: Npgsql does not always notice cancellation while a server that
-            // accepted the connection withholds its handshake, and would wait out its own 15 s connect timeout.
-            await db.PingAsync(bounded.Token).WaitAsync(timeout, ct);
-        }
-        catch (Exception e) when (!ct.IsCancellationRequested && (e is OperationCanceledException || e.InnerException is OperationCanceledException or TimeoutException || e is TimeoutException))
-        {
-            throw new StartupException(
-                $"the database ({db.Description}) accepted no query within {options.StartupDatabaseTimeoutSeconds} s. Check DATABASE_URL points at PostgreSQL and that the server is healthy (Nexus:StartupDatabaseTimeoutSeconds sets the wait).");
-        }
-        catch (Exception e) when (!ct.IsCancellationRequested && e is DbException or System.Net.Sockets.SocketException or IOException)
-        {
-            var reason = (e.InnerException as System.Net.Sockets.SocketException)?.Message ?? e.Message;
-            throw new StartupException($"cannot reach the database ({db.Description}): {reason.TrimEnd('.')}. Check DATABASE_URL and that the database server is running.");
-        }
+        initialized = true;
     }
 
     // StartingAsync runs before any hosted service's StartAsync, including the web server's.

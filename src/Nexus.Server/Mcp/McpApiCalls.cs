@@ -16,7 +16,7 @@ internal sealed record ApiAnswer(int Status, IReadOnlyDictionary<string, string>
 /// from the answer's headers are the Bridge's, not a second copy. The answer's body is captured up to
 /// <see cref="MaxBodyBytes"/>, and any credential of the connection that appears in it is blanked.
 /// </summary>
-internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry providers, DecodedCredentials decoded, ConnectionStore store,
+internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry providers, ConnectionCredentials decoded, ConnectionStore store,
     Hosting.NexusOptions options, TimeProvider time)
 {
     public const int MaxBodyBytes = 256 * 1024;

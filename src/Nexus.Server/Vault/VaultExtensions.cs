@@ -15,7 +15,18 @@ internal static class VaultExtensions
         builder.Services.AddSingleton<ServerSecrets>();
         builder.Services.AddSingleton<ReEncryptor>();
         builder.Services.AddSingleton(ServerSecrets.Column);
+        builder.Services.AddSingleton<IStartupBannerItem, EncryptionKeyBannerItem>();
         builder.Services.AddVaultCommands();
         return builder;
     }
+}
+
+/// <summary>The startup banner's "encryption key: …" part, so nobody runs Production on the development key by accident.</summary>
+internal sealed class EncryptionKeyBannerItem(KeyRing keys) : IStartupBannerItem
+{
+    public int Order => 10;
+
+    public string Name => "encryption key";
+
+    public string Value => keys.Source;
 }

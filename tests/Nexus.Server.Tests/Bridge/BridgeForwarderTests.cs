@@ -13,6 +13,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nexus.Sdk.Aws;
 using Nexus.Server.Bridge;
+using Nexus.Server.Credentials;
 using Nexus.Server.Hosting;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -48,7 +49,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         });
         await host.StartAsync();
         http = new HttpClient { BaseAddress = new Uri(host.Urls.First()) };
-        target = new BridgeTarget(new Uri(echo.BaseUrl + "/api"), new BridgeCredential.Bearer("secret-access-token"));
+        target = new BridgeTarget(new Uri(echo.BaseUrl + "/api"), new UpstreamCredential.Bearer("secret-access-token"));
     }
 
     public async ValueTask DisposeAsync()
@@ -93,16 +94,16 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [Fact]
     public async Task InjectsApiKeyInHeaderWithPrefixOrInQuery()
     {
-        target = target with { Credential = new BridgeCredential.ApiKey("header", "x-api-key", null, "sk-live-123") };
+        target = target with { Credential = new UpstreamCredential.ApiKey("header", "x-api-key", null, "sk-live-123") };
         await GetJsonAsync("/bridge/v1/models", r => r.Headers.Add("x-api-key", "caller-supplied"));
         Assert.Equal("sk-live-123", echo.Last.Headers["x-api-key"]);
         Assert.False(echo.Last.Headers.ContainsKey("Authorization"));
 
-        target = target with { Credential = new BridgeCredential.ApiKey("header", "Authorization", "Token ", "abc") };
+        target = target with { Credential = new UpstreamCredential.ApiKey("header", "Authorization", "Token ", "abc") };
         await GetJsonAsync("/bridge/v1/models");
         Assert.Equal("Token abc", echo.Last.Headers["Authorization"]);
 
-        target = target with { Credential = new BridgeCredential.ApiKey("query", "api_key", null, "k&v=1") };
+        target = target with { Credential = new UpstreamCredential.ApiKey("query", "api_key", null, "k&v=1") };
         var body = await GetJsonAsync("/bridge/search?q=x&api_key=caller");
         Assert.Equal("?q=x&api_key=k%26v%3D1", body.GetProperty("query").GetString());
     }
@@ -110,7 +111,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [Fact]
     public async Task InjectsBasicCredentials()
     {
-        target = target with { Credential = new BridgeCredential.Basic("AC123", "token:with:colons") };
+        target = target with { Credential = new UpstreamCredential.Basic("AC123", "token:with:colons") };
         await GetJsonAsync("/bridge/2010-04-01/Accounts.json");
         Assert.Equal("Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("AC123:token:with:colons")), echo.Last.Headers["Authorization"]);
     }
@@ -119,7 +120,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     public async Task SignsWithSigV4ThatVerifiesAgainstTheSameSigner()
     {
         var credentials = new AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token");
-        target = target with { Credential = new BridgeCredential.AwsSigV4(credentials, "us-east-1", "execute-api") };
+        target = target with { Credential = new UpstreamCredential.AwsSigV4(credentials, "us-east-1", "execute-api") };
         var request = new HttpRequestMessage(HttpMethod.Post, "/bridge/items?b=2&a=1") { Content = new StringContent("{\"x\":1}", Encoding.UTF8, "application/json") };
         request.Headers.Add("X-Amz-Date", "19990101T000000Z");
         using var response = await http.SendAsync(request);
@@ -181,10 +182,10 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     public async Task RefreshesAndRetriesOnceAfterA401()
     {
         echo.AcceptedTokens["fresh-token"] = true;
-        target = new BridgeTarget(new Uri(echo.BaseUrl), new BridgeCredential.Bearer("stale-token"), _ =>
+        target = new BridgeTarget(new Uri(echo.BaseUrl), new UpstreamCredential.Bearer("stale-token"), _ =>
         {
             Interlocked.Increment(ref refreshes);
-            return Task.FromResult<BridgeCredential?>(new BridgeCredential.Bearer("fresh-token"));
+            return Task.FromResult<UpstreamCredential?>(new UpstreamCredential.Bearer("fresh-token"));
         });
         using var response = await http.GetAsync("/bridge/protected");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -329,7 +330,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.False(reflected.Headers.Contains("X-Seen-Authorization-Encoded"));
 
         // Percent-encoded, in lower-case hex, it is still the token.
-        target = target with { Credential = new BridgeCredential.Bearer("secret/access+token=") };
+        target = target with { Credential = new UpstreamCredential.Bearer("secret/access+token=") };
         using var encoded = await http.GetAsync("/bridge/reflect");
         Assert.Equal("Bearer secret/access+token=", echo.Last.Headers["Authorization"]);
         Assert.False(encoded.Headers.Contains("X-Seen-Authorization-Encoded"));
@@ -337,7 +338,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.Equal("yes", reflected.Headers.GetValues("X-Plain").Single());
 
         // A query-string key in a same-host redirect's Location is taken out; the rest of the URL stays.
-        target = target with { Credential = new BridgeCredential.ApiKey("query", "api_key", null, "query-secret-key-123") };
+        target = target with { Credential = new UpstreamCredential.ApiKey("query", "api_key", null, "query-secret-key-123") };
         using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
         using var redirect = await client.GetAsync("/bridge/keep-query?page=2");
         Assert.Equal(HttpStatusCode.MovedPermanently, redirect.StatusCode);

@@ -322,18 +322,18 @@ public sealed class CredentialStrategiesTests : IAsyncLifetime
     }
 
     [Fact]
-    public void BridgeCredentialsFromIsTotal()
+    public void UpstreamCredentialsFromIsTotal()
     {
         Nexus.Server.Providers.Provider Of(string mode, Nexus.Server.Providers.ProviderConfig? config = null) =>
             new("p", null, "P", mode, config ?? new Nexus.Server.Providers.ProviderConfig(), [], "", null, [], DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
 
-        Assert.Equal("api_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string>()).Problem?.Field);
-        Assert.Equal("api_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string> { ["a"] = "1", ["b"] = "2" }).Problem?.Field);
-        Assert.IsType<Nexus.Server.Bridge.BridgeCredential.ApiKey>(Nexus.Server.Bridge.BridgeCredentials.From(Of("api_key"), new Dictionary<string, string> { ["token"] = "1" }).Credential);
-        Assert.Equal("password", Nexus.Server.Bridge.BridgeCredentials.From(Of("basic_auth"), new Dictionary<string, string> { ["username"] = "u" }).Problem?.Field);
-        Assert.Equal("access_key_id", Nexus.Server.Bridge.BridgeCredentials.From(Of("aws_sigv4"), new Dictionary<string, string>()).Problem?.Field);
-        Assert.Equal("secret_access_key", Nexus.Server.Bridge.BridgeCredentials.From(Of("aws_sigv4"), new Dictionary<string, string> { ["access_key_id"] = "AKID" }).Problem?.Field);
-        Assert.NotNull(Nexus.Server.Bridge.BridgeCredentials.From(Of("oauth2"), new Dictionary<string, string>()).Problem);
+        Assert.Equal("api_key", Nexus.Server.Credentials.UpstreamCredentials.From(Of("api_key"), new Dictionary<string, string>()).Problem?.Field);
+        Assert.Equal("api_key", Nexus.Server.Credentials.UpstreamCredentials.From(Of("api_key"), new Dictionary<string, string> { ["a"] = "1", ["b"] = "2" }).Problem?.Field);
+        Assert.IsType<Nexus.Server.Credentials.UpstreamCredential.ApiKey>(Nexus.Server.Credentials.UpstreamCredentials.From(Of("api_key"), new Dictionary<string, string> { ["token"] = "1" }).Credential);
+        Assert.Equal("password", Nexus.Server.Credentials.UpstreamCredentials.From(Of("basic_auth"), new Dictionary<string, string> { ["username"] = "u" }).Problem?.Field);
+        Assert.Equal("access_key_id", Nexus.Server.Credentials.UpstreamCredentials.From(Of("aws_sigv4"), new Dictionary<string, string>()).Problem?.Field);
+        Assert.Equal("secret_access_key", Nexus.Server.Credentials.UpstreamCredentials.From(Of("aws_sigv4"), new Dictionary<string, string> { ["access_key_id"] = "AKID" }).Problem?.Field);
+        Assert.NotNull(Nexus.Server.Credentials.UpstreamCredentials.From(Of("oauth2"), new Dictionary<string, string>()).Problem);
     }
 }
 

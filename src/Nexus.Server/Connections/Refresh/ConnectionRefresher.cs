@@ -539,13 +539,3 @@ internal sealed class ConnectionRefresher(
         }
     }
 }
-
-/// <summary>Adds Retry-After to a problem response.</summary>
-internal sealed class RetryAfterResult(int seconds, IResult inner) : IResult
-{
-    public Task ExecuteAsync(HttpContext httpContext)
-    {
-        httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return inner.ExecuteAsync(httpContext);
-    }
-}

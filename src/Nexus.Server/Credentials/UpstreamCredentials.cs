@@ -2,7 +2,7 @@ using Nexus.Sdk.Aws;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
-namespace Nexus.Server.Bridge;
+namespace Nexus.Server.Credentials;
 
 /// <summary>Why a connection's stored values cannot be used with its provider's current settings.</summary>
 /// <param name="Field">The connection's field at fault (capture answers it as a field error), or null when the provider's settings are.</param>
@@ -20,13 +20,13 @@ internal sealed record CredentialProblem(string? Field, string Detail)
 }
 
 /// <summary>What a connection's stored values sign or authenticate with, and for aws_sigv4 the role they assume; or why not.</summary>
-internal sealed record StoredCredential(BridgeCredential? Credential, AwsRole? Role, CredentialProblem? Problem)
+internal sealed record StoredCredential(UpstreamCredential? Credential, AwsRole? Role, CredentialProblem? Problem)
 {
     public static StoredCredential Unusable(string? field, string detail) => new(null, null, new CredentialProblem(field, detail));
 }
 
 /// <summary>Turns a provider's strategy and a connection's stored values into what the Bridge applies.</summary>
-internal static class BridgeCredentials
+internal static class UpstreamCredentials
 {
     /// <summary>
     /// Total: a missing field or an unusable setting is a <see cref="CredentialProblem"/>, never an exception, because
@@ -50,12 +50,12 @@ internal static class BridgeCredentials
                 // A key sent in a header must be a valid header value, or every Bridge call would fail later.
                 return (apiKey?.In ?? "header") == "header" && !IsHeaderValue((apiKey?.Prefix ?? "") + key)
                     ? StoredCredential.Unusable("api_key", NotAHeaderValue("api_key"))
-                    : new(new BridgeCredential.ApiKey(apiKey?.In ?? "header", apiKey?.Name ?? "Authorization", apiKey?.Prefix, key), null, null);
+                    : new(new UpstreamCredential.ApiKey(apiKey?.In ?? "header", apiKey?.Name ?? "Authorization", apiKey?.Prefix, key), null, null);
             case AuthModes.BasicAuth:
                 // Some APIs take a key as the password and no user name; a missing password is not a credential.
                 return values.GetValueOrDefault("password") is not { } password
                     ? StoredCredential.Unusable("password", "A basic_auth provider's credentials need a 'password' value.")
-                    : new(new BridgeCredential.Basic(values.GetValueOrDefault("username") ?? "", password), null, null);
+                    : new(new UpstreamCredential.Basic(values.GetValueOrDefault("username") ?? "", password), null, null);
             case AuthModes.AwsSigV4:
                 return FromAws(provider, values);
             default:
@@ -94,7 +94,7 @@ internal static class BridgeCredentials
             return StoredCredential.Unusable(field, roleProblem);
         }
 
-        var credential = new BridgeCredential.AwsSigV4(new AwsCredentials(values["access_key_id"], values["secret_access_key"], values.GetValueOrDefault("session_token")),
+        var credential = new UpstreamCredential.AwsSigV4(new AwsCredentials(values["access_key_id"], values["secret_access_key"], values.GetValueOrDefault("session_token")),
             region, provider.Config.Aws?.GetValueOrDefault(AwsRoleConfig.Service) ?? "execute-api");
         return new(credential, role, null);
     }

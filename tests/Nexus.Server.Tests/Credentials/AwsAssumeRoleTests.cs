@@ -6,11 +6,11 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Nexus.Server.Bridge;
+using Nexus.Server.Credentials;
 using Nexus.Server.Providers;
 using Nexus.Server.Tests.Infrastructure;
 
-namespace Nexus.Server.Tests.Bridge;
+namespace Nexus.Server.Tests.Credentials;
 
 /// <summary>
 /// aws_sigv4 connections with a role: the stored keys assume it at a fake STS that checks every signature on its
@@ -536,7 +536,7 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     {
         sts.Allow(KeyId, Secret, Role);
         var id = await ConnectAsync(await RegisterAsync("aws-deleted"));
-        var roles = server.Services.GetRequiredService<Nexus.Server.Bridge.AwsRoleCredentials>();
+        var roles = server.Services.GetRequiredService<AwsRoleCredentials>();
         // The same role and keys the connection resolves to: served from the cache while the connection exists.
         var role = new AwsRole(Role, null, 3600, sts.BaseUrl + "/", "eu-west-1");
         var keys = new Nexus.Sdk.Aws.AwsCredentials(KeyId, Secret);
@@ -551,9 +551,9 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     [Fact]
     public void SessionNamesAreTheConnectionIdWithinStsLimits()
     {
-        Assert.Equal("nexus-conn_01JABC", Nexus.Server.Bridge.AwsRoleCredentials.SessionName("conn_01JABC"));
-        Assert.Equal("nexus-a-b", Nexus.Server.Bridge.AwsRoleCredentials.SessionName("a b"));
-        Assert.Equal(64, Nexus.Server.Bridge.AwsRoleCredentials.SessionName(new string('x', 100)).Length);
+        Assert.Equal("nexus-conn_01JABC", StsClient.SessionName("conn_01JABC"));
+        Assert.Equal("nexus-a-b", StsClient.SessionName("a b"));
+        Assert.Equal(64, StsClient.SessionName(new string('x', 100)).Length);
     }
 
     [Fact]
@@ -649,7 +649,7 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
     {
         AwsRole RoleOf(Dictionary<string, string> aws, Dictionary<string, string>? values = null)
         {
-            var stored = BridgeCredentials.From(AwsProvider(aws), values ?? Keys);
+            var stored = UpstreamCredentials.From(AwsProvider(aws), values ?? Keys);
             Assert.Null(stored.Problem);
             return stored.Role!;
         }
@@ -676,7 +676,7 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
             var role = RoleOf(new(provider) { ["sts_endpoint"] = endpoint, ["sts_region"] = region });
             Assert.Equal(region, role.SigningRegion);
             Assert.Equal(region, RoleOf(new(provider) { ["sts_endpoint"] = endpoint }).SigningRegion);
-            Assert.Equal("eu-west-1", ((BridgeCredential.AwsSigV4)BridgeCredentials.From(AwsProvider(new(provider) { ["sts_endpoint"] = endpoint }), Keys).Credential!).Region);
+            Assert.Equal("eu-west-1", ((UpstreamCredential.AwsSigV4)UpstreamCredentials.From(AwsProvider(new(provider) { ["sts_endpoint"] = endpoint }), Keys).Credential!).Region);
         }
 
         // A host whose name says nothing (a proxy, a test fake) takes sts_region, else the connection's region.
@@ -687,10 +687,10 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         // Regions that are not: refused with the field at fault, never thrown.
         foreach (var bad in new[] { "evil.example/", "EU-WEST-1", "eu-west-1 ", "eu_west_1", "west-1", "eu-west-1.amazonaws.com", "" + new string('a', 60) + "-1" })
         {
-            var stored = BridgeCredentials.From(AwsProvider(provider), KeysWith("region", bad));
+            var stored = UpstreamCredentials.From(AwsProvider(provider), KeysWith("region", bad));
             Assert.Equal("region", stored.Problem?.Field);
             Assert.Null(stored.Credential);
-            Assert.Null(BridgeCredentials.From(AwsProvider(new(provider) { ["region"] = bad }), Keys).Credential);
+            Assert.Null(UpstreamCredentials.From(AwsProvider(new(provider) { ["region"] = bad }), Keys).Credential);
         }
 
         Assert.Throws<ArgumentException>(() => AwsRoleConfig.DefaultStsEndpoint("evil.example/"));

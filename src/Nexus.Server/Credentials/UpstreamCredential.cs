@@ -1,9 +1,12 @@
 using Nexus.Sdk.Aws;
 
-namespace Nexus.Server.Bridge;
+namespace Nexus.Server.Credentials;
 
-/// <summary>How the Bridge authenticates an outgoing request, one case per strategy of the connection broker.</summary>
-internal abstract record BridgeCredential
+/// <summary>
+/// How a request to a provider's API is authenticated, one case per strategy of the connection broker: what the Bridge
+/// injects and what the capture's check call sends (<see cref="CredentialInjection"/>).
+/// </summary>
+internal abstract record UpstreamCredential
 {
     /// <summary>Header names this credential writes; a caller's own values for them are always removed first.</summary>
     public virtual string[] HeaderNames => [];
@@ -35,7 +38,7 @@ internal abstract record BridgeCredential
     /// <param name="Scheme">The Authorization scheme: Bearer (RFC 6750 §2.1), or the provider's own (Yandex: OAuth).</param>
     /// <param name="Extra">Headers the provider wants on every call besides the token (Etsy's x-api-key); may hold the client secret.</param>
     /// <param name="ClientSecret">The client secret when <paramref name="Extra"/> holds it: scrubbed from responses on its own too.</param>
-    public sealed record Bearer(string AccessToken, string Scheme = "Bearer", IReadOnlyList<KeyValuePair<string, string>>? Extra = null, string? ClientSecret = null) : BridgeCredential
+    public sealed record Bearer(string AccessToken, string Scheme = "Bearer", IReadOnlyList<KeyValuePair<string, string>>? Extra = null, string? ClientSecret = null) : UpstreamCredential
     {
         private readonly string[] headerNames = Extra is { Count: > 0 } ? [.. Authorization, .. Extra.Select(h => h.Key)] : Authorization;
 
@@ -63,7 +66,7 @@ internal abstract record BridgeCredential
 
     /// <param name="In">"header" or "query".</param>
     /// <param name="Prefix">Written before the key, e.g. "Bearer ".</param>
-    public sealed record ApiKey(string In, string Name, string? Prefix, string Key) : BridgeCredential
+    public sealed record ApiKey(string In, string Name, string? Prefix, string Key) : UpstreamCredential
     {
         private readonly string[] headerNames = In == "header" ? [Name] : [];
 
@@ -72,14 +75,14 @@ internal abstract record BridgeCredential
         protected override IEnumerable<string> SecretValues() => [Key, Uri.EscapeDataString(Key)];
     }
 
-    public sealed record Basic(string Username, string Password) : BridgeCredential
+    public sealed record Basic(string Username, string Password) : UpstreamCredential
     {
         public override string[] HeaderNames => Authorization;
 
         protected override IEnumerable<string> SecretValues() => [Password, Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Username}:{Password}"))];
     }
 
-    public sealed record AwsSigV4(AwsCredentials Credentials, string Region, string Service) : BridgeCredential
+    public sealed record AwsSigV4(AwsCredentials Credentials, string Region, string Service) : UpstreamCredential
     {
         public override string[] HeaderNames => AwsHeaders;
 
@@ -89,13 +92,3 @@ internal abstract record BridgeCredential
     // Credentials never appear in logs or exception messages through ToString().
     public sealed override string ToString() => GetType().Name;
 }
-
-/// <summary>Where the Bridge may send a connection's requests, and with what.</summary>
-/// <param name="ApiBase">The provider's API base URL; requests may not leave its scheme, host and port, nor its path.</param>
-/// <param name="RefreshAsync">For OAuth connections: a fresh credential after the provider answered 401, or null.</param>
-/// <param name="InsufficientScopeAsync">
-/// For MCP servers: the answer to give instead of the provider's 403 with error="insufficient_scope" (RFC 6750 §3.1),
-/// given the Bearer challenge's scope; null leaves the provider's answer as it is.
-/// </param>
-internal sealed record BridgeTarget(Uri ApiBase, BridgeCredential Credential, Func<CancellationToken, Task<BridgeCredential?>>? RefreshAsync = null,
-    Func<string?, CancellationToken, Task<IResult>>? InsufficientScopeAsync = null);

@@ -1,0 +1,118 @@
+using System.Data.Common;
+using Microsoft.Extensions.Options;
+using Nexus.Server.Hosting;
+
+namespace Nexus.Server.Data;
+
+/// <summary>Before Nexus serves requests: reach the database, migrate it, and run the components' startup steps on the migration connection.</summary>
+internal sealed class DatabasePreparation(Migrator migrator, IEnumerable<IStartupStep> steps, NexusDatabase db, NexusOptions options) : IStartupPreparation
+{
+    public async Task PrepareAsync(CancellationToken ct)
+    {
+        await CheckDatabaseAsync(ct);
+        await migrator.MigrateAsync(async connection =>
+        {
+            foreach (var step in steps)
+            {
+                await step.RunAsync(connection, ct);
+            }
+        }, ct);
+    }
+
+    /// <summary>
+    /// The first contact with the database, bounded by Nexus:StartupDatabaseTimeoutSeconds: an unreachable
+    /// database or one that never answers ends startup with a <see cref="StartupException"/> that names it.
+    /// </summary>
+    private async Task CheckDatabaseAsync(CancellationToken ct)
+    {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var timeout = TimeSpan.FromSeconds(options.StartupDatabaseTimeoutSeconds);
+        bounded.CancelAfter(timeout);
+        try
+        {
+            // WaitAsync as well as the token: Npgsql does not always notice cancellation while a server that
+            // accepted the connection withholds its handshake, and would wait out its own 15 s connect timeout.
+            await db.PingAsync(bounded.Token).WaitAsync(timeout, ct);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && (e is OperationCanceledException || e.InnerException is OperationCanceledException or TimeoutException || e is TimeoutException))
+        {
+            throw new StartupException(
+                $"the database ({db.Description}) accepted no query within {options.StartupDatabaseTimeoutSeconds} s. Check DATABASE_URL points at PostgreSQL and that the server is healthy (Nexus:StartupDatabaseTimeoutSeconds sets the wait).");
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && e is DbException or System.Net.Sockets.SocketException or IOException)
+        {
+            var reason = (e.InnerException as System.Net.Sockets.SocketException)?.Message ?? e.Message;
+            throw new StartupException($"cannot reach the database ({db.Description}): {reason.TrimEnd('.')}. Check DATABASE_URL and that the database server is running.");
+        }
+    }
+}
+
+/// <summary>The database part of the startup banner.</summary>
+internal sealed class DatabaseBannerItem(NexusDatabase db) : IStartupBannerItem
+{
+    public int Order => 20;
+
+    public string Name => "database";
+
+    public string Value => db.Description;
+}
+
+/// <summary>/readyz: the database answers (within 2 s), and no outage is under way.</summary>
+internal sealed class DatabaseReadiness(NexusDatabase db, DatabaseHealth health) : IReadinessCheck
+{
+    public async Task<Readiness> CheckAsync(CancellationToken ct) =>
+        new(await health.IsReadyAsync(ct), [new("database", db.Engine.ToString().ToLowerInvariant())], DatabaseHealth.RetryAfterSeconds);
+}
+
+/// <summary>
+/// A database outage is temporary: 503 with Retry-After (RFC 9110 §10.2.3), logged once per outage by
+/// <see cref="DatabaseHealth"/> rather than once per request; in the protocol's own format where one covers the path
+/// (<see cref="IUnavailableResponder"/>: RFC 6749 temporarily_unavailable on the OAuth endpoints).
+/// </summary>
+internal sealed class DatabaseOutageAnswer(DatabaseHealth database, IEnumerable<IUnavailableResponder> protocols) : IExceptionAnswer
+{
+    public async ValueTask<bool> TryAnswerAsync(HttpContext context, Exception exception)
+    {
+        if (!DatabaseHealth.IsOutage(exception))
+        {
+            return false;
+        }
+
+        database.ReportOutage(exception);
+        context.Response.Headers.RetryAfter = DatabaseHealth.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        const string description = "The database is temporarily unavailable. Retry after the number of seconds in Retry-After.";
+        if (protocols.FirstOrDefault(p => p.Covers(context.Request.Path)) is { } protocol)
+        {
+            await protocol.RespondAsync(context, description);
+        }
+        else
+        {
+            await Problems.Create(StatusCodes.Status503ServiceUnavailable, "database_unavailable", "The database is temporarily unavailable.", description)
+                .ExecuteAsync(context);
+        }
+
+        return true;
+    }
+}
+
+/// <summary>DATABASE_URL, checked at startup with the other settings (NexusOptionsValidator).</summary>
+internal sealed class DatabaseOptionsValidator : IValidateOptions<NexusOptions>
+{
+    public ValidateOptionsResult Validate(string? name, NexusOptions options)
+    {
+        if (string.IsNullOrEmpty(options.DatabaseUrl))
+        {
+            return ValidateOptionsResult.Success;
+        }
+
+        try
+        {
+            _ = DatabaseUrl.ToNpgsqlConnectionString(options.DatabaseUrl);
+            return ValidateOptionsResult.Success;
+        }
+        catch (FormatException e)
+        {
+            return ValidateOptionsResult.Fail($"DATABASE_URL is not usable: {e.Message} Use postgres://user:password@host:5432/database or an Npgsql connection string (Host=...;Database=...).");
+        }
+    }
+}
