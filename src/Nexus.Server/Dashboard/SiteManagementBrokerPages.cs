@@ -295,7 +295,26 @@ internal static class SiteManagementBrokerPages
         var custom = p.CatalogKey is null;
         var fields = new StringBuilder();
         fields.Append($"<label for=\"display_name\">Display name</label><input id=\"display_name\" name=\"display_name\" type=\"text\" required maxlength=\"200\"{Value(form, "display_name", p.DisplayName)}>");
-        if (p.AuthMode == AuthModes.OAuth2)
+        if (p.AuthMode == AuthModes.McpOAuth2 && c.Mcp is { } mcp)
+        {
+            // What PATCH /v1/providers/{name} may change on an MCP server; its endpoints were discovered and stay.
+            fields.Append($"""
+                <p class="muted">MCP server <code>{E(mcp.Url)}</code>, authorization server <code>{E(c.Issuer)}</code> ({E(mcp.Registration.Replace('_', ' '))} client). Another server is a new provider.</p>
+                <label for="scopes">Scopes <span class="muted">(separated by spaces)</span></label><input id="scopes" name="scopes" type="text"{Value(form, "scopes", string.Join(' ', p.Scopes))}>
+                <div class="check"><input type="checkbox" id="send_resource" name="send_resource" value="true"{Checked(form, "send_resource", "true", mcp.SendResource)}><label for="send_resource">Send the resource indicator (RFC 8707)</label></div>
+                """);
+            if (mcp.IsClientCredentials)
+            {
+                fields.Append($"""
+                    <fieldset><legend>Machine-to-machine client <span class="muted">(rotate its secret or key here)</span></legend>
+                    <label for="client_id">Client ID</label><input id="client_id" name="client_id" type="text" required autocomplete="off"{Value(form, "client_id", p.ClientId)}>
+                    <label for="client_secret">New client secret <span class="muted">(leave empty to keep the current {(c.TokenEndpointAuth == ClientAuthMethods.PrivateKeyJwt ? "key" : "secret")})</span></label><input id="client_secret" name="client_secret" type="password" autocomplete="off">
+                    <label for="private_key_pem">New private key <span class="muted">(ES256 in PEM, instead of a secret; leave empty to keep the current one)</span></label>
+                    <textarea id="private_key_pem" name="private_key_pem" spellcheck="false" autocomplete="off"></textarea></fieldset>
+                    """);
+            }
+        }
+        else if (p.AuthMode == AuthModes.OAuth2)
         {
             if (custom)
             {
@@ -362,6 +381,26 @@ internal static class SiteManagementBrokerPages
 
         // Only what the edit form shows for this provider; everything else keeps its value (PATCH /v1/providers/{name}).
         var request = EmptyRequest with { DisplayName = form["display_name"].ToString().Trim() };
+        if (p.AuthMode == AuthModes.McpOAuth2 && context.RequestServices.GetServices<IProviderModeHandler>().FirstOrDefault(h => h.AuthMode == p.AuthMode) is { } handler)
+        {
+            request = request with { Scopes = Words(form["scopes"]), SendResource = form["send_resource"] == "true" };
+            if (p.Config.Mcp?.IsClientCredentials == true)
+            {
+                var clientId = NullIfEmpty(form["client_id"]);
+                request = request with
+                {
+                    ClientId = clientId == p.ClientId ? null : clientId ?? "",
+                    ClientSecret = NullIfEmpty(form["client_secret"]),
+                    PrivateKeyPem = NullIfEmpty(form["private_key_pem"]),
+                };
+            }
+
+            // The same code as PATCH /v1/providers/{name} for this mode (McpProviders.UpdateAsync).
+            return await handler.UpdateAsync(p, request, ct) is Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult problem
+                ? await EditProviderPageAsync(context, name, registry, ProblemErrors(problem, "The MCP server could not be changed"), form, ct, 400)
+                : Results.Redirect("/admin/providers");
+        }
+
         if (p.AuthMode == AuthModes.OAuth2)
         {
             request = request with { ClientId = form["client_id"].ToString(), ClientSecret = NullIfEmpty(form["client_secret"]), Scopes = Words(form["scopes"]) };

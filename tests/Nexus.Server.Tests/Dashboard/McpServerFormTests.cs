@@ -72,7 +72,11 @@ public sealed class McpServerFormTests(ChromiumFixture chromium, McpServerFormTe
         await page.Locator("#mcp_display_name").FillAsync("Team MCP server");
         await page.Locator("#mcp_scopes").FillAsync("tools");
         Assert.True(await page.Locator("#mcp_send_resource").IsCheckedAsync());
-        await page.GetByRole(AriaRole.Button, new() { Name = "Add MCP server" }).ClickAsync();
+        // Discovery runs while the form posts; the page that comes back is the list (a redirect) or the form with errors.
+        var answer = await page.RunAndWaitForResponseAsync(
+            () => page.GetByRole(AriaRole.Button, new() { Name = "Add MCP server" }).ClickAsync(),
+            r => r.Url.EndsWith("/admin/providers/mcp/new", StringComparison.Ordinal), new() { Timeout = 90_000 });
+        Assert.True(answer.Status == 302, $"{answer.Status}: {await page.ContentAsync()}");
         await page.WaitForURLAsync(fixture.Server.BaseUrl + "/admin/providers");
         var list = await page.Locator("tbody").InnerTextAsync();
         Assert.Contains("Team MCP server", list);
@@ -158,6 +162,49 @@ public sealed class McpServerFormTests(ChromiumFixture chromium, McpServerFormTe
             Assert.True(provider.GetProperty("has_client_secret").GetBoolean());
             Assert.DoesNotContain(credential.Item2.Split('\n')[1 % credential.Item2.Split('\n').Length], browser.LastPage, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task TheEditPageChangesAnMcpServerAsPatchDoesAndRotatesAMachineToMachineKey()
+    {
+        var url = fixture.Remote.ServeProtected("/" + Guid.NewGuid().ToString("N")[..8]);
+        var name = "m2m-edit-" + Guid.NewGuid().ToString("N")[..6];
+        await fixture.Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name, auth_mode = "mcp_oauth2", mcp_url = url, grant_type = "client_credentials", client_id = "machine", client_secret = "first-secret",
+        }, HttpStatusCode.Created);
+        using var browser = await fixture.AdminAsync();
+
+        // The page shows what may change, and never the secret.
+        await browser.NavigateAsync("/admin/providers/" + name);
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+        Assert.Contains(url, browser.LastPage, StringComparison.Ordinal);
+        Assert.Contains("id=\"private_key_pem\"", browser.LastPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("first-secret", browser.LastPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"api_base_url\"", browser.LastPage, StringComparison.Ordinal);
+
+        // A key that is not one is refused on the page, and nothing changes.
+        await browser.SubmitAsync("/admin/providers/" + name, new Dictionary<string, string>
+        {
+            ["display_name"] = "Reports", ["scopes"] = "tools", ["client_id"] = "machine", ["send_resource"] = "true", ["private_key_pem"] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+        });
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("role=\"alert\"", browser.LastPage, StringComparison.Ordinal);
+        Assert.Equal("client_secret_basic", (await fixture.Server.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name)).GetProperty("token_endpoint_auth").GetString());
+
+        // A real key: private_key_jwt from now on; the resource indicator turned off; the display name changed.
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        await browser.NavigateAsync("/admin/providers/" + name);
+        await browser.SubmitAsync("/admin/providers/" + name, new Dictionary<string, string>
+        {
+            ["display_name"] = "Reports", ["scopes"] = "tools", ["client_id"] = "machine", ["private_key_pem"] = key.ExportPkcs8PrivateKeyPem(),
+        });
+        Assert.True(browser.LastStatus == HttpStatusCode.OK && browser.CurrentUri.AbsolutePath == "/admin/providers", browser.LastPage);
+        var provider = await fixture.Server.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
+        Assert.Equal("Reports", provider.GetProperty("display_name").GetString());
+        Assert.Equal("private_key_jwt", provider.GetProperty("token_endpoint_auth").GetString());
+        Assert.False(provider.GetProperty("mcp").GetProperty("send_resource").GetBoolean());
+        Assert.Equal(["tools"], provider.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
     }
 
     /// <summary>Submits a machine-to-machine registration without its credentials and returns the refused page.</summary>
