@@ -61,6 +61,17 @@ internal sealed class Administrators(NexusDatabase db, SecretHasher hasher, Sess
         return true;
     }
 
+    /// <summary>
+    /// Whether the account administers the deployment, read from its stored role as the dashboard's session check
+    /// reads it (for callers that hold a user id from a token rather than a session, e.g. the MCP tools).
+    /// </summary>
+    public async Task<bool> IsAdministratorAsync(string userId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT is_admin FROM users WHERE id = @userId", new { userId }, cancellationToken: ct)) is { } admin && admin != 0;
+    }
+
     /// <summary>Grants or withdraws the role (API_KEY or the command line). Returns false for an unknown account.</summary>
     public async Task<bool> SetAsync(string userId, bool admin, string grantedBy, CancellationToken ct)
     {

@@ -24,6 +24,8 @@ internal static class SiteManagementBrokerPages
             CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
         app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
+        // Two segments, so that no provider name (a single segment) is shadowed by this form's address.
+        app.MapPost(McpFormPath, CreateMcpProviderAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
@@ -47,8 +49,11 @@ internal static class SiteManagementBrokerPages
 
     // ---- Providers ----------------------------------------------------------------------------------------------
 
+    /// <summary>Where the "Add an MCP server by its URL" form posts.</summary>
+    public const string McpFormPath = "/admin/providers/mcp/new";
+
     private static async Task<IResult> ProvidersAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, Dictionary<string, string[]>? errors, IFormCollection? form,
-        bool custom, CancellationToken ct, int status = 200)
+        bool custom, CancellationToken ct, int status = 200, bool mcp = false)
     {
         if (Guard(context) is { } denied)
         {
@@ -61,8 +66,9 @@ internal static class SiteManagementBrokerPages
             <td>{(AuthModes.IsOAuth(p.AuthMode) ? $"<code>{E(p.ClientId)}</code>" : "<span class=\"muted\">users bring credentials</span>")}</td><td>{string.Join(" ", p.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td>
             <td><a class="button secondary" href="/admin/providers/{E(Uri.EscapeDataString(p.Name))}" aria-label="Edit {E(p.DisplayName)}">Edit</a> <a class="button secondary" href="/admin/providers/{E(Uri.EscapeDataString(p.Name))}/delete" aria-label="Delete {E(p.DisplayName)}">Delete</a></td></tr>
             """);
-        var catalogForm = custom ? null : form;
+        var catalogForm = custom || mcp ? null : form;
         var customForm = custom ? form : null;
+        var mcpForm = mcp ? form : null;
         var entries = string.Concat(catalog.Entries.OrderBy(e => e.Value.DisplayName).Select(e => $"<option value=\"{E(e.Key)}\"{Selected(catalogForm, "catalog", e.Key)}>{E(e.Value.DisplayName)} ({E(e.Value.AuthMode)})</option>"));
         var modes = string.Concat(new[] { (AuthModes.OAuth2, "OAuth 2.0 (users approve at the service)"), (AuthModes.ApiKey, "API key (users paste their key)"),
             (AuthModes.BasicAuth, "Basic auth (username and password)"), (AuthModes.AwsSigV4, "AWS Signature Version 4 (access keys)") }
@@ -70,7 +76,7 @@ internal static class SiteManagementBrokerPages
         return Render(context, "/admin/providers", "Providers", $"""
             <section class="card"><h2>Configured providers</h2>{Table(["Provider", "Catalog", "Mode", "Client ID", "Default scopes", "Actions"], rows, "No providers yet.")}
             <p class="muted">OAuth providers redirect to <code>{E(options.Issuer)}/auth/callback</code>: register that redirect URI with the provider.</p></section>
-            <section class="card"><h2>Add a provider from the catalog</h2>{(custom ? "" : Errors(errors))}
+            <section class="card"><h2>Add a provider from the catalog</h2>{(custom || mcp ? "" : Errors(errors))}
             <form method="post" action="/admin/providers">{AntiforgeryField(context)}
             <label for="catalog">Catalog entry</label><select id="catalog" name="catalog">{entries}</select>
             <label for="name">Name <span class="muted">(how apps refer to it, e.g. google)</span></label><input id="name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63"{Value(catalogForm, "name")}>
@@ -107,6 +113,21 @@ internal static class SiteManagementBrokerPages
             <label for="credential_schema">Credential schema <span class="muted">(optional JSON Schema; empty for the mode's standard fields)</span></label>
             <textarea id="credential_schema" name="credential_schema" spellcheck="false">{Text(customForm, "credential_schema")}</textarea></fieldset>
             <div class="actions"><button type="submit">Add custom provider</button></div></form></section>
+            <section class="card"><h2>Add an MCP server by its URL</h2>{(mcp ? Errors(errors) : "")}
+            <p class="muted">Any MCP server protected by OAuth: Nexus discovers its authorization server, registers itself there (or uses the client you give), and people then connect it like any service. The same checks as <code>POST /v1/providers</code> with <code>auth_mode "mcp_oauth2"</code> apply.</p>
+            <form method="post" action="{McpFormPath}">{AntiforgeryField(context)}
+            <label for="mcp_url">MCP server URL <span class="muted">(its Streamable HTTP endpoint, https)</span></label><input id="mcp_url" name="mcp_url" type="url" required placeholder="https://mcp.example.com/mcp"{Value(mcpForm, "mcp_url")}>
+            <label for="mcp_name">Name</label><input id="mcp_name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63"{Value(mcpForm, "name")}>
+            <label for="mcp_display_name">Display name <span class="muted">(optional; the server's host name when empty)</span></label><input id="mcp_display_name" name="display_name" type="text" maxlength="200"{Value(mcpForm, "display_name")}>
+            <label for="mcp_scopes">Scopes <span class="muted">(optional, separated by spaces; what the server asks for when empty)</span></label><input id="mcp_scopes" name="scopes" type="text"{Value(mcpForm, "scopes")}>
+            <div class="check"><input type="checkbox" id="mcp_send_resource" name="send_resource" value="true"{Checked(mcpForm, "send_resource", "true", true)}><label for="mcp_send_resource">Send the resource indicator (RFC 8707; some authorization servers, Microsoft Entra ID among them, refuse it)</label></div>
+            <fieldset><legend>Client registered beforehand <span class="muted">(optional: Nexus registers itself when empty)</span></legend>
+            <label for="mcp_client_id">Client ID</label><input id="mcp_client_id" name="client_id" type="text" autocomplete="off"{Value(mcpForm, "client_id")}>
+            <label for="mcp_client_secret">Client secret <span class="muted">(stored encrypted, never shown again)</span></label><input id="mcp_client_secret" name="client_secret" type="password" autocomplete="off">
+            <div class="check"><input type="checkbox" id="mcp_machine" name="grant_type" value="{McpGrantTypes.ClientCredentials}"{Checked(mcpForm, "grant_type", McpGrantTypes.ClientCredentials, false)}><label for="mcp_machine">Machine-to-machine (client credentials grant): no person consents; needs the client ID with its secret or its private key</label></div>
+            <label for="mcp_private_key_pem">Private key <span class="muted">(machine-to-machine with private_key_jwt: an ES256 key in PEM instead of a secret; stored encrypted)</span></label>
+            <textarea id="mcp_private_key_pem" name="private_key_pem" spellcheck="false" autocomplete="off"></textarea></fieldset>
+            <div class="actions"><button type="submit">Add MCP server</button></div></form></section>
             """, status);
     }
 
@@ -208,6 +229,55 @@ internal static class SiteManagementBrokerPages
     private static Dictionary<string, string[]> FailureErrors(IResult? failure) =>
         new() { ["provider"] = [failure is Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails.Detail: { } detail } ? $"The provider could not be saved: {detail}" : "The provider could not be saved (its OpenID Connect discovery failed?)."] };
 
+    /// <summary>
+    /// Registers an MCP server by its URL from the form, through the same code as POST /v1/providers with
+    /// <c>auth_mode "mcp_oauth2"</c> (the provider mode handler): its validation and its discovery failures come
+    /// back onto the form, with what was typed (secrets aside, as in every form here).
+    /// </summary>
+    private static async Task<IResult> CreateMcpProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog,
+        IEnumerable<IProviderModeHandler> handlers, CancellationToken ct)
+    {
+        if (Guard(context) is { } denied)
+        {
+            return denied;
+        }
+
+        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
+        {
+            return AccountEndpoints.CsrfRejected(context);
+        }
+
+        var scopes = Words(form["scopes"]);
+        var request = EmptyRequest with
+        {
+            Name = form["name"].ToString().Trim(),
+            DisplayName = NullIfEmpty(form["display_name"]),
+            AuthMode = AuthModes.McpOAuth2,
+            McpUrl = NullIfEmpty(form["mcp_url"]),
+            ClientId = NullIfEmpty(form["client_id"]),
+            ClientSecret = NullIfEmpty(form["client_secret"]),
+            Scopes = scopes.Length == 0 ? null : scopes,
+            // An unchecked checkbox sends nothing: unchecked means "do not send resource".
+            SendResource = form["send_resource"] == "true",
+            GrantType = form["grant_type"] == McpGrantTypes.ClientCredentials ? McpGrantTypes.ClientCredentials : null,
+            PrivateKeyPem = NullIfEmpty(form["private_key_pem"]),
+        };
+        var handler = handlers.First(h => h.AuthMode == AuthModes.McpOAuth2);
+        var (provider, failure) = await handler.RegisterAsync(request, ct);
+        return provider is not null ? Results.Redirect("/admin/providers")
+            : await ProvidersAsync(context, registry, catalog, ProblemErrors(failure, "The MCP server could not be added"), form, custom: false, ct, 400, mcp: true);
+    }
+
+    /// <summary>A problem answer in words for the page: its field errors (validation_failed), else its detail.</summary>
+    private static Dictionary<string, string[]> ProblemErrors(IResult? failure, string lead) => failure switch
+    {
+        Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails: var problem } when problem.Extensions.TryGetValue("errors", out var value)
+            && value is IDictionary<string, string[]> errors && errors.Count > 0 => new(errors),
+        Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails: { Detail: { } detail } } => new() { ["provider"] = [$"{lead}: {detail}"] },
+        Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails: { Title: { } title } } => new() { ["provider"] = [$"{lead}: {title}"] },
+        _ => new() { ["provider"] = [lead + "."] },
+    };
+
     private static async Task<IResult> EditProviderPageAsync(HttpContext context, string name, ProviderRegistry registry, Dictionary<string, string[]>? errors, IFormCollection? form,
         CancellationToken ct, int status = 200)
     {
@@ -225,7 +295,26 @@ internal static class SiteManagementBrokerPages
         var custom = p.CatalogKey is null;
         var fields = new StringBuilder();
         fields.Append($"<label for=\"display_name\">Display name</label><input id=\"display_name\" name=\"display_name\" type=\"text\" required maxlength=\"200\"{Value(form, "display_name", p.DisplayName)}>");
-        if (p.AuthMode == AuthModes.OAuth2)
+        if (p.AuthMode == AuthModes.McpOAuth2 && c.Mcp is { } mcp)
+        {
+            // What PATCH /v1/providers/{name} may change on an MCP server; its endpoints were discovered and stay.
+            fields.Append($"""
+                <p class="muted">MCP server <code>{E(mcp.Url)}</code>, authorization server <code>{E(c.Issuer)}</code> ({E(mcp.Registration.Replace('_', ' '))} client). Another server is a new provider.</p>
+                <label for="scopes">Scopes <span class="muted">(separated by spaces)</span></label><input id="scopes" name="scopes" type="text"{Value(form, "scopes", string.Join(' ', p.Scopes))}>
+                <div class="check"><input type="checkbox" id="send_resource" name="send_resource" value="true"{Checked(form, "send_resource", "true", mcp.SendResource)}><label for="send_resource">Send the resource indicator (RFC 8707)</label></div>
+                """);
+            if (mcp.IsClientCredentials)
+            {
+                fields.Append($"""
+                    <fieldset><legend>Machine-to-machine client <span class="muted">(rotate its secret or key here)</span></legend>
+                    <label for="client_id">Client ID</label><input id="client_id" name="client_id" type="text" required autocomplete="off"{Value(form, "client_id", p.ClientId)}>
+                    <label for="client_secret">New client secret <span class="muted">(leave empty to keep the current {(c.TokenEndpointAuth == ClientAuthMethods.PrivateKeyJwt ? "key" : "secret")})</span></label><input id="client_secret" name="client_secret" type="password" autocomplete="off">
+                    <label for="private_key_pem">New private key <span class="muted">(ES256 in PEM, instead of a secret; leave empty to keep the current one)</span></label>
+                    <textarea id="private_key_pem" name="private_key_pem" spellcheck="false" autocomplete="off"></textarea></fieldset>
+                    """);
+            }
+        }
+        else if (p.AuthMode == AuthModes.OAuth2)
         {
             if (custom)
             {
@@ -292,6 +381,26 @@ internal static class SiteManagementBrokerPages
 
         // Only what the edit form shows for this provider; everything else keeps its value (PATCH /v1/providers/{name}).
         var request = EmptyRequest with { DisplayName = form["display_name"].ToString().Trim() };
+        if (p.AuthMode == AuthModes.McpOAuth2 && context.RequestServices.GetServices<IProviderModeHandler>().FirstOrDefault(h => h.AuthMode == p.AuthMode) is { } handler)
+        {
+            request = request with { Scopes = Words(form["scopes"]), SendResource = form["send_resource"] == "true" };
+            if (p.Config.Mcp?.IsClientCredentials == true)
+            {
+                var clientId = NullIfEmpty(form["client_id"]);
+                request = request with
+                {
+                    ClientId = clientId == p.ClientId ? null : clientId ?? "",
+                    ClientSecret = NullIfEmpty(form["client_secret"]),
+                    PrivateKeyPem = NullIfEmpty(form["private_key_pem"]),
+                };
+            }
+
+            // The same code as PATCH /v1/providers/{name} for this mode (McpProviders.UpdateAsync).
+            return await handler.UpdateAsync(p, request, ct) is Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult problem
+                ? await EditProviderPageAsync(context, name, registry, ProblemErrors(problem, "The MCP server could not be changed"), form, ct, 400)
+                : Results.Redirect("/admin/providers");
+        }
+
         if (p.AuthMode == AuthModes.OAuth2)
         {
             request = request with { ClientId = form["client_id"].ToString(), ClientSecret = NullIfEmpty(form["client_secret"]), Scopes = Words(form["scopes"]) };

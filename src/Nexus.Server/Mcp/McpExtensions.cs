@@ -18,7 +18,7 @@ internal static class McpExtensions
                 o.ServerInfo = new Implementation { Name = "nexus", Title = "Nexus", Version = typeof(McpExtensions).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" };
                 o.ServerInstructions = "Nexus connects the person's services (GitHub, Google, Slack, …) and calls their APIs for you without ever showing you a credential. "
                     + "Use list_connections to see what is connected, connect_service to ask the person to connect a service, call_api to call a connected service's API, "
-                    + "and list_remote_tools / call_remote_tool for the tools of the MCP servers the person connected. "
+                    + "and list_remote_tools / call_remote_tool for the tools of the MCP servers the person connected; a site administrator can add an MCP server by its URL with add_mcp_server. "
                     + "When a tool answers status \"authorization_required\", show the person its connect_url and try again after they approved.";
             })
             // MCP 2026-07-28 (SEP-2567): Streamable HTTP without sessions; each request stands alone, so any instance

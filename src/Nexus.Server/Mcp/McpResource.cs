@@ -33,6 +33,7 @@ internal static class McpResource
         [NexusTools.CallApi] = ApiScope,
         [NexusTools.ListRemoteTools] = ApiScope,
         [NexusTools.CallRemoteTool] = ApiScope,
+        [NexusTools.AddMcpServer] = WriteScope,
     };
 
     /// <summary>The resource identifier (RFC 8707 §2) and the <c>aud</c> of every token /mcp accepts.</summary>

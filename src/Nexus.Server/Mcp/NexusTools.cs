@@ -5,6 +5,7 @@ using System.Text.Json;
 using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
+using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
 using Nexus.Server.Dashboard;
@@ -19,7 +20,7 @@ namespace Nexus.Server.Mcp;
 /// </summary>
 [McpServerToolType]
 internal sealed class NexusTools(ConnectionService connections, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog,
-    McpConnectLinks links, McpApiCalls api, McpRemoteCalls remote)
+    McpConnectLinks links, McpApiCalls api, McpRemoteCalls remote, Administrators administrators, IEnumerable<IProviderModeHandler> modes)
 {
     public const string ListServices = "list_services";
     public const string ListConnections = "list_connections";
@@ -29,6 +30,7 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
     public const string CallApi = "call_api";
     public const string ListRemoteTools = "list_remote_tools";
     public const string CallRemoteTool = "call_remote_tool";
+    public const string AddMcpServer = "add_mcp_server";
 
     private const int MaxConnections = 200;
 
@@ -107,6 +109,13 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
             return Error("invalid_permissions", "Each permission is a scope name without spaces or quotes (RFC 6749 §3.3), at most 100.");
         }
 
+        return await ConnectLinkAsync(request, person, provider, permissions, null, ct);
+    }
+
+    /// <summary>connect_service's answer: a consent link, shown by URL elicitation where the client can, else returned (with <paramref name="registered"/> when add_mcp_server just added the service).</summary>
+    private async Task<CallToolResult> ConnectLinkAsync(RequestContext<CallToolRequestParams> request, string person, Provider provider, string[]? permissions, object? registered,
+        CancellationToken ct)
+    {
         var current = await CurrentAsync(person, provider.Name, ct);
         var (url, expiresAt) = links.Create(person, provider.Name, permissions, current?.Status == Connections.ConnectionStatus.Active ? null : current?.Id);
         // MCP elicitation, URL mode: a client that can show the person a URL is asked to (the link never reaches the model).
@@ -131,8 +140,92 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
             connect_url = url,
             expires_at = expiresAt.ToUnixTimeSeconds(),
             permissions = (permissions ?? [.. provider.Scopes]).Select(s => new { scope = s, description = ConnectionsPages.Describe(catalog, provider, s) }),
+            registered,
             message = $"Ask the person to open connect_url in their browser (signed in to Nexus) within {McpConnectLinks.Lifetime.TotalMinutes:0} minutes and approve access; then call the tool again.",
         });
+    }
+
+    [McpServerTool(Name = AddMcpServer, Title = "Add an MCP server by its URL", Idempotent = false, OpenWorld = true)]
+    [Description("Adds an OAuth-protected MCP server to Nexus by its URL (only a Nexus site administrator may): Nexus discovers how the server wants to be authorized and registers itself there. The answer is like connect_service's: a link for the person to approve access; afterwards use list_remote_tools and call_remote_tool.")]
+    public async Task<CallToolResult> AddMcpServerAsync(RequestContext<CallToolRequestParams> request,
+        [Description("The MCP server's Streamable HTTP endpoint (https), e.g. https://mcp.example.com/mcp.")] string url,
+        [Description("The service name to give it (lowercase letters, digits, '_' or '-'); derived from the URL's host when omitted.")] string? name = null,
+        [Description("Scopes to ask the server for; what the server asks for when omitted.")] string[]? scopes = null,
+        CancellationToken ct = default)
+    {
+        var person = Person(request);
+        // Adding a service changes Nexus for everyone: the same role as Site management (users.is_admin of the token's sub).
+        if (!await administrators.IsAdministratorAsync(person, ct))
+        {
+            return Error("administrator_required",
+                $"Only a Nexus site administrator can add an MCP server. Ask an administrator to add {url} (Site management › Providers › Add an MCP server by its URL); the person can then connect it with connect_service.");
+        }
+
+        var trimmed = url.Trim();
+        var chosen = name?.Trim();
+        if (chosen is null)
+        {
+            if (!Uri.TryCreate(trimmed, UriKind.Absolute, out var parsed) || parsed.Host.Length == 0)
+            {
+                return Error("invalid_url", "url is the absolute URL of the MCP server's Streamable HTTP endpoint (https), e.g. https://mcp.example.com/mcp.");
+            }
+
+            chosen = await FreeNameAsync(parsed, trimmed, ct);
+        }
+
+        // Already added (the same URL under this name): the person only needs the link.
+        if (await providers.FindAsync(chosen, ct) is { AuthMode: AuthModes.McpOAuth2 } known && SameUrl(known.Config.Mcp?.Url, trimmed))
+        {
+            return await ConnectLinkAsync(request, person, known, scopes, new { service = known.Name, name = known.DisplayName, mcp_url = known.Config.Mcp?.Url, already_added = true }, ct);
+        }
+
+        var body = new ProviderRequest(chosen, null, null, AuthModes.McpOAuth2, null, null, null, null, null, null, null, null, scopes, null, null, null, null, null, null, null, null, null,
+            McpUrl: trimmed);
+        var (provider, failure) = await modes.First(m => m.AuthMode == AuthModes.McpOAuth2).RegisterAsync(body, ct);
+        if (provider is null)
+        {
+            return RegistrationError(failure);
+        }
+
+        return await ConnectLinkAsync(request, person, provider, scopes, new { service = provider.Name, name = provider.DisplayName, mcp_url = provider.Config.Mcp?.Url }, ct);
+    }
+
+    /// <summary>A service name from the URL's host (mcp.example.com → mcp-example-com), numbered when another server has it.</summary>
+    private async Task<string> FreeNameAsync(Uri url, string given, CancellationToken ct)
+    {
+        var stem = new string(url.Host.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray()).Trim('-');
+        stem = stem.Length == 0 || !char.IsAsciiLetterOrDigit(stem[0]) ? "mcp-" + stem : stem;
+        stem = stem[..Math.Min(stem.Length, 56)].TrimEnd('-');
+        for (var i = 1; i < 100; i++)
+        {
+            var candidate = i == 1 ? stem : $"{stem}-{i}";
+            if (await providers.FindAsync(candidate, ct) is not { } taken || (taken.AuthMode == AuthModes.McpOAuth2 && SameUrl(taken.Config.Mcp?.Url, given)))
+            {
+                return candidate;
+            }
+        }
+
+        return $"{stem}-{Guid.NewGuid().ToString("N")[..6]}";
+    }
+
+    private static bool SameUrl(string? stored, string given) =>
+        stored is not null && string.Equals(stored.TrimEnd('/'), given.TrimEnd('/'), StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A refused registration as a tool error: the field errors, or why discovery stopped, in words.</summary>
+    private static CallToolResult RegistrationError(IResult? failure)
+    {
+        if (failure is not Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails: var problem })
+        {
+            return Error("mcp_server_not_added", "The MCP server could not be added.");
+        }
+
+        var code = problem.Extensions.TryGetValue("code", out var c) ? c as string : null;
+        if (problem.Extensions.TryGetValue("errors", out var value) && value is IDictionary<string, string[]> errors)
+        {
+            return Error("invalid_request", string.Join(" ", errors.Select(e => $"{(e.Key == "mcp_url" ? "url" : e.Key)}: {string.Join(" ", e.Value)}")));
+        }
+
+        return Error(code ?? "mcp_server_not_added", $"{problem.Title} {problem.Detail}".Trim());
     }
 
     [McpServerTool(Name = DisconnectService, Title = "Disconnect a service", Destructive = true, Idempotent = true, OpenWorld = false)]

@@ -198,10 +198,15 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         }
     }
 
-    /// <summary>PATCH of an mcp_oauth2 provider: display_name, scopes and send_resource; the rest is discovered.</summary>
+    /// <summary>
+    /// PATCH of an mcp_oauth2 provider: display_name, scopes and send_resource; the rest is discovered. A
+    /// machine-to-machine server (grant_type client_credentials) also takes a new client_id, client_secret or
+    /// private_key_pem: the key or secret is rotated in place (stored encrypted, the old one never sent again).
+    /// </summary>
     public async Task<IResult> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
+        var machine = existing.Config.Mcp?.GrantType == McpGrantTypes.ClientCredentials;
         if (body.McpUrl is not null && body.McpUrl != existing.Config.Mcp?.Url)
         {
             errors["mcp_url"] = ["The MCP server of a provider cannot be changed; register a new provider instead."];
@@ -219,14 +224,24 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
 
         foreach (var (field, value) in new (string, object?)[]
         {
-            ("client_id", body.ClientId), ("client_secret", body.ClientSecret), ("auth_mode", body.AuthMode is AuthModes.McpOAuth2 ? null : body.AuthMode),
-            ("grant_type", body.GrantType), ("private_key_pem", body.PrivateKeyPem),
+            ("client_id", machine ? null : body.ClientId), ("client_secret", machine ? null : body.ClientSecret),
+            ("auth_mode", body.AuthMode is AuthModes.McpOAuth2 ? null : body.AuthMode),
+            ("grant_type", body.GrantType is null || (machine && body.GrantType == McpGrantTypes.ClientCredentials) ? null : body.GrantType),
+            ("private_key_pem", machine ? null : body.PrivateKeyPem),
         })
         {
             if (value is not null)
             {
-                errors[field] = ["This cannot be changed on an mcp_oauth2 provider; register a new provider instead."];
+                errors[field] = [machine
+                    ? "This cannot be changed on an mcp_oauth2 provider; register a new provider instead."
+                    : "This cannot be changed on an mcp_oauth2 provider; register a new provider instead (only a client_credentials server takes a new client_id, client_secret or private_key_pem)."];
             }
+        }
+
+        McpClientIdentity? rotated = null;
+        if (machine && (body.ClientId is not null || body.ClientSecret is not null || body.PrivateKeyPem is not null))
+        {
+            rotated = RotatedClient(existing, body, errors);
         }
 
         if (errors.Count > 0)
@@ -240,10 +255,68 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         {
             DisplayName = body.DisplayName ?? existing.DisplayName,
             Scopes = body.Scopes is { } s ? s.Distinct(StringComparer.Ordinal).ToArray() : existing.Scopes,
-            Config = existing.Config with { Resource = sendResource ? mcp.Resource : null, Mcp = mcp with { SendResource = sendResource } },
+            Config = existing.Config with
+            {
+                Resource = sendResource ? mcp.Resource : null,
+                Mcp = mcp with { SendResource = sendResource },
+                TokenEndpointAuth = rotated?.TokenEndpointAuth ?? existing.Config.TokenEndpointAuth,
+            },
+            ClientId = rotated?.ClientId ?? existing.ClientId,
+            // The secret column holds the client secret or the private key, encrypted; the old one is overwritten.
+            ClientSecret = rotated?.ClientSecret is { } secret ? registry.EncryptSecret(existing.Name, secret) : existing.ClientSecret,
         };
         await registry.UpdateAsync(updated, ct);
         return TypedResults.Ok(ProviderResponse.From((await registry.FindAsync(existing.Name, ct))!));
+    }
+
+    /// <summary>
+    /// The new credentials of a client_credentials server (SEP-1046): a client_secret or a private_key_pem (not both),
+    /// and/or a client_id. A new secret or key decides the authentication method, checked against what the
+    /// authorization server listed at registration; a client_id alone keeps the stored secret or key.
+    /// </summary>
+    private static McpClientIdentity? RotatedClient(Provider existing, ProviderRequest body, Dictionary<string, string[]> errors)
+    {
+        if (body.ClientId is not null && string.IsNullOrWhiteSpace(body.ClientId))
+        {
+            errors["client_id"] = ["client_id may not be empty; leave it out to keep the current one."];
+        }
+
+        if (body.ClientSecret is not null && body.PrivateKeyPem is not null)
+        {
+            errors["client_secret"] = ["Give a new client_secret or a new private_key_pem, not both."];
+        }
+        else if (body.ClientSecret is not null && string.IsNullOrWhiteSpace(body.ClientSecret))
+        {
+            errors["client_secret"] = ["client_secret may not be empty; leave it out to keep the current one."];
+        }
+        else if (body.PrivateKeyPem is not null && ClientAssertions.KeyProblem(body.PrivateKeyPem) is { } keyProblem)
+        {
+            errors["private_key_pem"] = [keyProblem];
+        }
+
+        if (errors.Count > 0)
+        {
+            return null;
+        }
+
+        var clientId = body.ClientId?.Trim() ?? existing.ClientId;
+        if (body.ClientSecret is null && body.PrivateKeyPem is null)
+        {
+            return new McpClientIdentity(McpRegistrationKinds.PreRegistered, clientId, null, existing.Config.TokenEndpointAuth);
+        }
+
+        var mcp = existing.Config.Mcp!;
+        var server = new McpAuthorizationServer(existing.Config.Issuer ?? "", existing.Config.AuthorizationUrl, existing.Config.TokenUrl, mcp.RegistrationEndpoint,
+            existing.Config.RevocationUrl, mcp.TokenEndpointAuthMethods, mcp.AuthorizationServerScopes, false, existing.Config.AuthorizationResponseIss, mcp.AuthorizationServerMetadataUrl);
+        try
+        {
+            return MachineClient(server, clientId, body.ClientSecret, body.PrivateKeyPem);
+        }
+        catch (McpDiscoveryException e)
+        {
+            errors[body.PrivateKeyPem is not null ? "private_key_pem" : "client_secret"] = [e.Message];
+            return null;
+        }
     }
 
     private static string? ScopeProblem(string[]? scopes) =>

@@ -119,7 +119,7 @@ public sealed class HostileInputTests(HostileInputFixture fixture) : IClassFixtu
         "name", "workspaces", "can_read_credentials", "scopes", "grant_types", "access_token_lifetime_seconds", "workspace_id", "provider_name", "return_url", "api_key",
         "username", "password", "access_key_id", "secret_access_key", "session_token", "region", "role_arn", "url", "events", "email", "redirect_uris", "catalog",
         "display_name", "auth_mode", "issuer", "authorization_url", "token_url", "client_id", "client_secret", "pkce", "credential_schema", "aws", "api_base_url",
-        "token_endpoint_auth", "sign_up_enabled", "description", "base_url", "is_admin", "refresh_margin_seconds",
+        "token_endpoint_auth", "sign_up_enabled", "description", "base_url", "is_admin", "refresh_margin_seconds", "mcp_url", "send_resource", "grant_type", "private_key_pem",
     ];
 
     private NexusTestServer Server => fixture.Server;

@@ -267,7 +267,7 @@ public sealed class McpOAuthClientTests(McpOAuthClientTests.Fixture fixture) : I
             Assert.Equal(McpResource.Scopes.Order(), held.Scope!.Split(' ').Intersect(McpResource.Scopes).Order());
 
             var tools = (await client.ListToolsAsync(cancellationToken: Ct)).Select(t => t.Name).Order().ToList();
-            Assert.Equal(["call_api", "call_remote_tool", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_remote_tools", "list_services"], tools);
+            Assert.Equal(["add_mcp_server", "call_api", "call_remote_tool", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_remote_tools", "list_services"], tools);
             var services = McpFixture.Structured(await client.CallToolAsync("list_services", cancellationToken: Ct)).GetProperty("services");
             Assert.Contains(services.EnumerateArray(), s => s.GetProperty("service").GetString() == service);
 

@@ -25,7 +25,7 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         await using var client = await fixture.ClientAsync(fixture.McpToken(userId));
 
         var tools = (await client.ListToolsAsync(cancellationToken: Ct)).Select(t => t.Name).Order().ToArray();
-        Assert.Equal(["call_api", "call_remote_tool", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_remote_tools", "list_services"], tools);
+        Assert.Equal(["add_mcp_server", "call_api", "call_remote_tool", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_remote_tools", "list_services"], tools);
 
         var services = McpFixture.Structured(await client.CallToolAsync("list_services", cancellationToken: Ct)).GetProperty("services");
         Assert.Contains(services.EnumerateArray(), s => s.GetProperty("service").GetString() == service);

@@ -152,7 +152,7 @@ public sealed class McpTypeScriptClientTests(McpFixture fixture) : IClassFixture
         Assert.Equal(userId, claims.GetProperty("sub").GetString());
         Assert.Equal(clientId, claims.GetProperty("client_id").GetString());
 
-        Assert.Equal(["call_api", "call_remote_tool", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_remote_tools", "list_services"],
+        Assert.Equal(["add_mcp_server", "call_api", "call_remote_tool", "connect_service", "connection_status", "disconnect_service", "list_connections", "list_remote_tools", "list_services"],
             run.GetProperty("tools").EnumerateArray().Select(t => t.GetString()!));
         var text = run.GetProperty("list_services").GetProperty("content")[0].GetProperty("text").GetString()!;
         Assert.Contains(JsonDocument.Parse(text).RootElement.GetProperty("services").EnumerateArray(), s => s.GetProperty("service").GetString() == service);

@@ -199,6 +199,85 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task PatchRotatesTheClientSecretOfAClientCredentialsServerAndTheNextTokenRequestUsesOnlyTheNewOne()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name);
+
+        // Rotated to a secret the authorization server does not know: the next token request (a refresh is a new
+        // client_credentials grant) sends it, and fails; the old, still valid secret is never sent again.
+        var wrong = await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = "rotated-but-unknown" });
+        Assert.True(wrong.GetProperty("has_client_secret").GetBoolean());
+        Assert.DoesNotContain("rotated-but-unknown", wrong.ToString(), StringComparison.Ordinal);
+        var stored = (byte[])(await fixture.Client.Database.ScalarAsync("SELECT client_secret FROM providers WHERE name = @name", ("name", name)))!;
+        Assert.DoesNotContain("rotated-but-unknown", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+        var grants = fixture.Grants.Count;
+        using (var refresh = fixture.Client.Admin(HttpMethod.Post, "/v1/refresh/" + connectionId))
+        using (var refused = await fixture.Client.Http.SendAsync(refresh, Ct))
+        {
+            Assert.NotEqual(HttpStatusCode.OK, refused.StatusCode);
+        }
+
+        Assert.Equal(grants, fixture.Grants.Count);
+
+        // Rotated back to the secret the server knows: the next grant succeeds with it.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        var again = await ConnectAsync(name);
+        var grant = fixture.Grants.Last();
+        Assert.Equal("client_secret_basic", grant.Method);
+        Assert.Equal(grant.Token, await CallToolAsync(again));
+    }
+
+    [Fact]
+    public async Task PatchRotatesThePrivateKeyOfAClientCredentialsServerAndTheNextAssertionIsSignedWithTheNewKey()
+    {
+        using var oldKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var name = await RegisterAsync(new { client_id = ClientId, private_key_pem = oldKey.ExportPkcs8PrivateKeyPem() });
+
+        // The server knows only the fixture's key: with the old key the assertion is refused.
+        using (var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection", new { workspace_id = "ws_m2m", provider_name = name, return_url = ReturnUrl }))
+        using (var refused = await fixture.Client.Http.SendAsync(request, Ct))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
+        }
+
+        var pem = fixture.Key.ExportPkcs8PrivateKeyPem();
+        var patched = await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { private_key_pem = pem });
+        Assert.Equal("private_key_jwt", patched.GetProperty("token_endpoint_auth").GetString());
+        Assert.DoesNotContain("PRIVATE KEY", patched.ToString(), StringComparison.Ordinal);
+        var stored = (byte[])(await fixture.Client.Database.ScalarAsync("SELECT client_secret FROM providers WHERE name = @name", ("name", name)))!;
+        Assert.DoesNotContain("PRIVATE KEY", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+
+        var connectionId = await ConnectAsync(name);
+        Assert.Equal(ClientId, fixture.Assertions.Last().GetProperty("sub").GetString());
+        Assert.Equal("private_key_jwt", fixture.Grants.Last().Method);
+        Assert.Equal(fixture.Grants.Last().Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task BadKeyRotationsAreRefusedAsValidationProblemsAndChangeNothing()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        foreach (var (body, field) in new (object, string)[]
+        {
+            (new { client_secret = ClientSecret, private_key_pem = fixture.Key.ExportPkcs8PrivateKeyPem() }, "client_secret"),
+            (new { private_key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----" }, "private_key_pem"),
+            (new { client_secret = "" }, "client_secret"),
+            (new { client_id = " " }, "client_id"),
+            (new { grant_type = "authorization_code" }, "grant_type"),
+        })
+        {
+            var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, body, HttpStatusCode.BadRequest);
+            Assert.Equal("validation_failed", problem.GetProperty("code").GetString());
+            Assert.True(problem.GetProperty("errors").TryGetProperty(field, out _), problem.ToString());
+        }
+
+        // The registered secret still works.
+        var connectionId = await ConnectAsync(name);
+        Assert.Equal(fixture.Grants.Last().Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
     public async Task BadMachineToMachineRegistrationsAreRefusedAsValidationProblems()
     {
         var url = fixture.Server.BaseUrl + "/mcp";

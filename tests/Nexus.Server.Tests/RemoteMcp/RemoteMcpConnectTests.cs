@@ -727,5 +727,33 @@ public sealed class FakeMcpServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// An OAuth-protected MCP server under <paramref name="prefix"/>: /mcp answers 401 with its resource metadata, whose
+    /// authorization server (issuer BaseUrl + prefix) supports PKCE S256 and client ID metadata documents, so that
+    /// registering it by URL needs nothing else from here. <paramref name="resource"/> overrides what the metadata
+    /// names (another resource: discovery must stop). Returns the MCP server's URL.
+    /// </summary>
+    public string ServeProtected(string prefix, string? resource = null)
+    {
+        var issuer = BaseUrl + prefix;
+        Routes[prefix + "/mcp"] = context =>
+        {
+            context.Response.StatusCode = 401;
+            context.Response.Headers.WWWAuthenticate = $"Bearer resource_metadata=\"{issuer}/prm\"";
+            return Task.CompletedTask;
+        };
+        Routes[prefix + "/prm"] = context => context.Response.WriteAsJsonAsync(new { resource = resource ?? issuer + "/mcp", authorization_servers = new[] { issuer }, scopes_supported = new[] { "tools" } });
+        Routes["/.well-known/oauth-authorization-server" + prefix] = context => context.Response.WriteAsJsonAsync(new Dictionary<string, object>
+        {
+            ["issuer"] = issuer,
+            ["authorization_endpoint"] = issuer + "/authorize",
+            ["token_endpoint"] = issuer + "/token",
+            ["code_challenge_methods_supported"] = new[] { "S256" },
+            ["client_id_metadata_document_supported"] = true,
+            ["token_endpoint_auth_methods_supported"] = new[] { "none", "client_secret_basic", "private_key_jwt" },
+        });
+        return issuer + "/mcp";
+    }
+
     public async ValueTask DisposeAsync() => await app.DisposeAsync();
 }
