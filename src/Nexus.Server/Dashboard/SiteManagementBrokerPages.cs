@@ -7,7 +7,6 @@ using Nexus.Server.Data;
 using Nexus.Server.Hosting;
 using Nexus.Server.Notifications;
 using Nexus.Server.Providers;
-using Nexus.Server.Vault;
 using static Nexus.Server.Dashboard.AdminPages;
 using static Nexus.Server.Dashboard.SiteManagementPages;
 using static Nexus.Server.Hosting.Html;
@@ -367,7 +366,7 @@ internal static class SiteManagementBrokerPages
             """, status);
     }
 
-    private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ApiKeyStore store, SecretHasher hasher, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ApiKeyStore store, ApiKeyService apiKeys, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -379,7 +378,7 @@ internal static class SiteManagementBrokerPages
             return AccountEndpoints.CsrfRejected(context);
         }
 
-        var (key, secret, errors) = await ApiKeysAdminEndpoints.CreateKeyAsync(new ApiKeyRequest(form["name"], Words(form["workspaces"]), form["bridge_only"] != "true"), store, hasher, time, ct);
+        var (key, secret, errors) = await apiKeys.CreateAsync(new ApiKeyRequest(form["name"], Words(form["workspaces"]), form["bridge_only"] != "true"), ct);
         if (key is null)
         {
             return await ApiKeysAsync(context, store, null, errors, form, ct, 400);
@@ -388,7 +387,7 @@ internal static class SiteManagementBrokerPages
         return await ApiKeysAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>API key {E(key.Name)}</h2>{SecretBox("API key", "new-api-key", secret!)}</section>", null, null, ct);
     }
 
-    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyStore store, CancellationToken ct)
+    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyService apiKeys, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -400,9 +399,9 @@ internal static class SiteManagementBrokerPages
             return AccountEndpoints.CsrfRejected(context);
         }
 
-        if (await store.FindAsync(id, ct) is { IsRevoked: false } key)
+        if (await apiKeys.FindAsync(id, ct) is { IsRevoked: false } key)
         {
-            await store.RevokeAsync(key, ct);
+            await apiKeys.RevokeAsync(key, ct);
         }
 
         return Results.Redirect("/admin/api-keys");
