@@ -19,10 +19,10 @@ internal static class SiteManagementBrokerPages
     public static void MapSiteManagementBroker(this IEndpointRouteBuilder app)
     {
         app.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
-            CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
-            CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
+            CreateProviderAsync(context, registry, catalog, registration, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
+            CreateProviderAsync(context, registry, catalog, registration, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
@@ -113,7 +113,7 @@ internal static class SiteManagementBrokerPages
 
     /// <summary>
     /// The form's fields as the API's request: only those of the chosen authentication mode, so the same validation
-    /// (<see cref="ProvidersAdminEndpoints.RegisterAsync"/>) judges them. Null when the credential schema is not JSON.
+    /// (<see cref="ProviderRegistration.RegisterAsync"/>) judges them. Null when the credential schema is not JSON.
     /// </summary>
     private static ProviderRequest? CustomRequest(IFormCollection form, Dictionary<string, string[]> errors)
     {
@@ -171,8 +171,8 @@ internal static class SiteManagementBrokerPages
         return aws;
     }
 
-    private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy,
-        TimeProvider time, bool custom, CancellationToken ct)
+    private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration,
+        bool custom, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -194,7 +194,7 @@ internal static class SiteManagementBrokerPages
             return await ProvidersAsync(context, registry, catalog, formErrors, form, custom, ct, 400);
         }
 
-        var (provider, failure, errors) = await ProvidersAdminEndpoints.RegisterAsync(request, registry, catalog, discovery, policy, time, ct);
+        var (provider, failure, errors) = await registration.RegisterAsync(request, ct);
         if (provider is null)
         {
             return await ProvidersAsync(context, registry, catalog, errors.Count > 0 ? errors : FailureErrors(failure), form, custom, ct, 400);
@@ -271,8 +271,8 @@ internal static class SiteManagementBrokerPages
             """, status);
     }
 
-    private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery,
-        UpstreamPolicy policy, CancellationToken ct)
+    private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderRegistration registration,
+        CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -316,7 +316,7 @@ internal static class SiteManagementBrokerPages
             }
         }
 
-        var (updated, failure, errors) = await ProvidersAdminEndpoints.UpdateProviderAsync(name, request, registry, catalog, discovery, policy, ct);
+        var (updated, failure, errors) = await registration.UpdateAsync(name, request, ct);
         return updated is not null ? Results.Redirect("/admin/providers")
             : await EditProviderPageAsync(context, name, registry, errors.Count > 0 ? errors : FailureErrors(failure), form, ct, 400);
     }

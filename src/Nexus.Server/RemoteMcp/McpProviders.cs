@@ -199,7 +199,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
     }
 
     /// <summary>PATCH of an mcp_oauth2 provider: display_name, scopes and send_resource; the rest is discovered.</summary>
-    public async Task<IResult> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
+    public async Task<(Provider? Provider, IResult? Failure)> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
         if (body.McpUrl is not null && body.McpUrl != existing.Config.Mcp?.Url)
@@ -231,7 +231,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
 
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, Problems.Validation(errors));
         }
 
         var mcp = existing.Config.Mcp ?? new McpServerConfig();
@@ -243,7 +243,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             Config = existing.Config with { Resource = sendResource ? mcp.Resource : null, Mcp = mcp with { SendResource = sendResource } },
         };
         await registry.UpdateAsync(updated, ct);
-        return TypedResults.Ok(ProviderResponse.From((await registry.FindAsync(existing.Name, ct))!));
+        return ((await registry.FindAsync(existing.Name, ct))!, null);
     }
 
     private static string? ScopeProblem(string[]? scopes) =>
