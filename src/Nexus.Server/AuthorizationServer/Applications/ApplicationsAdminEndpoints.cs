@@ -100,18 +100,6 @@ internal static class ApplicationsAdminEndpoints
     private static async Task<IResult> UpdateAsync(string clientId, HttpRequest request, ApplicationService applications, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ApplicationRequest>(request, ct);
-        if (error is not null)
-        {
-            return error;
-        }
-
-        var update = await applications.UpdateAsync(clientId, body!, ct);
-        return update.Outcome switch
-        {
-            ClientUpdateOutcome.Invalid => Problems.Validation(update.Errors),
-            ClientUpdateOutcome.NotFound => Problems.NotFound("Application"),
-            ClientUpdateOutcome.Revoked => Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot be changed."),
-            _ => TypedResults.Ok(ApplicationResponse.From(update.Client!)),
-        };
+        return error ?? (await applications.UpdateAsync(clientId, body!, ct)).ToResult("Application", "A deleted application cannot be changed.", c => ApplicationResponse.From(c));
     }
 }

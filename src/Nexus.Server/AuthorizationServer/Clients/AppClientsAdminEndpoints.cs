@@ -70,19 +70,7 @@ internal static class AppClientsAdminEndpoints
     private static async Task<IResult> UpdateAsync(string clientId, HttpRequest request, AppClientService clients, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<AppClientRequest>(request, ct);
-        if (error is not null)
-        {
-            return error;
-        }
-
-        var update = await clients.UpdateAsync(clientId, body!, ct);
-        return update.Outcome switch
-        {
-            ClientUpdateOutcome.Invalid => Problems.Validation(update.Errors),
-            ClientUpdateOutcome.NotFound => Problems.NotFound("App Client"),
-            ClientUpdateOutcome.Revoked => Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A revoked App Client cannot be changed."),
-            _ => TypedResults.Ok(AppClientResponse.From(update.Client!)),
-        };
+        return error ?? (await clients.UpdateAsync(clientId, body!, ct)).ToResult("App Client", "A revoked App Client cannot be changed.", c => AppClientResponse.From(c));
     }
 
     private static async Task<IResult> RevokeAsync(string clientId, AppClientService clients, CancellationToken ct)

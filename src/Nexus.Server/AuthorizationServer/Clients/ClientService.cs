@@ -99,4 +99,14 @@ internal enum ClientUpdateOutcome
 }
 
 /// <summary>The outcome of a change: the client as stored now when Updated, the field errors when Invalid.</summary>
-internal sealed record ClientUpdate(ClientUpdateOutcome Outcome, OAuthClient? Client, Dictionary<string, string[]> Errors);
+internal sealed record ClientUpdate(ClientUpdateOutcome Outcome, OAuthClient? Client, Dictionary<string, string[]> Errors)
+{
+    /// <summary>The admin API's answer: 200 with the client, 400 with the field errors, 404, or 409 client_revoked.</summary>
+    public IResult ToResult<T>(string what, string revokedMessage, Func<OAuthClient, T> response) => Outcome switch
+    {
+        ClientUpdateOutcome.Invalid => Problems.Validation(Errors),
+        ClientUpdateOutcome.NotFound => Problems.NotFound(what),
+        ClientUpdateOutcome.Revoked => Problems.Create(StatusCodes.Status409Conflict, "client_revoked", revokedMessage),
+        _ => TypedResults.Ok(response(Client!)),
+    };
+}
