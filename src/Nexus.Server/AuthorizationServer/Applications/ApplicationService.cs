@@ -14,7 +14,7 @@ internal sealed class ApplicationService(ClientRegistry registry, SecretHasher h
     public static readonly string[] DefaultScopes = ["openid", "profile", "email", "offline_access"];
 
     /// <summary>Validates and registers an application; a confidential one's secret is returned once.</summary>
-    public Task<(OAuthClient? App, string? Secret, Dictionary<string, string[]> Errors)> CreateAsync(ApplicationRequest body, CancellationToken ct)
+    public Task<ClientCreation> CreateAsync(ApplicationRequest body, CancellationToken ct)
     {
         var type = body.Type ?? ClientTypes.Confidential;
         return CreateAsync(Validate(body, creating: true), withSecret: type == ClientTypes.Confidential, (id, secretHash, now) => new OAuthClient(

@@ -86,15 +86,7 @@ internal static class ApplicationsAdminEndpoints
     private static async Task<IResult> CreateAsync(HttpRequest request, ApplicationService applications, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ApplicationRequest>(request, ct);
-        if (error is not null)
-        {
-            return error;
-        }
-
-        var (app, secret, errors) = await applications.CreateAsync(body!, ct);
-        return app is null
-            ? Problems.Validation(errors)
-            : TypedResults.Created($"/v1/admin/applications/{app.ClientId}", ApplicationResponse.From(app, secret));
+        return error ?? (await applications.CreateAsync(body!, ct)).ToResult("/v1/admin/applications", ApplicationResponse.From);
     }
 
     private static async Task<IResult> UpdateAsync(string clientId, HttpRequest request, ApplicationService applications, CancellationToken ct)

@@ -11,7 +11,7 @@ internal sealed class AppClientService(ClientRegistry registry, SecretHasher has
     private const int MaxScopes = 100;
 
     /// <summary>Validates and creates an App Client; the secret is returned once.</summary>
-    public Task<(OAuthClient? Client, string? Secret, Dictionary<string, string[]> Errors)> CreateAsync(AppClientRequest body, CancellationToken ct) =>
+    public Task<ClientCreation> CreateAsync(AppClientRequest body, CancellationToken ct) =>
         CreateAsync(Validate(body, creating: true), withSecret: true, (id, secretHash, now) => new OAuthClient(
             id, ClientKinds.AppClient, body.Name!.Trim(), secretHash,
             Distinct(body.Scopes ?? []), Distinct(body.GrantTypes ?? [GrantTypes.ClientCredentials]),

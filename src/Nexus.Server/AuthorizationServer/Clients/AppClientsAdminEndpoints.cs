@@ -45,15 +45,7 @@ internal static class AppClientsAdminEndpoints
     private static async Task<IResult> CreateAsync(HttpRequest request, AppClientService clients, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<AppClientRequest>(request, ct);
-        if (error is not null)
-        {
-            return error;
-        }
-
-        var (client, secret, errors) = await clients.CreateAsync(body!, ct);
-        return client is null
-            ? Problems.Validation(errors)
-            : TypedResults.Created($"/v1/admin/clients/{client.ClientId}", AppClientResponse.From(client, secret));
+        return error ?? (await clients.CreateAsync(body!, ct)).ToResult("/v1/admin/clients", AppClientResponse.From);
     }
 
     private static async Task<IResult> ListAsync(AppClientService clients, CancellationToken ct)

@@ -43,18 +43,18 @@ internal abstract class ClientService(ClientRegistry registry, SecretHasher hash
     protected virtual string IdFromRoute(string clientId) => clientId;
 
     /// <summary>Creates the client <paramref name="build"/> makes from a fresh id, the hash of a fresh secret (when it gets one) and the time, unless there are errors.</summary>
-    protected async Task<(OAuthClient? Client, string? Secret, Dictionary<string, string[]> Errors)> CreateAsync(Dictionary<string, string[]> errors, bool withSecret,
+    protected async Task<ClientCreation> CreateAsync(Dictionary<string, string[]> errors, bool withSecret,
         Func<string, string?, DateTimeOffset, OAuthClient> build, CancellationToken ct)
     {
         if (errors.Count > 0)
         {
-            return (null, null, errors);
+            return new(null, null, errors);
         }
 
         var secret = withSecret ? SecretGenerator.Secret("nxs_") : null;
         var client = build(SecretGenerator.Id("nxc_"), secret is null ? null : hasher.Hash(secret), time.GetUtcNow());
         await registry.CreateAsync(client, ct);
-        return (client, secret, errors);
+        return new(client, secret, errors);
     }
 
     /// <summary>Stores a change validated by the caller: NotFound when there is no such client, Revoked when it was revoked (before or meanwhile).</summary>
@@ -88,6 +88,14 @@ internal abstract class ClientService(ClientRegistry registry, SecretHasher hash
     }
 
     protected static string[] Distinct(IEnumerable<string> values) => values.Distinct(StringComparer.Ordinal).ToArray();
+}
+
+/// <summary>A client just created with its secret (shown once; null for a public application), or the field errors.</summary>
+internal sealed record ClientCreation(OAuthClient? Client, string? Secret, Dictionary<string, string[]> Errors)
+{
+    /// <summary>The admin API's answer: 201 with the client at its URL under <paramref name="collection"/>, or 400 with the field errors.</summary>
+    public IResult ToResult<T>(string collection, Func<OAuthClient, string?, T> response) =>
+        Client is null ? Problems.Validation(Errors) : TypedResults.Created($"{collection}/{Client.ClientId}", response(Client, Secret));
 }
 
 internal enum ClientUpdateOutcome
