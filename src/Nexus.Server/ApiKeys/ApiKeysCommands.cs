@@ -1,5 +1,4 @@
 using Nexus.Server.Hosting.Commands;
-using Nexus.Server.Vault;
 
 namespace Nexus.Server.ApiKeys;
 
@@ -29,7 +28,7 @@ internal static class ApiKeysCommands
     private static async Task<int> CreateAsync(CommandContext context, CancellationToken ct)
     {
         var request = new ApiKeyRequest(context.Args.Required("name"), context.Args.List("workspaces"), !context.Args.Flag("no-credentials"));
-        var (key, secret, errors) = await ApiKeysAdminEndpoints.CreateKeyAsync(request, context.Get<ApiKeyStore>(), context.Get<SecretHasher>(), context.Get<TimeProvider>(), ct);
+        var (key, secret, errors) = await context.Get<ApiKeyService>().CreateAsync(request, ct);
         if (key is null)
         {
             throw CommandContext.Invalid(errors);
@@ -41,7 +40,7 @@ internal static class ApiKeysCommands
 
     private static async Task<int> ListAsync(CommandContext context, CancellationToken ct)
     {
-        var keys = (await context.Get<ApiKeyStore>().ListAsync(ct)).Select(k => ApiKeyResponse.From(k)).ToList();
+        var keys = (await context.Get<ApiKeyService>().ListAsync(ct)).Select(k => ApiKeyResponse.From(k)).ToList();
         return await context.ListAsync(new { api_keys = keys }, keys, "No API keys yet.",
             ("ID", k => k.Id), ("NAME", k => k.Name), ("WORKSPACES", k => string.Join(",", k.Workspaces)),
             ("CREDENTIALS", k => k.CanReadCredentials ? "read" : "no"), ("STATUS", k => k.Status), ("CREATED", k => k.CreatedAt.ToString("u")));
@@ -50,10 +49,9 @@ internal static class ApiKeysCommands
     private static async Task<int> RevokeAsync(CommandContext context, CancellationToken ct)
     {
         var id = context.Args.Argument(0, "ID (the API key's ak_… id)");
-        var store = context.Get<ApiKeyStore>();
-        var key = await store.FindAsync(id, ct) ?? throw new CommandFailedException($"There is no API key '{id}'. See `api-keys list`.", "not_found");
-        await store.RevokeAsync(key, ct);
-        var revoked = await store.FindAsync(id, ct) ?? key;
+        var apiKeys = context.Get<ApiKeyService>();
+        var key = await apiKeys.FindAsync(id, ct) ?? throw new CommandFailedException($"There is no API key '{id}'. See `api-keys list`.", "not_found");
+        var revoked = await apiKeys.RevokeAsync(key, ct);
         return await context.ResultAsync(ApiKeyResponse.From(revoked), $"Revoked API key {revoked.Id} '{revoked.Name}'.");
     }
 }

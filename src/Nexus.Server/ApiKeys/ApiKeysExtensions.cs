@@ -7,6 +7,7 @@ internal static class ApiKeysExtensions
     public static WebApplicationBuilder AddApiKeys(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<ApiKeyStore>();
+        builder.Services.AddSingleton<ApiKeyService>();
         builder.Services.AddSingleton<GatewayAuthenticator>();
         builder.Services.AddApiKeysCommands();
         return builder;

@@ -50,7 +50,7 @@ internal sealed class GatewayAuthenticator
                 return (bootstrap, null);
             }
 
-            if (key.StartsWith(ApiKeysAdminEndpoints.KeyPrefix, StringComparison.Ordinal)
+            if (key.StartsWith(ApiKeyService.KeyPrefix, StringComparison.Ordinal)
                 && await store.FindByHashCachedAsync(hasher.Hash(key), context.RequestAborted) is { IsRevoked: false } apiKey)
             {
                 return (callers.GetValue(apiKey, k => new Caller("api_key:" + k.Id, k.Id,

@@ -1,9 +1,7 @@
 using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Signing;
-using Nexus.Server.Hosting;
 using Nexus.Server.Hosting.Commands;
-using Nexus.Server.Vault;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -72,8 +70,7 @@ internal static class AuthorizationServerCommands
     private static async Task<int> CreateClientAsync(CommandContext context, CancellationToken ct)
     {
         var request = new AppClientRequest(context.Args.Required("name"), context.Args.List("scopes"), null, context.Args.Int("lifetime"));
-        var (client, secret, errors) = await AppClientsAdminEndpoints.CreateClientAsync(request, context.Get<ClientRegistry>(), context.Get<SecretHasher>(),
-            context.Get<NexusOptions>(), context.Get<TimeProvider>(), ct);
+        var (client, secret, errors) = await context.Get<AppClientService>().CreateAsync(request, ct);
         if (client is null)
         {
             throw CommandContext.Invalid(errors);
@@ -85,7 +82,7 @@ internal static class AuthorizationServerCommands
 
     private static async Task<int> ListClientsAsync(CommandContext context, CancellationToken ct)
     {
-        var clients = (await context.Get<ClientRegistry>().ListAsync(ClientKinds.AppClient, ct)).Select(c => AppClientResponse.From(c)).ToList();
+        var clients = (await context.Get<AppClientService>().ListAsync(ct)).Select(c => AppClientResponse.From(c)).ToList();
         return await context.ListAsync(new { clients }, clients, "No App Clients yet.",
             ("CLIENT_ID", c => c.ClientId), ("NAME", c => c.Name), ("SCOPES", c => string.Join(" ", c.Scopes)),
             ("LIFETIME", c => c.AccessTokenLifetimeSeconds + "s"), ("STATUS", c => c.Status), ("CREATED", c => c.CreatedAt.ToString("u")));
@@ -94,25 +91,22 @@ internal static class AuthorizationServerCommands
     private static async Task<OAuthClient> FindClientAsync(CommandContext context, CancellationToken ct)
     {
         var id = context.Args.Argument(0, "CLIENT_ID (nxc_…)");
-        return await AppClientsAdminEndpoints.FindAppClientAsync(context.Get<ClientRegistry>(), id, ct)
+        return await context.Get<AppClientService>().FindAsync(id, ct)
             ?? throw new CommandFailedException($"There is no App Client '{id}'. See `clients list`.", "not_found");
     }
 
     private static async Task<int> RotateClientAsync(CommandContext context, CancellationToken ct)
     {
         var client = await FindClientAsync(context, ct);
-        var secret = await AppClientsAdminEndpoints.RotateAsync(client, context.Get<ClientRegistry>(), context.Get<SecretHasher>(), ct)
+        var (secret, rotatedAt) = await context.Get<AppClientService>().RotateSecretAsync(client, ct)
             ?? throw new CommandFailedException("A revoked client cannot get a new secret.", "client_revoked");
-        return await context.ResultAsync(new AppClientSecretResponse(client.ClientId, secret, context.Get<TimeProvider>().GetUtcNow()),
+        return await context.ResultAsync(new AppClientSecretResponse(client.ClientId, secret, rotatedAt),
             $"New secret for {client.ClientId} (shown once; the old one no longer works): {secret}");
     }
 
     private static async Task<int> RevokeClientAsync(CommandContext context, CancellationToken ct)
     {
-        var client = await FindClientAsync(context, ct);
-        var registry = context.Get<ClientRegistry>();
-        await registry.RevokeAsync(client.ClientId, ct);
-        var revoked = await registry.FindAsync(client.ClientId, ct) ?? client;
+        var revoked = await context.Get<AppClientService>().RevokeAsync(await FindClientAsync(context, ct), ct);
         return await context.ResultAsync(AppClientResponse.From(revoked), $"Revoked App Client {revoked.ClientId} '{revoked.Name}'.");
     }
 
@@ -121,8 +115,7 @@ internal static class AuthorizationServerCommands
         var args = context.Args;
         var request = new ApplicationRequest(args.Required("name"), args.List("redirect-uri"), args.Option("description"), args.Option("base-url"),
             args.Option("owner-email"), args.Option("type"), args.List("scopes"), args.List("post-logout-redirect-uri"), args.Int("lifetime"));
-        var (app, secret, errors) = await ApplicationsAdminEndpoints.CreateApplicationAsync(request, context.Get<ClientRegistry>(), context.Get<SecretHasher>(),
-            context.Get<NexusOptions>(), context.Get<TimeProvider>(), ct);
+        var (app, secret, errors) = await context.Get<ApplicationService>().CreateAsync(request, ct);
         if (app is null)
         {
             throw CommandContext.Invalid(errors);
@@ -134,7 +127,7 @@ internal static class AuthorizationServerCommands
 
     private static async Task<int> ListAppsAsync(CommandContext context, CancellationToken ct)
     {
-        var apps = (await context.Get<ClientRegistry>().ListAsync(ClientKinds.Application, ct)).Select(c => ApplicationResponse.From(c)).ToList();
+        var apps = (await context.Get<ApplicationService>().ListAsync(ct)).Select(c => ApplicationResponse.From(c)).ToList();
         return await context.ListAsync(new { applications = apps }, apps, "No OAuth applications yet.",
             ("CLIENT_ID", a => a.ClientId), ("NAME", a => a.Name), ("TYPE", a => a.Type), ("REDIRECT_URIS", a => string.Join(" ", a.RedirectUris)),
             ("REGISTRATION", a => a.Registration), ("STATUS", a => a.Status));
@@ -143,11 +136,10 @@ internal static class AuthorizationServerCommands
     private static async Task<int> RevokeAppAsync(CommandContext context, CancellationToken ct)
     {
         var id = context.Args.Argument(0, "CLIENT_ID");
-        var registry = context.Get<ClientRegistry>();
-        var app = await ApplicationsAdminEndpoints.FindAsync(registry, id, ct)
+        var applications = context.Get<ApplicationService>();
+        var app = await applications.FindAsync(id, ct)
             ?? throw new CommandFailedException($"There is no OAuth application '{id}'. See `apps list`.", "not_found");
-        await registry.RevokeAsync(app.ClientId, ct);
-        var revoked = await registry.FindAsync(app.ClientId, ct) ?? app;
+        var revoked = await applications.RevokeAsync(app, ct);
         return await context.ResultAsync(ApplicationResponse.From(revoked), $"Revoked application {revoked.ClientId} '{revoked.Name}'.");
     }
 

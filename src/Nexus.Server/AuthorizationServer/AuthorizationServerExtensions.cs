@@ -13,6 +13,8 @@ internal static class AuthorizationServerExtensions
     {
         var services = builder.Services;
         services.AddSingleton<ClientRegistry>();
+        services.AddSingleton<AppClientService>();
+        services.AddSingleton<ApplicationService>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<FailedAuthenticationLimiter>();
         services.AddSingleton<RegistrationLimiter>();

@@ -59,12 +59,7 @@ internal static class CallbackEndpoint
         if (claims.ExpiresAt <= now.ToUnixTimeSeconds() || connection.StateExpiresAt <= now.ToUnixTimeMilliseconds())
         {
             // Verified but late: the connection is ours, so the app learns about it at its return_url.
-            foreach (var expired in await store.ExpireStaleAsync(null, connection.Id, ct))
-            {
-                await audit.RecordAsync(AuditEvents.Failed, "system", expired.WorkspaceId, expired.Id, new { error = ConnectionStore.ExpiredError }, ct);
-            }
-
-            var current = await store.FindAsync(connection.Id, ct) ?? connection;
+            var current = await connections.ExpireAsync(connection, ct);
             if (current.Status != ConnectionStatus.Failed || current.Error != ConnectionStore.ExpiredError)
             {
                 return Invalid("state_already_used", "This state was already used.");

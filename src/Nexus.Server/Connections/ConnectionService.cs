@@ -300,17 +300,21 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// <summary>Fails a pending connection whose consent window closed (lazily, on read) and records it.</summary>
     public async Task<Connection> ExpireIfStaleAsync(Connection connection)
     {
-        if (!connection.IsStalePending(time.GetUtcNow().ToUnixTimeMilliseconds()))
+        return connection.IsStalePending(time.GetUtcNow().ToUnixTimeMilliseconds()) ? await ExpireAsync(connection, CancellationToken.None) : connection;
+    }
+
+    /// <summary>
+    /// Fails a pending connection whose consent came too late (failed, error "expired") and records it; returns the
+    /// connection as stored now. A connection another request completed or failed meanwhile is left as it is.
+    /// </summary>
+    public async Task<Connection> ExpireAsync(Connection connection, CancellationToken ct)
+    {
+        foreach (var expired in await store.ExpireStaleAsync(null, connection.Id, ct))
         {
-            return connection;
+            await audit.RecordAsync(AuditEvents.Failed, "system", expired.WorkspaceId, expired.Id, new { error = ConnectionStore.ExpiredError }, ct);
         }
 
-        foreach (var expired in await store.ExpireStaleAsync(null, connection.Id, CancellationToken.None))
-        {
-            await audit.RecordAsync(AuditEvents.Failed, "system", expired.WorkspaceId, expired.Id, new { error = ConnectionStore.ExpiredError });
-        }
-
-        return await store.FindAsync(connection.Id, CancellationToken.None) ?? connection;
+        return await store.FindAsync(connection.Id, ct) ?? connection;
     }
 }
 

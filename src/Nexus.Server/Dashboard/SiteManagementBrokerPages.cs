@@ -7,7 +7,6 @@ using Nexus.Server.Data;
 using Nexus.Server.Hosting;
 using Nexus.Server.Notifications;
 using Nexus.Server.Providers;
-using Nexus.Server.Vault;
 using static Nexus.Server.Dashboard.AdminPages;
 using static Nexus.Server.Dashboard.SiteManagementPages;
 using static Nexus.Server.Hosting.Html;
@@ -20,10 +19,10 @@ internal static class SiteManagementBrokerPages
     public static void MapSiteManagementBroker(this IEndpointRouteBuilder app)
     {
         app.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
-            CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
-            CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
+            CreateProviderAsync(context, registry, catalog, registration, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
+            CreateProviderAsync(context, registry, catalog, registration, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
         // Two segments, so that no provider name (a single segment) is shadowed by this form's address.
         app.MapPost(McpFormPath, CreateMcpProviderAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
@@ -135,7 +134,7 @@ internal static class SiteManagementBrokerPages
 
     /// <summary>
     /// The form's fields as the API's request: only those of the chosen authentication mode, so the same validation
-    /// (<see cref="ProvidersAdminEndpoints.RegisterAsync"/>) judges them. Null when the credential schema is not JSON.
+    /// (<see cref="ProviderRegistration.RegisterAsync"/>) judges them. Null when the credential schema is not JSON.
     /// </summary>
     private static ProviderRequest? CustomRequest(IFormCollection form, Dictionary<string, string[]> errors)
     {
@@ -193,8 +192,8 @@ internal static class SiteManagementBrokerPages
         return aws;
     }
 
-    private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy,
-        TimeProvider time, bool custom, CancellationToken ct)
+    private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration,
+        bool custom, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -216,7 +215,7 @@ internal static class SiteManagementBrokerPages
             return await ProvidersAsync(context, registry, catalog, formErrors, form, custom, ct, 400);
         }
 
-        var (provider, failure, errors) = await ProvidersAdminEndpoints.RegisterAsync(request, registry, catalog, discovery, policy, time, ct);
+        var (provider, failure, errors) = await registration.RegisterAsync(request, ct);
         if (provider is null)
         {
             return await ProvidersAsync(context, registry, catalog, errors.Count > 0 ? errors : FailureErrors(failure), form, custom, ct, 400);
@@ -361,8 +360,8 @@ internal static class SiteManagementBrokerPages
             """, status);
     }
 
-    private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery,
-        UpstreamPolicy policy, CancellationToken ct)
+    private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderRegistration registration,
+        CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -381,7 +380,7 @@ internal static class SiteManagementBrokerPages
 
         // Only what the edit form shows for this provider; everything else keeps its value (PATCH /v1/providers/{name}).
         var request = EmptyRequest with { DisplayName = form["display_name"].ToString().Trim() };
-        if (p.AuthMode == AuthModes.McpOAuth2 && context.RequestServices.GetServices<IProviderModeHandler>().FirstOrDefault(h => h.AuthMode == p.AuthMode) is { } handler)
+        if (p.AuthMode == AuthModes.McpOAuth2)
         {
             request = request with { Scopes = Words(form["scopes"]), SendResource = form["send_resource"] == "true" };
             if (p.Config.Mcp?.IsClientCredentials == true)
@@ -395,10 +394,10 @@ internal static class SiteManagementBrokerPages
                 };
             }
 
-            // The same code as PATCH /v1/providers/{name} for this mode (McpProviders.UpdateAsync).
-            return await handler.UpdateAsync(p, request, ct) is Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult problem
-                ? await EditProviderPageAsync(context, name, registry, ProblemErrors(problem, "The MCP server could not be changed"), form, ct, 400)
-                : Results.Redirect("/admin/providers");
+            // The same code as PATCH /v1/providers/{name} for this mode (ProviderRegistration hands it to McpProviders.UpdateAsync).
+            var (changed, problem, _) = await registration.UpdateAsync(name, request, ct);
+            return changed is not null ? Results.Redirect("/admin/providers")
+                : await EditProviderPageAsync(context, name, registry, ProblemErrors(problem, "The MCP server could not be changed"), form, ct, 400);
         }
 
         if (p.AuthMode == AuthModes.OAuth2)
@@ -426,7 +425,7 @@ internal static class SiteManagementBrokerPages
             }
         }
 
-        var (updated, failure, errors) = await ProvidersAdminEndpoints.UpdateProviderAsync(name, request, registry, catalog, discovery, policy, ct);
+        var (updated, failure, errors) = await registration.UpdateAsync(name, request, ct);
         return updated is not null ? Results.Redirect("/admin/providers")
             : await EditProviderPageAsync(context, name, registry, errors.Count > 0 ? errors : FailureErrors(failure), form, ct, 400);
     }
@@ -476,7 +475,7 @@ internal static class SiteManagementBrokerPages
             """, status);
     }
 
-    private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ApiKeyStore store, SecretHasher hasher, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ApiKeyStore store, ApiKeyService apiKeys, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -488,7 +487,7 @@ internal static class SiteManagementBrokerPages
             return AccountEndpoints.CsrfRejected(context);
         }
 
-        var (key, secret, errors) = await ApiKeysAdminEndpoints.CreateKeyAsync(new ApiKeyRequest(form["name"], Words(form["workspaces"]), form["bridge_only"] != "true"), store, hasher, time, ct);
+        var (key, secret, errors) = await apiKeys.CreateAsync(new ApiKeyRequest(form["name"], Words(form["workspaces"]), form["bridge_only"] != "true"), ct);
         if (key is null)
         {
             return await ApiKeysAsync(context, store, null, errors, form, ct, 400);
@@ -497,7 +496,7 @@ internal static class SiteManagementBrokerPages
         return await ApiKeysAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>API key {E(key.Name)}</h2>{SecretBox("API key", "new-api-key", secret!)}</section>", null, null, ct);
     }
 
-    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyStore store, CancellationToken ct)
+    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyService apiKeys, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -509,9 +508,9 @@ internal static class SiteManagementBrokerPages
             return AccountEndpoints.CsrfRejected(context);
         }
 
-        if (await store.FindAsync(id, ct) is { IsRevoked: false } key)
+        if (await apiKeys.FindAsync(id, ct) is { IsRevoked: false } key)
         {
-            await store.RevokeAsync(key, ct);
+            await apiKeys.RevokeAsync(key, ct);
         }
 
         return Results.Redirect("/admin/api-keys");

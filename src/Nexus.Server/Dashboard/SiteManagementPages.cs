@@ -4,7 +4,6 @@ using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Data;
-using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
 using static Nexus.Server.Dashboard.AdminPages;
 using static Nexus.Server.Hosting.Html;
@@ -25,8 +24,8 @@ internal static class SiteManagementPages
         app.MapGet("/admin/applications/{clientId}/secret", (HttpContext context, string clientId) =>
             Guard(context) ?? Confirm(context, "/admin/applications", "Generate a new secret for this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/secret", "Generate new secret",
                 "The current secret stops working at once; the application fails until it is given the new one.")).ExcludeFromDescription();
-        app.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ClientRegistry registry) => RevokeAsync(context, clientId, registry, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher) => RotateAsync(context, clientId, registry, hasher, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ApplicationService applications) => RevokeAsync(context, clientId, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, ApplicationService applications) => RotateAsync(context, clientId, registry, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
 
         app.MapGet("/admin/clients", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ClientsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/clients", CreateClientAsync).ExcludeFromDescription().DisableAntiforgery();
@@ -36,8 +35,8 @@ internal static class SiteManagementPages
         app.MapGet("/admin/clients/{clientId}/secret", (HttpContext context, string clientId) =>
             Guard(context) ?? Confirm(context, "/admin/clients", "Generate a new secret for this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/secret", "Generate new secret",
                 "The current secret stops working at once; the client fails until it is given the new one.")).ExcludeFromDescription();
-        app.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, ClientRegistry registry) => RevokeAsync(context, clientId, registry, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher) => RotateAsync(context, clientId, registry, hasher, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, AppClientService clients) => RevokeAsync(context, clientId, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, AppClientService clients) => RotateAsync(context, clientId, registry, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
 
         app.MapGet("/admin/users", (HttpContext context, UserStore users, DeploymentSettings settings, CancellationToken ct) => UsersAsync(context, users, settings, null, null, null, ct)).ExcludeFromDescription();
         app.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().DisableAntiforgery();
@@ -90,7 +89,7 @@ internal static class SiteManagementPages
             """, status);
     }
 
-    private static async Task<IResult> CreateApplicationAsync(HttpContext context, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> CreateApplicationAsync(HttpContext context, ClientRegistry registry, ApplicationService applications, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -104,7 +103,7 @@ internal static class SiteManagementPages
 
         var request = new ApplicationRequest(form["name"], Lines(form["redirect_uris"]), NullIfEmpty(form["description"]), NullIfEmpty(form["base_url"]),
             NullIfEmpty(form["owner_email"]), NullIfEmpty(form["type"]), null, null, null);
-        var (app, secret, errors) = await ApplicationsAdminEndpoints.CreateApplicationAsync(request, registry, hasher, options, time, ct);
+        var (app, secret, errors) = await applications.CreateAsync(request, ct);
         if (app is null)
         {
             return await ApplicationsAsync(context, registry, null, errors, form, ct, 400);
@@ -154,7 +153,7 @@ internal static class SiteManagementPages
             """, status);
     }
 
-    private static async Task<IResult> CreateClientAsync(HttpContext context, ClientRegistry registry, SecretHasher hasher, NexusOptions options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> CreateClientAsync(HttpContext context, ClientRegistry registry, AppClientService clients, CancellationToken ct)
     {
         if (Guard(context) is { } denied)
         {
@@ -172,7 +171,7 @@ internal static class SiteManagementPages
             return await ClientsAsync(context, registry, null, new() { ["access_token_lifetime_seconds"] = ["The lifetime is a whole number of seconds."] }, form, ct, 400);
         }
 
-        var (client, secret, errors) = await AppClientsAdminEndpoints.CreateClientAsync(new AppClientRequest(form["name"], Words(form["scopes"]), null, lifetime), registry, hasher, options, time, ct);
+        var (client, secret, errors) = await clients.CreateAsync(new AppClientRequest(form["name"], Words(form["scopes"]), null, lifetime), ct);
         if (client is null)
         {
             return await ClientsAsync(context, registry, null, errors, form, ct, 400);
@@ -189,7 +188,7 @@ internal static class SiteManagementPages
 
     // ---- shared actions -----------------------------------------------------------------------------------------
 
-    private static async Task<IResult> RevokeAsync(HttpContext context, string clientId, ClientRegistry registry, string back)
+    private static async Task<IResult> RevokeAsync(HttpContext context, string clientId, ClientService clients, string back)
     {
         if (Guard(context) is { } denied)
         {
@@ -201,12 +200,16 @@ internal static class SiteManagementPages
             return AccountEndpoints.CsrfRejected(context);
         }
 
-        // A metadata-document client's id is a URL, percent-encoded in the route (see ApplicationsAdminEndpoints.FindAsync).
-        await registry.RevokeAsync(Uri.UnescapeDataString(clientId), context.RequestAborted);
+        // A metadata-document client's id is a URL, percent-encoded in the route (see ApplicationService.IdFromRoute).
+        if (await clients.FindAsync(clientId, context.RequestAborted) is { } client)
+        {
+            await clients.RevokeAsync(client, context.RequestAborted);
+        }
+
         return Results.Redirect(back);
     }
 
-    private static async Task<IResult> RotateAsync(HttpContext context, string clientId, ClientRegistry registry, SecretHasher hasher, string back)
+    private static async Task<IResult> RotateAsync(HttpContext context, string clientId, ClientRegistry registry, ClientService clients, string back)
     {
         if (Guard(context) is { } denied)
         {
@@ -219,8 +222,8 @@ internal static class SiteManagementPages
         }
 
         var ct = context.RequestAborted;
-        var client = await registry.FindAsync(Uri.UnescapeDataString(clientId), ct);
-        var secret = client is null ? null : await AppClientsAdminEndpoints.RotateAsync(client, registry, hasher, ct);
+        var client = await clients.FindAsync(clientId, ct);
+        var secret = client is null ? null : (await clients.RotateSecretAsync(client, ct))?.Secret;
         if (client is null || secret is null)
         {
             return Error(context, "Cannot rotate", "This client does not exist, has no secret, or was revoked.", StatusCodes.Status409Conflict);

@@ -12,7 +12,7 @@ internal interface IProviderModeHandler
 
     Task<(Provider? Provider, IResult? Failure)> RegisterAsync(ProviderRequest body, CancellationToken ct);
 
-    Task<IResult> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct);
+    Task<(Provider? Provider, IResult? Failure)> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct);
 
     /// <summary>The provider's token endpoint answered <c>invalid_client</c>: a registration Nexus made itself is made anew for the next consent.</summary>
     Task ClientRejectedAsync(Provider provider, CancellationToken ct);

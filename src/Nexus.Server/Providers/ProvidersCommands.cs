@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.Hosting;
 using Nexus.Server.Hosting.Commands;
 
@@ -162,9 +161,8 @@ internal static partial class ProvidersCommands
             return new ImportResult(label, "failed", new ImportError("invalid_json", error!, null));
         }
 
-        var registry = context.Get<ProviderRegistry>();
-        var handlers = context.Services.GetServices<IProviderModeHandler>();
-        var existing = body.Name is null ? null : await registry.FindAsync(body.Name, ct);
+        var registration = context.Get<ProviderRegistration>();
+        var existing = body.Name is null ? null : await context.Get<ProviderRegistry>().FindAsync(body.Name, ct);
         if (existing is not null && !update)
         {
             return new ImportResult(label, "skipped");
@@ -190,29 +188,13 @@ internal static partial class ProvidersCommands
 
         if (existing is not null)
         {
-            IResult? failure;
-            if (handlers.FirstOrDefault(h => h.AuthMode == existing.AuthMode) is { } owner)
-            {
-                var answer = await owner.UpdateAsync(existing, body with { Name = null, AuthMode = null, McpUrl = null }, ct);
-                failure = answer is ProblemHttpResult ? answer : null;
-            }
-            else
-            {
-                (_, failure, _) = await ProvidersAdminEndpoints.UpdateProviderAsync(existing.Name, body with { Name = null }, registry, context.Get<ProviderCatalog>(),
-                    context.Get<OidcDiscovery>(), context.Get<UpstreamPolicy>(), ct);
-            }
-
+            // A discovered provider (mcp_oauth2) takes only what can change; the file names its mode and server again.
+            var change = registration.IsDiscovered(existing) ? body with { Name = null, AuthMode = null, McpUrl = null } : body with { Name = null };
+            var (_, failure, _) = await registration.UpdateAsync(existing.Name, change, ct);
             return failure is null ? new ImportResult(label, "updated") : Failed(label, failure);
         }
 
-        if (handlers.FirstOrDefault(h => h.AuthMode == body.AuthMode) is { } handler)
-        {
-            var (_, handlerFailure) = await handler.RegisterAsync(body, ct);
-            return handlerFailure is null ? new ImportResult(label, "created") : Failed(label, handlerFailure);
-        }
-
-        var (_, registerFailure, _) = await ProvidersAdminEndpoints.RegisterAsync(body, registry, context.Get<ProviderCatalog>(), context.Get<OidcDiscovery>(),
-            context.Get<UpstreamPolicy>(), context.Get<TimeProvider>(), ct);
+        var (_, registerFailure, _) = await registration.RegisterAsync(body, ct);
         return registerFailure is null ? new ImportResult(label, "created") : Failed(label, registerFailure);
     }
 

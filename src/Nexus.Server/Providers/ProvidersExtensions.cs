@@ -11,6 +11,12 @@ internal static class ProvidersExtensions
         services.AddUpstreamHttpClient();
         services.AddSingleton<OidcDiscovery>();
         services.AddSingleton<ProviderRegistry>();
+        services.AddSingleton<ProviderRegistration>();
+        services.AddSingleton<CatalogProviders>();
+        services.AddSingleton<IProviderModeValidator, OAuth2ProviderValidator>();
+        services.AddSingleton<IProviderModeValidator, ApiKeyProviderValidator>();
+        services.AddSingleton<IProviderModeValidator, BasicAuthProviderValidator>();
+        services.AddSingleton<IProviderModeValidator, AwsSigV4ProviderValidator>();
         services.AddSingleton(ProviderRegistry.ClientSecretColumn);
         services.AddSingleton<Hosting.IStartupStep, CatalogStartup>();
         services.AddProvidersCommands();

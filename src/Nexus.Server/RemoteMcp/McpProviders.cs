@@ -203,7 +203,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
     /// machine-to-machine server (grant_type client_credentials) also takes a new client_id, client_secret or
     /// private_key_pem: the key or secret is rotated in place (stored encrypted, the old one never sent again).
     /// </summary>
-    public async Task<IResult> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
+    public async Task<(Provider? Provider, IResult? Failure)> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
         var machine = existing.Config.Mcp?.GrantType == McpGrantTypes.ClientCredentials;
@@ -246,7 +246,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
 
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return (null, Problems.Validation(errors));
         }
 
         var mcp = existing.Config.Mcp ?? new McpServerConfig();
@@ -266,7 +266,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             ClientSecret = rotated?.ClientSecret is { } secret ? registry.EncryptSecret(existing.Name, secret) : existing.ClientSecret,
         };
         await registry.UpdateAsync(updated, ct);
-        return TypedResults.Ok(ProviderResponse.From((await registry.FindAsync(existing.Name, ct))!));
+        return ((await registry.FindAsync(existing.Name, ct))!, null);
     }
 
     /// <summary>

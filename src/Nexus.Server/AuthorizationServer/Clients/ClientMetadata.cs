@@ -18,7 +18,7 @@ internal sealed record ClientMetadata(
     public const string ClientSecretPost = "client_secret_post";
 
     /// <summary>The scopes a client that registered itself may ask for: sign-in (OpenID Connect) and the MCP scopes.</summary>
-    public static readonly IReadOnlyList<string> SelfRegisteredScopes = [.. ApplicationsAdminEndpoints.DefaultScopes, .. McpScopes.All];
+    public static readonly IReadOnlyList<string> SelfRegisteredScopes = [.. ApplicationService.DefaultScopes, .. McpScopes.All];
 
     public bool IsPublic => TokenEndpointAuthMethod == None;
 
