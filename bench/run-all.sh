@@ -26,9 +26,9 @@ dotnet build "$here/micro/Nexus.Micro" -c Release -nologo -v quiet >/dev/null
 export BENCH_BUILT=1
 
 if [ "$smoke" = 1 ]; then
-  connections=500; bridge_rounds=1; mcp_rounds=300; telemetry_rounds=1; micro_job=dry
+  connections=500; bridge_rounds=1; mcp_rounds=300; telemetry_rounds=1; micro_job=dry; scale_connections=20000
 else
-  connections=10000; bridge_rounds=3; mcp_rounds=3000; telemetry_rounds=2; micro_job=short
+  connections=10000; bridge_rounds=3; mcp_rounds=3000; telemetry_rounds=2; micro_job=short; scale_connections=1000000
 fi
 # Ports away from the scripts' defaults (18190…), which other work on a shared machine may hold.
 # name|command: in this order; the micro-benchmarks last. Telemetry first: it restores client-credentials.md and
@@ -42,6 +42,7 @@ runs=(
   "bridge|$here/bridge.sh $duration $bridge_rounds"
   "mcp|env PORT=18390 $here/mcp.sh $duration $mcp_rounds"
   "refresh-storm|$here/refresh-storm.sh $connections"
+  "scale|$here/scale.sh $scale_connections $duration"
   "sdk-dotnet|$here/sdk-dotnet.sh"
   "micro|$here/micro.sh --job $micro_job"
 )
@@ -141,7 +142,7 @@ out="$root/docs/benchmarks.md"
   echo "| script | outcome |"
   echo "|---|---|"
   for entry in "${runs[@]}"; do name="${entry%%|*}"; echo "| \`${entry#*|}\` | ${outcome[$name]} |" | sed "s|$here/|bench/|g"; done
-  for file in client-credentials introspection introspection-postgres token-read bridge mcp refresh-storm telemetry sdk-dotnet micro; do
+  for file in client-credentials introspection introspection-postgres token-read bridge mcp refresh-storm scale telemetry sdk-dotnet micro; do
     [ -f "$results/$file.md" ] || continue
     echo
     echo "## bench/results/$file.md"

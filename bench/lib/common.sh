@@ -30,13 +30,16 @@ build_nexus() {
 
 # start_nexus PORT [extra env...]: starts Nexus in Production on 127.0.0.1:PORT with SQLite (or DATABASE_URL).
 # NEXUS_BENCH_ENV (space-separated NAME=value pairs) adds settings to every run, e.g. Nexus__Telemetry__Enabled=false.
+# Sets nexus_pid, nexus_data, nexus_api_key and nexus_encryption_key. Several instances on one database need the same
+# ENCRYPTION_KEY: set bench_encryption_key (a base64 32-byte key) before starting them, and keep each nexus_pid.
 start_nexus() {
   local port="$1"; shift
+  nexus_encryption_key="${bench_encryption_key:-$(head -c 32 /dev/urandom | base64)}"
   # Something already answering there would be measured instead of this Nexus.
   if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then echo "port $port is already in use; stop what listens there" >&2; return 1; fi
   nexus_data="$(mktemp -d /tmp/nexus-bench.XXXXXX)"
   nexus_api_key="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  env ASPNETCORE_ENVIRONMENT=Production ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" API_KEY="$nexus_api_key" \
+  env ASPNETCORE_ENVIRONMENT=Production ENCRYPTION_KEY="$nexus_encryption_key" API_KEY="$nexus_api_key" \
       BASE_URL="http://127.0.0.1:$port" Nexus__DataDirectory="$nexus_data" Logging__LogLevel__Default=Warning ${NEXUS_BENCH_ENV:-} "$@" \
       dotnet "$nexus_dll" --urls "http://127.0.0.1:$port" > "$nexus_data/server.log" 2>&1 &
   nexus_pid=$!
