@@ -202,7 +202,10 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
         if (after is not null)
         {
-            where.Add("(created_at < @afterCreated OR (created_at = @afterCreated AND id < @afterId))");
+            // created_at <= … is the index range (ix_connections_workspace_page, ix_connections_created: migration 0015) that
+            // starts the page at its position; the OR only drops the rows of the same millisecond up to the last one seen.
+            // Without the range, the OR alone made the database read every newer row of the list to skip it.
+            where.Add("created_at <= @afterCreated AND (created_at < @afterCreated OR id < @afterId)");
         }
 
         await using var connection = await db.OpenAsync(ct);
