@@ -25,7 +25,8 @@ bench_build() { [ "${BENCH_BUILT:-}" = 1 ] || dotnet build "$@"; }
 
 build_nexus() {
   bench_build "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet >/dev/null
-  nexus_dll="$bench_root/src/Nexus.Server/bin/Release/net10.0/Nexus.Server.dll"
+  # BENCH_NEXUS_DLL: a copy of the build elsewhere, so that a long run is not disturbed by the next build.
+  nexus_dll="${BENCH_NEXUS_DLL:-$bench_root/src/Nexus.Server/bin/Release/net10.0/Nexus.Server.dll}"
 }
 
 # start_nexus PORT [extra env...]: starts Nexus in Production on 127.0.0.1:PORT with SQLite (or DATABASE_URL).
