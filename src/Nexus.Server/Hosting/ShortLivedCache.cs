@@ -9,7 +9,7 @@ namespace Nexus.Server.Hosting;
 /// requests, showed up as p99 spikes every TTL). Unknown keys (a null load) are never cached: the key space is
 /// unbounded. Expired entries are swept whenever the cache has doubled since the last sweep, so it holds about what
 /// was read within one TTL (at most twice that, and never more than maxEntries) instead of every key ever read: over a
-/// million connections read at random, keeping the expired rows made each read cost twice the CPU (bench/scale.sh).
+/// million connections read at random (bench/scale.sh) it used to hold up to maxEntries expired rows, all of them garbage.
 /// With a TTL of 0 nothing is kept once loaded; concurrent misses still share one load.
 /// </summary>
 internal sealed class ShortLivedCache<TValue>(TimeProvider time, Func<int> ttlSeconds, int maxEntries = 200_000)
