@@ -44,8 +44,11 @@ start_nexus() {
       BASE_URL="http://127.0.0.1:$port" Nexus__DataDirectory="$nexus_data" Logging__LogLevel__Default=Warning ${NEXUS_BENCH_ENV:-} "$@" \
       dotnet "$nexus_dll" --urls "http://127.0.0.1:$port" > "$nexus_data/server.log" 2>&1 &
   nexus_pid=$!
-  for _ in $(seq 1 100); do
+  # BENCH_START_SECONDS: how long to wait for /healthz (default 10; a machine busy with other work may need more).
+  local deadline=$((SECONDS + ${BENCH_START_SECONDS:-10}))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$nexus_pid" 2>/dev/null || break
     sleep 0.1
   done
   cat "$nexus_data/server.log"; return 1
