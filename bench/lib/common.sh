@@ -25,23 +25,30 @@ bench_build() { [ "${BENCH_BUILT:-}" = 1 ] || dotnet build "$@"; }
 
 build_nexus() {
   bench_build "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet >/dev/null
-  nexus_dll="$bench_root/src/Nexus.Server/bin/Release/net10.0/Nexus.Server.dll"
+  # BENCH_NEXUS_DLL: a copy of the build elsewhere, so that a long run is not disturbed by the next build.
+  nexus_dll="${BENCH_NEXUS_DLL:-$bench_root/src/Nexus.Server/bin/Release/net10.0/Nexus.Server.dll}"
 }
 
 # start_nexus PORT [extra env...]: starts Nexus in Production on 127.0.0.1:PORT with SQLite (or DATABASE_URL).
 # NEXUS_BENCH_ENV (space-separated NAME=value pairs) adds settings to every run, e.g. Nexus__Telemetry__Enabled=false.
+# Sets nexus_pid, nexus_data, nexus_api_key and nexus_encryption_key. Several instances on one database need the same
+# ENCRYPTION_KEY: set bench_encryption_key (a base64 32-byte key) before starting them, and keep each nexus_pid.
 start_nexus() {
   local port="$1"; shift
+  nexus_encryption_key="${bench_encryption_key:-$(head -c 32 /dev/urandom | base64)}"
   # Something already answering there would be measured instead of this Nexus.
   if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then echo "port $port is already in use; stop what listens there" >&2; return 1; fi
   nexus_data="$(mktemp -d /tmp/nexus-bench.XXXXXX)"
   nexus_api_key="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  env ASPNETCORE_ENVIRONMENT=Production ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" API_KEY="$nexus_api_key" \
+  env ASPNETCORE_ENVIRONMENT=Production ENCRYPTION_KEY="$nexus_encryption_key" API_KEY="$nexus_api_key" \
       BASE_URL="http://127.0.0.1:$port" Nexus__DataDirectory="$nexus_data" Logging__LogLevel__Default=Warning ${NEXUS_BENCH_ENV:-} "$@" \
       dotnet "$nexus_dll" --urls "http://127.0.0.1:$port" > "$nexus_data/server.log" 2>&1 &
   nexus_pid=$!
-  for _ in $(seq 1 100); do
+  # BENCH_START_SECONDS: how long to wait for /healthz (default 10; a machine busy with other work may need more).
+  local deadline=$((SECONDS + ${BENCH_START_SECONDS:-10}))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$nexus_pid" 2>/dev/null || break
     sleep 0.1
   done
   cat "$nexus_data/server.log"; return 1

@@ -173,13 +173,27 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     public async Task<IReadOnlyList<Connection>> ListAsync(IReadOnlyCollection<string>? workspaces, string? status, string? provider, (long CreatedAt, string Id)? after,
         int limit, CancellationToken ct)
     {
+        if (ListQuery(workspaces, status, provider, after, limit) is not var (sql, parameters))
+        {
+            return [];
+        }
+
+        await using var connection = await db.OpenAsync(ct);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(sql, parameters, cancellationToken: ct));
+        return rows.Select(r => r.ToConnection()).ToList();
+    }
+
+    /// <summary>The SQL of <see cref="ListAsync"/> (null when no workspace may be seen), on its own so a test can read its plan.</summary>
+    internal static (string Sql, DynamicParameters Parameters)? ListQuery(IReadOnlyCollection<string>? workspaces, string? status, string? provider,
+        (long CreatedAt, string Id)? after, int limit)
+    {
         var where = new List<string>();
         var parameters = new DynamicParameters(new { status, provider, limit, afterCreated = after?.CreatedAt, afterId = after?.Id });
         if (workspaces is not null)
         {
             if (workspaces.Count == 0)
             {
-                return [];
+                return null;
             }
 
             // Explicit parameters rather than Dapper's list expansion, which Npgsql turns into an array.
@@ -203,14 +217,14 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
         if (after is not null)
         {
-            where.Add("(created_at < @afterCreated OR (created_at = @afterCreated AND id < @afterId))");
+            // created_at <= … is the index range (ix_connections_workspace_page, ix_connections_created: migration 0015) that
+            // starts the page at its position; the OR only drops the rows of the same millisecond up to the last one seen.
+            // Without the range, the OR alone made the database read every newer row of the list to skip it.
+            where.Add("created_at <= @afterCreated AND (created_at < @afterCreated OR id < @afterId)");
         }
 
-        await using var connection = await db.OpenAsync(ct);
-        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
-            $"SELECT {SelectColumns} FROM connections" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY created_at DESC, id DESC LIMIT @limit",
-            parameters, cancellationToken: ct));
-        return rows.Select(r => r.ToConnection()).ToList();
+        return ($"SELECT {SelectColumns} FROM connections" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY created_at DESC, id DESC LIMIT @limit",
+            parameters);
     }
 
     /// <summary>Stores the per-connection values (already validated by ConnectionValues).</summary>

@@ -7,7 +7,10 @@ namespace Nexus.Server.Hosting;
 /// by another instance is seen. Loads are single-flight: when an entry expires under load, one request reads the
 /// database and the concurrent ones await that same read instead of all querying at once (which, at 32 concurrent
 /// requests, showed up as p99 spikes every TTL). Unknown keys (a null load) are never cached: the key space is
-/// unbounded.
+/// unbounded. Expired entries are swept whenever the cache has doubled since the last sweep, so it holds about what
+/// was read within one TTL (at most twice that, and never more than maxEntries) instead of every key ever read: over a
+/// million connections read at random (bench/scale.sh) it used to hold up to maxEntries expired rows, all of them garbage.
+/// With a TTL of 0 nothing is kept once loaded; concurrent misses still share one load.
 /// </summary>
 internal sealed class ShortLivedCache<TValue>(TimeProvider time, Func<int> ttlSeconds, int maxEntries = 200_000)
     where TValue : class
@@ -19,7 +22,15 @@ internal sealed class ShortLivedCache<TValue>(TimeProvider time, Func<int> ttlSe
         public Task<TValue?> Value { get; } = value;
     }
 
+    /// <summary>The fewest entries at which a sweep runs (a small cache is never swept: it costs nothing to keep).</summary>
+    internal const int MinimumSweep = 1024;
+
     private readonly ConcurrentDictionary<string, Entry> entries = new(StringComparer.Ordinal);
+    private readonly Lock sweeping = new();
+    private int sweepAt = MinimumSweep;
+
+    /// <summary>Entries held, expired ones included (for tests).</summary>
+    internal int Count => entries.Count;
 
     public ValueTask<TValue?> GetAsync(string key, Func<string, Task<TValue?>> load)
     {
@@ -45,10 +56,10 @@ internal sealed class ShortLivedCache<TValue>(TimeProvider time, Func<int> ttlSe
 
     private async Task<TValue?> LoadAsync(string key, Entry? expired, long now, Func<string, Task<TValue?>> load)
     {
-        if (entries.Count >= maxEntries)
+        if (entries.Count >= Volatile.Read(ref sweepAt))
         {
-            entries.Clear();
-            expired = null;
+            Sweep(now);
+            expired = entries.TryGetValue(key, out var current) ? current : null;
         }
 
         var source = new TaskCompletionSource<TValue?>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -63,7 +74,7 @@ internal sealed class ShortLivedCache<TValue>(TimeProvider time, Func<int> ttlSe
         try
         {
             var value = await load(key);
-            if (value is null)
+            if (value is null || ttlSeconds() <= 0)
             {
                 entries.TryRemove(KeyValuePair.Create(key, mine));
             }
@@ -77,6 +88,34 @@ internal sealed class ShortLivedCache<TValue>(TimeProvider time, Func<int> ttlSe
             source.SetException(e);
             _ = source.Task.Exception; // observed: the caller below rethrows it
             throw;
+        }
+    }
+
+    /// <summary>Drops the expired entries (loads in flight stay); all of them if the live ones alone reach maxEntries.</summary>
+    private void Sweep(long now)
+    {
+        lock (sweeping)
+        {
+            if (entries.Count < sweepAt)
+            {
+                return;
+            }
+
+            var ttl = ttlSeconds();
+            foreach (var (key, entry) in entries)
+            {
+                if (entry.Value.IsCompleted && time.GetElapsedTime(entry.LoadedAt, now).TotalSeconds >= ttl)
+                {
+                    entries.TryRemove(KeyValuePair.Create(key, entry));
+                }
+            }
+
+            if (entries.Count >= maxEntries)
+            {
+                entries.Clear();
+            }
+
+            Volatile.Write(ref sweepAt, Math.Max(MinimumSweep, 2 * entries.Count));
         }
     }
 }
