@@ -1,3 +1,4 @@
+using Nexus.Server.Hosting;
 using Nexus.Server.Hosting.Commands;
 using Nexus.Server.Vault;
 
@@ -51,7 +52,7 @@ internal static class ApiKeysCommands
     {
         var id = context.Args.Argument(0, "ID (the API key's ak_… id)");
         var store = context.Get<ApiKeyStore>();
-        var key = await store.FindAsync(id, ct) ?? throw new CommandFailedException($"There is no API key '{id}'. See `api-keys list`.", "not_found");
+        var key = await store.FindAsync(id, ct) ?? throw new CommandFailedException($"There is no API key '{id}'. See `api-keys list`.", ProblemCatalog.NotFound);
         await store.RevokeAsync(key, ct);
         var revoked = await store.FindAsync(id, ct) ?? key;
         return await context.ResultAsync(ApiKeyResponse.From(revoked), $"Revoked API key {revoked.Id} '{revoked.Name}'.");

@@ -59,7 +59,7 @@ internal sealed class GatewayAuthenticator
         }
 
         context.Response.Headers.WWWAuthenticate = "ApiKey header=\"X-API-Key\"";
-        return (null, Problems.Create(StatusCodes.Status401Unauthorized, "unauthorized", "A valid API key is required.",
+        return (null, Problems.Create(ProblemCatalog.Unauthorized,
             "Send an API key from POST /v1/admin/api-keys (or the deployment's API_KEY) in the X-API-Key header."));
     }
 

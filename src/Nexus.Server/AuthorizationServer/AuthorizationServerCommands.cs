@@ -95,14 +95,14 @@ internal static class AuthorizationServerCommands
     {
         var id = context.Args.Argument(0, "CLIENT_ID (nxc_…)");
         return await AppClientsAdminEndpoints.FindAppClientAsync(context.Get<ClientRegistry>(), id, ct)
-            ?? throw new CommandFailedException($"There is no App Client '{id}'. See `clients list`.", "not_found");
+            ?? throw new CommandFailedException($"There is no App Client '{id}'. See `clients list`.", ProblemCatalog.NotFound);
     }
 
     private static async Task<int> RotateClientAsync(CommandContext context, CancellationToken ct)
     {
         var client = await FindClientAsync(context, ct);
         var secret = await AppClientsAdminEndpoints.RotateAsync(client, context.Get<ClientRegistry>(), context.Get<SecretHasher>(), ct)
-            ?? throw new CommandFailedException("A revoked client cannot get a new secret.", "client_revoked");
+            ?? throw new CommandFailedException("A revoked client cannot get a new secret.", ProblemCatalog.ClientRevoked);
         return await context.ResultAsync(new AppClientSecretResponse(client.ClientId, secret, context.Get<TimeProvider>().GetUtcNow()),
             $"New secret for {client.ClientId} (shown once; the old one no longer works): {secret}");
     }
@@ -145,7 +145,7 @@ internal static class AuthorizationServerCommands
         var id = context.Args.Argument(0, "CLIENT_ID");
         var registry = context.Get<ClientRegistry>();
         var app = await ApplicationsAdminEndpoints.FindAsync(registry, id, ct)
-            ?? throw new CommandFailedException($"There is no OAuth application '{id}'. See `apps list`.", "not_found");
+            ?? throw new CommandFailedException($"There is no OAuth application '{id}'. See `apps list`.", ProblemCatalog.NotFound);
         await registry.RevokeAsync(app.ClientId, ct);
         var revoked = await registry.FindAsync(app.ClientId, ct) ?? app;
         return await context.ResultAsync(ApplicationResponse.From(revoked), $"Revoked application {revoked.ClientId} '{revoked.Name}'.");

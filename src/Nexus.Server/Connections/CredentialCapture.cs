@@ -141,12 +141,12 @@ internal static class CredentialCapture
         var provider = await providers.FindAsync(connection.ProviderName, ct);
         if (provider is null || AuthModes.IsOAuth(provider.AuthMode))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "not_a_credential_connection", "This connection's provider uses OAuth; its tokens come from the consent flow.");
+            return Problems.Create(ProblemCatalog.NotACredentialConnection);
         }
 
         if (connection.Status is not (ConnectionStatus.Pending or ConnectionStatus.Active or ConnectionStatus.AttentionRequired))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "connection_failed", "This connection failed; request a new one.");
+            return Problems.Create(ProblemCatalog.ConnectionFailed);
         }
 
         var (body, error) = await JsonBody.ReadAsync<Dictionary<string, JsonElement>>(context.Request, ct);
@@ -171,7 +171,7 @@ internal static class CredentialCapture
 
         if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, ct) is { } rejected)
         {
-            return Problems.Create(StatusCodes.Status422UnprocessableEntity, "credentials_rejected", "The provider did not accept these credentials.", rejected);
+            return Problems.Create(ProblemCatalog.CredentialsRejected, rejected);
         }
 
         await ActivateAsync(connection, values, store, audit, caller.Actor, ct);
@@ -218,7 +218,7 @@ internal static class CredentialCapture
             {
                 // Whoever is submitting the keys may see what STS said of them (it names their IAM user); apps and
                 // agents reading the connection later never do (AwsRoleException.StsMessage).
-                return e.Code == AwsRoleException.AssumeRoleFailed
+                return e.Type == ProblemCatalog.AwsAssumeRoleFailed
                     ? $"These credentials could not assume the role. {e.Detail}{(e.StsMessage is null ? "" : " STS said: " + e.StsMessage)}"
                     : $"{e.Title} {e.Detail}";
             }
@@ -269,7 +269,7 @@ internal static class CredentialCapture
         var provider = await providers.FindCachedAsync(connection.ProviderName, context.RequestAborted);
         if (provider is null)
         {
-            await Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The connection's provider is no longer registered.").ExecuteAsync(context);
+            await Problems.Create(ProblemCatalog.ProviderMissing).ExecuteAsync(context);
             return;
         }
 

@@ -40,7 +40,7 @@ internal static class CredentialEndpoint
 
         if (!caller.CanReadCredentials)
         {
-            await Problems.Create(StatusCodes.Status403Forbidden, "credentials_not_readable", "This API key may not read credentials.",
+            await Problems.Create(ProblemCatalog.CredentialsNotReadable,
                 "It was created with can_read_credentials=false (a Bridge-only key). Use a key that may read credentials.").ExecuteAsync(context);
             return;
         }
@@ -88,7 +88,7 @@ internal static class CredentialEndpoint
             resourceName = resourceQuery.Count == 1 ? resourceQuery[0] : null;
             if (string.IsNullOrEmpty(resourceName))
             {
-                await Problems.Create(StatusCodes.Status400BadRequest, "unknown_resource", "Which resource?", "Give one resource name: ?resource=NAME.").ExecuteAsync(context);
+                await Problems.Create(ProblemCatalog.UnknownResource, "Give one resource name: ?resource=NAME.", title: "Which resource?").ExecuteAsync(context);
                 return;
             }
 

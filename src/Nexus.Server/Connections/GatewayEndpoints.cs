@@ -150,20 +150,20 @@ internal static class GatewayEndpoints
 
         if (returnUrls.Check(body.ReturnUrl) is { } notAllowed)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "return_url_not_allowed", "The return_url is not allowed.", notAllowed);
+            return Problems.Create(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
         }
 
         if (!caller.CanAccess(body.WorkspaceId!))
         {
-            return Problems.Create(StatusCodes.Status403Forbidden, "workspace_not_allowed", "This API key may not act for that workspace.",
+            return Problems.Create(ProblemCatalog.WorkspaceNotAllowed,
                 "Use a key created for this workspace (POST /v1/admin/api-keys).");
         }
 
         var provider = ProviderNames.IsValid(body.ProviderName) ? await providers.FindAsync(body.ProviderName!, ct) : null;
         if (provider is null)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "unknown_provider", $"There is no provider named '{body.ProviderName}'.",
-                "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.");
+            return Problems.Create(ProblemCatalog.UnknownProvider,
+                "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.", title: $"There is no provider named '{body.ProviderName}'.");
         }
 
         var (values, valueErrors) = connections.CheckValues(provider, body.ConnectionConfig, "connection_config");
@@ -178,8 +178,8 @@ internal static class GatewayEndpoints
             var (machineId, result) = await connections.CreateMachineAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct);
             return result.Succeeded
                 ? TypedResults.Created($"/v1/connections/{machineId}", new MachineConnectionResponse(null, machineId, ConnectionStatus.Active))
-                : Problems.Create(StatusCodes.Status502BadGateway, "token_request_failed", "The MCP server's authorization server refused the client credentials.",
-                    $"{result.Error}: {result.ErrorDescription}", new Dictionary<string, object?> { ["connection_id"] = machineId });
+                : Problems.Create(ProblemCatalog.TokenRequestFailed, $"{result.Error}: {result.ErrorDescription}",
+                    new Dictionary<string, object?> { ["connection_id"] = machineId });
         }
 
         var (authUrl, id) = await connections.CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct, values);
@@ -314,14 +314,14 @@ internal static class GatewayEndpoints
         var returnUrl = body.ReturnUrl ?? connection.ReturnUrl;
         if (returnUrls.Check(returnUrl) is { } notAllowed)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "return_url_not_allowed", "The return_url is not allowed.", notAllowed);
+            return Problems.Create(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
         }
 
         var started = await connections.ReconnectAsync(connection, body.Scopes, returnUrl, caller.Actor, ct);
         return started.Refusal switch
         {
-            ReconnectRefusal.ProviderMissing => Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The provider of this connection no longer exists."),
-            ReconnectRefusal.NotOAuth => Problems.Create(StatusCodes.Status409Conflict, "not_an_oauth_connection", "This connection's provider takes credentials, not a consent.",
+            ReconnectRefusal.ProviderMissing => Problems.Create(ProblemCatalog.ProviderMissing, title: "The provider of this connection no longer exists."),
+            ReconnectRefusal.NotOAuth => Problems.Create(ProblemCatalog.NotAnOAuthConnection,
                 "Replace the credentials in place with POST /v1/connections/{id}/credentials."),
             ReconnectRefusal.Gone => Problems.NotFound("Connection"),
             _ => TypedResults.Ok(new RequestConnectionResponse(started.AuthUrl!, connection.Id)),

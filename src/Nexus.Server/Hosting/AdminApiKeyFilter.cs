@@ -25,16 +25,14 @@ internal sealed class AdminApiKeyFilter : IEndpointFilter
     {
         if (expectedHash is null)
         {
-            return Problems.Create(StatusCodes.Status401Unauthorized, "admin_api_disabled",
-                "The admin API is disabled.", "Set API_KEY to a long random value (openssl rand -base64 32) and send it as X-API-Key.");
+            return Problems.Create(ProblemCatalog.AdminApiDisabled, "Set API_KEY to a long random value (openssl rand -base64 32) and send it as X-API-Key.");
         }
 
         var presented = http.Request.Headers[HeaderName];
         if (presented.Count != 1 || string.IsNullOrEmpty(presented[0]) || !Matches(presented[0]!))
         {
             http.Response.Headers.WWWAuthenticate = "ApiKey header=\"X-API-Key\"";
-            return Problems.Create(StatusCodes.Status401Unauthorized, "unauthorized",
-                "A valid admin API key is required.", "Send the deployment's API_KEY in the X-API-Key header.");
+            return Problems.Create(ProblemCatalog.Unauthorized, "Send the deployment's API_KEY in the X-API-Key header.", title: "A valid admin API key is required.");
         }
 
         return null;

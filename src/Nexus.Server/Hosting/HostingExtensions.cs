@@ -139,11 +139,11 @@ internal sealed class ProblemExceptionHandler(Data.DatabaseHealth database, ILog
             if (OAuthPrefixes.Any(p => context.Request.Path.StartsWithSegments(p.TrimEnd('/'), StringComparison.OrdinalIgnoreCase)))
             {
                 // RFC 6749 section 4.1.2.1 (and 5.2's JSON form): temporarily_unavailable.
-                await AuthorizationServer.OAuthResponses.ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", description);
+                await AuthorizationServer.OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.TemporarilyUnavailable, description);
             }
             else
             {
-                await Problems.Create(StatusCodes.Status503ServiceUnavailable, "database_unavailable", "The database is temporarily unavailable.", description)
+                await Problems.Create(ProblemCatalog.DatabaseUnavailable, description)
                     .ExecuteAsync(context);
             }
 
@@ -160,12 +160,12 @@ internal sealed class ProblemExceptionHandler(Data.DatabaseHealth database, ILog
 
         if (exception is BadHttpRequestException bad)
         {
-            result = Problems.Create(bad.StatusCode, "bad_request", "The request could not be read.", bad.Message);
+            result = Problems.Create(ProblemCatalog.BadRequest, bad.Message, status: bad.StatusCode);
         }
         else
         {
             logger.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
-            result = Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "Nexus hit an unexpected error.",
+            result = Problems.Create(ProblemCatalog.InternalError,
                 "The error was logged with the request's trace id.", new Dictionary<string, object?> { ["trace_id"] = context.TraceIdentifier });
         }
 

@@ -188,8 +188,8 @@ internal static class ProvidersAdminEndpoints
         if (!await registry.CreateAsync(provider, ct))
         {
             errors["name"] = [$"A provider named '{body.Name}' already exists."];
-            return (null, Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{body.Name}' already exists.",
-                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}."), errors);
+            return (null, Problems.Create(ProblemCatalog.ProviderExists,
+                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.", title: $"A provider named '{body.Name}' already exists."), errors);
         }
 
         return (provider, null, errors);
@@ -297,7 +297,7 @@ internal static class ProvidersAdminEndpoints
         await registry.DeleteAsync(name, ct) switch
         {
             null => Problems.NotFound("Provider"),
-            false => Problems.Create(StatusCodes.Status409Conflict, "provider_in_use", "Connections still use this provider.",
+            false => Problems.Create(ProblemCatalog.ProviderInUse,
                 "Delete its connections first (DELETE /v1/connections/{id}); that also revokes their tokens at the provider."),
             true => TypedResults.NoContent(),
         };
@@ -528,7 +528,7 @@ internal static class ProvidersAdminEndpoints
             var (endpoints, problem) = await discovery.DiscoverAsync(body.Issuer, ct);
             if (endpoints is null)
             {
-                return new(Problems.Create(StatusCodes.Status502BadGateway, "discovery_failed", "OpenID Connect discovery failed.", problem), null, null, null, null);
+                return new(Problems.Create(ProblemCatalog.DiscoveryFailed, problem), null, null, null, null);
             }
 
             config = config with

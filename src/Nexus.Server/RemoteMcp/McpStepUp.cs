@@ -31,15 +31,15 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         if (!await store.BeginStepUpAsync(connection.Id, nonce, expiresAt.ToUnixTimeMilliseconds(), store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier),
                 string.Join(' ', scopes), MaxRounds - 1, ct))
         {
-            return Problems.Create(StatusCodes.Status403Forbidden, "step_up_limit", "The MCP server still asks for more scopes.",
+            return Problems.Create(ProblemCatalog.StepUpLimit,
                 $"{MaxRounds} authorization rounds were started for this connection; connect it anew (POST /v1/request-connection) to try again.");
         }
 
         var state = signer.Create(connection.Id, nonce, expiresAt.ToUnixTimeSeconds());
         var authUrl = ProviderClient.AuthorizationUrl(provider, options.Issuer + GatewayEndpoints.CallbackPath, scopes, state, verifier);
         await audit.RecordAsync(AuditEvents.Requested, "bridge", connection.WorkspaceId, connection.Id, new { provider = provider.Name, scopes, step_up = true }, ct);
-        return Problems.Create(StatusCodes.Status403Forbidden, "insufficient_scope", "The MCP server needs more scopes; the person must approve them.",
+        return Problems.Create(ProblemCatalog.InsufficientScope,
             "Send the person to auth_url; the connection keeps its id and becomes usable with the wider scopes once they approve.",
-            new Dictionary<string, object?> { ["auth_url"] = authUrl, ["connection_id"] = connection.Id, ["scopes"] = scopes });
+            new Dictionary<string, object?> { ["auth_url"] = authUrl, ["connection_id"] = connection.Id, ["scopes"] = scopes }, title: "The MCP server needs more scopes; the person must approve them.");
     }
 }

@@ -76,12 +76,12 @@ internal static class ApplicationsAdminEndpoints
 
             if (app.IsPublic)
             {
-                return Problems.Create(StatusCodes.Status409Conflict, "public_client", "Public applications have no secret.");
+                return Problems.Create(ProblemCatalog.PublicClient);
             }
 
             var secret = await AppClientsAdminEndpoints.RotateAsync(app, registry, hasher, ct);
             return secret is null
-                ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot get a new secret.")
+                ? Problems.Create(ProblemCatalog.ClientRevoked, title: "A deleted application cannot get a new secret.")
                 : TypedResults.Ok(new { client_id = app.ClientId, client_secret = secret, secret_rotated_at = time.GetUtcNow() });
         });
     }
@@ -168,7 +168,7 @@ internal static class ApplicationsAdminEndpoints
         };
         if (app.IsRevoked || !await registry.UpdateAsync(updated, ct))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot be changed.");
+            return Problems.Create(ProblemCatalog.ClientRevoked, title: "A deleted application cannot be changed.");
         }
 
         return TypedResults.Ok(ApplicationResponse.From((await registry.FindAsync(app.ClientId, ct))!));

@@ -114,7 +114,7 @@ internal static class AppClientsAdminEndpoints
 
         if (client.IsRevoked)
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A revoked App Client cannot be changed.");
+            return Problems.Create(ProblemCatalog.ClientRevoked);
         }
 
         var updated = client with
@@ -126,7 +126,7 @@ internal static class AppClientsAdminEndpoints
         };
         if (!await registry.UpdateAsync(updated, ct))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A revoked App Client cannot be changed.");
+            return Problems.Create(ProblemCatalog.ClientRevoked);
         }
 
         return TypedResults.Ok(AppClientResponse.From((await registry.FindAsync(clientId, ct))!));
@@ -154,7 +154,7 @@ internal static class AppClientsAdminEndpoints
 
         var secret = await RotateAsync(client, registry, hasher, ct);
         return secret is null
-            ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A revoked client cannot get a new secret.")
+            ? Problems.Create(ProblemCatalog.ClientRevoked, title: "A revoked client cannot get a new secret.")
             : TypedResults.Ok(new AppClientSecretResponse(clientId, secret, time.GetUtcNow()));
     }
 
