@@ -71,6 +71,9 @@ internal static class BridgeEndpoints
     {
         var services = context.RequestServices;
         var ct = context.RequestAborted;
+        // The Bridge's short-circuit (issue 13, item 2): a plain request delegate on the hot path, so it identifies the
+        // gateway key itself with the same GatewayAuthenticator (and the same 401) as the ApiKey scheme behind the
+        // gateway policy; RouteSecurityTests covers its three routes like every other.
         var (caller, authError) = await services.GetRequiredService<GatewayAuthenticator>().AuthenticateAsync(context);
         if (caller is null)
         {

@@ -31,7 +31,7 @@ internal static class CredentialCapture
     {
         app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
         app.MapPost(FormPath, SubmitFormAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections").WithoutSession();
+        app.MapGatewayGroup().MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections");
     }
 
     public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";
@@ -122,16 +122,10 @@ internal static class CredentialCapture
         return Results.Redirect(target);
     }
 
-    private static async Task<IResult> SubmitApiAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ProviderRegistry providers,
+    private static async Task<IResult> SubmitApiAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ProviderRegistry providers,
         IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {

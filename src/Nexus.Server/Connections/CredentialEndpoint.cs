@@ -20,7 +20,16 @@ internal static class CredentialEndpoint
     {
         try
         {
-            await ReadCoreAsync(connectionId, context, auth, store, refresher, audit, connections, providers);
+            // The short-circuit of the hot path (see GatewayEndpoints.MapGateway): the key is identified here, not by the
+            // GatewayApiKey policy, with the same cached lookup and the same 401.
+            var (caller, authError) = await auth.AuthenticateAsync(context);
+            if (caller is null)
+            {
+                await authError!.ExecuteAsync(context);
+                return;
+            }
+
+            await ReadCoreAsync(connectionId, context, caller, store, refresher, audit, connections, providers);
         }
         finally
         {
@@ -28,16 +37,9 @@ internal static class CredentialEndpoint
         }
     }
 
-    private static async Task ReadCoreAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionRefresher refresher,
+    private static async Task ReadCoreAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionRefresher refresher,
         AuditLog audit, ConnectionService connections, Providers.ProviderRegistry providers)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            await authError!.ExecuteAsync(context);
-            return;
-        }
-
         if (!caller.CanReadCredentials)
         {
             await Problems.Create(ProblemCatalog.CredentialsNotReadable,

@@ -91,26 +91,27 @@ internal static class GatewayEndpoints
 
     public static void MapGateway(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/request-connection", RequestConnectionAsync).WithTags("Connections").WithoutSession();
-        app.MapGet("/v1/connections", ListAsync).WithTags("Connections").WithoutSession();
-        app.MapGet("/v1/connections/{connectionId}", GetAsync).WithTags("Connections").WithoutSession();
-        app.MapDelete("/v1/connections/{connectionId}", DeleteAsync).WithTags("Connections").WithoutSession();
-        app.MapPost("/v1/connections/{connectionId}/reconnect", ReconnectAsync).WithTags("Connections").WithoutSession();
+        // A gateway API key on every route of the group (NexusPolicies.GatewayApiKey); handlers take the Caller.
+        var gateway = app.MapGatewayGroup().WithTags("Connections");
+        gateway.MapPost("/v1/request-connection", RequestConnectionAsync);
+        gateway.MapGet("/v1/connections", ListAsync);
+        gateway.MapGet("/v1/connections/{connectionId}", GetAsync);
+        gateway.MapDelete("/v1/connections/{connectionId}", DeleteAsync);
+        gateway.MapPost("/v1/connections/{connectionId}/reconnect", ReconnectAsync);
+        // The broker's hot path keeps a documented short-circuit (issue 13, item 2, like the Bridge): GET /v1/token is
+        // a plain route without the GatewayApiKey policy, and CredentialEndpoint identifies the key itself with the same
+        // GatewayAuthenticator and the same 401 as the policy's ApiKey scheme. Running the authentication and
+        // authorization middleware for it halved its throughput (bench/token-read.sh, docs/performance.md);
+        // RouteSecurityTests and AuthorizationPolicyTests cover the route like every other.
         app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections").WithoutSession();
         app.MapCredentialCapture();
         app.MapConnectionValuesPage();
     }
 
-    private static async Task<IResult> RequestConnectionAsync(HttpContext context, GatewayAuthenticator auth, ProviderRegistry providers, ConnectionService connections,
+    private static async Task<IResult> RequestConnectionAsync(HttpContext context, Caller caller, ProviderRegistry providers, ConnectionService connections,
         ReturnUrlPolicy returnUrls)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var (body, error) = await JsonBody.ReadAsync<RequestConnectionRequest>(context.Request, ct);
         if (error is not null)
         {
@@ -186,14 +187,8 @@ internal static class GatewayEndpoints
         return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
     }
 
-    private static async Task<IResult> GetAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)
+    private static async Task<IResult> GetAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionService connections)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, context.RequestAborted);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {
@@ -204,14 +199,8 @@ internal static class GatewayEndpoints
         return TypedResults.Ok(ConnectionResponse.From(connection));
     }
 
-    private static async Task<IResult> ListAsync(HttpContext context, GatewayAuthenticator auth, ConnectionService connectionService)
+    private static async Task<IResult> ListAsync(HttpContext context, Caller caller, ConnectionService connectionService)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var query = context.Request.Query;
         string? One(string name) => query[name].Count == 1 && query[name][0] is { Length: > 0 } v ? v : null;
         var workspaceId = One("workspace_id");
@@ -271,16 +260,10 @@ internal static class GatewayEndpoints
     /// POST /v1/connections/{id}/reconnect: a new auth_url for the same connection id. The current tokens keep working
     /// until the person completes the new consent; then they are replaced and revoked at the provider.
     /// </summary>
-    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
+    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store,
         ConnectionService connections, ReturnUrlPolicy returnUrls)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         ReconnectRequest body;
         if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContainsKey("Transfer-Encoding")))
         {
@@ -328,15 +311,9 @@ internal static class GatewayEndpoints
         };
     }
 
-    private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)
+    private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionService connections)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {

@@ -71,7 +71,7 @@ internal static class HostingExtensions
         builder.Services.AddSingleton<OutboundNetworkGuard>();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
-        builder.Services.AddSingleton<AdminApiKeyFilter>();
+        builder.Services.AddSingleton<AdminApiKey>();
         builder.Services.AddSingleton<NexusBootstrapper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NexusBootstrapper>());
         return builder;

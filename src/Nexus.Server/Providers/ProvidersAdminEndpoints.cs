@@ -108,7 +108,7 @@ internal static class ProvidersAdminEndpoints
 
     public static void MapProvidersAdmin(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/providers").AddEndpointFilter<AdminApiKeyFilter>().WithoutSession().WithTags("Providers");
+        var group = app.MapGroup("/v1/providers").RequireAdminApiKey().WithTags("Providers");
         group.MapPost("", CreateAsync);
         group.MapGet("", ListAsync);
         group.MapGet("/{name}", GetAsync);

@@ -13,17 +13,11 @@ namespace Nexus.Server.Connections.Refresh;
 internal static class RefreshEndpoint
 {
     public static void MapRefreshEndpoint(this IEndpointRouteBuilder app) =>
-        app.MapPost("/v1/refresh/{connectionId}", RefreshAsync).WithTags("Connections");
+        app.MapGatewayGroup().MapPost("/v1/refresh/{connectionId}", RefreshAsync).WithTags("Connections");
 
-    private static async Task<IResult> RefreshAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
+    private static async Task<IResult> RefreshAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store,
         ConnectionRefresher refresher, AuditLog audit, TimeProvider time)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, context.RequestAborted);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {
