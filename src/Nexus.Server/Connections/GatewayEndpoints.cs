@@ -101,7 +101,7 @@ internal static class GatewayEndpoints
         // The broker's hot path keeps a documented short-circuit (issue 13, item 2, like the Bridge): GET /v1/token is
         // a plain route without the GatewayApiKey policy, and CredentialEndpoint identifies the key itself with the same
         // GatewayAuthenticator and the same 401 as the policy's ApiKey scheme. Running the authentication and
-        // authorization middleware for it halved its throughput (bench/token-read.sh, docs/performance.md);
+        // authorization middleware for it halved its throughput (bench/token-read.sh, docs/benchmarks.md);
         // RouteSecurityTests and AuthorizationPolicyTests cover the route like every other.
         app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections").WithoutSession();
         app.MapCredentialCapture();

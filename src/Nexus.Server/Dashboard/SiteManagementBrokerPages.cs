@@ -19,30 +19,32 @@ internal static class SiteManagementBrokerPages
 {
     public static void MapSiteManagementBroker(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
+        // Every page and form below is for the system administrator (NexusPolicies.SiteAdmin, Accounts/SessionPolicies.cs).
+        var admin = app.MapGroup("").RequireAuthorization(NexusPolicies.SiteAdmin);
+        admin.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
+        admin.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy, TimeProvider time, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, discovery, policy, time, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
-            Guard(context) ?? Confirm(context, "/admin/providers", $"Delete the provider {name}?", $"/admin/providers/{Uri.EscapeDataString(name)}/delete", "Delete provider",
+        admin.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
+            Confirm(context, "/admin/providers", $"Delete the provider {name}?", $"/admin/providers/{Uri.EscapeDataString(name)}/delete", "Delete provider",
                 "Apps and people can no longer connect it. Nexus refuses while connections still use it: revoke those first.")).ExcludeFromDescription();
-        app.MapPost("/admin/providers/{name}/delete", DeleteProviderAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/api-keys/{id}/revoke", (HttpContext context, string id) =>
-            Guard(context) ?? Confirm(context, "/admin/api-keys", "Revoke this API key?", $"/admin/api-keys/{Uri.EscapeDataString(id)}/revoke", "Revoke key",
+        admin.MapPost("/admin/providers/{name}/delete", DeleteProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/api-keys/{id}/revoke", (HttpContext context, string id) =>
+            Confirm(context, "/admin/api-keys", "Revoke this API key?", $"/admin/api-keys/{Uri.EscapeDataString(id)}/revoke", "Revoke key",
                 "Every app using it loses access at once. It stays listed under Revoked.")).ExcludeFromDescription();
-        app.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/webhooks/{id}/delete", (HttpContext context, string id) =>
-            Guard(context) ?? Confirm(context, "/admin/webhooks", "Delete this webhook?", $"/admin/webhooks/{Uri.EscapeDataString(id)}/delete", "Delete webhook",
+        admin.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/webhooks/{id}/delete", (HttpContext context, string id) =>
+            Confirm(context, "/admin/webhooks", "Delete this webhook?", $"/admin/webhooks/{Uri.EscapeDataString(id)}/delete", "Delete webhook",
                 "Nexus stops sending events to it at once; its delivery log goes with it.")).ExcludeFromDescription();
-        app.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
+        admin.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
     }
 
     // ---- Providers ----------------------------------------------------------------------------------------------
@@ -50,11 +52,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> ProvidersAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, Dictionary<string, string[]>? errors, IFormCollection? form,
         bool custom, CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var options = context.RequestServices.GetRequiredService<NexusOptions>();
         var rows = (await registry.ListAsync(ct)).Select(p => $"""
             <tr><td>{ProviderLogos.Avatar(p, p.DisplayName)} <strong>{E(p.DisplayName)}</strong><br><code>{E(p.Name)}</code></td><td>{E(p.CatalogKey ?? "custom")}</td><td>{E(p.AuthMode)}</td>
@@ -175,11 +172,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery, UpstreamPolicy policy,
         TimeProvider time, bool custom, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -211,11 +203,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> EditProviderPageAsync(HttpContext context, string name, ProviderRegistry registry, Dictionary<string, string[]>? errors, IFormCollection? form,
         CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await registry.FindAsync(name, ct) is not { } p)
         {
             return Error(context, "Not found", "There is no such provider.", StatusCodes.Status404NotFound);
@@ -275,11 +262,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderCatalog catalog, OidcDiscovery discovery,
         UpstreamPolicy policy, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -324,11 +306,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> DeleteProviderAsync(HttpContext context, string name, ProviderRegistry registry, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -346,11 +323,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> ApiKeysAsync(HttpContext context, ApiKeyStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var rows = (await store.ListAsync(ct)).OrderByDescending(k => k.CreatedAt).Select(k => (k.IsRevoked, $"""
             <tr><td><strong>{E(k.Name)}</strong><br><code>{E(k.Id)}</code></td><td>{string.Join(", ", k.Workspaces.Select(w => $"<code>{E(w)}</code>"))}</td>
             <td>{(k.CanReadCredentials ? "read credentials + Bridge" : "Bridge only")}</td><td>{Status(k.IsRevoked)}</td>
@@ -369,11 +341,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ApiKeyStore store, SecretHasher hasher, TimeProvider time, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -390,11 +357,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyStore store, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -412,11 +374,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> WebhooksAsync(HttpContext context, WebhookStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var rows = new List<string>();
         foreach (var hook in await store.ListAsync(ct))
         {
@@ -445,11 +402,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> CreateWebhookAsync(HttpContext context, WebhookStore store, IHostEnvironment environment, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -468,11 +420,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> DeleteWebhookAsync(HttpContext context, string id, WebhookStore store, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -486,11 +433,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> AuditAsync(HttpContext context, string? workspace_id, string? connection_id, string? @event, AuditLog audit, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var events = await audit.QueryAsync(NullIfEmpty(workspace_id), NullIfEmpty(connection_id), NullIfEmpty(@event), 200, ct);
         var rows = events.Select(e => $"""
             <tr class="has-detail"><td><time datetime="{e.At:O}">{e.At:yyyy-MM-dd HH:mm:ss}</time></td><td><code>{E(e.Event)}</code></td><td>{E(e.Actor)}</td>
