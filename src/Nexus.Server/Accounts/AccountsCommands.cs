@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Identity;
+using Nexus.Server.Hosting;
 using Nexus.Server.Hosting.Commands;
 
 namespace Nexus.Server.Accounts;
@@ -71,7 +72,7 @@ internal static class AccountsCommands
         var (user, exists, errors) = await UserAdministration.CreateAsync(users, email, password, context.Args.Option("display-name"));
         if (user is null)
         {
-            throw exists ? new CommandFailedException("An account with this email already exists.", "user_exists") : CommandContext.Invalid(errors);
+            throw exists ? new CommandFailedException("An account with this email already exists.", ProblemCatalog.UserExists) : CommandContext.Invalid(errors);
         }
 
         if (context.Args.Flag("admin"))
@@ -120,7 +121,7 @@ internal static class AccountsCommands
         var key = context.Args.Argument(0, UserArgument);
         var users = context.Get<UserManager<NexusUser>>();
         var user = key.Contains('@', StringComparison.Ordinal) ? await users.FindByEmailAsync(key) : key.Length <= 64 ? await users.FindByIdAsync(key) : null;
-        return user ?? throw new CommandFailedException($"No account has the email or id '{key}'. Create it first (users create, sign up, or POST /v1/admin/users).", "not_found");
+        return user ?? throw new CommandFailedException($"No account has the email or id '{key}'. Create it first (users create, sign up, or POST /v1/admin/users).", ProblemCatalog.NotFound);
     }
 
     private static string Snake(UserAdministration.State state) => state switch

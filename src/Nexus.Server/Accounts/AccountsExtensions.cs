@@ -28,6 +28,7 @@ internal static class AccountsExtensions
                 o.Events.OnValidatePrincipal = context => context.HttpContext.RequestServices.GetRequiredService<SessionValidator>().ValidateAsync(context);
             }));
         services.AddAuthorization();
+        SessionPolicies.Add(services);
         services.AddIdentityCore<NexusUser>(o =>
             {
                 // NIST SP 800-63B: length over composition rules.

@@ -65,7 +65,7 @@ internal static class UsersAdminEndpoints
         if (user is null)
         {
             return exists
-                ? Problems.Create(StatusCodes.Status409Conflict, "user_exists", "An account with this email already exists.")
+                ? Problems.Create(ProblemCatalog.UserExists)
                 : Problems.Validation(errors);
         }
 

@@ -1,3 +1,4 @@
+using Nexus.Server.Hosting;
 using Nexus.Server.Hosting.Commands;
 
 namespace Nexus.Server.ApiKeys;
@@ -50,7 +51,7 @@ internal static class ApiKeysCommands
     {
         var id = context.Args.Argument(0, "ID (the API key's ak_… id)");
         var apiKeys = context.Get<ApiKeyService>();
-        var key = await apiKeys.FindAsync(id, ct) ?? throw new CommandFailedException($"There is no API key '{id}'. See `api-keys list`.", "not_found");
+        var key = await apiKeys.FindAsync(id, ct) ?? throw new CommandFailedException($"There is no API key '{id}'. See `api-keys list`.", ProblemCatalog.NotFound);
         var revoked = await apiKeys.RevokeAsync(key, ct);
         return await context.ResultAsync(ApiKeyResponse.From(revoked), $"Revoked API key {revoked.Id} '{revoked.Name}'.");
     }

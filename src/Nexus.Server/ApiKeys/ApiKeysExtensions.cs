@@ -10,6 +10,14 @@ internal static class ApiKeysExtensions
         builder.Services.AddSingleton<ApiKeyService>();
         builder.Services.AddSingleton<GatewayAuthenticator>();
         builder.Services.AddApiKeysCommands();
+        builder.Services.AddAuthentication()
+            .AddScheme<ApiKeyAuthenticationOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.GatewayScheme, null)
+            .AddScheme<ApiKeyAuthenticationOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.AdminScheme, o => o.AdminOnly = true);
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(NexusPolicies.AdminApiKey, policy => policy.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.AdminScheme)
+                .RequireClaim(NexusPolicies.AdminClaim, "true"))
+            .AddPolicy(NexusPolicies.GatewayApiKey, policy => policy.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.GatewayScheme)
+                .RequireAuthenticatedUser());
         return builder;
     }
 

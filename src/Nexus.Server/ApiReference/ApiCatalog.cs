@@ -5,8 +5,11 @@ using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Connections;
+using Nexus.Server.Hosting;
 using Nexus.Server.Notifications;
 using Nexus.Server.Providers;
+using OAuth = Nexus.Server.Hosting.OAuthErrorCatalog;
+using Problem = Nexus.Server.Hosting.ProblemCatalog;
 
 namespace Nexus.Server.ApiReference;
 
@@ -41,8 +44,17 @@ internal enum ErrorFormat
     Browser,
 }
 
-/// <summary>One documented error response: its status and the codes (problem <c>code</c> or OAuth <c>error</c>) it carries.</summary>
-internal sealed record ApiError(int Status, params string[] Codes);
+/// <summary>
+/// One documented error response: its status and the codes (problem <c>code</c> or OAuth <c>error</c>) it carries. A
+/// catalog entry (Hosting/ProblemCatalog.cs, Hosting/OAuthErrorCatalog.cs) converts to one with its own status; the
+/// constructor is for a status the entry is not answered with by default (a browser leg's error page, a 429).
+/// </summary>
+internal sealed record ApiError(int Status, params string[] Codes)
+{
+    public static implicit operator ApiError(ProblemType type) => new(type.Status, type.Code);
+
+    public static implicit operator ApiError(OAuthError error) => new(error.Status, error.Error);
+}
 
 /// <summary>A list response: <c>{"&lt;Property&gt;": [Item…]}</c>.</summary>
 internal sealed record ListOf(string Property, Type Item);
@@ -70,24 +82,25 @@ internal sealed record ApiOperation(
 /// <summary>
 /// The table the API reference is completed from: every public route, its summary, body, success response and the
 /// errors it documents. ApiReferenceTests fail when a mapped public route has no row, so a new endpoint cannot ship
-/// undocumented. Error codes are the ones the handlers return (README, "Errors").
+/// undocumented. Error codes come from the catalogs the handlers answer with (Hosting/ProblemCatalog.cs,
+/// Hosting/OAuthErrorCatalog.cs; docs/errors.md).
 /// </summary>
 internal static class ApiCatalog
 {
     private const string Form = "application/x-www-form-urlencoded";
 
     // Errors every endpoint can answer with.
-    private static readonly ApiError InvalidInput = new(400, "invalid_input");
-    private static readonly ApiError Unavailable = new(503, "database_unavailable");
+    private static readonly ApiError InvalidInput = Problem.InvalidInput;
+    private static readonly ApiError Unavailable = Problem.DatabaseUnavailable;
 
-    private static readonly ApiError[] Admin = [new(401, "unauthorized", "admin_api_disabled"), InvalidInput, Unavailable];
-    private static readonly ApiError[] AdminBody = [.. Admin, new(400, "validation_failed", "invalid_json", "bad_request"), new(415, "unsupported_media_type")];
-    private static readonly ApiError[] Gateway = [new(401, "unauthorized"), InvalidInput, Unavailable];
-    private static readonly ApiError[] GatewayBody = [.. Gateway, new(400, "validation_failed", "invalid_json", "bad_request"), new(415, "unsupported_media_type")];
-    private static readonly ApiError[] OAuthCommon = [new(400, "invalid_request"), new(503, "temporarily_unavailable")];
-    private static readonly ApiError[] OAuthClient = [.. OAuthCommon, new(401, "invalid_client")];
+    private static readonly ApiError[] Admin = [Problem.Unauthorized, Problem.AdminApiDisabled, InvalidInput, Unavailable];
+    private static readonly ApiError[] AdminBody = [.. Admin, Problem.ValidationFailed, Problem.InvalidJson, Problem.BadRequest, Problem.UnsupportedMediaType];
+    private static readonly ApiError[] Gateway = [Problem.Unauthorized, InvalidInput, Unavailable];
+    private static readonly ApiError[] GatewayBody = [.. Gateway, Problem.ValidationFailed, Problem.InvalidJson, Problem.BadRequest, Problem.UnsupportedMediaType];
+    private static readonly ApiError[] OAuthCommon = [OAuth.InvalidRequest, OAuth.TemporarilyUnavailable];
+    private static readonly ApiError[] OAuthClient = [.. OAuthCommon, OAuth.InvalidClient];
 
-    private static ApiError NotFound => new(404, "not_found");
+    private static ApiError NotFound => Problem.NotFound;
 
     private const string TokenExample = """{"access_token":"eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9...","token_type":"Bearer","expires_in":3600,"refresh_token":"nxr_...","scope":"openid profile","id_token":"eyJhbGciOiJSUzI1NiJ9..."}""";
 
@@ -118,26 +131,26 @@ internal static class ApiCatalog
 
         // The authorization server.
         new("GET", "/oauth2/authorize", "Authorization endpoint (RFC 6749 §4.1.1, PKCE RFC 7636)", ApiAuth.None, 302, null,
-            [new(400, "invalid_request", "invalid_client", "unauthorized_client", "unsupported_response_type", "invalid_scope", "invalid_target",
-                "access_denied", "login_required", "consent_required")],
+            [new(400, OAuth.InvalidRequest.Error, OAuth.InvalidClient.Error, OAuth.UnauthorizedClient.Error, OAuth.UnsupportedResponseType.Error, OAuth.InvalidScope.Error,
+                OAuth.InvalidTarget.Error, OAuth.AccessDenied.Error, OAuth.LoginRequired.Error, OAuth.ConsentRequired.Error)],
             Format: ErrorFormat.Browser,
             Description: "A browser request. With a valid client_id and redirect_uri, errors are redirected to the client (RFC 6749 §4.1.2.1) with `error` and `state`; otherwise Nexus shows an error page and never redirects."),
         new("GET", "/api/oauth/authorize", "Authorization endpoint (Nexus Integration Guide path; response_type defaults to code)", ApiAuth.None, 302, null,
-            [new(400, "invalid_request", "invalid_client", "unauthorized_client", "unsupported_response_type", "invalid_scope", "invalid_target",
-                "access_denied", "login_required", "consent_required")],
+            [new(400, OAuth.InvalidRequest.Error, OAuth.InvalidClient.Error, OAuth.UnauthorizedClient.Error, OAuth.UnsupportedResponseType.Error, OAuth.InvalidScope.Error,
+                OAuth.InvalidTarget.Error, OAuth.AccessDenied.Error, OAuth.LoginRequired.Error, OAuth.ConsentRequired.Error)],
             Format: ErrorFormat.Browser),
         new("POST", "/oauth2/authorize", "The consent decision: the signed-in person's answer on the consent page", ApiAuth.None, 302, null,
-            [new(400, "invalid_request", "access_denied")], "decision=allow&request=...&__RequestVerificationToken=...", Form, ErrorFormat.Browser,
+            [new(400, OAuth.InvalidRequest.Error, OAuth.AccessDenied.Error)], "decision=allow&request=...&__RequestVerificationToken=...", Form, ErrorFormat.Browser,
             Description: "A browser form (session cookie and antiforgery token), not an API: Nexus redirects to the client's redirect_uri with `code` and `state`, or with `error=access_denied`."),
         new("POST", "/oauth2/token", "Token endpoint (RFC 6749 §3.2): authorization_code, refresh_token, client_credentials", ApiAuth.Client, 200, TokenExample,
-            [.. OAuthClient, new(400, "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target")],
+            [.. OAuthClient, OAuth.InvalidGrant, OAuth.UnauthorizedClient, OAuth.UnsupportedGrantType, OAuth.InvalidScope, OAuth.InvalidTarget],
             "grant_type=client_credentials&scope=read", Form, ErrorFormat.OAuth),
         new("POST", "/nexus/oauth2/token", "Token endpoint (Nexus Integration Guide path)", ApiAuth.Client, 200, TokenExample,
-            [.. OAuthClient, new(400, "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target")],
+            [.. OAuthClient, OAuth.InvalidGrant, OAuth.UnauthorizedClient, OAuth.UnsupportedGrantType, OAuth.InvalidScope, OAuth.InvalidTarget],
             "grant_type=client_credentials&scope=read", Form, ErrorFormat.OAuth),
         new("POST", "/api/v1/oauth/exchange", "Code exchange of the Nexus Integration Guide (parameters in the query or form)", ApiAuth.Client, 200,
             """{"access_token":"eyJhbGciOiJSUzI1NiJ9...","token_type":"Bearer","expires_in":28800,"state":"xyz"}""",
-            [.. OAuthClient, new(400, "invalid_grant", "unauthorized_client", "invalid_target")],
+            [.. OAuthClient, OAuth.InvalidGrant, OAuth.UnauthorizedClient, OAuth.InvalidTarget],
             "client_id=app_123&client_secret=...&code=...&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcallback&expiration=480", Form, ErrorFormat.OAuth),
         new("POST", "/oauth2/introspect", "Token introspection (RFC 7662)", ApiAuth.Client, 200,
             """{"active":true,"client_id":"app_123","scope":"read","sub":"usr_1","exp":1767225600,"token_type":"Bearer"}""",
@@ -146,45 +159,45 @@ internal static class ApiCatalog
             OAuthClient, "token=nxr_...&token_type_hint=refresh_token", Form, ErrorFormat.OAuth),
         new("POST", "/oauth2/register", "Dynamic client registration (RFC 7591)", ApiAuth.None, 201,
             """{"client_id":"dyn_123","client_id_issued_at":1767225600,"client_name":"My MCP client","redirect_uris":["http://127.0.0.1:33418/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"],"token_endpoint_auth_method":"none"}""",
-            [new(400, "invalid_client_metadata", "invalid_redirect_uri", "invalid_request"), new(401, "invalid_token"), new(403, "access_denied"), new(429, "temporarily_unavailable"),
-                new(503, "temporarily_unavailable")],
+            [OAuth.InvalidClientMetadata, OAuth.InvalidRedirectUri, OAuth.InvalidRequest, OAuth.InvalidToken, OAuth.AccessDenied, new(429, OAuth.TemporarilyUnavailable.Error),
+                OAuth.TemporarilyUnavailable],
             """{"client_name":"My MCP client","redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none"}""", Format: ErrorFormat.OAuth),
         new("GET", "/oauth2/userinfo", "UserInfo (OpenID Connect Core §5.3)", ApiAuth.Bearer, 200,
             """{"sub":"usr_1","email":"ada@example.com","email_verified":true,"name":"Ada"}""",
-            [new(401, "invalid_token", "unauthorized"), new(403, "insufficient_scope"), Unavailable]),
+            [Problem.InvalidToken, Problem.Unauthorized, Problem.InsufficientScope, Unavailable]),
         new("POST", "/oauth2/userinfo", "UserInfo (OpenID Connect Core §5.3), POST form", ApiAuth.Bearer, 200,
             """{"sub":"usr_1","email":"ada@example.com","email_verified":true,"name":"Ada"}""",
-            [new(401, "invalid_token", "unauthorized"), new(403, "insufficient_scope"), Unavailable]),
+            [Problem.InvalidToken, Problem.Unauthorized, Problem.InsufficientScope, Unavailable]),
         new("GET", "/api/v1/me", "The caller's identity from its access token (Nexus Integration Guide)", ApiAuth.Bearer, 200, typeof(MeResponse),
-            [new(401, "invalid_token", "unauthorized"), Unavailable]),
+            [Problem.InvalidToken, Problem.Unauthorized, Unavailable]),
         new("GET", "/oauth2/logout", "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0)", ApiAuth.None, 302, null,
-            [new(400, "invalid_request")], Format: ErrorFormat.Browser),
+            [OAuth.InvalidRequest], Format: ErrorFormat.Browser),
         new("GET", "/auth/callback", "The providers' redirect back to Nexus at the end of a connection's consent", ApiAuth.None, 302, null,
-            [new(400, "invalid_callback", "invalid_state", "state_already_used", "issuer_mismatch", "token_request_failed", "provider_missing", "invalid_input")],
+            [new(400, Problem.InvalidCallback.Code, Problem.InvalidState.Code, Problem.StateAlreadyUsed.Code, "issuer_mismatch", Problem.TokenRequestFailed.Code, Problem.ProviderMissing.Code, Problem.InvalidInput.Code)],
             Format: ErrorFormat.Browser,
             Description: "Called by the provider, not by API clients: a signed single-use `state` identifies the connection; Nexus then redirects to the connection's return_url with `status`."),
 
         // The gateway.
         new("POST", "/v1/request-connection", "Start a connection: returns the provider consent URL", ApiAuth.GatewayKey, 201, typeof(RequestConnectionResponse),
-            [.. GatewayBody, new(400, "return_url_not_allowed", "unknown_provider"), new(403, "workspace_not_allowed"), new(502, "token_request_failed")], typeof(RequestConnectionRequest),
+            [.. GatewayBody, Problem.ReturnUrlNotAllowed, Problem.UnknownProvider, Problem.WorkspaceNotAllowed, Problem.TokenRequestFailed], typeof(RequestConnectionRequest),
             Description: "For a machine-to-machine MCP server (an `mcp_oauth2` provider registered with `grant_type: \"client_credentials\"`) there is no consent: the answer has `status: \"active\"` and no `auth_url`, or 502 `token_request_failed` with the `connection_id` of the failed connection."),
         new("GET", "/v1/connections", "List connections of a workspace", ApiAuth.GatewayKey, 200, new ListOf("connections", typeof(ConnectionResponse)),
-            [.. Gateway, new(400, "validation_failed"), new(404, "not_found")]),
+            [.. Gateway, Problem.ValidationFailed, Problem.NotFound]),
         new("GET", "/v1/connections/{connectionId}", "A connection", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse), [.. Gateway, NotFound]),
         new("DELETE", "/v1/connections/{connectionId}", "Revoke a connection (and its tokens at the provider where supported)", ApiAuth.GatewayKey, 204, null, [.. Gateway, NotFound]),
         new("POST", "/v1/connections/{connectionId}/reconnect", "A new consent for the same connection id (optional scopes, return_url); the old tokens keep working until it completes", ApiAuth.GatewayKey, 200,
             """{"auth_url":"https://accounts.example.com/authorize?response_type=code&client_id=...&state=...","connection_id":"conn_01J..."}""",
-            [.. GatewayBody, NotFound, new(400, "return_url_not_allowed"), new(409, "provider_missing", "not_an_oauth_connection")],
+            [.. GatewayBody, NotFound, Problem.ReturnUrlNotAllowed, Problem.ProviderMissing, Problem.NotAnOAuthConnection],
             """{"scopes":["openid","email"],"return_url":"https://app.example.com/oauth/return"}"""),
         new("POST", "/v1/connections/{connectionId}/credentials", "Submit the API key or credentials of a credential-based connection", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
-            [.. GatewayBody, NotFound, new(409, "not_a_credential_connection", "connection_failed", "credentials_unusable"), new(422, "credentials_rejected")],
+            [.. GatewayBody, NotFound, Problem.NotACredentialConnection, Problem.ConnectionFailed, Problem.CredentialsUnusable, Problem.CredentialsRejected],
             """{"api_key":"sk-live-..."}"""),
         new("GET", "/v1/token/{connectionId}", "Read a connection's current credentials (refreshed first when near expiry); ?resource=NAME: a token for one of the provider's further resources (Entra ID)", ApiAuth.GatewayKey, 200,
             """{"access_token":"gho_...","token_type":"Bearer","expires_at":1767229200,"scopes":["repo"]}""",
-            [.. Gateway, new(400, "unknown_resource"), new(403, "credentials_not_readable"), NotFound,
-                new(409, "connection_not_active", "provider_missing", "resource_unavailable", "resource_not_granted"), new(503, "refresh_unavailable")]),
+            [.. Gateway, Problem.UnknownResource, Problem.CredentialsNotReadable, NotFound,
+                Problem.ConnectionNotActive, Problem.ProviderMissing, Problem.ResourceUnavailable, Problem.ResourceNotGranted, Problem.RefreshUnavailable]),
         new("POST", "/v1/refresh/{connectionId}", "Refresh a connection's tokens now", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
-            [.. Gateway, NotFound, new(409, "connection_not_active", "refresh_not_supported"), new(503, "refresh_unavailable")]),
+            [.. Gateway, NotFound, Problem.ConnectionNotActive, Problem.RefreshNotSupported, Problem.RefreshUnavailable]),
 
         // The admin API.
         new("GET", "/v1/admin/api-keys", "List gateway API keys", ApiAuth.AdminKey, 200, new ListOf("api_keys", typeof(ApiKeyResponse)), Admin),
@@ -195,27 +208,27 @@ internal static class ApiCatalog
         new("POST", "/v1/admin/applications", "Register an OAuth application (a confidential one's secret is shown once)", ApiAuth.AdminKey, 201, typeof(ApplicationResponse), AdminBody, typeof(ApplicationRequest)),
         new("GET", "/v1/admin/applications/{clientId}", "An OAuth application", ApiAuth.AdminKey, 200, typeof(ApplicationResponse), [.. Admin, NotFound]),
         new("PATCH", "/v1/admin/applications/{clientId}", "Change an OAuth application", ApiAuth.AdminKey, 200, typeof(ApplicationResponse),
-            [.. AdminBody, NotFound, new(409, "client_revoked")], typeof(ApplicationRequest)),
+            [.. AdminBody, NotFound, Problem.ClientRevoked], typeof(ApplicationRequest)),
         new("DELETE", "/v1/admin/applications/{clientId}", "Delete an OAuth application (its tokens stop working)", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound]),
         new("POST", "/v1/admin/applications/{clientId}/secret", "Rotate an OAuth application's client secret", ApiAuth.AdminKey, 200, typeof(AppClientSecretResponse),
-            [.. Admin, NotFound, new(409, "public_client", "client_revoked")]),
+            [.. Admin, NotFound, Problem.PublicClient, Problem.ClientRevoked]),
         new("GET", "/v1/admin/audit", "The audit log", ApiAuth.AdminKey, 200,
             """{"events":[{"id":"01J...","event":"connection.created","connection_id":"conn_1","workspace_id":"ws_1","at":1767225600}]}""",
-            [.. Admin, new(400, "validation_failed")]),
+            [.. Admin, Problem.ValidationFailed]),
         new("GET", "/v1/admin/clients", "List App Clients (client credentials)", ApiAuth.AdminKey, 200, new ListOf("clients", typeof(AppClientResponse)), Admin),
         new("POST", "/v1/admin/clients", "Create an App Client (its secret is shown once)", ApiAuth.AdminKey, 201, typeof(AppClientResponse), AdminBody, typeof(AppClientRequest)),
         new("GET", "/v1/admin/clients/{clientId}", "An App Client", ApiAuth.AdminKey, 200, typeof(AppClientResponse), [.. Admin, NotFound]),
         new("PATCH", "/v1/admin/clients/{clientId}", "Change an App Client", ApiAuth.AdminKey, 200, typeof(AppClientResponse),
-            [.. AdminBody, NotFound, new(409, "client_revoked")], typeof(AppClientRequest)),
+            [.. AdminBody, NotFound, Problem.ClientRevoked], typeof(AppClientRequest)),
         new("DELETE", "/v1/admin/clients/{clientId}", "Revoke an App Client", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound]),
         new("POST", "/v1/admin/clients/{clientId}/secret", "Rotate an App Client's secret", ApiAuth.AdminKey, 200, typeof(AppClientSecretResponse),
-            [.. Admin, NotFound, new(409, "client_revoked")]),
+            [.. Admin, NotFound, Problem.ClientRevoked]),
         new("GET", "/v1/admin/settings", "Deployment settings", ApiAuth.AdminKey, 200, """{"sign_up_enabled":true}""", Admin),
         new("PATCH", "/v1/admin/settings", "Change deployment settings", ApiAuth.AdminKey, 200, """{"sign_up_enabled":false}""", AdminBody, typeof(SettingsRequest)),
         new("GET", "/v1/admin/signing-keys", "The token signing keys (public parts and status)", ApiAuth.AdminKey, 200, new ListOf("keys", typeof(SigningKeyResponse)), Admin),
         new("POST", "/v1/admin/signing-keys/rotate", "Rotate the token signing key (the old one keeps verifying)", ApiAuth.AdminKey, 200, new ListOf("keys", typeof(SigningKeyResponse)), Admin),
         new("GET", "/v1/admin/users", "List user accounts", ApiAuth.AdminKey, 200, new ListOf("users", typeof(UserResponse)), Admin),
-        new("POST", "/v1/admin/users", "Create a user account", ApiAuth.AdminKey, 201, typeof(UserResponse), [.. AdminBody, new(409, "user_exists")], typeof(CreateUserRequest)),
+        new("POST", "/v1/admin/users", "Create a user account", ApiAuth.AdminKey, 201, typeof(UserResponse), [.. AdminBody, Problem.UserExists], typeof(CreateUserRequest)),
         new("POST", "/v1/admin/users/{id}/admin", "Make a user a system administrator", ApiAuth.AdminKey, 200, typeof(UserResponse), [.. Admin, NotFound]),
         new("DELETE", "/v1/admin/users/{id}/admin", "Take the system administrator role from a user", ApiAuth.AdminKey, 200, typeof(UserResponse), [.. Admin, NotFound]),
         new("GET", "/v1/admin/webhooks", "List webhooks", ApiAuth.AdminKey, 200, new ListOf("webhooks", typeof(WebhookResponse)), Admin),
@@ -227,11 +240,11 @@ internal static class ApiCatalog
         new("POST", "/v1/admin/webhooks/{id}/test", "Send a test event to a webhook", ApiAuth.AdminKey, 202, null, [.. Admin, NotFound]),
         new("GET", "/v1/providers", "List providers", ApiAuth.AdminKey, 200, new ListOf("providers", typeof(ProviderResponse)), Admin),
         new("POST", "/v1/providers", "Register a provider (from the catalog or custom)", ApiAuth.AdminKey, 201, typeof(ProviderResponse),
-            [.. AdminBody, new(409, "provider_exists"), new(502, "discovery_failed")], typeof(ProviderRequest)),
+            [.. AdminBody, Problem.ProviderExists, Problem.DiscoveryFailed], typeof(ProviderRequest)),
         new("GET", "/v1/providers/{name}", "A provider (its client secret is never returned)", ApiAuth.AdminKey, 200, typeof(ProviderResponse), [.. Admin, NotFound]),
         new("PATCH", "/v1/providers/{name}", "Change a provider", ApiAuth.AdminKey, 200, typeof(ProviderResponse),
-            [.. AdminBody, NotFound, new(502, "discovery_failed")], typeof(ProviderRequest)),
-        new("DELETE", "/v1/providers/{name}", "Delete a provider no connection uses", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound, new(409, "provider_in_use")]),
+            [.. AdminBody, NotFound, Problem.DiscoveryFailed], typeof(ProviderRequest)),
+        new("DELETE", "/v1/providers/{name}", "Delete a provider no connection uses", ApiAuth.AdminKey, 204, null, [.. Admin, NotFound, Problem.ProviderInUse]),
 
     ];
 
@@ -245,7 +258,7 @@ internal static class ApiCatalog
         // The MCP server.
         new("POST", "/mcp", "MCP Streamable HTTP endpoint (JSON-RPC 2.0; tools for connections and credentials)", ApiAuth.Bearer, 200,
             """{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_connections"}]}}""",
-            [new(401, "unauthorized", "invalid_token"), new(403, "insufficient_scope", "origin_not_allowed"), InvalidInput, Unavailable],
+            [Problem.Unauthorized, Problem.InvalidToken, Problem.InsufficientScope, Problem.OriginNotAllowed, InvalidInput, Unavailable],
             """{"jsonrpc":"2.0","id":1,"method":"tools/list"}""",
             Description: "A Bearer access token for the MCP resource (RFC 8707 audience); a request without one gets 401 with `WWW-Authenticate: Bearer resource_metadata=…` (RFC 9728 §5.1)."),
 
@@ -253,16 +266,16 @@ internal static class ApiCatalog
             Description: "Any method. The request (path, query, body, headers except credentials) goes to the provider's API base URL with the connection's credential applied (Bearer token, API key, Basic or AWS SigV4); the provider's answer comes back unchanged. Errors before forwarding are problem details."),
         new("*", "/v1/bridge/{connectionId}", "Call the provider's API base URL through Nexus", ApiAuth.GatewayKey, 200, null, BridgeErrors()),
         new("*", "/v1/proxy/{path}", "The Bridge with a fixed base URL: the connection in the Nexus-Connection-Id header", ApiAuth.GatewayKey, 200, null,
-            [.. BridgeErrors(), new(400, "connection_id_missing")]),
+            [.. BridgeErrors(), Problem.ConnectionIdMissing]),
     ];
 
     private static ApiError[] BridgeErrors() =>
         // 403: an MCP server's insufficient_scope, answered with a step-up consent (RemoteMcp.McpStepUp), or the
         // operation's round limit.
-        [.. Gateway, new(400, "bridge_path_refused", "bad_request"), new(403, "insufficient_scope", "step_up_limit"), NotFound, new(405, "bridge_method_refused"),
-            new(409, "connection_not_active", "no_api_base_url", "credentials_unusable", "provider_missing", "step_up_busy"), new(413, "bridge_body_too_large"),
-            new(502, "upstream_unreachable", "redirect_refused", "aws_assume_role_failed"), new(503, "refresh_unavailable", "aws_sts_throttled"),
-            new(504, "upstream_timeout")];
+        [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, NotFound, Problem.BridgeMethodRefused,
+            Problem.ConnectionNotActive, Problem.NoApiBaseUrl, Problem.CredentialsUnusable, Problem.ProviderMissing, Problem.StepUpBusy, Problem.BridgeBodyTooLarge,
+            Problem.UpstreamUnreachable, Problem.RedirectRefused, Problem.AwsAssumeRoleFailed, Problem.RefreshUnavailable, Problem.AwsStsThrottled,
+            Problem.UpstreamTimeout];
 
     private static readonly Dictionary<string, ApiOperation> ByKey = Operations.Concat(ManualOperations).ToDictionary(o => o.Key);
 

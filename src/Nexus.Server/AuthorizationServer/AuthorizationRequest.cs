@@ -22,7 +22,7 @@ internal sealed record AuthorizationRequest(
 /// shown on a Nexus page (<see cref="RedirectUri"/> is null): redirecting then would make Nexus an open
 /// redirector (RFC 9700 §4.11). Later errors go back to the client.
 /// </summary>
-internal sealed record AuthorizationError(string Error, string Description, string? RedirectUri, string? State);
+internal sealed record AuthorizationError(OAuthError Error, string Description, string? RedirectUri, string? State);
 
 internal static class AuthorizationRequestValidator
 {
@@ -55,7 +55,7 @@ internal static class AuthorizationRequestValidator
 
         if (repeated is "client_id" or "redirect_uri")
         {
-            return (null, new AuthorizationError("invalid_request", $"The parameter '{repeated}' is repeated.", null, null));
+            return (null, new AuthorizationError(OAuthErrorCatalog.InvalidRequest, $"The parameter '{repeated}' is repeated.", null, null));
         }
 
         var clientId = Get("client_id");
@@ -67,7 +67,7 @@ internal static class AuthorizationRequestValidator
             var (described, documentError) = await documents.ResolveAsync(clientId, address ?? "unknown", ct);
             if (described is null)
             {
-                return (null, new AuthorizationError("invalid_client", $"This application's client ID metadata document cannot be used: {documentError}", null, null));
+                return (null, new AuthorizationError(OAuthErrorCatalog.InvalidClient, $"This application's client ID metadata document cannot be used: {documentError}", null, null));
             }
 
             client = described;
@@ -75,7 +75,7 @@ internal static class AuthorizationRequestValidator
 
         if (client is null || client.IsRevoked || client.Kind != ClientKinds.Application)
         {
-            return (null, new AuthorizationError("invalid_client", "This application is not registered with Nexus (unknown or revoked client_id).", null, null));
+            return (null, new AuthorizationError(OAuthErrorCatalog.InvalidClient, "This application is not registered with Nexus (unknown or revoked client_id).", null, null));
         }
 
         // RFC 9700 §4.1.3 / OAuth 2.1 §4.1.1: redirect URIs are compared as exact strings, no pattern matching,
@@ -85,52 +85,52 @@ internal static class AuthorizationRequestValidator
         {
             if (client.RedirectUriList.Count != 1)
             {
-                return (null, new AuthorizationError("invalid_request", "redirect_uri is required because this application registered several.", null, null));
+                return (null, new AuthorizationError(OAuthErrorCatalog.InvalidRequest, "redirect_uri is required because this application registered several.", null, null));
             }
 
             redirectUri = client.RedirectUriList[0];
         }
         else if (!RedirectUris.IsRegistered(client, redirectUri))
         {
-            return (null, new AuthorizationError("invalid_request", "The redirect_uri does not match any registered for this application.", null, null));
+            return (null, new AuthorizationError(OAuthErrorCatalog.InvalidRequest, "The redirect_uri does not match any registered for this application.", null, null));
         }
 
         var state = Get("state");
-        AuthorizationError Fail(string error, string description) => new(error, description, redirectUri, state);
+        AuthorizationError Fail(OAuthError error, string description) => new(error, description, redirectUri, state);
 
         if (repeated == ResourceIndicators.Parameter)
         {
             // RFC 8707 §2: the server may refuse a combination of resources; Nexus binds each grant to one, so that
             // every token it issues has a single audience.
-            return (null, Fail("invalid_target", "Request one resource per authorization: Nexus binds each grant to a single resource."));
+            return (null, Fail(OAuthErrorCatalog.InvalidTarget, "Request one resource per authorization: Nexus binds each grant to a single resource."));
         }
 
         if (repeated is not null)
         {
             // RFC 6749 §3.1: request parameters MUST NOT be included more than once.
-            return (null, Fail("invalid_request", $"The parameter '{repeated}' is repeated."));
+            return (null, Fail(OAuthErrorCatalog.InvalidRequest, $"The parameter '{repeated}' is repeated."));
         }
 
         var responseType = Get("response_type") ?? (defaultResponseType ? "code" : null);
         if (responseType is null)
         {
-            return (null, Fail("invalid_request", "response_type is required."));
+            return (null, Fail(OAuthErrorCatalog.InvalidRequest, "response_type is required."));
         }
 
         if (responseType != "code")
         {
             // OAuth 2.1 / RFC 9700 §2.1.2: only the code flow; the implicit flow is not offered.
-            return (null, Fail("unsupported_response_type", "Only response_type=code is supported."));
+            return (null, Fail(OAuthErrorCatalog.UnsupportedResponseType, "Only response_type=code is supported."));
         }
 
         if (Get("response_mode") is { } mode && mode != "query")
         {
-            return (null, Fail("invalid_request", "Only response_mode=query is supported."));
+            return (null, Fail(OAuthErrorCatalog.InvalidRequest, "Only response_mode=query is supported."));
         }
 
         if (!client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
         {
-            return (null, Fail("unauthorized_client", "This application may not use the authorization code flow."));
+            return (null, Fail(OAuthErrorCatalog.UnauthorizedClient, "This application may not use the authorization code flow."));
         }
 
         IReadOnlyList<string> scopes = client.Scopes;
@@ -139,12 +139,12 @@ internal static class AuthorizationRequestValidator
             var parsed = ScopeSyntax.Parse(scopeParameter);
             if (parsed is null)
             {
-                return (null, Fail("invalid_scope", "The scope parameter is malformed."));
+                return (null, Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed."));
             }
 
             if (parsed.FirstOrDefault(s => !client.Scopes.Contains(s)) is { } unknown)
             {
-                return (null, Fail("invalid_scope", $"The scope '{unknown}' is not available to this application."));
+                return (null, Fail(OAuthErrorCatalog.InvalidScope, $"The scope '{unknown}' is not available to this application."));
             }
 
             scopes = parsed;
@@ -157,20 +157,20 @@ internal static class AuthorizationRequestValidator
         {
             if (method is not null)
             {
-                return (null, Fail("invalid_request", "code_challenge_method was sent without code_challenge."));
+                return (null, Fail(OAuthErrorCatalog.InvalidRequest, "code_challenge_method was sent without code_challenge."));
             }
 
             // OAuth 2.1 §7.5.1 and MCP authorization: public clients, and every client that registered itself, use PKCE.
             if (client.IsPublic || client.IsSelfRegistered)
             {
-                return (null, Fail("invalid_request", "PKCE is required for this application: send code_challenge with code_challenge_method=S256."));
+                return (null, Fail(OAuthErrorCatalog.InvalidRequest, "PKCE is required for this application: send code_challenge with code_challenge_method=S256."));
             }
         }
         else
         {
             if (method != "S256")
             {
-                return (null, Fail("invalid_request", method is null or "plain"
+                return (null, Fail(OAuthErrorCatalog.InvalidRequest, method is null or "plain"
                     ? "code_challenge_method must be S256; plain is not accepted."
                     : "Unsupported code_challenge_method; use S256."));
             }
@@ -178,14 +178,14 @@ internal static class AuthorizationRequestValidator
             // RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters.
             if (challenge.Length != 43 || !challenge.All(IsBase64UrlChar))
             {
-                return (null, Fail("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the code verifier."));
+                return (null, Fail(OAuthErrorCatalog.InvalidRequest, "code_challenge must be the 43-character base64url SHA-256 of the code verifier."));
             }
         }
 
         var prompt = Get("prompt");
         if (prompt is not null && prompt.Split(' ').Any(p => p is not ("none" or "login" or "consent" or "select_account")))
         {
-            return (null, Fail("invalid_request", "Unsupported prompt value."));
+            return (null, Fail(OAuthErrorCatalog.InvalidRequest, "Unsupported prompt value."));
         }
 
         string? resource = null;
@@ -195,7 +195,7 @@ internal static class AuthorizationRequestValidator
             (resource, var targetError) = ResourceIndicators.Resolve(options, requestedResource);
             if (resource is null)
             {
-                return (null, Fail("invalid_target", targetError!));
+                return (null, Fail(OAuthErrorCatalog.InvalidTarget, targetError!));
             }
         }
 

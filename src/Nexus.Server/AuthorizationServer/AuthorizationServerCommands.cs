@@ -2,6 +2,7 @@ using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Hosting.Commands;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -92,14 +93,14 @@ internal static class AuthorizationServerCommands
     {
         var id = context.Args.Argument(0, "CLIENT_ID (nxc_…)");
         return await context.Get<AppClientService>().FindAsync(id, ct)
-            ?? throw new CommandFailedException($"There is no App Client '{id}'. See `clients list`.", "not_found");
+            ?? throw new CommandFailedException($"There is no App Client '{id}'. See `clients list`.", ProblemCatalog.NotFound);
     }
 
     private static async Task<int> RotateClientAsync(CommandContext context, CancellationToken ct)
     {
         var client = await FindClientAsync(context, ct);
         var (secret, rotatedAt) = await context.Get<AppClientService>().RotateSecretAsync(client, ct)
-            ?? throw new CommandFailedException("A revoked client cannot get a new secret.", "client_revoked");
+            ?? throw new CommandFailedException("A revoked client cannot get a new secret.", ProblemCatalog.ClientRevoked);
         return await context.ResultAsync(new AppClientSecretResponse(client.ClientId, secret, rotatedAt),
             $"New secret for {client.ClientId} (shown once; the old one no longer works): {secret}");
     }
@@ -138,7 +139,7 @@ internal static class AuthorizationServerCommands
         var id = context.Args.Argument(0, "CLIENT_ID");
         var applications = context.Get<ApplicationService>();
         var app = await applications.FindAsync(id, ct)
-            ?? throw new CommandFailedException($"There is no OAuth application '{id}'. See `apps list`.", "not_found");
+            ?? throw new CommandFailedException($"There is no OAuth application '{id}'. See `apps list`.", ProblemCatalog.NotFound);
         var revoked = await applications.RevokeAsync(app, ct);
         return await context.ResultAsync(ApplicationResponse.From(revoked), $"Revoked application {revoked.ClientId} '{revoked.Name}'.");
     }

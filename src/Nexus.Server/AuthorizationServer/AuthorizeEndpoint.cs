@@ -45,7 +45,7 @@ internal static class AuthorizeEndpoint
         {
             if (prompts.Contains("none"))
             {
-                return Redirect(request, options, ("error", "login_required"), ("error_description", "The user is not signed in."));
+                return Redirect(request, options, ("error", OAuthErrorCatalog.LoginRequired.Error), ("error_description", "The user is not signed in."));
             }
 
             if (userId is not null)
@@ -68,7 +68,7 @@ internal static class AuthorizeEndpoint
 
         if (prompts.Contains("none"))
         {
-            return Redirect(request, options, ("error", "consent_required"), ("error_description", "The user has not authorized this application yet."));
+            return Redirect(request, options, ("error", OAuthErrorCatalog.ConsentRequired.Error), ("error_description", "The user has not authorized this application yet."));
         }
 
         return ConsentPage(context, request);
@@ -99,7 +99,7 @@ internal static class AuthorizeEndpoint
 
         if (form["decision"] != "allow")
         {
-            return Redirect(request, options, ("error", "access_denied"), ("error_description", "The user declined the request."));
+            return Redirect(request, options, ("error", OAuthErrorCatalog.AccessDenied.Error), ("error_description", "The user declined the request."));
         }
 
         await services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, request.Client.ClientId, request.Scopes, context.RequestAborted);
@@ -128,7 +128,7 @@ internal static class AuthorizeEndpoint
     private static IResult ErrorResult(HttpContext context, AuthorizationError error, NexusOptions options) =>
         error.RedirectUri is null
             ? Error(context, "This sign-in link is not valid", error.Description)
-            : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error), ("error_description", error.Description)));
+            : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error.Error), ("error_description", error.Description)));
 
     /// <summary>The host a URI points to (with its port), or the scheme of a native app's private-use redirect.</summary>
     private static string RedirectHost(string uri) =>

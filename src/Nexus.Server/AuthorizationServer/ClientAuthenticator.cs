@@ -8,12 +8,12 @@ using Nexus.Server.Vault;
 namespace Nexus.Server.AuthorizationServer;
 
 /// <summary>The outcome of client authentication: a client, or an RFC 6749 error to send.</summary>
-internal readonly record struct ClientAuthentication(OAuthClient? Client, int Status, string? Error, string? Description, TimeSpan? RetryAfter = null)
+internal readonly record struct ClientAuthentication(OAuthClient? Client, int Status, OAuthError? Error, string? Description, TimeSpan? RetryAfter = null)
 {
     public static ClientAuthentication Success(OAuthClient client) => new(client, 200, null, null);
 
-    public static ClientAuthentication Fail(int status, string error, string description, TimeSpan? retryAfter = null) =>
-        new(null, status, error, description, retryAfter);
+    public static ClientAuthentication Fail(OAuthError error, string description, TimeSpan? retryAfter = null, int? status = null) =>
+        new(null, status ?? error.Status, error, description, retryAfter);
 
     /// <summary>RFC 6749 §5.2: the error response, with the Basic challenge for 401 and Retry-After when throttled.</summary>
     public Task WriteFailureAsync(HttpContext context)
@@ -23,7 +23,7 @@ internal readonly record struct ClientAuthentication(OAuthClient? Client, int St
             context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
         }
 
-        return OAuthResponses.ErrorAsync(context, Status, Error!, Description!, Status is 401 or 429 ? "Basic realm=\"nexus\"" : null);
+        return OAuthResponses.ErrorAsync(context, Error!, Description!, Status is 401 or 429 ? "Basic realm=\"nexus\"" : null, Status);
     }
 }
 
@@ -43,7 +43,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         var authorization = context.Request.Headers.Authorization;
         if (authorization.Count > 1)
         {
-            return ClientAuthentication.Fail(400, "invalid_request", "The Authorization header is repeated.");
+            return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, "The Authorization header is repeated.");
         }
 
         if (authorization.Count == 1 && authorization[0]!.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
@@ -54,16 +54,16 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
                 {
                     // Well-formed Basic credentials around a NUL: nobody sends that by mistake.
                     OAuthInvalidInput.CountAsFailedAuthentication(context);
-                    return ClientAuthentication.Fail(400, "invalid_request", OAuthForm.InvalidCharacters);
+                    return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, OAuthForm.InvalidCharacters);
                 }
 
-                return ClientAuthentication.Fail(400, "invalid_request", "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
+                return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
             }
 
             // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
             if (form.Has("client_secret") || (form["client_id"] is { } bodyId && bodyId != clientId))
             {
-                return ClientAuthentication.Fail(400, "invalid_request", "Client credentials were sent both in the Authorization header and in the body; use one.");
+                return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, "Client credentials were sent both in the Authorization header and in the body; use one.");
             }
 
             if (clientSecret.Length == 0)
@@ -71,7 +71,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
                 // A public client with an empty password only identifies itself (below); anyone else sent no secret.
                 return await PublicClientAsync(clientId, ct) is { } identified
                     ? ClientAuthentication.Success(identified)
-                    : ClientAuthentication.Fail(400, "invalid_request", "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
+                    : ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
             }
         }
         else
@@ -86,7 +86,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
 
             if (clientId is null || clientSecret is null)
             {
-                return ClientAuthentication.Fail(400, "invalid_request",
+                return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest,
                     "Client credentials are missing: send HTTP Basic (client_id:client_secret) or client_id and client_secret in the body.");
             }
         }
@@ -94,7 +94,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         var address = FixedWindowCounter.AddressKey(context);
         if (limiter.RetryAfter(address, clientId) is { } wait)
         {
-            return ClientAuthentication.Fail(429, "invalid_client", "Too many failed client authentications; try again later.", wait);
+            return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidClient, "Too many failed client authentications; try again later.", wait, StatusCodes.Status429TooManyRequests);
         }
 
         var client = clientId.Length <= 200 ? await registry.FindCachedAsync(clientId, ct) : null;
@@ -103,7 +103,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         {
             limiter.RecordFailure(address, clientId);
             // One answer for unknown, revoked and wrong-secret, so the endpoint is not a client-id oracle.
-            return ClientAuthentication.Fail(401, "invalid_client", "Client authentication failed: unknown client, revoked client or wrong secret.");
+            return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidClient, "Client authentication failed: unknown client, revoked client or wrong secret.");
         }
 
         return ClientAuthentication.Success(client);

@@ -29,7 +29,7 @@ internal static class ExchangeEndpoint
         {
             if (!OAuthForm.IsFormContentType(context.Request.ContentType))
             {
-                await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "Send parameters in the query string or as application/x-www-form-urlencoded.");
+                await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, "Send parameters in the query string or as application/x-www-form-urlencoded.");
                 return;
             }
 
@@ -47,7 +47,7 @@ internal static class ExchangeEndpoint
         if (parameters["expiration"] is { } expiration
             && (!int.TryParse(expiration, NumberStyles.None, CultureInfo.InvariantCulture, out minutes) || minutes < 1))
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "expiration must be a whole number of minutes.");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, "expiration must be a whole number of minutes.");
             return;
         }
 
@@ -63,7 +63,7 @@ internal static class ExchangeEndpoint
 
         if (!client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
         {
-            await OAuthResponses.ErrorAsync(context, 400, "unauthorized_client", "This client may not use the authorization code flow.");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.UnauthorizedClient, "This client may not use the authorization code flow.");
             return;
         }
 

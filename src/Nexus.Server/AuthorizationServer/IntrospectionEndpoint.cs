@@ -31,7 +31,7 @@ internal static class IntrospectionEndpoint
 
         if (form!["token"] is not { } token)
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "token is required.");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, "token is required.");
             return;
         }
 
@@ -96,7 +96,7 @@ internal static class TokenRequests
     {
         if (!OAuthForm.IsFormContentType(context.Request.ContentType))
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "Send the request as Content-Type: application/x-www-form-urlencoded (UTF-8).");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, "Send the request as Content-Type: application/x-www-form-urlencoded (UTF-8).");
             return (null, null);
         }
 

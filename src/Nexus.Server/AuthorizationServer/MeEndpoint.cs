@@ -82,7 +82,7 @@ internal sealed class BearerTokenAuthenticator(AccessTokenValidator validator, C
     {
         context.Response.Headers.WWWAuthenticate = error is null
             ? "Bearer realm=\"nexus\""
-            : $"Bearer realm=\"nexus\", error=\"invalid_token\", error_description=\"{error.Replace("\"", "'", StringComparison.Ordinal)}\"";
-        return Hosting.Problems.Create(StatusCodes.Status401Unauthorized, error is null ? "unauthorized" : "invalid_token", "The access token is missing or not acceptable.", detail);
+            : $"Bearer realm=\"nexus\", error=\"{OAuthErrorCatalog.InvalidToken.Error}\", error_description=\"{error.Replace("\"", "'", StringComparison.Ordinal)}\"";
+        return Problems.Create(error is null ? ProblemCatalog.Unauthorized : ProblemCatalog.InvalidToken, detail, title: ProblemCatalog.InvalidToken.Title);
     }
 }

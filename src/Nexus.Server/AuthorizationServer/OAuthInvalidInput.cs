@@ -26,7 +26,7 @@ internal sealed class OAuthInvalidInput : IInvalidInputResponder
             CountAsFailedAuthentication(context);
         }
 
-        return OAuthResponses.ErrorAsync(context, 400, "invalid_request", description);
+        return OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, description);
     }
 
     /// <summary>Answers a form that <see cref="OAuthForm"/> refused, counting hostile characters against the caller.</summary>
@@ -37,7 +37,7 @@ internal sealed class OAuthInvalidInput : IInvalidInputResponder
             CountAsFailedAuthentication(context);
         }
 
-        return OAuthResponses.ErrorAsync(context, 400, "invalid_request", error);
+        return OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, error);
     }
 
     public static void CountAsFailedAuthentication(HttpContext context) =>

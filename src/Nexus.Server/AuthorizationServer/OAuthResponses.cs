@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer;
 
@@ -18,11 +19,14 @@ internal static class OAuthResponses
     /// <summary>HttpContext.Items key of the RFC 6749 error code an endpoint answered with (for the token metrics).</summary>
     public static readonly object ErrorItem = new();
 
-    public static async Task ErrorAsync(HttpContext context, int status, string error, string description, string? wwwAuthenticate = null)
+    /// <param name="error">The catalog entry (Hosting/OAuthErrorCatalog.cs): the <c>error</c> code and its status.</param>
+    /// <param name="description">This occurrence's <c>error_description</c>: what to change.</param>
+    /// <param name="status">Only where this occurrence differs from the entry's status (429 when throttled, 501 for a disabled grant).</param>
+    public static async Task ErrorAsync(HttpContext context, OAuthError error, string description, string? wwwAuthenticate = null, int? status = null)
     {
-        context.Items[ErrorItem] = error;
+        context.Items[ErrorItem] = error.Error;
         var response = context.Response;
-        response.StatusCode = status;
+        response.StatusCode = status ?? error.Status;
         NoStore(response);
         if (wwwAuthenticate is not null)
         {
@@ -33,7 +37,7 @@ internal static class OAuthResponses
         await using (var json = new Utf8JsonWriter(response.BodyWriter, WriterOptions))
         {
             json.WriteStartObject();
-            json.WriteString("error"u8, error);
+            json.WriteString("error"u8, error.Error);
             json.WriteString("error_description"u8, description);
             json.WriteEndObject();
         }

@@ -12,5 +12,5 @@ internal sealed class OAuthUnavailable : IUnavailableResponder
 
     // RFC 6749 §4.1.2.1 (and §5.2's JSON form): temporarily_unavailable.
     public Task RespondAsync(HttpContext context, string description) =>
-        OAuthResponses.ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", description);
+        OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.TemporarilyUnavailable, description);
 }

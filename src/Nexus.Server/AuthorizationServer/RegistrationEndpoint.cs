@@ -30,7 +30,7 @@ internal static class RegistrationEndpoint
         var registration = options.Registration;
         if (!IsEnabled(options))
         {
-            await OAuthResponses.ErrorAsync(context, 403, "access_denied", "Dynamic client registration is turned off on this Nexus; ask its administrator to register your application.");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.AccessDenied, "Dynamic client registration is turned off on this Nexus; ask its administrator to register your application.");
             return;
         }
 
@@ -42,9 +42,9 @@ internal static class RegistrationEndpoint
             if (sent is null || !CryptographicOperations.FixedTimeEquals(
                 SHA256.HashData(Encoding.UTF8.GetBytes(sent)), SHA256.HashData(Encoding.UTF8.GetBytes(registration.InitialAccessToken!))))
             {
-                await OAuthResponses.ErrorAsync(context, 401, "invalid_token",
+                await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidToken,
                     "This Nexus requires an initial access token to register a client: send it as Authorization: Bearer <token>.",
-                    sent is null ? "Bearer realm=\"nexus\"" : "Bearer realm=\"nexus\", error=\"invalid_token\"");
+                    sent is null ? "Bearer realm=\"nexus\"" : $"Bearer realm=\"nexus\", error=\"{OAuthErrorCatalog.InvalidToken.Error}\"");
                 return;
             }
         }
@@ -53,13 +53,13 @@ internal static class RegistrationEndpoint
         if (limiter.TryAcquire(context) is { } wait)
         {
             context.Response.Headers.RetryAfter = ClientAuthenticator.RetryAfterSeconds(wait);
-            await OAuthResponses.ErrorAsync(context, 429, "temporarily_unavailable", "Too many client registrations from this address; try again later.");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.TemporarilyUnavailable, "Too many client registrations from this address; try again later.", status: StatusCodes.Status429TooManyRequests);
             return;
         }
 
         if (!context.Request.HasJsonContentType())
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_client_metadata", "Send the client metadata as a JSON object with Content-Type: application/json (RFC 7591 §3.1).");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidClientMetadata, "Send the client metadata as a JSON object with Content-Type: application/json (RFC 7591 §3.1).");
             return;
         }
 
@@ -69,14 +69,14 @@ internal static class RegistrationEndpoint
             var body = await ReadLimitedAsync(context.Request, ct);
             if (body is null)
             {
-                await OAuthResponses.ErrorAsync(context, 400, "invalid_client_metadata", $"The client metadata exceeds {MaxBodyBytes} bytes.");
+                await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidClientMetadata, $"The client metadata exceeds {MaxBodyBytes} bytes.");
                 return;
             }
 
             // Text no client sends (NUL, lone surrogates, invalid UTF-8) is refused before it is parsed or stored.
             if (JsonBody.Check(body) is { } refusal)
             {
-                await OAuthResponses.ErrorAsync(context, 400, "invalid_client_metadata", refusal);
+                await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidClientMetadata, refusal);
                 return;
             }
 
@@ -84,7 +84,7 @@ internal static class RegistrationEndpoint
         }
         catch (JsonException)
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_client_metadata", "The request body is not valid JSON.");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidClientMetadata, "The request body is not valid JSON.");
             return;
         }
 
@@ -94,7 +94,7 @@ internal static class RegistrationEndpoint
             var (metadata, error, description) = ClientMetadata.Parse(document.RootElement, document: false);
             if (metadata is null)
             {
-                await OAuthResponses.ErrorAsync(context, 400, error!, description!);
+                await OAuthResponses.ErrorAsync(context, error!, description!);
                 return;
             }
 

@@ -27,7 +27,7 @@ internal static class RevocationEndpoint
 
         if (form!["token"] is not { } token)
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "token is required.");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, "token is required.");
             return;
         }
 

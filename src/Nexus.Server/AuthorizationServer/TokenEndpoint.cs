@@ -44,7 +44,7 @@ internal static class TokenEndpoint
         // RFC 6749 §3.2: the token endpoint takes application/x-www-form-urlencoded.
         if (!OAuthForm.IsFormContentType(context.Request.ContentType))
         {
-            await OAuthResponses.ErrorAsync(context, 400, "invalid_request", "Send the request as Content-Type: application/x-www-form-urlencoded (UTF-8).");
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, "Send the request as Content-Type: application/x-www-form-urlencoded (UTF-8).");
             return null;
         }
 
@@ -58,7 +58,7 @@ internal static class TokenEndpoint
         var grantType = form["grant_type"];
         if (grantType is null || !GrantTypes.Known.Contains(grantType))
         {
-            await OAuthResponses.ErrorAsync(context, 400, "unsupported_grant_type",
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.UnsupportedGrantType,
                 grantType is null ? "grant_type is missing." : "This grant type is not supported (use client_credentials, authorization_code or refresh_token).");
             return grantType;
         }
@@ -75,11 +75,11 @@ internal static class TokenEndpoint
             if (options.UnauthorizedGrantResponse == "rfc")
             {
                 // RFC 6749 §5.2.
-                await OAuthResponses.ErrorAsync(context, 400, "unauthorized_client", "This client is not allowed to use this grant type.");
+                await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.UnauthorizedClient, "This client is not allowed to use this grant type.");
             }
             else
             {
-                await OAuthResponses.ErrorAsync(context, 501, "unsupported_grant_type", "This grant type is not enabled for your App Client.");
+                await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.UnsupportedGrantType, "This grant type is not enabled for your App Client.", status: StatusCodes.Status501NotImplemented);
             }
 
             return grantType;

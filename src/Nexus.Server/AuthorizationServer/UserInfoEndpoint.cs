@@ -28,8 +28,8 @@ internal static class UserInfoEndpoint
         // OIDC Core §5.3.3: without openid the token is not for userinfo.
         if (!claims.Scopes.Contains("openid") || claims.GrantId is null)
         {
-            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"nexus\", error=\"insufficient_scope\", scope=\"openid\"";
-            return Hosting.Problems.Create(StatusCodes.Status403Forbidden, "insufficient_scope", "The access token lacks the openid scope.");
+            context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"nexus\", error=\"{OAuthErrorCatalog.InsufficientScope.Error}\", scope=\"openid\"";
+            return Problems.Create(ProblemCatalog.InsufficientScope, title: "The access token lacks the openid scope.");
         }
 
         var user = await users.FindByIdAsync(claims.Subject);

@@ -72,6 +72,9 @@ internal static class BridgeEndpoints
     {
         var services = context.RequestServices;
         var ct = context.RequestAborted;
+        // The Bridge's short-circuit (issue 13, item 2): a plain request delegate on the hot path, so it identifies the
+        // gateway key itself with the same GatewayAuthenticator (and the same 401) as the ApiKey scheme behind the
+        // gateway policy; RouteSecurityTests covers its three routes like every other.
         var (caller, authError) = await services.GetRequiredService<GatewayAuthenticator>().AuthenticateAsync(context);
         if (caller is null)
         {
@@ -89,14 +92,14 @@ internal static class BridgeEndpoints
             // Routing matched a normalised, case-insensitive form (/V1/BRIDGE/…, an encoded or dot-segmented
             // connection id, an absolute-form target): what the caller wrote cannot be split into prefix and path
             // with certainty, and guessing would send the request, credential and all, somewhere it did not ask for.
-            await Problems.Create(StatusCodes.Status400BadRequest, "bridge_path_refused", "The Bridge refused this path.",
+            await Problems.Create(ProblemCatalog.BridgePathRefused,
                 $"Write the path as {rawPrefix}/… exactly: lower case, the connection id unencoded, no dot segments.").ExecuteAsync(context);
             return;
         }
 
         if (string.IsNullOrEmpty(connectionId))
         {
-            await Problems.Create(StatusCodes.Status400BadRequest, "connection_id_missing", "Which connection?", $"Send the {ConnectionHeader} header, or use {BridgePrefix}{{connection_id}}/….").ExecuteAsync(context);
+            await Problems.Create(ProblemCatalog.ConnectionIdMissing, $"Send the {ConnectionHeader} header, or use {BridgePrefix}{{connection_id}}/….").ExecuteAsync(context);
             return;
         }
 
@@ -156,7 +159,7 @@ internal static class BridgeEndpoints
                 && Uri.TryCreate(filled, UriKind.Absolute, out var filledUri) ? filledUri : null;
         if (apiBaseUri is null)
         {
-            await Problems.Create(StatusCodes.Status409Conflict, "no_api_base_url", "The provider has no usable API base URL for the Bridge.",
+            await Problems.Create(ProblemCatalog.NoApiBaseUrl,
                 provider is not null && ConnectionValues.Declared(provider).Count > 0
                     ? "This connection lacks a value its provider's api_base_url needs; reconnect it (POST /v1/connections/{id}/reconnect)."
                     : "Set api_base_url on the provider (PATCH /v1/providers/{name}).").ExecuteAsync(context);
@@ -212,8 +215,8 @@ internal static class BridgeEndpoints
         var baseUrl = minted.Resource!.ApiBaseUrl ?? ConnectionValues.Apply(provider, connection.Values).Config.ApiBaseUrl;
         if (baseUrl is null || ConnectionValues.IsTemplated(baseUrl) || !Uri.TryCreate(baseUrl, UriKind.Absolute, out var baseUri))
         {
-            await Problems.Create(StatusCodes.Status409Conflict, "no_api_base_url", "The resource has no usable API base URL for the Bridge.",
-                "Set api_base_url on the provider or the resource.").ExecuteAsync(context);
+            await Problems.Create(ProblemCatalog.NoApiBaseUrl, "Set api_base_url on the provider or the resource.",
+                title: "The resource has no usable API base URL for the Bridge.").ExecuteAsync(context);
             return;
         }
 

@@ -90,14 +90,14 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // (RFC 9110 §9.3.8 warns of exactly this); CONNECT asks for a tunnel, not a request to the API.
         if (HttpMethods.IsTrace(context.Request.Method) || HttpMethods.IsConnect(context.Request.Method))
         {
-            await Problem(context, StatusCodes.Status405MethodNotAllowed, "bridge_method_refused", $"The Bridge does not forward {context.Request.Method}.",
-                "TRACE would echo the injected credential back, and CONNECT is not a request to the provider's API.");
+            await Problem(context, ProblemCatalog.BridgeMethodRefused,
+                "TRACE would echo the injected credential back, and CONNECT is not a request to the provider's API.", $"The Bridge does not forward {context.Request.Method}.");
             return;
         }
 
         if (!BridgePath.TryResolve(target.ApiBase, rawPath, context.Request.QueryString.Value, out var uri, out var pathError))
         {
-            await Problem(context, StatusCodes.Status400BadRequest, "bridge_path_refused", "The Bridge refused this path.", pathError);
+            await Problem(context, ProblemCatalog.BridgePathRefused, pathError);
             return;
         }
 
@@ -162,7 +162,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
             if (response.StatusCode == HttpStatusCode.Forbidden && target.InsufficientScopeAsync is not null
                 && RemoteMcp.WwwAuthenticate.Bearer(response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var challenges) ? challenges : []) is { } bearer
-                && bearer.GetValueOrDefault("error") == "insufficient_scope")
+                && bearer.GetValueOrDefault("error") == OAuthErrorCatalog.InsufficientScope.Error)
             {
                 // MCP authorization, step-up: the caller gets the consent URL for the wider scopes, not the server's 403.
                 response.Dispose();
@@ -200,7 +200,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
         catch (OperationCanceledException)
         {
-            await Problem(context, StatusCodes.Status504GatewayTimeout, "upstream_timeout", "The provider did not answer in time.",
+            await Problem(context, ProblemCatalog.UpstreamTimeout,
                 $"No response within {options.Bridge.TimeoutSeconds} s (Nexus:Bridge:TimeoutSeconds).");
         }
         catch (Exception e) when (e is HttpRequestException or IOException)
@@ -216,7 +216,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             logger.LogWarning("Bridge request to {Host} failed: {Error}", uri.Host, error);
             // One detail for every way of not getting an answer: which one it was (refused, reset, TLS, garbage)
             // would tell a caller whether a port answered. The operator's log has it.
-            await Problem(context, StatusCodes.Status502BadGateway, "upstream_unreachable", "The provider could not be reached.", "No usable answer came from the provider's API.");
+            await Problem(context, ProblemCatalog.UpstreamUnreachable, "No usable answer came from the provider's API.");
         }
     }
 
@@ -235,11 +235,11 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
     private Task CallersBodyProblemAsync(HttpContext context, BadHttpRequestException bad) => bad.StatusCode == StatusCodes.Status413PayloadTooLarge
         ? TooLargeAsync(context)
-        : Problem(context, bad.StatusCode, "bad_request", "The request could not be read.", bad.Message);
+        : Problem(context, ProblemCatalog.BadRequest, bad.Message, status: bad.StatusCode);
 
     /// <summary>One answer for a body over the limit, whether Content-Length said so up front or the stream ran over.</summary>
-    private Task TooLargeAsync(HttpContext context) => Problem(context, StatusCodes.Status413PayloadTooLarge, "bridge_body_too_large",
-        "The request body is larger than the Bridge forwards.", $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
+    private Task TooLargeAsync(HttpContext context) => Problem(context, ProblemCatalog.BridgeBodyTooLarge,
+        $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
 
     private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, UpstreamCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
     {
@@ -321,7 +321,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             var resolved = location.IsAbsoluteUri ? location : new Uri(uri, location);
             if (!string.Equals(resolved.Host, target.ApiBase.Host, StringComparison.OrdinalIgnoreCase) || resolved.Port != target.ApiBase.Port || resolved.Scheme != target.ApiBase.Scheme)
             {
-                await Problem(context, StatusCodes.Status502BadGateway, "redirect_refused", "The provider redirected to another host; the Bridge does not follow it.",
+                await Problem(context, ProblemCatalog.RedirectRefused,
                     $"Redirect to {resolved.Host} refused.");
                 return;
             }
@@ -475,7 +475,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         return false;
     }
 
-    private static async Task Problem(HttpContext context, int status, string code, string title, string detail)
+    private static async Task Problem(HttpContext context, ProblemType type, string detail, string? title = null, int? status = null)
     {
         if (context.Response.HasStarted)
         {
@@ -487,7 +487,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // The provider's status and headers may already be set (it failed after them, before any body was sent):
         // they must not describe Nexus's problem.
         context.Response.Clear();
-        await Problems.Create(status, code, title, detail).ExecuteAsync(context);
+        await Problems.Create(type, detail, title: title, status: status).ExecuteAsync(context);
     }
 
     public void Dispose() => upstream.Dispose();

@@ -27,7 +27,7 @@ internal static class CallbackEndpoint
         // The authorization response parameters; RFC 6749 §3.1 forbids repeating them, so a repeated one is refused.
         if (query.Any(q => q.Value.Count > 1))
         {
-            return Invalid("invalid_callback", "A callback parameter is repeated.");
+            return Invalid(ProblemCatalog.InvalidCallback, "A callback parameter is repeated.");
         }
 
         string? Get(string name) => query[name] is { Count: 1 } v && !string.IsNullOrEmpty(v[0]) ? v[0] : null;
@@ -37,13 +37,13 @@ internal static class CallbackEndpoint
 
         if (!signer.TryVerify(Get("state"), out var claims))
         {
-            return Invalid("invalid_state", "The state parameter is missing, malformed or was not issued by this Nexus.");
+            return Invalid(ProblemCatalog.InvalidState, "The state parameter is missing, malformed or was not issued by this Nexus.");
         }
 
         var connection = await store.FindAsync(claims.ConnectionId, ct);
         if (connection is null)
         {
-            return Invalid("invalid_state", "The connection this state belongs to no longer exists.");
+            return Invalid(ProblemCatalog.InvalidState, "The connection this state belongs to no longer exists.");
         }
 
         var now = time.GetUtcNow();
@@ -62,7 +62,7 @@ internal static class CallbackEndpoint
             var current = await connections.ExpireAsync(connection, ct);
             if (current.Status != ConnectionStatus.Failed || current.Error != ConnectionStore.ExpiredError)
             {
-                return Invalid("state_already_used", "This state was already used.");
+                return Invalid(ProblemCatalog.StateAlreadyUsed, "This state was already used.");
             }
 
             return Redirect(connection, ConnectionStatus.Failed, ConnectionStore.ExpiredError);
@@ -71,7 +71,7 @@ internal static class CallbackEndpoint
         // RFC 6749 §10.12 and RFC 9700 §4.7: the state is bound to this connection and used at most once.
         if (connection.StateNonce != claims.Nonce || !await store.ConsumeStateAsync(connection.Id, claims.Nonce, ct))
         {
-            return Invalid("state_already_used", "This state was already used; start a new connection with POST /v1/request-connection.");
+            return Invalid(ProblemCatalog.StateAlreadyUsed, "This state was already used; start a new connection with POST /v1/request-connection.");
         }
 
         // RFC 9207 §2.4: an iss in the response must name the provider this request went to, and a provider whose
@@ -103,7 +103,7 @@ internal static class CallbackEndpoint
         var applied = ConnectionValues.Apply(provider, connection.Values);
         var verifier = connection.PkceVerifier is { } v ? store.Decrypt(ConnectionStore.PkceVerifierColumn, connection.Id, v) : null;
         var result = await client.ExchangeCodeAsync(applied, code, options.Issuer + GatewayEndpoints.CallbackPath, verifier, ct);
-        if (!result.Succeeded && result.Error == "invalid_client"
+        if (!result.Succeeded && result.Error == OAuthErrorCatalog.InvalidClient.Error
             && context.RequestServices.GetServices<IProviderModeHandler>().FirstOrDefault(h => h.AuthMode == provider.AuthMode) is { } handler)
         {
             // E.g. RemoteMcp: a dynamic registration the authorization server no longer knows is made anew for the next consent.
@@ -211,6 +211,5 @@ internal static class CallbackEndpoint
         return TypedResults.Redirect(QueryHelpers.AddQueryString(connection.ReturnUrl, parameters));
     }
 
-    private static IResult Invalid(string code, string detail) =>
-        Problems.Create(StatusCodes.Status400BadRequest, code, "This connection callback cannot be accepted.", detail);
+    private static IResult Invalid(ProblemType type, string detail) => Problems.Create(type, detail);
 }

@@ -18,8 +18,8 @@ internal static class ConnectionProblems
             extensions["error"] = connection.Error;
         }
 
-        return Problems.Create(StatusCodes.Status409Conflict, "connection_not_active", $"The connection is {connection.Status}, not active.",
+        return Problems.Create(ProblemCatalog.ConnectionNotActive,
             connection.Status == ConnectionStatus.Pending ? "The user has not completed consent yet." : "Ask the user to connect again: POST /v1/request-connection.",
-            extensions);
+            extensions, title: $"The connection is {connection.Status}, not active.");
     }
 }

@@ -1,3 +1,4 @@
+using Nexus.Server.Hosting;
 using Nexus.Server.Hosting.Commands;
 using Nexus.Server.Providers;
 
@@ -60,7 +61,7 @@ internal static class ConnectionsCommands
     {
         var id = context.Args.Argument(0, "CONNECTION_ID (conn_…)");
         var connection = await context.Get<ConnectionStore>().FindAsync(id, ct)
-            ?? throw new CommandFailedException($"There is no connection '{id}'. See `connections list`.", "not_found");
+            ?? throw new CommandFailedException($"There is no connection '{id}'. See `connections list`.", ProblemCatalog.NotFound);
         await context.Get<ConnectionService>().RevokeAsync(connection, Actor, ct);
         return await context.ResultAsync(new { connection_id = connection.Id, revoked = true, provider = connection.ProviderName, workspace_id = connection.WorkspaceId },
             $"Revoked connection {connection.Id} ({connection.ProviderName}, workspace {connection.WorkspaceId}).");

@@ -30,7 +30,7 @@ internal static class CredentialCapture
     {
         app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
         app.MapPost(FormPath, SubmitFormAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections").WithoutSession();
+        app.MapGatewayGroup().MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections");
     }
 
     public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";
@@ -121,16 +121,10 @@ internal static class CredentialCapture
         return Results.Redirect(target);
     }
 
-    private static async Task<IResult> SubmitApiAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ProviderRegistry providers,
+    private static async Task<IResult> SubmitApiAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ProviderRegistry providers,
         IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, TimeProvider time)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {
@@ -140,12 +134,12 @@ internal static class CredentialCapture
         var provider = await providers.FindAsync(connection.ProviderName, ct);
         if (provider is null || AuthModes.IsOAuth(provider.AuthMode))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "not_a_credential_connection", "This connection's provider uses OAuth; its tokens come from the consent flow.");
+            return Problems.Create(ProblemCatalog.NotACredentialConnection);
         }
 
         if (connection.Status is not (ConnectionStatus.Pending or ConnectionStatus.Active or ConnectionStatus.AttentionRequired))
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "connection_failed", "This connection failed; request a new one.");
+            return Problems.Create(ProblemCatalog.ConnectionFailed);
         }
 
         var (body, error) = await JsonBody.ReadAsync<Dictionary<string, JsonElement>>(context.Request, ct);
@@ -170,7 +164,7 @@ internal static class CredentialCapture
 
         if (await VerifyAsync(connection.Id, ConnectionValues.Apply(provider, connection.Values), stored, http, roles, time, ct) is { } rejected)
         {
-            return Problems.Create(StatusCodes.Status422UnprocessableEntity, "credentials_rejected", "The provider did not accept these credentials.", rejected);
+            return Problems.Create(ProblemCatalog.CredentialsRejected, rejected);
         }
 
         await ActivateAsync(connection, values, store, audit, caller.Actor, ct);
@@ -217,7 +211,7 @@ internal static class CredentialCapture
             {
                 // Whoever is submitting the keys may see what STS said of them (it names their IAM user); apps and
                 // agents reading the connection later never do (AwsRoleException.StsMessage).
-                return e.Code == AwsRoleException.AssumeRoleFailed
+                return e.Type == ProblemCatalog.AwsAssumeRoleFailed
                     ? $"These credentials could not assume the role. {e.Detail}{(e.StsMessage is null ? "" : " STS said: " + e.StsMessage)}"
                     : $"{e.Title} {e.Detail}";
             }
@@ -251,7 +245,7 @@ internal static class CredentialCapture
         var provider = await providers.FindCachedAsync(connection.ProviderName, context.RequestAborted);
         if (provider is null)
         {
-            await Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The connection's provider is no longer registered.").ExecuteAsync(context);
+            await Problems.Create(ProblemCatalog.ProviderMissing).ExecuteAsync(context);
             return;
         }
 

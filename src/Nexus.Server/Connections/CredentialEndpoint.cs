@@ -20,7 +20,16 @@ internal static class CredentialEndpoint
     {
         try
         {
-            await ReadCoreAsync(connectionId, context, auth, store, refresher, audit, connections, providers);
+            // The short-circuit of the hot path (see GatewayEndpoints.MapGateway): the key is identified here, not by the
+            // GatewayApiKey policy, with the same cached lookup and the same 401.
+            var (caller, authError) = await auth.AuthenticateAsync(context);
+            if (caller is null)
+            {
+                await authError!.ExecuteAsync(context);
+                return;
+            }
+
+            await ReadCoreAsync(connectionId, context, caller, store, refresher, audit, connections, providers);
         }
         finally
         {
@@ -28,19 +37,12 @@ internal static class CredentialEndpoint
         }
     }
 
-    private static async Task ReadCoreAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionRefresher refresher,
+    private static async Task ReadCoreAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionRefresher refresher,
         AuditLog audit, ConnectionService connections, Providers.ProviderRegistry providers)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            await authError!.ExecuteAsync(context);
-            return;
-        }
-
         if (!caller.CanReadCredentials)
         {
-            await Problems.Create(StatusCodes.Status403Forbidden, "credentials_not_readable", "This API key may not read credentials.",
+            await Problems.Create(ProblemCatalog.CredentialsNotReadable,
                 "It was created with can_read_credentials=false (a Bridge-only key). Use a key that may read credentials.").ExecuteAsync(context);
             return;
         }
@@ -88,7 +90,7 @@ internal static class CredentialEndpoint
             resourceName = resourceQuery.Count == 1 ? resourceQuery[0] : null;
             if (string.IsNullOrEmpty(resourceName))
             {
-                await Problems.Create(StatusCodes.Status400BadRequest, "unknown_resource", "Which resource?", "Give one resource name: ?resource=NAME.").ExecuteAsync(context);
+                await Problems.Create(ProblemCatalog.UnknownResource, "Give one resource name: ?resource=NAME.", title: "Which resource?").ExecuteAsync(context);
                 return;
             }
 

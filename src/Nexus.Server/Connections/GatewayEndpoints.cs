@@ -91,26 +91,27 @@ internal static class GatewayEndpoints
 
     public static void MapGateway(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/request-connection", RequestConnectionAsync).WithTags("Connections").WithoutSession();
-        app.MapGet("/v1/connections", ListAsync).WithTags("Connections").WithoutSession();
-        app.MapGet("/v1/connections/{connectionId}", GetAsync).WithTags("Connections").WithoutSession();
-        app.MapDelete("/v1/connections/{connectionId}", DeleteAsync).WithTags("Connections").WithoutSession();
-        app.MapPost("/v1/connections/{connectionId}/reconnect", ReconnectAsync).WithTags("Connections").WithoutSession();
+        // A gateway API key on every route of the group (NexusPolicies.GatewayApiKey); handlers take the Caller.
+        var gateway = app.MapGatewayGroup().WithTags("Connections");
+        gateway.MapPost("/v1/request-connection", RequestConnectionAsync);
+        gateway.MapGet("/v1/connections", ListAsync);
+        gateway.MapGet("/v1/connections/{connectionId}", GetAsync);
+        gateway.MapDelete("/v1/connections/{connectionId}", DeleteAsync);
+        gateway.MapPost("/v1/connections/{connectionId}/reconnect", ReconnectAsync);
+        // The broker's hot path keeps a documented short-circuit (issue 13, item 2, like the Bridge): GET /v1/token is
+        // a plain route without the GatewayApiKey policy, and CredentialEndpoint identifies the key itself with the same
+        // GatewayAuthenticator and the same 401 as the policy's ApiKey scheme. Running the authentication and
+        // authorization middleware for it halved its throughput (bench/token-read.sh, docs/benchmarks.md);
+        // RouteSecurityTests and AuthorizationPolicyTests cover the route like every other.
         app.MapGet("/v1/token/{connectionId}", CredentialEndpoint.ReadAsync).WithTags("Connections").WithoutSession();
         app.MapCredentialCapture();
         app.MapConnectionValuesPage();
     }
 
-    private static async Task<IResult> RequestConnectionAsync(HttpContext context, GatewayAuthenticator auth, ProviderRegistry providers, ConnectionService connections,
+    private static async Task<IResult> RequestConnectionAsync(HttpContext context, Caller caller, ProviderRegistry providers, ConnectionService connections,
         ReturnUrlPolicy returnUrls)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var (body, error) = await JsonBody.ReadAsync<RequestConnectionRequest>(context.Request, ct);
         if (error is not null)
         {
@@ -150,20 +151,20 @@ internal static class GatewayEndpoints
 
         if (returnUrls.Check(body.ReturnUrl) is { } notAllowed)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "return_url_not_allowed", "The return_url is not allowed.", notAllowed);
+            return Problems.Create(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
         }
 
         if (!caller.CanAccess(body.WorkspaceId!))
         {
-            return Problems.Create(StatusCodes.Status403Forbidden, "workspace_not_allowed", "This API key may not act for that workspace.",
+            return Problems.Create(ProblemCatalog.WorkspaceNotAllowed,
                 "Use a key created for this workspace (POST /v1/admin/api-keys).");
         }
 
         var provider = ProviderNames.IsValid(body.ProviderName) ? await providers.FindAsync(body.ProviderName!, ct) : null;
         if (provider is null)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "unknown_provider", $"There is no provider named '{body.ProviderName}'.",
-                "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.");
+            return Problems.Create(ProblemCatalog.UnknownProvider,
+                "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.", title: $"There is no provider named '{body.ProviderName}'.");
         }
 
         var (values, valueErrors) = connections.CheckValues(provider, body.ConnectionConfig, "connection_config");
@@ -178,22 +179,16 @@ internal static class GatewayEndpoints
             var (machineId, result) = await connections.CreateMachineAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct);
             return result.Succeeded
                 ? TypedResults.Created($"/v1/connections/{machineId}", new MachineConnectionResponse(null, machineId, ConnectionStatus.Active))
-                : Problems.Create(StatusCodes.Status502BadGateway, "token_request_failed", "The MCP server's authorization server refused the client credentials.",
-                    $"{result.Error}: {result.ErrorDescription}", new Dictionary<string, object?> { ["connection_id"] = machineId });
+                : Problems.Create(ProblemCatalog.TokenRequestFailed, $"{result.Error}: {result.ErrorDescription}",
+                    new Dictionary<string, object?> { ["connection_id"] = machineId });
         }
 
         var (authUrl, id) = await connections.CreatePendingAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct, values);
         return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
     }
 
-    private static async Task<IResult> GetAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)
+    private static async Task<IResult> GetAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionService connections)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, context.RequestAborted);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {
@@ -204,14 +199,8 @@ internal static class GatewayEndpoints
         return TypedResults.Ok(ConnectionResponse.From(connection));
     }
 
-    private static async Task<IResult> ListAsync(HttpContext context, GatewayAuthenticator auth, ConnectionService connectionService)
+    private static async Task<IResult> ListAsync(HttpContext context, Caller caller, ConnectionService connectionService)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var query = context.Request.Query;
         string? One(string name) => query[name].Count == 1 && query[name][0] is { Length: > 0 } v ? v : null;
         var workspaceId = One("workspace_id");
@@ -271,16 +260,10 @@ internal static class GatewayEndpoints
     /// POST /v1/connections/{id}/reconnect: a new auth_url for the same connection id. The current tokens keep working
     /// until the person completes the new consent; then they are replaced and revoked at the provider.
     /// </summary>
-    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
+    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store,
         ConnectionService connections, ReturnUrlPolicy returnUrls)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         ReconnectRequest body;
         if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContainsKey("Transfer-Encoding")))
         {
@@ -314,29 +297,23 @@ internal static class GatewayEndpoints
         var returnUrl = body.ReturnUrl ?? connection.ReturnUrl;
         if (returnUrls.Check(returnUrl) is { } notAllowed)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "return_url_not_allowed", "The return_url is not allowed.", notAllowed);
+            return Problems.Create(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
         }
 
         var started = await connections.ReconnectAsync(connection, body.Scopes, returnUrl, caller.Actor, ct);
         return started.Refusal switch
         {
-            ReconnectRefusal.ProviderMissing => Problems.Create(StatusCodes.Status409Conflict, "provider_missing", "The provider of this connection no longer exists."),
-            ReconnectRefusal.NotOAuth => Problems.Create(StatusCodes.Status409Conflict, "not_an_oauth_connection", "This connection's provider takes credentials, not a consent.",
+            ReconnectRefusal.ProviderMissing => Problems.Create(ProblemCatalog.ProviderMissing, title: "The provider of this connection no longer exists."),
+            ReconnectRefusal.NotOAuth => Problems.Create(ProblemCatalog.NotAnOAuthConnection,
                 "Replace the credentials in place with POST /v1/connections/{id}/credentials."),
             ReconnectRefusal.Gone => Problems.NotFound("Connection"),
             _ => TypedResults.Ok(new RequestConnectionResponse(started.AuthUrl!, connection.Id)),
         };
     }
 
-    private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store, ConnectionService connections)
+    private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionService connections)
     {
         var ct = context.RequestAborted;
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {

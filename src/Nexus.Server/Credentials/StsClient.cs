@@ -29,14 +29,13 @@ internal sealed record AssumedRole(AwsCredentials Credentials, DateTimeOffset Ex
 /// names the IAM user behind the stored keys, so it is logged and shown at capture to whoever just entered those
 /// keys, and never put in the problem that token reads and the Bridge answer to an app or agent.
 /// </param>
-internal sealed class AwsRoleException(int status, string code, string title, string detail, bool transient = false, int? retryAfterSeconds = null, string? stsMessage = null) : Exception(title + " " + detail)
+internal sealed class AwsRoleException(ProblemType type, string title, string detail, bool transient = false, int? retryAfterSeconds = null, string? stsMessage = null) : Exception(title + " " + detail)
 {
-    public const string AssumeRoleFailed = "aws_assume_role_failed";
-    public const string Throttled = "aws_sts_throttled";
+    public ProblemType Type { get; } = type;
 
-    public int Status { get; } = status;
+    public int Status => Type.Status;
 
-    public string Code { get; } = code;
+    public string Code => Type.Code;
 
     public string Title { get; } = title;
 
@@ -49,16 +48,16 @@ internal sealed class AwsRoleException(int status, string code, string title, st
     public string? StsMessage { get; } = stsMessage;
 
     /// <summary>The same failure as a new exception, for a remembered failure thrown again to another caller.</summary>
-    public AwsRoleException Again() => new(Status, Code, Title, Detail, Transient, RetryAfterSeconds, StsMessage);
+    public AwsRoleException Again() => new(Type, Title, Detail, Transient, RetryAfterSeconds, StsMessage);
 
     public IResult ToProblem()
     {
         if (RetryAfterSeconds is not { } seconds)
         {
-            return Problems.Create(Status, Code, Title, Detail);
+            return Problems.Create(Type, Detail, title: Title);
         }
 
-        return new RetryAfterResult(seconds, Problems.Create(Status, Code, Title, Detail, new Dictionary<string, object?> { ["retry_after"] = seconds }));
+        return new RetryAfterResult(seconds, Problems.Create(Type, Detail, new Dictionary<string, object?> { ["retry_after"] = seconds }, Title));
     }
 }
 
@@ -144,13 +143,13 @@ internal sealed class StsClient(IHttpClientFactory http, UpstreamPolicy policy, 
         catch (OperationCanceledException)
         {
             logger.LogWarning("AssumeRole at {Host} for {RoleArn} timed out.", endpoint.Host, role.RoleArn);
-            throw new AwsRoleException(StatusCodes.Status504GatewayTimeout, "upstream_timeout", "AWS STS did not answer in time.",
+            throw new AwsRoleException(ProblemCatalog.UpstreamTimeout, "AWS STS did not answer in time.",
                 $"No AssumeRole response from {endpoint.Host} within {options.UpstreamTimeoutSeconds} s (Nexus:UpstreamTimeoutSeconds).", transient: true);
         }
         catch (HttpRequestException e)
         {
             logger.LogWarning("AssumeRole at {Host} for {RoleArn} failed: {Error}", endpoint.Host, role.RoleArn, e.HttpRequestError);
-            throw new AwsRoleException(StatusCodes.Status502BadGateway, "upstream_unreachable", "AWS STS could not be reached.", $"{endpoint.Host}: {e.HttpRequestError}.", transient: true);
+            throw new AwsRoleException(ProblemCatalog.UpstreamUnreachable, "AWS STS could not be reached.", $"{endpoint.Host}: {e.HttpRequestError}.", transient: true);
         }
 
         var document = text is null ? null : TryParse(text);
@@ -181,7 +180,7 @@ internal sealed class StsClient(IHttpClientFactory http, UpstreamPolicy policy, 
         if (status == StatusCodes.Status429TooManyRequests || (code is not null && ThrottlingCodes.Contains(code)))
         {
             const int seconds = ThrottledRetryAfterSeconds;
-            throw new AwsRoleException(StatusCodes.Status503ServiceUnavailable, AwsRoleException.Throttled, "AWS STS is throttling AssumeRole calls.",
+            throw new AwsRoleException(ProblemCatalog.AwsStsThrottled, "AWS STS is throttling AssumeRole calls.",
                 $"STS answered {status} {(code is null ? "" : Clean(code, longLived) + " ")}({endpoint.Host}); try again in {seconds} s.", transient: true, retryAfterSeconds: seconds);
         }
 
@@ -197,7 +196,7 @@ internal sealed class StsClient(IHttpClientFactory http, UpstreamPolicy policy, 
     }
 
     public static AwsRoleException Failed(string detail, bool transient = false, string? stsMessage = null) =>
-        new(StatusCodes.Status502BadGateway, AwsRoleException.AssumeRoleFailed, "AWS STS did not issue credentials for the role.", detail, transient, stsMessage: stsMessage);
+        new(ProblemCatalog.AwsAssumeRoleFailed, "AWS STS did not issue credentials for the role.", detail, transient, stsMessage: stsMessage);
 
     /// <summary>
     /// RoleSessionName: 2 to 64 characters of [\w+=,.@-] (AssumeRole). It names the connection in CloudTrail, so the

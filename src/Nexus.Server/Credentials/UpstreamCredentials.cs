@@ -8,15 +8,13 @@ namespace Nexus.Server.Credentials;
 /// <param name="Field">The connection's field at fault (capture answers it as a field error), or null when the provider's settings are.</param>
 internal sealed record CredentialProblem(string? Field, string Detail)
 {
-    public const string Code = "credentials_unusable";
-
     /// <summary>
     /// At read time (GET /v1/token, the Bridge) a 409: nothing upstream failed, the stored values and the provider's
     /// settings do not fit (a custom schema without the mode's fields, a region that is not one, a provider row that
     /// predates a check). New credentials or a PATCH of the provider resolve it.
     /// </summary>
     public IResult ToProblem() =>
-        Problems.Create(StatusCodes.Status409Conflict, Code, "The connection's stored credentials cannot be used with its provider's settings.", Detail);
+        Problems.Create(ProblemCatalog.CredentialsUnusable, Detail);
 }
 
 /// <summary>What a connection's stored values sign or authenticate with, and for aws_sigv4 the role they assume; or why not.</summary>

@@ -1,4 +1,3 @@
-using Nexus.Server.Accounts;
 using static Nexus.Server.Hosting.Html;
 
 namespace Nexus.Server.Dashboard;
@@ -17,19 +16,6 @@ internal static class AdminPages
         ("/admin/audit", "Audit log"),
         ("/admin/status", "Status"),
     ];
-
-    /// <summary>Null when the signed-in user is a system administrator; otherwise the page to answer with.</summary>
-    public static IResult? Guard(HttpContext context)
-    {
-        if (context.User.Identity?.IsAuthenticated != true)
-        {
-            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(context.Request.Path + context.Request.QueryString)}");
-        }
-
-        return context.User.IsSystemAdmin()
-            ? null
-            : Error(context, "Administrators only", "Site management is for the system administrator of this deployment.", StatusCodes.Status403Forbidden);
-    }
 
     public static IResult Render(HttpContext context, string current, string title, string body, int status = 200)
     {

@@ -18,32 +18,34 @@ internal static class SiteManagementBrokerPages
 {
     public static void MapSiteManagementBroker(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
+        // Every page and form below is for the system administrator (NexusPolicies.SiteAdmin, Accounts/SessionPolicies.cs).
+        var admin = app.MapGroup("").RequireAuthorization(NexusPolicies.SiteAdmin);
+        admin.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, registration, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
+        admin.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, registration, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
         // Two segments, so that no provider name (a single segment) is shadowed by this form's address.
-        app.MapPost(McpFormPath, CreateMcpProviderAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
-            Guard(context) ?? Confirm(context, "/admin/providers", $"Delete the provider {name}?", $"/admin/providers/{Uri.EscapeDataString(name)}/delete", "Delete provider",
+        admin.MapPost(McpFormPath, CreateMcpProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
+            Confirm(context, "/admin/providers", $"Delete the provider {name}?", $"/admin/providers/{Uri.EscapeDataString(name)}/delete", "Delete provider",
                 "Apps and people can no longer connect it. Nexus refuses while connections still use it: revoke those first.")).ExcludeFromDescription();
-        app.MapPost("/admin/providers/{name}/delete", DeleteProviderAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/api-keys/{id}/revoke", (HttpContext context, string id) =>
-            Guard(context) ?? Confirm(context, "/admin/api-keys", "Revoke this API key?", $"/admin/api-keys/{Uri.EscapeDataString(id)}/revoke", "Revoke key",
+        admin.MapPost("/admin/providers/{name}/delete", DeleteProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/api-keys/{id}/revoke", (HttpContext context, string id) =>
+            Confirm(context, "/admin/api-keys", "Revoke this API key?", $"/admin/api-keys/{Uri.EscapeDataString(id)}/revoke", "Revoke key",
                 "Every app using it loses access at once. It stays listed under Revoked.")).ExcludeFromDescription();
-        app.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/webhooks/{id}/delete", (HttpContext context, string id) =>
-            Guard(context) ?? Confirm(context, "/admin/webhooks", "Delete this webhook?", $"/admin/webhooks/{Uri.EscapeDataString(id)}/delete", "Delete webhook",
+        admin.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/webhooks/{id}/delete", (HttpContext context, string id) =>
+            Confirm(context, "/admin/webhooks", "Delete this webhook?", $"/admin/webhooks/{Uri.EscapeDataString(id)}/delete", "Delete webhook",
                 "Nexus stops sending events to it at once; its delivery log goes with it.")).ExcludeFromDescription();
-        app.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
+        admin.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
     }
 
     // ---- Providers ----------------------------------------------------------------------------------------------
@@ -54,11 +56,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> ProvidersAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, Dictionary<string, string[]>? errors, IFormCollection? form,
         bool custom, CancellationToken ct, int status = 200, bool mcp = false)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var options = context.RequestServices.GetRequiredService<NexusOptions>();
         var rows = (await registry.ListAsync(ct)).Select(p => $"""
             <tr><td>{ProviderLogos.Avatar(p, p.DisplayName)} <strong>{E(p.DisplayName)}</strong><br><code>{E(p.Name)}</code></td><td>{E(p.CatalogKey ?? "custom")}</td><td>{E(p.AuthMode)}</td>
@@ -195,11 +192,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration,
         bool custom, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -236,11 +228,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> CreateMcpProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog,
         IEnumerable<IProviderModeHandler> handlers, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -280,11 +267,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> EditProviderPageAsync(HttpContext context, string name, ProviderRegistry registry, Dictionary<string, string[]>? errors, IFormCollection? form,
         CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await registry.FindAsync(name, ct) is not { } p)
         {
             return Error(context, "Not found", "There is no such provider.", StatusCodes.Status404NotFound);
@@ -363,11 +345,6 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderRegistration registration,
         CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -432,11 +409,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> DeleteProviderAsync(HttpContext context, string name, ProviderRegistry registry, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -454,11 +426,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> ApiKeysAsync(HttpContext context, ApiKeyStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var rows = (await store.ListAsync(ct)).OrderByDescending(k => k.CreatedAt).Select(k => (k.IsRevoked, $"""
             <tr><td><strong>{E(k.Name)}</strong><br><code>{E(k.Id)}</code></td><td>{string.Join(", ", k.Workspaces.Select(w => $"<code>{E(w)}</code>"))}</td>
             <td>{(k.CanReadCredentials ? "read credentials + Bridge" : "Bridge only")}</td><td>{Status(k.IsRevoked)}</td>
@@ -477,11 +444,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ApiKeyStore store, ApiKeyService apiKeys, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -498,11 +460,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyService apiKeys, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -520,11 +477,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> WebhooksAsync(HttpContext context, WebhookStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var rows = new List<string>();
         foreach (var hook in await store.ListAsync(ct))
         {
@@ -553,11 +505,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> CreateWebhookAsync(HttpContext context, WebhookStore store, IHostEnvironment environment, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -576,11 +523,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> DeleteWebhookAsync(HttpContext context, string id, WebhookStore store, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -594,11 +536,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> AuditAsync(HttpContext context, string? workspace_id, string? connection_id, string? @event, AuditLog audit, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var events = await audit.QueryAsync(NullIfEmpty(workspace_id), NullIfEmpty(connection_id), NullIfEmpty(@event), 200, ct);
         var rows = events.Select(e => $"""
             <tr class="has-detail"><td><time datetime="{e.At:O}">{e.At:yyyy-MM-dd HH:mm:ss}</time></td><td><code>{E(e.Event)}</code></td><td>{E(e.Actor)}</td>

@@ -7,6 +7,7 @@ using Nexus.Server.Data;
 using Nexus.Server.Vault;
 using static Nexus.Server.Dashboard.AdminPages;
 using static Nexus.Server.Hosting.Html;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Dashboard;
 
@@ -15,57 +16,54 @@ internal static class SiteManagementPages
 {
     public static void MapSiteManagement(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/admin", (HttpContext context) => Guard(context) ?? Results.Redirect("/admin/applications")).ExcludeFromDescription();
-        app.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/applications/{clientId}/delete", (HttpContext context, string clientId) =>
-            Guard(context) ?? Confirm(context, "/admin/applications", "Revoke this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/delete", "Revoke application",
+        // Every page and form below is for the system administrator (NexusPolicies.SiteAdmin, Accounts/SessionPolicies.cs).
+        var admin = app.MapGroup("").RequireAuthorization(NexusPolicies.SiteAdmin);
+        admin.MapGet("/admin", (HttpContext context) => Results.Redirect("/admin/applications")).ExcludeFromDescription();
+        admin.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/applications/{clientId}/delete", (HttpContext context, string clientId) =>
+            Confirm(context, "/admin/applications", "Revoke this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/delete", "Revoke application",
                 "Its secret and every token issued to it stop working at once. It stays listed under Revoked.")).ExcludeFromDescription();
-        app.MapGet("/admin/applications/{clientId}/secret", (HttpContext context, string clientId) =>
-            Guard(context) ?? Confirm(context, "/admin/applications", "Generate a new secret for this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/secret", "Generate new secret",
+        admin.MapGet("/admin/applications/{clientId}/secret", (HttpContext context, string clientId) =>
+            Confirm(context, "/admin/applications", "Generate a new secret for this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/secret", "Generate new secret",
                 "The current secret stops working at once; the application fails until it is given the new one.")).ExcludeFromDescription();
-        app.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ApplicationService applications) => RevokeAsync(context, clientId, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, ApplicationService applications) => RotateAsync(context, clientId, registry, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ApplicationService applications) => RevokeAsync(context, clientId, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, ApplicationService applications) => RotateAsync(context, clientId, registry, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
 
-        app.MapGet("/admin/clients", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ClientsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/clients", CreateClientAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/clients/{clientId}/delete", (HttpContext context, string clientId) =>
-            Guard(context) ?? Confirm(context, "/admin/clients", "Revoke this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/delete", "Revoke App Client",
+        admin.MapGet("/admin/clients", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ClientsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/clients", CreateClientAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/clients/{clientId}/delete", (HttpContext context, string clientId) =>
+            Confirm(context, "/admin/clients", "Revoke this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/delete", "Revoke App Client",
                 "Its secret and every token issued to it stop working at once. It stays listed under Revoked.")).ExcludeFromDescription();
-        app.MapGet("/admin/clients/{clientId}/secret", (HttpContext context, string clientId) =>
-            Guard(context) ?? Confirm(context, "/admin/clients", "Generate a new secret for this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/secret", "Generate new secret",
+        admin.MapGet("/admin/clients/{clientId}/secret", (HttpContext context, string clientId) =>
+            Confirm(context, "/admin/clients", "Generate a new secret for this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/secret", "Generate new secret",
                 "The current secret stops working at once; the client fails until it is given the new one.")).ExcludeFromDescription();
-        app.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, AppClientService clients) => RevokeAsync(context, clientId, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, AppClientService clients) => RotateAsync(context, clientId, registry, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, AppClientService clients) => RevokeAsync(context, clientId, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, AppClientService clients) => RotateAsync(context, clientId, registry, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
 
-        app.MapGet("/admin/users", (HttpContext context, UserStore users, DeploymentSettings settings, CancellationToken ct) => UsersAsync(context, users, settings, null, null, null, ct)).ExcludeFromDescription();
-        app.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/users/{id}/disable", (HttpContext context, string id) =>
-            Guard(context) ?? Confirm(context, "/admin/users", "Disable this user?", $"/admin/users/{Uri.EscapeDataString(id)}/disable", "Disable user",
+        admin.MapGet("/admin/users", (HttpContext context, UserStore users, DeploymentSettings settings, CancellationToken ct) => UsersAsync(context, users, settings, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/users/{id}/disable", (HttpContext context, string id) =>
+            Confirm(context, "/admin/users", "Disable this user?", $"/admin/users/{Uri.EscapeDataString(id)}/disable", "Disable user",
                 "They are signed out everywhere at once and cannot sign in until you enable the account again. Their connections stay.")).ExcludeFromDescription();
-        app.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
+        admin.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
             ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Disable)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
+        admin.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
             ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Enable)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
+        admin.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
             ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Unlock)).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/users/{id}/reset", (HttpContext context, string id) =>
-            Guard(context) ?? Confirm(context, "/admin/users", "Reset this user's password?", $"/admin/users/{Uri.EscapeDataString(id)}/reset", "Reset password",
+        admin.MapGet("/admin/users/{id}/reset", (HttpContext context, string id) =>
+            Confirm(context, "/admin/users", "Reset this user's password?", $"/admin/users/{Uri.EscapeDataString(id)}/reset", "Reset password",
                 "Their current password stops working and they are signed out everywhere. You get a temporary password, shown once, to pass on to them.")).ExcludeFromDescription();
-        app.MapPost("/admin/users/{id}/reset", ResetPasswordAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/admin/status", StatusAsync).ExcludeFromDescription();
+        admin.MapPost("/admin/users/{id}/reset", ResetPasswordAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapGet("/admin/status", StatusAsync).ExcludeFromDescription();
     }
 
     // ---- OAuth Applications -------------------------------------------------------------------------------------
 
     private static async Task<IResult> ApplicationsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var rows = (await registry.ListAsync(ClientKinds.Application, ct)).OrderByDescending(a => a.CreatedAt).Select(a => (a.IsRevoked, $"""
             <tr><td><strong>{E(a.Name)}</strong><br><code>{E(a.ClientId)}</code><br><span class="muted">{E(a.ClientType)}</span>{SelfRegistered(a)}</td>
             <td>{string.Join("<br>", a.RedirectUriList.Select(u => $"<code>{E(u)}</code>"))}</td>
@@ -91,11 +89,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> CreateApplicationAsync(HttpContext context, ClientRegistry registry, ApplicationService applications, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -129,11 +122,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> ClientsAsync(HttpContext context, ClientRegistry registry, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var rows = (await registry.ListAsync(ClientKinds.AppClient, ct)).OrderByDescending(c => c.CreatedAt).Select(c => (c.IsRevoked, $"""
             <tr><td><strong>{E(c.Name)}</strong><br><code>{E(c.ClientId)}</code></td>
             <td>{string.Join(" ", c.Scopes.Select(s => $"<code>{E(s)}</code>"))}</td><td>{string.Join(", ", c.GrantTypes)}</td>
@@ -155,11 +143,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> CreateClientAsync(HttpContext context, ClientRegistry registry, AppClientService clients, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -190,11 +173,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> RevokeAsync(HttpContext context, string clientId, ClientService clients, string back)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -211,11 +189,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> RotateAsync(HttpContext context, string clientId, ClientRegistry registry, ClientService clients, string back)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -238,11 +211,6 @@ internal static class SiteManagementPages
     private static async Task<IResult> UsersAsync(HttpContext context, UserStore users, DeploymentSettings settings, IEnumerable<string>? errors, IFormCollection? form, string? shown,
         CancellationToken ct, int status = 200)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var now = context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
         var me = UserAccounts.CurrentUserId(context);
         var rows = (await users.ListAsync(ct)).Select(u =>
@@ -297,11 +265,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> CreateUserAsync(HttpContext context, UserManager<NexusUser> userManager, UserStore users, DeploymentSettings settings, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -313,11 +276,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> ChangeUserAsync(HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, UserAdministration.Action action)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -335,11 +293,6 @@ internal static class SiteManagementPages
     private static async Task<IResult> ResetPasswordAsync(HttpContext context, string id, UserManager<NexusUser> userManager, SessionValidator sessions, UserStore users,
         DeploymentSettings settings, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -362,11 +315,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> ToggleSignUpAsync(HttpContext context, DeploymentSettings settings, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
         {
             return AccountEndpoints.CsrfRejected(context);
@@ -380,11 +328,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> StatusAsync(HttpContext context, ClientRegistry registry, UserStore users, SigningKeys keys, KeyRing keyRing, NexusDatabase db, TimeProvider time, CancellationToken ct)
     {
-        if (Guard(context) is { } denied)
-        {
-            return denied;
-        }
-
         var now = time.GetUtcNow();
         var apps = await registry.ListAsync(ClientKinds.Application, ct);
         var clients = await registry.ListAsync(ClientKinds.AppClient, ct);

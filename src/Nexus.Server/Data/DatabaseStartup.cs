@@ -87,7 +87,7 @@ internal sealed class DatabaseOutageAnswer(DatabaseHealth database, IEnumerable<
         }
         else
         {
-            await Problems.Create(StatusCodes.Status503ServiceUnavailable, "database_unavailable", "The database is temporarily unavailable.", description)
+            await Problems.Create(ProblemCatalog.DatabaseUnavailable, description)
                 .ExecuteAsync(context);
         }
 

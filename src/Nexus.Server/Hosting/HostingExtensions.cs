@@ -71,7 +71,7 @@ internal static class HostingExtensions
         builder.Services.AddSingleton<OutboundNetworkGuard>();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
-        builder.Services.AddSingleton<AdminApiKeyFilter>();
+        builder.Services.AddSingleton<AdminApiKey>();
         builder.Services.AddSingleton<PageNavigation>();
         builder.Services.AddSingleton<NexusBootstrapper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NexusBootstrapper>());
@@ -163,12 +163,12 @@ internal sealed class ProblemExceptionHandler(IEnumerable<IExceptionAnswer> answ
 
         if (exception is BadHttpRequestException bad)
         {
-            result = Problems.Create(bad.StatusCode, "bad_request", "The request could not be read.", bad.Message);
+            result = Problems.Create(ProblemCatalog.BadRequest, bad.Message, status: bad.StatusCode);
         }
         else
         {
             logger.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
-            result = Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "Nexus hit an unexpected error.",
+            result = Problems.Create(ProblemCatalog.InternalError,
                 "The error was logged with the request's trace id.", new Dictionary<string, object?> { ["trace_id"] = context.TraceIdentifier });
         }
 

@@ -44,7 +44,7 @@ internal static class InputGuard
     public static Task RejectAsync(HttpContext context, string description) =>
         context.GetEndpoint()?.Metadata.GetMetadata<IInvalidInputResponder>() is { } responder
             ? responder.RespondAsync(context, description)
-            : Problems.Create(StatusCodes.Status400BadRequest, "invalid_input", "The request contains characters Nexus does not accept.", description).ExecuteAsync(context);
+            : Problems.Create(ProblemCatalog.InvalidInput, description).ExecuteAsync(context);
 
     private const string Why = "contains a NUL character or an unpaired UTF-16 surrogate";
 

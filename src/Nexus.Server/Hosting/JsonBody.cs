@@ -15,16 +15,12 @@ namespace Nexus.Server.Hosting;
 /// </summary>
 internal static class JsonBody
 {
-    private const string Code = "invalid_json";
-    private const string Title = "The request body is not valid JSON for this endpoint.";
-
     public static async Task<(T? Value, IResult? Error)> ReadAsync<T>(HttpRequest request, CancellationToken ct)
         where T : class
     {
         if (!request.HasJsonContentType())
         {
-            return (null, Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type",
-                "The request body must be JSON.", "Send Content-Type: application/json."));
+            return (null, Problems.Create(ProblemCatalog.UnsupportedMediaType, "Send Content-Type: application/json."));
         }
 
         byte[] body;
@@ -36,8 +32,9 @@ internal static class JsonBody
         }
         catch (BadHttpRequestException e)
         {
-            return (null, Problems.Create(e.StatusCode, "bad_request", "The request body could not be read.",
-                e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "The request body is too large." : "The request body ended early or was malformed."));
+            return (null, Problems.Create(ProblemCatalog.BadRequest,
+                e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "The request body is too large." : "The request body ended early or was malformed.",
+                title: "The request body could not be read.", status: e.StatusCode));
         }
 
         var options = request.HttpContext.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
@@ -68,7 +65,7 @@ internal static class JsonBody
         }
     }
 
-    private static IResult Invalid(string detail) => Problems.Create(StatusCodes.Status400BadRequest, Code, Title, detail);
+    private static IResult Invalid(string detail) => Problems.Create(ProblemCatalog.InvalidJson, detail);
 
     /// <summary>Null when the body is well-formed JSON whose strings are all clean text; otherwise what is wrong.</summary>
     internal static string? Check(ReadOnlySpan<byte> body)

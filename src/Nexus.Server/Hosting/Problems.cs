@@ -4,11 +4,19 @@ namespace Nexus.Server.Hosting;
 
 /// <summary>
 /// RFC 9457 problem details with a stable machine-readable <c>code</c>. The <c>type</c> is a URN built from the
-/// code so that clients can switch on either.
+/// code so that clients can switch on either. Every code, its status and its default title come from
+/// <see cref="ProblemCatalog"/>.
 /// </summary>
 internal static class Problems
 {
-    public static IResult Create(int status, string code, string title, string? detail = null, IDictionary<string, object?>? extensions = null)
+    /// <param name="type">The catalog entry: code, status and default title.</param>
+    /// <param name="detail">This occurrence: what to change.</param>
+    /// <param name="title">A more precise title than the catalog's default (the resource not found, the reason refused).</param>
+    /// <param name="status">Only where the entry's status is carried from elsewhere (a BadHttpRequestException's 413, an STS failure's 5xx).</param>
+    public static IResult Create(ProblemType type, string? detail = null, IDictionary<string, object?>? extensions = null, string? title = null, int? status = null) =>
+        Create(status ?? type.Status, type.Code, title ?? type.Title, detail, extensions);
+
+    private static IResult Create(int status, string code, string title, string? detail, IDictionary<string, object?>? extensions)
     {
         // One member per name: a problem whose extensions carry a "status" of their own (the 409
         // connection_not_active's connection status, a seed contract) leaves RFC 9457's numeric "status" out. The
@@ -55,14 +63,12 @@ internal static class Problems
     }
 
     public static IResult Validation(IDictionary<string, string[]> errors) =>
-        Create(StatusCodes.Status400BadRequest, "validation_failed", "The request has invalid fields.",
-            "See 'errors' for what to change.", new Dictionary<string, object?> { ["errors"] = errors });
+        Create(ProblemCatalog.ValidationFailed, "See 'errors' for what to change.", new Dictionary<string, object?> { ["errors"] = errors });
 
-    public static IResult NotFound(string what) =>
-        Create(StatusCodes.Status404NotFound, "not_found", $"{what} was not found.");
+    public static IResult NotFound(string what) => Create(ProblemCatalog.NotFound, title: $"{what} was not found.");
 }
 
-/// <summary>A problem document written without RFC 9457's numeric "status" member (see <see cref="Problems.Create"/>).</summary>
+/// <summary>A problem document written without RFC 9457's numeric "status" member (see <see cref="Problems"/>).</summary>
 internal sealed class StatuslessProblem(int statusCode, IReadOnlyDictionary<string, object?> members) : IResult, IStatusCodeHttpResult
 {
     public int? StatusCode => statusCode;

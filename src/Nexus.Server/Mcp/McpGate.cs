@@ -41,7 +41,7 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
             var own = origin.Count == 1 && string.Equals(origin[0], ownOrigin, StringComparison.OrdinalIgnoreCase);
             if (!own && (origin.Count != 1 || !otherOrigins.Contains(origin[0]!)))
             {
-                await Problems.Create(StatusCodes.Status403Forbidden, "origin_not_allowed", "This origin may not use the MCP endpoint.",
+                await Problems.Create(ProblemCatalog.OriginNotAllowed,
                     $"Requests from a browser must come from {ownOrigin} or an origin listed in Nexus:Mcp:AllowedOrigins.").ExecuteAsync(context);
                 return;
             }
@@ -61,7 +61,7 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
         {
             // RFC 6750 §3.1: error="invalid_token" only when a token was sent and is not acceptable.
             context.Response.Headers.WWWAuthenticate = ResourceChallenge.ForMcp(options, sent ? ResourceChallenge.InvalidToken : null, sent ? error : null);
-            await Problems.Create(StatusCodes.Status401Unauthorized, sent ? "invalid_token" : "unauthorized", "The access token is missing or not acceptable.",
+            await Problems.Create(sent ? ProblemCatalog.InvalidToken : ProblemCatalog.Unauthorized, title: ProblemCatalog.InvalidToken.Title, detail:
                 sent ? error : "Authorize with Nexus for this resource (see the resource_metadata of the WWW-Authenticate header).").ExecuteAsync(context);
             return;
         }
@@ -73,7 +73,7 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
             // those the token has plus the missing one, so that a step-up authorization loses nothing it had.
             var union = claims.Scopes.Append(needed).Distinct(StringComparer.Ordinal);
             context.Response.Headers.WWWAuthenticate = ResourceChallenge.ForMcp(options, ResourceChallenge.InsufficientScope, $"The {tool} tool needs the {needed} scope.", union);
-            await Problems.Create(StatusCodes.Status403Forbidden, "insufficient_scope", "The access token lacks a scope this tool needs.",
+            await Problems.Create(ProblemCatalog.InsufficientScope,
                 $"The {tool} tool needs the {needed} scope.").ExecuteAsync(context);
             return;
         }

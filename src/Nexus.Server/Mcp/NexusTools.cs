@@ -380,7 +380,7 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
 
         var answer = await remote.RequestAsync(connection, "tools/call",
             new { name = tool, arguments = arguments is { ValueKind: JsonValueKind.Object } a ? a : JsonSerializer.SerializeToElement(new { }) }, ct);
-        if (answer.Problem is { } problem && problem.TryGetProperty("code", out var code) && code.GetString() == "insufficient_scope"
+        if (answer.Problem is { } problem && problem.TryGetProperty("code", out var code) && code.GetString() == Hosting.ProblemCatalog.InsufficientScope.Code
             && problem.TryGetProperty("auth_url", out var authUrl))
         {
             // MCP authorization, step-up: the server wants more scopes; the person approves them at the server's

@@ -91,7 +91,7 @@ internal static class ObservabilityExtensions
             // StartsWithSegments: the route also answers /metrics/ (found by HostileInputTests), and so does the gate.
             app.UseWhen(context => context.Request.Path.StartsWithSegments(MetricsPath, StringComparison.OrdinalIgnoreCase), branch => branch.Use(async (context, next) =>
             {
-                if (context.RequestServices.GetRequiredService<AdminApiKeyFilter>().Refuse(context) is { } refusal)
+                if (context.RequestServices.GetRequiredService<AdminApiKey>().Refuse(context) is { } refusal)
                 {
                     await refusal.ExecuteAsync(context);
                     return;

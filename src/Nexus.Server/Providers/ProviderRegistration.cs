@@ -79,8 +79,8 @@ internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCa
         if (!await registry.CreateAsync(provider, ct))
         {
             errors["name"] = [$"A provider named '{body.Name}' already exists."];
-            return new(null, Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{body.Name}' already exists.",
-                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}."), errors);
+            return new(null, Problems.Create(ProblemCatalog.ProviderExists,
+                "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.", title: $"A provider named '{body.Name}' already exists."), errors);
         }
 
         return new(provider, null, errors);

@@ -7,7 +7,7 @@ internal static class ProvidersAdminEndpoints
 {
     public static void MapProvidersAdmin(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/providers").AddEndpointFilter<AdminApiKeyFilter>().WithoutSession().WithTags("Providers");
+        var group = app.MapGroup("/v1/providers").RequireAdminApiKey().WithTags("Providers");
         group.MapPost("", CreateAsync);
         group.MapGet("", ListAsync);
         group.MapGet("/{name}", GetAsync);
@@ -49,7 +49,7 @@ internal static class ProvidersAdminEndpoints
         await registry.DeleteAsync(name, ct) switch
         {
             null => Problems.NotFound("Provider"),
-            false => Problems.Create(StatusCodes.Status409Conflict, "provider_in_use", "Connections still use this provider.",
+            false => Problems.Create(ProblemCatalog.ProviderInUse,
                 "Delete its connections first (DELETE /v1/connections/{id}); that also revokes their tokens at the provider."),
             true => TypedResults.NoContent(),
         };

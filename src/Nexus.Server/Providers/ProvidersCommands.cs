@@ -144,11 +144,11 @@ internal static partial class ProvidersCommands
             var root = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 64 }).RootElement;
             var array = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("providers", out var inner) ? inner : root;
             return array.ValueKind == JsonValueKind.Array ? [.. array.EnumerateArray()]
-                : throw new CommandFailedException($"{file} holds no list of providers: expected {{\"providers\":[…]}} or […].", "invalid_json");
+                : throw new CommandFailedException($"{file} holds no list of providers: expected {{\"providers\":[…]}} or […].", ProblemCatalog.InvalidJson);
         }
         catch (JsonException e)
         {
-            throw new CommandFailedException($"{file} is not valid JSON (line {e.LineNumber + 1}).", "invalid_json");
+            throw new CommandFailedException($"{file} is not valid JSON (line {e.LineNumber + 1}).", ProblemCatalog.InvalidJson);
         }
     }
 
@@ -158,7 +158,7 @@ internal static partial class ProvidersCommands
         var (body, error) = JsonBody.Parse<ProviderRequest>(JsonSerializer.SerializeToUtf8Bytes(entry), context.JsonOptions);
         if (body is null)
         {
-            return new ImportResult(label, "failed", new ImportError("invalid_json", error!, null));
+            return new ImportResult(label, "failed", new ImportError(ProblemCatalog.InvalidJson.Code, error!, null));
         }
 
         var registration = context.Get<ProviderRegistration>();

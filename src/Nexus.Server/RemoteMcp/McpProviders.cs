@@ -102,7 +102,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         }
         catch (McpDiscoveryException e)
         {
-            return (null, Problems.Create(StatusCodes.Status502BadGateway, "mcp_discovery_failed", "The MCP server could not be connected.", e.Message));
+            return (null, Problems.Create(ProblemCatalog.McpDiscoveryFailed, e.Message));
         }
 
         var sendResource = body.SendResource ?? true;
@@ -324,6 +324,6 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             ? $"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."
             : null;
 
-    private static IResult Exists(string name) => Problems.Create(StatusCodes.Status409Conflict, "provider_exists", $"A provider named '{name}' already exists.",
-        "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.");
+    private static IResult Exists(string name) => Problems.Create(ProblemCatalog.ProviderExists,
+        "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.", title: $"A provider named '{name}' already exists.");
 }

@@ -87,7 +87,7 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
             next = NextRound(current, challenged, scopes, now);
             if (next is null)
             {
-                return Problems.Create(StatusCodes.Status403Forbidden, "step_up_limit", "The MCP server still asks for more scopes.",
+                return Problems.Create(ProblemCatalog.StepUpLimit,
                     $"This operation already started {MaxRounds} authorization rounds for these scopes and the server is still not satisfied; " +
                     "reconnect the connection (POST /v1/connections/{id}/reconnect), which begins a new operation, or try again later.",
                     new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["rounds"] = current.Rounds });
@@ -103,14 +103,14 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
 
         if (next is null)
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "step_up_busy", "Another step-up of this connection is starting.", "Try the request again.");
+            return Problems.Create(ProblemCatalog.StepUpBusy, "Try the request again.");
         }
 
         var state = signer.Create(connection.Id, nonce, expiresAt.ToUnixTimeSeconds());
         var authUrl = ProviderClient.AuthorizationUrl(provider, options.Issuer + GatewayEndpoints.CallbackPath, scopes, state, verifier);
         await audit.RecordAsync(AuditEvents.Requested, "bridge", connection.WorkspaceId, connection.Id, new { provider = provider.Name, scopes, step_up = true, round = next.Rounds }, ct);
-        return Problems.Create(StatusCodes.Status403Forbidden, "insufficient_scope", "The MCP server needs more scopes; the person must approve them.",
+        return Problems.Create(ProblemCatalog.InsufficientScope,
             "Send the person to auth_url; the connection keeps its id and becomes usable with the wider scopes once they approve.",
-            new Dictionary<string, object?> { ["auth_url"] = authUrl, ["connection_id"] = connection.Id, ["scopes"] = scopes });
+            new Dictionary<string, object?> { ["auth_url"] = authUrl, ["connection_id"] = connection.Id, ["scopes"] = scopes }, title: "The MCP server needs more scopes; the person must approve them.");
     }
 }

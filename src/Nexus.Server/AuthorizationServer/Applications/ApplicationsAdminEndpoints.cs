@@ -73,12 +73,12 @@ internal static class ApplicationsAdminEndpoints
 
             if (app.IsPublic)
             {
-                return Problems.Create(StatusCodes.Status409Conflict, "public_client", "Public applications have no secret.");
+                return Problems.Create(ProblemCatalog.PublicClient);
             }
 
             var rotated = await applications.RotateSecretAsync(app, ct);
             return rotated is not { } secret
-                ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A deleted application cannot get a new secret.")
+                ? Problems.Create(ProblemCatalog.ClientRevoked, title: "A deleted application cannot get a new secret.")
                 : TypedResults.Ok(new { client_id = app.ClientId, client_secret = secret.Secret, secret_rotated_at = secret.RotatedAt });
         });
     }

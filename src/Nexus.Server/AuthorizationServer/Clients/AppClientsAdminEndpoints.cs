@@ -87,7 +87,7 @@ internal static class AppClientsAdminEndpoints
 
         var rotated = await clients.RotateSecretAsync(client, ct);
         return rotated is not { } secret
-            ? Problems.Create(StatusCodes.Status409Conflict, "client_revoked", "A revoked client cannot get a new secret.")
+            ? Problems.Create(ProblemCatalog.ClientRevoked, title: "A revoked client cannot get a new secret.")
             : TypedResults.Ok(new AppClientSecretResponse(clientId, secret.Secret, secret.RotatedAt));
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Resources;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer.Clients;
 
@@ -28,22 +29,22 @@ internal sealed record ClientMetadata(
     /// the client that it does not understand"). The error is an RFC 7591 error code and its description.
     /// </summary>
     /// <param name="document">A client ID metadata document: it cannot hold a secret, so only token_endpoint_auth_method "none".</param>
-    public static (ClientMetadata? Metadata, string? Error, string? Description) Parse(JsonElement root, bool document)
+    public static (ClientMetadata? Metadata, OAuthError? Error, string? Description) Parse(JsonElement root, bool document)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
-            return Fail("invalid_client_metadata", "The client metadata must be a JSON object.");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "The client metadata must be a JSON object.");
         }
 
         // redirect_uris: required, because Nexus offers self-registered clients only the authorization code flow.
         if (!root.TryGetProperty("redirect_uris", out var uris) || uris.ValueKind != JsonValueKind.Array || uris.GetArrayLength() == 0)
         {
-            return Fail("invalid_redirect_uri", "redirect_uris is required: an array of at least one redirect URI.");
+            return Fail(OAuthErrorCatalog.InvalidRedirectUri, "redirect_uris is required: an array of at least one redirect URI.");
         }
 
         if (uris.GetArrayLength() > 20)
         {
-            return Fail("invalid_redirect_uri", "Register at most 20 redirect URIs.");
+            return Fail(OAuthErrorCatalog.InvalidRedirectUri, "Register at most 20 redirect URIs.");
         }
 
         var redirectUris = new List<string>();
@@ -52,7 +53,7 @@ internal sealed record ClientMetadata(
             var value = uri.ValueKind == JsonValueKind.String ? uri.GetString() : null;
             if (Clients.RedirectUris.SelfRegisteredProblem(value) is { } problem)
             {
-                return Fail("invalid_redirect_uri", value is null ? "Each redirect URI must be a string." : $"'{Shorten(value)}' {problem}");
+                return Fail(OAuthErrorCatalog.InvalidRedirectUri, value is null ? "Each redirect URI must be a string." : $"'{Shorten(value)}' {problem}");
             }
 
             if (!redirectUris.Contains(value!))
@@ -66,13 +67,13 @@ internal sealed record ClientMetadata(
         method ??= document ? None : ClientSecretBasic;
         if (methodError is not null || method is not (None or ClientSecretBasic or ClientSecretPost))
         {
-            return Fail("invalid_client_metadata", "token_endpoint_auth_method must be none (a public client, PKCE), client_secret_basic or client_secret_post.");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "token_endpoint_auth_method must be none (a public client, PKCE), client_secret_basic or client_secret_post.");
         }
 
         if (document && method != None)
         {
             // Client ID Metadata Document draft: a document is public, so it cannot establish a shared secret.
-            return Fail("invalid_client_metadata", "A client ID metadata document can only describe a public client: token_endpoint_auth_method must be none.");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "A client ID metadata document can only describe a public client: token_endpoint_auth_method must be none.");
         }
 
         // RFC 7591 §2: grant_types defaults to authorization_code, response_types to code; §2.1: they must agree.
@@ -81,20 +82,20 @@ internal sealed record ClientMetadata(
         if (grantError is not null || grantTypes.Count == 0 || !grantTypes.Contains(Clients.GrantTypes.AuthorizationCode)
             || grantTypes.Any(g => g is not (Clients.GrantTypes.AuthorizationCode or Clients.GrantTypes.RefreshToken)))
         {
-            return Fail("invalid_client_metadata", "grant_types may contain authorization_code (required) and refresh_token; Nexus offers self-registered clients nothing else.");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "grant_types may contain authorization_code (required) and refresh_token; Nexus offers self-registered clients nothing else.");
         }
 
         var (responseTypes, responseError) = OptionalStrings(root, "response_types");
         if (responseError is not null || (responseTypes is not null && (responseTypes.Count != 1 || responseTypes[0] != "code")))
         {
-            return Fail("invalid_client_metadata", "response_types must be [\"code\"] (only the authorization code flow is offered).");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "response_types must be [\"code\"] (only the authorization code flow is offered).");
         }
 
         var (scope, scopeError) = OptionalString(root, "scope");
         IReadOnlyList<string> scopes = SelfRegisteredScopes;
         if (scopeError is not null)
         {
-            return Fail("invalid_client_metadata", "scope must be a string of space-separated scopes.");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "scope must be a string of space-separated scopes.");
         }
 
         if (scope is not null)
@@ -102,12 +103,12 @@ internal sealed record ClientMetadata(
             var parsed = ScopeSyntax.Parse(scope);
             if (parsed is null || parsed.Count == 0)
             {
-                return Fail("invalid_client_metadata", "scope is malformed (RFC 6749 §3.3).");
+                return Fail(OAuthErrorCatalog.InvalidClientMetadata, "scope is malformed (RFC 6749 §3.3).");
             }
 
             if (parsed.FirstOrDefault(s => !SelfRegisteredScopes.Contains(s)) is { } unknown)
             {
-                return Fail("invalid_client_metadata", $"The scope '{Shorten(unknown)}' is not offered; choose from: {string.Join(' ', SelfRegisteredScopes)}.");
+                return Fail(OAuthErrorCatalog.InvalidClientMetadata, $"The scope '{Shorten(unknown)}' is not offered; choose from: {string.Join(' ', SelfRegisteredScopes)}.");
             }
 
             scopes = parsed;
@@ -116,21 +117,21 @@ internal sealed record ClientMetadata(
         var (name, nameError) = OptionalString(root, "client_name");
         if (nameError is not null || name is { Length: > 200 })
         {
-            return Fail("invalid_client_metadata", "client_name must be a string of at most 200 characters.");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "client_name must be a string of at most 200 characters.");
         }
 
         var (clientUri, clientUriError) = OptionalString(root, "client_uri");
         if (clientUriError is not null || (clientUri is not null && (clientUri.Length > 2000 || !Uri.TryCreate(clientUri, UriKind.Absolute, out var parsedUri)
             || parsedUri.Scheme is not ("https" or "http"))))
         {
-            return Fail("invalid_client_metadata", "client_uri must be an absolute http(s) URL.");
+            return Fail(OAuthErrorCatalog.InvalidClientMetadata, "client_uri must be an absolute http(s) URL.");
         }
 
         name = string.IsNullOrWhiteSpace(name) ? null : string.Concat(name.Trim().Where(c => !char.IsControl(c)));
         return (new ClientMetadata(name ?? "Unnamed application", redirectUris, method, grantTypes.Distinct(StringComparer.Ordinal).ToList(), scopes, clientUri), null, null);
     }
 
-    private static (ClientMetadata?, string?, string?) Fail(string error, string description) => (null, error, description);
+    private static (ClientMetadata?, OAuthError?, string?) Fail(OAuthError error, string description) => (null, error, description);
 
     private static (string? Value, string? Error) OptionalString(JsonElement root, string name)
     {

@@ -114,7 +114,7 @@ internal sealed record ClientUpdate(ClientUpdateOutcome Outcome, OAuthClient? Cl
     {
         ClientUpdateOutcome.Invalid => Problems.Validation(Errors),
         ClientUpdateOutcome.NotFound => Problems.NotFound(what),
-        ClientUpdateOutcome.Revoked => Problems.Create(StatusCodes.Status409Conflict, "client_revoked", revokedMessage),
+        ClientUpdateOutcome.Revoked => Problems.Create(ProblemCatalog.ClientRevoked, title: revokedMessage),
         _ => TypedResults.Ok(response(Client!)),
     };
 }

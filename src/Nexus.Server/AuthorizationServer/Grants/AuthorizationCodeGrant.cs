@@ -18,31 +18,31 @@ internal sealed class AuthorizationCodeGrant(
     {
         if (form["code"] is not { } code)
         {
-            return TokenResult.Fail("invalid_request", "code is required.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidRequest, "code is required.");
         }
 
         var (outcome, record, codeHash) = await grants.RedeemCodeAsync(code, ct);
         if (outcome == CodeRedemption.Replayed)
         {
             // RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
-            return TokenResult.Fail("invalid_grant", "This authorization code was already used; tokens issued from it have been revoked.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This authorization code was already used; tokens issued from it have been revoked.");
         }
 
         if (record is null || record.ClientId != client.ClientId)
         {
-            return TokenResult.Fail("invalid_grant", "The authorization code is invalid or was issued to another client.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code is invalid or was issued to another client.");
         }
 
         if (record.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
         {
-            return TokenResult.Fail("invalid_grant", "The authorization code has expired.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code has expired.");
         }
 
         // RFC 6749 §4.1.3: the redirect_uri must be identical to the one the code was issued for.
         var redirectUri = form["redirect_uri"];
         if (redirectUri is null ? client.RedirectUriList.Count != 1 : !string.Equals(redirectUri, record.RedirectUri, StringComparison.Ordinal))
         {
-            return TokenResult.Fail("invalid_grant", "redirect_uri does not match the authorization request.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "redirect_uri does not match the authorization request.");
         }
 
         var verifier = form["code_verifier"];
@@ -51,7 +51,7 @@ internal sealed class AuthorizationCodeGrant(
             // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
             if (verifier is not null)
             {
-                return TokenResult.Fail("invalid_grant", "code_verifier was sent but the authorization request had no code_challenge.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "code_verifier was sent but the authorization request had no code_challenge.");
             }
         }
         else
@@ -59,13 +59,13 @@ internal sealed class AuthorizationCodeGrant(
             // RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) must equal the challenge.
             if (verifier is null || verifier.Length is < 43 or > 128 || !verifier.All(c => AuthorizationRequestValidator.IsBase64UrlChar(c) || c is '.' or '~'))
             {
-                return TokenResult.Fail("invalid_grant", "A valid code_verifier is required for this code.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "A valid code_verifier is required for this code.");
             }
 
             var computed = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
             if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(computed), Encoding.ASCII.GetBytes(record.CodeChallenge)))
             {
-                return TokenResult.Fail("invalid_grant", "The code_verifier does not match the code_challenge.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The code_verifier does not match the code_challenge.");
             }
         }
 
@@ -73,14 +73,14 @@ internal sealed class AuthorizationCodeGrant(
         var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, record.Resource, form[ResourceIndicators.Parameter]);
         if (audience is null)
         {
-            return TokenResult.Fail("invalid_target", targetError!);
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!);
         }
 
         await using var scope = scopes.CreateAsyncScope();
         var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(record.UserId);
         if (user is null)
         {
-            return TokenResult.Fail("invalid_grant", "The user of this code no longer exists.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The user of this code no longer exists.");
         }
 
         var grantId = await grants.CreateGrantAsync(client.ClientId, user.Id, record.Scopes, record.AuthTime, codeHash, ct, record.Resource);

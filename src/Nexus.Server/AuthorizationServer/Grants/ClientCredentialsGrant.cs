@@ -16,7 +16,7 @@ internal static class ClientCredentialsGrant
             var (known, error) = ResourceIndicators.Resolve(options, resource);
             if (known != options.Audience)
             {
-                return TokenResult.Fail("invalid_target", error ?? $"A client acting on its own behalf can get tokens only for {options.Audience}; {options.McpResource} needs a person's authorization.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, error ?? $"A client acting on its own behalf can get tokens only for {options.Audience}; {options.McpResource} needs a person's authorization.");
             }
         }
 
@@ -27,12 +27,12 @@ internal static class ClientCredentialsGrant
             var scopes = ScopeSyntax.Parse(requested);
             if (scopes is null || scopes.Count == 0)
             {
-                return TokenResult.Fail("invalid_scope", "The scope parameter is malformed.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed.");
             }
 
             if (scopes.FirstOrDefault(s => !client.Scopes.Contains(s)) is { } notGranted)
             {
-                return TokenResult.Fail("invalid_scope", $"The scope '{notGranted}' is not granted to this App Client.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, $"The scope '{notGranted}' is not granted to this App Client.");
             }
 
             scope = string.Join(' ', scopes);

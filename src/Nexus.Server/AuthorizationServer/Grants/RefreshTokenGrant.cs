@@ -16,20 +16,20 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
     {
         if (form["refresh_token"] is not { } token)
         {
-            return TokenResult.Fail("invalid_request", "refresh_token is required.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidRequest, "refresh_token is required.");
         }
 
         IReadOnlyList<string>? requested = null;
         if (form["scope"] is { } scopeParameter && (requested = ScopeSyntax.Parse(scopeParameter)) is null)
         {
-            return TokenResult.Fail("invalid_scope", "The scope parameter is malformed.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed.");
         }
 
         // RFC 6749 §6: a narrower scope is allowed, a wider one is refused, before the token is spent.
         if (requested is not null && await grants.PeekRefreshTokenAsync(token, ct) is { } peeked && peeked.Grant.ClientId == client.ClientId
             && requested.FirstOrDefault(s => !peeked.Scopes.Contains(s)) is { } wider)
         {
-            return TokenResult.Fail("invalid_scope", $"The scope '{wider}' was not part of the original grant.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, $"The scope '{wider}' was not part of the original grant.");
         }
 
         // RFC 8707 §2.2: the resource of a refresh may narrow the grant's, never widen it or switch to another; checked
@@ -38,20 +38,20 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
         if (requestedResource is not null && await grants.PeekRefreshTokenAsync(token, ct) is { } bound && bound.Grant.ClientId == client.ClientId
             && ResourceIndicators.ForTokenRequest(options, bound.Grant.Resource, requestedResource) is { Audience: null } refused)
         {
-            return TokenResult.Fail("invalid_target", refused.Error!);
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, refused.Error!);
         }
 
         var (outcome, grant, tokenScopes) = await grants.UseRefreshTokenAsync(token, client.ClientId, ct);
         switch (outcome)
         {
             case RefreshOutcome.Replayed:
-                return TokenResult.Fail("invalid_grant", "This refresh token was already used; every token of this grant has been revoked.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This refresh token was already used; every token of this grant has been revoked.");
             case RefreshOutcome.GrantRevoked:
-                return TokenResult.Fail("invalid_grant", "This grant has been revoked.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This grant has been revoked.");
             case RefreshOutcome.Expired:
-                return TokenResult.Fail("invalid_grant", "The refresh token has expired.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The refresh token has expired.");
             case RefreshOutcome.Unknown:
-                return TokenResult.Fail("invalid_grant", "The refresh token is invalid.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The refresh token is invalid.");
         }
 
         await using var scope = scopes.CreateAsyncScope();
@@ -59,13 +59,13 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
         if (user is null)
         {
             await grants.RevokeGrantAsync(grant.Id, "user_deleted", ct);
-            return TokenResult.Fail("invalid_grant", "The user of this grant no longer exists.");
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The user of this grant no longer exists.");
         }
 
         var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, grant.Resource, requestedResource);
         if (audience is null)
         {
-            return TokenResult.Fail("invalid_target", targetError!);
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!);
         }
 
         // The new refresh token keeps the original scope (and the grant its resource) so that a later refresh may ask for it again.

@@ -1,11 +1,12 @@
 using System.Text.Json;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer.Grants;
 
 /// <summary>A token response (RFC 6749 §5.1) or an error response (§5.2), written the same way by every grant.</summary>
 internal sealed record TokenResult(
     int Status,
-    string? Error = null,
+    OAuthError? Error = null,
     string? Description = null,
     string? AccessToken = null,
     int ExpiresIn = 0,
@@ -13,7 +14,7 @@ internal sealed record TokenResult(
     string? RefreshToken = null,
     string? IdToken = null)
 {
-    public static TokenResult Fail(string error, string description, int status = 400) => new(status, error, description);
+    public static TokenResult Fail(OAuthError error, string description) => new(error.Status, error, description);
 
     public bool IsSuccess => Error is null;
 
@@ -22,7 +23,7 @@ internal sealed record TokenResult(
     {
         if (Error is not null)
         {
-            await OAuthResponses.ErrorAsync(context, Status, Error, Description!);
+            await OAuthResponses.ErrorAsync(context, Error, Description!, status: Status);
             return;
         }
 

@@ -53,8 +53,8 @@ internal static class ProtectedResourceMetadataEndpoint
 /// </summary>
 internal static class ResourceChallenge
 {
-    public const string InvalidToken = "invalid_token";
-    public const string InsufficientScope = "insufficient_scope";
+    public static string InvalidToken => OAuthErrorCatalog.InvalidToken.Error;
+    public static string InsufficientScope => OAuthErrorCatalog.InsufficientScope.Error;
 
     /// <param name="resourceMetadataUrl">Where the resource's metadata is (for /mcp: <see cref="ProtectedResourceMetadataEndpoint.McpMetadataUrl"/>).</param>
     /// <param name="scopes">The scopes the request needs; for insufficient_scope, every scope needed, not only the missing ones.</param>

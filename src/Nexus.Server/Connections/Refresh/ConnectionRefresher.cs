@@ -194,8 +194,7 @@ internal sealed class ConnectionRefresher(
             extensions["error"] = error;
         }
 
-        return new RetryAfterResult(seconds, Problems.Create(StatusCodes.Status503ServiceUnavailable, "refresh_unavailable",
-            "The access token has expired and the provider could not renew it yet.",
+        return new RetryAfterResult(seconds, Problems.Create(ProblemCatalog.RefreshUnavailable,
             $"The connection stays active and Nexus keeps retrying; try again in {seconds} s.", extensions));
     }
 

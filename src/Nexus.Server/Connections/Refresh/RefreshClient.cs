@@ -1,4 +1,5 @@
 using System.Net;
+using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
 namespace Nexus.Server.Connections.Refresh;
@@ -43,14 +44,14 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
     /// <summary>Error codes that say "try again later" even though some providers send them with HTTP 200 or 400.</summary>
     private static readonly HashSet<string> TransientErrors = new(StringComparer.OrdinalIgnoreCase)
     {
-        "temporarily_unavailable", "server_error", "slow_down", // RFC 6749 §4.1.2.1, RFC 8628 §3.5
+        OAuthErrorCatalog.TemporarilyUnavailable.Error, "server_error", "slow_down", // RFC 6749 §4.1.2.1, RFC 8628 §3.5
         "ratelimited", "rate_limited", "service_unavailable", "request_timeout", "internal_error", // Slack and others, with HTTP 200
     };
 
     /// <summary>Error codes that blame Nexus's client registration, not the user's grant.</summary>
     private static readonly HashSet<string> ClientErrors = new(StringComparer.OrdinalIgnoreCase)
     {
-        "invalid_client", "unauthorized_client", // RFC 6749 §5.2
+        OAuthErrorCatalog.InvalidClient.Error, OAuthErrorCatalog.UnauthorizedClient.Error, // RFC 6749 §5.2
         "invalid_client_id", "bad_client_secret", // Slack
     };
 

@@ -13,17 +13,11 @@ namespace Nexus.Server.Connections.Refresh;
 internal static class RefreshEndpoint
 {
     public static void MapRefreshEndpoint(this IEndpointRouteBuilder app) =>
-        app.MapPost("/v1/refresh/{connectionId}", RefreshAsync).WithTags("Connections");
+        app.MapGatewayGroup().MapPost("/v1/refresh/{connectionId}", RefreshAsync).WithTags("Connections");
 
-    private static async Task<IResult> RefreshAsync(string connectionId, HttpContext context, GatewayAuthenticator auth, ConnectionStore store,
+    private static async Task<IResult> RefreshAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store,
         ConnectionRefresher refresher, AuditLog audit, TimeProvider time)
     {
-        var (caller, authError) = await auth.AuthenticateAsync(context);
-        if (caller is null)
-        {
-            return authError!;
-        }
-
         var connection = await store.FindAsync(connectionId, context.RequestAborted);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {
@@ -32,7 +26,7 @@ internal static class RefreshEndpoint
 
         if (connection.Status is not (ConnectionStatus.Active or ConnectionStatus.AttentionRequired))
         {
-            return NotActive(connection);
+            return ConnectionProblems.NotActive(connection);
         }
 
         // The caller's request may end; the refresh, once started, completes either way.
@@ -44,18 +38,15 @@ internal static class RefreshEndpoint
         {
             RefreshStatus.Refreshed or RefreshStatus.Current => TypedResults.Ok(ConnectionResponse.From(current)),
             RefreshStatus.Gone => Problems.NotFound("Connection"),
-            RefreshStatus.NotRefreshable => Problems.Create(StatusCodes.Status409Conflict, "refresh_not_supported", "This connection cannot be refreshed.",
+            RefreshStatus.NotRefreshable => Problems.Create(ProblemCatalog.RefreshNotSupported,
                 "The provider issued no refresh token (or does not support refreshing); its access token is used until it expires, then the user must connect again.",
                 new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["status"] = current.Status }),
             RefreshStatus.RetryLater => ConnectionRefresher.Unavailable(connection.Id, result.RetryAtMs ?? time.GetUtcNow().ToUnixTimeMilliseconds() + 1000,
                 time.GetUtcNow().ToUnixTimeMilliseconds(), result.Error),
-            _ => NotActive(current),
+            _ => ConnectionProblems.NotActive(current),
         };
     }
 
     /// <summary>The audit log's spelling of an outcome: snake_case like every enum value Nexus writes (attention_required, retry_later).</summary>
     internal static string Outcome(RefreshStatus status) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(status.ToString());
-
-    /// <summary>The same 409 as GET /v1/token for a connection that is not active.</summary>
-    private static IResult NotActive(Connection connection) => ConnectionProblems.NotActive(connection);
 }

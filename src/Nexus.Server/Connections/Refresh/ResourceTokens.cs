@@ -63,13 +63,13 @@ internal sealed class ResourceTokens(
         if (applied.Config.Resources?.GetValueOrDefault(resourceName) is not { } resource)
         {
             var known = applied.Config.Resources is { Count: > 0 } all ? $"Its resources: {string.Join(", ", all.Keys.Order(StringComparer.Ordinal))}." : "It has no further resources.";
-            return Fail(Problems.Create(StatusCodes.Status400BadRequest, "unknown_resource", "The provider has no such resource.",
+            return Fail(Problems.Create(ProblemCatalog.UnknownResource,
                 $"'{provider.Name}' has no resource '{Truncate(resourceName)}'. {known}", new Dictionary<string, object?> { ["resource"] = Truncate(resourceName) }));
         }
 
         if (resource.Scopes.Any(ConnectionValues.IsTemplated) || ConnectionValues.IsTemplated(resource.ApiBaseUrl))
         {
-            return Fail(Problems.Create(StatusCodes.Status409Conflict, "resource_unavailable", "This connection cannot obtain a token for the resource.",
+            return Fail(Problems.Create(ProblemCatalog.ResourceUnavailable,
                 $"The resource '{resourceName}' needs a per-connection value this connection does not have; reconnect it with that value (connection_config)."));
         }
 
@@ -135,7 +135,7 @@ internal sealed class ResourceTokens(
 
             if (row.Status != ConnectionStatus.Active || row.RefreshToken is null)
             {
-                return Fail(Problems.Create(StatusCodes.Status409Conflict, "resource_unavailable", "This connection cannot obtain a token for the resource.",
+                return Fail(Problems.Create(ProblemCatalog.ResourceUnavailable,
                     row.Status != ConnectionStatus.Active
                         ? $"The connection is {row.Status}; it needs the person's consent again."
                         : "The provider issued no refresh token for this connection (offline_access was not granted), so no token for another resource can be obtained."));
@@ -157,7 +157,7 @@ internal sealed class ResourceTokens(
                 // A refusal for one resource (Entra: consent for it missing, AADSTS65001) says nothing certain about the
                 // grant as a whole: the connection keeps its status, and the refresh engine judges the grant itself.
                 return Fail(attempt.Kind == RefreshFailureKind.Rejected
-                    ? Problems.Create(StatusCodes.Status409Conflict, "resource_not_granted", "The provider refused a token for this resource.",
+                    ? Problems.Create(ProblemCatalog.ResourceNotGranted,
                         $"The provider answered {attempt.Error}{(attempt.Description is { } d ? ": " + d : "")}. The person may need to consent to this resource; reconnect with its scopes.",
                         new Dictionary<string, object?> { ["connection_id"] = connectionId, ["resource"] = resourceName, ["error"] = attempt.Error })
                     : ConnectionRefresher.Unavailable(connectionId, Now + ((long)(attempt.RetryAfter?.TotalMilliseconds ?? 5000)), Now, attempt.Error));

@@ -72,7 +72,7 @@ internal sealed class CommandContext(IServiceProvider services, CommandArguments
 
     /// <summary>Field errors of a service (the ones the API answers with 400 validation_failed) as the command's failure.</summary>
     public static CommandFailedException Invalid(IDictionary<string, string[]> errors) =>
-        new(string.Join("\n", errors.SelectMany(e => e.Value.Select(v => $"{e.Key}: {v}"))), "validation_failed", errors);
+        new(string.Join("\n", errors.SelectMany(e => e.Value.Select(v => $"{e.Key}: {v}"))), ProblemCatalog.ValidationFailed.Code, errors);
 
     /// <summary>A progress display for <paramref name="total"/> steps: a bar on a terminal, plain lines otherwise.</summary>
     public CommandProgress Progress(string label, int total) => new(Error, label, total, terminal);

@@ -47,6 +47,12 @@ internal sealed class CommandUsageException(string message) : Exception(message)
 /// <summary>The operation could not be done for a reason the operator can act on: exit code 1 and the message.</summary>
 internal sealed class CommandFailedException(string message, string code = "failed", IDictionary<string, string[]>? errors = null) : Exception(message)
 {
+    /// <summary>A failure the HTTP API answers with a problem: the same code as there (Hosting/ProblemCatalog.cs).</summary>
+    public CommandFailedException(string message, ProblemType problem)
+        : this(message, problem.Code)
+    {
+    }
+
     public string Code { get; } = code;
 
     public IDictionary<string, string[]>? Errors { get; } = errors;
