@@ -222,7 +222,7 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
         var code = problem.Extensions.TryGetValue("code", out var c) ? c as string : null;
         if (problem.Extensions.TryGetValue("errors", out var value) && value is IDictionary<string, string[]> errors)
         {
-            return Error("invalid_request", string.Join(" ", errors.Select(e => $"{(e.Key == "mcp_url" ? "url" : e.Key)}: {string.Join(" ", e.Value)}")));
+            return Error("invalid_arguments", string.Join(" ", errors.Select(e => $"{(e.Key == "mcp_url" ? "url" : e.Key)}: {string.Join(" ", e.Value)}")));
         }
 
         return Error(code ?? "mcp_server_not_added", $"{problem.Title} {problem.Detail}".Trim());

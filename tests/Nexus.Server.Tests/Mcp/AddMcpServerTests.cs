@@ -124,7 +124,7 @@ public sealed class AddMcpServerTests(AddMcpServerTests.Fixture fixture) : IClas
         // A name that is not a provider name is a validation error, in words.
         var invalid = await client.CallToolAsync(NexusTools.AddMcpServer, new Dictionary<string, object?> { ["url"] = mismatch, ["name"] = "Not A Name" }, cancellationToken: Ct);
         Assert.True(invalid.IsError);
-        Assert.Equal("invalid_request", McpFixture.Structured(invalid).GetProperty("error").GetString());
+        Assert.Equal("invalid_arguments", McpFixture.Structured(invalid).GetProperty("error").GetString());
         Assert.Contains("name", McpFixture.Structured(invalid).GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
