@@ -92,6 +92,11 @@ internal sealed class ConnectionRefresher(
 
     private readonly ConcurrentDictionary<string, Flight> flights = new(StringComparer.Ordinal);
 
+    private long joins;
+
+    /// <summary>How many callers (reads, forced refreshes) have joined or started a refresh on this instance: each has read the row it compares with by then. Lets a test hold the provider until every concurrent caller is in.</summary>
+    internal long Joins => Interlocked.Read(ref joins);
+
     /// <summary>
     /// Connections of this instance that failed transiently, with their next attempt (Unix ms), so that reads during
     /// a provider outage are answered from memory instead of queueing on the database lock one after another.
@@ -234,6 +239,7 @@ internal sealed class ConnectionRefresher(
     /// <summary>Joins the refresh in flight for the connection, or starts one.</summary>
     private (RefreshMode Mode, Task<RefreshResult> Task) Join(string id, RefreshMode mode, long? seenUpdatedAt)
     {
+        Interlocked.Increment(ref joins);
         while (true)
         {
             if (flights.TryGetValue(id, out var existing))

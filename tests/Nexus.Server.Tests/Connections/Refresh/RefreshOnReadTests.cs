@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Connections.Refresh;
@@ -127,8 +128,15 @@ public sealed class RefreshOnReadTests
     {
         await using var scene = await RefreshScene.StartAsync();
         var id = await scene.Kit.ConnectAsync(scene.Provider);
-        scene.Upstream.RefreshDelay = TimeSpan.FromMilliseconds(300);
-        var answers = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => scene.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}")));
+        // The provider holds the refresh until all 20 callers have joined it (each has read the row by then); a caller
+        // that arrived after a refresh finished would rightly get a refresh of its own, so the test does not race that.
+        var refresher = scene.Server.Services.GetRequiredService<Nexus.Server.Connections.Refresh.ConnectionRefresher>();
+        var joinsBefore = refresher.Joins;
+        scene.Upstream.RefreshDelay = TimeSpan.FromMinutes(5);
+        var sending = Task.WhenAll(Enumerable.Range(0, 20).Select(_ => scene.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}")));
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(refresher.Joins - joinsBefore >= 20), "all 20 manual refreshes joining the one in flight", TimeSpan.FromSeconds(60));
+        scene.Upstream.RefreshDelay = TimeSpan.Zero;
+        var answers = await sending;
         Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.Status));
         Assert.Equal(1, scene.Upstream.Rotations);
         Assert.Equal(0, scene.Upstream.Reuses);
