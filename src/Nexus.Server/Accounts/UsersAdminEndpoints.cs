@@ -17,16 +17,16 @@ internal static class UsersAdminEndpoints
 {
     public static void MapUsersAdmin(this RouteGroupBuilder admin)
     {
-        admin.MapPost("/users", CreateAsync).WithTags("Users");
-        admin.MapGet("/users", ListAsync).WithTags("Users");
+        admin.MapPost("/v1/admin/users", CreateAsync).WithTags("Users");
+        admin.MapGet("/v1/admin/users", ListAsync).WithTags("Users");
         // The bootstrap API_KEY makes (or unmakes) a system administrator; an email address never does.
-        admin.MapPost("/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
+        admin.MapPost("/v1/admin/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
             SetAdminAsync(id, true, store, administrators, time, ct)).WithTags("Users");
-        admin.MapDelete("/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
+        admin.MapDelete("/v1/admin/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
             SetAdminAsync(id, false, store, administrators, time, ct)).WithTags("Users");
-        admin.MapGet("/settings", async (DeploymentSettings settings, CancellationToken ct) =>
+        admin.MapGet("/v1/admin/settings", async (DeploymentSettings settings, CancellationToken ct) =>
             TypedResults.Ok(new { sign_up_enabled = await settings.IsSignUpEnabledAsync(ct) })).WithTags("Settings");
-        admin.MapPatch("/settings", async (HttpRequest request, DeploymentSettings settings, CancellationToken ct) =>
+        admin.MapPatch("/v1/admin/settings", async (HttpRequest request, DeploymentSettings settings, CancellationToken ct) =>
         {
             var (body, error) = await JsonBody.ReadAsync<SettingsRequest>(request, ct);
             if (error is not null)

@@ -28,12 +28,12 @@ internal static class ApiKeysAdminEndpoints
 {
     public static void MapApiKeysAdmin(this RouteGroupBuilder admin)
     {
-        var keys = admin.MapGroup("/api-keys").WithTags("API keys");
-        keys.MapPost("", CreateAsync);
-        keys.MapGet("", async (ApiKeyService apiKeys, CancellationToken ct) => TypedResults.Ok(new { api_keys = (await apiKeys.ListAsync(ct)).Select(k => ApiKeyResponse.From(k)) }));
-        keys.MapGet("/{id}", async (string id, ApiKeyService apiKeys, CancellationToken ct) =>
+        var keys = admin.MapGroup("").WithTags("API keys");
+        keys.MapPost("/v1/admin/api-keys", CreateAsync);
+        keys.MapGet("/v1/admin/api-keys", async (ApiKeyService apiKeys, CancellationToken ct) => TypedResults.Ok(new { api_keys = (await apiKeys.ListAsync(ct)).Select(k => ApiKeyResponse.From(k)) }));
+        keys.MapGet("/v1/admin/api-keys/{id}", async (string id, ApiKeyService apiKeys, CancellationToken ct) =>
             await apiKeys.FindAsync(id, ct) is { } key ? TypedResults.Ok(ApiKeyResponse.From(key)) : Problems.NotFound("API key"));
-        keys.MapDelete("/{id}", async (string id, ApiKeyService apiKeys, CancellationToken ct) =>
+        keys.MapDelete("/v1/admin/api-keys/{id}", async (string id, ApiKeyService apiKeys, CancellationToken ct) =>
         {
             var key = await apiKeys.FindAsync(id, ct);
             if (key is null)

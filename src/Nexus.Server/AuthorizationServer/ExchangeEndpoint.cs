@@ -18,7 +18,7 @@ internal static class ExchangeEndpoint
     public const int DefaultExpirationMinutes = 480;
 
     public static void MapExchangeEndpoint(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/api/v1/oauth/exchange", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
     private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AuthorizationCodeGrant codeGrant, NexusOptions options)
     {

@@ -18,7 +18,7 @@ internal static class IntrospectionEndpoint
     public const string IntrospectScope = "nexus:introspect";
 
     public static void MapIntrospection(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/introspect", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
     private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants, RevocationList revocations, ClientRegistry clients, NexusOptions options)
     {

@@ -20,7 +20,7 @@ internal static class RegistrationEndpoint
     private const int MaxBodyBytes = 16 * 1024;
 
     public static void MapClientRegistration(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/register", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
     public static bool IsEnabled(NexusOptions options) => options.Registration.Mode != "off";
 

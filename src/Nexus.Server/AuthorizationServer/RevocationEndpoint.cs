@@ -14,7 +14,7 @@ internal static class RevocationEndpoint
     public const string Path = "/oauth2/revoke";
 
     public static void MapRevocation(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/revoke", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
     private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants)
     {

@@ -17,8 +17,8 @@ internal static class TokenEndpoint
 
     public static void MapTokenEndpoint(this IEndpointRouteBuilder app)
     {
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
-        app.MapPost(SeedPath, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/token", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/nexus/oauth2/token", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }
 
     private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options, Observability.NexusMetrics metrics)

@@ -13,8 +13,8 @@ internal static class UserInfoEndpoint
 
     public static void MapUserInfo(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, HandleAsync).WithTags("OAuth").WithoutSession();
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapGet("/oauth2/userinfo", HandleAsync).WithTags("OAuth").WithoutSession();
+        app.MapPost("/oauth2/userinfo", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, BearerTokenAuthenticator bearer, UserManager<NexusUser> users)

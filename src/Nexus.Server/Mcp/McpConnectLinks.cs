@@ -61,7 +61,7 @@ internal sealed class McpConnectLinks(IDataProtectionProvider protection, NexusO
         return new ConnectTicket(parts[0], parts[1], scopes, parts[3].Length == 0 ? null : parts[3], expires);
     }
 
-    public static void MapConnectPage(IEndpointRouteBuilder app) => app.MapGet(PagePath, OpenAsync).ExcludeFromDescription();
+    public static void MapConnectPage(IEndpointRouteBuilder app) => app.MapGet("/mcp/connect", OpenAsync).ExcludeFromDescription();
 
     private static async Task<IResult> OpenAsync(HttpContext context, string? ticket, McpConnectLinks links, ProviderRegistry providers, ProviderCatalog catalog, CancellationToken ct)
     {

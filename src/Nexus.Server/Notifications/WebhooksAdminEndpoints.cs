@@ -14,8 +14,8 @@ internal static class WebhooksAdminEndpoints
 {
     public static void MapWebhooksAdmin(this RouteGroupBuilder admin)
     {
-        var hooks = admin.MapGroup("/webhooks").WithTags("Webhooks");
-        hooks.MapPost("", async (HttpRequest request, WebhookStore store, Providers.UpstreamPolicy policy, CancellationToken ct) =>
+        var hooks = admin.MapGroup("").WithTags("Webhooks");
+        hooks.MapPost("/v1/admin/webhooks", async (HttpRequest request, WebhookStore store, Providers.UpstreamPolicy policy, CancellationToken ct) =>
         {
             var (body, error) = await JsonBody.ReadAsync<WebhookRequest>(request, ct);
             if (error is not null)
@@ -32,11 +32,11 @@ internal static class WebhooksAdminEndpoints
             var (webhook, secret) = await store.CreateAsync(url!, events, string.IsNullOrWhiteSpace(body!.WorkspaceId) ? null : body.WorkspaceId.Trim(), ct);
             return TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
         });
-        hooks.MapGet("", async (WebhookStore store, CancellationToken ct) =>
+        hooks.MapGet("/v1/admin/webhooks", async (WebhookStore store, CancellationToken ct) =>
             TypedResults.Ok(new { webhooks = (await store.ListAsync(ct)).Select(w => WebhookResponse.From(w)) }));
-        hooks.MapDelete("/{id}", async (string id, WebhookStore store, CancellationToken ct) =>
+        hooks.MapDelete("/v1/admin/webhooks/{id}", async (string id, WebhookStore store, CancellationToken ct) =>
             await store.DeleteAsync(id, ct) ? TypedResults.NoContent() : Problems.NotFound("Webhook"));
-        hooks.MapGet("/{id}/deliveries", async (string id, WebhookStore store, CancellationToken ct) =>
+        hooks.MapGet("/v1/admin/webhooks/{id}/deliveries", async (string id, WebhookStore store, CancellationToken ct) =>
             await store.FindAsync(id, ct) is null
                 ? Problems.NotFound("Webhook")
                 : TypedResults.Ok(new
@@ -47,7 +47,7 @@ internal static class WebhooksAdminEndpoints
                         NextAttemptAt = d.Status == DeliveryStatus.Pending ? d.NextAttemptAt : (DateTimeOffset?)null,
                     }),
                 }));
-        hooks.MapPost("/{id}/test", async (string id, WebhookStore store, WebhookPublisher publisher, CancellationToken ct) =>
+        hooks.MapPost("/v1/admin/webhooks/{id}/test", async (string id, WebhookStore store, WebhookPublisher publisher, CancellationToken ct) =>
         {
             if (await store.FindAsync(id, ct) is not { } found)
             {

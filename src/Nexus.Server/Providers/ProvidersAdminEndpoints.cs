@@ -7,12 +7,12 @@ internal static class ProvidersAdminEndpoints
 {
     public static void MapProvidersAdmin(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/providers").RequireAdminApiKey().WithTags("Providers");
-        group.MapPost("", CreateAsync);
-        group.MapGet("", ListAsync);
-        group.MapGet("/{name}", GetAsync);
-        group.MapPatch("/{name}", UpdateAsync);
-        group.MapDelete("/{name}", DeleteAsync);
+        var group = app.MapAdminGroup().WithTags("Providers");
+        group.MapPost("/v1/providers", CreateAsync);
+        group.MapGet("/v1/providers", ListAsync);
+        group.MapGet("/v1/providers/{name}", GetAsync);
+        group.MapPatch("/v1/providers/{name}", UpdateAsync);
+        group.MapDelete("/v1/providers/{name}", DeleteAsync);
     }
 
     private static async Task<IResult> CreateAsync(HttpRequest request, ProviderRegistration registration, CancellationToken ct)

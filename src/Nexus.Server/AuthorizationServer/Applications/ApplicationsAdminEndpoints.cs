@@ -46,14 +46,14 @@ internal static class ApplicationsAdminEndpoints
 {
     public static void MapApplicationsAdmin(this RouteGroupBuilder admin)
     {
-        var apps = admin.MapGroup("/applications").WithTags("OAuth Applications");
-        apps.MapPost("", CreateAsync);
-        apps.MapGet("", async (ApplicationService applications, CancellationToken ct) =>
+        var apps = admin.MapGroup("").WithTags("OAuth Applications");
+        apps.MapPost("/v1/admin/applications", CreateAsync);
+        apps.MapGet("/v1/admin/applications", async (ApplicationService applications, CancellationToken ct) =>
             TypedResults.Ok(new { applications = (await applications.ListAsync(ct)).Select(c => ApplicationResponse.From(c)) }));
-        apps.MapGet("/{clientId}", async (string clientId, ApplicationService applications, CancellationToken ct) =>
+        apps.MapGet("/v1/admin/applications/{clientId}", async (string clientId, ApplicationService applications, CancellationToken ct) =>
             await applications.FindAsync(clientId, ct) is { } app ? TypedResults.Ok(ApplicationResponse.From(app)) : Problems.NotFound("Application"));
-        apps.MapPatch("/{clientId}", UpdateAsync);
-        apps.MapDelete("/{clientId}", async (string clientId, ApplicationService applications, CancellationToken ct) =>
+        apps.MapPatch("/v1/admin/applications/{clientId}", UpdateAsync);
+        apps.MapDelete("/v1/admin/applications/{clientId}", async (string clientId, ApplicationService applications, CancellationToken ct) =>
         {
             if (await applications.FindAsync(clientId, ct) is not { } app)
             {
@@ -63,7 +63,7 @@ internal static class ApplicationsAdminEndpoints
             await applications.RevokeAsync(app, ct);
             return TypedResults.NoContent();
         });
-        apps.MapPost("/{clientId}/secret", async (string clientId, ApplicationService applications, CancellationToken ct) =>
+        apps.MapPost("/v1/admin/applications/{clientId}/secret", async (string clientId, ApplicationService applications, CancellationToken ct) =>
         {
             var app = await applications.FindAsync(clientId, ct);
             if (app is null)

@@ -33,13 +33,13 @@ internal static class AppClientsAdminEndpoints
 {
     public static void MapAppClientsAdmin(this RouteGroupBuilder admin)
     {
-        var clients = admin.MapGroup("/clients").WithTags("App Clients");
-        clients.MapPost("", CreateAsync);
-        clients.MapGet("", ListAsync);
-        clients.MapGet("/{clientId}", GetAsync);
-        clients.MapPatch("/{clientId}", UpdateAsync);
-        clients.MapDelete("/{clientId}", RevokeAsync);
-        clients.MapPost("/{clientId}/secret", RotateSecretAsync);
+        var clients = admin.MapGroup("").WithTags("App Clients");
+        clients.MapPost("/v1/admin/clients", CreateAsync);
+        clients.MapGet("/v1/admin/clients", ListAsync);
+        clients.MapGet("/v1/admin/clients/{clientId}", GetAsync);
+        clients.MapPatch("/v1/admin/clients/{clientId}", UpdateAsync);
+        clients.MapDelete("/v1/admin/clients/{clientId}", RevokeAsync);
+        clients.MapPost("/v1/admin/clients/{clientId}/secret", RotateSecretAsync);
     }
 
     private static async Task<IResult> CreateAsync(HttpRequest request, AppClientService clients, CancellationToken ct)
