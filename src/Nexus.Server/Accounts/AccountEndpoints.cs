@@ -12,7 +12,7 @@ internal static class AccountEndpoints
     public static void MapAccountPages(this IEndpointRouteBuilder app)
     {
         app.MapGet("/", Home).ExcludeFromDescription();
-        app.MapGet(SignInPath, (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
+        app.MapGet("/account/signin", (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
             SignInPageAsync(context, returnUrl, null, settings, upstream, ct)).ExcludeFromDescription();
         app.MapPost(SignInPath, SignInAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGet("/account/signup", SignUpPageAsync).ExcludeFromDescription();

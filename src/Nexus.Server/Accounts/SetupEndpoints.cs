@@ -14,7 +14,7 @@ internal static class SetupEndpoints
 
     public static void MapSetup(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, SetupPageAsync).ExcludeFromDescription();
+        app.MapGet("/setup", SetupPageAsync).ExcludeFromDescription();
         app.MapPost(Path, ClaimAsync).ExcludeFromDescription().DisableAntiforgery();
     }
 

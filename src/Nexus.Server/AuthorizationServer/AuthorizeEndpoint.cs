@@ -23,8 +23,8 @@ internal static class AuthorizeEndpoint
 
     public static void MapAuthorizeEndpoint(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: false)).WithTags("OAuth");
-        app.MapGet(SeedPath, (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: true)).WithTags("OAuth");
+        app.MapGet("/oauth2/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: false)).WithTags("OAuth");
+        app.MapGet("/api/oauth/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: true)).WithTags("OAuth");
         app.MapPost(Path, ConsentAsync).WithTags("OAuth").DisableAntiforgery();
     }
 

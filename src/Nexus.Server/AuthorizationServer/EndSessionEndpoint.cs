@@ -23,7 +23,7 @@ internal static class EndSessionEndpoint
 
     public static void MapEndSession(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, HandleAsync).WithTags("OAuth");
+        app.MapGet("/oauth2/logout", HandleAsync).WithTags("OAuth");
         app.MapPost(Path, ConfirmAsync).ExcludeFromDescription().DisableAntiforgery();
     }
 

@@ -18,7 +18,7 @@ internal static class ConnectionValuesPage
 
     public static void MapConnectionValuesPage(this IEndpointRouteBuilder app)
     {
-        app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
+        app.MapGet("/connect/values", FormAsync).ExcludeFromDescription();
         app.MapPost(FormPath, SubmitAsync).ExcludeFromDescription().DisableAntiforgery();
     }
 

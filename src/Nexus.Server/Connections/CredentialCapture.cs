@@ -28,7 +28,7 @@ internal static class CredentialCapture
 
     public static void MapCredentialCapture(this IEndpointRouteBuilder app)
     {
-        app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
+        app.MapGet("/connect/credentials", FormAsync).ExcludeFromDescription();
         app.MapPost(FormPath, SubmitFormAsync).ExcludeFromDescription().DisableAntiforgery();
         app.MapGatewayGroup().MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections");
     }

@@ -18,14 +18,14 @@ internal static class ConnectionsPages
 
     public static void MapConnectionsPages(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, ListAsync).ExcludeFromDescription();
-        app.MapGet(Path + "/connect/{provider}", ChooseAsync).ExcludeFromDescription();
+        app.MapGet("/dashboard", ListAsync).ExcludeFromDescription();
+        app.MapGet("/dashboard/connect/{provider}", ChooseAsync).ExcludeFromDescription();
         app.MapPost(Path + "/connect/{provider}", ConnectAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet(Path + "/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
+        app.MapGet("/dashboard/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
         app.MapPost(Path + "/connections/{connectionId}/revoke", RevokeAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet(Path + "/connections/{connectionId}/reconnect", ChooseReconnectAsync).ExcludeFromDescription();
+        app.MapGet("/dashboard/connections/{connectionId}/reconnect", ChooseReconnectAsync).ExcludeFromDescription();
         app.MapPost(Path + "/connections/{connectionId}/reconnect", ReconnectAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet(Path + "/returned", ReturnedAsync).ExcludeFromDescription();
+        app.MapGet("/dashboard/returned", ReturnedAsync).ExcludeFromDescription();
     }
 
     private static string? Workspace(HttpContext context) => UserAccounts.CurrentUserId(context);
