@@ -51,8 +51,10 @@ internal static class Problems
     /// The problem of <paramref name="type"/> as a typed result, for a handler that declares its answers
     /// (<c>Results&lt;Ok&lt;T&gt;, ProblemHttpResult&gt;</c>). Its extensions must not carry a "status" (see <see cref="Create(int, string, string, string?, IDictionary{string, object?}?)"/>).
     /// </summary>
-    public static ProblemHttpResult Typed(ProblemType type, string? detail = null, string? title = null, int? status = null) =>
-        Problem(status ?? type.Status, type.Code, title ?? type.Title, detail, null);
+    public static ProblemHttpResult Typed(ProblemType type, string? detail = null, IDictionary<string, object?>? extensions = null, string? title = null, int? status = null) =>
+        extensions is not null && extensions.ContainsKey("status")
+            ? throw new ArgumentException("A problem with a \"status\" extension is written by Create.", nameof(extensions))
+            : Problem(status ?? type.Status, type.Code, title ?? type.Title, detail, extensions);
 
     /// <summary>The typed form of <see cref="Validation"/>.</summary>
     public static ProblemHttpResult TypedValidation(IDictionary<string, string[]> errors) =>
