@@ -60,6 +60,24 @@ public sealed partial class RouteTableTests(ServerFixture fixture) : IClassFixtu
         Assert.True(missing.Count == 0, "Not written out whole at a Map call (MapGet(\"<pattern>\", …)) in src/Nexus.Server:\n" + string.Join("\n", missing));
     }
 
+    [Theory]
+    [InlineData("/v1/admin/api-keys", "api_keys")]
+    [InlineData("/v1/admin/webhooks", "webhooks")]
+    [InlineData("/v1/admin/clients", "clients")]
+    [InlineData("/v1/admin/applications", "applications")]
+    [InlineData("/v1/admin/signing-keys", "keys")]
+    [InlineData("/v1/providers", "providers")]
+    public async Task ACollectionOnceMappedUnderAGroupAnswersWithAndWithoutATrailingSlash(string path, string items)
+    {
+        // Under a group prefix these were mapped as "/v1/admin/api-keys/"; written out they are "/v1/admin/api-keys".
+        // Routing ignores a trailing slash either way: both spellings still reach the same handler.
+        foreach (var spelling in new[] { path, path + "/" })
+        {
+            var answer = await fixture.Server.AdminJsonAsync(HttpMethod.Get, spelling);
+            Assert.Equal(System.Text.Json.JsonValueKind.Array, answer.GetProperty(items).ValueKind);
+        }
+    }
+
     [Fact]
     public void RouteGroupsCarryNoPrefix()
     {
