@@ -9,6 +9,13 @@ internal static class UserAccounts
     public static string? CurrentUserId(HttpContext context) =>
         context.User.Identity?.IsAuthenticated == true ? context.User.FindFirstValue(ClaimTypes.NameIdentifier) : null;
 
+    /// <summary>
+    /// The signed-in person's id on a route that requires <see cref="Hosting.NexusPolicies.SignedIn"/> (or SiteAdmin):
+    /// the policy already sent anyone else to the sign-in page, so a route mapped without it fails loudly here.
+    /// </summary>
+    public static string SignedInUserId(HttpContext context) =>
+        CurrentUserId(context) ?? throw new InvalidOperationException($"{context.Request.Path} does not require the SignedIn policy.");
+
     /// <summary>Creates a local account; the errors are Identity's, fit to show the person signing up.</summary>
     /// <param name="password">Null for accounts that sign in only through an upstream provider.</param>
     public static async Task<(NexusUser? User, IReadOnlyList<string> Errors)> CreateAsync(UserManager<NexusUser> users, string email, string? password, bool emailConfirmed = false)

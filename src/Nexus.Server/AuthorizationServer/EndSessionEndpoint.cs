@@ -24,7 +24,7 @@ internal static class EndSessionEndpoint
     public static void MapEndSession(this IEndpointRouteBuilder app)
     {
         app.MapGet(Path, HandleAsync).WithTags("OAuth");
-        app.MapPost(Path, ConfirmAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost(Path, ConfirmAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, string? id_token_hint, string? client_id, string? post_logout_redirect_uri, string? state,
@@ -48,10 +48,7 @@ internal static class EndSessionEndpoint
 
     private static async Task<IResult> ConfirmAsync(HttpContext context, SignInManager<NexusUser> signIn, ClientRegistry clients)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         string? Field(string name) => form[name] is { Count: 1 } v && !string.IsNullOrEmpty(v[0]) ? v[0] : null;
         return await SignOutAsync(context, Field("client_id"), Field("post_logout_redirect_uri"), Field("state"), signIn, clients);
