@@ -9,7 +9,7 @@ internal sealed record WebhookCreation(Webhook? Webhook, string? Secret, Diction
 /// Adding a webhook, whoever asks: POST /v1/admin/webhooks and the dashboard's Site management › Webhooks both call
 /// this, so a URL one refuses the other refuses too.
 /// </summary>
-internal sealed class WebhookRegistration(WebhookStore store, Providers.UpstreamPolicy policy)
+internal sealed class WebhookRegistration(WebhookStore store, UpstreamPolicy policy)
 {
     public async Task<WebhookCreation> CreateAsync(WebhookRequest body, CancellationToken ct)
     {
@@ -24,7 +24,7 @@ internal sealed class WebhookRegistration(WebhookStore store, Providers.Upstream
     }
 
     /// <summary>
-    /// A webhook URL obeys the same rule as a provider URL (<see cref="Providers.UpstreamPolicy"/>): https, or plain
+    /// A webhook URL obeys the same rule as a provider URL (<see cref="UpstreamPolicy"/>): https, or plain
     /// http to loopback only where Nexus__AllowInsecureUpstreams allows it. Where it may connect is checked again at
     /// delivery time, after DNS resolution (<see cref="OutboundNetworkGuard"/>).
     /// </summary>
