@@ -125,10 +125,10 @@ internal static class AccountEndpoints
             return SignUpPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(wait.TotalMinutes)} minute(s)."], 429, form);
         }
 
-        var (user, errors) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
+        var (user, errors, taken) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
         if (user is null)
         {
-            if (errors.Any(e => e.Contains("already", StringComparison.OrdinalIgnoreCase)))
+            if (taken)
             {
                 limiter.RecordFailure(address);
             }
@@ -140,29 +140,9 @@ internal static class AccountEndpoints
         return Results.Redirect(LocalUrlOrHome(returnUrl));
     }
 
-    /// <summary>
-    /// Signs the person out for good: a new security stamp ends the session on the server, so a copy of the cookie
-    /// taken before is refused from now on (SessionValidator), on every device this account is signed in on. Used by
-    /// /account/signout and by RP-initiated logout (/oauth2/logout).
-    /// </summary>
-    public static async Task EndSessionAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
+    private static async Task<IResult> SignOutAsync(HttpContext context, AccountSignOut signOut)
     {
-        if (UserAccounts.CurrentUserId(context) is { } userId && await users.FindByIdAsync(userId) is { } user)
-        {
-            if (!(await users.UpdateSecurityStampAsync(user)).Succeeded && await users.FindByIdAsync(userId) is { } fresh)
-            {
-                await users.UpdateSecurityStampAsync(fresh);
-            }
-
-            sessions.Invalidate(userId);
-        }
-
-        await signIn.SignOutAsync();
-    }
-
-    private static async Task<IResult> SignOutAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
-    {
-        await EndSessionAsync(context, signIn, users, sessions);
+        await signOut.EndSessionAsync(context);
         return Results.Redirect("/");
     }
 }

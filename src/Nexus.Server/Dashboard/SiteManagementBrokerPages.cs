@@ -217,12 +217,12 @@ internal static class SiteManagementBrokerPages
         new() { ["provider"] = [failure is Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails.Detail: { } detail } ? $"The provider could not be saved: {detail}" : "The provider could not be saved (its OpenID Connect discovery failed?)."] };
 
     /// <summary>
-    /// Registers an MCP server by its URL from the form, through the same code as POST /v1/providers with
-    /// <c>auth_mode "mcp_oauth2"</c> (the provider mode handler): its validation and its discovery failures come
+    /// Registers an MCP server by its URL from the form, through the same service as POST /v1/providers with
+    /// <c>auth_mode "mcp_oauth2"</c> (<see cref="ProviderRegistration"/>): its validation and its discovery failures come
     /// back onto the form, with what was typed (secrets aside, as in every form here).
     /// </summary>
     private static async Task<IResult> CreateMcpProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog,
-        IEnumerable<IProviderModeHandler> handlers, CancellationToken ct)
+        ProviderRegistration registration, CancellationToken ct)
     {
         var form = ProtectedForm.Of(context);
 
@@ -241,8 +241,7 @@ internal static class SiteManagementBrokerPages
             GrantType = form["grant_type"] == McpGrantTypes.ClientCredentials ? McpGrantTypes.ClientCredentials : null,
             PrivateKeyPem = NullIfEmpty(form["private_key_pem"]),
         };
-        var handler = handlers.First(h => h.AuthMode == AuthModes.McpOAuth2);
-        var (provider, failure) = await handler.RegisterAsync(request, ct);
+        var (provider, failure, _) = await registration.RegisterAsync(request, ct);
         return provider is not null ? Results.Redirect("/admin/providers")
             : await ProvidersAsync(context, registry, catalog, ProblemErrors(failure, "The MCP server could not be added"), form, custom: false, ct, 400, mcp: true);
     }
@@ -480,19 +479,18 @@ internal static class SiteManagementBrokerPages
             """, status);
     }
 
-    private static async Task<IResult> CreateWebhookAsync(HttpContext context, WebhookStore store, IHostEnvironment environment, CancellationToken ct)
+    private static async Task<IResult> CreateWebhookAsync(HttpContext context, WebhookStore store, WebhookRegistration registration, CancellationToken ct)
     {
         var form = ProtectedForm.Of(context);
 
         var request = new WebhookRequest(form["url"], form["events"].Where(e => !string.IsNullOrEmpty(e)).Select(e => e!).ToArray(), NullIfEmpty(form["workspace_id"]));
-        var (url, events, errors) = WebhooksAdminEndpoints.Validate(request, context.RequestServices.GetRequiredService<Providers.UpstreamPolicy>());
-        if (errors.Count > 0)
+        var (webhook, secret, errors) = await registration.CreateAsync(request, ct);
+        if (webhook is null)
         {
             return await WebhooksAsync(context, store, null, errors, form, ct, 400);
         }
 
-        var (webhook, secret) = await store.CreateAsync(url!, events, request.WorkspaceId, ct);
-        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret)}</section>", null, null, ct);
+        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret!)}</section>", null, null, ct);
     }
 
     private static async Task<IResult> DeleteWebhookAsync(HttpContext context, string id, WebhookStore store, CancellationToken ct)

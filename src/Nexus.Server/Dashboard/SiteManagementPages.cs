@@ -251,7 +251,7 @@ internal static class SiteManagementPages
     {
         var form = ProtectedForm.Of(context);
 
-        var (user, errors) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true);
+        var (user, errors, _) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true);
         return user is null ? await UsersAsync(context, users, settings, errors, form, null, ct, 400) : Results.Redirect("/admin/users");
     }
 
