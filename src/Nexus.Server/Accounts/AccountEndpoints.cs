@@ -1,5 +1,5 @@
-using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Identity;
+using Nexus.Server.Hosting;
 using static Nexus.Server.Hosting.Html;
 
 namespace Nexus.Server.Accounts;
@@ -14,37 +14,11 @@ internal static class AccountEndpoints
         app.MapGet("/", Home).ExcludeFromDescription();
         app.MapGet("/account/signin", (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
             SignInPageAsync(context, returnUrl, null, settings, upstream, ct)).ExcludeFromDescription();
-        app.MapPost(SignInPath, SignInAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/account/signin", SignInAsync).ExcludeFromDescription().RequireProtectedForm();
         app.MapGet("/account/signup", SignUpPageAsync).ExcludeFromDescription();
-        app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapPost("/account/signout", SignOutAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().RequireProtectedForm();
+        app.MapPost("/account/signout", SignOutAsync).ExcludeFromDescription().RequireProtectedForm();
     }
-
-    /// <summary>Every form post is checked against its antiforgery token (CSRF), before anything else happens.</summary>
-    public static async Task<IFormCollection?> ReadProtectedFormAsync(HttpContext context)
-    {
-        if (!context.Request.HasFormContentType)
-        {
-            return null;
-        }
-
-        try
-        {
-            await context.RequestServices.GetRequiredService<IAntiforgery>().ValidateRequestAsync(context);
-            return await context.Request.ReadFormAsync(context.RequestAborted);
-        }
-        catch (AntiforgeryValidationException)
-        {
-            return null;
-        }
-        catch (InvalidDataException)
-        {
-            return null;
-        }
-    }
-
-    public static IResult CsrfRejected(HttpContext context) =>
-        Error(context, "Form expired", "This form could not be verified (missing or stale security token). Go back, reload the page and try again.");
 
     private static IResult Home(HttpContext context)
     {
@@ -86,11 +60,7 @@ internal static class AccountEndpoints
 
     private static async Task<IResult> SignInAsync(HttpContext context, PasswordSignIn signIn, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct)
     {
-        var form = await ReadProtectedFormAsync(context);
-        if (form is null)
-        {
-            return CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         string email = form["email"].ToString().Trim(), password = form["password"].ToString(), returnUrl = form["returnUrl"].ToString();
         if (email.Length == 0 || password.Length == 0)
@@ -137,11 +107,7 @@ internal static class AccountEndpoints
 
     private static async Task<IResult> SignUpAsync(HttpContext context, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings, SignInLimiter limiter, CancellationToken ct)
     {
-        var form = await ReadProtectedFormAsync(context);
-        if (form is null)
-        {
-            return CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         if (!await settings.IsSignUpEnabledAsync(ct))
         {
@@ -159,10 +125,10 @@ internal static class AccountEndpoints
             return SignUpPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(wait.TotalMinutes)} minute(s)."], 429, form);
         }
 
-        var (user, errors) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
+        var (user, errors, taken) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
         if (user is null)
         {
-            if (errors.Any(e => e.Contains("already", StringComparison.OrdinalIgnoreCase)))
+            if (taken)
             {
                 limiter.RecordFailure(address);
             }
@@ -174,34 +140,9 @@ internal static class AccountEndpoints
         return Results.Redirect(LocalUrlOrHome(returnUrl));
     }
 
-    /// <summary>
-    /// Signs the person out for good: a new security stamp ends the session on the server, so a copy of the cookie
-    /// taken before is refused from now on (SessionValidator), on every device this account is signed in on. Used by
-    /// /account/signout and by RP-initiated logout (/oauth2/logout).
-    /// </summary>
-    public static async Task EndSessionAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
+    private static async Task<IResult> SignOutAsync(HttpContext context, AccountSignOut signOut)
     {
-        if (UserAccounts.CurrentUserId(context) is { } userId && await users.FindByIdAsync(userId) is { } user)
-        {
-            if (!(await users.UpdateSecurityStampAsync(user)).Succeeded && await users.FindByIdAsync(userId) is { } fresh)
-            {
-                await users.UpdateSecurityStampAsync(fresh);
-            }
-
-            sessions.Invalidate(userId);
-        }
-
-        await signIn.SignOutAsync();
-    }
-
-    private static async Task<IResult> SignOutAsync(HttpContext context, SignInManager<NexusUser> signIn, UserManager<NexusUser> users, SessionValidator sessions)
-    {
-        if (await ReadProtectedFormAsync(context) is null)
-        {
-            return CsrfRejected(context);
-        }
-
-        await EndSessionAsync(context, signIn, users, sessions);
+        await signOut.EndSessionAsync(context);
         return Results.Redirect("/");
     }
 }

@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
 using Nexus.Server.Hosting;
@@ -5,10 +6,11 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.Accounts;
 
 /// <summary>
-/// The session cookie's policies (issue 13, item 2): <see cref="NexusPolicies.SiteAdmin"/> on Site Management's route
-/// group instead of a check at the top of each page. A refusal is the page it was before: a person who is not signed
-/// in goes to the sign-in page with the page as returnUrl, a signed-in person who is not the administrator gets the
-/// 403 "Administrators only" page. Other policies (the API keys') keep the framework's answer: their scheme's
+/// The session cookie's policies (issue 13, item 2), on route groups instead of a check at the top of each page:
+/// <see cref="NexusPolicies.SignedIn"/> (My connections, Authorized applications, /setup, the MCP connect page) and
+/// <see cref="NexusPolicies.SiteAdmin"/> (Site Management). A refusal is the page it was before: a person who is not
+/// signed in goes to the sign-in page with the page as returnUrl, a signed-in person who is not the administrator gets
+/// the 403 "Administrators only" page. Other policies (the API keys') keep the framework's answer: their scheme's
 /// challenge, which writes the API's problem.
 /// </summary>
 internal sealed class SessionPolicies : IAuthorizationMiddlewareResultHandler
@@ -17,23 +19,32 @@ internal sealed class SessionPolicies : IAuthorizationMiddlewareResultHandler
 
     public static void Add(IServiceCollection services)
     {
-        services.AddAuthorizationBuilder().AddPolicy(NexusPolicies.SiteAdmin, policy => policy.RequireAuthenticatedUser().RequireClaim(SystemAdmin.ClaimType, "true"));
+        // Signed in: an authenticated session that names its account (what UserAccounts.CurrentUserId reads).
+        services.AddAuthorizationBuilder()
+            .AddPolicy(NexusPolicies.SignedIn, policy => policy.RequireAuthenticatedUser().RequireClaim(ClaimTypes.NameIdentifier))
+            .AddPolicy(NexusPolicies.SiteAdmin, policy => policy.RequireAuthenticatedUser().RequireClaim(SystemAdmin.ClaimType, "true"));
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, SessionPolicies>();
     }
 
     public Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
     {
-        if (authorizeResult.Succeeded || !IsSiteAdmin(context))
+        if (authorizeResult.Succeeded || SessionPolicy(context) is not { } session)
         {
             return framework.HandleAsync(next, context, policy, authorizeResult);
         }
 
-        var refusal = context.User.Identity?.IsAuthenticated != true
+        var refusal = session == NexusPolicies.SignedIn || context.User.Identity?.IsAuthenticated != true
             ? Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(context.Request.Path + context.Request.QueryString)}")
             : Html.Error(context, "Administrators only", "Site management is for the system administrator of this deployment.", StatusCodes.Status403Forbidden);
         return refusal.ExecuteAsync(context);
     }
 
-    private static bool IsSiteAdmin(HttpContext context) =>
-        context.GetEndpoint()?.Metadata.GetOrderedMetadata<IAuthorizeData>().Any(a => a.Policy == NexusPolicies.SiteAdmin) == true;
+    /// <summary>The session policy the endpoint requires (SiteAdmin before SignedIn: a signed-in person refused by both gets the 403 page), or null for the API keys'.</summary>
+    private static string? SessionPolicy(HttpContext context)
+    {
+        var required = context.GetEndpoint()?.Metadata.GetOrderedMetadata<IAuthorizeData>() ?? [];
+        return required.Any(a => a.Policy == NexusPolicies.SiteAdmin) ? NexusPolicies.SiteAdmin
+            : required.Any(a => a.Policy == NexusPolicies.SignedIn) ? NexusPolicies.SignedIn
+            : null;
+    }
 }

@@ -14,8 +14,10 @@ internal static class SetupEndpoints
 
     public static void MapSetup(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/setup", SetupPageAsync).ExcludeFromDescription();
-        app.MapPost(Path, ClaimAsync).ExcludeFromDescription().DisableAntiforgery();
+        // For a signed-in person (NexusPolicies.SignedIn, SessionPolicies): anyone else goes to the sign-in page.
+        var signedIn = app.MapGroup("").RequireAuthorization(NexusPolicies.SignedIn);
+        signedIn.MapGet("/setup", SetupPageAsync).ExcludeFromDescription();
+        signedIn.MapPost("/setup", ClaimAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     private static async Task<IResult> SetupPageAsync(HttpContext context, Administrators administrators, NexusOptions options, CancellationToken ct) =>
@@ -23,11 +25,6 @@ internal static class SetupEndpoints
 
     private static async Task<IResult?> GuardAsync(HttpContext context, Administrators administrators, NexusOptions options, CancellationToken ct)
     {
-        if (UserAccounts.CurrentUserId(context) is null)
-        {
-            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(Path)}");
-        }
-
         if (!await administrators.IsSetupPendingAsync(ct))
         {
             return Error(context, "Nothing to set up", "This deployment already has an administrator. An administrator can grant the role to other accounts.", StatusCodes.Status404NotFound);
@@ -57,10 +54,7 @@ internal static class SetupEndpoints
 
     private static async Task<IResult> ClaimAsync(HttpContext context, Administrators administrators, SignInLimiter limiter, NexusOptions options, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         if (await GuardAsync(context, administrators, options, ct) is { } denied)
         {
@@ -74,7 +68,7 @@ internal static class SetupEndpoints
             return SetupPage(context, "Too many failed attempts from your network. Try again later.", StatusCodes.Status429TooManyRequests);
         }
 
-        if (!await administrators.ClaimWithSetupTokenAsync(UserAccounts.CurrentUserId(context)!, form["token"].ToString().Trim(), ct))
+        if (!await administrators.ClaimWithSetupTokenAsync(UserAccounts.SignedInUserId(context), form["token"].ToString().Trim(), ct))
         {
             limiter.RecordFailure(address);
             return SetupPage(context, "That setup token is not valid (it may have been used already).", StatusCodes.Status400BadRequest);

@@ -170,7 +170,7 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
 
             if (user is null)
             {
-                (user, var errors) = await UserAccounts.CreateAsync(users, email, null, emailConfirmed: true);
+                (user, var errors, _) = await UserAccounts.CreateAsync(users, email, null, emailConfirmed: true);
                 if (user is null)
                 {
                     return Error(context, "Sign-in failed", string.Join(" ", errors));

@@ -39,10 +39,10 @@ internal static class UserAdministration
             return (null, false, new() { ["password"] = ["A password of at least 10 characters is required."] });
         }
 
-        var (user, errors) = await UserAccounts.CreateAsync(users, email ?? "", password, emailConfirmed: true);
+        var (user, errors, taken) = await UserAccounts.CreateAsync(users, email ?? "", password, emailConfirmed: true);
         if (user is null)
         {
-            return (null, errors.Any(e => e.Contains("already", StringComparison.OrdinalIgnoreCase)), new() { ["user"] = [.. errors] });
+            return (null, taken, new() { ["user"] = [.. errors] });
         }
 
         if (!string.IsNullOrWhiteSpace(displayName))

@@ -80,7 +80,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
         var inserted = await connection.ExecuteAsync(new CommandDefinition(
             $"INSERT INTO users ({Columns}) VALUES (@Id, @Email, @NormalizedEmail, @EmailConfirmed, @DisplayName, @PasswordHash, @SecurityStamp, @ConcurrencyStamp, @LockoutEnabled, @LockoutEnd, @AccessFailedCount, @CreatedAt) ON CONFLICT (normalized_email) DO NOTHING",
             Parameters(user), cancellationToken: ct));
-        return inserted == 1 ? IdentityResult.Success : IdentityResult.Failed(new IdentityError { Code = "DuplicateEmail", Description = "An account with this email already exists." });
+        return inserted == 1 ? IdentityResult.Success : IdentityResult.Failed(new IdentityError { Code = UserAccounts.DuplicateEmail, Description = "An account with this email already exists." });
     }
 
     public async Task<IdentityResult> UpdateAsync(NexusUser user, CancellationToken ct)

@@ -25,7 +25,7 @@ internal static class AuthorizeEndpoint
     {
         app.MapGet("/oauth2/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: false)).WithTags("OAuth");
         app.MapGet("/api/oauth/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: true)).WithTags("OAuth");
-        app.MapPost(Path, ConsentAsync).WithTags("OAuth").DisableAntiforgery();
+        app.MapPost("/oauth2/authorize", ConsentAsync).WithTags("OAuth").RequireProtectedForm();
     }
 
     private static async Task<IResult> AuthorizeAsync(HttpContext context, ClientRegistry clients, IEnumerable<KeyValuePair<string, StringValues>> parameters, bool defaultResponseType)
@@ -77,11 +77,7 @@ internal static class AuthorizeEndpoint
     /// <summary>The consent form posts the original parameters back; they are validated again from scratch.</summary>
     private static async Task<IResult> ConsentAsync(HttpContext context, ClientRegistry clients)
     {
-        var form = await AccountEndpoints.ReadProtectedFormAsync(context);
-        if (form is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();

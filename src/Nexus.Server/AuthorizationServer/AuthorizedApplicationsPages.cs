@@ -1,6 +1,7 @@
 using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.AuthorizationServer.Grants;
+using Nexus.Server.Hosting;
 using static Nexus.Server.Hosting.Html;
 
 namespace Nexus.Server.AuthorizationServer;
@@ -13,17 +14,16 @@ internal static class AuthorizedApplicationsPages
 {
     public static void MapAuthorizedApplications(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/account/applications", ApplicationsAsync).ExcludeFromDescription();
-        app.MapGet("/account/applications/{clientId}/withdraw", ConfirmWithdrawAsync).ExcludeFromDescription();
-        app.MapPost("/account/applications/{clientId}/withdraw", WithdrawAsync).ExcludeFromDescription().DisableAntiforgery();
+        // For a signed-in person (NexusPolicies.SignedIn, Accounts/SessionPolicies.cs): anyone else goes to the sign-in page.
+        var signedIn = app.MapGroup("").RequireAuthorization(NexusPolicies.SignedIn);
+        signedIn.MapGet("/account/applications", ApplicationsAsync).ExcludeFromDescription();
+        signedIn.MapGet("/account/applications/{clientId}/withdraw", ConfirmWithdrawAsync).ExcludeFromDescription();
+        signedIn.MapPost("/account/applications/{clientId}/withdraw", WithdrawAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     private static async Task<IResult> ApplicationsAsync(HttpContext context, GrantStore grants, ClientRegistry clients, CancellationToken ct)
     {
-        if (UserAccounts.CurrentUserId(context) is not { } userId)
-        {
-            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString("/account/applications")}");
-        }
+        var userId = UserAccounts.SignedInUserId(context);
 
         var rows = new List<string>();
         foreach (var (clientId, scopes, grantedAt) in await grants.ListConsentsAsync(userId, ct))
@@ -45,10 +45,7 @@ internal static class AuthorizedApplicationsPages
     /// <summary>Revoking an application's access asks first, like every destructive action in the dashboard.</summary>
     private static async Task<IResult> ConfirmWithdrawAsync(HttpContext context, string clientId, GrantStore grants, ClientRegistry clients, CancellationToken ct)
     {
-        if (UserAccounts.CurrentUserId(context) is not { } userId)
-        {
-            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString("/account/applications")}");
-        }
+        var userId = UserAccounts.SignedInUserId(context);
 
         clientId = Uri.UnescapeDataString(clientId);
         if ((await grants.ListConsentsAsync(userId, ct)).All(c => c.ClientId != clientId))
@@ -67,15 +64,7 @@ internal static class AuthorizedApplicationsPages
 
     private static async Task<IResult> WithdrawAsync(HttpContext context, string clientId, GrantStore grants)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
-        if (UserAccounts.CurrentUserId(context) is not { } userId)
-        {
-            return Results.Redirect(AccountEndpoints.SignInPath);
-        }
+        var userId = UserAccounts.SignedInUserId(context);
 
         await grants.WithdrawConsentAsync(userId, clientId, context.RequestAborted);
         return Results.Redirect("/account/applications");

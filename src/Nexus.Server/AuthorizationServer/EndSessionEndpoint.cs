@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Identity;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Nexus.Server.Accounts;
@@ -24,11 +23,11 @@ internal static class EndSessionEndpoint
     public static void MapEndSession(this IEndpointRouteBuilder app)
     {
         app.MapGet("/oauth2/logout", HandleAsync).WithTags("OAuth");
-        app.MapPost(Path, ConfirmAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/oauth2/logout", ConfirmAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, string? id_token_hint, string? client_id, string? post_logout_redirect_uri, string? state,
-        SignInManager<NexusUser> signIn, ClientRegistry clients, SigningKeys keys, NexusOptions options)
+        AccountSignOut signOut, ClientRegistry clients, SigningKeys keys, NexusOptions options)
     {
         var userId = UserAccounts.CurrentUserId(context);
         var (hintValid, hintClient) = await ReadHintAsync(id_token_hint, userId, keys, options);
@@ -43,18 +42,15 @@ internal static class EndSessionEndpoint
                 """);
         }
 
-        return await SignOutAsync(context, clientId, post_logout_redirect_uri, state, signIn, clients);
+        return await SignOutAsync(context, clientId, post_logout_redirect_uri, state, signOut, clients);
     }
 
-    private static async Task<IResult> ConfirmAsync(HttpContext context, SignInManager<NexusUser> signIn, ClientRegistry clients)
+    private static async Task<IResult> ConfirmAsync(HttpContext context, AccountSignOut signOut, ClientRegistry clients)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         string? Field(string name) => form[name] is { Count: 1 } v && !string.IsNullOrEmpty(v[0]) ? v[0] : null;
-        return await SignOutAsync(context, Field("client_id"), Field("post_logout_redirect_uri"), Field("state"), signIn, clients);
+        return await SignOutAsync(context, Field("client_id"), Field("post_logout_redirect_uri"), Field("state"), signOut, clients);
     }
 
     /// <summary>
@@ -94,14 +90,13 @@ internal static class EndSessionEndpoint
     }
 
     private static async Task<IResult> SignOutAsync(HttpContext context, string? clientId, string? postLogoutRedirectUri, string? state,
-        SignInManager<NexusUser> signIn, ClientRegistry clients)
+        AccountSignOut signOut, ClientRegistry clients)
     {
         if (UserAccounts.CurrentUserId(context) is not null)
         {
             // OpenID Connect RP-Initiated Logout §2: the OP logs the End-User out; here as on /account/signout, the
             // session ends on the server too, so that a copy of the cookie is refused afterwards.
-            var services = context.RequestServices;
-            await AccountEndpoints.EndSessionAsync(context, signIn, services.GetRequiredService<UserManager<NexusUser>>(), services.GetRequiredService<SessionValidator>());
+            await signOut.EndSessionAsync(context);
         }
 
         if (postLogoutRedirectUri is not null && clientId is not null

@@ -17,6 +17,8 @@ internal static class ExchangeEndpoint
     public const string Path = "/api/v1/oauth/exchange";
     public const int DefaultExpirationMinutes = 480;
 
+    // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
+    // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
     public static void MapExchangeEndpoint(this IEndpointRouteBuilder app) =>
         app.MapPost("/api/v1/oauth/exchange", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 

@@ -17,6 +17,8 @@ internal static class IntrospectionEndpoint
     public const string Path = "/oauth2/introspect";
     public const string IntrospectScope = "nexus:introspect";
 
+    // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
+    // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
     public static void MapIntrospection(this IEndpointRouteBuilder app) =>
         app.MapPost("/oauth2/introspect", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 

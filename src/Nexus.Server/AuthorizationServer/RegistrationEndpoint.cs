@@ -19,6 +19,8 @@ internal static class RegistrationEndpoint
     public const string Path = "/oauth2/register";
     private const int MaxBodyBytes = 16 * 1024;
 
+    // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
+    // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
     public static void MapClientRegistration(this IEndpointRouteBuilder app) =>
         app.MapPost("/oauth2/register", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 

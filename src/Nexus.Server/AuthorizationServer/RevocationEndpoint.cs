@@ -13,6 +13,8 @@ internal static class RevocationEndpoint
 {
     public const string Path = "/oauth2/revoke";
 
+    // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
+    // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
     public static void MapRevocation(this IEndpointRouteBuilder app) =>
         app.MapPost("/oauth2/revoke", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 

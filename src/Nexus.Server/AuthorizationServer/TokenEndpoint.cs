@@ -17,6 +17,8 @@ internal static class TokenEndpoint
 
     public static void MapTokenEndpoint(this IEndpointRouteBuilder app)
     {
+        // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
+        // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
         app.MapPost("/oauth2/token", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
         app.MapPost("/nexus/oauth2/token", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }

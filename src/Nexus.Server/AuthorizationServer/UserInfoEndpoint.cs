@@ -14,6 +14,8 @@ internal static class UserInfoEndpoint
     public static void MapUserInfo(this IEndpointRouteBuilder app)
     {
         app.MapGet("/oauth2/userinfo", HandleAsync).WithTags("OAuth").WithoutSession();
+        // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
+        // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
         app.MapPost("/oauth2/userinfo", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }
 

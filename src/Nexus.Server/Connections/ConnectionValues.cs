@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 
 namespace Nexus.Server.Connections;

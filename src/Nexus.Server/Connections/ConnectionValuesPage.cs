@@ -1,4 +1,3 @@
-using Nexus.Server.Accounts;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using static Nexus.Server.Hosting.Html;
@@ -19,7 +18,7 @@ internal static class ConnectionValuesPage
     public static void MapConnectionValuesPage(this IEndpointRouteBuilder app)
     {
         app.MapGet("/connect/values", FormAsync).ExcludeFromDescription();
-        app.MapPost(FormPath, SubmitAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/connect/values", SubmitAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";
@@ -71,10 +70,7 @@ internal static class ConnectionValuesPage
         TimeProvider time)
     {
         var ct = context.RequestAborted;
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var state = form["state"].ToString();
         var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, ct);

@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.WebUtilities;
 using Nexus.Sdk.Aws;
-using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
 using Nexus.Server.Credentials;
@@ -29,7 +28,7 @@ internal static class CredentialCapture
     public static void MapCredentialCapture(this IEndpointRouteBuilder app)
     {
         app.MapGet("/connect/credentials", FormAsync).ExcludeFromDescription();
-        app.MapPost(FormPath, SubmitFormAsync).ExcludeFromDescription().DisableAntiforgery();
+        app.MapPost("/connect/credentials", SubmitFormAsync).ExcludeFromDescription().RequireProtectedForm();
         app.MapGatewayGroup().MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections");
     }
 
@@ -76,10 +75,7 @@ internal static class CredentialCapture
         IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, ConnectionService connections, TimeProvider time)
     {
         var ct = context.RequestAborted;
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var state = form["state"].ToString();
         var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, ct);

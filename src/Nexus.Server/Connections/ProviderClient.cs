@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
+using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
 using Nexus.Server.Vault;
 

@@ -18,27 +18,24 @@ internal static class ConnectionsPages
 
     public static void MapConnectionsPages(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/dashboard", ListAsync).ExcludeFromDescription();
-        app.MapGet("/dashboard/connect/{provider}", ChooseAsync).ExcludeFromDescription();
-        app.MapPost(Path + "/connect/{provider}", ConnectAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/dashboard/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
-        app.MapPost(Path + "/connections/{connectionId}/revoke", RevokeAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/dashboard/connections/{connectionId}/reconnect", ChooseReconnectAsync).ExcludeFromDescription();
-        app.MapPost(Path + "/connections/{connectionId}/reconnect", ReconnectAsync).ExcludeFromDescription().DisableAntiforgery();
-        app.MapGet("/dashboard/returned", ReturnedAsync).ExcludeFromDescription();
+        // Every page and form below is for a signed-in person (NexusPolicies.SignedIn, Accounts/SessionPolicies.cs).
+        var dashboard = app.MapGroup("").RequireAuthorization(NexusPolicies.SignedIn);
+        dashboard.MapGet("/dashboard", ListAsync).ExcludeFromDescription();
+        dashboard.MapGet("/dashboard/connect/{provider}", ChooseAsync).ExcludeFromDescription();
+        dashboard.MapPost("/dashboard/connect/{provider}", ConnectAsync).ExcludeFromDescription().RequireProtectedForm();
+        dashboard.MapGet("/dashboard/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
+        dashboard.MapPost("/dashboard/connections/{connectionId}/revoke", RevokeAsync).ExcludeFromDescription().RequireProtectedForm();
+        dashboard.MapGet("/dashboard/connections/{connectionId}/reconnect", ChooseReconnectAsync).ExcludeFromDescription();
+        dashboard.MapPost("/dashboard/connections/{connectionId}/reconnect", ReconnectAsync).ExcludeFromDescription().RequireProtectedForm();
+        dashboard.MapGet("/dashboard/returned", ReturnedAsync).ExcludeFromDescription();
     }
 
-    private static string? Workspace(HttpContext context) => UserAccounts.CurrentUserId(context);
-
-    private static IResult SignIn(HttpContext context) =>
-        Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(context.Request.Path + context.Request.QueryString)}");
+    /// <summary>A person's connections live in the workspace named by their user id.</summary>
+    private static string Workspace(HttpContext context) => UserAccounts.SignedInUserId(context);
 
     private static async Task<IResult> ListAsync(HttpContext context, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog, CancellationToken ct)
     {
-        if (Workspace(context) is not { } workspace)
-        {
-            return SignIn(context);
-        }
+        var workspace = Workspace(context);
 
         var connections = await store.ListAsync([workspace], null, null, null, 200, ct);
         var accounts = await store.AccountsAsync(workspace, ct);
@@ -85,11 +82,6 @@ internal static class ConnectionsPages
 
     private static async Task<IResult> ChooseAsync(HttpContext context, string provider, string? replaces, ProviderRegistry providers, ProviderCatalog catalog, CancellationToken ct)
     {
-        if (Workspace(context) is null)
-        {
-            return SignIn(context);
-        }
-
         if (await providers.FindAsync(provider, ct) is not { } p)
         {
             return Error(context, "Unknown service", "This service is not configured on this Nexus.", StatusCodes.Status404NotFound);
@@ -105,10 +97,7 @@ internal static class ConnectionsPages
     private static async Task<IResult> ChooseReconnectAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog,
         CancellationToken ct)
     {
-        if (Workspace(context) is not { } workspace)
-        {
-            return SignIn(context);
-        }
+        var workspace = Workspace(context);
 
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || connection.WorkspaceId != workspace)
@@ -134,15 +123,9 @@ internal static class ConnectionsPages
     private static async Task<IResult> ReconnectAsync(HttpContext context, string connectionId, ConnectionStore store, ConnectionService connections, NexusOptions options,
         CancellationToken ct)
     {
-        if (Workspace(context) is not { } workspace)
-        {
-            return SignIn(context);
-        }
+        var workspace = Workspace(context);
 
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || connection.WorkspaceId != workspace)
@@ -192,15 +175,9 @@ internal static class ConnectionsPages
     private static async Task<IResult> ConnectAsync(HttpContext context, string provider, ProviderRegistry providers, ConnectionStore store, ConnectionService connections,
         NexusOptions options, CancellationToken ct)
     {
-        if (Workspace(context) is not { } workspace)
-        {
-            return SignIn(context);
-        }
+        var workspace = Workspace(context);
 
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         if (await providers.FindAsync(provider, ct) is not { } p)
         {
@@ -222,10 +199,7 @@ internal static class ConnectionsPages
     /// </summary>
     private static async Task<IResult> ReturnedAsync(HttpContext context, string? connection_id, ConnectionStore store, ConnectionService connections, CancellationToken ct)
     {
-        if (Workspace(context) is not { } workspace)
-        {
-            return SignIn(context);
-        }
+        var workspace = Workspace(context);
 
         var connection = string.IsNullOrEmpty(connection_id) ? null : await store.FindAsync(connection_id, ct);
         if (connection is null || connection.WorkspaceId != workspace)
@@ -245,10 +219,7 @@ internal static class ConnectionsPages
 
     private static async Task<IResult> ConfirmRevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ProviderRegistry providers, CancellationToken ct)
     {
-        if (Workspace(context) is not { } workspace)
-        {
-            return SignIn(context);
-        }
+        var workspace = Workspace(context);
 
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || connection.WorkspaceId != workspace)
@@ -267,15 +238,7 @@ internal static class ConnectionsPages
 
     private static async Task<IResult> RevokeAsync(HttpContext context, string connectionId, ConnectionStore store, ConnectionService connections, CancellationToken ct)
     {
-        if (Workspace(context) is not { } workspace)
-        {
-            return SignIn(context);
-        }
-
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var workspace = Workspace(context);
 
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || connection.WorkspaceId != workspace)

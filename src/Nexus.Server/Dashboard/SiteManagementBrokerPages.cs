@@ -1,6 +1,5 @@
 using System.Text;
 using Dapper;
-using Nexus.Server.Accounts;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.Audit;
 using Nexus.Server.Data;
@@ -22,29 +21,29 @@ internal static class SiteManagementBrokerPages
         var admin = app.MapGroup("").RequireAuthorization(NexusPolicies.SiteAdmin);
         admin.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
         admin.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
-            CreateProviderAsync(context, registry, catalog, registration, custom: false, ct)).ExcludeFromDescription().DisableAntiforgery();
+            CreateProviderAsync(context, registry, catalog, registration, custom: false, ct)).ExcludeFromDescription().RequireProtectedForm();
         admin.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
-            CreateProviderAsync(context, registry, catalog, registration, custom: true, ct)).ExcludeFromDescription().DisableAntiforgery();
+            CreateProviderAsync(context, registry, catalog, registration, custom: true, ct)).ExcludeFromDescription().RequireProtectedForm();
         // Two segments, so that no provider name (a single segment) is shadowed by this form's address.
-        admin.MapPost(McpFormPath, CreateMcpProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/providers/mcp/new", CreateMcpProviderAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
-        admin.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>
             Confirm(context, "/admin/providers", $"Delete the provider {name}?", $"/admin/providers/{Uri.EscapeDataString(name)}/delete", "Delete provider",
                 "Apps and people can no longer connect it. Nexus refuses while connections still use it: revoke those first.")).ExcludeFromDescription();
-        admin.MapPost("/admin/providers/{name}/delete", DeleteProviderAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/providers/{name}/delete", DeleteProviderAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/api-keys", (HttpContext context, ApiKeyStore store, CancellationToken ct) => ApiKeysAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
-        admin.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/api-keys", CreateApiKeyAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/api-keys/{id}/revoke", (HttpContext context, string id) =>
             Confirm(context, "/admin/api-keys", "Revoke this API key?", $"/admin/api-keys/{Uri.EscapeDataString(id)}/revoke", "Revoke key",
                 "Every app using it loses access at once. It stays listed under Revoked.")).ExcludeFromDescription();
-        admin.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
-        admin.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/webhooks/{id}/delete", (HttpContext context, string id) =>
             Confirm(context, "/admin/webhooks", "Delete this webhook?", $"/admin/webhooks/{Uri.EscapeDataString(id)}/delete", "Delete webhook",
                 "Nexus stops sending events to it at once; its delivery log goes with it.")).ExcludeFromDescription();
-        admin.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
     }
 
@@ -192,10 +191,7 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> CreateProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration,
         bool custom, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var formErrors = new Dictionary<string, string[]>();
         var scopes = Words(form["scopes"]);
@@ -221,17 +217,14 @@ internal static class SiteManagementBrokerPages
         new() { ["provider"] = [failure is Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult { ProblemDetails.Detail: { } detail } ? $"The provider could not be saved: {detail}" : "The provider could not be saved (its OpenID Connect discovery failed?)."] };
 
     /// <summary>
-    /// Registers an MCP server by its URL from the form, through the same code as POST /v1/providers with
-    /// <c>auth_mode "mcp_oauth2"</c> (the provider mode handler): its validation and its discovery failures come
+    /// Registers an MCP server by its URL from the form, through the same service as POST /v1/providers with
+    /// <c>auth_mode "mcp_oauth2"</c> (<see cref="ProviderRegistration"/>): its validation and its discovery failures come
     /// back onto the form, with what was typed (secrets aside, as in every form here).
     /// </summary>
     private static async Task<IResult> CreateMcpProviderAsync(HttpContext context, ProviderRegistry registry, ProviderCatalog catalog,
-        IEnumerable<IProviderModeHandler> handlers, CancellationToken ct)
+        ProviderRegistration registration, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var scopes = Words(form["scopes"]);
         var request = EmptyRequest with
@@ -248,8 +241,7 @@ internal static class SiteManagementBrokerPages
             GrantType = form["grant_type"] == McpGrantTypes.ClientCredentials ? McpGrantTypes.ClientCredentials : null,
             PrivateKeyPem = NullIfEmpty(form["private_key_pem"]),
         };
-        var handler = handlers.First(h => h.AuthMode == AuthModes.McpOAuth2);
-        var (provider, failure) = await handler.RegisterAsync(request, ct);
+        var (provider, failure, _) = await registration.RegisterAsync(request, ct);
         return provider is not null ? Results.Redirect("/admin/providers")
             : await ProvidersAsync(context, registry, catalog, ProblemErrors(failure, "The MCP server could not be added"), form, custom: false, ct, 400, mcp: true);
     }
@@ -345,10 +337,7 @@ internal static class SiteManagementBrokerPages
     private static async Task<IResult> UpdateProviderAsync(HttpContext context, string name, ProviderRegistry registry, ProviderRegistration registration,
         CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         if (await registry.FindAsync(name, ct) is not { } p)
         {
@@ -409,11 +398,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> DeleteProviderAsync(HttpContext context, string name, ProviderRegistry registry, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
         return await registry.DeleteAsync(name, ct) switch
         {
             null => Error(context, "Not found", "There is no such provider.", StatusCodes.Status404NotFound),
@@ -444,10 +428,7 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ApiKeyStore store, ApiKeyService apiKeys, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var (key, secret, errors) = await apiKeys.CreateAsync(new ApiKeyRequest(form["name"], Words(form["workspaces"]), form["bridge_only"] != "true"), ct);
         if (key is null)
@@ -460,11 +441,6 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyService apiKeys, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
         if (await apiKeys.FindAsync(id, ct) is { IsRevoked: false } key)
         {
             await apiKeys.RevokeAsync(key, ct);
@@ -503,31 +479,22 @@ internal static class SiteManagementBrokerPages
             """, status);
     }
 
-    private static async Task<IResult> CreateWebhookAsync(HttpContext context, WebhookStore store, IHostEnvironment environment, CancellationToken ct)
+    private static async Task<IResult> CreateWebhookAsync(HttpContext context, WebhookStore store, WebhookRegistration registration, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var request = new WebhookRequest(form["url"], form["events"].Where(e => !string.IsNullOrEmpty(e)).Select(e => e!).ToArray(), NullIfEmpty(form["workspace_id"]));
-        var (url, events, errors) = WebhooksAdminEndpoints.Validate(request, context.RequestServices.GetRequiredService<Providers.UpstreamPolicy>());
-        if (errors.Count > 0)
+        var (webhook, secret, errors) = await registration.CreateAsync(request, ct);
+        if (webhook is null)
         {
             return await WebhooksAsync(context, store, null, errors, form, ct, 400);
         }
 
-        var (webhook, secret) = await store.CreateAsync(url!, events, request.WorkspaceId, ct);
-        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret)}</section>", null, null, ct);
+        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret!)}</section>", null, null, ct);
     }
 
     private static async Task<IResult> DeleteWebhookAsync(HttpContext context, string id, WebhookStore store, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
         await store.DeleteAsync(id, ct);
         return Results.Redirect("/admin/webhooks");
     }

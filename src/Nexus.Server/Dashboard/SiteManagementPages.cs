@@ -20,43 +20,43 @@ internal static class SiteManagementPages
         var admin = app.MapGroup("").RequireAuthorization(NexusPolicies.SiteAdmin);
         admin.MapGet("/admin", (HttpContext context) => Results.Redirect("/admin/applications")).ExcludeFromDescription();
         admin.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
-        admin.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/applications/{clientId}/delete", (HttpContext context, string clientId) =>
             Confirm(context, "/admin/applications", "Revoke this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/delete", "Revoke application",
                 "Its secret and every token issued to it stop working at once. It stays listed under Revoked.")).ExcludeFromDescription();
         admin.MapGet("/admin/applications/{clientId}/secret", (HttpContext context, string clientId) =>
             Confirm(context, "/admin/applications", "Generate a new secret for this application?", $"/admin/applications/{Uri.EscapeDataString(Uri.UnescapeDataString(clientId))}/secret", "Generate new secret",
                 "The current secret stops working at once; the application fails until it is given the new one.")).ExcludeFromDescription();
-        admin.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ApplicationService applications) => RevokeAsync(context, clientId, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
-        admin.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, ApplicationService applications) => RotateAsync(context, clientId, registry, applications, "/admin/applications")).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ApplicationService applications) => RevokeAsync(context, clientId, applications, "/admin/applications")).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, ApplicationService applications) => RotateAsync(context, clientId, registry, applications, "/admin/applications")).ExcludeFromDescription().RequireProtectedForm();
 
         admin.MapGet("/admin/clients", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ClientsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
-        admin.MapPost("/admin/clients", CreateClientAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/clients", CreateClientAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/clients/{clientId}/delete", (HttpContext context, string clientId) =>
             Confirm(context, "/admin/clients", "Revoke this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/delete", "Revoke App Client",
                 "Its secret and every token issued to it stop working at once. It stays listed under Revoked.")).ExcludeFromDescription();
         admin.MapGet("/admin/clients/{clientId}/secret", (HttpContext context, string clientId) =>
             Confirm(context, "/admin/clients", "Generate a new secret for this App Client?", $"/admin/clients/{Uri.EscapeDataString(clientId)}/secret", "Generate new secret",
                 "The current secret stops working at once; the client fails until it is given the new one.")).ExcludeFromDescription();
-        admin.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, AppClientService clients) => RevokeAsync(context, clientId, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
-        admin.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, AppClientService clients) => RotateAsync(context, clientId, registry, clients, "/admin/clients")).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/clients/{clientId}/delete", (HttpContext context, string clientId, AppClientService clients) => RevokeAsync(context, clientId, clients, "/admin/clients")).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/clients/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, AppClientService clients) => RotateAsync(context, clientId, registry, clients, "/admin/clients")).ExcludeFromDescription().RequireProtectedForm();
 
         admin.MapGet("/admin/users", (HttpContext context, UserStore users, DeploymentSettings settings, CancellationToken ct) => UsersAsync(context, users, settings, null, null, null, ct)).ExcludeFromDescription();
-        admin.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/users/{id}/disable", (HttpContext context, string id) =>
             Confirm(context, "/admin/users", "Disable this user?", $"/admin/users/{Uri.EscapeDataString(id)}/disable", "Disable user",
                 "They are signed out everywhere at once and cannot sign in until you enable the account again. Their connections stay.")).ExcludeFromDescription();
         admin.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
-            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Disable)).ExcludeFromDescription().DisableAntiforgery();
+            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Disable)).ExcludeFromDescription().RequireProtectedForm();
         admin.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
-            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Enable)).ExcludeFromDescription().DisableAntiforgery();
+            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Enable)).ExcludeFromDescription().RequireProtectedForm();
         admin.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
-            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Unlock)).ExcludeFromDescription().DisableAntiforgery();
+            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Unlock)).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/users/{id}/reset", (HttpContext context, string id) =>
             Confirm(context, "/admin/users", "Reset this user's password?", $"/admin/users/{Uri.EscapeDataString(id)}/reset", "Reset password",
                 "Their current password stops working and they are signed out everywhere. You get a temporary password, shown once, to pass on to them.")).ExcludeFromDescription();
-        admin.MapPost("/admin/users/{id}/reset", ResetPasswordAsync).ExcludeFromDescription().DisableAntiforgery();
-        admin.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().DisableAntiforgery();
+        admin.MapPost("/admin/users/{id}/reset", ResetPasswordAsync).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/status", StatusAsync).ExcludeFromDescription();
     }
 
@@ -89,10 +89,7 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> CreateApplicationAsync(HttpContext context, ClientRegistry registry, ApplicationService applications, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         var request = new ApplicationRequest(form["name"], Lines(form["redirect_uris"]), NullIfEmpty(form["description"]), NullIfEmpty(form["base_url"]),
             NullIfEmpty(form["owner_email"]), NullIfEmpty(form["type"]), null, null, null);
@@ -143,10 +140,7 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> CreateClientAsync(HttpContext context, ClientRegistry registry, AppClientService clients, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         int? lifetime = int.TryParse(form["access_token_lifetime_seconds"], out var l) ? l : null;
         if (lifetime is null && !string.IsNullOrWhiteSpace(form["access_token_lifetime_seconds"]))
@@ -173,11 +167,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> RevokeAsync(HttpContext context, string clientId, ClientService clients, string back)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
         // A metadata-document client's id is a URL, percent-encoded in the route (see ApplicationService.IdFromRoute).
         if (await clients.FindAsync(clientId, context.RequestAborted) is { } client)
         {
@@ -189,11 +178,6 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> RotateAsync(HttpContext context, string clientId, ClientRegistry registry, ClientService clients, string back)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
         var ct = context.RequestAborted;
         var client = await clients.FindAsync(clientId, ct);
         var secret = client is null ? null : (await clients.RotateSecretAsync(client, ct))?.Secret;
@@ -265,22 +249,14 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> CreateUserAsync(HttpContext context, UserManager<NexusUser> userManager, UserStore users, DeploymentSettings settings, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
-        var (user, errors) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true);
+        var (user, errors, _) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true);
         return user is null ? await UsersAsync(context, users, settings, errors, form, null, ct, 400) : Results.Redirect("/admin/users");
     }
 
     private static async Task<IResult> ChangeUserAsync(HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, UserAdministration.Action action)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
         if (action == UserAdministration.Action.Disable && id == UserAccounts.CurrentUserId(context))
         {
             return Error(context, "Not your own account", "You cannot disable the account you are signed in with.", StatusCodes.Status409Conflict);
@@ -293,11 +269,6 @@ internal static class SiteManagementPages
     private static async Task<IResult> ResetPasswordAsync(HttpContext context, string id, UserManager<NexusUser> userManager, SessionValidator sessions, UserStore users,
         DeploymentSettings settings, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is null)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
-
         var (user, temporary) = await UserAdministration.ResetPasswordAsync(userManager, sessions, id, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow());
         if (user is null || temporary is null)
         {
@@ -315,10 +286,7 @@ internal static class SiteManagementPages
 
     private static async Task<IResult> ToggleSignUpAsync(HttpContext context, DeploymentSettings settings, CancellationToken ct)
     {
-        if (await AccountEndpoints.ReadProtectedFormAsync(context) is not { } form)
-        {
-            return AccountEndpoints.CsrfRejected(context);
-        }
+        var form = ProtectedForm.Of(context);
 
         await settings.SetAsync(DeploymentSettings.SignUpEnabled, form["enabled"] == "true" ? "true" : "false", ct);
         return Results.Redirect("/admin/users");

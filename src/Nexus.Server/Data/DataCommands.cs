@@ -51,17 +51,17 @@ internal static class DataCommands
         var target = Path.GetFullPath(context.Args.Argument(0, "FILE (where to write the backup)"));
         if (!File.Exists(db.SqliteFile))
         {
-            throw new CommandFailedException($"There is no database to back up at {db.SqliteFile}. Check Nexus:DataDirectory.", "no_database");
+            throw new CommandFailedException($"There is no database to back up at {db.SqliteFile}. Check Nexus:DataDirectory.", CommandErrorCatalog.NoDatabase);
         }
 
         if (File.Exists(target) && !context.Args.Flag("force"))
         {
-            throw new CommandFailedException($"{target} exists. Choose another file, or pass --force to overwrite it.", "file_exists");
+            throw new CommandFailedException($"{target} exists. Choose another file, or pass --force to overwrite it.", CommandErrorCatalog.FileExists);
         }
 
         if (Path.GetDirectoryName(target) is { } folder && !Directory.Exists(folder))
         {
-            throw new CommandFailedException($"The folder {folder} does not exist.", "no_folder");
+            throw new CommandFailedException($"The folder {folder} does not exist.", CommandErrorCatalog.NoFolder);
         }
 
         // Written beside the target and moved into place once checked, so a failed backup never leaves half a file.
@@ -98,12 +98,12 @@ internal static class DataCommands
         var file = Path.GetFullPath(context.Args.Argument(0, "FILE (the backup to restore)"));
         if (!File.Exists(file))
         {
-            throw new CommandFailedException($"There is no file at {file}.", "no_file");
+            throw new CommandFailedException($"There is no file at {file}.", CommandErrorCatalog.NoFile);
         }
 
         if (string.Equals(file, db.SqliteFile, StringComparison.Ordinal))
         {
-            throw new CommandFailedException("FILE is the database itself.", "same_file");
+            throw new CommandFailedException("FILE is the database itself.", CommandErrorCatalog.SameFile);
         }
 
         var version = await CheckAsync(file, context.Get<Migrator>(), ct);
@@ -113,7 +113,7 @@ internal static class DataCommands
         if (!context.Args.Flag("force") && await InUseAsync(destination, ct))
         {
             throw new CommandFailedException(
-                $"The database at {db.SqliteFile} is in use (is Nexus running?). Stop every instance first, or pass --force to restore into the live database.", "database_in_use");
+                $"The database at {db.SqliteFile} is in use (is Nexus running?). Stop every instance first, or pass --force to restore into the live database.", CommandErrorCatalog.DatabaseInUse);
         }
 
         long pages;
@@ -133,7 +133,7 @@ internal static class DataCommands
     {
         var db = context.Get<NexusDatabase>();
         return db.Engine == DatabaseEngine.Sqlite ? db
-            : throw new CommandFailedException($"'{command}' works on SQLite; this Nexus uses {db.Description}. Use pg_dump and pg_restore for PostgreSQL (see docs/cli.md).", "not_sqlite");
+            : throw new CommandFailedException($"'{command}' works on SQLite; this Nexus uses {db.Description}. Use pg_dump and pg_restore for PostgreSQL (see docs/cli.md).", CommandErrorCatalog.NotSqlite);
     }
 
     private static string ConnectionString(string file, SqliteOpenMode mode, int timeoutSeconds = 30) =>
@@ -165,7 +165,7 @@ internal static class DataCommands
     private static async Task<long> CopyAsync(SqliteConnection source, SqliteConnection destination, CommandContext context, string label, CancellationToken ct)
     {
         using var backup = raw.sqlite3_backup_init(destination.Handle, "main", source.Handle, "main")
-            ?? throw new CommandFailedException("SQLite could not start the copy: " + raw.sqlite3_errmsg(destination.Handle).utf8_to_string(), "backup_failed");
+            ?? throw new CommandFailedException("SQLite could not start the copy: " + raw.sqlite3_errmsg(destination.Handle).utf8_to_string(), CommandErrorCatalog.BackupFailed);
         CommandProgress? progress = null;
         while (true)
         {
@@ -188,7 +188,7 @@ internal static class DataCommands
 
             if (rc != raw.SQLITE_OK)
             {
-                throw new CommandFailedException($"The copy failed: {raw.sqlite3_errstr(rc).utf8_to_string()}.", "backup_failed");
+                throw new CommandFailedException($"The copy failed: {raw.sqlite3_errstr(rc).utf8_to_string()}.", CommandErrorCatalog.BackupFailed);
             }
         }
     }
@@ -206,24 +206,24 @@ internal static class DataCommands
             var check = await connection.ExecuteScalarAsync<string>(new CommandDefinition("PRAGMA quick_check", cancellationToken: ct));
             if (check != "ok")
             {
-                throw new CommandFailedException($"{file} is damaged: SQLite's integrity check reports '{check}'.", "invalid_backup");
+                throw new CommandFailedException($"{file} is damaged: SQLite's integrity check reports '{check}'.", CommandErrorCatalog.InvalidBackup);
             }
 
             var hasSchema = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", cancellationToken: ct));
             if (hasSchema == 0)
             {
-                throw new CommandFailedException($"{file} is a SQLite database, but not a Nexus one (it has no schema_migrations table).", "invalid_backup");
+                throw new CommandFailedException($"{file} is a SQLite database, but not a Nexus one (it has no schema_migrations table).", CommandErrorCatalog.InvalidBackup);
             }
 
             var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", cancellationToken: ct));
             var newest = migrator.Migrations.Count;
             return version <= newest ? version
-                : throw new CommandFailedException($"{file} has schema version {version}, newer than this Nexus knows ({newest}). Restore it with a newer Nexus.", "invalid_backup");
+                : throw new CommandFailedException($"{file} has schema version {version}, newer than this Nexus knows ({newest}). Restore it with a newer Nexus.", CommandErrorCatalog.InvalidBackup);
         }
         catch (SqliteException e)
         {
-            throw new CommandFailedException($"{file} is not a readable SQLite database ({e.Message.Replace("SQLite Error ", "", StringComparison.Ordinal)}).", "invalid_backup");
+            throw new CommandFailedException($"{file} is not a readable SQLite database ({e.Message.Replace("SQLite Error ", "", StringComparison.Ordinal)}).", CommandErrorCatalog.InvalidBackup);
         }
     }
 }

@@ -11,7 +11,7 @@ internal sealed record ApiAnswer(int Status, IReadOnlyDictionary<string, string>
 
 /// <summary>
 /// Sends one request of the call_api tool through the Bridge's own forwarding code, in process: a request context is
-/// built from the tool's arguments and handed to <see cref="BridgeEndpoints.ForwardToConnectionAsync"/>, so refresh on
+/// built from the tool's arguments and handed to <see cref="BridgeConnection.ForwardAsync"/>, so refresh on
 /// expiry, refresh-and-retry on 401, credential injection, the path and redirect rules and the removal of credentials
 /// from the answer's headers are the Bridge's, not a second copy. The answer's body is captured up to
 /// <see cref="MaxBodyBytes"/>, and any credential of the connection that appears in it is blanked.
@@ -85,7 +85,7 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
             }
         }
 
-        await BridgeEndpoints.ForwardToConnectionAsync(context, connection, path);
+        await BridgeConnection.ForwardAsync(context, connection, path);
 
         var response = context.Response;
         var answerHeaders = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);

@@ -61,14 +61,12 @@ internal sealed class McpConnectLinks(IDataProtectionProvider protection, NexusO
         return new ConnectTicket(parts[0], parts[1], scopes, parts[3].Length == 0 ? null : parts[3], expires);
     }
 
-    public static void MapConnectPage(IEndpointRouteBuilder app) => app.MapGet("/mcp/connect", OpenAsync).ExcludeFromDescription();
+    /// <summary>For a signed-in person (NexusPolicies.SignedIn): anyone else goes to the sign-in page, the link as returnUrl.</summary>
+    public static void MapConnectPage(IEndpointRouteBuilder app) => app.MapGet("/mcp/connect", OpenAsync).RequireAuthorization(NexusPolicies.SignedIn).ExcludeFromDescription();
 
     private static async Task<IResult> OpenAsync(HttpContext context, string? ticket, McpConnectLinks links, ProviderRegistry providers, ProviderCatalog catalog, CancellationToken ct)
     {
-        if (UserAccounts.CurrentUserId(context) is not { } userId)
-        {
-            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(context.Request.Path + context.Request.QueryString)}");
-        }
+        var userId = UserAccounts.SignedInUserId(context);
 
         if (links.Read(ticket) is not { } t)
         {

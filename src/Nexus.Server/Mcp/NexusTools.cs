@@ -20,7 +20,7 @@ namespace Nexus.Server.Mcp;
 /// </summary>
 [McpServerToolType]
 internal sealed class NexusTools(ConnectionService connections, ConnectionStore store, ProviderRegistry providers, ProviderCatalog catalog,
-    McpConnectLinks links, McpApiCalls api, McpRemoteCalls remote, Administrators administrators, IEnumerable<IProviderModeHandler> modes)
+    McpConnectLinks links, McpApiCalls api, McpRemoteCalls remote, Administrators administrators, ProviderRegistration registration)
 {
     public const string ListServices = "list_services";
     public const string ListConnections = "list_connections";
@@ -181,7 +181,7 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
 
         var body = new ProviderRequest(chosen, null, null, AuthModes.McpOAuth2, null, null, null, null, null, null, null, null, scopes, null, null, null, null, null, null, null, null, null,
             McpUrl: trimmed);
-        var (provider, failure) = await modes.First(m => m.AuthMode == AuthModes.McpOAuth2).RegisterAsync(body, ct);
+        var (provider, failure, _) = await registration.RegisterAsync(body, ct);
         if (provider is null)
         {
             return RegistrationError(failure);

@@ -9,6 +9,7 @@ internal static class NotificationsExtensions
         var services = builder.Services;
         services.AddSingleton(WebhookStore.Column);
         services.AddSingleton<WebhookStore>();
+        services.AddSingleton<WebhookRegistration>();
         services.AddSingleton<WebhookPublisher>();
         services.AddSingleton<WebhookDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());

@@ -34,7 +34,7 @@ internal static class WebhooksAdminEndpoints
         hooks.MapPost("/v1/admin/webhooks/{id}/test", TestAsync);
     }
 
-    private static async Task<Results<Created<WebhookResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, WebhookStore store, Providers.UpstreamPolicy policy, CancellationToken ct)
+    private static async Task<Results<Created<WebhookResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, WebhookRegistration registration, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<WebhookRequest>(request, ct);
         if (error is not null)
@@ -42,14 +42,8 @@ internal static class WebhooksAdminEndpoints
             return error;
         }
 
-        var (url, events, errors) = Validate(body!, policy);
-        if (errors.Count > 0)
-        {
-            return Problems.TypedValidation(errors);
-        }
-
-        var (webhook, secret) = await store.CreateAsync(url!, events, string.IsNullOrWhiteSpace(body!.WorkspaceId) ? null : body.WorkspaceId.Trim(), ct);
-        return TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
+        var (webhook, secret, errors) = await registration.CreateAsync(body!, ct);
+        return webhook is null ? Problems.TypedValidation(errors) : TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, WebhookStore store, CancellationToken ct) =>
@@ -64,32 +58,5 @@ internal static class WebhooksAdminEndpoints
 
         await publisher.PublishAsync(WebhookEvents.Test, found.Webhook.WorkspaceId, new { webhook_id = id, message = "Hello from Nexus" }, ct);
         return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries");
-    }
-
-    /// <summary>
-    /// A webhook URL obeys the same rule as a provider URL (<see cref="Providers.UpstreamPolicy"/>): https, or plain
-    /// http to loopback only where Nexus__AllowInsecureUpstreams allows it. Where it may connect is checked again at
-    /// delivery time, after DNS resolution (<see cref="OutboundNetworkGuard"/>).
-    /// </summary>
-    public static (string? Url, string[] Events, Dictionary<string, string[]> Errors) Validate(WebhookRequest body, Providers.UpstreamPolicy policy)
-    {
-        var errors = new Dictionary<string, string[]>();
-        string? url = null;
-        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out var uri) || policy.Check(body.Url) is not null)
-        {
-            errors["url"] = [$"The url {policy.Check(body.Url) ?? "must be an absolute https URL."}"];
-        }
-        else
-        {
-            url = uri.AbsoluteUri;
-        }
-
-        var events = body.Events is null || body.Events.Length == 0 ? ["*"] : body.Events.Distinct(StringComparer.Ordinal).ToArray();
-        if (events.FirstOrDefault(e => e != "*" && !WebhookEvents.All.Contains(e)) is { } unknown)
-        {
-            errors["events"] = [$"Unknown event '{unknown}'. Known: {string.Join(", ", WebhookEvents.All)}, or * for all."];
-        }
-
-        return (url, events, errors);
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Providers;
 

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Providers;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Providers;
 

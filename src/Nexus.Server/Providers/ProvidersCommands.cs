@@ -182,7 +182,7 @@ internal static partial class ProvidersCommands
             }
             else
             {
-                return new ImportResult(label, "failed", new ImportError("secret_missing", $"client_secret names the environment variable {variable}, which is not set.", null));
+                return new ImportResult(label, "failed", new ImportError(CommandErrorCatalog.SecretMissing.Code, $"client_secret names the environment variable {variable}, which is not set.", null));
             }
         }
 

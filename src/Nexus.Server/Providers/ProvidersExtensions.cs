@@ -1,3 +1,5 @@
+using Nexus.Server.Hosting;
+
 namespace Nexus.Server.Providers;
 
 internal static class ProvidersExtensions

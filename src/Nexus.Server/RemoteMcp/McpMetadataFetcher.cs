@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Nexus.Server.Hosting;
-using Nexus.Server.Providers;
 
 namespace Nexus.Server.RemoteMcp;
 

@@ -15,10 +15,8 @@ public sealed partial class ComponentGraphTests
     /// Edges that close cycles today and are to be removed (issue 13): each must still exist, so that removing one from
     /// the code also removes it here, and no other edge may close a cycle.
     /// </summary>
-    internal static readonly Dictionary<string, string> KnownBackEdges = new(StringComparer.Ordinal)
-    {
-        ["AuthorizationServer -> Providers"] = "client metadata documents are fetched with the providers' outbound HTTP client",
-    };
+    /// (None left: AuthorizationServer -> Providers went when UpstreamPolicy, the outbound URL policy, moved to Hosting.)
+    internal static readonly Dictionary<string, string> KnownBackEdges = new(StringComparer.Ordinal);
 
     [Fact]
     public void NoDependencyBetweenComponentsClosesACycleBeyondTheKnownOnes()
@@ -68,6 +66,38 @@ public sealed partial class ComponentGraphTests
         Assert.Contains("Connections", graph["Bridge"]);
         Assert.DoesNotContain("Dashboard", graph["Data"]);
     }
+
+    /// <summary>
+    /// Issue 13 item 1: a page, a tool or another component calls a service of the owning component, never a method of
+    /// its endpoint classes, and the dashboard and the MCP tools register providers through ProviderRegistration
+    /// (the admin API's service) rather than an auth mode's handler. The address of a route (a method named *Url or
+    /// *Path) is exempt: it is what the endpoint class is there to tell.
+    /// </summary>
+    [Fact]
+    public void NoComponentCallsAnotherComponentsEndpointClassesOrModeHandlers()
+    {
+        var source = Repository.PathOf("src", "Nexus.Server");
+        var files = Directory.EnumerateFiles(source, "*.cs", SearchOption.AllDirectories)
+            .Where(f => !Path.GetRelativePath(source, f).Split(Path.DirectorySeparatorChar).Any(d => d is "bin" or "obj"))
+            .Select(f => (Component: Path.GetRelativePath(source, f).Split(Path.DirectorySeparatorChar)[0], Path: f, Code: CommentsAndStrings().Replace(File.ReadAllText(f), " ")))
+            .ToList();
+        var owners = files.SelectMany(f => EndpointClass().Matches(f.Code).Select(m => (Class: m.Groups[1].Value, f.Component)))
+            .DistinctBy(c => c.Class).ToDictionary(c => c.Class, c => c.Component, StringComparer.Ordinal);
+        var calls = files.SelectMany(f => EndpointCall().Matches(f.Code)
+                .Where(m => owners.TryGetValue(m.Groups[1].Value, out var owner) && owner != f.Component
+                    && !m.Groups[2].Value.EndsWith("Url", StringComparison.Ordinal) && !m.Groups[2].Value.EndsWith("Path", StringComparison.Ordinal))
+                .Select(m => $"{Path.GetRelativePath(source, f.Path)}: {m.Value.TrimEnd('(', ' ')}"))
+            .ToList();
+        calls.AddRange(files.Where(f => f.Component is "Dashboard" or "Mcp" && f.Code.Contains("IProviderModeHandler", StringComparison.Ordinal))
+            .Select(f => $"{Path.GetRelativePath(source, f.Path)}: IProviderModeHandler (use ProviderRegistration)"));
+        Assert.True(calls.Count == 0, $"Call the owning component's service instead: {string.Join("; ", calls)}");
+    }
+
+    [GeneratedRegex(@"\bclass\s+(\w+Endpoints?)\b")]
+    private static partial Regex EndpointClass();
+
+    [GeneratedRegex(@"(?<![\w.])(\w+Endpoints?)\.(\w+)\s*(?:<[^>()]*>)?\s*\(")]
+    private static partial Regex EndpointCall();
 
     internal static (string From, string To) Split(string edge) => edge.Split(" -> ") is [var from, var to] ? (from, to) : throw new ArgumentException(edge);
 

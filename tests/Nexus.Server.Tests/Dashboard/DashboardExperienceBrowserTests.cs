@@ -406,6 +406,26 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
     }
 
     [Fact]
+    public async Task TheConsentPageWrapsALongEmailAddressInsteadOfScrollingSideways()
+    {
+        // 64 characters is the longest local part an address may have (RFC 5321 section 4.5.3.1.1), with no place to break.
+        var email = new string('l', 64) + "@consent-with-a-rather-long-domain-name.dashboard.example";
+        await fixture.CreateUserAsync(email);
+        var (clientId, _) = await AuthorizationServer.OAuthAppHelpers.RegisterApplicationAsync(Server);
+        var (_, challenge) = AuthorizationServer.OAuthAppHelpers.Pkce();
+
+        await using var session = await SignedInAsync(email, width: 390);
+        var page = session.Page;
+        await page.GotoAsync(Server.BaseUrl + AuthorizationServer.OAuthAppHelpers.AuthorizeUrl(clientId, challenge));
+        var card = page.Locator(".card", new() { HasText = email });
+        await card.WaitForAsync();
+        await session.ScreenshotAsync("consent-long-email-390px");
+        Assert.True(await card.EvaluateAsync<bool>("c => c.scrollWidth <= c.clientWidth"), "the address runs outside the consent card");
+        Assert.True(await page.EvaluateAsync<bool>("() => document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"));
+        session.AssertNoConsoleErrors();
+    }
+
+    [Fact]
     public async Task TheAuditLogWrapsLongDetailsInsteadOfScrollingSideways()
     {
         var audit = Server.Services.GetRequiredService<AuditLog>();

@@ -52,6 +52,46 @@ public sealed class AuthorizationPolicyTests(ServerFixture fixture) : IClassFixt
         Assert.True(checkedRoutes > 80, $"only {checkedRoutes} routes were checked");
     }
 
+    /// <summary>
+    /// The routes for a signed-in person that do not require the SignedIn policy, each for its own reason: signing out
+    /// when already signed out just lands on the home page, and the consent form answers a session that ended while the
+    /// person was deciding with its own 401 page ("Start again from the application"), after it validated the request.
+    /// </summary>
+    private static readonly string[] SignedInByHand = ["POST /account/signout", "POST /oauth2/authorize"];
+
+    [Fact]
+    public void EveryPageForASignedInPersonRequiresTheSignedInPolicy()
+    {
+        var endpoints = fixture.Server.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        var checkedRoutes = 0;
+        foreach (var route in Table.Where(r => r.Access == Access.User && !SignedInByHand.Contains($"{r.Method} {r.Pattern}")))
+        {
+            var endpoint = endpoints.Single(e => e.RoutePattern.RawText == route.Pattern
+                && (e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>()?.HttpMethods.Contains(route.Method) ?? false));
+            var policies = endpoint.Metadata.GetOrderedMetadata<IAuthorizeData>().Select(a => a.Policy).ToList();
+            Assert.True(policies.SequenceEqual([NexusPolicies.SignedIn]), $"{route.Method} {route.Pattern} requires [{string.Join(", ", policies)}], not {NexusPolicies.SignedIn}");
+            checkedRoutes++;
+        }
+
+        Assert.True(checkedRoutes >= 14, $"only {checkedRoutes} routes were checked");
+    }
+
+    [Theory]
+    [InlineData("/dashboard")]
+    [InlineData("/dashboard/connect/github?replaces=conn_1")]
+    [InlineData("/dashboard/returned?connection_id=conn_1&status=active")]
+    [InlineData("/account/applications")]
+    [InlineData("/account/applications/nxc_1/withdraw")]
+    [InlineData("/setup")]
+    [InlineData("/mcp/connect?ticket=abc")]
+    public async Task APageForASignedInPersonSendsAnyoneElseToSignInWithThePageAsReturnUrl(string page)
+    {
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(fixture.Server.BaseUrl) };
+        using var response = await http.GetAsync(page);
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal("/account/signin?returnUrl=" + Uri.EscapeDataString(page), response.Headers.Location?.OriginalString);
+    }
+
     [Fact]
     public async Task TheAdminApiAndTheGatewayAnswerARefusalWithTheirOwnProblem()
     {

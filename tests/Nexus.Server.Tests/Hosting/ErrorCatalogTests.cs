@@ -1,20 +1,28 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using Nexus.Server.Hosting;
+using Nexus.Server.Hosting.Commands;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Hosting;
 
 /// <summary>
-/// Issue 13, item 4: every problem <c>code</c> and every OAuth <c>error</c> lives in one catalog per vocabulary
-/// (src/Nexus.Server/Hosting/ProblemCatalog.cs, OAuthErrorCatalog.cs) with its status and message; the code reads them
-/// from there, never as a literal, and docs/errors.md lists each of them.
+/// Issue 13, item 4: every problem <c>code</c>, every OAuth <c>error</c> and every error code of the command line lives in
+/// one catalog per vocabulary (src/Nexus.Server/Hosting/ProblemCatalog.cs, OAuthErrorCatalog.cs,
+/// Commands/CommandErrorCatalog.cs) with its status (or exit code) and message; the code reads them from there, never as
+/// a literal, and docs/errors.md lists each of them.
 /// </summary>
 public sealed partial class ErrorCatalogTests
 {
     public const string DocumentPath = "docs/errors.md";
 
-    private static readonly string[] CatalogFiles = ["ProblemCatalog.cs", "OAuthErrorCatalog.cs"];
+    private static readonly string[] CatalogFiles = ["ProblemCatalog.cs", "OAuthErrorCatalog.cs", "CommandErrorCatalog.cs"];
+
+    /// <summary>The command line's error codes in another vocabulary, each with why it is not one.</summary>
+    private static readonly Dictionary<string, string> OtherCommandVocabularies = new(StringComparer.Ordinal)
+    {
+        ["src/Nexus.Server/Providers/ProvidersCommands.cs: \"failed\""] = "the result of one provider of providers import (created, updated, skipped, failed)",
+    };
 
     /// <summary>The same words in another vocabulary, each with why it is not a problem code or an OAuth error.</summary>
     private static readonly Dictionary<string, string> OtherVocabularies = new(StringComparer.Ordinal)
@@ -68,6 +76,62 @@ public sealed partial class ErrorCatalogTests
         Assert.True(stale.Count == 0, $"Gone from the code, so remove from OtherVocabularies too: {string.Join(", ", stale)}");
     }
 
+    /// <summary>
+    /// The command line's codes: no command writes one as a literal (they come from CommandErrorCatalog, or from
+    /// ProblemCatalog where the API answers the same failure), and no CommandFailedException is given a literal code.
+    /// </summary>
+    [Fact]
+    public void NoCommandErrorCodeIsWrittenAsALiteralOutsideItsCatalog()
+    {
+        var codes = CommandErrorCatalog.All.Select(e => e.Code).ToList();
+        var quoted = new Regex($@"(?<![\w])\\?""({string.Join('|', codes.Select(Regex.Escape))})\\?""", RegexOptions.CultureInvariant);
+        var found = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var file in SourceFiles())
+        {
+            var code = Comments().Replace(File.ReadAllText(file), m => m.Value.StartsWith('/') ? " " : m.Value);
+            var relative = Path.GetRelativePath(Repository.Root, file).Replace('\\', '/');
+            foreach (var throwSite in LiteralCodeAtThrowSite().Matches(code).Cast<Match>())
+            {
+                found.Add($"{relative}: {throwSite.Value}");
+            }
+
+            // The command line's own files: the commands of each component and Hosting/Commands.
+            if (!Path.GetFileName(file).EndsWith("Commands.cs", StringComparison.Ordinal) && !Path.GetFileName(file).EndsWith("Command.cs", StringComparison.Ordinal)
+                && !relative.Contains("/Hosting/Commands/", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            foreach (var literal in quoted.Matches(code).Select(m => $"{relative}: {m.Value}"))
+            {
+                seen.Add(literal);
+                if (!OtherCommandVocabularies.ContainsKey(literal))
+                {
+                    found.Add(literal);
+                }
+            }
+        }
+
+        Assert.True(found.Count == 0,
+            "The command line's error codes come from Hosting/Commands/CommandErrorCatalog.cs (or Hosting/ProblemCatalog.cs) "
+            + $"(add an entry there, then run scripts/errors.sh):{Environment.NewLine}{string.Join(Environment.NewLine, found)}");
+        var stale = OtherCommandVocabularies.Keys.Where(k => !seen.Contains(k)).ToList();
+        Assert.True(stale.Count == 0, $"Gone from the code, so remove from OtherCommandVocabularies too: {string.Join(", ", stale)}");
+    }
+
+    [Fact]
+    public void TheCommandLinesCodesAreSnakeCaseOnceAndNoneIsAlsoAProblemCode()
+    {
+        var codes = CommandErrorCatalog.All.Select(e => e.Code).ToList();
+        Assert.Contains(CommandErrorCatalog.InvalidBackup, CommandErrorCatalog.All);
+        Assert.Equal(typeof(CommandErrorCatalog).GetFields().Count(f => f.FieldType == typeof(CommandError)), codes.Count);
+        Assert.Equal(codes.Count, codes.Distinct(StringComparer.Ordinal).Count());
+        Assert.All(codes, c => Assert.Matches("^[a-z]+(_[a-z]+)*$", c));
+        Assert.Empty(codes.Intersect(ProblemCatalog.All.Select(p => p.Code)));
+        Assert.All(CommandErrorCatalog.All, e => Assert.True(e.ExitCode is ExitCodes.Failed or ExitCodes.Usage && e.Meaning.EndsWith('.'), e.Code));
+    }
+
     [Fact]
     public void EachVocabularyHasEveryCodeOnceInSnakeCaseWithAStatusAndAMessage()
     {
@@ -115,9 +179,10 @@ public sealed partial class ErrorCatalogTests
         text.Append("""
             # Error codes
 
-            Generated from `src/Nexus.Server/Hosting/ProblemCatalog.cs` and `src/Nexus.Server/Hosting/OAuthErrorCatalog.cs`
-            by `scripts/errors.sh`; `tests/Nexus.Server.Tests/Hosting/ErrorCatalogTests` fails when this file and the catalogs
-            differ, and when the code writes a code or an error anywhere but in its catalog. The API reference
+            Generated from `src/Nexus.Server/Hosting/ProblemCatalog.cs`, `src/Nexus.Server/Hosting/OAuthErrorCatalog.cs` and
+            `src/Nexus.Server/Hosting/Commands/CommandErrorCatalog.cs` by `scripts/errors.sh`;
+            `tests/Nexus.Server.Tests/Hosting/ErrorCatalogTests` fails when this file and the catalogs differ, and when the
+            code writes a code or an error anywhere but in its catalog. The API reference
             (`/docs/api`, [openapi.json](openapi.json)) lists which of them each route answers with.
 
             ## Problem details (RFC 9457)
@@ -152,6 +217,23 @@ public sealed partial class ErrorCatalogTests
             text.Append($"| `{error.Error}` | {error.Status} | {error.Description} | {error.Specification} |\n");
         }
 
+        text.Append("""
+
+            ## Command line
+
+            The server binary's commands ([cli.md](cli.md)) with `--json`: `{"error":{"code","message","errors"}}` on
+            standard output. Where the HTTP API answers the same failure, `code` is its problem code above
+            (`validation_failed`, `not_found`, `user_exists`, `client_revoked`, …); the command line's own codes are these.
+
+            | `code` | Exit code | Meaning |
+            |---|---|---|
+
+            """.ReplaceLineEndings("\n"));
+        foreach (var error in CommandErrorCatalog.All)
+        {
+            text.Append($"| `{error.Code}` | {error.ExitCode} | {error.Meaning} |\n");
+        }
+
         return text.ToString();
     }
 
@@ -159,12 +241,16 @@ public sealed partial class ErrorCatalogTests
         Directory.EnumerateFiles(Repository.PathOf("src", "Nexus.Server"), "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
                 && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
-                && !CatalogFiles.Any(c => f.EndsWith(Path.Combine("Hosting", c), StringComparison.Ordinal)));
+                && !CatalogFiles.Any(c => f.EndsWith(Path.Combine("Hosting", c), StringComparison.Ordinal) || f.EndsWith(Path.Combine("Hosting", "Commands", c), StringComparison.Ordinal)));
 
     /// <summary>Comments (replaced) and string literals (kept, matched first so that "//" inside one is no comment).</summary>
     [GeneratedRegex(@"""""""[\s\S]*?""""""|@""(?:[^""]|"""")*""|""(?:\\.|[^""\\\n])*""|'(?:\\.|[^'\\\n])+'|//[^\n]*|/\*[\s\S]*?\*/")]
     private static partial Regex Comments();
 
-    [GeneratedRegex(@"new\s+(ProblemType|OAuthError)\s*\(")]
+    [GeneratedRegex(@"new\s+(ProblemType|OAuthError|CommandError)\s*\(")]
     private static partial Regex EntryConstruction();
+
+    /// <summary>A bare snake_case string given to a CommandFailedException (or a command's error record) as an argument.</summary>
+    [GeneratedRegex(@"(CommandFailedException|ImportError)\s*\([^;]*?,\s*""[a-z]+(_[a-z]+)*""\s*[,)]")]
+    private static partial Regex LiteralCodeAtThrowSite();
 }

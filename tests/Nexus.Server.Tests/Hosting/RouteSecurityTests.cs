@@ -1,6 +1,8 @@
 using System.Net;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Hosting;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Hosting;
@@ -231,6 +233,59 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         Assert.Empty(mapped.Except(table).Order()); // a new route: add it to the table with its access rule
         Assert.Empty(table.Except(mapped).Order()); // a route that went away: remove its row
         Assert.Equal(Table.Length, table.Count);
+    }
+
+    /// <summary>
+    /// The routes that take a POST (or any method) with a body but are not HTML forms, so they carry no antiforgery
+    /// filter: an OAuth client or a resource server posts to them with its own credential (client authentication,
+    /// a Bearer token, an initial access token) and never with the session cookie, so a cross-site page gains nothing
+    /// by making a browser post to them. The API-key routes (the admin API, the gateway) are recognised by their policy.
+    /// </summary>
+    private static readonly string[] NotForms =
+    [
+        "/oauth2/token", "/nexus/oauth2/token", // RFC 6749 §3.2: the client authenticates itself.
+        "/oauth2/introspect", // RFC 7662 §2.1.
+        "/oauth2/revoke", // RFC 7009 §2.1.
+        "/api/v1/oauth/exchange", // The guide's exchange: client authentication like the token endpoint.
+        "/oauth2/register", // RFC 7591 §3: JSON, open or with an initial access token.
+        "/oauth2/userinfo", // OpenID Connect Core §5.3.1: a Bearer access token.
+        "/mcp/", // The MCP server: a Bearer access token for the MCP resource.
+        // The API-key short-circuits of the hot paths (AuthorizationPolicyTests): the Bridge, the proxy, the scrape.
+        "/v1/bridge/{connectionId}", "/v1/bridge/{connectionId}/{**path}", "/v1/proxy/{**path}", "/metrics",
+    ];
+
+    [Fact]
+    public void EveryFormRouteValidatesItsAntiforgeryTokenThroughTheFilter()
+    {
+        // Issue 13, item 2: antiforgery by one endpoint filter (Hosting/ProtectedForm.cs), not a line in each handler. A
+        // route that accepts a POST is an HTML form unless it is an API-key route or one of NotForms; every form carries
+        // the filter, so a new form mapped without it fails here (and then AFormRefusesAPostWithoutItsAntiforgeryToken).
+        var unsafeRoutes = Server.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .Where(e => e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods is not { } methods || methods.Any(m => m is not ("GET" or "HEAD" or "OPTIONS")))
+            .ToList();
+        var unprotected = new List<string>();
+        foreach (var endpoint in unsafeRoutes)
+        {
+            var pattern = endpoint.RoutePattern.RawText!;
+            var filtered = endpoint.Metadata.GetMetadata<ProtectedForm.Marker>() is not null;
+            var apiKey = endpoint.Metadata.GetOrderedMetadata<IAuthorizeData>().Any(a => a.Policy is NexusPolicies.AdminApiKey or NexusPolicies.GatewayApiKey);
+            if (NotForms.Contains(pattern) || apiKey)
+            {
+                Assert.False(filtered, $"{pattern} is not an HTML form (OAuth clients and API keys send no antiforgery token), yet carries the filter");
+            }
+            else if (!filtered)
+            {
+                unprotected.Add(pattern);
+            }
+        }
+
+        Assert.Empty(unprotected);
+        Assert.True(unsafeRoutes.Count(e => e.Metadata.GetMetadata<ProtectedForm.Marker>() is not null) >= 30, "the forms were not found");
+
+        // The table's Antiforgery column says the same as the routes' metadata, so the POST-without-token test covers every filtered route.
+        var filteredRoutes = unsafeRoutes.Where(e => e.Metadata.GetMetadata<ProtectedForm.Marker>() is not null)
+            .SelectMany(e => e.Metadata.GetMetadata<IHttpMethodMetadata>()!.HttpMethods.Select(m => $"{m} {e.RoutePattern.RawText}")).Order();
+        Assert.Equal(Table.Where(r => r.Antiforgery).Select(r => $"{r.Method} {r.Pattern}").Order(), filteredRoutes);
     }
 
     public static TheoryData<string, string> Protected() =>

@@ -92,6 +92,115 @@ public sealed class ShortLivedCacheTests
         Assert.Equal(0, cache.Count);
     }
 
+    /// <summary>A value that says how long it lives, as temporary credentials do.</summary>
+    private sealed record Expiring(string Value, DateTimeOffset FreshUntil, DateTimeOffset UsableUntil);
+
+    private sealed class TransientFailure : Exception;
+
+    private static ShortLivedCache<Expiring> ExpiringCache(TimeProvider time) => new(time, new EntryDeadlines<Expiring>(
+        e => e.FreshUntil, e => e.UsableUntil, e => e is TransientFailure ? TimeSpan.FromSeconds(5) : null));
+
+    [Fact]
+    public async Task EachEntryLivesUntilItsOwnDeadline()
+    {
+        var time = new OffsetTimeProvider();
+        var cache = ExpiringCache(time);
+        var loads = new Dictionary<string, int>();
+        Task<Expiring?> Load(string key)
+        {
+            loads[key] = loads.GetValueOrDefault(key) + 1;
+            var life = TimeSpan.FromSeconds(key == "short" ? 10 : 60);
+            var now = time.GetUtcNow();
+            return Task.FromResult<Expiring?>(new Expiring(key, now + life, now + life + TimeSpan.FromSeconds(30)));
+        }
+
+        await cache.GetAsync("short", Load);
+        await cache.GetAsync("long", Load);
+        time.Advance(TimeSpan.FromSeconds(9));
+        await cache.GetAsync("short", Load);
+        Assert.Equal(1, loads["short"]);
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        await cache.GetAsync("short", Load);
+        await cache.GetAsync("long", Load);
+        Assert.Equal(2, loads["short"]);
+        Assert.Equal(1, loads["long"]);
+
+        // A sweep drops what is past being usable, and only that: at 81 s "short" (usable until 51 s) goes, "long"
+        // (usable until 90 s) stays until then.
+        time.Advance(TimeSpan.FromSeconds(70));
+        cache.Sweep();
+        Assert.Equal(1, cache.Count);
+        time.Advance(TimeSpan.FromSeconds(10));
+        cache.Sweep();
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
+    public async Task AFailedReloadServesTheLastValueWhileUsableAndLoadsNoMoreOftenThanTheRetryTime()
+    {
+        var time = new OffsetTimeProvider();
+        var cache = ExpiringCache(time);
+        var loads = 0;
+        Exception? failure = null;
+        Task<Expiring?> Load(string key)
+        {
+            loads++;
+            var now = time.GetUtcNow();
+            return failure is not null ? Task.FromException<Expiring?>(failure) : Task.FromResult<Expiring?>(new Expiring(key + loads, now + TimeSpan.FromSeconds(10), now + TimeSpan.FromSeconds(30)));
+        }
+
+        Assert.Equal("k1", (await cache.GetAsync("k", Load))!.Value);
+        failure = new TransientFailure();
+        time.Advance(TimeSpan.FromSeconds(11));
+        // Stale but usable: served, and the failure is not asked again for 5 seconds.
+        Assert.Equal("k1", (await cache.GetAsync("k", Load))!.Value);
+        Assert.Equal("k1", (await cache.GetAsync("k", Load))!.Value);
+        Assert.Equal(2, loads);
+        time.Advance(TimeSpan.FromSeconds(6));
+        Assert.Equal("k1", (await cache.GetAsync("k", Load))!.Value);
+        Assert.Equal(3, loads);
+
+        // Past its usable time the failure shows, and is itself remembered until the retry time.
+        time.Advance(TimeSpan.FromSeconds(14));
+        await Assert.ThrowsAsync<TransientFailure>(async () => await cache.GetAsync("k", Load));
+        await Assert.ThrowsAsync<TransientFailure>(async () => await cache.GetAsync("k", Load));
+        Assert.Equal(4, loads);
+
+        // Recovered: the next load after the retry time is served.
+        failure = null;
+        time.Advance(TimeSpan.FromSeconds(6));
+        Assert.Equal("k5", (await cache.GetAsync("k", Load))!.Value);
+    }
+
+    [Fact]
+    public async Task ADefiniteFailureDropsTheEntryAndTheNextReadLoadsAgain()
+    {
+        var time = new OffsetTimeProvider();
+        var cache = ExpiringCache(time);
+        var loads = 0;
+        Task<Expiring?> Load(string key)
+        {
+            loads++;
+            var now = time.GetUtcNow();
+            return loads == 4 ? Task.FromException<Expiring?>(new InvalidOperationException("refused"))
+                : Task.FromResult<Expiring?>(new Expiring(key, now + TimeSpan.FromSeconds(10), now + TimeSpan.FromSeconds(30)));
+        }
+
+        await cache.GetAsync("owner\na", Load);
+        await cache.GetAsync("owner\nb", Load);
+        await cache.GetAsync("other\na", Load);
+        time.Advance(TimeSpan.FromSeconds(11));
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await cache.GetAsync("owner\na", Load));
+        Assert.Equal(2, cache.Count);
+        await cache.GetAsync("owner\na", Load);
+        Assert.Equal(5, loads);
+
+        // One owner's entries go together.
+        cache.InvalidatePrefix("owner\n");
+        Assert.Equal(1, cache.Count);
+    }
+
     /// <summary>A clock that moves only when told (the cache measures ages with timestamps).</summary>
     private sealed class ManualClock : TimeProvider
     {

@@ -67,12 +67,15 @@ internal sealed class CommandContext(IServiceProvider services, CommandArguments
         var message = errors is { Count: > 0 }
             ? string.Join("\n", errors.SelectMany(e => e.Value.Select(v => $"{e.Key}: {v}")))
             : string.Join(" ", new[] { title, detail }.Where(s => !string.IsNullOrEmpty(s)));
-        return new CommandFailedException(message, code ?? "failed", errors);
+        // Every problem's code is a ProblemCatalog entry; an answer that is no problem is the command line's "failed".
+        return ProblemCatalog.All.FirstOrDefault(p => p.Code == code) is { } known
+            ? new CommandFailedException(message, known, errors)
+            : new CommandFailedException(message, CommandErrorCatalog.Failed, errors);
     }
 
     /// <summary>Field errors of a service (the ones the API answers with 400 validation_failed) as the command's failure.</summary>
     public static CommandFailedException Invalid(IDictionary<string, string[]> errors) =>
-        new(string.Join("\n", errors.SelectMany(e => e.Value.Select(v => $"{e.Key}: {v}"))), ProblemCatalog.ValidationFailed.Code, errors);
+        new(string.Join("\n", errors.SelectMany(e => e.Value.Select(v => $"{e.Key}: {v}"))), ProblemCatalog.ValidationFailed, errors);
 
     /// <summary>A progress display for <paramref name="total"/> steps: a bar on a terminal, plain lines otherwise.</summary>
     public CommandProgress Progress(string label, int total) => new(Error, label, total, terminal);
@@ -86,7 +89,7 @@ internal sealed class CommandContext(IServiceProvider services, CommandArguments
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CommandFailedException($"Cannot read '{path}': {e.Message}", "unreadable_file");
+            throw new CommandFailedException($"Cannot read '{path}': {e.Message}", CommandErrorCatalog.UnreadableFile);
         }
     }
 

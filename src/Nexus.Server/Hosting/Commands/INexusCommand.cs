@@ -44,18 +44,35 @@ internal static class ExitCodes
 /// <summary>Bad command-line input: exit code 2, the message and a pointer to --help.</summary>
 internal sealed class CommandUsageException(string message) : Exception(message);
 
-/// <summary>The operation could not be done for a reason the operator can act on: exit code 1 and the message.</summary>
-internal sealed class CommandFailedException(string message, string code = "failed", IDictionary<string, string[]>? errors = null) : Exception(message)
+/// <summary>
+/// The operation could not be done for a reason the operator can act on: exit code 1 and the message. Its code comes
+/// from a catalog, never a literal: the API's problem type where the API answers the same failure
+/// (Hosting/ProblemCatalog.cs), else the command line's own (<see cref="CommandErrorCatalog"/>).
+/// </summary>
+internal sealed class CommandFailedException : Exception
 {
-    /// <summary>A failure the HTTP API answers with a problem: the same code as there (Hosting/ProblemCatalog.cs).</summary>
-    public CommandFailedException(string message, ProblemType problem)
-        : this(message, problem.Code)
+    /// <summary>A failure of the command line's own (backup, restore, reading a file).</summary>
+    public CommandFailedException(string message, CommandError error, IDictionary<string, string[]>? errors = null)
+        : this(message, error.Code, errors)
     {
     }
 
-    public string Code { get; } = code;
+    /// <summary>A failure the HTTP API answers with a problem: the same code as there (Hosting/ProblemCatalog.cs).</summary>
+    public CommandFailedException(string message, ProblemType problem, IDictionary<string, string[]>? errors = null)
+        : this(message, problem.Code, errors)
+    {
+    }
 
-    public IDictionary<string, string[]>? Errors { get; } = errors;
+    private CommandFailedException(string message, string code, IDictionary<string, string[]>? errors)
+        : base(message)
+    {
+        Code = code;
+        Errors = errors;
+    }
+
+    public string Code { get; }
+
+    public IDictionary<string, string[]>? Errors { get; }
 }
 
 internal static class CommandRegistration

@@ -153,7 +153,7 @@ internal static class NexusCommandLine
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or FormatException)
             {
-                return Fail(context, "failed", e.Message, null);
+                return Fail(context, CommandErrorCatalog.Failed.Code, e.Message, null);
             }
         });
     }
@@ -198,7 +198,7 @@ internal static class NexusCommandLine
     {
         if (json)
         {
-            output.WriteLine(JsonSerializer.Serialize(new { error = new { code = "usage", message = e.Message } }));
+            output.WriteLine(JsonSerializer.Serialize(new { error = new { code = CommandErrorCatalog.Usage.Code, message = e.Message } }));
         }
         else
         {

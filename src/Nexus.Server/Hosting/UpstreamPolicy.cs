@@ -1,12 +1,14 @@
 using System.Net;
-using Nexus.Server.Hosting;
 
-namespace Nexus.Server.Providers;
+namespace Nexus.Server.Hosting;
 
 /// <summary>
-/// Which provider URLs Nexus will call or send a browser to. Provider endpoints carry client secrets, codes and
-/// tokens, so they must be https; plain http is accepted only for loopback hosts, and only where
-/// <see cref="NexusOptions.AllowInsecureUpstreams"/> allows it (by default in Development and Test, for local fakes).
+/// Which outbound URLs Nexus will call or send a browser to: providers' endpoints (Providers, Connections), client
+/// metadata documents (AuthorizationServer), webhooks (Notifications), MCP servers (RemoteMcp), STS (Credentials).
+/// These carry client secrets, codes and tokens, so they must be https; plain http is accepted only for loopback
+/// hosts, and only where <see cref="NexusOptions.AllowInsecureUpstreams"/> allows it (by default in Development and
+/// Test, for local fakes). It lives in Hosting, next to <see cref="OutboundNetworkGuard"/> (which checks the same
+/// calls again after DNS resolution), so that no component depends on Providers for it.
 /// </summary>
 internal sealed class UpstreamPolicy(NexusOptions options, IHostEnvironment environment)
 {
