@@ -12,9 +12,9 @@ internal static class AccountEndpoints
     public static void MapAccountPages(this IEndpointRouteBuilder app)
     {
         app.MapGet("/", Home).ExcludeFromDescription();
-        app.MapGet(SignInPath, (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
+        app.MapGet("/account/signin", (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
             SignInPageAsync(context, returnUrl, null, settings, upstream, ct)).ExcludeFromDescription();
-        app.MapPost(SignInPath, SignInAsync).ExcludeFromDescription().RequireProtectedForm();
+        app.MapPost("/account/signin", SignInAsync).ExcludeFromDescription().RequireProtectedForm();
         app.MapGet("/account/signup", SignUpPageAsync).ExcludeFromDescription();
         app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().RequireProtectedForm();
         app.MapPost("/account/signout", SignOutAsync).ExcludeFromDescription().RequireProtectedForm();

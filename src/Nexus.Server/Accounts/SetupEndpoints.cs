@@ -16,8 +16,8 @@ internal static class SetupEndpoints
     {
         // For a signed-in person (NexusPolicies.SignedIn, SessionPolicies): anyone else goes to the sign-in page.
         var signedIn = app.MapGroup("").RequireAuthorization(NexusPolicies.SignedIn);
-        signedIn.MapGet(Path, SetupPageAsync).ExcludeFromDescription();
-        signedIn.MapPost(Path, ClaimAsync).ExcludeFromDescription().RequireProtectedForm();
+        signedIn.MapGet("/setup", SetupPageAsync).ExcludeFromDescription();
+        signedIn.MapPost("/setup", ClaimAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     private static async Task<IResult> SetupPageAsync(HttpContext context, Administrators administrators, NexusOptions options, CancellationToken ct) =>

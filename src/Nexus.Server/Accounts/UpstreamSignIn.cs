@@ -198,8 +198,8 @@ internal static class UpstreamSignInEndpoints
 {
     public static void MapUpstreamSignIn(this IEndpointRouteBuilder app)
     {
-        app.MapGet(UpstreamSignIn.StartPath, (HttpContext context, string? returnUrl, UpstreamSignIn upstream) => upstream.StartAsync(context, returnUrl)).ExcludeFromDescription();
-        app.MapGet(UpstreamSignIn.CallbackPath, (HttpContext context, UpstreamSignIn upstream, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings) =>
+        app.MapGet("/account/external/start", (HttpContext context, string? returnUrl, UpstreamSignIn upstream) => upstream.StartAsync(context, returnUrl)).ExcludeFromDescription();
+        app.MapGet("/account/external/callback", (HttpContext context, UpstreamSignIn upstream, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings) =>
             upstream.CallbackAsync(context, users, signIn, settings)).ExcludeFromDescription();
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
 using Nexus.Server.Hosting;
 
@@ -12,48 +13,55 @@ internal sealed record UserResponse(string Id, string Email, string? DisplayName
 
 internal sealed record SettingsRequest(bool? SignUpEnabled);
 
+/// <summary>The answer of GET and PATCH /v1/admin/settings.</summary>
+internal sealed record SettingsResponse(bool SignUpEnabled);
+
+/// <summary>What POST and DELETE /v1/admin/users/{id}/admin take: the user's id and the services that change the flag.</summary>
+internal readonly record struct AdminFlagRequest(string Id, UserStore Store, Administrators Administrators, TimeProvider Time, CancellationToken Ct);
+
 /// <summary>/v1/admin/users and /v1/admin/settings.</summary>
 internal static class UsersAdminEndpoints
 {
     public static void MapUsersAdmin(this RouteGroupBuilder admin)
     {
-        admin.MapPost("/users", CreateAsync).WithTags("Users");
-        admin.MapGet("/users", ListAsync).WithTags("Users");
+        admin.MapPost("/v1/admin/users", CreateAsync).WithTags("Users");
+        admin.MapGet("/v1/admin/users", ListAsync).WithTags("Users");
         // The bootstrap API_KEY makes (or unmakes) a system administrator; an email address never does.
-        admin.MapPost("/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
-            SetAdminAsync(id, true, store, administrators, time, ct)).WithTags("Users");
-        admin.MapDelete("/users/{id}/admin", (string id, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct) =>
-            SetAdminAsync(id, false, store, administrators, time, ct)).WithTags("Users");
-        admin.MapGet("/settings", async (DeploymentSettings settings, CancellationToken ct) =>
-            TypedResults.Ok(new { sign_up_enabled = await settings.IsSignUpEnabledAsync(ct) })).WithTags("Settings");
-        admin.MapPatch("/settings", async (HttpRequest request, DeploymentSettings settings, CancellationToken ct) =>
-        {
-            var (body, error) = await JsonBody.ReadAsync<SettingsRequest>(request, ct);
-            if (error is not null)
-            {
-                return error;
-            }
-
-            if (body!.SignUpEnabled is { } enabled)
-            {
-                await settings.SetAsync(DeploymentSettings.SignUpEnabled, enabled ? "true" : "false", ct);
-            }
-
-            return TypedResults.Ok(new { sign_up_enabled = await settings.IsSignUpEnabledAsync(ct) });
-        }).WithTags("Settings");
+        admin.MapPost("/v1/admin/users/{id}/admin", ([AsParameters] AdminFlagRequest request) => SetAdminAsync(request, true)).WithTags("Users");
+        admin.MapDelete("/v1/admin/users/{id}/admin", ([AsParameters] AdminFlagRequest request) => SetAdminAsync(request, false)).WithTags("Users");
+        admin.MapGet("/v1/admin/settings", async (DeploymentSettings settings, CancellationToken ct) =>
+            TypedResults.Ok(new SettingsResponse(await settings.IsSignUpEnabledAsync(ct)))).WithTags("Settings");
+        admin.MapPatch("/v1/admin/settings", UpdateSettingsAsync).WithTags("Settings");
     }
 
-    private static async Task<IResult> SetAdminAsync(string id, bool admin, UserStore store, Administrators administrators, TimeProvider time, CancellationToken ct)
+    private static async Task<Results<Ok<SettingsResponse>, ProblemHttpResult>> UpdateSettingsAsync(HttpRequest request, DeploymentSettings settings, CancellationToken ct)
     {
+        var (body, error) = await JsonBody.ReadAsync<SettingsRequest>(request, ct);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        if (body!.SignUpEnabled is { } enabled)
+        {
+            await settings.SetAsync(DeploymentSettings.SignUpEnabled, enabled ? "true" : "false", ct);
+        }
+
+        return TypedResults.Ok(new SettingsResponse(await settings.IsSignUpEnabledAsync(ct)));
+    }
+
+    private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> SetAdminAsync(AdminFlagRequest request, bool admin)
+    {
+        var (id, store, administrators, time, ct) = request;
         if (id.Length > 64 || !await administrators.SetAsync(id, admin, "the admin API", ct) || await store.FindByIdAsync(id, ct) is not { } user)
         {
-            return Problems.NotFound("User");
+            return Problems.TypedNotFound("User");
         }
 
         return TypedResults.Ok(ToResponse(user, time));
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, UserManager<NexusUser> users, TimeProvider time, CancellationToken ct)
+    private static async Task<Results<Created<UserResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, UserManager<NexusUser> users, TimeProvider time, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<CreateUserRequest>(request, ct);
         if (error is not null)
@@ -65,8 +73,8 @@ internal static class UsersAdminEndpoints
         if (user is null)
         {
             return exists
-                ? Problems.Create(ProblemCatalog.UserExists)
-                : Problems.Validation(errors);
+                ? Problems.Typed(ProblemCatalog.UserExists)
+                : Problems.TypedValidation(errors);
         }
 
         return TypedResults.Created($"/v1/admin/users/{user.Id}", ToResponse(user, time));

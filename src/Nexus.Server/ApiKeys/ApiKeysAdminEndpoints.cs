@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.ApiKeys;
@@ -28,25 +29,14 @@ internal static class ApiKeysAdminEndpoints
 {
     public static void MapApiKeysAdmin(this RouteGroupBuilder admin)
     {
-        var keys = admin.MapGroup("/api-keys").WithTags("API keys");
-        keys.MapPost("", CreateAsync);
-        keys.MapGet("", async (ApiKeyService apiKeys, CancellationToken ct) => TypedResults.Ok(new { api_keys = (await apiKeys.ListAsync(ct)).Select(k => ApiKeyResponse.From(k)) }));
-        keys.MapGet("/{id}", async (string id, ApiKeyService apiKeys, CancellationToken ct) =>
-            await apiKeys.FindAsync(id, ct) is { } key ? TypedResults.Ok(ApiKeyResponse.From(key)) : Problems.NotFound("API key"));
-        keys.MapDelete("/{id}", async (string id, ApiKeyService apiKeys, CancellationToken ct) =>
-        {
-            var key = await apiKeys.FindAsync(id, ct);
-            if (key is null)
-            {
-                return Problems.NotFound("API key");
-            }
-
-            await apiKeys.RevokeAsync(key, ct);
-            return TypedResults.NoContent();
-        });
+        var keys = admin.MapGroup("").WithTags("API keys");
+        keys.MapPost("/v1/admin/api-keys", CreateAsync);
+        keys.MapGet("/v1/admin/api-keys", async (ApiKeyService apiKeys, CancellationToken ct) => TypedResults.Ok(new { api_keys = (await apiKeys.ListAsync(ct)).Select(k => ApiKeyResponse.From(k)) }));
+        keys.MapGet("/v1/admin/api-keys/{id}", GetAsync);
+        keys.MapDelete("/v1/admin/api-keys/{id}", RevokeAsync);
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, ApiKeyService apiKeys, CancellationToken ct)
+    private static async Task<Results<Created<ApiKeyResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, ApiKeyService apiKeys, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ApiKeyRequest>(request, ct);
         if (error is not null)
@@ -55,6 +45,20 @@ internal static class ApiKeysAdminEndpoints
         }
 
         var (key, secret, errors) = await apiKeys.CreateAsync(body!, ct);
-        return key is null ? Problems.Validation(errors) : TypedResults.Created($"/v1/admin/api-keys/{key.Id}", ApiKeyResponse.From(key, secret));
+        return key is null ? Problems.TypedValidation(errors) : TypedResults.Created($"/v1/admin/api-keys/{key.Id}", ApiKeyResponse.From(key, secret));
+    }
+
+    private static async Task<Results<Ok<ApiKeyResponse>, ProblemHttpResult>> GetAsync(string id, ApiKeyService apiKeys, CancellationToken ct) =>
+        await apiKeys.FindAsync(id, ct) is { } key ? TypedResults.Ok(ApiKeyResponse.From(key)) : Problems.TypedNotFound("API key");
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(string id, ApiKeyService apiKeys, CancellationToken ct)
+    {
+        if (await apiKeys.FindAsync(id, ct) is not { } key)
+        {
+            return Problems.TypedNotFound("API key");
+        }
+
+        await apiKeys.RevokeAsync(key, ct);
+        return TypedResults.NoContent();
     }
 }

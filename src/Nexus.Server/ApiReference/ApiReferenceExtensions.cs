@@ -29,7 +29,7 @@ internal static class ApiReferenceExtensions
 
     public static WebApplication MapApiReference(this WebApplication app)
     {
-        app.MapGet(DocumentPath, async (ApiDocumentCache cache, HttpResponse response, CancellationToken ct) =>
+        app.MapGet("/openapi/v1.json", async (ApiDocumentCache cache, HttpResponse response, CancellationToken ct) =>
         {
             response.Headers.CacheControl = "public, max-age=300";
             return TypedResults.Text(await cache.JsonAsync(ct), "application/json; charset=utf-8");
@@ -46,7 +46,7 @@ internal static class ApiReferenceExtensions
             headers["Referrer-Policy"] = "no-referrer";
             return next(context);
         }));
-        app.MapScalarApiReference(PagePath, o => o
+        app.MapScalarApiReference("/docs/api", o => o
             .WithTitle("Nexus API")
             .WithOpenApiRoutePattern(DocumentPath)
             // Everything the page needs comes from Nexus itself: no web fonts from a CDN, no telemetry.

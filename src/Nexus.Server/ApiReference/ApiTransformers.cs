@@ -108,14 +108,35 @@ internal sealed class ApiDocumentTransformer : IOpenApiDocumentTransformer
             document.Paths[manual.Pattern] = item;
         }
 
-        // Schemas of the anonymous types some handlers declare in their signatures: the catalog replaced every
-        // response that used them.
-        foreach (var name in document.Components.Schemas.Keys.Where(k => k.StartsWith("AnonymousType", StringComparison.Ordinal)).ToList())
-        {
-            document.Components.Schemas.Remove(name);
-        }
-
+        RemoveUnreferencedSchemas(document);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Schemas of the types handlers declare in their signatures (typed results such as <c>Ok&lt;ProviderResponse&gt;</c>,
+    /// anonymous types) that no operation references: the catalog replaced every response that used them, and a
+    /// schema generated from a .NET type alone would misdescribe the API (timestamps are Unix seconds, not date-time).
+    /// Runs until none is left, as a schema may only have been referenced by another unreferenced one. Once per document.
+    /// </summary>
+    private static void RemoveUnreferencedSchemas(OpenApiDocument document)
+    {
+        var schemas = document.Components!.Schemas!;
+        while (true)
+        {
+            using var text = new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
+            document.SerializeAsV31(new OpenApiJsonWriter(text, new OpenApiJsonWriterSettings()));
+            var json = text.ToString();
+            var unreferenced = schemas.Keys.Where(name => !json.Contains($"\"#/components/schemas/{name}\"", StringComparison.Ordinal)).ToList();
+            if (unreferenced.Count == 0)
+            {
+                return;
+            }
+
+            foreach (var name in unreferenced)
+            {
+                schemas.Remove(name);
+            }
+        }
     }
 
     private static readonly string[] PathParameters = ["connectionId", "path"];

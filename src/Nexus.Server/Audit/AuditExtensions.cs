@@ -13,7 +13,7 @@ internal static class AuditExtensions
     /// <summary>GET /v1/admin/audit?workspace_id=&amp;connection_id=&amp;event=&amp;limit=: newest first.</summary>
     public static WebApplication MapAudit(this WebApplication app)
     {
-        app.MapAdminGroup().MapGet("/audit", async (AuditLog audit, HttpRequest request, CancellationToken ct) =>
+        app.MapAdminGroup().MapGet("/v1/admin/audit", async (AuditLog audit, HttpRequest request, CancellationToken ct) =>
         {
             var q = request.Query;
             string? One(string name) => q[name].Count == 1 && q[name][0] is { Length: > 0 } v ? v : null;

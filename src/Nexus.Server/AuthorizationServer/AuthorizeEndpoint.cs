@@ -23,9 +23,9 @@ internal static class AuthorizeEndpoint
 
     public static void MapAuthorizeEndpoint(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: false)).WithTags("OAuth");
-        app.MapGet(SeedPath, (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: true)).WithTags("OAuth");
-        app.MapPost(Path, ConsentAsync).WithTags("OAuth").RequireProtectedForm();
+        app.MapGet("/oauth2/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: false)).WithTags("OAuth");
+        app.MapGet("/api/oauth/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: true)).WithTags("OAuth");
+        app.MapPost("/oauth2/authorize", ConsentAsync).WithTags("OAuth").RequireProtectedForm();
     }
 
     private static async Task<IResult> AuthorizeAsync(HttpContext context, ClientRegistry clients, IEnumerable<KeyValuePair<string, StringValues>> parameters, bool defaultResponseType)

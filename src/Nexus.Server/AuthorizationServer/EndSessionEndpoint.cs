@@ -22,8 +22,8 @@ internal static class EndSessionEndpoint
 
     public static void MapEndSession(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, HandleAsync).WithTags("OAuth");
-        app.MapPost(Path, ConfirmAsync).ExcludeFromDescription().RequireProtectedForm();
+        app.MapGet("/oauth2/logout", HandleAsync).WithTags("OAuth");
+        app.MapPost("/oauth2/logout", ConfirmAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, string? id_token_hint, string? client_id, string? post_logout_redirect_uri, string? state,

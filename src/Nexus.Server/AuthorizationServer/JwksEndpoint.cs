@@ -10,7 +10,7 @@ internal static class JwksEndpoint
 
     public static void MapJwks(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, Jwks).WithTags("OAuth").WithoutSession();
+        app.MapGet("/oauth2/jwks", Jwks).WithTags("OAuth").WithoutSession();
         app.MapGet("/.well-known/jwks.json", Jwks).WithTags("OAuth").WithoutSession();
     }
 

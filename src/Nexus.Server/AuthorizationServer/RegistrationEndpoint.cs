@@ -22,7 +22,7 @@ internal static class RegistrationEndpoint
     // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
     // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
     public static void MapClientRegistration(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/register", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
     public static bool IsEnabled(NexusOptions options) => options.Registration.Mode != "off";
 

@@ -16,7 +16,7 @@ internal static class RevocationEndpoint
     // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
     // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
     public static void MapRevocation(this IEndpointRouteBuilder app) =>
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/revoke", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
 
     private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, AccessTokenValidator validator, GrantStore grants)
     {

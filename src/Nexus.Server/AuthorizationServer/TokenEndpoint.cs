@@ -19,8 +19,8 @@ internal static class TokenEndpoint
     {
         // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
         // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
-        app.MapPost(SeedPath, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/token", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/nexus/oauth2/token", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }
 
     private static async Task HandleAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options, Observability.NexusMetrics metrics)

@@ -13,10 +13,10 @@ internal static class UserInfoEndpoint
 
     public static void MapUserInfo(this IEndpointRouteBuilder app)
     {
-        app.MapGet(Path, HandleAsync).WithTags("OAuth").WithoutSession();
+        app.MapGet("/oauth2/userinfo", HandleAsync).WithTags("OAuth").WithoutSession();
         // An OAuth client's post: no session cookie, no antiforgery token (Hosting/ProtectedForm.cs is for the HTML forms);
         // antiforgery stays off so that the framework's automatic check of form-bound parameters never applies here.
-        app.MapPost(Path, HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
+        app.MapPost("/oauth2/userinfo", HandleAsync).WithTags("OAuth").DisableAntiforgery().WithoutSession();
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, BearerTokenAuthenticator bearer, UserManager<NexusUser> users)

@@ -26,9 +26,9 @@ internal static class BridgeEndpoints
         // authenticates its callers itself (gateway API keys, never the dashboard's cookie), passes the provider's
         // answers through untouched (no status code pages), and handles its own errors (GuardAsync), so the
         // middleware it skips had nothing to do for it but cost every bridged request its time.
-        app.Map(BridgePrefix + "{connectionId}/{**path}", (HttpContext context, string connectionId) => GuardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge").ShortCircuit();
-        app.Map(BridgePrefix + "{connectionId}", (HttpContext context, string connectionId) => GuardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge").ShortCircuit();
-        app.Map(ProxyPrefix + "/{**path}", (HttpContext context) => GuardAsync(context, context.Request.Headers[ConnectionHeader].ToString(), ProxyPrefix)).WithTags("Bridge").ShortCircuit();
+        app.Map("/v1/bridge/{connectionId}/{**path}", (HttpContext context, string connectionId) => GuardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge").ShortCircuit();
+        app.Map("/v1/bridge/{connectionId}", (HttpContext context, string connectionId) => GuardAsync(context, connectionId, BridgePrefix + connectionId)).WithTags("Bridge").ShortCircuit();
+        app.Map("/v1/proxy/{**path}", (HttpContext context) => GuardAsync(context, context.Request.Headers[ConnectionHeader].ToString(), ProxyPrefix)).WithTags("Bridge").ShortCircuit();
     }
 
     /// <summary>What UseExceptionHandler does for every other endpoint, which a short-circuited one never reaches.</summary>

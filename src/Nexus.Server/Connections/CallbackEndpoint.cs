@@ -17,7 +17,7 @@ internal static class CallbackEndpoint
     private const string Actor = "callback";
 
     public static void MapCallback(this IEndpointRouteBuilder app) =>
-        app.MapGet(GatewayEndpoints.CallbackPath, HandleAsync).WithTags("Connections");
+        app.MapGet("/auth/callback", HandleAsync).WithTags("Connections");
 
     private static async Task<IResult> HandleAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
         ProviderClient client, AuditLog audit, ConnectionNotifier notifier, ConnectionService connections, NexusOptions options, TimeProvider time)

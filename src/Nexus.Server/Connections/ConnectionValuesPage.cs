@@ -17,8 +17,8 @@ internal static class ConnectionValuesPage
 
     public static void MapConnectionValuesPage(this IEndpointRouteBuilder app)
     {
-        app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
-        app.MapPost(FormPath, SubmitAsync).ExcludeFromDescription().RequireProtectedForm();
+        app.MapGet("/connect/values", FormAsync).ExcludeFromDescription();
+        app.MapPost("/connect/values", SubmitAsync).ExcludeFromDescription().RequireProtectedForm();
     }
 
     public static string AuthUrl(NexusOptions options, string state) => $"{options.Issuer}{FormPath}?state={Uri.EscapeDataString(state)}";

@@ -27,8 +27,8 @@ internal static class CredentialCapture
 
     public static void MapCredentialCapture(this IEndpointRouteBuilder app)
     {
-        app.MapGet(FormPath, FormAsync).ExcludeFromDescription();
-        app.MapPost(FormPath, SubmitFormAsync).ExcludeFromDescription().RequireProtectedForm();
+        app.MapGet("/connect/credentials", FormAsync).ExcludeFromDescription();
+        app.MapPost("/connect/credentials", SubmitFormAsync).ExcludeFromDescription().RequireProtectedForm();
         app.MapGatewayGroup().MapPost("/v1/connections/{connectionId}/credentials", SubmitApiAsync).WithTags("Connections");
     }
 

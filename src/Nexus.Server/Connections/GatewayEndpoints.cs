@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Hosting;
@@ -80,6 +81,9 @@ internal sealed record ConnectionResponse(
     };
 }
 
+/// <summary>What the gateway's routes on one connection take: its id from the route, the caller's key, and the services.</summary>
+internal readonly record struct ConnectionRequest(string ConnectionId, Caller Caller, ConnectionStore Store, ConnectionService Connections, CancellationToken Ct);
+
 /// <summary>
 /// The gateway API apps and agents call with X-API-Key. A key bound to other workspaces gets 404 for a
 /// connection outside them, exactly as for a connection that does not exist, so ids cannot be probed.
@@ -108,7 +112,7 @@ internal static class GatewayEndpoints
         app.MapConnectionValuesPage();
     }
 
-    private static async Task<IResult> RequestConnectionAsync(HttpContext context, Caller caller, ProviderRegistry providers, ConnectionService connections,
+    private static async Task<Results<Created<RequestConnectionResponse>, Created<MachineConnectionResponse>, ProblemHttpResult>> RequestConnectionAsync(HttpContext context, Caller caller, ProviderRegistry providers, ConnectionService connections,
         ReturnUrlPolicy returnUrls)
     {
         var ct = context.RequestAborted;
@@ -146,31 +150,31 @@ internal static class GatewayEndpoints
 
         if (errors.Count > 0)
         {
-            return Problems.Validation(errors);
+            return Problems.TypedValidation(errors);
         }
 
         if (returnUrls.Check(body.ReturnUrl) is { } notAllowed)
         {
-            return Problems.Create(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
+            return Problems.Typed(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
         }
 
         if (!caller.CanAccess(body.WorkspaceId!))
         {
-            return Problems.Create(ProblemCatalog.WorkspaceNotAllowed,
+            return Problems.Typed(ProblemCatalog.WorkspaceNotAllowed,
                 "Use a key created for this workspace (POST /v1/admin/api-keys).");
         }
 
         var provider = ProviderNames.IsValid(body.ProviderName) ? await providers.FindAsync(body.ProviderName!, ct) : null;
         if (provider is null)
         {
-            return Problems.Create(ProblemCatalog.UnknownProvider,
+            return Problems.Typed(ProblemCatalog.UnknownProvider,
                 "Register it first with POST /v1/providers; GET /v1/providers lists the registered ones.", title: $"There is no provider named '{body.ProviderName}'.");
         }
 
         var (values, valueErrors) = connections.CheckValues(provider, body.ConnectionConfig, "connection_config");
         if (values is null)
         {
-            return Problems.Validation(valueErrors);
+            return Problems.TypedValidation(valueErrors);
         }
 
         if (provider.Config.Mcp?.IsClientCredentials == true)
@@ -179,7 +183,7 @@ internal static class GatewayEndpoints
             var (machineId, result) = await connections.CreateMachineAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct);
             return result.Succeeded
                 ? TypedResults.Created($"/v1/connections/{machineId}", new MachineConnectionResponse(null, machineId, ConnectionStatus.Active))
-                : Problems.Create(ProblemCatalog.TokenRequestFailed, $"{result.Error}: {result.ErrorDescription}",
+                : Problems.Typed(ProblemCatalog.TokenRequestFailed, $"{result.Error}: {result.ErrorDescription}",
                     new Dictionary<string, object?> { ["connection_id"] = machineId });
         }
 
@@ -187,15 +191,15 @@ internal static class GatewayEndpoints
         return TypedResults.Created($"/v1/connections/{id}", new RequestConnectionResponse(authUrl, id));
     }
 
-    private static async Task<IResult> GetAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionService connections)
+    private static async Task<Results<Ok<ConnectionResponse>, ProblemHttpResult>> GetAsync([AsParameters] ConnectionRequest request)
     {
-        var connection = await store.FindAsync(connectionId, context.RequestAborted);
-        if (connection is null || !caller.CanAccess(connection.WorkspaceId))
+        var connection = await request.Store.FindAsync(request.ConnectionId, request.Ct);
+        if (connection is null || !request.Caller.CanAccess(connection.WorkspaceId))
         {
-            return Problems.NotFound("Connection");
+            return Problems.TypedNotFound("Connection");
         }
 
-        connection = await connections.ExpireIfStaleAsync(connection);
+        connection = await request.Connections.ExpireIfStaleAsync(connection);
         return TypedResults.Ok(ConnectionResponse.From(connection));
     }
 
@@ -260,10 +264,9 @@ internal static class GatewayEndpoints
     /// POST /v1/connections/{id}/reconnect: a new auth_url for the same connection id. The current tokens keep working
     /// until the person completes the new consent; then they are replaced and revoked at the provider.
     /// </summary>
-    private static async Task<IResult> ReconnectAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store,
-        ConnectionService connections, ReturnUrlPolicy returnUrls)
+    private static async Task<Results<Ok<RequestConnectionResponse>, ProblemHttpResult>> ReconnectAsync([AsParameters] ConnectionRequest request, HttpContext context, ReturnUrlPolicy returnUrls)
     {
-        var ct = context.RequestAborted;
+        var (connectionId, caller, store, connections, ct) = request;
         ReconnectRequest body;
         if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContainsKey("Transfer-Encoding")))
         {
@@ -282,7 +285,7 @@ internal static class GatewayEndpoints
 
         if (body.Scopes is not null && (body.Scopes.Length > MaxScopes || body.Scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s))))
         {
-            return Problems.Validation(new Dictionary<string, string[]>
+            return Problems.TypedValidation(new Dictionary<string, string[]>
             {
                 ["scopes"] = [$"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."],
             });
@@ -291,33 +294,33 @@ internal static class GatewayEndpoints
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {
-            return Problems.NotFound("Connection");
+            return Problems.TypedNotFound("Connection");
         }
 
         var returnUrl = body.ReturnUrl ?? connection.ReturnUrl;
         if (returnUrls.Check(returnUrl) is { } notAllowed)
         {
-            return Problems.Create(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
+            return Problems.Typed(ProblemCatalog.ReturnUrlNotAllowed, notAllowed);
         }
 
         var started = await connections.ReconnectAsync(connection, body.Scopes, returnUrl, caller.Actor, ct);
         return started.Refusal switch
         {
-            ReconnectRefusal.ProviderMissing => Problems.Create(ProblemCatalog.ProviderMissing, title: "The provider of this connection no longer exists."),
-            ReconnectRefusal.NotOAuth => Problems.Create(ProblemCatalog.NotAnOAuthConnection,
+            ReconnectRefusal.ProviderMissing => Problems.Typed(ProblemCatalog.ProviderMissing, title: "The provider of this connection no longer exists."),
+            ReconnectRefusal.NotOAuth => Problems.Typed(ProblemCatalog.NotAnOAuthConnection,
                 "Replace the credentials in place with POST /v1/connections/{id}/credentials."),
-            ReconnectRefusal.Gone => Problems.NotFound("Connection"),
+            ReconnectRefusal.Gone => Problems.TypedNotFound("Connection"),
             _ => TypedResults.Ok(new RequestConnectionResponse(started.AuthUrl!, connection.Id)),
         };
     }
 
-    private static async Task<IResult> DeleteAsync(string connectionId, HttpContext context, Caller caller, ConnectionStore store, ConnectionService connections)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync([AsParameters] ConnectionRequest request)
     {
-        var ct = context.RequestAborted;
+        var (connectionId, caller, store, connections, ct) = request;
         var connection = await store.FindAsync(connectionId, ct);
         if (connection is null || !caller.CanAccess(connection.WorkspaceId))
         {
-            return Problems.NotFound("Connection");
+            return Problems.TypedNotFound("Connection");
         }
 
         await connections.RevokeAsync(connection, caller.Actor, ct);

@@ -20,14 +20,14 @@ internal static class ConnectionsPages
     {
         // Every page and form below is for a signed-in person (NexusPolicies.SignedIn, Accounts/SessionPolicies.cs).
         var dashboard = app.MapGroup("").RequireAuthorization(NexusPolicies.SignedIn);
-        dashboard.MapGet(Path, ListAsync).ExcludeFromDescription();
-        dashboard.MapGet(Path + "/connect/{provider}", ChooseAsync).ExcludeFromDescription();
-        dashboard.MapPost(Path + "/connect/{provider}", ConnectAsync).ExcludeFromDescription().RequireProtectedForm();
-        dashboard.MapGet(Path + "/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
-        dashboard.MapPost(Path + "/connections/{connectionId}/revoke", RevokeAsync).ExcludeFromDescription().RequireProtectedForm();
-        dashboard.MapGet(Path + "/connections/{connectionId}/reconnect", ChooseReconnectAsync).ExcludeFromDescription();
-        dashboard.MapPost(Path + "/connections/{connectionId}/reconnect", ReconnectAsync).ExcludeFromDescription().RequireProtectedForm();
-        dashboard.MapGet(Path + "/returned", ReturnedAsync).ExcludeFromDescription();
+        dashboard.MapGet("/dashboard", ListAsync).ExcludeFromDescription();
+        dashboard.MapGet("/dashboard/connect/{provider}", ChooseAsync).ExcludeFromDescription();
+        dashboard.MapPost("/dashboard/connect/{provider}", ConnectAsync).ExcludeFromDescription().RequireProtectedForm();
+        dashboard.MapGet("/dashboard/connections/{connectionId}/revoke", ConfirmRevokeAsync).ExcludeFromDescription();
+        dashboard.MapPost("/dashboard/connections/{connectionId}/revoke", RevokeAsync).ExcludeFromDescription().RequireProtectedForm();
+        dashboard.MapGet("/dashboard/connections/{connectionId}/reconnect", ChooseReconnectAsync).ExcludeFromDescription();
+        dashboard.MapPost("/dashboard/connections/{connectionId}/reconnect", ReconnectAsync).ExcludeFromDescription().RequireProtectedForm();
+        dashboard.MapGet("/dashboard/returned", ReturnedAsync).ExcludeFromDescription();
     }
 
     /// <summary>A person's connections live in the workspace named by their user id.</summary>

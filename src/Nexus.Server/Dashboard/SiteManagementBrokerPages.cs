@@ -25,7 +25,7 @@ internal static class SiteManagementBrokerPages
         admin.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, registration, custom: true, ct)).ExcludeFromDescription().RequireProtectedForm();
         // Two segments, so that no provider name (a single segment) is shadowed by this form's address.
-        admin.MapPost(McpFormPath, CreateMcpProviderAsync).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/providers/mcp/new", CreateMcpProviderAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
         admin.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/providers/{name}/delete", (HttpContext context, string name) =>

@@ -2,10 +2,14 @@ namespace Nexus.Server.Hosting;
 
 internal static class AdminGroup
 {
-    /// <summary>/v1/admin: every route below requires the admin API key (and never reads the session).</summary>
-    public static RouteGroupBuilder MapAdminGroup(this IEndpointRouteBuilder app) => app.MapGroup("/v1/admin").RequireAdminApiKey();
+    /// <summary>
+    /// The admin API (/v1/admin/…, /v1/providers): every route mapped on the group requires the admin API key (and never
+    /// reads the session). The group has no prefix, so each route keeps its whole path where it is mapped (a search for
+    /// "/v1/admin/api-keys/{id}" finds it; docs/architecture.md, "Finding the code of a route").
+    /// </summary>
+    public static RouteGroupBuilder MapAdminGroup(this IEndpointRouteBuilder app) => app.MapGroup("").RequireAdminApiKey();
 
-    /// <summary>The admin API's policy on a group that is not under /v1/admin (/v1/providers).</summary>
+    /// <summary>The admin API's policy on a group.</summary>
     public static RouteGroupBuilder RequireAdminApiKey(this RouteGroupBuilder group) =>
         group.RequireAuthorization(NexusPolicies.AdminApiKey).WithoutSession();
 

@@ -85,6 +85,18 @@ internal static class HostingExtensions
         return reader.ReadToEnd();
     }
 
+    /// <summary>An embedded asset, read once at startup and served with a cache lifetime of an hour.</summary>
+    private static Func<HttpResponse, IResult> Asset(string name, string contentType)
+    {
+        var content = ReadAsset(name);
+        return response =>
+        {
+            response.Headers.CacheControl = "public, max-age=3600";
+            response.Headers.XContentTypeOptions = "nosniff";
+            return TypedResults.Text(content, contentType);
+        };
+    }
+
     public static WebApplication MapHosting(this WebApplication app)
     {
         app.Lifetime.ApplicationStarted.Register(() => StartupLogGate.Started = true);
@@ -92,16 +104,8 @@ internal static class HostingExtensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseInputGuard();
-        foreach (var (name, type) in new[] { ("nexus.css", "text/css; charset=utf-8"), ("nexus.js", "text/javascript; charset=utf-8") })
-        {
-            var content = ReadAsset(name);
-            app.MapGet("/assets/" + name, (HttpResponse response) =>
-            {
-                response.Headers.CacheControl = "public, max-age=3600";
-                response.Headers.XContentTypeOptions = "nosniff";
-                return TypedResults.Text(content, type);
-            }).ExcludeFromDescription().WithoutSession();
-        }
+        app.MapGet("/assets/nexus.css", Asset("nexus.css", "text/css; charset=utf-8")).ExcludeFromDescription().WithoutSession();
+        app.MapGet("/assets/nexus.js", Asset("nexus.js", "text/javascript; charset=utf-8")).ExcludeFromDescription().WithoutSession();
 
         // Liveness: a constant answer, written from bytes prepared once.
         var healthy = new PrecomputedJson("{\"status\":\"ok\"}");

@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
 namespace Nexus.Server.Hosting;
@@ -15,12 +16,12 @@ namespace Nexus.Server.Hosting;
 /// </summary>
 internal static class JsonBody
 {
-    public static async Task<(T? Value, IResult? Error)> ReadAsync<T>(HttpRequest request, CancellationToken ct)
+    public static async Task<(T? Value, ProblemHttpResult? Error)> ReadAsync<T>(HttpRequest request, CancellationToken ct)
         where T : class
     {
         if (!request.HasJsonContentType())
         {
-            return (null, Problems.Create(ProblemCatalog.UnsupportedMediaType, "Send Content-Type: application/json."));
+            return (null, Problems.Typed(ProblemCatalog.UnsupportedMediaType, "Send Content-Type: application/json."));
         }
 
         byte[] body;
@@ -32,7 +33,7 @@ internal static class JsonBody
         }
         catch (BadHttpRequestException e)
         {
-            return (null, Problems.Create(ProblemCatalog.BadRequest,
+            return (null, Problems.Typed(ProblemCatalog.BadRequest,
                 e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "The request body is too large." : "The request body ended early or was malformed.",
                 title: "The request body could not be read.", status: e.StatusCode));
         }
@@ -65,7 +66,7 @@ internal static class JsonBody
         }
     }
 
-    private static IResult Invalid(string detail) => Problems.Create(ProblemCatalog.InvalidJson, detail);
+    private static ProblemHttpResult Invalid(string detail) => Problems.Typed(ProblemCatalog.InvalidJson, detail);
 
     /// <summary>Null when the body is well-formed JSON whose strings are all clean text; otherwise what is wrong.</summary>
     internal static string? Check(ReadOnlySpan<byte> body)

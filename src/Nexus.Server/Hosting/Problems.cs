@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Nexus.Server.Hosting;
@@ -43,6 +44,27 @@ internal static class Problems
             return new StatuslessProblem(status, members);
         }
 
+        return Problem(status, code, title, detail, extensions);
+    }
+
+    /// <summary>
+    /// The problem of <paramref name="type"/> as a typed result, for a handler that declares its answers
+    /// (<c>Results&lt;Ok&lt;T&gt;, ProblemHttpResult&gt;</c>). Its extensions must not carry a "status" (see <see cref="Create(int, string, string, string?, IDictionary{string, object?}?)"/>).
+    /// </summary>
+    public static ProblemHttpResult Typed(ProblemType type, string? detail = null, IDictionary<string, object?>? extensions = null, string? title = null, int? status = null) =>
+        extensions is not null && extensions.ContainsKey("status")
+            ? throw new ArgumentException("A problem with a \"status\" extension is written by Create.", nameof(extensions))
+            : Problem(status ?? type.Status, type.Code, title ?? type.Title, detail, extensions);
+
+    /// <summary>The typed form of <see cref="Validation"/>.</summary>
+    public static ProblemHttpResult TypedValidation(IDictionary<string, string[]> errors) =>
+        Problem(ProblemCatalog.ValidationFailed.Status, ProblemCatalog.ValidationFailed.Code, ProblemCatalog.ValidationFailed.Title, ValidationDetail, new Dictionary<string, object?> { ["errors"] = errors });
+
+    /// <summary>The typed form of <see cref="NotFound"/>.</summary>
+    public static ProblemHttpResult TypedNotFound(string what) => Typed(ProblemCatalog.NotFound, title: $"{what} was not found.");
+
+    private static ProblemHttpResult Problem(int status, string code, string title, string? detail, IDictionary<string, object?>? extensions)
+    {
         var problem = new ProblemDetails
         {
             Status = status,
@@ -62,10 +84,11 @@ internal static class Problems
         return TypedResults.Problem(problem);
     }
 
-    public static IResult Validation(IDictionary<string, string[]> errors) =>
-        Create(ProblemCatalog.ValidationFailed, "See 'errors' for what to change.", new Dictionary<string, object?> { ["errors"] = errors });
+    public static IResult Validation(IDictionary<string, string[]> errors) => TypedValidation(errors);
 
-    public static IResult NotFound(string what) => Create(ProblemCatalog.NotFound, title: $"{what} was not found.");
+    public static IResult NotFound(string what) => TypedNotFound(what);
+
+    private const string ValidationDetail = "See 'errors' for what to change.";
 }
 
 /// <summary>A problem document written without RFC 9457's numeric "status" member (see <see cref="Problems"/>).</summary>

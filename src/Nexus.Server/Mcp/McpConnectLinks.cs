@@ -62,7 +62,7 @@ internal sealed class McpConnectLinks(IDataProtectionProvider protection, NexusO
     }
 
     /// <summary>For a signed-in person (NexusPolicies.SignedIn): anyone else goes to the sign-in page, the link as returnUrl.</summary>
-    public static void MapConnectPage(IEndpointRouteBuilder app) => app.MapGet(PagePath, OpenAsync).RequireAuthorization(NexusPolicies.SignedIn).ExcludeFromDescription();
+    public static void MapConnectPage(IEndpointRouteBuilder app) => app.MapGet("/mcp/connect", OpenAsync).RequireAuthorization(NexusPolicies.SignedIn).ExcludeFromDescription();
 
     private static async Task<IResult> OpenAsync(HttpContext context, string? ticket, McpConnectLinks links, ProviderRegistry providers, ProviderCatalog catalog, CancellationToken ct)
     {

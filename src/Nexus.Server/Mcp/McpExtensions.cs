@@ -34,7 +34,7 @@ internal static class McpExtensions
         // RunNexusAsync (NexusCommandLine) can explain invalid settings.
         app.UseWhen(McpGate.Applies, branch => branch.Use((context, next) => context.RequestServices.GetRequiredService<McpGate>().InvokeAsync(context, next)));
         // The gate authenticates /mcp with the bearer token alone; the browser session is never read there.
-        app.MapMcp(McpResource.Path).WithTags("MCP").WithoutSession();
+        app.MapMcp("/mcp").WithTags("MCP").WithoutSession();
         McpConnectLinks.MapConnectPage(app);
         return app;
     }

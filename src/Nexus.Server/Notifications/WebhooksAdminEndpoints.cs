@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Notifications;
@@ -14,23 +15,12 @@ internal static class WebhooksAdminEndpoints
 {
     public static void MapWebhooksAdmin(this RouteGroupBuilder admin)
     {
-        var hooks = admin.MapGroup("/webhooks").WithTags("Webhooks");
-        hooks.MapPost("", async (HttpRequest request, WebhookRegistration registration, CancellationToken ct) =>
-        {
-            var (body, error) = await JsonBody.ReadAsync<WebhookRequest>(request, ct);
-            if (error is not null)
-            {
-                return error;
-            }
-
-            var (webhook, secret, errors) = await registration.CreateAsync(body!, ct);
-            return webhook is null ? Problems.Validation(errors) : TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
-        });
-        hooks.MapGet("", async (WebhookStore store, CancellationToken ct) =>
+        var hooks = admin.MapGroup("").WithTags("Webhooks");
+        hooks.MapPost("/v1/admin/webhooks", CreateAsync);
+        hooks.MapGet("/v1/admin/webhooks", async (WebhookStore store, CancellationToken ct) =>
             TypedResults.Ok(new { webhooks = (await store.ListAsync(ct)).Select(w => WebhookResponse.From(w)) }));
-        hooks.MapDelete("/{id}", async (string id, WebhookStore store, CancellationToken ct) =>
-            await store.DeleteAsync(id, ct) ? TypedResults.NoContent() : Problems.NotFound("Webhook"));
-        hooks.MapGet("/{id}/deliveries", async (string id, WebhookStore store, CancellationToken ct) =>
+        hooks.MapDelete("/v1/admin/webhooks/{id}", DeleteAsync);
+        hooks.MapGet("/v1/admin/webhooks/{id}/deliveries", async (string id, WebhookStore store, CancellationToken ct) =>
             await store.FindAsync(id, ct) is null
                 ? Problems.NotFound("Webhook")
                 : TypedResults.Ok(new
@@ -41,15 +31,32 @@ internal static class WebhooksAdminEndpoints
                         NextAttemptAt = d.Status == DeliveryStatus.Pending ? d.NextAttemptAt : (DateTimeOffset?)null,
                     }),
                 }));
-        hooks.MapPost("/{id}/test", async (string id, WebhookStore store, WebhookPublisher publisher, CancellationToken ct) =>
-        {
-            if (await store.FindAsync(id, ct) is not { } found)
-            {
-                return Problems.NotFound("Webhook");
-            }
+        hooks.MapPost("/v1/admin/webhooks/{id}/test", TestAsync);
+    }
 
-            await publisher.PublishAsync(WebhookEvents.Test, found.Webhook.WorkspaceId, new { webhook_id = id, message = "Hello from Nexus" }, ct);
-            return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries");
-        });
+    private static async Task<Results<Created<WebhookResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, WebhookRegistration registration, CancellationToken ct)
+    {
+        var (body, error) = await JsonBody.ReadAsync<WebhookRequest>(request, ct);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var (webhook, secret, errors) = await registration.CreateAsync(body!, ct);
+        return webhook is null ? Problems.TypedValidation(errors) : TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, WebhookStore store, CancellationToken ct) =>
+        await store.DeleteAsync(id, ct) ? TypedResults.NoContent() : Problems.TypedNotFound("Webhook");
+
+    private static async Task<Results<Accepted, ProblemHttpResult>> TestAsync(string id, WebhookStore store, WebhookPublisher publisher, CancellationToken ct)
+    {
+        if (await store.FindAsync(id, ct) is not { } found)
+        {
+            return Problems.TypedNotFound("Webhook");
+        }
+
+        await publisher.PublishAsync(WebhookEvents.Test, found.Webhook.WorkspaceId, new { webhook_id = id, message = "Hello from Nexus" }, ct);
+        return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries");
     }
 }

@@ -100,7 +100,7 @@ internal static class ObservabilityExtensions
                 await next(context);
             }));
             // An operations endpoint in Prometheus's text format, documented in docs/observability.md rather than the API reference.
-            app.MapPrometheusScrapingEndpoint(MetricsPath).ExcludeFromDescription();
+            app.MapPrometheusScrapingEndpoint("/metrics").ExcludeFromDescription();
         }
 
         return app;

@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+
 namespace Nexus.Server.Providers;
 
 /// <summary>
@@ -10,9 +12,9 @@ internal interface IProviderModeHandler
     /// <summary>The <c>auth_mode</c> this handler owns.</summary>
     string AuthMode { get; }
 
-    Task<(Provider? Provider, IResult? Failure)> RegisterAsync(ProviderRequest body, CancellationToken ct);
+    Task<(Provider? Provider, ProblemHttpResult? Failure)> RegisterAsync(ProviderRequest body, CancellationToken ct);
 
-    Task<(Provider? Provider, IResult? Failure)> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct);
+    Task<(Provider? Provider, ProblemHttpResult? Failure)> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct);
 
     /// <summary>The provider's token endpoint answered <c>invalid_client</c>: a registration Nexus made itself is made anew for the next consent.</summary>
     Task ClientRejectedAsync(Provider provider, CancellationToken ct);

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Providers;
@@ -15,7 +16,7 @@ internal interface IProviderModeValidator
 }
 
 /// <summary>A provider's resolved configuration, or the problem to answer (Error) when the configuration could not be found out.</summary>
-internal sealed record ProviderResolution(IResult? Error, ProviderConfig? Config, string? DisplayName, Dictionary<string, string>? Placeholders, string[]? Scopes,
+internal sealed record ProviderResolution(ProblemHttpResult? Error, ProviderConfig? Config, string? DisplayName, Dictionary<string, string>? Placeholders, string[]? Scopes,
     string? AuthMode = AuthModes.OAuth2)
 {
     public static readonly ProviderResolution None = new(null, null, null, null, null);

@@ -22,7 +22,7 @@ internal sealed class OAuth2ProviderValidator(OidcDiscovery discovery, UpstreamP
             var (endpoints, problem) = await discovery.DiscoverAsync(body.Issuer, ct);
             if (endpoints is null)
             {
-                return new(Problems.Create(ProblemCatalog.DiscoveryFailed, problem), null, null, null, null);
+                return new(Problems.Typed(ProblemCatalog.DiscoveryFailed, problem), null, null, null, null);
             }
 
             config = config with

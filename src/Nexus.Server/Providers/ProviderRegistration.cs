@@ -1,10 +1,11 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Providers;
 
 /// <summary>A provider as stored after a registration or change; on failure, the problem to answer and the field errors (for a form).</summary>
-internal sealed record ProviderChange(Provider? Provider, IResult? Failure, Dictionary<string, string[]> Errors);
+internal sealed record ProviderChange(Provider? Provider, ProblemHttpResult? Failure, Dictionary<string, string[]> Errors);
 
 /// <summary>
 /// Registering and changing providers, whoever asks: POST and PATCH /v1/providers, the dashboard's Site management ›
@@ -70,7 +71,7 @@ internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCa
 
         if (errors.Count > 0)
         {
-            return new(null, Problems.Validation(errors), errors);
+            return new(null, Problems.TypedValidation(errors), errors);
         }
 
         var now = time.GetUtcNow();
@@ -79,7 +80,7 @@ internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCa
         if (!await registry.CreateAsync(provider, ct))
         {
             errors["name"] = [$"A provider named '{body.Name}' already exists."];
-            return new(null, Problems.Create(ProblemCatalog.ProviderExists,
+            return new(null, Problems.Typed(ProblemCatalog.ProviderExists,
                 "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.", title: $"A provider named '{body.Name}' already exists."), errors);
         }
 
@@ -93,7 +94,7 @@ internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCa
         var existing = await registry.FindAsync(name, ct);
         if (existing is null)
         {
-            return new(null, Problems.NotFound("Provider"), errors);
+            return new(null, Problems.TypedNotFound("Provider"), errors);
         }
 
         if (Handler(existing.AuthMode) is { } handler)
@@ -105,7 +106,7 @@ internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCa
         if (existing.AuthMode == AuthModes.McpOAuth2)
         {
             errors["auth_mode"] = ["An MCP server provider is changed with PATCH /v1/providers/{name} (display_name, scopes, send_resource)."];
-            return new(null, Problems.Validation(errors), errors);
+            return new(null, Problems.TypedValidation(errors), errors);
         }
 
         if (body.Name is not null && body.Name != name)
@@ -144,7 +145,7 @@ internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCa
 
         if (errors.Count > 0)
         {
-            return new(null, Problems.Validation(errors), errors);
+            return new(null, Problems.TypedValidation(errors), errors);
         }
 
         var updated = existing with

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Providers;
@@ -7,15 +8,15 @@ internal static class ProvidersAdminEndpoints
 {
     public static void MapProvidersAdmin(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/providers").RequireAdminApiKey().WithTags("Providers");
-        group.MapPost("", CreateAsync);
-        group.MapGet("", ListAsync);
-        group.MapGet("/{name}", GetAsync);
-        group.MapPatch("/{name}", UpdateAsync);
-        group.MapDelete("/{name}", DeleteAsync);
+        var group = app.MapAdminGroup().WithTags("Providers");
+        group.MapPost("/v1/providers", CreateAsync);
+        group.MapGet("/v1/providers", ListAsync);
+        group.MapGet("/v1/providers/{name}", GetAsync);
+        group.MapPatch("/v1/providers/{name}", UpdateAsync);
+        group.MapDelete("/v1/providers/{name}", DeleteAsync);
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, ProviderRegistration registration, CancellationToken ct)
+    private static async Task<Results<Created<ProviderResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, ProviderRegistration registration, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
         if (error is not null)
@@ -24,16 +25,16 @@ internal static class ProvidersAdminEndpoints
         }
 
         var (provider, failure, _) = await registration.RegisterAsync(body!, ct);
-        return failure ?? TypedResults.Created($"/v1/providers/{provider!.Name}", ProviderResponse.From(provider));
+        return failure is not null ? failure : TypedResults.Created($"/v1/providers/{provider!.Name}", ProviderResponse.From(provider));
     }
 
     private static async Task<IResult> ListAsync(ProviderRegistry registry, CancellationToken ct) =>
         TypedResults.Ok(new { providers = (await registry.ListAsync(ct)).Select(ProviderResponse.From) });
 
-    private static async Task<IResult> GetAsync(string name, ProviderRegistry registry, CancellationToken ct) =>
-        await registry.FindAsync(name, ct) is { } provider ? TypedResults.Ok(ProviderResponse.From(provider)) : Problems.NotFound("Provider");
+    private static async Task<Results<Ok<ProviderResponse>, ProblemHttpResult>> GetAsync(string name, ProviderRegistry registry, CancellationToken ct) =>
+        await registry.FindAsync(name, ct) is { } provider ? TypedResults.Ok(ProviderResponse.From(provider)) : Problems.TypedNotFound("Provider");
 
-    private static async Task<IResult> UpdateAsync(string name, HttpRequest request, ProviderRegistration registration, CancellationToken ct)
+    private static async Task<Results<Ok<ProviderResponse>, ProblemHttpResult>> UpdateAsync(string name, HttpRequest request, ProviderRegistration registration, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ProviderRequest>(request, ct);
         if (error is not null)
@@ -42,14 +43,14 @@ internal static class ProvidersAdminEndpoints
         }
 
         var (updated, failure, _) = await registration.UpdateAsync(name, body!, ct);
-        return failure ?? TypedResults.Ok(ProviderResponse.From(updated!));
+        return failure is not null ? failure : TypedResults.Ok(ProviderResponse.From(updated!));
     }
 
-    private static async Task<IResult> DeleteAsync(string name, ProviderRegistry registry, CancellationToken ct) =>
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, ProviderRegistry registry, CancellationToken ct) =>
         await registry.DeleteAsync(name, ct) switch
         {
-            null => Problems.NotFound("Provider"),
-            false => Problems.Create(ProblemCatalog.ProviderInUse,
+            null => Problems.TypedNotFound("Provider"),
+            false => Problems.Typed(ProblemCatalog.ProviderInUse,
                 "Delete its connections first (DELETE /v1/connections/{id}); that also revokes their tokens at the provider."),
             true => TypedResults.NoContent(),
         };

@@ -13,7 +13,7 @@ internal static class ClientMetadataDocumentEndpoint
     public const string Path = "/mcp-client-metadata.json";
 
     public static void MapClientMetadataDocument(this IEndpointRouteBuilder app) =>
-        app.MapGet(Path, (HttpResponse response, McpClientRegistrar registrar, NexusOptions options) =>
+        app.MapGet("/mcp-client-metadata.json", (HttpResponse response, McpClientRegistrar registrar, NexusOptions options) =>
         {
             var document = new JsonObject
             {

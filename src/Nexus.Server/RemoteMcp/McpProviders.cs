@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
 using Nexus.Server.Hosting;
@@ -19,7 +20,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
 
     public string AuthMode => AuthModes.McpOAuth2;
 
-    public async Task<(Provider? Provider, IResult? Failure)> RegisterAsync(ProviderRequest body, CancellationToken ct)
+    public async Task<(Provider? Provider, ProblemHttpResult? Failure)> RegisterAsync(ProviderRequest body, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
         if (!ProviderNames.IsValid(body.Name))
@@ -84,7 +85,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
 
         if (errors.Count > 0)
         {
-            return (null, Problems.Validation(errors));
+            return (null, Problems.TypedValidation(errors));
         }
 
         if (await registry.FindAsync(body.Name!, ct) is not null)
@@ -102,7 +103,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         }
         catch (McpDiscoveryException e)
         {
-            return (null, Problems.Create(ProblemCatalog.McpDiscoveryFailed, e.Message));
+            return (null, Problems.Typed(ProblemCatalog.McpDiscoveryFailed, e.Message));
         }
 
         var sendResource = body.SendResource ?? true;
@@ -203,7 +204,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
     /// machine-to-machine server (grant_type client_credentials) also takes a new client_id, client_secret or
     /// private_key_pem: the key or secret is rotated in place (stored encrypted, the old one never sent again).
     /// </summary>
-    public async Task<(Provider? Provider, IResult? Failure)> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
+    public async Task<(Provider? Provider, ProblemHttpResult? Failure)> UpdateAsync(Provider existing, ProviderRequest body, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
         var machine = existing.Config.Mcp?.GrantType == McpGrantTypes.ClientCredentials;
@@ -246,7 +247,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
 
         if (errors.Count > 0)
         {
-            return (null, Problems.Validation(errors));
+            return (null, Problems.TypedValidation(errors));
         }
 
         var mcp = existing.Config.Mcp ?? new McpServerConfig();
@@ -324,6 +325,6 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             ? $"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."
             : null;
 
-    private static IResult Exists(string name) => Problems.Create(ProblemCatalog.ProviderExists,
+    private static ProblemHttpResult Exists(string name) => Problems.Typed(ProblemCatalog.ProviderExists,
         "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.", title: $"A provider named '{name}' already exists.");
 }

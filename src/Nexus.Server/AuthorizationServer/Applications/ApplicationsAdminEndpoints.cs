@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.Hosting;
 
@@ -46,52 +47,57 @@ internal static class ApplicationsAdminEndpoints
 {
     public static void MapApplicationsAdmin(this RouteGroupBuilder admin)
     {
-        var apps = admin.MapGroup("/applications").WithTags("OAuth Applications");
-        apps.MapPost("", CreateAsync);
-        apps.MapGet("", async (ApplicationService applications, CancellationToken ct) =>
+        var apps = admin.MapGroup("").WithTags("OAuth Applications");
+        apps.MapPost("/v1/admin/applications", CreateAsync);
+        apps.MapGet("/v1/admin/applications", async (ApplicationService applications, CancellationToken ct) =>
             TypedResults.Ok(new { applications = (await applications.ListAsync(ct)).Select(c => ApplicationResponse.From(c)) }));
-        apps.MapGet("/{clientId}", async (string clientId, ApplicationService applications, CancellationToken ct) =>
-            await applications.FindAsync(clientId, ct) is { } app ? TypedResults.Ok(ApplicationResponse.From(app)) : Problems.NotFound("Application"));
-        apps.MapPatch("/{clientId}", UpdateAsync);
-        apps.MapDelete("/{clientId}", async (string clientId, ApplicationService applications, CancellationToken ct) =>
-        {
-            if (await applications.FindAsync(clientId, ct) is not { } app)
-            {
-                return Problems.NotFound("Application");
-            }
-
-            await applications.RevokeAsync(app, ct);
-            return TypedResults.NoContent();
-        });
-        apps.MapPost("/{clientId}/secret", async (string clientId, ApplicationService applications, CancellationToken ct) =>
-        {
-            var app = await applications.FindAsync(clientId, ct);
-            if (app is null)
-            {
-                return Problems.NotFound("Application");
-            }
-
-            if (app.IsPublic)
-            {
-                return Problems.Create(ProblemCatalog.PublicClient);
-            }
-
-            var rotated = await applications.RotateSecretAsync(app, ct);
-            return rotated is not { } secret
-                ? Problems.Create(ProblemCatalog.ClientRevoked, title: "A deleted application cannot get a new secret.")
-                : TypedResults.Ok(new { client_id = app.ClientId, client_secret = secret.Secret, secret_rotated_at = secret.RotatedAt });
-        });
+        apps.MapGet("/v1/admin/applications/{clientId}", GetAsync);
+        apps.MapPatch("/v1/admin/applications/{clientId}", UpdateAsync);
+        apps.MapDelete("/v1/admin/applications/{clientId}", RevokeAsync);
+        apps.MapPost("/v1/admin/applications/{clientId}/secret", RotateSecretAsync);
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, ApplicationService applications, CancellationToken ct)
+    private static async Task<Results<Created<ApplicationResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, ApplicationService applications, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ApplicationRequest>(request, ct);
-        return error ?? (await applications.CreateAsync(body!, ct)).ToResult("/v1/admin/applications", ApplicationResponse.From);
+        return error is not null ? error : (await applications.CreateAsync(body!, ct)).ToResult("/v1/admin/applications", ApplicationResponse.From);
     }
 
-    private static async Task<IResult> UpdateAsync(string clientId, HttpRequest request, ApplicationService applications, CancellationToken ct)
+    private static async Task<Results<Ok<ApplicationResponse>, ProblemHttpResult>> GetAsync(string clientId, ApplicationService applications, CancellationToken ct) =>
+        await applications.FindAsync(clientId, ct) is { } app ? TypedResults.Ok(ApplicationResponse.From(app)) : Problems.TypedNotFound("Application");
+
+    private static async Task<Results<Ok<ApplicationResponse>, ProblemHttpResult>> UpdateAsync(string clientId, HttpRequest request, ApplicationService applications, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ApplicationRequest>(request, ct);
-        return error ?? (await applications.UpdateAsync(clientId, body!, ct)).ToResult("Application", "A deleted application cannot be changed.", c => ApplicationResponse.From(c));
+        return error is not null ? error : (await applications.UpdateAsync(clientId, body!, ct)).ToResult("Application", "A deleted application cannot be changed.", c => ApplicationResponse.From(c));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(string clientId, ApplicationService applications, CancellationToken ct)
+    {
+        if (await applications.FindAsync(clientId, ct) is not { } app)
+        {
+            return Problems.TypedNotFound("Application");
+        }
+
+        await applications.RevokeAsync(app, ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<Ok<AppClientSecretResponse>, ProblemHttpResult>> RotateSecretAsync(string clientId, ApplicationService applications, CancellationToken ct)
+    {
+        if (await applications.FindAsync(clientId, ct) is not { } app)
+        {
+            return Problems.TypedNotFound("Application");
+        }
+
+        if (app.IsPublic)
+        {
+            return Problems.Typed(ProblemCatalog.PublicClient);
+        }
+
+        var rotated = await applications.RotateSecretAsync(app, ct);
+        return rotated is not { } secret
+            ? Problems.Typed(ProblemCatalog.ClientRevoked, title: "A deleted application cannot get a new secret.")
+            : TypedResults.Ok(new AppClientSecretResponse(app.ClientId, secret.Secret, secret.RotatedAt));
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.Hosting;
 
 namespace Nexus.Server.AuthorizationServer.Clients;
@@ -33,19 +34,19 @@ internal static class AppClientsAdminEndpoints
 {
     public static void MapAppClientsAdmin(this RouteGroupBuilder admin)
     {
-        var clients = admin.MapGroup("/clients").WithTags("App Clients");
-        clients.MapPost("", CreateAsync);
-        clients.MapGet("", ListAsync);
-        clients.MapGet("/{clientId}", GetAsync);
-        clients.MapPatch("/{clientId}", UpdateAsync);
-        clients.MapDelete("/{clientId}", RevokeAsync);
-        clients.MapPost("/{clientId}/secret", RotateSecretAsync);
+        var clients = admin.MapGroup("").WithTags("App Clients");
+        clients.MapPost("/v1/admin/clients", CreateAsync);
+        clients.MapGet("/v1/admin/clients", ListAsync);
+        clients.MapGet("/v1/admin/clients/{clientId}", GetAsync);
+        clients.MapPatch("/v1/admin/clients/{clientId}", UpdateAsync);
+        clients.MapDelete("/v1/admin/clients/{clientId}", RevokeAsync);
+        clients.MapPost("/v1/admin/clients/{clientId}/secret", RotateSecretAsync);
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, AppClientService clients, CancellationToken ct)
+    private static async Task<Results<Created<AppClientResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, AppClientService clients, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<AppClientRequest>(request, ct);
-        return error ?? (await clients.CreateAsync(body!, ct)).ToResult("/v1/admin/clients", AppClientResponse.From);
+        return error is not null ? error : (await clients.CreateAsync(body!, ct)).ToResult("/v1/admin/clients", AppClientResponse.From);
     }
 
     private static async Task<IResult> ListAsync(AppClientService clients, CancellationToken ct)
@@ -54,22 +55,22 @@ internal static class AppClientsAdminEndpoints
         return TypedResults.Ok(new { clients = all.Select(c => AppClientResponse.From(c)) });
     }
 
-    private static async Task<IResult> GetAsync(string clientId, AppClientService clients, CancellationToken ct) =>
+    private static async Task<Results<Ok<AppClientResponse>, ProblemHttpResult>> GetAsync(string clientId, AppClientService clients, CancellationToken ct) =>
         await clients.FindAsync(clientId, ct) is { } client
             ? TypedResults.Ok(AppClientResponse.From(client))
-            : Problems.NotFound("App Client");
+            : Problems.TypedNotFound("App Client");
 
-    private static async Task<IResult> UpdateAsync(string clientId, HttpRequest request, AppClientService clients, CancellationToken ct)
+    private static async Task<Results<Ok<AppClientResponse>, ProblemHttpResult>> UpdateAsync(string clientId, HttpRequest request, AppClientService clients, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<AppClientRequest>(request, ct);
-        return error ?? (await clients.UpdateAsync(clientId, body!, ct)).ToResult("App Client", "A revoked App Client cannot be changed.", c => AppClientResponse.From(c));
+        return error is not null ? error : (await clients.UpdateAsync(clientId, body!, ct)).ToResult("App Client", "A revoked App Client cannot be changed.", c => AppClientResponse.From(c));
     }
 
-    private static async Task<IResult> RevokeAsync(string clientId, AppClientService clients, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(string clientId, AppClientService clients, CancellationToken ct)
     {
         if (await clients.FindAsync(clientId, ct) is not { } client)
         {
-            return Problems.NotFound("App Client");
+            return Problems.TypedNotFound("App Client");
         }
 
         // Revoking twice is not an error: the outcome the caller asked for holds.
@@ -77,17 +78,16 @@ internal static class AppClientsAdminEndpoints
         return TypedResults.NoContent();
     }
 
-    private static async Task<IResult> RotateSecretAsync(string clientId, AppClientService clients, CancellationToken ct)
+    private static async Task<Results<Ok<AppClientSecretResponse>, ProblemHttpResult>> RotateSecretAsync(string clientId, AppClientService clients, CancellationToken ct)
     {
-        var client = await clients.FindAsync(clientId, ct);
-        if (client is null)
+        if (await clients.FindAsync(clientId, ct) is not { } client)
         {
-            return Problems.NotFound("App Client");
+            return Problems.TypedNotFound("App Client");
         }
 
         var rotated = await clients.RotateSecretAsync(client, ct);
         return rotated is not { } secret
-            ? Problems.Create(ProblemCatalog.ClientRevoked, title: "A revoked client cannot get a new secret.")
+            ? Problems.Typed(ProblemCatalog.ClientRevoked, title: "A revoked client cannot get a new secret.")
             : TypedResults.Ok(new AppClientSecretResponse(clientId, secret.Secret, secret.RotatedAt));
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
 
@@ -94,8 +95,8 @@ internal abstract class ClientService(ClientRegistry registry, SecretHasher hash
 internal sealed record ClientCreation(OAuthClient? Client, string? Secret, Dictionary<string, string[]> Errors)
 {
     /// <summary>The admin API's answer: 201 with the client at its URL under <paramref name="collection"/>, or 400 with the field errors.</summary>
-    public IResult ToResult<T>(string collection, Func<OAuthClient, string?, T> response) =>
-        Client is null ? Problems.Validation(Errors) : TypedResults.Created($"{collection}/{Client.ClientId}", response(Client, Secret));
+    public Results<Created<T>, ProblemHttpResult> ToResult<T>(string collection, Func<OAuthClient, string?, T> response) =>
+        Client is null ? Problems.TypedValidation(Errors) : TypedResults.Created($"{collection}/{Client.ClientId}", response(Client, Secret));
 }
 
 internal enum ClientUpdateOutcome
@@ -110,11 +111,11 @@ internal enum ClientUpdateOutcome
 internal sealed record ClientUpdate(ClientUpdateOutcome Outcome, OAuthClient? Client, Dictionary<string, string[]> Errors)
 {
     /// <summary>The admin API's answer: 200 with the client, 400 with the field errors, 404, or 409 client_revoked.</summary>
-    public IResult ToResult<T>(string what, string revokedMessage, Func<OAuthClient, T> response) => Outcome switch
+    public Results<Ok<T>, ProblemHttpResult> ToResult<T>(string what, string revokedMessage, Func<OAuthClient, T> response) => Outcome switch
     {
-        ClientUpdateOutcome.Invalid => Problems.Validation(Errors),
-        ClientUpdateOutcome.NotFound => Problems.NotFound(what),
-        ClientUpdateOutcome.Revoked => Problems.Create(ProblemCatalog.ClientRevoked, title: revokedMessage),
+        ClientUpdateOutcome.Invalid => Problems.TypedValidation(Errors),
+        ClientUpdateOutcome.NotFound => Problems.TypedNotFound(what),
+        ClientUpdateOutcome.Revoked => Problems.Typed(ProblemCatalog.ClientRevoked, title: revokedMessage),
         _ => TypedResults.Ok(response(Client!)),
     };
 }

@@ -24,8 +24,8 @@ internal static class ProtectedResourceMetadataEndpoint
 
     public static void MapProtectedResourceMetadata(this IEndpointRouteBuilder app)
     {
-        app.MapGet(McpMetadataPath, Metadata).WithTags("OAuth").WithoutSession();
-        app.MapGet(WellKnownPrefix, Metadata).WithTags("OAuth").WithoutSession();
+        app.MapGet("/.well-known/oauth-protected-resource/mcp", Metadata).WithTags("OAuth").WithoutSession();
+        app.MapGet("/.well-known/oauth-protected-resource", Metadata).WithTags("OAuth").WithoutSession();
     }
 
     private static Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult Metadata(HttpResponse response, NexusOptions options)

@@ -10,10 +10,10 @@ internal static class SigningKeysAdminEndpoints
 {
     public static void MapSigningKeysAdmin(this RouteGroupBuilder admin)
     {
-        var keys = admin.MapGroup("/signing-keys").WithTags("Signing keys");
-        keys.MapGet("", (SigningKeys signingKeys) =>
+        var keys = admin.MapGroup("").WithTags("Signing keys");
+        keys.MapGet("/v1/admin/signing-keys", (SigningKeys signingKeys) =>
             TypedResults.Ok(new { keys = signingKeys.Published.OrderBy(k => k.CreatedAt).Select(SigningKeyResponse.From) }));
-        keys.MapPost("/rotate", async (SigningKeyStore store, SigningKeys signingKeys, CancellationToken ct) =>
+        keys.MapPost("/v1/admin/signing-keys/rotate", async (SigningKeyStore store, SigningKeys signingKeys, CancellationToken ct) =>
         {
             var created = await store.RotateAsync(ct);
             await signingKeys.ReloadAsync(ct);
