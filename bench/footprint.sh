@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Footprint (issue #20): the published binary is ready <= 0.5 s after it starts (migrations already applied) and
-# uses <= 80 MB of resident memory when idle. Publishes Release the way the Dockerfile does (framework-dependent) and
-# once more with ReadyToRun, then for each variant (a publish and runtime settings, DOTNET_* environment variables)
+# uses <= 80 MB of resident memory when idle. Publishes Release twice, framework-dependent: plain (`dotnet publish -c
+# Release`, as docs/deployment.md describes for a host with the runtime) and with ReadyToRun (as the Dockerfile does),
+# then for each variant (a publish and runtime settings, DOTNET_* environment variables)
 # and each round:
 #   - copies a data directory whose migrations were applied by an earlier start of the same binary (SQLite), so the
 #     measured start is the everyday restart, not the first one;
@@ -16,6 +17,9 @@
 # default run is quoted to show where the time goes.
 #   bench/footprint.sh [rounds] [variant...]     default 5 rounds, every variant; e.g. bench/footprint.sh 3 default r2r
 #   PORT=18590                                    the port Nexus listens on
+#   FOOTPRINT_BUILDS=DIR                          DIR/fd and DIR/r2r hold the two publishes already (skips publishing)
+# The whole script is one { … } block: bash reads it at once, so editing the file while it runs changes nothing.
+{
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 rounds="${1:-5}"; shift || true
 port="${PORT:-18590}"
@@ -30,11 +34,12 @@ trap cleanup EXIT
 
 # name|publish|environment (space-separated NAME=value)|what it is for
 variants_all=(
-  "default|fd||the Dockerfile's publish and the csproj's runtimeconfig (workstation GC, concurrent GC)"
-  "r2r|r2r||ReadyToRun: -r linux-x64 -p:PublishReadyToRun=true (precompiled code for Nexus and its NuGet packages)"
+  "default|fd||\`dotnet publish -c Release\` and the csproj's runtimeconfig (workstation GC, concurrent GC)"
+  "r2r|r2r||ReadyToRun, as the Dockerfile publishes: -r linux-x64 -p:PublishReadyToRun=true (Nexus and its NuGet packages precompiled)"
   "no-wx|fd|DOTNET_EnableWriteXorExecute=0|W^X off: the JIT writes code pages without remapping them"
   "no-pgo|fd|DOTNET_TieredPGO=0|no instrumented tier (less JIT work while warming up)"
   "no-tiering|fd|DOTNET_TieredCompilation=0|every method fully optimised on first call (no quick JIT)"
+  "no-concurrent|fd|DOTNET_gcConcurrent=0|workstation GC without the background GC thread"
   "conserve|fd|DOTNET_GCConserveMemory=5|workstation GC that compacts more to keep the heap small"
   "gen0-4mb|fd|DOTNET_GCgen0size=0x400000|a 4 MB gen0 budget (smaller than the default, which follows the L3 cache)"
   "hardlimit-64mb|fd|DOTNET_GCHeapHardLimit=0x4000000|the GC heap capped at 64 MB (OutOfMemoryException beyond)"
@@ -49,13 +54,17 @@ else
   variants=("${variants_all[@]}")
 fi
 
-echo "Publishing Release (framework-dependent, and ReadyToRun)" >&2
-dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -o "$work/fd" >/dev/null
-if printf '%s\n' "${variants[@]}" | grep -q '|r2r|'; then
-  dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -r linux-x64 --self-contained false \
-    -p:PublishReadyToRun=true -o "$work/r2r" >/dev/null
+if [ -n "${FOOTPRINT_BUILDS:-}" ]; then
+  ln -s "$FOOTPRINT_BUILDS/fd" "$work/fd"; [ -d "$FOOTPRINT_BUILDS/r2r" ] && ln -s "$FOOTPRINT_BUILDS/r2r" "$work/r2r"
+else
+  echo "Publishing Release (framework-dependent, and ReadyToRun)" >&2
+  dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -o "$work/fd" >/dev/null
+  if printf '%s\n' "${variants[@]}" | grep -q '|r2r|'; then
+    dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -r linux-x64 --self-contained false \
+      -p:PublishReadyToRun=true -o "$work/r2r" >/dev/null
+  fi
 fi
-size_mb() { du -sm "$1" | cut -f1; }
+size_mb() { du -smL "$1" | cut -f1; }
 
 key="$(head -c 32 /dev/urandom | base64)"
 api_key="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -93,6 +102,9 @@ wait_ready() {
 }
 stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; }
 rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# private_mb PID: the pages only this process maps (Private_Clean + Private_Dirty, "USS"): VmRSS also counts the
+# framework's DLLs it shares with every other .NET process on the host, and W^X's second mapping of JIT-ed code.
+private_mb() { awk '/^Private_(Clean|Dirty):/ { k += $2 } END { printf "%.0f", k / 1024 }' "/proc/$1/smaps_rollup"; }
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" -v t="$(cpu_ticks "$1")" 'BEGIN { printf "%.0f", t * 1000 / hz }'; }
 
 # The template data directory: migrations applied and an App Client created by a first start of the default build.
@@ -114,7 +126,7 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic $(printf '%s:%s' "$client_id" "$client_secret" | base64 -w0)"
 LUA
 
-declare -A ready cpu idle loaded reqs
+declare -A ready cpu idle uss loaded reqs
 timeline=""
 for round in $(seq 1 "$rounds"); do
   for entry in "${variants[@]}"; do
@@ -123,14 +135,14 @@ for round in $(seq 1 "$rounds"); do
     # shellcheck disable=SC2086 # settings: NAME=value words
     launch "$work/$publish/Nexus.Server" "$data" $settings
     r="$(wait_ready)"; c="$(cpu_ms "$pid")"
-    sleep 5; i="$(rss_mb "$pid")"
+    sleep 5; i="$(rss_mb "$pid")"; u="$(private_mb "$pid")"
     h="$(wrk -t1 -c8 -d3s "$base/healthz" | awk '/requests in/ { print $1 }')"
     t="$(wrk -t1 -c8 -d3s -s "$lua" "$base/oauth2/token" | awk '/requests in/ { print $1 }')"
     sleep 2; l="$(rss_mb "$pid")"
     [ "$name" = default ] && timeline="$(grep -A1 'Startup timeline' "$data/server.log" | tail -1 | sed 's/^ *//')"
     stop
-    ready[$name]+="$r "; cpu[$name]+="$c "; idle[$name]+="$i "; loaded[$name]+="$l "; reqs[$name]+="$((h + t)) "
-    echo "round $round $name: ready ${r} ms, CPU ${c} ms, idle ${i} MB, after load ${l} MB ($h healthz + $t tokens)" >&2
+    ready[$name]+="$r "; cpu[$name]+="$c "; idle[$name]+="$i "; uss[$name]+="$u "; loaded[$name]+="$l "; reqs[$name]+="$((h + t)) "
+    echo "round $round $name: ready ${r} ms, CPU ${c} ms, idle ${i} MB (private ${u} MB), after load ${l} MB ($h healthz + $t tokens)" >&2
   done
 done
 
@@ -145,17 +157,17 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(machine); load average at the end: $load_end"
   echo "- build: $(git -C "$bench_root" rev-parse --short HEAD)$(git -C "$bench_root" diff --quiet HEAD -- src || echo ' with local changes in src/')"
-  echo "- binary: bin/Nexus.Server of \`dotnet publish -c Release\` (framework-dependent, $(size_mb "$work/fd") MB, as in the Dockerfile); r2r: \`-r linux-x64 -p:PublishReadyToRun=true\`$( [ -d "$work/r2r" ] && echo " ($(size_mb "$work/r2r") MB)")"
+  echo "- binary: the apphost Nexus.Server of \`dotnet publish -c Release\` (framework-dependent, $(size_mb "$work/fd") MB); r2r (the Dockerfile's): \`-r linux-x64 -p:PublishReadyToRun=true\`$( [ -d "$work/r2r" ] && echo " ($(size_mb "$work/r2r") MB)")"
   echo "- each start: SQLite, a copy of a data directory whose migrations were applied by an earlier start; Production, logs at Warning"
   echo "- ready: launch of the process to the first 200 from GET /readyz (polled every ~5 ms); CPU: the process's user + system CPU time then (all threads)"
-  echo "- RSS: VmRSS after 5 s idle; after load: 2 s after wrk -t1 -c8 for 3 s on GET /healthz and 3 s on POST /oauth2/token (client credentials, ES256)"
+  echo "- RSS: VmRSS after 5 s idle (private: Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, the pages no other process shares); after load: 2 s after wrk -t1 -c8 for 3 s on GET /healthz and 3 s on POST /oauth2/token (client credentials, ES256)"
   echo "- $rounds rounds, variants alternating; medians (ready: median and minimum)"
   echo
-  echo "| variant | settings | ready ms (median) | ready ms (min) | CPU ms to ready | RSS idle MB | RSS after load MB | requests in the load (median) |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  echo "| variant | settings | ready ms (median) | ready ms (min) | CPU ms to ready | RSS idle MB | private idle MB | RSS after load MB | requests in the load (median) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
   for entry in "${variants[@]}"; do
     IFS='|' read -r name publish settings what <<<"$entry"
-    echo "| $name | ${settings:-—}$([ "$publish" = r2r ] && echo " (ReadyToRun)") | $(median <<<"${ready[$name]}") | $(minimum <<<"${ready[$name]}") | $(median <<<"${cpu[$name]}") | $(median <<<"${idle[$name]}") | $(median <<<"${loaded[$name]}") | $(median <<<"${reqs[$name]}") |"
+    echo "| $name | ${settings:-—}$([ "$publish" = r2r ] && echo " (ReadyToRun)") | $(median <<<"${ready[$name]}") | $(minimum <<<"${ready[$name]}") | $(median <<<"${cpu[$name]}") | $(median <<<"${idle[$name]}") | $(median <<<"${uss[$name]}") | $(median <<<"${loaded[$name]}") | $(median <<<"${reqs[$name]}") |"
   done
   echo
   echo "What each variant is:"
@@ -166,7 +178,7 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   for entry in "${variants[@]}"; do
     name="${entry%%|*}"
-    echo "- $name: ready ${ready[$name]% }ms; CPU ${cpu[$name]% }ms; idle ${idle[$name]% }MB; after load ${loaded[$name]% }MB"
+    echo "- $name: ready ${ready[$name]% }ms; CPU ${cpu[$name]% }ms; idle ${idle[$name]% }MB (private ${uss[$name]% }MB); after load ${loaded[$name]% }MB"
   done
   if [ -n "$timeline" ]; then
     echo
@@ -190,3 +202,5 @@ if [ -n "$r" ]; then
   summary_row "footprint: idle RSS, published binary (issue #20)" "" "$i MB" "" "" "" "" "≤ 80 MB" \
     "$(awk -v i="$i" 'BEGIN { print (i <= 80) ? "met" : "missed" }')" "VmRSS after 5 s idle; other variants in bench/results/footprint.md"
 fi
+exit
+}
