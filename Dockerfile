@@ -8,7 +8,7 @@
 # ---- build ------------------------------------------------------------------------------------------------
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 # ReadyToRun for the image's architecture (TARGETARCH: amd64 or arm64, set by BuildKit; amd64 without it): Nexus and
-# its NuGet packages ship precompiled, so a start JITs less than half as many methods and takes about a third less
+# its NuGet packages ship precompiled, so a start JITs less than half as many methods and takes about a quarter less
 # CPU to ready (bench/footprint.sh, bench/results/footprint.md). Still framework-dependent on the runtime image; hot
 # methods are recompiled by tiered compilation as before, so throughput is unchanged.
 ARG TARGETARCH=amd64

@@ -66,6 +66,7 @@ else
 fi
 size_mb() { du -smL "$1" | cut -f1; }
 
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 key="$(head -c 32 /dev/urandom | base64)"
 api_key="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 base="http://127.0.0.1:$port"
@@ -139,7 +140,7 @@ for round in $(seq 1 "$rounds"); do
     h="$(wrk -t1 -c8 -d3s "$base/healthz" | awk '/requests in/ { print $1 }')"
     t="$(wrk -t1 -c8 -d3s -s "$lua" "$base/oauth2/token" | awk '/requests in/ { print $1 }')"
     sleep 2; l="$(rss_mb "$pid")"
-    [ "$name" = default ] && timeline="$(grep -A1 'Startup timeline' "$data/server.log" | tail -1 | sed 's/^ *//')"
+    [ "$name" = default ] && timeline="$(grep -m1 'Startup timeline' "$data/server.log" | sed 's/^.*brackets): //' || true)"
     stop
     ready[$name]+="$r "; cpu[$name]+="$c "; idle[$name]+="$i "; uss[$name]+="$u "; loaded[$name]+="$l "; reqs[$name]+="$((h + t)) "
     echo "round $round $name: ready ${r} ms, CPU ${c} ms, idle ${i} MB (private ${u} MB), after load ${l} MB ($h healthz + $t tokens)" >&2
@@ -155,7 +156,8 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "# Footprint: time to ready and resident memory of the published binary"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- machine: $(machine); load average at the end: $load_end"
+  echo "- machine: $(machine); load average $load_start at the start, $load_end at the end (above the $(nproc) cores, other work"
+  echo "  shared them: the wall-clock ready times then include waiting for a core, and the CPU column compares variants better)"
   echo "- build: $(git -C "$bench_root" rev-parse --short HEAD)$(git -C "$bench_root" diff --quiet HEAD -- src || echo ' with local changes in src/')"
   echo "- binary: the apphost Nexus.Server of \`dotnet publish -c Release\` (framework-dependent, $(size_mb "$work/fd") MB); r2r (the Dockerfile's): \`-r linux-x64 -p:PublishReadyToRun=true\`$( [ -d "$work/r2r" ] && echo " ($(size_mb "$work/r2r") MB)")"
   echo "- each start: SQLite, a copy of a data directory whose migrations were applied by an earlier start; Production, logs at Warning"
@@ -174,7 +176,7 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   for entry in "${variants[@]}"; do IFS='|' read -r name _ _ what <<<"$entry"; echo "- **$name**: $what"; done
   echo
-  echo "Raw values (per round): "
+  echo "Raw values (per round):"
   echo
   for entry in "${variants[@]}"; do
     name="${entry%%|*}"
