@@ -78,6 +78,8 @@ internal static class HostingExtensions
         builder.Services.AddSingleton<PageNavigation>();
         builder.Services.AddSingleton<NexusBootstrapper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NexusBootstrapper>());
+        builder.Services.AddSingleton<EndpointsBuiltOnce>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EndpointsBuiltOnce>());
         return builder;
     }
 
@@ -92,6 +94,7 @@ internal static class HostingExtensions
     {
         var timeline = app.Services.GetRequiredService<StartupTimeline>();
         timeline.Mark("host built");
+        app.Services.GetRequiredService<EndpointsBuiltOnce>().Attach(app);
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             StartupLogGate.Started = true;
