@@ -18,6 +18,8 @@
 #   bench/footprint.sh [rounds] [variant...]     default 5 rounds, every variant; e.g. bench/footprint.sh 3 default r2r
 #   PORT=18590                                    the port Nexus listens on
 #   FOOTPRINT_BUILDS=DIR                          DIR/fd and DIR/r2r hold the two publishes already (skips publishing)
+#   FOOTPRINT_BASELINE=DIR                        adds the variant "baseline": the publish in DIR (e.g. of main), for a
+#                                                 before/after in the same run
 # The whole script is one { … } block: bash reads it at once, so editing the file while it runs changes nothing.
 {
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -47,6 +49,7 @@ variants_all=(
   "server-gc-1heap|fd|DOTNET_gcServer=1 DOTNET_GCHeapCount=1 DOTNET_GCHeapAffinitizeMask=0x1|server GC with one heap pinned to core 0"
   "small|r2r|DOTNET_EnableWriteXorExecute=0 DOTNET_TieredPGO=0 DOTNET_GCConserveMemory=5 DOTNET_GCgen0size=0x400000|small single instance: the startup and memory settings together, ReadyToRun"
 )
+[ -n "${FOOTPRINT_BASELINE:-}" ] && variants_all=("baseline|base||FOOTPRINT_BASELINE: a publish of another commit ($(basename "$FOOTPRINT_BASELINE")), for comparison" "${variants_all[@]}")
 if [ $# -gt 0 ]; then
   variants=()
   for want in "$@"; do for v in "${variants_all[@]}"; do [ "${v%%|*}" = "$want" ] && variants+=("$v"); done; done
@@ -54,6 +57,7 @@ else
   variants=("${variants_all[@]}")
 fi
 
+[ -n "${FOOTPRINT_BASELINE:-}" ] && ln -s "$FOOTPRINT_BASELINE" "$work/base"
 if [ -n "${FOOTPRINT_BUILDS:-}" ]; then
   ln -s "$FOOTPRINT_BUILDS/fd" "$work/fd"; [ -d "$FOOTPRINT_BUILDS/r2r" ] && ln -s "$FOOTPRINT_BUILDS/r2r" "$work/r2r"
 else
