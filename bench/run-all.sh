@@ -27,8 +27,10 @@ export BENCH_BUILT=1
 
 if [ "$smoke" = 1 ]; then
   connections=500; bridge_rounds=1; mcp_rounds=300; telemetry_rounds=1; micro_job=dry; scale_connections=20000
+  footprint_args="1 default r2r"
 else
   connections=10000; bridge_rounds=3; mcp_rounds=3000; telemetry_rounds=2; micro_job=short; scale_connections=1000000
+  footprint_args="5"
 fi
 # Ports away from the scripts' defaults (18190…), which other work on a shared machine may hold.
 # name|command: in this order; the micro-benchmarks last. Telemetry first: it restores client-credentials.md and
@@ -36,6 +38,7 @@ fi
 runs=(
   "telemetry|env -u BENCH_SUMMARY $here/telemetry.sh $duration $telemetry_rounds"
   "client-credentials|$here/client-credentials.sh $duration"
+  "footprint|env PORT=18590 $here/footprint.sh $footprint_args"
   "introspection|env PORT=18290 $here/introspection.sh $duration sqlite"
   "introspection-postgres|env PORT=18290 RESULT=introspection-postgres $here/introspection.sh $duration postgres"
   "token-read|$here/token-read.sh $duration"
@@ -143,7 +146,7 @@ out="$root/docs/benchmarks.md"
   echo "| script | outcome |"
   echo "|---|---|"
   for entry in "${runs[@]}"; do name="${entry%%|*}"; echo "| \`${entry#*|}\` | ${outcome[$name]} |" | sed "s|$here/|bench/|g"; done
-  for file in client-credentials introspection introspection-postgres token-read bridge mcp refresh-storm scale telemetry sdk-dotnet micro; do
+  for file in client-credentials footprint introspection introspection-postgres token-read bridge mcp refresh-storm scale telemetry sdk-dotnet micro; do
     [ -f "$results/$file.md" ] || continue
     echo
     echo "## bench/results/$file.md"

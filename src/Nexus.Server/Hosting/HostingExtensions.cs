@@ -20,6 +20,9 @@ internal static class HostingExtensions
 
     public static WebApplicationBuilder AddHosting(this WebApplicationBuilder builder)
     {
+        var timeline = new StartupTimeline();
+        timeline.Mark("configuration read");
+        builder.Services.AddSingleton(timeline);
         // --urls and ASPNETCORE_URLS win; with neither, Nexus listens where the README says it does.
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"]))
         {
@@ -75,6 +78,8 @@ internal static class HostingExtensions
         builder.Services.AddSingleton<PageNavigation>();
         builder.Services.AddSingleton<NexusBootstrapper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NexusBootstrapper>());
+        builder.Services.AddSingleton<EndpointsBuiltOnce>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EndpointsBuiltOnce>());
         return builder;
     }
 
@@ -99,7 +104,15 @@ internal static class HostingExtensions
 
     public static WebApplication MapHosting(this WebApplication app)
     {
-        app.Lifetime.ApplicationStarted.Register(() => StartupLogGate.Started = true);
+        var timeline = app.Services.GetRequiredService<StartupTimeline>();
+        timeline.Mark("host built");
+        app.Services.GetRequiredService<EndpointsBuiltOnce>().Attach(app);
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            StartupLogGate.Started = true;
+            timeline.Mark("listening");
+            app.Services.GetRequiredService<ILogger<StartupTimeline>>().LogDebug("Startup timeline (ms since the process started, CPU ms in brackets): {Timeline}", timeline);
+        });
         app.UseTransportSecurity();
         app.UseExceptionHandler();
         app.UseStatusCodePages();

@@ -16,7 +16,7 @@ internal interface IStartupStep
 /// Logs the startup banner and runs the components' <see cref="IStartupPreparation"/>s (Data: migrations and startup
 /// steps) before the server (or a maintenance command) starts.
 /// </summary>
-internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> preparations, IHostEnvironment environment, IServiceProvider services, ILogger<NexusBootstrapper> logger)
+internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> preparations, IHostEnvironment environment, IServiceProvider services, StartupTimeline timeline, ILogger<NexusBootstrapper> logger)
     : IHostedLifecycleService
 {
     private bool initialized;
@@ -30,6 +30,7 @@ internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> prepara
             return;
         }
 
+        timeline.Mark("endpoints mapped");
         // The banner: which environment, which encryption key and which database, so nobody runs Production on the
         // development key by accident (or Development when they meant Production). The components contribute the
         // parts after the environment (IStartupBannerItem), resolved only now.
@@ -39,6 +40,8 @@ internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> prepara
         {
             await preparation.PrepareAsync(ct);
         }
+
+        timeline.Mark("database prepared");
 
         initialized = true;
     }
