@@ -44,7 +44,7 @@ public sealed partial class ConfigurationReferenceTests
         ("`Logging__LogLevel__<category>`", "Default `Information`; `Microsoft.AspNetCore`, `System.Net.Http.HttpClient` `Warning`",
             "Log levels per category; every logged value is redacted whatever the level."),
         ("`Logging__Console__FormatterName`", "`simple`", "`json` for JSON console logs with trace and span ids."),
-        ("`DOTNET_gcServer`", "`0` (workstation GC)", "`1` for server GC on large hosts; workstation GC measured faster on 2 cores."),
+        ("`DOTNET_gcServer`", "`0` (workstation GC)", "`1` for server GC on large hosts; workstation GC measured faster on 2 cores. Memory and startup settings per deployment size (`DOTNET_GCgen0size`, `DOTNET_GCHeapAffinitizeMask`, `DOTNET_TieredPGO`, …): README, *Footprint and deployment size*, measured by `bench/footprint.sh`."),
     ];
 
     [Fact]
