@@ -16,6 +16,9 @@ internal sealed record SettingsRequest(bool? SignUpEnabled);
 /// <summary>The answer of GET and PATCH /v1/admin/settings.</summary>
 internal sealed record SettingsResponse(bool SignUpEnabled);
 
+/// <summary>GET /v1/admin/users: every account.</summary>
+internal sealed record UserList(IEnumerable<UserResponse> Users);
+
 /// <summary>What POST and DELETE /v1/admin/users/{id}/admin take: the user's id and the services that change the flag.</summary>
 internal readonly record struct AdminFlagRequest(string Id, UserStore Store, Administrators Administrators, TimeProvider Time, CancellationToken Ct);
 
@@ -80,8 +83,8 @@ internal static class UsersAdminEndpoints
         return TypedResults.Created($"/v1/admin/users/{user.Id}", ToResponse(user, time));
     }
 
-    private static async Task<IResult> ListAsync(UserStore store, TimeProvider time, CancellationToken ct) =>
-        TypedResults.Ok(new { users = (await store.ListAsync(ct)).Select(u => ToResponse(u, time)) });
+    private static async Task<Ok<UserList>> ListAsync(UserStore store, TimeProvider time, CancellationToken ct) =>
+        TypedResults.Ok(new UserList((await store.ListAsync(ct)).Select(u => ToResponse(u, time))));
 
     private static UserResponse ToResponse(NexusUser u, TimeProvider time) => UserResponse.From(u, time.GetUtcNow());
 }

@@ -25,13 +25,16 @@ internal sealed record ApiKeyResponse(
 /// wildcard ["*"]). The key is shown once and stored as a keyed hash. A key created with
 /// can_read_credentials=false can manage connections but never read a credential (a Bridge-only key).
 /// </summary>
+/// <summary>GET /v1/admin/api-keys: every key, revoked ones included (never a key's secret).</summary>
+internal sealed record ApiKeyList(IEnumerable<ApiKeyResponse> ApiKeys);
+
 internal static class ApiKeysAdminEndpoints
 {
     public static void MapApiKeysAdmin(this RouteGroupBuilder admin)
     {
         var keys = admin.MapGroup("").WithTags("API keys");
         keys.MapPost("/v1/admin/api-keys", CreateAsync);
-        keys.MapGet("/v1/admin/api-keys", async (ApiKeyService apiKeys, CancellationToken ct) => TypedResults.Ok(new { api_keys = (await apiKeys.ListAsync(ct)).Select(k => ApiKeyResponse.From(k)) }));
+        keys.MapGet("/v1/admin/api-keys", async (ApiKeyService apiKeys, CancellationToken ct) => TypedResults.Ok(new ApiKeyList((await apiKeys.ListAsync(ct)).Select(k => ApiKeyResponse.From(k)))));
         keys.MapGet("/v1/admin/api-keys/{id}", GetAsync);
         keys.MapDelete("/v1/admin/api-keys/{id}", RevokeAsync);
     }

@@ -22,6 +22,9 @@ internal sealed record RequestConnectionResponse(string AuthUrl, string Connecti
 /// <summary>POST /v1/request-connection for a machine-to-machine MCP server: no auth_url, the connection is active.</summary>
 internal sealed record MachineConnectionResponse(string? AuthUrl, string ConnectionId, string Status);
 
+/// <summary>GET /v1/connections: one page, and the cursor of the next (null on the last page).</summary>
+internal sealed record ConnectionList(IEnumerable<ConnectionResponse> Connections, string? NextCursor);
+
 /// <summary>A connection as the gateway shows it. Times are Unix seconds, like the credentials' expires_at.</summary>
 internal sealed record ConnectionResponse(
     string ConnectionId,
@@ -203,7 +206,7 @@ internal static class GatewayEndpoints
         return TypedResults.Ok(ConnectionResponse.From(connection));
     }
 
-    private static async Task<IResult> ListAsync(HttpContext context, Caller caller, ConnectionService connectionService)
+    private static async Task<Results<Ok<ConnectionList>, ProblemHttpResult>> ListAsync(HttpContext context, Caller caller, ConnectionService connectionService)
     {
         var query = context.Request.Query;
         string? One(string name) => query[name].Count == 1 && query[name][0] is { Length: > 0 } v ? v : null;
@@ -213,17 +216,17 @@ internal static class GatewayEndpoints
         var limit = 100;
         if (One("limit") is { } l && (!int.TryParse(l, out limit) || limit is < 1 or > 1000))
         {
-            return Problems.Validation(new Dictionary<string, string[]> { ["limit"] = ["limit is 1 to 1000."] });
+            return Problems.TypedValidation(new Dictionary<string, string[]> { ["limit"] = ["limit is 1 to 1000."] });
         }
 
         if (status is not null and not (ConnectionStatus.Pending or ConnectionStatus.Active or ConnectionStatus.AttentionRequired or ConnectionStatus.Failed))
         {
-            return Problems.Validation(new Dictionary<string, string[]> { ["status"] = ["status is pending, active, attention_required or failed."] });
+            return Problems.TypedValidation(new Dictionary<string, string[]> { ["status"] = ["status is pending, active, attention_required or failed."] });
         }
 
         if (providerName is not null && !ProviderNames.IsValid(providerName))
         {
-            return Problems.Validation(new Dictionary<string, string[]> { ["provider"] = ["provider is the name of a registered provider (lowercase letters, digits, '_' or '-')."] });
+            return Problems.TypedValidation(new Dictionary<string, string[]> { ["provider"] = ["provider is the name of a registered provider (lowercase letters, digits, '_' or '-')."] });
         }
 
         (long, string)? after = null;
@@ -231,7 +234,7 @@ internal static class GatewayEndpoints
         {
             if (ConnectionCursor.Decode(cursor) is not { } position)
             {
-                return Problems.Validation(new Dictionary<string, string[]> { ["cursor"] = ["cursor is a next_cursor value from an earlier page of this list."] });
+                return Problems.TypedValidation(new Dictionary<string, string[]> { ["cursor"] = ["cursor is a next_cursor value from an earlier page of this list."] });
             }
 
             after = position;
@@ -243,7 +246,7 @@ internal static class GatewayEndpoints
             // Another workspace's connections are invisible, as if the workspace had none and did not exist.
             if (!caller.CanAccess(workspaceId))
             {
-                return Problems.NotFound("Workspace");
+                return Problems.TypedNotFound("Workspace");
             }
 
             workspaces = [workspaceId];
@@ -257,7 +260,7 @@ internal static class GatewayEndpoints
         var connections = await connectionService.ListAsync(workspaces, status, providerName, after, limit + 1, context.RequestAborted);
         var page = connections.Take(limit).ToList();
         var next = connections.Count > limit ? ConnectionCursor.Encode(page[^1].CreatedAt, page[^1].Id) : null;
-        return TypedResults.Ok(new { connections = page.Select(ConnectionResponse.From), next_cursor = next });
+        return TypedResults.Ok(new ConnectionList(page.Select(ConnectionResponse.From), next));
     }
 
     /// <summary>

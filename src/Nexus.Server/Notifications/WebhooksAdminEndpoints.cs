@@ -10,6 +10,20 @@ internal sealed record WebhookResponse(string Id, string Url, IReadOnlyList<stri
     public static WebhookResponse From(Webhook w, string? secret = null) => new(w.Id, w.Url, w.Events, w.WorkspaceId, w.CreatedAt, secret);
 }
 
+/// <summary>GET /v1/admin/webhooks: every webhook.</summary>
+internal sealed record WebhookList(IEnumerable<WebhookResponse> Webhooks);
+
+/// <summary>GET /v1/admin/webhooks/{id}/deliveries: the newest 100 deliveries.</summary>
+internal sealed record WebhookDeliveryList(IEnumerable<WebhookDeliveryResponse> Deliveries);
+
+/// <summary>One delivery attempt series; next_attempt_at only while it is pending.</summary>
+internal sealed record WebhookDeliveryResponse(
+    string Id, string Event, string Status, int Attempts, int? LastStatusCode, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt, DateTimeOffset? NextAttemptAt)
+{
+    public static WebhookDeliveryResponse From(WebhookDelivery d) =>
+        new(d.Id, d.Event, d.Status, d.Attempts, d.LastStatusCode, d.LastError, d.CreatedAt, d.DeliveredAt, d.Status == DeliveryStatus.Pending ? d.NextAttemptAt : null);
+}
+
 /// <summary>/v1/admin/webhooks: endpoints that receive connection events, their secrets (shown once) and delivery log.</summary>
 internal static class WebhooksAdminEndpoints
 {
@@ -18,21 +32,16 @@ internal static class WebhooksAdminEndpoints
         var hooks = admin.MapGroup("").WithTags("Webhooks");
         hooks.MapPost("/v1/admin/webhooks", CreateAsync);
         hooks.MapGet("/v1/admin/webhooks", async (WebhookStore store, CancellationToken ct) =>
-            TypedResults.Ok(new { webhooks = (await store.ListAsync(ct)).Select(w => WebhookResponse.From(w)) }));
+            TypedResults.Ok(new WebhookList((await store.ListAsync(ct)).Select(w => WebhookResponse.From(w)))));
         hooks.MapDelete("/v1/admin/webhooks/{id}", DeleteAsync);
-        hooks.MapGet("/v1/admin/webhooks/{id}/deliveries", async (string id, WebhookStore store, CancellationToken ct) =>
-            await store.FindAsync(id, ct) is null
-                ? Problems.NotFound("Webhook")
-                : TypedResults.Ok(new
-                {
-                    deliveries = (await store.DeliveriesAsync(id, 100, ct)).Select(d => new
-                    {
-                        d.Id, d.Event, d.Status, d.Attempts, d.LastStatusCode, d.LastError, d.CreatedAt, d.DeliveredAt,
-                        NextAttemptAt = d.Status == DeliveryStatus.Pending ? d.NextAttemptAt : (DateTimeOffset?)null,
-                    }),
-                }));
+        hooks.MapGet("/v1/admin/webhooks/{id}/deliveries", DeliveriesAsync);
         hooks.MapPost("/v1/admin/webhooks/{id}/test", TestAsync);
     }
+
+    private static async Task<Results<Ok<WebhookDeliveryList>, ProblemHttpResult>> DeliveriesAsync(string id, WebhookStore store, CancellationToken ct) =>
+        await store.FindAsync(id, ct) is null
+            ? Problems.TypedNotFound("Webhook")
+            : TypedResults.Ok(new WebhookDeliveryList((await store.DeliveriesAsync(id, 100, ct)).Select(WebhookDeliveryResponse.From)));
 
     private static async Task<Results<Created<WebhookResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, WebhookRegistration registration, CancellationToken ct)
     {

@@ -4,6 +4,9 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.Providers;
 
 /// <summary>/v1/providers (admin API key): register the OAuth apps Nexus connects users through.</summary>
+/// <summary>GET /v1/providers: every registered provider (never a client secret).</summary>
+internal sealed record ProviderList(IEnumerable<ProviderResponse> Providers);
+
 internal static class ProvidersAdminEndpoints
 {
     public static void MapProvidersAdmin(this IEndpointRouteBuilder app)
@@ -28,8 +31,8 @@ internal static class ProvidersAdminEndpoints
         return failure is not null ? failure : TypedResults.Created($"/v1/providers/{provider!.Name}", ProviderResponse.From(provider));
     }
 
-    private static async Task<IResult> ListAsync(ProviderRegistry registry, CancellationToken ct) =>
-        TypedResults.Ok(new { providers = (await registry.ListAsync(ct)).Select(ProviderResponse.From) });
+    private static async Task<Ok<ProviderList>> ListAsync(ProviderRegistry registry, CancellationToken ct) =>
+        TypedResults.Ok(new ProviderList((await registry.ListAsync(ct)).Select(ProviderResponse.From)));
 
     private static async Task<Results<Ok<ProviderResponse>, ProblemHttpResult>> GetAsync(string name, ProviderRegistry registry, CancellationToken ct) =>
         await registry.FindAsync(name, ct) is { } provider ? TypedResults.Ok(ProviderResponse.From(provider)) : Problems.TypedNotFound("Provider");

@@ -43,6 +43,9 @@ internal sealed record ApplicationResponse(
 /// /v1/admin/applications: applications that use Nexus as their identity provider. Confidential applications get
 /// a secret shown once and stored hashed; public ones get none and must use PKCE.
 /// </summary>
+/// <summary>GET /v1/admin/applications: every OAuth application, revoked ones included.</summary>
+internal sealed record ApplicationList(IEnumerable<ApplicationResponse> Applications);
+
 internal static class ApplicationsAdminEndpoints
 {
     public static void MapApplicationsAdmin(this RouteGroupBuilder admin)
@@ -50,7 +53,7 @@ internal static class ApplicationsAdminEndpoints
         var apps = admin.MapGroup("").WithTags("OAuth Applications");
         apps.MapPost("/v1/admin/applications", CreateAsync);
         apps.MapGet("/v1/admin/applications", async (ApplicationService applications, CancellationToken ct) =>
-            TypedResults.Ok(new { applications = (await applications.ListAsync(ct)).Select(c => ApplicationResponse.From(c)) }));
+            TypedResults.Ok(new ApplicationList((await applications.ListAsync(ct)).Select(c => ApplicationResponse.From(c)))));
         apps.MapGet("/v1/admin/applications/{clientId}", GetAsync);
         apps.MapPatch("/v1/admin/applications/{clientId}", UpdateAsync);
         apps.MapDelete("/v1/admin/applications/{clientId}", RevokeAsync);

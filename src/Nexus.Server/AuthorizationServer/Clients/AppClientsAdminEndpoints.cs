@@ -30,6 +30,9 @@ internal sealed record AppClientSecretResponse(string ClientId, string ClientSec
 /// /v1/admin/clients: App Clients for the client credentials grant. The secret appears in exactly two
 /// responses, creation and rotation, and is stored only as a keyed hash.
 /// </summary>
+/// <summary>GET /v1/admin/clients: every App Client, revoked ones included.</summary>
+internal sealed record AppClientList(IEnumerable<AppClientResponse> Clients);
+
 internal static class AppClientsAdminEndpoints
 {
     public static void MapAppClientsAdmin(this RouteGroupBuilder admin)
@@ -49,11 +52,8 @@ internal static class AppClientsAdminEndpoints
         return error is not null ? error : (await clients.CreateAsync(body!, ct)).ToResult("/v1/admin/clients", AppClientResponse.From);
     }
 
-    private static async Task<IResult> ListAsync(AppClientService clients, CancellationToken ct)
-    {
-        var all = await clients.ListAsync(ct);
-        return TypedResults.Ok(new { clients = all.Select(c => AppClientResponse.From(c)) });
-    }
+    private static async Task<Ok<AppClientList>> ListAsync(AppClientService clients, CancellationToken ct) =>
+        TypedResults.Ok(new AppClientList((await clients.ListAsync(ct)).Select(c => AppClientResponse.From(c))));
 
     private static async Task<Results<Ok<AppClientResponse>, ProblemHttpResult>> GetAsync(string clientId, AppClientService clients, CancellationToken ct) =>
         await clients.FindAsync(clientId, ct) is { } client
