@@ -62,16 +62,18 @@ internal sealed class GatewayAuthenticator(AdminApiKey adminKey, ApiKeyStore sto
         var presented = context.Request.Headers[AdminApiKey.HeaderName];
         if (presented.Count == 1 && presented[0] is { Length: > 0 and <= 512 } key)
         {
-            if (adminKey.Matches(key))
-            {
-                return bootstrap;
-            }
-
+            // A created key (the gateway's everyday caller, the Bridge's hot path) is looked up first, so it costs one
+            // keyed hash rather than that and the admin key's comparison too.
             if (key.StartsWith(ApiKeyService.KeyPrefix, StringComparison.Ordinal)
                 && await store.FindByHashCachedAsync(hasher.Hash(key), context.RequestAborted) is { IsRevoked: false } apiKey)
             {
                 return callers.GetValue(apiKey, k => new Caller("api_key:" + k.Id, k.Id,
                     k.Workspaces.Contains(ApiKey.AllWorkspaces) ? null : new HashSet<string>(k.Workspaces, StringComparer.Ordinal), k.CanReadCredentials));
+            }
+
+            if (adminKey.Matches(key))
+            {
+                return bootstrap;
             }
         }
 

@@ -43,6 +43,9 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         MaxConnectionsPerServer = 1024,
         // A provider is a third party: it gets no trace context from Nexus (and the Bridge saves the work).
         ActivityHeadersPropagator = null,
+        // The nexus.bridge.* instruments measure these calls (NexusMetrics.BridgeRequest); HttpClient's own on top of
+        // them would cost every Bridge request several more measurements.
+        MeterFactory = Observability.UnexportedMeters.Instance,
     }));
 
     /// <summary>Where a Bridge request's time went: waiting for and streaming the provider's answer, or Nexus's own work.</summary>
@@ -70,7 +73,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
         finally
         {
-            metrics.BridgeRequest(Strategy(target.Credential), timing.UpstreamStatus, System.Diagnostics.Stopwatch.GetElapsedTime(started) - timing.Upstream);
+            metrics.BridgeRequest(Strategy(target.Credential), timing.UpstreamStatus, System.Diagnostics.Stopwatch.GetElapsedTime(started) - timing.Upstream, timing.Upstream);
         }
     }
 

@@ -23,6 +23,7 @@ internal sealed class NexusMetrics
     private readonly Histogram<double> refreshDuration;
     private readonly Counter<long> bridgeRequests;
     private readonly Histogram<double> bridgeOverhead;
+    private readonly Histogram<double> bridgeUpstream;
     private readonly Counter<long> webhookDeliveries;
     private readonly IServiceProvider services;
     private readonly object countsGate = new();
@@ -44,6 +45,8 @@ internal sealed class NexusMetrics
             "Bridge requests by credential strategy and the provider's status code (none: no answer).");
         bridgeOverhead = meter.CreateHistogram<double>("nexus.bridge.overhead", "s",
             "Time a Bridge request spent in Nexus, excluding the wait for and the streaming of the provider's answer.");
+        bridgeUpstream = meter.CreateHistogram<double>("nexus.bridge.upstream.duration", "s",
+            "Time a Bridge request spent waiting for and streaming the provider's answer, by credential strategy and the provider's status code.");
         webhookDeliveries = meter.CreateCounter<long>("nexus.webhook.deliveries", "{delivery}",
             "Webhook delivery attempts by event type and outcome (delivered, failed).");
         meter.CreateObservableGauge("nexus.connections", ConnectionCounts, "{connection}", "Connections by status.");
@@ -65,11 +68,20 @@ internal sealed class NexusMetrics
         refreshDuration.Record(elapsed.TotalSeconds, tags);
     }
 
-    public void BridgeRequest(string strategy, int? upstreamStatus, TimeSpan overhead)
+    /// <summary>
+    /// One Bridge request: counted, Nexus's own time, and the provider's time (in place of HttpClient's
+    /// http.client.request.duration, which the Bridge's handler does not record: <see cref="UnexportedMeters"/>).
+    /// </summary>
+    public void BridgeRequest(string strategy, int? upstreamStatus, TimeSpan overhead, TimeSpan upstream)
     {
-        bridgeRequests.Add(1, new KeyValuePair<string, object?>("strategy", strategy),
-            new KeyValuePair<string, object?>("upstream_status", upstreamStatus is { } s ? StatusText(s) : "none"));
-        bridgeOverhead.Record(overhead.TotalSeconds, new KeyValuePair<string, object?>("strategy", strategy));
+        var byStrategy = new KeyValuePair<string, object?>("strategy", strategy);
+        var byStatus = new KeyValuePair<string, object?>("upstream_status", upstreamStatus is { } s ? StatusText(s) : "none");
+        bridgeRequests.Add(1, byStrategy, byStatus);
+        bridgeOverhead.Record(overhead.TotalSeconds, byStrategy);
+        if (upstreamStatus is not null)
+        {
+            bridgeUpstream.Record(upstream.TotalSeconds, byStrategy, byStatus);
+        }
     }
 
     public void WebhookDelivery(string eventType, bool delivered) =>

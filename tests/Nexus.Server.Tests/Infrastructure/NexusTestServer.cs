@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Nexus.Server.Tests.Infrastructure;
 
@@ -76,6 +77,21 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
         server.StartServer();
         server.Http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
         return Task.FromResult(server);
+    }
+
+    /// <summary>
+    /// Settings Nexus reads while its host is being built (what telemetry registers), which app configuration given in
+    /// <see cref="ConfigureWebHost"/> reaches only afterwards, go in as host configuration (dotnet/aspnetcore#37680).
+    /// </summary>
+    protected override IHost CreateHost(IHostBuilder builder)
+    {
+        var early = settings.Where(s => s.Key.StartsWith("Nexus:Telemetry:", StringComparison.OrdinalIgnoreCase)).ToDictionary();
+        if (early.Count > 0)
+        {
+            builder.ConfigureHostConfiguration(c => c.AddInMemoryCollection(early));
+        }
+
+        return base.CreateHost(builder);
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

@@ -92,6 +92,13 @@ public sealed partial class ObservabilityTests
         Assert.Equal(1, Value("nexus_refresh_duration_seconds_count", ("provider", scene.Provider), ("outcome", "succeeded")));
         Assert.Equal(2, Value("nexus_bridge_requests_total", ("strategy", "api_key"), ("upstream_status", "200")));
         Assert.Equal(2, Value("nexus_bridge_overhead_seconds_count", ("strategy", "api_key")));
+        Assert.Equal(2, Value("nexus_bridge_upstream_duration_seconds_count", ("strategy", "api_key"), ("upstream_status", "200")));
+        // HttpClient's own instruments describe Nexus's calls to providers (the refresh), but not the Bridge's, which
+        // the nexus_bridge_* series above cover (UnexportedMeters).
+        var providerPort = new Uri(scene.Upstream.BaseUrl).Port.ToString(CultureInfo.InvariantCulture);
+        var echoPort = new Uri(echo.BaseUrl).Port.ToString(CultureInfo.InvariantCulture);
+        Assert.True(Value("http_client_request_duration_seconds_count", ("server_port", providerPort)) >= 1, text);
+        Assert.DoesNotContain(samples, s => s.Name.StartsWith("http_client_", StringComparison.Ordinal) && s.Labels.GetValueOrDefault("server_port") == echoPort);
         Assert.True(Value("nexus_webhook_deliveries_total", ("event", "connection.active"), ("outcome", "delivered")) >= 1, text);
         Assert.Equal(2, Value("nexus_connections", ("status", "active")));
         Assert.Contains(samples, s => s.Name == "nexus_signing_key_age_seconds" && s.Labels.GetValueOrDefault("alg") == "RS256" && s.Value >= 0);
@@ -102,6 +109,15 @@ public sealed partial class ObservabilityTests
         Assert.Contains(samples, s => s.Name.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal));
         Assert.DoesNotContain(server.ApiKey, text, StringComparison.Ordinal);
         Assert.DoesNotContain(apiKey, text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task WithTracesOffNoTracerIsRegisteredSoNoRequestPaysForSpans()
+    {
+        await using var off = await RefreshScene.StartAsync();
+        Assert.Null(off.Server.Services.GetService<TracerProvider>());
+        await using var on = await RefreshScene.StartAsync(configure: s => s["Nexus:Telemetry:Traces"] = "true");
+        Assert.NotNull(on.Server.Services.GetService<TracerProvider>());
     }
 
     [Fact]
