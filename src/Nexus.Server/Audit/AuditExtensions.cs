@@ -11,6 +11,7 @@ internal static class AuditExtensions
     public static WebApplicationBuilder AddAudit(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<AuditLog>();
+        builder.Services.AddHostedService<AuditWriter>();
         return builder;
     }
 

@@ -39,18 +39,51 @@ internal sealed record AuditEvent(string Id, DateTimeOffset At, string Actor, st
 /// <summary>
 /// Append-only record of who did what to which connection. Callers pass details that hold no secret (ids,
 /// statuses, provider error codes). Credential reads are the hot path, so they are recorded at most once per
-/// connection and caller per AuditTokenReadIntervalSeconds, with the number of reads the event stands for.
+/// connection and caller per AuditTokenReadIntervalSeconds, with the number of reads the event stands for, and
+/// written off the request path: <see cref="TokenRead"/> queues the event (its time and id are taken at the read) and
+/// <see cref="AuditWriter"/> writes what has queued up in one transaction. Reads spread over many connections
+/// (every read the first of its interval) used to cost a commit each, which held GET /v1/token to the database's
+/// commit rate (bench/scale.sh). A query of the log first waits for what this instance has queued, so an event
+/// recorded before the query is in its answer; another instance's queued reads follow within its next write.
 /// </summary>
 internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvider time, DatabaseHealth database, ILogger<AuditLog> logger)
 {
     private const int MaxTrackedReaders = 100_000;
+
+    /// <summary>Events written in one transaction at most.</summary>
+    public const int MaxBatch = 500;
+
+    /// <summary>Events queued at most; beyond this (the database has stopped keeping up) reads are counted but not recorded.</summary>
+    private const int MaxQueued = 100_000;
+
+    private const string InsertSql =
+        "INSERT INTO audit_events (id, at, actor, workspace_id, connection_id, event, detail) VALUES (@id, @at, @actor, @workspaceId, @connectionId, @evt, @detail)";
+
+    /// <summary>Events per INSERT statement of a batch: 700 parameters, far below PostgreSQL's and SQLite's limits.</summary>
+    private const int RowsPerInsert = 100;
+
+    private static readonly string FullInsert = BuildMultiRowInsert(RowsPerInsert);
+
     private readonly MonotonicUlid ids = new();
     private readonly ConcurrentDictionary<(string Connection, string Actor), ReadWindow> reads = new();
+
+    // Queued events, and flush requests (a TaskCompletionSource completed once everything queued before it is written).
+    private readonly System.Threading.Channels.Channel<object> queue = System.Threading.Channels.Channel.CreateBounded<object>(
+        new System.Threading.Channels.BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = System.Threading.Channels.BoundedChannelFullMode.Wait });
+
+    private long dropped;
 
     private sealed class ReadWindow
     {
         public long Start;
         public long Count;
+    }
+
+    /// <summary>One row of audit_events.</summary>
+    private sealed record Queued(string Id, long At, string Actor, string? WorkspaceId, string? ConnectionId, string Event, string Detail)
+    {
+        /// <summary>Named exactly as <see cref="InsertSql"/>'s parameters (SQLite matches names case-sensitively).</summary>
+        public object Parameters() => new { id = Id, at = At, actor = Actor, workspaceId = WorkspaceId, connectionId = ConnectionId, evt = Event, detail = Detail };
     }
 
     public async Task RecordAsync(string evt, string actor, string? workspaceId, string? connectionId, object? detail = null, CancellationToken ct = default)
@@ -61,25 +94,19 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
 
     public async Task RecordAsync(System.Data.Common.DbConnection connection, string evt, string actor, string? workspaceId, string? connectionId, object? detail, CancellationToken ct)
     {
-        var now = time.GetUtcNow();
-        await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO audit_events (id, at, actor, workspace_id, connection_id, event, detail) VALUES (@id, @at, @actor, @workspaceId, @connectionId, @evt, @detail)",
-            new
-            {
-                // Events list newest first by time, then id: ids that count up within a millisecond keep events
-                // recorded in the same millisecond (an activation and the first read) in the order they happened.
-                id = ids.Next("evt_", now),
-                at = now.ToUnixTimeMilliseconds(),
-                actor,
-                workspaceId,
-                connectionId,
-                evt,
-                detail = JsonSerializer.Serialize(detail ?? new { }),
-            }, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(InsertSql, NewEvent(evt, actor, workspaceId, connectionId, detail).Parameters(), cancellationToken: ct));
     }
 
-    /// <summary>Counts a credential read and records a token_read event when its interval has passed. Never throws.</summary>
-    public ValueTask TokenReadAsync(string actor, string workspaceId, string connectionId)
+    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, object? detail)
+    {
+        var now = time.GetUtcNow();
+        // Events list newest first by time, then id: ids that count up within a millisecond keep events recorded in
+        // the same millisecond (an activation and the first read) in the order they happened.
+        return new Queued(ids.Next("evt_", now), now.ToUnixTimeMilliseconds(), actor, workspaceId, connectionId, evt, JsonSerializer.Serialize(detail ?? new { }));
+    }
+
+    /// <summary>Counts a credential read and queues a token_read event when its interval has passed. Never throws, never waits.</summary>
+    public void TokenRead(string actor, string workspaceId, string connectionId)
     {
         var interval = options.AuditTokenReadIntervalSeconds;
         var now = time.GetTimestamp();
@@ -95,7 +122,7 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
             window.Count++;
             if (interval > 0 && time.GetElapsedTime(window.Start, now).TotalSeconds < interval)
             {
-                return ValueTask.CompletedTask;
+                return;
             }
 
             count = window.Count;
@@ -103,25 +130,145 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
             window.Start = now;
         }
 
-        return new ValueTask(RecordQuietlyAsync(actor, workspaceId, connectionId, count));
+        if (!queue.Writer.TryWrite(NewEvent(AuditEvents.TokenRead, actor, workspaceId, connectionId, new { reads = count, interval_seconds = interval })))
+        {
+            Interlocked.Increment(ref dropped);
+        }
     }
 
-    private async Task RecordQuietlyAsync(string actor, string workspaceId, string connectionId, long count)
+    /// <summary>Waits (at most <paramref name="timeout"/>) until every event queued so far is written, or could not be.</summary>
+    public async Task FlushAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        var written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (queue.Writer.TryWrite(written))
+        {
+            try
+            {
+                await written.Task.WaitAsync(timeout, ct);
+            }
+            catch (TimeoutException)
+            {
+                // The writer is behind (or not running, as in a command that never starts the host): answer with what is written.
+            }
+        }
+    }
+
+    /// <summary>
+    /// The writer's loop (<see cref="AuditWriter"/>): everything queued since the last write goes into one transaction
+    /// (at most <see cref="MaxBatch"/> events), so the commits follow the load instead of one per event. Returns when
+    /// <paramref name="stopping"/> is cancelled and the queue has been written.
+    /// </summary>
+    public async Task WriteQueuedAsync(CancellationToken stopping)
+    {
+        var batch = new List<Queued>(MaxBatch);
+        var flushes = new List<TaskCompletionSource>();
+        var reader = queue.Reader;
+        while (true)
+        {
+            try
+            {
+                if (!await reader.WaitToReadAsync(stopping))
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                // Stopping: what is queued is still written (below, once), then the loop ends.
+            }
+
+            while (batch.Count < MaxBatch && reader.TryRead(out var item))
+            {
+                if (item is TaskCompletionSource flush)
+                {
+                    flushes.Add(flush);
+                    if (batch.Count > 0)
+                    {
+                        break; // a flush waits for what was queued before it, no more
+                    }
+                }
+                else
+                {
+                    batch.Add((Queued)item);
+                }
+            }
+
+            if (batch.Count > 0)
+            {
+                await WriteAsync(batch);
+                batch.Clear();
+            }
+
+            foreach (var flush in flushes)
+            {
+                flush.TrySetResult();
+            }
+
+            flushes.Clear();
+            if (Interlocked.Exchange(ref dropped, 0) is var lost and > 0)
+            {
+                logger.LogWarning("{Count} token_read audit events were not recorded: the database did not keep up with the reads.", lost);
+            }
+
+            if (stopping.IsCancellationRequested && !reader.TryPeek(out _))
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task WriteAsync(List<Queued> batch)
     {
         try
         {
-            await RecordAsync(AuditEvents.TokenRead, actor, workspaceId, connectionId, new { reads = count, interval_seconds = options.AuditTokenReadIntervalSeconds });
+            await using var connection = await db.OpenAsync(CancellationToken.None);
+            await using var transaction = await connection.BeginTransactionAsync();
+            // One commit for the batch, and one statement per RowsPerInsert events (a round trip each on PostgreSQL).
+            for (var start = 0; start < batch.Count; start += RowsPerInsert)
+            {
+                var rows = Math.Min(RowsPerInsert, batch.Count - start);
+                var parameters = new DynamicParameters();
+                for (var i = 0; i < rows; i++)
+                {
+                    var e = batch[start + i];
+                    parameters.Add("id" + i, e.Id);
+                    parameters.Add("at" + i, e.At);
+                    parameters.Add("actor" + i, e.Actor);
+                    parameters.Add("ws" + i, e.WorkspaceId);
+                    parameters.Add("conn" + i, e.ConnectionId);
+                    parameters.Add("evt" + i, e.Event);
+                    parameters.Add("detail" + i, e.Detail);
+                }
+
+                await connection.ExecuteAsync(new CommandDefinition(MultiRowInsert(rows), parameters, transaction));
+            }
+
+            await transaction.CommitAsync();
         }
-        catch (Exception e) when (e is not OperationCanceledException && DatabaseHealth.IsOutage(e))
+        catch (Exception e) when (DatabaseHealth.IsOutage(e))
         {
             // During an outage cached reads go on; the outage is logged once, not once per read.
             database.ReportOutage(e);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
-            // The credential was already authorized; a failed audit write is logged, not turned into a failed read.
-            logger.LogWarning(e, "Could not record token_read for {ConnectionId}", connectionId);
+            // The credentials were already handed out; a failed audit write is logged, not turned into failed reads.
+            logger.LogWarning(e, "Could not record {Count} token_read events", batch.Count);
         }
+    }
+
+    private static string MultiRowInsert(int rows) => rows == RowsPerInsert ? FullInsert : BuildMultiRowInsert(rows);
+
+    private static string BuildMultiRowInsert(int rows)
+    {
+        var sql = new System.Text.StringBuilder("INSERT INTO audit_events (id, at, actor, workspace_id, connection_id, event, detail) VALUES ");
+        for (var i = 0; i < rows; i++)
+        {
+            sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"(@id{i}, @at{i}, @actor{i}, @ws{i}, @conn{i}, @evt{i}, @detail{i})");
+        }
+
+        return sql.ToString();
     }
 
     /// <summary>Forgets the read counters of a deleted connection.</summary>
@@ -146,6 +293,8 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
 
     public async Task<IReadOnlyList<AuditEvent>> QueryAsync(string? workspaceId, string? connectionId, string? evt, int limit, CancellationToken ct)
     {
+        // Events recorded before the query are in its answer, queued reads included.
+        await FlushAsync(TimeSpan.FromSeconds(30), ct);
         var where = new List<string>();
         if (workspaceId is not null)
         {

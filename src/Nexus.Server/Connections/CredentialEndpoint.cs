@@ -76,7 +76,7 @@ internal static class CredentialEndpoint
         if (connection.TokenType == CredentialCapture.TokenType)
         {
             await CredentialCapture.WriteTokenResponseAsync(context, connection, providers);
-            await audit.TokenReadAsync(caller.Actor, connection.WorkspaceId, connection.Id);
+            audit.TokenRead(caller.Actor, connection.WorkspaceId, connection.Id);
             return;
         }
 
@@ -144,7 +144,7 @@ internal static class CredentialEndpoint
         }
 
         await response.BodyWriter.FlushAsync(context.RequestAborted);
-        await audit.TokenReadAsync(caller.Actor, connection.WorkspaceId, connection.Id);
+        audit.TokenRead(caller.Actor, connection.WorkspaceId, connection.Id);
     }
 
     /// <summary>Unix seconds; null when the provider's token does not expire (GitHub OAuth apps, Slack without rotation).</summary>
