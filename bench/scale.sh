@@ -41,7 +41,10 @@ json_field() { sed -E "s/.*\"$1\":\"?([^,\"}]+)\"?.*/\1/"; }
 psql_() { local db="$1"; shift; "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" "$@"; }
 db_url() { echo "${pg_url/Database=postgres/Database=$1}"; }
 
-start_pg
+# PostgreSQL's buffer cache sized to hold the big table and its indexes (about 500 MB per million connections), as a
+# deployment of that size would set it (SCALE_SHARED_BUFFERS=128MB: the default, for comparison).
+shared_buffers="${SCALE_SHARED_BUFFERS:-1GB}"
+start_pg -c shared_buffers="$shared_buffers"
 psql_ postgres -c "CREATE DATABASE scale_small" -c "CREATE DATABASE scale_big"
 bench_encryption_key="$(head -c 32 /dev/urandom | base64)"
 # Four instances: small cached, small uncached, big cached, big uncached, on ports port … port+3.
@@ -169,7 +172,7 @@ result_file="$(dirname "${BASH_SOURCE[0]}")/results/scale.md"
   echo "  the absolute rates are not, and all of them must be retaken on an idle machine)"
   echo "- connections: written by bench/tools/ScaleSeed over $(printf "%'d" "$workspaces") workspaces, every token encrypted for its row by"
   echo "  Nexus's KeyRing: $small into database scale_small in $(json_field seconds <<<"$small_seed") s ($size_small with indexes), $n into scale_big"
-  echo "  in ${seed_seconds} s with ANALYZE ($size_big); one PostgreSQL cluster with default settings (shared_buffers 128 MB)"
+  echo "  in ${seed_seconds} s with ANALYZE ($size_big); one PostgreSQL cluster with default settings but shared_buffers=$shared_buffers"
   echo "- load: wrk -t2 -c32 -d${duration}s after $(bench_warmup "$duration") s of warm-up (and $(bench_jit_warmup "$duration") s of JIT warm-up first), GET /v1/token/{id}"
   echo "  over ids drawn at random from all connections in the database, a gateway key that sees every workspace"
   echo "- four Nexus instances: per database the default one and one that reads the row from PostgreSQL on every request;"

@@ -5,9 +5,9 @@ bench_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$bench_root/scripts/lib/pg.sh"
 
 # A throwaway PostgreSQL cluster with default durability settings (unlike the test suite's): sets pg_url.
-start_pg() {
+start_pg() { # [-c option=value...]: more server options
   pg_find || { need postgresql; pg_find; } || return 1
-  pg_start -c max_connections=200
+  pg_start -c max_connections=200 "$@"
 }
 
 need() {
