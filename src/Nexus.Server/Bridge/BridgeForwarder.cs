@@ -15,7 +15,8 @@ namespace Nexus.Server.Bridge;
 /// provider can be retried once after a refresh and so that SigV4 can sign the payload hash; larger ones stream
 /// (SigV4 then signs UNSIGNED-PAYLOAD, which S3 accepts).
 /// </summary>
-internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger, OutboundNetworkGuard guard, Observability.NexusMetrics? metrics = null) : IDisposable
+internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger, OutboundNetworkGuard guard, Observability.NexusMetrics? metrics = null,
+    OpenTelemetry.Trace.TracerProvider? tracing = null) : IDisposable
 {
     public const int ReplayableBodyBytes = 1024 * 1024;
 
@@ -251,8 +252,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // HttpMethod.Parse hands back the shared instances for the standard methods, which the client's fast paths
         // recognise by reference.
         using var message = new HttpRequestMessage(HttpMethod.Parse(request.Method), uri) { Version = HttpVersion.Version11 };
-        // No trace context for a third party, even when OpenTelemetry's HttpClient instrumentation would add it.
-        message.Options.Set(NexusTelemetry.NoTraceContext, true);
+        // No trace context for a third party, even when OpenTelemetry's HttpClient instrumentation would add it (and
+        // without traces, which are registered only when on, nothing to tell it: no options dictionary per request).
+        if (tracing is not null)
+        {
+            message.Options.Set(NexusTelemetry.NoTraceContext, true);
+        }
         if (hasBody)
         {
             message.Content = buffered is not null ? new ByteArrayContent(buffered) : new StreamContent(new EndNotifyingStream(request.Body, bodySent), 64 * 1024);
