@@ -105,7 +105,7 @@ if [ -f "$results/mcp.md" ]; then
       "$([ "$s" = met ] || grep -m1 'call_api p50 overhead' "$results/mcp.md" | sed 's/^- //; s/\*//g')"
   fi
 fi
-summary_row "telemetry on vs off (issue #18/#20)" "" "" "" "" "" "" "each figure within 5% of telemetry off" "see below" "raw rows in the telemetry section"
+summary_row "telemetry: metrics only and traced vs off (issue #18/#20)" "" "" "" "" "" "" "each figure within 5% of telemetry off" "see below" "ratios and raw rows in the telemetry section"
 summary_row ".NET SDK: apply a cached credential (issue #16)" "" "" "" "" "" "" "< 5 µs" "see below" "bench/results/sdk-dotnet.md"
 
 cell() { [ -n "$1" ] && echo "$1" || echo "—"; }
