@@ -34,7 +34,9 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         await page.GetByLabel("Email").FillAsync(email);
         await page.GetByLabel("Password").FillAsync(Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
-        await page.WaitForURLAsync(server.BaseUrl + "/");
+        // Waits on what the page shows, not on its load event (which a CI run once missed for 30 s).
+        await page.WaitForURLAsync(server.BaseUrl + "/", new() { WaitUntil = WaitUntilState.Commit });
+        await page.Locator("h1").First.WaitForAsync();
         if (email == AdminEmail)
         {
             await BecomeAdministratorAsync(session);
@@ -52,7 +54,8 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         await session.ScreenshotAsync("setup");
         await page.GetByLabel("Setup token").FillAsync(server.SetupToken!);
         await page.GetByRole(AriaRole.Button, new() { Name = "Become administrator" }).ClickAsync();
-        await page.WaitForURLAsync("**/admin/applications");
+        await page.WaitForURLAsync("**/admin/applications", new() { WaitUntil = WaitUntilState.Commit });
+        await page.Locator("h1").First.WaitForAsync();
         await page.GotoAsync(server.BaseUrl + "/");
     }
 
