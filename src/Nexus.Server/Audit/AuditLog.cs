@@ -56,13 +56,11 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     /// <summary>Events queued at most; beyond this (the database has stopped keeping up) reads are counted but not recorded.</summary>
     private const int MaxQueued = 100_000;
 
-    private const string InsertSql =
-        "INSERT INTO audit_events (id, at, actor, workspace_id, connection_id, event, detail) VALUES (@id, @at, @actor, @workspaceId, @connectionId, @evt, @detail)";
-
     /// <summary>Events per INSERT statement of a batch: 700 parameters, far below PostgreSQL's and SQLite's limits.</summary>
     private const int RowsPerInsert = 100;
 
-    private static readonly string FullInsert = BuildMultiRowInsert(RowsPerInsert);
+    private static readonly string SingleInsert = BuildInsert(1);
+    private static readonly string FullInsert = BuildInsert(RowsPerInsert);
 
     private readonly MonotonicUlid ids = new();
     private readonly ConcurrentDictionary<(string Connection, string Actor), ReadWindow> reads = new();
@@ -80,11 +78,7 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     }
 
     /// <summary>One row of audit_events.</summary>
-    private sealed record Queued(string Id, long At, string Actor, string? WorkspaceId, string? ConnectionId, string Event, string Detail)
-    {
-        /// <summary>Named exactly as <see cref="InsertSql"/>'s parameters (SQLite matches names case-sensitively).</summary>
-        public object Parameters() => new { id = Id, at = At, actor = Actor, workspaceId = WorkspaceId, connectionId = ConnectionId, evt = Event, detail = Detail };
-    }
+    private sealed record Queued(string Id, long At, string Actor, string? WorkspaceId, string? ConnectionId, string Event, string Detail);
 
     public async Task RecordAsync(string evt, string actor, string? workspaceId, string? connectionId, object? detail = null, CancellationToken ct = default)
     {
@@ -94,7 +88,7 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
 
     public async Task RecordAsync(System.Data.Common.DbConnection connection, string evt, string actor, string? workspaceId, string? connectionId, object? detail, CancellationToken ct)
     {
-        await connection.ExecuteAsync(new CommandDefinition(InsertSql, NewEvent(evt, actor, workspaceId, connectionId, detail).Parameters(), cancellationToken: ct));
+        await InsertAsync(connection, [NewEvent(evt, actor, workspaceId, connectionId, detail)], 0, 1, null, ct);
     }
 
     private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, object? detail)
@@ -226,21 +220,7 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
             // One commit for the batch, and one statement per RowsPerInsert events (a round trip each on PostgreSQL).
             for (var start = 0; start < batch.Count; start += RowsPerInsert)
             {
-                var rows = Math.Min(RowsPerInsert, batch.Count - start);
-                var parameters = new DynamicParameters();
-                for (var i = 0; i < rows; i++)
-                {
-                    var e = batch[start + i];
-                    parameters.Add("id" + i, e.Id);
-                    parameters.Add("at" + i, e.At);
-                    parameters.Add("actor" + i, e.Actor);
-                    parameters.Add("ws" + i, e.WorkspaceId);
-                    parameters.Add("conn" + i, e.ConnectionId);
-                    parameters.Add("evt" + i, e.Event);
-                    parameters.Add("detail" + i, e.Detail);
-                }
-
-                await connection.ExecuteAsync(new CommandDefinition(MultiRowInsert(rows), parameters, transaction));
+                await InsertAsync(connection, batch, start, Math.Min(RowsPerInsert, batch.Count - start), transaction, CancellationToken.None);
             }
 
             await transaction.CommitAsync();
@@ -257,9 +237,28 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
         }
     }
 
-    private static string MultiRowInsert(int rows) => rows == RowsPerInsert ? FullInsert : BuildMultiRowInsert(rows);
+    /// <summary>events[start..start+rows] as one INSERT statement (the one place the columns and parameters are named).</summary>
+    private static Task<int> InsertAsync(System.Data.Common.DbConnection connection, IReadOnlyList<Queued> events, int start, int rows,
+        System.Data.Common.DbTransaction? transaction, CancellationToken ct)
+    {
+        var parameters = new DynamicParameters();
+        for (var i = 0; i < rows; i++)
+        {
+            var e = events[start + i];
+            parameters.Add("id" + i, e.Id);
+            parameters.Add("at" + i, e.At);
+            parameters.Add("actor" + i, e.Actor);
+            parameters.Add("ws" + i, e.WorkspaceId);
+            parameters.Add("conn" + i, e.ConnectionId);
+            parameters.Add("evt" + i, e.Event);
+            parameters.Add("detail" + i, e.Detail);
+        }
 
-    private static string BuildMultiRowInsert(int rows)
+        var sql = rows switch { 1 => SingleInsert, RowsPerInsert => FullInsert, _ => BuildInsert(rows) };
+        return connection.ExecuteAsync(new CommandDefinition(sql, parameters, transaction, cancellationToken: ct));
+    }
+
+    private static string BuildInsert(int rows)
     {
         var sql = new System.Text.StringBuilder("INSERT INTO audit_events (id, at, actor, workspace_id, connection_id, event, detail) VALUES ");
         for (var i = 0; i < rows; i++)
