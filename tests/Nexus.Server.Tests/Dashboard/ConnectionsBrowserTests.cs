@@ -39,7 +39,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await session.Page.GetByLabel("Email").FillAsync(email);
         await session.Page.GetByLabel("Password").FillAsync(Password);
         await session.Page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
-        await session.Page.WaitForURLAsync(server.BaseUrl + "/");
+        await session.Page.WaitForPageAsync(server.BaseUrl + "/");
         if (email == AdminEmail)
         {
             // The operator makes this account the administrator with the bootstrap API_KEY.
@@ -59,7 +59,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         }
 
         await page.GetByRole(AriaRole.Button, new() { Name = $"Continue to {displayName}" }).ClickAsync();
-        await page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+        await page.WaitForPageAsync(server.BaseUrl + "/dashboard");
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await page.GetByRole(AriaRole.Link, new() { Name = "Revoke GitHub" }).ClickAsync();
         await session.ScreenshotAsync("revoke-confirm");
         await page.GetByRole(AriaRole.Button, new() { Name = "Revoke access" }).ClickAsync();
-        await page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+        await page.WaitForPageAsync(server.BaseUrl + "/dashboard");
         Assert.Contains("You have not connected any service yet", await page.ContentAsync());
         Assert.NotEmpty(fake.Revocations);
 
@@ -121,7 +121,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Reconnect" }).ClickAsync();
         await page.GetByRole(AriaRole.Button, new() { Name = "Continue to Google Drive" }).ClickAsync();
-        await page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+        await page.WaitForPageAsync(server.BaseUrl + "/dashboard");
         Assert.Equal(0, await page.GetByRole(AriaRole.Alert).CountAsync());
         Assert.Equal(1, await page.Locator("tbody tr").CountAsync());
         Assert.Contains("active", await page.Locator("tbody tr").First.InnerTextAsync());
@@ -173,7 +173,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await page.GetByRole(AriaRole.Heading, new() { Name = "Reconnect Google Drive" }).WaitForAsync();
         Assert.True(await page.Locator("input[value='drive.readonly']").IsCheckedAsync());
         await page.GetByRole(AriaRole.Button, new() { Name = "Continue to Google Drive" }).ClickAsync();
-        await page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+        await page.WaitForPageAsync(server.BaseUrl + "/dashboard");
         await page.Locator("tbody tr td[data-label=Health]", new() { HasNotText = "failed refresh" }).WaitForAsync();
         Assert.Equal([id], await ConnectionIdsAsync());
         Assert.Contains("active", await page.Locator("tbody tr").First.InnerTextAsync());
@@ -256,7 +256,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await using var attacker = await SignedUpAsync("attacker@example.com");
         await attacker.Page.GotoAsync($"{server.BaseUrl}/dashboard/connect/github?replaces={victims}");
         await attacker.Page.GetByRole(AriaRole.Button, new() { Name = "Continue to GitHub" }).ClickAsync();
-        await attacker.Page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+        await attacker.Page.WaitForPageAsync(server.BaseUrl + "/dashboard");
 
         Assert.Contains(victims, await ConnectionIdsAsync());
         Assert.Equal(2, (await ConnectionIdsAsync()).Count);
@@ -282,12 +282,12 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await page.GotoAsync(server.BaseUrl + "/dashboard");
         await page.GetByRole(AriaRole.Link, new() { Name = "OpenAI" }).ClickAsync();
         await page.GetByRole(AriaRole.Button, new() { Name = "Continue to OpenAI" }).ClickAsync();
-        await page.WaitForURLAsync("**/connect/credentials**");
+        await page.WaitForPageAsync("**/connect/credentials**");
         Assert.Equal("password", await page.Locator("input[name=api_key]").GetAttributeAsync("type"));
         await session.ScreenshotAsync("credential-form");
         await page.Locator("input[name=api_key]").FillAsync("sk-" + new string('a', 40));
         await page.GetByRole(AriaRole.Button, new() { Name = "Connect", Exact = true }).ClickAsync();
-        await page.WaitForURLAsync(server.BaseUrl + "/dashboard");
+        await page.WaitForPageAsync(server.BaseUrl + "/dashboard");
         Assert.Contains("active", await page.Locator("tbody tr").First.InnerTextAsync());
         Assert.DoesNotContain("sk-aaaa", await page.ContentAsync());
         session.AssertNoConsoleErrors();
@@ -325,7 +325,7 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await page.Locator("#custom_client_id").FillAsync(fake.ClientId);
         await page.Locator("#custom_client_secret").FillAsync(fake.ClientSecret);
         await page.GetByRole(AriaRole.Button, new() { Name = "Add custom provider" }).ClickAsync();
-        await page.WaitForURLAsync(server.BaseUrl + "/admin/providers");
+        await page.WaitForPageAsync(server.BaseUrl + "/admin/providers");
         Assert.Contains("Intranet SSO", await page.Locator("tbody").InnerTextAsync());
         Assert.DoesNotContain(fake.ClientSecret, await page.ContentAsync());
         await admin.ScreenshotAsync("admin-providers");

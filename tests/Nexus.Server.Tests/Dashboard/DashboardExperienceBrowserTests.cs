@@ -64,7 +64,7 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         await session.Page.Locator("#email").FillAsync(email);
         await session.Page.Locator("#password").FillAsync(password);
         await session.Page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await session.Page.WaitForURLAsync(Server.BaseUrl + "/dashboard");
+        await session.Page.WaitForPageAsync(Server.BaseUrl + "/dashboard");
         return session;
     }
 
@@ -88,7 +88,7 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         await session.Page.GotoAsync(Server.BaseUrl + "/");
         await session.Page.Locator("main").GetByRole(AriaRole.Link, new() { Name = "My connections" }).ClickAsync();
         // Waits on what the page shows, not on load events (a loaded machine once missed the load state for 30 s).
-        await session.Page.WaitForURLAsync(Server.BaseUrl + "/dashboard", new() { WaitUntil = WaitUntilState.Commit });
+        await session.Page.WaitForPageAsync(Server.BaseUrl + "/dashboard");
         await session.Page.Locator("h1", new() { HasTextString = "My connections" }).WaitForAsync();
         session.AssertNoConsoleErrors();
     }
@@ -238,7 +238,7 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         await page.Locator("#api_base_url").FillAsync("https://api.weather.example/v2");
         await page.Locator("#display_name").FillAsync("Weather");
         await ClickButtonAsync(page, "Save changes");
-        await page.WaitForURLAsync(Server.BaseUrl + "/admin/providers");
+        await page.WaitForPageAsync(Server.BaseUrl + "/admin/providers");
         weather = await Server.AdminJsonAsync(HttpMethod.Get, "/v1/providers/weather");
         Assert.Equal("Weather", weather.GetProperty("display_name").GetString());
         Assert.Equal("X-Weather-Key", weather.GetProperty("api_key").GetProperty("name").GetString());
@@ -251,7 +251,7 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         await page.GetByRole(AriaRole.Link, new() { Name = "Cancel" }).ClickAsync();
         await page.GetByRole(AriaRole.Link, new() { Name = "Delete Ledger" }).ClickAsync();
         await ClickButtonAsync(page, "Delete provider");
-        await page.WaitForURLAsync(Server.BaseUrl + "/admin/providers");
+        await page.WaitForPageAsync(Server.BaseUrl + "/admin/providers");
         Assert.Equal(0, await page.GetByRole(AriaRole.Link, new() { Name = "Delete Ledger" }).CountAsync());
         Assert.Equal(HttpStatusCode.NotFound, (await Server.Http.SendAsync(Server.Admin(HttpMethod.Get, "/v1/providers/ledger"))).StatusCode);
         admin.AssertNoConsoleErrors();

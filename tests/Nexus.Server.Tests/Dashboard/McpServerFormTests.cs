@@ -63,7 +63,7 @@ public sealed class McpServerFormTests(ChromiumFixture chromium, McpServerFormTe
         await page.GetByLabel("Email").FillAsync(email);
         await page.GetByLabel("Password").FillAsync(Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
-        await page.WaitForURLAsync(fixture.Server.BaseUrl + "/");
+        await page.WaitForPageAsync(fixture.Server.BaseUrl + "/");
         await fixture.Server.MakeAdminAsync(email);
 
         await page.GotoAsync(fixture.Server.BaseUrl + "/admin/providers");
@@ -77,7 +77,7 @@ public sealed class McpServerFormTests(ChromiumFixture chromium, McpServerFormTe
             () => page.GetByRole(AriaRole.Button, new() { Name = "Add MCP server" }).ClickAsync(),
             r => r.Url.EndsWith("/admin/providers/mcp/new", StringComparison.Ordinal), new() { Timeout = 90_000 });
         Assert.True(answer.Status == 302, $"{answer.Status}: {await page.ContentAsync()}");
-        await page.WaitForURLAsync(fixture.Server.BaseUrl + "/admin/providers");
+        await page.WaitForPageAsync(fixture.Server.BaseUrl + "/admin/providers");
         var list = await page.Locator("tbody").InnerTextAsync();
         Assert.Contains("Team MCP server", list);
         Assert.Contains("mcp_oauth2", list);

@@ -35,7 +35,7 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         await page.GetByLabel("Password").FillAsync(Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
         // Waits on what the page shows, not on its load event (which a CI run once missed for 30 s).
-        await page.WaitForURLAsync(server.BaseUrl + "/", new() { WaitUntil = WaitUntilState.Commit });
+        await page.WaitForPageAsync(server.BaseUrl + "/");
         await page.Locator("h1").First.WaitForAsync();
         if (email == AdminEmail)
         {
@@ -54,7 +54,7 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         await session.ScreenshotAsync("setup");
         await page.GetByLabel("Setup token").FillAsync(server.SetupToken!);
         await page.GetByRole(AriaRole.Button, new() { Name = "Become administrator" }).ClickAsync();
-        await page.WaitForURLAsync("**/admin/applications", new() { WaitUntil = WaitUntilState.Commit });
+        await page.WaitForPageAsync("**/admin/applications");
         await page.Locator("h1").First.WaitForAsync();
         await page.GotoAsync(server.BaseUrl + "/");
     }
@@ -66,7 +66,7 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         var page = admin.Page;
         await admin.ScreenshotAsync("home-admin");
         await page.GetByRole(AriaRole.Link, new() { Name = "Site management" }).ClickAsync();
-        await page.WaitForURLAsync("**/admin/applications");
+        await page.WaitForPageAsync("**/admin/applications");
 
         string? clientId = null, clientSecret = null;
         await using var sample = await SampleClientApp.StartAsync(server.BaseUrl, () => (clientId!, clientSecret!));
@@ -95,11 +95,11 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         var browser = person.Page;
         await browser.GotoAsync(sample.BaseUrl + "/");
         await browser.GetByRole(AriaRole.Link, new() { Name = "Sign in with Nexus" }).ClickAsync();
-        await browser.WaitForURLAsync("**/api/oauth/authorize**");
+        await browser.WaitForPageAsync("**/api/oauth/authorize**");
         Assert.Contains("Project Tracker", await browser.ContentAsync());
         await person.ScreenshotAsync("consent");
         await browser.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
-        await browser.WaitForURLAsync(sample.BaseUrl + "/callback**");
+        await browser.WaitForPageAsync(sample.BaseUrl + "/callback**");
         var result = await browser.Locator("#result").TextContentAsync();
         Assert.StartsWith("Signed in as usr_", result);
         Assert.Contains("28800 s", result);

@@ -74,6 +74,10 @@ public sealed class BrowserSession : IAsyncDisposable
     {
         var browser = await chromium.BrowserAsync();
         var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 900 } });
+        // Every wait below is on an event (a URL, an element); the timeout only bounds a stuck run. Playwright's
+        // 30 s default was once missed by a page load while the PostgreSQL suite kept both cores busy.
+        context.SetDefaultTimeout(90_000);
+        context.SetDefaultNavigationTimeout(90_000);
         return new BrowserSession(context, await context.NewPageAsync(), engine);
     }
 
@@ -121,4 +125,25 @@ public sealed class BrowserSession : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await Context.DisposeAsync();
+}
+
+/// <summary>Waits that depend on what a page shows, not on when its subresources finish loading.</summary>
+public static class PageWaits
+{
+    /// <summary>
+    /// Waits until the page has navigated to <paramref name="url"/> (a URL or glob) and its document is parsed;
+    /// unlike Playwright's default, it does not wait for the load event (stylesheets, images, favicon).
+    /// </summary>
+    public static async Task WaitForPageAsync(this IPage page, string url)
+    {
+        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
+        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+    }
+
+    /// <inheritdoc cref="WaitForPageAsync(IPage, string)"/>
+    public static async Task WaitForPageAsync(this IPage page, Func<string, bool> url)
+    {
+        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
+        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+    }
 }

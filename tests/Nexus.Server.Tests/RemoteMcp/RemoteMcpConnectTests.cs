@@ -302,7 +302,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         var page = session.Page;
         // The authorization URL sends the signed-out person to the authorization server's sign-in page first.
         await page.GotoAsync(authUrl);
-        await page.WaitForURLAsync(url => url.StartsWith(server.Issuer + "/account/signin", StringComparison.Ordinal));
+        await page.WaitForPageAsync(url => url.StartsWith(server.Issuer + "/account/signin", StringComparison.Ordinal));
         await page.GetByLabel("Email").FillAsync(email);
         await page.GetByLabel("Password").FillAsync(McpFixture.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
