@@ -1,6 +1,7 @@
 using Nexus.Server.Hosting;
 using System.Globalization;
-using System.Net.Http.Headers;
+using System.Buffers;
+using System.Buffers.Text;
 using System.Text;
 using Nexus.Server.AuthorizationServer.Clients;
 using Nexus.Server.Vault;
@@ -33,6 +34,8 @@ internal readonly record struct ClientAuthentication(OAuthClient? Client, int St
 /// </summary>
 internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher hasher, FailedAuthenticationLimiter limiter)
 {
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     // Verified against when the client is unknown so that response time does not reveal which ids exist.
     private static readonly string DecoyHash = "h1$" + Convert.ToBase64String(new byte[32]);
 
@@ -120,28 +123,35 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         clientId.Length <= 2000 && await registry.FindCachedAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } client ? client : null;
 
     /// <summary>False when the header is malformed (an empty secret is well formed); then <paramref name="clientId"/> is non-empty only when the parts held a NUL character.</summary>
+    /// <remarks>Parsed by hand (the caller has seen the "Basic " scheme): every token request passes here.</remarks>
     private static bool TryParseBasic(string header, out string clientId, out string clientSecret)
     {
         clientId = clientSecret = "";
-        if (!AuthenticationHeaderValue.TryParse(header, out var parsed) || parsed.Parameter is null)
+        // RFC 7617 §2: credentials = "Basic" 1*SP token68 (surrounding whitespace tolerated, as by the framework's parser).
+        var token68 = header.AsSpan("Basic ".Length).Trim(" \t");
+        if (token68.IsEmpty || token68.Length > 8192)
         {
             return false;
         }
 
+        var rented = ArrayPool<byte>.Shared.Rent(Base64.GetMaxDecodedFromUtf8Length(token68.Length));
         string decoded;
-        var bytes = new byte[parsed.Parameter.Length];
-        if (!Convert.TryFromBase64String(parsed.Parameter, bytes, out var length))
-        {
-            return false;
-        }
-
         try
         {
-            decoded = new UTF8Encoding(false, true).GetString(bytes, 0, length);
+            if (!Convert.TryFromBase64Chars(token68, rented, out var length))
+            {
+                return false;
+            }
+
+            decoded = StrictUtf8.GetString(rented, 0, length);
         }
         catch (DecoderFallbackException)
         {
             return false;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
         }
 
         var colon = decoded.IndexOf(':', StringComparison.Ordinal);
@@ -151,8 +161,8 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         }
 
         // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined, so decode each one.
-        var id = OAuthForm.DecodeComponent(decoded[..colon]);
-        var secret = OAuthForm.DecodeComponent(decoded[(colon + 1)..]);
+        var id = OAuthForm.DecodeComponent(decoded.AsSpan(0, colon));
+        var secret = OAuthForm.DecodeComponent(decoded.AsSpan(colon + 1));
         if (id is null || secret is null || id.Length == 0)
         {
             return false;

@@ -12,6 +12,8 @@ internal sealed class OAuthForm
 {
     public const int MaxBodyBytes = 16 * 1024;
 
+    private static readonly string TooLarge = $"The request body exceeds {MaxBodyBytes} bytes.";
+
     /// <summary>The error for a parameter with a NUL character (Hosting/InputText); strict UTF-8 already excludes lone surrogates.</summary>
     public const string InvalidCharacters = "A parameter contains a NUL character.";
 
@@ -49,7 +51,6 @@ internal sealed class OAuthForm
     /// <summary>Reads and parses the request body; the error is a description for an invalid_request response.</summary>
     public static async Task<(OAuthForm? Form, string? Error)> ReadAsync(HttpRequest request, CancellationToken ct)
     {
-        var tooLarge = $"The request body exceeds {MaxBodyBytes} bytes.";
         var buffer = ArrayPool<byte>.Shared.Rent(MaxBodyBytes);
         try
         {
@@ -71,7 +72,7 @@ internal sealed class OAuthForm
                     {
                     }
 
-                    return (null, tooLarge);
+                    return (null, TooLarge);
                 }
 
                 if (length == buffer.Length)
@@ -87,7 +88,7 @@ internal sealed class OAuthForm
         }
         catch (BadHttpRequestException)
         {
-            return (null, tooLarge);
+            return (null, TooLarge);
         }
         finally
         {
@@ -151,9 +152,15 @@ internal sealed class OAuthForm
     }
 
     /// <summary>Decodes one form-urlencoded component; null when it is not valid percent-encoded UTF-8.</summary>
-    public static string? DecodeComponent(string value)
+    public static string? DecodeComponent(ReadOnlySpan<char> value)
     {
-        var bytes = Encoding.UTF8.GetBytes(value);
+        if (value.IndexOfAny('%', '+') < 0)
+        {
+            // Nothing to decode (the usual client id and secret): the text as it is.
+            return value.ToString();
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(value.ToArray());
         return Decode(bytes, new byte[bytes.Length]);
     }
 

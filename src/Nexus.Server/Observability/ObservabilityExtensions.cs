@@ -35,6 +35,16 @@ internal static class ObservabilityExtensions
 {
     public const string MetricsPath = "/metrics";
 
+    /// <summary>
+    /// ASP.NET Core instruments that every request updates, several times, and that say nothing an exported one does not:
+    /// the router's match attempts (every request matches or gets a 404, which http.server.request.duration counts by
+    /// route and status) and the memory pool's rented and pooled bytes (two or three updates per block a request rents;
+    /// the pool's growth and shrinking, aspnetcore.memory_pool.allocated and .evicted, are still collected). Each
+    /// measurement is a tag-set lookup in OpenTelemetry's aggregator on the request's path (docs/observability.md).
+    /// </summary>
+    public static readonly string[] PerRequestInstrumentsNotCollected =
+        ["aspnetcore.routing.match_attempts", "aspnetcore.memory_pool.rented", "aspnetcore.memory_pool.pooled"];
+
     public static WebApplicationBuilder AddObservability(this WebApplicationBuilder builder)
     {
         // Read again from the final configuration when the host starts; "Enabled", "Traces" and the OTLP endpoint
@@ -58,6 +68,11 @@ internal static class ObservabilityExtensions
                     .AddAspNetCoreInstrumentation()
                     .AddHttpClientInstrumentation()
                     .AddRuntimeInstrumentation();
+                foreach (var instrument in PerRequestInstrumentsNotCollected)
+                {
+                    // Dropped by every view, an instrument has no listener, so ASP.NET Core skips the measurement.
+                    metrics.AddView(instrument, MetricStreamConfiguration.Drop);
+                }
                 if (options.Prometheus)
                 {
                     metrics.AddPrometheusExporter();
