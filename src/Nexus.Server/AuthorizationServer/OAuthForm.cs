@@ -49,12 +49,12 @@ internal sealed class OAuthForm
     }
 
     /// <summary>Reads and parses the request body; the error is a description for an invalid_request response.</summary>
-    public static async Task<(OAuthForm? Form, string? Error)> ReadAsync(HttpRequest request, CancellationToken ct)
+    public static async ValueTask<(OAuthForm? Form, string? Error)> ReadAsync(HttpRequest request, CancellationToken ct)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(MaxBodyBytes);
+        var length = 0;
         try
         {
-            var length = 0;
             while (true)
             {
                 var read = await request.Body.ReadAsync(buffer.AsMemory(length, buffer.Length - length), ct);
@@ -72,6 +72,8 @@ internal sealed class OAuthForm
                     {
                     }
 
+                    length = buffer.Length;
+
                     return (null, TooLarge);
                 }
 
@@ -79,7 +81,7 @@ internal sealed class OAuthForm
                 {
                     var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
                     buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
                     buffer = larger;
                 }
             }
@@ -88,10 +90,13 @@ internal sealed class OAuthForm
         }
         catch (BadHttpRequestException)
         {
+            length = buffer.Length;
             return (null, TooLarge);
         }
         finally
         {
+            // The body holds secrets (client_secret, code, refresh_token): cleared before the buffer goes back to the pool.
+            buffer.AsSpan(0, Math.Min(length, buffer.Length)).Clear();
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
@@ -117,7 +122,20 @@ internal sealed class OAuthForm
     public static (OAuthForm? Form, string? Error) Parse(ReadOnlySpan<byte> body)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        var scratch = new byte[body.Length];
+        var scratch = ArrayPool<byte>.Shared.Rent(Math.Max(body.Length, 1));
+        try
+        {
+            return Parse(body, values, scratch);
+        }
+        finally
+        {
+            // Decoded parameters include secrets (client_secret, code, refresh_token): nothing is left in the shared pool.
+            ArrayPool<byte>.Shared.Return(scratch, clearArray: true);
+        }
+    }
+
+    private static (OAuthForm? Form, string? Error) Parse(ReadOnlySpan<byte> body, Dictionary<string, string> values, byte[] scratch)
+    {
         while (!body.IsEmpty)
         {
             var amp = body.IndexOf((byte)'&');

@@ -39,7 +39,7 @@ internal static class TokenEndpoint
     }
 
     /// <summary>Answers the token request; returns its grant_type (null before the form was read).</summary>
-    private static async Task<string?> HandleCoreAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options)
+    private static async ValueTask<string?> HandleCoreAsync(HttpContext context, ClientAuthenticator authenticator, NexusOptions options)
     {
         var ct = context.RequestAborted;
 

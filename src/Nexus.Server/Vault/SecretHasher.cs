@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -34,7 +35,7 @@ internal sealed class SecretHasher : IDisposable
         }
 
         Span<byte> expected = stackalloc byte[32];
-        if (!Convert.TryFromBase64String(stored[Prefix.Length..], expected, out var written) || written != 32)
+        if (!Convert.TryFromBase64Chars(stored.AsSpan(Prefix.Length), expected, out var written) || written != 32)
         {
             return false;
         }
@@ -54,7 +55,17 @@ internal sealed class SecretHasher : IDisposable
     private void Mac(string secret, Span<byte> destination)
     {
         var mac = (macs ?? throw new InvalidOperationException("The secret hasher is used before Nexus finished starting.")).Value!;
-        mac.TryComputeHash(Encoding.UTF8.GetBytes(secret), destination, out _);
+        // Every token request and gateway call verifies a secret: short ones (all that Nexus generates) stay on the stack.
+        var length = Encoding.UTF8.GetMaxByteCount(secret.Length);
+        var rented = length <= 512 ? null : ArrayPool<byte>.Shared.Rent(length);
+        var utf8 = rented is null ? stackalloc byte[512] : rented.AsSpan();
+        var count = Encoding.UTF8.GetBytes(secret, utf8);
+        mac.TryComputeHash(utf8[..count], destination, out _);
+        CryptographicOperations.ZeroMemory(utf8[..count]);
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 
     public void Dispose() => macs?.Dispose();

@@ -52,7 +52,7 @@ internal sealed class ClientRegistry(NexusDatabase db, NexusOptions options, Tim
     /// <summary>The client as the token endpoint and resource checks see it (cached).</summary>
     public ValueTask<OAuthClient?> FindCachedAsync(string clientId, CancellationToken ct) =>
         // The shared load is not cancelled with one caller's request: other callers may be awaiting it.
-        cache.GetAsync(clientId, id => FindAsync(id, CancellationToken.None));
+        cache.GetAsync(clientId, this, static (id, registry) => registry.FindAsync(id, CancellationToken.None));
 
     public async Task<OAuthClient?> FindAsync(string clientId, CancellationToken ct)
     {

@@ -23,28 +23,49 @@ internal sealed record IssuedAccessToken(string Token, string Jti, int ExpiresIn
 /// </summary>
 internal static class JwtWriter
 {
+    // One payload buffer and JSON writer per thread, reset for each token (a token's claims are not secret).
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? payloadBuffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? payloadWriter;
+
     public static string Write(SigningKey key, string header, Action<Utf8JsonWriter> writeClaims)
     {
-        var payload = new ArrayBufferWriter<byte>(512);
-        using (var json = new Utf8JsonWriter(payload))
-        {
-            json.WriteStartObject();
-            writeClaims(json);
-            json.WriteEndObject();
-        }
+        var payload = payloadBuffer ??= new ArrayBufferWriter<byte>(1024);
+        payload.ResetWrittenCount();
+        var json = payloadWriter ??= new Utf8JsonWriter(payload);
+        json.Reset(payload);
+        json.WriteStartObject();
+        writeClaims(json);
+        json.WriteEndObject();
+        json.Flush();
 
         var signingInputLength = header.Length + 1 + Base64Url.GetEncodedLength(payload.WrittenCount);
-        var signingInput = new byte[signingInputLength];
-        Encoding.ASCII.GetBytes(header, signingInput);
-        signingInput[header.Length] = (byte)'.';
-        Base64Url.EncodeToUtf8(payload.WrittenSpan, signingInput.AsSpan(header.Length + 1));
-        var signature = key.Sign(signingInput);
-        return string.Create(signingInputLength + 1 + Base64Url.GetEncodedLength(signature.Length), (signingInput, signature), static (span, state) =>
+        var signingInput = ArrayPool<byte>.Shared.Rent(signingInputLength);
+        try
         {
-            Encoding.ASCII.GetChars(state.signingInput, span);
-            span[state.signingInput.Length] = '.';
-            Base64Url.EncodeToChars(state.signature, span[(state.signingInput.Length + 1)..]);
-        });
+            Encoding.ASCII.GetBytes(header, signingInput);
+            signingInput[header.Length] = (byte)'.';
+            Base64Url.EncodeToUtf8(payload.WrittenSpan, signingInput.AsSpan(header.Length + 1));
+            var signature = key.Sign(signingInput.AsSpan(0, signingInputLength));
+            return string.Create(signingInputLength + 1 + Base64Url.GetEncodedLength(signature.Length), (signingInput, signingInputLength, signature), static (span, state) =>
+            {
+                Encoding.ASCII.GetChars(state.signingInput.AsSpan(0, state.signingInputLength), span);
+                span[state.signingInputLength] = '.';
+                Base64Url.EncodeToChars(state.signature, span[(state.signingInputLength + 1)..]);
+            });
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(signingInput);
+            if (payload.Capacity > 16 * 1024)
+            {
+                // An unusually large token (many claims) does not keep its buffer on the thread.
+                payloadBuffer = null;
+                payloadWriter = null;
+            }
+        }
     }
 
     public static string NewJti()
