@@ -148,7 +148,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// <summary>The connection as GET /v1/token sees it (cached, single-flight).</summary>
     public ValueTask<Connection?> FindCachedAsync(string id, CancellationToken ct) =>
         // The shared load is not cancelled with one caller's request: other callers may be awaiting it.
-        cache.GetAsync(id, key => FindAsync(key, CancellationToken.None));
+        cache.GetAsync(id, this, static (key, store) => store.FindAsync(key, CancellationToken.None));
 
     /// <summary>Drops a cached row after a write made elsewhere (the refresh engine writes tokens itself).</summary>
     public void Invalidate(string id) => cache.Invalidate(id);

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.WebUtilities;
 using Nexus.Sdk.Aws;
 using Nexus.Server.ApiKeys;
@@ -248,68 +247,105 @@ internal static class CredentialCapture
         // Decoded once per cached row, as for the Bridge: a token read costs no decryption, parsing or hashing.
         var decoded = context.RequestServices.GetRequiredService<ConnectionCredentials>().For(connection, provider);
         var values = decoded.Values!;
-        var strategy = new JsonObject { ["type"] = provider.AuthMode };
-        var credentials = new JsonObject();
-        long? expiresAt = null;
-        switch (provider.AuthMode)
+        AssumedRole? assumed = null;
+        string? roleArn = null;
+        UpstreamCredential.AwsSigV4? aws = null;
+        if (provider.AuthMode == AuthModes.AwsSigV4)
         {
-            case AuthModes.ApiKey:
-                strategy["in"] = provider.Config.ApiKey?.In;
-                strategy["name"] = provider.Config.ApiKey?.Name;
-                strategy["prefix"] = provider.Config.ApiKey?.Prefix;
-                break;
-            case AuthModes.AwsSigV4:
-                // The same resolution the Bridge signs with: the connection's region if it has one, else the provider's.
-                if (decoded.Stored.Credential is not UpstreamCredential.AwsSigV4 aws)
+            // The same resolution the Bridge signs with: the connection's region if it has one, else the provider's.
+            aws = decoded.Stored.Credential as UpstreamCredential.AwsSigV4;
+            if (aws is null)
+            {
+                await decoded.Stored.Problem!.ToProblem().ExecuteAsync(context);
+                return;
+            }
+
+            if (decoded.Stored.Role is { } role)
+            {
+                // With a role, only the temporary credentials leave Nexus; the stored keys never do.
+                // The role client comes from the request's services, so that reads of other strategies do not resolve it.
+                var roles = context.RequestServices.GetRequiredService<AwsRoleCredentials>();
+                try
                 {
-                    await decoded.Stored.Problem!.ToProblem().ExecuteAsync(context);
+                    assumed = await roles.GetAsync(connection.Id, decoded.RoleKey!, role, aws.Credentials, context.RequestAborted);
+                }
+                catch (AwsRoleException e)
+                {
+                    await e.ToProblem().ExecuteAsync(context);
                     return;
                 }
 
-                strategy["region"] = aws.Region;
-                strategy["service"] = aws.Service;
-                if (decoded.Stored.Role is { } role)
-                {
-                    // With a role, only the temporary credentials leave Nexus; the stored keys never do.
-                    // The role client comes from the request's services, so that reads of other strategies do not resolve it.
-                    var roles = context.RequestServices.GetRequiredService<AwsRoleCredentials>();
-                    AssumedRole assumed;
-                    try
-                    {
-                        assumed = await roles.GetAsync(connection.Id, decoded.RoleKey!, role, aws.Credentials, context.RequestAborted);
-                    }
-                    catch (AwsRoleException e)
-                    {
-                        await e.ToProblem().ExecuteAsync(context);
-                        return;
-                    }
-
-                    strategy["role_arn"] = role.RoleArn;
-                    expiresAt = assumed.Expiration.ToUnixTimeSeconds();
-                    credentials["access_key_id"] = assumed.Credentials.AccessKeyId;
-                    credentials["secret_access_key"] = assumed.Credentials.SecretAccessKey;
-                    credentials["session_token"] = assumed.Credentials.SessionToken;
-                    credentials["expires_at"] = expiresAt;
-                }
-
-                break;
-        }
-
-        if (expiresAt is null)
-        {
-            foreach (var (name, value) in values)
-            {
-                credentials[name] = value;
+                roleArn = role.RoleArn;
             }
         }
 
-        context.Response.Headers.CacheControl = "no-store";
-        var body = new JsonObject { ["strategy"] = strategy, ["credentials"] = credentials, ["expires_at"] = expiresAt };
-        if (connection.ConnectionConfig is not null)
+        // Written straight into the response (no JSON tree per read): the hot path of credential connections.
+        var response = context.Response;
+        response.Headers.CacheControl = "no-store";
+        response.ContentType = "application/json; charset=utf-8";
+        long? expiresAt = assumed?.Expiration.ToUnixTimeSeconds();
+        await using (var json = new Utf8JsonWriter(response.BodyWriter))
         {
-            body["connection_config"] = JsonSerializer.SerializeToNode(connection.Values);
+            json.WriteStartObject();
+            json.WriteStartObject("strategy"u8);
+            json.WriteString("type"u8, provider.AuthMode);
+            if (provider.AuthMode == AuthModes.ApiKey)
+            {
+                json.WriteString("in"u8, provider.Config.ApiKey?.In);
+                json.WriteString("name"u8, provider.Config.ApiKey?.Name);
+                json.WriteString("prefix"u8, provider.Config.ApiKey?.Prefix);
+            }
+            else if (aws is not null)
+            {
+                json.WriteString("region"u8, aws.Region);
+                json.WriteString("service"u8, aws.Service);
+                if (roleArn is not null)
+                {
+                    json.WriteString("role_arn"u8, roleArn);
+                }
+            }
+
+            json.WriteEndObject();
+            json.WriteStartObject("credentials"u8);
+            if (assumed is not null)
+            {
+                json.WriteString("access_key_id"u8, assumed.Credentials.AccessKeyId);
+                json.WriteString("secret_access_key"u8, assumed.Credentials.SecretAccessKey);
+                json.WriteString("session_token"u8, assumed.Credentials.SessionToken);
+                json.WriteNumber("expires_at"u8, expiresAt!.Value);
+            }
+            else
+            {
+                foreach (var (name, value) in values)
+                {
+                    json.WriteString(name, value);
+                }
+            }
+
+            json.WriteEndObject();
+            if (expiresAt is { } at)
+            {
+                json.WriteNumber("expires_at"u8, at);
+            }
+            else
+            {
+                json.WriteNull("expires_at"u8);
+            }
+
+            if (connection.ConnectionConfig is not null)
+            {
+                json.WriteStartObject("connection_config"u8);
+                foreach (var (name, value) in connection.Values)
+                {
+                    json.WriteString(name, value);
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndObject();
         }
 
-        await TypedResults.Json(body).ExecuteAsync(context);
+        await response.BodyWriter.FlushAsync(context.RequestAborted);
     }
 }

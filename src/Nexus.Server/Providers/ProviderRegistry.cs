@@ -106,7 +106,7 @@ internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimePr
 
     /// <summary>The provider as hot paths see it (cached like connections; local writes invalidate at once).</summary>
     public ValueTask<Provider?> FindCachedAsync(string name, CancellationToken ct) =>
-        cache.GetAsync(name, key => FindAsync(key, CancellationToken.None));
+        cache.GetAsync(name, this, static (key, registry) => registry.FindAsync(key, CancellationToken.None));
 
     public static readonly EncryptedColumn ClientSecretColumn = new("providers", "name", "client_secret", "providers.client_secret:");
 

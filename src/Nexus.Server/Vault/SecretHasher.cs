@@ -25,7 +25,16 @@ internal sealed class SecretHasher : IDisposable
         macs = new ThreadLocal<HMACSHA256>(() => new HMACSHA256(hashKey));
     }
 
-    public string Hash(string secret) => Prefix + Convert.ToBase64String(Mac(secret));
+    public string Hash(string secret)
+    {
+        // One string, no intermediate arrays: the gateway hashes the presented API key on every call.
+        Span<byte> mac = stackalloc byte[32];
+        Mac(secret, mac);
+        Span<char> text = stackalloc char[Prefix.Length + 44];
+        Prefix.CopyTo(text);
+        Convert.TryToBase64Chars(mac, text[Prefix.Length..], out _);
+        return new string(text);
+    }
 
     public bool Verify(string secret, string? stored)
     {
@@ -43,13 +52,6 @@ internal sealed class SecretHasher : IDisposable
         Span<byte> actual = stackalloc byte[32];
         Mac(secret, actual);
         return CryptographicOperations.FixedTimeEquals(actual, expected);
-    }
-
-    private byte[] Mac(string secret)
-    {
-        var mac = new byte[32];
-        Mac(secret, mac);
-        return mac;
     }
 
     private void Mac(string secret, Span<byte> destination)

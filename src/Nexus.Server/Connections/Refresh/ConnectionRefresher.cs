@@ -111,7 +111,7 @@ internal sealed class ConnectionRefresher(
 
     /// <summary>A provider as the refresh engine sees it: cached like connection rows, since reads consult it.</summary>
     public ValueTask<Provider?> FindProviderAsync(string name) =>
-        providers.GetAsync(name, n => registry.FindAsync(n, CancellationToken.None));
+        providers.GetAsync(name, registry, static (n, registry) => registry.FindAsync(n, CancellationToken.None));
 
     /// <summary>Drops a cached provider (its refresh settings changed).</summary>
     public void ForgetProvider(string name) => providers.Invalidate(name);
