@@ -10,6 +10,7 @@ namespace Nexus.Server.Vault;
 /// decrypting after a rotation; the caller's context string is bound as associated data, so a ciphertext
 /// copied into another row or column fails to decrypt instead of being silently accepted.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The per-thread ciphers live as long as the process's one key ring; ThreadLocal's finalizer releases them with it (tests and tools that make many rings), and disposing them at shutdown would race a last decryption.")]
 internal sealed class KeyRing
 {
     private const byte Format = 0x01;
@@ -19,6 +20,10 @@ internal sealed class KeyRing
 
     private readonly Dictionary<uint, byte[]> keys = [];
     private readonly byte[] activeKey;
+
+    // One AesGcm per key and thread (an instance is not thread-safe): creating one sets up an OpenSSL cipher context
+    // and key schedule, which cost more than decrypting a token, and GET /v1/token decrypts on every read.
+    private readonly ThreadLocal<Dictionary<uint, AesGcm>> ciphers = new(() => []);
 
     public KeyRing(byte[] activeKey, IEnumerable<byte[]> previousKeys, DateTimeOffset? activeKeyCreatedAt = null)
     {
@@ -74,8 +79,7 @@ internal sealed class KeyRing
         BinaryPrimitives.WriteUInt32BigEndian(output.AsSpan(1, 4), ActiveKeyId);
         var nonce = output.AsSpan(5, NonceSize);
         RandomNumberGenerator.Fill(nonce);
-        using var aes = new AesGcm(activeKey, TagSize);
-        aes.Encrypt(nonce, plaintext, output.AsSpan(HeaderSize, plaintext.Length), output.AsSpan(HeaderSize + plaintext.Length), Encoding.UTF8.GetBytes(context));
+        Cipher(ActiveKeyId, activeKey).Encrypt(nonce, plaintext, output.AsSpan(HeaderSize, plaintext.Length), output.AsSpan(HeaderSize + plaintext.Length), Encoding.UTF8.GetBytes(context));
         return output;
     }
 
@@ -83,11 +87,41 @@ internal sealed class KeyRing
 
     public byte[] Decrypt(ReadOnlySpan<byte> ciphertext, string context)
     {
+        var plaintext = new byte[PlaintextLength(ciphertext)];
+        Decrypt(ciphertext, context, plaintext);
+        return plaintext;
+    }
+
+    public string DecryptString(ReadOnlySpan<byte> ciphertext, string context)
+    {
+        // Short values (tokens, keys) are decrypted on the stack and wiped; only the string leaves.
+        var length = PlaintextLength(ciphertext);
+        var rented = length <= 1024 ? null : new byte[length];
+        var plaintext = rented is null ? stackalloc byte[1024] : rented.AsSpan();
+        plaintext = plaintext[..length];
+        try
+        {
+            Decrypt(ciphertext, context, plaintext);
+            return Encoding.UTF8.GetString(plaintext);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
+    private static int PlaintextLength(ReadOnlySpan<byte> ciphertext)
+    {
         if (ciphertext.Length < HeaderSize + TagSize || ciphertext[0] != Format)
         {
             throw new CryptographicException("The value is not a Nexus ciphertext.");
         }
 
+        return ciphertext.Length - HeaderSize - TagSize;
+    }
+
+    private void Decrypt(ReadOnlySpan<byte> ciphertext, string context, Span<byte> plaintext)
+    {
         var keyId = BinaryPrimitives.ReadUInt32BigEndian(ciphertext.Slice(1, 4));
         if (!keys.TryGetValue(keyId, out var key))
         {
@@ -95,14 +129,24 @@ internal sealed class KeyRing
                 $"A value was encrypted with key {keyId:x8}, which is not configured. Add that key to PREVIOUS_ENCRYPTION_KEYS (ENCRYPTION_KEY is {ActiveKeyId:x8}).");
         }
 
-        var length = ciphertext.Length - HeaderSize - TagSize;
-        var plaintext = new byte[length];
-        using var aes = new AesGcm(key, TagSize);
-        aes.Decrypt(ciphertext.Slice(5, NonceSize), ciphertext.Slice(HeaderSize, length), ciphertext[^TagSize..], plaintext, Encoding.UTF8.GetBytes(context));
-        return plaintext;
+        // The context is associated data (bound, not secret); a short one is encoded on the stack.
+        var maxContext = Encoding.UTF8.GetMaxByteCount(context.Length);
+        var associated = maxContext <= 512 ? stackalloc byte[512] : new byte[maxContext];
+        associated = associated[..Encoding.UTF8.GetBytes(context, associated)];
+        Cipher(keyId, key).Decrypt(ciphertext.Slice(5, NonceSize), ciphertext.Slice(HeaderSize, plaintext.Length), ciphertext[^TagSize..], plaintext, associated);
     }
 
-    public string DecryptString(ReadOnlySpan<byte> ciphertext, string context) => Encoding.UTF8.GetString(Decrypt(ciphertext, context));
+    private AesGcm Cipher(uint keyId, byte[] key)
+    {
+        var perThread = ciphers.Value!;
+        if (!perThread.TryGetValue(keyId, out var aes))
+        {
+            aes = new AesGcm(key, TagSize);
+            perThread[keyId] = aes;
+        }
+
+        return aes;
+    }
 
     public static uint KeyIdOf(ReadOnlySpan<byte> ciphertext) =>
         ciphertext.Length >= 5 ? BinaryPrimitives.ReadUInt32BigEndian(ciphertext.Slice(1, 4)) : 0;

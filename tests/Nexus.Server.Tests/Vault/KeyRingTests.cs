@@ -59,4 +59,26 @@ public sealed class KeyRingTests
         var error = Assert.ThrowsAny<CryptographicException>(() => new KeyRing(Key(), []).Decrypt(ciphertext, "c"));
         Assert.Contains("PREVIOUS_ENCRYPTION_KEYS", error.Message);
     }
+
+    [Fact]
+    public async Task ManyThreadsEncryptAndDecryptUnderBothKeysAtOnceWithoutMixingThemUp()
+    {
+        // Each thread keeps its own cipher per key (KeyRing.Cipher); values, contexts and keys must never cross.
+        var oldKey = Key();
+        var old = new KeyRing(oldKey, []);
+        var ring = new KeyRing(Key(), [oldKey]);
+        var longValue = new string('x', 3000);
+        var tasks = Enumerable.Range(0, 16).Select(t => Task.Run(() =>
+        {
+            for (var i = 0; i < 500; i++)
+            {
+                var value = $"token-{t}-{i}" + (i % 50 == 0 ? longValue : "");
+                var context = $"connections.token:{t}:{i}";
+                Assert.Equal(value, ring.DecryptString(ring.Encrypt(value, context), context));
+                Assert.Equal(value, ring.DecryptString(old.Encrypt(value, context), context));
+                Assert.ThrowsAny<CryptographicException>(() => ring.DecryptString(ring.Encrypt(value, context), context + "x"));
+            }
+        }, TestContext.Current.CancellationToken));
+        await Task.WhenAll(tasks);
+    }
 }
