@@ -19,7 +19,7 @@ for round in $(seq 1 "$rounds"); do
       traced) export NEXUS_BENCH_ENV="Nexus__Telemetry__Traces=true" ;;
     esac
     cc="$(BENCH_PEERS=off "$here/client-credentials.sh" "$duration" | grep -E '^\| [0-9]' | tail -1)"
-    tr="$("$here/token-read.sh" "$duration" sqlite | grep -E '^\| [0-9a-z]' | tail -1)"
+    tr="$(BENCH_PEERS=off "$here/token-read.sh" "$duration" sqlite | grep -E '^\| [0-9a-z]' | tail -1)"
     rows+=("| $round | $mode | client-credentials $cc")
     rows+=("| $round | $mode | token-read $tr")
   done

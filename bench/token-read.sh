@@ -9,6 +9,7 @@
 # (request-connection, the provider's redirect, /auth/callback, code exchange), then read with a gateway API key
 # bound to its workspace.
 #   bench/token-read.sh [seconds] [engines]      engines: "sqlite postgres" (default), "sqlite" or "postgres"
+#   BENCH_PEERS=off   no bare Kestrel ceiling (bench/telemetry.sh compares Nexus with itself)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 duration="${1:-15}"
 engines="${2:-sqlite postgres}"
@@ -60,10 +61,12 @@ measure() { # url [lua] -> "rps p50 p99 non2xx"
 "$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
 fake_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-bench_build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
-dotnet "$bench_root/bench/tools/BareKestrel/bin/Release/net10.0/BareKestrel.dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &
-bare_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$bare_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+if [ "${BENCH_PEERS:-on}" != off ]; then
+  bench_build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
+  dotnet "$bench_root/bench/tools/BareKestrel/bin/Release/net10.0/BareKestrel.dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &
+  bare_pid=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$bare_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 
 rows=()
 for engine in $engines; do
@@ -77,11 +80,14 @@ for engine in $engines; do
   read -r rps p50 p99 bad <<<"$(measure "http://127.0.0.1:$port/v1/token/$connection_id" "$lua")"
   echo "== $engine: GET /healthz" >&2
   read -r hrps hp50 hp99 hbad <<<"$(measure "http://127.0.0.1:$port/healthz")"
-  echo "== $engine: bare Kestrel GET /healthz (the ceiling)" >&2
-  read -r krps kp50 kp99 kbad <<<"$(measure "http://127.0.0.1:$bare_port/healthz")"
+  krps="-"
+  if [ -n "$bare_pid" ]; then
+    echo "== $engine: bare Kestrel GET /healthz (the ceiling)" >&2
+    read -r krps kp50 kp99 kbad <<<"$(measure "http://127.0.0.1:$bare_port/healthz")"
+  fi
   rm -f "$lua"
   ratio="$(awk -v a="$rps" -v b="$hrps" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
-  kratio="$(awk -v a="$rps" -v b="$krps" 'BEGIN { printf "%.2fx", a / b }')"
+  kratio="$(awk -v a="$rps" -v b="$krps" 'BEGIN { if (b + 0 > 0) printf "%.2fx", a / b; else printf "-" }')"
   rows+=("| $engine | $rps | $p50 | $p99 | $bad | $hrps | $hp99 | $ratio | $krps | $kratio |")
   stop_nexus
   if [ "$engine" = postgres ]; then pg_stop; fi
