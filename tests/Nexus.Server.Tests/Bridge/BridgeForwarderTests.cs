@@ -21,10 +21,14 @@ namespace Nexus.Server.Tests.Bridge;
 
 /// <summary>
 /// The Bridge's forwarding engine over real HTTP: a loopback host runs <see cref="BridgeForwarder"/> in front of an
-/// echo upstream that records what arrives.
+/// echo upstream that records what arrives. Not in parallel with other classes: the streaming test counts the bytes the
+/// whole process allocates (GC.GetTotalAllocatedBytes), which other tests running beside it inflated past its bound.
 /// </summary>
+[Collection(Name)]
 public sealed class BridgeForwarderTests : IAsyncLifetime
 {
+    public const string Name = "Bridge forwarder (not in parallel)";
+
     private EchoUpstream echo = null!;
     private WebApplication host = null!;
     private HttpClient http = null!;
@@ -476,3 +480,6 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     private static OutboundNetworkGuard LoopbackGuard() =>
         new(new NexusOptions { AllowInsecureUpstreams = true }, new Microsoft.Extensions.Hosting.Internal.HostingEnvironment { EnvironmentName = "Test" }, NullLogger<OutboundNetworkGuard>.Instance);
 }
+
+[CollectionDefinition(BridgeForwarderTests.Name, DisableParallelization = true)]
+public sealed class BridgeForwarderAlone;

@@ -20,6 +20,21 @@ public static class LoopbackHost
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Whether nothing holds <paramref name="port"/> on loopback right now.</summary>
+    public static bool IsFree(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>A slim builder that listens on http://127.0.0.1:{port} (a free port unless given), and that URL.</summary>
     public static (WebApplicationBuilder Builder, string BaseUrl) CreateBuilder(int? port = null)
     {

@@ -59,24 +59,45 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     public static Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test",
         Action<IServiceCollection>? services = null)
     {
-        var port = LoopbackHost.FreePort();
-        var settings = new Dictionary<string, string?>
+        // The port is free when picked, but another socket (an outgoing connection's ephemeral port, in a full run) can
+        // take it before Kestrel binds: then, and only then, start again on another port.
+        for (var attempt = 1; ; attempt++)
         {
-            ["BASE_URL"] = $"http://127.0.0.1:{port}",
-            ["API_KEY"] = "test-admin-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
-            ["ENCRYPTION_KEY"] = NewEncryptionKey(),
-            // Given, so Nexus does not print a generated one at every start; tests become administrators with
-            // MakeAdminAsync (API_KEY) or by entering SetupToken at /setup. A test may remove it to see the printed one.
-            ["SETUP_TOKEN"] = "test-setup-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
-            ["DATABASE_URL"] = database.DatabaseUrl,
-            ["Nexus:DataDirectory"] = database.DataDirectory,
-            ["Logging:LogLevel:Default"] = "Warning",
-        };
-        configure?.Invoke(settings);
-        var server = new NexusTestServer(database, settings, time ?? new OffsetTimeProvider(), port, environment, services);
-        server.StartServer();
-        server.Http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
-        return Task.FromResult(server);
+            var port = LoopbackHost.FreePort();
+            var settings = new Dictionary<string, string?>
+            {
+                ["BASE_URL"] = $"http://127.0.0.1:{port}",
+                ["API_KEY"] = "test-admin-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
+                ["ENCRYPTION_KEY"] = NewEncryptionKey(),
+                // Given, so Nexus does not print a generated one at every start; tests become administrators with
+                // MakeAdminAsync (API_KEY) or by entering SetupToken at /setup. A test may remove it to see the printed one.
+                ["SETUP_TOKEN"] = "test-setup-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
+                ["DATABASE_URL"] = database.DatabaseUrl,
+                ["Nexus:DataDirectory"] = database.DataDirectory,
+                ["Logging:LogLevel:Default"] = "Warning",
+            };
+            configure?.Invoke(settings);
+            var server = new NexusTestServer(database, settings, time ?? new OffsetTimeProvider(), port, environment, services);
+            try
+            {
+                server.StartServer();
+            }
+            catch (Exception) when (attempt < 3 && !LoopbackHost.IsFree(port))
+            {
+                try
+                {
+                    server.Dispose();
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+
+                continue;
+            }
+
+            server.Http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
+            return Task.FromResult(server);
+        }
     }
 
     /// <summary>
