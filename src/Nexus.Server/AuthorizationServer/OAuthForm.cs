@@ -73,7 +73,6 @@ internal sealed class OAuthForm
                     }
 
                     length = buffer.Length;
-
                     return (null, TooLarge);
                 }
 
@@ -178,7 +177,8 @@ internal sealed class OAuthForm
             return value.ToString();
         }
 
-        var bytes = Encoding.UTF8.GetBytes(value.ToArray());
+        var bytes = new byte[Encoding.UTF8.GetByteCount(value)];
+        Encoding.UTF8.GetBytes(value, bytes);
         return Decode(bytes, new byte[bytes.Length]);
     }
 

@@ -323,26 +323,8 @@ internal static class CredentialCapture
             }
 
             json.WriteEndObject();
-            if (expiresAt is { } at)
-            {
-                json.WriteNumber("expires_at"u8, at);
-            }
-            else
-            {
-                json.WriteNull("expires_at"u8);
-            }
-
-            if (connection.ConnectionConfig is not null)
-            {
-                json.WriteStartObject("connection_config"u8);
-                foreach (var (name, value) in connection.Values)
-                {
-                    json.WriteString(name, value);
-                }
-
-                json.WriteEndObject();
-            }
-
+            CredentialJson.WriteExpiresAt(json, expiresAt);
+            CredentialJson.WriteConnectionConfig(json, connection);
             json.WriteEndObject();
         }
 

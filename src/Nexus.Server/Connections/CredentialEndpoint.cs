@@ -81,7 +81,7 @@ internal static class CredentialEndpoint
         }
 
         string accessToken;
-        long? expiresAt;
+        long? expiresAtMs;
         string? resourceName = null;
         if (context.Request.Query.TryGetValue("resource", out var resourceQuery))
         {
@@ -101,12 +101,12 @@ internal static class CredentialEndpoint
                 return;
             }
 
-            (accessToken, expiresAt) = (minted.Token!.AccessToken, minted.Token.ExpiresAtMs);
+            (accessToken, expiresAtMs) = (minted.Token!.AccessToken, minted.Token.ExpiresAtMs);
         }
         else
         {
             // The connection's own token, decrypted only when it is the one asked for.
-            (accessToken, expiresAt) = (store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken), connection.TokenExpiresAt);
+            (accessToken, expiresAtMs) = (store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, connection.AccessToken), connection.TokenExpiresAt);
         }
 
         var response = context.Response;
@@ -120,43 +120,19 @@ internal static class CredentialEndpoint
             json.WriteEndObject();
             json.WriteStartObject("credentials"u8);
             json.WriteString("access_token"u8, accessToken);
-            WriteExpiresAt(json, expiresAt);
+            CredentialJson.WriteExpiresAt(json, expiresAtMs / 1000);
             json.WriteEndObject();
-            WriteExpiresAt(json, expiresAt);
+            CredentialJson.WriteExpiresAt(json, expiresAtMs / 1000);
             if (resourceName is not null)
             {
                 json.WriteString("resource"u8, resourceName);
             }
 
-            if (connection.ConnectionConfig is not null)
-            {
-                // The per-connection values (issue 17): the shop, instance or data centre the token is for.
-                json.WriteStartObject("connection_config"u8);
-                foreach (var (name, value) in connection.Values)
-                {
-                    json.WriteString(name, value);
-                }
-
-                json.WriteEndObject();
-            }
-
+            CredentialJson.WriteConnectionConfig(json, connection);
             json.WriteEndObject();
         }
 
         await response.BodyWriter.FlushAsync(context.RequestAborted);
         audit.TokenRead(caller.Actor, connection.WorkspaceId, connection.Id);
-    }
-
-    /// <summary>Unix seconds; null when the provider's token does not expire (GitHub OAuth apps, Slack without rotation).</summary>
-    private static void WriteExpiresAt(Utf8JsonWriter json, long? expiresAtMs)
-    {
-        if (expiresAtMs is { } ms)
-        {
-            json.WriteNumber("expires_at"u8, ms / 1000);
-        }
-        else
-        {
-            json.WriteNull("expires_at"u8);
-        }
     }
 }

@@ -96,8 +96,7 @@ internal sealed class KeyRing
     {
         // Short values (tokens, keys) are decrypted on the stack and wiped; only the string leaves.
         var length = PlaintextLength(ciphertext);
-        var rented = length <= 1024 ? null : new byte[length];
-        var plaintext = rented is null ? stackalloc byte[1024] : rented.AsSpan();
+        var plaintext = length <= 1024 ? stackalloc byte[1024] : new byte[length];
         plaintext = plaintext[..length];
         try
         {
