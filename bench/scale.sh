@@ -133,7 +133,8 @@ columns="id, workspace_id, provider_name, status, scopes, return_url, state_nonc
 oldest_ws="$(psql_ scale_big -At -c "SELECT created_at || ' ' || id FROM connections WHERE workspace_id = 'ws_scale_00042' ORDER BY created_at, id OFFSET 1 LIMIT 1")"
 deep_all="$(psql_ scale_big -At -c "SELECT created_at || ' ' || id FROM connections ORDER BY created_at, id OFFSET 100 LIMIT 1")"
 explain() { psql_ scale_big -At -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON) $1"; }
-plan_due="$(explain "SELECT id FROM connections WHERE status = 'active' AND next_refresh_at IS NOT NULL AND next_refresh_at <= $horizon ORDER BY next_refresh_at LIMIT 200")"
+# The rows RefreshStore.ClaimDueAsync claims (its UPDATE's subquery; the UPDATE itself would claim them).
+plan_due="$(explain "SELECT id FROM connections WHERE status = 'active' AND next_refresh_at IS NOT NULL AND next_refresh_at <= $horizon AND (refresh_claimed_until IS NULL OR refresh_claimed_until <= $now_ms) ORDER BY next_refresh_at LIMIT 200 FOR UPDATE SKIP LOCKED")"
 plan_first="$(explain "SELECT $columns FROM connections WHERE workspace_id IN ('ws_scale_00042') ORDER BY created_at DESC, id DESC LIMIT 11")"
 read -r c i <<<"$oldest_ws"
 plan_last="$(explain "SELECT $columns FROM connections WHERE workspace_id IN ('ws_scale_00042') AND created_at <= $c AND (created_at < $c OR id < '$i') ORDER BY created_at DESC, id DESC LIMIT 11")"
@@ -191,7 +192,7 @@ result_file="$(dirname "${BASH_SOURCE[0]}")/results/scale.md"
   echo
   echo "## The background refresher's due-connection query: $(uses_index "$plan_due")"
   echo
-  echo "RefreshStore.DueAsync, with the horizon six hours ahead (a pass with a backlog due):"
+  echo "RefreshStore.ClaimDueAsync (the rows it claims), with the horizon six hours ahead (a pass with a backlog due):"
   echo
   echo '```'; echo "$plan_due"; echo '```'
   echo

@@ -208,7 +208,8 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
             """
             UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token),
                 token_type = COALESCE(@tokenType, token_type), token_expires_at = @expiresAt, error = NULL, error_description = NULL,
-                next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, last_refreshed_at = @now, updated_at = @now
+                next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, last_refreshed_at = @now, updated_at = @now,
+                refresh_claimed_until = NULL
             WHERE id = @id
             """,
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, expiresAt, nextRefreshAt, now }) == 1;
@@ -216,7 +217,7 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
     /// <summary>Records a transient failure: the connection stays as it is and is retried at <paramref name="retryAt"/>.</summary>
     public static Task FailTransientlyAsync(RefreshLock held, string id, long failures, long retryAt, string error, string? description) =>
         held.ExecuteAsync(
-            "UPDATE connections SET refresh_failures = @failures, next_refresh_at = @retryAt, refresh_error = @error, refresh_error_description = @description WHERE id = @id",
+            "UPDATE connections SET refresh_failures = @failures, next_refresh_at = @retryAt, refresh_error = @error, refresh_error_description = @description, refresh_claimed_until = NULL WHERE id = @id",
             new { id, failures, retryAt, error, description = description is { Length: > 300 } ? description[..300] : description });
 
     /// <summary>The provider rejected the grant: the connection needs its user, and is never refreshed automatically again.</summary>
@@ -224,22 +225,58 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
         held.ExecuteAsync(
             """
             UPDATE connections SET status = @attention, error = @error, error_description = @description, next_refresh_at = NULL,
-                refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, updated_at = @now
+                refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, updated_at = @now, refresh_claimed_until = NULL
             WHERE id = @id
             """,
             new { id, attention = ConnectionStatus.AttentionRequired, error, description, now });
 
     /// <summary>Moves the background refresher's next look at a connection (no provider call was needed).</summary>
     public static Task RescheduleAsync(RefreshLock held, string id, long? nextRefreshAt) =>
-        held.ExecuteAsync("UPDATE connections SET next_refresh_at = @nextRefreshAt WHERE id = @id", new { id, nextRefreshAt });
+        held.ExecuteAsync("UPDATE connections SET next_refresh_at = @nextRefreshAt, refresh_claimed_until = NULL WHERE id = @id", new { id, nextRefreshAt });
 
-    /// <summary>Active connections whose next look is due, oldest first.</summary>
-    public async Task<IReadOnlyList<string>> DueAsync(long now, int limit, CancellationToken ct)
+    /// <summary>
+    /// Claims up to <paramref name="limit"/> active connections whose next look is due and that no other refresher has
+    /// claimed, oldest first, until <paramref name="claimUntil"/> (Unix ms). Instances on one database claim disjoint
+    /// batches: without claims each read the same oldest rows, and with three instances two thirds of their row locks
+    /// found a connection that another had just refreshed (546 refreshes/s in the storm benchmark against 1,284 for one
+    /// instance). On PostgreSQL, SKIP LOCKED passes over rows another instance is claiming or refreshing at that moment.
+    /// The claim is a hint, not the lock: an expired claim lets another instance take the connection, and the row lock
+    /// of <see cref="LockAsync"/> still decides who refreshes it.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ClaimDueAsync(long now, int limit, long claimUntil, CancellationToken ct)
     {
+        var sql =
+            $"""
+            UPDATE connections SET refresh_claimed_until = @claimUntil
+            WHERE id IN (
+                SELECT id FROM connections
+                WHERE status = @active AND next_refresh_at IS NOT NULL AND next_refresh_at <= @now
+                    AND (refresh_claimed_until IS NULL OR refresh_claimed_until <= @now)
+                ORDER BY next_refresh_at LIMIT @limit{(db.Engine == DatabaseEngine.Postgres ? " FOR UPDATE SKIP LOCKED" : "")})
+            RETURNING id, next_refresh_at AS NextRefreshAt
+            """;
+        var parameters = new { active = ConnectionStatus.Active, now, limit, claimUntil };
         await using var connection = await db.OpenAsync(ct);
-        return (await connection.QueryAsync<string>(new CommandDefinition(
-            "SELECT id FROM connections WHERE status = @active AND next_refresh_at IS NOT NULL AND next_refresh_at <= @now ORDER BY next_refresh_at LIMIT @limit",
-            new { active = ConnectionStatus.Active, now, limit }, cancellationToken: ct))).ToList();
+        IEnumerable<(string Id, long NextRefreshAt)> claimed;
+        if (db.Engine == DatabaseEngine.Postgres)
+        {
+            claimed = await connection.QueryAsync<(string Id, long NextRefreshAt)>(new CommandDefinition(sql, parameters, cancellationToken: ct));
+        }
+        else
+        {
+            await sqliteWrites.WaitAsync(ct);
+            try
+            {
+                claimed = await connection.QueryAsync<(string Id, long NextRefreshAt)>(new CommandDefinition(sql, parameters, cancellationToken: ct));
+            }
+            finally
+            {
+                sqliteWrites.Release();
+            }
+        }
+
+        // RETURNING keeps no order: the oldest due first, as the claim chose them.
+        return claimed.OrderBy(c => c.NextRefreshAt).Select(c => c.Id).ToList();
     }
 
     /// <summary>After a provider's refresh margin changed: every healthy connection of it is scheduled anew.</summary>

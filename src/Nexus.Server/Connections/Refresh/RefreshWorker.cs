@@ -10,7 +10,8 @@ namespace Nexus.Server.Connections.Refresh;
 /// transient failures when their backoff ends, and moves connections whose token expired without a refresh token to
 /// attention_required. Up to Nexus:Refresh:Concurrency refreshes run at once. Every instance may run it: each
 /// connection is refreshed under its row lock taken with SKIP LOCKED, so two instances never work on the same
-/// connection and neither waits for the other.
+/// connection and neither waits for the other; and each takes its batch by claiming it (RefreshStore.ClaimDueAsync), so
+/// the instances work on different connections instead of contending for the same oldest ones.
 /// </summary>
 internal sealed class RefreshWorker(
     ConnectionRefresher refresher,
@@ -95,9 +96,12 @@ internal sealed class RefreshWorker(
     private async Task<int> DispatchAsync(CancellationToken ct)
     {
         var batch = options.Refresh.BatchSize;
-        var due = (await store.DueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), batch + running.Count, ct)).ToArray();
-        // Instances reading the same rows start at different places, so they collide on fewer of them.
-        Random.Shared.Shuffle(due);
+        // The batch is this instance's for two intervals: the other instances claim other connections meanwhile.
+        // Dispatching a batch takes well under a second when providers answer; when they are slow, a claim that runs
+        // out before its connection was started lets another instance take it, which is only the collision a claim
+        // avoids, never a second refresh (the row lock decides).
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var due = await store.ClaimDueAsync(now, batch, now + (2000L * options.Refresh.IntervalSeconds), ct);
         var started = 0;
         foreach (var id in due)
         {
