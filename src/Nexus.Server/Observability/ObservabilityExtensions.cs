@@ -84,8 +84,7 @@ internal static class ObservabilityExtensions
         if (traces)
         {
             otel.WithTracing(tracing => tracing
-                // ParentBased follows a caller's decision.
-                .SetSampler(new ParentBasedSampler(new AlwaysOnSampler()))
+                .SetSampler(ChooseSampler(builder.Configuration).Sampler)
                 .AddSource(NexusTelemetry.Name)
                 .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsQuiet(context.Request.Path))
                 // A filtered request is neither traced nor given trace headers (the Bridge's, NexusTelemetry.NoTraceContext).
@@ -103,9 +102,63 @@ internal static class ObservabilityExtensions
         return builder;
     }
 
+    /// <summary>
+    /// The sampler the standard OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG name (OpenTelemetry's SDK environment
+    /// variables), read from Nexus's configuration like every other setting. By default parentbased_always_on: every
+    /// request that starts a trace is recorded, and one that arrives with a caller's trace context follows the caller's
+    /// decision. parentbased_traceidratio with 0.1 records one request in ten, which keeps a traced Nexus within a few
+    /// percent of an untraced one (docs/observability.md). As the specification asks, an unknown name or a ratio outside
+    /// 0..1 falls back to the default (name) or to 1.0 (ratio), and <see cref="MapObservability"/> logs a warning.
+    /// </summary>
+    internal static (Sampler Sampler, string? Problem) ChooseSampler(IConfiguration configuration)
+    {
+        var name = configuration["OTEL_TRACES_SAMPLER"]?.Trim();
+        var arg = configuration["OTEL_TRACES_SAMPLER_ARG"]?.Trim();
+        string? problem = null;
+        double Ratio()
+        {
+            if (string.IsNullOrEmpty(arg))
+            {
+                return 1.0;
+            }
+
+            if (double.TryParse(arg, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio) && ratio is >= 0 and <= 1)
+            {
+                return ratio;
+            }
+
+            problem = $"OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1 (got '{arg}'); recording every request of the ratio sampler's share (1.0).";
+            return 1.0;
+        }
+
+        Sampler sampler = name?.ToLowerInvariant() switch
+        {
+            null or "" or "parentbased_always_on" => new ParentBasedSampler(new AlwaysOnSampler()),
+            "always_on" => new AlwaysOnSampler(),
+            "always_off" => new AlwaysOffSampler(),
+            "traceidratio" => new TraceIdRatioBasedSampler(Ratio()),
+            "parentbased_always_off" => new ParentBasedSampler(new AlwaysOffSampler()),
+            "parentbased_traceidratio" => new ParentBasedSampler(new TraceIdRatioBasedSampler(Ratio())),
+            _ => null!,
+        };
+        if (sampler is null)
+        {
+            problem = $"OTEL_TRACES_SAMPLER '{name}' is not one of always_on, always_off, traceidratio, parentbased_always_on, " +
+                "parentbased_always_off, parentbased_traceidratio; using parentbased_always_on.";
+            sampler = new ParentBasedSampler(new AlwaysOnSampler());
+        }
+
+        return (sampler, problem);
+    }
+
     public static WebApplication MapObservability(this WebApplication app)
     {
         var options = app.Services.GetRequiredService<TelemetryOptions>();
+        if (app.Services.GetService<TracerProvider>() is not null && ChooseSampler(app.Configuration).Problem is { } samplerProblem)
+        {
+            app.Logger.LogWarning("{Problem}", samplerProblem);
+        }
+
         if (options is { Enabled: true, Prometheus: true })
         {
             // The scrape shows traffic and key ages: only the operator's admin API key reads it.

@@ -106,7 +106,7 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     /// </summary>
     protected override IHost CreateHost(IHostBuilder builder)
     {
-        var early = settings.Where(s => s.Key.StartsWith("Nexus:Telemetry:", StringComparison.OrdinalIgnoreCase)).ToDictionary();
+        var early = settings.Where(s => s.Key.StartsWith("Nexus:Telemetry:", StringComparison.OrdinalIgnoreCase) || s.Key.StartsWith("OTEL_", StringComparison.Ordinal)).ToDictionary();
         if (early.Count > 0)
         {
             builder.ConfigureHostConfiguration(c => c.AddInMemoryCollection(early));

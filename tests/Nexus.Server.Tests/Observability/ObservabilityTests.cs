@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 using OpenTelemetry.Trace;
@@ -160,6 +161,63 @@ public sealed partial class ObservabilityTests
             .ToList();
         var attributes = string.Join("\n", spans.Snapshot().SelectMany(a => a.TagObjects.Select(t => $"{a.DisplayName} {t.Key}={t.Value}").Append(a.DisplayName)));
         Assert.All(secrets, s => Assert.DoesNotContain(s, attributes, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TheStandardSamplerVariablesChooseWhichRequestsAreTraced()
+    {
+        // parentbased_always_off: a request that starts a trace is not recorded; one whose caller sampled it is.
+        var spans = new LockedList();
+        await using var scene = await RefreshScene.StartAsync(
+            configure: s =>
+            {
+                s["Nexus:Telemetry:Traces"] = "true";
+                s["OTEL_TRACES_SAMPLER"] = "parentbased_always_off";
+            },
+            services: s => s.ConfigureOpenTelemetryTracerProvider(b => b.AddInMemoryExporter(spans)));
+        var unsampledTrace = ActivityTraceId.CreateRandom();
+        var sampledTrace = ActivityTraceId.CreateRandom();
+        await ConnectionsAsync(scene, null);
+        await ConnectionsAsync(scene, $"00-{unsampledTrace}-{ActivitySpanId.CreateRandom()}-00");
+        await ConnectionsAsync(scene, $"00-{sampledTrace}-{ActivitySpanId.CreateRandom()}-01");
+
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(spans.Snapshot().Any(a => a.Kind == ActivityKind.Server && a.TraceId == sampledTrace)),
+            "the sampled request's server span");
+        var served = spans.Snapshot().Where(a => a.Kind == ActivityKind.Server && Equals(a.GetTagItem("http.route"), "/v1/connections")).ToList();
+        Assert.True(served.Count == 1 && served[0].TraceId == sampledTrace, $"sampled {sampledTrace}, unsampled {unsampledTrace}; recorded: {string.Join(", ", served.Select(a => $"{a.TraceId} parent {a.ParentSpanId} {a.ActivityTraceFlags}"))}");
+    }
+
+    [Theory]
+    [InlineData(null, null, "ParentBased{AlwaysOnSampler}", false)]
+    [InlineData("parentbased_traceidratio", "0.1", "ParentBased{TraceIdRatioBasedSampler{0.100000}}", false)]
+    [InlineData("TraceIdRatio", "0.25", "TraceIdRatioBasedSampler{0.250000}", false)]
+    [InlineData("always_off", null, "AlwaysOffSampler", false)]
+    [InlineData("sometimes", null, "ParentBased{AlwaysOnSampler}", true)]
+    [InlineData("traceidratio", "2", "TraceIdRatioBasedSampler{1.000000}", true)]
+    [InlineData("traceidratio", "a tenth", "TraceIdRatioBasedSampler{1.000000}", true)]
+    public void AnUnknownSamplerOrRatioFallsBackToTheSpecificationsDefaultAndSaysSo(string? name, string? arg, string expected, bool problem)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["OTEL_TRACES_SAMPLER"] = name, ["OTEL_TRACES_SAMPLER_ARG"] = arg })
+            .Build();
+        var chosen = Nexus.Server.Observability.ObservabilityExtensions.ChooseSampler(configuration);
+        Assert.Equal(expected, chosen.Sampler.Description);
+        Assert.Equal(problem, chosen.Problem is not null);
+    }
+
+    private static async Task ConnectionsAsync(RefreshScene scene, string? traceparent)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/connections");
+        request.Headers.Add("X-API-Key", scene.Server.ApiKey);
+        if (traceparent is not null)
+        {
+            request.Headers.Add("traceparent", traceparent);
+        }
+
+        // The test's own HttpClient would put its own (unsampled) trace context on the request.
+        using var http = new HttpClient(new SocketsHttpHandler { ActivityHeadersPropagator = null }) { BaseAddress = new Uri(scene.Server.BaseUrl) };
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
     private static bool IsDatabase(Activity a) => a.Source.Name == "Npgsql" || (a.Source.Name == "Nexus" && a.DisplayName == "sqlite");
