@@ -132,18 +132,27 @@ public static class PageWaits
 {
     /// <summary>
     /// Waits until the page has navigated to <paramref name="url"/> (a URL or glob) and its document is parsed;
-    /// unlike Playwright's default, it does not wait for the load event (stylesheets, images, favicon).
+    /// unlike Playwright's default, it does not wait for the load event (stylesheets, images, favicon). The parsed
+    /// document is asked for in the page (document.readyState), not awaited as a load-state event: a CI run on
+    /// PostgreSQL once waited 90 s for a DOMContentLoaded event of a page that had long reached network idle.
     /// </summary>
     public static async Task WaitForPageAsync(this IPage page, string url)
     {
         await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
-        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+        await DocumentParsedAsync(page);
     }
 
     /// <inheritdoc cref="WaitForPageAsync(IPage, string)"/>
     public static async Task WaitForPageAsync(this IPage page, Func<string, bool> url)
     {
         await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
-        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+        await DocumentParsedAsync(page);
+    }
+
+    /// <summary>Re-evaluated by Playwright in the new document if a navigation replaces the current one meanwhile.</summary>
+    private static async Task DocumentParsedAsync(IPage page)
+    {
+        var parsed = await page.WaitForFunctionAsync("() => document.readyState !== 'loading'");
+        await parsed.DisposeAsync();
     }
 }
