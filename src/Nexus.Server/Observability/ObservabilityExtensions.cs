@@ -127,11 +127,11 @@ internal static class ObservabilityExtensions
                 return ratio;
             }
 
-            problem = $"OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1 (got '{arg}'); recording every request of the ratio sampler's share (1.0).";
+            problem = $"OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1 (got '{arg}'); using 1.0.";
             return 1.0;
         }
 
-        Sampler sampler = name?.ToLowerInvariant() switch
+        Sampler? sampler = name?.ToLowerInvariant() switch
         {
             null or "" or "parentbased_always_on" => new ParentBasedSampler(new AlwaysOnSampler()),
             "always_on" => new AlwaysOnSampler(),
@@ -139,7 +139,7 @@ internal static class ObservabilityExtensions
             "traceidratio" => new TraceIdRatioBasedSampler(Ratio()),
             "parentbased_always_off" => new ParentBasedSampler(new AlwaysOffSampler()),
             "parentbased_traceidratio" => new ParentBasedSampler(new TraceIdRatioBasedSampler(Ratio())),
-            _ => null!,
+            _ => null,
         };
         if (sampler is null)
         {

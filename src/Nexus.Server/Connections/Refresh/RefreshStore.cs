@@ -253,26 +253,25 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
                 WHERE status = @active AND next_refresh_at IS NOT NULL AND next_refresh_at <= @now
                     AND (refresh_claimed_until IS NULL OR refresh_claimed_until <= @now)
                 ORDER BY next_refresh_at LIMIT @limit{(db.Engine == DatabaseEngine.Postgres ? " FOR UPDATE SKIP LOCKED" : "")})
-            RETURNING id, next_refresh_at AS NextRefreshAt
+            RETURNING id, next_refresh_at
             """;
         var parameters = new { active = ConnectionStatus.Active, now, limit, claimUntil };
+        // On SQLite the claim is a write, queued behind the others like every write of the refresh engine.
+        var gate = db.Engine == DatabaseEngine.Postgres ? null : sqliteWrites;
         await using var connection = await db.OpenAsync(ct);
         IEnumerable<(string Id, long NextRefreshAt)> claimed;
-        if (db.Engine == DatabaseEngine.Postgres)
+        if (gate is not null)
+        {
+            await gate.WaitAsync(ct);
+        }
+
+        try
         {
             claimed = await connection.QueryAsync<(string Id, long NextRefreshAt)>(new CommandDefinition(sql, parameters, cancellationToken: ct));
         }
-        else
+        finally
         {
-            await sqliteWrites.WaitAsync(ct);
-            try
-            {
-                claimed = await connection.QueryAsync<(string Id, long NextRefreshAt)>(new CommandDefinition(sql, parameters, cancellationToken: ct));
-            }
-            finally
-            {
-                sqliteWrites.Release();
-            }
+            gate?.Release();
         }
 
         // RETURNING keeps no order: the oldest due first, as the claim chose them.
