@@ -106,9 +106,9 @@ internal static class ObservabilityExtensions
     /// The sampler the standard OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG name (OpenTelemetry's SDK environment
     /// variables), read from Nexus's configuration like every other setting. By default parentbased_always_on: every
     /// request that starts a trace is recorded, and one that arrives with a caller's trace context follows the caller's
-    /// decision. parentbased_traceidratio with 0.1 records one request in ten, which keeps a traced Nexus within a few
-    /// percent of an untraced one (docs/observability.md). As the specification asks, an unknown name or a ratio outside
-    /// 0..1 falls back to the default (name) or to 1.0 (ratio), and <see cref="MapObservability"/> logs a warning.
+    /// decision. parentbased_traceidratio with 0.1 records one request in ten (what that costs: bench/telemetry.sh).
+    /// As the specification asks, an unknown name or a ratio outside 0..1 falls back to the default (name) or to 1.0
+    /// (ratio), and <see cref="MapObservability"/> logs a warning.
     /// </summary>
     internal static (Sampler Sampler, string? Problem) ChooseSampler(IConfiguration configuration)
     {
