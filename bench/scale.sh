@@ -89,6 +89,18 @@ for size in small big; do
     [ "$token" = "scale-at-$last" ] || { echo "GET /v1/token did not return the seeded token (got '$token')" >&2; exit 1; }
   done
 done
+# Settled as a deployment's table would be (SCALE_SETTLE=0 measures the freshly written tables instead): its rows
+# vacuumed and frozen (freshly COPYed rows have no hint bits, so the first read of each page would write it, and
+# autovacuum's first pass over a million new rows would run during the measurement), a checkpoint taken, and the table
+# and its indexes read into the buffer cache (pg_prewarm), where a server that has run for a while keeps its hot pages.
+settle="${SCALE_SETTLE:-1}"
+if [ "$settle" = 1 ]; then
+  echo "== settling: VACUUM (FREEZE, ANALYZE), CHECKPOINT, pg_prewarm" >&2
+  for db in scale_small scale_big; do
+    psql_ "$db" -c "VACUUM (FREEZE, ANALYZE) connections" -c "CHECKPOINT" -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" \
+      -c "SELECT pg_prewarm('connections'::regclass) + sum(pg_prewarm(indexrelid)) FROM pg_index WHERE indrelid = 'connections'::regclass" >/dev/null
+  done
+fi
 size_small="$(psql_ scale_small -At -c "SELECT pg_size_pretty(pg_total_relation_size('connections'))")"
 size_big="$(psql_ scale_big -At -c "SELECT pg_size_pretty(pg_total_relation_size('connections'))")"
 
@@ -174,6 +186,12 @@ result_file="$(dirname "${BASH_SOURCE[0]}")/results/scale.md"
   echo "- connections: written by bench/tools/ScaleSeed over $(printf "%'d" "$workspaces") workspaces, every token encrypted for its row by"
   echo "  Nexus's KeyRing: $small into database scale_small in $(json_field seconds <<<"$small_seed") s ($size_small with indexes), $n into scale_big"
   echo "  in ${seed_seconds} s with ANALYZE ($size_big); one PostgreSQL cluster with default settings but shared_buffers=$shared_buffers"
+  if [ "$settle" = 1 ]; then
+    echo "- settled before the measurement, as a deployment's table would be: VACUUM (FREEZE, ANALYZE), CHECKPOINT, and the table and"
+    echo "  its indexes read into the buffer cache with pg_prewarm (SCALE_SETTLE=0: measured as freshly written)"
+  else
+    echo "- measured as freshly written (SCALE_SETTLE=0): no VACUUM, no prewarm; the first read of each page sets its hint bits"
+  fi
   echo "- load: wrk -t2 -c32 -d${duration}s after $(bench_warmup "$duration") s of warm-up (and $(bench_jit_warmup "$duration") s of JIT warm-up first), GET /v1/token/{id}"
   echo "  over ids drawn at random from all connections in the database, a gateway key that sees every workspace"
   echo "- four Nexus instances: per database the default one and one that reads the row from PostgreSQL on every request;"
