@@ -65,6 +65,9 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     private readonly MonotonicUlid ids = new();
     private readonly ConcurrentDictionary<(string Connection, string Actor), ReadWindow> reads = new();
 
+    // About how many entries reads holds: counted as they are added (ConcurrentDictionary.Count takes every lock).
+    private int tracked;
+
     // Queued events, and flush requests (a TaskCompletionSource completed once everything queued before it is written).
     private readonly System.Threading.Channels.Channel<object> queue = System.Threading.Channels.Channel.CreateBounded<object>(
         new System.Threading.Channels.BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = System.Threading.Channels.BoundedChannelFullMode.Wait });
@@ -91,40 +94,61 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
         await InsertAsync(connection, [NewEvent(evt, actor, workspaceId, connectionId, detail)], 0, 1, null, ct);
     }
 
-    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, object? detail)
+    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, object? detail) =>
+        NewEvent(evt, actor, workspaceId, connectionId, JsonSerializer.Serialize(detail ?? new { }));
+
+    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, string detailJson)
     {
         var now = time.GetUtcNow();
         // Events list newest first by time, then id: ids that count up within a millisecond keep events recorded in
         // the same millisecond (an activation and the first read) in the order they happened.
-        return new Queued(ids.Next("evt_", now), now.ToUnixTimeMilliseconds(), actor, workspaceId, connectionId, evt, JsonSerializer.Serialize(detail ?? new { }));
+        return new Queued(ids.Next("evt_", now), now.ToUnixTimeMilliseconds(), actor, workspaceId, connectionId, evt, detailJson);
     }
 
     /// <summary>Counts a credential read and queues a token_read event when its interval has passed. Never throws, never waits.</summary>
     public void TokenRead(string actor, string workspaceId, string connectionId)
     {
         var interval = options.AuditTokenReadIntervalSeconds;
-        var now = time.GetTimestamp();
-        if (reads.Count > MaxTrackedReaders)
+        long count = 1;
+        if (interval > 0)
         {
-            reads.Clear();
-        }
-
-        var window = reads.GetOrAdd((connectionId, actor), _ => new ReadWindow { Start = now - TimeSpan.TicksPerDay * 365 });
-        long count;
-        lock (window)
-        {
-            window.Count++;
-            if (interval > 0 && time.GetElapsedTime(window.Start, now).TotalSeconds < interval)
+            // Only an interval needs the reads counted per connection and caller; without one every read is an event.
+            var now = time.GetTimestamp();
+            var key = (connectionId, actor);
+            if (!reads.TryGetValue(key, out var window))
             {
-                return;
+                if (Volatile.Read(ref tracked) >= MaxTrackedReaders)
+                {
+                    // A bound on memory: forgetting the counters costs at most one more event per connection and caller.
+                    reads.Clear();
+                    Volatile.Write(ref tracked, 0);
+                }
+
+                var added = new ReadWindow { Start = now - TimeSpan.TicksPerDay * 365 };
+                window = reads.GetOrAdd(key, added);
+                if (ReferenceEquals(window, added))
+                {
+                    Interlocked.Increment(ref tracked);
+                }
             }
 
-            count = window.Count;
-            window.Count = 0;
-            window.Start = now;
+            lock (window)
+            {
+                window.Count++;
+                if (time.GetElapsedTime(window.Start, now).TotalSeconds < interval)
+                {
+                    return;
+                }
+
+                count = window.Count;
+                window.Count = 0;
+                window.Start = now;
+            }
         }
 
-        if (!queue.Writer.TryWrite(NewEvent(AuditEvents.TokenRead, actor, workspaceId, connectionId, new { reads = count, interval_seconds = interval })))
+        // The detail written directly ({"reads":N,"interval_seconds":S}): no serializer on the read path.
+        var detail = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{{\"reads\":{count},\"interval_seconds\":{interval}}}");
+        if (!queue.Writer.TryWrite(NewEvent(AuditEvents.TokenRead, actor, workspaceId, connectionId, detail)))
         {
             Interlocked.Increment(ref dropped);
         }
@@ -275,7 +299,10 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     {
         foreach (var key in reads.Keys.Where(k => k.Connection == connectionId))
         {
-            reads.TryRemove(key, out _);
+            if (reads.TryRemove(key, out _))
+            {
+                Interlocked.Decrement(ref tracked);
+            }
         }
     }
 

@@ -26,7 +26,13 @@ public sealed class AuditWriterTests
         var events = await audit.QueryAsync("ws_batch", null, AuditEvents.TokenRead, count + 10, CancellationToken.None);
         Assert.True(count == events.Count, $"{events.Count} of {count} events after {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s");
         Assert.Equal(count, events.Select(e => e.ConnectionId).Distinct().Count());
-        Assert.All(events, e => Assert.Equal(1, e.Detail.GetProperty("reads").GetInt64()));
+        Assert.All(events, e =>
+        {
+            Assert.Equal("api_key:ak_batch", e.Actor);
+            Assert.Equal("ws_batch", e.WorkspaceId);
+            Assert.Equal(1, e.Detail.GetProperty("reads").GetInt64());
+            Assert.Equal(60, e.Detail.GetProperty("interval_seconds").GetInt32());
+        });
         // Newest first: the order of the reads, whatever batch wrote them.
         Assert.Equal($"conn_batch_{count - 1:D5}", events[0].ConnectionId);
         Assert.Equal("conn_batch_00000", events[^1].ConnectionId);
@@ -70,5 +76,26 @@ public sealed class AuditWriterTests
         // The first read is recorded; the four after it are counted into the next event, an interval later.
         var events = await audit.QueryAsync("ws_repeat", "conn_repeat", AuditEvents.TokenRead, 10, CancellationToken.None);
         Assert.Equal(1, Assert.Single(events).Detail.GetProperty("reads").GetInt64());
+    }
+
+    [Fact]
+    public async Task WithTheIntervalSetToZeroEveryReadIsAnEventOfOneRead()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:AuditTokenReadIntervalSeconds"] = "0");
+        var audit = server.Services.GetRequiredService<AuditLog>();
+        for (var i = 0; i < 3; i++)
+        {
+            audit.TokenRead("api_key:ak_every", "ws_every", "conn_every");
+        }
+
+        var events = await audit.QueryAsync("ws_every", "conn_every", AuditEvents.TokenRead, 10, CancellationToken.None);
+        Assert.Equal(3, events.Count);
+        Assert.All(events, e =>
+        {
+            Assert.Equal(1, e.Detail.GetProperty("reads").GetInt64());
+            Assert.Equal(0, e.Detail.GetProperty("interval_seconds").GetInt32());
+        });
+        Assert.Equal(3, events.Select(e => e.Id).Distinct().Count());
     }
 }
