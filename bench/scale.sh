@@ -53,7 +53,7 @@ i=0
 for size in small big; do
   for cache in cached uncached; do
     p=$((port + i)); i=$((i + 1))
-    extra=("DATABASE_URL=$(db_url "scale_$size")" Nexus__AllowInsecureUpstreams=true)
+    extra=("DATABASE_URL=$(db_url "scale_$size")${SCALE_DB_OPTIONS:+;$SCALE_DB_OPTIONS}" Nexus__AllowInsecureUpstreams=true)
     [ "$cache" = uncached ] && extra+=(Nexus__ConnectionCacheSeconds=0)
     start_nexus "$p" "${extra[@]}"
     pids+=("$nexus_pid"); datas+=("$nexus_data")
@@ -118,6 +118,8 @@ lua_small="$(mktemp /tmp/nexus-bench-scale.XXXXXX)"; write_lua "$lua_small" "$sm
 lua_big="$(mktemp /tmp/nexus-bench-scale.XXXXXX)"; write_lua "$lua_big" "$n" "${gateway_key[big]}"
 lua_for() { if [ "$1" = small ]; then echo "$lua_small"; else echo "$lua_big"; fi; }
 
+# PostgreSQL's CPU per read beside Nexus's (bench_measure's sixth column): every process of the cluster, backends included.
+bench_also_pids() { pgrep -u postgres -x postgres; }
 echo "== JIT warm-up" >&2
 for size in small big; do for cache in cached uncached; do
   wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" -s "$(lua_for "$size")" "http://127.0.0.1:${port_of[$size,$cache]}/" >/dev/null
@@ -135,7 +137,7 @@ done
 median() { sed '/^$/d' | awk -v c="$1" '{ print $c }' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A result
 for key in "${!runs[@]}"; do
-  result[$key]="$(for c in 1 2 3 4 5; do median "$c" <<<"${runs[$key]}"; done | paste -sd' ')"
+  result[$key]="$(for c in 1 2 3 4 5 6; do median "$c" <<<"${runs[$key]}"; done | paste -sd' ')"
 done
 
 # Plans on the big database: literal values, as the server's parameters would be.
@@ -169,7 +171,7 @@ r_cached="$(ratio "$(rate small cached)" "$(rate big cached)")"
 r_uncached="$(ratio "$(rate small uncached)" "$(rate big uncached)")"
 row() { # size cache
   local r="${result["$1,$2"]}"
-  echo "| $([ "$1" = small ] && echo "$small" || echo "$n") | $([ "$2" = cached ] && echo "default (5 s row cache)" || echo "ConnectionCacheSeconds=0") | $(field "$r" 1) | $(field "$r" 2) | $(field "$r" 3) | $(field "$r" 4) | $(field "$r" 5) | $(sed '/^$/d' <<<"${runs[$1,$2]}" | cut -d' ' -f1 | paste -sd' ' | sed 's/ /, /g') |"
+  echo "| $([ "$1" = small ] && echo "$small" || echo "$n") | $([ "$2" = cached ] && echo "default (5 s row cache)" || echo "ConnectionCacheSeconds=0") | $(field "$r" 1) | $(field "$r" 2) | $(field "$r" 3) | $(field "$r" 4) | $(field "$r" 5) | $(field "$r" 6) | $(sed '/^$/d' <<<"${runs[$1,$2]}" | cut -d' ' -f1 | paste -sd' ' | sed 's/ /, /g') |"
 }
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
 verdict() { awk -v r="$1" 'BEGIN { print (r != "—" && r + 0 <= 1.2) ? "met" : "missed" }'; }
@@ -197,8 +199,8 @@ result_file="$(dirname "${BASH_SOURCE[0]}")/results/scale.md"
   echo "- four Nexus instances: per database the default one and one that reads the row from PostgreSQL on every request;"
   echo "  $rounds rounds alternating between the databases, the median reported (each round's reads/s in the last column)"
   echo
-  echo "| connections | settings | reads/s | p50 (ms) | p99 (ms) | non-2xx | server CPU µs/read | rounds (reads/s) |"
-  echo "|---:|---|---:|---:|---:|---:|---:|---|"
+  echo "| connections | settings | reads/s | p50 (ms) | p99 (ms) | non-2xx | Nexus CPU µs/read | PostgreSQL CPU µs/read | rounds (reads/s) |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---|"
   row small cached
   row big cached
   row small uncached

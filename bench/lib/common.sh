@@ -85,17 +85,26 @@ bench_jit_warmup() { local d="${1:-15}"; echo "${BENCH_JIT_WARMUP:-$(( d < 15 ? 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # bench_measure PID SECONDS URL [LUA]: wrk -t2 -c32 for a warm-up (bench_warmup), then SECONDS with --latency.
-# Prints "req/s p50 p99 non-2xx cpu" (ms; cpu: the server process PID's CPU time per request, µs).
+# Prints "req/s p50 p99 non-2xx cpu [also]" (ms; cpu: the server process PID's CPU time per request, µs; also: the
+# same for the processes bench_also_pids lists, when the calling script defines it).
 bench_measure() {
   local pid="$1" seconds="$2" url="$3" lua="${4:-}" out before after requests
   out="$(mktemp)"
   wrk -t2 -c32 -d"$(bench_warmup "$seconds")s" ${lua:+-s "$lua"} "$url" >/dev/null
+  local also_before="" also_ticks=0 p t
+  # A script that defines bench_also_pids (e.g. PostgreSQL's processes) gets their CPU per request as a sixth column:
+  # the CPU each of those processes used during the measurement (one that exited meanwhile is left out).
+  declare -F bench_also_pids >/dev/null && also_before="$(for p in $(bench_also_pids); do echo "$p $(cpu_ticks "$p")"; done)"
   before="$(cpu_ticks "$pid")"
   wrk -t2 -c32 -d"${seconds}s" --latency ${lua:+-s "$lua"} "$url" > "$out"
   after="$(cpu_ticks "$pid")"
+  while read -r p t; do
+    if [ -n "$p" ] && [ -e "/proc/$p" ]; then also_ticks=$((also_ticks + $(cpu_ticks "$p") - t)); fi
+  done <<<"$also_before"
   requests="$(awk '/requests in/ { print $1 }' "$out")"
-  printf '%s %s\n' "$(wrk_summary "$out")" \
-    "$(awk -v t=$((after - before)) -v n="${requests:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (n > 0 ? t * 1e6 / hz / n : 0) }')"
+  per_request() { awk -v t="$1" -v n="${requests:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (n > 0 ? t * 1e6 / hz / n : 0) }'; }
+  printf '%s %s%s\n' "$(wrk_summary "$out")" "$(per_request $((after - before)))" \
+    "$(declare -F bench_also_pids >/dev/null && echo " $(per_request "$also_ticks")")"
   rm -f "$out"
 }
 
