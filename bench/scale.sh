@@ -13,6 +13,9 @@
 # The connections are written by bench/tools/ScaleSeed (binary COPY, tokens encrypted by Nexus's own KeyRing for
 # each row); GET /v1/token of the last one is checked to return its plaintext before anything is measured.
 #   bench/scale.sh [connections] [seconds] [rounds]      defaults: 1000000 15 2
+# Both databases are settled first (VACUUM (FREEZE, ANALYZE), CHECKPOINT, pg_prewarm); SCALE_SETTLE=0 measures them as
+# freshly written. SCALE_DB_OPTIONS=… is appended to the instances' connection strings (e.g. "Max Auto Prepare=0");
+# SCALE_SHARED_BUFFERS sets PostgreSQL's buffer cache (default 1GB). The table has PostgreSQL's CPU per read beside Nexus's.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 n="${1:-1000000}"
 duration="${2:-15}"
