@@ -130,23 +130,57 @@ public sealed class BrowserSession : IAsyncDisposable
 /// <summary>Waits that depend on what a page shows, not on when its subresources finish loading.</summary>
 public static class PageWaits
 {
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
+
     /// <summary>
-    /// Waits until the page has navigated to <paramref name="url"/> (a URL or glob) and its document is parsed;
-    /// unlike Playwright's default, it does not wait for the load event (stylesheets, images, favicon). The parsed
-    /// document is asked for in the page (document.readyState), not awaited as a load-state event: a CI run on
-    /// PostgreSQL once waited 90 s for a DOMContentLoaded event of a page that had long reached network idle.
+    /// Waits until the page has navigated to <paramref name="url"/> (a URL, or a glob: ** any characters, * any but
+    /// '/') and its document is parsed; it does not wait for the load event (stylesheets, images, favicon). Both are
+    /// asked of the page, not awaited as Playwright load-state events: a CI run once waited 90 s for a DOMContentLoaded
+    /// event of a page that had long reached network idle, and another for the load event that Playwright's
+    /// WaitForURL awaits whatever its WaitUntil when the URL already matches (WaitUntil=Commit has no load state, so
+    /// it falls back to "load").
     /// </summary>
-    public static async Task WaitForPageAsync(this IPage page, string url)
-    {
-        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
-        await DocumentParsedAsync(page);
-    }
+    public static Task WaitForPageAsync(this IPage page, string url) => page.WaitForPageAsync(Matcher(url));
 
     /// <inheritdoc cref="WaitForPageAsync(IPage, string)"/>
     public static async Task WaitForPageAsync(this IPage page, Func<string, bool> url)
     {
-        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
+        await CommittedAsync(page, url);
         await DocumentParsedAsync(page);
+    }
+
+    /// <summary>The main frame's URL matches: now, or at the navigation that makes it match (the FrameNavigated event).</summary>
+    private static async Task CommittedAsync(IPage page, Func<string, bool> url)
+    {
+        var committed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnNavigated(object? sender, IFrame frame)
+        {
+            if (frame == page.MainFrame && url(frame.Url))
+            {
+                committed.TrySetResult();
+            }
+        }
+
+        page.FrameNavigated += OnNavigated;
+        try
+        {
+            // Checked after subscribing, so a navigation between the check and the subscription cannot be missed.
+            if (!url(page.Url))
+            {
+                try
+                {
+                    await committed.Task.WaitAsync(Timeout);
+                }
+                catch (TimeoutException)
+                {
+                    throw new TimeoutException($"The page did not navigate to the expected URL within {Timeout.TotalSeconds} s; it is at {page.Url}.");
+                }
+            }
+        }
+        finally
+        {
+            page.FrameNavigated -= OnNavigated;
+        }
     }
 
     /// <summary>Re-evaluated by Playwright in the new document if a navigation replaces the current one meanwhile.</summary>
@@ -154,5 +188,32 @@ public static class PageWaits
     {
         var parsed = await page.WaitForFunctionAsync("() => document.readyState !== 'loading'");
         await parsed.DisposeAsync();
+    }
+
+    /// <summary>Playwright's URL globs as the tests use them: ** any characters, * any but '/', the rest literal.</summary>
+    internal static Func<string, bool> Matcher(string glob)
+    {
+        if (!glob.Contains('*', StringComparison.Ordinal))
+        {
+            return candidate => string.Equals(candidate, glob, StringComparison.Ordinal);
+        }
+
+        var pattern = new System.Text.StringBuilder("^");
+        for (var i = 0; i < glob.Length; i++)
+        {
+            if (glob[i] == '*')
+            {
+                var any = i + 1 < glob.Length && glob[i + 1] == '*';
+                pattern.Append(any ? ".*" : "[^/]*");
+                i += any ? 1 : 0;
+            }
+            else
+            {
+                pattern.Append(System.Text.RegularExpressions.Regex.Escape(glob[i].ToString()));
+            }
+        }
+
+        var regex = new System.Text.RegularExpressions.Regex(pattern.Append('$').ToString());
+        return candidate => regex.IsMatch(candidate);
     }
 }
