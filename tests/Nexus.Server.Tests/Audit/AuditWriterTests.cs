@@ -1,5 +1,8 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 using Nexus.Server.Audit;
+using Nexus.Server.Data;
+using Nexus.Server.Hosting;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Audit;
@@ -59,6 +62,31 @@ public sealed class AuditWriterTests
             s["API_KEY"] = apiKey;
         });
         var events = await second.Services.GetRequiredService<AuditLog>().QueryAsync("ws_stop", null, AuditEvents.TokenRead, 500, CancellationToken.None);
+        Assert.Equal(300, events.Count);
+    }
+
+    [Fact]
+    public async Task AWriterStoppedBeforeItsLoopEverRanStillWritesWhatIsQueued()
+    {
+        // Since .NET 10 a BackgroundService's ExecuteAsync starts on the thread pool (Task.Run with the stopping
+        // token): a host stopped before a busy pool got to it never runs the loop. A token cancelled before the start
+        // makes that happen every time.
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        var services = server.Services;
+        var audit = new AuditLog(services.GetRequiredService<NexusDatabase>(), services.GetRequiredService<NexusOptions>(), TimeProvider.System,
+            services.GetRequiredService<DatabaseHealth>(), NullLogger<AuditLog>.Instance);
+        for (var i = 0; i < 300; i++)
+        {
+            audit.TokenRead("api_key:ak_early", "ws_early", $"conn_early_{i:D3}");
+        }
+
+        using var writer = new AuditWriter(audit);
+        await writer.StartAsync(new CancellationToken(canceled: true));
+        await writer.StopAsync(CancellationToken.None);
+
+        // Read through the server's own log: this one's writer has stopped, so its query would wait for a flush.
+        var events = await services.GetRequiredService<AuditLog>().QueryAsync("ws_early", null, AuditEvents.TokenRead, 500, CancellationToken.None);
         Assert.Equal(300, events.Count);
     }
 
