@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Identity;
 using Nexus.Server.Hosting;
 
@@ -20,7 +21,7 @@ internal sealed record SettingsResponse(bool SignUpEnabled);
 internal sealed record UserList(IEnumerable<UserResponse> Users);
 
 /// <summary>What POST and DELETE /v1/admin/users/{id}/admin take: the user's id and the services that change the flag.</summary>
-internal readonly record struct AdminFlagRequest(string Id, UserStore Store, Administrators Administrators, TimeProvider Time, CancellationToken Ct);
+internal readonly record struct AdminFlagRequest(string Id, [property: FromServices] UserStore Store, [property: FromServices] Administrators Administrators, [property: FromServices] TimeProvider Time, CancellationToken Ct);
 
 /// <summary>/v1/admin/users and /v1/admin/settings.</summary>
 internal static class UsersAdminEndpoints

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Nexus.Server.ApiKeys;
 using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Hosting;
@@ -85,7 +86,7 @@ internal sealed record ConnectionResponse(
 }
 
 /// <summary>What the gateway's routes on one connection take: its id from the route, the caller's key, and the services.</summary>
-internal readonly record struct ConnectionRequest(string ConnectionId, Caller Caller, ConnectionStore Store, ConnectionService Connections, CancellationToken Ct);
+internal readonly record struct ConnectionRequest(string ConnectionId, Caller Caller, [property: FromServices] ConnectionStore Store, [property: FromServices] ConnectionService Connections, CancellationToken Ct);
 
 /// <summary>
 /// The gateway API apps and agents call with X-API-Key. A key bound to other workspaces gets 404 for a
