@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Footprint (issue #20): the published binary is ready <= 0.5 s after it starts (migrations already applied) and
-# uses <= 80 MB of resident memory when idle. Publishes Release twice, framework-dependent: plain (`dotnet publish -c
+# uses <= 80 MB of resident memory when idle. Publishes Release framework-dependent: plain (`dotnet publish -c
 # Release`, as docs/deployment.md describes for a host with the runtime) and with ReadyToRun (as the Dockerfile does),
-# then for each variant (a publish and runtime settings, DOTNET_* environment variables)
+# and, for the variant "composite", self-contained with the app and the framework in one ReadyToRun image; then for
+# each variant (a publish and runtime settings, DOTNET_* environment variables)
 # and each round:
 #   - copies a data directory whose migrations were applied by an earlier start of the same binary (SQLite), so the
 #     measured start is the everyday restart, not the first one;
@@ -17,7 +18,7 @@
 # default run is quoted to show where the time goes.
 #   bench/footprint.sh [rounds] [variant...]     default 5 rounds, every variant; e.g. bench/footprint.sh 3 default r2r
 #   PORT=18590                                    the port Nexus listens on
-#   FOOTPRINT_BUILDS=DIR                          DIR/fd and DIR/r2r hold the two publishes already (skips publishing)
+#   FOOTPRINT_BUILDS=DIR                          DIR/fd, DIR/r2r (and DIR/sc) hold the publishes already (skips publishing)
 #   FOOTPRINT_BASELINE=DIR                        adds the variant "baseline": the publish in DIR (e.g. of main), for a
 #                                                 before/after in the same run
 # The whole script is one { … } block: bash reads it at once, so editing the file while it runs changes nothing.
@@ -47,6 +48,7 @@ variants_all=(
   "hardlimit-64mb|fd|DOTNET_GCHeapHardLimit=0x4000000|the GC heap capped at 64 MB (OutOfMemoryException beyond)"
   "server-gc|fd|DOTNET_gcServer=1|server GC (one heap per core; DATAS, the default in .NET 10, sizes it dynamically)"
   "server-gc-1heap|fd|DOTNET_gcServer=1 DOTNET_GCHeapCount=1 DOTNET_GCHeapAffinitizeMask=0x1|server GC with one heap pinned to core 0"
+  "composite|sc||self-contained, the app and the framework precompiled together: -r linux-x64 --self-contained -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true (no generic instantiation left for the JIT across the two)"
   "small|r2r|DOTNET_EnableWriteXorExecute=0 DOTNET_TieredPGO=0 DOTNET_GCConserveMemory=5 DOTNET_GCgen0size=0x400000|small single instance: the startup and memory settings together, ReadyToRun"
 )
 [ -n "${FOOTPRINT_BASELINE:-}" ] && variants_all=("baseline|base||FOOTPRINT_BASELINE: a publish of another commit ($(basename "$FOOTPRINT_BASELINE")), for comparison" "${variants_all[@]}")
@@ -60,12 +62,17 @@ fi
 [ -n "${FOOTPRINT_BASELINE:-}" ] && ln -s "$FOOTPRINT_BASELINE" "$work/base"
 if [ -n "${FOOTPRINT_BUILDS:-}" ]; then
   ln -s "$FOOTPRINT_BUILDS/fd" "$work/fd"; [ -d "$FOOTPRINT_BUILDS/r2r" ] && ln -s "$FOOTPRINT_BUILDS/r2r" "$work/r2r"
+  [ -d "$FOOTPRINT_BUILDS/sc" ] && ln -s "$FOOTPRINT_BUILDS/sc" "$work/sc"
 else
   echo "Publishing Release (framework-dependent, and ReadyToRun)" >&2
   dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -o "$work/fd" >/dev/null
   if printf '%s\n' "${variants[@]}" | grep -q '|r2r|'; then
     dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -r linux-x64 --self-contained false \
       -p:PublishReadyToRun=true -o "$work/r2r" >/dev/null
+  fi
+  if printf '%s\n' "${variants[@]}" | grep -q '|sc|'; then
+    dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -r linux-x64 --self-contained true \
+      -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -o "$work/sc" >/dev/null
   fi
 fi
 size_mb() { du -smL "$1" | cut -f1; }
@@ -163,7 +170,7 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- machine: $(machine); load average $load_start at the start, $load_end at the end (above the $(nproc) cores, other work"
   echo "  shared them: the wall-clock ready times then include waiting for a core, and the CPU column compares variants better)"
   echo "- build: $(git -C "$bench_root" rev-parse --short HEAD)$(git -C "$bench_root" diff --quiet HEAD -- src || echo ' with local changes in src/')"
-  echo "- binary: the apphost Nexus.Server of \`dotnet publish -c Release\` (framework-dependent, $(size_mb "$work/fd") MB); r2r (the Dockerfile's): \`-r linux-x64 -p:PublishReadyToRun=true\`$( [ -d "$work/r2r" ] && echo " ($(size_mb "$work/r2r") MB)")"
+  echo "- binary: the apphost Nexus.Server of \`dotnet publish -c Release\` (framework-dependent, $(size_mb "$work/fd") MB); r2r (the Dockerfile's): \`-r linux-x64 -p:PublishReadyToRun=true\`$( [ -d "$work/r2r" ] && echo " ($(size_mb "$work/r2r") MB)")$( [ -d "$work/sc" ] && echo "; composite: self-contained, app and framework in one ReadyToRun image ($(size_mb "$work/sc") MB, the runtime included)")"
   echo "- each start: SQLite, a copy of a data directory whose migrations were applied by an earlier start; Production, logs at Warning"
   echo "- ready: launch of the process to the first 200 from GET /readyz (polled every ~5 ms); CPU: the process's user + system CPU time then (all threads)"
   echo "- RSS: VmRSS after 5 s idle (private: Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, the pages no other process shares); after load: 2 s after wrk -t1 -c8 for 3 s on GET /healthz and 3 s on POST /oauth2/token (client credentials, ES256)"
@@ -192,11 +199,10 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "\`$timeline\`"
   fi
   echo
-  echo "**Trimming** (\`PublishTrimmed\`) is not measured: the .NET SDK trims only self-contained apps, and ASP.NET Core"
-  echo "supports trimming only for apps built for it (Native AOT / \`IsTrimmable\`), which Nexus is not: minimal-API handlers"
-  echo "bound through RequestDelegateFactory at run time (the Request Delegate Generator does not compile Nexus's handlers:"
-  echo "anonymous types and \`Results<…>\` unions), Dapper's reflection-emitted row mappers, the MCP SDK's reflection-built tools"
-  echo "and System.Text.Json's reflection-based (de)serialisation. A trimmed build would remove members those find only at run time."
+  echo "**Trimming** (\`PublishTrimmed\`) is not measured: ASP.NET Core supports trimming only for apps built for it"
+  echo "(Native AOT / \`IsTrimmable\`), which Nexus is not. Its minimal-API request delegates are generated at compile time"
+  echo "(the Request Delegate Generator), but Dapper's row mappers are emitted by reflection, the MCP SDK builds its tools by"
+  echo "reflection, and System.Text.Json (de)serialises by reflection: a trimmed build would remove members those find only at run time."
 } > "$result"
 cat "$result"
 

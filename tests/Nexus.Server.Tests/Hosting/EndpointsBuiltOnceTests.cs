@@ -8,8 +8,8 @@ using Nexus.Server.Tests.Infrastructure;
 namespace Nexus.Server.Tests.Hosting;
 
 /// <summary>
-/// Issue #20 (footprint): the mapped endpoints are built once. ASP.NET Core's minimal-API data source compiles every
-/// handler's request delegate anew each time its endpoints are read, and the authorization middleware (while the
+/// Issue #20 (footprint): the mapped endpoints are built once. ASP.NET Core's minimal-API data source builds every
+/// endpoint anew each time its endpoints are read, and the authorization middleware (while the
 /// pipeline is built) and the router (on the first request) each read them: Nexus wraps its data sources so both get
 /// the same endpoint objects.
 /// </summary>
