@@ -16,6 +16,9 @@
 #   (instances: the PostgreSQL instance counts to run, one storm each; SQLite always runs one instance)
 #   STORM_HANDSHAKE_RATE=20: on a busy machine, the handshakes a second the expiry budget assumes (default 150); the
 #   result says expired_together=false when the handshakes were slower than that
+#   STORM_WARMUP=1000: the connections of a first, uncounted storm on the same instances (0: none). Like the other
+#   benchmarks' warm-up, it takes every instance's refresh path past the JIT's tiering, as a long-running instance's
+#   is: without it the instances that took no handshake spent about 1.9 s of CPU each compiling during the storm.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 connections="${1:-10000}"
 engines="${2:-postgres sqlite}"
@@ -67,6 +70,11 @@ for run in "${runs[@]}"; do
   done
   start_nexus "$port" "${extra[@]}"
   unset bench_encryption_key
+  if [ "${STORM_WARMUP:-1000}" -gt 0 ]; then
+    echo "== $engine, $instances instance(s): warm-up storm of ${STORM_WARMUP:-1000} connections (not counted)" >&2
+    dotnet "$storm_dll" --nexus "http://127.0.0.1:$port" --api-key "$nexus_api_key" --fake "http://127.0.0.1:$fake_port" \
+      --connections "${STORM_WARMUP:-1000}" --margin 10 --interval 5 --handshake-rate "${STORM_HANDSHAKE_RATE:-150}" >&2 || true
+  fi
   echo "== $engine, $instances instance(s): $connections connections expiring together" >&2
   json="$(dotnet "$storm_dll" --nexus "http://127.0.0.1:$port" --api-key "$nexus_api_key" --fake "http://127.0.0.1:$fake_port" \
     --connections "$connections" --margin 10 --interval 5 --handshake-rate "${STORM_HANDSHAKE_RATE:-150}")"
@@ -91,6 +99,7 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/refresh-storm.md"
   echo "  BatchSize=200, Concurrency=16; provider refresh_margin_seconds=10, so tokens are due 10 s before they expire and"
   echo "  the background refresher starts up to 5 s before that)"
   echo "- instances: Nexus processes on the one database, each running its background refresher (handshakes through the first)"
+  echo "- warm-up: $( [ "${STORM_WARMUP:-1000}" -gt 0 ] && echo "a storm of ${STORM_WARMUP:-1000} connections on the same instances first, not counted (every instance's refresh path past the JIT's tiering, as a long-running instance's is)" || echo "none (STORM_WARMUP=0): the instances that took no handshake compile their refresh path during the storm")"
   echo "- load average: $(cut -d' ' -f1-3 /proc/loadavg) at the end (a shared machine makes absolute rates meaningless: retake them on an idle one)"
   echo "- upstream: bench/tools/FakeProvider on the same machine (single-use refresh tokens; a reuse would be counted and refused)"
   echo "- refreshes/s: refreshes divided by the time from the first to the last refresh at the upstream"
