@@ -25,7 +25,7 @@ internal sealed class NexusDatabase : IDisposable
         if (!string.IsNullOrWhiteSpace(options.DatabaseUrl))
         {
             Engine = DatabaseEngine.Postgres;
-            ConnectionString = WithAutoPrepare(DatabaseUrl.ToNpgsqlConnectionString(options.DatabaseUrl));
+            ConnectionString = WithConnectionDefaults(DatabaseUrl.ToNpgsqlConnectionString(options.DatabaseUrl));
             npgsql = NpgsqlDataSource.Create(ConnectionString);
             var parsed = new NpgsqlConnectionStringBuilder(ConnectionString);
             Description = $"PostgreSQL at {parsed.Host}:{parsed.Port}/{parsed.Database}";
@@ -47,26 +47,69 @@ internal sealed class NexusDatabase : IDisposable
     }
 
     /// <summary>
-    /// Npgsql's automatic preparation, unless the connection string sets Max Auto Prepare itself (0 turns it off, as a
-    /// PgBouncer in transaction mode older than 1.21 needs). A statement that has run twice on a connection is prepared
-    /// there, and stays prepared while the pool hands the connection out again, so Nexus's hot statements (a
-    /// connection's row, an API key, a refresh's updates) are parsed and planned once per connection instead of on every
-    /// call. bench/scale.sh (a database read per GET /v1/token), two runs minutes apart without and with it: PostgreSQL's
-    /// CPU per read fell from about 200 to 130 µs with 1,000 connections and from about 350 to 280 µs with a million,
-    /// and reads/s rose by 27% and 28%.
+    /// Npgsql settings Nexus turns on unless the connection string sets them itself.
+    /// <para>
+    /// Automatic preparation (Max Auto Prepare=64, Auto Prepare Min Usages=2; 0 turns it off, as a PgBouncer in
+    /// transaction mode older than 1.21 needs): a statement that has run twice on a connection is prepared there, and
+    /// stays prepared while the pool hands the connection out again, so Nexus's hot statements (a connection's row, an
+    /// API key, a refresh's updates) are parsed and planned once per connection instead of on every call.
+    /// bench/scale.sh (a database read per GET /v1/token), two runs minutes apart without and with it: PostgreSQL's CPU
+    /// per read fell from about 200 to 130 µs with 1,000 connections and from about 350 to 280 µs with a million, and
+    /// reads/s rose by 27% and 28%.
+    /// </para>
+    /// <para>
+    /// No Reset On Close=true: a connection goes back to the pool as it is, instead of being reset before its next use.
+    /// With prepared statements to keep, Npgsql's reset is seven statements (CLOSE ALL, SET SESSION AUTHORIZATION
+    /// DEFAULT, RESET ALL, DISCARD TEMP, UNLISTEN *, DISCARD SEQUENCES, pg_advisory_unlock_all()) sent with the first
+    /// command of every lease, and an operation takes several leases: in a refresh storm (pg_stat_statements) they were
+    /// 255,000 of the statements PostgreSQL ran for 6,000 handshakes and refreshes, and turning them off took 9–14% off
+    /// PostgreSQL's CPU. Nexus leaves no session state behind for the reset to clear: its settings are SET LOCAL, its
+    /// locks transaction-scoped or released by the code that took them (the startup lock), no temporary tables or
+    /// cursors, and the one LISTEN runs on a connection of its own outside the pool (<see cref="OpenDedicatedAsync"/>).
+    /// A transaction left open is rolled back by Npgsql on close either way.
+    /// </para>
     /// </summary>
-    internal static string WithAutoPrepare(string connectionString)
+    internal static string WithConnectionDefaults(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         // The normalised form names only what was set, under the canonical keyword (MaxAutoPrepare → Max Auto Prepare).
-        if (new System.Data.Common.DbConnectionStringBuilder { ConnectionString = builder.ConnectionString }.ContainsKey("Max Auto Prepare"))
+        var set = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = builder.ConnectionString };
+        if (!set.ContainsKey("Max Auto Prepare"))
         {
-            return builder.ConnectionString;
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
         }
 
-        builder.MaxAutoPrepare = 64;
-        builder.AutoPrepareMinUsages = 2;
+        if (!set.ContainsKey("No Reset On Close"))
+        {
+            builder.NoResetOnClose = true;
+        }
+
         return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// A PostgreSQL connection of its own, outside the pool and named in pg_stat_activity, for session state that must
+    /// never reach another lease (the revocation listener's LISTEN): closing it ends the session.
+    /// </summary>
+    public async Task<NpgsqlConnection> OpenDedicatedAsync(string applicationName, CancellationToken ct)
+    {
+        if (npgsql is null)
+        {
+            throw new InvalidOperationException("A dedicated connection is PostgreSQL's.");
+        }
+
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(ConnectionString) { Pooling = false, ApplicationName = applicationName }.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(ct);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
     }
 
     public DatabaseEngine Engine { get; }

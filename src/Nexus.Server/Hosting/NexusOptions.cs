@@ -50,7 +50,7 @@ internal sealed class NexusOptions
     /// <summary>The window of <see cref="FailedSignInLimit"/>. Each account also locks for 15 minutes after 5 failures.</summary>
     public int FailedSignInWindowSeconds { get; set; } = 900;
 
-    /// <summary>PostgreSQL URL (postgres://user:pass@host:port/db) or Npgsql connection string; unset means SQLite. Nexus adds Max Auto Prepare=64 unless it is set (docs/deployment.md).</summary>
+    /// <summary>PostgreSQL URL (postgres://user:pass@host:port/db) or Npgsql connection string; unset means SQLite. Nexus adds Max Auto Prepare=64 and No Reset On Close=true unless they are set (docs/deployment.md).</summary>
     [PlainVariable("DATABASE_URL")]
     [SettingRule("postgres://user:password@host:5432/database or an Npgsql connection string (Host=…;Database=…)")]
     public string? DatabaseUrl { get; set; }

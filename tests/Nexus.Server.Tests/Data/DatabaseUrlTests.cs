@@ -36,7 +36,7 @@ public sealed class DatabaseUrlTests
     [Fact]
     public void NexusPreparesItsStatementsAutomaticallyWhenTheConnectionStringDoesNotSay()
     {
-        var cs = new NpgsqlConnectionStringBuilder(NexusDatabase.WithAutoPrepare(DatabaseUrl.ToNpgsqlConnectionString("postgres://u@localhost/app")));
+        var cs = new NpgsqlConnectionStringBuilder(NexusDatabase.WithConnectionDefaults(DatabaseUrl.ToNpgsqlConnectionString("postgres://u@localhost/app")));
         Assert.Equal(64, cs.MaxAutoPrepare);
         Assert.Equal(2, cs.AutoPrepareMinUsages);
         Assert.Equal("app", cs.Database);
@@ -48,8 +48,25 @@ public sealed class DatabaseUrlTests
     [InlineData("Host=localhost;Database=app;max auto prepare=10", 10)]
     public void AConnectionStringThatSetsMaxAutoPrepareKeepsItsValue(string value, int expected)
     {
-        var cs = new NpgsqlConnectionStringBuilder(NexusDatabase.WithAutoPrepare(DatabaseUrl.ToNpgsqlConnectionString(value)));
+        var cs = new NpgsqlConnectionStringBuilder(NexusDatabase.WithConnectionDefaults(DatabaseUrl.ToNpgsqlConnectionString(value)));
         Assert.Equal(expected, cs.MaxAutoPrepare);
+    }
+
+    [Fact]
+    public void NexusHandsOutPooledConnectionsWithoutTheResetWhenTheConnectionStringDoesNotSay()
+    {
+        Assert.True(new NpgsqlConnectionStringBuilder(NexusDatabase.WithConnectionDefaults(DatabaseUrl.ToNpgsqlConnectionString("postgres://u@localhost/app"))).NoResetOnClose);
+    }
+
+    [Theory]
+    [InlineData("postgres://u@localhost/app?No%20Reset%20On%20Close=false")]
+    [InlineData("Host=localhost;Database=app;No Reset On Close=false")]
+    [InlineData("Host=localhost;Database=app;noresetonclose=false")]
+    public void AConnectionStringThatSetsNoResetOnCloseKeepsItsValue(string value)
+    {
+        var cs = new NpgsqlConnectionStringBuilder(NexusDatabase.WithConnectionDefaults(DatabaseUrl.ToNpgsqlConnectionString(value)));
+        Assert.False(cs.NoResetOnClose);
+        Assert.Equal(64, cs.MaxAutoPrepare);
     }
 
     [Theory]

@@ -4,7 +4,6 @@ using Dapper;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
-using Npgsql;
 
 namespace Nexus.Server.AuthorizationServer.Grants;
 
@@ -30,6 +29,9 @@ internal sealed class RevocationList(NexusDatabase db, NexusOptions options, Tim
 {
     /// <summary>The PostgreSQL channel a revocation is announced on (the payload is empty: listeners just read).</summary>
     public const string Channel = "nexus_revocations";
+
+    /// <summary>The listening connection's application_name in pg_stat_activity.</summary>
+    public const string ListenerName = "Nexus revocation listener";
 
     /// <summary>How far back each read looks past the previous one.</summary>
     public static readonly TimeSpan Overlap = TimeSpan.FromMinutes(2);
@@ -271,14 +273,17 @@ internal sealed class RevocationList(NexusDatabase db, NexusOptions options, Tim
             }
         }
 
-        /// <summary>PostgreSQL LISTEN on a dedicated connection; reconnects after a failure (polling covers the gap).</summary>
+        /// <summary>
+        /// PostgreSQL LISTEN on a connection of its own, outside the pool (the pool does not reset the connections it hands
+        /// out: NexusDatabase.WithConnectionDefaults); reconnects after a failure (polling covers the gap).
+        /// </summary>
         private async Task ListenAsync(CancellationToken ct)
         {
             while (!ct.IsCancellationRequested)
             {
                 try
                 {
-                    await using var connection = (NpgsqlConnection)await db.OpenAsync(ct);
+                    await using var connection = await db.OpenDedicatedAsync(ListenerName, ct);
                     connection.Notification += (_, _) => list.Wake();
                     await connection.ExecuteAsync(new CommandDefinition($"LISTEN {Channel}", cancellationToken: ct));
                     list.Wake(); // anything announced while not listening
