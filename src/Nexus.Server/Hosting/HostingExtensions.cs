@@ -90,16 +90,12 @@ internal static class HostingExtensions
         return reader.ReadToEnd();
     }
 
-    /// <summary>An embedded asset, read once at startup and served with a cache lifetime of an hour.</summary>
-    private static Func<HttpResponse, IResult> Asset(string name, string contentType)
+    /// <summary>An embedded asset (read once at startup), served with a cache lifetime of an hour.</summary>
+    private static Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult Asset(HttpResponse response, string content, string contentType)
     {
-        var content = ReadAsset(name);
-        return response =>
-        {
-            response.Headers.CacheControl = "public, max-age=3600";
-            response.Headers.XContentTypeOptions = "nosniff";
-            return TypedResults.Text(content, contentType);
-        };
+        response.Headers.CacheControl = "public, max-age=3600";
+        response.Headers.XContentTypeOptions = "nosniff";
+        return TypedResults.Text(content, contentType);
     }
 
     public static WebApplication MapHosting(this WebApplication app)
@@ -118,10 +114,10 @@ internal static class HostingExtensions
         app.UseStatusCodePages();
         app.UseInputGuard();
         // Lambdas, so the Request Delegate Generator compiles these endpoints too (a delegate-typed value is RDG002).
-        var css = Asset("nexus.css", "text/css; charset=utf-8");
-        var js = Asset("nexus.js", "text/javascript; charset=utf-8");
-        app.MapGet("/assets/nexus.css", (HttpResponse response) => css(response)).ExcludeFromDescription().WithoutSession();
-        app.MapGet("/assets/nexus.js", (HttpResponse response) => js(response)).ExcludeFromDescription().WithoutSession();
+        var css = ReadAsset("nexus.css");
+        var js = ReadAsset("nexus.js");
+        app.MapGet("/assets/nexus.css", (HttpResponse response) => Asset(response, css, "text/css; charset=utf-8")).ExcludeFromDescription().WithoutSession();
+        app.MapGet("/assets/nexus.js", (HttpResponse response) => Asset(response, js, "text/javascript; charset=utf-8")).ExcludeFromDescription().WithoutSession();
 
         // Liveness: a constant answer, written from bytes prepared once.
         var healthy = new PrecomputedJson("{\"status\":\"ok\"}");
