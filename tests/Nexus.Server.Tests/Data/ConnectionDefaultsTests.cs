@@ -7,12 +7,31 @@ using Nexus.Server.Tests.Infrastructure;
 namespace Nexus.Server.Tests.Data;
 
 /// <summary>
-/// On PostgreSQL the pool hands connections out again without resetting them (NexusDatabase.WithConnectionDefaults):
-/// nothing Nexus does on a lease may outlive it. Its settings are SET LOCAL, and the revocation listener's LISTEN is on
-/// a connection of its own, outside the pool.
+/// What NexusDatabase.WithConnectionDefaults turns on for PostgreSQL: statements prepared on a connection once they have
+/// run there twice, and pooled connections handed out again without Npgsql's reset, so nothing Nexus does on a lease may
+/// outlive it (its settings are SET LOCAL; the revocation listener's LISTEN is on a connection of its own, outside the pool).
 /// </summary>
-public sealed class PooledConnectionStateTests
+public sealed class ConnectionDefaultsTests
 {
+    [Fact]
+    public async Task AStatementRunTwiceOnAConnectionIsPreparedThereAndStillAnswers()
+    {
+        Assert.SkipUnless(TestDatabase.UsePostgres, "Prepared statements are PostgreSQL's; SQLite runs in the process.");
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        var database = server.Services.GetRequiredService<NexusDatabase>();
+
+        await using var connection = await database.OpenAsync();
+        const string sql = "SELECT count(*) FROM connections WHERE workspace_id = @workspace";
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(0L, await connection.ExecuteScalarAsync<long>(sql, new { workspace = $"ws_prepared_{i}" }));
+        }
+
+        var prepared = await connection.QueryAsync<string>("SELECT statement FROM pg_prepared_statements");
+        Assert.Contains(prepared, statement => statement.Contains("FROM connections WHERE workspace_id = $1", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task ALeaseFindsNeitherTheLastOnesLocalSettingNorAnyListenAndTheListenerHasAConnectionOfItsOwn()
     {
