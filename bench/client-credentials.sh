@@ -23,16 +23,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-token_lua() { # basic body -> lua file
-  local lua; lua="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
-  cat > "$lua" <<LUA
-wrk.method = "POST"
-wrk.body = "$2"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $1"
-LUA
-  echo "$lua"
-}
 luas=()
 
 if [ "$peers" != off ]; then
@@ -46,13 +36,8 @@ fi
 
 # nexus_client: creates a client on the running Nexus and sets basic and lua.
 nexus_client() {
-  local created client_id client_secret
-  created="$(curl -fs -X POST "http://127.0.0.1:$port/v1/admin/clients" -H "X-API-Key: $nexus_api_key" \
-    -H 'Content-Type: application/json' -d '{"name":"bench","scopes":["read","write"]}')"
-  client_id="$(sed -E 's/.*"client_id":"([^"]+)".*/\1/' <<<"$created")"
-  client_secret="$(sed -E 's/.*"client_secret":"([^"]+)".*/\1/' <<<"$created")"
-  basic="$(printf '%s:%s' "$client_id" "$client_secret" | base64 -w0)"
-  lua="$(token_lua "$basic" "grant_type=client_credentials&scope=read")"; luas+=("$lua")
+  basic="$(bench_client "$port")"
+  lua="$(bench_token_lua "$basic" "grant_type=client_credentials&scope=read")"; luas+=("$lua")
 }
 
 declare -A res
@@ -64,16 +49,16 @@ one() {
   nexus_client
   wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" -s "$lua" "http://127.0.0.1:$port/oauth2/token" >/dev/null
   if [ "$peers" != off ]; then
-    bare_lua="$(token_lua "$(printf 'bench:x' | base64 -w0)" "grant_type=client_credentials&scope=read")"; luas+=("$bare_lua")
+    bare_lua="$(bench_token_lua "$(printf 'bench:x' | base64 -w0)" "grant_type=client_credentials&scope=read")"; luas+=("$bare_lua")
     if [ "$alg" = ES256 ]; then # the ceiling's and the peer's first requests: past their JITs too, like Nexus's
       wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" -s "$bare_lua" "http://127.0.0.1:$bare_port$bare_path" >/dev/null
-      peer_lua="$(token_lua "$peer_basic" "grant_type=client_credentials&scope=read")"; luas+=("$peer_lua")
+      peer_lua="$(bench_token_lua "$peer_basic" "grant_type=client_credentials&scope=read")"; luas+=("$peer_lua")
       wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" -s "$peer_lua" "http://127.0.0.1:$peer_port/token" >/dev/null
     fi
     echo "== $alg ceiling" >&2
     res[bare_$alg]="$(bench_measure "$bare_pid" "$duration" "http://127.0.0.1:$bare_port$bare_path" "$bare_lua")"
     echo "   ${res[bare_$alg]}" >&2
-    peer_lua="$(token_lua "$peer_basic" "grant_type=client_credentials&scope=read&resource=urn:bench:${alg,,}")"; luas+=("$peer_lua")
+    peer_lua="$(bench_token_lua "$peer_basic" "grant_type=client_credentials&scope=read&resource=urn:bench:${alg,,}")"; luas+=("$peer_lua")
     echo "== $alg peer" >&2
     res[peer_$alg]="$(bench_measure "$peer_pid" "$duration" "http://127.0.0.1:$peer_port/token" "$peer_lua")"
     echo "   ${res[peer_$alg]}" >&2

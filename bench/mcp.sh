@@ -54,7 +54,6 @@ start_nexus "$port" Nexus__AllowInsecureUpstreams=true
 
 base="http://127.0.0.1:$port"
 admin=(-H "X-API-Key: $nexus_api_key" -H 'Content-Type: application/json')
-json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
 uri() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 form_fields() { # ACTION: the hidden inputs of the page's form posting to ACTION, one name=value a line
   python3 -c '

@@ -26,17 +26,16 @@ dotnet build "$here/micro/Nexus.Micro" -c Release -nologo -v quiet >/dev/null
 export BENCH_BUILT=1
 
 if [ "$smoke" = 1 ]; then
-  connections=500; bridge_rounds=1; mcp_rounds=300; telemetry_rounds=1; micro_job=dry; scale_connections=20000
+  connections=500; bridge_rounds=1; mcp_rounds=300; telemetry_args="$duration 1"; micro_job=dry; scale_connections=20000
   footprint_args="1 default r2r"
 else
-  connections=10000; bridge_rounds=3; mcp_rounds=3000; telemetry_rounds=2; micro_job=short; scale_connections=1000000
+  connections=10000; bridge_rounds=3; mcp_rounds=3000; telemetry_args="5 10"; micro_job=short; scale_connections=1000000
   footprint_args="5"
 fi
 # Ports away from the scripts' defaults (18190…), which other work on a shared machine may hold.
-# name|command: in this order; the micro-benchmarks last. Telemetry first: it restores client-credentials.md and
-# token-read.md to their committed versions when it ends, and must not undo this run's figures; it reports its own.
+# name|command: in this order; the micro-benchmarks last.
 runs=(
-  "telemetry|env -u BENCH_SUMMARY $here/telemetry.sh $duration $telemetry_rounds"
+  "telemetry|env PORT=18690 $here/telemetry.sh $telemetry_args"
   "client-credentials|$here/client-credentials.sh $duration"
   "footprint|env PORT=18590 $here/footprint.sh $footprint_args"
   "introspection|env PORT=18290 $here/introspection.sh $duration sqlite"
@@ -109,7 +108,6 @@ if [ -f "$results/mcp.md" ]; then
       "$([ "$s" = met ] || grep -m1 'call_api p50 overhead' "$results/mcp.md" | sed 's/^- //; s/\*//g')"
   fi
 fi
-summary_row "telemetry: metrics only and traced vs off (issue #18/#20)" "" "" "" "" "" "" "each figure within 5% of telemetry off" "see below" "ratios and raw rows in the telemetry section"
 summary_row ".NET SDK: apply a cached credential (issue #16)" "" "" "" "" "" "" "< 5 µs" "see below" "bench/results/sdk-dotnet.md"
 
 cell() { [ -n "$1" ] && echo "$1" || echo "—"; }

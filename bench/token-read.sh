@@ -31,25 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
-
-# connect: registers the fake provider, creates an API key and makes one connection active. Sets connection_id, gateway_key.
-connect() {
-  local base="http://127.0.0.1:$port" admin=(-H "X-API-Key: $nexus_api_key" -H 'Content-Type: application/json')
-  curl -fs -X POST "$base/v1/providers" "${admin[@]}" -d "{\"name\":\"bench\",\"authorization_url\":\"http://127.0.0.1:$fake_port/authorize\",
-    \"token_url\":\"http://127.0.0.1:$fake_port/token\",\"client_id\":\"bench-client\",\"client_secret\":\"bench-secret\",\"scopes\":[\"read\"],\"pkce\":true}" >/dev/null
-  gateway_key="$(curl -fs -X POST "$base/v1/admin/api-keys" "${admin[@]}" -d '{"name":"bench","workspaces":["ws_bench"]}' | json_field api_key)"
-  local requested auth_url callback returned
-  requested="$(curl -fs -X POST "$base/v1/request-connection" -H "X-API-Key: $gateway_key" -H 'Content-Type: application/json' \
-    -d "{\"workspace_id\":\"ws_bench\",\"provider_name\":\"bench\",\"return_url\":\"$base/connected\"}")"
-  connection_id="$(json_field connection_id <<<"$requested")"
-  auth_url="$(json_field auth_url <<<"$requested" | sed 's/\\u0026/\&/g')"
-  callback="$(curl -fs -o /dev/null -w '%{redirect_url}' "$auth_url")"
-  returned="$(curl -fs -o /dev/null -w '%{redirect_url}' "$callback")"
-  case "$returned" in *status=active*) ;; *) echo "the connection did not become active: $returned" >&2; return 1 ;; esac
-  curl -fs "$base/v1/token/$connection_id" -H "X-API-Key: $gateway_key" >/dev/null
-}
-
 measure() { # url [lua] -> "rps p50 p99 non2xx"
   local out; out="$(mktemp)"
   wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" ${2:+-s "$2"} "$1" >/dev/null
@@ -73,7 +54,7 @@ for engine in $engines; do
   extra=(Nexus__AllowInsecureUpstreams=true "ALLOWED_RETURN_URLS=http://127.0.0.1:$port")
   if [ "$engine" = postgres ]; then start_pg; extra+=("DATABASE_URL=$pg_url"); fi
   start_nexus "$port" "${extra[@]}"
-  connect
+  bench_connect "$port" "$fake_port"
   lua="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
   printf 'wrk.headers["X-API-Key"] = "%s"\n' "$gateway_key" > "$lua"
   echo "== $engine: GET /v1/token/$connection_id" >&2

@@ -54,6 +54,50 @@ start_nexus() {
   cat "$nexus_data/server.log"; return 1
 }
 
+# json_field NAME: the string value of NAME in the JSON on stdin (the admin API's answers hold each name once).
+json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+
+# bench_client PORT: creates an App Client (scopes read and write) on the Nexus started last at PORT (its
+# nexus_api_key) and prints its HTTP Basic credentials, base64(client_id:client_secret).
+bench_client() {
+  local created
+  created="$(curl -fs -X POST "http://127.0.0.1:$1/v1/admin/clients" -H "X-API-Key: $nexus_api_key" \
+    -H 'Content-Type: application/json' -d '{"name":"bench","scopes":["read","write"]}')"
+  printf '%s:%s' "$(json_field client_id <<<"$created")" "$(json_field client_secret <<<"$created")" | base64 -w0
+}
+
+# bench_token_lua BASIC BODY: a wrk script that posts BODY (a form) with HTTP Basic BASIC; prints its file name.
+bench_token_lua() {
+  local lua; lua="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
+  cat > "$lua" <<LUA
+wrk.method = "POST"
+wrk.body = "$2"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $1"
+LUA
+  echo "$lua"
+}
+
+# bench_connect PORT FAKE_PORT: on the Nexus started last at PORT (its nexus_api_key; started with
+# Nexus__AllowInsecureUpstreams=true and ALLOWED_RETURN_URLS=http://127.0.0.1:PORT), registers bench/tools/FakeProvider
+# at FAKE_PORT, creates a gateway API key for workspace ws_bench and makes one connection active through the real
+# handshake (request-connection, the provider's redirect, /auth/callback, code exchange). Sets connection_id, gateway_key.
+bench_connect() {
+  local base="http://127.0.0.1:$1" fake="http://127.0.0.1:$2" admin=(-H "X-API-Key: $nexus_api_key" -H 'Content-Type: application/json')
+  curl -fs -X POST "$base/v1/providers" "${admin[@]}" -d "{\"name\":\"bench\",\"authorization_url\":\"$fake/authorize\",
+    \"token_url\":\"$fake/token\",\"client_id\":\"bench-client\",\"client_secret\":\"bench-secret\",\"scopes\":[\"read\"],\"pkce\":true}" >/dev/null
+  gateway_key="$(curl -fs -X POST "$base/v1/admin/api-keys" "${admin[@]}" -d '{"name":"bench","workspaces":["ws_bench"]}' | json_field api_key)"
+  local requested auth_url callback returned
+  requested="$(curl -fs -X POST "$base/v1/request-connection" -H "X-API-Key: $gateway_key" -H 'Content-Type: application/json' \
+    -d "{\"workspace_id\":\"ws_bench\",\"provider_name\":\"bench\",\"return_url\":\"$base/connected\"}")"
+  connection_id="$(json_field connection_id <<<"$requested")"
+  auth_url="$(json_field auth_url <<<"$requested" | sed 's/\\u0026/\&/g')"
+  callback="$(curl -fs -o /dev/null -w '%{redirect_url}' "$auth_url")"
+  returned="$(curl -fs -o /dev/null -w '%{redirect_url}' "$callback")"
+  case "$returned" in *status=active*) ;; *) echo "the connection did not become active: $returned" >&2; return 1 ;; esac
+  curl -fs "$base/v1/token/$connection_id" -H "X-API-Key: $gateway_key" >/dev/null
+}
+
 stop_nexus() {
   [ -n "${nexus_pid:-}" ] && kill "$nexus_pid" 2>/dev/null && wait "$nexus_pid" 2>/dev/null || true
   [ -n "${nexus_data:-}" ] && rm -rf "$nexus_data"
