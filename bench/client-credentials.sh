@@ -6,10 +6,11 @@
 #   peer     node-oidc-provider 9.13.3 in memory, one process (bench/tools/oidc-provider-peer), JWT access tokens
 #            (resource indicator urn:bench:es256 / urn:bench:rs256), client_secret_basic.
 # ES256 and RS256: Nexus is restarted with Nexus__AccessTokenSigningAlgorithm=RS256 for the second.
-#   bench/client-credentials.sh [seconds]
-#   BENCH_PEERS=off   Nexus ES256 and /healthz only (as before issue #20; bench/telemetry.sh uses it)
+#   bench/client-credentials.sh [seconds] [rounds]   rounds: 3 (default), the ceiling, the peer and Nexus taking turns
+#   BENCH_PEERS=off   Nexus ES256 and /healthz only (as before issue #20: a quicker run of Nexus alone)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 duration="${1:-15}"
+rounds="${2:-3}"
 peers="${BENCH_PEERS:-on}"
 need wrk curl
 build_nexus
@@ -40,14 +41,27 @@ nexus_client() {
   lua="$(bench_token_lua "$basic" "grant_type=client_credentials&scope=read")"; luas+=("$lua")
 }
 
-declare -A res
-# one ALG: warm a fresh Nexus past the JIT's tiering, then ceiling, peer and Nexus back to back.
+declare -A res ratio_k ratio_p
+# medians WHO ALG FILE: "rps p50 p99 non2xx cpu", each the median over the rounds (non-2xx: the sum).
+medians() {
+  local c out=""
+  for c in 3 4 5; do out+="$(awk -v w="$1" -v c="$c" '$1 == w { print $(c) }' "$3" | bench_median) "; done
+  out+="$(awk -v w="$1" '$1 == w { n += $6 } END { print n + 0 }' "$3") "
+  out+="$(awk -v w="$1" '$1 == w { print $7 }' "$3" | bench_median)"
+  echo "$out"
+}
+# round_ratio A B FILE: the median over the rounds of A's tokens/s ÷ B's in the same round.
+round_ratio() { awk -v a="$1" -v b="$2" '$1 == a { x[$2] = $3 } $1 == b { y[$2] = $3 } END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$3" | bench_median | awk '{ if ($1 == "-") print "—"; else printf "%.2f", $1 }'; }
+# one ALG: warm a fresh Nexus (and, for ES256, the ceiling and the peer) past the JIT's tiering, then ROUNDS rounds in
+# which the ceiling, the peer and Nexus take turns (the order reversed every other round); each figure is the median
+# over the rounds, each ratio the median of the rounds' own, so a drift of the shared machine reaches all three alike.
 one() {
-  local alg="$1" bare_path=/oauth2/token peer_lua bare_lua
+  local alg="$1" bare_path=/oauth2/token peer_lua bare_lua raw round who order
   [ "$alg" = RS256 ] && bare_path=/rs256/oauth2/token
   start_nexus "$port" "Nexus__AccessTokenSigningAlgorithm=$alg"
   nexus_client
   wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" -s "$lua" "http://127.0.0.1:$port/oauth2/token" >/dev/null
+  order=(nexus)
   if [ "$peers" != off ]; then
     bare_lua="$(bench_token_lua "$(printf 'bench:x' | base64 -w0)" "grant_type=client_credentials&scope=read")"; luas+=("$bare_lua")
     if [ "$alg" = ES256 ]; then # the ceiling's and the peer's first requests: past their JITs too, like Nexus's
@@ -55,17 +69,27 @@ one() {
       peer_lua="$(bench_token_lua "$peer_basic" "grant_type=client_credentials&scope=read")"; luas+=("$peer_lua")
       wrk -t2 -c32 -d"$(bench_jit_warmup "$duration")s" -s "$peer_lua" "http://127.0.0.1:$peer_port/token" >/dev/null
     fi
-    echo "== $alg ceiling" >&2
-    res[bare_$alg]="$(bench_measure "$bare_pid" "$duration" "http://127.0.0.1:$bare_port$bare_path" "$bare_lua")"
-    echo "   ${res[bare_$alg]}" >&2
     peer_lua="$(bench_token_lua "$peer_basic" "grant_type=client_credentials&scope=read&resource=urn:bench:${alg,,}")"; luas+=("$peer_lua")
-    echo "== $alg peer" >&2
-    res[peer_$alg]="$(bench_measure "$peer_pid" "$duration" "http://127.0.0.1:$peer_port/token" "$peer_lua")"
-    echo "   ${res[peer_$alg]}" >&2
+    order=(bare peer nexus)
   fi
-  echo "== $alg Nexus" >&2
-  res[nexus_$alg]="$(bench_measure "$nexus_pid" "$duration" "http://127.0.0.1:$port/oauth2/token" "$lua")"
-  echo "   ${res[nexus_$alg]}" >&2
+  raw="$(mktemp)" # "who round rps p50 p99 non2xx cpu" per measurement
+  for round in $(seq 1 "$rounds"); do
+    [ $((round % 2)) = 0 ] && order=($(printf '%s\n' "${order[@]}" | tac))
+    for who in "${order[@]}"; do
+      echo "== $alg, round $round: $who" >&2
+      case "$who" in
+        bare) echo "bare $round $(bench_measure "$bare_pid" "$duration" "http://127.0.0.1:$bare_port$bare_path" "$bare_lua")" >> "$raw" ;;
+        peer) echo "peer $round $(bench_measure "$peer_pid" "$duration" "http://127.0.0.1:$peer_port/token" "$peer_lua")" >> "$raw" ;;
+        nexus) echo "nexus $round $(bench_measure "$nexus_pid" "$duration" "http://127.0.0.1:$port/oauth2/token" "$lua")" >> "$raw" ;;
+      esac
+      echo "   $(tail -1 "$raw")" >&2
+    done
+  done
+  for who in nexus bare peer; do res[${who}_$alg]="$(medians "$who" "$alg" "$raw")"; done
+  ratio_k[$alg]="$(round_ratio nexus bare "$raw")"; ratio_p[$alg]="$(round_ratio nexus peer "$raw")"
+  res[rounds_$alg]="$(awk '$1 == "nexus" { printf "%s%s", s, $3; s = ", " }' "$raw")"
+  [ "$peers" != off ] && res[rounds_$alg]+="; ceiling $(awk '$1 == "bare" { printf "%s%s", s, $3; s = ", " }' "$raw")"
+  rm -f "$raw"
   if [ "$alg" = ES256 ]; then
     # For scale, the same load on GET /healthz, a constant JSON answer: this machine's speed varies between sessions.
     echo "== /healthz" >&2
@@ -85,7 +109,9 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/client-credentials.md"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(machine); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- load: wrk -t2 -c32 -d${duration}s after a $(bench_jit_warmup "$duration") s warm-up of each fresh Nexus and $(bench_warmup "$duration") s before each measurement, POST /oauth2/token with HTTP Basic, SQLite"
+  echo "- load: wrk -t2 -c32 -d${duration}s after a $(bench_jit_warmup "$duration") s warm-up of each fresh Nexus and $(bench_warmup "$duration") s before each measurement, POST /oauth2/token with HTTP Basic, SQLite; $rounds rounds in which the ceiling, the peer and Nexus take turns (the order reversed every other round)"
+  echo "- figures: the median over the rounds (non-2xx: the sum); ratios: the median of each round's own ratio"
+  echo "- Nexus's tokens/s per round, ES256: ${res[rounds_ES256]}$([ "$peers" != off ] && echo "; RS256: ${res[rounds_RS256]}")"
   echo "- baseline: the same load on GET /healthz, a constant JSON answer"
   echo
   echo "| tokens/s | p50 (ms) | p99 (ms) | non-2xx | /healthz req/s | /healthz p99 (ms) | tokens / healthz |"
@@ -111,7 +137,7 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/client-credentials.md"
     echo "| scenario | Nexus ÷ node-oidc-provider | Nexus ÷ Kestrel |"
     echo "|---|---:|---:|"
     for alg in ES256 RS256; do
-      echo "| client credentials, $alg JWT | $(ratio "${res[nexus_$alg]%% *}" "${res[peer_$alg]%% *}") | $(ratio "${res[nexus_$alg]%% *}" "${res[bare_$alg]%% *}") |"
+      echo "| client credentials, $alg JWT | ${ratio_p[$alg]} | ${ratio_k[$alg]} |"
     done
   fi
 } > "$result"
@@ -125,7 +151,7 @@ summary_row "client credentials, ES256 JWT (issue: foundation)" "$rps" "$p50" "$
 if [ "$peers" != off ]; then
   for alg in ES256 RS256; do
     read -r r a b _ c <<<"${res[nexus_$alg]}"
-    rk="$(ratio "$r" "${res[bare_$alg]%% *}")"; rp="$(ratio "$r" "${res[peer_$alg]%% *}")"
+    rk="${ratio_k[$alg]}"; rp="${ratio_p[$alg]}"
     if [ "$alg" = ES256 ]; then
       s="$(at_least "$rk" 0.9)"
       summary_row "client credentials, ES256 JWT vs ceiling and peer (issue #20)" "$r" "$a" "$b" "$c" "$rk" "$rp" "≥ 0.9× the Kestrel ceiling" "$s" \

@@ -154,7 +154,7 @@ bench_measure() {
 
 # The peer: node-oidc-provider in memory (bench/tools/oidc-provider-peer), installed with npm ci from its lock file.
 # start_peer PORT sets peer_pid; stop_peer ends it. BENCH_PEERS=off skips the peer and the ceiling where a script
-# offers that (bench/telemetry.sh, which runs the client-credentials script only for its Nexus figures).
+# offers that (client-credentials.sh, token-read.sh: a quicker run of Nexus alone).
 peer_dir="$bench_root/bench/tools/oidc-provider-peer"
 peer_secret="bench-peer-secret"
 start_peer() {
@@ -173,6 +173,9 @@ stop_peer() {
   [ -n "${peer_pid:-}" ] && kill "$peer_pid" 2>/dev/null && wait "$peer_pid" 2>/dev/null || true
   peer_pid=""
 }
+
+# bench_median: the median of the numbers on stdin, one per line ("-" when there are none).
+bench_median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.6g\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # BENCH_SUMMARY=FILE (set by bench/run-all.sh): scripts append one line per scenario for docs/benchmarks.md:
 #   scenario|req/s|p50|p99|cpu µs|Nexus ÷ ceiling|Nexus ÷ peer|target|met, missed or —|why
