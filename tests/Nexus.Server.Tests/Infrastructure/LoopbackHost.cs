@@ -12,12 +12,30 @@ namespace Nexus.Server.Tests.Infrastructure;
 /// </summary>
 public static class LoopbackHost
 {
-    /// <summary>A port nothing listens on right now; the operating system picks it.</summary>
+    // Below Linux's ephemeral range (32768-60999 by default). A port the operating system picks for a listener comes
+    // from that range, where every outgoing connection of the suite also takes its local port: between FreePort's
+    // answer and the server's bind, a test's HTTP client could take the port first. Ports below the range are handed
+    // out one after another, from a random start so that two runs on one machine rarely meet.
+    private const int FirstPort = 20_000;
+    private const int PortCount = 12_000;
+    private static int next = Random.Shared.Next(PortCount);
+
+    /// <summary>
+    /// A loopback port nothing listens on right now, below the ephemeral range (no outgoing connection takes it), and
+    /// never the same twice in a row within this process.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < PortCount; attempt++)
+        {
+            var port = FirstPort + (int)((uint)Interlocked.Increment(ref next) % PortCount);
+            if (IsFree(port))
+            {
+                return port;
+            }
+        }
+
+        throw new InvalidOperationException($"No free loopback port from {FirstPort} to {FirstPort + PortCount - 1}.");
     }
 
     /// <summary>Whether nothing holds <paramref name="port"/> on loopback right now.</summary>

@@ -59,7 +59,7 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     public static Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test",
         Action<IServiceCollection>? services = null)
     {
-        // The port is free when picked, but another socket (an outgoing connection's ephemeral port, in a full run) can
+        // The port is free when picked (below the ephemeral range, LoopbackHost.FreePort), but another process can still
         // take it before Kestrel binds: then, and only then, start again on another port.
         for (var attempt = 1; ; attempt++)
         {
