@@ -8,9 +8,9 @@
 #   sampled  traced with the standard OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1
 #            (one request in ten recorded)
 # Each gets an App Client and a connection made active through the real handshake (bench/tools/FakeProvider), and a
-# warm-up past the JIT's tiering. Then, round after round, each instance in turn (the order rotating every round)
-# takes SECONDS of client-credentials token requests and of GET /v1/token/{id} credential reads (wrk -t2 -c32, after
-# BENCH_WARMUP=1 s), while the others idle. Every instance is measured in every round, minutes apart at most, so a
+# warm-up past the JIT's tiering (20 s; in a smoke run of a few seconds, three measurements long). Then, round after
+# round, each instance in turn (the order rotating every round) takes SECONDS of client-credentials token requests
+# and of GET /v1/token/{id} credential reads (wrk -t2 -c32, after BENCH_WARMUP=1 s), while the others idle. Every instance is measured in every round, minutes apart at most, so a
 # drift of the shared machine (it moved single 15 s runs by ±15% before this design) reaches all modes alike; the
 # ratio to off is taken within each round and the median over the rounds is reported, for throughput and for the
 # server's CPU time per request (from /proc, the steadier figure when the machine's speed moves).
@@ -59,8 +59,8 @@ for mode in "${modes[@]}"; do
   read_lua[$mode]="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
   printf 'wrk.headers["X-API-Key"] = "%s"\n' "$gateway_key" > "${read_lua[$mode]}"
   echo "== $mode on port $p: warm-up past the JIT's tiering" >&2
-  wrk -t2 -c32 -d"$(bench_jit_warmup 15)s" -s "${token_lua[$mode]}" "http://127.0.0.1:$p/oauth2/token" >/dev/null
-  wrk -t2 -c32 -d"$(bench_jit_warmup 15)s" -s "${read_lua[$mode]}" "${read_url[$mode]}" >/dev/null
+  wrk -t2 -c32 -d"$(bench_jit_warmup $((duration * 3)))s" -s "${token_lua[$mode]}" "http://127.0.0.1:$p/oauth2/token" >/dev/null
+  wrk -t2 -c32 -d"$(bench_jit_warmup $((duration * 3)))s" -s "${read_lua[$mode]}" "${read_url[$mode]}" >/dev/null
 done
 
 # raw: one line per measurement, "round mode benchmark req/s p50 p99 non-2xx cpu-µs/request"
