@@ -9,11 +9,12 @@
 #            (one request in ten recorded)
 # Each gets an App Client and a connection made active through the real handshake (bench/tools/FakeProvider), and a
 # warm-up past the JIT's tiering (20 s; in a smoke run of a few seconds, three measurements long). Then, round after
-# round, each instance in turn (the order rotating every round) takes SECONDS of client-credentials token requests
-# and of GET /v1/token/{id} credential reads (wrk -t2 -c32, after BENCH_WARMUP=1 s), while the others idle. Every instance is measured in every round, minutes apart at most, so a
-# drift of the shared machine (it moved single 15 s runs by ±15% before this design) reaches all modes alike; the
-# ratio to off is taken within each round and the median over the rounds is reported, for throughput and for the
-# server's CPU time per request (from /proc, the steadier figure when the machine's speed moves).
+# round, each instance in turn (the order rotating every round) takes SECONDS of client-credentials token requests and
+# of GET /v1/token/{id} credential reads (wrk -t2 -c32, after BENCH_WARMUP=1 s), while the others idle. Every instance
+# is measured in every round, minutes apart at most, so a drift of the shared machine (it moved single 15 s runs by
+# ±15% before this design) reaches all modes alike; the ratio to off is taken within each round and the median over
+# the rounds is reported, for throughput and for the server's CPU time per request (from /proc, the steadier figure
+# when the machine's speed moves).
 #   bench/telemetry.sh [seconds] [rounds]      defaults: 5 10
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 duration="${1:-5}"
