@@ -17,9 +17,7 @@ duration="${1:-10}"
 rounds="${2:-3}"
 need wrk curl # taskset: util-linux, on every Debian
 build_nexus
-bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
 bench_build "$bench_root/bench/tools/BareForwarder" -c Release -nologo -v quiet >/dev/null
-fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 bare_dll="$bench_root/bench/tools/BareForwarder/bin/Release/net10.0/BareForwarder.dll"
 port=18090
 fake_port=18092
@@ -33,10 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1; then echo "port $fake_port is already in use; stop what listens there" >&2; exit 1; fi
-"$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+start_fake_provider "$fake_port"
 # The floor: what any ASP.NET Core forwarder pays on this machine (bench/tools/BareForwarder), measured like the Bridge.
 "$(command -v dotnet)" "$bare_dll" --urls "http://127.0.0.1:$bare_port" --upstream "http://127.0.0.1:$fake_port/api/" >/dev/null 2>&1 &
 bare_pid=$!

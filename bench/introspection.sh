@@ -27,19 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
-
-introspect_lua() { # token basic -> lua file
-  local lua; lua="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
-  cat > "$lua" <<LUA
-wrk.method = "POST"
-wrk.body = "token=$1"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $2"
-LUA
-  echo "$lua"
-}
-
 declare -A rps p50 p99 cpu
 run() { # name pid url [lua]
   echo "== $1" >&2
@@ -54,24 +41,21 @@ run() { # name pid url [lua]
 dotnet "$bare_dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &
 bare_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$bare_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-bare_token="$(curl -fs -X POST "http://127.0.0.1:$bare_port/oauth2/token" | field access_token)"
-bare_lua="$(introspect_lua "$bare_token" "$(printf 'bench:x' | base64 -w0)")"
+bare_token="$(curl -fs -X POST "http://127.0.0.1:$bare_port/oauth2/token" | json_field access_token)"
+bare_lua="$(bench_token_lua "$(printf 'bench:x' | base64 -w0)" "token=$bare_token")"
 start_peer "$peer_port"
 peer_basic="$(printf 'bench:%s' "$peer_secret" | base64 -w0)"
-peer_token="$(curl -fs -X POST "http://127.0.0.1:$peer_port/token" -H "Authorization: Basic $peer_basic" -d 'grant_type=client_credentials&scope=read&resource=urn:bench:opaque' | field access_token)"
-peer_lua="$(introspect_lua "$peer_token" "$peer_basic")"
+peer_token="$(curl -fs -X POST "http://127.0.0.1:$peer_port/token" -H "Authorization: Basic $peer_basic" -d 'grant_type=client_credentials&scope=read&resource=urn:bench:opaque' | json_field access_token)"
+peer_lua="$(bench_token_lua "$peer_basic" "token=$peer_token")"
 case "$(curl -fs -X POST "http://127.0.0.1:$peer_port/token/introspection" -H "Authorization: Basic $peer_basic" -d "token=$peer_token")" in
   *'"active":true'*) ;; *) echo "the peer's introspection did not answer active" >&2; exit 1 ;; esac
 
 extra=()
 if [ "$engine" = postgres ]; then start_pg; extra+=("DATABASE_URL=$pg_url"); fi
 start_nexus "$port" "${extra[@]}"
-created="$(curl -fs -X POST "http://127.0.0.1:$port/v1/admin/clients" -H "X-API-Key: $nexus_api_key" \
-  -H 'Content-Type: application/json' -d '{"name":"bench","scopes":["read"]}')"
-client_id="$(field client_id <<<"$created")"; client_secret="$(field client_secret <<<"$created")"
-basic="$(printf '%s:%s' "$client_id" "$client_secret" | base64 -w0)"
-token="$(curl -fs -X POST "http://127.0.0.1:$port/oauth2/token" -H "Authorization: Basic $basic" -d 'grant_type=client_credentials&scope=read' | field access_token)"
-lua="$(introspect_lua "$token" "$basic")"
+basic="$(bench_client "$port")"
+token="$(curl -fs -X POST "http://127.0.0.1:$port/oauth2/token" -H "Authorization: Basic $basic" -d 'grant_type=client_credentials&scope=read' | json_field access_token)"
+lua="$(bench_token_lua "$basic" "token=$token")"
 active="$(curl -fs -X POST "http://127.0.0.1:$port/oauth2/introspect" -H "Authorization: Basic $basic" -d "token=$token")"
 case "$active" in *'"active":true'*) ;; *) echo "introspection did not answer active: $active" >&2; exit 1 ;; esac
 

@@ -21,12 +21,10 @@ need wrk curl
 build_nexus
 # NEXUS_BENCH_DLL: measure another build of Nexus (e.g. the main branch's) with this script.
 nexus_dll="${NEXUS_BENCH_DLL:-$nexus_dll}"
-bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
 bench_build "$bench_root/bench/tools/McpLatency" -c Release -nologo -v quiet >/dev/null
 bench_build "$bench_root/bench/tools/BareMcp" -c Release -nologo -v quiet >/dev/null
 bare_dll="$bench_root/bench/tools/BareMcp/bin/Release/net10.0/BareMcp.dll"
 latency_dll="$bench_root/bench/tools/McpLatency/bin/Release/net10.0/McpLatency.dll"
-fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 port="${PORT:-18190}"
 fake_port=$((port + 2))
 fake_pid=""
@@ -42,10 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1; then echo "port $fake_port is already in use; stop what listens there" >&2; exit 1; fi
-"$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+start_fake_provider "$fake_port"
 # The SDK's floor: the official SDK's stateless endpoint with a tool that does nothing (bench/tools/BareMcp).
 "$(command -v dotnet)" "$bare_dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &
 bare_pid=$!

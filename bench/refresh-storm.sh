@@ -25,9 +25,7 @@ engines="${2:-postgres sqlite}"
 instance_counts="${3:-1 3}"
 need curl
 build_nexus
-bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
 bench_build "$bench_root/bench/tools/RefreshStorm" -c Release -nologo -v quiet >/dev/null
-fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 storm_dll="$bench_root/bench/tools/RefreshStorm/bin/Release/net10.0/RefreshStorm.dll"
 port=18092
 fake_port=18093
@@ -48,9 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+start_fake_provider "$fake_port"
 
 field() { sed -E "s/.*\"$1\":\"?([^,\"}]*)\"?.*/\1/" <<<"$2"; }
 rows=()

@@ -21,8 +21,6 @@ duration="${1:-5}"
 rounds="${2:-10}"
 need wrk curl
 build_nexus
-bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
-fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 base_port="${PORT:-18690}"
 fake_port=$((base_port + 9))
 modes=(off metrics traced sampled)
@@ -39,9 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+start_fake_provider "$fake_port"
 
 i=0
 for mode in "${modes[@]}"; do

@@ -21,8 +21,6 @@ engines="${2:-sqlite postgres}"
 rounds="${3:-3}"
 need wrk curl
 build_nexus
-bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
-fake_dll="$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll"
 port=18090
 fake_port=18091
 bare_port=18098
@@ -45,9 +43,7 @@ measure() { # warm-up-seconds url [lua] -> "rps p50 p99 non2xx"
   wrk_summary "$out"; rm -f "$out"
 }
 
-"$(command -v dotnet)" "$fake_dll" --urls "http://127.0.0.1:$fake_port" >/dev/null 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$fake_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+start_fake_provider "$fake_port"
 if [ "${BENCH_PEERS:-on}" != off ]; then
   bench_build "$bench_root/bench/tools/BareKestrel" -c Release -nologo -v quiet >/dev/null
   dotnet "$bench_root/bench/tools/BareKestrel/bin/Release/net10.0/BareKestrel.dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &

@@ -98,6 +98,17 @@ bench_connect() {
   curl -fs "$base/v1/token/$connection_id" -H "X-API-Key: $gateway_key" >/dev/null
 }
 
+# start_fake_provider PORT: builds bench/tools/FakeProvider (the upstream: OAuth endpoints that rotate refresh tokens,
+# small JSON at /api/*), starts it on 127.0.0.1:PORT and waits until it answers. Sets fake_pid; the caller stops it.
+start_fake_provider() {
+  bench_build "$bench_root/bench/tools/FakeProvider" -c Release -nologo -v quiet >/dev/null
+  if curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; then echo "port $1 is already in use; stop what listens there" >&2; return 1; fi
+  "$(command -v dotnet)" "$bench_root/bench/tools/FakeProvider/bin/Release/net10.0/FakeProvider.dll" --urls "http://127.0.0.1:$1" >/dev/null 2>&1 &
+  fake_pid=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench/tools/FakeProvider did not start on port $1" >&2; return 1
+}
+
 stop_nexus() {
   [ -n "${nexus_pid:-}" ] && kill "$nexus_pid" 2>/dev/null && wait "$nexus_pid" 2>/dev/null || true
   [ -n "${nexus_data:-}" ] && rm -rf "$nexus_data"
