@@ -104,7 +104,11 @@ run_suite() { # name, command...
   fails=$(sed -E 's/.*Failed: ([0-9]+).*/\1/' <<<"$summary")
   skips=$(sed -E 's/.*Skipped: ([0-9]+).*/\1/' <<<"$summary")
   notrun=$(sed -E 's/.*Not Run: ([0-9]+).*/\1/' <<<"$summary")
-  grep -E '\[FAIL\]' "$log" | sed 's/^/   /' || true
+  # Each failure with the first lines of its message (up to its stack trace), so a CI log says why, not only what.
+  sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '
+    /\[FAIL\]/ { print; shown++; body = (shown <= 5) ? 8 : 0; next }
+    body > 0 && /Stack Trace:|\[(PASS|SKIP)\]/ { body = 0 }
+    body > 0 { print; body-- }' | sed 's/^/   /' || true
   passed=$((passed + total - fails - skips - notrun))
   failed=$((failed + fails + errors))
   skipped=$((skipped + skips + notrun))

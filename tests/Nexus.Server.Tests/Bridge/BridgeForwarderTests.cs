@@ -39,7 +39,9 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         echo = await EchoUpstream.StartAsync();
-        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
+        // The default timeout: a test that is not about timeouts must not turn into one when the machine is busy
+        // (a 2 s bound once made the SigV4 test fail under a loaded full run). Timeout tests call UseForwarder.
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 30 });
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = 1024 * 1024);
@@ -62,6 +64,13 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         forwarder.Dispose();
         await host.DisposeAsync();
         await echo.DisposeAsync();
+    }
+
+    /// <summary>Replaces the forwarder the host calls with one built from these Bridge options.</summary>
+    private void UseForwarder(BridgeOptions bridge)
+    {
+        forwarder?.Dispose();
+        forwarder = new BridgeForwarder(new NexusOptions { Bridge = bridge }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
     }
 
     private async Task<JsonElement> GetJsonAsync(string path, Action<HttpRequestMessage>? configure = null)
@@ -218,6 +227,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [Fact]
     public async Task AnswersBadGatewayWhenTheProviderIsDownAndGatewayTimeoutWhenSlow()
     {
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 2 });
         target = target with { ApiBase = new Uri("http://127.0.0.1:1/") };
         using var down = await http.GetAsync("/bridge/x");
         Assert.Equal(HttpStatusCode.BadGateway, down.StatusCode);
@@ -234,6 +244,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [Fact]
     public async Task AProviderThatStopsMidBodyIsCutOffAndOneThatKeepsSendingIsNot()
     {
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 2 });
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
 
         // Headers and nothing else: nothing has reached the caller yet, so it gets a clean 504, not the provider's
@@ -357,8 +368,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [Fact]
     public async Task AChunkedUploadOverTheLimitIsA413NotABadGateway()
     {
-        forwarder.Dispose();
-        forwarder = new BridgeForwarder(new NexusOptions { Bridge = { TimeoutSeconds = 2, MaxRequestBodyBytes = 64 * 1024 } }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 2, MaxRequestBodyBytes = 64 * 1024 });
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
         // Past the limit the upload pauses: a server that closes on unread bytes sends a reset, which could reach
         // the client before the 413 does.
