@@ -40,6 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+load_start="$(cut -d' ' -f1 /proc/loadavg)"
 start_fake_provider "$fake_port"
 # The SDK's floor: the official SDK's stateless endpoint with a tool that does nothing (bench/tools/BareMcp).
 "$(command -v dotnet)" "$bare_dll" --urls "http://127.0.0.1:$bare_port" >/dev/null 2>&1 &
@@ -119,8 +120,9 @@ paths=("GET /healthz|$base/healthz|"
   "direct Bridge call (GET /v1/bridge/{id}/items)|$base/v1/bridge/$connection_id/items|$work/bridge.lua"
   "MCP tools/list|$base/mcp|$work/list.lua"
   "MCP tools/call call_api (GET /items through the Bridge)|$base/mcp|$work/call.lua")
-echo "== one request at a time: $rounds interleaved rounds" >&2
-"$(command -v dotnet)" "$latency_dll" "$base" "$token" "$bridge_key" "$connection_id" "$rounds" "http://127.0.0.1:$bare_port" > "$work/latency.out"
+warm_up="$(bench_jit_warmup "$duration")"
+echo "== one request at a time: $rounds interleaved rounds after ${warm_up} s of warm-up" >&2
+"$(command -v dotnet)" "$latency_dll" "$base" "$token" "$bridge_key" "$connection_id" "$rounds" "http://127.0.0.1:$bare_port" "$warm_up" > "$work/latency.out"
 cat "$work/latency.out" >&2
 field() { awk -F'|' -v l="$1" -v f="$2" 'index($1, l) == 1 { print $f }' "$work/latency.out"; }
 sequential=""
@@ -151,8 +153,8 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/mcp.md"
   echo "# MCP server overhead"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- machine: $(machine); shared with other work while measured (load average $(cut -d' ' -f1 /proc/loadavg) at the end), so figures are indicative"
-  echo "- one request at a time: bench/tools/McpLatency, $rounds rounds of one request to each path in turn (after 300 rounds of warm-up) on kept-alive connections"
+  echo "- machine: $(machine); one-minute load average $load_start at the start (a benchmark that ended just before still counts in it), $(cut -d' ' -f1 /proc/loadavg) at the end (this one's own processes included)"
+  echo "- one request at a time: bench/tools/McpLatency, $rounds rounds of one request to each path in turn (after ${warm_up} s of rounds as warm-up, past the JIT's tiering) on kept-alive connections"
   echo "- 8 connections: wrk -t1 -c8, ${duration}s per path after a 3 s warm-up"
   echo "- Nexus: Production, SQLite; /mcp stateless Streamable HTTP; token from DCR + authorization code with PKCE and resource=BASE_URL/mcp"
   echo "- upstream: bench/tools/FakeProvider /api/items (small JSON), api_key credential injected by the Bridge"

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 
-// McpLatency BASE_URL MCP_TOKEN BRIDGE_KEY CONNECTION_ID [ROUNDS] [BARE_MCP_URL]
+// McpLatency BASE_URL MCP_TOKEN BRIDGE_KEY CONNECTION_ID [ROUNDS] [BARE_MCP_URL] [WARM_UP_SECONDS]
 // ROUNDS rounds of one request to each path, one after the other on kept-alive connections (one per path), so that
 // every path meets the same background load on a shared machine; p50 per path, and p50 of the per-round differences
 // (call_api minus the direct Bridge call, tools/list minus /healthz), which drift with that load far less.
@@ -11,10 +11,14 @@ using System.Text;
 // meaningless at this scale.) Prints "label|p50 ms|p90 ms" per path and then the paired differences.
 // BARE_MCP_URL: bench/tools/BareMcp, the official SDK's stateless endpoint with a tool that does nothing; its GET
 // /healthz and tools/call echo join every round, so the SDK's own floor is measured under the same load.
+// WARM_UP_SECONDS (default 20): rounds before the measured ones, for at least that long. A count was not enough: the
+// JIT's tiered compilation kept recompiling the MCP path (7% of the server's CPU in a profile) for about 25 s of load,
+// well after 300 rounds, and the measured call_api rounds paid for it.
 var inv = CultureInfo.InvariantCulture;
 var (baseUrl, token, bridgeKey, connectionId) = (args[0].TrimEnd('/'), args[1], args[2], args[3]);
 var rounds = args.Length > 4 ? int.Parse(args[4], inv) : 3000;
-var bareUrl = args.Length > 5 ? args[5].TrimEnd('/') : null;
+var bareUrl = args.Length > 5 && args[5].Length > 0 ? args[5].TrimEnd('/') : null;
+var warmUp = TimeSpan.FromSeconds(args.Length > 6 ? double.Parse(args[6], inv) : 20);
 
 const string listBody = """{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}""";
 const string callBody = """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"call_api","arguments":{"service":"api","method":"GET","path":"/items"}}}""";
@@ -73,8 +77,9 @@ async Task<double> SendAsync(int index)
     return elapsed;
 }
 
-// Warm-up (JIT, caches, connections).
-for (var i = 0; i < 300; i++)
+// Warm-up (JIT tiering, caches, connections): at least 300 rounds, and at least WARM_UP_SECONDS.
+var warming = Stopwatch.StartNew();
+for (var i = 0; i < 300 || warming.Elapsed < warmUp; i++)
 {
     for (var p = 0; p < paths.Length; p++)
     {
