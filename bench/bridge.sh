@@ -7,8 +7,9 @@
 #   shared    every process may use every core (the machine as it is);
 #   separate  the proxy has core 1 to itself; wrk and the upstream share core 0 in every run, so the direct and the
 #             proxied path get the same CPU for everything but the proxy, as when the Bridge runs on its own host.
-# Beside the Bridge, bench/tools/BareForwarder (Kestrel in, HttpMessageInvoker out, nothing else) shows the floor
-# that any ASP.NET Core proxy pays on this machine, so the Bridge's own share of the overhead can be read off.
+# Beside the Bridge, bench/tools/BareForwarder (Kestrel in, HttpMessageInvoker out, the headers passed both ways less
+# the hop-by-hop ones, nothing else) shows the floor that any correct ASP.NET Core proxy pays on this machine, so the
+# Bridge's own share of the overhead can be read off.
 # Each path is measured in alternating rounds after a warm-up past the JIT's tiering; the round with the median
 # throughput is reported. CPU time per request per process says where the time goes.
 #   bench/bridge.sh [seconds per round] [rounds]
@@ -123,7 +124,7 @@ result="$(dirname "${BASH_SOURCE[0]}")/results/bridge.md"
   echo "- machine: $(machine)"
   echo "- load: wrk -t2 -c32 (one connection: wrk -t1 -c1), $rounds alternating rounds of ${duration}s per path after a warm-up, median round shown; upstream: bench/tools/FakeProvider /api/* (small JSON); Bridge: api_key credential injected, bridge-only API key, SQLite"
   echo "- layouts: shared = all processes on both cores; separate = the proxy (Nexus, or the bare forwarder) alone on core 1, wrk and the upstream on core 0 in every run"
-  echo "- bare forwarder: bench/tools/BareForwarder, Kestrel in and one HttpMessageInvoker out with nothing else, the floor any ASP.NET Core proxy pays here"
+  echo "- bare forwarder: bench/tools/BareForwarder, Kestrel in and one HttpMessageInvoker out, request and response headers passed less the hop-by-hop ones (RFC 9110 §7.6.1) and nothing else, the floor any correct ASP.NET Core proxy pays here"
   echo
   echo "| layout | path | requests/s | p50 (ms) | p99 (ms) | non-2xx | CPU µs/request: wrk | proxy | upstream |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
