@@ -11,7 +11,8 @@
 # the hop-by-hop ones, nothing else) shows the floor that any correct ASP.NET Core proxy pays on this machine, so the
 # Bridge's own share of the overhead can be read off.
 # Each path is measured in alternating rounds after a warm-up past the JIT's tiering; the round with the median
-# throughput is reported. CPU time per request per process says where the time goes.
+# throughput is reported, with the median of the rounds' own Bridge ÷ floor ratios (the figure the target is judged on).
+# CPU time per request per process says where the time goes.
 #   bench/bridge.sh [seconds per round] [rounds]
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 duration="${1:-10}"
