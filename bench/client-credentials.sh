@@ -51,7 +51,7 @@ medians() {
   echo "$out"
 }
 # round_ratio A B FILE: the median over the rounds of A's tokens/s ÷ B's in the same round.
-round_ratio() { awk -v a="$1" -v b="$2" '$1 == a { x[$2] = $3 } $1 == b { y[$2] = $3 } END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$3" | bench_median | awk '{ if ($1 == "-") print "—"; else printf "%.2f", $1 }'; }
+round_ratio() { bench_round_ratio "$@" | awk '{ if ($1 == "-") print "—"; else printf "%.2f", $1 }'; }
 # one ALG: warm a fresh Nexus (and, for ES256, the ceiling and the peer) past the JIT's tiering, then ROUNDS rounds in
 # which the ceiling, the peer and Nexus take turns (the order reversed every other round); each figure is the median
 # over the rounds, each ratio the median of the rounds' own, so a drift of the shared machine reaches all three alike.

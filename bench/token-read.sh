@@ -60,7 +60,7 @@ for engine in $engines; do
   bench_connect "$port" "$fake_port"
   lua="$(mktemp /tmp/nexus-bench-lua.XXXXXX)"
   printf 'wrk.headers["X-API-Key"] = "%s"\n' "$gateway_key" > "$lua"
-  raw="$(mktemp)" # "round path rps p50 p99 non2xx" per measurement
+  raw="$(mktemp)" # "path round rps p50 p99 non2xx" per measurement
   paths=(token healthz); [ -n "$bare_pid" ] && paths+=(kestrel)
   for round in $(seq 1 "$rounds"); do
     # The first round warms every process past the JIT's tiering; later ones need only the usual short warm-up.
@@ -73,18 +73,17 @@ for engine in $engines; do
         kestrel) url="http://127.0.0.1:$bare_port/healthz"; script="" ;;
       esac
       echo "== $engine, round $round: $path ($url)" >&2
-      echo "$round $path $(measure "$warm" "$url" "$script")" >> "$raw"
+      echo "$path $round $(measure "$warm" "$url" "$script")" >> "$raw"
     done
   done
   rm -f "$lua"
-  col() { awk -v p="$1" -v c="$2" '$2 == p { print $(c) }' "$raw" | bench_median; }     # path, column: median over the rounds
-  per_round() { awk -v a="$1" -v b="$2" '$2 == a { x[$1] = $3 } $2 == b { y[$1] = $3 } END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$raw" | bench_median; }
-  rps="$(col token 3)"; p50="$(col token 4)"; p99="$(col token 5)"; bad="$(awk '$2 == "token" { n += $6 } END { print n + 0 }' "$raw")"
+  col() { awk -v p="$1" -v c="$2" '$1 == p { print $(c) }' "$raw" | bench_median; }     # path, column: median over the rounds
+  rps="$(col token 3)"; p50="$(col token 4)"; p99="$(col token 5)"; bad="$(awk '$1 == "token" { n += $6 } END { print n + 0 }' "$raw")"
   hrps="$(col healthz 3)"; hp99="$(col healthz 5)"
-  ratio="$(awk -v r="$(per_round token healthz)" 'BEGIN { printf "%.0f%%", 100 * r }')"
+  ratio="$(awk -v r="$(bench_round_ratio token healthz "$raw")" 'BEGIN { printf "%.0f%%", 100 * r }')"
   krps="-"; kratio="-"
-  if [ -n "$bare_pid" ]; then krps="$(col kestrel 3)"; kratio="$(awk -v r="$(per_round token kestrel)" 'BEGIN { printf "%.2fx", r }')"; fi
-  rounds_line+=("- $engine, reads/s per round: $(awk '$2 == "token" { printf "%s%s", sep, $3; sep = ", " }' "$raw"); bare Kestrel GET: $(awk '$2 == "kestrel" { printf "%s%s", sep, $3; sep = ", " }' "$raw")")
+  if [ -n "$bare_pid" ]; then krps="$(col kestrel 3)"; kratio="$(awk -v r="$(bench_round_ratio token kestrel "$raw")" 'BEGIN { printf "%.2fx", r }')"; fi
+  rounds_line+=("- $engine, reads/s per round: $(awk '$1 == "token" { printf "%s%s", sep, $3; sep = ", " }' "$raw"); bare Kestrel GET: $(awk '$1 == "kestrel" { printf "%s%s", sep, $3; sep = ", " }' "$raw")")
   rm -f "$raw"
   rows+=("| $engine | $rps | $p50 | $p99 | $bad | $hrps | $hp99 | $ratio | $krps | $kratio |")
   stop_nexus

@@ -188,6 +188,10 @@ stop_peer() {
 # bench_median: the median of the numbers on stdin, one per line ("-" when there are none).
 bench_median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.6g\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# bench_round_ratio A B FILE: the median over the rounds of A's figure ÷ B's in the same round, from FILE's lines
+# "who round figure ..." ("-" when no round has both). A drift of the machine between rounds reaches both alike.
+bench_round_ratio() { awk -v a="$1" -v b="$2" '$1 == a { x[$2] = $3 } $1 == b { y[$2] = $3 } END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$3" | bench_median; }
+
 # BENCH_SUMMARY=FILE (set by bench/run-all.sh): scripts append one line per scenario for docs/benchmarks.md:
 #   scenario|req/s|p50|p99|cpu µs|Nexus ÷ ceiling|Nexus ÷ peer|target|met, missed or —|why
 summary_row() { [ -n "${BENCH_SUMMARY:-}" ] && (IFS='|'; echo "$*") >> "$BENCH_SUMMARY" || true; }
