@@ -39,8 +39,8 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         echo = await EchoUpstream.StartAsync();
-        // The default timeout: a test that is not about timeouts must not turn into one when the machine is busy
-        // (a 2 s bound once made the SigV4 test fail under a loaded full run). Timeout tests call UseForwarder.
+        // The default timeout: a test that is not about timeouts must not turn into one when the machine is busy (the
+        // SigV4 test failed once in a loaded full run with a 2 s bound, most likely so). Timeout tests call UseForwarder.
         UseForwarder(new BridgeOptions { TimeoutSeconds = 30 });
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
