@@ -38,9 +38,10 @@ internal static class BridgePath
             return false;
         }
 
-        if (rawPath.Contains("%2f", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%5c", StringComparison.OrdinalIgnoreCase)
+        // Most paths hold no '%' at all: one scan for it spares them the six case-insensitive searches.
+        if (rawPath.Contains('%') && (rawPath.Contains("%2f", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%5c", StringComparison.OrdinalIgnoreCase)
             || rawPath.Contains("%2e", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%40", StringComparison.OrdinalIgnoreCase)
-            || rawPath.Contains("%25", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%00", StringComparison.OrdinalIgnoreCase))
+            || rawPath.Contains("%25", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%00", StringComparison.OrdinalIgnoreCase)))
         {
             error = "Encoded slashes, backslashes, dots, '@', '%' and NUL are not forwarded: they are how requests escape an API's path.";
             return false;
