@@ -50,6 +50,7 @@ variants_all=(
   "server-gc-1heap|fd|DOTNET_gcServer=1 DOTNET_GCHeapCount=1 DOTNET_GCHeapAffinitizeMask=0x1|server GC with one heap pinned to core 0"
   "composite|sc||self-contained, the app and the framework precompiled together: -r linux-x64 --self-contained -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true (no generic instantiation left for the JIT across the two)"
   "small|r2r|DOTNET_EnableWriteXorExecute=0 DOTNET_TieredPGO=0 DOTNET_GCConserveMemory=5 DOTNET_GCgen0size=0x400000|small single instance: the startup and memory settings together, ReadyToRun"
+  "composite-small|sc|DOTNET_EnableWriteXorExecute=0 DOTNET_TieredPGO=0 DOTNET_GCConserveMemory=5 DOTNET_GCgen0size=0x400000|scale to zero: the composite image with the small instance's settings"
 )
 [ -n "${FOOTPRINT_BASELINE:-}" ] && variants_all=("baseline|base||FOOTPRINT_BASELINE: a publish of another commit ($(basename "$FOOTPRINT_BASELINE")), for comparison" "${variants_all[@]}")
 if [ $# -gt 0 ]; then
@@ -66,11 +67,17 @@ if [ -n "${FOOTPRINT_BUILDS:-}" ]; then
 else
   echo "Publishing Release (framework-dependent, and ReadyToRun)" >&2
   dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -o "$work/fd" >/dev/null
+  # The ReadyToRun and the composite publish share obj/Release/net10.0/linux-x64, and the SDK's incremental check does
+  # not see the switch between them: after a composite publish, a ReadyToRun publish of unchanged sources copied the
+  # composite's stub of Nexus.Server.dll, which aborts at start without its framework. Each starts from a clean one.
+  rid_obj="$bench_root/src/Nexus.Server/obj/Release/net10.0/linux-x64"
   if printf '%s\n' "${variants[@]}" | grep -q '|r2r|'; then
+    rm -rf "$rid_obj"
     dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -r linux-x64 --self-contained false \
       -p:PublishReadyToRun=true -o "$work/r2r" >/dev/null
   fi
   if printf '%s\n' "${variants[@]}" | grep -q '|sc|'; then
+    rm -rf "$rid_obj"
     dotnet publish "$bench_root/src/Nexus.Server" -c Release -nologo -v quiet -r linux-x64 --self-contained true \
       -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -o "$work/sc" >/dev/null
   fi
@@ -167,8 +174,12 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "# Footprint: time to ready and resident memory of the published binary"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- machine: $(machine); load average $load_start at the start, $load_end at the end (above the $(nproc) cores, other work"
-  echo "  shared them: the wall-clock ready times then include waiting for a core, and the CPU column compares variants better)"
+  if awk -v l="${load_end%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
+    echo "- machine: $(machine); load average $load_start at the start, $load_end at the end (above the $(nproc) cores, other work"
+    echo "  shared them: the wall-clock ready times then include waiting for a core, and the CPU column compares variants better)"
+  else
+    echo "- machine: $(machine); load average $load_start at the start, $load_end at the end"
+  fi
   echo "- build: $(git -C "$bench_root" rev-parse --short HEAD)$(git -C "$bench_root" diff --quiet HEAD -- src || echo ' with local changes in src/')"
   echo "- binary: the apphost Nexus.Server of \`dotnet publish -c Release\` (framework-dependent, $(size_mb "$work/fd") MB); r2r (the Dockerfile's): \`-r linux-x64 -p:PublishReadyToRun=true\`$( [ -d "$work/r2r" ] && echo " ($(size_mb "$work/r2r") MB)")$( [ -d "$work/sc" ] && echo "; composite: self-contained, app and framework in one ReadyToRun image ($(size_mb "$work/sc") MB, the runtime included)")"
   echo "- each start: SQLite, a copy of a data directory whose migrations were applied by an earlier start; Production, logs at Warning"
@@ -208,9 +219,10 @@ cat "$result"
 
 # For bench/run-all.sh (docs/benchmarks.md).
 r="$(median <<<"${ready[default]:-}")"; i="$(median <<<"${idle[default]:-}")"
+fastest="$(for entry in "${variants[@]}"; do n="${entry%%|*}"; if [ -n "${ready[$n]:-}" ]; then echo "$(median <<<"${ready[$n]}") $n"; fi; done | sort -n | head -n 1 | awk '{ print $2 " " $1 " ms" }')"
 if [ -n "$r" ]; then
   summary_row "footprint: ready after start, published binary (issue #20)" "" "$r ms" "" "" "" "" "≤ 0.5 s (migrations applied)" \
-    "$(awk -v r="$r" 'BEGIN { print (r <= 500) ? "met" : "missed" }')" "median of $rounds starts, CPU $(median <<<"${cpu[default]}") ms to ready; load average $load_end; see bench/results/footprint.md"
+    "$(awk -v r="$r" 'BEGIN { print (r <= 500) ? "met" : "missed" }')" "median of $rounds starts of the plain publish, CPU $(median <<<"${cpu[default]}") ms to ready; fastest variant: $fastest; load average $load_end; see bench/results/footprint.md"
   summary_row "footprint: idle RSS, published binary (issue #20)" "" "$i MB" "" "" "" "" "≤ 80 MB" \
     "$(awk -v i="$i" 'BEGIN { print (i <= 80) ? "met" : "missed" }')" "VmRSS after 5 s idle; other variants in bench/results/footprint.md"
 fi
