@@ -18,6 +18,9 @@ internal static class AccountEndpoints
         app.MapGet("/account/signup", SignUpPageAsync).ExcludeFromDescription();
         app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().RequireProtectedForm();
         app.MapPost("/account/signout", SignOutAsync).ExcludeFromDescription().RequireProtectedForm();
+        // Any session, the one that owes a password change included (NexusPolicies.Session; SignedIn refuses that one).
+        app.MapGet("/account/password", PasswordPageAsync).ExcludeFromDescription().RequireAuthorization(NexusPolicies.Session);
+        app.MapPost("/account/password", ChangePasswordAsync).ExcludeFromDescription().RequireAuthorization(NexusPolicies.Session).RequireProtectedForm();
     }
 
     private static IResult Home(HttpContext context)
@@ -30,12 +33,17 @@ internal static class AccountEndpoints
                 """);
         }
 
+        if (PasswordChange.IsRequired(context.User))
+        {
+            return Results.Redirect(PasswordChange.PageFor("/"));
+        }
+
         var admin = context.User.IsSystemAdmin()
             ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>"
             : "";
         return Page(context, "Home", $"""
             <section class="card"><h1>Welcome</h1><p>You are signed in as <strong>{E(context.User.Identity.Name)}</strong>.</p>{admin}
-            <div class="actions"><a class="button" href="/dashboard">My connections</a><a class="button secondary" href="/account/applications">Authorized applications</a></div></section>
+            <div class="actions"><a class="button" href="/dashboard">My connections</a><a class="button secondary" href="/account/applications">Authorized applications</a><a class="button secondary" href="{PasswordChange.Path}">Change password</a></div></section>
             """);
     }
 
@@ -74,6 +82,9 @@ internal static class AccountEndpoints
             case PasswordSignInOutcome.SignedIn:
                 // Without a return URL, a person lands on My connections (what they came for), not on a page with nothing to do.
                 return Results.Redirect(LocalUrlOrDashboard(returnUrl));
+            case PasswordSignInOutcome.SignedInPasswordChangeRequired:
+                // A temporary password: choose one's own first, then on to where the sign-in was going.
+                return Results.Redirect(PasswordChange.PageFor(LocalUrlOrDashboard(returnUrl)));
             case PasswordSignInOutcome.Throttled:
                 var minutes = (int)Math.Ceiling(retryAfter.TotalMinutes);
                 context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -138,6 +149,56 @@ internal static class AccountEndpoints
 
         await signIn.SignInAsync(user, isPersistent: false);
         return Results.Redirect(LocalUrlOrHome(returnUrl));
+    }
+
+    private static async Task<IResult> PasswordPageAsync(HttpContext context, string? returnUrl, UserManager<NexusUser> users) =>
+        await users.FindByIdAsync(UserAccounts.SessionUserId(context)) is { PasswordHash: not null }
+            ? PasswordPage(context, returnUrl, null)
+            : NoPasswordPage(context);
+
+    private static IResult NoPasswordPage(HttpContext context) =>
+        Error(context, "No password to change", "Your account signs in through your organisation's identity provider; it has no Nexus password.", StatusCodes.Status404NotFound);
+
+    private static IResult PasswordPage(HttpContext context, string? returnUrl, IEnumerable<string>? errors, int status = 200)
+    {
+        var required = PasswordChange.IsRequired(context.User);
+        var intro = required
+            ? """<p role="status">You signed in with a temporary password. Choose your own password to continue.</p>"""
+            : """<p class="muted">Your other sessions are signed out when the password changes.</p>""";
+        var message = errors is null ? "" : $"""<ul class="error" role="alert">{string.Concat(errors.Select(e => $"<li>{E(e)}</li>"))}</ul>""";
+        return Page(context, "Change your password", $"""
+            <section class="card narrow"><h1>{(required ? "Choose your password" : "Change your password")}</h1>{intro}{message}
+            <form method="post" action="{PasswordChange.Path}">{AntiforgeryField(context)}
+            <input type="hidden" name="returnUrl" value="{E(LocalUrlOrDashboard(returnUrl))}">
+            <input type="hidden" name="username" autocomplete="username" value="{E(context.User.FindFirst(System.Security.Claims.ClaimTypes.Email)?.Value)}">
+            <label for="current_password">{(required ? "Temporary password" : "Current password")}</label><input id="current_password" name="current_password" type="password" autocomplete="current-password" required autofocus>
+            <label for="new_password">New password</label><input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="10" required aria-describedby="new-password-help">
+            <p id="new-password-help" class="muted">At least 10 characters.</p>
+            <label for="confirm_password">New password again</label><input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="10" required>
+            <div class="actions"><button type="submit">Change password</button></div></form></section>
+            """, status);
+    }
+
+    private static async Task<IResult> ChangePasswordAsync(HttpContext context, PasswordChange change)
+    {
+        var form = ProtectedForm.Of(context);
+        var returnUrl = form["returnUrl"].ToString();
+        var (outcome, errors, retryAfter) = await change.ChangeAsync(context, UserAccounts.SessionUserId(context),
+            form["current_password"].ToString(), form["new_password"].ToString(), form["confirm_password"].ToString());
+        switch (outcome)
+        {
+            case PasswordChangeOutcome.Changed:
+                return Results.Redirect(LocalUrlOrDashboard(returnUrl));
+            case PasswordChangeOutcome.NoPassword:
+                return NoPasswordPage(context);
+            case PasswordChangeOutcome.Throttled:
+                context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return PasswordPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(retryAfter.TotalMinutes)} minute(s)."], 429);
+            case PasswordChangeOutcome.WrongPassword:
+                return PasswordPage(context, returnUrl, [PasswordChange.IsRequired(context.User) ? "The temporary password is wrong." : "The current password is wrong."], 401);
+            default:
+                return PasswordPage(context, returnUrl, errors, 400);
+        }
     }
 
     private static async Task<IResult> SignOutAsync(HttpContext context, AccountSignOut signOut)

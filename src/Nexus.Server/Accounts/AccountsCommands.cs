@@ -18,7 +18,8 @@ internal static class AccountsCommands
             Usage: Nexus.Server users create --email EMAIL [--display-name NAME] [--password-stdin | --password PASSWORD] [--admin] [--json]
               Creates an account, as POST /v1/admin/users does. The password (10 characters or more) is read from the
               first line of standard input with --password-stdin; --password shows it to other users of this machine
-              (ps). Without either, a random temporary password is generated and shown once.
+              (ps). Without either, a random temporary password is generated and shown once; the account's owner
+              chooses their own password at the first sign-in.
               --admin  also make the account a system administrator
               --json   the API's user object, with "temporary_password" when one was generated
             """, CreateAsync, options: ["email", "display-name", "password"], flags: ["password-stdin", "admin"])
@@ -69,7 +70,7 @@ internal static class AccountsCommands
         }
 
         var users = context.Get<UserManager<NexusUser>>();
-        var (user, exists, errors) = await UserAdministration.CreateAsync(users, email, password, context.Args.Option("display-name"));
+        var (user, exists, errors) = await UserAdministration.CreateAsync(users, email, password, context.Args.Option("display-name"), temporary: generated is not null);
         if (user is null)
         {
             throw exists ? new CommandFailedException("An account with this email already exists.", ProblemCatalog.UserExists) : CommandContext.Invalid(errors);

@@ -55,6 +55,7 @@ internal static class AccountsExtensions
         });
         services.AddScoped<UserStore>();
         services.AddScoped<PasswordSignIn>();
+        services.AddScoped<PasswordChange>();
         services.AddScoped<AccountSignOut>();
         services.AddSingleton<SignInLimiter>();
         services.AddSingleton<SessionValidator>();

@@ -16,6 +16,12 @@ internal sealed class NexusUser
     public int AccessFailedCount { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
 
+    /// <summary>
+    /// The password was chosen by someone else (an administrator's reset, a generated temporary one): the account's
+    /// sessions reach only the page that changes it (<see cref="PasswordChange"/>) until its owner does.
+    /// </summary>
+    public bool PasswordChangeRequired { get; set; }
+
     /// <summary>Read from the row; changed only through <see cref="Administrators"/>.</summary>
     public bool IsSystemAdmin { get; set; }
 }

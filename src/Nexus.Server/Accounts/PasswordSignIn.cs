@@ -5,6 +5,9 @@ namespace Nexus.Server.Accounts;
 internal enum PasswordSignInOutcome
 {
     SignedIn,
+
+    /// <summary>Signed in with a password someone else chose: the session reaches only <see cref="PasswordChange.Path"/>.</summary>
+    SignedInPasswordChangeRequired,
     Failed,
     Throttled,
 }
@@ -42,7 +45,7 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
         }
         else if ((await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: true)).Succeeded)
         {
-            return (PasswordSignInOutcome.SignedIn, TimeSpan.Zero);
+            return (user.PasswordChangeRequired ? PasswordSignInOutcome.SignedInPasswordChangeRequired : PasswordSignInOutcome.SignedIn, TimeSpan.Zero);
         }
 
         limiter.RecordFailure(address);

@@ -15,7 +15,8 @@ namespace Nexus.Server.Accounts;
 /// Checks every session cookie against its account on each request: the cookie carries the account's security
 /// stamp, and signing out (or a password change) replaces the stamp, so a copy of the cookie taken before is refused
 /// afterwards (OWASP session management: invalidate the session server-side at logout). The same read tells whether
-/// the account is a system administrator now, so granting or withdrawing the role applies to open sessions.
+/// the account is a system administrator now, so granting or withdrawing the role applies to open sessions, and
+/// whether its password must be changed first (<see cref="PasswordChange"/>).
 /// <para>
 /// The row is cached per instance for Nexus:SessionCheckSeconds (default 5). Changes on this instance drop the
 /// entry at once, so a sign-out is immediate here; another instance of a cluster refuses the old cookie within
@@ -24,13 +25,15 @@ namespace Nexus.Server.Accounts;
 /// </summary>
 internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, TimeProvider time, IOptions<IdentityOptions> identity)
 {
-    private sealed record SessionState(string SecurityStamp, bool IsAdmin);
+    private sealed record SessionState(string SecurityStamp, bool IsAdmin, bool PasswordChangeRequired);
 
     private sealed class Row
     {
         public string SecurityStamp { get; init; } = "";
 
         public long IsAdmin { get; init; }
+
+        public long PasswordChangeRequired { get; init; }
     }
 
     private readonly ShortLivedCache<SessionState> cache = new(time, () => options.SessionCheckSeconds);
@@ -50,12 +53,19 @@ internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, T
             return;
         }
 
-        // The role comes from the database on every request, never from the cookie.
+        // The role, and the password change still owed, come from the database on every request, never from the cookie.
         var current = principal!.Identities.First();
-        var rebuilt = new ClaimsIdentity(current.Claims.Where(c => c.Type != SystemAdmin.ClaimType), current.AuthenticationType, current.NameClaimType, current.RoleClaimType);
+        var rebuilt = new ClaimsIdentity(current.Claims.Where(c => c.Type is not (SystemAdmin.ClaimType or PasswordChange.ClaimType)),
+            current.AuthenticationType, current.NameClaimType, current.RoleClaimType);
         if (state.IsAdmin)
         {
             rebuilt.AddClaim(new Claim(SystemAdmin.ClaimType, "true"));
+        }
+
+        // A session from the upstream identity provider never used the password: only a password sign-in owes the change.
+        if (state.PasswordChangeRequired && principal.FindFirstValue(ClaimTypes.AuthenticationMethod) != PasswordChange.UpstreamMethod)
+        {
+            rebuilt.AddClaim(new Claim(PasswordChange.ClaimType, "true"));
         }
 
         context.ReplacePrincipal(new ClaimsPrincipal(rebuilt));
@@ -64,7 +74,7 @@ internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, T
     private async Task<SessionState?> LoadAsync(string userId)
     {
         await using var connection = await db.OpenAsync();
-        var row = await connection.QuerySingleOrDefaultAsync<Row>("SELECT security_stamp, is_admin FROM users WHERE id = @userId", new { userId });
-        return row is null ? null : new SessionState(row.SecurityStamp, row.IsAdmin != 0);
+        var row = await connection.QuerySingleOrDefaultAsync<Row>("SELECT security_stamp, is_admin, password_change_required FROM users WHERE id = @userId", new { userId });
+        return row is null ? null : new SessionState(row.SecurityStamp, row.IsAdmin != 0, row.PasswordChangeRequired != 0);
     }
 }

@@ -185,7 +185,7 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             return Error(context, "Account locked", "This account is locked.", StatusCodes.Status423Locked);
         }
 
-        await signIn.SignInAsync(user, isPersistent: false, authenticationMethod: "oidc");
+        await signIn.SignInAsync(user, isPersistent: false, authenticationMethod: PasswordChange.UpstreamMethod);
         return Results.Redirect(pending.ReturnUrl);
     }
 

@@ -20,6 +20,13 @@ internal static class UserAccounts
         CurrentUserId(context) ?? throw new InvalidOperationException($"{context.Request.Path} does not require the SignedIn policy.");
 
     /// <summary>
+    /// The session's account id on a route that requires <see cref="Hosting.NexusPolicies.Session"/>: any session, one
+    /// that still owes a password change included.
+    /// </summary>
+    public static string SessionUserId(HttpContext context) =>
+        CurrentUserId(context) ?? throw new InvalidOperationException($"{context.Request.Path} does not require the Session policy.");
+
+    /// <summary>
     /// Creates a local account; the errors are Identity's, fit to show the person signing up. EmailTaken says the
     /// address belongs to an account already, by Identity's error code (<c>DuplicateEmail</c>, or
     /// <c>DuplicateUserName</c>: the user name is the address), never by the wording of a message, which an

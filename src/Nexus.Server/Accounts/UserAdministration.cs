@@ -31,8 +31,9 @@ internal static class UserAdministration
     /// Creates an account an administrator vouches for (so its address counts as verified), with a password of at
     /// least 10 characters; shared by POST /v1/admin/users and <c>users create</c>. Exists is true when the address is taken.
     /// </summary>
+    /// <param name="temporary">The password was generated for the administrator to pass on: its owner must change it at the first sign-in.</param>
     public static async Task<(NexusUser? User, bool Exists, Dictionary<string, string[]> Errors)> CreateAsync(UserManager<NexusUser> users, string? email, string? password,
-        string? displayName)
+        string? displayName, bool temporary = false)
     {
         if (string.IsNullOrEmpty(password))
         {
@@ -45,9 +46,10 @@ internal static class UserAdministration
             return (null, taken, new() { ["user"] = [.. errors] });
         }
 
-        if (!string.IsNullOrWhiteSpace(displayName))
+        if (!string.IsNullOrWhiteSpace(displayName) || temporary)
         {
-            user.DisplayName = displayName.Trim();
+            user.DisplayName = string.IsNullOrWhiteSpace(displayName) ? null : displayName.Trim();
+            user.PasswordChangeRequired = temporary;
             await users.UpdateAsync(user);
         }
 
@@ -86,7 +88,8 @@ internal static class UserAdministration
 
     /// <summary>
     /// Replaces the password with a random temporary one (120 bits, shown once to the administrator; only its hash is
-    /// stored) and ends the account's sessions. A temporary lockout is lifted; a disabled account stays disabled.
+    /// stored) and ends the account's sessions. A temporary lockout is lifted; a disabled account stays disabled. The
+    /// next password sign-in must choose a new password before anything else (<see cref="PasswordChange"/>).
     /// </summary>
     public static async Task<(NexusUser? User, string? Temporary)> ResetPasswordAsync(UserManager<NexusUser> users, SessionValidator sessions, string id, DateTimeOffset now)
     {
@@ -96,6 +99,8 @@ internal static class UserAdministration
         }
 
         var temporary = Base64UrlEncode(RandomNumberGenerator.GetBytes(15));
+        // Stored with the new hash by AddPasswordAsync's update below.
+        user.PasswordChangeRequired = true;
         if (await users.HasPasswordAsync(user))
         {
             await users.RemovePasswordAsync(user);

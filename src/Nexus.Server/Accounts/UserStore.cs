@@ -13,7 +13,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
     IUserPasswordStore<NexusUser>, IUserEmailStore<NexusUser>, IUserLockoutStore<NexusUser>, IUserSecurityStampStore<NexusUser>,
     IUserLoginStore<NexusUser>
 {
-    private const string Columns = "id, email, normalized_email, email_confirmed, display_name, password_hash, security_stamp, concurrency_stamp, lockout_enabled, lockout_end, access_failed_count, created_at";
+    private const string Columns = "id, email, normalized_email, email_confirmed, display_name, password_hash, security_stamp, concurrency_stamp, lockout_enabled, lockout_end, access_failed_count, created_at, password_change_required";
 
     // is_admin is read with the row but written only by Administrators, never by Identity's UpdateAsync.
     private const string SelectColumns = Columns + ", is_admin";
@@ -33,6 +33,8 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
         public long AccessFailedCount { get; init; }
         public long CreatedAt { get; init; }
 
+        public long PasswordChangeRequired { get; init; }
+
         public long IsAdmin { get; init; }
 
         public NexusUser ToUser() => new()
@@ -50,6 +52,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
             AccessFailedCount = (int)AccessFailedCount,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
             IsSystemAdmin = IsAdmin != 0,
+            PasswordChangeRequired = PasswordChangeRequired != 0,
         };
     }
 
@@ -67,6 +70,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
         LockoutEnd = u.LockoutEnd?.ToUnixTimeMilliseconds(),
         u.AccessFailedCount,
         CreatedAt = u.CreatedAt.ToUnixTimeMilliseconds(),
+        PasswordChangeRequired = u.PasswordChangeRequired ? 1 : 0,
     };
 
     public async Task<IdentityResult> CreateAsync(NexusUser user, CancellationToken ct)
@@ -78,7 +82,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
 
         await using var connection = await db.OpenAsync(ct);
         var inserted = await connection.ExecuteAsync(new CommandDefinition(
-            $"INSERT INTO users ({Columns}) VALUES (@Id, @Email, @NormalizedEmail, @EmailConfirmed, @DisplayName, @PasswordHash, @SecurityStamp, @ConcurrencyStamp, @LockoutEnabled, @LockoutEnd, @AccessFailedCount, @CreatedAt) ON CONFLICT (normalized_email) DO NOTHING",
+            $"INSERT INTO users ({Columns}) VALUES (@Id, @Email, @NormalizedEmail, @EmailConfirmed, @DisplayName, @PasswordHash, @SecurityStamp, @ConcurrencyStamp, @LockoutEnabled, @LockoutEnd, @AccessFailedCount, @CreatedAt, @PasswordChangeRequired) ON CONFLICT (normalized_email) DO NOTHING",
             Parameters(user), cancellationToken: ct));
         return inserted == 1 ? IdentityResult.Success : IdentityResult.Failed(new IdentityError { Code = UserAccounts.DuplicateEmail, Description = "An account with this email already exists." });
     }
@@ -93,7 +97,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
             """
             UPDATE users SET email = @Email, normalized_email = @NormalizedEmail, email_confirmed = @EmailConfirmed, display_name = @DisplayName,
                 password_hash = @PasswordHash, security_stamp = @SecurityStamp, concurrency_stamp = @ConcurrencyStamp, lockout_enabled = @LockoutEnabled,
-                lockout_end = @LockoutEnd, access_failed_count = @AccessFailedCount
+                lockout_end = @LockoutEnd, access_failed_count = @AccessFailedCount, password_change_required = @PasswordChangeRequired
             WHERE id = @Id AND concurrency_stamp = @Expected
             """,
             WithExpected(user, expected), cancellationToken: ct));

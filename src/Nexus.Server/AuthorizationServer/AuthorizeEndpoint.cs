@@ -54,9 +54,19 @@ internal static class AuthorizeEndpoint
             }
 
             // Come back to the same request once signed in, without the prompt that sent us to sign-in.
-            var back = Path + "?" + string.Join('&', request.Parameters.Where(p => p.Key != "prompt").Append(new("response_type", "code"))
-                .DistinctBy(p => p.Key).Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
-            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(back)}");
+            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(Back(request))}");
+        }
+
+        if (PasswordChange.IsRequired(context.User))
+        {
+            // Signed in with a temporary password (Accounts/PasswordChange.cs): no code until the person chose their own.
+            // OIDC Core §3.1.2.6: prompt=none cannot show that page, so it is interaction_required.
+            if (prompts.Contains("none"))
+            {
+                return Redirect(request, options, ("error", OAuthErrorCatalog.InteractionRequired.Error), ("error_description", "The user must change their password first."));
+            }
+
+            return Results.Redirect(PasswordChange.PageFor(Back(request)));
         }
 
         var grants = services.GetRequiredService<GrantStore>();
@@ -73,6 +83,11 @@ internal static class AuthorizeEndpoint
 
         return ConsentPage(context, request);
     }
+
+    /// <summary>The same request as a GET (a POSTed one too), without the prompt that sent the person to sign in.</summary>
+    private static string Back(AuthorizationRequest request) =>
+        Path + "?" + string.Join('&', request.Parameters.Where(p => p.Key != "prompt").Append(new("response_type", "code"))
+            .DistinctBy(p => p.Key).Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
 
     /// <summary>The consent form posts the original parameters back; they are validated again from scratch.</summary>
     private static async Task<IResult> ConsentAsync(HttpContext context, ClientRegistry clients)
@@ -91,6 +106,11 @@ internal static class AuthorizeEndpoint
         if (UserAccounts.CurrentUserId(context) is not { } userId)
         {
             return Error(context, "Signed out", "Your session ended before you answered. Start again from the application.", StatusCodes.Status401Unauthorized);
+        }
+
+        if (PasswordChange.IsRequired(context.User))
+        {
+            return Error(context, "Change your password first", "You signed in with a temporary password. Choose your own, then start again from the application.", StatusCodes.Status403Forbidden);
         }
 
         if (form["decision"] != "allow")

@@ -54,7 +54,7 @@ internal static class SiteManagementPages
             ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Unlock)).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/users/{id}/reset", (HttpContext context, string id) =>
             Confirm(context, "/admin/users", "Reset this user's password?", $"/admin/users/{Uri.EscapeDataString(id)}/reset", "Reset password",
-                "Their current password stops working and they are signed out everywhere. You get a temporary password, shown once, to pass on to them.")).ExcludeFromDescription();
+                "Their current password stops working and they are signed out everywhere. You get a temporary password, shown once, to pass on to them; at their next sign-in they choose their own.")).ExcludeFromDescription();
         admin.MapPost("/admin/users/{id}/reset", ResetPasswordAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/status", StatusAsync).ExcludeFromDescription();
@@ -279,7 +279,7 @@ internal static class SiteManagementPages
             <section class="card" aria-live="polite"><h2>Temporary password for {E(user.Email)}</h2>
             <div class="secret" role="status"><label for="temporary-password">Temporary password</label>
             <div class="row"><input id="temporary-password" type="text" readonly value="{E(temporary)}"><button type="button" data-copy="temporary-password">Copy</button></div>
-            <p>Give it to them over a channel you trust; they sign in with it. Nexus stores only its hash and will not show it again.</p></div></section>
+            <p>Give it to them over a channel you trust; they sign in with it and then choose their own password before anything else. Nexus stores only its hash and will not show it again.</p></div></section>
             """;
         return await UsersAsync(context, users, settings, null, null, shown, ct);
     }

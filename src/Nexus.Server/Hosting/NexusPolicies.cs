@@ -17,8 +17,11 @@ internal static class NexusPolicies
     /// <summary>/admin: a signed-in system administrator (session cookie).</summary>
     public const string SiteAdmin = "SiteAdmin";
 
-    /// <summary>/dashboard: a signed-in person (session cookie).</summary>
+    /// <summary>/dashboard: a signed-in person (session cookie) who owes no password change.</summary>
     public const string SignedIn = "SignedIn";
+
+    /// <summary>/account/password: any signed-in session, one that still owes a password change included.</summary>
+    public const string Session = "Session";
 
     /// <summary>Set on the bootstrap API_KEY's identity.</summary>
     public const string AdminClaim = "nexus:admin";

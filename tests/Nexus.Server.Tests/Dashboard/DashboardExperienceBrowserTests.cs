@@ -313,7 +313,24 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
             Assert.Equal(HttpStatusCode.Unauthorized, http.LastStatus);
         }
 
-        await (await SignedInAsync(Email, temporary)).DisposeAsync();
+        // The temporary password opens the page that replaces it, and nothing else until it is replaced.
+        await using (var owner = await BrowserSession.StartAsync(chromium, fixture.Db.Engine))
+        {
+            var own = owner.Page;
+            await own.GotoAsync(Server.BaseUrl + "/account/signin");
+            await own.Locator("#email").FillAsync(Email);
+            await own.Locator("#password").FillAsync(temporary);
+            await own.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+            await own.GetByRole(AriaRole.Heading, new() { Name = "Choose your password" }).WaitForAsync();
+            await own.GetByLabel("Temporary password").FillAsync(temporary);
+            await own.GetByLabel("New password", new() { Exact = true }).FillAsync("chosen by its owner");
+            await own.GetByLabel("New password again").FillAsync("chosen by its owner");
+            await own.GetByRole(AriaRole.Button, new() { Name = "Change password" }).ClickAsync();
+            await own.WaitForPageAsync(Server.BaseUrl + "/dashboard");
+            owner.AssertNoConsoleErrors();
+        }
+
+        await (await SignedInAsync(Email, "chosen by its owner")).DisposeAsync();
 
         // Administrators cannot disable themselves.
         Assert.Equal(0, await page.GetByRole(AriaRole.Link, new() { Name = "Disable " + AdminEmail }).CountAsync());

@@ -77,6 +77,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/account/signup", Access.Public),
         new("POST", "/account/signup", Access.Public, Antiforgery: true),
         new("POST", "/account/signout", Access.User, Antiforgery: true),
+        new("GET", "/account/password", Access.User),
+        new("POST", "/account/password", Access.User, Antiforgery: true),
         new("GET", "/account/external/start", Access.Public),
         new("GET", "/account/external/callback", Access.Public),
         new("GET", "/account/applications", Access.User),

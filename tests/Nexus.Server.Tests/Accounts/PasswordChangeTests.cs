@@ -1,0 +1,215 @@
+using System.Net;
+using System.Web;
+using Dapper;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Accounts;
+using Nexus.Server.Data;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.Accounts;
+
+/// <summary>A person changes their own password; a temporary one (an administrator's reset) must be changed before anything else.</summary>
+public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private const string NewPassword = "a brand new passphrase";
+
+    private NexusTestServer Server => fixture.Server;
+
+    private static Dictionary<string, string> Change(string current, string next, string? confirmation = null) => new()
+    {
+        ["current_password"] = current,
+        ["new_password"] = next,
+        ["confirm_password"] = confirmation ?? next,
+    };
+
+    private async Task<HttpStatusCode> StatusWithCookieAsync(string cookie, string path)
+    {
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Add("Cookie", cookie);
+        using var response = await http.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    private async Task<HttpStatusCode> SignInStatusAsync(string email, string password)
+    {
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(email, password);
+        return browser.LastStatus;
+    }
+
+    /// <summary>Resets the password as Site management › Users does and returns the temporary one.</summary>
+    private async Task<string> ResetAsync(string email)
+    {
+        using var scope = Server.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
+        var user = (await users.FindByEmailAsync(email))!;
+        var (_, temporary) = await UserAdministration.ResetPasswordAsync(users, Server.Services.GetRequiredService<SessionValidator>(), user.Id, DateTimeOffset.UtcNow);
+        return temporary!;
+    }
+
+    private async Task<long> StoredFlagAsync(string email)
+    {
+        await using var connection = await Server.Services.GetRequiredService<NexusDatabase>().OpenAsync();
+        return await connection.ExecuteScalarAsync<long>("SELECT password_change_required FROM users WHERE email = @email", new { email });
+    }
+
+    [Fact]
+    public async Task ASignedInPersonChangesTheirPasswordAndTheirOtherSessionsEnd()
+    {
+        var email = NewEmail();
+        using var here = new Browser(Server);
+        await here.SignUpAsync(email, Password);
+        using var elsewhere = new Browser(Server);
+        await elsewhere.SignInAsync(email, Password);
+        var otherCookie = elsewhere.Cookies.GetCookieHeader(new Uri(Server.BaseUrl));
+        Assert.Equal(HttpStatusCode.OK, await StatusWithCookieAsync(otherCookie, "/dashboard"));
+
+        await here.NavigateAsync("/");
+        Assert.Contains("href=\"/account/password\"", here.LastPage);
+        await here.NavigateAsync("/account/password");
+        Assert.Contains("Change your password", here.LastPage);
+        var landed = await here.SubmitAsync("/account/password", Change(Password, NewPassword));
+
+        Assert.Equal("/dashboard", landed.AbsolutePath);
+        Assert.Equal(HttpStatusCode.OK, here.LastStatus);
+        Assert.Equal(HttpStatusCode.OK, await StatusWithCookieAsync(here.Cookies.GetCookieHeader(new Uri(Server.BaseUrl)), "/dashboard"));
+        Assert.Equal(HttpStatusCode.Redirect, await StatusWithCookieAsync(otherCookie, "/dashboard"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await SignInStatusAsync(email, Password));
+        Assert.Equal(HttpStatusCode.OK, await SignInStatusAsync(email, NewPassword));
+    }
+
+    [Fact]
+    public async Task AWrongCurrentPasswordChangesNothingAndCountsAsAFailedSignIn()
+    {
+        var email = NewEmail();
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        await browser.NavigateAsync("/account/password");
+        await browser.SubmitAsync("/account/password", Change("not my password at all", NewPassword));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
+        Assert.Contains("The current password is wrong.", browser.LastPage);
+        Assert.DoesNotContain(NewPassword, browser.LastPage);
+        using (var scope = Server.Services.CreateScope())
+        {
+            var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByEmailAsync(email);
+            Assert.Equal(1, user!.AccessFailedCount);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await SignInStatusAsync(email, Password));
+        Assert.Equal(HttpStatusCode.Unauthorized, await SignInStatusAsync(email, NewPassword));
+    }
+
+    [Theory]
+    [InlineData("short", "short", "at least 10")]
+    [InlineData(NewPassword, "a different confirmation", "confirmation differ")]
+    [InlineData(Password, Password, "different from the current one")]
+    public async Task ANewPasswordThatIsRefusedSaysWhyAndChangesNothing(string next, string confirmation, string reason)
+    {
+        var email = NewEmail();
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        await browser.NavigateAsync("/account/password");
+        await browser.SubmitAsync("/account/password", Change(Password, next, confirmation));
+
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains(reason, browser.LastPage, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(HttpStatusCode.OK, await SignInStatusAsync(email, Password));
+    }
+
+    [Fact]
+    public async Task TheFormNeedsASessionAndItsAntiforgeryToken()
+    {
+        using var anonymous = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+        using var page = await anonymous.GetAsync("/account/password");
+        Assert.Equal(HttpStatusCode.Redirect, page.StatusCode);
+        Assert.Equal("/account/signin?returnUrl=%2Faccount%2Fpassword", page.Headers.Location?.OriginalString);
+
+        var email = NewEmail();
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        await browser.NavigateAsync("/account/password");
+        await browser.SubmitAsync("/account/password", Change(Password, NewPassword), includeCsrf: false);
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Equal(HttpStatusCode.OK, await SignInStatusAsync(email, Password));
+    }
+
+    [Fact]
+    public async Task ATemporaryPasswordFromAResetOpensOnlyThePasswordPageUntilItIsChanged()
+    {
+        var email = NewEmail();
+        using (var owner = new Browser(Server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        var temporary = await ResetAsync(email);
+        Assert.Equal(1, await StoredFlagAsync(email));
+
+        // Signing in lands on the password page, which says why; the page asked for comes after.
+        using var browser = new Browser(Server);
+        await browser.NavigateAsync("/account/signin?returnUrl=%2Faccount%2Fapplications");
+        var landed = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = temporary });
+        Assert.Equal("/account/password", landed.AbsolutePath);
+        Assert.Equal("/account/applications", HttpUtility.ParseQueryString(landed.Query)["returnUrl"]);
+        Assert.Contains("temporary password", browser.LastPage);
+
+        // Every page of the session sends it back there, with the page as returnUrl; OAuth issues no code.
+        var cookie = browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl));
+        foreach (var path in new[] { "/dashboard", "/account/applications", "/mcp/connect" })
+        {
+            using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Add("Cookie", cookie);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+            Assert.StartsWith("/account/password?returnUrl=" + Uri.EscapeDataString(path), response.Headers.Location?.OriginalString);
+        }
+
+        await browser.NavigateAsync("/");
+        Assert.Equal("/account/password", browser.CurrentUri.AbsolutePath);
+
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        var (_, challenge) = Pkce();
+        var authorize = AuthorizeUrl(clientId, challenge);
+        var silent = await browser.NavigateAsync(authorize + "&prompt=none");
+        Assert.Equal("interaction_required", HttpUtility.ParseQueryString(silent.Query)["error"]);
+        var sent = await browser.NavigateAsync(authorize);
+        Assert.Equal("/account/password", sent.AbsolutePath);
+        var back = HttpUtility.ParseQueryString(sent.Query)["returnUrl"]!;
+        Assert.StartsWith("/oauth2/authorize?", back);
+
+        // Changing it (the temporary password as the current one) clears the requirement and goes on with the request.
+        var after = await browser.SubmitAsync("/account/password", Change(temporary, NewPassword));
+        Assert.Equal("/oauth2/authorize", after.AbsolutePath);
+        Assert.Contains("name=\"decision\"", browser.LastPage);
+        Assert.Equal(0, await StoredFlagAsync(email));
+        Assert.Equal(HttpStatusCode.OK, await StatusWithCookieAsync(browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl)), "/dashboard"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await SignInStatusAsync(email, temporary));
+
+        // The next sign-in with the chosen password goes straight to the page asked for.
+        using var later = new Browser(Server);
+        await later.SignInAsync(email, NewPassword);
+        Assert.Equal("/dashboard", later.CurrentUri.AbsolutePath);
+    }
+
+    [Fact]
+    public async Task AGeneratedInitialPasswordMustBeChangedButOneTheAdministratorChoseNeedNot()
+    {
+        using var scope = Server.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
+        var (generated, _, _) = await UserAdministration.CreateAsync(users, NewEmail(), "generated temporary secret", null, temporary: true);
+        var (chosen, _, _) = await UserAdministration.CreateAsync(users, NewEmail(), "an administrator chose this", "Named");
+
+        Assert.Equal(1, await StoredFlagAsync(generated!.Email));
+        Assert.Equal(0, await StoredFlagAsync(chosen!.Email));
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(generated.Email, "generated temporary secret");
+        Assert.Equal("/account/password", browser.CurrentUri.AbsolutePath);
+        await browser.SignInAsync(chosen.Email, "an administrator chose this");
+        Assert.Equal("/dashboard", browser.CurrentUri.AbsolutePath);
+    }
+}
