@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
@@ -53,6 +54,37 @@ public sealed class UpstreamSignInTests
             Assert.Contains(email, browser.LastPage);
             var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
             Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
+        }
+    }
+
+    [Fact]
+    public async Task ASessionFromTheUpstreamIsNotSentToChangeATemporaryNexusPassword()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            var created = await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created);
+            using (var scope = nexus.Services.CreateScope())
+            {
+                var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
+                var (_, temporary) = await Nexus.Server.Accounts.UserAdministration.ResetPasswordAsync(users,
+                    nexus.Services.GetRequiredService<Nexus.Server.Accounts.SessionValidator>(), created.GetProperty("id").GetString()!, DateTimeOffset.UtcNow);
+                Assert.NotNull(temporary);
+            }
+
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2Fdashboard", followForeign: true);
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+
+            // The upstream vouched for the person; the Nexus password they never used is theirs to change or not.
+            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+            Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
         }
     }
 
