@@ -33,7 +33,7 @@ internal enum PasswordChangeOutcome
 /// on someone else's screen cannot be used to guess the password.
 /// </para>
 /// </summary>
-internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, SessionValidator sessions, SignInLimiter limiter)
+internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, SessionValidator sessions, SignInLimiter limiter, TimeProvider time)
 {
     public const string Path = "/account/password";
 
@@ -62,6 +62,13 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
             return (PasswordChangeOutcome.NoPassword, [], TimeSpan.Zero);
         }
 
+        // Locked after failed sign-ins (or failed attempts here): no password is checked until the lockout ends, as at sign-in.
+        if (await users.IsLockedOutAsync(user))
+        {
+            var end = await users.GetLockoutEndDateAsync(user) ?? time.GetUtcNow();
+            return (PasswordChangeOutcome.Throttled, [], end - time.GetUtcNow());
+        }
+
         if (next != confirmation)
         {
             return (PasswordChangeOutcome.Refused, ["The new password and its confirmation differ."], TimeSpan.Zero);
@@ -85,7 +92,12 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
             if (result.Errors.Any(e => e.Code == nameof(IdentityErrorDescriber.PasswordMismatch)))
             {
                 limiter.RecordFailure(address);
-                await users.AccessFailedAsync(user);
+                // A concurrent attempt may have moved the row on (optimistic concurrency): count on a fresh copy then.
+                if (!(await users.AccessFailedAsync(user)).Succeeded && await users.FindByIdAsync(userId) is { } fresh)
+                {
+                    await users.AccessFailedAsync(fresh);
+                }
+
                 return (PasswordChangeOutcome.WrongPassword, [], TimeSpan.Zero);
             }
 

@@ -38,7 +38,8 @@ internal sealed class SessionPolicies : IAuthorizationMiddlewareResultHandler
             return framework.HandleAsync(next, context, policy, authorizeResult);
         }
 
-        var here = context.Request.Path + context.Request.QueryString;
+        // Back to the page after signing in (or changing the password); a refused form post has no page to come back to.
+        var here = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) ? context.Request.Path + context.Request.QueryString : "/";
         var refusal = PasswordChange.IsRequired(context.User) ? Results.Redirect(PasswordChange.PageFor(here))
             : session != NexusPolicies.SiteAdmin || context.User.Identity?.IsAuthenticated != true
             ? Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(here)}")

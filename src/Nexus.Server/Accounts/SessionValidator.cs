@@ -20,7 +20,8 @@ namespace Nexus.Server.Accounts;
 /// <para>
 /// The row is cached per instance for Nexus:SessionCheckSeconds (default 5). Changes on this instance drop the
 /// entry at once, so a sign-out is immediate here; another instance of a cluster refuses the old cookie within
-/// that bound.
+/// that bound. A cookie whose stamp differs from the cached one is checked against the row again before it is refused,
+/// so a session that another instance just renewed (a password change, a sign-in after a sign-out) is not ended.
 /// </para>
 /// </summary>
 internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, TimeProvider time, IOptions<IdentityOptions> identity)
@@ -46,7 +47,15 @@ internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, T
         var userId = principal?.FindFirstValue(ClaimTypes.NameIdentifier);
         var stamp = principal?.FindFirstValue(identity.Value.ClaimsIdentity.SecurityStampClaimType);
         var state = userId is null || stamp is null ? null : await cache.GetAsync(userId, LoadAsync);
-        if (state is null || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(stamp!), Encoding.UTF8.GetBytes(state.SecurityStamp)))
+        if (state is not null && !Matches(stamp!, state))
+        {
+            // The cached stamp may be older than the cookie: another instance changed it (a sign-in after a sign-out, a
+            // password change) within SessionCheckSeconds. Read the row again before refusing a cookie that is newer.
+            cache.Invalidate(userId!);
+            state = await cache.GetAsync(userId!, LoadAsync);
+        }
+
+        if (state is null || !Matches(stamp!, state))
         {
             context.RejectPrincipal();
             await context.HttpContext.SignOutAsync(IdentityConstants.ApplicationScheme);
@@ -70,6 +79,9 @@ internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, T
 
         context.ReplacePrincipal(new ClaimsPrincipal(rebuilt));
     }
+
+    private static bool Matches(string stamp, SessionState state) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(stamp), Encoding.UTF8.GetBytes(state.SecurityStamp));
 
     private async Task<SessionState?> LoadAsync(string userId)
     {

@@ -33,7 +33,9 @@ internal static class UserAccounts
     /// <see cref="IdentityErrorDescriber"/> may translate or rephrase.
     /// </summary>
     /// <param name="password">Null for accounts that sign in only through an upstream provider.</param>
-    public static async Task<AccountCreation> CreateAsync(UserManager<NexusUser> users, string email, string? password, bool emailConfirmed = false)
+    /// <param name="passwordChangeRequired">The password was chosen by someone else (<see cref="PasswordChange"/>); stored with the row.</param>
+    public static async Task<AccountCreation> CreateAsync(UserManager<NexusUser> users, string email, string? password, bool emailConfirmed = false,
+        bool passwordChangeRequired = false)
     {
         email = email.Trim();
         if (email.Length is 0 or > 254 || !System.Net.Mail.MailAddress.TryCreate(email, out var parsed) || parsed.Address != email)
@@ -41,7 +43,7 @@ internal static class UserAccounts
             return new(null, ["Enter a valid email address."], false);
         }
 
-        var user = new NexusUser { Id = SecretGenerator.Id("usr_", 20), Email = email, EmailConfirmed = emailConfirmed };
+        var user = new NexusUser { Id = SecretGenerator.Id("usr_", 20), Email = email, EmailConfirmed = emailConfirmed, PasswordChangeRequired = passwordChangeRequired };
         var result = password is null ? await users.CreateAsync(user) : await users.CreateAsync(user, password);
         return result.Succeeded ? new(user, [], false)
             : new(null, result.Errors.Select(e => e.Description).ToList(), result.Errors.Any(e => e.Code is DuplicateEmail or DuplicateUserName));

@@ -40,16 +40,15 @@ internal static class UserAdministration
             return (null, false, new() { ["password"] = ["A password of at least 10 characters is required."] });
         }
 
-        var (user, errors, taken) = await UserAccounts.CreateAsync(users, email ?? "", password, emailConfirmed: true);
+        var (user, errors, taken) = await UserAccounts.CreateAsync(users, email ?? "", password, emailConfirmed: true, passwordChangeRequired: temporary);
         if (user is null)
         {
             return (null, taken, new() { ["user"] = [.. errors] });
         }
 
-        if (!string.IsNullOrWhiteSpace(displayName) || temporary)
+        if (!string.IsNullOrWhiteSpace(displayName))
         {
-            user.DisplayName = string.IsNullOrWhiteSpace(displayName) ? null : displayName.Trim();
-            user.PasswordChangeRequired = temporary;
+            user.DisplayName = displayName.Trim();
             await users.UpdateAsync(user);
         }
 
@@ -99,7 +98,7 @@ internal static class UserAdministration
         }
 
         var temporary = Base64UrlEncode(RandomNumberGenerator.GetBytes(15));
-        // Stored with the new hash by AddPasswordAsync's update below.
+        // Stored by the first update below (RemovePasswordAsync's, or AddPasswordAsync's), with the account's other columns.
         user.PasswordChangeRequired = true;
         if (await users.HasPasswordAsync(user))
         {

@@ -212,4 +212,68 @@ public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<S
         await browser.SignInAsync(chosen.Email, "an administrator chose this");
         Assert.Equal("/dashboard", browser.CurrentUri.AbsolutePath);
     }
+
+    [Fact]
+    public async Task ALockedAccountChangesNoPasswordUntilTheLockoutEnds()
+    {
+        var email = NewEmail();
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        for (var i = 0; i < 5; i++)
+        {
+            await browser.NavigateAsync("/account/password");
+            await browser.SubmitAsync("/account/password", Change($"wrong guess {i}", NewPassword));
+            Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
+        }
+
+        // Locked by the five wrong guesses: the right password changes nothing either, as at sign-in.
+        await browser.NavigateAsync("/account/password");
+        await browser.SubmitAsync("/account/password", Change(Password, NewPassword));
+        Assert.Equal(HttpStatusCode.TooManyRequests, browser.LastStatus);
+        Assert.Contains("Too many failed attempts", browser.LastPage);
+        Assert.Equal(HttpStatusCode.Unauthorized, await SignInStatusAsync(email, NewPassword));
+    }
+
+    [Fact]
+    public async Task APostWithoutASessionIsSentToSignInAndChangesNothing()
+    {
+        using var anonymous = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+        using var response = await anonymous.PostAsync("/account/password", new FormUrlEncodedContent(Change(Password, NewPassword)));
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        // A form post has no page to come back to after signing in.
+        Assert.Equal("/account/signin?returnUrl=%2F", response.Headers.Location?.OriginalString);
+    }
+
+    [Fact]
+    public async Task AnAdministratorWithATemporaryPasswordReachesNeitherSiteManagementNorConsent()
+    {
+        var email = NewEmail();
+        using (var owner = new Browser(Server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        await Server.MakeAdminAsync(email);
+        var temporary = await ResetAsync(email);
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(email, temporary);
+        Assert.Equal("/account/password", browser.CurrentUri.AbsolutePath);
+
+        await browser.NavigateAsync("/admin/users");
+        Assert.Equal("/account/password", browser.CurrentUri.AbsolutePath);
+        Assert.Equal("/admin/users", HttpUtility.ParseQueryString(browser.CurrentUri.Query)["returnUrl"]);
+
+        // The consent form posted by hand (the page never showed it): refused, no code.
+        var csrf = Browser.Forms(browser.LastPage).Single(f => f.Action.EndsWith("/account/password", StringComparison.Ordinal)).Hidden["__csrf"];
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        var (_, challenge) = Pkce();
+        var fields = HttpUtility.ParseQueryString(new Uri(new Uri(Server.BaseUrl), AuthorizeUrl(clientId, challenge)).Query);
+        var form = fields.AllKeys.ToDictionary(k => k!, k => fields[k]!);
+        form["decision"] = "allow";
+        form["__csrf"] = csrf;
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = browser.Cookies }) { BaseAddress = new Uri(Server.BaseUrl) };
+        using var consent = await http.PostAsync("/oauth2/authorize", new FormUrlEncodedContent(form));
+        Assert.Equal(HttpStatusCode.Forbidden, consent.StatusCode);
+        Assert.Contains("Change your password first", await consent.Content.ReadAsStringAsync());
+    }
 }

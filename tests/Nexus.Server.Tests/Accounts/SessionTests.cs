@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
@@ -53,5 +54,28 @@ public sealed class SessionTests(ServerFixture fixture) : IClassFixture<ServerFi
         await browser.SubmitAsync("/oauth2/logout");
 
         Assert.Equal(HttpStatusCode.Redirect, await ApplicationsWithCookieAsync(stolen));
+    }
+
+    [Fact]
+    public async Task ACookieNewerThanTheCachedStampIsCheckedAgainstTheDatabaseBeforeItIsRefused()
+    {
+        // Another instance of a cluster signs the account out and in again: its new cookie carries a stamp this
+        // instance has not cached yet. Simulated here by changing the stamp without telling this instance's cache.
+        var email = NewEmail();
+        using var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        var before = browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl));
+        Assert.Equal(HttpStatusCode.OK, await ApplicationsWithCookieAsync(before));
+
+        using (var scope = Server.Services.CreateScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
+            await users.UpdateSecurityStampAsync((await users.FindByEmailAsync(email))!);
+        }
+
+        using var renewed = new Browser(Server);
+        await renewed.SignInAsync(email, Password);
+        Assert.Equal(HttpStatusCode.OK, await ApplicationsWithCookieAsync(renewed.Cookies.GetCookieHeader(new Uri(Server.BaseUrl))));
+        Assert.Equal(HttpStatusCode.Redirect, await ApplicationsWithCookieAsync(before));
     }
 }
