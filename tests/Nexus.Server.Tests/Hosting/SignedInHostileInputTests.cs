@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Hosting;
+
+/// <summary>
+/// The hostile-input suite's other half: <see cref="HostileInputTests"/> sends its requests without a session, so the
+/// HTML forms refuse them at the antiforgery check and their handlers never read the hostile fields. Here a signed-in
+/// system administrator, with a valid antiforgery token, posts hostile form bodies to every antiforgery-protected form
+/// of a session (from <see cref="RouteSecurityTests.Table"/>): no answer may be a 5xx or show a stack trace, a .NET type name or SQL,
+/// nothing may be logged as an unhandled error, and the session must still work at the end (the suite reached the
+/// handlers). NEXUS_HOSTILE_REQUESTS sets the number of requests (default 3000, a third of them here), NEXUS_HOSTILE_SEED the seed.
+/// </summary>
+public sealed class SignedInHostileInputTests : IAsyncLifetime
+{
+    private const string AdminEmail = "hostile-admin@example.com";
+    private const string Password = "correct horse battery";
+
+    private static readonly Regex Leak = new(
+        @"\b(System|Microsoft|Nexus|Npgsql)\.[A-Z][A-Za-z]+|\bat [A-Z][\w.]+\(|--- End of stack trace|SqliteException|PostgresException|SQLSTATE|SQLite Error|syntax error at or near|invalid byte sequence|\b(SELECT|INSERT INTO|UPDATE|DELETE FROM) [a-z_*]",
+        RegexOptions.CultureInvariant);
+
+    /// <summary>Forms that end the session by design (the suite needs it to the end).</summary>
+    private static readonly string[] SessionEnders = ["/account/signout", "/oauth2/logout"];
+
+    private static readonly string[] FieldNames =
+    [
+        "name", "display_name", "scopes", "scope", "redirect_uris", "redirect_uri", "grant_types", "type", "lifetime", "access_token_lifetime_seconds", "workspaces",
+        "can_read_credentials", "email", "password", "current_password", "new_password", "confirm_password", "returnUrl", "token", "decision", "client_id",
+        "response_type", "state", "code_challenge", "code_challenge_method", "nonce", "prompt", "enabled", "url", "events", "catalog", "auth_mode", "authorization_url",
+        "token_url", "api_base_url", "client_secret", "pkce", "credential_schema", "mcp_url", "send_resource", "private_key_pem", "api_key", "username",
+        "access_key_id", "secret_access_key", "session_token", "region", "role_arn", "in", "prefix", "offline_access", "resource", "issuer", "provider",
+    ];
+
+    private readonly CapturedLogs logs = new();
+    private TestDatabase database = null!;
+    private NexusTestServer server = null!;
+    private string cookie = "";
+    private string csrf = "";
+    private readonly List<string> ids = [];
+
+    public async ValueTask InitializeAsync()
+    {
+        database = await TestDatabase.CreateAsync();
+        server = await NexusTestServer.StartAsync(database, s => s["Logging:LogLevel:Default"] = "Warning", services: s => s.AddSingleton<ILoggerProvider>(logs));
+        await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email = AdminEmail, password = Password }, System.Net.HttpStatusCode.Created);
+        await server.MakeAdminAsync(AdminEmail);
+
+        // Something real behind the {id} segments: another person, an App Client, a provider, a webhook.
+        ids.Add((await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email = "someone@example.com", password = Password },
+            System.Net.HttpStatusCode.Created)).GetProperty("id").GetString()!);
+        ids.Add((await server.CreateAppClientAsync()).Id);
+        ids.Add((await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "hostile-form", auth_mode = "api_key", api_base_url = "https://api.example.com/v1", api_key = new { @in = "header", name = "x-api-key" },
+        }, System.Net.HttpStatusCode.Created)).GetProperty("name").GetString()!);
+        ids.Add("github");
+
+        using var browser = new Browser(server);
+        await browser.SignInAsync(AdminEmail, Password);
+        await browser.NavigateAsync("/admin/users");
+        cookie = browser.Cookies.GetCookieHeader(new Uri(server.BaseUrl));
+        csrf = Browser.Forms(browser.LastPage).First(f => f.Hidden.ContainsKey("__csrf")).Hidden["__csrf"];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await server.DisposeAsync();
+        await database.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task NoHostileFormPostFromASignedInAdministratorGetsA5xxALeakOrAnUnhandledError()
+    {
+        var total = int.TryParse(Environment.GetEnvironmentVariable("NEXUS_HOSTILE_REQUESTS"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 3000;
+        var seed = int.TryParse(Environment.GetEnvironmentVariable("NEXUS_HOSTILE_SEED"), CultureInfo.InvariantCulture, out var s) ? s : 12;
+        // The session's forms: a token made for the signed-in administrator does not fit the anonymous ones (sign-in, sign-up, the credential form).
+        var forms = RouteSecurityTests.Table.Where(r => r.Antiforgery && r.Method == "POST" && r.Access is RouteSecurityTests.Access.User or RouteSecurityTests.Access.SiteAdmin
+            && !SessionEnders.Contains(r.Pattern)).Select(r => r.Pattern).ToList();
+        Assert.True(forms.Count > 20, $"only {forms.Count} forms");
+        var random = new Random(seed);
+        var attempts = Enumerable.Range(0, total / 3).Select(i => (Index: i, Target: Target(random, forms[random.Next(forms.Count)]), Body: Body(random))).ToList();
+
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(server.BaseUrl) };
+        var failures = new List<string>();
+        var statuses = new SortedDictionary<int, int>();
+        var refusals = new SortedDictionary<string, int>();
+        foreach (var (index, target, body) in attempts)
+        {
+            // One at a time: a form may change what the next one finds (a provider deleted, a user disabled).
+            using var request = new HttpRequestMessage(HttpMethod.Post, target) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", "application/x-www-form-urlencoded");
+            request.Headers.TryAddWithoutValidation("Cookie", cookie);
+            using var response = await http.SendAsync(request);
+            var status = (int)response.StatusCode;
+            var text = await response.Content.ReadAsStringAsync();
+            statuses[status] = statuses.GetValueOrDefault(status) + 1;
+            if (status == 400 && Regex.Match(text, "<title>([^<]*)</title>|\"code\":\"([^\"]*)\"") is { Success: true } why)
+            {
+                var reason = why.Groups[1].Success ? why.Groups[1].Value : why.Groups[2].Value;
+                refusals[reason] = refusals.GetValueOrDefault(reason) + 1;
+            }
+
+            var shown = $"#{index} POST {target} body={Encoding.UTF8.GetString(body.AsSpan(0, Math.Min(body.Length, 300)))}";
+            if (status >= 500)
+            {
+                failures.Add($"{status} for {shown}: {Trim(text)}");
+            }
+            else if (Leak.Match(text) is { Success: true } leak)
+            {
+                failures.Add($"'{leak.Value}' in the {status} answer to {shown}: {Trim(text)}");
+            }
+        }
+
+        var summary = $"seed {seed}, {attempts.Count} form posts over {forms.Count} forms on {database.Engine}; statuses "
+            + string.Join(", ", statuses.Select(p => $"{p.Key}×{p.Value}")) + "; 400s: " + string.Join(", ", refusals.Select(p => $"{p.Key}×{p.Value}"));
+        TestContext.Current.SendDiagnosticMessage(summary);
+        Assert.True(failures.Count == 0, $"{summary}\n{failures.Count} failures, first ones:\n{string.Join("\n", failures.Take(15))}");
+        var errors = logs.Lines.Where(l => l.StartsWith("Error ", StringComparison.Ordinal) || l.StartsWith("Critical ", StringComparison.Ordinal)).ToList();
+        Assert.True(errors.Count == 0, $"{summary}\nUnhandled errors were logged:\n{string.Join("\n", errors.Take(5).Select(Trim))}");
+
+        // The handlers were reached: the session and its token still open Site management.
+        using var check = new HttpRequestMessage(HttpMethod.Get, "/admin/users");
+        check.Headers.TryAddWithoutValidation("Cookie", cookie);
+        using var still = await http.SendAsync(check);
+        Assert.Equal(System.Net.HttpStatusCode.OK, still.StatusCode);
+        // The handlers were reached, not only the antiforgery check and the input guard in front of them.
+        Assert.True(attempts.Count - refusals.GetValueOrDefault("Form expired · Nexus") - refusals.GetValueOrDefault("invalid_request") > attempts.Count / 2,
+            $"most posts never reached a handler: {summary}");
+    }
+
+    private static string Trim(string text) => text.Length > 600 ? text[..600] + "…" : text;
+
+    private string Target(Random random, string pattern) =>
+        Regex.Replace(pattern, @"\{[^}]+\}", _ => random.Next(3) switch
+        {
+            0 => ids[random.Next(ids.Count)],
+            1 => Uri.EscapeDataString(Value(random, 40)),
+            _ => Uri.EscapeDataString(Value(random, 300)).Replace("%2F", "/", StringComparison.Ordinal),
+        });
+
+    /// <summary>A form body: the valid antiforgery token and a random handful of fields with hostile values, sometimes raw invalid bytes.</summary>
+    private byte[] Body(Random random)
+    {
+        var body = new List<byte>(Encoding.ASCII.GetBytes("__csrf=" + Uri.EscapeDataString(csrf)));
+        for (var i = random.Next(0, 9); i > 0; i--)
+        {
+            body.AddRange(Encoding.ASCII.GetBytes("&" + FieldNames[random.Next(FieldNames.Length)] + "="));
+            body.AddRange(random.Next(24) switch
+            {
+                0 => [0x25, 0x45, 0x44, 0x25, 0x41, 0x30, 0x25, 0x38, 0x30], // %ED%A0%80: a lone surrogate in UTF-8
+                1 => [0x25, 0x46, 0x46, 0x25, 0x30, 0x30, 0xC3, 0x28], // %FF%00 then a raw invalid UTF-8 pair
+                _ => Encoding.ASCII.GetBytes(Uri.EscapeDataString(Value(random, 200))),
+            });
+        }
+
+        return [.. body];
+    }
+
+    private static string Value(Random random, int max) => random.Next(16) switch
+    {
+        0 => "",
+        1 => new string('a', random.Next(1, 20_000)),
+        2 => "\0",
+        3 => "-1",
+        4 => "99999999999999999999999999",
+        5 => "1e309",
+        6 => "https://app.example.test/callback",
+        7 => "javascript:alert(1)",
+        8 => "../../../etc/passwd",
+        9 => "<script>alert(1)</script>",
+        10 => "{\"a\":[1,2,{\"b\":null}]}",
+        11 => "read write openid offline_access",
+        12 => "someone@example.com",
+        13 => "true",
+        14 => "😀 \u202e \t\r\n",
+        _ => new string(Enumerable.Range(0, random.Next(1, max)).Select(_ => (char)random.Next(0x20, 0x7f)).ToArray()),
+    };
+}
