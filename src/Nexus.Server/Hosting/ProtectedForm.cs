@@ -47,7 +47,18 @@ internal static class ProtectedForm
     private static async ValueTask<object?> ValidateAsync(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
     {
         var context = invocation.HttpContext;
-        if (await ReadAsync(context) is not { } form)
+        IFormCollection? form;
+        try
+        {
+            form = await ReadAsync(context);
+        }
+        catch (InvalidInputException invalid)
+        {
+            // A field the InputGuard refuses (a NUL, a lone surrogate): said as such, not as a stale token.
+            return Html.Error(context, "Form not accepted", invalid.Message);
+        }
+
+        if (form is null)
         {
             return Rejected(context);
         }
@@ -63,16 +74,24 @@ internal static class ProtectedForm
             return null;
         }
 
+        // The form first: the antiforgery check reads it too, and would report a form the framework cannot read, or a
+        // field the InputGuard refuses, as a missing token ("Form expired").
+        IFormCollection form;
+        try
+        {
+            form = await context.Request.ReadFormAsync(context.RequestAborted);
+        }
+        catch (InvalidDataException)
+        {
+            throw new InvalidInputException("The form cannot be read: a field contains a character that is not allowed (such as NUL), or the form is too large.");
+        }
+
         try
         {
             await context.RequestServices.GetRequiredService<IAntiforgery>().ValidateRequestAsync(context);
-            return await context.Request.ReadFormAsync(context.RequestAborted);
+            return form;
         }
         catch (AntiforgeryValidationException)
-        {
-            return null;
-        }
-        catch (InvalidDataException)
         {
             return null;
         }

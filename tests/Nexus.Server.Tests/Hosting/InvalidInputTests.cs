@@ -116,6 +116,21 @@ public sealed class InvalidInputTests(InvalidInputFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task ANulInAnHtmlFormIsRefusedAsSuchNotAsAnExpiredForm()
+    {
+        // Found by SignedInHostileInputTests: the antiforgery check read the form first and reported the framework's
+        // refusal of the NUL as a missing token ("Form expired").
+        using var browser = new Browser(fixture.Server);
+        await browser.NavigateAsync("/account/signin");
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = "someone\0@example.com", ["password"] = "x" });
+
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("Form not accepted", System.Text.RegularExpressions.Regex.Match(browser.LastPage, "<main>.*</main>", System.Text.RegularExpressions.RegexOptions.Singleline).Value);
+        Assert.Contains("not allowed (such as NUL)", browser.LastPage);
+        Assert.DoesNotContain("Form expired", browser.LastPage);
+    }
+
+    [Fact]
     public async Task ANulInAClientIdIsAnInvalidRequestOnEveryOAuthEndpoint()
     {
         foreach (var path in new[] { "/oauth2/token", "/nexus/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/api/v1/oauth/exchange" })
