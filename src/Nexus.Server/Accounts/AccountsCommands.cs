@@ -26,7 +26,7 @@ internal static class AccountsCommands
         .AddNexusCommand("users list", "list the accounts", """
             Usage: Nexus.Server users list [--json]
               Lists every account, as GET /v1/admin/users does.
-              --json   {"users":[{"id","email","display_name","is_system_admin","locked_out","created_at"}]}
+              --json   {"users":[{"id","email","display_name","is_system_admin","locked_out","created_at","password_change_required"}]}
             """, ListAsync)
         .AddNexusCommand("users disable", "disable an account and end its sessions", """
             Usage: Nexus.Server users disable USER [--json]

@@ -5,11 +5,12 @@ using Nexus.Server.Hosting;
 
 namespace Nexus.Server.Accounts;
 
-internal sealed record CreateUserRequest(string? Email, string? Password, string? DisplayName);
+/// <param name="PasswordChangeRequired">True: the password is temporary; its owner chooses their own at the first sign-in.</param>
+internal sealed record CreateUserRequest(string? Email, string? Password, string? DisplayName, bool? PasswordChangeRequired = null);
 
-internal sealed record UserResponse(string Id, string Email, string? DisplayName, bool IsSystemAdmin, bool LockedOut, DateTimeOffset CreatedAt)
+internal sealed record UserResponse(string Id, string Email, string? DisplayName, bool IsSystemAdmin, bool LockedOut, DateTimeOffset CreatedAt, bool PasswordChangeRequired)
 {
-    public static UserResponse From(NexusUser u, DateTimeOffset now) => new(u.Id, u.Email, u.DisplayName, u.IsSystemAdmin, u.LockoutEnd > now, u.CreatedAt);
+    public static UserResponse From(NexusUser u, DateTimeOffset now) => new(u.Id, u.Email, u.DisplayName, u.IsSystemAdmin, u.LockoutEnd > now, u.CreatedAt, u.PasswordChangeRequired);
 }
 
 internal sealed record SettingsRequest(bool? SignUpEnabled);
@@ -73,7 +74,7 @@ internal static class UsersAdminEndpoints
             return error;
         }
 
-        var (user, exists, errors) = await UserAdministration.CreateAsync(users, body!.Email, body.Password, body.DisplayName);
+        var (user, exists, errors) = await UserAdministration.CreateAsync(users, body!.Email, body.Password, body.DisplayName, temporary: body.PasswordChangeRequired == true);
         if (user is null)
         {
             return exists

@@ -206,7 +206,7 @@ internal static class SiteManagementPages
                 UserAdministration.State.Disabled => "<span class=\"status revoked\">disabled</span>",
                 UserAdministration.State.LockedOut => $"<span class=\"status failed\" title=\"Too many failed sign-ins\">locked until {u.LockoutEnd:HH:mm} UTC</span>",
                 _ => "<span class=\"status active\">active</span>",
-            };
+            } + (u.PasswordChangeRequired ? " <span class=\"status pending\" title=\"Chooses their own password at the next sign-in\">temporary password</span>" : "");
             var actions = new List<string>();
             if (state == UserAdministration.State.LockedOut)
             {
@@ -236,6 +236,7 @@ internal static class SiteManagementPages
             <form method="post" action="/admin/users">{AntiforgeryField(context)}
             <label for="email">Email</label><input id="email" name="email" type="email" required{Value(form, "email")}>
             <label for="password">Initial password</label><input id="password" name="password" type="password" minlength="10" required autocomplete="new-password">
+            <div class="check"><input type="checkbox" id="password_change_required" name="password_change_required" value="true"{Checked(form, "password_change_required", "true", true)}><label for="password_change_required">Ask them to choose their own password when they first sign in</label></div>
             <div class="actions"><button type="submit">Create user</button></div></form></section>
             <section class="card"><h2>Sign-up</h2><p>Self-service sign-up is <strong>{(signUp ? "open" : "closed")}</strong>.</p>
             <form method="post" action="/admin/settings/sign-up">{AntiforgeryField(context)}<input type="hidden" name="enabled" value="{(signUp ? "false" : "true")}">
@@ -251,7 +252,8 @@ internal static class SiteManagementPages
     {
         var form = ProtectedForm.Of(context);
 
-        var (user, errors, _) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true);
+        var (user, errors, _) = await UserAccounts.CreateAsync(userManager, form["email"].ToString(), form["password"].ToString(), emailConfirmed: true,
+            passwordChangeRequired: form["password_change_required"] == "true");
         return user is null ? await UsersAsync(context, users, settings, errors, form, null, ct, 400) : Results.Redirect("/admin/users");
     }
 
