@@ -15,14 +15,15 @@ internal static class AccountsCommands
 
     public static IServiceCollection AddAccountsCommands(this IServiceCollection services) => services
         .AddNexusCommand("users create", "create an account (its address counts as verified)", """
-            Usage: Nexus.Server users create --email EMAIL [--display-name NAME] [--password-stdin | --password PASSWORD] [--admin] [--json]
+            Usage: Nexus.Server users create --email EMAIL [--display-name NAME] [--password-stdin | --password PASSWORD] [--temporary] [--admin] [--json]
               Creates an account, as POST /v1/admin/users does. The password (10 characters or more) is read from the
               first line of standard input with --password-stdin; --password shows it to other users of this machine
               (ps). Without either, a random temporary password is generated and shown once; the account's owner
               chooses their own password at the first sign-in.
+              --temporary  the given password is temporary too: its owner chooses their own at the first sign-in
               --admin  also make the account a system administrator
               --json   the API's user object, with "temporary_password" when one was generated
-            """, CreateAsync, options: ["email", "display-name", "password"], flags: ["password-stdin", "admin"])
+            """, CreateAsync, options: ["email", "display-name", "password"], flags: ["password-stdin", "temporary", "admin"])
         .AddNexusCommand("users list", "list the accounts", """
             Usage: Nexus.Server users list [--json]
               Lists every account, as GET /v1/admin/users does.
@@ -70,7 +71,8 @@ internal static class AccountsCommands
         }
 
         var users = context.Get<UserManager<NexusUser>>();
-        var (user, exists, errors) = await UserAdministration.CreateAsync(users, email, password, context.Args.Option("display-name"), temporary: generated is not null);
+        var (user, exists, errors) = await UserAdministration.CreateAsync(users, email, password, context.Args.Option("display-name"),
+            temporary: generated is not null || context.Args.Flag("temporary"));
         if (user is null)
         {
             throw exists ? new CommandFailedException("An account with this email already exists.", ProblemCatalog.UserExists) : CommandContext.Invalid(errors);

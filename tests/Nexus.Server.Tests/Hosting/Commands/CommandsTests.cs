@@ -68,6 +68,11 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         Assert.Equal("Ada", created.GetProperty("display_name").GetString());
         Assert.False(created.GetProperty("is_system_admin").GetBoolean());
         Assert.True(created.GetProperty("temporary_password").GetString()!.Length >= 20);
+        Assert.True(created.GetProperty("password_change_required").GetBoolean());
+        var chosen = await JsonAsync("users", "create", "--email", Unique("cli-") + "@example.com", "--password", "long enough password");
+        Assert.False(chosen.GetProperty("password_change_required").GetBoolean());
+        var temporary = await JsonAsync("users", "create", "--email", Unique("cli-") + "@example.com", "--password", "long enough password", "--temporary");
+        Assert.True(temporary.GetProperty("password_change_required").GetBoolean());
         Assert.True(created.GetProperty("created_at").ValueKind == JsonValueKind.Number);
         Assert.Equal(created.GetProperty("id").GetString(), await Server.UserIdAsync(email));
 
