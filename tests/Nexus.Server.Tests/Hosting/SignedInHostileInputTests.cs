@@ -8,10 +8,10 @@ using Nexus.Server.Tests.Infrastructure;
 namespace Nexus.Server.Tests.Hosting;
 
 /// <summary>
-/// The hostile-input suite's other half: <see cref="HostileInputTests"/> sends its requests without a session, so the
-/// HTML forms refuse them at the antiforgery check and their handlers never read the hostile fields. Here a signed-in
-/// system administrator, with a valid antiforgery token, posts hostile form bodies to every antiforgery-protected form
-/// of a session (from <see cref="RouteSecurityTests.Table"/>): no answer may be a 5xx or show a stack trace, a .NET type name or SQL,
+/// The hostile-input suite's other half: <see cref="HostileInputTests"/> sends its requests without a valid antiforgery
+/// token, so the HTML forms refuse them at the antiforgery check and their handlers never read the hostile fields. Here
+/// a signed-in system administrator, with a valid antiforgery token, posts hostile form bodies to every form of a
+/// session, and a visitor with the anonymous token to the anonymous forms (from <see cref="RouteSecurityTests.Table"/>): no answer may be a 5xx or show a stack trace, a .NET type name or SQL,
 /// nothing may be logged as an unhandled error, and the session must still work at the end (the suite reached the
 /// handlers). NEXUS_HOSTILE_REQUESTS sets the number of requests (default 3000, a third of them here), NEXUS_HOSTILE_SEED the seed.
 /// </summary>
@@ -34,6 +34,7 @@ public sealed class SignedInHostileInputTests : IAsyncLifetime
         "response_type", "state", "code_challenge", "code_challenge_method", "nonce", "prompt", "enabled", "url", "events", "catalog", "auth_mode", "authorization_url",
         "token_url", "api_base_url", "client_secret", "pkce", "credential_schema", "mcp_url", "send_resource", "private_key_pem", "api_key", "username",
         "access_key_id", "secret_access_key", "session_token", "region", "role_arn", "in", "prefix", "offline_access", "resource", "issuer", "provider",
+        "password_change_required",
     ];
 
     private readonly CapturedLogs logs = new();
@@ -73,17 +74,51 @@ public sealed class SignedInHostileInputTests : IAsyncLifetime
         await database.DisposeAsync();
     }
 
+    private static int Total => int.TryParse(Environment.GetEnvironmentVariable("NEXUS_HOSTILE_REQUESTS"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 3000;
+
+    private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("NEXUS_HOSTILE_SEED"), CultureInfo.InvariantCulture, out var s) ? s : 12;
+
+    private static List<string> Forms(params RouteSecurityTests.Access[] access) =>
+        RouteSecurityTests.Table.Where(r => r.Antiforgery && r.Method == "POST" && access.Contains(r.Access) && !SessionEnders.Contains(r.Pattern)).Select(r => r.Pattern).ToList();
+
     [Fact]
     public async Task NoHostileFormPostFromASignedInAdministratorGetsA5xxALeakOrAnUnhandledError()
     {
-        var total = int.TryParse(Environment.GetEnvironmentVariable("NEXUS_HOSTILE_REQUESTS"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 3000;
-        var seed = int.TryParse(Environment.GetEnvironmentVariable("NEXUS_HOSTILE_SEED"), CultureInfo.InvariantCulture, out var s) ? s : 12;
-        // The session's forms: a token made for the signed-in administrator does not fit the anonymous ones (sign-in, sign-up, the credential form).
-        var forms = RouteSecurityTests.Table.Where(r => r.Antiforgery && r.Method == "POST" && r.Access is RouteSecurityTests.Access.User or RouteSecurityTests.Access.SiteAdmin
-            && !SessionEnders.Contains(r.Pattern)).Select(r => r.Pattern).ToList();
+        // The session's forms: a token made for the signed-in administrator does not fit the anonymous ones (below).
+        var forms = Forms(RouteSecurityTests.Access.User, RouteSecurityTests.Access.SiteAdmin);
         Assert.True(forms.Count > 20, $"only {forms.Count} forms");
-        var random = new Random(seed);
-        var attempts = Enumerable.Range(0, total / 3).Select(i => (Index: i, Target: Target(random, forms[random.Next(forms.Count)]), Body: Body(random))).ToList();
+        var (summary, refusals, count) = await FuzzAsync(forms, Total / 3);
+
+        // The handlers were reached: the session and its token still open Site management.
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(server.BaseUrl) };
+        using var check = new HttpRequestMessage(HttpMethod.Get, "/admin/users");
+        check.Headers.TryAddWithoutValidation("Cookie", cookie);
+        using var still = await http.SendAsync(check);
+        Assert.Equal(System.Net.HttpStatusCode.OK, still.StatusCode);
+        // The token fits every form of the session, and the handlers were reached, not only the form check in front of them.
+        Assert.True(!refusals.ContainsKey("Form expired · Nexus"), $"a valid antiforgery token was refused: {summary}");
+        Assert.True(count - refusals.GetValueOrDefault("Form not accepted · Nexus") > count / 2, $"most posts never reached a handler: {summary}");
+    }
+
+    [Fact]
+    public async Task NoHostilePostToAnAnonymousFormWithItsTokenGetsA5xxALeakOrAnUnhandledError()
+    {
+        // Sign-in, sign-up and the credential and values forms, with the token a visitor without a session gets.
+        using var visitor = new Browser(server);
+        await visitor.NavigateAsync("/account/signin");
+        cookie = visitor.Cookies.GetCookieHeader(new Uri(server.BaseUrl));
+        csrf = Browser.Forms(visitor.LastPage).First(f => f.Hidden.ContainsKey("__csrf")).Hidden["__csrf"];
+        var forms = Forms(RouteSecurityTests.Access.Public, RouteSecurityTests.Access.SignedState);
+        Assert.True(forms.Count >= 4, $"only {forms.Count} forms");
+        var (summary, refusals, _) = await FuzzAsync(forms, Total / 6);
+        Assert.True(!refusals.ContainsKey("Form expired · Nexus"), $"a valid antiforgery token was refused: {summary}");
+    }
+
+    /// <summary>Posts <paramref name="count"/> hostile bodies to <paramref name="forms"/> with the cookie and token; fails on a 5xx, a leak or a logged error.</summary>
+    private async Task<(string Summary, SortedDictionary<string, int> Refusals, int Count)> FuzzAsync(List<string> forms, int count)
+    {
+        var random = new Random(Seed);
+        var attempts = Enumerable.Range(0, count).Select(i => (Index: i, Target: Target(random, forms[random.Next(forms.Count)]), Body: Body(random))).ToList();
 
         using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(server.BaseUrl) };
         var failures = new List<string>();
@@ -116,21 +151,13 @@ public sealed class SignedInHostileInputTests : IAsyncLifetime
             }
         }
 
-        var summary = $"seed {seed}, {attempts.Count} form posts over {forms.Count} forms on {database.Engine}; statuses "
+        var summary = $"seed {Seed}, {attempts.Count} form posts over {forms.Count} forms on {database.Engine}; statuses "
             + string.Join(", ", statuses.Select(p => $"{p.Key}×{p.Value}")) + "; 400s: " + string.Join(", ", refusals.Select(p => $"{p.Key}×{p.Value}"));
         TestContext.Current.SendDiagnosticMessage(summary);
         Assert.True(failures.Count == 0, $"{summary}\n{failures.Count} failures, first ones:\n{string.Join("\n", failures.Take(15))}");
         var errors = logs.Lines.Where(l => l.StartsWith("Error ", StringComparison.Ordinal) || l.StartsWith("Critical ", StringComparison.Ordinal)).ToList();
         Assert.True(errors.Count == 0, $"{summary}\nUnhandled errors were logged:\n{string.Join("\n", errors.Take(5).Select(Trim))}");
-
-        // The handlers were reached: the session and its token still open Site management.
-        using var check = new HttpRequestMessage(HttpMethod.Get, "/admin/users");
-        check.Headers.TryAddWithoutValidation("Cookie", cookie);
-        using var still = await http.SendAsync(check);
-        Assert.Equal(System.Net.HttpStatusCode.OK, still.StatusCode);
-        // The token fits every form of the session, and the handlers were reached, not only the form check in front of them.
-        Assert.True(!refusals.ContainsKey("Form expired · Nexus"), $"a valid antiforgery token was refused: {summary}");
-        Assert.True(attempts.Count - refusals.GetValueOrDefault("Form not accepted · Nexus") > attempts.Count / 2, $"most posts never reached a handler: {summary}");
+        return (summary, refusals, attempts.Count);
     }
 
     private static string Trim(string text) => text.Length > 600 ? text[..600] + "…" : text;
