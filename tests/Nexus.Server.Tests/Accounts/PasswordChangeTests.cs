@@ -24,13 +24,16 @@ public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<S
         ["confirm_password"] = confirmation ?? next,
     };
 
-    private async Task<HttpStatusCode> StatusWithCookieAsync(string cookie, string path)
+    private async Task<HttpStatusCode> StatusWithCookieAsync(string cookie, string path) => (await GetWithCookieAsync(cookie, path)).Status;
+
+    /// <summary>A GET with exactly this cookie, redirects not followed.</summary>
+    private async Task<(HttpStatusCode Status, string? Location)> GetWithCookieAsync(string cookie, string path)
     {
         using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         request.Headers.Add("Cookie", cookie);
         using var response = await http.SendAsync(request);
-        return response.StatusCode;
+        return (response.StatusCode, response.Headers.Location?.OriginalString);
     }
 
     private async Task<HttpStatusCode> SignInStatusAsync(string email, string password)
@@ -161,12 +164,9 @@ public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<S
         var cookie = browser.Cookies.GetCookieHeader(new Uri(Server.BaseUrl));
         foreach (var path in new[] { "/dashboard", "/account/applications", "/mcp/connect" })
         {
-            using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
-            using var request = new HttpRequestMessage(HttpMethod.Get, path);
-            request.Headers.Add("Cookie", cookie);
-            using var response = await http.SendAsync(request);
-            Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
-            Assert.StartsWith("/account/password?returnUrl=" + Uri.EscapeDataString(path), response.Headers.Location?.OriginalString);
+            var (status, location) = await GetWithCookieAsync(cookie, path);
+            Assert.Equal(HttpStatusCode.Redirect, status);
+            Assert.StartsWith("/account/password?returnUrl=" + Uri.EscapeDataString(path), location);
         }
 
         await browser.NavigateAsync("/");
