@@ -193,7 +193,8 @@ internal static class AccountEndpoints
                 return NoPasswordPage(context);
             case PasswordChangeOutcome.Throttled:
                 context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return PasswordPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(retryAfter.TotalMinutes)} minute(s)."], 429);
+                // From the source address (SignInLimiter) or on the account (its lockout): either way, wait.
+                return PasswordPage(context, returnUrl, [$"Too many failed attempts. Try again in {(int)Math.Ceiling(retryAfter.TotalMinutes)} minute(s)."], 429);
             case PasswordChangeOutcome.WrongPassword:
                 return PasswordPage(context, returnUrl, [PasswordChange.IsRequired(context.User) ? "The temporary password is wrong." : "The current password is wrong."], 401);
             default:
