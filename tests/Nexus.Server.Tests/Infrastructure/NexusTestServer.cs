@@ -32,7 +32,11 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
         this.settings = settings;
         Time = time;
         BaseUrl = $"http://127.0.0.1:{port}";
-        UseKestrel(port);
+        // Not UseKestrel(port): that overload rewrites the server's addresses after the host is built, while a minimal
+        // app is already starting Kestrel on its own thread, and fails now and then with "IServerAddressesFeature.Addresses
+        // cannot be modified after the server has started" (dotnet/aspnetcore#67714). The URL goes in as the host's
+        // "urls" setting instead (ConfigureWebHost), which Kestrel reads when it binds.
+        UseKestrel();
     }
 
     public TestDatabase Database { get; }
@@ -118,6 +122,7 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment(environment);
+        builder.UseUrls(BaseUrl);
         builder.ConfigureAppConfiguration(c => c.AddInMemoryCollection(settings));
         builder.ConfigureTestServices(s =>
         {
