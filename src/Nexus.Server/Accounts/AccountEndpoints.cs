@@ -11,7 +11,7 @@ internal static class AccountEndpoints
 
     public static void MapAccountPages(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/", Home).ExcludeFromDescription();
+        app.MapGet("/", HomeAsync).ExcludeFromDescription();
         app.MapGet("/account/signin", (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
             SignInPageAsync(context, returnUrl, null, settings, upstream, ct)).ExcludeFromDescription();
         app.MapPost("/account/signin", SignInAsync).ExcludeFromDescription().RequireProtectedForm();
@@ -23,7 +23,7 @@ internal static class AccountEndpoints
         app.MapPost("/account/password", ChangePasswordAsync).ExcludeFromDescription().RequireAuthorization(NexusPolicies.Session).RequireProtectedForm();
     }
 
-    private static IResult Home(HttpContext context)
+    private static async Task<IResult> HomeAsync(HttpContext context, UserManager<NexusUser> users)
     {
         if (context.User.Identity?.IsAuthenticated != true)
         {
@@ -41,9 +41,13 @@ internal static class AccountEndpoints
         var admin = context.User.IsSystemAdmin()
             ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>"
             : "";
+        // An account that signs in only through the upstream identity provider has no password to change here.
+        var password = await users.FindByIdAsync(UserAccounts.SessionUserId(context)) is { PasswordHash: not null }
+            ? $"""<a class="button secondary" href="{PasswordChange.Path}">Change password</a>"""
+            : "";
         return Page(context, "Home", $"""
             <section class="card"><h1>Welcome</h1><p>You are signed in as <strong>{E(context.User.Identity.Name)}</strong>.</p>{admin}
-            <div class="actions"><a class="button" href="/dashboard">My connections</a><a class="button secondary" href="/account/applications">Authorized applications</a><a class="button secondary" href="{PasswordChange.Path}">Change password</a></div></section>
+            <div class="actions"><a class="button" href="/dashboard">My connections</a><a class="button secondary" href="/account/applications">Authorized applications</a>{password}</div></section>
             """);
     }
 

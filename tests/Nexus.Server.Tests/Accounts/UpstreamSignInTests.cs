@@ -89,6 +89,34 @@ public sealed class UpstreamSignInTests
     }
 
     [Fact]
+    public async Task AnAccountThatSignsInOnlyThroughTheUpstreamIsOfferedNoPasswordToChange()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            // No Nexus account yet and sign-up open: the upstream sign-in creates one, without a password.
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+
+            await browser.NavigateAsync("/");
+            Assert.Contains(email, browser.LastPage);
+            Assert.Contains("href=\"/account/applications\"", browser.LastPage);
+            Assert.DoesNotContain("/account/password", browser.LastPage);
+            await browser.NavigateAsync("/account/password");
+            Assert.Equal(HttpStatusCode.NotFound, browser.LastStatus);
+            Assert.Contains("it has no Nexus password", browser.LastPage);
+        }
+    }
+
+    [Fact]
     public async Task ClosedSignUpKeepsOutAnUpstreamPersonWithoutAnAccountUntilAnAdministratorCreatesOne()
     {
         await using var upstreamDb = await TestDatabase.CreateAsync();
