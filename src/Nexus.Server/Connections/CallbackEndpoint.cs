@@ -136,7 +136,7 @@ internal static class CallbackEndpoint
         }
         else
         {
-            await store.ActivateAsync(connection.Id,
+            await store.ActivateAsync(connection.Id, provider,
                 store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!),
                 result.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, connection.Id, result.RefreshToken),
                 result.TokenType, expiresAt, ct);

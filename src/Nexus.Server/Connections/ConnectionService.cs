@@ -111,7 +111,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         }
 
         long? expiresAt = result.ExpiresIn is { } seconds ? time.GetUtcNow().AddSeconds(seconds).ToUnixTimeMilliseconds() : null;
-        await store.ActivateAsync(id, store.Encrypt(ConnectionStore.AccessTokenColumn, id, result.AccessToken!), null, result.TokenType, expiresAt, ct);
+        await store.ActivateAsync(id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, id, result.AccessToken!), null, result.TokenType, expiresAt, ct);
         await audit.RecordAsync(AuditEvents.Activated, actor, workspaceId, id, new { provider = provider.Name, refresh_token = false, expires_at = expiresAt / 1000 }, ct);
         return (id, result);
     }

@@ -1,9 +1,11 @@
 using System.Collections.Immutable;
 using System.Data.Common;
 using Dapper;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Credentials;
 using Nexus.Server.Data;
 using Nexus.Server.Hosting;
+using Nexus.Server.Providers;
 using Nexus.Server.Vault;
 
 namespace Nexus.Server.Connections;
@@ -320,16 +322,24 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         return updated == 1;
     }
 
-    public async Task ActivateAsync(string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    /// <summary>
+    /// A connection's first tokens (or credential) arrived. Its background refresh is scheduled in the same write, from
+    /// the same arithmetic the refresher uses (<see cref="RefreshSchedule.BackgroundDueAt(RefreshOptions, Provider, bool, long, long?)"/>),
+    /// so that the refresher does not claim, lock and reschedule every new connection once just to learn when it is due.
+    /// </summary>
+    public async Task ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        // updated_at is the token's issue time for the schedule (RefreshRow.IssuedAt): both are "now".
+        var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, refreshToken is not null, now, tokenExpiresAt);
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, " +
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
+            "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, " +
             // A step-up consent's wider scopes become the connection's once its tokens arrive.
             "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
     }
 

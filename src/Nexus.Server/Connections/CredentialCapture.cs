@@ -110,7 +110,7 @@ internal static class CredentialCapture
             return Error(context, "Cannot connect", "This link was already used. Start again from the application that sent you here.");
         }
 
-        await ActivateAsync(connection, values, store, audit, "user", ct);
+        await ActivateAsync(connection, provider, values, store, audit, "user", ct);
         await ConnectionReplacement.CompleteAsync(connection, store, connections, ct);
         var target = QueryHelpers.AddQueryString(connection.ReturnUrl, new Dictionary<string, string?> { ["connection_id"] = connection.Id, ["status"] = ConnectionStatus.Active });
         return Results.Redirect(target);
@@ -162,14 +162,14 @@ internal static class CredentialCapture
             return Problems.Create(ProblemCatalog.CredentialsRejected, rejected);
         }
 
-        await ActivateAsync(connection, values, store, audit, caller.Actor, ct);
+        await ActivateAsync(connection, provider, values, store, audit, caller.Actor, ct);
         return TypedResults.Ok(ConnectionResponse.From((await store.FindAsync(connection.Id, ct))!));
     }
 
-    private static async Task ActivateAsync(Connection connection, Dictionary<string, string> values, ConnectionStore store, AuditLog audit, string actor, CancellationToken ct)
+    private static async Task ActivateAsync(Connection connection, Provider provider, Dictionary<string, string> values, ConnectionStore store, AuditLog audit, string actor, CancellationToken ct)
     {
         var json = JsonSerializer.Serialize(values);
-        await store.ActivateAsync(connection.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, json), null, TokenType, null, ct);
+        await store.ActivateAsync(connection.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, json), null, TokenType, null, ct);
         // The non-secret half of a credential tells people which account it is.
         if ((values.GetValueOrDefault("username") ?? values.GetValueOrDefault("access_key_id")) is { } account)
         {

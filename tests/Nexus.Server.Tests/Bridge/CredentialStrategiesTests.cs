@@ -311,7 +311,7 @@ public sealed class CredentialStrategiesTests : IAsyncLifetime
 
         // A row stored with such a schema: GET /v1/token and the Bridge answer 409, not 500.
         var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
-        await store.ActivateAsync(id, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, id, """{"access_key_id":"AKIDEXAMPLE12345","other":"x"}"""), null, "credential", null, CancellationToken.None);
+        await store.ActivateAsync(id, provider, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, id, """{"access_key_id":"AKIDEXAMPLE12345","other":"x"}"""), null, "credential", null, CancellationToken.None);
         (status, problem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{id}");
         Assert.Equal(HttpStatusCode.Conflict, status);
         Assert.Equal("credentials_unusable", problem.GetProperty("code").GetString());

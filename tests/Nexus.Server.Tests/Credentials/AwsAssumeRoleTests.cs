@@ -633,7 +633,8 @@ public sealed class AwsAssumeRoleTests : IAsyncLifetime
         var stored = await RequestAsync(provider);
         var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
         var values = JsonSerializer.Serialize(KeysWith("region", "evil.example/"));
-        await store.ActivateAsync(stored, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, stored, values), null, "credential", null, CancellationToken.None);
+        var row = (await server.Services.GetRequiredService<Nexus.Server.Providers.ProviderRegistry>().FindAsync(provider, CancellationToken.None))!;
+        await store.ActivateAsync(stored, row, store.Encrypt(Nexus.Server.Connections.ConnectionStore.AccessTokenColumn, stored, values), null, "credential", null, CancellationToken.None);
         var (readStatus, readProblem) = await GatewayAsync(HttpMethod.Get, $"/v1/token/{stored}");
         Assert.Equal(HttpStatusCode.Conflict, readStatus);
         Assert.Equal("credentials_unusable", readProblem.GetProperty("code").GetString());

@@ -432,8 +432,8 @@ internal sealed class ConnectionRefresher(
         long? expiresAt = tokens.ExpiresIn is { } seconds ? now + (seconds * 1000) : null;
         var access = connections.Encrypt(ConnectionStore.AccessTokenColumn, row.Id, tokens.AccessToken!);
         var refresh = tokens.RefreshToken is null ? null : connections.Encrypt(ConnectionStore.RefreshTokenColumn, row.Id, tokens.RefreshToken);
-        var next = RefreshSchedule.BackgroundDueAt(RefreshSchedule.CanRefresh(true, provider), now, expiresAt, RefreshSchedule.MarginMs(Settings, provider),
-            Settings.IntervalSeconds * 1000L, Settings.KeepAliveSeconds * 1000L);
+        // The connection keeps its refresh token when the provider sends no new one.
+        var next = RefreshSchedule.BackgroundDueAt(Settings, provider, hasRefreshToken: true, now, expiresAt);
         if (!await RefreshStore.SucceedAsync(held, row.Id, access, refresh, tokens.TokenType, expiresAt, next, now))
         {
             // Deleted while the provider answered (SQLite only: on PostgreSQL the delete waits for the lock). The

@@ -63,6 +63,14 @@ internal static class RefreshSchedule
     }
 
     /// <summary>
+    /// <see cref="BackgroundDueAt(bool, long, long, long, long, long)"/> with the deployment's settings and
+    /// <paramref name="provider"/>'s margin, for a connection that holds a refresh token or not.
+    /// </summary>
+    public static long? BackgroundDueAt(RefreshOptions options, Provider provider, bool hasRefreshToken, long issuedAtMs, long? expiresAtMs) =>
+        BackgroundDueAt(CanRefresh(hasRefreshToken, provider), issuedAtMs, expiresAtMs, MarginMs(options, provider),
+            options.IntervalSeconds * 1000L, options.KeepAliveSeconds * 1000L);
+
+    /// <summary>
     /// Delay before retry number <paramref name="failures"/> + 1: the base doubled per failure up to the cap, with
     /// "equal jitter" (half fixed, half random) so that connections that failed together do not retry together, and
     /// never sooner than a Retry-After the provider sent (RFC 9110 §10.2.3), which is honoured up to one day.

@@ -24,6 +24,8 @@ internal sealed class RefreshWorker(
 {
     private readonly Dictionary<string, int?> margins = new(StringComparer.Ordinal);
 
+    private bool marginsKnown;
+
     /// <summary>Refreshes this worker has started and that have not finished, by connection id.</summary>
     private readonly ConcurrentDictionary<string, Task> running = new(StringComparer.Ordinal);
 
@@ -160,15 +162,24 @@ internal sealed class RefreshWorker(
         foreach (var provider in await registry.ListAsync(ct))
         {
             var margin = provider.Config.RefreshMarginSeconds;
-            if (margins.TryGetValue(provider.Name, out var known) && known != margin)
+            // A provider that appeared since the last pass may have had connections activated (and scheduled, see
+            // ConnectionStore.ActivateAsync) and its margin changed since, all between two passes: its few
+            // connections are scheduled again too. The first pass only learns the margins.
+            var seen = margins.TryGetValue(provider.Name, out var known);
+            if (seen ? known != margin : marginsKnown)
             {
                 refresher.ForgetProvider(provider.Name);
                 var count = await store.UnscheduleProviderAsync(provider.Name, ct);
-                logger.LogInformation("Refresh margin of provider {Provider} changed; rescheduling {Count} connection(s)", provider.Name, count);
+                if (seen || count > 0)
+                {
+                    logger.LogInformation("Refresh margin of provider {Provider} changed; rescheduling {Count} connection(s)", provider.Name, count);
+                }
             }
 
             margins[provider.Name] = margin;
         }
+
+        marginsKnown = true;
     }
 
     public override void Dispose()

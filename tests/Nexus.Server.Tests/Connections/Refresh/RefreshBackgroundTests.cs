@@ -73,14 +73,29 @@ public sealed class RefreshBackgroundTests
     }
 
     [Fact]
+    public async Task ANewConnectionIsScheduledInTheWriteThatActivatesItNotByAFirstPassOfTheRefresher()
+    {
+        // The background refresher is off: whatever schedule the connection has, its activation wrote.
+        await using var scene = await RefreshScene.StartAsync();
+        var issued = scene.NexusNow;
+        var id = await scene.Kit.ConnectAsync(scene.Provider);
+        // 3600 s token, the default 300 s margin and the 1 s look-ahead (one polling interval).
+        Assert.InRange((await scene.ColumnAsync(id, "next_refresh_at"))!.Value - issued, (3600 - 301) * 1000L - 2000, (3600 - 301) * 1000L + 1000);
+        var connection = await scene.Kit.ExpectAsync(HttpMethod.Get, $"/v1/connections/{id}", null, HttpStatusCode.OK);
+        Assert.InRange(connection.GetProperty("next_refresh_at").GetInt64() * 1000 - issued, (3600 - 301) * 1000L - 2000, (3600 - 301) * 1000L + 1000);
+        Assert.Equal(0, scene.Upstream.Rotations);
+    }
+
+    [Fact]
     public async Task AChangedProviderMarginReschedulesItsConnections()
     {
         await using var scene = await RefreshScene.StartAsync(background: true);
         var id = await scene.Kit.ConnectAsync(scene.Provider);
         var issued = scene.NexusNow;
-        // Scheduled with the default 300 s margin (and the 1 s look-ahead).
-        await RefreshKit.EventuallyAsync(async () => await scene.ColumnAsync(id, "next_refresh_at") is > 0, "a schedule");
+        // Scheduled with the default 300 s margin (and the 1 s look-ahead), by the activation itself.
         Assert.InRange((await scene.ColumnAsync(id, "next_refresh_at"))!.Value - issued, (3600 - 301) * 1000L - 2000, (3600 - 301) * 1000L + 1000);
+        // The refresher has seen the provider with its old margin (it compares margins from one pass to the next).
+        await scene.RefresherSettledAsync();
 
         await scene.Kit.ExpectAsync(HttpMethod.Patch, $"/v1/providers/{scene.Provider}", new { refresh_margin_seconds = 900 }, HttpStatusCode.OK);
         Assert.Equal(900, (await scene.Kit.ExpectAsync(HttpMethod.Get, $"/v1/providers/{scene.Provider}", null, HttpStatusCode.OK)).GetProperty("refresh_margin_seconds").GetInt32());
