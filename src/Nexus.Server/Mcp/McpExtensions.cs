@@ -24,6 +24,7 @@ internal static class McpExtensions
             // MCP 2026-07-28 (SEP-2567): Streamable HTTP without sessions; each request stands alone, so any instance
             // behind a load balancer can answer it.
             .WithHttpTransport(o => o.SessionMode = HttpServerSessionMode.Stateless)
+            .WithRequestFilters(filters => filters.AddCallToolFilter(McpResource.RequireToolScope))
             .WithTools<NexusTools>();
         return builder;
     }

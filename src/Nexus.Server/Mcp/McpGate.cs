@@ -66,8 +66,7 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
             return;
         }
 
-        if (HttpMethods.IsPost(context.Request.Method) && await ToolCalledAsync(context) is { } tool
-            && McpResource.ToolScopes.TryGetValue(tool, out var needed) && !claims.Scopes.Contains(needed, StringComparer.Ordinal))
+        if (HttpMethods.IsPost(context.Request.Method) && McpResource.MissingScope(await ToolsCalledAsync(context) ?? [], claims.Scopes) is var (tool, needed))
         {
             // MCP authorization, scope challenge handling / RFC 6750 §3.1: insufficient_scope with every scope needed,
             // those the token has plus the missing one, so that a step-up authorization loses nothing it had.
@@ -100,7 +99,12 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
         }
 
         headers.AccessControlAllowMethods = "POST, GET, DELETE";
-        headers.AccessControlAllowHeaders = "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID";
+        // MCP 2026-07-28 clients also name the method and its target in headers (Mcp-Method, Mcp-Name, Mcp-Param-*,
+        // which the SDK checks against the body); the Mcp-Param-* names depend on the tool, so those asked for are echoed.
+        var asked = context.Request.Headers.AccessControlRequestHeaders.ToString()
+            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Where(h => h.StartsWith("Mcp-Param-", StringComparison.OrdinalIgnoreCase) && h.Length <= 128 && h.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'));
+        headers.AccessControlAllowHeaders = string.Join(", ", asked.Prepend("Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name"));
         headers.AccessControlMaxAge = "600";
         context.Response.StatusCode = StatusCodes.Status204NoContent;
         return true;
@@ -109,13 +113,18 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
     /// <summary>Bodies up to this size are read into memory once and handed to the SDK from there.</summary>
     private const int InMemoryBodyLimit = 256 * 1024;
 
-    /// <summary>The tool a JSON-RPC tools/call request names; null for any other message (the SDK judges those).</summary>
-    private static async Task<string?> ToolCalledAsync(HttpContext context)
+    /// <summary>
+    /// The tools a JSON-RPC tools/call request names; null for any other message (the SDK judges those). Property names
+    /// are matched as the SDK reads them, without regard to case, and every "name" counts (a duplicate must not let a
+    /// harmless name pass here while the SDK runs another): a shape the SDK reads differently from this still meets
+    /// <see cref="McpResource.RequireToolScope"/>, the check inside the SDK's own pipeline.
+    /// </summary>
+    private static async Task<List<string>?> ToolsCalledAsync(HttpContext context)
     {
         var request = context.Request;
         if (request.ContentLength is not { } length || length is <= 0 or > InMemoryBodyLimit)
         {
-            return await ToolCalledStreamedAsync(context);
+            return await ToolsCalledStreamedAsync(context);
         }
 
         // The usual case: a small body of known length, read once and given to the SDK as a MemoryStream (no file
@@ -123,11 +132,11 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
         var body = new byte[length];
         await request.Body.ReadExactlyAsync(body, context.RequestAborted);
         request.Body = new MemoryStream(body, writable: false);
-        return ToolCalled(body);
+        return ToolsCalled(body);
     }
 
     /// <summary>Reads only as far as needed: the top-level "method" and "params"."name" of one JSON-RPC request.</summary>
-    private static string? ToolCalled(ReadOnlySpan<byte> body)
+    private static List<string>? ToolsCalled(ReadOnlySpan<byte> body)
     {
         try
         {
@@ -138,15 +147,16 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
             }
 
             var isToolCall = false;
-            string? name = null;
+            List<string>? names = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueTextEquals("method"u8))
+                if (PropertyIs(ref reader, "method"))
                 {
                     reader.Read();
-                    isToolCall = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("tools/call"u8);
+                    isToolCall |= reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("tools/call"u8);
+                    reader.Skip();
                 }
-                else if (reader.ValueTextEquals("params"u8))
+                else if (PropertyIs(ref reader, "params"))
                 {
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.StartObject)
@@ -157,11 +167,11 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
 
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
-                        var isName = reader.ValueTextEquals("name"u8);
+                        var isName = PropertyIs(ref reader, "name");
                         reader.Read();
                         if (isName && reader.TokenType == JsonTokenType.String)
                         {
-                            name = reader.GetString();
+                            (names ??= []).Add(reader.GetString()!);
                         }
                         else
                         {
@@ -176,7 +186,7 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
                 }
             }
 
-            return isToolCall ? name : null;
+            return isToolCall ? names : null;
         }
         catch (JsonException)
         {
@@ -184,20 +194,31 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
         }
     }
 
+    /// <summary>Whether the property the reader is on is called <paramref name="name"/> (ASCII, lower case), in any case.</summary>
+    private static bool PropertyIs(ref Utf8JsonReader reader, string name) => reader.ValueIsEscaped || reader.HasValueSequence
+        ? string.Equals(reader.GetString(), name, StringComparison.OrdinalIgnoreCase)
+        : reader.ValueSpan.Length == name.Length && System.Text.Ascii.EqualsIgnoreCase(reader.ValueSpan, name);
+
     /// <summary>A body of unknown or large size: buffered (to disk past a threshold) and parsed as a document.</summary>
-    private static async Task<string?> ToolCalledStreamedAsync(HttpContext context)
+    private static async Task<List<string>?> ToolsCalledStreamedAsync(HttpContext context)
     {
         context.Request.EnableBuffering();
         try
         {
             using var document = await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted);
             var root = document.RootElement;
-            return root.ValueKind == JsonValueKind.Object
-                && root.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String && method.ValueEquals("tools/call")
-                && root.TryGetProperty("params", out var p) && p.ValueKind == JsonValueKind.Object
-                && p.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
-                ? name.GetString()
-                : null;
+            if (root.ValueKind != JsonValueKind.Object || !root.EnumerateObject().Any(p => string.Equals(p.Name, "method", StringComparison.OrdinalIgnoreCase)
+                && p.Value.ValueKind == JsonValueKind.String && p.Value.ValueEquals("tools/call")))
+            {
+                return null;
+            }
+
+            return root.EnumerateObject()
+                .Where(p => string.Equals(p.Name, "params", StringComparison.OrdinalIgnoreCase) && p.Value.ValueKind == JsonValueKind.Object)
+                .SelectMany(p => p.Value.EnumerateObject())
+                .Where(p => string.Equals(p.Name, "name", StringComparison.OrdinalIgnoreCase) && p.Value.ValueKind == JsonValueKind.String)
+                .Select(p => p.Value.GetString()!)
+                .ToList();
         }
         catch (JsonException)
         {

@@ -211,11 +211,14 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         {
             preflight.Headers.Add("Origin", McpFixture.OtherAllowedOrigin);
             preflight.Headers.Add("Access-Control-Request-Method", "POST");
-            preflight.Headers.Add("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version");
+            // MCP 2026-07-28 adds Mcp-Method, Mcp-Name and Mcp-Param-* (named after a tool's parameters) to each request.
+            preflight.Headers.Add("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version, mcp-method, mcp-name, mcp-param-region, x-not-mcp");
             using var answer = await fixture.Server.Http.SendAsync(preflight, Ct);
             Assert.Equal(HttpStatusCode.NoContent, answer.StatusCode);
             Assert.Equal(McpFixture.OtherAllowedOrigin, answer.Headers.GetValues("Access-Control-Allow-Origin").Single());
-            Assert.Contains("Authorization", answer.Headers.GetValues("Access-Control-Allow-Headers").Single());
+            var allowed = answer.Headers.GetValues("Access-Control-Allow-Headers").Single().Split(", ");
+            Assert.Superset(new HashSet<string>(["Authorization", "Content-Type", "MCP-Protocol-Version", "Mcp-Method", "Mcp-Name", "mcp-param-region"]), new HashSet<string>(allowed));
+            Assert.DoesNotContain("x-not-mcp", allowed);
             Assert.Contains("POST", answer.Headers.GetValues("Access-Control-Allow-Methods").Single());
         }
 
@@ -292,6 +295,28 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
             var text = await answered.Content.ReadAsStringAsync(Ct);
             Assert.Contains("\"id\":8", text);
             Assert.DoesNotContain("\"error\"", text);
+        }
+    }
+
+    [Theory]
+    // The SDK reads property names without regard to case: "Name" names the tool as much as "name" does.
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"call_api","arguments":{"service":"x","method":"GET","path":"/"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"Method":"tools/call","PARAMS":{"NAME":"call_api","arguments":{"service":"x","method":"GET","path":"/"}}}""")]
+    // A harmless name beside the one that would run.
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_connections","Name":"call_api","arguments":{"service":"x","method":"GET","path":"/"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"call_api","name":"list_connections","arguments":{"service":"x","method":"GET","path":"/"}}}""")]
+    // An escaped property name, and another spelling of the tool's own name.
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"call_api","arguments":{"service":"x","method":"GET","path":"/"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"CALL_API","arguments":{"service":"x","method":"GET","path":"/"}}}""")]
+    public async Task NoSpellingOfATooledRequestEscapesTheScopeItsToolNeeds(string body)
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId, [McpResource.ReadScope]);
+        foreach (var content in new HttpContent[] { new StringContent(body, Encoding.UTF8, "application/json"), new ChunkedContent(body) })
+        {
+            using var response = await fixture.PostContentAsync(token, content);
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+            Assert.Contains("error=\"insufficient_scope\"", response.Headers.WwwAuthenticate.ToString());
         }
     }
 
