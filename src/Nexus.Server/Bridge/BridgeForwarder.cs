@@ -337,6 +337,11 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
         var response = context.Response;
         response.StatusCode = (int)upstreamResponse.StatusCode;
+        if (context.Features.Get<BridgeAnswerSource>() is { } source)
+        {
+            source.FromProvider = true;
+        }
+
         // The provider's answer is passed on as it is: Nexus's own status code pages must not fill in an empty
         // 404 from the provider.
         if (context.Features.Get<IStatusCodePagesFeature>() is { } statusCodePages)
@@ -529,4 +534,14 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
+}
+
+/// <summary>
+/// Set by an in-process caller of the Bridge (the MCP tools) to learn whose answer it got: the provider's, passed on
+/// as it is, or one Nexus wrote itself (a problem document such as the step-up's). A provider can write any body,
+/// Nexus's problem shapes included, so only this tells them apart.
+/// </summary>
+internal sealed class BridgeAnswerSource
+{
+    public bool FromProvider { get; set; }
 }

@@ -7,7 +7,8 @@ using Nexus.Server.Providers;
 namespace Nexus.Server.Mcp;
 
 /// <summary>What a provider answered to a call_api, as the tool returns it.</summary>
-internal sealed record ApiAnswer(int Status, IReadOnlyDictionary<string, string> Headers, string? Body, string? BodyBase64, bool Truncated);
+/// <param name="FromProvider">The provider's own answer, passed on by the Bridge; false when Nexus answered (a problem document of its own).</param>
+internal sealed record ApiAnswer(int Status, IReadOnlyDictionary<string, string> Headers, string? Body, string? BodyBase64, bool Truncated, bool FromProvider);
 
 /// <summary>
 /// Sends one request of the call_api tool through the Bridge's own forwarding code, in process: a request context is
@@ -60,6 +61,8 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         var capture = new CappedStream(MaxBodyBytes);
         var context = new DefaultHttpContext { RequestServices = scope.ServiceProvider, RequestAborted = ct };
         context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(capture));
+        var source = new BridgeAnswerSource();
+        context.Features.Set(source);
         var request = context.Request;
         request.Method = method;
         request.Scheme = "http";
@@ -117,7 +120,7 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
             answerHeaders[name] = Blank(value, secrets);
         }
 
-        return new ApiAnswer(response.StatusCode, answerHeaders, text, base64, capture.Truncated);
+        return new ApiAnswer(response.StatusCode, answerHeaders, text, base64, capture.Truncated, source.FromProvider);
     }
 
     /// <summary>The connection's credential values now (a refresh during the call may have replaced them).</summary>

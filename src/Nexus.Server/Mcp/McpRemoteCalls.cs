@@ -7,7 +7,7 @@ namespace Nexus.Server.Mcp;
 /// <summary>One JSON-RPC answer of a remote MCP server, or why there is none.</summary>
 /// <param name="Message">The JSON-RPC response (with result or error); null when the server did not give one.</param>
 /// <param name="Status">The HTTP status of the request that failed, or 200.</param>
-/// <param name="Problem">Nexus's problem document when the Bridge answered instead of the server (409 not active, 403 step-up, …).</param>
+/// <param name="Problem">Nexus's problem document when the Bridge answered instead of the server (409 not active, 403 step-up, …); never the server's own body.</param>
 internal sealed record RemoteMcpAnswer(JsonElement? Message, int Status, JsonElement? Problem, string? Detail);
 
 /// <summary>
@@ -55,10 +55,13 @@ internal sealed class McpRemoteCalls(McpApiCalls api)
         var newSession = raw.Headers.TryGetValue("Mcp-Session-Id", out var s) && s.Length > 0 ? s : session;
         if (raw.Status is < 200 or >= 300)
         {
+            // Only a problem Nexus wrote is read as one: the server's own error body may imitate Nexus's step-up
+            // answer (code insufficient_scope with an auth_url of its choosing), which must not become a link that
+            // the assistant shows the person as Nexus's.
             JsonElement? problem = null;
             try
             {
-                problem = raw.Body is { } text && text.TrimStart().StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : null;
+                problem = !raw.FromProvider && raw.Body is { } text && text.TrimStart().StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : null;
             }
             catch (JsonException)
             {
