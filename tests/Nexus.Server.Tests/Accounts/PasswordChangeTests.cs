@@ -49,7 +49,8 @@ public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<S
         using var scope = Server.Services.CreateScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
         var user = (await users.FindByEmailAsync(email))!;
-        var (_, temporary) = await UserAdministration.ResetPasswordAsync(users, Server.Services.GetRequiredService<SessionValidator>(), user.Id, DateTimeOffset.UtcNow);
+        var (_, temporary) = await UserAdministration.ResetPasswordAsync(users, Server.Services.GetRequiredService<SessionValidator>(), Server.Services.GetRequiredService<IAccountGrants>(),
+            user.Id, DateTimeOffset.UtcNow, CancellationToken.None);
         return temporary!;
     }
 
