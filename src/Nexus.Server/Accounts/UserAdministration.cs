@@ -30,7 +30,7 @@ internal static class UserAdministration
         Disabled,
     }
 
-    /// <summary>The revoked_reason of the grants a disable revokes.</summary>
+    /// <summary>The revoked_reason of the grants a disable revokes (and of a grant refused because its account is disabled).</summary>
     public const string DisabledReason = "account_disabled";
 
     /// <summary>The revoked_reason of the grants an administrator's password reset revokes.</summary>
@@ -70,6 +70,12 @@ internal static class UserAdministration
         : end > now.AddYears(100) ? State.Disabled
         : State.LockedOut;
 
+    /// <summary>
+    /// Whether an administrator disabled the account. A lockout after failed sign-ins is not: it guards the password, and
+    /// counting it here would let anyone who knows the address cut the person's applications off by failing sign-ins.
+    /// </summary>
+    public static bool IsDisabled(NexusUser user, DateTimeOffset now) => StateOf(user, now) == State.Disabled;
+
     public static async Task<bool> ApplyAsync(UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, string id, Action action, CancellationToken ct)
     {
         if (id.Length > 64 || await users.FindByIdAsync(id) is not { } user)
@@ -82,6 +88,8 @@ internal static class UserAdministration
             await users.SetLockoutEnabledAsync(user, true);
             await users.SetLockoutEndDateAsync(user, DateTimeOffset.MaxValue);
             await users.UpdateSecurityStampAsync(user);
+            // After the lockout is stored: a token request that read the account before it is refused at its next
+            // use, since its grant is revoked here; one that reads it after finds it disabled (the token grants).
             await grants.RevokeUserGrantsAsync(user.Id, DisabledReason, ct);
         }
         else

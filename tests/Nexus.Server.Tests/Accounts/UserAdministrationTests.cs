@@ -1,5 +1,8 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Accounts;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
@@ -76,8 +79,14 @@ public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixtu
         TokenAsync(Server, a.ClientId, a.Secret, ("grant_type", "refresh_token"), ("refresh_token", refreshToken ?? a.RefreshToken));
 
     /// <summary>Neither token is active nor accepted any more, and the refresh token is refused with invalid_grant.</summary>
-    private async Task AssertTokensRevokedAsync(Authorized a)
+    /// <param name="refreshFirst">Try the refresh token before looking at the access token (else after, so that the revocation is not the refresh's doing).</param>
+    private async Task AssertTokensRevokedAsync(Authorized a, bool refreshFirst = false)
     {
+        if (refreshFirst)
+        {
+            await AssertRefreshRefusedAsync(a);
+        }
+
         Assert.False((await IntrospectAsync(Server, a.ClientId, a.Secret, a.AccessToken)).GetProperty("active").GetBoolean());
         Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, a.AccessToken));
         Assert.False((await IntrospectAsync(Server, a.ClientId, a.Secret, a.RefreshToken)).GetProperty("active").GetBoolean());
@@ -132,6 +141,58 @@ public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixtu
         Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, tokens.GetProperty("access_token").GetString()!));
         Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(person, tokens.GetProperty("refresh_token").GetString())).Status);
         Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, person.AccessToken));
+    }
+
+    [Fact]
+    public async Task ACodeIssuedBeforeTheAccountWasDisabledYieldsNoTokens()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var email = NewEmail();
+        using var browser = await SignedInBrowserAsync(Server, email);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        using var admin = await AdministratorAsync();
+
+        await DisableAsync(admin, await Server.UserIdAsync(email));
+
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task ARefreshTokenWhoseGrantADisableDidNotRevokeIsRefusedAndItsGrantRevoked()
+    {
+        // An account locked for good without its grants revoked: disabled before disabling revoked them, or a refresh
+        // that read the grant just before a disable revoked it.
+        var person = await AuthorizeApplicationAsync();
+        using (var scope = Server.Services.CreateScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
+            var user = (await users.FindByIdAsync(person.UserId))!;
+            await users.SetLockoutEnabledAsync(user, true);
+            await users.SetLockoutEndDateAsync(user, DateTimeOffset.MaxValue);
+        }
+
+        await AssertTokensRevokedAsync(person, refreshFirst: true);
+    }
+
+    [Fact]
+    public async Task AFailedSignInLockoutLeavesTheApplicationsTokensAlone()
+    {
+        // Anyone who knows the address can lock the account for 15 minutes; that must not cut its applications off.
+        var person = await AuthorizeApplicationAsync();
+        using (var browser = new Browser(Server))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await browser.SignInAsync(person.Email, "wrong password " + i);
+            }
+        }
+
+        var (status, body) = await RefreshAsync(person);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, person.AccessToken));
     }
 
     [Fact]
