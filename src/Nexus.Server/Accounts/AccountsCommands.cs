@@ -29,10 +29,12 @@ internal static class AccountsCommands
               Lists every account, as GET /v1/admin/users does.
               --json   {"users":[{"id","email","display_name","is_system_admin","locked_out","created_at","password_change_required"}]}
             """, ListAsync)
-        .AddNexusCommand("users disable", "disable an account and end its sessions", """
+        .AddNexusCommand("users disable", "disable an account, end its sessions and revoke its applications' tokens", """
             Usage: Nexus.Server users disable USER [--json]
               Disables the account (an email address or a usr_… id) as Site management › Users does: no sign-in works
-              any more and its sessions end on every device. `users enable USER` undoes it.
+              any more, its sessions end on every device and every OAuth grant it gave is revoked (the refresh and
+              access tokens of its applications and assistants stop working). `users enable USER` lets it sign in
+              again; the revoked tokens stay revoked.
               --json   the API's user object
             """, (c, ct) => ChangeAsync(c, UserAdministration.Action.Disable, ct), arguments: 1)
         .AddNexusCommand("users enable", "enable a disabled (or locked-out) account", """
@@ -104,7 +106,7 @@ internal static class AccountsCommands
     private static async Task<int> ChangeAsync(CommandContext context, UserAdministration.Action action, CancellationToken ct)
     {
         var user = await FindAsync(context, ct);
-        await UserAdministration.ApplyAsync(context.Get<UserManager<NexusUser>>(), context.Get<SessionValidator>(), user.Id, action);
+        await UserAdministration.ApplyAsync(context.Get<UserManager<NexusUser>>(), context.Get<SessionValidator>(), context.Get<IAccountGrants>(), user.Id, action, ct);
         user = (await context.Get<UserStore>().FindByIdAsync(user.Id, ct))!;
         var now = context.Get<TimeProvider>().GetUtcNow();
         return await context.ResultAsync(UserResponse.From(user, now), $"{user.Email} is {Snake(UserAdministration.StateOf(user, now)).Replace('_', ' ')}.");

@@ -9,7 +9,10 @@ namespace Nexus.Server.Accounts;
 /// (LockoutEnd = DateTimeOffset.MaxValue), so every sign-in path that refuses a locked account (password and
 /// upstream sign-in) refuses it too, with no schema change; a lockout after failed sign-ins has a near end instead.
 /// Disabling and resetting replace the security stamp, which ends the account's sessions on every device
-/// (<see cref="SessionValidator"/>).
+/// (<see cref="SessionValidator"/>), and revoke every OAuth grant of the account (<see cref="IAccountGrants"/>), so
+/// that the applications and assistants it authorized lose their refresh tokens and the access tokens issued under
+/// them at once (RFC 9700 §4.14.2). Consents stay: re-enabling the account restores no grant, and an application gets
+/// tokens again only through a new authorization, which needs the person to sign in.
 /// </summary>
 internal static class UserAdministration
 {
@@ -26,6 +29,12 @@ internal static class UserAdministration
         LockedOut,
         Disabled,
     }
+
+    /// <summary>The revoked_reason of the grants a disable revokes (and of a grant refused because its account is disabled).</summary>
+    public const string DisabledReason = "account_disabled";
+
+    /// <summary>The revoked_reason of the grants an administrator's password reset revokes.</summary>
+    public const string PasswordResetReason = "password_reset";
 
     /// <summary>
     /// Creates an account an administrator vouches for (so its address counts as verified), with a password of at
@@ -61,7 +70,13 @@ internal static class UserAdministration
         : end > now.AddYears(100) ? State.Disabled
         : State.LockedOut;
 
-    public static async Task<bool> ApplyAsync(UserManager<NexusUser> users, SessionValidator sessions, string id, Action action)
+    /// <summary>
+    /// Whether an administrator disabled the account. A lockout after failed sign-ins is not: it guards the password, and
+    /// counting it here would let anyone who knows the address cut the person's applications off by failing sign-ins.
+    /// </summary>
+    public static bool IsDisabled(NexusUser user, DateTimeOffset now) => StateOf(user, now) == State.Disabled;
+
+    public static async Task<bool> ApplyAsync(UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, string id, Action action, CancellationToken ct)
     {
         if (id.Length > 64 || await users.FindByIdAsync(id) is not { } user)
         {
@@ -73,6 +88,9 @@ internal static class UserAdministration
             await users.SetLockoutEnabledAsync(user, true);
             await users.SetLockoutEndDateAsync(user, DateTimeOffset.MaxValue);
             await users.UpdateSecurityStampAsync(user);
+            // After the lockout is stored: a token request that read the account before it is refused at its next
+            // use, since its grant is revoked here; one that reads it after finds it disabled (the token grants).
+            await grants.RevokeUserGrantsAsync(user.Id, DisabledReason, ct);
         }
         else
         {
@@ -87,10 +105,12 @@ internal static class UserAdministration
 
     /// <summary>
     /// Replaces the password with a random temporary one (120 bits, shown once to the administrator; only its hash is
-    /// stored) and ends the account's sessions. A temporary lockout is lifted; a disabled account stays disabled. The
-    /// next password sign-in must choose a new password before anything else (<see cref="PasswordChange"/>).
+    /// stored), ends the account's sessions and revokes its OAuth grants: a reset means the account may be in someone
+    /// else's hands, and so may the tokens issued while it was. A temporary lockout is lifted; a disabled account stays
+    /// disabled. The next password sign-in must choose a new password before anything else (<see cref="PasswordChange"/>).
     /// </summary>
-    public static async Task<(NexusUser? User, string? Temporary)> ResetPasswordAsync(UserManager<NexusUser> users, SessionValidator sessions, string id, DateTimeOffset now)
+    public static async Task<(NexusUser? User, string? Temporary)> ResetPasswordAsync(UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, string id,
+        DateTimeOffset now, CancellationToken ct)
     {
         if (id.Length > 64 || await users.FindByIdAsync(id) is not { } user)
         {
@@ -118,9 +138,21 @@ internal static class UserAdministration
 
         await users.ResetAccessFailedCountAsync(user);
         await users.UpdateSecurityStampAsync(user);
+        await grants.RevokeUserGrantsAsync(user.Id, PasswordResetReason, ct);
         sessions.Invalidate(user.Id);
         return (user, temporary);
     }
 
     private static string Base64UrlEncode(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
+
+/// <summary>
+/// The OAuth grants of an account, as Accounts needs them: the authorization server (a component above this one)
+/// implements it with the revocation that /oauth2/revoke and Authorized applications use, so that a revoked grant's
+/// refresh tokens are refused and its access tokens fail introspection and every bearer check, on every instance.
+/// </summary>
+internal interface IAccountGrants
+{
+    /// <summary>Revokes every grant of the account not yet revoked, recording <paramref name="reason"/>; returns how many.</summary>
+    Task<int> RevokeUserGrantsAsync(string userId, string reason, CancellationToken ct);
 }

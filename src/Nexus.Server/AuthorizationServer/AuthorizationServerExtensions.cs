@@ -30,6 +30,8 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<DiscoveryEndpoint.Document>();
         services.AddSingleton<IdTokenIssuer>();
         services.AddSingleton<Grants.GrantStore>();
+        // Disabling an account or resetting its password (Accounts/UserAdministration.cs) revokes its grants through it.
+        services.AddSingleton<Accounts.IAccountGrants>(sp => sp.GetRequiredService<Grants.GrantStore>());
         services.AddSingleton<Grants.RevocationList>();
         services.AddHostedService<Grants.RevocationList.Poller>();
         services.AddSingleton<Grants.AuthorizationCodeGrant>();

@@ -45,16 +45,16 @@ internal static class SiteManagementPages
         admin.MapPost("/admin/users", CreateUserAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/users/{id}/disable", (HttpContext context, string id) =>
             Confirm(context, "/admin/users", "Disable this user?", $"/admin/users/{Uri.EscapeDataString(id)}/disable", "Disable user",
-                "They are signed out everywhere at once and cannot sign in until you enable the account again. Their connections stay.")).ExcludeFromDescription();
-        admin.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
-            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Disable)).ExcludeFromDescription().RequireProtectedForm();
-        admin.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
-            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Enable)).ExcludeFromDescription().RequireProtectedForm();
-        admin.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions) =>
-            ChangeUserAsync(context, id, users, sessions, UserAdministration.Action.Unlock)).ExcludeFromDescription().RequireProtectedForm();
+                "They are signed out everywhere at once and cannot sign in until you enable the account again. The applications and assistants they authorized lose access at once: their tokens stop working, and enabling the account does not bring them back (the person authorizes them again). Their connections stay.")).ExcludeFromDescription();
+        admin.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants) =>
+            ChangeUserAsync(context, id, users, sessions, grants, UserAdministration.Action.Disable)).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants) =>
+            ChangeUserAsync(context, id, users, sessions, grants, UserAdministration.Action.Enable)).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants) =>
+            ChangeUserAsync(context, id, users, sessions, grants, UserAdministration.Action.Unlock)).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/users/{id}/reset", (HttpContext context, string id) =>
             Confirm(context, "/admin/users", "Reset this user's password?", $"/admin/users/{Uri.EscapeDataString(id)}/reset", "Reset password",
-                "Their current password stops working and they are signed out everywhere. You get a temporary password, shown once, to pass on to them; at their next sign-in they choose their own.")).ExcludeFromDescription();
+                "Their current password stops working, they are signed out everywhere, and the applications and assistants they authorized lose access (their tokens stop working; the person authorizes them again). You get a temporary password, shown once, to pass on to them; at their next sign-in they choose their own.")).ExcludeFromDescription();
         admin.MapPost("/admin/users/{id}/reset", ResetPasswordAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapPost("/admin/settings/sign-up", ToggleSignUpAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/status", StatusAsync).ExcludeFromDescription();
@@ -257,21 +257,21 @@ internal static class SiteManagementPages
         return user is null ? await UsersAsync(context, users, settings, errors, form, null, ct, 400) : Results.Redirect("/admin/users");
     }
 
-    private static async Task<IResult> ChangeUserAsync(HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, UserAdministration.Action action)
+    private static async Task<IResult> ChangeUserAsync(HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, UserAdministration.Action action)
     {
         if (action == UserAdministration.Action.Disable && id == UserAccounts.CurrentUserId(context))
         {
             return Error(context, "Not your own account", "You cannot disable the account you are signed in with.", StatusCodes.Status409Conflict);
         }
 
-        return await UserAdministration.ApplyAsync(users, sessions, id, action) ? Results.Redirect("/admin/users")
+        return await UserAdministration.ApplyAsync(users, sessions, grants, id, action, context.RequestAborted) ? Results.Redirect("/admin/users")
             : Error(context, "Not found", "There is no such user.", StatusCodes.Status404NotFound);
     }
 
-    private static async Task<IResult> ResetPasswordAsync(HttpContext context, string id, UserManager<NexusUser> userManager, SessionValidator sessions, UserStore users,
+    private static async Task<IResult> ResetPasswordAsync(HttpContext context, string id, UserManager<NexusUser> userManager, SessionValidator sessions, IAccountGrants grants, UserStore users,
         DeploymentSettings settings, CancellationToken ct)
     {
-        var (user, temporary) = await UserAdministration.ResetPasswordAsync(userManager, sessions, id, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow());
+        var (user, temporary) = await UserAdministration.ResetPasswordAsync(userManager, sessions, grants, id, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), ct);
         if (user is null || temporary is null)
         {
             return Error(context, "Not found", "There is no such user.", StatusCodes.Status404NotFound);

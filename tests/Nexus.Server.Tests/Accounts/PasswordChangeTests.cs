@@ -49,7 +49,8 @@ public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<S
         using var scope = Server.Services.CreateScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
         var user = (await users.FindByEmailAsync(email))!;
-        var (_, temporary) = await UserAdministration.ResetPasswordAsync(users, Server.Services.GetRequiredService<SessionValidator>(), user.Id, DateTimeOffset.UtcNow);
+        var (_, temporary) = await UserAdministration.ResetPasswordAsync(users, Server.Services.GetRequiredService<SessionValidator>(), Server.Services.GetRequiredService<IAccountGrants>(),
+            user.Id, DateTimeOffset.UtcNow, CancellationToken.None);
         return temporary!;
     }
 
@@ -82,6 +83,26 @@ public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<S
         Assert.Equal(HttpStatusCode.Redirect, await StatusWithCookieAsync(otherCookie, "/dashboard"));
         Assert.Equal(HttpStatusCode.Unauthorized, await SignInStatusAsync(email, Password));
         Assert.Equal(HttpStatusCode.OK, await SignInStatusAsync(email, NewPassword));
+    }
+
+    [Fact]
+    public async Task ChangingTheirOwnPasswordLeavesTheTokensOfTheApplicationsTheyAuthorized()
+    {
+        // Unlike an administrator's reset (Accounts/UserAdministrationTests), which revokes them.
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge));
+        var (_, tokens) = await ExchangeCodeAsync(Server, clientId, secret, Browser.Query(back)["code"], verifier);
+        var access = tokens.GetProperty("access_token").GetString()!;
+
+        await browser.NavigateAsync("/account/password");
+        Assert.Equal("/dashboard", (await browser.SubmitAsync("/account/password", Change(Password, NewPassword))).AbsolutePath);
+
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, access));
+        Assert.True((await IntrospectAsync(Server, clientId, secret!, access)).GetProperty("active").GetBoolean());
+        var (status, refreshed) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!));
+        Assert.True(status == HttpStatusCode.OK, refreshed.ToString());
     }
 
     [Fact]

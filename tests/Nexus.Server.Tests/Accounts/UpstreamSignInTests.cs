@@ -73,7 +73,8 @@ public sealed class UpstreamSignInTests
             {
                 var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
                 var (_, temporary) = await Nexus.Server.Accounts.UserAdministration.ResetPasswordAsync(users,
-                    nexus.Services.GetRequiredService<Nexus.Server.Accounts.SessionValidator>(), created.GetProperty("id").GetString()!, DateTimeOffset.UtcNow);
+                    nexus.Services.GetRequiredService<Nexus.Server.Accounts.SessionValidator>(), nexus.Services.GetRequiredService<Nexus.Server.Accounts.IAccountGrants>(),
+                    created.GetProperty("id").GetString()!, DateTimeOffset.UtcNow, CancellationToken.None);
                 Assert.NotNull(temporary);
             }
 

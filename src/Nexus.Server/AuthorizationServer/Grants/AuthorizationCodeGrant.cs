@@ -76,14 +76,24 @@ internal sealed class AuthorizationCodeGrant(
             return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!);
         }
 
+        // The grant is stored before the account is read. Disabling an account stores the lockout and then revokes the
+        // account's grants (Accounts/UserAdministration.cs), so either this read finds the account disabled or that
+        // revocation finds this grant: a code issued before the disable never yields tokens that outlive it.
+        var grantId = await grants.CreateGrantAsync(client.ClientId, record.UserId, record.Scopes, record.AuthTime, codeHash, ct, record.Resource);
         await using var scope = scopes.CreateAsyncScope();
         var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(record.UserId);
         if (user is null)
         {
+            await grants.RevokeGrantAsync(grantId, "user_deleted", ct);
             return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The user of this code no longer exists.");
         }
 
-        var grantId = await grants.CreateGrantAsync(client.ClientId, user.Id, record.Scopes, record.AuthTime, codeHash, ct, record.Resource);
+        if (UserAdministration.IsDisabled(user, time.GetUtcNow()))
+        {
+            await grants.RevokeGrantAsync(grantId, UserAdministration.DisabledReason, ct);
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The account of this code is disabled.");
+        }
+
         return await IssueAsync(client, user, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct, audience: audience);
     }
 

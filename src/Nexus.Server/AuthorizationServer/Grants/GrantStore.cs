@@ -33,7 +33,7 @@ internal enum RefreshOutcome
 /// are stored only as SHA-256 hashes: they are high-entropy bearer secrets, and a copy of the database must
 /// not be enough to use them.
 /// </summary>
-internal sealed class GrantStore(NexusDatabase db, TimeProvider time, RevocationList revocations)
+internal sealed class GrantStore(NexusDatabase db, TimeProvider time, RevocationList revocations) : Accounts.IAccountGrants
 {
     public static string Hash(string token) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
@@ -184,6 +184,20 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE grants SET revoked_at = @now, revoked_reason = @reason WHERE id = @grantId AND revoked_at IS NULL", new { grantId, reason, now = Now }, cancellationToken: ct));
         await revocations.GrantsRevokedAsync(connection, [grantId], ct);
+    }
+
+    /// <summary>
+    /// Revokes every grant of a user (an administrator disabled the account or reset its password), and so its refresh
+    /// tokens and every access token issued from it, as <see cref="RevokeGrantAsync"/> does for one.
+    /// </summary>
+    public async Task<int> RevokeUserGrantsAsync(string userId, string reason, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var revoked = (await connection.QueryAsync<string>(new CommandDefinition(
+            "UPDATE grants SET revoked_at = @now, revoked_reason = @reason WHERE user_id = @userId AND revoked_at IS NULL RETURNING id",
+            new { userId, reason, now = Now }, cancellationToken: ct))).ToList();
+        await revocations.GrantsRevokedAsync(connection, revoked, ct);
+        return revoked.Count;
     }
 
     public async Task<string> IssueRefreshTokenAsync(string grantId, IReadOnlyList<string> scopes, TimeSpan lifetime, CancellationToken ct)

@@ -8,9 +8,10 @@ namespace Nexus.Server.AuthorizationServer.Grants;
 
 /// <summary>
 /// RFC 6749 §6 with rotation: every use returns a new refresh token and retires the old one; presenting a
-/// retired token revokes the whole grant (RFC 9700 §4.14.2). The scope may be narrowed, never widened.
+/// retired token revokes the whole grant (RFC 9700 §4.14.2). The scope may be narrowed, never widened. A grant of
+/// a disabled account is refused (and revoked), like one whose account no longer exists.
 /// </summary>
-internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGrant issuer, IServiceScopeFactory scopes, NexusOptions options)
+internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGrant issuer, IServiceScopeFactory scopes, NexusOptions options, TimeProvider time)
 {
     public async Task<TokenResult> HandleAsync(OAuthForm form, OAuthClient client, CancellationToken ct)
     {
@@ -60,6 +61,14 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
         {
             await grants.RevokeGrantAsync(grant.Id, "user_deleted", ct);
             return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The user of this grant no longer exists.");
+        }
+
+        // Disabling revokes the account's grants, so this is the refresh that raced the disable (or a grant of an account
+        // disabled before disabling revoked grants): it gets nothing, and neither does the grant again.
+        if (UserAdministration.IsDisabled(user, time.GetUtcNow()))
+        {
+            await grants.RevokeGrantAsync(grant.Id, UserAdministration.DisabledReason, ct);
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The account of this grant is disabled.");
         }
 
         var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, grant.Resource, requestedResource);

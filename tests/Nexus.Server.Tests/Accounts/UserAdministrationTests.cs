@@ -1,0 +1,216 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Accounts;
+using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
+
+namespace Nexus.Server.Tests.Accounts;
+
+/// <summary>
+/// Disabling an account or resetting its password in Site management › Users takes the OAuth tokens of its
+/// applications and assistants away too, not only its sessions: their refresh tokens are refused (invalid_grant), their
+/// access tokens are inactive at introspection and refused by the bearer check (/api/v1/me, /mcp, userinfo).
+/// </summary>
+public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private NexusTestServer Server => fixture.Server;
+
+    /// <summary>A person who authorized an application, the application's tokens, and the person's id.</summary>
+    private sealed record Authorized(string Email, string UserId, string ClientId, string Secret, string AccessToken, string RefreshToken);
+
+    private async Task<Authorized> AuthorizeApplicationAsync()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var email = NewEmail();
+        using var browser = await SignedInBrowserAsync(Server, email);
+        var tokens = await AuthorizeAndExchangeAsync(browser, clientId, secret!);
+        var access = tokens.GetProperty("access_token").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, access));
+        var userId = (await IntrospectAsync(Server, clientId, secret!, access)).GetProperty("sub").GetString()!;
+        return new Authorized(email, userId, clientId, secret!, access, tokens.GetProperty("refresh_token").GetString()!);
+    }
+
+    private async Task<JsonElement> AuthorizeAndExchangeAsync(Browser browser, string clientId, string secret)
+    {
+        var (verifier, challenge) = Pkce();
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge));
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, Browser.Query(back)["code"], verifier);
+        Assert.True(status == HttpStatusCode.OK, tokens.ToString());
+        return tokens;
+    }
+
+    /// <summary>A signed-in system administrator's browser.</summary>
+    private async Task<Browser> AdministratorAsync()
+    {
+        var email = NewEmail();
+        var browser = new Browser(Server);
+        await browser.SignUpAsync(email, Password);
+        await Server.MakeAdminAsync(email);
+        return browser;
+    }
+
+    /// <summary>Disable user, as Site management › Users does it: the confirmation page, then its form.</summary>
+    private static async Task DisableAsync(Browser admin, string userId)
+    {
+        await admin.NavigateAsync($"/admin/users/{userId}/disable");
+        var landed = await admin.SubmitAsync($"/admin/users/{userId}/disable");
+        Assert.Equal("/admin/users", landed.AbsolutePath);
+        Assert.Equal(HttpStatusCode.OK, admin.LastStatus);
+    }
+
+    private static async Task EnableAsync(Browser admin, string userId)
+    {
+        await admin.NavigateAsync("/admin/users");
+        await admin.SubmitAsync($"/admin/users/{userId}/enable");
+        Assert.Equal(HttpStatusCode.OK, admin.LastStatus);
+    }
+
+    private static async Task ResetPasswordAsync(Browser admin, string userId)
+    {
+        await admin.NavigateAsync($"/admin/users/{userId}/reset");
+        await admin.SubmitAsync($"/admin/users/{userId}/reset");
+        Assert.Equal(HttpStatusCode.OK, admin.LastStatus);
+        Assert.Contains("id=\"temporary-password\"", admin.LastPage);
+    }
+
+    private Task<(HttpStatusCode Status, JsonElement Body)> RefreshAsync(Authorized a, string? refreshToken = null) =>
+        TokenAsync(Server, a.ClientId, a.Secret, ("grant_type", "refresh_token"), ("refresh_token", refreshToken ?? a.RefreshToken));
+
+    /// <summary>Neither token is active nor accepted any more, and the refresh token is refused with invalid_grant.</summary>
+    /// <param name="refreshFirst">Try the refresh token before looking at the access token (else after, so that the revocation is not the refresh's doing).</param>
+    private async Task AssertTokensRevokedAsync(Authorized a, bool refreshFirst = false)
+    {
+        if (refreshFirst)
+        {
+            await AssertRefreshRefusedAsync(a);
+        }
+
+        Assert.False((await IntrospectAsync(Server, a.ClientId, a.Secret, a.AccessToken)).GetProperty("active").GetBoolean());
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, a.AccessToken));
+        Assert.False((await IntrospectAsync(Server, a.ClientId, a.Secret, a.RefreshToken)).GetProperty("active").GetBoolean());
+        await AssertRefreshRefusedAsync(a);
+    }
+
+    private async Task AssertRefreshRefusedAsync(Authorized a)
+    {
+        var (status, body) = await RefreshAsync(a);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task DisablingAnAccountRevokesTheTokensOfTheApplicationsItAuthorized()
+    {
+        var person = await AuthorizeApplicationAsync();
+        using var admin = await AdministratorAsync();
+
+        await DisableAsync(admin, person.UserId);
+
+        await AssertTokensRevokedAsync(person);
+    }
+
+    [Fact]
+    public async Task AnAdministratorsPasswordResetRevokesTheTokensOfTheApplicationsTheAccountAuthorized()
+    {
+        var person = await AuthorizeApplicationAsync();
+        using var admin = await AdministratorAsync();
+
+        await ResetPasswordAsync(admin, person.UserId);
+
+        await AssertTokensRevokedAsync(person);
+    }
+
+    [Fact]
+    public async Task EnablingTheAccountAgainBringsNoRevokedTokenBackTheApplicationIsAuthorizedAnew()
+    {
+        var person = await AuthorizeApplicationAsync();
+        using var admin = await AdministratorAsync();
+        await DisableAsync(admin, person.UserId);
+
+        await EnableAsync(admin, person.UserId);
+
+        await AssertTokensRevokedAsync(person);
+
+        // The consent stays, so once the person has signed in again the application gets new tokens without asking;
+        // without the person nothing does.
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(person.Email, Password);
+        var tokens = await AuthorizeAndExchangeAsync(browser, person.ClientId, person.Secret);
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, tokens.GetProperty("access_token").GetString()!));
+        Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(person, tokens.GetProperty("refresh_token").GetString())).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, person.AccessToken));
+    }
+
+    [Fact]
+    public async Task ACodeIssuedBeforeTheAccountWasDisabledYieldsNoTokens()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var email = NewEmail();
+        using var browser = await SignedInBrowserAsync(Server, email);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        using var admin = await AdministratorAsync();
+
+        await DisableAsync(admin, await Server.UserIdAsync(email));
+
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task ARefreshTokenWhoseGrantADisableDidNotRevokeIsRefusedAndItsGrantRevoked()
+    {
+        // An account locked for good without its grants revoked: disabled before disabling revoked them, or a refresh
+        // that read the grant just before a disable revoked it.
+        var person = await AuthorizeApplicationAsync();
+        using (var scope = Server.Services.CreateScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
+            var user = (await users.FindByIdAsync(person.UserId))!;
+            await users.SetLockoutEnabledAsync(user, true);
+            await users.SetLockoutEndDateAsync(user, DateTimeOffset.MaxValue);
+        }
+
+        await AssertTokensRevokedAsync(person, refreshFirst: true);
+    }
+
+    [Fact]
+    public async Task AFailedSignInLockoutLeavesTheApplicationsTokensAlone()
+    {
+        // Anyone who knows the address can lock the account for 15 minutes; that must not cut its applications off.
+        var person = await AuthorizeApplicationAsync();
+        using (var browser = new Browser(Server))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await browser.SignInAsync(person.Email, "wrong password " + i);
+            }
+        }
+
+        var (status, body) = await RefreshAsync(person);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, person.AccessToken));
+    }
+
+    [Fact]
+    public async Task TheUsersDisableCommandRevokesTheTokensOnTheRunningServerToo()
+    {
+        var person = await AuthorizeApplicationAsync();
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = Server.EncryptionKey, ["SETUP_TOKEN"] = Server.SetupToken };
+
+        var (code, output) = await NexusProcess.RunAsync(fixture.Database, env, "users", "disable", person.Email);
+        Assert.True(code == 0, output);
+
+        // Another process revoked the grant: this server reads it at its next revocation poll (PollSeconds, 1 s here).
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (await MeStatusAsync(Server, person.AccessToken) == HttpStatusCode.OK && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+        }
+
+        await AssertTokensRevokedAsync(person);
+    }
+}
