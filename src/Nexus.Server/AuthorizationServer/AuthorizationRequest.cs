@@ -136,10 +136,12 @@ internal static class AuthorizationRequestValidator
         IReadOnlyList<string> scopes = client.Scopes;
         if (Get("scope") is { } scopeParameter)
         {
+            // RFC 6749 §3.3: scope-token = 1*NQCHAR; a scope parameter of blanks (scope=+) is malformed: invalid_scope,
+            // never an empty list that every consent would vacuously cover.
             var parsed = ScopeSyntax.Parse(scopeParameter);
             if (parsed is null)
             {
-                return (null, Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed."));
+                return (null, Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed: it must hold one or more space-separated scopes."));
             }
 
             if (parsed.FirstOrDefault(s => !client.Scopes.Contains(s)) is { } unknown)

@@ -159,6 +159,23 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task ABlankScopeOnARefreshIsMalformedAndDoesNotSpendTheToken()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        browser.Dispose();
+        var refresh = tokens.GetProperty("refresh_token").GetString()!;
+
+        var (blankStatus, blank) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "  "));
+        Assert.Equal(HttpStatusCode.BadRequest, blankStatus);
+        Assert.Equal("invalid_scope", blank.GetProperty("error").GetString());
+
+        var (status, refreshed) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("openid profile email offline_access", refreshed.GetProperty("scope").GetString());
+    }
+
+    [Fact]
     public async Task CodeExpiresAfterSixtySeconds()
     {
         await using var db = await TestDatabase.CreateAsync();

@@ -67,6 +67,51 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
         Assert.StartsWith("st-1", query["state"]);
     }
 
+    [Theory]
+    [InlineData("+")]
+    [InlineData("%20")]
+    [InlineData("%20%20")]
+    public async Task ABlankScopeIsMalformedAndGetsNoCodeEvenFromASignedInUser(string blank)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var back = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge, scope: "") + "&scope=" + blank);
+
+        // RFC 6749 §3.3: a scope parameter holds one or more tokens; blanks are malformed, not "no scope to consent to".
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+        var query = Browser.Query(back);
+        Assert.Equal("invalid_scope", query["error"]);
+        Assert.False(query.ContainsKey("code"));
+        Assert.Equal(Server.Issuer, query["iss"]);
+    }
+
+    [Fact]
+    public async Task AnApplicationWithoutScopesStillAsksForConsentBeforeItsFirstCode()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server, scopes: []);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+
+        // No scope asked, none registered: the person has still not authorized the application, so no code yet.
+        var silent = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "") + "&prompt=none");
+        Assert.Equal("consent_required", Browser.Query(silent)["error"]);
+        Assert.False(Browser.Query(silent).ContainsKey("code"));
+
+        var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: ""));
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, landed.Authority);
+        Assert.Contains("name=\"decision\"", browser.LastPage);
+        Assert.Contains("Know which Nexus account you use", browser.LastPage);
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, Browser.Query(back)["code"], verifier);
+        Assert.True(status == HttpStatusCode.OK, tokens.ToString());
+        Assert.False(tokens.TryGetProperty("scope", out _));
+
+        // Once consented, the same request is answered at once.
+        var again = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: ""));
+        Assert.Equal(RedirectUri, again.GetLeftPart(UriPartial.Path));
+        Assert.True(Browser.Query(again).ContainsKey("code"));
+    }
+
     [Fact]
     public async Task ReplayedCodeFailsAndRevokesEveryTokenIssuedFromIt()
     {

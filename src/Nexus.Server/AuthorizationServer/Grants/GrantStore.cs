@@ -45,17 +45,21 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
 
     // ---- consent ------------------------------------------------------------------------------------------
 
-    public async Task<IReadOnlyList<string>> GetConsentAsync(string userId, string clientId, CancellationToken ct)
+    /// <summary>
+    /// The scopes the user consented to for the client, or null when they never consented to it: an empty list is a
+    /// consent (to an application that asks for no scope), no row is none.
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> GetConsentAsync(string userId, string clientId, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var scopes = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
             "SELECT scopes FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, cancellationToken: ct));
-        return scopes is null ? [] : Split(scopes);
+        return scopes is null ? null : Split(scopes);
     }
 
     public async Task SaveConsentAsync(string userId, string clientId, IEnumerable<string> scopes, CancellationToken ct)
     {
-        var merged = (await GetConsentAsync(userId, clientId, ct)).Union(scopes, StringComparer.Ordinal).ToList();
+        var merged = (await GetConsentAsync(userId, clientId, ct) ?? []).Union(scopes, StringComparer.Ordinal).ToList();
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
