@@ -12,6 +12,9 @@ internal sealed record AuthorizationCodeRecord(
 /// <param name="Resource">The RFC 8707 resource the grant is bound to; null means Nexus's own API.</param>
 internal sealed record GrantRecord(string Id, string ClientId, string UserId, IReadOnlyList<string> Scopes, long AuthTime, long? RevokedAt, string? Resource = null);
 
+/// <summary>A refresh token as found, without using it: its grant, expiry (Unix milliseconds), whether it was rotated, and its scopes.</summary>
+internal sealed record RefreshTokenView(GrantRecord Grant, long ExpiresAt, bool Used, IReadOnlyList<string> Scopes);
+
 internal enum CodeRedemption
 {
     Redeemed,
@@ -252,7 +255,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
     }
 
     /// <summary>Finds the grant of a refresh token without using it (introspection and revocation).</summary>
-    public async Task<(GrantRecord Grant, long ExpiresAt, bool Used, IReadOnlyList<string> Scopes)?> PeekRefreshTokenAsync(string token, CancellationToken ct)
+    public async Task<RefreshTokenView?> PeekRefreshTokenAsync(string token, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
@@ -262,7 +265,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
             return null;
         }
 
-        return (grant, row.ExpiresAt, row.UsedAt is not null, Split(row.Scopes));
+        return new RefreshTokenView(grant, row.ExpiresAt, row.UsedAt is not null, Split(row.Scopes));
     }
 
     // ---- revoked access tokens ------------------------------------------------------------------------------
