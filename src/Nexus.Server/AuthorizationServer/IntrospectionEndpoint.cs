@@ -7,8 +7,8 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.AuthorizationServer;
 
 /// <summary>
-/// POST /oauth2/introspect (RFC 7662). Callers authenticate as clients. A client may introspect the tokens
-/// issued to it; a resource server may introspect any token once registered as an App Client with the
+/// POST /oauth2/introspect (RFC 7662). Callers authenticate as confidential clients (a public client, which has no
+/// secret, is refused with invalid_client). A client may introspect the tokens issued to it; a resource server may introspect any token once registered as an App Client with the
 /// "nexus:introspect" scope. Anything else, including tokens the caller may not see, is just {"active": false}
 /// (RFC 7662 §2.2), so the endpoint reveals nothing to the curious.
 /// </summary>
@@ -28,6 +28,16 @@ internal static class IntrospectionEndpoint
         var (form, caller) = await TokenRequests.ReadAuthenticatedAsync(context, authenticator);
         if (caller is null)
         {
+            return;
+        }
+
+        if (caller.IsPublic)
+        {
+            // RFC 7662 §2.1: the endpoint "MUST also require some form of authorization". A public client only names
+            // itself (no secret), so it is not authenticated here: invalid_client as RFC 6749 §5.2 has it, and discovery
+            // lists no "none" in introspection_endpoint_auth_methods_supported.
+            await ClientAuthentication.Fail(OAuthErrorCatalog.InvalidClient, "Introspection requires client authentication: a public client (no secret) may not introspect tokens.")
+                .WriteFailureAsync(context);
             return;
         }
 
@@ -79,7 +89,9 @@ internal static class IntrospectionEndpoint
             json.WriteString("aud"u8, claims.Audience);
             json.WriteString("jti"u8, claims.Jti);
         }
-        else if (refresh is { } found && MayInspect(found.Grant.ClientId) && found.Grant.RevokedAt is null && !found.Used && found.ExpiresAt > now)
+        else if (refresh is { } found && MayInspect(found.Grant.ClientId) && found.Grant.RevokedAt is null && !found.Used && found.ExpiresAt > now
+            // Like an access token's: a revoked client's refresh token is inactive (RFC 7662 §2.2), though its grant stands.
+            && !revocations.IsClientRevoked(found.Grant.ClientId) && await clients.FindCachedAsync(found.Grant.ClientId, ct) is { IsRevoked: false })
         {
             json.WriteBoolean("active"u8, true);
             json.WriteString("scope"u8, string.Join(' ', found.Scopes));

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Text.Json;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
@@ -27,5 +29,55 @@ public sealed class IntrospectionTests(ServerFixture fixture) : IClassFixture<Se
         Assert.True(refresh.GetProperty("active").GetBoolean());
         Assert.Equal("refresh_token", refresh.GetProperty("token_type").GetString());
         Assert.Equal(clientId, refresh.GetProperty("client_id").GetString());
+    }
+
+    [Fact]
+    public async Task APublicClientMayNotIntrospectEvenItsOwnTokens()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public");
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, null);
+        browser.Dispose();
+        var access = tokens.GetProperty("access_token").GetString()!;
+
+        // RFC 7662 §2.1: introspection requires authorization; a public client has no secret to authenticate with.
+        var byId = new HttpRequestMessage(HttpMethod.Post, "/oauth2/introspect")
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = access, ["client_id"] = clientId }),
+        };
+        var byEmptyBasic = TokenFormRequest("/oauth2/introspect", clientId, "", access);
+        foreach (var request in new[] { byId, byEmptyBasic })
+        {
+            using var response = await Server.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.StartsWith("Basic", response.Headers.WwwAuthenticate.ToString());
+            var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal("invalid_client", body.GetProperty("error").GetString());
+            Assert.False(body.TryGetProperty("active", out _));
+        }
+
+        // Discovery says as much.
+        var metadata = JsonDocument.Parse(await Server.Http.GetStringAsync("/.well-known/oauth-authorization-server")).RootElement;
+        Assert.DoesNotContain("none", metadata.GetProperty("introspection_endpoint_auth_methods_supported").EnumerateArray().Select(m => m.GetString()));
+    }
+
+    [Fact]
+    public async Task TheTokensOfARevokedApplicationAreInactiveRefreshTokensToo()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        browser.Dispose();
+        var access = tokens.GetProperty("access_token").GetString()!;
+        var refresh = tokens.GetProperty("refresh_token").GetString()!;
+        var (resourceServerId, resourceServerSecret) = await Server.CreateAppClientAsync(["nexus:introspect"]);
+        Assert.True((await IntrospectAsync(Server, resourceServerId, resourceServerSecret, access)).GetProperty("active").GetBoolean());
+        Assert.True((await IntrospectAsync(Server, resourceServerId, resourceServerSecret, refresh)).GetProperty("active").GetBoolean());
+
+        await Server.AdminJsonAsync(HttpMethod.Delete, $"/v1/admin/applications/{clientId}", expected: HttpStatusCode.NoContent);
+
+        foreach (var hint in new string?[] { null, "refresh_token" })
+        {
+            Assert.False((await IntrospectAsync(Server, resourceServerId, resourceServerSecret, access, hint)).GetProperty("active").GetBoolean());
+            Assert.False((await IntrospectAsync(Server, resourceServerId, resourceServerSecret, refresh, hint)).GetProperty("active").GetBoolean());
+        }
     }
 }
