@@ -132,6 +132,88 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task AUsedCodePresentedUnderAnotherClientRevokesNothing()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (otherId, otherSecret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var access = tokens.GetProperty("access_token").GetString()!;
+
+        // Whoever holds the used code, verifier included, is not its client: the victim's grant stands.
+        var (strangerStatus, stranger) = await ExchangeCodeAsync(Server, otherId, otherSecret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, strangerStatus);
+        Assert.Equal("invalid_grant", stranger.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, access));
+
+        // The client's own replay still revokes what the code issued (RFC 6749 §4.1.2).
+        Assert.Equal(HttpStatusCode.BadRequest, (await ExchangeCodeAsync(Server, clientId, secret, code, verifier)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, access));
+    }
+
+    [Fact]
+    public async Task AUsedCodeOfAPublicClientReplayedWithoutItsVerifierRevokesNothing()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public");
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, null, code, verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var access = tokens.GetProperty("access_token").GetString()!;
+
+        // A public client's client_id is no secret: a replay without the verifier is refused and changes nothing.
+        foreach (var wrong in new[] { null, Pkce().Verifier })
+        {
+            var (replayStatus, replay) = await ExchangeCodeAsync(Server, clientId, null, code, wrong);
+            Assert.Equal(HttpStatusCode.BadRequest, replayStatus);
+            Assert.Equal("invalid_grant", replay.GetProperty("error").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, access));
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await ExchangeCodeAsync(Server, clientId, null, code, verifier)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, access));
+    }
+
+    [Fact]
+    public async Task ACodePresentedUnderAnotherClientStaysUsableByItsOwn()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (otherId, otherSecret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await ExchangeCodeAsync(Server, otherId, otherSecret, code, verifier)).Status);
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.True(status == HttpStatusCode.OK, tokens.ToString());
+    }
+
+    [Fact]
+    public async Task ACodeRedeemedSeveralTimesAtOnceLeavesNoUsableToken()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+
+        // However the requests interleave, the ones that lose are replays, and a replay revokes the winner's grant: the
+        // code is marked used and its grant created in one transaction, so no replay falls between the two.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeCodeAsync(Server, clientId, secret, code, verifier)));
+        Assert.True(answers.Count(a => a.Status == HttpStatusCode.OK) <= 1);
+        Assert.All(answers.Where(a => a.Status != HttpStatusCode.OK), a => Assert.Equal("invalid_grant", a.Body.GetProperty("error").GetString()));
+        foreach (var (_, tokens) in answers.Where(a => a.Status == HttpStatusCode.OK))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, tokens.GetProperty("access_token").GetString()!));
+            Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!))).Status);
+        }
+    }
+
+    [Fact]
     public async Task CodeIsBoundToTheClientItWasIssuedTo()
     {
         var (clientId, _) = await RegisterApplicationAsync(Server);

@@ -21,70 +21,106 @@ internal sealed class AuthorizationCodeGrant(
             return TokenResult.Fail(OAuthErrorCatalog.InvalidRequest, "code is required.");
         }
 
-        var (outcome, record, codeHash) = await grants.RedeemCodeAsync(code, ct);
-        if (outcome == CodeRedemption.Replayed)
-        {
-            // RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This authorization code was already used; tokens issued from it have been revoked.");
-        }
-
+        var (record, consumed, codeHash) = await grants.FindCodeAsync(code, ct);
+        // RFC 6749 §4.1.3: the code must have been issued to the client, which the token endpoint authenticated before
+        // this runs. Under any other client_id the code is unknown and nothing happens to it: neither spent nor, if it was
+        // used, revoked, so whoever holds a used code cannot revoke the grant of the client it belongs to.
         if (record is null || record.ClientId != client.ClientId)
         {
             return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code is invalid or was issued to another client.");
         }
 
+        var verifierError = CheckVerifier(record, form["code_verifier"]);
+        if (consumed)
+        {
+            // RFC 6749 §4.1.2 and §10.5, RFC 9700 §4.2.4 and §4.5: a code used twice is refused and the tokens issued from
+            // it are revoked, on a request only its client could make: authenticated as the client the code was issued
+            // to (above) and, when the code has a PKCE challenge, with its verifier (a public client's client_id is no
+            // secret).
+            if (verifierError is not null)
+            {
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This authorization code was already used.");
+            }
+
+            return await ReplayedAsync(codeHash, ct);
+        }
+
+        var (failure, audience, user) = await CheckAsync(form, client, record, verifierError);
+        if (failure is not null)
+        {
+            // A refused code is spent all the same: its client tries it once.
+            await grants.SpendCodeAsync(codeHash, ct);
+            return failure;
+        }
+
+        if (await grants.RedeemCodeAsync(codeHash, record, ct) is not { } grantId)
+        {
+            // A concurrent request redeemed it between our read and now: this one is the replay.
+            return await ReplayedAsync(codeHash, ct);
+        }
+
+        return await IssueAsync(client, user!, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct, audience: audience);
+    }
+
+    private async Task<TokenResult> ReplayedAsync(string codeHash, CancellationToken ct)
+    {
+        await grants.RevokeCodeGrantAsync(codeHash, ct);
+        return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This authorization code was already used; tokens issued from it have been revoked.");
+    }
+
+    /// <summary>The checks of a fresh code of the client's: a failure, or the token audience and the user the code speaks for.</summary>
+    private async Task<(TokenResult? Failure, string? Audience, NexusUser? User)> CheckAsync(OAuthForm form, OAuthClient client, AuthorizationCodeRecord record, string? verifierError)
+    {
         if (record.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
         {
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code has expired.");
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code has expired."), null, null);
         }
 
         // RFC 6749 §4.1.3: the redirect_uri must be identical to the one the code was issued for.
         var redirectUri = form["redirect_uri"];
         if (redirectUri is null ? client.RedirectUriList.Count != 1 : !string.Equals(redirectUri, record.RedirectUri, StringComparison.Ordinal))
         {
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "redirect_uri does not match the authorization request.");
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "redirect_uri does not match the authorization request."), null, null);
         }
 
-        var verifier = form["code_verifier"];
-        if (record.CodeChallenge is null)
+        if (verifierError is not null)
         {
-            // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
-            if (verifier is not null)
-            {
-                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "code_verifier was sent but the authorization request had no code_challenge.");
-            }
-        }
-        else
-        {
-            // RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) must equal the challenge.
-            if (verifier is null || verifier.Length is < 43 or > 128 || !verifier.All(c => AuthorizationRequestValidator.IsBase64UrlChar(c) || c is '.' or '~'))
-            {
-                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "A valid code_verifier is required for this code.");
-            }
-
-            var computed = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
-            if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(computed), Encoding.ASCII.GetBytes(record.CodeChallenge)))
-            {
-                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The code_verifier does not match the code_challenge.");
-            }
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, verifierError), null, null);
         }
 
         // RFC 8707 §2.2: the resource named here must be the one the code was issued for (the code is spent either way).
         var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, record.Resource, form[ResourceIndicators.Parameter]);
         if (audience is null)
         {
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!);
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!), null, null);
         }
 
         await using var scope = scopes.CreateAsyncScope();
         var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(record.UserId);
-        if (user is null)
+        return user is null
+            ? (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The user of this code no longer exists."), null, null)
+            : (null, audience, user);
+    }
+
+    /// <summary>Why <paramref name="verifier"/> does not go with the code's PKCE challenge, or null when it does.</summary>
+    private static string? CheckVerifier(AuthorizationCodeRecord record, string? verifier)
+    {
+        if (record.CodeChallenge is null)
         {
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The user of this code no longer exists.");
+            // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
+            return verifier is null ? null : "code_verifier was sent but the authorization request had no code_challenge.";
         }
 
-        var grantId = await grants.CreateGrantAsync(client.ClientId, user.Id, record.Scopes, record.AuthTime, codeHash, ct, record.Resource);
-        return await IssueAsync(client, user, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct, audience: audience);
+        // RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) must equal the challenge.
+        if (verifier is null || verifier.Length is < 43 or > 128 || !verifier.All(c => AuthorizationRequestValidator.IsBase64UrlChar(c) || c is '.' or '~'))
+        {
+            return "A valid code_verifier is required for this code.";
+        }
+
+        var computed = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(computed), Encoding.ASCII.GetBytes(record.CodeChallenge))
+            ? null
+            : "The code_verifier does not match the code_challenge.";
     }
 
     /// <summary>Access token, refresh token (when the client may refresh) and ID token (for openid) of a grant.</summary>

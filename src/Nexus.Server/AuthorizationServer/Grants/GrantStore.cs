@@ -15,13 +15,6 @@ internal sealed record GrantRecord(string Id, string ClientId, string UserId, IR
 /// <summary>A refresh token as found, without using it: its grant, expiry (Unix milliseconds), whether it was rotated, and its scopes.</summary>
 internal sealed record RefreshTokenView(GrantRecord Grant, long ExpiresAt, bool Used, IReadOnlyList<string> Scopes);
 
-internal enum CodeRedemption
-{
-    Redeemed,
-    Unknown,
-    Replayed,
-}
-
 internal enum RefreshOutcome
 {
     Rotated,
@@ -124,45 +117,69 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
     }
 
     /// <summary>
-    /// Consumes a code exactly once. A second attempt is a replay (RFC 6749 §4.1.2, RFC 9700 §4.5): the
-    /// grant created from the first redemption is revoked with every token issued from it.
+    /// A code as stored, without spending it: null when Nexus never issued it; <c>Consumed</c> when it was redeemed (or
+    /// refused) before. The caller checks it belongs to the client before acting on it, a replay included.
     /// </summary>
-    public async Task<(CodeRedemption Outcome, AuthorizationCodeRecord? Code, string CodeHash)> RedeemCodeAsync(string code, CancellationToken ct)
+    public async Task<(AuthorizationCodeRecord? Code, bool Consumed, string CodeHash)> FindCodeAsync(string code, CancellationToken ct)
     {
         var hash = Hash(code);
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<CodeRow>(new CommandDefinition(
             "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource FROM authorization_codes WHERE code_hash = @hash",
             new { hash }, cancellationToken: ct));
-        if (row is null)
-        {
-            return (CodeRedemption.Unknown, null, hash);
-        }
-
-        var consumed = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @hash AND consumed_at IS NULL", new { hash, now = Now }, cancellationToken: ct));
-        if (consumed == 0)
-        {
-            var revoked = await connection.QueryAsync<string>(new CommandDefinition(
-                "UPDATE grants SET revoked_at = @now, revoked_reason = 'code_replayed' WHERE code_hash = @hash AND revoked_at IS NULL RETURNING id", new { hash, now = Now }, cancellationToken: ct));
-            await revocations.GrantsRevokedAsync(connection, revoked, ct);
-            return (CodeRedemption.Replayed, null, hash);
-        }
-
-        return (CodeRedemption.Redeemed, new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource), hash);
+        return row is null
+            ? (null, false, hash)
+            : (new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource),
+                row.ConsumedAt is not null, hash);
     }
 
-    // ---- grants and refresh tokens --------------------------------------------------------------------------
+    /// <summary>Spends a code its client presented in a refused request: it cannot be tried again, and no grant comes of it.</summary>
+    public async Task SpendCodeAsync(string codeHash, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @codeHash AND consumed_at IS NULL", new { codeHash, now = Now }, cancellationToken: ct));
+    }
 
-    public async Task<string> CreateGrantAsync(string clientId, string userId, IReadOnlyList<string> scopes, long authTime, string? codeHash, CancellationToken ct, string? resource = null)
+    /// <summary>
+    /// Redeems a code exactly once and creates its grant: both in one transaction, so that whoever sees the code consumed
+    /// also sees the grant a replay must revoke (no window between the two for a replay to revoke nothing). Null when
+    /// the code was consumed already, by a concurrent request: the caller treats this one as the replay.
+    /// </summary>
+    public async Task<string?> RedeemCodeAsync(string codeHash, AuthorizationCodeRecord code, CancellationToken ct)
     {
         var id = SecretGenerator.Id("gr_", 20);
         await using var connection = await db.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var consumed = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @codeHash AND consumed_at IS NULL", new { codeHash, now = Now }, tx, cancellationToken: ct));
+        if (consumed == 0)
+        {
+            await tx.RollbackAsync(ct);
+            return null;
+        }
+
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at, resource) VALUES (@id, @clientId, @userId, @scopes, @codeHash, @authTime, @now, @resource)",
-            new { id, clientId, userId, scopes = Join(scopes), codeHash, authTime, now = Now, resource }, cancellationToken: ct));
+            "INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at, resource) VALUES (@id, @ClientId, @UserId, @scopes, @codeHash, @AuthTime, @now, @Resource)",
+            new { id, code.ClientId, code.UserId, scopes = Join(code.Scopes), codeHash, code.AuthTime, now = Now, code.Resource }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
         return id;
     }
+
+    /// <summary>
+    /// A code used twice (RFC 6749 §4.1.2, RFC 9700 §4.5): the grant created from its redemption is revoked with every
+    /// token issued from it.
+    /// </summary>
+    public async Task RevokeCodeGrantAsync(string codeHash, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var revoked = await connection.QueryAsync<string>(new CommandDefinition(
+            "UPDATE grants SET revoked_at = @now, revoked_reason = 'code_replayed' WHERE code_hash = @codeHash AND revoked_at IS NULL RETURNING id",
+            new { codeHash, now = Now }, cancellationToken: ct));
+        await revocations.GrantsRevokedAsync(connection, revoked, ct);
+    }
+
+    // ---- grants and refresh tokens --------------------------------------------------------------------------
 
     private sealed class GrantRow
     {
