@@ -190,6 +190,12 @@ internal static class AuthorizationRequestValidator
             return (null, Fail(OAuthErrorCatalog.InvalidRequest, "Unsupported prompt value."));
         }
 
+        // OIDC Core §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
+        if (prompt is not null && prompt.Split(' ').Contains("none") && prompt.Split(' ').Any(p => p != "none"))
+        {
+            return (null, Fail(OAuthErrorCatalog.InvalidRequest, "prompt=none cannot be combined with another prompt value."));
+        }
+
         string? resource = null;
         if (Get(ResourceIndicators.Parameter) is { } requestedResource)
         {

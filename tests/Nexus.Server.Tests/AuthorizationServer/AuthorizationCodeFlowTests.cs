@@ -200,6 +200,25 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
         Assert.Equal("login_required", Browser.Query(back)["error"]);
     }
 
+    [Theory]
+    [InlineData("none%20login", false)]
+    [InlineData("consent%20none", true)]
+    [InlineData("none%20select_account", true)]
+    public async Task PromptNoneWithAnyOtherValueIsAnInvalidRequest(string prompt, bool signedIn)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = signedIn ? await SignedInBrowserAsync(Server) : new Browser(Server);
+        var back = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&prompt=" + prompt);
+
+        // OIDC Core §3.1.2.1: an error, sent back to the client, whether or not someone is signed in.
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+        var query = Browser.Query(back);
+        Assert.Equal("invalid_request", query["error"]);
+        Assert.Contains("prompt", query["error_description"]);
+        Assert.Equal("st-123", query["state"]);
+        Assert.False(query.ContainsKey("code"));
+    }
+
     [Fact]
     public async Task LogoutReturnsOnlyToRegisteredPostLogoutUris()
     {
