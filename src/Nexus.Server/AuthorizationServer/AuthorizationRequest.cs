@@ -15,7 +15,11 @@ internal sealed record AuthorizationRequest(
     string? CodeChallenge,
     string? Prompt,
     IReadOnlyDictionary<string, string> Parameters,
-    string? Resource = null);
+    string? Resource = null)
+{
+    /// <summary>Whether the request named its redirect_uri (else <see cref="RedirectUri"/> is the client's only registered one).</summary>
+    public bool RedirectUriSent => Parameters.ContainsKey("redirect_uri");
+}
 
 /// <summary>
 /// What is wrong with an authorization request. Errors found before the client and redirect URI are trusted are

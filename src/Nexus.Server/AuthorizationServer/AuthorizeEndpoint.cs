@@ -135,7 +135,7 @@ internal static class AuthorizeEndpoint
         // RFC 9700 §4.5: codes are single-use, short-lived and bound to client, redirect URI and PKCE challenge.
         await services.GetRequiredService<GrantStore>().SaveCodeAsync(code, new AuthorizationCodeRecord(
             request.Client.ClientId, userId, request.RedirectUri, request.Scopes, request.CodeChallenge, request.Nonce, authTime,
-            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource), context.RequestAborted);
+            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource, request.RedirectUriSent), context.RequestAborted);
         return Redirect(request, options, ("code", code));
     }
 

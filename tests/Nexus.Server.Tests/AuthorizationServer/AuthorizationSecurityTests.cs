@@ -239,6 +239,43 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task ARedirectUriSentInTheAuthorizationRequestMustBeSentAgainForTheCode()
+    {
+        // One registered URI: the authorization request could have left it out, but it did not.
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+
+        // RFC 6749 §4.1.3: REQUIRED at the token endpoint when it was included in the authorization request.
+        var (status, body) = await TokenAsync(Server, clientId, secret, ("grant_type", "authorization_code"), ("code", code), ("code_verifier", verifier));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+        Assert.Contains("redirect_uri", body.GetProperty("error_description").GetString());
+    }
+
+    [Fact]
+    public async Task ARedirectUriLeftOutOfTheAuthorizationRequestMayBeLeftOutForTheCode()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var url = $"/oauth2/authorize?response_type=code&client_id={clientId}&state=s&scope=openid&code_challenge={challenge}&code_challenge_method=S256";
+        var back = await AuthorizeAsync(browser, url);
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+
+        var (status, body) = await TokenAsync(Server, clientId, secret, ("grant_type", "authorization_code"), ("code", Browser.Query(back)["code"]), ("code_verifier", verifier));
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+
+        // Sent anyway, it must be the one the code went to.
+        var other = Browser.Query(await AuthorizeAsync(browser, url))["code"];
+        var (wrongStatus, wrong) = await TokenAsync(Server, clientId, secret, ("grant_type", "authorization_code"), ("code", other), ("code_verifier", verifier),
+            ("redirect_uri", "https://app.example.com/elsewhere"));
+        Assert.Equal(HttpStatusCode.BadRequest, wrongStatus);
+        Assert.Equal("invalid_grant", wrong.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task PublicClientWithoutPkceIsRefused()
     {
         var (clientId, _) = await RegisterApplicationAsync(Server, type: "public");

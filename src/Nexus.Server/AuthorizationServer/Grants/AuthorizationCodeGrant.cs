@@ -45,7 +45,7 @@ internal sealed class AuthorizationCodeGrant(
             return await ReplayedAsync(codeHash, ct);
         }
 
-        var (failure, audience, user) = await CheckAsync(form, client, record, verifierError);
+        var (failure, audience, user) = await CheckAsync(form, record, verifierError);
         if (failure is not null)
         {
             // A refused code is spent all the same: its client tries it once.
@@ -69,16 +69,18 @@ internal sealed class AuthorizationCodeGrant(
     }
 
     /// <summary>The checks of a fresh code of the client's: a failure, or the token audience and the user the code speaks for.</summary>
-    private async Task<(TokenResult? Failure, string? Audience, NexusUser? User)> CheckAsync(OAuthForm form, OAuthClient client, AuthorizationCodeRecord record, string? verifierError)
+    private async Task<(TokenResult? Failure, string? Audience, NexusUser? User)> CheckAsync(OAuthForm form, AuthorizationCodeRecord record, string? verifierError)
     {
         if (record.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
         {
             return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code has expired."), null, null);
         }
 
-        // RFC 6749 §4.1.3: the redirect_uri must be identical to the one the code was issued for.
+        // RFC 6749 §4.1.3: redirect_uri is "REQUIRED, if the redirect_uri parameter was included in the authorization
+        // request", and "their values MUST be identical" (a loopback URI on another port included). Left out of the
+        // authorization request, it may be left out here too; sent anyway, it must be the one the code went to.
         var redirectUri = form["redirect_uri"];
-        if (redirectUri is null ? client.RedirectUriList.Count != 1 : !string.Equals(redirectUri, record.RedirectUri, StringComparison.Ordinal))
+        if (redirectUri is null ? record.RedirectUriSent : !string.Equals(redirectUri, record.RedirectUri, StringComparison.Ordinal))
         {
             return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "redirect_uri does not match the authorization request."), null, null);
         }

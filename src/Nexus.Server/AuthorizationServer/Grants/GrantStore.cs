@@ -6,8 +6,11 @@ using Nexus.Server.Vault;
 
 namespace Nexus.Server.AuthorizationServer.Grants;
 
+/// <param name="RedirectUri">Where the code was sent: the request's redirect_uri, or the client's only registered one.</param>
+/// <param name="RedirectUriSent">Whether the authorization request carried redirect_uri (RFC 6749 §4.1.3: then the token request must too).</param>
 internal sealed record AuthorizationCodeRecord(
-    string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt, string? Resource = null);
+    string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt, string? Resource = null,
+    bool RedirectUriSent = false);
 
 /// <param name="Resource">The RFC 8707 resource the grant is bound to; null means Nexus's own API.</param>
 internal sealed record GrantRecord(string Id, string ClientId, string UserId, IReadOnlyList<string> Scopes, long AuthTime, long? RevokedAt, string? Resource = null);
@@ -95,10 +98,14 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at, resource)
-            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt, @Resource)
+            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at, resource, redirect_uri_sent)
+            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt, @Resource, @sent)
             """,
-            new { hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now, record.ExpiresAt, record.Resource },
+            new
+            {
+                hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now,
+                record.ExpiresAt, record.Resource, sent = record.RedirectUriSent ? 1 : 0,
+            },
             cancellationToken: ct));
     }
 
@@ -114,6 +121,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         public long ExpiresAt { get; init; }
         public long? ConsumedAt { get; init; }
         public string? Resource { get; init; }
+        public long RedirectUriSent { get; init; }
     }
 
     /// <summary>
@@ -125,12 +133,12 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         var hash = Hash(code);
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<CodeRow>(new CommandDefinition(
-            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource FROM authorization_codes WHERE code_hash = @hash",
+            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource, redirect_uri_sent FROM authorization_codes WHERE code_hash = @hash",
             new { hash }, cancellationToken: ct));
         return row is null
             ? (null, false, hash)
-            : (new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource),
-                row.ConsumedAt is not null, hash);
+            : (new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource,
+                row.RedirectUriSent != 0), row.ConsumedAt is not null, hash);
     }
 
     /// <summary>Spends a code its client presented in a refused request: it cannot be tried again, and no grant comes of it.</summary>
