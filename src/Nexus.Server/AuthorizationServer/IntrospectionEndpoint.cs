@@ -8,9 +8,10 @@ namespace Nexus.Server.AuthorizationServer;
 
 /// <summary>
 /// POST /oauth2/introspect (RFC 7662). Callers authenticate as confidential clients (a public client, which has no
-/// secret, is refused with invalid_client). A client may introspect the tokens issued to it; a resource server may introspect any token once registered as an App Client with the
-/// "nexus:introspect" scope. Anything else, including tokens the caller may not see, is just {"active": false}
-/// (RFC 7662 §2.2), so the endpoint reveals nothing to the curious.
+/// secret, is refused with invalid_client). A client may introspect the tokens issued to it; a resource server may
+/// introspect any token once registered as an App Client with the "nexus:introspect" scope. Anything else, including
+/// tokens the caller may not see, is just {"active": false} (RFC 7662 §2.2), so the endpoint reveals nothing to the
+/// curious.
 /// </summary>
 internal static class IntrospectionEndpoint
 {
