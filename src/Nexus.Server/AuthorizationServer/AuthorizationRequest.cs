@@ -15,7 +15,11 @@ internal sealed record AuthorizationRequest(
     string? CodeChallenge,
     string? Prompt,
     IReadOnlyDictionary<string, string> Parameters,
-    string? Resource = null);
+    string? Resource = null)
+{
+    /// <summary>Whether the request named its redirect_uri (else <see cref="RedirectUri"/> is the client's only registered one).</summary>
+    public bool RedirectUriSent => Parameters.ContainsKey("redirect_uri");
+}
 
 /// <summary>
 /// What is wrong with an authorization request. Errors found before the client and redirect URI are trusted are
@@ -136,10 +140,12 @@ internal static class AuthorizationRequestValidator
         IReadOnlyList<string> scopes = client.Scopes;
         if (Get("scope") is { } scopeParameter)
         {
+            // RFC 6749 §3.3: scope-token = 1*NQCHAR; a scope parameter of blanks (scope=+) is malformed: invalid_scope,
+            // never an empty list that every consent would vacuously cover.
             var parsed = ScopeSyntax.Parse(scopeParameter);
             if (parsed is null)
             {
-                return (null, Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed."));
+                return (null, Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed: it must hold one or more space-separated scopes."));
             }
 
             if (parsed.FirstOrDefault(s => !client.Scopes.Contains(s)) is { } unknown)
@@ -186,6 +192,12 @@ internal static class AuthorizationRequestValidator
         if (prompt is not null && prompt.Split(' ').Any(p => p is not ("none" or "login" or "consent" or "select_account")))
         {
             return (null, Fail(OAuthErrorCatalog.InvalidRequest, "Unsupported prompt value."));
+        }
+
+        // OIDC Core §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
+        if (prompt is not null && prompt.Split(' ').Contains("none") && prompt.Split(' ').Any(p => p != "none"))
+        {
+            return (null, Fail(OAuthErrorCatalog.InvalidRequest, "prompt=none cannot be combined with another prompt value."));
         }
 
         string? resource = null;

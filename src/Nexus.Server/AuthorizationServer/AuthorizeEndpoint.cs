@@ -71,7 +71,10 @@ internal static class AuthorizeEndpoint
 
         var grants = services.GetRequiredService<GrantStore>();
         var consented = await grants.GetConsentAsync(userId, request.Client.ClientId, context.RequestAborted);
-        if (request.Scopes.All(consented.Contains) && !prompts.Contains("consent"))
+        // RFC 6749 §4.1.1 / §10.2: the code needs the resource owner's authorization. Without a consent row for this
+        // user and client there is none, even for an empty scope list (an application registered with no scopes), which
+        // every consent would cover vacuously.
+        if (consented is not null && request.Scopes.All(consented.Contains) && !prompts.Contains("consent"))
         {
             return await IssueCodeAsync(context, request, userId, options);
         }
@@ -132,7 +135,7 @@ internal static class AuthorizeEndpoint
         // RFC 9700 §4.5: codes are single-use, short-lived and bound to client, redirect URI and PKCE challenge.
         await services.GetRequiredService<GrantStore>().SaveCodeAsync(code, new AuthorizationCodeRecord(
             request.Client.ClientId, userId, request.RedirectUri, request.Scopes, request.CodeChallenge, request.Nonce, authTime,
-            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource), context.RequestAborted);
+            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource, request.RedirectUriSent), context.RequestAborted);
         return Redirect(request, options, ("code", code));
     }
 
@@ -154,7 +157,9 @@ internal static class AuthorizeEndpoint
     {
         var client = request.Client;
         var hidden = string.Concat(request.Parameters.Where(p => p.Key != "prompt").Select(p => $"<input type=\"hidden\" name=\"{E(p.Key)}\" value=\"{E(p.Value)}\">"));
-        var scopes = string.Concat(request.Scopes.Select(s => $"<li>{E(ScopeDescriptions.Describe(s))} <span class=\"muted\">(<code>{E(s)}</code>)</span></li>"));
+        var scopes = request.Scopes.Count == 0
+            ? $"<li>{E(ScopeDescriptions.NoScope)}</li>"
+            : string.Concat(request.Scopes.Select(s => $"<li>{E(ScopeDescriptions.Describe(s))} <span class=\"muted\">(<code>{E(s)}</code>)</span></li>"));
         var site = client.BaseUrl is null ? "" : $"<p class=\"muted\">{E(client.BaseUrl)}</p>";
         var description = client.Description is null ? "" : $"<p>{E(client.Description)}</p>";
         // A client that registered itself (RFC 7591, or a client ID metadata document) chose its own name: say so, and

@@ -7,10 +7,11 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.AuthorizationServer;
 
 /// <summary>
-/// POST /oauth2/introspect (RFC 7662). Callers authenticate as clients. A client may introspect the tokens
-/// issued to it; a resource server may introspect any token once registered as an App Client with the
-/// "nexus:introspect" scope. Anything else, including tokens the caller may not see, is just {"active": false}
-/// (RFC 7662 §2.2), so the endpoint reveals nothing to the curious.
+/// POST /oauth2/introspect (RFC 7662). Callers authenticate as confidential clients (a public client, which has no
+/// secret, is refused with invalid_client). A client may introspect the tokens issued to it; a resource server may
+/// introspect any token once registered as an App Client with the "nexus:introspect" scope. Anything else, including
+/// tokens the caller may not see, is just {"active": false} (RFC 7662 §2.2), so the endpoint reveals nothing to the
+/// curious.
 /// </summary>
 internal static class IntrospectionEndpoint
 {
@@ -31,6 +32,16 @@ internal static class IntrospectionEndpoint
             return;
         }
 
+        if (caller.IsPublic)
+        {
+            // RFC 7662 §2.1: the endpoint "MUST also require some form of authorization". A public client only names
+            // itself (no secret), so it is not authenticated here: invalid_client as RFC 6749 §5.2 has it, and discovery
+            // lists no "none" in introspection_endpoint_auth_methods_supported.
+            await ClientAuthentication.Fail(OAuthErrorCatalog.InvalidClient, "Introspection requires client authentication: a public client (no secret) may not introspect tokens.")
+                .WriteFailureAsync(context);
+            return;
+        }
+
         if (form!["token"] is not { } token)
         {
             await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidRequest, "token is required.");
@@ -38,57 +49,71 @@ internal static class IntrospectionEndpoint
         }
 
         bool MayInspect(string clientId) => clientId == caller.ClientId || caller.Scopes.Contains(IntrospectScope);
+        var now = context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeMilliseconds();
+
+        // RFC 7662 §2.1: the hint only says where to look first. "If the server is unable to locate the token using the
+        // given hint, it MUST extend its search across all of its supported token types."
+        AccessTokenClaims? access;
+        RefreshTokenView? refresh;
+        if (form["token_type_hint"] == "refresh_token")
+        {
+            refresh = await grants.PeekRefreshTokenAsync(token, ct);
+            access = refresh is null ? await LocateAccessTokenAsync(token, validator, ct) : null;
+        }
+        else
+        {
+            access = await LocateAccessTokenAsync(token, validator, ct);
+            refresh = access is null ? await grants.PeekRefreshTokenAsync(token, ct) : null;
+        }
+
         var response = context.Response;
         OAuthResponses.NoStore(response);
         response.ContentType = "application/json;charset=UTF-8";
         await using var json = new Utf8JsonWriter(response.BodyWriter, OAuthResponses.WriterOptions);
         json.WriteStartObject();
 
-        var hint = form["token_type_hint"];
-        if (hint != "refresh_token" && token.Count(c => c == '.') == 2)
-        {
-            var (claims, _) = await validator.ValidateAsync(token, audience: null, ct);
-            if (claims is not null && MayInspect(claims.ClientId) && !await revocations.IsRevokedAsync(claims, ct)
-                && await clients.FindCachedAsync(claims.ClientId, ct) is { IsRevoked: false })
-            {
-                json.WriteBoolean("active"u8, true);
-                if (claims.Scope is not null)
-                {
-                    json.WriteString("scope"u8, claims.Scope);
-                }
-
-                json.WriteString("client_id"u8, claims.ClientId);
-                json.WriteString("sub"u8, claims.Subject);
-                json.WriteString("token_type"u8, "Bearer"u8);
-                json.WriteNumber("exp"u8, claims.ExpiresAt);
-                json.WriteNumber("iat"u8, claims.IssuedAt);
-                json.WriteString("iss"u8, options.Issuer);
-                json.WriteString("aud"u8, claims.Audience);
-                json.WriteString("jti"u8, claims.Jti);
-                json.WriteEndObject();
-                await json.FlushAsync(ct);
-                return;
-            }
-        }
-        else if (await grants.PeekRefreshTokenAsync(token, ct) is { } refresh && MayInspect(refresh.Grant.ClientId)
-            && refresh.Grant.RevokedAt is null && !refresh.Used && refresh.ExpiresAt > context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeMilliseconds())
+        if (access is { } claims && MayInspect(claims.ClientId) && !await revocations.IsRevokedAsync(claims, ct)
+            && await clients.FindCachedAsync(claims.ClientId, ct) is { IsRevoked: false })
         {
             json.WriteBoolean("active"u8, true);
-            json.WriteString("scope"u8, string.Join(' ', refresh.Scopes));
-            json.WriteString("client_id"u8, refresh.Grant.ClientId);
-            json.WriteString("sub"u8, refresh.Grant.UserId);
-            json.WriteString("token_type"u8, "refresh_token"u8);
-            json.WriteNumber("exp"u8, refresh.ExpiresAt / 1000);
+            if (claims.Scope is not null)
+            {
+                json.WriteString("scope"u8, claims.Scope);
+            }
+
+            json.WriteString("client_id"u8, claims.ClientId);
+            json.WriteString("sub"u8, claims.Subject);
+            json.WriteString("token_type"u8, "Bearer"u8);
+            json.WriteNumber("exp"u8, claims.ExpiresAt);
+            json.WriteNumber("iat"u8, claims.IssuedAt);
             json.WriteString("iss"u8, options.Issuer);
-            json.WriteEndObject();
-            await json.FlushAsync(ct);
-            return;
+            json.WriteString("aud"u8, claims.Audience);
+            json.WriteString("jti"u8, claims.Jti);
+        }
+        else if (refresh is { } found && MayInspect(found.Grant.ClientId) && found.Grant.RevokedAt is null && !found.Used && found.ExpiresAt > now
+            // Like an access token's: a revoked client's refresh token is inactive (RFC 7662 §2.2), though its grant stands.
+            && !revocations.IsClientRevoked(found.Grant.ClientId) && await clients.FindCachedAsync(found.Grant.ClientId, ct) is { IsRevoked: false })
+        {
+            json.WriteBoolean("active"u8, true);
+            json.WriteString("scope"u8, string.Join(' ', found.Scopes));
+            json.WriteString("client_id"u8, found.Grant.ClientId);
+            json.WriteString("sub"u8, found.Grant.UserId);
+            json.WriteString("token_type"u8, "refresh_token"u8);
+            json.WriteNumber("exp"u8, found.ExpiresAt / 1000);
+            json.WriteString("iss"u8, options.Issuer);
+        }
+        else
+        {
+            json.WriteBoolean("active"u8, false);
         }
 
-        json.WriteBoolean("active"u8, false);
         json.WriteEndObject();
         await json.FlushAsync(ct);
     }
+
+    /// <summary>The claims of a token Nexus signed as an access token (revoked or not), or null when it is none.</summary>
+    private static async ValueTask<AccessTokenClaims?> LocateAccessTokenAsync(string token, AccessTokenValidator validator, CancellationToken ct) =>
+        token.Count(c => c == '.') == 2 ? (await validator.ValidateAsync(token, audience: null, ct)).Claims : null;
 }
 
 /// <summary>The shared front half of the client-authenticated form endpoints (introspection, revocation).</summary>

@@ -33,20 +33,59 @@ internal static class RevocationEndpoint
             return;
         }
 
-        if (form["token_type_hint"] != "refresh_token" && token.Count(c => c == '.') == 2)
+        // RFC 7009 §2.1: the hint only says where to look first. "If the server is unable to locate the token using the
+        // given hint, it MUST extend its search across all of its supported token types."
+        if (form["token_type_hint"] == "refresh_token")
         {
-            var (claims, _) = await validator.ValidateAsync(token, audience: null, ct);
-            if (claims is not null && claims.ClientId == caller.ClientId)
+            if (!await RevokeRefreshTokenAsync(token, caller.ClientId, grants, ct))
             {
-                await grants.RevokeAccessTokenAsync(claims.Jti, claims.ExpiresAt, ct);
+                await RevokeAccessTokenAsync(token, caller.ClientId, validator, grants, ct);
             }
         }
-        else if (await grants.PeekRefreshTokenAsync(token, ct) is { } refresh && refresh.Grant.ClientId == caller.ClientId)
+        else if (!await RevokeAccessTokenAsync(token, caller.ClientId, validator, grants, ct))
         {
-            await grants.RevokeGrantAsync(refresh.Grant.Id, "revoked_by_client", ct);
+            await RevokeRefreshTokenAsync(token, caller.ClientId, grants, ct);
         }
 
         OAuthResponses.NoStore(context.Response);
         context.Response.StatusCode = StatusCodes.Status200OK;
+    }
+
+    /// <summary>Revokes an access token of the caller's; false when the token is not a Nexus access token at all.</summary>
+    private static async Task<bool> RevokeAccessTokenAsync(string token, string callerId, AccessTokenValidator validator, GrantStore grants, CancellationToken ct)
+    {
+        if (token.Count(c => c == '.') != 2)
+        {
+            return false;
+        }
+
+        var (claims, _) = await validator.ValidateAsync(token, audience: null, ct);
+        if (claims is null)
+        {
+            return false;
+        }
+
+        if (claims.ClientId == callerId)
+        {
+            await grants.RevokeAccessTokenAsync(claims.Jti, claims.ExpiresAt, ct);
+        }
+
+        return true;
+    }
+
+    /// <summary>Revokes the grant of a refresh token of the caller's; false when the token is no refresh token Nexus knows.</summary>
+    private static async Task<bool> RevokeRefreshTokenAsync(string token, string callerId, GrantStore grants, CancellationToken ct)
+    {
+        if (await grants.PeekRefreshTokenAsync(token, ct) is not { } refresh)
+        {
+            return false;
+        }
+
+        if (refresh.Grant.ClientId == callerId)
+        {
+            await grants.RevokeGrantAsync(refresh.Grant.Id, "revoked_by_client", ct);
+        }
+
+        return true;
     }
 }

@@ -19,5 +19,8 @@ internal static class ScopeDescriptions
         }
     }
 
+    /// <summary>What a token without scopes still does: /api/v1/me answers with the account it speaks for.</summary>
+    public const string NoScope = "Know which Nexus account you use (nothing else)";
+
     public static string Describe(string scope) => Known.TryGetValue(scope, out var text) ? text : $"Use the “{scope}” permission";
 }

@@ -21,7 +21,7 @@ internal static class ScopeSyntax
         return true;
     }
 
-    /// <summary>Splits a space-delimited scope parameter; null when a token is malformed.</summary>
+    /// <summary>Splits a space-delimited scope parameter; null when a token is malformed or there is none.</summary>
     public static List<string>? Parse(string value)
     {
         var result = new List<string>();
@@ -38,6 +38,8 @@ internal static class ScopeSyntax
             }
         }
 
-        return result;
+        // RFC 6749 §3.3: scope = scope-token *( SP scope-token ), so a scope parameter holds at least one token; one of
+        // blanks only ("scope=+") is malformed like a bad token, not an empty request that any consent would cover.
+        return result.Count == 0 ? null : result;
     }
 }

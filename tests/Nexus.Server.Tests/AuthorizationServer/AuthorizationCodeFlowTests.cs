@@ -159,6 +159,23 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task ABlankScopeOnARefreshIsMalformedAndDoesNotSpendTheToken()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        browser.Dispose();
+        var refresh = tokens.GetProperty("refresh_token").GetString()!;
+
+        var (blankStatus, blank) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "  "));
+        Assert.Equal(HttpStatusCode.BadRequest, blankStatus);
+        Assert.Equal("invalid_scope", blank.GetProperty("error").GetString());
+
+        var (status, refreshed) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("openid profile email offline_access", refreshed.GetProperty("scope").GetString());
+    }
+
+    [Fact]
     public async Task CodeExpiresAfterSixtySeconds()
     {
         await using var db = await TestDatabase.CreateAsync();
@@ -181,6 +198,25 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
         using var browser = new Browser(Server);
         var back = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&prompt=none");
         Assert.Equal("login_required", Browser.Query(back)["error"]);
+    }
+
+    [Theory]
+    [InlineData("none%20login", false)]
+    [InlineData("consent%20none", true)]
+    [InlineData("none%20select_account", true)]
+    public async Task PromptNoneWithAnyOtherValueIsAnInvalidRequest(string prompt, bool signedIn)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = signedIn ? await SignedInBrowserAsync(Server) : new Browser(Server);
+        var back = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&prompt=" + prompt);
+
+        // OIDC Core §3.1.2.1: an error, sent back to the client, whether or not someone is signed in.
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+        var query = Browser.Query(back);
+        Assert.Equal("invalid_request", query["error"]);
+        Assert.Contains("prompt", query["error_description"]);
+        Assert.Equal("st-123", query["state"]);
+        Assert.False(query.ContainsKey("code"));
     }
 
     [Fact]

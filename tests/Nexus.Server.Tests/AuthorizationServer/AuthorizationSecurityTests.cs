@@ -67,6 +67,51 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
         Assert.StartsWith("st-1", query["state"]);
     }
 
+    [Theory]
+    [InlineData("+")]
+    [InlineData("%20")]
+    [InlineData("%20%20")]
+    public async Task ABlankScopeIsMalformedAndGetsNoCodeEvenFromASignedInUser(string blank)
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var back = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge, scope: "") + "&scope=" + blank);
+
+        // RFC 6749 §3.3: a scope parameter holds one or more tokens; blanks are malformed, not "no scope to consent to".
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+        var query = Browser.Query(back);
+        Assert.Equal("invalid_scope", query["error"]);
+        Assert.False(query.ContainsKey("code"));
+        Assert.Equal(Server.Issuer, query["iss"]);
+    }
+
+    [Fact]
+    public async Task AnApplicationWithoutScopesStillAsksForConsentBeforeItsFirstCode()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server, scopes: []);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+
+        // No scope asked, none registered: the person has still not authorized the application, so no code yet.
+        var silent = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "") + "&prompt=none");
+        Assert.Equal("consent_required", Browser.Query(silent)["error"]);
+        Assert.False(Browser.Query(silent).ContainsKey("code"));
+
+        var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: ""));
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, landed.Authority);
+        Assert.Contains("name=\"decision\"", browser.LastPage);
+        Assert.Contains("Know which Nexus account you use", browser.LastPage);
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, Browser.Query(back)["code"], verifier);
+        Assert.True(status == HttpStatusCode.OK, tokens.ToString());
+        Assert.False(tokens.TryGetProperty("scope", out _));
+
+        // Once consented, the same request is answered at once.
+        var again = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: ""));
+        Assert.Equal(RedirectUri, again.GetLeftPart(UriPartial.Path));
+        Assert.True(Browser.Query(again).ContainsKey("code"));
+    }
+
     [Fact]
     public async Task ReplayedCodeFailsAndRevokesEveryTokenIssuedFromIt()
     {
@@ -84,6 +129,88 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
         Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, first.GetProperty("access_token").GetString()!));
         var (refreshStatus, _) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", first.GetProperty("refresh_token").GetString()!));
         Assert.Equal(HttpStatusCode.BadRequest, refreshStatus);
+    }
+
+    [Fact]
+    public async Task AUsedCodePresentedUnderAnotherClientRevokesNothing()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (otherId, otherSecret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var access = tokens.GetProperty("access_token").GetString()!;
+
+        // Whoever holds the used code, verifier included, is not its client: the victim's grant stands.
+        var (strangerStatus, stranger) = await ExchangeCodeAsync(Server, otherId, otherSecret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, strangerStatus);
+        Assert.Equal("invalid_grant", stranger.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, access));
+
+        // The client's own replay still revokes what the code issued (RFC 6749 §4.1.2).
+        Assert.Equal(HttpStatusCode.BadRequest, (await ExchangeCodeAsync(Server, clientId, secret, code, verifier)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, access));
+    }
+
+    [Fact]
+    public async Task AUsedCodeOfAPublicClientReplayedWithoutItsVerifierRevokesNothing()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public");
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, null, code, verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var access = tokens.GetProperty("access_token").GetString()!;
+
+        // A public client's client_id is no secret: a replay without the verifier is refused and changes nothing.
+        foreach (var wrong in new[] { null, Pkce().Verifier })
+        {
+            var (replayStatus, replay) = await ExchangeCodeAsync(Server, clientId, null, code, wrong);
+            Assert.Equal(HttpStatusCode.BadRequest, replayStatus);
+            Assert.Equal("invalid_grant", replay.GetProperty("error").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, access));
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await ExchangeCodeAsync(Server, clientId, null, code, verifier)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, access));
+    }
+
+    [Fact]
+    public async Task ACodePresentedUnderAnotherClientStaysUsableByItsOwn()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (otherId, otherSecret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await ExchangeCodeAsync(Server, otherId, otherSecret, code, verifier)).Status);
+        var (status, tokens) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.True(status == HttpStatusCode.OK, tokens.ToString());
+    }
+
+    [Fact]
+    public async Task ACodeRedeemedSeveralTimesAtOnceLeavesNoUsableToken()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+
+        // However the requests interleave, the ones that lose are replays, and a replay revokes the winner's grant: the
+        // code is marked used and its grant created in one transaction, so no replay falls between the two.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeCodeAsync(Server, clientId, secret, code, verifier)));
+        Assert.True(answers.Count(a => a.Status == HttpStatusCode.OK) <= 1);
+        Assert.All(answers.Where(a => a.Status != HttpStatusCode.OK), a => Assert.Equal("invalid_grant", a.Body.GetProperty("error").GetString()));
+        foreach (var (_, tokens) in answers.Where(a => a.Status == HttpStatusCode.OK))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, tokens.GetProperty("access_token").GetString()!));
+            Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!))).Status);
+        }
     }
 
     [Fact]
@@ -109,6 +236,43 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
         var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier, redirectUri: "https://app.example.com/other");
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task ARedirectUriSentInTheAuthorizationRequestMustBeSentAgainForTheCode()
+    {
+        // One registered URI: the authorization request could have left it out, but it did not.
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+
+        // RFC 6749 §4.1.3: REQUIRED at the token endpoint when it was included in the authorization request.
+        var (status, body) = await TokenAsync(Server, clientId, secret, ("grant_type", "authorization_code"), ("code", code), ("code_verifier", verifier));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+        Assert.Contains("redirect_uri", body.GetProperty("error_description").GetString());
+    }
+
+    [Fact]
+    public async Task ARedirectUriLeftOutOfTheAuthorizationRequestMayBeLeftOutForTheCode()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        var url = $"/oauth2/authorize?response_type=code&client_id={clientId}&state=s&scope=openid&code_challenge={challenge}&code_challenge_method=S256";
+        var back = await AuthorizeAsync(browser, url);
+        Assert.Equal(RedirectUri, back.GetLeftPart(UriPartial.Path));
+
+        var (status, body) = await TokenAsync(Server, clientId, secret, ("grant_type", "authorization_code"), ("code", Browser.Query(back)["code"]), ("code_verifier", verifier));
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+
+        // Sent anyway, it must be the one the code went to.
+        var other = Browser.Query(await AuthorizeAsync(browser, url))["code"];
+        var (wrongStatus, wrong) = await TokenAsync(Server, clientId, secret, ("grant_type", "authorization_code"), ("code", other), ("code_verifier", verifier),
+            ("redirect_uri", "https://app.example.com/elsewhere"));
+        Assert.Equal(HttpStatusCode.BadRequest, wrongStatus);
+        Assert.Equal("invalid_grant", wrong.GetProperty("error").GetString());
     }
 
     [Fact]

@@ -29,6 +29,37 @@ public sealed class LoopbackRedirectTests(ServerFixture fixture) : IClassFixture
         Assert.True(status == HttpStatusCode.OK, body.ToString());
     }
 
+    [Fact]
+    public async Task TheCodeOfALoopbackRedirectOnAnotherPortNeedsThatExactRedirectUriAtTheTokenEndpoint()
+    {
+        const string registered = "http://127.0.0.1/callback";
+        const string requested = "http://127.0.0.1:53121/callback";
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public", redirectUris: [registered]);
+        using var browser = await SignedInBrowserAsync(Server);
+
+        async Task<(string Code, string Verifier)> AuthorizeOnAnotherPortAsync()
+        {
+            var (verifier, challenge) = Pkce();
+            var back = await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge, redirectUri: requested));
+            Assert.Equal(requested, back.GetLeftPart(UriPartial.Path));
+            return (Browser.Query(back)["code"], verifier);
+        }
+
+        // RFC 6749 §4.1.3: sent in the authorization request, so required here, and identical: the one registered URI
+        // neither stands in for it nor matches it.
+        var (code, verifier) = await AuthorizeOnAnotherPortAsync();
+        var (omitted, omittedBody) = await TokenAsync(Server, clientId, null, ("grant_type", "authorization_code"), ("code", code), ("code_verifier", verifier), ("client_id", clientId));
+        Assert.Equal(HttpStatusCode.BadRequest, omitted);
+        Assert.Equal("invalid_grant", omittedBody.GetProperty("error").GetString());
+
+        (code, verifier) = await AuthorizeOnAnotherPortAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, (await ExchangeCodeAsync(Server, clientId, null, code, verifier, registered)).Status);
+
+        (code, verifier) = await AuthorizeOnAnotherPortAsync();
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, null, code, verifier, requested);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+    }
+
     [Theory]
     [InlineData("https://app.example.com:8443/callback", "https://app.example.com:9443/callback")]
     [InlineData("https://app.example.com/callback", "https://app.example.com:443/callback")]

@@ -110,13 +110,32 @@ internal static class OAuthAppHelpers
         return response.StatusCode;
     }
 
-    public static async Task<JsonElement> IntrospectAsync(NexusTestServer server, string clientId, string secret, string token)
+    public static async Task<JsonElement> IntrospectAsync(NexusTestServer server, string clientId, string secret, string token, string? hint = null)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth2/introspect") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = token }) };
-        request.Headers.Authorization = NexusTestServer.Basic(clientId, secret);
-        using var response = await server.Http.SendAsync(request);
+        using var response = await server.Http.SendAsync(TokenFormRequest("/oauth2/introspect", clientId, secret, token, hint));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+    }
+
+    /// <summary>RFC 7009 revocation by the client (HTTP Basic); the answer is 200 whatever the token was.</summary>
+    public static async Task RevokeAsync(NexusTestServer server, string clientId, string secret, string token, string? hint = null)
+    {
+        using var response = await server.Http.SendAsync(TokenFormRequest("/oauth2/revoke", clientId, secret, token, hint));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    /// <summary>A post of token (and token_type_hint) to introspection or revocation, authenticated with HTTP Basic.</summary>
+    public static HttpRequestMessage TokenFormRequest(string path, string clientId, string secret, string token, string? hint = null)
+    {
+        var form = new Dictionary<string, string> { ["token"] = token };
+        if (hint is not null)
+        {
+            form["token_type_hint"] = hint;
+        }
+
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new FormUrlEncodedContent(form) };
+        request.Headers.Authorization = NexusTestServer.Basic(clientId, secret);
+        return request;
     }
 
     public static string NewEmail() => $"user-{Guid.NewGuid():N}@example.com";

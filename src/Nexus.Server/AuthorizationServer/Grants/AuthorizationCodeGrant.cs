@@ -21,65 +21,47 @@ internal sealed class AuthorizationCodeGrant(
             return TokenResult.Fail(OAuthErrorCatalog.InvalidRequest, "code is required.");
         }
 
-        var (outcome, record, codeHash) = await grants.RedeemCodeAsync(code, ct);
-        if (outcome == CodeRedemption.Replayed)
-        {
-            // RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This authorization code was already used; tokens issued from it have been revoked.");
-        }
-
+        var (record, consumed, codeHash) = await grants.FindCodeAsync(code, ct);
+        // RFC 6749 §4.1.3: the code must have been issued to the client, which the token endpoint authenticated before
+        // this runs. Under any other client_id the code is unknown and nothing happens to it: neither spent nor, if it was
+        // used, revoked, so whoever holds a used code cannot revoke the grant of the client it belongs to.
         if (record is null || record.ClientId != client.ClientId)
         {
             return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code is invalid or was issued to another client.");
         }
 
-        if (record.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
+        var verifierError = CheckVerifier(record, form["code_verifier"]);
+        if (consumed)
         {
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code has expired.");
-        }
-
-        // RFC 6749 §4.1.3: the redirect_uri must be identical to the one the code was issued for.
-        var redirectUri = form["redirect_uri"];
-        if (redirectUri is null ? client.RedirectUriList.Count != 1 : !string.Equals(redirectUri, record.RedirectUri, StringComparison.Ordinal))
-        {
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "redirect_uri does not match the authorization request.");
-        }
-
-        var verifier = form["code_verifier"];
-        if (record.CodeChallenge is null)
-        {
-            // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
-            if (verifier is not null)
+            // RFC 6749 §4.1.2 and §10.5, RFC 9700 §4.2.4 and §4.5: a code used twice is refused and the tokens issued from
+            // it are revoked, on a request only its client could make: authenticated as the client the code was issued
+            // to (above) and, when the code has a PKCE challenge, with its verifier (a public client's client_id is no
+            // secret).
+            if (verifierError is not null)
             {
-                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "code_verifier was sent but the authorization request had no code_challenge.");
-            }
-        }
-        else
-        {
-            // RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) must equal the challenge.
-            if (verifier is null || verifier.Length is < 43 or > 128 || !verifier.All(c => AuthorizationRequestValidator.IsBase64UrlChar(c) || c is '.' or '~'))
-            {
-                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "A valid code_verifier is required for this code.");
+                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This authorization code was already used.");
             }
 
-            var computed = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
-            if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(computed), Encoding.ASCII.GetBytes(record.CodeChallenge)))
-            {
-                return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The code_verifier does not match the code_challenge.");
-            }
+            return await ReplayedAsync(codeHash, ct);
         }
 
-        // RFC 8707 §2.2: the resource named here must be the one the code was issued for (the code is spent either way).
-        var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, record.Resource, form[ResourceIndicators.Parameter]);
-        if (audience is null)
+        var (failure, audience) = CheckCode(form, record, verifierError);
+        if (failure is not null)
         {
-            return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!);
+            // A refused code is spent all the same: its client tries it once.
+            await grants.SpendCodeAsync(codeHash, ct);
+            return failure;
+        }
+
+        if (await grants.RedeemCodeAsync(codeHash, record, ct) is not { } grantId)
+        {
+            // A concurrent request redeemed it between our read and now: this one is the replay.
+            return await ReplayedAsync(codeHash, ct);
         }
 
         // The grant is stored before the account is read. Disabling an account stores the lockout and then revokes the
         // account's grants (Accounts/UserAdministration.cs), so either this read finds the account disabled or that
         // revocation finds this grant: a code issued before the disable never yields tokens that outlive it.
-        var grantId = await grants.CreateGrantAsync(client.ClientId, record.UserId, record.Scopes, record.AuthTime, codeHash, ct, record.Resource);
         await using var scope = scopes.CreateAsyncScope();
         var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(record.UserId);
         if (user is null)
@@ -95,6 +77,65 @@ internal sealed class AuthorizationCodeGrant(
         }
 
         return await IssueAsync(client, user, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct, audience: audience);
+    }
+
+    private async Task<TokenResult> ReplayedAsync(string codeHash, CancellationToken ct)
+    {
+        await grants.RevokeCodeGrantAsync(codeHash, ct);
+        return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This authorization code was already used; tokens issued from it have been revoked.");
+    }
+
+    /// <summary>The checks of a fresh code of the client's: a failure, or the token audience.</summary>
+    private (TokenResult? Failure, string? Audience) CheckCode(OAuthForm form, AuthorizationCodeRecord record, string? verifierError)
+    {
+        if (record.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
+        {
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The authorization code has expired."), null);
+        }
+
+        // RFC 6749 §4.1.3: redirect_uri is "REQUIRED, if the redirect_uri parameter was included in the authorization
+        // request", and "their values MUST be identical" (a loopback URI on another port included). Left out of the
+        // authorization request, it may be left out here too; sent anyway, it must be the one the code went to.
+        var redirectUri = form["redirect_uri"];
+        if (redirectUri is null ? record.RedirectUriSent : !string.Equals(redirectUri, record.RedirectUri, StringComparison.Ordinal))
+        {
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "redirect_uri does not match the authorization request."), null);
+        }
+
+        if (verifierError is not null)
+        {
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, verifierError), null);
+        }
+
+        // RFC 8707 §2.2: the resource named here must be the one the code was issued for (the code is spent either way).
+        var (audience, targetError) = ResourceIndicators.ForTokenRequest(options, record.Resource, form[ResourceIndicators.Parameter]);
+        if (audience is null)
+        {
+            return (TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!), null);
+        }
+
+        return (null, audience);
+    }
+
+    /// <summary>Why <paramref name="verifier"/> does not go with the code's PKCE challenge, or null when it does.</summary>
+    private static string? CheckVerifier(AuthorizationCodeRecord record, string? verifier)
+    {
+        if (record.CodeChallenge is null)
+        {
+            // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
+            return verifier is null ? null : "code_verifier was sent but the authorization request had no code_challenge.";
+        }
+
+        // RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) must equal the challenge.
+        if (verifier is null || verifier.Length is < 43 or > 128 || !verifier.All(c => AuthorizationRequestValidator.IsBase64UrlChar(c) || c is '.' or '~'))
+        {
+            return "A valid code_verifier is required for this code.";
+        }
+
+        var computed = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(computed), Encoding.ASCII.GetBytes(record.CodeChallenge))
+            ? null
+            : "The code_verifier does not match the code_challenge.";
     }
 
     /// <summary>Access token, refresh token (when the client may refresh) and ID token (for openid) of a grant.</summary>

@@ -6,18 +6,17 @@ using Nexus.Server.Vault;
 
 namespace Nexus.Server.AuthorizationServer.Grants;
 
+/// <param name="RedirectUri">Where the code was sent: the request's redirect_uri, or the client's only registered one.</param>
+/// <param name="RedirectUriSent">Whether the authorization request carried redirect_uri (RFC 6749 §4.1.3: then the token request must too).</param>
 internal sealed record AuthorizationCodeRecord(
-    string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt, string? Resource = null);
+    string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt, string? Resource = null,
+    bool RedirectUriSent = false);
 
 /// <param name="Resource">The RFC 8707 resource the grant is bound to; null means Nexus's own API.</param>
 internal sealed record GrantRecord(string Id, string ClientId, string UserId, IReadOnlyList<string> Scopes, long AuthTime, long? RevokedAt, string? Resource = null);
 
-internal enum CodeRedemption
-{
-    Redeemed,
-    Unknown,
-    Replayed,
-}
+/// <summary>A refresh token as found, without using it: its grant, expiry (Unix milliseconds), whether it was rotated, and its scopes.</summary>
+internal sealed record RefreshTokenView(GrantRecord Grant, long ExpiresAt, bool Used, IReadOnlyList<string> Scopes);
 
 internal enum RefreshOutcome
 {
@@ -45,17 +44,21 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
 
     // ---- consent ------------------------------------------------------------------------------------------
 
-    public async Task<IReadOnlyList<string>> GetConsentAsync(string userId, string clientId, CancellationToken ct)
+    /// <summary>
+    /// The scopes the user consented to for the client, or null when they never consented to it: an empty list is a
+    /// consent (to an application that asks for no scope), no row is none.
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> GetConsentAsync(string userId, string clientId, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var scopes = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
             "SELECT scopes FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, cancellationToken: ct));
-        return scopes is null ? [] : Split(scopes);
+        return scopes is null ? null : Split(scopes);
     }
 
     public async Task SaveConsentAsync(string userId, string clientId, IEnumerable<string> scopes, CancellationToken ct)
     {
-        var merged = (await GetConsentAsync(userId, clientId, ct)).Union(scopes, StringComparer.Ordinal).ToList();
+        var merged = (await GetConsentAsync(userId, clientId, ct) ?? []).Union(scopes, StringComparer.Ordinal).ToList();
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -95,10 +98,14 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at, resource)
-            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt, @Resource)
+            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at, resource, redirect_uri_sent)
+            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt, @Resource, @sent)
             """,
-            new { hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now, record.ExpiresAt, record.Resource },
+            new
+            {
+                hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now,
+                record.ExpiresAt, record.Resource, sent = record.RedirectUriSent ? 1 : 0,
+            },
             cancellationToken: ct));
     }
 
@@ -114,48 +121,73 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         public long ExpiresAt { get; init; }
         public long? ConsumedAt { get; init; }
         public string? Resource { get; init; }
+        public long RedirectUriSent { get; init; }
     }
 
     /// <summary>
-    /// Consumes a code exactly once. A second attempt is a replay (RFC 6749 §4.1.2, RFC 9700 §4.5): the
-    /// grant created from the first redemption is revoked with every token issued from it.
+    /// A code as stored, without spending it: null when Nexus never issued it; <c>Consumed</c> when it was redeemed (or
+    /// refused) before. The caller checks it belongs to the client before acting on it, a replay included.
     /// </summary>
-    public async Task<(CodeRedemption Outcome, AuthorizationCodeRecord? Code, string CodeHash)> RedeemCodeAsync(string code, CancellationToken ct)
+    public async Task<(AuthorizationCodeRecord? Code, bool Consumed, string CodeHash)> FindCodeAsync(string code, CancellationToken ct)
     {
         var hash = Hash(code);
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<CodeRow>(new CommandDefinition(
-            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource FROM authorization_codes WHERE code_hash = @hash",
+            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource, redirect_uri_sent FROM authorization_codes WHERE code_hash = @hash",
             new { hash }, cancellationToken: ct));
-        if (row is null)
-        {
-            return (CodeRedemption.Unknown, null, hash);
-        }
-
-        var consumed = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @hash AND consumed_at IS NULL", new { hash, now = Now }, cancellationToken: ct));
-        if (consumed == 0)
-        {
-            var revoked = await connection.QueryAsync<string>(new CommandDefinition(
-                "UPDATE grants SET revoked_at = @now, revoked_reason = 'code_replayed' WHERE code_hash = @hash AND revoked_at IS NULL RETURNING id", new { hash, now = Now }, cancellationToken: ct));
-            await revocations.GrantsRevokedAsync(connection, revoked, ct);
-            return (CodeRedemption.Replayed, null, hash);
-        }
-
-        return (CodeRedemption.Redeemed, new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource), hash);
+        return row is null
+            ? (null, false, hash)
+            : (new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource,
+                row.RedirectUriSent != 0), row.ConsumedAt is not null, hash);
     }
 
-    // ---- grants and refresh tokens --------------------------------------------------------------------------
+    /// <summary>Spends a code its client presented in a refused request: it cannot be tried again, and no grant comes of it.</summary>
+    public async Task SpendCodeAsync(string codeHash, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @codeHash AND consumed_at IS NULL", new { codeHash, now = Now }, cancellationToken: ct));
+    }
 
-    public async Task<string> CreateGrantAsync(string clientId, string userId, IReadOnlyList<string> scopes, long authTime, string? codeHash, CancellationToken ct, string? resource = null)
+    /// <summary>
+    /// Redeems a code exactly once and creates its grant: both in one transaction, so that whoever sees the code consumed
+    /// also sees the grant a replay must revoke (no window between the two for a replay to revoke nothing). Null when
+    /// the code was consumed already, by a concurrent request: the caller treats this one as the replay.
+    /// </summary>
+    public async Task<string?> RedeemCodeAsync(string codeHash, AuthorizationCodeRecord code, CancellationToken ct)
     {
         var id = SecretGenerator.Id("gr_", 20);
         await using var connection = await db.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var consumed = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @codeHash AND consumed_at IS NULL", new { codeHash, now = Now }, tx, cancellationToken: ct));
+        if (consumed == 0)
+        {
+            await tx.RollbackAsync(ct);
+            return null;
+        }
+
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at, resource) VALUES (@id, @clientId, @userId, @scopes, @codeHash, @authTime, @now, @resource)",
-            new { id, clientId, userId, scopes = Join(scopes), codeHash, authTime, now = Now, resource }, cancellationToken: ct));
+            "INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at, resource) VALUES (@id, @ClientId, @UserId, @scopes, @codeHash, @AuthTime, @now, @Resource)",
+            new { id, code.ClientId, code.UserId, scopes = Join(code.Scopes), codeHash, code.AuthTime, now = Now, code.Resource }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
         return id;
     }
+
+    /// <summary>
+    /// A code used twice (RFC 6749 §4.1.2, RFC 9700 §4.5): the grant created from its redemption is revoked with every
+    /// token issued from it.
+    /// </summary>
+    public async Task RevokeCodeGrantAsync(string codeHash, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var revoked = await connection.QueryAsync<string>(new CommandDefinition(
+            "UPDATE grants SET revoked_at = @now, revoked_reason = 'code_replayed' WHERE code_hash = @codeHash AND revoked_at IS NULL RETURNING id",
+            new { codeHash, now = Now }, cancellationToken: ct));
+        await revocations.GrantsRevokedAsync(connection, revoked, ct);
+    }
+
+    // ---- grants and refresh tokens --------------------------------------------------------------------------
 
     private sealed class GrantRow
     {
@@ -262,7 +294,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
     }
 
     /// <summary>Finds the grant of a refresh token without using it (introspection and revocation).</summary>
-    public async Task<(GrantRecord Grant, long ExpiresAt, bool Used, IReadOnlyList<string> Scopes)?> PeekRefreshTokenAsync(string token, CancellationToken ct)
+    public async Task<RefreshTokenView?> PeekRefreshTokenAsync(string token, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
@@ -272,7 +304,7 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
             return null;
         }
 
-        return (grant, row.ExpiresAt, row.UsedAt is not null, Split(row.Scopes));
+        return new RefreshTokenView(grant, row.ExpiresAt, row.UsedAt is not null, Split(row.Scopes));
     }
 
     // ---- revoked access tokens ------------------------------------------------------------------------------

@@ -79,6 +79,12 @@ internal sealed class RevocationList(NexusDatabase db, NexusOptions options, Tim
         return IsCurrent ? ValueTask.FromResult(false) : new ValueTask<bool>(AskDatabaseAsync(claims, ct));
     }
 
+    /// <summary>
+    /// Whether this list holds the client as revoked (for tokens that are not access tokens, such as refresh tokens at
+    /// introspection); the caller also checks the client through ClientRegistry, as it does for access tokens.
+    /// </summary>
+    public bool IsClientRevoked(string clientId) => clients.ContainsKey(clientId);
+
     private async Task<bool> AskDatabaseAsync(AccessTokenClaims claims, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
