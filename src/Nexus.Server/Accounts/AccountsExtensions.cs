@@ -26,6 +26,8 @@ internal static class AccountsExtensions
                 o.SlidingExpiration = true;
                 // Every request checks the cookie against the account (sign-out ends it) and reads the role from it.
                 o.Events.OnValidatePrincipal = context => context.HttpContext.RequestServices.GetRequiredService<SessionValidator>().ValidateAsync(context);
+                // auth_time and max_age (OIDC Core §2, §3.1.2.1) need when the person signed in, which renewals keep.
+                o.Events.OnSigningIn = SignInTime.StampAsync;
             }));
         services.AddAuthorization();
         SessionPolicies.Add(services);

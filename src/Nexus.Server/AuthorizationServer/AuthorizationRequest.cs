@@ -19,6 +19,12 @@ internal sealed record AuthorizationRequest(
 {
     /// <summary>Whether the request named its redirect_uri (else <see cref="RedirectUri"/> is the client's only registered one).</summary>
     public bool RedirectUriSent => Parameters.ContainsKey("redirect_uri");
+
+    /// <summary>
+    /// OIDC Core §3.1.2.1 max_age: the most seconds since the person last authenticated that the client accepts; null
+    /// when not sent. Validated (a non-negative integer) by <see cref="AuthorizationRequestValidator"/>.
+    /// </summary>
+    public long? MaxAge => Parameters.TryGetValue("max_age", out var value) ? long.Parse(value, System.Globalization.CultureInfo.InvariantCulture) : null;
 }
 
 /// <summary>
@@ -209,6 +215,12 @@ internal static class AuthorizationRequestValidator
             {
                 return (null, Fail(OAuthErrorCatalog.InvalidTarget, targetError!));
             }
+        }
+
+        // OIDC Core §3.1.2.1: max_age is a number of seconds; anything else is a malformed request.
+        if (Get("max_age") is { } maxAge && (maxAge.Length is 0 or > 10 || !maxAge.All(char.IsAsciiDigit)))
+        {
+            return (null, Fail(OAuthErrorCatalog.InvalidRequest, "max_age must be a non-negative integer number of seconds."));
         }
 
         return (new AuthorizationRequest(client, redirectUri, scopes, state, Get("nonce"), challenge, prompt, parameters, resource), null);

@@ -41,7 +41,7 @@ internal static class AuthorizeEndpoint
 
         var prompts = request.Prompt?.Split(' ') ?? [];
         var userId = UserAccounts.CurrentUserId(context);
-        if (userId is null || prompts.Contains("login") || prompts.Contains("select_account"))
+        if (userId is null || prompts.Contains("login") || prompts.Contains("select_account") || await TooOldAsync(context, request))
         {
             if (prompts.Contains("none"))
             {
@@ -87,9 +87,29 @@ internal static class AuthorizeEndpoint
         return ConsentPage(context, request);
     }
 
-    /// <summary>The same request as a GET (a POSTed one too), without the prompt that sent the person to sign in.</summary>
+    /// <summary>
+    /// OIDC Core §3.1.2.1 max_age: "If the elapsed time is greater than this value, the OP MUST attempt to actively
+    /// re-authenticate the End-User" (max_age=0 always does, as prompt=login). The time is when the person signed in
+    /// (<see cref="SignInTime"/>), not when the session cookie was last renewed.
+    /// </summary>
+    private static async Task<bool> TooOldAsync(HttpContext context, AuthorizationRequest request)
+    {
+        if (request.MaxAge is not { } maxAge)
+        {
+            return false;
+        }
+
+        var signedIn = SignInTime.Of((await context.AuthenticateAsync(IdentityConstants.ApplicationScheme)).Properties);
+        var now = context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeSeconds();
+        return maxAge == 0 || signedIn is not { } at || now - at > maxAge;
+    }
+
+    /// <summary>
+    /// The same request as a GET (a POSTed one too), without the prompt or max_age that sent the person to sign in
+    /// (they have just authenticated, which both asked for; kept, max_age=0 would send them back for ever).
+    /// </summary>
     private static string Back(AuthorizationRequest request) =>
-        Path + "?" + string.Join('&', request.Parameters.Where(p => p.Key != "prompt").Append(new("response_type", "code"))
+        Path + "?" + string.Join('&', request.Parameters.Where(p => p.Key is not ("prompt" or "max_age")).Append(new("response_type", "code"))
             .DistinctBy(p => p.Key).Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
 
     /// <summary>The consent form posts the original parameters back; they are validated again from scratch.</summary>
@@ -130,7 +150,8 @@ internal static class AuthorizeEndpoint
         var services = context.RequestServices;
         var time = services.GetRequiredService<TimeProvider>();
         var authenticated = await context.AuthenticateAsync(IdentityConstants.ApplicationScheme);
-        var authTime = (authenticated.Properties?.IssuedUtc ?? time.GetUtcNow()).ToUnixTimeSeconds();
+        // OIDC Core §2 auth_time: when the person authenticated, which a renewal of the session cookie does not move.
+        var authTime = SignInTime.Of(authenticated.Properties) ?? time.GetUtcNow().ToUnixTimeSeconds();
         var code = SecretGenerator.Secret("nxa_");
         // RFC 9700 §4.5: codes are single-use, short-lived and bound to client, redirect URI and PKCE challenge.
         await services.GetRequiredService<GrantStore>().SaveCodeAsync(code, new AuthorizationCodeRecord(
