@@ -67,3 +67,39 @@ public sealed class MigratorTests
         Assert.Equal(HttpStatusCode.OK, (await second.RequestTokenAsync(id, secret)).StatusCode);
     }
 }
+
+/// <summary>Migration 0019: the grants of accounts disabled before disabling revoked grants are revoked once.</summary>
+public sealed class DisabledAccountGrantsMigrationTests
+{
+    [Fact]
+    public async Task RevokesTheGrantsOfDisabledAccountsAndNoOtherOnce()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        var (clientId, _) = await AuthorizationServer.OAuthAppHelpers.RegisterApplicationAsync(server);
+        var database = server.Services.GetRequiredService<NexusDatabase>();
+        await using var connection = await database.OpenAsync();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        // Three accounts as an older Nexus left them: disabled (its grant untouched), locked out after failed sign-ins, active.
+        var ends = new Dictionary<string, long?> { ["disabled"] = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds(), ["locked"] = now + 300_000, ["active"] = null };
+        foreach (var (state, end) in ends)
+        {
+            var email = $"{state}-{Guid.NewGuid():N}@example.com";
+            await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "a password of ten" }, HttpStatusCode.Created);
+            var userId = await server.UserIdAsync(email);
+            await connection.ExecuteAsync("UPDATE users SET lockout_enabled = @enabled, lockout_end = @end WHERE id = @userId", new { enabled = end is null ? 0 : 1, end, userId });
+            await connection.ExecuteAsync("INSERT INTO grants (id, client_id, user_id, scopes, code_hash, auth_time, created_at) VALUES (@id, @clientId, @userId, 'openid', @id, @now, @now)",
+                new { id = "grant-" + state, clientId, userId, now });
+        }
+
+        var migration = server.Services.GetRequiredService<Migrator>().Migrations.Single(m => m.Version == 19);
+        await connection.ExecuteAsync(migration.Sql);
+
+        var revoked = (await connection.QueryAsync<(string Id, string? Reason)>("SELECT id, revoked_reason FROM grants WHERE revoked_at IS NOT NULL AND id LIKE 'grant-%'")).ToList();
+        Assert.Equal([("grant-disabled", "account_disabled")], revoked);
+
+        // Once: the migrator has recorded it and does not run it again.
+        Assert.Equal(0, await server.Services.GetRequiredService<Migrator>().MigrateAsync());
+    }
+}
