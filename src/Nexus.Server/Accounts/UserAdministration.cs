@@ -90,7 +90,8 @@ internal static class UserAdministration
             await users.UpdateSecurityStampAsync(user);
             // After the lockout is stored: a token request that read the account before it is refused at its next
             // use, since its grant is revoked here; one that reads it after finds it disabled (the token grants).
-            await grants.RevokeUserGrantsAsync(user.Id, DisabledReason, ct);
+            // Not cancelled with the administrator's request: the account is already changed, and its grants must follow.
+            await grants.RevokeUserGrantsAsync(user.Id, DisabledReason, CancellationToken.None);
         }
         else
         {
@@ -138,7 +139,8 @@ internal static class UserAdministration
 
         await users.ResetAccessFailedCountAsync(user);
         await users.UpdateSecurityStampAsync(user);
-        await grants.RevokeUserGrantsAsync(user.Id, PasswordResetReason, ct);
+        // Not cancelled with the administrator's request: the password is already replaced, and the grants must follow.
+        await grants.RevokeUserGrantsAsync(user.Id, PasswordResetReason, CancellationToken.None);
         sessions.Invalidate(user.Id);
         return (user, temporary);
     }

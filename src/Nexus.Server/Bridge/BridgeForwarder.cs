@@ -500,6 +500,11 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // The provider's status and headers may already be set (it failed after them, before any body was sent):
         // they must not describe Nexus's problem.
         context.Response.Clear();
+        if (context.Features.Get<BridgeAnswerSource>() is { } source)
+        {
+            source.FromProvider = false; // Nexus's answer now, not the provider's
+        }
+
         await Problems.Create(type, detail, title: title, status: status).ExecuteAsync(context);
     }
 

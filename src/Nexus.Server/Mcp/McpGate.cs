@@ -188,9 +188,11 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
 
             return isToolCall ? names : null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            return null; // the SDK answers a parse error in JSON-RPC's own terms
+            // The SDK answers a parse error in JSON-RPC's own terms. InvalidOperationException: text JSON allows but
+            // UTF-16 cannot hold (an escaped lone surrogate in a name); the SDK's filter still guards a tool call.
+            return null;
         }
     }
 
@@ -220,9 +222,11 @@ internal sealed class McpGate(BearerTokenAuthenticator bearer, NexusOptions opti
                 .Select(p => p.Value.GetString()!)
                 .ToList();
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            return null; // the SDK answers a parse error in JSON-RPC's own terms
+            // The SDK answers a parse error in JSON-RPC's own terms. InvalidOperationException: text JSON allows but
+            // UTF-16 cannot hold (an escaped lone surrogate in a name); the SDK's filter still guards a tool call.
+            return null;
         }
         finally
         {

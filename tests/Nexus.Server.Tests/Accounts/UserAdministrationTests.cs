@@ -161,6 +161,25 @@ public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task ACodeIssuedBeforeAnAdministratorsPasswordResetYieldsNoTokens()
+    {
+        // Minted by whoever held the account just before the reset: a reset leaves nothing on the account that the
+        // exchange could check, so the reset spends the codes not yet exchanged.
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var email = NewEmail();
+        using var browser = await SignedInBrowserAsync(Server, email);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        using var admin = await AdministratorAsync();
+
+        await ResetPasswordAsync(admin, await Server.UserIdAsync(email));
+
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task ARefreshTokenWhoseGrantADisableDidNotRevokeIsRefusedAndItsGrantRevoked()
     {
         // An account locked for good without its grants revoked: disabled before disabling revoked them, or a refresh
@@ -188,6 +207,13 @@ public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixtu
             {
                 await browser.SignInAsync(person.Email, "wrong password " + i);
             }
+        }
+
+        // The account is locked (not merely the address throttled), and not disabled.
+        using (var scope = Server.Services.CreateScope())
+        {
+            var user = (await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByIdAsync(person.UserId))!;
+            Assert.Equal(UserAdministration.State.LockedOut, UserAdministration.StateOf(user, Server.Time.GetUtcNow()));
         }
 
         var (status, body) = await RefreshAsync(person);

@@ -333,6 +333,23 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         }
     }
 
+    [Theory]
+    // Escaped lone surrogates: valid JSON text that no .NET string can hold.
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"\udc00":1,"name":"call_api"}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud800"}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"\ud800":"tools/call"}""")]
+    public async Task ABodyThatNoStringCanHoldIsAnsweredNotA500(string body)
+    {
+        var (_, userId) = await fixture.PersonAsync();
+        var token = fixture.McpToken(userId, [McpResource.ReadScope]);
+        foreach (var content in new HttpContent[] { new StringContent(body, Encoding.UTF8, "application/json"), new ChunkedContent(body) })
+        {
+            using var response = await fixture.PostContentAsync(token, content);
+            Assert.True((int)response.StatusCode < 500, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(Ct)}");
+            Assert.DoesNotContain("\"structuredContent\"", await response.Content.ReadAsStringAsync(Ct));
+        }
+    }
+
     /// <summary>A JSON body sent with Transfer-Encoding: chunked (its length is not known in advance).</summary>
     private sealed class ChunkedContent : HttpContent
     {

@@ -225,6 +225,10 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
     public async Task<int> RevokeUserGrantsAsync(string userId, string reason, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
+        // First the codes not yet exchanged (one minted just before a reset, by whoever held the account): spent, so an
+        // exchange finds a used code and gets nothing. A code redeemed before this has its grant, revoked next.
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE authorization_codes SET consumed_at = @now WHERE user_id = @userId AND consumed_at IS NULL", new { userId, now = Now }, cancellationToken: ct));
         var revoked = (await connection.QueryAsync<string>(new CommandDefinition(
             "UPDATE grants SET revoked_at = @now, revoked_reason = @reason WHERE user_id = @userId AND revoked_at IS NULL RETURNING id",
             new { userId, reason, now = Now }, cancellationToken: ct))).ToList();
