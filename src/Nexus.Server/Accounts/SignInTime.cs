@@ -28,6 +28,13 @@ internal static class SignInTime
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Properties for a sign-in whose authentication happened elsewhere and earlier: at the upstream identity provider,
+    /// which says when in its ID token's auth_time (its single sign-on may not have asked the person anything now).
+    /// </summary>
+    public static AuthenticationProperties At(long authTime) =>
+        new() { Items = { [Key] = authTime.ToString(System.Globalization.CultureInfo.InvariantCulture) } };
+
     /// <summary>The session's authentication time in Unix seconds; its cookie's issue time for a session older than the stamp.</summary>
     public static long? Of(AuthenticationProperties? properties) =>
         properties?.Items.TryGetValue(Key, out var value) == true && long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds)

@@ -185,7 +185,17 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             return Error(context, "Account locked", "This account is locked.", StatusCodes.Status423Locked);
         }
 
-        await signIn.SignInAsync(user, isPersistent: false, authenticationMethod: PasswordChange.UpstreamMethod);
+        // OIDC Core §2: auth_time is when the person authenticated. The upstream's own single sign-on may have let them
+        // through without asking anything now, so its auth_time (when it sent one, and not in the future) is when.
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var authTime = Claim(validation.Claims, "auth_time") switch
+        {
+            long l when l >= 0 => l,
+            int i when i >= 0 => i,
+            double d when d is >= 0 and < long.MaxValue => (long)d,
+            _ => now,
+        };
+        await signIn.SignInAsync(user, SignInTime.At(Math.Min(authTime, now)), PasswordChange.UpstreamMethod);
         return Results.Redirect(pending.ReturnUrl);
     }
 

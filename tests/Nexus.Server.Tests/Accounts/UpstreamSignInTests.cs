@@ -90,6 +90,42 @@ public sealed class UpstreamSignInTests
     }
 
     [Fact]
+    public async Task ASignInTheUpstreamLetThroughOnItsOwnSessionKeepsTheUpstreamsAuthTime()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
+
+            // An hour on, signed out of Nexus but not of the upstream: its single sign-on lets the person through unasked.
+            upstream.Time.Advance(TimeSpan.FromHours(1));
+            nexus.Time.Advance(TimeSpan.FromHours(1));
+            await browser.NavigateAsync("/");
+            await browser.SubmitAsync("/account/signout");
+            var back = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+
+            // An application's ID token says when the person authenticated: at the upstream, an hour ago.
+            var (clientId, secret) = await RegisterApplicationAsync(nexus);
+            var (verifier, challenge) = Pkce();
+            var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+            var (status, tokens) = await ExchangeCodeAsync(nexus, clientId, secret, code, verifier);
+            Assert.Equal(HttpStatusCode.OK, status);
+            var authTime = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.GetProperty("id_token").GetString()).GetPayloadValue<long>("auth_time");
+            Assert.InRange(authTime, authenticated - 2, authenticated + 2);
+        }
+    }
+
+    [Fact]
     public async Task AnAccountThatSignsInOnlyThroughTheUpstreamIsOfferedNoPasswordToChange()
     {
         await using var upstreamDb = await TestDatabase.CreateAsync();
