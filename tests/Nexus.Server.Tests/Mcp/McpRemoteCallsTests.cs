@@ -34,8 +34,9 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
     }
 
     /// <summary>An active api_key connection whose API base URL is the fake server's /mcp.</summary>
-    private async Task<Connection> ConnectionAsync()
+    private async Task<Connection> ConnectionAsync(NexusTestServer? on = null)
     {
+        var server = on ?? this.server;
         var name = (await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
             new { name = "remote-" + Guid.NewGuid().ToString("N")[..8], auth_mode = "api_key", api_base_url = remote.BaseUrl + "/mcp", api_key = new { @in = "header", name = "x-api-key" } },
             HttpStatusCode.Created)).GetProperty("name").GetString()!;
@@ -62,6 +63,39 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         Assert.Null(answer.Problem);
         Assert.Null(answer.Message);
         Assert.Equal("The MCP server answered HTTP 400.", answer.Detail);
+    }
+
+    [Fact]
+    public async Task ATimeoutAfterTheServersHeadersIsNexussProblemNotTheServersAnswer()
+    {
+        // The server sends its status and headers, then nothing: Nexus's timeout replaces them, and says so.
+        var stalled = new TaskCompletionSource();
+        remote.Routes["/mcp"] = async context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentType = "application/json";
+            context.Response.ContentLength = 100;
+            await context.Response.StartAsync(context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => stalled.TrySetResult(), TaskScheduler.Default);
+        };
+        // A second instance on the same database (its keys), whose Bridge gives a provider one second.
+        await using var impatient = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["ENCRYPTION_KEY"] = server.EncryptionKey;
+            s["API_KEY"] = server.ApiKey;
+            s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
+            s["Nexus:Bridge:TimeoutSeconds"] = "1";
+        });
+
+        var connection = await ConnectionAsync(impatient);
+
+        var answer = await impatient.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        Assert.Equal(StatusCodes.Status504GatewayTimeout, answer.Status);
+        Assert.NotNull(answer.Problem);
+        Assert.Equal("upstream_timeout", answer.Problem.Value.GetProperty("code").GetString());
+        await stalled.Task.WaitAsync(TestContext.Current.CancellationToken); // the Bridge let go of the server
     }
 
     [Fact]
