@@ -42,7 +42,7 @@ internal static class AccountEndpoints
             ? "<p>You are a <strong>system administrator</strong> of this deployment.</p>"
             : "";
         // An account that signs in only through the upstream identity provider has no password to change here.
-        var password = await users.FindByIdAsync(UserAccounts.SessionUserId(context)) is { PasswordHash: not null }
+        var password = await HasPasswordAsync(context, users)
             ? $"""<a class="button secondary" href="{PasswordChange.Path}">Change password</a>"""
             : "";
         return Page(context, "Home", $"""
@@ -156,9 +156,11 @@ internal static class AccountEndpoints
     }
 
     private static async Task<IResult> PasswordPageAsync(HttpContext context, string? returnUrl, UserManager<NexusUser> users) =>
-        await users.FindByIdAsync(UserAccounts.SessionUserId(context)) is { PasswordHash: not null }
-            ? PasswordPage(context, returnUrl, null)
-            : NoPasswordPage(context);
+        await HasPasswordAsync(context, users) ? PasswordPage(context, returnUrl, null) : NoPasswordPage(context);
+
+    /// <summary>Whether the signed-in account has a Nexus password (one that signs in only upstream has none).</summary>
+    private static async Task<bool> HasPasswordAsync(HttpContext context, UserManager<NexusUser> users) =>
+        await users.FindByIdAsync(UserAccounts.SessionUserId(context)) is { PasswordHash: not null };
 
     private static IResult NoPasswordPage(HttpContext context) =>
         Error(context, "No password to change", "Your account signs in through your organisation's identity provider; it has no Nexus password.", StatusCodes.Status404NotFound);
