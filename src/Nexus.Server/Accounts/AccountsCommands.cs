@@ -106,7 +106,7 @@ internal static class AccountsCommands
     private static async Task<int> ChangeAsync(CommandContext context, UserAdministration.Action action, CancellationToken ct)
     {
         var user = await FindAsync(context, ct);
-        await UserAdministration.ApplyAsync(context.Get<UserManager<NexusUser>>(), context.Get<SessionValidator>(), context.Get<IAccountGrants>(), user.Id, action, ct);
+        await UserAdministration.ApplyAsync(context.Get<UserManager<NexusUser>>(), context.Get<SessionValidator>(), context.Get<IAccountGrants>(), user.Id, action);
         user = (await context.Get<UserStore>().FindByIdAsync(user.Id, ct))!;
         var now = context.Get<TimeProvider>().GetUtcNow();
         return await context.ResultAsync(UserResponse.From(user, now), $"{user.Email} is {Snake(UserAdministration.StateOf(user, now)).Replace('_', ' ')}.");

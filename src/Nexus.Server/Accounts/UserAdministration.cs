@@ -76,7 +76,7 @@ internal static class UserAdministration
     /// </summary>
     public static bool IsDisabled(NexusUser user, DateTimeOffset now) => StateOf(user, now) == State.Disabled;
 
-    public static async Task<bool> ApplyAsync(UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, string id, Action action, CancellationToken ct)
+    public static async Task<bool> ApplyAsync(UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, string id, Action action)
     {
         if (id.Length > 64 || await users.FindByIdAsync(id) is not { } user)
         {
@@ -111,7 +111,7 @@ internal static class UserAdministration
     /// disabled. The next password sign-in must choose a new password before anything else (<see cref="PasswordChange"/>).
     /// </summary>
     public static async Task<(NexusUser? User, string? Temporary)> ResetPasswordAsync(UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, string id,
-        DateTimeOffset now, CancellationToken ct)
+        DateTimeOffset now)
     {
         if (id.Length > 64 || await users.FindByIdAsync(id) is not { } user)
         {

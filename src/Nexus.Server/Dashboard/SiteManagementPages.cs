@@ -264,14 +264,14 @@ internal static class SiteManagementPages
             return Error(context, "Not your own account", "You cannot disable the account you are signed in with.", StatusCodes.Status409Conflict);
         }
 
-        return await UserAdministration.ApplyAsync(users, sessions, grants, id, action, context.RequestAborted) ? Results.Redirect("/admin/users")
+        return await UserAdministration.ApplyAsync(users, sessions, grants, id, action) ? Results.Redirect("/admin/users")
             : Error(context, "Not found", "There is no such user.", StatusCodes.Status404NotFound);
     }
 
     private static async Task<IResult> ResetPasswordAsync(HttpContext context, string id, UserManager<NexusUser> userManager, SessionValidator sessions, IAccountGrants grants, UserStore users,
         DeploymentSettings settings, CancellationToken ct)
     {
-        var (user, temporary) = await UserAdministration.ResetPasswordAsync(userManager, sessions, grants, id, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), ct);
+        var (user, temporary) = await UserAdministration.ResetPasswordAsync(userManager, sessions, grants, id, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow());
         if (user is null || temporary is null)
         {
             return Error(context, "Not found", "There is no such user.", StatusCodes.Status404NotFound);

@@ -50,7 +50,7 @@ public sealed class PasswordChangeTests(ServerFixture fixture) : IClassFixture<S
         var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
         var user = (await users.FindByEmailAsync(email))!;
         var (_, temporary) = await UserAdministration.ResetPasswordAsync(users, Server.Services.GetRequiredService<SessionValidator>(), Server.Services.GetRequiredService<IAccountGrants>(),
-            user.Id, DateTimeOffset.UtcNow, CancellationToken.None);
+            user.Id, DateTimeOffset.UtcNow);
         return temporary!;
     }
 

@@ -26,6 +26,17 @@ public sealed class UpstreamSignInTests
         return (upstream, nexus, clientId);
     }
 
+    /// <summary>
+    /// "Sign in with Acme SSO": from Nexus to the upstream's sign-in page, the person's password there, the upstream's
+    /// consent for Nexus, and back; returns where the browser landed.
+    /// </summary>
+    private static async Task<Uri> SignInUpstreamAsync(Browser browser, string email, string returnUrl = "/")
+    {
+        await browser.NavigateAsync("/account/external/start?returnUrl=" + Uri.EscapeDataString(returnUrl), followForeign: true);
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+        return await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+    }
+
     [Fact]
     public async Task SignsInThroughTheUpstreamAndLinksTheAccountByVerifiedEmail()
     {
@@ -74,14 +85,12 @@ public sealed class UpstreamSignInTests
                 var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
                 var (_, temporary) = await Nexus.Server.Accounts.UserAdministration.ResetPasswordAsync(users,
                     nexus.Services.GetRequiredService<Nexus.Server.Accounts.SessionValidator>(), nexus.Services.GetRequiredService<Nexus.Server.Accounts.IAccountGrants>(),
-                    created.GetProperty("id").GetString()!, DateTimeOffset.UtcNow, CancellationToken.None);
+                    created.GetProperty("id").GetString()!, DateTimeOffset.UtcNow);
                 Assert.NotNull(temporary);
             }
 
             using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2Fdashboard", followForeign: true);
-            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            var back = await SignInUpstreamAsync(browser, email, "/dashboard");
 
             // The upstream vouched for the person; the Nexus password they never used is theirs to change or not.
             Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
@@ -101,9 +110,7 @@ public sealed class UpstreamSignInTests
             var email = NewEmail();
             await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
             using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
-            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            await SignInUpstreamAsync(browser, email);
             var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
 
             // An hour on, signed out of Nexus but not of the upstream: its single sign-on lets the person through unasked.
@@ -138,9 +145,7 @@ public sealed class UpstreamSignInTests
             var email = NewEmail();
             await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
             using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
-            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            await SignInUpstreamAsync(browser, email);
             Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
 
             await browser.NavigateAsync("/");
@@ -167,9 +172,7 @@ public sealed class UpstreamSignInTests
             await nexus.AdminJsonAsync(HttpMethod.Patch, "/v1/admin/settings", new { sign_up_enabled = false });
 
             using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
-            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            await SignInUpstreamAsync(browser, email);
             Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
             Assert.Contains("Ask an administrator to create yours", browser.LastPage);
             var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
