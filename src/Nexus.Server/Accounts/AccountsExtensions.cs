@@ -53,7 +53,7 @@ internal static class AccountsExtensions
             o.Cookie.Name = "nexus.csrf";
             o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
             o.Cookie.SameSite = SameSiteMode.Strict;
-            o.FormFieldName = "__csrf";
+            o.FormFieldName = ProtectedForm.FieldName;
         });
         services.AddScoped<UserStore>();
         services.AddScoped<PasswordSignIn>();

@@ -12,8 +12,8 @@ using static Nexus.Server.Hosting.Html;
 namespace Nexus.Server.AuthorizationServer;
 
 /// <summary>
-/// GET /oauth2/authorize (RFC 6749 §3.1, §4.1.1) and the documented alias GET /api/oauth/authorize, which sends
-/// no response_type. Signs the user in if needed, asks for consent once per application and scope set, and
+/// GET /oauth2/authorize (RFC 6749 §3.1, §4.1.1), the same request POSTed by an application (OIDC Core §3.1.2.1,
+/// <see cref="PostedRequests"/>), and the documented alias GET /api/oauth/authorize, which sends no response_type. Signs the user in if needed, asks for consent once per application and scope set, and
 /// answers the client's redirect URI with a single-use code, state and iss (RFC 9207).
 /// </summary>
 internal static class AuthorizeEndpoint
@@ -25,7 +25,7 @@ internal static class AuthorizeEndpoint
     {
         app.MapGet("/oauth2/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: false)).WithTags("OAuth");
         app.MapGet("/api/oauth/authorize", (HttpContext context, ClientRegistry clients) => AuthorizeAsync(context, clients, context.Request.Query, defaultResponseType: true)).WithTags("OAuth");
-        app.MapPost("/oauth2/authorize", ConsentAsync).WithTags("OAuth").RequireProtectedForm();
+        app.MapPost("/oauth2/authorize", ConsentAsync).WithTags("OAuth").AcceptRequestsByPost(Path).RequireProtectedForm();
     }
 
     private static async Task<IResult> AuthorizeAsync(HttpContext context, ClientRegistry clients, IEnumerable<KeyValuePair<string, StringValues>> parameters, bool defaultResponseType)

@@ -14,7 +14,8 @@ namespace Nexus.Server.AuthorizationServer;
 /// id_token_hint's audience; otherwise shows a Nexus page (no open redirect). A GET that does not carry a valid
 /// id_token_hint for the signed-in user could come from any site (an image tag logs the user out), so Nexus asks
 /// first (RP-Initiated Logout §2: "the OP SHOULD ask the End-User whether to log out") with an
-/// antiforgery-protected POST.
+/// antiforgery-protected POST. An application's own POST (RP-Initiated Logout §2) is the GET's request
+/// (<see cref="PostedRequests"/>).
 /// </summary>
 internal static class EndSessionEndpoint
 {
@@ -23,7 +24,7 @@ internal static class EndSessionEndpoint
     public static void MapEndSession(this IEndpointRouteBuilder app)
     {
         app.MapGet("/oauth2/logout", HandleAsync).WithTags("OAuth");
-        app.MapPost("/oauth2/logout", ConfirmAsync).ExcludeFromDescription().RequireProtectedForm();
+        app.MapPost("/oauth2/logout", ConfirmAsync).ExcludeFromDescription().AcceptRequestsByPost(Path).RequireProtectedForm();
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, string? id_token_hint, string? client_id, string? post_logout_redirect_uri, string? state,

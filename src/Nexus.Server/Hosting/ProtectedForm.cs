@@ -19,6 +19,9 @@ namespace Nexus.Server.Hosting;
 /// </summary>
 internal static class ProtectedForm
 {
+    /// <summary>The form field that carries the antiforgery token on every Nexus form.</summary>
+    public const string FieldName = "__csrf";
+
     private static readonly object FormKey = new();
 
     /// <summary>The marker the filter puts on a route's metadata, so that the route table can be checked.</summary>

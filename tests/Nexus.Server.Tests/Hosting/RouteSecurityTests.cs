@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Hosting;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -42,8 +43,12 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         SignedState,
     }
 
-    /// <summary>A route: its method and pattern as mapped, who may call it, and whether it is a cookie form that needs an antiforgery token.</summary>
-    public sealed record Route(string Method, string Pattern, Access Access, bool Antiforgery = false);
+    /// <summary>
+    /// A route: its method and pattern as mapped, who may call it, whether it is a cookie form that needs an antiforgery
+    /// token, and whether it also takes an application's request by POST (a form without the token field, answered
+    /// 303 to the GET of the same parameters: AuthorizationServer/PostedRequests.cs).
+    /// </summary>
+    public sealed record Route(string Method, string Pattern, Access Access, bool Antiforgery = false, bool PostedRequests = false);
 
     public static readonly Route[] Table =
     [
@@ -88,13 +93,15 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/account/applications/{clientId}/withdraw", Access.User),
         new("POST", "/account/applications/{clientId}/withdraw", Access.User, Antiforgery: true),
 
-        // The authorization server. /oauth2/authorize asks a person to sign in; its POST is the consent form.
+        // The authorization server. /oauth2/authorize asks a person to sign in; its POST is the consent form, or an
+        // application's authorization request by POST (OIDC Core §3.1.2.1).
         new("GET", "/oauth2/authorize", Access.Public),
-        new("POST", "/oauth2/authorize", Access.User, Antiforgery: true),
+        new("POST", "/oauth2/authorize", Access.User, Antiforgery: true, PostedRequests: true),
         new("GET", "/api/oauth/authorize", Access.Public),
         new("GET", "/oauth2/logout", Access.Public),
-        // RP-initiated logout without a valid id_token_hint asks first; the confirmation is a protected form.
-        new("POST", "/oauth2/logout", Access.Public, Antiforgery: true),
+        // RP-initiated logout without a valid id_token_hint asks first; the confirmation is a protected form. An
+        // application may POST its logout request too (RP-Initiated Logout §2).
+        new("POST", "/oauth2/logout", Access.Public, Antiforgery: true, PostedRequests: true),
         new("POST", "/oauth2/token", Access.OAuthClient),
         new("POST", "/nexus/oauth2/token", Access.OAuthClient),
         new("POST", "/oauth2/introspect", Access.OAuthClient),
@@ -288,6 +295,11 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         var filteredRoutes = unsafeRoutes.Where(e => e.Metadata.GetMetadata<ProtectedForm.Marker>() is not null)
             .SelectMany(e => e.Metadata.GetMetadata<IHttpMethodMetadata>()!.HttpMethods.Select(m => $"{m} {e.RoutePattern.RawText}")).Order();
         Assert.Equal(Table.Where(r => r.Antiforgery).Select(r => $"{r.Method} {r.Pattern}").Order(), filteredRoutes);
+
+        // Likewise the PostedRequests column: the routes that read a form without the token as an application's request.
+        var postedRequestRoutes = unsafeRoutes.Where(e => e.Metadata.GetMetadata<PostedRequests.Marker>() is not null)
+            .SelectMany(e => e.Metadata.GetMetadata<IHttpMethodMetadata>()!.HttpMethods.Select(m => $"{m} {e.RoutePattern.RawText}")).Order();
+        Assert.Equal(Table.Where(r => r.PostedRequests).Select(r => $"{r.Method} {r.Pattern}").Order(), postedRequestRoutes);
     }
 
     public static TheoryData<string, string> Protected() =>
@@ -322,7 +334,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
                 break;
             case Access.User:
             case Access.SiteAdmin:
-                Assert.True(IsSignInRedirect(response) || status is 400 or 401 or 403, $"{method} {pattern} answered {status} {response.Headers.Location}");
+                Assert.True(IsSignInRedirect(response) || status is 400 or 401 or 403 || (route.PostedRequests && IsTheSameRequestByGet(response, pattern)),
+                    $"{method} {pattern} answered {status} {response.Headers.Location}");
                 break;
             case Access.SignedState:
                 Assert.Equal(400, status);
@@ -376,11 +389,23 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         var route = Find(method, pattern);
         // Signed in with the rights the form needs, so that only the missing token can be what refuses it.
         var browser = route.Access == Access.SiteAdmin ? await fixture.AdministratorAsync() : await fixture.PersonAsync();
-        var request = Request(route);
-        request.Content = new FormUrlEncodedContent(new Dictionary<string, string>
+        var fields = new Dictionary<string, string>
         {
             ["email"] = "someone@example.com", ["password"] = Password, ["name"] = "x", ["state"] = "x", ["scope"] = "openid",
-        });
+        };
+        if (route.PostedRequests)
+        {
+            // Without the field the form is an application's request: sent on to the GET, where nothing is decided.
+            // With a token, only a valid one is Nexus's own form.
+            var asRequest = Request(route);
+            asRequest.Content = new FormUrlEncodedContent(fields);
+            using var sentOn = await browser.SendAsync(asRequest);
+            Assert.True(IsTheSameRequestByGet(sentOn, pattern), $"{method} {pattern} answered {(int)sentOn.StatusCode} {sentOn.Headers.Location}");
+            fields["__csrf"] = "CfDJ8stale";
+        }
+
+        var request = Request(route);
+        request.Content = new FormUrlEncodedContent(fields);
 
         using var response = await browser.SendAsync(request);
         var body = await response.Content.ReadAsStringAsync();
@@ -430,6 +455,10 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
     private static Route Find(string method, string pattern) => Table.Single(r => r.Method == method && r.Pattern == pattern);
 
     private HttpClient NoRedirects() => new(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+
+    /// <summary>303 See Other to the GET of the route's own path (AuthorizationServer/PostedRequests.cs).</summary>
+    private static bool IsTheSameRequestByGet(HttpResponseMessage response, string pattern) =>
+        response.StatusCode == HttpStatusCode.SeeOther && response.Headers.Location?.OriginalString.Split('?')[0] == pattern;
 
     private static bool IsSignInRedirect(HttpResponseMessage response) =>
         (int)response.StatusCode is 302 or 303 && response.Headers.Location?.ToString().Contains("/account/signin", StringComparison.Ordinal) == true;

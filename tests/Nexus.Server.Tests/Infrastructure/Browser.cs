@@ -89,7 +89,16 @@ public sealed partial class Browser : IDisposable
             values[key] = value;
         }
 
-        var target = new Uri(CurrentUri, form.Action);
+        return await PostAsync(form.Action, values, followForeign);
+    }
+
+    /// <summary>
+    /// POSTs a form of this test's own making to <paramref name="url"/> (as another site's page would), following
+    /// redirects as <see cref="NavigateAsync"/> does.
+    /// </summary>
+    public async Task<Uri> PostAsync(string url, IEnumerable<KeyValuePair<string, string>> values, bool followForeign = false)
+    {
+        var target = new Uri(CurrentUri, url);
         using var response = await http.PostAsync(target, new FormUrlEncodedContent(values));
         LastStatus = response.StatusCode;
         LastPage = await response.Content.ReadAsStringAsync();
