@@ -62,7 +62,7 @@ internal static class CallbackEndpoint
             var current = await connections.ExpireAsync(connection, ct);
             if (current.Status != ConnectionStatus.Failed || current.Error != ConnectionStore.ExpiredError)
             {
-                return Invalid(ProblemCatalog.StateAlreadyUsed, "This state was already used.");
+                return Invalid(ProblemCatalog.StateAlreadyUsed, "This state has expired or was already used.");
             }
 
             return Redirect(connection, ConnectionStatus.Failed, ConnectionStore.ExpiredError);
@@ -130,9 +130,16 @@ internal static class CallbackEndpoint
         // A provider may omit refresh_token (Google on a repeated consent, GitHub OAuth apps): the connection is
         // still active; it simply cannot be refreshed.
         long? expiresAt = result.ExpiresIn is { } seconds ? now.AddSeconds(seconds).ToUnixTimeMilliseconds() : null;
+        // An active connection whose state is not a reconnect's was waiting for a step-up consent (RemoteMcp.McpStepUp).
+        var steppingUp = !reconnecting && connection.Status == ConnectionStatus.Active;
+        string? stepUpRevocation = null;
         if (reconnecting)
         {
             await connections.CompleteReconnectAsync(provider, connection, result, expiresAt, ct);
+        }
+        else if (steppingUp)
+        {
+            stepUpRevocation = await connections.CompleteStepUpAsync(provider, connection, result, expiresAt, ct);
         }
         else
         {
@@ -149,7 +156,11 @@ internal static class CallbackEndpoint
         }
 
         await audit.RecordAsync(AuditEvents.Activated, Actor, connection.WorkspaceId, connection.Id,
-            new { provider = provider.Name, refresh_token = result.RefreshToken is not null, expires_at = expiresAt / 1000, reconnect = reconnecting ? true : (bool?)null }, ct);
+            new
+            {
+                provider = provider.Name, refresh_token = result.RefreshToken is not null, expires_at = expiresAt / 1000, reconnect = reconnecting ? true : (bool?)null,
+                step_up = steppingUp ? true : (bool?)null, provider_revocation = stepUpRevocation,
+            }, ct);
         await notifier.ActivatedAsync(connection.Id, connection.WorkspaceId, provider.Name, expiresAt, reconnecting ? "reconnected" : "connected");
         if (await client.FetchAccountAsync(applied, result.AccessToken!, ct) is { } account)
         {

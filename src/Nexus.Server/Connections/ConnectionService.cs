@@ -239,17 +239,38 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// </summary>
     public async Task CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        var oldAccess = before.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, before.Id, a) : null;
-        var oldRefresh = before.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, before.Id, r) : null;
         await store.CompleteReconnectAsync(before.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
             tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken), tokens.TokenType, expiresAt, ct);
-        // A provider that hands the same refresh token out again, or none (the connection keeps its own), must not have
-        // it revoked now.
-        var revocation = oldAccess is null && oldRefresh is null ? "no_tokens"
-            : await client.RevokeAsync(ConnectionValues.Apply(provider, before.Values), oldAccess == tokens.AccessToken ? null : oldAccess,
-                oldRefresh == tokens.RefreshToken || tokens.RefreshToken is null ? null : oldRefresh, ct, grantContinues: true);
+        var revocation = await RevokeSupersededAsync(provider, before, tokens, ct);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
+    }
+
+    /// <summary>
+    /// A step-up consent completed (<see cref="RemoteMcp.McpStepUp"/>): the new tokens and the wider scopes replace the
+    /// old ones in one write, keeping the connection's refresh token when the answer has none, then the old tokens are
+    /// revoked at the provider as after a reconnect. Returns the revocation's outcome for the audit log.
+    /// </summary>
+    public async Task<string> CompleteStepUpAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    {
+        await store.CompleteStepUpAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+            tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
+            tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct);
+        return await RevokeSupersededAsync(provider, before, tokens, ct);
+    }
+
+    /// <summary>
+    /// Revokes the tokens a new consent superseded (best effort; the person's grant lives on in the new ones). A
+    /// provider that hands the same refresh token out again, or none (the connection keeps its own), must not have it
+    /// revoked now.
+    /// </summary>
+    private async Task<string> RevokeSupersededAsync(Provider provider, Connection before, TokenExchangeResult tokens, CancellationToken ct)
+    {
+        var oldAccess = before.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, before.Id, a) : null;
+        var oldRefresh = before.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, before.Id, r) : null;
+        return oldAccess is null && oldRefresh is null ? "no_tokens"
+            : await client.RevokeAsync(ConnectionValues.Apply(provider, before.Values), oldAccess == tokens.AccessToken ? null : oldAccess,
+                oldRefresh == tokens.RefreshToken || tokens.RefreshToken is null ? null : oldRefresh, ct, grantContinues: true);
     }
 
     /// <summary>The connections of the given workspaces (all when null), stale pending ones failed first.</summary>

@@ -73,7 +73,8 @@ internal sealed record Connection(
     public IReadOnlyDictionary<string, string> Values => ConnectionValues.Parse(ConnectionConfig);
 
     /// <summary>A pending connection whose consent window has closed is failed, whether or not a write said so yet.</summary>
-    public bool IsStalePending(long nowMs) => Status == ConnectionStatus.Pending && StateExpiresAt <= nowMs;
+    /// <summary>A pending connection, or a reconnect of one with tokens, whose consent window closed (<see cref="ConnectionStore.ExpireStaleAsync"/> ends it).</summary>
+    public bool IsStalePending(long nowMs) => (Status == ConnectionStatus.Pending || ReconnectScopes is not null) && StateExpiresAt <= nowMs;
 }
 
 /// <summary>
@@ -344,6 +345,27 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     }
 
     /// <summary>
+    /// A step-up consent's tokens arrived (<see cref="RemoteMcp.McpStepUp"/>) for a connection that kept serving its
+    /// old ones meanwhile: the pending scopes become its scopes, what the provider granted is learned anew, and a token
+    /// answer without refresh_token (RFC 6749 §5.1 makes it optional on a repeated consent) leaves the connection's own
+    /// in place, as a reconnect does (<see cref="CompleteReconnectAsync"/>): it belongs to the same client and person.
+    /// </summary>
+    public async Task CompleteStepUpAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType, long? tokenExpiresAt,
+        CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, " +
+            "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
+            "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, " +
+            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
+        cache.Invalidate(id);
+    }
+
+    /// <summary>
     /// The current authorization operation of an active connection (issue 15: rounds are counted per operation, see
     /// <see cref="RemoteMcp.McpStepUp"/>); null when the connection is gone or not active.
     /// </summary>
@@ -383,7 +405,9 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @pkceVerifier, pending_scopes = @scopes, " +
+            // A reconnect still waiting for its consent is superseded (its link is answered "already used"): the
+            // callback must take this state for the step-up's, not for the reconnect's.
+            "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @pkceVerifier, pending_scopes = @scopes, reconnect_scopes = NULL, " +
             "authorization_scopes = @nextScopes, authorization_rounds = @nextRounds, authorization_round_at = @nextAt, updated_at = @now " +
             "WHERE id = @id AND status = @active AND authorization_rounds = @seenRounds AND authorization_round_at = @seenAt",
             new
@@ -456,8 +480,8 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     }
 
     /// <summary>
-    /// Turns pending connections whose consent window closed into failed ones ("expired"); returns the rows it
-    /// changed. With <paramref name="id"/>, only that connection.
+    /// Turns pending connections whose consent window closed into failed ones ("expired"), and ends reconnects whose
+    /// window closed; returns the pending rows it failed. With <paramref name="id"/>, only that connection.
     /// </summary>
     public async Task<IReadOnlyList<Connection>> ExpireStaleAsync(DbConnection? existing, string? id, CancellationToken ct)
     {
@@ -489,6 +513,21 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
                 {
                     changed.Add(c);
                 }
+            }
+
+            // A reconnect of a connection with tokens that nobody completed in time ends the same way, except that the
+            // connection keeps its status and tokens (as a refused reconnect does, CancelReconnectAsync): it no longer
+            // reports reconnecting, a later step-up is not taken for it, and the consent's PKCE verifier goes. Its
+            // state is not accepted any more (a late callback is told so).
+            var abandoned = (await connection.QueryAsync<string>(new CommandDefinition(
+                "SELECT id FROM connections WHERE reconnect_scopes IS NOT NULL AND state_expires_at <= @now" + (id is null ? "" : " AND id = @id"),
+                new { now, id }, cancellationToken: ct))).ToList();
+            foreach (var reconnect in abandoned)
+            {
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE connections SET reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL WHERE id = @id AND reconnect_scopes IS NOT NULL AND state_expires_at <= @now",
+                    new { id = reconnect, now }, cancellationToken: ct));
+                cache.Invalidate(reconnect);
             }
 
             return changed;
