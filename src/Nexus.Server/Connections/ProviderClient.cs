@@ -419,8 +419,24 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             _ => null,
         } : null;
 
-    private static long? Seconds(string? value) =>
-        long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : null;
+    /// <summary>The longest token lifetime Nexus takes from a provider's expires_in: ten years.</summary>
+    public const long MaxLifetimeSeconds = 10L * 365 * 24 * 3600;
+
+    /// <summary>
+    /// expires_in (RFC 6749 §5.1, a lifetime in seconds). A longer lifetime than <see cref="MaxLifetimeSeconds"/>
+    /// (a hostile or broken provider's 999999999999) is read as that, so that the expiry and refresh arithmetic
+    /// (milliseconds since 1970, DateTimeOffset) stays in range: such a token is simply due in ten years.
+    /// </summary>
+    private static long? Seconds(string? value)
+    {
+        if (long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s))
+        {
+            return s > 0 ? Math.Min(s, MaxLifetimeSeconds) : null;
+        }
+
+        // More digits than a long holds.
+        return value is { Length: > 0 } && value.All(char.IsAsciiDigit) ? MaxLifetimeSeconds : null;
+    }
 
     /// <summary>
     /// RFC 6749 §5.2 limits error and error_description to %x20-21 / %x23-5B / %x5D-7E; anything else from a

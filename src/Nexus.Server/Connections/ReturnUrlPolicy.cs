@@ -66,6 +66,16 @@ internal sealed class ReturnUrlPolicy
             return "return_url may not contain user info or a fragment.";
         }
 
+        // Percent-encoded dots, slashes and backslashes in the path: Uri resolves "%2e%2e" segments itself, but leaves
+        // "..%2F" and "..%5C" as they are, and a server that decodes them before resolving dot segments turns
+        // "/oauth/..%2Fother", which passes the prefix "/oauth/", into "/other". Refused, as the Bridge refuses them
+        // (Bridge/BridgePath.cs); no return page needs them.
+        if (uri.AbsolutePath.Contains("%2e", StringComparison.OrdinalIgnoreCase) || uri.AbsolutePath.Contains("%2f", StringComparison.OrdinalIgnoreCase)
+            || uri.AbsolutePath.Contains("%5c", StringComparison.OrdinalIgnoreCase))
+        {
+            return "return_url may not contain a percent-encoded dot, slash or backslash (%2E, %2F, %5C) in its path: browsers read them as path steps.";
+        }
+
         foreach (var e in entries)
         {
             if (e.Scheme == uri.Scheme && string.Equals(e.Host, uri.Host, StringComparison.OrdinalIgnoreCase) && e.Port == uri.Port && PathMatches(e.PathPrefix, uri.AbsolutePath))
