@@ -239,8 +239,9 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// </summary>
     public async Task CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        await store.CompleteReconnectAsync(before.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
-            tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken), tokens.TokenType, expiresAt, ct);
+        await store.CompleteReconnectAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+            tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
+            tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct);
         var revocation = await RevokeSupersededAsync(provider, before, tokens, ct);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);

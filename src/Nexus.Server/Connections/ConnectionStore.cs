@@ -282,19 +282,22 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// A reconnect's consent completed: the new tokens and scopes replace the old ones in one write, and the refresh
     /// bookkeeping starts over. The caller revokes the old tokens at the provider afterwards.
     /// </summary>
-    public async Task CompleteReconnectAsync(string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    public async Task CompleteReconnectAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType, long? tokenExpiresAt,
+        CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Scheduled in the same write, as a first activation is (ActivateAsync).
+        var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             // A consent that issues no refresh token (Google issues one only the first time a client is consented to)
             // leaves the connection's own in place: it still belongs to the same grant.
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
             "scopes = COALESCE(reconnect_scopes, scopes), reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, " +
-            "next_refresh_at = 0, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, updated_at = @now WHERE id = @id; " +
+            "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, updated_at = @now WHERE id = @id; " +
             // Tokens minted for the provider's further resources (Entra ID) came from the old consent's scopes.
             "DELETE FROM connection_resource_tokens WHERE connection_id = @id",
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
     }
 

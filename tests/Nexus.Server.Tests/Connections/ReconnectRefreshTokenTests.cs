@@ -40,6 +40,8 @@ public sealed class ReconnectRefreshTokenTests(BrokerFixture shared) : IClassFix
         Assert.True(await Dapper.SqlMapper.ExecuteScalarAsync<bool>(connection, "SELECT refresh_token IS NOT NULL FROM connections WHERE id = @id", new { id }));
         var (_, after) = await shared.Kit.SendAsync(HttpMethod.Get, $"/v1/connections/{id}");
         Assert.Equal("active", after.GetProperty("status").GetString());
+        // Its next refresh is scheduled in the reconnect's own write, not left for the refresher to discover.
+        Assert.True(after.TryGetProperty("next_refresh_at", out var next) && next.ValueKind == System.Text.Json.JsonValueKind.Number, after.ToString());
     }
 
     [Fact]
