@@ -60,7 +60,7 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
     public static string NewEncryptionKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
 
     /// <summary>Starts a server. <paramref name="configure"/> may change any setting (plain names or Nexus:*); <paramref name="services"/> may add test services (a log capture).</summary>
-    public static Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test",
+    public static async Task<NexusTestServer> StartAsync(TestDatabase database, Action<Dictionary<string, string?>>? configure = null, OffsetTimeProvider? time = null, string environment = "Test",
         Action<IServiceCollection>? services = null)
     {
         // The port is free when picked (below the ephemeral range, LoopbackHost.FreePort), but another process can still
@@ -100,7 +100,24 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
             }
 
             server.Http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
-            return Task.FromResult(server);
+            await server.EnsureListeningAsync();
+            return server;
+        }
+    }
+
+    /// <summary>
+    /// A server that refused to start (its settings, its database) is said so here, with the address, rather than as
+    /// a connection refused in whatever the test does first.
+    /// </summary>
+    private async Task EnsureListeningAsync()
+    {
+        try
+        {
+            using var answer = await Http.GetAsync("/healthz");
+        }
+        catch (HttpRequestException e)
+        {
+            throw new InvalidOperationException($"Nexus did not start listening at {BaseUrl}; its log above says why (a setting or the database it refused).", e);
         }
     }
 
