@@ -27,7 +27,7 @@ internal static class AccountsCommands
         .AddNexusCommand("users list", "list the accounts", """
             Usage: Nexus.Server users list [--json]
               Lists every account, as GET /v1/admin/users does.
-              --json   {"users":[{"id","email","display_name","is_system_admin","locked_out","created_at","password_change_required"}]}
+              --json   {"users":[{"id","email","display_name","is_system_admin","locked_out","created_at","password_change_required","state"}]}
             """, ListAsync)
         .AddNexusCommand("users disable", "disable an account, end its sessions and revoke its applications' tokens", """
             Usage: Nexus.Server users disable USER [--json]
@@ -97,10 +97,9 @@ internal static class AccountsCommands
         var now = context.Get<TimeProvider>().GetUtcNow();
         var all = await context.Get<UserStore>().ListAsync(ct);
         var users = all.Select(u => UserResponse.From(u, now)).ToList();
-        var states = all.ToDictionary(u => u.Id, u => UserAdministration.StateOf(u, now));
         return await context.ListAsync(new { users }, users, "No accounts yet.",
             ("ID", u => u.Id), ("EMAIL", u => u.Email), ("NAME", u => u.DisplayName), ("ADMIN", u => u.IsSystemAdmin ? "yes" : ""),
-            ("STATE", u => states.TryGetValue(u.Id, out var s) ? Snake(s) : ""), ("CREATED", u => u.CreatedAt.ToString("u")));
+            ("STATE", u => u.State), ("CREATED", u => u.CreatedAt.ToString("u")));
     }
 
     private static async Task<int> ChangeAsync(CommandContext context, UserAdministration.Action action, CancellationToken ct)
@@ -109,7 +108,7 @@ internal static class AccountsCommands
         await UserAdministration.ApplyAsync(context.Get<UserManager<NexusUser>>(), context.Get<SessionValidator>(), context.Get<IAccountGrants>(), user.Id, action);
         user = (await context.Get<UserStore>().FindByIdAsync(user.Id, ct))!;
         var now = context.Get<TimeProvider>().GetUtcNow();
-        return await context.ResultAsync(UserResponse.From(user, now), $"{user.Email} is {Snake(UserAdministration.StateOf(user, now)).Replace('_', ' ')}.");
+        return await context.ResultAsync(UserResponse.From(user, now), $"{user.Email} is {UserAdministration.Name(UserAdministration.StateOf(user, now)).Replace('_', ' ')}.");
     }
 
     private static async Task<int> SetAdministratorAsync(CommandContext context, bool admin, CancellationToken ct)
@@ -128,11 +127,4 @@ internal static class AccountsCommands
         var user = key.Contains('@', StringComparison.Ordinal) ? await users.FindByEmailAsync(key) : key.Length <= 64 ? await users.FindByIdAsync(key) : null;
         return user ?? throw new CommandFailedException($"No account has the email or id '{key}'. Create it first (users create, sign up, or POST /v1/admin/users).", ProblemCatalog.NotFound);
     }
-
-    private static string Snake(UserAdministration.State state) => state switch
-    {
-        UserAdministration.State.LockedOut => "locked_out",
-        UserAdministration.State.Disabled => "disabled",
-        _ => "active",
-    };
 }

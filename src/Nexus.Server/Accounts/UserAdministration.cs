@@ -70,6 +70,14 @@ internal static class UserAdministration
         : end > now.AddYears(100) ? State.Disabled
         : State.LockedOut;
 
+    /// <summary>The state's name in the API and the CLI: active, locked_out or disabled.</summary>
+    public static string Name(State state) => state switch
+    {
+        State.LockedOut => "locked_out",
+        State.Disabled => "disabled",
+        _ => "active",
+    };
+
     /// <summary>
     /// Whether an administrator disabled the account. A lockout after failed sign-ins is not: it guards the password, and
     /// counting it here would let anyone who knows the address cut the person's applications off by failing sign-ins.

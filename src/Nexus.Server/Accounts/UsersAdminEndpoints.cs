@@ -8,10 +8,15 @@ namespace Nexus.Server.Accounts;
 /// <param name="PasswordChangeRequired">True: the password is temporary; its owner chooses their own at the first sign-in.</param>
 internal sealed record CreateUserRequest(string? Email, string? Password, string? DisplayName, bool? PasswordChangeRequired = null);
 
-internal sealed record UserResponse(string Id, string Email, string? DisplayName, bool IsSystemAdmin, bool LockedOut, DateTimeOffset CreatedAt, bool PasswordChangeRequired)
+/// <param name="State">active, locked_out (failed sign-ins; ends by itself) or disabled (by an administrator).</param>
+internal sealed record UserResponse(string Id, string Email, string? DisplayName, bool IsSystemAdmin, bool LockedOut, DateTimeOffset CreatedAt, bool PasswordChangeRequired, string State)
 {
-    public static UserResponse From(NexusUser u, DateTimeOffset now) => new(u.Id, u.Email, u.DisplayName, u.IsSystemAdmin, u.LockoutEnd > now, u.CreatedAt, u.PasswordChangeRequired);
+    public static UserResponse From(NexusUser u, DateTimeOffset now) =>
+        new(u.Id, u.Email, u.DisplayName, u.IsSystemAdmin, u.LockoutEnd > now, u.CreatedAt, u.PasswordChangeRequired, UserAdministration.Name(UserAdministration.StateOf(u, now)));
 }
+
+/// <summary>POST /v1/admin/users/{id}/reset-password: the account, and its temporary password, shown this once.</summary>
+internal sealed record PasswordResetResponse(UserResponse User, string TemporaryPassword);
 
 internal sealed record SettingsRequest(bool? SignUpEnabled);
 
@@ -24,6 +29,10 @@ internal sealed record UserList(IEnumerable<UserResponse> Users);
 /// <summary>What POST and DELETE /v1/admin/users/{id}/admin take: the user's id and the services that change the flag.</summary>
 internal readonly record struct AdminFlagRequest(string Id, [property: FromServices] UserStore Store, [property: FromServices] Administrators Administrators, [property: FromServices] TimeProvider Time, CancellationToken Ct);
 
+/// <summary>What disable, enable and reset-password take: the user's id and the services Site management › Users and the CLI use too.</summary>
+internal readonly record struct UserChangeRequest(string Id, [property: FromServices] UserManager<NexusUser> Users, [property: FromServices] SessionValidator Sessions,
+    [property: FromServices] IAccountGrants Grants, [property: FromServices] UserStore Store, [property: FromServices] TimeProvider Time, CancellationToken Ct);
+
 /// <summary>/v1/admin/users and /v1/admin/settings.</summary>
 internal static class UsersAdminEndpoints
 {
@@ -34,6 +43,10 @@ internal static class UsersAdminEndpoints
         // The bootstrap API_KEY makes (or unmakes) a system administrator; an email address never does.
         admin.MapPost("/v1/admin/users/{id}/admin", ([AsParameters] AdminFlagRequest request) => SetAdminAsync(request, true)).WithTags("Users");
         admin.MapDelete("/v1/admin/users/{id}/admin", ([AsParameters] AdminFlagRequest request) => SetAdminAsync(request, false)).WithTags("Users");
+        // What Site management › Users and `users disable|enable` do (UserAdministration), for provisioning systems.
+        admin.MapPost("/v1/admin/users/{id}/disable", ([AsParameters] UserChangeRequest request) => ChangeAsync(request, UserAdministration.Action.Disable)).WithTags("Users");
+        admin.MapPost("/v1/admin/users/{id}/enable", ([AsParameters] UserChangeRequest request) => ChangeAsync(request, UserAdministration.Action.Enable)).WithTags("Users");
+        admin.MapPost("/v1/admin/users/{id}/reset-password", ResetPasswordAsync).WithTags("Users");
         admin.MapGet("/v1/admin/settings", async (DeploymentSettings settings, CancellationToken ct) =>
             TypedResults.Ok(new SettingsResponse(await settings.IsSignUpEnabledAsync(ct)))).WithTags("Settings");
         admin.MapPatch("/v1/admin/settings", UpdateSettingsAsync).WithTags("Settings");
@@ -64,6 +77,31 @@ internal static class UsersAdminEndpoints
         }
 
         return TypedResults.Ok(ToResponse(user, time));
+    }
+
+    private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> ChangeAsync(UserChangeRequest request, UserAdministration.Action action)
+    {
+        var (id, users, sessions, grants, store, time, ct) = request;
+        if (!await UserAdministration.ApplyAsync(users, sessions, grants, id, action) || await store.FindByIdAsync(id, ct) is not { } user)
+        {
+            return Problems.TypedNotFound("User");
+        }
+
+        return TypedResults.Ok(ToResponse(user, time));
+    }
+
+    private static async Task<Results<Ok<PasswordResetResponse>, ProblemHttpResult>> ResetPasswordAsync(HttpContext context, [AsParameters] UserChangeRequest request)
+    {
+        var (id, users, sessions, grants, store, time, ct) = request;
+        var (reset, temporary) = await UserAdministration.ResetPasswordAsync(users, sessions, grants, id, time.GetUtcNow());
+        if (reset is null || temporary is null || await store.FindByIdAsync(id, ct) is not { } user)
+        {
+            return Problems.TypedNotFound("User");
+        }
+
+        // The temporary password is in this answer only (Nexus keeps its hash): no cache may keep a copy.
+        context.Response.Headers.CacheControl = "no-store";
+        return TypedResults.Ok(new PasswordResetResponse(ToResponse(user, time), temporary));
     }
 
     private static async Task<Results<Created<UserResponse>, ProblemHttpResult>> CreateAsync(HttpRequest request, UserManager<NexusUser> users, TimeProvider time, CancellationToken ct)

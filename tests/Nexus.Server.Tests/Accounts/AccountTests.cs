@@ -42,14 +42,17 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
     }
 
     [Fact]
-    public async Task ConsentFormWithoutCsrfTokenIsRejected()
+    public async Task ConsentFormWithoutCsrfTokenIssuesNoCode()
     {
         var (clientId, _) = await RegisterApplicationAsync(Server);
         using var browser = await SignedInBrowserAsync(Server);
         await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge));
         var landed = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, includeCsrf: false);
-        Assert.Equal(Server.BaseUrl, landed.GetLeftPart(UriPartial.Authority));
-        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+
+        // Without the token the form is read as an application's authorization request (OIDC Core §3.1.2.1): the
+        // person is asked again, on Nexus; nothing reaches the application.
+        Assert.Equal(Server.BaseUrl + "/oauth2/authorize", landed.GetLeftPart(UriPartial.Path));
+        Assert.Contains("name=\"decision\"", browser.LastPage, StringComparison.Ordinal);
     }
 
     [Fact]

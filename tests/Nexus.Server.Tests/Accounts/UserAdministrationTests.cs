@@ -230,4 +230,58 @@ public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixtu
 
         await AssertTokensRevokedAsync(person);
     }
+
+    [Fact]
+    public async Task TheAdminApiDisablesEnablesAndResetsAPasswordAsSiteManagementDoes()
+    {
+        var person = await AuthorizeApplicationAsync();
+
+        // Disable: the state says so, and the account's applications lose their tokens.
+        var disabled = await Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/users/{person.UserId}/disable");
+        Assert.Equal("disabled", disabled.GetProperty("state").GetString());
+        await AssertTokensRevokedAsync(person);
+        using (var browser = new Browser(Server))
+        {
+            await browser.NavigateAsync("/account/signin");
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = person.Email, ["password"] = Password });
+            Assert.Equal("/account/signin", browser.CurrentUri.AbsolutePath);
+        }
+
+        var listed = (await Server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users")).GetProperty("users").EnumerateArray().Single(u => u.GetProperty("id").GetString() == person.UserId);
+        Assert.Equal("disabled", listed.GetProperty("state").GetString());
+
+        // Enable: the person signs in again.
+        Assert.Equal("active", (await Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/users/{person.UserId}/enable")).GetProperty("state").GetString());
+        using (var browser = new Browser(Server))
+        {
+            await browser.SignInAsync(person.Email, Password);
+            Assert.NotEqual("/account/signin", browser.CurrentUri.AbsolutePath);
+        }
+
+        // Reset: a temporary password, shown once and not cached, which must be replaced at the first sign-in.
+        using var request = Server.Admin(HttpMethod.Post, $"/v1/admin/users/{person.UserId}/reset-password");
+        using var response = await Server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("no-store", response.Headers.CacheControl?.ToString());
+        var reset = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.True(reset.GetProperty("user").GetProperty("password_change_required").GetBoolean());
+        var temporary = reset.GetProperty("temporary_password").GetString()!;
+        using (var browser = new Browser(Server))
+        {
+            await browser.NavigateAsync("/account/signin");
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = person.Email, ["password"] = Password });
+            Assert.Equal("/account/signin", browser.CurrentUri.AbsolutePath);
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = person.Email, ["password"] = temporary });
+            Assert.Contains("Choose your password", browser.LastPage, StringComparison.Ordinal);
+        }
+
+        // An id that names nobody: 404, as a problem document.
+        foreach (var action in new[] { "disable", "enable", "reset-password" })
+        {
+            using var unknown = Server.Admin(HttpMethod.Post, $"/v1/admin/users/usr_nobody/{action}");
+            using var answer = await Server.Http.SendAsync(unknown);
+            Assert.Equal(HttpStatusCode.NotFound, answer.StatusCode);
+            Assert.Equal("application/problem+json", answer.Content.Headers.ContentType?.MediaType);
+        }
+    }
 }
