@@ -235,14 +235,19 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
 
     /// <summary>
     /// The reconnect's consent completed: the new tokens replace the old ones, then the old ones are revoked at the
-    /// provider (best effort; the audit log records the outcome).
+    /// provider (best effort; the audit log records the outcome). Returns false, and does nothing else, when the
+    /// connection was deleted meanwhile: the caller revokes the new tokens.
     /// </summary>
-    public async Task CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    public async Task<bool> CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
         var oldAccess = before.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, before.Id, a) : null;
         var oldRefresh = before.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, before.Id, r) : null;
-        await store.CompleteReconnectAsync(before.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
-            tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken), tokens.TokenType, expiresAt, ct);
+        if (!await store.CompleteReconnectAsync(before.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+                tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken), tokens.TokenType, expiresAt, ct))
+        {
+            return false;
+        }
+
         // A provider that hands the same refresh token out again, or none (the connection keeps its own), must not have
         // it revoked now.
         var revocation = oldAccess is null && oldRefresh is null ? "no_tokens"
@@ -250,6 +255,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
                 oldRefresh == tokens.RefreshToken || tokens.RefreshToken is null ? null : oldRefresh, ct, grantContinues: true);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
+        return true;
     }
 
     /// <summary>The connections of the given workspaces (all when null), stale pending ones failed first.</summary>

@@ -279,13 +279,16 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
     /// <summary>
     /// A reconnect's consent completed: the new tokens and scopes replace the old ones in one write, and the refresh
-    /// bookkeeping starts over. The caller revokes the old tokens at the provider afterwards.
+    /// bookkeeping starts over. The caller revokes the old tokens at the provider afterwards. Returns false when the
+    /// connection no longer exists (deleted while the provider was issuing the tokens).
     /// </summary>
-    public async Task CompleteReconnectAsync(string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    public async Task<bool> CompleteReconnectAsync(string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        // The connection's row and the resource tokens deleted with the old consent: none at all when the connection is
+        // gone (its resource tokens went with it, ON DELETE CASCADE).
+        var changed = await connection.ExecuteAsync(new CommandDefinition(
             // A consent that issues no refresh token (Google issues one only the first time a client is consented to)
             // leaves the connection's own in place: it still belongs to the same grant.
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
@@ -295,6 +298,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "DELETE FROM connection_resource_tokens WHERE connection_id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now }, cancellationToken: ct));
         cache.Invalidate(id);
+        return changed > 0;
     }
 
     public async Task InsertAsync(Connection c, CancellationToken ct)
@@ -326,14 +330,15 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// A connection's first tokens (or credential) arrived. Its background refresh is scheduled in the same write, from
     /// the same arithmetic the refresher uses (<see cref="RefreshSchedule.BackgroundDueAt(RefreshOptions, Provider, bool, long, long?)"/>),
     /// so that the refresher does not claim, lock and reschedule every new connection once just to learn when it is due.
+    /// Returns false when the connection no longer exists (deleted while the provider was issuing the tokens).
     /// </summary>
-    public async Task ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    public async Task<bool> ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // updated_at is the token's issue time for the schedule (RefreshRow.IssuedAt): both are "now".
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, refreshToken is not null, now, tokenExpiresAt);
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, " +
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
             "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, " +
@@ -341,6 +346,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
+        return updated == 1;
     }
 
     /// <summary>
