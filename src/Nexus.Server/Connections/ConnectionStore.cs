@@ -508,10 +508,16 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         }
     }
 
-    public async Task<bool> DeleteAsync(string id, CancellationToken ct)
+    /// <summary>
+    /// Deletes a connection; returns the row as it was when deleted (null when there was none). Its tokens may be newer
+    /// than those of any read before the delete: on PostgreSQL the delete waits for the row lock of a refresh in flight
+    /// and deletes what that refresh stored; on either engine a callback may have stored a consent's tokens meanwhile.
+    /// </summary>
+    public async Task<Connection?> DeleteAsync(string id, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var deleted = await connection.ExecuteAsync(new CommandDefinition("DELETE FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
+        var deleted = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            $"DELETE FROM connections WHERE id = @id RETURNING {SelectColumns}", new { id }, cancellationToken: ct));
         cache.Invalidate(id);
         // A snapshot: a callback registered meanwhile (AwsRoleCredentials registers when it is first resolved,
         // which may be during a delete) only changes the array later deletes read.
@@ -520,7 +526,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             callback(id);
         }
 
-        return deleted == 1;
+        return deleted?.ToConnection();
     }
 
     // Copy-on-write: deletes read the current array without a lock, registrations replace it atomically.

@@ -76,4 +76,32 @@ public sealed class DisconnectRaceTests
         var audit = await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}");
         Assert.Equal(["revoked", "requested", "activated", "requested"], audit.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("event").GetString()!).ToArray());
     }
+
+    [Fact]
+    public async Task ADisconnectDuringARefreshRevokesTheTokensTheRefreshObtained()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var id = await scene.Kit.ConnectAsync(scene.Provider);
+        var family = Assert.Single(scene.Upstream.Families.Values);
+        var gate = scene.Upstream.RefreshGate = new Gate();
+        var refresh = scene.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}");
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        // The provider has rotated the tokens (the stored refresh token is used up) and its answer is on the way.
+        var rotated = family.Chain.Last();
+
+        // On PostgreSQL the disconnect's delete waits for the refresh's row lock; on SQLite it goes through at once.
+        var disconnect = scene.Kit.SendAsync(HttpMethod.Delete, $"/v1/connections/{id}");
+        await scene.Database.FinishedOrWaitingForALockAsync(disconnect, "the disconnect");
+        gate.Release();
+        var (status, body, response) = await disconnect;
+        response.Dispose();
+        Assert.True(status == HttpStatusCode.NoContent, $"DELETE answered {(int)status}: {body}");
+        (await refresh).Response.Dispose();
+
+        // Whichever came first, the tokens the provider issued last were revoked there: no grant outlives the disconnect.
+        Assert.Contains(rotated.RefreshToken!, scene.Upstream.Revocations);
+        Assert.Contains(rotated.AccessToken, scene.Upstream.Revocations);
+        Assert.False(scene.Upstream.Accepts(rotated.AccessToken, RotatingProvider.Now));
+        Assert.Equal(HttpStatusCode.NotFound, (await scene.Kit.ReadAsync(id)).Status);
+    }
 }
