@@ -95,6 +95,12 @@ public sealed class RotatingProvider : IAsyncDisposable
     /// </summary>
     public TimeSpan RefreshDelay { get; set; }
 
+    /// <summary>
+    /// When set, code exchanges issue their tokens into this grant instead of a new one: the same person consenting to
+    /// the same client again, at a provider that keeps one grant per person and client (Google).
+    /// </summary>
+    public Family? ConsentFamily { get; set; }
+
     /// <summary>When set, a code exchange's answer waits here after its tokens were issued (the provider's answer is in flight).</summary>
     public Gate? CodeExchangeGate { get; set; }
 
@@ -190,7 +196,7 @@ public sealed class RotatingProvider : IAsyncDisposable
                 return Results.Json(new { error = "invalid_grant" }, statusCode: 400);
             }
 
-            var family = new Family("fam-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(6)));
+            var family = ConsentFamily ?? new Family("fam-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(6)));
             Families[family.Id] = family;
             var tokens = Issue(family, withRefreshToken: RefreshTokenOnConsent);
             if (CodeExchangeGate is { } exchangeGate)
