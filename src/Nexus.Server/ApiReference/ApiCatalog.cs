@@ -175,9 +175,9 @@ internal static class ApiCatalog
             [OAuth.InvalidRequest], Format: ErrorFormat.Browser,
             Description: "Without an `id_token_hint` for the signed-in person Nexus asks first. An application may also POST the same form (RP-Initiated Logout §2): it is answered 303 See Other to this GET with the same parameters."),
         new("GET", "/auth/callback", "The providers' redirect back to Nexus at the end of a connection's consent", ApiAuth.None, 302, null,
-            [new(400, Problem.InvalidCallback.Code, Problem.InvalidState.Code, Problem.StateAlreadyUsed.Code, "issuer_mismatch", Problem.TokenRequestFailed.Code, Problem.ProviderMissing.Code, Problem.InvalidInput.Code)],
+            [new(400, Problem.InvalidCallback.Code, Problem.InvalidState.Code, Problem.StateAlreadyUsed.Code, "issuer_mismatch", Problem.TokenRequestFailed.Code, Problem.ProviderMissing.Code, Problem.NotFound.Code, Problem.InvalidInput.Code)],
             Format: ErrorFormat.Browser,
-            Description: "Called by the provider, not by API clients: a signed single-use `state` identifies the connection; Nexus then redirects to the connection's return_url with `status`."),
+            Description: "Called by the provider, not by API clients: a signed single-use `state` identifies the connection; Nexus then redirects to the connection's return_url with `status`. A connection deleted during the code exchange is redirected with `status=failed&error=not_found`, and the tokens just issued for it are revoked at the provider."),
 
         // The gateway.
         new("POST", "/v1/request-connection", "Start a connection: returns the provider consent URL", ApiAuth.GatewayKey, 201, typeof(RequestConnectionResponse),

@@ -20,7 +20,7 @@ internal static class CallbackEndpoint
         app.MapGet("/auth/callback", HandleAsync).WithTags("Connections");
 
     private static async Task<IResult> HandleAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        ProviderClient client, AuditLog audit, ConnectionNotifier notifier, ConnectionService connections, NexusOptions options, TimeProvider time)
+        ProviderClient client, AuditLog audit, ConnectionNotifier notifier, ConnectionService connections, NexusOptions options, TimeProvider time, ILoggerFactory loggers)
     {
         var ct = CancellationToken.None; // Once the state is consumed the exchange must finish, even if the browser goes away.
         var query = context.Request.Query;
@@ -133,20 +133,34 @@ internal static class CallbackEndpoint
         // An active connection whose state is not a reconnect's was waiting for a step-up consent (RemoteMcp.McpStepUp).
         var steppingUp = !reconnecting && connection.Status == ConnectionStatus.Active;
         string? stepUpRevocation = null;
+        bool stored;
         if (reconnecting)
         {
-            await connections.CompleteReconnectAsync(provider, connection, result, expiresAt, ct);
+            stored = await connections.CompleteReconnectAsync(provider, connection, result, expiresAt, ct);
         }
         else if (steppingUp)
         {
             stepUpRevocation = await connections.CompleteStepUpAsync(provider, connection, result, expiresAt, ct);
+            stored = stepUpRevocation is not null;
         }
         else
         {
-            await store.ActivateAsync(connection.Id, provider,
+            stored = await store.ActivateAsync(connection.Id, provider,
                 store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!),
                 result.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, connection.Id, result.RefreshToken),
                 result.TokenType, expiresAt, ct);
+        }
+
+        if (!stored)
+        {
+            // Disconnected (DELETE /v1/connections/{id}) while the provider was issuing these tokens: the disconnect
+            // revoked what the connection held, and these must not stay usable at the provider either. Nothing says
+            // the connection became active; the browser is told that it no longer exists (GET /v1/connections/{id}
+            // answers 404 not_found).
+            var revocation = await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct);
+            loggers.CreateLogger(typeof(CallbackEndpoint)).LogInformation(
+                "Connection {ConnectionId} was deleted during its code exchange; the new tokens were revoked at the provider ({Revocation})", connection.Id, revocation);
+            return Redirect(connection, ConnectionStatus.Failed, ProblemCatalog.NotFound.Code);
         }
 
         // RFC 6749 §5.1: "scope" in the response says what was granted when it differs from the request.

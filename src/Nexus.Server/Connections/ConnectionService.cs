@@ -235,28 +235,39 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
 
     /// <summary>
     /// The reconnect's consent completed: the new tokens replace the old ones, then the old ones are revoked at the
-    /// provider (best effort; the audit log records the outcome).
+    /// provider (best effort; the audit log records the outcome). Returns false, and does nothing else, when the
+    /// connection was deleted meanwhile: the caller revokes the new tokens.
     /// </summary>
-    public async Task CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    public async Task<bool> CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        await store.CompleteReconnectAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
-            tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
-            tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct);
+        if (!await store.CompleteReconnectAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+                tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
+                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct))
+        {
+            return false;
+        }
+
         var revocation = await RevokeSupersededAsync(provider, before, tokens, ct);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
+        return true;
     }
 
     /// <summary>
     /// A step-up consent completed (<see cref="RemoteMcp.McpStepUp"/>): the new tokens and the wider scopes replace the
     /// old ones in one write, keeping the connection's refresh token when the answer has none, then the old tokens are
-    /// revoked at the provider as after a reconnect. Returns the revocation's outcome for the audit log.
+    /// revoked at the provider as after a reconnect. Returns the revocation's outcome for the audit log, or null (and
+    /// does nothing else) when the connection was deleted meanwhile: the caller revokes the new tokens.
     /// </summary>
-    public async Task<string> CompleteStepUpAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    public async Task<string?> CompleteStepUpAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        await store.CompleteStepUpAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
-            tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
-            tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct);
+        if (!await store.CompleteStepUpAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+                tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
+                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct))
+        {
+            return null;
+        }
+
         return await RevokeSupersededAsync(provider, before, tokens, ct);
     }
 
@@ -292,31 +303,37 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     }
 
     /// <summary>
-    /// Revokes a connection's tokens at the provider where it can (best effort) and deletes the connection; the audit
-    /// log keeps the record.
+    /// Deletes a connection and revokes its tokens at the provider where it can (best effort); the audit log keeps the
+    /// record. The tokens revoked are those the row held when it was deleted, not those of <paramref name="connection"/>:
+    /// a refresh that rotated them meanwhile (on PostgreSQL the delete waits for its row lock) or a consent that
+    /// completed meanwhile stored newer ones, and revoking only the older ones would leave the grant alive.
     /// </summary>
     /// <param name="grantContinues">The person's grant lives on in another connection (a dashboard reconnect replacing this one).</param>
     public async Task RevokeAsync(Connection connection, string actor, CancellationToken ct, bool grantContinues = false)
     {
-        var revocation = connection.TokenType == CredentialCapture.TokenType ? "credentials_deleted" : "no_tokens";
-        if (connection.TokenType != CredentialCapture.TokenType && (connection.AccessToken is not null || connection.RefreshToken is not null))
+        // The tokens go with the row; the audit log keeps the record that the connection existed. Nothing deleted:
+        // another request deleted it, and revoked what it held.
+        if (await store.DeleteAsync(connection.Id, ct) is not { } deleted)
         {
-            var provider = await providers.FindAsync(connection.ProviderName, ct);
-            revocation = provider is null
-                ? "provider_missing"
-                : await client.RevokeAsync(ConnectionValues.Apply(provider, connection.Values),
-                    connection.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, a) : null,
-                    connection.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, connection.Id, r) : null, ct, grantContinues);
+            return;
         }
 
-        // The tokens go with the row; the audit log keeps the record that the connection existed.
-        if (await store.DeleteAsync(connection.Id, ct))
+        // From here on the row, the only copy of its tokens, is gone: the revocation completes whatever happens to the caller.
+        var revocation = deleted.TokenType == CredentialCapture.TokenType ? "credentials_deleted" : "no_tokens";
+        if (deleted.TokenType != CredentialCapture.TokenType && (deleted.AccessToken is not null || deleted.RefreshToken is not null))
         {
-            audit.ForgetConnection(connection.Id);
-            await audit.RecordAsync(AuditEvents.Revoked, actor, connection.WorkspaceId, connection.Id,
-                new { provider = connection.ProviderName, previous_status = connection.Status, provider_revocation = revocation }, ct);
-            await notifier.RevokedAsync(connection.Id, connection.WorkspaceId, connection.ProviderName, connection.Status, revocation);
+            var provider = await providers.FindAsync(deleted.ProviderName, CancellationToken.None);
+            revocation = provider is null
+                ? "provider_missing"
+                : await client.RevokeAsync(ConnectionValues.Apply(provider, deleted.Values),
+                    deleted.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, deleted.Id, a) : null,
+                    deleted.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, deleted.Id, r) : null, CancellationToken.None, grantContinues);
         }
+
+        audit.ForgetConnection(deleted.Id);
+        await audit.RecordAsync(AuditEvents.Revoked, actor, deleted.WorkspaceId, deleted.Id,
+            new { provider = deleted.ProviderName, previous_status = deleted.Status, provider_revocation = revocation }, CancellationToken.None);
+        await notifier.RevokedAsync(deleted.Id, deleted.WorkspaceId, deleted.ProviderName, deleted.Status, revocation);
     }
 
     /// <summary>Fails a pending connection whose consent window closed (lazily, on read) and records it.</summary>

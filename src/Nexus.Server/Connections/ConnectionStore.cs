@@ -280,16 +280,19 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
     /// <summary>
     /// A reconnect's consent completed: the new tokens and scopes replace the old ones in one write, and the refresh
-    /// bookkeeping starts over. The caller revokes the old tokens at the provider afterwards.
+    /// bookkeeping starts over. The caller revokes the old tokens at the provider afterwards. Returns false when the
+    /// connection no longer exists (deleted while the provider was issuing the tokens).
     /// </summary>
-    public async Task CompleteReconnectAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType, long? tokenExpiresAt,
-        CancellationToken ct)
+    public async Task<bool> CompleteReconnectAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
+        long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // Scheduled in the same write, as a first activation is (ActivateAsync).
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        // The connection's row and the resource tokens deleted with the old consent: none at all when the connection is
+        // gone (its resource tokens went with it, ON DELETE CASCADE).
+        var changed = await connection.ExecuteAsync(new CommandDefinition(
             // A consent that issues no refresh token (Google issues one only the first time a client is consented to)
             // leaves the connection's own in place: it still belongs to the same grant.
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
@@ -299,6 +302,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "DELETE FROM connection_resource_tokens WHERE connection_id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
+        return changed > 0;
     }
 
     public async Task InsertAsync(Connection c, CancellationToken ct)
@@ -330,14 +334,15 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// A connection's first tokens (or credential) arrived. Its background refresh is scheduled in the same write, from
     /// the same arithmetic the refresher uses (<see cref="RefreshSchedule.BackgroundDueAt(RefreshOptions, Provider, bool, long, long?)"/>),
     /// so that the refresher does not claim, lock and reschedule every new connection once just to learn when it is due.
+    /// Returns false when the connection no longer exists (deleted while the provider was issuing the tokens).
     /// </summary>
-    public async Task ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    public async Task<bool> ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // updated_at is the token's issue time for the schedule (RefreshRow.IssuedAt): both are "now".
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, refreshToken is not null, now, tokenExpiresAt);
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = @refreshToken, token_type = @tokenType, " +
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
             "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, " +
@@ -345,6 +350,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
+        return updated == 1;
     }
 
     /// <summary>
@@ -352,20 +358,22 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// old ones meanwhile: the pending scopes become its scopes, what the provider granted is learned anew, and a token
     /// answer without refresh_token (RFC 6749 §5.1 makes it optional on a repeated consent) leaves the connection's own
     /// in place, as a reconnect does (<see cref="CompleteReconnectAsync"/>): it belongs to the same client and person.
+    /// Returns false when the connection no longer exists (deleted while the provider was issuing the tokens).
     /// </summary>
-    public async Task CompleteStepUpAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType, long? tokenExpiresAt,
+    public async Task<bool> CompleteStepUpAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType, long? tokenExpiresAt,
         CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, " +
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
             "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, " +
             "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
+        return updated == 1;
     }
 
     /// <summary>
@@ -544,10 +552,16 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         }
     }
 
-    public async Task<bool> DeleteAsync(string id, CancellationToken ct)
+    /// <summary>
+    /// Deletes a connection; returns the row as it was when deleted (null when there was none). Its tokens may be newer
+    /// than those of any read before the delete: on PostgreSQL the delete waits for the row lock of a refresh in flight
+    /// and deletes what that refresh stored; on either engine a callback may have stored a consent's tokens meanwhile.
+    /// </summary>
+    public async Task<Connection?> DeleteAsync(string id, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var deleted = await connection.ExecuteAsync(new CommandDefinition("DELETE FROM connections WHERE id = @id", new { id }, cancellationToken: ct));
+        var deleted = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            $"DELETE FROM connections WHERE id = @id RETURNING {SelectColumns}", new { id }, cancellationToken: ct));
         cache.Invalidate(id);
         // A snapshot: a callback registered meanwhile (AwsRoleCredentials registers when it is first resolved,
         // which may be during a delete) only changes the array later deletes read.
@@ -556,7 +570,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             callback(id);
         }
 
-        return deleted == 1;
+        return deleted?.ToConnection();
     }
 
     // Copy-on-write: deletes read the current array without a lock, registrations replace it atomically.

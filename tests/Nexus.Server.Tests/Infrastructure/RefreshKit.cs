@@ -65,15 +65,31 @@ public sealed class RefreshKit(HttpClient http, string apiKey) : IDisposable
     /// <summary>A whole handshake: request-connection, the provider's consent, Nexus's callback. Returns the connection id.</summary>
     public async Task<string> ConnectAsync(string provider, string workspace = "ws_refresh")
     {
-        var requested = await ExpectAsync(HttpMethod.Post, "/v1/request-connection",
-            new { workspace_id = workspace, provider_name = provider, return_url = BrokerFixture.ReturnUrl }, HttpStatusCode.Created);
-        using var consent = await browser.GetAsync(requested.GetProperty("auth_url").GetString());
-        Assert.Equal(HttpStatusCode.Redirect, consent.StatusCode);
-        using var callback = await browser.GetAsync(consent.Headers.Location);
+        var (id, callbackUrl) = await ConsentAsync(provider, workspace);
+        using var callback = await CallbackAsync(callbackUrl);
         Assert.True(callback.StatusCode == HttpStatusCode.Redirect, $"callback answered {(int)callback.StatusCode}: {await callback.Content.ReadAsStringAsync()}");
         Assert.Contains("status=active", callback.Headers.Location!.ToString(), StringComparison.Ordinal);
-        return requested.GetProperty("connection_id").GetString()!;
+        return id;
     }
+
+    /// <summary>request-connection and the provider's consent: the connection id, and the callback URL the provider sent the browser to (not followed yet).</summary>
+    public async Task<(string ConnectionId, Uri CallbackUrl)> ConsentAsync(string provider, string workspace = "ws_refresh")
+    {
+        var requested = await ExpectAsync(HttpMethod.Post, "/v1/request-connection",
+            new { workspace_id = workspace, provider_name = provider, return_url = BrokerFixture.ReturnUrl }, HttpStatusCode.Created);
+        return (requested.GetProperty("connection_id").GetString()!, await ConsentAtAsync(requested.GetProperty("auth_url").GetString()!));
+    }
+
+    /// <summary>The browser at the provider's consent page (of a connect or a reconnect): the callback URL the provider sends it to.</summary>
+    public async Task<Uri> ConsentAtAsync(string authUrl)
+    {
+        using var consent = await browser.GetAsync(authUrl);
+        Assert.Equal(HttpStatusCode.Redirect, consent.StatusCode);
+        return consent.Headers.Location!;
+    }
+
+    /// <summary>The browser at Nexus's callback: the response (a redirect to return_url, or a problem).</summary>
+    public Task<HttpResponseMessage> CallbackAsync(Uri callbackUrl) => browser.GetAsync(callbackUrl);
 
     /// <summary>GET /v1/token/{id}: the status, and the access token when there is one.</summary>
     public async Task<(HttpStatusCode Status, string? AccessToken, JsonElement Body)> ReadAsync(string connectionId, HttpClient? via = null)

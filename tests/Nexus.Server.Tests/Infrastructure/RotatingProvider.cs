@@ -12,8 +12,9 @@ namespace Nexus.Server.Tests.Infrastructure;
 /// comes with every refresh, and presenting a used one revokes the whole grant ("family") at once, as RFC 9700
 /// §4.14.2 recommends and as Nexus's own authorization server does. Everything about refreshing can be controlled:
 /// the token lifetime, refresh responses without refresh_token (Google), failures (an HTTP status, a delay past
-/// Nexus's timeout, a stopped server that refuses connections), rejection (invalid_grant), and a "park" that holds
-/// refresh requests before they are processed, so that a test can kill Nexus while they are in flight. Every
+/// Nexus's timeout, a stopped server that refuses connections), rejection (invalid_grant), a "park" that holds
+/// refresh requests before they are processed, so that a test can kill Nexus while they are in flight, and gates that
+/// hold the answer of a code exchange or a refresh after its tokens were issued, so that a test can race it. Every
 /// refresh is recorded with the chain of tokens it belongs to.
 /// </summary>
 public sealed class RotatingProvider : IAsyncDisposable
@@ -93,6 +94,18 @@ public sealed class RotatingProvider : IAsyncDisposable
     /// client goes away meanwhile is dropped unprocessed.
     /// </summary>
     public TimeSpan RefreshDelay { get; set; }
+
+    /// <summary>
+    /// When set, code exchanges issue their tokens into this grant instead of a new one: the same person consenting to
+    /// the same client again, at a provider that keeps one grant per person and client (Google).
+    /// </summary>
+    public Family? ConsentFamily { get; set; }
+
+    /// <summary>When set, a code exchange's answer waits here after its tokens were issued (the provider's answer is in flight).</summary>
+    public Gate? CodeExchangeGate { get; set; }
+
+    /// <summary>When set, a refresh's answer waits here after its tokens were issued (rotated: the presented refresh token is used up).</summary>
+    public Gate? RefreshGate { get; set; }
 
     public ConcurrentQueue<RefreshCall> RefreshCalls { get; } = new();
 
@@ -183,9 +196,15 @@ public sealed class RotatingProvider : IAsyncDisposable
                 return Results.Json(new { error = "invalid_grant" }, statusCode: 400);
             }
 
-            var family = new Family("fam-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(6)));
+            var family = ConsentFamily ?? new Family("fam-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(6)));
             Families[family.Id] = family;
-            return Issue(family, withRefreshToken: RefreshTokenOnConsent);
+            var tokens = Issue(family, withRefreshToken: RefreshTokenOnConsent);
+            if (CodeExchangeGate is { } exchangeGate)
+            {
+                await exchangeGate.PassAsync(context.RequestAborted);
+            }
+
+            return tokens;
         }
 
         if (form["grant_type"] != "refresh_token")
@@ -215,7 +234,13 @@ public sealed class RotatingProvider : IAsyncDisposable
                 }
             }
 
-            return Refresh(form["refresh_token"].ToString());
+            var answer = Refresh(form["refresh_token"].ToString());
+            if (RefreshGate is { } refreshGate)
+            {
+                await refreshGate.PassAsync(context.RequestAborted);
+            }
+
+            return answer;
         }
         finally
         {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -155,6 +156,31 @@ public sealed class TestDatabase : IAsyncDisposable
 
             var result = await command.ExecuteScalarAsync();
             return result is DBNull ? null : result;
+        }
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="operation"/> has finished or, on PostgreSQL, a session of this database waits for a
+    /// lock (a write queued behind a refresh that holds its connection's row): either way it has got as far as it can
+    /// while the lock is held. Its outcome is the caller's to await.
+    /// </summary>
+    public async Task FinishedOrWaitingForALockAsync(Task operation, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!operation.IsCompleted)
+        {
+            if (DatabaseUrl is not null && Convert.ToInt64(await ScalarAsync(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"), CultureInfo.InvariantCulture) > 0)
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new Xunit.Sdk.XunitException("Timed out waiting: " + what);
+            }
+
+            await Task.WhenAny(operation, Task.Delay(50));
         }
     }
 

@@ -411,7 +411,7 @@ internal sealed class ConnectionRefresher(
         metrics.Refresh(provider!.Name, attempt.Succeeded ? "succeeded" : attempt.Kind == RefreshFailureKind.Rejected ? "rejected" : "failed", time.GetElapsedTime(started));
         if (attempt.Succeeded)
         {
-            return await StoreSuccessAsync(held, row, applied, attempt.Tokens!, recovering);
+            return await StoreSuccessAsync(held, row, applied, attempt.Tokens!, refreshToken, recovering);
         }
 
         if (attempt.Kind != RefreshFailureKind.Rejected)
@@ -426,7 +426,8 @@ internal sealed class ConnectionRefresher(
             : await RequireAttentionAsync(held, row, attempt.Error, attempt.Description);
     }
 
-    private async Task<RefreshResult> StoreSuccessAsync(RefreshLock held, RefreshRow row, Provider provider, TokenExchangeResult tokens, bool recovering)
+    /// <param name="presented">The refresh token the provider was given (plaintext), null for a client_credentials connection.</param>
+    private async Task<RefreshResult> StoreSuccessAsync(RefreshLock held, RefreshRow row, Provider provider, TokenExchangeResult tokens, string? presented, bool recovering)
     {
         var now = Now;
         long? expiresAt = tokens.ExpiresIn is { } seconds ? now + (seconds * 1000) : null;
@@ -434,13 +435,20 @@ internal sealed class ConnectionRefresher(
         var refresh = tokens.RefreshToken is null ? null : connections.Encrypt(ConnectionStore.RefreshTokenColumn, row.Id, tokens.RefreshToken);
         // The connection keeps its refresh token when the provider sends no new one.
         var next = RefreshSchedule.BackgroundDueAt(Settings, provider, hasRefreshToken: true, now, expiresAt);
-        if (!await RefreshStore.SucceedAsync(held, row.Id, access, refresh, tokens.TokenType, expiresAt, next, now))
+        // Written only over the access token this refresh started from (never null here: DecideAndRefreshAsync refreshes none without one).
+        var seen = row.AccessToken!;
+        for (var tries = 0; !await RefreshStore.SucceedAsync(held, row.Id, seen, access, refresh, tokens.TokenType, expiresAt, next, now); tries++)
         {
-            // Deleted while the provider answered (SQLite only: on PostgreSQL the delete waits for the lock). The
-            // disconnect revoked the old tokens; the new ones must not stay usable at the provider either.
-            logger.LogInformation("Connection {ConnectionId} was deleted during its refresh; revoking the new tokens at the provider", row.Id);
-            await providerClient.RevokeAsync(provider, tokens.AccessToken, tokens.RefreshToken, CancellationToken.None);
-            return new RefreshResult(RefreshStatus.Gone);
+            var current = await RefreshStore.ReadAsync(held, row.Id);
+            if (tries < 3 && current?.AccessToken is { } reencrypted && string.Equals(connections.Decrypt(ConnectionStore.AccessTokenColumn, row.Id, reencrypted),
+                    connections.Decrypt(ConnectionStore.AccessTokenColumn, row.Id, seen), StringComparison.Ordinal))
+            {
+                // The same token under a new ciphertext (keys reencrypt): nobody replaced it, so this refresh still does.
+                seen = reencrypted;
+                continue;
+            }
+
+            return await LostAsync(held, row, current, provider, tokens, refresh, presented);
         }
 
         await held.CommitAsync();
@@ -471,6 +479,39 @@ internal sealed class ConnectionRefresher(
             RefreshError = null,
             LastRefreshedAt = now,
         });
+    }
+
+    /// <summary>
+    /// The row changed while the provider answered, so the refresh's tokens were not stored (SQLite only: on PostgreSQL
+    /// the row lock keeps every other write out until the refresh commits). Deleted: the disconnect revoked what the row
+    /// held, and the new tokens must not stay usable at the provider either. Given a new consent's tokens (a reconnect
+    /// or a step-up completed): those are the connection's now, and the caller is served them; the refresh's, from the
+    /// grant they replaced, are revoked as a reconnect revokes the tokens it replaces (a revocation that would end the
+    /// whole grant, and so the new tokens too, is not sent). A rotated refresh token whose predecessor the row kept (the
+    /// consent issued none) takes its place instead of being revoked: that predecessor is used up.
+    /// </summary>
+    private async Task<RefreshResult> LostAsync(RefreshLock held, RefreshRow row, RefreshRow? current, Provider provider, TokenExchangeResult tokens, byte[]? refresh,
+        string? presented)
+    {
+        if (current is null)
+        {
+            logger.LogInformation("Connection {ConnectionId} was deleted during its refresh; revoking the new tokens at the provider", row.Id);
+            await providerClient.RevokeAsync(provider, tokens.AccessToken, tokens.RefreshToken, CancellationToken.None);
+            return new RefreshResult(RefreshStatus.Gone);
+        }
+
+        var revokedRefresh = tokens.RefreshToken;
+        if (refresh is not null && presented is not null && current.RefreshToken is { } kept
+            && string.Equals(connections.Decrypt(ConnectionStore.RefreshTokenColumn, row.Id, kept), presented, StringComparison.Ordinal)
+            && await RefreshStore.ReplaceRefreshTokenAsync(held, row.Id, kept, refresh))
+        {
+            revokedRefresh = null;
+            current = current with { RefreshToken = refresh };
+        }
+
+        logger.LogInformation("Connection {ConnectionId} got a new consent's tokens during its refresh; they stay, and the refresh's are revoked at the provider", row.Id);
+        await providerClient.RevokeAsync(provider, tokens.AccessToken, revokedRefresh, CancellationToken.None, grantContinues: true);
+        return new RefreshResult(current.Status == ConnectionStatus.Active ? RefreshStatus.Current : RefreshStatus.NotActive, current);
     }
 
     private async Task<RefreshResult> StoreFailureAsync(RefreshLock held, RefreshRow row, RefreshAttempt attempt)

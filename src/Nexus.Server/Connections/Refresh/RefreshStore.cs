@@ -57,7 +57,9 @@ internal sealed record RefreshRow
 /// no other instance can refresh the connection until it is committed or rolled back, and a process that dies
 /// releases it with its database session, so nothing is ever left "refreshing". On SQLite, which runs as one
 /// instance, the in-process single flight of <see cref="ConnectionRefresher"/> is the lock and nothing is held in
-/// the database while the provider is called (a SQLite write lock would stop every other write meanwhile).
+/// the database while the provider is called (a SQLite write lock would stop every other write meanwhile). A consent
+/// that stores new tokens (a reconnect, a step-up) does not join that single flight; the refresh's own write is
+/// conditional on the token it started from instead (<see cref="RefreshStore.SucceedAsync"/>).
 /// </summary>
 internal sealed class RefreshLock(DbConnection connection, DbTransaction? transaction, RefreshRow? row, bool skipped, SemaphoreSlim? writeGate = null) : IAsyncDisposable
 {
@@ -201,18 +203,35 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
     /// <summary>
     /// Stores a successful refresh atomically: the new access token with the rotated refresh token, or with the
     /// stored one when the provider sent none (RFC 6749 §6: "the client MUST discard the old refresh token" only
-    /// when a new one is issued). Returns false when the connection no longer exists.
+    /// when a new one is issued). Conditional on the row still holding the access token the refresh started from
+    /// (<paramref name="seenAccessToken"/>, its ciphertext; every write of new tokens writes a new one): on SQLite
+    /// nothing holds the row while the provider answers, and a reconnect or a step-up consent may have stored a new
+    /// consent's tokens meanwhile, which a refresh of the old ones must not overwrite. (On PostgreSQL those writes
+    /// wait for the refresh's row lock.) Returns false when the row no longer holds it, or no longer exists.
     /// </summary>
-    public static async Task<bool> SucceedAsync(RefreshLock held, string id, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? expiresAt, long? nextRefreshAt, long now) =>
+    public static async Task<bool> SucceedAsync(RefreshLock held, string id, byte[] seenAccessToken, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? expiresAt,
+        long? nextRefreshAt, long now) =>
         await held.ExecuteAsync(
             """
             UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token),
                 token_type = COALESCE(@tokenType, token_type), token_expires_at = @expiresAt, error = NULL, error_description = NULL,
                 next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, last_refreshed_at = @now, updated_at = @now,
                 refresh_claimed_until = NULL
-            WHERE id = @id
+            WHERE id = @id AND access_token = @seenAccessToken
             """,
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, expiresAt, nextRefreshAt, now }) == 1;
+            new { id, seenAccessToken, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, expiresAt, nextRefreshAt, now }) == 1;
+
+    /// <summary>The connection as it is now (after <see cref="SucceedAsync"/> found it changed); null when it was deleted.</summary>
+    public static Task<RefreshRow?> ReadAsync(RefreshLock held, string id) =>
+        held.QueryFirstOrDefaultAsync<RefreshRow>($"SELECT {Columns} FROM connections WHERE id = @id", new { id });
+
+    /// <summary>
+    /// Puts a rotated refresh token in the place of the one the refresh used up, if the row still holds that one
+    /// (<paramref name="seenRefreshToken"/>, ciphertext): a new consent that issued no refresh token kept it.
+    /// </summary>
+    public static async Task<bool> ReplaceRefreshTokenAsync(RefreshLock held, string id, byte[] seenRefreshToken, byte[] refreshToken) =>
+        await held.ExecuteAsync("UPDATE connections SET refresh_token = @refreshToken WHERE id = @id AND refresh_token = @seenRefreshToken",
+            new { id, seenRefreshToken, refreshToken }) == 1;
 
     /// <summary>Records a transient failure: the connection stays as it is and is retried at <paramref name="retryAt"/>.</summary>
     public static Task FailTransientlyAsync(RefreshLock held, string id, long failures, long retryAt, string error, string? description) =>
