@@ -226,6 +226,20 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task ARefreshOfAMachineConnectionAsksForTheConnectionsOwnScopesNotTheProviders()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret, scopes = new[] { "reports:read" } });
+        var connectionId = await ConnectAsync(name, ["reports:write"]);
+        Assert.Equal("reports:write", fixture.Grants.Last().Scope);
+
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        var grant = fixture.Grants.Last();
+        Assert.Equal(("client_credentials", "reports:write"), (grant.Grant, grant.Scope));
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
+    }
+
+    [Fact]
     public async Task AWrongSecretFailsTheConnectionWithTheAuthorizationServersError()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
