@@ -274,8 +274,8 @@ internal static class ApiCatalog
 
     private static ApiError[] BridgeErrors() =>
         // 403: an MCP server's insufficient_scope, answered with a step-up consent (RemoteMcp.McpStepUp), or the
-        // operation's round limit.
-        [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, NotFound, Problem.BridgeMethodRefused,
+        // operation's round limit, or (a machine-to-machine server) the scope its machine client may not have.
+        [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, Problem.ScopeNotAllowed, NotFound, Problem.BridgeMethodRefused,
             Problem.ConnectionNotActive, Problem.NoApiBaseUrl, Problem.CredentialsUnusable, Problem.ProviderMissing, Problem.StepUpBusy, Problem.BridgeBodyTooLarge,
             Problem.UpstreamUnreachable, Problem.RedirectRefused, Problem.AwsAssumeRoleFailed, Problem.RefreshUnavailable, Problem.AwsStsThrottled,
             Problem.UpstreamTimeout];

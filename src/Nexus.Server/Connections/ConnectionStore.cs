@@ -549,6 +549,26 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         cache.Invalidate(id);
         return updated == 1;
     }
+
+    /// <summary>
+    /// Counts a step-up round of a machine-to-machine connection, which arms no consent (<see cref="RemoteMcp.McpStepUp"/>):
+    /// the authorization operation as it is after this round, compare-and-set on the one the caller read
+    /// (<paramref name="seen"/>) as <see cref="BeginStepUpAsync"/> does. False when the operation changed meanwhile
+    /// (read it again), or when the connection is not active.
+    /// </summary>
+    public async Task<bool> CountMachineRoundAsync(string id, AuthorizationOperation seen, AuthorizationOperation next, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET authorization_scopes = @nextScopes, authorization_rounds = @nextRounds, authorization_round_at = @nextAt " +
+            "WHERE id = @id AND status = @active AND authorization_rounds = @seenRounds AND authorization_round_at = @seenAt",
+            new
+            {
+                id, active = ConnectionStatus.Active, nextScopes = next.Scopes, nextRounds = next.Rounds, nextAt = next.RoundAt, seenRounds = seen.Rounds, seenAt = seen.RoundAt,
+            }, cancellationToken: ct));
+        cache.Invalidate(id);
+        return updated == 1;
+    }
 }
 
 /// <summary>A connection's current authorization operation (see <see cref="RemoteMcp.McpStepUp"/>), as stored on its row.</summary>

@@ -29,6 +29,8 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     /// <summary>The MCP server's tools that need a scope: write_report reports:write; purge admin, which the client may not have; audit_log audit.</summary>
     private static readonly Dictionary<string, string> ToolScopes = new(StringComparer.Ordinal) { ["write_report"] = "reports:write", ["purge"] = "admin", ["audit_log"] = "audit" };
 
+    private const int McpStepUpRounds = Nexus.Server.RemoteMcp.McpStepUp.MaxRounds;
+
     /// <summary>The tool the server refuses even with its scope (it wants more than any token the client can get).</summary>
     private const string StubbornTool = "audit_log";
 
@@ -454,6 +456,109 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         Assert.Equal(grant.Token, await CallToolAsync(connectionId));
     }
 
+    [Fact]
+    public async Task AMachineServersInsufficientScopeIsAnsweredByANewGrantForTheWiderScopeAndTheRequestIsSentOnceMore()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var first = fixture.Grants.Last().Token;
+
+        // The server answers 403 insufficient_scope naming reports:write: the caller gets the tool's answer, not a consent URL.
+        var answered = await CallToolAsync(connectionId, "write_report");
+        var grant = fixture.Grants.Last();
+        Assert.Equal(("client_credentials", "reports:read reports:write"), (grant.Grant, grant.Scope));
+        Assert.NotEqual(first, grant.Token);
+        Assert.Equal(grant.Token, answered);
+
+        // The connection has the wider scopes now: the next call needs no grant, and neither does a tool it had before.
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.Equal(["reports:read", "reports:write"], Scopes(connection));
+        var grants = fixture.Grants.Count;
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId));
+        Assert.Equal(grants, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task ARequestTooLargeToSendAgainGetsTheWiderTokenAndIsAskedToBeSentAgain()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // Over the Bridge's replay buffer (1 MiB), the body streams through and cannot be sent a second time.
+        var padding = new string('x', Nexus.Server.Bridge.BridgeForwarder.ReplayableBodyBytes + 1);
+        var (status, problem) = await BridgeToolAsync(connectionId, "write_report", padding);
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("step_up_busy", problem.GetProperty("code").GetString());
+        AssertNoAuthUrl(problem);
+        var grant = fixture.Grants.Last();
+        Assert.Equal("reports:read reports:write", grant.Scope);
+
+        // Sent again, it goes with the new token at once.
+        var grants = fixture.Grants.Count;
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
+        Assert.Equal(grants, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AScopeTheMachineClientMayNotHaveIsAProblemWithoutAConsentUrlAndTheConnectionKeepsItsToken()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var token = fixture.Grants.Last().Token;
+        var grants = fixture.Grants.Count;
+
+        // The authorization server refuses the wider scope (invalid_scope): nothing changes, and the caller is told why.
+        var (status, problem) = await BridgeToolAsync(connectionId, "purge");
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("scope_not_allowed", problem.GetProperty("code").GetString());
+        Assert.Equal(("invalid_scope", connectionId), (problem.GetProperty("error").GetString(), problem.GetProperty("connection_id").GetString()));
+        Assert.Contains("admin", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        AssertNoAuthUrl(problem);
+        Assert.Equal("reports:read admin", fixture.RefusedScopes.Last());
+        Assert.Equal(grants, fixture.Grants.Count);
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.Equal(["reports:read"], Scopes(connection));
+        Assert.Equal(token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task AMachineServerThatStillRefusesTheWiderTokenIsAnsweredScopeNotAllowedAndAskedForAtMostThreeRoundsPerOperation()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // The authorization server grants audit, the server refuses the new token all the same: one grant, one retry, a problem.
+        for (var round = 1; round <= McpStepUpRounds; round++)
+        {
+            var grants = fixture.Grants.Count;
+            var (status, problem) = await BridgeToolAsync(connectionId, "audit_log");
+            Assert.Equal(HttpStatusCode.Forbidden, status);
+            Assert.Equal("scope_not_allowed", problem.GetProperty("code").GetString());
+            AssertNoAuthUrl(problem);
+            Assert.Equal(grants + 1, fixture.Grants.Count);
+            Assert.Equal("reports:read audit", fixture.Grants.Last().Scope);
+        }
+
+        // The same need a fourth time within the hour: refused by the round limit, without asking the authorization server.
+        var before = fixture.Grants.Count;
+        var (limited, limit) = await BridgeToolAsync(connectionId, "audit_log");
+        Assert.Equal(HttpStatusCode.Forbidden, limited);
+        Assert.Equal("step_up_limit", limit.GetProperty("code").GetString());
+        Assert.Equal(McpStepUpRounds, limit.GetProperty("rounds").GetInt32());
+        AssertNoAuthUrl(limit);
+        Assert.Equal(before, fixture.Grants.Count);
+        Assert.Equal(fixture.Grants.Last().Token, await CallToolAsync(connectionId));
+
+        // A reconnect begins a new operation: the server's challenge is worth a grant again.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect");
+        var afterReconnect = fixture.Grants.Count;
+        Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, "audit_log")).Body.GetProperty("code").GetString());
+        Assert.Equal(afterReconnect + 1, fixture.Grants.Count);
+    }
+
     private async Task<string> RegisterAsync(object credentials)
     {
         var name = "m2m-" + Guid.NewGuid().ToString("N")[..8];
@@ -488,11 +593,12 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     /// <summary>tools/call through the Bridge, with whatever it answers.</summary>
-    private async Task<(HttpStatusCode Status, JsonElement Body)> BridgeToolAsync(string connectionId, string tool)
+    private async Task<(HttpStatusCode Status, JsonElement Body)> BridgeToolAsync(string connectionId, string tool, string? padding = null)
     {
+        object arguments = padding is null ? new { } : new { padding };
         using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
         {
-            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 7, method = "tools/call", @params = new { name = tool, arguments = new { } } }),
+            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 7, method = "tools/call", @params = new { name = tool, arguments } }),
                 Encoding.UTF8, "application/json"),
         };
         request.Headers.Add("X-API-Key", fixture.Client.ApiKey);
