@@ -200,6 +200,20 @@ internal static class ConnectionsPages
         }
 
         var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
+        if (p.Config.Mcp?.IsClientCredentials == true)
+        {
+            // A machine-to-machine MCP server: nobody consents, the connection is active at once (or failed with the
+            // authorization server's error, which the returned page shows), as POST /v1/request-connection does.
+            var (machineId, result) = await connections.CreateMachineAsync(p, workspace, scopes, options.Issuer + Path + "/returned", "user:" + workspace, ct);
+            if (result.Succeeded && await store.FindAsync(machineId, ct) is { } activated)
+            {
+                await ConnectionReplacement.MarkAsync(store, machineId, workspace, form["replaces"].ToString(), ct);
+                await ConnectionReplacement.CompleteAsync(activated, store, connections, ct);
+            }
+
+            return Results.Redirect($"{Path}/returned?connection_id={Uri.EscapeDataString(machineId)}");
+        }
+
         var (authUrl, id) = await connections.CreatePendingAsync(p, workspace, AuthModes.IsOAuth(p.AuthMode) ? scopes : null, options.Issuer + Path + "/returned",
             "user:" + workspace, ct);
         // A reconnect: the old connection is revoked by the server once this one is active (never by the return URL).

@@ -436,6 +436,26 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task ThePersonsConnectOfAMachineServerFromTheDashboardOrAnAssistantsLinkIsActiveAtOnceWithoutAConsentPage()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+
+        // The page an assistant's connect link and My connections both show, then its form.
+        await browser.NavigateAsync("/dashboard/connect/" + name);
+        Assert.Contains("nobody approves it", browser.LastPage, StringComparison.Ordinal);
+        var landed = await browser.SubmitAsync("/dashboard/connect/" + name, new Dictionary<string, string> { ["scope"] = "reports:read" });
+        Assert.Equal((fixture.Client.BaseUrl, "/dashboard"), (landed.GetLeftPart(UriPartial.Authority), landed.AbsolutePath));
+
+        var connection = Assert.Single((await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections?workspace_id=" + userId)).GetProperty("connections").EnumerateArray());
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        var grant = fixture.Grants.Last();
+        Assert.Equal("reports:read", grant.Scope);
+        Assert.Equal(grant.Token, await CallToolAsync(connection.GetProperty("connection_id").GetString()!));
+    }
+
+    [Fact]
     public async Task TheDashboardReconnectsAPersonsMachineConnectionWithoutSendingThemToAConsentPage()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
