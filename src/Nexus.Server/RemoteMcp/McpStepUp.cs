@@ -126,6 +126,8 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         await audit.RecordAsync(AuditEvents.Requested, "bridge", connection.WorkspaceId, connection.Id,
             new { provider = provider.Name, scopes, grant_type = "client_credentials", step_up = true, round = next.Rounds }, ct);
         var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.StepUp, "bridge", null, ct);
+        // A challenge may name no scope (RFC 6750 §3: scope is optional); the token is then asked for again as it was.
+        var wanted = challenged.Length == 0 ? "more scopes without naming them" : string.Join(' ', challenged);
         var extensions = new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["scopes"] = scopes };
         if (granted.Status is null)
         {
@@ -137,7 +139,7 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
             extensions["error"] = granted.Result.Error;
             extensions["error_description"] = granted.Result.ErrorDescription;
             return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,
-                $"The MCP server asked for {string.Join(' ', challenged)}, and its authorization server refused a token for {string.Join(' ', scopes)} " +
+                $"The MCP server asked for {wanted}, and its authorization server refused a token for {string.Join(' ', scopes)} " +
                 $"({granted.Result.Error}{(granted.Result.ErrorDescription is { } d ? ": " + d : "")}). The connection keeps its token and scopes; " +
                 "an administrator of the authorization server must allow the machine client that scope.", extensions));
         }
@@ -151,7 +153,7 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         }
 
         return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,
-            $"The MCP server asked for {string.Join(' ', challenged)} and still refused a token its authorization server granted for {string.Join(' ', scopes)}; " +
+            $"The MCP server asked for {wanted} and still refused a token its authorization server granted for {string.Join(' ', scopes)}; " +
             "the machine client is not allowed what the server wants. The connection keeps the new token.", extensions), granted.Result.AccessToken);
     }
 
