@@ -189,8 +189,9 @@ internal static class ApiCatalog
         new("DELETE", "/v1/connections/{connectionId}", "Revoke a connection (and its tokens at the provider where supported)", ApiAuth.GatewayKey, 204, null, [.. Gateway, NotFound]),
         new("POST", "/v1/connections/{connectionId}/reconnect", "A new consent for the same connection id (optional scopes, return_url); the old tokens keep working until it completes", ApiAuth.GatewayKey, 200,
             """{"auth_url":"https://accounts.example.com/authorize?response_type=code&client_id=...&state=...","connection_id":"conn_01J..."}""",
-            [.. GatewayBody, NotFound, Problem.ReturnUrlNotAllowed, Problem.ProviderMissing, Problem.NotAnOAuthConnection],
-            """{"scopes":["openid","email"],"return_url":"https://app.example.com/oauth/return"}"""),
+            [.. GatewayBody, NotFound, Problem.ReturnUrlNotAllowed, Problem.ProviderMissing, Problem.NotAnOAuthConnection, Problem.TokenRequestFailed],
+            """{"scopes":["openid","email"],"return_url":"https://app.example.com/oauth/return"}""",
+            Description: "For a machine-to-machine MCP server (an `mcp_oauth2` provider registered with `grant_type: \"client_credentials\"`) nobody consents: Nexus asks for a new token at once, and the answer is `{\"connection_id\", \"status\": \"active\"}` without `auth_url`, or 502 `token_request_failed` with `connection_id` and `connection_status` (an active connection keeps its token; any other is failed with the authorization server's error)."),
         new("POST", "/v1/connections/{connectionId}/credentials", "Submit the API key or credentials of a credential-based connection", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
             [.. GatewayBody, NotFound, Problem.NotACredentialConnection, Problem.ConnectionFailed, Problem.CredentialsUnusable, Problem.CredentialsRejected],
             """{"api_key":"sk-live-..."}"""),
@@ -279,8 +280,8 @@ internal static class ApiCatalog
 
     private static ApiError[] BridgeErrors() =>
         // 403: an MCP server's insufficient_scope, answered with a step-up consent (RemoteMcp.McpStepUp), or the
-        // operation's round limit.
-        [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, NotFound, Problem.BridgeMethodRefused,
+        // operation's round limit, or (a machine-to-machine server) the scope its machine client may not have.
+        [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, Problem.ScopeNotAllowed, NotFound, Problem.BridgeMethodRefused,
             Problem.ConnectionNotActive, Problem.NoApiBaseUrl, Problem.CredentialsUnusable, Problem.ProviderMissing, Problem.StepUpBusy, Problem.BridgeBodyTooLarge,
             Problem.UpstreamUnreachable, Problem.RedirectRefused, Problem.AwsAssumeRoleFailed, Problem.RefreshUnavailable, Problem.AwsStsThrottled,
             Problem.UpstreamTimeout];

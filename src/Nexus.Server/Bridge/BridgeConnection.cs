@@ -99,7 +99,7 @@ internal static class BridgeConnection
         var stepUp = provider!.AuthMode == AuthModes.McpOAuth2 ? services.GetRequiredService<RemoteMcp.McpStepUp>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
             await refresh.RefreshAsync(connection.Id, token) is { } fresh ? ((UpstreamCredential.Bearer)credential) with { AccessToken = fresh } : null,
-            stepUp is null ? null : (scope, token) => stepUp.StartAsync(connection, provider, scope, token));
+            stepUp is null ? null : (scope, canResend, token) => stepUp.StartAsync(connection, provider, scope, canResend, token));
 
         await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);
     }

@@ -164,14 +164,30 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 }
             }
 
-            if (response.StatusCode == HttpStatusCode.Forbidden && target.InsufficientScopeAsync is not null
-                && RemoteMcp.WwwAuthenticate.Bearer(response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var challenges) ? challenges : []) is { } bearer
-                && bearer.GetValueOrDefault("error") == OAuthErrorCatalog.InsufficientScope.Error)
+            if (target.InsufficientScopeAsync is not null && InsufficientScope(response) is { } bearer)
             {
-                // MCP authorization, step-up: the caller gets the consent URL for the wider scopes, not the server's 403.
+                // MCP authorization, step-up: the caller gets the consent URL for the wider scopes, not the server's 403;
+                // a machine-to-machine server's connection gets a token for them at once, and the request goes once more.
                 response.Dispose();
-                await (await target.InsufficientScopeAsync(bearer.GetValueOrDefault("scope"), ct)).ExecuteAsync(context);
-                return;
+                var canResend = !hasBody || buffered is not null;
+                var stepUp = await target.InsufficientScopeAsync(bearer.GetValueOrDefault("scope"), canResend, ct);
+                if (stepUp.RetryToken is not { } retryToken || !canResend || credential is not UpstreamCredential.Bearer bearerCredential)
+                {
+                    await stepUp.Answer.ExecuteAsync(context);
+                    return;
+                }
+
+                credential = bearerCredential with { AccessToken = retryToken };
+                sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
+                response = await SendAsync(context, uri, credential, hasBody, buffered, startTimeout, timeout.Token);
+                timing?.Add(sentAt);
+                if (InsufficientScope(response) is not null)
+                {
+                    // Still not enough: the machine client is not allowed what the server wants.
+                    response.Dispose();
+                    await stepUp.Answer.ExecuteAsync(context);
+                    return;
+                }
             }
 
             using (response)
@@ -223,6 +239,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             await Problem(context, ProblemCatalog.UpstreamUnreachable, "No usable answer came from the provider's API.");
         }
     }
+
+    /// <summary>The Bearer challenge of a 403 with error="insufficient_scope" (RFC 6750 §3.1), or null for any other answer.</summary>
+    private static Dictionary<string, string>? InsufficientScope(HttpResponseMessage response) =>
+        response.StatusCode == HttpStatusCode.Forbidden
+        && RemoteMcp.WwwAuthenticate.Bearer(response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var challenges) ? challenges : []) is { } bearer
+        && bearer.GetValueOrDefault("error") == OAuthErrorCatalog.InsufficientScope.Error ? bearer : null;
 
     private static BadHttpRequestException? CallersBodyProblem(Exception? e)
     {

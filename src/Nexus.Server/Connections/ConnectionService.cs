@@ -11,7 +11,7 @@ namespace Nexus.Server.Connections;
 /// all call this (issue 13: domain services out of endpoint classes). Callers authorize first; this does the work.
 /// </summary>
 internal sealed class ConnectionService(ConnectionStore store, StateSigner signer, ProviderRegistry providers, ProviderClient client, AuditLog audit,
-    ConnectionNotifier notifier, NexusOptions options, UpstreamPolicy policy, TimeProvider time)
+    ConnectionNotifier notifier, NexusOptions options, UpstreamPolicy policy, TimeProvider time, MachineGrants machine)
 {
     /// <summary>
     /// Checks the per-connection values an app gave (connection_config) against the provider's declaration: only
@@ -101,19 +101,8 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
             0, null, null, null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
         await store.InsertAsync(connection, ct);
         await audit.RecordAsync(AuditEvents.Requested, actor, workspaceId, id, new { provider = provider.Name, scopes, grant_type = "client_credentials" }, ct);
-
-        var result = await client.ClientCredentialsAsync(provider, scopes, ct);
-        if (!result.Succeeded)
-        {
-            await store.FailAsync(id, result.Error ?? "token_request_failed", result.ErrorDescription, CancellationToken.None);
-            await audit.RecordAsync(AuditEvents.Failed, actor, workspaceId, id, new { provider = provider.Name, error = result.Error, error_description = result.ErrorDescription }, CancellationToken.None);
-            return (id, result);
-        }
-
-        long? expiresAt = result.ExpiresIn is { } seconds ? time.GetUtcNow().AddSeconds(seconds).ToUnixTimeMilliseconds() : null;
-        await store.ActivateAsync(id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, id, result.AccessToken!), null, result.TokenType, expiresAt, ct);
-        await audit.RecordAsync(AuditEvents.Activated, actor, workspaceId, id, new { provider = provider.Name, refresh_token = false, expires_at = expiresAt / 1000 }, ct);
-        return (id, result);
+        var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.Connect, actor, null, ct);
+        return (id, granted.Result);
     }
 
     /// <summary>
@@ -189,6 +178,10 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// POST /v1/connections/{id}/reconnect and the dashboard's Reconnect both come here. A connection with tokens keeps
     /// serving them until the new consent completes; then the callback swaps them in and revokes the old ones at the
     /// provider (<see cref="CompleteReconnectAsync"/>). Callers authorize and check <paramref name="returnUrl"/> first.
+    /// <para>
+    /// A connection to a machine-to-machine MCP server has nobody to consent: its reconnect is a new client_credentials
+    /// grant at once (<see cref="MachineGrants"/>), and the outcome says how it ended, with no auth_url.
+    /// </para>
     /// </summary>
     /// <param name="requestedScopes">Null for the connection's own scopes.</param>
     public async Task<ReconnectStart> ReconnectAsync(Connection connection, string[]? requestedScopes, string returnUrl, string actor, CancellationToken ct)
@@ -202,6 +195,17 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         if (!AuthModes.IsOAuth(provider.AuthMode))
         {
             return new ReconnectStart(null, ReconnectRefusal.NotOAuth);
+        }
+
+        if (provider.Config.Mcp?.IsClientCredentials == true)
+        {
+            var scopes = requestedScopes?.Distinct(StringComparer.Ordinal).ToArray() ?? [.. connection.ScopeList];
+            await audit.RecordAsync(AuditEvents.Requested, actor, connection.WorkspaceId, connection.Id,
+                new { provider = provider.Name, scopes, grant_type = "client_credentials", reconnect = true }, ct);
+            var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.Reconnect, actor, returnUrl, ct);
+            return granted.Status is not { } status ? new ReconnectStart(null, ReconnectRefusal.Gone)
+                : granted.Succeeded ? new ReconnectStart(null, ReconnectRefusal.None, status)
+                : new ReconnectStart(null, ReconnectRefusal.TokenRequestFailed, status, granted.Result.Error, granted.Result.ErrorDescription);
         }
 
         return await ReconnectAsync(provider, connection, requestedScopes, returnUrl, actor, ct) is { } authUrl
@@ -371,7 +375,19 @@ internal enum ReconnectRefusal
 
     /// <summary>The connection was deleted meanwhile.</summary>
     Gone,
+
+    /// <summary>
+    /// A machine-to-machine connection: the authorization server refused the new client_credentials grant (the
+    /// outcome's Error). A connection that was active keeps its token; any other is failed with that error.
+    /// </summary>
+    TokenRequestFailed,
 }
 
-/// <summary>The outcome of <see cref="ConnectionService.ReconnectAsync(Connection, string[], string, string, CancellationToken)"/>: the URL that starts the consent, or why not.</summary>
-internal sealed record ReconnectStart(string? AuthUrl, ReconnectRefusal Refusal);
+/// <summary>
+/// The outcome of <see cref="ConnectionService.ReconnectAsync(Connection, string[], string, string, CancellationToken)"/>:
+/// the URL that starts the consent, or why not. A machine-to-machine connection has no URL: it was granted a new token
+/// at once (<see cref="ReconnectRefusal.None"/>, <paramref name="Status"/> active) or was refused one
+/// (<see cref="ReconnectRefusal.TokenRequestFailed"/>, with the authorization server's error).
+/// </summary>
+/// <param name="Status">A machine-to-machine connection's status after the grant; null for a consent.</param>
+internal sealed record ReconnectStart(string? AuthUrl, ReconnectRefusal Refusal, string? Status = null, string? Error = null, string? ErrorDescription = null);

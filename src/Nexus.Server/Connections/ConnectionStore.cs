@@ -578,6 +578,53 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
     /// <summary>Registers a callback for deleted connections (in-memory state derived from a connection, such as assumed-role credentials).</summary>
     public void OnDeleted(Action<string> callback) => ImmutableInterlocked.Update(ref deletedCallbacks, callbacks => callbacks.Add(callback));
+
+    /// <summary>
+    /// A machine-to-machine connection (client_credentials, <see cref="MachineGrants"/>) got a new token for
+    /// <paramref name="scopes"/>: it is active with that token and those scopes in one write, whatever it was before (a
+    /// failed connection's error goes, a consent that was armed is dropped, the refresh bookkeeping starts over). On
+    /// PostgreSQL the write waits for a refresh holding the row, so a refresh never overwrites this token with one for
+    /// the scopes it read before. False when the connection no longer exists.
+    /// </summary>
+    /// <param name="returnUrl">Null keeps the connection's.</param>
+    public async Task<bool> StoreMachineTokenAsync(string id, byte[] accessToken, string? tokenType, long? tokenExpiresAt, long? nextRefreshAt, string scopes, string? grantedScopes,
+        string? returnUrl, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = NULL, token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
+            "scopes = @scopes, granted_scopes = @grantedScopes, return_url = COALESCE(@returnUrl, return_url), reconnect_scopes = NULL, pending_scopes = NULL, " +
+            "state_nonce = NULL, pkce_verifier = NULL, error = NULL, error_description = NULL, next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, " +
+            "refresh_error_description = NULL, updated_at = @now WHERE id = @id",
+            new
+            {
+                id, active = ConnectionStatus.Active, accessToken, tokenType, tokenExpiresAt, scopes, nextRefreshAt, returnUrl, now,
+                grantedScopes = grantedScopes is { Length: > 2000 } ? grantedScopes[..2000] : grantedScopes,
+            }, cancellationToken: ct));
+        cache.Invalidate(id);
+        return updated == 1;
+    }
+
+    /// <summary>
+    /// Counts a step-up round of a machine-to-machine connection, which arms no consent (<see cref="RemoteMcp.McpStepUp"/>):
+    /// the authorization operation as it is after this round, compare-and-set on the one the caller read
+    /// (<paramref name="seen"/>) as <see cref="BeginStepUpAsync"/> does. False when the operation changed meanwhile
+    /// (read it again), or when the connection is not active.
+    /// </summary>
+    public async Task<bool> CountMachineRoundAsync(string id, AuthorizationOperation seen, AuthorizationOperation next, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET authorization_scopes = @nextScopes, authorization_rounds = @nextRounds, authorization_round_at = @nextAt " +
+            "WHERE id = @id AND status = @active AND authorization_rounds = @seenRounds AND authorization_round_at = @seenAt",
+            new
+            {
+                id, active = ConnectionStatus.Active, nextScopes = next.Scopes, nextRounds = next.Rounds, nextAt = next.RoundAt, seenRounds = seen.Rounds, seenAt = seen.RoundAt,
+            }, cancellationToken: ct));
+        cache.Invalidate(id);
+        return updated == 1;
+    }
 }
 
 /// <summary>A connection's current authorization operation (see <see cref="RemoteMcp.McpStepUp"/>), as stored on its row.</summary>

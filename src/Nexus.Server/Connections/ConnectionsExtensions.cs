@@ -14,6 +14,7 @@ internal static class ConnectionsExtensions
         var services = builder.Services;
         services.AddSingleton<ConnectionStore>();
         services.AddSingleton<ConnectionService>();
+        services.AddSingleton<MachineGrants>();
         services.AddSingleton<StateSigner>();
         services.AddSingleton<ReturnUrlPolicy>();
         services.AddSingleton<ProviderClient>();

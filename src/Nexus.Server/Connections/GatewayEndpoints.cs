@@ -266,9 +266,11 @@ internal static class GatewayEndpoints
 
     /// <summary>
     /// POST /v1/connections/{id}/reconnect: a new auth_url for the same connection id. The current tokens keep working
-    /// until the person completes the new consent; then they are replaced and revoked at the provider.
+    /// until the person completes the new consent; then they are replaced and revoked at the provider. A
+    /// machine-to-machine MCP server's connection has nobody to consent: it gets a new token at once, and the answer
+    /// is its status without auth_url (or 502 token_request_failed), as POST /v1/request-connection answers.
     /// </summary>
-    private static async Task<Results<Ok<RequestConnectionResponse>, ProblemHttpResult>> ReconnectAsync([AsParameters] ConnectionRequest request, HttpContext context, ReturnUrlPolicy returnUrls)
+    private static async Task<Results<Ok<RequestConnectionResponse>, Ok<MachineConnectionResponse>, ProblemHttpResult>> ReconnectAsync([AsParameters] ConnectionRequest request, HttpContext context, ReturnUrlPolicy returnUrls)
     {
         var (connectionId, caller, store, connections, ct) = request;
         ReconnectRequest body;
@@ -314,7 +316,10 @@ internal static class GatewayEndpoints
             ReconnectRefusal.NotOAuth => Problems.Typed(ProblemCatalog.NotAnOAuthConnection,
                 "Replace the credentials in place with POST /v1/connections/{id}/credentials."),
             ReconnectRefusal.Gone => Problems.TypedNotFound("Connection"),
-            _ => TypedResults.Ok(new RequestConnectionResponse(started.AuthUrl!, connection.Id)),
+            ReconnectRefusal.TokenRequestFailed => Problems.Typed(ProblemCatalog.TokenRequestFailed, $"{started.Error}: {started.ErrorDescription}",
+                new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["connection_status"] = started.Status }),
+            _ when started.AuthUrl is null => TypedResults.Ok(new MachineConnectionResponse(null, connection.Id, started.Status!)),
+            _ => TypedResults.Ok(new RequestConnectionResponse(started.AuthUrl, connection.Id)),
         };
     }
 

@@ -116,10 +116,15 @@ internal static class ConnectionsPages
         }
 
         return ConnectPage(context, p, catalog, null, connection.ScopeList, null, $"{Path}/connections/{connection.Id}/reconnect",
-            "Until you approve, this connection keeps working as it is; then the new access replaces the old one.");
+            p.Config.Mcp?.IsClientCredentials == true
+                ? "If the service refuses the new access, a working connection stays as it is."
+                : "Until you approve, this connection keeps working as it is; then the new access replaces the old one.");
     }
 
-    /// <summary>Starts the reconnect with the same service as POST /v1/connections/{id}/reconnect and sends the person to the provider.</summary>
+    /// <summary>
+    /// Starts the reconnect with the same service as POST /v1/connections/{id}/reconnect and sends the person to the
+    /// provider; a machine-to-machine MCP server's connection is given its new token at once, with nobody to send.
+    /// </summary>
     private static async Task<IResult> ReconnectAsync(HttpContext context, string connectionId, ConnectionStore store, ConnectionService connections, NexusOptions options,
         CancellationToken ct)
     {
@@ -137,7 +142,12 @@ internal static class ConnectionsPages
         var started = await connections.ReconnectAsync(connection, scopes, options.Issuer + Path + "/returned", "user:" + workspace, ct);
         return started.Refusal switch
         {
-            ReconnectRefusal.None => Results.Redirect(started.AuthUrl!),
+            ReconnectRefusal.None when started.AuthUrl is null => Results.Redirect(Path),
+            ReconnectRefusal.None => Results.Redirect(started.AuthUrl),
+            ReconnectRefusal.TokenRequestFailed => Error(context, "The connection was not re-established",
+                $"The service answered: {started.Error ?? "unknown"}{(started.ErrorDescription is { } d ? $" ({d})" : "")}. " +
+                (started.Status == ConnectionStatus.Active ? "The connection keeps working as it was." : "An administrator may need to correct the service's client credentials."),
+                StatusCodes.Status502BadGateway),
             ReconnectRefusal.NotOAuth => Results.Redirect($"{Path}/connect/{Uri.EscapeDataString(connection.ProviderName)}?replaces={Uri.EscapeDataString(connection.Id)}"),
             ReconnectRefusal.ProviderMissing => Error(context, "Unknown service", "This service is no longer configured on this Nexus.", StatusCodes.Status404NotFound),
             _ => Error(context, "Not found", "There is no such connection in your account.", StatusCodes.Status404NotFound),
@@ -163,12 +173,17 @@ internal static class ConnectionsPages
             <label for="scope-{i}">{E(Describe(catalog, p, s))} <span class="muted">(<code>{E(s)}</code>)</span></label>{UncheckedHint(s, p.DisplayName)}</div>
             """)) + "</fieldset>";
         var title = (reconnectNote is null ? "Connect " : "Reconnect ") + p.DisplayName;
+        // A machine-to-machine MCP server (client_credentials) is given access at once: there is nobody to approve it.
+        var machine = p.Config.Mcp?.IsClientCredentials == true;
+        var how = machine ? $"Nexus asks {E(p.DisplayName)} for access at once, with the client credentials an administrator registered; nobody approves it."
+            : AuthModes.IsOAuth(p.AuthMode) ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here."
+            : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.";
         return Page(context, title, $"""
             <section class="card narrow"><h1>{E(title)}</h1>{(note is null ? "" : $"<p class=\"muted\">{E(note)}</p>")}
-            <p>{(AuthModes.IsOAuth(p.AuthMode) ? $"You will be sent to {E(p.DisplayName)} to approve access, then brought back here." : $"You will enter your {E(p.DisplayName)} credentials on the next page; Nexus stores them encrypted.")}</p>{(reconnectNote is null ? "" : $"<p class=\"muted\">{E(reconnectNote)}</p>")}
+            <p>{how}</p>{(reconnectNote is null ? "" : $"<p class=\"muted\">{E(reconnectNote)}</p>")}
             <form method="post" action="{E(action ?? $"{Path}/connect/{p.Name}")}">{AntiforgeryField(context)}{(replaces is null ? "" : $"<input type=\"hidden\" name=\"replaces\" value=\"{E(replaces)}\">")}
             {(AuthModes.IsOAuth(p.AuthMode) ? choices : "")}
-            <div class="actions"><button type="submit">Continue to {E(p.DisplayName)}</button><a class="button secondary" href="{Path}">Cancel</a></div></form></section>
+            <div class="actions"><button type="submit">{(machine ? (reconnectNote is null ? "Connect" : "Reconnect") : "Continue to " + E(p.DisplayName))}</button><a class="button secondary" href="{Path}">Cancel</a></div></form></section>
             """);
     }
 
@@ -185,6 +200,20 @@ internal static class ConnectionsPages
         }
 
         var scopes = form["scope"].Where(s => !string.IsNullOrEmpty(s) && ScopeSyntax.IsValidToken(s!)).Select(s => s!).Distinct().ToArray();
+        if (p.Config.Mcp?.IsClientCredentials == true)
+        {
+            // A machine-to-machine MCP server: nobody consents, the connection is active at once (or failed with the
+            // authorization server's error, which the returned page shows), as POST /v1/request-connection does.
+            var (machineId, result) = await connections.CreateMachineAsync(p, workspace, scopes, options.Issuer + Path + "/returned", "user:" + workspace, ct);
+            if (result.Succeeded && await store.FindAsync(machineId, ct) is { } activated)
+            {
+                await ConnectionReplacement.MarkAsync(store, machineId, workspace, form["replaces"].ToString(), ct);
+                await ConnectionReplacement.CompleteAsync(activated, store, connections, ct);
+            }
+
+            return Results.Redirect($"{Path}/returned?connection_id={Uri.EscapeDataString(machineId)}");
+        }
+
         var (authUrl, id) = await connections.CreatePendingAsync(p, workspace, AuthModes.IsOAuth(p.AuthMode) ? scopes : null, options.Issuer + Path + "/returned",
             "user:" + workspace, ct);
         // A reconnect: the old connection is revoked by the server once this one is active (never by the return URL).

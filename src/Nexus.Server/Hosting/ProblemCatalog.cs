@@ -37,6 +37,7 @@ internal static class ProblemCatalog
     public static readonly ProblemType WorkspaceNotAllowed = new("workspace_not_allowed", 403, "This API key may not act for that workspace.");
     public static readonly ProblemType CredentialsNotReadable = new("credentials_not_readable", 403, "This API key may not read credentials.");
     public static readonly ProblemType StepUpLimit = new("step_up_limit", 403, "The MCP server still asks for more scopes.");
+    public static readonly ProblemType ScopeNotAllowed = new("scope_not_allowed", 403, "The machine client is not allowed the scope the MCP server asks for.");
 
     // The admin API.
     public static readonly ProblemType ClientRevoked = new("client_revoked", 409, "A revoked App Client cannot be changed.");

@@ -34,8 +34,15 @@ namespace Nexus.Server.RemoteMcp;
 /// counts the first authorization request among its three: its server names the same scope at the connect and at
 /// every challenge, so they are the rounds of one operation.
 /// </para>
+/// <para>
+/// A machine-to-machine server (client_credentials) has nobody to consent: its round is a new client_credentials grant
+/// for the wider scopes, asked for at once, and the Bridge sends the request once more with the new token
+/// (<see cref="MachineStepUpAsync"/>). Its rounds are counted the same way (its connect and reconnect begin an
+/// operation too), so a server that is never satisfied costs at most <see cref="MaxRounds"/> token requests per
+/// operation, not one per request.
+/// </para>
 /// </summary>
-internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, AuditLog audit, NexusOptions options, TimeProvider time)
+internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, AuditLog audit, NexusOptions options, TimeProvider time, MachineGrants machine)
 {
     public const int MaxRounds = 3;
 
@@ -61,9 +68,20 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         };
     }
 
-    public async Task<IResult> StartAsync(Connection connection, Provider provider, string? challengeScope, CancellationToken ct)
+    /// <summary>
+    /// The answer to a 403 insufficient_scope of the connection's MCP server, naming <paramref name="challengeScope"/>.
+    /// A person's connection is armed for a step-up consent (the answer carries its auth_url); a machine-to-machine
+    /// connection gets a token for the wider scopes at once (<see cref="MachineStepUpAsync"/>).
+    /// </summary>
+    /// <param name="canResend">Whether the Bridge can send the request again (its body was buffered).</param>
+    public async Task<StepUpAnswer> StartAsync(Connection connection, Provider provider, string? challengeScope, bool canResend, CancellationToken ct)
     {
         var challenged = challengeScope?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [];
+        if (provider.Config.Mcp?.IsClientCredentials == true)
+        {
+            return await MachineStepUpAsync(connection, provider, challenged, canResend, ct);
+        }
+
         var wanted = connection.ScopeList.Concat(challenged);
         var server = new McpAuthorizationServer(provider.Config.Issuer ?? "", "", "", null, null, null, provider.Config.Mcp?.AuthorizationServerScopes, false, false, null);
         var scopes = McpDiscovery.WithOfflineAccess(wanted, server);
@@ -72,45 +90,114 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
         var verifier = ProviderClient.NewCodeVerifier();
         var encryptedVerifier = store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier);
-        AuthorizationOperation? next = null;
-        // Compare-and-set: another instance counting a round of the same connection at the same moment makes this
-        // one read the operation again; a few attempts settle any realistic race.
-        for (var attempt = 0; attempt < 5; attempt++)
-        {
-            if (await store.FindAuthorizationOperationAsync(connection.Id, ct) is not { } current)
-            {
-                // The connection stopped being active meanwhile (revoked, or a refresh failed on another instance).
-                return await store.FindAsync(connection.Id, ct) is { } changed ? ConnectionProblems.NotActive(changed)
-                    : Problems.NotFound("Connection");
-            }
-
-            next = NextRound(current, challenged, scopes, now);
-            if (next is null)
-            {
-                return Problems.Create(ProblemCatalog.StepUpLimit,
-                    $"This operation already started {MaxRounds} authorization rounds for these scopes and the server is still not satisfied; " +
-                    "reconnect the connection (POST /v1/connections/{id}/reconnect), which begins a new operation, or try again later.",
-                    new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["rounds"] = current.Rounds });
-            }
-
-            if (await store.BeginStepUpAsync(connection.Id, nonce, expiresAt.ToUnixTimeMilliseconds(), encryptedVerifier, string.Join(' ', scopes), current, next, ct))
-            {
-                break;
-            }
-
-            next = null;
-        }
-
+        var (next, problem) = await CountRoundAsync(connection, challenged, scopes, now, machine: false,
+            (current, next) => store.BeginStepUpAsync(connection.Id, nonce, expiresAt.ToUnixTimeMilliseconds(), encryptedVerifier, string.Join(' ', scopes), current, next, ct), ct);
         if (next is null)
         {
-            return Problems.Create(ProblemCatalog.StepUpBusy, "Try the request again.");
+            return new StepUpAnswer(problem!);
         }
 
         var state = signer.Create(connection.Id, nonce, expiresAt.ToUnixTimeSeconds());
         var authUrl = ProviderClient.AuthorizationUrl(provider, options.Issuer + GatewayEndpoints.CallbackPath, scopes, state, verifier);
         await audit.RecordAsync(AuditEvents.Requested, "bridge", connection.WorkspaceId, connection.Id, new { provider = provider.Name, scopes, step_up = true, round = next.Rounds }, ct);
-        return Problems.Create(ProblemCatalog.InsufficientScope,
+        return new StepUpAnswer(Problems.Create(ProblemCatalog.InsufficientScope,
             "Send the person to auth_url; the connection keeps its id and becomes usable with the wider scopes once they approve.",
-            new Dictionary<string, object?> { ["auth_url"] = authUrl, ["connection_id"] = connection.Id, ["scopes"] = scopes }, title: "The MCP server needs more scopes; the person must approve them.");
+            new Dictionary<string, object?> { ["auth_url"] = authUrl, ["connection_id"] = connection.Id, ["scopes"] = scopes }, title: "The MCP server needs more scopes; the person must approve them."));
+    }
+
+    /// <summary>
+    /// A machine-to-machine server (client_credentials) asked for more scopes: nobody can consent, so the round is a new
+    /// client_credentials grant for the connection's scopes and the challenged ones, at once (<see cref="MachineGrants"/>),
+    /// and the Bridge sends the request once more with it. Rounds are counted as for a person's step-ups (at most
+    /// <see cref="MaxRounds"/> per operation, compare-and-set), so a server that keeps refusing cannot make every
+    /// request a token request. When the authorization server refuses the wider scopes, or the server still refuses
+    /// the new token, the answer is <c>scope_not_allowed</c> (no auth_url: there is nobody to send to one).
+    /// </summary>
+    private async Task<StepUpAnswer> MachineStepUpAsync(Connection connection, Provider provider, string[] challenged, bool canResend, CancellationToken ct)
+    {
+        var scopes = connection.ScopeList.Concat(challenged).Distinct(StringComparer.Ordinal).ToArray();
+        var (next, problem) = await CountRoundAsync(connection, challenged, scopes, time.GetUtcNow(), machine: true,
+            (current, next) => store.CountMachineRoundAsync(connection.Id, current, next, ct), ct);
+        if (next is null)
+        {
+            return new StepUpAnswer(problem!);
+        }
+
+        await audit.RecordAsync(AuditEvents.Requested, "bridge", connection.WorkspaceId, connection.Id,
+            new { provider = provider.Name, scopes, grant_type = "client_credentials", step_up = true, round = next.Rounds }, ct);
+        var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.StepUp, "bridge", null, ct);
+        // A challenge may name no scope (RFC 6750 §3: scope is optional); the token is then asked for again as it was.
+        var wanted = challenged.Length == 0 ? "more scopes without naming them" : string.Join(' ', challenged);
+        var extensions = new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["scopes"] = scopes };
+        if (granted.Status is null)
+        {
+            return new StepUpAnswer(Problems.NotFound("Connection"));
+        }
+
+        if (!granted.Succeeded)
+        {
+            extensions["error"] = granted.Result.Error;
+            extensions["error_description"] = granted.Result.ErrorDescription;
+            return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,
+                $"The MCP server asked for {wanted}, and its authorization server refused a token for {string.Join(' ', scopes)} " +
+                $"({granted.Result.Error}{(granted.Result.ErrorDescription is { } d ? ": " + d : "")}). The connection keeps its token and scopes; " +
+                "an administrator of the authorization server must allow the machine client that scope.", extensions));
+        }
+
+        if (!canResend)
+        {
+            // The request's body streamed through and is gone: the caller sends it again, and the new token goes with it.
+            return new StepUpAnswer(Problems.Create(ProblemCatalog.StepUpBusy,
+                "The connection now has a token for the wider scopes; this request's body was too large for the Bridge to send again. Send the request again.",
+                extensions, title: "The connection was given the wider scopes; send the request again."));
+        }
+
+        return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,
+            $"The MCP server asked for {wanted} and still refused a token its authorization server granted for {string.Join(' ', scopes)}; " +
+            "the machine client is not allowed what the server wants. The connection keeps the new token.", extensions), granted.Result.AccessToken);
+    }
+
+    /// <summary>
+    /// Counts this step-up as a round of the connection's authorization operation (<see cref="NextRound"/>), written by
+    /// <paramref name="write"/> as a compare-and-set on the operation read: another instance counting a round of the
+    /// same connection at the same moment makes this one read the operation again; a few attempts settle any realistic
+    /// race. Returns the operation after this round, or the problem that refuses it.
+    /// </summary>
+    private async Task<(AuthorizationOperation? Next, IResult? Problem)> CountRoundAsync(Connection connection, string[] challenged, IEnumerable<string> asked, DateTimeOffset now,
+        bool machine, Func<AuthorizationOperation, AuthorizationOperation, Task<bool>> write, CancellationToken ct)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            if (await store.FindAuthorizationOperationAsync(connection.Id, ct) is not { } current)
+            {
+                // The connection stopped being active meanwhile (revoked, or a refresh failed on another instance).
+                return (null, await store.FindAsync(connection.Id, ct) is { } changed ? ConnectionProblems.NotActive(changed) : Problems.NotFound("Connection"));
+            }
+
+            if (NextRound(current, challenged, asked, now) is not { } next)
+            {
+                return (null, Problems.Create(ProblemCatalog.StepUpLimit,
+                    machine
+                        ? $"This operation already asked for these scopes {MaxRounds} times and the MCP server is still not satisfied; the machine client is not " +
+                          "allowed what it wants. Try again later, or reconnect the connection (POST /v1/connections/{id}/reconnect), which begins a new operation."
+                        : $"This operation already started {MaxRounds} authorization rounds for these scopes and the server is still not satisfied; " +
+                          "reconnect the connection (POST /v1/connections/{id}/reconnect), which begins a new operation, or try again later.",
+                    new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["rounds"] = current.Rounds }));
+            }
+
+            if (await write(current, next))
+            {
+                return (next, null);
+            }
+        }
+
+        return (null, Problems.Create(ProblemCatalog.StepUpBusy, "Try the request again."));
     }
 }
+
+/// <summary>
+/// The step-up's answer to an MCP server's 403 insufficient_scope. <paramref name="RetryToken"/>: a machine-to-machine
+/// connection's new access token for the wider scopes; the Bridge sends the request once more with it and gives
+/// <paramref name="Answer"/> only when the server refuses again. Without one, <paramref name="Answer"/> is the answer.
+/// </summary>
+internal sealed record StepUpAnswer(IResult Answer, string? RetryToken = null);

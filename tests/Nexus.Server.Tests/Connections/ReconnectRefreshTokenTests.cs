@@ -60,7 +60,7 @@ public sealed class ReconnectRefreshTokenTests(BrokerFixture shared) : IClassFix
         // The step-up McpStepUp starts when a server answers 403 insufficient_scope (here for a scope the connection lacks).
         var stepUp = f.Server.Services.GetRequiredService<McpStepUp>();
         var registered = (await f.Server.Services.GetRequiredService<ProviderRegistry>().FindAsync(provider, CancellationToken.None))!;
-        var answer = Assert.IsType<ProblemHttpResult>(await stepUp.StartAsync(before, registered, "https://www.googleapis.com/auth/drive", CancellationToken.None));
+        var answer = Assert.IsType<ProblemHttpResult>((await stepUp.StartAsync(before, registered, "https://www.googleapis.com/auth/drive", canResend: false, CancellationToken.None)).Answer);
         var authUrl = (string)answer.ProblemDetails.Extensions["auth_url"]!;
         using (var back = await f.Kit.CallbackAsync(await f.Kit.ConsentAsync(authUrl)))
         {
@@ -114,8 +114,8 @@ public sealed class ReconnectRefreshTokenTests(BrokerFixture shared) : IClassFix
         // A step-up afterwards completes as a step-up: the wider scope is added to the connection's, not replaced by the
         // abandoned reconnect's.
         var registered = (await f.Server.Services.GetRequiredService<ProviderRegistry>().FindAsync(provider, CancellationToken.None))!;
-        var answer = Assert.IsType<ProblemHttpResult>(await f.Server.Services.GetRequiredService<McpStepUp>()
-            .StartAsync(connection, registered, "https://www.googleapis.com/auth/drive", CancellationToken.None));
+        var answer = Assert.IsType<ProblemHttpResult>((await f.Server.Services.GetRequiredService<McpStepUp>()
+            .StartAsync(connection, registered, "https://www.googleapis.com/auth/drive", canResend: false, CancellationToken.None)).Answer);
         using (var back = await f.Kit.CallbackAsync(await f.Kit.ConsentAsync((string)answer.ProblemDetails.Extensions["auth_url"]!)))
         {
             Assert.Equal("active", BrokerKit.ReturnedQuery(back)["status"]);

@@ -39,7 +39,7 @@ public sealed partial class ErrorCatalogTests
         ["src/Nexus.Server/Connections/Refresh/ConnectionRefresher.cs: \"invalid_client\""] = "an error code providers send (RFC 6749 §5.2): re-register the MCP client, read, never written",
         ["src/Nexus.Server/Connections/ProviderClient.cs: \"token_request_failed\""] = "a connection's error (why it failed): the provider's token endpoint refused",
         ["src/Nexus.Server/Connections/CallbackEndpoint.cs: \"token_request_failed\""] = "a connection's error (why it failed)",
-        ["src/Nexus.Server/Connections/ConnectionService.cs: \"token_request_failed\""] = "a connection's error (why it failed)",
+        ["src/Nexus.Server/Connections/MachineGrants.cs: \"token_request_failed\""] = "a connection's error (why it failed)",
         ["src/Nexus.Server/Connections/Refresh/RefreshClient.cs: \"token_request_failed\""] = "a refresh attempt's error, stored as the connection's refresh_error",
     };
 

@@ -4,6 +4,9 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Accounts;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.RemoteMcp;
@@ -20,6 +23,17 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     private const string ClientId = "m2m-client";
     private const string ClientSecret = "m2m-secret-7f3a9c";
 
+    /// <summary>The scopes the authorization server may give the machine client; it refuses any other with invalid_scope.</summary>
+    private static readonly string[] MayGrant = ["reports:read", "reports:write", "audit"];
+
+    /// <summary>The MCP server's tools that need a scope: write_report reports:write; purge admin, which the client may not have; audit_log audit.</summary>
+    private static readonly Dictionary<string, string> ToolScopes = new(StringComparer.Ordinal) { ["write_report"] = "reports:write", ["purge"] = "admin", ["audit_log"] = "audit" };
+
+    private const int McpStepUpRounds = Nexus.Server.RemoteMcp.McpStepUp.MaxRounds;
+
+    /// <summary>The tool the server refuses even with its scope (it wants more than any token the client can get).</summary>
+    private const string StubbornTool = "audit_log";
+
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     public sealed class Fixture : IAsyncLifetime
@@ -32,13 +46,17 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
 
         public ECDsa Key { get; } = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
-        /// <summary>Every token request the authorization server accepted: the grant, how the client authenticated, the token issued.</summary>
-        public ConcurrentQueue<(string Grant, string Method, string? Resource, string Token)> Grants { get; } = new();
+        /// <summary>Every token request the authorization server accepted: the grant, how the client authenticated, the token issued, the scope asked.</summary>
+        public ConcurrentQueue<(string Grant, string Method, string? Resource, string Token, string Scope)> Grants { get; } = new();
+
+        /// <summary>The scope of every token request it refused with invalid_scope.</summary>
+        public ConcurrentQueue<string> RefusedScopes { get; } = new();
 
         /// <summary>Every assertion it verified, decoded (iss, sub, aud).</summary>
         public ConcurrentQueue<JsonElement> Assertions { get; } = new();
 
-        private readonly ConcurrentDictionary<string, bool> issued = new();
+        /// <summary>The tokens it issued, with their scopes.</summary>
+        private readonly ConcurrentDictionary<string, string[]> issued = new();
 
         public async ValueTask InitializeAsync()
         {
@@ -89,9 +107,20 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
                 return;
             }
 
+            // The client may be given MayGrant's scopes, no others (RFC 6749 §5.2 invalid_scope).
+            var scope = form["scope"].ToString();
+            var scopes = scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (scopes.Except(MayGrant).Any())
+            {
+                RefusedScopes.Enqueue(scope);
+                context.Response.StatusCode = 400;
+                await context.Response.WriteAsJsonAsync(new { error = "invalid_scope", error_description = $"{ClientId} may not have {string.Join(' ', scopes.Except(MayGrant))}." });
+                return;
+            }
+
             var token = "cc-" + Guid.NewGuid().ToString("N");
-            issued[token] = true;
-            Grants.Enqueue((form["grant_type"].ToString(), method, form["resource"].ToString(), token));
+            issued[token] = scopes;
+            Grants.Enqueue((form["grant_type"].ToString(), method, form["resource"].ToString(), token, scope));
             await context.Response.WriteAsJsonAsync(new { access_token = token, token_type = "Bearer", expires_in = 3600 });
         }
 
@@ -109,11 +138,15 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             return valid ? JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(parts[1])).RootElement.Clone() : null;
         }
 
-        /// <summary>A minimal MCP server: 401 with the resource metadata without a token it issued; tools/list and tools/call with one.</summary>
+        /// <summary>
+        /// A minimal MCP server: 401 with the resource metadata without a token it issued; tools/list and tools/call
+        /// with one, where a tool of <see cref="ToolScopes"/> needs its scope (403 insufficient_scope naming it, RFC 6750
+        /// §3.1, without), and <see cref="StubbornTool"/> is refused whatever the token.
+        /// </summary>
         private async Task McpAsync(HttpContext context)
         {
             var auth = context.Request.Headers.Authorization.ToString();
-            if (!auth.StartsWith("Bearer ", StringComparison.Ordinal) || !issued.ContainsKey(auth[7..]))
+            if (!auth.StartsWith("Bearer ", StringComparison.Ordinal) || !issued.TryGetValue(auth[7..], out var scopes))
             {
                 context.Response.StatusCode = 401;
                 context.Response.Headers.WWWAuthenticate = $"Bearer resource_metadata=\"{Server.BaseUrl}/.well-known/oauth-protected-resource/mcp\"";
@@ -121,6 +154,15 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             }
 
             using var message = await JsonDocument.ParseAsync(context.Request.Body);
+            var tool = message.RootElement.TryGetProperty("params", out var p) && p.TryGetProperty("name", out var n) ? n.GetString() : null;
+            if (tool is not null && ToolScopes.TryGetValue(tool, out var needed) && (tool == StubbornTool || !scopes.Contains(needed)))
+            {
+                context.Response.StatusCode = 403;
+                context.Response.Headers.WWWAuthenticate =
+                    $"Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{Server.BaseUrl}/.well-known/oauth-protected-resource/mcp\"";
+                return;
+            }
+
             var id = message.RootElement.GetProperty("id").GetInt32();
             object result = message.RootElement.GetProperty("method").GetString() switch
             {
@@ -183,6 +225,20 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         Assert.NotEqual(first, second.Token);
         Assert.NotEqual(claims.GetProperty("jti").GetString(), fixture.Assertions.Last().GetProperty("jti").GetString());
         Assert.Equal(second.Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task ARefreshOfAMachineConnectionAsksForTheConnectionsOwnScopesNotTheProviders()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret, scopes = new[] { "reports:read" } });
+        var connectionId = await ConnectAsync(name, ["reports:write"]);
+        Assert.Equal("reports:write", fixture.Grants.Last().Scope);
+
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        var grant = fixture.Grants.Last();
+        Assert.Equal(("client_credentials", "reports:write"), (grant.Grant, grant.Scope));
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
     }
 
     [Fact]
@@ -299,6 +355,230 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         }
     }
 
+    [Fact]
+    public async Task AReconnectOfAMachineConnectionIsANewClientCredentialsGrantAtOnceAndAnswersItsStatusWithoutAnAuthUrl()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var first = fixture.Grants.Last().Token;
+
+        // Other scopes, as a person's reconnect may ask: granted at once, for the same connection id.
+        var answer = await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect", new { scopes = new[] { "reports:read", "reports:write" } });
+        Assert.Equal(connectionId, answer.GetProperty("connection_id").GetString());
+        Assert.Equal("active", answer.GetProperty("status").GetString());
+        AssertNoAuthUrl(answer);
+        var grant = fixture.Grants.Last();
+        Assert.Equal(("client_credentials", "reports:read reports:write"), (grant.Grant, grant.Scope));
+        Assert.NotEqual(first, grant.Token);
+
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.Equal(["reports:read", "reports:write"], Scopes(connection));
+        Assert.False(connection.TryGetProperty("reconnecting", out _), connection.ToString());
+
+        // The new token is the one the Bridge sends, and it has the scope the server wants: no step-up, no other grant.
+        var grants = fixture.Grants.Count;
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
+        Assert.Equal(grants, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AFailedMachineConnectionKeepsTheRealErrorOfARefusedReconnectAndIsActiveAfterTheNextOnceTheSecretIsRotated()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        string connectionId;
+        using (var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection", new { workspace_id = "ws_m2m", provider_name = name, return_url = ReturnUrl }))
+        using (var refused = await fixture.Client.Http.SendAsync(request, Ct))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
+            connectionId = JsonDocument.Parse(await refused.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("connection_id").GetString()!;
+        }
+
+        // Still the wrong secret: refused again, and the connection says why (never pending, waiting for a consent
+        // nobody can give, to fail later as "expired").
+        var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect", null, HttpStatusCode.BadGateway);
+        Assert.Equal("token_request_failed", problem.GetProperty("code").GetString());
+        Assert.Equal((connectionId, "failed"), (problem.GetProperty("connection_id").GetString(), problem.GetProperty("connection_status").GetString()));
+        AssertNoAuthUrl(problem);
+        var failed = await ConnectionAsync(connectionId);
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.Equal("invalid_client", failed.GetProperty("error").GetString());
+        Assert.Equal("invalid_client", failed.GetProperty("last_error").GetProperty("code").GetString());
+
+        // The administrator rotates the secret to the right one: the next reconnect brings the same connection back.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        var answer = await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect");
+        Assert.Equal((connectionId, "active"), (answer.GetProperty("connection_id").GetString(), answer.GetProperty("status").GetString()));
+        AssertNoAuthUrl(answer);
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.False(connection.TryGetProperty("error", out var error) && error.ValueKind != JsonValueKind.Null, connection.ToString());
+        Assert.Equal(fixture.Grants.Last().Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task ARefusedReconnectOfAnActiveMachineConnectionLeavesItWorkingWithItsTokenAndScopes()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var token = fixture.Grants.Last().Token;
+
+        var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect", new { scopes = new[] { "admin" } }, HttpStatusCode.BadGateway);
+        Assert.Equal("token_request_failed", problem.GetProperty("code").GetString());
+        Assert.Equal("active", problem.GetProperty("connection_status").GetString());
+        Assert.StartsWith("invalid_scope", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        AssertNoAuthUrl(problem);
+
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.Equal(["reports:read"], Scopes(connection));
+        Assert.Equal(token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task ThePersonsConnectOfAMachineServerFromTheDashboardOrAnAssistantsLinkIsActiveAtOnceWithoutAConsentPage()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+
+        // The page an assistant's connect link and My connections both show, then its form.
+        await browser.NavigateAsync("/dashboard/connect/" + name);
+        Assert.Contains("nobody approves it", browser.LastPage, StringComparison.Ordinal);
+        var landed = await browser.SubmitAsync("/dashboard/connect/" + name, new Dictionary<string, string> { ["scope"] = "reports:read" });
+        Assert.Equal((fixture.Client.BaseUrl, "/dashboard"), (landed.GetLeftPart(UriPartial.Authority), landed.AbsolutePath));
+
+        var connection = Assert.Single((await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections?workspace_id=" + userId)).GetProperty("connections").EnumerateArray());
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        var grant = fixture.Grants.Last();
+        Assert.Equal("reports:read", grant.Scope);
+        Assert.Equal(grant.Token, await CallToolAsync(connection.GetProperty("connection_id").GetString()!));
+    }
+
+    [Fact]
+    public async Task TheDashboardReconnectsAPersonsMachineConnectionWithoutSendingThemToAConsentPage()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await ConnectAsync(name, ["reports:read"], workspace: userId);
+        var first = fixture.Grants.Last().Token;
+
+        await browser.NavigateAsync($"/dashboard/connections/{connectionId}/reconnect");
+        Assert.Contains("nobody approves it", browser.LastPage, StringComparison.Ordinal);
+        var landed = await browser.SubmitAsync($"/dashboard/connections/{connectionId}/reconnect", new Dictionary<string, string> { ["scope"] = "reports:read" });
+        Assert.Equal((fixture.Client.BaseUrl, "/dashboard"), (landed.GetLeftPart(UriPartial.Authority), landed.AbsolutePath));
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+
+        var grant = fixture.Grants.Last();
+        Assert.NotEqual(first, grant.Token);
+        Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task AMachineServersInsufficientScopeIsAnsweredByANewGrantForTheWiderScopeAndTheRequestIsSentOnceMore()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var first = fixture.Grants.Last().Token;
+
+        // The server answers 403 insufficient_scope naming reports:write: the caller gets the tool's answer, not a consent URL.
+        var answered = await CallToolAsync(connectionId, "write_report");
+        var grant = fixture.Grants.Last();
+        Assert.Equal(("client_credentials", "reports:read reports:write"), (grant.Grant, grant.Scope));
+        Assert.NotEqual(first, grant.Token);
+        Assert.Equal(grant.Token, answered);
+
+        // The connection has the wider scopes now: the next call needs no grant, and neither does a tool it had before.
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.Equal(["reports:read", "reports:write"], Scopes(connection));
+        var grants = fixture.Grants.Count;
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId));
+        Assert.Equal(grants, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task ARequestTooLargeToSendAgainGetsTheWiderTokenAndIsAskedToBeSentAgain()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // Over the Bridge's replay buffer (1 MiB), the body streams through and cannot be sent a second time.
+        var padding = new string('x', Nexus.Server.Bridge.BridgeForwarder.ReplayableBodyBytes + 1);
+        var (status, problem) = await BridgeToolAsync(connectionId, "write_report", padding);
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("step_up_busy", problem.GetProperty("code").GetString());
+        AssertNoAuthUrl(problem);
+        var grant = fixture.Grants.Last();
+        Assert.Equal("reports:read reports:write", grant.Scope);
+
+        // Sent again, it goes with the new token at once.
+        var grants = fixture.Grants.Count;
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
+        Assert.Equal(grants, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AScopeTheMachineClientMayNotHaveIsAProblemWithoutAConsentUrlAndTheConnectionKeepsItsToken()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var token = fixture.Grants.Last().Token;
+        var grants = fixture.Grants.Count;
+
+        // The authorization server refuses the wider scope (invalid_scope): nothing changes, and the caller is told why.
+        var (status, problem) = await BridgeToolAsync(connectionId, "purge");
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("scope_not_allowed", problem.GetProperty("code").GetString());
+        Assert.Equal(("invalid_scope", connectionId), (problem.GetProperty("error").GetString(), problem.GetProperty("connection_id").GetString()));
+        Assert.Contains("admin", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        AssertNoAuthUrl(problem);
+        Assert.Equal("reports:read admin", fixture.RefusedScopes.Last());
+        Assert.Equal(grants, fixture.Grants.Count);
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.Equal(["reports:read"], Scopes(connection));
+        Assert.Equal(token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
+    public async Task AMachineServerThatStillRefusesTheWiderTokenIsAnsweredScopeNotAllowedAndAskedForAtMostThreeRoundsPerOperation()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // The authorization server grants audit, the server refuses the new token all the same: one grant, one retry, a problem.
+        for (var round = 1; round <= McpStepUpRounds; round++)
+        {
+            var grants = fixture.Grants.Count;
+            var (status, problem) = await BridgeToolAsync(connectionId, "audit_log");
+            Assert.Equal(HttpStatusCode.Forbidden, status);
+            Assert.Equal("scope_not_allowed", problem.GetProperty("code").GetString());
+            AssertNoAuthUrl(problem);
+            Assert.Equal(grants + 1, fixture.Grants.Count);
+            Assert.Equal("reports:read audit", fixture.Grants.Last().Scope);
+        }
+
+        // The same need a fourth time within the hour: refused by the round limit, without asking the authorization server.
+        var before = fixture.Grants.Count;
+        var (limited, limit) = await BridgeToolAsync(connectionId, "audit_log");
+        Assert.Equal(HttpStatusCode.Forbidden, limited);
+        Assert.Equal("step_up_limit", limit.GetProperty("code").GetString());
+        Assert.Equal(McpStepUpRounds, limit.GetProperty("rounds").GetInt32());
+        AssertNoAuthUrl(limit);
+        Assert.Equal(before, fixture.Grants.Count);
+        Assert.Equal(fixture.Grants.Last().Token, await CallToolAsync(connectionId));
+
+        // A reconnect begins a new operation: the server's challenge is worth a grant again.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect");
+        var afterReconnect = fixture.Grants.Count;
+        Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, "audit_log")).Body.GetProperty("code").GetString());
+        Assert.Equal(afterReconnect + 1, fixture.Grants.Count);
+    }
+
     private async Task<string> RegisterAsync(object credentials)
     {
         var name = "m2m-" + Guid.NewGuid().ToString("N")[..8];
@@ -312,28 +592,54 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     /// <summary>request-connection answers with an active connection and no auth_url: nobody consents.</summary>
-    private async Task<string> ConnectAsync(string provider)
+    private async Task<string> ConnectAsync(string provider, string[]? scopes = null, string workspace = "ws_m2m")
     {
         var answer = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/request-connection",
-            new { workspace_id = "ws_m2m", provider_name = provider, return_url = ReturnUrl }, HttpStatusCode.Created);
+            new { workspace_id = workspace, provider_name = provider, return_url = ReturnUrl, scopes }, HttpStatusCode.Created);
         Assert.Equal("active", answer.GetProperty("status").GetString());
-        Assert.False(answer.TryGetProperty("auth_url", out var authUrl) && authUrl.ValueKind != JsonValueKind.Null, answer.ToString());
+        AssertNoAuthUrl(answer);
         return answer.GetProperty("connection_id").GetString()!;
     }
 
+    private static void AssertNoAuthUrl(JsonElement answer) =>
+        Assert.False(answer.TryGetProperty("auth_url", out var authUrl) && authUrl.ValueKind != JsonValueKind.Null, answer.ToString());
+
     /// <summary>tools/call through the Bridge; the stand-in answers with the token it received.</summary>
-    private async Task<string> CallToolAsync(string connectionId)
+    private async Task<string> CallToolAsync(string connectionId, string tool = "echo_token")
     {
+        var (status, body) = await BridgeToolAsync(connectionId, tool);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        return body.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString()!;
+    }
+
+    /// <summary>tools/call through the Bridge, with whatever it answers.</summary>
+    private async Task<(HttpStatusCode Status, JsonElement Body)> BridgeToolAsync(string connectionId, string tool, string? padding = null)
+    {
+        object arguments = padding is null ? new { } : new { padding };
         using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Client.BaseUrl}/v1/bridge/{connectionId}")
         {
-            Content = new StringContent("""{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo_token","arguments":{}}}""", Encoding.UTF8, "application/json"),
+            Content = new StringContent(JsonSerializer.Serialize(new { jsonrpc = "2.0", id = 7, method = "tools/call", @params = new { name = tool, arguments } }),
+                Encoding.UTF8, "application/json"),
         };
         request.Headers.Add("X-API-Key", fixture.Client.ApiKey);
         request.Headers.Accept.ParseAdd("application/json");
         request.Headers.Accept.ParseAdd("text/event-stream");
         using var response = await fixture.Client.Http.SendAsync(request, Ct);
-        var text = await response.Content.ReadAsStringAsync(Ct);
-        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
-        return JsonDocument.Parse(text).RootElement.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString()!;
+        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.Clone());
     }
+
+    private async Task<JsonElement> ConnectionAsync(string connectionId) => await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/connections/" + connectionId);
+
+    /// <summary>A person signed up in a browser; returns the browser and their user id (their workspace).</summary>
+    private async Task<(Browser Browser, string UserId)> PersonAsync()
+    {
+        var email = $"m2m-{Guid.NewGuid():N}@example.com";
+        var browser = new Browser(fixture.Client);
+        await browser.SignUpAsync(email, "correct horse battery");
+        using var scope = fixture.Client.Services.CreateScope();
+        var user = await scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>().FindByEmailAsync(email);
+        return (browser, user!.Id);
+    }
+
+    private static string[] Scopes(JsonElement connection) => [.. connection.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()!)];
 }

@@ -390,7 +390,9 @@ internal sealed class ConnectionRefresher(
         // The connection's own values ({shop}, {subdomain}, …) in the token URL (issue 17).
         var applied = ConnectionValues.Apply(provider!, ConnectionValues.Parse(row.ConnectionConfig));
         var started = time.GetTimestamp();
-        var attempt = await client.RefreshAsync(applied, refreshToken, CancellationToken.None);
+        // A client_credentials connection asks for its own scopes again (a step-up may have widened them), not the provider's.
+        IReadOnlyList<string>? machineScopes = provider!.Config.Mcp?.IsClientCredentials == true ? row.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries) : null;
+        var attempt = await client.RefreshAsync(applied, refreshToken, CancellationToken.None, machineScopes);
         if (!attempt.Succeeded && attempt.Error == "invalid_client" && modeHandlers.FirstOrDefault(h => h.AuthMode == provider!.AuthMode) is { } handler)
         {
             // MCP authorization / RFC 7591 §3: an authorization server that no longer knows a client Nexus registered
@@ -404,7 +406,7 @@ internal sealed class ConnectionRefresher(
                 logger.LogInformation("Provider {Provider} registered anew after invalid_client; retrying the refresh of connection {ConnectionId} once", provider.Name, row.Id);
                 provider = renewed;
                 applied = ConnectionValues.Apply(renewed, ConnectionValues.Parse(row.ConnectionConfig));
-                attempt = await client.RefreshAsync(applied, refreshToken, CancellationToken.None);
+                attempt = await client.RefreshAsync(applied, refreshToken, CancellationToken.None, machineScopes);
             }
         }
 

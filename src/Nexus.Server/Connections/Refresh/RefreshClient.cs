@@ -90,7 +90,8 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
     /// <summary>
     /// Uses the refresh token once. Never throws for what the provider or the network does. <paramref name="scopes"/>:
     /// a token for another resource of the same grant (RFC 6749 §6 allows a narrower scope; Entra ID mints a token for
-    /// whichever resource the scope names); null keeps the granted scope.
+    /// whichever resource the scope names); null keeps the granted scope. A client_credentials connection (no refresh
+    /// token) asks for a new token for <paramref name="scopes"/>, its own (ConnectionRefresher passes them), else the provider's.
     /// </summary>
     public async Task<RefreshAttempt> RefreshAsync(Provider provider, string? refreshToken, CancellationToken ct, IReadOnlyList<string>? scopes = null)
     {
@@ -104,7 +105,7 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
         if (refreshToken is null || provider.Config.Mcp?.IsClientCredentials == true)
         {
             // RFC 6749 §4.4.3: a client_credentials grant has no refresh token; the client asks for a new token.
-            var fresh = await providerClient.ClientCredentialsAsync(provider, provider.Scopes, ct);
+            var fresh = await providerClient.ClientCredentialsAsync(provider, scopes ?? provider.Scopes, ct);
             return fresh.Succeeded ? RefreshAttempt.Success(fresh)
                 : RefreshAttempt.Failure(fresh.Error == "provider_unreachable" ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription);
         }

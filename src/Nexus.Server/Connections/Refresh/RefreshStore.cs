@@ -26,6 +26,9 @@ internal sealed record RefreshRow
     public long? LastRefreshedAt { get; init; }
     public string? ConnectionConfig { get; init; }
 
+    /// <summary>The connection's scopes, space-separated: what a client_credentials connection asks for again (RefreshClient).</summary>
+    public string Scopes { get; init; } = "";
+
     /// <summary>
     /// When the stored tokens were obtained. For an active connection nothing but activation and refresh writes
     /// updated_at, so it is the issue time of the current access token (the cached rows of the read path carry it too).
@@ -137,7 +140,7 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
     private readonly SemaphoreSlim sqliteWrites = new(1, 1);
 
     private const string Columns = "id, workspace_id, provider_name, status, access_token, refresh_token, token_type, token_expires_at, error, error_description, " +
-        "updated_at, next_refresh_at, refresh_failures, refresh_error, last_refreshed_at, connection_config";
+        "updated_at, next_refresh_at, refresh_failures, refresh_error, last_refreshed_at, connection_config, scopes";
 
     /// <summary>PostgreSQL's "lock_not_available", raised when lock_timeout expires.</summary>
     private const string LockNotAvailable = "55P03";
