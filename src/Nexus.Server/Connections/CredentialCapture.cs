@@ -110,7 +110,11 @@ internal static class CredentialCapture
             return Error(context, "Cannot connect", "This link was already used. Start again from the application that sent you here.");
         }
 
-        await ActivateAsync(connection, provider, values, store, audit, "user", ct);
+        if (!await ActivateAsync(connection, provider, values, store, audit, "user", ct))
+        {
+            return Error(context, "Cannot connect", "This connection was removed while its credentials were being checked. Start again from the application that sent you here.");
+        }
+
         await ConnectionReplacement.CompleteAsync(connection, store, connections, ct);
         var target = QueryHelpers.AddQueryString(connection.ReturnUrl, new Dictionary<string, string?> { ["connection_id"] = connection.Id, ["status"] = ConnectionStatus.Active });
         return Results.Redirect(target);
@@ -162,14 +166,25 @@ internal static class CredentialCapture
             return Problems.Create(ProblemCatalog.CredentialsRejected, rejected);
         }
 
-        await ActivateAsync(connection, provider, values, store, audit, caller.Actor, ct);
-        return TypedResults.Ok(ConnectionResponse.From((await store.FindAsync(connection.Id, ct))!));
+        // Deleted (DELETE /v1/connections/{id}) while the credentials were being checked: nothing was stored.
+        if (!await ActivateAsync(connection, provider, values, store, audit, caller.Actor, ct) || await store.FindAsync(connection.Id, ct) is not { } activated)
+        {
+            return Problems.NotFound("Connection");
+        }
+
+        return TypedResults.Ok(ConnectionResponse.From(activated));
     }
 
-    private static async Task ActivateAsync(Connection connection, Provider provider, Dictionary<string, string> values, ConnectionStore store, AuditLog audit, string actor, CancellationToken ct)
+    /// <summary>Stores the credentials and records it; false when the connection no longer exists.</summary>
+    private static async Task<bool> ActivateAsync(Connection connection, Provider provider, Dictionary<string, string> values, ConnectionStore store, AuditLog audit, string actor,
+        CancellationToken ct)
     {
         var json = JsonSerializer.Serialize(values);
-        await store.ActivateAsync(connection.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, json), null, TokenType, null, ct);
+        if (!await store.ActivateAsync(connection.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, json), null, TokenType, null, ct))
+        {
+            return false;
+        }
+
         // The non-secret half of a credential tells people which account it is.
         if ((values.GetValueOrDefault("username") ?? values.GetValueOrDefault("access_key_id")) is { } account)
         {
@@ -178,6 +193,7 @@ internal static class CredentialCapture
 
         await audit.RecordAsync(AuditEvents.Activated, actor, connection.WorkspaceId, connection.Id,
             new { provider = connection.ProviderName, fields = values.Keys }, ct);
+        return true;
     }
 
     /// <summary>

@@ -199,6 +199,41 @@ public sealed class CredentialStrategiesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACredentialConnectionDeletedWhileItsCredentialsAreCheckedStoresNothingAndAnswersNotFound()
+    {
+        echo.AcceptedTokens["race-key"] = true;
+        var provider = await RegisterAsync(new
+        {
+            name = "verified-race", auth_mode = "api_key", api_base_url = echo.BaseUrl, api_key = new { @in = "header", name = "Authorization", prefix = "Bearer " },
+            verify = new { method = "GET", path = "/protected", expect_status = 200 },
+        });
+        var (_, id) = await RequestAsync(provider);
+        var gate = new Gate();
+        echo.ProtectedGate = gate;
+        try
+        {
+            // The check call is at the provider; the connection is deleted meanwhile; then the provider accepts the key.
+            var submitted = GatewayAsync(HttpMethod.Post, $"/v1/connections/{id}/credentials", new { api_key = "race-key" });
+            await gate.Arrived.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(HttpStatusCode.NoContent, (await GatewayAsync(HttpMethod.Delete, $"/v1/connections/{id}")).Status);
+            gate.Release();
+
+            var (status, problem) = await submitted;
+            Assert.Equal(HttpStatusCode.NotFound, status);
+            Assert.Equal("not_found", problem.GetProperty("code").GetString());
+        }
+        finally
+        {
+            echo.ProtectedGate = null;
+            gate.Release();
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await GatewayAsync(HttpMethod.Get, $"/v1/connections/{id}")).Status);
+        var audit = await server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}");
+        Assert.DoesNotContain(audit.GetProperty("events").EnumerateArray(), e => e.GetProperty("event").GetString() == "activated");
+    }
+
+    [Fact]
     public async Task VerificationCallRejectsBadCredentialsBeforeActivation()
     {
         echo.AcceptedTokens["good-key"] = true;

@@ -30,6 +30,9 @@ public sealed class EchoUpstream : IAsyncDisposable
     /// <summary>Bearer tokens the /protected route accepts; anything else gets 401.</summary>
     public ConcurrentDictionary<string, bool> AcceptedTokens { get; } = new();
 
+    /// <summary>When set, /protected waits here before it answers (a race staged by events).</summary>
+    public Gate? ProtectedGate { get; set; }
+
     public Received Last => Requests.Last();
 
     public static async Task<EchoUpstream> StartAsync()
@@ -160,6 +163,11 @@ public sealed class EchoUpstream : IAsyncDisposable
         app.MapGet("/protected", async (HttpContext context) =>
         {
             await Record(context);
+            if (echo.ProtectedGate is { } gate)
+            {
+                await gate.PassAsync(context.RequestAborted);
+            }
+
             var auth = context.Request.Headers.Authorization.ToString();
             return auth.StartsWith("Bearer ", StringComparison.Ordinal) && echo.AcceptedTokens.ContainsKey(auth[7..]) ? Results.Ok(new { ok = true }) : Results.Unauthorized();
         });
