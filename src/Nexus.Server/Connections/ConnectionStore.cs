@@ -413,17 +413,17 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     public async Task<bool> BeginStepUpAsync(string id, string nonce, long stateExpiresAt, byte[] pkceVerifier, string scopes, AuthorizationOperation seen,
         AuthorizationOperation next, CancellationToken ct)
     {
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             // A reconnect still waiting for its consent is superseded (its link is answered "already used"): the
-            // callback must take this state for the step-up's, not for the reconnect's.
+            // callback must take this state for the step-up's, not for the reconnect's. updated_at stays: for an active
+            // connection it is when its tokens were issued (RefreshRow.IssuedAt), which a step-up does not change.
             "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @pkceVerifier, pending_scopes = @scopes, reconnect_scopes = NULL, " +
-            "authorization_scopes = @nextScopes, authorization_rounds = @nextRounds, authorization_round_at = @nextAt, updated_at = @now " +
+            "authorization_scopes = @nextScopes, authorization_rounds = @nextRounds, authorization_round_at = @nextAt " +
             "WHERE id = @id AND status = @active AND authorization_rounds = @seenRounds AND authorization_round_at = @seenAt",
             new
             {
-                id, nonce, stateExpiresAt, pkceVerifier, scopes, now, active = ConnectionStatus.Active,
+                id, nonce, stateExpiresAt, pkceVerifier, scopes, active = ConnectionStatus.Active,
                 nextScopes = next.Scopes, nextRounds = next.Rounds, nextAt = next.RoundAt, seenRounds = seen.Rounds, seenAt = seen.RoundAt,
             }, cancellationToken: ct));
         cache.Invalidate(id);
@@ -433,11 +433,11 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// <summary>Ends a step-up consent that did not succeed: the connection stays as it was.</summary>
     public async Task EndStepUpAsync(string id, CancellationToken ct)
     {
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
+        // updated_at stays, as in BeginStepUpAsync: the tokens' issue time.
         await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL, updated_at = @now WHERE id = @id AND status = @active",
-            new { id, now, active = ConnectionStatus.Active }, cancellationToken: ct));
+            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL WHERE id = @id AND status = @active",
+            new { id, active = ConnectionStatus.Active }, cancellationToken: ct));
         cache.Invalidate(id);
     }
 

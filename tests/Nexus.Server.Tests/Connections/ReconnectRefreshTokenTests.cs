@@ -112,10 +112,12 @@ public sealed class ReconnectRefreshTokenTests(BrokerFixture shared) : IClassFix
         }
 
         // A step-up afterwards completes as a step-up: the wider scope is added to the connection's, not replaced by the
-        // abandoned reconnect's.
+        // abandoned reconnect's. Starting it changes nothing the refresh schedule reads: updated_at is still the tokens'
+        // issue time (RefreshRow.IssuedAt), although the clock has moved on.
         var registered = (await f.Server.Services.GetRequiredService<ProviderRegistry>().FindAsync(provider, CancellationToken.None))!;
         var answer = Assert.IsType<ProblemHttpResult>((await f.Server.Services.GetRequiredService<McpStepUp>()
             .StartAsync(connection, registered, "https://www.googleapis.com/auth/drive", canResend: false, CancellationToken.None)).Answer);
+        Assert.Equal(connection.UpdatedAt, (await store.FindAsync(id, CancellationToken.None))!.UpdatedAt);
         using (var back = await f.Kit.CallbackAsync(await f.Kit.ConsentAsync((string)answer.ProblemDetails.Extensions["auth_url"]!)))
         {
             Assert.Equal("active", BrokerKit.ReturnedQuery(back)["status"]);
