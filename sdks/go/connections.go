@@ -117,15 +117,23 @@ type ConnectionRequest struct {
 	ConnectionConfig map[string]string `json:"connection_config,omitempty"`
 }
 
-// PendingConnection is the answer to RequestConnection: send the user's browser to AuthURL and store ConnectionID.
+// PendingConnection is the answer to RequestConnection and Reconnect: store ConnectionID, and send the user's
+// browser to AuthURL when it is set.
 type PendingConnection struct {
+	// AuthURL is where the user gives consent. Empty when the connection needs no consent (a machine-to-machine
+	// server): it is active already, and Status says so.
 	AuthURL      string `json:"auth_url"`
 	ConnectionID string `json:"connection_id"`
+	// Status is the connection's status when Nexus's answer gives one: StatusActive for a machine-to-machine
+	// server's connection, which needs no consent. Empty when the answer is a consent URL.
+	Status string `json:"status,omitempty"`
 }
 
 func connPath(prefix, id string) string { return prefix + url.PathEscape(id) }
 
-// RequestConnection creates a pending connection (POST /v1/request-connection). Not retried.
+// RequestConnection creates a pending connection (POST /v1/request-connection) and gives its consent URL. A
+// machine-to-machine server's connection needs no consent: it is active at once, and the answer has an empty AuthURL
+// and Status StatusActive. Not retried.
 func (c *Client) RequestConnection(ctx context.Context, r ConnectionRequest) (*PendingConnection, error) {
 	var out PendingConnection
 	if err := c.do(ctx, http.MethodPost, "/v1/request-connection", nil, r, &out); err != nil {
@@ -252,6 +260,8 @@ type ReconnectOptions struct {
 // Reconnect starts a new consent for the same connection (POST /v1/connections/{id}/reconnect): send the user's
 // browser to the returned AuthURL; ConnectionID stays the same. The current credentials keep working until the
 // user completes the consent; then Nexus swaps in the new tokens and revokes the old ones at the provider.
+// A machine-to-machine server's connection needs no consent: Nexus gets it a new token at once, and the answer has
+// an empty AuthURL and Status StatusActive.
 // A connection whose provider takes credentials rather than a consent gives *APIError with Code
 // "not_an_oauth_connection" (replace those with SubmitCredentials). Not retried.
 func (c *Client) Reconnect(ctx context.Context, id string, o ReconnectOptions) (*PendingConnection, error) {

@@ -93,12 +93,37 @@ public sealed record ConnectionPage(IReadOnlyList<Connection> Connections, strin
 public sealed record ConnectionRequest(string WorkspaceId, string ProviderName, Uri ReturnUrl, IReadOnlyList<string>? Scopes = null,
     IReadOnlyDictionary<string, string>? ConnectionConfig = null);
 
-/// <summary>A new pending connection: store <see cref="ConnectionId"/>, send the user's browser to <see cref="AuthUrl"/>.</summary>
-public sealed record RequestedConnection(string ConnectionId, Uri AuthUrl)
+/// <summary>
+/// The answer to <see cref="NexusClient.RequestConnectionAsync"/> and <see cref="NexusClient.ReconnectAsync"/>: store
+/// <see cref="ConnectionId"/>, and send the user's browser to <see cref="AuthUrl"/> when there is one.
+/// </summary>
+/// <param name="ConnectionId">The connection (after a reconnect, the connection's own id).</param>
+/// <param name="AuthUrl">
+/// Where the user gives consent. Null when the connection needs no consent (a machine-to-machine server): it is
+/// active already, and <see cref="Status"/> says so.
+/// </param>
+public sealed record RequestedConnection(string ConnectionId, Uri? AuthUrl)
 {
+    /// <summary>
+    /// The connection's status when Nexus's answer gives one: <c>active</c> for a machine-to-machine server's connection,
+    /// which needs no consent. Null when the answer is a consent URL (<see cref="AuthUrl"/>).
+    /// </summary>
+    public string? Status { get; init; }
+
     /// <inheritdoc/>
     // The auth URL carries a single-use state; it is not a secret of the app's, but it does not belong in logs either.
-    public override string ToString() => $"RequestedConnection {{ ConnectionId = {ConnectionId}, AuthUrl = {AuthUrl.GetLeftPart(UriPartial.Path)}?… }}";
+    public override string ToString() =>
+        $"RequestedConnection {{ ConnectionId = {ConnectionId}, AuthUrl = {(AuthUrl is null ? "(none)" : AuthUrl.GetLeftPart(UriPartial.Path) + "?…")}{(Status is null ? "" : ", Status = " + Status)} }}";
+
+    /// <summary>
+    /// The 201 of <c>POST /v1/request-connection</c> or the 200 of a reconnect: <c>{auth_url, connection_id}</c> for a
+    /// consent, <c>{connection_id, status}</c> without <c>auth_url</c> (or with a null one) for a machine-to-machine server.
+    /// </summary>
+    internal static RequestedConnection From(JsonElement root) =>
+        new(root.GetProperty("connection_id").GetString()!, Json.String(root, "auth_url") is { Length: > 0 } url ? new Uri(url, UriKind.Absolute) : null)
+        {
+            Status = Json.String(root, "status"),
+        };
 }
 
 /// <summary>How a credential is applied, as <c>GET /v1/token</c>'s <c>strategy</c> says.</summary>

@@ -67,7 +67,11 @@ public sealed class NexusClient : IDisposable
 
     internal TimeProvider Time => options.TimeProvider;
 
-    /// <summary><c>POST /v1/request-connection</c>: a pending connection and the URL to send the user's browser to. Not retried.</summary>
+    /// <summary>
+    /// <c>POST /v1/request-connection</c>: a pending connection and the URL to send the user's browser to; for a
+    /// machine-to-machine server, which needs no consent, an active connection without a URL
+    /// (<see cref="RequestedConnection.AuthUrl"/> null, <see cref="RequestedConnection.Status"/> <c>active</c>). Not retried.
+    /// </summary>
     public async Task<RequestedConnection> RequestConnectionAsync(ConnectionRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -88,8 +92,7 @@ public sealed class NexusClient : IDisposable
         }
 
         using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/request-connection", body, null, cancellationToken).ConfigureAwait(false);
-        var root = document!.RootElement;
-        return new RequestedConnection(root.GetProperty("connection_id").GetString()!, new Uri(root.GetProperty("auth_url").GetString()!, UriKind.Absolute));
+        return RequestedConnection.From(document!.RootElement);
     }
 
     /// <summary><c>GET /v1/connections/{id}</c>.</summary>
@@ -167,7 +170,9 @@ public sealed class NexusClient : IDisposable
 
     /// <summary>
     /// <c>POST /v1/connections/{id}/reconnect</c>: a new consent URL for the same connection id. The current credential keeps
-    /// working until the user completes it. Not retried.
+    /// working until the user completes it. A machine-to-machine server's connection needs no consent: Nexus gets it a new
+    /// token at once and the answer has no URL (<see cref="RequestedConnection.AuthUrl"/> null,
+    /// <see cref="RequestedConnection.Status"/> <c>active</c>). Not retried.
     /// </summary>
     public async Task<RequestedConnection> ReconnectAsync(string connectionId, IReadOnlyList<string>? scopes = null, Uri? returnUrl = null,
         CancellationToken cancellationToken = default)
@@ -185,8 +190,7 @@ public sealed class NexusClient : IDisposable
 
         using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/connections/" + Escape(connectionId) + "/reconnect", body, connectionId, cancellationToken)
             .ConfigureAwait(false);
-        var root = document!.RootElement;
-        return new RequestedConnection(root.GetProperty("connection_id").GetString()!, new Uri(root.GetProperty("auth_url").GetString()!, UriKind.Absolute));
+        return RequestedConnection.From(document!.RootElement);
     }
 
     /// <summary>

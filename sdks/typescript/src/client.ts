@@ -107,10 +107,18 @@ export interface ReconnectInput {
 }
 
 export interface RequestConnectionResult {
-  /** Send the user's browser here. */
-  authUrl: string;
+  /**
+   * Send the user's browser here to give consent. Absent when the connection needs no consent (a machine-to-machine
+   * server): it is active already, and `status` says so.
+   */
+  authUrl?: string;
   /** Store this with the user. */
   connectionId: string;
+  /**
+   * The connection's status when Nexus's answer gives one: `"active"` for a machine-to-machine server's connection,
+   * which needs no consent. Absent when the answer is a consent URL.
+   */
+  status?: string;
 }
 
 export interface ListConnectionsInput {
@@ -240,7 +248,10 @@ export class Nexus {
 
   // ---- Connections ----
 
-  /** `POST /v1/request-connection`: a pending connection and the URL where the user gives consent. */
+  /**
+   * `POST /v1/request-connection`: a pending connection and the URL where the user gives consent. A machine-to-machine
+   * server's connection needs no consent: it is active at once, with no `authUrl` and `status: "active"`. Not retried.
+   */
   async requestConnection(input: RequestConnectionInput, options: CallOptions = {}): Promise<RequestConnectionResult> {
     const body: Record<string, unknown> = { workspace_id: input.workspaceId, provider_name: input.provider, return_url: input.returnUrl };
     if (input.scopes) {
@@ -249,8 +260,7 @@ export class Nexus {
     if (input.connectionConfig && Object.keys(input.connectionConfig).length > 0) {
       body["connection_config"] = input.connectionConfig;
     }
-    const result = await this.request<{ auth_url: string; connection_id: string }>("POST", "/v1/request-connection", { ...options, body });
-    return { authUrl: result.auth_url, connectionId: result.connection_id };
+    return toRequested(await this.request<RawRequested>("POST", "/v1/request-connection", { ...options, body }));
   }
 
   /** `GET /v1/connections/{id}`. Throws NotFoundError for an unknown id (or one outside the key's workspaces). */
@@ -291,7 +301,9 @@ export class Nexus {
   /**
    * `POST /v1/connections/{id}/reconnect`: a new consent for the **same** connection id (send the user to `authUrl`).
    * The current credentials keep working until the user completes it; then Nexus swaps in the new tokens and revokes
-   * the old ones at the provider. A provider that takes credentials answers 409 `not_an_oauth_connection` (RequestError).
+   * the old ones at the provider. A machine-to-machine server's connection needs no consent: Nexus gets it a new token
+   * at once, and the answer has no `authUrl` and `status: "active"`. A provider that takes credentials answers 409
+   * `not_an_oauth_connection` (RequestError). Not retried.
    */
   async reconnect(connectionId: string, input: ReconnectInput = {}, options: CallOptions = {}): Promise<RequestConnectionResult> {
     const body: Record<string, unknown> = {};
@@ -301,8 +313,7 @@ export class Nexus {
     if (input.returnUrl) {
       body["return_url"] = input.returnUrl;
     }
-    const result = await this.request<{ auth_url: string; connection_id: string }>("POST", `/v1/connections/${segment(connectionId)}/reconnect`, { ...options, body }, connectionId);
-    return { authUrl: result.auth_url, connectionId: result.connection_id };
+    return toRequested(await this.request<RawRequested>("POST", `/v1/connections/${segment(connectionId)}/reconnect`, { ...options, body }, connectionId));
   }
 
   /** `DELETE /v1/connections/{id}`: revokes at the provider (best effort) and deletes; the cached credentials go too. */
@@ -671,6 +682,25 @@ function toConnection(raw: RawConnection): Connection {
     lastError: raw.last_error ? { code: raw.last_error.code ?? "", message: raw.last_error.message ?? "" } : null,
     reconnecting: raw.reconnecting === true,
   };
+}
+
+/**
+ * The 201 of `POST /v1/request-connection` or the 200 of a reconnect: `{auth_url, connection_id}` for a consent,
+ * `{connection_id, status}` without `auth_url` (Nexus leaves nulls out; a null is read the same) for a
+ * machine-to-machine server. Only what the answer holds becomes a property.
+ */
+interface RawRequested {
+  auth_url?: string | null;
+  connection_id: string;
+  status?: string | null;
+}
+
+function toRequested(raw: RawRequested): RequestConnectionResult {
+  const result: RequestConnectionResult = raw.auth_url ? { authUrl: raw.auth_url, connectionId: raw.connection_id } : { connectionId: raw.connection_id };
+  if (typeof raw.status === "string") {
+    result.status = raw.status;
+  }
+  return result;
 }
 
 function segment(id: string): string {

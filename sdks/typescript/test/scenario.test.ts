@@ -186,6 +186,7 @@ const ops: Record<string, (step: Step) => Promise<void>> = {
       ...(step.connection_config ? { connectionConfig: step.connection_config } : {}),
     });
     assert.ok(requested.connectionId.length > 0);
+    assert.ok(requested.authUrl, "no auth_url");
     const prefix = step.expect?.["auth_url_prefix"];
     if (typeof prefix === "string") {
       assert.ok(requested.authUrl.startsWith(prefix), `${requested.authUrl} does not start with ${prefix}`);
@@ -236,6 +237,7 @@ const ops: Record<string, (step: Step) => Promise<void>> = {
     const again = await sdk().reconnect(id, step.scopes ? { scopes: step.scopes } : {});
     assert.equal(again.connectionId, id, "a reconnect keeps the connection id");
     const prefix = step.expect?.["auth_url_prefix"] as string;
+    assert.ok(again.authUrl, "no auth_url");
     assert.ok(again.authUrl.startsWith(prefix), `${again.authUrl} does not start with ${prefix}`);
     authUrls.set(step.connection!, again.authUrl);
   },

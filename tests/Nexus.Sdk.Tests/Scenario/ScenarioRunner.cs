@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -95,6 +96,7 @@ internal sealed class ScenarioRunner : IDisposable
                 var scopes = step.TryGetProperty("scopes", out var s) ? s.EnumerateArray().Select(x => x.GetString()!).ToArray() : null;
                 var config = step.TryGetProperty("connection_config", out var c) ? c.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!) : null;
                 var requested = await Client.RequestConnectionAsync(new ConnectionRequest(Workspace, Str(step, "provider"), ReturnUrl, scopes, config), ct);
+                Check(requested.AuthUrl is not null, "request-connection answered no auth_url");
                 if (expect.ValueKind == JsonValueKind.Object && expect.TryGetProperty("auth_url_prefix", out var prefix))
                 {
                     Check(requested.AuthUrl.AbsoluteUri.StartsWith(prefix.GetString()!, StringComparison.Ordinal), $"auth_url does not start with {prefix}");
@@ -120,6 +122,7 @@ internal sealed class ScenarioRunner : IDisposable
                 var scopes = step.TryGetProperty("scopes", out var s) ? s.EnumerateArray().Select(x => x.GetString()!).ToArray() : null;
                 var again = await Client.ReconnectAsync(Connection(step), scopes, cancellationToken: ct);
                 Check(again.ConnectionId == Connection(step), $"reconnect answered connection {again.ConnectionId}, not the same id");
+                Check(again.AuthUrl is not null, "reconnect answered no auth_url");
                 Check(again.AuthUrl.AbsoluteUri.StartsWith(Str(expect, "auth_url_prefix"), StringComparison.Ordinal), "auth_url does not start with the expected prefix");
                 authUrls[Str(step, "connection")] = again.AuthUrl;
                 break;
@@ -468,7 +471,7 @@ internal sealed class ScenarioRunner : IDisposable
 
     private static string Str(JsonElement e, string name) => e.GetProperty(name).GetString()!;
 
-    private static void Check(bool condition, string message)
+    private static void Check([DoesNotReturnIf(false)] bool condition, string message)
     {
         if (!condition)
         {

@@ -36,13 +36,28 @@ T = TypeVar("T")
 
 
 class ConnectionRequest(NamedTuple):
-    """What ``request_connection`` returns: send the user to ``auth_url``; store ``connection_id``."""
+    """What ``request_connection`` and ``reconnect`` return: store ``connection_id``; send the user to ``auth_url``
+    when it is set.
 
-    auth_url: str
+    ``auth_url`` is ``None`` when the connection needs no consent (a machine-to-machine server): it is active already,
+    and ``status`` is ``"active"``. ``status`` is the connection's status when Nexus's answer gives one; ``None`` when
+    the answer is a consent URL."""
+
+    auth_url: Optional[str]
     connection_id: str
+    status: Optional[str] = None
+
+    @classmethod
+    def _from_answer(cls, data: Mapping[str, Any]) -> "ConnectionRequest":
+        # A consent: {auth_url, connection_id}. A machine-to-machine server: {connection_id, status}, auth_url absent
+        # (Nexus leaves nulls out) or null.
+        status = data.get("status")
+        return cls(data.get("auth_url") or None, data["connection_id"], status if isinstance(status, str) else None)
 
     def __repr__(self) -> str:  # the auth_url carries the signed state: keep it out of logs
-        return "ConnectionRequest(connection_id=%r, auth_url=<%s>)" % (self.connection_id, redact_url(self.auth_url))
+        url = "None" if self.auth_url is None else "<%s>" % redact_url(self.auth_url)
+        status = "" if self.status is None else ", status=%r" % self.status
+        return "ConnectionRequest(connection_id=%r, auth_url=%s%s)" % (self.connection_id, url, status)
 
 
 class LastError(NamedTuple):
@@ -308,9 +323,10 @@ class NexusClient:
     def request_connection(self, workspace_id: str, provider_name: str, return_url: Optional[str] = None, *,
                            scopes: Optional[Iterable[str]] = None, connection_config: Optional[Mapping[str, str]] = None,
                            timeout: Optional[float] = None) -> ConnectionRequest:
-        """``POST /v1/request-connection``: a pending connection and the URL to send the user to.
-        ``connection_config`` gives per-connection values the provider's URLs need (``{"shop": "acme"}``); Nexus asks
-        the user for those missing."""
+        """``POST /v1/request-connection``: a pending connection and the URL to send the user to. A
+        machine-to-machine server's connection needs no consent: it is active at once, ``auth_url`` is ``None`` and
+        ``status`` ``"active"``. ``connection_config`` gives per-connection values the provider's URLs need
+        (``{"shop": "acme"}``); Nexus asks the user for those missing. Not retried."""
         body: Dict[str, Any] = {"workspace_id": workspace_id, "provider_name": provider_name}
         if return_url is not None:
             body["return_url"] = return_url
@@ -319,7 +335,7 @@ class NexusClient:
         if connection_config:
             body["connection_config"] = dict(connection_config)
         data = self._api("POST", "/v1/request-connection", body=body, timeout=timeout).json()
-        return ConnectionRequest(data["auth_url"], data["connection_id"])
+        return ConnectionRequest._from_answer(data)
 
     def get_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> Connection:
         return Connection(self._api("GET", "/v1/connections/" + quote(connection_id, safe=""),
@@ -367,8 +383,10 @@ class NexusClient:
                   return_url: Optional[str] = None, timeout: Optional[float] = None) -> ConnectionRequest:
         """``POST /v1/connections/{id}/reconnect``: a new consent for the **same** connection id (send the user to
         ``auth_url``). The current credentials keep working until the user completes it; then Nexus swaps in the new
-        tokens and revokes the old ones at the provider. ``Conflict`` (``not_an_oauth_connection``) for a provider
-        that takes credentials (replace those with :meth:`submit_credentials`). Not retried."""
+        tokens and revokes the old ones at the provider. A machine-to-machine server's connection needs no consent:
+        Nexus gets it a new token at once, ``auth_url`` is ``None`` and ``status`` ``"active"``. ``Conflict``
+        (``not_an_oauth_connection``) for a provider that takes credentials (replace those with
+        :meth:`submit_credentials`). Not retried."""
         body: Dict[str, Any] = {}
         if scopes is not None:
             body["scopes"] = list(scopes)
@@ -376,7 +394,7 @@ class NexusClient:
             body["return_url"] = return_url
         data = self._api("POST", "/v1/connections/%s/reconnect" % quote(connection_id, safe=""), body=body,
                          connection_id=connection_id, timeout=timeout).json()
-        return ConnectionRequest(data["auth_url"], data["connection_id"])
+        return ConnectionRequest._from_answer(data)
 
     def delete_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> None:
         """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound."""
