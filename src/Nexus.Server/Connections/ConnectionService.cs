@@ -244,14 +244,14 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// </summary>
     public async Task<bool> CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        if (!await store.CompleteReconnectAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+        if (await store.CompleteReconnectAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
                 tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
-                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct))
+                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct) is not { } replaced)
         {
             return false;
         }
 
-        var revocation = await RevokeSupersededAsync(provider, before, tokens, ct);
+        var revocation = await RevokeSupersededAsync(provider, before, replaced, tokens, ct);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
         return true;
@@ -265,25 +265,26 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// </summary>
     public async Task<string?> CompleteStepUpAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        if (!await store.CompleteStepUpAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+        if (await store.CompleteStepUpAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
                 tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
-                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct))
+                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct) is not { } replaced)
         {
             return null;
         }
 
-        return await RevokeSupersededAsync(provider, before, tokens, ct);
+        return await RevokeSupersededAsync(provider, before, replaced, tokens, ct);
     }
 
     /// <summary>
-    /// Revokes the tokens a new consent superseded (best effort; the person's grant lives on in the new ones). A
-    /// provider that hands the same refresh token out again, or none (the connection keeps its own), must not have it
-    /// revoked now.
+    /// Revokes the tokens a new consent superseded (best effort; the person's grant lives on in the new ones): those
+    /// the write replaced (<paramref name="replaced"/>), which a refresh may have rotated since the callback read
+    /// <paramref name="before"/>. A provider that hands the same refresh token out again, or none (the connection keeps
+    /// its own), must not have it revoked now.
     /// </summary>
-    private async Task<string> RevokeSupersededAsync(Provider provider, Connection before, TokenExchangeResult tokens, CancellationToken ct)
+    private async Task<string> RevokeSupersededAsync(Provider provider, Connection before, ReplacedTokens replaced, TokenExchangeResult tokens, CancellationToken ct)
     {
-        var oldAccess = before.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, before.Id, a) : null;
-        var oldRefresh = before.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, before.Id, r) : null;
+        var oldAccess = replaced.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, before.Id, a) : null;
+        var oldRefresh = replaced.RefreshToken is { } r ? store.Decrypt(ConnectionStore.RefreshTokenColumn, before.Id, r) : null;
         return oldAccess is null && oldRefresh is null ? "no_tokens"
             : await client.RevokeAsync(ConnectionValues.Apply(provider, before.Values), oldAccess == tokens.AccessToken ? null : oldAccess,
                 oldRefresh == tokens.RefreshToken || tokens.RefreshToken is null ? null : oldRefresh, ct, grantContinues: true);

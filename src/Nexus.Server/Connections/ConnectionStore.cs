@@ -280,19 +280,16 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
     /// <summary>
     /// A reconnect's consent completed: the new tokens and scopes replace the old ones in one write, and the refresh
-    /// bookkeeping starts over. The caller revokes the old tokens at the provider afterwards. Returns false when the
-    /// connection no longer exists (deleted while the provider was issuing the tokens).
+    /// bookkeeping starts over. Returns the tokens it replaced, which the caller revokes at the provider afterwards,
+    /// or null when the connection no longer exists (deleted while the provider was issuing the tokens).
     /// </summary>
-    public async Task<bool> CompleteReconnectAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
+    public async Task<ReplacedTokens?> CompleteReconnectAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
         long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // Scheduled in the same write, as a first activation is (ActivateAsync).
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
-        await using var connection = await db.OpenAsync(ct);
-        // The connection's row and the resource tokens deleted with the old consent: none at all when the connection is
-        // gone (its resource tokens went with it, ON DELETE CASCADE).
-        var changed = await connection.ExecuteAsync(new CommandDefinition(
+        return await ReplaceTokensAsync(id,
             // A consent that issues no refresh token (Google issues one only the first time a client is consented to)
             // leaves the connection's own in place: it still belongs to the same grant.
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
@@ -300,9 +297,32 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, updated_at = @now WHERE id = @id; " +
             // Tokens minted for the provider's further resources (Entra ID) came from the old consent's scopes.
             "DELETE FROM connection_resource_tokens WHERE connection_id = @id",
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, ct);
+    }
+
+    /// <summary>
+    /// Writes a new consent's tokens (<paramref name="sql"/>) and returns the ones the row held just before, read in the
+    /// same transaction under the lock the write takes (PostgreSQL: the row, FOR UPDATE, which waits for a refresh in
+    /// flight; SQLite: the database, BEGIN IMMEDIATE): what the caller revokes is what was replaced, also when a refresh
+    /// rotated the tokens after the callback read the connection. Null when the connection no longer exists.
+    /// </summary>
+    private async Task<ReplacedTokens?> ReplaceTokensAsync(string id, string sql, object parameters, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        var replaced = await connection.QuerySingleOrDefaultAsync<ReplacedTokens>(new CommandDefinition(
+            "SELECT access_token AS AccessToken, refresh_token AS RefreshToken FROM connections WHERE id = @id" + (db.Engine == DatabaseEngine.Postgres ? " FOR UPDATE" : ""),
+            new { id }, transaction, cancellationToken: ct));
+        if (replaced is null)
+        {
+            // Gone (deleted while the provider was issuing the tokens; its resource tokens went with it, ON DELETE CASCADE).
+            return null;
+        }
+
+        await connection.ExecuteAsync(new CommandDefinition(sql, parameters, transaction, cancellationToken: ct));
+        await transaction.CommitAsync(ct);
         cache.Invalidate(id);
-        return changed > 0;
+        return replaced;
     }
 
     public async Task InsertAsync(Connection c, CancellationToken ct)
@@ -358,22 +378,20 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// old ones meanwhile: the pending scopes become its scopes, what the provider granted is learned anew, and a token
     /// answer without refresh_token (RFC 6749 §5.1 makes it optional on a repeated consent) leaves the connection's own
     /// in place, as a reconnect does (<see cref="CompleteReconnectAsync"/>): it belongs to the same client and person.
-    /// Returns false when the connection no longer exists (deleted while the provider was issuing the tokens).
+    /// Returns the tokens it replaced, or null when the connection no longer exists (deleted while the provider was
+    /// issuing the tokens).
     /// </summary>
-    public async Task<bool> CompleteStepUpAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType, long? tokenExpiresAt,
-        CancellationToken ct)
+    public async Task<ReplacedTokens?> CompleteStepUpAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
+        long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
-        await using var connection = await db.OpenAsync(ct);
-        var updated = await connection.ExecuteAsync(new CommandDefinition(
+        return await ReplaceTokensAsync(id,
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, " +
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
             "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, " +
             "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
-        cache.Invalidate(id);
-        return updated == 1;
+            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, ct);
     }
 
     /// <summary>
@@ -638,4 +656,12 @@ internal sealed record AuthorizationOperation
 
     /// <summary>When its latest round began (Unix milliseconds); 0 when there is none.</summary>
     public long RoundAt { get; init; }
+}
+
+/// <summary>The tokens (ciphertexts) a new consent's write replaced (<see cref="ConnectionStore.CompleteReconnectAsync"/>).</summary>
+internal sealed class ReplacedTokens
+{
+    public byte[]? AccessToken { get; init; }
+
+    public byte[]? RefreshToken { get; init; }
 }
