@@ -94,9 +94,16 @@ internal static class UsersAdminEndpoints
     {
         var (id, users, sessions, grants, store, time, ct) = request;
         var (reset, temporary) = await UserAdministration.ResetPasswordAsync(users, sessions, grants, id, time.GetUtcNow());
-        if (reset is null || temporary is null || await store.FindByIdAsync(id, ct) is not { } user)
+        if (reset is null || await store.FindByIdAsync(id, ct) is not { } user)
         {
             return Problems.TypedNotFound("User");
+        }
+
+        if (temporary is null)
+        {
+            // The account exists, but storing the temporary password failed (Identity's concurrency check: the account
+            // was changed at the same moment). Not a 404: the administrator resets it again.
+            return Problems.Typed(ProblemCatalog.PasswordResetFailed);
         }
 
         // The temporary password is in this answer only (Nexus keeps its hash): no cache may keep a copy.

@@ -238,7 +238,7 @@ internal static class ApiCatalog
             Description: "As Site management › Users and `users disable`. Enabling the account again restores no grant: its applications need a new authorization."),
         new("POST", "/v1/admin/users/{id}/enable", "Enable a disabled account, or lift a sign-in lockout", ApiAuth.AdminKey, 200, typeof(UserResponse), [.. Admin, NotFound]),
         new("POST", "/v1/admin/users/{id}/reset-password", "Replace the password with a temporary one, shown once; ends the sessions and revokes the account's OAuth grants", ApiAuth.AdminKey, 200,
-            typeof(PasswordResetResponse), [.. Admin, NotFound],
+            typeof(PasswordResetResponse), [.. Admin, NotFound, Problem.PasswordResetFailed],
             Description: "The answer carries `temporary_password` (Nexus keeps only its hash; `Cache-Control: no-store`). Its owner signs in with it and must choose their own password before anything else."),
         new("GET", "/v1/admin/webhooks", "List webhooks", ApiAuth.AdminKey, 200, new ListOf("webhooks", typeof(WebhookResponse)), Admin),
         new("POST", "/v1/admin/webhooks", "Create a webhook (its signing secret is shown once)", ApiAuth.AdminKey, 201, typeof(WebhookResponse), AdminBody, typeof(WebhookRequest)),
@@ -280,8 +280,9 @@ internal static class ApiCatalog
 
     private static ApiError[] BridgeErrors() =>
         // 403: an MCP server's insufficient_scope, answered with a step-up consent (RemoteMcp.McpStepUp), or the
-        // operation's round limit, or (a machine-to-machine server) the scope its machine client may not have.
-        [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, Problem.ScopeNotAllowed, NotFound, Problem.BridgeMethodRefused,
+        // operation's round limit, or (a machine-to-machine server) the scope its machine client may not have; 502 when
+        // that server's authorization server issued no token for another reason.
+        [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, Problem.ScopeNotAllowed, Problem.TokenRequestFailed, NotFound, Problem.BridgeMethodRefused,
             Problem.ConnectionNotActive, Problem.NoApiBaseUrl, Problem.CredentialsUnusable, Problem.ProviderMissing, Problem.StepUpBusy, Problem.BridgeBodyTooLarge,
             Problem.UpstreamUnreachable, Problem.RedirectRefused, Problem.AwsAssumeRoleFailed, Problem.RefreshUnavailable, Problem.AwsStsThrottled,
             Problem.UpstreamTimeout];

@@ -46,10 +46,10 @@ internal static class PostedRequests
             {
                 form = await request.ReadFormAsync(invocation.HttpContext.RequestAborted);
             }
-            catch (InvalidDataException)
+            catch (Exception e) when (e is InvalidDataException or InvalidInputException)
             {
-                // A form the framework cannot read (or a field the InputGuard refuses): the protected form's
-                // filter reads it again and says so.
+                // A form the framework cannot read, or a field the InputGuard refuses (a NUL, a lone surrogate): the
+                // protected form's filter reads it again and says so on its HTML page.
                 return await next(invocation);
             }
 
@@ -61,8 +61,20 @@ internal static class PostedRequests
             // OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST methods defined
             // in RFC 7231 at the Authorization Endpoint"; RP-Initiated Logout 1.0 §2: "The OP MUST support the use of
             // the HTTP GET and POST methods ... at the Logout Endpoint". 303: the browser follows with a GET.
-            return new SeeOther(getPath + QueryString.Create(form));
+            var location = getPath + QueryString.Create(form);
+            if (location.Length > MaxLocationLength)
+            {
+                // The browser would send this GET with a request line longer than servers accept (Kestrel: 8 KiB) and
+                // meet a bare 414 or 502 instead: said here, on a page, before anything is sent on.
+                return Html.Error(invocation.HttpContext, "Request too large", "This sign-in request carries too many parameters to pass on. The application should send a shorter one.",
+                    StatusCodes.Status414UriTooLong);
+            }
+
+            return new SeeOther(location);
         });
+
+    /// <summary>The longest GET address a 303 leads to: within Kestrel's default request line of 8 KiB, with room for the method and version.</summary>
+    public const int MaxLocationLength = 8000;
 
     /// <summary>303 See Other (RFC 9110 §15.4.4): the answer to a POST is at this address, to be fetched with GET.</summary>
     private sealed class SeeOther(string location) : IResult

@@ -66,26 +66,32 @@ internal sealed class ReturnUrlPolicy
             return "return_url may not contain user info or a fragment.";
         }
 
-        // Percent-encoded dots, slashes and backslashes in the path: Uri resolves "%2e%2e" segments itself, but leaves
-        // "..%2F" and "..%5C" as they are, and a server that decodes them before resolving dot segments turns
-        // "/oauth/..%2Fother", which passes the prefix "/oauth/", into "/other". Refused, as the Bridge refuses them
-        // (Bridge/BridgePath.cs); no return page needs them.
-        if (uri.AbsolutePath.Contains("%2e", StringComparison.OrdinalIgnoreCase) || uri.AbsolutePath.Contains("%2f", StringComparison.OrdinalIgnoreCase)
-            || uri.AbsolutePath.Contains("%5c", StringComparison.OrdinalIgnoreCase))
-        {
-            return "return_url may not contain a percent-encoded dot, slash or backslash (%2E, %2F, %5C) in its path: browsers read them as path steps.";
-        }
-
+        var encodedStep = false;
         foreach (var e in entries)
         {
             if (e.Scheme == uri.Scheme && string.Equals(e.Host, uri.Host, StringComparison.OrdinalIgnoreCase) && e.Port == uri.Port && PathMatches(e.PathPrefix, uri.AbsolutePath))
             {
+                // Under a URL prefix, no percent-encoded dot, slash or backslash in the path: Uri resolves "%2e%2e"
+                // segments itself, but leaves "..%2F" and "..%5C" as they are, and a server that decodes them before
+                // resolving dot segments turns "/oauth/..%2Fother", which passes the prefix "/oauth/", into "/other".
+                // Refused, as the Bridge refuses them (Bridge/BridgePath.cs). An origin entry has no prefix to escape.
+                if (e.PathPrefix is not null && HasEncodedPathStep(uri.AbsolutePath))
+                {
+                    encodedStep = true;
+                    continue;
+                }
+
                 return null;
             }
         }
 
-        return "return_url is not in ALLOWED_RETURN_URLS. Add its origin (or a URL prefix) to that setting.";
+        return encodedStep
+            ? "return_url may not contain a percent-encoded dot, slash or backslash (%2E, %2F, %5C) in its path when ALLOWED_RETURN_URLS allows it by a URL prefix: a server that decodes them could resolve the path outside the prefix."
+            : "return_url is not in ALLOWED_RETURN_URLS. Add its origin (or a URL prefix) to that setting.";
     }
+
+    private static bool HasEncodedPathStep(string path) =>
+        path.Contains("%2e", StringComparison.OrdinalIgnoreCase) || path.Contains("%2f", StringComparison.OrdinalIgnoreCase) || path.Contains("%5c", StringComparison.OrdinalIgnoreCase);
 
     private static bool PathMatches(string? prefix, string path)
     {

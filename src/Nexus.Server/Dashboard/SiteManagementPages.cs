@@ -272,9 +272,14 @@ internal static class SiteManagementPages
         DeploymentSettings settings, CancellationToken ct)
     {
         var (user, temporary) = await UserAdministration.ResetPasswordAsync(userManager, sessions, grants, id, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow());
-        if (user is null || temporary is null)
+        if (user is null)
         {
             return Error(context, "Not found", "There is no such user.", StatusCodes.Status404NotFound);
+        }
+
+        if (temporary is null)
+        {
+            return Error(context, "Password not reset", "The account changed while its password was being reset. Reset it again.", StatusCodes.Status409Conflict);
         }
 
         var shown = $"""

@@ -43,6 +43,7 @@ internal static class ProblemCatalog
     public static readonly ProblemType ClientRevoked = new("client_revoked", 409, "A revoked App Client cannot be changed.");
     public static readonly ProblemType PublicClient = new("public_client", 409, "Public applications have no secret.");
     public static readonly ProblemType UserExists = new("user_exists", 409, "An account with this email already exists.");
+    public static readonly ProblemType PasswordResetFailed = new("password_reset_failed", 409, "The account changed while its password was being reset; reset it again.");
     public static readonly ProblemType ProviderExists = new("provider_exists", 409, "A provider with this name already exists.");
     public static readonly ProblemType ProviderInUse = new("provider_in_use", 409, "Connections still use this provider.");
     public static readonly ProblemType DiscoveryFailed = new("discovery_failed", 502, "OpenID Connect discovery failed.");

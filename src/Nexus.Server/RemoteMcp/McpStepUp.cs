@@ -138,6 +138,16 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         {
             extensions["error"] = granted.Result.Error;
             extensions["error_description"] = granted.Result.ErrorDescription;
+            if (granted.Result.Error != OAuthErrorCatalog.InvalidScope.Error && granted.Result.Error != OAuthErrorCatalog.UnauthorizedClient.Error)
+            {
+                // Not a refusal of the scope (RFC 6749 §5.2 invalid_scope, unauthorized_client) but of the client or of
+                // the exchange itself (invalid_client after a rotated secret, server_error, unreachable): said as such.
+                return new StepUpAnswer(Problems.Create(ProblemCatalog.TokenRequestFailed,
+                    $"The MCP server asked for {wanted}; its authorization server did not issue a token for {string.Join(' ', scopes)} " +
+                    $"({granted.Result.Error}{(granted.Result.ErrorDescription is { } why ? ": " + why : "")}). The connection keeps its token and scopes; try again later, " +
+                    "or check the machine client's credentials (PATCH /v1/providers/{name}).", extensions));
+            }
+
             return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,
                 $"The MCP server asked for {wanted}, and its authorization server refused a token for {string.Join(' ', scopes)} " +
                 $"({granted.Result.Error}{(granted.Result.ErrorDescription is { } d ? ": " + d : "")}). The connection keeps its token and scopes; " +

@@ -79,6 +79,56 @@ public sealed class PostedRequestsTests(ServerFixture fixture, ChromiumFixture c
     }
 
     [Fact]
+    public async Task OddPostedFormsGetAClearPageNeverA500()
+    {
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        var (_, challenge) = Pkce();
+        using var raw = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(Server.BaseUrl) };
+
+        // Multipart is a form too: the same 303.
+        using (var multipart = new MultipartFormDataContent())
+        {
+            foreach (var (key, value) in AuthorizeFields(clientId, challenge))
+            {
+                multipart.Add(new StringContent(value), key);
+            }
+
+            using var answer = await raw.PostAsync("/oauth2/authorize", multipart);
+            Assert.Equal(HttpStatusCode.SeeOther, answer.StatusCode);
+            Assert.Equal(AuthorizeFields(clientId, challenge), Browser.Query(new Uri(new Uri(Server.BaseUrl), answer.Headers.Location!)));
+        }
+
+        foreach (var path in new[] { "/oauth2/authorize", "/oauth2/logout" })
+        {
+            // A NUL in a field: the HTML page of a form Nexus cannot accept, as for its own forms.
+            var withNul = AuthorizeFields(clientId, challenge);
+            withNul["state"] = "a\0b";
+            using (var answer = await raw.PostAsync(path, new FormUrlEncodedContent(withNul)))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+                Assert.Equal("text/html", answer.Content.Headers.ContentType?.MediaType);
+                Assert.Contains("Form not accepted", await answer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            // Too large to pass on as a GET (browsers and servers refuse request lines that long): a page saying so.
+            var large = AuthorizeFields(clientId, challenge);
+            large["ui_locales"] = new string('x', 9000);
+            using (var answer = await raw.PostAsync(path, new FormUrlEncodedContent(large)))
+            {
+                Assert.Equal(HttpStatusCode.RequestUriTooLong, answer.StatusCode);
+                Assert.Contains("Request too large", await answer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            // Not a form at all: the form's own refusal page.
+            using (var answer = await raw.PostAsync(path, new StringContent("{\"client_id\":\"x\"}", System.Text.Encoding.UTF8, "application/json")))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+                Assert.Equal("text/html", answer.Content.Headers.ContentType?.MediaType);
+            }
+        }
+    }
+
+    [Fact]
     public async Task AConsentFormWithoutItsAntiforgeryTokenGrantsNothingAndAsksAgain()
     {
         var (clientId, _) = await RegisterApplicationAsync(Server);

@@ -522,6 +522,35 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task AStepUpGrantRefusedForAnotherReasonThanTheScopeIsATokenRequestFailureNotScopeNotAllowed()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var token = fixture.Grants.Last().Token;
+
+        // The machine client's secret was rotated at Nexus but not at the authorization server: invalid_client, which
+        // says nothing about the scope, and which an administrator of the authorization server cannot fix by allowing it.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = "rotated-but-unknown" });
+        try
+        {
+            var (status, problem) = await BridgeToolAsync(connectionId, "write_report");
+            Assert.Equal(HttpStatusCode.BadGateway, status);
+            Assert.Equal("token_request_failed", problem.GetProperty("code").GetString());
+            Assert.Equal(("invalid_client", connectionId), (problem.GetProperty("error").GetString(), problem.GetProperty("connection_id").GetString()));
+            AssertNoAuthUrl(problem);
+            var connection = await ConnectionAsync(connectionId);
+            Assert.Equal("active", connection.GetProperty("status").GetString());
+            Assert.Equal(["reports:read"], Scopes(connection));
+        }
+        finally
+        {
+            await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        }
+
+        Assert.Equal(token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
     public async Task AScopeTheMachineClientMayNotHaveIsAProblemWithoutAConsentUrlAndTheConnectionKeepsItsToken()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
