@@ -120,7 +120,7 @@ internal static class AuthorizeEndpoint
         var services = context.RequestServices;
         var options = services.GetRequiredService<NexusOptions>();
         var (request, error) = await AuthorizationRequestValidator.ValidateAsync(
-            form.Where(f => f.Key is not ("decision" or "__csrf")), clients, options, defaultResponseType: true, context.RequestAborted);
+            form.Where(f => f.Key != "decision" && f.Key != ProtectedForm.FieldName), clients, options, defaultResponseType: true, context.RequestAborted);
         if (request is null)
         {
             return ErrorResult(context, error!, options);

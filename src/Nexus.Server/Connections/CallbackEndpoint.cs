@@ -140,7 +140,7 @@ internal static class CallbackEndpoint
         }
         else if (steppingUp)
         {
-            stepUpRevocation = await connections.CompleteStepUpAsync(provider, connection, result, expiresAt, ct);
+            stepUpRevocation = await connections.CompleteConsentAsync(provider, connection, result, expiresAt, ct);
             stored = stepUpRevocation is not null;
         }
         else

@@ -238,34 +238,31 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     }
 
     /// <summary>
-    /// The reconnect's consent completed: the new tokens replace the old ones, then the old ones are revoked at the
-    /// provider (best effort; the audit log records the outcome). Returns false, and does nothing else, when the
-    /// connection was deleted meanwhile: the caller revokes the new tokens.
+    /// The reconnect's consent completed (<see cref="CompleteConsentAsync"/>), recorded as such. Returns false, and
+    /// does nothing else, when the connection was deleted meanwhile: the caller revokes the new tokens.
     /// </summary>
     public async Task<bool> CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        if (await store.CompleteReconnectAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
-                tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
-                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct) is not { } replaced)
+        if (await CompleteConsentAsync(provider, before, tokens, expiresAt, ct) is not { } revocation)
         {
             return false;
         }
 
-        var revocation = await RevokeSupersededAsync(provider, before, replaced, tokens, ct);
         await audit.RecordAsync(AuditEvents.Reconnected, "callback", before.WorkspaceId, before.Id,
             new { provider = provider.Name, previous_status = before.Status, provider_revocation = revocation }, ct);
         return true;
     }
 
     /// <summary>
-    /// A step-up consent completed (<see cref="RemoteMcp.McpStepUp"/>): the new tokens and the wider scopes replace the
-    /// old ones in one write, keeping the connection's refresh token when the answer has none, then the old tokens are
-    /// revoked at the provider as after a reconnect. Returns the revocation's outcome for the audit log, or null (and
-    /// does nothing else) when the connection was deleted meanwhile: the caller revokes the new tokens.
+    /// A new consent for a connection that kept its tokens meanwhile completed (a reconnect, or a step-up:
+    /// <see cref="RemoteMcp.McpStepUp"/>): the new tokens and the consent's scopes replace the old ones in one write,
+    /// keeping the connection's refresh token when the answer has none, then the tokens the write replaced are revoked
+    /// at the provider (best effort). Returns the revocation's outcome for the audit log, or null (and does nothing
+    /// else) when the connection was deleted meanwhile: the caller revokes the new tokens.
     /// </summary>
-    public async Task<string?> CompleteStepUpAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    public async Task<string?> CompleteConsentAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        if (await store.CompleteStepUpAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+        if (await store.CompleteConsentAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
                 tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
                 tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct) is not { } replaced)
         {

@@ -279,22 +279,26 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     }
 
     /// <summary>
-    /// A reconnect's consent completed: the new tokens and scopes replace the old ones in one write, and the refresh
-    /// bookkeeping starts over. Returns the tokens it replaced, which the caller revokes at the provider afterwards,
-    /// or null when the connection no longer exists (deleted while the provider was issuing the tokens).
+    /// A new consent for a connection that kept serving its tokens meanwhile completed: a reconnect's
+    /// (POST /v1/connections/{id}/reconnect, reconnect_scopes) or a step-up's (<see cref="RemoteMcp.McpStepUp"/>,
+    /// pending_scopes). The new tokens and the consent's scopes replace the old ones in one write, what the provider
+    /// granted is learned anew, and the refresh bookkeeping starts over. Returns the tokens it replaced, which the
+    /// caller revokes at the provider afterwards, or null when the connection no longer exists (deleted while the
+    /// provider was issuing the tokens).
     /// </summary>
-    public async Task<ReplacedTokens?> CompleteReconnectAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
+    public async Task<ReplacedTokens?> CompleteConsentAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
         long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // Scheduled in the same write, as a first activation is (ActivateAsync).
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
         return await ReplaceTokensAsync(id,
-            // A consent that issues no refresh token (Google issues one only the first time a client is consented to)
-            // leaves the connection's own in place: it still belongs to the same grant.
+            // A consent that issues no refresh token (Google issues one only the first time a client is consented to;
+            // RFC 6749 §5.1 makes it optional) leaves the connection's own in place: it still belongs to the same grant.
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
-            "scopes = COALESCE(reconnect_scopes, scopes), reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, " +
-            "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, updated_at = @now WHERE id = @id; " +
+            "scopes = COALESCE(reconnect_scopes, pending_scopes, scopes), reconnect_scopes = NULL, pending_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL, error = NULL, " +
+            "error_description = NULL, next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, " +
+            "updated_at = @now WHERE id = @id; " +
             // Tokens minted for the provider's further resources (Entra ID) came from the old consent's scopes.
             "DELETE FROM connection_resource_tokens WHERE connection_id = @id",
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, ct);
@@ -371,27 +375,6 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
-    }
-
-    /// <summary>
-    /// A step-up consent's tokens arrived (<see cref="RemoteMcp.McpStepUp"/>) for a connection that kept serving its
-    /// old ones meanwhile: the pending scopes become its scopes, what the provider granted is learned anew, and a token
-    /// answer without refresh_token (RFC 6749 §5.1 makes it optional on a repeated consent) leaves the connection's own
-    /// in place, as a reconnect does (<see cref="CompleteReconnectAsync"/>): it belongs to the same client and person.
-    /// Returns the tokens it replaced, or null when the connection no longer exists (deleted while the provider was
-    /// issuing the tokens).
-    /// </summary>
-    public async Task<ReplacedTokens?> CompleteStepUpAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
-        long? tokenExpiresAt, CancellationToken ct)
-    {
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
-        return await ReplaceTokensAsync(id,
-            "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, " +
-            "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
-            "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, " +
-            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, ct);
     }
 
     /// <summary>
@@ -658,7 +641,7 @@ internal sealed record AuthorizationOperation
     public long RoundAt { get; init; }
 }
 
-/// <summary>The tokens (ciphertexts) a new consent's write replaced (<see cref="ConnectionStore.CompleteReconnectAsync"/>).</summary>
+/// <summary>The tokens (ciphertexts) a new consent's write replaced (<see cref="ConnectionStore.CompleteConsentAsync"/>).</summary>
 internal sealed class ReplacedTokens
 {
     public byte[]? AccessToken { get; init; }

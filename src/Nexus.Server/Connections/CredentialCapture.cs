@@ -83,7 +83,7 @@ internal static class CredentialCapture
             return Error(context, "Cannot connect", error!);
         }
 
-        var input = form.Where(f => f.Key is not ("state" or "__csrf")).ToDictionary(f => f.Key, f => JsonSerializer.SerializeToElement(f.Value.ToString()));
+        var input = form.Where(f => f.Key != "state" && f.Key != ProtectedForm.FieldName).ToDictionary(f => f.Key, f => JsonSerializer.SerializeToElement(f.Value.ToString()));
         var (values, errors) = CredentialSchemas.Validate(provider!.Config.CredentialSchema!, input);
         if (values is null)
         {
