@@ -187,7 +187,7 @@ internal static class GatewayEndpoints
             var (machineId, result) = await connections.CreateMachineAsync(provider, body.WorkspaceId!, body.Scopes, body.ReturnUrl!, caller.Actor, ct);
             return result.Succeeded
                 ? TypedResults.Created($"/v1/connections/{machineId}", new MachineConnectionResponse(null, machineId, ConnectionStatus.Active))
-                : Problems.Typed(ProblemCatalog.TokenRequestFailed, result.Error + (result.ErrorDescription is { } why ? ": " + why : ""),
+                : Problems.Typed(ProblemCatalog.TokenRequestFailed, ProviderClient.Describe(result.Error, result.ErrorDescription),
                     new Dictionary<string, object?> { ["connection_id"] = machineId });
         }
 
@@ -316,7 +316,7 @@ internal static class GatewayEndpoints
             ReconnectRefusal.NotOAuth => Problems.Typed(ProblemCatalog.NotAnOAuthConnection,
                 "Replace the credentials in place with POST /v1/connections/{id}/credentials."),
             ReconnectRefusal.Gone => Problems.TypedNotFound("Connection"),
-            ReconnectRefusal.TokenRequestFailed => Problems.Typed(ProblemCatalog.TokenRequestFailed, started.Error + (started.ErrorDescription is { } why ? ": " + why : ""),
+            ReconnectRefusal.TokenRequestFailed => Problems.Typed(ProblemCatalog.TokenRequestFailed, ProviderClient.Describe(started.Error, started.ErrorDescription),
                 new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["connection_status"] = started.Status }),
             _ when started.AuthUrl is null => TypedResults.Ok(new MachineConnectionResponse(null, connection.Id, started.Status!)),
             _ => TypedResults.Ok(new RequestConnectionResponse(started.AuthUrl, connection.Id)),

@@ -438,6 +438,9 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         return value is { Length: > 0 } && value.All(char.IsAsciiDigit) ? MaxLifetimeSeconds : null;
     }
 
+    /// <summary>A provider's refusal in one phrase: "error: description", or the error alone when it gave none.</summary>
+    public static string Describe(string? error, string? description) => error + (description is { } why ? ": " + why : "");
+
     /// <summary>
     /// RFC 6749 §5.2 limits error and error_description to %x20-21 / %x23-5B / %x5D-7E; anything else from a
     /// provider is dropped before it reaches a redirect or the audit log.

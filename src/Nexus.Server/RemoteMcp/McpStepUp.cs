@@ -144,13 +144,13 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
                 // the exchange itself (invalid_client after a rotated secret, server_error, unreachable): said as such.
                 return new StepUpAnswer(Problems.Create(ProblemCatalog.TokenRequestFailed,
                     $"The MCP server asked for {wanted}; its authorization server did not issue a token for {string.Join(' ', scopes)} " +
-                    $"({granted.Result.Error}{(granted.Result.ErrorDescription is { } why ? ": " + why : "")}). The connection keeps its token and scopes; try again later, " +
+                    $"({ProviderClient.Describe(granted.Result.Error, granted.Result.ErrorDescription)}). The connection keeps its token and scopes; try again later, " +
                     "or check the machine client's credentials (PATCH /v1/providers/{name}).", extensions));
             }
 
             return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,
                 $"The MCP server asked for {wanted}, and its authorization server refused a token for {string.Join(' ', scopes)} " +
-                $"({granted.Result.Error}{(granted.Result.ErrorDescription is { } d ? ": " + d : "")}). The connection keeps its token and scopes; " +
+                $"({ProviderClient.Describe(granted.Result.Error, granted.Result.ErrorDescription)}). The connection keeps its token and scopes; " +
                 "an administrator of the authorization server must allow the machine client that scope.", extensions));
         }
 
