@@ -13,8 +13,9 @@ namespace Nexus.Server.Accounts;
 
 /// <summary>
 /// Sign-in through an upstream OpenID Connect provider (OIDC Core §3.1, authorization code with PKCE). The
-/// person is matched to a Nexus account by the provider's subject, or else by a verified email address; an
-/// unknown verified address gets a new account while sign-up is open, and is refused while it is closed.
+/// person is matched to a Nexus account by the provider's subject, or else by a verified email address whose account
+/// has that address confirmed (or is the one signed in now); an unknown verified address gets a new account while
+/// sign-up is open, and is refused while it is closed.
 /// </summary>
 internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory http, IDataProtectionProvider protection, TimeProvider time)
 {
@@ -161,6 +162,28 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             }
 
             user = await users.FindByEmailAsync(email);
+            if (user is { EmailConfirmed: false })
+            {
+                // Account pre-hijacking: anyone may sign up with any address (sign-up confirms none), so an account whose
+                // address was never confirmed may belong to someone who set it up, and kept its password, to wait for
+                // the address's owner. The upstream proves the address, not that its owner made this account: link it
+                // only for a person who is signed in to it now (they hold its password too), and confirm the address.
+                if (UserAccounts.CurrentUserId(context) != user.Id)
+                {
+                    // Signing in with the password comes back here (a local path), and the upstream's answer then links the two.
+                    var link = "/account/signin?returnUrl=" + Uri.EscapeDataString(StartPath + "?returnUrl=" + Uri.EscapeDataString(pending.ReturnUrl));
+                    return Page(context, "Sign in with your password first", $"""
+                        <section class="card"><h1>Sign in with your password first</h1>
+                        <p role="alert">There is a Nexus account for the address {E(DisplayName)} confirmed, but that address was never confirmed for it.
+                        If the account is yours, <a href="{E(link)}">sign in with its password</a>: {E(DisplayName)} is then linked to it, and either way in works.
+                        If it is not yours, ask an administrator to remove it.</p></section>
+                        """, StatusCodes.Status409Conflict);
+                }
+
+                user.EmailConfirmed = true;
+                await users.UpdateAsync(user);
+            }
+
             if (user is null && !await settings.IsSignUpEnabledAsync(ct))
             {
                 // Closed sign-up closes every way in, this one included: only accounts an administrator created (or

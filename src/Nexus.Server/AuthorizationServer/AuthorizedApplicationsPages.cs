@@ -66,7 +66,15 @@ internal static class AuthorizedApplicationsPages
     {
         var userId = UserAccounts.SignedInUserId(context);
 
-        await grants.WithdrawConsentAsync(userId, clientId, context.RequestAborted);
+        // The form escapes the id (a client ID metadata document client's is a URL), and the route value keeps what the
+        // server does not unescape in a path (%2F): unescaped here as on the confirmation page, or a URL's consent is
+        // never found and the application keeps its access while the person is told it was revoked.
+        clientId = Uri.UnescapeDataString(clientId);
+        if (!await grants.WithdrawConsentAsync(userId, clientId, context.RequestAborted))
+        {
+            return Error(context, "Not found", "You have not authorized this application.", StatusCodes.Status404NotFound);
+        }
+
         return Results.Redirect("/account/applications");
     }
 }

@@ -248,6 +248,24 @@ public sealed class AccountTests(ServerFixture fixture) : IClassFixture<ServerFi
             Assert.Contains("name=\"decision\"", browser.LastPage);
         }
     }
+
+    [Fact]
+    public async Task WithdrawingConsentSpendsACodeIssuedBeforeItThatWasNotExchangedYet()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (verifier, challenge) = Pkce();
+        using var browser = await SignedInBrowserAsync(Server);
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge));
+        var code = Browser.Query(back)["code"];
+
+        await browser.NavigateAsync($"/account/applications/{clientId}/withdraw");
+        await browser.SubmitAsync($"/account/applications/{clientId}/withdraw");
+        Assert.DoesNotContain("Sample App", browser.LastPage);
+
+        var (status, body) = await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
 }
 
 public sealed class SignUpSettingTests

@@ -33,8 +33,11 @@ public sealed class UpstreamSignInTests
     private static async Task<Uri> SignInUpstreamAsync(Browser browser, string email, string returnUrl = "/")
     {
         await browser.NavigateAsync("/account/external/start?returnUrl=" + Uri.EscapeDataString(returnUrl), followForeign: true);
-        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-        return await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+        var landed = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+        // The upstream asks for consent once per person: a second sign-in comes straight back.
+        return Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal))
+            ? await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true)
+            : landed;
     }
 
     [Fact]
@@ -188,6 +191,71 @@ public sealed class UpstreamSignInTests
 
             Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
             Assert.Contains(email, browser.LastPage);
+        }
+    }
+
+    [Fact]
+    public async Task AnAccountSomeoneElseSignedUpWithTheAddressIsNotHandedToTheAddresssOwner()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            // Someone signs up at Nexus with the address first (sign-up confirms no address) and keeps the password.
+            using (var squatter = new Browser(nexus))
+            {
+                await squatter.SignUpAsync(email, "the squatter's own password");
+            }
+
+            // The address's owner comes through the upstream, which vouches for the address: still not let in.
+            using var owner = new Browser(nexus);
+            await SignInUpstreamAsync(owner, email, "/dashboard");
+            Assert.Equal(HttpStatusCode.Conflict, owner.LastStatus);
+            Assert.Contains("never confirmed", owner.LastPage);
+            Assert.Equal("/account/signin", (await owner.NavigateAsync("/dashboard")).AbsolutePath);
+
+            // Nor linked behind their back: a second try is refused the same way.
+            using var again = new Browser(nexus);
+            await SignInUpstreamAsync(again, email, "/dashboard");
+            Assert.Equal(HttpStatusCode.Conflict, again.LastStatus);
+        }
+    }
+
+    [Fact]
+    public async Task APersonSignedInToTheirOwnUnconfirmedAccountLinksTheUpstreamToIt()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            using (var signUp = new Browser(nexus))
+            {
+                await signUp.SignUpAsync(email, Password);
+            }
+
+            // Refused at first, with a way through: the page's link signs in with the password and comes back.
+            using var browser = new Browser(nexus);
+            await SignInUpstreamAsync(browser, email, "/dashboard");
+            Assert.Equal(HttpStatusCode.Conflict, browser.LastStatus);
+            var link = System.Text.RegularExpressions.Regex.Match(browser.LastPage, "href=\"(/account/signin\\?returnUrl=[^\"]+)\"").Groups[1].Value;
+            await browser.NavigateAsync(WebUtility.HtmlDecode(link));
+            var back = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+            Assert.Contains(email, browser.LastPage);
+
+            // Linked: the upstream alone now signs the person in, into the same single account.
+            using var later = new Browser(nexus);
+            Assert.Equal(nexus.BaseUrl + "/dashboard", (await SignInUpstreamAsync(later, email, "/dashboard")).ToString());
+            var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+            Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Nexus.Server.Tests.Infrastructure;
@@ -128,6 +129,42 @@ public sealed class ClientMetadataDocumentTests(ClientMetadataDocumentTests.Fixt
 
         // It shows up in the admin API as a self-registered application.
         Assert.Equal("metadata_document", (await Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/applications/{Uri.EscapeDataString(clientId)}")).GetProperty("registration").GetString());
+    }
+
+    [Fact]
+    public async Task APersonRevokesADocumentClientWhoseIdIsAUrlFromTheAuthorizedApplicationsPage()
+    {
+        var clientId = Publish("revoked", url => Document(url));
+        var (verifier, challenge) = Pkce();
+        const string redirect = "http://127.0.0.1:45123/assistant/callback";
+        var (browser, _) = await StartAsync(clientId, redirect, challenge);
+        using (browser)
+        {
+            var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+            var (_, tokens) = await TokenAsync(Server, clientId, null, ("grant_type", "authorization_code"), ("code", Browser.Query(back)["code"]),
+                ("redirect_uri", redirect), ("code_verifier", verifier), ("client_id", clientId));
+            var refreshToken = tokens.GetProperty("refresh_token").GetString()!;
+
+            // Follow the page's own link and form, as a person does: the client id travels escaped in the path (%2F included).
+            await browser.NavigateAsync("/account/applications");
+            var link = Regex.Match(browser.LastPage, "href=\"(/account/applications/[^\"]+/withdraw)\"").Groups[1].Value;
+            Assert.Contains("%2F", link);
+            await browser.NavigateAsync(WebUtility.HtmlDecode(link));
+            Assert.Contains("Revoke access for Document Assistant?", browser.LastPage);
+            var form = Browser.Forms(browser.LastPage).Single(f => f.Action.EndsWith("/withdraw", StringComparison.Ordinal));
+            await browser.SubmitAsync(form.Action);
+            Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+            Assert.DoesNotContain("Document Assistant", browser.LastPage);
+
+            // The grant is gone with the consent: the refresh token no longer works.
+            var (status, body) = await TokenAsync(Server, clientId, null, ("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("client_id", clientId));
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+
+            // Posting again finds nothing to revoke, and says so.
+            await browser.PostAsync(form.Action, form.Hidden);
+            Assert.Equal(HttpStatusCode.NotFound, browser.LastStatus);
+        }
     }
 
     [Fact]

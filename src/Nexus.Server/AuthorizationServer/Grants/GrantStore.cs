@@ -76,13 +76,21 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         return rows.Select(r => (r.ClientId, (IReadOnlyList<string>)Split(r.Scopes), DateTimeOffset.FromUnixTimeMilliseconds(r.UpdatedAt))).ToList();
     }
 
-    /// <summary>Withdraws consent and revokes every grant the user gave the application (and so its tokens).</summary>
+    /// <summary>
+    /// Withdraws consent and revokes every grant the user gave the application (and so its tokens). False when there
+    /// was no consent to withdraw.
+    /// </summary>
     public async Task<bool> WithdrawConsentAsync(string userId, string clientId, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var deleted = await connection.ExecuteAsync(new CommandDefinition(
             "DELETE FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, tx, cancellationToken: ct));
+        // A code issued just before (it lives a minute) would otherwise still be exchanged for a new grant after the
+        // person took the application's access away: spent here, so the exchange finds a used code (RFC 6749 §4.1.2).
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE authorization_codes SET consumed_at = @now WHERE user_id = @userId AND client_id = @clientId AND consumed_at IS NULL",
+            new { userId, clientId, now = Now }, tx, cancellationToken: ct));
         var revoked = await connection.QueryAsync<string>(new CommandDefinition(
             "UPDATE grants SET revoked_at = @now, revoked_reason = 'consent_withdrawn' WHERE user_id = @userId AND client_id = @clientId AND revoked_at IS NULL RETURNING id",
             new { userId, clientId, now = Now }, tx, cancellationToken: ct));
