@@ -48,11 +48,9 @@ internal static class AuthorizeEndpoint
                 return Redirect(request, options, ("error", OAuthErrorCatalog.LoginRequired.Error), ("error_description", "The user is not signed in."));
             }
 
-            if (userId is not null)
-            {
-                await services.GetRequiredService<SignInManager<NexusUser>>().SignOutAsync();
-            }
-
+            // Not signed out here: any site can send a person's browser to this GET (the session cookie is Lax), so
+            // signing out would let it end their session at will, which RP-Initiated Logout asks them to confirm. The
+            // sign-in page's successful sign-in replaces the session; leaving it keeps the one they had.
             // Come back to the same request once signed in, without the prompt that sent us to sign-in.
             return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(Back(request))}");
         }
@@ -105,11 +103,15 @@ internal static class AuthorizeEndpoint
     }
 
     /// <summary>
-    /// The same request as a GET (a POSTed one too), without the prompt or max_age that sent the person to sign in
-    /// (they have just authenticated, which both asked for; kept, max_age=0 would send them back for ever).
+    /// The same request as a GET (a POSTed one too), without the prompt values or max_age that sent the person to sign
+    /// in (they have just authenticated, which these asked for; kept, max_age=0 would send them back for ever). A
+    /// prompt of consent stays (OIDC Core §3.1.2.1: the person is asked again, even with a consent on record).
     /// </summary>
     private static string Back(AuthorizationRequest request) =>
-        Path + "?" + string.Join('&', request.Parameters.Where(p => p.Key is not ("prompt" or "max_age")).Append(new("response_type", "code"))
+        Path + "?" + string.Join('&', request.Parameters.Where(p => p.Key != "max_age")
+            .Select(p => p.Key == "prompt" ? new(p.Key, string.Join(' ', p.Value.Split(' ').Where(v => v == "consent"))) : p)
+            .Where(p => !(p.Key == "prompt" && p.Value.Length == 0))
+            .Append(new("response_type", "code"))
             .DistinctBy(p => p.Key).Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
 
     /// <summary>The consent form posts the original parameters back; they are validated again from scratch.</summary>

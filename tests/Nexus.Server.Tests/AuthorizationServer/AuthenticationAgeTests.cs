@@ -91,6 +91,34 @@ public sealed class AuthenticationAgeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PromptLoginAsksForTheSignInWithoutEndingTheSessionAnySiteCouldSendThePersonThere()
+    {
+        using var browser = await SignedInBrowserAsync(server);
+        var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&prompt=login");
+        Assert.Equal("/account/signin", landed.AbsolutePath);
+
+        // Not signing in (the person did not start this) leaves them signed in.
+        Assert.Equal("/dashboard", (await browser.NavigateAsync("/dashboard")).AbsolutePath);
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+    }
+
+    [Fact]
+    public async Task PromptConsentSurvivesTheSignInThatPromptLoginAskedFor()
+    {
+        var email = NewEmail();
+        using var browser = await SignedInBrowserAsync(server, email);
+        await AuthTimeAsync(browser); // consented once
+
+        var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&prompt=login%20consent");
+        Assert.Equal("/account/signin", landed.AbsolutePath);
+        var back = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password });
+
+        // OIDC Core §3.1.2.1: consent is asked again although one is on record.
+        Assert.Equal("/oauth2/authorize", back.AbsolutePath);
+        Assert.Contains("name=\"decision\"", browser.LastPage);
+    }
+
+    [Fact]
     public async Task PromptNoneWithASessionOlderThanMaxAgeIsLoginRequired()
     {
         using var browser = await SignedInBrowserAsync(server);
