@@ -33,6 +33,13 @@ internal static class EndSessionEndpoint
         var userId = UserAccounts.CurrentUserId(context);
         var (hintValid, hintClient) = await ReadHintAsync(id_token_hint, userId, keys, options);
         var clientId = client_id ?? hintClient;
+        if (client_id is not null && hintClient is not null && client_id != hintClient)
+        {
+            // RP-Initiated Logout §2: with both, "the OP MUST verify that the Client Identifier matches the one used when
+            // issuing the ID Token". They do not: the hint speaks for no request here, and no client's URI is a destination.
+            (hintValid, clientId) = (false, null);
+        }
+
         if (userId is not null && !hintValid)
         {
             string Hidden(string name, string? value) => value is null ? "" : $"<input type=\"hidden\" name=\"{name}\" value=\"{E(value)}\">";

@@ -52,6 +52,29 @@ public sealed class EndSessionTests(ServerFixture fixture) : IClassFixture<Serve
     }
 
     [Fact]
+    public async Task AHintIssuedToAnotherClientThanTheClientIdNamesNeitherSignsOutUnaskedNorRedirects()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server, postLogout: [SignedOut]);
+        var (other, _) = await RegisterApplicationAsync(Server, postLogout: [SignedOut]);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        using (browser)
+        {
+            var idToken = tokens.GetProperty("id_token").GetString()!;
+            var logout = $"/oauth2/logout?id_token_hint={idToken}&client_id={other}&post_logout_redirect_uri={Uri.EscapeDataString(SignedOut)}&state=bye";
+            await browser.NavigateAsync(logout);
+            Assert.Contains("Sign out of Nexus?", browser.LastPage, StringComparison.Ordinal);
+            Assert.True(await SignedInAsync(browser), "a hint for another client signed the user out unasked");
+
+            // Confirmed, the person is signed out and stays on Nexus: neither client is trusted with the destination.
+            await browser.NavigateAsync(logout);
+            var landed = await browser.SubmitAsync("/oauth2/logout");
+            Assert.Equal(new Uri(Server.BaseUrl).Authority, landed.Authority);
+            Assert.Contains("You are signed out of Nexus", browser.LastPage, StringComparison.Ordinal);
+            Assert.False(await SignedInAsync(browser));
+        }
+    }
+
+    [Fact]
     public async Task AnAccessTokenIsNoHintEvenWhenSignedWithTheIdTokensAlgorithm()
     {
         // With RS256 access tokens, an access token verifies against the same keys as an ID token; it is still not one.
