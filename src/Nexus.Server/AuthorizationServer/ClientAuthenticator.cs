@@ -32,7 +32,7 @@ internal readonly record struct ClientAuthentication(OAuthClient? Client, int St
 /// Authenticates confidential clients at the token endpoint (RFC 6749 §2.3.1): HTTP Basic preferred,
 /// client_id/client_secret in the body as the fallback, never both.
 /// </summary>
-internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher hasher, FailedAuthenticationLimiter limiter)
+internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher hasher, FailedAuthenticationLimiter limiter, Grants.RevocationList revocations)
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -102,7 +102,9 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
 
         var client = clientId.Length <= 200 ? await registry.FindCachedAsync(clientId, ct) : null;
         var valid = hasher.Verify(clientSecret, client?.SecretHash ?? DecoyHash);
-        if (client is null || client.IsRevoked || !valid)
+        // The registry's copy may be up to ClientCacheSeconds old; a deletion on another instance reaches the revocation
+        // list sooner (at once on PostgreSQL), so a deleted client gets no new token or refresh here meanwhile.
+        if (client is null || client.IsRevoked || revocations.IsClientRevoked(client.ClientId) || !valid)
         {
             limiter.RecordFailure(address, clientId);
             // One answer for unknown, revoked and wrong-secret, so the endpoint is not a client-id oracle.
@@ -120,7 +122,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
     /// that sends an empty secret gets no such leniency.
     /// </summary>
     private async ValueTask<OAuthClient?> PublicClientAsync(string clientId, CancellationToken ct) =>
-        clientId.Length <= 2000 && await registry.FindCachedAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } client ? client : null;
+        clientId.Length <= 2000 && await registry.FindCachedAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } client && !revocations.IsClientRevoked(clientId) ? client : null;
 
     /// <summary>False when the header is malformed (an empty secret is well formed); then <paramref name="clientId"/> is non-empty only when the parts held a NUL character.</summary>
     /// <remarks>Parsed by hand (the caller has seen the "Basic " scheme): every token request passes here.</remarks>

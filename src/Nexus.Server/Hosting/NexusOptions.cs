@@ -88,7 +88,7 @@ internal sealed class NexusOptions
     [Range(1, int.MaxValue)]
     public int SigningKeyRefreshSeconds { get; set; } = 30;
 
-    /// <summary>How long a client record is cached in memory; bounds how late another instance sees a revocation.</summary>
+    /// <summary>How long a client record is cached in memory; bounds how late another instance sees a changed secret, scope or lifetime. A deleted client is refused sooner, as soon as the revocation list has read the deletion (2 × Nexus__Revocation__PollSeconds at worst, at once on PostgreSQL).</summary>
     [Range(0, int.MaxValue)]
     public int ClientCacheSeconds { get; set; } = 5;
 

@@ -27,6 +27,26 @@ public sealed class AccessTokenTests(ServerFixture fixture) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task NoTokenOutlivesAMaximumLifetimeTheOperatorLoweredAfterTheClientChoseALongerOne()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        string id, secret, key;
+        await using (var before = await NexusTestServer.StartAsync(db, s => s["Nexus:MaxAccessTokenLifetimeSeconds"] = "7200"))
+        {
+            (id, secret) = await before.CreateAppClientAsync(lifetime: 7200);
+            key = before.EncryptionKey;
+        }
+
+        await using var server = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["Nexus:MaxAccessTokenLifetimeSeconds"] = "3600";
+            s["ENCRYPTION_KEY"] = key;
+        });
+        var token = new JsonWebToken(await server.IssueTokenAsync(id, secret));
+        Assert.Equal(3600, (token.ValidTo - token.IssuedAt).TotalSeconds);
+    }
+
+    [Fact]
     public async Task TokenVerifiesAgainstJwksWithStandardLibraryAndCarriesRfc9068Claims()
     {
         var (id, secret) = await Server.CreateAppClientAsync(["read", "write"], lifetime: 600);

@@ -119,6 +119,29 @@ public sealed class RevocationListTests(RevocationListTests.Fixture fixture) : I
     }
 
     [Fact]
+    public async Task AClientDeletedOnAnotherInstanceGetsNoTokenThereAlthoughThatInstanceStillHasItCached()
+    {
+        // Clients cached for 5 minutes on the second instance: only its revocation list can refuse the client in time.
+        await using var b = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["BASE_URL"] = a.Issuer;
+            s["ENCRYPTION_KEY"] = a.EncryptionKey;
+            s["Nexus:Revocation:PollSeconds"] = "1";
+            s["Nexus:ClientCacheSeconds"] = "300";
+        });
+        var (id, secret) = await a.CreateAppClientAsync();
+        await b.IssueTokenAsync(id, secret); // cached on b now
+
+        await a.AdminJsonAsync(HttpMethod.Delete, $"/v1/admin/clients/{id}", expected: HttpStatusCode.NoContent);
+
+        await WaitUntilAsync(async () =>
+        {
+            var (status, body) = await TokenAsync(b, id, secret, ("grant_type", "client_credentials"));
+            return status == HttpStatusCode.Unauthorized && body.GetProperty("error").GetString() == "invalid_client";
+        }, TimeSpan.FromSeconds(15), "a token request of a deleted client");
+    }
+
+    [Fact]
     public async Task WithRarePollingAnotherInstanceAnswersFromMemoryUntilItsNextRead()
     {
         // Shows the checks do not ask the database per call (and what the documented bound means): on SQLite a

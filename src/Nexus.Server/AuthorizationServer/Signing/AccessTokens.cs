@@ -92,6 +92,10 @@ internal sealed class AccessTokenIssuer(SigningKeys keys, NexusOptions options, 
         var aud = audience is null || audience == options.Audience ? apiAudience
             : audience == options.McpResource ? mcpAudience
             : throw new ArgumentException("Not a resource this server issues tokens for.", nameof(audience));
+        // A client's stored lifetime was checked against the maximum when it was set; an operator may have lowered the
+        // maximum since. No token outlives it: the revocation list forgets a revoked grant MaxAccessTokenLifetimeSeconds
+        // (plus an hour) after revoking it, and a longer-lived token of that grant would then be accepted again.
+        lifetimeSeconds = Math.Min(lifetimeSeconds, options.MaxAccessTokenLifetimeSeconds);
         var key = keys.AccessTokenKey;
         var now = time.GetUtcNow().ToUnixTimeSeconds();
         var jti = JwtWriter.NewJti();
