@@ -157,9 +157,10 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         if (!canResend)
         {
             // The request's body streamed through and is gone: the caller sends it again, and the new token goes with it.
-            return new StepUpAnswer(Problems.Create(ProblemCatalog.StepUpBusy,
+            // Its own code, not step_up_busy (another step-up is starting): nothing is busy, the step-up succeeded.
+            return new StepUpAnswer(Problems.Create(ProblemCatalog.StepUpSendAgain,
                 "The connection now has a token for the wider scopes; this request's body was too large for the Bridge to send again. Send the request again.",
-                extensions, title: "The connection was given the wider scopes; send the request again."));
+                extensions));
         }
 
         return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,

@@ -509,8 +509,10 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         // Over the Bridge's replay buffer (1 MiB), the body streams through and cannot be sent a second time.
         var padding = new string('x', Nexus.Server.Bridge.BridgeForwarder.ReplayableBodyBytes + 1);
         var (status, problem) = await BridgeToolAsync(connectionId, "write_report", padding);
+        // Its own code (not step_up_busy, "another step-up is starting"), still 409 as that code answered it before.
         Assert.Equal(HttpStatusCode.Conflict, status);
-        Assert.Equal("step_up_busy", problem.GetProperty("code").GetString());
+        Assert.Equal("step_up_send_again", problem.GetProperty("code").GetString());
+        Assert.Equal("The connection was given the wider scopes; send the request again.", problem.GetProperty("title").GetString());
         AssertNoAuthUrl(problem);
         var grant = fixture.Grants.Last();
         Assert.Equal("reports:read reports:write", grant.Scope);
