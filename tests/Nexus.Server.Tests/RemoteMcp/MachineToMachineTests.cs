@@ -52,6 +52,12 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         /// <summary>The scope of every token request it refused with invalid_scope.</summary>
         public ConcurrentQueue<string> RefusedScopes { get; } = new();
 
+        /// <summary>
+        /// Transient failures the token endpoint answers the next token requests with, one each, before it looks at them:
+        /// an HTTP status (503, 429), or 0 for a connection closed without an answer.
+        /// </summary>
+        public ConcurrentQueue<int> Outages { get; } = new();
+
         /// <summary>Every assertion it verified, decoded (iss, sub, aud).</summary>
         public ConcurrentQueue<JsonElement> Assertions { get; } = new();
 
@@ -82,6 +88,20 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         private async Task TokenAsync(HttpContext context)
         {
             var form = await context.Request.ReadFormAsync();
+            if (Outages.TryDequeue(out var outage))
+            {
+                if (outage == 0)
+                {
+                    context.Abort();
+                    return;
+                }
+
+                context.Response.StatusCode = outage;
+                context.Response.Headers.RetryAfter = "1";
+                await context.Response.WriteAsync("<html>unavailable</html>");
+                return;
+            }
+
             string method;
             if (context.Request.Headers.Authorization.ToString() is { Length: > 6 } basic && basic.StartsWith("Basic ", StringComparison.Ordinal))
             {
@@ -608,6 +628,62 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var afterReconnect = fixture.Grants.Count;
         Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, "audit_log")).Body.GetProperty("code").GetString());
         Assert.Equal(afterReconnect + 1, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AStepUpGrantThatFailsTransientlyDoesNotCountAsOneOfTheOperationsRounds()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // The authorization server is down (503), throttling (429) or unreachable when the server asks for audit: no
+        // token, a 502 token_request_failed each time, and the connection keeps its token and scopes.
+        foreach (var outage in new[] { 503, 429, 0 })
+        {
+            fixture.Outages.Enqueue(outage);
+            var grants = fixture.Grants.Count;
+            var (status, problem) = await BridgeToolAsync(connectionId, StubbornTool);
+            Assert.True(status == HttpStatusCode.BadGateway, problem.ToString());
+            Assert.Equal("token_request_failed", problem.GetProperty("code").GetString());
+            Assert.Empty(fixture.Outages);
+            Assert.Equal(grants, fixture.Grants.Count);
+        }
+
+        Assert.Equal(["reports:read"], Scopes(await ConnectionAsync(connectionId)));
+
+        // None of them counted: the authorization server answering again, the operation still has all its rounds, each a
+        // granted token the server refuses all the same, and only then the limit.
+        for (var round = 1; round <= McpStepUpRounds; round++)
+        {
+            var grants = fixture.Grants.Count;
+            var (status, problem) = await BridgeToolAsync(connectionId, StubbornTool);
+            Assert.True(status == HttpStatusCode.Forbidden, problem.ToString());
+            Assert.Equal("scope_not_allowed", problem.GetProperty("code").GetString());
+            Assert.Equal(grants + 1, fixture.Grants.Count);
+        }
+
+        var before = fixture.Grants.Count;
+        var (limited, limit) = await BridgeToolAsync(connectionId, StubbornTool);
+        Assert.Equal(HttpStatusCode.Forbidden, limited);
+        Assert.Equal("step_up_limit", limit.GetProperty("code").GetString());
+        Assert.Equal(before, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AStepUpGrantTheAuthorizationServerRefusesCountsAsARound()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // invalid_scope is a real refusal: each one is a round, and the fourth is refused by the limit without asking.
+        for (var round = 1; round <= McpStepUpRounds; round++)
+        {
+            Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, "purge")).Body.GetProperty("code").GetString());
+        }
+
+        var refused = fixture.RefusedScopes.Count;
+        Assert.Equal("step_up_limit", (await BridgeToolAsync(connectionId, "purge")).Body.GetProperty("code").GetString());
+        Assert.Equal(refused, fixture.RefusedScopes.Count);
     }
 
     private async Task<string> RegisterAsync(object credentials)
