@@ -174,10 +174,15 @@ internal static class ApiCatalog
         new("GET", "/oauth2/logout", "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0)", ApiAuth.None, 302, null,
             [OAuth.InvalidRequest], Format: ErrorFormat.Browser,
             Description: "Without an `id_token_hint` for the signed-in person Nexus asks first. An application may also POST the same form (RP-Initiated Logout §2): it is answered 303 See Other to this GET with the same parameters."),
+        // The 400s are problem bodies, answered only where there is no verified state (so no trustworthy return_url) or the
+        // request is malformed. Everything else that goes wrong (the provider's refusal, issuer_mismatch, a failed code
+        // exchange, provider_missing, a connection deleted meanwhile: not_found) is the `error` of the 302 to return_url.
         new("GET", "/auth/callback", "The providers' redirect back to Nexus at the end of a connection's consent", ApiAuth.None, 302, null,
-            [new(400, Problem.InvalidCallback.Code, Problem.InvalidState.Code, Problem.StateAlreadyUsed.Code, "issuer_mismatch", Problem.TokenRequestFailed.Code, Problem.ProviderMissing.Code, Problem.NotFound.Code, Problem.InvalidInput.Code)],
-            Format: ErrorFormat.Browser,
-            Description: "Called by the provider, not by API clients: a signed single-use `state` identifies the connection; Nexus then redirects to the connection's return_url with `status`. A connection deleted during the code exchange is redirected with `status=failed&error=not_found`, and the tokens just issued for it are revoked at the provider."),
+            [new(400, Problem.InvalidCallback.Code, Problem.InvalidState.Code, Problem.StateAlreadyUsed.Code, Problem.InvalidInput.Code)],
+            Description: "Called by the provider, not by API clients: a signed single-use `state` identifies the connection; Nexus then redirects to the connection's return_url with `connection_id`, `status` "
+                + "and, when the consent did not succeed, `error`: the provider's own (`access_denied`, …), `issuer_mismatch`, `invalid_callback`, `provider_missing`, `token_request_failed` or the token endpoint's error, "
+                + "`connection_config_unavailable`, `expired`, or `not_found` for a connection deleted during the code exchange (`status=failed&error=not_found`; the tokens just issued for it are revoked at the provider). "
+                + "A 400 is answered, and nothing redirected, only when the state does not verify or was already used, or a parameter is repeated or not acceptable."),
 
         // The gateway.
         new("POST", "/v1/request-connection", "Start a connection: returns the provider consent URL", ApiAuth.GatewayKey, 201, typeof(RequestConnectionResponse),
@@ -283,7 +288,7 @@ internal static class ApiCatalog
         // operation's round limit, or (a machine-to-machine server) the scope its machine client may not have; 502 when
         // that server's authorization server issued no token for another reason.
         [.. Gateway, Problem.BridgePathRefused, Problem.BadRequest, Problem.InsufficientScope, Problem.StepUpLimit, Problem.ScopeNotAllowed, Problem.TokenRequestFailed, NotFound, Problem.BridgeMethodRefused,
-            Problem.ConnectionNotActive, Problem.NoApiBaseUrl, Problem.CredentialsUnusable, Problem.ProviderMissing, Problem.StepUpBusy, Problem.BridgeBodyTooLarge,
+            Problem.ConnectionNotActive, Problem.NoApiBaseUrl, Problem.CredentialsUnusable, Problem.ProviderMissing, Problem.StepUpBusy, Problem.StepUpSendAgain, Problem.BridgeBodyTooLarge,
             Problem.UpstreamUnreachable, Problem.RedirectRefused, Problem.AwsAssumeRoleFailed, Problem.RefreshUnavailable, Problem.AwsStsThrottled,
             Problem.UpstreamTimeout];
 

@@ -30,6 +30,13 @@ internal sealed record TokenExchangeResult(
     // Holds tokens: never printed.
     public override string ToString() => Succeeded ? "TokenExchangeResult(succeeded)" : $"TokenExchangeResult({Error})";
 
+    /// <summary>
+    /// A failure worth trying again later, not a refusal: the token endpoint could not be reached or did not answer in
+    /// time, answered 5xx, 429 or 408, said temporarily_unavailable or server_error, or answered something unreadable
+    /// (<see cref="Refresh.RefreshClient.Classify"/>). False on success.
+    /// </summary>
+    public bool Transient { get; init; }
+
     public static TokenExchangeResult Fail(string error, string? description) => new(null, null, null, null, error, description);
 }
 
@@ -240,7 +247,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, ct);
             if (body is null)
             {
-                return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is too large.");
+                return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is too large.") with { Transient = true };
             }
 
             var result = Parse(body, response.Content.Headers.ContentType?.MediaType);
@@ -248,7 +255,8 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             {
                 // GitHub and Slack report errors with HTTP 200 and an "error" field, others with 400 (RFC 6749 §5.2).
                 return TokenExchangeResult.Fail(result.Error ?? (response.IsSuccessStatusCode ? "invalid_token_response" : "token_request_failed"),
-                    result.ErrorDescription ?? (response.IsSuccessStatusCode ? "The provider answered without an access_token." : $"The provider's token endpoint answered HTTP {(int)response.StatusCode}."));
+                    result.ErrorDescription ?? (response.IsSuccessStatusCode ? "The provider answered without an access_token." : $"The provider's token endpoint answered HTTP {(int)response.StatusCode}."))
+                    with { Transient = Refresh.RefreshClient.Classify((int)response.StatusCode, result.Error) == Refresh.RefreshFailureKind.Transient };
             }
 
             return result;
@@ -256,7 +264,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
         {
             logger.LogWarning("Token exchange with provider {Provider} failed: {Error}", provider.Name, e.GetType().Name);
-            return TokenExchangeResult.Fail("provider_unreachable", "The provider's token endpoint could not be reached.");
+            return TokenExchangeResult.Fail("provider_unreachable", "The provider's token endpoint could not be reached.") with { Transient = true };
         }
     }
 

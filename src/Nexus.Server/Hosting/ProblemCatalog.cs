@@ -77,6 +77,8 @@ internal static class ProblemCatalog
     public static readonly ProblemType BridgePathRefused = new("bridge_path_refused", 400, "The Bridge refused this path.");
     public static readonly ProblemType BridgeMethodRefused = new("bridge_method_refused", 405, "The Bridge does not forward this method.");
     public static readonly ProblemType BridgeBodyTooLarge = new("bridge_body_too_large", 413, "The request body is larger than the Bridge forwards.");
+    // 409 like step_up_busy, which answered this case before and whose clients already send the request again on it.
+    public static readonly ProblemType StepUpSendAgain = new("step_up_send_again", 409, "The connection was given the wider scopes; send the request again.");
     public static readonly ProblemType NoApiBaseUrl = new("no_api_base_url", 409, "The provider has no usable API base URL for the Bridge.");
     public static readonly ProblemType UpstreamUnreachable = new("upstream_unreachable", 502, "The provider could not be reached.");
     public static readonly ProblemType RedirectRefused = new("redirect_refused", 502, "The provider redirected to another host; the Bridge does not follow it.");

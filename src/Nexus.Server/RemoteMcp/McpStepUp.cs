@@ -38,8 +38,8 @@ namespace Nexus.Server.RemoteMcp;
 /// A machine-to-machine server (client_credentials) has nobody to consent: its round is a new client_credentials grant
 /// for the wider scopes, asked for at once, and the Bridge sends the request once more with the new token
 /// (<see cref="MachineStepUpAsync"/>). Its rounds are counted the same way (its connect and reconnect begin an
-/// operation too), so a server that is never satisfied costs at most <see cref="MaxRounds"/> token requests per
-/// operation, not one per request.
+/// operation too), so a server that is never satisfied costs at most <see cref="MaxRounds"/> granted or refused token
+/// requests per operation, not one per request; a grant that failed transiently (network, 5xx, 429) does not count.
 /// </para>
 /// </summary>
 internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, AuditLog audit, NexusOptions options, TimeProvider time, MachineGrants machine)
@@ -90,7 +90,7 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
         var verifier = ProviderClient.NewCodeVerifier();
         var encryptedVerifier = store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier);
-        var (next, problem) = await CountRoundAsync(connection, challenged, scopes, now, machine: false,
+        var (_, next, problem) = await CountRoundAsync(connection, challenged, scopes, now, machine: false,
             (current, next) => store.BeginStepUpAsync(connection.Id, nonce, expiresAt.ToUnixTimeMilliseconds(), encryptedVerifier, string.Join(' ', scopes), current, next, ct), ct);
         if (next is null)
         {
@@ -116,7 +116,7 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
     private async Task<StepUpAnswer> MachineStepUpAsync(Connection connection, Provider provider, string[] challenged, bool canResend, CancellationToken ct)
     {
         var scopes = connection.ScopeList.Concat(challenged).Distinct(StringComparer.Ordinal).ToArray();
-        var (next, problem) = await CountRoundAsync(connection, challenged, scopes, time.GetUtcNow(), machine: true,
+        var (seen, next, problem) = await CountRoundAsync(connection, challenged, scopes, time.GetUtcNow(), machine: true,
             (current, next) => store.CountMachineRoundAsync(connection.Id, current, next, ct), ct);
         if (next is null)
         {
@@ -132,6 +132,14 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         if (granted.Status is null)
         {
             return new StepUpAnswer(Problems.NotFound("Connection"));
+        }
+
+        if (!granted.Succeeded && granted.Result.Transient)
+        {
+            // The round limit stops a server that is never satisfied by what the authorization server grants; a grant
+            // that never got an answer (network, timeout, 5xx, 429) granted nothing and refused nothing, so it gives its
+            // round back: only a real refusal or a granted token counts as one of the MaxRounds.
+            await store.UncountMachineRoundAsync(connection.Id, next, seen!, CancellationToken.None);
         }
 
         if (!granted.Succeeded)
@@ -157,9 +165,10 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         if (!canResend)
         {
             // The request's body streamed through and is gone: the caller sends it again, and the new token goes with it.
-            return new StepUpAnswer(Problems.Create(ProblemCatalog.StepUpBusy,
+            // Its own code, not step_up_busy (another step-up is starting): nothing is busy, the step-up succeeded.
+            return new StepUpAnswer(Problems.Create(ProblemCatalog.StepUpSendAgain,
                 "The connection now has a token for the wider scopes; this request's body was too large for the Bridge to send again. Send the request again.",
-                extensions, title: "The connection was given the wider scopes; send the request again."));
+                extensions));
         }
 
         return new StepUpAnswer(Problems.Create(ProblemCatalog.ScopeNotAllowed,
@@ -171,9 +180,9 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
     /// Counts this step-up as a round of the connection's authorization operation (<see cref="NextRound"/>), written by
     /// <paramref name="write"/> as a compare-and-set on the operation read: another instance counting a round of the
     /// same connection at the same moment makes this one read the operation again; a few attempts settle any realistic
-    /// race. Returns the operation after this round, or the problem that refuses it.
+    /// race. Returns the operation it read and the operation after this round, or the problem that refuses it.
     /// </summary>
-    private async Task<(AuthorizationOperation? Next, IResult? Problem)> CountRoundAsync(Connection connection, string[] challenged, IEnumerable<string> asked, DateTimeOffset now,
+    private async Task<(AuthorizationOperation? Seen, AuthorizationOperation? Next, IResult? Problem)> CountRoundAsync(Connection connection, string[] challenged, IEnumerable<string> asked, DateTimeOffset now,
         bool machine, Func<AuthorizationOperation, AuthorizationOperation, Task<bool>> write, CancellationToken ct)
     {
         for (var attempt = 0; attempt < 5; attempt++)
@@ -181,12 +190,12 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
             if (await store.FindAuthorizationOperationAsync(connection.Id, ct) is not { } current)
             {
                 // The connection stopped being active meanwhile (revoked, or a refresh failed on another instance).
-                return (null, await store.FindAsync(connection.Id, ct) is { } changed ? ConnectionProblems.NotActive(changed) : Problems.NotFound("Connection"));
+                return (null, null, await store.FindAsync(connection.Id, ct) is { } changed ? ConnectionProblems.NotActive(changed) : Problems.NotFound("Connection"));
             }
 
             if (NextRound(current, challenged, asked, now) is not { } next)
             {
-                return (null, Problems.Create(ProblemCatalog.StepUpLimit,
+                return (null, null, Problems.Create(ProblemCatalog.StepUpLimit,
                     machine
                         ? $"This operation already asked for these scopes {MaxRounds} times and the MCP server is still not satisfied; the machine client is not " +
                           "allowed what it wants. Try again later, or reconnect the connection (POST /v1/connections/{id}/reconnect), which begins a new operation."
@@ -197,11 +206,11 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
 
             if (await write(current, next))
             {
-                return (next, null);
+                return (current, next, null);
             }
         }
 
-        return (null, Problems.Create(ProblemCatalog.StepUpBusy, "Try the request again."));
+        return (null, null, Problems.Create(ProblemCatalog.StepUpBusy, "Try the request again."));
     }
 }
 

@@ -114,6 +114,25 @@ public sealed class ApiReferenceTests(ServerFixture fixture) : IClassFixture<Ser
     }
 
     [Fact]
+    public async Task TheCallbacksErrorResponseListsTheProblemsItAnswersNotTheErrorsItRedirectsWith()
+    {
+        var (_, root) = await DocumentAsync();
+        var callback = root.GetProperty("paths").GetProperty("/auth/callback").GetProperty("get");
+        var responses = callback.GetProperty("responses");
+        Assert.Equal(["302", "400"], responses.EnumerateObject().Select(r => r.Name).ToArray());
+
+        // A 400 is a problem body, only where no verified state gives a return_url to redirect to.
+        var schema = responses.GetProperty("400").GetProperty("content").GetProperty("application/problem+json").GetProperty("schema");
+        var codes = schema.GetProperty("properties").GetProperty("code").GetProperty("enum").EnumerateArray().Select(e => e.GetString()).ToList();
+        Assert.Equal(["invalid_callback", "invalid_state", "state_already_used", "invalid_input"], codes);
+
+        // not_found (a connection deleted during the code exchange) and the other failures are the redirect's error.
+        var description = callback.GetProperty("description").GetString()!;
+        Assert.Contains("`status=failed&error=not_found`", description, StringComparison.Ordinal);
+        Assert.Contains("`issuer_mismatch`", description, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task EveryComponentSchemaIsReferenced()
     {
         // A schema generated from a handler's declared return type that the catalog replaced would describe nothing

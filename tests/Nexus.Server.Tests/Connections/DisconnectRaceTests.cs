@@ -103,5 +103,63 @@ public sealed class DisconnectRaceTests
         Assert.Contains(rotated.AccessToken, scene.Upstream.Revocations);
         Assert.False(scene.Upstream.Accepts(rotated.AccessToken, RotatingProvider.Now));
         Assert.Equal(HttpStatusCode.NotFound, (await scene.Kit.ReadAsync(id)).Status);
+        if (scene.Database.DatabaseUrl is null)
+        {
+            // SQLite: the delete went first, and the refresh found the connection gone: the audit log's story ends with
+            // the disconnect, with no "refreshed" (outcome gone) after it. (On PostgreSQL the refresh went first.)
+            var audit = await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}");
+            Assert.Equal(["revoked", "activated", "requested"], audit.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("event").GetString()!).ToArray());
+        }
+    }
+
+    [Theory]
+    [InlineData("rejected")]
+    [InlineData("transient")]
+    public async Task ADisconnectDuringARefreshThatFailsLeavesNoFailureWebhookAndNoRefreshInTheAuditLog(string failure)
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var id = await scene.Kit.ConnectAsync(scene.Provider);
+        // The provider refuses the grant (invalid_grant) or is down (503); its answer is on the way when the app disconnects.
+        if (failure == "rejected")
+        {
+            scene.Upstream.RejectWith = "invalid_grant";
+        }
+        else
+        {
+            scene.Upstream.FailWithStatus = 503;
+        }
+
+        var gate = scene.Upstream.RefreshGate = new Gate();
+        var refresh = scene.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}");
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        var disconnect = scene.Kit.SendAsync(HttpMethod.Delete, $"/v1/connections/{id}");
+        await scene.Database.FinishedOrWaitingForALockAsync(disconnect, "the disconnect");
+        gate.Release();
+        var (status, body, response) = await disconnect;
+        response.Dispose();
+        Assert.True(status == HttpStatusCode.NoContent, $"DELETE answered {(int)status}: {body}");
+        var (refreshStatus, refreshBody, refreshResponse) = await refresh;
+        refreshResponse.Dispose();
+        Assert.Equal(HttpStatusCode.NotFound, (await scene.Kit.ReadAsync(id)).Status);
+
+        await scene.WebhooksSettledAsync();
+        var hooks = scene.Hooks.Received.Where(d => d.Answered == 200 && d.Data.TryGetProperty("connection_id", out var c) && c.GetString() == id).ToList();
+        var revoked = Assert.Single(hooks, d => d.Type == "connection.revoked");
+        var events = (await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}"))
+            .GetProperty("events").EnumerateArray().Select(e => e.GetProperty("event").GetString()!).ToArray();
+        if (scene.Database.DatabaseUrl is not null)
+        {
+            // PostgreSQL: the delete waited for the refresh's row lock, so the refresh's outcome came first and the
+            // disconnect found the connection as the refresh left it.
+            Assert.Equal(failure == "rejected" ? "attention_required" : "active", revoked.Data.GetProperty("previous_status").GetString());
+            return;
+        }
+
+        // SQLite: the delete went through while the provider answered. The refresh's failure belongs to a connection that
+        // no longer exists: no webhook asks the app to reconnect it or to wait for a retry, and the audit log's story
+        // ends with the disconnect (no "refreshed" with outcome gone after "revoked", no attention_required or refresh_failed).
+        Assert.True(refreshStatus == HttpStatusCode.NotFound, $"POST /v1/refresh answered {(int)refreshStatus}: {refreshBody}");
+        Assert.Equal(["connection.active", "connection.revoked"], hooks.Select(d => d.Type).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(["revoked", "activated", "requested"], events);
     }
 }

@@ -6,8 +6,12 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
+using ModelContextProtocol.Client;
 using Nexus.Server.Accounts;
+using Nexus.Server.AuthorizationServer.Signing;
+using Nexus.Server.Mcp;
 using Nexus.Server.Tests.Infrastructure;
+using Nexus.Server.Tests.Mcp;
 
 namespace Nexus.Server.Tests.RemoteMcp;
 
@@ -52,6 +56,12 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         /// <summary>The scope of every token request it refused with invalid_scope.</summary>
         public ConcurrentQueue<string> RefusedScopes { get; } = new();
 
+        /// <summary>
+        /// Failures the token endpoint answers the next token requests with, one each, before it looks at them: an HTTP
+        /// status (503, 429), 0 for a connection closed without an answer, or 400 for invalid_grant.
+        /// </summary>
+        public ConcurrentQueue<int> Outages { get; } = new();
+
         /// <summary>Every assertion it verified, decoded (iss, sub, aud).</summary>
         public ConcurrentQueue<JsonElement> Assertions { get; } = new();
 
@@ -82,6 +92,26 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         private async Task TokenAsync(HttpContext context)
         {
             var form = await context.Request.ReadFormAsync();
+            if (Outages.TryDequeue(out var outage))
+            {
+                if (outage == 0)
+                {
+                    context.Abort();
+                    return;
+                }
+
+                context.Response.StatusCode = outage;
+                if (outage == 400)
+                {
+                    await context.Response.WriteAsJsonAsync(new { error = "invalid_grant", error_description = "Refused by the test." });
+                    return;
+                }
+
+                context.Response.Headers.RetryAfter = "1";
+                await context.Response.WriteAsync("<html>unavailable</html>");
+                return;
+            }
+
             string method;
             if (context.Request.Headers.Authorization.ToString() is { Length: > 6 } basic && basic.StartsWith("Basic ", StringComparison.Ordinal))
             {
@@ -123,6 +153,9 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             Grants.Enqueue((form["grant_type"].ToString(), method, form["resource"].ToString(), token, scope));
             await context.Response.WriteAsJsonAsync(new { access_token = token, token_type = "Bearer", expires_in = 3600 });
         }
+
+        /// <summary>The MCP server stops accepting every token issued so far (as after its authorization server's keys rotated).</summary>
+        public void ForgetTokens() => issued.Clear();
 
         /// <summary>RFC 7515 with ES256 (RFC 7518 §3.4): the signature over header.payload, with the public key the client registered.</summary>
         private JsonElement? Verify(string jwt)
@@ -509,8 +542,10 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         // Over the Bridge's replay buffer (1 MiB), the body streams through and cannot be sent a second time.
         var padding = new string('x', Nexus.Server.Bridge.BridgeForwarder.ReplayableBodyBytes + 1);
         var (status, problem) = await BridgeToolAsync(connectionId, "write_report", padding);
+        // Its own code (not step_up_busy, "another step-up is starting"), still 409 as that code answered it before.
         Assert.Equal(HttpStatusCode.Conflict, status);
-        Assert.Equal("step_up_busy", problem.GetProperty("code").GetString());
+        Assert.Equal("step_up_send_again", problem.GetProperty("code").GetString());
+        Assert.Equal("The connection was given the wider scopes; send the request again.", problem.GetProperty("title").GetString());
         AssertNoAuthUrl(problem);
         var grant = fixture.Grants.Last();
         Assert.Equal("reports:read reports:write", grant.Scope);
@@ -606,6 +641,153 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var afterReconnect = fixture.Grants.Count;
         Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, "audit_log")).Body.GetProperty("code").GetString());
         Assert.Equal(afterReconnect + 1, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AStepUpGrantThatFailsTransientlyDoesNotCountAsOneOfTheOperationsRounds()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // The authorization server is down (503), throttling (429) or unreachable when the server asks for audit: no
+        // token, a 502 token_request_failed each time, and the connection keeps its token and scopes.
+        foreach (var outage in new[] { 503, 429, 0 })
+        {
+            fixture.Outages.Enqueue(outage);
+            var grants = fixture.Grants.Count;
+            var (status, problem) = await BridgeToolAsync(connectionId, StubbornTool);
+            Assert.True(status == HttpStatusCode.BadGateway, problem.ToString());
+            Assert.Equal("token_request_failed", problem.GetProperty("code").GetString());
+            Assert.Empty(fixture.Outages);
+            Assert.Equal(grants, fixture.Grants.Count);
+        }
+
+        Assert.Equal(["reports:read"], Scopes(await ConnectionAsync(connectionId)));
+
+        // None of them counted: the authorization server answering again, the operation still has all its rounds, each a
+        // granted token the server refuses all the same, and only then the limit.
+        for (var round = 1; round <= McpStepUpRounds; round++)
+        {
+            var grants = fixture.Grants.Count;
+            var (status, problem) = await BridgeToolAsync(connectionId, StubbornTool);
+            Assert.True(status == HttpStatusCode.Forbidden, problem.ToString());
+            Assert.Equal("scope_not_allowed", problem.GetProperty("code").GetString());
+            Assert.Equal(grants + 1, fixture.Grants.Count);
+        }
+
+        var before = fixture.Grants.Count;
+        var (limited, limit) = await BridgeToolAsync(connectionId, StubbornTool);
+        Assert.Equal(HttpStatusCode.Forbidden, limited);
+        Assert.Equal("step_up_limit", limit.GetProperty("code").GetString());
+        Assert.Equal(before, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AStepUpGrantTheAuthorizationServerRefusesCountsAsARound()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // invalid_scope is a real refusal: each one is a round, and the fourth is refused by the limit without asking.
+        for (var round = 1; round <= McpStepUpRounds; round++)
+        {
+            Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, "purge")).Body.GetProperty("code").GetString());
+        }
+
+        var refused = fixture.RefusedScopes.Count;
+        Assert.Equal("step_up_limit", (await BridgeToolAsync(connectionId, "purge")).Body.GetProperty("code").GetString());
+        Assert.Equal(refused, fixture.RefusedScopes.Count);
+    }
+
+    [Fact]
+    public async Task CallRemoteToolReconnectsAFailedMachineConnectionItselfInsteadOfHandingThePersonALink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        // The administrator fixes the secret; the assistant calls a tool: Nexus gets a new token by the client_credentials
+        // grant (nobody approves anything) and the call goes through with it.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        await using var client = await AssistantAsync(userId);
+        var grants = fixture.Grants.Count;
+        var called = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = name, ["tool"] = "echo_token" }, cancellationToken: Ct);
+        var answer = McpFixture.Structured(called);
+        Assert.True(called.IsError != true, answer.ToString());
+        Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+        // The server echoed the token it was sent, the connection's current one, which Nexus keeps from the assistant.
+        Assert.Equal("[credential removed by Nexus]", answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal(grants + 1, fixture.Grants.Count);
+        Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task CallRemoteToolSaysPlainlyWhenItCouldNotReconnectAMachineConnectionAndGivesNoLink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        await using var client = await AssistantAsync(userId);
+        var called = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = name, ["tool"] = "echo_token" }, cancellationToken: Ct);
+        var answer = McpFixture.Structured(called);
+        Assert.True(called.IsError);
+        Assert.Equal(("error", "reconnect_failed"), (answer.GetProperty("status").GetString(), answer.GetProperty("error").GetString()));
+        Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+        Assert.Contains("invalid_client", answer.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("failed", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task CallRemoteToolReconnectsAMachineConnectionTheCallLeftNeedingAttentionAndCallsOnceMore()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await ConnectAsync(name, ["reports:read"], workspace: userId);
+        await using var client = await AssistantAsync(userId);
+
+        // The server stops accepting the token, and the authorization server refuses the refresh the Bridge asks for on
+        // its 401 (invalid_grant: attention_required); the next grant, the reconnect's, is issued.
+        fixture.ForgetTokens();
+        fixture.Outages.Enqueue(400);
+        var grants = fixture.Grants.Count;
+        var called = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = name, ["tool"] = "echo_token" }, cancellationToken: Ct);
+        var answer = McpFixture.Structured(called);
+        Assert.True(called.IsError != true, answer.ToString());
+        Assert.Empty(fixture.Outages);
+        // The server echoed the token it was sent, the connection's current one, which Nexus keeps from the assistant.
+        Assert.Equal("[credential removed by Nexus]", answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal(grants + 1, fixture.Grants.Count);
+        Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    /// <summary>A connection of the person's workspace that failed at once: the machine client's secret is wrong.</summary>
+    private async Task<string> FailedConnectionAsync(string provider, string workspace)
+    {
+        using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection", new { workspace_id = workspace, provider_name = provider, return_url = ReturnUrl });
+        using var refused = await fixture.Client.Http.SendAsync(request, Ct);
+        Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
+        var connectionId = JsonDocument.Parse(await refused.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("connection_id").GetString()!;
+        Assert.Equal("failed", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+        return connectionId;
+    }
+
+    /// <summary>An assistant at Nexus's own /mcp with an access token for the person.</summary>
+    private async Task<McpClient> AssistantAsync(string userId)
+    {
+        var (assistant, _) = await fixture.Client.CreateAppClientAsync(name: "an assistant " + Guid.NewGuid().ToString("N")[..6]);
+        var token = fixture.Client.Services.GetRequiredService<AccessTokenIssuer>()
+            .Issue(userId, assistant, string.Join(" ", McpResource.Scopes), 600, audience: fixture.Client.Issuer + McpResource.Path).Token;
+        var transport = new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = new Uri(fixture.Client.Issuer + McpResource.Path),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+        });
+        return await McpClient.CreateAsync(transport, cancellationToken: Ct);
     }
 
     private async Task<string> RegisterAsync(object credentials)

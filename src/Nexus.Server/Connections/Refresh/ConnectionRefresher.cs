@@ -521,7 +521,14 @@ internal sealed class ConnectionRefresher(
         var now = Now;
         var failures = row.RefreshFailures + 1;
         var retryAt = now + (long)RefreshSchedule.RetryDelay(Settings, (int)Math.Min(failures, int.MaxValue), attempt.RetryAfter, Random.Shared.NextDouble()).TotalMilliseconds;
-        await RefreshStore.FailTransientlyAsync(held, row.Id, failures, retryAt, attempt.Error, attempt.Description);
+        if (!await RefreshStore.FailTransientlyAsync(held, row.Id, failures, retryAt, attempt.Error, attempt.Description))
+        {
+            // Deleted while the provider answered (SQLite: nothing holds the row meanwhile; on PostgreSQL the delete
+            // waits for this lock). The disconnect already said connection.revoked: a refresh_failed webhook or audit
+            // entry for a connection that no longer exists would tell the app to wait for a retry that never comes.
+            return await GoneAsync(held, row);
+        }
+
         await held.CommitAsync();
         RememberBackoff(row.Id, retryAt);
         if (attempt.Kind == RefreshFailureKind.Misconfigured)
@@ -548,7 +555,13 @@ internal sealed class ConnectionRefresher(
     private async Task<RefreshResult> RequireAttentionAsync(RefreshLock held, RefreshRow row, string error, string? description)
     {
         var now = Now;
-        await RefreshStore.RequireAttentionAsync(held, row.Id, error, description, now);
+        if (!await RefreshStore.RequireAttentionAsync(held, row.Id, error, description, now))
+        {
+            // Deleted while the provider answered (SQLite; see StoreFailureAsync): no attention_required webhook or
+            // audit entry asks anybody to reconnect a connection the app just disconnected.
+            return await GoneAsync(held, row);
+        }
+
         await held.CommitAsync();
         backoff.TryRemove(row.Id, out _);
         await notifier.AttentionRequiredAsync(row.Id, row.WorkspaceId, row.ProviderName, error, description);
@@ -563,6 +576,15 @@ internal sealed class ConnectionRefresher(
             RefreshFailures = 0,
             RefreshError = null,
         }, Error: error);
+    }
+
+    /// <summary>The refresh found its connection deleted when it came to write: nothing to report, nothing to retry.</summary>
+    private async Task<RefreshResult> GoneAsync(RefreshLock held, RefreshRow row)
+    {
+        await held.CommitAsync();
+        backoff.TryRemove(row.Id, out _);
+        logger.LogInformation("Connection {ConnectionId} was deleted during its refresh; its failure is not reported", row.Id);
+        return new RefreshResult(RefreshStatus.Gone);
     }
 
     private void RememberBackoff(string id, long retryAt)

@@ -32,6 +32,13 @@ internal static class RefreshEndpoint
         // The caller's request may end; the refresh, once started, completes either way.
         var result = await refresher.ForceRefreshAsync(connection, context.RequestAborted);
         var current = result.For(connection);
+        if (result.Status == RefreshStatus.Gone)
+        {
+            // Deleted before or during the refresh: the disconnect audited "revoked", which ends the connection's story;
+            // a "refreshed" entry (outcome gone) after it would say something happened to a connection that no longer exists.
+            return Problems.NotFound("Connection");
+        }
+
         await audit.RecordAsync(AuditEvents.Refreshed, caller.Actor, connection.WorkspaceId, connection.Id,
             new { provider = connection.ProviderName, outcome = Outcome(result.Status), error = result.Error }, CancellationToken.None);
         return result.Status switch

@@ -236,21 +236,27 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
         await held.ExecuteAsync("UPDATE connections SET refresh_token = @refreshToken WHERE id = @id AND refresh_token = @seenRefreshToken",
             new { id, seenRefreshToken, refreshToken }) == 1;
 
-    /// <summary>Records a transient failure: the connection stays as it is and is retried at <paramref name="retryAt"/>.</summary>
-    public static Task FailTransientlyAsync(RefreshLock held, string id, long failures, long retryAt, string error, string? description) =>
-        held.ExecuteAsync(
+    /// <summary>
+    /// Records a transient failure: the connection stays as it is and is retried at <paramref name="retryAt"/>.
+    /// Returns false when the row no longer exists (SQLite: a disconnect deleted it while the provider answered).
+    /// </summary>
+    public static async Task<bool> FailTransientlyAsync(RefreshLock held, string id, long failures, long retryAt, string error, string? description) =>
+        await held.ExecuteAsync(
             "UPDATE connections SET refresh_failures = @failures, next_refresh_at = @retryAt, refresh_error = @error, refresh_error_description = @description, refresh_claimed_until = NULL WHERE id = @id",
-            new { id, failures, retryAt, error, description = description is { Length: > 300 } ? description[..300] : description });
+            new { id, failures, retryAt, error, description = description is { Length: > 300 } ? description[..300] : description }) == 1;
 
-    /// <summary>The provider rejected the grant: the connection needs its user, and is never refreshed automatically again.</summary>
-    public static Task RequireAttentionAsync(RefreshLock held, string id, string error, string? description, long now) =>
-        held.ExecuteAsync(
+    /// <summary>
+    /// The provider rejected the grant: the connection needs its user, and is never refreshed automatically again.
+    /// Returns false when the row no longer exists (SQLite: a disconnect deleted it while the provider answered).
+    /// </summary>
+    public static async Task<bool> RequireAttentionAsync(RefreshLock held, string id, string error, string? description, long now) =>
+        await held.ExecuteAsync(
             """
             UPDATE connections SET status = @attention, error = @error, error_description = @description, next_refresh_at = NULL,
                 refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, updated_at = @now, refresh_claimed_until = NULL
             WHERE id = @id
             """,
-            new { id, attention = ConnectionStatus.AttentionRequired, error, description, now });
+            new { id, attention = ConnectionStatus.AttentionRequired, error, description, now }) == 1;
 
     /// <summary>Moves the background refresher's next look at a connection (no provider call was needed).</summary>
     public static Task RescheduleAsync(RefreshLock held, string id, long? nextRefreshAt) =>
