@@ -98,6 +98,11 @@ class WebhookTests(unittest.TestCase):
                 with self.assertRaises(WebhookVerificationError):
                     verify_webhook(secret, headers, body, clock=lambda now=now: now)
 
+    def test_a_signature_header_that_is_not_ascii_is_refused_with_the_sdk_error(self):
+        headers = dict(HEADERS, **{"webhook-signature": "v1,\u00e9t\u00e9 v1,\u2603"})
+        with self.assertRaises(WebhookVerificationError):
+            verify_webhook(SECRET, headers, BODY, clock=lambda: 1764936000)
+
 
 if __name__ == "__main__":
     unittest.main()

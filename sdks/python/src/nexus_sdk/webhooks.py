@@ -82,8 +82,10 @@ def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes, *, tole
     except (binascii.Error, ValueError):
         raise WebhookVerificationError("the secret is not a whsec_ secret") from None
     mac = hmac.new(key, ("%s.%s." % (msg_id, timestamp)).encode("utf-8") + bytes(body), hashlib.sha256).digest()
-    expected = "v1," + base64.b64encode(mac).decode("ascii")
-    if not any(hmac.compare_digest(expected, s) for s in signatures.split()):
+    expected = b"v1," + base64.b64encode(mac)
+    # Bytes, not str: hmac.compare_digest raises TypeError for a str with non-ASCII characters, and a header is
+    # whatever the sender put there; a signature that is not ASCII simply does not match.
+    if not any(hmac.compare_digest(expected, s.encode("utf-8", "replace")) for s in signatures.split()):
         raise WebhookVerificationError("signature not valid")
     return parse_webhook_event(body)
 
