@@ -136,6 +136,13 @@ class DefaultsTests(unittest.TestCase):
         self.assertEqual("/a/../b%20c//d", signed.canonical_request.split("\n")[1])
         self.assertIn("x-amz-content-sha256", signed.signed_headers)
 
+    def test_every_s3_variant_nexus_knows_is_signed_as_s3(self):
+        for service in ("s3-outposts", "s3-object-lambda", "s3express"):
+            with self.subTest(service):
+                signed = sign("PUT", "https://b.example/a/../b%20c//d", {}, b"x", self.creds, "eu-west-1", service, self.when)
+                self.assertEqual("/a/../b%20c//d", signed.canonical_request.split("\n")[1])
+                self.assertIn("x-amz-content-sha256", signed.signed_headers)
+
     def test_other_services_normalize_the_path_and_encode_it_again(self):
         signed = sign("GET", "https://h.example/a/./b%20c//d", {}, None, self.creds, "eu-west-1", "execute-api", self.when)
         self.assertEqual("/a/b%2520c/d", signed.canonical_request.split("\n")[1])

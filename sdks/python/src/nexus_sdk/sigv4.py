@@ -2,7 +2,8 @@
 
 It follows the AWS documentation "Create a signed AWS API request" and mirrors the .NET signer in
 ``src/Nexus.Sdk/Aws/SigV4Signer.cs``: the same canonical URI, query and header rules, the same defaults for S3
-(path neither normalized nor encoded again, ``x-amz-content-sha256`` sent and signed).
+and its variants (:data:`S3_SERVICES`: path neither normalized nor encoded again, ``x-amz-content-sha256`` sent
+and signed).
 
 >>> result = sign("GET", "https://example.amazonaws.com/", {}, b"", creds, "us-east-1", "service")
 >>> headers.update(result.headers)     # Authorization, X-Amz-Date (and X-Amz-Security-Token, x-amz-content-sha256)
@@ -27,6 +28,7 @@ __all__ = [
     "UNSIGNED_PAYLOAD",
     "EMPTY_PAYLOAD_HASH",
     "UNSIGNED_HEADERS",
+    "S3_SERVICES",
 ]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -200,6 +202,12 @@ def _host_of(parts) -> str:  # type: ignore[no-untyped-def]
     return host if port is None or port == default else "%s:%d" % (host, port)
 
 
+#: The services signed the S3 way (no path normalization nor second encoding, ``x-amz-content-sha256`` sent): the
+#: same list as Nexus's own signer (``SigV4Signer.IsS3``), so that this SDK and the Bridge sign S3 Outposts, S3 Object
+#: Lambda and S3 Express requests alike; signed the generic way, their paths would not match what S3 checks.
+S3_SERVICES = frozenset(("s3", "s3-outposts", "s3-object-lambda", "s3express"))
+
+
 def sign(
     method: str,
     url: str,
@@ -224,7 +232,8 @@ def sign(
     ``x-amz-content-sha256`` when it adds them). ``Host`` comes from ``url`` when absent. ``timestamp`` defaults
     to now (UTC); a naive datetime is taken as UTC. ``payload_sha256`` (hex, or :data:`UNSIGNED_PAYLOAD`) replaces
     hashing ``body``. ``sign_session_token=False`` adds the token header without signing it (some services want
-    that). The S3 defaults differ: no path normalization nor second encoding, and ``x-amz-content-sha256`` is sent.
+    that). The S3 defaults (every service in :data:`S3_SERVICES`) differ: no path normalization nor second encoding,
+    and ``x-amz-content-sha256`` is sent.
     """
     if method not in _VALID_TOKENS:
         if not method or not _TOKEN.match(method):
@@ -249,7 +258,7 @@ def sign(
     else:
         raise ValueError("the payload hash must be a hex SHA-256 or UNSIGNED-PAYLOAD")
 
-    s3 = service == "s3"
+    s3 = service in S3_SERVICES
     normalize = (not s3) if normalize_path is None else normalize_path
     double_encode = (not s3) if double_encode_path is None else double_encode_path
     add_sha = s3 if add_content_sha256 is None else add_content_sha256
