@@ -125,8 +125,14 @@ function deriveSigningKey(secret: string, dateStamp: string, region: string, ser
   return signing;
 }
 
+/**
+ * The services signed the S3 way (path as sent, `x-amz-content-sha256` added): the same list as Nexus's own signer
+ * (`SigV4Signer.IsS3`), so that a request signed here and one the Bridge signs agree for every S3 variant.
+ */
+const S3_SERVICES: ReadonlySet<string> = new Set(["s3", "s3-outposts", "s3-object-lambda", "s3express"]);
+
 function isS3(service: string): boolean {
-  return service === "s3" || service === "s3-object-lambda" || service === "s3express";
+  return S3_SERVICES.has(service);
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

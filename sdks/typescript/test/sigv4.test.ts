@@ -169,3 +169,14 @@ test("applying aws_sigv4 credentials to a fetch request signs what fetch sends, 
   assert.equal(out.headers.get("x-amz-content-sha256"), EMPTY_PAYLOAD_HASH);
   assert.match(out.headers.get("authorization")!, /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/20150830\/us-east-1\/service\/aws4_request, SignedHeaders=host;my-header1;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=[0-9a-f]{64}$/);
 });
+
+test("every S3 variant Nexus knows (s3-outposts too) is signed as S3: the path as sent and x-amz-content-sha256", async () => {
+  for (const service of ["s3", "s3-outposts", "s3-object-lambda", "s3express"]) {
+    const signed = await signV4({
+      method: "PUT", host: "b.example", path: "/a/../b%20c//d", query: "", headers: [], payloadHash: EMPTY_PAYLOAD_HASH,
+      region: "eu-west-1", service, credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" }, date: new Date("2015-08-30T12:36:00Z"),
+    });
+    assert.equal(signed.canonicalRequest.split("\n")[1], "/a/../b%20c//d", service);
+    assert.ok(signed.signedHeaders.split(";").includes("x-amz-content-sha256"), service);
+  }
+});
