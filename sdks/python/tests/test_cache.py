@@ -143,6 +143,14 @@ class CacheTests(unittest.TestCase):
         self.client.credentials("conn_a")
         self.assertEqual(2, self.server.count("GET", "/v1/token/"))
 
+    def test_submitting_credentials_drops_the_cached_ones(self):
+        self.server.route("POST", r"/v1/connections/(\w+)/credentials",
+                          lambda seen, m: js(200, {"connection_id": "conn_a", "status": "active"}))
+        self.assertEqual("tok-1", self.client.credentials("conn_a").secret("access_token"))
+        self.client.submit_credentials("conn_a", {"api_key": "new"})
+        self.assertEqual("tok-2", self.client.credentials("conn_a").secret("access_token"))
+        self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
     def test_threads_refused_the_same_credentials_share_one_refresh(self):
         refreshes = []
 

@@ -443,9 +443,13 @@ class NexusClient:
     def submit_credentials(self, connection_id: str, fields: Mapping[str, Any], *,
                            timeout: Optional[float] = None) -> Connection:
         """``POST /v1/connections/{id}/credentials``: capture an API key, Basic or AWS credentials for a pending
-        connection (the JSON alternative to the form at its ``auth_url``)."""
-        return Connection(self._api("POST", "/v1/connections/%s/credentials" % quote(connection_id, safe=""),
-                                    body=dict(fields), connection_id=connection_id, timeout=timeout).json())
+        connection (the JSON alternative to the form at its ``auth_url``). Drops the cached credentials."""
+        data = self._api("POST", "/v1/connections/%s/credentials" % quote(connection_id, safe=""),
+                         body=dict(fields), connection_id=connection_id, timeout=timeout).json()
+        # The connection's credentials are the ones just submitted: a cached copy of the previous ones must not be
+        # served any more (as the Go and TypeScript SDKs do).
+        self.invalidate(connection_id)
+        return Connection(data)
 
     # -- credentials ---------------------------------------------------------------------------------------------
 
