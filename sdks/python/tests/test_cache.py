@@ -4,7 +4,7 @@ import threading
 import time
 import unittest
 
-from nexus_sdk import NexusClient, Unavailable
+from nexus_sdk import Credentials, NexusClient, Unavailable
 from support import Clock, FakeServer, Sleeps, js, problem
 
 THREADS = 1000
@@ -18,8 +18,10 @@ class CacheTests(unittest.TestCase):
         self.version = 0
         self.gate = threading.Event()
         self.gate.set()
+        self.fetching = threading.Event()  # set when a GET /v1/token reached the server
 
         def token(seen, m):
+            self.fetching.set()
             self.gate.wait(10)
             self.version += 1
             return js(200, {"strategy": {"type": "oauth2"},
@@ -150,6 +152,38 @@ class CacheTests(unittest.TestCase):
         self.client.submit_credentials("conn_a", {"api_key": "new"})
         self.assertEqual("tok-2", self.client.credentials("conn_a").secret("access_token"))
         self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+    def test_a_token_fetched_while_a_refresh_or_delete_dropped_the_cache_is_handed_over_but_not_cached(self):
+        self.server.route("POST", r"/v1/refresh/(\w+)", lambda seen, m: js(200, {"connection_id": "conn_a", "status": "active"}))
+        self.server.route("DELETE", r"/v1/connections/(\w+)", lambda seen, m: (204, {}, b""))
+        for name, drop in (("refresh", self.client.refresh), ("delete_connection", self.client.delete_connection),
+                           ("invalidate", self.client.invalidate)):
+            with self.subTest(name):
+                self.client.invalidate()
+                self.gate.clear()
+                self.fetching.clear()
+                got = []
+                fetch = threading.Thread(target=lambda: got.append(self.client.credentials("conn_a")))
+                fetch.start()
+                self.assertTrue(self.fetching.wait(10))
+                drop("conn_a")  # while that GET /v1/token is still waiting for its answer
+                self.gate.set()
+                fetch.join(10)
+                stale = got[0].secret("access_token")
+                before = self.server.count("GET", "/v1/token/")
+                self.assertNotEqual(stale, self.client.credentials("conn_a").secret("access_token"))
+                self.assertEqual(before + 1, self.server.count("GET", "/v1/token/"))
+
+    def test_a_rejection_of_another_copy_of_the_cached_credentials_still_refreshes(self):
+        self.server.route("POST", r"/v1/refresh/(\w+)", lambda seen, m: js(200, {"connection_id": "conn_a", "status": "active"}))
+        cached = self.client.credentials("conn_a")
+        # The same secret in another object, as a second client, a copy or an older fetch would hold it.
+        copy = Credentials.from_token_response("conn_a", {"strategy": dict(cached.strategy), "expires_at": cached.expires_at,
+                                                          "credentials": {"access_token": cached.secret("access_token"),
+                                                                          "expires_at": self.expires_at}})
+        fresh = self.client.credentials_after_rejection("conn_a", copy)
+        self.assertEqual("tok-2", fresh.secret("access_token"))
+        self.assertEqual(1, self.server.count("POST", "/v1/refresh/"))
 
     def test_threads_refused_the_same_credentials_share_one_refresh(self):
         refreshes = []

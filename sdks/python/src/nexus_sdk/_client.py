@@ -215,6 +215,10 @@ class NexusClient:
         self._rand = rand
         self._lock = threading.Lock()
         self._cache: Dict[str, Tuple[float, Credentials]] = {}
+        # Bumped by every invalidation (per connection; _epoch for all): a GET /v1/token that one overtook must not
+        # store what it read, or a refresh, a delete or a rejection would be undone by a fetch already in flight.
+        self._generations: Dict[str, int] = {}
+        self._epoch = 0
         self._flights: Dict[Any, _Flight] = {}
         self.admin = Admin(self)
 
@@ -398,20 +402,22 @@ class NexusClient:
 
     def delete_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> None:
         """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound."""
-        self._cache.pop(connection_id, None)
-        self._api("DELETE", "/v1/connections/" + quote(connection_id, safe=""), connection_id=connection_id,
-                  timeout=timeout)
-        self._cache.pop(connection_id, None)
+        self.invalidate(connection_id)
+        try:
+            self._api("DELETE", "/v1/connections/" + quote(connection_id, safe=""), connection_id=connection_id,
+                      timeout=timeout)
+        finally:
+            self.invalidate(connection_id)
 
     def refresh(self, connection_id: str, *, timeout: Optional[float] = None) -> Connection:
         """``POST /v1/refresh/{id}``: refresh now. Drops the cached credentials. Raises ``AttentionRequired`` when
         the provider rejects the grant, ``Conflict`` (``refresh_not_supported``) without a refresh token."""
-        self._cache.pop(connection_id, None)
+        self.invalidate(connection_id)
         try:
             data = self._api("POST", "/v1/refresh/" + quote(connection_id, safe=""), connection_id=connection_id,
                              timeout=timeout).json()
         finally:
-            self._cache.pop(connection_id, None)
+            self.invalidate(connection_id)
         return Connection(data)
 
     def wait_until_active(self, connection_id: str, timeout: float = 300.0, *, poll_interval: float = 0.5,
@@ -467,11 +473,21 @@ class NexusClient:
             return entry[1]
         return None
 
-    def _fetch(self, connection_id: str, timeout: Optional[float]) -> Credentials:
+    def _generation(self, connection_id: str) -> Tuple[int, int]:
+        return self._epoch, self._generations.get(connection_id, 0)
+
+    def _fetch(self, connection_id: str, timeout: Optional[float],
+               generation: Optional[Tuple[int, int]] = None) -> Credentials:
+        if generation is None:
+            generation = self._generation(connection_id)
         response = self._api("GET", "/v1/token/" + quote(connection_id, safe=""), connection_id=connection_id,
                              timeout=timeout)
         creds = Credentials.from_token_response(connection_id, response.json() or {})
-        self._cache[connection_id] = (self._fresh_until(creds, self._clock()), creds)
+        with self._lock:
+            # A fetch that an invalidation overtook (refresh, delete_connection, a rejection) is handed to its
+            # callers but not cached: what it read may be the very credential that was just dropped.
+            if self._generation(connection_id) == generation:
+                self._cache[connection_id] = (self._fresh_until(creds, self._clock()), creds)
         return creds
 
     def credentials(self, connection_id: str, *, timeout: Optional[float] = None) -> Credentials:
@@ -480,17 +496,25 @@ class NexusClient:
         entry = self._cache.get(connection_id)
         if entry is not None and self._clock() < entry[0]:
             return entry[1]
-        return self._single_flight(("token", connection_id), lambda: self._fetch(connection_id, timeout),
+        # The generation is part of the flight's key: a caller that comes after an invalidation does not wait for
+        # a fetch that started before it.
+        generation = self._generation(connection_id)
+        return self._single_flight(("token", connection_id, generation),
+                                   lambda: self._fetch(connection_id, timeout, generation),
                                    lambda: self._cached(connection_id), timeout)
 
     get_credentials = credentials
 
     def invalidate(self, connection_id: Optional[str] = None) -> None:
-        """Forgets cached credentials (of one connection, or all)."""
-        if connection_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(connection_id, None)
+        """Forgets cached credentials (of one connection, or all); a fetch in flight meanwhile does not store its
+        result."""
+        with self._lock:
+            if connection_id is None:
+                self._epoch += 1
+                self._cache.clear()
+            else:
+                self._generations[connection_id] = self._generations.get(connection_id, 0) + 1
+                self._cache.pop(connection_id, None)
 
     def credentials_after_rejection(self, connection_id: str, rejected: Credentials, *,
                                     timeout: Optional[float] = None) -> Credentials:
@@ -501,12 +525,14 @@ class NexusClient:
 
         def newer() -> Optional[Credentials]:
             entry = self._cache.get(connection_id)
-            if entry is not None and entry[1] is not rejected and self._clock() < entry[0]:
+            # By value, not identity: another copy of the rejected secret (parsed again, or from an older fetch)
+            # is not newer, and handing it back would skip the refresh.
+            if entry is not None and not entry[1]._same_secret(rejected) and self._clock() < entry[0]:
                 return entry[1]
             return None
 
         def run() -> Credentials:
-            self._cache.pop(connection_id, None)
+            self.invalidate(connection_id)
             try:
                 self.refresh(connection_id, timeout=timeout)
             except Conflict as e:  # refresh_not_supported: API keys, Basic, AWS keys; read them again anyway

@@ -151,6 +151,10 @@ class Credentials:
             headers[name] = value
         return url
 
+    def _same_secret(self, other: "Credentials") -> bool:
+        """Whether ``other`` holds the same secret (the same strategy type and fields), whatever the object."""
+        return self is other or (self.type == other.type and self._fields == other._fields)
+
     def __repr__(self) -> str:
         return "Credentials(connection_id=%r, type=%r, fields=%r, expires_at=%r)" % (
             self.connection_id, self.type, self.field_names, self.expires_at)
