@@ -532,10 +532,14 @@ export class Nexus {
     const target = new URL(base.url);
     const url = `${this.baseUrl}/v1/bridge/${segment(connectionId)}${target.pathname}${target.search}`;
     const idempotent = IDEMPOTENT.has(base.method) && isReplayable(base.body);
+    // The Bridge never follows a provider's redirect: it passes the 3xx on with the provider's own absolute Location
+    // (https://api.github.com/...). Followed by fetch, that hop would carry X-API-Key, which fetch does not strip,
+    // to the provider. So redirects are never followed here: the caller gets the 3xx as it is ("error" still throws).
+    const redirect: RequestRedirect = base.init.redirect === "error" ? "error" : "manual";
     for (let attempt = 1; ; attempt++) {
       const headers = new Headers(base.headers);
       headers.set("X-API-Key", this.#apiKey);
-      const response = await this.#fetch(url, { ...base.init, method: base.method, headers, body: base.body ?? null });
+      const response = await this.#fetch(url, { ...base.init, method: base.method, headers, body: base.body ?? null, redirect });
       const error = await nexusProblem(response, connectionId);
       if (error === undefined) {
         return response;

@@ -268,3 +268,35 @@ test("through the Bridge: Nexus's own problems are typed errors; transient ones 
   const gone = newId();
   await assert.rejects(client().fetch(gone, { bridge: true })("/x"), NotFoundError);
 });
+
+/** Another origin (its own port): records every request, answers 200 with what arrived. */
+async function elsewhere(): Promise<TestServer> {
+  const other = await TestServer.start();
+  for (const method of ["GET", "POST"]) {
+    other.on(method, /^\//, (req, res) => json(res, 200, { landed: req.path }));
+  }
+  return other;
+}
+
+test("through the Bridge, a provider's redirect comes back as it is and the API key never reaches the host it names", async () => {
+  const other = await elsewhere();
+  try {
+    const id = newId();
+    server.on("GET", new RegExp(`^/v1/bridge/${id}/`), (_req, res) => {
+      res.writeHead(302, { location: `${other.url}/repositories/42` });
+      res.end();
+    });
+    const call = client().fetch(id, { bridge: true });
+    for (const init of [{}, { redirect: "follow" as const }, { redirect: "manual" as const }]) {
+      const response = await call("/repos/old/name", init);
+      assert.equal(response.status, 302);
+      assert.equal(response.headers.get("location"), `${other.url}/repositories/42`);
+    }
+    assert.equal(server.count(`GET /v1/bridge/${id}/repos/old/name`), 3);
+    assert.deepEqual(other.received, []);
+    await assert.rejects(call("/repos/old/name", { redirect: "error" }), TypeError);
+    assert.deepEqual(other.received, []);
+  } finally {
+    await other.close();
+  }
+});
