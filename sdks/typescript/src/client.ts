@@ -168,6 +168,9 @@ export interface RequestOptions extends CallOptions {
 /** While Nexus cannot be reached, still-valid cached credentials are served this long before the next try. */
 const STALE_RETRY_MS = 5_000;
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+/** As fetch: a chain of more redirects than this fails. */
+const MAX_REDIRECTS = 20;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
 
 interface CacheEntry {
@@ -493,7 +496,8 @@ export class Nexus {
   /**
    * A `fetch` for one connection: each request gets the connection's current credentials (Bearer, API key,
    * Basic or a SigV4 signature), or goes through the Bridge with `{ bridge: true }`. When the provider answers
-   * 401 and the body can be sent again, the credentials are refreshed once and the request retried once.
+   * 401 and the body can be sent again, the credentials are refreshed once and the request retried once. Redirects
+   * are followed with the credentials only to the request's own origin; through the Bridge they are not followed.
    * Throws the typed errors of {@link getCredentials} (AttentionRequiredError…); the provider's own answers,
    * errors included, are returned as they are.
    */
@@ -509,22 +513,67 @@ export class Nexus {
   async #directFetch(connectionId: string, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const base = await normalize(input, init);
     const credentials = await this.getCredentials(connectionId, { signal: base.signal ?? undefined });
-    const response = await this.#sendWith(credentials, base);
-    if (response.status !== 401 || !isReplayable(base.body)) {
-      return response;
+    const sent = await this.#sendWith(credentials, base);
+    // A 401 from another host (a redirect's, which got no credentials) says nothing about them.
+    if (sent.response.status !== 401 || !sent.credentialed || !isReplayable(base.body)) {
+      return sent.response;
     }
     const fresh = await this.#recover(connectionId, credentials, base.signal ?? undefined);
     if (fresh === undefined) {
-      return response;
+      return sent.response;
     }
-    await response.body?.cancel().catch(() => undefined);
-    return this.#sendWith(fresh, base);
+    await sent.response.body?.cancel().catch(() => undefined);
+    return (await this.#sendWith(fresh, base)).response;
   }
 
-  async #sendWith(credentials: Credentials, base: NormalizedRequest): Promise<Response> {
-    const request = { method: base.method, url: new URL(base.url), headers: new Headers(base.headers), body: base.body };
-    await applyCredentials(credentials, request);
-    return this.#fetch(request.url, { ...base.init, method: request.method, headers: request.headers, body: request.body ?? null });
+  /**
+   * Sends `base` with `credentials`, following redirects itself when the caller lets fetch follow them (the
+   * default): fetch would copy every header but Authorization, Cookie and Proxy-Authorization to another host, so an
+   * API key header or `X-Amz-Security-Token` would reach whatever host the provider redirects to. Credentials are
+   * applied (and SigV4 signed anew) only on a hop whose origin (scheme, host, port) is the request's own; a hop
+   * elsewhere gets the caller's headers without them. `credentialed` tells whether the final hop carried them.
+   */
+  async #sendWith(credentials: Credentials, base: NormalizedRequest): Promise<{ response: Response; credentialed: boolean }> {
+    const mode = base.init.redirect ?? "follow";
+    const origin = new URL(base.url).origin;
+    let hop = { method: base.method, url: new URL(base.url), headers: new Headers(base.headers), body: base.body };
+    for (let redirects = 0; ; redirects++) {
+      const request = { method: hop.method, url: new URL(hop.url), headers: new Headers(hop.headers), body: hop.body };
+      const credentialed = request.url.origin === origin;
+      if (credentialed) {
+        await applyCredentials(credentials, request);
+      }
+      const response = await this.#fetch(request.url, {
+        ...base.init, method: request.method, headers: request.headers, body: request.body ?? null, redirect: mode === "follow" ? "manual" : mode,
+      });
+      const next = mode === "follow" ? redirectTarget(response, request.url) : undefined;
+      if (next === undefined) {
+        return { response, credentialed };
+      }
+      if (redirects >= MAX_REDIRECTS) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new TypeError(`Too many redirects (more than ${MAX_REDIRECTS}).`);
+      }
+      const headers = new Headers(hop.headers);
+      let { method, body } = hop;
+      // As fetch does (Fetch standard, HTTP-redirect fetch): 303, and 301/302 after a POST, become a GET without a body.
+      if ((response.status === 303 && method !== "GET" && method !== "HEAD") || ((response.status === 301 || response.status === 302) && method === "POST")) {
+        method = "GET";
+        body = null;
+        for (const name of ["content-encoding", "content-language", "content-location", "content-type", "content-length"]) {
+          headers.delete(name);
+        }
+      } else if (!isReplayable(body)) {
+        return { response, credentialed }; // a streamed body cannot be sent a second time: the caller gets the 3xx
+      }
+      if (next.origin !== request.url.origin) {
+        for (const name of ["authorization", "cookie", "proxy-authorization"]) {
+          headers.delete(name);
+        }
+      }
+      await response.body?.cancel().catch(() => undefined);
+      hop = { method, url: next, headers, body };
+    }
   }
 
   async #bridgeFetch(connectionId: string, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
@@ -735,6 +784,20 @@ async function nexusProblem(response: Response, connectionId: string): Promise<N
   }
   await response.body?.cancel().catch(() => undefined);
   return errorFromResponse(response.status, problem, response.headers.get("Retry-After"), connectionId, text);
+}
+
+/** Where a redirect answer points (its Location, resolved against the request's URL), or undefined. */
+function redirectTarget(response: Response, from: URL): URL | undefined {
+  const location = REDIRECT_STATUSES.has(response.status) ? response.headers.get("location") : null;
+  if (location === null) {
+    return undefined;
+  }
+  try {
+    const next = new URL(location, from);
+    return next.protocol === "http:" || next.protocol === "https:" ? next : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 interface NormalizedRequest {

@@ -300,3 +300,64 @@ test("through the Bridge, a provider's redirect comes back as it is and the API 
     await other.close();
   }
 });
+
+test("a provider's redirect to another host is followed without the credentials: no API key header, no X-Amz-*", async () => {
+  const other = await elsewhere();
+  try {
+    const strategies: Array<[Record<string, unknown>, Record<string, string>, string[]]> = [
+      [{ type: "api_key", in: "header", name: "X-Acme-Key", prefix: "Token " }, { api_key: "k-secret" }, ["x-acme-key"]],
+      [{ type: "aws_sigv4", region: "eu-west-1", service: "execute-api" }, { access_key_id: "AKIDEXAMPLE", secret_access_key: "aws-secret", session_token: "session-secret" },
+        ["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]],
+      [{ type: "oauth2" }, { access_token: "at-secret" }, ["authorization"]],
+    ];
+    for (const [strategy, credentials, names] of strategies) {
+      const id = newId();
+      serveToken(id, { strategy, credentials, expires_at: null });
+      const seen: Received[] = [];
+      server.on("GET", new RegExp(`^/api/${id}/download$`), (req, res) => {
+        seen.push(req);
+        res.writeHead(302, { location: `${other.url}/blob/${id}` });
+        res.end();
+      });
+      const response = await client().fetch(id)(`${server.url}/api/${id}/download`, { headers: { "X-Caller": "mine" } });
+      assert.equal(response.status, 200);
+      assert.deepEqual(await response.json(), { landed: `/blob/${id}` });
+      for (const name of names) {
+        assert.ok(seen[0]!.headers[name], `${name} reached the provider`);
+      }
+      const landed = other.received.find((r) => r.path === `/blob/${id}`)!;
+      assert.deepEqual(names.filter((name) => landed.headers[name] !== undefined), [], `${strategy["type"]}: credentials followed the redirect`);
+      assert.equal(landed.headers["x-caller"], "mine");
+    }
+  } finally {
+    await other.close();
+  }
+});
+
+test("a redirect on the provider's own host gets the credentials again; 303 after a POST becomes a GET, 307 keeps the body", async () => {
+  const id = newId();
+  serveToken(id, { strategy: { type: "api_key", in: "header", name: "X-Acme-Key" }, credentials: { api_key: "k-1" }, expires_at: null });
+  const seen: Received[] = [];
+  server.on("POST", new RegExp(`^/api/${id}/(old|submit)$`), (req, res) => {
+    seen.push(req);
+    res.writeHead(req.path.endsWith("/old") ? 307 : 303, { location: req.path.endsWith("/old") ? "new" : `/api/${id}/result` });
+    res.end();
+  });
+  server.on("POST", new RegExp(`^/api/${id}/new$`), (req, res) => {
+    seen.push(req);
+    json(res, 200, { body: req.body.toString() });
+  });
+  server.on("GET", new RegExp(`^/api/${id}/result$`), (req, res) => {
+    seen.push(req);
+    json(res, 200, { body: req.body.toString() });
+  });
+  const call = client().fetch(id);
+  const kept = await call(`${server.url}/api/${id}/old`, { method: "POST", body: "payload", headers: { "Content-Type": "text/plain" } });
+  assert.deepEqual(await kept.json(), { body: "payload" });
+  const turned = await call(`${server.url}/api/${id}/submit`, { method: "POST", body: "payload", headers: { "Content-Type": "text/plain" } });
+  assert.deepEqual(await turned.json(), { body: "" });
+  assert.deepEqual(seen.map((r) => [r.method, r.path, r.headers["x-acme-key"]]), [
+    ["POST", `/api/${id}/old`, "k-1"], ["POST", `/api/${id}/new`, "k-1"], ["POST", `/api/${id}/submit`, "k-1"], ["GET", `/api/${id}/result`, "k-1"],
+  ]);
+  assert.equal(seen[3]!.headers["content-type"], undefined);
+});
