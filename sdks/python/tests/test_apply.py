@@ -218,6 +218,68 @@ class ApplyTests(unittest.TestCase):
         with self.assertRaises(ValueError):
             requests.get("http://127.0.0.2:1/", auth=nexus_requests.NexusBridgeAuth(self.client))
 
+    def redirect_elsewhere(self, prefix):
+        """``{prefix}/(cid)/hop`` answers 302 to another host (``localhost`` for ``127.0.0.1``, same server), whose
+        ``/landing/...`` echoes the headers that reached it. Returns the landing URL prefix."""
+        landing = "http://localhost:%s/landing" % self.server.url.rsplit(":", 1)[1]
+        self.server.route("GET", prefix + r"/(\w+)/hop", lambda s, m: (302, {"Location": "%s/%s" % (landing, m.group(1))}, b""))
+        self.server.route("GET", r"/landing/(\w+)", lambda s, m: js(200, {"headers": s.headers}))
+        return landing
+
+    def assert_nothing_followed(self, landed, names):
+        self.assertEqual("localhost", landed["host"].split(":")[0])
+        self.assertEqual([], [n for n in names if n in landed], "the credentials followed the redirect")
+        self.assertEqual("mine", landed.get("x-caller"))
+
+    CREDENTIAL_HEADERS = {"c_oauth": ["authorization"], "c_header": ["x-key"], "c_basic": ["authorization"],
+                          "c_aws": ["authorization", "x-amz-date", "x-amz-security-token"]}
+
+    def test_requests_never_sends_the_credentials_to_another_host_a_redirect_names(self):
+        self.redirect_elsewhere(r"/api")
+        for cid, names in self.CREDENTIAL_HEADERS.items():
+            with self.subTest(cid):
+                r = requests.get(self.server.url + "/api/%s/hop" % cid, headers={"X-Caller": "mine"},
+                                 auth=nexus_requests.NexusAuth(self.client, cid), timeout=5)
+                self.assertEqual(200, r.status_code)
+                sent = [s for s in self.server.seen if s.path == "/api/%s/hop" % cid][-1]
+                self.assertEqual([], [n for n in names if n not in sent.headers])  # they did reach the provider
+                self.assert_nothing_followed(r.json()["headers"], names)
+
+    def test_requests_keeps_the_credentials_on_a_redirect_within_the_provider_s_origin(self):
+        self.server.route("GET", r"/api/(\w+)/old", lambda s, m: (301, {"Location": "/api/%s/new" % m.group(1)}, b""))
+        for cid in ("c_oauth", "c_header", "c_query"):
+            with self.subTest(cid):
+                r = requests.get(self.server.url + "/api/%s/old" % cid, auth=nexus_requests.NexusAuth(self.client, cid), timeout=5)
+                self.assertEqual((200, True), (r.status_code, r.json()["ok"]))
+
+    def test_requests_after_a_401_retry_a_redirect_gets_the_new_credentials_on_the_origin_and_none_elsewhere(self):
+        landing = self.redirect_elsewhere(r"/api")
+        # The first key is refused; the refreshed one is redirected, elsewhere (hop) or on the same origin (move),
+        # where only the refreshed key is accepted.
+        self.provider.accept_version["c_header"] = 2
+        refused = (401, {"Content-Type": "text/plain"}, b"unauthorized")
+        self.server.route("GET", r"/api/c_header/hop", lambda s, m: (302, {"Location": landing + "/c_header"}, b"")
+                          if s.headers.get("x-key") == "Key k-2" else refused)
+        self.server.route("GET", r"/api/c_header/move", lambda s, m: (302, {"Location": "/api/c_header/moved"}, b"")
+                          if s.headers.get("x-key") == "Key k-2" else refused)
+        auth = nexus_requests.NexusAuth(self.client, "c_header")
+        r = requests.get(self.server.url + "/api/c_header/hop", headers={"X-Caller": "mine"}, auth=auth, timeout=5)
+        self.assertEqual(landing + "/c_header", r.url)
+        self.assert_nothing_followed(r.json()["headers"], ["x-key"])
+        self.provider.version["c_header"] = 1  # Nexus hands out the refused key again until the next refresh
+        self.client.invalidate()
+        moved = requests.get(self.server.url + "/api/c_header/move", auth=auth, timeout=5)
+        self.assertEqual((200, "/api/c_header/moved"), (moved.status_code, moved.json()["path"]))
+
+    def test_the_requests_bridge_auth_drops_the_api_key_when_a_bridge_redirect_leaves_nexus(self):
+        self.redirect_elsewhere(r"/v1/bridge")
+        url = self.client.bridge_url("c_oauth", "/hop")
+        r = requests.get(url, headers={"X-Caller": "mine"}, auth=nexus_requests.NexusBridgeAuth(self.client), timeout=5)
+        self.assert_nothing_followed(r.json()["headers"], ["x-api-key"])
+        self.assertEqual("nxk_test", [s for s in self.server.seen if s.path == "/v1/bridge/c_oauth/hop"][-1].headers["x-api-key"])
+        kept = requests.get(url, auth=nexus_requests.NexusBridgeAuth(self.client), allow_redirects=False, timeout=5)
+        self.assertEqual(302, kept.status_code)
+
     def test_the_core_imports_neither_requests_nor_httpx_and_each_adapter_needs_its_library(self):
         code = ("import sys, nexus_sdk, nexus_sdk.urllib; assert 'requests' not in sys.modules and "
                 "'httpx' not in sys.modules\n"

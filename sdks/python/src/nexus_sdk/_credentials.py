@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-from typing import Any, Dict, List, Mapping, MutableMapping, Optional, Union
+from typing import Any, Dict, List, Mapping, MutableMapping, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from . import sigv4
@@ -17,6 +17,21 @@ Body = Union[bytes, bytearray, memoryview, str, None]
 #: Headers a strategy may set; re-applying credentials (after a refresh) replaces them.
 OWNED_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
 _OWNED = frozenset(OWNED_HEADERS)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> Tuple[str, str, Optional[int]]:
+    """A URL's origin: scheme, host (lower case) and port (the scheme's default when none is written). A credential
+    goes only to the origin of the request it was applied to, never to another one a redirect names."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme)
 
 
 def _delete_ci(headers: MutableMapping[str, str], lname: str) -> None:
@@ -150,6 +165,12 @@ class Credentials:
         for name, value in result.headers:
             headers[name] = value
         return url
+
+    def _header_names(self) -> List[str]:
+        """The headers :meth:`apply` sets (none for an API key in the query): what must not follow a redirect."""
+        if self._aws is not None:
+            return list(OWNED_HEADERS)
+        return [self._header_name] if self._header_name is not None and self._query is None else []
 
     def _same_secret(self, other: "Credentials") -> bool:
         """Whether ``other`` holds the same secret (the same strategy type and fields), whatever the object."""

@@ -5,16 +5,37 @@ Importable only when ``requests`` is installed (``ImportError`` otherwise).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import functools
+from typing import Any, Callable, Iterable, Optional
+from urllib.parse import urljoin
 
 import requests as _requests
 from requests.auth import AuthBase
 
 from ._client import NexusClient, _replayable
-from ._credentials import Credentials
+from ._credentials import Credentials, origin_of
 from .sigv4 import UNSIGNED_PAYLOAD
 
 __all__ = ["NexusAuth", "NexusBridgeAuth"]
+
+
+def _redirect_target(response: "_requests.Response") -> Optional[str]:
+    """The absolute URL a redirect answer sends ``requests`` to next, or None."""
+    if not response.is_redirect:
+        return None
+    return urljoin(response.url, response.headers["location"])
+
+
+def _strip_before_leaving(response: "_requests.Response", request: "_requests.PreparedRequest",
+                          stays: Callable[[str], bool], names: Iterable[str]) -> None:
+    """``requests`` builds a redirect's request as a copy of ``request`` and strips only ``Authorization`` when the
+    host changes: every other header (an API key header, ``X-Amz-Security-Token``, ``X-API-Key``) would reach
+    whatever host the redirect names. Called from a response hook, before that copy is made: when the redirect
+    leaves the place the credential belongs to, the credential's headers go."""
+    target = _redirect_target(response)
+    if target is not None and not stays(target):
+        for name in names:
+            request.headers.pop(name, None)
 
 
 def _apply(request: "_requests.PreparedRequest", creds: Credentials) -> None:
@@ -50,19 +71,34 @@ class NexusAuth(AuthBase):
         creds = self.client.credentials(self.connection_id)
         _apply(request, creds)
         request._nexus_credentials = creds  # type: ignore[attr-defined]
+        origin = origin_of(request.url or "")
+        names = creds._header_names()
+
+        def stays(url: str) -> bool:
+            return origin_of(url) == origin
+
+        def guard(response: "_requests.Response", **kwargs: Any) -> "_requests.Response":
+            # Runs for every answer of the chain (requests copies the hooks onto each redirect's request).
+            _strip_before_leaving(response, response.request, stays, names)
+            return response
+
+        request.register_hook("response", guard)
         if self.retry_on_401:
-            request.register_hook("response", self._on_response)
+            request.register_hook("response", functools.partial(self._on_response, stays, names))
         return request
 
-    def _on_response(self, response: "_requests.Response", **kwargs: Any) -> "_requests.Response":
+    def _on_response(self, stays: Callable[[str], bool], names: Iterable[str], response: "_requests.Response",
+                     **kwargs: Any) -> "_requests.Response":
         request = response.request
-        if response.status_code != 401 or getattr(request, "_nexus_retried", False) or not _replayable(request.body):
-            return response
         old: Optional[Credentials] = getattr(request, "_nexus_credentials", None)
+        # Only the request the credentials were applied to is retried: a redirect's copy (old is None) may be on
+        # another host, which must not get them.
+        if (response.status_code != 401 or old is None or getattr(request, "_nexus_retried", False)
+                or not _replayable(request.body)):
+            return response
         response.content  # drain, so the connection can be reused
         response.close()
-        creds = (self.client.credentials_after_rejection(self.connection_id, old) if old is not None
-                 else self.client.credentials(self.connection_id))
+        creds = self.client.credentials_after_rejection(self.connection_id, old)
         retry = request.copy()
         retry.hooks = {"response": []}
         _apply(retry, creds)
@@ -71,12 +107,17 @@ class NexusAuth(AuthBase):
         second = response.connection.send(retry, **kwargs)  # type: ignore[attr-defined]
         second.history.append(response)
         second.request = retry
+        # requests follows a redirect of ``second`` by copying ``request`` (the one this hook was called for): give
+        # it the new credentials, and none when that redirect leaves the origin.
+        request.headers = retry.headers.copy()
+        _strip_before_leaving(second, request, stays, names)
         return second  # type: ignore[no-any-return]
 
 
 class NexusBridgeAuth(AuthBase):
     """For requests sent to ``nexus.bridge_url(connection_id, path)``: adds the Nexus API key, and only to Nexus's
-    own origin (never to another host)."""
+    own URL (never to another host). The Bridge passes a provider's redirect on with the provider's own
+    ``Location``; ``requests`` follows it without the key (pass ``allow_redirects=False`` to get the 3xx)."""
 
     def __init__(self, client: NexusClient) -> None:
         self.client = client
@@ -88,4 +129,11 @@ class NexusBridgeAuth(AuthBase):
         if not (request.url or "").startswith(self.client.url + "/"):
             raise ValueError("NexusBridgeAuth sends the API key to %s only" % self.client.url)
         request.headers["X-API-Key"] = self.client._api_key
+        prefix = self.client.url + "/"
+
+        def guard(response: "_requests.Response", **kwargs: Any) -> "_requests.Response":
+            _strip_before_leaving(response, response.request, lambda url: url.startswith(prefix), ("X-API-Key",))
+            return response
+
+        request.register_hook("response", guard)
         return request
