@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import requests
 
-from nexus_sdk import AttentionRequired, NexusClient
+from nexus_sdk import AttentionRequired, ConfigurationError, NexusClient
 from nexus_sdk import httpx as nexus_httpx
 from nexus_sdk import requests as nexus_requests
 from nexus_sdk import sigv4
@@ -279,6 +279,52 @@ class ApplyTests(unittest.TestCase):
         self.assertEqual("nxk_test", [s for s in self.server.seen if s.path == "/v1/bridge/c_oauth/hop"][-1].headers["x-api-key"])
         kept = requests.get(url, auth=nexus_requests.NexusBridgeAuth(self.client), allow_redirects=False, timeout=5)
         self.assertEqual(302, kept.status_code)
+
+    def httpx_get(self, url, auth, hooks=True, follow=True, asynchronous=False):
+        if asynchronous:
+            async def run():
+                async with httpx.AsyncClient(auth=auth, follow_redirects=follow, timeout=5,
+                                             event_hooks=nexus_httpx.ASYNC_EVENT_HOOKS if hooks else None) as h:
+                    return await h.get(url, headers={"X-Caller": "mine"})
+            return asyncio.run(run())
+        with httpx.Client(auth=auth, follow_redirects=follow, timeout=5,
+                          event_hooks=nexus_httpx.EVENT_HOOKS if hooks else None) as h:
+            return h.get(url, headers={"X-Caller": "mine"})
+
+    def test_httpx_with_its_redirect_hook_never_sends_the_credentials_or_the_api_key_to_another_host(self):
+        self.redirect_elsewhere(r"/api")
+        self.redirect_elsewhere(r"/v1/bridge")
+        for asynchronous in (False, True):
+            for cid, names in self.CREDENTIAL_HEADERS.items():
+                with self.subTest(cid, asynchronous=asynchronous):
+                    r = self.httpx_get(self.server.url + "/api/%s/hop" % cid, nexus_httpx.NexusAuth(self.client, cid),
+                                       asynchronous=asynchronous)
+                    sent = [s for s in self.server.seen if s.path == "/api/%s/hop" % cid][-1]
+                    self.assertEqual([], [n for n in names if n not in sent.headers])
+                    self.assert_nothing_followed(r.json()["headers"], names)
+            with self.subTest("bridge", asynchronous=asynchronous):
+                r = self.httpx_get(self.client.bridge_url("c_oauth", "/hop"), nexus_httpx.NexusBridgeAuth(self.client),
+                                   asynchronous=asynchronous)
+                self.assertEqual("nxk_test", [s for s in self.server.seen if s.path == "/v1/bridge/c_oauth/hop"][-1].headers["x-api-key"])
+                self.assert_nothing_followed(r.json()["headers"], ["x-api-key"])
+
+    def test_httpx_keeps_the_credentials_on_a_redirect_within_the_provider_s_origin(self):
+        self.server.route("GET", r"/api/(\w+)/old", lambda s, m: (301, {"Location": "/api/%s/new" % m.group(1)}, b""))
+        for cid in ("c_oauth", "c_header"):
+            with self.subTest(cid):
+                r = self.httpx_get(self.server.url + "/api/%s/old" % cid, nexus_httpx.NexusAuth(self.client, cid))
+                self.assertEqual((200, True), (r.status_code, r.json()["ok"]))
+
+    def test_httpx_following_a_redirect_elsewhere_without_the_hook_raises_instead_of_carrying_on(self):
+        self.redirect_elsewhere(r"/api")
+        self.redirect_elsewhere(r"/v1/bridge")
+        for auth, url in ((nexus_httpx.NexusAuth(self.client, "c_header"), self.server.url + "/api/c_header/hop"),
+                          (nexus_httpx.NexusBridgeAuth(self.client), self.client.bridge_url("c_oauth", "/hop"))):
+            with self.subTest(repr(auth)):
+                with self.assertRaises(ConfigurationError):
+                    self.httpx_get(url, auth, hooks=False)
+                # Not following (httpx's default) is safe without the hook: the 3xx comes back.
+                self.assertEqual(302, self.httpx_get(url, auth, hooks=False, follow=False).status_code)
 
     def test_the_core_imports_neither_requests_nor_httpx_and_each_adapter_needs_its_library(self):
         code = ("import sys, nexus_sdk, nexus_sdk.urllib; assert 'requests' not in sys.modules and "

@@ -1,20 +1,89 @@
 """``httpx`` adapter: ``httpx.Client(auth=NexusAuth(nexus, connection_id))`` (sync and async clients).
 
 Importable only when ``httpx`` is installed (``ImportError`` otherwise).
+
+A client that follows redirects (``follow_redirects=True``) also needs ``event_hooks=EVENT_HOOKS``
+(``ASYNC_EVENT_HOOKS`` for an ``AsyncClient``): httpx follows redirects inside the auth flow, out of its sight, and
+copies every header but ``Authorization`` onto a hop to another host. The hook drops the credential's headers from
+such a hop; without it, the auth raises ``ConfigurationError`` once it sees that a hop left with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from typing import AsyncGenerator, Generator
+from typing import Any, AsyncGenerator, Callable, Dict, Generator, Iterable, List
 
 import httpx as _httpx
 
 from ._client import NexusClient
-from ._credentials import Credentials
+from ._credentials import Credentials, origin_of
+from ._errors import ConfigurationError
 
-__all__ = ["NexusAuth", "NexusBridgeAuth"]
+__all__ = ["NexusAuth", "NexusBridgeAuth", "EVENT_HOOKS", "ASYNC_EVENT_HOOKS", "strip_credentials_off_origin",
+           "async_strip_credentials_off_origin"]
+
+_MARK = "nexus_sdk.credential"
+
+
+class _Mark:
+    """What the auth put on a request, kept in its ``extensions`` (which httpx hands on to every redirect's request):
+    where the credential may go, the headers that carry it, and whether the redirect hook ran."""
+
+    __slots__ = ("stays", "names", "guarded")
+
+    def __init__(self, stays: Callable[[str], bool], names: Iterable[str]) -> None:
+        self.stays = stays
+        self.names = list(names)
+        self.guarded = False
+
+
+def strip_credentials_off_origin(request: _httpx.Request) -> None:
+    """A ``request`` event hook (``event_hooks=EVENT_HOOKS``) that runs before every hop: httpx builds a redirect's
+    request by copying every header but ``Authorization`` (and only when the origin changes), so an API key header,
+    ``X-Amz-Security-Token`` or the Bridge's ``X-API-Key`` would reach whatever host the redirect names. Here a hop
+    that leaves the credential's origin (the Bridge: Nexus's URL) loses those headers."""
+    mark = request.extensions.get(_MARK)
+    if not isinstance(mark, _Mark):
+        return
+    mark.guarded = True
+    if not mark.stays(str(request.url)):
+        for name in mark.names:
+            request.headers.pop(name, None)
+
+
+async def async_strip_credentials_off_origin(request: _httpx.Request) -> None:
+    """:func:`strip_credentials_off_origin` for an ``AsyncClient`` (``event_hooks=ASYNC_EVENT_HOOKS``)."""
+    strip_credentials_off_origin(request)
+
+
+#: ``httpx.Client(auth=..., follow_redirects=True, event_hooks=EVENT_HOOKS)``.
+EVENT_HOOKS: Dict[str, List[Callable[..., Any]]] = {"request": [strip_credentials_off_origin]}
+#: ``httpx.AsyncClient(auth=..., follow_redirects=True, event_hooks=ASYNC_EVENT_HOOKS)``.
+ASYNC_EVENT_HOOKS: Dict[str, List[Callable[..., Any]]] = {"request": [async_strip_credentials_off_origin]}
+
+
+def _mark(request: _httpx.Request, stays: Callable[[str], bool], names: Iterable[str]) -> _Mark:
+    mark = _Mark(stays, names)
+    request.extensions[_MARK] = mark
+    return mark
+
+
+def _check_followed(response: _httpx.Response, mark: _Mark) -> None:
+    """Raises when httpx followed a redirect away from the credential's origin without the hook: the credential
+    went along, and the caller must know (and add the hook) rather than carry on."""
+    if not response.history or mark.guarded:
+        return
+    for hop in response.history[1:] + [response]:
+        if not mark.stays(str(hop.request.url)):
+            raise ConfigurationError(
+                "httpx followed a redirect to %s with the connection's credentials: a client that follows redirects "
+                "needs event_hooks=nexus_sdk.httpx.EVENT_HOOKS (ASYNC_EVENT_HOOKS for AsyncClient)" % hop.request.url.host)
+
+
+def _same_origin_as(url: str) -> Callable[[str], bool]:
+    origin = origin_of(url)
+    return lambda other: origin_of(other) == origin
 
 
 class NexusAuth(_httpx.Auth):
@@ -42,8 +111,11 @@ class NexusAuth(_httpx.Auth):
         request.read()
         creds = self.client.credentials(self.connection_id)
         self._apply(request, creds)
+        mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names())
         response = yield request
-        if response.status_code == 401 and self.retry_on_401:
+        _check_followed(response, mark)
+        # A 401 from another host (a redirect's, which got no credentials) says nothing about them.
+        if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
             creds = self.client.credentials_after_rejection(self.connection_id, creds)
             self._apply(request, creds)
             yield request
@@ -57,8 +129,10 @@ class NexusAuth(_httpx.Auth):
         if creds is None:
             creds = await loop.run_in_executor(None, self.client.credentials, self.connection_id)
         self._apply(request, creds)
+        mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names())
         response = yield request
-        if response.status_code == 401 and self.retry_on_401:
+        _check_followed(response, mark)
+        if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
             creds = await loop.run_in_executor(
                 None, functools.partial(self.client.credentials_after_rejection, self.connection_id, creds))
             self._apply(request, creds)
@@ -66,7 +140,9 @@ class NexusAuth(_httpx.Auth):
 
 
 class NexusBridgeAuth(_httpx.Auth):
-    """For requests to ``nexus.bridge_url(connection_id, path)``: adds the Nexus API key, to Nexus's origin only."""
+    """For requests to ``nexus.bridge_url(connection_id, path)``: adds the Nexus API key, to Nexus's URL only. The
+    Bridge passes a provider's redirect on with the provider's own ``Location``: with ``follow_redirects=True`` (and
+    the hook), httpx follows it without the key."""
 
     def __init__(self, client: NexusClient) -> None:
         self.client = client
@@ -78,4 +154,7 @@ class NexusBridgeAuth(_httpx.Auth):
         if not str(request.url).startswith(self.client.url + "/"):
             raise ValueError("NexusBridgeAuth sends the API key to %s only" % self.client.url)
         request.headers["X-API-Key"] = self.client._api_key
-        yield request
+        prefix = self.client.url + "/"
+        mark = _mark(request, lambda url: url.startswith(prefix), ("X-API-Key",))
+        response = yield request
+        _check_followed(response, mark)
