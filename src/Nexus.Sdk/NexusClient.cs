@@ -30,13 +30,23 @@ public sealed class NexusClient : IDisposable
     private readonly ConcurrentDictionary<string, Renewal> renewals = new(StringComparer.Ordinal);
     private readonly string baseUrl;
 
-    /// <summary>A client with its own <see cref="HttpClient"/> over <paramref name="handler"/> (default: a pooled <see cref="SocketsHttpHandler"/>).</summary>
+    /// <summary>
+    /// A client with its own <see cref="HttpClient"/> over <paramref name="handler"/> (default: a pooled
+    /// <see cref="SocketsHttpHandler"/>). It never follows a redirect: a <see cref="SocketsHttpHandler"/> or
+    /// <see cref="HttpClientHandler"/> given here (at the end of any <see cref="DelegatingHandler"/> chain) has
+    /// <c>AllowAutoRedirect</c> turned off; any other handler must not follow redirects itself.
+    /// </summary>
     public NexusClient(NexusClientOptions options, HttpMessageHandler? handler = null)
-        : this(options, new HttpClient(handler ?? new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }, disposeHandler: true), true)
+        : this(options, new HttpClient(NexusHandler(handler), disposeHandler: true), true)
     {
     }
 
-    /// <summary>A client over an <see cref="HttpClient"/> the caller owns (e.g. from <c>IHttpClientFactory</c>); its own timeout applies too.</summary>
+    /// <summary>
+    /// A client over an <see cref="HttpClient"/> the caller owns (e.g. from <c>IHttpClientFactory</c>); its own timeout
+    /// applies too. Its handler must not follow redirects (<c>AllowAutoRedirect = false</c>): a redirect followed to
+    /// another host takes the API key there. A call that such a client followed away from Nexus throws
+    /// <see cref="InvalidOperationException"/>.
+    /// </summary>
     public NexusClient(HttpClient httpClient, NexusClientOptions options)
         : this(options, httpClient, false)
     {
@@ -57,6 +67,23 @@ public sealed class NexusClient : IDisposable
 
         baseUrl = options.BaseUrl!.AbsoluteUri.TrimEnd('/');
         cache = new CredentialCache(FetchCredentialsAsync, options.TimeProvider, options.CredentialExpiryMargin, options.CredentialMaxAge);
+    }
+
+    /// <summary>
+    /// The handler of a client's own <see cref="HttpClient"/>, redirects off. Every request carries the API key as
+    /// <c>X-API-Key</c>, which .NET's redirect handling keeps on a redirect to another host (it drops only
+    /// <c>Authorization</c>); and the Bridge passes a provider's redirect on with the provider's absolute Location
+    /// (https://api.github.com/...). Followed, that redirect would give the provider Nexus's key.
+    /// </summary>
+    private static HttpMessageHandler NexusHandler(HttpMessageHandler? handler)
+    {
+        if (handler is null)
+        {
+            return new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false };
+        }
+
+        Redirects.TurnOff(handler);
+        return handler;
     }
 
     /// <summary>A client configured from <c>NEXUS_URL</c> and <c>NEXUS_API_KEY</c>.</summary>
@@ -367,7 +394,10 @@ public sealed class NexusClient : IDisposable
     /// <summary>
     /// Sends <paramref name="request"/> through the Bridge: Nexus applies the credential, so the application never holds
     /// it. A relative request URI is a provider API path; an absolute one keeps only its path and query. The
-    /// provider's answer comes back as it is (the Bridge itself refreshes once after a provider 401).
+    /// provider's answer comes back as it is (the Bridge itself refreshes once after a provider 401), a redirect
+    /// included: the Bridge passes on a provider's redirect within the provider's API host, with the provider's
+    /// absolute <c>Location</c>, and this client does not follow it, because the request carries Nexus's API key. To
+    /// follow one, send the next request through the Bridge with the Location's path.
     /// </summary>
     public async Task<HttpResponseMessage> SendThroughBridgeAsync(string connectionId, HttpRequestMessage request, CancellationToken cancellationToken = default)
     {
@@ -376,7 +406,26 @@ public sealed class NexusClient : IDisposable
         request.RequestUri = BridgeUri(connectionId, target.IsAbsoluteUri ? target.PathAndQuery : target.OriginalString);
         request.Headers.Remove(ApiKeyHeader);
         request.Headers.TryAddWithoutValidation(ApiKeyHeader, options.ApiKey);
-        return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        return await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends a request that carries the API key. The client's own handler follows no redirect (see
+    /// <see cref="NexusHandler"/>); an <see cref="HttpClient"/> of the caller's may, and then the key has gone to
+    /// another host already: that is not passed over in silence.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendToNexusAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
+    {
+        var response = await http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
+        if (response.RequestMessage?.RequestUri is { IsAbsoluteUri: true } final && !Redirects.SameOrigin(final, options.BaseUrl!))
+        {
+            response.Dispose();
+            throw new InvalidOperationException($"The HttpClient given to NexusClient followed a redirect from Nexus to {final.Scheme}://{final.Authority}, "
+                + "which received the Nexus API key with it. Give NexusClient an HttpClient whose handler does not follow redirects "
+                + "(SocketsHttpHandler or HttpClientHandler with AllowAutoRedirect = false), and consider rotating the key.");
+        }
+
+        return response;
     }
 
     private async Task<NexusCredential> FetchCredentialsAsync(string connectionId, CancellationToken cancellationToken)
@@ -403,7 +452,7 @@ public sealed class NexusClient : IDisposable
             HttpResponseMessage response;
             try
             {
-                response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+                response = await SendToNexusAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
             }
             catch (HttpRequestException e) when (retryable && attempt < options.MaxRetries)
             {
