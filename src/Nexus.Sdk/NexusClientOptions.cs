@@ -18,7 +18,7 @@ public sealed class NexusClientOptions
     /// <summary>Timeout of each HTTP call to Nexus (not of <see cref="NexusClient.WaitUntilActiveAsync"/>). Default 30 s.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>A cached credential is used until this long before its <c>expires_at</c>. Default 60 s.</summary>
+    /// <summary>A cached credential is used until this long before its <c>expires_at</c>, but at most half the time it had left when fetched. Default 60 s.</summary>
     public TimeSpan CredentialExpiryMargin { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a credential without <c>expires_at</c> (API keys, Basic, stored AWS keys) is cached. Default 5 minutes.</summary>

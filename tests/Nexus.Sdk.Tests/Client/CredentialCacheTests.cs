@@ -85,6 +85,26 @@ public sealed class CredentialCacheTests
     }
 
     [Fact]
+    public async Task A_credential_that_lives_less_than_twice_the_margin_is_cached_for_half_its_remaining_life()
+    {
+        var clock = new ManualClock(Start);
+        var fake = new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Json(FakeNexus.Token("oauth2", "\"access_token\":\"at\"", clock.GetUtcNow().AddSeconds(40).ToUnixTimeSeconds()))) };
+        using var client = new NexusClient(FakeNexus.Options(clock), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        // 40 s left, less than the 60 s margin: the margin is 20 s, half the time left, as the server and the other SDKs have it.
+        await client.GetCredentialsAsync("conn_1", ct);
+        await client.GetCredentialsAsync("conn_1", ct);
+        clock.Advance(TimeSpan.FromSeconds(19));
+        await client.GetCredentialsAsync("conn_1", ct);
+        Assert.Equal(1, fake.Count("/v1/token/"));
+
+        clock.Advance(TimeSpan.FromSeconds(2)); // 21 s in: less than 20 s left
+        await client.GetCredentialsAsync("conn_1", ct);
+        Assert.Equal(2, fake.Count("/v1/token/"));
+    }
+
+    [Fact]
     public async Task A_credential_without_expiry_is_kept_for_the_max_age_only()
     {
         var clock = new ManualClock(Start);
