@@ -14,9 +14,9 @@ namespace Nexus.Sdk;
 /// <remarks>
 /// Errors are typed (<see cref="NexusAttentionRequiredException"/>, <see cref="NexusConnectionNotActiveException"/>,
 /// <see cref="NexusNotFoundException"/>, <see cref="NexusForbiddenException"/>, <see cref="NexusRateLimitedException"/>,
-/// <see cref="NexusUnavailableException"/>). Idempotent calls (GET, DELETE and the forced refresh, which Nexus
-/// deduplicates) are retried after 429/502/503/504 or a network error with exponential backoff and full jitter, never
-/// sooner than <c>Retry-After</c>; the others are not retried.
+/// <see cref="NexusUnavailableException"/>). Idempotent calls (GET, DELETE) are retried after 429/502/503/504 or a
+/// network error with exponential backoff and full jitter, never sooner than <c>Retry-After</c>; the forced refresh
+/// only after 429 or 503 (Nexus did nothing); the others are not retried.
 /// </remarks>
 public sealed class NexusClient : IDisposable
 {
@@ -265,13 +265,19 @@ public sealed class NexusClient : IDisposable
     /// <summary>
     /// <c>POST /v1/refresh/{id}</c>: refresh the access token now. Drops the cached credential first. A provider that
     /// rejects the refresh gives <see cref="NexusAttentionRequiredException"/>; a connection without a refresh token
-    /// a <see cref="NexusException"/> with <see cref="NexusException.Code"/> <c>refresh_not_supported</c>.
+    /// a <see cref="NexusException"/> with <see cref="NexusException.Code"/> <c>refresh_not_supported</c>. Sent again
+    /// only after 429 or 503 (<c>refresh_unavailable</c>: Nexus stored no new token), never after a network error,
+    /// 502 or 504.
     /// </summary>
     public async Task<Connection> RefreshAsync(string connectionId, CancellationToken cancellationToken = default)
     {
         cache.Invalidate(connectionId);
-        // Idempotent: Nexus runs one refresh per connection and a refresh another caller just finished counts.
-        using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/refresh/" + Escape(connectionId), null, connectionId, cancellationToken, idempotent: true)
+        // Not idempotent: Nexus deduplicates only refreshes in flight together. After a network error (or a proxy's
+        // 502/504) the first refresh may have completed and rotated the provider's refresh token; sent again, it
+        // would rotate it once more. Nexus's 503 refresh_unavailable (lock timeout, backoff, a transient provider
+        // failure) and a 429 mean that it stored no new token, so those may be retried, after their Retry-After.
+        using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/refresh/" + Escape(connectionId), null, connectionId, cancellationToken,
+                Retry.WhenNexusDidNothing)
             .ConfigureAwait(false);
         cache.Invalidate(connectionId);
         return Connection.From(document!.RootElement);
@@ -434,11 +440,24 @@ public sealed class NexusClient : IDisposable
         return NexusCredential.Parse(connectionId, document!.RootElement);
     }
 
+    /// <summary>When a call is sent again.</summary>
+    private enum Retry
+    {
+        /// <summary>Never (a POST that is not idempotent).</summary>
+        Never,
+
+        /// <summary>After a network error or 429/502/503/504 (GET, DELETE).</summary>
+        Idempotent,
+
+        /// <summary>Only after an answer saying that Nexus did nothing: 429, 503.</summary>
+        WhenNexusDidNothing,
+    }
+
     /// <summary>Sends one call (retrying idempotent ones on transient failures) and parses the JSON answer (null for 204).</summary>
     private async Task<JsonDocument?> SendForJsonAsync(HttpMethod method, string path, object? body, string? connectionId, CancellationToken cancellationToken,
-        bool? idempotent = null)
+        Retry? retry = null)
     {
-        var retryable = idempotent ?? (method == HttpMethod.Get || method == HttpMethod.Delete);
+        var policy = retry ?? (method == HttpMethod.Get || method == HttpMethod.Delete ? Retry.Idempotent : Retry.Never);
         for (var attempt = 0; ; attempt++)
         {
             using var request = new HttpRequestMessage(method, baseUrl + path);
@@ -454,7 +473,7 @@ public sealed class NexusClient : IDisposable
             {
                 response = await SendToNexusAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
             }
-            catch (HttpRequestException e) when (retryable && attempt < options.MaxRetries)
+            catch (HttpRequestException e) when (policy == Retry.Idempotent && attempt < options.MaxRetries)
             {
                 _ = e;
                 await Task.Delay(Backoff(attempt, null), options.TimeProvider, cancellationToken).ConfigureAwait(false);
@@ -478,9 +497,14 @@ public sealed class NexusClient : IDisposable
                 }
 
                 var retryAfter = RetryAfter(response);
-                var transient = response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable
-                    or HttpStatusCode.GatewayTimeout;
-                if (retryable && transient && attempt < options.MaxRetries && (retryAfter is null || retryAfter <= options.MaxRetryDelay))
+                var transient = policy switch
+                {
+                    Retry.Idempotent => response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable
+                        or HttpStatusCode.GatewayTimeout,
+                    Retry.WhenNexusDidNothing => response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable,
+                    _ => false,
+                };
+                if (transient && attempt < options.MaxRetries && (retryAfter is null || retryAfter <= options.MaxRetryDelay))
                 {
                     await Task.Delay(Backoff(attempt, retryAfter), options.TimeProvider, cancellationToken).ConfigureAwait(false);
                     continue;
