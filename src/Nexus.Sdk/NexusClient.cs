@@ -387,6 +387,10 @@ public sealed class NexusClient : IDisposable
         cache.Invalidate(connectionId);
         using var _ = await SendForJsonAsync(HttpMethod.Post, "/v1/connections/" + Escape(connectionId) + "/credentials", fields, connectionId, cancellationToken)
             .ConfigureAwait(false);
+        // Again after the POST: a read that started while Nexus was storing the new values got the old ones and
+        // cached them (Go and TS invalidate after the call too).
+        cache.Invalidate(connectionId);
+
         return await GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
     }
 

@@ -169,6 +169,44 @@ public sealed class CredentialCacheTests
     }
 
     [Fact]
+    public async Task A_credential_read_while_new_credentials_are_being_submitted_is_not_served_after_the_submission()
+    {
+        var stored = "k-old";
+        var submitting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fake = new FakeNexus();
+        fake.Respond = async request =>
+        {
+            var path = request.RequestUri!.AbsolutePath;
+            if (path.StartsWith("/v1/token/", StringComparison.Ordinal))
+            {
+                return FakeNexus.Json(FakeNexus.Token("api_key", $"\"api_key\":\"{Volatile.Read(ref stored)}\"", null, ""","in":"header","name":"X-Key","prefix":null"""));
+            }
+
+            if (path.EndsWith("/credentials", StringComparison.Ordinal))
+            {
+                submitting.SetResult();
+                await release.Task; // Nexus is storing the new key
+                Volatile.Write(ref stored, "k-new");
+                return FakeNexus.Json("""{"connection_id":"conn_1","status":"active"}""");
+            }
+
+            return FakeNexus.Json("""{"connection_id":"conn_1","status":"active","provider":"p","workspace_id":"w","scopes":[],"created_at":1,"updated_at":2}""");
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        var submit = client.SubmitCredentialsAsync("conn_1", new Dictionary<string, string> { ["api_key"] = "k-new" }, ct);
+        await submitting.Task;
+        // A read during the POST gets the old key, which Nexus still holds.
+        Assert.Equal("k-old", (await client.GetCredentialsAsync("conn_1", ct)).ApiKey);
+        release.SetResult();
+        await submit;
+
+        Assert.Equal("k-new", (await client.GetCredentialsAsync("conn_1", ct)).ApiKey);
+    }
+
+    [Fact]
     public async Task Force_refresh_and_delete_drop_the_cached_credential()
     {
         var n = 0;
