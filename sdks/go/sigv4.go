@@ -280,7 +280,7 @@ func isS3(service string) bool {
 }
 
 // canonicalURI: S3 signs the path exactly as sent. Every other service signs it with dot segments and empty
-// segments removed, URI-encoded a second time (a %20 on the wire is %2520 in the signature).
+// segments removed (a trailing slash kept), URI-encoded a second time (a %20 on the wire is %2520 in the signature).
 func canonicalURI(path, service string) string {
 	if path == "" {
 		return "/"
@@ -302,9 +302,13 @@ func canonicalURI(path, service string) string {
 		}
 	}
 	result := "/" + strings.Join(out, "/")
-	last := segments[len(segments)-1]
-	if len(out) > 0 && last == "" {
-		result += "/"
+	// RFC 3986 §5.2.4, as the .NET, Python and TypeScript signers have it: a path that ends in a directory ("/a/",
+	// "/a/b/.", "/a/b/..") keeps its trailing slash, so "/a/b/.." is "/a/", not "/a".
+	switch segments[len(segments)-1] {
+	case "", ".", "..":
+		if len(out) > 0 {
+			result += "/"
+		}
 	}
 	return result
 }

@@ -392,3 +392,34 @@ func TestSigV4SignsEveryS3VariantAsS3(t *testing.T) {
 		t.Fatal("a service that is not S3 (s3-control) normalizes and encodes again")
 	}
 }
+
+// RFC 3986 §5.2.4 remove_dot_segments, as the .NET, Python and TypeScript signers apply it (outputs checked
+// against Python's remove_dot_segments): a path whose last segment is "", "." or ".." keeps its trailing slash;
+// empty segments are dropped, as AWS does.
+func TestSigV4PathNormalizationKeepsTheTrailingSlashAsTheOtherSDKsDo(t *testing.T) {
+	for path, want := range map[string]string{
+		"/a/b/..":                  "/a/",
+		"/a/b/.":                   "/a/b/",
+		"/a/b/../":                 "/a/",
+		"/a/b/./":                  "/a/b/",
+		"/a/.":                     "/a/",
+		"/a/..":                    "/",
+		"/a/b/../..":               "/",
+		"/..":                      "/",
+		"/.":                       "/",
+		"/a/./b/../c":              "/a/c",
+		"/a//b/":                   "/a/b/",
+		"/a/b//":                   "/a/b/",
+		"/example/..":              "/",
+		"/example1/example2/../..": "/",
+		"/a/b/c/./../../g":         "/a/g",
+		"/a/b/..c":                 "/a/b/..c",
+		"/a/b/.c":                  "/a/b/.c",
+		"//":                       "/",
+		"/a":                       "/a",
+	} {
+		if got := canonicalURI(path, "execute-api"); got != want {
+			t.Errorf("canonicalURI(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
