@@ -269,13 +269,23 @@ func collapseSpaces(v string) string {
 	return b.String()
 }
 
+// isS3 says whether service is one of the S3 family, signed the S3 way (path as sent, x-amz-content-sha256):
+// the list of the .NET signer that the Nexus Bridge uses (SigV4Signer.IsS3), so that both sign alike.
+func isS3(service string) bool {
+	switch service {
+	case "s3", "s3-outposts", "s3-object-lambda", "s3express":
+		return true
+	}
+	return false
+}
+
 // canonicalURI: S3 signs the path exactly as sent. Every other service signs it with dot segments and empty
-// segments removed, URI-encoded a second time (a %20 on the wire is %2520 in the signature).
+// segments removed (a trailing slash kept), URI-encoded a second time (a %20 on the wire is %2520 in the signature).
 func canonicalURI(path, service string) string {
 	if path == "" {
 		return "/"
 	}
-	if service == "s3" || plainPath(path) {
+	if isS3(service) || plainPath(path) {
 		return path
 	}
 	segments := strings.Split(path, "/")
@@ -292,9 +302,13 @@ func canonicalURI(path, service string) string {
 		}
 	}
 	result := "/" + strings.Join(out, "/")
-	last := segments[len(segments)-1]
-	if len(out) > 0 && last == "" {
-		result += "/"
+	// RFC 3986 §5.2.4, as the .NET, Python and TypeScript signers have it: a path that ends in a directory ("/a/",
+	// "/a/b/.", "/a/b/..") keeps its trailing slash, so "/a/b/.." is "/a/", not "/a".
+	switch segments[len(segments)-1] {
+	case "", ".", "..":
+		if len(out) > 0 {
+			result += "/"
+		}
 	}
 	return result
 }
@@ -434,7 +448,7 @@ func (c *Credentials) signHTTP(req *http.Request, t time.Time) error {
 	if c.SessionToken != "" {
 		req.Header.Set("X-Amz-Security-Token", string(c.SessionToken))
 	}
-	if c.Strategy.Service == "s3" && req.Header.Get("X-Amz-Content-Sha256") == "" {
+	if isS3(c.Strategy.Service) && req.Header.Get("X-Amz-Content-Sha256") == "" {
 		req.Header.Set("X-Amz-Content-Sha256", hash)
 	}
 	host := req.Host

@@ -365,3 +365,61 @@ func TestSigV4FastPathsAgreeWithTheGeneralRules(t *testing.T) {
 		t.Fatal("plainPath")
 	}
 }
+
+// The S3 family, as the .NET signer (SigV4Signer.IsS3, used by the Nexus Bridge) has it: the path signed as sent,
+// neither normalized nor encoded again, and x-amz-content-sha256 sent and signed.
+func TestSigV4SignsEveryS3VariantAsS3(t *testing.T) {
+	for _, service := range []string{"s3", "s3-outposts", "s3-object-lambda", "s3express"} {
+		t.Run(service, func(t *testing.T) {
+			req, _ := http.NewRequest("PUT", "https://bucket.example.amazonaws.com/a%20b/../c", strings.NewReader("hello"))
+			creds := &Credentials{Strategy: Strategy{Type: StrategyAWSSigV4, Region: "eu-west-1", Service: service},
+				AccessKeyID: "AKID", SecretAccessKey: "secret", derived: &derived{}}
+			if err := creds.ApplyAt(req, time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC)); err != nil {
+				t.Fatal(err)
+			}
+			if got := req.Header.Get("X-Amz-Content-Sha256"); got != sha256Hex("hello") {
+				t.Fatalf("x-amz-content-sha256 = %q, want the body's hash", got)
+			}
+			if !strings.Contains(req.Header.Get("Authorization"), "SignedHeaders=host;x-amz-content-sha256;x-amz-date,") {
+				t.Fatalf("x-amz-content-sha256 not signed: %s", req.Header.Get("Authorization"))
+			}
+			if got := canonicalURI("/a%20b/../c", service); got != "/a%20b/../c" {
+				t.Fatalf("canonical URI %q, want the path as sent", got)
+			}
+		})
+	}
+	if canonicalURI("/a%20b/../c", "s3-control") != "/c" {
+		t.Fatal("a service that is not S3 (s3-control) normalizes and encodes again")
+	}
+}
+
+// RFC 3986 §5.2.4 remove_dot_segments, as the .NET, Python and TypeScript signers apply it (outputs checked
+// against Python's remove_dot_segments): a path whose last segment is "", "." or ".." keeps its trailing slash;
+// empty segments are dropped, as AWS does.
+func TestSigV4PathNormalizationKeepsTheTrailingSlashAsTheOtherSDKsDo(t *testing.T) {
+	for path, want := range map[string]string{
+		"/a/b/..":                  "/a/",
+		"/a/b/.":                   "/a/b/",
+		"/a/b/../":                 "/a/",
+		"/a/b/./":                  "/a/b/",
+		"/a/.":                     "/a/",
+		"/a/..":                    "/",
+		"/a/b/../..":               "/",
+		"/..":                      "/",
+		"/.":                       "/",
+		"/a/./b/../c":              "/a/c",
+		"/a//b/":                   "/a/b/",
+		"/a/b//":                   "/a/b/",
+		"/example/..":              "/",
+		"/example1/example2/../..": "/",
+		"/a/b/c/./../../g":         "/a/g",
+		"/a/b/..c":                 "/a/b/..c",
+		"/a/b/.c":                  "/a/b/.c",
+		"//":                       "/",
+		"/a":                       "/a",
+	} {
+		if got := canonicalURI(path, "execute-api"); got != want {
+			t.Errorf("canonicalURI(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

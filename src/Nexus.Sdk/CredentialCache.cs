@@ -3,8 +3,8 @@ using System.Collections.Concurrent;
 namespace Nexus.Sdk;
 
 /// <summary>
-/// Credentials per connection, kept until <see cref="NexusClientOptions.CredentialExpiryMargin"/> before their
-/// <c>expires_at</c> (or for <see cref="NexusClientOptions.CredentialMaxAge"/> when they have none). A missing or
+/// Credentials per connection, kept until <see cref="NexusClientOptions.CredentialExpiryMargin"/> (at most half the
+/// time they had left when fetched) before their <c>expires_at</c> (or for <see cref="NexusClientOptions.CredentialMaxAge"/> when they have none). A missing or
 /// stale entry is fetched once however many callers want it at the same moment: they all await the one fetch in
 /// flight. The fetch runs to its end even when the caller that started it gives up (its result serves the others);
 /// each caller's own cancellation only stops its own wait.
@@ -66,6 +66,8 @@ internal sealed class CredentialCache(Func<string, CancellationToken, Task<Nexus
         return cancellationToken.CanBeCanceled ? flight.WaitAsync(cancellationToken) : flight;
     }
 
+    private TimeSpan EffectiveMargin(TimeSpan left) => left <= TimeSpan.Zero ? TimeSpan.Zero : left / 2 < margin ? left / 2 : margin;
+
     private async Task<NexusCredential> FetchAsync(string connectionId, Entry entry, long generation)
     {
         // Off the caller's stack and lock: the first caller's synchronous continuation must not run under the gate.
@@ -74,7 +76,10 @@ internal sealed class CredentialCache(Func<string, CancellationToken, Task<Nexus
         {
             var credential = await fetch(connectionId, CancellationToken.None).ConfigureAwait(false);
             var now = time.GetUtcNow();
-            var freshUntil = credential.ExpiresAt is { } expires ? expires - margin : now + maxAge;
+            // The margin is at most half the time left, as in the server (RefreshSchedule.EffectiveMarginMs) and the
+            // other SDKs: a token that lives less than twice the margin (a 60 s token, a margin of 60 s) is still
+            // cached for a while, instead of being fetched again on every call.
+            var freshUntil = credential.ExpiresAt is { } expires ? expires - EffectiveMargin(expires - now) : now + maxAge;
             lock (entry.Gate)
             {
                 if (entry.Generation == generation)

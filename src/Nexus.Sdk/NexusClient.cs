@@ -14,9 +14,9 @@ namespace Nexus.Sdk;
 /// <remarks>
 /// Errors are typed (<see cref="NexusAttentionRequiredException"/>, <see cref="NexusConnectionNotActiveException"/>,
 /// <see cref="NexusNotFoundException"/>, <see cref="NexusForbiddenException"/>, <see cref="NexusRateLimitedException"/>,
-/// <see cref="NexusUnavailableException"/>). Idempotent calls (GET, DELETE and the forced refresh, which Nexus
-/// deduplicates) are retried after 429/502/503/504 or a network error with exponential backoff and full jitter, never
-/// sooner than <c>Retry-After</c>; the others are not retried.
+/// <see cref="NexusUnavailableException"/>). Idempotent calls (GET, DELETE) are retried after 429/502/503/504 or a
+/// network error with exponential backoff and full jitter, never sooner than <c>Retry-After</c>; the forced refresh
+/// only after 429 or 503 (Nexus did nothing); the others are not retried.
 /// </remarks>
 public sealed class NexusClient : IDisposable
 {
@@ -30,13 +30,23 @@ public sealed class NexusClient : IDisposable
     private readonly ConcurrentDictionary<string, Renewal> renewals = new(StringComparer.Ordinal);
     private readonly string baseUrl;
 
-    /// <summary>A client with its own <see cref="HttpClient"/> over <paramref name="handler"/> (default: a pooled <see cref="SocketsHttpHandler"/>).</summary>
+    /// <summary>
+    /// A client with its own <see cref="HttpClient"/> over <paramref name="handler"/> (default: a pooled
+    /// <see cref="SocketsHttpHandler"/>). It never follows a redirect: a <see cref="SocketsHttpHandler"/> or
+    /// <see cref="HttpClientHandler"/> given here (at the end of any <see cref="DelegatingHandler"/> chain) has
+    /// <c>AllowAutoRedirect</c> turned off; any other handler must not follow redirects itself.
+    /// </summary>
     public NexusClient(NexusClientOptions options, HttpMessageHandler? handler = null)
-        : this(options, new HttpClient(handler ?? new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }, disposeHandler: true), true)
+        : this(options, new HttpClient(NexusHandler(handler), disposeHandler: true), true)
     {
     }
 
-    /// <summary>A client over an <see cref="HttpClient"/> the caller owns (e.g. from <c>IHttpClientFactory</c>); its own timeout applies too.</summary>
+    /// <summary>
+    /// A client over an <see cref="HttpClient"/> the caller owns (e.g. from <c>IHttpClientFactory</c>); its own timeout
+    /// applies too. Its handler must not follow redirects (<c>AllowAutoRedirect = false</c>): a redirect followed to
+    /// another host takes the API key there. A call that such a client followed away from Nexus throws
+    /// <see cref="InvalidOperationException"/>.
+    /// </summary>
     public NexusClient(HttpClient httpClient, NexusClientOptions options)
         : this(options, httpClient, false)
     {
@@ -57,6 +67,23 @@ public sealed class NexusClient : IDisposable
 
         baseUrl = options.BaseUrl!.AbsoluteUri.TrimEnd('/');
         cache = new CredentialCache(FetchCredentialsAsync, options.TimeProvider, options.CredentialExpiryMargin, options.CredentialMaxAge);
+    }
+
+    /// <summary>
+    /// The handler of a client's own <see cref="HttpClient"/>, redirects off. Every request carries the API key as
+    /// <c>X-API-Key</c>, which .NET's redirect handling keeps on a redirect to another host (it drops only
+    /// <c>Authorization</c>); and the Bridge passes a provider's redirect on with the provider's absolute Location
+    /// (https://api.github.com/...). Followed, that redirect would give the provider Nexus's key.
+    /// </summary>
+    private static HttpMessageHandler NexusHandler(HttpMessageHandler? handler)
+    {
+        if (handler is null)
+        {
+            return new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false };
+        }
+
+        Redirects.TurnOff(handler);
+        return handler;
     }
 
     /// <summary>A client configured from <c>NEXUS_URL</c> and <c>NEXUS_API_KEY</c>.</summary>
@@ -238,13 +265,19 @@ public sealed class NexusClient : IDisposable
     /// <summary>
     /// <c>POST /v1/refresh/{id}</c>: refresh the access token now. Drops the cached credential first. A provider that
     /// rejects the refresh gives <see cref="NexusAttentionRequiredException"/>; a connection without a refresh token
-    /// a <see cref="NexusException"/> with <see cref="NexusException.Code"/> <c>refresh_not_supported</c>.
+    /// a <see cref="NexusException"/> with <see cref="NexusException.Code"/> <c>refresh_not_supported</c>. Sent again
+    /// only after 429 or 503 (<c>refresh_unavailable</c>: Nexus stored no new token), never after a network error,
+    /// 502 or 504.
     /// </summary>
     public async Task<Connection> RefreshAsync(string connectionId, CancellationToken cancellationToken = default)
     {
         cache.Invalidate(connectionId);
-        // Idempotent: Nexus runs one refresh per connection and a refresh another caller just finished counts.
-        using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/refresh/" + Escape(connectionId), null, connectionId, cancellationToken, idempotent: true)
+        // Not idempotent: Nexus deduplicates only refreshes in flight together. After a network error (or a proxy's
+        // 502/504) the first refresh may have completed and rotated the provider's refresh token; sent again, it
+        // would rotate it once more. Nexus's 503 refresh_unavailable (lock timeout, backoff, a transient provider
+        // failure) and a 429 mean that it stored no new token, so those may be retried, after their Retry-After.
+        using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/refresh/" + Escape(connectionId), null, connectionId, cancellationToken,
+                Retry.WhenNexusDidNothing)
             .ConfigureAwait(false);
         cache.Invalidate(connectionId);
         return Connection.From(document!.RootElement);
@@ -354,6 +387,10 @@ public sealed class NexusClient : IDisposable
         cache.Invalidate(connectionId);
         using var _ = await SendForJsonAsync(HttpMethod.Post, "/v1/connections/" + Escape(connectionId) + "/credentials", fields, connectionId, cancellationToken)
             .ConfigureAwait(false);
+        // Again after the POST: a read that started while Nexus was storing the new values got the old ones and
+        // cached them (Go and TS invalidate after the call too).
+        cache.Invalidate(connectionId);
+
         return await GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
     }
 
@@ -367,7 +404,10 @@ public sealed class NexusClient : IDisposable
     /// <summary>
     /// Sends <paramref name="request"/> through the Bridge: Nexus applies the credential, so the application never holds
     /// it. A relative request URI is a provider API path; an absolute one keeps only its path and query. The
-    /// provider's answer comes back as it is (the Bridge itself refreshes once after a provider 401).
+    /// provider's answer comes back as it is (the Bridge itself refreshes once after a provider 401), a redirect
+    /// included: the Bridge passes on a provider's redirect within the provider's API host, with the provider's
+    /// absolute <c>Location</c>, and this client does not follow it, because the request carries Nexus's API key. To
+    /// follow one, send the next request through the Bridge with the Location's path.
     /// </summary>
     public async Task<HttpResponseMessage> SendThroughBridgeAsync(string connectionId, HttpRequestMessage request, CancellationToken cancellationToken = default)
     {
@@ -376,7 +416,26 @@ public sealed class NexusClient : IDisposable
         request.RequestUri = BridgeUri(connectionId, target.IsAbsoluteUri ? target.PathAndQuery : target.OriginalString);
         request.Headers.Remove(ApiKeyHeader);
         request.Headers.TryAddWithoutValidation(ApiKeyHeader, options.ApiKey);
-        return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        return await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends a request that carries the API key. The client's own handler follows no redirect (see
+    /// <see cref="NexusHandler"/>); an <see cref="HttpClient"/> of the caller's may, and then the key has gone to
+    /// another host already: that is not passed over in silence.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendToNexusAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
+    {
+        var response = await http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
+        if (response.RequestMessage?.RequestUri is { IsAbsoluteUri: true } final && !Redirects.SameOrigin(final, options.BaseUrl!))
+        {
+            response.Dispose();
+            throw new InvalidOperationException($"The HttpClient given to NexusClient followed a redirect from Nexus to {final.Scheme}://{final.Authority}, "
+                + "which received the Nexus API key with it. Give NexusClient an HttpClient whose handler does not follow redirects "
+                + "(SocketsHttpHandler or HttpClientHandler with AllowAutoRedirect = false), and consider rotating the key.");
+        }
+
+        return response;
     }
 
     private async Task<NexusCredential> FetchCredentialsAsync(string connectionId, CancellationToken cancellationToken)
@@ -385,11 +444,24 @@ public sealed class NexusClient : IDisposable
         return NexusCredential.Parse(connectionId, document!.RootElement);
     }
 
+    /// <summary>When a call is sent again.</summary>
+    private enum Retry
+    {
+        /// <summary>Never (a POST that is not idempotent).</summary>
+        Never,
+
+        /// <summary>After a network error or 429/502/503/504 (GET, DELETE).</summary>
+        Idempotent,
+
+        /// <summary>Only after an answer saying that Nexus did nothing: 429, 503.</summary>
+        WhenNexusDidNothing,
+    }
+
     /// <summary>Sends one call (retrying idempotent ones on transient failures) and parses the JSON answer (null for 204).</summary>
     private async Task<JsonDocument?> SendForJsonAsync(HttpMethod method, string path, object? body, string? connectionId, CancellationToken cancellationToken,
-        bool? idempotent = null)
+        Retry? retry = null)
     {
-        var retryable = idempotent ?? (method == HttpMethod.Get || method == HttpMethod.Delete);
+        var policy = retry ?? (method == HttpMethod.Get || method == HttpMethod.Delete ? Retry.Idempotent : Retry.Never);
         for (var attempt = 0; ; attempt++)
         {
             using var request = new HttpRequestMessage(method, baseUrl + path);
@@ -403,9 +475,9 @@ public sealed class NexusClient : IDisposable
             HttpResponseMessage response;
             try
             {
-                response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+                response = await SendToNexusAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
             }
-            catch (HttpRequestException e) when (retryable && attempt < options.MaxRetries)
+            catch (HttpRequestException e) when (policy == Retry.Idempotent && attempt < options.MaxRetries)
             {
                 _ = e;
                 await Task.Delay(Backoff(attempt, null), options.TimeProvider, cancellationToken).ConfigureAwait(false);
@@ -429,9 +501,14 @@ public sealed class NexusClient : IDisposable
                 }
 
                 var retryAfter = RetryAfter(response);
-                var transient = response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable
-                    or HttpStatusCode.GatewayTimeout;
-                if (retryable && transient && attempt < options.MaxRetries && (retryAfter is null || retryAfter <= options.MaxRetryDelay))
+                var transient = policy switch
+                {
+                    Retry.Idempotent => response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable
+                        or HttpStatusCode.GatewayTimeout,
+                    Retry.WhenNexusDidNothing => response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable,
+                    _ => false,
+                };
+                if (transient && attempt < options.MaxRetries && (retryAfter is null || retryAfter <= options.MaxRetryDelay))
                 {
                     await Task.Delay(Backoff(attempt, retryAfter), options.TimeProvider, cancellationToken).ConfigureAwait(false);
                     continue;

@@ -18,13 +18,13 @@ public sealed class NexusClientOptions
     /// <summary>Timeout of each HTTP call to Nexus (not of <see cref="NexusClient.WaitUntilActiveAsync"/>). Default 30 s.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>A cached credential is used until this long before its <c>expires_at</c>. Default 60 s.</summary>
+    /// <summary>A cached credential is used until this long before its <c>expires_at</c>, but at most half the time it had left when fetched. Default 60 s.</summary>
     public TimeSpan CredentialExpiryMargin { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a credential without <c>expires_at</c> (API keys, Basic, stored AWS keys) is cached. Default 5 minutes.</summary>
     public TimeSpan CredentialMaxAge { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Retries of an idempotent call after 429, 502, 503, 504 or a network error. Default 2; 0 turns retries off.</summary>
+    /// <summary>Retries of an idempotent call after 429, 502, 503, 504 or a network error (of the forced refresh: after 429 or 503 only). Default 2; 0 turns retries off.</summary>
     public int MaxRetries { get; set; } = 2;
 
     /// <summary>First retry delay without <c>Retry-After</c>; doubles per retry, with full jitter. Default 200 ms.</summary>

@@ -13,6 +13,15 @@ namespace Nexus.Sdk;
 /// 401s costs one <c>POST /v1/refresh</c>) and retries once; a renewal the provider rejects surfaces as
 /// <see cref="NexusAttentionRequiredException"/>.
 /// </summary>
+/// <remarks>
+/// Redirects: the handler follows them itself, and only within the origin (scheme, host and port) of the request
+/// it was given, applying the credential again on each hop (a SigV4 signature is made anew for the new path). A
+/// redirect to another origin comes back to the caller as it is, as the Go SDK's <c>HTTPClient</c> does, so the
+/// credential never reaches another host. For that it turns off <c>AllowAutoRedirect</c> on the
+/// <see cref="SocketsHttpHandler"/> or <see cref="HttpClientHandler"/> under it before its first request, and follows
+/// as many redirects as that handler would have (none when it had them off). Another kind of primary handler is left
+/// as it is and must not follow redirects itself.
+/// </remarks>
 public sealed class NexusCredentialHandler : DelegatingHandler
 {
     /// <summary>Set on a request (<c>request.Options.Set(NexusCredentialHandler.ConnectionIdOption, id)</c>) to choose its connection.</summary>
@@ -20,6 +29,8 @@ public sealed class NexusCredentialHandler : DelegatingHandler
 
     private readonly NexusClient client;
     private readonly Func<HttpRequestMessage, string?>? connectionId;
+    private readonly Lock gate = new();
+    private int maxRedirects = -1; // -1: the handler below has not been looked at yet
 
     /// <summary>A handler for one connection (a request's <see cref="ConnectionIdOption"/> still overrides it).</summary>
     public NexusCredentialHandler(NexusClient client, string? connectionId = null)
@@ -45,6 +56,79 @@ public sealed class NexusCredentialHandler : DelegatingHandler
             throw new InvalidOperationException("No Nexus connection for this request: give the handler a connection id or set NexusCredentialHandler.ConnectionIdOption on the request.");
         }
 
+        var follow = MaxRedirects();
+        var origin = request.RequestUri;
+        var response = await SendWithCredentialAsync(request, id, cancellationToken).ConfigureAwait(false);
+        for (var hop = 0; hop < follow && origin is not null && NextHop(request, response, origin); hop++)
+        {
+            response.Dispose();
+            response = await SendWithCredentialAsync(request, id, cancellationToken).ConfigureAwait(false);
+        }
+
+        return response;
+    }
+
+    /// <summary>
+    /// How many redirects to follow: as many as the primary handler would have followed, whose own following is
+    /// turned off once, before the first request (see <see cref="Redirects.TurnOff"/>).
+    /// </summary>
+    private int MaxRedirects()
+    {
+        if (Volatile.Read(ref maxRedirects) is var known and >= 0)
+        {
+            return known;
+        }
+
+        lock (gate)
+        {
+            if (maxRedirects < 0)
+            {
+                Volatile.Write(ref maxRedirects, Redirects.TurnOff(InnerHandler));
+            }
+
+            return maxRedirects;
+        }
+    }
+
+    /// <summary>
+    /// When <paramref name="response"/> is a redirect to follow, points <paramref name="request"/> at it (as .NET's own
+    /// redirect handling does: 301/302 after POST and 303 become a GET without body) and says so. A redirect to
+    /// another origin than <paramref name="origin"/> is not followed: the credential applied on the next hop would go
+    /// to that host (Go's HTTPClient stops there too, and hands the redirect back).
+    /// </summary>
+    private static bool NextHop(HttpRequestMessage request, HttpResponseMessage response, Uri origin)
+    {
+        var status = (int)response.StatusCode;
+        if (status is not (301 or 302 or 303 or 307 or 308) || response.Headers.Location is not { } location || request.RequestUri is not { IsAbsoluteUri: true } current)
+        {
+            return false;
+        }
+
+        var target = location.IsAbsoluteUri ? location : new Uri(current, location);
+        if (!Redirects.SameOrigin(target, origin))
+        {
+            return false;
+        }
+
+        var toGet = (status is 301 or 302 && request.Method == HttpMethod.Post) || (status == 303 && request.Method != HttpMethod.Head);
+        if (!toGet && !Requests.CanReplay(request.Content))
+        {
+            return false; // 307/308 keep the body, and this one cannot be sent again
+        }
+
+        request.RequestUri = target;
+        if (toGet)
+        {
+            request.Method = HttpMethod.Get;
+            request.Content = null;
+        }
+
+        return true;
+    }
+
+    /// <summary>Applies the connection's credential and sends; after a provider 401, renews it once and sends again.</summary>
+    private async Task<HttpResponseMessage> SendWithCredentialAsync(HttpRequestMessage request, string id, CancellationToken cancellationToken)
+    {
         var credential = await client.GetCredentialsAsync(id, cancellationToken).ConfigureAwait(false);
         await credential.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
         var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);

@@ -85,6 +85,26 @@ public sealed class CredentialCacheTests
     }
 
     [Fact]
+    public async Task A_credential_that_lives_less_than_twice_the_margin_is_cached_for_half_its_remaining_life()
+    {
+        var clock = new ManualClock(Start);
+        var fake = new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Json(FakeNexus.Token("oauth2", "\"access_token\":\"at\"", clock.GetUtcNow().AddSeconds(40).ToUnixTimeSeconds()))) };
+        using var client = new NexusClient(FakeNexus.Options(clock), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        // 40 s left, less than the 60 s margin: the margin is 20 s, half the time left, as the server and the other SDKs have it.
+        await client.GetCredentialsAsync("conn_1", ct);
+        await client.GetCredentialsAsync("conn_1", ct);
+        clock.Advance(TimeSpan.FromSeconds(19));
+        await client.GetCredentialsAsync("conn_1", ct);
+        Assert.Equal(1, fake.Count("/v1/token/"));
+
+        clock.Advance(TimeSpan.FromSeconds(2)); // 21 s in: less than 20 s left
+        await client.GetCredentialsAsync("conn_1", ct);
+        Assert.Equal(2, fake.Count("/v1/token/"));
+    }
+
+    [Fact]
     public async Task A_credential_without_expiry_is_kept_for_the_max_age_only()
     {
         var clock = new ManualClock(Start);
@@ -146,6 +166,44 @@ public sealed class CredentialCacheTests
 
         Assert.Equal("at", (await second).AccessToken);
         Assert.Equal(1, fake.Count("/v1/token/"));
+    }
+
+    [Fact]
+    public async Task A_credential_read_while_new_credentials_are_being_submitted_is_not_served_after_the_submission()
+    {
+        var stored = "k-old";
+        var submitting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fake = new FakeNexus();
+        fake.Respond = async request =>
+        {
+            var path = request.RequestUri!.AbsolutePath;
+            if (path.StartsWith("/v1/token/", StringComparison.Ordinal))
+            {
+                return FakeNexus.Json(FakeNexus.Token("api_key", $"\"api_key\":\"{Volatile.Read(ref stored)}\"", null, ""","in":"header","name":"X-Key","prefix":null"""));
+            }
+
+            if (path.EndsWith("/credentials", StringComparison.Ordinal))
+            {
+                submitting.SetResult();
+                await release.Task; // Nexus is storing the new key
+                Volatile.Write(ref stored, "k-new");
+                return FakeNexus.Json("""{"connection_id":"conn_1","status":"active"}""");
+            }
+
+            return FakeNexus.Json("""{"connection_id":"conn_1","status":"active","provider":"p","workspace_id":"w","scopes":[],"created_at":1,"updated_at":2}""");
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        var submit = client.SubmitCredentialsAsync("conn_1", new Dictionary<string, string> { ["api_key"] = "k-new" }, ct);
+        await submitting.Task;
+        // A read during the POST gets the old key, which Nexus still holds.
+        Assert.Equal("k-old", (await client.GetCredentialsAsync("conn_1", ct)).ApiKey);
+        release.SetResult();
+        await submit;
+
+        Assert.Equal("k-new", (await client.GetCredentialsAsync("conn_1", ct)).ApiKey);
     }
 
     [Fact]

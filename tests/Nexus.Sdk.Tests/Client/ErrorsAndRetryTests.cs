@@ -130,6 +130,45 @@ public sealed class ErrorsAndRetryTests
     }
 
     [Fact]
+    public async Task A_forced_refresh_is_not_sent_again_after_a_network_error_because_the_first_may_have_rotated_the_refresh_token()
+    {
+        var fake = new FakeNexus { Respond = _ => throw new HttpRequestException("connection reset") };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.RefreshAsync("conn_1", TestContext.Current.CancellationToken));
+        Assert.Equal(1, fake.Count("/v1/refresh/conn_1"));
+    }
+
+    [Theory]
+    [InlineData(HttpStatusCode.BadGateway)]
+    [InlineData(HttpStatusCode.GatewayTimeout)]
+    public async Task A_forced_refresh_is_not_sent_again_after_a_gateway_error_that_may_hide_a_refresh_done(HttpStatusCode status)
+    {
+        var fake = new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Problem(status, "upstream")) };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.RefreshAsync("conn_1", TestContext.Current.CancellationToken));
+        Assert.Equal(status, error.StatusCode);
+        Assert.Equal(1, fake.Count("/v1/refresh/conn_1"));
+    }
+
+    [Fact]
+    public async Task A_forced_refresh_is_sent_again_after_Nexus_said_503_refresh_unavailable_because_then_it_stored_no_new_token()
+    {
+        var calls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(Interlocked.Increment(ref calls) == 1
+                ? FakeNexus.Problem(HttpStatusCode.ServiceUnavailable, "refresh_unavailable", ""","connection_id":"conn_1" """, TimeSpan.Zero)
+                : FakeNexus.Json(ActiveConnection)),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+
+        Assert.True((await client.RefreshAsync("conn_1", TestContext.Current.CancellationToken)).IsActive);
+        Assert.Equal(2, fake.Count("/v1/refresh/conn_1"));
+    }
+
+    [Fact]
     public void Backoff_has_full_jitter_below_an_exponential_ceiling()
     {
         var options = FakeNexus.Options();
