@@ -200,7 +200,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 var copyAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 try
                 {
-                    await CopyResponseAsync(context, target, credential, uri, response, timeout, ct);
+                    await CopyResponseAsync(context, target, credential, uri, rawPath, response, timeout, ct);
                 }
                 finally
                 {
@@ -342,7 +342,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         return tokens;
     }
 
-    private async Task CopyResponseAsync(HttpContext context, BridgeTarget target, UpstreamCredential credential, Uri uri, HttpResponseMessage upstreamResponse, CancellationTokenSource timeout, CancellationToken ct)
+    private async Task CopyResponseAsync(HttpContext context, BridgeTarget target, UpstreamCredential credential, Uri uri, string rawPath, HttpResponseMessage upstreamResponse,
+        CancellationTokenSource timeout, CancellationToken ct)
     {
         // The Bridge never follows redirects; one that points away from the provider's API host is refused, so
         // that a caller is never sent elsewhere by a provider it trusted through Nexus.
@@ -375,6 +376,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         var secrets = credential.Secrets();
         CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers, credential, secrets);
         CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers, credential, secrets);
+        if (response.StatusCode is >= 300 and < 400 && response.Headers.Location.Count == 1)
+        {
+            RedirectThroughBridge(context, target, uri, rawPath, response);
+        }
 
         // The timeout is an idle timeout on the provider, as a reverse proxy's read timeout is: each wait for the
         // next piece of the body gets all of it, so a long stream that keeps coming is never cut, and a provider
@@ -401,6 +406,31 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// A redirect inside the provider's API (a renamed repository's 301, a paginated export's 302) points back at the
+    /// Bridge, as a reverse proxy rewrites its upstream's Location (nginx's proxy_redirect): a caller that follows it
+    /// gets the credential added again, and never sends its Nexus API key, or nothing at all, to the provider's host.
+    /// The reference is an absolute path under the prefix this request came in by (/v1/bridge/{id} or /v1/proxy), so
+    /// it holds for whatever host name the caller reached Nexus by. A Location on the provider's host outside the API's
+    /// base path cannot be said as a Bridge path and stays as the provider wrote it.
+    /// </summary>
+    private static void RedirectThroughBridge(HttpContext context, BridgeTarget target, Uri uri, string rawPath, HttpResponse response)
+    {
+        var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+        var query = raw.IndexOf('?', StringComparison.Ordinal);
+        var path = query < 0 ? raw : raw[..query];
+        if (!path.EndsWith(rawPath, StringComparison.Ordinal) || !Uri.TryCreate(response.Headers.Location.ToString(), UriKind.RelativeOrAbsolute, out var location))
+        {
+            return;
+        }
+
+        var resolved = location.IsAbsoluteUri ? location : new Uri(uri, location);
+        if (BridgePath.ToBridge(target.ApiBase, resolved, path[..^rawPath.Length]) is { } bridged)
+        {
+            response.Headers.Location = bridged;
         }
     }
 

@@ -80,4 +80,36 @@ internal static class BridgePath
         target = parsed;
         return true;
     }
+
+    /// <summary>
+    /// The inverse of <see cref="TryResolve"/>: the Bridge path (under <paramref name="bridgePrefix"/>, with the URL's
+    /// query and fragment) of a provider URL inside the API base, or null for one outside it (another origin, or a
+    /// path beside the base path).
+    /// </summary>
+    public static string? ToBridge(Uri apiBase, Uri url, string bridgePrefix)
+    {
+        if (!url.IsAbsoluteUri || url.Scheme != apiBase.Scheme || !string.Equals(url.Host, apiBase.Host, StringComparison.OrdinalIgnoreCase) || url.Port != apiBase.Port
+            || !string.IsNullOrEmpty(url.UserInfo))
+        {
+            return null;
+        }
+
+        var basePath = Bases.GetValue(apiBase, static b => new Base($"{b.Scheme}://{b.Authority}", b.AbsolutePath.TrimEnd('/'))).Path;
+        var path = url.AbsolutePath;
+        string rest;
+        if (basePath.Length == 0 || path == basePath)
+        {
+            rest = basePath.Length == 0 ? path : "";
+        }
+        else if (path.StartsWith(basePath + "/", StringComparison.Ordinal))
+        {
+            rest = path[basePath.Length..];
+        }
+        else
+        {
+            return null;
+        }
+
+        return bridgePrefix + rest + url.Query + url.Fragment;
+    }
 }

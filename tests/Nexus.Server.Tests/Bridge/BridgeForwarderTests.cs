@@ -195,6 +195,25 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Redirect, same.StatusCode);
     }
 
+    [Theory]
+    // Relative, absolute-path and absolute references inside the API's base path come back as the Bridge's own path,
+    // query and fragment kept; so a caller that follows the redirect comes back through the Bridge and its credential.
+    [InlineData("items?page=2", "/bridge/items?page=2")]
+    [InlineData("/api/repos/renamed", "/bridge/repos/renamed")]
+    [InlineData("{echo}/api/export/part-2#top", "/bridge/export/part-2#top")]
+    [InlineData("/api", "/bridge")]
+    // Beside the base path, on the same host: not a Bridge path; left as the provider wrote it.
+    [InlineData("/other/place", "/other/place")]
+    [InlineData("/apis/x", "/apis/x")]
+    public async Task ARedirectInsideTheProvidersApiPointsBackAtTheBridge(string location, string expected)
+    {
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
+        target = target with { ApiBase = new Uri(new Uri(echo.BaseUrl), "/api") };
+        using var response = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString(location.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal)));
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal(expected, response.Headers.Location!.OriginalString);
+    }
+
     [Fact]
     public async Task RefreshesAndRetriesOnceAfterA401()
     {
@@ -362,7 +381,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         using var redirect = await client.GetAsync("/bridge/keep-query?page=2");
         Assert.Equal(HttpStatusCode.MovedPermanently, redirect.StatusCode);
         Assert.Equal("page=2&api_key=query-secret-key-123", echo.Last.Query.TrimStart('?'));
-        Assert.Equal("/keep-query/?page=2", redirect.Headers.Location!.OriginalString);
+        Assert.Equal("/bridge/keep-query/?page=2", redirect.Headers.Location!.OriginalString);
         using var reflectedQuery = await client.GetAsync("/bridge/reflect?page=3");
         // Anywhere but Location and Content-Location, a header with the key in it is dropped whole.
         Assert.False(reflectedQuery.Headers.Contains("X-Seen-Query"));

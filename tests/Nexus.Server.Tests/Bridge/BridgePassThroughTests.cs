@@ -59,6 +59,28 @@ public sealed class BridgePassThroughTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("/v1/bridge/{id}")]
+    [InlineData("/v1/proxy")]
+    public async Task AClientThatFollowsAProvidersRedirectInsideItsApiComesBackThroughTheBridgeAndNeverSendsTheProviderItsNexusKey(string prefix)
+    {
+        // HttpClient keeps custom headers (the Nexus key, the connection header) on every hop of a redirect it follows.
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = true }) { BaseAddress = new Uri(server.BaseUrl) };
+        var bridge = prefix.Replace("{id}", connectionId, StringComparison.Ordinal);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{bridge}/redirect?to=" + Uri.EscapeDataString(echo.BaseUrl + "/status/200"));
+        request.Headers.Add("X-API-Key", server.ApiKey);
+        request.Headers.Add("Nexus-Connection-Id", connectionId);
+        var before = echo.Requests.Count;
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(new Uri(server.BaseUrl + bridge + "/status/200"), response.RequestMessage!.RequestUri);
+        var hops = echo.Requests.Skip(before).ToList();
+        Assert.Equal(["/redirect", "/status/200"], hops.Select(r => r.Path));
+        Assert.All(hops, r => Assert.Equal("sk-pass-through", r.Headers["X-Echo-Key"]));
+        Assert.All(hops, r => Assert.False(r.Headers.ContainsKey("X-API-Key")));
+    }
+
+    [Theory]
     [InlineData(404)]
     [InlineData(500)]
     public async Task PassesAnEmptyProviderErrorThroughWithoutFillingInABody(int code)

@@ -160,6 +160,12 @@ public sealed class EchoUpstream : IAsyncDisposable
             await Record(context);
             return Results.Redirect(to);
         });
+        // The same under a base path, for a provider whose API base URL has one (https://slack.com/api).
+        app.MapGet("/api/redirect", async (HttpContext context, string to) =>
+        {
+            await Record(context);
+            return Results.Redirect(to);
+        });
         app.MapGet("/protected", async (HttpContext context) =>
         {
             await Record(context);
