@@ -275,6 +275,39 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task ARefreshOfAMachineConnectionThatMeetsAnOutageOfItsAuthorizationServerIsRetriedLaterAndTheConnectionStaysActive()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name);
+        var token = fixture.Grants.Last().Token;
+
+        // The authorization server is down (503, then 429; no OAuth error body): a transient failure, not a refusal.
+        // The connection stays active with its token, counts the failure and has a retry scheduled, never attention_required.
+        var failures = 0;
+        foreach (var outage in new[] { 503, 429 })
+        {
+            fixture.Outages.Enqueue(outage);
+            var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId, null, HttpStatusCode.ServiceUnavailable);
+            Assert.Equal("refresh_unavailable", problem.GetProperty("code").GetString());
+            Assert.Empty(fixture.Outages);
+            var connection = await ConnectionAsync(connectionId);
+            Assert.Equal("active", connection.GetProperty("status").GetString());
+            Assert.Equal(++failures, connection.GetProperty("consecutive_failures").GetInt64());
+            Assert.Equal(JsonValueKind.Number, connection.GetProperty("next_refresh_at").ValueKind);
+            Assert.Equal("token_request_failed", connection.GetProperty("last_error").GetProperty("code").GetString());
+            Assert.Equal(token, await CallToolAsync(connectionId));
+        }
+
+        // The authorization server answers again: the next refresh is a new grant, and the failures are over.
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        Assert.Equal(0, (await ConnectionAsync(connectionId)).GetProperty("consecutive_failures").GetInt64());
+        var grant = fixture.Grants.Last();
+        Assert.NotEqual(token, grant.Token);
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
     public async Task AWrongSecretFailsTheConnectionWithTheAuthorizationServersError()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });

@@ -106,8 +106,12 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
         {
             // RFC 6749 §4.4.3: a client_credentials grant has no refresh token; the client asks for a new token.
             var fresh = await providerClient.ClientCredentialsAsync(provider, scopes ?? provider.Scopes, ct);
+            // ProviderClient classified the answer by its real HTTP status (Transient: unreachable, timeout, 5xx, 429,
+            // 408, temporarily_unavailable): an outage of the authorization server is retried with backoff while the
+            // connection stays active, as an ordinary refresh's is. Classifying it as a 400 made a 503 without an OAuth
+            // error body a rejection, and the connection attention_required, never retried.
             return fresh.Succeeded ? RefreshAttempt.Success(fresh)
-                : RefreshAttempt.Failure(fresh.Error == "provider_unreachable" ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription);
+                : RefreshAttempt.Failure(fresh.Transient ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription);
         }
 
         var parameters = new List<KeyValuePair<string, string>>
