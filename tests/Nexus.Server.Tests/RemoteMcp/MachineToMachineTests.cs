@@ -62,6 +62,9 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         /// </summary>
         public ConcurrentQueue<int> Outages { get; } = new();
 
+        /// <summary>The Retry-After its 503 and 429 carry: far longer than the refresh engine's own first backoff (1 to 2 s).</summary>
+        public const int RetryAfterSeconds = 120;
+
         /// <summary>Every assertion it verified, decoded (iss, sub, aud).</summary>
         public ConcurrentQueue<JsonElement> Assertions { get; } = new();
 
@@ -107,7 +110,7 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
                     return;
                 }
 
-                context.Response.Headers.RetryAfter = "1";
+                context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 await context.Response.WriteAsync("<html>unavailable</html>");
                 return;
             }
@@ -282,18 +285,20 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var token = fixture.Grants.Last().Token;
 
         // The authorization server is down (503, then 429; no OAuth error body): a transient failure, not a refusal.
-        // The connection stays active with its token, counts the failure and has a retry scheduled, never attention_required.
+        // The connection stays active with its token, counts the failure and has a retry scheduled, never attention_required,
+        // and not before the authorization server's Retry-After.
         var failures = 0;
         foreach (var outage in new[] { 503, 429 })
         {
             fixture.Outages.Enqueue(outage);
+            var before = fixture.Client.Time.GetUtcNow().ToUnixTimeSeconds();
             var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId, null, HttpStatusCode.ServiceUnavailable);
             Assert.Equal("refresh_unavailable", problem.GetProperty("code").GetString());
             Assert.Empty(fixture.Outages);
             var connection = await ConnectionAsync(connectionId);
             Assert.Equal("active", connection.GetProperty("status").GetString());
             Assert.Equal(++failures, connection.GetProperty("consecutive_failures").GetInt64());
-            Assert.Equal(JsonValueKind.Number, connection.GetProperty("next_refresh_at").ValueKind);
+            Assert.True(connection.GetProperty("next_refresh_at").GetInt64() >= before + Fixture.RetryAfterSeconds, connection.ToString());
             Assert.Equal("token_request_failed", connection.GetProperty("last_error").GetProperty("code").GetString());
             Assert.Equal(token, await CallToolAsync(connectionId));
         }
