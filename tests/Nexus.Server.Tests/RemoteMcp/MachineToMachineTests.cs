@@ -802,6 +802,122 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
     }
 
+    [Fact]
+    public async Task CallApiReconnectsAFailedMachineConnectionItselfInsteadOfHandingThePersonALink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        // As call_remote_tool does: the secret fixed, the assistant's call_api gets a new token by the client_credentials
+        // grant (nobody approves anything) and the request goes through with it.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        await using var client = await AssistantAsync(userId);
+        var grants = fixture.Grants.Count;
+        var answer = await CallApiToolAsync(client, name);
+        Assert.Equal(200, answer.GetProperty("status").GetInt32());
+        // The server echoed the token it was sent, the connection's current one, which Nexus keeps from the assistant.
+        Assert.Contains("[credential removed by Nexus]", answer.GetProperty("body").GetString(), StringComparison.Ordinal);
+        Assert.Equal(grants + 1, fixture.Grants.Count);
+        Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task ListRemoteToolsOfAMachineServerReconnectsItsFailedConnectionItselfInsteadOfHandingThePersonALink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        await using var client = await AssistantAsync(userId);
+        var grants = fixture.Grants.Count;
+        var answer = await ListRemoteToolsAsync(client, name);
+        var server = Assert.Single(answer.GetProperty("servers").EnumerateArray());
+        Assert.Equal("echo_token", Assert.Single(server.GetProperty("tools").EnumerateArray()).GetProperty("name").GetString());
+        Assert.Equal(grants + 1, fixture.Grants.Count);
+        Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task CallApiAndListRemoteToolsSayPlainlyWhenTheyCouldNotReconnectAMachineConnectionAndGiveNoLink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        await using var client = await AssistantAsync(userId);
+        foreach (var tool in new[] { "call_api", "list_remote_tools" })
+        {
+            var called = await client.CallToolAsync(tool, ToolArguments(tool, name), cancellationToken: Ct);
+            var answer = McpFixture.Structured(called);
+            Assert.True(called.IsError, answer.ToString());
+            Assert.Equal(("error", "reconnect_failed"), (answer.GetProperty("status").GetString(), answer.GetProperty("error").GetString()));
+            Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+            Assert.Contains("invalid_client", answer.GetProperty("message").GetString(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal("failed", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task CallApiAndListRemoteToolsReconnectAMachineConnectionTheRequestLeftNeedingAttentionAndSendItOnceMore()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await ConnectAsync(name, ["reports:read"], workspace: userId);
+        await using var client = await AssistantAsync(userId);
+
+        foreach (var tool in new[] { "call_api", "list_remote_tools" })
+        {
+            // The server stops accepting the token, and the authorization server refuses the refresh the Bridge asks for
+            // on its 401 (invalid_grant: attention_required); the next grant, the reconnect's, is issued.
+            fixture.ForgetTokens();
+            fixture.Outages.Enqueue(400);
+            var grants = fixture.Grants.Count;
+            var called = await client.CallToolAsync(tool, ToolArguments(tool, name), cancellationToken: Ct);
+            var answer = McpFixture.Structured(called);
+            Assert.True(called.IsError != true, answer.ToString());
+            Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+            Assert.Empty(fixture.Outages);
+            Assert.Equal(grants + 1, fixture.Grants.Count);
+            Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+        }
+    }
+
+    /// <summary>The arguments of call_api (a tools/call of echo_token, as JSON-RPC to the server's URL) or list_remote_tools, for the service.</summary>
+    private static Dictionary<string, object?> ToolArguments(string tool, string service) => tool == "call_api"
+        ? new Dictionary<string, object?>
+        {
+            ["service"] = service,
+            ["method"] = "POST",
+            ["path"] = "/",
+            ["body"] = new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = "echo_token", arguments = new { } } },
+        }
+        : new Dictionary<string, object?> { ["service"] = service };
+
+    private static async Task<JsonElement> CallApiToolAsync(McpClient client, string service)
+    {
+        var called = await client.CallToolAsync("call_api", ToolArguments("call_api", service), cancellationToken: Ct);
+        var answer = McpFixture.Structured(called);
+        Assert.True(called.IsError != true, answer.ToString());
+        Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+        return answer;
+    }
+
+    private static async Task<JsonElement> ListRemoteToolsAsync(McpClient client, string service)
+    {
+        var called = await client.CallToolAsync("list_remote_tools", ToolArguments("list_remote_tools", service), cancellationToken: Ct);
+        var answer = McpFixture.Structured(called);
+        Assert.True(called.IsError != true, answer.ToString());
+        Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+        return answer;
+    }
+
     /// <summary>A connection of the person's workspace that failed at once: the machine client's secret is wrong.</summary>
     private async Task<string> FailedConnectionAsync(string provider, string workspace)
     {
