@@ -721,7 +721,32 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
-    public async Task AStepUpGrantTheAuthorizationServerRefusesCountsAsARound()
+    public async Task TheAuditLogSaysWhichMachineStepUpRoundsCountedAndWhichWereGivenBack()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // Round 1 of the need for audit meets an outage and is given back; the next request's round 1 is granted (the
+        // server refuses the token all the same), and so is round 2.
+        fixture.Outages.Enqueue(503);
+        Assert.Equal("token_request_failed", (await BridgeToolAsync(connectionId, StubbornTool)).Body.GetProperty("code").GetString());
+        Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, StubbornTool)).Body.GetProperty("code").GetString());
+        Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, StubbornTool)).Body.GetProperty("code").GetString());
+
+        // Oldest first, the step-up's entries only: each request names the round it is to be, and its outcome whether it counted.
+        var entries = (await fixture.Client.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={connectionId}"))
+            .GetProperty("events").EnumerateArray().Reverse()
+            .Where(e => e.GetProperty("detail").TryGetProperty("step_up", out var s) && s.ValueKind == JsonValueKind.True)
+            .Select(e => (Event: e.GetProperty("event").GetString(), Detail: e.GetProperty("detail"))).ToList();
+        Assert.Equal(["requested", "failed", "requested", "activated", "requested", "activated"], entries.Select(e => e.Event));
+        Assert.Equal([1, 1, 1, 1, 2, 2], entries.Select(e => e.Detail.GetProperty("round").GetInt32()));
+        var failed = entries[1].Detail;
+        Assert.Equal("token_request_failed", failed.GetProperty("error").GetString());
+        Assert.True(failed.GetProperty("round_given_back").GetBoolean(), failed.ToString());
+    }
+
+    [Fact]
+    public async Task AStepUpGrantTheAuthorizationServerRefusesCountsAsARoundAndTheAuditLogSaysSo()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
         var connectionId = await ConnectAsync(name, ["reports:read"]);
@@ -735,6 +760,12 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var refused = fixture.RefusedScopes.Count;
         Assert.Equal("step_up_limit", (await BridgeToolAsync(connectionId, "purge")).Body.GetProperty("code").GetString());
         Assert.Equal(refused, fixture.RefusedScopes.Count);
+
+        // Each refusal's entry names its round, which it did not give back.
+        var failures = (await fixture.Client.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={connectionId}&event=failed"))
+            .GetProperty("events").EnumerateArray().Reverse().Select(e => e.GetProperty("detail")).ToList();
+        Assert.Equal(Enumerable.Range(1, McpStepUpRounds), failures.Select(d => d.GetProperty("round").GetInt32()));
+        Assert.All(failures, d => Assert.False(d.GetProperty("round_given_back").GetBoolean(), d.ToString()));
     }
 
     [Fact]
