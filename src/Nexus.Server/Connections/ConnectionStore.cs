@@ -630,17 +630,18 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// <summary>
     /// Gives back a machine step-up's round (<see cref="CountMachineRoundAsync"/>) whose grant failed for a transient
     /// reason: the operation is <paramref name="seen"/> again, unless another round was counted since (compare-and-set
-    /// on <paramref name="counted"/>), which then stays as it is.
+    /// on <paramref name="counted"/>), which then stays as it is. Returns whether the round was given back.
     /// </summary>
-    public async Task UncountMachineRoundAsync(string id, AuthorizationOperation counted, AuthorizationOperation seen, CancellationToken ct)
+    public async Task<bool> UncountMachineRoundAsync(string id, AuthorizationOperation counted, AuthorizationOperation seen, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET authorization_scopes = @seenScopes, authorization_rounds = @seenRounds, authorization_round_at = @seenAt " +
             "WHERE id = @id AND authorization_rounds = @countedRounds AND authorization_round_at = @countedAt",
             new { id, seenScopes = seen.Scopes, seenRounds = seen.Rounds, seenAt = seen.RoundAt, countedRounds = counted.Rounds, countedAt = counted.RoundAt },
             cancellationToken: ct));
         cache.Invalidate(id);
+        return updated == 1;
     }
 }
 

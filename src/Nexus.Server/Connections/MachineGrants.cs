@@ -28,6 +28,12 @@ internal sealed record MachineGrant(TokenExchangeResult Result, string? Status)
 }
 
 /// <summary>
+/// A step-up's round of its authorization operation (RemoteMcp.McpStepUp): the operation as the step-up read it
+/// (<paramref name="Seen"/>) and as it counted this round (<paramref name="Counted"/>).
+/// </summary>
+internal sealed record MachineRound(AuthorizationOperation Seen, AuthorizationOperation Counted);
+
+/// <summary>
 /// The tokens of a connection to a machine-to-machine MCP server (client_credentials, SEP-1046). Nobody consents to
 /// these: every token is a client_credentials grant (RFC 6749 §4.4) asked for at once, by the connect
 /// (<see cref="ConnectionService.CreateMachineAsync"/>), a reconnect (<see cref="ConnectionService.ReconnectAsync(Connection, string[], string, string, CancellationToken)"/>)
@@ -43,8 +49,10 @@ internal sealed class MachineGrants(ConnectionStore store, ProviderClient client
     /// keeps its token and scopes, as it would after a refused consent. Audited either way.
     /// </summary>
     /// <param name="returnUrl">A reconnect's return_url, stored like a person's reconnect stores it; null keeps the connection's.</param>
+    /// <param name="round">A step-up's round, counted before the grant: given back when the grant fails transiently, and
+    /// named in the outcome's audit entry either way.</param>
     public async Task<MachineGrant> GrantAsync(Provider provider, Connection connection, IReadOnlyCollection<string> scopes, MachineGrantReason reason, string actor,
-        string? returnUrl, CancellationToken ct)
+        string? returnUrl, CancellationToken ct, MachineRound? round = null)
     {
         var applied = ConnectionValues.Apply(provider, connection.Values);
         var result = await client.ClientCredentialsAsync(applied, scopes, ct);
@@ -60,8 +68,21 @@ internal sealed class MachineGrants(ConnectionStore store, ProviderClient client
                 status = ConnectionStatus.Failed;
             }
 
+            bool? givenBack = null;
+            if (round is not null)
+            {
+                // The round limit stops a server that is never satisfied by what the authorization server grants; a grant
+                // that never got an answer (network, timeout, 5xx, 429) granted nothing and refused nothing, so it gives
+                // its round back: only a real refusal or a granted token counts as one of McpStepUp.MaxRounds. The
+                // step-up's "requested" entry named the round before the grant; this entry says whether it still counts
+                // (round_given_back), so the audit log stays an honest history of the operation's rounds: false after a
+                // refusal, and also after a transient failure when another round was counted on top of this one meanwhile.
+                givenBack = result.Transient && await store.UncountMachineRoundAsync(connection.Id, round.Counted, round.Seen, CancellationToken.None);
+            }
+
             await audit.RecordAsync(AuditEvents.Failed, actor, connection.WorkspaceId, connection.Id,
-                new { provider = provider.Name, error = result.Error, error_description = result.ErrorDescription, scopes, reconnect, step_up = stepUp }, CancellationToken.None);
+                new { provider = provider.Name, error = result.Error, error_description = result.ErrorDescription, scopes, reconnect, step_up = stepUp, round = round?.Counted.Rounds,
+                    round_given_back = givenBack }, CancellationToken.None);
             return new MachineGrant(result, status);
         }
 
@@ -85,7 +106,7 @@ internal sealed class MachineGrants(ConnectionStore store, ProviderClient client
         }
 
         await audit.RecordAsync(AuditEvents.Activated, actor, connection.WorkspaceId, connection.Id,
-            new { provider = provider.Name, refresh_token = false, expires_at = expiresAt / 1000, scopes, reconnect, step_up = stepUp }, CancellationToken.None);
+            new { provider = provider.Name, refresh_token = false, expires_at = expiresAt / 1000, scopes, reconnect, step_up = stepUp, round = round?.Counted.Rounds }, CancellationToken.None);
         if (reason == MachineGrantReason.Reconnect)
         {
             // As after a person's reconnect: the old token is revoked where the authorization server can (best effort).

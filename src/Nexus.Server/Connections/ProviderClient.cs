@@ -37,6 +37,9 @@ internal sealed record TokenExchangeResult(
     /// </summary>
     public bool Transient { get; init; }
 
+    /// <summary>The token endpoint's Retry-After (RFC 9110 §10.2.3) with a 503 or 429, which a refresh waits for at least.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     public static TokenExchangeResult Fail(string error, string? description) => new(null, null, null, null, error, description);
 }
 
@@ -256,7 +259,11 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
                 // GitHub and Slack report errors with HTTP 200 and an "error" field, others with 400 (RFC 6749 §5.2).
                 return TokenExchangeResult.Fail(result.Error ?? (response.IsSuccessStatusCode ? "invalid_token_response" : "token_request_failed"),
                     result.ErrorDescription ?? (response.IsSuccessStatusCode ? "The provider answered without an access_token." : $"The provider's token endpoint answered HTTP {(int)response.StatusCode}."))
-                    with { Transient = Refresh.RefreshClient.Classify((int)response.StatusCode, result.Error) == Refresh.RefreshFailureKind.Transient };
+                    with
+                    {
+                        Transient = Refresh.RefreshClient.Classify((int)response.StatusCode, result.Error) == Refresh.RefreshFailureKind.Transient,
+                        RetryAfter = Refresh.RefreshClient.RetryAfter(response, time.GetUtcNow()),
+                    };
             }
 
             return result;

@@ -125,21 +125,14 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
 
         await audit.RecordAsync(AuditEvents.Requested, "bridge", connection.WorkspaceId, connection.Id,
             new { provider = provider.Name, scopes, grant_type = "client_credentials", step_up = true, round = next.Rounds }, ct);
-        var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.StepUp, "bridge", null, ct);
+        // The grant gives the round back when it fails transiently, and its audit entry says whether the round counted.
+        var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.StepUp, "bridge", null, ct, new MachineRound(seen!, next));
         // A challenge may name no scope (RFC 6750 §3: scope is optional); the token is then asked for again as it was.
         var wanted = challenged.Length == 0 ? "more scopes without naming them" : string.Join(' ', challenged);
         var extensions = new Dictionary<string, object?> { ["connection_id"] = connection.Id, ["scopes"] = scopes };
         if (granted.Status is null)
         {
             return new StepUpAnswer(Problems.NotFound("Connection"));
-        }
-
-        if (!granted.Succeeded && granted.Result.Transient)
-        {
-            // The round limit stops a server that is never satisfied by what the authorization server grants; a grant
-            // that never got an answer (network, timeout, 5xx, 429) granted nothing and refused nothing, so it gives its
-            // round back: only a real refusal or a granted token counts as one of the MaxRounds.
-            await store.UncountMachineRoundAsync(connection.Id, next, seen!, CancellationToken.None);
         }
 
         if (!granted.Succeeded)

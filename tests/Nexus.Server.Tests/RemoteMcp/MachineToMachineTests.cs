@@ -62,6 +62,9 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         /// </summary>
         public ConcurrentQueue<int> Outages { get; } = new();
 
+        /// <summary>The Retry-After its 503 and 429 carry: far longer than the refresh engine's own first backoff (1 to 2 s).</summary>
+        public const int RetryAfterSeconds = 120;
+
         /// <summary>Every assertion it verified, decoded (iss, sub, aud).</summary>
         public ConcurrentQueue<JsonElement> Assertions { get; } = new();
 
@@ -107,7 +110,7 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
                     return;
                 }
 
-                context.Response.Headers.RetryAfter = "1";
+                context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 await context.Response.WriteAsync("<html>unavailable</html>");
                 return;
             }
@@ -272,6 +275,41 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var grant = fixture.Grants.Last();
         Assert.Equal(("client_credentials", "reports:write"), (grant.Grant, grant.Scope));
         Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
+    }
+
+    [Fact]
+    public async Task ARefreshOfAMachineConnectionThatMeetsAnOutageOfItsAuthorizationServerIsRetriedLaterAndTheConnectionStaysActive()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name);
+        var token = fixture.Grants.Last().Token;
+
+        // The authorization server is down (503, then 429; no OAuth error body): a transient failure, not a refusal.
+        // The connection stays active with its token, counts the failure and has a retry scheduled, never attention_required,
+        // and not before the authorization server's Retry-After.
+        var failures = 0;
+        foreach (var outage in new[] { 503, 429 })
+        {
+            fixture.Outages.Enqueue(outage);
+            var before = fixture.Client.Time.GetUtcNow().ToUnixTimeSeconds();
+            var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId, null, HttpStatusCode.ServiceUnavailable);
+            Assert.Equal("refresh_unavailable", problem.GetProperty("code").GetString());
+            Assert.Empty(fixture.Outages);
+            var connection = await ConnectionAsync(connectionId);
+            Assert.Equal("active", connection.GetProperty("status").GetString());
+            Assert.Equal(++failures, connection.GetProperty("consecutive_failures").GetInt64());
+            Assert.True(connection.GetProperty("next_refresh_at").GetInt64() >= before + Fixture.RetryAfterSeconds, connection.ToString());
+            Assert.Equal("token_request_failed", connection.GetProperty("last_error").GetProperty("code").GetString());
+            Assert.Equal(token, await CallToolAsync(connectionId));
+        }
+
+        // The authorization server answers again: the next refresh is a new grant, and the failures are over.
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId);
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        Assert.Equal(0, (await ConnectionAsync(connectionId)).GetProperty("consecutive_failures").GetInt64());
+        var grant = fixture.Grants.Last();
+        Assert.NotEqual(token, grant.Token);
+        Assert.Equal(grant.Token, await CallToolAsync(connectionId));
     }
 
     [Fact]
@@ -683,7 +721,32 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
-    public async Task AStepUpGrantTheAuthorizationServerRefusesCountsAsARound()
+    public async Task TheAuditLogSaysWhichMachineStepUpRoundsCountedAndWhichWereGivenBack()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+
+        // Round 1 of the need for audit meets an outage and is given back; the next request's round 1 is granted (the
+        // server refuses the token all the same), and so is round 2.
+        fixture.Outages.Enqueue(503);
+        Assert.Equal("token_request_failed", (await BridgeToolAsync(connectionId, StubbornTool)).Body.GetProperty("code").GetString());
+        Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, StubbornTool)).Body.GetProperty("code").GetString());
+        Assert.Equal("scope_not_allowed", (await BridgeToolAsync(connectionId, StubbornTool)).Body.GetProperty("code").GetString());
+
+        // Oldest first, the step-up's entries only: each request names the round it is to be, and its outcome whether it counted.
+        var entries = (await fixture.Client.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={connectionId}"))
+            .GetProperty("events").EnumerateArray().Reverse()
+            .Where(e => e.GetProperty("detail").TryGetProperty("step_up", out var s) && s.ValueKind == JsonValueKind.True)
+            .Select(e => (Event: e.GetProperty("event").GetString(), Detail: e.GetProperty("detail"))).ToList();
+        Assert.Equal(["requested", "failed", "requested", "activated", "requested", "activated"], entries.Select(e => e.Event));
+        Assert.Equal([1, 1, 1, 1, 2, 2], entries.Select(e => e.Detail.GetProperty("round").GetInt32()));
+        var failed = entries[1].Detail;
+        Assert.Equal("token_request_failed", failed.GetProperty("error").GetString());
+        Assert.True(failed.GetProperty("round_given_back").GetBoolean(), failed.ToString());
+    }
+
+    [Fact]
+    public async Task AStepUpGrantTheAuthorizationServerRefusesCountsAsARoundAndTheAuditLogSaysSo()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
         var connectionId = await ConnectAsync(name, ["reports:read"]);
@@ -697,6 +760,12 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var refused = fixture.RefusedScopes.Count;
         Assert.Equal("step_up_limit", (await BridgeToolAsync(connectionId, "purge")).Body.GetProperty("code").GetString());
         Assert.Equal(refused, fixture.RefusedScopes.Count);
+
+        // Each refusal's entry names its round, which it did not give back.
+        var failures = (await fixture.Client.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={connectionId}&event=failed"))
+            .GetProperty("events").EnumerateArray().Reverse().Select(e => e.GetProperty("detail")).ToList();
+        Assert.Equal(Enumerable.Range(1, McpStepUpRounds), failures.Select(d => d.GetProperty("round").GetInt32()));
+        Assert.All(failures, d => Assert.False(d.GetProperty("round_given_back").GetBoolean(), d.ToString()));
     }
 
     [Fact]
@@ -762,6 +831,122 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         Assert.Equal("[credential removed by Nexus]", answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
         Assert.Equal(grants + 1, fixture.Grants.Count);
         Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task CallApiReconnectsAFailedMachineConnectionItselfInsteadOfHandingThePersonALink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        // As call_remote_tool does: the secret fixed, the assistant's call_api gets a new token by the client_credentials
+        // grant (nobody approves anything) and the request goes through with it.
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        await using var client = await AssistantAsync(userId);
+        var grants = fixture.Grants.Count;
+        var answer = await CallApiToolAsync(client, name);
+        Assert.Equal(200, answer.GetProperty("status").GetInt32());
+        // The server echoed the token it was sent, the connection's current one, which Nexus keeps from the assistant.
+        Assert.Contains("[credential removed by Nexus]", answer.GetProperty("body").GetString(), StringComparison.Ordinal);
+        Assert.Equal(grants + 1, fixture.Grants.Count);
+        Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task ListRemoteToolsOfAMachineServerReconnectsItsFailedConnectionItselfInsteadOfHandingThePersonALink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { client_secret = ClientSecret });
+        await using var client = await AssistantAsync(userId);
+        var grants = fixture.Grants.Count;
+        var answer = await ListRemoteToolsAsync(client, name);
+        var server = Assert.Single(answer.GetProperty("servers").EnumerateArray());
+        Assert.Equal("echo_token", Assert.Single(server.GetProperty("tools").EnumerateArray()).GetProperty("name").GetString());
+        Assert.Equal(grants + 1, fixture.Grants.Count);
+        Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task CallApiAndListRemoteToolsSayPlainlyWhenTheyCouldNotReconnectAMachineConnectionAndGiveNoLink()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = "not-the-secret" });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await FailedConnectionAsync(name, userId);
+
+        await using var client = await AssistantAsync(userId);
+        foreach (var tool in new[] { "call_api", "list_remote_tools" })
+        {
+            var called = await client.CallToolAsync(tool, ToolArguments(tool, name), cancellationToken: Ct);
+            var answer = McpFixture.Structured(called);
+            Assert.True(called.IsError, answer.ToString());
+            Assert.Equal(("error", "reconnect_failed"), (answer.GetProperty("status").GetString(), answer.GetProperty("error").GetString()));
+            Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+            Assert.Contains("invalid_client", answer.GetProperty("message").GetString(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal("failed", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task CallApiAndListRemoteToolsReconnectAMachineConnectionTheRequestLeftNeedingAttentionAndSendItOnceMore()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await ConnectAsync(name, ["reports:read"], workspace: userId);
+        await using var client = await AssistantAsync(userId);
+
+        foreach (var tool in new[] { "call_api", "list_remote_tools" })
+        {
+            // The server stops accepting the token, and the authorization server refuses the refresh the Bridge asks for
+            // on its 401 (invalid_grant: attention_required); the next grant, the reconnect's, is issued.
+            fixture.ForgetTokens();
+            fixture.Outages.Enqueue(400);
+            var grants = fixture.Grants.Count;
+            var called = await client.CallToolAsync(tool, ToolArguments(tool, name), cancellationToken: Ct);
+            var answer = McpFixture.Structured(called);
+            Assert.True(called.IsError != true, answer.ToString());
+            Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+            Assert.Empty(fixture.Outages);
+            Assert.Equal(grants + 1, fixture.Grants.Count);
+            Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+        }
+    }
+
+    /// <summary>The arguments of call_api (a tools/call of echo_token, as JSON-RPC to the server's URL) or list_remote_tools, for the service.</summary>
+    private static Dictionary<string, object?> ToolArguments(string tool, string service) => tool == "call_api"
+        ? new Dictionary<string, object?>
+        {
+            ["service"] = service,
+            ["method"] = "POST",
+            ["path"] = "/",
+            ["body"] = new { jsonrpc = "2.0", id = 1, method = "tools/call", @params = new { name = "echo_token", arguments = new { } } },
+        }
+        : new Dictionary<string, object?> { ["service"] = service };
+
+    private static async Task<JsonElement> CallApiToolAsync(McpClient client, string service)
+    {
+        var called = await client.CallToolAsync("call_api", ToolArguments("call_api", service), cancellationToken: Ct);
+        var answer = McpFixture.Structured(called);
+        Assert.True(called.IsError != true, answer.ToString());
+        Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+        return answer;
+    }
+
+    private static async Task<JsonElement> ListRemoteToolsAsync(McpClient client, string service)
+    {
+        var called = await client.CallToolAsync("list_remote_tools", ToolArguments("list_remote_tools", service), cancellationToken: Ct);
+        var answer = McpFixture.Structured(called);
+        Assert.True(called.IsError != true, answer.ToString());
+        Assert.False(answer.TryGetProperty("connect_url", out var _), answer.ToString());
+        return answer;
     }
 
     /// <summary>A connection of the person's workspace that failed at once: the machine client's secret is wrong.</summary>

@@ -106,8 +106,14 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
         {
             // RFC 6749 §4.4.3: a client_credentials grant has no refresh token; the client asks for a new token.
             var fresh = await providerClient.ClientCredentialsAsync(provider, scopes ?? provider.Scopes, ct);
+            // ProviderClient classified the answer by its real HTTP status (Transient: unreachable, timeout, 5xx, 429,
+            // 408, temporarily_unavailable): an outage of the authorization server is retried with backoff while the
+            // connection stays active, as an ordinary refresh's is. Classifying it as a 400 made a 503 without an OAuth
+            // error body a rejection, and the connection attention_required, never retried. Its Retry-After is kept too,
+            // so the retry waits for it as an ordinary refresh's does (RFC 9110 §10.2.3, the failure policy's "never before").
             return fresh.Succeeded ? RefreshAttempt.Success(fresh)
-                : RefreshAttempt.Failure(fresh.Error == "provider_unreachable" ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription);
+                : RefreshAttempt.Failure(fresh.Transient ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription,
+                    fresh.RetryAfter);
         }
 
         var parameters = new List<KeyValuePair<string, string>>
@@ -173,7 +179,7 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
     }
 
     /// <summary>RFC 9110 §10.2.3: delta-seconds or an HTTP date.</summary>
-    private static TimeSpan? RetryAfter(HttpResponseMessage response, DateTimeOffset now)
+    internal static TimeSpan? RetryAfter(HttpResponseMessage response, DateTimeOffset now)
     {
         if (response.StatusCode is not (HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable) || response.Headers.RetryAfter is not { } header)
         {
