@@ -479,6 +479,7 @@ internal sealed class ConnectionRefresher(
             NextRefreshAt = next,
             RefreshFailures = 0,
             RefreshError = null,
+            RefreshErrorDescription = null,
             LastRefreshedAt = now,
         });
     }
@@ -549,7 +550,7 @@ internal sealed class ConnectionRefresher(
             await RecordQuietlyAsync(AuditEvents.RefreshFailed, row, new { provider = row.ProviderName, error = attempt.Error, retry_at = retryAt / 1000 });
         }
 
-        return new RefreshResult(RefreshStatus.RetryLater, row with { RefreshFailures = failures, NextRefreshAt = retryAt, RefreshError = attempt.Error }, retryAt, attempt.Error);
+        return new RefreshResult(RefreshStatus.RetryLater, row with { RefreshFailures = failures, NextRefreshAt = retryAt, RefreshError = attempt.Error, RefreshErrorDescription = attempt.Description }, retryAt, attempt.Error);
     }
 
     private async Task<RefreshResult> RequireAttentionAsync(RefreshLock held, RefreshRow row, string error, string? description)
@@ -575,6 +576,7 @@ internal sealed class ConnectionRefresher(
             NextRefreshAt = null,
             RefreshFailures = 0,
             RefreshError = null,
+            RefreshErrorDescription = null,
         }, Error: error);
     }
 

@@ -23,6 +23,7 @@ internal sealed record RefreshRow
     public long? NextRefreshAt { get; init; }
     public long RefreshFailures { get; init; }
     public string? RefreshError { get; init; }
+    public string? RefreshErrorDescription { get; init; }
     public long? LastRefreshedAt { get; init; }
     public string? ConnectionConfig { get; init; }
 
@@ -41,7 +42,10 @@ internal sealed record RefreshRow
     // Tokens are ciphertext, but still: rows never print their columns.
     public override string ToString() => $"RefreshRow({Id}, {Status})";
 
-    /// <summary>The read path's connection, brought up to date with this row.</summary>
+    /// <summary>
+    /// The read path's connection, brought up to date with this row: its tokens and its refresh health too, so that an
+    /// answer built from it (POST /v1/refresh's) says what the refresh left (a recovery's zero failures, a new error).
+    /// </summary>
     public Connection Patch(Connection seen) => seen with
     {
         Status = Status,
@@ -52,6 +56,11 @@ internal sealed record RefreshRow
         Error = Error,
         ErrorDescription = ErrorDescription,
         UpdatedAt = UpdatedAt,
+        NextRefreshAt = NextRefreshAt,
+        RefreshFailures = RefreshFailures,
+        RefreshError = RefreshError,
+        RefreshErrorDescription = RefreshErrorDescription,
+        LastRefreshedAt = LastRefreshedAt,
     };
 }
 
@@ -140,7 +149,7 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
     private readonly SemaphoreSlim sqliteWrites = new(1, 1);
 
     private const string Columns = "id, workspace_id, provider_name, status, access_token, refresh_token, token_type, token_expires_at, error, error_description, " +
-        "updated_at, next_refresh_at, refresh_failures, refresh_error, last_refreshed_at, connection_config, scopes";
+        "updated_at, next_refresh_at, refresh_failures, refresh_error, refresh_error_description, last_refreshed_at, connection_config, scopes";
 
     /// <summary>PostgreSQL's "lock_not_available", raised when lock_timeout expires.</summary>
     private const string LockNotAvailable = "55P03";
