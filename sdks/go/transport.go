@@ -23,6 +23,14 @@ import (
 // anywhere else is sent to the Bridge with its path and query kept and its scheme and host dropped, so
 // "https://api.github.com/user" becomes BridgeURL(id) + "/user". Nexus's own refusals (connection not active, not found, ...) come back as
 // the same typed errors; the provider's answers pass through as they are.
+//
+// Redirects in Bridge mode: the Bridge rewrites a provider's redirect inside its API to the Bridge's own path
+// (Location: /v1/bridge/{id}/...); a redirect hop whose Location (resolved against the Bridge URL that answered it)
+// is on Nexus's scheme, host and port and under this connection's Bridge is sent there with the API key. A hop to
+// anywhere else (the provider's host outside its API, which the Bridge passes on as the provider wrote it) is not
+// mapped to the Bridge, which would send it to a wrong path of the API: Client.HTTPClient hands that redirect back
+// (http.ErrUseLastResponse), and an http.Client of your own that follows it gets an error from the Transport
+// (give it a CheckRedirect that returns http.ErrUseLastResponse, as HTTPClient's does).
 type Transport struct {
 	Client       *Client
 	ConnectionID string
@@ -58,13 +66,22 @@ func (c *Client) BridgeURL(connectionID string) string {
 }
 
 // HTTPClient returns an http.Client whose requests carry the connection's credentials. It follows redirects only
-// to the same scheme and host (a credential must not follow a redirect elsewhere).
+// to the same scheme and host (a credential must not follow a redirect elsewhere); with ViaBridge, only those to
+// this connection's Bridge on Nexus (a redirect inside the provider's API, which the Bridge rewrites to its own
+// path). Any other redirect comes back as the 3xx.
 func (c *Client) HTTPClient(connectionID string, opts ...TransportOption) *http.Client {
+	t := c.Transport(connectionID, opts...)
 	return &http.Client{
-		Transport: c.Transport(connectionID, opts...),
+		Transport: t,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 10 {
 				return errors.New("stopped after 10 redirects")
+			}
+			if t.Bridge {
+				if _, ok := t.bridgeRedirect(req); !ok {
+					return http.ErrUseLastResponse
+				}
+				return nil
 			}
 			first := via[0].URL
 			if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
@@ -164,11 +181,71 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
+// bridgeRedirect is the URL a redirect hop (req.Response set by http.Client) goes to: the redirect's Location resolved
+// against the URL that answered it (the Bridge URL actually sent, not the provider URL the caller may have written),
+// and whether that is on this connection's Bridge.
+func (t *Transport) bridgeRedirect(req *http.Request) (*url.URL, bool) {
+	from := req.URL
+	if req.Response.Request != nil && req.Response.Request.URL != nil {
+		from = req.Response.Request.URL
+	}
+	target, err := from.Parse(req.Response.Header.Get("Location"))
+	if err != nil {
+		return nil, false
+	}
+	return target, t.onBridge(target)
+}
+
+// onBridge tells whether u is on this connection's Bridge: Nexus's scheme, host and port, no user info, and a path
+// that is BridgeURL's or under it, with no dot segment (escaped or not) that could lead out of it.
+func (t *Transport) onBridge(u *url.URL) bool {
+	bridge, err := url.Parse(t.Client.BridgeURL(t.ConnectionID))
+	if err != nil || u.User != nil || !strings.EqualFold(u.Scheme, bridge.Scheme) || !strings.EqualFold(u.Hostname(), bridge.Hostname()) ||
+		portOf(u) != portOf(bridge) {
+		return false
+	}
+	path, prefix := u.EscapedPath(), bridge.EscapedPath()
+	if path != prefix && !strings.HasPrefix(path, prefix+"/") {
+		return false
+	}
+	for _, segment := range strings.Split(path, "/") {
+		if s, err := url.PathUnescape(segment); err != nil || s == "." || s == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
 func (t *Transport) roundTripBridge(req *http.Request) (*http.Response, error) {
 	c := t.Client
 	out := req.Clone(req.Context())
 	bridge := c.BridgeURL(t.ConnectionID)
-	if full := req.URL.Scheme + "://" + req.URL.Host + req.URL.EscapedPath(); full != bridge && !strings.HasPrefix(full, bridge+"/") {
+	if req.Response != nil {
+		// A redirect hop. Only one to this connection's Bridge is sent, to that Bridge URL; any other is not mapped to
+		// the Bridge as a first request is (https://slack.com/other, outside an API based at https://slack.com/api,
+		// would become .../api/other), nor sent anywhere with the key.
+		target, ok := t.bridgeRedirect(req)
+		if !ok {
+			closeBody(req)
+			where := "an unreadable Location"
+			if target != nil {
+				where = target.Scheme + "://" + target.Host + target.EscapedPath()
+			}
+			return nil, errors.New("nexus: the Bridge's redirect to " + where + " is not this connection's Bridge and is not followed " +
+				"(Client.HTTPClient hands it back; give your http.Client a CheckRedirect that returns http.ErrUseLastResponse)")
+		}
+		out.URL, out.Host = target, ""
+	} else if full := req.URL.Scheme + "://" + req.URL.Host + req.URL.EscapedPath(); full != bridge && !strings.HasPrefix(full, bridge+"/") {
 		// A URL elsewhere: its path and query are relative to the provider's api_base_url.
 		target, err := url.Parse(bridge + req.URL.EscapedPath())
 		if err != nil {
@@ -182,6 +259,9 @@ func (t *Transport) roundTripBridge(req *http.Request) (*http.Response, error) {
 	resp, err := t.base().RoundTrip(out)
 	if err != nil {
 		return nil, err
+	}
+	if resp.Request == nil {
+		resp.Request = out // what a redirect's Location is resolved against (bridgeRedirect)
 	}
 	if resp.StatusCode < 400 {
 		return resp, nil

@@ -300,3 +300,167 @@ func TestBridgeModeSendsThePathAndQueryToNexusWithTheAPIKey(t *testing.T) {
 		t.Fatalf("the provider's own problem: %d %s", status, body)
 	}
 }
+
+// bridgeHop is one request that reached the fake Bridge.
+type bridgeHop struct{ Method, URI, Key, Body string }
+
+// recordBridge makes f's Bridge record each request and answer it with answer.
+func recordBridge(f *fakeNexus, answer func(w http.ResponseWriter, r *http.Request)) func() []bridgeHop {
+	var mu sync.Mutex
+	var hops []bridgeHop
+	f.other = func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hops = append(hops, bridgeHop{r.Method, r.URL.RequestURI(), r.Header.Get("X-API-Key"), string(body)})
+		mu.Unlock()
+		answer(w, r)
+	}
+	return func() []bridgeHop {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]bridgeHop(nil), hops...)
+	}
+}
+
+func redirectTo(w http.ResponseWriter, status int, location string) {
+	w.Header().Set("Location", location)
+	w.WriteHeader(status)
+}
+
+func TestBridgeModeFollowsARedirectTheBridgeRewroteToItsOwnPathWithTheAPIKeyAndNothingReachesTheProvider(t *testing.T) {
+	f := newFakeNexus(t)
+	provider := newProvider(t, func(*http.Request) bool { return true })
+	hops := recordBridge(f, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/bridge/conn_1/repos/old/name":
+			redirectTo(w, http.StatusMovedPermanently, "/v1/bridge/conn_1/repos/new/name?page=2")
+		case "/v1/bridge/conn_1/repos/new/name":
+			redirectTo(w, http.StatusFound, "part-2") // relative to the Bridge URL that answered
+		case "/v1/bridge/conn_1/repos/new/part-2":
+			redirectTo(w, http.StatusTemporaryRedirect, f.srv.URL+"/v1/bridge/conn_1")
+		default:
+			fmt.Fprintf(w, "at %s", r.URL.RequestURI())
+		}
+	})
+	c := f.client(t)
+	h := c.HTTPClient("conn_1", ViaBridge())
+	// Written as a Bridge URL, as a provider URL (mapped to the Bridge, and the Locations still resolved against the
+	// Bridge), and through a Transport in an http.Client of the caller's own.
+	for _, tc := range []struct {
+		name string
+		h    *http.Client
+		url  string
+	}{
+		{"a Bridge URL", h, c.BridgeURL("conn_1") + "/repos/old/name"},
+		{"a provider URL", h, provider.srv.URL + "/repos/old/name"},
+		{"the caller's http.Client", &http.Client{Transport: c.Transport("conn_1", ViaBridge())}, provider.srv.URL + "/repos/old/name"},
+	} {
+		before := len(hops())
+		status, body := get(t, tc.h, tc.url)
+		if status != 200 || body != "at /v1/bridge/conn_1" {
+			t.Fatalf("%s: %d %q", tc.name, status, body)
+		}
+		got := hops()[before:]
+		want := []string{"/v1/bridge/conn_1/repos/old/name", "/v1/bridge/conn_1/repos/new/name?page=2", "/v1/bridge/conn_1/repos/new/part-2", "/v1/bridge/conn_1"}
+		if len(got) != len(want) {
+			t.Fatalf("%s: hops %v", tc.name, got)
+		}
+		for i, hop := range got {
+			if hop.URI != want[i] || hop.Key != testAPIKey {
+				t.Fatalf("%s: hop %d = %+v, want %s with the key", tc.name, i, hop, want[i])
+			}
+		}
+	}
+	if n := atomic.LoadInt64(&provider.hits); n != 0 {
+		t.Fatalf("the provider's host got %d requests", n)
+	}
+}
+
+func TestBridgeModeHandsBackARedirectAnywhereButThisConnectionsBridgeOnNexus(t *testing.T) {
+	f := newFakeNexus(t)
+	// The provider's API is based at {provider}/api; its host outside the base path is where the Bridge passes a
+	// Location through as written. Mapped to the Bridge, {provider}/other would become {provider}/api/other.
+	provider := newProvider(t, func(*http.Request) bool { return true })
+	nexusPort := f.srv.URL[strings.LastIndex(f.srv.URL, ":")+1:]
+	locations := []string{
+		provider.srv.URL + "/other",                             // the provider's host outside its API
+		provider.srv.URL + "/v1/bridge/conn_1/x",                // a Bridge path on another origin
+		"http://localhost:" + nexusPort + "/v1/bridge/conn_1/x", // Nexus's server by another host name
+		"http://user:pw@127.0.0.1:" + nexusPort + "/v1/bridge/conn_1/x",
+		"/other/place",                      // on Nexus, not the Bridge
+		"/v1/bridge/conn_1x/y",              // another connection whose id starts with this one's
+		"/v1/bridge/conn_2/y",               // another connection
+		"/v1/bridge/conn_1/../conn_2/y",     // dot segments out of the Bridge
+		"/v1/bridge/conn_1/%2e%2e/conn_2/y", // escaped ones
+	}
+	var next int64
+	hops := recordBridge(f, func(w http.ResponseWriter, r *http.Request) {
+		redirectTo(w, http.StatusFound, locations[atomic.AddInt64(&next, 1)-1])
+	})
+	c := f.client(t)
+	h := c.HTTPClient("conn_1", ViaBridge())
+	for i, location := range locations {
+		url := c.BridgeURL("conn_1") + "/start"
+		if i%2 == 1 {
+			url = provider.srv.URL + "/api/start" // a provider URL the caller wrote: mapped to the Bridge
+		}
+		resp, err := h.Get(url)
+		if err != nil {
+			t.Fatalf("%s: %v", location, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != location {
+			t.Fatalf("%s: %d Location %q", location, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	if got := hops(); len(got) != len(locations) {
+		t.Fatalf("the Bridge got %d requests, want one per redirect: %v", len(got), got)
+	}
+	if n := atomic.LoadInt64(&provider.hits); n != 0 {
+		t.Fatalf("the provider's host got %d requests", n)
+	}
+	if f.count("GET /other/place") != 0 || f.count("GET /v1/bridge/conn_2/y") != 0 {
+		t.Fatal("a redirect outside the Bridge was followed on Nexus")
+	}
+
+	// An http.Client of the caller's own follows redirects: the Transport refuses the hop instead of mapping it.
+	atomic.StoreInt64(&next, 0)
+	own := &http.Client{Transport: c.Transport("conn_1", ViaBridge())}
+	_, err := own.Get(c.BridgeURL("conn_1") + "/start")
+	if err == nil || !strings.Contains(err.Error(), "not followed") || !strings.Contains(err.Error(), "ErrUseLastResponse") {
+		t.Fatalf("the caller's http.Client: %v", err)
+	}
+	if n := atomic.LoadInt64(&provider.hits); n != 0 || len(hops()) != len(locations)+1 {
+		t.Fatalf("the refused hop was sent: provider %d, Bridge %d", n, len(hops()))
+	}
+}
+
+func TestBridgeModeFollowsA307WithItsBodyAndA303AsAGet(t *testing.T) {
+	f := newFakeNexus(t)
+	hops := recordBridge(f, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/bridge/conn_1/307":
+			redirectTo(w, http.StatusTemporaryRedirect, "/v1/bridge/conn_1/landed")
+		case "/v1/bridge/conn_1/303":
+			redirectTo(w, http.StatusSeeOther, "/v1/bridge/conn_1/landed")
+		default:
+			io.WriteString(w, "landed")
+		}
+	})
+	h := f.client(t).HTTPClient("conn_1", ViaBridge())
+	for _, status := range []string{"307", "303"} {
+		resp, err := h.Post("http://provider.invalid/"+status, "text/plain", strings.NewReader("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	got := hops()
+	want := []bridgeHop{
+		{"POST", "/v1/bridge/conn_1/307", testAPIKey, "payload"}, {"POST", "/v1/bridge/conn_1/landed", testAPIKey, "payload"},
+		{"POST", "/v1/bridge/conn_1/303", testAPIKey, "payload"}, {"GET", "/v1/bridge/conn_1/landed", testAPIKey, ""},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("hops %+v, want %+v", got, want)
+	}
+}

@@ -402,21 +402,118 @@ public sealed class NexusClient : IDisposable
     }
 
     /// <summary>
-    /// Sends <paramref name="request"/> through the Bridge: Nexus applies the credential, so the application never holds
-    /// it. A relative request URI is a provider API path; an absolute one keeps only its path and query. The
-    /// provider's answer comes back as it is (the Bridge itself refreshes once after a provider 401), a redirect
-    /// included: the Bridge passes on a provider's redirect within the provider's API host, with the provider's
-    /// absolute <c>Location</c>, and this client does not follow it, because the request carries Nexus's API key. To
-    /// follow one, send the next request through the Bridge with the Location's path.
+    /// Set on a request (<c>request.Options.Set(NexusClient.FollowBridgeRedirectsOption, false)</c>) to choose, for it
+    /// alone, whether <see cref="SendThroughBridgeAsync"/> follows the Bridge's redirects (default:
+    /// <see cref="NexusClientOptions.FollowBridgeRedirects"/>).
     /// </summary>
+    public static readonly HttpRequestOptionsKey<bool> FollowBridgeRedirectsOption = new("Nexus.FollowBridgeRedirects");
+
+    /// <summary>As fetch and the TypeScript SDK: at most this many redirects are followed through the Bridge.</summary>
+    internal const int MaxBridgeRedirects = 20;
+
+    /// <summary>
+    /// Sends <paramref name="request"/> through the Bridge: Nexus applies the credential, so the application never holds
+    /// it. A relative request URI is a provider API path; an absolute one keeps only its path and query, unless it is
+    /// already on this connection's Bridge (a <c>Location</c> handed back), which is sent as it is. The provider's
+    /// answer comes back as it is (the Bridge itself refreshes once after a provider 401).
+    /// </summary>
+    /// <remarks>
+    /// Redirects: the Bridge follows none. One inside the provider's API comes back with its <c>Location</c> rewritten
+    /// to the Bridge's own path (<c>/v1/bridge/{id}/…</c>); this method follows that one (unless
+    /// <see cref="NexusClientOptions.FollowBridgeRedirects"/> or the request's <see cref="FollowBridgeRedirectsOption"/>
+    /// says not to), only when the Location, resolved against the request's URI, is on Nexus's own scheme, host and
+    /// port and under the same connection's Bridge, and only then sends <c>X-API-Key</c> again: at most 20 hops, 303
+    /// and a POST's 301/302 becoming a GET without the body, the other redirects keeping the method and body when the
+    /// body can be sent again (else the 3xx comes back). Any other redirect (the provider's host outside its API,
+    /// which the Bridge passes on as the provider wrote it) comes back as the 3xx, so the key never goes elsewhere.
+    /// A request sent again is a copy of <paramref name="request"/> (same headers, options and content).
+    /// </remarks>
     public async Task<HttpResponseMessage> SendThroughBridgeAsync(string connectionId, HttpRequestMessage request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         var target = request.RequestUri ?? throw new ArgumentException("The request has no URI.", nameof(request));
-        request.RequestUri = BridgeUri(connectionId, target.IsAbsoluteUri ? target.PathAndQuery : target.OriginalString);
+        var bridge = BridgeUri(connectionId, "");
+        request.RequestUri = target.IsAbsoluteUri && OnBridge(target, bridge)
+            ? target
+            : BridgeUri(connectionId, target.IsAbsoluteUri ? target.PathAndQuery : target.OriginalString);
         request.Headers.Remove(ApiKeyHeader);
         request.Headers.TryAddWithoutValidation(ApiKeyHeader, options.ApiKey);
-        return await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        var follow = request.Options.TryGetValue(FollowBridgeRedirectsOption, out var chosen) ? chosen : options.FollowBridgeRedirects;
+        var response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        for (var hops = 0; follow && hops < MaxBridgeRedirects && BridgeRedirect(request, response, bridge) is { } next; hops++)
+        {
+            response.Dispose();
+            request = next;
+            response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+
+        return response;
+    }
+
+    /// <summary>
+    /// The request that follows <paramref name="response"/> through the Bridge, or null when it is not a redirect to
+    /// follow: its Location (resolved against the request's URI) is not on <paramref name="bridge"/>, or the redirect
+    /// keeps a body that cannot be sent again. The method changes as fetch and .NET change it.
+    /// </summary>
+    private static HttpRequestMessage? BridgeRedirect(HttpRequestMessage request, HttpResponseMessage response, Uri bridge)
+    {
+        var status = (int)response.StatusCode;
+        if (status is not (301 or 302 or 303 or 307 or 308) || response.Headers.Location is not { } location || request.RequestUri is not { IsAbsoluteUri: true } current)
+        {
+            return null;
+        }
+
+        var target = location.IsAbsoluteUri ? location : new Uri(current, location);
+        if (!OnBridge(target, bridge))
+        {
+            return null;
+        }
+
+        var toGet = (status == 303 && request.Method != HttpMethod.Get && request.Method != HttpMethod.Head) || (status is 301 or 302 && request.Method == HttpMethod.Post);
+        if (!toGet && !Requests.CanReplay(request.Content))
+        {
+            return null;
+        }
+
+        var next = new HttpRequestMessage(toGet ? HttpMethod.Get : request.Method, target)
+        {
+            Version = request.Version,
+            VersionPolicy = request.VersionPolicy,
+            Content = toGet ? null : request.Content,
+        };
+        foreach (var (name, values) in request.Headers.NonValidated)
+        {
+            next.Headers.TryAddWithoutValidation(name, values);
+        }
+
+        foreach (var (key, value) in request.Options)
+        {
+            ((IDictionary<string, object?>)next.Options)[key] = value;
+        }
+
+        return next;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="url"/> is on the Bridge <paramref name="bridge"/> (<c>{Nexus}/v1/bridge/{id}/</c>): the
+    /// same scheme, host and port, no user info, and its path that one or under it, with no dot segment (escaped or
+    /// not) that could lead out of it.
+    /// </summary>
+    private static bool OnBridge(Uri url, Uri bridge)
+    {
+        if (!url.IsAbsoluteUri || !Redirects.SameOrigin(url, bridge) || !string.IsNullOrEmpty(url.UserInfo))
+        {
+            return false;
+        }
+
+        var prefix = bridge.AbsolutePath;
+        var path = url.AbsolutePath;
+        if (path != prefix.TrimEnd('/') && !path.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        return !path.Split('/').Select(Uri.UnescapeDataString).Any(segment => segment is "." or "..");
     }
 
     /// <summary>

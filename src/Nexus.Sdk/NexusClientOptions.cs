@@ -33,6 +33,14 @@ public sealed class NexusClientOptions
     /// <summary>The longest wait before a retry. A <c>Retry-After</c> longer than this is not waited for: the typed error is thrown at once. Default 10 s.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Whether <see cref="NexusClient.SendThroughBridgeAsync"/> follows a redirect that points back at the same
+    /// connection's Bridge on Nexus (the Bridge's rewrite of a redirect inside the provider's API), sending the API key
+    /// again only there; any other redirect always comes back as the 3xx. Default true, as <see cref="HttpClient"/>
+    /// follows redirects by default; false hands every Bridge 3xx back.
+    /// </summary>
+    public bool FollowBridgeRedirects { get; set; } = true;
+
     /// <summary>The clock for credential expiry and waits (tests pass a manual one). Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 

@@ -497,7 +497,8 @@ export class Nexus {
    * A `fetch` for one connection: each request gets the connection's current credentials (Bearer, API key,
    * Basic or a SigV4 signature), or goes through the Bridge with `{ bridge: true }`. When the provider answers
    * 401 and the body can be sent again, the credentials are refreshed once and the request retried once. Redirects
-   * are followed with the credentials only to the request's own origin; through the Bridge they are not followed.
+   * are followed with the credentials only to the request's own origin; through the Bridge, only those to the same
+   * connection's Bridge on Nexus (a redirect inside the provider's API, which the Bridge rewrites to its own path).
    * Throws the typed errors of {@link getCredentials} (AttentionRequiredError…); the provider's own answers,
    * errors included, are returned as they are.
    */
@@ -554,41 +555,65 @@ export class Nexus {
         await response.body?.cancel().catch(() => undefined);
         throw new TypeError(`Too many redirects (more than ${MAX_REDIRECTS}).`);
       }
-      const headers = new Headers(hop.headers);
-      let { method, body } = hop;
-      // As fetch does (Fetch standard, HTTP-redirect fetch): 303, and 301/302 after a POST, become a GET without a body.
-      if ((response.status === 303 && method !== "GET" && method !== "HEAD") || ((response.status === 301 || response.status === 302) && method === "POST")) {
-        method = "GET";
-        body = null;
-        for (const name of ["content-encoding", "content-language", "content-location", "content-type", "content-length"]) {
-          headers.delete(name);
-        }
-      } else if (!isReplayable(body)) {
+      const redirected = redirectedRequest(response.status, hop);
+      if (redirected === undefined) {
         return { response, credentialed }; // a streamed body cannot be sent a second time: the caller gets the 3xx
       }
       if (next.origin !== request.url.origin) {
         for (const name of ["authorization", "cookie", "proxy-authorization"]) {
-          headers.delete(name);
+          redirected.headers.delete(name);
         }
       }
       await response.body?.cancel().catch(() => undefined);
-      hop = { method, url: next, headers, body };
+      hop = { ...redirected, url: next };
     }
   }
 
+  /**
+   * Sends `base` through the Bridge. The Bridge never follows a provider's redirect: one inside the provider's API
+   * comes back with its Location rewritten to the Bridge's own path (`/v1/bridge/{id}/…`), one on the provider's host
+   * outside the API with the provider's absolute Location. When the caller lets fetch follow redirects (the default),
+   * a hop is followed here only when its Location, resolved against the request's URL, is this connection's Bridge on
+   * Nexus's own origin, and only then does it carry X-API-Key again; any other redirect comes back as the 3xx, so the
+   * Nexus API key never reaches another host (fetch would copy X-API-Key there). "manual" hands every 3xx back;
+   * "error" throws on one, as fetch does.
+   */
   async #bridgeFetch(connectionId: string, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const base = await normalize(input, init, true);
+    const prefix = `${this.baseUrl}/v1/bridge/${segment(connectionId)}`;
     const target = new URL(base.url);
-    const url = `${this.baseUrl}/v1/bridge/${segment(connectionId)}${target.pathname}${target.search}`;
-    const idempotent = IDEMPOTENT.has(base.method) && isReplayable(base.body);
-    // The Bridge never follows a provider's redirect: it passes the 3xx on with the provider's own absolute Location
-    // (https://api.github.com/...). Followed by fetch, that hop would carry X-API-Key, which fetch does not strip,
-    // to the provider. So redirects are never followed here: the caller gets the 3xx as it is ("error" still throws).
-    const redirect: RequestRedirect = base.init.redirect === "error" ? "error" : "manual";
+    // A URL already on this connection's Bridge (a Location handed back with "manual") is sent as it is; any other's
+    // path and query are relative to the provider's api_base_url.
+    const url = onBridge(target, prefix) ? target : new URL(`${prefix}${target.pathname}${target.search}`);
+    const mode = base.init.redirect ?? "follow";
+    let hop = { method: base.method, url, headers: new Headers(base.headers), body: base.body };
+    for (let redirects = 0; ; redirects++) {
+      const response = await this.#sendToBridge(connectionId, hop, base, mode === "error" ? "error" : "manual");
+      const next = mode === "follow" ? redirectTarget(response, hop.url) : undefined;
+      if (next === undefined || !onBridge(next, prefix)) {
+        return response;
+      }
+      if (redirects >= MAX_REDIRECTS) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new TypeError(`Too many redirects (more than ${MAX_REDIRECTS}).`);
+      }
+      const redirected = redirectedRequest(response.status, hop);
+      if (redirected === undefined) {
+        return response; // 307/308 with a streamed body, which cannot be sent a second time: the caller gets the 3xx
+      }
+      await response.body?.cancel().catch(() => undefined);
+      hop = { ...redirected, url: next };
+    }
+  }
+
+  /** One request to the Bridge with X-API-Key; Nexus's own problems become typed errors, transient ones retried when idempotent. */
+  async #sendToBridge(connectionId: string, hop: { method: string; url: URL; headers: Headers; body: BodyInit | null | undefined }, base: NormalizedRequest,
+    redirect: RequestRedirect): Promise<Response> {
+    const idempotent = IDEMPOTENT.has(hop.method) && isReplayable(hop.body);
     for (let attempt = 1; ; attempt++) {
-      const headers = new Headers(base.headers);
+      const headers = new Headers(hop.headers);
       headers.set("X-API-Key", this.#apiKey);
-      const response = await this.#fetch(url, { ...base.init, method: base.method, headers, body: base.body ?? null, redirect });
+      const response = await this.#fetch(hop.url, { ...base.init, method: hop.method, headers, body: hop.body ?? null, redirect });
       const error = await nexusProblem(response, connectionId);
       if (error === undefined) {
         return response;
@@ -798,6 +823,34 @@ function redirectTarget(response: Response, from: URL): URL | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The next hop's method, headers and body after a redirect with `status`, as fetch makes them (Fetch standard,
+ * HTTP-redirect fetch): 303 (but for GET and HEAD), and 301/302 after a POST, become a GET without a body or its
+ * Content-* headers; otherwise the method and body are kept, or undefined when the body is a stream, which cannot be
+ * sent a second time.
+ */
+function redirectedRequest(status: number, hop: { method: string; headers: Headers; body: BodyInit | null | undefined }):
+  { method: string; headers: Headers; body: BodyInit | null | undefined } | undefined {
+  const headers = new Headers(hop.headers);
+  if ((status === 303 && hop.method !== "GET" && hop.method !== "HEAD") || ((status === 301 || status === 302) && hop.method === "POST")) {
+    for (const name of ["content-encoding", "content-language", "content-location", "content-type", "content-length"]) {
+      headers.delete(name);
+    }
+    return { method: "GET", headers, body: null };
+  }
+  return isReplayable(hop.body) ? { method: hop.method, headers, body: hop.body } : undefined;
+}
+
+/**
+ * Whether `url` is on the Bridge `prefix` (`{Nexus}/v1/bridge/{id}`): Nexus's own scheme, host and port, and a path
+ * that is the prefix or under it. The URL parser has already resolved dot segments (`%2e` ones too).
+ */
+function onBridge(url: URL, prefix: string): boolean {
+  const bridge = new URL(prefix);
+  return url.origin === bridge.origin && url.username === "" && url.password === ""
+    && (url.pathname === bridge.pathname || url.pathname.startsWith(bridge.pathname + "/"));
 }
 
 interface NormalizedRequest {

@@ -361,3 +361,153 @@ test("a redirect on the provider's own host gets the credentials again; 303 afte
   ]);
   assert.equal(seen[3]!.headers["content-type"], undefined);
 });
+
+/** Redirects through the Bridge: Nexus (`server`) answers the Bridge with `answer`; the provider's host is `other`. */
+function bridgeRoutes(id: string, answer: (req: Received, res: import("node:http").ServerResponse) => void): Received[] {
+  const seen: Received[] = [];
+  for (const method of ["GET", "POST", "PUT"]) {
+    server.on(method, new RegExp(`^/v1/bridge/${id}(/|$)`), (req, res) => {
+      seen.push(req);
+      answer(req, res);
+    });
+  }
+  return seen;
+}
+
+function redirect(res: import("node:http").ServerResponse, status: number, location: string): void {
+  res.writeHead(status, { location });
+  res.end();
+}
+
+test("through the Bridge, a redirect the Bridge rewrote to its own path is followed with the API key, and nothing reaches the provider's host", async () => {
+  const other = await elsewhere();
+  try {
+    const id = newId();
+    const seen = bridgeRoutes(id, (req, res) => {
+      if (req.path.endsWith("/repos/old/name")) redirect(res, 301, `/v1/bridge/${id}/repos/new/name?page=2`);
+      else if (req.path.endsWith("/export")) redirect(res, 302, "export/part-2");
+      else if (req.path.endsWith("/export/part-2")) redirect(res, 307, `${server.url}/v1/bridge/${id}`);
+      else json(res, 200, { at: req.url });
+    });
+    const call = client().fetch(id, { bridge: true });
+    const renamed = await call("/repos/old/name", { headers: { "X-Caller": "mine" } });
+    assert.equal(renamed.status, 200);
+    assert.deepEqual(await renamed.json(), { at: `/v1/bridge/${id}/repos/new/name?page=2` });
+    // A relative Location, then an absolute one on Nexus naming the API's base itself.
+    const exported = await call("/export", { redirect: "follow" });
+    assert.deepEqual(await exported.json(), { at: `/v1/bridge/${id}` });
+    assert.deepEqual(seen.map((r) => r.url), [
+      `/v1/bridge/${id}/repos/old/name`, `/v1/bridge/${id}/repos/new/name?page=2`, `/v1/bridge/${id}/export`, `/v1/bridge/${id}/export/part-2`, `/v1/bridge/${id}`,
+    ]);
+    assert.ok(seen.every((r) => r.headers["x-api-key"] === KEY), "every hop to the Bridge carries the key");
+    assert.equal(seen[1]!.headers["x-caller"], "mine");
+    assert.deepEqual(other.received, []);
+  } finally {
+    await other.close();
+  }
+});
+
+test("through the Bridge, a redirect anywhere but this connection's Bridge on Nexus comes back as the 3xx, its Location untouched", async () => {
+  const other = await elsewhere();
+  try {
+    const id = newId();
+    const port = new URL(server.url).port;
+    const locations = [
+      `${other.url}/repos/new/name`, // the provider's host, outside the API (passed on by the Bridge as the provider wrote it)
+      `${other.url}/v1/bridge/${id}/repos/new/name`, // a Bridge path on another origin
+      `http://localhost:${port}/v1/bridge/${id}/x`, // Nexus's server under another host name: another origin
+      "/other/place", // on Nexus, not the Bridge (a provider's absolute path outside its API's base path)
+      `/v1/bridge/${id}x/y`, // another connection whose id starts with this one's
+      `/v1/bridge/${id}/../conn_other/y`, // dot segments out of this connection's Bridge
+      `/v1/bridge/${id}/%2e%2e/conn_other/y`,
+      `/v1/bridge/conn_other/y`,
+      "ftp://example.com/file",
+    ];
+    let next = 0;
+    const seen = bridgeRoutes(id, (_req, res) => redirect(res, 302, locations[next++]!));
+    const call = client().fetch(id, { bridge: true });
+    for (const location of locations) {
+      const response = await call("/repos/old/name");
+      assert.equal(response.status, 302, location);
+      assert.equal(response.headers.get("location"), location);
+    }
+    assert.equal(seen.length, locations.length);
+    assert.deepEqual(other.received, []);
+    assert.equal(server.received.filter((r) => r.path === "/other/place" || r.path.includes("conn_other") || r.path.startsWith(`/v1/bridge/${id}x`)).length, 0);
+  } finally {
+    await other.close();
+  }
+});
+
+test("through the Bridge, a followed redirect changes the method as fetch does: 303 and a POST's 301/302 become a GET without the body, 307/308 keep both", async () => {
+  const id = newId();
+  const seen = bridgeRoutes(id, (req, res) => {
+    const status = /\/(30[1278]|303)$/.exec(req.path)?.[1];
+    if (status) redirect(res, Number(status), `/v1/bridge/${id}/landed`);
+    else json(res, 200, { method: req.method, body: req.body.toString(), type: req.headers["content-type"] ?? null });
+  });
+  const call = client().fetch(id, { bridge: true });
+  const expected: Array<[string, string, unknown]> = [
+    ["POST", "301", { method: "GET", body: "", type: null }],
+    ["POST", "302", { method: "GET", body: "", type: null }],
+    ["PUT", "303", { method: "GET", body: "", type: null }],
+    ["PUT", "301", { method: "PUT", body: "payload", type: "text/plain" }],
+    ["POST", "307", { method: "POST", body: "payload", type: "text/plain" }],
+    ["PUT", "308", { method: "PUT", body: "payload", type: "text/plain" }],
+  ];
+  for (const [method, status, landed] of expected) {
+    const response = await call(`/${status}`, { method, body: "payload", headers: { "Content-Type": "text/plain" } });
+    assert.deepEqual(await response.json(), landed, `${method} then ${status}`);
+  }
+  assert.ok(seen.every((r) => r.headers["x-api-key"] === KEY));
+});
+
+test("through the Bridge, a 307 for a streamed body, which cannot be sent again, comes back as the 3xx", async () => {
+  const id = newId();
+  const seen = bridgeRoutes(id, (req, res) => (req.path.endsWith("/upload") ? redirect(res, 307, `/v1/bridge/${id}/elsewhere`) : json(res, 200, {})));
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("streamed"));
+      controller.close();
+    },
+  });
+  const response = await client().fetch(id, { bridge: true })("/upload", { method: "POST", body, duplex: "half" } as RequestInit);
+  assert.equal(response.status, 307);
+  assert.equal(response.headers.get("location"), `/v1/bridge/${id}/elsewhere`);
+  assert.deepEqual(seen.map((r) => [r.path, r.body.toString()]), [[`/v1/bridge/${id}/upload`, "streamed"]]);
+});
+
+test("through the Bridge, at most 20 redirects are followed, as fetch does", async () => {
+  const id = newId();
+  const seen = bridgeRoutes(id, (req, res) => {
+    const n = Number(/\/hop\/(\d+)$/.exec(req.path)?.[1] ?? "0");
+    if (req.path.includes("/loop/")) redirect(res, 302, `/v1/bridge/${id}/loop/${n + 1}`);
+    else if (n < 20) redirect(res, 302, `/v1/bridge/${id}/hop/${n + 1}`);
+    else json(res, 200, { hop: n });
+  });
+  const call = client().fetch(id, { bridge: true });
+  assert.deepEqual(await (await call("/hop/0")).json(), { hop: 20 });
+  assert.equal(seen.length, 21);
+  await assert.rejects(call("/loop/0"), TypeError);
+  assert.equal(seen.length, 21 + 21);
+});
+
+test("through the Bridge, redirect \"manual\" hands back the Bridge's 3xx, and its Location sent back is used as it is; \"error\" throws", async () => {
+  const id = newId();
+  const seen = bridgeRoutes(id, (req, res) => (req.path.endsWith("/old") ? redirect(res, 301, `/v1/bridge/${id}/new?page=2`) : json(res, 200, { at: req.url })));
+  const call = client().fetch(id, { bridge: true });
+  const response = await call("/old", { redirect: "manual" });
+  assert.equal(response.status, 301);
+  const location = response.headers.get("location")!;
+  assert.equal(location, `/v1/bridge/${id}/new?page=2`);
+  assert.deepEqual(await (await call(new URL(location, server.url))).json(), { at: `/v1/bridge/${id}/new?page=2` });
+  await assert.rejects(call("/old", { redirect: "error" }), TypeError);
+  assert.deepEqual(seen.map((r) => r.url), [`/v1/bridge/${id}/old`, `/v1/bridge/${id}/new?page=2`, `/v1/bridge/${id}/old`]);
+});
+
+test("through the Bridge, Nexus's problem on a followed hop is a typed error", async () => {
+  const id = newId();
+  bridgeRoutes(id, (req, res) => (req.path.endsWith("/old") ? redirect(res, 302, `/v1/bridge/${id}/attention`) : notActive(res, id, "attention_required", "invalid_grant")));
+  const error = await client().fetch(id, { bridge: true })("/old").catch((e) => e);
+  assert.ok(error instanceof AttentionRequiredError);
+});

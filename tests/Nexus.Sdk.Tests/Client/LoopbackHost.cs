@@ -42,8 +42,8 @@ internal sealed class LoopbackHost : IDisposable
 
     public Action<HttpListenerRequest, HttpListenerResponse> Respond { get; set; }
 
-    /// <summary>Every request received: its method, path and query, and headers (names in lower case).</summary>
-    public ConcurrentQueue<(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers)> Requests { get; } = new();
+    /// <summary>Every request received: its method, path and query, headers (names in lower case) and body (UTF-8).</summary>
+    public ConcurrentQueue<(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, string Body)> Requests { get; } = new();
 
     public static void Redirect(HttpListenerResponse response, string location, HttpStatusCode status = HttpStatusCode.Found)
     {
@@ -68,7 +68,13 @@ internal sealed class LoopbackHost : IDisposable
             var request = context.Request;
             var headers = request.Headers.AllKeys.Where(k => k is not null)
                 .ToDictionary(k => k!.ToLowerInvariant(), k => request.Headers[k]!, StringComparer.Ordinal);
-            Requests.Enqueue((request.HttpMethod, request.Url!.PathAndQuery, headers));
+            string body;
+            using (var reader = new StreamReader(request.InputStream, System.Text.Encoding.UTF8))
+            {
+                body = await reader.ReadToEndAsync().ConfigureAwait(false);
+            }
+
+            Requests.Enqueue((request.HttpMethod, request.Url!.PathAndQuery, headers, body));
             try
             {
                 Respond(request, context.Response);

@@ -25,12 +25,7 @@ public sealed class RedirectTests
         using var provider = new LoopbackHost((_, response) => response.StatusCode = 200);
         // The Bridge passes the provider's same-host redirect on with the provider's absolute Location.
         using var nexus = new LoopbackHost((_, response) => LoopbackHost.Redirect(response, provider.Url + "repos/moved?page=2"));
-        using var client = transport switch
-        {
-            "its own handler" => new NexusClient(OptionsFor(nexus)),
-            "a SocketsHttpHandler given to it" => new NexusClient(OptionsFor(nexus), new SocketsHttpHandler()),
-            _ => new NexusClient(OptionsFor(nexus), new HttpClientHandler()),
-        };
+        using var client = ClientFor(nexus, transport);
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/repos/a/b", UriKind.Relative));
 
         using var response = await client.SendThroughBridgeAsync("conn_1", request, TestContext.Current.CancellationToken);
@@ -73,6 +68,197 @@ public sealed class RedirectTests
         Assert.Contains("AllowAutoRedirect", error.Message, StringComparison.Ordinal);
         Assert.Contains(provider.Url.Authority, error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(FakeNexus.ApiKey, error.Message, StringComparison.Ordinal);
+    }
+
+    private static NexusClient ClientFor(LoopbackHost nexus, string transport) => transport switch
+    {
+        "its own handler" => new NexusClient(OptionsFor(nexus)),
+        "a SocketsHttpHandler given to it" => new NexusClient(OptionsFor(nexus), new SocketsHttpHandler()),
+        _ => new NexusClient(OptionsFor(nexus), new HttpClientHandler()),
+    };
+
+    [Theory]
+    [InlineData("its own handler")]
+    [InlineData("a SocketsHttpHandler given to it")]
+    [InlineData("an HttpClientHandler given to it")]
+    public async Task A_redirect_the_Bridge_rewrote_to_its_own_path_is_followed_with_the_API_key_and_nothing_reaches_the_provider(string transport)
+    {
+        using var provider = new LoopbackHost((_, response) => response.StatusCode = 200);
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            switch (request.Url!.AbsolutePath)
+            {
+                case "/v1/bridge/conn_1/repos/old/name":
+                    LoopbackHost.Redirect(response, "/v1/bridge/conn_1/repos/new/name?page=2", HttpStatusCode.MovedPermanently);
+                    break;
+                case "/v1/bridge/conn_1/repos/new/name":
+                    LoopbackHost.Redirect(response, "part-2"); // relative to the request's URI
+                    break;
+                case "/v1/bridge/conn_1/repos/new/part-2":
+                    LoopbackHost.Redirect(response, $"http://127.0.0.1:{request.Url.Port}/v1/bridge/conn_1", HttpStatusCode.TemporaryRedirect);
+                    break;
+                default:
+                    response.StatusCode = 200;
+                    break;
+            }
+        });
+        using var client = ClientFor(nexus, transport);
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/repos/old/name", UriKind.Relative));
+        request.Headers.Add("X-Caller", "mine");
+
+        using var response = await client.SendThroughBridgeAsync("conn_1", request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(new Uri(nexus.Url, "v1/bridge/conn_1"), response.RequestMessage!.RequestUri);
+        Assert.Equal(["/v1/bridge/conn_1/repos/old/name", "/v1/bridge/conn_1/repos/new/name?page=2", "/v1/bridge/conn_1/repos/new/part-2", "/v1/bridge/conn_1"],
+            nexus.Requests.Select(r => r.PathAndQuery));
+        Assert.All(nexus.Requests, r => Assert.Equal(FakeNexus.ApiKey, r.Headers["x-api-key"]));
+        Assert.All(nexus.Requests, r => Assert.Equal("mine", r.Headers["x-caller"]));
+        Assert.Empty(provider.Requests);
+    }
+
+    [Theory]
+    [InlineData("{provider}repos/new/name")] // the provider's host outside its API, passed on by the Bridge as written
+    [InlineData("{provider}v1/bridge/conn_1/repos/new/name")] // a Bridge path on another origin
+    [InlineData("http://localhost:{nexus-port}/v1/bridge/conn_1/x")] // Nexus's server by another host name: another origin
+    [InlineData("https://127.0.0.1:{nexus-port}/v1/bridge/conn_1/x")] // another scheme
+    [InlineData("http://user:pw@127.0.0.1:{nexus-port}/v1/bridge/conn_1/x")]
+    [InlineData("/other/place")] // on Nexus, but not the Bridge
+    [InlineData("/v1/bridge/conn_1x/y")] // another connection whose id starts with this one's
+    [InlineData("/v1/bridge/conn_2/y")]
+    [InlineData("/v1/bridge/conn_1/../conn_2/y")]
+    [InlineData("/v1/bridge/conn_1/%2e%2e/conn_2/y")]
+    [InlineData("/v1/bridge/conn_1/x/%2E%2E/%2E%2E/conn_2/y")]
+    public async Task A_Bridge_redirect_anywhere_but_the_same_connections_Bridge_on_Nexus_comes_back_as_the_3xx(string location)
+    {
+        using var provider = new LoopbackHost((_, response) => response.StatusCode = 200);
+        using var nexus = new LoopbackHost((_, response) => response.StatusCode = 200);
+        var written = location.Replace("{provider}", provider.Url.AbsoluteUri, StringComparison.Ordinal)
+            .Replace("{nexus-port}", nexus.Url.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        nexus.Respond = (_, response) => LoopbackHost.Redirect(response, written);
+        using var client = new NexusClient(OptionsFor(nexus));
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/repos/old/name", UriKind.Relative));
+
+        using var response = await client.SendThroughBridgeAsync("conn_1", request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.Found, response.StatusCode);
+        Assert.Equal(written, response.Headers.Location!.OriginalString);
+        Assert.Equal("/v1/bridge/conn_1/repos/old/name", Assert.Single(nexus.Requests).PathAndQuery);
+        Assert.Empty(provider.Requests);
+    }
+
+    [Theory]
+    [InlineData("POST", 301, "GET", "")]
+    [InlineData("POST", 302, "GET", "")]
+    [InlineData("PUT", 303, "GET", "")]
+    [InlineData("PUT", 301, "PUT", "payload")]
+    [InlineData("POST", 307, "POST", "payload")]
+    [InlineData("PUT", 308, "PUT", "payload")]
+    public async Task A_followed_Bridge_redirect_changes_the_method_as_fetch_does_and_keeps_the_body_only_when_the_method_is_kept(string method, int status,
+        string landedMethod, string landedBody)
+    {
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            if (request.Url!.AbsolutePath == "/v1/bridge/conn_1/start")
+            {
+                LoopbackHost.Redirect(response, "/v1/bridge/conn_1/landed", (HttpStatusCode)status);
+            }
+            else
+            {
+                response.StatusCode = 200;
+            }
+        });
+        using var client = new NexusClient(OptionsFor(nexus));
+        using var request = new HttpRequestMessage(new HttpMethod(method), new Uri("/start", UriKind.Relative)) { Content = new StringContent("payload") };
+
+        using var response = await client.SendThroughBridgeAsync("conn_1", request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var landed = nexus.Requests.Last();
+        Assert.Equal(("/v1/bridge/conn_1/landed", landedMethod, landedBody), (landed.PathAndQuery, landed.Method, landed.Body));
+        Assert.Equal(landedBody.Length > 0, landed.Headers.ContainsKey("content-type"));
+        Assert.Equal(FakeNexus.ApiKey, landed.Headers["x-api-key"]);
+    }
+
+    [Fact]
+    public async Task A_Bridge_redirect_that_keeps_a_streamed_body_which_cannot_be_sent_again_comes_back_as_the_3xx()
+    {
+        using var nexus = new LoopbackHost((_, response) => LoopbackHost.Redirect(response, "/v1/bridge/conn_1/elsewhere", HttpStatusCode.TemporaryRedirect));
+        using var client = new NexusClient(OptionsFor(nexus));
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/upload", UriKind.Relative))
+        {
+            Content = new StreamContent(new MemoryStream("streamed"u8.ToArray())),
+        };
+
+        using var response = await client.SendThroughBridgeAsync("conn_1", request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.TemporaryRedirect, response.StatusCode);
+        var sent = Assert.Single(nexus.Requests);
+        Assert.Equal(("/v1/bridge/conn_1/upload", "streamed"), (sent.PathAndQuery, sent.Body));
+    }
+
+    [Fact]
+    public async Task At_most_20_Bridge_redirects_are_followed_and_the_next_one_comes_back_as_the_3xx()
+    {
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            var path = request.Url!.AbsolutePath;
+            var hop = int.Parse(path[(path.LastIndexOf('/') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            if (path.Contains("/loop/", StringComparison.Ordinal) || hop < 20)
+            {
+                LoopbackHost.Redirect(response, path[..(path.LastIndexOf('/') + 1)] + (hop + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            else
+            {
+                response.StatusCode = 200;
+            }
+        });
+        using var client = new NexusClient(OptionsFor(nexus));
+
+        using var twenty = await client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/hop/0", UriKind.Relative)),
+            TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, twenty.StatusCode);
+        Assert.Equal(21, nexus.Requests.Count);
+
+        using var loop = await client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/loop/0", UriKind.Relative)),
+            TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Found, loop.StatusCode);
+        Assert.Equal("/v1/bridge/conn_1/loop/21", loop.Headers.Location!.OriginalString);
+        Assert.Equal(42, nexus.Requests.Count);
+    }
+
+    [Theory]
+    [InlineData("the client's options")]
+    [InlineData("the request's option")]
+    public async Task A_client_told_not_to_follow_hands_the_Bridge_redirect_back_and_its_Location_sent_back_is_used_as_it_is(string where)
+    {
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            if (request.Url!.AbsolutePath.EndsWith("/old", StringComparison.Ordinal))
+            {
+                LoopbackHost.Redirect(response, "/v1/bridge/conn_1/new?page=2", HttpStatusCode.MovedPermanently);
+            }
+            else
+            {
+                response.StatusCode = 200;
+            }
+        });
+        var options = OptionsFor(nexus);
+        options.FollowBridgeRedirects = where != "the client's options";
+        using var client = new NexusClient(options);
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/old", UriKind.Relative));
+        if (where == "the request's option")
+        {
+            request.Options.Set(NexusClient.FollowBridgeRedirectsOption, false);
+        }
+
+        using var response = await client.SendThroughBridgeAsync("conn_1", request, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.MovedPermanently, response.StatusCode);
+
+        using var again = new HttpRequestMessage(HttpMethod.Get, new Uri(nexus.Url, response.Headers.Location!));
+        using var followed = await client.SendThroughBridgeAsync("conn_1", again, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, followed.StatusCode);
+        Assert.Equal(["/v1/bridge/conn_1/old", "/v1/bridge/conn_1/new?page=2"], nexus.Requests.Select(r => r.PathAndQuery));
     }
 
     /// <summary>A Nexus that answers every token read with <paramref name="token"/>.</summary>

@@ -9,9 +9,9 @@ import random
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
-from ._credentials import Body, Credentials
+from ._credentials import Body, Credentials, origin_of
 from ._errors import (
     AttentionRequired,
     ConfigurationError,
@@ -32,6 +32,10 @@ log = logging.getLogger("nexus_sdk")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 USER_AGENT = "nexus-sdk-python/0.1.0"
+#: As fetch and the TypeScript and .NET SDKs: at most this many redirects are followed through the Bridge.
+MAX_BRIDGE_REDIRECTS = 20
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CONTENT_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Content-Location")
 T = TypeVar("T")
 
 
@@ -150,6 +154,33 @@ class _Flight:
 
 def _replayable(body: Any) -> bool:
     return body is None or isinstance(body, (bytes, bytearray, memoryview, str))
+
+
+def bridge_scope(nexus_url: str, url: str) -> Callable[[str], bool]:
+    """Where the Nexus API key of a request to ``url`` may go again on a redirect: Nexus's own origin (scheme, host,
+    port), no user info, and the Bridge prefix the request was sent under (``/v1/bridge/{id}`` for that same
+    connection, or ``/v1/proxy``, whose connection header a redirect keeps), with no dot segment, escaped or not,
+    that leads out of it. The Bridge rewrites a provider's redirect inside its API to that prefix; any other
+    ``Location`` (the provider's host outside its API, another connection's Bridge) is out of scope. A request to
+    another Nexus URL keeps the key within Nexus's base URL."""
+    origin = origin_of(nexus_url)
+    base = urlsplit(nexus_url).path.rstrip("/")
+    path = urlsplit(url).path
+    prefix = base
+    if path.startswith(base + "/v1/bridge/"):
+        prefix = base + "/v1/bridge/" + path[len(base + "/v1/bridge/"):].split("/", 1)[0]
+    elif path == base + "/v1/proxy" or path.startswith(base + "/v1/proxy/"):
+        prefix = base + "/v1/proxy"
+
+    def within(other: str) -> bool:
+        parts = urlsplit(other)
+        if origin_of(other) != origin or parts.username is not None or parts.password is not None:
+            return False
+        if parts.path != prefix and not parts.path.startswith(prefix + "/"):
+            return False
+        return not any(unquote(segment) in (".", "..") for segment in parts.path.split("/"))
+
+    return within
 
 
 def _as_bytes(body: Body) -> Optional[bytes]:
@@ -570,10 +601,16 @@ class NexusClient:
 
     def bridge(self, connection_id: str, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None,
                body: Body = None, params: Optional[Union[Mapping[str, str], List[Tuple[str, str]]]] = None,
-               timeout: Optional[float] = None) -> HttpResponse:
+               timeout: Optional[float] = None, follow_redirects: bool = True) -> HttpResponse:
         """Sends a request through the Bridge: Nexus applies the credential, the app never holds it. The provider's
         answer is returned as it is; the Bridge's own problems (``connection_not_active``, ``upstream_timeout``…)
-        raise the typed errors, and its transient ones are retried for idempotent methods."""
+        raise the typed errors, and its transient ones are retried for idempotent methods.
+
+        The Bridge follows no redirect: one inside the provider's API comes back with its ``Location`` rewritten to
+        the Bridge's own path (``/v1/bridge/{id}/…``). With ``follow_redirects`` (the default) that one is followed,
+        with the key, when it is on Nexus's origin and under this connection's Bridge (at most 20; 303 and a POST's
+        301/302 become a GET without the body, the others keep method and body); any other redirect is returned as
+        the 3xx, so the key never goes elsewhere."""
         method = method.upper()
         url = self.bridge_url(connection_id, path)
         if params:
@@ -584,14 +621,34 @@ class NexusClient:
         request = HttpRequest(method, url, h, _as_bytes(body))
         what = "%s bridge/%s/%s%s" % (method, connection_id, path.lstrip("/").partition("?")[0],
                                       "?…" if "?" in path or params else "")
+        within = bridge_scope(self.url, url)
+        redirects = 0
+        while True:
+            response = self._bridge_once(request, what, connection_id, timeout)
+            location = response.headers.get("Location")
+            if not follow_redirects or response.status not in _REDIRECT_STATUSES or not location:
+                return response
+            target = urljoin(request.url, location)
+            if not within(target) or redirects >= MAX_BRIDGE_REDIRECTS:
+                return response
+            redirects += 1
+            h = Headers(request.headers)
+            method, data = request.method, request.body
+            if (response.status == 303 and method not in ("GET", "HEAD")) or (response.status in (301, 302) and method == "POST"):
+                method, data = "GET", None
+                for name in _CONTENT_HEADERS:
+                    h.pop(name, None)
+            request = HttpRequest(method, target, h, data)
+            what = "%s bridge/%s (redirected)" % (method, connection_id)
 
+    def _bridge_once(self, request: HttpRequest, what: str, connection_id: str, timeout: Optional[float]) -> HttpResponse:
         def once() -> HttpResponse:
             response = self._send(request, timeout, what, connection_id)
             if response.status >= 400 and is_nexus_problem(response):
                 raise error_from_response(response.status, response.headers, response.body, connection_id)
             return response
 
-        return self._retrying(what, method in IDEMPOTENT_METHODS, once)
+        return self._retrying(what, request.method in IDEMPOTENT_METHODS, once)
 
 
 def is_nexus_problem(response: HttpResponse) -> bool:

@@ -121,9 +121,9 @@ class AsyncNexusClient:
 
     async def bridge(self, connection_id: str, method: str, path: str, *,
                      headers: Optional[Mapping[str, str]] = None, body: Body = None, params: Any = None,
-                     timeout: Optional[float] = None) -> HttpResponse:
+                     timeout: Optional[float] = None, follow_redirects: bool = True) -> HttpResponse:
         return await self._run(self.sync.bridge, connection_id, method, path, headers=headers, body=body,
-                               params=params, timeout=timeout)
+                               params=params, timeout=timeout, follow_redirects=follow_redirects)
 
     def bridge_url(self, connection_id: str, path: str = "") -> str:
         return self.sync.bridge_url(connection_id, path)

@@ -16,7 +16,7 @@ from typing import Any, AsyncGenerator, Callable, Dict, Generator, Iterable, Lis
 
 import httpx as _httpx
 
-from ._client import NexusClient
+from ._client import NexusClient, bridge_scope
 from ._credentials import Credentials, origin_of
 from ._errors import ConfigurationError
 
@@ -141,8 +141,9 @@ class NexusAuth(_httpx.Auth):
 
 class NexusBridgeAuth(_httpx.Auth):
     """For requests to ``nexus.bridge_url(connection_id, path)``: adds the Nexus API key, to Nexus's URL only. The
-    Bridge passes a provider's redirect on with the provider's own ``Location``: with ``follow_redirects=True`` (and
-    the hook), httpx follows it without the key."""
+    Bridge rewrites a provider's redirect inside its API to the Bridge's own path: with ``follow_redirects=True``
+    (and the hook), httpx follows that one with the key, and any other (the provider's host outside its API,
+    another connection's Bridge) without it."""
 
     def __init__(self, client: NexusClient) -> None:
         self.client = client
@@ -154,7 +155,6 @@ class NexusBridgeAuth(_httpx.Auth):
         if not str(request.url).startswith(self.client.url + "/"):
             raise ValueError("NexusBridgeAuth sends the API key to %s only" % self.client.url)
         request.headers["X-API-Key"] = self.client._api_key
-        prefix = self.client.url + "/"
-        mark = _mark(request, lambda url: url.startswith(prefix), ("X-API-Key",))
+        mark = _mark(request, bridge_scope(self.client.url, str(request.url)), ("X-API-Key",))
         response = yield request
         _check_followed(response, mark)

@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 import requests as _requests
 from requests.auth import AuthBase
 
-from ._client import NexusClient, _replayable
+from ._client import NexusClient, _replayable, bridge_scope
 from ._credentials import Credentials, origin_of
 from .sigv4 import UNSIGNED_PAYLOAD
 
@@ -116,8 +116,9 @@ class NexusAuth(AuthBase):
 
 class NexusBridgeAuth(AuthBase):
     """For requests sent to ``nexus.bridge_url(connection_id, path)``: adds the Nexus API key, and only to Nexus's
-    own URL (never to another host). The Bridge passes a provider's redirect on with the provider's own
-    ``Location``; ``requests`` follows it without the key (pass ``allow_redirects=False`` to get the 3xx)."""
+    own URL (never to another host). The Bridge rewrites a provider's redirect inside its API to the Bridge's own
+    path, which ``requests`` follows with the key; any other redirect (the provider's host outside its API, another
+    connection's Bridge) is followed without it (pass ``allow_redirects=False`` to get the 3xx)."""
 
     def __init__(self, client: NexusClient) -> None:
         self.client = client
@@ -129,10 +130,10 @@ class NexusBridgeAuth(AuthBase):
         if not (request.url or "").startswith(self.client.url + "/"):
             raise ValueError("NexusBridgeAuth sends the API key to %s only" % self.client.url)
         request.headers["X-API-Key"] = self.client._api_key
-        prefix = self.client.url + "/"
+        within = bridge_scope(self.client.url, request.url or "")
 
         def guard(response: "_requests.Response", **kwargs: Any) -> "_requests.Response":
-            _strip_before_leaving(response, response.request, lambda url: url.startswith(prefix), ("X-API-Key",))
+            _strip_before_leaving(response, response.request, within, ("X-API-Key",))
             return response
 
         request.register_hook("response", guard)
