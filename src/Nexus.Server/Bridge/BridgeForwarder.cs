@@ -415,7 +415,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     /// gets the credential added again, and never sends its Nexus API key, or nothing at all, to the provider's host.
     /// The reference is an absolute path under the prefix this request came in by (/v1/bridge/{id} or /v1/proxy), so
     /// it holds for whatever host name the caller reached Nexus by. A Location on the provider's host outside the API's
-    /// base path cannot be said as a Bridge path and stays as the provider wrote it.
+    /// base path cannot be said as a Bridge path: it is given as the absolute provider URL.
     /// </summary>
     private static void RedirectThroughBridge(HttpContext context, BridgeTarget target, Uri uri, string rawPath, HttpResponse response)
     {
@@ -431,6 +431,13 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         if (BridgePath.ToBridge(target.ApiBase, resolved, path[..^rawPath.Length]) is { } bridged)
         {
             response.Headers.Location = bridged;
+        }
+        else if (!location.IsAbsoluteUri)
+        {
+            // Relative, it would be resolved against Nexus by the caller, where the provider's path could name another
+            // connection's Bridge (/v1/bridge/{other}/…) or an API route, called with the caller's Nexus key: it is
+            // made absolute on the provider, where it points.
+            response.Headers.Location = resolved.AbsoluteUri;
         }
     }
 

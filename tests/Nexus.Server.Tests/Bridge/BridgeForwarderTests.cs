@@ -202,16 +202,19 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [InlineData("/api/repos/renamed", "/bridge/repos/renamed")]
     [InlineData("{echo}/api/export/part-2#top", "/bridge/export/part-2#top")]
     [InlineData("/api", "/bridge")]
-    // Beside the base path, on the same host: not a Bridge path; left as the provider wrote it.
-    [InlineData("/other/place", "/other/place")]
-    [InlineData("/apis/x", "/apis/x")]
+    // Beside the base path, on the same host: not a Bridge path; the provider's absolute URL, never a path the caller
+    // would resolve against Nexus (/v1/bridge/{another connection}/…).
+    [InlineData("/other/place", "{echo}/other/place")]
+    [InlineData("/apis/x", "{echo}/apis/x")]
+    [InlineData("/v1/bridge/conn_other/x", "{echo}/v1/bridge/conn_other/x")]
+    [InlineData("{echo}/other/place", "{echo}/other/place")]
     public async Task ARedirectInsideTheProvidersApiPointsBackAtTheBridge(string location, string expected)
     {
         using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
         target = target with { ApiBase = new Uri(new Uri(echo.BaseUrl), "/api") };
         using var response = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString(location.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal)));
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
-        Assert.Equal(expected, response.Headers.Location!.OriginalString);
+        Assert.Equal(expected.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal), response.Headers.Location!.OriginalString);
     }
 
     [Fact]
