@@ -210,6 +210,23 @@ class ApplyTests(unittest.TestCase):
             self.assertEqual({"authorization": None}, json.loads(r.read()))
         self.assertEqual("Bearer at-1", [s for s in self.server.seen if s.path == "/api/c_oauth/hop"][0].headers["authorization"])
 
+    def test_urllib_never_puts_the_credential_on_a_redirect_to_another_port_of_the_same_host(self):
+        other = FakeServer()
+        self.addCleanup(other.close)
+        other.route("GET", r"/landing", lambda s, m: js(200, {"authorization": s.headers.get("authorization")}))
+        self.server.route("GET", r"/api/c_oauth/port-hop", lambda s, m: (302, {"Location": other.url + "/landing"}, b""))
+        self.assertEqual(self.server.url.split(":")[1], other.url.split(":")[1])  # the same host, 127.0.0.1
+        opener = urllib.request.build_opener(nexus_urllib.NexusHandler(self.client, "c_oauth"))
+        with opener.open(self.server.url + "/api/c_oauth/port-hop", timeout=5) as r:
+            self.assertEqual({"authorization": None}, json.loads(r.read()))
+
+    def test_urllib_keeps_the_credential_on_a_redirect_within_the_same_origin(self):
+        self.server.route("GET", r"/api/c_oauth/same-hop", lambda s, m: (302, {"Location": self.server.url + "/api/c_oauth/here"}, b""))
+        self.server.route("GET", r"/api/c_oauth/here", lambda s, m: js(200, {"authorization": s.headers.get("authorization")}))
+        opener = urllib.request.build_opener(nexus_urllib.NexusHandler(self.client, "c_oauth"))
+        with opener.open(self.server.url + "/api/c_oauth/same-hop", timeout=5) as r:
+            self.assertEqual({"authorization": "Bearer at-1"}, json.loads(r.read()))
+
     def test_the_bridge_auth_sends_the_api_key_to_nexus_only(self):
         self.server.route("GET", r"/v1/bridge/c_oauth/me", lambda s, m: js(200, {"key": s.headers.get("x-api-key")}))
         url = self.client.bridge_url("c_oauth", "/me")

@@ -5,8 +5,10 @@ Standard library only.
 
 from __future__ import annotations
 
+import threading
+import urllib.parse as _parse
 import urllib.request as _request
-from typing import Any, Iterator, MutableMapping, Optional
+from typing import Any, Iterator, MutableMapping, Optional, Tuple
 
 from ._client import NexusClient, _replayable
 from ._credentials import Credentials
@@ -55,6 +57,10 @@ class NexusHandler(_request.BaseHandler):
         self.client = client
         self.connection_id = connection_id
         self.retry_on_401 = retry_on_401
+        # The origin of the request a redirect chain started from. urllib's redirect keeps only the host
+        # (origin_req_host), so an https -> http or another-port hop on the same host would look like the same
+        # origin; the chain runs on the caller's thread inside one open(), so the thread remembers the rest.
+        self._chain = threading.local()
 
     def __repr__(self) -> str:
         return "NexusHandler(connection_id=%r)" % self.connection_id
@@ -66,9 +72,18 @@ class NexusHandler(_request.BaseHandler):
             req.full_url = new_url
         req._nexus_credentials = creds  # type: ignore[attr-defined]
 
+    @staticmethod
+    def _origin(url: str) -> Tuple[str, str, Optional[int]]:
+        parts = _parse.urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
     def http_request(self, req: _request.Request) -> _request.Request:
-        if _request.request_host(req) != req.origin_req_host:
-            return req  # a redirect to another host: no credentials
+        if not req.unverifiable:
+            self._chain.origin = self._origin(req.full_url)  # a request of the caller's, not a redirect
+        elif (_request.request_host(req) != req.origin_req_host
+              or self._origin(req.full_url) != getattr(self._chain, "origin", None)):
+            return req  # a redirect to another origin (host, scheme or port): no credentials
         if not hasattr(req, "_nexus_url"):
             req._nexus_url = req.full_url  # type: ignore[attr-defined]
         self._apply(req, self.client.credentials(self.connection_id))
