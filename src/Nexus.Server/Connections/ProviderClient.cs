@@ -37,6 +37,12 @@ internal sealed record TokenExchangeResult(
     /// </summary>
     public bool Transient { get; init; }
 
+    /// <summary>
+    /// A failure that blames Nexus's client registration rather than any grant: invalid_client, unauthorized_client,
+    /// or a 401 without an OAuth error (<see cref="Refresh.RefreshClient.Classify"/>). False on success.
+    /// </summary>
+    public bool Misconfigured { get; init; }
+
     /// <summary>The token endpoint's Retry-After (RFC 9110 §10.2.3) with a 503 or 429, which a refresh waits for at least.</summary>
     public TimeSpan? RetryAfter { get; init; }
 
@@ -257,11 +263,13 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             if (result.Error is not null || !response.IsSuccessStatusCode || string.IsNullOrEmpty(result.AccessToken))
             {
                 // GitHub and Slack report errors with HTTP 200 and an "error" field, others with 400 (RFC 6749 §5.2).
+                var kind = Refresh.RefreshClient.Classify((int)response.StatusCode, result.Error);
                 return TokenExchangeResult.Fail(result.Error ?? (response.IsSuccessStatusCode ? "invalid_token_response" : "token_request_failed"),
                     result.ErrorDescription ?? (response.IsSuccessStatusCode ? "The provider answered without an access_token." : $"The provider's token endpoint answered HTTP {(int)response.StatusCode}."))
                     with
                     {
-                        Transient = Refresh.RefreshClient.Classify((int)response.StatusCode, result.Error) == Refresh.RefreshFailureKind.Transient,
+                        Transient = kind == Refresh.RefreshFailureKind.Transient,
+                        Misconfigured = kind == Refresh.RefreshFailureKind.Misconfigured,
                         RetryAfter = Refresh.RefreshClient.RetryAfter(response, time.GetUtcNow()),
                     };
             }

@@ -278,6 +278,25 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task ARefreshOfAMachineConnectionRefusedWith401AndNoOAuthErrorIsRetriedAsTheDeploymentsToFixNotAskedToReconnect()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name);
+        var token = fixture.Grants.Last().Token;
+
+        // RFC 6749 §5.2: invalid_client may come as a bare 401. It blames the client registration, not a grant, as for
+        // an ordinary refresh: the connection stays active with its token and is retried; it is not attention_required.
+        fixture.Outages.Enqueue(401);
+        var problem = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/refresh/" + connectionId, null, HttpStatusCode.ServiceUnavailable);
+        Assert.Equal("refresh_unavailable", problem.GetProperty("code").GetString());
+        Assert.Empty(fixture.Outages);
+        var connection = await ConnectionAsync(connectionId);
+        Assert.Equal("active", connection.GetProperty("status").GetString());
+        Assert.Equal(1, connection.GetProperty("consecutive_failures").GetInt64());
+        Assert.Equal(token, await CallToolAsync(connectionId));
+    }
+
+    [Fact]
     public async Task ARefreshOfAMachineConnectionThatMeetsAnOutageOfItsAuthorizationServerIsRetriedLaterAndTheConnectionStaysActive()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });

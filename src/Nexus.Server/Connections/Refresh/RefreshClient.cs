@@ -111,9 +111,11 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             // connection stays active, as an ordinary refresh's is. Classifying it as a 400 made a 503 without an OAuth
             // error body a rejection, and the connection attention_required, never retried. Its Retry-After is kept too,
             // so the retry waits for it as an ordinary refresh's does (RFC 9110 §10.2.3, the failure policy's "never before").
+            // Likewise a 401 without an OAuth error blames the client registration (Misconfigured: retried, logged as
+            // the deployment's to fix), as it does for an ordinary refresh, not a grant the connection could lose.
             return fresh.Succeeded ? RefreshAttempt.Success(fresh)
-                : RefreshAttempt.Failure(fresh.Transient ? RefreshFailureKind.Transient : Classify(400, fresh.Error), fresh.Error ?? "token_request_failed", fresh.ErrorDescription,
-                    fresh.RetryAfter);
+                : RefreshAttempt.Failure(fresh.Transient ? RefreshFailureKind.Transient : fresh.Misconfigured ? RefreshFailureKind.Misconfigured : Classify(400, fresh.Error),
+                    fresh.Error ?? "token_request_failed", fresh.ErrorDescription, fresh.RetryAfter);
         }
 
         var parameters = new List<KeyValuePair<string, string>>
