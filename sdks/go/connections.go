@@ -299,6 +299,11 @@ func (c *Client) SubmitCredentials(ctx context.Context, id string, fields map[st
 	err := c.do(ctx, http.MethodPost, connPath("/v1/connections/", id)+"/credentials", nil, fields, &out)
 	c.cache.invalidate(id)
 	if err != nil {
+		// 409 connection_failed names no connection: it is the one the call was about.
+		var na *NotActiveError
+		if errors.As(err, &na) && na.ConnectionID == "" {
+			na.ConnectionID = id
+		}
 		return nil, err
 	}
 	return &out, nil
@@ -306,8 +311,11 @@ func (c *Client) SubmitCredentials(ctx context.Context, id string, fields map[st
 
 // WaitUntilActive polls the connection until it is active and returns it. A connection that fails or needs
 // attention ends the wait with *NotActiveError (or *AttentionRequiredError); so does one that is gone
-// (*NotFoundError). When timeout (if > 0) or ctx ends the wait first, the error is *WaitTimeoutError, which
-// matches the context's error with errors.Is.
+// (*NotFoundError). A transient failure of a poll (*UnavailableError, *RateLimitedError, Nexus unreachable) does not
+// end the wait: polling goes on (not sooner than the answer's Retry-After) until the connection is active or the
+// wait ends. When timeout (if > 0) or ctx ends the wait first, the error is *WaitTimeoutError, which matches the
+// context's error with errors.Is and, when the last poll failed transiently, that failure too (errors.As finds the
+// *UnavailableError or *RateLimitedError; Last holds it).
 func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Duration) (*Connection, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -316,11 +324,13 @@ func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Du
 	}
 	interval := 100 * time.Millisecond
 	last := ""
+	var lastErr error
 	for {
 		conn, err := c.Connection(ctx, id)
+		wait := interval
 		switch {
 		case err == nil:
-			last = conn.Status
+			last, lastErr = conn.Status, nil
 			switch conn.Status {
 			case StatusActive:
 				return conn, nil
@@ -330,7 +340,7 @@ func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Du
 				return nil, problemError(p)
 			}
 		case ctx.Err() != nil:
-			return nil, &WaitTimeoutError{ConnectionID: id, LastStatus: orUnknown(last), Err: ctx.Err()}
+			return nil, &WaitTimeoutError{ConnectionID: id, LastStatus: orUnknown(last), Err: ctx.Err(), Last: lastErr}
 		default:
 			var un *UnavailableError
 			var rl *RateLimitedError
@@ -338,9 +348,13 @@ func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Du
 			if !errors.As(err, &un) && !errors.As(err, &rl) && !errors.As(err, &tr) {
 				return nil, err
 			}
+			lastErr = err
+			if after := RetryAfterOf(err); after > wait {
+				wait = after
+			}
 		}
-		if err := sleep(ctx, interval); err != nil {
-			return nil, &WaitTimeoutError{ConnectionID: id, LastStatus: orUnknown(last), Err: err}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, &WaitTimeoutError{ConnectionID: id, LastStatus: orUnknown(last), Err: err, Last: lastErr}
 		}
 		if interval < time.Second {
 			interval = interval * 3 / 2

@@ -129,14 +129,16 @@ type AuthenticationError struct{ Problem }
 func (e *AuthenticationError) Error() string        { return e.message("API key not accepted") }
 func (e *AuthenticationError) Is(target error) bool { return target == ErrUnauthenticated }
 
-// RateLimitedError: 429 (or a throttled upstream such as AWS STS). RetryAfter says when to try again. Idempotent
-// calls were already retried with backoff before this surfaced.
+// RateLimitedError: 429: Nexus asks this caller to slow down. RetryAfter says when to try again. Idempotent calls
+// were already retried with backoff before this surfaced. (503 aws_sts_throttled is an *UnavailableError: AWS STS
+// throttles Nexus, not this caller.)
 type RateLimitedError struct{ Problem }
 
 func (e *RateLimitedError) Error() string        { return e.message("rate limited") }
 func (e *RateLimitedError) Is(target error) bool { return target == ErrRateLimited }
 
-// UnavailableError: 502, 503 or 504 (refresh_unavailable, upstream_unreachable, upstream_timeout, ...).
+// UnavailableError: 502, 503 or 504 (refresh_unavailable, upstream_unreachable, upstream_timeout,
+// aws_sts_throttled: AWS STS is throttling Nexus's AssumeRole calls, ...): Nexus or what it depends on cannot answer now.
 // RetryAfter says when to try again when Nexus said so. Idempotent calls were already retried before this surfaced.
 type UnavailableError struct{ Problem }
 
@@ -144,18 +146,34 @@ func (e *UnavailableError) Error() string        { return e.message("unavailable
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // WaitTimeoutError: WaitUntilActive gave up before the connection became active. It matches
-// context.DeadlineExceeded with errors.Is when the wait ran out of time.
+// context.DeadlineExceeded with errors.Is when the wait ran out of time. When the last poll failed transiently (Nexus
+// unavailable, rate limited or unreachable), Last is that failure, and errors.Is and errors.As match it too: the
+// wait ended because Nexus could not answer, not because the user did not complete consent.
 type WaitTimeoutError struct {
 	ConnectionID string
 	LastStatus   string
 	Err          error
+	// Last is the last poll's transient failure, or nil when the last poll answered (the connection was pending).
+	Last error
 }
 
 func (e *WaitTimeoutError) Error() string {
-	return fmt.Sprintf("nexus: connection %s still %s when the wait ended: %v", e.ConnectionID, e.LastStatus, e.Err)
+	msg := fmt.Sprintf("nexus: connection %s still %s when the wait ended: %v", e.ConnectionID, e.LastStatus, e.Err)
+	if e.Last != nil {
+		msg += " (last poll: " + e.Last.Error() + ")"
+	}
+	return msg
 }
 
 func (e *WaitTimeoutError) Unwrap() error { return e.Err }
+
+// Is matches what the last poll's failure matches (ErrUnavailable, ErrRateLimited), besides Err through Unwrap.
+func (e *WaitTimeoutError) Is(target error) bool { return e.Last != nil && errors.Is(e.Last, target) }
+
+// As finds the last poll's failure (*UnavailableError, *RateLimitedError), besides Err through Unwrap.
+func (e *WaitTimeoutError) As(target interface{}) bool {
+	return e.Last != nil && errors.As(e.Last, target)
+}
 
 // RetryAfterOf returns the Retry-After an error carries (RateLimitedError, UnavailableError), or 0.
 func RetryAfterOf(err error) time.Duration {
@@ -223,7 +241,7 @@ func problemError(p Problem) error {
 		return &ForbiddenError{p}
 	case p.StatusCode == http.StatusNotFound:
 		return &NotFoundError{p}
-	case p.StatusCode == http.StatusTooManyRequests || strings.HasSuffix(p.Code, "_throttled"):
+	case p.StatusCode == http.StatusTooManyRequests:
 		return &RateLimitedError{p}
 	case p.StatusCode == http.StatusBadGateway || p.StatusCode == http.StatusServiceUnavailable || p.StatusCode == http.StatusGatewayTimeout:
 		return &UnavailableError{p}

@@ -147,14 +147,15 @@ func (t *Transport) roundTripDirect(req *http.Request) (*http.Response, error) {
 	}
 	fresh, rerr := t.Client.refreshAfterRejection(ctx, t.ConnectionID, creds)
 	if rerr != nil {
-		var na *NotActiveError
-		var nf *NotFoundError
-		if errors.As(rerr, &na) || errors.As(rerr, &nf) {
-			drain(resp)
-			return nil, rerr
+		var api *APIError
+		if errors.As(rerr, &api) && api.Code == "refresh_not_supported" {
+			// Nothing to refresh (no refresh token): the provider's 401 stands.
+			return resp, nil
 		}
-		// The refresh could not be done (refresh_not_supported, Nexus unavailable): the provider's 401 stands.
-		return resp, nil
+		// The typed error says why the credential could not be replaced: *AttentionRequiredError (the user must
+		// connect again), *NotFoundError, *UnavailableError (try again after RetryAfter), ...
+		drain(resp)
+		return nil, rerr
 	}
 	if fresh.sameSecret(creds) {
 		return resp, nil

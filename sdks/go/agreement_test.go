@@ -1,0 +1,124 @@
+package nexus
+
+// The cases the four SDKs classify alike (the README's "Same answer, same error" table); each test has the same
+// sentence as its name in the TypeScript, Python and .NET suites.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestAwsStsThrottledIsUnavailableNotRateLimitedAndCarriesRetryAfter(t *testing.T) {
+	f := newFakeNexus(t)
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, 503, "aws_sts_throttled", map[string]interface{}{"retry_after": 5})
+	}
+	_, err := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1})).Credentials(context.Background(), "conn_1")
+	var un *UnavailableError
+	var rl *RateLimitedError
+	if !errors.As(err, &un) || !errors.Is(err, ErrUnavailable) || errors.As(err, &rl) || errors.Is(err, ErrRateLimited) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	if un.Code != "aws_sts_throttled" || un.StatusCode != 503 || RetryAfterOf(err) != 5*time.Second {
+		t.Fatalf("code %q status %d retry after %s", un.Code, un.StatusCode, RetryAfterOf(err))
+	}
+}
+
+func TestConnectionFailedIsNotActiveWithStatusFailedAndTheConnectionId(t *testing.T) {
+	f := newFakeNexus(t)
+	f.other = func(w http.ResponseWriter, r *http.Request) {
+		// What Nexus sends: the catalog's problem, with RFC 9457's numeric status and no connection id.
+		writeProblem(w, 409, "connection_failed", nil)
+	}
+	_, err := f.client(t).SubmitCredentials(context.Background(), "conn_9", map[string]string{"api_key": "k"})
+	var na *NotActiveError
+	var ar *AttentionRequiredError
+	if !errors.As(err, &na) || !errors.Is(err, ErrNotActive) || errors.As(err, &ar) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	if na.Status != StatusFailed || na.ConnectionID != "conn_9" || na.Code != "connection_failed" || na.StatusCode != 409 {
+		t.Fatalf("status %q connection %q code %q http %d", na.Status, na.ConnectionID, na.Code, na.StatusCode)
+	}
+	if !strings.Contains(err.Error(), "conn_9") || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("message: %s", err)
+	}
+}
+
+func TestAProvider401WhoseForcedRefreshIsUnavailableFailsWithTheUnavailableError(t *testing.T) {
+	f := newFakeNexus(t)
+	f.refresh = func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Retry-After", "7")
+		writeProblem(w, 503, "refresh_unavailable", map[string]interface{}{"connection_id": "conn_1"})
+	}
+	p := newProvider(t, func(r *http.Request) bool { return false })
+	resp, err := f.client(t).HTTPClient("conn_1").Get(p.srv.URL + "/x")
+	if resp != nil {
+		resp.Body.Close()
+	}
+	var un *UnavailableError
+	if !errors.As(err, &un) || un.Code != "refresh_unavailable" || RetryAfterOf(err) != 7*time.Second {
+		t.Fatalf("got %v", err)
+	}
+	if atomic.LoadInt64(&p.hits) != 1 || f.count("POST /v1/refresh/") != 1 {
+		t.Fatalf("%d provider hits, %d refreshes", p.hits, f.count("POST /v1/refresh/"))
+	}
+}
+
+func TestAProvider401OnAConnectionWithNothingToRefreshReturnsTheProviders401(t *testing.T) {
+	f := newFakeNexus(t)
+	f.refresh = func(w http.ResponseWriter, r *http.Request, n int64) {
+		writeProblem(w, 409, "refresh_not_supported", map[string]interface{}{"connection_id": "conn_1", "status": "active"})
+	}
+	p := newProvider(t, func(r *http.Request) bool { return false })
+	status, _ := get(t, f.client(t).HTTPClient("conn_1"), p.srv.URL+"/x")
+	if status != 401 || f.count("POST /v1/refresh/") != 1 {
+		t.Fatalf("status %d after %d refreshes", status, f.count("POST /v1/refresh/"))
+	}
+}
+
+func TestWaitUntilActiveKeepsPollingThroughATransientErrorUntilTheConnectionIsActive(t *testing.T) {
+	f := newFakeNexus(t)
+	active := f.conn
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		switch n {
+		case 1:
+			w.Header().Set("Retry-After", "0")
+			writeProblem(w, 503, "database_unavailable", nil)
+		case 2:
+			writeProblem(w, 429, "rate_limited", nil)
+		default:
+			active(w, r, n)
+		}
+	}
+	conn, err := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1})).WaitUntilActive(context.Background(), "conn_1", time.Minute)
+	if err != nil || conn.Status != StatusActive || f.count("GET /v1/connections/") != 3 {
+		t.Fatalf("got %v, %v after %d polls", conn, err, f.count("GET /v1/connections/"))
+	}
+}
+
+func TestWaitUntilActiveRaisesTheLastTransientErrorWhenTheDeadlinePasses(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Retry-After", "0")
+		writeProblem(w, 503, "database_unavailable", nil)
+	}
+	_, err := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1})).WaitUntilActive(context.Background(), "conn_1", 300*time.Millisecond)
+	var un *UnavailableError
+	var wt *WaitTimeoutError
+	if !errors.As(err, &un) || un.Code != "database_unavailable" || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	// Still the wait's own error too, as before: it ran out of time.
+	if !errors.As(err, &wt) || wt.Last == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	if f.count("GET /v1/connections/") < 2 {
+		t.Fatalf("gave up after %d polls", f.count("GET /v1/connections/"))
+	}
+}
