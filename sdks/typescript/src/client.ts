@@ -330,32 +330,47 @@ export class Nexus {
 
   /**
    * Polls the connection until it is `active` and returns it. Throws AttentionRequiredError or NotActiveError when
-   * it ends up `attention_required` or `failed`, TimeoutError when it is still pending after `timeoutMs`.
+   * it ends up `attention_required` or `failed`, TimeoutError when it is still pending after `timeoutMs`. A poll that
+   * fails transiently (UnavailableError, RateLimitedError, NetworkError, a request's TimeoutError) does not end the
+   * wait: polling goes on (not sooner than the answer's `retryAfter`) until the deadline, and then that last error is
+   * thrown, since it, not the user's consent, is why the connection was not seen active.
    */
   async waitUntilActive(connectionId: string, options: WaitOptions = {}): Promise<Connection> {
     const timeoutMs = options.timeoutMs ?? 300_000;
     const deadline = this.#now() + timeoutMs;
     let interval = options.intervalMs ?? 250;
     for (;;) {
-      const connection = await this.getConnection(connectionId, options);
-      switch (connection.status) {
-        case "active":
-          return connection;
-        case "attention_required":
-          throw new AttentionRequiredError(
-            `Connection ${connectionId} needs the user to connect again (attention_required${connection.error ? `: ${connection.error}` : ""}).`,
-            409, "connection_not_active", undefined, connectionId, connection.error ?? undefined);
-        case "pending":
-          break;
-        default:
-          throw new NotActiveError(`Connection ${connectionId} is ${connection.status}, not active${connection.error ? ` (${connection.error})` : ""}.`,
-            409, "connection_not_active", undefined, connectionId, connection.status, connection.error ?? undefined);
+      let wait = interval;
+      let transient: NexusError | undefined;
+      try {
+        const connection = await this.getConnection(connectionId, options);
+        switch (connection.status) {
+          case "active":
+            return connection;
+          case "attention_required":
+            throw new AttentionRequiredError(
+              `Connection ${connectionId} needs the user to connect again (attention_required${connection.error ? `: ${connection.error}` : ""}).`,
+              409, "connection_not_active", undefined, connectionId, connection.error ?? undefined);
+          case "pending":
+            break;
+          default:
+            throw new NotActiveError(`Connection ${connectionId} is ${connection.status}, not active${connection.error ? ` (${connection.error})` : ""}.`,
+              409, "connection_not_active", undefined, connectionId, connection.status, connection.error ?? undefined);
+        }
+      } catch (error) {
+        if (!isTransient(error)) {
+          throw error;
+        }
+        transient = error;
+        if ((error instanceof UnavailableError || error instanceof RateLimitedError) && error.retryAfter !== undefined) {
+          wait = Math.max(wait, error.retryAfter * 1000);
+        }
       }
       const left = deadline - this.#now();
       if (left <= 0) {
-        throw new TimeoutError(`Connection ${connectionId} was still pending after ${timeoutMs} ms.`);
+        throw transient ?? new TimeoutError(`Connection ${connectionId} was still pending after ${timeoutMs} ms.`);
       }
-      await sleep(Math.min(interval, left), options.signal);
+      await sleep(Math.min(wait, left), options.signal);
       interval = Math.min(interval * 1.5, 5_000);
     }
   }
@@ -887,6 +902,11 @@ async function normalize(input: RequestInfo | URL, init: RequestInit | undefined
     signal: init?.signal,
     init: { ...init },
   };
+}
+
+/** A failure that may be over by the next call: Nexus (or what it depends on) unavailable, rate limited, unreachable or slow. */
+function isTransient(error: unknown): error is NexusError {
+  return error instanceof UnavailableError || error instanceof RateLimitedError || error instanceof NetworkError || error instanceof TimeoutError;
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -55,7 +55,8 @@ export class RequestError extends NexusError {}
 
 /**
  * 409 `connection_not_active` for a connection that is `pending` or `failed`: wait for consent (`pending`) or
- * request a new connection (`failed`). Never retried automatically.
+ * request a new connection (`failed`); also 409 `connection_failed` (credentials submitted to a failed connection:
+ * `connectionStatus` `failed`, the connection the call was about). Never retried automatically.
  */
 export class NotActiveError extends NexusError {
   readonly connectionId: string | undefined;
@@ -88,7 +89,10 @@ export class AttentionRequiredError extends NexusError {
   }
 }
 
-/** 429: too many requests. `retryAfter` is the `Retry-After` Nexus sent, in seconds. */
+/**
+ * 429: Nexus asks this caller to slow down. `retryAfter` is the `Retry-After` Nexus sent, in seconds. (503
+ * `aws_sts_throttled` is an UnavailableError: AWS STS throttles Nexus, not this caller.)
+ */
 export class RateLimitedError extends NexusError {
   readonly retryAfter: number | undefined;
 
@@ -167,6 +171,11 @@ export function errorFromResponse(status: number, problem: Problem | undefined, 
     return new NotActiveError(
       `Connection ${id ?? "(unknown)"} is ${connStatus}, not active${reason ? ` (${reason})` : ""}.`,
       status, code, problem, id, connStatus, reason);
+  }
+  if (status === 409 && code === "connection_failed") {
+    // Nexus's problem names neither the connection nor its status: the connection is the call's, and it is failed.
+    return new NotActiveError(`Connection ${connectionId ?? "(unknown)"} is failed, not active: request a new one.`,
+      status, code, problem, connectionId, "failed", undefined);
   }
   switch (status) {
     case 401:

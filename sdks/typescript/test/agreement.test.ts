@@ -1,0 +1,106 @@
+// The cases the four SDKs classify alike (the README's "Same answer, same error" table); each test has the same
+// sentence as its name in the Go, Python and .NET suites.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { AttentionRequiredError, Nexus, NotActiveError, RateLimitedError, RequestError, TimeoutError, UnavailableError } from "../src/index.js";
+import { TestServer, bearerToken, connection, json, problem } from "./server.js";
+
+const KEY = "nxk_agreement_test_key";
+let server: TestServer;
+before(async () => {
+  server = await TestServer.start();
+});
+after(async () => {
+  await server.close();
+});
+
+let counter = 0;
+const newId = () => `conn_a${++counter}_${Math.random().toString(36).slice(2, 8)}`;
+
+/** A client whose clock moves 1 s each time it is read; no retries inside one call (each poll is one GET). */
+function client(): Nexus {
+  let now = 1_000_000;
+  return new Nexus({ baseUrl: server.url, apiKey: KEY, retry: { maxAttempts: 1, baseDelayMs: 1 }, now: () => (now += 1_000) });
+}
+
+test("aws_sts_throttled is unavailable, not rate limited, and carries Retry-After", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => problem(res, 503, "aws_sts_throttled", { retry_after: 5 }, { "Retry-After": "5" }));
+  const error = await client().getCredentials(id).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error));
+  assert.ok(!(error instanceof RateLimitedError));
+  assert.equal(error.status, 503);
+  assert.equal(error.code, "aws_sts_throttled");
+  assert.equal(error.retryAfter, 5);
+});
+
+test("connection_failed is not active with status failed and the connection id", async () => {
+  const id = newId();
+  // What Nexus sends: the catalog's problem, with RFC 9457's numeric status and no connection id.
+  server.on("POST", new RegExp(`^/v1/connections/${id}/credentials$`), (_req, res) => problem(res, 409, "connection_failed"));
+  const error = await client().submitCredentials(id, { api_key: "k" }).catch((e) => e);
+  assert.ok(error instanceof NotActiveError, String(error));
+  assert.ok(!(error instanceof AttentionRequiredError));
+  assert.ok(!(error instanceof RequestError));
+  assert.equal(error.connectionStatus, "failed");
+  assert.equal(error.connectionId, id);
+  assert.equal(error.code, "connection_failed");
+  assert.equal(error.status, 409);
+  assert.match(error.message, new RegExp(`${id} is failed`));
+});
+
+test("a provider 401 whose forced refresh is unavailable fails with the unavailable error", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => json(res, 200, bearerToken("tok-1", null)));
+  server.on("POST", new RegExp(`^/v1/refresh/${id}$`), (_req, res) => problem(res, 503, "refresh_unavailable", { connection_id: id }, { "Retry-After": "7" }));
+  let hits = 0;
+  server.on("GET", new RegExp(`^/api/${id}/`), (_req, res) => {
+    hits++;
+    json(res, 401, { error: "invalid_token" });
+  });
+  const error = await client().fetch(id)(`${server.url}/api/${id}/x`).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error));
+  assert.equal(error.code, "refresh_unavailable");
+  assert.equal(error.retryAfter, 7);
+  assert.equal(hits, 1);
+  assert.equal(server.count(`POST /v1/refresh/${id}`), 1);
+});
+
+test("a provider 401 on a connection with nothing to refresh returns the provider's 401", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => json(res, 200, bearerToken("tok-1", null)));
+  server.on("POST", new RegExp(`^/v1/refresh/${id}$`), (_req, res) => problem(res, 409, "refresh_not_supported", { connection_id: id, status: "active" }));
+  server.on("GET", new RegExp(`^/api/${id}/`), (_req, res) => json(res, 401, { error: "invalid_token" }));
+  const response = await client().fetch(id)(`${server.url}/api/${id}/x`);
+  assert.equal(response.status, 401);
+  assert.equal(server.count(`POST /v1/refresh/${id}`), 1);
+});
+
+test("wait until active keeps polling through a transient error until the connection is active", async () => {
+  const id = newId();
+  let polls = 0;
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    polls++;
+    if (polls === 1) problem(res, 503, "database_unavailable", {}, { "Retry-After": "0" });
+    else if (polls === 2) problem(res, 429, "rate_limited");
+    else json(res, 200, connection(id, "active"));
+  });
+  const active = await client().waitUntilActive(id, { timeoutMs: 60_000, intervalMs: 1 });
+  assert.equal(active.status, "active");
+  assert.equal(polls, 3);
+});
+
+test("wait until active raises the last transient error when the deadline passes", async () => {
+  const id = newId();
+  let polls = 0;
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    polls++;
+    problem(res, 503, "database_unavailable", {}, { "Retry-After": "0" });
+  });
+  // The clock moves 1 s a read: a 4.5 s wait ends after a few polls.
+  const error = await client().waitUntilActive(id, { timeoutMs: 4_500, intervalMs: 1 }).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error));
+  assert.ok(!(error instanceof TimeoutError));
+  assert.equal(error.code, "database_unavailable");
+  assert.ok(polls >= 2, `gave up after ${polls} polls`);
+});
