@@ -121,7 +121,7 @@ class RetryTests(unittest.TestCase):
     def test_a_retry_after_beyond_the_longest_wait_is_raised_at_once(self):
         script = Scripted(problem(503, "aws_sts_throttled", {"Retry-After": "3600"}))
         self.server.route("GET", r"/v1/token/c1", script)
-        with self.assertRaises(RateLimited) as caught:
+        with self.assertRaises(Unavailable) as caught:
             self.client.credentials("c1")
         self.assertEqual(3600.0, caught.exception.retry_after)
         self.assertEqual(1, script.calls)

@@ -24,6 +24,7 @@ from ._errors import (
     AttentionRequired,
     ConfigurationError,
     Conflict,
+    ConnectionFailed,
     Forbidden,
     InvalidRequest,
     NexusError,
@@ -43,7 +44,7 @@ from .webhooks import WebhookEvent, WebhookVerificationError, verify_webhook
 __version__ = "0.1.0"
 
 __all__ = [
-    "Admin", "ApiKey", "AttentionRequired", "AwsCredentials", "Client", "ConfigurationError", "Conflict", "Connection",
+    "Admin", "ApiKey", "AttentionRequired", "AwsCredentials", "Client", "ConfigurationError", "Conflict", "Connection", "ConnectionFailed",
     "ConnectionPage", "ConnectionRequest", "Credentials", "Forbidden", "Headers", "HttpRequest", "HttpResponse", "InvalidRequest",
     "NexusClient", "NexusError", "NexusTimeout", "NotActive", "NotFound", "RateLimited", "RetryableError",
     "StdlibTransport", "Transport", "Unauthorized", "Unavailable", "UnsupportedStrategy", "is_nexus_problem",

@@ -199,7 +199,8 @@ class NexusClient:
     :class:`~nexus_sdk.StdlibTransport`, ``http.client`` with keep-alive). Transient failures (429, 502/503/504,
     Nexus unreachable) of idempotent calls are retried up to ``max_retries`` times, waiting ``Retry-After`` when
     given, else exponential backoff from ``backoff`` seconds with jitter, never beyond ``max_backoff``; a
-    ``Retry-After`` longer than ``max_retry_wait`` is raised at once instead of waited for.
+    ``Retry-After`` longer than ``max_retry_wait`` is raised at once instead of waited for. ``clock`` (wall time, for
+    the cache), ``sleep`` and ``monotonic`` (``wait_until_active``'s deadline) can be replaced, e.g. by tests.
 
     Credentials are cached per connection until ``cache_margin`` seconds (at most half their remaining life) before
     their ``expires_at``; credentials without an expiry for ``cache_ttl`` seconds. Concurrent callers on a cold or
@@ -221,6 +222,7 @@ class NexusClient:
         cache_ttl: float = 300.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
         url = url or os.environ.get("NEXUS_URL")
@@ -243,6 +245,7 @@ class NexusClient:
         self.cache_ttl = cache_ttl
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
         self._rand = rand
         self._lock = threading.Lock()
         self._cache: Dict[str, Tuple[float, Credentials]] = {}
@@ -454,28 +457,46 @@ class NexusClient:
     def wait_until_active(self, connection_id: str, timeout: float = 300.0, *, poll_interval: float = 0.5,
                           max_poll_interval: float = 5.0) -> Connection:
         """Polls the connection until it is ``active``. Raises ``AttentionRequired``/``NotActive`` as soon as it is
-        ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
+        ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds. A poll that fails transiently
+        (a ``RetryableError``: ``Unavailable``, ``RateLimited``, Nexus unreachable) does not end the wait: polling
+        goes on (not sooner than its ``retry_after``) until the deadline, and then that last error is raised, since
+        it, not the user's consent, is why the connection was not seen active."""
+        deadline = self._monotonic() + timeout
         interval = poll_interval
         while True:
-            remaining = deadline - time.monotonic()
-            connection = self.get_connection(connection_id, timeout=max(0.1, min(self.timeout, remaining)))
-            if connection.status == "active":
-                return connection
-            if connection.status == "attention_required":
-                raise AttentionRequired("connection %s needs attention%s" % (
-                    connection_id, " (%s)" % connection.error if connection.error else ""),
-                    connection_id=connection_id, connection_status=connection.status, reason=connection.error)
-            if connection.status != "pending":
-                raise NotActive("connection %s is %s%s" % (
-                    connection_id, connection.status, " (%s)" % connection.error if connection.error else ""),
-                    connection_id=connection_id, connection_status=connection.status, reason=connection.error)
-            remaining = deadline - time.monotonic()
+            wait = interval
+            transient: Optional[RetryableError] = None
+            remaining = deadline - self._monotonic()
+            try:
+                connection = self.get_connection(connection_id, timeout=max(0.1, min(self.timeout, remaining)))
+            except RetryableError as e:
+                transient = e
+                wait = max(wait, e.retry_after or 0.0)
+            else:
+                self._raise_unless_pending(connection_id, connection)
+                if connection.status == "active":
+                    return connection
+            remaining = deadline - self._monotonic()
             if remaining <= 0:
+                if transient is not None:
+                    raise transient
                 raise NexusTimeout("connection %s still pending after %.1fs" % (connection_id, timeout),
                                    connection_id=connection_id)
-            self._sleep(min(interval, remaining))
+            self._sleep(min(wait, remaining))
             interval = min(max_poll_interval, interval * 1.5)
+
+    @staticmethod
+    def _raise_unless_pending(connection_id: str, connection: Connection) -> None:
+        """Raises ``AttentionRequired``/``NotActive`` for a connection that cannot become active any more."""
+        if connection.status in ("active", "pending"):
+            return
+        if connection.status == "attention_required":
+            raise AttentionRequired("connection %s needs attention%s" % (
+                connection_id, " (%s)" % connection.error if connection.error else ""),
+                connection_id=connection_id, connection_status=connection.status, reason=connection.error)
+        raise NotActive("connection %s is %s%s" % (
+            connection_id, connection.status, " (%s)" % connection.error if connection.error else ""),
+            connection_id=connection_id, connection_status=connection.status, reason=connection.error)
 
     def submit_credentials(self, connection_id: str, fields: Mapping[str, Any], *,
                            timeout: Optional[float] = None) -> Connection:

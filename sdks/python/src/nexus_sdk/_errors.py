@@ -16,6 +16,7 @@ __all__ = [
     "InvalidRequest",
     "Conflict",
     "NotActive",
+    "ConnectionFailed",
     "AttentionRequired",
     "RetryableError",
     "RateLimited",
@@ -104,6 +105,12 @@ class NotActive(NexusError):
             type(self).__name__, self.message, self.connection_id, self.connection_status, self.reason)
 
 
+class ConnectionFailed(NotActive, Conflict):
+    """409 ``connection_failed``: credentials were submitted to a connection that has failed; request a new one.
+    ``connection_status`` is ``failed`` and ``connection_id`` the connection of the call. A ``NotActive`` (as in the
+    other SDKs), and still a ``Conflict``, which this answer raised before."""
+
+
 class AttentionRequired(NotActive):
     """The connection is ``attention_required``: the provider rejected the refresh (``reason``: ``invalid_grant`` or
     the provider's code) or the token expired without a refresh token (``token_expired``). The user must connect
@@ -124,12 +131,14 @@ class RetryableError(NexusError):
 
 
 class RateLimited(RetryableError):
-    """429 (or 503 ``aws_sts_throttled``): slow down; ``retry_after`` says for how long."""
+    """429: Nexus asks this caller to slow down; ``retry_after`` says for how long. (503 ``aws_sts_throttled`` is
+    ``Unavailable``: AWS STS throttles Nexus, not this caller.)"""
 
 
 class Unavailable(RetryableError):
     """502/503/504, or Nexus could not be reached (``http_status`` is ``None`` then). ``refresh_unavailable``: the
-    token expired while the provider was unreachable; the connection is still active."""
+    token expired while the provider was unreachable; the connection is still active. ``aws_sts_throttled``: AWS STS
+    is throttling Nexus's AssumeRole calls; try again after ``retry_after``."""
 
 
 class NexusTimeout(NexusError, TimeoutError):
@@ -184,6 +193,10 @@ def error_from_response(status: int, headers: Any, body: bytes, connection_id: O
         return NotActive("connection %s is %s, not active%s" % (cid, conn_status or "not active",
                                                                  " (" + reason + ")" if reason else ""),
                          connection_status=conn_status, reason=reason, **common)
+    if status == 409 and code == "connection_failed":
+        # Nexus's problem names neither the connection nor its status: the connection is the call's, and it failed.
+        return ConnectionFailed("connection %s is failed, not active: request a new one" % cid,
+                                connection_status="failed", **common)
     if status == 401:
         return Unauthorized(message, **common)
     if status == 403:
@@ -194,7 +207,7 @@ def error_from_response(status: int, headers: Any, body: bytes, connection_id: O
         return InvalidRequest(message, **common)
     if status == 409:
         return Conflict(message, **common)
-    if status == 429 or code == "aws_sts_throttled":
+    if status == 429:
         return RateLimited(message, retry_after=retry_after, **common)
     if status in (502, 503, 504) or status >= 500:
         return Unavailable(message, retry_after=retry_after, **common)

@@ -97,22 +97,33 @@ class AsyncNexusClient:
 
     async def wait_until_active(self, connection_id: str, timeout: float = 300.0, *, poll_interval: float = 0.5,
                                 max_poll_interval: float = 5.0) -> Connection:
-        """Polls without holding an executor thread between polls."""
-        from ._errors import NexusTimeout
+        """Polls without holding an executor thread between polls; polls through transient errors until the
+        deadline, then raises the last one, as the synchronous client does."""
+        from ._errors import NexusTimeout, RetryableError
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         interval = poll_interval
         while True:
-            connection = await self.get_connection(connection_id)
-            if connection.status != "pending":
+            wait = interval
+            transient: Optional[RetryableError] = None
+            try:
+                connection = await self.get_connection(connection_id)
+            except RetryableError as e:
+                transient = e
+                wait = max(wait, e.retry_after or 0.0)
+            else:
                 # active returns; attention_required / failed raise exactly as the synchronous client does
-                return await self._run(self.sync.wait_until_active, connection_id, 0.0)
+                self.sync._raise_unless_pending(connection_id, connection)
+                if connection.status == "active":
+                    return connection
             remaining = deadline - loop.time()
             if remaining <= 0:
+                if transient is not None:
+                    raise transient
                 raise NexusTimeout("connection %s still pending after %.1fs" % (connection_id, timeout),
                                    connection_id=connection_id)
-            await asyncio.sleep(min(interval, remaining))
+            await asyncio.sleep(min(wait, remaining))
             interval = min(max_poll_interval, interval * 1.5)
 
     async def send(self, connection_id: str, method: str, url: str, *, headers: Optional[Mapping[str, str]] = None,

@@ -1,0 +1,137 @@
+"""The cases the four SDKs classify alike (the README's "Same answer, same error" table); each test has the same
+sentence as its name in the Go, TypeScript and .NET suites."""
+
+import asyncio
+import unittest
+
+from nexus_sdk import (AttentionRequired, Conflict, ConnectionFailed, NexusClient, NexusTimeout, NotActive,
+                       RateLimited, Unavailable)
+from nexus_sdk.aio import AsyncNexusClient
+from support import FakeServer, js, problem
+from test_apply import ADAPTERS, Provider, call
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the client sleeps: no real waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Scripted:
+    """Answers with the given replies in turn, then repeats the last one."""
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.calls = 0
+
+    def __call__(self, seen, m):
+        reply = self.replies[min(self.calls, len(self.replies) - 1)]
+        self.calls += 1
+        return reply
+
+
+class AgreementTests(unittest.TestCase):
+    def setUp(self):
+        self.server = FakeServer()
+        self.time = FakeTime()
+        # No retries inside one call: each poll is one GET.
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=self.time.sleep, monotonic=self.time.monotonic,
+                                  max_retries=0)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_aws_sts_throttled_is_unavailable_not_rate_limited_and_carries_retry_after(self):
+        self.server.route("GET", r"/v1/token/c1", Scripted(problem(503, "aws_sts_throttled", {"Retry-After": "5"},
+                                                                   retry_after=5)))
+        with self.assertRaises(Unavailable) as caught:
+            self.client.credentials("c1")
+        e = caught.exception
+        self.assertNotIsInstance(e, RateLimited)
+        self.assertEqual((503, "aws_sts_throttled", 5.0), (e.http_status, e.code, e.retry_after))
+
+    def test_connection_failed_is_not_active_with_status_failed_and_the_connection_id(self):
+        # What Nexus sends: the catalog's problem, with RFC 9457's numeric status and no connection id.
+        self.server.route("POST", r"/v1/connections/c9/credentials", Scripted(problem(409, "connection_failed")))
+        with self.assertRaises(NotActive) as caught:
+            self.client.submit_credentials("c9", {"api_key": "k"})
+        e = caught.exception
+        self.assertNotIsInstance(e, AttentionRequired)
+        self.assertIsInstance(e, ConnectionFailed)
+        self.assertIsInstance(e, Conflict)  # what this answer raised before
+        self.assertEqual(("failed", "c9", "connection_failed", 409),
+                         (e.connection_status, e.connection_id, e.code, e.http_status))
+        self.assertIn("c9 is failed", str(e))
+
+    def test_wait_until_active_keeps_polling_through_a_transient_error_until_the_connection_is_active(self):
+        script = Scripted(problem(503, "database_unavailable", {"Retry-After": "2"}), problem(429, "rate_limited"),
+                          js(200, {"connection_id": "c1", "status": "active"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        self.assertTrue(self.client.wait_until_active("c1", timeout=60, poll_interval=0.5).is_active)
+        self.assertEqual(3, script.calls)
+        self.assertEqual(2.0, self.time.sleeps[0])  # not sooner than Retry-After
+
+    def test_wait_until_active_raises_the_last_transient_error_when_the_deadline_passes(self):
+        script = Scripted(problem(503, "database_unavailable"))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        with self.assertRaises(Unavailable) as caught:
+            self.client.wait_until_active("c1", timeout=3, poll_interval=0.5)
+        self.assertNotIsInstance(caught.exception, NexusTimeout)
+        self.assertEqual("database_unavailable", caught.exception.code)
+        self.assertGreaterEqual(script.calls, 2)
+        self.assertAlmostEqual(3.0, sum(self.time.sleeps))
+
+    def test_the_async_wait_until_active_keeps_polling_through_a_transient_error(self):
+        script = Scripted(problem(503, "database_unavailable"), js(200, {"connection_id": "c1", "status": "active"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        client = AsyncNexusClient(client=self.client)
+        active = asyncio.run(client.wait_until_active("c1", timeout=10, poll_interval=0.001))
+        self.assertTrue(active.is_active)
+        self.assertEqual(2, script.calls)
+
+
+class Provider401Tests(unittest.TestCase):
+    def setUp(self):
+        self.server = FakeServer()
+        self.provider = Provider(self.server)
+        self.provider.reject_all = True
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=lambda s: None)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_a_provider_401_whose_forced_refresh_is_unavailable_fails_with_the_unavailable_error(self):
+        self.provider.refresh_reply = problem(503, "refresh_unavailable", {"Retry-After": "7"}, connection_id="c_oauth")
+        for adapter in ADAPTERS:
+            with self.subTest(adapter=adapter):
+                calls = self.server.count("GET", "/api/c_oauth")
+                refreshes = self.server.count("POST", "/v1/refresh/")
+                with self.assertRaises(Unavailable) as caught:
+                    call(adapter, self.client, "c_oauth", self.server.url + "/api/c_oauth/x")
+                self.assertEqual(("refresh_unavailable", 7.0), (caught.exception.code, caught.exception.retry_after))
+                self.assertEqual(calls + 1, self.server.count("GET", "/api/c_oauth"))
+                self.assertEqual(refreshes + 1, self.server.count("POST", "/v1/refresh/"))
+
+    def test_a_provider_401_on_a_connection_with_nothing_to_refresh_returns_the_providers_401(self):
+        self.provider.refresh_reply = problem(409, "refresh_not_supported", connection_id="c_oauth", status="active")
+        for adapter in ADAPTERS:
+            with self.subTest(adapter=adapter):
+                refreshes = self.server.count("POST", "/v1/refresh/")
+                status, _ = call(adapter, self.client, "c_oauth", self.server.url + "/api/c_oauth/x")
+                self.assertEqual(401, status)
+                self.assertEqual(refreshes + 1, self.server.count("POST", "/v1/refresh/"))
+
+
+if __name__ == "__main__":
+    unittest.main()
