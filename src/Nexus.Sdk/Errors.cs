@@ -64,12 +64,22 @@ public sealed class NexusAttentionRequiredException : NexusException
     public new string ConnectionId => base.ConnectionId!;
 }
 
-/// <summary>The connection is not active for another reason: <see cref="Status"/> is <c>pending</c> (consent not completed yet) or <c>failed</c>.</summary>
+/// <summary>
+/// The connection is not active for another reason: <see cref="Status"/> is <c>pending</c> (consent not completed yet)
+/// or <c>failed</c>. Also 409 <c>connection_failed</c> (<see cref="NexusException.Code"/>): credentials were submitted to
+/// a connection that has failed; <see cref="Status"/> is <c>failed</c>, the connection the call's.
+/// </summary>
 public sealed class NexusConnectionNotActiveException : NexusException
 {
     /// <summary>Creates the error.</summary>
     public NexusConnectionNotActiveException(string? connectionId, string status, string? reason, string message)
-        : base(message, HttpStatusCode.Conflict, "connection_not_active", connectionId)
+        : this(connectionId, status, reason, message, "connection_not_active")
+    {
+    }
+
+    /// <summary>Creates the error with Nexus's <paramref name="code"/> (<c>connection_not_active</c> or <c>connection_failed</c>).</summary>
+    public NexusConnectionNotActiveException(string? connectionId, string status, string? reason, string message, string code)
+        : base(message, HttpStatusCode.Conflict, code, connectionId)
     {
         Status = status;
         Reason = reason;
@@ -102,13 +112,14 @@ public abstract class NexusRetryableException(string message, HttpStatusCode sta
     public TimeSpan? RetryAfter { get; } = retryAfter;
 }
 
-/// <summary>429: too many requests.</summary>
+/// <summary>429: Nexus asks this caller to slow down. (503 <c>aws_sts_throttled</c> is a <see cref="NexusUnavailableException"/>: AWS STS throttles Nexus, not this caller.)</summary>
 public sealed class NexusRateLimitedException(string message, string? code, string? connectionId, TimeSpan? retryAfter)
     : NexusRetryableException(message, HttpStatusCode.TooManyRequests, code, connectionId, retryAfter);
 
 /// <summary>
 /// 502, 503 or 504: Nexus or the provider behind it is unavailable for now (e.g. 503 <c>refresh_unavailable</c>: the
-/// token expired while the provider is unreachable; the connection is still active).
+/// token expired while the provider is unreachable; the connection is still active; 503 <c>aws_sts_throttled</c>: AWS
+/// STS is throttling Nexus's AssumeRole calls).
 /// </summary>
 public sealed class NexusUnavailableException(string message, HttpStatusCode statusCode, string? code, string? connectionId, TimeSpan? retryAfter)
     : NexusRetryableException(message, statusCode, code, connectionId, retryAfter);

@@ -223,7 +223,10 @@ public sealed class NexusClient : IDisposable
     /// <summary>
     /// Polls the connection until it is active and returns it. Throws <see cref="NexusAttentionRequiredException"/> or
     /// <see cref="NexusConnectionNotActiveException"/> (failed) as soon as it cannot become active, and
-    /// <see cref="TimeoutException"/> when <paramref name="timeout"/> passes first.
+    /// <see cref="TimeoutException"/> when <paramref name="timeout"/> passes first. A poll that fails transiently
+    /// (<see cref="NexusUnavailableException"/>, <see cref="NexusRateLimitedException"/>, Nexus unreachable or too slow)
+    /// does not end the wait: polling goes on (not sooner than its Retry-After) until the timeout, and then that last
+    /// error is thrown, since it, not the user's consent, is why the connection was not seen active.
     /// </summary>
     public async Task<Connection> WaitUntilActiveAsync(string connectionId, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
@@ -232,8 +235,23 @@ public sealed class NexusClient : IDisposable
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)
         {
-            var connection = await GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
-            switch (connection.Status)
+            var wait = delay;
+            Exception? transient = null;
+            Connection? connection = null;
+            try
+            {
+                connection = await GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsTransient(e, cancellationToken))
+            {
+                transient = e;
+                if (e is NexusRetryableException { RetryAfter: { } after } && after > wait)
+                {
+                    wait = after;
+                }
+            }
+
+            switch (connection?.Status)
             {
                 case ConnectionStatuses.Active:
                     return connection;
@@ -246,13 +264,22 @@ public sealed class NexusClient : IDisposable
             var left = deadline - time.GetUtcNow();
             if (left <= TimeSpan.Zero)
             {
-                throw new TimeoutException($"Connection {connectionId} was still {connection.Status} after {timeout.TotalSeconds:0.#} s.");
+                if (transient is not null)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(transient);
+                }
+
+                throw new TimeoutException($"Connection {connectionId} was still {connection!.Status} after {timeout.TotalSeconds:0.#} s.");
             }
 
-            await Task.Delay(delay < left ? delay : left, time, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(wait < left ? wait : left, time, cancellationToken).ConfigureAwait(false);
             delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 1.5, 2000));
         }
     }
+
+    /// <summary>A failure the next call may not meet: Nexus unavailable or rate limiting, unreachable, or too slow (not the caller's cancellation).</summary>
+    private static bool IsTransient(Exception e, CancellationToken cancellationToken) =>
+        e is NexusRetryableException or HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
 
     /// <summary><c>DELETE /v1/connections/{id}</c>: revokes at the provider (best effort) and deletes; drops the cached credential.</summary>
     public async Task DeleteConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
@@ -672,6 +699,9 @@ public sealed class NexusClient : IDisposable
                 new NexusAttentionRequiredException(connectionId, reason, $"Connection {connectionId} needs attention ({reason ?? "no reason given"}): the user must connect again."),
             HttpStatusCode.Conflict when code == "connection_not_active" =>
                 new NexusConnectionNotActiveException(connectionId, connectionStatus ?? "unknown", reason, $"Connection {connectionId} is {connectionStatus ?? "not active"}{(reason is null ? "" : $" ({reason})")}: {detail ?? title}"),
+            // Nexus's problem names neither the connection nor its status: the connection is the call's, and it failed.
+            HttpStatusCode.Conflict when code == "connection_failed" =>
+                new NexusConnectionNotActiveException(connectionId, ConnectionStatuses.Failed, null, $"Connection {connectionId} is failed, not active: {detail ?? title ?? "request a new one."}", code),
             HttpStatusCode.NotFound => new NexusNotFoundException(text, code, connectionId),
             HttpStatusCode.Forbidden => new NexusForbiddenException(text, code, connectionId),
             HttpStatusCode.Unauthorized => new NexusUnauthorizedException(text, code),

@@ -1,0 +1,139 @@
+using System.Net;
+
+namespace Nexus.Sdk.Tests.Client;
+
+/// <summary>
+/// The cases the four SDKs classify alike (the README's "Same answer, same error" table); each test has the same
+/// sentence as its name in the Go, TypeScript and Python suites.
+/// </summary>
+public sealed class AgreementTests
+{
+    private const string Pending = """{"connection_id":"conn_1","status":"pending","provider":"p","workspace_id":"w","scopes":["a"],"created_at":1,"updated_at":2,"expires_at":3}""";
+    private static readonly string Active = Pending.Replace("\"pending\"", "\"active\"", StringComparison.Ordinal);
+
+    [Fact]
+    public async Task Aws_sts_throttled_is_unavailable_not_rate_limited_and_carries_Retry_After()
+    {
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(FakeNexus.Problem(HttpStatusCode.ServiceUnavailable, "aws_sts_throttled", ""","status":503,"retry_after":5""", TimeSpan.FromSeconds(5))),
+        };
+        var options = FakeNexus.Options();
+        options.MaxRetries = 0;
+        using var client = new NexusClient(options, fake);
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask());
+        Assert.IsNotType<NexusRateLimitedException>(error);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, error.StatusCode);
+        Assert.Equal("aws_sts_throttled", error.Code);
+        Assert.Equal(TimeSpan.FromSeconds(5), error.RetryAfter);
+    }
+
+    [Fact]
+    public async Task Connection_failed_is_not_active_with_status_failed_and_the_connection_id()
+    {
+        // What Nexus sends: the catalog's problem, with RFC 9457's numeric status and no connection id.
+        var fake = new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Problem(HttpStatusCode.Conflict, "connection_failed", ""","status":409""")) };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+
+        var error = await Assert.ThrowsAsync<NexusConnectionNotActiveException>(() => client.SubmitCredentialsAsync("conn_9",
+            new Dictionary<string, string> { ["api_key"] = "k" }, TestContext.Current.CancellationToken));
+        Assert.Equal(ConnectionStatuses.Failed, error.Status);
+        Assert.Equal("conn_9", error.ConnectionId);
+        Assert.Equal("connection_failed", error.Code);
+        Assert.Equal(HttpStatusCode.Conflict, error.StatusCode);
+        Assert.Contains("conn_9 is failed", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_provider_401_whose_forced_refresh_is_unavailable_fails_with_the_unavailable_error()
+    {
+        var fake = NexusAndRejectingProvider(() => FakeNexus.Problem(HttpStatusCode.ServiceUnavailable, "refresh_unavailable", ""","connection_id":"conn_1" """, TimeSpan.FromSeconds(7)));
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        using var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = fake });
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => http.GetAsync(new Uri("https://api.example/me"), TestContext.Current.CancellationToken));
+        Assert.Equal("refresh_unavailable", error.Code);
+        Assert.Equal(TimeSpan.FromSeconds(7), error.RetryAfter);
+        Assert.Equal(1, fake.Count("/me"));
+        Assert.Equal(1, fake.Count("/v1/refresh/"));
+    }
+
+    [Fact]
+    public async Task A_provider_401_on_a_connection_with_nothing_to_refresh_returns_the_providers_401()
+    {
+        var fake = NexusAndRejectingProvider(() => FakeNexus.Problem(HttpStatusCode.Conflict, "refresh_not_supported", ""","connection_id":"conn_1","status":"active" """));
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        using var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = fake });
+
+        using var response = await http.GetAsync(new Uri("https://api.example/me"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal(1, fake.Count("/v1/refresh/"));
+    }
+
+    [Fact]
+    public async Task Wait_until_active_keeps_polling_through_a_transient_error_until_the_connection_is_active()
+    {
+        var polls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(Interlocked.Increment(ref polls) switch
+            {
+                1 => FakeNexus.Problem(HttpStatusCode.ServiceUnavailable, "database_unavailable", retryAfter: TimeSpan.Zero),
+                2 => FakeNexus.Problem(HttpStatusCode.TooManyRequests, "rate_limited"),
+                _ => FakeNexus.Json(Active),
+            }),
+        };
+        using var client = new NexusClient(NoRetries(new SteppingClock()), fake);
+
+        var connection = await client.WaitUntilActiveAsync("conn_1", TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken);
+        Assert.True(connection.IsActive);
+        Assert.Equal(3, polls);
+    }
+
+    [Fact]
+    public async Task Wait_until_active_raises_the_last_transient_error_when_the_deadline_passes()
+    {
+        var polls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ =>
+            {
+                Interlocked.Increment(ref polls);
+                return Task.FromResult(FakeNexus.Problem(HttpStatusCode.ServiceUnavailable, "database_unavailable", retryAfter: TimeSpan.Zero));
+            },
+        };
+        // The clock moves 1 s a read: a 3.5 s wait ends after a few polls.
+        using var client = new NexusClient(NoRetries(new SteppingClock()), fake);
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.WaitUntilActiveAsync("conn_1", TimeSpan.FromSeconds(3.5), TestContext.Current.CancellationToken));
+        Assert.Equal("database_unavailable", error.Code);
+        Assert.True(polls >= 2, $"gave up after {polls} polls");
+    }
+
+    private static NexusClientOptions NoRetries(TimeProvider time)
+    {
+        var options = FakeNexus.Options(time);
+        options.MaxRetries = 0;
+        return options;
+    }
+
+    /// <summary>Nexus with a bearer token and <paramref name="refresh"/> for POST /v1/refresh, and a provider at api.example that answers 401 to everything.</summary>
+    private static FakeNexus NexusAndRejectingProvider(Func<HttpResponseMessage> refresh) => new()
+    {
+        Respond = request => Task.FromResult(request.RequestUri!.AbsolutePath switch
+        {
+            var p when p.StartsWith("/v1/token/", StringComparison.Ordinal) => FakeNexus.Json(FakeNexus.Token("oauth2", """ "access_token":"at-1" """, null)),
+            var p when p.StartsWith("/v1/refresh/", StringComparison.Ordinal) => refresh(),
+            _ => new HttpResponseMessage(HttpStatusCode.Unauthorized),
+        }),
+    };
+
+    /// <summary>A clock that moves one second each time it is read (its timers are real, and short: the poll interval).</summary>
+    private sealed class SteppingClock : TimeProvider
+    {
+        private long seconds;
+
+        public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch.AddSeconds(1_700_000_000 + Interlocked.Increment(ref seconds));
+    }
+}
