@@ -203,7 +203,9 @@ internal static class ApiCatalog
         new("GET", "/v1/token/{connectionId}", "Read a connection's current credentials (refreshed first when near expiry); ?resource=NAME: a token for one of the provider's further resources (Entra ID)", ApiAuth.GatewayKey, 200,
             """{"access_token":"gho_...","token_type":"Bearer","expires_at":1767229200,"scopes":["repo"]}""",
             [.. Gateway, Problem.UnknownResource, Problem.CredentialsNotReadable, NotFound,
-                Problem.ConnectionNotActive, Problem.ProviderMissing, Problem.ResourceUnavailable, Problem.ResourceNotGranted, Problem.RefreshUnavailable]),
+                Problem.ConnectionNotActive, Problem.ProviderMissing, Problem.ResourceUnavailable, Problem.ResourceNotGranted, Problem.RefreshUnavailable,
+                // An aws_sigv4 connection with a role: its stored keys cannot be used, or AWS STS refused or throttled AssumeRole.
+                Problem.CredentialsUnusable, Problem.AwsAssumeRoleFailed, Problem.AwsStsThrottled]),
         new("POST", "/v1/refresh/{connectionId}", "Refresh a connection's tokens now", ApiAuth.GatewayKey, 200, typeof(ConnectionResponse),
             [.. Gateway, NotFound, Problem.ConnectionNotActive, Problem.RefreshNotSupported, Problem.RefreshUnavailable]),
 
