@@ -19,8 +19,10 @@ internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migr
     /// <summary>Applies every pending migration and then runs <paramref name="afterMigrations"/> under the same lock.</summary>
     public async Task<int> MigrateAsync(Func<DbConnection, Task>? afterMigrations = null, CancellationToken ct = default)
     {
-        await using var connection = await db.OpenAsync(ct);
-        await using (await db.AcquireStartupLockAsync(connection, ct))
+        // Not a pooled connection with Npgsql's 30 s Command Timeout: an instance waiting behind another's migrations, or a
+        // long migration, must not fail for taking longer (see NexusDatabase.OpenStartupConnectionAsync).
+        await using var connection = await db.OpenStartupConnectionAsync(ct);
+        await using (await db.AcquireStartupLockAsync(connection, logger, ct))
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
