@@ -40,7 +40,20 @@ internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migr
                     continue;
                 }
 
-                await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
+                try
+                {
+                    await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
+                }
+                catch (DbException e)
+                {
+                    // docs/upgrading.md: a failed migration is rolled back, the log names it, and the process exits with
+                    // code 1 and one line (StartupErrors), not a stack trace.
+                    // The database's message, not the exception: a stack trace in the log helps nobody fix a migration.
+                    logger.LogError("Migration {Version} {Name} failed and was rolled back: {Reason}", migration.Version, migration.Name, e.Message);
+                    throw new Hosting.StartupException(
+                        $"migration {migration.Version} ({migration.Name}) failed and was rolled back: {e.Message.TrimEnd('.')}. The database is as it was before it; fix the cause and start again.");
+                }
+
                 await connection.ExecuteAsync(new CommandDefinition(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (@Version, @Name, @At)",
                     new { migration.Version, migration.Name, At = time.GetUtcNow().ToUnixTimeMilliseconds() }, tx, cancellationToken: ct));

@@ -16,7 +16,7 @@ internal sealed record CommandError(string Code, int ExitCode, string Meaning);
 internal static class CommandErrorCatalog
 {
     // Any command.
-    public static readonly CommandError Failed = new("failed", ExitCodes.Failed, "The operation failed for a reason the message gives (a file or stream could not be read or written, JSON could not be read).");
+    public static readonly CommandError Failed = new("failed", ExitCodes.Failed, "The operation failed for a reason the message gives (a file or stream could not be read or written, JSON could not be read, the database refused a statement, Nexus could not start: a migration failed, the configuration is invalid).");
     public static readonly CommandError Usage = new("usage", ExitCodes.Usage, "Unknown command or option, or a missing argument or value; the message says which.");
     public static readonly CommandError UnreadableFile = new("unreadable_file", ExitCodes.Failed, "The input file (or standard input) could not be read.");
 
