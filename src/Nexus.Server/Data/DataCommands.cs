@@ -71,18 +71,14 @@ internal static class DataCommands
 
         // Written beside the target and moved into place once checked, so a failed backup never leaves half a file.
         var partial = target + ".partial";
-        File.Delete(partial);
         try
         {
             long pages;
             await using (var source = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadOnly)))
-            await using (var destination = new SqliteConnection(ConnectionString(partial, SqliteOpenMode.ReadWriteCreate)))
             {
                 await source.OpenAsync(ct);
-                await destination.OpenAsync(ct);
-                pages = await CopyAsync(source, destination, context, "Backing up", ct);
-                // The copy took the source's WAL mode; a backup is one self-contained file.
-                await destination.ExecuteAsync(new CommandDefinition("PRAGMA journal_mode=DELETE", cancellationToken: ct));
+                // Mode 0600 (CreatePrivateFile): the backup holds password hashes, API-key HMACs, emails and the audit log.
+                pages = await CopyToNewFileAsync(source, partial, context, "Backing up", ct);
             }
 
             var version = await CheckAsync(partial, context.Get<Migrator>(), ct);

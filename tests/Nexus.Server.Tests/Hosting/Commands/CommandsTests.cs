@@ -310,6 +310,12 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         Assert.Equal(migrate.GetProperty("schema_version").GetInt32(), run.Json.GetProperty("schema_version").GetInt32());
         Assert.Matches(@"Backing up: (\d+)/\1", run.Error);
         Assert.False(File.Exists(backup + "-wal"), "a backup is one self-contained file");
+        if (!OperatingSystem.IsWindows())
+        {
+            // It holds password hashes, API-key HMACs, emails and the audit log: its owner's alone.
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(backup));
+        }
+
         await FailureAsync("file_exists", "backup", backup);
 
         var lost = (await JsonAsync("api-keys", "create", "--name", "after the backup", "--workspaces", "*")).GetProperty("id").GetString()!;
@@ -334,6 +340,11 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         var previous = restored.GetProperty("previous").GetString()!;
         Assert.StartsWith(fixture.Database.SqliteFile + ".pre-restore-", previous);
         Assert.False(File.Exists(previous + "-wal"));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(previous));
+        }
+
         await using (var connection = new SqliteConnection($"Data Source={previous};Mode=ReadOnly;Pooling=False"))
         {
             await connection.OpenAsync(TestContext.Current.CancellationToken);
