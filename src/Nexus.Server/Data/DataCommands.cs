@@ -1,6 +1,7 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Nexus.Server.Hosting.Commands;
+using Nexus.Server.Vault;
 using SQLitePCL;
 
 namespace Nexus.Server.Data;
@@ -30,10 +31,14 @@ internal static class DataCommands
         .AddNexusCommand("restore", "replace the SQLite database with a backup", """
             Usage: Nexus.Server restore FILE [--force] [--json]
               Replaces the SQLite database with FILE (made by `backup`). FILE is checked first: a SQLite database that
-              passes an integrity check and has a Nexus schema no newer than this version of Nexus. Stop Nexus first:
-              a database in use is refused unless --force (running instances then read the restored data, but keep
-              what they cached for up to a minute). Start Nexus afterwards; it applies any newer migrations.
-              --json   {"file","database","bytes","pages","schema_version"}
+              passes an integrity check, has a Nexus schema no newer than this version of Nexus, and whose stored secrets
+              are encrypted under keys this Nexus has (ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS): Nexus does not start
+              on secrets it cannot decrypt. Stop Nexus first: a database in use is refused unless --force (running
+              instances then read the restored data, but keep what they cached for up to a minute). The database it
+              replaces is first copied to nexus.db.pre-restore-TIMESTAMP beside it. Start Nexus afterwards; it applies
+              any newer migrations.
+              --force  restore into a database in use, or a backup whose keys are not configured
+              --json   {"file","database","previous","bytes","pages","schema_version"}
             """, RestoreAsync, flags: ["force"], arguments: 1, needsDatabase: false);
 
     private static async Task<int> MigrateAsync(CommandContext context, CancellationToken ct)
@@ -66,18 +71,14 @@ internal static class DataCommands
 
         // Written beside the target and moved into place once checked, so a failed backup never leaves half a file.
         var partial = target + ".partial";
-        File.Delete(partial);
         try
         {
             long pages;
             await using (var source = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadOnly)))
-            await using (var destination = new SqliteConnection(ConnectionString(partial, SqliteOpenMode.ReadWriteCreate)))
             {
                 await source.OpenAsync(ct);
-                await destination.OpenAsync(ct);
-                pages = await CopyAsync(source, destination, context, "Backing up", ct);
-                // The copy took the source's WAL mode; a backup is one self-contained file.
-                await destination.ExecuteAsync(new CommandDefinition("PRAGMA journal_mode=DELETE", cancellationToken: ct));
+                // Mode 0600 (CreatePrivateFile): the backup holds password hashes, API-key HMACs, emails and the audit log.
+                pages = await CopyToNewFileAsync(source, partial, context, "Backing up", ct);
             }
 
             var version = await CheckAsync(partial, context.Get<Migrator>(), ct);
@@ -107,13 +108,36 @@ internal static class DataCommands
         }
 
         var version = await CheckAsync(file, context.Get<Migrator>(), ct);
+        var force = context.Args.Flag("force");
+        // Nexus decrypts its server secrets at start: a backup made under a key this Nexus lacks would stop it from
+        // starting at all, so the keys are checked before anything is replaced.
+        var missing = await MissingKeysAsync(file, context.Get<KeyRing>(), context.Get<ReEncryptor>().Columns, ct);
+        if (missing.Count > 0 && !force)
+        {
+            throw new CommandFailedException(
+                $"{file} holds secrets encrypted under key id(s) {string.Join(", ", missing)}, which this Nexus does not have (its keys: "
+                + $"{string.Join(", ", context.Get<KeyRing>().KeyIds.Select(KeyId))}); it would not start on the restored database. Set ENCRYPTION_KEY "
+                + "(or PREVIOUS_ENCRYPTION_KEYS) to the key(s) in use when the backup was made and run restore again, or pass --force to restore it anyway.",
+                CommandErrorCatalog.MissingKeys);
+        }
+
+        var existed = File.Exists(db.SqliteFile) && new FileInfo(db.SqliteFile!).Length > 0;
         Directory.CreateDirectory(Path.GetDirectoryName(db.SqliteFile)!);
         await using var destination = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadWriteCreate, timeoutSeconds: 1));
         await destination.OpenAsync(ct);
-        if (!context.Args.Flag("force") && await InUseAsync(destination, ct))
+        if (!force && await InUseAsync(destination, ct))
         {
             throw new CommandFailedException(
                 $"The database at {db.SqliteFile} is in use (is Nexus running?). Stop every instance first, or pass --force to restore into the live database.", CommandErrorCatalog.DatabaseInUse);
+        }
+
+        // What the restore replaces is kept: copied with the online backup API (so that commits still in its -wal file
+        // are in the copy, and instances restored under with --force keep their files), to one self-contained file.
+        string? previous = null;
+        if (existed)
+        {
+            previous = $"{db.SqliteFile}.pre-restore-{DateTime.UtcNow:yyyyMMdd'T'HHmmss'Z'}";
+            await CopyToNewFileAsync(destination, previous, context, "Keeping the previous database", ct);
         }
 
         long pages;
@@ -125,8 +149,65 @@ internal static class DataCommands
 
         await destination.CloseAsync();
         var bytes = new FileInfo(db.SqliteFile!).Length;
-        return await context.ResultAsync(new { file, database = db.SqliteFile, bytes, pages, schema_version = version },
-            $"Restored {file} into {db.SqliteFile} (schema version {version}). Start Nexus to apply newer migrations, if any.");
+        return await context.ResultAsync(new { file, database = db.SqliteFile, previous, bytes, pages, schema_version = version },
+            $"Restored {file} into {db.SqliteFile} (schema version {version}){(previous is null ? "" : $"; the database it replaced is in {previous}")}. "
+            + "Start Nexus to apply newer migrations, if any.");
+    }
+
+    private static string KeyId(uint id) => id.ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The key ids (hex, as <c>keys status</c> shows them) that encrypted a value in the backup <paramref name="file"/>
+    /// and that <paramref name="keyRing"/> does not have. Columns the backup's (older) schema lacks are skipped.
+    /// </summary>
+    private static async Task<List<string>> MissingKeysAsync(string file, KeyRing keyRing, IEnumerable<EncryptedColumn> columns, CancellationToken ct)
+    {
+        await using var connection = new SqliteConnection(ConnectionString(file, SqliteOpenMode.ReadOnly));
+        await connection.OpenAsync(ct);
+        var present = new List<EncryptedColumn>();
+        foreach (var column in columns)
+        {
+            if (await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                    "SELECT COUNT(*) FROM pragma_table_info(@Table) WHERE name = @ValueColumn", new { column.Table, column.ValueColumn }, cancellationToken: ct)) > 0)
+            {
+                present.Add(column);
+            }
+        }
+
+        var counts = await ReEncryptor.CountByKeyAsync(connection, present, ct);
+        return [.. counts.Keys.Where(id => !keyRing.KeyIds.Contains(id)).Order().Select(KeyId)];
+    }
+
+    /// <summary>
+    /// Copies the database open on <paramref name="source"/> into a new file at <paramref name="path"/> (replacing one
+    /// there), readable by its owner alone, as one self-contained file (no -wal); returns the number of pages.
+    /// </summary>
+    private static async Task<long> CopyToNewFileAsync(SqliteConnection source, string path, CommandContext context, string label, CancellationToken ct)
+    {
+        CreatePrivateFile(path);
+        await using var destination = new SqliteConnection(ConnectionString(path, SqliteOpenMode.ReadWrite));
+        await destination.OpenAsync(ct);
+        var pages = await CopyAsync(source, destination, context, label, ct);
+        // The copy took the source's WAL mode; a backup is one self-contained file.
+        await destination.ExecuteAsync(new CommandDefinition("PRAGMA journal_mode=DELETE", cancellationToken: ct));
+        return pages;
+    }
+
+    /// <summary>
+    /// Creates an empty file at <paramref name="path"/> (replacing one there) with mode 0600: a copy of the database holds
+    /// password hashes, API-key HMACs, email addresses and the audit log, and SQLite keeps the mode of the file it is given
+    /// (its journal files take the same one).
+    /// </summary>
+    private static void CreatePrivateFile(string path)
+    {
+        File.Delete(path);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var _ = new FileStream(path, options);
     }
 
     private static NexusDatabase SqliteOnly(CommandContext context, string command)

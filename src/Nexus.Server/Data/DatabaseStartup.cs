@@ -110,8 +110,9 @@ internal sealed class DatabaseOptionsValidator : IValidateOptions<NexusOptions>
             _ = DatabaseUrl.ToNpgsqlConnectionString(options.DatabaseUrl);
             return ValidateOptionsResult.Success;
         }
-        catch (FormatException e)
+        catch (Exception e) when (e is FormatException or ArgumentException)
         {
+            // ArgumentException too: whatever Npgsql refuses is a setting to fix, said in one line, never a stack trace.
             return ValidateOptionsResult.Fail($"DATABASE_URL is not usable: {e.Message} Use postgres://user:password@host:5432/database or an Npgsql connection string (Host=...;Database=...).");
         }
     }

@@ -36,19 +36,7 @@ internal static class DatabaseUrl
                 var kv = pair.Split('=', 2);
                 var key = Uri.UnescapeDataString(kv[0]);
                 var val = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "";
-                switch (key.ToLowerInvariant())
-                {
-                    case "sslmode":
-                        builder.SslMode = Enum.Parse<SslMode>(val, ignoreCase: true);
-                        break;
-                    case "host":
-                        // libpq's way of naming a unix socket directory.
-                        builder.Host = val;
-                        break;
-                    default:
-                        builder[key] = val;
-                        break;
-                }
+                Apply(builder, key, val);
             }
 
             if (string.IsNullOrEmpty(builder.Database))
@@ -63,9 +51,74 @@ internal static class DatabaseUrl
         {
             return new NpgsqlConnectionStringBuilder(value).ConnectionString;
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or InvalidCastException or OverflowException)
         {
             throw new FormatException(e.Message, e);
+        }
+    }
+
+    /// <summary>libpq's sslmode values (what a postgres:// URL from a hosting platform carries) and Npgsql's.</summary>
+    private static readonly Dictionary<string, SslMode> SslModes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["disable"] = SslMode.Disable,
+        ["allow"] = SslMode.Allow,
+        ["prefer"] = SslMode.Prefer,
+        ["require"] = SslMode.Require,
+        ["verify-ca"] = SslMode.VerifyCA,
+        ["verify-full"] = SslMode.VerifyFull,
+        ["verifyca"] = SslMode.VerifyCA,
+        ["verifyfull"] = SslMode.VerifyFull,
+    };
+
+    /// <summary>libpq's URL parameters that Npgsql names otherwise (libpq's documentation, "Parameter Key Words").</summary>
+    private static readonly Dictionary<string, string> LibpqKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["connect_timeout"] = "Timeout",
+        ["application_name"] = "Application Name",
+        ["sslrootcert"] = "Root Certificate",
+        ["sslcert"] = "SSL Certificate",
+        ["sslkey"] = "SSL Key",
+        ["sslpassword"] = "SSL Password",
+        ["options"] = "Options",
+        ["target_session_attrs"] = "Target Session Attributes",
+        ["keepalives_idle"] = "Keepalive",
+        ["user"] = "Username",
+        ["password"] = "Password",
+        ["dbname"] = "Database",
+        ["port"] = "Port",
+        ["client_encoding"] = "Client Encoding",
+    };
+
+    /// <summary>
+    /// One <c>?key=value</c> of a URL: a libpq parameter, or an Npgsql connection string keyword. Anything else (or a
+    /// value the keyword does not take) is a <see cref="FormatException"/>, which startup reports as "DATABASE_URL is not
+    /// usable": Npgsql's ArgumentException (from Enum.Parse, or an unknown keyword) would otherwise escape the options
+    /// validation and end startup with a stack trace.
+    /// </summary>
+    private static void Apply(NpgsqlConnectionStringBuilder builder, string key, string value)
+    {
+        switch (key.ToLowerInvariant())
+        {
+            case "sslmode":
+                builder.SslMode = SslModes.TryGetValue(value, out var mode) ? mode
+                    : throw new FormatException($"sslmode={value} is not an SSL mode (disable, allow, prefer, require, verify-ca or verify-full).");
+                return;
+            case "host":
+                // libpq's way of naming a unix socket directory.
+                builder.Host = value;
+                return;
+        }
+
+        var keyword = LibpqKeys.GetValueOrDefault(key, key);
+        try
+        {
+            builder[keyword] = value;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException)
+        {
+            throw new FormatException(builder.ContainsKey(keyword)
+                ? $"The URL's parameter {key}={value} has a value it does not take."
+                : $"The URL's parameter '{key}' is neither a libpq parameter Nexus translates ({string.Join(", ", LibpqKeys.Keys.Prepend("sslmode"))}) nor an Npgsql connection string keyword.", e);
         }
     }
 }

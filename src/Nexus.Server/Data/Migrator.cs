@@ -19,8 +19,10 @@ internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migr
     /// <summary>Applies every pending migration and then runs <paramref name="afterMigrations"/> under the same lock.</summary>
     public async Task<int> MigrateAsync(Func<DbConnection, Task>? afterMigrations = null, CancellationToken ct = default)
     {
-        await using var connection = await db.OpenAsync(ct);
-        await using (await db.AcquireStartupLockAsync(connection, ct))
+        // Not a pooled connection with Npgsql's 30 s Command Timeout: an instance waiting behind another's migrations, or a
+        // long migration, must not fail for taking longer (see NexusDatabase.OpenStartupConnectionAsync).
+        await using var connection = await db.OpenStartupConnectionAsync(ct);
+        await using (await db.AcquireStartupLockAsync(connection, logger, ct))
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
@@ -38,7 +40,20 @@ internal sealed class Migrator(NexusDatabase db, TimeProvider time, ILogger<Migr
                     continue;
                 }
 
-                await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
+                try
+                {
+                    await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
+                }
+                catch (DbException e)
+                {
+                    // docs/upgrading.md: a failed migration is rolled back, the log names it, and the process exits with
+                    // code 1 and one line (StartupErrors), not a stack trace.
+                    // The database's message, not the exception: a stack trace in the log helps nobody fix a migration.
+                    logger.LogError("Migration {Version} {Name} failed and was rolled back: {Reason}", migration.Version, migration.Name, e.Message);
+                    throw new Hosting.StartupException(
+                        $"migration {migration.Version} ({migration.Name}) failed and was rolled back: {e.Message.TrimEnd('.')}. The database is as it was before it; fix the cause and start again.");
+                }
+
                 await connection.ExecuteAsync(new CommandDefinition(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (@Version, @Name, @At)",
                     new { migration.Version, migration.Name, At = time.GetUtcNow().ToUnixTimeMilliseconds() }, tx, cancellationToken: ct));

@@ -65,7 +65,7 @@ internal sealed class NexusDatabase : IDisposable
     /// 255,000 of the statements PostgreSQL ran for 6,000 handshakes and refreshes, and turning them off took 9–14% off
     /// PostgreSQL's CPU. Nexus leaves no session state behind for the reset to clear: its settings are SET LOCAL, its
     /// locks transaction-scoped or released by the code that took them (the startup lock), no temporary tables or
-    /// cursors, and the one LISTEN runs on a connection of its own outside the pool (<see cref="OpenDedicatedAsync"/>).
+    /// cursors, and the one LISTEN runs on a connection of its own outside the pool (<see cref="OpenDedicatedAsync(string, CancellationToken)"/>).
     /// A transaction left open is rolled back by Npgsql on close either way.
     /// </para>
     /// </summary>
@@ -92,14 +92,27 @@ internal sealed class NexusDatabase : IDisposable
     /// A PostgreSQL connection of its own, outside the pool and named in pg_stat_activity, for session state that must
     /// never reach another lease (the revocation listener's LISTEN): closing it ends the session.
     /// </summary>
-    public async Task<NpgsqlConnection> OpenDedicatedAsync(string applicationName, CancellationToken ct)
+    public Task<NpgsqlConnection> OpenDedicatedAsync(string applicationName, CancellationToken ct) => OpenDedicatedAsync(applicationName, null, ct);
+
+    /// <inheritdoc cref="OpenDedicatedAsync(string, CancellationToken)"/>
+    /// <param name="applicationName">Its name in pg_stat_activity.</param>
+    /// <param name="commandTimeoutSeconds">Overrides the connection string's Command Timeout (Npgsql's default 30 s) for every
+    /// command on the connection; 0 for none.</param>
+    /// <param name="ct">Cancels the opening.</param>
+    public async Task<NpgsqlConnection> OpenDedicatedAsync(string applicationName, int? commandTimeoutSeconds, CancellationToken ct)
     {
         if (npgsql is null)
         {
             throw new InvalidOperationException("A dedicated connection is PostgreSQL's.");
         }
 
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(ConnectionString) { Pooling = false, ApplicationName = applicationName }.ConnectionString);
+        var builder = new NpgsqlConnectionStringBuilder(ConnectionString) { Pooling = false, ApplicationName = applicationName };
+        if (commandTimeoutSeconds is { } timeout)
+        {
+            builder.CommandTimeout = timeout;
+        }
+
+        var connection = new NpgsqlConnection(builder.ConnectionString);
         try
         {
             await connection.OpenAsync(ct);
@@ -184,15 +197,35 @@ internal sealed class NexusDatabase : IDisposable
     }
 
     /// <summary>
-    /// A lock held by one process at a time across all instances, for startup work (migrations, first keys).
-    /// PostgreSQL: a session advisory lock on <paramref name="connection"/>. SQLite: an exclusive lock on a file
-    /// beside the database, because SQLite's own write lock cannot span the several transactions startup needs.
+    /// The connection startup work (migrations, first keys) runs on, under <see cref="AcquireStartupLockAsync"/>.
+    /// PostgreSQL: a connection of its own outside the pool, named <c>Nexus startup</c> in pg_stat_activity, with no
+    /// command timeout: the session advisory lock must stay on the session that took it (never go back to the pool with
+    /// it), waiting behind another instance's migrations can take longer than Npgsql's default 30 s Command Timeout, and
+    /// so can a migration's statement (an index on a large table). SQLite: an ordinary connection.
     /// </summary>
-    public async Task<IAsyncDisposable> AcquireStartupLockAsync(DbConnection connection, CancellationToken ct = default)
+    public async Task<DbConnection> OpenStartupConnectionAsync(CancellationToken ct = default) =>
+        Engine == DatabaseEngine.Postgres ? await OpenDedicatedAsync("Nexus startup", commandTimeoutSeconds: 0, ct) : await OpenAsync(ct);
+
+    /// <summary>
+    /// A lock held by one process at a time across all instances, for startup work (migrations, first keys).
+    /// PostgreSQL: a session advisory lock on <paramref name="connection"/> (from <see cref="OpenStartupConnectionAsync"/>,
+    /// which has no command timeout: the wait lasts as long as the other instance's migrations). SQLite: an exclusive
+    /// lock on a file beside the database, because SQLite's own write lock cannot span the several transactions startup needs.
+    /// </summary>
+    public async Task<IAsyncDisposable> AcquireStartupLockAsync(DbConnection connection, ILogger? logger = null, CancellationToken ct = default)
     {
         if (Engine == DatabaseEngine.Postgres)
         {
-            await ExecuteAsync(connection, $"SELECT pg_advisory_lock({StartupLockId})", ct);
+            if (!await ScalarAsync<bool>(connection, $"SELECT pg_try_advisory_lock({StartupLockId})", ct))
+            {
+                var holder = await ScalarAsync<object?>(connection,
+                    $"SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND ((classid::bigint << 32) | objid::bigint) = {StartupLockId} LIMIT 1", ct);
+                logger?.LogInformation("Waiting for another instance's startup (migrations) to finish: it holds the startup lock (PostgreSQL advisory lock {LockId}, backend pid {Pid})",
+                    StartupLockId, holder);
+                await ExecuteAsync(connection, $"SELECT pg_advisory_lock({StartupLockId})", ct);
+                logger?.LogInformation("Got the startup lock");
+            }
+
             return new Releaser(() => ExecuteAsync(connection, $"SELECT pg_advisory_unlock({StartupLockId})", CancellationToken.None));
         }
 
@@ -216,7 +249,15 @@ internal sealed class NexusDatabase : IDisposable
         }
     }
 
-    private const long StartupLockId = 0x4E45585553;
+    internal const long StartupLockId = 0x4E45585553;
+
+    private static async Task<T> ScalarAsync<T>(DbConnection connection, string sql, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        var value = await command.ExecuteScalarAsync(ct);
+        return value is null or DBNull ? default! : (T)value;
+    }
 
     private static async Task ExecuteAsync(DbConnection connection, string sql, CancellationToken ct)
     {

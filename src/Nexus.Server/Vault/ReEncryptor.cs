@@ -55,11 +55,23 @@ internal sealed class ReEncryptor(NexusDatabase db, KeyRing keyRing, IEnumerable
         return total;
     }
 
+    /// <summary>The encrypted columns every component registered.</summary>
+    public IReadOnlyList<EncryptedColumn> Columns => columns;
+
     /// <summary>How many stored values each key id encrypted (nothing is decrypted): what a re-encryption would still move.</summary>
     public async Task<IReadOnlyDictionary<uint, int>> CountByKeyAsync(CancellationToken ct = default)
     {
-        var counts = new Dictionary<uint, int>();
         await using var connection = await db.OpenAsync(ct);
+        return await CountByKeyAsync(connection, columns, ct);
+    }
+
+    /// <summary>
+    /// How many values of <paramref name="columns"/> each key id encrypted, on <paramref name="connection"/> (the live
+    /// database, or a backup that <c>restore</c> checks before it replaces the database).
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<uint, int>> CountByKeyAsync(System.Data.Common.DbConnection connection, IEnumerable<EncryptedColumn> columns, CancellationToken ct)
+    {
+        var counts = new Dictionary<uint, int>();
         foreach (var column in columns)
         {
             var values = await connection.QueryAsync<byte[]>(new CommandDefinition(

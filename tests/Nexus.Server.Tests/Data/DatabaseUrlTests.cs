@@ -70,6 +70,44 @@ public sealed class DatabaseUrlTests
     }
 
     [Theory]
+    [InlineData("disable", SslMode.Disable)]
+    [InlineData("allow", SslMode.Allow)]
+    [InlineData("prefer", SslMode.Prefer)]
+    [InlineData("require", SslMode.Require)]
+    [InlineData("verify-ca", SslMode.VerifyCA)]
+    [InlineData("verify-full", SslMode.VerifyFull)]
+    [InlineData("VerifyFull", SslMode.VerifyFull)]
+    public void TakesLibpqsSslModes(string value, SslMode expected)
+    {
+        Assert.Equal(expected, new NpgsqlConnectionStringBuilder(DatabaseUrl.ToNpgsqlConnectionString($"postgres://u@db.example.com/app?sslmode={value}")).SslMode);
+    }
+
+    [Fact]
+    public void TranslatesLibpqsCommonParametersToNpgsqls()
+    {
+        var cs = new NpgsqlConnectionStringBuilder(DatabaseUrl.ToNpgsqlConnectionString(
+            "postgres://u@db.example.com/app?sslmode=verify-full&connect_timeout=7&application_name=nexus-eu&sslrootcert=%2Fetc%2Fca.pem&target_session_attrs=read-write"));
+        Assert.Equal(SslMode.VerifyFull, cs.SslMode);
+        Assert.Equal(7, cs.Timeout);
+        Assert.Equal("nexus-eu", cs.ApplicationName);
+        Assert.Equal("/etc/ca.pem", cs.RootCertificate);
+        Assert.Equal("read-write", cs.TargetSessionAttributes);
+    }
+
+    [Theory]
+    [InlineData("postgres://u@db.example.com/app?sslmode=verify-everything", "sslmode=verify-everything")]
+    [InlineData("postgres://u@db.example.com/app?frobnicate=1", "'frobnicate'")]
+    [InlineData("postgres://u@db.example.com/app?connect_timeout=soon", "connect_timeout=soon")]
+    [InlineData("Host=db.example.com;Database=app;SSL Mode=verify-full", "")]
+    public void AnUnusableParameterIsAConfigurationErrorThatNamesItNeverACrash(string value, string named)
+    {
+        var failure = new DatabaseOptionsValidator().Validate(null, new Nexus.Server.Hosting.NexusOptions { DatabaseUrl = value });
+        Assert.True(failure.Failed);
+        Assert.StartsWith("DATABASE_URL is not usable: ", failure.FailureMessage);
+        Assert.Contains(named, failure.FailureMessage);
+    }
+
+    [Theory]
     [InlineData("postgres://host-without-db")]
     [InlineData("postgres://")]
     [InlineData("this is = not ; valid = = =")]

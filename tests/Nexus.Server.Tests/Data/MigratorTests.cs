@@ -1,8 +1,11 @@
 using System.Net;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Nexus.Server.Data;
+using Nexus.Server.Hosting;
 using Nexus.Server.Tests.Infrastructure;
+using Npgsql;
 
 namespace Nexus.Server.Tests.Data;
 
@@ -50,6 +53,34 @@ public sealed class MigratorTests
                 await server.DisposeAsync();
             }
         }
+    }
+
+    [Fact]
+    public async Task AnInstanceWaitsBehindAnothersMigrationsForLongerThanTheCommandTimeoutAndSaysSo()
+    {
+        Assert.SkipUnless(TestDatabase.UsePostgres, "The startup lock is a PostgreSQL advisory lock; SQLite's is a lock file.");
+        await using var db = await TestDatabase.CreateAsync();
+        // A Command Timeout of 1 s stands for Npgsql's default 30 s: a lock wait on an ordinary connection failed after it.
+        var url = new NpgsqlConnectionStringBuilder(db.DatabaseUrl) { CommandTimeout = 1 }.ConnectionString;
+        using var database = new NexusDatabase(new NexusOptions { DatabaseUrl = url, DataDirectory = db.DataDirectory });
+        using var logs = new CapturedLogs();
+        using var loggers = new LoggerFactory([logs]);
+        var migrator = new Migrator(database, TimeProvider.System, loggers.CreateLogger<Migrator>());
+
+        // Another instance is migrating: it holds the startup lock.
+        await using var other = new NpgsqlConnection(db.DatabaseUrl);
+        await other.OpenAsync(TestContext.Current.CancellationToken);
+        await other.ExecuteAsync($"SELECT pg_advisory_lock({NexusDatabase.StartupLockId})");
+        var migrating = migrator.MigrateAsync(ct: TestContext.Current.CancellationToken);
+
+        await RefreshKit.EventuallyAsync(async () => migrating.IsCompleted || await other.ExecuteScalarAsync<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'Nexus startup' AND wait_event_type = 'Lock' AND now() - query_start > interval '3 seconds')"),
+            "the startup connection waiting on the lock for longer than its Command Timeout");
+        Assert.False(migrating.IsCompleted, migrating.Exception?.ToString());
+        Assert.Contains("Waiting for another instance's startup (migrations) to finish", logs.All);
+
+        await other.ExecuteAsync($"SELECT pg_advisory_unlock({NexusDatabase.StartupLockId})");
+        Assert.Equal(migrator.Migrations.Count, await migrating);
     }
 
     [Fact]

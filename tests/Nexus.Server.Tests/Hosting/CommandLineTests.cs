@@ -57,6 +57,33 @@ public sealed class CommandLineTests
         Assert.Contains("Usage", unknown.Output);
     }
 
+    [Fact]
+    public async Task AFailedMigrationIsNamedRolledBackAndExitsWithOneWithoutAStackTrace()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() };
+        Assert.Equal(0, (await NexusProcess.RunAsync(db, env, "migrate")).ExitCode);
+        // As if migration 20 had not run: running it again fails, its index exists.
+        await using (var connection = db.Engine == "sqlite"
+            ? (System.Data.Common.DbConnection)new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db.SqliteFile};Pooling=False")
+            : new Npgsql.NpgsqlConnection(db.DatabaseUrl))
+        {
+            await connection.OpenAsync(TestContext.Current.CancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "DELETE FROM schema_migrations WHERE version = 20";
+            Assert.Equal(1, await command.ExecuteNonQueryAsync(TestContext.Current.CancellationToken));
+        }
+
+        var (exitCode, stdout, stderr) = await NexusProcess.RunSeparatelyAsync(db, env, "migrate", "--json");
+        Assert.True(exitCode == 1, stdout + stderr);
+        Assert.DoesNotContain("Exception", stdout + stderr);
+        Assert.DoesNotMatch(@"\n\s+at [\w.`<>]+\(", stderr);
+        Assert.Contains("Migration 20 connections_reconnecting_index failed and was rolled back", stderr);
+        var error = System.Text.Json.JsonDocument.Parse(stdout).RootElement.GetProperty("error");
+        Assert.Equal("failed", error.GetProperty("code").GetString());
+        Assert.StartsWith("Nexus cannot start: migration 20 (connections_reconnecting_index) failed and was rolled back: ", error.GetProperty("message").GetString());
+    }
+
     [Theory]
     [InlineData(new[] { "--help" }, "Usage: Nexus.Server [command]")]
     [InlineData(new[] { "-h" }, "Usage: Nexus.Server [command]")]

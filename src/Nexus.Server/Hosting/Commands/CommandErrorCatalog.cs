@@ -16,7 +16,7 @@ internal sealed record CommandError(string Code, int ExitCode, string Meaning);
 internal static class CommandErrorCatalog
 {
     // Any command.
-    public static readonly CommandError Failed = new("failed", ExitCodes.Failed, "The operation failed for a reason the message gives (a file or stream could not be read or written, JSON could not be read).");
+    public static readonly CommandError Failed = new("failed", ExitCodes.Failed, "The operation failed for a reason the message gives (a file or stream could not be read or written, JSON could not be read, the database refused a statement, Nexus could not start: a migration failed, the configuration is invalid).");
     public static readonly CommandError Usage = new("usage", ExitCodes.Usage, "Unknown command or option, or a missing argument or value; the message says which.");
     public static readonly CommandError UnreadableFile = new("unreadable_file", ExitCodes.Failed, "The input file (or standard input) could not be read.");
 
@@ -33,6 +33,7 @@ internal static class CommandErrorCatalog
     public static readonly CommandError NotSqlite = new("not_sqlite", ExitCodes.Failed, "backup and restore work on SQLite; for PostgreSQL use pg_dump and pg_restore.");
     public static readonly CommandError BackupFailed = new("backup_failed", ExitCodes.Failed, "SQLite could not copy the database.");
     public static readonly CommandError InvalidBackup = new("invalid_backup", ExitCodes.Failed, "The file is damaged, not a Nexus database, or of a schema newer than this Nexus knows.");
+    public static readonly CommandError MissingKeys = new("missing_keys", ExitCodes.Failed, "The backup holds secrets encrypted under keys this Nexus does not have (the message names their ids); configure them in ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS, or pass --force.");
 
     /// <summary>Every entry, in declaration order (read by reflection, so it is declared last).</summary>
     public static readonly IReadOnlyList<CommandError> All = typeof(CommandErrorCatalog).GetFields()

@@ -155,7 +155,13 @@ internal static class NexusCommandLine
             {
                 return Fail(context, CommandErrorCatalog.Failed.Code, e.Message, null);
             }
-        });
+            catch (System.Data.Common.DbException e)
+            {
+                // A statement the database refused (a constraint, a lock timeout, an outage): exit code 1 and the
+                // database's message, as docs/cli.md promises for every failure, never a stack trace.
+                return Fail(context, CommandErrorCatalog.Failed.Code, "The database refused the operation: " + e.Message.TrimEnd('.') + ".", null);
+            }
+        }, arguments.Json ? output : null);
     }
 
     /// <summary>
@@ -231,34 +237,52 @@ internal static class StartupErrors
     public static string Invalid(OptionsValidationException e) =>
         "Nexus cannot start because its configuration is invalid:\n  - " + string.Join("\n  - ", e.Failures);
 
-    public static async Task<int> ExplainAsync(TextWriter error, Func<Task<int>> run)
+    /// <summary>
+    /// Runs <paramref name="run"/>; a failure an operator can fix is one line on <paramref name="error"/> and exit code 1.
+    /// With <paramref name="json"/> (a command's --json), it is also {"error":{"code":"failed","message"}} there, as
+    /// docs/cli.md promises for every failure.
+    /// </summary>
+    public static async Task<int> ExplainAsync(TextWriter error, Func<Task<int>> run, TextWriter? json = null)
     {
+        string message;
         try
         {
             return await run();
         }
         catch (StartupException e)
         {
-            await error.WriteLineAsync("Nexus cannot start: " + e.Message);
+            message = "Nexus cannot start: " + e.Message;
         }
         catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
                                     || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
         {
             // Kestrel's bind failure: "Failed to bind to address http://127.0.0.1:8090: address already in use."
-            await error.WriteLineAsync($"Nexus cannot start: {e.Message.TrimEnd('.')}. Stop the program using that port, or listen elsewhere with --urls http://localhost:PORT (or ASPNETCORE_URLS).");
+            message = $"Nexus cannot start: {e.Message.TrimEnd('.')}. Stop the program using that port, or listen elsewhere with --urls http://localhost:PORT (or ASPNETCORE_URLS).";
         }
         catch (OptionsValidationException e)
         {
-            await error.WriteLineAsync(Invalid(e));
+            message = Invalid(e);
         }
         catch (InvalidOperationException e) when (e.Message.Contains("ENCRYPTION_KEY", StringComparison.Ordinal))
         {
-            await error.WriteLineAsync("Nexus cannot start: " + e.Message);
+            message = "Nexus cannot start: " + e.Message;
         }
         catch (System.Security.Cryptography.CryptographicException e)
         {
             // Stored secrets that no configured key opens: the message names the missing key id.
-            await error.WriteLineAsync("Nexus cannot start: a stored secret could not be decrypted. " + e.Message);
+            message = "Nexus cannot start: a stored secret could not be decrypted. " + e.Message;
+        }
+        catch (System.Data.Common.DbException e)
+        {
+            // The database refused a statement of the startup steps (a migration's own failure is a StartupException
+            // that names it): docs/cli.md and upgrading.md promise exit code 1 and one line, never a stack trace.
+            message = "Nexus cannot start: the database refused a statement: " + e.Message.TrimEnd('.') + ".";
+        }
+
+        await error.WriteLineAsync(message);
+        if (json is not null)
+        {
+            await json.WriteLineAsync(JsonSerializer.Serialize(new { error = new { code = CommandErrorCatalog.Failed.Code, message } }));
         }
 
         return ExitCodes.Failed;

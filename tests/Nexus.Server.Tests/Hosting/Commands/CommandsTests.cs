@@ -310,6 +310,12 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         Assert.Equal(migrate.GetProperty("schema_version").GetInt32(), run.Json.GetProperty("schema_version").GetInt32());
         Assert.Matches(@"Backing up: (\d+)/\1", run.Error);
         Assert.False(File.Exists(backup + "-wal"), "a backup is one self-contained file");
+        if (!OperatingSystem.IsWindows())
+        {
+            // It holds password hashes, API-key HMACs, emails and the audit log: its owner's alone.
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(backup));
+        }
+
         await FailureAsync("file_exists", "backup", backup);
 
         var lost = (await JsonAsync("api-keys", "create", "--name", "after the backup", "--workspaces", "*")).GetProperty("id").GetString()!;
@@ -329,6 +335,76 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         var keys = (await Server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/api-keys")).GetProperty("api_keys").EnumerateArray().Select(k => k.GetProperty("id").GetString()).ToList();
         Assert.Contains(kept, keys);
         Assert.DoesNotContain(lost, keys);
+
+        // What the restore replaced is kept beside the database, one self-contained file with the last commits in it.
+        var previous = restored.GetProperty("previous").GetString()!;
+        Assert.StartsWith(fixture.Database.SqliteFile + ".pre-restore-", previous);
+        Assert.False(File.Exists(previous + "-wal"));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(previous));
+        }
+
+        await using (var connection = new SqliteConnection($"Data Source={previous};Mode=ReadOnly;Pooling=False"))
+        {
+            await connection.OpenAsync(TestContext.Current.CancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT COUNT(*) FROM api_keys WHERE id = $id";
+            command.Parameters.AddWithValue("$id", lost);
+            Assert.Equal(1L, await command.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+        }
+
+        File.Delete(previous);
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task ARestoreIsRefusedWhenTheBackupsSecretsAreUnderAKeyThisNexusLacks()
+    {
+        if (fixture.Database.Engine == "postgres")
+        {
+            return;
+        }
+
+        var folder = Directory.CreateTempSubdirectory("nexus-backup-").FullName;
+        var backup = Path.Combine(folder, "other-key.db");
+        Assert.Equal(0, (await RunAsync("backup", backup)).ExitCode);
+        // As if made under another ENCRYPTION_KEY: the key id (bytes 2-5 of the envelope) of its server secrets is one this Nexus lacks.
+        await using (var connection = new SqliteConnection($"Data Source={backup};Pooling=False"))
+        {
+            await connection.OpenAsync(TestContext.Current.CancellationToken);
+            var secrets = new List<(string Name, byte[] Value)>();
+            await using (var read = connection.CreateCommand())
+            {
+                read.CommandText = "SELECT name, value FROM server_secrets";
+                await using var reader = await read.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+                while (await reader.ReadAsync(TestContext.Current.CancellationToken))
+                {
+                    secrets.Add((reader.GetString(0), (byte[])reader.GetValue(1)));
+                }
+            }
+
+            Assert.NotEmpty(secrets);
+            foreach (var (secretName, value) in secrets)
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(value.AsSpan(1, 4), 0xDEADBEEF);
+                await using var write = connection.CreateCommand();
+                write.CommandText = "UPDATE server_secrets SET value = $value WHERE name = $name";
+                write.Parameters.AddWithValue("$value", value);
+                write.Parameters.AddWithValue("$name", secretName);
+                Assert.Equal(1, await write.ExecuteNonQueryAsync(TestContext.Current.CancellationToken));
+            }
+        }
+
+        string[] Copies() => Directory.GetFiles(Path.GetDirectoryName(fixture.Database.SqliteFile)!, "nexus.db.pre-restore-*");
+        var before = Copies();
+        var error = await FailureAsync("missing_keys", "restore", backup);
+        Assert.Contains("deadbeef", error.GetProperty("message").GetString());
+        Assert.Contains("PREVIOUS_ENCRYPTION_KEYS", error.GetProperty("message").GetString());
+        // Refused before anything was touched: no copy of the live database was made.
+        Assert.Equal(before, Copies());
+        Assert.Equal(HttpStatusCode.OK, (await Server.Http.GetAsync("/readyz", TestContext.Current.CancellationToken)).StatusCode);
         SqliteConnection.ClearAllPools();
         Directory.Delete(folder, recursive: true);
     }
