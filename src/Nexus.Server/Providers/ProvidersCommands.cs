@@ -32,7 +32,8 @@ internal static partial class ProvidersCommands
             Usage: Nexus.Server providers import FILE|- [--update] [--json]
               Registers each provider of FILE ({"providers":[…]} or a bare array; - reads standard input), each object in
               the request shape of POST /v1/providers, with the same validation (and, for an issuer, the same OpenID
-              Connect discovery). A client_secret of the form "${NAME}" is read from the environment variable NAME.
+              Connect discovery). A client_secret of the form "${NEXUS_PROVIDER_…}" is read from that environment variable
+              (no other variable is read: a file from elsewhere must not send this deployment's secrets to its token URL).
               Providers that exist are skipped, or changed with --update (PATCH semantics). Exit code 1 when any failed.
               --json   {"providers":[{"name","result":"created|updated|skipped|failed","error"}],"created","updated","skipped","failed"}
             """, ImportAsync, flags: ["update"], arguments: 1);
@@ -46,7 +47,10 @@ internal static partial class ProvidersCommands
     }
 
     /// <summary>The environment variable an export names for a provider's client secret.</summary>
-    public static string SecretVariable(string provider) => $"NEXUS_PROVIDER_{provider.ToUpperInvariant().Replace('-', '_')}_CLIENT_SECRET";
+    public static string SecretVariable(string provider) => $"{SecretVariablePrefix}{provider.ToUpperInvariant().Replace('-', '_')}_CLIENT_SECRET";
+
+    /// <summary>What every environment variable an import may read starts with.</summary>
+    public const string SecretVariablePrefix = "NEXUS_PROVIDER_";
 
     private static async Task<int> ExportAsync(CommandContext context, CancellationToken ct)
     {
@@ -171,6 +175,15 @@ internal static partial class ProvidersCommands
         if (body.ClientSecret is { } secret && SecretReference().Match(secret) is { Success: true } reference)
         {
             var variable = reference.Groups[1].Value;
+            if (!variable.StartsWith(SecretVariablePrefix, StringComparison.Ordinal))
+            {
+                // An import file travels between deployments: read from it, "${ENCRYPTION_KEY}" or "${DATABASE_URL}" would
+                // become a client secret sent to whatever token_url the file's author chose. Only the variables an export
+                // names are read.
+                return new ImportResult(label, "failed", new ImportError(CommandErrorCatalog.SecretMissing.Code,
+                    $"client_secret may name only a {SecretVariablePrefix}… environment variable (as providers export writes them), not {variable}.", null));
+            }
+
             if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value)
             {
                 body = body with { ClientSecret = value };

@@ -234,7 +234,7 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
     {
         var folder = Directory.CreateTempSubdirectory("nexus-cli-").FullName;
         var name = Unique("imp-");
-        var variable = "NEXUS_TEST_SECRET_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var variable = "NEXUS_PROVIDER_TEST_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant() + "_CLIENT_SECRET";
         Environment.SetEnvironmentVariable(variable, "imported-secret-value");
         var file = Path.Combine(folder, "providers.json");
         await File.WriteAllTextAsync(file, JsonSerializer.Serialize(new
@@ -244,17 +244,21 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
                 new { name, authorization_url = fixture.Fake.Url("github", "authorize"), token_url = fixture.Fake.Url("github", "token"), client_id = "cid", client_secret = "${" + variable + "}", scopes = new[] { "read" } },
                 new { name = name + "-bad", catalog = "no-such-entry" },
                 new { name = name + "-odd", unknown_field = 1 },
+                // A file from elsewhere cannot make another of this deployment's variables a secret it sends away.
+                new { name = name + "-env", authorization_url = fixture.Fake.Url("github", "authorize"), token_url = fixture.Fake.Url("github", "token"), client_id = "cid", client_secret = "${PATH}" },
             },
         }), TestContext.Current.CancellationToken);
 
         var import = await RunAsync("providers", "import", file, "--json");
         Assert.Equal(1, import.ExitCode);
         var results = import.Json.GetProperty("providers").EnumerateArray().ToList();
-        Assert.Equal(["created", "failed", "failed"], results.Select(r => r.GetProperty("result").GetString()));
+        Assert.Equal(["created", "failed", "failed", "failed"], results.Select(r => r.GetProperty("result").GetString()));
         Assert.Equal("validation_failed", results[1].GetProperty("error").GetProperty("code").GetString());
         Assert.Equal("invalid_json", results[2].GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("NEXUS_PROVIDER_", results[3].GetProperty("error").GetProperty("message").GetString());
         Assert.Equal(1, import.Json.GetProperty("created").GetInt32());
-        Assert.Contains("Importing providers: 3/3", import.Error);
+        Assert.Contains("Importing providers: 4/4", import.Error);
+        await Server.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name + "-env", expected: HttpStatusCode.NotFound);
         var viaApi = await Server.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
         Assert.True(viaApi.GetProperty("has_client_secret").GetBoolean());
 
