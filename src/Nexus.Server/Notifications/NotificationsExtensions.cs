@@ -13,8 +13,15 @@ internal static class NotificationsExtensions
         services.AddSingleton<WebhookPublisher>();
         services.AddSingleton<WebhookDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());
+        // Timeout: until the answer's headers (the body is never read, WebhookDispatcher.MaxResponseDrainBytes), 10 s.
         services.AddHttpClient(WebhookDispatcher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10))
-            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<OutboundNetworkGuard>().Guard(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }));
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<OutboundNetworkGuard>().Guard(new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                MaxResponseDrainSize = WebhookDispatcher.MaxResponseDrainBytes,
+                ResponseDrainTimeout = TimeSpan.FromSeconds(2),
+            }));
         return builder;
     }
 

@@ -75,12 +75,24 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
             .Select(r => r.ToWebhook()).ToList();
     }
 
-    public async Task<(Webhook Webhook, string Secret)?> FindAsync(string id, CancellationToken ct)
+    /// <summary>A webhook, without its secret: looking one up never needs the encryption key that secret was sealed with.</summary>
+    public async Task<Webhook?> FindAsync(string id, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<WebhookRow>(new CommandDefinition(
             "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
-        return row is null ? null : (row.ToWebhook(), keyRing.DecryptString(row.Secret, Column.ContextFor(row.Id)));
+        return row?.ToWebhook();
+    }
+
+    /// <summary>
+    /// A webhook's signing secret, decrypted. Throws <see cref="System.Security.Cryptography.CryptographicException"/>
+    /// when it was encrypted with a key that is no longer configured.
+    /// </summary>
+    public async Task<string> SecretAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var secret = await connection.QuerySingleAsync<byte[]>(new CommandDefinition("SELECT secret FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
+        return keyRing.DecryptString(secret, Column.ContextFor(id));
     }
 
     public async Task<bool> DeleteAsync(string id, CancellationToken ct)
@@ -90,31 +102,46 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct)) == 1;
     }
 
-    /// <summary>Queues one delivery per webhook that listens to the event (deployment-wide or for the workspace).</summary>
-    public async Task<int> EnqueueAsync(string eventType, string? workspaceId, Func<string, string> payloadFor, CancellationToken ct)
+    /// <summary>
+    /// Queues one delivery per webhook that listens to the event (deployment-wide or for the workspace), or, given
+    /// <paramref name="onlyWebhookId"/>, for that webhook alone whatever it listens to (its test event).
+    /// </summary>
+    public async Task<int> EnqueueAsync(string eventType, string? workspaceId, string? onlyWebhookId, Func<string, string> payloadFor, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var hooks = (await connection.QueryAsync<WebhookRow>(new CommandDefinition(
-            "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE disabled_at IS NULL AND (workspace_id IS NULL OR workspace_id = @workspaceId)",
-            new { workspaceId }, cancellationToken: ct))).Select(r => r.ToWebhook()).Where(w => w.Events.Contains("*") || w.Events.Contains(eventType)).ToList();
+        var hooks = onlyWebhookId is not null
+            ? (await connection.QueryAsync<string>(new CommandDefinition("SELECT id FROM webhooks WHERE id = @onlyWebhookId", new { onlyWebhookId }, cancellationToken: ct))).ToList()
+            : (await connection.QueryAsync<WebhookRow>(new CommandDefinition(
+                "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE disabled_at IS NULL AND (workspace_id IS NULL OR workspace_id = @workspaceId)",
+                new { workspaceId }, cancellationToken: ct))).Select(r => r.ToWebhook()).Where(w => w.Events.Contains("*") || w.Events.Contains(eventType)).Select(w => w.Id).ToList();
         var now = Now;
         foreach (var hook in hooks)
         {
             var id = SecretGenerator.Id("msg_", 24);
             await connection.ExecuteAsync(new CommandDefinition(
                 "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, next_attempt_at, created_at) VALUES (@id, @hook, @eventType, @payload, @pending, 0, @now, @now)",
-                new { id, hook = hook.Id, eventType, payload = payloadFor(id), pending = DeliveryStatus.Pending, now }, cancellationToken: ct));
+                new { id, hook, eventType, payload = payloadFor(id), pending = DeliveryStatus.Pending, now }, cancellationToken: ct));
         }
 
         return hooks.Count;
     }
 
-    public async Task<IReadOnlyList<WebhookDelivery>> DueAsync(int limit, CancellationToken ct)
+    /// <summary>The webhooks with at least one delivery due.</summary>
+    public async Task<IReadOnlyList<string>> DueWebhooksAsync(int limit, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return (await connection.QueryAsync<string>(new CommandDefinition(
+            $"SELECT DISTINCT webhook_id FROM webhook_deliveries WHERE status = @pending AND next_attempt_at <= @now LIMIT {limit}",
+            new { pending = DeliveryStatus.Pending, now = Now }, cancellationToken: ct))).ToList();
+    }
+
+    /// <summary>One webhook's due deliveries, oldest first (queued order among those due together).</summary>
+    public async Task<IReadOnlyList<WebhookDelivery>> DueAsync(string webhookId, int limit, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         return (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
-            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE status = @pending AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT {limit}",
-            new { pending = DeliveryStatus.Pending, now = Now }, cancellationToken: ct))).Select(r => r.ToDelivery()).ToList();
+            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE webhook_id = @webhookId AND status = @pending AND next_attempt_at <= @now ORDER BY next_attempt_at, created_at, id LIMIT {limit}",
+            new { webhookId, pending = DeliveryStatus.Pending, now = Now }, cancellationToken: ct))).Select(r => r.ToDelivery()).ToList();
     }
 
     /// <summary>
@@ -155,5 +182,24 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         return (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
             $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE webhook_id = @webhookId ORDER BY created_at DESC LIMIT {limit}",
             new { webhookId }, cancellationToken: ct))).Select(r => r.ToDelivery()).ToList();
+    }
+
+    /// <summary>
+    /// Sends a delivery again: a failed one gets a new series of attempts (the whole retry schedule), a pending one is
+    /// due now rather than at its next retry. Null when the webhook has no such delivery; the delivery as it was when
+    /// it had already been delivered (then nothing changes).
+    /// </summary>
+    public async Task<WebhookDelivery?> RetryAsync(string webhookId, string deliveryId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE webhook_deliveries SET status = @pending, next_attempt_at = @now,
+                attempts = CASE WHEN status = @failed THEN 0 ELSE attempts END
+            WHERE id = @deliveryId AND webhook_id = @webhookId AND status <> @delivered
+            """,
+            new { deliveryId, webhookId, pending = DeliveryStatus.Pending, failed = DeliveryStatus.Failed, delivered = DeliveryStatus.Delivered, now = Now }, cancellationToken: ct));
+        return (await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
+            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE id = @deliveryId AND webhook_id = @webhookId", new { deliveryId, webhookId }, cancellationToken: ct)))?.ToDelivery();
     }
 }

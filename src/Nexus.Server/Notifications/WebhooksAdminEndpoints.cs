@@ -36,6 +36,7 @@ internal static class WebhooksAdminEndpoints
         hooks.MapDelete("/v1/admin/webhooks/{id}", DeleteAsync);
         hooks.MapGet("/v1/admin/webhooks/{id}/deliveries", DeliveriesAsync);
         hooks.MapPost("/v1/admin/webhooks/{id}/test", TestAsync);
+        hooks.MapPost("/v1/admin/webhooks/{id}/deliveries/{deliveryId}/retry", RetryAsync);
     }
 
     private static async Task<Results<Ok<WebhookDeliveryList>, ProblemHttpResult>> DeliveriesAsync(string id, WebhookStore store, CancellationToken ct) =>
@@ -60,12 +61,35 @@ internal static class WebhooksAdminEndpoints
 
     private static async Task<Results<Accepted, ProblemHttpResult>> TestAsync(string id, WebhookStore store, WebhookPublisher publisher, CancellationToken ct)
     {
-        if (await store.FindAsync(id, ct) is not { } found)
+        if (await store.FindAsync(id, ct) is not { } webhook)
         {
             return Problems.TypedNotFound("Webhook");
         }
 
-        await publisher.PublishAsync(WebhookEvents.Test, found.Webhook.WorkspaceId, new { webhook_id = id, message = "Hello from Nexus" }, ct);
+        // Queued for this webhook alone: published to every webhook that listens, it reached the deployment's other
+        // receivers too (each of them, on any "Test", got a webhook.test naming a webhook that is not theirs).
+        await publisher.PublishToAsync(id, WebhookEvents.Test, webhook.WorkspaceId, new { webhook_id = id, message = "Hello from Nexus" }, ct);
         return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries");
+    }
+
+    /// <summary>
+    /// Sends a delivery again: after its last scheduled attempt failed (the receiver was down for longer than the retry
+    /// schedule's day), or now rather than at its next retry. A delivered one is not sent twice.
+    /// </summary>
+    private static async Task<Results<Accepted<WebhookDeliveryResponse>, ProblemHttpResult>> RetryAsync(string id, string deliveryId, WebhookStore store, WebhookDispatcher dispatcher,
+        CancellationToken ct)
+    {
+        if (await store.RetryAsync(id, deliveryId, ct) is not { } delivery)
+        {
+            return Problems.TypedNotFound("Delivery");
+        }
+
+        if (delivery.Status == DeliveryStatus.Delivered)
+        {
+            return Problems.Typed(ProblemCatalog.DeliveryDelivered);
+        }
+
+        dispatcher.Wake();
+        return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries", WebhookDeliveryResponse.From(delivery));
     }
 }

@@ -145,6 +145,7 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("DELETE", "/v1/admin/webhooks/{id}", Access.AdminKey),
         new("GET", "/v1/admin/webhooks/{id}/deliveries", Access.AdminKey),
         new("POST", "/v1/admin/webhooks/{id}/test", Access.AdminKey),
+        new("POST", "/v1/admin/webhooks/{id}/deliveries/{deliveryId}/retry", Access.AdminKey),
         // The Prometheus scrape (Observability): traffic and key ages, for the operator only.
         new("*", "/metrics", Access.AdminKey),
         new("GET", "/v1/providers", Access.AdminKey),

@@ -39,6 +39,15 @@ public sealed class WebhookReceiver : IAsyncDisposable
     /// <summary>Answer 500 to this many of the next attempts.</summary>
     public void FailNext(int attempts) => Volatile.Write(ref failuresLeft, attempts);
 
+    /// <summary>When set, every attempt waits here (recorded, unanswered) until the test releases it: a receiver that hangs.</summary>
+    public Gate? Hold { get; set; }
+
+    /// <summary>When above zero, a 200 answer carries a body of this many bytes, streamed: a receiver that answers with too much.</summary>
+    public long StreamBytes { get; set; }
+
+    /// <summary>Completes, with the number of body bytes the receiver managed to send, when a streamed answer ended (sent in full, or cut off by Nexus).</summary>
+    public TaskCompletionSource<long> Streamed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public static async Task<WebhookReceiver> StartAsync()
     {
         var (builder, baseUrl) = LoopbackHost.CreateBuilder();
@@ -53,7 +62,37 @@ public sealed class WebhookReceiver : IAsyncDisposable
             receiver.Received.Enqueue(new Delivery(headers["webhook-id"].ToString(),
                 long.TryParse(headers["webhook-timestamp"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : 0,
                 headers["webhook-signature"].ToString(), body, DateTimeOffset.UtcNow, fail ? 500 : 200));
-            return fail ? Results.StatusCode(500) : Results.Ok();
+            if (receiver.Hold is { } hold)
+            {
+                await hold.PassAsync(context.RequestAborted);
+            }
+
+            if (fail || receiver.StreamBytes <= 0)
+            {
+                return fail ? Results.StatusCode(500) : Results.Ok();
+            }
+
+            context.Response.StatusCode = 200;
+            var chunk = new byte[64 * 1024];
+            long sent = 0;
+            try
+            {
+                await context.Response.StartAsync(context.RequestAborted);
+                while (sent < receiver.StreamBytes)
+                {
+                    await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+                    sent += chunk.Length;
+                }
+
+                await context.Response.CompleteAsync();
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or Microsoft.AspNetCore.Connections.ConnectionResetException)
+            {
+                // Nexus closed the connection before reading it all.
+            }
+
+            receiver.Streamed.TrySetResult(sent);
+            return Results.Empty;
         });
         await app.StartAsync();
         return receiver;

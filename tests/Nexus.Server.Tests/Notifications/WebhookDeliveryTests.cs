@@ -1,7 +1,11 @@
 using System.Net;
+using System.Security.Cryptography;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Nexus.Server.Notifications;
 using Nexus.Server.Tests.Infrastructure;
+using Nexus.Server.Vault;
 
 namespace Nexus.Server.Tests.Notifications;
 
@@ -99,5 +103,168 @@ public sealed class WebhookDeliveryTests
         Assert.True(WebhookSignature.Verify(secret, hook.Id, hook.Timestamp, hook.Body, hook.Signature, DateTimeOffset.UtcNow));
         await scene.WebhooksSettledAsync();
         Assert.Single(other.Received);
+    }
+
+    [Fact]
+    public async Task AReceiverDownForMostOfADayStillGetsTheDeliveryOnTheRetryScheduleAndAFailedOneCanBeSentAgain()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var webhookId = await WebhookIdAsync(scene, scene.Hooks.Url);
+        scene.Hooks.FailNext(int.MaxValue);
+        await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/test", expected: HttpStatusCode.Accepted);
+
+        // Each failed attempt is followed by the next wait of the schedule (±20% jitter); Nexus's clock is moved over it.
+        var waited = TimeSpan.Zero;
+        for (var attempt = 1; attempt <= WebhookDispatcher.MaxAttempts; attempt++)
+        {
+            var entry = await DeliveryAfterAsync(scene, webhookId, attempt);
+            Assert.Equal("HTTP 500", entry.GetProperty("last_error").GetString());
+            if (attempt == WebhookDispatcher.MaxAttempts)
+            {
+                Assert.Equal("failed", entry.GetProperty("status").GetString());
+                Assert.False(entry.TryGetProperty("next_attempt_at", out _));
+                break;
+            }
+
+            Assert.Equal("pending", entry.GetProperty("status").GetString());
+            var wait = DateTimeOffset.FromUnixTimeSeconds(entry.GetProperty("next_attempt_at").GetInt64()) - scene.Server.Time.GetUtcNow();
+            var planned = WebhookDispatcher.RetryDelays[attempt - 1];
+            Assert.InRange(wait, (planned * 0.8) - TimeSpan.FromSeconds(5), planned * 1.2);
+            scene.Server.Time.Advance(wait + TimeSpan.FromSeconds(1));
+            waited += wait;
+        }
+
+        Assert.Equal(WebhookDispatcher.MaxAttempts, scene.Hooks.Received.Count(d => d.Type == "webhook.test"));
+        // Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day (27.5 h planned) before it gives up.
+        Assert.InRange(waited, TimeSpan.FromHours(20), TimeSpan.FromHours(34));
+
+        // The receiver is back: an administrator sends the failed delivery again, with a whole new schedule.
+        scene.Hooks.FailNext(0);
+        var deliveryId = (await DeliveryAfterAsync(scene, webhookId, WebhookDispatcher.MaxAttempts)).GetProperty("id").GetString();
+        var retried = await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/deliveries/{deliveryId}/retry", expected: HttpStatusCode.Accepted);
+        Assert.Equal("pending", retried.GetProperty("status").GetString());
+        Assert.Equal(0, retried.GetProperty("attempts").GetInt32());
+        await scene.Hooks.WaitForAsync(d => d.Id == deliveryId);
+        var delivered = await DeliveryAfterAsync(scene, webhookId, 1);
+        Assert.Equal("delivered", delivered.GetProperty("status").GetString());
+
+        // Delivered is final; an unknown delivery, or another webhook's, is not found.
+        var again = await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/deliveries/{deliveryId}/retry", expected: HttpStatusCode.Conflict);
+        Assert.Equal("delivery_delivered", again.GetProperty("code").GetString());
+        await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/deliveries/msg_unknown/retry", expected: HttpStatusCode.NotFound);
+        await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/wh_unknown/deliveries/{deliveryId}/retry", expected: HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task AReceiverThatHangsDoesNotHoldUpAnotherWebhooksDeliveriesWhichArriveInTheOrderTheyWereQueued()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        await using var hanging = await WebhookReceiver.StartAsync();
+        var gate = new Gate();
+        hanging.Hold = gate;
+        await scene.Kit.WebhookAsync(hanging.Url);
+        try
+        {
+            var connections = new List<string>();
+            for (var i = 0; i < 3; i++)
+            {
+                connections.Add(await scene.Kit.ConnectAsync(scene.Provider));
+            }
+
+            // The hanging receiver holds Nexus's first attempt for up to its 10 s timeout, then each next one: the other
+            // webhook's three events arrive meanwhile (one after another on one lane, they took 10 s each behind it).
+            await gate.Arrived;
+            await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Hooks.Received.Count(d => d.Type == "connection.active" && d.Answered == 200) == 3),
+                "the other receiver's three deliveries while the first hangs", TimeSpan.FromSeconds(8));
+            Assert.Equal(connections, scene.Hooks.Received.Where(d => d.Type == "connection.active").Select(d => d.Data.GetProperty("connection_id").GetString()));
+            // One attempt at a time per webhook: the hanging receiver has been sent only its first.
+            Assert.Single(hanging.Received);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    [Fact]
+    public async Task AReceiverThatAnswersWithAnEndlessBodyIsDeliveredByItsStatusWithoutNexusReadingTheBody()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        const long body = 256L * 1024 * 1024;
+        scene.Hooks.StreamBytes = body;
+        var webhookId = await WebhookIdAsync(scene, scene.Hooks.Url);
+        await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/test", expected: HttpStatusCode.Accepted);
+
+        // Nexus reads the status and drops the connection: the receiver could not send its body (a buffered read took it all, up to 2 GB).
+        var sent = await scene.Hooks.Streamed.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(sent < body / 4, $"the receiver sent {sent} bytes of {body}");
+        var entry = await DeliveryAfterAsync(scene, webhookId, 1);
+        Assert.Equal("delivered", entry.GetProperty("status").GetString());
+        Assert.Equal(200, entry.GetProperty("last_status_code").GetInt32());
+    }
+
+    [Fact]
+    public async Task TestingOneWebhookSendsTheTestEventToThatWebhookAlone()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        await using var other = await WebhookReceiver.StartAsync();
+        var (otherId, _) = await scene.Kit.WebhookAsync(other.Url);
+
+        await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{otherId}/test", expected: HttpStatusCode.Accepted);
+        var test = await other.WaitForAsync(d => d.Type == "webhook.test");
+        Assert.Equal(otherId, test.Data.GetProperty("webhook_id").GetString());
+        await scene.WebhooksSettledAsync();
+        Assert.DoesNotContain(scene.Hooks.Received, d => d.Type == "webhook.test");
+    }
+
+    [Fact]
+    public async Task AWebhookWhoseSecretCannotBeDecryptedFailsItsAttemptsInTheLogSaysSoOnceAndHoldsUpNoOtherWebhook()
+    {
+        var logs = new CapturedLogs();
+        await using var scene = await RefreshScene.StartAsync(services: s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var orphan = await WebhookReceiver.StartAsync();
+        var (orphanId, secret) = await scene.Kit.WebhookAsync(orphan.Url);
+        // As if its encryption key had been removed from PREVIOUS_ENCRYPTION_KEYS: sealed with a key Nexus does not have.
+        var foreign = new KeyRing(RandomNumberGenerator.GetBytes(32), []).Encrypt(secret, WebhookStore.Column.ContextFor(orphanId));
+        await scene.Database.ScalarAsync("UPDATE webhooks SET secret = @secret WHERE id = @id", ("secret", foreign), ("id", orphanId));
+
+        await scene.Kit.ConnectAsync(scene.Provider);
+        await scene.Kit.ConnectAsync(scene.Provider);
+        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Hooks.Received.Count(d => d.Type == "connection.active") == 2), "the other webhook's deliveries");
+
+        JsonElement[] entries = [];
+        await RefreshKit.EventuallyAsync(async () =>
+        {
+            entries = [.. (await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/webhooks/{orphanId}/deliveries")).GetProperty("deliveries").EnumerateArray()];
+            return entries.Length == 2 && entries.All(e => e.GetProperty("attempts").GetInt32() == 1);
+        }, "both deliveries with a failed attempt");
+        foreach (var entry in entries)
+        {
+            Assert.Equal("pending", entry.GetProperty("status").GetString());
+            Assert.Equal(WebhookDispatcher.UndecryptableSecret, entry.GetProperty("last_error").GetString());
+            Assert.Equal(JsonValueKind.Number, entry.GetProperty("next_attempt_at").ValueKind);
+        }
+
+        Assert.Empty(orphan.Received);
+        Assert.Single(logs.Lines, l => l.Contains("cannot be decrypted", StringComparison.Ordinal) && l.Contains(orphanId, StringComparison.Ordinal));
+        Assert.DoesNotContain(secret, logs.All, StringComparison.Ordinal);
+    }
+
+    private static async Task<string> WebhookIdAsync(RefreshScene scene, string url) =>
+        (await scene.Server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/webhooks")).GetProperty("webhooks").EnumerateArray()
+            .Single(w => w.GetProperty("url").GetString() == url).GetProperty("id").GetString()!;
+
+    /// <summary>The webhook's newest delivery once its log shows <paramref name="attempts"/> attempts (each recorded right after the receiver's answer).</summary>
+    private static async Task<JsonElement> DeliveryAfterAsync(RefreshScene scene, string webhookId, int attempts)
+    {
+        JsonElement entry = default;
+        await RefreshKit.EventuallyAsync(async () =>
+        {
+            var log = await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/webhooks/{webhookId}/deliveries");
+            entry = log.GetProperty("deliveries").EnumerateArray().FirstOrDefault();
+            return entry.ValueKind == JsonValueKind.Object && entry.GetProperty("attempts").GetInt32() == attempts
+                && (attempts > 1 || entry.GetProperty("status").GetString() != "pending" || entry.TryGetProperty("last_error", out var e) && e.ValueKind == JsonValueKind.String);
+        }, $"a delivery with {attempts} attempts in the log");
+        return entry;
     }
 }
