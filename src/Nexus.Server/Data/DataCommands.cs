@@ -1,7 +1,6 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Nexus.Server.Hosting.Commands;
-using Nexus.Server.Vault;
 using SQLitePCL;
 
 namespace Nexus.Server.Data;
@@ -111,12 +110,18 @@ internal static class DataCommands
         var force = context.Args.Flag("force");
         // Nexus decrypts its server secrets at start: a backup made under a key this Nexus lacks would stop it from
         // starting at all, so the keys are checked before anything is replaced.
-        var missing = await MissingKeysAsync(file, context.Get<KeyRing>(), context.Get<ReEncryptor>().Columns, ct);
-        if (missing.Count > 0 && !force)
+        (IReadOnlyList<string> missing, IReadOnlyList<string> configured) keys;
+        await using (var backup = new SqliteConnection(ConnectionString(file, SqliteOpenMode.ReadOnly)))
+        {
+            await backup.OpenAsync(ct);
+            keys = await context.Get<IBackupKeyCheck>().CheckAsync(backup, ct);
+        }
+
+        if (keys.missing.Count > 0 && !force)
         {
             throw new CommandFailedException(
-                $"{file} holds secrets encrypted under key id(s) {string.Join(", ", missing)}, which this Nexus does not have (its keys: "
-                + $"{string.Join(", ", context.Get<KeyRing>().KeyIds.Select(KeyId))}); it would not start on the restored database. Set ENCRYPTION_KEY "
+                $"{file} holds secrets encrypted under key id(s) {string.Join(", ", keys.missing)}, which this Nexus does not have (its keys: "
+                + $"{string.Join(", ", keys.configured)}); it would not start on the restored database. Set ENCRYPTION_KEY "
                 + "(or PREVIOUS_ENCRYPTION_KEYS) to the key(s) in use when the backup was made and run restore again, or pass --force to restore it anyway.",
                 CommandErrorCatalog.MissingKeys);
         }
@@ -152,30 +157,6 @@ internal static class DataCommands
         return await context.ResultAsync(new { file, database = db.SqliteFile, previous, bytes, pages, schema_version = version },
             $"Restored {file} into {db.SqliteFile} (schema version {version}){(previous is null ? "" : $"; the database it replaced is in {previous}")}. "
             + "Start Nexus to apply newer migrations, if any.");
-    }
-
-    private static string KeyId(uint id) => id.ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>
-    /// The key ids (hex, as <c>keys status</c> shows them) that encrypted a value in the backup <paramref name="file"/>
-    /// and that <paramref name="keyRing"/> does not have. Columns the backup's (older) schema lacks are skipped.
-    /// </summary>
-    private static async Task<List<string>> MissingKeysAsync(string file, KeyRing keyRing, IEnumerable<EncryptedColumn> columns, CancellationToken ct)
-    {
-        await using var connection = new SqliteConnection(ConnectionString(file, SqliteOpenMode.ReadOnly));
-        await connection.OpenAsync(ct);
-        var present = new List<EncryptedColumn>();
-        foreach (var column in columns)
-        {
-            if (await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-                    "SELECT COUNT(*) FROM pragma_table_info(@Table) WHERE name = @ValueColumn", new { column.Table, column.ValueColumn }, cancellationToken: ct)) > 0)
-            {
-                present.Add(column);
-            }
-        }
-
-        var counts = await ReEncryptor.CountByKeyAsync(connection, present, ct);
-        return [.. counts.Keys.Where(id => !keyRing.KeyIds.Contains(id)).Order().Select(KeyId)];
     }
 
     /// <summary>

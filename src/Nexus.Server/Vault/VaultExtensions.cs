@@ -14,6 +14,7 @@ internal static class VaultExtensions
         builder.Services.AddSingleton<SecretHasher>();
         builder.Services.AddSingleton<ServerSecrets>();
         builder.Services.AddSingleton<ReEncryptor>();
+        builder.Services.AddSingleton<Data.IBackupKeyCheck, BackupKeyCheck>();
         builder.Services.AddSingleton(ServerSecrets.Column);
         builder.Services.AddSingleton<IStartupBannerItem, EncryptionKeyBannerItem>();
         builder.Services.AddVaultCommands();

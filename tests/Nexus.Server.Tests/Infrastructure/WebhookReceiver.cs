@@ -45,8 +45,12 @@ public sealed class WebhookReceiver : IAsyncDisposable
     /// <summary>When above zero, a 200 answer carries a body of this many bytes, streamed: a receiver that answers with too much.</summary>
     public long StreamBytes { get; set; }
 
-    /// <summary>Completes, with the number of body bytes the receiver managed to send, when a streamed answer ended (sent in full, or cut off by Nexus).</summary>
-    public TaskCompletionSource<long> Streamed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>
+    /// Completes when a streamed answer ended: the body bytes the receiver wrote, and whether Nexus cut the connection
+    /// off instead of reading to the end. The count alone says little: once the connection is gone, Kestrel may accept
+    /// and discard writes until it notices, so a cut-off answer can look "sent in full".
+    /// </summary>
+    public TaskCompletionSource<(long Sent, bool CutOff)> Streamed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public static async Task<WebhookReceiver> StartAsync()
     {
@@ -75,6 +79,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
             context.Response.StatusCode = 200;
             var chunk = new byte[64 * 1024];
             long sent = 0;
+            var cutOff = false;
             try
             {
                 await context.Response.StartAsync(context.RequestAborted);
@@ -84,14 +89,21 @@ public sealed class WebhookReceiver : IAsyncDisposable
                     sent += chunk.Length;
                 }
 
-                await context.Response.CompleteAsync();
+                // Every write taken: either Nexus read it all and waits for the end of the body (which has not come), or
+                // it closed the connection and Kestrel has not noticed yet. Only the second ends this wait.
+                await Task.Delay(Timeout.Infinite, context.RequestAborted).WaitAsync(TimeSpan.FromSeconds(30));
             }
             catch (Exception e) when (e is IOException or OperationCanceledException or Microsoft.AspNetCore.Connections.ConnectionResetException)
             {
                 // Nexus closed the connection before reading it all.
+                cutOff = true;
+            }
+            catch (TimeoutException)
+            {
+                await context.Response.CompleteAsync();
             }
 
-            receiver.Streamed.TrySetResult(sent);
+            receiver.Streamed.TrySetResult((sent, cutOff));
             return Results.Empty;
         });
         await app.StartAsync();
