@@ -39,6 +39,18 @@ public sealed class CommandLineTests
         Assert.Equal(4, keys.GetProperty("keys").GetArrayLength());
     }
 
+    [Theory]
+    [InlineData("--Logging:LogLevel:Default", "Warning")]
+    [InlineData("--Logging:LogLevel:Default=Warning")]
+    public async Task AHostOptionWrittenBeforeTheCommandWordStillRunsTheCommandRatherThanTheServer(params string[] hostOption)
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        // Started as the server, the process would never exit (the two-minute wait would end the test in failure).
+        var migrate = await NexusProcess.RunAsync(db, new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() }, [.. hostOption, "migrate"]);
+        Assert.True(migrate.ExitCode == 0, migrate.Output);
+        Assert.Contains("up to date", migrate.Output);
+    }
+
     [Fact]
     public async Task ExplainsMissingProductionKeyAndBadConfigurationWithoutAStackTrace()
     {

@@ -31,11 +31,29 @@ internal sealed class CommandArguments
         || (name.Length > 0 && char.IsAsciiLetterUpper(name[0]) && name.All(c => char.IsAsciiLetterUpper(c) || char.IsAsciiDigit(c) || c == '_'));
 
     /// <summary>
+    /// <paramref name="args"/> with host options written before the command word moved after the command
+    /// (<c>--environment Production migrate</c> is <c>migrate --environment Production</c>): the command is found by its
+    /// leading words, and a migrate job written the first way otherwise started the server and never finished. Host
+    /// options are accepted anywhere after the command, so nothing else changes.
+    /// </summary>
+    public static string[] CommandFirst(string[] args)
+    {
+        var i = 0;
+        while (i < args.Length && args[i].StartsWith("--", StringComparison.Ordinal) && IsHostOption(Split(args[i][2..]).Name))
+        {
+            i += Split(args[i][2..]).Value is null && i + 1 < args.Length && !args[i + 1].StartsWith('-') ? 2 : 1;
+        }
+
+        return i == 0 || i == args.Length || args[i].StartsWith('-') ? args : [.. args[i..], .. args[..i]];
+    }
+
+    /// <summary>
     /// The arguments the host's configuration reads. For the server, all of them; for a command, the host's options and
     /// configuration keys but none of the command's, and console logs go to standard error (standard output is the result's).
     /// </summary>
     public static string[] ForHost(string[] args)
     {
+        args = CommandFirst(args);
         if (args.TakeWhile(a => !a.StartsWith('-')).FirstOrDefault() is not { } command || command == "serve")
         {
             // The server reads every argument, as it always has.

@@ -32,6 +32,7 @@ internal static class NexusCommandLine
     public static int? TryHelp(IServiceProvider services, string[] args, TextWriter output, TextWriter error)
     {
         var commands = services.GetServices<INexusCommand>().ToList();
+        args = CommandArguments.CommandFirst(args);
         var words = args.TakeWhile(a => !a.StartsWith('-')).ToList();
         var help = args.Any(a => CommandArguments.HelpFlags.Contains(a, StringComparer.OrdinalIgnoreCase));
         if (words is ["help", .. var rest])
@@ -92,6 +93,7 @@ internal static class NexusCommandLine
     /// <summary>Runs the server (no command, or <c>serve</c>) or the command; explains a failed start in one line.</summary>
     public static async Task<int> RunNexusAsync(this WebApplication app, string[] args)
     {
+        args = CommandArguments.CommandFirst(args);
         var words = args.TakeWhile(a => !a.StartsWith('-')).ToList();
         if (words.Count == 0 || words is ["serve"])
         {
@@ -128,6 +130,7 @@ internal static class NexusCommandLine
             return helped;
         }
 
+        args = CommandArguments.CommandFirst(args);
         var command = Find(services.GetServices<INexusCommand>(), args.TakeWhile(a => !a.StartsWith('-')).ToList())!;
         var arguments = CommandArguments.Parse(command, args[command.Name.Split(' ').Length..]);
         return await StartupErrors.ExplainAsync(error, async () =>
