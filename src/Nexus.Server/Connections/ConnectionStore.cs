@@ -613,32 +613,25 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// (<paramref name="seen"/>) as <see cref="BeginStepUpAsync"/> does. False when the operation changed meanwhile
     /// (read it again), or when the connection is not active.
     /// </summary>
-    public async Task<bool> CountMachineRoundAsync(string id, AuthorizationOperation seen, AuthorizationOperation next, CancellationToken ct)
-    {
-        await using var connection = await db.OpenAsync(ct);
-        var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET authorization_scopes = @nextScopes, authorization_rounds = @nextRounds, authorization_round_at = @nextAt " +
-            "WHERE id = @id AND status = @active AND authorization_rounds = @seenRounds AND authorization_round_at = @seenAt",
-            new
-            {
-                id, active = ConnectionStatus.Active, nextScopes = next.Scopes, nextRounds = next.Rounds, nextAt = next.RoundAt, seenRounds = seen.Rounds, seenAt = seen.RoundAt,
-            }, cancellationToken: ct));
-        cache.Invalidate(id);
-        return updated == 1;
-    }
+    public Task<bool> CountMachineRoundAsync(string id, AuthorizationOperation seen, AuthorizationOperation next, CancellationToken ct) =>
+        SwapOperationAsync(id, seen, next, activeOnly: true, ct);
 
     /// <summary>
     /// Gives back a machine step-up's round (<see cref="CountMachineRoundAsync"/>) whose grant failed for a transient
     /// reason: the operation is <paramref name="seen"/> again, unless another round was counted since (compare-and-set
     /// on <paramref name="counted"/>), which then stays as it is. Returns whether the round was given back.
     /// </summary>
-    public async Task<bool> UncountMachineRoundAsync(string id, AuthorizationOperation counted, AuthorizationOperation seen, CancellationToken ct)
+    public Task<bool> UncountMachineRoundAsync(string id, AuthorizationOperation counted, AuthorizationOperation seen, CancellationToken ct) =>
+        SwapOperationAsync(id, counted, seen, activeOnly: false, ct);
+
+    /// <summary>The authorization operation <paramref name="from"/> replaced by <paramref name="to"/>, compare-and-set; whether it was.</summary>
+    private async Task<bool> SwapOperationAsync(string id, AuthorizationOperation from, AuthorizationOperation to, bool activeOnly, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET authorization_scopes = @seenScopes, authorization_rounds = @seenRounds, authorization_round_at = @seenAt " +
-            "WHERE id = @id AND authorization_rounds = @countedRounds AND authorization_round_at = @countedAt",
-            new { id, seenScopes = seen.Scopes, seenRounds = seen.Rounds, seenAt = seen.RoundAt, countedRounds = counted.Rounds, countedAt = counted.RoundAt },
+            "UPDATE connections SET authorization_scopes = @toScopes, authorization_rounds = @toRounds, authorization_round_at = @toAt " +
+            "WHERE id = @id AND authorization_rounds = @fromRounds AND authorization_round_at = @fromAt" + (activeOnly ? " AND status = @active" : ""),
+            new { id, active = ConnectionStatus.Active, toScopes = to.Scopes, toRounds = to.Rounds, toAt = to.RoundAt, fromRounds = from.Rounds, fromAt = from.RoundAt },
             cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;

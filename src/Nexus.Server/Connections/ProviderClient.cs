@@ -31,17 +31,16 @@ internal sealed record TokenExchangeResult(
     public override string ToString() => Succeeded ? "TokenExchangeResult(succeeded)" : $"TokenExchangeResult({Error})";
 
     /// <summary>
-    /// A failure worth trying again later, not a refusal: the token endpoint could not be reached or did not answer in
-    /// time, answered 5xx, 429 or 408, said temporarily_unavailable or server_error, or answered something unreadable
-    /// (<see cref="Refresh.RefreshClient.Classify"/>). False on success.
+    /// How a failure is to be taken (<see cref="Refresh.RefreshClient.Classify"/>), worked out once from the real HTTP
+    /// status where there was one; null on success.
     /// </summary>
-    public bool Transient { get; init; }
+    public Refresh.RefreshFailureKind? FailureKind { get; init; }
 
     /// <summary>
-    /// A failure that blames Nexus's client registration rather than any grant: invalid_client, unauthorized_client,
-    /// or a 401 without an OAuth error (<see cref="Refresh.RefreshClient.Classify"/>). False on success.
+    /// A failure worth trying again later, not a refusal: the token endpoint could not be reached or did not answer in
+    /// time, answered 5xx, 429 or 408, said temporarily_unavailable or server_error, or answered something unreadable.
     /// </summary>
-    public bool Misconfigured { get; init; }
+    public bool Transient => FailureKind == Refresh.RefreshFailureKind.Transient;
 
     /// <summary>The token endpoint's Retry-After (RFC 9110 §10.2.3) with a 503 or 429, which a refresh waits for at least.</summary>
     public TimeSpan? RetryAfter { get; init; }
@@ -256,20 +255,18 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, ct);
             if (body is null)
             {
-                return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is too large.") with { Transient = true };
+                return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is too large.") with { FailureKind = Refresh.RefreshFailureKind.Transient };
             }
 
             var result = Parse(body, response.Content.Headers.ContentType?.MediaType);
             if (result.Error is not null || !response.IsSuccessStatusCode || string.IsNullOrEmpty(result.AccessToken))
             {
                 // GitHub and Slack report errors with HTTP 200 and an "error" field, others with 400 (RFC 6749 §5.2).
-                var kind = Refresh.RefreshClient.Classify((int)response.StatusCode, result.Error);
                 return TokenExchangeResult.Fail(result.Error ?? (response.IsSuccessStatusCode ? "invalid_token_response" : "token_request_failed"),
                     result.ErrorDescription ?? (response.IsSuccessStatusCode ? "The provider answered without an access_token." : $"The provider's token endpoint answered HTTP {(int)response.StatusCode}."))
                     with
                     {
-                        Transient = kind == Refresh.RefreshFailureKind.Transient,
-                        Misconfigured = kind == Refresh.RefreshFailureKind.Misconfigured,
+                        FailureKind = Refresh.RefreshClient.Classify((int)response.StatusCode, result.Error),
                         RetryAfter = Refresh.RefreshClient.RetryAfter(response, time.GetUtcNow()),
                     };
             }
@@ -279,7 +276,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
         {
             logger.LogWarning("Token exchange with provider {Provider} failed: {Error}", provider.Name, e.GetType().Name);
-            return TokenExchangeResult.Fail("provider_unreachable", "The provider's token endpoint could not be reached.") with { Transient = true };
+            return TokenExchangeResult.Fail("provider_unreachable", "The provider's token endpoint could not be reached.") with { FailureKind = Refresh.RefreshFailureKind.Transient };
         }
     }
 

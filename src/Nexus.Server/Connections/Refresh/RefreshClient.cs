@@ -114,7 +114,7 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             // Likewise a 401 without an OAuth error blames the client registration (Misconfigured: retried, logged as
             // the deployment's to fix), as it does for an ordinary refresh, not a grant the connection could lose.
             return fresh.Succeeded ? RefreshAttempt.Success(fresh)
-                : RefreshAttempt.Failure(fresh.Transient ? RefreshFailureKind.Transient : fresh.Misconfigured ? RefreshFailureKind.Misconfigured : Classify(400, fresh.Error),
+                : RefreshAttempt.Failure(fresh.FailureKind ?? Classify(400, fresh.Error),
                     fresh.Error ?? "token_request_failed", fresh.ErrorDescription, fresh.RetryAfter);
         }
 
