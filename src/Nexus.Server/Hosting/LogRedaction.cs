@@ -25,7 +25,11 @@ internal static partial class LogRedaction
     /// <summary>The text with every sensitive parameter's value replaced; the same instance when there was none.</summary>
     public static string Redact(string text)
     {
-        if (text.Length < 4 || (!text.Contains('=', StringComparison.Ordinal) && !text.Contains("%3", StringComparison.OrdinalIgnoreCase)))
+        // Every match holds "=" or a percent-encoded one ("%3D"/"%3d"): a text with neither '=' nor '%' (one vectorised
+        // pass) is returned as it is, and so is one whose only '%' escapes are not "%3…". This runs for every log line's
+        // values and every string attribute of every span, most of which are plain paths and names.
+        var span = text.AsSpan();
+        if (span.Length < 4 || span.IndexOfAny('=', '%') < 0 || (!span.Contains('=') && !span.Contains("%3", StringComparison.Ordinal)))
         {
             return text;
         }

@@ -193,7 +193,8 @@ internal sealed class RedactingSpanProcessor : BaseProcessor<Activity>
     public override void OnEnd(Activity data)
     {
         List<KeyValuePair<string, string>>? changed = null;
-        foreach (var tag in data.TagObjects)
+        // EnumerateTagObjects: a struct enumerator over the span's tags (TagObjects allocates one per span).
+        foreach (ref readonly var tag in data.EnumerateTagObjects())
         {
             if (tag.Value is string text && LogRedaction.Redact(text) is var redacted && !ReferenceEquals(redacted, text))
             {

@@ -204,6 +204,8 @@ public sealed class SecretsInLogsTests
     [InlineData("/back?return=https%3A%2F%2Fa%2Fcb%3Fcode%3Dabc%26state%3Ddef", "/back?return=https%3A%2F%2Fa%2Fcb%3Fcode%3D[redacted]%26state%3D[redacted]")]
     [InlineData("/authorize?scope=read&code_challenge=abc&response_type=code", "/authorize?scope=read&code_challenge=abc&response_type=code")]
     [InlineData("no url here", "no url here")]
+    [InlineData("/next%3fcode%3dabc%26scope%3dread", "/next%3fcode%3d[redacted]%26scope%3dread")]
+    [InlineData("/a%20b/c%2Fd", "/a%20b/c%2Fd")]
     public void RedactsSecretQueryParametersAndLeavesTheRest(string text, string expected)
     {
         Assert.Equal(expected, LogRedaction.Redact(text));
