@@ -12,8 +12,8 @@ internal static class AccountEndpoints
     public static void MapAccountPages(this IEndpointRouteBuilder app)
     {
         app.MapGet("/", HomeAsync).ExcludeFromDescription();
-        app.MapGet("/account/signin", (HttpContext context, string? returnUrl, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
-            SignInPageAsync(context, returnUrl, null, settings, upstream, ct)).ExcludeFromDescription();
+        app.MapGet("/account/signin", (HttpContext context, string? returnUrl, string? prompt, string? max_age, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct) =>
+            SignInPageAsync(context, returnUrl, SignInDemand.Parse(prompt, max_age), null, settings, upstream, ct)).ExcludeFromDescription();
         app.MapPost("/account/signin", SignInAsync).ExcludeFromDescription().RequireProtectedForm();
         app.MapGet("/account/signup", SignUpPageAsync).ExcludeFromDescription();
         app.MapPost("/account/signup", SignUpAsync).ExcludeFromDescription().RequireProtectedForm();
@@ -51,33 +51,38 @@ internal static class AccountEndpoints
             """);
     }
 
-    private static async Task<IResult> SignInPageAsync(HttpContext context, string? returnUrl, string? error, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct,
-        int status = 200, string? email = null)
+    private static async Task<IResult> SignInPageAsync(HttpContext context, string? returnUrl, SignInDemand demand, string? error, DeploymentSettings settings, UpstreamSignIn upstream,
+        CancellationToken ct, int status = 200, string? email = null)
     {
         returnUrl = LocalUrlOrHome(returnUrl);
         var signUp = await settings.IsSignUpEnabledAsync(ct) ? $"""<p class="muted">New here? <a href="/account/signup?returnUrl={E(Uri.EscapeDataString(returnUrl!))}">Create an account</a></p>""" : "";
         var external = upstream.IsConfigured
-            ? $"""<p><a class="button secondary" href="{UpstreamSignIn.StartPath}?returnUrl={E(Uri.EscapeDataString(returnUrl!))}">Sign in with {E(upstream.DisplayName)}</a></p>"""
+            ? $"""<p><a class="button secondary" href="{UpstreamSignIn.StartPath}?returnUrl={E(Uri.EscapeDataString(returnUrl!) + demand.ToQuery())}">Sign in with {E(upstream.DisplayName)}</a></p>"""
             : "";
         var message = error is null ? "" : $"""<p class="error" role="alert">{E(error)}</p>""";
         return Page(context, "Sign in", $"""
             <section class="card narrow"><h1>Sign in to Nexus</h1>{message}
             <form method="post" action="{SignInPath}">{AntiforgeryField(context)}
-            <input type="hidden" name="returnUrl" value="{E(returnUrl)}">
+            <input type="hidden" name="returnUrl" value="{E(returnUrl)}">{DemandFields(demand)}
             <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="username" required autofocus{(email is null ? "" : $" value=\"{E(email)}\"")}>
             <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
             <div class="actions"><button type="submit">Sign in</button></div></form>{external}{signUp}</section>
             """, status);
     }
 
+    private static string DemandFields(SignInDemand demand) => string.Concat(demand.ToParameters()
+        .Select(p => $"""<input type="hidden" name="{E(p.Key)}" value="{E(p.Value)}">"""));
+
     private static async Task<IResult> SignInAsync(HttpContext context, PasswordSignIn signIn, DeploymentSettings settings, UpstreamSignIn upstream, CancellationToken ct)
     {
         var form = ProtectedForm.Of(context);
 
         string email = form["email"].ToString().Trim(), password = form["password"].ToString(), returnUrl = form["returnUrl"].ToString();
+        // Kept for the page shown again after a failed attempt (its upstream link); a password sign-in is a fresh one.
+        var demand = SignInDemand.Parse(form[SignInDemand.PromptParameter], form[SignInDemand.MaxAgeParameter]);
         if (email.Length == 0 || password.Length == 0)
         {
-            return await SignInPageAsync(context, returnUrl, "Enter your email and password.", settings, upstream, ct, 400, email);
+            return await SignInPageAsync(context, returnUrl, demand, "Enter your email and password.", settings, upstream, ct, 400, email);
         }
 
         var (outcome, retryAfter) = await signIn.SignInAsync(context, email, password);
@@ -92,10 +97,10 @@ internal static class AccountEndpoints
             case PasswordSignInOutcome.Throttled:
                 var minutes = (int)Math.Ceiling(retryAfter.TotalMinutes);
                 context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return await SignInPageAsync(context, returnUrl, $"Too many failed sign-ins from your network. Try again in {minutes} minute{(minutes == 1 ? "" : "s")}.", settings, upstream, ct, 429, email);
+                return await SignInPageAsync(context, returnUrl, demand, $"Too many failed sign-ins from your network. Try again in {minutes} minute{(minutes == 1 ? "" : "s")}.", settings, upstream, ct, 429, email);
             default:
                 // A locked account, an unknown email and a wrong password get the same answer (no account enumeration).
-                return await SignInPageAsync(context, returnUrl, "Wrong email or password.", settings, upstream, ct, 401, email);
+                return await SignInPageAsync(context, returnUrl, demand, "Wrong email or password.", settings, upstream, ct, 401, email);
         }
     }
 

@@ -55,7 +55,7 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
         return (metadata, keys);
     }
 
-    public async Task<IResult> StartAsync(HttpContext context, string? returnUrl)
+    public async Task<IResult> StartAsync(HttpContext context, string? returnUrl, SignInDemand demand = default)
     {
         if (!IsConfigured)
         {
@@ -84,7 +84,11 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             ["nonce"] = pending.Nonce,
             ["code_challenge"] = challenge,
             ["code_challenge_method"] = "S256",
-        }.Select(p => $"{p.Key}={Uri.EscapeDataString(p.Value)}"));
+        }
+        // OIDC Core §3.1.2.1: what the application asked of this sign-in (prompt=login or select_account, max_age),
+        // asked of the upstream in turn; its ID token's auth_time then says when it authenticated the person.
+        .Concat(demand.ToParameters())
+        .Select(p => $"{p.Key}={Uri.EscapeDataString(p.Value)}"));
         return Results.Redirect(url);
     }
 
@@ -231,7 +235,8 @@ internal static class UpstreamSignInEndpoints
 {
     public static void MapUpstreamSignIn(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/account/external/start", (HttpContext context, string? returnUrl, UpstreamSignIn upstream) => upstream.StartAsync(context, returnUrl)).ExcludeFromDescription();
+        app.MapGet(UpstreamSignIn.StartPath, (HttpContext context, string? returnUrl, string? prompt, string? max_age, UpstreamSignIn upstream) =>
+            upstream.StartAsync(context, returnUrl, SignInDemand.Parse(prompt, max_age))).ExcludeFromDescription();
         app.MapGet("/account/external/callback", (HttpContext context, UpstreamSignIn upstream, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings) =>
             upstream.CallbackAsync(context, users, signIn, settings)).ExcludeFromDescription();
     }

@@ -51,8 +51,11 @@ internal static class AuthorizeEndpoint
             // Not signed out here: any site can send a person's browser to this GET (the session cookie is Lax), so
             // signing out would let it end their session at will, which RP-Initiated Logout asks them to confirm. The
             // sign-in page's successful sign-in replaces the session; leaving it keeps the one they had.
-            // Come back to the same request once signed in, without the prompt that sent us to sign-in.
-            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(Back(request))}");
+            // Come back to the same request once signed in, without the prompt that sent us to sign-in. The sign-in
+            // page is told what the request asked (login, select_account, max_age): a sign-in through the upstream
+            // provider asks it of the upstream in turn, whose single sign-on would otherwise let the person through unasked.
+            var demand = SignInDemand.Parse(request.Prompt, request.MaxAge?.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return Results.Redirect($"{AccountEndpoints.SignInPath}?returnUrl={Uri.EscapeDataString(Back(request))}{demand.ToQuery()}");
         }
 
         if (PasswordChange.IsRequired(context.User))

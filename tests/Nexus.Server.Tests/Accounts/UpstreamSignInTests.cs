@@ -135,6 +135,93 @@ public sealed class UpstreamSignInTests
         }
     }
 
+    [Theory]
+    [InlineData("&prompt=login")]
+    [InlineData("&max_age=600")]
+    public async Task AnApplicationThatAsksForAFreshSignInHasTheUpstreamAskThePersonAgain(string demand)
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+            using var browser = new Browser(nexus);
+            await SignInUpstreamAsync(browser, email);
+
+            // An hour on, signed in to both: an application asks for a fresh sign-in (or one at most ten minutes old).
+            upstream.Time.Advance(TimeSpan.FromHours(1));
+            nexus.Time.Advance(TimeSpan.FromHours(1));
+            var (clientId, secret) = await RegisterApplicationAsync(nexus);
+            var (verifier, challenge) = Pkce();
+            var signInPage = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge) + demand);
+            Assert.Equal("/account/signin", signInPage.AbsolutePath);
+            var start = System.Net.WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Match(browser.LastPage, "href=\"(/account/external/start\\?[^\"]+)\"").Groups[1].Value);
+            Assert.Contains(demand, start, StringComparison.Ordinal);
+
+            // The upstream is asked the same: its single sign-on does not let the person through, it asks for the password.
+            var atUpstream = await browser.NavigateAsync(start, followForeign: true);
+            Assert.Equal(("localhost", "/account/signin"), (atUpstream.Host, atUpstream.AbsolutePath));
+            var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
+            var back = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            if (Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal)))
+            {
+                back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            }
+
+            // The ID token says the person authenticated now, at the upstream.
+            var (status, tokens) = await ExchangeCodeAsync(nexus, clientId, secret, Browser.Query(back)["code"], verifier);
+            Assert.Equal(HttpStatusCode.OK, status);
+            var authTime = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.GetProperty("id_token").GetString()).GetPayloadValue<long>("auth_time");
+            Assert.InRange(authTime, authenticated - 2, authenticated + 2);
+        }
+    }
+
+    [Fact]
+    public async Task OnlyLoginSelectAccountAndAWholeMaxAgeArePassedOnToTheUpstream()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=none%20consent%20login%20bogus&max_age=-5");
+            var sent = Browser.Query(new Uri(browser.LastLocation!));
+            Assert.Equal("login", sent["prompt"]);
+            Assert.False(sent.ContainsKey("max_age"));
+
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=consent&max_age=1x");
+            sent = Browser.Query(new Uri(browser.LastLocation!));
+            Assert.False(sent.ContainsKey("prompt"));
+            Assert.False(sent.ContainsKey("max_age"));
+
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=select_account&max_age=0");
+            sent = Browser.Query(new Uri(browser.LastLocation!));
+            Assert.Equal(("select_account", "0"), (sent["prompt"], sent["max_age"]));
+        }
+    }
+
+    [Fact]
+    public async Task AWrongPasswordKeepsWhatTheApplicationAskedForTheUpstreamLink()
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/signin?returnUrl=%2Fdashboard&prompt=login&max_age=60");
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = NewEmail(), ["password"] = "wrong password" });
+            Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
+            Assert.Contains("/account/external/start?returnUrl=%2Fdashboard&amp;prompt=login&amp;max_age=60", browser.LastPage, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task AnAccountThatSignsInOnlyThroughTheUpstreamIsOfferedNoPasswordToChange()
     {
