@@ -369,12 +369,41 @@ public sealed class NexusClient : IDisposable
             var renewal = new Renewal(rejected);
             if (last is null ? renewals.TryAdd(connectionId, renewal) : renewals.TryUpdate(connectionId, renewal, last))
             {
-                renewal.Start(() => RenewCredentialsAsync(connectionId, CancellationToken.None));
+                renewal.Start(() => RenewAsync(connectionId, rejected));
                 return await renewal.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
             // Another caller registered a renewal first: look again (and join it).
         }
+    }
+
+    /// <summary>
+    /// One renewal after the provider refused <paramref name="rejected"/>, as the Go, TypeScript and Python SDKs make
+    /// it: an OAuth 2.0 token is refreshed (<c>POST /v1/refresh</c>) and read again, except when Nexus answers
+    /// <c>refresh_not_supported</c> (no refresh token): then nothing is read and <paramref name="rejected"/> itself
+    /// comes back (the provider's 401 stands; <see cref="RefreshAsync"/> has dropped the cached copy). Other
+    /// credentials have nothing to refresh and are read again (they may have been captured anew). A result with the
+    /// same values as <paramref name="rejected"/> is not worth a retry.
+    /// </summary>
+    private async Task<NexusCredential> RenewAsync(string connectionId, NexusCredential rejected)
+    {
+        if (rejected.Strategy.Type == CredentialStrategy.OAuth2)
+        {
+            try
+            {
+                await RefreshAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (NexusException e) when (e.Code is "refresh_not_supported")
+            {
+                return rejected;
+            }
+        }
+        else
+        {
+            cache.Invalidate(connectionId);
+        }
+
+        return await cache.GetAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>One renewal of a connection's credential, and the credential it replaces.</summary>

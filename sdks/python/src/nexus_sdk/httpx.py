@@ -116,8 +116,10 @@ class NexusAuth(_httpx.Auth):
         _check_followed(response, mark)
         # A 401 from another host (a redirect's, which got no credentials) says nothing about them.
         if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
-            creds = self.client.credentials_after_rejection(self.connection_id, creds)
-            self._apply(request, creds)
+            fresh = self.client.credentials_after_rejection(self.connection_id, creds)
+            if fresh.same_secret(creds):
+                return  # the same credential would be refused again: the 401 stands
+            self._apply(request, fresh)
             yield request
 
     auth_flow = sync_auth_flow
@@ -133,9 +135,11 @@ class NexusAuth(_httpx.Auth):
         response = yield request
         _check_followed(response, mark)
         if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
-            creds = await loop.run_in_executor(
+            fresh = await loop.run_in_executor(
                 None, functools.partial(self.client.credentials_after_rejection, self.connection_id, creds))
-            self._apply(request, creds)
+            if fresh.same_secret(creds):
+                return  # the same credential would be refused again: the 401 stands
+            self._apply(request, fresh)
             yield request
 
 

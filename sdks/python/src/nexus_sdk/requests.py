@@ -96,9 +96,11 @@ class NexusAuth(AuthBase):
         if (response.status_code != 401 or old is None or getattr(request, "_nexus_retried", False)
                 or not _replayable(request.body)):
             return response
+        creds = self.client.credentials_after_rejection(self.connection_id, old)
+        if creds.same_secret(old):
+            return response  # the same credential would be refused again: the 401 stands
         response.content  # drain, so the connection can be reused
         response.close()
-        creds = self.client.credentials_after_rejection(self.connection_id, old)
         retry = request.copy()
         retry.hooks = {"response": []}
         _apply(retry, creds)
