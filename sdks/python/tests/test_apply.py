@@ -282,6 +282,24 @@ class ApplyTests(unittest.TestCase):
                 r = requests.get(self.server.url + "/api/%s/old" % cid, auth=nexus_requests.NexusAuth(self.client, cid), timeout=5)
                 self.assertEqual((200, True), (r.status_code, r.json()["ok"]))
 
+    def test_requests_signs_each_redirect_on_the_provider_s_origin_anew(self):
+        # The provider moved the resource on its own origin: each hop must carry a SigV4 signature for its own method,
+        # path and body (the first one's, replayed, is refused), and an API key in the query must come along.
+        for status, method, body, landed_method, landed_body in ((302, "GET", None, "GET", ""), (301, "GET", None, "GET", ""),
+                                                                 (307, "POST", '{"a": 1}', "POST", '{"a": 1}'),
+                                                                 (308, "POST", '{"a": 1}', "POST", '{"a": 1}'),
+                                                                 (303, "POST", '{"a": 1}', "GET", "")):
+            for cid in ("c_aws", "c_query", "c_oauth"):
+                with self.subTest(status=status, strategy=cid):
+                    self.server.route(method, r"/api/%s/moving(\?.*)?" % cid,
+                                      lambda s, m, cid=cid, status=status: (status, {"Location": "/api/%s/moved/%d" % (cid, status)}, b""))
+                    r = requests.request(method, self.server.url + "/api/%s/moving" % cid, data=body,
+                                         auth=nexus_requests.NexusAuth(self.client, cid, retry_on_401=False), timeout=5)
+                    self.assertEqual(200, r.status_code, r.text)
+                    self.assertEqual(("/api/%s/moved/%d" % (cid, status), landed_body), (r.json()["path"].split("?")[0], r.json()["body"]))
+                    self.assertEqual(landed_method, r.request.method)
+                    self.assertEqual(status, r.history[0].status_code)
+
     def test_requests_after_a_401_retry_a_redirect_gets_the_new_credentials_on_the_origin_and_none_elsewhere(self):
         landing = self.redirect_elsewhere(r"/api")
         # The first key is refused; the refreshed one is redirected, elsewhere (hop) or on the same origin (move),
