@@ -342,6 +342,30 @@ class ApplyTests(unittest.TestCase):
                           event_hooks=nexus_httpx.EVENT_HOOKS if hooks else None) as h:
             return h.get(url, headers={"X-Caller": "mine"})
 
+    def test_httpx_with_its_redirect_hook_signs_each_redirect_on_the_provider_s_origin_anew(self):
+        for asynchronous in (False, True):
+            for status in (302, 307, 303):
+                for cid in ("c_aws", "c_query"):
+                    with self.subTest(asynchronous=asynchronous, status=status, strategy=cid):
+                        self.server.route("POST", r"/api/%s/moving(\?.*)?" % cid,
+                                          lambda s, m, cid=cid, status=status: (status, {"Location": "/api/%s/moved/%d" % (cid, status)}, b""))
+
+                        async def run_async():
+                            async with httpx.AsyncClient(auth=nexus_httpx.NexusAuth(self.client, cid, retry_on_401=False),
+                                                         follow_redirects=True, timeout=5,
+                                                         event_hooks=nexus_httpx.ASYNC_EVENT_HOOKS) as h:
+                                return await h.post(self.server.url + "/api/%s/moving" % cid, content=b'{"a": 1}')
+
+                        if asynchronous:
+                            r = asyncio.run(run_async())
+                        else:
+                            with httpx.Client(auth=nexus_httpx.NexusAuth(self.client, cid, retry_on_401=False),
+                                              follow_redirects=True, timeout=5, event_hooks=nexus_httpx.EVENT_HOOKS) as h:
+                                r = h.post(self.server.url + "/api/%s/moving" % cid, content=b'{"a": 1}')
+                        self.assertEqual(200, r.status_code, r.text)
+                        self.assertEqual("/api/%s/moved/%d" % (cid, status), r.json()["path"].split("?")[0])
+                        self.assertEqual('{"a": 1}' if status == 307 else "", r.json()["body"])  # httpx: a POST's 302 becomes a GET
+
     def test_httpx_with_its_redirect_hook_never_sends_the_credentials_or_the_api_key_to_another_host(self):
         self.redirect_elsewhere(r"/api")
         self.redirect_elsewhere(r"/v1/bridge")
