@@ -471,7 +471,9 @@ public sealed class NexusClient : IDisposable
     /// Sends <paramref name="request"/> through the Bridge: Nexus applies the credential, so the application never holds
     /// it. A relative request URI is a provider API path; an absolute one keeps only its path and query, unless it is
     /// already on this connection's Bridge (a <c>Location</c> handed back), which is sent as it is. The provider's
-    /// answer comes back as it is (the Bridge itself refreshes once after a provider 401).
+    /// answer comes back as it is (the Bridge itself refreshes once after a provider 401), its own problems included;
+    /// Nexus's own refusals (<c>urn:nexus:problem:</c> problems: the connection needs attention, is not active, is not
+    /// found, …) throw the typed errors (<see cref="NexusAttentionRequiredException"/>, …), as in the other SDKs.
     /// </summary>
     /// <remarks>
     /// Redirects: the Bridge follows none. One inside the provider's API comes back with its <c>Location</c> rewritten
@@ -503,7 +505,35 @@ public sealed class NexusClient : IDisposable
             response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         }
 
+        if ((int)response.StatusCode >= 400 && response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+        {
+            // Nexus's own refusal (a problem whose type is urn:nexus:problem:…: connection not active, not found, …)
+            // becomes the typed error, as in the Go, TypeScript and Python SDKs; a provider's problem comes back as it is.
+            await response.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+            if (IsNexusProblem(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)))
+            {
+                using (response)
+                {
+                    throw await ErrorAsync(response, connectionId, RetryAfter(response), cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
         return response;
+    }
+
+    /// <summary>Whether a problem document is Nexus's own (its <c>type</c> is <c>urn:nexus:problem:…</c>), not a provider's.</summary>
+    private static bool IsNexusProblem(string text)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return Json.String(document.RootElement, "type") is { } type && type.StartsWith("urn:nexus:problem:", StringComparison.Ordinal);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     /// <summary>
