@@ -80,6 +80,31 @@ func TestAProvider401OnAConnectionWithNothingToRefreshReturnsTheProviders401(t *
 	if status != 401 || f.count("POST /v1/refresh/") != 1 {
 		t.Fatalf("status %d after %d refreshes", status, f.count("POST /v1/refresh/"))
 	}
+	// No read after the refusal, and no second request.
+	if f.count("GET /v1/token/") != 1 || atomic.LoadInt64(&p.hits) != 1 {
+		t.Fatalf("%d token reads, %d provider requests", f.count("GET /v1/token/"), p.hits)
+	}
+}
+
+func TestAProvider401IsNotRetriedWhenNexusHandsBackTheSameCredential(t *testing.T) {
+	// An OAuth 2.0 token that the forced refresh left as it was, and an API key that was not captured anew.
+	for _, tc := range []struct {
+		name      string
+		token     map[string]interface{}
+		refreshes int64
+	}{
+		{"oauth2", bearerToken("tok-same", time.Now().Add(time.Hour)), 1},
+		{"api_key", strategyToken(map[string]string{"type": "api_key", "in": "header", "name": "X-Key"}, map[string]string{"api_key": "k-same"}), 0},
+	} {
+		f := newFakeNexus(t)
+		f.token = func(w http.ResponseWriter, r *http.Request, n int64) { writeJSON(w, 200, tc.token) }
+		p := newProvider(t, func(r *http.Request) bool { return false })
+		status, _ := get(t, f.client(t).HTTPClient("conn_1"), p.srv.URL+"/x")
+		if status != 401 || atomic.LoadInt64(&p.hits) != 1 || f.count("GET /v1/token/") != 2 || f.count("POST /v1/refresh/") != tc.refreshes {
+			t.Fatalf("%s: status %d, %d provider requests, %d token reads, %d refreshes", tc.name, status, p.hits,
+				f.count("GET /v1/token/"), f.count("POST /v1/refresh/"))
+		}
+	}
 }
 
 func TestWaitUntilActiveKeepsPollingThroughATransientErrorUntilTheConnectionIsActive(t *testing.T) {

@@ -452,8 +452,8 @@ func (r *scenarioRun) call(ctx context.Context, t *testing.T, s scenarioStep) {
 		before = r.refreshes(t)
 	}
 	resp, err := h.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if r.expectError(t, s, err) {
+		return // expect.error: the call failed with that typed error
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)

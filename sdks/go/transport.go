@@ -3,6 +3,7 @@ package nexus
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -39,6 +40,9 @@ type Transport struct {
 	// Base sends the requests: to the provider directly, or to Nexus with Bridge. Default: the Client's
 	// http.Client transport, or http.DefaultTransport.
 	Base http.RoundTripper
+
+	// follow: this Transport follows redirects itself (HTTPClient's), with fetch's rules.
+	follow bool
 }
 
 // TransportOption configures Transport and HTTPClient.
@@ -69,27 +73,113 @@ func (c *Client) BridgeURL(connectionID string) string {
 // to the same scheme and host (a credential must not follow a redirect elsewhere); with ViaBridge, only those to
 // this connection's Bridge on Nexus (a redirect inside the provider's API, which the Bridge rewrites to its own
 // path). Any other redirect comes back as the 3xx.
+//
+// Redirects are followed as fetch and the other Nexus SDKs follow them, not as net/http does: at most 20 hops (more
+// is an error); 303 turns every method but HEAD into a GET without a body, 301 and 302 turn only a POST into a GET;
+// any other method (PUT, DELETE, ...) keeps its method and body, as 307 and 308 keep every method and body. A body
+// that must be sent again and cannot be (no GetBody) ends the chain: the 3xx comes back. The Transport of the
+// returned client does the following (each hop with the credential applied anew, a SigV4 signature made again for
+// the hop's method and path); the http.Client only hands back the redirects it did not follow.
 func (c *Client) HTTPClient(connectionID string, opts ...TransportOption) *http.Client {
 	t := c.Transport(connectionID, opts...)
+	t.follow = true
 	return &http.Client{
 		Transport: t,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return errors.New("stopped after 10 redirects")
-			}
-			if t.Bridge {
-				if _, ok := t.bridgeRedirect(req); !ok {
-					return http.ErrUseLastResponse
-				}
-				return nil
-			}
-			first := via[0].URL
-			if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
-				return http.ErrUseLastResponse
-			}
-			return nil
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // the Transport followed every redirect it may follow
 		},
 	}
+}
+
+// MaxRedirects is how many redirects HTTPClient follows in one request, as fetch and the other Nexus SDKs do.
+const MaxRedirects = 20
+
+// redirectStatus tells whether status is a redirect that names where to go (Location).
+func redirectStatus(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// contentHeaders are dropped with the body when a redirect turns a request into a GET (Fetch standard, HTTP-redirect fetch).
+var contentHeaders = []string{"Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Content-Location"}
+
+// roundTripFollowing sends req and follows the redirects HTTPClient may follow (see HTTPClient), each hop through
+// roundTripBridge or roundTripDirect.
+func (t *Transport) roundTripFollowing(req *http.Request) (*http.Response, error) {
+	first := req.URL
+	hop := req
+	for redirects := 0; ; redirects++ {
+		var resp *http.Response
+		var err error
+		if t.Bridge {
+			resp, err = t.roundTripBridge(hop)
+		} else {
+			resp, err = t.roundTripDirect(hop)
+		}
+		if err != nil || !redirectStatus(resp.StatusCode) || resp.Header.Get("Location") == "" {
+			return resp, err
+		}
+		from := hop.URL
+		if resp.Request != nil && resp.Request.URL != nil {
+			from = resp.Request.URL // the Bridge URL that answered, when the caller wrote a provider URL
+		}
+		target, perr := from.Parse(resp.Header.Get("Location"))
+		if perr != nil || (target.Scheme != "http" && target.Scheme != "https") {
+			return resp, nil
+		}
+		if t.Bridge {
+			if !t.onBridge(target) {
+				return resp, nil
+			}
+		} else if target.Scheme != first.Scheme || !strings.EqualFold(target.Host, first.Host) {
+			return resp, nil // the credential stays on the request's origin: the caller gets the 3xx
+		}
+		if redirects >= MaxRedirects {
+			drain(resp)
+			return nil, fmt.Errorf("nexus: stopped after %d redirects", MaxRedirects)
+		}
+		next, ok := redirectedRequest(hop, resp.StatusCode, target)
+		if !ok {
+			return resp, nil // the body must be sent again and cannot be
+		}
+		next.Response = resp
+		drain(resp)
+		hop = next
+	}
+}
+
+// redirectedRequest is the next hop after a redirect with status from hop to target, with fetch's method rules: 303
+// (but for HEAD), and 301/302 after a POST, become a GET without the body or its Content-* headers; every other
+// request keeps its method and body, and ok is false when that body cannot be sent again (no GetBody).
+func redirectedRequest(hop *http.Request, status int, target *url.URL) (*http.Request, bool) {
+	next := hop.Clone(hop.Context())
+	next.URL, next.Host = target, ""
+	next.Response = nil
+	if (status == http.StatusSeeOther && hop.Method != http.MethodGet && hop.Method != http.MethodHead) ||
+		((status == http.StatusMovedPermanently || status == http.StatusFound) && hop.Method == http.MethodPost) {
+		next.Method = http.MethodGet
+		next.Body, next.GetBody, next.ContentLength = nil, nil, 0
+		for _, name := range contentHeaders {
+			next.Header.Del(name)
+		}
+		return next, true
+	}
+	if hop.Body == nil || hop.Body == http.NoBody {
+		next.Body = hop.Body
+		return next, true
+	}
+	if hop.GetBody == nil {
+		return nil, false
+	}
+	body, err := hop.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	next.Body = body
+	return next, true
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -107,6 +197,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Client == nil || t.ConnectionID == "" {
 		closeBody(req)
 		return nil, errors.New("nexus: Transport needs a Client and a ConnectionID")
+	}
+	if t.follow && req.Response == nil {
+		return t.roundTripFollowing(req)
 	}
 	if t.Bridge {
 		return t.roundTripBridge(req)

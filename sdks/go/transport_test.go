@@ -464,3 +464,140 @@ func TestBridgeModeFollowsA307WithItsBodyAndA303AsAGet(t *testing.T) {
 		t.Fatalf("hops %+v, want %+v", got, want)
 	}
 }
+
+// methodHop is one request that reached a provider: its method, path, body and whether it carried the credential.
+type methodHop struct {
+	Method, Path, Body string
+	Credentialed       bool
+}
+
+// redirectingProvider answers /30x/... with that redirect to /landed (and /hop/N with a 302 to /hop/N+1 up to
+// /hop/{last}), records every request, and needs Bearer tok-1 on each.
+func redirectingProvider(t *testing.T, last int) (*httptest.Server, func() []methodHop) {
+	var mu sync.Mutex
+	var hops []methodHop
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hops = append(hops, methodHop{r.Method, r.URL.Path, string(body), r.Header.Get("Authorization") == "Bearer tok-1"})
+		mu.Unlock()
+		var n int
+		switch {
+		case r.URL.Path == "/landed":
+			io.WriteString(w, "landed")
+		case scanInt(r.URL.Path, "/hop/%d", &n) && n < last:
+			redirectTo(w, http.StatusFound, fmt.Sprintf("/hop/%d", n+1))
+		case scanInt(r.URL.Path, "/hop/%d", &n):
+			io.WriteString(w, "end of the chain")
+		case scanInt(r.URL.Path, "/%d", &n):
+			redirectTo(w, n, "/landed")
+		default:
+			w.WriteHeader(404)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []methodHop {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]methodHop(nil), hops...)
+	}
+}
+
+func scanInt(s, format string, v *int) bool {
+	n, _ := fmt.Sscanf(s, format, v)
+	return n == 1
+}
+
+func TestHTTPClientFollowsRedirectsWithFetchsMethodRulesAPutStaysAPutAfterA301(t *testing.T) {
+	f := newFakeNexus(t)
+	provider, hops := redirectingProvider(t, 0)
+	h := f.client(t).HTTPClient("conn_1")
+	for _, c := range []struct {
+		method string
+		status int
+		want   string // the landing hop's method, and whether the body came with it
+	}{
+		{"PUT", 301, "PUT payload"}, {"PUT", 302, "PUT payload"}, {"DELETE", 301, "DELETE payload"}, {"PATCH", 302, "PATCH payload"},
+		{"POST", 301, "GET "}, {"POST", 302, "GET "}, {"PUT", 303, "GET "}, {"POST", 303, "GET "}, {"DELETE", 303, "GET "},
+		{"POST", 307, "POST payload"}, {"PUT", 308, "PUT payload"}, {"HEAD", 303, "HEAD "}, {"GET", 301, "GET "},
+	} {
+		before := len(hops())
+		body := io.Reader(strings.NewReader("payload"))
+		if c.method == "HEAD" || c.method == "GET" {
+			body = nil
+		}
+		req, _ := http.NewRequest(c.method, fmt.Sprintf("%s/%d", provider.URL, c.status), body)
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := h.Do(req)
+		if err != nil {
+			t.Fatalf("%s %d: %v", c.method, c.status, err)
+		}
+		resp.Body.Close()
+		got := hops()[before:]
+		if resp.StatusCode != 200 || len(got) != 2 || got[1].Path != "/landed" {
+			t.Fatalf("%s %d: status %d, hops %+v", c.method, c.status, resp.StatusCode, got)
+		}
+		if landed := got[1].Method + " " + got[1].Body; landed != c.want || !got[0].Credentialed || !got[1].Credentialed {
+			t.Fatalf("%s after a %d landed as %+v, want %q with the credential on both hops", c.method, c.status, got[1], c.want)
+		}
+	}
+}
+
+func TestHTTPClientFollows20RedirectsAndFailsOnThe21st(t *testing.T) {
+	f := newFakeNexus(t)
+	for _, tc := range []struct {
+		last    int // the chain /hop/0 → ... → /hop/{last}: last redirects
+		wantErr bool
+	}{{20, false}, {21, true}} {
+		provider, hops := redirectingProvider(t, tc.last)
+		resp, err := f.client(t).HTTPClient("conn_1").Get(provider.URL + "/hop/0")
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "stopped after 20 redirects") {
+				t.Fatalf("%d redirects: %v", tc.last, err)
+			}
+			if n := len(hops()); n != 21 {
+				t.Fatalf("%d redirects: %d requests sent, want 21", tc.last, n)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%d redirects: %v", tc.last, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "end of the chain" || len(hops()) != 21 || resp.Request.URL.Path != "/hop/20" {
+			t.Fatalf("%d redirects: %q after %d requests, final URL %s", tc.last, b, len(hops()), resp.Request.URL)
+		}
+	}
+}
+
+func TestBridgeModeKeepsAPutAndItsBodyAfterA301AndA302(t *testing.T) {
+	f := newFakeNexus(t)
+	hops := recordBridge(f, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/bridge/conn_1/301":
+			redirectTo(w, http.StatusMovedPermanently, "/v1/bridge/conn_1/landed")
+		case "/v1/bridge/conn_1/302":
+			redirectTo(w, http.StatusFound, "/v1/bridge/conn_1/landed")
+		default:
+			io.WriteString(w, "landed")
+		}
+	})
+	h := f.client(t).HTTPClient("conn_1", ViaBridge())
+	for _, status := range []string{"301", "302"} {
+		req, _ := http.NewRequest(http.MethodPut, "http://provider.invalid/"+status, strings.NewReader("payload"))
+		resp, err := h.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	got := hops()
+	want := []bridgeHop{
+		{"PUT", "/v1/bridge/conn_1/301", testAPIKey, "payload"}, {"PUT", "/v1/bridge/conn_1/landed", testAPIKey, "payload"},
+		{"PUT", "/v1/bridge/conn_1/302", testAPIKey, "payload"}, {"PUT", "/v1/bridge/conn_1/landed", testAPIKey, "payload"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("hops %+v, want %+v", got, want)
+	}
+}

@@ -369,12 +369,41 @@ public sealed class NexusClient : IDisposable
             var renewal = new Renewal(rejected);
             if (last is null ? renewals.TryAdd(connectionId, renewal) : renewals.TryUpdate(connectionId, renewal, last))
             {
-                renewal.Start(() => RenewCredentialsAsync(connectionId, CancellationToken.None));
+                renewal.Start(() => RenewAsync(connectionId, rejected));
                 return await renewal.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
             // Another caller registered a renewal first: look again (and join it).
         }
+    }
+
+    /// <summary>
+    /// One renewal after the provider refused <paramref name="rejected"/>, as the Go, TypeScript and Python SDKs make
+    /// it: an OAuth 2.0 token is refreshed (<c>POST /v1/refresh</c>) and read again, except when Nexus answers
+    /// <c>refresh_not_supported</c> (no refresh token): then nothing is read and <paramref name="rejected"/> itself
+    /// comes back (the provider's 401 stands; <see cref="RefreshAsync"/> has dropped the cached copy). Other
+    /// credentials have nothing to refresh and are read again (they may have been captured anew). A result with the
+    /// same values as <paramref name="rejected"/> is not worth a retry.
+    /// </summary>
+    private async Task<NexusCredential> RenewAsync(string connectionId, NexusCredential rejected)
+    {
+        if (rejected.Strategy.Type == CredentialStrategy.OAuth2)
+        {
+            try
+            {
+                await RefreshAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (NexusException e) when (e.Code is "refresh_not_supported")
+            {
+                return rejected;
+            }
+        }
+        else
+        {
+            cache.Invalidate(connectionId);
+        }
+
+        return await cache.GetAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>One renewal of a connection's credential, and the credential it replaces.</summary>
@@ -442,7 +471,9 @@ public sealed class NexusClient : IDisposable
     /// Sends <paramref name="request"/> through the Bridge: Nexus applies the credential, so the application never holds
     /// it. A relative request URI is a provider API path; an absolute one keeps only its path and query, unless it is
     /// already on this connection's Bridge (a <c>Location</c> handed back), which is sent as it is. The provider's
-    /// answer comes back as it is (the Bridge itself refreshes once after a provider 401).
+    /// answer comes back as it is (the Bridge itself refreshes once after a provider 401), its own problems included;
+    /// Nexus's own refusals (<c>urn:nexus:problem:</c> problems: the connection needs attention, is not active, is not
+    /// found, …) throw the typed errors (<see cref="NexusAttentionRequiredException"/>, …), as in the other SDKs.
     /// </summary>
     /// <remarks>
     /// Redirects: the Bridge follows none. One inside the provider's API comes back with its <c>Location</c> rewritten
@@ -474,7 +505,35 @@ public sealed class NexusClient : IDisposable
             response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         }
 
+        if ((int)response.StatusCode >= 400 && response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+        {
+            // Nexus's own refusal (a problem whose type is urn:nexus:problem:…: connection not active, not found, …)
+            // becomes the typed error, as in the Go, TypeScript and Python SDKs; a provider's problem comes back as it is.
+            await response.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+            if (IsNexusProblem(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)))
+            {
+                using (response)
+                {
+                    throw await ErrorAsync(response, connectionId, RetryAfter(response), cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
         return response;
+    }
+
+    /// <summary>Whether a problem document is Nexus's own (its <c>type</c> is <c>urn:nexus:problem:…</c>), not a provider's.</summary>
+    private static bool IsNexusProblem(string text)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return Json.String(document.RootElement, "type") is { } type && type.StartsWith("urn:nexus:problem:", StringComparison.Ordinal);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     /// <summary>

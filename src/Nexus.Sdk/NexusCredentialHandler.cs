@@ -11,7 +11,8 @@ namespace Nexus.Sdk;
 /// (<see cref="NexusClient.RenewCredentialsAsync(string, NexusCredential, CancellationToken)"/>: a forced refresh for
 /// OAuth 2.0, shared by every request of the connection refused the same credential at the same moment, so a burst of
 /// 401s costs one <c>POST /v1/refresh</c>) and retries once; a renewal the provider rejects surfaces as
-/// <see cref="NexusAttentionRequiredException"/>.
+/// <see cref="NexusAttentionRequiredException"/>. A renewal that brings back the same values (an API key not captured
+/// anew, an OAuth 2.0 connection without a refresh token) is not retried: the provider's 401 is returned.
 /// </summary>
 /// <remarks>
 /// Redirects: the handler follows them itself, and only within the origin (scheme, host and port) of the request
@@ -137,10 +138,25 @@ public sealed class NexusCredentialHandler : DelegatingHandler
             return response;
         }
 
-        response.Dispose();
         // Single-flight: every request refused this credential at the same moment shares one renewal.
-        credential = await client.RenewCredentialsAsync(id, credential, cancellationToken).ConfigureAwait(false);
-        await credential.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
+        NexusCredential renewed;
+        try
+        {
+            renewed = await client.RenewCredentialsAsync(id, credential, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+
+        if (renewed.HasSameValues(credential))
+        {
+            return response; // the same credential would be refused again (or there was nothing to refresh): the 401 stands
+        }
+
+        response.Dispose();
+        await renewed.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
         return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
     }
 }

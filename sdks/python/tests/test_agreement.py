@@ -128,9 +128,30 @@ class Provider401Tests(unittest.TestCase):
         for adapter in ADAPTERS:
             with self.subTest(adapter=adapter):
                 refreshes = self.server.count("POST", "/v1/refresh/")
+                reads = self.server.count("GET", "/v1/token/")
+                calls = self.server.count("GET", "/api/c_oauth")
                 status, _ = call(adapter, self.client, "c_oauth", self.server.url + "/api/c_oauth/x")
                 self.assertEqual(401, status)
                 self.assertEqual(refreshes + 1, self.server.count("POST", "/v1/refresh/"))
+                # One read (the cache is dropped after the 401, so each call reads once): none after the refusal.
+                self.assertEqual(reads + 1, self.server.count("GET", "/v1/token/"))
+                self.assertEqual(calls + 1, self.server.count("GET", "/api/c_oauth"))
+
+    def test_a_provider_401_is_not_retried_when_nexus_hands_back_the_same_credential(self):
+        # An OAuth 2.0 token that the forced refresh left as it was, and an API key that was not captured anew.
+        self.provider.refresh_reply = js(200, {"connection_id": "c_oauth", "status": "active"})
+        for cid, refreshed in (("c_oauth", 1), ("c_header", 0)):
+            for adapter in ADAPTERS:
+                with self.subTest(adapter=adapter, strategy=cid):
+                    self.client.invalidate()
+                    refreshes = self.server.count("POST", "/v1/refresh/")
+                    reads = self.server.count("GET", "/v1/token/")
+                    calls = self.server.count("GET", "/api/" + cid)
+                    status, _ = call(adapter, self.client, cid, self.server.url + "/api/%s/x" % cid)
+                    self.assertEqual(401, status)
+                    self.assertEqual(calls + 1, self.server.count("GET", "/api/" + cid))
+                    self.assertEqual(reads + 2, self.server.count("GET", "/v1/token/"))  # the first, then one again
+                    self.assertEqual(refreshes + refreshed, self.server.count("POST", "/v1/refresh/"))
 
 
 if __name__ == "__main__":

@@ -75,8 +75,17 @@ class Provider:
     def refresh(self, seen, m):
         if self.refresh_reply:
             return self.refresh_reply
+        if m.group(1) != "c_oauth":  # as Nexus: only an OAuth 2.0 connection has something to refresh
+            return problem(409, "refresh_not_supported", connection_id=m.group(1), status="active")
         self.version[m.group(1)] += 1
         return js(200, {"connection_id": m.group(1), "status": "active"})
+
+    def move_on(self, cid):
+        """The provider accepts only a newer credential than the one the client holds: for OAuth 2.0 the token Nexus's
+        next refresh issues; for the other strategies one captured anew, which Nexus holds already."""
+        self.accept_version[cid] = self.version[cid] + 1
+        if cid != "c_oauth":
+            self.version[cid] += 1
 
     def api(self, seen, m):
         cid = m.group(1)
@@ -151,17 +160,21 @@ class ApplyTests(unittest.TestCase):
                         self.assertEqual(body or "", data["body"])
         self.assertEqual(len(STRATEGIES), self.server.count("GET", "/v1/token/"))  # one fetch each, then cached
 
-    def test_on_a_401_each_adapter_refreshes_once_and_retries_once(self):
+    def test_on_a_401_each_adapter_renews_the_credentials_once_and_retries_once(self):
+        # OAuth 2.0: one POST /v1/refresh, then one read. The others have nothing to refresh: one read (they were
+        # captured anew), no POST /v1/refresh.
         for adapter in ADAPTERS:
             for cid in STRATEGIES:
                 with self.subTest(adapter=adapter, strategy=cid):
                     self.client.credentials(cid)  # cache version n
-                    self.provider.accept_version[cid] = self.provider.version[cid] + 1  # the provider moved on
+                    self.provider.move_on(cid)
                     refreshes = self.server.count("POST", "/v1/refresh/")
+                    reads = self.server.count("GET", "/v1/token/")
                     calls = self.server.count("GET", "/api/" + cid)
                     status, _ = call(adapter, self.client, cid, self.server.url + "/api/%s/x" % cid)
                     self.assertEqual(200, status)
-                    self.assertEqual(refreshes + 1, self.server.count("POST", "/v1/refresh/"))
+                    self.assertEqual(refreshes + (cid == "c_oauth"), self.server.count("POST", "/v1/refresh/"))
+                    self.assertEqual(reads + 1, self.server.count("GET", "/v1/token/"))
                     self.assertEqual(calls + 2, self.server.count("GET", "/api/" + cid))
 
     def test_a_second_401_is_returned_as_it_is(self):
@@ -269,11 +282,30 @@ class ApplyTests(unittest.TestCase):
                 r = requests.get(self.server.url + "/api/%s/old" % cid, auth=nexus_requests.NexusAuth(self.client, cid), timeout=5)
                 self.assertEqual((200, True), (r.status_code, r.json()["ok"]))
 
+    def test_requests_signs_each_redirect_on_the_provider_s_origin_anew(self):
+        # The provider moved the resource on its own origin: each hop must carry a SigV4 signature for its own method,
+        # path and body (the first one's, replayed, is refused), and an API key in the query must come along.
+        for status, method, body, landed_method, landed_body in ((302, "GET", None, "GET", ""), (301, "GET", None, "GET", ""),
+                                                                 (307, "POST", '{"a": 1}', "POST", '{"a": 1}'),
+                                                                 (308, "POST", '{"a": 1}', "POST", '{"a": 1}'),
+                                                                 (303, "POST", '{"a": 1}', "GET", "")):
+            for cid in ("c_aws", "c_query", "c_oauth"):
+                with self.subTest(status=status, strategy=cid):
+                    self.server.route(method, r"/api/%s/moving(\?.*)?" % cid,
+                                      lambda s, m, cid=cid, status=status: (status, {"Location": "/api/%s/moved/%d" % (cid, status)}, b""))
+                    r = requests.request(method, self.server.url + "/api/%s/moving" % cid, data=body,
+                                         auth=nexus_requests.NexusAuth(self.client, cid, retry_on_401=False), timeout=5)
+                    self.assertEqual(200, r.status_code, r.text)
+                    self.assertEqual(("/api/%s/moved/%d" % (cid, status), landed_body), (r.json()["path"].split("?")[0], r.json()["body"]))
+                    self.assertEqual(landed_method, r.request.method)
+                    self.assertEqual(status, r.history[0].status_code)
+
     def test_requests_after_a_401_retry_a_redirect_gets_the_new_credentials_on_the_origin_and_none_elsewhere(self):
         landing = self.redirect_elsewhere(r"/api")
         # The first key is refused; the refreshed one is redirected, elsewhere (hop) or on the same origin (move),
         # where only the refreshed key is accepted.
-        self.provider.accept_version["c_header"] = 2
+        self.client.credentials("c_header")  # k-1; then Nexus holds k-2, captured anew
+        self.provider.move_on("c_header")
         refused = (401, {"Content-Type": "text/plain"}, b"unauthorized")
         self.server.route("GET", r"/api/c_header/hop", lambda s, m: (302, {"Location": landing + "/c_header"}, b"")
                           if s.headers.get("x-key") == "Key k-2" else refused)
@@ -283,8 +315,10 @@ class ApplyTests(unittest.TestCase):
         r = requests.get(self.server.url + "/api/c_header/hop", headers={"X-Caller": "mine"}, auth=auth, timeout=5)
         self.assertEqual(landing + "/c_header", r.url)
         self.assert_nothing_followed(r.json()["headers"], ["x-key"])
-        self.provider.version["c_header"] = 1  # Nexus hands out the refused key again until the next refresh
+        self.provider.version["c_header"] = 1  # the client holds the refused key again; Nexus then k-2
         self.client.invalidate()
+        self.client.credentials("c_header")
+        self.provider.version["c_header"] = 2
         moved = requests.get(self.server.url + "/api/c_header/move", auth=auth, timeout=5)
         self.assertEqual((200, "/api/c_header/moved"), (moved.status_code, moved.json()["path"]))
 
@@ -307,6 +341,30 @@ class ApplyTests(unittest.TestCase):
         with httpx.Client(auth=auth, follow_redirects=follow, timeout=5,
                           event_hooks=nexus_httpx.EVENT_HOOKS if hooks else None) as h:
             return h.get(url, headers={"X-Caller": "mine"})
+
+    def test_httpx_with_its_redirect_hook_signs_each_redirect_on_the_provider_s_origin_anew(self):
+        for asynchronous in (False, True):
+            for status in (302, 307, 303):
+                for cid in ("c_aws", "c_query"):
+                    with self.subTest(asynchronous=asynchronous, status=status, strategy=cid):
+                        self.server.route("POST", r"/api/%s/moving(\?.*)?" % cid,
+                                          lambda s, m, cid=cid, status=status: (status, {"Location": "/api/%s/moved/%d" % (cid, status)}, b""))
+
+                        async def run_async():
+                            async with httpx.AsyncClient(auth=nexus_httpx.NexusAuth(self.client, cid, retry_on_401=False),
+                                                         follow_redirects=True, timeout=5,
+                                                         event_hooks=nexus_httpx.ASYNC_EVENT_HOOKS) as h:
+                                return await h.post(self.server.url + "/api/%s/moving" % cid, content=b'{"a": 1}')
+
+                        if asynchronous:
+                            r = asyncio.run(run_async())
+                        else:
+                            with httpx.Client(auth=nexus_httpx.NexusAuth(self.client, cid, retry_on_401=False),
+                                              follow_redirects=True, timeout=5, event_hooks=nexus_httpx.EVENT_HOOKS) as h:
+                                r = h.post(self.server.url + "/api/%s/moving" % cid, content=b'{"a": 1}')
+                        self.assertEqual(200, r.status_code, r.text)
+                        self.assertEqual("/api/%s/moved/%d" % (cid, status), r.json()["path"].split("?")[0])
+                        self.assertEqual('{"a": 1}' if status == 307 else "", r.json()["body"])  # httpx: a POST's 302 becomes a GET
 
     def test_httpx_with_its_redirect_hook_never_sends_the_credentials_or_the_api_key_to_another_host(self):
         self.redirect_elsewhere(r"/api")

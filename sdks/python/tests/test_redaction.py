@@ -61,7 +61,7 @@ class RedactionTests(unittest.TestCase):
                 self.keep(nexus_requests.NexusAuth(self.client, cid), nexus_httpx.NexusAuth(self.client, cid),
                           nexus_urllib.NexusHandler(self.client, cid))
                 for adapter in ADAPTERS:
-                    self.provider.accept_version[cid] = self.provider.version[cid] + 1  # force the 401 path
+                    self.provider.move_on(cid)  # force the 401 path
                     self.assertEqual(200, call(adapter, self.client, cid, s.url + "/api/%s/x?y=1" % cid)[0])
             self.keep(creds._aws, HttpRequest("GET", "http://h/x?api_key=pre_q-1", {"Authorization": "Bearer at-1"}))
             for action in (lambda: self.client.get_connection("gone"), lambda: self.client.credentials("c_attn"),

@@ -34,6 +34,10 @@ ERRORS = {"not_found": NotFound, "forbidden": Forbidden, "rate_limited": RateLim
           "attention_required": AttentionRequired, "not_active": NotActive}
 VARIANTS = {"direct": ["requests", "httpx", "urllib"], "bridge": ["sdk", "requests", "httpx"],
             "unauthenticated": ["plain"]}
+# A call that expects an error (expect.error) runs with the variants whose API raises the SDK's typed errors: the
+# direct adapters (they fetch the credentials) and the client's bridge(); requests' and httpx's NexusBridgeAuth only
+# add the key, and hand Nexus's answer back as it is.
+ERROR_VARIANTS = {"direct": ["requests", "httpx", "urllib"], "bridge": ["sdk"]}
 
 
 def load() -> Dict[str, Any]:
@@ -265,6 +269,9 @@ class ScenarioTests(unittest.TestCase):
 
     def op_call(self, step: Dict[str, Any], variant: Optional[str]) -> None:
         expect = step.get("expect", {})
+        if "error" in expect:
+            self.expect_error(step, lambda: self.send(step, variant))
+            return
         stats_before = None
         if expect.get("refreshed_once"):
             if step["id"] in State.refreshed_steps:
@@ -340,7 +347,9 @@ def _make_test(index: int, step: Dict[str, Any], variant: Optional[str]) -> Any:
 
 if PATH:
     for _i, _step in enumerate(load()["steps"]):
-        _variants = VARIANTS[_step["via"]] if _step["op"] == "call" else [None]
+        _variants = [None]
+        if _step["op"] == "call":
+            _variants = (ERROR_VARIANTS if "error" in _step.get("expect", {}) else VARIANTS)[_step["via"]]
         for _v in _variants:
             _name = "test_%03d_%s%s" % (_i, _step["id"].replace("-", "_"), "__" + _v if _v else "")
             setattr(ScenarioTests, _name, _make_test(_i, _step, _v))

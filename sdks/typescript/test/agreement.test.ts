@@ -70,10 +70,39 @@ test("a provider 401 on a connection with nothing to refresh returns the provide
   const id = newId();
   server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => json(res, 200, bearerToken("tok-1", null)));
   server.on("POST", new RegExp(`^/v1/refresh/${id}$`), (_req, res) => problem(res, 409, "refresh_not_supported", { connection_id: id, status: "active" }));
-  server.on("GET", new RegExp(`^/api/${id}/`), (_req, res) => json(res, 401, { error: "invalid_token" }));
+  let hits = 0;
+  server.on("GET", new RegExp(`^/api/${id}/`), (_req, res) => {
+    hits++;
+    json(res, 401, { error: "invalid_token" });
+  });
   const response = await client().fetch(id)(`${server.url}/api/${id}/x`);
   assert.equal(response.status, 401);
   assert.equal(server.count(`POST /v1/refresh/${id}`), 1);
+  // No read after the refusal, and no second request.
+  assert.equal(server.count(`GET /v1/token/${id}`), 1);
+  assert.equal(hits, 1);
+});
+
+test("a provider 401 is not retried when Nexus hands back the same credential", async () => {
+  // An OAuth 2.0 token that the forced refresh left as it was, and an API key that was not captured anew.
+  for (const [strategy, token, refreshes] of [
+    ["oauth2", bearerToken("tok-same", null), 1],
+    ["api_key", { strategy: { type: "api_key", in: "header", name: "X-Key", prefix: null }, credentials: { api_key: "k-same" }, expires_at: null }, 0],
+  ] as const) {
+    const id = newId();
+    server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => json(res, 200, token));
+    server.on("POST", new RegExp(`^/v1/refresh/${id}$`), (_req, res) => json(res, 200, connection(id, "active")));
+    let hits = 0;
+    server.on("GET", new RegExp(`^/api/${id}/`), (_req, res) => {
+      hits++;
+      json(res, 401, { error: "invalid_token" });
+    });
+    const response = await client().fetch(id)(`${server.url}/api/${id}/x`);
+    assert.equal(response.status, 401, strategy);
+    assert.equal(hits, 1, strategy);
+    assert.equal(server.count(`GET /v1/token/${id}`), 2, strategy);
+    assert.equal(server.count(`POST /v1/refresh/${id}`), refreshes, strategy);
+  }
 });
 
 test("wait until active keeps polling through a transient error until the connection is active", async () => {

@@ -322,20 +322,24 @@ const ops: Record<string, (step: Step) => Promise<void>> = {
     if (step.headers) init.headers = step.headers;
     if (step.body !== undefined) init.body = step.body;
     const before = step.expect?.["refreshed_once"] ? await stats() : undefined;
-    let response: Response;
-    switch (step.via) {
-      case "direct":
-        response = await sdk().fetch(id)(p.registration.api_base_url + step.path!, init);
-        break;
-      case "bridge":
-        response = await sdk().fetch(id, { bridge: true })(step.path!, init);
-        break;
-      case "unauthenticated":
-        response = await fetch(p.registration.api_base_url + step.path!, init);
-        break;
-      default:
-        assert.fail(`unknown via ${step.via}`);
+    const send = (): Promise<Response> => {
+      switch (step.via) {
+        case "direct":
+          return sdk().fetch(id)(p.registration.api_base_url + step.path!, init);
+        case "bridge":
+          return sdk().fetch(id, { bridge: true })(step.path!, init);
+        case "unauthenticated":
+          return fetch(p.registration.api_base_url + step.path!, init);
+        default:
+          assert.fail(`unknown via ${step.via}`);
+      }
+    };
+    if (step.expect?.["error"]) {
+      // expect.error: the call fails with the SDK's typed error (the fetch hook throws it).
+      await expectError(send, step.expect, id);
+      return;
     }
+    const response = await send();
     const text = await response.text();
     assert.equal(response.status, step.expect?.["status"], `status ${response.status}: ${text}`);
     if (step.expect?.["json"] !== undefined) {

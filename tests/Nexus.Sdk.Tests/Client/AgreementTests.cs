@@ -69,6 +69,34 @@ public sealed class AgreementTests
         using var response = await http.GetAsync(new Uri("https://api.example/me"), TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Equal(1, fake.Count("/v1/refresh/"));
+        // No read after the refusal, and no second request.
+        Assert.Equal(1, fake.Count("/v1/token/"));
+        Assert.Equal(1, fake.Count("/me"));
+    }
+
+    [Theory]
+    [InlineData("oauth2", "\"access_token\":\"at-same\"", "", 1)]
+    [InlineData("api_key", "\"api_key\":\"k-same\"", ",\"in\":\"header\",\"name\":\"X-Key\"", 0)]
+    public async Task A_provider_401_is_not_retried_when_Nexus_hands_back_the_same_credential(string type, string credentials, string strategy, int refreshes)
+    {
+        // An OAuth 2.0 token that the forced refresh left as it was, and an API key that was not captured anew.
+        var fake = new FakeNexus
+        {
+            Respond = request => Task.FromResult(request.RequestUri!.AbsolutePath switch
+            {
+                var p when p.StartsWith("/v1/token/", StringComparison.Ordinal) => FakeNexus.Json(FakeNexus.Token(type, credentials, null, strategy)),
+                var p when p.StartsWith("/v1/refresh/", StringComparison.Ordinal) => FakeNexus.Json(Active),
+                _ => new HttpResponseMessage(HttpStatusCode.Unauthorized),
+            }),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        using var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = fake });
+
+        using var response = await http.GetAsync(new Uri("https://api.example/me"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal(1, fake.Count("/me"));
+        Assert.Equal(2, fake.Count("/v1/token/"));
+        Assert.Equal(refreshes, fake.Count("/v1/refresh/"));
     }
 
     [Fact]

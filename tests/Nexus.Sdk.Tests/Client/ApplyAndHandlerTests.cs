@@ -265,4 +265,26 @@ public sealed class ApplyAndHandlerTests
         Assert.Equal("http://nexus.test/v1/bridge/conn_1/repos/a/b?page=2", sent.Uri);
         Assert.Equal(FakeNexus.ApiKey, sent.ApiKey);
     }
+
+    [Fact]
+    public async Task The_Bridge_call_throws_Nexus_s_own_refusal_as_the_typed_error_and_returns_a_provider_s_problem_as_it_is()
+    {
+        var fake = new FakeNexus
+        {
+            Respond = request => Task.FromResult(request.RequestUri!.AbsolutePath.EndsWith("/provider-problem", StringComparison.Ordinal)
+                ? FakeNexus.Json("""{"type":"https://provider.example/problems/quota","title":"Quota","status":409}""", HttpStatusCode.Conflict, "application/problem+json")
+                : FakeNexus.Json("""{"type":"urn:nexus:problem:connection_not_active","title":"t","code":"connection_not_active","status":"attention_required","error":"invalid_grant","connection_id":"conn_1"}""",
+                    HttpStatusCode.Conflict, "application/problem+json")),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+
+        var error = await Assert.ThrowsAsync<NexusAttentionRequiredException>(() =>
+            client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/me", UriKind.Relative)), TestContext.Current.CancellationToken));
+        Assert.Equal(("conn_1", "invalid_grant"), (error.ConnectionId, error.Reason));
+
+        using var passed = await client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/provider-problem", UriKind.Relative)),
+            TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Conflict, passed.StatusCode);
+        Assert.Contains("provider.example", await passed.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+    }
 }

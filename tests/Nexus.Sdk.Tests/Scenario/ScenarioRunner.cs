@@ -262,28 +262,38 @@ internal sealed class ScenarioRunner : IDisposable
             request.Content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(contentType ?? "text/plain; charset=utf-8");
         }
 
-        var refreshesBefore = await RefreshCountAsync(ct);
-        HttpResponseMessage response;
-        switch (via)
+        async Task<HttpResponseMessage> SendAsync()
         {
-            case "direct":
-                // The idiomatic hook: a DelegatingHandler that applies the connection's credential.
-                using (var http = new HttpClient(new NexusCredentialHandler(Client, id) { InnerHandler = new SocketsHttpHandler() }))
-                {
-                    response = await http.SendAsync(request, ct);
-                }
+            switch (via)
+            {
+                case "direct":
+                    // The idiomatic hook: a DelegatingHandler that applies the connection's credential.
+                    using (var http = new HttpClient(new NexusCredentialHandler(Client, id) { InnerHandler = new SocketsHttpHandler() }))
+                    {
+                        return await http.SendAsync(request, ct);
+                    }
 
-                break;
-            case "bridge":
-                response = await Client.SendThroughBridgeAsync(id, request, ct);
-                break;
-            case "unauthenticated":
-                response = await plain.SendAsync(request, ct);
-                break;
-            default:
-                throw new InvalidOperationException($"unknown via {via}");
+                case "bridge":
+                    return await Client.SendThroughBridgeAsync(id, request, ct);
+                case "unauthenticated":
+                    return await plain.SendAsync(request, ct);
+                default:
+                    throw new InvalidOperationException($"unknown via {via}");
+            }
         }
 
+        if (expect.TryGetProperty("error", out _))
+        {
+            // expect.error: the call fails with the SDK's typed error.
+            await ExpectAsync(expect, async () =>
+            {
+                using var unexpected = await SendAsync();
+            });
+            return;
+        }
+
+        var refreshesBefore = await RefreshCountAsync(ct);
+        var response = await SendAsync();
         using (response)
         {
             var text = await response.Content.ReadAsStringAsync(ct);

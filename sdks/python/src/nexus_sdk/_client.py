@@ -570,10 +570,15 @@ class NexusClient:
 
     def credentials_after_rejection(self, connection_id: str, rejected: Credentials, *,
                                     timeout: Optional[float] = None) -> Credentials:
-        """After a provider refused ``rejected`` (401): force one refresh (``POST /v1/refresh``; skipped when the
-        connection has nothing to refresh) and read the credentials again. Callers that were refused the same
-        credentials at the same time share one refresh. Raises ``AttentionRequired`` if the provider rejects the
-        grant."""
+        """After a provider refused ``rejected`` (401): the credentials to send the request again with, or
+        ``rejected`` itself when there are none (compare with :meth:`Credentials.same_secret`; the 401 then stands).
+
+        OAuth 2.0 credentials are refreshed once (``POST /v1/refresh``), then read again; when Nexus answers
+        ``refresh_not_supported`` (no refresh token) nothing is read, and ``rejected`` comes back. Other credentials
+        (API key, Basic, AWS) have nothing to refresh: they are read again, since they may have been captured anew.
+        Either way, a credential equal in value to ``rejected`` is not worth a retry. Callers that were refused the
+        same credentials at the same time share one refresh. Raises ``AttentionRequired`` if the provider rejects
+        the grant, and the refresh's other errors (``Unavailable``…). As the Go, TypeScript and .NET SDKs."""
 
         def newer() -> Optional[Credentials]:
             entry = self._cache.get(connection_id)
@@ -585,10 +590,16 @@ class NexusClient:
 
         def run() -> Credentials:
             self.invalidate(connection_id)
-            try:
-                self.refresh(connection_id, timeout=timeout)
-            except Conflict as e:  # refresh_not_supported: API keys, Basic, AWS keys; read them again anyway
-                log.debug("nexus: refresh of %s not possible (%s); reading credentials again", connection_id, e.code)
+            if rejected.type == "oauth2":
+                try:
+                    self.refresh(connection_id, timeout=timeout)
+                except Conflict as e:
+                    if e.code != "refresh_not_supported":
+                        raise
+                    # No refresh token: the provider's 401 stands. Nothing new to read (the next request reads
+                    # the credentials again: the cached copy is gone).
+                    log.debug("nexus: %s has nothing to refresh; the provider's 401 stands", connection_id)
+                    return rejected
             return self._fetch(connection_id, timeout)
 
         return self._single_flight(("rejected", connection_id), run, newer, timeout)
@@ -598,14 +609,17 @@ class NexusClient:
     def send(self, connection_id: str, method: str, url: str, *, headers: Optional[Mapping[str, str]] = None,
              body: Body = None, timeout: Optional[float] = None, retry_on_401: bool = True) -> HttpResponse:
         """Calls the provider's API directly with the connection's credentials applied (the plain path, through
-        this client's transport). On a 401 the credentials are refreshed once and the request is sent again."""
+        this client's transport). On a 401 the credentials are refreshed once (see :meth:`credentials_after_rejection`)
+        and the request is sent again, unless they come back unchanged: then the 401 is returned."""
         method = method.upper()
         data = _as_bytes(body)
         creds = self.credentials(connection_id, timeout=timeout)
         response = self._send_with(creds, method, url, headers, data, timeout)
         if response.status == 401 and retry_on_401:
-            creds = self.credentials_after_rejection(connection_id, creds, timeout=timeout)
-            response = self._send_with(creds, method, url, headers, data, timeout)
+            fresh = self.credentials_after_rejection(connection_id, creds, timeout=timeout)
+            if fresh.same_secret(creds):
+                return response  # the same credential would be refused again: the 401 stands
+            response = self._send_with(fresh, method, url, headers, data, timeout)
         return response
 
     def _send_with(self, creds: Credentials, method: str, url: str, headers: Optional[Mapping[str, str]],

@@ -172,9 +172,11 @@ class Credentials:
             return list(OWNED_HEADERS)
         return [self._header_name] if self._header_name is not None and self._query is None else []
 
-    def _same_secret(self, other: "Credentials") -> bool:
+    def same_secret(self, other: "Credentials") -> bool:
         """Whether ``other`` holds the same secret (the same strategy type and fields), whatever the object."""
         return self is other or (self.type == other.type and self._fields == other._fields)
+
+    _same_secret = same_secret
 
     def __repr__(self) -> str:
         return "Credentials(connection_id=%r, type=%r, fields=%r, expires_at=%r)" % (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, AsyncGenerator, Callable, Dict, Generator, Iterable, List
+from typing import Any, AsyncGenerator, Callable, Dict, Generator, Iterable, List, Optional
 
 import httpx as _httpx
 
@@ -28,33 +28,60 @@ _MARK = "nexus_sdk.credential"
 
 class _Mark:
     """What the auth put on a request, kept in its ``extensions`` (which httpx hands on to every redirect's request):
-    where the credential may go, the headers that carry it, and whether the redirect hook ran."""
+    where the credential may go, the headers that carry it, whether the redirect hook ran, and, for a connection's
+    credentials (not the Bridge's key), the request the auth sent and the auth, to apply them again to a redirect's
+    request on their origin."""
 
-    __slots__ = ("stays", "names", "guarded")
+    __slots__ = ("stays", "names", "guarded", "request", "auth")
 
-    def __init__(self, stays: Callable[[str], bool], names: Iterable[str]) -> None:
+    def __init__(self, stays: Callable[[str], bool], names: Iterable[str], request: _httpx.Request,
+                 auth: "Optional[NexusAuth]" = None) -> None:
         self.stays = stays
         self.names = list(names)
         self.guarded = False
+        self.request = request
+        self.auth = auth
+
+
+def _hop(request: _httpx.Request) -> "Optional[_Mark]":
+    """The mark of a request, after dropping the credential's headers from a hop that leaves its origin; the mark
+    again when the request is a redirect's hop on the origin of a connection's credentials (they must be applied
+    anew: httpx copied the hop before's headers, a SigV4 signature made for another method, path and body), else
+    None."""
+    mark = request.extensions.get(_MARK)
+    if not isinstance(mark, _Mark):
+        return None
+    mark.guarded = True
+    if not mark.stays(str(request.url)):
+        for name in mark.names:
+            request.headers.pop(name, None)
+        return None
+    return mark if mark.auth is not None and request is not mark.request else None
 
 
 def strip_credentials_off_origin(request: _httpx.Request) -> None:
     """A ``request`` event hook (``event_hooks=EVENT_HOOKS``) that runs before every hop: httpx builds a redirect's
     request by copying every header but ``Authorization`` (and only when the origin changes), so an API key header,
     ``X-Amz-Security-Token`` or the Bridge's ``X-API-Key`` would reach whatever host the redirect names. Here a hop
-    that leaves the credential's origin (the Bridge: Nexus's URL) loses those headers."""
-    mark = request.extensions.get(_MARK)
-    if not isinstance(mark, _Mark):
-        return
-    mark.guarded = True
-    if not mark.stays(str(request.url)):
-        for name in mark.names:
-            request.headers.pop(name, None)
+    that leaves the credential's origin (the Bridge: Nexus's URL) loses those headers, and a hop on the origin of a
+    connection's credentials gets them applied anew (a SigV4 signature for its own method, path and body; an API
+    key in the query on its URL), as the Go, TypeScript and .NET SDKs do on each hop."""
+    mark = _hop(request)
+    if mark is not None and mark.auth is not None:
+        request.read()
+        mark.auth._apply(request, mark.auth.client.credentials(mark.auth.connection_id))
 
 
 async def async_strip_credentials_off_origin(request: _httpx.Request) -> None:
     """:func:`strip_credentials_off_origin` for an ``AsyncClient`` (``event_hooks=ASYNC_EVENT_HOOKS``)."""
-    strip_credentials_off_origin(request)
+    mark = _hop(request)
+    if mark is not None and mark.auth is not None:
+        await request.aread()
+        auth = mark.auth
+        creds = auth.client._cached(auth.connection_id)
+        if creds is None:
+            creds = await asyncio.get_running_loop().run_in_executor(None, auth.client.credentials, auth.connection_id)
+        auth._apply(request, creds)
 
 
 #: ``httpx.Client(auth=..., follow_redirects=True, event_hooks=EVENT_HOOKS)``.
@@ -63,8 +90,9 @@ EVENT_HOOKS: Dict[str, List[Callable[..., Any]]] = {"request": [strip_credential
 ASYNC_EVENT_HOOKS: Dict[str, List[Callable[..., Any]]] = {"request": [async_strip_credentials_off_origin]}
 
 
-def _mark(request: _httpx.Request, stays: Callable[[str], bool], names: Iterable[str]) -> _Mark:
-    mark = _Mark(stays, names)
+def _mark(request: _httpx.Request, stays: Callable[[str], bool], names: Iterable[str],
+          auth: "Optional[NexusAuth]" = None) -> _Mark:
+    mark = _Mark(stays, names, request, auth)
     request.extensions[_MARK] = mark
     return mark
 
@@ -111,13 +139,15 @@ class NexusAuth(_httpx.Auth):
         request.read()
         creds = self.client.credentials(self.connection_id)
         self._apply(request, creds)
-        mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names())
+        mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names(), self)
         response = yield request
         _check_followed(response, mark)
         # A 401 from another host (a redirect's, which got no credentials) says nothing about them.
         if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
-            creds = self.client.credentials_after_rejection(self.connection_id, creds)
-            self._apply(request, creds)
+            fresh = self.client.credentials_after_rejection(self.connection_id, creds)
+            if fresh.same_secret(creds):
+                return  # the same credential would be refused again: the 401 stands
+            self._apply(request, fresh)
             yield request
 
     auth_flow = sync_auth_flow
@@ -129,13 +159,15 @@ class NexusAuth(_httpx.Auth):
         if creds is None:
             creds = await loop.run_in_executor(None, self.client.credentials, self.connection_id)
         self._apply(request, creds)
-        mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names())
+        mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names(), self)
         response = yield request
         _check_followed(response, mark)
         if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
-            creds = await loop.run_in_executor(
+            fresh = await loop.run_in_executor(
                 None, functools.partial(self.client.credentials_after_rejection, self.connection_id, creds))
-            self._apply(request, creds)
+            if fresh.same_secret(creds):
+                return  # the same credential would be refused again: the 401 stands
+            self._apply(request, fresh)
             yield request
 
 

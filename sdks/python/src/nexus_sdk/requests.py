@@ -54,10 +54,51 @@ def _apply(request: "_requests.PreparedRequest", creds: Credentials) -> None:
     request._nexus_credentials = creds  # type: ignore[attr-defined]
 
 
+class _Hops:
+    """What a redirect's request needs to carry the credentials again: the client, the connection and the origin
+    (scheme, host, port) of the request they were applied to."""
+
+    __slots__ = ("client", "connection_id", "origin")
+
+    def __init__(self, client: NexusClient, connection_id: str, origin: Any) -> None:
+        self.client = client
+        self.connection_id = connection_id
+        self.origin = origin
+
+
+class _CredentialedRequest(_requests.PreparedRequest):
+    """A ``PreparedRequest`` whose redirects get the credentials applied anew. ``requests`` does not call an auth
+    again on a redirect: it copies the request, points the copy at the ``Location`` (changing the method and dropping
+    the body as its rules say), and sends it with the headers of the hop before, so a SigV4 signature made for
+    another method, path and body would be replayed (and an API key in the query lost). ``prepare_cookies`` is the
+    last step ``requests`` takes on that copy once its method, URL and body are final (``resolve_redirects``):
+    there, a hop on the request's own origin is signed (or given its credentials) again, as the Go, TypeScript and
+    .NET SDKs do on each hop. A hop to another origin gets nothing (and ``_strip_before_leaving`` took the
+    credential's headers off it)."""
+
+    _nexus_hops: Optional[_Hops] = None
+
+    def copy(self) -> "_CredentialedRequest":
+        p = super().copy()
+        p.__class__ = _CredentialedRequest
+        p._nexus_hops = self._nexus_hops
+        return p  # type: ignore[return-value]
+
+    def prepare_cookies(self, cookies: Any) -> None:
+        super().prepare_cookies(cookies)
+        hops = self._nexus_hops
+        if hops is not None and origin_of(self.url or "") == hops.origin:
+            creds = hops.client.credentials(hops.connection_id)
+            _apply(self, creds)
+            self._nexus_credentials = creds
+
+
 class NexusAuth(AuthBase):
     """Applies a connection's credentials (Bearer, API key header or query, Basic, or a SigV4 signature) to each
-    request. On a 401 it forces one refresh and sends the request again, when the body can be replayed (bytes,
-    str or none); a second 401 is returned as it is. ``AttentionRequired`` is raised if the grant is gone."""
+    request, and again to each redirect ``requests`` follows on the request's origin (a SigV4 signature is made anew
+    for the hop's method, path and body); a redirect to another origin gets none. On a 401 it renews the credentials
+    once and sends the request again, when the body can be replayed (bytes, str or none) and the renewed credentials
+    differ; a second 401 is returned as it is. ``AttentionRequired`` is raised if the grant is gone."""
 
     def __init__(self, client: NexusClient, connection_id: str, *, retry_on_401: bool = True) -> None:
         self.client = client
@@ -72,6 +113,10 @@ class NexusAuth(AuthBase):
         _apply(request, creds)
         request._nexus_credentials = creds  # type: ignore[attr-defined]
         origin = origin_of(request.url or "")
+        if type(request) is _requests.PreparedRequest:
+            # Its redirects on this origin get the credentials anew (see _CredentialedRequest).
+            request.__class__ = _CredentialedRequest
+            request._nexus_hops = _Hops(self.client, self.connection_id, origin)  # type: ignore[attr-defined]
         names = creds._header_names()
 
         def stays(url: str) -> bool:
@@ -91,14 +136,16 @@ class NexusAuth(AuthBase):
                      **kwargs: Any) -> "_requests.Response":
         request = response.request
         old: Optional[Credentials] = getattr(request, "_nexus_credentials", None)
-        # Only the request the credentials were applied to is retried: a redirect's copy (old is None) may be on
-        # another host, which must not get them.
+        # Only a request the credentials were applied to is retried (the caller's, or a redirect on its origin): a
+        # redirect's copy to another origin (old is None) must not get them.
         if (response.status_code != 401 or old is None or getattr(request, "_nexus_retried", False)
                 or not _replayable(request.body)):
             return response
+        creds = self.client.credentials_after_rejection(self.connection_id, old)
+        if creds.same_secret(old):
+            return response  # the same credential would be refused again: the 401 stands
         response.content  # drain, so the connection can be reused
         response.close()
-        creds = self.client.credentials_after_rejection(self.connection_id, old)
         retry = request.copy()
         retry.hooks = {"response": []}
         _apply(retry, creds)

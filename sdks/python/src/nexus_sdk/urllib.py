@@ -96,9 +96,15 @@ class NexusHandler(_request.BaseHandler):
         if (not self.retry_on_401 or old is None or getattr(req, "_nexus_retried", False)
                 or not _replayable(req.data)):
             return None  # urllib raises HTTPError 401
+        try:
+            fresh = self.client.credentials_after_rejection(self.connection_id, old)
+        except BaseException:
+            fp.close()
+            raise
+        if fresh.same_secret(old):
+            return None  # the same credential would be refused again: urllib raises HTTPError 401
         fp.read()
         fp.close()
-        self.client.credentials_after_rejection(self.connection_id, old)
         retry = _request.Request(getattr(req, "_nexus_url", req.full_url), data=req.data,
                                  headers=dict(req.headers), method=req.get_method())
         retry._nexus_retried = True  # type: ignore[attr-defined]
