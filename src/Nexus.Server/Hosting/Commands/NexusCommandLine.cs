@@ -99,14 +99,14 @@ internal static class NexusCommandLine
         {
             return await StartupErrors.ExplainAsync(Console.Error, async () =>
             {
-                await InitializeAsync(app.Services);
+                await InitializeAsync(app.Services, StartupPurpose.Server);
                 await app.RunAsync();
                 return ExitCodes.Ok;
             });
         }
 
         // Standard output carries the command's result alone (one JSON document with --json): whatever else writes to
-        // the console while it runs (the first start's setup-token notice, logs) goes to standard error.
+        // the console while it runs (logs) goes to standard error.
         var output = Console.Out;
         Console.SetOut(Console.Error);
         try
@@ -137,7 +137,7 @@ internal static class NexusCommandLine
         {
             if (command.NeedsDatabase)
             {
-                await InitializeAsync(services);
+                await InitializeAsync(services, StartupPurpose.Command);
             }
 
             await using var scope = services.CreateAsyncScope();
@@ -227,10 +227,10 @@ internal static class NexusCommandLine
             + string.Join("\n", rows.Select(r => "  " + r.Name.PadRight(width) + r.Summary)) + "\n" + Footer.TrimEnd();
     }
 
-    private static Task InitializeAsync(IServiceProvider services)
+    private static Task InitializeAsync(IServiceProvider services, StartupPurpose purpose)
     {
         _ = services.GetRequiredService<IOptions<NexusOptions>>().Value;
-        return services.GetRequiredService<NexusBootstrapper>().InitializeAsync(CancellationToken.None);
+        return services.GetRequiredService<NexusBootstrapper>().InitializeAsync(purpose, CancellationToken.None);
     }
 }
 
