@@ -35,7 +35,8 @@ internal static class DataCommands
               on secrets it cannot decrypt, so such a backup is refused unless --allow-missing-keys. Stop Nexus first: a
               database in use is refused unless --force (running instances then read the restored data, but keep what
               they cached for up to a minute). The database it replaces is first copied to
-              nexus.db.pre-restore-TIMESTAMP beside it. Start Nexus afterwards; it applies any newer migrations.
+              nexus.db.pre-restore-TIMESTAMP beside it; a database created by the restore is its owner's alone (0600).
+              Start Nexus afterwards; it applies any newer migrations.
               --force               restore into a database in use
               --allow-missing-keys  restore a backup whose secrets are under keys this Nexus does not have (it will not
                                     start on it until ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS holds them)
@@ -129,6 +130,13 @@ internal static class DataCommands
 
         var existed = File.Exists(db.SqliteFile) && new FileInfo(db.SqliteFile!).Length > 0;
         Directory.CreateDirectory(Path.GetDirectoryName(db.SqliteFile)!);
+        if (!File.Exists(db.SqliteFile))
+        {
+            // The restored database holds what a backup holds: its owner's alone, as the backup and the pre-restore
+            // copy are. SQLite would create it with the process's default mode (0644 under the usual umask).
+            CreatePrivateFile(db.SqliteFile!);
+        }
+
         await using var destination = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadWriteCreate, timeoutSeconds: 1));
         await destination.OpenAsync(ct);
         if (!context.Args.Flag("force") && await InUseAsync(destination, ct))

@@ -138,6 +138,32 @@ public sealed class CommandLineTests
         Assert.DoesNotContain("Exception", usageOut + usageError);
     }
 
+    [Fact]
+    public async Task ARestoreIntoADatabaseThatDoesNotExistYetCreatesItReadableByItsOwnerAlone()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        // backup and restore are SQLite's: both databases are SQLite files whatever engine the suite runs on.
+        await using var source = await TestDatabase.CreateAsync(null);
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() };
+        Assert.Equal(0, (await NexusProcess.RunAsync(source, env, "migrate")).ExitCode);
+        var backup = Path.Combine(source.DataDirectory, "backup.db");
+        var made = await NexusProcess.RunAsync(source, env, "backup", backup);
+        Assert.True(made.ExitCode == 0, made.Output);
+
+        await using var target = await TestDatabase.CreateAsync(null);
+        Assert.False(File.Exists(target.SqliteFile));
+        var restored = await NexusProcess.RunAsync(target, env, "restore", backup);
+        Assert.True(restored.ExitCode == 0, restored.Output);
+        // It holds password hashes, API-key HMACs, emails and the audit log, as the backup does: its owner's alone.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(target.SqliteFile));
+        var migrate = await NexusProcess.RunAsync(target, env, "migrate");
+        Assert.True(migrate.ExitCode == 0, migrate.Output);
+    }
+
     /// <summary>Exit code 1 and exactly one line that says what to fix: no stack trace, no host log noise.</summary>
     private static string AssertOneLineFailure((int ExitCode, string Output) run)
     {
