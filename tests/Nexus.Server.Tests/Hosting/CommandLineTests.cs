@@ -164,6 +164,32 @@ public sealed class CommandLineTests
         Assert.True(migrate.ExitCode == 0, migrate.Output);
     }
 
+    [Fact]
+    public async Task AStoredValueDapperCannotReadEndsACommandWithOneLineAndExitCodeOne()
+    {
+        // A created_at that is text, not a number: SQLite stores it, Dapper cannot map it (PostgreSQL would refuse it).
+        await using var db = await TestDatabase.CreateAsync(null);
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() };
+        Assert.Equal(0, (await NexusProcess.RunAsync(db, env, "migrate")).ExitCode);
+        await db.ScalarAsync("INSERT INTO api_keys (id, name, key_hash, workspaces, can_read_credentials, created_at, revoked_at) "
+            + "VALUES ('ak_broken', 'broken', 'secret-looking-value', '[\"*\"]', 1, 'not-a-number', NULL)");
+
+        var (exitCode, stdout, stderr) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "list");
+        Assert.True(exitCode == 1, stdout + stderr);
+        Assert.DoesNotContain("Exception", stdout + stderr);
+        Assert.DoesNotMatch(@"\n\s+at [\w.`<>]+\(", stdout + stderr);
+        Assert.DoesNotContain("not-a-number", stdout + stderr);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.DoesNotContain(lines, l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal));
+        Assert.Contains("created_at", Assert.Single(lines, l => l.Contains("cannot read", StringComparison.Ordinal)));
+
+        (exitCode, stdout, stderr) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "list", "--json");
+        Assert.True(exitCode == 1, stdout + stderr);
+        var error = System.Text.Json.JsonDocument.Parse(stdout).RootElement.GetProperty("error");
+        Assert.Equal("failed", error.GetProperty("code").GetString());
+        Assert.Contains("created_at", error.GetProperty("message").GetString());
+    }
+
     /// <summary>Exit code 1 and exactly one line that says what to fix: no stack trace, no host log noise.</summary>
     private static string AssertOneLineFailure((int ExitCode, string Output) run)
     {
