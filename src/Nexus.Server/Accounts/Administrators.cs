@@ -98,17 +98,24 @@ internal sealed class Administrators(NexusDatabase db, SecretHasher hasher, Sess
 }
 
 /// <summary>
-/// At start, while no administrator exists, arms a one-time setup token: SETUP_TOKEN when the operator set one,
-/// otherwise a fresh random token written once to the console (standard output, never through the logger, so it
-/// does not reach log collectors). Only its keyed hash is stored. Once an administrator exists, no token is kept.
+/// At the server's start, while no administrator exists, arms a one-time setup token: SETUP_TOKEN when the operator
+/// set one, otherwise a fresh random token written once to the console (standard output, never through the logger, so
+/// it does not reach log collectors). Only its keyed hash is stored. Once an administrator exists, no token is kept.
+/// A command of the command line leaves the token alone: re-arming it there would silently replace the token the
+/// running server printed (a <c>migrate</c> job or a <c>backup</c> would lock the operator out of /setup).
 /// </summary>
 internal sealed class SetupTokenStartup(NexusOptions options, ServerSecrets secrets, SecretHasher hasher, TimeProvider time) : IStartupStep
 {
-    public async Task RunAsync(DbConnection connection, CancellationToken ct)
+    public async Task RunAsync(DbConnection connection, StartupPurpose purpose, CancellationToken ct)
     {
         if (!hasher.IsInitialized)
         {
             hasher.Initialize(await secrets.GetOrCreateAsync(connection, "secret_hash_key", ct));
+        }
+
+        if (purpose != StartupPurpose.Server)
+        {
+            return;
         }
 
         var admins = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM users WHERE is_admin = 1", cancellationToken: ct));

@@ -72,7 +72,7 @@ internal static class AuthorizationServerExtensions
     /// <summary>Creates the secret-hashing key and the signing keys on first start, then loads them and what has been revoked.</summary>
     private sealed class AuthorizationServerStartup(ServerSecrets secrets, SecretHasher hasher, SigningKeyStore store, SigningKeys keys, Grants.RevocationList revocations) : IStartupStep
     {
-        public async Task RunAsync(System.Data.Common.DbConnection connection, CancellationToken ct)
+        public async Task RunAsync(System.Data.Common.DbConnection connection, StartupPurpose purpose, CancellationToken ct)
         {
             hasher.Initialize(await secrets.GetOrCreateAsync(connection, "secret_hash_key", ct));
             await store.EnsureActiveKeysAsync(connection, ct);

@@ -414,10 +414,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     /// Bridge, as a reverse proxy rewrites its upstream's Location (nginx's proxy_redirect): a caller that follows it
     /// gets the credential added again, and never sends its Nexus API key, or nothing at all, to the provider's host.
     /// The reference is an absolute path under the prefix this request came in by (/v1/bridge/{id} or /v1/proxy), so
-    /// it holds for whatever host name the caller reached Nexus by. A Location on the provider's host outside the API's
-    /// base path cannot be said as a Bridge path: it is given as the absolute provider URL.
+    /// it holds for whatever host name the caller reached Nexus by; behind a reverse proxy that publishes Nexus under a
+    /// path (BASE_URL https://example.com/nexus) and strips it, that path is put in front, as in every URL Nexus hands
+    /// out, so the caller comes back by the proxy. A Location on the provider's host outside the API's base path cannot
+    /// be said as a Bridge path: it is given as the absolute provider URL.
     /// </summary>
-    private static void RedirectThroughBridge(HttpContext context, BridgeTarget target, Uri uri, string rawPath, HttpResponse response)
+    private void RedirectThroughBridge(HttpContext context, BridgeTarget target, Uri uri, string rawPath, HttpResponse response)
     {
         var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
         var query = raw.IndexOf('?', StringComparison.Ordinal);
@@ -428,7 +430,15 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         var resolved = location.IsAbsoluteUri ? location : new Uri(uri, location);
-        if (BridgePath.ToBridge(target.ApiBase, resolved, path[..^rawPath.Length]) is { } bridged)
+        // The raw target is what reached Kestrel: the proxy took BASE_URL's path off, so it goes back in front. A host
+        // that mounts Nexus under a PathBase (UsePathBase) receives that path in the raw target already: not added twice.
+        var prefix = path[..^rawPath.Length];
+        if (!context.Request.PathBase.HasValue)
+        {
+            prefix = options.PublicPathBase + prefix;
+        }
+
+        if (BridgePath.ToBridge(target.ApiBase, resolved, prefix) is { } bridged)
         {
             response.Headers.Location = bridged;
         }

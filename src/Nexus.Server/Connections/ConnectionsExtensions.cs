@@ -39,7 +39,7 @@ internal static class ConnectionsExtensions
     /// <summary>Loads the state key (created by the first instance) and fails pending connections nobody completed.</summary>
     private sealed class ConnectionsStartup(ServerSecrets secrets, StateSigner signer, ConnectionStore store, AuditLog audit, ILogger<ConnectionsStartup> logger) : IStartupStep
     {
-        public async Task RunAsync(DbConnection connection, CancellationToken ct)
+        public async Task RunAsync(DbConnection connection, StartupPurpose purpose, CancellationToken ct)
         {
             signer.Initialize(await secrets.GetOrCreateAsync(connection, "state_signing_key", ct));
             var expired = await store.ExpireStaleAsync(connection, null, ct);

@@ -28,17 +28,20 @@ internal static class DataCommands
               PostgreSQL: use pg_dump / pg_restore (see docs/cli.md).
             """, BackupAsync, flags: ["force"], arguments: 1, needsDatabase: false)
         .AddNexusCommand("restore", "replace the SQLite database with a backup", """
-            Usage: Nexus.Server restore FILE [--force] [--json]
+            Usage: Nexus.Server restore FILE [--force] [--allow-missing-keys] [--json]
               Replaces the SQLite database with FILE (made by `backup`). FILE is checked first: a SQLite database that
               passes an integrity check, has a Nexus schema no newer than this version of Nexus, and whose stored secrets
               are encrypted under keys this Nexus has (ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS): Nexus does not start
-              on secrets it cannot decrypt. Stop Nexus first: a database in use is refused unless --force (running
-              instances then read the restored data, but keep what they cached for up to a minute). The database it
-              replaces is first copied to nexus.db.pre-restore-TIMESTAMP beside it. Start Nexus afterwards; it applies
-              any newer migrations.
-              --force  restore into a database in use, or a backup whose keys are not configured
-              --json   {"file","database","previous","bytes","pages","schema_version"}
-            """, RestoreAsync, flags: ["force"], arguments: 1, needsDatabase: false);
+              on secrets it cannot decrypt, so such a backup is refused unless --allow-missing-keys. Stop Nexus first: a
+              database in use is refused unless --force (running instances then read the restored data, but keep what
+              they cached for up to a minute). The database it replaces is first copied to
+              nexus.db.pre-restore-TIMESTAMP beside it; a database created by the restore is its owner's alone (0600).
+              Start Nexus afterwards; it applies any newer migrations.
+              --force               restore into a database in use
+              --allow-missing-keys  restore a backup whose secrets are under keys this Nexus does not have (it will not
+                                    start on it until ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS holds them)
+              --json                {"file","database","previous","bytes","pages","schema_version"}
+            """, RestoreAsync, flags: ["force", "allow-missing-keys"], arguments: 1, needsDatabase: false);
 
     private static async Task<int> MigrateAsync(CommandContext context, CancellationToken ct)
     {
@@ -107,7 +110,6 @@ internal static class DataCommands
         }
 
         var version = await CheckAsync(file, context.Get<Migrator>(), ct);
-        var force = context.Args.Flag("force");
         // Nexus decrypts its server secrets at start: a backup made under a key this Nexus lacks would stop it from
         // starting at all, so the keys are checked before anything is replaced.
         (IReadOnlyList<string> missing, IReadOnlyList<string> configured) keys;
@@ -117,20 +119,27 @@ internal static class DataCommands
             keys = await context.Get<IBackupKeyCheck>().CheckAsync(backup, ct);
         }
 
-        if (keys.missing.Count > 0 && !force)
+        if (keys.missing.Count > 0 && !context.Args.Flag("allow-missing-keys"))
         {
             throw new CommandFailedException(
                 $"{file} holds secrets encrypted under key id(s) {string.Join(", ", keys.missing)}, which this Nexus does not have (its keys: "
                 + $"{string.Join(", ", keys.configured)}); it would not start on the restored database. Set ENCRYPTION_KEY "
-                + "(or PREVIOUS_ENCRYPTION_KEYS) to the key(s) in use when the backup was made and run restore again, or pass --force to restore it anyway.",
+                + "(or PREVIOUS_ENCRYPTION_KEYS) to the key(s) in use when the backup was made and run restore again, or pass --allow-missing-keys to restore it anyway.",
                 CommandErrorCatalog.MissingKeys);
         }
 
         var existed = File.Exists(db.SqliteFile) && new FileInfo(db.SqliteFile!).Length > 0;
         Directory.CreateDirectory(Path.GetDirectoryName(db.SqliteFile)!);
+        if (!File.Exists(db.SqliteFile))
+        {
+            // The restored database holds what a backup holds: its owner's alone, as the backup and the pre-restore
+            // copy are. SQLite would create it with the process's default mode (0644 under the usual umask).
+            CreatePrivateFile(db.SqliteFile!);
+        }
+
         await using var destination = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadWriteCreate, timeoutSeconds: 1));
         await destination.OpenAsync(ct);
-        if (!force && await InUseAsync(destination, ct))
+        if (!context.Args.Flag("force") && await InUseAsync(destination, ct))
         {
             throw new CommandFailedException(
                 $"The database at {db.SqliteFile} is in use (is Nexus running?). Stop every instance first, or pass --force to restore into the live database.", CommandErrorCatalog.DatabaseInUse);

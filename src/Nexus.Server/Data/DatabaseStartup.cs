@@ -7,14 +7,14 @@ namespace Nexus.Server.Data;
 /// <summary>Before Nexus serves requests: reach the database, migrate it, and run the components' startup steps on the migration connection.</summary>
 internal sealed class DatabasePreparation(Migrator migrator, IEnumerable<IStartupStep> steps, NexusDatabase db, NexusOptions options) : IStartupPreparation
 {
-    public async Task PrepareAsync(CancellationToken ct)
+    public async Task PrepareAsync(StartupPurpose purpose, CancellationToken ct)
     {
         await CheckDatabaseAsync(ct);
         await migrator.MigrateAsync(async connection =>
         {
             foreach (var step in steps)
             {
-                await step.RunAsync(connection, ct);
+                await step.RunAsync(connection, purpose, ct);
             }
         }, ct);
     }

@@ -35,7 +35,7 @@ internal interface IStartupBannerItem
 /// </summary>
 internal interface IStartupPreparation
 {
-    Task PrepareAsync(CancellationToken ct);
+    Task PrepareAsync(StartupPurpose purpose, CancellationToken ct);
 }
 
 /// <summary>What a component says of its readiness for /readyz (Data: the database answers).</summary>

@@ -202,6 +202,14 @@ internal sealed class NexusOptions
 
     public string Issuer => BaseUrl.TrimEnd('/');
 
+    /// <summary>
+    /// The path of BASE_URL ("/nexus" for https://example.com/nexus; "" at the root): the prefix under which clients
+    /// reach Nexus when a reverse proxy publishes it under a path and strips that path before forwarding. Every
+    /// absolute URL Nexus hands out starts with <see cref="Issuer"/> and so carries it; a path Nexus hands out for
+    /// the caller to resolve (the Bridge's rewritten Location) must carry it too.
+    /// </summary>
+    public string PublicPathBase => Uri.TryCreate(BaseUrl, UriKind.Absolute, out var uri) ? uri.AbsolutePath.TrimEnd('/') : "";
+
     public string Audience => string.IsNullOrWhiteSpace(AccessTokenAudience) ? Issuer : AccessTokenAudience;
 
     /// <summary>Path of the MCP endpoint, relative to BASE_URL.</summary>

@@ -9,7 +9,21 @@ namespace Nexus.Server.Hosting;
 /// </summary>
 internal interface IStartupStep
 {
-    Task RunAsync(DbConnection connection, CancellationToken ct);
+    Task RunAsync(DbConnection connection, StartupPurpose purpose, CancellationToken ct);
+}
+
+/// <summary>What Nexus is prepared for: serving requests, or one maintenance command of the command line.</summary>
+internal enum StartupPurpose
+{
+    /// <summary>The server (no command, or <c>serve</c>).</summary>
+    Server,
+
+    /// <summary>
+    /// A command (<c>migrate</c>, <c>users list</c>, …): the same migrations and keys as the server, but nothing that
+    /// belongs to a serving instance, such as arming and printing the setup token (that would replace the token the
+    /// running server printed).
+    /// </summary>
+    Command,
 }
 
 /// <summary>
@@ -21,7 +35,7 @@ internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> prepara
 {
     private bool initialized;
 
-    public async Task InitializeAsync(CancellationToken ct)
+    public async Task InitializeAsync(StartupPurpose purpose, CancellationToken ct)
     {
         if (initialized)
         {
@@ -38,7 +52,7 @@ internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> prepara
         logger.LogInformation("Nexus is starting in {Environment}; {Banner}", environment.EnvironmentName, string.Join("; ", parts));
         foreach (var preparation in preparations)
         {
-            await preparation.PrepareAsync(ct);
+            await preparation.PrepareAsync(purpose, ct);
         }
 
         timeline.Mark("database prepared");
@@ -47,7 +61,7 @@ internal sealed class NexusBootstrapper(IEnumerable<IStartupPreparation> prepara
     }
 
     // StartingAsync runs before any hosted service's StartAsync, including the web server's.
-    public Task StartingAsync(CancellationToken cancellationToken) => InitializeAsync(cancellationToken);
+    public Task StartingAsync(CancellationToken cancellationToken) => InitializeAsync(StartupPurpose.Server, cancellationToken);
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -36,7 +36,7 @@ internal static class ProvidersExtensions
 /// <summary>Loads the catalog before Nexus serves requests, so that an invalid catalog fails startup, not a request.</summary>
 internal sealed class CatalogStartup(ProviderCatalog catalog, ILogger<CatalogStartup> logger) : Hosting.IStartupStep
 {
-    public Task RunAsync(System.Data.Common.DbConnection connection, CancellationToken ct)
+    public Task RunAsync(System.Data.Common.DbConnection connection, Hosting.StartupPurpose purpose, CancellationToken ct)
     {
         logger.LogDebug("Provider catalog v{Version}: {Count} providers", catalog.Version, catalog.Entries.Count);
         return Task.CompletedTask;

@@ -151,6 +151,35 @@ public sealed partial class AdministratorTests
     }
 
     [Fact]
+    public async Task CommandsRunWhileNoAdministratorExistsLeaveTheTokenTheServerPrintedWorking()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var shared = NexusServerProcess.SharedSettings();
+        await using var server = await NexusServerProcess.StartAsync(db, shared);
+        var token = SetupTokenRegex().Match(server.Output).Value;
+        Assert.StartsWith("nxsetup_", token);
+
+        // A migrate job, an operator listing users: neither arms (nor prints) a token of its own, which would replace the server's.
+        string[][] commands = [["migrate"], ["users", "list"]];
+        foreach (var command in commands)
+        {
+            var (code, output) = await NexusProcess.RunAsync(db, shared, command);
+            Assert.True(code == 0, output);
+            Assert.DoesNotMatch(SetupTokenRegex(), output);
+        }
+
+        var email = NewEmail();
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/admin/users") { Content = System.Net.Http.Json.JsonContent.Create(new { email, password = Password }) };
+        create.Headers.Add("X-API-Key", shared["API_KEY"]);
+        Assert.Equal(HttpStatusCode.Created, (await server.Http.SendAsync(create)).StatusCode);
+        using var browser = new Browser(server.BaseUrl);
+        await browser.SignInAsync(email, Password);
+        await browser.EnterSetupTokenAsync(token);
+        Assert.StartsWith("/admin", browser.LastLocation);
+        Assert.True(await SeesSiteManagementAsync(browser));
+    }
+
+    [Fact]
     public async Task TheUsersPromoteCommandMakesAnAdministrator()
     {
         await using var db = await TestDatabase.CreateAsync();

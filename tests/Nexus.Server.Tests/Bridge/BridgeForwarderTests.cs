@@ -66,11 +66,17 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         await echo.DisposeAsync();
     }
 
-    /// <summary>Replaces the forwarder the host calls with one built from these Bridge options.</summary>
-    private void UseForwarder(BridgeOptions bridge)
+    /// <summary>Replaces the forwarder the host calls with one built from these Bridge options (and BASE_URL, if given).</summary>
+    private void UseForwarder(BridgeOptions bridge, string? baseUrl = null)
     {
         forwarder?.Dispose();
-        forwarder = new BridgeForwarder(new NexusOptions { Bridge = bridge }, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
+        var options = new NexusOptions { Bridge = bridge };
+        if (baseUrl is not null)
+        {
+            options.BaseUrl = baseUrl;
+        }
+
+        forwarder = new BridgeForwarder(options, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
     }
 
     private async Task<JsonElement> GetJsonAsync(string path, Action<HttpRequestMessage>? configure = null)
@@ -210,6 +216,25 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [InlineData("{echo}/other/place", "{echo}/other/place")]
     public async Task ARedirectInsideTheProvidersApiPointsBackAtTheBridge(string location, string expected)
     {
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
+        target = target with { ApiBase = new Uri(new Uri(echo.BaseUrl), "/api") };
+        using var response = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString(location.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal)));
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal(expected.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal), response.Headers.Location!.OriginalString);
+    }
+
+    [Theory]
+    // Published by a reverse proxy under BASE_URL's path, which the proxy strips: the rewritten Location carries it, as
+    // every URL Nexus hands out does, so the caller comes back by the proxy.
+    [InlineData("https://example.com/nexus", "items?page=2", "/nexus/bridge/items?page=2")]
+    [InlineData("https://example.com/nexus/", "/api/repos/renamed", "/nexus/bridge/repos/renamed")]
+    [InlineData("https://example.com/a/b", "{echo}/api/export#top", "/a/b/bridge/export#top")]
+    [InlineData("https://example.com/", "/api/repos/renamed", "/bridge/repos/renamed")]
+    // Outside the API: the provider's absolute URL, as without a prefix.
+    [InlineData("https://example.com/nexus", "/other/place", "{echo}/other/place")]
+    public async Task ARedirectInsideTheProvidersApiKeepsThePathBaseUrlPublishesNexusUnder(string baseUrl, string location, string expected)
+    {
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 30 }, baseUrl);
         using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
         target = target with { ApiBase = new Uri(new Uri(echo.BaseUrl), "/api") };
         using var response = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString(location.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal)));

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -22,16 +25,23 @@ public sealed class BridgePassThroughTests : IAsyncLifetime
         echo = await EchoUpstream.StartAsync();
         db = await TestDatabase.CreateAsync();
         server = await NexusTestServer.StartAsync(db, s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/");
-        await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        connectionId = await ConnectEchoAsync(server);
+    }
+
+    /// <summary>Registers the echo upstream as an api_key provider on <paramref name="nexus"/> and connects it; returns the connection id.</summary>
+    private async Task<string> ConnectEchoAsync(NexusTestServer nexus)
+    {
+        await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
         {
             name = "echo_api",
             auth_mode = "api_key",
             api_base_url = echo.BaseUrl,
             api_key = new { @in = "header", name = "X-Echo-Key" },
         }, HttpStatusCode.Created);
-        var requested = await SendAsync(HttpMethod.Post, "/v1/request-connection", new { workspace_id = "ws_pass", provider_name = "echo_api", return_url = "https://app.example.test/back" });
-        connectionId = requested.GetProperty("connection_id").GetString()!;
-        await SendAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/credentials", new { api_key = "sk-pass-through" });
+        var requested = await SendAsync(nexus, HttpMethod.Post, "/v1/request-connection", new { workspace_id = "ws_pass", provider_name = "echo_api", return_url = "https://app.example.test/back" });
+        var id = requested.GetProperty("connection_id").GetString()!;
+        await SendAsync(nexus, HttpMethod.Post, $"/v1/connections/{id}/credentials", new { api_key = "sk-pass-through" });
+        return id;
     }
 
     public async ValueTask DisposeAsync()
@@ -41,11 +51,11 @@ public sealed class BridgePassThroughTests : IAsyncLifetime
         await echo.DisposeAsync();
     }
 
-    private async Task<JsonElement> SendAsync(HttpMethod method, string path, object body)
+    private static async Task<JsonElement> SendAsync(NexusTestServer nexus, HttpMethod method, string path, object body)
     {
         using var request = new HttpRequestMessage(method, path) { Content = JsonContent.Create(body) };
-        request.Headers.Add("X-API-Key", server.ApiKey);
-        using var response = await server.Http.SendAsync(request);
+        request.Headers.Add("X-API-Key", nexus.ApiKey);
+        using var response = await nexus.Http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, text);
         return JsonDocument.Parse(text).RootElement.Clone();
@@ -78,6 +88,62 @@ public sealed class BridgePassThroughTests : IAsyncLifetime
         Assert.Equal(["/redirect", "/status/200"], hops.Select(r => r.Path));
         Assert.All(hops, r => Assert.Equal("sk-pass-through", r.Headers["X-Echo-Key"]));
         Assert.All(hops, r => Assert.False(r.Headers.ContainsKey("X-API-Key")));
+    }
+
+    [Theory]
+    [InlineData("/v1/bridge/{id}")]
+    [InlineData("/v1/proxy")]
+    public async Task BehindAProxyThatPublishesNexusUnderAPathAFollowedRedirectComesBackByTheProxyAndTheBridge(string prefix)
+    {
+        // A reverse proxy publishes Nexus at {proxy}/nexus and strips /nexus before forwarding (nginx's
+        // location /nexus/ { proxy_pass http://nexus/; }); BASE_URL is the public URL, path included.
+        var (builder, proxyUrl) = LoopbackHost.CreateBuilder();
+        await using var nexusDb = await TestDatabase.CreateAsync();
+        await using var published = await NexusTestServer.StartAsync(nexusDb, s =>
+        {
+            s["BASE_URL"] = proxyUrl + "/nexus";
+            s["ALLOWED_RETURN_URLS"] = "https://app.example.test/";
+        });
+        var id = await ConnectEchoAsync(published);
+        using var forward = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false });
+        await using var proxy = builder.Build();
+        proxy.Map("/nexus/{**rest}", async (HttpContext context) =>
+        {
+            var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+            using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), published.BaseUrl + raw["/nexus".Length..]);
+            foreach (var (name, values) in context.Request.Headers)
+            {
+                if (name is not "Host")
+                {
+                    request.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+                }
+            }
+
+            using var answer = await forward.SendAsync(request, context.RequestAborted);
+            context.Response.StatusCode = (int)answer.StatusCode;
+            if (answer.Headers.Location is { } location)
+            {
+                context.Response.Headers.Location = location.OriginalString;
+            }
+
+            await answer.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+        });
+        await proxy.StartAsync(TestContext.Current.CancellationToken);
+
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = true }) { BaseAddress = new Uri(proxyUrl) };
+        var bridge = "/nexus" + prefix.Replace("{id}", id, StringComparison.Ordinal);
+        using var call = new HttpRequestMessage(HttpMethod.Get, $"{bridge}/redirect?to=" + Uri.EscapeDataString(echo.BaseUrl + "/status/200"));
+        call.Headers.Add("X-API-Key", published.ApiKey);
+        call.Headers.Add("Nexus-Connection-Id", id);
+        var before = echo.Requests.Count;
+        using var response = await client.SendAsync(call, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(new Uri(proxyUrl + bridge + "/status/200"), response.RequestMessage!.RequestUri);
+        var hops = echo.Requests.Skip(before).ToList();
+        Assert.Equal(["/redirect", "/status/200"], hops.Select(r => r.Path));
+        Assert.All(hops, r => Assert.Equal("sk-pass-through", r.Headers["X-Echo-Key"]));
+        await proxy.StopAsync(TestContext.Current.CancellationToken);
     }
 
     [Theory]

@@ -124,18 +124,70 @@ public sealed class CommandLineTests
     {
         await using var db = await TestDatabase.CreateAsync();
         var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey(), ["Logging__LogLevel__Default"] = "Information" };
-        // A first start prints the one-time setup token and logs the migrations: all of it on standard error.
+        // A first run logs the migrations, on standard error; a command arms no setup token (only the server does), so prints none.
         var (exitCode, stdout, stderr) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "create", "--name", "ci", "--workspaces", "*", "--json");
         Assert.True(exitCode == 0, stdout + stderr);
         var created = System.Text.Json.JsonDocument.Parse(stdout).RootElement;
         Assert.StartsWith("nxk_", created.GetProperty("api_key").GetString());
-        Assert.Contains("setup token", stderr);
+        Assert.DoesNotContain("setup token", stdout + stderr);
         Assert.Contains("Applied migration", stderr);
 
         var (usageCode, usageOut, usageError) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "create", "--name");
         Assert.Equal(2, usageCode);
         Assert.Contains("--name needs a value", usageError);
         Assert.DoesNotContain("Exception", usageOut + usageError);
+    }
+
+    [Fact]
+    public async Task ARestoreIntoADatabaseThatDoesNotExistYetCreatesItReadableByItsOwnerAlone()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        // backup and restore are SQLite's: both databases are SQLite files whatever engine the suite runs on.
+        await using var source = await TestDatabase.CreateAsync(null);
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() };
+        Assert.Equal(0, (await NexusProcess.RunAsync(source, env, "migrate")).ExitCode);
+        var backup = Path.Combine(source.DataDirectory, "backup.db");
+        var made = await NexusProcess.RunAsync(source, env, "backup", backup);
+        Assert.True(made.ExitCode == 0, made.Output);
+
+        await using var target = await TestDatabase.CreateAsync(null);
+        Assert.False(File.Exists(target.SqliteFile));
+        var restored = await NexusProcess.RunAsync(target, env, "restore", backup);
+        Assert.True(restored.ExitCode == 0, restored.Output);
+        // It holds password hashes, API-key HMACs, emails and the audit log, as the backup does: its owner's alone.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(target.SqliteFile));
+        var migrate = await NexusProcess.RunAsync(target, env, "migrate");
+        Assert.True(migrate.ExitCode == 0, migrate.Output);
+    }
+
+    [Fact]
+    public async Task AStoredValueDapperCannotReadEndsACommandWithOneLineAndExitCodeOne()
+    {
+        // A created_at that is text, not a number: SQLite stores it, Dapper cannot map it (PostgreSQL would refuse it).
+        await using var db = await TestDatabase.CreateAsync(null);
+        var env = new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() };
+        Assert.Equal(0, (await NexusProcess.RunAsync(db, env, "migrate")).ExitCode);
+        await db.ScalarAsync("INSERT INTO api_keys (id, name, key_hash, workspaces, can_read_credentials, created_at, revoked_at) "
+            + "VALUES ('ak_broken', 'broken', 'secret-looking-value', '[\"*\"]', 1, 'not-a-number', NULL)");
+
+        var (exitCode, stdout, stderr) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "list");
+        Assert.True(exitCode == 1, stdout + stderr);
+        Assert.DoesNotContain("Exception", stdout + stderr);
+        Assert.DoesNotMatch(@"\n\s+at [\w.`<>]+\(", stdout + stderr);
+        Assert.DoesNotContain("not-a-number", stdout + stderr);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.DoesNotContain(lines, l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal));
+        Assert.Contains("created_at", Assert.Single(lines, l => l.Contains("cannot read", StringComparison.Ordinal)));
+
+        (exitCode, stdout, stderr) = await NexusProcess.RunSeparatelyAsync(db, env, "api-keys", "list", "--json");
+        Assert.True(exitCode == 1, stdout + stderr);
+        var error = System.Text.Json.JsonDocument.Parse(stdout).RootElement.GetProperty("error");
+        Assert.Equal("failed", error.GetProperty("code").GetString());
+        Assert.Contains("created_at", error.GetProperty("message").GetString());
     }
 
     /// <summary>Exit code 1 and exactly one line that says what to fix: no stack trace, no host log noise.</summary>

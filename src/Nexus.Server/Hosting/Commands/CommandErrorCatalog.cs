@@ -33,7 +33,7 @@ internal static class CommandErrorCatalog
     public static readonly CommandError NotSqlite = new("not_sqlite", ExitCodes.Failed, "backup and restore work on SQLite; for PostgreSQL use pg_dump and pg_restore.");
     public static readonly CommandError BackupFailed = new("backup_failed", ExitCodes.Failed, "SQLite could not copy the database.");
     public static readonly CommandError InvalidBackup = new("invalid_backup", ExitCodes.Failed, "The file is damaged, not a Nexus database, or of a schema newer than this Nexus knows.");
-    public static readonly CommandError MissingKeys = new("missing_keys", ExitCodes.Failed, "The backup holds secrets encrypted under keys this Nexus does not have (the message names their ids); configure them in ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS, or pass --force.");
+    public static readonly CommandError MissingKeys = new("missing_keys", ExitCodes.Failed, "The backup holds secrets encrypted under keys this Nexus does not have (the message names their ids); configure them in ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS, or pass --allow-missing-keys.");
 
     /// <summary>Every entry, in declaration order (read by reflection, so it is declared last).</summary>
     public static readonly IReadOnlyList<CommandError> All = typeof(CommandErrorCatalog).GetFields()

@@ -99,14 +99,14 @@ internal static class NexusCommandLine
         {
             return await StartupErrors.ExplainAsync(Console.Error, async () =>
             {
-                await InitializeAsync(app.Services);
+                await InitializeAsync(app.Services, StartupPurpose.Server);
                 await app.RunAsync();
                 return ExitCodes.Ok;
             });
         }
 
         // Standard output carries the command's result alone (one JSON document with --json): whatever else writes to
-        // the console while it runs (the first start's setup-token notice, logs) goes to standard error.
+        // the console while it runs (logs) goes to standard error.
         var output = Console.Out;
         Console.SetOut(Console.Error);
         try
@@ -137,7 +137,7 @@ internal static class NexusCommandLine
         {
             if (command.NeedsDatabase)
             {
-                await InitializeAsync(services);
+                await InitializeAsync(services, StartupPurpose.Command);
             }
 
             await using var scope = services.CreateAsyncScope();
@@ -158,11 +158,17 @@ internal static class NexusCommandLine
             {
                 return Fail(context, CommandErrorCatalog.Failed.Code, e.Message, null);
             }
-            catch (System.Data.Common.DbException e)
+            catch (Exception e) when (DatabaseFailure.Refused(e) is { } refused)
             {
-                // A statement the database refused (a constraint, a lock timeout, an outage): exit code 1 and the
-                // database's message, as docs/cli.md promises for every failure, never a stack trace.
-                return Fail(context, CommandErrorCatalog.Failed.Code, "The database refused the operation: " + e.Message.TrimEnd('.') + ".", null);
+                // A statement the database refused (a constraint, a lock timeout, an outage), thrown as is or wrapped by
+                // a library: exit code 1 and the database's message, as docs/cli.md promises for every failure, never a
+                // stack trace.
+                return Fail(context, CommandErrorCatalog.Failed.Code, "The database refused the operation: " + refused.Message.TrimEnd('.') + ".", null);
+            }
+            catch (Exception e) when (DatabaseFailure.Unreadable(e) is { } unreadable)
+            {
+                // A stored value Dapper could not map (System.Data.DataException): the same, one line and exit code 1.
+                return Fail(context, CommandErrorCatalog.Failed.Code, unreadable, null);
             }
         }, arguments.Json ? output : null);
     }
@@ -227,10 +233,10 @@ internal static class NexusCommandLine
             + string.Join("\n", rows.Select(r => "  " + r.Name.PadRight(width) + r.Summary)) + "\n" + Footer.TrimEnd();
     }
 
-    private static Task InitializeAsync(IServiceProvider services)
+    private static Task InitializeAsync(IServiceProvider services, StartupPurpose purpose)
     {
         _ = services.GetRequiredService<IOptions<NexusOptions>>().Value;
-        return services.GetRequiredService<NexusBootstrapper>().InitializeAsync(CancellationToken.None);
+        return services.GetRequiredService<NexusBootstrapper>().InitializeAsync(purpose, CancellationToken.None);
     }
 }
 
@@ -275,11 +281,15 @@ internal static class StartupErrors
             // Stored secrets that no configured key opens: the message names the missing key id.
             message = "Nexus cannot start: a stored secret could not be decrypted. " + e.Message;
         }
-        catch (System.Data.Common.DbException e)
+        catch (Exception e) when (DatabaseFailure.Refused(e) is { } refused)
         {
             // The database refused a statement of the startup steps (a migration's own failure is a StartupException
             // that names it): docs/cli.md and upgrading.md promise exit code 1 and one line, never a stack trace.
-            message = "Nexus cannot start: the database refused a statement: " + e.Message.TrimEnd('.') + ".";
+            message = "Nexus cannot start: the database refused a statement: " + refused.Message.TrimEnd('.') + ".";
+        }
+        catch (Exception e) when (DatabaseFailure.Unreadable(e) is { } unreadable)
+        {
+            message = "Nexus cannot start: " + unreadable;
         }
 
         await error.WriteLineAsync(message);
@@ -290,4 +300,35 @@ internal static class StartupErrors
 
         return ExitCodes.Failed;
     }
+}
+
+/// <summary>
+/// The database failures a command or a startup step can meet that are the operator's to look into, each said in one
+/// line (exit code 1) instead of a stack trace.
+/// </summary>
+internal static partial class DatabaseFailure
+{
+    /// <summary>The database's own refusal (<see cref="System.Data.Common.DbException"/>), thrown as is or wrapped by a library; null for anything else.</summary>
+    public static System.Data.Common.DbException? Refused(Exception e) =>
+        e as System.Data.Common.DbException ?? e.InnerException as System.Data.Common.DbException;
+
+    /// <summary>
+    /// A stored value that does not fit the type Nexus reads it as: Dapper wraps the cast's failure in a
+    /// <see cref="System.Data.DataException"/> ("Error parsing column 5 (created_at=soon - String)"). The message names
+    /// the column but leaves its value out, which could be a secret; null for anything else.
+    /// </summary>
+    public static string? Unreadable(Exception e)
+    {
+        if (e is not System.Data.DataException)
+        {
+            return null;
+        }
+
+        var column = DapperColumn().Match(e.Message);
+        var where = column.Success ? $" in column {column.Groups["name"].Value}" : "";
+        return $"The database holds a value{where} that Nexus cannot read. Was it changed outside Nexus, or by a newer version of Nexus?";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^Error parsing column \d+ \((?<name>[^=)]*)=")]
+    private static partial System.Text.RegularExpressions.Regex DapperColumn();
 }

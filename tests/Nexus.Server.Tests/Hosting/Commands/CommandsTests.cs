@@ -364,7 +364,7 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
     }
 
     [Fact]
-    public async Task ARestoreIsRefusedWhenTheBackupsSecretsAreUnderAKeyThisNexusLacks()
+    public async Task ARestoreOfABackupUnderAKeyThisNexusLacksIsRefusedUnlessAllowMissingKeysWhichForceDoesNotStandFor()
     {
         if (fixture.Database.Engine == "postgres")
         {
@@ -406,6 +406,14 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         var error = await FailureAsync("missing_keys", "restore", backup);
         Assert.Contains("deadbeef", error.GetProperty("message").GetString());
         Assert.Contains("PREVIOUS_ENCRYPTION_KEYS", error.GetProperty("message").GetString());
+        // The refusal names the flag that overrides it, and only that one: --force is for a database in use.
+        Assert.Contains("--allow-missing-keys", error.GetProperty("message").GetString());
+        Assert.DoesNotContain("--force", error.GetProperty("message").GetString());
+        await FailureAsync("missing_keys", "restore", backup, "--force");
+        // Past the key check with its own flag, the in-use check still holds (the server has the database open).
+        SqliteConnection.ClearAllPools();
+        var inUse = await FailureAsync("database_in_use", "restore", backup, "--allow-missing-keys");
+        Assert.Contains("--force", inUse.GetProperty("message").GetString());
         // Refused before anything was touched: no copy of the live database was made.
         Assert.Equal(before, Copies());
         Assert.Equal(HttpStatusCode.OK, (await Server.Http.GetAsync("/readyz", TestContext.Current.CancellationToken)).StatusCode);
