@@ -363,4 +363,92 @@ public sealed class RedirectTests
         Assert.Equal(HttpStatusCode.Found, response.StatusCode);
         Assert.Single(provider.Requests);
     }
+
+    private const string ApiKeyToken = "\"api_key\":\"k-secret\"";
+
+    /// <summary>A provider API key sent as X-Key: a header .NET's own redirect handling keeps on a redirect to another host.</summary>
+    private static NexusClient ApiKeyClient() =>
+        new(FakeNexus.Options(), TokenNexus(FakeNexus.Token("api_key", ApiKeyToken, null, ""","in":"header","name":"X-Key","prefix":null""")));
+
+    /// <summary>A handler that passes every request on, so that the primary handler is one more step down.</summary>
+    private sealed class PassOn : DelegatingHandler;
+
+    /// <summary>
+    /// An <see cref="HttpClient"/> whose <see cref="NexusCredentialHandler"/> (connection conn_1) sits over
+    /// <paramref name="below"/>; the factory's client comes with the container that owns it.
+    /// </summary>
+    private static (HttpClient Http, IDisposable Owner) DirectClient(NexusClient client, string below)
+    {
+        if (below == "the IHttpClientFactory's default primary handler")
+        {
+            var services = new ServiceCollection();
+            services.AddSingleton(client);
+            services.AddHttpClient("provider").AddNexusCredentials("conn_1");
+            var container = services.BuildServiceProvider();
+            return (container.GetRequiredService<IHttpClientFactory>().CreateClient("provider"), container);
+        }
+
+        HttpMessageHandler primary = below switch
+        {
+            "a SocketsHttpHandler" => new SocketsHttpHandler(),
+            "an HttpClientHandler" => new HttpClientHandler(),
+            _ => new PassOn { InnerHandler = new SocketsHttpHandler() }, // "a DelegatingHandler over a SocketsHttpHandler"
+        };
+        var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = primary });
+        return (http, http);
+    }
+
+    /// <summary>A provider whose /hop/N redirects to /hop/N+1 until N is <paramref name="last"/>, and whose /loop/N always redirects to /loop/N+1.</summary>
+    private static LoopbackHost ChainProvider(int last) => new((request, response) =>
+    {
+        var path = request.Url!.AbsolutePath;
+        var hop = int.Parse(path[(path.LastIndexOf('/') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        if (path.StartsWith("/loop/", StringComparison.Ordinal) || hop < last)
+        {
+            LoopbackHost.Redirect(response, path[..(path.LastIndexOf('/') + 1)] + (hop + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            response.StatusCode = 200;
+        }
+    });
+
+    [Theory]
+    [InlineData("a SocketsHttpHandler")]
+    [InlineData("an HttpClientHandler")]
+    [InlineData("a DelegatingHandler over a SocketsHttpHandler")]
+    [InlineData("the IHttpClientFactory's default primary handler")]
+    public async Task At_most_20_provider_redirects_are_followed_with_the_credential_and_one_more_is_an_error_as_in_the_other_SDKs(string below)
+    {
+        using var provider = ChainProvider(20);
+        var (http, owner) = DirectClient(ApiKeyClient(), below);
+        using var _ = owner;
+
+        using var twenty = await http.GetAsync(new Uri(provider.Url, "hop/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, twenty.StatusCode);
+        Assert.Equal(21, provider.Requests.Count);
+        Assert.All(provider.Requests, r => Assert.Equal("k-secret", r.Headers["x-key"]));
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri(provider.Url, "loop/0"), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpRequestError.ConfigurationLimitExceeded, error.HttpRequestError);
+        Assert.Equal(HttpStatusCode.Found, error.StatusCode);
+        Assert.Contains("more than 20", error.Message, StringComparison.Ordinal);
+        Assert.Equal(42, provider.Requests.Count); // /loop/0 and 20 redirects followed; the 21st is not
+        Assert.Equal("/loop/20", provider.Requests.Last().PathAndQuery);
+    }
+
+    [Fact]
+    public async Task A_primary_handler_set_to_follow_fewer_redirects_than_20_has_the_handler_follow_that_many()
+    {
+        using var provider = ChainProvider(3);
+        using var http = new HttpClient(new NexusCredentialHandler(ApiKeyClient(), "conn_1") { InnerHandler = new SocketsHttpHandler { MaxAutomaticRedirections = 3 } });
+
+        using var three = await http.GetAsync(new Uri(provider.Url, "hop/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, three.StatusCode);
+        Assert.Equal(4, provider.Requests.Count);
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri(provider.Url, "loop/0"), TestContext.Current.CancellationToken));
+        Assert.Contains("more than 3", error.Message, StringComparison.Ordinal);
+        Assert.Equal(8, provider.Requests.Count);
+    }
 }
