@@ -22,8 +22,11 @@ namespace Nexus.Sdk;
 /// <see cref="SocketsHttpHandler"/> or <see cref="HttpClientHandler"/> under it before its first request (at the end
 /// of any <see cref="DelegatingHandler"/> chain), and follows at most <see cref="MaxRedirects"/> redirects (fewer when
 /// that handler's <c>MaxAutomaticRedirections</c> is lower, none when it had them off); one more is an
-/// <see cref="HttpRequestException"/>, as fetch and the Go, TypeScript and Python SDKs fail. Another kind of primary
-/// handler is left as it is and must not follow redirects itself.
+/// <see cref="HttpRequestException"/>, as fetch and the Go and TypeScript SDKs fail (Python's requests, httpx and
+/// urllib fail too, after their own limits). Another kind of primary handler is left as it is and must not follow
+/// redirects itself: an answer it got by following one to another origin (its
+/// <see cref="HttpResponseMessage.RequestMessage"/> elsewhere) throws <see cref="InvalidOperationException"/>, since
+/// the credential went there with it.
 /// </remarks>
 public sealed class NexusCredentialHandler : DelegatingHandler
 {
@@ -35,7 +38,7 @@ public sealed class NexusCredentialHandler : DelegatingHandler
     private readonly Lock gate = new();
     private int handlerRedirects = -1; // -1: the handler below has not been looked at yet
 
-    /// <summary>As fetch and the Go, TypeScript and Python SDKs: at most this many redirects are followed in one request; one more is an error.</summary>
+    /// <summary>As fetch and the Go and TypeScript SDKs: at most this many redirects are followed in one request; one more is an error.</summary>
     public const int MaxRedirects = 20;
 
     /// <summary>A handler for one connection (a request's <see cref="ConnectionIdOption"/> still overrides it).</summary>
@@ -154,7 +157,7 @@ public sealed class NexusCredentialHandler : DelegatingHandler
     {
         var credential = await client.GetCredentialsAsync(id, cancellationToken).ConfigureAwait(false);
         await credential.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
-        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var response = await SendOnOriginAsync(request, cancellationToken).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.Unauthorized || !Requests.CanReplay(request.Content))
         {
             return response;
@@ -179,7 +182,28 @@ public sealed class NexusCredentialHandler : DelegatingHandler
 
         response.Dispose();
         await renewed.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
-        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return await SendOnOriginAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/>, which carries the credential, down the chain. A primary handler this handler
+    /// could not turn redirects off on (see <see cref="Redirects.TurnOff"/>) may have followed one itself, out of its
+    /// sight: an answer from another origin than the request's means the credential went there, and is not passed
+    /// over in silence.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendOnOriginAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var sentTo = request.RequestUri;
+        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        if (sentTo is { IsAbsoluteUri: true } && response.RequestMessage?.RequestUri is { IsAbsoluteUri: true } final && !Redirects.SameOrigin(final, sentTo))
+        {
+            response.Dispose();
+            throw new InvalidOperationException($"The handler under NexusCredentialHandler followed a redirect from {sentTo.Scheme}://{sentTo.Authority} to "
+                + $"{final.Scheme}://{final.Authority}, which received the connection's credential with it. Give it a primary handler that does not follow "
+                + "redirects (a SocketsHttpHandler or HttpClientHandler, whose following NexusCredentialHandler turns off and does itself within the origin).");
+        }
+
+        return response;
     }
 }
 

@@ -451,4 +451,77 @@ public sealed class RedirectTests
         Assert.Contains("more than 3", error.Message, StringComparison.Ordinal);
         Assert.Equal(8, provider.Requests.Count);
     }
+
+    [Theory]
+    [InlineData("a SocketsHttpHandler", "straight there")]
+    [InlineData("an HttpClientHandler", "straight there")]
+    [InlineData("a DelegatingHandler over a SocketsHttpHandler", "straight there")]
+    [InlineData("the IHttpClientFactory's default primary handler", "straight there")]
+    [InlineData("a SocketsHttpHandler", "after a redirect on the provider's origin")]
+    [InlineData("an HttpClientHandler", "after a redirect on the provider's origin")]
+    [InlineData("a DelegatingHandler over a SocketsHttpHandler", "after a redirect on the provider's origin")]
+    [InlineData("the IHttpClientFactory's default primary handler", "after a redirect on the provider's origin")]
+    public async Task A_provider_redirect_to_another_origin_is_handed_back_whichever_handler_sits_below_and_the_credential_never_reaches_it(string below, string route)
+    {
+        // The other origin: the same loopback address on another port.
+        using var other = new LoopbackHost((_, response) => response.StatusCode = 200);
+        using var provider = new LoopbackHost((request, response) =>
+        {
+            if (route == "after a redirect on the provider's origin" && request.Url!.AbsolutePath == "/start")
+            {
+                LoopbackHost.Redirect(response, "/moved", HttpStatusCode.TemporaryRedirect);
+            }
+            else
+            {
+                LoopbackHost.Redirect(response, other.Url + "landing", HttpStatusCode.TemporaryRedirect);
+            }
+        });
+        var (http, owner) = DirectClient(ApiKeyClient(), below);
+        using var _ = owner;
+
+        using var response = await http.GetAsync(new Uri(provider.Url, "start"), TestContext.Current.CancellationToken);
+
+        Assert.Empty(other.Requests);
+        Assert.Equal(HttpStatusCode.TemporaryRedirect, response.StatusCode);
+        Assert.Equal(new Uri(other.Url + "landing"), response.Headers.Location);
+        Assert.All(provider.Requests, r => Assert.Equal("k-secret", r.Headers["x-key"]));
+        Assert.Equal(route == "straight there" ? 1 : 2, provider.Requests.Count);
+    }
+
+    /// <summary>
+    /// A primary handler out of <see cref="NexusCredentialHandler"/>'s reach: it sends through a
+    /// <see cref="SocketsHttpHandler"/> of its own that follows redirects, as .NET does by default.
+    /// </summary>
+    private sealed class FollowingOutOfSight : HttpMessageHandler
+    {
+        private readonly HttpMessageInvoker inner = new(new SocketsHttpHandler { AllowAutoRedirect = true });
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => inner.SendAsync(request, cancellationToken);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+
+    [Fact]
+    public async Task A_primary_handler_that_followed_a_redirect_to_another_origin_out_of_the_handlers_sight_fails_the_request_saying_so()
+    {
+        using var other = new LoopbackHost((_, response) => response.StatusCode = 200);
+        using var provider = new LoopbackHost((_, response) => LoopbackHost.Redirect(response, other.Url + "landing"));
+        using var http = new HttpClient(new NexusCredentialHandler(ApiKeyClient(), "conn_1") { InnerHandler = new FollowingOutOfSight() });
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => http.GetAsync(new Uri(provider.Url, "start"), TestContext.Current.CancellationToken));
+
+        // The handler below followed the redirect before NexusCredentialHandler saw the answer: the error says so, without the secret.
+        Assert.Single(other.Requests);
+        Assert.Contains(other.Url.Authority, error.Message, StringComparison.Ordinal);
+        Assert.Contains("does not follow redirects", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("k-secret", error.Message, StringComparison.Ordinal);
+    }
 }
