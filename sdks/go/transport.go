@@ -19,6 +19,14 @@ import (
 // can be replayed (no body, or GetBody set, as http.NewRequest does for in-memory bodies). A connection that needs
 // attention then fails the request with *AttentionRequiredError.
 //
+// Redirects, directly: in an http.Client of your own, which follows redirects as net/http does, a hop (a request
+// with Response set, Response.Request being the hop before) gets the credential only when its origin (scheme, host
+// and port) is that of the request its chain started with, applied anew (a SigV4 signature for the hop's method and
+// path); a hop to any other origin is sent without it, with your headers only, and a 401 there refreshes nothing, as
+// the TypeScript and Python SDKs do. A hop whose chain cannot be walked back to its first request (a Base that
+// answers without Response.Request is mended here) gets no credential either. Client.HTTPClient follows redirects
+// itself and hands a cross-origin one back as the 3xx instead.
+//
 // With Bridge set, requests go through the Nexus Bridge instead and the credential never reaches this process.
 // Write their URLs as Client.BridgeURL(id) + path (the path relative to the provider's api_base_url); a URL
 // anywhere else is sent to the Bridge with its path and query kept and its scheme and host dropped, so
@@ -214,6 +222,15 @@ func closeBody(req *http.Request) {
 }
 
 func (t *Transport) roundTripDirect(req *http.Request) (*http.Response, error) {
+	if req.Response != nil && !t.onFirstOrigin(req) {
+		// A redirect hop (http.Client sets req.Response) to another origin than the request the caller made: the
+		// credential is not applied, as the TypeScript and Python SDKs send such a hop without it.
+		resp, err := t.base().RoundTrip(req)
+		if err == nil {
+			chain(resp, req)
+		}
+		return resp, err
+	}
 	ctx := req.Context()
 	creds, err := t.Client.Credentials(ctx, t.ConnectionID)
 	if err != nil {
@@ -230,6 +247,7 @@ func (t *Transport) roundTripDirect(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, scrub(err, creds)
 	}
+	chain(resp, out)
 	if resp.StatusCode != http.StatusUnauthorized {
 		return resp, nil
 	}
@@ -267,7 +285,56 @@ func (t *Transport) roundTripDirect(req *http.Request) (*http.Response, error) {
 	}
 	drain(resp)
 	resp, err = t.base().RoundTrip(retry)
-	return resp, scrub(err, fresh)
+	if err != nil {
+		return nil, scrub(err, fresh)
+	}
+	chain(resp, retry)
+	return resp, nil
+}
+
+// maxChain bounds the walk back through a redirect chain (http.Client stops at 10 hops by default, HTTPClient at 20).
+const maxChain = 1000
+
+// firstRequest is the request a redirect chain started with: from req back through req.Response.Request, which
+// http.Client sets on each hop it makes from a redirect. ok is false when the chain cannot be walked to its start (a
+// hop whose Response has no Request, or a chain longer than maxChain).
+func firstRequest(req *http.Request) (first *http.Request, ok bool) {
+	for i := 0; i < maxChain; i++ {
+		if req.Response == nil {
+			return req, true
+		}
+		if req.Response.Request == nil {
+			return nil, false
+		}
+		req = req.Response.Request
+	}
+	return nil, false
+}
+
+// onFirstOrigin tells whether a redirect hop goes to the origin (scheme, host and port) of the request its chain
+// started with, the only origin the credential is for. A hop from another origin back to that one is on it; a hop
+// whose chain cannot be walked back is not.
+func (t *Transport) onFirstOrigin(req *http.Request) bool {
+	first, ok := firstRequest(req)
+	return ok && sameOrigin(req.URL, first.URL)
+}
+
+// sameOrigin: same scheme, host and port (the scheme's default port when none is written).
+func sameOrigin(a, b *url.URL) bool {
+	return a != nil && b != nil && strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && portOf(a) == portOf(b)
+}
+
+// chain makes resp.Request lead back to the request the chain started with, so that the next redirect hop's origin
+// can be compared with it (onFirstOrigin): a Base that sets no Request (or one from another chain) gets sent's.
+func chain(resp *http.Response, sent *http.Request) {
+	if resp.Request != nil {
+		if got, ok := firstRequest(resp.Request); ok {
+			if want, ok := firstRequest(sent); ok && got == want {
+				return
+			}
+		}
+	}
+	resp.Request = sent
 }
 
 func drain(resp *http.Response) {

@@ -601,3 +601,205 @@ func TestBridgeModeKeepsAPutAndItsBodyAfterA301AndA302(t *testing.T) {
 		t.Fatalf("hops %+v, want %+v", got, want)
 	}
 }
+
+// credentialStrategies are the connection kinds whose credential the Transport applies, each with what shows it on a
+// request as it arrived (verified in full for SigV4).
+var credentialStrategies = []struct {
+	name    string
+	token   map[string]interface{}
+	carries func(*http.Request) bool
+}{
+	{"oauth2 bearer", bearerToken("tok-abc", time.Now().Add(time.Hour)),
+		func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok-abc" }},
+	{"api_key header", strategyToken(map[string]string{"type": "api_key", "in": "header", "name": "X-Api-Token"}, map[string]string{"api_key": "sk-123"}),
+		func(r *http.Request) bool { return r.Header.Get("X-Api-Token") == "sk-123" }},
+	{"api_key query", strategyToken(map[string]string{"type": "api_key", "in": "query", "name": "key"}, map[string]string{"api_key": "sk-123"}),
+		func(r *http.Request) bool { return r.URL.Query().Get("key") == "sk-123" }},
+	{"basic_auth", strategyToken(map[string]string{"type": "basic_auth"}, map[string]string{"username": "AC1", "password": "pw:1"}),
+		func(r *http.Request) bool { u, p, ok := r.BasicAuth(); return ok && u == "AC1" && p == "pw:1" }},
+	{"aws_sigv4", strategyToken(map[string]string{"type": "aws_sigv4", "region": "eu-west-1", "service": "execute-api"},
+		map[string]string{"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session_token": "sess-tok"}),
+		func(r *http.Request) bool {
+			return verifySigV4(r, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "sess-tok")
+		}},
+}
+
+// arrival is what a loopback server saw of one request: its path, whether it carried any part of a credential
+// (Authorization, the API key header or query parameter, X-Amz-*), whether it carried the connection's credential in
+// full (verified), and its Authorization header.
+type arrival struct {
+	path          string
+	anyCredential bool
+	credential    bool
+	authorization string
+}
+
+// recordingServer is a loopback server that records every request's arrival and answers with answer.
+func recordingServer(t *testing.T, carries func(*http.Request) bool, answer func(w http.ResponseWriter, r *http.Request)) (*httptest.Server, func() []arrival) {
+	var mu sync.Mutex
+	var got []arrival
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen := r.Header.Get("Authorization") != "" || r.Header.Get("X-Api-Token") != "" || r.URL.Query().Has("key")
+		for name := range r.Header {
+			seen = seen || strings.HasPrefix(strings.ToLower(name), "x-amz-")
+		}
+		a := arrival{path: r.URL.Path, anyCredential: seen, credential: carries(r), authorization: r.Header.Get("Authorization")}
+		mu.Lock()
+		got = append(got, a)
+		mu.Unlock()
+		answer(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []arrival {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]arrival(nil), got...)
+	}
+}
+
+func TestATransportInTheCallersOwnHTTPClientSendsARedirectToAnotherOriginWithoutTheCredential(t *testing.T) {
+	for _, tc := range credentialStrategies {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeNexus(t)
+			f.token = func(w http.ResponseWriter, r *http.Request, n int64) { writeJSON(w, 200, tc.token) }
+			// Another origin (the same loopback host on another port), which redirects once more on itself (a hop
+			// whose previous hop is on its origin, but not the request's first), then answers.
+			other, otherGot := recordingServer(t, tc.carries, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/hop" {
+					redirectTo(w, http.StatusFound, "/landing")
+					return
+				}
+				io.WriteString(w, "landed")
+			})
+			p, providerGot := recordingServer(t, tc.carries, func(w http.ResponseWriter, r *http.Request) {
+				redirectTo(w, http.StatusFound, other.URL+"/hop")
+			})
+			h := &http.Client{Transport: f.client(t).Transport("conn_1")} // follows redirects as net/http does
+
+			status, body := get(t, h, p.URL+"/start")
+
+			if status != 200 || body != "landed" {
+				t.Fatalf("answer %d %q, want the other origin's 200", status, body)
+			}
+			if got := providerGot(); len(got) != 1 || !got[0].credential {
+				t.Fatalf("the provider got %+v, want one request with the credential", got)
+			}
+			got := otherGot()
+			if len(got) != 2 || got[0].path != "/hop" || got[1].path != "/landing" {
+				t.Fatalf("the other origin got %+v, want /hop then /landing", got)
+			}
+			for _, a := range got {
+				if a.anyCredential {
+					t.Fatalf("the other origin got a credential on %s: %+v", a.path, a)
+				}
+			}
+		})
+	}
+}
+
+func TestATransportInTheCallersOwnHTTPClientAppliesTheCredentialAnewOnASameOriginRedirect(t *testing.T) {
+	for _, tc := range credentialStrategies {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeNexus(t)
+			f.token = func(w http.ResponseWriter, r *http.Request, n int64) { writeJSON(w, 200, tc.token) }
+			p, got := recordingServer(t, tc.carries, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/start" {
+					redirectTo(w, http.StatusMovedPermanently, "/next")
+					return
+				}
+				io.WriteString(w, "next")
+			})
+			h := &http.Client{Transport: f.client(t).Transport("conn_1")}
+
+			status, body := get(t, h, p.URL+"/start")
+
+			if status != 200 || body != "next" {
+				t.Fatalf("answer %d %q", status, body)
+			}
+			hops := got()
+			if len(hops) != 2 || hops[1].path != "/next" || !hops[0].credential || !hops[1].credential {
+				t.Fatalf("the provider got %+v, want /start and /next, each with the credential", hops)
+			}
+			if tc.name == "aws_sigv4" && hops[0].authorization == hops[1].authorization {
+				t.Fatal("the redirect hop replayed the first request's signature instead of being signed for its own path")
+			}
+		})
+	}
+}
+
+func TestATransportInTheCallersOwnHTTPClientAppliesTheCredentialToAHopBackOnTheRequestsOriginOnly(t *testing.T) {
+	f := newFakeNexus(t)
+	tc := credentialStrategies[0]
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) { writeJSON(w, 200, tc.token) }
+	var providerURL string
+	other, otherGot := recordingServer(t, tc.carries, func(w http.ResponseWriter, r *http.Request) {
+		redirectTo(w, http.StatusTemporaryRedirect, providerURL+"/back")
+	})
+	p, providerGot := recordingServer(t, tc.carries, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/start" {
+			redirectTo(w, http.StatusFound, other.URL+"/away")
+			return
+		}
+		io.WriteString(w, "back")
+	})
+	providerURL = p.URL
+	h := &http.Client{Transport: f.client(t).Transport("conn_1")}
+
+	status, body := get(t, h, p.URL+"/start")
+
+	if status != 200 || body != "back" {
+		t.Fatalf("answer %d %q", status, body)
+	}
+	if got := otherGot(); len(got) != 1 || got[0].anyCredential {
+		t.Fatalf("the other origin got %+v, want one request without a credential", got)
+	}
+	if got := providerGot(); len(got) != 2 || !got[0].credential || !got[1].credential {
+		t.Fatalf("the provider got %+v, want /start and /back with the credential", got)
+	}
+}
+
+func TestATransportWhoseBaseAnswersWithoutTheRedirectChainStillKeepsTheCredentialOffAnotherOrigin(t *testing.T) {
+	bases := map[string]func(resp *http.Response){
+		"no Request on the response": func(resp *http.Response) { resp.Request = nil },
+		"a Request that starts a chain anew": func(resp *http.Response) {
+			resp.Request = &http.Request{Method: resp.Request.Method, URL: resp.Request.URL, Header: http.Header{}}
+		},
+	}
+	for name, mangle := range bases {
+		mangle := mangle
+		t.Run(name, func(t *testing.T) {
+			f := newFakeNexus(t)
+			tc := credentialStrategies[1]
+			f.token = func(w http.ResponseWriter, r *http.Request, n int64) { writeJSON(w, 200, tc.token) }
+			other, otherGot := recordingServer(t, tc.carries, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/hop" {
+					redirectTo(w, http.StatusFound, "/landing")
+					return
+				}
+				io.WriteString(w, "landed")
+			})
+			p, _ := recordingServer(t, tc.carries, func(w http.ResponseWriter, r *http.Request) { redirectTo(w, http.StatusFound, other.URL+"/hop") })
+			base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				resp, err := http.DefaultTransport.RoundTrip(r)
+				if err == nil {
+					mangle(resp)
+				}
+				return resp, err
+			})
+			h := &http.Client{Transport: f.client(t).Transport("conn_1", WithBase(base))}
+
+			status, body := get(t, h, p.URL+"/start")
+
+			if status != 200 || body != "landed" {
+				t.Fatalf("answer %d %q", status, body)
+			}
+			for _, a := range otherGot() {
+				if a.anyCredential {
+					t.Fatalf("the other origin got a credential on %s", a.path)
+				}
+			}
+		})
+	}
+}

@@ -19,9 +19,14 @@ namespace Nexus.Sdk;
 /// it was given, applying the credential again on each hop (a SigV4 signature is made anew for the new path). A
 /// redirect to another origin comes back to the caller as it is, as the Go SDK's <c>HTTPClient</c> does, so the
 /// credential never reaches another host. For that it turns off <c>AllowAutoRedirect</c> on the
-/// <see cref="SocketsHttpHandler"/> or <see cref="HttpClientHandler"/> under it before its first request, and follows
-/// as many redirects as that handler would have (none when it had them off). Another kind of primary handler is left
-/// as it is and must not follow redirects itself.
+/// <see cref="SocketsHttpHandler"/> or <see cref="HttpClientHandler"/> under it before its first request (at the end
+/// of any <see cref="DelegatingHandler"/> chain), and follows at most <see cref="MaxRedirects"/> redirects (fewer when
+/// that handler's <c>MaxAutomaticRedirections</c> is lower, none when it had them off); one more is an
+/// <see cref="HttpRequestException"/>, as fetch and the Go and TypeScript SDKs fail (Python's requests, httpx and
+/// urllib fail too, after their own limits). Another kind of primary handler is left as it is and must not follow
+/// redirects itself: an answer it got by following one to another origin (its
+/// <see cref="HttpResponseMessage.RequestMessage"/> elsewhere) throws <see cref="InvalidOperationException"/>, since
+/// the credential went there with it.
 /// </remarks>
 public sealed class NexusCredentialHandler : DelegatingHandler
 {
@@ -31,7 +36,10 @@ public sealed class NexusCredentialHandler : DelegatingHandler
     private readonly NexusClient client;
     private readonly Func<HttpRequestMessage, string?>? connectionId;
     private readonly Lock gate = new();
-    private int maxRedirects = -1; // -1: the handler below has not been looked at yet
+    private int handlerRedirects = -1; // -1: the handler below has not been looked at yet
+
+    /// <summary>As fetch and the Go and TypeScript SDKs: at most this many redirects are followed in one request; one more is an error.</summary>
+    public const int MaxRedirects = 20;
 
     /// <summary>A handler for one connection (a request's <see cref="ConnectionIdOption"/> still overrides it).</summary>
     public NexusCredentialHandler(NexusClient client, string? connectionId = null)
@@ -57,11 +65,23 @@ public sealed class NexusCredentialHandler : DelegatingHandler
             throw new InvalidOperationException("No Nexus connection for this request: give the handler a connection id or set NexusCredentialHandler.ConnectionIdOption on the request.");
         }
 
-        var follow = MaxRedirects();
+        var follow = Math.Min(FollowLimit(), MaxRedirects);
         var origin = request.RequestUri;
         var response = await SendWithCredentialAsync(request, id, cancellationToken).ConfigureAwait(false);
-        for (var hop = 0; hop < follow && origin is not null && NextHop(request, response, origin); hop++)
+        for (var hop = 0; follow > 0 && origin is not null && Target(request, response, origin) is { } target; hop++)
         {
+            if (hop == follow)
+            {
+                var status = response.StatusCode;
+                response.Dispose();
+                throw new HttpRequestException(HttpRequestError.ConfigurationLimitExceeded, $"Too many redirects (more than {follow}).", null, status);
+            }
+
+            if (!NextHop(request, response, target))
+            {
+                break;
+            }
+
             response.Dispose();
             response = await SendWithCredentialAsync(request, id, cancellationToken).ConfigureAwait(false);
         }
@@ -70,47 +90,52 @@ public sealed class NexusCredentialHandler : DelegatingHandler
     }
 
     /// <summary>
-    /// How many redirects to follow: as many as the primary handler would have followed, whose own following is
-    /// turned off once, before the first request (see <see cref="Redirects.TurnOff"/>).
+    /// How many redirects the primary handler would have followed, whose own following is turned off once, before the
+    /// first request (see <see cref="Redirects.TurnOff"/>).
     /// </summary>
-    private int MaxRedirects()
+    private int FollowLimit()
     {
-        if (Volatile.Read(ref maxRedirects) is var known and >= 0)
+        if (Volatile.Read(ref handlerRedirects) is var known and >= 0)
         {
             return known;
         }
 
         lock (gate)
         {
-            if (maxRedirects < 0)
+            if (handlerRedirects < 0)
             {
-                Volatile.Write(ref maxRedirects, Redirects.TurnOff(InnerHandler));
+                Volatile.Write(ref handlerRedirects, Redirects.TurnOff(InnerHandler));
             }
 
-            return maxRedirects;
+            return handlerRedirects;
         }
     }
 
     /// <summary>
-    /// When <paramref name="response"/> is a redirect to follow, points <paramref name="request"/> at it (as .NET's own
-    /// redirect handling does: 301/302 after POST and 303 become a GET without body) and says so. A redirect to
-    /// another origin than <paramref name="origin"/> is not followed: the credential applied on the next hop would go
-    /// to that host (Go's HTTPClient stops there too, and hands the redirect back).
+    /// Where <paramref name="response"/> redirects <paramref name="request"/>, when it is a redirect to follow: one to
+    /// another origin than <paramref name="origin"/> is not (null), since the credential applied on the next hop would
+    /// go to that host (Go's HTTPClient stops there too, and hands the redirect back).
     /// </summary>
-    private static bool NextHop(HttpRequestMessage request, HttpResponseMessage response, Uri origin)
+    private static Uri? Target(HttpRequestMessage request, HttpResponseMessage response, Uri origin)
     {
         var status = (int)response.StatusCode;
         if (status is not (301 or 302 or 303 or 307 or 308) || response.Headers.Location is not { } location || request.RequestUri is not { IsAbsoluteUri: true } current)
         {
-            return false;
+            return null;
         }
 
         var target = location.IsAbsoluteUri ? location : new Uri(current, location);
-        if (!Redirects.SameOrigin(target, origin))
-        {
-            return false;
-        }
+        return Redirects.SameOrigin(target, origin) ? target : null;
+    }
 
+    /// <summary>
+    /// Points <paramref name="request"/> at <paramref name="target"/>, where <paramref name="response"/> redirects it
+    /// (as fetch and .NET's own redirect handling do: 301/302 after POST and 303 become a GET without body), and says
+    /// whether it can go: a redirect that keeps a body which cannot be sent again is not followed.
+    /// </summary>
+    private static bool NextHop(HttpRequestMessage request, HttpResponseMessage response, Uri target)
+    {
+        var status = (int)response.StatusCode;
         var toGet = (status is 301 or 302 && request.Method == HttpMethod.Post) || (status == 303 && request.Method != HttpMethod.Head);
         if (!toGet && !Requests.CanReplay(request.Content))
         {
@@ -132,7 +157,7 @@ public sealed class NexusCredentialHandler : DelegatingHandler
     {
         var credential = await client.GetCredentialsAsync(id, cancellationToken).ConfigureAwait(false);
         await credential.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
-        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var response = await SendOnOriginAsync(request, cancellationToken).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.Unauthorized || !Requests.CanReplay(request.Content))
         {
             return response;
@@ -157,7 +182,28 @@ public sealed class NexusCredentialHandler : DelegatingHandler
 
         response.Dispose();
         await renewed.ApplyAsync(request, client.Time, cancellationToken).ConfigureAwait(false);
-        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return await SendOnOriginAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/>, which carries the credential, down the chain. A primary handler this handler
+    /// could not turn redirects off on (see <see cref="Redirects.TurnOff"/>) may have followed one itself, out of its
+    /// sight: an answer from another origin than the request's means the credential went there, and is not passed
+    /// over in silence.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendOnOriginAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var sentTo = request.RequestUri;
+        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        if (sentTo is { IsAbsoluteUri: true } && response.RequestMessage?.RequestUri is { IsAbsoluteUri: true } final && !Redirects.SameOrigin(final, sentTo))
+        {
+            response.Dispose();
+            throw new InvalidOperationException($"The handler under NexusCredentialHandler followed a redirect from {sentTo.Scheme}://{sentTo.Authority} to "
+                + $"{final.Scheme}://{final.Authority}, which received the connection's credential with it. Give it a primary handler that does not follow "
+                + "redirects (a SocketsHttpHandler or HttpClientHandler, whose following NexusCredentialHandler turns off and does itself within the origin).");
+        }
+
+        return response;
     }
 }
 

@@ -363,4 +363,165 @@ public sealed class RedirectTests
         Assert.Equal(HttpStatusCode.Found, response.StatusCode);
         Assert.Single(provider.Requests);
     }
+
+    private const string ApiKeyToken = "\"api_key\":\"k-secret\"";
+
+    /// <summary>A provider API key sent as X-Key: a header .NET's own redirect handling keeps on a redirect to another host.</summary>
+    private static NexusClient ApiKeyClient() =>
+        new(FakeNexus.Options(), TokenNexus(FakeNexus.Token("api_key", ApiKeyToken, null, ""","in":"header","name":"X-Key","prefix":null""")));
+
+    /// <summary>A handler that passes every request on, so that the primary handler is one more step down.</summary>
+    private sealed class PassOn : DelegatingHandler;
+
+    /// <summary>
+    /// An <see cref="HttpClient"/> whose <see cref="NexusCredentialHandler"/> (connection conn_1) sits over
+    /// <paramref name="below"/>; the factory's client comes with the container that owns it.
+    /// </summary>
+    private static (HttpClient Http, IDisposable Owner) DirectClient(NexusClient client, string below)
+    {
+        if (below == "the IHttpClientFactory's default primary handler")
+        {
+            var services = new ServiceCollection();
+            services.AddSingleton(client);
+            services.AddHttpClient("provider").AddNexusCredentials("conn_1");
+            var container = services.BuildServiceProvider();
+            return (container.GetRequiredService<IHttpClientFactory>().CreateClient("provider"), container);
+        }
+
+        HttpMessageHandler primary = below switch
+        {
+            "a SocketsHttpHandler" => new SocketsHttpHandler(),
+            "an HttpClientHandler" => new HttpClientHandler(),
+            _ => new PassOn { InnerHandler = new SocketsHttpHandler() }, // "a DelegatingHandler over a SocketsHttpHandler"
+        };
+        var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = primary });
+        return (http, http);
+    }
+
+    /// <summary>A provider whose /hop/N redirects to /hop/N+1 until N is <paramref name="last"/>, and whose /loop/N always redirects to /loop/N+1.</summary>
+    private static LoopbackHost ChainProvider(int last) => new((request, response) =>
+    {
+        var path = request.Url!.AbsolutePath;
+        var hop = int.Parse(path[(path.LastIndexOf('/') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        if (path.StartsWith("/loop/", StringComparison.Ordinal) || hop < last)
+        {
+            LoopbackHost.Redirect(response, path[..(path.LastIndexOf('/') + 1)] + (hop + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            response.StatusCode = 200;
+        }
+    });
+
+    [Theory]
+    [InlineData("a SocketsHttpHandler")]
+    [InlineData("an HttpClientHandler")]
+    [InlineData("a DelegatingHandler over a SocketsHttpHandler")]
+    [InlineData("the IHttpClientFactory's default primary handler")]
+    public async Task At_most_20_provider_redirects_are_followed_with_the_credential_and_one_more_is_an_error_as_in_the_other_SDKs(string below)
+    {
+        using var provider = ChainProvider(20);
+        var (http, owner) = DirectClient(ApiKeyClient(), below);
+        using var _ = owner;
+
+        using var twenty = await http.GetAsync(new Uri(provider.Url, "hop/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, twenty.StatusCode);
+        Assert.Equal(21, provider.Requests.Count);
+        Assert.All(provider.Requests, r => Assert.Equal("k-secret", r.Headers["x-key"]));
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri(provider.Url, "loop/0"), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpRequestError.ConfigurationLimitExceeded, error.HttpRequestError);
+        Assert.Equal(HttpStatusCode.Found, error.StatusCode);
+        Assert.Contains("more than 20", error.Message, StringComparison.Ordinal);
+        Assert.Equal(42, provider.Requests.Count); // /loop/0 and 20 redirects followed; the 21st is not
+        Assert.Equal("/loop/20", provider.Requests.Last().PathAndQuery);
+    }
+
+    [Fact]
+    public async Task A_primary_handler_set_to_follow_fewer_redirects_than_20_has_the_handler_follow_that_many()
+    {
+        using var provider = ChainProvider(3);
+        using var http = new HttpClient(new NexusCredentialHandler(ApiKeyClient(), "conn_1") { InnerHandler = new SocketsHttpHandler { MaxAutomaticRedirections = 3 } });
+
+        using var three = await http.GetAsync(new Uri(provider.Url, "hop/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, three.StatusCode);
+        Assert.Equal(4, provider.Requests.Count);
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri(provider.Url, "loop/0"), TestContext.Current.CancellationToken));
+        Assert.Contains("more than 3", error.Message, StringComparison.Ordinal);
+        Assert.Equal(8, provider.Requests.Count);
+    }
+
+    [Theory]
+    [InlineData("a SocketsHttpHandler", "straight there")]
+    [InlineData("an HttpClientHandler", "straight there")]
+    [InlineData("a DelegatingHandler over a SocketsHttpHandler", "straight there")]
+    [InlineData("the IHttpClientFactory's default primary handler", "straight there")]
+    [InlineData("a SocketsHttpHandler", "after a redirect on the provider's origin")]
+    [InlineData("an HttpClientHandler", "after a redirect on the provider's origin")]
+    [InlineData("a DelegatingHandler over a SocketsHttpHandler", "after a redirect on the provider's origin")]
+    [InlineData("the IHttpClientFactory's default primary handler", "after a redirect on the provider's origin")]
+    public async Task A_provider_redirect_to_another_origin_is_handed_back_whichever_handler_sits_below_and_the_credential_never_reaches_it(string below, string route)
+    {
+        // The other origin: the same loopback address on another port.
+        using var other = new LoopbackHost((_, response) => response.StatusCode = 200);
+        using var provider = new LoopbackHost((request, response) =>
+        {
+            if (route == "after a redirect on the provider's origin" && request.Url!.AbsolutePath == "/start")
+            {
+                LoopbackHost.Redirect(response, "/moved", HttpStatusCode.TemporaryRedirect);
+            }
+            else
+            {
+                LoopbackHost.Redirect(response, other.Url + "landing", HttpStatusCode.TemporaryRedirect);
+            }
+        });
+        var (http, owner) = DirectClient(ApiKeyClient(), below);
+        using var _ = owner;
+
+        using var response = await http.GetAsync(new Uri(provider.Url, "start"), TestContext.Current.CancellationToken);
+
+        Assert.Empty(other.Requests);
+        Assert.Equal(HttpStatusCode.TemporaryRedirect, response.StatusCode);
+        Assert.Equal(new Uri(other.Url + "landing"), response.Headers.Location);
+        Assert.All(provider.Requests, r => Assert.Equal("k-secret", r.Headers["x-key"]));
+        Assert.Equal(route == "straight there" ? 1 : 2, provider.Requests.Count);
+    }
+
+    /// <summary>
+    /// A primary handler out of <see cref="NexusCredentialHandler"/>'s reach: it sends through a
+    /// <see cref="SocketsHttpHandler"/> of its own that follows redirects, as .NET does by default.
+    /// </summary>
+    private sealed class FollowingOutOfSight : HttpMessageHandler
+    {
+        private readonly HttpMessageInvoker inner = new(new SocketsHttpHandler { AllowAutoRedirect = true });
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => inner.SendAsync(request, cancellationToken);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+
+    [Fact]
+    public async Task A_primary_handler_that_followed_a_redirect_to_another_origin_out_of_the_handlers_sight_fails_the_request_saying_so()
+    {
+        using var other = new LoopbackHost((_, response) => response.StatusCode = 200);
+        using var provider = new LoopbackHost((_, response) => LoopbackHost.Redirect(response, other.Url + "landing"));
+        using var http = new HttpClient(new NexusCredentialHandler(ApiKeyClient(), "conn_1") { InnerHandler = new FollowingOutOfSight() });
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => http.GetAsync(new Uri(provider.Url, "start"), TestContext.Current.CancellationToken));
+
+        // The handler below followed the redirect before NexusCredentialHandler saw the answer: the error says so, without the secret.
+        Assert.Single(other.Requests);
+        Assert.Contains(other.Url.Authority, error.Message, StringComparison.Ordinal);
+        Assert.Contains("does not follow redirects", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("k-secret", error.Message, StringComparison.Ordinal);
+    }
 }
