@@ -134,7 +134,7 @@ internal static class DataCommands
         {
             // The restored database holds what a backup holds: its owner's alone, as the backup and the pre-restore
             // copy are. SQLite would create it with the process's default mode (0644 under the usual umask).
-            CreatePrivateFile(db.SqliteFile!);
+            NexusDatabase.CreatePrivateFile(db.SqliteFile!);
         }
 
         await using var destination = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadWriteCreate, timeoutSeconds: 1));
@@ -174,30 +174,13 @@ internal static class DataCommands
     /// </summary>
     private static async Task<long> CopyToNewFileAsync(SqliteConnection source, string path, CommandContext context, string label, CancellationToken ct)
     {
-        CreatePrivateFile(path);
+        NexusDatabase.CreatePrivateFile(path);
         await using var destination = new SqliteConnection(ConnectionString(path, SqliteOpenMode.ReadWrite));
         await destination.OpenAsync(ct);
         var pages = await CopyAsync(source, destination, context, label, ct);
         // The copy took the source's WAL mode; a backup is one self-contained file.
         await destination.ExecuteAsync(new CommandDefinition("PRAGMA journal_mode=DELETE", cancellationToken: ct));
         return pages;
-    }
-
-    /// <summary>
-    /// Creates an empty file at <paramref name="path"/> (replacing one there) with mode 0600: a copy of the database holds
-    /// password hashes, API-key HMACs, email addresses and the audit log, and SQLite keeps the mode of the file it is given
-    /// (its journal files take the same one).
-    /// </summary>
-    private static void CreatePrivateFile(string path)
-    {
-        File.Delete(path);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using var _ = new FileStream(path, options);
     }
 
     private static NexusDatabase SqliteOnly(CommandContext context, string command)

@@ -9,6 +9,7 @@ internal sealed class DatabasePreparation(Migrator migrator, IEnumerable<IStartu
 {
     public async Task PrepareAsync(StartupPurpose purpose, CancellationToken ct)
     {
+        db.CreateSqliteFileIfMissing();
         await CheckDatabaseAsync(ct);
         await migrator.MigrateAsync(async connection =>
         {

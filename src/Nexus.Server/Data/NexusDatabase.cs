@@ -249,6 +249,49 @@ internal sealed class NexusDatabase : IDisposable
         }
     }
 
+    /// <summary>
+    /// Creates an empty file at <paramref name="path"/> (replacing one there) with mode 0600: a copy of the database holds
+    /// password hashes, API-key HMACs, email addresses and the audit log, and SQLite keeps the mode of the file it is given
+    /// (its journal files take the same one).
+    /// </summary>
+    internal static void CreatePrivateFile(string path)
+    {
+        File.Delete(path);
+        CreateNewPrivateFile(path);
+    }
+
+    /// <summary>An empty file at <paramref name="path"/>, mode 0600; an IOException when one is there already.</summary>
+    private static void CreateNewPrivateFile(string path)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var _ = new FileStream(path, options);
+    }
+
+    /// <summary>
+    /// SQLite: creates the database file, empty and readable by its owner alone (0600), when there is none yet, before
+    /// SQLite would create it with the process's umask (0644 as a rule): it holds password hashes, API-key HMACs, email
+    /// addresses, the audit log and the encrypted tokens. An existing file keeps the mode it has.
+    /// </summary>
+    public void CreateSqliteFileIfMissing()
+    {
+        if (Engine == DatabaseEngine.Sqlite && !File.Exists(SqliteFile))
+        {
+            try
+            {
+                CreateNewPrivateFile(SqliteFile!);
+            }
+            catch (IOException) when (File.Exists(SqliteFile))
+            {
+                // Another instance (or process) created it a moment before: that one is used as it is.
+            }
+        }
+    }
+
     internal const long StartupLockId = 0x4E45585553;
 
     private static async Task<T> ScalarAsync<T>(DbConnection connection, string sql, CancellationToken ct)

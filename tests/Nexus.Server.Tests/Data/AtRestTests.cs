@@ -28,4 +28,23 @@ public sealed class AtRestTests
         Assert.DoesNotContain("PRIVATE KEY", rows, StringComparison.Ordinal);
         Assert.DoesNotContain("\"d\":", rows, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ADatabaseFileNexusCreatesIsReadableByItsOwnerAloneAndSoIsItsJournal()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return; // Unix file modes
+        }
+
+        await using var db = await TestDatabase.CreateAsync(admin: null);
+        Assert.False(File.Exists(db.SqliteFile));
+        await using var server = await NexusTestServer.StartAsync(db);
+        await server.CreateAppClientAsync();
+
+        // Created before SQLite would create it with the umask (0644 as a rule); SQLite gives the WAL the database's mode.
+        var owner = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        Assert.Equal(owner, File.GetUnixFileMode(db.SqliteFile));
+        Assert.Equal(owner, File.GetUnixFileMode(db.SqliteFile + "-wal"));
+    }
 }
