@@ -16,7 +16,7 @@ internal sealed record WebhookList(IEnumerable<WebhookResponse> Webhooks);
 /// <summary>GET /v1/admin/webhooks/{id}/deliveries: the newest 100 deliveries.</summary>
 internal sealed record WebhookDeliveryList(IEnumerable<WebhookDeliveryResponse> Deliveries);
 
-/// <summary>One delivery attempt series; next_attempt_at only while it is pending.</summary>
+/// <summary>A delivery: attempts counts every attempt made (a resend does not reset it); next_attempt_at only while it is pending.</summary>
 internal sealed record WebhookDeliveryResponse(
     string Id, string Event, string Status, int Attempts, int? LastStatusCode, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt, DateTimeOffset? NextAttemptAt)
 {
