@@ -209,7 +209,17 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
             WHERE id = @deliveryId AND webhook_id = @webhookId AND status <> @delivered
             """,
             new { deliveryId, webhookId, pending = DeliveryStatus.Pending, failed = DeliveryStatus.Failed, delivered = DeliveryStatus.Delivered, now = Now }, cancellationToken: ct));
-        return (await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
-            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE id = @deliveryId AND webhook_id = @webhookId", new { deliveryId, webhookId }, cancellationToken: ct)))?.ToDelivery();
+        return await FindDeliveryAsync(connection, webhookId, deliveryId, ct);
     }
+
+    /// <summary>One of a webhook's deliveries; null when the webhook has no such delivery.</summary>
+    public async Task<WebhookDelivery?> FindDeliveryAsync(string webhookId, string deliveryId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await FindDeliveryAsync(connection, webhookId, deliveryId, ct);
+    }
+
+    private static async Task<WebhookDelivery?> FindDeliveryAsync(System.Data.Common.DbConnection connection, string webhookId, string deliveryId, CancellationToken ct) =>
+        (await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
+            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE id = @deliveryId AND webhook_id = @webhookId", new { deliveryId, webhookId }, cancellationToken: ct)))?.ToDelivery();
 }
