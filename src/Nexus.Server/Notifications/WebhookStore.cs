@@ -14,8 +14,12 @@ internal sealed record WebhookDelivery(
     string Id, string WebhookId, string Event, string Payload, string Status, int Attempts, DateTimeOffset NextAttemptAt,
     int? LastStatusCode, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt, int ScheduleStart = 0)
 {
-    /// <summary>The attempts of the current retry schedule so far (what <see cref="WebhookDispatcher.Backoff"/> is given).</summary>
-    public int AttemptsInSchedule => Attempts - ScheduleStart;
+    /// <summary>
+    /// The attempts of the current retry schedule so far (what <see cref="WebhookDispatcher.Backoff"/> is given). Fewer
+    /// attempts than the schedule's start means a version from before migration 0021 (rolled back to) reset them on a
+    /// resend: its count is then the schedule's own.
+    /// </summary>
+    public int AttemptsInSchedule => Attempts >= ScheduleStart ? Attempts - ScheduleStart : Attempts;
 }
 
 internal static class DeliveryStatus

@@ -164,6 +164,18 @@ public sealed class WebhookDeliveryTests
         await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/wh_unknown/deliveries/{deliveryId}/retry", expected: HttpStatusCode.NotFound);
     }
 
+    [Theory]
+    [InlineData(3, 0, 3)] // never sent again
+    [InlineData(8, 8, 0)] // sent again after its 8 attempts, none since
+    [InlineData(10, 8, 2)] // two attempts into the new schedule
+    [InlineData(1, 8, 1)] // reset to 0 by a version before migration 0021 (rolled back to), one attempt since
+    public void WhereAnAttemptFallsInTheRetryScheduleCountsFromTheScheduleStart(int attempts, int scheduleStart, int inSchedule)
+    {
+        var delivery = new WebhookDelivery("msg_1", "wh_1", WebhookEvents.Test, "{}", DeliveryStatus.Pending, attempts, DateTimeOffset.UnixEpoch, null, null,
+            DateTimeOffset.UnixEpoch, null, scheduleStart);
+        Assert.Equal(inSchedule, delivery.AttemptsInSchedule);
+    }
+
     [Fact]
     public async Task AReceiverThatHangsDoesNotHoldUpAnotherWebhooksDeliveriesWhichArriveInTheOrderTheyWereQueued()
     {
