@@ -254,7 +254,7 @@ internal static class ApiCatalog
             """{"deliveries":[{"id":"msg_1","event":"connection.active","status":"delivered","attempts":1,"last_status_code":200,"created_at":1767225600,"delivered_at":1767225601}]}""",
             [.. Admin, NotFound]),
         new("POST", "/v1/admin/webhooks/{id}/test", "Send a test event to this webhook (to no other)", ApiAuth.AdminKey, 202, null, [.. Admin, NotFound]),
-        new("POST", "/v1/admin/webhooks/{id}/deliveries/{deliveryId}/retry", "Send a delivery again: a failed one with a new retry schedule, a pending one now", ApiAuth.AdminKey, 202,
+        new("POST", "/v1/admin/webhooks/{id}/deliveries/{deliveryId}/retry", "Send a delivery again: a failed one with a new retry schedule (its attempts keep counting), a pending one now", ApiAuth.AdminKey, 202,
             typeof(WebhookDeliveryResponse), [.. Admin, NotFound, Problem.DeliveryDelivered]),
         new("GET", "/v1/providers", "List providers", ApiAuth.AdminKey, 200, new ListOf("providers", typeof(ProviderResponse)), Admin),
         new("POST", "/v1/providers", "Register a provider (from the catalog or custom)", ApiAuth.AdminKey, 201, typeof(ProviderResponse),

@@ -38,12 +38,16 @@ internal static class SiteManagementBrokerPages
             Confirm(context, "/admin/api-keys", "Revoke this API key?", $"/admin/api-keys/{Uri.EscapeDataString(id)}/revoke", "Revoke key",
                 "Every app using it loses access at once. It stays listed under Revoked.")).ExcludeFromDescription();
         admin.MapPost("/admin/api-keys/{id}/revoke", RevokeApiKeyAsync).ExcludeFromDescription().RequireProtectedForm();
-        admin.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, CancellationToken ct) => WebhooksAsync(context, store, null, null, null, ct)).ExcludeFromDescription();
+        admin.MapGet("/admin/webhooks", (HttpContext context, WebhookStore store, string? sent, string? webhook, string? delivery, CancellationToken ct) =>
+            WebhooksAsync(context, store, null, null, null, ct, sent: sent, sentWebhook: webhook, sentDelivery: delivery)).ExcludeFromDescription();
         admin.MapPost("/admin/webhooks", CreateWebhookAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/webhooks/{id}/delete", (HttpContext context, string id) =>
             Confirm(context, "/admin/webhooks", "Delete this webhook?", $"/admin/webhooks/{Uri.EscapeDataString(id)}/delete", "Delete webhook",
                 "Nexus stops sending events to it at once; its delivery log goes with it.")).ExcludeFromDescription();
         admin.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().RequireProtectedForm();
+        // The same service as POST /v1/admin/webhooks/{id}/test and …/deliveries/{deliveryId}/retry (WebhookDeliveryService).
+        admin.MapPost("/admin/webhooks/{id}/test", SendTestEventAsync).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/webhooks/{id}/deliveries/{deliveryId}/retry", SendAgainAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
     }
 
@@ -451,25 +455,55 @@ internal static class SiteManagementBrokerPages
 
     // ---- Webhooks -----------------------------------------------------------------------------------------------
 
-    private static async Task<IResult> WebhooksAsync(HttpContext context, WebhookStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct, int status = 200)
+    /// <summary>The deliveries the page shows per webhook, newest first (GET /v1/admin/webhooks/{id}/deliveries has the last 100).</summary>
+    public const int DeliveriesShown = 5;
+
+    /// <summary>
+    /// The Webhooks tab. <paramref name="sent"/> (<c>test</c> or <c>again</c>, with the webhook and delivery it was
+    /// about) is where a button's POST redirected to: the page says what was done, in words of its own (nothing from the
+    /// query is shown but the ids of a webhook and delivery that exist).
+    /// </summary>
+    private static async Task<IResult> WebhooksAsync(HttpContext context, WebhookStore store, string? created, Dictionary<string, string[]>? errors, IFormCollection? form, CancellationToken ct,
+        int status = 200, string? sent = null, string? sentWebhook = null, string? sentDelivery = null)
     {
         var rows = new List<string>();
-        foreach (var hook in await store.ListAsync(ct))
+        var hooks = await store.ListAsync(ct);
+        foreach (var hook in hooks)
         {
-            var deliveries = await store.DeliveriesAsync(hook.Id, 20, ct);
-            var log = deliveries.Count == 0 ? "<span class=\"muted\">none yet</span>" : string.Join("<br>", deliveries.Take(5).Select(d =>
-                $"<code>{E(d.Event)}</code> <span class=\"status {(d.Status == DeliveryStatus.Delivered ? "active" : d.Status == DeliveryStatus.Failed ? "failed" : "pending")}\">{E(d.Status)}</span> {d.Attempts}×{(d.LastStatusCode is { } code ? $" HTTP {code}" : "")}"));
+            var id = E(Uri.EscapeDataString(hook.Id));
+            var deliveries = await store.DeliveriesAsync(hook.Id, DeliveriesShown, ct);
+            var log = deliveries.Count == 0 ? "<span class=\"muted\">none yet</span>" : string.Join("<br>", deliveries.Select(d =>
+                $"<span class=\"delivery\" data-delivery=\"{E(d.Id)}\"><code>{E(d.Event)}</code> <span class=\"status {(d.Status == DeliveryStatus.Delivered ? "active" : d.Status == DeliveryStatus.Failed ? "failed" : "pending")}\">{E(d.Status)}</span> "
+                + $"{d.Attempts} {(d.Attempts == 1 ? "attempt" : "attempts")}{(d.LastError is { } error ? $", last error <code>{E(error)}</code>" : d.LastStatusCode is { } code ? $", HTTP {code}" : "")}"
+                + (d.Status == DeliveryStatus.Failed
+                    ? " " + PostButton(context, $"/admin/webhooks/{id}/deliveries/{E(Uri.EscapeDataString(d.Id))}/retry", "Send again", $"Send {d.Event} delivery {d.Id} again")
+                    : "")
+                + "</span>"));
             rows.Add($"""
                 <tr><td><code>{E(hook.Url)}</code><br><span class="muted">{E(hook.Id)}</span></td><td>{string.Join(" ", hook.Events.Select(e => $"<code>{E(e)}</code>"))}</td>
                 <td>{E(hook.WorkspaceId ?? "all workspaces")}</td><td>{log}</td>
-                <td><a class="button secondary" href="/admin/webhooks/{E(Uri.EscapeDataString(hook.Id))}/delete">Delete</a></td></tr>
+                <td>{PostButton(context, $"/admin/webhooks/{id}/test", "Send test event", $"Send a test event to {hook.Url}")} <a class="button secondary" href="/admin/webhooks/{id}/delete">Delete</a></td></tr>
                 """);
         }
 
+        var target = hooks.FirstOrDefault(h => h.Id == sentWebhook);
+        var resent = target is not null && sent == "again" && sentDelivery is not null ? await store.FindDeliveryAsync(target.Id, sentDelivery, ct) : null;
+        var outcome = target is null ? "" : sent switch
+        {
+            "test" => $"""
+                <section class="card" role="status" id="webhook-outcome"><h2>Test event queued</h2><p>A <code>{E(WebhookEvents.Test)}</code> event is on its way to <code>{E(target.Url)}</code> (to no other webhook).
+                Nexus sends it in the background; reload this page to see its delivery below.</p></section>
+                """,
+            "again" when resent is not null => $"""
+                <section class="card" role="status" id="webhook-outcome"><h2>Delivery sent again</h2><p>The <code>{E(resent.Event)}</code> delivery <code>{E(resent.Id)}</code> is due now at <code>{E(target.Url)}</code>
+                (a failed one with a new retry schedule). Its attempts keep counting, so the log shows every attempt made; reload this page to see how it went.</p></section>
+                """,
+            _ => "",
+        };
         var events = string.Concat(WebhookEvents.All.Where(e => e != WebhookEvents.Test).Select((e, i) =>
             $"<div class=\"check\"><input type=\"checkbox\" id=\"event-{i}\" name=\"events\" value=\"{E(e)}\"{Checked(form, "events", e, true)}><label for=\"event-{i}\"><code>{E(e)}</code></label></div>"));
         return Render(context, "/admin/webhooks", "Webhooks", $"""
-            {created}<section class="card"><h2>Webhooks</h2>{Table(["Endpoint", "Events", "Scope", "Recent deliveries", "Actions"], rows, "No webhooks yet.")}</section>
+            {outcome}{created}<section class="card"><h2>Webhooks</h2>{Table(["Endpoint", "Events", "Scope", "Recent deliveries", "Actions"], rows, "No webhooks yet.")}</section>
             <section class="card"><h2>Add a webhook</h2>{Errors(errors)}
             <form method="post" action="/admin/webhooks">{AntiforgeryField(context)}
             <label for="url">Endpoint URL</label><input id="url" name="url" type="url" required placeholder="https://app.example.com/hooks/nexus"{Value(form, "url")}>
@@ -497,6 +531,22 @@ internal static class SiteManagementBrokerPages
     {
         await store.DeleteAsync(id, ct);
         return Results.Redirect("/admin/webhooks");
+    }
+
+    private static async Task<IResult> SendTestEventAsync(HttpContext context, string id, WebhookDeliveryService deliveries, CancellationToken ct) =>
+        await deliveries.SendTestAsync(id, ct)
+            ? Results.Redirect($"/admin/webhooks?sent=test&webhook={Uri.EscapeDataString(id)}")
+            : Error(context, "Not found", "There is no such webhook.", StatusCodes.Status404NotFound);
+
+    private static async Task<IResult> SendAgainAsync(HttpContext context, string id, string deliveryId, WebhookDeliveryService deliveries, CancellationToken ct)
+    {
+        var resend = await deliveries.ResendAsync(id, deliveryId, ct);
+        return resend.Outcome switch
+        {
+            ResendOutcome.Queued => Results.Redirect($"/admin/webhooks?sent=again&webhook={Uri.EscapeDataString(id)}&delivery={Uri.EscapeDataString(deliveryId)}"),
+            ResendOutcome.AlreadyDelivered => Error(context, "Already delivered", "This delivery reached its receiver already; Nexus does not send it twice.", StatusCodes.Status409Conflict),
+            _ => Error(context, "Not found", "This webhook has no such delivery.", StatusCodes.Status404NotFound),
+        };
     }
 
     // ---- Audit log ----------------------------------------------------------------------------------------------

@@ -245,7 +245,8 @@ internal static class SiteManagementPages
     }
 
     /// <summary>A one-button form for an action that needs no confirmation (it undoes nothing a person relies on).</summary>
-    private static string PostButton(HttpContext context, string action, string label, string ariaLabel) =>
+    /// <summary>A one-button POST form with its antiforgery token, for a table row's action; <paramref name="action"/> is put in the attribute as given (escape it first).</summary>
+    internal static string PostButton(HttpContext context, string action, string label, string ariaLabel) =>
         $"<form method=\"post\" action=\"{action}\" class=\"inline\">{AntiforgeryField(context)}<button type=\"submit\" class=\"secondary\" aria-label=\"{E(ariaLabel)}\">{E(label)}</button></form>";
 
     private static async Task<IResult> CreateUserAsync(HttpContext context, UserManager<NexusUser> userManager, UserStore users, DeploymentSettings settings, CancellationToken ct)

@@ -11,6 +11,7 @@ internal static class NotificationsExtensions
         services.AddSingleton<WebhookStore>();
         services.AddSingleton<WebhookRegistration>();
         services.AddSingleton<WebhookPublisher>();
+        services.AddSingleton<WebhookDeliveryService>();
         services.AddSingleton<WebhookDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());
         // Timeout: until the answer's headers (the body is never read, WebhookDispatcher.MaxResponseDrainBytes), 10 s.

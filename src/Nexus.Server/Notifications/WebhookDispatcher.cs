@@ -111,7 +111,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
         }
     }
 
-    /// <summary>The wait after <paramref name="attemptsSoFar"/> failed attempts, with ±20% jitter so that deliveries that failed together do not all come back at once; null when that was the last attempt.</summary>
+    /// <summary>The wait after <paramref name="attemptsSoFar"/> failed attempts of the current schedule, with ±20% jitter so that deliveries that failed together do not all come back at once; null when that was the last attempt.</summary>
     public static TimeSpan? Backoff(int attemptsSoFar) =>
         attemptsSoFar < 1 || attemptsSoFar > RetryDelays.Length ? null : RetryDelays[attemptsSoFar - 1] * (0.8 + (0.4 * Random.Shared.NextDouble()));
 
@@ -234,7 +234,10 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             return;
         }
 
+        // Every attempt counts in the log; where it falls in the retry schedule counts from the schedule's start (a
+        // failed delivery sent again starts a new schedule, WebhookStore.RetryAsync).
         var attempts = delivery.Attempts + 1;
+        var inSchedule = delivery.AttemptsInSchedule + 1;
         string secret;
         try
         {
@@ -247,7 +250,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             // round, this abandoned every delivery after it and left this one to be claimed again each minute forever
             // with its attempts unchanged; recorded as a failed attempt instead, it follows the retry schedule (the key
             // may be put back) and ends failed. The log says it once per webhook, without the key ring's message.
-            var retryAt = Backoff(attempts) is { } wait ? time.GetUtcNow() + wait : (DateTimeOffset?)null;
+            var retryAt = Backoff(inSchedule) is { } wait ? time.GetUtcNow() + wait : (DateTimeOffset?)null;
             metrics.WebhookDelivery(delivery.Event, delivered: false);
             await store.RecordAttemptAsync(delivery.Id, false, null, UndecryptableSecret, retryAt, ct);
             if (undecryptable.TryAdd(webhook.Id, true))
@@ -297,7 +300,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
 
         metrics.WebhookDelivery(delivery.Event, delivered: false);
         activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error);
-        var next = Backoff(attempts) is { } delay ? time.GetUtcNow() + delay : (DateTimeOffset?)null;
+        var next = Backoff(inSchedule) is { } delay ? time.GetUtcNow() + delay : (DateTimeOffset?)null;
         await store.RecordAttemptAsync(delivery.Id, false, status, error, next, ct);
         logger.LogInformation("Webhook {Delivery} to {Host} failed ({Error}); {Next}", delivery.Id, new Uri(webhook.Url).Host, error,
             next is null ? "giving up" : $"retrying at {next:O}");

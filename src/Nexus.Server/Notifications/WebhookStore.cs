@@ -6,9 +6,21 @@ namespace Nexus.Server.Notifications;
 
 internal sealed record Webhook(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt);
 
+/// <summary>
+/// A delivery and its log. <see cref="Attempts"/> counts every attempt ever made; <see cref="ScheduleStart"/> is how many
+/// of them came before the current retry schedule began (0, or the count when a failed delivery was sent again).
+/// </summary>
 internal sealed record WebhookDelivery(
     string Id, string WebhookId, string Event, string Payload, string Status, int Attempts, DateTimeOffset NextAttemptAt,
-    int? LastStatusCode, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt);
+    int? LastStatusCode, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt, int ScheduleStart = 0)
+{
+    /// <summary>
+    /// The attempts of the current retry schedule so far (what <see cref="WebhookDispatcher.Backoff"/> is given). Fewer
+    /// attempts than the schedule's start means a version from before migration 0021 (rolled back to) reset them on a
+    /// resend: its count is then the schedule's own.
+    /// </summary>
+    public int AttemptsInSchedule => Attempts >= ScheduleStart ? Attempts - ScheduleStart : Attempts;
+}
 
 internal static class DeliveryStatus
 {
@@ -49,12 +61,13 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         public string? LastError { get; init; }
         public long CreatedAt { get; init; }
         public long? DeliveredAt { get; init; }
+        public long ScheduleStart { get; init; }
 
         public WebhookDelivery ToDelivery() => new(Id, WebhookId, Event, Payload, Status, (int)Attempts, DateTimeOffset.FromUnixTimeMilliseconds(NextAttemptAt),
-            (int?)LastStatusCode, LastError, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DeliveredAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null);
+            (int?)LastStatusCode, LastError, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DeliveredAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null, (int)ScheduleStart);
     }
 
-    private const string DeliveryColumns = "id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, created_at, delivered_at";
+    private const string DeliveryColumns = "id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, created_at, delivered_at, schedule_start";
 
     public async Task<(Webhook Webhook, string Secret)> CreateAsync(string url, IReadOnlyList<string> events, string? workspaceId, CancellationToken ct)
     {
@@ -186,8 +199,9 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
 
     /// <summary>
     /// Sends a delivery again: a failed one gets a new series of attempts (the whole retry schedule), a pending one is
-    /// due now rather than at its next retry. Null when the webhook has no such delivery; the delivery as it was when
-    /// it had already been delivered (then nothing changes).
+    /// due now rather than at its next retry. Its attempts are not reset: the log keeps counting every attempt made,
+    /// and the new schedule starts from the count it had (schedule_start). Null when the webhook has no such delivery;
+    /// the delivery as it was when it had already been delivered (then nothing changes).
     /// </summary>
     public async Task<WebhookDelivery?> RetryAsync(string webhookId, string deliveryId, CancellationToken ct)
     {
@@ -195,11 +209,21 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         await connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE webhook_deliveries SET status = @pending, next_attempt_at = @now,
-                attempts = CASE WHEN status = @failed THEN 0 ELSE attempts END
+                schedule_start = CASE WHEN status = @failed THEN attempts ELSE schedule_start END
             WHERE id = @deliveryId AND webhook_id = @webhookId AND status <> @delivered
             """,
             new { deliveryId, webhookId, pending = DeliveryStatus.Pending, failed = DeliveryStatus.Failed, delivered = DeliveryStatus.Delivered, now = Now }, cancellationToken: ct));
-        return (await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
-            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE id = @deliveryId AND webhook_id = @webhookId", new { deliveryId, webhookId }, cancellationToken: ct)))?.ToDelivery();
+        return await FindDeliveryAsync(connection, webhookId, deliveryId, ct);
     }
+
+    /// <summary>One of a webhook's deliveries; null when the webhook has no such delivery.</summary>
+    public async Task<WebhookDelivery?> FindDeliveryAsync(string webhookId, string deliveryId, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await FindDeliveryAsync(connection, webhookId, deliveryId, ct);
+    }
+
+    private static async Task<WebhookDelivery?> FindDeliveryAsync(System.Data.Common.DbConnection connection, string webhookId, string deliveryId, CancellationToken ct) =>
+        (await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
+            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE id = @deliveryId AND webhook_id = @webhookId", new { deliveryId, webhookId }, cancellationToken: ct)))?.ToDelivery();
 }

@@ -16,7 +16,7 @@ internal sealed record WebhookList(IEnumerable<WebhookResponse> Webhooks);
 /// <summary>GET /v1/admin/webhooks/{id}/deliveries: the newest 100 deliveries.</summary>
 internal sealed record WebhookDeliveryList(IEnumerable<WebhookDeliveryResponse> Deliveries);
 
-/// <summary>One delivery attempt series; next_attempt_at only while it is pending.</summary>
+/// <summary>A delivery: attempts counts every attempt made (a resend does not reset it); next_attempt_at only while it is pending.</summary>
 internal sealed record WebhookDeliveryResponse(
     string Id, string Event, string Status, int Attempts, int? LastStatusCode, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt, DateTimeOffset? NextAttemptAt)
 {
@@ -59,37 +59,19 @@ internal static class WebhooksAdminEndpoints
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, WebhookStore store, CancellationToken ct) =>
         await store.DeleteAsync(id, ct) ? TypedResults.NoContent() : Problems.TypedNotFound("Webhook");
 
-    private static async Task<Results<Accepted, ProblemHttpResult>> TestAsync(string id, WebhookStore store, WebhookPublisher publisher, CancellationToken ct)
-    {
-        if (await store.FindAsync(id, ct) is not { } webhook)
-        {
-            return Problems.TypedNotFound("Webhook");
-        }
+    private static async Task<Results<Accepted, ProblemHttpResult>> TestAsync(string id, WebhookDeliveryService deliveries, CancellationToken ct) =>
+        await deliveries.SendTestAsync(id, ct) ? TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries") : Problems.TypedNotFound("Webhook");
 
-        // Queued for this webhook alone: published to every webhook that listens, it reached the deployment's other
-        // receivers too (each of them, on any "Test", got a webhook.test naming a webhook that is not theirs).
-        await publisher.PublishToAsync(id, WebhookEvents.Test, webhook.WorkspaceId, new { webhook_id = id, message = "Hello from Nexus" }, ct);
-        return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries");
-    }
-
-    /// <summary>
-    /// Sends a delivery again: after its last scheduled attempt failed (the receiver was down for longer than the retry
-    /// schedule's day), or now rather than at its next retry. A delivered one is not sent twice.
-    /// </summary>
-    private static async Task<Results<Accepted<WebhookDeliveryResponse>, ProblemHttpResult>> RetryAsync(string id, string deliveryId, WebhookStore store, WebhookDispatcher dispatcher,
+    /// <summary>Sends a delivery again (<see cref="WebhookDeliveryService.ResendAsync"/>): 202 with the delivery as it now stands, 409 once delivered.</summary>
+    private static async Task<Results<Accepted<WebhookDeliveryResponse>, ProblemHttpResult>> RetryAsync(string id, string deliveryId, WebhookDeliveryService deliveries,
         CancellationToken ct)
     {
-        if (await store.RetryAsync(id, deliveryId, ct) is not { } delivery)
+        var resend = await deliveries.ResendAsync(id, deliveryId, ct);
+        return resend.Outcome switch
         {
-            return Problems.TypedNotFound("Delivery");
-        }
-
-        if (delivery.Status == DeliveryStatus.Delivered)
-        {
-            return Problems.Typed(ProblemCatalog.DeliveryDelivered);
-        }
-
-        dispatcher.Wake();
-        return TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries", WebhookDeliveryResponse.From(delivery));
+            ResendOutcome.Queued => TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries", WebhookDeliveryResponse.From(resend.Delivery!)),
+            ResendOutcome.AlreadyDelivered => Problems.Typed(ProblemCatalog.DeliveryDelivered),
+            _ => Problems.TypedNotFound("Delivery"),
+        };
     }
 }

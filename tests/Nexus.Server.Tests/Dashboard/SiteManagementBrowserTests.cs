@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
+using Nexus.Server.Notifications;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Dashboard;
@@ -171,6 +173,123 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         var post = await page.APIRequest.PostAsync(server.BaseUrl + "/admin/clients", new() { Form = page.APIRequest.CreateFormData().Set("name", "x") });
         Assert.Equal(403, post.Status);
         await person.ScreenshotAsync("forbidden");
+    }
+
+    [Fact]
+    public async Task AdminSendsATestEventAndAFailedDeliveryAgainFromTheWebhooksPageAndSeesWhatBecameOfThem()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var webhookId = await WebhookAsync(receiver.Url);
+
+        // A delivery that failed for good: the receiver answered 500 to each attempt of the retry schedule, over which
+        // Nexus's clock is moved (before anyone signs in: a day later, a session from before would have expired).
+        receiver.FailNext(WebhookDispatcher.MaxAttempts);
+        await server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/test", expected: HttpStatusCode.Accepted);
+        var failed = Assert.Single(await SettledDeliveriesAsync(webhookId));
+        while (failed.Status != DeliveryStatus.Failed)
+        {
+            Assert.Equal(DeliveryStatus.Pending, failed.Status);
+            server.Time.Advance(failed.NextAttemptAt - server.Time.GetUtcNow() + TimeSpan.FromSeconds(1));
+            failed = Assert.Single(await SettledDeliveriesAsync(webhookId));
+        }
+
+        Assert.Equal(WebhookDispatcher.MaxAttempts, failed.Attempts);
+        Assert.Equal(WebhookDispatcher.MaxAttempts, receiver.Received.Count(d => d.Id == failed.Id && d.Answered == 500));
+
+        await using var admin = await SignedUpAsync(AdminEmail);
+        var page = admin.Page;
+        await page.GotoAsync(server.BaseUrl + "/admin/webhooks");
+        var failedEntry = page.Locator($"[data-delivery='{failed.Id}']");
+        var shown = await failedEntry.InnerTextAsync();
+        Assert.Contains("failed", shown);
+        Assert.Contains($"{WebhookDispatcher.MaxAttempts} attempts, last error HTTP 500", shown);
+        await admin.ScreenshotAsync("admin-webhooks-failed-delivery");
+
+        // "Send test event": the page says it is on its way; the receiver (back now) gets it, and the page then lists it.
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Send a test event to {receiver.Url}", Exact = true }).ClickAsync();
+        await page.WaitForPageAsync(url => url.Contains("/admin/webhooks?sent=test", StringComparison.Ordinal));
+        var outcome = page.Locator("#webhook-outcome[role=status]");
+        Assert.Contains("Test event queued", await outcome.InnerTextAsync());
+        Assert.Contains(receiver.Url, await outcome.InnerTextAsync());
+        var test = await receiver.WaitForAsync(d => d.Id != failed.Id);
+        Assert.Equal("webhook.test", test.Type);
+        Assert.Equal(webhookId, test.Data.GetProperty("webhook_id").GetString());
+        Assert.Contains(await SettledDeliveriesAsync(webhookId), d => d.Id == test.Id && d.Status == DeliveryStatus.Delivered && d.Attempts == 1);
+        await page.ReloadAsync();
+        Assert.Contains("delivered 1 attempt", await page.Locator($"[data-delivery='{test.Id}']").InnerTextAsync());
+
+        // "Send again" on the failed one: delivered, and the log counts the 8 failed attempts and this one.
+        await failedEntry.GetByRole(AriaRole.Button, new() { Name = $"Send webhook.test delivery {failed.Id} again", Exact = true }).ClickAsync();
+        await page.WaitForPageAsync(url => url.Contains("/admin/webhooks?sent=again", StringComparison.Ordinal));
+        Assert.Contains("Delivery sent again", await outcome.InnerTextAsync());
+        Assert.Contains(failed.Id, await outcome.InnerTextAsync());
+        await admin.ScreenshotAsync("admin-webhooks-sent-again");
+        await receiver.WaitForAsync(d => d.Id == failed.Id);
+        var resent = (await SettledDeliveriesAsync(webhookId)).Single(d => d.Id == failed.Id);
+        Assert.Equal((DeliveryStatus.Delivered, WebhookDispatcher.MaxAttempts + 1), (resent.Status, resent.Attempts));
+        Assert.Equal(WebhookDispatcher.MaxAttempts + 1, receiver.Received.Count(d => d.Id == failed.Id));
+
+        await page.ReloadAsync();
+        shown = await failedEntry.InnerTextAsync();
+        Assert.Contains($"delivered {WebhookDispatcher.MaxAttempts + 1} attempts", shown);
+        Assert.Equal(0, await failedEntry.GetByRole(AriaRole.Button).CountAsync()); // delivered: nothing to send again
+        admin.AssertNoConsoleErrors();
+    }
+
+    [Fact]
+    public async Task TheWebhooksPageButtonsRefuseAPersonWhoIsNotTheAdministratorAndAPostWithoutItsAntiforgeryTokenAndSendNothing()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var webhookId = await WebhookAsync(receiver.Url);
+        var store = server.Services.GetRequiredService<WebhookStore>();
+        var test = $"{server.BaseUrl}/admin/webhooks/{webhookId}/test";
+
+        // Someone signed in but not the administrator: refused, token or not.
+        await using var person = await SignedUpAsync("someone@example.com");
+        var personPage = person.Page;
+        await personPage.GotoAsync(server.BaseUrl + "/dashboard");
+        var personToken = await personPage.Locator("input[name=__csrf]").First.InputValueAsync();
+        var refused = await personPage.APIRequest.PostAsync(test, new() { Form = personPage.APIRequest.CreateFormData().Set("__csrf", personToken), MaxRedirects = 0 });
+        Assert.Equal(403, refused.Status);
+
+        // The administrator, without the page's antiforgery token: the "Form expired" page, nothing sent.
+        await using var admin = await SignedUpAsync(AdminEmail);
+        var page = admin.Page;
+        var forged = await page.APIRequest.PostAsync(test, new() { Form = page.APIRequest.CreateFormData().Set("unrelated", "x"), MaxRedirects = 0 });
+        Assert.Equal(400, forged.Status);
+        Assert.Contains("could not be verified", await forged.TextAsync());
+
+        // Likewise "Send again", for a failed delivery: its first attempt fails, then it is marked failed at once, as the
+        // dispatcher leaves one after its last attempt (so that no scheduled retry can change it while the test looks).
+        receiver.FailNext(1);
+        await server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/test", expected: HttpStatusCode.Accepted);
+        var delivery = Assert.Single(await SettledDeliveriesAsync(webhookId));
+        await store.RecordAttemptAsync(delivery.Id, false, 500, "HTTP 500", null, CancellationToken.None);
+        var again = $"{server.BaseUrl}/admin/webhooks/{webhookId}/deliveries/{delivery.Id}/retry";
+        refused = await personPage.APIRequest.PostAsync(again, new() { Form = personPage.APIRequest.CreateFormData().Set("__csrf", personToken), MaxRedirects = 0 });
+        Assert.Equal(403, refused.Status);
+        forged = await page.APIRequest.PostAsync(again, new() { Form = page.APIRequest.CreateFormData().Set("unrelated", "x"), MaxRedirects = 0 });
+        Assert.Equal(400, forged.Status);
+
+        var after = Assert.Single(await SettledDeliveriesAsync(webhookId));
+        Assert.Equal((DeliveryStatus.Failed, 2), (after.Status, after.Attempts));
+        Assert.Single(receiver.Received);
+    }
+
+    private async Task<string> WebhookAsync(string url) =>
+        (await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/webhooks", new { url, events = new[] { "connection.active" } }, HttpStatusCode.Created)).GetProperty("id").GetString()!;
+
+    /// <summary>
+    /// The webhook's deliveries, once the dispatcher has attempted whatever was due: it is woken and two of its idle
+    /// passes are waited for (an event, not a sleep: the second pass began after anything due now, so it was attempted).
+    /// </summary>
+    private async Task<IReadOnlyList<WebhookDelivery>> SettledDeliveriesAsync(string webhookId)
+    {
+        var dispatcher = server.Services.GetRequiredService<WebhookDispatcher>();
+        dispatcher.Wake();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await dispatcher.Passes.WaitAsync(2, timeout.Token);
+        return await server.Services.GetRequiredService<WebhookStore>().DeliveriesAsync(webhookId, 10, CancellationToken.None);
     }
 
     [Fact]

@@ -131,6 +131,19 @@ public sealed class InvalidInputTests(InvalidInputFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task AMultipartFormWhoseBodyIsNotMultipartIsRefusedNotA500()
+    {
+        // Found by HostileInputTests (seed 12): the framework's multipart reader ran off the end of the body.
+        using var http = new HttpClient { BaseAddress = new Uri(fixture.Server.BaseUrl) };
+        using var content = new StringContent("response_type=&error_description=x", Encoding.UTF8);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("multipart/form-data; boundary=x");
+        using var response = await http.PostAsync("/account/signin", content);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("does not match its content type", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ANulInAClientIdIsAnInvalidRequestOnEveryOAuthEndpoint()
     {
         foreach (var path in new[] { "/oauth2/token", "/nexus/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/api/v1/oauth/exchange" })

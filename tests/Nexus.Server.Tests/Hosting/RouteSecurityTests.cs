@@ -229,6 +229,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("POST", "/admin/webhooks", Access.SiteAdmin, Antiforgery: true),
         new("GET", "/admin/webhooks/{id}/delete", Access.SiteAdmin),
         new("POST", "/admin/webhooks/{id}/delete", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/webhooks/{id}/test", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/webhooks/{id}/deliveries/{deliveryId}/retry", Access.SiteAdmin, Antiforgery: true),
     ];
 
     private const string Password = "correct horse battery";
@@ -471,7 +473,7 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
     private static HttpRequestMessage Request(Route route)
     {
         var path = route.Pattern.Replace("{**path}", "anything/here").Replace("{connectionId}", "conn_01NOTHING0000000000000000")
-            .Replace("{clientId}", "no-such-client").Replace("{provider}", "no-such-provider").Replace("{name}", "no-such-provider").Replace("{id}", "no-such-id");
+            .Replace("{clientId}", "no-such-client").Replace("{provider}", "no-such-provider").Replace("{name}", "no-such-provider").Replace("{id}", "no-such-id").Replace("{deliveryId}", "no-such-delivery");
         var method = route.Method == "*" ? HttpMethod.Get : new HttpMethod(route.Method);
         var request = new HttpRequestMessage(method, path);
         if (method == HttpMethod.Post || method == HttpMethod.Patch)

@@ -106,7 +106,7 @@ public sealed class WebhookDeliveryTests
     }
 
     [Fact]
-    public async Task AReceiverDownForMostOfADayStillGetsTheDeliveryOnTheRetryScheduleAndAFailedOneCanBeSentAgain()
+    public async Task AReceiverDownForMostOfADayStillGetsTheDeliveryOnTheRetryScheduleAndAFailedOneSentAgainGetsANewScheduleWhileTheLogKeepsCountingAttempts()
     {
         await using var scene = await RefreshScene.StartAsync();
         var webhookId = await WebhookIdAsync(scene, scene.Hooks.Url);
@@ -138,21 +138,42 @@ public sealed class WebhookDeliveryTests
         // Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day (27.5 h planned) before it gives up.
         Assert.InRange(waited, TimeSpan.FromHours(20), TimeSpan.FromHours(34));
 
-        // The receiver is back: an administrator sends the failed delivery again, with a whole new schedule.
-        scene.Hooks.FailNext(0);
+        // The receiver is coming back: an administrator sends the failed delivery again, with a whole new schedule. The
+        // log keeps counting: the 8 attempts made stay in it, and the resend's attempts come after them.
+        scene.Hooks.FailNext(1);
         var deliveryId = (await DeliveryAfterAsync(scene, webhookId, WebhookDispatcher.MaxAttempts)).GetProperty("id").GetString();
         var retried = await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/deliveries/{deliveryId}/retry", expected: HttpStatusCode.Accepted);
         Assert.Equal("pending", retried.GetProperty("status").GetString());
-        Assert.Equal(0, retried.GetProperty("attempts").GetInt32());
+        Assert.Equal(WebhookDispatcher.MaxAttempts, retried.GetProperty("attempts").GetInt32());
+
+        // Its first attempt fails once more: the new schedule's first wait follows (5 s, not "failed" for good).
+        var resent = await DeliveryAfterAsync(scene, webhookId, WebhookDispatcher.MaxAttempts + 1);
+        Assert.Equal("pending", resent.GetProperty("status").GetString());
+        var firstWait = DateTimeOffset.FromUnixTimeSeconds(resent.GetProperty("next_attempt_at").GetInt64()) - scene.Server.Time.GetUtcNow();
+        Assert.InRange(firstWait, (WebhookDispatcher.RetryDelays[0] * 0.8) - TimeSpan.FromSeconds(5), WebhookDispatcher.RetryDelays[0] * 1.2);
+        scene.Server.Time.Advance(firstWait + TimeSpan.FromSeconds(1));
         await scene.Hooks.WaitForAsync(d => d.Id == deliveryId);
-        var delivered = await DeliveryAfterAsync(scene, webhookId, 1);
+        var delivered = await DeliveryAfterAsync(scene, webhookId, WebhookDispatcher.MaxAttempts + 2);
         Assert.Equal("delivered", delivered.GetProperty("status").GetString());
+        Assert.Equal(WebhookDispatcher.MaxAttempts + 2, scene.Hooks.Received.Count(d => d.Id == deliveryId));
 
         // Delivered is final; an unknown delivery, or another webhook's, is not found.
         var again = await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/deliveries/{deliveryId}/retry", expected: HttpStatusCode.Conflict);
         Assert.Equal("delivery_delivered", again.GetProperty("code").GetString());
         await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/deliveries/msg_unknown/retry", expected: HttpStatusCode.NotFound);
         await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/wh_unknown/deliveries/{deliveryId}/retry", expected: HttpStatusCode.NotFound);
+    }
+
+    [Theory]
+    [InlineData(3, 0, 3)] // never sent again
+    [InlineData(8, 8, 0)] // sent again after its 8 attempts, none since
+    [InlineData(10, 8, 2)] // two attempts into the new schedule
+    [InlineData(1, 8, 1)] // reset to 0 by a version before migration 0021 (rolled back to), one attempt since
+    public void WhereAnAttemptFallsInTheRetryScheduleCountsFromTheScheduleStart(int attempts, int scheduleStart, int inSchedule)
+    {
+        var delivery = new WebhookDelivery("msg_1", "wh_1", WebhookEvents.Test, "{}", DeliveryStatus.Pending, attempts, DateTimeOffset.UnixEpoch, null, null,
+            DateTimeOffset.UnixEpoch, null, scheduleStart);
+        Assert.Equal(inSchedule, delivery.AttemptsInSchedule);
     }
 
     [Fact]
