@@ -16,6 +16,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
     private readonly WebApplication app;
     private int failuresLeft;
 
+    // Completed (and replaced) whenever a delivery is recorded: what WaitForAsync waits on.
+    private TaskCompletionSource arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>One POST as received. <see cref="Answered"/> is the status the receiver sent back.</summary>
     public sealed record Delivery(string Id, long Timestamp, string Signature, string Body, DateTimeOffset ReceivedAt, int Answered)
     {
@@ -66,6 +69,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
             receiver.Received.Enqueue(new Delivery(headers["webhook-id"].ToString(),
                 long.TryParse(headers["webhook-timestamp"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : 0,
                 headers["webhook-signature"].ToString(), body, DateTimeOffset.UtcNow, fail ? 500 : 200));
+            Interlocked.Exchange(ref receiver.arrived, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             if (receiver.Hold is { } hold)
             {
                 await hold.PassAsync(context.RequestAborted);
@@ -114,14 +118,20 @@ public sealed class WebhookReceiver : IAsyncDisposable
     public async Task<Delivery> WaitForAsync(Func<Delivery, bool> match, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (DateTime.UtcNow < deadline)
+        while (true)
         {
+            // Taken before looking, so that a delivery recorded in between completes it.
+            var next = Volatile.Read(ref arrived).Task;
             if (Received.FirstOrDefault(d => d.Answered == 200 && match(d)) is { } found)
             {
                 return found;
             }
 
-            await Task.Delay(50);
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero || await Task.WhenAny(next, Task.Delay(left)) != next)
+            {
+                break;
+            }
         }
 
         throw new Xunit.Sdk.XunitException($"No matching webhook arrived; received: {string.Join(", ", Received.Select(d => d.Type + "/" + d.Answered))}");
