@@ -186,6 +186,51 @@ public sealed class AgreementTests
         Assert.Empty(elsewhere.Requests);
     }
 
+    [Fact]
+    public async Task A_21st_redirect_to_another_origin_comes_back_as_the_3xx_directly()
+    {
+        using var elsewhere = new LoopbackHost((_, response) => response.StatusCode = 200);
+        // The provider's /{chain}/N redirects to /{chain}/N+1 on its own origin: "twenty" up to 20, "endless" always,
+        // "leaving" up to 20 and then to another origin.
+        using var provider = new LoopbackHost((request, response) =>
+        {
+            var segments = request.Url!.AbsolutePath.Split('/');
+            var (chain, hop) = (segments[^2], int.Parse(segments[^1], System.Globalization.CultureInfo.InvariantCulture));
+            if (chain == "endless" || hop < 20)
+            {
+                LoopbackHost.Redirect(response, $"/{chain}/{hop + 1}");
+            }
+            else if (chain == "leaving")
+            {
+                LoopbackHost.Redirect(response, elsewhere.Url + "away");
+            }
+            else
+            {
+                response.StatusCode = 200;
+            }
+        });
+        var token = FakeNexus.Token("oauth2", "\"access_token\":\"at-1\"", null);
+        using var client = new NexusClient(FakeNexus.Options(), new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Json(token)) });
+        using var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = new SocketsHttpHandler() });
+
+        using var twenty = await http.GetAsync(new Uri(provider.Url, "twenty/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, twenty.StatusCode);
+        Assert.Equal(21, provider.Requests.Count);
+        Assert.All(provider.Requests, r => Assert.Equal("Bearer at-1", r.Headers["authorization"]));
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri(provider.Url, "endless/0"), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpRequestError.ConfigurationLimitExceeded, error.HttpRequestError);
+        Assert.Contains("more than 20", error.Message, StringComparison.Ordinal);
+        Assert.Equal(42, provider.Requests.Count); // /endless/0 and 20 redirects followed; the 21st is not
+
+        // Where the redirect goes is asked before how many there were: a 21st to another origin comes back, not an error.
+        using var leaving = await http.GetAsync(new Uri(provider.Url, "leaving/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Found, leaving.StatusCode);
+        Assert.Equal(new Uri(elsewhere.Url + "away"), leaving.Headers.Location);
+        Assert.Equal(63, provider.Requests.Count);
+        Assert.Empty(elsewhere.Requests);
+    }
+
     private static NexusClientOptions NoRetries(TimeProvider time)
     {
         var options = FakeNexus.Options(time);
