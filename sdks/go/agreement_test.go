@@ -6,7 +6,10 @@ package nexus
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -145,5 +148,119 @@ func TestWaitUntilActiveRaisesTheLastTransientErrorWhenTheDeadlinePasses(t *test
 	}
 	if f.count("GET /v1/connections/") < 2 {
 		t.Fatalf("gave up after %d polls", f.count("GET /v1/connections/"))
+	}
+}
+
+func TestA21stRedirectThroughTheBridgeIsAnErrorAsItIsDirectly(t *testing.T) {
+	f := newFakeNexus(t)
+	elsewhere := newProvider(t, func(*http.Request) bool { return true })
+	// /v1/bridge/conn_1/{chain}/N redirects to .../N+1 on the Bridge: "twenty" up to 20, "endless" always, "leaving"
+	// up to 20 and then off the Bridge.
+	hops := recordBridge(f, func(w http.ResponseWriter, r *http.Request) {
+		var chain string
+		var n int
+		if _, err := fmt.Sscanf(strings.Replace(strings.TrimPrefix(r.URL.Path, "/v1/bridge/conn_1/"), "/", " ", 1), "%s %d", &chain, &n); err != nil {
+			w.WriteHeader(404)
+			return
+		}
+		switch {
+		case chain == "endless" || n < 20:
+			redirectTo(w, http.StatusFound, fmt.Sprintf("/v1/bridge/conn_1/%s/%d", chain, n+1))
+		case chain == "leaving":
+			redirectTo(w, http.StatusFound, elsewhere.srv.URL+"/away")
+		default:
+			io.WriteString(w, "end of the chain")
+		}
+	})
+	c := f.client(t)
+	h := c.HTTPClient("conn_1", ViaBridge())
+
+	status, body := get(t, h, c.BridgeURL("conn_1")+"/twenty/0")
+	if status != 200 || body != "end of the chain" || len(hops()) != 21 {
+		t.Fatalf("20 redirects: %d %q after %d requests", status, body, len(hops()))
+	}
+
+	resp, err := h.Get(c.BridgeURL("conn_1") + "/endless/0")
+	if err == nil || !strings.Contains(err.Error(), "stopped after 20 redirects") {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("21 redirects: %v, %v", resp, err)
+	}
+	got := hops()
+	if len(got) != 42 || got[len(got)-1].URI != "/v1/bridge/conn_1/endless/20" { // /endless/0 and 20 redirects followed; the 21st is not
+		t.Fatalf("21 redirects: %d requests, the last %+v", len(got), got[len(got)-1])
+	}
+
+	// Where the Bridge's redirect goes is asked before how many there were: a 21st off the Bridge comes back.
+	resp, err = h.Get(c.BridgeURL("conn_1") + "/leaving/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != elsewhere.srv.URL+"/away" || len(hops()) != 63 {
+		t.Fatalf("a 21st redirect off the Bridge: %d Location %q after %d requests", resp.StatusCode, resp.Header.Get("Location"), len(hops()))
+	}
+	if n := atomic.LoadInt64(&elsewhere.hits); n != 0 {
+		t.Fatalf("the other host got %d requests", n)
+	}
+}
+
+func TestA21stRedirectToAnotherOriginComesBackAsThe3xxDirectly(t *testing.T) {
+	f := newFakeNexus(t)
+	elsewhere := newProvider(t, func(*http.Request) bool { return true })
+	// The provider's /{chain}/N redirects to /{chain}/N+1 on its own origin: "twenty" up to 20, "endless" always,
+	// "leaving" up to 20 and then to another origin.
+	var credentialed, requests int64
+	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		atomic.AddInt64(&requests, 1)
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer tok-") {
+			atomic.AddInt64(&credentialed, 1)
+		}
+		var chain string
+		var n int
+		if _, err := fmt.Sscanf(strings.Replace(strings.TrimPrefix(r.URL.Path, "/"), "/", " ", 1), "%s %d", &chain, &n); err != nil {
+			w.WriteHeader(404)
+			return
+		}
+		switch {
+		case chain == "endless" || n < 20:
+			redirectTo(w, http.StatusFound, fmt.Sprintf("/%s/%d", chain, n+1))
+		case chain == "leaving":
+			redirectTo(w, http.StatusFound, elsewhere.srv.URL+"/away")
+		default:
+			io.WriteString(w, "end of the chain")
+		}
+	}))
+	t.Cleanup(p.Close)
+	h := f.client(t).HTTPClient("conn_1")
+
+	status, body := get(t, h, p.URL+"/twenty/0")
+	if status != 200 || body != "end of the chain" || atomic.LoadInt64(&requests) != 21 || atomic.LoadInt64(&credentialed) != 21 {
+		t.Fatalf("20 redirects: %d %q after %d requests, %d with the credential", status, body, atomic.LoadInt64(&requests), atomic.LoadInt64(&credentialed))
+	}
+
+	resp, err := h.Get(p.URL + "/endless/0")
+	if err == nil || !strings.Contains(err.Error(), "stopped after 20 redirects") {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("21 redirects: %v, %v", resp, err)
+	}
+	if n := atomic.LoadInt64(&requests); n != 42 { // /endless/0 and 20 redirects followed; the 21st is not
+		t.Fatalf("21 redirects: %d requests", n)
+	}
+
+	// Where the redirect goes is asked before how many there were: a 21st to another origin comes back, not an error.
+	resp, err = h.Get(p.URL + "/leaving/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != elsewhere.srv.URL+"/away" || atomic.LoadInt64(&requests) != 63 {
+		t.Fatalf("a 21st redirect to another origin: %d Location %q after %d requests", resp.StatusCode, resp.Header.Get("Location"), atomic.LoadInt64(&requests))
+	}
+	if n := atomic.LoadInt64(&elsewhere.hits); n != 0 {
+		t.Fatalf("the other origin got %d requests", n)
 	}
 }

@@ -464,7 +464,7 @@ public sealed class NexusClient : IDisposable
     /// </summary>
     public static readonly HttpRequestOptionsKey<bool> FollowBridgeRedirectsOption = new("Nexus.FollowBridgeRedirects");
 
-    /// <summary>As fetch and the TypeScript SDK: at most this many redirects are followed through the Bridge.</summary>
+    /// <summary>As fetch and the other SDKs: at most this many redirects are followed through the Bridge; one more is an error.</summary>
     internal const int MaxBridgeRedirects = 20;
 
     /// <summary>
@@ -480,7 +480,9 @@ public sealed class NexusClient : IDisposable
     /// to the Bridge's own path (<c>/v1/bridge/{id}/…</c>); this method follows that one (unless
     /// <see cref="NexusClientOptions.FollowBridgeRedirects"/> or the request's <see cref="FollowBridgeRedirectsOption"/>
     /// says not to), only when the Location, resolved against the request's URI, is on Nexus's own scheme, host and
-    /// port and under the same connection's Bridge, and only then sends <c>X-API-Key</c> again: at most 20 hops, 303
+    /// port and under the same connection's Bridge, and only then sends <c>X-API-Key</c> again: at most 20 hops (a 21st
+    /// throws <see cref="HttpRequestException"/> with <see cref="HttpRequestError.ConfigurationLimitExceeded"/>, as
+    /// <see cref="NexusCredentialHandler"/> does directly), 303
     /// and a POST's 301/302 becoming a GET without the body, the other redirects keeping the method and body when the
     /// body can be sent again (else the 3xx comes back). Any other redirect (the provider's host outside its API,
     /// which the Bridge passes on as the provider wrote it) comes back as the 3xx, so the key never goes elsewhere.
@@ -498,8 +500,21 @@ public sealed class NexusClient : IDisposable
         request.Headers.TryAddWithoutValidation(ApiKeyHeader, options.ApiKey);
         var follow = request.Options.TryGetValue(FollowBridgeRedirectsOption, out var chosen) ? chosen : options.FollowBridgeRedirects;
         var response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-        for (var hops = 0; follow && hops < MaxBridgeRedirects && BridgeRedirect(request, response, bridge) is { } next; hops++)
+        for (var hops = 0; follow && BridgeTarget(request, response, bridge) is { } hopTarget; hops++)
         {
+            if (hops == MaxBridgeRedirects)
+            {
+                // As NexusCredentialHandler directly, and the Go, TypeScript and Python SDKs through the Bridge.
+                var status = response.StatusCode;
+                response.Dispose();
+                throw new HttpRequestException(HttpRequestError.ConfigurationLimitExceeded, $"Too many redirects (more than {MaxBridgeRedirects}).", null, status);
+            }
+
+            if (BridgeRedirect(request, response, hopTarget) is not { } next)
+            {
+                break;
+            }
+
             response.Dispose();
             request = next;
             response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
@@ -537,11 +552,11 @@ public sealed class NexusClient : IDisposable
     }
 
     /// <summary>
-    /// The request that follows <paramref name="response"/> through the Bridge, or null when it is not a redirect to
-    /// follow: its Location (resolved against the request's URI) is not on <paramref name="bridge"/>, or the redirect
-    /// keeps a body that cannot be sent again. The method changes as fetch and .NET change it.
+    /// Where <paramref name="response"/> redirects <paramref name="request"/> through the Bridge, when it is a redirect
+    /// to follow: null when it is not a redirect, or its Location (resolved against the request's URI) is not on
+    /// <paramref name="bridge"/> (that 3xx comes back, whatever the count of redirects so far).
     /// </summary>
-    private static HttpRequestMessage? BridgeRedirect(HttpRequestMessage request, HttpResponseMessage response, Uri bridge)
+    private static Uri? BridgeTarget(HttpRequestMessage request, HttpResponseMessage response, Uri bridge)
     {
         var status = (int)response.StatusCode;
         if (status is not (301 or 302 or 303 or 307 or 308) || response.Headers.Location is not { } location || request.RequestUri is not { IsAbsoluteUri: true } current)
@@ -550,11 +565,17 @@ public sealed class NexusClient : IDisposable
         }
 
         var target = location.IsAbsoluteUri ? location : new Uri(current, location);
-        if (!OnBridge(target, bridge))
-        {
-            return null;
-        }
+        return OnBridge(target, bridge) ? target : null;
+    }
 
+    /// <summary>
+    /// The request that follows <paramref name="response"/> to <paramref name="target"/> on the Bridge (see
+    /// <see cref="BridgeTarget"/>), or null when the redirect keeps a body that cannot be sent again. The method
+    /// changes as fetch and .NET change it.
+    /// </summary>
+    private static HttpRequestMessage? BridgeRedirect(HttpRequestMessage request, HttpResponseMessage response, Uri target)
+    {
+        var status = (int)response.StatusCode;
         var toGet = (status == 303 && request.Method != HttpMethod.Get && request.Method != HttpMethod.Head) || (status is 301 or 302 && request.Method == HttpMethod.Post);
         if (!toGet && !Requests.CanReplay(request.Content))
         {

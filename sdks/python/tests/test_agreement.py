@@ -5,7 +5,7 @@ import asyncio
 import unittest
 
 from nexus_sdk import (AttentionRequired, Conflict, ConnectionFailed, NexusClient, NexusTimeout, NotActive,
-                       RateLimited, Unavailable)
+                       RateLimited, TooManyRedirects, Unavailable)
 from nexus_sdk.aio import AsyncNexusClient
 from support import FakeServer, js, problem
 from test_apply import ADAPTERS, Provider, call
@@ -90,6 +90,35 @@ class AgreementTests(unittest.TestCase):
         self.assertEqual("database_unavailable", caught.exception.code)
         self.assertGreaterEqual(script.calls, 2)
         self.assertAlmostEqual(3.0, sum(self.time.sleeps))
+
+    def test_a_21st_redirect_through_the_bridge_is_an_error_as_it_is_directly(self):
+        elsewhere = FakeServer()
+        self.addCleanup(elsewhere.close)
+
+        def chain(seen, m):
+            # /v1/bridge/c1/{chain}/N redirects to .../N+1 on the Bridge: "twenty" up to 20, "endless" always, "leaving"
+            # up to 20 and then off the Bridge.
+            name, hop = m.group(1), int(m.group(2))
+            if name == "endless" or hop < 20:
+                return 302, {"Location": "/v1/bridge/c1/%s/%d" % (name, hop + 1)}, b""
+            if name == "leaving":
+                return 302, {"Location": elsewhere.url + "/away"}, b""
+            return js(200, {"hop": hop})
+
+        self.server.route("GET", r"/v1/bridge/c1/(\w+)/(\d+)", chain)
+        self.assertEqual({"hop": 20}, self.client.bridge("c1", "GET", "/twenty/0").json())
+        self.assertEqual(21, len(self.server.seen))
+        with self.assertRaises(TooManyRedirects) as caught:
+            self.client.bridge("c1", "GET", "/endless/0")
+        self.assertEqual(302, caught.exception.http_status)
+        self.assertIn("more than 20", str(caught.exception))
+        self.assertEqual(42, len(self.server.seen))  # /endless/0 and 20 redirects followed; the 21st is not
+        self.assertEqual("/v1/bridge/c1/endless/20", self.server.seen[-1].path)
+        # Where the Bridge's redirect goes is asked before how many there were: a 21st off the Bridge comes back.
+        leaving = self.client.bridge("c1", "GET", "/leaving/0")
+        self.assertEqual((302, elsewhere.url + "/away"), (leaving.status, leaving.headers.get("Location")))
+        self.assertEqual(63, len(self.server.seen))
+        self.assertEqual([], elsewhere.seen)
 
     def test_the_async_wait_until_active_keeps_polling_through_a_transient_error(self):
         script = Scripted(problem(503, "database_unavailable"), js(200, {"connection_id": "c1", "status": "active"}))

@@ -9,7 +9,7 @@ import unittest
 import httpx
 import requests
 
-from nexus_sdk import AttentionRequired, NexusClient
+from nexus_sdk import AttentionRequired, NexusClient, TooManyRedirects
 from nexus_sdk import httpx as nexus_httpx
 from nexus_sdk import requests as nexus_requests
 from support import FakeServer, js, problem
@@ -93,15 +93,17 @@ class BridgeRedirectTests(unittest.TestCase):
                 self.assertEqual(("/v1/bridge/c_1/landed",) + landed, (got["at"], got["method"], got["body"], got["type"]))
                 self.assertEqual(KEY, self.nexus.seen[-1].headers.get("x-api-key"))
 
-    def test_the_client_s_bridge_follows_at_most_20_redirects_then_returns_the_next_3xx(self):
+    def test_the_client_s_bridge_follows_at_most_20_redirects_and_one_more_raises_as_in_the_other_sdks(self):
         self.nexus.route("GET", r"/v1/bridge/c_1/hop/(\d+)", lambda s, m: redirect(302, "/v1/bridge/c_1/hop/%d" % (int(m.group(1)) + 1))
                          if int(m.group(1)) < 20 else js(200, {"hop": 20}))
         self.nexus.route("GET", r"/v1/bridge/c_1/loop/(\d+)", lambda s, m: redirect(302, "/v1/bridge/c_1/loop/%d" % (int(m.group(1)) + 1)))
         self.assertEqual({"hop": 20}, self.client.bridge("c_1", "GET", "/hop/0").json())
         self.assertEqual(21, len(self.nexus.seen))
-        looped = self.client.bridge("c_1", "GET", "/loop/0")
-        self.assertEqual((302, "/v1/bridge/c_1/loop/21"), (looped.status, looped.headers.get("Location")))
+        with self.assertRaises(TooManyRedirects) as caught:
+            self.client.bridge("c_1", "GET", "/loop/0")
+        self.assertEqual((302, "c_1"), (caught.exception.http_status, caught.exception.connection_id))
         self.assertEqual(42, len(self.nexus.seen))
+        self.assertEqual("/v1/bridge/c_1/loop/20", self.nexus.seen[-1].path)
 
     def test_the_client_s_bridge_with_follow_redirects_false_returns_the_bridge_s_3xx(self):
         self.rewritten_chain()

@@ -547,7 +547,9 @@ export class Nexus {
    * default): fetch would copy every header but Authorization, Cookie and Proxy-Authorization to another host, so an
    * API key header or `X-Amz-Security-Token` would reach whatever host the provider redirects to. Credentials are
    * applied (and SigV4 signed anew) only on a hop whose origin (scheme, host, port) is the request's own; a hop
-   * elsewhere gets the caller's headers without them. `credentialed` tells whether the final hop carried them.
+   * elsewhere gets the caller's headers without them. At most 20 redirects are followed: a 21st to the request's
+   * origin throws TypeError, as fetch; a 21st to another origin comes back as the 3xx, as Go's HTTPClient and .NET's
+   * NexusCredentialHandler hand it back. `credentialed` tells whether the final hop carried them.
    */
   async #sendWith(credentials: Credentials, base: NormalizedRequest): Promise<{ response: Response; credentialed: boolean }> {
     const mode = base.init.redirect ?? "follow";
@@ -564,6 +566,12 @@ export class Nexus {
       });
       const next = mode === "follow" ? redirectTarget(response, request.url) : undefined;
       if (next === undefined) {
+        return { response, credentialed };
+      }
+      // Where the redirect goes is asked before how many there were: Go's HTTPClient and .NET's handler hand every
+      // redirect to another origin than the request's back, so a 21st one comes back as the 3xx there, not as an
+      // error, and here too (one below the limit is followed without the credentials).
+      if (redirects >= MAX_REDIRECTS && next.origin !== origin) {
         return { response, credentialed };
       }
       if (redirects >= MAX_REDIRECTS) {

@@ -133,3 +133,80 @@ test("wait until active raises the last transient error when the deadline passes
   assert.equal(error.code, "database_unavailable");
   assert.ok(polls >= 2, `gave up after ${polls} polls`);
 });
+
+test("a 21st redirect through the Bridge is an error as it is directly", async () => {
+  const id = newId();
+  const elsewhere = await TestServer.start();
+  try {
+    elsewhere.on("GET", /.*/, (_req, res) => json(res, 200, {}));
+    // /v1/bridge/{id}/{chain}/N redirects to .../N+1 on the Bridge: "twenty" up to 20, "endless" always, "leaving" up
+    // to 20 and then off the Bridge.
+    const seen: string[] = [];
+    server.on("GET", new RegExp(`^/v1/bridge/${id}/`), (req, res) => {
+      seen.push(req.path);
+      const [, chain, hop] = /\/(\w+)\/(\d+)$/.exec(req.path)!;
+      const n = Number(hop);
+      if (chain === "endless" || n < 20) res.writeHead(302, { location: `/v1/bridge/${id}/${chain}/${n + 1}` }).end();
+      else if (chain === "leaving") res.writeHead(302, { location: `${elsewhere.url}/away` }).end();
+      else json(res, 200, { hop: n });
+    });
+    const call = client().fetch(id, { bridge: true });
+
+    assert.deepEqual(await (await call("/twenty/0")).json(), { hop: 20 });
+    assert.equal(seen.length, 21);
+
+    const error = await call("/endless/0").catch((e) => e);
+    assert.ok(error instanceof TypeError, String(error));
+    assert.match(error.message, /Too many redirects \(more than 20\)/);
+    assert.equal(seen.length, 42); // /endless/0 and 20 redirects followed; the 21st is not
+    assert.equal(seen.at(-1), `/v1/bridge/${id}/endless/20`);
+
+    // Where the Bridge's redirect goes is asked before how many there were: a 21st off the Bridge comes back.
+    const leaving = await call("/leaving/0");
+    assert.equal(leaving.status, 302);
+    assert.equal(leaving.headers.get("location"), `${elsewhere.url}/away`);
+    assert.equal(seen.length, 63);
+    assert.equal(elsewhere.received.length, 0);
+  } finally {
+    await elsewhere.close();
+  }
+});
+
+test("a 21st redirect to another origin comes back as the 3xx, directly", async () => {
+  const id = newId();
+  const elsewhere = await TestServer.start();
+  try {
+    elsewhere.on("GET", /.*/, (_req, res) => json(res, 200, {}));
+    server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => json(res, 200, bearerToken("tok-1", null)));
+    // The provider's /api/{id}/{chain}/N redirects to .../N+1 on its own origin: "twenty" up to 20, "endless" always,
+    // "leaving" up to 20 and then to another origin.
+    const seen: Array<[string, string | undefined]> = [];
+    server.on("GET", new RegExp(`^/api/${id}/`), (req, res) => {
+      seen.push([req.path, req.headers.authorization]);
+      const [, chain, hop] = /\/(\w+)\/(\d+)$/.exec(req.path)!;
+      const n = Number(hop);
+      if (chain === "endless" || n < 20) res.writeHead(302, { location: `/api/${id}/${chain}/${n + 1}` }).end();
+      else if (chain === "leaving") res.writeHead(302, { location: `${elsewhere.url}/away` }).end();
+      else json(res, 200, { hop: n });
+    });
+    const call = client().fetch(id);
+
+    assert.deepEqual(await (await call(`${server.url}/api/${id}/twenty/0`)).json(), { hop: 20 });
+    assert.equal(seen.length, 21);
+    assert.ok(seen.every(([, authorization]) => authorization === "Bearer tok-1"));
+
+    const error = await call(`${server.url}/api/${id}/endless/0`).catch((e) => e);
+    assert.ok(error instanceof TypeError, String(error));
+    assert.match(error.message, /Too many redirects \(more than 20\)/);
+    assert.equal(seen.length, 42); // /endless/0 and 20 redirects followed; the 21st is not
+
+    // Where the redirect goes is asked before how many there were: a 21st to another origin comes back, not an error.
+    const leaving = await call(`${server.url}/api/${id}/leaving/0`);
+    assert.equal(leaving.status, 302);
+    assert.equal(leaving.headers.get("location"), `${elsewhere.url}/away`);
+    assert.equal(seen.length, 63);
+    assert.equal(elsewhere.received.length, 0);
+  } finally {
+    await elsewhere.close();
+  }
+});

@@ -139,6 +139,98 @@ public sealed class AgreementTests
         Assert.True(polls >= 2, $"gave up after {polls} polls");
     }
 
+    [Fact]
+    public async Task A_21st_redirect_through_the_Bridge_is_an_error_as_it_is_directly()
+    {
+        using var elsewhere = new LoopbackHost((_, response) => response.StatusCode = 200);
+        // The Bridge's /v1/bridge/conn_1/{chain}/N redirects to .../N+1 on the Bridge: "twenty" up to 20, "endless"
+        // always, "leaving" up to 20 and then off the Bridge.
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            var segments = request.Url!.AbsolutePath.Split('/');
+            var (chain, hop) = (segments[^2], int.Parse(segments[^1], System.Globalization.CultureInfo.InvariantCulture));
+            if (chain == "endless" || hop < 20)
+            {
+                LoopbackHost.Redirect(response, $"/v1/bridge/conn_1/{chain}/{hop + 1}");
+            }
+            else if (chain == "leaving")
+            {
+                LoopbackHost.Redirect(response, elsewhere.Url + "away");
+            }
+            else
+            {
+                response.StatusCode = 200;
+            }
+        });
+        var options = FakeNexus.Options();
+        options.BaseUrl = nexus.Url;
+        using var client = new NexusClient(options);
+        HttpRequestMessage Start(string chain) => new(HttpMethod.Get, new Uri($"/{chain}/0", UriKind.Relative));
+
+        using var twenty = await client.SendThroughBridgeAsync("conn_1", Start("twenty"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, twenty.StatusCode);
+        Assert.Equal(21, nexus.Requests.Count);
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => client.SendThroughBridgeAsync("conn_1", Start("endless"), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpRequestError.ConfigurationLimitExceeded, error.HttpRequestError);
+        Assert.Equal(HttpStatusCode.Found, error.StatusCode);
+        Assert.Contains("more than 20", error.Message, StringComparison.Ordinal);
+        Assert.Equal(42, nexus.Requests.Count); // /endless/0 and 20 redirects followed; the 21st is not
+        Assert.Equal("/v1/bridge/conn_1/endless/20", nexus.Requests.Last().PathAndQuery);
+
+        // Where the Bridge's redirect goes is asked before how many there were: a 21st off the Bridge comes back.
+        using var leaving = await client.SendThroughBridgeAsync("conn_1", Start("leaving"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Found, leaving.StatusCode);
+        Assert.Equal(new Uri(elsewhere.Url + "away"), leaving.Headers.Location);
+        Assert.Equal(63, nexus.Requests.Count);
+        Assert.Empty(elsewhere.Requests);
+    }
+
+    [Fact]
+    public async Task A_21st_redirect_to_another_origin_comes_back_as_the_3xx_directly()
+    {
+        using var elsewhere = new LoopbackHost((_, response) => response.StatusCode = 200);
+        // The provider's /{chain}/N redirects to /{chain}/N+1 on its own origin: "twenty" up to 20, "endless" always,
+        // "leaving" up to 20 and then to another origin.
+        using var provider = new LoopbackHost((request, response) =>
+        {
+            var segments = request.Url!.AbsolutePath.Split('/');
+            var (chain, hop) = (segments[^2], int.Parse(segments[^1], System.Globalization.CultureInfo.InvariantCulture));
+            if (chain == "endless" || hop < 20)
+            {
+                LoopbackHost.Redirect(response, $"/{chain}/{hop + 1}");
+            }
+            else if (chain == "leaving")
+            {
+                LoopbackHost.Redirect(response, elsewhere.Url + "away");
+            }
+            else
+            {
+                response.StatusCode = 200;
+            }
+        });
+        var token = FakeNexus.Token("oauth2", "\"access_token\":\"at-1\"", null);
+        using var client = new NexusClient(FakeNexus.Options(), new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Json(token)) });
+        using var http = new HttpClient(new NexusCredentialHandler(client, "conn_1") { InnerHandler = new SocketsHttpHandler() });
+
+        using var twenty = await http.GetAsync(new Uri(provider.Url, "twenty/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, twenty.StatusCode);
+        Assert.Equal(21, provider.Requests.Count);
+        Assert.All(provider.Requests, r => Assert.Equal("Bearer at-1", r.Headers["authorization"]));
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri(provider.Url, "endless/0"), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpRequestError.ConfigurationLimitExceeded, error.HttpRequestError);
+        Assert.Contains("more than 20", error.Message, StringComparison.Ordinal);
+        Assert.Equal(42, provider.Requests.Count); // /endless/0 and 20 redirects followed; the 21st is not
+
+        // Where the redirect goes is asked before how many there were: a 21st to another origin comes back, not an error.
+        using var leaving = await http.GetAsync(new Uri(provider.Url, "leaving/0"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Found, leaving.StatusCode);
+        Assert.Equal(new Uri(elsewhere.Url + "away"), leaving.Headers.Location);
+        Assert.Equal(63, provider.Requests.Count);
+        Assert.Empty(elsewhere.Requests);
+    }
+
     private static NexusClientOptions NoRetries(TimeProvider time)
     {
         var options = FakeNexus.Options(time);

@@ -198,7 +198,7 @@ public sealed class RedirectTests
     }
 
     [Fact]
-    public async Task At_most_20_Bridge_redirects_are_followed_and_the_next_one_comes_back_as_the_3xx()
+    public async Task At_most_20_Bridge_redirects_are_followed_and_one_more_is_an_error_as_directly()
     {
         using var nexus = new LoopbackHost((request, response) =>
         {
@@ -220,11 +220,13 @@ public sealed class RedirectTests
         Assert.Equal(HttpStatusCode.OK, twenty.StatusCode);
         Assert.Equal(21, nexus.Requests.Count);
 
-        using var loop = await client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/loop/0", UriKind.Relative)),
-            TestContext.Current.CancellationToken);
-        Assert.Equal(HttpStatusCode.Found, loop.StatusCode);
-        Assert.Equal("/v1/bridge/conn_1/loop/21", loop.Headers.Location!.OriginalString);
+        // As NexusCredentialHandler directly (and the Go, TypeScript and Python SDKs through the Bridge): the 21st throws.
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => client.SendThroughBridgeAsync("conn_1",
+            new HttpRequestMessage(HttpMethod.Get, new Uri("/loop/0", UriKind.Relative)), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpRequestError.ConfigurationLimitExceeded, error.HttpRequestError);
+        Assert.Equal(HttpStatusCode.Found, error.StatusCode);
         Assert.Equal(42, nexus.Requests.Count);
+        Assert.Equal("/v1/bridge/conn_1/loop/20", nexus.Requests.Last().PathAndQuery);
     }
 
     [Theory]

@@ -33,6 +33,7 @@ from ._errors import (
     NotFound,
     RateLimited,
     RetryableError,
+    TooManyRedirects,
     Unauthorized,
     Unavailable,
     UnsupportedStrategy,
@@ -47,6 +48,6 @@ __all__ = [
     "Admin", "ApiKey", "AttentionRequired", "AwsCredentials", "Client", "ConfigurationError", "Conflict", "Connection", "ConnectionFailed",
     "ConnectionPage", "ConnectionRequest", "Credentials", "Forbidden", "Headers", "HttpRequest", "HttpResponse", "InvalidRequest",
     "NexusClient", "NexusError", "NexusTimeout", "NotActive", "NotFound", "RateLimited", "RetryableError",
-    "StdlibTransport", "Transport", "Unauthorized", "Unavailable", "UnsupportedStrategy", "is_nexus_problem",
+    "StdlibTransport", "TooManyRedirects", "Transport", "Unauthorized", "Unavailable", "UnsupportedStrategy", "is_nexus_problem",
     "LastError", "WebhookEvent", "WebhookVerificationError", "verify_webhook",
 ]

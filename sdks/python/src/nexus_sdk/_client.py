@@ -20,6 +20,7 @@ from ._errors import (
     NexusTimeout,
     NotActive,
     RetryableError,
+    TooManyRedirects,
     Unavailable,
     error_from_response,
 )
@@ -32,7 +33,8 @@ log = logging.getLogger("nexus_sdk")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 USER_AGENT = "nexus-sdk-python/0.1.0"
-#: As fetch and the TypeScript and .NET SDKs: at most this many redirects are followed through the Bridge.
+#: As fetch and the Go, TypeScript and .NET SDKs: at most this many redirects are followed through the Bridge; one more
+#: raises :class:`~nexus_sdk.TooManyRedirects`.
 MAX_BRIDGE_REDIRECTS = 20
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CONTENT_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Content-Location")
@@ -643,9 +645,10 @@ class NexusClient:
 
         The Bridge follows no redirect: one inside the provider's API comes back with its ``Location`` rewritten to
         the Bridge's own path (``/v1/bridge/{id}/…``). With ``follow_redirects`` (the default) that one is followed,
-        with the key, when it is on Nexus's origin and under this connection's Bridge (at most 20; 303 and a POST's
-        301/302 become a GET without the body, the others keep method and body); any other redirect is returned as
-        the 3xx, so the key never goes elsewhere."""
+        with the key, when it is on Nexus's origin and under this connection's Bridge (at most 20, and a 21st raises
+        :class:`~nexus_sdk.TooManyRedirects`, as the other SDKs do; 303 and a POST's 301/302 become a GET without the
+        body, the others keep method and body); any other redirect is returned as the 3xx, so the key never goes
+        elsewhere."""
         method = method.upper()
         url = self.bridge_url(connection_id, path)
         if params:
@@ -664,8 +667,12 @@ class NexusClient:
             if not follow_redirects or response.status not in _REDIRECT_STATUSES or not location:
                 return response
             target = urljoin(request.url, location)
-            if not within(target) or redirects >= MAX_BRIDGE_REDIRECTS:
-                return response
+            if not within(target):
+                return response  # where it goes is asked first: off the Bridge, the 3xx comes back, whatever the count
+            if redirects >= MAX_BRIDGE_REDIRECTS:
+                raise TooManyRedirects("too many redirects through the Bridge of connection %s (more than %d)"
+                                       % (connection_id, MAX_BRIDGE_REDIRECTS), http_status=response.status,
+                                       connection_id=connection_id)
             redirects += 1
             h = Headers(request.headers)
             method, data = request.method, request.body

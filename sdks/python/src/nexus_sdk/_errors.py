@@ -22,6 +22,7 @@ __all__ = [
     "RateLimited",
     "Unavailable",
     "NexusTimeout",
+    "TooManyRedirects",
     "UnsupportedStrategy",
 ]
 
@@ -143,6 +144,12 @@ class Unavailable(RetryableError):
 
 class NexusTimeout(NexusError, TimeoutError):
     """A wait (``wait_until_active``, or a shared fetch) ran out of time."""
+
+
+class TooManyRedirects(NexusError):
+    """:meth:`~nexus_sdk.NexusClient.bridge` was redirected a 21st time on the connection's Bridge: at most 20
+    redirects are followed, and one more is this error, as in the Go, TypeScript and .NET SDKs (directly and through
+    the Bridge). ``http_status`` is the status of that 21st redirect."""
 
 
 class UnsupportedStrategy(NexusError):
