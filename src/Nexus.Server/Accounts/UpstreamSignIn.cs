@@ -235,7 +235,7 @@ internal static class UpstreamSignInEndpoints
 {
     public static void MapUpstreamSignIn(this IEndpointRouteBuilder app)
     {
-        app.MapGet(UpstreamSignIn.StartPath, (HttpContext context, string? returnUrl, string? prompt, string? max_age, UpstreamSignIn upstream) =>
+        app.MapGet("/account/external/start", (HttpContext context, string? returnUrl, string? prompt, string? max_age, UpstreamSignIn upstream) =>
             upstream.StartAsync(context, returnUrl, SignInDemand.Parse(prompt, max_age))).ExcludeFromDescription();
         app.MapGet("/account/external/callback", (HttpContext context, UpstreamSignIn upstream, UserManager<NexusUser> users, SignInManager<NexusUser> signIn, DeploymentSettings settings) =>
             upstream.CallbackAsync(context, users, signIn, settings)).ExcludeFromDescription();
