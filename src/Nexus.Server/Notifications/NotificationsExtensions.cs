@@ -14,6 +14,7 @@ internal static class NotificationsExtensions
         services.AddSingleton<WebhookDeliveryService>();
         services.AddSingleton<WebhookDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());
+        services.AddNotificationsCommands();
         // Timeout: until the answer's headers (the body is never read, WebhookDispatcher.MaxResponseDrainBytes), 10 s.
         services.AddHttpClient(WebhookDispatcher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10))
             .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<OutboundNetworkGuard>().Guard(new SocketsHttpHandler

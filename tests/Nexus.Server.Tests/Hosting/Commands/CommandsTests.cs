@@ -489,4 +489,38 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         Assert.Contains("\rBacking up [###############...............] 2/4", text);
         Assert.EndsWith("] 4/4" + Environment.NewLine, text);
     }
+
+    [Fact]
+    public async Task WebhooksCommandsListTestAndResendWhatTheAdminApiDoesAndTheRunningNexusSendsIt()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var id = (await Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/webhooks", new { url = receiver.Url }, HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        var listed = Assert.Single(await JsonAsync("webhooks", "list") is var list ? list.GetProperty("webhooks").EnumerateArray().Where(w => w.GetProperty("id").GetString() == id) : []);
+        Assert.Equal(receiver.Url, listed.GetProperty("url").GetString());
+        Assert.False(listed.TryGetProperty("secret", out _));
+
+        // The receiver refuses the first attempt: the test event waits for its retry, and resending it sends it now.
+        receiver.FailNext(1);
+        Assert.Equal("queued", (await JsonAsync("webhooks", "test", id)).GetProperty("status").GetString());
+        JsonElement pending = default;
+        await RefreshKit.EventuallyAsync(async () => (await JsonAsync("webhooks", "deliveries", id)).GetProperty("deliveries").EnumerateArray()
+            .FirstOrDefault(d => d.GetProperty("status").GetString() == "pending" && d.GetProperty("attempts").GetInt32() == 1) is { ValueKind: JsonValueKind.Object } found && (pending = found).ValueKind == JsonValueKind.Object,
+            "the test event's first attempt refused");
+        var deliveryId = pending.GetProperty("id").GetString()!;
+        var resent = await JsonAsync("webhooks", "resend", id, deliveryId);
+        Assert.Equal((deliveryId, 1), (resent.GetProperty("id").GetString(), resent.GetProperty("attempts").GetInt32()));
+        var delivered = await receiver.WaitForAsync(d => d.Type == "webhook.test" && d.Data.GetProperty("webhook_id").GetString() == id);
+        Assert.Equal(WebhookDeliveryServiceMessage, delivered.Data.GetProperty("message").GetString());
+
+        // Delivered: never sent twice. Unknown ids are not_found, in the API's words.
+        await RefreshKit.EventuallyAsync(async () => (await JsonAsync("webhooks", "deliveries", id)).GetProperty("deliveries").EnumerateArray()
+            .Any(d => d.GetProperty("id").GetString() == deliveryId && d.GetProperty("status").GetString() == "delivered"), "the delivery marked delivered");
+        await FailureAsync("delivery_delivered", "webhooks", "resend", id, deliveryId);
+        await FailureAsync("not_found", "webhooks", "resend", id, "whd_missing");
+        await FailureAsync("not_found", "webhooks", "test", "wh_missing");
+        await FailureAsync("not_found", "webhooks", "deliveries", "wh_missing");
+        Assert.Equal(2, (await RunAsync("webhooks", "resend", id)).ExitCode);
+    }
+
+    private const string WebhookDeliveryServiceMessage = "Hello from Nexus";
 }
