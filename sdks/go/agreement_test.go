@@ -151,6 +151,85 @@ func TestWaitUntilActiveRaisesTheLastTransientErrorWhenTheDeadlinePasses(t *test
 	}
 }
 
+func TestATransientNexusProblemThroughTheBridgeIsRetriedForAnIdempotentMethodButNotForAPOSTAProviders503OrALongRetryAfter(t *testing.T) {
+	f := newFakeNexus(t)
+	// Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's 200;
+	// /refused and /later always answer 503 refresh_unavailable (Retry-After 0 and 3600); /provider is the provider's
+	// own 503 problem, which the Bridge passes on.
+	var flaky int64
+	hops := recordBridge(f, func(w http.ResponseWriter, r *http.Request) {
+		problem := func(status int, typ, retryAfter string) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", retryAfter)
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"type":%q,"title":"t","status":%d}`, typ, status)
+		}
+		switch strings.TrimPrefix(r.URL.Path, "/v1/bridge/conn_1/") {
+		case "flaky":
+			switch atomic.AddInt64(&flaky, 1) {
+			case 1:
+				problem(429, "urn:nexus:problem:rate_limited", "0")
+			case 2:
+				problem(503, "urn:nexus:problem:database_unavailable", "0")
+			default:
+				io.WriteString(w, "ok")
+			}
+		case "refused":
+			problem(503, "urn:nexus:problem:refresh_unavailable", "0")
+		case "later":
+			problem(503, "urn:nexus:problem:refresh_unavailable", "3600")
+		default:
+			problem(503, "https://api.provider.test/problems/maintenance", "0")
+		}
+	})
+	sent := func(name string) (n int) {
+		for _, h := range hops() {
+			if strings.HasSuffix(h.URI, "/"+name) {
+				n++
+			}
+		}
+		return n
+	}
+	c := f.client(t)
+	h := c.HTTPClient("conn_1", ViaBridge())
+	send := func(method, name, body string) (*http.Response, error) {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, c.BridgeURL("conn_1")+"/"+name, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Do(req)
+	}
+
+	resp, err := send(http.MethodPut, "flaky", `{"a":1}`)
+	if err != nil || resp.StatusCode != 200 || sent("flaky") != 3 {
+		t.Fatalf("PUT /flaky: %v, %v after %d requests", resp, err, sent("flaky"))
+	}
+	resp.Body.Close()
+	for _, hop := range hops() {
+		if hop.Body != `{"a":1}` { // the body, sent again each time
+			t.Fatalf("a retry sent the body %q", hop.Body)
+		}
+	}
+
+	var un *UnavailableError
+	if _, err = send(http.MethodPost, "refused", "{}"); !errors.As(err, &un) || un.Code != "refresh_unavailable" || sent("refused") != 1 {
+		t.Fatalf("POST /refused: %v after %d requests", err, sent("refused"))
+	}
+
+	status, body := get(t, h, c.BridgeURL("conn_1")+"/provider")
+	if status != 503 || !strings.Contains(body, "maintenance") || sent("provider") != 1 {
+		t.Fatalf("GET /provider: %d %q after %d requests", status, body, sent("provider"))
+	}
+
+	if _, err = send(http.MethodGet, "later", ""); !errors.As(err, &un) || un.RetryAfter != time.Hour || sent("later") != 1 {
+		t.Fatalf("GET /later: %v after %d requests", err, sent("later"))
+	}
+}
+
 func TestA21stRedirectThroughTheBridgeIsAnErrorAsItIsDirectly(t *testing.T) {
 	f := newFakeNexus(t)
 	elsewhere := newProvider(t, func(*http.Request) bool { return true })

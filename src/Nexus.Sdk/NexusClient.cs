@@ -16,7 +16,8 @@ namespace Nexus.Sdk;
 /// <see cref="NexusNotFoundException"/>, <see cref="NexusForbiddenException"/>, <see cref="NexusRateLimitedException"/>,
 /// <see cref="NexusUnavailableException"/>). Idempotent calls (GET, DELETE) are retried after 429/502/503/504 or a
 /// network error with exponential backoff and full jitter, never sooner than <c>Retry-After</c>; the forced refresh
-/// only after 429 or 503 (Nexus did nothing); the others are not retried.
+/// only after 429 or 503 (Nexus did nothing); the others are not retried. Through the Bridge, Nexus's own transient
+/// problems (429/502/503/504) of idempotent requests are retried the same way; a provider's answers never are.
 /// </remarks>
 public sealed class NexusClient : IDisposable
 {
@@ -473,7 +474,10 @@ public sealed class NexusClient : IDisposable
     /// already on this connection's Bridge (a <c>Location</c> handed back), which is sent as it is. The provider's
     /// answer comes back as it is (the Bridge itself refreshes once after a provider 401), its own problems included;
     /// Nexus's own refusals (<c>urn:nexus:problem:</c> problems: the connection needs attention, is not active, is not
-    /// found, …) throw the typed errors (<see cref="NexusAttentionRequiredException"/>, …), as in the other SDKs.
+    /// found, …) throw the typed errors (<see cref="NexusAttentionRequiredException"/>, …), as in the other SDKs. Its
+    /// transient ones (429, 502, 503, 504: the database or the provider unavailable, a rate limit) are first retried,
+    /// as Nexus's API calls are (<see cref="NexusClientOptions.MaxRetries"/>, never sooner than <c>Retry-After</c>), when
+    /// the method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE) and the body can be sent again; never a POST or PATCH.
     /// </summary>
     /// <remarks>
     /// Redirects: the Bridge follows none. One inside the provider's API comes back with its <c>Location</c> rewritten
@@ -499,7 +503,7 @@ public sealed class NexusClient : IDisposable
         request.Headers.Remove(ApiKeyHeader);
         request.Headers.TryAddWithoutValidation(ApiKeyHeader, options.ApiKey);
         var follow = request.Options.TryGetValue(FollowBridgeRedirectsOption, out var chosen) ? chosen : options.FollowBridgeRedirects;
-        var response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        var response = await SendToBridgeAsync(request, cancellationToken).ConfigureAwait(false);
         for (var hops = 0; follow && BridgeTarget(request, response, bridge) is { } hopTarget; hops++)
         {
             if (hops == MaxBridgeRedirects)
@@ -517,24 +521,64 @@ public sealed class NexusClient : IDisposable
 
             response.Dispose();
             request = next;
-            response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            response = await SendToBridgeAsync(request, cancellationToken).ConfigureAwait(false);
         }
 
-        if ((int)response.StatusCode >= 400 && response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+        if (await IsNexusProblemAsync(response, cancellationToken).ConfigureAwait(false))
         {
             // Nexus's own refusal (a problem whose type is urn:nexus:problem:…: connection not active, not found, …)
             // becomes the typed error, as in the Go, TypeScript and Python SDKs; a provider's problem comes back as it is.
-            await response.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
-            if (IsNexusProblem(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)))
+            using (response)
             {
-                using (response)
-                {
-                    throw await ErrorAsync(response, connectionId, RetryAfter(response), cancellationToken).ConfigureAwait(false);
-                }
+                throw await ErrorAsync(response, connectionId, RetryAfter(response), cancellationToken).ConfigureAwait(false);
             }
         }
 
         return response;
+    }
+
+    /// <summary>The methods whose Bridge calls are sent again after a transient refusal of Nexus's own (as in the Go, TypeScript and Python SDKs).</summary>
+    private static readonly HashSet<HttpMethod> IdempotentMethods = [HttpMethod.Get, HttpMethod.Head, HttpMethod.Options, HttpMethod.Put, HttpMethod.Delete];
+
+    /// <summary>
+    /// Sends one request to the Bridge. When Nexus itself refuses it transiently (a <c>urn:nexus:problem:</c> problem
+    /// with 429, 502, 503 or 504: the database or the provider unavailable, a rate limit…), an idempotent request
+    /// (GET, HEAD, OPTIONS, PUT, DELETE) whose body can be sent again is sent again (a copy) up to
+    /// <see cref="NexusClientOptions.MaxRetries"/> times, with the backoff of Nexus's API calls, never sooner than
+    /// <c>Retry-After</c>; a <c>Retry-After</c> longer than <see cref="NexusClientOptions.MaxRetryDelay"/> is not waited
+    /// for. A provider's answer, whatever its status, is never retried here (the provider may have acted on it).
+    /// </summary>
+    private async Task<HttpResponseMessage> SendToBridgeAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var retryable = IdempotentMethods.Contains(request.Method) && Requests.CanReplay(request.Content);
+        for (var attempt = 0; ; attempt++)
+        {
+            var response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            if (!retryable || attempt >= options.MaxRetries
+                || response.StatusCode is not (HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout)
+                || RetryAfter(response) is { } tooLong && tooLong > options.MaxRetryDelay
+                || !await IsNexusProblemAsync(response, cancellationToken).ConfigureAwait(false))
+            {
+                return response;
+            }
+
+            var retryAfter = RetryAfter(response);
+            response.Dispose();
+            await Task.Delay(Backoff(attempt, retryAfter), options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            request = Copy(request, request.Method, request.RequestUri!, request.Content);
+        }
+    }
+
+    /// <summary>Whether an answer is Nexus's own problem (its <c>type</c> is <c>urn:nexus:problem:…</c>), not a provider's; its body is buffered to find out.</summary>
+    private static async Task<bool> IsNexusProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if ((int)response.StatusCode < 400 || response.Content.Headers.ContentType?.MediaType != "application/problem+json")
+        {
+            return false;
+        }
+
+        await response.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+        return IsNexusProblem(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>Whether a problem document is Nexus's own (its <c>type</c> is <c>urn:nexus:problem:…</c>), not a provider's.</summary>
@@ -582,11 +626,17 @@ public sealed class NexusClient : IDisposable
             return null;
         }
 
-        var next = new HttpRequestMessage(toGet ? HttpMethod.Get : request.Method, target)
+        return Copy(request, toGet ? HttpMethod.Get : request.Method, target, toGet ? null : request.Content);
+    }
+
+    /// <summary>A new request like <paramref name="request"/> (its version, headers and options) with this method, URI and content.</summary>
+    private static HttpRequestMessage Copy(HttpRequestMessage request, HttpMethod method, Uri target, HttpContent? content)
+    {
+        var next = new HttpRequestMessage(method, target)
         {
             Version = request.Version,
             VersionPolicy = request.VersionPolicy,
-            Content = toGet ? null : request.Content,
+            Content = content,
         };
         foreach (var (name, values) in request.Headers.NonValidated)
         {

@@ -120,6 +120,39 @@ class AgreementTests(unittest.TestCase):
         self.assertEqual(63, len(self.server.seen))
         self.assertEqual([], elsewhere.seen)
 
+    def test_a_transient_nexus_problem_through_the_bridge_is_retried_for_an_idempotent_method_but_not_for_a_post_a_providers_503_or_a_long_retry_after(self):
+        # Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's
+        # 200; /refused and /later always answer 503 refresh_unavailable (Retry-After 0 and 3600); /provider is the
+        # provider's own 503 problem, which the Bridge passes on.
+        flaky = Scripted(problem(429, "rate_limited", {"Retry-After": "0"}),
+                         problem(503, "database_unavailable", {"Retry-After": "0"}), js(200, {}))
+        self.server.route("PUT", r"/v1/bridge/c1/flaky", flaky)
+        self.server.route("POST", r"/v1/bridge/c1/refused", lambda seen, m: problem(503, "refresh_unavailable", {"Retry-After": "0"}))
+        self.server.route("GET", r"/v1/bridge/c1/later", lambda seen, m: problem(503, "refresh_unavailable", {"Retry-After": "3600"}))
+        self.server.route("GET", r"/v1/bridge/c1/provider", lambda seen, m: (
+            503, {"Content-Type": "application/problem+json", "Retry-After": "0"},
+            b'{"type":"https://api.provider.test/problems/maintenance","title":"t","status":503}'))
+        client = NexusClient(self.server.url, "nxk_test", sleep=self.time.sleep, monotonic=self.time.monotonic)
+
+        def sent(name):
+            return sum(1 for s in self.server.seen if s.path.endswith("/" + name))
+
+        self.assertEqual(200, client.bridge("c1", "PUT", "/flaky", body=b'{"a":1}').status)
+        self.assertEqual(3, sent("flaky"))
+        self.assertEqual([b'{"a":1}'] * 3, [s.body for s in self.server.seen])  # the body, sent again each time
+        with self.assertRaises(Unavailable) as refused:
+            client.bridge("c1", "POST", "/refused", body=b"{}")
+        self.assertEqual("refresh_unavailable", refused.exception.code)
+        self.assertEqual(1, sent("refused"))
+        provider = client.bridge("c1", "GET", "/provider")
+        self.assertEqual(503, provider.status)
+        self.assertIn(b"maintenance", provider.body)
+        self.assertEqual(1, sent("provider"))
+        with self.assertRaises(Unavailable) as later:
+            client.bridge("c1", "GET", "/later")
+        self.assertEqual(3600, later.exception.retry_after)
+        self.assertEqual(1, sent("later"))
+
     def test_the_async_wait_until_active_keeps_polling_through_a_transient_error(self):
         script = Scripted(problem(503, "database_unavailable"), js(200, {"connection_id": "c1", "status": "active"}))
         self.server.route("GET", r"/v1/connections/c1", script)

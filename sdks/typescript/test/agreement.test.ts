@@ -134,6 +134,54 @@ test("wait until active raises the last transient error when the deadline passes
   assert.ok(polls >= 2, `gave up after ${polls} polls`);
 });
 
+test("a transient Nexus problem through the Bridge is retried for an idempotent method but not for a POST, a provider's 503 or a long Retry-After", async () => {
+  const id = newId();
+  // Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's 200;
+  // /refused and /later always answer 503 refresh_unavailable (Retry-After 0 and 3600); /provider is the provider's
+  // own 503 problem, which the Bridge passes on.
+  const seen: { path: string; body: string }[] = [];
+  const sent = (name: string) => seen.filter((r) => r.path.endsWith(`/${name}`)).length;
+  server.on("PUT", new RegExp(`^/v1/bridge/${id}/`), (req, res) => {
+    seen.push({ path: req.path, body: req.body.toString() });
+    const n = sent("flaky");
+    if (n === 1) problem(res, 429, "rate_limited", {}, { "Retry-After": "0" });
+    else if (n === 2) problem(res, 503, "database_unavailable", {}, { "Retry-After": "0" });
+    else json(res, 200, {});
+  });
+  for (const method of ["GET", "POST"]) {
+    server.on(method, new RegExp(`^/v1/bridge/${id}/`), (req, res) => {
+      seen.push({ path: req.path, body: req.body.toString() });
+      if (req.path.endsWith("/provider")) {
+        res.writeHead(503, { "content-type": "application/problem+json", "Retry-After": "0" });
+        res.end(JSON.stringify({ type: "https://api.provider.test/problems/maintenance", title: "t", status: 503 }));
+      } else {
+        problem(res, 503, "refresh_unavailable", {}, { "Retry-After": req.path.endsWith("/later") ? "3600" : "0" });
+      }
+    });
+  }
+  const call = new Nexus({ baseUrl: server.url, apiKey: KEY, retry: { baseDelayMs: 1 } }).fetch(id, { bridge: true });
+
+  const flaky = await call("/flaky", { method: "PUT", body: JSON.stringify({ a: 1 }) });
+  assert.equal(flaky.status, 200);
+  assert.equal(sent("flaky"), 3);
+  assert.ok(seen.every((r) => r.body === '{"a":1}'), JSON.stringify(seen)); // the body, sent again each time
+
+  const refused = await call("/refused", { method: "POST", body: "{}" }).catch((e) => e);
+  assert.ok(refused instanceof UnavailableError, String(refused));
+  assert.equal(refused.code, "refresh_unavailable");
+  assert.equal(sent("refused"), 1);
+
+  const provider = await call("/provider");
+  assert.equal(provider.status, 503);
+  assert.match(await provider.text(), /maintenance/);
+  assert.equal(sent("provider"), 1);
+
+  const later = await call("/later").catch((e) => e);
+  assert.ok(later instanceof UnavailableError, String(later));
+  assert.equal(later.retryAfter, 3600);
+  assert.equal(sent("later"), 1);
+});
+
 test("a 21st redirect through the Bridge is an error as it is directly", async () => {
   const id = newId();
   const elsewhere = await TestServer.start();

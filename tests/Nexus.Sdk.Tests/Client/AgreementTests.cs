@@ -140,6 +140,67 @@ public sealed class AgreementTests
     }
 
     [Fact]
+    public async Task A_transient_Nexus_problem_through_the_Bridge_is_retried_for_an_idempotent_method_but_not_for_a_POST_a_providers_503_or_a_long_Retry_After()
+    {
+        // Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's
+        // 200; /refused and /later always answer 503 refresh_unavailable (Retry-After 0 and 3600); /provider is the
+        // provider's own 503 problem, which the Bridge passes on.
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            var name = request.Url!.AbsolutePath.Split('/')[^1];
+            var count = seen.AddOrUpdate(name, 1, (_, n) => n + 1);
+            void Problem(int status, string type, string retryAfter)
+            {
+                response.StatusCode = status;
+                response.ContentType = "application/problem+json";
+                if (retryAfter.Length > 0)
+                {
+                    response.Headers["Retry-After"] = retryAfter;
+                }
+
+                var body = System.Text.Encoding.UTF8.GetBytes($$"""{"type":"{{type}}","title":"t","status":{{status}},"code":"{{type.Split(':')[^1]}}"}""");
+                response.OutputStream.Write(body);
+            }
+
+            switch (name, count)
+            {
+                case ("flaky", 1): Problem(429, "urn:nexus:problem:rate_limited", "0"); break;
+                case ("flaky", 2): Problem(503, "urn:nexus:problem:database_unavailable", "0"); break;
+                case ("refused", _): Problem(503, "urn:nexus:problem:refresh_unavailable", "0"); break;
+                case ("later", _): Problem(503, "urn:nexus:problem:refresh_unavailable", "3600"); break;
+                case ("provider", _): Problem(503, "https://api.provider.test/problems/maintenance", "0"); break;
+                default: response.StatusCode = 200; break;
+            }
+        });
+        var options = FakeNexus.Options();
+        options.BaseUrl = nexus.Url;
+        using var client = new NexusClient(options);
+        var token = TestContext.Current.CancellationToken;
+        int Sent(string name) => nexus.Requests.Count(r => r.PathAndQuery.EndsWith("/" + name, StringComparison.Ordinal));
+
+        using var put = new HttpRequestMessage(HttpMethod.Put, new Uri("/flaky", UriKind.Relative)) { Content = new StringContent("""{"a":1}""") };
+        using var flaky = await client.SendThroughBridgeAsync("conn_1", put, token);
+        Assert.Equal(HttpStatusCode.OK, flaky.StatusCode);
+        Assert.Equal(3, Sent("flaky"));
+        Assert.All(nexus.Requests, r => Assert.Equal("""{"a":1}""", r.Body)); // the body, sent again each time
+
+        using var post = new HttpRequestMessage(HttpMethod.Post, new Uri("/refused", UriKind.Relative)) { Content = new StringContent("{}") };
+        var refused = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.SendThroughBridgeAsync("conn_1", post, token));
+        Assert.Equal("refresh_unavailable", refused.Code);
+        Assert.Equal(1, Sent("refused"));
+
+        using var provider = await client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/provider", UriKind.Relative)), token);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, provider.StatusCode);
+        Assert.Contains("maintenance", await provider.Content.ReadAsStringAsync(token), StringComparison.Ordinal);
+        Assert.Equal(1, Sent("provider"));
+
+        var later = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/later", UriKind.Relative)), token));
+        Assert.Equal(TimeSpan.FromHours(1), later.RetryAfter);
+        Assert.Equal(1, Sent("later"));
+    }
+
+    [Fact]
     public async Task A_21st_redirect_through_the_Bridge_is_an_error_as_it_is_directly()
     {
         using var elsewhere = new LoopbackHost((_, response) => response.StatusCode = 200);

@@ -222,4 +222,33 @@ public sealed class ErrorsAndRetryTests
             Environment.SetEnvironmentVariable("NEXUS_API_KEY", key);
         }
     }
+
+    [Fact]
+    public async Task A_Bridge_call_stops_retrying_Nexus_503_after_MaxRetries_and_never_sends_a_stream_again_or_a_PATCH()
+    {
+        using var nexus = new LoopbackHost((_, response) =>
+        {
+            response.StatusCode = 503;
+            response.ContentType = "application/problem+json";
+            response.Headers["Retry-After"] = "0";
+            response.OutputStream.Write("""{"type":"urn:nexus:problem:database_unavailable","title":"t","status":503,"code":"database_unavailable"}"""u8);
+        });
+        var options = FakeNexus.Options();
+        options.BaseUrl = nexus.Url;
+        options.MaxRetries = 3;
+        using var client = new NexusClient(options);
+        var token = TestContext.Current.CancellationToken;
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Delete, new Uri("/item", UriKind.Relative)), token));
+        Assert.Equal("database_unavailable", error.Code);
+        Assert.Equal(4, nexus.Requests.Count); // the first and MaxRetries more
+
+        using var stream = new HttpRequestMessage(HttpMethod.Put, new Uri("/item", UriKind.Relative)) { Content = new StreamContent(new MemoryStream("{}"u8.ToArray())) };
+        await Assert.ThrowsAsync<NexusUnavailableException>(() => client.SendThroughBridgeAsync("conn_1", stream, token));
+        Assert.Equal(5, nexus.Requests.Count);
+
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, new Uri("/item", UriKind.Relative)) { Content = new StringContent("{}") };
+        await Assert.ThrowsAsync<NexusUnavailableException>(() => client.SendThroughBridgeAsync("conn_1", patch, token));
+        Assert.Equal(6, nexus.Requests.Count);
+    }
 }
