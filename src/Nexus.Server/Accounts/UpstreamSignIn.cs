@@ -33,7 +33,12 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
 
     private string RedirectUri => options.Issuer + CallbackPath;
 
-    private sealed record Pending(string State, string Nonce, string Verifier, string ReturnUrl, long ExpiresAt);
+    // Prompt and MaxAge: what the application asked of this sign-in (SignInDemand), sent to the upstream and checked
+    // against its auth_time on the way back; StartedAt: when the sign-in left for the upstream (Unix seconds).
+    private sealed record Pending(string State, string Nonce, string Verifier, string ReturnUrl, long ExpiresAt, string? Prompt = null, long? MaxAge = null, long StartedAt = 0);
+
+    /// <summary>How far the upstream's clock may be from Nexus's when its auth_time is checked against a demand.</summary>
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(1);
 
     private async Task<(JsonElement Metadata, JsonWebKeySet Keys)> DiscoverAsync(CancellationToken ct)
     {
@@ -63,7 +68,9 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
         }
 
         var (metadata, _) = await DiscoverAsync(context.RequestAborted);
-        var pending = new Pending(SecretToken(), SecretToken(), SecretToken(), LocalUrlOrDashboard(returnUrl), time.GetUtcNow().AddMinutes(10).ToUnixTimeSeconds());
+        var started = time.GetUtcNow();
+        var pending = new Pending(SecretToken(), SecretToken(), SecretToken(), LocalUrlOrDashboard(returnUrl), started.AddMinutes(10).ToUnixTimeSeconds(),
+            demand.Prompt, demand.MaxAge, started.ToUnixTimeSeconds());
         context.Response.Cookies.Append(CookieName, protector.Protect(JsonSerializer.Serialize(pending)), new CookieOptions
         {
             HttpOnly = true,
@@ -153,6 +160,21 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             return Error(context, "Sign-in failed", $"The identity token from {DisplayName} could not be verified.", StatusCodes.Status502BadGateway);
         }
 
+        // OIDC Core §2: auth_time is when the person authenticated. The upstream's own single sign-on may have let them
+        // through without asking anything now, so its auth_time (when it sent one, and not in the future) is when.
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var upstreamAuthTime = Claim(validation.Claims, "auth_time") switch
+        {
+            long l when l >= 0 => l,
+            int i when i >= 0 => i,
+            double d when d is >= 0 and < long.MaxValue => (long)d,
+            _ => (long?)null,
+        };
+        if (StaleFor(pending, upstreamAuthTime, now) is { } stale)
+        {
+            return Error(context, "Sign in again", stale, StatusCodes.Status401Unauthorized);
+        }
+
         var subject = validation.Claims["sub"].ToString()!;
         var email = Claim(validation.Claims, "email") as string;
         var verified = Claim(validation.Claims, "email_verified") is true or "true";
@@ -212,21 +234,35 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             return Error(context, "Account locked", "This account is locked.", StatusCodes.Status423Locked);
         }
 
-        // OIDC Core §2: auth_time is when the person authenticated. The upstream's own single sign-on may have let them
-        // through without asking anything now, so its auth_time (when it sent one, and not in the future) is when.
-        var now = time.GetUtcNow().ToUnixTimeSeconds();
-        var authTime = Claim(validation.Claims, "auth_time") switch
-        {
-            long l when l >= 0 => l,
-            int i when i >= 0 => i,
-            double d when d is >= 0 and < long.MaxValue => (long)d,
-            _ => now,
-        };
-        await signIn.SignInAsync(user, SignInTime.At(Math.Min(authTime, now)), PasswordChange.UpstreamMethod);
+        await signIn.SignInAsync(user, SignInTime.At(Math.Min(upstreamAuthTime ?? now, now)), PasswordChange.UpstreamMethod);
         return Results.Redirect(pending.ReturnUrl);
     }
 
     private static object? Claim(IDictionary<string, object> claims, string name) => claims.TryGetValue(name, out var value) ? value : null;
+
+    /// <summary>
+    /// Why the upstream's answer does not meet what the application asked of this sign-in (null when it does), so that
+    /// an upstream that ignored the request cannot make Nexus vouch for an authentication it did not see. OIDC Core
+    /// §3.1.2.1: with max_age the ID token MUST hold auth_time, and it must be no older than max_age; with prompt=login
+    /// it must not be older than the moment the person left for the upstream. An answer without auth_time to a
+    /// prompt=login alone is taken as the fresh authentication the upstream was asked for (the specification requires
+    /// the provider to re-authenticate, not to send auth_time; Google, for one, sends it only when asked with max_age).
+    /// </summary>
+    private string? StaleFor(Pending pending, long? authTime, long now)
+    {
+        var skew = (long)ClockSkew.TotalSeconds;
+        if (pending.MaxAge is { } maxAge && (authTime is not { } at || now - at > maxAge + skew))
+        {
+            return $"The application asked for a sign-in at most {maxAge} seconds old, and {DisplayName} did not say it signed you in since. Sign in again, or use your Nexus password.";
+        }
+
+        if (pending.Prompt?.Split(' ').Contains("login") == true && authTime is { } then && then < pending.StartedAt - skew)
+        {
+            return $"The application asked for a fresh sign-in, and {DisplayName} let you through on an earlier one. Sign in again, or use your Nexus password.";
+        }
+
+        return null;
+    }
 
     private static string SecretToken() => System.Buffers.Text.Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
 }

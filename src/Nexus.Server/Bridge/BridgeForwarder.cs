@@ -433,7 +433,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // The raw target is what reached Kestrel: the proxy took BASE_URL's path off, so it goes back in front. A host
         // that mounts Nexus under a PathBase (UsePathBase) receives that path in the raw target already: not added twice.
         var prefix = path[..^rawPath.Length];
-        if (!context.Request.PathBase.HasValue)
+        // An absolute-form request target (http://host/…) gives a prefix that is not a path: nothing goes in front of it.
+        if (!context.Request.PathBase.HasValue && (prefix.Length == 0 || prefix[0] == '/'))
         {
             prefix = options.PublicPathBase + prefix;
         }

@@ -130,12 +130,10 @@ internal static class DataCommands
 
         var existed = File.Exists(db.SqliteFile) && new FileInfo(db.SqliteFile!).Length > 0;
         Directory.CreateDirectory(Path.GetDirectoryName(db.SqliteFile)!);
-        if (!File.Exists(db.SqliteFile))
-        {
-            // The restored database holds what a backup holds: its owner's alone, as the backup and the pre-restore
-            // copy are. SQLite would create it with the process's default mode (0644 under the usual umask).
-            NexusDatabase.CreatePrivateFile(db.SqliteFile!);
-        }
+        // The restored database holds what a backup holds: its owner's alone, as the backup and the pre-restore copy
+        // are; SQLite would create it with the process's default mode (0644 under the usual umask). Created only when
+        // missing, never replaced: a server that created it a moment ago keeps its file (the in-use check then sees it).
+        db.CreateSqliteFileIfMissing();
 
         await using var destination = new SqliteConnection(ConnectionString(db.SqliteFile!, SqliteOpenMode.ReadWriteCreate, timeoutSeconds: 1));
         await destination.OpenAsync(ct);

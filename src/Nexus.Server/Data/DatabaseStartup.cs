@@ -9,7 +9,16 @@ internal sealed class DatabasePreparation(Migrator migrator, IEnumerable<IStartu
 {
     public async Task PrepareAsync(StartupPurpose purpose, CancellationToken ct)
     {
-        db.CreateSqliteFileIfMissing();
+        try
+        {
+            db.CreateSqliteFileIfMissing();
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            // A data directory owned by another user, or a read-only file system: one line that says so, not a stack trace.
+            throw new StartupException($"cannot create the SQLite database at {db.SqliteFile}: {e.Message.TrimEnd('.')}. Check that Nexus:DataDirectory is writable by the user Nexus runs as.");
+        }
+
         await CheckDatabaseAsync(ct);
         await migrator.MigrateAsync(async connection =>
         {

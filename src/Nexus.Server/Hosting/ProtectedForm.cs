@@ -88,7 +88,7 @@ internal static class ProtectedForm
         {
             throw new InvalidInputException("The form cannot be read: a field contains a character that is not allowed (such as NUL), or the form is too large.");
         }
-        catch (IOException) when (!context.RequestAborted.IsCancellationRequested)
+        catch (IOException e) when (e is not BadHttpRequestException && !context.RequestAborted.IsCancellationRequested)
         {
             // A multipart/form-data body that is not multipart (no boundary line before the end): the framework's
             // reader runs off the end of the stream. Found by HostileInputTests; it was a 500.

@@ -30,8 +30,8 @@ internal static class NotificationsCommands
             """, TestAsync, arguments: 1)
         .AddNexusCommand("webhooks resend", "send a webhook delivery again", """
             Usage: Nexus.Server webhooks resend ID DELIVERY_ID [--json]
-              Sends a failed (or still pending) delivery again with a new retry schedule, as
-              POST /v1/admin/webhooks/{id}/deliveries/{deliveryId}/retry does; its attempts keep counting. A delivered one
+              Sends a delivery again, as POST /v1/admin/webhooks/{id}/deliveries/{deliveryId}/retry does: a failed one with
+              a new retry schedule, a pending one now; its attempts keep counting. A delivered one
               is never sent twice (delivery_delivered, exit 1). A running Nexus on this database sends it.
               --json   the delivery, as the API answers it
             """, ResendAsync, arguments: 2);

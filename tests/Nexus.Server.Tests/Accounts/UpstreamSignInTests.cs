@@ -163,7 +163,7 @@ public sealed class UpstreamSignInTests
 
             // The upstream is asked the same: its single sign-on does not let the person through, it asks for the password.
             var atUpstream = await browser.NavigateAsync(start, followForeign: true);
-            Assert.Equal(("localhost", "/account/signin"), (atUpstream.Host, atUpstream.AbsolutePath));
+            Assert.Equal((new Uri(upstream.Issuer).Authority, "/account/signin"), (atUpstream.Authority, atUpstream.AbsolutePath));
             var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
             var back = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
             if (Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal)))
@@ -176,6 +176,39 @@ public sealed class UpstreamSignInTests
             Assert.Equal(HttpStatusCode.OK, status);
             var authTime = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.GetProperty("id_token").GetString()).GetPayloadValue<long>("auth_time");
             Assert.InRange(authTime, authenticated - 2, authenticated + 2);
+        }
+    }
+
+    [Theory]
+    [InlineData("&prompt=login")]
+    [InlineData("&max_age=600")]
+    public async Task AnUpstreamAnswerOlderThanTheApplicationAskedForIsRefusedNotVouchedFor(string demand)
+    {
+        await using var upstreamDb = await TestDatabase.CreateAsync();
+        await using var db = await TestDatabase.CreateAsync();
+        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
+        await using (upstream)
+        await using (nexus)
+        {
+            var email = NewEmail();
+            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+
+            // The upstream's clock is two hours behind Nexus's: the auth_time it sends reads as two hours old, as an
+            // upstream's would that ignored the demand and let the person through on an old session.
+            nexus.Time.Advance(TimeSpan.FromHours(2));
+            using var browser = new Browser(nexus);
+            await browser.NavigateAsync("/account/external/start?returnUrl=%2Fdashboard" + demand, followForeign: true);
+            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+            if (Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal)))
+            {
+                await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+            }
+
+            Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
+            Assert.Contains("Sign in again", browser.LastPage, StringComparison.Ordinal);
+            // Not signed in: Nexus did not vouch for an authentication the application asked to be newer.
+            await browser.NavigateAsync("/dashboard");
+            Assert.Equal("/account/signin", browser.CurrentUri.AbsolutePath);
         }
     }
 

@@ -39,6 +39,9 @@ public sealed class AtRestTests
 
         await using var db = await TestDatabase.CreateAsync(admin: null);
         Assert.False(File.Exists(db.SqliteFile));
+        var probe = Path.Combine(db.DataDirectory, "probe");
+        await File.WriteAllTextAsync(probe, "");
+        Assert.SkipWhen((File.GetUnixFileMode(probe) & UnixFileMode.OtherRead) == 0, "The umask makes every new file private already: nothing to tell apart.");
         await using var server = await NexusTestServer.StartAsync(db);
         await server.CreateAppClientAsync();
 

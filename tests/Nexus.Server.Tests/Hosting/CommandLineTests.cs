@@ -202,6 +202,20 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task ASqliteDatabaseNexusCannotCreateEndsStartupWithOneLineThatSaysWhere()
+    {
+        await using var db = await TestDatabase.CreateAsync(admin: null);
+        // A directory where the database file would go: it cannot be created (as in a read-only or foreign-owned data
+        // directory, which root, running these tests, would write to anyway).
+        Directory.CreateDirectory(db.SqliteFile);
+        var run = await NexusProcess.RunAsync(db, new Dictionary<string, string?> { ["ENCRYPTION_KEY"] = NexusTestServer.NewEncryptionKey() },
+            "--urls", $"http://127.0.0.1:{LoopbackHost.FreePort()}");
+        var line = AssertOneLineFailure(run);
+        Assert.Contains($"cannot create the SQLite database at {db.SqliteFile}", line);
+        Assert.Contains("Nexus:DataDirectory", line);
+    }
+
+    [Fact]
     public async Task AnUnreachablePostgreSqlEndsStartupWithOneLineThatNamesIt()
     {
         await using var db = await TestDatabase.CreateAsync();

@@ -507,10 +507,19 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
             .FirstOrDefault(d => d.GetProperty("status").GetString() == "pending" && d.GetProperty("attempts").GetInt32() == 1) is { ValueKind: JsonValueKind.Object } found && (pending = found).ValueKind == JsonValueKind.Object,
             "the test event's first attempt refused");
         var deliveryId = pending.GetProperty("id").GetString()!;
-        var resent = await JsonAsync("webhooks", "resend", id, deliveryId);
-        Assert.Equal((deliveryId, 1), (resent.GetProperty("id").GetString(), resent.GetProperty("attempts").GetInt32()));
-        var delivered = await receiver.WaitForAsync(d => d.Type == "webhook.test" && d.Data.GetProperty("webhook_id").GetString() == id);
-        Assert.Equal(WebhookDeliveryServiceMessage, delivered.Data.GetProperty("message").GetString());
+        // An hour back on the server's clock, the scheduled retry (5 s on) is an hour away: only the resend sends it now.
+        Server.Time.Advance(TimeSpan.FromHours(-1));
+        try
+        {
+            var resent = await JsonAsync("webhooks", "resend", id, deliveryId);
+            Assert.Equal((deliveryId, 1), (resent.GetProperty("id").GetString(), resent.GetProperty("attempts").GetInt32()));
+            var delivered = await receiver.WaitForAsync(d => d.Type == "webhook.test" && d.Data.GetProperty("webhook_id").GetString() == id);
+            Assert.Equal(WebhookDeliveryServiceMessage, delivered.Data.GetProperty("message").GetString());
+        }
+        finally
+        {
+            Server.Time.Advance(TimeSpan.FromHours(1));
+        }
 
         // Delivered: never sent twice. Unknown ids are not_found, in the API's words.
         await RefreshKit.EventuallyAsync(async () => (await JsonAsync("webhooks", "deliveries", id)).GetProperty("deliveries").EnumerateArray()
