@@ -197,9 +197,9 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
                     try
                     {
                         // Claimed only once a slot is free, so the lease runs while the attempt does, not while it queues.
-                        if (await store.ClaimAsync(delivery, Lease, ct))
+                        if (await store.ClaimAsync(delivery, Lease, ct) is { } lease)
                         {
-                            await AttemptAsync(delivery, ct);
+                            await AttemptAsync(delivery, lease, ct);
                         }
                     }
                     finally
@@ -227,7 +227,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
         }
     }
 
-    private async Task AttemptAsync(WebhookDelivery delivery, CancellationToken ct)
+    private async Task AttemptAsync(WebhookDelivery delivery, long lease, CancellationToken ct)
     {
         if (await store.FindAsync(delivery.WebhookId, ct) is not { } webhook)
         {
@@ -252,7 +252,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             // may be put back) and ends failed. The log says it once per webhook, without the key ring's message.
             var retryAt = Backoff(inSchedule) is { } wait ? time.GetUtcNow() + wait : (DateTimeOffset?)null;
             metrics.WebhookDelivery(delivery.Event, delivered: false);
-            await store.RecordAttemptAsync(delivery.Id, false, null, UndecryptableSecret, retryAt, ct);
+            await store.RecordAttemptAsync(delivery.Id, lease, false, null, UndecryptableSecret, retryAt, ct);
             if (undecryptable.TryAdd(webhook.Id, true))
             {
                 logger.LogError("Webhook {Webhook}: its signing secret cannot be decrypted (encrypted with a key that is not in ENCRYPTION_KEY or PREVIOUS_ENCRYPTION_KEYS); "
@@ -285,7 +285,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             if (response.IsSuccessStatusCode)
             {
                 metrics.WebhookDelivery(delivery.Event, delivered: true);
-                await store.RecordAttemptAsync(delivery.Id, true, status, null, null, ct);
+                await store.RecordAttemptAsync(delivery.Id, lease, true, status, null, null, ct);
                 return;
             }
 
@@ -301,7 +301,7 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
         metrics.WebhookDelivery(delivery.Event, delivered: false);
         activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error);
         var next = Backoff(inSchedule) is { } delay ? time.GetUtcNow() + delay : (DateTimeOffset?)null;
-        await store.RecordAttemptAsync(delivery.Id, false, status, error, next, ct);
+        await store.RecordAttemptAsync(delivery.Id, lease, false, status, error, next, ct);
         logger.LogInformation("Webhook {Delivery} to {Host} failed ({Error}); {Next}", delivery.Id, new Uri(webhook.Url).Host, error,
             next is null ? "giving up" : $"retrying at {next:O}");
     }

@@ -153,40 +153,73 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
     {
         await using var connection = await db.OpenAsync(ct);
         return (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
-            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE webhook_id = @webhookId AND status = @pending AND next_attempt_at <= @now ORDER BY next_attempt_at, created_at, id LIMIT {limit}",
+            $"SELECT {DeliveryColumns} FROM webhook_deliveries WHERE webhook_id = @webhookId AND status = @pending AND next_attempt_at <= @now AND (leased_until IS NULL OR leased_until <= @now) ORDER BY next_attempt_at, created_at, id LIMIT {limit}",
             new { webhookId, pending = DeliveryStatus.Pending, now = Now }, cancellationToken: ct))).Select(r => r.ToDelivery()).ToList();
     }
 
     /// <summary>
-    /// Claims a delivery for one attempt by moving its next attempt time forward, conditionally on the value that
-    /// was read: of several instances racing, exactly one wins, on SQLite and PostgreSQL alike, without locks held.
+    /// Claims a delivery for one attempt, conditionally on the next attempt time that was read: of several instances
+    /// racing, exactly one wins, on SQLite and PostgreSQL alike, without locks held. The winner holds a lease
+    /// (leased_until) until it records the attempt, or until the lease runs out if it never does (a crash); a resend
+    /// meanwhile moves next_attempt_at but not the lease, so nobody else claims the delivery while the attempt runs.
+    /// next_attempt_at moves to the lease's end too, as versions before migration 0022 leased (a rolling upgrade).
+    /// Returns the lease to record the attempt under, or null when another claim won.
     /// </summary>
-    public async Task<bool> ClaimAsync(WebhookDelivery delivery, TimeSpan lease, CancellationToken ct)
+    public async Task<long?> ClaimAsync(WebhookDelivery delivery, TimeSpan lease, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
+        var now = time.GetUtcNow();
+        var until = now.Add(lease).ToUnixTimeMilliseconds();
         return await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE webhook_deliveries SET next_attempt_at = @lease WHERE id = @Id AND status = @pending AND next_attempt_at = @seen",
-            new { delivery.Id, pending = DeliveryStatus.Pending, seen = delivery.NextAttemptAt.ToUnixTimeMilliseconds(), lease = time.GetUtcNow().Add(lease).ToUnixTimeMilliseconds() },
-            cancellationToken: ct)) == 1;
+            """
+            UPDATE webhook_deliveries SET next_attempt_at = @until, leased_until = @until
+            WHERE id = @Id AND status = @pending AND next_attempt_at = @seen AND (leased_until IS NULL OR leased_until <= @now)
+            """,
+            new { delivery.Id, pending = DeliveryStatus.Pending, seen = delivery.NextAttemptAt.ToUnixTimeMilliseconds(), until, now = now.ToUnixTimeMilliseconds() },
+            cancellationToken: ct)) == 1 ? until : null;
     }
 
-    public async Task RecordAttemptAsync(string id, bool delivered, int? statusCode, string? error, DateTimeOffset? retryAt, CancellationToken ct)
+    /// <summary>
+    /// Records an attempt made under <paramref name="lease"/> (<see cref="ClaimAsync"/>) and ends the lease. When the
+    /// delivery was sent again while the attempt ran (next_attempt_at no longer the lease's end), a failed attempt
+    /// leaves it as the resend made it: pending, due now, with a new schedule from this attempt on, never failed. A
+    /// delivered one is never written over. An attempt whose lease was lost (it outlasted it and another claim won)
+    /// still counts, and still marks the delivery delivered when it was.
+    /// </summary>
+    public async Task RecordAttemptAsync(string id, long lease, bool delivered, int? statusCode, string? error, DateTimeOffset? retryAt, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        var values = new
+        {
+            id,
+            lease,
+            status = delivered ? DeliveryStatus.Delivered : retryAt is null ? DeliveryStatus.Failed : DeliveryStatus.Pending,
+            pending = DeliveryStatus.Pending,
+            done = DeliveryStatus.Delivered,
+            statusCode,
+            error,
+            next = (retryAt ?? time.GetUtcNow()).ToUnixTimeMilliseconds(),
+            deliveredAt = delivered ? Now : (long?)null,
+        };
+        var recorded = await connection.ExecuteAsync(new CommandDefinition(
             """
-            UPDATE webhook_deliveries SET attempts = attempts + 1, status = @status, last_status_code = @statusCode, last_error = @error,
-                next_attempt_at = @next, delivered_at = @deliveredAt WHERE id = @id
-            """,
-            new
-            {
-                id,
-                status = delivered ? DeliveryStatus.Delivered : retryAt is null ? DeliveryStatus.Failed : DeliveryStatus.Pending,
-                statusCode,
-                error,
-                next = (retryAt ?? time.GetUtcNow()).ToUnixTimeMilliseconds(),
-                deliveredAt = delivered ? Now : (long?)null,
-            }, cancellationToken: ct));
+            UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = @statusCode, last_error = @error, leased_until = NULL,
+                status = CASE WHEN @status <> @done AND next_attempt_at <> @lease THEN @pending ELSE @status END,
+                schedule_start = CASE WHEN @status <> @done AND next_attempt_at <> @lease THEN attempts + 1 ELSE schedule_start END,
+                next_attempt_at = CASE WHEN @status <> @done AND next_attempt_at <> @lease THEN next_attempt_at ELSE @next END,
+                delivered_at = @deliveredAt
+            WHERE id = @id AND status <> @done AND leased_until = @lease
+            """, values, cancellationToken: ct));
+        if (recorded == 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = @statusCode, last_error = @error,
+                    status = CASE WHEN @status = @done THEN @done ELSE status END,
+                    delivered_at = CASE WHEN @status = @done THEN @deliveredAt ELSE delivered_at END
+                WHERE id = @id AND status <> @done
+                """, values, cancellationToken: ct));
+        }
     }
 
     public async Task<IReadOnlyList<WebhookDelivery>> DeliveriesAsync(string webhookId, int limit, CancellationToken ct)

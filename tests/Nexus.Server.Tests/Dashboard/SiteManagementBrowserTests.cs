@@ -264,7 +264,9 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         receiver.FailNext(1);
         await server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/test", expected: HttpStatusCode.Accepted);
         var delivery = Assert.Single(await SettledDeliveriesAsync(webhookId));
-        await store.RecordAttemptAsync(delivery.Id, false, 500, "HTTP 500", null, CancellationToken.None);
+        var lease = await store.ClaimAsync(delivery, TimeSpan.FromMinutes(1), CancellationToken.None);
+        Assert.NotNull(lease);
+        await store.RecordAttemptAsync(delivery.Id, lease.Value, false, 500, "HTTP 500", null, CancellationToken.None);
         var again = $"{server.BaseUrl}/admin/webhooks/{webhookId}/deliveries/{delivery.Id}/retry";
         refused = await personPage.APIRequest.PostAsync(again, new() { Form = personPage.APIRequest.CreateFormData().Set("__csrf", personToken), MaxRedirects = 0 });
         Assert.Equal(403, refused.Status);

@@ -177,6 +177,49 @@ public sealed class WebhookDeliveryTests
     }
 
     [Fact]
+    public async Task ADeliverySentAgainWhileItsLastScheduledAttemptIsInFlightIsNotLostWhenThatAttemptFails()
+    {
+        await using var scene = await RefreshScene.StartAsync(services: s => s.AddHttpClient(Nexus.Server.Notifications.WebhookDispatcher.HttpClientName, c => c.Timeout = TimeSpan.FromMinutes(5)));
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var (webhookId, _) = await scene.Kit.WebhookAsync(receiver.Url);
+        var store = scene.Server.Services.GetRequiredService<WebhookStore>();
+
+        // A test event whose first attempt fails; then, as if seven had failed, the next attempt is the schedule's last.
+        receiver.FailNext(1);
+        await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/test", null, HttpStatusCode.Accepted);
+        await RefreshKit.EventuallyAsync(async () => (await store.DeliveriesAsync(webhookId, 10, CancellationToken.None)).Any(d => d.Attempts == 1), "the first attempt refused");
+        var delivery = Assert.Single(await store.DeliveriesAsync(webhookId, 10, CancellationToken.None));
+        var gate = new Gate();
+        receiver.Hold = gate;
+        receiver.FailNext(1);
+        var db = scene.Server.Services.GetRequiredService<Nexus.Server.Data.NexusDatabase>();
+        await using (var connection = await db.OpenAsync())
+        {
+            await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE webhook_deliveries SET attempts = 7, next_attempt_at = 0 WHERE id = @id", new { id = delivery.Id });
+        }
+
+        scene.Server.Services.GetRequiredService<WebhookDispatcher>().Wake();
+        try
+        {
+            // The last attempt is in flight (held by the receiver) when an administrator sends the delivery again.
+            await gate.Arrived;
+            var resent = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/admin/webhooks/{webhookId}/deliveries/{delivery.Id}/retry", null, HttpStatusCode.Accepted);
+            Assert.Equal("pending", resent.GetProperty("status").GetString());
+        }
+        finally
+        {
+            gate.Release();
+        }
+
+        // The held attempt fails; the resend still stands and is sent, once, and delivered.
+        await receiver.WaitForAsync(d => d.Type == "webhook.test");
+        await RefreshKit.EventuallyAsync(async () => (await store.DeliveriesAsync(webhookId, 10, CancellationToken.None)).Single().Status == DeliveryStatus.Delivered, "delivered");
+        var final = Assert.Single(await store.DeliveriesAsync(webhookId, 10, CancellationToken.None));
+        Assert.Equal(9, final.Attempts);
+        Assert.Equal([500, 500, 200], receiver.Received.Where(d => d.Type == "webhook.test").Select(d => d.Answered));
+    }
+
+    [Fact]
     public async Task AReceiverThatHangsDoesNotHoldUpAnotherWebhooksDeliveriesWhichArriveInTheOrderTheyWereQueued()
     {
         // The delivery timeout (10 s) lengthened for this test: the hanging receiver's first attempt must still be in
