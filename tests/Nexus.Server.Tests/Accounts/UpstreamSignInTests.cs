@@ -33,6 +33,12 @@ public sealed class UpstreamSignInTests
     private static async Task<Uri> SignInUpstreamAsync(Browser browser, string email, string returnUrl = "/")
     {
         await browser.NavigateAsync("/account/external/start?returnUrl=" + Uri.EscapeDataString(returnUrl), followForeign: true);
+        return await PasswordAtUpstreamAsync(browser, email);
+    }
+
+    /// <summary>On the upstream's sign-in page: the person's password there, the upstream's consent if it asks, and back.</summary>
+    private static async Task<Uri> PasswordAtUpstreamAsync(Browser browser, string email)
+    {
         var landed = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
         // The upstream asks for consent once per person: a second sign-in comes straight back.
         return Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal))
@@ -165,11 +171,7 @@ public sealed class UpstreamSignInTests
             var atUpstream = await browser.NavigateAsync(start, followForeign: true);
             Assert.Equal((new Uri(upstream.Issuer).Authority, "/account/signin"), (atUpstream.Authority, atUpstream.AbsolutePath));
             var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
-            var back = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            if (Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal)))
-            {
-                back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
-            }
+            var back = await PasswordAtUpstreamAsync(browser, email);
 
             // The ID token says the person authenticated now, at the upstream.
             var (status, tokens) = await ExchangeCodeAsync(nexus, clientId, secret, Browser.Query(back)["code"], verifier);
@@ -198,11 +200,7 @@ public sealed class UpstreamSignInTests
             nexus.Time.Advance(TimeSpan.FromHours(2));
             using var browser = new Browser(nexus);
             await browser.NavigateAsync("/account/external/start?returnUrl=%2Fdashboard" + demand, followForeign: true);
-            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            if (Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal)))
-            {
-                await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
-            }
+            await PasswordAtUpstreamAsync(browser, email);
 
             Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
             Assert.Contains("Sign in again", browser.LastPage, StringComparison.Ordinal);
