@@ -60,6 +60,11 @@ internal sealed class ShortLivedCache<TValue>
     private readonly int maxEntries;
     private int sweepAt = MinimumSweep;
 
+    // About how many entries there are, counted as they are added and removed: ConcurrentDictionary.Count takes every
+    // one of its locks (up to 1024 as it grows), which on every miss over a million random keys cost more than the
+    // database read it was in front of (bench/scale.sh). Each sweep sets it to the exact count again.
+    private int approximateCount;
+
     /// <summary>A cache whose entries all live <paramref name="ttlSeconds"/> (read at each use, so a setting may change it).</summary>
     public ShortLivedCache(TimeProvider time, Func<int> ttlSeconds, int maxEntries = 200_000)
     {
@@ -111,7 +116,7 @@ internal sealed class ShortLivedCache<TValue>
     }
 
     /// <summary>Drops an entry at once; a load already in flight is not re-inserted.</summary>
-    public void Invalidate(string key) => entries.TryRemove(key, out _);
+    public void Invalidate(string key) => Remove(key);
 
     /// <summary>Drops every entry whose key starts with <paramref name="prefix"/> (all of one owner's); walks the cache.</summary>
     public void InvalidatePrefix(string prefix)
@@ -120,7 +125,7 @@ internal sealed class ShortLivedCache<TValue>
         {
             if (key.StartsWith(prefix, StringComparison.Ordinal))
             {
-                entries.TryRemove(key, out _);
+                Remove(key);
             }
         }
     }
@@ -130,7 +135,7 @@ internal sealed class ShortLivedCache<TValue>
 
     private async Task<TValue?> LoadAsync<TState>(string key, Entry? expired, long now, TState state, Func<string, TState, Task<TValue?>> load)
     {
-        if (entries.Count >= Volatile.Read(ref sweepAt))
+        if (Volatile.Read(ref approximateCount) >= Volatile.Read(ref sweepAt))
         {
             Sweep(now, force: false);
             expired = entries.TryGetValue(key, out var current) ? current : null;
@@ -138,7 +143,20 @@ internal sealed class ShortLivedCache<TValue>
 
         var source = new TaskCompletionSource<TValue?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var mine = new Entry(now, source.Task);
-        var installed = expired is null ? entries.TryAdd(key, mine) : entries.TryUpdate(key, mine, expired);
+        bool installed;
+        if (expired is null)
+        {
+            installed = entries.TryAdd(key, mine);
+            if (installed)
+            {
+                Interlocked.Increment(ref approximateCount);
+            }
+        }
+        else
+        {
+            installed = entries.TryUpdate(key, mine, expired);
+        }
+
         if (!installed)
         {
             // Another request installed a load first: share its result.
@@ -150,7 +168,7 @@ internal sealed class ShortLivedCache<TValue>
             var value = await load(key, state);
             if (value is null || ttlSeconds() <= 0)
             {
-                entries.TryRemove(KeyValuePair.Create(key, mine));
+                Remove(key, mine);
             }
             else if (deadlines is not null)
             {
@@ -180,12 +198,28 @@ internal sealed class ShortLivedCache<TValue>
             }
             else
             {
-                entries.TryRemove(KeyValuePair.Create(key, mine));
+                Remove(key, mine);
             }
 
             source.SetException(e);
             _ = source.Task.Exception; // observed: the caller below rethrows it
             throw;
+        }
+    }
+
+    private void Remove(string key)
+    {
+        if (entries.TryRemove(key, out _))
+        {
+            Interlocked.Decrement(ref approximateCount);
+        }
+    }
+
+    private void Remove(string key, Entry entry)
+    {
+        if (entries.TryRemove(KeyValuePair.Create(key, entry)))
+        {
+            Interlocked.Decrement(ref approximateCount);
         }
     }
 
@@ -198,7 +232,7 @@ internal sealed class ShortLivedCache<TValue>
     {
         lock (sweeping)
         {
-            if (!force && entries.Count < sweepAt)
+            if (!force && Volatile.Read(ref approximateCount) < sweepAt)
             {
                 return;
             }
@@ -216,12 +250,15 @@ internal sealed class ShortLivedCache<TValue>
                 }
             }
 
-            if (entries.Count >= maxEntries)
+            var count = entries.Count;
+            if (count >= maxEntries)
             {
                 entries.Clear();
+                count = 0;
             }
 
-            Volatile.Write(ref sweepAt, Math.Max(MinimumSweep, 2 * entries.Count));
+            Volatile.Write(ref approximateCount, count);
+            Volatile.Write(ref sweepAt, Math.Max(MinimumSweep, 2 * count));
         }
     }
 }
