@@ -6,12 +6,27 @@ namespace Nexus.Server.Hosting;
 /// <summary>
 /// Counts events per key in fixed windows (the first event of a key starts its window; the count starts again once
 /// the window has passed): the one implementation behind Nexus's limiters (failed client authentications, failed
-/// sign-ins, client registrations). In memory, per instance; at most <paramref name="maxKeys"/> keys are kept, and
-/// windows that have passed are dropped when that bound is reached.
+/// sign-ins, client registrations). In memory, per instance; windows that have passed are dropped when
+/// <paramref name="maxKeys"/> keys are held, and again each time what was left has doubled (so events from many
+/// addresses within one window, as in a flood, walk the keys now and then instead of on every event).
 /// </summary>
 internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> length, int maxKeys = 100_000)
 {
     private readonly ConcurrentDictionary<string, Window> windows = new(StringComparer.Ordinal);
+    private readonly Lock sweeping = new();
+
+    // About how many keys windows holds, counted as they come and go (ConcurrentDictionary.Count takes every lock),
+    // and the count at which the passed windows are dropped next.
+    private int keys;
+    private readonly int bound = maxKeys;
+    private int sweepAt = maxKeys;
+    private int sweeps;
+
+    /// <summary>How many times the keys were walked to drop passed windows (for tests).</summary>
+    internal int Sweeps => Volatile.Read(ref sweeps);
+
+    /// <summary>The keys held (for tests).</summary>
+    internal int Keys => windows.Count;
 
     private sealed class Window(long start)
     {
@@ -38,18 +53,21 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
         // The wall clock (TimeProvider.GetUtcNow), so that the windows follow the server's clock in tests too.
         var now = time.GetUtcNow().UtcTicks;
         var span = length();
-        if (windows.Count > maxKeys)
+        if (Volatile.Read(ref keys) > Volatile.Read(ref sweepAt))
         {
-            foreach (var (old, value) in windows)
+            Sweep(now, span);
+        }
+
+        if (!windows.TryGetValue(key, out var window))
+        {
+            var added = new Window(now);
+            window = windows.GetOrAdd(key, added);
+            if (ReferenceEquals(window, added))
             {
-                if (TimeSpan.FromTicks(now - Volatile.Read(ref value.Start)) >= span)
-                {
-                    windows.TryRemove(old, out _);
-                }
+                Interlocked.Increment(ref keys);
             }
         }
 
-        var window = windows.GetOrAdd(key, _ => new Window(now));
         lock (window)
         {
             if (TimeSpan.FromTicks(now - window.Start) >= span)
@@ -59,6 +77,30 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
             }
 
             return ++window.Count;
+        }
+    }
+
+    private void Sweep(long now, TimeSpan span)
+    {
+        lock (sweeping)
+        {
+            if (Volatile.Read(ref keys) <= sweepAt)
+            {
+                return; // another event swept meanwhile
+            }
+
+            Interlocked.Increment(ref sweeps);
+            foreach (var (old, value) in windows)
+            {
+                if (TimeSpan.FromTicks(now - Volatile.Read(ref value.Start)) >= span)
+                {
+                    windows.TryRemove(old, out _);
+                }
+            }
+
+            var left = windows.Count;
+            Volatile.Write(ref keys, left);
+            Volatile.Write(ref sweepAt, Math.Max(bound, 2 * left));
         }
     }
 

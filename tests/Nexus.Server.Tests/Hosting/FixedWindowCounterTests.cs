@@ -48,6 +48,31 @@ public sealed class FixedWindowCounterTests
         Assert.Equal(1, counter.Increment("old-0")); // its passed window was dropped, not carried on
     }
 
+    [Fact]
+    public void ManyKeysWithinOneWindowAreWalkedNowAndThenNotOnEveryEvent()
+    {
+        // A flood from 1,000 addresses within one window: the keys are walked when they pass the bound and again each
+        // time they have doubled (10, 20, 40, … 640: seven walks), not on each of the 990 events past the bound.
+        var clock = new ManualClock();
+        var counter = new FixedWindowCounter(clock, () => TimeSpan.FromMinutes(1), maxKeys: 10);
+        for (var i = 0; i < 1_000; i++)
+        {
+            counter.Increment("flood-" + i);
+        }
+
+        Assert.InRange(counter.Sweeps, 1, 8);
+        Assert.Equal(1_000, counter.Keys); // every window still counts
+
+        // Once they have passed, the next walk (when the keys have doubled again, past 1,280) drops them all.
+        clock.Advance(TimeSpan.FromMinutes(2));
+        for (var i = 0; i < 600; i++)
+        {
+            counter.Increment("later-" + i);
+        }
+
+        Assert.Equal(600, counter.Keys);
+    }
+
     [Theory]
     [InlineData("203.0.113.7", "203.0.113.7")]
     [InlineData("::ffff:203.0.113.7", "203.0.113.7")]

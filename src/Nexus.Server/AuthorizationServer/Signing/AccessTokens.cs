@@ -146,6 +146,9 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
     /// </summary>
     private readonly ConcurrentDictionary<string, byte> verified = new(StringComparer.Ordinal);
 
+    // About how many digests verified holds, counted as they are added: ConcurrentDictionary.Count takes every lock.
+    private int verifiedCount;
+
     /// <summary>Verifies a token presented to Nexus's REST API: its aud must be <see cref="NexusOptions.Audience"/>.</summary>
     public ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, CancellationToken ct) => ValidateAsync(token, options.Audience, ct);
 
@@ -205,12 +208,16 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
                 return (null, "The token signature is invalid.");
             }
 
-            if (verified.Count >= MaxVerified)
+            if (Volatile.Read(ref verifiedCount) >= MaxVerified)
             {
                 verified.Clear();
+                Volatile.Write(ref verifiedCount, 0);
             }
 
-            verified.TryAdd(digest, 0);
+            if (verified.TryAdd(digest, 0))
+            {
+                Interlocked.Increment(ref verifiedCount);
+            }
         }
 
         try
