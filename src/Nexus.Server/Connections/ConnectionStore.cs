@@ -96,7 +96,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// <summary>What reads select: the inserted columns and the bookkeeping others write.</summary>
     private const string SelectColumns = Columns + ", granted_scopes, next_refresh_at, refresh_failures, refresh_error, refresh_error_description, last_refreshed_at, reconnect_scopes";
 
-    private readonly ShortLivedCache<Connection> cache = new(time, () => options.ConnectionCacheSeconds);
+    private readonly ShortLivedCache<Connection> cache = new(time, () => options.ConnectionCacheSeconds, admitOnSecondRead: true);
 
     private sealed class Row
     {

@@ -27,6 +27,11 @@ internal sealed record EntryDeadlines<TValue>(Func<TValue, DateTimeOffset> Fresh
 /// <list type="bullet">
 /// <item>With a time-to-live (database rows): one TTL for every entry, which bounds how late a change made by another
 /// instance is seen. With a TTL of 0 nothing is kept once loaded; concurrent misses still share one load.</item>
+/// <item>With a doorkeeper (<c>admitOnSecondRead</c>, as TinyLFU's): a loaded value is kept only when its key was
+/// also read within the TTL before (or was kept before), so keys read once, as when a job walks every connection,
+/// cost no entry, no sweep and no garbage that outlives a collection; a key read again is kept from then on. It
+/// remembers a key's last miss in one slot of a fixed table (16,384 slots, 128 kB; two keys in a slot push each
+/// other out), so it never delays a change and changes no bound: a value is still at most one TTL old.</item>
 /// <item>With <see cref="EntryDeadlines{TValue}"/> (temporary credentials): each entry lives as long as its value says,
 /// and a reload that fails transiently keeps serving the last value while it is usable, without a new load before
 /// the failure's retry time, so an outage of the source neither breaks working callers nor turns every read into a
@@ -58,6 +63,11 @@ internal sealed class ShortLivedCache<TValue>
     private readonly Func<int> ttlSeconds;
     private readonly EntryDeadlines<TValue>? deadlines;
     private readonly int maxEntries;
+
+    /// <summary>Slots of the doorkeeper: the hash of the key last missed there (high half) and when, in seconds since start (low half).</summary>
+    private const int DoorkeeperSlots = 16_384;
+    private readonly long[]? doorkeeper;
+    private readonly long started;
     private int sweepAt = MinimumSweep;
 
     // About how many entries there are, counted as they are added and removed: ConcurrentDictionary.Count takes every
@@ -66,11 +76,14 @@ internal sealed class ShortLivedCache<TValue>
     private int approximateCount;
 
     /// <summary>A cache whose entries all live <paramref name="ttlSeconds"/> (read at each use, so a setting may change it).</summary>
-    public ShortLivedCache(TimeProvider time, Func<int> ttlSeconds, int maxEntries = 200_000)
+    /// <param name="admitOnSecondRead">Keep a value only from its key's second read within one TTL (the doorkeeper above).</param>
+    public ShortLivedCache(TimeProvider time, Func<int> ttlSeconds, int maxEntries = 200_000, bool admitOnSecondRead = false)
     {
         this.time = time;
         this.ttlSeconds = ttlSeconds;
         this.maxEntries = maxEntries;
+        doorkeeper = admitOnSecondRead ? new long[DoorkeeperSlots] : null;
+        started = time.GetTimestamp();
     }
 
     /// <summary>A cache whose entries each live as long as their value says (<see cref="EntryDeadlines{TValue}"/>).</summary>
@@ -166,7 +179,8 @@ internal sealed class ShortLivedCache<TValue>
         try
         {
             var value = await load(key, state);
-            if (value is null || ttlSeconds() <= 0)
+            var ttl = ttlSeconds();
+            if (value is null || ttl <= 0 || (doorkeeper is not null && expired is null && !SeenBefore(key, now, ttl)))
             {
                 Remove(key, mine);
             }
@@ -205,6 +219,25 @@ internal sealed class ShortLivedCache<TValue>
             _ = source.Task.Exception; // observed: the caller below rethrows it
             throw;
         }
+    }
+
+    /// <summary>
+    /// Whether the key's previous miss was within <paramref name="ttl"/> seconds (then it is kept); otherwise this miss
+    /// is remembered in its slot. A slot another key took since answers no: that key is simply read once more.
+    /// </summary>
+    private bool SeenBefore(string key, long now, int ttl)
+    {
+        var hash = StringComparer.Ordinal.GetHashCode(key);
+        ref var slot = ref doorkeeper![(uint)hash % DoorkeeperSlots];
+        var seconds = (uint)time.GetElapsedTime(started, now).TotalSeconds;
+        var last = Volatile.Read(ref slot);
+        if (last != 0 && (int)(last >> 32) == hash && seconds - (uint)last <= (uint)ttl)
+        {
+            return true;
+        }
+
+        Volatile.Write(ref slot, ((long)hash << 32) | seconds);
+        return false;
     }
 
     private void Remove(string key)

@@ -108,6 +108,49 @@ public sealed class ShortLivedCacheTests
     }
 
     [Fact]
+    public async Task WithTheDoorkeeperAKeyReadOnceIsNotKeptAndAKeyReadAgainIs()
+    {
+        var clock = new ManualClock();
+        var loads = 0;
+        var cache = new ShortLivedCache<Row>(clock, () => 5, admitOnSecondRead: true);
+        Task<Row?> Load(string key)
+        {
+            Interlocked.Increment(ref loads);
+            return Task.FromResult<Row?>(new Row(key));
+        }
+
+        // 50,000 keys read once each (a job walking every connection): nothing is kept.
+        for (var i = 0; i < 50_000; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            await cache.GetAsync("once-" + i, Load);
+        }
+
+        Assert.Equal(0, cache.Count);
+
+        // A key read again within the TTL is kept from its second read on: the third read needs no load.
+        loads = 0;
+        await cache.GetAsync("hot", Load);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await cache.GetAsync("hot", Load);
+        await cache.GetAsync("hot", Load);
+        Assert.Equal(2, loads);
+
+        // Once its entry has expired, the reload is kept at once (the key was kept before), and the bound holds: the
+        // value is reloaded after one TTL, not served older.
+        clock.Advance(TimeSpan.FromSeconds(6));
+        await cache.GetAsync("hot", Load);
+        await cache.GetAsync("hot", Load);
+        Assert.Equal(3, loads);
+
+        // A key whose second read comes later than one TTL after its first is not kept on that read.
+        await cache.GetAsync("slow", Load);
+        clock.Advance(TimeSpan.FromSeconds(6));
+        await cache.GetAsync("slow", Load);
+        Assert.Equal(1, cache.Count); // "hot" only
+    }
+
+    [Fact]
     public async Task WithATtlOfZeroNothingIsKeptButConcurrentMissesStillShareOneLoad()
     {
         var loads = 0;
