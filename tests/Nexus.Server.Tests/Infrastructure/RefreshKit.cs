@@ -115,7 +115,11 @@ public sealed class RefreshKit(HttpClient http, string apiKey) : IDisposable
         return (created.GetProperty("id").GetString()!, created.GetProperty("secret").GetString()!);
     }
 
-    /// <summary>Polls until <paramref name="condition"/> holds, or fails the test with <paramref name="what"/>.</summary>
+    /// <summary>
+    /// Polls until <paramref name="condition"/> holds, or fails the test with <paramref name="what"/>: for state that
+    /// signals no change (a database column, another process). What a fake server sees is waited on with its
+    /// <see cref="ChangeSignal"/> instead (RotatingProvider.WaitUntilAsync, WebhookReceiver.WaitUntilAsync).
+    /// </summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));

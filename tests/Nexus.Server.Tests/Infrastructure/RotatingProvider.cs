@@ -120,6 +120,20 @@ public sealed class RotatingProvider : IAsyncDisposable
     /// <summary>Refresh requests received and not answered yet.</summary>
     public int InFlight => Volatile.Read(ref inFlight);
 
+    // Pulsed when a refresh request arrives, ends or is recorded: what WaitUntilAsync waits on.
+    private readonly ChangeSignal changes = new();
+
+    /// <summary>Waits until <paramref name="condition"/> holds, looking again whenever a refresh request arrives, ends or is recorded.</summary>
+    public Task WaitUntilAsync(Func<RotatingProvider, bool> condition, string what, TimeSpan? timeout = null) =>
+        changes.WaitUntilAsync(() => condition(this), what, timeout,
+            () => $"in flight {InFlight}, refresh calls: {string.Join(", ", RefreshCalls.Select(c => c.Outcome))}");
+
+    private void Record(RefreshCall call)
+    {
+        RefreshCalls.Enqueue(call);
+        changes.Pulse();
+    }
+
     public ConcurrentQueue<string> Revocations { get; } = new();
 
     public string Url(string endpoint) => $"{BaseUrl}/{endpoint}";
@@ -213,6 +227,7 @@ public sealed class RotatingProvider : IAsyncDisposable
         }
 
         Interlocked.Increment(ref inFlight);
+        changes.Pulse();
         try
         {
             if (RefreshDelay > TimeSpan.Zero)
@@ -229,7 +244,7 @@ public sealed class RotatingProvider : IAsyncDisposable
                 catch (OperationCanceledException)
                 {
                     // The client went away before the provider did anything: nothing was used or issued.
-                    RefreshCalls.Enqueue(new RefreshCall(Now, null, null, "abandoned"));
+                    Record(new RefreshCall(Now, null, null, "abandoned"));
                     return Results.Empty;
                 }
             }
@@ -245,6 +260,7 @@ public sealed class RotatingProvider : IAsyncDisposable
         finally
         {
             Interlocked.Decrement(ref inFlight);
+            changes.Pulse();
         }
     }
 
@@ -252,26 +268,26 @@ public sealed class RotatingProvider : IAsyncDisposable
     {
         if (FailWithStatus is { } status)
         {
-            RefreshCalls.Enqueue(new RefreshCall(Now, null, null, $"failed:{status}"));
+            Record(new RefreshCall(Now, null, null, $"failed:{status}"));
             return new StatusWithRetryAfter(status, RetryAfterSeconds);
         }
 
         if (!refreshTokens.TryGetValue(presented, out var record))
         {
-            RefreshCalls.Enqueue(new RefreshCall(Now, null, null, "unknown"));
+            Record(new RefreshCall(Now, null, null, "unknown"));
             return Results.Json(new { error = "invalid_grant", error_description = "unknown refresh token" }, statusCode: 400);
         }
 
         var family = record.Family;
         if (RejectWith is { } rejection)
         {
-            RefreshCalls.Enqueue(new RefreshCall(Now, family.Id, record.Issued, "rejected"));
+            Record(new RefreshCall(Now, family.Id, record.Issued, "rejected"));
             return Results.Json(new { error = rejection, error_description = "Rejected by the test" }, statusCode: 400);
         }
 
         if (family.Revoked)
         {
-            RefreshCalls.Enqueue(new RefreshCall(Now, family.Id, record.Issued, "revoked"));
+            Record(new RefreshCall(Now, family.Id, record.Issued, "revoked"));
             return Results.Json(new { error = "invalid_grant", error_description = "grant revoked" }, statusCode: 400);
         }
 
@@ -279,11 +295,11 @@ public sealed class RotatingProvider : IAsyncDisposable
         {
             // Reuse detection: two parties hold this token, so the whole grant is revoked.
             family.Revoked = true;
-            RefreshCalls.Enqueue(new RefreshCall(Now, family.Id, record.Issued, "reused"));
+            Record(new RefreshCall(Now, family.Id, record.Issued, "reused"));
             return Results.Json(new { error = "invalid_grant", error_description = "refresh token reused; grant revoked" }, statusCode: 400);
         }
 
-        RefreshCalls.Enqueue(new RefreshCall(Now, family.Id, record.Issued, "rotated"));
+        Record(new RefreshCall(Now, family.Id, record.Issued, "rotated"));
         return Issue(family, withRefreshToken: !OmitRefreshToken);
     }
 

@@ -16,8 +16,8 @@ public sealed class WebhookReceiver : IAsyncDisposable
     private readonly WebApplication app;
     private int failuresLeft;
 
-    // Completed (and replaced) whenever a delivery is recorded: what WaitForAsync waits on.
-    private TaskCompletionSource arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Pulsed whenever a delivery is recorded: what WaitForAsync and WaitUntilAsync wait on.
+    private readonly ChangeSignal arrived = new();
 
     /// <summary>One POST as received. <see cref="Answered"/> is the status the receiver sent back.</summary>
     public sealed record Delivery(string Id, long Timestamp, string Signature, string Body, DateTimeOffset ReceivedAt, int Answered)
@@ -69,7 +69,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
             receiver.Received.Enqueue(new Delivery(headers["webhook-id"].ToString(),
                 long.TryParse(headers["webhook-timestamp"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : 0,
                 headers["webhook-signature"].ToString(), body, DateTimeOffset.UtcNow, fail ? 500 : 200));
-            Interlocked.Exchange(ref receiver.arrived, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            receiver.arrived.Pulse();
             if (receiver.Hold is { } hold)
             {
                 await hold.PassAsync(context.RequestAborted);
@@ -117,25 +117,15 @@ public sealed class WebhookReceiver : IAsyncDisposable
     /// <summary>Waits until a delivery matching <paramref name="match"/> was answered 2xx, or fails the test.</summary>
     public async Task<Delivery> WaitForAsync(Func<Delivery, bool> match, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (true)
-        {
-            // Taken before looking, so that a delivery recorded in between completes it.
-            var next = Volatile.Read(ref arrived).Task;
-            if (Received.FirstOrDefault(d => d.Answered == 200 && match(d)) is { } found)
-            {
-                return found;
-            }
-
-            var left = deadline - DateTime.UtcNow;
-            if (left <= TimeSpan.Zero || await Task.WhenAny(next, Task.Delay(left)) != next)
-            {
-                break;
-            }
-        }
-
-        throw new Xunit.Sdk.XunitException($"No matching webhook arrived; received: {string.Join(", ", Received.Select(d => d.Type + "/" + d.Answered))}");
+        Delivery? found = null;
+        await arrived.WaitUntilAsync(() => (found = Received.FirstOrDefault(d => d.Answered == 200 && match(d))) is not null,
+            "a matching webhook", timeout, () => "received: " + string.Join(", ", Received.Select(d => d.Type + "/" + d.Answered)));
+        return found!;
     }
+
+    /// <summary>Waits until <paramref name="condition"/> holds of what was received, looking again at each delivery.</summary>
+    public Task WaitUntilAsync(Func<IReadOnlyCollection<Delivery>, bool> condition, string what, TimeSpan? timeout = null) =>
+        arrived.WaitUntilAsync(() => condition(Received), what, timeout, () => "received: " + string.Join(", ", Received.Select(d => d.Type + "/" + d.Answered)));
 
     public async ValueTask DisposeAsync()
     {

@@ -240,7 +240,7 @@ public sealed class WebhookDeliveryTests
             // The hanging receiver holds Nexus's first attempt: the other webhook's three events arrive meanwhile (one
             // after another on one lane, they waited behind it, 10 s each at the default timeout).
             await gate.Arrived;
-            await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Hooks.Received.Count(d => d.Type == "connection.active" && d.Answered == 200) == 3),
+            await scene.Hooks.WaitUntilAsync(received => received.Count(d => d.Type == "connection.active" && d.Answered == 200) == 3,
                 "the other receiver's three deliveries while the first hangs", TimeSpan.FromSeconds(60));
             Assert.Equal(connections, scene.Hooks.Received.Where(d => d.Type == "connection.active").Select(d => d.Data.GetProperty("connection_id").GetString()));
             // One attempt at a time per webhook: the hanging receiver has been sent only its first.
@@ -296,7 +296,7 @@ public sealed class WebhookDeliveryTests
 
         await scene.Kit.ConnectAsync(scene.Provider);
         await scene.Kit.ConnectAsync(scene.Provider);
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Hooks.Received.Count(d => d.Type == "connection.active") == 2), "the other webhook's deliveries");
+        await scene.Hooks.WaitUntilAsync(received => received.Count(d => d.Type == "connection.active") == 2, "the other webhook's deliveries");
 
         JsonElement[] entries = [];
         await RefreshKit.EventuallyAsync(async () =>

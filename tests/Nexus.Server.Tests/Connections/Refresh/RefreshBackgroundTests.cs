@@ -17,7 +17,7 @@ public sealed class RefreshBackgroundTests
         var family = Assert.Single(scene.Upstream.Families.Values);
         var first = family.Chain.Single();
 
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.Rotations >= 2), "two background refreshes", TimeSpan.FromSeconds(20));
+        await scene.Upstream.WaitUntilAsync(u => u.Rotations >= 2, "two background refreshes", TimeSpan.FromSeconds(20));
 
         var chain = family.Chain.ToList();
         var rotations = scene.Upstream.RefreshCalls.Where(c => c.Outcome == "rotated").ToList();
@@ -44,14 +44,14 @@ public sealed class RefreshBackgroundTests
         scene.Upstream.ExpiresIn = 4; // due for the background refresher 1 s after it is issued
         scene.Upstream.RefreshDelay = TimeSpan.FromMinutes(2);
         await scene.Kit.ConnectAsync(scene.Provider);
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.InFlight == 1), "the first refresh held at the provider");
+        await scene.Upstream.WaitUntilAsync(u => u.InFlight == 1, "the first refresh held at the provider");
 
         // A connection that comes due while the first refresh hangs is refreshed anyway.
         var second = await scene.Kit.ConnectAsync(scene.Provider);
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.InFlight == 2), "the second refresh started", TimeSpan.FromSeconds(10));
+        await scene.Upstream.WaitUntilAsync(u => u.InFlight == 2, "the second refresh started", TimeSpan.FromSeconds(10));
 
         scene.Upstream.RefreshDelay = TimeSpan.Zero;
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.Rotations >= 2), "both refreshes done");
+        await scene.Upstream.WaitUntilAsync(u => u.Rotations >= 2, "both refreshes done");
         Assert.Equal(HttpStatusCode.OK, (await scene.Kit.ReadAsync(second)).Status);
         Assert.Equal(0, scene.Upstream.Reuses);
     }
@@ -66,7 +66,7 @@ public sealed class RefreshBackgroundTests
         Assert.Equal(0, scene.Upstream.Rotations);
 
         scene.Server.Time.Advance(TimeSpan.FromSeconds(3601));
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(scene.Upstream.Rotations == 1), "a keep-alive refresh");
+        await scene.Upstream.WaitUntilAsync(u => u.Rotations == 1, "a keep-alive refresh");
         await scene.RefresherSettledAsync();
         Assert.Equal(1, scene.Upstream.Rotations);
         Assert.Equal(HttpStatusCode.OK, (await scene.Kit.ReadAsync(id)).Status);

@@ -132,10 +132,10 @@ public sealed class RefreshClusterTests
 
         // The background refresher has taken the first 8 (its concurrency) to the provider. Once the tokens are due
         // for reads too (3 s in), reads join those refreshes or start their own, and wait with them.
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(upstream.InFlight >= 8), "refreshes in flight", TimeSpan.FromSeconds(60));
+        await upstream.WaitUntilAsync(u => u.InFlight >= 8, "refreshes in flight", TimeSpan.FromSeconds(60));
         await Task.Delay(TimeSpan.FromSeconds(3.5));
         var stranded = ids.Select(id => kit.ReadAsync(id, first.Http)).ToList();
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(upstream.InFlight == ids.Count), "every connection's refresh in flight", TimeSpan.FromSeconds(40));
+        await upstream.WaitUntilAsync(u => u.InFlight == ids.Count, "every connection's refresh in flight", TimeSpan.FromSeconds(40));
         Assert.All(stranded, read => Assert.False(read.IsCompleted));
 
         await first.KillAsync();
@@ -144,7 +144,7 @@ public sealed class RefreshClusterTests
             await Assert.ThrowsAnyAsync<HttpRequestException>(() => read);
         }
 
-        await RefreshKit.EventuallyAsync(() => Task.FromResult(upstream.InFlight == 0), "the provider to notice the dead client");
+        await upstream.WaitUntilAsync(u => u.InFlight == 0, "the provider to notice the dead client");
         Assert.Equal(ids.Count, upstream.RefreshCalls.Count(c => c.Outcome == "abandoned"));
         Assert.Equal(0, upstream.Rotations);
         upstream.RefreshDelay = TimeSpan.Zero;
@@ -153,8 +153,8 @@ public sealed class RefreshClusterTests
         var restartedAt = RotatingProvider.Now;
         await using var second = await NexusServerProcess.StartAsync(db, shared);
         using var secondKit = new RefreshKit(second.Http, shared["API_KEY"]!);
-        await RefreshKit.EventuallyAsync(
-            () => Task.FromResult(upstream.Families.Values.All(f => upstream.RefreshCalls.Any(c => c.FamilyId == f.Id && c.Outcome == "rotated" && c.At > restartedAt))),
+        await upstream.WaitUntilAsync(
+            u => u.Families.Values.All(f => u.RefreshCalls.Any(c => c.FamilyId == f.Id && c.Outcome == "rotated" && c.At > restartedAt)),
             "every connection refreshed after the restart", TimeSpan.FromSeconds(60));
 
         foreach (var id in ids)
