@@ -89,6 +89,17 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
         await RecordAsync(connection, evt, actor, workspaceId, connectionId, detail, ct);
     }
 
+    /// <summary>
+    /// Records an event at the time its outcome was decided (<paramref name="at"/>), not when it is written: a refresh
+    /// decides under the connection's lock and writes after releasing it, when a disconnect that waited for the lock
+    /// may already have recorded "revoked"; stamped with the time under the lock, the refresh stays before it.
+    /// </summary>
+    public async Task RecordAtAsync(DateTimeOffset at, string evt, string actor, string? workspaceId, string? connectionId, object? detail, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await InsertAsync(connection, [NewEvent(evt, actor, workspaceId, connectionId, JsonSerializer.Serialize(detail ?? new { }), at)], 0, 1, null, ct);
+    }
+
     public async Task RecordAsync(System.Data.Common.DbConnection connection, string evt, string actor, string? workspaceId, string? connectionId, object? detail, CancellationToken ct)
     {
         await InsertAsync(connection, [NewEvent(evt, actor, workspaceId, connectionId, detail)], 0, 1, null, ct);
@@ -97,9 +108,9 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, object? detail) =>
         NewEvent(evt, actor, workspaceId, connectionId, JsonSerializer.Serialize(detail ?? new { }));
 
-    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, string detailJson)
+    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, string detailJson, DateTimeOffset? at = null)
     {
-        var now = time.GetUtcNow();
+        var now = at ?? time.GetUtcNow();
         // Events list newest first by time, then id: ids that count up within a millisecond keep events recorded in
         // the same millisecond (an activation and the first read) in the order they happened.
         return new Queued(ids.Next("evt_", now), now.ToUnixTimeMilliseconds(), actor, workspaceId, connectionId, evt, detailJson);

@@ -103,13 +103,13 @@ public sealed class DisconnectRaceTests
         Assert.Contains(rotated.AccessToken, scene.Upstream.Revocations);
         Assert.False(scene.Upstream.Accepts(rotated.AccessToken, RotatingProvider.Now));
         Assert.Equal(HttpStatusCode.NotFound, (await scene.Kit.ReadAsync(id)).Status);
-        if (scene.Database.DatabaseUrl is null)
-        {
-            // SQLite: the delete went first, and the refresh found the connection gone: the audit log's story ends with
-            // the disconnect, with no "refreshed" (outcome gone) after it. (On PostgreSQL the refresh went first.)
-            var audit = await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}");
-            Assert.Equal(["revoked", "activated", "requested"], audit.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("event").GetString()!).ToArray());
-        }
+        var audit = (await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}"))
+            .GetProperty("events").EnumerateArray().Select(e => e.GetProperty("event").GetString()!).ToArray();
+        // SQLite: the delete went first, and the refresh found the connection gone: the audit log's story ends with
+        // the disconnect, with no "refreshed" (outcome gone) after it. PostgreSQL: the delete waited for the refresh's
+        // lock, and the log says so, newest first, whichever request wrote its event first (the refresh's carries the
+        // time it took the lock).
+        Assert.Equal(scene.Database.DatabaseUrl is null ? ["revoked", "activated", "requested"] : ["revoked", "refreshed", "activated", "requested"], audit);
     }
 
     [Theory]
@@ -152,6 +152,8 @@ public sealed class DisconnectRaceTests
             // PostgreSQL: the delete waited for the refresh's row lock, so the refresh's outcome came first and the
             // disconnect found the connection as the refresh left it.
             Assert.Equal(failure == "rejected" ? "attention_required" : "active", revoked.Data.GetProperty("previous_status").GetString());
+            // The refresh's events (the refresher's outcome, then the caller's "refreshed") before the disconnect's.
+            Assert.Equal(["revoked", "refreshed", failure == "rejected" ? "attention_required" : "refresh_failed", "activated", "requested"], events);
             return;
         }
 

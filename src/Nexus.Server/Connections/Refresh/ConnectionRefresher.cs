@@ -51,6 +51,12 @@ internal enum RefreshStatus
 /// </summary>
 internal sealed record RefreshResult(RefreshStatus Status, RefreshRow? Row = null, long? RetryAtMs = null, string? Error = null)
 {
+    /// <summary>
+    /// When the refresh took the connection's lock: the time its audit events carry, so that they come before what a
+    /// disconnect that waited for the lock records (null when no refresh ran under the lock).
+    /// </summary>
+    public DateTimeOffset? LockedAt { get; init; }
+
     /// <summary><paramref name="seen"/> brought up to date with the refresh.</summary>
     public Connection For(Connection seen) => Row?.Patch(seen) ?? seen;
 }
@@ -305,16 +311,17 @@ internal sealed class ConnectionRefresher(
                 return new RefreshResult(RefreshStatus.Gone);
             }
 
-            var result = await DecideAndRefreshAsync(held, row, flight);
+            var lockedAt = time.GetUtcNow();
+            var result = await DecideAndRefreshAsync(held, row, flight, lockedAt);
             await held.CommitAsync();
             // This instance's cached row may be older than what the database holds now (another instance refreshed,
             // or this refresh did): the next read loads it again.
             connections.Invalidate(id);
-            return result;
+            return result with { LockedAt = lockedAt };
         }
     }
 
-    private async Task<RefreshResult> DecideAndRefreshAsync(RefreshLock held, RefreshRow row, Flight flight)
+    private async Task<RefreshResult> DecideAndRefreshAsync(RefreshLock held, RefreshRow row, Flight flight, DateTimeOffset lockedAt)
     {
         var now = Now;
         var recovering = flight.Mode == RefreshMode.Force && row.Status == ConnectionStatus.AttentionRequired && row.RefreshToken is not null;
@@ -382,7 +389,7 @@ internal sealed class ConnectionRefresher(
             var (error, description) = provider is null
                 ? ("provider_missing", "The provider of this connection no longer exists.")
                 : ("token_expired", "The access token expired and the provider issued no refresh token; the user must connect again.");
-            return await RequireAttentionAsync(held, row, error, description);
+            return await RequireAttentionAsync(held, row, error, description, lockedAt);
         }
 
         // Null only for a client_credentials connection (RefreshSchedule.CanRefresh), which asks for a new token instead.
@@ -413,23 +420,23 @@ internal sealed class ConnectionRefresher(
         metrics.Refresh(provider!.Name, attempt.Succeeded ? "succeeded" : attempt.Kind == RefreshFailureKind.Rejected ? "rejected" : "failed", time.GetElapsedTime(started));
         if (attempt.Succeeded)
         {
-            return await StoreSuccessAsync(held, row, applied, attempt.Tokens!, refreshToken, recovering);
+            return await StoreSuccessAsync(held, row, applied, attempt.Tokens!, refreshToken, recovering, lockedAt);
         }
 
         if (attempt.Kind != RefreshFailureKind.Rejected)
         {
-            return await StoreFailureAsync(held, row, attempt);
+            return await StoreFailureAsync(held, row, attempt, lockedAt);
         }
 
         logger.LogInformation("Provider {Provider} rejected the refresh of connection {ConnectionId} ({Error}); it needs the user's attention",
             row.ProviderName, row.Id, attempt.Error);
         return row.Status == ConnectionStatus.AttentionRequired
             ? new RefreshResult(RefreshStatus.AttentionRequired, row, Error: attempt.Error)
-            : await RequireAttentionAsync(held, row, attempt.Error, attempt.Description);
+            : await RequireAttentionAsync(held, row, attempt.Error, attempt.Description, lockedAt);
     }
 
     /// <param name="presented">The refresh token the provider was given (plaintext), null for a client_credentials connection.</param>
-    private async Task<RefreshResult> StoreSuccessAsync(RefreshLock held, RefreshRow row, Provider provider, TokenExchangeResult tokens, string? presented, bool recovering)
+    private async Task<RefreshResult> StoreSuccessAsync(RefreshLock held, RefreshRow row, Provider provider, TokenExchangeResult tokens, string? presented, bool recovering, DateTimeOffset lockedAt)
     {
         var now = Now;
         long? expiresAt = tokens.ExpiresIn is { } seconds ? now + (seconds * 1000) : null;
@@ -463,7 +470,7 @@ internal sealed class ConnectionRefresher(
         {
             // The failures of a streak stopped: once, since the success just reset the count to 0 under the lock.
             await notifier.RecoveredAsync(row.Id, row.WorkspaceId, row.ProviderName, row.RefreshFailures, expiresAt);
-            await RecordQuietlyAsync(AuditEvents.Recovered, row, new { provider = row.ProviderName, failures = row.RefreshFailures });
+            await RecordQuietlyAsync(AuditEvents.Recovered, row, new { provider = row.ProviderName, failures = row.RefreshFailures }, lockedAt);
         }
 
         return new RefreshResult(RefreshStatus.Refreshed, row with
@@ -517,7 +524,7 @@ internal sealed class ConnectionRefresher(
         return new RefreshResult(current.Status == ConnectionStatus.Active ? RefreshStatus.Current : RefreshStatus.NotActive, current);
     }
 
-    private async Task<RefreshResult> StoreFailureAsync(RefreshLock held, RefreshRow row, RefreshAttempt attempt)
+    private async Task<RefreshResult> StoreFailureAsync(RefreshLock held, RefreshRow row, RefreshAttempt attempt, DateTimeOffset lockedAt)
     {
         var now = Now;
         var failures = row.RefreshFailures + 1;
@@ -547,13 +554,13 @@ internal sealed class ConnectionRefresher(
         {
             // Once per streak: a provider outage must not become one webhook per connection per retry.
             await notifier.RefreshFailedAsync(row.Id, row.WorkspaceId, row.ProviderName, attempt.Error, attempt.Description, failures, retryAt, row.TokenExpiresAt);
-            await RecordQuietlyAsync(AuditEvents.RefreshFailed, row, new { provider = row.ProviderName, error = attempt.Error, retry_at = retryAt / 1000 });
+            await RecordQuietlyAsync(AuditEvents.RefreshFailed, row, new { provider = row.ProviderName, error = attempt.Error, retry_at = retryAt / 1000 }, lockedAt);
         }
 
         return new RefreshResult(RefreshStatus.RetryLater, row with { RefreshFailures = failures, NextRefreshAt = retryAt, RefreshError = attempt.Error, RefreshErrorDescription = attempt.Description }, retryAt, attempt.Error);
     }
 
-    private async Task<RefreshResult> RequireAttentionAsync(RefreshLock held, RefreshRow row, string error, string? description)
+    private async Task<RefreshResult> RequireAttentionAsync(RefreshLock held, RefreshRow row, string error, string? description, DateTimeOffset lockedAt)
     {
         var now = Now;
         if (!await RefreshStore.RequireAttentionAsync(held, row.Id, error, description, now))
@@ -566,7 +573,7 @@ internal sealed class ConnectionRefresher(
         await held.CommitAsync();
         backoff.TryRemove(row.Id, out _);
         await notifier.AttentionRequiredAsync(row.Id, row.WorkspaceId, row.ProviderName, error, description);
-        await RecordQuietlyAsync(AuditEvents.AttentionRequired, row, new { provider = row.ProviderName, error, error_description = description });
+        await RecordQuietlyAsync(AuditEvents.AttentionRequired, row, new { provider = row.ProviderName, error, error_description = description }, lockedAt);
         return new RefreshResult(RefreshStatus.AttentionRequired, row with
         {
             Status = ConnectionStatus.AttentionRequired,
@@ -599,11 +606,12 @@ internal sealed class ConnectionRefresher(
         backoff[id] = retryAt;
     }
 
-    private async Task RecordQuietlyAsync(string evt, RefreshRow row, object detail)
+    /// <summary>Records the refresh's event at <paramref name="lockedAt"/> (see <see cref="AuditLog.RecordAtAsync"/>); a failed write is logged.</summary>
+    private async Task RecordQuietlyAsync(string evt, RefreshRow row, object detail, DateTimeOffset lockedAt)
     {
         try
         {
-            await audit.RecordAsync(evt, "refresher", row.WorkspaceId, row.Id, detail, CancellationToken.None);
+            await audit.RecordAtAsync(lockedAt, evt, "refresher", row.WorkspaceId, row.Id, detail, CancellationToken.None);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
