@@ -585,15 +585,15 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// <paramref name="scopes"/>: it is active with that token and those scopes in one write, whatever it was before (a
     /// failed connection's error goes, a consent that was armed is dropped, the refresh bookkeeping starts over). On
     /// PostgreSQL the write waits for a refresh holding the row, so a refresh never overwrites this token with one for
-    /// the scopes it read before. False when the connection no longer exists.
+    /// the scopes it read before. Returns the token it replaced, read under the same lock (a reconnect revokes that one,
+    /// also when a refresh replaced the one it read); null when the connection no longer exists.
     /// </summary>
     /// <param name="returnUrl">Null keeps the connection's.</param>
-    public async Task<bool> StoreMachineTokenAsync(string id, byte[] accessToken, string? tokenType, long? tokenExpiresAt, long? nextRefreshAt, string scopes, string? grantedScopes,
+    public Task<ReplacedTokens?> StoreMachineTokenAsync(string id, byte[] accessToken, string? tokenType, long? tokenExpiresAt, long? nextRefreshAt, string scopes, string? grantedScopes,
         string? returnUrl, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        await using var connection = await db.OpenAsync(ct);
-        var updated = await connection.ExecuteAsync(new CommandDefinition(
+        return ReplaceTokensAsync(id,
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = NULL, token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
             "scopes = @scopes, granted_scopes = @grantedScopes, return_url = COALESCE(@returnUrl, return_url), reconnect_scopes = NULL, pending_scopes = NULL, " +
             "state_nonce = NULL, pkce_verifier = NULL, error = NULL, error_description = NULL, next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, " +
@@ -602,9 +602,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             {
                 id, active = ConnectionStatus.Active, accessToken, tokenType, tokenExpiresAt, scopes, nextRefreshAt, returnUrl, now,
                 grantedScopes = grantedScopes is { Length: > 2000 } ? grantedScopes[..2000] : grantedScopes,
-            }, cancellationToken: ct));
-        cache.Invalidate(id);
-        return updated == 1;
+            }, ct);
     }
 
     /// <summary>

@@ -91,8 +91,9 @@ internal sealed class MachineGrants(ConnectionStore store, ProviderClient client
         // RFC 6749 §5.1: "scope" in the response says what was granted when it differs from the request.
         var granted = result.Fields.GetValueOrDefault("scope") is { } g ? string.Join(' ', g.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries)) : null;
         var joined = string.Join(' ', scopes);
-        if (!await store.StoreMachineTokenAsync(connection.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!), result.TokenType, expiresAt,
-                RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken: false, now, expiresAt), joined, granted, returnUrl, CancellationToken.None))
+        var replaced = await store.StoreMachineTokenAsync(connection.Id, store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!), result.TokenType, expiresAt,
+            RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken: false, now, expiresAt), joined, granted, returnUrl, CancellationToken.None);
+        if (replaced is null)
         {
             // Deleted while the authorization server answered: the new token is not kept at the provider either.
             await client.RevokeAsync(applied, result.AccessToken, null, CancellationToken.None);
@@ -110,7 +111,9 @@ internal sealed class MachineGrants(ConnectionStore store, ProviderClient client
         if (reason == MachineGrantReason.Reconnect)
         {
             // As after a person's reconnect: the old token is revoked where the authorization server can (best effort).
-            var oldAccess = connection.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, a) : null;
+            // The one the row held when the new one replaced it, not the one read before the grant: a refresh in between
+            // replaced that one already.
+            var oldAccess = replaced.AccessToken is { } a ? store.Decrypt(ConnectionStore.AccessTokenColumn, connection.Id, a) : null;
             var revocation = oldAccess is null ? "no_tokens" : await client.RevokeAsync(applied, oldAccess, null, CancellationToken.None, grantContinues: true);
             await audit.RecordAsync(AuditEvents.Reconnected, actor, connection.WorkspaceId, connection.Id,
                 new { provider = provider.Name, previous_status = connection.Status, provider_revocation = revocation }, CancellationToken.None);

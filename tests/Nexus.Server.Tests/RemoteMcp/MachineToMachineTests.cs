@@ -62,6 +62,14 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         /// </summary>
         public ConcurrentQueue<int> Outages { get; } = new();
 
+        /// <summary>When set, the next token request waits at it (and clears it: the requests after pass).</summary>
+        public Gate? TokenGate { get => Volatile.Read(ref tokenGate); set => Volatile.Write(ref tokenGate, value); }
+
+        private Gate? tokenGate;
+
+        /// <summary>Tokens revoked at the authorization server's revocation endpoint (RFC 7009), in order.</summary>
+        public ConcurrentQueue<string> Revoked { get; } = new();
+
         /// <summary>The Retry-After its 503 and 429 carry: far longer than the refresh engine's own first backoff (1 to 2 s).</summary>
         public const int RetryAfterSeconds = 120;
 
@@ -84,17 +92,28 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
                 ["issuer"] = issuer,
                 ["authorization_endpoint"] = issuer + "/authorize",
                 ["token_endpoint"] = issuer + "/token",
+                ["revocation_endpoint"] = issuer + "/revoke",
                 ["grant_types_supported"] = new[] { "client_credentials" },
                 ["token_endpoint_auth_methods_supported"] = new[] { "client_secret_basic", "private_key_jwt" },
                 ["token_endpoint_auth_signing_alg_values_supported"] = new[] { "ES256" },
                 ["code_challenge_methods_supported"] = new[] { "S256" },
             });
             Server.Routes["/token"] = TokenAsync;
+            Server.Routes["/revoke"] = async c =>
+            {
+                Revoked.Enqueue((await c.Request.ReadFormAsync())["token"].ToString());
+                c.Response.StatusCode = 200;
+            };
         }
 
         private async Task TokenAsync(HttpContext context)
         {
             var form = await context.Request.ReadFormAsync();
+            if (Interlocked.Exchange(ref tokenGate, null) is { } gate)
+            {
+                await gate.PassAsync(context.RequestAborted);
+            }
+
             if (Outages.TryDequeue(out var outage))
             {
                 if (outage == 0)
@@ -470,6 +489,33 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var grants = fixture.Grants.Count;
         Assert.Equal(grant.Token, await CallToolAsync(connectionId, "write_report"));
         Assert.Equal(grants, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task AReconnectRevokesTheTokenItReplacedAlsoWhenARefreshReplacedTheOneItReadMeanwhile()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var connectionId = await ConnectAsync(name, ["reports:read"]);
+        var first = fixture.Grants.Last().Token;
+
+        // The reconnect's grant is held at the authorization server; meanwhile a refresh replaces the first token.
+        var gate = fixture.TokenGate = new Gate();
+        var reconnect = fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{connectionId}/reconnect", new { scopes = new[] { "reports:read" } });
+        await gate.Arrived.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        var refreshed = await fixture.Client.AdminJsonAsync(HttpMethod.Post, $"/v1/refresh/{connectionId}");
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        var between = fixture.Grants.Last().Token;
+        Assert.NotEqual(first, between);
+
+        gate.Release();
+        Assert.Equal("active", (await reconnect).GetProperty("status").GetString());
+        var latest = fixture.Grants.Last().Token;
+
+        // The token the row held when the reconnect's replaced it is the one revoked (the first was replaced already),
+        // and the connection calls with the reconnect's.
+        Assert.Contains(between, fixture.Revoked);
+        Assert.DoesNotContain(latest, fixture.Revoked);
+        Assert.Equal(latest, await CallToolAsync(connectionId));
     }
 
     [Fact]
