@@ -470,7 +470,7 @@ func TestARetryAfterOf30SecondsIsNotWaitedForTheErrorComesAtOnceCarryingIt(t *te
 	}
 }
 
-func TestAConnectionClosedBeforeAnyAnswerIsRetriedForAGETThroughTheBridgeTooButNotForAPOST(t *testing.T) {
+func TestAConnectionThatFailsBeforeAnyAnswerIsRetriedForAGETThroughTheBridgeTooButNotForAPOST(t *testing.T) {
 	f := newFakeNexus(t)
 	// Every answer closes its connection, so that each request goes on a new one (a kept-alive connection closed by
 	// the server is sent again by net/http itself); the first request of each kind is hung up on without an answer.

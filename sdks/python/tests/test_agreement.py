@@ -296,7 +296,7 @@ class RetryPolicyTests(unittest.TestCase):
         self.assertEqual(1, self.server.count("GET", "/v1/bridge/c1/item"))
         self.assertEqual([], self.sleeps.calls)
 
-    def test_a_connection_closed_before_any_answer_is_retried_for_a_get_through_the_bridge_too_but_not_for_a_post(self):
+    def test_a_connection_that_fails_before_any_answer_is_retried_for_a_get_through_the_bridge_too_but_not_for_a_post(self):
         # Every answer closes its connection, so that each request goes on a new one (the transport sends a request
         # again itself when a kept-alive connection was closed); the first request of each kind is hung up on.
         close = {"Connection": "close"}

@@ -342,7 +342,7 @@ test("a Retry-After of 30 seconds is not waited for: the error comes at once car
   assert.ok(performance.now() - start < 5_000, `waited ${performance.now() - start} ms`);
 });
 
-test("a connection closed before any answer is retried for a GET, through the Bridge too, but not for a POST", async () => {
+test("a connection that fails before any answer is retried for a GET, through the Bridge too, but not for a POST", async () => {
   // A Nexus of its own, whose every answer closes its connection, so that each request goes on a new one (nothing
   // kept alive from another test); the first request of each kind is hung up on without an answer.
   const nexus = await TestServer.start();
