@@ -343,3 +343,188 @@ func TestA21stRedirectToAnotherOriginComesBackAsThe3xxDirectly(t *testing.T) {
 		t.Fatalf("the other origin got %d requests", n)
 	}
 }
+
+// The retry policy (the README's "Retries"), with the default RetryPolicy: each test has the same sentence as its
+// name in the TypeScript, Python and .NET suites.
+
+// defaultRetries is a client of f with the default RetryPolicy (3 attempts, 250ms then 500ms, Retry-After up to 10s).
+func defaultRetries(t *testing.T, f *fakeNexus, opts ...Option) *Client {
+	return f.client(t, append([]Option{WithRetryPolicy(RetryPolicy{})}, opts...)...)
+}
+
+// bridgeDo sends method to the connection's Bridge path through HTTPClient(ViaBridge()).
+func bridgeDo(t *testing.T, c *Client, method, path string) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, c.BridgeURL("conn_1")+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.HTTPClient("conn_1", ViaBridge()).Do(req)
+	if err == nil {
+		t.Cleanup(func() { resp.Body.Close() })
+	}
+	return resp, err
+}
+
+// hangUp closes the connection of r without answering (after Nexus read the request): the client sees no answer.
+func hangUp(t *testing.T, w http.ResponseWriter) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	conn.Close()
+}
+
+func TestA500InternalErrorFromNexusIsNotRetried(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) { writeProblem(w, 500, "internal_error", nil) }
+	f.other = func(w http.ResponseWriter, r *http.Request) { writeProblem(w, 500, "internal_error", nil) }
+	c := defaultRetries(t, f)
+
+	_, err := c.Connection(context.Background(), "conn_1")
+	var api *APIError
+	if !errors.As(err, &api) || api.StatusCode != 500 || api.Code != "internal_error" || f.count("GET /v1/connections/") != 1 {
+		t.Fatalf("GET /v1/connections: %v after %d requests", err, f.count("GET /v1/connections/"))
+	}
+	if _, err = bridgeDo(t, c, http.MethodGet, "/item"); !errors.As(err, &api) || api.Code != "internal_error" || f.count("GET /v1/bridge/") != 1 {
+		t.Fatalf("GET through the Bridge: %v after %d requests", err, f.count("GET /v1/bridge/"))
+	}
+}
+
+func TestA503WithRetryAfter1IsRetriedAfterASecondAndTheSecondAnswerWins(t *testing.T) {
+	f := newFakeNexus(t)
+	conn := f.conn
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			writeProblem(w, 503, "refresh_unavailable", nil)
+			return
+		}
+		conn(w, r, n)
+	}
+	start := time.Now()
+	got, err := defaultRetries(t, f).Connection(context.Background(), "conn_1")
+	if err != nil || got.Status != StatusActive || f.count("GET /v1/connections/") != 2 {
+		t.Fatalf("%v, %v after %d requests", got, err, f.count("GET /v1/connections/"))
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("retried after %s, before the Retry-After", waited)
+	}
+}
+
+func TestAThirdTransientFailureGivesUpAfter3AttemptsWithTheLastError(t *testing.T) {
+	f := newFakeNexus(t)
+	// 502, 503, then 504: the last one is the error; no Retry-After, so the backoff (250ms, then 500ms, jittered) applies.
+	answer := func(w http.ResponseWriter, n int64) {
+		switch n {
+		case 1:
+			writeProblem(w, 502, "upstream_unreachable", nil)
+		case 2:
+			writeProblem(w, 503, "database_unavailable", nil)
+		default:
+			writeProblem(w, 504, "upstream_timeout", nil)
+		}
+	}
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) { answer(w, n) }
+	var bridged int64
+	f.other = func(w http.ResponseWriter, r *http.Request) { answer(w, atomic.AddInt64(&bridged, 1)) }
+	c := defaultRetries(t, f)
+
+	_, err := c.Connection(context.Background(), "conn_1")
+	var un *UnavailableError
+	if !errors.As(err, &un) || un.StatusCode != 504 || un.Code != "upstream_timeout" || f.count("GET /v1/connections/") != 3 {
+		t.Fatalf("GET /v1/connections: %v after %d requests", err, f.count("GET /v1/connections/"))
+	}
+	if _, err = bridgeDo(t, c, http.MethodGet, "/item"); !errors.As(err, &un) || un.Code != "upstream_timeout" || f.count("GET /v1/bridge/") != 3 {
+		t.Fatalf("GET through the Bridge: %v after %d requests", err, f.count("GET /v1/bridge/"))
+	}
+}
+
+func TestARetryAfterOf30SecondsIsNotWaitedForTheErrorComesAtOnceCarryingIt(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Retry-After", "30")
+		writeProblem(w, 503, "refresh_unavailable", nil)
+	}
+	// Through the Bridge, as an HTTP date.
+	f.other = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", time.Now().Add(31*time.Second).UTC().Format(http.TimeFormat))
+		writeProblem(w, 429, "rate_limited", nil)
+	}
+	c := defaultRetries(t, f)
+	start := time.Now()
+
+	_, err := c.Connection(context.Background(), "conn_1")
+	var un *UnavailableError
+	if !errors.As(err, &un) || un.RetryAfter != 30*time.Second || f.count("GET /v1/connections/") != 1 {
+		t.Fatalf("GET /v1/connections: %v after %d requests", err, f.count("GET /v1/connections/"))
+	}
+	_, err = bridgeDo(t, c, http.MethodGet, "/item")
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter < 29*time.Second || rl.RetryAfter > 31*time.Second || f.count("GET /v1/bridge/") != 1 {
+		t.Fatalf("GET through the Bridge: %v after %d requests", err, f.count("GET /v1/bridge/"))
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("waited %s", waited)
+	}
+}
+
+func TestAConnectionThatFailsBeforeAnyAnswerIsRetriedForAGETThroughTheBridgeTooButNotForAPOST(t *testing.T) {
+	f := newFakeNexus(t)
+	// Every answer closes its connection, so that each request goes on a new one (a kept-alive connection closed by
+	// the server is sent again by net/http itself); the first request of each kind is hung up on without an answer.
+	conn := f.conn
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Connection", "close")
+		if n == 1 {
+			hangUp(t, w)
+			return
+		}
+		conn(w, r, n)
+	}
+	f.refresh = func(w http.ResponseWriter, r *http.Request, n int64) { hangUp(t, w) }
+	var gets int64
+	f.other = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		if r.Method == http.MethodPost || atomic.AddInt64(&gets, 1) == 1 {
+			hangUp(t, w)
+			return
+		}
+		io.WriteString(w, "the provider's answer")
+	}
+	c := defaultRetries(t, f)
+
+	if got, err := c.Connection(context.Background(), "conn_1"); err != nil || got.Status != StatusActive || f.count("GET /v1/connections/") != 2 {
+		t.Fatalf("GET /v1/connections: %v, %v after %d requests", got, err, f.count("GET /v1/connections/"))
+	}
+	resp, err := bridgeDo(t, c, http.MethodGet, "/item")
+	if err != nil || resp.StatusCode != 200 || f.count("GET /v1/bridge/") != 2 {
+		t.Fatalf("GET through the Bridge: %v, %v after %d requests", resp, err, f.count("GET /v1/bridge/"))
+	}
+
+	if _, err := c.Refresh(context.Background(), "conn_1"); err == nil || f.count("POST /v1/refresh/") != 1 {
+		t.Fatalf("POST /v1/refresh: %v after %d requests", err, f.count("POST /v1/refresh/"))
+	}
+	if _, err := bridgeDo(t, c, http.MethodPost, "/item"); err == nil || f.count("POST /v1/bridge/") != 1 {
+		t.Fatalf("POST through the Bridge: %v after %d requests", err, f.count("POST /v1/bridge/"))
+	}
+}
+
+func TestACallThatTimesOutIsNotRetried(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) { <-r.Context().Done() } // no answer until the client leaves
+
+	// The client's timeout of one attempt.
+	_, err := defaultRetries(t, f, WithTimeout(100*time.Millisecond)).Connection(context.Background(), "conn_1")
+	if !errors.Is(err, context.DeadlineExceeded) || f.count("GET /v1/connections/") != 1 {
+		t.Fatalf("WithTimeout: %v after %d requests", err, f.count("GET /v1/connections/"))
+	}
+	// The caller's deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = defaultRetries(t, f, WithTimeout(0)).Connection(ctx, "conn_1")
+	if !errors.Is(err, context.DeadlineExceeded) || f.count("GET /v1/connections/") != 2 {
+		t.Fatalf("the caller's deadline: %v after %d requests", err, f.count("GET /v1/connections/"))
+	}
+}

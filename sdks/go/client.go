@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,15 +26,19 @@ const (
 	DefaultCredentialTTL = 5 * time.Minute
 )
 
-// RetryPolicy says how idempotent calls to Nexus (GET, HEAD, OPTIONS, PUT, DELETE) are retried when Nexus answers
-// 429, 502, 503 or 504, or cannot be reached. Calls that are not idempotent (POST) are never retried, and neither
-// is any other answer (attention_required in particular).
+// RetryPolicy says how calls to Nexus are retried (the policy every Nexus SDK follows; see the README's Retries).
+// Only idempotent calls (GET, HEAD, OPTIONS, PUT, DELETE; through the Bridge, with a body that can be sent again) are
+// retried, and only after Nexus's own transient answers, 429 and 502, 503 or 504, or a connection that failed before
+// any answer (refused, reset, DNS). Never a POST or PATCH, a 500 (internal_error is a bug, not transient), another
+// 4xx (attention_required in particular), a timeout or the caller's cancellation.
 type RetryPolicy struct {
-	// MaxAttempts counts the first attempt: 1 disables retries. Default 3.
+	// MaxAttempts counts the first attempt: 1 disables retries. Default 3 (the first and two retries).
 	MaxAttempts int
-	// BaseDelay is the first backoff; it doubles per attempt, with full jitter. Default 200ms.
+	// BaseDelay is the first backoff when Nexus sent no Retry-After; it doubles per retry (250ms, then 500ms), with
+	// full jitter. Default 250ms.
 	BaseDelay time.Duration
-	// MaxDelay caps one wait. An answer whose Retry-After is longer surfaces at once instead. Default 5s.
+	// MaxDelay caps one wait. An answer whose Retry-After is longer is not waited for: its typed error, carrying
+	// RetryAfter, is returned at once. Default 10s.
 	MaxDelay time.Duration
 }
 
@@ -42,10 +47,10 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 		p.MaxAttempts = 3
 	}
 	if p.BaseDelay <= 0 {
-		p.BaseDelay = 200 * time.Millisecond
+		p.BaseDelay = 250 * time.Millisecond
 	}
 	if p.MaxDelay <= 0 {
-		p.MaxDelay = 5 * time.Second
+		p.MaxDelay = 10 * time.Second
 	}
 	return p
 }
@@ -65,6 +70,31 @@ func (p RetryPolicy) delay(n int, retryAfter time.Duration) (d time.Duration, ok
 		d = retryAfter
 	}
 	return d, true
+}
+
+// retryWait is the retry policy's one decision, for calls to Nexus's API and requests through the Bridge alike:
+// whether attempt (0 for the first) of attempts, which failed with err, is followed by another, and after how long.
+// Retried: *RateLimitedError (429), *UnavailableError (502, 503, 504) and a *transportError that is not a timeout
+// (the connection failed before any answer). Not when ctx is done (the caller's cancellation or deadline), nor when
+// the answer's Retry-After is longer than MaxDelay: the error then goes to the caller at once.
+func (c *Client) retryWait(ctx context.Context, attempt, attempts int, err error) (time.Duration, bool) {
+	if attempt+1 >= attempts || ctx.Err() != nil {
+		return 0, false
+	}
+	var retryAfter time.Duration
+	var rl *RateLimitedError
+	var un *UnavailableError
+	var tr *transportError
+	switch {
+	case errors.As(err, &rl):
+		retryAfter = rl.RetryAfter
+	case errors.As(err, &un):
+		retryAfter = un.RetryAfter
+	case errors.As(err, &tr) && !tr.timedOut():
+	default:
+		return 0, false
+	}
+	return c.retry.delay(attempt, retryAfter)
 }
 
 // Client talks to one Nexus with one API key. It is safe for concurrent use; create one and share it, since it
@@ -99,8 +129,8 @@ func WithTransport(rt http.RoundTripper) Option {
 	return func(c *Client) { h := *c.http; h.Transport = rt; c.http = &h }
 }
 
-// WithTimeout bounds each attempt of a call to Nexus (default 30s; 0 for none). The caller's context bounds the
-// whole call, retries included.
+// WithTimeout bounds each attempt of a call to Nexus (default 30s; 0 for none); an attempt that times out is not
+// retried. The caller's context bounds the whole call, retries and their waits included.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // WithRetryPolicy replaces the retry policy (zero fields take their defaults).
@@ -196,33 +226,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if err == nil {
 			return nil
 		}
-		if attempt+1 >= attempts || ctx.Err() != nil {
-			return err
-		}
-		var retryAfter time.Duration
-		var rl *RateLimitedError
-		var un *UnavailableError
-		var tr *transportError
-		switch {
-		case errors.As(err, &rl):
-			retryAfter = rl.RetryAfter
-		case errors.As(err, &un):
-			retryAfter = un.RetryAfter
-		case errors.As(err, &tr):
-		default:
-			return err
-		}
-		d, ok := c.retry.delay(attempt, retryAfter)
-		if !ok {
-			return err
-		}
-		if werr := sleep(ctx, d); werr != nil {
+		d, retry := c.retryWait(ctx, attempt, attempts, err)
+		if !retry || sleep(ctx, d) != nil {
 			return err
 		}
 	}
 }
 
-// transportError: Nexus could not be reached (or the answer could not be read). Retried like a 503.
+// transportError: Nexus could not be reached, or the connection broke before its answer was read whole (refused,
+// reset, DNS, a timeout). Retried for idempotent calls unless it is a timeout (timedOut).
 type transportError struct {
 	method, path string
 	err          error
@@ -232,6 +244,13 @@ func (e *transportError) Error() string {
 	return fmt.Sprintf("nexus: %s %s: %v", e.method, e.path, e.err)
 }
 func (e *transportError) Unwrap() error { return e.err }
+
+// timedOut: the attempt ran out of time (the client's WithTimeout, an http.Client Timeout, the caller's deadline) or
+// was cancelled. Nexus may be working on the call: it is not retried.
+func (e *transportError) timedOut() bool {
+	var ne net.Error
+	return errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, context.Canceled) || (errors.As(e.err, &ne) && ne.Timeout())
+}
 
 func (c *Client) once(ctx context.Context, method, target, path string, body []byte, out interface{}) error {
 	if c.timeout > 0 {
@@ -267,6 +286,12 @@ func (c *Client) once(ctx context.Context, method, target, path string, body []b
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &syntax) || errors.As(err, &typ) {
+			// Nexus answered, with a body this SDK cannot read: sending the call again would not change it.
+			return fmt.Errorf("nexus: %s %s: reading the answer: %w", method, path, err)
+		}
 		return &transportError{method, path, fmt.Errorf("reading the answer: %w", err)}
 	}
 	// Read to EOF, so that the connection goes back to the pool instead of being closed.

@@ -16,6 +16,7 @@
 //
 // Errors are typed: *AttentionRequiredError (the user must connect again; never retried), *NotActiveError,
 // *NotFoundError, *ForbiddenError, *AuthenticationError, *RateLimitedError and *UnavailableError (both carry
-// Retry-After; idempotent calls are retried with backoff and jitter before they surface), and *APIError for any
-// other problem. Use errors.As. No error, credential or client prints a secret, whatever the fmt verb.
+// Retry-After; idempotent calls are retried before they surface, per RetryPolicy: at most 3 attempts, 250ms then
+// 500ms apart or after the Retry-After, which is not waited for when longer than 10s), and *APIError for any other
+// problem. Use errors.As. No error, credential or client prints a secret, whatever the fmt verb.
 package nexus

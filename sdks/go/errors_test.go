@@ -3,6 +3,7 @@ package nexus
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -217,3 +218,39 @@ func TestPluggableTransportCarriesEveryCall(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestTheDefaultRetryPolicyIs3AttemptsFrom250msAndWaitsForARetryAfterOfAtMost10s(t *testing.T) {
+	c, err := NewClient(WithBaseURL("http://127.0.0.1:1"), WithAPIKey(testAPIKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RetryPolicy{MaxAttempts: 3, BaseDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second}); c.retry != want {
+		t.Fatalf("default policy %+v, want %+v", c.retry, want)
+	}
+	for i := 0; i < 100; i++ {
+		if d, ok := c.retry.delay(0, 0); !ok || d <= 0 || d > 250*time.Millisecond {
+			t.Fatalf("first backoff %s", d)
+		}
+		if d, ok := c.retry.delay(1, 0); !ok || d <= 0 || d > 500*time.Millisecond {
+			t.Fatalf("second backoff %s", d)
+		}
+	}
+	if d, ok := c.retry.delay(0, 10*time.Second); !ok || d != 10*time.Second {
+		t.Fatalf("Retry-After 10s: %s %v", d, ok)
+	}
+	if _, ok := c.retry.delay(0, 11*time.Second); ok {
+		t.Fatal("a Retry-After of 11s would be waited for")
+	}
+}
+
+func TestAnAnswerWhoseBodyIsNotJSONIsNotRetried(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "<html>not JSON</html>")
+	}
+	_, err := f.client(t).Connection(context.Background(), "conn_1")
+	if err == nil || !strings.Contains(err.Error(), "reading the answer") || f.count("GET /v1/connections/") != 1 {
+		t.Fatalf("%v after %d requests", err, f.count("GET /v1/connections/"))
+	}
+}

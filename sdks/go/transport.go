@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // Transport is an http.RoundTripper that calls a provider's API with one connection's credentials.
@@ -33,8 +32,9 @@ import (
 // anywhere else is sent to the Bridge with its path and query kept and its scheme and host dropped, so
 // "https://api.github.com/user" becomes BridgeURL(id) + "/user". Nexus's own refusals (connection not active, not found, ...) come back as
 // the same typed errors; the provider's answers pass through as they are. Nexus's transient ones (429, 502, 503, 504:
-// the database or the provider unavailable, a rate limit) are first retried per the Client's RetryPolicy when the
-// method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE) and the body can be sent again (none, or GetBody set).
+// the database or the provider unavailable, a rate limit), and a connection to Nexus that failed before any answer,
+// are first retried per the Client's RetryPolicy when the method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE) and
+// the body can be sent again (none, or GetBody set).
 //
 // Redirects in Bridge mode: the Bridge rewrites a provider's redirect inside its API to the Bridge's own path
 // (Location: /v1/bridge/{id}/...); a redirect hop whose Location (resolved against the Bridge URL that answered it)
@@ -420,50 +420,48 @@ func (t *Transport) roundTripBridge(req *http.Request) (*http.Response, error) {
 		out.URL, out.Host = target, ""
 	}
 	out.Header.Set("X-API-Key", string(c.apiKey))
-	// Nexus's own transient refusals (429, 502, 503, 504 problems of type urn:nexus:problem:...) are retried per the
-	// client's RetryPolicy, as its API calls are, when the method is idempotent and the body can be sent again
-	// (none, or GetBody): as the TypeScript, Python and .NET SDKs do. A provider's answer is never retried here.
+	// Retried per the client's RetryPolicy (retryWait, as its API calls are) when the method is idempotent and the body
+	// can be sent again (none, or GetBody): Nexus's own transient refusals (429, 502, 503, 504 problems of type
+	// urn:nexus:problem:...) and a connection that failed before any answer. A provider's answer is never retried here.
 	attempts := 1
 	if idempotent(out.Method) && (out.Body == nil || out.Body == http.NoBody || out.GetBody != nil) {
 		attempts = c.retry.MaxAttempts
 	}
 	for attempt := 0; ; attempt++ {
 		resp, err := t.bridgeOnce(req, out)
-		if err == nil || attempt+1 >= attempts {
-			return resp, err
+		if err == nil {
+			return resp, nil
 		}
-		var retryAfter time.Duration
-		var rl *RateLimitedError
-		var un *UnavailableError
-		switch {
-		case errors.As(err, &rl):
-			retryAfter = rl.RetryAfter
-		case errors.As(err, &un):
-			retryAfter = un.RetryAfter
-		default:
-			return nil, err
-		}
-		d, ok := c.retry.delay(attempt, retryAfter)
-		if !ok || sleep(req.Context(), d) != nil {
-			return nil, err
+		d, retry := c.retryWait(req.Context(), attempt, attempts, err)
+		if !retry || sleep(req.Context(), d) != nil {
+			return nil, unwrapTransport(err)
 		}
 		out = out.Clone(req.Context())
 		if out.GetBody != nil {
 			body, gerr := out.GetBody()
 			if gerr != nil {
-				return nil, err
+				return nil, unwrapTransport(err)
 			}
 			out.Body = body
 		}
 	}
 }
 
-// bridgeOnce sends out (req as it goes to the Bridge) once: a problem from Nexus itself becomes a typed error.
+// unwrapTransport hands the caller the Base's own error for a Bridge request that got no answer, as before retries.
+func unwrapTransport(err error) error {
+	if tr, ok := err.(*transportError); ok {
+		return tr.err
+	}
+	return err
+}
+
+// bridgeOnce sends out (req as it goes to the Bridge) once: a problem from Nexus itself becomes a typed error, no
+// answer at all a *transportError.
 func (t *Transport) bridgeOnce(req, out *http.Request) (*http.Response, error) {
 	c := t.Client
 	resp, err := t.base().RoundTrip(out)
 	if err != nil {
-		return nil, err
+		return nil, &transportError{req.Method, out.URL.EscapedPath(), err}
 	}
 	if resp.Request == nil {
 		resp.Request = out // what a redirect's Location is resolved against (bridgeRedirect)

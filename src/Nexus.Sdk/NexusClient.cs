@@ -14,10 +14,13 @@ namespace Nexus.Sdk;
 /// <remarks>
 /// Errors are typed (<see cref="NexusAttentionRequiredException"/>, <see cref="NexusConnectionNotActiveException"/>,
 /// <see cref="NexusNotFoundException"/>, <see cref="NexusForbiddenException"/>, <see cref="NexusRateLimitedException"/>,
-/// <see cref="NexusUnavailableException"/>). Idempotent calls (GET, DELETE) are retried after 429/502/503/504 or a
-/// network error with exponential backoff and full jitter, never sooner than <c>Retry-After</c>; the forced refresh
-/// only after 429 or 503 (Nexus did nothing); the others are not retried. Through the Bridge, Nexus's own transient
-/// problems (429/502/503/504) of idempotent requests are retried the same way; a provider's answers never are.
+/// <see cref="NexusUnavailableException"/>). Retries follow the policy every Nexus SDK follows (the README's Retries):
+/// idempotent calls (GET, DELETE; through the Bridge also HEAD, OPTIONS, PUT) are retried after 429/502/503/504 or a
+/// connection that failed before any answer, at most 3 attempts in all (<see cref="NexusClientOptions.MaxRetries"/>),
+/// with exponential backoff and full jitter, never sooner than <c>Retry-After</c>, and not at all when it is longer
+/// than <see cref="NexusClientOptions.MaxRetryDelay"/>; the forced refresh only after 429 or 503 (Nexus did nothing);
+/// the others (a POST, a 500, another 4xx, a timeout) are not retried. Through the Bridge only Nexus's own problems
+/// count; a provider's answers are never retried.
 /// </remarks>
 public sealed class NexusClient : IDisposable
 {
@@ -475,9 +478,10 @@ public sealed class NexusClient : IDisposable
     /// answer comes back as it is (the Bridge itself refreshes once after a provider 401), its own problems included;
     /// Nexus's own refusals (<c>urn:nexus:problem:</c> problems: the connection needs attention, is not active, is not
     /// found, …) throw the typed errors (<see cref="NexusAttentionRequiredException"/>, …), as in the other SDKs. Its
-    /// transient ones (429, 502, 503, 504: the database or the provider unavailable, a rate limit) are first retried,
-    /// as Nexus's API calls are (<see cref="NexusClientOptions.MaxRetries"/>, never sooner than <c>Retry-After</c>), when
-    /// the method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE) and the body can be sent again; never a POST or PATCH.
+    /// transient ones (429, 502, 503, 504: the database or the provider unavailable, a rate limit), and a connection to
+    /// Nexus that failed before any answer, are first retried, as Nexus's API calls are
+    /// (<see cref="NexusClientOptions.MaxRetries"/>, never sooner than <c>Retry-After</c>), when the method is idempotent
+    /// (GET, HEAD, OPTIONS, PUT, DELETE) and the body can be sent again; never a POST or PATCH.
     /// </summary>
     /// <remarks>
     /// Redirects: the Bridge follows none. One inside the provider's API comes back with its <c>Location</c> rewritten
@@ -542,8 +546,9 @@ public sealed class NexusClient : IDisposable
 
     /// <summary>
     /// Sends one request to the Bridge. When Nexus itself refuses it transiently (a <c>urn:nexus:problem:</c> problem
-    /// with 429, 502, 503 or 504: the database or the provider unavailable, a rate limit…), an idempotent request
-    /// (GET, HEAD, OPTIONS, PUT, DELETE) whose body can be sent again is sent again (a copy) up to
+    /// with 429, 502, 503 or 504: the database or the provider unavailable, a rate limit…), or the connection fails
+    /// before any answer (<see cref="HttpRequestException"/>: refused, reset, DNS), an idempotent request (GET, HEAD,
+    /// OPTIONS, PUT, DELETE) whose body can be sent again is sent again (a copy) up to
     /// <see cref="NexusClientOptions.MaxRetries"/> times, with the backoff of Nexus's API calls, never sooner than
     /// <c>Retry-After</c>; a <c>Retry-After</c> longer than <see cref="NexusClientOptions.MaxRetryDelay"/> is not waited
     /// for. A provider's answer, whatever its status, is never retried here (the provider may have acted on it).
@@ -551,11 +556,27 @@ public sealed class NexusClient : IDisposable
     private async Task<HttpResponseMessage> SendToBridgeAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var retryable = IdempotentMethods.Contains(request.Method) && Requests.CanReplay(request.Content);
+        if (!IdempotentMethods.Contains(request.Method) && request.Content is null)
+        {
+            request.Content = Requests.NeverResent();
+        }
+
         for (var attempt = 0; ; attempt++)
         {
-            var response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-            if (!retryable || attempt >= options.MaxRetries
-                || response.StatusCode is not (HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout)
+            HttpResponseMessage response;
+            try
+            {
+                response = await SendToNexusAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpRequestException) when (retryable && attempt < options.MaxRetries)
+            {
+                // No answer from Nexus: safe to send again for an idempotent method (RFC 9110 §9.2.2).
+                await Task.Delay(Backoff(attempt, null), options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                request = Copy(request, request.Method, request.RequestUri!, request.Content);
+                continue;
+            }
+
+            if (!retryable || attempt >= options.MaxRetries || !IsTransient(response.StatusCode)
                 || RetryAfter(response) is { } tooLong && tooLong > options.MaxRetryDelay
                 || !await IsNexusProblemAsync(response, cancellationToken).ConfigureAwait(false))
             {
@@ -704,7 +725,7 @@ public sealed class NexusClient : IDisposable
         /// <summary>Never (a POST that is not idempotent).</summary>
         Never,
 
-        /// <summary>After a network error or 429/502/503/504 (GET, DELETE).</summary>
+        /// <summary>After a connection that failed before any answer or 429/502/503/504 (GET, DELETE).</summary>
         Idempotent,
 
         /// <summary>Only after an answer saying that Nexus did nothing: 429, 503.</summary>
@@ -725,15 +746,19 @@ public sealed class NexusClient : IDisposable
             {
                 request.Content = JsonContent.Create(body);
             }
+            else if (policy != Retry.Idempotent)
+            {
+                request.Content = Requests.NeverResent();
+            }
 
             HttpResponseMessage response;
             try
             {
                 response = await SendToNexusAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
             }
-            catch (HttpRequestException e) when (policy == Retry.Idempotent && attempt < options.MaxRetries)
+            catch (HttpRequestException) when (policy == Retry.Idempotent && attempt < options.MaxRetries)
             {
-                _ = e;
+                // No answer from Nexus (refused, reset, DNS): safe to send again for an idempotent call.
                 await Task.Delay(Backoff(attempt, null), options.TimeProvider, cancellationToken).ConfigureAwait(false);
                 continue;
             }
@@ -757,8 +782,7 @@ public sealed class NexusClient : IDisposable
                 var retryAfter = RetryAfter(response);
                 var transient = policy switch
                 {
-                    Retry.Idempotent => response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable
-                        or HttpStatusCode.GatewayTimeout,
+                    Retry.Idempotent => IsTransient(response.StatusCode),
                     Retry.WhenNexusDidNothing => response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable,
                     _ => false,
                 };
@@ -772,6 +796,13 @@ public sealed class NexusClient : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Nexus's transient answers, which an idempotent call is sent again after: 429, 502, 503, 504. Not a 500
+    /// (<c>internal_error</c> is a bug, not a passing state), nor any other status.
+    /// </summary>
+    private static bool IsTransient(HttpStatusCode status) =>
+        status is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
 
     /// <summary>Exponential backoff with full jitter, never sooner than Retry-After (plus up to 10 % jitter), capped at MaxRetryDelay.</summary>
     internal TimeSpan Backoff(int attempt, TimeSpan? retryAfter)

@@ -15,7 +15,7 @@ public sealed class NexusClientOptions
     /// <summary>The gateway API key sent as <c>X-API-Key</c>. Never logged, never part of a message.</summary>
     public string? ApiKey { get; set; }
 
-    /// <summary>Timeout of each HTTP call to Nexus (not of <see cref="NexusClient.WaitUntilActiveAsync"/>). Default 30 s.</summary>
+    /// <summary>Timeout of each HTTP call to Nexus (not of <see cref="NexusClient.WaitUntilActiveAsync"/>); a call that times out is not retried. Default 30 s.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>A cached credential is used until this long before its <c>expires_at</c>, but at most half the time it had left when fetched. Default 60 s.</summary>
@@ -24,11 +24,14 @@ public sealed class NexusClientOptions
     /// <summary>How long a credential without <c>expires_at</c> (API keys, Basic, stored AWS keys) is cached. Default 5 minutes.</summary>
     public TimeSpan CredentialMaxAge { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Retries of an idempotent call after 429, 502, 503, 504 or a network error (of the forced refresh: after 429 or 503 only). Default 2; 0 turns retries off.</summary>
+    /// <summary>
+    /// Retries of an idempotent call after 429, 502, 503, 504 or a connection that failed before any answer (of the
+    /// forced refresh: after 429 or 503 only). Default 2 (3 attempts in all); 0 turns retries off.
+    /// </summary>
     public int MaxRetries { get; set; } = 2;
 
-    /// <summary>First retry delay without <c>Retry-After</c>; doubles per retry, with full jitter. Default 200 ms.</summary>
-    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+    /// <summary>First retry delay without <c>Retry-After</c>; doubles per retry (250 ms, then 500 ms), with full jitter. Default 250 ms.</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>The longest wait before a retry. A <c>Retry-After</c> longer than this is not waited for: the typed error is thrown at once. Default 10 s.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(10);

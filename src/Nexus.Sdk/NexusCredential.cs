@@ -223,4 +223,12 @@ internal static class Requests
         MultipartContent multipart => multipart.All(CanReplay),
         _ => false,
     };
+
+    /// <summary>
+    /// An empty body for a request that must not be sent twice and has none: the same bytes on the wire
+    /// (<c>Content-Length: 0</c>, which .NET sends for a POST without content anyway), but SocketsHttpHandler sends a
+    /// request without content again by itself, up to 3 times, when the connection closes before any byte of an answer,
+    /// and a request with content never.
+    /// </summary>
+    public static HttpContent NeverResent() => new ByteArrayContent([]);
 }

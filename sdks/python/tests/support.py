@@ -12,6 +12,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 Reply = Tuple[int, Dict[str, str], bytes]
 
+#: A route that returns this closes the connection without answering (after reading the request).
+HANG_UP: Any = None
+
 
 def js(status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
     h = {"Content-Type": "application/json"}
@@ -73,13 +76,19 @@ class FakeServer:
                     if m and method == self.command:
                         reply = fn(seen, m)
                         break
+                if reply is HANG_UP:
+                    self.close_connection = True
+                    return
                 status, headers, data = reply
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client left (its timeout) before the answer
 
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
 

@@ -2,12 +2,15 @@
 sentence as its name in the Go, TypeScript and .NET suites."""
 
 import asyncio
+import email.utils
+import threading
+import time
 import unittest
 
 from nexus_sdk import (AttentionRequired, Conflict, ConnectionFailed, NexusClient, NexusTimeout, NotActive,
                        RateLimited, TooManyRedirects, Unavailable)
 from nexus_sdk.aio import AsyncNexusClient
-from support import FakeServer, js, problem
+from support import HANG_UP, FakeServer, Sleeps, js, problem
 from test_apply import ADAPTERS, Provider, call
 
 
@@ -218,3 +221,115 @@ class Provider401Tests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RetryPolicyTests(unittest.TestCase):
+    """The retry policy (the README's "Retries"), with the default options: each test has the same sentence as its
+    name in the Go, TypeScript and .NET suites. Waits go to a recording sleep (no real waiting)."""
+
+    def setUp(self):
+        self.server = FakeServer()
+        self.sleeps = Sleeps()
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=self.sleeps)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_the_default_policy_is_3_attempts_from_0_25_s_and_waits_for_a_retry_after_of_at_most_10_s(self):
+        self.assertEqual((2, 0.25, 10.0), (self.client.max_retries, self.client.backoff, self.client.max_retry_wait))
+
+    def test_a_500_internal_error_from_nexus_is_not_retried(self):
+        self.server.route("GET", r"/v1/connections/c1", lambda s, m: problem(500, "internal_error"))
+        self.server.route("GET", r"/v1/bridge/c1/item", lambda s, m: problem(500, "internal_error"))
+        with self.assertRaises(Unavailable) as caught:  # this SDK's type for a 5xx, not retried for a 500
+            self.client.get_connection("c1")
+        self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
+        self.assertEqual(1, self.server.count("GET", "/v1/connections/c1"))
+        with self.assertRaises(Unavailable) as caught:
+            self.client.bridge("c1", "GET", "/item")
+        self.assertEqual("internal_error", caught.exception.code)
+        self.assertEqual(1, self.server.count("GET", "/v1/bridge/c1/item"))
+        self.assertEqual([], self.sleeps.calls)
+
+    def test_a_503_with_retry_after_1_is_retried_after_a_second_and_the_second_answer_wins(self):
+        script = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}),
+                          js(200, {"connection_id": "c1", "status": "active"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        self.assertEqual("active", self.client.get_connection("c1").status)
+        self.assertEqual(2, script.calls)
+        self.assertEqual(1, len(self.sleeps.calls))
+        self.assertTrue(1.0 <= self.sleeps.calls[0] <= 1.0 + self.client.backoff, self.sleeps.calls)
+
+    def test_a_third_transient_failure_gives_up_after_3_attempts_with_the_last_error(self):
+        # 502, 503, then 504: the last one is the error; no Retry-After, so the backoff (0.25 s, then 0.5 s, jittered)
+        # applies.
+        answers = (problem(502, "upstream_unreachable"), problem(503, "database_unavailable"),
+                   problem(504, "upstream_timeout"))
+        api, bridged = Scripted(*answers), Scripted(*answers)
+        self.server.route("GET", r"/v1/connections/c1", api)
+        self.server.route("GET", r"/v1/bridge/c1/item", bridged)
+        with self.assertRaises(Unavailable) as caught:
+            self.client.get_connection("c1")
+        self.assertEqual((504, "upstream_timeout"), (caught.exception.http_status, caught.exception.code))
+        self.assertEqual(3, api.calls)
+        with self.assertRaises(Unavailable) as caught:
+            self.client.bridge("c1", "GET", "/item")
+        self.assertEqual("upstream_timeout", caught.exception.code)
+        self.assertEqual(3, bridged.calls)
+        self.assertEqual(4, len(self.sleeps.calls))
+        for first, second in (self.sleeps.calls[0:2], self.sleeps.calls[2:4]):
+            self.assertTrue(0.125 <= first <= 0.25 and 0.25 <= second <= 0.5, self.sleeps.calls)
+
+    def test_a_retry_after_of_30_seconds_is_not_waited_for_the_error_comes_at_once_carrying_it(self):
+        self.server.route("GET", r"/v1/connections/c1", lambda s, m: problem(503, "refresh_unavailable", {"Retry-After": "30"}))
+        # Through the Bridge, as an HTTP date.
+        self.server.route("GET", r"/v1/bridge/c1/item", lambda s, m: problem(
+            429, "rate_limited", {"Retry-After": email.utils.formatdate(time.time() + 31, usegmt=True)}))
+        with self.assertRaises(Unavailable) as caught:
+            self.client.get_connection("c1")
+        self.assertEqual(30.0, caught.exception.retry_after)
+        self.assertEqual(1, self.server.count("GET", "/v1/connections/c1"))
+        with self.assertRaises(RateLimited) as limited:
+            self.client.bridge("c1", "GET", "/item")
+        self.assertTrue(29 <= limited.exception.retry_after <= 31, limited.exception.retry_after)
+        self.assertEqual(1, self.server.count("GET", "/v1/bridge/c1/item"))
+        self.assertEqual([], self.sleeps.calls)
+
+    def test_a_connection_that_fails_before_any_answer_is_retried_for_a_get_through_the_bridge_too_but_not_for_a_post(self):
+        # Every answer closes its connection, so that each request goes on a new one (the transport sends a request
+        # again itself when a kept-alive connection was closed); the first request of each kind is hung up on.
+        close = {"Connection": "close"}
+        api = Scripted(HANG_UP, js(200, {"connection_id": "c1", "status": "active"}, close))
+        bridged = Scripted(HANG_UP, js(200, {"provider": "answer"}, close))
+        self.server.route("GET", r"/v1/connections/c1", api)
+        self.server.route("GET", r"/v1/bridge/c1/item", bridged)
+        self.server.route("POST", r"/v1/refresh/c1", lambda s, m: HANG_UP)
+        self.server.route("POST", r"/v1/bridge/c1/item", lambda s, m: HANG_UP)
+        self.assertEqual("active", self.client.get_connection("c1").status)
+        self.assertEqual(2, api.calls)
+        response = self.client.bridge("c1", "GET", "/item")
+        self.assertEqual((200, {"provider": "answer"}), (response.status, response.json()))
+        self.assertEqual(2, bridged.calls)
+        with self.assertRaises(Unavailable) as caught:
+            self.client.refresh("c1")
+        self.assertIsNone(caught.exception.http_status)
+        self.assertEqual(1, self.server.count("POST", "/v1/refresh/c1"))
+        with self.assertRaises(Unavailable):
+            self.client.bridge("c1", "POST", "/item", body=b"{}")
+        self.assertEqual(1, self.server.count("POST", "/v1/bridge/c1/item"))
+
+    def test_a_call_that_times_out_is_not_retried(self):
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        def no_answer(seen, m):
+            release.wait(10)
+            return js(200, {"connection_id": "c1", "status": "active"})
+
+        self.server.route("GET", r"/v1/connections/c1", no_answer)
+        with self.assertRaises(Unavailable) as caught:  # http_status None: no answer in time
+            self.client.get_connection("c1", timeout=0.2)
+        self.assertIsNone(caught.exception.http_status)
+        self.assertEqual(1, self.server.count("GET", "/v1/connections/c1"))
+        self.assertEqual([], self.sleeps.calls)

@@ -16,14 +16,19 @@ import {
 /** A `fetch`-compatible function. */
 export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
 
+/**
+ * How calls to Nexus are retried (the policy every Nexus SDK follows; see the README's Retries): only idempotent
+ * requests (GET, HEAD, OPTIONS, PUT, DELETE), only after Nexus's own 429, 502, 503 or 504 or a connection that failed
+ * before any answer; never a POST or PATCH, a 500, another 4xx, a timeout or the caller's abort.
+ */
 export interface RetryOptions {
-  /** Attempts in all, the first included (default 3). Only idempotent requests are retried. */
+  /** Attempts in all, the first included (default 3: the first and two retries). */
   maxAttempts?: number;
-  /** The first backoff (default 200 ms); it doubles per attempt, with full jitter. */
+  /** The first backoff when Nexus sent no `Retry-After` (default 250 ms); it doubles per retry, with full jitter. */
   baseDelayMs?: number;
   /** The largest backoff (default 5 s). */
   maxDelayMs?: number;
-  /** A `Retry-After` longer than this is not waited for: the error is thrown at once (default 30 s). */
+  /** A `Retry-After` longer than this is not waited for: the error is thrown at once, carrying it (default 10 s). */
   maxRetryAfterMs?: number;
 }
 
@@ -34,7 +39,7 @@ export interface NexusOptions {
   apiKey?: string;
   /** The fetch used for every call, to Nexus and to providers (default: `globalThis.fetch`). */
   fetch?: FetchLike;
-  /** How long one call to Nexus may take, in milliseconds (default 30 s). */
+  /** How long one call to Nexus may take, in milliseconds (default 30 s); one that times out is not retried. */
   timeoutMs?: number;
   retry?: RetryOptions;
   /** Credentials are fetched again this long before they expire (default 60 s; at most half their remaining life). */
@@ -157,7 +162,7 @@ export interface ConnectionFetchOptions {
 export interface RequestOptions extends CallOptions {
   /** A JSON body. */
   body?: unknown;
-  /** Retry on 429/502/503/504 and network errors (default: true for GET, HEAD, OPTIONS, PUT, DELETE). */
+  /** Retry on 429/502/503/504 and a connection that failed before any answer (default: true for GET, HEAD, OPTIONS, PUT, DELETE). */
   idempotent?: boolean;
   /** Use this API key instead of the client's (admin calls with the bootstrap key). */
   apiKey?: string;
@@ -239,9 +244,9 @@ export class Nexus {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#retry = {
       maxAttempts: Math.max(1, options.retry?.maxAttempts ?? 3),
-      baseDelayMs: options.retry?.baseDelayMs ?? 200,
+      baseDelayMs: options.retry?.baseDelayMs ?? 250,
       maxDelayMs: options.retry?.maxDelayMs ?? 5_000,
-      maxRetryAfterMs: options.retry?.maxRetryAfterMs ?? 30_000,
+      maxRetryAfterMs: options.retry?.maxRetryAfterMs ?? 10_000,
     };
     this.#marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
     this.#maxCacheMs = (options.maxCacheSeconds ?? 300) * 1000;
@@ -611,7 +616,13 @@ export class Nexus {
     const mode = base.init.redirect ?? "follow";
     let hop = { method: base.method, url, headers: new Headers(base.headers), body: base.body };
     for (let redirects = 0; ; redirects++) {
-      const response = await this.#sendToBridge(connectionId, hop, base, mode === "error" ? "error" : "manual");
+      // Sent with "manual" whatever the mode, so that fetch rejects only when no answer came (which is retried):
+      // "error" is applied here, as fetch would.
+      const response = await this.#sendToBridge(connectionId, hop, base);
+      if (mode === "error" && REDIRECT_STATUSES.has(response.status)) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new TypeError("fetch failed: unexpected redirect (redirect: \"error\").");
+      }
       const next = mode === "follow" ? redirectTarget(response, hop.url) : undefined;
       if (next === undefined || !onBridge(next, prefix)) {
         return response;
@@ -629,14 +640,29 @@ export class Nexus {
     }
   }
 
-  /** One request to the Bridge with X-API-Key; Nexus's own problems become typed errors, transient ones retried when idempotent. */
-  async #sendToBridge(connectionId: string, hop: { method: string; url: URL; headers: Headers; body: BodyInit | null | undefined }, base: NormalizedRequest,
-    redirect: RequestRedirect): Promise<Response> {
+  /**
+   * One request to the Bridge with X-API-Key (redirects not followed); Nexus's own problems become typed errors. When
+   * the method is idempotent and the body can be sent again, Nexus's transient problems and a connection that failed
+   * before any answer are retried (retryDelay); fetch's own error is thrown when no answer came in the end.
+   */
+  async #sendToBridge(connectionId: string, hop: { method: string; url: URL; headers: Headers; body: BodyInit | null | undefined }, base: NormalizedRequest): Promise<Response> {
     const idempotent = IDEMPOTENT.has(hop.method) && isReplayable(hop.body);
+    const signal = base.signal ?? undefined;
     for (let attempt = 1; ; attempt++) {
       const headers = new Headers(hop.headers);
       headers.set("X-API-Key", this.#apiKey);
-      const response = await this.#fetch(hop.url, { ...base.init, method: hop.method, headers, body: hop.body ?? null, redirect });
+      let response: Response;
+      try {
+        response = await this.#fetch(hop.url, { ...base.init, method: hop.method, headers, body: hop.body ?? null, redirect: "manual" });
+      } catch (caught) {
+        // No answer from Nexus (refused, reset, DNS): sent again as a transient problem is, unless the caller aborted.
+        const delay = signal?.aborted ? undefined : this.#retryDelay(new NetworkError(`Nexus could not be reached for ${hop.method} ${hop.url.pathname}.`, { cause: caught }), attempt, idempotent);
+        if (delay === undefined) {
+          throw caught;
+        }
+        await sleep(delay, signal);
+        continue;
+      }
       const error = await nexusProblem(response, connectionId);
       if (error === undefined) {
         return response;
@@ -645,7 +671,7 @@ export class Nexus {
       if (delay === undefined) {
         throw error;
       }
-      await sleep(delay, base.signal ?? undefined);
+      await sleep(delay, signal);
     }
   }
 
@@ -719,14 +745,17 @@ export class Nexus {
 }
 
 /**
- * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: only transient errors
- * (429, 502/503/504, network) of idempotent requests are retried, up to `maxAttempts`; exponential backoff with
- * full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than Retry-After (RFC 9110 §10.2.3),
- * and not at all when Retry-After is longer than `maxRetryAfterMs`. AttentionRequired and the other 4xx are never retried.
+ * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: the retry policy's one
+ * decision, for calls to Nexus's API and requests through the Bridge alike. Only transient errors (429, 502/503/504,
+ * a connection that failed before any answer) of idempotent requests are retried, up to `maxAttempts`; exponential
+ * backoff with full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than Retry-After (RFC 9110
+ * §10.2.3), and not at all when Retry-After is longer than `maxRetryAfterMs`. A 500 (`internal_error`, an
+ * UnavailableError too), a timeout, AttentionRequired and the other 4xx are never retried.
  * @internal
  */
 export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
-  const transient = error instanceof RateLimitedError || error instanceof UnavailableError || error instanceof NetworkError;
+  const transient = error instanceof RateLimitedError || error instanceof NetworkError
+    || (error instanceof UnavailableError && (error.status === 502 || error.status === 503 || error.status === 504));
   if (!transient || !idempotent || attempt >= retry.maxAttempts) {
     return undefined;
   }

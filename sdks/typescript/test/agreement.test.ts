@@ -2,8 +2,8 @@
 // sentence as its name in the Go, Python and .NET suites.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { AttentionRequiredError, Nexus, NotActiveError, RateLimitedError, RequestError, TimeoutError, UnavailableError } from "../src/index.js";
-import { TestServer, bearerToken, connection, json, problem } from "./server.js";
+import { AttentionRequiredError, Nexus, NetworkError, NotActiveError, RateLimitedError, RequestError, TimeoutError, UnavailableError } from "../src/index.js";
+import { TestServer, bearerToken, connection, json, problem, type Handler } from "./server.js";
 
 const KEY = "nxk_agreement_test_key";
 let server: TestServer;
@@ -257,4 +257,135 @@ test("a 21st redirect to another origin comes back as the 3xx, directly", async 
   } finally {
     await elsewhere.close();
   }
+});
+
+// The retry policy (the README's "Retries"), with the default retry options: each test has the same sentence as its
+// name in the Go, Python and .NET suites.
+
+/** A client with the default retry options (3 attempts, 250 ms then 500 ms, Retry-After up to 10 s). */
+function defaultRetries(on: TestServer = server, extra: ConstructorParameters<typeof Nexus>[0] = {}): Nexus {
+  return new Nexus({ baseUrl: on.url, apiKey: KEY, ...extra });
+}
+
+test("a 500 internal_error from Nexus is not retried", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => problem(res, 500, "internal_error"));
+  server.on("GET", new RegExp(`^/v1/bridge/${id}/`), (_req, res) => problem(res, 500, "internal_error"));
+  const nexus = defaultRetries();
+
+  const error = await nexus.getConnection(id).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error)); // this SDK's type for a 5xx, not retried for a 500
+  assert.equal(error.status, 500);
+  assert.equal(error.code, "internal_error");
+  assert.equal(server.count(`GET /v1/connections/${id}`), 1);
+  const bridged = await nexus.fetch(id, { bridge: true })("/item").catch((e) => e);
+  assert.ok(bridged instanceof UnavailableError, String(bridged));
+  assert.equal(bridged.code, "internal_error");
+  assert.equal(server.count(`GET /v1/bridge/${id}/item`), 1);
+});
+
+test("a 503 with Retry-After 1 is retried after a second and the second answer wins", async () => {
+  const id = newId();
+  const times: number[] = [];
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    times.push(performance.now());
+    if (times.length === 1) problem(res, 503, "refresh_unavailable", {}, { "Retry-After": "1" });
+    else json(res, 200, connection(id, "active"));
+  });
+  const got = await defaultRetries().getConnection(id);
+  assert.equal(got.status, "active");
+  assert.equal(times.length, 2);
+  assert.ok(times[1]! - times[0]! >= 990, `retried after ${times[1]! - times[0]!} ms`);
+});
+
+test("a third transient failure gives up after 3 attempts with the last error", async () => {
+  const id = newId();
+  // 502, 503, then 504: the last one is the error; no Retry-After, so the backoff (250 ms, then 500 ms, jittered) applies.
+  const answer = (res: Parameters<Handler>[1], n: number) => {
+    if (n === 1) problem(res, 502, "upstream_unreachable");
+    else if (n === 2) problem(res, 503, "database_unavailable");
+    else problem(res, 504, "upstream_timeout");
+  };
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => answer(res, server.count(`GET /v1/connections/${id}`)));
+  server.on("GET", new RegExp(`^/v1/bridge/${id}/`), (_req, res) => answer(res, server.count(`GET /v1/bridge/${id}/item`)));
+  const nexus = defaultRetries();
+
+  const error = await nexus.getConnection(id).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error));
+  assert.equal(error.status, 504);
+  assert.equal(error.code, "upstream_timeout");
+  assert.equal(server.count(`GET /v1/connections/${id}`), 3);
+  const bridged = await nexus.fetch(id, { bridge: true })("/item").catch((e) => e);
+  assert.ok(bridged instanceof UnavailableError, String(bridged));
+  assert.equal(bridged.code, "upstream_timeout");
+  assert.equal(server.count(`GET /v1/bridge/${id}/item`), 3);
+});
+
+test("a Retry-After of 30 seconds is not waited for: the error comes at once carrying it", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => problem(res, 503, "refresh_unavailable", {}, { "Retry-After": "30" }));
+  // Through the Bridge, as an HTTP date.
+  server.on("GET", new RegExp(`^/v1/bridge/${id}/`), (_req, res) =>
+    problem(res, 429, "rate_limited", {}, { "Retry-After": new Date(Date.now() + 31_000).toUTCString() }));
+  const nexus = defaultRetries();
+  const start = performance.now();
+
+  const error = await nexus.getConnection(id).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error));
+  assert.equal(error.retryAfter, 30);
+  assert.equal(server.count(`GET /v1/connections/${id}`), 1);
+  const bridged = await nexus.fetch(id, { bridge: true })("/item").catch((e) => e);
+  assert.ok(bridged instanceof RateLimitedError, String(bridged));
+  const after = bridged.retryAfter ?? 0;
+  assert.ok(after >= 29 && after <= 31, String(after));
+  assert.equal(server.count(`GET /v1/bridge/${id}/item`), 1);
+  assert.ok(performance.now() - start < 5_000, `waited ${performance.now() - start} ms`);
+});
+
+test("a connection that fails before any answer is retried for a GET, through the Bridge too, but not for a POST", async () => {
+  // A Nexus of its own, whose every answer closes its connection, so that each request goes on a new one (nothing
+  // kept alive from another test); the first request of each kind is hung up on without an answer.
+  const nexus = await TestServer.start();
+  try {
+    const id = newId();
+    const hangUp = (res: Parameters<Handler>[1]): void => {
+      res.socket?.destroy();
+    };
+    const close = { connection: "close" };
+    nexus.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) =>
+      nexus.count(`GET /v1/connections/${id}`) === 1 ? hangUp(res) : json(res, 200, connection(id, "active"), close));
+    nexus.on("GET", new RegExp(`^/v1/bridge/${id}/`), (_req, res) =>
+      nexus.count(`GET /v1/bridge/${id}/item`) === 1 ? hangUp(res) : json(res, 200, { provider: "answer" }, close));
+    nexus.on("POST", new RegExp(`^/v1/refresh/${id}$`), (_req, res) => hangUp(res));
+    nexus.on("POST", new RegExp(`^/v1/bridge/${id}/`), (_req, res) => hangUp(res));
+    const client = defaultRetries(nexus);
+
+    assert.equal((await client.getConnection(id)).status, "active");
+    assert.equal(nexus.count(`GET /v1/connections/${id}`), 2);
+    const bridged = await client.fetch(id, { bridge: true })("/item");
+    assert.equal(bridged.status, 200);
+    assert.deepEqual(await bridged.json(), { provider: "answer" });
+    assert.equal(nexus.count(`GET /v1/bridge/${id}/item`), 2);
+
+    await assert.rejects(client.refresh(id), NetworkError);
+    assert.equal(nexus.count(`POST /v1/refresh/${id}`), 1);
+    await assert.rejects(client.fetch(id, { bridge: true })("/item", { method: "POST", body: "{}" }), TypeError); // fetch's own error
+    assert.equal(nexus.count(`POST /v1/bridge/${id}/item`), 1);
+  } finally {
+    await nexus.close();
+  }
+});
+
+test("a call that times out is not retried", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => new Promise<void>((resolve) => res.on("close", () => resolve()))); // no answer
+
+  // The client's timeout of one call.
+  const error = await defaultRetries(server, { timeoutMs: 100 }).getConnection(id).catch((e) => e);
+  assert.ok(error instanceof TimeoutError, String(error));
+  assert.equal(server.count(`GET /v1/connections/${id}`), 1);
+  // The caller's deadline.
+  const aborted = await defaultRetries().getConnection(id, { signal: AbortSignal.timeout(100) }).catch((e) => e);
+  assert.equal(aborted?.name, "TimeoutError", String(aborted));
+  assert.equal(server.count(`GET /v1/connections/${id}`), 2);
 });

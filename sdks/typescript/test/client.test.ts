@@ -409,6 +409,9 @@ test("backoff is exponential with full jitter, capped, never before Retry-After,
   assert.equal(retryDelay(unavailable, 1, false, retry, () => 1), undefined);
   assert.equal(retryDelay(new Attention("x", 409, "connection_not_active", undefined, "c", "invalid_grant"), 1, true, retry, () => 1), undefined);
   assert.equal(retryDelay(new NotFound("x", 404, "not_found"), 1, true, retry, () => 1), undefined);
+  // A 500 is an UnavailableError too, but internal_error is a bug, not a passing state.
+  assert.equal(retryDelay(new Unavailable("x", 500, "internal_error", undefined, undefined), 1, true, retry, () => 1), undefined);
+  assert.equal(retryDelay(new Unavailable("x", 504, "upstream_timeout", undefined, undefined), 1, true, retry, () => 1), 100);
 });
 
 test("while Nexus is unavailable, cached credentials due for a fetch but not expired are still served; expired ones are not", async () => {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 
 namespace Nexus.Sdk.Tests.Client;
@@ -292,6 +293,203 @@ public sealed class AgreementTests
         Assert.Empty(elsewhere.Requests);
     }
 
+    // The retry policy (the README's "Retries"), with the default options: each test has the same sentence as its name
+    // in the Go, TypeScript and Python suites.
+
+    [Fact]
+    public async Task A_500_internal_error_from_Nexus_is_not_retried()
+    {
+        using var nexus = new LoopbackHost((_, response) => ProblemAnswer(response, 500, "internal_error"));
+        using var client = new NexusClient(DefaultRetries(nexus));
+        var token = TestContext.Current.CancellationToken;
+
+        var error = await Assert.ThrowsAsync<NexusException>(() => client.GetConnectionAsync("conn_1", token));
+        Assert.Equal(HttpStatusCode.InternalServerError, error.StatusCode);
+        Assert.Equal("internal_error", error.Code);
+        Assert.Single(nexus.Requests);
+        var bridged = await Assert.ThrowsAsync<NexusException>(() => client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/item", UriKind.Relative)), token));
+        Assert.Equal("internal_error", bridged.Code);
+        Assert.Equal(2, nexus.Requests.Count);
+    }
+
+    [Fact]
+    public async Task A_503_with_Retry_After_1_is_retried_after_a_second_and_the_second_answer_wins()
+    {
+        var calls = 0;
+        using var nexus = new LoopbackHost((_, response) =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                response.Headers["Retry-After"] = "1";
+                ProblemAnswer(response, 503, "refresh_unavailable");
+            }
+            else
+            {
+                JsonAnswer(response, Active);
+            }
+        });
+        using var client = new NexusClient(DefaultRetries(nexus));
+
+        var started = TimeProvider.System.GetTimestamp();
+        var connection = await client.GetConnectionAsync("conn_1", TestContext.Current.CancellationToken);
+        Assert.True(connection.IsActive);
+        Assert.Equal(2, nexus.Requests.Count);
+        Assert.True(TimeProvider.System.GetElapsedTime(started) >= TimeSpan.FromSeconds(1), "retried before the Retry-After");
+    }
+
+    [Fact]
+    public async Task A_third_transient_failure_gives_up_after_3_attempts_with_the_last_error()
+    {
+        // 502, 503, then 504 (per path): the last one is the error; no Retry-After, so the backoff (250 ms, then 500 ms,
+        // jittered) applies.
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            switch (seen.AddOrUpdate(request.Url!.AbsolutePath, 1, (_, n) => n + 1))
+            {
+                case 1: ProblemAnswer(response, 502, "upstream_unreachable"); break;
+                case 2: ProblemAnswer(response, 503, "database_unavailable"); break;
+                default: ProblemAnswer(response, 504, "upstream_timeout"); break;
+            }
+        });
+        using var client = new NexusClient(DefaultRetries(nexus));
+        var token = TestContext.Current.CancellationToken;
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.GetConnectionAsync("conn_1", token));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, error.StatusCode);
+        Assert.Equal("upstream_timeout", error.Code);
+        Assert.Equal(3, nexus.Requests.Count);
+        var bridged = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/item", UriKind.Relative)), token));
+        Assert.Equal("upstream_timeout", bridged.Code);
+        Assert.Equal(6, nexus.Requests.Count);
+    }
+
+    [Fact]
+    public async Task A_Retry_After_of_30_seconds_is_not_waited_for_the_error_comes_at_once_carrying_it()
+    {
+        using var nexus = new LoopbackHost((request, response) =>
+        {
+            if (request.Url!.AbsolutePath.StartsWith("/v1/bridge/", StringComparison.Ordinal))
+            {
+                // Through the Bridge, as an HTTP date.
+                response.Headers["Retry-After"] = DateTimeOffset.UtcNow.AddSeconds(31).ToString("r", CultureInfo.InvariantCulture);
+                ProblemAnswer(response, 429, "rate_limited");
+            }
+            else
+            {
+                response.Headers["Retry-After"] = "30";
+                ProblemAnswer(response, 503, "refresh_unavailable");
+            }
+        });
+        using var client = new NexusClient(DefaultRetries(nexus));
+        var token = TestContext.Current.CancellationToken;
+        var started = TimeProvider.System.GetTimestamp();
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.GetConnectionAsync("conn_1", token));
+        Assert.Equal(TimeSpan.FromSeconds(30), error.RetryAfter);
+        Assert.Single(nexus.Requests);
+        var bridged = await Assert.ThrowsAsync<NexusRateLimitedException>(() => client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/item", UriKind.Relative)), token));
+        Assert.InRange(bridged.RetryAfter!.Value.TotalSeconds, 29, 31);
+        Assert.Equal(2, nexus.Requests.Count);
+        Assert.True(TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(5), "waited for the Retry-After");
+    }
+
+    [Fact]
+    public async Task A_connection_that_fails_before_any_answer_is_retried_for_a_GET_through_the_Bridge_too_but_not_for_a_POST()
+    {
+        // Nexus refuses the connection when refuseNext is set (a ConnectCallback that fails once), and hangs up without
+        // answering on a POST; every answer closes its connection, so that each request needs a connection of its own.
+        var refuseNext = false;
+        var connects = 0;
+        using var nexus = new HangingUpHost((method, path) =>
+            method == "POST" ? null : path.StartsWith("/v1/bridge/", StringComparison.Ordinal) ? """{"provider":"answer"}""" : Active);
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                Interlocked.Increment(ref connects);
+                if (refuseNext)
+                {
+                    refuseNext = false;
+                    throw new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused);
+                }
+
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var client = new NexusClient(new NexusClientOptions { BaseUrl = nexus.Url, ApiKey = FakeNexus.ApiKey }, handler);
+        var token = TestContext.Current.CancellationToken;
+
+        refuseNext = true;
+        Assert.True((await client.GetConnectionAsync("conn_1", token)).IsActive);
+        Assert.Equal((2, 1), (connects, nexus.Sent("GET", "/v1/connections/conn_1")));
+        refuseNext = true;
+        using var bridged = await client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Get, new Uri("/item", UriKind.Relative)), token);
+        Assert.Equal(HttpStatusCode.OK, bridged.StatusCode);
+        Assert.Contains("answer", await bridged.Content.ReadAsStringAsync(token), StringComparison.Ordinal);
+        Assert.Equal((4, 1), (connects, nexus.Sent("GET", "/v1/bridge/conn_1/item")));
+
+        refuseNext = true;
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.RefreshAsync("conn_1", token));
+        refuseNext = true;
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Post, new Uri("/item", UriKind.Relative)), token));
+        Assert.Equal(6, connects);
+        // Hung up on after it was sent, a POST without content is not sent again either, not even by SocketsHttpHandler,
+        // which would send a request without content again up to 3 times (the SDK gives it an empty one).
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.RefreshAsync("conn_1", token));
+        Assert.Equal(1, nexus.Sent("POST", "/v1/refresh/conn_1"));
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.SendThroughBridgeAsync("conn_1", new HttpRequestMessage(HttpMethod.Post, new Uri("/item", UriKind.Relative)), token));
+        Assert.Equal(1, nexus.Sent("POST", "/v1/bridge/conn_1/item"));
+    }
+
+    [Fact]
+    public async Task A_call_that_times_out_is_not_retried()
+    {
+        // No answer until the call is given up (the handler's token is cancelled then).
+        var fake = new FakeNexus
+        {
+            RespondAsync = async (_, cancellationToken) =>
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+                return FakeNexus.Json(Active);
+            },
+        };
+        var options = new NexusClientOptions { BaseUrl = new Uri("http://nexus.test"), ApiKey = FakeNexus.ApiKey, Timeout = TimeSpan.FromMilliseconds(200) };
+        using var client = new NexusClient(options, fake);
+
+        // The client's timeout of one call.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.GetConnectionAsync("conn_1", TestContext.Current.CancellationToken));
+        Assert.Single(fake.Requests);
+        // The caller's deadline.
+        options.Timeout = TimeSpan.FromSeconds(30);
+        using var patient = new NexusClient(options, fake);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        deadline.CancelAfter(TimeSpan.FromMilliseconds(200));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => patient.GetConnectionAsync("conn_1", deadline.Token));
+        Assert.Equal(2, fake.Requests.Count);
+    }
+
+    /// <summary>The default retry options (3 attempts, 250 ms then 500 ms, Retry-After up to 10 s) against <paramref name="nexus"/>.</summary>
+    private static NexusClientOptions DefaultRetries(LoopbackHost nexus) => new() { BaseUrl = nexus.Url, ApiKey = FakeNexus.ApiKey };
+
+    private static void ProblemAnswer(HttpListenerResponse response, int status, string code)
+    {
+        response.StatusCode = status;
+        Answer(response, "application/problem+json", $$"""{"type":"urn:nexus:problem:{{code}}","title":"t","status":{{status}},"code":"{{code}}"}""");
+    }
+
+    private static void JsonAnswer(HttpListenerResponse response, string json) => Answer(response, "application/json", json);
+
+    private static void Answer(HttpListenerResponse response, string contentType, string text)
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes(text);
+        response.ContentType = contentType;
+        response.ContentLength64 = body.Length;
+        response.OutputStream.Write(body);
+    }
+
     private static NexusClientOptions NoRetries(TimeProvider time)
     {
         var options = FakeNexus.Options(time);
@@ -311,6 +509,82 @@ public sealed class AgreementTests
     };
 
     /// <summary>A clock that moves one second each time it is read (its timers are real, and short: the poll interval).</summary>
+    /// <summary>
+    /// A loopback HTTP/1.1 server that can hang up on a request: for each one (read whole) <c>answer(method, path)</c>
+    /// gives the JSON of a 200, or null to close the connection without answering (HttpListener cannot: its Abort sends
+    /// an empty 200). Every answer closes its connection.
+    /// </summary>
+    private sealed class HangingUpHost : IDisposable
+    {
+        private readonly System.Net.Sockets.TcpListener listener = new(IPAddress.Loopback, 0);
+        private readonly Func<string, string, string?> answer;
+        private readonly System.Collections.Concurrent.ConcurrentQueue<(string Method, string Path)> requests = new();
+        private readonly Task loop;
+
+        public HangingUpHost(Func<string, string, string?> answer)
+        {
+            this.answer = answer;
+            listener.Start();
+            Url = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/");
+            loop = ServeAsync();
+        }
+
+        public Uri Url { get; }
+
+        public int Sent(string method, string path) => requests.Count(r => r.Method == method && r.Path == path);
+
+        private async Task ServeAsync()
+        {
+            while (true)
+            {
+                System.Net.Sockets.TcpClient connection;
+                try
+                {
+                    connection = await listener.AcceptTcpClientAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
+                {
+                    return; // stopped
+                }
+
+                using (connection)
+                {
+                    var stream = connection.GetStream();
+                    var reader = new StreamReader(stream, System.Text.Encoding.ASCII, false, 1, leaveOpen: true);
+                    var start = (await reader.ReadLineAsync().ConfigureAwait(false) ?? "").Split(' ');
+                    var length = 0;
+                    for (var line = await reader.ReadLineAsync().ConfigureAwait(false); !string.IsNullOrEmpty(line); line = await reader.ReadLineAsync().ConfigureAwait(false))
+                    {
+                        if (line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))
+                        {
+                            length = int.Parse(line["Content-Length:".Length..].Trim(), CultureInfo.InvariantCulture);
+                        }
+                    }
+
+                    if (length > 0)
+                    {
+                        await reader.ReadBlockAsync(new char[length], 0, length).ConfigureAwait(false); // (with 0, it would wait for more)
+                    }
+
+                    requests.Enqueue((start[0], start.Length > 1 ? start[1] : ""));
+                    if (answer(start[0], start.Length > 1 ? start[1] : "") is { } json)
+                    {
+                        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+                        var head = System.Text.Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n");
+                        await stream.WriteAsync(head).ConfigureAwait(false);
+                        await stream.WriteAsync(bytes).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            listener.Stop();
+            loop.Wait(TimeSpan.FromSeconds(5));
+        }
+    }
+
     private sealed class SteppingClock : TimeProvider
     {
         private long seconds;

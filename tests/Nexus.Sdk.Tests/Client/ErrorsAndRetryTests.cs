@@ -183,6 +183,19 @@ public sealed class ErrorsAndRetryTests
     }
 
     [Fact]
+    public void The_default_retry_options_are_3_attempts_from_250_ms_and_a_Retry_After_of_at_most_10_s()
+    {
+        var defaults = new NexusClientOptions();
+        Assert.Equal(2, defaults.MaxRetries);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), defaults.RetryBaseDelay);
+        Assert.Equal(TimeSpan.FromSeconds(10), defaults.MaxRetryDelay);
+        using var client = new NexusClient(new NexusClientOptions { BaseUrl = new Uri("http://nexus.test"), ApiKey = FakeNexus.ApiKey }, new FakeNexus());
+
+        Assert.All(Enumerable.Range(0, 100).Select(_ => client.Backoff(0, null)), d => Assert.InRange(d.TotalMilliseconds, 0, 250));
+        Assert.All(Enumerable.Range(0, 100).Select(_ => client.Backoff(1, null)), d => Assert.InRange(d.TotalMilliseconds, 0, 500));
+    }
+
+    [Fact]
     public async Task Wait_until_active_returns_once_consent_completes_and_stops_at_the_timeout()
     {
         var polls = 0;

@@ -15,6 +15,9 @@ internal sealed class FakeNexus : HttpMessageHandler
 
     public Func<HttpRequestMessage, Task<HttpResponseMessage>> Respond { get; set; } = _ => Task.FromResult(new HttpResponseMessage(HttpStatusCode.NotFound));
 
+    /// <summary>When set, answers instead of <see cref="Respond"/>, with the call's cancellation token (a Nexus that keeps a call waiting).</summary>
+    public Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>>? RespondAsync { get; set; }
+
     public ConcurrentQueue<(HttpMethod Method, string Uri, string? ApiKey, string? Authorization)> Requests { get; } = new();
 
     public int Count(string pathPrefix) => Requests.Count(r => new Uri(r.Uri).AbsolutePath.StartsWith(pathPrefix, StringComparison.Ordinal));
@@ -24,7 +27,7 @@ internal sealed class FakeNexus : HttpMessageHandler
         Requests.Enqueue((request.Method, request.RequestUri!.AbsoluteUri,
             request.Headers.TryGetValues("X-API-Key", out var key) ? key.Single() : null,
             request.Headers.TryGetValues("Authorization", out var auth) ? auth.Single() : null));
-        return Respond(request);
+        return RespondAsync is { } respond ? respond(request, cancellationToken) : Respond(request);
     }
 
     public static HttpResponseMessage Json(string json, HttpStatusCode status = HttpStatusCode.OK, string mediaType = "application/json") =>

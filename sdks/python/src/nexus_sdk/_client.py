@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
@@ -198,11 +199,14 @@ class NexusClient:
 
     ``url`` and ``api_key`` default to ``NEXUS_URL`` and ``NEXUS_API_KEY``. ``timeout`` (seconds) bounds each HTTP
     call to Nexus; every operation also takes its own ``timeout=``. ``transport`` sends the requests (default:
-    :class:`~nexus_sdk.StdlibTransport`, ``http.client`` with keep-alive). Transient failures (429, 502/503/504,
-    Nexus unreachable) of idempotent calls are retried up to ``max_retries`` times, waiting ``Retry-After`` when
-    given, else exponential backoff from ``backoff`` seconds with jitter, never beyond ``max_backoff``; a
-    ``Retry-After`` longer than ``max_retry_wait`` is raised at once instead of waited for. ``clock`` (wall time, for
-    the cache), ``sleep`` and ``monotonic`` (``wait_until_active``'s deadline) can be replaced, e.g. by tests.
+    :class:`~nexus_sdk.StdlibTransport`, ``http.client`` with keep-alive). The retry policy every Nexus SDK follows
+    (the README's Retries): Nexus's transient answers (429, 502/503/504) and a connection that failed before any
+    answer are retried for idempotent calls, to the API and through the Bridge alike, up to ``max_retries`` times (2:
+    3 attempts in all), waiting ``Retry-After`` when given, else an exponential backoff from ``backoff`` seconds (0.25,
+    then 0.5) with jitter, never beyond ``max_backoff``; a ``Retry-After`` longer than ``max_retry_wait`` (10 s) is
+    raised at once instead of waited for. Never retried: a POST or PATCH, a 500, another 4xx, a timeout.
+    ``clock`` (wall time, for the cache), ``sleep`` and ``monotonic`` (``wait_until_active``'s deadline) can be
+    replaced, e.g. by tests.
 
     Credentials are cached per connection until ``cache_margin`` seconds (at most half their remaining life) before
     their ``expires_at``; credentials without an expiry for ``cache_ttl`` seconds. Concurrent callers on a cold or
@@ -216,10 +220,10 @@ class NexusClient:
         *,
         timeout: float = 10.0,
         transport: Optional[Transport] = None,
-        max_retries: int = 3,
+        max_retries: int = 2,
         backoff: float = 0.25,
         max_backoff: float = 8.0,
-        max_retry_wait: float = 60.0,
+        max_retry_wait: float = 10.0,
         cache_margin: float = 60.0,
         cache_ttl: float = 300.0,
         clock: Callable[[], float] = time.time,
@@ -283,12 +287,13 @@ class NexusClient:
         return delay
 
     def _retrying(self, what: str, idempotent: bool, once: Callable[[], T]) -> T:
+        """The retry policy's one loop, for calls to Nexus's API and requests through the Bridge alike."""
         attempt = 0
         while True:
             try:
                 return once()
             except RetryableError as e:
-                if not idempotent or attempt >= self.max_retries:
+                if not idempotent or attempt >= self.max_retries or not _transient(e):
                     raise
                 if e.retry_after is not None and e.retry_after > self.max_retry_wait:
                     raise
@@ -307,8 +312,10 @@ class NexusClient:
             if not is_transport_error(e):
                 raise
             log.debug("nexus: %s: no response (%s)", what, type(e).__name__)
-            raise Unavailable("no response from %s (%s)" % (redact_url(request.url), type(e).__name__),
-                              connection_id=connection_id) from None
+            error = Unavailable("no response from %s (%s)" % (redact_url(request.url), type(e).__name__),
+                                connection_id=connection_id)
+            error._timed_out = isinstance(e, (socket.timeout, TimeoutError))
+            raise error from None
         log.debug("nexus: %s -> %d (%.1f ms)", what, response.status, (time.perf_counter() - started) * 1000)
         return response
 
@@ -691,6 +698,14 @@ class NexusClient:
             return response
 
         return self._retrying(what, request.method in IDEMPOTENT_METHODS, once)
+
+
+def _transient(e: RetryableError) -> bool:
+    """What the retry policy retries: 429 and 502/503/504 (not a 500: ``internal_error`` is a bug, not a passing
+    state), and no answer at all unless it was a timeout (Nexus may be working on the call)."""
+    if e.http_status is None:
+        return not e._timed_out
+    return e.http_status in (429, 502, 503, 504)
 
 
 def is_nexus_problem(response: HttpResponse) -> bool:

@@ -120,7 +120,11 @@ class AttentionRequired(NotActive):
 
 class RetryableError(NexusError):
     """A transient failure. ``retry_after`` is the server's ``Retry-After`` in seconds (or ``None``). The SDK
-    retries these itself, with backoff and jitter, for idempotent requests only."""
+    retries these itself, with backoff and jitter, for idempotent requests only, but for a 500 and a timeout (see the
+    README's Retries)."""
+
+    #: No answer because the call timed out: not retried.
+    _timed_out = False
 
     def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -137,9 +141,10 @@ class RateLimited(RetryableError):
 
 
 class Unavailable(RetryableError):
-    """502/503/504, or Nexus could not be reached (``http_status`` is ``None`` then). ``refresh_unavailable``: the
-    token expired while the provider was unreachable; the connection is still active. ``aws_sts_throttled``: AWS STS
-    is throttling Nexus's AssumeRole calls; try again after ``retry_after``."""
+    """502/503/504 (also another 5xx, such as a 500 ``internal_error``, which is not retried), or Nexus could not be
+    reached or did not answer in time (``http_status`` is ``None`` then; a timeout is not retried).
+    ``refresh_unavailable``: the token expired while the provider was unreachable; the connection is still active.
+    ``aws_sts_throttled``: AWS STS is throttling Nexus's AssumeRole calls; try again after ``retry_after``."""
 
 
 class NexusTimeout(NexusError, TimeoutError):
