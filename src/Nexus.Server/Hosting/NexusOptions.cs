@@ -177,8 +177,9 @@ internal sealed class NexusOptions
     public int ApiKeyCacheSeconds { get; set; } = 5;
 
     /// <summary>
-    /// How long a connection row (ciphertext only) is cached for GET /v1/token; bounds how late another instance
-    /// sees a deletion or status change. Changes made on the same instance take effect at once.
+    /// How long a connection row (ciphertext only) is cached for GET /v1/token, the Bridge and the MCP tools; bounds how
+    /// late another instance sees a deletion or status change. Changes made on the same instance take effect at once.
+    /// A row is kept from its second read within that time on, so a job that reads each connection once fills no cache.
     /// </summary>
     [Range(0, int.MaxValue)]
     public int ConnectionCacheSeconds { get; set; } = 5;
