@@ -119,16 +119,19 @@ public sealed class ShortLivedCacheTests
             return Task.FromResult<Row?>(new Row(key));
         }
 
-        // 50,000 keys read once each (a job walking every connection): nothing is kept.
+        // 50,000 keys read once each (a job walking every connection): next to nothing is kept. Two keys whose 32-bit
+        // hashes are equal (among 50,000 keys, about one chance in four that some pair is) share a slot, and the second
+        // of them can be taken for the first's second read: harmless, a row cached that did not need to be.
         for (var i = 0; i < 50_000; i++)
         {
             clock.Advance(TimeSpan.FromMilliseconds(1));
             await cache.GetAsync("once-" + i, Load);
         }
 
-        Assert.Equal(0, cache.Count);
+        Assert.InRange(cache.Count, 0, 5);
 
         // A key read again within the TTL is kept from its second read on: the third read needs no load.
+        cache = new ShortLivedCache<Row>(clock, () => 5, admitOnSecondRead: true);
         loads = 0;
         await cache.GetAsync("hot", Load);
         clock.Advance(TimeSpan.FromSeconds(1));
