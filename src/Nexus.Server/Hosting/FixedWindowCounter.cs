@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 
 namespace Nexus.Server.Hosting;
@@ -12,12 +11,10 @@ namespace Nexus.Server.Hosting;
 /// </summary>
 internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> length, int maxKeys = 100_000)
 {
-    private readonly ConcurrentDictionary<string, Window> windows = new(StringComparer.Ordinal);
+    private readonly CountedDictionary<string, Window> windows = new(StringComparer.Ordinal);
     private readonly Lock sweeping = new();
 
-    // About how many keys windows holds, counted as they come and go (ConcurrentDictionary.Count takes every lock),
-    // and the count at which the passed windows are dropped next.
-    private int keys;
+    // The count of keys at which the passed windows are dropped next.
     private readonly int bound = maxKeys;
     private int sweepAt = maxKeys;
     private int sweeps;
@@ -53,19 +50,14 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
         // The wall clock (TimeProvider.GetUtcNow), so that the windows follow the server's clock in tests too.
         var now = time.GetUtcNow().UtcTicks;
         var span = length();
-        if (Volatile.Read(ref keys) > Volatile.Read(ref sweepAt))
+        if (windows.Count > Volatile.Read(ref sweepAt))
         {
             Sweep(now, span);
         }
 
         if (!windows.TryGetValue(key, out var window))
         {
-            var added = new Window(now);
-            window = windows.GetOrAdd(key, added);
-            if (ReferenceEquals(window, added))
-            {
-                Interlocked.Increment(ref keys);
-            }
+            window = windows.GetOrAdd(key, new Window(now));
         }
 
         lock (window)
@@ -84,7 +76,7 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
     {
         lock (sweeping)
         {
-            if (Volatile.Read(ref keys) <= sweepAt)
+            if (windows.Count <= sweepAt)
             {
                 return; // another event swept meanwhile
             }
@@ -94,12 +86,11 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
             {
                 if (TimeSpan.FromTicks(now - Volatile.Read(ref value.Start)) >= span)
                 {
-                    windows.TryRemove(old, out _);
+                    windows.TryRemove(old);
                 }
             }
 
-            var left = windows.Count;
-            Volatile.Write(ref keys, left);
+            var left = windows.Recount();
             Volatile.Write(ref sweepAt, Math.Max(bound, 2 * left));
         }
     }

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Nexus.Server.Hosting;
 
 /// <summary>
@@ -57,7 +55,8 @@ internal sealed class ShortLivedCache<TValue>
     /// <summary>The fewest entries at which a sweep runs (a small cache is never swept: it costs nothing to keep).</summary>
     internal const int MinimumSweep = 1024;
 
-    private readonly ConcurrentDictionary<string, Entry> entries = new(StringComparer.Ordinal);
+    // Counted as entries come and go (CountedDictionary): the sweep is decided on every miss.
+    private readonly CountedDictionary<string, Entry> entries = new(StringComparer.Ordinal);
     private readonly Lock sweeping = new();
     private readonly TimeProvider time;
     private readonly Func<int> ttlSeconds;
@@ -69,11 +68,6 @@ internal sealed class ShortLivedCache<TValue>
     private readonly long[]? doorkeeper;
     private readonly long started;
     private int sweepAt = MinimumSweep;
-
-    // About how many entries there are, counted as they are added and removed: ConcurrentDictionary.Count takes every
-    // one of its locks (up to 1024 as it grows), which on every miss over a million random keys cost more than the
-    // database read it was in front of (bench/scale.sh). Each sweep sets it to the exact count again.
-    private int approximateCount;
 
     /// <summary>A cache whose entries all live <paramref name="ttlSeconds"/> (read at each use, so a setting may change it).</summary>
     /// <param name="admitOnSecondRead">Keep a value only from its key's second read within one TTL (the doorkeeper above).</param>
@@ -129,16 +123,16 @@ internal sealed class ShortLivedCache<TValue>
     }
 
     /// <summary>Drops an entry at once; a load already in flight is not re-inserted.</summary>
-    public void Invalidate(string key) => Remove(key);
+    public void Invalidate(string key) => entries.TryRemove(key);
 
     /// <summary>Drops every entry whose key starts with <paramref name="prefix"/> (all of one owner's); walks the cache.</summary>
     public void InvalidatePrefix(string prefix)
     {
-        foreach (var key in entries.Keys)
+        foreach (var (key, _) in entries)
         {
             if (key.StartsWith(prefix, StringComparison.Ordinal))
             {
-                Remove(key);
+                entries.TryRemove(key);
             }
         }
     }
@@ -148,7 +142,7 @@ internal sealed class ShortLivedCache<TValue>
 
     private async Task<TValue?> LoadAsync<TState>(string key, Entry? expired, long now, TState state, Func<string, TState, Task<TValue?>> load)
     {
-        if (Volatile.Read(ref approximateCount) >= Volatile.Read(ref sweepAt))
+        if (entries.Count >= Volatile.Read(ref sweepAt))
         {
             Sweep(now, force: false);
             expired = entries.TryGetValue(key, out var current) ? current : null;
@@ -156,20 +150,7 @@ internal sealed class ShortLivedCache<TValue>
 
         var source = new TaskCompletionSource<TValue?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var mine = new Entry(now, source.Task);
-        bool installed;
-        if (expired is null)
-        {
-            installed = entries.TryAdd(key, mine);
-            if (installed)
-            {
-                Interlocked.Increment(ref approximateCount);
-            }
-        }
-        else
-        {
-            installed = entries.TryUpdate(key, mine, expired);
-        }
-
+        var installed = expired is null ? entries.TryAdd(key, mine) : entries.TryUpdate(key, mine, expired);
         if (!installed)
         {
             // Another request installed a load first: share its result.
@@ -182,7 +163,7 @@ internal sealed class ShortLivedCache<TValue>
             var ttl = ttlSeconds();
             if (value is null || ttl <= 0 || (doorkeeper is not null && expired is null && !SeenBefore(key, now, ttl)))
             {
-                Remove(key, mine);
+                entries.TryRemove(KeyValuePair.Create(key, mine));
             }
             else if (deadlines is not null)
             {
@@ -212,7 +193,7 @@ internal sealed class ShortLivedCache<TValue>
             }
             else
             {
-                Remove(key, mine);
+                entries.TryRemove(KeyValuePair.Create(key, mine));
             }
 
             source.SetException(e);
@@ -240,22 +221,6 @@ internal sealed class ShortLivedCache<TValue>
         return false;
     }
 
-    private void Remove(string key)
-    {
-        if (entries.TryRemove(key, out _))
-        {
-            Interlocked.Decrement(ref approximateCount);
-        }
-    }
-
-    private void Remove(string key, Entry entry)
-    {
-        if (entries.TryRemove(KeyValuePair.Create(key, entry)))
-        {
-            Interlocked.Decrement(ref approximateCount);
-        }
-    }
-
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
@@ -265,7 +230,7 @@ internal sealed class ShortLivedCache<TValue>
     {
         lock (sweeping)
         {
-            if (!force && Volatile.Read(ref approximateCount) < sweepAt)
+            if (!force && entries.Count < sweepAt)
             {
                 return;
             }
@@ -283,14 +248,13 @@ internal sealed class ShortLivedCache<TValue>
                 }
             }
 
-            var count = entries.Count;
+            var count = entries.Recount();
             if (count >= maxEntries)
             {
                 entries.Clear();
                 count = 0;
             }
 
-            Volatile.Write(ref approximateCount, count);
             Volatile.Write(ref sweepAt, Math.Max(MinimumSweep, 2 * count));
         }
     }

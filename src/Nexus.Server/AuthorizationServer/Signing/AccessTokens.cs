@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Text;
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -144,10 +143,7 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
     /// still name a published key, and issuer, audience, expiry, client and revocation. Any changed byte changes the
     /// digest, so a tampered token is verified (and refused) anew. Bounded: emptied when full.
     /// </summary>
-    private readonly ConcurrentDictionary<string, byte> verified = new(StringComparer.Ordinal);
-
-    // About how many digests verified holds, counted as they are added: ConcurrentDictionary.Count takes every lock.
-    private int verifiedCount;
+    private readonly Hosting.CountedDictionary<string, byte> verified = new(StringComparer.Ordinal);
 
     /// <summary>Verifies a token presented to Nexus's REST API: its aud must be <see cref="NexusOptions.Audience"/>.</summary>
     public ValueTask<(AccessTokenClaims? Claims, string? Error)> ValidateAsync(string token, CancellationToken ct) => ValidateAsync(token, options.Audience, ct);
@@ -208,16 +204,12 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
                 return (null, "The token signature is invalid.");
             }
 
-            if (Volatile.Read(ref verifiedCount) >= MaxVerified)
+            if (verified.Count >= MaxVerified)
             {
                 verified.Clear();
-                Volatile.Write(ref verifiedCount, 0);
             }
 
-            if (verified.TryAdd(digest, 0))
-            {
-                Interlocked.Increment(ref verifiedCount);
-            }
+            verified.TryAdd(digest, 0);
         }
 
         try
