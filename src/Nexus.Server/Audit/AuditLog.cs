@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Dapper;
 using Nexus.Server.Data;
@@ -63,10 +62,7 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     private static readonly string FullInsert = BuildInsert(RowsPerInsert);
 
     private readonly MonotonicUlid ids = new();
-    private readonly ConcurrentDictionary<(string Connection, string Actor), ReadWindow> reads = new();
-
-    // About how many entries reads holds: counted as they are added (ConcurrentDictionary.Count takes every lock).
-    private int tracked;
+    private readonly Hosting.CountedDictionary<(string Connection, string Actor), ReadWindow> reads = new();
 
     // Queued events, and flush requests (a TaskCompletionSource completed once everything queued before it is written).
     private readonly System.Threading.Channels.Channel<object> queue = System.Threading.Channels.Channel.CreateBounded<object>(
@@ -83,21 +79,18 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     /// <summary>One row of audit_events.</summary>
     private sealed record Queued(string Id, long At, string Actor, string? WorkspaceId, string? ConnectionId, string Event, string Detail);
 
-    public async Task RecordAsync(string evt, string actor, string? workspaceId, string? connectionId, object? detail = null, CancellationToken ct = default)
-    {
-        await using var connection = await db.OpenAsync(ct);
-        await RecordAsync(connection, evt, actor, workspaceId, connectionId, detail, ct);
-    }
+    public Task RecordAsync(string evt, string actor, string? workspaceId, string? connectionId, object? detail = null, CancellationToken ct = default)
+        => RecordAtAsync(null, evt, actor, workspaceId, connectionId, detail, ct);
 
     /// <summary>
     /// Records an event at the time its outcome was decided (<paramref name="at"/>), not when it is written: a refresh
     /// decides under the connection's lock and writes after releasing it, when a disconnect that waited for the lock
-    /// may already have recorded "revoked"; stamped with the time under the lock, the refresh stays before it.
+    /// may already have recorded "revoked"; stamped with the time under the lock, the refresh stays before it. Null: now.
     /// </summary>
-    public async Task RecordAtAsync(DateTimeOffset at, string evt, string actor, string? workspaceId, string? connectionId, object? detail, CancellationToken ct)
+    public async Task RecordAtAsync(DateTimeOffset? at, string evt, string actor, string? workspaceId, string? connectionId, object? detail, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        await InsertAsync(connection, [NewEvent(evt, actor, workspaceId, connectionId, JsonSerializer.Serialize(detail ?? new { }), at)], 0, 1, null, ct);
+        await InsertAsync(connection, [NewEvent(evt, actor, workspaceId, connectionId, detail, at)], 0, 1, null, ct);
     }
 
     public async Task RecordAsync(System.Data.Common.DbConnection connection, string evt, string actor, string? workspaceId, string? connectionId, object? detail, CancellationToken ct)
@@ -105,8 +98,8 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
         await InsertAsync(connection, [NewEvent(evt, actor, workspaceId, connectionId, detail)], 0, 1, null, ct);
     }
 
-    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, object? detail) =>
-        NewEvent(evt, actor, workspaceId, connectionId, JsonSerializer.Serialize(detail ?? new { }));
+    private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, object? detail, DateTimeOffset? at = null) =>
+        NewEvent(evt, actor, workspaceId, connectionId, JsonSerializer.Serialize(detail ?? new { }), at);
 
     private Queued NewEvent(string evt, string actor, string? workspaceId, string? connectionId, string detailJson, DateTimeOffset? at = null)
     {
@@ -128,19 +121,13 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
             var key = (connectionId, actor);
             if (!reads.TryGetValue(key, out var window))
             {
-                if (Volatile.Read(ref tracked) >= MaxTrackedReaders)
+                if (reads.Count >= MaxTrackedReaders)
                 {
                     // A bound on memory: forgetting the counters costs at most one more event per connection and caller.
                     reads.Clear();
-                    Volatile.Write(ref tracked, 0);
                 }
 
-                var added = new ReadWindow { Start = now - TimeSpan.TicksPerDay * 365 };
-                window = reads.GetOrAdd(key, added);
-                if (ReferenceEquals(window, added))
-                {
-                    Interlocked.Increment(ref tracked);
-                }
+                window = reads.GetOrAdd(key, new ReadWindow { Start = now - TimeSpan.TicksPerDay * 365 });
             }
 
             lock (window)
@@ -308,11 +295,11 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
     /// <summary>Forgets the read counters of a deleted connection.</summary>
     public void ForgetConnection(string connectionId)
     {
-        foreach (var key in reads.Keys.Where(k => k.Connection == connectionId))
+        foreach (var (key, _) in reads)
         {
-            if (reads.TryRemove(key, out _))
+            if (key.Connection == connectionId)
             {
-                Interlocked.Decrement(ref tracked);
+                reads.TryRemove(key);
             }
         }
     }

@@ -41,7 +41,7 @@ internal static class RefreshEndpoint
 
         // At the time the refresh took the connection's lock (AuditLog.RecordAtAsync): a disconnect that waited for it
         // records "revoked" after the refresh's "refreshed" whichever request writes first.
-        await audit.RecordAtAsync(result.LockedAt ?? time.GetUtcNow(), AuditEvents.Refreshed, caller.Actor, connection.WorkspaceId, connection.Id,
+        await audit.RecordAtAsync(result.LockedAt, AuditEvents.Refreshed, caller.Actor, connection.WorkspaceId, connection.Id,
             new { provider = connection.ProviderName, outcome = Outcome(result.Status), error = result.Error }, CancellationToken.None);
         return result.Status switch
         {
