@@ -219,10 +219,6 @@ class Provider401Tests(unittest.TestCase):
                     self.assertEqual(refreshes + refreshed, self.server.count("POST", "/v1/refresh/"))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class RetryPolicyTests(unittest.TestCase):
     """The retry policy (the README's "Retries"), with the default options: each test has the same sentence as its
     name in the Go, TypeScript and .NET suites. Waits go to a recording sleep (no real waiting)."""
@@ -333,3 +329,7 @@ class RetryPolicyTests(unittest.TestCase):
         self.assertIsNone(caught.exception.http_status)
         self.assertEqual(1, self.server.count("GET", "/v1/connections/c1"))
         self.assertEqual([], self.sleeps.calls)
+
+
+if __name__ == "__main__":
+    unittest.main()
