@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nexus.Sdk.Aws;
 using Nexus.Server.Bridge;
@@ -238,6 +239,37 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
         target = target with { ApiBase = new Uri(new Uri(echo.BaseUrl), "/api") };
         using var response = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString(location.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal)));
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal(expected.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal), response.Headers.Location!.OriginalString);
+    }
+
+    [Theory]
+    // A host that mounts Nexus under a path itself (UsePathBase) receives the path in the raw target: it is said once.
+    [InlineData("items?page=2", "/nexus/bridge/items?page=2")]
+    [InlineData("/api/repos/renamed", "/nexus/bridge/repos/renamed")]
+    // Outside the API: the provider's absolute URL, as without a path base.
+    [InlineData("/other/place", "{echo}/other/place")]
+    public async Task ARedirectInsideTheProvidersApiSaysThePathBaseOfAHostThatMountsNexusUnderOneOnce(string location, string expected)
+    {
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 30 }, "https://example.com/nexus");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        await using var mounted = builder.Build();
+        mounted.UsePathBase("/nexus");
+        mounted.UseRouting();
+        mounted.Map("/bridge/{**rest}", (HttpContext context) =>
+        {
+            Assert.Equal("/nexus", context.Request.PathBase.Value);
+            var raw = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+            var path = raw["/nexus/bridge".Length..];
+            var query = path.IndexOf('?', StringComparison.Ordinal);
+            return forwarder.ForwardAsync(context, target, query < 0 ? path : path[..query]);
+        });
+        await mounted.StartAsync();
+        using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(mounted.Urls.First()) };
+        target = target with { ApiBase = new Uri(new Uri(echo.BaseUrl), "/api") };
+        using var response = await client.GetAsync("/nexus/bridge/redirect?to=" + Uri.EscapeDataString(location.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal)));
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
         Assert.Equal(expected.Replace("{echo}", echo.BaseUrl, StringComparison.Ordinal), response.Headers.Location!.OriginalString);
     }
