@@ -487,10 +487,12 @@ internal static class SiteManagementBrokerPages
         }
 
         var target = hooks.FirstOrDefault(h => h.Id == sentWebhook);
-        var resent = target is not null && sent == "again" && sentDelivery is not null ? await store.FindDeliveryAsync(target.Id, sentDelivery, ct) : null;
+        // Said only of a delivery that exists: a crafted link (?sent=test&webhook=…) does not announce a test nobody sent.
+        var named = target is not null && sentDelivery is not null ? await store.FindDeliveryAsync(target.Id, sentDelivery, ct) : null;
+        var resent = sent == "again" ? named : null;
         var outcome = target is null ? "" : sent switch
         {
-            "test" => $"""
+            "test" when named?.Event == WebhookEvents.Test => $"""
                 <section class="card" role="status" id="webhook-outcome"><h2>Test event queued</h2><p>A <code>{E(WebhookEvents.Test)}</code> event is on its way to <code>{E(target.Url)}</code> (to no other webhook).
                 Nexus sends it in the background; reload this page to see its delivery below.</p></section>
                 """,
@@ -534,8 +536,8 @@ internal static class SiteManagementBrokerPages
     }
 
     private static async Task<IResult> SendTestEventAsync(HttpContext context, string id, WebhookDeliveryService deliveries, CancellationToken ct) =>
-        await deliveries.SendTestAsync(id, ct)
-            ? Results.Redirect($"/admin/webhooks?sent=test&webhook={Uri.EscapeDataString(id)}")
+        await deliveries.SendTestAsync(id, ct) is { } delivery
+            ? Results.Redirect($"/admin/webhooks?sent=test&webhook={Uri.EscapeDataString(id)}&delivery={Uri.EscapeDataString(delivery)}")
             : Error(context, "Not found", "There is no such webhook.", StatusCodes.Status404NotFound);
 
     private static async Task<IResult> SendAgainAsync(HttpContext context, string id, string deliveryId, WebhookDeliveryService deliveries, CancellationToken ct)

@@ -58,7 +58,7 @@ internal static class NotificationsCommands
     private static async Task<int> TestAsync(CommandContext context, CancellationToken ct)
     {
         var id = WebhookId(context);
-        if (!await context.Get<WebhookDeliveryService>().SendTestAsync(id, ct))
+        if (await context.Get<WebhookDeliveryService>().SendTestAsync(id, ct) is null)
         {
             throw NoWebhook(id);
         }

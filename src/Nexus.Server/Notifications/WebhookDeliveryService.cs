@@ -26,18 +26,20 @@ internal sealed class WebhookDeliveryService(WebhookStore store, WebhookPublishe
     /// <summary>The <c>message</c> of a <c>webhook.test</c> event's data.</summary>
     public const string TestMessage = "Hello from Nexus";
 
-    /// <summary>Queues a <c>webhook.test</c> event for this webhook alone; false when there is no such webhook.</summary>
-    public async Task<bool> SendTestAsync(string webhookId, CancellationToken ct)
+    /// <summary>
+    /// Queues a <c>webhook.test</c> event for this webhook alone and returns the delivery's id; null when there is no
+    /// such webhook.
+    /// </summary>
+    public async Task<string?> SendTestAsync(string webhookId, CancellationToken ct)
     {
         if (await store.FindAsync(webhookId, ct) is not { } webhook)
         {
-            return false;
+            return null;
         }
 
         // Queued for this webhook alone: published to every webhook that listens, it reached the deployment's other
         // receivers too (each of them, on any "Test", got a webhook.test naming a webhook that is not theirs).
-        await publisher.PublishToAsync(webhookId, WebhookEvents.Test, webhook.WorkspaceId, new { webhook_id = webhookId, message = TestMessage }, ct);
-        return true;
+        return await publisher.PublishToAsync(webhookId, WebhookEvents.Test, webhook.WorkspaceId, new { webhook_id = webhookId, message = TestMessage }, ct);
     }
 
     /// <summary>

@@ -23,10 +23,14 @@ internal sealed class WebhookPublisher(WebhookStore store, WebhookDispatcher dis
     /// <summary>Queues <paramref name="eventType"/> for every webhook that listens to it.</summary>
     public Task PublishAsync(string eventType, string? workspaceId, object data, CancellationToken ct = default) => PublishAsync(eventType, workspaceId, null, data, ct);
 
-    /// <summary>Queues <paramref name="eventType"/> for one webhook alone, whatever it listens to.</summary>
-    public Task PublishToAsync(string webhookId, string eventType, string? workspaceId, object data, CancellationToken ct) => PublishAsync(eventType, workspaceId, webhookId, data, ct);
+    /// <summary>
+    /// Queues <paramref name="eventType"/> for one webhook alone, whatever it listens to. Returns the delivery's id (null
+    /// when the webhook is gone).
+    /// </summary>
+    public async Task<string?> PublishToAsync(string webhookId, string eventType, string? workspaceId, object data, CancellationToken ct) =>
+        (await PublishAsync(eventType, workspaceId, webhookId, data, ct)).SingleOrDefault();
 
-    private async Task PublishAsync(string eventType, string? workspaceId, string? onlyWebhookId, object data, CancellationToken ct)
+    private async Task<IReadOnlyList<string>> PublishAsync(string eventType, string? workspaceId, string? onlyWebhookId, object data, CancellationToken ct)
     {
         var timestamp = time.GetUtcNow();
         var queued = await store.EnqueueAsync(eventType, workspaceId, onlyWebhookId, id => JsonSerializer.Serialize(new Dictionary<string, object?>
@@ -38,10 +42,12 @@ internal sealed class WebhookPublisher(WebhookStore store, WebhookDispatcher dis
             ["workspace_id"] = workspaceId,
             ["data"] = data,
         }), ct);
-        if (queued > 0)
+        if (queued.Count > 0)
         {
             dispatcher.Wake();
         }
+
+        return queued;
     }
 }
 

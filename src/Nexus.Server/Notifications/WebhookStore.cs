@@ -119,7 +119,7 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
     /// Queues one delivery per webhook that listens to the event (deployment-wide or for the workspace), or, given
     /// <paramref name="onlyWebhookId"/>, for that webhook alone whatever it listens to (its test event).
     /// </summary>
-    public async Task<int> EnqueueAsync(string eventType, string? workspaceId, string? onlyWebhookId, Func<string, string> payloadFor, CancellationToken ct)
+    public async Task<IReadOnlyList<string>> EnqueueAsync(string eventType, string? workspaceId, string? onlyWebhookId, Func<string, string> payloadFor, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         var hooks = onlyWebhookId is not null
@@ -128,15 +128,17 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
                 "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE disabled_at IS NULL AND (workspace_id IS NULL OR workspace_id = @workspaceId)",
                 new { workspaceId }, cancellationToken: ct))).Select(r => r.ToWebhook()).Where(w => w.Events.Contains("*") || w.Events.Contains(eventType)).Select(w => w.Id).ToList();
         var now = Now;
+        var queued = new List<string>(hooks.Count);
         foreach (var hook in hooks)
         {
             var id = SecretGenerator.Id("msg_", 24);
+            queued.Add(id);
             await connection.ExecuteAsync(new CommandDefinition(
                 "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, next_attempt_at, created_at) VALUES (@id, @hook, @eventType, @payload, @pending, 0, @now, @now)",
                 new { id, hook, eventType, payload = payloadFor(id), pending = DeliveryStatus.Pending, now }, cancellationToken: ct));
         }
 
-        return hooks.Count;
+        return queued;
     }
 
     /// <summary>The webhooks with at least one delivery due.</summary>

@@ -60,7 +60,7 @@ internal static class WebhooksAdminEndpoints
         await store.DeleteAsync(id, ct) ? TypedResults.NoContent() : Problems.TypedNotFound("Webhook");
 
     private static async Task<Results<Accepted, ProblemHttpResult>> TestAsync(string id, WebhookDeliveryService deliveries, CancellationToken ct) =>
-        await deliveries.SendTestAsync(id, ct) ? TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries") : Problems.TypedNotFound("Webhook");
+        await deliveries.SendTestAsync(id, ct) is not null ? TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries") : Problems.TypedNotFound("Webhook");
 
     /// <summary>Sends a delivery again (<see cref="WebhookDeliveryService.ResendAsync"/>): 202 with the delivery as it now stands, 409 once delivered.</summary>
     private static async Task<Results<Accepted<WebhookDeliveryResponse>, ProblemHttpResult>> RetryAsync(string id, string deliveryId, WebhookDeliveryService deliveries,

@@ -208,6 +208,7 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         // "Send test event": the page says it is on its way; the receiver (back now) gets it, and the page then lists it.
         await page.GetByRole(AriaRole.Button, new() { Name = $"Send a test event to {receiver.Url}", Exact = true }).ClickAsync();
         await page.WaitForPageAsync(url => url.Contains("/admin/webhooks?sent=test", StringComparison.Ordinal));
+        var sentTestUrl = page.Url;
         var outcome = page.Locator("#webhook-outcome[role=status]");
         Assert.Contains("Test event queued", await outcome.InnerTextAsync());
         Assert.Contains(receiver.Url, await outcome.InnerTextAsync());
@@ -233,6 +234,15 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         shown = await failedEntry.InnerTextAsync();
         Assert.Contains($"delivered {WebhookDispatcher.MaxAttempts + 1} attempts", shown);
         Assert.Equal(0, await failedEntry.GetByRole(AriaRole.Button).CountAsync()); // delivered: nothing to send again
+
+        // The page says "queued" of a test delivery that exists: not of a link that names none, or another kind.
+        Assert.Contains($"delivery={test.Id}", sentTestUrl, StringComparison.Ordinal);
+        foreach (var crafted in new[] { "", "&delivery=msg_nonexistent" })
+        {
+            await page.GotoAsync($"{server.BaseUrl}/admin/webhooks?sent=test&webhook={webhookId}{crafted}");
+            Assert.Equal(0, await outcome.CountAsync());
+        }
+
         admin.AssertNoConsoleErrors();
     }
 
