@@ -5,7 +5,7 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.Data;
 
 /// <summary>Before Nexus serves requests: reach the database, migrate it, and run the components' startup steps on the migration connection.</summary>
-internal sealed class DatabasePreparation(Migrator migrator, IEnumerable<IStartupStep> steps, NexusDatabase db, NexusOptions options) : IStartupPreparation
+internal sealed partial class DatabasePreparation(Migrator migrator, IEnumerable<IStartupStep> steps, NexusDatabase db, NexusOptions options, ILogger<DatabasePreparation> logger) : IStartupPreparation
 {
     public async Task PrepareAsync(StartupPurpose purpose, CancellationToken ct)
     {
@@ -19,6 +19,12 @@ internal sealed class DatabasePreparation(Migrator migrator, IEnumerable<IStartu
             throw new StartupException($"cannot create the SQLite database at {db.SqliteFile}: {e.Message.TrimEnd('.')}. Check that Nexus:DataDirectory is writable by the user Nexus runs as.");
         }
 
+        if (purpose == StartupPurpose.Server && db.SqliteFileOpenToOthers() is { } mode)
+        {
+            // Nexus creates the file 0600; one from before that (or copied in) keeps its mode, which is the operator's to change.
+            LogSqliteFileOpenToOthers(logger, db.SqliteFile!, mode);
+        }
+
         await CheckDatabaseAsync(ct);
         await migrator.MigrateAsync(async connection =>
         {
@@ -28,6 +34,9 @@ internal sealed class DatabasePreparation(Migrator migrator, IEnumerable<IStartu
             }
         }, ct);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The SQLite database {Path} can be read by other users of this machine (mode {Mode}): it holds password hashes, API-key HMACs, email addresses, the audit log and the encrypted tokens. Nexus creates it readable by its owner alone; make this one so too: chmod 600 {Path} {Path}-wal {Path}-shm")]
+    private static partial void LogSqliteFileOpenToOthers(ILogger logger, string path, string mode);
 
     /// <summary>
     /// The first contact with the database, bounded by Nexus:StartupDatabaseTimeoutSeconds: an unreachable

@@ -292,6 +292,22 @@ internal sealed class NexusDatabase : IDisposable
         }
     }
 
+    /// <summary>
+    /// The SQLite file's mode as octal (e.g. <c>0644</c>) when its group or others may read or write it; null when they
+    /// may not, on PostgreSQL, on Windows, or when there is no file.
+    /// </summary>
+    public string? SqliteFileOpenToOthers()
+    {
+        if (Engine != DatabaseEngine.Sqlite || OperatingSystem.IsWindows() || !File.Exists(SqliteFile))
+        {
+            return null;
+        }
+
+        var mode = File.GetUnixFileMode(SqliteFile);
+        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+        return (mode & others) == 0 ? null : "0" + Convert.ToString((int)mode & 0x1FF, 8);
+    }
+
     internal const long StartupLockId = 0x4E45585553;
 
     private static async Task<T> ScalarAsync<T>(DbConnection connection, string sql, CancellationToken ct)

@@ -1,4 +1,6 @@
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Data;
@@ -49,5 +51,42 @@ public sealed class AtRestTests
         var owner = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         Assert.Equal(owner, File.GetUnixFileMode(db.SqliteFile));
         Assert.Equal(owner, File.GetUnixFileMode(db.SqliteFile + "-wal"));
+    }
+
+    [Fact]
+    public async Task ADatabaseFileOthersCanReadIsKeptAsItIsAndTheServerWarnsWithTheCommandThatMakesItPrivate()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return; // Unix file modes
+        }
+
+        await using var db = await TestDatabase.CreateAsync(admin: null);
+        var open = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        await File.WriteAllBytesAsync(db.SqliteFile, []);
+        File.SetUnixFileMode(db.SqliteFile, open);
+        var logs = new CapturedLogs();
+        string key;
+        await using (var server = await NexusTestServer.StartAsync(db, services: s => s.AddSingleton<ILoggerProvider>(logs)))
+        {
+            await server.CreateAppClientAsync();
+            key = server.EncryptionKey;
+        }
+
+        var warning = Assert.Single(logs.Lines, l => l.Contains("can be read by other users", StringComparison.Ordinal));
+        Assert.StartsWith("Warning ", warning, StringComparison.Ordinal);
+        Assert.Contains($"The SQLite database {db.SqliteFile} can be read by other users of this machine (mode 0644)", warning, StringComparison.Ordinal);
+        Assert.Contains($"chmod 600 {db.SqliteFile} {db.SqliteFile}-wal {db.SqliteFile}-shm", warning, StringComparison.Ordinal);
+        Assert.Equal(open, File.GetUnixFileMode(db.SqliteFile)); // the operator's file: not changed behind their back
+
+        // Made private, it starts without a word about it.
+        File.SetUnixFileMode(db.SqliteFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var quiet = new CapturedLogs();
+        await using (var again = await NexusTestServer.StartAsync(db, s => s["ENCRYPTION_KEY"] = key, services: s => s.AddSingleton<ILoggerProvider>(quiet)))
+        {
+            await again.CreateAppClientAsync();
+        }
+
+        Assert.DoesNotContain(quiet.Lines, l => l.Contains("can be read by other users", StringComparison.Ordinal));
     }
 }
