@@ -55,14 +55,20 @@ internal static partial class LogRedaction
             sp.GetRequiredService<IOptionsMonitor<LoggerFilterOptions>>(),
             sp.GetService<IOptions<LoggerFactoryOptions>>(),
             sp.GetService<IExternalScopeProvider>()),
-            sp.GetRequiredService<Microsoft.Extensions.Compliance.Redaction.IRedactorProvider>().GetRedactor(NexusTaxonomy.Secret))));
+            sp.GetRequiredService<Microsoft.Extensions.Compliance.Redaction.IRedactorProvider>().GetRedactor(NexusTaxonomy.Secret),
+            [.. sp.GetServices<ILogReclassification>()])));
         return services;
     }
 }
 
-internal sealed class RedactingLoggerFactory(ILoggerFactory inner, Microsoft.Extensions.Compliance.Redaction.Redactor? secrets = null) : ILoggerFactory
+internal sealed class RedactingLoggerFactory(ILoggerFactory inner, Microsoft.Extensions.Compliance.Redaction.Redactor? secrets = null,
+    IReadOnlyList<ILogReclassification>? reclassifications = null) : ILoggerFactory
 {
-    public ILogger CreateLogger(string categoryName) => new RedactingLogger(inner.CreateLogger(categoryName), secrets);
+    public ILogger CreateLogger(string categoryName)
+    {
+        var applying = reclassifications?.Where(r => categoryName.StartsWith(r.CategoryPrefix, StringComparison.Ordinal)).ToArray();
+        return new RedactingLogger(inner.CreateLogger(categoryName), secrets, applying is { Length: > 0 } ? applying : null);
+    }
 
     public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
 
@@ -74,7 +80,8 @@ internal sealed class RedactingLoggerFactory(ILoggerFactory inner, Microsoft.Ext
 /// (the common case costs one extra formatting of a line that is written anyway); otherwise logs a copy whose
 /// message and values are redacted, keeping the original template so structured sinks still group it.
 /// </summary>
-internal sealed class RedactingLogger(ILogger inner, Microsoft.Extensions.Compliance.Redaction.Redactor? secrets = null) : ILogger
+internal sealed class RedactingLogger(ILogger inner, Microsoft.Extensions.Compliance.Redaction.Redactor? secrets = null,
+    ILogReclassification[]? reclassifications = null) : ILogger
 {
     public IDisposable? BeginScope<TState>(TState state)
         where TState : notnull
@@ -87,8 +94,33 @@ internal sealed class RedactingLogger(ILogger inner, Microsoft.Extensions.Compli
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
+        string? note = null;
+        if (reclassifications is not null)
+        {
+            foreach (var reclassification in reclassifications)
+            {
+                if (reclassification.Reclassify(logLevel, exception) is { } instead)
+                {
+                    (logLevel, exception, note) = (instead.Level, null, instead.Note);
+                    break;
+                }
+            }
+        }
+
         if (!inner.IsEnabled(logLevel))
         {
+            return;
+        }
+
+        if (note is not null)
+        {
+            var noted = formatter(state, null) + " " + note;
+            if (!RedactedState.TryCreate(state, noted, secrets, out var redacted))
+            {
+                redacted = new RedactedState(state as IReadOnlyList<KeyValuePair<string, object?>> ?? [], noted);
+            }
+
+            inner.Log(logLevel, eventId, redacted, null, static (s, _) => s.Message);
             return;
         }
 

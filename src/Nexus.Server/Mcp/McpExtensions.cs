@@ -13,6 +13,7 @@ internal static class McpExtensions
         services.AddSingleton<McpConnectLinks>();
         services.AddSingleton<McpApiCalls>();
         services.AddSingleton<McpRemoteCalls>();
+        services.AddSingleton<ILogReclassification, McpElicitationLogLevel>();
         services.AddMcpServer(o =>
             {
                 o.ServerInfo = new Implementation { Name = "nexus", Title = "Nexus", Version = typeof(McpExtensions).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" };

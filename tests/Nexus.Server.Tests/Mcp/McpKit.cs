@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
 using Nexus.Server.Accounts;
@@ -30,6 +31,9 @@ public class McpFixture : IAsyncLifetime
 
     public string ClientId { get; private set; } = null!;
 
+    /// <summary>What the server logged (at the levels the test host enables).</summary>
+    public CapturedLogs Logs { get; } = new();
+
     public string McpUrl => Server.Issuer + McpResource.Path;
 
     /// <summary>A browser origin listed in Nexus:Mcp:AllowedOrigins, as browsers send it.</summary>
@@ -42,7 +46,11 @@ public class McpFixture : IAsyncLifetime
         Database = await TestDatabase.CreateAsync();
         // Two browser origins besides Nexus's own may use /mcp; the first written as an operator might (case, port 443, /).
         Server = await NexusTestServer.StartAsync(Database, settings => settings["Nexus:Mcp:AllowedOrigins"] = "https://Assistant.example.com:443/, http://localhost:6274",
-            services: ConfigureServices);
+            services: services =>
+            {
+                services.AddSingleton<ILoggerProvider>(Logs);
+                ConfigureServices(services);
+            });
         (ClientId, _) = await Server.CreateAppClientAsync(name: "an assistant");
     }
 
