@@ -151,6 +151,23 @@ func TestWaitUntilActiveRaisesTheLastTransientErrorWhenTheDeadlinePasses(t *test
 	}
 }
 
+func TestWaitUntilActiveEndsAtOnceWhenAPollIsAnsweredWithA500(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		writeProblem(w, 500, "internal_error", nil)
+	}
+	// A minute to wait: polling through the 500 would show as a second poll and a *WaitTimeoutError.
+	_, err := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1})).WaitUntilActive(context.Background(), "conn_1", time.Minute)
+	var api *APIError
+	var wt *WaitTimeoutError
+	if !errors.As(err, &api) || api.StatusCode != 500 || api.Code != "internal_error" || errors.As(err, &wt) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	if n := f.count("GET /v1/connections/"); n != 1 {
+		t.Fatalf("%d polls, want 1", n)
+	}
+}
+
 func TestATransientNexusProblemThroughTheBridgeIsRetriedForAnIdempotentMethodButNotForAPOSTAProviders503OrALongRetryAfter(t *testing.T) {
 	f := newFakeNexus(t)
 	// Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's 200;

@@ -309,13 +309,14 @@ func (c *Client) SubmitCredentials(ctx context.Context, id string, fields map[st
 	return &out, nil
 }
 
-// WaitUntilActive polls the connection until it is active and returns it. A connection that fails or needs
-// attention ends the wait with *NotActiveError (or *AttentionRequiredError); so does one that is gone
-// (*NotFoundError). A transient failure of a poll (*UnavailableError, *RateLimitedError, Nexus unreachable) does not
-// end the wait: polling goes on (not sooner than the answer's Retry-After) until the connection is active or the
-// wait ends. When timeout (if > 0) or ctx ends the wait first, the error is *WaitTimeoutError, which matches the
-// context's error with errors.Is and, when the last poll failed transiently, that failure too (errors.As finds the
-// *UnavailableError or *RateLimitedError; Last holds it).
+// WaitUntilActive polls the connection until it is active and returns it. A connection that fails or needs attention
+// ends the wait with *NotActiveError (or *AttentionRequiredError); so does one that is gone (*NotFoundError). A
+// transient failure of a poll (*UnavailableError, *RateLimitedError, Nexus unreachable or too slow) does not end the
+// wait: polling goes on (not sooner than the answer's Retry-After) until the connection is active or the wait ends. Any
+// other error ends it at once, a 500 internal_error (*APIError) among them: a 500 is a bug in Nexus, not a passing
+// state, and polling through it would only hide it. When timeout (if > 0) or ctx ends the wait first, the error is
+// *WaitTimeoutError, which matches the context's error with errors.Is and, when the last poll failed transiently, that
+// failure too (errors.As finds the *UnavailableError or *RateLimitedError; Last holds it).
 func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Duration) (*Connection, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc

@@ -230,7 +230,9 @@ public sealed class NexusClient : IDisposable
     /// <see cref="TimeoutException"/> when <paramref name="timeout"/> passes first. A poll that fails transiently
     /// (<see cref="NexusUnavailableException"/>, <see cref="NexusRateLimitedException"/>, Nexus unreachable or too slow)
     /// does not end the wait: polling goes on (not sooner than its Retry-After) until the timeout, and then that last
-    /// error is thrown, since it, not the user's consent, is why the connection was not seen active.
+    /// error is thrown, since it, not the user's consent, is why the connection was not seen active. Any other error ends
+    /// the wait at once, a 500 <c>internal_error</c> (a <see cref="NexusException"/> with <see cref="NexusException.StatusCode"/>
+    /// 500) among them: a 500 is a bug in Nexus, not a passing state, and polling through it would only hide it.
     /// </summary>
     public async Task<Connection> WaitUntilActiveAsync(string connectionId, TimeSpan timeout, CancellationToken cancellationToken = default)
     {

@@ -94,6 +94,17 @@ class AgreementTests(unittest.TestCase):
         self.assertGreaterEqual(script.calls, 2)
         self.assertAlmostEqual(3.0, sum(self.time.sleeps))
 
+    def test_wait_until_active_ends_at_once_when_a_poll_is_answered_with_a_500(self):
+        script = Scripted(problem(500, "internal_error"))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        # A minute to wait: polling through the 500 would show as more polls and sleeps.
+        with self.assertRaises(Unavailable) as caught:  # this SDK's type for a 5xx, as before
+            self.client.wait_until_active("c1", timeout=60, poll_interval=0.5)
+        self.assertNotIsInstance(caught.exception, NexusTimeout)
+        self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
+        self.assertEqual(1, script.calls)
+        self.assertEqual([], self.time.sleeps)
+
     def test_a_21st_redirect_through_the_bridge_is_an_error_as_it_is_directly(self):
         elsewhere = FakeServer()
         self.addCleanup(elsewhere.close)
@@ -163,6 +174,17 @@ class AgreementTests(unittest.TestCase):
         active = asyncio.run(client.wait_until_active("c1", timeout=10, poll_interval=0.001))
         self.assertTrue(active.is_active)
         self.assertEqual(2, script.calls)
+
+    def test_the_async_wait_until_active_ends_at_once_when_a_poll_is_answered_with_a_500(self):
+        script = Scripted(problem(500, "internal_error"))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        client = AsyncNexusClient(client=self.client)
+        # 3 s to wait (real time here): polling through the 500 would show as more polls.
+        with self.assertRaises(Unavailable) as caught:
+            asyncio.run(client.wait_until_active("c1", timeout=3, poll_interval=0.001))
+        self.assertNotIsInstance(caught.exception, NexusTimeout)
+        self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
+        self.assertEqual(1, script.calls)
 
 
 class Provider401Tests(unittest.TestCase):

@@ -336,9 +336,12 @@ export class Nexus {
   /**
    * Polls the connection until it is `active` and returns it. Throws AttentionRequiredError or NotActiveError when
    * it ends up `attention_required` or `failed`, TimeoutError when it is still pending after `timeoutMs`. A poll that
-   * fails transiently (UnavailableError, RateLimitedError, NetworkError, a request's TimeoutError) does not end the
-   * wait: polling goes on (not sooner than the answer's `retryAfter`) until the deadline, and then that last error is
-   * thrown, since it, not the user's consent, is why the connection was not seen active.
+   * fails transiently (what the retry policy retries: a 429 RateLimitedError, a 502/503/504 UnavailableError, a
+   * NetworkError; and a request's TimeoutError) does not end the wait: polling goes on (not sooner than the answer's
+   * `retryAfter`) until the deadline, and then that last error is thrown, since it, not the user's consent, is why the
+   * connection was not seen active. Any other error ends the wait at once, a 500 `internal_error` among them (an
+   * UnavailableError with `status` 500): a 500 is a bug in Nexus, not a passing state, and polling through it would
+   * only hide it.
    */
   async waitUntilActive(connectionId: string, options: WaitOptions = {}): Promise<Connection> {
     const timeoutMs = options.timeoutMs ?? 300_000;
@@ -746,22 +749,20 @@ export class Nexus {
 
 /**
  * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: the retry policy's one
- * decision, for calls to Nexus's API and requests through the Bridge alike. Only transient errors (429, 502/503/504,
- * a connection that failed before any answer) of idempotent requests are retried, up to `maxAttempts`; exponential
- * backoff with full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than Retry-After (RFC 9110
- * §10.2.3), and not at all when Retry-After is longer than `maxRetryAfterMs`. A 500 (`internal_error`, an
- * UnavailableError too), a timeout, AttentionRequired and the other 4xx are never retried.
+ * decision, for calls to Nexus's API and requests through the Bridge alike. Only transient errors (isRetryable: 429,
+ * 502/503/504, a connection that failed before any answer) of idempotent requests are retried, up to `maxAttempts`;
+ * exponential backoff with full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than
+ * Retry-After (RFC 9110 §10.2.3), and not at all when Retry-After is longer than `maxRetryAfterMs`. A 500
+ * (`internal_error`, an UnavailableError too), a timeout, AttentionRequired and the other 4xx are never retried.
  * @internal
  */
 export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
-  const transient = error instanceof RateLimitedError || error instanceof NetworkError
-    || (error instanceof UnavailableError && (error.status === 502 || error.status === 503 || error.status === 504));
-  if (!transient || !idempotent || attempt >= retry.maxAttempts) {
+  if (!isRetryable(error) || !idempotent || attempt >= retry.maxAttempts) {
     return undefined;
   }
   const cap = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
   const jittered = random() * cap;
-  const retryAfter = error instanceof NetworkError ? undefined : error.retryAfter;
+  const retryAfter = error instanceof RateLimitedError || error instanceof UnavailableError ? error.retryAfter : undefined;
   if (retryAfter !== undefined) {
     const floor = retryAfter * 1000;
     if (floor > retry.maxRetryAfterMs) {
@@ -941,9 +942,22 @@ async function normalize(input: RequestInfo | URL, init: RequestInit | undefined
   };
 }
 
-/** A failure that may be over by the next call: Nexus (or what it depends on) unavailable, rate limited, unreachable or slow. */
-function isTransient(error: unknown): error is NexusError {
-  return error instanceof UnavailableError || error instanceof RateLimitedError || error instanceof NetworkError || error instanceof TimeoutError;
+/**
+ * The retry policy's classification (its one place; retryDelay adds the method and the attempts): Nexus's transient
+ * answers, 429 and 502/503/504, and a connection that failed before any answer. Not a 500 (`internal_error` is a bug
+ * in Nexus, not a passing state) nor another 5xx, although they are UnavailableErrors too; not a timeout.
+ */
+function isRetryable(error: unknown): error is RateLimitedError | UnavailableError | NetworkError {
+  return error instanceof RateLimitedError || error instanceof NetworkError
+    || (error instanceof UnavailableError && (error.status === 502 || error.status === 503 || error.status === 504));
+}
+
+/**
+ * A failure that may be over by the next poll of waitUntilActive: what the retry policy retries (isRetryable), and a
+ * request that timed out (Nexus slow, not answering wrongly). A 500 is not: it ends the wait at once.
+ */
+function isTransient(error: unknown): error is RateLimitedError | UnavailableError | NetworkError | TimeoutError {
+  return isRetryable(error) || error instanceof TimeoutError;
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

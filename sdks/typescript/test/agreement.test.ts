@@ -134,6 +134,18 @@ test("wait until active raises the last transient error when the deadline passes
   assert.ok(polls >= 2, `gave up after ${polls} polls`);
 });
 
+test("wait until active ends at once when a poll is answered with a 500", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => problem(res, 500, "internal_error"));
+  // 10 s to wait (the clock moves 1 s a read): polling through the 500 would show as about 10 polls.
+  const error = await client().waitUntilActive(id, { timeoutMs: 10_000, intervalMs: 1 }).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error)); // this SDK's type for a 5xx, as before
+  assert.ok(!(error instanceof TimeoutError));
+  assert.equal(error.status, 500);
+  assert.equal(error.code, "internal_error");
+  assert.equal(server.count(`GET /v1/connections/${id}`), 1);
+});
+
 test("a transient Nexus problem through the Bridge is retried for an idempotent method but not for a POST, a provider's 503 or a long Retry-After", async () => {
   const id = newId();
   // Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's 200;

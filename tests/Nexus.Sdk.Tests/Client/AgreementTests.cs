@@ -141,6 +141,28 @@ public sealed class AgreementTests
     }
 
     [Fact]
+    public async Task Wait_until_active_ends_at_once_when_a_poll_is_answered_with_a_500()
+    {
+        var polls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ =>
+            {
+                Interlocked.Increment(ref polls);
+                return Task.FromResult(FakeNexus.Problem(HttpStatusCode.InternalServerError, "internal_error"));
+            },
+        };
+        // A minute to wait: polling through the 500 would show as a second poll.
+        using var client = new NexusClient(NoRetries(new SteppingClock()), fake);
+
+        // Exactly NexusException: not a NexusUnavailableException, nor the wait's TimeoutException.
+        var error = await Assert.ThrowsAsync<NexusException>(() => client.WaitUntilActiveAsync("conn_1", TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpStatusCode.InternalServerError, error.StatusCode);
+        Assert.Equal("internal_error", error.Code);
+        Assert.Equal(1, polls);
+    }
+
+    [Fact]
     public async Task A_transient_Nexus_problem_through_the_Bridge_is_retried_for_an_idempotent_method_but_not_for_a_POST_a_providers_503_or_a_long_Retry_After()
     {
         // Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's

@@ -467,9 +467,12 @@ class NexusClient:
                           max_poll_interval: float = 5.0) -> Connection:
         """Polls the connection until it is ``active``. Raises ``AttentionRequired``/``NotActive`` as soon as it is
         ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds. A poll that fails transiently
-        (a ``RetryableError``: ``Unavailable``, ``RateLimited``, Nexus unreachable) does not end the wait: polling
-        goes on (not sooner than its ``retry_after``) until the deadline, and then that last error is raised, since
-        it, not the user's consent, is why the connection was not seen active."""
+        (what the retry policy retries: ``RateLimited``, ``Unavailable`` for a 502/503/504 or Nexus unreachable; and
+        a poll that timed out) does not end the wait: polling goes on (not sooner than its ``retry_after``) until the
+        deadline, and then that last error is raised, since it, not the user's consent, is why the connection was not
+        seen active. Any other error ends the wait at once, a 500 ``internal_error`` among them (``Unavailable`` with
+        ``http_status`` 500): a 500 is a bug in Nexus, not a passing state, and polling through it would only hide
+        it."""
         deadline = self._monotonic() + timeout
         interval = poll_interval
         while True:
@@ -479,6 +482,8 @@ class NexusClient:
             try:
                 connection = self.get_connection(connection_id, timeout=max(0.1, min(self.timeout, remaining)))
             except RetryableError as e:
+                if not _transient_for_wait(e):
+                    raise
                 transient = e
                 wait = max(wait, e.retry_after or 0.0)
             else:
@@ -706,6 +711,13 @@ def _transient(e: RetryableError) -> bool:
     if e.http_status is None:
         return not e._timed_out
     return e.http_status in (429, 502, 503, 504)
+
+
+def _transient_for_wait(e: RetryableError) -> bool:
+    """What ``wait_until_active`` (and the async one) polls through: what the retry policy retries (``_transient``),
+    and a poll that timed out (Nexus slow, not answering wrongly). A 500 (or another 5xx but 502/503/504) is not: it
+    ends the wait at once."""
+    return _transient(e) or e._timed_out
 
 
 def is_nexus_problem(response: HttpResponse) -> bool:

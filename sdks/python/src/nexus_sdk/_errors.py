@@ -141,8 +141,9 @@ class RateLimited(RetryableError):
 
 
 class Unavailable(RetryableError):
-    """502/503/504 (also another 5xx, such as a 500 ``internal_error``, which is not retried), or Nexus could not be
-    reached or did not answer in time (``http_status`` is ``None`` then; a timeout is not retried).
+    """502/503/504 (also another 5xx, such as a 500 ``internal_error``, which is not retried and ends
+    ``wait_until_active`` at once), or Nexus could not be reached or did not answer in time (``http_status`` is
+    ``None`` then; a timeout is not retried).
     ``refresh_unavailable``: the token expired while the provider was unreachable; the connection is still active.
     ``aws_sts_throttled``: AWS STS is throttling Nexus's AssumeRole calls; try again after ``retry_after``."""
 
