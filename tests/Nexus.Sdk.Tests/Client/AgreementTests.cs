@@ -530,7 +530,6 @@ public sealed class AgreementTests
         }),
     };
 
-    /// <summary>A clock that moves one second each time it is read (its timers are real, and short: the poll interval).</summary>
     /// <summary>
     /// A loopback HTTP/1.1 server that can hang up on a request: for each one (read whole) <c>answer(method, path)</c>
     /// gives the JSON of a 200, or null to close the connection without answering (HttpListener cannot: its Abort sends
@@ -607,6 +606,7 @@ public sealed class AgreementTests
         }
     }
 
+    /// <summary>A clock that moves one second each time it is read (its timers are real, and short: the poll interval).</summary>
     private sealed class SteppingClock : TimeProvider
     {
         private long seconds;
