@@ -447,11 +447,11 @@ export class Nexus {
     } catch (error) {
       // Nexus unreachable or busy while the cached credentials are due for a fetch but not yet expired: keep using
       // them for a few seconds (as Nexus itself serves a valid token while the provider is down). Never for
-      // attention_required, not found or any other answer about the connection itself.
+      // attention_required, not found or any other answer about the connection itself, nor for a 500 (a bug in
+      // Nexus, not a passing state: isTransient, the classification waitUntilActive uses).
       const stale = this.#cache.get(connectionId);
       const now = this.#now();
-      const transient = error instanceof UnavailableError || error instanceof RateLimitedError || error instanceof NetworkError || error instanceof TimeoutError;
-      if (transient && stale !== undefined && stale.credentials.expiresAt !== null && now < stale.credentials.expiresAt * 1000) {
+      if (isTransient(error) && stale !== undefined && stale.credentials.expiresAt !== null && now < stale.credentials.expiresAt * 1000) {
         stale.freshUntil = Math.min(now + STALE_RETRY_MS, stale.credentials.expiresAt * 1000);
         return stale.credentials;
       }

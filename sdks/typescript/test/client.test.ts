@@ -435,6 +435,25 @@ test("while Nexus is unavailable, cached credentials due for a fetch but not exp
   await assert.rejects(nexus.getCredentials(id), UnavailableError);
 });
 
+test("a 500 is never masked by cached credentials", async () => {
+  const id = newId();
+  let now = 1_700_000_000_000;
+  const expiresAt = now / 1000 + 600;
+  let broken = false;
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => {
+    if (broken) problem(res, 500, "internal_error");
+    else json(res, 200, bearerToken("tok-1", expiresAt));
+  });
+  const nexus = client({ now: () => now });
+  await nexus.getCredentials(id);
+  broken = true;
+  now = expiresAt * 1000 - 30_000; // due for a fetch, still valid: a 503 would serve tok-1 (the test above)
+  const error = await nexus.getCredentials(id).then(() => undefined, (e: unknown) => e);
+  assert.ok(error instanceof UnavailableError);
+  assert.equal(error.status, 500);
+  assert.equal(server.count(`GET /v1/token/${id}`), 2); // asked once, not retried
+});
+
 test("attention_required is never masked by cached credentials", async () => {
   const id = newId();
   let now = 1_700_000_000_000;
