@@ -35,7 +35,7 @@ internal sealed partial class DatabasePreparation(Migrator migrator, IEnumerable
         }, ct);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The SQLite database {Path} can be read by other users of this machine (mode {Mode}): it holds password hashes, API-key HMACs, email addresses, the audit log and the encrypted tokens. Nexus creates it readable by its owner alone; make this one so too: chmod 600 {Path} {Path}-wal {Path}-shm")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The SQLite database {Path} can be read or written by other users of this machine (mode {Mode}): it holds password hashes, API-key HMACs, email addresses, the audit log and the encrypted tokens. Nexus creates it readable by its owner alone; make this one and its journal files so too: chmod 600 '{Path}'*")]
     private static partial void LogSqliteFileOpenToOthers(ILogger logger, string path, string mode);
 
     /// <summary>

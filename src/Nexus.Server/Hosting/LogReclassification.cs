@@ -5,7 +5,8 @@ namespace Nexus.Server.Hosting;
 /// outcome (the MCP SDK logs a tool's URL elicitation as "threw an unhandled exception", at Error with the stack).
 /// A logging filter cannot tell such an entry from a real failure: filters see the category and the level, not the
 /// exception. A component registers one of these; every logger <see cref="RedactingLoggerFactory"/> creates for a
-/// category under <see cref="CategoryPrefix"/> asks it before the entry is written.
+/// category under <see cref="CategoryPrefix"/> asks it before the entry is written. Implementations are resolved while
+/// the logger factory is built: they must not depend on logging (an <c>ILogger</c> would be a dependency cycle).
 /// </summary>
 internal interface ILogReclassification
 {

@@ -94,27 +94,27 @@ internal sealed class RedactingLogger(ILogger inner, Microsoft.Extensions.Compli
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
-        string? note = null;
+        (LogLevel Level, string Note)? reclassified = null;
         if (reclassifications is not null)
         {
             foreach (var reclassification in reclassifications)
             {
-                if (reclassification.Reclassify(logLevel, exception) is { } instead)
+                if ((reclassified = reclassification.Reclassify(logLevel, exception)) is not null)
                 {
-                    (logLevel, exception, note) = (instead.Level, null, instead.Note);
                     break;
                 }
             }
         }
 
-        if (!inner.IsEnabled(logLevel))
+        if (!inner.IsEnabled(reclassified?.Level ?? logLevel))
         {
             return;
         }
 
-        if (note is not null)
+        if (reclassified is { } instead)
         {
-            var noted = formatter(state, null) + " " + note;
+            logLevel = instead.Level;
+            var noted = formatter(state, null) + (string.IsNullOrEmpty(instead.Note) ? "" : " " + instead.Note);
             if (!RedactedState.TryCreate(state, noted, secrets, out var redacted))
             {
                 redacted = new RedactedState(state as IReadOnlyList<KeyValuePair<string, object?>> ?? [], noted);

@@ -235,7 +235,7 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
         Assert.Contains($"delivered {WebhookDispatcher.MaxAttempts + 1} attempts", shown);
         Assert.Equal(0, await failedEntry.GetByRole(AriaRole.Button).CountAsync()); // delivered: nothing to send again
 
-        // The page says "queued" of a test delivery that exists: not of a link that names none, or another kind.
+        // The page says "queued" of a test delivery that exists: not of a link that names none, or one that does not exist.
         Assert.Contains($"delivery={test.Id}", sentTestUrl, StringComparison.Ordinal);
         foreach (var crafted in new[] { "", "&delivery=msg_nonexistent" })
         {

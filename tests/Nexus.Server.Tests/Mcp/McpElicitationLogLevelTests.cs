@@ -27,18 +27,21 @@ public sealed class McpElicitationLogLevelTests
         using var factory = Factory(logs);
         var sdk = factory.CreateLogger<McpServer>();
 
+        // The SDK's (2.4.0) two entries for it: McpServerImpl's ToolCallError and McpSessionHandler's LogRequestHandlerException.
         sdk.LogError(Elicitation, "\"{ToolName}\" threw an unhandled exception.", "connect_service");
-        sdk.LogWarning(Elicitation, "{EndpointName} method '{Method}' request handler failed for {Uri}.", "Server (nexus)", "tools/call", "https://x/cb?code=SECRETCODE");
+        sdk.LogWarning(Elicitation, "{EndpointName} method '{Method}' request handler failed in {ElapsedMilliseconds}ms.", "Server (nexus)", "tools/call", 3.5);
+        // Rewritten entries are still redacted, as every entry is (a made-up one carrying a code).
+        sdk.LogError(Elicitation, "Redirected to {Destination}.", "https://x/cb?code=SECRETCODE");
         var said = logs.Lines.ToList();
-        Assert.Equal(2, said.Count);
+        Assert.Equal(3, said.Count);
         Assert.All(said, l => Assert.StartsWith("Debug ModelContextProtocol.Server.McpServer: ", l, StringComparison.Ordinal));
         Assert.All(said, l => Assert.Contains(McpElicitationLogLevel.Note, l, StringComparison.Ordinal));
         Assert.All(said, l => Assert.DoesNotContain(nameof(UrlElicitationRequiredException), l, StringComparison.Ordinal)); // no exception, no stack
         Assert.Contains("\"connect_service\" threw an unhandled exception.", said[0], StringComparison.Ordinal);
         Assert.Contains("ToolName=connect_service", said[0], StringComparison.Ordinal);
-        // Still redacted, as every entry is.
-        Assert.Contains("cb?code=[redacted]", said[1], StringComparison.Ordinal);
-        Assert.DoesNotContain("SECRET", logs.All, StringComparison.Ordinal);
+        Assert.Contains("Server (nexus) method 'tools/call' request handler failed in 3.5ms.", said[1], StringComparison.Ordinal);
+        Assert.Contains("Redirected to https://x/cb?code=[redacted]", said[2], StringComparison.Ordinal);
+        Assert.DoesNotContain("SECRETCODE", logs.All, StringComparison.Ordinal);
     }
 
     [Fact]

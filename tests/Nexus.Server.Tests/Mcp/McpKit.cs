@@ -45,7 +45,12 @@ public class McpFixture : IAsyncLifetime
         Api = await EchoUpstream.StartAsync();
         Database = await TestDatabase.CreateAsync();
         // Two browser origins besides Nexus's own may use /mcp; the first written as an operator might (case, port 443, /).
-        Server = await NexusTestServer.StartAsync(Database, settings => settings["Nexus:Mcp:AllowedOrigins"] = "https://Assistant.example.com:443/, http://localhost:6274",
+        Server = await NexusTestServer.StartAsync(Database, settings =>
+            {
+                settings["Nexus:Mcp:AllowedOrigins"] = "https://Assistant.example.com:443/, http://localhost:6274";
+                // What the SDK's failure entries become (McpElicitationLogLevel) is written at Debug.
+                settings["Logging:LogLevel:ModelContextProtocol.Server.McpServer"] = "Debug";
+            },
             services: services =>
             {
                 services.AddSingleton<ILoggerProvider>(Logs);

@@ -81,6 +81,7 @@ public sealed class McpServerTests(McpFixture fixture) : IClassFixture<McpFixtur
         // stack) is not what the operator's log says of it.
         var said = fixture.Logs.Lines.Where(l => l.Contains(nameof(UrlElicitationRequiredException), StringComparison.Ordinal) || l.Contains("\"connect_service\"", StringComparison.Ordinal)).ToList();
         Assert.DoesNotContain(said, l => l.StartsWith("Error ", StringComparison.Ordinal) || l.StartsWith("Warning ", StringComparison.Ordinal) || l.StartsWith("Critical ", StringComparison.Ordinal));
+        Assert.Contains(fixture.Logs.Lines, l => l.StartsWith("Debug ModelContextProtocol.Server.McpServer: \"connect_service\" threw an unhandled exception. " + McpElicitationLogLevel.Note, StringComparison.Ordinal));
 
         // The person opens it, signed in, and approves at the service; the retried tool then finds the connection.
         await fixture.ConsentThroughLinkAsync(browser, elicitation.Url!, service);
