@@ -45,6 +45,8 @@ variants_all=(
   "no-wx|fd|DOTNET_EnableWriteXorExecute=0|W^X off: the JIT writes code pages without remapping them"
   "no-pgo|fd|DOTNET_TieredPGO=0|no instrumented tier (less JIT work while warming up)"
   "no-tiering|fd|DOTNET_TieredCompilation=0|every method fully optimised on first call (no quick JIT)"
+  "no-r2r|fd|DOTNET_ReadyToRun=0|the framework's precompiled (ReadyToRun) code not used: every method JIT-compiled, so fewer pages of the framework's images are read, for a slower start"
+  "no-r2r-small|fd|DOTNET_ReadyToRun=0 DOTNET_EnableWriteXorExecute=0 DOTNET_TieredPGO=0 DOTNET_GCConserveMemory=5 DOTNET_GCgen0size=0x400000|no-r2r with the small instance's settings"
   "no-concurrent|fd|DOTNET_gcConcurrent=0|workstation GC without the background GC thread"
   "conserve|fd|DOTNET_GCConserveMemory=5|workstation GC that compacts more to keep the heap small"
   "gen0-4mb|fd|DOTNET_GCgen0size=0x400000|a 4 MB gen0 budget (smaller than the default, which follows the L3 cache)"
