@@ -385,21 +385,37 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // next piece of the body gets all of it, so a long stream that keeps coming is never cut, and a provider
         // that stops mid-body does not hold the caller (and a connection) for ever. It is off while the caller is
         // written to: a slow reader is Kestrel's MinResponseDataRate's business.
+        // Most answers are in the connection's buffer when their headers are: a read that completes at once needs no
+        // timer, so the timer is armed only for a read that waits (the token is the read's from the start, and arming
+        // it after the read began still ends that read). An answer with a Content-Length ends when that much came.
         var idle = TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds);
+        timeout.CancelAfter(Timeout.InfiniteTimeSpan); // the wait for the answer's headers is over
+        var remaining = upstreamResponse.Content.Headers.ContentLength;
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
-            while (true)
+            while (remaining is not <= 0)
             {
-                timeout.CancelAfter(idle);
-                var read = await body.ReadAsync(buffer, timeout.Token);
-                timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+                var reading = body.ReadAsync(buffer, timeout.Token);
+                int read;
+                if (reading.IsCompleted)
+                {
+                    read = reading.GetAwaiter().GetResult();
+                }
+                else
+                {
+                    timeout.CancelAfter(idle);
+                    read = await reading;
+                    timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+                }
+
                 if (read == 0)
                 {
                     break;
                 }
 
+                remaining -= read;
                 await response.Body.WriteAsync(buffer.AsMemory(0, read), ct);
             }
         }

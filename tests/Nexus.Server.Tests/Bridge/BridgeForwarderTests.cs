@@ -357,6 +357,32 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.Equal(8 * 1024, (await steady.Content.ReadAsByteArrayAsync()).Length);
     }
 
+    [Fact]
+    public async Task ACallerThatReadsALargeAnswerSlowlyGetsAllOfItPastTheProvidersTimeout()
+    {
+        // The timeout measures the provider, not the caller: while the caller does not read, the Bridge waits on its
+        // write, and the provider's bytes already received are read at once afterwards. None of that is the provider
+        // being idle, so a pause longer than the timeout must not cut the answer (as the wait for the headers must
+        // not have left a timer running behind reads that never wait).
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 2 });
+        target = target with { ApiBase = new Uri(echo.BaseUrl) };
+        using var download = await http.GetAsync("/bridge/download/32", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, download.StatusCode);
+        await using var stream = await download.Content.ReadAsStreamAsync();
+        var buffer = new byte[81920];
+        long total = await stream.ReadAsync(buffer);
+        // The scenario is a pause itself: a caller that stops reading for longer than the timeout (32 MB is more than
+        // the sockets and pipes between here and the provider hold, so the Bridge is left waiting on its write).
+        await Task.Delay(TimeSpan.FromSeconds(3), TestContext.Current.CancellationToken);
+        int read;
+        while ((read = await stream.ReadAsync(buffer)) > 0)
+        {
+            total += read;
+        }
+
+        Assert.Equal(32L * 1024 * 1024, total);
+    }
+
     /// <summary>Reads the body until it breaks, and fails if it ends normally; returns how much arrived.</summary>
     private static async Task<int> ReadUntilBrokenAsync(HttpResponseMessage response)
     {
