@@ -67,10 +67,30 @@ internal static class JwtWriter
         }
     }
 
+    // Random bytes for token ids, drawn from the system's CSPRNG 32 ids at a time per thread. Each draw from OpenSSL
+    // takes its generator's locks and a getpid system call (its fork check); one draw per token doubled what a
+    // client-credentials token cost in system calls beyond its signature. A jti is public (it is in the token) and
+    // needs only to be unique and unguessable in advance, which bytes drawn a little early still are.
+    private const int JtiBytes = 16;
+
+    [ThreadStatic]
+    private static byte[]? jtiPool;
+
+    [ThreadStatic]
+    private static int jtiUsed;
+
     public static string NewJti()
     {
-        Span<byte> bytes = stackalloc byte[16];
-        RandomNumberGenerator.Fill(bytes);
+        var pool = jtiPool;
+        if (pool is null || jtiUsed == pool.Length)
+        {
+            pool = jtiPool ??= new byte[32 * JtiBytes];
+            RandomNumberGenerator.Fill(pool);
+            jtiUsed = 0;
+        }
+
+        var bytes = pool.AsSpan(jtiUsed, JtiBytes);
+        jtiUsed += JtiBytes;
         return Base64Url.EncodeToString(bytes);
     }
 }
