@@ -7,8 +7,8 @@ import threading
 import time
 import unittest
 
-from nexus_sdk import (AttentionRequired, Conflict, ConnectionFailed, NexusClient, NexusTimeout, NotActive,
-                       RateLimited, TooManyRedirects, Unavailable)
+from nexus_sdk import (AttentionRequired, Conflict, ConnectionFailed, NexusClient, NexusError, NexusTimeout,
+                       NotActive, RateLimited, TooManyRedirects, Unavailable)
 from nexus_sdk.aio import AsyncNexusClient
 from support import HANG_UP, FakeServer, Sleeps, js, problem
 from test_apply import ADAPTERS, Provider, call
@@ -98,9 +98,10 @@ class AgreementTests(unittest.TestCase):
         script = Scripted(problem(500, "internal_error"))
         self.server.route("GET", r"/v1/connections/c1", script)
         # A minute to wait: polling through the 500 would show as more polls and sleeps.
-        with self.assertRaises(Unavailable) as caught:  # this SDK's type for a 5xx, as before
+        with self.assertRaises(NexusError) as caught:
             self.client.wait_until_active("c1", timeout=60, poll_interval=0.5)
-        self.assertNotIsInstance(caught.exception, NexusTimeout)
+        # The generic error, as Go's *APIError and .NET's NexusException: not Unavailable, not a RetryableError.
+        self.assertIs(NexusError, type(caught.exception))
         self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
         self.assertEqual(1, script.calls)
         self.assertEqual([], self.time.sleeps)
@@ -180,9 +181,9 @@ class AgreementTests(unittest.TestCase):
         self.server.route("GET", r"/v1/connections/c1", script)
         client = AsyncNexusClient(client=self.client)
         # 3 s to wait (real time here): polling through the 500 would show as more polls.
-        with self.assertRaises(Unavailable) as caught:
+        with self.assertRaises(NexusError) as caught:
             asyncio.run(client.wait_until_active("c1", timeout=3, poll_interval=0.001))
-        self.assertNotIsInstance(caught.exception, NexusTimeout)
+        self.assertIs(NexusError, type(caught.exception))  # not Unavailable, not NexusTimeout
         self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
         self.assertEqual(1, script.calls)
 
@@ -260,13 +261,16 @@ class RetryPolicyTests(unittest.TestCase):
     def test_a_500_internal_error_from_nexus_is_not_retried(self):
         self.server.route("GET", r"/v1/connections/c1", lambda s, m: problem(500, "internal_error"))
         self.server.route("GET", r"/v1/bridge/c1/item", lambda s, m: problem(500, "internal_error"))
-        with self.assertRaises(Unavailable) as caught:  # this SDK's type for a 5xx, not retried for a 500
+        with self.assertRaises(NexusError) as caught:
             self.client.get_connection("c1")
+        # The generic error, as Go's *APIError and .NET's NexusException: not Unavailable, not a RetryableError.
+        self.assertIs(NexusError, type(caught.exception))
         self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
         self.assertEqual(1, self.server.count("GET", "/v1/connections/c1"))
-        with self.assertRaises(Unavailable) as caught:
+        with self.assertRaises(NexusError) as caught:
             self.client.bridge("c1", "GET", "/item")
-        self.assertEqual("internal_error", caught.exception.code)
+        self.assertIs(NexusError, type(caught.exception))
+        self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
         self.assertEqual(1, self.server.count("GET", "/v1/bridge/c1/item"))
         self.assertEqual([], self.sleeps.calls)
 

@@ -5,7 +5,7 @@ import socket
 import unittest
 
 from nexus_sdk import (AttentionRequired, ConfigurationError, Conflict, Forbidden, InvalidRequest, NexusClient,
-                       NexusTimeout, NotActive, NotFound, RateLimited, Unauthorized, Unavailable)
+                       NexusError, NexusTimeout, NotActive, NotFound, RateLimited, Unauthorized, Unavailable)
 from support import FakeServer, Sleeps, js, problem
 
 TOKEN = {"strategy": {"type": "oauth2"}, "credentials": {"access_token": "at-1"}, "expires_at": None}
@@ -100,6 +100,27 @@ class RetryTests(unittest.TestCase):
                 with self.assertRaises(kind) as caught:
                     self.client.get_connection("e%d" % i)
                 self.assertEqual(reply[0], caught.exception.http_status)
+
+    def test_a_500_from_nexus_is_a_nexus_error_with_its_status_and_code_not_unavailable_and_502_503_504_are_unavailable(self):
+        # A 500 (or another 5xx but 502/503/504) is the generic error, as Go's *APIError and .NET's NexusException;
+        # without a problem body (a proxy's page) it has no code, as in Go and .NET.
+        bare = (500, {"Content-Type": "text/html"}, b"<h1>oops</h1>")
+        for name, reply, code in (("c500", problem(500, "internal_error"), "internal_error"),
+                                  ("c501", problem(501, "not_implemented"), "not_implemented"), ("bare", bare, None)):
+            with self.subTest(name):
+                script = Scripted(reply)
+                self.server.route("GET", r"/v1/connections/%s" % name, script)
+                with self.assertRaises(NexusError) as caught:
+                    self.client.get_connection(name)
+                self.assertIs(NexusError, type(caught.exception))
+                self.assertEqual((reply[0], code), (caught.exception.http_status, caught.exception.code))
+                self.assertEqual(1, script.calls)  # not retried
+        for status, code in ((502, "upstream_unreachable"), (503, "refresh_unavailable"), (504, "upstream_timeout")):
+            with self.subTest(status):
+                self.server.route("GET", r"/v1/connections/u%d" % status, Scripted(problem(status, code)))
+                with self.assertRaises(Unavailable) as caught:
+                    self.client.get_connection("u%d" % status)
+                self.assertEqual((status, code), (caught.exception.http_status, caught.exception.code))
 
     def test_the_bridge_retries_nexus_own_transient_problems_for_idempotent_methods_only(self):
         get = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))
@@ -211,6 +232,29 @@ class ClientTests(unittest.TestCase):
         with self.assertRaises(NotActive) as caught:
             self.client.wait_until_active("c2")
         self.assertEqual(("failed", "access_denied"), (caught.exception.connection_status, caught.exception.reason))
+
+    def test_wait_until_active_polls_through_a_poll_that_timed_out_and_one_nexus_did_not_answer(self):
+        from nexus_sdk import HttpResponse
+
+        class Flaky:
+            """A timeout, then a refused connection, then the connection active."""
+
+            def __init__(self):
+                self.sent = 0
+
+            def send(self, request, timeout):
+                self.sent += 1
+                if self.sent == 1:
+                    raise socket.timeout("timed out")
+                if self.sent == 2:
+                    raise ConnectionRefusedError("refused")
+                return HttpResponse(200, {"Content-Type": "application/json"},
+                                    b'{"connection_id": "c1", "status": "active"}')
+
+        transport = Flaky()
+        client = NexusClient("http://127.0.0.1:1", "k", transport=transport, sleep=self.sleeps, max_retries=0)
+        self.assertTrue(client.wait_until_active("c1", timeout=30).is_active)
+        self.assertEqual(3, transport.sent)
 
     def test_wait_until_active_times_out(self):
         self.server.route("GET", r"/v1/connections/c1", lambda s, m: js(200, {"connection_id": "c1", "status": "pending"}))

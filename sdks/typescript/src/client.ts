@@ -339,9 +339,9 @@ export class Nexus {
    * fails transiently (what the retry policy retries: a 429 RateLimitedError, a 502/503/504 UnavailableError, a
    * NetworkError; and a request's TimeoutError) does not end the wait: polling goes on (not sooner than the answer's
    * `retryAfter`) until the deadline, and then that last error is thrown, since it, not the user's consent, is why the
-   * connection was not seen active. Any other error ends the wait at once, a 500 `internal_error` among them (an
-   * UnavailableError with `status` 500): a 500 is a bug in Nexus, not a passing state, and polling through it would
-   * only hide it.
+   * connection was not seen active. Any other error ends the wait at once, a 500 `internal_error` among them (a
+   * RequestError with `status` 500): a 500 is a bug in Nexus, not a passing state, and polling through it would only
+   * hide it.
    */
   async waitUntilActive(connectionId: string, options: WaitOptions = {}): Promise<Connection> {
     const timeoutMs = options.timeoutMs ?? 300_000;
@@ -447,8 +447,8 @@ export class Nexus {
     } catch (error) {
       // Nexus unreachable or busy while the cached credentials are due for a fetch but not yet expired: keep using
       // them for a few seconds (as Nexus itself serves a valid token while the provider is down). Never for
-      // attention_required, not found or any other answer about the connection itself, nor for a 500 (a bug in
-      // Nexus, not a passing state: isTransient, the classification waitUntilActive uses).
+      // attention_required, not found or any other answer about the connection itself, nor for a 500 (a
+      // RequestError: a bug in Nexus, not a passing state): isTransient, the classification waitUntilActive uses.
       const stale = this.#cache.get(connectionId);
       const now = this.#now();
       if (isTransient(error) && stale !== undefined && stale.credentials.expiresAt !== null && now < stale.credentials.expiresAt * 1000) {
@@ -753,7 +753,7 @@ export class Nexus {
  * 502/503/504, a connection that failed before any answer) of idempotent requests are retried, up to `maxAttempts`;
  * exponential backoff with full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than
  * Retry-After (RFC 9110 §10.2.3), and not at all when Retry-After is longer than `maxRetryAfterMs`. A 500
- * (`internal_error`, an UnavailableError too), a timeout, AttentionRequired and the other 4xx are never retried.
+ * (`internal_error`, a RequestError), a timeout, AttentionRequired and the other 4xx are never retried.
  * @internal
  */
 export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
@@ -944,12 +944,12 @@ async function normalize(input: RequestInfo | URL, init: RequestInit | undefined
 
 /**
  * The retry policy's classification (its one place; retryDelay adds the method and the attempts): Nexus's transient
- * answers, 429 and 502/503/504, and a connection that failed before any answer. Not a 500 (`internal_error` is a bug
- * in Nexus, not a passing state) nor another 5xx, although they are UnavailableErrors too; not a timeout.
+ * answers, 429 (RateLimitedError) and 502/503/504 (UnavailableError, which is nothing else), and a connection that
+ * failed before any answer (NetworkError). Not a 500 (`internal_error` is a bug in Nexus, not a passing state) nor
+ * another 5xx, which are RequestErrors; not a timeout.
  */
 function isRetryable(error: unknown): error is RateLimitedError | UnavailableError | NetworkError {
-  return error instanceof RateLimitedError || error instanceof NetworkError
-    || (error instanceof UnavailableError && (error.status === 502 || error.status === 503 || error.status === 504));
+  return error instanceof RateLimitedError || error instanceof UnavailableError || error instanceof NetworkError;
 }
 
 /**

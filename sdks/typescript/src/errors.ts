@@ -22,7 +22,10 @@ const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
 export class NexusError extends Error {
   /** The HTTP status Nexus answered with; 0 when no answer arrived (timeout, network). */
   readonly status: number;
-  /** The problem's `code` (`not_found`, `connection_not_active`…), or a code of the SDK's own (`timeout`, `network_error`). */
+  /**
+   * The problem's `code` (`not_found`, `connection_not_active`…), or a code of the SDK's own (`timeout`,
+   * `network_error`); "" for a 500 (or another 5xx but 502/503/504) that came without a problem.
+   */
   readonly code: string;
   /** The problem body Nexus sent, when there was one. */
   readonly problem: Problem | undefined;
@@ -50,7 +53,11 @@ export class ForbiddenError extends NexusError {}
 /** 404: the connection (or workspace) does not exist, or the API key may not see it (Nexus does not tell them apart). */
 export class NotFoundError extends NexusError {}
 
-/** 400/409/422 and other answers that say the request itself must change; never retried. */
+/**
+ * Any other answer that is not a success: 400/409/422 and the other 4xx that say the request itself must change, and
+ * a 500 `internal_error` (or another 5xx but 502/503/504), a bug in Nexus, not a passing state. Never retried, and a
+ * 500 ends `waitUntilActive` at once.
+ */
 export class RequestError extends NexusError {}
 
 /**
@@ -103,8 +110,9 @@ export class RateLimitedError extends NexusError {
 }
 
 /**
- * 502/503/504: Nexus or the provider behind it is unavailable right now (`refresh_unavailable`,
- * `upstream_unreachable`, `aws_sts_throttled`…). `retryAfter` is the `Retry-After` Nexus sent, in seconds.
+ * 502/503/504 only: Nexus or the provider behind it is unavailable right now (`refresh_unavailable`,
+ * `upstream_unreachable`, `aws_sts_throttled`…). `retryAfter` is the `Retry-After` Nexus sent, in seconds. A 500
+ * (or another 5xx) is a RequestError; no answer at all is a NetworkError or a TimeoutError.
  */
 export class UnavailableError extends NexusError {
   readonly retryAfter: number | undefined;
@@ -191,10 +199,9 @@ export function errorFromResponse(status: number, problem: Problem | undefined, 
     case 504:
       return new UnavailableError(describe("Nexus or the provider is unavailable."), status, code, problem, retryAfter);
     default:
-      if (status >= 500) {
-        return new UnavailableError(describe("Nexus failed to answer."), status, code, problem, retryAfter);
-      }
-      return new RequestError(describe(`Nexus refused the request (HTTP ${status}).`), status, code, problem);
+      // A 500 (or another 5xx but 502/503/504) is a bug in Nexus, not a passing state: the generic error, as Go's
+      // *APIError and .NET's NexusException.
+      return new RequestError(describe(status >= 500 ? `Nexus failed to answer (HTTP ${status}).` : `Nexus refused the request (HTTP ${status}).`), status, code, problem);
   }
 }
 
@@ -213,13 +220,20 @@ function describeProblem(problem: Problem | undefined, fallback: string): string
   return `${title}${detail}${code}`;
 }
 
+/**
+ * The `code` of an answer without a problem body (a proxy's error page, say). A 500 (or another 5xx but 502/503/504)
+ * gets none, "": as Go's empty `Code` and .NET's null `Code` for it; it is a bug in Nexus, not "unavailable".
+ */
 function statusCode(status: number): string {
   switch (status) {
     case 401: return "unauthorized";
     case 403: return "forbidden";
     case 404: return "not_found";
     case 429: return "rate_limited";
-    default: return status >= 500 ? "unavailable" : `http_${status}`;
+    case 502:
+    case 503:
+    case 504: return "unavailable";
+    default: return status >= 500 ? "" : `http_${status}`;
   }
 }
 

@@ -139,7 +139,8 @@ test("wait until active ends at once when a poll is answered with a 500", async 
   server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => problem(res, 500, "internal_error"));
   // 10 s to wait (the clock moves 1 s a read): polling through the 500 would show as about 10 polls.
   const error = await client().waitUntilActive(id, { timeoutMs: 10_000, intervalMs: 1 }).catch((e) => e);
-  assert.ok(error instanceof UnavailableError, String(error)); // this SDK's type for a 5xx, as before
+  assert.ok(error instanceof RequestError, String(error)); // the generic error, as Go's *APIError and .NET's NexusException
+  assert.ok(!(error instanceof UnavailableError));
   assert.ok(!(error instanceof TimeoutError));
   assert.equal(error.status, 500);
   assert.equal(error.code, "internal_error");
@@ -286,12 +287,15 @@ test("a 500 internal_error from Nexus is not retried", async () => {
   const nexus = defaultRetries();
 
   const error = await nexus.getConnection(id).catch((e) => e);
-  assert.ok(error instanceof UnavailableError, String(error)); // this SDK's type for a 5xx, not retried for a 500
+  assert.ok(error instanceof RequestError, String(error)); // the generic error, as Go's *APIError and .NET's NexusException
+  assert.ok(!(error instanceof UnavailableError));
   assert.equal(error.status, 500);
   assert.equal(error.code, "internal_error");
   assert.equal(server.count(`GET /v1/connections/${id}`), 1);
   const bridged = await nexus.fetch(id, { bridge: true })("/item").catch((e) => e);
-  assert.ok(bridged instanceof UnavailableError, String(bridged));
+  assert.ok(bridged instanceof RequestError, String(bridged));
+  assert.ok(!(bridged instanceof UnavailableError));
+  assert.equal(bridged.status, 500);
   assert.equal(bridged.code, "internal_error");
   assert.equal(server.count(`GET /v1/bridge/${id}/item`), 1);
 });

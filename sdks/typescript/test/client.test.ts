@@ -274,6 +274,34 @@ test("401, 403, 404 and 400 are AuthenticationError, ForbiddenError, NotFoundErr
   assert.equal(server.count(`GET /v1/token/${id}-401`), 1);
 });
 
+test("a 500 from Nexus is a RequestError with its status and code, not an UnavailableError; 502, 503 and 504 are UnavailableErrors", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/token/${id}-500$`), (_req, res) => problem(res, 500, "internal_error"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-501$`), (_req, res) => problem(res, 501, "not_implemented"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-502$`), (_req, res) => problem(res, 502, "upstream_unreachable"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-503$`), (_req, res) => problem(res, 503, "refresh_unavailable"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-504$`), (_req, res) => problem(res, 504, "upstream_timeout"));
+  // Without a problem body (a proxy's page): no code for a 500, as Go's empty Code and .NET's null Code.
+  server.on("GET", new RegExp(`^/v1/token/${id}-bare500$`), (_req, res) => { res.writeHead(500, { "content-type": "text/html" }); res.end("<h1>oops</h1>"); });
+  server.on("GET", new RegExp(`^/v1/token/${id}-bare503$`), (_req, res) => { res.writeHead(503, { "content-type": "text/html" }); res.end("<h1>busy</h1>"); });
+  const nexus = client({ retry: { maxAttempts: 1 } });
+  const fail = (suffix: string) => nexus.getCredentials(`${id}-${suffix}`).then(() => assert.fail(`${suffix} succeeded`), (e: unknown) => e);
+
+  for (const [suffix, status, code] of [["500", 500, "internal_error"], ["501", 501, "not_implemented"], ["bare500", 500, ""]] as const) {
+    const error = await fail(suffix);
+    assert.ok(error instanceof RequestError, `${suffix}: ${String(error)}`);
+    assert.ok(!(error instanceof UnavailableError), suffix);
+    assert.equal(error.status, status);
+    assert.equal(error.code, code);
+  }
+  for (const [suffix, status, code] of [["502", 502, "upstream_unreachable"], ["503", 503, "refresh_unavailable"], ["504", 504, "upstream_timeout"], ["bare503", 503, "unavailable"]] as const) {
+    const error = await fail(suffix);
+    assert.ok(error instanceof UnavailableError, `${suffix}: ${String(error)}`);
+    assert.equal(error.status, status);
+    assert.equal(error.code, code);
+  }
+});
+
 test("a call that gets no answer within timeoutMs is a TimeoutError", async () => {
   const id = newId();
   const hold = deferred();
@@ -390,7 +418,7 @@ test("request() calls other routes, with another key for admin calls", async () 
 
 test("backoff is exponential with full jitter, capped, never before Retry-After, and only for transient errors of idempotent calls", async () => {
   const { retryDelay } = await import("../src/client.js");
-  const { AttentionRequiredError: Attention, NetworkError: Network, NotFoundError: NotFound, RateLimitedError: Limited, UnavailableError: Unavailable } = await import("../src/errors.js");
+  const { AttentionRequiredError: Attention, NetworkError: Network, NotFoundError: NotFound, RateLimitedError: Limited, RequestError: Request, UnavailableError: Unavailable } = await import("../src/errors.js");
   const retry = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 1_000, maxRetryAfterMs: 10_000 };
   const unavailable = new Unavailable("x", 503, "refresh_unavailable", undefined, undefined);
   // Full jitter: a random wait in [0, min(max, base * 2^(n-1))).
@@ -409,8 +437,9 @@ test("backoff is exponential with full jitter, capped, never before Retry-After,
   assert.equal(retryDelay(unavailable, 1, false, retry, () => 1), undefined);
   assert.equal(retryDelay(new Attention("x", 409, "connection_not_active", undefined, "c", "invalid_grant"), 1, true, retry, () => 1), undefined);
   assert.equal(retryDelay(new NotFound("x", 404, "not_found"), 1, true, retry, () => 1), undefined);
-  // A 500 is an UnavailableError too, but internal_error is a bug, not a passing state.
-  assert.equal(retryDelay(new Unavailable("x", 500, "internal_error", undefined, undefined), 1, true, retry, () => 1), undefined);
+  // A 500 is a RequestError: internal_error is a bug, not a passing state. 502, 503 and 504 are retried.
+  assert.equal(retryDelay(new Request("x", 500, "internal_error"), 1, true, retry, () => 1), undefined);
+  assert.equal(retryDelay(new Unavailable("x", 502, "upstream_unreachable", undefined, undefined), 1, true, retry, () => 1), 100);
   assert.equal(retryDelay(new Unavailable("x", 504, "upstream_timeout", undefined, undefined), 1, true, retry, () => 1), 100);
 });
 
@@ -449,8 +478,9 @@ test("a 500 is never masked by cached credentials", async () => {
   broken = true;
   now = expiresAt * 1000 - 30_000; // due for a fetch, still valid: a 503 would serve tok-1 (the test above)
   const error = await nexus.getCredentials(id).then(() => undefined, (e: unknown) => e);
-  assert.ok(error instanceof UnavailableError);
+  assert.ok(error instanceof RequestError, String(error));
   assert.equal(error.status, 500);
+  assert.equal(error.code, "internal_error");
   assert.equal(server.count(`GET /v1/token/${id}`), 2); // asked once, not retried
 });
 

@@ -467,12 +467,12 @@ class NexusClient:
                           max_poll_interval: float = 5.0) -> Connection:
         """Polls the connection until it is ``active``. Raises ``AttentionRequired``/``NotActive`` as soon as it is
         ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds. A poll that fails transiently
-        (what the retry policy retries: ``RateLimited``, ``Unavailable`` for a 502/503/504 or Nexus unreachable; and
-        a poll that timed out) does not end the wait: polling goes on (not sooner than its ``retry_after``) until the
-        deadline, and then that last error is raised, since it, not the user's consent, is why the connection was not
-        seen active. Any other error ends the wait at once, a 500 ``internal_error`` among them (``Unavailable`` with
-        ``http_status`` 500): a 500 is a bug in Nexus, not a passing state, and polling through it would only hide
-        it."""
+        (a ``RetryableError``: what the retry policy retries, ``RateLimited``, ``Unavailable`` for a 502/503/504 or
+        Nexus unreachable; and a poll that timed out) does not end the wait: polling goes on (not sooner than its
+        ``retry_after``) until the deadline, and then that last error is raised, since it, not the user's consent, is
+        why the connection was not seen active. Any other error ends the wait at once, a 500 ``internal_error`` among
+        them (a ``NexusError`` with ``http_status`` 500): a 500 is a bug in Nexus, not a passing state, and polling
+        through it would only hide it."""
         deadline = self._monotonic() + timeout
         interval = poll_interval
         while True:
@@ -481,9 +481,7 @@ class NexusClient:
             remaining = deadline - self._monotonic()
             try:
                 connection = self.get_connection(connection_id, timeout=max(0.1, min(self.timeout, remaining)))
-            except RetryableError as e:
-                if not _transient_for_wait(e):
-                    raise
+            except RetryableError as e:  # 429, 502/503/504, no answer (a timeout too); not a 500
                 transient = e
                 wait = max(wait, e.retry_after or 0.0)
             else:
@@ -706,18 +704,10 @@ class NexusClient:
 
 
 def _transient(e: RetryableError) -> bool:
-    """What the retry policy retries: 429 and 502/503/504 (not a 500: ``internal_error`` is a bug, not a passing
-    state), and no answer at all unless it was a timeout (Nexus may be working on the call)."""
-    if e.http_status is None:
-        return not e._timed_out
-    return e.http_status in (429, 502, 503, 504)
-
-
-def _transient_for_wait(e: RetryableError) -> bool:
-    """What ``wait_until_active`` (and the async one) polls through: what the retry policy retries (``_transient``),
-    and a poll that timed out (Nexus slow, not answering wrongly). A 500 (or another 5xx but 502/503/504) is not: it
-    ends the wait at once."""
-    return _transient(e) or e._timed_out
+    """What the retry policy retries: every ``RetryableError`` (429, 502/503/504, no answer at all) but a timeout
+    (Nexus may be working on the call). A 500 is not a ``RetryableError`` (``internal_error`` is a bug, not a passing
+    state). ``wait_until_active`` polls through every ``RetryableError``, a timeout too."""
+    return not e._timed_out
 
 
 def is_nexus_problem(response: HttpResponse) -> bool:

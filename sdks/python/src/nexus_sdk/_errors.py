@@ -28,10 +28,14 @@ __all__ = [
 
 
 class NexusError(Exception):
-    """Base of every error the SDK raises.
+    """Base of every error the SDK raises, and itself the error of an answer no subclass describes: a 500
+    ``internal_error`` (or another 5xx but 502/503/504), a bug in Nexus, not a passing state (never retried, and it
+    ends ``wait_until_active`` at once), as Go's ``*APIError`` and .NET's ``NexusException``; a 4xx no subclass
+    names.
 
     ``http_status`` and ``code`` come from Nexus's RFC 9457 problem (``code`` is its stable machine-readable code,
-    e.g. ``connection_not_active``); ``problem`` is the whole problem body (Nexus never puts a secret in one).
+    e.g. ``connection_not_active``; ``None`` for an answer without a problem); ``problem`` is the whole problem body
+    (Nexus never puts a secret in one).
     """
 
     def __init__(
@@ -119,9 +123,9 @@ class AttentionRequired(NotActive):
 
 
 class RetryableError(NexusError):
-    """A transient failure. ``retry_after`` is the server's ``Retry-After`` in seconds (or ``None``). The SDK
-    retries these itself, with backoff and jitter, for idempotent requests only, but for a 500 and a timeout (see the
-    README's Retries)."""
+    """A transient failure: 429, 502/503/504, or no answer. ``retry_after`` is the server's ``Retry-After`` in
+    seconds (or ``None``). The SDK retries these itself, with backoff and jitter, for idempotent requests only, but
+    for a timeout (see the README's Retries). A 500 is not one: it is a plain ``NexusError``."""
 
     #: No answer because the call timed out: not retried.
     _timed_out = False
@@ -141,9 +145,8 @@ class RateLimited(RetryableError):
 
 
 class Unavailable(RetryableError):
-    """502/503/504 (also another 5xx, such as a 500 ``internal_error``, which is not retried and ends
-    ``wait_until_active`` at once), or Nexus could not be reached or did not answer in time (``http_status`` is
-    ``None`` then; a timeout is not retried).
+    """502/503/504 only, or Nexus could not be reached or did not answer in time (``http_status`` is ``None`` then;
+    a timeout is not retried). A 500 ``internal_error`` (or another 5xx) is a plain ``NexusError``.
     ``refresh_unavailable``: the token expired while the provider was unreachable; the connection is still active.
     ``aws_sts_throttled``: AWS STS is throttling Nexus's AssumeRole calls; try again after ``retry_after``."""
 
@@ -222,6 +225,8 @@ def error_from_response(status: int, headers: Any, body: bytes, connection_id: O
         return Conflict(message, **common)
     if status == 429:
         return RateLimited(message, retry_after=retry_after, **common)
-    if status in (502, 503, 504) or status >= 500:
+    if status in (502, 503, 504):
         return Unavailable(message, retry_after=retry_after, **common)
+    # Anything else, a 500 internal_error (or another 5xx) among them: a bug in Nexus, not a passing state, so the
+    # generic error, as Go's *APIError and .NET's NexusException.
     return NexusError(message, **common)

@@ -14,7 +14,7 @@ import asyncio
 import functools
 from typing import Any, AsyncIterator, Callable, Iterable, List, Mapping, Optional, TypeVar
 
-from ._client import Connection, ConnectionPage, ConnectionRequest, NexusClient, _transient_for_wait
+from ._client import Connection, ConnectionPage, ConnectionRequest, NexusClient
 from ._credentials import Body, Credentials
 from ._http import HttpResponse
 
@@ -110,9 +110,7 @@ class AsyncNexusClient:
             transient: Optional[RetryableError] = None
             try:
                 connection = await self.get_connection(connection_id)
-            except RetryableError as e:
-                if not _transient_for_wait(e):
-                    raise
+            except RetryableError as e:  # 429, 502/503/504, no answer (a timeout too); not a 500
                 transient = e
                 wait = max(wait, e.retry_after or 0.0)
             else:
