@@ -376,6 +376,14 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         var secrets = credential.Secrets();
         CopyHeaders(upstreamResponse.Headers.NonValidated, response.Headers, credential, secrets);
         CopyHeaders(upstreamResponse.Content.Headers.NonValidated, response.Headers, credential, secrets);
+        var chunked = upstreamResponse.Headers.TransferEncodingChunked == true;
+        if (chunked)
+        {
+            // RFC 9112 §6.3: an answer with both Transfer-Encoding and Content-Length is framed by its chunks, and an
+            // intermediary that forwards it removes the Content-Length (which the client still reports) first.
+            response.Headers.ContentLength = null;
+        }
+
         if (response.StatusCode is >= 300 and < 400 && response.Headers.Location.Count == 1)
         {
             RedirectThroughBridge(context, target, uri, rawPath, response);
@@ -390,7 +398,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // it after the read began still ends that read). An answer with a Content-Length ends when that much came.
         var idle = TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds);
         timeout.CancelAfter(Timeout.InfiniteTimeSpan); // the wait for the answer's headers is over
-        var remaining = upstreamResponse.Content.Headers.ContentLength;
+        var remaining = chunked ? null : upstreamResponse.Content.Headers.ContentLength;
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try

@@ -383,6 +383,45 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.Equal(32L * 1024 * 1024, total);
     }
 
+    [Fact]
+    public async Task AChunkedAnswerThatAlsoClaimsAContentLengthIsPassedOnWholeFramedByItsChunks()
+    {
+        // RFC 9112 §6.1 and §6.3: Transfer-Encoding overrides Content-Length, and an intermediary that forwards such
+        // an answer removes the Content-Length first. A provider that sends both (a smuggling pattern, or a buggy
+        // server) must not get its answer cut at the claimed length, nor the caller a length the body does not have.
+        using var provider = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        provider.Start();
+        var answered = Task.Run(async () =>
+        {
+            using var client = await provider.AcceptTcpClientAsync(TestContext.Current.CancellationToken);
+            var stream = client.GetStream();
+            var request = new StringBuilder();
+            var buffer = new byte[4096];
+            while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+            {
+                var read = await stream.ReadAsync(buffer, TestContext.Current.CancellationToken);
+                if (read == 0)
+                {
+                    return;
+                }
+
+                request.Append(Encoding.ASCII.GetString(buffer, 0, read));
+            }
+
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+                + "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), TestContext.Current.CancellationToken);
+            await stream.FlushAsync(TestContext.Current.CancellationToken);
+        }, TestContext.Current.CancellationToken);
+        target = target with { ApiBase = new Uri($"http://127.0.0.1:{((IPEndPoint)provider.LocalEndpoint).Port}/") };
+
+        using var response = await http.GetAsync("/bridge/both");
+        await answered;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("hello world", await response.Content.ReadAsStringAsync());
+        Assert.NotEqual(5, response.Content.Headers.ContentLength);
+    }
+
     /// <summary>Reads the body until it breaks, and fails if it ends normally; returns how much arrived.</summary>
     private static async Task<int> ReadUntilBrokenAsync(HttpResponseMessage response)
     {
