@@ -146,6 +146,9 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 UpstreamCredential? fresh;
                 try
                 {
+                    // Each wait on the provider gets the whole timeout (BridgeOptions.TimeoutSeconds), not what the
+                    // first answer left of it: the refresh, and then the second request's answer.
+                    startTimeout();
                     fresh = await target.RefreshAsync(timeout.Token);
                 }
                 catch
@@ -157,6 +160,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 if (fresh is not null)
                 {
                     response.Dispose();
+                    startTimeout();
                     sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
                     response = await SendAsync(context, uri, fresh, hasBody, buffered, startTimeout, timeout.Token);
                     timing?.Add(sentAt);
@@ -178,6 +182,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 }
 
                 credential = bearerCredential with { AccessToken = retryToken };
+                startTimeout();
                 sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 response = await SendAsync(context, uri, credential, hasBody, buffered, startTimeout, timeout.Token);
                 timing?.Add(sentAt);

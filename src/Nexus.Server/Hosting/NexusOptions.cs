@@ -311,7 +311,10 @@ internal sealed class McpOptions
 
 internal sealed class BridgeOptions
 {
-    /// <summary>How long the Bridge waits for a provider's response headers, and then for each next piece of its body.</summary>
+    /// <summary>
+    /// How long the Bridge waits for a provider's response headers, and then for each next piece of its body. Each wait
+    /// gets all of it: after a 401, the token refresh and the retried request's answer; after a step-up, its retry.
+    /// </summary>
     [Range(1, 3600)]
     public int TimeoutSeconds { get; set; } = 30;
 

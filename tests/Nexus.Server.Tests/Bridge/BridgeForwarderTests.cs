@@ -295,6 +295,32 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheRefreshAfterA401AndTheSecondRequestEachGetTheWholeTimeout()
+    {
+        // BridgeOptions.TimeoutSeconds is how long each wait on the provider may take. A slow first answer (2 s)
+        // followed by a slow refresh (2 s) takes longer than the 3 s timeout, but neither wait does: the retried
+        // request is answered, not cut off with what the first answer left of the timeout.
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 3 });
+        echo.AcceptedTokens["fresh-token"] = true;
+        var gate = new Gate();
+        echo.ProtectedGate = gate;
+        target = new BridgeTarget(new Uri(echo.BaseUrl), new UpstreamCredential.Bearer("stale-token"), async ct =>
+        {
+            Interlocked.Increment(ref refreshes);
+            await Task.Delay(TimeSpan.FromSeconds(2), ct); // a slow token endpoint: the scenario is the time it takes
+            return new UpstreamCredential.Bearer("fresh-token");
+        });
+
+        var call = http.GetAsync("/bridge/protected", TestContext.Current.CancellationToken);
+        await gate.Arrived.WaitAsync(TestContext.Current.CancellationToken);
+        await Task.Delay(TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken); // a slow first answer, likewise
+        gate.Release();
+        using var response = await call;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, refreshes);
+    }
+
+    [Fact]
     public async Task PassesRateLimitsThroughAndDropsUpstreamCookies()
     {
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
