@@ -15,6 +15,7 @@ internal sealed class DatabaseHealth(NexusDatabase db, TimeProvider time, IHostA
     public const int RetryAfterSeconds = 5;
 
     private int down;
+    private int confirming;
     private long downSince;
 
     public bool IsDown => Volatile.Read(ref down) == 1;
@@ -48,12 +49,64 @@ internal sealed class DatabaseHealth(NexusDatabase db, TimeProvider time, IHostA
 
     public void ReportOutage(Exception exception)
     {
-        if (Interlocked.CompareExchange(ref down, 1, 0) != 0)
+        if (db.Engine == DatabaseEngine.Postgres)
         {
+            // One confirmation at a time, none while an outage is on: the outage is logged once.
+            if (!IsDown && Interlocked.CompareExchange(ref confirming, 1, 0) == 0)
+            {
+                _ = ConfirmOutageAsync(exception, time.GetTimestamp());
+            }
+
             return;
         }
 
-        downSince = time.GetTimestamp();
+        if (Interlocked.CompareExchange(ref down, 1, 0) == 0)
+        {
+            Declare(exception, time.GetTimestamp());
+        }
+    }
+
+    /// <summary>
+    /// PostgreSQL: a failed operation starts an outage only if a new connection fails too. The pool's connections
+    /// are dropped first: after a server restart every connection opened before it is dead, and one of them failing
+    /// says nothing about the server now. So an operation that ran on such a connection, or one that reports its
+    /// failure late, after the probe saw the server answer again, does not start (and log) a second outage.
+    /// </summary>
+    private async Task ConfirmOutageAsync(Exception exception, long failedAt)
+    {
+        var stopping = lifetime.ApplicationStopping;
+        try
+        {
+            db.ClearPool();
+            try
+            {
+                await PingAsync(stopping);
+                logger.LogInformation("A database operation failed ({Reason}) but the database ({Database}) answers on a new connection: not an outage.",
+                    Reason(exception), db.Description);
+                return;
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception)
+            {
+                // A new connection fails too: the outage is real.
+            }
+
+            Volatile.Write(ref down, 1);
+        }
+        finally
+        {
+            Volatile.Write(ref confirming, 0);
+        }
+
+        Declare(exception, failedAt);
+    }
+
+    private void Declare(Exception exception, long since)
+    {
+        downSince = since;
         // Once per outage: the message (never a connection string) says what failed.
         logger.LogError("The database ({Database}) is unavailable: {Reason}. Requests that need it are answered 503 with Retry-After until it is back.",
             db.Description, Reason(exception));

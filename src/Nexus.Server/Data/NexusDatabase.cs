@@ -330,6 +330,12 @@ internal sealed class NexusDatabase : IDisposable
         public async ValueTask DisposeAsync() => await release();
     }
 
+    /// <summary>
+    /// PostgreSQL: closes the pool's idle connections and retires the ones in use when they come back, so that none
+    /// opened before a server restart is used after it (the restarted server closed them all). SQLite: nothing.
+    /// </summary>
+    public void ClearPool() => npgsql?.Clear();
+
     public async Task PingAsync(CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
