@@ -127,18 +127,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 await context.Request.Body.ReadExactlyAsync(buffered, ct);
             }
 
-            // The timeout measures the provider's answer, not the caller's upload: it starts once the request body
-            // has been read to the end (slow uploads are Kestrel's MinRequestBodyDataRate's business).
+            // Nexus:Bridge:TimeoutSeconds bounds each wait on the provider, and only those: each request's answer
+            // (SendAsync), a refresh, each piece of the body (CopyResponseAsync). Between them it is off.
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var startTimeout = () => timeout.CancelAfter(TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds));
-            if (!hasBody || buffered is not null)
-            {
-                startTimeout();
-            }
-
             var credential = target.Credential;
             var sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
-            var response = await SendAsync(context, uri, credential, hasBody, buffered, startTimeout, timeout.Token);
+            var response = await SendAsync(context, uri, credential, hasBody, buffered, timeout);
             timing?.Add(sentAt);
             if (response.StatusCode == HttpStatusCode.Unauthorized && target.RefreshAsync is not null && (!hasBody || buffered is not null))
             {
@@ -146,10 +140,9 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 UpstreamCredential? fresh;
                 try
                 {
-                    // Each wait on the provider gets the whole timeout (BridgeOptions.TimeoutSeconds), not what the
-                    // first answer left of it: the refresh, and then the second request's answer.
-                    startTimeout();
+                    timeout.CancelAfter(TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds));
                     fresh = await target.RefreshAsync(timeout.Token);
+                    timeout.CancelAfter(Timeout.InfiniteTimeSpan);
                 }
                 catch
                 {
@@ -160,9 +153,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 if (fresh is not null)
                 {
                     response.Dispose();
-                    startTimeout();
                     sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
-                    response = await SendAsync(context, uri, fresh, hasBody, buffered, startTimeout, timeout.Token);
+                    response = await SendAsync(context, uri, fresh, hasBody, buffered, timeout);
                     timing?.Add(sentAt);
                     credential = fresh;
                 }
@@ -182,9 +174,8 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
                 }
 
                 credential = bearerCredential with { AccessToken = retryToken };
-                startTimeout();
                 sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
-                response = await SendAsync(context, uri, credential, hasBody, buffered, startTimeout, timeout.Token);
+                response = await SendAsync(context, uri, credential, hasBody, buffered, timeout);
                 timing?.Add(sentAt);
                 if (InsufficientScope(response) is not null)
                 {
@@ -272,8 +263,21 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     private Task TooLargeAsync(HttpContext context) => Problem(context, ProblemCatalog.BridgeBodyTooLarge,
         $"The limit is {options.Bridge.MaxRequestBodyBytes} bytes (Nexus:Bridge:MaxRequestBodyBytes).");
 
-    private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, UpstreamCredential credential, bool hasBody, byte[]? buffered, Action bodySent, CancellationToken ct)
+    /// <summary>
+    /// Sends the request and waits for the answer's headers. The timeout measures that wait, not the caller's upload:
+    /// it starts once the request body has been read to the end (at once when there is none or it is buffered; slow
+    /// uploads are Kestrel's MinRequestBodyDataRate's business) and is off again when the headers came.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendAsync(HttpContext context, Uri uri, UpstreamCredential credential, bool hasBody, byte[]? buffered, CancellationTokenSource timeout)
     {
+        var limit = TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds);
+        var streamed = hasBody && buffered is null;
+        if (!streamed)
+        {
+            timeout.CancelAfter(limit);
+        }
+
+        var ct = timeout.Token;
         var request = context.Request;
         uri = CredentialInjection.Target(uri, credential);
         // HttpMethod.Parse hands back the shared instances for the standard methods, which the client's fast paths
@@ -287,7 +291,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
         if (hasBody)
         {
-            message.Content = buffered is not null ? new ByteArrayContent(buffered) : new StreamContent(new EndNotifyingStream(request.Body, bodySent), 64 * 1024);
+            message.Content = buffered is not null ? new ByteArrayContent(buffered) : new StreamContent(new TimerAtEndStream(request.Body, timeout, limit), 64 * 1024);
         }
 
         // RFC 9110 §7.6.1: a Connection header names further connection-specific headers; rare, so only then is a
@@ -315,7 +319,14 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         await CredentialInjection.ApplyAsync(message, credential, CredentialInjection.PayloadHash(hasBody, buffered), time.GetUtcNow(), ct);
-        return await upstream.SendAsync(message, ct);
+        try
+        {
+            return await upstream.SendAsync(message, ct);
+        }
+        finally
+        {
+            timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
     }
 
     private static bool Forwardable(string name, string[] credentialHeaders, List<string>? connectionTokens)
@@ -402,7 +413,6 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // timer, so the timer is armed only for a read that waits (the token is the read's from the start, and arming
         // it after the read began still ends that read). An answer with a Content-Length ends when that much came.
         var idle = TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds);
-        timeout.CancelAfter(Timeout.InfiniteTimeSpan); // the wait for the answer's headers is over
         var remaining = chunked ? null : upstreamResponse.Content.Headers.ContentLength;
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
@@ -609,15 +619,15 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
     public void Dispose() => upstream.Dispose();
 
-    /// <summary>Reads through to the caller's body and says when it is exhausted.</summary>
-    private sealed class EndNotifyingStream(Stream inner, Action atEnd) : Stream
+    /// <summary>Reads through to the caller's body and starts the timeout for the answer when it is exhausted.</summary>
+    private sealed class TimerAtEndStream(Stream inner, CancellationTokenSource timeout, TimeSpan limit) : Stream
     {
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             var read = await inner.ReadAsync(buffer, cancellationToken);
             if (read == 0 && buffer.Length > 0)
             {
-                atEnd();
+                timeout.CancelAfter(limit);
             }
 
             return read;
