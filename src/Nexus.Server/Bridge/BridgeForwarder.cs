@@ -129,7 +129,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
             // Nexus:Bridge:TimeoutSeconds bounds each wait on the provider, and only those: each request's answer
             // (SendAsync), a refresh, each piece of the body (CopyResponseAsync). Between them it is off.
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            // On the injected clock (TimeProvider), so a test can move time rather than wait for it; cancelled with the
+            // caller's request as well, as a linked source would be.
+            using var timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+            using var callerGone = ct.UnsafeRegister(static source => ((CancellationTokenSource)source!).Cancel(), timeout);
             var credential = target.Credential;
             var sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
             var response = await SendAsync(context, uri, credential, hasBody, buffered, timeout);

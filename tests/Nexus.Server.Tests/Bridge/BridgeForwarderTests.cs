@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
@@ -68,7 +67,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     }
 
     /// <summary>Replaces the forwarder the host calls with one built from these Bridge options (and BASE_URL, if given).</summary>
-    private void UseForwarder(BridgeOptions bridge, string? baseUrl = null)
+    private void UseForwarder(BridgeOptions bridge, string? baseUrl = null, TimeProvider? time = null)
     {
         forwarder?.Dispose();
         var options = new NexusOptions { Bridge = bridge };
@@ -77,7 +76,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
             options.BaseUrl = baseUrl;
         }
 
-        forwarder = new BridgeForwarder(options, TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
+        forwarder = new BridgeForwarder(options, time ?? TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
     }
 
     private async Task<JsonElement> GetJsonAsync(string path, Action<HttpRequestMessage>? configure = null)
@@ -299,21 +298,24 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     {
         // BridgeOptions.TimeoutSeconds is how long each wait on the provider may take. A slow first answer (2 s)
         // followed by a slow refresh (2 s) takes longer than the 3 s timeout, but neither wait does: the retried
-        // request is answered, not cut off with what the first answer left of the timeout.
-        UseForwarder(new BridgeOptions { TimeoutSeconds = 3 });
+        // request is answered, not cut off with what the first answer left of the timeout. The slowness is the
+        // Bridge's clock moved while it waits, so each wait is exactly 2 s of its time and none of the test's.
+        var clock = new ManualTimeProvider();
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 3 }, time: clock);
         echo.AcceptedTokens["fresh-token"] = true;
         var gate = new Gate();
         echo.ProtectedGate = gate;
-        target = new BridgeTarget(new Uri(echo.BaseUrl), new UpstreamCredential.Bearer("stale-token"), async ct =>
+        target = new BridgeTarget(new Uri(echo.BaseUrl), new UpstreamCredential.Bearer("stale-token"), ct =>
         {
             Interlocked.Increment(ref refreshes);
-            await Task.Delay(TimeSpan.FromSeconds(2), ct); // a slow token endpoint: the scenario is the time it takes
-            return new UpstreamCredential.Bearer("fresh-token");
+            clock.Advance(TimeSpan.FromSeconds(2)); // a slow token endpoint: the scenario is the time it takes
+            ct.ThrowIfCancellationRequested();
+            return Task.FromResult<UpstreamCredential?>(new UpstreamCredential.Bearer("fresh-token"));
         });
 
         var call = http.GetAsync("/bridge/protected", TestContext.Current.CancellationToken);
         await gate.Arrived.WaitAsync(TestContext.Current.CancellationToken);
-        await Task.Delay(TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken); // a slow first answer, likewise
+        clock.Advance(TimeSpan.FromSeconds(2)); // a slow first answer, likewise (its timer was armed before it was sent)
         gate.Release();
         using var response = await call;
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -336,48 +338,64 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     [Fact]
     public async Task AnswersBadGatewayWhenTheProviderIsDownAndGatewayTimeoutWhenSlow()
     {
-        UseForwarder(new BridgeOptions { TimeoutSeconds = 2 });
+        var clock = new ManualTimeProvider();
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 2 }, time: clock);
         target = target with { ApiBase = new Uri("http://127.0.0.1:1/") };
         using var down = await http.GetAsync("/bridge/x");
         Assert.Equal(HttpStatusCode.BadGateway, down.StatusCode);
         Assert.Equal("application/problem+json", down.Content.Headers.ContentType?.MediaType);
         Assert.DoesNotContain("secret-access-token", await down.Content.ReadAsStringAsync());
 
+        // /slow answers after 10 s. Once the Bridge waits on it, its clock reaches the timeout a tick short of it
+        // (still waiting), then the timeout: a 504.
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
-        var watch = Stopwatch.StartNew();
-        using var slow = await http.GetAsync("/bridge/slow");
-        Assert.Equal(HttpStatusCode.GatewayTimeout, slow.StatusCode);
-        Assert.InRange(watch.Elapsed.TotalSeconds, 1.5, 8);
+        var armed = clock.Arms;
+        var slow = http.GetAsync("/bridge/slow", TestContext.Current.CancellationToken);
+        await clock.ArmedAfterAsync(armed, TestContext.Current.CancellationToken);
+        clock.Advance(TimeSpan.FromSeconds(2) - TimeSpan.FromTicks(1));
+        Assert.False(slow.IsCompleted);
+        clock.Advance(TimeSpan.FromTicks(1));
+        using var timedOut = await slow;
+        Assert.Equal(HttpStatusCode.GatewayTimeout, timedOut.StatusCode);
     }
 
     [Fact]
     public async Task AProviderThatStopsMidBodyIsCutOffAndOneThatKeepsSendingIsNot()
     {
-        UseForwarder(new BridgeOptions { TimeoutSeconds = 2 });
+        // The Bridge's clock is moved past the timeout once it waits on the body (its timers are events: the first
+        // armed for a request is the wait for the headers, the next the wait for the body).
+        var clock = new ManualTimeProvider();
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 2 }, time: clock);
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
 
         // Headers and nothing else: nothing has reached the caller yet, so it gets a clean 504, not the provider's
         // status and Content-Length over Nexus's problem.
-        var watch = Stopwatch.StartNew();
-        using var silent = await http.GetAsync("/bridge/stall?first=0");
+        var armed = clock.Arms;
+        var waiting = http.GetAsync("/bridge/stall?first=0", TestContext.Current.CancellationToken);
+        await clock.ArmedAfterAsync(armed + 1, TestContext.Current.CancellationToken);
+        clock.Advance(TimeSpan.FromSeconds(2));
+        using var silent = await waiting;
         Assert.Equal(HttpStatusCode.GatewayTimeout, silent.StatusCode);
         Assert.Equal("application/problem+json", silent.Content.Headers.ContentType?.MediaType);
         Assert.Equal("upstream_timeout", JsonDocument.Parse(await silent.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
-        Assert.InRange(watch.Elapsed.TotalSeconds, 1.5, 8);
 
         // Part of the body, then silence: the caller already has the provider's 200, so the response is broken
         // off within the timeout. Chunked is the case that matters: a plain return would end it with the last
         // chunk, as if it were whole (with a Content-Length, the short body gives itself away).
         foreach (var chunked in new[] { true, false })
         {
-            watch.Restart();
+            // The caller has the headers once the Bridge wrote the first bytes; the timer armed after that is the
+            // wait for more.
             using var stalled = await http.GetAsync($"/bridge/stall?first=2048&chunked={chunked}", HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.OK, stalled.StatusCode);
+            await clock.WhenArmedAsync(TestContext.Current.CancellationToken);
+            clock.Advance(TimeSpan.FromSeconds(2));
             Assert.Equal(2048, await ReadUntilBrokenAsync(stalled));
-            Assert.InRange(watch.Elapsed.TotalSeconds, 1.5, 8);
         }
 
-        // 8 pieces 0.5 s apart take longer than the 2 s timeout, but no wait is that long: all of it arrives.
+        // 8 pieces 0.5 s apart take longer than the 2 s timeout, but no wait is that long: all of it arrives. The
+        // provider moves the Bridge's clock by each gap while the Bridge waits for that piece (EchoUpstream.Clock).
+        echo.Clock = clock;
         using var steady = await http.GetAsync("/bridge/trickle/8?gapMs=500");
         Assert.Equal(HttpStatusCode.OK, steady.StatusCode);
         Assert.Equal(8 * 1024, (await steady.Content.ReadAsByteArrayAsync()).Length);

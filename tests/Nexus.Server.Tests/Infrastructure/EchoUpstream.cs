@@ -35,6 +35,12 @@ public sealed class EchoUpstream : IAsyncDisposable
 
     public Received Last => Requests.Last();
 
+    /// <summary>
+    /// When set, /trickle's gaps are this clock's time, not real time: before each piece it waits until the caller's
+    /// clock has a timer armed for that piece (a Bridge waiting on it) and moves the clock by the gap.
+    /// </summary>
+    public ManualTimeProvider? Clock { get; set; }
+
     public static async Task<EchoUpstream> StartAsync()
     {
         var (builder, baseUrl) = LoopbackHost.CreateBuilder();
@@ -129,10 +135,32 @@ public sealed class EchoUpstream : IAsyncDisposable
             await Record(context);
             context.Response.ContentType = "application/octet-stream";
             context.Response.ContentLength = chunks * 1024L;
+            var clock = echo.Clock;
+            var seen = clock?.Arms ?? 0;
             await context.Response.StartAsync(context.RequestAborted);
+            // The headers now, not with the first piece: the caller waits for the first piece, not for the headers.
+            await context.Response.Body.FlushAsync(context.RequestAborted);
             for (var i = 0; i < chunks; i++)
             {
-                await Task.Delay(gapMs, context.RequestAborted);
+                if (clock is null)
+                {
+                    await Task.Delay(gapMs, context.RequestAborted);
+                }
+                else
+                {
+                    // One new timer per piece the caller waits for; a caller that kept one timer over the whole body
+                    // arms none, and after 10 s of real time the clock moves all the same (and that timer runs out).
+                    try
+                    {
+                        await clock.ArmedAfterAsync(seen++, context.RequestAborted).WaitAsync(TimeSpan.FromSeconds(10), context.RequestAborted);
+                    }
+                    catch (TimeoutException)
+                    {
+                    }
+
+                    clock.Advance(TimeSpan.FromMilliseconds(gapMs));
+                }
+
                 await context.Response.Body.WriteAsync(new byte[1024], context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
             }
