@@ -384,13 +384,26 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         // chunk, as if it were whole (with a Content-Length, the short body gives itself away).
         foreach (var chunked in new[] { true, false })
         {
-            // The caller has the headers once the Bridge wrote the first bytes; the timer armed after that is the
+            // Once the caller has all 2048 bytes, the Bridge has read them all: the timer armed after that is its
             // wait for more.
             using var stalled = await http.GetAsync($"/bridge/stall?first=2048&chunked={chunked}", HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.OK, stalled.StatusCode);
+            await using var body = await stalled.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken);
+            await body.ReadExactlyAsync(new byte[2048], TestContext.Current.CancellationToken);
             await clock.WhenArmedAsync(TestContext.Current.CancellationToken);
             clock.Advance(TimeSpan.FromSeconds(2));
-            Assert.Equal(2048, await ReadUntilBrokenAsync(stalled));
+            var rest = new byte[4096];
+            var more = 0;
+            var broken = await Record.ExceptionAsync(async () =>
+            {
+                int read;
+                while ((read = await body.ReadAsync(rest)) > 0)
+                {
+                    more += read;
+                }
+            });
+            Assert.Equal(0, more);
+            Assert.True(broken is not null, "the body ended normally after the provider's 2048 bytes");
         }
 
         // 8 pieces 0.5 s apart take longer than the 2 s timeout, but no wait is that long: all of it arrives. The

@@ -9,6 +9,8 @@ namespace Nexus.Server.Tests.Infrastructure;
 public sealed class ManualTimeProvider : TimeProvider
 {
     private readonly Lock gate = new();
+    // One Advance at a time, whole (a callback may advance again: the lock is reentrant); gate guards the state.
+    private readonly Lock advancing = new();
     private readonly List<ManualTimer> timers = [];
     private readonly DateTimeOffset start = DateTimeOffset.UtcNow;
     private TimeSpan elapsed;
@@ -92,47 +94,67 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
-    /// <summary>Moves the clock forward and runs, in due order, every timer that falls due on the way.</summary>
+    /// <summary>
+    /// Moves the clock forward and runs, in due order, every timer that falls due on the way (on this thread, outside
+    /// the provider's state lock, so a callback may arm timers or advance again). A callback that throws does not stop
+    /// the others or the clock: its exception is rethrown when the clock has arrived.
+    /// </summary>
     public void Advance(TimeSpan by)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
-        TimeSpan target;
-        lock (gate)
+        List<Exception>? failures = null;
+        lock (advancing)
         {
-            target = elapsed + by;
-        }
-
-        while (true)
-        {
-            ManualTimer? due = null;
+            TimeSpan target;
             lock (gate)
             {
-                foreach (var timer in timers)
+                target = elapsed + by;
+            }
+
+            while (true)
+            {
+                ManualTimer? due = null;
+                lock (gate)
                 {
-                    if (timer.DueAt <= target && (due is null || timer.DueAt < due.DueAt))
+                    foreach (var timer in timers)
                     {
-                        due = timer;
+                        if (timer.DueAt <= target && (due is null || timer.DueAt < due.DueAt))
+                        {
+                            due = timer;
+                        }
+                    }
+
+                    if (due is null)
+                    {
+                        elapsed = target > elapsed ? target : elapsed;
+                        break;
+                    }
+
+                    elapsed = due.DueAt > elapsed ? due.DueAt : elapsed;
+                    if (due.Period is { } period)
+                    {
+                        due.DueAt = elapsed + period;
+                    }
+                    else
+                    {
+                        timers.Remove(due);
                     }
                 }
 
-                if (due is null)
+                try
                 {
-                    elapsed = target;
-                    return;
+                    due.Fire();
                 }
-
-                elapsed = due.DueAt > elapsed ? due.DueAt : elapsed;
-                if (due.Period is { } period)
+                catch (Exception e)
                 {
-                    due.DueAt = elapsed + period;
-                }
-                else
-                {
-                    timers.Remove(due);
+                    (failures ??= []).Add(e);
                 }
             }
+        }
 
-            due.Fire();
+        if (failures is not null)
+        {
+            throw new AggregateException("A timer's callback failed.", failures);
         }
     }
 
@@ -142,7 +164,7 @@ public sealed class ManualTimeProvider : TimeProvider
         lock (gate)
         {
             timers.Remove(timer);
-            if (dueTime == Timeout.InfiniteTimeSpan)
+            if (dueTime == Timeout.InfiniteTimeSpan || timer.Disposed)
             {
                 return;
             }
@@ -169,6 +191,7 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         lock (gate)
         {
+            timer.Disposed = true;
             timers.Remove(timer);
         }
     }
@@ -179,10 +202,13 @@ public sealed class ManualTimeProvider : TimeProvider
 
         public TimeSpan? Period { get; set; }
 
+        public bool Disposed { get; set; }
+
+        /// <summary>As a real timer's: false, and nothing armed, once disposed.</summary>
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
             clock.Schedule(this, dueTime, period);
-            return true;
+            return !Disposed;
         }
 
         public void Fire() => callback(state);
