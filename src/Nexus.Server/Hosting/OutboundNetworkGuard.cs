@@ -140,10 +140,19 @@ internal sealed class OutboundNetworkGuard
         var endpoint = context.DnsEndPoint;
         var addresses = await ResolveAsync(endpoint.Host, ct);
 
-        // Through an egress proxy the socket goes to the proxy; the host the request names must pass as well.
-        if (context.InitialRequestMessage.RequestUri is { } target && !string.Equals(target.IdnHost, endpoint.Host, StringComparison.OrdinalIgnoreCase))
+        // Through an egress proxy the socket goes to the proxy; the host the request names must pass as well. For https
+        // the connection is a tunnel: the message is the client's CONNECT to the proxy's own URI, and the host it asks
+        // the proxy for is in its Host header (RFC 9110 §9.3.6: CONNECT's target is the authority "host:port").
+        var message = context.InitialRequestMessage;
+        var requested = message.Method == HttpMethod.Connect ? AuthorityHost(message.Headers.Host) : message.RequestUri?.IdnHost;
+        if (message.Method == HttpMethod.Connect && requested is null)
         {
-            await ResolveAsync(target.IdnHost, ct);
+            throw new HttpRequestException(HttpRequestError.ConnectionError, Unreachable);
+        }
+
+        if (requested is not null && !string.Equals(requested, endpoint.Host, StringComparison.OrdinalIgnoreCase))
+        {
+            await ResolveAsync(requested, ct);
         }
 
         SocketException? last = null;
@@ -172,6 +181,13 @@ internal sealed class OutboundNetworkGuard
     }
 
     /// <summary>Every address the name resolves to; all of them must be allowed, or none is used.</summary>
+    /// <summary>The host of a CONNECT request's "host:port" ("[v6]:port" for an IPv6 literal), or null if it has none.</summary>
+    private static string? AuthorityHost(string? authority) =>
+        string.IsNullOrEmpty(authority) ? null
+        : authority.StartsWith('[') ? (authority.IndexOf(']', StringComparison.Ordinal) is var close and > 0 ? authority[..(close + 1)] : null)
+        : authority.LastIndexOf(':') is var colon and > 0 ? authority[..colon]
+        : authority;
+
     private async ValueTask<IPAddress[]> ResolveAsync(string host, CancellationToken ct)
     {
         IPAddress[] addresses;

@@ -71,6 +71,33 @@ public sealed class OutboundNetworkGuardTests
         Assert.False(listed.IsAllowed(IPAddress.Loopback));
     }
 
+    [Theory]
+    [InlineData("https://10.0.0.5:8443/meta")]
+    [InlineData("https://[fd00::5]/meta")]
+    [InlineData("http://10.0.0.5/meta")]
+    public async Task ThroughAnAllowedEgressProxyARequestForAnInternalHostNeverReachesTheProxy(string url)
+    {
+        // For https the client tunnels: its first message is a CONNECT to the proxy's own URI, the host it wants in
+        // the Host header. That host is checked as a direct request's would be, before the proxy gets a connection.
+        await using var proxy = CountingListener.Start();
+        using var handler = Guard(allowLoopback: true).Guard(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{proxy.Port}"), UseProxy = true });
+        using var client = new HttpClient(handler);
+        var refused = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync(url, TestContext.Current.CancellationToken));
+        Assert.Equal(0, proxy.Accepted);
+        Assert.DoesNotContain("10.0.0.5", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ThroughAnAllowedEgressProxyARequestForAnAllowedHostGoesToTheProxy()
+    {
+        await using var proxy = CountingListener.Start();
+        using var handler = Guard(allowLoopback: true).Guard(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{proxy.Port}"), UseProxy = true });
+        using var client = new HttpClient(handler);
+        // The counting proxy closes every connection it accepts, so the request fails; what matters is that it got there.
+        await Assert.ThrowsAnyAsync<Exception>(() => client.GetAsync("https://localhost:9/meta", TestContext.Current.CancellationToken));
+        Assert.True(await proxy.WaitForAcceptAsync(TimeSpan.FromSeconds(10)));
+    }
+
     [Fact]
     public async Task DiscoveryOfAnIssuerThatResolvesToLoopbackNeverConnects()
     {
