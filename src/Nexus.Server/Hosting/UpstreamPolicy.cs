@@ -71,18 +71,31 @@ internal static class UpstreamExtensions
         return services;
     }
 
-    /// <summary>Reads at most <paramref name="limit"/> bytes of a response body as UTF-8; null when it is larger.</summary>
+    /// <summary>
+    /// Reads at most <paramref name="limit"/> bytes of a response body as UTF-8; null when it is larger. A body that
+    /// breaks off before its length (HttpIOException) or does not decode as its Content-Encoding says
+    /// (InvalidDataException) is an <see cref="HttpRequestException"/>, as a refused connection is: every caller already
+    /// answers that as "no usable answer", where either would otherwise have escaped as a 500.
+    /// </summary>
     public static async Task<string?> ReadLimitedAsync(this HttpContent content, int limit, CancellationToken ct)
     {
-        await using var stream = await content.ReadAsStreamAsync(ct);
-        var buffer = new byte[limit + 1];
-        var total = 0;
-        int read;
-        while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), ct)) > 0)
+        try
         {
-            total += read;
-        }
+            await using var stream = await content.ReadAsStreamAsync(ct);
+            var buffer = new byte[limit + 1];
+            var total = 0;
+            int read;
+            while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), ct)) > 0)
+            {
+                total += read;
+            }
 
-        return total > limit ? null : System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+            return total > limit ? null : System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            throw new HttpRequestException(e is HttpIOException io ? io.HttpRequestError : HttpRequestError.InvalidResponse,
+                "The answer's body broke off or could not be decoded.", e);
+        }
     }
 }

@@ -578,6 +578,32 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         Assert.False(fake.Hits.ContainsKey(prefix + "/register"));
     }
 
+    [Theory]
+    [InlineData("gzip that is not")]
+    [InlineData("shorter than its length")]
+    public async Task AMetadataDocumentWhoseBodyIsBrokenIsADiscoveryFailureNotA500(string broken)
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = async context =>
+        {
+            context.Response.ContentType = "application/json";
+            if (broken == "gzip that is not")
+            {
+                context.Response.Headers.ContentEncoding = "gzip";
+                await context.Response.WriteAsync("{\"resource\": \"plain, not gzip\"}");
+                return;
+            }
+
+            context.Response.ContentLength = 1000;
+            await context.Response.WriteAsync("{\"resource\":");
+            await context.Response.Body.FlushAsync();
+            context.Abort();
+        };
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "could not be reached");
+    }
+
     private async Task AssertRefusedAsync(string mcpUrl, string expected)
     {
         var name = "mcp-" + Guid.NewGuid().ToString("N")[..8];
