@@ -90,6 +90,13 @@ internal sealed class McpClientRegistrar(McpMetadataFetcher fetcher, NexusDataba
         {
             granted = ClientMetadataMethods.None;
         }
+        else if (granted is not (ClientAuthMethods.Basic or ClientAuthMethods.Post or ClientMetadataMethods.None))
+        {
+            // RFC 7591 §3.2.1 lets the server change the method; one Nexus cannot use as a client (private_key_jwt with
+            // a secret, a name it does not know) would fail every code exchange and refresh, or send the secret where
+            // the server does not expect it. Refused now, before anything is stored.
+            throw new McpDiscoveryException($"Dynamic client registration at {endpoint} answered token_endpoint_auth_method '{ProviderClient.Sanitize(granted)}', which Nexus does not use as a client (client_secret_basic, client_secret_post, none).");
+        }
 
         var identity = new McpClientIdentity(McpRegistrationKinds.Dynamic, registeredId, secret, granted);
         await SaveAsync(server.Issuer, identity, ct);

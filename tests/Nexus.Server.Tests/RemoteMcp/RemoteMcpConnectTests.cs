@@ -578,6 +578,32 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         Assert.False(fake.Hits.ContainsKey(prefix + "/register"));
     }
 
+    [Fact]
+    public async Task ARegistrationAnswerWithAnAuthenticationMethodNexusDoesNotUseIsRefusedAndNothingIsStored()
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        var issuer = fake.BaseUrl + prefix;
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = Json(new { resource = fake.BaseUrl + prefix + "/mcp", authorization_servers = new[] { issuer } });
+        fake.Routes["/.well-known/oauth-authorization-server" + prefix] = Json(new Dictionary<string, object>
+        {
+            ["issuer"] = issuer,
+            ["authorization_endpoint"] = issuer + "/authorize",
+            ["token_endpoint"] = issuer + "/token",
+            ["registration_endpoint"] = issuer + "/register",
+            ["code_challenge_methods_supported"] = new[] { "S256" },
+        });
+        // RFC 7591 §3.2.1: the server may change what was asked for; a secret to be used as a private key is not usable.
+        fake.Routes[prefix + "/register"] = context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status201Created;
+            return context.Response.WriteAsJsonAsync(new { client_id = "registered", client_secret = "s3cret", token_endpoint_auth_method = "private_key_jwt" });
+        };
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "token_endpoint_auth_method 'private_key_jwt'");
+        Assert.True(fake.Hits.ContainsKey(prefix + "/register"));
+    }
+
     [Theory]
     [InlineData("gzip that is not")]
     [InlineData("shorter than its length")]
