@@ -86,7 +86,10 @@ internal static class CallbackEndpoint
         // RFC 6749 §4.1.2.1: the provider reports a refusal (access_denied, …) in the error parameter.
         if (Get("error") is { } providerError)
         {
-            return await FailAsync(reconnecting, connection, ProviderClient.Sanitize(providerError), Get("error_description") is { } d ? ProviderClient.Sanitize(d) : null, store, audit);
+            // An error made only of characters §5.2 does not allow (quotes, backslashes, non-ASCII) leaves nothing to pass
+            // on as a code: the callback was unusable, said as such rather than as an empty error.
+            return await FailAsync(reconnecting, connection, ProviderClient.Sanitize(providerError) is { Length: > 0 } sanitized ? sanitized : "invalid_callback",
+                Get("error_description") is { } d ? ProviderClient.Sanitize(d) : null, store, audit);
         }
 
         if (Get("code") is not { Length: <= 4096 } code)

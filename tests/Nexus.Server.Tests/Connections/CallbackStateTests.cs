@@ -116,6 +116,36 @@ public sealed class CallbackStateTests(BrokerFixture fixture) : IClassFixture<Br
     }
 
     [Theory]
+    [InlineData("\"\"")]
+    [InlineData("é")]
+    [InlineData("\\")]
+    public async Task AProviderErrorWithNoCharacterAnErrorCodeMayHoldFailsTheConnectionAsAnInvalidCallback(string error)
+    {
+        // RFC 6749 §5.2: error is %x20-21 / %x23-5B / %x5D-7E. What is left once the rest is dropped is empty, and an
+        // empty error would reach the app's return URL and the connection's record as a code.
+        var provider = await Kit.RegisterAsync("slack");
+        var (authUrl, id) = await Kit.RequestAsync(provider);
+        string callback;
+        fixture.Fake.AuthorizeError = error;
+        try
+        {
+            callback = await Kit.ConsentAsync(authUrl);
+        }
+        finally
+        {
+            fixture.Fake.AuthorizeError = null;
+        }
+
+        using var response = await Kit.CallbackAsync(callback);
+        var returned = BrokerKit.ReturnedQuery(response);
+        Assert.Equal("failed", returned["status"]);
+        Assert.Equal("invalid_callback", returned["error"]);
+        var connection = (await Kit.SendAsync(HttpMethod.Get, $"/v1/connections/{id}")).Body;
+        Assert.Equal("failed", connection.GetProperty("status").GetString());
+        Assert.Equal("invalid_callback", connection.GetProperty("error").GetString());
+    }
+
+    [Theory]
     [InlineData("google")]
     [InlineData("github")]
     [InlineData("slack")]
