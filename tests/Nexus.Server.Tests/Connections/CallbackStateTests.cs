@@ -85,21 +85,26 @@ public sealed class CallbackStateTests(BrokerFixture fixture) : IClassFixture<Br
         await AssertRefusedWithoutRedirectAsync(response, "invalid_state");
     }
 
-    [Fact]
-    public async Task AProviderErrorFailsTheConnectionAndTheRedirectCarriesIt()
+    /// <summary>Goes through the consent with the fake provider answering <paramref name="error"/>; returns the callback URL.</summary>
+    private async Task<string> ConsentRefusedAsync(string authUrl, string error)
     {
-        var provider = await Kit.RegisterAsync("slack");
-        var (authUrl, id) = await Kit.RequestAsync(provider);
-        string callback;
-        fixture.Fake.AuthorizeError = "access_denied";
+        fixture.Fake.AuthorizeError = error;
         try
         {
-            callback = await Kit.ConsentAsync(authUrl);
+            return await Kit.ConsentAsync(authUrl);
         }
         finally
         {
             fixture.Fake.AuthorizeError = null;
         }
+    }
+
+    [Fact]
+    public async Task AProviderErrorFailsTheConnectionAndTheRedirectCarriesIt()
+    {
+        var provider = await Kit.RegisterAsync("slack");
+        var (authUrl, id) = await Kit.RequestAsync(provider);
+        var callback = await ConsentRefusedAsync(authUrl, "access_denied");
 
         using var response = await Kit.CallbackAsync(callback);
         var returned = BrokerKit.ReturnedQuery(response);
@@ -125,16 +130,7 @@ public sealed class CallbackStateTests(BrokerFixture fixture) : IClassFixture<Br
         // empty error would reach the app's return URL and the connection's record as a code.
         var provider = await Kit.RegisterAsync("slack");
         var (authUrl, id) = await Kit.RequestAsync(provider);
-        string callback;
-        fixture.Fake.AuthorizeError = error;
-        try
-        {
-            callback = await Kit.ConsentAsync(authUrl);
-        }
-        finally
-        {
-            fixture.Fake.AuthorizeError = null;
-        }
+        var callback = await ConsentRefusedAsync(authUrl, error);
 
         using var response = await Kit.CallbackAsync(callback);
         var returned = BrokerKit.ReturnedQuery(response);

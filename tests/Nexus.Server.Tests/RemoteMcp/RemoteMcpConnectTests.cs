@@ -562,18 +562,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     public async Task AnAuthorizationServerWhoseMetadataNamesAnotherIssuerIsRefused()
     {
         var fake = fixture.Fake;
-        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
-        var issuer = fake.BaseUrl + prefix;
-        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
-        fake.Routes[prefix + "/prm"] = Json(new { resource = fake.BaseUrl + prefix + "/mcp", authorization_servers = new[] { issuer } });
-        fake.Routes["/.well-known/oauth-authorization-server" + prefix] = Json(new Dictionary<string, object>
-        {
-            ["issuer"] = fake.BaseUrl + "/impostor",
-            ["authorization_endpoint"] = issuer + "/authorize",
-            ["token_endpoint"] = issuer + "/token",
-            ["registration_endpoint"] = issuer + "/register",
-            ["code_challenge_methods_supported"] = new[] { "S256" },
-        });
+        var (prefix, issuer) = StageAuthorizationServer(claimedIssuer: fake.BaseUrl + "/impostor");
         await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "not '" + issuer + "'");
         Assert.False(fake.Hits.ContainsKey(prefix + "/register"));
     }
@@ -582,18 +571,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     public async Task ARegistrationAnswerWithAnAuthenticationMethodNexusDoesNotUseIsRefusedAndNothingIsStored()
     {
         var fake = fixture.Fake;
-        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
-        var issuer = fake.BaseUrl + prefix;
-        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
-        fake.Routes[prefix + "/prm"] = Json(new { resource = fake.BaseUrl + prefix + "/mcp", authorization_servers = new[] { issuer } });
-        fake.Routes["/.well-known/oauth-authorization-server" + prefix] = Json(new Dictionary<string, object>
-        {
-            ["issuer"] = issuer,
-            ["authorization_endpoint"] = issuer + "/authorize",
-            ["token_endpoint"] = issuer + "/token",
-            ["registration_endpoint"] = issuer + "/register",
-            ["code_challenge_methods_supported"] = new[] { "S256" },
-        });
+        var (prefix, _) = StageAuthorizationServer();
         // RFC 7591 §3.2.1: the server may change what was asked for; a secret to be used as a private key is not usable.
         fake.Routes[prefix + "/register"] = context =>
         {
@@ -628,6 +606,29 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
             context.Abort();
         };
         await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "could not be reached");
+    }
+
+    /// <summary>
+    /// An MCP server under a fresh path prefix of the fake, protected by an authorization server at that prefix whose
+    /// metadata offers dynamic registration (at prefix/register, left to the test) and names <paramref name="claimedIssuer"/>
+    /// as its issuer (by default its own URL).
+    /// </summary>
+    private (string Prefix, string Issuer) StageAuthorizationServer(string? claimedIssuer = null)
+    {
+        var fake = fixture.Fake;
+        var prefix = "/" + Guid.NewGuid().ToString("N")[..8];
+        var issuer = fake.BaseUrl + prefix;
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm");
+        fake.Routes[prefix + "/prm"] = Json(new { resource = fake.BaseUrl + prefix + "/mcp", authorization_servers = new[] { issuer } });
+        fake.Routes["/.well-known/oauth-authorization-server" + prefix] = Json(new Dictionary<string, object>
+        {
+            ["issuer"] = claimedIssuer ?? issuer,
+            ["authorization_endpoint"] = issuer + "/authorize",
+            ["token_endpoint"] = issuer + "/token",
+            ["registration_endpoint"] = issuer + "/register",
+            ["code_challenge_methods_supported"] = new[] { "S256" },
+        });
+        return (prefix, issuer);
     }
 
     private async Task AssertRefusedAsync(string mcpUrl, string expected)
