@@ -180,7 +180,6 @@ internal sealed class OutboundNetworkGuard
         throw new HttpRequestException(HttpRequestError.ConnectionError, Unreachable);
     }
 
-    /// <summary>Every address the name resolves to; all of them must be allowed, or none is used.</summary>
     /// <summary>The host of a CONNECT request's "host:port" ("[v6]:port" for an IPv6 literal), or null if it has none.</summary>
     private static string? AuthorityHost(string? authority) =>
         string.IsNullOrEmpty(authority) ? null
@@ -188,6 +187,7 @@ internal sealed class OutboundNetworkGuard
         : authority.LastIndexOf(':') is var colon and > 0 ? authority[..colon]
         : authority;
 
+    /// <summary>Every address the name resolves to; all of them must be allowed, or none is used.</summary>
     private async ValueTask<IPAddress[]> ResolveAsync(string host, CancellationToken ct)
     {
         IPAddress[] addresses;
