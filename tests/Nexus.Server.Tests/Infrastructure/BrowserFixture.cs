@@ -103,8 +103,24 @@ public sealed class BrowserSession : IAsyncDisposable
         page.PageError += (_, error) => consoleErrors.Add($"{page.Url}: {error}");
     }
 
-    public async Task ScreenshotAsync(string name) =>
-        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(screenshotDirectory, name + ".png"), FullPage = true });
+    /// <summary>
+    /// Saves a screenshot of the page (an artifact for the docs, not an assertion). Chromium's capture sometimes fails
+    /// once on a busy machine ("Unable to capture screenshot", seen in a CI run); it is taken once more after the page
+    /// reports itself loaded, and a second failure is the test's.
+    /// </summary>
+    public async Task ScreenshotAsync(string name)
+    {
+        var options = new PageScreenshotOptions { Path = Path.Combine(screenshotDirectory, name + ".png"), FullPage = true };
+        try
+        {
+            await Page.ScreenshotAsync(options);
+        }
+        catch (PlaywrightException e) when (e.Message.Contains("Unable to capture screenshot", StringComparison.Ordinal))
+        {
+            await Page.WaitForLoadStateAsync(LoadState.Load);
+            await Page.ScreenshotAsync(options);
+        }
+    }
 
     public void AssertNoConsoleErrors() => Assert.True(consoleErrors.Count == 0, "Console errors:\n" + string.Join("\n", consoleErrors));
 
