@@ -176,12 +176,14 @@ internal static class ApiCatalog
             Description: "Without an `id_token_hint` for the signed-in person Nexus asks first. An application may also POST the same form (RP-Initiated Logout §2): it is answered 303 See Other to this GET with the same parameters."),
         // The 400s are problem bodies, answered only where there is no verified state (so no trustworthy return_url) or the
         // request is malformed. Everything else that goes wrong (the provider's refusal, issuer_mismatch, a failed code
-        // exchange, provider_missing, a connection deleted meanwhile: not_found) is the `error` of the 302 to return_url.
+        // exchange, provider_missing, a connection deleted meanwhile: not_found, a newer consent begun meanwhile: superseded)
+        // is the `error` of the 302 to return_url.
         new("GET", "/auth/callback", "The providers' redirect back to Nexus at the end of a connection's consent", ApiAuth.None, 302, null,
             [new(400, Problem.InvalidCallback.Code, Problem.InvalidState.Code, Problem.StateAlreadyUsed.Code, Problem.InvalidInput.Code)],
             Description: "Called by the provider, not by API clients: a signed single-use `state` identifies the connection; Nexus then redirects to the connection's return_url with `connection_id`, `status` "
                 + "and, when the consent did not succeed, `error`: the provider's own (`access_denied`, …), `issuer_mismatch`, `invalid_callback`, `provider_missing`, `token_request_failed` or the token endpoint's error, "
-                + "`connection_config_unavailable`, `expired`, or `not_found` for a connection deleted during the code exchange (`status=failed&error=not_found`; the tokens just issued for it are revoked at the provider). "
+                + "`connection_config_unavailable`, `expired`, or `not_found` for a connection deleted during the code exchange (`status=failed&error=not_found`; the tokens just issued for it are revoked at the provider), "
+                + "or `superseded` when a newer consent for the connection (a reconnect) began during it: nothing of this one is stored (its tokens are revoked at the provider), `status` is the connection's as it is now, and the newer consent's link is the one to complete. "
                 + "A 400 is answered, and nothing redirected, only when the state does not verify or was already used, or a parameter is repeated or not acceptable."),
 
         // The gateway.

@@ -52,7 +52,7 @@ internal static class CallbackEndpoint
         var reconnecting = connection.ReconnectScopes is not null && connection.StateNonce == claims.Nonce;
         if (reconnecting && (claims.ExpiresAt <= now.ToUnixTimeSeconds() || connection.StateExpiresAt <= now.ToUnixTimeMilliseconds()))
         {
-            await store.CancelReconnectAsync(connection.Id, ct);
+            await store.CancelReconnectAsync(connection.Id, claims.Nonce, ct);
             return Redirect(connection, ConnectionStatus.Failed, ConnectionStore.ExpiredError);
         }
 
@@ -80,7 +80,7 @@ internal static class CallbackEndpoint
         var provider = await providers.FindAsync(connection.ProviderName, ct);
         if (provider?.Config.Issuer is { } expectedIssuer && IssuerProblem(provider.Config.AuthorizationResponseIss, expectedIssuer, Get("iss")) is { } issuerProblem)
         {
-            return await FailAsync(reconnecting, connection, "issuer_mismatch", issuerProblem, store, audit);
+            return await FailAsync(reconnecting, connection, claims.Nonce, "issuer_mismatch", issuerProblem, store, audit);
         }
 
         // RFC 6749 §4.1.2.1: the provider reports a refusal (access_denied, …) in the error parameter.
@@ -88,18 +88,18 @@ internal static class CallbackEndpoint
         {
             // An error made only of characters §5.2 does not allow (quotes, backslashes, non-ASCII) leaves nothing to pass
             // on as a code: the callback was unusable, said as such rather than as an empty error.
-            return await FailAsync(reconnecting, connection, ProviderClient.Sanitize(providerError) is { Length: > 0 } sanitized ? sanitized : "invalid_callback",
+            return await FailAsync(reconnecting, connection, claims.Nonce, ProviderClient.Sanitize(providerError) is { Length: > 0 } sanitized ? sanitized : "invalid_callback",
                 Get("error_description") is { } d ? ProviderClient.Sanitize(d) : null, store, audit);
         }
 
         if (Get("code") is not { Length: <= 4096 } code)
         {
-            return await FailAsync(reconnecting, connection, "invalid_callback", "The provider sent neither a code nor an error.", store, audit);
+            return await FailAsync(reconnecting, connection, claims.Nonce, "invalid_callback", "The provider sent neither a code nor an error.", store, audit);
         }
 
         if (provider is null)
         {
-            return await FailAsync(reconnecting, connection, "provider_missing", "The provider was deleted while the user was at the consent screen.", store, audit);
+            return await FailAsync(reconnecting, connection, claims.Nonce, "provider_missing", "The provider was deleted while the user was at the consent screen.", store, audit);
         }
 
         // The connection's own values ({shop}, {subdomain}, …) in the token URL (issue 17).
@@ -115,7 +115,7 @@ internal static class CallbackEndpoint
 
         if (!result.Succeeded)
         {
-            return await FailAsync(reconnecting, connection, result.Error ?? "token_request_failed", result.ErrorDescription, store, audit);
+            return await FailAsync(reconnecting, connection, claims.Nonce, result.Error ?? "token_request_failed", result.ErrorDescription, store, audit);
         }
 
         // Values only the provider knows, now that there is a token (Salesforce's instance_url, Mailchimp's dc).
@@ -125,7 +125,7 @@ internal static class CallbackEndpoint
             // Tokens the connection cannot use are not kept at the provider either.
             // During a reconnect the old tokens keep working, so a revocation that ends the whole grant is not sent.
             await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct, grantContinues: reconnecting);
-            return await FailAsync(reconnecting, connection, "connection_config_unavailable", valuesError, store, audit);
+            return await FailAsync(reconnecting, connection, claims.Nonce, "connection_config_unavailable", valuesError, store, audit);
         }
 
         applied = ConnectionValues.Apply(provider, values);
@@ -151,7 +151,17 @@ internal static class CallbackEndpoint
             stored = await store.ActivateAsync(connection.Id, provider,
                 store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!),
                 result.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, connection.Id, result.RefreshToken),
-                result.TokenType, expiresAt, ct);
+                result.TokenType, expiresAt, ct, claims.Nonce);
+        }
+
+        // Each write above is conditional on this callback's state still being the connection's (RFC 6749 §10.12: the
+        // state binds the response to the request it answers). A reconnect or step-up that began during the code
+        // exchange replaced it: the tokens this consent obtained are not the ones the connection now waits for.
+        if (!stored && await store.FindAsync(connection.Id, ct) is { } latest)
+        {
+            // The newer consent's grant is the person's, so a revocation that would end the whole grant is not sent.
+            var superseded = await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct, grantContinues: true);
+            return await SupersededAsync(connection, latest, superseded, audit);
         }
 
         if (!stored)
@@ -203,30 +213,57 @@ internal static class CallbackEndpoint
             : "The authorization response names another issuer (iss) than this provider's; it may come from a different provider (mix-up attack, RFC 9207).";
     }
 
-    private static async Task<IResult> FailAsync(bool reconnecting, Connection connection, string error, string? description, ConnectionStore store, AuditLog audit)
+    private static async Task<IResult> FailAsync(bool reconnecting, Connection connection, string nonce, string error, string? description, ConnectionStore store, AuditLog audit)
     {
-        if (reconnecting)
+        var stepUp = !reconnecting && connection.Status == ConnectionStatus.Active;
+        // The old tokens stay after a reconnect (the connection keeps its status; only this attempt failed) and after a
+        // step-up consent (RemoteMcp; the connection keeps the tokens and scopes it had). Each write only while this
+        // callback's state is still the connection's, as for a success.
+        var written = reconnecting ? await store.CancelReconnectAsync(connection.Id, nonce, CancellationToken.None)
+            : stepUp ? await store.EndStepUpAsync(connection.Id, nonce, CancellationToken.None)
+            : await store.FailAsync(connection.Id, error, description, CancellationToken.None, nonce);
+        if (!written && await store.FindAsync(connection.Id, CancellationToken.None) is { } current)
         {
-            // The old tokens stay: the connection keeps its status; only this attempt failed.
-            await store.CancelReconnectAsync(connection.Id, CancellationToken.None);
+            // A newer consent began meanwhile: this attempt's failure is not the connection's.
+            return await SupersededAsync(connection, current, null, audit);
         }
-        else if (connection.Status == ConnectionStatus.Active)
+
+        if (stepUp)
         {
-            // A step-up consent (RemoteMcp) that did not succeed: the connection keeps the tokens and scopes it had.
-            await store.EndStepUpAsync(connection.Id, CancellationToken.None);
             await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
                 new { provider = connection.ProviderName, error, error_description = description, step_up = true });
             return Redirect(connection, ConnectionStatus.Active, error);
-        }
-        else
-        {
-            await store.FailAsync(connection.Id, error, description, CancellationToken.None);
         }
 
         await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
             new { provider = connection.ProviderName, error, error_description = description, reconnect = reconnecting ? true : (bool?)null });
         return Redirect(connection, ConnectionStatus.Failed, error);
     }
+
+    /// <summary>
+    /// This callback's consent was replaced by a newer one for the same connection (a reconnect or step-up begun during
+    /// it) and nothing of it was stored. The browser is told where the connection stands now: its status, with
+    /// <c>error=superseded</c> (the newer consent's link is the one to complete), or, when it failed meanwhile (its
+    /// consent window closed), that failure's error.
+    /// </summary>
+    private static async Task<IResult> SupersededAsync(Connection connection, Connection current, string? revocation, AuditLog audit)
+    {
+        var failed = current.Status == ConnectionStatus.Failed;
+        var error = failed && current.Error is { } failure ? failure : SupersededError;
+        await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
+            new
+            {
+                provider = connection.ProviderName, error = SupersededError,
+                error_description = failed
+                    ? "The connection failed (" + error + ") while this consent's code was being exchanged; nothing of this consent was stored."
+                    : "A newer consent for this connection began before this one completed; nothing of this one was stored.",
+                provider_revocation = revocation,
+            });
+        return Redirect(connection, current.Status, error);
+    }
+
+    /// <summary>The return_url's error when a newer consent replaced the one a callback completes (<see cref="SupersededAsync"/>).</summary>
+    internal const string SupersededError = "superseded";
 
     private static Microsoft.AspNetCore.Http.HttpResults.RedirectHttpResult Redirect(Connection connection, string status, string? error)
     {

@@ -220,10 +220,17 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);
         var verifier = provider.Config.UsesPkce ? ProviderClient.NewCodeVerifier() : null;
         var scopes = requestedScopes?.Distinct(StringComparer.Ordinal).ToArray() ?? [.. connection.ScopeList];
-        if (!await store.BeginReconnectAsync(connection, nonce, expiresAt.ToUnixTimeMilliseconds(),
-                verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier), string.Join(' ', scopes), returnUrl, ct))
+        var encryptedVerifier = verifier is null ? null : store.Encrypt(ConnectionStore.PkceVerifierColumn, connection.Id, verifier);
+        // The write is conditional on the status read (a callback may activate a pending connection meanwhile, and an
+        // active one keeps its tokens while the new consent runs); a connection whose status changed is read again.
+        for (var attempt = 0; !await store.BeginReconnectAsync(connection, nonce, expiresAt.ToUnixTimeMilliseconds(), encryptedVerifier, string.Join(' ', scopes), returnUrl, ct); attempt++)
         {
-            return null;
+            if (attempt == 2 || await store.FindAsync(connection.Id, ct) is not { } current)
+            {
+                return null;
+            }
+
+            connection = current;
         }
 
         if (provider.AuthMode == AuthModes.McpOAuth2)
@@ -239,7 +246,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
 
     /// <summary>
     /// The reconnect's consent completed (<see cref="CompleteConsentAsync"/>), recorded as such. Returns false, and
-    /// does nothing else, when the connection was deleted meanwhile: the caller revokes the new tokens.
+    /// does nothing else, when the connection was deleted or a newer consent began meanwhile: the caller revokes the new tokens.
     /// </summary>
     public async Task<bool> CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
@@ -258,11 +265,12 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// <see cref="RemoteMcp.McpStepUp"/>): the new tokens and the consent's scopes replace the old ones in one write,
     /// keeping the connection's refresh token when the answer has none, then the tokens the write replaced are revoked
     /// at the provider (best effort). Returns the revocation's outcome for the audit log, or null (and does nothing
-    /// else) when the connection was deleted meanwhile: the caller revokes the new tokens.
+    /// else) when the connection was deleted meanwhile, or a newer consent replaced the state of this one
+    /// (<paramref name="before"/>'s, which the callback consumed): the caller revokes the new tokens.
     /// </summary>
     public async Task<string?> CompleteConsentAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
     {
-        if (await store.CompleteConsentAsync(before.Id, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
+        if (await store.CompleteConsentAsync(before.Id, before.StateNonce!, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
                 tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
                 tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct) is not { } replaced)
         {

@@ -251,7 +251,9 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// <summary>
     /// Starts a new consent for an existing connection (POST /v1/connections/{id}/reconnect). A failed connection
     /// simply becomes pending again; one with tokens keeps them, and its status, until the new consent completes
-    /// (reconnect_scopes marks the wait). Returns false when the connection no longer exists.
+    /// (reconnect_scopes marks the wait). Conditional on the status <paramref name="c"/> was read with, which decides
+    /// which of the two it is: false when the connection no longer exists or its status changed meanwhile (a callback
+    /// activated it); the caller reads it again.
     /// </summary>
     public async Task<bool> BeginReconnectAsync(Connection c, string nonce, long stateExpiresAt, byte[]? verifier, string scopes, string returnUrl, CancellationToken ct)
     {
@@ -261,21 +263,26 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             keepsTokens
                 ? "UPDATE connections SET state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @verifier, reconnect_scopes = @scopes, " +
-                  "return_url = @returnUrl WHERE id = @id"
+                  "return_url = @returnUrl WHERE id = @id AND status = @status"
                 : "UPDATE connections SET status = @pending, state_nonce = @nonce, state_expires_at = @stateExpiresAt, state_used_at = NULL, pkce_verifier = @verifier, " +
-                  "scopes = @scopes, reconnect_scopes = NULL, return_url = @returnUrl, error = NULL, error_description = NULL, updated_at = @now WHERE id = @id",
-            new { id = c.Id, nonce, stateExpiresAt, verifier, scopes, returnUrl, pending = ConnectionStatus.Pending, now }, cancellationToken: ct));
+                  "scopes = @scopes, reconnect_scopes = NULL, return_url = @returnUrl, error = NULL, error_description = NULL, updated_at = @now WHERE id = @id AND status = @status",
+            new { id = c.Id, nonce, stateExpiresAt, verifier, scopes, returnUrl, pending = ConnectionStatus.Pending, now, status = c.Status }, cancellationToken: ct));
         cache.Invalidate(c.Id);
         return updated == 1;
     }
 
-    /// <summary>A reconnect's consent failed: the connection stays as it was, with its tokens.</summary>
-    public async Task CancelReconnectAsync(string id, CancellationToken ct)
+    /// <summary>
+    /// A reconnect's consent failed: the connection stays as it was, with its tokens. Only while <paramref name="nonce"/>
+    /// is still the connection's state (<see cref="ConsumeStateAsync"/> leaves it set): false when a newer consent
+    /// replaced it meanwhile, or the connection is gone, and then nothing is written.
+    /// </summary>
+    public async Task<bool> CancelReconnectAsync(string id, string nonce, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL WHERE id = @id", new { id }, cancellationToken: ct));
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL WHERE id = @id AND state_nonce = @nonce", new { id, nonce }, cancellationToken: ct));
         cache.Invalidate(id);
+        return updated == 1;
     }
 
     /// <summary>
@@ -284,42 +291,46 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// pending_scopes). The new tokens and the consent's scopes replace the old ones in one write, what the provider
     /// granted is learned anew, and the refresh bookkeeping starts over. Returns the tokens it replaced, which the
     /// caller revokes at the provider afterwards, or null when the connection no longer exists (deleted while the
-    /// provider was issuing the tokens).
+    /// provider was issuing the tokens) or <paramref name="nonce"/>, the consent's state, is no longer the connection's
+    /// (a newer consent began meanwhile: its scopes and state must not be taken for this one's).
     /// </summary>
-    public async Task<ReplacedTokens?> CompleteConsentAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
+    public async Task<ReplacedTokens?> CompleteConsentAsync(string id, string nonce, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
         long? tokenExpiresAt, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // Scheduled in the same write, as a first activation is (ActivateAsync).
         var nextRefreshAt = RefreshSchedule.BackgroundDueAt(options.Refresh, provider, hasRefreshToken, now, tokenExpiresAt);
-        return await ReplaceTokensAsync(id,
+        return await ReplaceTokensAsync(id, nonce,
             // A consent that issues no refresh token (Google issues one only the first time a client is consented to;
             // RFC 6749 §5.1 makes it optional) leaves the connection's own in place: it still belongs to the same grant.
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
             "scopes = COALESCE(reconnect_scopes, pending_scopes, scopes), reconnect_scopes = NULL, pending_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL, error = NULL, " +
             "error_description = NULL, next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, " +
-            "updated_at = @now WHERE id = @id; " +
+            "updated_at = @now WHERE id = @id AND state_nonce = @nonce; " +
             // Tokens minted for the provider's further resources (Entra ID) came from the old consent's scopes.
             "DELETE FROM connection_resource_tokens WHERE connection_id = @id",
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, ct);
+            new { id, nonce, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, ct);
     }
 
     /// <summary>
     /// Writes a new consent's tokens (<paramref name="sql"/>) and returns the ones the row held just before, read in the
     /// same transaction under the lock the write takes (PostgreSQL: the row, FOR UPDATE, which waits for a refresh in
     /// flight; SQLite: the database, BEGIN IMMEDIATE): what the caller revokes is what was replaced, also when a refresh
-    /// rotated the tokens after the callback read the connection. Null when the connection no longer exists.
+    /// rotated the tokens after the callback read the connection. Null when the connection no longer exists, or, with
+    /// <paramref name="nonce"/>, when that is no longer its state.
     /// </summary>
-    private async Task<ReplacedTokens?> ReplaceTokensAsync(string id, string sql, object parameters, CancellationToken ct)
+    private async Task<ReplacedTokens?> ReplaceTokensAsync(string id, string? nonce, string sql, object parameters, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
         var replaced = await connection.QuerySingleOrDefaultAsync<ReplacedTokens>(new CommandDefinition(
-            "SELECT access_token AS AccessToken, refresh_token AS RefreshToken FROM connections WHERE id = @id" + (db.Engine == DatabaseEngine.Postgres ? " FOR UPDATE" : ""),
-            new { id }, transaction, cancellationToken: ct));
+            "SELECT access_token AS AccessToken, refresh_token AS RefreshToken FROM connections WHERE id = @id" + (nonce is null ? "" : " AND state_nonce = @nonce")
+            + (db.Engine == DatabaseEngine.Postgres ? " FOR UPDATE" : ""),
+            new { id, nonce }, transaction, cancellationToken: ct));
         if (replaced is null)
         {
-            // Gone (deleted while the provider was issuing the tokens; its resource tokens went with it, ON DELETE CASCADE).
+            // Gone (deleted while the provider was issuing the tokens; its resource tokens went with it, ON DELETE CASCADE),
+            // or a newer consent began. The row is locked from here on, so the write below sees the same nonce.
             return null;
         }
 
@@ -358,9 +369,12 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// A connection's first tokens (or credential) arrived. Its background refresh is scheduled in the same write, from
     /// the same arithmetic the refresher uses (<see cref="RefreshSchedule.BackgroundDueAt(RefreshOptions, Provider, bool, long, long?)"/>),
     /// so that the refresher does not claim, lock and reschedule every new connection once just to learn when it is due.
-    /// Returns false when the connection no longer exists (deleted while the provider was issuing the tokens).
+    /// Returns false when the connection no longer exists (deleted while the provider was issuing the tokens), or, with
+    /// <paramref name="nonce"/> (the consent's state, which <see cref="ConsumeStateAsync"/> leaves set), when a newer
+    /// consent replaced that state meanwhile (a reconnect): nothing is written then.
     /// </summary>
-    public async Task<bool> ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct)
+    public async Task<bool> ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct,
+        string? nonce = null)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // updated_at is the token's issue time for the schedule (RefreshRow.IssuedAt): both are "now".
@@ -371,8 +385,8 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
             "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, " +
             // A step-up consent's wider scopes become the connection's once its tokens arrive.
-            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id",
-            new { id, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
+            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id" + (nonce is null ? "" : " AND state_nonce = @nonce"),
+            new { id, nonce, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
     }
@@ -431,15 +445,19 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         return updated == 1;
     }
 
-    /// <summary>Ends a step-up consent that did not succeed: the connection stays as it was.</summary>
-    public async Task EndStepUpAsync(string id, CancellationToken ct)
+    /// <summary>
+    /// Ends a step-up consent that did not succeed: the connection stays as it was. False, with nothing written, when
+    /// <paramref name="nonce"/> is no longer the connection's state (a newer consent began) or it is gone.
+    /// </summary>
+    public async Task<bool> EndStepUpAsync(string id, string nonce, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         // updated_at stays, as in BeginStepUpAsync: the tokens' issue time.
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL WHERE id = @id AND status = @active",
-            new { id, active = ConnectionStatus.Active }, cancellationToken: ct));
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL WHERE id = @id AND status = @active AND state_nonce = @nonce",
+            new { id, nonce, active = ConnectionStatus.Active }, cancellationToken: ct));
         cache.Invalidate(id);
+        return updated == 1;
     }
 
     /// <summary>Marks a pending connection as the replacement of another one in the same workspace (checked by the caller).</summary>
@@ -481,14 +499,20 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         return rows.ToDictionary(r => r.Id, r => r.Account);
     }
 
-    public async Task FailAsync(string id, string error, string? description, CancellationToken ct)
+    /// <summary>
+    /// Fails a connection. With <paramref name="nonce"/> (a consent's callback), only while that is still its state:
+    /// false, with nothing written, when a newer consent began meanwhile or the connection is gone.
+    /// </summary>
+    public async Task<bool> FailAsync(string id, string error, string? description, CancellationToken ct, string? nonce = null)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET status = @failed, error = @error, error_description = @description, pkce_verifier = NULL, state_nonce = NULL, updated_at = @now WHERE id = @id",
-            new { id, failed = ConnectionStatus.Failed, error, description, now }, cancellationToken: ct));
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE connections SET status = @failed, error = @error, error_description = @description, pkce_verifier = NULL, state_nonce = NULL, updated_at = @now WHERE id = @id"
+            + (nonce is null ? "" : " AND state_nonce = @nonce"),
+            new { id, nonce, failed = ConnectionStatus.Failed, error, description, now }, cancellationToken: ct));
         cache.Invalidate(id);
+        return updated == 1;
     }
 
     /// <summary>
@@ -593,7 +617,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         string? returnUrl, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        return ReplaceTokensAsync(id,
+        return ReplaceTokensAsync(id, null,
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = NULL, token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
             "scopes = @scopes, granted_scopes = @grantedScopes, return_url = COALESCE(@returnUrl, return_url), reconnect_scopes = NULL, pending_scopes = NULL, " +
             "state_nonce = NULL, pkce_verifier = NULL, error = NULL, error_description = NULL, next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, " +

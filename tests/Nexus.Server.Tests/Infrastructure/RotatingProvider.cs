@@ -104,6 +104,9 @@ public sealed class RotatingProvider : IAsyncDisposable
     /// <summary>When set, a code exchange's answer waits here after its tokens were issued (the provider's answer is in flight).</summary>
     public Gate? CodeExchangeGate { get; set; }
 
+    /// <summary>When set, a code exchange is refused with this error (RFC 6749 §5.2, 400), after <see cref="CodeExchangeGate"/>.</summary>
+    public string? CodeExchangeError { get; set; }
+
     /// <summary>When set, a refresh's answer waits here after its tokens were issued (rotated: the presented refresh token is used up).</summary>
     public Gate? RefreshGate { get; set; }
 
@@ -216,6 +219,12 @@ public sealed class RotatingProvider : IAsyncDisposable
             if (CodeExchangeGate is { } exchangeGate)
             {
                 await exchangeGate.PassAsync(context.RequestAborted);
+            }
+
+            if (CodeExchangeError is { } refusal)
+            {
+                family.Revoked = true;
+                return Results.Json(new { error = refusal }, statusCode: 400);
             }
 
             return tokens;

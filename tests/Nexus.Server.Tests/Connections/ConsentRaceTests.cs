@@ -1,0 +1,150 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Connections;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Connections;
+
+/// <summary>
+/// A new consent for a connection (POST /v1/connections/{id}/reconnect) begun while the provider is answering the
+/// code exchange of an earlier one: the earlier callback's state is no longer the connection's, so nothing it
+/// obtained or learned is stored, and the newer consent's link still completes with the scopes it asked for.
+/// </summary>
+public sealed class ConsentRaceTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task AReconnectBegunDuringAReconnectsCodeExchangeSupersedesItAndItsOwnLinkStillCompletesWithItsScopes()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var id = await scene.Kit.ConnectAsync(scene.Provider);
+        var first = Assert.Single(scene.Upstream.Families.Values);
+        var earlier = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
+        var earlierCallback = await scene.Kit.ConsentAtAsync(earlier.GetProperty("auth_url").GetString()!);
+        var gate = scene.Upstream.CodeExchangeGate = new Gate();
+        var callback = scene.Kit.CallbackAsync(earlierCallback);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values, f => f != first).Chain);
+
+        // The provider has issued the earlier consent's tokens when the app asks for wider scopes.
+        scene.Upstream.CodeExchangeGate = null;
+        var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { scopes = new[] { "read", "write" } }, HttpStatusCode.OK);
+        gate.Release();
+        using (var returned = await callback)
+        {
+            var query = BrokerKit.ReturnedQuery(returned);
+            // The connection is still active on its own tokens; the newer consent is the one to complete.
+            Assert.Equal((id, "active", "superseded"), (query["connection_id"], query["status"], query["error"]));
+        }
+
+        // What the earlier consent obtained is revoked at the provider, and the connection serves what it had.
+        Assert.Contains(issued.RefreshToken!, scene.Upstream.Revocations);
+        Assert.Contains(issued.AccessToken, scene.Upstream.Revocations);
+        var (status, token, _) = await scene.Kit.ReadAsync(id);
+        Assert.Equal((HttpStatusCode.OK, first.Chain.Last().AccessToken), (status, token));
+        var store = scene.Server.Services.GetRequiredService<ConnectionStore>();
+        var waiting = (await store.FindAsync(id, Ct))!;
+        Assert.Equal(["read"], waiting.ScopeList);
+        Assert.Equal("read write", waiting.ReconnectScopes);
+
+        // The newer link completes (before the fix it was answered 400 state_already_used), with its own scopes.
+        using (var completed = await scene.Kit.CallbackAsync(await scene.Kit.ConsentAtAsync(newer.GetProperty("auth_url").GetString()!)))
+        {
+            var query = BrokerKit.ReturnedQuery(completed);
+            Assert.Equal("active", query["status"]);
+            Assert.False(query.ContainsKey("error"), string.Join('&', query));
+        }
+
+        var third = Assert.Single(scene.Upstream.Families.Values, f => f != first && f.Chain.All(t => t != issued));
+        Assert.Equal(third.Chain.Single().AccessToken, (await scene.Kit.ReadAsync(id)).AccessToken);
+        Assert.Equal(["read", "write"], (await store.FindAsync(id, Ct))!.ScopeList);
+        var events = (await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/audit?connection_id={id}")).GetProperty("events").EnumerateArray().ToList();
+        var superseded = Assert.Single(events, e => e.GetProperty("event").GetString() == "failed");
+        Assert.Equal("superseded", superseded.GetProperty("detail").GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task AReconnectBegunDuringTheFirstConsentsCodeExchangeKeepsTheConnectionPendingOnTheNewConsent()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var (id, firstCallback) = await scene.Kit.ConsentAsync(scene.Provider);
+        var gate = scene.Upstream.CodeExchangeGate = new Gate();
+        var callback = scene.Kit.CallbackAsync(firstCallback);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values).Chain);
+
+        scene.Upstream.CodeExchangeGate = null;
+        var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { scopes = new[] { "read", "write" } }, HttpStatusCode.OK);
+        gate.Release();
+        using (var returned = await callback)
+        {
+            Assert.Equal(("pending", "superseded"), (BrokerKit.ReturnedQuery(returned)["status"], BrokerKit.ReturnedQuery(returned)["error"]));
+        }
+
+        Assert.Contains(issued.RefreshToken!, scene.Upstream.Revocations);
+        Assert.Equal("pending", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
+        Assert.NotEqual(HttpStatusCode.OK, (await scene.Kit.ReadAsync(id)).Status);
+
+        using (var completed = await scene.Kit.CallbackAsync(await scene.Kit.ConsentAtAsync(newer.GetProperty("auth_url").GetString()!)))
+        {
+            Assert.Equal("active", BrokerKit.ReturnedQuery(completed)["status"]);
+        }
+
+        var connection = await scene.Kit.ConnectionAsync(id);
+        Assert.Equal(["read", "write"], connection.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()!).ToArray());
+        Assert.Equal(HttpStatusCode.OK, (await scene.Kit.ReadAsync(id)).Status);
+    }
+
+    [Fact]
+    public async Task ACodeExchangeRefusedAfterANewerReconnectBeganDoesNotFailTheConnection()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var (id, firstCallback) = await scene.Kit.ConsentAsync(scene.Provider);
+        var gate = scene.Upstream.CodeExchangeGate = new Gate();
+        scene.Upstream.CodeExchangeError = "invalid_grant";
+        var callback = scene.Kit.CallbackAsync(firstCallback);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+
+        scene.Upstream.CodeExchangeGate = null;
+        scene.Upstream.CodeExchangeError = null;
+        var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
+        gate.Release();
+        using (var returned = await callback)
+        {
+            // The refusal belongs to a consent the connection no longer waits for: it is not the connection's failure.
+            Assert.Equal(("pending", "superseded"), (BrokerKit.ReturnedQuery(returned)["status"], BrokerKit.ReturnedQuery(returned)["error"]));
+        }
+
+        Assert.Equal("pending", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
+        using (var completed = await scene.Kit.CallbackAsync(await scene.Kit.ConsentAtAsync(newer.GetProperty("auth_url").GetString()!)))
+        {
+            Assert.Equal("active", BrokerKit.ReturnedQuery(completed)["status"]);
+        }
+    }
+
+    [Fact]
+    public async Task AReconnectThatReadTheConnectionPendingBeforeItsCallbackActivatedItKeepsTheNewTokensServing()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var (id, firstCallback) = await scene.Kit.ConsentAsync(scene.Provider);
+        var store = scene.Server.Services.GetRequiredService<ConnectionStore>();
+        var readWhilePending = (await store.FindAsync(id, Ct))!;
+        using (var returned = await scene.Kit.CallbackAsync(firstCallback))
+        {
+            Assert.Equal("active", BrokerKit.ReturnedQuery(returned)["status"]);
+        }
+
+        // The reconnect acts on what it read (pending); the write sees the connection active, reads it again and
+        // starts the kind of reconnect an active connection gets: its tokens keep serving until the new consent completes.
+        var started = await scene.Server.Services.GetRequiredService<ConnectionService>()
+            .ReconnectAsync(readWhilePending, ["read", "write"], BrokerFixture.ReturnUrl, "test", Ct);
+        Assert.NotNull(started.AuthUrl);
+        var (status, token, _) = await scene.Kit.ReadAsync(id);
+        Assert.Equal((HttpStatusCode.OK, Assert.Single(scene.Upstream.Families.Values).Chain.Single().AccessToken), (status, token));
+        var connection = (await store.FindAsync(id, Ct))!;
+        Assert.Equal((ConnectionStatus.Active, "read write"), (connection.Status, connection.ReconnectScopes));
+    }
+}
