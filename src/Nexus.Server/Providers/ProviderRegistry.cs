@@ -164,12 +164,27 @@ internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimePr
         return inserted == 1;
     }
 
-    public async Task<bool> UpdateAsync(Provider p, CancellationToken ct)
+    public Task<bool> UpdateAsync(Provider p, CancellationToken ct) => UpdateAsync(p, null, ct);
+
+    /// <summary>
+    /// <see cref="UpdateAsync(Provider, CancellationToken)"/> only while the row is as it was when read (its updated_at
+    /// is <paramref name="seen"/>): false when another write came between, which the caller reads and applies again.
+    /// </summary>
+    public Task<bool> UpdateIfUnchangedAsync(Provider p, DateTimeOffset seen, CancellationToken ct) => UpdateAsync(p, seen, ct);
+
+    private async Task<bool> UpdateAsync(Provider p, DateTimeOffset? seen, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
+        var parameters = new DynamicParameters(Parameters(p with { UpdatedAt = time.GetUtcNow() }));
+        if (seen is { } when)
+        {
+            parameters.Add("seen", when.ToUnixTimeMilliseconds());
+        }
+
         var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE providers SET display_name = @DisplayName, config = @Config, placeholders = @Placeholders, client_id = @ClientId, client_secret = @ClientSecret, scopes = @Scopes, updated_at = @UpdatedAt WHERE name = @Name",
-            Parameters(p with { UpdatedAt = time.GetUtcNow() }), cancellationToken: ct));
+            "UPDATE providers SET display_name = @DisplayName, config = @Config, placeholders = @Placeholders, client_id = @ClientId, client_secret = @ClientSecret, scopes = @Scopes, updated_at = @UpdatedAt " +
+            "WHERE name = @Name" + (seen is null ? "" : " AND updated_at = @seen"),
+            parameters, cancellationToken: ct));
         cache.Invalidate(p.Name);
         return updated == 1;
     }

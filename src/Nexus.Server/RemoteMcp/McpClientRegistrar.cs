@@ -18,7 +18,7 @@ internal sealed record McpClientIdentity(string Kind, string ClientId, string? C
 /// client_id_metadata_document_supported; else dynamic client registration (RFC 7591), stored per issuer (the secret
 /// encrypted), reused by every server that authorization server protects, and redone when it answers invalid_client.
 /// </summary>
-internal sealed class McpClientRegistrar(McpMetadataFetcher fetcher, NexusDatabase db, KeyRing keyRing, NexusOptions options, TimeProvider time)
+internal sealed class McpClientRegistrar(McpMetadataFetcher fetcher, NexusDatabase db, KeyRing keyRing, NexusOptions options, TimeProvider time, ILogger<McpClientRegistrar> logger)
 {
     private static readonly string[] GrantTypes = ["authorization_code", "refresh_token"];
     private static readonly string[] ResponseTypes = ["code"];
@@ -49,8 +49,13 @@ internal sealed class McpClientRegistrar(McpMetadataFetcher fetcher, NexusDataba
         return await DynamicAsync(server, renew: false, ct);
     }
 
-    /// <summary>RFC 7591 §3.1, or the stored registration for this issuer when it was made for this redirect URI.</summary>
-    public async Task<McpClientIdentity> DynamicAsync(McpAuthorizationServer server, bool renew, CancellationToken ct)
+    /// <summary>
+    /// RFC 7591 §3.1, or the stored registration for this issuer when it was made for this redirect URI. With
+    /// <paramref name="renew"/>, a new registration replaces <paramref name="replacing"/>, the one the server rejected;
+    /// when another renewal replaced it first (two refreshes rejected at once, on one instance or two), that one is
+    /// kept and returned, so that every provider of the issuer converges on one client.
+    /// </summary>
+    public async Task<McpClientIdentity> DynamicAsync(McpAuthorizationServer server, bool renew, CancellationToken ct, string? replacing = null)
     {
         if (!renew && await FindAsync(server.Issuer, ct) is { } stored)
         {
@@ -99,7 +104,13 @@ internal sealed class McpClientRegistrar(McpMetadataFetcher fetcher, NexusDataba
         }
 
         var identity = new McpClientIdentity(McpRegistrationKinds.Dynamic, registeredId, secret, granted);
-        await SaveAsync(server.Issuer, identity, ct);
+        if (!await SaveAsync(server.Issuer, identity, renew ? replacing : null, ct) && await FindAsync(server.Issuer, ct) is { } first)
+        {
+            // The registration just made stays unused at the server (RFC 7592 management is not assumed to be offered).
+            logger.LogInformation("Another renewal of the client registration at {Issuer} stored {ClientId} first; it is kept", server.Issuer, first.ClientId);
+            return first;
+        }
+
         return identity;
     }
 
@@ -129,25 +140,32 @@ internal sealed class McpClientRegistrar(McpMetadataFetcher fetcher, NexusDataba
             : new McpClientIdentity(McpRegistrationKinds.Dynamic, row.ClientId, row.ClientSecret is { } c ? keyRing.DecryptString(c, SecretColumn.ContextFor(issuer)) : null, row.TokenEndpointAuth);
     }
 
-    private async Task SaveAsync(string issuer, McpClientIdentity identity, CancellationToken ct)
+    /// <summary>
+    /// Stores an issuer's registration. With <paramref name="replacing"/>, an existing one is overwritten only while it
+    /// is that client (or was made for another redirect URI, so of no use here): false when another renewal stored
+    /// its own first.
+    /// </summary>
+    private async Task<bool> SaveAsync(string issuer, McpClientIdentity identity, string? replacing, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
+        var written = await connection.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO mcp_client_registrations (issuer, client_id, client_secret, token_endpoint_auth, redirect_uri, created_at)
             VALUES (@issuer, @ClientId, @secret, @TokenEndpointAuth, @redirect, @now)
             ON CONFLICT (issuer) DO UPDATE SET client_id = excluded.client_id, client_secret = excluded.client_secret,
                 token_endpoint_auth = excluded.token_endpoint_auth, redirect_uri = excluded.redirect_uri, created_at = excluded.created_at
-            """,
+            """ + (replacing is null ? "" : " WHERE mcp_client_registrations.client_id = @replacing OR mcp_client_registrations.redirect_uri <> @redirect"),
             new
             {
                 issuer,
+                replacing,
                 identity.ClientId,
                 secret = identity.ClientSecret is { } s ? keyRing.Encrypt(s, SecretColumn.ContextFor(issuer)) : null,
                 identity.TokenEndpointAuth,
                 redirect = RedirectUri,
                 now = time.GetUtcNow().ToUnixTimeMilliseconds(),
             }, cancellationToken: ct));
+        return written == 1;
     }
 }
 

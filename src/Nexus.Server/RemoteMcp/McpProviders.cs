@@ -174,30 +174,47 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
 
     public async Task RenewRegistrationAsync(Provider provider, CancellationToken ct)
     {
-        if (provider.Config.Mcp is not { Registration: McpRegistrationKinds.Dynamic } mcp || provider.Config.Issuer is not { } issuer)
+        if (DynamicRegistrationServer(provider) is not { } server)
         {
             return;
         }
 
-        var server = new McpAuthorizationServer(issuer, provider.Config.AuthorizationUrl, provider.Config.TokenUrl, mcp.RegistrationEndpoint, provider.Config.RevocationUrl,
-            mcp.TokenEndpointAuthMethods, mcp.AuthorizationServerScopes, false, provider.Config.AuthorizationResponseIss, mcp.AuthorizationServerMetadataUrl);
+        var issuer = server.Issuer;
         try
         {
             var stored = await registrar.CurrentAsync(issuer, ct);
             // Another connection (or instance) may have renewed it already: then the provider only takes that one.
-            var client = stored is not null && stored.ClientId != provider.ClientId ? stored : await registrar.DynamicAsync(server, renew: true, ct);
-            await registry.UpdateAsync(provider with
+            var client = stored is not null && stored.ClientId != provider.ClientId ? stored
+                : await registrar.DynamicAsync(server, renew: true, ct, replacing: provider.ClientId);
+            // Only the client changes, on the provider as it is now (an administrator's PATCH of its scopes made since
+            // `provider` was read stays), and only while it still has the rejected client: compare-and-set on the row's
+            // updated_at, read again when another write came between.
+            for (var attempt = 0; attempt < 3; attempt++)
             {
-                ClientId = client.ClientId,
-                ClientSecret = client.ClientSecret is { } secret ? registry.EncryptSecret(provider.Name, secret) : null,
-                Config = provider.Config with { TokenEndpointAuth = client.TokenEndpointAuth },
-            }, ct);
+                if (await registry.FindAsync(provider.Name, ct) is not { } current || current.ClientId != provider.ClientId
+                    || await registry.UpdateIfUnchangedAsync(current with
+                    {
+                        ClientId = client.ClientId,
+                        ClientSecret = client.ClientSecret is { } secret ? registry.EncryptSecret(provider.Name, secret) : null,
+                        Config = current.Config with { TokenEndpointAuth = client.TokenEndpointAuth },
+                    }, current.UpdatedAt, ct))
+                {
+                    // Deleted, renewed by another instance, or renewed now.
+                    return;
+                }
+            }
         }
         catch (McpDiscoveryException e)
         {
             logger.LogWarning("Registering anew at {Issuer} for provider {Provider} failed: {Error}", issuer, provider.Name, e.Message);
         }
     }
+
+    /// <summary>The authorization server a provider's dynamic client registration was made at, as discovered; null for other providers.</summary>
+    internal static McpAuthorizationServer? DynamicRegistrationServer(Provider provider) =>
+        provider.Config.Mcp is not { Registration: McpRegistrationKinds.Dynamic } mcp || provider.Config.Issuer is not { } issuer ? null
+            : new McpAuthorizationServer(issuer, provider.Config.AuthorizationUrl, provider.Config.TokenUrl, mcp.RegistrationEndpoint, provider.Config.RevocationUrl,
+                mcp.TokenEndpointAuthMethods, mcp.AuthorizationServerScopes, false, provider.Config.AuthorizationResponseIss, mcp.AuthorizationServerMetadataUrl);
 
     /// <summary>
     /// PATCH of an mcp_oauth2 provider: display_name, scopes and send_resource; the rest is discovered. A

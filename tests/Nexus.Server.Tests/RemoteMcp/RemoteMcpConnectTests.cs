@@ -491,6 +491,43 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     }
 
     [Fact]
+    public async Task RenewingARejectedRegistrationKeepsAnAdministratorsChangeMadeSinceTheProviderWasRead()
+    {
+        var provider = await RegisterAsync(fixture.Dynamic);
+        var name = provider.GetProperty("name").GetString()!;
+        var oldClient = provider.GetProperty("client_id").GetString()!;
+        var registry = fixture.Client.Services.GetRequiredService<Nexus.Server.Providers.ProviderRegistry>();
+        // A refresh read the provider and got invalid_client; meanwhile the administrator renames it.
+        var readByTheRefresh = (await registry.FindAsync(name, Ct))!;
+        await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { display_name = "Renamed meanwhile" });
+
+        await fixture.Client.Services.GetRequiredService<Nexus.Server.RemoteMcp.McpProviders>().RenewRegistrationAsync(readByTheRefresh, Ct);
+
+        var renewed = await fixture.Client.AdminJsonAsync(HttpMethod.Get, "/v1/providers/" + name);
+        Assert.NotEqual(oldClient, renewed.GetProperty("client_id").GetString());
+        Assert.Equal("Renamed meanwhile", renewed.GetProperty("display_name").GetString());
+    }
+
+    [Fact]
+    public async Task TwoRenewalsOfTheSameRejectedRegistrationConvergeOnTheClientStoredFirst()
+    {
+        var provider = await RegisterAsync(fixture.Dynamic);
+        var oldClient = provider.GetProperty("client_id").GetString()!;
+        var registered = (await fixture.Client.Services.GetRequiredService<Nexus.Server.Providers.ProviderRegistry>().FindAsync(provider.GetProperty("name").GetString()!, Ct))!;
+        var server = Nexus.Server.RemoteMcp.McpProviders.DynamicRegistrationServer(registered)!;
+        var registrar = fixture.Client.Services.GetRequiredService<Nexus.Server.RemoteMcp.McpClientRegistrar>();
+
+        // Both saw the rejected client stored and registered anew (two refreshes rejected at once): the second keeps
+        // the first's client instead of overwriting it, so every provider of this issuer ends on one client.
+        var first = await registrar.DynamicAsync(server, renew: true, Ct, replacing: oldClient);
+        var second = await registrar.DynamicAsync(server, renew: true, Ct, replacing: oldClient);
+        Assert.NotEqual(oldClient, first.ClientId);
+        Assert.Equal(first.ClientId, second.ClientId);
+        Assert.Equal(first.ClientSecret, second.ClientSecret);
+        Assert.Equal(first.ClientId, await fixture.Client.Database.ScalarAsync("SELECT client_id FROM mcp_client_registrations WHERE issuer = @issuer", ("issuer", fixture.Dynamic.Issuer)));
+    }
+
+    [Fact]
     public async Task AnInvalidClientAtARefreshMakesTheDynamicRegistrationAnewAndRetriesOnceThenAsksThePerson()
     {
         var provider = await RegisterAsync(fixture.Dynamic);
