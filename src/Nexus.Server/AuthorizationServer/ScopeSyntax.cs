@@ -2,6 +2,15 @@ namespace Nexus.Server.AuthorizationServer;
 
 internal static class ScopeSyntax
 {
+    /// <summary>The most scopes Nexus takes in one list (a request, a provider, a connection), wherever they come from.</summary>
+    public const int MaxScopes = 100;
+
+    /// <summary>What <see cref="IsValidList"/> enforces, said to whoever gave the list.</summary>
+    public const string ListRule = "At most 100 scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3).";
+
+    /// <summary>At most <see cref="MaxScopes"/> scopes, each a valid scope-token (RFC 6749 §3.3).</summary>
+    public static bool IsValidList(IReadOnlyCollection<string?> scopes) => scopes.Count <= MaxScopes && scopes.All(s => s is not null && IsValidToken(s));
+
     /// <summary>RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).</summary>
     public static bool IsValidToken(string scope)
     {

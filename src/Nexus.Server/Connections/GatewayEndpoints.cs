@@ -95,7 +95,6 @@ internal readonly record struct ConnectionRequest(string ConnectionId, Caller Ca
 internal static class GatewayEndpoints
 {
     public const string CallbackPath = "/auth/callback";
-    private const int MaxScopes = 100;
 
     public static void MapGateway(this IEndpointRouteBuilder app)
     {
@@ -137,9 +136,9 @@ internal static class GatewayEndpoints
             errors["provider_name"] = ["provider_name is required: the name of a provider registered with POST /v1/providers."];
         }
 
-        if (body.Scopes is not null && (body.Scopes.Length > MaxScopes || body.Scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s))))
+        if (body.Scopes is not null && !ScopeSyntax.IsValidList(body.Scopes))
         {
-            errors["scopes"] = [$"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."];
+            errors["scopes"] = [ScopeSyntax.ListRule];
         }
 
         if (body.ReturnUrl is null)
@@ -289,11 +288,11 @@ internal static class GatewayEndpoints
             body = read!;
         }
 
-        if (body.Scopes is not null && (body.Scopes.Length > MaxScopes || body.Scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s))))
+        if (body.Scopes is not null && !ScopeSyntax.IsValidList(body.Scopes))
         {
             return Problems.TypedValidation(new Dictionary<string, string[]>
             {
-                ["scopes"] = [$"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."],
+                ["scopes"] = [ScopeSyntax.ListRule],
             });
         }
 

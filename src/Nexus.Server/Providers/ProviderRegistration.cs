@@ -17,7 +17,6 @@ internal sealed record ProviderChange(Provider? Provider, ProblemHttpResult? Fai
 internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCatalog catalog, CatalogProviders catalogProviders,
     IEnumerable<IProviderModeValidator> validators, IEnumerable<IProviderModeHandler> handlers, TimeProvider time)
 {
-    private const int MaxScopes = 100;
 
     /// <summary>Whether a component owns providers of this auth mode (they are found out rather than described).</summary>
     public bool IsDiscovered(Provider provider) => Handler(provider.AuthMode) is not null;
@@ -168,9 +167,9 @@ internal sealed class ProviderRegistration(ProviderRegistry registry, ProviderCa
         string[]? scopes = null;
         if (body.Scopes is not null)
         {
-            if (body.Scopes.Length > MaxScopes || body.Scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s)))
+            if (!ScopeSyntax.IsValidList(body.Scopes))
             {
-                errors["scopes"] = [$"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."];
+                errors["scopes"] = [ScopeSyntax.ListRule];
             }
             else
             {

@@ -16,7 +16,6 @@ namespace Nexus.Server.RemoteMcp;
 internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar registrar, ProviderRegistry registry, TimeProvider time, ILogger<McpProviders> logger)
     : IProviderModeHandler
 {
-    private const int MaxScopes = 100;
 
     public string AuthMode => AuthModes.McpOAuth2;
 
@@ -98,6 +97,14 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         try
         {
             found = await discovery.DiscoverAsync(body.McpUrl!, ct);
+            // The scopes the server suggests (its challenge, its scopes_supported) are held to the rule an administrator's
+            // are, before anything is registered: a hostile list would make every authorization URL too long to work.
+            if (body.Scopes is null && !ScopeSyntax.IsValidList(found.Scopes))
+            {
+                throw new McpDiscoveryException($"The scopes the MCP server asks for ({found.Scopes.Length}) are not acceptable: {ScopeSyntax.ListRule} " +
+                    "Give the provider's scopes in the request (scopes).");
+            }
+
             client = machine ? MachineClient(found.Server, body.ClientId!, body.ClientSecret, body.PrivateKeyPem)
                 : await registrar.IdentifyAsync(found.Server, body.ClientId, body.ClientSecret, ct);
         }
@@ -337,10 +344,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         }
     }
 
-    private static string? ScopeProblem(string[]? scopes) =>
-        scopes is not null && (scopes.Length > MaxScopes || scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s)))
-            ? $"At most {MaxScopes} scopes, each 1 to 200 printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)."
-            : null;
+    private static string? ScopeProblem(string[]? scopes) => scopes is not null && !ScopeSyntax.IsValidList(scopes) ? ScopeSyntax.ListRule : null;
 
     private static ProblemHttpResult Exists(string name) => Problems.Typed(ProblemCatalog.ProviderExists,
         "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.", title: $"A provider named '{name}' already exists.");

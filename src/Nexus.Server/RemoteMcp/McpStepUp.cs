@@ -1,4 +1,5 @@
 using Nexus.Server.Audit;
+using Nexus.Server.AuthorizationServer;
 using Nexus.Server.Connections;
 using Nexus.Server.Hosting;
 using Nexus.Server.Providers;
@@ -77,6 +78,16 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
     public async Task<StepUpAnswer> StartAsync(Connection connection, Provider provider, string? challengeScope, bool canResend, CancellationToken ct)
     {
         var challenged = challengeScope?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [];
+        // The server's challenge is held to the rule an administrator's scopes are: a hostile one (thousands of scopes,
+        // characters RFC 6749 §3.3 does not allow) is neither stored nor sent on to its authorization server.
+        if (!ScopeSyntax.IsValidList(connection.ScopeList.Concat(challenged).Distinct(StringComparer.Ordinal).ToArray()))
+        {
+            return new StepUpAnswer(Problems.Create(ProblemCatalog.StepUpLimit,
+                $"The MCP server asked for scopes Nexus does not request for it: with the connection's, more than {ScopeSyntax.MaxScopes}, or not RFC 6749 §3.3 scope tokens. " +
+                "The connection keeps its token and scopes.",
+                new Dictionary<string, object?> { ["connection_id"] = connection.Id }));
+        }
+
         if (provider.Config.Mcp?.IsClientCredentials == true)
         {
             return await MachineStepUpAsync(connection, provider, challenged, canResend, ct);

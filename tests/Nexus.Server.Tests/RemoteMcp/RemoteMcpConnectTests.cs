@@ -620,6 +620,35 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     }
 
     [Theory]
+    [InlineData("101 scopes in the resource metadata's scopes_supported")]
+    [InlineData("a scope with a quote in the challenge")]
+    public async Task ScopesTheServerSuggestsOutsideTheScopeRulesAreRefusedBeforeAnyRegistrationUnlessTheAdministratorGivesScopes(string suggestion)
+    {
+        var fake = fixture.Fake;
+        var (prefix, issuer) = StageAuthorizationServer();
+        var inMetadata = suggestion.StartsWith("101", StringComparison.Ordinal);
+        fake.Routes[prefix + "/mcp"] = Challenge(fake.BaseUrl + prefix + "/prm", inMetadata ? null : "files:read files\\\"write");
+        fake.Routes[prefix + "/prm"] = Json(new
+        {
+            resource = fake.BaseUrl + prefix + "/mcp", authorization_servers = new[] { issuer },
+            scopes_supported = inMetadata ? Enumerable.Range(0, 101).Select(i => "scope" + i).ToArray() : ["files:read"],
+        });
+        fake.Routes[prefix + "/register"] = context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status201Created;
+            return context.Response.WriteAsJsonAsync(new { client_id = "registered-" + prefix[1..], token_endpoint_auth_method = "none" });
+        };
+        await AssertRefusedAsync(fake.BaseUrl + prefix + "/mcp", "The scopes the MCP server asks for");
+        Assert.False(fake.Hits.ContainsKey(prefix + "/register"));
+
+        // An administrator who says which scopes to ask for is not held to the server's suggestion.
+        var registered = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
+            new { name = "mcp-" + Guid.NewGuid().ToString("N")[..8], auth_mode = "mcp_oauth2", mcp_url = fake.BaseUrl + prefix + "/mcp", scopes = new[] { "files:read" } },
+            HttpStatusCode.Created);
+        Assert.Equal(["files:read"], registered.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()!).ToArray());
+    }
+
+    [Theory]
     [InlineData("gzip that is not")]
     [InlineData("shorter than its length")]
     public async Task AMetadataDocumentWhoseBodyIsBrokenIsADiscoveryFailureNotA500(string broken)
@@ -680,12 +709,14 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         Assert.Equal(before, await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations"));
     }
 
-    private static RequestDelegate Challenge(string resourceMetadata) => context =>
+    /// <param name="scope">The challenge's scope parameter as written in the header (quoted-string content); null for none.</param>
+    private static RequestDelegate Challenge(string resourceMetadata, string? scope = "tools") => context =>
     {
         context.Response.StatusCode = 401;
         // Parameters in an unusual order, with another challenge first: any order must be read.
         context.Response.Headers.Append("WWW-Authenticate", "Basic realm=\"x\"");
-        context.Response.Headers.Append("WWW-Authenticate", $"Bearer scope=\"tools\", resource_metadata=\"{resourceMetadata}\", error=\"invalid_request\"");
+        context.Response.Headers.Append("WWW-Authenticate",
+            $"Bearer {(scope is null ? "" : $"scope=\"{scope}\", ")}resource_metadata=\"{resourceMetadata}\", error=\"invalid_request\"");
         return Task.CompletedTask;
     };
 
