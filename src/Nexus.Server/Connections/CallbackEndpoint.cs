@@ -119,7 +119,7 @@ internal static class CallbackEndpoint
         }
 
         // Values only the provider knows, now that there is a token (Salesforce's instance_url, Mailchimp's dc).
-        var (values, valuesError) = await connections.CaptureAfterConsentAsync(provider, connection, result, ct);
+        var (values, captured, valuesError) = await connections.CaptureAfterConsentAsync(provider, connection, result, ct);
         if (values is null)
         {
             // Tokens the connection cannot use are not kept at the provider either.
@@ -129,6 +129,8 @@ internal static class CallbackEndpoint
         }
 
         applied = ConnectionValues.Apply(provider, values);
+        // Stored with the tokens, in the same conditional write: a consent superseded meanwhile changes neither.
+        var newValues = captured ? values : null;
 
         // A provider may omit refresh_token (Google on a repeated consent, GitHub OAuth apps): the connection is
         // still active; it simply cannot be refreshed.
@@ -139,11 +141,11 @@ internal static class CallbackEndpoint
         bool stored;
         if (reconnecting)
         {
-            stored = await connections.CompleteReconnectAsync(provider, connection, result, expiresAt, ct);
+            stored = await connections.CompleteReconnectAsync(provider, connection, result, expiresAt, newValues, ct);
         }
         else if (steppingUp)
         {
-            stepUpRevocation = await connections.CompleteConsentAsync(provider, connection, result, expiresAt, ct);
+            stepUpRevocation = await connections.CompleteConsentAsync(provider, connection, result, expiresAt, newValues, ct);
             stored = stepUpRevocation is not null;
         }
         else
@@ -151,7 +153,7 @@ internal static class CallbackEndpoint
             stored = await store.ActivateAsync(connection.Id, provider,
                 store.Encrypt(ConnectionStore.AccessTokenColumn, connection.Id, result.AccessToken!),
                 result.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, connection.Id, result.RefreshToken),
-                result.TokenType, expiresAt, ct, claims.Nonce);
+                result.TokenType, expiresAt, ct, claims.Nonce, newValues);
         }
 
         // Each write above is conditional on this callback's state still being the connection's (RFC 6749 §10.12: the
@@ -159,9 +161,11 @@ internal static class CallbackEndpoint
         // exchange replaced it: the tokens this consent obtained are not the ones the connection now waits for.
         if (!stored && await store.FindAsync(connection.Id, ct) is { } latest)
         {
-            // The newer consent's grant is the person's, so a revocation that would end the whole grant is not sent.
-            var superseded = await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct, grantContinues: true);
-            return await SupersededAsync(connection, latest, superseded, audit);
+            // When a newer consent began, or the connection keeps tokens of its own, the person's grant lives on, so a
+            // revocation that would end the whole grant is not sent; tokens of a connection that ended are revoked outright.
+            var superseded = await client.RevokeAsync(applied, result.AccessToken, result.RefreshToken, ct,
+                grantContinues: latest.StateNonce is not null || latest.AccessToken is not null);
+            return await SupersededAsync(connection, latest, superseded, null, audit);
         }
 
         if (!stored)
@@ -225,7 +229,7 @@ internal static class CallbackEndpoint
         if (!written && await store.FindAsync(connection.Id, CancellationToken.None) is { } current)
         {
             // A newer consent began meanwhile: this attempt's failure is not the connection's.
-            return await SupersededAsync(connection, current, null, audit);
+            return await SupersededAsync(connection, current, null, error, audit);
         }
 
         if (stepUp)
@@ -241,23 +245,25 @@ internal static class CallbackEndpoint
     }
 
     /// <summary>
-    /// This callback's consent was replaced by a newer one for the same connection (a reconnect or step-up begun during
-    /// it) and nothing of it was stored. The browser is told where the connection stands now: its status, with
-    /// <c>error=superseded</c> (the newer consent's link is the one to complete), or, when it failed meanwhile (its
-    /// consent window closed), that failure's error.
+    /// This callback's state stopped being the connection's while its code was exchanged, and nothing of its consent
+    /// was stored. Either a newer consent for the same connection began (a reconnect or a step-up): the browser is told
+    /// the connection's status with <c>error=superseded</c>, the newer consent's link being the one to complete. Or the
+    /// state ended without a successor (a consent window closed long before this callback finished, ExpireStaleAsync):
+    /// the connection's own failure, else <c>expired</c>.
     /// </summary>
-    private static async Task<IResult> SupersededAsync(Connection connection, Connection current, string? revocation, AuditLog audit)
+    /// <param name="attemptError">This attempt's own error, when it failed anyway (kept in the audit log).</param>
+    private static async Task<IResult> SupersededAsync(Connection connection, Connection current, string? revocation, string? attemptError, AuditLog audit)
     {
-        var failed = current.Status == ConnectionStatus.Failed;
-        var error = failed && current.Error is { } failure ? failure : SupersededError;
+        var newer = current.StateNonce is not null;
+        var error = newer ? SupersededError : current.Status == ConnectionStatus.Failed && current.Error is { } failure ? failure : ConnectionStore.ExpiredError;
         await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
             new
             {
-                provider = connection.ProviderName, error = SupersededError,
-                error_description = failed
-                    ? "The connection failed (" + error + ") while this consent's code was being exchanged; nothing of this consent was stored."
-                    : "A newer consent for this connection began before this one completed; nothing of this one was stored.",
-                provider_revocation = revocation,
+                provider = connection.ProviderName, error,
+                error_description = newer
+                    ? "A newer consent for this connection began before this one completed; nothing of this one was stored."
+                    : "This consent's state ended (" + error + ") while its code was being exchanged; nothing of this consent was stored.",
+                attempt_error = attemptError, provider_revocation = revocation,
             });
         return Redirect(connection, current.Status, error);
     }

@@ -131,18 +131,19 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
 
     /// <summary>
     /// After the code exchange: the values the provider reveals only now (a token response field such as Salesforce's
-    /// instance_url, or the entry's metadata call such as Mailchimp's dc), checked like any other value and stored
-    /// with the connection. Returns the connection's values, or an error when a value that is needed is missing or
-    /// does not fit the declaration (a hostile instance_url never becomes a Bridge host).
+    /// instance_url, or the entry's metadata call such as Mailchimp's dc), checked like any other value. Returns the
+    /// connection's values and whether any was captured (the caller stores them in the write that stores the consent's
+    /// tokens, so that a consent superseded meanwhile changes neither), or an error when a value that is needed is
+    /// missing or does not fit the declaration (a hostile instance_url never becomes a Bridge host).
     /// </summary>
-    public async Task<(IReadOnlyDictionary<string, string>? Values, string? Error)> CaptureAfterConsentAsync(Provider provider, Connection connection, TokenExchangeResult tokens,
-        CancellationToken ct)
+    public async Task<(IReadOnlyDictionary<string, string>? Values, bool Captured, string? Error)> CaptureAfterConsentAsync(Provider provider, Connection connection,
+        TokenExchangeResult tokens, CancellationToken ct)
     {
         var values = new Dictionary<string, string>(connection.Values, StringComparer.Ordinal);
         var declared = ConnectionValues.Declared(provider).Where(d => d.Value.Source is PlaceholderSources.TokenResponse or PlaceholderSources.Metadata).ToList();
         if (declared.Count == 0)
         {
-            return (values, null);
+            return (values, false, null);
         }
 
         IReadOnlyDictionary<string, string>? metadata = null;
@@ -158,7 +159,7 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
             var value = ConnectionValues.Capture(provider, name, raw, values);
             if (value is null || ConnectionValues.Problem(provider, name, value) is not null)
             {
-                return (null, $"The provider's {(declaration.Source == PlaceholderSources.Metadata ? "metadata" : "token response")} gave no usable {declaration.Field} for {name}.");
+                return (null, false, $"The provider's {(declaration.Source == PlaceholderSources.Metadata ? "metadata" : "token response")} gave no usable {declaration.Field} for {name}.");
             }
 
             values[name] = value;
@@ -166,11 +167,10 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
 
         if (ConnectionValues.UrlProblem(provider, values, policy) is { } problem)
         {
-            return (null, problem);
+            return (null, false, problem);
         }
 
-        await store.SetValuesAsync(connection.Id, values, ct);
-        return (values, null);
+        return (values, true, null);
     }
 
     /// <summary>
@@ -248,9 +248,10 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// The reconnect's consent completed (<see cref="CompleteConsentAsync"/>), recorded as such. Returns false, and
     /// does nothing else, when the connection was deleted or a newer consent began meanwhile: the caller revokes the new tokens.
     /// </summary>
-    public async Task<bool> CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    public async Task<bool> CompleteReconnectAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt,
+        IReadOnlyDictionary<string, string>? values, CancellationToken ct)
     {
-        if (await CompleteConsentAsync(provider, before, tokens, expiresAt, ct) is not { } revocation)
+        if (await CompleteConsentAsync(provider, before, tokens, expiresAt, values, ct) is not { } revocation)
         {
             return false;
         }
@@ -268,11 +269,13 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
     /// else) when the connection was deleted meanwhile, or a newer consent replaced the state of this one
     /// (<paramref name="before"/>'s, which the callback consumed): the caller revokes the new tokens.
     /// </summary>
-    public async Task<string?> CompleteConsentAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, CancellationToken ct)
+    /// <param name="values">The connection's values captured after this consent (<see cref="CaptureAfterConsentAsync"/>), stored in the same write; null keeps the stored ones.</param>
+    public async Task<string?> CompleteConsentAsync(Provider provider, Connection before, TokenExchangeResult tokens, long? expiresAt, IReadOnlyDictionary<string, string>? values,
+        CancellationToken ct)
     {
         if (await store.CompleteConsentAsync(before.Id, before.StateNonce!, provider, store.Encrypt(ConnectionStore.AccessTokenColumn, before.Id, tokens.AccessToken!),
                 tokens.RefreshToken is null ? null : store.Encrypt(ConnectionStore.RefreshTokenColumn, before.Id, tokens.RefreshToken),
-                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, ct) is not { } replaced)
+                tokens.RefreshToken is not null || before.RefreshToken is not null, tokens.TokenType, expiresAt, values, ct) is not { } replaced)
         {
             return null;
         }

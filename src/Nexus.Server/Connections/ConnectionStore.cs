@@ -295,7 +295,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// (a newer consent began meanwhile: its scopes and state must not be taken for this one's).
     /// </summary>
     public async Task<ReplacedTokens?> CompleteConsentAsync(string id, string nonce, Provider provider, byte[] accessToken, byte[]? refreshToken, bool hasRefreshToken, string? tokenType,
-        long? tokenExpiresAt, CancellationToken ct)
+        long? tokenExpiresAt, IReadOnlyDictionary<string, string>? values, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // Scheduled in the same write, as a first activation is (ActivateAsync).
@@ -306,11 +306,16 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "UPDATE connections SET status = @active, access_token = @accessToken, refresh_token = COALESCE(@refreshToken, refresh_token), token_type = @tokenType, token_expires_at = @tokenExpiresAt, " +
             "scopes = COALESCE(reconnect_scopes, pending_scopes, scopes), reconnect_scopes = NULL, pending_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL, error = NULL, " +
             "error_description = NULL, next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, granted_scopes = NULL, " +
-            "updated_at = @now WHERE id = @id AND state_nonce = @nonce; " +
+            "updated_at = @now" + ValuesColumn(values) + " WHERE id = @id AND state_nonce = @nonce; " +
             // Tokens minted for the provider's further resources (Entra ID) came from the old consent's scopes.
             "DELETE FROM connection_resource_tokens WHERE connection_id = @id",
-            new { id, nonce, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, ct);
+            new { id, nonce, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt, config = Config(values) }, ct);
     }
+
+    /// <summary>The SET clause storing a consent's captured values with its tokens (in the same conditional write); none when null.</summary>
+    private static string ValuesColumn(IReadOnlyDictionary<string, string>? values) => values is null ? "" : ", connection_config = @config";
+
+    private static string? Config(IReadOnlyDictionary<string, string>? values) => values is null ? null : ConnectionValues.Serialize(values);
 
     /// <summary>
     /// Writes a new consent's tokens (<paramref name="sql"/>) and returns the ones the row held just before, read in the
@@ -374,7 +379,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// consent replaced that state meanwhile (a reconnect): nothing is written then.
     /// </summary>
     public async Task<bool> ActivateAsync(string id, Provider provider, byte[] accessToken, byte[]? refreshToken, string? tokenType, long? tokenExpiresAt, CancellationToken ct,
-        string? nonce = null)
+        string? nonce = null, IReadOnlyDictionary<string, string>? values = null)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // updated_at is the token's issue time for the schedule (RefreshRow.IssuedAt): both are "now".
@@ -385,8 +390,8 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             "token_expires_at = @tokenExpiresAt, pkce_verifier = NULL, state_nonce = NULL, error = NULL, error_description = NULL, updated_at = @now, " +
             "next_refresh_at = @nextRefreshAt, refresh_failures = 0, refresh_error = NULL, refresh_error_description = NULL, " +
             // A step-up consent's wider scopes become the connection's once its tokens arrive.
-            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL WHERE id = @id" + (nonce is null ? "" : " AND state_nonce = @nonce"),
-            new { id, nonce, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt }, cancellationToken: ct));
+            "scopes = COALESCE(pending_scopes, scopes), pending_scopes = NULL" + ValuesColumn(values) + " WHERE id = @id" + (nonce is null ? "" : " AND state_nonce = @nonce"),
+            new { id, nonce, active = ConnectionStatus.Active, accessToken, refreshToken, tokenType, tokenExpiresAt, now, nextRefreshAt, config = Config(values) }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
     }
@@ -454,8 +459,8 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         // updated_at stays, as in BeginStepUpAsync: the tokens' issue time.
         var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL WHERE id = @id AND status = @active AND state_nonce = @nonce",
-            new { id, nonce, active = ConnectionStatus.Active }, cancellationToken: ct));
+            "UPDATE connections SET state_nonce = NULL, pkce_verifier = NULL, pending_scopes = NULL WHERE id = @id AND state_nonce = @nonce",
+            new { id, nonce }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
     }
@@ -518,23 +523,28 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     /// <summary>
     /// Turns pending connections whose consent window closed into failed ones ("expired"), and ends reconnects whose
     /// window closed; returns the pending rows it failed. With <paramref name="id"/>, only that connection.
+    /// A consent whose callback used its state in time is not ended while that callback may still be exchanging the
+    /// code (<see cref="CallbackGraceMilliseconds"/> after it used the state): its tokens are the person's, and the
+    /// callback's writes are conditional on the state it consumed.
     /// </summary>
     public async Task<IReadOnlyList<Connection>> ExpireStaleAsync(DbConnection? existing, string? id, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var usedBefore = now - CallbackGraceMilliseconds;
+        const string NotInFlight = " AND (state_used_at IS NULL OR state_used_at <= @usedBefore)";
         var connection = existing ?? await db.OpenAsync(ct);
         try
         {
-            var filter = "status = @pending AND state_expires_at <= @now" + (id is null ? "" : " AND id = @id");
+            var filter = "status = @pending AND state_expires_at <= @now" + NotInFlight + (id is null ? "" : " AND id = @id");
             var stale = (await connection.QueryAsync<Row>(new CommandDefinition(
-                $"SELECT {SelectColumns} FROM connections WHERE {filter}", new { pending = ConnectionStatus.Pending, now, id }, cancellationToken: ct))).Select(r => r.ToConnection()).ToList();
+                $"SELECT {SelectColumns} FROM connections WHERE {filter}", new { pending = ConnectionStatus.Pending, now, usedBefore, id }, cancellationToken: ct))).Select(r => r.ToConnection()).ToList();
             var changed = new List<Connection>();
             foreach (var c in stale)
             {
                 // Conditional on still being pending, so a callback completing concurrently wins.
                 var updated = await connection.ExecuteAsync(new CommandDefinition(
                     "UPDATE connections SET status = @failed, error = @error, error_description = @description, pkce_verifier = NULL, state_nonce = NULL, updated_at = @now " +
-                    "WHERE id = @id AND status = @pending",
+                    "WHERE id = @id AND status = @pending AND state_expires_at <= @now" + NotInFlight,
                     new
                     {
                         id = c.Id,
@@ -543,6 +553,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
                         error = ExpiredError,
                         description = "The user did not complete consent in time.",
                         now,
+                        usedBefore,
                     }, cancellationToken: ct));
                 cache.Invalidate(c.Id);
                 if (updated == 1)
@@ -556,13 +567,14 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             // reports reconnecting, a later step-up is not taken for it, and the consent's PKCE verifier goes. Its
             // state is not accepted any more (a late callback is told so).
             var abandoned = (await connection.QueryAsync<string>(new CommandDefinition(
-                "SELECT id FROM connections WHERE reconnect_scopes IS NOT NULL AND state_expires_at <= @now" + (id is null ? "" : " AND id = @id"),
-                new { now, id }, cancellationToken: ct))).ToList();
+                "SELECT id FROM connections WHERE reconnect_scopes IS NOT NULL AND state_expires_at <= @now" + NotInFlight + (id is null ? "" : " AND id = @id"),
+                new { now, usedBefore, id }, cancellationToken: ct))).ToList();
             foreach (var reconnect in abandoned)
             {
                 await connection.ExecuteAsync(new CommandDefinition(
-                    "UPDATE connections SET reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL WHERE id = @id AND reconnect_scopes IS NOT NULL AND state_expires_at <= @now",
-                    new { id = reconnect, now }, cancellationToken: ct));
+                    "UPDATE connections SET reconnect_scopes = NULL, pkce_verifier = NULL, state_nonce = NULL WHERE id = @id AND reconnect_scopes IS NOT NULL AND state_expires_at <= @now" +
+                    NotInFlight,
+                    new { id = reconnect, now, usedBefore }, cancellationToken: ct));
                 cache.Invalidate(reconnect);
             }
 
@@ -576,6 +588,12 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             }
         }
     }
+
+    /// <summary>
+    /// How long after a callback used a consent's state the consent is not ended for its window (ExpireStaleAsync): the
+    /// code exchange and the metadata call may each take the upstream timeout, and the writes follow.
+    /// </summary>
+    private long CallbackGraceMilliseconds => 3L * Math.Max(1, options.UpstreamTimeoutSeconds) * 1000;
 
     /// <summary>
     /// Deletes a connection; returns the row as it was when deleted (null when there was none). Its tokens may be newer

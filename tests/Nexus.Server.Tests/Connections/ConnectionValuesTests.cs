@@ -94,6 +94,40 @@ public sealed class ConnectionValuesTests(TenantFixture f) : IClassFixture<Tenan
         }
     }
 
+    [Fact]
+    public async Task AReconnectSupersededDuringItsCodeExchangeLeavesTheInstanceItsTokenAnswerNamedUnstored()
+    {
+        f.Fake.InstanceUrl = f.Fake.Url("acme-dev.localhost", "");
+        try
+        {
+            var id = await f.ConnectAsync(TenantFixture.Sf);
+            var (_, earlier) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { });
+            var callback = await f.Fake.ConsentAsync(earlier.GetProperty("auth_url").GetString()!);
+            // The earlier consent is for another org; its token answer is on the way when the app reconnects again.
+            f.Fake.InstanceUrl = f.Fake.Url("other-org.localhost", "");
+            var gate = f.Fake.CodeExchangeGate = new Gate();
+            var returning = f.Kit.Browser.GetAsync(callback, TestContext.Current.CancellationToken);
+            await gate.Arrived.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+            f.Fake.CodeExchangeGate = null;
+            var (status, _) = await f.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { });
+            Assert.Equal(HttpStatusCode.OK, status);
+            gate.Release();
+            using (var returned = await returning)
+            {
+                Assert.Contains("error=superseded", returned.Headers.Location!.Query, StringComparison.Ordinal);
+            }
+
+            // The connection still holds the first consent's tokens, and the instance they belong to.
+            Assert.Equal("acme-dev", (await f.ConnectionAsync(id)).GetProperty("connection_config").GetProperty("instance").GetString());
+            Assert.Equal((HttpStatusCode.OK, "acme-dev.localhost"), await f.BridgeAsync(id));
+        }
+        finally
+        {
+            f.Fake.InstanceUrl = null;
+            f.Fake.CodeExchangeGate = null;
+        }
+    }
+
     [Theory]
     [InlineData("https://evil.example/x")]
     [InlineData("http://a@b.localhost")]

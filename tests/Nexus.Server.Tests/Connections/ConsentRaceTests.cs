@@ -126,6 +126,58 @@ public sealed class ConsentRaceTests
     }
 
     [Fact]
+    public async Task AConsentWindowClosingDuringTheCodeExchangeDoesNotEndAConsentWhoseStateWasUsedInTime()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var (id, callbackUrl) = await scene.Kit.ConsentAsync(scene.Provider);
+        // The person approves 10 s before the consent window (10 minutes) closes.
+        scene.Server.Time.Advance(TimeSpan.FromSeconds(590));
+        var gate = scene.Upstream.CodeExchangeGate = new Gate();
+        var callback = scene.Kit.CallbackAsync(callbackUrl);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+
+        // The window closes while the provider answers, and the app reads the connection (which ends pending
+        // connections whose window closed): this one's state was used in time, so it stays pending.
+        scene.Server.Time.Advance(TimeSpan.FromSeconds(20));
+        Assert.Equal("pending", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
+        gate.Release();
+        using (var returned = await callback)
+        {
+            var query = BrokerKit.ReturnedQuery(returned);
+            Assert.Equal("active", query["status"]);
+            Assert.False(query.ContainsKey("error"), string.Join('&', query));
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await scene.Kit.ReadAsync(id)).Status);
+    }
+
+    [Fact]
+    public async Task ACallbackStillExchangingLongAfterItUsedItsStateFindsTheConsentEndedAndRevokesWhatItGot()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var (id, callbackUrl) = await scene.Kit.ConsentAsync(scene.Provider);
+        var gate = scene.Upstream.CodeExchangeGate = new Gate();
+        var callback = scene.Kit.CallbackAsync(callbackUrl);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values).Chain);
+
+        // Past the window, and past the grace a callback gets after using its state in time (three upstream
+        // timeouts, 30 s here): the consent is ended for good.
+        scene.Server.Time.Advance(TimeSpan.FromMinutes(11));
+        Assert.Equal("failed", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
+        gate.Release();
+        using (var returned = await callback)
+        {
+            // No newer consent took its place: the browser learns the connection's own failure, not "superseded".
+            Assert.Equal(("failed", "expired"), (BrokerKit.ReturnedQuery(returned)["status"], BrokerKit.ReturnedQuery(returned)["error"]));
+        }
+
+        // Nothing else holds these tokens' grant: they are revoked outright.
+        Assert.Contains(issued.RefreshToken!, scene.Upstream.Revocations);
+        Assert.Equal("failed", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task AReconnectThatReadTheConnectionPendingBeforeItsCallbackActivatedItKeepsTheNewTokensServing()
     {
         await using var scene = await RefreshScene.StartAsync();

@@ -45,6 +45,9 @@ public sealed class TenantProvider : IAsyncDisposable
     /// <summary>While set, refresh requests answer 503 (a provider outage).</summary>
     public bool FailRefresh { get; set; }
 
+    /// <summary>When set, a code exchange's answer (its tokens issued, its instance_url read) waits here.</summary>
+    public Gate? CodeExchangeGate { get; set; }
+
     /// <summary>When set, a public client's token requests are refused unless they carry no secret and a PKCE verifier.</summary>
     public bool PublicClient { get; set; }
 
@@ -177,6 +180,11 @@ public sealed class TenantProvider : IAsyncDisposable
         if (InstanceUrl is { } instance)
         {
             body["instance_url"] = instance;
+        }
+
+        if (grant == "authorization_code" && CodeExchangeGate is { } gate)
+        {
+            await gate.PassAsync(request.HttpContext.RequestAborted);
         }
 
         return Results.Json(body);
