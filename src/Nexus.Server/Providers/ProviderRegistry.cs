@@ -175,7 +175,9 @@ internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimePr
     private async Task<bool> UpdateAsync(Provider p, DateTimeOffset? seen, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var parameters = new DynamicParameters(Parameters(p with { UpdatedAt = time.GetUtcNow() }));
+        // Later than the write it replaces, also within the same millisecond, so that a compare-and-set on it sees every write.
+        var now = time.GetUtcNow();
+        var parameters = new DynamicParameters(Parameters(p with { UpdatedAt = seen is { } read && now <= read ? read.AddMilliseconds(1) : now }));
         if (seen is { } when)
         {
             parameters.Add("seen", when.ToUnixTimeMilliseconds());

@@ -99,8 +99,17 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             found = await discovery.DiscoverAsync(body.McpUrl!, ct);
             // The scopes the server suggests (its challenge, its scopes_supported) are held to the rule an administrator's
             // are, before anything is registered: a hostile list would make every authorization URL too long to work.
-            if (body.Scopes is null && !ScopeSyntax.IsValidList(found.Scopes))
+            // Checked as stored, offline_access included where the authorization server lists it.
+            if (!ScopeSyntax.IsValidList(body.Scopes is { } given ? McpDiscovery.WithOfflineAccess(given, found.Server) : found.Scopes))
             {
+                if (body.Scopes is not null)
+                {
+                    return (null, Problems.TypedValidation(new Dictionary<string, string[]>
+                    {
+                        ["scopes"] = [$"With offline_access, which this authorization server lists and Nexus adds, at most {ScopeSyntax.MaxScopes} scopes."],
+                    }));
+                }
+
                 throw new McpDiscoveryException($"The scopes the MCP server asks for ({found.Scopes.Length}) are not acceptable: {ScopeSyntax.ListRule} " +
                     "Give the provider's scopes in the request (scopes).");
             }
@@ -274,9 +283,32 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             return (null, Problems.TypedValidation(errors));
         }
 
+        // Compare-and-set on the row as read: a registration renewal (RenewRegistrationAsync) that lands meanwhile is
+        // not undone by writing back the client it replaced; the change is applied again to the provider as it is then.
+        for (var attempt = 0; ; attempt++)
+        {
+            var updated = Patched(existing, body, rotated);
+            if (attempt == 2 ? await registry.UpdateAsync(updated, ct) : await registry.UpdateIfUnchangedAsync(updated, existing.UpdatedAt, ct))
+            {
+                break;
+            }
+
+            if (await registry.FindAsync(existing.Name, ct) is not { } current)
+            {
+                return (null, Problems.TypedNotFound("Provider"));
+            }
+
+            existing = current;
+        }
+
+        return ((await registry.FindAsync(existing.Name, ct))!, null);
+    }
+
+    private Provider Patched(Provider existing, ProviderRequest body, McpClientIdentity? rotated)
+    {
         var mcp = existing.Config.Mcp ?? new McpServerConfig();
         var sendResource = body.SendResource ?? mcp.SendResource;
-        var updated = existing with
+        return existing with
         {
             DisplayName = body.DisplayName ?? existing.DisplayName,
             Scopes = body.Scopes is { } s ? s.Distinct(StringComparer.Ordinal).ToArray() : existing.Scopes,
@@ -290,8 +322,6 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             // The secret column holds the client secret or the private key, encrypted; the old one is overwritten.
             ClientSecret = rotated?.ClientSecret is { } secret ? registry.EncryptSecret(existing.Name, secret) : existing.ClientSecret,
         };
-        await registry.UpdateAsync(updated, ct);
-        return ((await registry.FindAsync(existing.Name, ct))!, null);
     }
 
     /// <summary>

@@ -78,9 +78,14 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
     public async Task<StepUpAnswer> StartAsync(Connection connection, Provider provider, string? challengeScope, bool canResend, CancellationToken ct)
     {
         var challenged = challengeScope?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [];
-        // The server's challenge is held to the rule an administrator's scopes are: a hostile one (thousands of scopes,
-        // characters RFC 6749 §3.3 does not allow) is neither stored nor sent on to its authorization server.
-        if (!ScopeSyntax.IsValidList(connection.ScopeList.Concat(challenged).Distinct(StringComparer.Ordinal).ToArray()))
+        var machine = provider.Config.Mcp?.IsClientCredentials == true;
+        var wanted = connection.ScopeList.Concat(challenged).Distinct(StringComparer.Ordinal).ToArray();
+        // A person's consent also asks for offline_access where the authorization server lists it.
+        var server = new McpAuthorizationServer(provider.Config.Issuer ?? "", "", "", null, null, null, provider.Config.Mcp?.AuthorizationServerScopes, false, false, null);
+        var scopes = machine ? wanted : McpDiscovery.WithOfflineAccess(wanted, server);
+        // The server's challenge is held to the rule an administrator's scopes are, on the list that would be stored and
+        // sent: a hostile one (thousands of scopes, characters RFC 6749 §3.3 does not allow) is neither.
+        if (!ScopeSyntax.IsValidList(scopes))
         {
             return new StepUpAnswer(Problems.Create(ProblemCatalog.StepUpLimit,
                 $"The MCP server asked for scopes Nexus does not request for it: with the connection's, more than {ScopeSyntax.MaxScopes}, or not RFC 6749 §3.3 scope tokens. " +
@@ -88,14 +93,11 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
                 new Dictionary<string, object?> { ["connection_id"] = connection.Id }));
         }
 
-        if (provider.Config.Mcp?.IsClientCredentials == true)
+        if (machine)
         {
             return await MachineStepUpAsync(connection, provider, challenged, canResend, ct);
         }
 
-        var wanted = connection.ScopeList.Concat(challenged);
-        var server = new McpAuthorizationServer(provider.Config.Issuer ?? "", "", "", null, null, null, provider.Config.Mcp?.AuthorizationServerScopes, false, false, null);
-        var scopes = McpDiscovery.WithOfflineAccess(wanted, server);
         var now = time.GetUtcNow();
         var nonce = SecretGenerator.Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
         var expiresAt = now.AddSeconds(options.PendingConnectionSeconds);

@@ -509,6 +509,45 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     }
 
     [Fact]
+    public async Task APatchBasedOnAReadFromBeforeARenewalKeepsTheRenewedClient()
+    {
+        var provider = await RegisterAsync(fixture.Dynamic);
+        var name = provider.GetProperty("name").GetString()!;
+        var oldClient = provider.GetProperty("client_id").GetString()!;
+        var registry = fixture.Client.Services.GetRequiredService<Nexus.Server.Providers.ProviderRegistry>();
+        var mcp = fixture.Client.Services.GetRequiredService<Nexus.Server.RemoteMcp.McpProviders>();
+        // The administrator's PATCH read the provider; a refresh's invalid_client renews the registration meanwhile.
+        var readByThePatch = (await registry.FindAsync(name, Ct))!;
+        await mcp.RenewRegistrationAsync((await registry.FindAsync(name, Ct))!, Ct);
+        var renewedClient = (await registry.FindAsync(name, Ct))!.ClientId;
+        Assert.NotEqual(oldClient, renewedClient);
+
+        var (patched, failure) = await mcp.UpdateAsync(readByThePatch, new Nexus.Server.Providers.ProviderRequest(null, null, "Renamed by the PATCH", null, null, null, null, null, null,
+            null, null, null, null, null, null, null, null, null, null, null, null, null), Ct);
+
+        Assert.Null(failure);
+        Assert.Equal(("Renamed by the PATCH", renewedClient), (patched!.DisplayName, patched.ClientId));
+    }
+
+    [Fact]
+    public async Task OneHundredScopesGivenForAServerThatListsOfflineAccessAreOneTooMany()
+    {
+        var fake = fixture.Fake;
+        var (prefix, issuer) = StageAuthorizationServer();
+        fake.Routes["/.well-known/oauth-authorization-server" + prefix] = Json(new Dictionary<string, object>
+        {
+            ["issuer"] = issuer, ["authorization_endpoint"] = issuer + "/authorize", ["token_endpoint"] = issuer + "/token",
+            ["registration_endpoint"] = issuer + "/register", ["code_challenge_methods_supported"] = new[] { "S256" }, ["scopes_supported"] = new[] { "offline_access" },
+        });
+        var refused = await fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
+            new { name = "mcp-" + Guid.NewGuid().ToString("N")[..8], auth_mode = "mcp_oauth2", mcp_url = fake.BaseUrl + prefix + "/mcp", scopes = Enumerable.Range(0, 100).Select(i => "s" + i) },
+            HttpStatusCode.BadRequest);
+        Assert.Equal("validation_failed", refused.GetProperty("code").GetString());
+        Assert.Contains("offline_access", refused.GetProperty("errors").GetProperty("scopes")[0].GetString(), StringComparison.Ordinal);
+        Assert.False(fake.Hits.ContainsKey(prefix + "/register"));
+    }
+
+    [Fact]
     public async Task TwoRenewalsOfTheSameRejectedRegistrationConvergeOnTheClientStoredFirst()
     {
         var provider = await RegisterAsync(fixture.Dynamic);
