@@ -114,10 +114,12 @@ internal sealed class RedactingLogger(ILogger inner, Microsoft.Extensions.Compli
         if (reclassified is { } instead)
         {
             logLevel = instead.Level;
-            var noted = formatter(state, null) + (string.IsNullOrEmpty(instead.Note) ? "" : " " + instead.Note);
-            if (!RedactedState.TryCreate(state, noted, secrets, out var redacted))
+            var note = string.IsNullOrEmpty(instead.Note) ? "" : " " + instead.Note;
+            var noted = formatter(state, null) + note;
+            var values = WithNotedTemplate(state as IReadOnlyList<KeyValuePair<string, object?>> ?? [], note);
+            if (!RedactedState.TryCreate(values, noted, secrets, out var redacted))
             {
-                redacted = new RedactedState(state as IReadOnlyList<KeyValuePair<string, object?>> ?? [], noted);
+                redacted = new RedactedState(values, noted);
             }
 
             inner.Log(logLevel, eventId, redacted, null, static (s, _) => s.Message);
@@ -133,6 +135,26 @@ internal sealed class RedactingLogger(ILogger inner, Microsoft.Extensions.Compli
         {
             inner.Log(logLevel, eventId, state, exception, formatter);
         }
+    }
+
+    /// <summary>
+    /// The values with the note after the message template too: a structured sink (the OTLP log exporter) takes an
+    /// entry's body from <c>{OriginalFormat}</c>, not from the formatted message, and would say the SDK's "threw an
+    /// unhandled exception" at Debug without saying why. A constant suffix, so entries still group by template.
+    /// </summary>
+    private static IReadOnlyList<KeyValuePair<string, object?>> WithNotedTemplate(IReadOnlyList<KeyValuePair<string, object?>> values, string note)
+    {
+        for (var i = 0; note.Length > 0 && i < values.Count; i++)
+        {
+            if (values[i] is { Key: "{OriginalFormat}", Value: string template })
+            {
+                var noted = values.ToList();
+                noted[i] = new(values[i].Key, template + note);
+                return noted;
+            }
+        }
+
+        return values;
     }
 }
 

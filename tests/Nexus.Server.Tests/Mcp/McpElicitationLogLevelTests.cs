@@ -39,6 +39,8 @@ public sealed class McpElicitationLogLevelTests
         Assert.All(said, l => Assert.DoesNotContain(nameof(UrlElicitationRequiredException), l, StringComparison.Ordinal)); // no exception, no stack
         Assert.Contains("\"connect_service\" threw an unhandled exception.", said[0], StringComparison.Ordinal);
         Assert.Contains("ToolName=connect_service", said[0], StringComparison.Ordinal);
+        // A structured sink (OTLP) takes the body from the template: the note is there too.
+        Assert.Contains("{OriginalFormat}=\"{ToolName}\" threw an unhandled exception. " + McpElicitationLogLevel.Note, said[0], StringComparison.Ordinal);
         Assert.Contains("Server (nexus) method 'tools/call' request handler failed in 3.5ms.", said[1], StringComparison.Ordinal);
         Assert.Contains("Redirected to https://x/cb?code=[redacted]", said[2], StringComparison.Ordinal);
         Assert.DoesNotContain("SECRETCODE", logs.All, StringComparison.Ordinal);
