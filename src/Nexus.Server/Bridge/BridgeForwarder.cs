@@ -26,7 +26,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
     };
 
-    // What a caller might use to smuggle or override credentials.
+    // What a caller might use to smuggle or override credentials. Of AWS's x-amz-* headers only the SigV4 signer's own
+    // are: the others are the request's meaning (S3's x-amz-copy-source, server-side encryption, object lock, expected
+    // bucket owner, checksums and metadata; X-Amz-Target of the JSON APIs; Lambda's X-Amz-Invocation-Type), which the
+    // signer then signs like every forwarded header. Dropping them turned an S3 copy into an empty upload over the object.
     private static readonly HashSet<string> CallerCredentials = new(StringComparer.OrdinalIgnoreCase)
     {
         "Authorization", "Cookie", "X-API-Key", "Nexus-Connection-Id", "Nexus-Resource", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP",
@@ -118,7 +121,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         }
 
         byte[]? buffered = null;
-        var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
+        // RFC 9113 §8.1: an HTTP/2 (or HTTP/3) request can carry a body with neither Content-Length nor
+        // Transfer-Encoding; the server knows whether one follows (CanHaveBody), as it does for HTTP/1.1's chunked.
+        var hasBody = context.Request.ContentLength is { } declared ? declared > 0
+            : context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? context.Request.Headers.TransferEncoding.Count > 0;
         try
         {
             if (hasBody && context.Request.ContentLength is { } length and <= ReplayableBodyBytes)
@@ -334,7 +340,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
     private static bool Forwardable(string name, string[] credentialHeaders, List<string>? connectionTokens)
     {
-        if (HopByHop.Contains(name) || CallerCredentials.Contains(name) || name.StartsWith("X-Amz-", StringComparison.OrdinalIgnoreCase))
+        if (HopByHop.Contains(name) || CallerCredentials.Contains(name))
         {
             return false;
         }

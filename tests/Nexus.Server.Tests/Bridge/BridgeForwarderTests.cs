@@ -8,7 +8,6 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nexus.Sdk.Aws;
@@ -32,6 +31,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     private EchoUpstream echo = null!;
     private WebApplication host = null!;
     private HttpClient http = null!;
+    private HttpClient http2 = null!;
     private BridgeForwarder forwarder = null!;
     private BridgeTarget target = null!;
     private int refreshes;
@@ -43,8 +43,14 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         // SigV4 test failed once in a loaded full run with a 2 s bound, most likely so). Timeout tests call UseForwarder.
         UseForwarder(new BridgeOptions { TimeoutSeconds = 30 });
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = 1024 * 1024);
+        var (port, port2) = (LoopbackHost.FreePort(), LoopbackHost.FreePort());
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = 1024 * 1024;
+            k.Listen(System.Net.IPAddress.Loopback, port);
+            // HTTP/2 without TLS (prior knowledge): what a caller speaks to a Nexus that terminates TLS itself.
+            k.Listen(System.Net.IPAddress.Loopback, port2, o => o.Protocols = HttpProtocols.Http2);
+        });
         host = builder.Build();
         host.Map("/bridge/{**rest}", (HttpContext context) =>
         {
@@ -54,13 +60,15 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
             return forwarder.ForwardAsync(context, target, query < 0 ? path : path[..query]);
         });
         await host.StartAsync();
-        http = new HttpClient { BaseAddress = new Uri(host.Urls.First()) };
+        http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        http2 = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port2}") };
         target = new BridgeTarget(new Uri(echo.BaseUrl + "/api"), new UpstreamCredential.Bearer("secret-access-token"));
     }
 
     public async ValueTask DisposeAsync()
     {
         http.Dispose();
+        http2.Dispose();
         forwarder.Dispose();
         await host.DisposeAsync();
         await echo.DisposeAsync();
@@ -158,6 +166,54 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         var expected = SigV4Signer.Sign("POST", new Uri(echo.BaseUrl + "/api/items?b=2&a=1"), headers, received.Headers["x-amz-content-sha256"], "us-east-1", "execute-api", credentials, date,
             new SigV4Options { AddContentSha256Header = true });
         Assert.Equal(expected.AuthorizationHeader, authorization);
+    }
+
+    [Fact]
+    public async Task AnHttp2BodyOfUnknownLengthIsForwardedWhole()
+    {
+        // HTTP/2 has no Transfer-Encoding: a streamed upload (curl -T -, a pipe) comes with no Content-Length at all.
+        var sent = RandomNumberGenerator.GetBytes(300_000);
+        using var request = new HttpRequestMessage(HttpMethod.Put, "/bridge/upload")
+        {
+            Content = new StreamContent(new UnknownLengthStream(sent)), Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        using var response = await http2.SendAsync(request);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal((sent.LongLength, Convert.ToHexStringLower(SHA256.HashData(sent))), (echo.Last.BodyLength, echo.Last.BodySha256));
+    }
+
+    /// <summary>A readable stream that does not tell its length, so HttpClient sends no Content-Length.</summary>
+    private sealed class UnknownLengthStream(byte[] bytes) : MemoryStream(bytes)
+    {
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public async Task PassesTheCallersOwnAwsHeadersOnAndSignsThemButNeverItsSignatureHeaders()
+    {
+        var credentials = new AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token");
+        target = target with { Credential = new UpstreamCredential.AwsSigV4(credentials, "us-east-1", "s3") };
+        // An S3 CopyObject: the source, and the encryption the copy must have, are headers; it has no body.
+        var request = new HttpRequestMessage(HttpMethod.Put, "/bridge/bucket/copy.txt");
+        request.Headers.Add("x-amz-copy-source", "/bucket/original.txt");
+        request.Headers.Add("x-amz-server-side-encryption", "aws:kms");
+        request.Headers.Add("X-Amz-Target", "DynamoDB_20120810.GetItem");
+        request.Headers.Add("X-Amz-Security-Token", "the-callers-own");
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var received = echo.Last;
+        Assert.Equal("/bucket/original.txt", received.Headers["x-amz-copy-source"]);
+        Assert.Equal("aws:kms", received.Headers["x-amz-server-side-encryption"]);
+        Assert.Equal("DynamoDB_20120810.GetItem", received.Headers["X-Amz-Target"]);
+        Assert.Equal("session-token", received.Headers["X-Amz-Security-Token"]);
+        var signed = received.Headers["Authorization"].Split("SignedHeaders=")[1].Split(',')[0].Split(';');
+        Assert.Contains("x-amz-copy-source", signed);
+        Assert.Contains("x-amz-server-side-encryption", signed);
+        Assert.Contains("x-amz-target", signed);
     }
 
     [Theory]
