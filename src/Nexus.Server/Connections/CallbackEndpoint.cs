@@ -254,7 +254,9 @@ internal static class CallbackEndpoint
     /// <param name="attemptError">This attempt's own error, when it failed anyway (kept in the audit log).</param>
     private static async Task<IResult> SupersededAsync(Connection connection, Connection current, string? revocation, string? attemptError, AuditLog audit)
     {
-        var newer = current.StateNonce is not null;
+        // An ended state keeps its expiry (ExpireStaleAsync clears only the nonce); a newer consent set its own, also
+        // when it has completed or ended since.
+        var newer = current.StateNonce is not null || current.StateExpiresAt != connection.StateExpiresAt;
         var error = newer ? SupersededError : current.Status == ConnectionStatus.Failed && current.Error is { } failure ? failure : ConnectionStore.ExpiredError;
         await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
             new

@@ -175,9 +175,11 @@ internal sealed class ProviderRegistry(NexusDatabase db, KeyRing keyRing, TimePr
     private async Task<bool> UpdateAsync(Provider p, DateTimeOffset? seen, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        // Later than the write it replaces, also within the same millisecond, so that a compare-and-set on it sees every write.
-        var now = time.GetUtcNow();
-        var parameters = new DynamicParameters(Parameters(p with { UpdatedAt = seen is { } read && now <= read ? read.AddMilliseconds(1) : now }));
+        // Later than the write it replaces (in the stored milliseconds), also within the same millisecond, so that a
+        // compare-and-set on it sees every write.
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var written = seen is { } read ? Math.Max(now, read.ToUnixTimeMilliseconds() + 1) : now;
+        var parameters = new DynamicParameters(Parameters(p with { UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(written) }));
         if (seen is { } when)
         {
             parameters.Add("seen", when.ToUnixTimeMilliseconds());

@@ -120,9 +120,12 @@ internal sealed class McpDiscovery(McpMetadataFetcher fetcher, NexusOptions opti
     /// offline_access (OIDC Core §11) only when the authorization server lists it: then it is asked for, so that the
     /// connection gets a refresh token; otherwise it is never sent (a server that does not know it may refuse the request).
     /// </summary>
-    public static string[] WithOfflineAccess(IEnumerable<string> scopes, McpAuthorizationServer server)
+    public static string[] WithOfflineAccess(IEnumerable<string> scopes, McpAuthorizationServer server) => WithOfflineAccess(scopes, server.ScopesSupported);
+
+    /// <param name="authorizationServerScopes">The authorization server's scopes_supported, as discovered (stored with the provider).</param>
+    public static string[] WithOfflineAccess(IEnumerable<string> scopes, IReadOnlyCollection<string>? authorizationServerScopes)
     {
-        var listed = server.ScopesSupported?.Contains("offline_access", StringComparer.Ordinal) == true;
+        var listed = authorizationServerScopes?.Contains("offline_access", StringComparer.Ordinal) == true;
         var chosen = scopes.Where(s => s != "offline_access").Distinct(StringComparer.Ordinal).ToList();
         if (listed)
         {

@@ -106,7 +106,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
                 {
                     return (null, Problems.TypedValidation(new Dictionary<string, string[]>
                     {
-                        ["scopes"] = [$"With offline_access, which this authorization server lists and Nexus adds, at most {ScopeSyntax.MaxScopes} scopes."],
+                        ["scopes"] = [OfflineAccessRule],
                     }));
                 }
 
@@ -272,23 +272,32 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
             }
         }
 
-        McpClientIdentity? rotated = null;
-        if (machine && (body.ClientId is not null || body.ClientSecret is not null || body.PrivateKeyPem is not null))
+        // Stored as a registration stores them: with offline_access where the authorization server lists it.
+        if (body.Scopes is not null && !errors.ContainsKey("scopes")
+            && !ScopeSyntax.IsValidList(McpDiscovery.WithOfflineAccess(body.Scopes, existing.Config.Mcp?.AuthorizationServerScopes)))
         {
-            rotated = RotatedClient(existing, body, errors);
-        }
-
-        if (errors.Count > 0)
-        {
-            return (null, Problems.TypedValidation(errors));
+            errors["scopes"] = [OfflineAccessRule];
         }
 
         // Compare-and-set on the row as read: a registration renewal (RenewRegistrationAsync) that lands meanwhile is
-        // not undone by writing back the client it replaced; the change is applied again to the provider as it is then.
+        // not undone by writing back the client it replaced; the change is applied again to the provider as it is then
+        // (a rotated client too, whose authentication method depends on what the row holds).
         for (var attempt = 0; ; attempt++)
         {
+            McpClientIdentity? rotated = null;
+            if (machine && (body.ClientId is not null || body.ClientSecret is not null || body.PrivateKeyPem is not null))
+            {
+                rotated = RotatedClient(existing, body, errors);
+            }
+
+            if (errors.Count > 0)
+            {
+                return (null, Problems.TypedValidation(errors));
+            }
+
+            // Ten writes in between would be something rewriting the provider without pause: the last attempt simply writes.
             var updated = Patched(existing, body, rotated);
-            if (attempt == 2 ? await registry.UpdateAsync(updated, ct) : await registry.UpdateIfUnchangedAsync(updated, existing.UpdatedAt, ct))
+            if (attempt == 9 ? await registry.UpdateAsync(updated, ct) : await registry.UpdateIfUnchangedAsync(updated, existing.UpdatedAt, ct))
             {
                 break;
             }
@@ -311,7 +320,7 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
         return existing with
         {
             DisplayName = body.DisplayName ?? existing.DisplayName,
-            Scopes = body.Scopes is { } s ? s.Distinct(StringComparer.Ordinal).ToArray() : existing.Scopes,
+            Scopes = body.Scopes is { } s ? McpDiscovery.WithOfflineAccess(s, mcp.AuthorizationServerScopes) : existing.Scopes,
             Config = existing.Config with
             {
                 Resource = sendResource ? mcp.Resource : null,
@@ -375,6 +384,8 @@ internal sealed class McpProviders(McpDiscovery discovery, McpClientRegistrar re
     }
 
     private static string? ScopeProblem(string[]? scopes) => scopes is not null && !ScopeSyntax.IsValidList(scopes) ? ScopeSyntax.ListRule : null;
+
+    private const string OfflineAccessRule = "With offline_access, which this authorization server lists and Nexus adds, at most 100 scopes.";
 
     private static ProblemHttpResult Exists(string name) => Problems.Typed(ProblemCatalog.ProviderExists,
         "Choose another name, or change the existing provider with PATCH /v1/providers/{name}.", title: $"A provider named '{name}' already exists.");

@@ -81,8 +81,7 @@ internal sealed class McpStepUp(ConnectionStore store, StateSigner signer, Audit
         var machine = provider.Config.Mcp?.IsClientCredentials == true;
         var wanted = connection.ScopeList.Concat(challenged).Distinct(StringComparer.Ordinal).ToArray();
         // A person's consent also asks for offline_access where the authorization server lists it.
-        var server = new McpAuthorizationServer(provider.Config.Issuer ?? "", "", "", null, null, null, provider.Config.Mcp?.AuthorizationServerScopes, false, false, null);
-        var scopes = machine ? wanted : McpDiscovery.WithOfflineAccess(wanted, server);
+        var scopes = machine ? wanted : McpDiscovery.WithOfflineAccess(wanted, provider.Config.Mcp?.AuthorizationServerScopes);
         // The server's challenge is held to the rule an administrator's scopes are, on the list that would be stored and
         // sent: a hostile one (thousands of scopes, characters RFC 6749 §3.3 does not allow) is neither.
         if (!ScopeSyntax.IsValidList(scopes))

@@ -67,6 +67,38 @@ public sealed class ConsentRaceTests
     }
 
     [Fact]
+    public async Task AConsentWhoseNewerReconnectAlreadyCompletedIsStillReportedSuperseded()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var id = await scene.Kit.ConnectAsync(scene.Provider);
+        var first = Assert.Single(scene.Upstream.Families.Values);
+        var earlier = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
+        var earlierCallback = await scene.Kit.ConsentAtAsync(earlier.GetProperty("auth_url").GetString()!);
+        var gate = scene.Upstream.CodeExchangeGate = new Gate();
+        var callback = scene.Kit.CallbackAsync(earlierCallback);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values, f => f != first).Chain);
+
+        // A newer reconnect begins and completes (its state ends with it) before the earlier callback's answer arrives.
+        scene.Upstream.CodeExchangeGate = null;
+        var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
+        using (var completed = await scene.Kit.CallbackAsync(await scene.Kit.ConsentAtAsync(newer.GetProperty("auth_url").GetString()!)))
+        {
+            Assert.Equal("active", BrokerKit.ReturnedQuery(completed)["status"]);
+        }
+
+        var newest = Assert.Single(scene.Upstream.Families.Values, f => f != first && f.Chain.All(t => t != issued)).Chain.Single();
+        gate.Release();
+        using (var returned = await callback)
+        {
+            Assert.Equal(("active", "superseded"), (BrokerKit.ReturnedQuery(returned)["status"], BrokerKit.ReturnedQuery(returned)["error"]));
+        }
+
+        Assert.Contains(issued.AccessToken, scene.Upstream.Revocations);
+        Assert.Equal(newest.AccessToken, (await scene.Kit.ReadAsync(id)).AccessToken);
+    }
+
+    [Fact]
     public async Task AReconnectBegunDuringTheFirstConsentsCodeExchangeKeepsTheConnectionPendingOnTheNewConsent()
     {
         await using var scene = await RefreshScene.StartAsync();

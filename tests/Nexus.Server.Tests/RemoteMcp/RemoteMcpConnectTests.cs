@@ -530,6 +530,22 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     }
 
     [Fact]
+    public async Task APatchOfTheScopesKeepsOfflineAccessWhereTheAuthorizationServerListsIt()
+    {
+        var provider = await RegisterAsync(fixture.Dynamic);
+        var name = provider.GetProperty("name").GetString()!;
+        // As registered: the authorization server (a Nexus) lists offline_access, so Nexus asks for it.
+        Assert.Contains("offline_access", provider.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
+
+        var patched = await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { scopes = new[] { "nexus:connections" } });
+
+        Assert.Equal(["nexus:connections", "offline_access"], patched.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()!).ToArray());
+        var refused = await fixture.Client.AdminJsonAsync(HttpMethod.Patch, "/v1/providers/" + name, new { scopes = Enumerable.Range(0, 100).Select(i => "s" + i) },
+            HttpStatusCode.BadRequest);
+        Assert.Contains("offline_access", refused.GetProperty("errors").GetProperty("scopes")[0].GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task OneHundredScopesGivenForAServerThatListsOfflineAccessAreOneTooMany()
     {
         var fake = fixture.Fake;
