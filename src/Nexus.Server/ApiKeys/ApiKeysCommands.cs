@@ -21,8 +21,9 @@ internal static class ApiKeysCommands
             """, ListAsync)
         .AddNexusCommand("api-keys revoke", "revoke a gateway API key", """
             Usage: Nexus.Server api-keys revoke ID [--json]
-              Revokes the key with this id (ak_…) at once, as DELETE /v1/admin/api-keys/{id} does. Revoking twice is not
-              an error. The record stays, so the audit log keeps naming it.
+              Revokes the key with this id (ak_…), as DELETE /v1/admin/api-keys/{id} does. A running Nexus stops accepting
+              it within Nexus__ApiKeyCacheSeconds (5 s by default), as another instance does after a DELETE. Revoking
+              twice is not an error. The record stays, so the audit log keeps naming it.
               --json   the API's key object (status "revoked")
             """, RevokeAsync, arguments: 1);
 
