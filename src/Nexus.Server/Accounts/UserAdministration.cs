@@ -37,6 +37,12 @@ internal static class UserAdministration
     public const string PasswordResetReason = "password_reset";
 
     /// <summary>
+    /// The revoked_reason of a grant refused at its code's redemption because the session that approved the code has
+    /// ended since (the account's security stamp changed: a password reset, a sign-out).
+    /// </summary>
+    public const string SessionEndedReason = "session_ended";
+
+    /// <summary>
     /// Creates an account an administrator vouches for (so its address counts as verified), with a password of at
     /// least 10 characters; shared by POST /v1/admin/users and <c>users create</c>. Exists is true when the address is taken.
     /// </summary>

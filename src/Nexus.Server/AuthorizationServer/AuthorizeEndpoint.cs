@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using Nexus.Server.Accounts;
 using Nexus.Server.AuthorizationServer.Clients;
@@ -158,10 +159,14 @@ internal static class AuthorizeEndpoint
         // OIDC Core §2 auth_time: when the person authenticated, which a renewal of the session cookie does not move.
         var authTime = SignInTime.Of(authenticated.Properties) ?? time.GetUtcNow().ToUnixTimeSeconds();
         var code = SecretGenerator.Secret("nxa_");
+        // The session that approves it: a code approved by a session that a password reset ended (which another
+        // instance may still accept for SessionCheckSeconds) is refused when it is redeemed (AuthorizationCodeGrant).
+        var stamp = authenticated.Principal?.FindFirstValue(services.GetRequiredService<IOptions<IdentityOptions>>().Value.ClaimsIdentity.SecurityStampClaimType);
         // RFC 9700 §4.5: codes are single-use, short-lived and bound to client, redirect URI and PKCE challenge.
         await services.GetRequiredService<GrantStore>().SaveCodeAsync(code, new AuthorizationCodeRecord(
             request.Client.ClientId, userId, request.RedirectUri, request.Scopes, request.CodeChallenge, request.Nonce, authTime,
-            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource, request.RedirectUriSent), context.RequestAborted);
+            time.GetUtcNow().AddSeconds(AuthorizationRequestValidator.CodeLifetimeSeconds).ToUnixTimeMilliseconds(), request.Resource, request.RedirectUriSent,
+            stamp is null ? null : GrantStore.StampHash(stamp)), context.RequestAborted);
         return Redirect(request, options, ("code", code));
     }
 

@@ -163,12 +163,45 @@ public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixtu
     [Fact]
     public Task ACodeIssuedBeforeTheAccountWasDisabledYieldsNoTokens() => AssertCodeIssuedBeforeYieldsNoTokensAsync(DisableAsync);
 
-    /// <summary>
-    /// Minted by whoever held the account just before the reset: a reset leaves nothing on the account that the exchange
-    /// could check, so the reset spends the codes not yet exchanged.
-    /// </summary>
+    /// <summary>Minted by whoever held the account just before the reset: the reset spends the codes not yet exchanged.</summary>
     [Fact]
     public Task ACodeIssuedBeforeAnAdministratorsPasswordResetYieldsNoTokens() => AssertCodeIssuedBeforeYieldsNoTokensAsync(ResetPasswordAsync);
+
+    /// <summary>
+    /// Another instance still trusts the session a reset ended, for SessionCheckSeconds, and issues a code to it after
+    /// the reset spent the account's codes: the code remembers the session's security stamp, no longer the account's,
+    /// and yields no tokens. A code of the account's current session still does.
+    /// </summary>
+    [Fact]
+    public async Task ACodeApprovedAfterAPasswordResetByTheSessionItEndedYieldsNoTokens()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var email = NewEmail();
+        using var browser = await SignedInBrowserAsync(Server, email);
+        var userId = await Server.UserIdAsync(email);
+        await using var scope = Server.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserStore>();
+        var endedSession = (await users.FindByIdAsync(userId, CancellationToken.None))!.SecurityStamp;
+        using var admin = await AdministratorAsync();
+        await ResetPasswordAsync(admin, userId);
+
+        // What the other instance stores for the code its consent page issues to the old session.
+        async Task<(HttpStatusCode Status, JsonElement Body)> ExchangeCodeOfAsync(string stamp)
+        {
+            var (verifier, challenge) = Pkce();
+            var code = "nxa_" + Guid.NewGuid().ToString("N");
+            await Server.Services.GetRequiredService<Nexus.Server.AuthorizationServer.Grants.GrantStore>().SaveCodeAsync(code,
+                new Nexus.Server.AuthorizationServer.Grants.AuthorizationCodeRecord(clientId, userId, RedirectUri, ["openid", "offline_access"], challenge, null,
+                    DateTimeOffset.UtcNow.ToUnixTimeSeconds(), DateTimeOffset.UtcNow.AddSeconds(60).ToUnixTimeMilliseconds(), RedirectUriSent: true,
+                    SessionStamp: Nexus.Server.AuthorizationServer.Grants.GrantStore.StampHash(stamp)), CancellationToken.None);
+            return await ExchangeCodeAsync(Server, clientId, secret, code, verifier);
+        }
+
+        var (status, body) = await ExchangeCodeOfAsync(endedSession);
+        Assert.Equal((HttpStatusCode.BadRequest, "invalid_grant"), (status, body.GetProperty("error").GetString()));
+        var current = (await users.FindByIdAsync(userId, CancellationToken.None))!.SecurityStamp;
+        Assert.Equal(HttpStatusCode.OK, (await ExchangeCodeOfAsync(current)).Status);
+    }
 
     [Fact]
     public async Task ARefreshTokenWhoseGrantADisableDidNotRevokeIsRefusedAndItsGrantRevoked()

@@ -76,6 +76,17 @@ internal sealed class AuthorizationCodeGrant(
             return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The account of this code is disabled.");
         }
 
+        // The session that approved the code ended since (an administrator's password reset, a sign-out): its stamp is
+        // no longer the account's. The same order as for a disable: a reset changes the stamp and then revokes the
+        // account's grants, so either this read sees the new stamp or that revocation finds this grant.
+        if (record.SessionStamp is { } approvedBy
+            && !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(approvedBy),
+                System.Text.Encoding.ASCII.GetBytes(GrantStore.StampHash(user.SecurityStamp))))
+        {
+            await grants.RevokeGrantAsync(grantId, UserAdministration.SessionEndedReason, ct);
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "The session that approved this code has ended (the account's password was reset, or it signed out).");
+        }
+
         return await IssueAsync(client, user, grantId, record.Scopes, record.Nonce, record.AuthTime, lifetimeOverride, ct, audience: audience);
     }
 

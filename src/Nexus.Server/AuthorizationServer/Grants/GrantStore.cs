@@ -8,9 +8,13 @@ namespace Nexus.Server.AuthorizationServer.Grants;
 
 /// <param name="RedirectUri">Where the code was sent: the request's redirect_uri, or the client's only registered one.</param>
 /// <param name="RedirectUriSent">Whether the authorization request carried redirect_uri (RFC 6749 §4.1.3: then the token request must too).</param>
+/// <param name="SessionStamp">
+/// A hash of the security stamp of the session that approved the code (<see cref="GrantStore.StampHash"/>); null for a
+/// code stored before migration 0023.
+/// </param>
 internal sealed record AuthorizationCodeRecord(
     string ClientId, string UserId, string RedirectUri, IReadOnlyList<string> Scopes, string? CodeChallenge, string? Nonce, long AuthTime, long ExpiresAt, string? Resource = null,
-    bool RedirectUriSent = false);
+    bool RedirectUriSent = false, string? SessionStamp = null);
 
 /// <param name="Resource">The RFC 8707 resource the grant is bound to; null means Nexus's own API.</param>
 internal sealed record GrantRecord(string Id, string ClientId, string UserId, IReadOnlyList<string> Scopes, long AuthTime, long? RevokedAt, string? Resource = null);
@@ -106,13 +110,14 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at, resource, redirect_uri_sent)
-            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt, @Resource, @sent)
+            INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at, resource, redirect_uri_sent,
+                session_stamp)
+            VALUES (@hash, @ClientId, @UserId, @RedirectUri, @scopes, @CodeChallenge, @Nonce, @AuthTime, @now, @ExpiresAt, @Resource, @sent, @SessionStamp)
             """,
             new
             {
                 hash = Hash(code), record.ClientId, record.UserId, record.RedirectUri, scopes = Join(record.Scopes), record.CodeChallenge, record.Nonce, record.AuthTime, now = Now,
-                record.ExpiresAt, record.Resource, sent = record.RedirectUriSent ? 1 : 0,
+                record.ExpiresAt, record.Resource, sent = record.RedirectUriSent ? 1 : 0, record.SessionStamp,
             },
             cancellationToken: ct));
     }
@@ -130,7 +135,12 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         public long? ConsumedAt { get; init; }
         public string? Resource { get; init; }
         public long RedirectUriSent { get; init; }
+
+        public string? SessionStamp { get; init; }
     }
+
+    /// <summary>What a code keeps of the approving session's security stamp: a hex SHA-256 (the stamp itself validates sessions).</summary>
+    public static string StampHash(string securityStamp) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(securityStamp)));
 
     /// <summary>
     /// A code as stored, without spending it: null when Nexus never issued it; <c>Consumed</c> when it was redeemed (or
@@ -141,12 +151,13 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         var hash = Hash(code);
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<CodeRow>(new CommandDefinition(
-            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource, redirect_uri_sent FROM authorization_codes WHERE code_hash = @hash",
+            "SELECT client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, expires_at, consumed_at, resource, redirect_uri_sent, session_stamp " +
+            "FROM authorization_codes WHERE code_hash = @hash",
             new { hash }, cancellationToken: ct));
         return row is null
             ? (null, false, hash)
             : (new AuthorizationCodeRecord(row.ClientId, row.UserId, row.RedirectUri, Split(row.Scopes), row.CodeChallenge, row.Nonce, row.AuthTime, row.ExpiresAt, row.Resource,
-                row.RedirectUriSent != 0), row.ConsumedAt is not null, hash);
+                row.RedirectUriSent != 0, row.SessionStamp), row.ConsumedAt is not null, hash);
     }
 
     /// <summary>Spends a code its client presented in a refused request: it cannot be tried again, and no grant comes of it.</summary>
