@@ -6,7 +6,7 @@ namespace Nexus.Server.AuthorizationServer;
 internal sealed class OAuthUnavailable : IUnavailableResponder
 {
     /// <summary>Paths that answer in RFC 6749's JSON error format rather than problem details.</summary>
-    private static readonly string[] OAuthPrefixes = ["/oauth2/", "/api/oauth/", "/nexus/oauth2/", "/api/v1/me"];
+    private static readonly string[] OAuthPrefixes = ["/oauth2/", "/api/oauth/", "/api/v1/oauth/", "/nexus/oauth2/", "/api/v1/me"];
 
     public bool Covers(PathString path) => OAuthPrefixes.Any(p => path.StartsWithSegments(p.TrimEnd('/'), StringComparison.OrdinalIgnoreCase));
 

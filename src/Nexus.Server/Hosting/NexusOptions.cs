@@ -73,7 +73,10 @@ internal sealed class NexusOptions
     [AllowedValues("ES256", "RS256")]
     public string AccessTokenSigningAlgorithm { get; set; } = "ES256";
 
-    /// <summary>Upper bound for any client's access token lifetime.</summary>
+    /// <summary>
+    /// Upper bound for any client's access token lifetime. Lowering it also ends the tokens already issued for longer
+    /// (they are refused once this Nexus runs with the lower bound).
+    /// </summary>
     [Range(60, 604_800)]
     public int MaxAccessTokenLifetimeSeconds { get; set; } = 86_400;
 

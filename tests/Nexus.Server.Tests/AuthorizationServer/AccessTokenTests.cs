@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Nexus.Server.Tests.Infrastructure;
@@ -44,6 +45,25 @@ public sealed class AccessTokenTests(ServerFixture fixture) : IClassFixture<Serv
         });
         var token = new JsonWebToken(await server.IssueTokenAsync(id, secret));
         Assert.Equal(3600, (token.ValidTo - token.IssuedAt).TotalSeconds);
+    }
+
+    [Fact]
+    public async Task ATokenIssuedForLongerThanTheMaximumTheOperatorLoweredSinceIsNoLongerAccepted()
+    {
+        // The revocation list remembers a revoked grant only for the current maximum (plus an hour): a token issued for
+        // longer would come back to life after that.
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:MaxAccessTokenLifetimeSeconds"] = "7200");
+        var (id, secret) = await server.CreateAppClientAsync(lifetime: 7200);
+        var token = await server.IssueTokenAsync(id, secret);
+        Assert.True((await OAuthAppHelpers.IntrospectAsync(server, id, secret, token)).GetProperty("active").GetBoolean());
+
+        // The operator lowers the maximum (a restart with the new setting; the same instance here, so that the issuer,
+        // its port included, stays the same).
+        server.Services.GetRequiredService<Nexus.Server.Hosting.NexusOptions>().MaxAccessTokenLifetimeSeconds = 3600;
+
+        Assert.False((await OAuthAppHelpers.IntrospectAsync(server, id, secret, token)).GetProperty("active").GetBoolean());
+        Assert.True((await OAuthAppHelpers.IntrospectAsync(server, id, secret, await server.IssueTokenAsync(id, secret))).GetProperty("active").GetBoolean());
     }
 
     [Fact]

@@ -262,6 +262,14 @@ internal sealed class AccessTokenValidator(SigningKeys keys, NexusOptions option
                 return (null, "The token is not valid yet.");
             }
 
+            // The revocation list forgets a revoked grant MaxAccessTokenLifetimeSeconds (plus an hour) after its revocation:
+            // a token issued for longer, before the operator lowered the maximum, would outlive that memory and come back
+            // to life. It is not accepted for longer than the maximum allows now.
+            if (exp - root.GetProperty("iat").GetInt64() > options.MaxAccessTokenLifetimeSeconds)
+            {
+                return (null, "The token was issued for longer than Nexus now allows (MaxAccessTokenLifetimeSeconds).");
+            }
+
             return (new AccessTokenClaims(
                 root.GetProperty("sub").GetString()!,
                 root.GetProperty("client_id").GetString()!,
