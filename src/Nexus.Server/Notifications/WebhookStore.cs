@@ -132,14 +132,39 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         foreach (var hook in hooks)
         {
             var id = SecretGenerator.Id("msg_", 24);
-            queued.Add(id);
-            await connection.ExecuteAsync(new CommandDefinition(
-                "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, next_attempt_at, created_at) VALUES (@id, @hook, @eventType, @payload, @pending, 0, @now, @now)",
-                new { id, hook, eventType, payload = payloadFor(id), pending = DeliveryStatus.Pending, now }, cancellationToken: ct));
+            var payload = payloadFor(id);
+            int inserted;
+            try
+            {
+                // Only while the webhook exists: one deleted since the read above is skipped, and the others still get the event.
+                inserted = await connection.ExecuteAsync(new CommandDefinition(
+                    "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, next_attempt_at, created_at) " +
+                    "SELECT @id, id, @eventType, @payload, @pending, 0, @now, @now FROM webhooks WHERE id = @hook",
+                    new { id, hook, eventType, payload, pending = DeliveryStatus.Pending, now }, cancellationToken: ct));
+            }
+            catch (System.Data.Common.DbException)
+            {
+                // Deleted between the check and the insert's foreign key check (PostgreSQL, read committed); anything
+                // else is not this webhook's absence.
+                if (await ExistsAsync(connection, hook, ct))
+                {
+                    throw;
+                }
+
+                inserted = 0;
+            }
+
+            if (inserted == 1)
+            {
+                queued.Add(id);
+            }
         }
 
         return queued;
     }
+
+    private static async Task<bool> ExistsAsync(System.Data.Common.DbConnection connection, string id, CancellationToken ct) =>
+        await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct)) > 0;
 
     /// <summary>The webhooks with at least one delivery due.</summary>
     public async Task<IReadOnlyList<string>> DueWebhooksAsync(int limit, CancellationToken ct)

@@ -270,6 +270,45 @@ public sealed class WebhookDeliveryTests
     }
 
     [Fact]
+    public async Task AWebhookDeletedWhileAnEventIsQueuedIsSkippedAndEveryOtherWebhookStillGetsTheEvent()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add((await scene.Kit.WebhookAsync(receiver.Url, ["connection.active"])).Id);
+        }
+
+        var store = scene.Server.Services.GetRequiredService<WebhookStore>();
+        var db = scene.Server.Services.GetRequiredService<Nexus.Server.Data.NexusDatabase>();
+        await using var admin = await db.OpenAsync();
+        var victim = ids[1];
+        var deleted = false;
+
+        // The webhooks are read, then an administrator deletes one before its delivery is inserted.
+        var queued = await store.EnqueueAsync("connection.active", "ws_any", null, id =>
+        {
+            if (!deleted)
+            {
+                deleted = true;
+                Dapper.SqlMapper.Execute(admin, "DELETE FROM webhook_deliveries WHERE webhook_id = @victim; DELETE FROM webhooks WHERE id = @victim", new { victim });
+            }
+
+            return "{}";
+        }, CancellationToken.None);
+
+        // The scene's own webhook (all events) and the two that remain: one delivery each, none for the deleted one.
+        Assert.Equal(3, queued.Count);
+        foreach (var id in ids.Where(id => id != victim))
+        {
+            Assert.Single(await store.DeliveriesAsync(id, 10, CancellationToken.None));
+        }
+
+        Assert.Empty(await store.DeliveriesAsync(victim, 10, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task TestingOneWebhookSendsTheTestEventToThatWebhookAlone()
     {
         await using var scene = await RefreshScene.StartAsync();
