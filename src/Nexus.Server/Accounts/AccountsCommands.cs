@@ -105,7 +105,7 @@ internal static class AccountsCommands
     private static async Task<int> ChangeAsync(CommandContext context, UserAdministration.Action action, CancellationToken ct)
     {
         var user = await FindAsync(context, ct);
-        await UserAdministration.ApplyAsync(context.Get<UserManager<NexusUser>>(), context.Get<SessionValidator>(), context.Get<IAccountGrants>(), user.Id, action);
+        await UserAdministration.ApplyAsync(context.Get<UserStore>(), context.Get<SessionValidator>(), context.Get<IAccountGrants>(), user.Id, action);
         user = (await context.Get<UserStore>().FindByIdAsync(user.Id, ct))!;
         var now = context.Get<TimeProvider>().GetUtcNow();
         return await context.ResultAsync(UserResponse.From(user, now), $"{user.Email} is {UserAdministration.Name(UserAdministration.StateOf(user, now)).Replace('_', ' ')}.");

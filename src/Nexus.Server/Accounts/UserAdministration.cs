@@ -90,31 +90,27 @@ internal static class UserAdministration
     /// </summary>
     public static bool IsDisabled(NexusUser user, DateTimeOffset now) => StateOf(user, now) == State.Disabled;
 
-    public static async Task<bool> ApplyAsync(UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, string id, Action action)
+    /// <summary>
+    /// Disables, enables or unlocks an account; false when there is none. One write, whatever else changed the account
+    /// since it was read (<see cref="UserStore.SetDisabledAsync"/>): through the user manager, three compare-and-set
+    /// updates all failed when a failed sign-in counted meanwhile, and the account stayed enabled with its sessions.
+    /// </summary>
+    public static async Task<bool> ApplyAsync(UserStore users, SessionValidator sessions, IAccountGrants grants, string id, Action action)
     {
-        if (id.Length > 64 || await users.FindByIdAsync(id) is not { } user)
+        if (id.Length > 64 || !await users.SetDisabledAsync(id, action == Action.Disable, CancellationToken.None))
         {
             return false;
         }
 
         if (action == Action.Disable)
         {
-            await users.SetLockoutEnabledAsync(user, true);
-            await users.SetLockoutEndDateAsync(user, DateTimeOffset.MaxValue);
-            await users.UpdateSecurityStampAsync(user);
             // After the lockout is stored: a token request that read the account before it is refused at its next
             // use, since its grant is revoked here; one that reads it after finds it disabled (the token grants).
             // Not cancelled with the administrator's request: the account is already changed, and its grants must follow.
-            await grants.RevokeUserGrantsAsync(user.Id, DisabledReason, CancellationToken.None);
-        }
-        else
-        {
-            // Enable and Unlock both lift the lockout; the failed-attempt count starts again from zero.
-            await users.SetLockoutEndDateAsync(user, null);
-            await users.ResetAccessFailedCountAsync(user);
+            await grants.RevokeUserGrantsAsync(id, DisabledReason, CancellationToken.None);
         }
 
-        sessions.Invalidate(user.Id);
+        sessions.Invalidate(id);
         return true;
     }
 

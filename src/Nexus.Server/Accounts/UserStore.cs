@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Dapper;
 using Microsoft.AspNetCore.Identity;
 using Nexus.Server.Data;
@@ -85,6 +86,24 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
             $"INSERT INTO users ({Columns}) VALUES (@Id, @Email, @NormalizedEmail, @EmailConfirmed, @DisplayName, @PasswordHash, @SecurityStamp, @ConcurrencyStamp, @LockoutEnabled, @LockoutEnd, @AccessFailedCount, @CreatedAt, @PasswordChangeRequired) ON CONFLICT (normalized_email) DO NOTHING",
             Parameters(user), cancellationToken: ct));
         return inserted == 1 ? IdentityResult.Success : IdentityResult.Failed(new IdentityError { Code = UserAccounts.DuplicateEmail, Description = "An account with this email already exists." });
+    }
+
+    /// <summary>
+    /// Disables an account (locked out to the end of time, a new security stamp, so every session ends) or lifts its
+    /// lockout (enable and unlock; the failed-attempt count starts again from zero), in one write that does not depend
+    /// on what was read: a concurrent update made from an earlier read (a failed sign-in counting) then fails its own
+    /// compare-and-set instead of putting the old lockout back. False when there is no such account.
+    /// </summary>
+    public async Task<bool> SetDisabledAsync(string id, bool disabled, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var concurrency = Guid.NewGuid().ToString("N");
+        return await connection.ExecuteAsync(new CommandDefinition(
+            disabled
+                ? "UPDATE users SET lockout_enabled = 1, lockout_end = @end, security_stamp = @stamp, concurrency_stamp = @concurrency WHERE id = @id"
+                : "UPDATE users SET lockout_end = NULL, access_failed_count = 0, concurrency_stamp = @concurrency WHERE id = @id",
+            new { id, end = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds(), stamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(20)), concurrency },
+            cancellationToken: ct)) == 1;
     }
 
     public async Task<IdentityResult> UpdateAsync(NexusUser user, CancellationToken ct)

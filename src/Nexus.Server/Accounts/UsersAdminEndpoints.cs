@@ -82,7 +82,7 @@ internal static class UsersAdminEndpoints
     private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> ChangeAsync(UserChangeRequest request, UserAdministration.Action action)
     {
         var (id, users, sessions, grants, store, time, ct) = request;
-        if (!await UserAdministration.ApplyAsync(users, sessions, grants, id, action) || await store.FindByIdAsync(id, ct) is not { } user)
+        if (!await UserAdministration.ApplyAsync(store, sessions, grants, id, action) || await store.FindByIdAsync(id, ct) is not { } user)
         {
             return Problems.TypedNotFound("User");
         }

@@ -46,11 +46,11 @@ internal static class SiteManagementPages
         admin.MapGet("/admin/users/{id}/disable", (HttpContext context, string id) =>
             Confirm(context, "/admin/users", "Disable this user?", $"/admin/users/{Uri.EscapeDataString(id)}/disable", "Disable user",
                 "They are signed out everywhere at once and cannot sign in until you enable the account again. The applications and assistants they authorized lose access at once: their tokens stop working, and enabling the account does not bring them back (the person authorizes them again). Their connections stay.")).ExcludeFromDescription();
-        admin.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants) =>
+        admin.MapPost("/admin/users/{id}/disable", (HttpContext context, string id, UserStore users, SessionValidator sessions, IAccountGrants grants) =>
             ChangeUserAsync(context, id, users, sessions, grants, UserAdministration.Action.Disable)).ExcludeFromDescription().RequireProtectedForm();
-        admin.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants) =>
+        admin.MapPost("/admin/users/{id}/enable", (HttpContext context, string id, UserStore users, SessionValidator sessions, IAccountGrants grants) =>
             ChangeUserAsync(context, id, users, sessions, grants, UserAdministration.Action.Enable)).ExcludeFromDescription().RequireProtectedForm();
-        admin.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants) =>
+        admin.MapPost("/admin/users/{id}/unlock", (HttpContext context, string id, UserStore users, SessionValidator sessions, IAccountGrants grants) =>
             ChangeUserAsync(context, id, users, sessions, grants, UserAdministration.Action.Unlock)).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/users/{id}/reset", (HttpContext context, string id) =>
             Confirm(context, "/admin/users", "Reset this user's password?", $"/admin/users/{Uri.EscapeDataString(id)}/reset", "Reset password",
@@ -258,7 +258,7 @@ internal static class SiteManagementPages
         return user is null ? await UsersAsync(context, users, settings, errors, form, null, ct, 400) : Results.Redirect("/admin/users");
     }
 
-    private static async Task<IResult> ChangeUserAsync(HttpContext context, string id, UserManager<NexusUser> users, SessionValidator sessions, IAccountGrants grants, UserAdministration.Action action)
+    private static async Task<IResult> ChangeUserAsync(HttpContext context, string id, UserStore users, SessionValidator sessions, IAccountGrants grants, UserAdministration.Action action)
     {
         if (action == UserAdministration.Action.Disable && id == UserAccounts.CurrentUserId(context))
         {
