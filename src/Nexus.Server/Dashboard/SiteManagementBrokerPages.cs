@@ -22,9 +22,10 @@ internal static class SiteManagementBrokerPages
         admin.MapGet("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, CancellationToken ct) => ProvidersAsync(context, registry, catalog, null, null, false, ct)).ExcludeFromDescription();
         admin.MapPost("/admin/providers", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, registration, custom: false, ct)).ExcludeFromDescription().RequireProtectedForm();
-        admin.MapPost("/admin/providers/custom", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
+        // Two segments: "/admin/providers/custom" was the edit form's address of a provider named custom.
+        admin.MapPost("/admin/providers/custom/new", (HttpContext context, ProviderRegistry registry, ProviderCatalog catalog, ProviderRegistration registration, CancellationToken ct) =>
             CreateProviderAsync(context, registry, catalog, registration, custom: true, ct)).ExcludeFromDescription().RequireProtectedForm();
-        // Two segments, so that no provider name (a single segment) is shadowed by this form's address.
+        // Two segments, as the custom form above, so that no provider name (a single segment) is shadowed by this form's address.
         admin.MapPost("/admin/providers/mcp/new", CreateMcpProviderAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/providers/{name}", (HttpContext context, string name, ProviderRegistry registry, CancellationToken ct) => EditProviderPageAsync(context, name, registry, null, null, ct)).ExcludeFromDescription();
         admin.MapPost("/admin/providers/{name}", UpdateProviderAsync).ExcludeFromDescription().RequireProtectedForm();
@@ -86,7 +87,7 @@ internal static class SiteManagementBrokerPages
             </section>
             <section class="card"><h2>Add a custom provider</h2>{(custom ? Errors(errors) : "")}
             <p class="muted">Any OAuth 2.0 server (its OpenID Connect issuer, or its authorization and token URLs), or an API that takes an API key, Basic auth or AWS signatures. The same checks as <code>POST /v1/providers</code> apply.</p>
-            <form method="post" action="/admin/providers/custom" data-modes>{AntiforgeryField(context)}
+            <form method="post" action="/admin/providers/custom/new" data-modes>{AntiforgeryField(context)}
             <label for="auth_mode">Authentication</label><select id="auth_mode" name="auth_mode">{modes}</select>
             <label for="custom_name">Name</label><input id="custom_name" name="name" type="text" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63"{Value(customForm, "name")}>
             <label for="display_name">Display name</label><input id="display_name" name="display_name" type="text" maxlength="200"{Value(customForm, "display_name")}>

@@ -480,10 +480,32 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
             ["auth_mode"] = "api_key", ["name"] = "odd-" + Guid.NewGuid().ToString("N")[..8], ["api_base_url"] = "https://odd.example/api",
             ["api_key_in"] = "header", ["api_key_name"] = "X-Key", [field] = value,
         };
-        await browser.SubmitAsync("/admin/providers/custom", fields);
+        await browser.SubmitAsync("/admin/providers/custom/new", fields);
         Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
         Assert.Contains("class=\"error\" role=\"alert\"", browser.LastPage);
         Assert.DoesNotContain("<script>\"", browser.LastPage);
+    }
+
+    [Fact]
+    public async Task AProviderNamedCustomIsChangedByItsOwnEditForm()
+    {
+        // "custom" is a valid provider name; the form that adds a custom provider once had /admin/providers/custom as its address.
+        await Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new
+        {
+            name = "custom", auth_mode = "api_key", api_base_url = "https://custom.example/api", api_key = new { @in = "header", name = "X-Key" },
+        }, HttpStatusCode.Created);
+        using var browser = new Browser(Server);
+        await browser.SignInAsync(AdminEmail, Password);
+        await browser.NavigateAsync("/admin/providers/custom");
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+
+        await browser.SubmitAsync("/admin/providers/custom", new Dictionary<string, string>
+        {
+            ["display_name"] = "Renamed custom", ["api_base_url"] = "https://custom.example/api", ["api_key_in"] = "header", ["api_key_name"] = "X-Key",
+        });
+
+        Assert.True(browser.LastStatus == HttpStatusCode.OK && browser.CurrentUri.AbsolutePath == "/admin/providers", browser.LastPage);
+        Assert.Equal("Renamed custom", (await Server.AdminJsonAsync(HttpMethod.Get, "/v1/providers/custom")).GetProperty("display_name").GetString());
     }
 
     [Fact]

@@ -209,7 +209,7 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("POST", "/admin/clients/{clientId}/secret", Access.SiteAdmin, Antiforgery: true),
         new("GET", "/admin/providers", Access.SiteAdmin),
         new("POST", "/admin/providers", Access.SiteAdmin, Antiforgery: true),
-        new("POST", "/admin/providers/custom", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/providers/custom/new", Access.SiteAdmin, Antiforgery: true),
         new("POST", "/admin/providers/mcp/new", Access.SiteAdmin, Antiforgery: true),
         new("GET", "/admin/providers/{name}", Access.SiteAdmin),
         new("POST", "/admin/providers/{name}", Access.SiteAdmin, Antiforgery: true),
