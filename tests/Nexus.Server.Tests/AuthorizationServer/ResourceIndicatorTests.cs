@@ -143,6 +143,31 @@ public sealed class ResourceIndicatorTests(ServerFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task ARefreshOfAGrantForAResourceNoLongerServedIsInvalidGrantAndDoesNotSpendTheToken()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (_, tokens) = await FlowAsync(clientId, secret, Server.Issuer);
+        var refresh = tokens.GetProperty("refresh_token").GetString()!;
+        var options = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Nexus.Server.Hosting.NexusOptions>(Server.Services);
+
+        // The operator moves the API's token audience: the grant was bound to the old one.
+        options.AccessTokenAudience = "https://api.elsewhere.example";
+        try
+        {
+            var (status, body) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
+            Assert.Equal((HttpStatusCode.BadRequest, "invalid_grant"), (status, body.GetProperty("error").GetString()));
+        }
+        finally
+        {
+            options.AccessTokenAudience = null;
+        }
+
+        // Back as it was: the refresh token was not spent by the refusal (a spent one would now be a replay).
+        var (again, _) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
+        Assert.Equal(HttpStatusCode.OK, again);
+    }
+
+    [Fact]
     public async Task AGrantForTheRestApiCannotBeRefreshedIntoAnMcpToken()
     {
         var (clientId, secret) = await RegisterApplicationAsync(Server);

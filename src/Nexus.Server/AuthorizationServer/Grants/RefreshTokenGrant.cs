@@ -42,6 +42,16 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
             return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, refused.Error!);
         }
 
+        // A grant bound to a resource this Nexus no longer serves (BASE_URL or Nexus:AccessTokenAudience changed since it
+        // was authorized) can get no token (RFC 8707 §2: invalid_grant, the grant is unusable): refused before the
+        // token is spent, so that a retry once the setting is back is not taken for a replay that revokes the grant.
+        if (await grants.PeekRefreshTokenAsync(token, ct) is { Grant: { Resource: { } grantResource } owned } && owned.ClientId == client.ClientId
+            && !ResourceIndicators.IsServed(options, grantResource))
+        {
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant,
+                "This grant was authorized for a resource this Nexus no longer serves (its address or token audience changed); authorize the application again.");
+        }
+
         var (outcome, grant, tokenScopes) = await grants.UseRefreshTokenAsync(token, client.ClientId, ct);
         switch (outcome)
         {

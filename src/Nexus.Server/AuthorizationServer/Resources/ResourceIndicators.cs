@@ -35,6 +35,10 @@ internal static class ResourceIndicators
         return (null, $"Nexus issues tokens only for {options.McpResource} (its MCP server) and {options.Audience} (its API); '{Shorten(requested)}' is not one of them.");
     }
 
+    /// <summary>Whether a resource a grant was bound to is one this Nexus issues tokens for now.</summary>
+    public static bool IsServed(NexusOptions options, string resource) =>
+        string.Equals(resource, options.Audience, StringComparison.Ordinal) || string.Equals(resource, options.McpResource, StringComparison.Ordinal);
+
     /// <summary>The resource a grant is bound to: the one requested, or Nexus's API when none was.</summary>
     public static string Effective(NexusOptions options, string? bound) => bound ?? options.Audience;
 
