@@ -100,10 +100,11 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
             return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidClient, "Too many failed client authentications; try again later.", wait, StatusCodes.Status429TooManyRequests);
         }
 
-        var client = clientId.Length <= 200 ? await registry.FindCachedAsync(clientId, ct) : null;
-        var valid = hasher.Verify(clientSecret, client?.SecretHash ?? DecoyHash);
         // The registry's copy may be up to ClientCacheSeconds old; a deletion on another instance reaches the revocation
-        // list sooner (at once on PostgreSQL), so a deleted client gets no new token or refresh here meanwhile.
+        // list sooner (at once on PostgreSQL), so a deleted client gets no new token or refresh here meanwhile. Without a
+        // current list (Nexus__Revocation__PollSeconds 0: the database on every check) the client is read from the database.
+        var client = clientId.Length > 200 ? null : revocations.IsCurrent ? await registry.FindCachedAsync(clientId, ct) : await registry.FindAsync(clientId, ct);
+        var valid = hasher.Verify(clientSecret, client?.SecretHash ?? DecoyHash);
         if (client is null || client.IsRevoked || revocations.IsClientRevoked(client.ClientId) || !valid)
         {
             limiter.RecordFailure(address, clientId);

@@ -91,7 +91,7 @@ internal sealed class NexusOptions
     [Range(1, int.MaxValue)]
     public int SigningKeyRefreshSeconds { get; set; } = 30;
 
-    /// <summary>How long a client record is cached in memory; bounds how late another instance sees a changed secret, scope or lifetime. A deleted client is refused sooner, as soon as the revocation list has read the deletion (2 × Nexus__Revocation__PollSeconds at worst, at once on PostgreSQL).</summary>
+    /// <summary>How long a client record is cached in memory; bounds how late another instance sees a changed secret, scope or lifetime. A deleted client is refused sooner, as soon as the revocation list has read the deletion (2 × Nexus__Revocation__PollSeconds at worst, at once on PostgreSQL; with PollSeconds 0, at once: the client is then read from the database).</summary>
     [Range(0, int.MaxValue)]
     public int ClientCacheSeconds { get; set; } = 5;
 

@@ -142,6 +142,28 @@ public sealed class RevocationListTests(RevocationListTests.Fixture fixture) : I
     }
 
     [Fact]
+    public async Task WithPollSecondsZeroAnotherInstanceRefusesAClientDeletedThereAtOnceThoughItStillHasItCached()
+    {
+        // PollSeconds 0: no list, the database on every check; clients cached for 5 minutes.
+        await using var b = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["BASE_URL"] = a.Issuer;
+            s["ENCRYPTION_KEY"] = a.EncryptionKey;
+            s["Nexus:Revocation:PollSeconds"] = "0";
+            s["Nexus:ClientCacheSeconds"] = "300";
+        });
+        var (id, secret) = await a.CreateAppClientAsync();
+        var token = await b.IssueTokenAsync(id, secret); // cached on b now
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(b, token));
+
+        await a.AdminJsonAsync(HttpMethod.Delete, $"/v1/admin/clients/{id}", expected: HttpStatusCode.NoContent);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(b, token));
+        var (status, body) = await TokenAsync(b, id, secret, ("grant_type", "client_credentials"));
+        Assert.Equal((HttpStatusCode.Unauthorized, "invalid_client"), (status, body.GetProperty("error").GetString()));
+    }
+
+    [Fact]
     public async Task WithRarePollingAnotherInstanceAnswersFromMemoryUntilItsNextRead()
     {
         // Shows the checks do not ask the database per call (and what the documented bound means): on SQLite a

@@ -89,11 +89,11 @@ internal sealed class RevocationList(NexusDatabase db, NexusOptions options, Tim
     {
         await using var connection = await db.OpenAsync(ct);
         var revoked = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-            claims.GrantId is null
-                ? "SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = @Jti"
-                : "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = @Jti) + (SELECT COUNT(*) FROM grants WHERE id = @GrantId AND revoked_at IS NOT NULL)",
-            new { claims.Jti, claims.GrantId }, cancellationToken: ct));
-        // The client is checked by the caller through ClientRegistry (cached for ClientCacheSeconds).
+            "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = @Jti) + (SELECT COUNT(*) FROM oauth_clients WHERE client_id = @ClientId AND revoked_at IS NOT NULL)"
+            + (claims.GrantId is null ? "" : " + (SELECT COUNT(*) FROM grants WHERE id = @GrantId AND revoked_at IS NOT NULL)"),
+            new { claims.Jti, claims.GrantId, claims.ClientId }, cancellationToken: ct));
+        // The client too: its ClientRegistry copy may be ClientCacheSeconds old, and without a current list (PollSeconds
+        // 0, or a poll that has not succeeded lately) nothing else tells this instance that another one deleted it.
         return revoked > 0;
     }
 
