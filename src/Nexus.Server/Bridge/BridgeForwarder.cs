@@ -108,6 +108,14 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             return;
         }
 
+        // An S3 copy reads its source from the path in this header, which the request path's confinement does not see.
+        if (target.Credential is UpstreamCredential.AwsSigV4 && context.Request.Headers["x-amz-copy-source"] is { Count: > 0 } copySources
+            && copySources.Any(source => source is null || !BridgePath.CopySourceInside(target.ApiBase, source)))
+        {
+            await Problem(context, ProblemCatalog.BridgePathRefused, "x-amz-copy-source names an object outside this connection's API base URL.");
+            return;
+        }
+
         var bodySize = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (bodySize is { IsReadOnly: false })
         {
@@ -131,6 +139,22 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             {
                 buffered = new byte[length];
                 await context.Request.Body.ReadExactlyAsync(buffered, ct);
+            }
+            else if (hasBody && context.Request.ContentLength is null)
+            {
+                // A body of unknown length (HTTP/1.1 chunked, HTTP/2 without Content-Length) is read up to the replayable
+                // size first: a small one then goes like any small body, with its length (S3 answers a chunked PutObject
+                // 411), hashed for SigV4 (other AWS services refuse UNSIGNED-PAYLOAD) and replayable after a refresh or a
+                // step-up; a larger one streams on, what was read first included.
+                (buffered, var prefix) = await ReadUpToReplayableAsync(context.Request.Body, ct);
+                if (prefix is not null)
+                {
+                    context.Request.Body = new PrefixedStream(prefix, context.Request.Body);
+                }
+                else
+                {
+                    hasBody = buffered!.Length > 0;
+                }
             }
 
             // Nexus:Bridge:TimeoutSeconds bounds each wait on the provider, and only those: each request's answer
@@ -627,6 +651,61 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     }
 
     public void Dispose() => upstream.Dispose();
+
+    /// <summary>
+    /// The whole body when it is at most <see cref="ReplayableBodyBytes"/> (Buffered), else what was read of it (Prefix,
+    /// positioned at its start), which is more than that.
+    /// </summary>
+    private static async Task<(byte[]? Buffered, MemoryStream? Prefix)> ReadUpToReplayableAsync(Stream body, CancellationToken ct)
+    {
+        var read = new MemoryStream();
+        var chunk = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            while (read.Length <= ReplayableBodyBytes)
+            {
+                var n = await body.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, ReplayableBodyBytes + 1 - read.Length)), ct);
+                if (n == 0)
+                {
+                    return (read.ToArray(), null);
+                }
+
+                read.Write(chunk, 0, n);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+
+        read.Position = 0;
+        return (null, read);
+    }
+
+    /// <summary>What was read of the caller's body first, then the rest of it.</summary>
+    private sealed class PrefixedStream(MemoryStream prefix, Stream rest) : Stream
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = prefix.Read(buffer.Span);
+            return read > 0 || buffer.Length == 0 ? read : await rest.ReadAsync(buffer, cancellationToken);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
 
     /// <summary>Reads through to the caller's body and starts the timeout for the answer when it is exhausted.</summary>
     private sealed class TimerAtEndStream(Stream inner, CancellationTokenSource timeout, TimeSpan limit) : Stream

@@ -112,4 +112,32 @@ internal static class BridgePath
 
         return bridgePrefix + rest + url.Query + url.Fragment;
     }
+
+    /// <summary>
+    /// Whether an S3 <c>x-amz-copy-source</c> (bucket/key, URL-encoded, an optional <c>?versionId=</c>) names an object
+    /// inside what the connection's API base URL gives it: the bucket of a virtual-hosted base
+    /// (<c>{bucket}.s3.{region}.amazonaws.com</c>) followed by its path, or the path of any other base. Through a base
+    /// confined to a bucket or prefix, a copy must not read from outside it, as no request path may. A base at the root
+    /// of a path-style endpoint confines nothing (the role's IAM policy does).
+    /// </summary>
+    public static bool CopySourceInside(Uri apiBase, string copySource)
+    {
+        var query = copySource.IndexOf('?', StringComparison.Ordinal);
+        var source = Uri.UnescapeDataString(query < 0 ? copySource : copySource[..query]);
+        if (!source.StartsWith('/'))
+        {
+            source = "/" + source;
+        }
+
+        if (source.Contains('\\', StringComparison.Ordinal) || source.Split('/').Any(segment => segment is "." or ".."))
+        {
+            return false;
+        }
+
+        var host = apiBase.Host;
+        var service = Math.Max(host.LastIndexOf(".s3.", StringComparison.OrdinalIgnoreCase), host.LastIndexOf(".s3-", StringComparison.OrdinalIgnoreCase));
+        var basePath = Uri.UnescapeDataString(apiBase.AbsolutePath).TrimEnd('/');
+        var scope = service > 0 && host.EndsWith(".amazonaws.com", StringComparison.OrdinalIgnoreCase) ? "/" + host[..service] + basePath : basePath;
+        return scope.Length == 0 || source.StartsWith(scope + "/", StringComparison.Ordinal);
+    }
 }

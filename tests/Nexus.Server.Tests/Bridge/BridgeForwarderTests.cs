@@ -168,6 +168,51 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.Equal(expected.AuthorizationHeader, authorization);
     }
 
+    [Theory]
+    [InlineData("/other-bucket/secret.txt")]
+    [InlineData("other-bucket/secret.txt")]
+    [InlineData("/api/../other-bucket/secret.txt")]
+    [InlineData("/api%2F..%2Fother-bucket/secret.txt")]
+    [InlineData("/apiother/secret.txt")]
+    public async Task AnS3CopyFromOutsideTheConnectionsBaseIsRefusedBeforeAnythingIsSent(string copySource)
+    {
+        target = target with { Credential = new UpstreamCredential.AwsSigV4(new AwsCredentials("AKIDEXAMPLE", "secret", null), "us-east-1", "s3") };
+        var count = echo.Requests.Count;
+        var request = new HttpRequestMessage(HttpMethod.Put, "/bridge/copy.txt");
+        request.Headers.Add("x-amz-copy-source", copySource);
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("bridge_path_refused", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(count, echo.Requests.Count);
+    }
+
+    [Theory]
+    [InlineData("https://reports.s3.eu-west-1.amazonaws.com/", "/reports/2026/q4.csv", true)]
+    [InlineData("https://reports.s3.eu-west-1.amazonaws.com/", "/other/q4.csv", false)]
+    [InlineData("https://my.s3data.s3-eu-west-1.amazonaws.com/team/", "my.s3data/team/a.txt?versionId=3", true)]
+    [InlineData("https://my.s3data.s3-eu-west-1.amazonaws.com/team/", "/my.s3data/other/a.txt", false)]
+    [InlineData("https://s3.eu-west-1.amazonaws.com/", "/any-bucket/key", true)]
+    [InlineData("https://s3.eu-west-1.amazonaws.com/reports", "/reports/key", true)]
+    [InlineData("https://s3.eu-west-1.amazonaws.com/reports", "/reports2/key", false)]
+    public void ACopySourceIsInsideTheBucketAndPathTheBaseUrlNames(string apiBase, string copySource, bool inside) =>
+        Assert.Equal(inside, BridgePath.CopySourceInside(new Uri(apiBase), copySource));
+
+    [Fact]
+    public async Task ASmallChunkedBodyIsSentWithItsLengthAndSignedWithItsHash()
+    {
+        var credentials = new AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", null);
+        target = target with { Credential = new UpstreamCredential.AwsSigV4(credentials, "us-east-1", "s3") };
+        var sent = Encoding.UTF8.GetBytes("{\"x\":1}");
+        using var request = new HttpRequestMessage(HttpMethod.Put, "/bridge/object.json") { Content = new StreamContent(new UnknownLengthStream(sent)) };
+        request.Headers.TransferEncodingChunked = true;
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var received = echo.Last;
+        Assert.Equal(sent.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), received.Headers["Content-Length"]);
+        Assert.False(received.Headers.ContainsKey("Transfer-Encoding"));
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(sent)), received.Headers["x-amz-content-sha256"]);
+    }
+
     [Fact]
     public async Task AnHttp2BodyOfUnknownLengthIsForwardedWhole()
     {
@@ -198,7 +243,8 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         target = target with { Credential = new UpstreamCredential.AwsSigV4(credentials, "us-east-1", "s3") };
         // An S3 CopyObject: the source, and the encryption the copy must have, are headers; it has no body.
         var request = new HttpRequestMessage(HttpMethod.Put, "/bridge/bucket/copy.txt");
-        request.Headers.Add("x-amz-copy-source", "/bucket/original.txt");
+        // The base URL (the echo's /api) stands for the bucket the connection is confined to.
+        request.Headers.Add("x-amz-copy-source", "/api/original.txt");
         request.Headers.Add("x-amz-server-side-encryption", "aws:kms");
         request.Headers.Add("X-Amz-Target", "DynamoDB_20120810.GetItem");
         request.Headers.Add("X-Amz-Security-Token", "the-callers-own");
@@ -206,7 +252,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
         var received = echo.Last;
-        Assert.Equal("/bucket/original.txt", received.Headers["x-amz-copy-source"]);
+        Assert.Equal("/api/original.txt", received.Headers["x-amz-copy-source"]);
         Assert.Equal("aws:kms", received.Headers["x-amz-server-side-encryption"]);
         Assert.Equal("DynamoDB_20120810.GetItem", received.Headers["X-Amz-Target"]);
         Assert.Equal("session-token", received.Headers["X-Amz-Security-Token"]);
