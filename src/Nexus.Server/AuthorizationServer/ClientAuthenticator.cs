@@ -103,7 +103,7 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
         // The registry's copy may be up to ClientCacheSeconds old; a deletion on another instance reaches the revocation
         // list sooner (at once on PostgreSQL), so a deleted client gets no new token or refresh here meanwhile. Without a
         // current list (Nexus__Revocation__PollSeconds 0: the database on every check) the client is read from the database.
-        var client = clientId.Length > 200 ? null : revocations.IsCurrent ? await registry.FindCachedAsync(clientId, ct) : await registry.FindAsync(clientId, ct);
+        var client = clientId.Length > 200 ? null : await FindClientAsync(clientId, ct);
         var valid = hasher.Verify(clientSecret, client?.SecretHash ?? DecoyHash);
         if (client is null || client.IsRevoked || revocations.IsClientRevoked(client.ClientId) || !valid)
         {
@@ -123,7 +123,11 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
     /// that sends an empty secret gets no such leniency.
     /// </summary>
     private async ValueTask<OAuthClient?> PublicClientAsync(string clientId, CancellationToken ct) =>
-        clientId.Length <= 2000 && await registry.FindCachedAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } client && !revocations.IsClientRevoked(clientId) ? client : null;
+        clientId.Length <= 2000 && await FindClientAsync(clientId, ct) is { IsPublic: true, IsRevoked: false } client && !revocations.IsClientRevoked(clientId) ? client : null;
+
+    /// <summary>The cached client while the revocation list is current (it refuses a deleted one sooner); the database's otherwise.</summary>
+    private async ValueTask<OAuthClient?> FindClientAsync(string clientId, CancellationToken ct) =>
+        revocations.IsCurrent ? await registry.FindCachedAsync(clientId, ct) : await registry.FindAsync(clientId, ct);
 
     /// <summary>False when the header is malformed (an empty secret is well formed); then <paramref name="clientId"/> is non-empty only when the parts held a NUL character.</summary>
     /// <remarks>Parsed by hand (the caller has seen the "Basic " scheme): every token request passes here.</remarks>

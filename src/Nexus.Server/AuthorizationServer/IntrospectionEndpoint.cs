@@ -92,7 +92,9 @@ internal static class IntrospectionEndpoint
         }
         else if (refresh is { } found && MayInspect(found.Grant.ClientId) && found.Grant.RevokedAt is null && !found.Used && found.ExpiresAt > now
             // Like an access token's: a revoked client's refresh token is inactive (RFC 7662 §2.2), though its grant stands.
-            && !revocations.IsClientRevoked(found.Grant.ClientId) && await clients.FindCachedAsync(found.Grant.ClientId, ct) is { IsRevoked: false })
+            && !revocations.IsClientRevoked(found.Grant.ClientId)
+            // Without a current list (PollSeconds 0) nothing else tells this instance that another one deleted the client.
+            && await (revocations.IsCurrent ? clients.FindCachedAsync(found.Grant.ClientId, ct) : new ValueTask<OAuthClient?>(clients.FindAsync(found.Grant.ClientId, ct))) is { IsRevoked: false })
         {
             json.WriteBoolean("active"u8, true);
             json.WriteString("scope"u8, string.Join(' ', found.Scopes));

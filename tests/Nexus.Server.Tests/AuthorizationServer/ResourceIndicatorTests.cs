@@ -163,8 +163,22 @@ public sealed class ResourceIndicatorTests(ServerFixture fixture) : IClassFixtur
         }
 
         // Back as it was: the refresh token was not spent by the refusal (a spent one would now be a replay).
-        var (again, _) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
+        var (again, rotated) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
         Assert.Equal(HttpStatusCode.OK, again);
+
+        // A used refresh token presented meanwhile is still a replay, which revokes the grant (RFC 9700 §4.14.2).
+        options.AccessTokenAudience = "https://api.elsewhere.example";
+        try
+        {
+            await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", refresh));
+        }
+        finally
+        {
+            options.AccessTokenAudience = null;
+        }
+
+        var (afterReplay, refused) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", rotated.GetProperty("refresh_token").GetString()!));
+        Assert.Equal((HttpStatusCode.BadRequest, "invalid_grant"), (afterReplay, refused.GetProperty("error").GetString()));
     }
 
     [Fact]

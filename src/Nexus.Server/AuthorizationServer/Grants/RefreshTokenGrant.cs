@@ -45,7 +45,8 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
         // A grant bound to a resource this Nexus no longer serves (BASE_URL or Nexus:AccessTokenAudience changed since it
         // was authorized) can get no token (RFC 8707 §2: invalid_grant, the grant is unusable): refused before the
         // token is spent, so that a retry once the setting is back is not taken for a replay that revokes the grant.
-        if (await grants.PeekRefreshTokenAsync(token, ct) is { Grant: { Resource: { } grantResource } owned } && owned.ClientId == client.ClientId
+        // A used token goes on to UseRefreshTokenAsync, whose replay detection revokes the grant.
+        if (await grants.PeekRefreshTokenAsync(token, ct) is { Used: false, Grant: { Resource: { } grantResource } owned } && owned.ClientId == client.ClientId
             && !ResourceIndicators.IsServed(options, grantResource))
         {
             return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant,
