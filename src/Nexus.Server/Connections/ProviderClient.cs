@@ -251,8 +251,13 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
 
         try
         {
-            using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, ct);
+            var http = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            // HttpClient.Timeout bounded the wait for the headers only: the body gets the same bound, or a provider that
+            // trickles its answer would hold a callback (or a refresh, and its connection's lock) for ever.
+            using var bodyTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            bodyTimeout.CancelAfter(http.Timeout);
+            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, bodyTimeout.Token);
             if (body is null)
             {
                 return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is too large.") with { FailureKind = Refresh.RefreshFailureKind.Transient };
@@ -273,7 +278,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
 
             return result;
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             logger.LogWarning("Token exchange with provider {Provider} failed: {Error}", provider.Name, e.GetType().Name);
             return TokenExchangeResult.Fail("provider_unreachable", "The provider's token endpoint could not be reached.") with { FailureKind = Refresh.RefreshFailureKind.Transient };

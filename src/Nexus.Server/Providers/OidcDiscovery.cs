@@ -30,15 +30,19 @@ internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPoli
         string? body;
         try
         {
-            using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
+            var http = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
+            using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
             if (!response.IsSuccessStatusCode)
             {
                 return (null, $"{url} answered HTTP {(int)response.StatusCode}.");
             }
 
-            body = await response.Content.ReadLimitedAsync(MaxDocumentBytes, ct);
+            // HttpClient.Timeout bounded the headers only; the document's body gets the same bound.
+            using var bodyTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            bodyTimeout.CancelAfter(http.Timeout);
+            body = await response.Content.ReadLimitedAsync(MaxDocumentBytes, bodyTimeout.Token);
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             // One message for refused, unreachable, reset and timed out: which one would tell whether a port answered.
             return (null, $"{url} could not be fetched.");

@@ -209,6 +209,20 @@ public sealed class ConsentRaceTests
         Assert.Equal("failed", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task ATokenAnswerThatStopsHalfWayFailsTheConsentWithinTheUpstreamTimeoutInsteadOfHoldingTheCallback()
+    {
+        // HttpClient.Timeout covers the headers only; the body of the token answer gets the same bound.
+        await using var scene = await RefreshScene.StartAsync(configure: s => s["Nexus:UpstreamTimeoutSeconds"] = "2");
+        var (id, callbackUrl) = await scene.Kit.ConsentAsync(scene.Provider);
+        scene.Upstream.StallCodeExchangeBody = true;
+
+        using var returned = await scene.Kit.CallbackAsync(callbackUrl);
+
+        Assert.Equal(("failed", "provider_unreachable"), (BrokerKit.ReturnedQuery(returned)["status"], BrokerKit.ReturnedQuery(returned)["error"]));
+        Assert.Equal("failed", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
+    }
+
     [Fact]
     public async Task AReconnectThatReadTheConnectionPendingBeforeItsCallbackActivatedItKeepsTheNewTokensServing()
     {

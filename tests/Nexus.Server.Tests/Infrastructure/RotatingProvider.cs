@@ -107,6 +107,9 @@ public sealed class RotatingProvider : IAsyncDisposable
     /// <summary>When set, a code exchange is refused with this error (RFC 6749 §5.2, 400), after <see cref="CodeExchangeGate"/>.</summary>
     public string? CodeExchangeError { get; set; }
 
+    /// <summary>When set, a code exchange answers 200 with the start of a JSON body and then sends nothing more until Nexus gives up.</summary>
+    public bool StallCodeExchangeBody { get; set; }
+
     /// <summary>When set, a refresh's answer waits here after its tokens were issued (rotated: the presented refresh token is used up).</summary>
     public Gate? RefreshGate { get; set; }
 
@@ -219,6 +222,23 @@ public sealed class RotatingProvider : IAsyncDisposable
             if (CodeExchangeGate is { } exchangeGate)
             {
                 await exchangeGate.PassAsync(context.RequestAborted);
+            }
+
+            if (StallCodeExchangeBody)
+            {
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync("{\"access_token\":\"", context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                try
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Nexus gave up: what the test is about.
+                }
+
+                return Results.Empty;
             }
 
             if (CodeExchangeError is { } refusal)
