@@ -50,6 +50,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // The nexus.bridge.* instruments measure these calls (NexusMetrics.BridgeRequest); HttpClient's own on top of
         // them would cost every Bridge request several more measurements.
         MeterFactory = Observability.UnexportedMeters.Instance,
+        // Kestrel reads a caller's header bytes as UTF-8 when they are not ASCII (its default), so they go on as the same
+        // bytes; the client's own default, ASCII only, threw on them (RFC 9110 §5.5: a field value is opaque octets
+        // to a proxy, for the provider to judge).
+        RequestHeaderEncodingSelector = static (_, _) => System.Text.Encoding.UTF8,
     }));
 
     /// <summary>Where a Bridge request's time went: waiting for and streaming the provider's answer, or Nexus's own work.</summary>

@@ -632,6 +632,19 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PassesACallersHeaderThatIsNotAsciiOnAsTheBytesItCameIn()
+    {
+        // Kestrel reads a header's bytes as UTF-8 when they are not ASCII; the client must write them back the same way
+        // (its default is ASCII only: it threw, and the caller got 502 upstream_unreachable for its own header).
+        using var utf8 = new HttpClient(new SocketsHttpHandler { RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8 }) { BaseAddress = http.BaseAddress };
+        using var request = new HttpRequestMessage(HttpMethod.Put, "/bridge/objects/cv.pdf") { Content = new ByteArrayContent([1, 2, 3]) };
+        request.Headers.TryAddWithoutValidation("X-Amz-Meta-Title", "résumé – ünïcode");
+        using var response = await utf8.SendAsync(request, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("résumé – ünïcode", echo.Last.Headers["X-Amz-Meta-Title"]);
+    }
+
+    [Fact]
     public async Task DropsAProviderHeaderThatIsNotAsciiAndKeepsTheRest()
     {
         target = target with { ApiBase = new Uri(echo.BaseUrl) };
