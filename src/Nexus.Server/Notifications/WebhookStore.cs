@@ -145,8 +145,19 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
             catch (System.Data.Common.DbException)
             {
                 // Deleted between the check and the insert's foreign key check (PostgreSQL, read committed); anything
-                // else is not this webhook's absence.
-                if (await ExistsAsync(connection, hook, ct))
+                // else is not this webhook's absence. When the probe fails too (the database went away), the insert's
+                // failure is the one to report.
+                bool gone;
+                try
+                {
+                    gone = !await ExistsAsync(connection, hook, ct);
+                }
+                catch (System.Data.Common.DbException)
+                {
+                    gone = false;
+                }
+
+                if (!gone)
                 {
                     throw;
                 }

@@ -309,6 +309,33 @@ public sealed class WebhookDeliveryTests
     }
 
     [Fact]
+    public async Task WhenQueueingFailsAndTheWebhooksCannotBeReadEitherTheFailureReportedIsTheQueueings()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var store = scene.Server.Services.GetRequiredService<WebhookStore>();
+        var db = scene.Server.Services.GetRequiredService<Nexus.Server.Data.NexusDatabase>();
+        await using var admin = await db.OpenAsync();
+        var dropped = false;
+
+        // The insert fails, and so does the probe that asks whether the webhook was deleted meanwhile.
+        var failure = await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => store.EnqueueAsync("connection.active", "ws_any", null, _ =>
+        {
+            if (!dropped)
+            {
+                dropped = true;
+                Dapper.SqlMapper.Execute(admin, "DROP TABLE webhook_deliveries");
+                Dapper.SqlMapper.Execute(admin, "DROP TABLE webhooks");
+            }
+
+            return "{}";
+        }, CancellationToken.None));
+
+        // The insert's exception, not the probe's (the probe is the store's only scalar query here).
+        Assert.Contains("SqlMapper.ExecuteImplAsync", failure.StackTrace, StringComparison.Ordinal);
+        Assert.DoesNotContain("ExecuteScalar", failure.StackTrace, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TestingOneWebhookSendsTheTestEventToThatWebhookAlone()
     {
         await using var scene = await RefreshScene.StartAsync();
