@@ -135,8 +135,7 @@ internal static class CallbackEndpoint
         // A provider may omit refresh_token (Google on a repeated consent, GitHub OAuth apps): the connection is
         // still active; it simply cannot be refreshed.
         long? expiresAt = result.ExpiresIn is { } seconds ? now.AddSeconds(seconds).ToUnixTimeMilliseconds() : null;
-        // An active connection whose state is not a reconnect's was waiting for a step-up consent (RemoteMcp.McpStepUp).
-        var steppingUp = !reconnecting && connection.Status == ConnectionStatus.Active;
+        var steppingUp = SteppingUp(reconnecting, connection);
         string? stepUpRevocation = null;
         bool stored;
         if (reconnecting)
@@ -203,6 +202,14 @@ internal static class CallbackEndpoint
         return Redirect(connection, ConnectionStatus.Active, null);
     }
 
+    /// <summary>
+    /// Whether the callback completes a step-up consent (RemoteMcp.McpStepUp): a connection with tokens whose state is not
+    /// a reconnect's. It began while the connection was active; a refresh the provider rejected since made it
+    /// attention_required, which the consent's new tokens repair and whose failure leaves it so.
+    /// </summary>
+    private static bool SteppingUp(bool reconnecting, Connection connection) =>
+        !reconnecting && connection.Status is ConnectionStatus.Active or ConnectionStatus.AttentionRequired;
+
     /// <summary>Why the authorization response's iss is not acceptable (RFC 9207 §2.4), or null when it is.</summary>
     internal static string? IssuerProblem(bool required, string expected, string? iss)
     {
@@ -219,7 +226,7 @@ internal static class CallbackEndpoint
 
     private static async Task<IResult> FailAsync(bool reconnecting, Connection connection, string nonce, string error, string? description, ConnectionStore store, AuditLog audit)
     {
-        var stepUp = !reconnecting && connection.Status == ConnectionStatus.Active;
+        var stepUp = SteppingUp(reconnecting, connection);
         // The old tokens stay after a reconnect (the connection keeps its status; only this attempt failed) and after a
         // step-up consent (RemoteMcp; the connection keeps the tokens and scopes it had). Each write only while this
         // callback's state is still the connection's, as for a success.
@@ -236,7 +243,7 @@ internal static class CallbackEndpoint
         {
             await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,
                 new { provider = connection.ProviderName, error, error_description = description, step_up = true });
-            return Redirect(connection, ConnectionStatus.Active, error);
+            return Redirect(connection, connection.Status, error);
         }
 
         await audit.RecordAsync(AuditEvents.Failed, Actor, connection.WorkspaceId, connection.Id,

@@ -363,9 +363,10 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         await using var connection = await db.OpenAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE connections SET state_used_at = @now, updated_at = CASE WHEN status = @pending THEN @now ELSE updated_at END WHERE id = @id AND state_nonce = @nonce AND state_used_at IS NULL " +
-            // An active connection has a state only while a step-up consent (BeginStepUpAsync) or a reconnect is under way.
-            "AND (status IN (@pending, @active) OR reconnect_scopes IS NOT NULL) AND state_expires_at > @now",
-            new { id, nonce, now, pending = ConnectionStatus.Pending, active = ConnectionStatus.Active }, cancellationToken: ct));
+            // An active connection has a state only while a step-up consent (BeginStepUpAsync) or a reconnect is under way;
+            // an attention_required one, when a refresh was rejected during either (the consent repairs it).
+            "AND (status IN (@pending, @active, @attention) OR reconnect_scopes IS NOT NULL) AND state_expires_at > @now",
+            new { id, nonce, now, pending = ConnectionStatus.Pending, active = ConnectionStatus.Active, attention = ConnectionStatus.AttentionRequired }, cancellationToken: ct));
         cache.Invalidate(id);
         return updated == 1;
     }

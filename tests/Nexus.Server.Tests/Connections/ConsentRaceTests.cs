@@ -157,6 +157,59 @@ public sealed class ConsentRaceTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AStepUpConsentOfAConnectionWhoseRefreshWasRejectedMeanwhileIsStillAStepUp(bool refused)
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        var id = await scene.Kit.ConnectAsync(scene.Provider);
+        var store = scene.Server.Services.GetRequiredService<ConnectionStore>();
+        var before = (await store.FindAsync(id, Ct))!;
+        var registered = (await scene.Server.Services.GetRequiredService<Nexus.Server.Providers.ProviderRegistry>().FindAsync(scene.Provider, Ct))!;
+        var answer = Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult>(
+            (await scene.Server.Services.GetRequiredService<Nexus.Server.RemoteMcp.McpStepUp>().StartAsync(before, registered, "files:write", canResend: false, Ct)).Answer);
+        var stepUpCallback = await scene.Kit.ConsentAtAsync((string)answer.ProblemDetails.Extensions["auth_url"]!);
+
+        // Before the person comes back, the provider refuses the connection's refresh token: attention_required.
+        scene.Upstream.RejectWith = "invalid_grant";
+        await scene.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}");
+        scene.Upstream.RejectWith = null;
+        Assert.Equal("attention_required", (await scene.Kit.ConnectionAsync(id)).GetProperty("status").GetString());
+
+        scene.Upstream.CodeExchangeError = refused ? "invalid_grant" : null;
+        using (var returned = await scene.Kit.CallbackAsync(stepUpCallback))
+        {
+            Assert.True(returned.StatusCode == HttpStatusCode.Redirect, $"{(int)returned.StatusCode} {await returned.Content.ReadAsStringAsync(Ct)}");
+            var query = BrokerKit.ReturnedQuery(returned);
+            if (refused)
+            {
+                // The step-up failed, not the connection: it stays as the refresh left it, with its tokens, for a reconnect.
+                Assert.Equal(("attention_required", "invalid_grant"), (query["status"], query["error"]));
+            }
+            else
+            {
+                Assert.Equal("active", query["status"]);
+            }
+        }
+
+        var after = (await store.FindAsync(id, Ct))!;
+        if (refused)
+        {
+            Assert.Equal("attention_required", after.Status);
+            Assert.Equal(before.AccessToken, after.AccessToken);
+            Assert.Null(after.StateNonce);
+            Assert.DoesNotContain("files:write", after.ScopeList);
+        }
+        else
+        {
+            // The consent repaired the connection and widened it, keeping the scopes it had.
+            Assert.Equal("active", after.Status);
+            Assert.Contains("files:write", after.ScopeList);
+            Assert.Superset(before.ScopeList.ToHashSet(), after.ScopeList.ToHashSet());
+        }
+    }
+
     [Fact]
     public async Task AConsentWindowClosingDuringTheCodeExchangeDoesNotEndAConsentWhoseStateWasUsedInTime()
     {
