@@ -687,13 +687,19 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     }
 
     /// <summary>What was read of the caller's body first, then the rest of it.</summary>
-    private sealed class PrefixedStream(MemoryStream prefix, Stream rest) : Stream
+    private sealed class PrefixedStream(MemoryStream prefix, Stream rest) : ForwardReadStream
     {
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             var read = prefix.Read(buffer.Span);
             return read > 0 || buffer.Length == 0 ? read : await rest.ReadAsync(buffer, cancellationToken);
         }
+    }
+
+    /// <summary>A read-only, forward-only stream whose reads all go through <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>.</summary>
+    private abstract class ForwardReadStream : Stream
+    {
+        public abstract override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default);
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
@@ -712,7 +718,7 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     }
 
     /// <summary>Reads through to the caller's body and starts the timeout for the answer when it is exhausted.</summary>
-    private sealed class TimerAtEndStream(Stream inner, CancellationTokenSource timeout, TimeSpan limit) : Stream
+    private sealed class TimerAtEndStream(Stream inner, CancellationTokenSource timeout, TimeSpan limit) : ForwardReadStream
     {
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -724,21 +730,6 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
 
             return read;
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 
