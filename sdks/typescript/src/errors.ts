@@ -162,7 +162,9 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
  * used when the problem does not carry one.
  */
 export function errorFromResponse(status: number, problem: Problem | undefined, retryAfterHeader: string | null, connectionId?: string, rawBody?: string): NexusError {
-  const code = typeof problem?.code === "string" ? problem.code : statusCode(status);
+  // Only Nexus's own problem code: an answer without one (a proxy's error page) has "", as in the other SDKs. A code
+  // made up from the status (a bare 404's "not_found") read as Nexus's word that the connection is gone.
+  const code = typeof problem?.code === "string" ? problem.code : "";
   const describe = (fallback: string) => describeProblem(problem, fallback);
   const retryAfter = parseRetryAfter(retryAfterHeader);
   if (status === 409 && code === "connection_not_active") {
@@ -218,23 +220,6 @@ function describeProblem(problem: Problem | undefined, fallback: string): string
   const detail = typeof problem.detail === "string" && problem.detail ? ` ${problem.detail}` : "";
   const code = typeof problem.code === "string" ? ` [${problem.code}]` : "";
   return `${title}${detail}${code}`;
-}
-
-/**
- * The `code` of an answer without a problem body (a proxy's error page, say). A 500 (or another 5xx but 502/503/504)
- * gets none, "": as Go's empty `Code` and .NET's null `Code` for it; it is a bug in Nexus, not "unavailable".
- */
-function statusCode(status: number): string {
-  switch (status) {
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 429: return "rate_limited";
-    case 502:
-    case 503:
-    case 504: return "unavailable";
-    default: return status >= 500 ? "" : `http_${status}`;
-  }
 }
 
 function stackFrames(stack: string | undefined): string {

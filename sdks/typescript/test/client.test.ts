@@ -270,6 +270,12 @@ test("401, 403, 404 and 400 are AuthenticationError, ForbiddenError, NotFoundErr
   const missing = await nexus.getConnection(`${id}-none`).catch((e) => e);
   assert.ok(missing instanceof NotFoundError);
   assert.equal(missing.code, "not_found");
+  // A 404 without a problem body (a proxy in front of Nexus that does not know the path) is a NotFoundError too, but
+  // not Nexus saying "not_found": its code is "", as in Go, Python and .NET.
+  server.on("GET", new RegExp(`^/v1/connections/${id}-proxied$`), (_req, res) => { res.writeHead(404, { "content-type": "text/html" }); res.end("<h1>no route</h1>"); });
+  const proxied = await nexus.getConnection(`${id}-proxied`).catch((e) => e);
+  assert.ok(proxied instanceof NotFoundError);
+  assert.equal(proxied.code, "");
   await assert.rejects(nexus.getCredentials(`${id}-400`), RequestError);
   assert.equal(server.count(`GET /v1/token/${id}-401`), 1);
 });
@@ -281,7 +287,7 @@ test("a 500 from Nexus is a RequestError with its status and code, not an Unavai
   server.on("GET", new RegExp(`^/v1/token/${id}-502$`), (_req, res) => problem(res, 502, "upstream_unreachable"));
   server.on("GET", new RegExp(`^/v1/token/${id}-503$`), (_req, res) => problem(res, 503, "refresh_unavailable"));
   server.on("GET", new RegExp(`^/v1/token/${id}-504$`), (_req, res) => problem(res, 504, "upstream_timeout"));
-  // Without a problem body (a proxy's page): no code for a 500, as Go's empty Code and .NET's null Code.
+  // Without a problem body (a proxy's page): no code, as Go's empty Code and .NET's null Code.
   server.on("GET", new RegExp(`^/v1/token/${id}-bare500$`), (_req, res) => { res.writeHead(500, { "content-type": "text/html" }); res.end("<h1>oops</h1>"); });
   server.on("GET", new RegExp(`^/v1/token/${id}-bare503$`), (_req, res) => { res.writeHead(503, { "content-type": "text/html" }); res.end("<h1>busy</h1>"); });
   const nexus = client({ retry: { maxAttempts: 1 } });
@@ -294,7 +300,7 @@ test("a 500 from Nexus is a RequestError with its status and code, not an Unavai
     assert.equal(error.status, status);
     assert.equal(error.code, code);
   }
-  for (const [suffix, status, code] of [["502", 502, "upstream_unreachable"], ["503", 503, "refresh_unavailable"], ["504", 504, "upstream_timeout"], ["bare503", 503, "unavailable"]] as const) {
+  for (const [suffix, status, code] of [["502", 502, "upstream_unreachable"], ["503", 503, "refresh_unavailable"], ["504", 504, "upstream_timeout"], ["bare503", 503, ""]] as const) {
     const error = await fail(suffix);
     assert.ok(error instanceof UnavailableError, `${suffix}: ${String(error)}`);
     assert.equal(error.status, status);
