@@ -16,21 +16,37 @@ public sealed class ConsentRaceTests
 
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// Starts the browser's callback and holds the provider's answer to its code exchange (the tokens are issued) until
+    /// the returned gate is released; later exchanges are not held.
+    /// </summary>
+    private static async Task<(Task<HttpResponseMessage> Callback, Gate Gate)> HoldCodeExchangeAsync(RefreshScene scene, Uri callbackUrl)
+    {
+        var gate = scene.Upstream.CodeExchangeGate = new Gate();
+        var callback = scene.Kit.CallbackAsync(callbackUrl);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        scene.Upstream.CodeExchangeGate = null;
+        return (callback, gate);
+    }
+
+    /// <summary>Begins a reconnect of the connection and brings the person through its consent: the callback URL.</summary>
+    private static async Task<Uri> ReconnectConsentAsync(RefreshScene scene, string id)
+    {
+        var started = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
+        return await scene.Kit.ConsentAtAsync(started.GetProperty("auth_url").GetString()!);
+    }
+
     [Fact]
     public async Task AReconnectBegunDuringAReconnectsCodeExchangeSupersedesItAndItsOwnLinkStillCompletesWithItsScopes()
     {
         await using var scene = await RefreshScene.StartAsync();
         var id = await scene.Kit.ConnectAsync(scene.Provider);
         var first = Assert.Single(scene.Upstream.Families.Values);
-        var earlier = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
-        var earlierCallback = await scene.Kit.ConsentAtAsync(earlier.GetProperty("auth_url").GetString()!);
-        var gate = scene.Upstream.CodeExchangeGate = new Gate();
-        var callback = scene.Kit.CallbackAsync(earlierCallback);
-        await gate.Arrived.WaitAsync(Patience, Ct);
+        var earlierCallback = await ReconnectConsentAsync(scene, id);
+        var (callback, gate) = await HoldCodeExchangeAsync(scene, earlierCallback);
         var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values, f => f != first).Chain);
 
         // The provider has issued the earlier consent's tokens when the app asks for wider scopes.
-        scene.Upstream.CodeExchangeGate = null;
         var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { scopes = new[] { "read", "write" } }, HttpStatusCode.OK);
         gate.Release();
         using (var returned = await callback)
@@ -72,15 +88,11 @@ public sealed class ConsentRaceTests
         await using var scene = await RefreshScene.StartAsync();
         var id = await scene.Kit.ConnectAsync(scene.Provider);
         var first = Assert.Single(scene.Upstream.Families.Values);
-        var earlier = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
-        var earlierCallback = await scene.Kit.ConsentAtAsync(earlier.GetProperty("auth_url").GetString()!);
-        var gate = scene.Upstream.CodeExchangeGate = new Gate();
-        var callback = scene.Kit.CallbackAsync(earlierCallback);
-        await gate.Arrived.WaitAsync(Patience, Ct);
+        var earlierCallback = await ReconnectConsentAsync(scene, id);
+        var (callback, gate) = await HoldCodeExchangeAsync(scene, earlierCallback);
         var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values, f => f != first).Chain);
 
         // A newer reconnect begins and completes (its state ends with it) before the earlier callback's answer arrives.
-        scene.Upstream.CodeExchangeGate = null;
         var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
         using (var completed = await scene.Kit.CallbackAsync(await scene.Kit.ConsentAtAsync(newer.GetProperty("auth_url").GetString()!)))
         {
@@ -103,12 +115,9 @@ public sealed class ConsentRaceTests
     {
         await using var scene = await RefreshScene.StartAsync();
         var (id, firstCallback) = await scene.Kit.ConsentAsync(scene.Provider);
-        var gate = scene.Upstream.CodeExchangeGate = new Gate();
-        var callback = scene.Kit.CallbackAsync(firstCallback);
-        await gate.Arrived.WaitAsync(Patience, Ct);
+        var (callback, gate) = await HoldCodeExchangeAsync(scene, firstCallback);
         var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values).Chain);
 
-        scene.Upstream.CodeExchangeGate = null;
         var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { scopes = new[] { "read", "write" } }, HttpStatusCode.OK);
         gate.Release();
         using (var returned = await callback)
@@ -135,12 +144,9 @@ public sealed class ConsentRaceTests
     {
         await using var scene = await RefreshScene.StartAsync();
         var (id, firstCallback) = await scene.Kit.ConsentAsync(scene.Provider);
-        var gate = scene.Upstream.CodeExchangeGate = new Gate();
         scene.Upstream.CodeExchangeError = "invalid_grant";
-        var callback = scene.Kit.CallbackAsync(firstCallback);
-        await gate.Arrived.WaitAsync(Patience, Ct);
+        var (callback, gate) = await HoldCodeExchangeAsync(scene, firstCallback);
 
-        scene.Upstream.CodeExchangeGate = null;
         scene.Upstream.CodeExchangeError = null;
         var newer = await scene.Kit.ExpectAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { }, HttpStatusCode.OK);
         gate.Release();
@@ -217,9 +223,7 @@ public sealed class ConsentRaceTests
         var (id, callbackUrl) = await scene.Kit.ConsentAsync(scene.Provider);
         // The person approves 10 s before the consent window (10 minutes) closes.
         scene.Server.Time.Advance(TimeSpan.FromSeconds(590));
-        var gate = scene.Upstream.CodeExchangeGate = new Gate();
-        var callback = scene.Kit.CallbackAsync(callbackUrl);
-        await gate.Arrived.WaitAsync(Patience, Ct);
+        var (callback, gate) = await HoldCodeExchangeAsync(scene, callbackUrl);
 
         // The window closes while the provider answers, and the app reads the connection (which ends pending
         // connections whose window closed): this one's state was used in time, so it stays pending.
@@ -241,9 +245,7 @@ public sealed class ConsentRaceTests
     {
         await using var scene = await RefreshScene.StartAsync();
         var (id, callbackUrl) = await scene.Kit.ConsentAsync(scene.Provider);
-        var gate = scene.Upstream.CodeExchangeGate = new Gate();
-        var callback = scene.Kit.CallbackAsync(callbackUrl);
-        await gate.Arrived.WaitAsync(Patience, Ct);
+        var (callback, gate) = await HoldCodeExchangeAsync(scene, callbackUrl);
         var issued = Assert.Single(Assert.Single(scene.Upstream.Families.Values).Chain);
 
         // Past the window, and past the grace a callback gets after using its state in time (three upstream
