@@ -11,19 +11,55 @@ namespace Nexus.Server.Tests.Accounts;
 /// </summary>
 public sealed class UpstreamSignInTests
 {
-    private static async Task<(NexusTestServer Upstream, NexusTestServer Nexus, string ClientId)> StartPairAsync(TestDatabase upstreamDb, TestDatabase db)
+    /// <summary>The upstream (a second Nexus, reached as "localhost"), with Nexus registered there, and Nexus signing in through it.</summary>
+    private sealed class Pair : IAsyncDisposable
     {
-        var upstream = await NexusTestServer.StartAsync(upstreamDb, s => s["BASE_URL"] = s["BASE_URL"]!.Replace("127.0.0.1", "localhost", StringComparison.Ordinal));
-        var (clientId, secret) = await RegisterApplicationAsync(upstream, redirectUris: ["http://127.0.0.1:1/placeholder"], scopes: ["openid", "email", "profile"]);
-        var nexus = await NexusTestServer.StartAsync(db, s =>
+        private readonly List<IAsyncDisposable> owned = [];
+
+        public NexusTestServer Upstream { get; private set; } = null!;
+
+        public NexusTestServer Nexus { get; private set; } = null!;
+
+        public static async Task<Pair> StartAsync()
         {
-            s["Nexus:Upstream:Issuer"] = upstream.Issuer;
-            s["Nexus:Upstream:ClientId"] = clientId;
-            s["Nexus:Upstream:ClientSecret"] = secret;
-            s["Nexus:Upstream:DisplayName"] = "Acme SSO";
-        });
-        await upstream.AdminJsonAsync(HttpMethod.Patch, $"/v1/admin/applications/{clientId}", new { redirect_uris = new[] { nexus.Issuer + "/account/external/callback" } });
-        return (upstream, nexus, clientId);
+            var pair = new Pair();
+            try
+            {
+                var upstreamDb = pair.Own(await TestDatabase.CreateAsync());
+                var db = pair.Own(await TestDatabase.CreateAsync());
+                pair.Upstream = pair.Own(await NexusTestServer.StartAsync(upstreamDb, s => s["BASE_URL"] = s["BASE_URL"]!.Replace("127.0.0.1", "localhost", StringComparison.Ordinal)));
+                var (clientId, secret) = await RegisterApplicationAsync(pair.Upstream, redirectUris: ["http://127.0.0.1:1/placeholder"], scopes: ["openid", "email", "profile"]);
+                pair.Nexus = pair.Own(await NexusTestServer.StartAsync(db, s =>
+                {
+                    s["Nexus:Upstream:Issuer"] = pair.Upstream.Issuer;
+                    s["Nexus:Upstream:ClientId"] = clientId;
+                    s["Nexus:Upstream:ClientSecret"] = secret;
+                    s["Nexus:Upstream:DisplayName"] = "Acme SSO";
+                }));
+                await pair.Upstream.AdminJsonAsync(HttpMethod.Patch, $"/v1/admin/applications/{clientId}", new { redirect_uris = new[] { pair.Nexus.Issuer + "/account/external/callback" } });
+                return pair;
+            }
+            catch
+            {
+                await pair.DisposeAsync();
+                throw;
+            }
+        }
+
+        private T Own<T>(T disposable) where T : IAsyncDisposable
+        {
+            owned.Add(disposable);
+            return disposable;
+        }
+
+        /// <summary>Servers before their databases, Nexus before its upstream.</summary>
+        public async ValueTask DisposeAsync()
+        {
+            for (var i = owned.Count - 1; i >= 0; i--)
+            {
+                await owned[i].DisposeAsync();
+            }
+        }
     }
 
     /// <summary>
@@ -49,96 +85,81 @@ public sealed class UpstreamSignInTests
     [Fact]
     public async Task SignsInThroughTheUpstreamAndLinksTheAccountByVerifiedEmail()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            var email = NewEmail();
-            // The upstream vouches for the address (admin-created accounts count as verified).
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            // The same person already has a Nexus account with that email: it must be linked, not duplicated.
-            await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created);
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        // The upstream vouches for the address (admin-created accounts count as verified).
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        // The same person already has a Nexus account with that email: it must be linked, not duplicated.
+        await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created);
 
-            using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/signin");
-            Assert.Contains("Sign in with Acme SSO", browser.LastPage);
-            var landed = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
-            Assert.Equal("localhost", landed.Host); // the upstream's sign-in page
-            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+        using var browser = new Browser(nexus);
+        await browser.NavigateAsync("/account/signin");
+        Assert.Contains("Sign in with Acme SSO", browser.LastPage);
+        var landed = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+        Assert.Equal("localhost", landed.Host); // the upstream's sign-in page
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
 
-            // returnUrl "/" lands on My connections (issue 19: signing in never ends on a dead-end page).
-            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
-            Assert.Contains(email, browser.LastPage);
-            var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
-            Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
-        }
+        // returnUrl "/" lands on My connections (issue 19: signing in never ends on a dead-end page).
+        Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+        Assert.Contains(email, browser.LastPage);
+        var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
     }
 
     [Fact]
     public async Task ASessionFromTheUpstreamIsNotSentToChangeATemporaryNexusPassword()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        var created = await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created);
+        using (var scope = nexus.Services.CreateScope())
         {
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            var created = await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created);
-            using (var scope = nexus.Services.CreateScope())
-            {
-                var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
-                var (_, temporary) = await Nexus.Server.Accounts.UserAdministration.ResetPasswordAsync(users,
-                    nexus.Services.GetRequiredService<Nexus.Server.Accounts.SessionValidator>(), nexus.Services.GetRequiredService<Nexus.Server.Accounts.IAccountGrants>(),
-                    created.GetProperty("id").GetString()!, DateTimeOffset.UtcNow);
-                Assert.NotNull(temporary);
-            }
-
-            using var browser = new Browser(nexus);
-            var back = await SignInUpstreamAsync(browser, email, "/dashboard");
-
-            // The upstream vouched for the person; the Nexus password they never used is theirs to change or not.
-            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
-            Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+            var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
+            var (_, temporary) = await Nexus.Server.Accounts.UserAdministration.ResetPasswordAsync(users,
+                nexus.Services.GetRequiredService<Nexus.Server.Accounts.SessionValidator>(), nexus.Services.GetRequiredService<Nexus.Server.Accounts.IAccountGrants>(),
+                created.GetProperty("id").GetString()!, DateTimeOffset.UtcNow);
+            Assert.NotNull(temporary);
         }
+
+        using var browser = new Browser(nexus);
+        var back = await SignInUpstreamAsync(browser, email, "/dashboard");
+
+        // The upstream vouched for the person; the Nexus password they never used is theirs to change or not.
+        Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
     }
 
     [Fact]
     public async Task ASignInTheUpstreamLetThroughOnItsOwnSessionKeepsTheUpstreamsAuthTime()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            using var browser = new Browser(nexus);
-            await SignInUpstreamAsync(browser, email);
-            var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        using var browser = new Browser(nexus);
+        await SignInUpstreamAsync(browser, email);
+        var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
 
-            // An hour on, signed out of Nexus but not of the upstream: its single sign-on lets the person through unasked.
-            upstream.Time.Advance(TimeSpan.FromHours(1));
-            nexus.Time.Advance(TimeSpan.FromHours(1));
-            await browser.NavigateAsync("/");
-            await browser.SubmitAsync("/account/signout");
-            var back = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
-            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+        // An hour on, signed out of Nexus but not of the upstream: its single sign-on lets the person through unasked.
+        upstream.Time.Advance(TimeSpan.FromHours(1));
+        nexus.Time.Advance(TimeSpan.FromHours(1));
+        await browser.NavigateAsync("/");
+        await browser.SubmitAsync("/account/signout");
+        var back = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+        Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
 
-            // An application's ID token says when the person authenticated: at the upstream, an hour ago.
-            var (clientId, secret) = await RegisterApplicationAsync(nexus);
-            var (verifier, challenge) = Pkce();
-            var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
-            var (status, tokens) = await ExchangeCodeAsync(nexus, clientId, secret, code, verifier);
-            Assert.Equal(HttpStatusCode.OK, status);
-            var authTime = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.GetProperty("id_token").GetString()).GetPayloadValue<long>("auth_time");
-            Assert.InRange(authTime, authenticated - 2, authenticated + 2);
-        }
+        // An application's ID token says when the person authenticated: at the upstream, an hour ago.
+        var (clientId, secret) = await RegisterApplicationAsync(nexus);
+        var (verifier, challenge) = Pkce();
+        var code = Browser.Query(await AuthorizeAsync(browser, AuthorizeUrl(clientId, challenge)))["code"];
+        var (status, tokens) = await ExchangeCodeAsync(nexus, clientId, secret, code, verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var authTime = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.GetProperty("id_token").GetString()).GetPayloadValue<long>("auth_time");
+        Assert.InRange(authTime, authenticated - 2, authenticated + 2);
     }
 
     [Theory]
@@ -146,39 +167,34 @@ public sealed class UpstreamSignInTests
     [InlineData("&max_age=600")]
     public async Task AnApplicationThatAsksForAFreshSignInHasTheUpstreamAskThePersonAgain(string demand)
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            using var browser = new Browser(nexus);
-            await SignInUpstreamAsync(browser, email);
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        using var browser = new Browser(nexus);
+        await SignInUpstreamAsync(browser, email);
 
-            // An hour on, signed in to both: an application asks for a fresh sign-in (or one at most ten minutes old).
-            upstream.Time.Advance(TimeSpan.FromHours(1));
-            nexus.Time.Advance(TimeSpan.FromHours(1));
-            var (clientId, secret) = await RegisterApplicationAsync(nexus);
-            var (verifier, challenge) = Pkce();
-            var signInPage = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge) + demand);
-            Assert.Equal("/account/signin", signInPage.AbsolutePath);
-            var start = System.Net.WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Match(browser.LastPage, "href=\"(/account/external/start\\?[^\"]+)\"").Groups[1].Value);
-            Assert.Contains(demand, start, StringComparison.Ordinal);
+        // An hour on, signed in to both: an application asks for a fresh sign-in (or one at most ten minutes old).
+        upstream.Time.Advance(TimeSpan.FromHours(1));
+        nexus.Time.Advance(TimeSpan.FromHours(1));
+        var (clientId, secret) = await RegisterApplicationAsync(nexus);
+        var (verifier, challenge) = Pkce();
+        var signInPage = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge) + demand);
+        Assert.Equal("/account/signin", signInPage.AbsolutePath);
+        var start = System.Net.WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Match(browser.LastPage, "href=\"(/account/external/start\\?[^\"]+)\"").Groups[1].Value);
+        Assert.Contains(demand, start, StringComparison.Ordinal);
 
-            // The upstream is asked the same: its single sign-on does not let the person through, it asks for the password.
-            var atUpstream = await browser.NavigateAsync(start, followForeign: true);
-            Assert.Equal((new Uri(upstream.Issuer).Authority, "/account/signin"), (atUpstream.Authority, atUpstream.AbsolutePath));
-            var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
-            var back = await PasswordAtUpstreamAsync(browser, email);
+        // The upstream is asked the same: its single sign-on does not let the person through, it asks for the password.
+        var atUpstream = await browser.NavigateAsync(start, followForeign: true);
+        Assert.Equal((new Uri(upstream.Issuer).Authority, "/account/signin"), (atUpstream.Authority, atUpstream.AbsolutePath));
+        var authenticated = upstream.Time.GetUtcNow().ToUnixTimeSeconds();
+        var back = await PasswordAtUpstreamAsync(browser, email);
 
-            // The ID token says the person authenticated now, at the upstream.
-            var (status, tokens) = await ExchangeCodeAsync(nexus, clientId, secret, Browser.Query(back)["code"], verifier);
-            Assert.Equal(HttpStatusCode.OK, status);
-            var authTime = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.GetProperty("id_token").GetString()).GetPayloadValue<long>("auth_time");
-            Assert.InRange(authTime, authenticated - 2, authenticated + 2);
-        }
+        // The ID token says the person authenticated now, at the upstream.
+        var (status, tokens) = await ExchangeCodeAsync(nexus, clientId, secret, Browser.Query(back)["code"], verifier);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var authTime = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.GetProperty("id_token").GetString()).GetPayloadValue<long>("auth_time");
+        Assert.InRange(authTime, authenticated - 2, authenticated + 2);
     }
 
     [Theory]
@@ -186,231 +202,186 @@ public sealed class UpstreamSignInTests
     [InlineData("&max_age=600")]
     public async Task AnUpstreamAnswerOlderThanTheApplicationAskedForIsRefusedNotVouchedFor(string demand)
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
 
-            // The upstream's clock is two hours behind Nexus's: the auth_time it sends reads as two hours old, as an
-            // upstream's would that ignored the demand and let the person through on an old session.
-            nexus.Time.Advance(TimeSpan.FromHours(2));
-            using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2Fdashboard" + demand, followForeign: true);
-            await PasswordAtUpstreamAsync(browser, email);
+        // The upstream's clock is two hours behind Nexus's: the auth_time it sends reads as two hours old, as an
+        // upstream's would that ignored the demand and let the person through on an old session.
+        nexus.Time.Advance(TimeSpan.FromHours(2));
+        using var browser = new Browser(nexus);
+        await browser.NavigateAsync("/account/external/start?returnUrl=%2Fdashboard" + demand, followForeign: true);
+        await PasswordAtUpstreamAsync(browser, email);
 
-            Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
-            Assert.Contains("Sign in again", browser.LastPage, StringComparison.Ordinal);
-            // Not signed in: Nexus did not vouch for an authentication the application asked to be newer.
-            await browser.NavigateAsync("/dashboard");
-            Assert.Equal("/account/signin", browser.CurrentUri.AbsolutePath);
-        }
+        Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
+        Assert.Contains("Sign in again", browser.LastPage, StringComparison.Ordinal);
+        // Not signed in: Nexus did not vouch for an authentication the application asked to be newer.
+        await browser.NavigateAsync("/dashboard");
+        Assert.Equal("/account/signin", browser.CurrentUri.AbsolutePath);
     }
 
     [Fact]
     public async Task OnlyLoginSelectAccountAndAWholeMaxAgeArePassedOnToTheUpstream()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=none%20consent%20login%20bogus&max_age=-5");
-            var sent = Browser.Query(new Uri(browser.LastLocation!));
-            Assert.Equal("login", sent["prompt"]);
-            Assert.False(sent.ContainsKey("max_age"));
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        using var browser = new Browser(nexus);
+        await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=none%20consent%20login%20bogus&max_age=-5");
+        var sent = Browser.Query(new Uri(browser.LastLocation!));
+        Assert.Equal("login", sent["prompt"]);
+        Assert.False(sent.ContainsKey("max_age"));
 
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=consent&max_age=1x");
-            sent = Browser.Query(new Uri(browser.LastLocation!));
-            Assert.False(sent.ContainsKey("prompt"));
-            Assert.False(sent.ContainsKey("max_age"));
+        await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=consent&max_age=1x");
+        sent = Browser.Query(new Uri(browser.LastLocation!));
+        Assert.False(sent.ContainsKey("prompt"));
+        Assert.False(sent.ContainsKey("max_age"));
 
-            await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=select_account&max_age=0");
-            sent = Browser.Query(new Uri(browser.LastLocation!));
-            Assert.Equal(("select_account", "0"), (sent["prompt"], sent["max_age"]));
-        }
+        await browser.NavigateAsync("/account/external/start?returnUrl=%2F&prompt=select_account&max_age=0");
+        sent = Browser.Query(new Uri(browser.LastLocation!));
+        Assert.Equal(("select_account", "0"), (sent["prompt"], sent["max_age"]));
     }
 
     [Fact]
     public async Task AWrongPasswordKeepsWhatTheApplicationAskedForTheUpstreamLink()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/signin?returnUrl=%2Fdashboard&prompt=login&max_age=60");
-            await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = NewEmail(), ["password"] = "wrong password" });
-            Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
-            Assert.Contains("/account/external/start?returnUrl=%2Fdashboard&amp;prompt=login&amp;max_age=60", browser.LastPage, StringComparison.Ordinal);
-        }
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        using var browser = new Browser(nexus);
+        await browser.NavigateAsync("/account/signin?returnUrl=%2Fdashboard&prompt=login&max_age=60");
+        await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = NewEmail(), ["password"] = "wrong password" });
+        Assert.Equal(HttpStatusCode.Unauthorized, browser.LastStatus);
+        Assert.Contains("/account/external/start?returnUrl=%2Fdashboard&amp;prompt=login&amp;max_age=60", browser.LastPage, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task AnAccountThatSignsInOnlyThroughTheUpstreamIsOfferedNoPasswordToChange()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            // No Nexus account yet and sign-up open: the upstream sign-in creates one, without a password.
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            using var browser = new Browser(nexus);
-            await SignInUpstreamAsync(browser, email);
-            Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        // No Nexus account yet and sign-up open: the upstream sign-in creates one, without a password.
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        using var browser = new Browser(nexus);
+        await SignInUpstreamAsync(browser, email);
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
 
-            await browser.NavigateAsync("/");
-            Assert.Contains(email, browser.LastPage);
-            Assert.Contains("href=\"/account/applications\"", browser.LastPage);
-            Assert.DoesNotContain("/account/password", browser.LastPage);
-            await browser.NavigateAsync("/account/password");
-            Assert.Equal(HttpStatusCode.NotFound, browser.LastStatus);
-            Assert.Contains("it has no Nexus password", browser.LastPage);
-        }
+        await browser.NavigateAsync("/");
+        Assert.Contains(email, browser.LastPage);
+        Assert.Contains("href=\"/account/applications\"", browser.LastPage);
+        Assert.DoesNotContain("/account/password", browser.LastPage);
+        await browser.NavigateAsync("/account/password");
+        Assert.Equal(HttpStatusCode.NotFound, browser.LastStatus);
+        Assert.Contains("it has no Nexus password", browser.LastPage);
     }
 
     [Fact]
     public async Task ClosedSignUpKeepsOutAnUpstreamPersonWithoutAnAccountUntilAnAdministratorCreatesOne()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        await nexus.AdminJsonAsync(HttpMethod.Patch, "/v1/admin/settings", new { sign_up_enabled = false });
+
+        using var browser = new Browser(nexus);
+        await SignInUpstreamAsync(browser, email);
+        Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
+        Assert.Contains("Ask an administrator to create yours", browser.LastPage);
+        var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        Assert.DoesNotContain(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
+
+        // Once an administrator has created the account, the same sign-in links to it.
+        await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "a local password of theirs" }, HttpStatusCode.Created);
+        var back = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+        if (back.Host == "localhost")
         {
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            await nexus.AdminJsonAsync(HttpMethod.Patch, "/v1/admin/settings", new { sign_up_enabled = false });
-
-            using var browser = new Browser(nexus);
-            await SignInUpstreamAsync(browser, email);
-            Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
-            Assert.Contains("Ask an administrator to create yours", browser.LastPage);
-            var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
-            Assert.DoesNotContain(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
-
-            // Once an administrator has created the account, the same sign-in links to it.
-            await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "a local password of theirs" }, HttpStatusCode.Created);
-            var back = await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
-            if (back.Host == "localhost")
-            {
-                back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
-            }
-
-            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
-            Assert.Contains(email, browser.LastPage);
+            back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
         }
+
+        Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+        Assert.Contains(email, browser.LastPage);
     }
 
     [Fact]
     public async Task AnAccountSomeoneElseSignedUpWithTheAddressIsNotHandedToTheAddresssOwner()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        // Someone signs up at Nexus with the address first (sign-up confirms no address) and keeps the password.
+        using (var squatter = new Browser(nexus))
         {
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            // Someone signs up at Nexus with the address first (sign-up confirms no address) and keeps the password.
-            using (var squatter = new Browser(nexus))
-            {
-                await squatter.SignUpAsync(email, "the squatter's own password");
-            }
-
-            // The address's owner comes through the upstream, which vouches for the address: still not let in.
-            using var owner = new Browser(nexus);
-            await SignInUpstreamAsync(owner, email, "/dashboard");
-            Assert.Equal(HttpStatusCode.Conflict, owner.LastStatus);
-            Assert.Contains("never confirmed", owner.LastPage);
-            Assert.Equal("/account/signin", (await owner.NavigateAsync("/dashboard")).AbsolutePath);
-
-            // Nor linked behind their back: a second try is refused the same way.
-            using var again = new Browser(nexus);
-            await SignInUpstreamAsync(again, email, "/dashboard");
-            Assert.Equal(HttpStatusCode.Conflict, again.LastStatus);
+            await squatter.SignUpAsync(email, "the squatter's own password");
         }
+
+        // The address's owner comes through the upstream, which vouches for the address: still not let in.
+        using var owner = new Browser(nexus);
+        await SignInUpstreamAsync(owner, email, "/dashboard");
+        Assert.Equal(HttpStatusCode.Conflict, owner.LastStatus);
+        Assert.Contains("never confirmed", owner.LastPage);
+        Assert.Equal("/account/signin", (await owner.NavigateAsync("/dashboard")).AbsolutePath);
+
+        // Nor linked behind their back: a second try is refused the same way.
+        using var again = new Browser(nexus);
+        await SignInUpstreamAsync(again, email, "/dashboard");
+        Assert.Equal(HttpStatusCode.Conflict, again.LastStatus);
     }
 
     [Fact]
     public async Task APersonSignedInToTheirOwnUnconfirmedAccountLinksTheUpstreamToIt()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        using (var signUp = new Browser(nexus))
         {
-            var email = NewEmail();
-            await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
-            using (var signUp = new Browser(nexus))
-            {
-                await signUp.SignUpAsync(email, Password);
-            }
-
-            // Refused at first, with a way through: the page's link signs in with the password and comes back.
-            using var browser = new Browser(nexus);
-            await SignInUpstreamAsync(browser, email, "/dashboard");
-            Assert.Equal(HttpStatusCode.Conflict, browser.LastStatus);
-            var link = System.Text.RegularExpressions.Regex.Match(browser.LastPage, "href=\"(/account/signin\\?returnUrl=[^\"]+)\"").Groups[1].Value;
-            await browser.NavigateAsync(WebUtility.HtmlDecode(link));
-            var back = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
-            Assert.Contains(email, browser.LastPage);
-
-            // Linked: the upstream alone now signs the person in, into the same single account.
-            using var later = new Browser(nexus);
-            Assert.Equal(nexus.BaseUrl + "/dashboard", (await SignInUpstreamAsync(later, email, "/dashboard")).ToString());
-            var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
-            Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
+            await signUp.SignUpAsync(email, Password);
         }
+
+        // Refused at first, with a way through: the page's link signs in with the password and comes back.
+        using var browser = new Browser(nexus);
+        await SignInUpstreamAsync(browser, email, "/dashboard");
+        Assert.Equal(HttpStatusCode.Conflict, browser.LastStatus);
+        var link = System.Text.RegularExpressions.Regex.Match(browser.LastPage, "href=\"(/account/signin\\?returnUrl=[^\"]+)\"").Groups[1].Value;
+        await browser.NavigateAsync(WebUtility.HtmlDecode(link));
+        var back = await browser.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+        Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+        Assert.Contains(email, browser.LastPage);
+
+        // Linked: the upstream alone now signs the person in, into the same single account.
+        using var later = new Browser(nexus);
+        Assert.Equal(nexus.BaseUrl + "/dashboard", (await SignInUpstreamAsync(later, email, "/dashboard")).ToString());
+        var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        Assert.Single(users.GetProperty("users").EnumerateArray(), u => u.GetProperty("email").GetString() == email);
     }
 
     [Fact]
     public async Task RefusesAnUnverifiedEmail()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            var email = NewEmail();
-            using var browser = new Browser(nexus);
-            // Self sign-up at the upstream: the address was never verified.
-            await browser.NavigateAsync(upstream.Issuer + "/account/signup", followForeign: true);
-            await browser.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
-            await browser.NavigateAsync(nexus.BaseUrl + "/account/external/start", followForeign: true);
-            await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
-            Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
-            Assert.Contains("did not confirm an email", browser.LastPage);
-        }
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        using var browser = new Browser(nexus);
+        // Self sign-up at the upstream: the address was never verified.
+        await browser.NavigateAsync(upstream.Issuer + "/account/signup", followForeign: true);
+        await browser.SubmitAsync("/account/signup", new Dictionary<string, string> { ["email"] = email, ["password"] = Password }, followForeign: true);
+        await browser.NavigateAsync(nexus.BaseUrl + "/account/external/start", followForeign: true);
+        await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true);
+        Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
+        Assert.Contains("did not confirm an email", browser.LastPage);
     }
 
     [Fact]
     public async Task RejectsACallbackWithoutTheSignInCookie()
     {
-        await using var upstreamDb = await TestDatabase.CreateAsync();
-        await using var db = await TestDatabase.CreateAsync();
-        var (upstream, nexus, _) = await StartPairAsync(upstreamDb, db);
-        await using (upstream)
-        await using (nexus)
-        {
-            using var browser = new Browser(nexus);
-            await browser.NavigateAsync("/account/external/callback?code=stolen&state=forged");
-            Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
-            Assert.Contains("no longer valid", browser.LastPage);
-        }
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        using var browser = new Browser(nexus);
+        await browser.NavigateAsync("/account/external/callback?code=stolen&state=forged");
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("no longer valid", browser.LastPage);
     }
 }
