@@ -20,7 +20,8 @@ internal static class CallbackEndpoint
         app.MapGet("/auth/callback", HandleAsync).WithTags("Connections");
 
     private static async Task<IResult> HandleAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        ProviderClient client, AuditLog audit, ConnectionNotifier notifier, ConnectionService connections, NexusOptions options, TimeProvider time, ILoggerFactory loggers)
+        ProviderClient client, AuditLog audit, ConnectionNotifier notifier, ConnectionService connections, PersonalConsent personal, NexusOptions options, TimeProvider time,
+        ILoggerFactory loggers)
     {
         var ct = CancellationToken.None; // Once the state is consumed the exchange must finish, even if the browser goes away.
         var query = context.Request.Query;
@@ -44,6 +45,16 @@ internal static class CallbackEndpoint
         if (connection is null)
         {
             return Invalid(ProblemCatalog.InvalidState, "The connection this state belongs to no longer exists.");
+        }
+
+        // A connection in a Nexus account's own workspace is completed only by that person (PersonalConsent), checked
+        // before anything is consumed or exchanged: the rightful person's browser can still complete it.
+        switch (await personal.CheckAsync(context, connection, ct))
+        {
+            case PersonalConsent.Verdict.SignInFirst:
+                return Results.Redirect(PersonalConsent.SignInUrl(context));
+            case PersonalConsent.Verdict.AnotherPerson:
+                return Invalid(ProblemCatalog.ConsentForAnotherAccount, PersonalConsent.AnotherPersonMessage);
         }
 
         var now = time.GetUtcNow();

@@ -28,12 +28,17 @@ internal static class ConnectionValuesPage
         ConnectionLinks.ResolveAsync(state, signer, store, providers, time, acceptReconnect: true, ct);
 
     private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        ConnectionService connections, TimeProvider time)
+        ConnectionService connections, TimeProvider time, PersonalConsent personal)
     {
         var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, context.RequestAborted);
         if (connection is null)
         {
             return Error(context, "Cannot connect", error!);
+        }
+
+        if (await personal.GatePageAsync(context, connection, context.RequestAborted) is { } refused)
+        {
+            return refused;
         }
 
         // Nothing left to ask (a second tab, or values given meanwhile): straight on to the consent.
@@ -67,7 +72,7 @@ internal static class ConnectionValuesPage
     }
 
     private static async Task<IResult> SubmitAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers, ConnectionService connections,
-        TimeProvider time)
+        TimeProvider time, PersonalConsent personal)
     {
         var ct = context.RequestAborted;
         var form = ProtectedForm.Of(context);
@@ -77,6 +82,11 @@ internal static class ConnectionValuesPage
         if (connection is null)
         {
             return Error(context, "Cannot connect", error!);
+        }
+
+        if (await personal.GatePageAsync(context, connection, ct) is { } refused)
+        {
+            return refused;
         }
 
         // Only the values still missing are read: one given by the app is not the person's to change.

@@ -16,6 +16,7 @@ internal static class ConnectionsExtensions
         services.AddSingleton<ConnectionService>();
         services.AddSingleton<MachineGrants>();
         services.AddSingleton<StateSigner>();
+        services.AddSingleton<PersonalConsent>();
         services.AddSingleton<ReturnUrlPolicy>();
         services.AddSingleton<ProviderClient>();
         services.AddSingleton<ICredentialDeletions>(sp => sp.GetRequiredService<ConnectionStore>());

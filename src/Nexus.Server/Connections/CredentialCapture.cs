@@ -41,10 +41,12 @@ internal static class CredentialCapture
         return connection is null ? (null, null, error) : AuthModes.IsOAuth(provider!.AuthMode) ? (null, null, "This connection does not take credentials.") : (connection, provider, null);
     }
 
-    private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers, TimeProvider time)
+    private static async Task<IResult> FormAsync(HttpContext context, string? state, StateSigner signer, ConnectionStore store, ProviderRegistry providers, TimeProvider time,
+        PersonalConsent personal)
     {
         var (connection, provider, error) = await ResolveAsync(state, signer, store, providers, time, context.RequestAborted);
-        return connection is null ? Error(context, "Cannot connect", error!) : Form(context, state!, provider!, null, null);
+        return connection is null ? Error(context, "Cannot connect", error!)
+            : await personal.GatePageAsync(context, connection, context.RequestAborted) ?? Form(context, state!, provider!, null, null);
     }
 
     private static IResult Form(HttpContext context, string state, Provider provider, Dictionary<string, string[]>? errors, string? message, int status = 200)
@@ -71,7 +73,7 @@ internal static class CredentialCapture
     }
 
     private static async Task<IResult> SubmitFormAsync(HttpContext context, StateSigner signer, ConnectionStore store, ProviderRegistry providers,
-        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, ConnectionService connections, TimeProvider time)
+        IHttpClientFactory http, AwsRoleCredentials roles, AuditLog audit, ConnectionService connections, TimeProvider time, PersonalConsent personal)
     {
         var ct = context.RequestAborted;
         var form = ProtectedForm.Of(context);
@@ -81,6 +83,11 @@ internal static class CredentialCapture
         if (connection is null)
         {
             return Error(context, "Cannot connect", error!);
+        }
+
+        if (await personal.GatePageAsync(context, connection, ct) is { } refused)
+        {
+            return refused;
         }
 
         var input = form.Where(f => f.Key != "state" && f.Key != ProtectedForm.FieldName).ToDictionary(f => f.Key, f => JsonSerializer.SerializeToElement(f.Value.ToString()));

@@ -72,6 +72,7 @@ internal static class ProblemCatalog
     public static readonly ProblemType InvalidCallback = new("invalid_callback", 400, "This connection callback cannot be accepted.");
     public static readonly ProblemType InvalidState = new("invalid_state", 400, "This connection callback cannot be accepted.");
     public static readonly ProblemType StateAlreadyUsed = new("state_already_used", 400, "This connection callback cannot be accepted.");
+    public static readonly ProblemType ConsentForAnotherAccount = new("consent_for_another_account", 403, "This connection belongs to another Nexus account.");
 
     // The Bridge and AWS role credentials.
     public static readonly ProblemType ConnectionIdMissing = new("connection_id_missing", 400, "Which connection?");

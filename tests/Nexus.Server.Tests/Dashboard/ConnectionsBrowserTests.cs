@@ -233,9 +233,10 @@ public sealed class ConnectionsBrowserTests(ChromiumFixture chromium) : IAsyncLi
         await page.GetByRole(AriaRole.Button, new() { Name = "Continue to Google Drive" }).ClickAsync();
         using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
         var atProvider = await http.GetAsync(await authUrl.Task.WaitAsync(TimeSpan.FromSeconds(30)));
-        var callback = await http.GetAsync(atProvider.Headers.Location);
-        Assert.Equal(System.Net.HttpStatusCode.Redirect, callback.StatusCode);
-        Assert.Contains("/dashboard/returned", callback.Headers.Location!.ToString());
+        // The callback with the person's session (the browser's cookies), as only they may complete the consent.
+        var callback = await page.Context.APIRequest.GetAsync(atProvider.Headers.Location!.ToString(), new() { MaxRedirects = 0 });
+        Assert.Equal(302, callback.Status);
+        Assert.Contains("/dashboard/returned", callback.Headers["location"]);
 
         var ids = await ConnectionIdsAsync();
         Assert.DoesNotContain(old, ids);

@@ -392,7 +392,13 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         await Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
             new { name = "github-logo", catalog = "github", client_id = "client-for-logo", client_secret = "secret-for-logo" }, HttpStatusCode.Created);
         var plain = await fixture.Kit.RegisterAsync("github", new { display_name = "Plain Tokens Service With A Rather Long Name", refresh_supported = false, scopes = new[] { "read:user", "offline_access" } });
-        await fixture.Kit.ConnectAsync(plain, userId);
+        // The connection is in the person's own workspace: its consent completes only in their signed-in browser.
+        using (var person = new Browser(Server))
+        {
+            await person.SignInAsync(Email, Password);
+            using var personsBrowser = new HttpClient(new HttpClientHandler { CookieContainer = person.Cookies, AllowAutoRedirect = false });
+            await fixture.Kit.ConnectAsync(plain, userId, personsBrowser: personsBrowser);
+        }
 
         await using var session = await SignedInAsync(Email, width: 390);
         var page = session.Page;

@@ -140,10 +140,15 @@ public sealed class BrokerKit(NexusTestServer server, FakeOAuthProvider fake) : 
     public Task<HttpResponseMessage> CallbackAsync(string callbackUrl) => Browser.GetAsync(callbackUrl);
 
     /// <summary>A whole handshake; returns the connection id and the query Nexus sent the browser to return_url with.</summary>
-    public async Task<(string ConnectionId, Dictionary<string, string> Returned)> ConnectAsync(string provider, string workspace = "user_abc123", string[]? scopes = null, string? apiKey = null)
+    /// <param name="personsBrowser">
+    /// For a workspace that is a Nexus account's: a browser signed in as that person, who alone may complete its consent
+    /// (Connections.PersonalConsent).
+    /// </param>
+    public async Task<(string ConnectionId, Dictionary<string, string> Returned)> ConnectAsync(string provider, string workspace = "user_abc123", string[]? scopes = null, string? apiKey = null,
+        HttpClient? personsBrowser = null)
     {
         var (authUrl, id) = await RequestAsync(provider, workspace, scopes, apiKey: apiKey);
-        using var response = await CallbackAsync(await ConsentAsync(authUrl));
+        using var response = await (personsBrowser ?? Browser).GetAsync(await ConsentAsync(authUrl));
         Assert.True(response.StatusCode == HttpStatusCode.Redirect, $"callback answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
         return (id, ReturnedQuery(response));
     }

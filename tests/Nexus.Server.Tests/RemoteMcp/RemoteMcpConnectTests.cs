@@ -281,7 +281,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     public async Task APersonSignsInAndConsentsInChromiumAndTheServersToolsWorkThroughTheBridgeAndNexusesMcpAndTheTokensRefresh(string registration)
     {
         var server = registration == "dynamic" ? fixture.Dynamic : fixture.Documents;
-        var (userId, assistantToken) = await PersonAtClientAsync();
+        var (userId, clientEmail, assistantToken) = await PersonAtClientAsync();
         var provider = await RegisterAsync(server);
         var name = provider.GetProperty("name").GetString()!;
         Assert.Equal(registration, provider.GetProperty("mcp").GetProperty("registration").GetString());
@@ -319,8 +319,15 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         await session.ScreenshotAsync($"remote-mcp-consent-{registration}");
         await allow.ClickAsync();
 
-        // The authorization server sends the browser to the client Nexus's callback, which redeems the code and sends
-        // it on to return_url.
+        // The authorization server sends the browser to the client Nexus's callback. The connection is in the person's
+        // own workspace there, which only they may complete (PersonalConsent): not signed in at the client Nexus (both
+        // servers are 127.0.0.1, whose cookies they share, so the session is the authorization server's), the person
+        // signs in there first and comes back to the callback, which redeems the code and sends the browser on to
+        // return_url.
+        await page.WaitForURLAsync(url => url.StartsWith(fixture.Client.Issuer + "/account/signin", StringComparison.Ordinal));
+        await page.GetByLabel("Email").FillAsync(clientEmail);
+        await page.GetByLabel("Password").FillAsync(McpFixture.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
         await page.GetByRole(AriaRole.Heading, new() { Name = "Back at the app" }).WaitForAsync();
         Assert.StartsWith(returnUrl + "?", page.Url, StringComparison.Ordinal);
         var landing = Browser.Query(new Uri(page.Url));
@@ -342,7 +349,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     }
 
     /// <summary>A person at the client Nexus (their workspace is their user id) and an assistant's token for that Nexus's /mcp.</summary>
-    private async Task<(string UserId, string Token)> PersonAtClientAsync()
+    private async Task<(string UserId, string Email, string Token)> PersonAtClientAsync()
     {
         var email = $"assistant-user-{Guid.NewGuid():N}@example.com";
         using (var atClient = new Browser(fixture.Client))
@@ -359,7 +366,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         var (assistant, _) = await fixture.Client.CreateAppClientAsync(name: "an assistant " + Guid.NewGuid().ToString("N")[..6]);
         var token = fixture.Client.Services.GetRequiredService<AccessTokenIssuer>()
             .Issue(userId, assistant, string.Join(" ", McpResource.Scopes), 600, audience: fixture.Client.Issuer + McpResource.Path).Token;
-        return (userId, token);
+        return (userId, email, token);
     }
 
     /// <summary>The official C# MCP client at the client Nexus's /mcp: list_remote_tools and call_remote_tool reach the person's MCP server.</summary>
@@ -402,7 +409,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         var name = provider.GetProperty("name").GetString()!;
         using var person = new Browser(fixture.Documents);
         await person.SignUpAsync($"remote-tools-{Guid.NewGuid():N}@example.com", McpFixture.Password);
-        await ConsentAsync(fixture.Documents, name, "Nexus", person, workspace: userId);
+        await ConsentAsync(fixture.Documents, name, "Nexus", person, workspace: userId, atClient: atClient);
 
         var transport = new HttpClientTransport(new HttpClientTransportOptions
         {
@@ -791,7 +798,9 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
     /// server's authorization server) approves, the authorization server sends the browser to the client's callback,
     /// which redeems the code and sends it on to return_url with status active.
     /// </summary>
-    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName, Browser? signedIn = null, string workspace = "ws_remote")
+    /// <param name="atClient">The browser of the person whose workspace it is, signed in at the client Nexus, when the workspace is an account's.</param>
+    private async Task<string> ConsentAsync(NexusTestServer server, string provider, string clientName, Browser? signedIn = null, string workspace = "ws_remote",
+        Browser? atClient = null)
     {
         using var request = fixture.Client.Admin(HttpMethod.Post, "/v1/request-connection",
             new { workspace_id = workspace, provider_name = provider, return_url = ReturnUrl });
@@ -815,11 +824,11 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         await person.NavigateAsync(authUrl.ToString());
         Assert.True(person.LastStatus == HttpStatusCode.OK, person.LastPage);
         Assert.Contains(clientName, person.LastPage, StringComparison.Ordinal);
-        return await ApproveAsync(person, null, server.Issuer);
+        return await ApproveAsync(person, null, server.Issuer, atClient);
     }
 
     /// <summary>The person approves on the consent page (opened at <paramref name="authUrl"/> when given); returns the connection id the client reports active.</summary>
-    private async Task<string> ApproveAsync(Browser person, Uri? authUrl, string? issuer = null)
+    private async Task<string> ApproveAsync(Browser person, Uri? authUrl, string? issuer = null, Browser? atClient = null)
     {
         if (authUrl is not null)
         {
@@ -828,15 +837,22 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         }
 
         var back = await person.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
-        return await ReturnAsync(back, issuer ?? person.CurrentUri.GetLeftPart(UriPartial.Authority));
+        return await ReturnAsync(back, issuer ?? person.CurrentUri.GetLeftPart(UriPartial.Authority), atClient);
     }
 
     /// <summary>The browser at the client's callback; returns the connection id it reports active at return_url.</summary>
-    private async Task<string> ReturnAsync(Uri back, string issuer)
+    private async Task<string> ReturnAsync(Uri back, string issuer, Browser? atClient = null)
     {
         Assert.StartsWith(fixture.Client.Issuer + "/auth/callback?", back.ToString(), StringComparison.Ordinal);
         // RFC 9207: the authorization server names itself; the client checks it.
         Assert.Equal(issuer, Browser.Query(back)["iss"]);
+        if (atClient is not null)
+        {
+            // A connection in an account's workspace is completed only in that person's browser (PersonalConsent).
+            var landed = Browser.Query(await atClient.NavigateAsync(back.ToString()));
+            Assert.True(landed["status"] == "active", string.Join('&', landed));
+            return landed["connection_id"];
+        }
 
         using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
         using var returned = await browser.GetAsync(back, Ct);
