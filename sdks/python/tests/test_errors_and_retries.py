@@ -122,6 +122,27 @@ class RetryTests(unittest.TestCase):
                     self.client.get_connection("u%d" % status)
                 self.assertEqual((status, code), (caught.exception.http_status, caught.exception.code))
 
+    def test_a_redirect_from_nexus_s_api_is_a_nexus_error_and_the_api_key_never_reaches_the_host_it_names(self):
+        # As Go's *APIError and TypeScript's RequestError: a 3xx is not followed (X-API-Key goes to Nexus only), and
+        # its body is not the answer.
+        elsewhere = FakeServer()
+        self.addCleanup(elsewhere.close)
+        elsewhere.route("GET", r"/.*", lambda seen, m: js(200, TOKEN))
+        elsewhere.route("POST", r"/.*", lambda seen, m: js(200, {"connection_id": "c1", "status": "active"}))
+        token = Scripted((302, {"Location": elsewhere.url + "/v1/token/c1"}, b""))
+        refresh = Scripted((307, {"Location": elsewhere.url + "/v1/refresh/c1"}, b""))
+        self.server.route("GET", r"/v1/token/c1", token)
+        self.server.route("POST", r"/v1/refresh/c1", refresh)
+        for name, call, status in (("credentials", lambda: self.client.credentials("c1"), 302),
+                                   ("refresh", lambda: self.client.refresh("c1"), 307)):
+            with self.subTest(name):
+                with self.assertRaises(NexusError) as caught:
+                    call()
+                self.assertIs(NexusError, type(caught.exception))
+                self.assertEqual(status, caught.exception.http_status)
+        self.assertEqual((1, 1), (token.calls, refresh.calls))  # not retried
+        self.assertEqual([], [s.headers.get("x-api-key") for s in elsewhere.seen])
+
     def test_the_bridge_retries_nexus_own_transient_problems_for_idempotent_methods_only(self):
         get = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))
         post = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))

@@ -331,7 +331,9 @@ class NexusClient:
 
         def once() -> HttpResponse:
             response = self._send(request, timeout, what, connection_id)
-            if response.status >= 400:
+            # A 3xx too: the transport follows no redirect (X-API-Key goes to Nexus only), and a redirect's body is not
+            # the answer; it is a NexusError with its status, as Go's *APIError, TypeScript's RequestError.
+            if response.status >= 300:
                 raise error_from_response(response.status, response.headers, response.body, connection_id)
             return response
 

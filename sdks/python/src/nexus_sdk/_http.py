@@ -108,7 +108,9 @@ class Transport(Protocol):
     """Anything that sends an :class:`HttpRequest` and returns the whole :class:`HttpResponse`.
 
     Raise ``OSError`` (or ``http.client.HTTPException``) when no response arrived; the client maps it to
-    :class:`~nexus_sdk.Unavailable`. Must not follow redirects. Must be safe to call from many threads.
+    :class:`~nexus_sdk.Unavailable`. Must not follow redirects (a followed redirect would take ``X-API-Key`` to
+    whatever host it names; the client raises a 3xx from Nexus's API as a :class:`~nexus_sdk.NexusError`). Must be
+    safe to call from many threads.
     """
 
     def send(self, request: HttpRequest, timeout: float) -> HttpResponse:  # pragma: no cover - protocol
