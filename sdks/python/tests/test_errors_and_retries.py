@@ -1,12 +1,15 @@
 """Typed errors and the retry rules: transient failures retried with backoff and jitter for idempotent calls only,
 honouring Retry-After; attention_required never retried."""
 
+import json
 import socket
+import threading
+import time
 import unittest
 
 from nexus_sdk import (AttentionRequired, ConfigurationError, Conflict, Forbidden, InvalidRequest, NexusClient,
                        NexusError, NexusTimeout, NotActive, NotFound, RateLimited, Unauthorized, Unavailable)
-from support import FakeServer, Sleeps, js, problem
+from support import HANG_UP, FakeServer, Sleeps, js, problem
 
 TOKEN = {"strategy": {"type": "oauth2"}, "credentials": {"access_token": "at-1"}, "expires_at": None}
 
@@ -292,6 +295,67 @@ class ClientTests(unittest.TestCase):
         self.assertEqual("nxk_test", self.server.seen[-1].headers["x-api-key"])
         with self.assertRaises(AttentionRequired):
             self.client.bridge("c2", "GET", "user")
+
+
+class KeptAliveConnectionTests(unittest.TestCase):
+    """The default transport's own second sending, on a kept-alive connection that broke: idempotent methods only."""
+
+    ACTIVE = {"connection_id": "c1", "status": "active"}
+
+    def setUp(self):
+        self.server = FakeServer()
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=Sleeps(), max_retries=0)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_a_post_is_not_sent_again_when_its_kept_alive_connection_breaks_under_it(self):
+        # The second POST reaches Nexus on the kept-alive connection, which closes without answering: Nexus may have
+        # acted on it, so it is not sent again (it was, "once, whatever the method").
+        script = Scripted(js(200, self.ACTIVE), HANG_UP, js(200, self.ACTIVE))
+        self.server.route("POST", r"/v1/refresh/c1", script)
+        self.client.refresh("c1")
+        with self.assertRaises(Unavailable) as caught:
+            self.client.refresh("c1")
+        self.assertIsNone(caught.exception.http_status)
+        self.assertEqual(2, script.calls)
+
+    def test_a_get_is_sent_again_once_when_its_kept_alive_connection_breaks_under_it(self):
+        script = Scripted(js(200, self.ACTIVE), HANG_UP, js(200, self.ACTIVE))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        self.client.get_connection("c1")
+        self.assertEqual("active", self.client.get_connection("c1").status)  # max_retries=0: the transport's own
+        self.assertEqual(3, script.calls)
+
+    def test_a_kept_alive_connection_closed_while_idle_is_replaced_before_a_post_goes_on_it(self):
+        # A server that answers with keep-alive and then closes the connection (as Nexus does after its keep-alive
+        # timeout): the next POST goes on a new connection and succeeds.
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        closed, requests = threading.Event(), []
+
+        def serve():
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    requests.append(data.split(b"\r\n", 1)[0])
+                    body = json.dumps(self.ACTIVE).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(body), body))
+                closed.set()
+
+        threading.Thread(target=serve, daemon=True).start()
+        client = NexusClient("http://127.0.0.1:%d" % listener.getsockname()[1], "nxk_test", max_retries=0)
+        self.addCleanup(client.close)
+        client.refresh("c1")
+        self.assertTrue(closed.wait(5))
+        time.sleep(0.05)  # the server's FIN reaches the client
+        self.assertEqual("active", client.refresh("c1").status)
+        self.assertEqual([b"POST /v1/refresh/c1 HTTP/1.1"] * 2, requests)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,14 @@ from ._errors import (
     Unavailable,
     error_from_response,
 )
-from ._http import Headers, HttpRequest, HttpResponse, StdlibTransport, Transport, is_transport_error, redact_url
+from ._http import (IDEMPOTENT_METHODS, Headers, HttpRequest, HttpResponse, StdlibTransport, Transport,
+                    is_transport_error, redact_url)
 
 __all__ = ["NexusClient", "Client", "Connection", "LastError", "ConnectionPage", "ConnectionRequest", "ApiKey", "Admin",
            "IDEMPOTENT_METHODS"]
 
 log = logging.getLogger("nexus_sdk")
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 USER_AGENT = "nexus-sdk-python/0.1.0"
 #: As fetch and the Go, TypeScript and .NET SDKs: at most this many redirects are followed through the Bridge; one more
 #: raises :class:`~nexus_sdk.TooManyRedirects`.
