@@ -9,6 +9,7 @@ import unittest
 
 from nexus_sdk import (AttentionRequired, ConfigurationError, Conflict, Forbidden, InvalidRequest, NexusClient,
                        NexusError, NexusTimeout, NotActive, NotFound, RateLimited, Unauthorized, Unavailable)
+from nexus_sdk._errors import parse_retry_after
 from support import HANG_UP, FakeServer, Sleeps, js, problem
 
 TOKEN = {"strategy": {"type": "oauth2"}, "credentials": {"access_token": "at-1"}, "expires_at": None}
@@ -92,6 +93,18 @@ class RetryTests(unittest.TestCase):
             self.client.credentials("c1")
         self.assertNotIsInstance(caught.exception, AttentionRequired)
         self.assertEqual("pending", caught.exception.connection_status)
+
+    def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored_not_raised(self):
+        # "²".isdigit() is True, yet float("²") raises; "١٢" (Arabic-Indic) is no HTTP delay-seconds either.
+        self.assertEqual(12.0, parse_retry_after(" 12 "))
+        for value in ("\u00b2", "1\u00b2", "\u0661\u0662"):
+            with self.subTest(value=value):
+                self.assertIsNone(parse_retry_after(value))
+        script = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "\u00b2"}))
+        self.server.route("GET", r"/v1/connections/sq", script)
+        with self.assertRaises(Unavailable) as caught:
+            self.client.get_connection("sq")
+        self.assertIsNone(caught.exception.retry_after)
 
     def test_each_status_maps_to_its_own_error_type(self):
         cases = [(problem(404, "not_found"), NotFound), (problem(403, "credentials_not_readable"), Forbidden),
