@@ -121,7 +121,8 @@ func WithBaseURL(u string) Option { return func(c *Client) { c.baseURL = u } }
 // WithAPIKey sets the API key sent as X-API-Key (default: NEXUS_API_KEY).
 func WithAPIKey(key string) Option { return func(c *Client) { c.apiKey = Secret(key) } }
 
-// WithHTTPClient sets the http.Client used for calls to Nexus (default: a client on http.DefaultTransport).
+// WithHTTPClient sets the http.Client used for calls to Nexus (default: a client on http.DefaultTransport). The
+// Client uses a copy of it whose CheckRedirect returns http.ErrUseLastResponse (noRedirects).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
 
 // WithTransport sets the RoundTripper used for calls to Nexus (and, through the Bridge, to providers).
@@ -180,6 +181,9 @@ func NewClient(opts ...Option) (*Client, error) {
 	if c.http == nil {
 		c.http = &http.Client{}
 	}
+	h := *c.http
+	h.CheckRedirect = noRedirects
+	c.http = &h
 	c.cache.entries = make(map[string]*cacheEntry)
 	return c, nil
 }
@@ -195,6 +199,12 @@ func (c *Client) GoString() string { return c.String() }
 
 // Format prints String for every verb.
 func (c *Client) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.String()) }
+
+// noRedirects is the CheckRedirect of the http.Client that calls Nexus's API: a redirect is not followed but comes
+// back as its 3xx, an *APIError. net/http keeps X-API-Key on a redirect to another host (it drops only Authorization
+// and cookies), and the Bridge passes a provider's redirect on with the provider's absolute Location: followed, it
+// would give another host Nexus's key. The Bridge's own calls (Transport) use only this client's Transport.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func idempotent(method string) bool {
 	switch method {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -252,5 +254,42 @@ func TestAnAnswerWhoseBodyIsNotJSONIsNotRetried(t *testing.T) {
 	_, err := f.client(t).Connection(context.Background(), "conn_1")
 	if err == nil || !strings.Contains(err.Error(), "reading the answer") || f.count("GET /v1/connections/") != 1 {
 		t.Fatalf("%v after %d requests", err, f.count("GET /v1/connections/"))
+	}
+}
+
+func TestARedirectFromNexusIsAnAPIErrorAndTheAPIKeyNeverLeaves(t *testing.T) {
+	var elsewhere, keys int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		atomic.AddInt64(&elsewhere, 1)
+		if r.Header.Get("X-API-Key") != "" {
+			atomic.AddInt64(&keys, 1)
+		}
+		writeJSON(w, 200, map[string]interface{}{"connection_id": "conn_1", "status": "active"})
+	}))
+	defer other.Close()
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+	}
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}
+	own := &http.Client{} // follows redirects, as net/http does
+	for name, c := range map[string]*Client{"default": f.client(t), "WithHTTPClient": f.client(t, WithHTTPClient(own))} {
+		_, err := c.Connection(context.Background(), "conn_1")
+		var apiErr *APIError
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusFound {
+			t.Fatalf("%s: Connection: %v, want *APIError 302", name, err)
+		}
+		_, err = c.Credentials(context.Background(), "conn_1")
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTemporaryRedirect {
+			t.Fatalf("%s: Credentials: %v, want *APIError 307", name, err)
+		}
+	}
+	if own.CheckRedirect != nil {
+		t.Fatal("the caller's http.Client was changed")
+	}
+	if n, k := atomic.LoadInt64(&elsewhere), atomic.LoadInt64(&keys); n != 0 || k != 0 {
+		t.Fatalf("the other host got %d requests, %d with X-API-Key", n, k)
 	}
 }

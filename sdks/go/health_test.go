@@ -2,6 +2,9 @@ package nexus
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"reflect"
@@ -68,6 +71,18 @@ func TestAWebhookWithAnotherSignatureATamperedBodyOrAnOldTimestampIsRefused(t *t
 	for name, run := range cases {
 		if err := run(); !errors.Is(err, ErrWebhookSignature) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestAWebhookSecretWhoseKeyIsEmptyIsRefusedEvenWithTheSignatureThatKeyMakes(t *testing.T) {
+	// Anyone can compute an HMAC with an empty key, so such a "secret" verifies nothing (as in TypeScript, Python, .NET).
+	mac := hmac.New(sha256.New, nil)
+	mac.Write([]byte(vectorID + "." + vectorTimestamp + "." + vectorBody))
+	header := vectorHeader("v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	for _, secret := range []string{"whsec_", ""} {
+		if _, err := verifyWebhook(secret, header, []byte(vectorBody), time.Unix(1764936000, 0)); !errors.Is(err, ErrWebhookSignature) {
+			t.Errorf("%q: %v", secret, err)
 		}
 	}
 }

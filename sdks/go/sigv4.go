@@ -181,7 +181,7 @@ func hmacSHA256(key []byte, data string) []byte {
 	return m.Sum(nil)
 }
 
-// canonicalHeaders: lowercase names, sorted; values trimmed with inner runs of spaces collapsed; a repeated
+// canonicalHeaders: lowercase names, sorted; values trimmed with inner runs of spaces or tabs collapsed; a repeated
 // header's values joined with "," in the order sent.
 func canonicalHeaders(headers [][2]string) (canonical, signed string) {
 	type header struct{ name, value string }
@@ -190,7 +190,7 @@ func canonicalHeaders(headers [][2]string) (canonical, signed string) {
 	size := 0
 	for _, h := range headers {
 		name := lower(strings.TrimSpace(h[0]))
-		value := collapseSpaces(h[1])
+		value := trimValue(h[1])
 		size += len(name) + len(value) + 3
 		found := false
 		for i := range list {
@@ -248,22 +248,26 @@ func lower(s string) string {
 	return s
 }
 
-func collapseSpaces(v string) string {
-	v = strings.TrimSpace(v)
-	if !strings.Contains(v, "  ") {
+// trimValue is a header value as SigV4 canonicalizes it, as the .NET, TypeScript and Python signers do: leading and
+// trailing spaces and tabs removed (no other whitespace, unlike strings.TrimSpace), each inner run of spaces or tabs
+// collapsed to one space.
+func trimValue(v string) string {
+	v = strings.Trim(v, " \t")
+	if !strings.Contains(v, "  ") && !strings.Contains(v, "\t") {
 		return v
 	}
 	var b strings.Builder
+	b.Grow(len(v))
 	space := false
 	for i := 0; i < len(v); i++ {
-		if v[i] == ' ' {
-			if space {
-				continue
+		if c := v[i]; c == ' ' || c == '\t' {
+			if !space {
+				b.WriteByte(' ')
 			}
 			space = true
-		} else {
-			space = false
+			continue
 		}
+		space = false
 		b.WriteByte(v[i])
 	}
 	return b.String()

@@ -366,6 +366,38 @@ func TestSigV4FastPathsAgreeWithTheGeneralRules(t *testing.T) {
 	}
 }
 
+// Header values as the .NET, TypeScript and Python signers canonicalize them: spaces and tabs trimmed at both ends,
+// each inner run of them one space; no other whitespace touched (strings.TrimSpace trimmed \v, \f, U+0085, U+00A0…).
+func TestSigV4TrimsAndCollapsesSpacesAndTabsOnlyAsTheOtherSDKsDo(t *testing.T) {
+	for value, want := range map[string]string{
+		"a b":                "a b",
+		"\t a\t\tb  \t c \t": "a b c",
+		"a\tb":               "a b",
+		"\ta":                "a",
+		"  a  ":              "a",
+		"\va\f":              "\va\f",
+		"\u00a0a\u0085":      "\u00a0a\u0085",
+		" \t ":               "",
+	} {
+		if got := trimValue(value); got != want {
+			t.Errorf("trimValue(%q) = %q, want %q", value, got, want)
+		}
+	}
+	sign := func(value string) string {
+		req, _ := http.NewRequest("GET", "https://service.us-east-1.amazonaws.com/", nil)
+		req.Header.Set("X-Custom", value)
+		creds := &Credentials{Strategy: Strategy{Type: StrategyAWSSigV4, Region: "us-east-1", Service: "service"},
+			AccessKeyID: "AKID", SecretAccessKey: "secret", derived: &derived{}}
+		if err := creds.ApplyAt(req, time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+		return req.Header.Get("Authorization")
+	}
+	if tabbed, spaced := sign("\tvalue\twith\t\ttabs\t"), sign("value with tabs"); tabbed != spaced {
+		t.Fatalf("a value with tabs signs as %s, the same with spaces as %s", tabbed, spaced)
+	}
+}
+
 // The S3 family, as the .NET signer (SigV4Signer.IsS3, used by the Nexus Bridge) has it: the path signed as sent,
 // neither normalized nor encoded again, and x-amz-content-sha256 sent and signed.
 func TestSigV4SignsEveryS3VariantAsS3(t *testing.T) {

@@ -61,13 +61,14 @@ public static class NexusWebhooks
     /// <summary>
     /// Checks <c>webhook-signature</c> (<c>v1,&lt;base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}"&gt;</c>, keyed with the
     /// base64 part of <paramref name="secret"/> after <c>whsec_</c>) in constant time, refuses a <c>webhook-timestamp</c> more than
-    /// <see cref="Tolerance"/> from now, and returns the event. <paramref name="body"/> is the raw request body.
+    /// <see cref="Tolerance"/> from now, and returns the event. <paramref name="body"/> is the raw request body. A secret whose key is
+    /// empty (<c>whsec_</c>, <c>""</c>) is refused.
     /// </summary>
     /// <param name="secret">The webhook's <c>whsec_…</c> secret.</param>
     /// <param name="header">Reads a request header by name (e.g. <c>name =&gt; request.Headers[name]</c>); null when absent.</param>
     /// <param name="body">The raw request body.</param>
     /// <param name="time">The clock (default: the system's).</param>
-    /// <exception cref="NexusWebhookVerificationException">The signature or timestamp does not hold.</exception>
+    /// <exception cref="NexusWebhookVerificationException">The signature or timestamp does not hold, or the secret is no secret.</exception>
     public static WebhookEvent Verify(string secret, Func<string, string?> header, ReadOnlySpan<byte> body, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(secret);
@@ -98,6 +99,12 @@ public static class NexusWebhooks
         }
         catch (FormatException)
         {
+            throw new NexusWebhookVerificationException("The secret is not a whsec_ secret.");
+        }
+
+        if (key.Length == 0)
+        {
+            // Anyone can compute an HMAC with an empty key: "whsec_" (or "") is no secret, as in the other SDKs.
             throw new NexusWebhookVerificationException("The secret is not a whsec_ secret.");
         }
 

@@ -165,6 +165,21 @@ public sealed class SigV4SignerTests
     }
 
     [Fact]
+    public void ASigningResultNeverPrintsTheSessionToken()
+    {
+        var result = SigV4Signer.Sign("GET", new Uri("https://sts.us-east-1.amazonaws.com/"), [], SigV4Signer.EmptyPayloadHash, "us-east-1", "sts",
+            Credentials with { SessionToken = "session-token-SECRET" }, Now);
+        Assert.Contains("session-token-SECRET", result.CanonicalRequest, StringComparison.Ordinal); // what the compiler's ToString printed
+
+        string text = result.ToString();
+
+        Assert.DoesNotContain("session-token-SECRET", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("session-token-SECRET", $"{result}", StringComparison.Ordinal);
+        Assert.Contains(result.Signature, text, StringComparison.Ordinal);
+        Assert.Contains("x-amz-security-token", text, StringComparison.Ordinal); // the name, in SignedHeaders
+    }
+
+    [Fact]
     public async Task SignAsyncHashesTheContentAndSetsTheSignedHeaders()
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "https://sts.us-east-1.amazonaws.com/")

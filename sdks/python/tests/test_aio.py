@@ -4,7 +4,7 @@ import asyncio
 import threading
 import unittest
 
-from nexus_sdk import AttentionRequired, NexusTimeout
+from nexus_sdk import AttentionRequired, NexusError, NexusTimeout
 from nexus_sdk.aio import AsyncNexusClient
 from support import FakeServer, js
 
@@ -51,6 +51,20 @@ class AsyncTests(unittest.TestCase):
                 await self.client.wait_until_active("c3", timeout=0.1, poll_interval=0.02)
 
         asyncio.run(run())
+
+    def test_a_redirect_from_nexus_s_api_is_a_nexus_error_and_the_api_key_never_reaches_the_host_it_names(self):
+        elsewhere = FakeServer()
+        self.addCleanup(elsewhere.close)
+        elsewhere.route("GET", r"/.*", lambda s, m: js(200, {"connection_id": "c1", "status": "active"}))
+        self.server.route("GET", r"/v1/connections/c1", lambda s, m: (301, {"Location": elsewhere.url + s.path}, b""))
+
+        async def run():
+            with self.assertRaises(NexusError) as caught:
+                await self.client.get_connection("c1")
+            self.assertEqual(301, caught.exception.http_status)
+
+        asyncio.run(run())
+        self.assertEqual([], elsewhere.seen)
 
 
 if __name__ == "__main__":

@@ -215,5 +215,33 @@ class CacheTests(unittest.TestCase):
         self.assertEqual(2, self.server.count("GET", "/v1/token/"))
 
 
+class SameSecretTests(unittest.TestCase):
+    """same_secret compares the strategy type and the string fields only, as the Go, TypeScript and .NET SDKs."""
+
+    @staticmethod
+    def oauth2(token, expires_at):
+        return Credentials.from_token_response("conn_a", {"strategy": {"type": "oauth2"}, "expires_at": expires_at,
+                                                          "credentials": {"access_token": token, "expires_at": expires_at}})
+
+    def test_the_same_token_with_another_numeric_expires_at_is_the_same_secret(self):
+        self.assertTrue(self.oauth2("tok-1", 1764939600).same_secret(self.oauth2("tok-1", 1764943200)))
+        self.assertTrue(self.oauth2("tok-1", 1764939600).same_secret(self.oauth2("tok-1", None)))
+
+    def test_another_string_field_or_strategy_type_is_another_secret(self):
+        self.assertFalse(self.oauth2("tok-1", 1764939600).same_secret(self.oauth2("tok-2", 1764939600)))
+        api_key = Credentials.from_token_response("conn_a", {"strategy": {"type": "api_key"},
+                                                             "credentials": {"api_key": "tok-1"}})
+        bearer = Credentials.from_token_response("conn_a", {"strategy": {"type": "oauth2"},
+                                                            "credentials": {"access_token": "tok-1"}})
+        self.assertFalse(api_key.same_secret(bearer))
+        with_session = Credentials.from_token_response("conn_a", {
+            "strategy": {"type": "aws_sigv4", "region": "us-east-1", "service": "s3"},
+            "credentials": {"access_key_id": "AKID", "secret_access_key": "s", "session_token": "t1"}})
+        other_session = Credentials.from_token_response("conn_a", {
+            "strategy": {"type": "aws_sigv4", "region": "us-east-1", "service": "s3"},
+            "credentials": {"access_key_id": "AKID", "secret_access_key": "s", "session_token": "t2"}})
+        self.assertFalse(with_session.same_secret(other_session))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,12 +1,16 @@
 """Typed errors and the retry rules: transient failures retried with backoff and jitter for idempotent calls only,
 honouring Retry-After; attention_required never retried."""
 
+import json
 import socket
+import threading
+import time
 import unittest
 
 from nexus_sdk import (AttentionRequired, ConfigurationError, Conflict, Forbidden, InvalidRequest, NexusClient,
                        NexusError, NexusTimeout, NotActive, NotFound, RateLimited, Unauthorized, Unavailable)
-from support import FakeServer, Sleeps, js, problem
+from nexus_sdk._errors import parse_retry_after
+from support import HANG_UP, FakeServer, Sleeps, js, problem
 
 TOKEN = {"strategy": {"type": "oauth2"}, "credentials": {"access_token": "at-1"}, "expires_at": None}
 
@@ -90,6 +94,18 @@ class RetryTests(unittest.TestCase):
         self.assertNotIsInstance(caught.exception, AttentionRequired)
         self.assertEqual("pending", caught.exception.connection_status)
 
+    def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored_not_raised(self):
+        # "²".isdigit() is True, yet float("²") raises; "١٢" (Arabic-Indic) is no HTTP delay-seconds either.
+        self.assertEqual(12.0, parse_retry_after(" 12 "))
+        for value in ("\u00b2", "1\u00b2", "\u0661\u0662"):
+            with self.subTest(value=value):
+                self.assertIsNone(parse_retry_after(value))
+        script = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "\u00b2"}))
+        self.server.route("GET", r"/v1/connections/sq", script)
+        with self.assertRaises(Unavailable) as caught:
+            self.client.get_connection("sq")
+        self.assertIsNone(caught.exception.retry_after)
+
     def test_each_status_maps_to_its_own_error_type(self):
         cases = [(problem(404, "not_found"), NotFound), (problem(403, "credentials_not_readable"), Forbidden),
                  (problem(401, "unauthorized"), Unauthorized), (problem(400, "validation_failed"), InvalidRequest),
@@ -121,6 +137,27 @@ class RetryTests(unittest.TestCase):
                 with self.assertRaises(Unavailable) as caught:
                     self.client.get_connection("u%d" % status)
                 self.assertEqual((status, code), (caught.exception.http_status, caught.exception.code))
+
+    def test_a_redirect_from_nexus_s_api_is_a_nexus_error_and_the_api_key_never_reaches_the_host_it_names(self):
+        # As Go's *APIError and TypeScript's RequestError: a 3xx is not followed (X-API-Key goes to Nexus only), and
+        # its body is not the answer.
+        elsewhere = FakeServer()
+        self.addCleanup(elsewhere.close)
+        elsewhere.route("GET", r"/.*", lambda seen, m: js(200, TOKEN))
+        elsewhere.route("POST", r"/.*", lambda seen, m: js(200, {"connection_id": "c1", "status": "active"}))
+        token = Scripted((302, {"Location": elsewhere.url + "/v1/token/c1"}, b""))
+        refresh = Scripted((307, {"Location": elsewhere.url + "/v1/refresh/c1"}, b""))
+        self.server.route("GET", r"/v1/token/c1", token)
+        self.server.route("POST", r"/v1/refresh/c1", refresh)
+        for name, call, status in (("credentials", lambda: self.client.credentials("c1"), 302),
+                                   ("refresh", lambda: self.client.refresh("c1"), 307)):
+            with self.subTest(name):
+                with self.assertRaises(NexusError) as caught:
+                    call()
+                self.assertIs(NexusError, type(caught.exception))
+                self.assertEqual(status, caught.exception.http_status)
+        self.assertEqual((1, 1), (token.calls, refresh.calls))  # not retried
+        self.assertEqual([], [s.headers.get("x-api-key") for s in elsewhere.seen])
 
     def test_the_bridge_retries_nexus_own_transient_problems_for_idempotent_methods_only(self):
         get = Scripted(problem(503, "refresh_unavailable", {"Retry-After": "1"}), js(200, {"ok": True}))
@@ -271,6 +308,67 @@ class ClientTests(unittest.TestCase):
         self.assertEqual("nxk_test", self.server.seen[-1].headers["x-api-key"])
         with self.assertRaises(AttentionRequired):
             self.client.bridge("c2", "GET", "user")
+
+
+class KeptAliveConnectionTests(unittest.TestCase):
+    """The default transport's own second sending, on a kept-alive connection that broke: idempotent methods only."""
+
+    ACTIVE = {"connection_id": "c1", "status": "active"}
+
+    def setUp(self):
+        self.server = FakeServer()
+        self.client = NexusClient(self.server.url, "nxk_test", sleep=Sleeps(), max_retries=0)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.close()
+
+    def test_a_post_is_not_sent_again_when_its_kept_alive_connection_breaks_under_it(self):
+        # The second POST reaches Nexus on the kept-alive connection, which closes without answering: Nexus may have
+        # acted on it, so it is not sent again (it was, "once, whatever the method").
+        script = Scripted(js(200, self.ACTIVE), HANG_UP, js(200, self.ACTIVE))
+        self.server.route("POST", r"/v1/refresh/c1", script)
+        self.client.refresh("c1")
+        with self.assertRaises(Unavailable) as caught:
+            self.client.refresh("c1")
+        self.assertIsNone(caught.exception.http_status)
+        self.assertEqual(2, script.calls)
+
+    def test_a_get_is_sent_again_once_when_its_kept_alive_connection_breaks_under_it(self):
+        script = Scripted(js(200, self.ACTIVE), HANG_UP, js(200, self.ACTIVE))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        self.client.get_connection("c1")
+        self.assertEqual("active", self.client.get_connection("c1").status)  # max_retries=0: the transport's own
+        self.assertEqual(3, script.calls)
+
+    def test_a_kept_alive_connection_closed_while_idle_is_replaced_before_a_post_goes_on_it(self):
+        # A server that answers with keep-alive and then closes the connection (as Nexus does after its keep-alive
+        # timeout): the next POST goes on a new connection and succeeds.
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        closed, requests = threading.Event(), []
+
+        def serve():
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    requests.append(data.split(b"\r\n", 1)[0])
+                    body = json.dumps(self.ACTIVE).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(body), body))
+                closed.set()
+
+        threading.Thread(target=serve, daemon=True).start()
+        client = NexusClient("http://127.0.0.1:%d" % listener.getsockname()[1], "nxk_test", max_retries=0)
+        self.addCleanup(client.close)
+        client.refresh("c1")
+        self.assertTrue(closed.wait(5))
+        time.sleep(0.05)  # the server's FIN reaches the client
+        self.assertEqual("active", client.refresh("c1").status)
+        self.assertEqual([b"POST /v1/refresh/c1 HTTP/1.1"] * 2, requests)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 webhook verification against the test vector shared by every Nexus SDK."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import unittest
 
@@ -97,6 +100,16 @@ class WebhookTests(unittest.TestCase):
             with self.subTest(name):
                 with self.assertRaises(WebhookVerificationError):
                     verify_webhook(secret, headers, body, clock=lambda now=now: now)
+
+    def test_a_secret_whose_key_is_empty_is_refused_even_with_the_signature_that_key_makes(self):
+        # Anyone can compute an HMAC with an empty key, so such a "secret" verifies nothing (as in Go, TypeScript, .NET).
+        mac = hmac.new(b"", b"%s.%s.%s" % (HEADERS["webhook-id"].encode(), HEADERS["webhook-timestamp"].encode(), BODY),
+                       hashlib.sha256).digest()
+        headers = dict(HEADERS, **{"webhook-signature": "v1," + base64.b64encode(mac).decode()})
+        for secret in ("whsec_", ""):
+            with self.subTest(secret=secret):
+                with self.assertRaises(WebhookVerificationError):
+                    verify_webhook(secret, headers, BODY, clock=lambda: 1764936000)
 
     def test_a_signature_header_that_is_not_ascii_is_refused_with_the_sdk_error(self):
         headers = dict(HEADERS, **{"webhook-signature": "v1,\u00e9t\u00e9 v1,\u2603"})

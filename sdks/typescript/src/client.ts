@@ -682,7 +682,7 @@ export class Nexus {
 
   /**
    * One call to Nexus's API with the client's key (or `options.apiKey`), timeout and retry rules; answers that are
-   * not 2xx become typed errors. The other methods are built on it; use it for routes they do not cover (admin).
+   * not 2xx become typed errors (a redirect is not followed: a RequestError with its status). The other methods are built on it; use it for routes they do not cover (admin).
    */
   async request<T>(method: string, path: string, options: RequestOptions = {}, connectionId?: string): Promise<T> {
     const url = new URL(this.baseUrl + path);
@@ -702,7 +702,9 @@ export class Nexus {
       let error: NexusError;
       const signal = withTimeout(options.signal, this.#timeoutMs);
       try {
-        const response = await this.#fetch(url, { method, headers, body: body ?? null, signal: signal.signal });
+        // redirect "manual": fetch keeps X-API-Key on a redirect to another host, and the Bridge passes a provider's
+        // redirect on with the provider's absolute Location; a 3xx from Nexus's API is a RequestError instead.
+        const response = await this.#fetch(url, { method, headers, body: body ?? null, signal: signal.signal, redirect: "manual" });
         const text = await response.text();
         if (response.ok) {
           return (text.length === 0 ? undefined : JSON.parse(text)) as T;

@@ -54,9 +54,10 @@ export class ForbiddenError extends NexusError {}
 export class NotFoundError extends NexusError {}
 
 /**
- * Any other answer that is not a success: 400/409/422 and the other 4xx that say the request itself must change, and
- * a 500 `internal_error` (or another 5xx but 502/503/504), a bug in Nexus, not a passing state. Never retried, and a
- * 500 ends `waitUntilActive` at once.
+ * Any other answer that is not a success: 400/409/422 and the other 4xx that say the request itself must change, a
+ * 500 `internal_error` (or another 5xx but 502/503/504), a bug in Nexus, not a passing state, and a 3xx from Nexus's
+ * API (a redirect, which the SDK does not follow: `X-API-Key` goes to Nexus only). Never retried, and a 500 ends
+ * `waitUntilActive` at once.
  */
 export class RequestError extends NexusError {}
 
@@ -203,7 +204,9 @@ export function errorFromResponse(status: number, problem: Problem | undefined, 
     default:
       // A 500 (or another 5xx but 502/503/504) is a bug in Nexus, not a passing state: the generic error, as Go's
       // *APIError and .NET's NexusException.
-      return new RequestError(describe(status >= 500 ? `Nexus failed to answer (HTTP ${status}).` : `Nexus refused the request (HTTP ${status}).`), status, code, problem);
+      return new RequestError(describe(status >= 500 ? `Nexus failed to answer (HTTP ${status}).`
+        : status < 400 ? `Nexus answered with a redirect (HTTP ${status}), which is not followed.`
+        : `Nexus refused the request (HTTP ${status}).`), status, code, problem);
   }
 }
 

@@ -41,6 +41,11 @@ export interface SigV4Request {
   addContentSha256Header?: boolean;
 }
 
+/**
+ * What signing produced. `canonicalRequest` and `addedHeaders` hold the session token of temporary credentials
+ * (`x-amz-security-token`): `util.inspect` (and so `console.log`), `JSON.stringify` and `String()` show only
+ * `signedHeaders` and `signature`.
+ */
 export interface SigV4Result {
   canonicalRequest: string;
   stringToSign: string;
@@ -50,6 +55,32 @@ export interface SigV4Result {
   authorization: string;
   /** The headers the signer owns, to send with the request: `X-Amz-Date`, and `X-Amz-Security-Token` and `x-amz-content-sha256` when it adds them. */
   addedHeaders: Array<[string, string]>;
+}
+
+const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
+
+/** A SigV4Result whose text forms leave out the canonical request and the added headers (the session token). */
+class SignedV4 implements SigV4Result {
+  constructor(
+    readonly canonicalRequest: string,
+    readonly stringToSign: string,
+    readonly signature: string,
+    readonly signedHeaders: string,
+    readonly authorization: string,
+    readonly addedHeaders: Array<[string, string]>,
+  ) {}
+
+  toJSON(): Record<string, string> {
+    return { signedHeaders: this.signedHeaders, signature: this.signature };
+  }
+
+  toString(): string {
+    return `SigV4Result(${this.signedHeaders}, ${this.signature})`;
+  }
+
+  [inspectSymbol](): string {
+    return `SigV4Result { signedHeaders: '${this.signedHeaders}', signature: '${this.signature}' }`;
+  }
 }
 
 export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
@@ -216,7 +247,7 @@ export function signV4Sync(request: SigV4Request): SigV4Result {
   const stringToSign = `${ALGORITHM}\n${amzDate}\n${scope}\n${toHex(sha256(canonicalRequest))}`;
   const signature = toHex(signingKey(credentials, dateStamp, region, service).mac(stringToSign));
   const authorization = `${ALGORITHM} Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
-  return { canonicalRequest, stringToSign, signature, signedHeaders, authorization, addedHeaders: added };
+  return new SignedV4(canonicalRequest, stringToSign, signature, signedHeaders, authorization, added);
 }
 
 function formatAmzDate(date: Date): string {

@@ -51,8 +51,8 @@ export interface WebhookEvent {
 
 /** The delivery is not signed with the secret, or its timestamp is too far from now (a possible replay). */
 export class WebhookVerificationError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "WebhookVerificationError";
   }
 }
@@ -90,7 +90,8 @@ function base64Bytes(text: string): Uint8Array<ArrayBuffer> {
 /**
  * Checks `webhook-signature` (`v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">`, keyed with the
  * base64 part of `secret` after `whsec_`) with Web Crypto's constant-time verify, refuses a `webhook-timestamp` more
- * than 5 minutes from now, and returns the event. `body` is the raw request body (a string or its bytes).
+ * than 5 minutes from now, and returns the event. `body` is the raw request body (a string or its bytes). A secret
+ * whose key is empty (`whsec_`, `""`) is refused; every failure, Web Crypto's included, is a WebhookVerificationError.
  */
 export async function verifyWebhook(secret: string, headers: HeaderSource, body: string | Uint8Array, options: VerifyWebhookOptions = {}): Promise<WebhookEvent> {
   const id = header(headers, "webhook-id");
@@ -113,26 +114,35 @@ export async function verifyWebhook(secret: string, headers: HeaderSource, body:
   } catch {
     throw new WebhookVerificationError("the secret is not a whsec_ secret");
   }
+  if (key.length === 0) {
+    // Anyone can compute an HMAC with an empty key: "whsec_" (or "") is no secret, as in the other SDKs.
+    throw new WebhookVerificationError("the secret is not a whsec_ secret");
+  }
   const bodyBytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
   const prefix = new TextEncoder().encode(`${id}.${timestamp}.`);
   const signed = new Uint8Array(prefix.length + bodyBytes.length);
   signed.set(prefix, 0);
   signed.set(bodyBytes, prefix.length);
-  const cryptoKey = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
   let valid = false;
-  for (const candidate of signatures.split(" ")) {
-    if (!candidate.startsWith("v1,")) {
-      continue;
+  try {
+    const cryptoKey = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+    for (const candidate of signatures.split(" ")) {
+      if (!candidate.startsWith("v1,")) {
+        continue;
+      }
+      let mac: Uint8Array<ArrayBuffer>;
+      try {
+        mac = base64Bytes(candidate.slice(3));
+      } catch {
+        continue;
+      }
+      if (await crypto.subtle.verify("HMAC", cryptoKey, mac, signed)) {
+        valid = true;
+      }
     }
-    let mac: Uint8Array<ArrayBuffer>;
-    try {
-      mac = base64Bytes(candidate.slice(3));
-    } catch {
-      continue;
-    }
-    if (await crypto.subtle.verify("HMAC", cryptoKey, mac, signed)) {
-      valid = true;
-    }
+  } catch (caught) {
+    // Web Crypto's own refusal (a DOMException: a key it cannot import, no HMAC in this runtime) is this error too.
+    throw new WebhookVerificationError("the signature could not be checked", { cause: caught });
   }
   if (!valid) {
     throw new WebhookVerificationError("signature not valid");

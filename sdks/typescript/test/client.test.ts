@@ -308,6 +308,35 @@ test("a 500 from Nexus is a RequestError with its status and code, not an Unavai
   }
 });
 
+test("a redirect from Nexus's API is a RequestError with its status, and X-API-Key never reaches the host it names", async () => {
+  const elsewhere = await TestServer.start();
+  try {
+    elsewhere.on("GET", /./, (_req, res) => json(res, 200, bearerToken("tok-elsewhere", Math.floor(Date.now() / 1000) + 3600)));
+    elsewhere.on("POST", /./, (_req, res) => json(res, 201, { auth_url: "http://x", connection_id: "conn_elsewhere" }));
+    const id = newId();
+    server.on("GET", new RegExp(`^/v1/token/${id}$`), (req, res) => {
+      res.writeHead(302, { location: `${elsewhere.url}${req.path}` });
+      res.end();
+    });
+    server.on("POST", new RegExp(`^/v1/refresh/${id}$`), (req, res) => {
+      res.writeHead(307, { location: `${elsewhere.url}${req.path}` });
+      res.end();
+    });
+    const nexus = client();
+    for (const [call, status] of [[() => nexus.getCredentials(id), 302], [() => nexus.refresh(id), 307]] as const) {
+      const error = await call().then(() => assert.fail("the redirect was followed"), (e: unknown) => e);
+      assert.ok(error instanceof RequestError, String(error));
+      assert.equal(error.status, status);
+      assert.equal(error.code, "");
+    }
+    assert.equal(server.count(`GET /v1/token/${id}`), 1, "a redirect is not retried");
+    assert.equal(elsewhere.received.length, 0);
+    assert.ok(elsewhere.received.every((r) => r.headers["x-api-key"] === undefined));
+  } finally {
+    await elsewhere.close();
+  }
+});
+
 test("a call that gets no answer within timeoutMs is a TimeoutError", async () => {
   const id = newId();
   const hold = deferred();

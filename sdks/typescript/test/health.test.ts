@@ -2,6 +2,7 @@
 // webhook verification against the test vector shared by every Nexus SDK.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { Nexus, WebhookEventTypes, WebhookVerificationError, verifyWebhook } from "../src/index.js";
 import { TestServer, bearerToken, connection, json } from "./server.js";
 
@@ -68,6 +69,25 @@ test("a recovered delivery is verified and parsed into its event type", async ()
   assert.equal(event.type, WebhookEventTypes.ConnectionRecovered);
   assert.deepEqual([event.id, event.workspace_id, event.timestamp], ["msg_01JEXAMPLERECOVERED00000", "user_abc123", 1764936000]);
   assert.deepEqual([event.data.connection_id, event.data.failures, event.data.expires_at], ["conn_01JEXAMPLE", 3, 1764939600]);
+});
+
+test("a secret whose key is empty is refused with WebhookVerificationError, even with the signature that key makes", async () => {
+  // Anyone can compute an HMAC with an empty key, so such a "secret" verifies nothing (as in Go, Python, .NET).
+  const mac = createHmac("sha256", Buffer.alloc(0)).update(`${HEADERS["webhook-id"]}.${HEADERS["webhook-timestamp"]}.${BODY}`).digest("base64");
+  const headers = { ...HEADERS, "webhook-signature": `v1,${mac}` };
+  for (const secret of ["whsec_", ""]) {
+    await assert.rejects(verifyWebhook(secret, headers, BODY, at(1764936000)), WebhookVerificationError, JSON.stringify(secret));
+  }
+  // Web Crypto's own refusal (a DOMException) comes out as WebhookVerificationError too, with it as the cause.
+  const subtle = crypto.subtle;
+  const importKey = subtle.importKey;
+  subtle.importKey = () => Promise.reject(new DOMException("Zero-length key is not supported", "DataError"));
+  try {
+    await assert.rejects(verifyWebhook(SECRET, HEADERS, BODY, at(1764936000)),
+      (e: unknown) => e instanceof WebhookVerificationError && e.cause instanceof DOMException);
+  } finally {
+    subtle.importKey = importKey;
+  }
 });
 
 test("a wrong signature, a tampered body, an old timestamp or another secret is refused", async () => {

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import util from "node:util";
-import { Credentials, Nexus, NexusError } from "../src/index.js";
+import { Credentials, EMPTY_PAYLOAD_HASH, Nexus, NexusError, signV4 } from "../src/index.js";
 import { TestServer, json, notActive, problem } from "./server.js";
 
 const API_KEY = "nxk_SECRET_API_KEY_0001";
@@ -71,6 +71,19 @@ test("credentials of every strategy never show their values, yet the getters giv
   }
   assert.equal(new Credentials("c", responses.oauth2 as never).accessToken, SECRETS.access);
   assert.equal(new Credentials("c", responses.aws_sigv4 as never).aws!.sessionToken, SECRETS.session);
+});
+
+test("a SigV4 signing result never shows the session token its canonical request holds, yet the fields give it", async () => {
+  const signed = await signV4({
+    method: "GET", host: "sts.us-east-1.amazonaws.com", path: "/", query: "", headers: [], payloadHash: EMPTY_PAYLOAD_HASH,
+    region: "us-east-1", service: "sts", date: new Date(Date.UTC(2026, 2, 14)),
+    credentials: { accessKeyId: "AKIA1", secretAccessKey: SECRETS.awsSecret, sessionToken: SECRETS.session },
+  });
+  assertNoSecret(signed, "the signing result");
+  assert.match(util.inspect(signed), /^SigV4Result \{ signedHeaders: 'host;x-amz-date;x-amz-security-token', signature: '[0-9a-f]{64}' \}$/);
+  assert.deepEqual(JSON.parse(JSON.stringify(signed)), { signedHeaders: signed.signedHeaders, signature: signed.signature });
+  assert.ok(signed.canonicalRequest.includes(SECRETS.session));
+  assert.deepEqual(signed.addedHeaders.find(([name]) => name === "X-Amz-Security-Token"), ["X-Amz-Security-Token", SECRETS.session]);
 });
 
 test("errors from Nexus never show the API key", async () => {

@@ -22,4 +22,12 @@ public sealed record SigV4SigningResult(
     string Signature,
     string SignedHeaders,
     string AuthorizationHeader,
-    IReadOnlyList<KeyValuePair<string, string>> AddedHeaders);
+    IReadOnlyList<KeyValuePair<string, string>> AddedHeaders)
+{
+    /// <summary>
+    /// Describes the result by its signed headers and signature only: the canonical request and the added headers
+    /// hold the session token (<c>x-amz-security-token</c>) of temporary credentials, which must stay out of logs.
+    /// </summary>
+    /// <returns>The signed header names and the signature.</returns>
+    public override string ToString() => $"SigV4SigningResult {{ SignedHeaders = {SignedHeaders}, Signature = {Signature} }}";
+}

@@ -123,4 +123,17 @@ public sealed class ConnectionHealthModelTests
 
         Assert.Throws<NexusWebhookVerificationException>(() => NexusWebhooks.Verify(secret, headers, System.Text.Encoding.UTF8.GetBytes(body), clock));
     }
+
+    [Theory]
+    [InlineData("whsec_")]
+    [InlineData("")]
+    public void A_secret_whose_key_is_empty_is_refused_even_with_the_signature_that_key_makes(string secret)
+    {
+        // Anyone can compute an HMAC with an empty key, so such a "secret" verifies nothing (as in Go, TypeScript, Python).
+        var body = System.Text.Encoding.UTF8.GetBytes(VectorBody);
+        var mac = System.Security.Cryptography.HMACSHA256.HashData(Array.Empty<byte>(), System.Text.Encoding.UTF8.GetBytes("msg_01JEXAMPLERECOVERED00000.1764936000." + VectorBody));
+        var clock = new ManualClock(DateTimeOffset.FromUnixTimeSeconds(1764936000));
+
+        Assert.Throws<NexusWebhookVerificationException>(() => NexusWebhooks.Verify(secret, VectorHeaders("v1," + Convert.ToBase64String(mac)), body, clock));
+    }
 }

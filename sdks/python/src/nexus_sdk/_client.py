@@ -25,14 +25,14 @@ from ._errors import (
     Unavailable,
     error_from_response,
 )
-from ._http import Headers, HttpRequest, HttpResponse, StdlibTransport, Transport, is_transport_error, redact_url
+from ._http import (IDEMPOTENT_METHODS, Headers, HttpRequest, HttpResponse, StdlibTransport, Transport,
+                    is_transport_error, redact_url)
 
 __all__ = ["NexusClient", "Client", "Connection", "LastError", "ConnectionPage", "ConnectionRequest", "ApiKey", "Admin",
            "IDEMPOTENT_METHODS"]
 
 log = logging.getLogger("nexus_sdk")
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 USER_AGENT = "nexus-sdk-python/0.1.0"
 #: As fetch and the Go, TypeScript and .NET SDKs: at most this many redirects are followed through the Bridge; one more
 #: raises :class:`~nexus_sdk.TooManyRedirects`.
@@ -331,7 +331,9 @@ class NexusClient:
 
         def once() -> HttpResponse:
             response = self._send(request, timeout, what, connection_id)
-            if response.status >= 400:
+            # A 3xx too: the transport follows no redirect (X-API-Key goes to Nexus only), and a redirect's body is not
+            # the answer; it is a NexusError with its status, as Go's *APIError, TypeScript's RequestError.
+            if response.status >= 300:
                 raise error_from_response(response.status, response.headers, response.body, connection_id)
             return response
 

@@ -173,8 +173,13 @@ class Credentials:
         return [self._header_name] if self._header_name is not None and self._query is None else []
 
     def same_secret(self, other: "Credentials") -> bool:
-        """Whether ``other`` holds the same secret (the same strategy type and fields), whatever the object."""
-        return self is other or (self.type == other.type and self._fields == other._fields)
+        """Whether ``other`` holds the same secret (the same strategy type and string fields), whatever the object.
+        Fields that are not strings (a numeric ``expires_at``) are no secret and are not compared, as in the Go,
+        TypeScript and .NET SDKs, which keep only the string fields."""
+        return self is other or (self.type == other.type and self._string_fields() == other._string_fields())
+
+    def _string_fields(self) -> Dict[str, str]:
+        return {k: v for k, v in self._fields.items() if isinstance(v, str)}
 
     _same_secret = same_secret
 

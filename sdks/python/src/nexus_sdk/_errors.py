@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from typing import Any, Dict, Optional
 
@@ -170,7 +171,8 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII digits only: str.isdigit() is true for "²", which float() refuses, and for other scripts' digits.
+    if re.fullmatch(r"[0-9]+", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 import threading
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Union
@@ -15,6 +16,10 @@ except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore[assignment,misc]
 
 __all__ = ["Headers", "HttpRequest", "HttpResponse", "Transport", "StdlibTransport", "redact_url"]
+
+#: Methods whose request may be sent twice with the effect of once: the retry policy's, and the only ones the default
+#: transport sends again on a kept-alive connection that broke.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 def redact_url(url: str) -> str:
@@ -108,15 +113,37 @@ class Transport(Protocol):
     """Anything that sends an :class:`HttpRequest` and returns the whole :class:`HttpResponse`.
 
     Raise ``OSError`` (or ``http.client.HTTPException``) when no response arrived; the client maps it to
-    :class:`~nexus_sdk.Unavailable`. Must not follow redirects. Must be safe to call from many threads.
+    :class:`~nexus_sdk.Unavailable`. Must not follow redirects (a followed redirect would take ``X-API-Key`` to
+    whatever host it names; the client raises a 3xx from Nexus's API as a :class:`~nexus_sdk.NexusError`). Must be
+    safe to call from many threads.
     """
 
     def send(self, request: HttpRequest, timeout: float) -> HttpResponse:  # pragma: no cover - protocol
         ...
 
 
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection was closed by the other end meanwhile (or has something unasked to
+    read): readable at once. Checked before a request goes on it, so that no request is written to a connection known
+    to be gone."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
 class StdlibTransport:
-    """The default transport: ``http.client`` with one keep-alive connection per thread and origin."""
+    """The default transport: ``http.client`` with one keep-alive connection per thread and origin. A kept-alive
+    connection found closed before a request is replaced; one that breaks while a request is on it (the server closed
+    it at that moment) has the request sent once more on a new connection only when the method is idempotent
+    (:data:`IDEMPOTENT_METHODS`): a POST or PATCH may have reached the server and been acted on."""
 
     def __init__(self, max_response_bytes: int = 64 * 1024 * 1024) -> None:
         self._local = threading.local()
@@ -138,6 +165,10 @@ class StdlibTransport:
         pool = self._pool()
         for attempt in (0, 1):
             conn = pool.get(key)
+            if conn is not None and _dropped(conn):
+                conn.close()
+                del pool[key]
+                conn = None
             reused = conn is not None
             if conn is None:
                 cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -173,8 +204,9 @@ class StdlibTransport:
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
                 conn.close()
                 pool.pop(key, None)
-                # A kept-alive connection the server closed meanwhile: the request never reached it, send again.
-                if reused and attempt == 0:
+                # A kept-alive connection the server closed as the request went on it: the server may not have read
+                # the request, or may have acted on it and closed before answering. Sent again only when harmless.
+                if reused and attempt == 0 and request.method.upper() in IDEMPOTENT_METHODS:
                     continue
                 raise e
             except BaseException:

@@ -66,7 +66,8 @@ def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes, *, tole
                    clock: Callable[[], float] = time.time) -> WebhookEvent:
     """Checks ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">``, keyed
     with the base64 part of ``secret`` after ``whsec_``) in constant time, refuses a ``webhook-timestamp`` more than
-    ``tolerance`` seconds from now, and returns the event. ``body`` is the raw request body."""
+    ``tolerance`` seconds from now, and returns the event. ``body`` is the raw request body. A secret whose key is
+    empty (``"whsec_"``, ``""``) is refused."""
     msg_id, timestamp, signatures = (_header(headers, "webhook-id"), _header(headers, "webhook-timestamp"),
                                      _header(headers, "webhook-signature"))
     if not msg_id or not timestamp or not signatures:
@@ -81,6 +82,9 @@ def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes, *, tole
         key = base64.b64decode(secret[len("whsec_"):] if secret.startswith("whsec_") else secret, validate=True)
     except (binascii.Error, ValueError):
         raise WebhookVerificationError("the secret is not a whsec_ secret") from None
+    if not key:
+        # Anyone can compute an HMAC with an empty key: "whsec_" (or "") is no secret, as in the other SDKs.
+        raise WebhookVerificationError("the secret is not a whsec_ secret")
     mac = hmac.new(key, ("%s.%s." % (msg_id, timestamp)).encode("utf-8") + bytes(body), hashlib.sha256).digest()
     expected = b"v1," + base64.b64encode(mac)
     # Bytes, not str: hmac.compare_digest raises TypeError for a str with non-ASCII characters, and a header is
