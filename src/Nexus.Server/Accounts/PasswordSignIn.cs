@@ -18,7 +18,8 @@ internal enum PasswordSignInOutcome
 /// after one password-hash verification each (OWASP Authentication Cheat Sheet: generic messages, equal response
 /// time). Failures count per source address in <see cref="SignInLimiter"/> and per account in Identity's lockout.
 /// </summary>
-internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, IPasswordHasher<NexusUser> hasher, SignInLimiter limiter)
+internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, IPasswordHasher<NexusUser> hasher, SignInLimiter limiter,
+    UserStore store, TimeProvider time)
 {
     private static readonly NexusUser Nobody = new() { Id = "usr_nobody" };
     private static string? dummyHash;
@@ -26,9 +27,11 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
     public async Task<(PasswordSignInOutcome Outcome, TimeSpan RetryAfter)> SignInAsync(HttpContext context, string email, string password)
     {
         var address = SignInLimiter.AddressOf(context);
-        if (limiter.RetryAfter(address) is { } wait)
+        // Counted before the check and given back on success, so that guesses sent at once cannot all pass the limit.
+        var (wait, reservation) = limiter.Reserve(address);
+        if (wait is { } retryAfter)
         {
-            return (PasswordSignInOutcome.Throttled, wait);
+            return (PasswordSignInOutcome.Throttled, retryAfter);
         }
 
         var user = email.Length > 254 ? null : await users.FindByEmailAsync(email);
@@ -43,12 +46,20 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
             // Locked: answered like a wrong password, after the same work, and without touching the lockout.
             hasher.VerifyHashedPassword(user, user.PasswordHash, password);
         }
-        else if ((await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: true)).Succeeded)
+        else if ((await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false)).Succeeded)
         {
+            limiter.Release(address, reservation);
             return (user.PasswordChangeRequired ? PasswordSignInOutcome.SignedInPasswordChangeRequired : PasswordSignInOutcome.SignedIn, TimeSpan.Zero);
         }
+        else
+        {
+            // The account's failure counts in one atomic write (Identity's own counting, lockoutOnFailure, lost the
+            // failures made at once but one), with Identity's lockout settings.
+            var lockout = signIn.Options.Lockout;
+            var now = time.GetUtcNow();
+            await store.RecordFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None);
+        }
 
-        limiter.RecordFailure(address);
         return (PasswordSignInOutcome.Failed, TimeSpan.Zero);
     }
 }

@@ -17,4 +17,31 @@ internal sealed class SignInLimiter(NexusOptions options, TimeProvider time)
     public TimeSpan? RetryAfter(string address) => failures.RetryAfter(address, options.FailedSignInLimit);
 
     public void RecordFailure(string address) => failures.Increment(address);
+
+    /// <summary>
+    /// Counts an attempt as a failure before it is checked, so that attempts made at once cannot all pass the limit
+    /// that a count after the check would let them through (each reads the count before any has failed). Returns how
+    /// long the address must wait (nothing counted then), or null and a reservation that <see cref="Release"/> gives
+    /// back when the attempt succeeds.
+    /// </summary>
+    public (TimeSpan? RetryAfter, int Reservation) Reserve(string address)
+    {
+        var limit = options.FailedSignInLimit;
+        if (failures.RetryAfter(address, limit) is { } wait)
+        {
+            return (wait, 0);
+        }
+
+        var counted = failures.Increment(address);
+        if (counted > limit)
+        {
+            failures.Decrement(address, counted);
+            return (failures.RetryAfter(address, limit) ?? TimeSpan.FromSeconds(1), 0);
+        }
+
+        return (null, counted);
+    }
+
+    /// <summary>Gives back a <see cref="Reserve"/>d attempt that succeeded: successes are never counted.</summary>
+    public void Release(string address, int reservation) => failures.Decrement(address, reservation);
 }

@@ -106,6 +106,29 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
             cancellationToken: ct)) == 1;
     }
 
+    /// <summary>
+    /// Counts a failed password for the account in one write that reads nothing first: the count goes up by exactly one
+    /// however many sign-ins fail at once (Identity's AccessFailedAsync counts on the copy each request read and writes it
+    /// back compare-and-set, so of failures made together only one counted), and the write that reaches
+    /// <paramref name="maxFailures"/> locks the account until <paramref name="lockedUntil"/> and starts the count again.
+    /// An account locked or disabled meanwhile (lockout_end in the future) is left as it is; a new concurrency stamp
+    /// makes an update from an earlier read fail its compare-and-set instead of putting the old count back.
+    /// </summary>
+    public async Task RecordFailedPasswordAsync(string id, int maxFailures, DateTimeOffset lockedUntil, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE users SET
+                lockout_end = CASE WHEN access_failed_count + 1 >= @maxFailures THEN @until ELSE lockout_end END,
+                access_failed_count = CASE WHEN access_failed_count + 1 >= @maxFailures THEN 0 ELSE access_failed_count + 1 END,
+                concurrency_stamp = @concurrency
+            WHERE id = @id AND lockout_enabled = 1 AND (lockout_end IS NULL OR lockout_end <= @now)
+            """,
+            new { id, maxFailures, until = lockedUntil.ToUnixTimeMilliseconds(), now = now.ToUnixTimeMilliseconds(), concurrency = Guid.NewGuid().ToString("N") },
+            cancellationToken: ct));
+    }
+
     public async Task<IdentityResult> UpdateAsync(NexusUser user, CancellationToken ct)
     {
         var expected = user.ConcurrencyStamp;

@@ -72,6 +72,24 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
         }
     }
 
+    /// <summary>
+    /// Takes back one event counted by <see cref="Increment"/> (a reservation that turned out not to count), while the
+    /// key's window is still the one it was counted in.
+    /// </summary>
+    public void Decrement(string key, int countedAt)
+    {
+        if (windows.TryGetValue(key, out var window))
+        {
+            lock (window)
+            {
+                if (window.Count >= countedAt && TimeSpan.FromTicks(time.GetUtcNow().UtcTicks - window.Start) < length())
+                {
+                    window.Count--;
+                }
+            }
+        }
+    }
+
     private void Sweep(long now, TimeSpan span)
     {
         lock (sweeping)

@@ -57,6 +57,68 @@ public sealed class SignInAbuseTests
         Assert.Contains("Wrong email or password.", browser.LastPage);
     }
 
+    /// <summary>Browsers on the sign-in page, each with its own form token; then every one submits at once.</summary>
+    private static async Task<List<Browser>> SubmitAtOnceAsync(NexusTestServer server, int count, Func<int, (string Email, string Password)> credentials)
+    {
+        var browsers = new List<Browser>();
+        for (var i = 0; i < count; i++)
+        {
+            var browser = new Browser(server);
+            await browser.NavigateAsync("/account/signin");
+            browsers.Add(browser);
+        }
+
+        using var start = new ManualResetEventSlim();
+        await Task.WhenAll(browsers.Select((b, i) => Task.Run(async () =>
+        {
+            start.Wait();
+            var (email, password) = credentials(i);
+            await b.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = password });
+        })).Append(Task.Run(start.Set)));
+        return browsers;
+    }
+
+    [Fact]
+    public async Task WrongPasswordsSentAtOnceEachCountTowardTheAccountsLockout()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:FailedSignInLimit"] = "1000");
+        var email = NewEmail();
+        using (var owner = new Browser(server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        // As many wrong passwords as lock an account (5), all at once: each read the account before any had failed.
+        var guessers = await SubmitAtOnceAsync(server, 5, i => (email, "wrong password " + i));
+        Assert.All(guessers, g => Assert.Equal(HttpStatusCode.Unauthorized, g.LastStatus));
+        guessers.ForEach(g => g.Dispose());
+
+        // Every one counted: the account is locked, so even the right password is refused.
+        var users = await server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        Assert.True(users.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("email").GetString() == email).GetProperty("locked_out").GetBoolean());
+        using var owner2 = new Browser(server);
+        await owner2.SignInAsync(email, Password);
+        Assert.Equal(HttpStatusCode.Unauthorized, owner2.LastStatus);
+    }
+
+    [Fact]
+    public async Task GuessesSentAtOnceFromOneAddressStopAtTheAddressLimit()
+    {
+        var hasher = new CountingHasher();
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:FailedSignInLimit"] = "3", services: s => s.AddSingleton<IPasswordHasher<NexusUser>>(hasher));
+        var before = Volatile.Read(ref hasher.Verifications);
+
+        var guessers = await SubmitAtOnceAsync(server, 12, i => (NewEmail(), "guess " + i));
+
+        // Only the limit's worth were checked (a password hash each); the others were turned away before any check.
+        Assert.Equal(3, guessers.Count(g => g.LastStatus == HttpStatusCode.Unauthorized));
+        Assert.Equal(9, guessers.Count(g => g.LastStatus == HttpStatusCode.TooManyRequests));
+        Assert.Equal(3, Volatile.Read(ref hasher.Verifications) - before);
+        guessers.ForEach(g => g.Dispose());
+    }
+
     [Fact]
     public async Task OneAddressCannotGuessAcrossManyAccounts()
     {
