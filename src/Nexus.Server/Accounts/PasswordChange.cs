@@ -33,7 +33,8 @@ internal enum PasswordChangeOutcome
 /// on someone else's screen cannot be used to guess the password.
 /// </para>
 /// </summary>
-internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, SessionValidator sessions, SignInLimiter limiter, TimeProvider time)
+internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, SessionValidator sessions, SignInLimiter limiter, TimeProvider time,
+    UserStore store)
 {
     public const string Path = "/account/password";
 
@@ -52,10 +53,26 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
         string current, string next, string confirmation)
     {
         var address = SignInLimiter.AddressOf(context);
-        if (limiter.RetryAfter(address) is { } wait)
+        // Counted before the current password is checked and given back unless it was wrong, as at sign-in: attempts
+        // sent at once cannot all pass the limit.
+        var (wait, reservation) = limiter.Reserve(address);
+        if (wait is { } retryAfter)
         {
-            return (PasswordChangeOutcome.Throttled, [], wait);
+            return (PasswordChangeOutcome.Throttled, [], retryAfter);
         }
+
+        var outcome = await ChangeAsync(context, userId, current, next, confirmation, address);
+        if (outcome.Outcome != PasswordChangeOutcome.WrongPassword)
+        {
+            limiter.Release(address, reservation);
+        }
+
+        return outcome;
+    }
+
+    private async Task<(PasswordChangeOutcome Outcome, IReadOnlyList<string> Errors, TimeSpan RetryAfter)> ChangeAsync(HttpContext context, string userId,
+        string current, string next, string confirmation, string address)
+    {
 
         if (await users.FindByIdAsync(userId) is not { PasswordHash: not null } user)
         {
@@ -91,12 +108,10 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
             user.PasswordChangeRequired = required;
             if (result.Errors.Any(e => e.Code == nameof(IdentityErrorDescriber.PasswordMismatch)))
             {
-                limiter.RecordFailure(address);
-                // A concurrent attempt may have moved the row on (optimistic concurrency): count on a fresh copy then.
-                if (!(await users.AccessFailedAsync(user)).Succeeded && await users.FindByIdAsync(userId) is { } fresh)
-                {
-                    await users.AccessFailedAsync(fresh);
-                }
+                // Counted against the account in one atomic write, as a failed sign-in is (UserStore.RecordFailedPasswordAsync).
+                var lockout = signIn.Options.Lockout;
+                var now = time.GetUtcNow();
+                await store.RecordFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None);
 
                 return (PasswordChangeOutcome.WrongPassword, [], TimeSpan.Zero);
             }
