@@ -188,6 +188,12 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             }
 
             user = await users.FindByEmailAsync(email);
+            if (user is not null && UserAdministration.IsDisabled(user, time.GetUtcNow()))
+            {
+                // Before anything is linked to it.
+                return Disabled(context);
+            }
+
             if (user is { EmailConfirmed: false })
             {
                 // Account pre-hijacking: anyone may sign up with any address (sign-up confirms none), so an account whose
@@ -229,14 +235,18 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             await users.AddLoginAsync(user, new UserLoginInfo(options.Upstream.Issuer!, subject, DisplayName));
         }
 
-        if (await users.IsLockedOutAsync(user))
+        // A disabled account is refused. A lockout after failed passwords is not: it stops password guessing, which the
+        // upstream's sign-in is not, and anyone who knows the address could otherwise keep its owner out of single sign-on.
+        if (UserAdministration.IsDisabled(user, time.GetUtcNow()))
         {
-            return Error(context, "Account locked", "This account is locked.", StatusCodes.Status423Locked);
+            return Disabled(context);
         }
 
         await signIn.SignInAsync(user, SignInTime.At(Math.Min(upstreamAuthTime ?? now, now)), PasswordChange.UpstreamMethod);
         return Results.Redirect(pending.ReturnUrl);
     }
+
+    private static IResult Disabled(HttpContext context) => Error(context, "Account disabled", "This account is disabled. Ask an administrator.", StatusCodes.Status423Locked);
 
     private static object? Claim(IDictionary<string, object> claims, string name) => claims.TryGetValue(name, out var value) ? value : null;
 

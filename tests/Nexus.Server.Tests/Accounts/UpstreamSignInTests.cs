@@ -375,6 +375,55 @@ public sealed class UpstreamSignInTests
     }
 
     [Fact]
+    public async Task WrongPasswordsThatLockTheAccountDoNotKeepItsOwnerOutOfTheUpstreamSignIn()
+    {
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created);
+
+        // Anyone who knows the address locks the Nexus password out (5 wrong guesses).
+        using (var guesser = new Browser(nexus))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await guesser.SignInAsync(email, "a wrong guess " + i);
+            }
+        }
+
+        var users = await nexus.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        Assert.Equal("locked_out", users.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("email").GetString() == email).GetProperty("state").GetString());
+
+        // The owner still signs in through the upstream: the lockout guards the password, not the account.
+        using var browser = new Browser(nexus);
+        var back = await SignInUpstreamAsync(browser, email, "/dashboard");
+        Assert.Equal(nexus.BaseUrl + "/dashboard", back.ToString());
+        Assert.Equal(HttpStatusCode.OK, browser.LastStatus);
+    }
+
+    [Fact]
+    public async Task ADisabledAccountIsNeitherSignedInNorLinkedThroughTheUpstream()
+    {
+        await using var pair = await Pair.StartAsync();
+        var (upstream, nexus) = (pair.Upstream, pair.Nexus);
+        var email = NewEmail();
+        await upstream.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        var id = (await nexus.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = "another local password" }, HttpStatusCode.Created))
+            .GetProperty("id").GetString()!;
+        await nexus.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/users/{id}/disable");
+
+        using var browser = new Browser(nexus);
+        await SignInUpstreamAsync(browser, email, "/dashboard");
+
+        Assert.Equal((HttpStatusCode)423, browser.LastStatus);
+        Assert.Contains("disabled", browser.LastPage, StringComparison.Ordinal);
+        using var scope = nexus.Services.CreateScope();
+        var manager = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
+        Assert.Empty(await manager.GetLoginsAsync((await manager.FindByIdAsync(id))!));
+    }
+
+    [Fact]
     public async Task RejectsACallbackWithoutTheSignInCookie()
     {
         await using var pair = await Pair.StartAsync();
