@@ -72,7 +72,9 @@ internal static class IntrospectionEndpoint
         await using var json = new Utf8JsonWriter(response.BodyWriter, OAuthResponses.WriterOptions);
         json.WriteStartObject();
 
-        if (access is { } claims && MayInspect(claims.ClientId) && !await revocations.IsRevokedAsync(claims, ct)
+        // RFC 7662 §2.2: active only before exp by the authorization server's own clock; the clock skew a resource
+        // server allows for (AccessTokenValidator) is not the issuer's to grant.
+        if (access is { } claims && claims.ExpiresAt * 1000 > now && MayInspect(claims.ClientId) && !await revocations.IsRevokedAsync(claims, ct)
             && await clients.FindCachedAsync(claims.ClientId, ct) is { IsRevoked: false })
         {
             json.WriteBoolean("active"u8, true);

@@ -32,6 +32,23 @@ public sealed class IntrospectionTests(ServerFixture fixture) : IClassFixture<Se
     }
 
     [Fact]
+    public async Task AnAccessTokenIsInactiveFromItsExpiryByTheServersClockWithoutTheResourceServersSkew()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db);
+        var (clientId, secret) = await server.CreateAppClientAsync(lifetime: 300);
+        var (_, issued) = await TokenAsync(server, clientId, secret, ("grant_type", "client_credentials"));
+        var token = issued.GetProperty("access_token").GetString()!;
+        Assert.True((await IntrospectAsync(server, clientId, secret, token)).GetProperty("active").GetBoolean());
+
+        // RFC 7662 §2.2: 10 s past exp is inactive, though a resource server's 30 s of clock skew would still take it.
+        server.Time.Advance(TimeSpan.FromSeconds(310));
+        var answer = await IntrospectAsync(server, clientId, secret, token);
+        Assert.False(answer.GetProperty("active").GetBoolean());
+        Assert.Single(answer.EnumerateObject());
+    }
+
+    [Fact]
     public async Task APublicClientMayNotIntrospectEvenItsOwnTokens()
     {
         var (clientId, _) = await RegisterApplicationAsync(Server, type: "public");
