@@ -37,6 +37,8 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     // Verified against when the client is unknown so that response time does not reveal which ids exist.
+    private const string MalformedBasic = "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).";
+
     private static readonly string DecoyHash = "h1$" + Convert.ToBase64String(new byte[32]);
 
     public async ValueTask<ClientAuthentication> AuthenticateAsync(HttpContext context, OAuthForm form, CancellationToken ct)
@@ -60,7 +62,10 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
                     return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, OAuthForm.InvalidCharacters);
                 }
 
-                return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
+                // RFC 6749 §5.2: a client that tried to authenticate with the Authorization header and failed gets 401
+                // invalid_client with a Basic challenge; counted like a wrong secret.
+                limiter.RecordFailure(FixedWindowCounter.AddressKey(context), clientId);
+                return ClientAuthentication.Fail(OAuthErrorCatalog.InvalidClient, MalformedBasic);
             }
 
             // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
@@ -72,9 +77,11 @@ internal sealed class ClientAuthenticator(ClientRegistry registry, SecretHasher 
             if (clientSecret.Length == 0)
             {
                 // A public client with an empty password only identifies itself (below); anyone else sent no secret.
+                // An empty password is a missing secret (RFC 6749 §3.1: a parameter without a value is omitted), as
+                // client_secret= in the body is: 400 invalid_request, "missing credentials" in the product's contract.
                 return await PublicClientAsync(clientId, ct) is { } identified
                     ? ClientAuthentication.Success(identified)
-                    : ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, "The Basic credentials are malformed: send base64(urlencode(client_id) ':' urlencode(client_secret)).");
+                    : ClientAuthentication.Fail(OAuthErrorCatalog.InvalidRequest, "The client secret is missing: the Basic password is empty.");
             }
         }
         else

@@ -226,12 +226,18 @@ public sealed class TokenEndpointTests(ServerFixture fixture) : IClassFixture<Se
         AssertOAuthError(HttpStatusCode.BadRequest, "invalid_request", await SendAsync(Server, request));
     }
 
-    [Fact]
-    public async Task RejectsMalformedBasicHeaderWithoutServerError()
+    [Theory]
+    [InlineData("Basic !!!not-base64")]
+    [InlineData("Basic bm8tY29sb24taGVyZQ==")]
+    public async Task AMalformedBasicHeaderIsAFailedClientAuthenticationWithABasicChallenge(string header)
     {
+        // RFC 6749 §5.2: the client tried HTTP Basic and failed: 401 invalid_client and WWW-Authenticate, never a 500.
         var request = Form("grant_type=client_credentials");
-        request.Headers.TryAddWithoutValidation("Authorization", "Basic !!!not-base64");
-        AssertOAuthError(HttpStatusCode.BadRequest, "invalid_request", await SendAsync(Server, request));
+        request.Headers.TryAddWithoutValidation("Authorization", header);
+        using var response = await Server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.StartsWith("Basic", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        Assert.Equal("invalid_client", System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
     }
 }
 
