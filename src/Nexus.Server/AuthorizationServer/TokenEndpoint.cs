@@ -74,7 +74,10 @@ internal static class TokenEndpoint
 
         if (!client.GrantTypes.Contains(grantType))
         {
-            if (options.UnauthorizedGrantResponse == "rfc")
+            // The product's 501 is a promise to App Clients; an OAuth application (registered, self-registered, a
+            // metadata document) speaks RFC 6749 only, and discovery lists the grant, so 501 would tell it the grant
+            // does not exist at all.
+            if (options.UnauthorizedGrantResponse == "rfc" || client.Kind != Clients.ClientKinds.AppClient)
             {
                 // RFC 6749 §5.2.
                 await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.UnauthorizedClient, "This client is not allowed to use this grant type.");

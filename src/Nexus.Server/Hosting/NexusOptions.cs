@@ -104,9 +104,9 @@ internal sealed class NexusOptions
     public int FailedClientAuthenticationWindowSeconds { get; set; } = 60;
 
     /// <summary>
-    /// What a client gets for a grant type the server implements but the client may not use. "seed" (default)
+    /// What an App Client gets for a grant type the server implements but the client may not use. "seed" (default)
     /// answers 501 unsupported_grant_type as the Nexus Authentication document specifies; "rfc" answers 400
-    /// unauthorized_client as RFC 6749 §5.2 specifies.
+    /// unauthorized_client as RFC 6749 §5.2 specifies. OAuth applications always get unauthorized_client.
     /// </summary>
     [AllowedValues("seed", "rfc")]
     public string UnauthorizedGrantResponse { get; set; } = "seed";

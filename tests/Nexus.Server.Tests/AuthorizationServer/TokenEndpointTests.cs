@@ -176,6 +176,22 @@ public sealed class TokenEndpointTests(ServerFixture fixture) : IClassFixture<Se
     }
 
     [Fact]
+    public async Task AnOAuthApplicationAskingForAGrantItMayNotUseGetsUnauthorizedClientNot501()
+    {
+        // A self-registered MCP client (authorization_code only) asks for client_credentials: RFC 6749 §5.2, since the
+        // product's 501 is for App Clients and discovery lists the grant.
+        var (status, registered, _) = await ClientRegistrationTests.RegisterAsync(Server, new
+        {
+            client_name = "An assistant", redirect_uris = new[] { "https://assistant.example/callback" }, grant_types = new[] { "authorization_code" },
+            token_endpoint_auth_method = "client_secret_basic",
+        });
+        Assert.True(status == HttpStatusCode.Created, registered.ToString());
+        var request = Form("grant_type=client_credentials");
+        request.Headers.Authorization = NexusTestServer.Basic(registered.GetProperty("client_id").GetString()!, registered.GetProperty("client_secret").GetString()!);
+        AssertOAuthError(HttpStatusCode.BadRequest, "unauthorized_client", await SendAsync(Server, request));
+    }
+
+    [Fact]
     public async Task RejectsRepeatedParameters()
     {
         var (id, secret) = await Server.CreateAppClientAsync();
