@@ -121,6 +121,18 @@ internal static class AuthorizationRequestValidator
             return (null, Fail(OAuthErrorCatalog.InvalidRequest, $"The parameter '{repeated}' is repeated."));
         }
 
+        // OpenID Connect Core §6: parameters inside a request object would be ignored without a word (a nonce, a code
+        // challenge); discovery says neither is supported (request_parameter_supported, request_uri_parameter_supported).
+        if (Get("request") is not null)
+        {
+            return (null, Fail(OAuthErrorCatalog.RequestNotSupported, "Request objects are not supported: send the authorization parameters themselves."));
+        }
+
+        if (Get("request_uri") is not null)
+        {
+            return (null, Fail(OAuthErrorCatalog.RequestUriNotSupported, "request_uri is not supported: send the authorization parameters themselves."));
+        }
+
         var responseType = Get("response_type") ?? (defaultResponseType ? "code" : null);
         if (responseType is null)
         {

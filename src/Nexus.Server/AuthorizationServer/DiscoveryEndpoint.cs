@@ -54,6 +54,9 @@ internal static class DiscoveryEndpoint
             ["id_token_signing_alg_values_supported"] = new JsonArray(Signing.IdTokenIssuer.Algorithm),
             ["claims_supported"] = new JsonArray("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name", "preferred_username"),
             ["prompt_values_supported"] = new JsonArray("none", "login", "consent", "select_account"),
+            // OpenID Connect Discovery §3: request_uri_parameter_supported is true when omitted; neither is supported.
+            ["request_parameter_supported"] = false,
+            ["request_uri_parameter_supported"] = false,
             // Client ID Metadata Document draft: an https client_id with a path is fetched as the client's metadata.
             ["client_id_metadata_document_supported"] = options.Registration.MetadataDocuments,
         };

@@ -27,6 +27,8 @@ internal static class OAuthErrorCatalog
     public static readonly OAuthError LoginRequired = new("login_required", 400, "prompt=none and the user is not signed in.", "OpenID Connect Core §3.1.2.6");
     public static readonly OAuthError ConsentRequired = new("consent_required", 400, "prompt=none and the user has not authorized the application yet.", "OpenID Connect Core §3.1.2.6");
     public static readonly OAuthError InteractionRequired = new("interaction_required", 400, "prompt=none and the user must act first: they signed in with a temporary password and have not chosen their own.", "OpenID Connect Core §3.1.2.6");
+    public static readonly OAuthError RequestNotSupported = new("request_not_supported", 400, "Request objects (the request parameter) are not supported; send the parameters themselves.", "OpenID Connect Core §3.1.2.6");
+    public static readonly OAuthError RequestUriNotSupported = new("request_uri_not_supported", 400, "request_uri is not supported; send the parameters themselves.", "OpenID Connect Core §3.1.2.6");
     public static readonly OAuthError InvalidClientMetadata = new("invalid_client_metadata", 400, "A field of the client metadata is not acceptable.", "RFC 7591 §3.2.2");
     public static readonly OAuthError InvalidRedirectUri = new("invalid_redirect_uri", 400, "A redirect URI is not acceptable.", "RFC 7591 §3.2.2");
     public static readonly OAuthError InvalidToken = new("invalid_token", 401, "The access token is missing, expired, revoked or not for this resource.", "RFC 6750 §3.1");

@@ -53,6 +53,9 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
     [InlineData("response_type=token", "unsupported_response_type")]
     [InlineData("scope=admin", "invalid_scope")]
     [InlineData("state=dup", "invalid_request")]
+    // OpenID Connect Core §6: what a request object holds would be ignored, so it is refused (discovery says so too).
+    [InlineData("request=eyJhbGciOiJub25lIn0.eyJub25jZSI6Im4ifQ.", "request_not_supported")]
+    [InlineData("request_uri=https%3A%2F%2Fapp.example.com%2Fr.jwt", "request_uri_not_supported")]
     public async Task OtherErrorsGoBackToTheClientWithStateAndIss(string extra, string expected)
     {
         var (clientId, _) = await RegisterApplicationAsync(Server);

@@ -20,6 +20,9 @@ public sealed class DiscoveryTests(ServerFixture fixture) : IClassFixture<Server
         Assert.Equal(["client_secret_basic", "client_secret_post", "none"], metadata.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(e => e.GetString()!).ToArray());
         Assert.Equal(["S256"], metadata.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(e => e.GetString()!).ToArray());
         Assert.True(metadata.GetProperty("authorization_response_iss_parameter_supported").GetBoolean());
+        // OpenID Connect Discovery §3: omitted, request_uri_parameter_supported would mean true.
+        Assert.False(metadata.GetProperty("request_parameter_supported").GetBoolean());
+        Assert.False(metadata.GetProperty("request_uri_parameter_supported").GetBoolean());
         foreach (var endpoint in new[] { "authorization_endpoint", "userinfo_endpoint", "introspection_endpoint", "revocation_endpoint", "end_session_endpoint" })
         {
             Assert.StartsWith(server.BaseUrl + "/oauth2/", metadata.GetProperty(endpoint).GetString());
