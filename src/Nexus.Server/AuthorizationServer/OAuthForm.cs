@@ -23,6 +23,9 @@ internal sealed class OAuthForm
 
     private OAuthForm(Dictionary<string, string> values) => this.values = values;
 
+    /// <summary>The request named more than one distinct resource (RFC 8707 §2); the first is the one held.</summary>
+    public bool SeveralResources { get; private init; }
+
     /// <summary>RFC 6749 §3.1: a parameter sent without a value is treated as omitted.</summary>
     public string? this[string name] => values.TryGetValue(name, out var v) && v.Length > 0 ? v : null;
 
@@ -135,6 +138,7 @@ internal sealed class OAuthForm
 
     private static (OAuthForm? Form, string? Error) Parse(ReadOnlySpan<byte> body, Dictionary<string, string> values, byte[] scratch)
     {
+        var severalResources = false;
         while (!body.IsEmpty)
         {
             var amp = body.IndexOf((byte)'&');
@@ -158,14 +162,21 @@ internal sealed class OAuthForm
                 return (null, InvalidCharacters);
             }
 
-            // RFC 6749 §3.1 and §3.2: request parameters MUST NOT be included more than once.
+            // RFC 6749 §3.1 and §3.2: request parameters MUST NOT be included more than once; RFC 8707 §2 lets resource
+            // be (the token endpoint answers invalid_target for more than one: Nexus binds a grant to one resource).
             if (!values.TryAdd(name, value))
             {
+                if (name == Resources.ResourceIndicators.Parameter)
+                {
+                    severalResources |= values[name] != value;
+                    continue;
+                }
+
                 return (null, $"The parameter '{Printable(name)}' is repeated.");
             }
         }
 
-        return (new OAuthForm(values), null);
+        return (new OAuthForm(values) { SeveralResources = severalResources }, null);
     }
 
     /// <summary>Decodes one form-urlencoded component; null when it is not valid percent-encoded UTF-8.</summary>

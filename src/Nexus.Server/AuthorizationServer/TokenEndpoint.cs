@@ -57,6 +57,14 @@ internal static class TokenEndpoint
             return null;
         }
 
+        if (form.SeveralResources)
+        {
+            // RFC 8707 §2: the server may refuse a combination of resources; Nexus binds each grant to one, so that every
+            // token it issues has a single audience (as the authorization endpoint answers).
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidTarget, "Request one resource per token: Nexus binds each grant to a single resource.");
+            return form["grant_type"];
+        }
+
         var grantType = form["grant_type"];
         if (grantType is null || !GrantTypes.Known.Contains(grantType))
         {

@@ -102,6 +102,20 @@ public sealed class ResourceIndicatorTests(ServerFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task TwoResourcesInOneTokenRequestAreInvalidTargetAndOneRepeatedIsOne()
+    {
+        // RFC 8707 §2 allows resource more than once: two distinct ones are refused as at the authorization endpoint
+        // (invalid_target, not "parameter repeated"); the same one twice is that resource.
+        var (clientId, secret) = await Server.CreateAppClientAsync();
+        var (two, twoBody) = await TokenAsync(Server, clientId, secret, ("grant_type", "client_credentials"), ("resource", McpResource), ("resource", Server.Issuer));
+        Assert.Equal(HttpStatusCode.BadRequest, two);
+        Assert.Equal("invalid_target", twoBody.GetProperty("error").GetString());
+
+        var (same, sameBody) = await TokenAsync(Server, clientId, secret, ("grant_type", "client_credentials"), ("resource", Server.Issuer), ("resource", Server.Issuer));
+        Assert.True(same == HttpStatusCode.OK, sameBody.ToString());
+    }
+
+    [Fact]
     public async Task TheTokenRequestCannotSwitchTheResourceTheCodeWasIssuedFor()
     {
         var (clientId, secret) = await RegisterApplicationAsync(Server);
