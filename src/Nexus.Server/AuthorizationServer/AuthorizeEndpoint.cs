@@ -178,7 +178,7 @@ internal static class AuthorizeEndpoint
     private static IResult ErrorResult(HttpContext context, AuthorizationError error, NexusOptions options) =>
         error.RedirectUri is null
             ? Error(context, "This sign-in link is not valid", error.Description)
-            : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error.Error), ("error_description", error.Description)));
+            : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error.Error), ("error_description", OAuthResponses.Description(error.Description))));
 
     /// <summary>The host a URI points to (with its port), or the scheme of a native app's private-use redirect.</summary>
     private static string RedirectHost(string uri) =>

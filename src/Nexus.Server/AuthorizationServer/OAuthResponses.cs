@@ -19,6 +19,39 @@ internal static class OAuthResponses
     /// <summary>HttpContext.Items key of the RFC 6749 error code an endpoint answered with (for the token metrics).</summary>
     public static readonly object ErrorItem = new();
 
+    /// <summary>
+    /// An <c>error_description</c> in the characters RFC 6749 §4.1.2.1 and §5.2 allow (%x20-21 / %x23-5B / %x5D-7E):
+    /// a double quote becomes a single one, a backslash a slash, an ellipsis three dots, anything else outside the set
+    /// a question mark, so that a value a client sent (echoed in the description) cannot break a strict client's parser.
+    /// </summary>
+    public static string Description(string description)
+    {
+        foreach (var c in description)
+        {
+            if (!Allowed(c))
+            {
+                var builder = new System.Text.StringBuilder(description.Length + 8);
+                foreach (var d in description)
+                {
+                    _ = d switch
+                    {
+                        _ when Allowed(d) => builder.Append(d),
+                        '"' => builder.Append('\''),
+                        '\\' => builder.Append('/'),
+                        '\u2026' => builder.Append("..."),
+                        _ => builder.Append('?'),
+                    };
+                }
+
+                return builder.ToString();
+            }
+        }
+
+        return description;
+
+        static bool Allowed(char c) => c is >= '\x20' and <= '\x7e' and not '"' and not '\\';
+    }
+
     /// <param name="error">The catalog entry (Hosting/OAuthErrorCatalog.cs): the <c>error</c> code and its status.</param>
     /// <param name="description">This occurrence's <c>error_description</c>: what to change.</param>
     /// <param name="status">Only where this occurrence differs from the entry's status (429 when throttled, 501 for a disabled grant).</param>
@@ -38,7 +71,7 @@ internal static class OAuthResponses
         {
             json.WriteStartObject();
             json.WriteString("error"u8, error.Error);
-            json.WriteString("error_description"u8, description);
+            json.WriteString("error_description"u8, Description(description));
             json.WriteEndObject();
         }
 

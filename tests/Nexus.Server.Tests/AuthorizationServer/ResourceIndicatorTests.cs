@@ -116,6 +116,27 @@ public sealed class ResourceIndicatorTests(ServerFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task AnErrorDescriptionThatEchoesTheClientsValueKeepsToTheCharactersRfc6749Allows()
+    {
+        // A long resource (shortened with an ellipsis in the description) with a double quote and non-ASCII in it.
+        var resource = "https://a.example/" + new string('x', 150) + "\"é";
+        var allowed = (string d) => d.All(c => c is >= '\x20' and <= '\x7e' and not '"' and not '\\');
+
+        var (clientId, _) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var back = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge) + "&resource=" + Uri.EscapeDataString(resource[..120]));
+        var query = Browser.Query(back);
+        Assert.Equal("invalid_target", query["error"]);
+        Assert.True(allowed(query["error_description"]), query["error_description"]);
+        Assert.Contains("...", query["error_description"], StringComparison.Ordinal);
+
+        var (appId, secret) = await Server.CreateAppClientAsync();
+        var (_, body) = await TokenAsync(Server, appId, secret, ("grant_type", "client_credentials"), ("resource", resource));
+        Assert.Equal("invalid_target", body.GetProperty("error").GetString());
+        Assert.True(allowed(body.GetProperty("error_description").GetString()!), body.GetProperty("error_description").GetString());
+    }
+
+    [Fact]
     public async Task TheTokenRequestCannotSwitchTheResourceTheCodeWasIssuedFor()
     {
         var (clientId, secret) = await RegisterApplicationAsync(Server);
