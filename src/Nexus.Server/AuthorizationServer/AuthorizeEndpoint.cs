@@ -184,6 +184,8 @@ internal static class AuthorizeEndpoint
     private static string RedirectHost(string uri) =>
         Uri.TryCreate(uri, UriKind.Absolute, out var parsed) ? (string.IsNullOrEmpty(parsed.Authority) ? parsed.Scheme + ":" : parsed.Authority) : uri;
 
+    private const string OfflineAccess = "offline_access";
+
     private static IResult ConsentPage(HttpContext context, AuthorizationRequest request)
     {
         var client = request.Client;
@@ -191,6 +193,13 @@ internal static class AuthorizeEndpoint
         var scopes = request.Scopes.Count == 0
             ? $"<li>{E(ScopeDescriptions.NoScope)}</li>"
             : string.Concat(request.Scopes.Select(s => $"<li>{E(ScopeDescriptions.Describe(s))} <span class=\"muted\">(<code>{E(s)}</code>)</span></li>"));
+        if (client.GrantTypes.Contains(GrantTypes.RefreshToken) && !request.Scopes.Contains(OfflineAccess))
+        {
+            // The client gets a refresh token whether or not it asked for offline_access (AuthorizationCodeGrant), so the
+            // person is told what that means (RFC 6749 §10.2 / OpenID Connect Core §11: consent to access while away).
+            scopes += $"<li>{E(ScopeDescriptions.Describe(OfflineAccess))}</li>";
+        }
+
         var site = client.BaseUrl is null ? "" : $"<p class=\"muted\">{E(client.BaseUrl)}</p>";
         var description = client.Description is null ? "" : $"<p>{E(client.Description)}</p>";
         // A client that registered itself (RFC 7591, or a client ID metadata document) chose its own name: say so, and

@@ -13,6 +13,32 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
     private NexusTestServer Server => fixture.Server;
 
     [Fact]
+    public async Task TheConsentPageSaysTheApplicationKeepsAccessWhenItWillGetARefreshTokenWithoutAskingForOfflineAccess()
+    {
+        const string KeepsAccess = "Keep access while you are not using it";
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        using var browser = await SignedInBrowserAsync(Server);
+        var (verifier, challenge) = Pkce();
+        await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "openid email"));
+
+        // The application may refresh, so it gets a refresh token: the person is told, though it did not ask for offline_access.
+        Assert.Contains(KeepsAccess, browser.LastPage);
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        var (_, tokens) = await ExchangeCodeAsync(Server, clientId, secret, Browser.Query(back)["code"], verifier);
+        Assert.True(tokens.TryGetProperty("refresh_token", out _), tokens.ToString());
+
+        // A client that may not refresh (it registered authorization_code alone) is not said to keep access.
+        var (status, registered, _) = await ClientRegistrationTests.RegisterAsync(Server, new
+        {
+            client_name = "No refresh", redirect_uris = new[] { RedirectUri }, grant_types = new[] { "authorization_code" }, token_endpoint_auth_method = "none",
+        });
+        Assert.True(status == HttpStatusCode.Created, registered.ToString());
+        await browser.NavigateAsync(AuthorizeUrl(registered.GetProperty("client_id").GetString()!, Pkce().Challenge, scope: "openid email"));
+        Assert.Contains("See your email address", browser.LastPage);
+        Assert.DoesNotContain(KeepsAccess, browser.LastPage);
+    }
+
+    [Fact]
     public async Task CompletesTheWholeFlowFromSignInToRevocation()
     {
         var (clientId, secret) = await RegisterApplicationAsync(Server);
