@@ -32,7 +32,8 @@ internal sealed record AuthorizationRequest(
 /// shown on a Nexus page (<see cref="RedirectUri"/> is null): redirecting then would make Nexus an open
 /// redirector (RFC 9700 §4.11). Later errors go back to the client.
 /// </summary>
-internal sealed record AuthorizationError(OAuthError Error, string Description, string? RedirectUri, string? State);
+/// <param name="Client">The client, once known: one that registered itself has its errors redirected only where trusted (AuthorizeEndpoint).</param>
+internal sealed record AuthorizationError(OAuthError Error, string Description, string? RedirectUri, string? State, OAuthClient? Client = null);
 
 internal static class AuthorizationRequestValidator
 {
@@ -106,7 +107,7 @@ internal static class AuthorizationRequestValidator
         }
 
         var state = Get("state");
-        AuthorizationError Fail(OAuthError error, string description) => new(error, description, redirectUri, state);
+        AuthorizationError Fail(OAuthError error, string description) => new(error, description, redirectUri, state, client);
 
         if (repeated == ResourceIndicators.Parameter)
         {

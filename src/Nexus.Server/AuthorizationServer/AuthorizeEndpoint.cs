@@ -37,7 +37,7 @@ internal static class AuthorizeEndpoint
             services.GetRequiredService<ClientMetadataDocuments>(), FixedWindowCounter.AddressKey(context));
         if (request is null)
         {
-            return ErrorResult(context, error!, options);
+            return await ErrorResultAsync(context, error!, options);
         }
 
         var prompts = request.Prompt?.Split(' ') ?? [];
@@ -46,7 +46,7 @@ internal static class AuthorizeEndpoint
         {
             if (prompts.Contains("none"))
             {
-                return Redirect(request, options, ("error", OAuthErrorCatalog.LoginRequired.Error), ("error_description", "The user is not signed in."));
+                return await ErrorResultAsync(context, Failure(request, OAuthErrorCatalog.LoginRequired, "The user is not signed in."), options);
             }
 
             // Not signed out here: any site can send a person's browser to this GET (the session cookie is Lax), so
@@ -65,7 +65,7 @@ internal static class AuthorizeEndpoint
             // OIDC Core §3.1.2.6: prompt=none cannot show that page, so it is interaction_required.
             if (prompts.Contains("none"))
             {
-                return Redirect(request, options, ("error", OAuthErrorCatalog.InteractionRequired.Error), ("error_description", "The user must change their password first."));
+                return await ErrorResultAsync(context, Failure(request, OAuthErrorCatalog.InteractionRequired, "The user must change their password first."), options);
             }
 
             return Results.Redirect(PasswordChange.PageFor(Back(request)));
@@ -83,7 +83,7 @@ internal static class AuthorizeEndpoint
 
         if (prompts.Contains("none"))
         {
-            return Redirect(request, options, ("error", OAuthErrorCatalog.ConsentRequired.Error), ("error_description", "The user has not authorized this application yet."));
+            return await ErrorResultAsync(context, Failure(request, OAuthErrorCatalog.ConsentRequired, "The user has not authorized this application yet."), options);
         }
 
         return ConsentPage(context, request);
@@ -129,7 +129,7 @@ internal static class AuthorizeEndpoint
             form.Where(f => f.Key != "decision" && f.Key != ProtectedForm.FieldName), clients, options, defaultResponseType: true, context.RequestAborted);
         if (request is null)
         {
-            return ErrorResult(context, error!, options);
+            return await ErrorResultAsync(context, error!, options);
         }
 
         if (UserAccounts.CurrentUserId(context) is not { } userId)
@@ -175,8 +175,23 @@ internal static class AuthorizeEndpoint
         return Results.Redirect(AuthorizationRequestValidator.BuildRedirect(request.RedirectUri, options.Issuer, request.State, parameters));
     }
 
-    private static IResult ErrorResult(HttpContext context, AuthorizationError error, NexusOptions options) =>
-        error.RedirectUri is null
+    private static AuthorizationError Failure(AuthorizationRequest request, OAuthError error, string description) =>
+        new(error, description, request.RedirectUri, request.State, request.Client);
+
+    /// <summary>
+    /// RFC 9700 §4.11.2: an authorization server redirects automatically only to a redirection URI it trusts. A client
+    /// that registered itself (RFC 7591, or a client ID metadata document anyone can publish) chose its redirect URIs
+    /// itself: until the signed-in person has authorized it, its errors are shown on a Nexus page, or any site could
+    /// bounce a browser off Nexus to wherever such a client says, with no one asked. (A refusal on the consent page is
+    /// redirected: the page told the person where they go back.)
+    /// </summary>
+    private static async Task<bool> TrustsRedirectAsync(HttpContext context, OAuthClient? client) =>
+        client is null || client.Registration is not (ClientRegistrations.Dynamic or ClientRegistrations.MetadataDocument)
+        || (UserAccounts.CurrentUserId(context) is { } userId
+            && await context.RequestServices.GetRequiredService<GrantStore>().GetConsentAsync(userId, client.ClientId, context.RequestAborted) is not null);
+
+    private static async Task<IResult> ErrorResultAsync(HttpContext context, AuthorizationError error, NexusOptions options) =>
+        error.RedirectUri is null || !await TrustsRedirectAsync(context, error.Client)
             ? Error(context, "This sign-in link is not valid", error.Description)
             : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error.Error), ("error_description", OAuthResponses.Description(error.Description))));
 

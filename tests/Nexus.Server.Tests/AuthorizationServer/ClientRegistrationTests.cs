@@ -53,6 +53,43 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
     };
 
     [Fact]
+    public async Task ASelfRegisteredClientCannotBounceABrowserOffNexusToItsRedirectUriUntilThePersonAuthorizedIt()
+    {
+        // Anyone can register a client (or publish a metadata document) whose redirect URI is their own site; an error
+        // redirected there with no one asked would make Nexus an open redirector (RFC 9700 §4.11.2).
+        const string evil = "https://evil.example/landing";
+        var (status, registered, _) = await RegisterAsync(Server, McpClientMetadata(evil));
+        Assert.Equal(HttpStatusCode.Created, status);
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var (verifier, challenge) = Pkce();
+
+        // Signed out, with an error (no response_type) and with prompt=none: a Nexus page each time, no redirect.
+        using var anonymous = new Browser(Server);
+        foreach (var url in new[]
+        {
+            $"/oauth2/authorize?client_id={Uri.EscapeDataString(clientId)}&redirect_uri={Uri.EscapeDataString(evil)}",
+            AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: evil) + "&prompt=none",
+        })
+        {
+            var landed = await anonymous.NavigateAsync(url);
+            Assert.Equal(new Uri(Server.BaseUrl).Authority, landed.Authority);
+            Assert.Equal(HttpStatusCode.BadRequest, anonymous.LastStatus);
+        }
+
+        // Signed in, not yet authorized: prompt=none's consent_required is shown here too.
+        using var browser = await SignedInBrowserAsync(Server);
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, (await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: evil) + "&prompt=none")).Authority);
+
+        // Once the person authorized it (the consent page said where they go back), its errors go back to it.
+        await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: evil));
+        var back = await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" });
+        Assert.Equal(evil, back.GetLeftPart(UriPartial.Path));
+        var error = await browser.NavigateAsync($"/oauth2/authorize?client_id={Uri.EscapeDataString(clientId)}&redirect_uri={Uri.EscapeDataString(evil)}&state=s");
+        Assert.Equal(evil, error.GetLeftPart(UriPartial.Path));
+        Assert.Equal("invalid_request", Browser.Query(error)["error"]);
+    }
+
+    [Fact]
     public async Task APublicClientRegistersItselfAndCompletesTheFlowWithPkceForTheMcpResource()
     {
         const string redirect = "http://127.0.0.1:33418/callback";
@@ -64,10 +101,13 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
         Assert.Equal("Test Assistant", registered.GetProperty("client_name").GetString());
         Assert.Equal(["authorization_code", "refresh_token"], registered.GetProperty("grant_types").EnumerateArray().Select(e => e.GetString()!));
 
-        // PKCE is required for a self-registered client.
+        // PKCE is required for a self-registered client. Not authorized by this person yet, its error is shown here
+        // rather than sent to the redirect URI it chose (RFC 9700 §4.11.2).
         using var browser = await SignedInBrowserAsync(Server);
         var refused = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge: null, scope: "nexus:connections nexus:call", redirectUri: redirect));
-        Assert.Equal("invalid_request", Browser.Query(refused)["error"]);
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, refused.Authority);
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("PKCE is required", browser.LastPage);
 
         // Sign-in and consent: the page names the client, where the answer goes, and that it registered itself.
         var (verifier, challenge) = Pkce();
