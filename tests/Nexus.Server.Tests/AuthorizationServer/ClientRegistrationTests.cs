@@ -261,6 +261,12 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
         await admin.SubmitAsync($"/admin/applications/{clientId}/delete");
         Assert.Equal("revoked", (await Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/applications/{clientId}")).GetProperty("status").GetString());
 
+        // An id that names no client is not answered as if it were revoked.
+        await admin.NavigateAsync($"/admin/applications/{clientId}x/delete");
+        await admin.SubmitAsync($"/admin/applications/{clientId}x/delete");
+        Assert.Equal(HttpStatusCode.NotFound, admin.LastStatus);
+        Assert.Contains("nothing was revoked", admin.LastPage);
+
         using var person = await SignedInBrowserAsync(Server);
         await person.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge));
         Assert.Contains("not registered", person.LastPage);

@@ -47,12 +47,6 @@ internal sealed class ApplicationService(ClientRegistry registry, SecretHasher h
         }, ct);
     }
 
-    /// <summary>
-    /// A metadata-document client's id is a URL, sent percent-encoded in one path segment; routing leaves %2F encoded,
-    /// so the id is decoded here (Nexus's own ids contain no %).
-    /// </summary>
-    protected override string IdFromRoute(string clientId) => Uri.UnescapeDataString(clientId);
-
     private static string? Clean(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 
     private Dictionary<string, string[]> Validate(ApplicationRequest body, bool creating)

@@ -66,18 +66,21 @@ internal static class ApplicationsAdminEndpoints
         return error is not null ? error : (await applications.CreateAsync(body!, ct)).ToResult("/v1/admin/applications", ApplicationResponse.From);
     }
 
-    private static async Task<Results<Ok<ApplicationResponse>, ProblemHttpResult>> GetAsync(string clientId, ApplicationService applications, CancellationToken ct) =>
-        await applications.FindAsync(clientId, ct) is { } app ? TypedResults.Ok(ApplicationResponse.From(app)) : Problems.TypedNotFound("Application");
+    /// <summary>A metadata-document client's id is a URL, percent-encoded in the path: read as sent (Hosting/RawRouteValue).</summary>
+    private static string Id(HttpContext context, string clientId) => RawRouteValue.Get(context, "clientId") ?? clientId;
 
-    private static async Task<Results<Ok<ApplicationResponse>, ProblemHttpResult>> UpdateAsync(string clientId, HttpRequest request, ApplicationService applications, CancellationToken ct)
+    private static async Task<Results<Ok<ApplicationResponse>, ProblemHttpResult>> GetAsync(HttpContext context, string clientId, ApplicationService applications, CancellationToken ct) =>
+        await applications.FindAsync(Id(context, clientId), ct) is { } app ? TypedResults.Ok(ApplicationResponse.From(app)) : Problems.TypedNotFound("Application");
+
+    private static async Task<Results<Ok<ApplicationResponse>, ProblemHttpResult>> UpdateAsync(HttpContext context, string clientId, HttpRequest request, ApplicationService applications, CancellationToken ct)
     {
         var (body, error) = await JsonBody.ReadAsync<ApplicationRequest>(request, ct);
-        return error is not null ? error : (await applications.UpdateAsync(clientId, body!, ct)).ToResult("Application", "A deleted application cannot be changed.", c => ApplicationResponse.From(c));
+        return error is not null ? error : (await applications.UpdateAsync(Id(context, clientId), body!, ct)).ToResult("Application", "A deleted application cannot be changed.", c => ApplicationResponse.From(c));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(string clientId, ApplicationService applications, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(HttpContext context, string clientId, ApplicationService applications, CancellationToken ct)
     {
-        if (await applications.FindAsync(clientId, ct) is not { } app)
+        if (await applications.FindAsync(Id(context, clientId), ct) is not { } app)
         {
             return Problems.TypedNotFound("Application");
         }
@@ -86,9 +89,9 @@ internal static class ApplicationsAdminEndpoints
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<Ok<AppClientSecretResponse>, ProblemHttpResult>> RotateSecretAsync(string clientId, ApplicationService applications, CancellationToken ct)
+    private static async Task<Results<Ok<AppClientSecretResponse>, ProblemHttpResult>> RotateSecretAsync(HttpContext context, string clientId, ApplicationService applications, CancellationToken ct)
     {
-        if (await applications.FindAsync(clientId, ct) is not { } app)
+        if (await applications.FindAsync(Id(context, clientId), ct) is not { } app)
         {
             return Problems.TypedNotFound("Application");
         }

@@ -19,7 +19,7 @@ internal abstract class ClientService(ClientRegistry registry, SecretHasher hash
 
     /// <summary>The client of this kind with this id, or null.</summary>
     public async Task<OAuthClient?> FindAsync(string clientId, CancellationToken ct) =>
-        await registry.FindAsync(IdFromRoute(clientId), ct) is { } client && client.Kind == kind ? client : null;
+        await registry.FindAsync(clientId, ct) is { } client && client.Kind == kind ? client : null;
 
     /// <summary>Revokes the client (revoking twice is not an error: the outcome asked for holds) and returns it as stored now.</summary>
     public async Task<OAuthClient> RevokeAsync(OAuthClient client, CancellationToken ct)
@@ -39,9 +39,6 @@ internal abstract class ClientService(ClientRegistry registry, SecretHasher hash
         var secret = SecretGenerator.Secret("nxs_");
         return await registry.SetSecretHashAsync(client.ClientId, hasher.Hash(secret), ct) ? (secret, time.GetUtcNow()) : null;
     }
-
-    /// <summary>How a client id given in a route becomes the stored one.</summary>
-    protected virtual string IdFromRoute(string clientId) => clientId;
 
     /// <summary>Creates the client <paramref name="build"/> makes from a fresh id, the hash of a fresh secret (when it gets one) and the time, unless there are errors.</summary>
     protected async Task<ClientCreation> CreateAsync(Dictionary<string, string[]> errors, bool withSecret,
