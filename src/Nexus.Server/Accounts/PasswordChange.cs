@@ -98,6 +98,15 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
             return (PasswordChangeOutcome.Refused, ["Choose a password different from the current one."], TimeSpan.Zero);
         }
 
+        // Counted against the account before the current password is checked, as a sign-in is
+        // (UserStore.ReserveFailedPasswordAsync): attempts sent at once cannot all be checked past the lockout.
+        var lockout = signIn.Options.Lockout;
+        var now = time.GetUtcNow();
+        if (!await store.ReserveFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None))
+        {
+            return (PasswordChangeOutcome.Throttled, [], lockout.DefaultLockoutTimeSpan);
+        }
+
         var required = user.PasswordChangeRequired;
         user.PasswordChangeRequired = false;
         // Identity verifies the current password, validates the new one (PasswordOptions: 10 characters or more), stores
@@ -108,18 +117,17 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
             user.PasswordChangeRequired = required;
             if (result.Errors.Any(e => e.Code == nameof(IdentityErrorDescriber.PasswordMismatch)))
             {
-                // Counted against the account in one atomic write, as a failed sign-in is (UserStore.RecordFailedPasswordAsync).
-                var lockout = signIn.Options.Lockout;
-                var now = time.GetUtcNow();
-                await store.RecordFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None);
-
+                // The reservation stands: a wrong current password counts as a failed sign-in.
                 return (PasswordChangeOutcome.WrongPassword, [], TimeSpan.Zero);
             }
+
+            // The current password was right (Identity checks it before the new one): not a failure.
+            await store.ClearFailedPasswordsAsync(user.Id, CancellationToken.None);
 
             return (PasswordChangeOutcome.Refused, result.Errors.Select(e => e.Description).ToList(), TimeSpan.Zero);
         }
 
-        await users.ResetAccessFailedCountAsync(user);
+        await store.ClearFailedPasswordsAsync(user.Id, CancellationToken.None);
         sessions.Invalidate(user.Id);
         // The old cookie carries the old stamp: this device gets a new session, every other one is signed out.
         await signIn.SignInAsync(user, isPersistent: false);

@@ -35,29 +35,28 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
         }
 
         var user = email.Length > 254 ? null : await users.FindByEmailAsync(email);
+        var lockout = signIn.Options.Lockout;
+        var now = time.GetUtcNow();
         if (user?.PasswordHash is null)
         {
             // Spend what a real check spends, so the answer time does not tell whether the address has an account.
             dummyHash ??= hasher.HashPassword(Nobody, Guid.NewGuid().ToString());
             hasher.VerifyHashedPassword(Nobody, dummyHash, password);
         }
-        else if (await users.IsLockedOutAsync(user))
+        else if (await users.IsLockedOutAsync(user)
+            // Counted as a failure before the check, atomically, so that attempts sent at once cannot all be checked
+            // past the lockout (UserStore.ReserveFailedPasswordAsync); false when the account is locked meanwhile.
+            || !await store.ReserveFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None))
         {
             // Locked: answered like a wrong password, after the same work, and without touching the lockout.
             hasher.VerifyHashedPassword(user, user.PasswordHash, password);
         }
         else if ((await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false)).Succeeded)
         {
+            // Right: the reservations are taken back (a lockout set by attempts meanwhile included).
+            await store.ClearFailedPasswordsAsync(user.Id, CancellationToken.None);
             limiter.Release(address, reservation);
             return (user.PasswordChangeRequired ? PasswordSignInOutcome.SignedInPasswordChangeRequired : PasswordSignInOutcome.SignedIn, TimeSpan.Zero);
-        }
-        else
-        {
-            // The account's failure counts in one atomic write (Identity's own counting, lockoutOnFailure, lost the
-            // failures made at once but one), with Identity's lockout settings.
-            var lockout = signIn.Options.Lockout;
-            var now = time.GetUtcNow();
-            await store.RecordFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None);
         }
 
         return (PasswordSignInOutcome.Failed, TimeSpan.Zero);

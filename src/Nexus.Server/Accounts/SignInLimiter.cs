@@ -24,7 +24,7 @@ internal sealed class SignInLimiter(NexusOptions options, TimeProvider time)
     /// long the address must wait (nothing counted then), or null and a reservation that <see cref="Release"/> gives
     /// back when the attempt succeeds.
     /// </summary>
-    public (TimeSpan? RetryAfter, int Reservation) Reserve(string address)
+    public (TimeSpan? RetryAfter, long Reservation) Reserve(string address)
     {
         var limit = options.FailedSignInLimit;
         if (failures.RetryAfter(address, limit) is { } wait)
@@ -32,16 +32,16 @@ internal sealed class SignInLimiter(NexusOptions options, TimeProvider time)
             return (wait, 0);
         }
 
-        var counted = failures.Increment(address);
+        var (counted, window) = failures.Count(address);
         if (counted > limit)
         {
-            failures.Decrement(address, counted);
+            failures.Decrement(address, window);
             return (failures.RetryAfter(address, limit) ?? TimeSpan.FromSeconds(1), 0);
         }
 
-        return (null, counted);
+        return (null, window);
     }
 
     /// <summary>Gives back a <see cref="Reserve"/>d attempt that succeeded: successes are never counted.</summary>
-    public void Release(string address, int reservation) => failures.Decrement(address, reservation);
+    public void Release(string address, long reservation) => failures.Decrement(address, reservation);
 }

@@ -107,26 +107,38 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
     }
 
     /// <summary>
-    /// Counts a failed password for the account in one write that reads nothing first: the count goes up by exactly one
-    /// however many sign-ins fail at once (Identity's AccessFailedAsync counts on the copy each request read and writes it
-    /// back compare-and-set, so of failures made together only one counted), and the write that reaches
+    /// Counts a password attempt for the account as failed before the password is checked, in one write that reads
+    /// nothing first: the count goes up by exactly one however many attempts arrive at once, and the write that reaches
     /// <paramref name="maxFailures"/> locks the account until <paramref name="lockedUntil"/> and starts the count again.
-    /// An account locked or disabled meanwhile (lockout_end in the future) is left as it is; a new concurrency stamp
-    /// makes an update from an earlier read fail its compare-and-set instead of putting the old count back.
+    /// False, with nothing written, when the account is locked or disabled (lockout_end in the future): the attempt
+    /// must not be checked. Identity's own counting (AccessFailedAsync) counted after the check, on the copy each
+    /// request read, and wrote it back compare-and-set: of attempts made together all were checked and one counted.
+    /// <see cref="ClearFailedPasswordsAsync"/> takes the count back when the password was right.
     /// </summary>
-    public async Task RecordFailedPasswordAsync(string id, int maxFailures, DateTimeOffset lockedUntil, DateTimeOffset now, CancellationToken ct)
+    public async Task<bool> ReserveFailedPasswordAsync(string id, int maxFailures, DateTimeOffset lockedUntil, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE users SET
+                lockout_end = CASE WHEN lockout_enabled = 1 AND access_failed_count + 1 >= @maxFailures THEN @until ELSE lockout_end END,
+                access_failed_count = CASE WHEN lockout_enabled = 1 AND access_failed_count + 1 >= @maxFailures THEN 0 ELSE access_failed_count + 1 END
+            WHERE id = @id AND (lockout_end IS NULL OR lockout_end <= @now)
+            """,
+            new { id, maxFailures, until = lockedUntil.ToUnixTimeMilliseconds(), now = now.ToUnixTimeMilliseconds() },
+            cancellationToken: ct)) == 1;
+    }
+
+    /// <summary>
+    /// The password was right: the failed-attempt count starts again, and a lockout that attempts made meanwhile (this
+    /// one's reservation included) set is lifted; a disabled account (locked to the end of time) stays disabled.
+    /// </summary>
+    public async Task ClearFailedPasswordsAsync(string id, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
-            """
-            UPDATE users SET
-                lockout_end = CASE WHEN access_failed_count + 1 >= @maxFailures THEN @until ELSE lockout_end END,
-                access_failed_count = CASE WHEN access_failed_count + 1 >= @maxFailures THEN 0 ELSE access_failed_count + 1 END,
-                concurrency_stamp = @concurrency
-            WHERE id = @id AND lockout_enabled = 1 AND (lockout_end IS NULL OR lockout_end <= @now)
-            """,
-            new { id, maxFailures, until = lockedUntil.ToUnixTimeMilliseconds(), now = now.ToUnixTimeMilliseconds(), concurrency = Guid.NewGuid().ToString("N") },
-            cancellationToken: ct));
+            "UPDATE users SET access_failed_count = 0, lockout_end = CASE WHEN lockout_end < @disabled THEN NULL ELSE lockout_end END WHERE id = @id",
+            new { id, disabled = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() }, cancellationToken: ct));
     }
 
     public async Task<IdentityResult> UpdateAsync(NexusUser user, CancellationToken ct)

@@ -45,7 +45,10 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
     }
 
     /// <summary>Counts one event for the key; returns the count in its window, this one included.</summary>
-    public int Increment(string key)
+    public int Increment(string key) => Count(key).Count;
+
+    /// <summary>Counts one event for the key; returns the count in its window, this one included, and the window's start (for <see cref="Decrement"/>).</summary>
+    public (int Count, long WindowStart) Count(string key)
     {
         // The wall clock (TimeProvider.GetUtcNow), so that the windows follow the server's clock in tests too.
         var now = time.GetUtcNow().UtcTicks;
@@ -68,21 +71,21 @@ internal sealed class FixedWindowCounter(TimeProvider time, Func<TimeSpan> lengt
                 window.Count = 0;
             }
 
-            return ++window.Count;
+            return (++window.Count, window.Start);
         }
     }
 
     /// <summary>
-    /// Takes back one event counted by <see cref="Increment"/> (a reservation that turned out not to count), while the
-    /// key's window is still the one it was counted in.
+    /// Takes back one event counted by <see cref="Count"/> (a reservation that turned out not to count), while the key's
+    /// window is still the one it was counted in (<paramref name="windowStart"/>); in any order of the events counted.
     /// </summary>
-    public void Decrement(string key, int countedAt)
+    public void Decrement(string key, long windowStart)
     {
         if (windows.TryGetValue(key, out var window))
         {
             lock (window)
             {
-                if (window.Count >= countedAt && TimeSpan.FromTicks(time.GetUtcNow().UtcTicks - window.Start) < length())
+                if (window.Start == windowStart && window.Count > 0)
                 {
                     window.Count--;
                 }

@@ -34,6 +34,27 @@ public sealed class FixedWindowCounterTests
     }
 
     [Fact]
+    public void EventsTakenBackInAnyOrderLeaveNothingCountedAndNoneFromAnEarlierWindow()
+    {
+        var clock = new ManualClock();
+        var counter = new FixedWindowCounter(clock, () => TimeSpan.FromMinutes(1));
+        var (_, first) = counter.Count("a");
+        var (_, second) = counter.Count("a");
+
+        // Given back in the order counted (a check of the count against the position kept the second one).
+        counter.Decrement("a", first);
+        counter.Decrement("a", second);
+        Assert.Equal(1, counter.Increment("a"));
+
+        // A reservation of a window that has passed takes nothing from the new one.
+        var (_, old) = counter.Count("a");
+        clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal(1, counter.Increment("a"));
+        counter.Decrement("a", old);
+        Assert.Equal(2, counter.Increment("a"));
+    }
+
+    [Fact]
     public void PassedWindowsAreDroppedWhenTheKeyBoundIsReached()
     {
         var clock = new ManualClock();
