@@ -51,8 +51,10 @@ internal static class CallbackEndpoint
         // before anything is consumed or exchanged: the rightful person's browser can still complete it.
         switch (await personal.CheckAsync(context, connection, ct))
         {
-            case PersonalConsent.Verdict.SignInFirst:
-                return Results.Redirect(PersonalConsent.SignInUrl(context));
+            case (PersonalConsent.Verdict.SignInFirst or PersonalConsent.Verdict.PasswordChangeFirst) and var verdict:
+                return PersonalConsent.DetourUrl(context, verdict) is { } detour
+                    ? Results.Redirect(detour)
+                    : Invalid(ProblemCatalog.ConsentSignInRequired, PersonalConsent.SignInAndStartAgainMessage);
             case PersonalConsent.Verdict.AnotherPerson:
                 return Invalid(ProblemCatalog.ConsentForAnotherAccount, PersonalConsent.AnotherPersonMessage);
         }

@@ -28,6 +28,9 @@ internal sealed class PersonalConsent(NexusDatabase db)
 
         /// <summary>Someone else is signed in: refused.</summary>
         AnotherPerson,
+
+        /// <summary>The person, with a temporary password not yet replaced: the password change first, and back.</summary>
+        PasswordChangeFirst,
     }
 
     public async Task<Verdict> CheckAsync(HttpContext context, Connection connection, CancellationToken ct)
@@ -40,9 +43,33 @@ internal sealed class PersonalConsent(NexusDatabase db)
             }
         }
 
+        // As the SignedIn policy of every other page: a session that owes a password change acts for nobody yet.
         return UserAccounts.CurrentUserId(context) is not { } signedIn ? Verdict.SignInFirst
-            : string.Equals(signedIn, connection.WorkspaceId, StringComparison.Ordinal) ? Verdict.ThisPerson : Verdict.AnotherPerson;
+            : !string.Equals(signedIn, connection.WorkspaceId, StringComparison.Ordinal) ? Verdict.AnotherPerson
+            : PasswordChange.IsRequired(context.User) ? Verdict.PasswordChangeFirst : Verdict.ThisPerson;
     }
+
+    /// <summary>
+    /// Where a person who must first sign in (or replace a temporary password) goes, coming back to this very request
+    /// (a GET); null when the way back would not fit in the page's return address (a provider's very long code),
+    /// and the person is asked to sign in and start again instead.
+    /// </summary>
+    public static string? DetourUrl(HttpContext context, Verdict verdict)
+    {
+        var here = context.Request.Path + context.Request.QueryString;
+        if (here.Length > MaxReturnLength)
+        {
+            return null;
+        }
+
+        return verdict == Verdict.PasswordChangeFirst ? PasswordChange.PageFor(here) : AccountEndpoints.SignInPath + "?returnUrl=" + Uri.EscapeDataString(here);
+    }
+
+    /// <summary>Within the 2,048 characters the sign-in page follows as a return address (Hosting/Html.IsLocalUrl).</summary>
+    private const int MaxReturnLength = 2000;
+
+    /// <summary>What a person who must sign in is told when the way back does not fit.</summary>
+    public const string SignInAndStartAgainMessage = "Sign in to Nexus as the person who started this connection, then start connecting again.";
 
     /// <summary>
     /// For Nexus's own pages on the way to a consent (the credential and values forms): null when this browser may go
@@ -51,16 +78,13 @@ internal sealed class PersonalConsent(NexusDatabase db)
     public async Task<IResult?> GatePageAsync(HttpContext context, Connection connection, CancellationToken ct) =>
         await CheckAsync(context, connection, ct) switch
         {
-            Verdict.SignInFirst when HttpMethods.IsGet(context.Request.Method) => Results.Redirect(SignInUrl(context)),
-            Verdict.SignInFirst => Hosting.Html.Error(context, "Sign in to connect", "Sign in to Nexus as the person who started this connection, then open its link again.",
+            (Verdict.SignInFirst or Verdict.PasswordChangeFirst) and var verdict when HttpMethods.IsGet(context.Request.Method) && DetourUrl(context, verdict) is { } detour =>
+                Results.Redirect(detour),
+            Verdict.SignInFirst or Verdict.PasswordChangeFirst => Hosting.Html.Error(context, "Sign in to connect", "Sign in to Nexus as the person who started this connection, then open its link again.",
                 StatusCodes.Status403Forbidden),
             Verdict.AnotherPerson => Hosting.Html.Error(context, "This connection is not yours", AnotherPersonMessage, StatusCodes.Status403Forbidden),
             _ => null,
         };
-
-    /// <summary>The sign-in page, back to this very request (a GET) once signed in.</summary>
-    public static string SignInUrl(HttpContext context) =>
-        AccountEndpoints.SignInPath + "?returnUrl=" + Uri.EscapeDataString(context.Request.Path + context.Request.QueryString);
 
     /// <summary>What a page of Nexus tells a person signed in as someone else.</summary>
     public const string AnotherPersonMessage = "This connection belongs to another Nexus account. Sign out and sign in as the person who started it.";

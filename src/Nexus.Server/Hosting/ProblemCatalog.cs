@@ -73,6 +73,7 @@ internal static class ProblemCatalog
     public static readonly ProblemType InvalidState = new("invalid_state", 400, "This connection callback cannot be accepted.");
     public static readonly ProblemType StateAlreadyUsed = new("state_already_used", 400, "This connection callback cannot be accepted.");
     public static readonly ProblemType ConsentForAnotherAccount = new("consent_for_another_account", 403, "This connection belongs to another Nexus account.");
+    public static readonly ProblemType ConsentSignInRequired = new("consent_sign_in_required", 403, "Sign in to Nexus as the person who started this connection, then start again.");
 
     // The Bridge and AWS role credentials.
     public static readonly ProblemType ConnectionIdMissing = new("connection_id_missing", 400, "Which connection?");

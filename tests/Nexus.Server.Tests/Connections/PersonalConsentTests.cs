@@ -83,6 +83,31 @@ public sealed class PersonalConsentTests(BrokerFixture shared) : IClassFixture<B
     }
 
     [Fact]
+    public async Task ASessionThatOwesAPasswordChangeChangesItBeforeCompletingTheConsent()
+    {
+        var provider = await shared.Kit.RegisterAsync("github");
+        var email = $"temp-{Guid.NewGuid():N}@personal.example";
+        var id = (await shared.Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        string? temporary;
+        using (var scope = shared.Server.Services.CreateScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Nexus.Server.Accounts.NexusUser>>();
+            (_, temporary) = await Nexus.Server.Accounts.UserAdministration.ResetPasswordAsync(users,
+                shared.Server.Services.GetRequiredService<Nexus.Server.Accounts.SessionValidator>(), shared.Server.Services.GetRequiredService<Nexus.Server.Accounts.IAccountGrants>(),
+                id, DateTimeOffset.UtcNow);
+        }
+
+        // Whoever knows the temporary password acts for nobody until it is replaced, as on every other page.
+        using var browser = new Browser(shared.Server);
+        await browser.SignInAsync(email, temporary!);
+        var (authUrl, connectionId) = await shared.Kit.RequestAsync(provider, workspace: id);
+        var callback = await shared.Kit.ConsentAsync(authUrl);
+        var landed = await browser.NavigateAsync(callback);
+        Assert.Equal("/account/password", landed.AbsolutePath);
+        Assert.Equal(ConnectionStatus.Pending, (await ConnectionAsync(connectionId)).Status);
+    }
+
+    [Fact]
     public async Task AConsentInAWorkspaceThatIsNoAccountIsCompletedByWhoeverHoldsTheLinkAsBefore()
     {
         var provider = await shared.Kit.RegisterAsync("github");
