@@ -48,7 +48,7 @@ internal static class AuthorizedApplicationsPages
         var userId = UserAccounts.SignedInUserId(context);
 
         // A metadata-document client's id is a URL, percent-encoded in the path: read as sent (Hosting/RawRouteValue).
-        clientId = RawRouteValue.Get(context, "clientId") ?? clientId;
+        clientId = RawRouteValue.Get(context, "clientId", clientId);
         if ((await grants.ListConsentsAsync(userId, ct)).All(c => c.ClientId != clientId))
         {
             return Error(context, "Not found", "You have not authorized this application.", StatusCodes.Status404NotFound);
@@ -69,7 +69,7 @@ internal static class AuthorizedApplicationsPages
 
         // The form escapes the id (a client ID metadata document client's is a URL): read as sent and decoded once, as on
         // the confirmation page, or a URL's consent is never found and the application keeps its access.
-        clientId = RawRouteValue.Get(context, "clientId") ?? clientId;
+        clientId = RawRouteValue.Get(context, "clientId", clientId);
         if (!await grants.WithdrawConsentAsync(userId, clientId, context.RequestAborted))
         {
             return Error(context, "Not found", "You have not authorized this application.", StatusCodes.Status404NotFound);

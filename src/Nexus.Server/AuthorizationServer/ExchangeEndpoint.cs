@@ -45,6 +45,13 @@ internal static class ExchangeEndpoint
             return;
         }
 
+        if (parameters.SeveralResources)
+        {
+            // RFC 8707 §2, as at /oauth2/token: a grant is bound to one resource.
+            await OAuthResponses.ErrorAsync(context, OAuthErrorCatalog.InvalidTarget, "Request one resource per token: Nexus binds each grant to a single resource.");
+            return;
+        }
+
         var minutes = DefaultExpirationMinutes;
         if (parameters["expiration"] is { } expiration
             && (!int.TryParse(expiration, NumberStyles.None, CultureInfo.InvariantCulture, out minutes) || minutes < 1))

@@ -118,7 +118,7 @@ internal sealed class OAuthForm
             }
         }
 
-        return (new OAuthForm(merged), null);
+        return (new OAuthForm(merged) { SeveralResources = first.SeveralResources || second.SeveralResources }, null);
     }
 
     public static (OAuthForm? Form, string? Error) Parse(ReadOnlySpan<byte> body)

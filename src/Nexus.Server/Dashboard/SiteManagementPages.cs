@@ -22,10 +22,10 @@ internal static class SiteManagementPages
         admin.MapGet("/admin/applications", (HttpContext context, ClientRegistry registry, CancellationToken ct) => ApplicationsAsync(context, registry, null, null, null, ct)).ExcludeFromDescription();
         admin.MapPost("/admin/applications", CreateApplicationAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/applications/{clientId}/delete", (HttpContext context, string clientId) =>
-            Confirm(context, "/admin/applications", "Revoke this application?", $"/admin/applications/{Uri.EscapeDataString(RawRouteValue.Get(context, "clientId") ?? clientId)}/delete", "Revoke application",
+            Confirm(context, "/admin/applications", "Revoke this application?", $"/admin/applications/{Uri.EscapeDataString(RawRouteValue.Get(context, "clientId", clientId))}/delete", "Revoke application",
                 "Its secret and every token issued to it stop working at once. It stays listed under Revoked.")).ExcludeFromDescription();
         admin.MapGet("/admin/applications/{clientId}/secret", (HttpContext context, string clientId) =>
-            Confirm(context, "/admin/applications", "Generate a new secret for this application?", $"/admin/applications/{Uri.EscapeDataString(RawRouteValue.Get(context, "clientId") ?? clientId)}/secret", "Generate new secret",
+            Confirm(context, "/admin/applications", "Generate a new secret for this application?", $"/admin/applications/{Uri.EscapeDataString(RawRouteValue.Get(context, "clientId", clientId))}/secret", "Generate new secret",
                 "The current secret stops working at once; the application fails until it is given the new one.")).ExcludeFromDescription();
         admin.MapPost("/admin/applications/{clientId}/delete", (HttpContext context, string clientId, ApplicationService applications) => RevokeAsync(context, clientId, applications, "/admin/applications")).ExcludeFromDescription().RequireProtectedForm();
         admin.MapPost("/admin/applications/{clientId}/secret", (HttpContext context, string clientId, ClientRegistry registry, ApplicationService applications) => RotateAsync(context, clientId, registry, applications, "/admin/applications")).ExcludeFromDescription().RequireProtectedForm();
@@ -168,7 +168,7 @@ internal static class SiteManagementPages
     private static async Task<IResult> RevokeAsync(HttpContext context, string clientId, ClientService clients, string back)
     {
         // A metadata-document client's id is a URL, percent-encoded in the route: read as sent (Hosting/RawRouteValue).
-        if (await clients.FindAsync(RawRouteValue.Get(context, "clientId") ?? clientId, context.RequestAborted) is not { } client)
+        if (await clients.FindAsync(RawRouteValue.Get(context, "clientId", clientId), context.RequestAborted) is not { } client)
         {
             // Never "done" for nothing done: the administrator would believe it revoked.
             return Error(context, "Not found", "There is no such client; nothing was revoked.", StatusCodes.Status404NotFound);
@@ -181,7 +181,7 @@ internal static class SiteManagementPages
     private static async Task<IResult> RotateAsync(HttpContext context, string clientId, ClientRegistry registry, ClientService clients, string back)
     {
         var ct = context.RequestAborted;
-        var client = await clients.FindAsync(RawRouteValue.Get(context, "clientId") ?? clientId, ct);
+        var client = await clients.FindAsync(RawRouteValue.Get(context, "clientId", clientId), ct);
         var secret = client is null ? null : (await clients.RotateSecretAsync(client, ct))?.Secret;
         if (client is null || secret is null)
         {

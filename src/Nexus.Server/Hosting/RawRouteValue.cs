@@ -11,8 +11,15 @@ namespace Nexus.Server.Hosting;
 /// </summary>
 internal static class RawRouteValue
 {
-    /// <summary>The parameter <paramref name="name"/>, a whole path segment of the matched route, decoded once; null when there is none.</summary>
-    public static string? Get(HttpContext context, string name)
+    /// <summary>
+    /// The parameter <paramref name="name"/> (a whole path segment of the matched route, whose routed value is
+    /// <paramref name="routed"/>) decoded once from the raw target. When the raw target cannot be lined up with the
+    /// routed path (dot segments the server removed, an absolute-form target it could not read), the routed value
+    /// decoded once more, as before: right for every id without a "%25".
+    /// </summary>
+    public static string Get(HttpContext context, string name, string routed) => FromRaw(context, name, routed) ?? Uri.UnescapeDataString(routed);
+
+    private static string? FromRaw(HttpContext context, string name, string routed)
     {
         if (context.GetEndpoint() is not RouteEndpoint { RoutePattern: var pattern })
         {
@@ -31,12 +38,23 @@ internal static class RawRouteValue
         }
 
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
-        if (index < 0 || string.IsNullOrEmpty(raw) || raw[0] != '/')
+        if (index < 0 || string.IsNullOrEmpty(raw))
         {
             return null;
         }
 
+        // An absolute-form target (a request line "GET http://host/path", RFC 9112 §3.2.2): its path.
+        if (raw[0] != '/' && Uri.TryCreate(raw, UriKind.Absolute, out var absolute))
+        {
+            raw = absolute.GetComponents(UriComponents.Path | UriComponents.KeepDelimiter, UriFormat.UriEscaped);
+        }
+
         var path = raw.AsSpan();
+        if (path.IsEmpty || path[0] != '/')
+        {
+            return null;
+        }
+
         if (path.IndexOfAny('?', '#') is var end and >= 0)
         {
             path = path[..end];
@@ -45,6 +63,28 @@ internal static class RawRouteValue
         // The path base (a proxy's prefix) comes first in the raw target; it holds no encoded slash either.
         var skip = index + (context.Request.PathBase.HasValue ? context.Request.PathBase.Value!.Count(c => c == '/') : 0);
         var segments = path[1..].ToString().Split('/');
-        return skip < segments.Length ? Uri.UnescapeDataString(segments[skip]) : null;
+        if (skip >= segments.Length)
+        {
+            return null;
+        }
+
+        // Only when this is the segment routing read: decoded as the server decodes a path (all but %2F), it must be the
+        // routed value. Dot segments in the raw target, which the server removed before routing, shift the positions.
+        var segment = segments[skip];
+        return string.Equals(DecodeAsServer(segment), routed, StringComparison.Ordinal) ? Uri.UnescapeDataString(segment) : null;
+    }
+
+    /// <summary>A raw path segment decoded as the server decodes a path: every escape but an encoded slash, kept as sent.</summary>
+    private static string DecodeAsServer(string segment)
+    {
+        var decoded = new System.Text.StringBuilder(segment.Length);
+        var from = 0;
+        for (var at = segment.IndexOf("%2F", StringComparison.OrdinalIgnoreCase); at >= 0; at = segment.IndexOf("%2F", from, StringComparison.OrdinalIgnoreCase))
+        {
+            decoded.Append(Uri.UnescapeDataString(segment[from..at])).Append(segment, at, 3);
+            from = at + 3;
+        }
+
+        return decoded.Append(Uri.UnescapeDataString(segment[from..])).ToString();
     }
 }

@@ -32,6 +32,21 @@ public sealed class SeedCompatibilityTests(ServerFixture fixture) : IClassFixtur
         + (expiration is null ? "" : $"&expiration={expiration}");
 
     [Fact]
+    public async Task TwoResourcesAreInvalidTargetHereAsAtTheTokenEndpoint()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var code = await CodeFromSeedAuthorizeAsync(clientId);
+        var (status, body) = await ExchangeAsync("?" + Params(code, clientId, secret!) + "&resource=" + Uri.EscapeDataString(Server.Issuer),
+            new FormUrlEncodedContent(new Dictionary<string, string> { ["resource"] = Server.Issuer + "/mcp" }));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_request", body.GetProperty("error").GetString()); // one in the query, one in the body: repeated
+
+        var (twice, twiceBody) = await ExchangeAsync("?" + Params(code, clientId, secret!) + "&resource=" + Uri.EscapeDataString(Server.Issuer) + "&resource=" + Uri.EscapeDataString(Server.Issuer + "/mcp"));
+        Assert.Equal(HttpStatusCode.BadRequest, twice);
+        Assert.Equal("invalid_target", twiceBody.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task ExchangesWithParametersInTheQueryStringAndReturnsTheGuidesShape()
     {
         var (clientId, secret) = await RegisterApplicationAsync(Server);

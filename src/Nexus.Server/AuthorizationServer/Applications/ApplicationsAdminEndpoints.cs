@@ -67,7 +67,7 @@ internal static class ApplicationsAdminEndpoints
     }
 
     /// <summary>A metadata-document client's id is a URL, percent-encoded in the path: read as sent (Hosting/RawRouteValue).</summary>
-    private static string Id(HttpContext context, string clientId) => RawRouteValue.Get(context, "clientId") ?? clientId;
+    private static string Id(HttpContext context, string clientId) => RawRouteValue.Get(context, "clientId", clientId);
 
     private static async Task<Results<Ok<ApplicationResponse>, ProblemHttpResult>> GetAsync(HttpContext context, string clientId, ApplicationService applications, CancellationToken ct) =>
         await applications.FindAsync(Id(context, clientId), ct) is { } app ? TypedResults.Ok(ApplicationResponse.From(app)) : Problems.TypedNotFound("Application");
