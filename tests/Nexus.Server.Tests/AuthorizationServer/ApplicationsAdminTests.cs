@@ -1,11 +1,33 @@
 using System.Net;
 using Nexus.Server.Tests.Infrastructure;
+using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
 namespace Nexus.Server.Tests.AuthorizationServer;
 
 public sealed class ApplicationsAdminTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     private NexusTestServer Server => fixture.Server;
+
+    [Fact]
+    public async Task APathWithDotSegmentsActsOnTheApplicationItRoutesToNotOnTheSegmentItWrote()
+    {
+        // "/v1/admin/applications/A/../B" routes to B (the server removes dot segments before routing); the raw path
+        // still holds A where B's id sits in the route, which the client id read from the raw target must not take.
+        var (a, _) = await RegisterApplicationAsync(Server);
+        var (b, _) = await RegisterApplicationAsync(Server);
+        var uri = new Uri(Server.BaseUrl);
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(uri.Host, uri.Port, TestContext.Current.CancellationToken);
+        await using var stream = tcp.GetStream();
+        var request = $"DELETE /v1/admin/applications/{a}/../{b} HTTP/1.1\r\nHost: {uri.Authority}\r\nX-API-Key: {Server.ApiKey}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request), TestContext.Current.CancellationToken);
+        using var reader = new StreamReader(stream);
+        var statusLine = await reader.ReadLineAsync(TestContext.Current.CancellationToken);
+
+        Assert.StartsWith("HTTP/1.1 204", statusLine, StringComparison.Ordinal);
+        Assert.Equal("revoked", (await Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/applications/{b}")).GetProperty("status").GetString());
+        Assert.Equal("active", (await Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/applications/{a}")).GetProperty("status").GetString());
+    }
 
     [Fact]
     public async Task RegistersConfidentialApplicationWithTheGuidesFields()
