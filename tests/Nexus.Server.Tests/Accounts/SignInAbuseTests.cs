@@ -102,6 +102,75 @@ public sealed class SignInAbuseTests
         Assert.Equal(HttpStatusCode.Unauthorized, owner2.LastStatus);
     }
 
+    /// <summary>Holds every check of a password other than <see cref="Right"/> until released, counting those held.</summary>
+    private sealed class GatedHasher(string right) : IPasswordHasher<NexusUser>
+    {
+        private readonly PasswordHasher<NexusUser> inner = new();
+
+        public string Right => right;
+
+        public ManualResetEventSlim Gate { get; } = new();
+
+        /// <summary>Released once per check held.</summary>
+        public SemaphoreSlim Entered { get; } = new(0);
+
+        public string HashPassword(NexusUser user, string password) => inner.HashPassword(user, password);
+
+        public PasswordVerificationResult VerifyHashedPassword(NexusUser user, string hashedPassword, string providedPassword)
+        {
+            if (providedPassword != right)
+            {
+                Entered.Release();
+                Gate.Wait(TimeSpan.FromSeconds(60));
+            }
+
+            return inner.VerifyHashedPassword(user, hashedPassword, providedPassword);
+        }
+    }
+
+    [Fact]
+    public async Task WhileAsManyGuessesAsLockTheAccountAreBeingCheckedTheRightPasswordIsRefusedToo()
+    {
+        // Each attempt is counted before its check: five guesses in flight have used the account's five attempts, so a
+        // sixth is not checked at all, even with the right password (counted after the check, all six were checked and
+        // the right one signed in: guesses sent at once went past the lockout).
+        var hasher = new GatedHasher(Password);
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:FailedSignInLimit"] = "1000", services: s => s.AddSingleton<IPasswordHasher<NexusUser>>(hasher));
+        var email = NewEmail();
+        using (var owner = new Browser(server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        var guessers = new List<Browser>();
+        for (var i = 0; i < 5; i++)
+        {
+            var guesser = new Browser(server);
+            await guesser.NavigateAsync("/account/signin");
+            guessers.Add(guesser);
+        }
+
+        var guesses = guessers.Select((g, i) => g.SubmitAsync("/account/signin", new Dictionary<string, string> { ["email"] = email, ["password"] = "wrong " + i })).ToList();
+        try
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.True(await hasher.Entered.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken), $"{i} of the 5 guesses reached their check");
+            }
+
+            using var owner = new Browser(server);
+            await owner.SignInAsync(email, Password);
+            Assert.Equal(HttpStatusCode.Unauthorized, owner.LastStatus);
+        }
+        finally
+        {
+            hasher.Gate.Set();
+            await Task.WhenAll(guesses);
+            guessers.ForEach(g => g.Dispose());
+        }
+    }
+
     [Fact]
     public async Task GuessesSentAtOnceFromOneAddressStopAtTheAddressLimit()
     {
