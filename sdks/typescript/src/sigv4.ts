@@ -43,8 +43,8 @@ export interface SigV4Request {
 
 /**
  * What signing produced. `canonicalRequest` and `addedHeaders` hold the session token of temporary credentials
- * (`x-amz-security-token`): `util.inspect` (and so `console.log`), `JSON.stringify` and `String()` show only
- * `signedHeaders` and `signature`.
+ * (`x-amz-security-token`): `util.inspect` (and so `console.log`) and `String()` show only `signedHeaders` and
+ * `signature`; `JSON.stringify` leaves out the canonical request and shows the token's header as `[redacted]`.
  */
 export interface SigV4Result {
   canonicalRequest: string;
@@ -70,8 +70,15 @@ class SignedV4 implements SigV4Result {
     readonly addedHeaders: Array<[string, string]>,
   ) {}
 
-  toJSON(): Record<string, string> {
-    return { signedHeaders: this.signedHeaders, signature: this.signature };
+  /** Everything a request sent elsewhere needs, but the canonical request and the session token's value. */
+  toJSON(): Record<string, unknown> {
+    return {
+      authorization: this.authorization,
+      stringToSign: this.stringToSign,
+      signedHeaders: this.signedHeaders,
+      signature: this.signature,
+      addedHeaders: this.addedHeaders.map(([name, value]) => [name, name.toLowerCase() === "x-amz-security-token" ? "[redacted]" : value]),
+    };
   }
 
   toString(): string {
