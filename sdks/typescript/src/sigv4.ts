@@ -61,14 +61,30 @@ const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
 
 /** A SigV4Result whose text forms leave out the canonical request and the added headers (the session token). */
 class SignedV4 implements SigV4Result {
+  // Not own enumerable properties: a spread (`{...signed}`), Object.entries or a logger that walks an object's own
+  // fields does not reach the session token either.
+  readonly #canonicalRequest: string;
+  readonly #addedHeaders: Array<[string, string]>;
+
   constructor(
-    readonly canonicalRequest: string,
+    canonicalRequest: string,
     readonly stringToSign: string,
     readonly signature: string,
     readonly signedHeaders: string,
     readonly authorization: string,
-    readonly addedHeaders: Array<[string, string]>,
-  ) {}
+    addedHeaders: Array<[string, string]>,
+  ) {
+    this.#canonicalRequest = canonicalRequest;
+    this.#addedHeaders = addedHeaders;
+  }
+
+  get canonicalRequest(): string {
+    return this.#canonicalRequest;
+  }
+
+  get addedHeaders(): Array<[string, string]> {
+    return this.#addedHeaders;
+  }
 
   /** Everything a request sent elsewhere needs, but the canonical request and the session token's value. */
   toJSON(): Record<string, unknown> {

@@ -85,6 +85,7 @@ test("a SigV4 signing result never shows the session token its canonical request
     authorization: signed.authorization, stringToSign: signed.stringToSign, signedHeaders: signed.signedHeaders, signature: signed.signature,
     addedHeaders: signed.addedHeaders.map(([name, value]) => [name, name === "X-Amz-Security-Token" ? "[redacted]" : value]),
   });
+  assert.ok(!JSON.stringify(Object.entries({ ...signed })).includes(SECRETS.session), "a spread of the result holds the session token");
   assert.ok(signed.canonicalRequest.includes(SECRETS.session));
   assert.deepEqual(signed.addedHeaders.find(([name]) => name === "X-Amz-Security-Token"), ["X-Amz-Security-Token", SECRETS.session]);
 });
