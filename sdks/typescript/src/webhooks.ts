@@ -141,8 +141,12 @@ export async function verifyWebhook(secret: string, headers: HeaderSource, body:
       }
     }
   } catch (caught) {
-    // Web Crypto's own refusal (a DOMException: a key it cannot import, no HMAC in this runtime) is this error too.
-    throw new WebhookVerificationError("the signature could not be checked", { cause: caught });
+    // Web Crypto's own refusal (a DOMException: a key it cannot import, no HMAC in this runtime) is this error too;
+    // anything else (no Web Crypto at all, a bug) is thrown as it is, not taken for a bad delivery.
+    if (typeof DOMException !== "undefined" && caught instanceof DOMException) {
+      throw new WebhookVerificationError("the signature could not be checked", { cause: caught });
+    }
+    throw caught;
   }
   if (!valid) {
     throw new WebhookVerificationError("signature not valid");
