@@ -151,7 +151,7 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
             """
             UPDATE users SET email = @Email, normalized_email = @NormalizedEmail, email_confirmed = @EmailConfirmed, display_name = @DisplayName,
                 password_hash = @PasswordHash, security_stamp = @SecurityStamp, concurrency_stamp = @ConcurrencyStamp, lockout_enabled = @LockoutEnabled,
-                lockout_end = @LockoutEnd, access_failed_count = @AccessFailedCount, password_change_required = @PasswordChangeRequired
+                password_change_required = @PasswordChangeRequired
             WHERE id = @Id AND concurrency_stamp = @Expected
             """,
             WithExpected(user, expected), cancellationToken: ct));
@@ -252,18 +252,32 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
 
     public Task<DateTimeOffset?> GetLockoutEndDateAsync(NexusUser user, CancellationToken ct) => Task.FromResult(user.LockoutEnd);
 
-    public Task SetLockoutEndDateAsync(NexusUser user, DateTimeOffset? lockoutEnd, CancellationToken ct)
+    // The lockout columns (lockout_end, access_failed_count) are written here, each in a statement of its own, and never
+    // by UpdateAsync: an update made from an earlier read (a sign-out changing the security stamp, an upstream sign-in
+    // confirming the address) would otherwise put back the count and lockout it read, undoing attempts counted since
+    // (ReserveFailedPasswordAsync). For a user not stored yet (CreateAsync), the insert carries them.
+
+    public async Task SetLockoutEndDateAsync(NexusUser user, DateTimeOffset? lockoutEnd, CancellationToken ct)
     {
         user.LockoutEnd = lockoutEnd;
-        return Task.CompletedTask;
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE users SET lockout_end = @end WHERE id = @id",
+            new { id = user.Id, end = lockoutEnd?.ToUnixTimeMilliseconds() }, cancellationToken: ct));
     }
 
-    public Task<int> IncrementAccessFailedCountAsync(NexusUser user, CancellationToken ct) => Task.FromResult(++user.AccessFailedCount);
+    public async Task<int> IncrementAccessFailedCountAsync(NexusUser user, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        var counted = await connection.ExecuteScalarAsync<int?>(new CommandDefinition(
+            "UPDATE users SET access_failed_count = access_failed_count + 1 WHERE id = @id RETURNING access_failed_count", new { id = user.Id }, cancellationToken: ct));
+        return user.AccessFailedCount = counted ?? user.AccessFailedCount + 1;
+    }
 
-    public Task ResetAccessFailedCountAsync(NexusUser user, CancellationToken ct)
+    public async Task ResetAccessFailedCountAsync(NexusUser user, CancellationToken ct)
     {
         user.AccessFailedCount = 0;
-        return Task.CompletedTask;
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE users SET access_failed_count = 0 WHERE id = @id", new { id = user.Id }, cancellationToken: ct));
     }
 
     public Task<int> GetAccessFailedCountAsync(NexusUser user, CancellationToken ct) => Task.FromResult(user.AccessFailedCount);

@@ -172,6 +172,36 @@ public sealed class SignInAbuseTests
     }
 
     [Fact]
+    public async Task AnUpdateMadeFromAnEarlierReadOfTheAccountDoesNotLiftALockoutCountedSince()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:FailedSignInLimit"] = "1000");
+        var email = NewEmail();
+        using (var owner = new Browser(server))
+        {
+            await owner.SignUpAsync(email, Password);
+        }
+
+        // A sign-out (a new security stamp) reads the account, then guesses lock it, then the sign-out writes.
+        using var scope = server.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<NexusUser>>();
+        var earlier = (await users.FindByEmailAsync(email))!;
+        using (var guesser = new Browser(server))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await guesser.SignInAsync(email, "wrong " + i);
+            }
+        }
+
+        Assert.True((await users.UpdateSecurityStampAsync(earlier)).Succeeded);
+
+        // The write carried the count and lockout it read (none): the lockout stands.
+        var listed = await server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users");
+        Assert.Equal("locked_out", listed.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("email").GetString() == email).GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task GuessesSentAtOnceFromOneAddressStopAtTheAddressLimit()
     {
         var hasher = new CountingHasher();
