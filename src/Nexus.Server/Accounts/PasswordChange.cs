@@ -61,7 +61,17 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
             return (PasswordChangeOutcome.Throttled, [], retryAfter);
         }
 
-        var outcome = await ChangeAsync(context, userId, current, next, confirmation, address);
+        (PasswordChangeOutcome Outcome, IReadOnlyList<string> Errors, TimeSpan RetryAfter) outcome;
+        try
+        {
+            outcome = await ChangeAsync(context, userId, current, next, confirmation, address);
+        }
+        catch
+        {
+            limiter.Release(address, reservation);
+            throw;
+        }
+
         if (outcome.Outcome != PasswordChangeOutcome.WrongPassword)
         {
             limiter.Release(address, reservation);
@@ -127,8 +137,9 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
             return (PasswordChangeOutcome.Refused, result.Errors.Select(e => e.Description).ToList(), TimeSpan.Zero);
         }
 
-        await store.ClearFailedPasswordsAsync(user.Id, CancellationToken.None);
+        // Every other session ends first: the password has changed whatever happens next.
         sessions.Invalidate(user.Id);
+        await store.ClearFailedPasswordsAsync(user.Id, CancellationToken.None);
         // The old cookie carries the old stamp: this device gets a new session, every other one is signed out.
         await signIn.SignInAsync(user, isPersistent: false);
         return (PasswordChangeOutcome.Changed, [], TimeSpan.Zero);

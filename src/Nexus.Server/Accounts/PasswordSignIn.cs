@@ -34,6 +34,20 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
             return (PasswordSignInOutcome.Throttled, retryAfter);
         }
 
+        try
+        {
+            return await CheckAsync(address, reservation, email, password);
+        }
+        catch
+        {
+            // No answer about the password (the database failed): the attempt is not counted against the address.
+            limiter.Release(address, reservation);
+            throw;
+        }
+    }
+
+    private async Task<(PasswordSignInOutcome Outcome, TimeSpan RetryAfter)> CheckAsync(string address, long reservation, string email, string password)
+    {
         var user = email.Length > 254 ? null : await users.FindByEmailAsync(email);
         var lockout = signIn.Options.Lockout;
         var now = time.GetUtcNow();
