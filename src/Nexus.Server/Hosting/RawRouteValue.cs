@@ -62,8 +62,29 @@ internal static class RawRouteValue
 
         // The path base (a proxy's prefix) comes first in the raw target; it holds no encoded slash either.
         var skip = index + (context.Request.PathBase.HasValue ? context.Request.PathBase.Value!.Count(c => c == '/') : 0);
-        var segments = path[1..].ToString().Split('/');
-        if (skip >= segments.Length)
+        // RFC 3986 §5.2.4, as the server did before routing: "." and ".." segments (encoded dots included) removed, so
+        // that the positions are the routed path's ("/A/../B" routes to B, whose position "A" holds in the raw target).
+        var segments = new List<string>();
+        foreach (var part in path[1..].ToString().Split('/'))
+        {
+            switch (DecodeAsServer(part))
+            {
+                case ".":
+                    break;
+                case "..":
+                    if (segments.Count > 0)
+                    {
+                        segments.RemoveAt(segments.Count - 1);
+                    }
+
+                    break;
+                default:
+                    segments.Add(part);
+                    break;
+            }
+        }
+
+        if (skip >= segments.Count)
         {
             return null;
         }
