@@ -110,11 +110,9 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
 
         // Counted against the account before the current password is checked, as a sign-in is
         // (UserStore.ReserveFailedPasswordAsync): attempts sent at once cannot all be checked past the lockout.
-        var lockout = signIn.Options.Lockout;
-        var now = time.GetUtcNow();
-        if (!await store.ReserveFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None))
+        if (!await store.ReserveFailedPasswordAsync(user.Id, CancellationToken.None))
         {
-            return (PasswordChangeOutcome.Throttled, [], lockout.DefaultLockoutTimeSpan);
+            return (PasswordChangeOutcome.Throttled, [], signIn.Options.Lockout.DefaultLockoutTimeSpan);
         }
 
         var required = user.PasswordChangeRequired;

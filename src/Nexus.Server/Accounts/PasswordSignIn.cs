@@ -19,7 +19,7 @@ internal enum PasswordSignInOutcome
 /// time). Failures count per source address in <see cref="SignInLimiter"/> and per account in Identity's lockout.
 /// </summary>
 internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager<NexusUser> signIn, IPasswordHasher<NexusUser> hasher, SignInLimiter limiter,
-    UserStore store, TimeProvider time)
+    UserStore store)
 {
     private static readonly NexusUser Nobody = new() { Id = "usr_nobody" };
     private static string? dummyHash;
@@ -49,8 +49,6 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
     private async Task<(PasswordSignInOutcome Outcome, TimeSpan RetryAfter)> CheckAsync(string address, long reservation, string email, string password)
     {
         var user = email.Length > 254 ? null : await users.FindByEmailAsync(email);
-        var lockout = signIn.Options.Lockout;
-        var now = time.GetUtcNow();
         if (user?.PasswordHash is null)
         {
             // Spend what a real check spends, so the answer time does not tell whether the address has an account.
@@ -60,7 +58,7 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
         else if (await users.IsLockedOutAsync(user)
             // Counted as a failure before the check, atomically, so that attempts sent at once cannot all be checked
             // past the lockout (UserStore.ReserveFailedPasswordAsync); false when the account is locked meanwhile.
-            || !await store.ReserveFailedPasswordAsync(user.Id, lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan, now, CancellationToken.None))
+            || !await store.ReserveFailedPasswordAsync(user.Id, CancellationToken.None))
         {
             // Locked: answered like a wrong password, after the same work, and without touching the lockout.
             hasher.VerifyHashedPassword(user, user.PasswordHash, password);

@@ -10,7 +10,7 @@ namespace Nexus.Server.Accounts;
 /// users live in SQLite or PostgreSQL beside everything else and follow the same migrations. Identity keeps
 /// doing what it is good at: password hashing (PBKDF2), lockout, and security stamps.
 /// </summary>
-internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
+internal sealed class UserStore(NexusDatabase db, TimeProvider time, Microsoft.Extensions.Options.IOptions<IdentityOptions> identity) :
     IUserPasswordStore<NexusUser>, IUserEmailStore<NexusUser>, IUserLockoutStore<NexusUser>, IUserSecurityStampStore<NexusUser>,
     IUserLoginStore<NexusUser>
 {
@@ -102,21 +102,25 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
             disabled
                 ? "UPDATE users SET lockout_enabled = 1, lockout_end = @end, security_stamp = @stamp, concurrency_stamp = @concurrency WHERE id = @id"
                 : "UPDATE users SET lockout_end = NULL, access_failed_count = 0, concurrency_stamp = @concurrency WHERE id = @id",
-            new { id, end = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds(), stamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(20)), concurrency },
+            new { id, end = DisabledUntil, stamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(20)), concurrency },
             cancellationToken: ct)) == 1;
     }
 
     /// <summary>
     /// Counts a password attempt for the account as failed before the password is checked, in one write that reads
     /// nothing first: the count goes up by exactly one however many attempts arrive at once, and the write that reaches
-    /// <paramref name="maxFailures"/> locks the account until <paramref name="lockedUntil"/> and starts the count again.
+    /// Identity's MaxFailedAccessAttempts locks the account for its DefaultLockoutTimeSpan and starts the count again.
     /// False, with nothing written, when the account is locked or disabled (lockout_end in the future): the attempt
     /// must not be checked. Identity's own counting (AccessFailedAsync) counted after the check, on the copy each
     /// request read, and wrote it back compare-and-set: of attempts made together all were checked and one counted.
     /// <see cref="ClearFailedPasswordsAsync"/> takes the count back when the password was right.
     /// </summary>
-    public async Task<bool> ReserveFailedPasswordAsync(string id, int maxFailures, DateTimeOffset lockedUntil, DateTimeOffset now, CancellationToken ct)
+    public async Task<bool> ReserveFailedPasswordAsync(string id, CancellationToken ct)
     {
+        // Identity's lockout settings (LockoutOptions: 5 attempts, 15 minutes), on the server's clock.
+        var lockout = identity.Value.Lockout;
+        var now = time.GetUtcNow();
+        var (maxFailures, lockedUntil) = (lockout.MaxFailedAccessAttempts, now + lockout.DefaultLockoutTimeSpan);
         await using var connection = await db.OpenAsync(ct);
         return await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -138,8 +142,11 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time) :
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE users SET access_failed_count = 0, lockout_end = CASE WHEN lockout_end < @disabled THEN NULL ELSE lockout_end END WHERE id = @id",
-            new { id, disabled = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() }, cancellationToken: ct));
+            new { id, disabled = DisabledUntil }, cancellationToken: ct));
     }
+
+    /// <summary>lockout_end of a disabled account (SetDisabledAsync): locked to the end of time.</summary>
+    private static readonly long DisabledUntil = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
     public async Task<IdentityResult> UpdateAsync(NexusUser user, CancellationToken ct)
     {
