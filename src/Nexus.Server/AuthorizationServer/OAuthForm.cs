@@ -110,15 +110,24 @@ internal sealed class OAuthForm
     public static (OAuthForm? Form, string? Error) Merge(OAuthForm first, OAuthForm second)
     {
         var merged = new Dictionary<string, string>(first.values, StringComparer.Ordinal);
+        var severalResources = first.SeveralResources || second.SeveralResources;
         foreach (var (name, value) in second.values)
         {
             if (!merged.TryAdd(name, value))
             {
+                // RFC 8707 §2: resource may be repeated, wherever its copies are; as in Parse, a second distinct one is
+                // for the endpoint to refuse with invalid_target.
+                if (name == Resources.ResourceIndicators.Parameter)
+                {
+                    severalResources |= merged[name] != value;
+                    continue;
+                }
+
                 return (null, $"The parameter '{Printable(name)}' is repeated.");
             }
         }
 
-        return (new OAuthForm(merged) { SeveralResources = first.SeveralResources || second.SeveralResources }, null);
+        return (new OAuthForm(merged) { SeveralResources = severalResources }, null);
     }
 
     public static (OAuthForm? Form, string? Error) Parse(ReadOnlySpan<byte> body)

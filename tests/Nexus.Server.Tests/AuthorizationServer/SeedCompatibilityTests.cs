@@ -39,11 +39,17 @@ public sealed class SeedCompatibilityTests(ServerFixture fixture) : IClassFixtur
         var (status, body) = await ExchangeAsync("?" + Params(code, clientId, secret!) + "&resource=" + Uri.EscapeDataString(Server.Issuer),
             new FormUrlEncodedContent(new Dictionary<string, string> { ["resource"] = Server.Issuer + "/mcp" }));
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal("invalid_request", body.GetProperty("error").GetString()); // one in the query, one in the body: repeated
+        Assert.Equal("invalid_target", body.GetProperty("error").GetString()); // one in the query, one in the body
 
         var (twice, twiceBody) = await ExchangeAsync("?" + Params(code, clientId, secret!) + "&resource=" + Uri.EscapeDataString(Server.Issuer) + "&resource=" + Uri.EscapeDataString(Server.Issuer + "/mcp"));
         Assert.Equal(HttpStatusCode.BadRequest, twice);
         Assert.Equal("invalid_target", twiceBody.GetProperty("error").GetString());
+
+        // The same resource in both places is one resource; the code was not spent by the refusals above.
+        var (same, sameBody) = await ExchangeAsync("?" + Params(code, clientId, secret!) + "&resource=" + Uri.EscapeDataString(Server.Issuer),
+            new FormUrlEncodedContent(new Dictionary<string, string> { ["resource"] = Server.Issuer }));
+        Assert.Equal(HttpStatusCode.OK, same);
+        Assert.Equal(HttpStatusCode.OK, await MeStatusAsync(Server, sameBody.GetProperty("access_token").GetString()!));
     }
 
     [Fact]
