@@ -80,7 +80,9 @@ internal sealed class PersonalConsent(NexusDatabase db)
         {
             (Verdict.SignInFirst or Verdict.PasswordChangeFirst) and var verdict when HttpMethods.IsGet(context.Request.Method) && DetourUrl(context, verdict) is { } detour =>
                 Results.Redirect(detour),
-            Verdict.SignInFirst or Verdict.PasswordChangeFirst => Hosting.Html.Error(context, "Sign in to connect", "Sign in to Nexus as the person who started this connection, then open its link again.",
+            Verdict.SignInFirst => Hosting.Html.Error(context, "Sign in to connect", "Sign in to Nexus as the person who started this connection, then open its link again.",
+                StatusCodes.Status403Forbidden),
+            Verdict.PasswordChangeFirst => Hosting.Html.Error(context, "Change your password to connect", "Replace your temporary password first (Nexus asks for it when you open any page), then open this connection's link again.",
                 StatusCodes.Status403Forbidden),
             Verdict.AnotherPerson => Hosting.Html.Error(context, "This connection is not yours", AnotherPersonMessage, StatusCodes.Status403Forbidden),
             _ => null,

@@ -105,6 +105,21 @@ public sealed class PersonalConsentTests(BrokerFixture shared) : IClassFixture<B
         var landed = await browser.NavigateAsync(callback);
         Assert.Equal("/account/password", landed.AbsolutePath);
         Assert.Equal(ConnectionStatus.Pending, (await ConnectionAsync(connectionId)).Status);
+
+        // A credential form posted from that session (its form token from the password change page) is refused, and
+        // the page says what to do: change the password, not sign in.
+        var basic = "basic-" + Guid.NewGuid().ToString("N")[..8];
+        await shared.Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new { name = basic, auth_mode = "basic_auth", api_base_url = shared.Fake.BaseUrl + "/api" },
+            HttpStatusCode.Created);
+        var (formUrl, formConnection) = await shared.Kit.RequestAsync(basic, workspace: id);
+        var token = Browser.Forms(browser.LastPage).First(f => f.Hidden.ContainsKey("__csrf")).Hidden["__csrf"];
+        await browser.PostAsync("/connect/credentials", new Dictionary<string, string>
+        {
+            ["__csrf"] = token, ["state"] = Browser.Query(new Uri(formUrl))["state"], ["username"] = "someone", ["password"] = "planted",
+        });
+        Assert.Equal(HttpStatusCode.Forbidden, browser.LastStatus);
+        Assert.Contains("Change your password to connect", browser.LastPage, StringComparison.Ordinal);
+        Assert.Equal(ConnectionStatus.Pending, (await ConnectionAsync(formConnection)).Status);
     }
 
     [Fact]
