@@ -26,7 +26,12 @@ internal static class BridgeConnection
     /// answer (or a problem) to the context's response. The caller has already decided that it may use the connection:
     /// the gateway routes (<see cref="BridgeEndpoints"/>) by API key, the MCP <c>call_api</c> tool by the person the token speaks for.
     /// </summary>
-    public static async Task ForwardAsync(HttpContext context, Connection connection, string rawPath)
+    /// <param name="stepUp">
+    /// Whether an MCP server's 403 insufficient_scope starts a step-up (a new consent round for the person, or a new
+    /// client_credentials grant); false passes the 403 on as it came, for a caller that would not show the step-up's
+    /// link (listing a person's MCP servers: a round started there would only replace the link they were given).
+    /// </param>
+    public static async Task ForwardAsync(HttpContext context, Connection connection, string rawPath, bool stepUp = true)
     {
         var services = context.RequestServices;
         var ct = context.RequestAborted;
@@ -96,10 +101,10 @@ internal static class BridgeConnection
         }
 
         var refresh = credential is UpstreamCredential.Bearer ? services.GetService<IBridgeTokenRefresher>() : null;
-        var stepUp = provider!.AuthMode == AuthModes.McpOAuth2 ? services.GetRequiredService<RemoteMcp.McpStepUp>() : null;
+        var stepUps = stepUp && provider!.AuthMode == AuthModes.McpOAuth2 ? services.GetRequiredService<RemoteMcp.McpStepUp>() : null;
         var target = new BridgeTarget(apiBaseUri, credential, refresh is null ? null : async token =>
-            await refresh.RefreshAsync(connection.Id, token) is { } fresh ? ((UpstreamCredential.Bearer)credential) with { AccessToken = fresh } : null,
-            stepUp is null ? null : (scope, canResend, token) => stepUp.StartAsync(connection, provider, scope, canResend, token));
+            await refresh.RefreshAsync(connection.Id, ((UpstreamCredential.Bearer)credential).AccessToken, token) is { } fresh ? ((UpstreamCredential.Bearer)credential) with { AccessToken = fresh } : null,
+            stepUps is null ? null : (scope, canResend, token) => stepUps.StartAsync(connection, provider!, scope, canResend, token));
 
         await services.GetRequiredService<BridgeForwarder>().ForwardAsync(context, target, rawPath);
     }

@@ -108,7 +108,9 @@ internal static class BridgeEndpoints
 /// <summary>How the Bridge obtains a fresh access token after a provider answered 401.</summary>
 internal interface IBridgeTokenRefresher
 {
-    Task<string?> RefreshAsync(string connectionId, CancellationToken ct);
+    /// <param name="rejected">The access token the provider refused: when the connection holds another one by now (a
+    /// refresh made after that token was read), that one is the answer, and nothing is refreshed again.</param>
+    Task<string?> RefreshAsync(string connectionId, string rejected, CancellationToken ct);
 }
 
 internal static class BridgeExtensions

@@ -39,9 +39,16 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         var key = person + "\n" + provider;
         Connection? loaded = null;
         var id = await activeIds.GetAsync(key, async _ => (loaded = await find())?.Status == ConnectionStatus.Active ? loaded.Id : null);
-        if (loaded is not null || id is null)
+        if (loaded is not null)
         {
             return loaded;
+        }
+
+        if (id is null)
+        {
+            // Another call's lookup, shared, found no active connection: the full lookup gives this call the newest one
+            // too (attention_required, failed), not "not connected".
+            return await find();
         }
 
         if (await store.FindCachedAsync(id, ct) is { Status: ConnectionStatus.Active } cached
@@ -55,7 +62,7 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
     }
 
     public async Task<ApiAnswer> SendAsync(Connection connection, string method, string path, IEnumerable<KeyValuePair<string, string?>>? query,
-        IReadOnlyDictionary<string, string>? headers, byte[]? body, string? contentType, CancellationToken ct)
+        IReadOnlyDictionary<string, string>? headers, byte[]? body, string? contentType, CancellationToken ct, bool stepUp = true)
     {
         await using var scope = services.CreateAsyncScope();
         var capture = new CappedStream(MaxBodyBytes);
@@ -88,7 +95,7 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
             }
         }
 
-        await BridgeConnection.ForwardAsync(context, connection, path);
+        await BridgeConnection.ForwardAsync(context, connection, path, stepUp);
 
         var response = context.Response;
         var answerHeaders = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);

@@ -17,13 +17,14 @@ internal sealed record RemoteMcpAnswer(JsonElement? Message, int Status, JsonEle
 /// answered with the step-up problem. Each call is a short session: initialize, notifications/initialized, the request,
 /// and a DELETE of the session when the server made one (MCP transports, Session Management).
 /// </summary>
-internal sealed class McpRemoteCalls(McpApiCalls api)
+internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store)
 {
     private const string ProtocolVersion = "2025-11-25";
 
-    public async Task<RemoteMcpAnswer> RequestAsync(Connection connection, string method, object? parameters, CancellationToken ct)
+    /// <param name="stepUp">Whether a 403 insufficient_scope starts a step-up (BridgeConnection.ForwardAsync): not for a listing.</param>
+    public async Task<RemoteMcpAnswer> RequestAsync(Connection connection, string method, object? parameters, CancellationToken ct, bool stepUp = true)
     {
-        var initialize = await SendAsync(connection, null, ProtocolVersion, new
+        var initialize = await SendAsync(connection, null, ProtocolVersion, stepUp, new
         {
             jsonrpc = "2.0",
             id = 1,
@@ -36,22 +37,34 @@ internal sealed class McpRemoteCalls(McpApiCalls api)
         }
 
         var session = initialize.Session;
-        var version = initResult.TryGetProperty("protocolVersion", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : ProtocolVersion;
-        await SendAsync(connection, session, version, new { jsonrpc = "2.0", method = "notifications/initialized" }, ct);
-        var answer = await SendAsync(connection, session, version, new { jsonrpc = "2.0", id = 2, method, @params = parameters }, ct);
+        var version = initResult.ValueKind == JsonValueKind.Object && initResult.TryGetProperty("protocolVersion", out var v) && v.ValueKind == JsonValueKind.String
+            ? v.GetString()!
+            : ProtocolVersion;
+        connection = await LatestAsync(connection, ct);
+        // The notification's and the DELETE's answers are not read: a step-up started by them would count a round and
+        // make a link nobody is given.
+        await SendAsync(connection, session, version, stepUp: false, new { jsonrpc = "2.0", method = "notifications/initialized" }, ct);
+        var answer = await SendAsync(connection, session, version, stepUp, new { jsonrpc = "2.0", id = 2, method, @params = parameters }, ct);
         if (session is not null)
         {
-            await api.SendAsync(connection, "DELETE", "", null, Headers(session, version), null, null, ct);
+            await api.SendAsync(await LatestAsync(connection, ct), "DELETE", "", null, Headers(session, version), null, null, ct, stepUp: false);
         }
 
         return answer.Answer;
     }
 
-    private async Task<(RemoteMcpAnswer Answer, string? Session)> SendAsync(Connection connection, string? session, string version, object message, CancellationToken ct)
+    /// <summary>
+    /// The connection as it is now (read through the connection cache, which a refresh on this instance clears): when
+    /// the initialize request was answered 401 and the Bridge refreshed the token, the requests after it carry the new one.
+    /// </summary>
+    private async Task<Connection> LatestAsync(Connection connection, CancellationToken ct) =>
+        await store.FindCachedAsync(connection.Id, ct) is { Status: ConnectionStatus.Active } latest ? latest : connection;
+
+    private async Task<(RemoteMcpAnswer Answer, string? Session)> SendAsync(Connection connection, string? session, string version, bool stepUp, object message, CancellationToken ct)
     {
         var body = JsonSerializer.SerializeToUtf8Bytes(message);
         // "" is the MCP endpoint itself (the provider's API base URL is the server's URL).
-        var raw = await api.SendAsync(connection, "POST", "", null, Headers(session, version), body, "application/json", ct);
+        var raw = await api.SendAsync(connection, "POST", "", null, Headers(session, version), body, "application/json", ct, stepUp);
         var newSession = raw.Headers.TryGetValue("Mcp-Session-Id", out var s) && s.Length > 0 ? s : session;
         if (raw.Status is < 200 or >= 300)
         {
@@ -117,7 +130,7 @@ internal sealed class McpRemoteCalls(McpApiCalls api)
                 if (trimmed.Length == 0 && data.Length > 0)
                 {
                     var message = JsonDocument.Parse(data.ToString()).RootElement;
-                    if (message.TryGetProperty("result", out _) || message.TryGetProperty("error", out _))
+                    if (message.ValueKind == JsonValueKind.Object && (message.TryGetProperty("result", out _) || message.TryGetProperty("error", out _)))
                     {
                         return message.Clone();
                     }

@@ -104,13 +104,19 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
             return await UnknownServiceAsync(service, ct);
         }
 
-        if (permissions is not null && (permissions.Length > 100 || permissions.Any(s => s is null || !ScopeSyntax.IsValidToken(s))))
+        if (InvalidScopes(permissions, "invalid_permissions", "Each permission") is { } invalid)
         {
-            return Error("invalid_permissions", "Each permission is a scope name without spaces or quotes (RFC 6749 §3.3), at most 100.");
+            return invalid;
         }
 
         return await ConnectLinkAsync(request, person, provider, permissions, null, ct);
     }
+
+    /// <summary>Scopes a tool was given, checked before they reach a connect link (RFC 6749 §3.3 scope-token); null when valid.</summary>
+    private static CallToolResult? InvalidScopes(string[]? scopes, string code, string each) =>
+        scopes is not null && (scopes.Length > 100 || scopes.Any(s => s is null || !ScopeSyntax.IsValidToken(s)))
+            ? Error(code, $"{each} is a scope name without spaces or quotes (RFC 6749 §3.3), at most 100.")
+            : null;
 
     /// <summary>connect_service's answer: a consent link, shown by URL elicitation where the client can, else returned (with <paramref name="registered"/> when add_mcp_server just added the service).</summary>
     private async Task<CallToolResult> ConnectLinkAsync(RequestContext<CallToolRequestParams> request, string person, Provider provider, string[]? permissions, object? registered,
@@ -159,6 +165,12 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
         {
             return Error("administrator_required",
                 $"Only a Nexus site administrator can add an MCP server. Ask an administrator to add {url} (Site management › Providers › Add an MCP server by its URL); the person can then connect it with connect_service.");
+        }
+
+        // Checked here for both ways on: a server added before gets a link at once, without the registration's checks.
+        if (InvalidScopes(scopes, "invalid_arguments", "scopes: each") is { } invalid)
+        {
+            return invalid;
         }
 
         var trimmed = url.Trim();
@@ -332,19 +344,36 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
                 continue;
             }
 
-            var (_, answer, instead) = await SendThroughAsync(person, provider, connection, c => remote.RequestAsync(c, "tools/list", new { }, ct), a => a.Status, ct);
+            // A listing never starts a step-up (its answer has no place for the link, and a round started here would replace
+            // the one a call_remote_tool gave the person); listing every server reconnects no machine-to-machine server either.
+            var (_, answer, instead) = await SendThroughAsync(person, provider, connection, c => remote.RequestAsync(c, "tools/list", new { }, ct, stepUp: false), a => a.Status,
+                ct, reconnect: service is not null);
             if (instead is not null)
             {
-                return instead;
+                if (service is not null)
+                {
+                    return instead;
+                }
+
+                // One server's trouble never hides the others'.
+                listed.Add(new { service = provider.Name, name = provider.DisplayName, error = "Not connected: list this service alone for what to do." });
+                continue;
             }
 
-            if (answer!.Message is { } message && message.TryGetProperty("result", out var result) && result.TryGetProperty("tools", out var tools))
+            if (answer!.Message is { } message && Member(message, "result", out var result) && Member(result, "tools", out var tools) && tools.ValueKind == JsonValueKind.Array)
             {
                 listed.Add(new { service = provider.Name, name = provider.DisplayName, tools });
             }
             else
             {
-                listed.Add(new { service = provider.Name, name = provider.DisplayName, error = RemoteError(answer) });
+                listed.Add(new
+                {
+                    service = provider.Name,
+                    name = provider.DisplayName,
+                    error = answer.Status == StatusCodes.Status403Forbidden && answer.Problem is null
+                        ? "The MCP server refused to list its tools (HTTP 403): the connection may lack a permission the server wants. Calling one of its tools with call_remote_tool asks the person for it."
+                        : RemoteError(answer),
+                });
             }
         }
 
@@ -405,9 +434,9 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
             return AuthorizationRequired(person, provider, after);
         }
 
-        if (answer.Message is { } message && message.TryGetProperty("result", out var result))
+        if (answer.Message is { } message && Member(message, "result", out var result) && result.ValueKind == JsonValueKind.Object)
         {
-            var isError = result.TryGetProperty("isError", out var e) && e.ValueKind == JsonValueKind.True;
+            var isError = Member(result, "isError", out var e) && e.ValueKind == JsonValueKind.True;
             return Result(new { service = provider.Name, tool, result }, isError);
         }
 
@@ -426,10 +455,11 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
     /// way refused too: 401 or 409 with the connection no longer active) is reconnected once and the request sent once
     /// more; a reconnect that fails is said plainly (reconnect_failed, no link).
     /// </summary>
+    /// <param name="reconnect">False to leave a machine-to-machine connection as it is (listing every server).</param>
     private async Task<(Connection? Connection, T? Answer, CallToolResult? Instead)> SendThroughAsync<T>(string person, Provider provider, Connection? connection,
-        Func<Connection, Task<T>> send, Func<T, int> status, CancellationToken ct) where T : class
+        Func<Connection, Task<T>> send, Func<T, int> status, CancellationToken ct, bool reconnect = true) where T : class
     {
-        var machine = provider.Config.Mcp?.IsClientCredentials == true;
+        var machine = reconnect && provider.Config.Mcp?.IsClientCredentials == true;
         var reconnected = false;
         if (machine && connection is { Status: not Connections.ConnectionStatus.Active } notActive)
         {
@@ -495,8 +525,17 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
         }
     }
 
+    /// <summary>A member of a JSON object; false for any other kind of value (a remote server's answer may be any JSON).</summary>
+    private static bool Member(JsonElement element, string name, out JsonElement value)
+    {
+        value = default;
+        return element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out value);
+    }
+
     private static string RemoteError(RemoteMcpAnswer answer) =>
-        answer.Message is { } m && m.TryGetProperty("error", out var e) && e.TryGetProperty("message", out var text) ? $"The MCP server answered: {text.GetString()}"
+        answer.Message is { } m && Member(m, "error", out var e) && Member(e, "message", out var text) && text.ValueKind == JsonValueKind.String
+            ? $"The MCP server answered: {text.GetString()}"
+        : answer.Message is not null ? "The MCP server's answer is not a JSON-RPC result or error."
         : answer.Problem is { } p && p.TryGetProperty("detail", out var detail) ? detail.GetString() ?? "The MCP server could not be reached."
         : answer.Detail ?? "The MCP server gave no answer.";
 

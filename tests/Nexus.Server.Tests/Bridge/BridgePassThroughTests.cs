@@ -216,7 +216,7 @@ public sealed class BridgeUnexpectedErrorTests(BridgeUnexpectedErrorTests.Broken
 
     private sealed class BrokenRefresher : Nexus.Server.Bridge.IBridgeTokenRefresher
     {
-        public Task<string?> RefreshAsync(string connectionId, CancellationToken ct) => throw new InvalidOperationException("refresher-broke-on-purpose");
+        public Task<string?> RefreshAsync(string connectionId, string rejected, CancellationToken ct) => throw new InvalidOperationException("refresher-broke-on-purpose");
     }
 
     [Fact]

@@ -74,6 +74,15 @@ public sealed class AddMcpServerTests(AddMcpServerTests.Fixture fixture) : IClas
         Assert.True(again.GetProperty("registered").GetProperty("already_added").GetBoolean());
         Assert.Single(await ProvidersForAsync(url));
 
+        // Scopes that are not scope tokens are refused on that way too, before any link is made.
+        foreach (var bad in new[] { "a b", "tools\nmore" })
+        {
+            var refused = await client.CallToolAsync(NexusTools.AddMcpServer, new Dictionary<string, object?> { ["url"] = url, ["scopes"] = new[] { bad } }, cancellationToken: Ct);
+            Assert.True(refused.IsError);
+            Assert.Equal("invalid_arguments", McpFixture.Structured(refused).GetProperty("error").GetString());
+            Assert.Contains("scopes", McpFixture.Structured(refused).GetProperty("message").GetString(), StringComparison.Ordinal);
+        }
+
         // A chosen name and scopes are used as given.
         var other = fixture.Remote.ServeProtected("/" + Guid.NewGuid().ToString("N")[..8]);
         var named = McpFixture.Structured(await client.CallToolAsync(NexusTools.AddMcpServer,

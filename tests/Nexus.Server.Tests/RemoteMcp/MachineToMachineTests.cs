@@ -176,6 +176,12 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             await context.Response.WriteAsJsonAsync(new { access_token = token, token_type = "Bearer", expires_in = 3600 });
         }
 
+        /// <summary>When set, tools/list needs this scope too (403 insufficient_scope naming it without).</summary>
+        public string? ListScope { get; set; }
+
+        /// <summary>When set, tools/list is answered with this body as it is (content type: SSE when it starts with "data:").</summary>
+        public string? ListBody { get; set; }
+
         /// <summary>The MCP server stops accepting every token issued so far (as after its authorization server's keys rotated).</summary>
         public void ForgetTokens() => issued.Clear();
 
@@ -218,8 +224,30 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
                 return;
             }
 
-            var id = message.RootElement.GetProperty("id").GetInt32();
-            object result = message.RootElement.GetProperty("method").GetString() switch
+            var method = message.RootElement.GetProperty("method").GetString();
+            if (method == "tools/list" && ListScope is { } listScope && !scopes.Contains(listScope))
+            {
+                context.Response.StatusCode = 403;
+                context.Response.Headers.WWWAuthenticate =
+                    $"Bearer error=\"insufficient_scope\", scope=\"{listScope}\", resource_metadata=\"{Server.BaseUrl}/.well-known/oauth-protected-resource/mcp\"";
+                return;
+            }
+
+            if (method == "tools/list" && ListBody is { } listBody)
+            {
+                context.Response.ContentType = listBody.StartsWith("data:", StringComparison.Ordinal) ? "text/event-stream" : "application/json";
+                await context.Response.WriteAsync(listBody);
+                return;
+            }
+
+            if (!message.RootElement.TryGetProperty("id", out var idElement))
+            {
+                context.Response.StatusCode = 202; // a notification (MCP transports: 202 Accepted, no body)
+                return;
+            }
+
+            var id = idElement.GetInt32();
+            object result = method switch
             {
                 "tools/list" => new { tools = new[] { new { name = "echo_token", inputSchema = new { type = "object" } } } },
                 _ => new { content = new[] { new { type = "text", text = auth[7..] } } },
@@ -982,6 +1010,70 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             Assert.Empty(fixture.Outages);
             Assert.Equal(grants + 1, fixture.Grants.Count);
             Assert.Equal("active", (await ConnectionAsync(connectionId)).GetProperty("status").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task ACallRemoteToolWhoseTokenTheServerStoppedAcceptingGetsOneNewTokenNotOnePerRequestOfItsSession()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        await ConnectAsync(name, ["reports:read"], workspace: userId);
+        await using var client = await AssistantAsync(userId);
+
+        // initialize is refused and the Bridge gets a new token; the notification and the call that follow in the same
+        // short session carry the new one (they were sent with the row read before, each getting a grant of its own).
+        fixture.ForgetTokens();
+        var grants = fixture.Grants.Count;
+        var called = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = name, ["tool"] = "echo_token" }, cancellationToken: Ct);
+        Assert.True(called.IsError != true, McpFixture.Structured(called).ToString());
+        Assert.Equal(grants + 1, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task ListingTheToolsStartsNoStepUpAndAServersTroubleIsItsOwnEntry()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        var connectionId = await ConnectAsync(name, ["reports:read"], workspace: userId);
+        await using var client = await AssistantAsync(userId);
+        var grants = fixture.Grants.Count;
+        try
+        {
+            // The server wants more scope for tools/list: the listing says so for that server, and asks nobody for anything
+            // (a step-up here would count one of the operation's rounds and make a link nobody is given).
+            fixture.ListScope = "reports:write";
+            foreach (var arguments in new[] { new Dictionary<string, object?>(), new Dictionary<string, object?> { ["service"] = name } })
+            {
+                var listed = await client.CallToolAsync("list_remote_tools", arguments, cancellationToken: Ct);
+                var server = McpFixture.Structured(listed).GetProperty("servers").EnumerateArray().Single(s => s.GetProperty("service").GetString() == name);
+                Assert.Contains("HTTP 403", server.GetProperty("error").GetString(), StringComparison.Ordinal);
+            }
+
+            Assert.Equal(grants, fixture.Grants.Count);
+            var connection = await ConnectionAsync(connectionId);
+            Assert.Equal(("active", "reports:read"), (connection.GetProperty("status").GetString(), string.Join(" ", Scopes(connection))));
+
+            // An answer that is JSON but not MCP's is that server's error in the listing, not a failure of the tool.
+            fixture.ListScope = null;
+            foreach (var odd in new[] { "data: \"x\"\n\n", """{"jsonrpc":"2.0","id":2,"result":null}""", """{"jsonrpc":"2.0","id":2,"result":{"tools":"none"}}""",
+                """{"jsonrpc":"2.0","id":2,"error":"x"}""", """{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":7}}""" })
+            {
+                fixture.ListBody = odd;
+                var listed = await client.CallToolAsync("list_remote_tools", new Dictionary<string, object?>(), cancellationToken: Ct);
+                var answer = McpFixture.Structured(listed);
+                Assert.True(listed.IsError != true, answer.ToString());
+                var server = answer.GetProperty("servers").EnumerateArray().Single(s => s.GetProperty("service").GetString() == name);
+                Assert.False(server.TryGetProperty("tools", out var _), odd);
+                Assert.StartsWith("The MCP server", server.GetProperty("error").GetString(), StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            fixture.ListScope = null;
+            fixture.ListBody = null;
         }
     }
 
