@@ -110,6 +110,9 @@ public sealed class RotatingProvider : IAsyncDisposable
     /// <summary>When set, a code exchange answers 200 with the start of a JSON body and then sends nothing more until Nexus gives up.</summary>
     public bool StallCodeExchangeBody { get; set; }
 
+    /// <summary>When set, a refresh answers 200 with the start of a JSON body (after issuing its tokens) and then sends nothing more until Nexus gives up.</summary>
+    public bool StallRefreshBody { get; set; }
+
     /// <summary>When set, a refresh's answer waits here after its tokens were issued (rotated: the presented refresh token is used up).</summary>
     public Gate? RefreshGate { get; set; }
 
@@ -282,6 +285,23 @@ public sealed class RotatingProvider : IAsyncDisposable
             if (RefreshGate is { } refreshGate)
             {
                 await refreshGate.PassAsync(context.RequestAborted);
+            }
+
+            if (StallRefreshBody)
+            {
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync("{\"access_token\":\"", context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                try
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Nexus gave up: what the test is about.
+                }
+
+                return Results.Empty;
             }
 
             return answer;

@@ -144,10 +144,16 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
 
         try
         {
-            using var response = await httpFactory.CreateClient(UpstreamPolicy.HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            var http = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
             var status = (int)response.StatusCode;
             var retryAfter = RetryAfter(response, time.GetUtcNow());
-            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, ct);
+            // HttpClient.Timeout bounded the wait for the headers only: the body gets the same bound (as the code exchange's
+            // in ProviderClient), or a provider that sends its headers and then stalls would hold this refresh, the
+            // connection's single flight, its database lock on PostgreSQL and every read waiting on it, for ever.
+            using var bodyTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            bodyTimeout.CancelAfter(http.Timeout);
+            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, bodyTimeout.Token);
             if (body is null)
             {
                 return RefreshAttempt.Failure(RefreshFailureKind.Transient, "invalid_token_response", "The provider's token response is too large.", retryAfter);
@@ -173,7 +179,7 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             logger.LogInformation("Refresh with provider {Provider} failed: {Error}", provider.Name, e.HttpRequestError);
             return RefreshAttempt.Failure(RefreshFailureKind.Transient, "provider_unreachable", $"The provider's token endpoint could not be reached ({e.HttpRequestError}).");
         }
-        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             logger.LogInformation("Refresh with provider {Provider} timed out", provider.Name);
             return RefreshAttempt.Failure(RefreshFailureKind.Transient, "provider_timeout", "The provider's token endpoint did not answer within Nexus:UpstreamTimeoutSeconds.");

@@ -174,6 +174,23 @@ public sealed class RefreshFailureTests
     }
 
     [Fact]
+    public async Task ARefreshAnswerThatStopsHalfWayFailsWithinTheUpstreamTimeoutInsteadOfHoldingTheConnection()
+    {
+        // HttpClient.Timeout covers the headers only; the body of the refresh answer gets the same bound.
+        await using var scene = await RefreshScene.StartAsync(configure: s => s["Nexus:UpstreamTimeoutSeconds"] = "2");
+        var id = await scene.Kit.ConnectAsync(scene.Provider);
+        scene.Upstream.StallRefreshBody = true;
+        scene.Server.Time.Advance(TimeSpan.FromSeconds(3601));
+
+        // Unbounded, the read would wait on the refresh for ever (and every later read would join it): the bound here
+        // only keeps a failing run from hanging.
+        var (status, _, problem) = await scene.Kit.ReadAsync(id).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Equal("provider_timeout", problem.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await scene.Kit.ReadAsync(id).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken)).Status);
+    }
+
+    [Fact]
     public async Task AnExpiredTokenWithoutARefreshTokenNeedsTheUserAgain()
     {
         await using var scene = await RefreshScene.StartAsync();
