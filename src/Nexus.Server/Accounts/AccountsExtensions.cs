@@ -74,7 +74,13 @@ internal static class AccountsExtensions
         services.AddSingleton<IConfigureOptions<KeyManagementOptions>>(sp => new ConfigureOptions<KeyManagementOptions>(o =>
             o.XmlRepository = sp.GetRequiredService<DataProtectionKeyRepository>()));
         services.AddSingleton<UpstreamSignIn>();
-        services.AddHttpClient(UpstreamSignIn.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
+        // Discovery, JWKS and the token answer are small: a megabyte is far beyond any, and a larger answer is refused
+        // (HttpRequestException) instead of being buffered whole.
+        services.AddHttpClient(UpstreamSignIn.HttpClientName, c =>
+        {
+            c.Timeout = TimeSpan.FromSeconds(10);
+            c.MaxResponseContentBufferSize = 1024 * 1024;
+        });
         services.AddAccountsCommands();
         // The page header's link to site management, for site administrators only.
         services.AddSingleton(new NavigationLink(90, "/admin", "⚙ Site management", Class: "gear", Label: "Site management", ShownTo: SystemAdmin.IsSystemAdmin));

@@ -17,7 +17,7 @@ namespace Nexus.Server.Accounts;
 /// has that address confirmed (or is the one signed in now); an unknown verified address gets a new account while
 /// sign-up is open, and is refused while it is closed.
 /// </summary>
-internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory http, IDataProtectionProvider protection, TimeProvider time)
+internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory http, IDataProtectionProvider protection, TimeProvider time, ILogger<UpstreamSignIn> logger)
 {
     public const string StartPath = "/account/external/start";
     public const string CallbackPath = "/account/external/callback";
@@ -67,7 +67,16 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             return Error(context, "Not available", "Sign-in through an upstream provider is not configured.", StatusCodes.Status404NotFound);
         }
 
-        var (metadata, _) = await DiscoverAsync(context.RequestAborted);
+        JsonElement metadata;
+        try
+        {
+            (metadata, _) = await DiscoverAsync(context.RequestAborted);
+        }
+        catch (Exception e) when (IsUpstreamFailure(e, context.RequestAborted))
+        {
+            return Unavailable(context, e);
+        }
+
         var started = time.GetUtcNow();
         var pending = new Pending(SecretToken(), SecretToken(), SecretToken(), LocalUrlOrDashboard(returnUrl), started.AddMinutes(10).ToUnixTimeSeconds(),
             demand.Prompt, demand.MaxAge, started.ToUnixTimeSeconds());
@@ -128,33 +137,42 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             return Error(context, "Sign-in was not completed", $"{DisplayName} answered: {query["error"]}.");
         }
 
-        var (metadata, keys) = await DiscoverAsync(ct);
-        using var request = new HttpRequestMessage(HttpMethod.Post, metadata.GetProperty("token_endpoint").GetString())
+        TokenValidationResult validation;
+        try
         {
-            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            var (metadata, keys) = await DiscoverAsync(ct);
+            using var request = new HttpRequestMessage(HttpMethod.Post, metadata.GetProperty("token_endpoint").GetString())
             {
-                ["grant_type"] = "authorization_code",
-                ["code"] = query["code"].ToString(),
-                ["redirect_uri"] = RedirectUri,
-                ["code_verifier"] = pending.Verifier,
-            }),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(
-            $"{Uri.EscapeDataString(options.Upstream.ClientId!)}:{Uri.EscapeDataString(options.Upstream.ClientSecret ?? "")}")));
-        using var response = await http.CreateClient(HttpClientName).SendAsync(request, ct);
-        if (!response.IsSuccessStatusCode)
+                Content = new FormUrlEncodedContent(new Dictionary<string, string>
+                {
+                    ["grant_type"] = "authorization_code",
+                    ["code"] = query["code"].ToString(),
+                    ["redirect_uri"] = RedirectUri,
+                    ["code_verifier"] = pending.Verifier,
+                }),
+            };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(
+                $"{Uri.EscapeDataString(options.Upstream.ClientId!)}:{Uri.EscapeDataString(options.Upstream.ClientSecret ?? "")}")));
+            using var response = await http.CreateClient(HttpClientName).SendAsync(request, ct);
+            if (!response.IsSuccessStatusCode)
+            {
+                return Error(context, "Sign-in failed", $"{DisplayName} did not accept the sign-in ({(int)response.StatusCode}).", StatusCodes.Status502BadGateway);
+            }
+
+            using var tokens = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+            validation = await new JsonWebTokenHandler().ValidateTokenAsync(tokens.RootElement.GetProperty("id_token").GetString(), new TokenValidationParameters
+            {
+                ValidIssuer = metadata.GetProperty("issuer").GetString(),
+                ValidAudience = options.Upstream.ClientId,
+                IssuerSigningKeys = keys.GetSigningKeys(),
+                ValidAlgorithms = ["RS256", "ES256", "PS256"],
+            });
+        }
+        catch (Exception e) when (IsUpstreamFailure(e, ct))
         {
-            return Error(context, "Sign-in failed", $"{DisplayName} did not accept the sign-in ({(int)response.StatusCode}).", StatusCodes.Status502BadGateway);
+            return Unavailable(context, e);
         }
 
-        var tokens = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement;
-        var validation = await new JsonWebTokenHandler().ValidateTokenAsync(tokens.GetProperty("id_token").GetString(), new TokenValidationParameters
-        {
-            ValidIssuer = metadata.GetProperty("issuer").GetString(),
-            ValidAudience = options.Upstream.ClientId,
-            IssuerSigningKeys = keys.GetSigningKeys(),
-            ValidAlgorithms = ["RS256", "ES256", "PS256"],
-        });
         if (!validation.IsValid || Claim(validation.Claims, "nonce") as string != pending.Nonce)
         {
             return Error(context, "Sign-in failed", $"The identity token from {DisplayName} could not be verified.", StatusCodes.Status502BadGateway);
@@ -175,7 +193,12 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             return Error(context, "Sign in again", stale, StatusCodes.Status401Unauthorized);
         }
 
-        var subject = validation.Claims["sub"].ToString()!;
+        // OIDC Core §2: sub is REQUIRED; a token without it identifies nobody.
+        if (Claim(validation.Claims, "sub") is not string { Length: > 0 } subject)
+        {
+            return Error(context, "Sign-in failed", $"The identity token from {DisplayName} names no subject.", StatusCodes.Status502BadGateway);
+        }
+
         var email = Claim(validation.Claims, "email") as string;
         var verified = Claim(validation.Claims, "email_verified") is true or "true";
         var user = await users.FindByLoginAsync(options.Upstream.Issuer!, subject);
@@ -249,6 +272,23 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
     private static IResult Disabled(HttpContext context) => Error(context, "Account disabled", "This account is disabled. Ask an administrator.", StatusCodes.Status423Locked);
 
     private static object? Claim(IDictionary<string, object> claims, string name) => claims.TryGetValue(name, out var value) ? value : null;
+
+    /// <summary>
+    /// What the upstream can do that is no fault of the person's: be unreachable or slow (HttpClient's timeout, not the
+    /// request's own cancellation), or answer discovery, JWKS or the token request with something of another shape (not
+    /// JSON, a member missing or of another type, keys that do not parse, another issuer).
+    /// </summary>
+    private static bool IsUpstreamFailure(Exception e, CancellationToken ct) =>
+        e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException or FormatException
+        || (e is OperationCanceledException && !ct.IsCancellationRequested);
+
+    /// <summary>A page that says the upstream cannot be used now (502), and the reason in the log, not on the page.</summary>
+    private IResult Unavailable(HttpContext context, Exception e)
+    {
+        logger.LogWarning("Sign-in through {Upstream} failed: {Error}: {Message}", DisplayName, e.GetType().Name, e.Message);
+        return Error(context, "Sign-in unavailable",
+            $"{DisplayName} could not be reached, or answered in a way Nexus cannot use. Try again later, or sign in with your Nexus password.", StatusCodes.Status502BadGateway);
+    }
 
     /// <summary>
     /// Why the upstream's answer does not meet what the application asked of this sign-in (null when it does), so that

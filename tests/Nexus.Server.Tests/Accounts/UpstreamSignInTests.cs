@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
@@ -80,6 +81,52 @@ public sealed class UpstreamSignInTests
         return Browser.Forms(browser.LastPage).Any(f => f.Action.EndsWith("/oauth2/authorize", StringComparison.Ordinal))
             ? await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" }, followForeign: true)
             : landed;
+    }
+
+    [Theory]
+    [InlineData("unreachable")]
+    [InlineData("another issuer")]
+    [InlineData("a token answer that is not JSON")]
+    [InlineData("no id_token")]
+    [InlineData("an id_token that is not a string")]
+    public async Task AnUpstreamThatCannotBeReachedOrAnswersInAnotherShapeIsAPageSayingSoNotAServerError(string failure)
+    {
+        // A stand-in for the upstream whose answers the test writes; its authorization endpoint sends the browser straight back.
+        await using var fake = await RemoteMcp.FakeMcpServer.StartAsync();
+        var issuer = failure == "unreachable" ? "http://127.0.0.1:1" : fake.BaseUrl;
+        fake.Routes["/.well-known/openid-configuration"] = c => c.Response.WriteAsJsonAsync(new
+        {
+            issuer = failure == "another issuer" ? "https://elsewhere.example" : issuer,
+            authorization_endpoint = issuer + "/authorize",
+            token_endpoint = issuer + "/token",
+            jwks_uri = issuer + "/jwks",
+        });
+        fake.Routes["/jwks"] = c => c.Response.WriteAsJsonAsync(new { keys = Array.Empty<object>() });
+        fake.Routes["/authorize"] = c =>
+        {
+            c.Response.Redirect($"{c.Request.Query["redirect_uri"]}?code=a-code&state={Uri.EscapeDataString(c.Request.Query["state"].ToString())}");
+            return Task.CompletedTask;
+        };
+        fake.Routes["/token"] = c => failure switch
+        {
+            "a token answer that is not JSON" => c.Response.WriteAsync("<html>maintenance</html>"),
+            "no id_token" => c.Response.WriteAsJsonAsync(new { access_token = "at", token_type = "Bearer" }),
+            _ => c.Response.WriteAsJsonAsync(new { id_token = 5 }),
+        };
+        await using var db = await TestDatabase.CreateAsync();
+        await using var nexus = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["Nexus:Upstream:Issuer"] = issuer;
+            s["Nexus:Upstream:ClientId"] = "nexus";
+            s["Nexus:Upstream:ClientSecret"] = "a secret";
+            s["Nexus:Upstream:DisplayName"] = "Acme SSO";
+        });
+
+        using var browser = new Browser(nexus);
+        await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+        Assert.Equal(HttpStatusCode.BadGateway, browser.LastStatus);
+        Assert.Contains("Acme SSO could not be reached, or answered in a way Nexus cannot use", browser.LastPage, StringComparison.Ordinal);
+        Assert.Equal(failure is "unreachable" or "another issuer" ? 0 : 1, fake.Hits.GetValueOrDefault("/token"));
     }
 
     [Fact]
