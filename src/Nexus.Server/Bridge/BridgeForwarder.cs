@@ -400,6 +400,15 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
     {
         // The Bridge never follows redirects; one that points away from the provider's API host is refused, so
         // that a caller is never sent elsewhere by a provider it trusted through Nexus.
+        if ((int)upstreamResponse.StatusCode is >= 300 and < 400 && upstreamResponse.Headers.NonValidated.TryGetValues("Location", out var locations)
+            && (locations.Count != 1 || upstreamResponse.Headers.Location is null))
+        {
+            // RFC 9110 §10.2.2: Location is one URI reference. Two (or one that does not parse) cannot all be checked as
+            // the one below: the typed getter reads the first that parses, and a client may follow another.
+            await Problem(context, ProblemCatalog.RedirectRefused, "The provider's redirect names no single valid location.");
+            return;
+        }
+
         if ((int)upstreamResponse.StatusCode is >= 300 and < 400 && upstreamResponse.Headers.Location is { } location)
         {
             var resolved = location.IsAbsoluteUri ? location : new Uri(uri, location);

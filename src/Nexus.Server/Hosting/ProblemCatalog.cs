@@ -84,7 +84,7 @@ internal static class ProblemCatalog
     public static readonly ProblemType StepUpSendAgain = new("step_up_send_again", 409, "The connection was given the wider scopes; send the request again.");
     public static readonly ProblemType NoApiBaseUrl = new("no_api_base_url", 409, "The provider has no usable API base URL for the Bridge.");
     public static readonly ProblemType UpstreamUnreachable = new("upstream_unreachable", 502, "The provider could not be reached.");
-    public static readonly ProblemType RedirectRefused = new("redirect_refused", 502, "The provider redirected to another host; the Bridge does not follow it.");
+    public static readonly ProblemType RedirectRefused = new("redirect_refused", 502, "The provider redirected to another host (or named no single valid location); the Bridge does not follow it.");
     public static readonly ProblemType UpstreamTimeout = new("upstream_timeout", 504, "The provider did not answer in time.");
     public static readonly ProblemType AwsAssumeRoleFailed = new("aws_assume_role_failed", 502, "AWS STS did not issue credentials for the role.");
     public static readonly ProblemType AwsStsThrottled = new("aws_sts_throttled", 503, "AWS STS is throttling AssumeRole calls.");

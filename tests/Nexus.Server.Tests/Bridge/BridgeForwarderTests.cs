@@ -301,6 +301,16 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
 
         using var same = await client.GetAsync("/bridge/redirect?to=" + Uri.EscapeDataString("/elsewhere"));
         Assert.Equal(HttpStatusCode.Redirect, same.StatusCode);
+
+        // Two Location headers (a same-host one first, which a check of the first alone passes), or one that is no URI
+        // reference, cannot be checked as one redirect: refused, and the caller sees neither.
+        foreach (var query in new[] { "to=%2Fok&to=" + Uri.EscapeDataString("https://evil.example/steal"), "to=" + Uri.EscapeDataString("http://[not-a-uri") })
+        {
+            using var several = await client.GetAsync("/bridge/redirect-each?" + query);
+            Assert.Equal(HttpStatusCode.BadGateway, several.StatusCode);
+            Assert.Contains("redirect_refused", await several.Content.ReadAsStringAsync());
+            Assert.False(several.Headers.Contains("Location"));
+        }
     }
 
     [Theory]

@@ -188,6 +188,13 @@ public sealed class EchoUpstream : IAsyncDisposable
             await Record(context);
             return Results.Redirect(to);
         });
+        // A redirect with every "to" as a Location header of its own (a broken or hostile provider sends two).
+        app.MapGet("/redirect-each", async (HttpContext context) =>
+        {
+            await Record(context);
+            context.Response.StatusCode = StatusCodes.Status302Found;
+            context.Response.Headers.Location = context.Request.Query["to"];
+        });
         // The same under a base path, for a provider whose API base URL has one (https://slack.com/api).
         app.MapGet("/api/redirect", async (HttpContext context, string to) =>
         {
