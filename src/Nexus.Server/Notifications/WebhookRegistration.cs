@@ -42,9 +42,20 @@ internal sealed class WebhookRegistration(WebhookStore store, UpstreamPolicy pol
         }
 
         var events = body.Events is null || body.Events.Length == 0 ? ["*"] : body.Events.Distinct(StringComparer.Ordinal).ToArray();
-        if (events.FirstOrDefault(e => e != "*" && !WebhookEvents.All.Contains(e)) is { } unknown)
+        if (events.Any(e => e is null))
+        {
+            // A null in the list named no event: stored, the webhook would listen to nothing.
+            errors["events"] = ["Each event is a string: an event name or * for all."];
+        }
+        else if (events.FirstOrDefault(e => e != "*" && !WebhookEvents.All.Contains(e)) is { } unknown)
         {
             errors["events"] = [$"Unknown event '{unknown}'. Known: {string.Join(", ", WebhookEvents.All)}, or * for all."];
+        }
+
+        // The same rule as every other workspace id (request-connection's, an API key's); one that breaks it matches no connection.
+        if (!string.IsNullOrWhiteSpace(body.WorkspaceId) && !ApiKeys.WorkspaceIds.IsValid(body.WorkspaceId.Trim()))
+        {
+            errors["workspace_id"] = ["The workspace_id is 1 to 200 characters: letters, digits and _ . : @ + -."];
         }
 
         return (url, events, errors);
