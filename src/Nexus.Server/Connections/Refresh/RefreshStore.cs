@@ -68,12 +68,14 @@ internal sealed record RefreshRow
 /// A connection held for one refresh. On PostgreSQL it is a row lock (SELECT … FOR UPDATE in an open transaction):
 /// no other instance can refresh the connection until it is committed or rolled back, and a process that dies
 /// releases it with its database session, so nothing is ever left "refreshing". On SQLite, which runs as one
-/// instance, the in-process single flight of <see cref="ConnectionRefresher"/> is the lock and nothing is held in
-/// the database while the provider is called (a SQLite write lock would stop every other write meanwhile). A consent
-/// that stores new tokens (a reconnect, a step-up) does not join that single flight; the refresh's own write is
-/// conditional on the token it started from instead (<see cref="RefreshStore.SucceedAsync"/>).
+/// instance, it is an in-process lock per connection (<see cref="RefreshStore.LockAsync"/>), taken by the refresh
+/// engine and by a resource token's mint alike, and nothing is held in the database while the provider is called (a
+/// SQLite write lock would stop every other write meanwhile). A consent that stores new tokens (a reconnect, a step-up)
+/// takes neither lock; the refresh's own write is conditional on the token it started from instead
+/// (<see cref="RefreshStore.SucceedAsync"/>).
 /// </summary>
-internal sealed class RefreshLock(DbConnection connection, DbTransaction? transaction, RefreshRow? row, bool skipped, SemaphoreSlim? writeGate = null) : IAsyncDisposable
+internal sealed class RefreshLock(DbConnection connection, DbTransaction? transaction, RefreshRow? row, bool skipped, SemaphoreSlim? writeGate = null,
+    IDisposable? held = null) : IAsyncDisposable
 {
     private bool committed;
 
@@ -135,6 +137,7 @@ internal sealed class RefreshLock(DbConnection connection, DbTransaction? transa
         }
 
         await connection.DisposeAsync();
+        held?.Dispose();
     }
 }
 
@@ -147,6 +150,12 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
     /// benchmark). Queued here instead, they write one after another without collisions.
     /// </summary>
     private readonly SemaphoreSlim sqliteWrites = new(1, 1);
+
+    /// <summary>
+    /// SQLite: the lock of each connection being refreshed (or having a resource token minted) in this process, with how
+    /// many hold or wait for it; an entry goes when the last one leaves. PostgreSQL's row lock plays this part there.
+    /// </summary>
+    private readonly Dictionary<string, (SemaphoreSlim Gate, int Users)> sqliteLocks = new(StringComparer.Ordinal);
 
     private const string Columns = "id, workspace_id, provider_name, status, access_token, refresh_token, token_type, token_expires_at, error, error_description, " +
         "updated_at, next_refresh_at, refresh_failures, refresh_error, refresh_error_description, last_refreshed_at, connection_config, scopes";
@@ -166,9 +175,25 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
         {
             if (db.Engine != DatabaseEngine.Postgres)
             {
-                var current = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
-                    $"SELECT {Columns} FROM connections WHERE id = @id", new { id }));
-                return new RefreshLock(connection, null, current, false, sqliteWrites);
+                // The refresh engine's single flight and a resource token's mint both use the refresh token: one at a
+                // time per connection, or both present the same one (a provider that rotates it, or detects its reuse,
+                // then ends the grant). Waits as long as PostgreSQL's lock_timeout below, and is skipped at once likewise.
+                if (await EnterAsync(id, skipLocked) is not { } entered)
+                {
+                    return skipLocked ? new RefreshLock(connection, null, null, true) : throw new TimeoutException("Another refresh held the connection for too long.");
+                }
+
+                try
+                {
+                    var current = await connection.QuerySingleOrDefaultAsync<RefreshRow>(new CommandDefinition(
+                        $"SELECT {Columns} FROM connections WHERE id = @id", new { id }));
+                    return new RefreshLock(connection, null, current, false, sqliteWrites, entered);
+                }
+                catch
+                {
+                    entered.Dispose();
+                    throw;
+                }
             }
 
             var tx = await connection.BeginTransactionAsync(CancellationToken.None);
@@ -209,6 +234,71 @@ internal sealed class RefreshStore(NexusDatabase db, NexusOptions options) : IDi
         {
             await connection.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>How many hold or wait for the connection's in-process lock (SQLite); for tests that stage a wait.</summary>
+    internal int Holders(string id)
+    {
+        lock (sqliteLocks)
+        {
+            return sqliteLocks.TryGetValue(id, out var entry) ? entry.Users : 0;
+        }
+    }
+
+    /// <summary>The connection's in-process lock (SQLite), released by disposing the result; null when not taken (skipped, or waited too long).</summary>
+    private async Task<IDisposable?> EnterAsync(string id, bool skipLocked)
+    {
+        SemaphoreSlim gate;
+        lock (sqliteLocks)
+        {
+            var (existing, users) = sqliteLocks.TryGetValue(id, out var entry) ? entry : (new SemaphoreSlim(1, 1), 0);
+            sqliteLocks[id] = (existing, users + 1);
+            gate = existing;
+        }
+
+        var entered = skipLocked ? gate.Wait(0) : await gate.WaitAsync(TimeSpan.FromSeconds(options.UpstreamTimeoutSeconds + 5));
+        if (!entered)
+        {
+            Leave(id, gate, release: false);
+            return null;
+        }
+
+        return new Entered(() => Leave(id, gate, release: true));
+    }
+
+    private void Leave(string id, SemaphoreSlim gate, bool release)
+    {
+        if (release)
+        {
+            gate.Release();
+        }
+
+        lock (sqliteLocks)
+        {
+            var (_, users) = sqliteLocks[id];
+            if (users == 1)
+            {
+                sqliteLocks.Remove(id);
+                gate.Dispose();
+            }
+            else
+            {
+                sqliteLocks[id] = (gate, users - 1);
+            }
+        }
+    }
+
+    private sealed class Entered(Action leave) : IDisposable
+    {
+        private int left;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref left, 1) == 0)
+            {
+                leave();
+            }
         }
     }
 

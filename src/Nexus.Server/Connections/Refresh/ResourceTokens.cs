@@ -80,19 +80,42 @@ internal sealed class ResourceTokens(
         }
 
         // Single flight: concurrent readers of a stale token wait for one mint; the first caller's cancellation does
-        // not cancel the others' (the mint runs on without a token).
-        var flight = flights.GetOrAdd(id, _ => MintAsync(connection.Id, id, applied, resourceName, resource, force));
-        try
+        // not cancel the others' (the mint runs on without a token). The flight leaves the table when the mint ends,
+        // before its result is handed out, whoever still waits: a later call (a forced one after a 401) never gets a
+        // finished flight's result.
+        while (true)
         {
-            return await flight.WaitAsync(ct);
-        }
-        finally
-        {
-            if (flight.IsCompleted)
+            if (flights.TryGetValue(id, out var existing))
             {
-                flights.TryRemove(new KeyValuePair<string, Task<ResourceTokenResult>>(id, flight));
+                return await existing.WaitAsync(ct);
+            }
+
+            var completion = new TaskCompletionSource<ResourceTokenResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (flights.TryAdd(id, completion.Task))
+            {
+                _ = FlyAsync(id, completion, () => MintAsync(connection.Id, id, applied, resourceName, resource, force));
+                return await completion.Task.WaitAsync(ct);
             }
         }
+    }
+
+    private async Task FlyAsync(string id, TaskCompletionSource<ResourceTokenResult> completion, Func<Task<ResourceTokenResult>> mint)
+    {
+        ResourceTokenResult result;
+        try
+        {
+            result = await mint();
+        }
+        catch (Exception e)
+        {
+            flights.TryRemove(KeyValuePair.Create(id, completion.Task));
+            completion.SetException(e);
+            _ = completion.Task.Exception; // observed: every caller awaiting it rethrows it
+            return;
+        }
+
+        flights.TryRemove(KeyValuePair.Create(id, completion.Task));
+        completion.SetResult(result);
     }
 
     private static ResourceTokenResult Fail(IResult problem) => new(null, null, problem);
@@ -166,23 +189,36 @@ internal sealed class ResourceTokens(
             var now = Now;
             var tokens = attempt.Tokens!;
             long? expiresAt = tokens.ExpiresIn is { } seconds ? now + (seconds * 1000) : null;
-            await held.ExecuteAsync(
-                """
-                INSERT INTO connection_resource_tokens (id, connection_id, resource, access_token, expires_at, updated_at)
-                VALUES (@id, @connectionId, @resourceName, @accessToken, @expiresAt, @now)
-                ON CONFLICT (id) DO UPDATE SET access_token = excluded.access_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at
-                """,
-                new { id, connectionId, resourceName, accessToken = keyRing.Encrypt(tokens.AccessToken!, AccessTokenColumn.ContextFor(id)), expiresAt, now });
+            // Both writes hold only while the connection still has the refresh token this mint presented: a consent that
+            // completed meanwhile (a reconnect: new tokens, the resource tokens of the old grant deleted, takes no refresh
+            // lock) is never overwritten with the old grant's refresh token or resource token.
+            var holding = row.RefreshToken;
             if (tokens.RefreshToken is { } rotated)
             {
                 // Entra returns a new refresh token with every token response: it replaces the stored one (the old one
                 // may stop working), under the same lock as every other use of it.
-                await held.ExecuteAsync("UPDATE connections SET refresh_token = @refresh WHERE id = @connectionId",
-                    new { connectionId, refresh = connections.Encrypt(ConnectionStore.RefreshTokenColumn, connectionId, rotated) });
+                var replacement = connections.Encrypt(ConnectionStore.RefreshTokenColumn, connectionId, rotated);
+                holding = await RefreshStore.ReplaceRefreshTokenAsync(held, connectionId, row.RefreshToken, replacement) ? replacement : null;
             }
 
+            var stored = holding is not null && await held.ExecuteAsync(
+                """
+                INSERT INTO connection_resource_tokens (id, connection_id, resource, access_token, expires_at, updated_at)
+                SELECT @id, @connectionId, @resourceName, @accessToken, @expiresAt, @now
+                WHERE EXISTS (SELECT 1 FROM connections WHERE id = @connectionId AND status = @active AND refresh_token = @holding)
+                ON CONFLICT (id) DO UPDATE SET access_token = excluded.access_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at
+                """,
+                new { id, connectionId, resourceName, accessToken = keyRing.Encrypt(tokens.AccessToken!, AccessTokenColumn.ContextFor(id)), expiresAt, now, holding,
+                    active = ConnectionStatus.Active }) == 1;
             await held.CommitAsync();
             connections.Invalidate(connectionId);
+            if (!stored)
+            {
+                logger.LogInformation("Connection {ConnectionId} was consented to again while a token for resource {Resource} was minted; the token is not kept",
+                    connectionId, resourceName);
+                return Fail(ConnectionRefresher.Unavailable(connectionId, Now + 1000, Now, "connection_changed"));
+            }
+
             return new ResourceTokenResult(new ResourceToken(tokens.AccessToken!, expiresAt), resource, null);
         }
     }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Connections.Refresh;
 using Nexus.Server.Providers;
 using Nexus.Server.Tests.Infrastructure;
 
@@ -114,6 +115,70 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
         Assert.Empty(await fixture.StoredAsync(id));
     }
 
+    [Fact]
+    public async Task AResourceTokensMintAndARefreshOfTheConnectionTakeTurnsSoTheSingleUseRefreshTokenIsPresentedOnce()
+    {
+        var (id, _) = await fixture.Kit.ConnectAsync(EntraFixture.Provider, workspace: "ws-" + Guid.NewGuid().ToString("N")[..8]);
+        await fixture.TokenAsync(id, "short");
+        var (reusedBefore, refreshesBefore) = (fixture.Entra.ReusedRefreshTokens, fixture.Entra.MainRefreshes);
+
+        // A mint is at the authorization server with the refresh token; a refresh of the connection's own token starts.
+        var gate = fixture.Entra.MintGate = new Gate();
+        var mint = fixture.TokenAsync(id, "short");
+        await gate.Arrived;
+        var refresh = fixture.Kit.SendAsync(HttpMethod.Post, $"/v1/refresh/{id}");
+
+        // The refresh waits for the mint (SQLite: this instance's lock of the connection; PostgreSQL: the row lock), or,
+        // without that, reaches the authorization server with the same refresh token.
+        await RefreshKit.EventuallyAsync(async () => fixture.Entra.MainRefreshes > refreshesBefore || await fixture.RefreshWaitsForTheLockAsync(id),
+            "the refresh waiting for the mint, or at the authorization server");
+        gate.Release();
+
+        Assert.StartsWith("at-short-", await mint);
+        var (status, body) = await refresh;
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        Assert.Equal(reusedBefore, fixture.Entra.ReusedRefreshTokens);
+        Assert.StartsWith("at-main-", await fixture.TokenAsync(id));
+        Assert.StartsWith("at-long-", await fixture.TokenAsync(id, "long"));
+    }
+
+    [Fact]
+    public async Task AMintThatEndsAfterTheConnectionWasConsentedToAgainKeepsNothingOfTheOldGrant()
+    {
+        var (id, _) = await fixture.Kit.ConnectAsync(EntraFixture.Provider, workspace: "ws-" + Guid.NewGuid().ToString("N")[..8]);
+        var gate = fixture.Entra.MintGate = new Gate();
+        var mint = fixture.Kit.SendAsync(HttpMethod.Get, $"/v1/token/{id}?resource=long");
+        await gate.Arrived;
+
+        // The person consents again meanwhile: new tokens, the old grant's resource tokens gone. On SQLite a consent takes
+        // no refresh lock and completes first, and the mint, made with the old grant's refresh token, ends after it; on
+        // PostgreSQL the consent's write waits for the mint's row lock, and removes what the mint stored.
+        var (reconnectStatus, reconnect) = await fixture.Kit.SendAsync(HttpMethod.Post, $"/v1/connections/{id}/reconnect", new { return_url = BrokerFixture.ReturnUrl });
+        Assert.True(reconnectStatus == HttpStatusCode.OK, reconnect.ToString());
+        var callback = fixture.Kit.CallbackAsync(await fixture.Kit.ConsentAsync(reconnect.GetProperty("auth_url").GetString()!));
+        await RefreshKit.EventuallyAsync(async () => callback.IsCompleted || await fixture.RefreshWaitsForTheLockAsync(id), "the consent done, or waiting for the mint");
+        gate.Release();
+        using (var back = await callback)
+        {
+            Assert.Equal("active", BrokerKit.ReturnedQuery(back)["status"]);
+        }
+
+        var consented = fixture.Entra.LastConsentRefreshToken;
+        var (status, body) = await mint;
+        if (fixture.Server.Services.GetRequiredService<Nexus.Server.Data.NexusDatabase>().Engine != Nexus.Server.Data.DatabaseEngine.Postgres)
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+            Assert.Equal("connection_changed", body.GetProperty("error").GetString());
+        }
+
+        // The connection keeps the new consent's refresh token, and no resource token of the old grant.
+        Assert.Empty(await fixture.StoredAsync(id));
+        var store = fixture.Server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        var row = (await store.FindAsync(id, Ct))!;
+        Assert.Equal(consented, store.Decrypt(Nexus.Server.Connections.ConnectionStore.RefreshTokenColumn, id, row.RefreshToken!));
+        Assert.StartsWith("at-long-", await fixture.TokenAsync(id, "long"));
+    }
+
     /// <summary>A Nexus whose catalog holds one Entra-like entry with three resources, registered once.</summary>
     public sealed class EntraFixture : IAsyncLifetime
     {
@@ -176,6 +241,23 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
             return [.. await Dapper.SqlMapper.QueryAsync<byte[]>(connection, "SELECT access_token FROM connection_resource_tokens WHERE connection_id = @id", new { id })];
         }
 
+        /// <summary>
+        /// Whether a refresh of the connection waits for its lock: this instance's lock of it (SQLite), or a session
+        /// waiting for a row lock (PostgreSQL).
+        /// </summary>
+        public async Task<bool> RefreshWaitsForTheLockAsync(string id)
+        {
+            var db = Server.Services.GetRequiredService<Nexus.Server.Data.NexusDatabase>();
+            if (db.Engine != Nexus.Server.Data.DatabaseEngine.Postgres)
+            {
+                return Server.Services.GetRequiredService<RefreshStore>().Holders(id) > 1;
+            }
+
+            await using var connection = await db.OpenAsync();
+            return await Dapper.SqlMapper.ExecuteScalarAsync<long>(connection,
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0;
+        }
+
         /// <summary>GET /v1/token/{id}[?resource=…]: the access token.</summary>
         public async Task<string> TokenAsync(string id, string? resource = null)
         {
@@ -229,6 +311,19 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
 
         public int ReusedRefreshTokens => reused;
 
+        /// <summary>When set, the next token request for a resource waits here before it looks at its refresh token (then it is cleared).</summary>
+        public Gate? MintGate { get => Volatile.Read(ref mintGate); set => Volatile.Write(ref mintGate, value); }
+
+        private Gate? mintGate;
+
+        /// <summary>Refresh requests for the connection's own token (no resource scope) that reached the token endpoint.</summary>
+        public int MainRefreshes => mainRefreshes;
+
+        private int mainRefreshes;
+
+        /// <summary>The refresh token the latest authorization code was exchanged for (a consent's, a reconnect's).</summary>
+        public string? LastConsentRefreshToken { get; private set; }
+
         public int Mints(string resource) => mints.GetValueOrDefault(resource);
 
         public string Url(string path) => $"http://127.0.0.1:{Port}{path}";
@@ -265,6 +360,22 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
                 return Results.Json(new { error = "invalid_client" }, statusCode: 401);
             }
 
+            var scopeAsked = form.GetValueOrDefault("scope") ?? "";
+            if (form.GetValueOrDefault("grant_type") == "refresh_token")
+            {
+                if (scopeAsked.Contains("https://", StringComparison.Ordinal))
+                {
+                    if (Interlocked.Exchange(ref mintGate, null) is { } gate)
+                    {
+                        await gate.PassAsync(request.HttpContext.RequestAborted);
+                    }
+                }
+                else
+                {
+                    Interlocked.Increment(ref mainRefreshes);
+                }
+            }
+
             var n = Interlocked.Increment(ref counter);
             string resource;
             if (form.GetValueOrDefault("grant_type") == "authorization_code")
@@ -292,6 +403,11 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
             mints.AddOrUpdate(resource, 1, (_, c) => c + 1);
             var refresh = $"rt-{n}-{Guid.NewGuid():N}";
             liveRefreshTokens[refresh] = true;
+            if (form.GetValueOrDefault("grant_type") == "authorization_code")
+            {
+                LastConsentRefreshToken = refresh;
+            }
+
             return Results.Json(new Dictionary<string, object>
             {
                 ["access_token"] = $"at-{resource}-{n}",
