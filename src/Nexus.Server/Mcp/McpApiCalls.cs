@@ -82,8 +82,15 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
 
         foreach (var (name, value) in headers ?? new Dictionary<string, string>())
         {
-            request.Headers.Append(name, value);
+            // The answer is read here to blank the connection's credentials in it: it must come as it is, not compressed
+            // (a gzipped echo of the credential would pass the check as base64).
+            if (!name.Equals("Accept-Encoding", StringComparison.OrdinalIgnoreCase))
+            {
+                request.Headers.Append(name, value);
+            }
         }
+
+        request.Headers.AcceptEncoding = "identity";
 
         if (body is not null)
         {
@@ -109,11 +116,16 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         var textual = IsText(response.ContentType);
         string? text = null;
         string? base64 = null;
-        if (textual)
+        if (bytes.Length > 0 && response.Headers.ContentEncoding is { Count: > 0 } encoding && !encoding.ToString().Equals("identity", StringComparison.OrdinalIgnoreCase))
+        {
+            // Compressed although asked not to be: not checked for credentials, so not handed over.
+            text = $"[body withheld by Nexus: compressed ({encoding}), so it cannot be checked for the connection's credentials]";
+        }
+        else if (textual)
         {
             text = Blank(Encoding.UTF8.GetString(bytes), secrets);
         }
-        else if (secrets.Count == 0 || !secrets.Any(s => Encoding.UTF8.GetString(bytes).Contains(s, StringComparison.Ordinal)))
+        else if (secrets.Count == 0 || Blank(Encoding.UTF8.GetString(bytes), secrets) == Encoding.UTF8.GetString(bytes))
         {
             base64 = bytes.Length == 0 ? null : Convert.ToBase64String(bytes);
         }
@@ -149,14 +161,47 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         return secrets;
     }
 
-    private static string Blank(string value, List<string> secrets)
+    /// <summary>
+    /// The text with every credential of the connection blanked: as it is, and as an answer commonly carries it, with any
+    /// of its characters escaped for JSON (<c>\u002B</c>, <c>\/</c>) or a URL (<c>%2B</c>), in either case of hex. What a
+    /// provider transforms otherwise (base64 of it, a range of its bytes) is not recognised: the echo of a credential is
+    /// the provider's doing, and docs/security.md says so.
+    /// </summary>
+    internal static string Blank(string value, List<string> secrets)
     {
-        foreach (var secret in secrets)
+        var distinct = secrets.Where(s => s.Length > 0).Distinct(StringComparer.Ordinal).OrderByDescending(s => s.Length).ToList();
+        if (distinct.Count == 0 || value.Length == 0)
         {
-            value = value.Replace(secret, Redacted, StringComparison.Ordinal);
+            return value;
         }
 
-        return value;
+        if (value.AsSpan().IndexOfAny('\\', '%') < 0)
+        {
+            // Nothing escaped anywhere: the credentials can only be there as they are.
+            foreach (var secret in distinct)
+            {
+                value = value.Replace(secret, Redacted, StringComparison.Ordinal);
+            }
+
+            return value;
+        }
+
+        // Each character as itself, \u00XX or %XX; the alternatives start with different characters, so a failed match
+        // never backtracks far. Longest credential first, so one that contains another is blanked whole.
+        var pattern = string.Join('|', distinct.Select(secret => string.Concat(secret.Select(Alternatives))));
+        return System.Text.RegularExpressions.Regex.Replace(value, pattern, Redacted, System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+        static string Alternatives(char c)
+        {
+            var literal = System.Text.RegularExpressions.Regex.Escape(c.ToString());
+            var hex = ((int)c).ToString("X4", System.Globalization.CultureInfo.InvariantCulture);
+            var escaped = "\\\\u" + string.Concat(hex.Select(Hex));
+            var percent = c < 0x80 ? "|%" + Hex(hex[2]) + Hex(hex[3]) : "";
+            var slash = c == '/' ? "|\\\\/" : "";
+            return $"(?:{literal}|{escaped}{percent}{slash})";
+        }
+
+        static string Hex(char digit) => char.IsAsciiLetter(digit) ? $"[{char.ToLowerInvariant(digit)}{digit}]" : digit.ToString();
     }
 
     private static bool IsText(string? contentType) => contentType is not null && (contentType.StartsWith("text/", StringComparison.OrdinalIgnoreCase)

@@ -11,6 +11,21 @@ public sealed class McpApiCallsTests(ServerFixture fixture) : IClassFixture<Serv
     private static Connection Row(string person, string status) =>
         new("conn_" + Guid.NewGuid().ToString("N"), person, "github", status, "", "", null, 0, null, null, null, null, null, null, null, null, "test", 0, 0);
 
+    [Theory]
+    [InlineData("""{"echo":"ab/c+d=="}""")]
+    [InlineData("""{"echo":"ab\/c+d=="}""")]
+    [InlineData("""{"echo":"ab\/c\u002Bd\u003D\u003D"}""")]
+    [InlineData("""{"echo":"ab/c\u002Bd\u003D\u003D"}""")]
+    [InlineData("""{"echo":"ab\/c\u002bd=\u003d"}""")]
+    [InlineData("echo=ab%2Fc%2Bd%3D%3D")]
+    [InlineData("echo=ab%2fc+d==")]
+    public void ACredentialInAnAnswerIsBlankedAsItIsAndAsJsonOrAUrlEscapesIt(string answer)
+    {
+        var blanked = McpApiCalls.Blank(answer, ["ab/c+d=="]);
+        Assert.Contains("[credential removed by Nexus]", blanked, StringComparison.Ordinal);
+        Assert.DoesNotContain("ab", blanked, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task CallsMadeAtOnceAllSeeAConnectionThatIsNotActiveNotOnlyTheOneThatLookedItUp()
     {

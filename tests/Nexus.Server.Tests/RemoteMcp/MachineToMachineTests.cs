@@ -176,6 +176,12 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             await context.Response.WriteAsJsonAsync(new { access_token = token, token_type = "Bearer", expires_in = 3600 });
         }
 
+        /// <summary>When set, answers to tools/call are gzipped (Content-Encoding: gzip, application/octet-stream), whatever the request accepts.</summary>
+        public bool CompressCalls { get; set; }
+
+        /// <summary>The Accept-Encoding of each MCP request that carried a token it issued.</summary>
+        public ConcurrentQueue<string> AcceptEncodings { get; } = new();
+
         /// <summary>When set, tools/list needs this scope too (403 insufficient_scope naming it without).</summary>
         public string? ListScope { get; set; }
 
@@ -214,6 +220,7 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
                 return;
             }
 
+            AcceptEncodings.Enqueue(context.Request.Headers.AcceptEncoding.ToString());
             using var message = await JsonDocument.ParseAsync(context.Request.Body);
             var tool = message.RootElement.TryGetProperty("params", out var p) && p.TryGetProperty("name", out var n) ? n.GetString() : null;
             if (tool is not null && ToolScopes.TryGetValue(tool, out var needed) && (tool == StubbornTool || !scopes.Contains(needed)))
@@ -252,6 +259,15 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
                 "tools/list" => new { tools = new[] { new { name = "echo_token", inputSchema = new { type = "object" } } } },
                 _ => new { content = new[] { new { type = "text", text = auth[7..] } } },
             };
+            if (CompressCalls && method == "tools/call")
+            {
+                context.Response.ContentType = "application/octet-stream";
+                context.Response.Headers.ContentEncoding = "gzip";
+                await using var gzip = new System.IO.Compression.GZipStream(context.Response.Body, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true);
+                await JsonSerializer.SerializeAsync(gzip, new { jsonrpc = "2.0", id, result });
+                return;
+            }
+
             await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, result });
         }
 
@@ -1029,6 +1045,33 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         var called = await client.CallToolAsync("call_remote_tool", new Dictionary<string, object?> { ["service"] = name, ["tool"] = "echo_token" }, cancellationToken: Ct);
         Assert.True(called.IsError != true, McpFixture.Structured(called).ToString());
         Assert.Equal(grants + 1, fixture.Grants.Count);
+    }
+
+    [Fact]
+    public async Task CallApiAsksForAnUncompressedAnswerAndWithholdsOneCompressedAnywaySinceItCannotBeCheckedForTheCredential()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        await ConnectAsync(name, ["reports:read"], workspace: userId);
+        await using var client = await AssistantAsync(userId);
+        var arguments = ToolArguments("call_api", name);
+        arguments["headers"] = new Dictionary<string, string> { ["Accept-Encoding"] = "gzip" };
+        try
+        {
+            fixture.CompressCalls = true;
+            fixture.AcceptEncodings.Clear();
+            var called = await client.CallToolAsync("call_api", arguments, cancellationToken: Ct);
+            var answer = McpFixture.Structured(called);
+            Assert.Equal(200, answer.GetProperty("status").GetInt32());
+            Assert.Equal("identity", Assert.Single(fixture.AcceptEncodings));
+            Assert.StartsWith("[body withheld by Nexus: compressed (gzip)", answer.GetProperty("body").GetString(), StringComparison.Ordinal);
+            Assert.False(answer.TryGetProperty("body_base64", out var base64) && base64.ValueKind != JsonValueKind.Null, answer.ToString());
+        }
+        finally
+        {
+            fixture.CompressCalls = false;
+        }
     }
 
     [Fact]
