@@ -12,6 +12,7 @@ internal static class AuditExtensions
     {
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddHostedService<AuditWriter>();
+        builder.Services.AddSingleton<Data.IRetentionRule, AuditRetention>();
         return builder;
     }
 

@@ -1,5 +1,6 @@
 using Nexus.Server.AuthorizationServer.Applications;
 using Nexus.Server.AuthorizationServer.Clients;
+using Nexus.Server.AuthorizationServer.Grants;
 using Nexus.Server.AuthorizationServer.Resources;
 using Nexus.Server.AuthorizationServer.Signing;
 using Nexus.Server.Hosting;
@@ -17,6 +18,8 @@ internal static class AuthorizationServerExtensions
         services.AddSingleton<ApplicationService>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<FailedAuthenticationLimiter>();
+        services.AddSingleton<GrantRetention>();
+        services.AddSingleton<Data.IRetentionRule>(sp => sp.GetRequiredService<GrantRetention>());
         services.AddSingleton<RegistrationLimiter>();
         services.AddSingleton<ClientMetadataDocuments>();
         ClientMetadataDocuments.AddHttpClient(services);

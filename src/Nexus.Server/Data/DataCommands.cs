@@ -18,6 +18,14 @@ internal static class DataCommands
               creates the first keys if there are none, and exits. The server does the same when it starts.
               --json   {"status":"up_to_date","engine":"sqlite","schema_version":N}
             """, MigrateAsync)
+        .AddNexusCommand("purge", "remove expired tokens and old records now", """
+            Usage: Nexus.Server purge [--json]
+              Removes what the server removes every Nexus:Retention:IntervalMinutes (Data/Retention): authorization codes,
+              refresh tokens, revoked token ids and grants that nothing can use any more (a day past the longest access
+              token's lifetime), finished webhook deliveries older than Nexus:Retention:WebhookDeliveryDays, and audit
+              events older than Nexus:Retention:AuditDays when it is set. Safe while Nexus runs.
+              --json   {"removed":{"<what>":N,…},"total":N}
+            """, PurgeAsync)
         .AddNexusCommand("backup", "copy the SQLite database to a file while Nexus runs", """
             Usage: Nexus.Server backup FILE [--force] [--json]
               Copies the SQLite database (Nexus:DataDirectory/nexus.db) to FILE with SQLite's online backup API: safe while
@@ -50,6 +58,14 @@ internal static class DataCommands
         var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", cancellationToken: ct));
         return await context.ResultAsync(new { status = "up_to_date", engine = db.Engine.ToString().ToLowerInvariant(), schema_version = version },
             $"Database is up to date (schema version {version}, {db.Description}).");
+    }
+
+    private static async Task<int> PurgeAsync(CommandContext context, CancellationToken ct)
+    {
+        var removed = await context.Get<Retention>().RunOnceAsync(ct);
+        var total = removed.Sum(r => r.Removed);
+        return await context.ResultAsync(new { removed = removed.ToDictionary(r => r.Rule, r => r.Removed), total },
+            total == 0 ? "Nothing to remove." : string.Join(Environment.NewLine, removed.Where(r => r.Removed > 0).Select(r => $"Removed {r.Removed} {r.Rule}.")));
     }
 
     private static async Task<int> BackupAsync(CommandContext context, CancellationToken ct)

@@ -17,6 +17,8 @@ internal static class DataExtensions
         builder.Services.AddSingleton<IReadinessCheck, DatabaseReadiness>();
         builder.Services.AddSingleton<IExceptionAnswer, DatabaseOutageAnswer>();
         builder.Services.AddSingleton<IValidateOptions<NexusOptions>, DatabaseOptionsValidator>();
+        builder.Services.AddSingleton<Retention>();
+        builder.Services.AddHostedService<Retention.Worker>();
         builder.Services.AddDataCommands();
         return builder;
     }

@@ -131,6 +131,9 @@ internal sealed class NexusOptions
     /// <summary>How this instance learns of revocations made by other instances (AuthorizationServer/Grants/RevocationList).</summary>
     public RevocationOptions Revocation { get; set; } = new();
 
+    /// <summary>What is removed from the database once it is no longer needed (Data/Retention), and when.</summary>
+    public RetentionOptions Retention { get; set; } = new();
+
     /// <summary>
     /// Comma-separated origins (https://app.example.com) or URL prefixes (https://app.example.com/oauth/) that a
     /// connection's return_url may point to. The BASE_URL origin is always allowed.
@@ -324,6 +327,29 @@ internal sealed class BridgeOptions
     /// <summary>Largest request body the Bridge forwards (streamed, never held in memory).</summary>
     [Range(1, long.MaxValue)]
     public long MaxRequestBodyBytes { get; set; } = 512L * 1024 * 1024;
+}
+
+/// <summary>
+/// Data/Retention: rows that stop being needed are removed, so the database does not grow for ever. Protocol artifacts
+/// (codes, refresh tokens, revoked token ids, grants) go a day after nothing could use them; the webhook delivery log
+/// and the audit log are kept for as long as set here.
+/// </summary>
+internal sealed class RetentionOptions
+{
+    /// <summary>
+    /// How often expired authorization codes, refresh tokens, revoked token ids and grants nothing can use any more
+    /// (all kept a day past the longest access token's lifetime), and old records below, are removed; 0 never.
+    /// </summary>
+    [Range(0, 10_080)]
+    public int IntervalMinutes { get; set; } = 60;
+
+    /// <summary>Days a finished webhook delivery (delivered, or failed after its last attempt) stays in the delivery log; 0 keeps them all.</summary>
+    [Range(0, 36_500)]
+    public int WebhookDeliveryDays { get; set; } = 30;
+
+    /// <summary>Days an audit event is kept; 0 (the default) keeps them all.</summary>
+    [Range(0, 36_500)]
+    public int AuditDays { get; set; }
 }
 
 /// <summary>

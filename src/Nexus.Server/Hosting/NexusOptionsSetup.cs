@@ -99,6 +99,16 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
 
         ValidateRefresh(o.Refresh, errors);
 
+        if (o.Retention.IntervalMinutes is < 0 or > 10_080)
+        {
+            errors.Add($"Nexus:Retention:IntervalMinutes must be between 0 and 10080: how often expired tokens and old records are removed (default 60; 0 never; got {o.Retention.IntervalMinutes}).");
+        }
+
+        if (o.Retention.WebhookDeliveryDays is < 0 or > 36_500 || o.Retention.AuditDays is < 0 or > 36_500)
+        {
+            errors.Add("Nexus:Retention:WebhookDeliveryDays and Nexus:Retention:AuditDays must be between 0 and 36500 days (0 keeps everything).");
+        }
+
         if (o.Revocation.PollSeconds is < 0 or > 300)
         {
             errors.Add($"Nexus:Revocation:PollSeconds must be between 0 and 300: how often each instance reads revocations made by the others (default 1; 0 asks the database on every check; got {o.Revocation.PollSeconds}).");

@@ -10,6 +10,7 @@ internal static class NotificationsExtensions
         services.AddSingleton(WebhookStore.Column);
         services.AddSingleton<WebhookStore>();
         services.AddSingleton<WebhookRegistration>();
+        services.AddSingleton<Data.IRetentionRule, WebhookRetention>();
         services.AddSingleton<WebhookPublisher>();
         services.AddSingleton<WebhookDeliveryService>();
         services.AddSingleton<WebhookDispatcher>();

@@ -425,7 +425,7 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
 
     private static readonly Lazy<string[]> fixtureless = new(() =>
     [
-        "migrate", "backup", "restore", "users create", "users list", "users disable", "users enable", "users promote", "users demote",
+        "migrate", "purge", "backup", "restore", "users create", "users list", "users disable", "users enable", "users promote", "users demote",
         "clients create", "clients list", "clients rotate", "clients revoke", "apps create", "apps list", "apps revoke",
         "providers import", "providers list", "providers export", "api-keys create", "api-keys list", "api-keys revoke",
         "keys status", "keys rotate-signing", "keys reencrypt", "connections list", "connections revoke",
