@@ -49,13 +49,32 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
 
         var client = http.CreateClient(HttpClientName);
         var metadata = JsonDocument.Parse(await client.GetStringAsync(options.Upstream.Issuer!.TrimEnd('/') + "/.well-known/openid-configuration", ct)).RootElement.Clone();
-        // OIDC Discovery §4.3: the issuer in the document must be the one configured.
-        if (metadata.GetProperty("issuer").GetString()?.TrimEnd('/') != options.Upstream.Issuer!.TrimEnd('/'))
+        // OIDC Discovery §3: the members sign-in uses, each an absolute URL (the issuer too).
+        foreach (var member in new[] { "issuer", "authorization_endpoint", "token_endpoint", "jwks_uri" })
         {
-            throw new InvalidOperationException("The upstream provider's discovery document names a different issuer.");
+            if (metadata.ValueKind != JsonValueKind.Object || !metadata.TryGetProperty(member, out var value) || value.ValueKind != JsonValueKind.String
+                || !Uri.TryCreate(value.GetString(), UriKind.Absolute, out _))
+            {
+                throw new UpstreamAnswerException($"The discovery document has no {member} URL.");
+            }
         }
 
-        var keys = new JsonWebKeySet(await client.GetStringAsync(metadata.GetProperty("jwks_uri").GetString(), ct));
+        // OIDC Discovery §4.3: the issuer in the document must be the one configured.
+        if (metadata.GetProperty("issuer").GetString()!.TrimEnd('/') != options.Upstream.Issuer!.TrimEnd('/'))
+        {
+            throw new UpstreamAnswerException("The upstream provider's discovery document names a different issuer.");
+        }
+
+        JsonWebKeySet keys;
+        try
+        {
+            keys = new JsonWebKeySet(await client.GetStringAsync(metadata.GetProperty("jwks_uri").GetString(), ct));
+        }
+        catch (ArgumentException e)
+        {
+            throw new UpstreamAnswerException("The upstream provider's keys (jwks_uri) are not a JSON Web Key Set.", e);
+        }
+
         cache = (metadata, keys, time.GetUtcNow());
         return (metadata, keys);
     }
@@ -90,7 +109,9 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             Path = CallbackPath,
         });
         var challenge = System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(pending.Verifier)));
-        var url = metadata.GetProperty("authorization_endpoint").GetString() + "?" + string.Join('&', new Dictionary<string, string>
+        // RFC 6749 §3.1: the endpoint may carry a query of its own (Azure AD B2C's ?p=policy), which is kept.
+        var endpoint = metadata.GetProperty("authorization_endpoint").GetString()!;
+        var url = endpoint + (endpoint.Contains('?', StringComparison.Ordinal) ? "&" : "?") + string.Join('&', new Dictionary<string, string>
         {
             ["response_type"] = "code",
             ["client_id"] = options.Upstream.ClientId!,
@@ -160,7 +181,12 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
             }
 
             using var tokens = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
-            validation = await new JsonWebTokenHandler().ValidateTokenAsync(tokens.RootElement.GetProperty("id_token").GetString(), new TokenValidationParameters
+            if (tokens.RootElement.ValueKind != JsonValueKind.Object || !tokens.RootElement.TryGetProperty("id_token", out var idToken) || idToken.ValueKind != JsonValueKind.String)
+            {
+                throw new UpstreamAnswerException("The token answer has no id_token.");
+            }
+
+            validation = await new JsonWebTokenHandler().ValidateTokenAsync(idToken.GetString(), new TokenValidationParameters
             {
                 ValidIssuer = metadata.GetProperty("issuer").GetString(),
                 ValidAudience = options.Upstream.ClientId,
@@ -279,13 +305,15 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
     /// JSON, a member missing or of another type, keys that do not parse, another issuer).
     /// </summary>
     private static bool IsUpstreamFailure(Exception e, CancellationToken ct) =>
-        e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException or FormatException
-        || (e is OperationCanceledException && !ct.IsCancellationRequested);
+        e is HttpRequestException or JsonException or UpstreamAnswerException || (e is OperationCanceledException && !ct.IsCancellationRequested);
+
+    /// <summary>The upstream answered, with something sign-in cannot use (checked here, so that Nexus's own errors are not taken for it).</summary>
+    private sealed class UpstreamAnswerException(string message, Exception? inner = null) : Exception(message, inner);
 
     /// <summary>A page that says the upstream cannot be used now (502), and the reason in the log, not on the page.</summary>
     private IResult Unavailable(HttpContext context, Exception e)
     {
-        logger.LogWarning("Sign-in through {Upstream} failed: {Error}: {Message}", DisplayName, e.GetType().Name, e.Message);
+        logger.LogWarning(e, "Sign-in through {Upstream} failed", DisplayName);
         return Error(context, "Sign-in unavailable",
             $"{DisplayName} could not be reached, or answered in a way Nexus cannot use. Try again later, or sign in with your Nexus password.", StatusCodes.Status502BadGateway);
     }

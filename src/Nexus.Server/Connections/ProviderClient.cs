@@ -252,12 +252,12 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
         try
         {
             var http = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-            // HttpClient.Timeout bounded the wait for the headers only: the body gets the same bound, or a provider that
-            // trickles its answer would hold a callback (or a refresh, and its connection's lock) for ever.
-            using var bodyTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            bodyTimeout.CancelAfter(http.Timeout);
-            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, bodyTimeout.Token);
+            // One deadline for the whole answer, headers and body (HttpClient.Timeout alone bounds the headers), or a
+            // provider that trickles its answer would hold a callback (or a refresh, and its connection's lock) for ever.
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(http.Timeout);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, deadline.Token);
             if (body is null)
             {
                 return TokenExchangeResult.Fail("invalid_token_response", "The provider's token response is too large.") with { FailureKind = Refresh.RefreshFailureKind.Transient };

@@ -188,8 +188,17 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
 
         // Each character as itself, \u00XX or %XX; the alternatives start with different characters, so a failed match
         // never backtracks far. Longest credential first, so one that contains another is blanked whole.
+        // A new instance, not Regex's static cache, which would keep the credentials' characters after the call.
         var pattern = string.Join('|', distinct.Select(secret => string.Concat(secret.Select(Alternatives))));
-        return System.Text.RegularExpressions.Regex.Replace(value, pattern, Redacted, System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        try
+        {
+            return new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1))
+                .Replace(value, Redacted);
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            return "[body withheld by Nexus: it could not be checked for the connection's credentials in time]";
+        }
 
         static string Alternatives(char c)
         {
@@ -197,8 +206,20 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
             var hex = ((int)c).ToString("X4", System.Globalization.CultureInfo.InvariantCulture);
             var escaped = "\\\\u" + string.Concat(hex.Select(Hex));
             var percent = c < 0x80 ? "|%" + Hex(hex[2]) + Hex(hex[3]) : "";
-            var slash = c == '/' ? "|\\\\/" : "";
-            return $"(?:{literal}|{escaped}{percent}{slash})";
+            // JSON's short escapes (RFC 8259 §7), and \/ which many encoders write for a slash.
+            var shortEscape = c switch
+            {
+                '"' => "|\\\\\"",
+                '\\' => "|\\\\\\\\",
+                '/' => "|\\\\/",
+                '\b' => "|\\\\b",
+                '\f' => "|\\\\f",
+                '\n' => "|\\\\n",
+                '\r' => "|\\\\r",
+                '\t' => "|\\\\t",
+                _ => "",
+            };
+            return $"(?:{literal}|{escaped}{percent}{shortEscape})";
         }
 
         static string Hex(char digit) => char.IsAsciiLetter(digit) ? $"[{char.ToLowerInvariant(digit)}{digit}]" : digit.ToString();

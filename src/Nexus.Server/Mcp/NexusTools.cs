@@ -350,14 +350,8 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
                 ct, reconnect: service is not null);
             if (instead is not null)
             {
-                if (service is not null)
-                {
-                    return instead;
-                }
-
-                // One server's trouble never hides the others'.
-                listed.Add(new { service = provider.Name, name = provider.DisplayName, error = "Not connected: list this service alone for what to do." });
-                continue;
+                // Only for one service: without one, inactive connections were left out above and nothing is reconnected.
+                return instead;
             }
 
             if (answer!.Message is { } message && Member(message, "result", out var result) && Member(result, "tools", out var tools) && tools.ValueKind == JsonValueKind.Array)
@@ -371,7 +365,7 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
                     service = provider.Name,
                     name = provider.DisplayName,
                     error = answer.Status == StatusCodes.Status403Forbidden && answer.Problem is null
-                        ? "The MCP server refused to list its tools (HTTP 403): the connection may lack a permission the server wants. Calling one of its tools with call_remote_tool asks the person for it."
+                        ? "The MCP server refused to list its tools (HTTP 403): the connection may lack a permission the server wants. Calling one of its tools with call_remote_tool asks for it (the person approves it; a machine-to-machine server's is granted to Nexus)."
                         : RemoteError(answer),
                 });
             }

@@ -86,6 +86,8 @@ public sealed class UpstreamSignInTests
     [Theory]
     [InlineData("unreachable")]
     [InlineData("another issuer")]
+    [InlineData("a discovery document without authorization_endpoint")]
+    [InlineData("keys that are no key set")]
     [InlineData("a token answer that is not JSON")]
     [InlineData("no id_token")]
     [InlineData("an id_token that is not a string")]
@@ -94,14 +96,14 @@ public sealed class UpstreamSignInTests
         // A stand-in for the upstream whose answers the test writes; its authorization endpoint sends the browser straight back.
         await using var fake = await RemoteMcp.FakeMcpServer.StartAsync();
         var issuer = failure == "unreachable" ? "http://127.0.0.1:1" : fake.BaseUrl;
-        fake.Routes["/.well-known/openid-configuration"] = c => c.Response.WriteAsJsonAsync(new
+        fake.Routes["/.well-known/openid-configuration"] = c => c.Response.WriteAsJsonAsync(new Dictionary<string, string?>
         {
-            issuer = failure == "another issuer" ? "https://elsewhere.example" : issuer,
-            authorization_endpoint = issuer + "/authorize",
-            token_endpoint = issuer + "/token",
-            jwks_uri = issuer + "/jwks",
+            ["issuer"] = failure == "another issuer" ? "https://elsewhere.example" : issuer,
+            ["authorization_endpoint"] = failure == "a discovery document without authorization_endpoint" ? null : issuer + "/authorize",
+            ["token_endpoint"] = issuer + "/token",
+            ["jwks_uri"] = issuer + "/jwks",
         });
-        fake.Routes["/jwks"] = c => c.Response.WriteAsJsonAsync(new { keys = Array.Empty<object>() });
+        fake.Routes["/jwks"] = c => failure == "keys that are no key set" ? c.Response.WriteAsync("[1, 2]") : c.Response.WriteAsJsonAsync(new { keys = Array.Empty<object>() });
         fake.Routes["/authorize"] = c =>
         {
             c.Response.Redirect($"{c.Request.Query["redirect_uri"]}?code=a-code&state={Uri.EscapeDataString(c.Request.Query["state"].ToString())}");
@@ -126,7 +128,39 @@ public sealed class UpstreamSignInTests
         await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
         Assert.Equal(HttpStatusCode.BadGateway, browser.LastStatus);
         Assert.Contains("Acme SSO could not be reached, or answered in a way Nexus cannot use", browser.LastPage, StringComparison.Ordinal);
-        Assert.Equal(failure is "unreachable" or "another issuer" ? 0 : 1, fake.Hits.GetValueOrDefault("/token"));
+        Assert.Equal(failure is "unreachable" or "another issuer" or "a discovery document without authorization_endpoint" or "keys that are no key set" ? 0 : 1,
+            fake.Hits.GetValueOrDefault("/token"));
+    }
+
+    [Fact]
+    public async Task AnAuthorizationEndpointWithAQueryOfItsOwnKeepsItBesideTheSignInsParameters()
+    {
+        // Azure AD B2C names its policy in the endpoint's query (RFC 6749 §3.1 allows one).
+        await using var fake = await RemoteMcp.FakeMcpServer.StartAsync();
+        var issuer = fake.BaseUrl;
+        fake.Routes["/.well-known/openid-configuration"] = c => c.Response.WriteAsJsonAsync(new
+        {
+            issuer, authorization_endpoint = issuer + "/authorize?p=B2C_1_signin", token_endpoint = issuer + "/token", jwks_uri = issuer + "/jwks",
+        });
+        fake.Routes["/jwks"] = c => c.Response.WriteAsJsonAsync(new { keys = Array.Empty<object>() });
+        var asked = new TaskCompletionSource<Microsoft.AspNetCore.Http.IQueryCollection>(TaskCreationOptions.RunContinuationsAsynchronously);
+        fake.Routes["/authorize"] = c =>
+        {
+            asked.TrySetResult(c.Request.Query);
+            return c.Response.WriteAsync("the upstream's sign-in page");
+        };
+        await using var db = await TestDatabase.CreateAsync();
+        await using var nexus = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["Nexus:Upstream:Issuer"] = issuer;
+            s["Nexus:Upstream:ClientId"] = "nexus";
+            s["Nexus:Upstream:ClientSecret"] = "a secret";
+        });
+
+        using var browser = new Browser(nexus);
+        await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
+        var query = await asked.Task;
+        Assert.Equal(("B2C_1_signin", "code", "nexus"), (query["p"].ToString(), query["response_type"].ToString(), query["client_id"].ToString()));
     }
 
     [Fact]

@@ -26,6 +26,15 @@ public sealed class McpApiCallsTests(ServerFixture fixture) : IClassFixture<Serv
         Assert.DoesNotContain("ab", blanked, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("""{"echo":"pa\"ss\\w0rd\n!"}""")]
+    [InlineData("""{"echo":"pa\u0022ss\u005cw0rd\u000a!"}""")]
+    public void ACredentialWithQuotesBackslashesOrControlCharactersIsBlankedInJsonsShortEscapesToo(string answer)
+    {
+        var blanked = McpApiCalls.Blank(answer, ["pa\"ss\\w0rd\n!"]);
+        Assert.Equal("""{"echo":"[credential removed by Nexus]"}""", blanked);
+    }
+
     [Fact]
     public async Task CallsMadeAtOnceAllSeeAConnectionThatIsNotActiveNotOnlyTheOneThatLookedItUp()
     {

@@ -167,7 +167,13 @@ internal sealed class ConnectionRefresher(
         // The reader stops waiting when its request ends; the refresh itself always completes.
         var (mode, flight) = Join(connection.Id, RefreshMode.OnRead, null);
         var result = await flight.WaitAsync(ct);
-        if (mode == RefreshMode.Background && result.Status == RefreshStatus.Current
+        if (mode == RefreshMode.Background && result.Status == RefreshStatus.Skipped)
+        {
+            // The background flight this read joined did not wait for the connection's lock (another refresh, or a
+            // resource token's mint, held it): the read waits for it in a flight of its own.
+            result = await Join(connection.Id, RefreshMode.OnRead, null).Task.WaitAsync(ct);
+        }
+        else if (mode == RefreshMode.Background && result.Status == RefreshStatus.Current
             && result.For(connection) is var current && current.TokenExpiresAt is { } currentExpiry
             && RefreshSchedule.ReadDueAt(canRefresh, current.UpdatedAt, currentExpiry, RefreshSchedule.MarginMs(Settings, provider)) <= Now)
         {
@@ -220,7 +226,9 @@ internal sealed class ConnectionRefresher(
         var result = await task.WaitAsync(ct);
         // Joining a read's or the background's refresh that found nothing to do does not give this caller the new
         // token it asked for: then it runs its own.
-        if (mode != RefreshMode.Force && result.Status == RefreshStatus.Current && (result.Row is null || result.Row.UpdatedAt == seen.UpdatedAt))
+        // A background flight that did not wait for the lock (Skipped) did nothing either.
+        if (mode != RefreshMode.Force && (result.Status == RefreshStatus.Skipped
+            || (result.Status == RefreshStatus.Current && (result.Row is null || result.Row.UpdatedAt == seen.UpdatedAt))))
         {
             result = await Join(seen.Id, RefreshMode.Force, seen.UpdatedAt).Task.WaitAsync(ct);
         }

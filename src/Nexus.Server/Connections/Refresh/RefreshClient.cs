@@ -145,15 +145,15 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
         try
         {
             var http = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            // One deadline for the whole answer, headers and body (HttpClient.Timeout alone bounds the headers): a provider
+            // that sends its headers and then stalls would otherwise hold this refresh, the connection's lock and every
+            // read waiting on it for ever, and one that sends them late and then stalls, past what the lock's waiters wait.
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(http.Timeout);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
             var status = (int)response.StatusCode;
             var retryAfter = RetryAfter(response, time.GetUtcNow());
-            // HttpClient.Timeout bounded the wait for the headers only: the body gets the same bound (as the code exchange's
-            // in ProviderClient), or a provider that sends its headers and then stalls would hold this refresh, the
-            // connection's single flight, its database lock on PostgreSQL and every read waiting on it, for ever.
-            using var bodyTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            bodyTimeout.CancelAfter(http.Timeout);
-            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, bodyTimeout.Token);
+            var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, deadline.Token);
             if (body is null)
             {
                 return RefreshAttempt.Failure(RefreshFailureKind.Transient, "invalid_token_response", "The provider's token response is too large.", retryAfter);

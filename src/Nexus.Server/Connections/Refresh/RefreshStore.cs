@@ -119,25 +119,32 @@ internal sealed class RefreshLock(DbConnection connection, DbTransaction? transa
 
     public async ValueTask DisposeAsync()
     {
-        if (transaction is not null)
+        try
         {
-            if (!committed)
+            if (transaction is not null)
             {
-                try
+                if (!committed)
                 {
-                    await transaction.RollbackAsync(CancellationToken.None);
+                    try
+                    {
+                        await transaction.RollbackAsync(CancellationToken.None);
+                    }
+                    catch (Exception e) when (e is DbException or InvalidOperationException)
+                    {
+                        // The session is gone; PostgreSQL rolled back and released the lock itself.
+                    }
                 }
-                catch (Exception e) when (e is DbException or InvalidOperationException)
-                {
-                    // The session is gone; PostgreSQL rolled back and released the lock itself.
-                }
+
+                await transaction.DisposeAsync();
             }
 
-            await transaction.DisposeAsync();
+            await connection.DisposeAsync();
         }
-
-        await connection.DisposeAsync();
-        held?.Dispose();
+        finally
+        {
+            // The connection's lock goes back whatever closing the database connection did.
+            held?.Dispose();
+        }
     }
 }
 

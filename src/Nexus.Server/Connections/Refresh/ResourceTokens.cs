@@ -120,6 +120,9 @@ internal sealed class ResourceTokens(
 
     private static ResourceTokenResult Fail(IResult problem) => new(null, null, problem);
 
+    private static bool SameToken(string a, string b) =>
+        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(a), System.Text.Encoding.UTF8.GetBytes(b));
+
     private static string Truncate(string value) => value.Length > 64 ? value[..64] + "…" : value;
 
     private static string RowId(string connectionId, string resource) => connectionId + ":" + resource;
@@ -191,14 +194,27 @@ internal sealed class ResourceTokens(
             long? expiresAt = tokens.ExpiresIn is { } seconds ? now + (seconds * 1000) : null;
             // Both writes hold only while the connection still has the refresh token this mint presented: a consent that
             // completed meanwhile (a reconnect: new tokens, the resource tokens of the old grant deleted, takes no refresh
-            // lock) is never overwritten with the old grant's refresh token or resource token.
-            var holding = row.RefreshToken;
+            // lock) is never overwritten with the old grant's refresh token or resource token. Compared as plaintext (as
+            // the refresh engine does): `keys reencrypt` may have sealed the same token anew meanwhile.
+            var holding = await held.QueryFirstOrDefaultAsync<byte[]>("SELECT refresh_token FROM connections WHERE id = @connectionId AND status = @active",
+                new { connectionId, active = ConnectionStatus.Active });
+            if (holding is null || !SameToken(connections.Decrypt(ConnectionStore.RefreshTokenColumn, connectionId, holding), refreshToken))
+            {
+                await held.CommitAsync();
+                connections.Invalidate(connectionId);
+                logger.LogInformation("Connection {ConnectionId} was consented to again, or removed, while a token for resource {Resource} was minted; the token is not kept",
+                    connectionId, resourceName);
+                return Fail(holding is null && await connections.FindAsync(connectionId, CancellationToken.None) is null
+                    ? Problems.NotFound("Connection")
+                    : ConnectionRefresher.Unavailable(connectionId, Now + 1000, Now, "connection_changed"));
+            }
+
             if (tokens.RefreshToken is { } rotated)
             {
                 // Entra returns a new refresh token with every token response: it replaces the stored one (the old one
                 // may stop working), under the same lock as every other use of it.
                 var replacement = connections.Encrypt(ConnectionStore.RefreshTokenColumn, connectionId, rotated);
-                holding = await RefreshStore.ReplaceRefreshTokenAsync(held, connectionId, row.RefreshToken, replacement) ? replacement : null;
+                holding = await RefreshStore.ReplaceRefreshTokenAsync(held, connectionId, holding, replacement) ? replacement : null;
             }
 
             var stored = holding is not null && await held.ExecuteAsync(
@@ -214,8 +230,7 @@ internal sealed class ResourceTokens(
             connections.Invalidate(connectionId);
             if (!stored)
             {
-                logger.LogInformation("Connection {ConnectionId} was consented to again while a token for resource {Resource} was minted; the token is not kept",
-                    connectionId, resourceName);
+                logger.LogInformation("Connection {ConnectionId} changed while a token for resource {Resource} was stored; the token is not kept", connectionId, resourceName);
                 return Fail(ConnectionRefresher.Unavailable(connectionId, Now + 1000, Now, "connection_changed"));
             }
 
