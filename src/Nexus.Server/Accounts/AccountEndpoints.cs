@@ -138,21 +138,36 @@ internal static class AccountEndpoints
         // Without email confirmation, "this address has an account" cannot be hidden from the person signing up; what
         // can be done is to make it useless for harvesting: each such answer counts as a failed sign-in of the source
         // address, so the same per-address limit that stops password guessing stops enumeration through this form.
+        // Counted before the check and given back unless the address was taken, so that attempts sent at once cannot
+        // all pass the limit (each would read the count before any had been recorded).
         var address = SignInLimiter.AddressOf(context);
-        if (limiter.RetryAfter(address) is { } wait)
+        var (wait, reservation) = limiter.Reserve(address);
+        if (wait is { } retryAfter)
         {
-            context.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return SignUpPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(wait.TotalMinutes)} minute(s)."], 429, form);
+            context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return SignUpPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(retryAfter.TotalMinutes)} minute(s)."], 429, form);
         }
 
-        var (user, errors, taken) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
+        NexusUser? user;
+        IEnumerable<string> errors;
+        bool taken;
+        try
+        {
+            (user, errors, taken) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
+        }
+        catch
+        {
+            limiter.Release(address, reservation);
+            throw;
+        }
+
+        if (!taken)
+        {
+            limiter.Release(address, reservation);
+        }
+
         if (user is null)
         {
-            if (taken)
-            {
-                limiter.RecordFailure(address);
-            }
-
             return SignUpPage(context, returnUrl, errors, 400, form);
         }
 

@@ -126,8 +126,9 @@ internal sealed class SetupTokenStartup(NexusOptions options, ServerSecrets secr
             return;
         }
 
-        var generated = string.IsNullOrEmpty(options.SetupToken);
-        var token = generated ? SecretGenerator.Secret("nxsetup_") : options.SetupToken!;
+        var generated = string.IsNullOrWhiteSpace(options.SetupToken);
+        // Trimmed as what is entered at /setup is: a token read from a file with its final newline must still match.
+        var token = generated ? SecretGenerator.Secret("nxsetup_") : options.SetupToken!.Trim();
         await connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO settings (name, value, updated_at) VALUES (@name, @value, @now) ON CONFLICT (name) DO UPDATE SET value = @value, updated_at = @now",
             new { name = Administrators.SetupTokenSetting, value = hasher.Hash(token), now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: ct));

@@ -97,7 +97,7 @@ internal static class UserAdministration
     /// </summary>
     public static async Task<bool> ApplyAsync(UserStore users, SessionValidator sessions, IAccountGrants grants, string id, Action action)
     {
-        if (id.Length > 64 || !await users.SetDisabledAsync(id, action == Action.Disable, CancellationToken.None))
+        if (id.Length > 64 || !await (action == Action.Unlock ? users.UnlockAsync(id, CancellationToken.None) : users.SetDisabledAsync(id, action == Action.Disable, CancellationToken.None)))
         {
             return false;
         }

@@ -145,6 +145,19 @@ internal sealed class UserStore(NexusDatabase db, TimeProvider time, Microsoft.E
             new { id, disabled = DisabledUntil }, cancellationToken: ct));
     }
 
+    /// <summary>
+    /// Lifts a lockout that failed sign-ins set (the count starts again), never an administrator's disabling: an unlock
+    /// from a page read before the account was disabled leaves it disabled. False when there is no such account.
+    /// </summary>
+    public async Task<bool> UnlockAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE users SET lockout_end = NULL, access_failed_count = 0, concurrency_stamp = @concurrency WHERE id = @id AND (lockout_end IS NULL OR lockout_end < @disabled)",
+            new { id, concurrency = Guid.NewGuid().ToString("N"), disabled = DisabledUntil }, cancellationToken: ct));
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM users WHERE id = @id", new { id }, cancellationToken: ct)) == 1;
+    }
+
     /// <summary>lockout_end of a disabled account (SetDisabledAsync): locked to the end of time.</summary>
     private static readonly long DisabledUntil = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 

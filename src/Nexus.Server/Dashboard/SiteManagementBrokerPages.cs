@@ -446,9 +446,14 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string id, ApiKeyService apiKeys, CancellationToken ct)
     {
-        if (await apiKeys.FindAsync(id, ct) is { IsRevoked: false } key)
+        switch (await apiKeys.FindAsync(id, ct))
         {
-            await apiKeys.RevokeAsync(key, ct);
+            case null:
+                // Never "done" for nothing done: the administrator would believe it revoked.
+                return Error(context, "Not found", "There is no such API key; nothing was revoked.", StatusCodes.Status404NotFound);
+            case { IsRevoked: false } key:
+                await apiKeys.RevokeAsync(key, ct);
+                break;
         }
 
         return Results.Redirect("/admin/api-keys");
@@ -532,8 +537,9 @@ internal static class SiteManagementBrokerPages
 
     private static async Task<IResult> DeleteWebhookAsync(HttpContext context, string id, WebhookStore store, CancellationToken ct)
     {
-        await store.DeleteAsync(id, ct);
-        return Results.Redirect("/admin/webhooks");
+        return await store.DeleteAsync(id, ct)
+            ? Results.Redirect("/admin/webhooks")
+            : Error(context, "Not found", "There is no such webhook; nothing was deleted.", StatusCodes.Status404NotFound);
     }
 
     private static async Task<IResult> SendTestEventAsync(HttpContext context, string id, WebhookDeliveryService deliveries, CancellationToken ct) =>

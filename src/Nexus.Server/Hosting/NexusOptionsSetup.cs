@@ -51,7 +51,7 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add("API_KEY is too short to be safe: use at least 16 characters, e.g. the output of: openssl rand -base64 32");
         }
 
-        if (o.SetupToken is { Length: > 0 and < 16 })
+        if (o.SetupToken is { Length: > 0 } setupToken && setupToken.Trim().Length < 16)
         {
             errors.Add("SETUP_TOKEN is too short to be safe: use at least 16 characters, e.g. the output of: openssl rand -base64 32");
         }

@@ -253,6 +253,65 @@ public sealed class SignInAbuseTests
         Assert.Equal(HttpStatusCode.TooManyRequests, signedIn.LastStatus);
     }
 
+    /// <summary>Each browser on <paramref name="page"/> (after <paramref name="prepare"/>), then all submit its form at once.</summary>
+    private static async Task<List<Browser>> SubmitFormsAtOnceAsync(NexusTestServer server, int count, string page, Func<int, Dictionary<string, string>> form,
+        Func<Browser, Task>? prepare = null)
+    {
+        var browsers = new List<Browser>();
+        for (var i = 0; i < count; i++)
+        {
+            var browser = new Browser(server);
+            if (prepare is not null)
+            {
+                await prepare(browser);
+            }
+
+            await browser.NavigateAsync(page);
+            browsers.Add(browser);
+        }
+
+        using var start = new ManualResetEventSlim();
+        await Task.WhenAll(browsers.Select((b, i) => Task.Run(async () =>
+        {
+            start.Wait();
+            await b.SubmitAsync(page, form(i));
+        })).Append(Task.Run(start.Set)));
+        return browsers;
+    }
+
+    [Fact]
+    public async Task TakenAddressesProbedAtOnceAtSignUpStopAtTheAddressLimit()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:FailedSignInLimit"] = "3");
+        var taken = Enumerable.Range(0, 10).Select(_ => NewEmail()).ToArray();
+        foreach (var email in taken)
+        {
+            await server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/users", new { email, password = Password }, HttpStatusCode.Created);
+        }
+
+        var probes = await SubmitFormsAtOnceAsync(server, 10, "/account/signup", i => new() { ["email"] = taken[i], ["password"] = Password });
+
+        // Only the limit's worth learn that their address is taken; the others are turned away before it is looked at.
+        Assert.Equal(3, probes.Count(p => p.LastStatus == HttpStatusCode.BadRequest));
+        Assert.Equal(7, probes.Count(p => p.LastStatus == HttpStatusCode.TooManyRequests));
+        probes.ForEach(p => p.Dispose());
+    }
+
+    [Fact]
+    public async Task SetupTokenGuessesSentAtOnceStopAtTheAddressLimit()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:FailedSignInLimit"] = "3");
+
+        var guessers = await SubmitFormsAtOnceAsync(server, 10, "/setup", i => new() { ["token"] = "a-guessed-setup-token-" + i },
+            browser => browser.SignUpAsync(NewEmail(), Password));
+
+        Assert.Equal(3, guessers.Count(g => g.LastStatus == HttpStatusCode.BadRequest));
+        Assert.Equal(7, guessers.Count(g => g.LastStatus == HttpStatusCode.TooManyRequests));
+        guessers.ForEach(g => g.Dispose());
+    }
+
     [Fact]
     public async Task SigningUpWithTakenAddressesCountsAgainstTheAddressSoAccountsCannotBeHarvested()
     {

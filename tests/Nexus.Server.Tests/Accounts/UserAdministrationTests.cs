@@ -308,6 +308,14 @@ public sealed class UserAdministrationTests(ServerFixture fixture) : IClassFixtu
             Assert.Contains("Choose your password", browser.LastPage, StringComparison.Ordinal);
         }
 
+        // Site management's Unlock (from a page read before the account was disabled) lifts a failed sign-ins' lockout
+        // only, never an administrator's disabling.
+        await Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/users/{person.UserId}/disable");
+        Assert.True(await UserAdministration.ApplyAsync(Server.Services.GetRequiredService<UserStore>(), Server.Services.GetRequiredService<SessionValidator>(),
+            Server.Services.GetRequiredService<IAccountGrants>(), person.UserId, UserAdministration.Action.Unlock));
+        var afterUnlock = (await Server.AdminJsonAsync(HttpMethod.Get, "/v1/admin/users")).GetProperty("users").EnumerateArray().Single(u => u.GetProperty("id").GetString() == person.UserId);
+        Assert.Equal("disabled", afterUnlock.GetProperty("state").GetString());
+
         // An id that names nobody: 404, as a problem document.
         foreach (var action in new[] { "disable", "enable", "reset-password" })
         {

@@ -521,7 +521,11 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         await browser.SignInAsync(AdminEmail, Password);
         await browser.NavigateAsync("/admin/users");
         var csrf = Browser.Forms(browser.LastPage).First(f => f.Action == "/admin/users").Hidden;
-        foreach (var path in new[] { "/admin/users/usr_nobody/disable", "/admin/users/" + new string('x', 300) + "/reset", "/admin/users/%3Cscript%3E/unlock", "/admin/providers/nobody/delete", "/admin/providers/nobody" })
+        foreach (var path in new[]
+        {
+            "/admin/users/usr_nobody/disable", "/admin/users/" + new string('x', 300) + "/reset", "/admin/users/%3Cscript%3E/unlock", "/admin/providers/nobody/delete",
+            "/admin/providers/nobody", "/admin/api-keys/ak_nobody/revoke", "/admin/webhooks/wh_nobody/delete",
+        })
         {
             using var http = new HttpClient(new HttpClientHandler { CookieContainer = browser.Cookies, AllowAutoRedirect = false }) { BaseAddress = new Uri(Server.BaseUrl) };
             using var response = await http.PostAsync(path, new FormUrlEncodedContent(csrf));
