@@ -44,6 +44,14 @@ internal sealed class SessionValidator(NexusDatabase db, NexusOptions options, T
     public async Task ValidateAsync(CookieValidatePrincipalContext context)
     {
         var principal = context.Principal;
+        // An absolute lifetime: sliding expiration alone would keep a session that is used every few hours for ever.
+        if (SignInTime.Outlived(context, TimeSpan.FromHours(options.SessionMaxHours), time.GetUtcNow()))
+        {
+            context.RejectPrincipal();
+            await context.HttpContext.SignOutAsync(IdentityConstants.ApplicationScheme);
+            return;
+        }
+
         var userId = principal?.FindFirstValue(ClaimTypes.NameIdentifier);
         var stamp = principal?.FindFirstValue(identity.Value.ClaimsIdentity.SecurityStampClaimType);
         var state = userId is null || stamp is null ? null : await cache.GetAsync(userId, LoadAsync);

@@ -13,19 +13,36 @@ internal static class SignInTime
 {
     private const string Key = "nexus.auth_time";
 
+    /// <summary>When this Nexus session began (Unix seconds), for its absolute lifetime; auth_time may be older (an upstream's).</summary>
+    private const string StartedKey = "nexus.session_started";
+
     /// <summary>
     /// The cookie handler's OnSigningIn: every sign-in (password, sign-up, upstream, the one after a password change)
     /// starts with new properties and is stamped now; properties carried over keep their stamp.
     /// </summary>
     public static Task StampAsync(CookieSigningInContext context)
     {
-        if (!context.Properties.Items.ContainsKey(Key))
+        var now = context.HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.Properties.Items.TryAdd(Key, now);
+        context.Properties.Items.TryAdd(StartedKey, now);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Whether the session has outlived Nexus:SessionMaxHours since it began, however often it was renewed. A session
+    /// from before the stamp existed is stamped now (and its cookie renewed), so it too ends within the limit.
+    /// </summary>
+    public static bool Outlived(Microsoft.AspNetCore.Authentication.Cookies.CookieValidatePrincipalContext context, TimeSpan max, DateTimeOffset now)
+    {
+        if (context.Properties.Items.TryGetValue(StartedKey, out var value)
+            && long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var started))
         {
-            var now = context.HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
-            context.Properties.Items[Key] = now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return now - DateTimeOffset.FromUnixTimeSeconds(started) > max;
         }
 
-        return Task.CompletedTask;
+        context.Properties.Items[StartedKey] = now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.ShouldRenew = true;
+        return false;
     }
 
     /// <summary>

@@ -44,6 +44,13 @@ internal sealed class NexusOptions
     [Range(0, 60)]
     public int SessionCheckSeconds { get; set; } = 5;
 
+    /// <summary>
+    /// How long a dashboard session lasts at most after its sign-in, however often it is used (its cookie otherwise
+    /// slides 12 hours past each use); then the person signs in again (OWASP ASVS 3.3: an absolute timeout).
+    /// </summary>
+    [Range(1, 8_760)]
+    public int SessionMaxHours { get; set; } = 720;
+
     /// <summary>Failed sign-ins allowed per source address within the window, across all accounts.</summary>
     public int FailedSignInLimit { get; set; } = 20;
 

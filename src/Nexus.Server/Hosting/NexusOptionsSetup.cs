@@ -61,6 +61,11 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add("Nexus:SessionCheckSeconds must be between 0 and 60.");
         }
 
+        if (o.SessionMaxHours is < 1 or > 8_760)
+        {
+            errors.Add($"Nexus:SessionMaxHours must be between 1 and 8760: how long a dashboard session lasts at most after its sign-in (default 720; got {o.SessionMaxHours}).");
+        }
+
         if (o.AccessTokenSigningAlgorithm is not ("ES256" or "RS256"))
         {
             errors.Add($"Nexus:AccessTokenSigningAlgorithm must be ES256 or RS256 (got '{o.AccessTokenSigningAlgorithm}').");

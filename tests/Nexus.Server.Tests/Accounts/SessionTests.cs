@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Nexus.Server.Accounts;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
@@ -17,6 +18,26 @@ public sealed class SessionTests(ServerFixture fixture) : IClassFixture<ServerFi
         request.Headers.Add("Cookie", cookie);
         using var response = await http.SendAsync(request);
         return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task ASessionUsedEveryFewHoursStillEndsNexusSessionMaxHoursAfterItsSignIn()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["Nexus:SessionMaxHours"] = "24");
+        using var browser = new Browser(server);
+        await browser.SignUpAsync(NewEmail(), Password);
+
+        // Used every five hours, the sliding cookie (renewed for 12 hours once half of that has passed) alone would never
+        // expire: renewed at 10 and 20 hours, it is good until 32.
+        for (var hours = 5; hours <= 20; hours += 5)
+        {
+            server.Time.Advance(TimeSpan.FromHours(5));
+            Assert.Equal("/account/applications", (await browser.NavigateAsync("/account/applications")).AbsolutePath);
+        }
+
+        server.Time.Advance(TimeSpan.FromHours(5));
+        Assert.Equal(AccountEndpoints.SignInPath, (await browser.NavigateAsync("/account/applications")).AbsolutePath);
     }
 
     [Fact]
