@@ -53,7 +53,7 @@ internal sealed class UpstreamSignIn(NexusOptions options, IHttpClientFactory ht
         foreach (var member in new[] { "issuer", "authorization_endpoint", "token_endpoint", "jwks_uri" })
         {
             if (metadata.ValueKind != JsonValueKind.Object || !metadata.TryGetProperty(member, out var value) || value.ValueKind != JsonValueKind.String
-                || !Uri.TryCreate(value.GetString(), UriKind.Absolute, out _))
+                || !Uri.TryCreate(value.GetString(), UriKind.Absolute, out var url) || url.Scheme is not ("https" or "http"))
             {
                 throw new UpstreamAnswerException($"The discovery document has no {member} URL.");
             }

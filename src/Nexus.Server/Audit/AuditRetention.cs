@@ -6,6 +6,8 @@ namespace Nexus.Server.Audit;
 /// <summary>Audit events older than Nexus:Retention:AuditDays are removed (Data/Retention); 0, the default, keeps them all.</summary>
 internal sealed class AuditRetention(NexusDatabase db, NexusOptions options) : IRetentionRule
 {
+    public string Key => "audit_events";
+
     public string Name => "audit events";
 
     public async Task<int> PurgeAsync(DateTimeOffset now, CancellationToken ct) =>

@@ -24,7 +24,7 @@ internal static class DataCommands
               refresh tokens, revoked token ids and grants that nothing can use any more (a day past the longest access
               token's lifetime), finished webhook deliveries older than Nexus:Retention:WebhookDeliveryDays, and audit
               events older than Nexus:Retention:AuditDays when it is set. Safe while Nexus runs.
-              --json   {"removed":{"<what>":N,…},"total":N}
+              --json   {"removed":{"grants":N,"audit_events":N,"webhook_deliveries":N},"total":N}
             """, PurgeAsync)
         .AddNexusCommand("backup", "copy the SQLite database to a file while Nexus runs", """
             Usage: Nexus.Server backup FILE [--force] [--json]
@@ -65,7 +65,7 @@ internal static class DataCommands
         var removed = await context.Get<Retention>().RunOnceAsync(ct);
         var total = removed.Sum(r => r.Removed);
         return await context.ResultAsync(new { removed = removed.ToDictionary(r => r.Rule, r => r.Removed), total },
-            total == 0 ? "Nothing to remove." : string.Join(Environment.NewLine, removed.Where(r => r.Removed > 0).Select(r => $"Removed {r.Removed} {r.Rule}.")));
+            total == 0 ? "Nothing to remove." : string.Join(Environment.NewLine, removed.Where(r => r.Removed > 0).Select(r => $"{r.Rule}: {r.Removed} rows removed.")));
     }
 
     private static async Task<int> BackupAsync(CommandContext context, CancellationToken ct)

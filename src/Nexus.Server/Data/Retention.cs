@@ -9,6 +9,9 @@ namespace Nexus.Server.Data;
 /// </summary>
 internal interface IRetentionRule
 {
+    /// <summary>A short name for the purge command's JSON ("grants").</summary>
+    string Key { get; }
+
     /// <summary>What the rows are, in the log's words ("expired authorization codes").</summary>
     string Name { get; }
 
@@ -26,20 +29,31 @@ internal sealed class Retention(IEnumerable<IRetentionRule> rules, TimeProvider 
     /// <summary>Rows per DELETE.</summary>
     public const int Batch = 1000;
 
-    /// <summary>One pass of every rule; returns how many rows each removed.</summary>
+    /// <summary>
+    /// One pass of every rule; returns how many rows each removed (its <see cref="IRetentionRule.Key"/>). A rule that
+    /// fails is logged and the others still run; a database outage ends the pass (the worker reports it).
+    /// </summary>
     public async Task<IReadOnlyList<(string Rule, int Removed)>> RunOnceAsync(CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var removed = new List<(string, int)>();
         foreach (var rule in rules)
         {
-            var count = await rule.PurgeAsync(now, ct);
-            if (count > 0)
+            try
             {
-                logger.LogInformation("Retention removed {Count} {Rows}", count, rule.Name);
-            }
+                var count = await rule.PurgeAsync(now, ct);
+                if (count > 0)
+                {
+                    logger.LogInformation("Retention removed {Count} {Rows}", count, rule.Name);
+                }
 
-            removed.Add((rule.Name, count));
+                removed.Add((rule.Key, count));
+            }
+            catch (Exception e) when (e is not OperationCanceledException && !DatabaseHealth.IsOutage(e))
+            {
+                logger.LogWarning(e, "Retention could not remove {Rows}", rule.Name);
+                removed.Add((rule.Key, 0));
+            }
         }
 
         return removed;

@@ -116,27 +116,30 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         var textual = IsText(response.ContentType);
         string? text = null;
         string? base64 = null;
+        var blank = Blanker(secrets);
         if (bytes.Length > 0 && response.Headers.ContentEncoding is { Count: > 0 } encoding && !encoding.ToString().Equals("identity", StringComparison.OrdinalIgnoreCase))
         {
             // Compressed although asked not to be: not checked for credentials, so not handed over.
             text = $"[body withheld by Nexus: compressed ({encoding}), so it cannot be checked for the connection's credentials]";
         }
-        else if (textual)
-        {
-            text = Blank(Encoding.UTF8.GetString(bytes), secrets);
-        }
-        else if (secrets.Count == 0 || Blank(Encoding.UTF8.GetString(bytes), secrets) == Encoding.UTF8.GetString(bytes))
-        {
-            base64 = bytes.Length == 0 ? null : Convert.ToBase64String(bytes);
-        }
         else
         {
-            text = Blank(Encoding.UTF8.GetString(bytes), secrets);
+            var decoded = Encoding.UTF8.GetString(bytes);
+            var blanked = blank(decoded);
+            if (textual || blanked != decoded)
+            {
+                // Text, or binary that held a credential: handed over as text, blanked.
+                text = blanked;
+            }
+            else
+            {
+                base64 = bytes.Length == 0 ? null : Convert.ToBase64String(bytes);
+            }
         }
 
         foreach (var (name, value) in answerHeaders.ToArray())
         {
-            answerHeaders[name] = Blank(value, secrets);
+            answerHeaders[name] = blank(value);
         }
 
         return new ApiAnswer(response.StatusCode, answerHeaders, text, base64, capture.Truncated, source.FromProvider);
@@ -167,38 +170,48 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
     /// provider transforms otherwise (base64 of it, a range of its bytes) is not recognised: the echo of a credential is
     /// the provider's doing, and docs/security.md says so.
     /// </summary>
-    internal static string Blank(string value, List<string> secrets)
+    internal static string Blank(string value, List<string> secrets) => Blanker(secrets)(value);
+
+    /// <summary>
+    /// <see cref="Blank"/> for one answer's body and headers: the pattern is built once, on the first value with an
+    /// escape in it, and only lives as long as the answer is being read.
+    /// </summary>
+    private static Func<string, string> Blanker(List<string> secrets)
     {
         var distinct = secrets.Where(s => s.Length > 0).Distinct(StringComparer.Ordinal).OrderByDescending(s => s.Length).ToList();
-        if (distinct.Count == 0 || value.Length == 0)
+        System.Text.RegularExpressions.Regex? regex = null;
+        return value =>
         {
-            return value;
-        }
-
-        if (value.AsSpan().IndexOfAny('\\', '%') < 0)
-        {
-            // Nothing escaped anywhere: the credentials can only be there as they are.
-            foreach (var secret in distinct)
+            if (distinct.Count == 0 || value.Length == 0)
             {
-                value = value.Replace(secret, Redacted, StringComparison.Ordinal);
+                return value;
             }
 
-            return value;
-        }
+            if (value.AsSpan().IndexOfAny('\\', '%') < 0)
+            {
+                // Nothing escaped anywhere: the credentials can only be there as they are.
+                foreach (var secret in distinct)
+                {
+                    value = value.Replace(secret, Redacted, StringComparison.Ordinal);
+                }
 
-        // Each character as itself, \u00XX or %XX; the alternatives start with different characters, so a failed match
-        // never backtracks far. Longest credential first, so one that contains another is blanked whole.
-        // A new instance, not Regex's static cache, which would keep the credentials' characters after the call.
-        var pattern = string.Join('|', distinct.Select(secret => string.Concat(secret.Select(Alternatives))));
-        try
-        {
-            return new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1))
-                .Replace(value, Redacted);
-        }
-        catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
-        {
-            return "[body withheld by Nexus: it could not be checked for the connection's credentials in time]";
-        }
+                return value;
+            }
+
+            // Each character as itself, \u00XX, %XX or JSON's short escape; longest credential first, so one that
+            // contains another is blanked whole. A new instance, not Regex's static cache, which would keep the
+            // credentials' characters after the call.
+            regex ??= new System.Text.RegularExpressions.Regex(string.Join('|', distinct.Select(secret => string.Concat(secret.Select(Alternatives)))),
+                System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+            try
+            {
+                return regex.Replace(value, Redacted);
+            }
+            catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
+            {
+                return "[withheld by Nexus: it could not be checked for the connection's credentials in time]";
+            }
+        };
 
         static string Alternatives(char c)
         {

@@ -88,6 +88,7 @@ public sealed class UpstreamSignInTests
     [InlineData("another issuer")]
     [InlineData("a discovery document without authorization_endpoint")]
     [InlineData("keys that are no key set")]
+    [InlineData("a token endpoint that is no http URL")]
     [InlineData("a token answer that is not JSON")]
     [InlineData("no id_token")]
     [InlineData("an id_token that is not a string")]
@@ -100,7 +101,7 @@ public sealed class UpstreamSignInTests
         {
             ["issuer"] = failure == "another issuer" ? "https://elsewhere.example" : issuer,
             ["authorization_endpoint"] = failure == "a discovery document without authorization_endpoint" ? null : issuer + "/authorize",
-            ["token_endpoint"] = issuer + "/token",
+            ["token_endpoint"] = failure == "a token endpoint that is no http URL" ? "/token" : issuer + "/token",
             ["jwks_uri"] = issuer + "/jwks",
         });
         fake.Routes["/jwks"] = c => failure == "keys that are no key set" ? c.Response.WriteAsync("[1, 2]") : c.Response.WriteAsJsonAsync(new { keys = Array.Empty<object>() });
@@ -128,7 +129,8 @@ public sealed class UpstreamSignInTests
         await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
         Assert.Equal(HttpStatusCode.BadGateway, browser.LastStatus);
         Assert.Contains("Acme SSO could not be reached, or answered in a way Nexus cannot use", browser.LastPage, StringComparison.Ordinal);
-        Assert.Equal(failure is "unreachable" or "another issuer" or "a discovery document without authorization_endpoint" or "keys that are no key set" ? 0 : 1,
+        Assert.Equal(failure is "unreachable" or "another issuer" or "a discovery document without authorization_endpoint" or "keys that are no key set"
+            or "a token endpoint that is no http URL" ? 0 : 1,
             fake.Hits.GetValueOrDefault("/token"));
     }
 

@@ -79,6 +79,9 @@ public sealed class NexusTestServer : WebApplicationFactory<Program>
                 ["DATABASE_URL"] = database.DatabaseUrl,
                 ["Nexus:DataDirectory"] = database.DataDirectory,
                 ["Logging:LogLevel:Default"] = "Warning",
+                // Timers run in real time while tests move the clock by days: a retention pass a minute after start would
+                // remove what a test is counting. Data/RetentionTests runs the passes itself.
+                ["Nexus:Retention:IntervalMinutes"] = "0",
             };
             configure?.Invoke(settings);
             var server = new NexusTestServer(database, settings, time ?? new OffsetTimeProvider(), port, environment, services);

@@ -17,6 +17,8 @@ namespace Nexus.Server.AuthorizationServer.Grants;
 /// </summary>
 internal sealed class GrantRetention(NexusDatabase db, NexusOptions options) : IRetentionRule
 {
+    public string Key => "grants";
+
     public string Name => "expired authorization codes, refresh tokens, revoked token ids and spent grants";
 
     /// <summary>Before this (Unix ms), nothing of the authorization server can be used any more.</summary>

@@ -273,20 +273,24 @@ internal sealed class ConnectionRefresher(
 
     private async Task FlyAsync(string id, Flight flight, TaskCompletionSource<RefreshResult> completion)
     {
+        // The flight leaves the table before its result is handed out: a caller that looks again on that result (a
+        // read after a skipped or idle background flight) starts a flight of its own instead of finding this one.
+        RefreshResult result;
         try
         {
-            completion.SetResult(await RefreshLockedAsync(id, flight));
+            result = await RefreshLockedAsync(id, flight);
         }
         catch (Exception e)
         {
             logger.LogError(e, "Refresh of connection {ConnectionId} failed unexpectedly", id);
+            flights.TryRemove(KeyValuePair.Create(id, flight));
             completion.SetException(e);
             _ = completion.Task.Exception; // observed: every caller awaiting it rethrows it
+            return;
         }
-        finally
-        {
-            flights.TryRemove(KeyValuePair.Create(id, flight));
-        }
+
+        flights.TryRemove(KeyValuePair.Create(id, flight));
+        completion.SetResult(result);
     }
 
     /// <summary>
