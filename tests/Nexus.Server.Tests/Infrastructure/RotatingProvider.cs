@@ -229,19 +229,7 @@ public sealed class RotatingProvider : IAsyncDisposable
 
             if (StallCodeExchangeBody)
             {
-                context.Response.ContentType = "application/json";
-                await context.Response.WriteAsync("{\"access_token\":\"", context.RequestAborted);
-                await context.Response.Body.FlushAsync(context.RequestAborted);
-                try
-                {
-                    await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Nexus gave up: what the test is about.
-                }
-
-                return Results.Empty;
+                return await StallAsync(context);
             }
 
             if (CodeExchangeError is { } refusal)
@@ -289,19 +277,7 @@ public sealed class RotatingProvider : IAsyncDisposable
 
             if (StallRefreshBody)
             {
-                context.Response.ContentType = "application/json";
-                await context.Response.WriteAsync("{\"access_token\":\"", context.RequestAborted);
-                await context.Response.Body.FlushAsync(context.RequestAborted);
-                try
-                {
-                    await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Nexus gave up: what the test is about.
-                }
-
-                return Results.Empty;
+                return await StallAsync(context);
             }
 
             return answer;
@@ -311,6 +287,24 @@ public sealed class RotatingProvider : IAsyncDisposable
             Interlocked.Decrement(ref inFlight);
             changes.Pulse();
         }
+    }
+
+    /// <summary>Answers 200 with the start of a JSON body, then sends nothing more until Nexus gives up.</summary>
+    private static async Task<IResult> StallAsync(HttpContext context)
+    {
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync("{\"access_token\":\"", context.RequestAborted);
+        await context.Response.Body.FlushAsync(context.RequestAborted);
+        try
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+        }
+        catch (OperationCanceledException)
+        {
+            // Nexus gave up: what the test is about.
+        }
+
+        return Results.Empty;
     }
 
     private IResult Refresh(string presented)
