@@ -140,35 +140,17 @@ internal static class AccountEndpoints
         // address, so the same per-address limit that stops password guessing stops enumeration through this form.
         // Counted before the check and given back unless the address was taken, so that attempts sent at once cannot
         // all pass the limit (each would read the count before any had been recorded).
-        var address = SignInLimiter.AddressOf(context);
-        var (wait, reservation) = limiter.Reserve(address);
+        var (created, wait) = await limiter.AttemptAsync(SignInLimiter.AddressOf(context),
+            () => UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString()), attempt => attempt.EmailTaken);
         if (wait is { } retryAfter)
         {
             context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             return SignUpPage(context, returnUrl, [$"Too many failed attempts from your network. Try again in {(int)Math.Ceiling(retryAfter.TotalMinutes)} minute(s)."], 429, form);
         }
 
-        NexusUser? user;
-        IEnumerable<string> errors;
-        bool taken;
-        try
+        if (created!.User is not { } user)
         {
-            (user, errors, taken) = await UserAccounts.CreateAsync(users, form["email"].ToString(), form["password"].ToString());
-        }
-        catch
-        {
-            limiter.Release(address, reservation);
-            throw;
-        }
-
-        if (!taken)
-        {
-            limiter.Release(address, reservation);
-        }
-
-        if (user is null)
-        {
-            return SignUpPage(context, returnUrl, errors, 400, form);
+            return SignUpPage(context, returnUrl, created.Errors, 400, form);
         }
 
         await signIn.SignInAsync(user, isPersistent: false);

@@ -52,38 +52,16 @@ internal sealed class PasswordChange(UserManager<NexusUser> users, SignInManager
     public async Task<(PasswordChangeOutcome Outcome, IReadOnlyList<string> Errors, TimeSpan RetryAfter)> ChangeAsync(HttpContext context, string userId,
         string current, string next, string confirmation)
     {
-        var address = SignInLimiter.AddressOf(context);
         // Counted before the current password is checked and given back unless it was wrong, as at sign-in: attempts
         // sent at once cannot all pass the limit.
-        var (wait, reservation) = limiter.Reserve(address);
-        if (wait is { } retryAfter)
-        {
-            return (PasswordChangeOutcome.Throttled, [], retryAfter);
-        }
-
-        (PasswordChangeOutcome Outcome, IReadOnlyList<string> Errors, TimeSpan RetryAfter) outcome;
-        try
-        {
-            outcome = await ChangeAsync(context, userId, current, next, confirmation, address);
-        }
-        catch
-        {
-            limiter.Release(address, reservation);
-            throw;
-        }
-
-        if (outcome.Outcome != PasswordChangeOutcome.WrongPassword)
-        {
-            limiter.Release(address, reservation);
-        }
-
-        return outcome;
+        var (outcome, wait) = await limiter.AttemptAsync(SignInLimiter.AddressOf(context), () => ChangeCheckedAsync(context, userId, current, next, confirmation),
+            changed => changed.Outcome == PasswordChangeOutcome.WrongPassword);
+        return wait is { } retryAfter ? (PasswordChangeOutcome.Throttled, [], retryAfter) : outcome;
     }
 
-    private async Task<(PasswordChangeOutcome Outcome, IReadOnlyList<string> Errors, TimeSpan RetryAfter)> ChangeAsync(HttpContext context, string userId,
-        string current, string next, string confirmation, string address)
+    private async Task<(PasswordChangeOutcome Outcome, IReadOnlyList<string> Errors, TimeSpan RetryAfter)> ChangeCheckedAsync(HttpContext context, string userId,
+        string current, string next, string confirmation)
     {
-
         if (await users.FindByIdAsync(userId) is not { PasswordHash: not null } user)
         {
             return (PasswordChangeOutcome.NoPassword, [], TimeSpan.Zero);

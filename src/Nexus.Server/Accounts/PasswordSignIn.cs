@@ -26,27 +26,13 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
 
     public async Task<(PasswordSignInOutcome Outcome, TimeSpan RetryAfter)> SignInAsync(HttpContext context, string email, string password)
     {
-        var address = SignInLimiter.AddressOf(context);
         // Counted before the check and given back on success, so that guesses sent at once cannot all pass the limit.
-        var (wait, reservation) = limiter.Reserve(address);
-        if (wait is { } retryAfter)
-        {
-            return (PasswordSignInOutcome.Throttled, retryAfter);
-        }
-
-        try
-        {
-            return await CheckAsync(address, reservation, email, password);
-        }
-        catch
-        {
-            // No answer about the password (the database failed): the attempt is not counted against the address.
-            limiter.Release(address, reservation);
-            throw;
-        }
+        var (outcome, wait) = await limiter.AttemptAsync(SignInLimiter.AddressOf(context), () => CheckAsync(email, password),
+            checkedOutcome => checkedOutcome.Outcome == PasswordSignInOutcome.Failed);
+        return wait is { } retryAfter ? (PasswordSignInOutcome.Throttled, retryAfter) : outcome;
     }
 
-    private async Task<(PasswordSignInOutcome Outcome, TimeSpan RetryAfter)> CheckAsync(string address, long reservation, string email, string password)
+    private async Task<(PasswordSignInOutcome Outcome, TimeSpan RetryAfter)> CheckAsync(string email, string password)
     {
         var user = email.Length > 254 ? null : await users.FindByEmailAsync(email);
         if (user?.PasswordHash is null)
@@ -67,7 +53,6 @@ internal sealed class PasswordSignIn(UserManager<NexusUser> users, SignInManager
         {
             // Right: the reservations are taken back (a lockout set by attempts meanwhile included).
             await store.ClearFailedPasswordsAsync(user.Id, CancellationToken.None);
-            limiter.Release(address, reservation);
             return (user.PasswordChangeRequired ? PasswordSignInOutcome.SignedInPasswordChangeRequired : PasswordSignInOutcome.SignedIn, TimeSpan.Zero);
         }
 

@@ -63,31 +63,15 @@ internal static class SetupEndpoints
 
         // Guesses count like failed sign-ins: SETUP_TOKEN is chosen by a person and may be guessable. Each guess is
         // counted before it is checked and given back when right, so guesses sent at once cannot all pass the limit.
-        var address = SignInLimiter.AddressOf(context);
-        var (wait, reservation) = limiter.Reserve(address);
+        var (claimed, wait) = await limiter.AttemptAsync(SignInLimiter.AddressOf(context),
+            () => administrators.ClaimWithSetupTokenAsync(UserAccounts.SignedInUserId(context), form["token"].ToString().Trim(), ct), valid => !valid);
         if (wait is not null)
         {
             return SetupPage(context, "Too many failed attempts from your network. Try again later.", StatusCodes.Status429TooManyRequests);
         }
 
-        bool claimed;
-        try
-        {
-            claimed = await administrators.ClaimWithSetupTokenAsync(UserAccounts.SignedInUserId(context), form["token"].ToString().Trim(), ct);
-        }
-        catch
-        {
-            // No answer about the token (the database failed): not counted.
-            limiter.Release(address, reservation);
-            throw;
-        }
-
-        if (!claimed)
-        {
-            return SetupPage(context, "That setup token is not valid (it may have been used already).", StatusCodes.Status400BadRequest);
-        }
-
-        limiter.Release(address, reservation);
-        return Results.Redirect("/admin");
+        return claimed
+            ? Results.Redirect("/admin")
+            : SetupPage(context, "That setup token is not valid (it may have been used already).", StatusCodes.Status400BadRequest);
     }
 }

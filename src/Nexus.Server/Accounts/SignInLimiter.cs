@@ -13,18 +13,13 @@ internal sealed class SignInLimiter(NexusOptions options, TimeProvider time)
 
     public static string AddressOf(HttpContext context) => FixedWindowCounter.AddressKey(context);
 
-    /// <summary>How long the address must wait, or null when it may try.</summary>
-    public TimeSpan? RetryAfter(string address) => failures.RetryAfter(address, options.FailedSignInLimit);
-
-    public void RecordFailure(string address) => failures.Increment(address);
-
     /// <summary>
     /// Counts an attempt as a failure before it is checked, so that attempts made at once cannot all pass the limit
     /// that a count after the check would let them through (each reads the count before any has failed). Returns how
     /// long the address must wait (nothing counted then), or null and a reservation that <see cref="Release"/> gives
     /// back when the attempt succeeds.
     /// </summary>
-    public (TimeSpan? RetryAfter, long Reservation) Reserve(string address)
+    private (TimeSpan? RetryAfter, long Reservation) Reserve(string address)
     {
         var limit = options.FailedSignInLimit;
         if (failures.RetryAfter(address, limit) is { } wait)
@@ -43,5 +38,38 @@ internal sealed class SignInLimiter(NexusOptions options, TimeProvider time)
     }
 
     /// <summary>Gives back a <see cref="Reserve"/>d attempt that succeeded: successes are never counted.</summary>
-    public void Release(string address, long reservation) => failures.Decrement(address, reservation);
+    private void Release(string address, long reservation) => failures.Decrement(address, reservation);
+
+    /// <summary>
+    /// One attempt from <paramref name="address"/> (a password, a setup token, an address at sign-up), counted before it
+    /// is checked (<see cref="Reserve"/>) and given back unless <paramref name="counts"/> says its outcome is a failure;
+    /// an attempt that throws (the database failed: no answer about it) is given back too. Null and how long to wait
+    /// when the address is throttled, without running the attempt.
+    /// </summary>
+    public async Task<(T? Outcome, TimeSpan? RetryAfter)> AttemptAsync<T>(string address, Func<Task<T>> attempt, Func<T, bool> counts)
+    {
+        var (wait, reservation) = Reserve(address);
+        if (wait is not null)
+        {
+            return (default, wait);
+        }
+
+        T outcome;
+        try
+        {
+            outcome = await attempt();
+        }
+        catch
+        {
+            Release(address, reservation);
+            throw;
+        }
+
+        if (!counts(outcome))
+        {
+            Release(address, reservation);
+        }
+
+        return (outcome, null);
+    }
 }
