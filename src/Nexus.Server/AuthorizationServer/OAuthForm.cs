@@ -113,16 +113,9 @@ internal sealed class OAuthForm
         var severalResources = first.SeveralResources || second.SeveralResources;
         foreach (var (name, value) in second.values)
         {
-            if (!merged.TryAdd(name, value))
+            // Wherever its copies are (query string and body), as within one of them.
+            if (!Add(merged, name, value, ref severalResources))
             {
-                // RFC 8707 §2: resource may be repeated, wherever its copies are; as in Parse, a second distinct one is
-                // for the endpoint to refuse with invalid_target.
-                if (name == Resources.ResourceIndicators.Parameter)
-                {
-                    severalResources |= merged[name] != value;
-                    continue;
-                }
-
                 return (null, $"The parameter '{Printable(name)}' is repeated.");
             }
         }
@@ -171,21 +164,34 @@ internal sealed class OAuthForm
                 return (null, InvalidCharacters);
             }
 
-            // RFC 6749 §3.1 and §3.2: request parameters MUST NOT be included more than once; RFC 8707 §2 lets resource
-            // be (the token endpoint answers invalid_target for more than one: Nexus binds a grant to one resource).
-            if (!values.TryAdd(name, value))
+            if (!Add(values, name, value, ref severalResources))
             {
-                if (name == Resources.ResourceIndicators.Parameter)
-                {
-                    severalResources |= values[name] != value;
-                    continue;
-                }
-
                 return (null, $"The parameter '{Printable(name)}' is repeated.");
             }
         }
 
         return (new OAuthForm(values) { SeveralResources = severalResources }, null);
+    }
+
+    /// <summary>
+    /// Adds a parameter; false when it is repeated. RFC 6749 §3.1 and §3.2: request parameters MUST NOT be included more
+    /// than once; RFC 8707 §2 lets resource be (the token endpoint answers invalid_target for more than one distinct
+    /// value: Nexus binds a grant to one resource), which <paramref name="severalResources"/> records.
+    /// </summary>
+    private static bool Add(Dictionary<string, string> values, string name, string value, ref bool severalResources)
+    {
+        if (values.TryAdd(name, value))
+        {
+            return true;
+        }
+
+        if (name != Resources.ResourceIndicators.Parameter)
+        {
+            return false;
+        }
+
+        severalResources |= values[name] != value;
+        return true;
     }
 
     /// <summary>Decodes one form-urlencoded component; null when it is not valid percent-encoded UTF-8.</summary>
