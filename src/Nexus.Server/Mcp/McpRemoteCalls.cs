@@ -15,11 +15,18 @@ internal sealed record RemoteMcpAnswer(JsonElement? Message, int Status, JsonEle
 /// call_remote_tool tools, every request through <see cref="McpApiCalls"/>, i.e. the Bridge's own forwarding: the
 /// stored token injected, refreshed on expiry, refreshed and retried once on a 401, and a 403 insufficient_scope
 /// answered with the step-up problem. Each call is a short session: initialize, notifications/initialized, the request,
-/// and a DELETE of the session when the server made one (MCP transports, Session Management).
+/// and a DELETE of the session when the server made one (MCP transports, Session Management). A server that ends the
+/// request's event stream before its answer, after an event id, is asked again with GET and Last-Event-ID.
 /// </summary>
-internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store)
+internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hosting.NexusOptions options, TimeProvider time)
 {
     private const string ProtocolVersion = "2025-11-25";
+
+    /// <summary>How many times a server that keeps ending its stream without the answer is asked again.</summary>
+    internal const int MaxResumptions = 100;
+
+    /// <summary>The wait before asking again when the stream set no retry interval (WHATWG HTML §9.2: the user agent's choice).</summary>
+    private static readonly TimeSpan DefaultRetry = TimeSpan.FromSeconds(1);
 
     /// <param name="stepUp">Whether a 403 insufficient_scope starts a step-up (BridgeConnection.ForwardAsync): not for a listing.</param>
     public async Task<RemoteMcpAnswer> RequestAsync(Connection connection, string method, object? parameters, CancellationToken ct, bool stepUp = true)
@@ -45,12 +52,40 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store)
         // make a link nobody is given.
         await SendAsync(connection, session, version, stepUp: false, new { jsonrpc = "2.0", method = "notifications/initialized" }, ct);
         var answer = await SendAsync(connection, session, version, stepUp, new { jsonrpc = "2.0", id = 2, method, @params = parameters }, ct);
+        answer = await ResumeAsync(connection, session, version, stepUp, answer, ct);
         if (session is not null)
         {
-            await api.SendAsync(await LatestAsync(connection, ct), "DELETE", "", null, Headers(session, version), null, null, ct, stepUp: false);
+            await api.SendAsync(await LatestAsync(connection, ct), "DELETE", "", null, Headers(session, version, null), null, null, ct, stepUp: false);
         }
 
         return answer.Answer;
+    }
+
+    /// <summary>
+    /// MCP 2025-11-25, Streamable HTTP, "Resumability and Redelivery": a server that has sent an event id may close the
+    /// stream before it answers (SSE polling, SEP-1699); the client waits the stream's retry interval and asks again with
+    /// GET and Last-Event-ID, and the server replays what came after that event, the answer among it. Asked again at most
+    /// <see cref="MaxResumptions"/> times, and not when the server asks for a wait longer than the Bridge waits for a
+    /// provider's next piece of an answer (Nexus:Bridge:TimeoutSeconds). The 2026-07-28 revision has no such streams.
+    /// </summary>
+    private async Task<Sent> ResumeAsync(Connection connection, string? session, string version, bool stepUp, Sent answer, CancellationToken ct)
+    {
+        for (var asked = 0; answer.Answer.Message is null && answer.LastEventId is { } lastEventId; asked++)
+        {
+            var wait = answer.Retry ?? DefaultRetry;
+            if (asked == MaxResumptions || wait > TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds))
+            {
+                var why = asked == MaxResumptions
+                    ? $"after being asked again {MaxResumptions} times"
+                    : $"and asked to be asked again after {wait.TotalSeconds:0.###} s, longer than Nexus waits (Nexus:Bridge:TimeoutSeconds)";
+                return answer with { Answer = answer.Answer with { Detail = $"The MCP server ended its stream without an answer {why}." } };
+            }
+
+            await Task.Delay(wait, time, ct);
+            answer = await SendAsync(await LatestAsync(connection, ct), session, version, stepUp, null, ct, lastEventId);
+        }
+
+        return answer;
     }
 
     /// <summary>
@@ -60,11 +95,16 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store)
     private async Task<Connection> LatestAsync(Connection connection, CancellationToken ct) =>
         await store.FindCachedAsync(connection.Id, ct) is { Status: ConnectionStatus.Active } latest ? latest : connection;
 
-    private async Task<(RemoteMcpAnswer Answer, string? Session)> SendAsync(Connection connection, string? session, string version, bool stepUp, object message, CancellationToken ct)
+    /// <summary>One request's answer; <paramref name="LastEventId"/> set when its event stream ended, whole, after an event id and without the answer.</summary>
+    private sealed record Sent(RemoteMcpAnswer Answer, string? Session, string? LastEventId, TimeSpan? Retry);
+
+    /// <summary>POSTs <paramref name="message"/>, or with none GETs the stream after <paramref name="lastEventId"/>.</summary>
+    private async Task<Sent> SendAsync(Connection connection, string? session, string version, bool stepUp, object? message, CancellationToken ct, string? lastEventId = null)
     {
-        var body = JsonSerializer.SerializeToUtf8Bytes(message);
+        var body = message is null ? null : JsonSerializer.SerializeToUtf8Bytes(message);
         // "" is the MCP endpoint itself (the provider's API base URL is the server's URL).
-        var raw = await api.SendAsync(connection, "POST", "", null, Headers(session, version), body, "application/json", ct, stepUp);
+        var raw = await api.SendAsync(connection, body is null ? "GET" : "POST", "", null, Headers(session, version, lastEventId), body,
+            body is null ? null : "application/json", ct, stepUp);
         var newSession = raw.Headers.TryGetValue("Mcp-Session-Id", out var s) && s.Length > 0 ? s : session;
         if (raw.Status is < 200 or >= 300)
         {
@@ -80,17 +120,21 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store)
             {
             }
 
-            return (new RemoteMcpAnswer(null, raw.Status, problem, $"The MCP server answered HTTP {raw.Status}."), newSession);
+            return new Sent(new RemoteMcpAnswer(null, raw.Status, problem, $"The MCP server answered HTTP {raw.Status}."), newSession, null, null);
         }
 
-        return (new RemoteMcpAnswer(Parse(raw.Body), raw.Status, null, raw.Truncated ? "The MCP server's answer was too large." : null), newSession);
+        var stream = Parse(raw.Body);
+        var answer = new RemoteMcpAnswer(stream.Response, raw.Status, null, raw.Truncated ? "The MCP server's answer was too large." : null);
+        // A cut answer is not resumed: what was cut is not known to be the end of the stream.
+        return new Sent(answer, newSession, raw.Truncated ? null : stream.LastEventId, stream.Retry);
     }
 
-    private static Dictionary<string, string> Headers(string? session, string version)
+    private static Dictionary<string, string> Headers(string? session, string version, string? lastEventId)
     {
         var headers = new Dictionary<string, string>
         {
-            ["Accept"] = "application/json, text/event-stream",
+            // A GET opens an event stream only (MCP transports, Listening for Messages from the Server).
+            ["Accept"] = lastEventId is null ? "application/json, text/event-stream" : "text/event-stream",
             ["MCP-Protocol-Version"] = version,
         };
         if (session is not null)
@@ -98,51 +142,101 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store)
             headers["Mcp-Session-Id"] = session;
         }
 
+        if (lastEventId is not null)
+        {
+            headers["Last-Event-ID"] = lastEventId;
+        }
+
         return headers;
     }
 
-    /// <summary>A JSON body, or the first event of an SSE stream that is a response (has result or error).</summary>
-    private static JsonElement? Parse(string? body)
+    /// <summary>What a body says: its JSON-RPC response, else (an event stream without one) the last event id and retry interval.</summary>
+    private readonly record struct EventStream(JsonElement? Response, string? LastEventId, TimeSpan? Retry);
+
+    /// <summary>
+    /// A JSON body, or an SSE stream read as WHATWG HTML §9.2.6 says: fields <c>data</c> (lines joined by a line feed),
+    /// <c>id</c> and <c>retry</c>, comments skipped, an event dispatched at a blank line and skipped when its data is
+    /// empty (the priming event), the first event that is a response (has result or error) taken.
+    /// </summary>
+    private static EventStream Parse(string? body)
     {
         if (string.IsNullOrWhiteSpace(body))
         {
-            return null;
+            return default;
         }
 
-        try
+        if (body.TrimStart().StartsWith('{'))
         {
-            if (body.TrimStart().StartsWith('{'))
+            try
             {
-                return JsonDocument.Parse(body).RootElement.Clone();
+                return new EventStream(JsonDocument.Parse(body).RootElement.Clone(), null, null);
             }
-
-            var data = new StringBuilder();
-            foreach (var line in body.Split('\n').Append(""))
+            catch (JsonException)
             {
-                var trimmed = line.TrimEnd('\r');
-                if (trimmed.StartsWith("data:", StringComparison.Ordinal))
-                {
-                    data.Append(trimmed.AsSpan(5).TrimStart());
-                    continue;
-                }
-
-                // A blank line ends an event (WHATWG HTML, Server-sent events §9.2.6).
-                if (trimmed.Length == 0 && data.Length > 0)
-                {
-                    var message = JsonDocument.Parse(data.ToString()).RootElement;
-                    if (message.ValueKind == JsonValueKind.Object && (message.TryGetProperty("result", out _) || message.TryGetProperty("error", out _)))
-                    {
-                        return message.Clone();
-                    }
-
-                    data.Clear();
-                }
+                return default;
             }
         }
-        catch (JsonException)
+
+        var data = new StringBuilder();
+        string? idBuffer = null;
+        string? lastEventId = null;
+        TimeSpan? retry = null;
+        foreach (var line in body.ReplaceLineEndings("\n").Split('\n').Append(""))
         {
+            if (line.Length == 0)
+            {
+                lastEventId = idBuffer;
+                if (data.Length > 0 && Response(data.ToString(0, data.Length - 1)) is { } response)
+                {
+                    return new EventStream(response, null, null);
+                }
+
+                data.Clear();
+                continue;
+            }
+
+            var colon = line.IndexOf(':');
+            if (colon == 0)
+            {
+                continue; // a comment
+            }
+
+            var field = colon < 0 ? line : line[..colon];
+            var value = colon < 0 ? "" : line[(colon + 1)..];
+            if (value.StartsWith(' '))
+            {
+                value = value[1..];
+            }
+
+            switch (field)
+            {
+                case "data":
+                    data.Append(value).Append('\n');
+                    break;
+                case "id" when !value.Contains('\0'):
+                    idBuffer = value;
+                    break;
+                case "retry" when value.Length is > 0 and <= 9 && value.All(char.IsAsciiDigit):
+                    retry = TimeSpan.FromMilliseconds(int.Parse(value, System.Globalization.CultureInfo.InvariantCulture));
+                    break;
+            }
         }
 
-        return null;
+        return new EventStream(null, string.IsNullOrEmpty(lastEventId) ? null : lastEventId, retry);
+
+        static JsonElement? Response(string json)
+        {
+            try
+            {
+                var message = JsonDocument.Parse(json).RootElement;
+                return message.ValueKind == JsonValueKind.Object && (message.TryGetProperty("result", out _) || message.TryGetProperty("error", out _))
+                    ? message.Clone()
+                    : null;
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
     }
 }

@@ -34,11 +34,11 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
     }
 
     /// <summary>An active api_key connection whose API base URL is the fake server's /mcp.</summary>
-    private async Task<Connection> ConnectionAsync(NexusTestServer? on = null)
+    private async Task<Connection> ConnectionAsync(NexusTestServer? on = null, string? url = null)
     {
         var server = on ?? this.server;
         var name = (await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
-            new { name = "remote-" + Guid.NewGuid().ToString("N")[..8], auth_mode = "api_key", api_base_url = remote.BaseUrl + "/mcp", api_key = new { @in = "header", name = "x-api-key" } },
+            new { name = "remote-" + Guid.NewGuid().ToString("N")[..8], auth_mode = "api_key", api_base_url = url ?? remote.BaseUrl + "/mcp", api_key = new { @in = "header", name = "x-api-key" } },
             HttpStatusCode.Created)).GetProperty("name").GetString()!;
         var requested = await server.AdminJsonAsync(HttpMethod.Post, "/v1/request-connection",
             new { workspace_id = "ws_remote", provider_name = name, return_url = "https://app.example.test/oauth/return" }, HttpStatusCode.Created);
@@ -111,5 +111,94 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         Assert.NotNull(answer.Problem);
         Assert.Equal(ConnectionStatus.Failed, answer.Problem.Value.GetProperty("status").GetString());
         Assert.False(remote.Hits.ContainsKey("/mcp"));
+    }
+
+    [Fact]
+    public async Task AServerThatEndsItsStreamBeforeAnsweringIsAskedAgainAfterItsRetryIntervalWithTheLastEventId()
+    {
+        await using var polling = await PollingMcpServer.StartAsync();
+        polling.Retry = TimeSpan.FromMilliseconds(500);
+        var connection = await ConnectionAsync(url: polling.BaseUrl + "/mcp");
+
+        var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call",
+            new { name = "slow_echo", arguments = new { text = "hi" } }, TestContext.Current.CancellationToken);
+
+        Assert.NotNull(answer.Message);
+        Assert.Equal("echo: hi", answer.Message.Value.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+        var requests = polling.Requests.ToList();
+        var get = Assert.Single(requests, r => r.Method == "GET");
+        Assert.NotEmpty(get.LastEventId);
+        // The tool call's stream ended (its POST is the last one before the GET), then Nexus waited the retry interval.
+        var call = requests.Last(r => r.Method == "POST" && r.Ended <= get.Started);
+        Assert.True(get.Started - call.Ended >= TimeSpan.FromMilliseconds(400), $"asked again {(get.Started - call.Ended).TotalMilliseconds} ms after the stream ended");
+        Assert.Equal("DELETE", requests[^1].Method);
+    }
+
+    [Fact]
+    public async Task AServerThatAsksToBeAskedAgainLaterThanTheBridgeWaitsIsNotAskedAndTheAnswerSaysWhy()
+    {
+        await using var polling = await PollingMcpServer.StartAsync();
+        polling.Retry = TimeSpan.FromSeconds(2);
+        await using var impatient = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["ENCRYPTION_KEY"] = server.EncryptionKey;
+            s["API_KEY"] = server.ApiKey;
+            s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
+            s["Nexus:Bridge:TimeoutSeconds"] = "1";
+        });
+        var connection = await ConnectionAsync(impatient, polling.BaseUrl + "/mcp");
+
+        var answer = await impatient.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call",
+            new { name = "slow_echo", arguments = new { text = "hi" } }, TestContext.Current.CancellationToken);
+
+        Assert.Null(answer.Message);
+        Assert.Equal(StatusCodes.Status200OK, answer.Status);
+        Assert.Equal("The MCP server ended its stream without an answer and asked to be asked again after 2 s, longer than Nexus waits (Nexus:Bridge:TimeoutSeconds).", answer.Detail);
+        Assert.DoesNotContain(polling.Requests, r => r.Method == "GET");
+    }
+
+    [Fact]
+    public async Task AServerThatKeepsEndingItsStreamWithoutAnAnswerIsAskedAgainABoundedNumberOfTimes()
+    {
+        var gets = 0;
+        remote.Routes["/mcp"] = async context =>
+        {
+            if (HttpMethods.IsDelete(context.Request.Method))
+            {
+                return;
+            }
+
+            context.Response.Headers["Mcp-Session-Id"] = "s1";
+            if (HttpMethods.IsPost(context.Request.Method))
+            {
+                var message = await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+                if (message.RootElement.GetProperty("method").GetString() == "initialize")
+                {
+                    await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = 1, result = new { protocolVersion = "2025-11-25", capabilities = new { } } });
+                    return;
+                }
+
+                if (!message.RootElement.TryGetProperty("id", out _))
+                {
+                    context.Response.StatusCode = StatusCodes.Status202Accepted;
+                    return;
+                }
+            }
+            else
+            {
+                Interlocked.Increment(ref gets);
+            }
+
+            // An event id, a comment, a retry of none at all, and no answer: then the stream ends.
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync($"id: e{gets}\ndata:\n\n: still working\nretry: 0\n\n", context.RequestAborted);
+        };
+        var connection = await ConnectionAsync();
+
+        var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        Assert.Null(answer.Message);
+        Assert.Equal($"The MCP server ended its stream without an answer after being asked again {McpRemoteCalls.MaxResumptions} times.", answer.Detail);
+        Assert.Equal(McpRemoteCalls.MaxResumptions, gets);
     }
 }
