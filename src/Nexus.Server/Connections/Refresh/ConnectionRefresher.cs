@@ -100,6 +100,9 @@ internal sealed class ConnectionRefresher(
 
     private long joins;
 
+    /// <summary>The refreshes in flight on this instance, whoever started them: shutdown waits for them (RefreshWorker.StopAsync).</summary>
+    internal IEnumerable<Task> InFlight => flights.Values.Select(f => (Task)f.Task);
+
     /// <summary>How many callers (reads, forced refreshes) have joined or started a refresh on this instance: each has read the row it compares with by then. Lets a test hold the provider until every concurrent caller is in.</summary>
     internal long Joins => Interlocked.Read(ref joins);
 

@@ -15,6 +15,7 @@ namespace Nexus.Server.Connections.Refresh;
 /// </summary>
 internal sealed class RefreshWorker(
     ConnectionRefresher refresher,
+    ResourceTokens resourceTokens,
     RefreshStore store,
     ProviderRegistry registry,
     NexusOptions options,
@@ -88,6 +89,34 @@ internal sealed class RefreshWorker(
 
         // Shutdown: refreshes already talking to a provider finish (a rotated refresh token must be stored).
         await Task.WhenAll(running.Values);
+    }
+
+    /// <summary>
+    /// Shutdown: after the worker's own refreshes, waits for the refreshes and resource token mints that requests
+    /// started on this instance. They run detached from their callers (a caller that gave up does not stop one, see
+    /// ConnectionRefresher.RefreshLockedAsync), so without this a stop while a provider is answering would end the
+    /// process before the rotated refresh token is stored, and the stored one is already used up. Bounded by the host's
+    /// shutdown timeout (<paramref name="cancellationToken"/>); each provider call by Nexus:UpstreamTimeoutSeconds.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        var inFlight = refresher.InFlight.Concat(resourceTokens.InFlight).ToList();
+        if (inFlight.Count == 0)
+        {
+            return;
+        }
+
+        logger.LogInformation("Waiting for {Count} refreshes in flight before stopping", inFlight.Count);
+        try
+        {
+            // Their outcome is their callers' (and the log's): here only their end counts.
+            await Task.WhenAll(inFlight).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            logger.LogWarning("Stopping with {Count} refreshes still in flight: the host's shutdown timeout passed", inFlight.Count(t => !t.IsCompleted));
+        }
     }
 
     /// <summary>

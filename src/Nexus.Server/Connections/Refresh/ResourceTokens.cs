@@ -41,6 +41,9 @@ internal sealed class ResourceTokens(
     /// <summary>One mint per connection and resource at a time on this instance; the database lock covers the others.</summary>
     private readonly ConcurrentDictionary<string, Task<ResourceTokenResult>> flights = new(StringComparer.Ordinal);
 
+    /// <summary>The mints in flight on this instance: shutdown waits for them (RefreshWorker.StopAsync).</summary>
+    internal IEnumerable<Task> InFlight => flights.Values;
+
     private sealed record Row(byte[] AccessToken, long? ExpiresAt);
 
     private const string SelectRow = "SELECT access_token AS AccessToken, expires_at AS ExpiresAt FROM connection_resource_tokens WHERE id = @id";
