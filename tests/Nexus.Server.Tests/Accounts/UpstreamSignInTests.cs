@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
 using Nexus.Server.Tests.Infrastructure;
 using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
@@ -92,10 +94,16 @@ public sealed class UpstreamSignInTests
     [InlineData("a token answer that is not JSON")]
     [InlineData("no id_token")]
     [InlineData("an id_token that is not a string")]
+    [InlineData("a token answer over 1 MB")]
+    [InlineData("a signed id_token without sub")]
     public async Task AnUpstreamThatCannotBeReachedOrAnswersInAnotherShapeIsAPageSayingSoNotAServerError(string failure)
     {
         // A stand-in for the upstream whose answers the test writes; its authorization endpoint sends the browser straight back.
         await using var fake = await RemoteMcp.FakeMcpServer.StartAsync();
+        using var ec = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var key = new ECDsaSecurityKey(ec) { KeyId = "upstream-key" };
+        var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(key);
+        var nonce = "";
         var issuer = failure == "unreachable" ? "http://127.0.0.1:1" : fake.BaseUrl;
         fake.Routes["/.well-known/openid-configuration"] = c => c.Response.WriteAsJsonAsync(new Dictionary<string, string?>
         {
@@ -104,9 +112,11 @@ public sealed class UpstreamSignInTests
             ["token_endpoint"] = failure == "a token endpoint that is no http URL" ? "/token" : issuer + "/token",
             ["jwks_uri"] = issuer + "/jwks",
         });
-        fake.Routes["/jwks"] = c => failure == "keys that are no key set" ? c.Response.WriteAsync("[1, 2]") : c.Response.WriteAsJsonAsync(new { keys = Array.Empty<object>() });
+        fake.Routes["/jwks"] = c => failure == "keys that are no key set" ? c.Response.WriteAsync("[1, 2]")
+            : c.Response.WriteAsJsonAsync(new { keys = new[] { new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y, kid = jwk.Kid, use = "sig", alg = "ES256" } } });
         fake.Routes["/authorize"] = c =>
         {
+            nonce = c.Request.Query["nonce"].ToString();
             c.Response.Redirect($"{c.Request.Query["redirect_uri"]}?code=a-code&state={Uri.EscapeDataString(c.Request.Query["state"].ToString())}");
             return Task.CompletedTask;
         };
@@ -114,6 +124,18 @@ public sealed class UpstreamSignInTests
         {
             "a token answer that is not JSON" => c.Response.WriteAsync("<html>maintenance</html>"),
             "no id_token" => c.Response.WriteAsJsonAsync(new { access_token = "at", token_type = "Bearer" }),
+            "a token answer over 1 MB" => c.Response.WriteAsJsonAsync(new { access_token = new string('a', 1024 * 1024), id_token = "x" }),
+            // Signed by the upstream's key, for Nexus, with the sign-in's nonce: everything but the subject is right.
+            "a signed id_token without sub" => c.Response.WriteAsJsonAsync(new
+            {
+                id_token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+                {
+                    Issuer = issuer,
+                    Audience = "nexus",
+                    Claims = new Dictionary<string, object> { ["nonce"] = nonce, ["email"] = "someone@example.com", ["email_verified"] = true },
+                    SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.EcdsaSha256),
+                }),
+            }),
             _ => c.Response.WriteAsJsonAsync(new { id_token = 5 }),
         };
         await using var db = await TestDatabase.CreateAsync();
@@ -128,7 +150,8 @@ public sealed class UpstreamSignInTests
         using var browser = new Browser(nexus);
         await browser.NavigateAsync("/account/external/start?returnUrl=%2F", followForeign: true);
         Assert.Equal(HttpStatusCode.BadGateway, browser.LastStatus);
-        Assert.Contains("Acme SSO could not be reached, or answered in a way Nexus cannot use", browser.LastPage, StringComparison.Ordinal);
+        Assert.Contains(failure == "a signed id_token without sub" ? "The identity token from Acme SSO names no subject."
+            : "Acme SSO could not be reached, or answered in a way Nexus cannot use", browser.LastPage, StringComparison.Ordinal);
         Assert.Equal(failure is "unreachable" or "another issuer" or "a discovery document without authorization_endpoint" or "keys that are no key set"
             or "a token endpoint that is no http URL" ? 0 : 1,
             fake.Hits.GetValueOrDefault("/token"));
