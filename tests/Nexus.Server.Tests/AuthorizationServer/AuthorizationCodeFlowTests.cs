@@ -185,6 +185,28 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task ScopesAnAdministratorTakesFromAnApplicationLeaveItsGrantsAtTheirNextRefresh()
+    {
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret, scope: "openid email offline_access");
+        browser.Dispose();
+
+        // RFC 6749 §3.3 and §6: a refresh issues no scope the application may no longer have, and says so in scope.
+        await Server.AdminJsonAsync(HttpMethod.Patch, $"/v1/admin/applications/{clientId}", new { scopes = new[] { "openid", "offline_access" } });
+        var (status, narrowed) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("openid offline_access", narrowed.GetProperty("scope").GetString());
+        Assert.Equal("openid offline_access", new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(narrowed.GetProperty("access_token").GetString()!).GetPayloadValue<string>("scope"));
+
+        // Nothing of the grant left: the grant ends.
+        await Server.AdminJsonAsync(HttpMethod.Patch, $"/v1/admin/applications/{clientId}", new { scopes = new[] { "profile" } });
+        var (endedStatus, ended) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", narrowed.GetProperty("refresh_token").GetString()!));
+        Assert.Equal(HttpStatusCode.BadRequest, endedStatus);
+        Assert.Equal("invalid_grant", ended.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, narrowed.GetProperty("access_token").GetString()!));
+    }
+
+    [Fact]
     public async Task ABlankScopeOnARefreshIsMalformedAndDoesNotSpendTheToken()
     {
         var (clientId, secret) = await RegisterApplicationAsync(Server);

@@ -348,6 +348,27 @@ public sealed class AuthorizationSecurityTests(ServerFixture fixture) : IClassFi
         Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, at2));
     }
 
+    [Theory]
+    [InlineData("scope", "openid phone")]
+    [InlineData("resource", "https://elsewhere.example/api")]
+    public async Task AUsedRefreshTokenPresentedWithAWiderScopeOrAnotherResourceIsStillAReplayThatRevokesTheGrant(string parameter, string value)
+    {
+        // RFC 9700 §4.14.2: the checks made before a token is spent must not answer for a used one (invalid_scope or
+        // invalid_target instead of the replay that revokes the grant, and tell whether the token is known).
+        var (clientId, secret) = await RegisterApplicationAsync(Server);
+        var (tokens, browser) = await CompleteFlowAsync(Server, clientId, secret);
+        browser.Dispose();
+        var rt1 = tokens.GetProperty("refresh_token").GetString()!;
+        var (_, second) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", rt1));
+        var at2 = second.GetProperty("access_token").GetString()!;
+
+        var (replayStatus, replay) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", rt1), (parameter, value));
+        Assert.Equal(HttpStatusCode.BadRequest, replayStatus);
+        Assert.Equal("invalid_grant", replay.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeStatusAsync(Server, at2));
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", second.GetProperty("refresh_token").GetString()!))).Status);
+    }
+
     [Fact]
     public async Task RefreshTokenOfAnotherClientIsRefused()
     {

@@ -26,9 +26,15 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
             return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, "The scope parameter is malformed.");
         }
 
+        // The checks before the token is spent (so that a refused request leaves it usable) apply to a live token of this
+        // client only: a used, expired or revoked one goes on to UseRefreshTokenAsync, whose replay detection revokes the
+        // grant (RFC 9700 §4.14.2) and whose answer (invalid_grant) tells nobody more than that the token is no good.
+        var peeked = await grants.PeekRefreshTokenAsync(token, ct);
+        var live = peeked is { Used: false, Grant.RevokedAt: null } && peeked.ExpiresAt > time.GetUtcNow().ToUnixTimeMilliseconds()
+            && peeked.Grant.ClientId == client.ClientId ? peeked : null;
+
         // RFC 6749 §6: a narrower scope is allowed, a wider one is refused, before the token is spent.
-        if (requested is not null && await grants.PeekRefreshTokenAsync(token, ct) is { } peeked && peeked.Grant.ClientId == client.ClientId
-            && requested.FirstOrDefault(s => !peeked.Scopes.Contains(s)) is { } wider)
+        if (requested is not null && live is not null && requested.FirstOrDefault(s => !live.Scopes.Contains(s)) is { } wider)
         {
             return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, $"The scope '{wider}' was not part of the original grant.");
         }
@@ -36,8 +42,8 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
         // RFC 8707 §2.2: the resource of a refresh may narrow the grant's, never widen it or switch to another; checked
         // before the token is spent, so a refused request leaves the refresh token usable.
         var requestedResource = form[ResourceIndicators.Parameter];
-        if (requestedResource is not null && await grants.PeekRefreshTokenAsync(token, ct) is { } bound && bound.Grant.ClientId == client.ClientId
-            && ResourceIndicators.ForTokenRequest(options, bound.Grant.Resource, requestedResource) is { Audience: null } refused)
+        if (requestedResource is not null && live is not null
+            && ResourceIndicators.ForTokenRequest(options, live.Grant.Resource, requestedResource) is { Audience: null } refused)
         {
             return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, refused.Error!);
         }
@@ -45,9 +51,7 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
         // A grant bound to a resource this Nexus no longer serves (BASE_URL or Nexus:AccessTokenAudience changed since it
         // was authorized) can get no token (RFC 8707 §2: invalid_grant, the grant is unusable): refused before the
         // token is spent, so that a retry once the setting is back is not taken for a replay that revokes the grant.
-        // A used token goes on to UseRefreshTokenAsync, whose replay detection revokes the grant.
-        if (await grants.PeekRefreshTokenAsync(token, ct) is { Used: false, Grant: { Resource: { } grantResource } owned } && owned.ClientId == client.ClientId
-            && !ResourceIndicators.IsServed(options, grantResource))
+        if (live is { Grant.Resource: { } grantResource } && !ResourceIndicators.IsServed(options, grantResource))
         {
             return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant,
                 "This grant was authorized for a resource this Nexus no longer serves (its address or token audience changed); authorize the application again.");
@@ -88,7 +92,17 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
             return TokenResult.Fail(OAuthErrorCatalog.InvalidTarget, targetError!);
         }
 
-        // The new refresh token keeps the original scope (and the grant its resource) so that a later refresh may ask for it again.
-        return await issuer.IssueAsync(client, user, grant.Id, requested ?? tokenScopes, nonce: null, grant.AuthTime, lifetimeOverride: null, ct, refreshScopes: tokenScopes, audience: audience);
+        // The new refresh token keeps the original scope (and the grant its resource) so that a later refresh may ask for it
+        // again, less what the client may no longer have: an administrator who narrowed an application's scopes narrows
+        // its grants at their next refresh (RFC 6749 §3.3: the server may issue less than requested, and says so in scope).
+        var allowed = tokenScopes.Where(s => client.Scopes.Contains(s)).ToList();
+        if (allowed.Count == 0 && tokenScopes.Count > 0)
+        {
+            await grants.RevokeGrantAsync(grant.Id, "scopes_removed", ct);
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidGrant, "This application may no longer have any scope of this grant; authorize it again.");
+        }
+
+        return await issuer.IssueAsync(client, user, grant.Id, (requested ?? tokenScopes).Where(allowed.Contains).ToList(), nonce: null, grant.AuthTime,
+            lifetimeOverride: null, ct, refreshScopes: allowed, audience: audience);
     }
 }
