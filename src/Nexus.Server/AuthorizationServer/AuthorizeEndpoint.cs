@@ -76,14 +76,20 @@ internal static class AuthorizeEndpoint
         // RFC 6749 §4.1.1 / §10.2: the code needs the resource owner's authorization. Without a consent row for this
         // user and client there is none, even for an empty scope list (an application registered with no scopes), which
         // every consent would cover vacuously.
-        if (consented is not null && request.Scopes.All(consented.Contains) && !prompts.Contains("consent"))
+        // RFC 8252 §8.6: a public client redirecting to a loopback port or a private-use scheme cannot prove who it is (any
+        // app on the device can listen there and send the person's browser here with the client's id), so a consent on
+        // record does not stand in for the person: they are asked each time, as if nothing had been approved before.
+        var assured = !request.Client.IsPublic || RedirectUris.ReachesOnlyItsClient(request.RedirectUri);
+        if (assured && consented is not null && request.Scopes.All(consented.Contains) && !prompts.Contains("consent"))
         {
             return await IssueCodeAsync(context, request, userId, options);
         }
 
         if (prompts.Contains("none"))
         {
-            return await ErrorResultAsync(context, Failure(request, OAuthErrorCatalog.ConsentRequired, "The user has not authorized this application yet."), options);
+            return await ErrorResultAsync(context, Failure(request, OAuthErrorCatalog.ConsentRequired, assured || consented is null
+                ? "The user has not authorized this application yet."
+                : "This application's redirect URI does not prove its identity (RFC 8252 §8.6), so the user is asked each time."), options);
         }
 
         return ConsentPage(context, request);

@@ -137,6 +137,27 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
         }
     }
 
+    [Theory]
+    [InlineData("http://127.0.0.1/callback", "http://127.0.0.1:49999/callback", false)]
+    [InlineData("com.example.app:/oauth/callback", "com.example.app:/oauth/callback", false)]
+    [InlineData(RedirectUri, RedirectUri, true)]
+    public async Task APublicClientIsAskedEachTimeUnlessItsRedirectCanOnlyReachIt(string registered, string requested, bool remembered)
+    {
+        // RFC 8252 §8.6: any app on the device can listen on a loopback port or claim a private-use scheme, and send the
+        // person's browser here with a public client's id; a consent on record then stands for nobody in particular.
+        var (clientId, _) = await RegisterApplicationAsync(Server, type: "public", redirectUris: [registered]);
+        using var browser = await SignedInBrowserAsync(Server);
+        var first = await AuthorizeAsync(browser, AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: requested));
+        Assert.True(Browser.Query(first).ContainsKey("code"), first.ToString());
+
+        var again = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: requested));
+        Assert.Equal(remembered, Browser.Query(again).ContainsKey("code"));
+        Assert.Equal(!remembered, browser.LastPage.Contains("name=\"decision\"", StringComparison.Ordinal));
+
+        var silent = Browser.Query(await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: requested) + "&prompt=none"));
+        Assert.Equal(remembered ? null : "consent_required", silent.GetValueOrDefault("error"));
+    }
+
     [Fact]
     public async Task DenyingConsentReturnsAccessDenied()
     {

@@ -4,7 +4,7 @@ using static Nexus.Server.Tests.AuthorizationServer.OAuthAppHelpers;
 
 namespace Nexus.Server.Tests.AuthorizationServer;
 
-/// <summary>RFC 8252 §7.3: a loopback redirect URI matches with any port; every other redirect URI matches exactly.</summary>
+/// <summary>RFC 8252 §7.3: a public client's loopback redirect URI matches with any port; every other redirect URI matches exactly.</summary>
 public sealed class LoopbackRedirectTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     private NexusTestServer Server => fixture.Server;
@@ -58,6 +58,22 @@ public sealed class LoopbackRedirectTests(ServerFixture fixture) : IClassFixture
         (code, verifier) = await AuthorizeOnAnotherPortAsync();
         var (status, body) = await ExchangeCodeAsync(Server, clientId, null, code, verifier, requested);
         Assert.True(status == HttpStatusCode.OK, body.ToString());
+    }
+
+    [Fact]
+    public async Task AConfidentialApplicationsLoopbackRedirectMatchesOnlyOnItsOwnPort()
+    {
+        // RFC 9700 §4.1.3: the port exception is for native apps (public clients); a web application's development
+        // redirect on localhost:3000 is not also localhost:3001, where another local program may listen.
+        var (clientId, _) = await RegisterApplicationAsync(Server, redirectUris: ["http://localhost:3000/oauth/cb"]);
+        using var browser = await SignedInBrowserAsync(Server);
+        var landed = await browser.NavigateAsync(AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: "http://localhost:3001/oauth/cb"));
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, landed.Authority);
+        Assert.Equal(HttpStatusCode.BadRequest, browser.LastStatus);
+        Assert.Contains("redirect_uri", browser.LastPage);
+
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(clientId, Pkce().Challenge, redirectUri: "http://localhost:3000/oauth/cb"));
+        Assert.Equal("http://localhost:3000/oauth/cb", back.GetLeftPart(UriPartial.Path));
     }
 
     [Theory]

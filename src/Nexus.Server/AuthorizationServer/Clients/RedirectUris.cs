@@ -12,21 +12,31 @@ internal static class RedirectUris
     /// <summary>
     /// Whether <paramref name="requested"/> matches the registered <paramref name="registered"/>. RFC 9700 §4.1.3 and
     /// OAuth 2.1 §4.1.1: exact string comparison, except that RFC 8252 §7.3 lets a native app's loopback redirect
-    /// (http://127.0.0.1, http://[::1], http://localhost) use any port, chosen when the app starts listening.
+    /// (http://127.0.0.1, http://[::1], http://localhost) use any port, chosen when the app starts listening
+    /// (<paramref name="anyLoopbackPort"/>: native apps are public clients; a web server's loopback redirect, in
+    /// development, matches exactly, RFC 9700 §4.1.3 allowing the port exception for native apps only).
     /// </summary>
-    public static bool Matches(string registered, string requested)
+    public static bool Matches(string registered, string requested, bool anyLoopbackPort)
     {
         if (string.Equals(registered, requested, StringComparison.Ordinal))
         {
             return true;
         }
 
-        return SplitLoopback(registered) is { } r && SplitLoopback(requested) is { } q
+        return anyLoopbackPort && SplitLoopback(registered) is { } r && SplitLoopback(requested) is { } q
             && string.Equals(r.Host, q.Host, StringComparison.OrdinalIgnoreCase) && string.Equals(r.Tail, q.Tail, StringComparison.Ordinal);
     }
 
-    /// <summary>The registered redirect URI that <paramref name="requested"/> matches, if any.</summary>
-    public static bool IsRegistered(OAuthClient client, string requested) => client.RedirectUriList.Any(r => Matches(r, requested));
+    /// <summary>Whether <paramref name="requested"/> matches one of the client's registered redirect URIs.</summary>
+    public static bool IsRegistered(OAuthClient client, string requested) => client.RedirectUriList.Any(r => Matches(r, requested, client.IsPublic));
+
+    /// <summary>
+    /// Whether a redirect to <paramref name="redirectUri"/> can only reach its client: an https URI of a host that is not
+    /// this machine. A loopback port or a private-use scheme can be taken by any app on the device (RFC 8252 §8.6, §8.4).
+    /// </summary>
+    public static bool ReachesOnlyItsClient(string redirectUri) =>
+        Uri.TryCreate(redirectUri, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttps && !uri.IsLoopback
+        && !uri.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// Splits http://{loopback host}[:port]{rest}; null when the URI is not a plain loopback http URI. Done on the
