@@ -88,8 +88,9 @@ internal sealed class NexusOptions
     public int MaxAccessTokenLifetimeSeconds { get; set; } = 86_400;
 
     /// <summary>
-    /// How long a retired signing key stays in the JWKS. It must outlive every token it signed, so it may not
-    /// be shorter than <see cref="MaxAccessTokenLifetimeSeconds"/>.
+    /// How long a retired signing key stays in the JWKS, counted from when the last instance stopped signing with it
+    /// (the rotation plus <see cref="SigningKeyRefreshSeconds"/>, how late another instance reads it). It must outlive
+    /// every token it signed, so it may not be shorter than <see cref="MaxAccessTokenLifetimeSeconds"/>.
     /// </summary>
     [SettingRule("at least Nexus__MaxAccessTokenLifetimeSeconds")]
     public int SigningKeyOverlapSeconds { get; set; } = 86_400;

@@ -78,6 +78,42 @@ public sealed class SigningKeyRotationTests
     }
 
     [Fact]
+    public async Task ARetiredKeyStaysPublishedForTheTokensAnotherInstanceSignedWithItBeforeItReadTheRotation()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        var time = new OffsetTimeProvider();
+        void Configure(Dictionary<string, string?> s)
+        {
+            s["Nexus:MaxAccessTokenLifetimeSeconds"] = "3600";
+            s["Nexus:SigningKeyOverlapSeconds"] = "3600";
+            s["Nexus:SigningKeyRefreshSeconds"] = "300";
+        }
+
+        await using var first = await NexusTestServer.StartAsync(db, Configure, time: time);
+        await using var second = await NexusTestServer.StartAsync(db, s =>
+        {
+            Configure(s);
+            s["BASE_URL"] = first.Issuer;
+            s["ENCRYPTION_KEY"] = first.EncryptionKey;
+            s["API_KEY"] = first.ApiKey;
+        }, time: time);
+        var (id, secret) = await first.CreateAppClientAsync(lifetime: 3600);
+        var oldKid = new JsonWebToken(await first.IssueTokenAsync(id, secret)).Kid;
+        await first.AdminJsonAsync(HttpMethod.Post, "/v1/admin/signing-keys/rotate");
+
+        // The second instance has not read the rotation yet (it reads the keys every 300 s): it still signs with the old key.
+        time.Advance(TimeSpan.FromSeconds(200));
+        var late = await second.IssueTokenAsync(id, secret);
+        Assert.Equal(oldKid, new JsonWebToken(late).Kid);
+
+        // Past the overlap counted from the rotation, before the token's expiry: its key is still published.
+        time.Advance(TimeSpan.FromSeconds(3600 - 200 + 100));
+        await first.Services.GetRequiredService<SigningKeys>().ReloadAsync();
+        Assert.Contains(oldKid, await KidsAsync(first));
+        Assert.Equal(HttpStatusCode.OK, (await MeAsync(first, late)).StatusCode);
+    }
+
+    [Fact]
     public async Task AnotherInstanceVerifiesTokensSignedWithAKeyRotatedElsewhere()
     {
         await using var db = await TestDatabase.CreateAsync();

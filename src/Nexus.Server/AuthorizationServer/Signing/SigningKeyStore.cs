@@ -38,8 +38,9 @@ internal sealed class SigningKeyStore(NexusDatabase db, KeyRing keyRing, NexusOp
     }
 
     /// <summary>
-    /// Starts signing with fresh keys. The previous keys stop signing now but stay published until every token
-    /// they signed has expired (SigningKeyOverlapSeconds).
+    /// Starts signing with fresh keys. The previous keys stop signing here now, and on the other instances when they next
+    /// read the keys (within SigningKeyRefreshSeconds), so they stay published for SigningKeyOverlapSeconds after that:
+    /// until every token they signed, on any instance, has expired.
     /// </summary>
     public async Task<IReadOnlyList<SigningKey>> RotateAsync(CancellationToken ct = default)
     {
@@ -48,7 +49,7 @@ internal sealed class SigningKeyStore(NexusDatabase db, KeyRing keyRing, NexusOp
         var now = time.GetUtcNow();
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE signing_keys SET retired_at = @now, expires_at = @expires WHERE retired_at IS NULL",
-            new { now = now.ToUnixTimeMilliseconds(), expires = now.AddSeconds(options.SigningKeyOverlapSeconds).ToUnixTimeMilliseconds() }, tx, cancellationToken: ct));
+            new { now = now.ToUnixTimeMilliseconds(), expires = now.AddSeconds((long)options.SigningKeyOverlapSeconds + options.SigningKeyRefreshSeconds).ToUnixTimeMilliseconds() }, tx, cancellationToken: ct));
         var created = new List<SigningKey>();
         foreach (var alg in Algorithms)
         {
