@@ -16,11 +16,28 @@ internal sealed record RemoteMcpAnswer(JsonElement? Message, int Status, JsonEle
 /// stored token injected, refreshed on expiry, refreshed and retried once on a 401, and a 403 insufficient_scope
 /// answered with the step-up problem. Each call is a short session: initialize, notifications/initialized, the request,
 /// and a DELETE of the session when the server made one (MCP transports, Session Management). A server that ends the
-/// request's event stream before its answer, after an event id, is asked again with GET and Last-Event-ID.
+/// request's event stream before its answer, after an event id, is asked again with GET and Last-Event-ID. A server
+/// that speaks only the 2026-07-28 revision (no initialize, no sessions) refuses the initialize with
+/// UnsupportedProtocolVersion naming it: that server is asked in that revision's way, from then on at once.
 /// </summary>
 internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hosting.NexusOptions options, TimeProvider time)
 {
     private const string ProtocolVersion = "2025-11-25";
+
+    /// <summary>The stateless revision (SEP-2575, SEP-2567): each request carries its protocol version and capabilities in _meta.</summary>
+    internal const string StatelessVersion = "2026-07-28";
+
+    /// <summary>MCP 2026-07-28, schema: UnsupportedProtocolVersionError, whose data lists the versions the server supports.</summary>
+    private const int UnsupportedProtocolVersion = -32022;
+
+    /// <summary>How many times a request the server answers "input_required" with only a requestState (load shedding) is sent again.</summary>
+    private const int MaxRequestStateRetries = 3;
+
+    /// <summary>
+    /// Providers whose server refused the initialize handshake for the stateless revision: asked in that revision at once
+    /// (the spec's advice to cache the era found per server). An answer of the old era there drops the entry.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> statelessServers = new(StringComparer.Ordinal);
 
     /// <summary>How many times a server that keeps ending its stream without the answer is asked again.</summary>
     internal const int MaxResumptions = 100;
@@ -31,13 +48,32 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// <param name="stepUp">Whether a 403 insufficient_scope starts a step-up (BridgeConnection.ForwardAsync): not for a listing.</param>
     public async Task<RemoteMcpAnswer> RequestAsync(Connection connection, string method, object? parameters, CancellationToken ct, bool stepUp = true)
     {
-        var initialize = await SendAsync(connection, null, ProtocolVersion, stepUp, new
+        if (statelessServers.ContainsKey(connection.ProviderName))
+        {
+            if (await StatelessAsync(connection, method, parameters, stepUp, ct) is { } known)
+            {
+                return known;
+            }
+
+            // The server answered as one of the initialize era now: asked that way, and no longer remembered.
+            statelessServers.TryRemove(connection.ProviderName, out _);
+        }
+
+        var initialize = await SendAsync(connection, Headers(null, ProtocolVersion, null), stepUp, new
         {
             jsonrpc = "2.0",
             id = 1,
             method = "initialize",
             @params = new { protocolVersion = ProtocolVersion, capabilities = new { }, clientInfo = new { name = "nexus", version = "1.0" } },
         }, ct);
+        if (initialize.ServerError is { } refused && Supports(refused, StatelessVersion))
+        {
+            // MCP 2026-07-28, Versioning: a server of the stateless revision only answers the initialize with 400 and
+            // UnsupportedProtocolVersion listing what it supports. It is asked that revision's way.
+            statelessServers[connection.ProviderName] = true;
+            return await StatelessAsync(connection, method, parameters, stepUp, ct) ?? initialize.Answer;
+        }
+
         if (initialize.Answer.Message is not { } init || !init.TryGetProperty("result", out var initResult))
         {
             return initialize.Answer;
@@ -50,8 +86,8 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         connection = await LatestAsync(connection, ct);
         // The notification's and the DELETE's answers are not read: a step-up started by them would count a round and
         // make a link nobody is given.
-        await SendAsync(connection, session, version, stepUp: false, new { jsonrpc = "2.0", method = "notifications/initialized" }, ct);
-        var answer = await SendAsync(connection, session, version, stepUp, new { jsonrpc = "2.0", id = 2, method, @params = parameters }, ct);
+        await SendAsync(connection, Headers(session, version, null), stepUp: false, new { jsonrpc = "2.0", method = "notifications/initialized" }, ct);
+        var answer = await SendAsync(connection, Headers(session, version, null), stepUp, new { jsonrpc = "2.0", id = 2, method, @params = parameters }, ct);
         answer = await ResumeAsync(connection, session, version, stepUp, answer, ct);
         if (session is not null)
         {
@@ -82,11 +118,78 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             }
 
             await Task.Delay(wait, time, ct);
-            answer = await SendAsync(await LatestAsync(connection, ct), session, version, stepUp, null, ct, lastEventId);
+            answer = await SendAsync(await LatestAsync(connection, ct), Headers(session, version, lastEventId), stepUp, null, ct);
         }
 
         return answer;
     }
+
+    /// <summary>
+    /// One request in the 2026-07-28 revision (Basic, Per-request protocol fields; Streamable HTTP, Request headers): no
+    /// handshake and no session; the protocol version, capabilities (none: Nexus answers no server requests) and client
+    /// in the request's _meta, the version again in MCP-Protocol-Version and the method (and a tool's name) in Mcp-Method
+    /// and Mcp-Name. A result that is not "complete" (Basic, Multi round-trip requests) is sent again with its
+    /// requestState when it asks nothing else (load shedding), else answered as input Nexus cannot give. Answer null when
+    /// the server answered as one of the initialize era (400 without a JSON-RPC error of this revision).
+    /// </summary>
+    private async Task<RemoteMcpAnswer?> StatelessAsync(Connection connection, string method, object? parameters, bool stepUp, CancellationToken ct)
+    {
+        var body = (parameters is null ? null : JsonSerializer.SerializeToNode(parameters)) as System.Text.Json.Nodes.JsonObject ?? [];
+        body["_meta"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["io.modelcontextprotocol/protocolVersion"] = StatelessVersion,
+            ["io.modelcontextprotocol/clientCapabilities"] = new System.Text.Json.Nodes.JsonObject(),
+            ["io.modelcontextprotocol/clientInfo"] = new System.Text.Json.Nodes.JsonObject { ["name"] = "nexus", ["version"] = "1.0" },
+        };
+        var headers = Headers(null, StatelessVersion, null);
+        headers["Mcp-Method"] = method;
+        if (body["name"] is System.Text.Json.Nodes.JsonValue name && name.TryGetValue<string>(out var named))
+        {
+            headers["Mcp-Name"] = HeaderValue(named);
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            var sent = await SendAsync(await LatestAsync(connection, ct), headers, stepUp,
+                new System.Text.Json.Nodes.JsonObject { ["jsonrpc"] = "2.0", ["id"] = attempt, ["method"] = method, ["params"] = body.DeepClone() }, ct);
+            if (sent.Answer.Status == StatusCodes.Status400BadRequest && sent.ServerError is null)
+            {
+                return null;
+            }
+
+            if (sent.Answer.Message is not { } message || !message.TryGetProperty("result", out var result) || result.ValueKind != JsonValueKind.Object
+                || !result.TryGetProperty("resultType", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() == "complete")
+            {
+                return sent.Answer;
+            }
+
+            // An incomplete result: only a bare requestState is something Nexus can answer (by asking again with it).
+            if (type.GetString() == "input_required" && !result.TryGetProperty("inputRequests", out _) && result.TryGetProperty("requestState", out var state)
+                && attempt <= MaxRequestStateRetries)
+            {
+                body["requestState"] = System.Text.Json.Nodes.JsonNode.Parse(state.GetRawText());
+                continue;
+            }
+
+            return sent.Answer with { Message = null, Detail = $"The MCP server asked for more before it answers (resultType {type.GetString()}), which Nexus cannot give through this tool." };
+        }
+    }
+
+    /// <summary>Whether a JSON-RPC error is UnsupportedProtocolVersion whose data lists <paramref name="version"/> among the supported ones.</summary>
+    private static bool Supports(JsonElement error, string version) =>
+        error.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.Number && code.TryGetInt32(out var value) && value == UnsupportedProtocolVersion
+        && error.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Object
+        && data.TryGetProperty("supported", out var supported) && supported.ValueKind == JsonValueKind.Array
+        && supported.EnumerateArray().Any(v => v.ValueKind == JsonValueKind.String && v.GetString() == version);
+
+    /// <summary>
+    /// A header value as MCP 2026-07-28 (Streamable HTTP, Request headers) carries a name: as it is when it is visible
+    /// ASCII without leading or trailing spaces, else <c>=?base64?…?=</c> of its UTF-8 bytes.
+    /// </summary>
+    internal static string HeaderValue(string value) =>
+        value.Length > 0 && value.All(c => c is >= ' ' and <= '~') && value[0] != ' ' && value[^1] != ' ' && !value.StartsWith("=?", StringComparison.Ordinal)
+            ? value
+            : "=?base64?" + Convert.ToBase64String(Encoding.UTF8.GetBytes(value)) + "?=";
 
     /// <summary>
     /// The connection as it is now (read through the connection cache, which a refresh on this instance clears): when
@@ -95,16 +198,19 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     private async Task<Connection> LatestAsync(Connection connection, CancellationToken ct) =>
         await store.FindCachedAsync(connection.Id, ct) is { Status: ConnectionStatus.Active } latest ? latest : connection;
 
-    /// <summary>One request's answer; <paramref name="LastEventId"/> set when its event stream ended, whole, after an event id and without the answer.</summary>
-    private sealed record Sent(RemoteMcpAnswer Answer, string? Session, string? LastEventId, TimeSpan? Retry);
+    /// <summary>
+    /// One request's answer; <paramref name="LastEventId"/> set when its event stream ended, whole, after an event id and
+    /// without the answer; <paramref name="ServerError"/> the JSON-RPC error the server's own 4xx body held, if any.
+    /// </summary>
+    private sealed record Sent(RemoteMcpAnswer Answer, string? Session, string? LastEventId, TimeSpan? Retry, JsonElement? ServerError = null);
 
-    /// <summary>POSTs <paramref name="message"/>, or with none GETs the stream after <paramref name="lastEventId"/>.</summary>
-    private async Task<Sent> SendAsync(Connection connection, string? session, string version, bool stepUp, object? message, CancellationToken ct, string? lastEventId = null)
+    /// <summary>POSTs <paramref name="message"/>, or with none GETs the stream (after the Last-Event-ID in <paramref name="headers"/>).</summary>
+    private async Task<Sent> SendAsync(Connection connection, Dictionary<string, string> headers, bool stepUp, object? message, CancellationToken ct)
     {
         var body = message is null ? null : JsonSerializer.SerializeToUtf8Bytes(message);
         // "" is the MCP endpoint itself (the provider's API base URL is the server's URL).
-        var raw = await api.SendAsync(connection, body is null ? "GET" : "POST", "", null, Headers(session, version, lastEventId), body,
-            body is null ? null : "application/json", ct, stepUp);
+        var raw = await api.SendAsync(connection, body is null ? "GET" : "POST", "", null, headers, body, body is null ? null : "application/json", ct, stepUp);
+        var session = headers.GetValueOrDefault("Mcp-Session-Id");
         var newSession = raw.Headers.TryGetValue("Mcp-Session-Id", out var s) && s.Length > 0 ? s : session;
         if (raw.Status is < 200 or >= 300)
         {
@@ -120,7 +226,13 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             {
             }
 
-            return new Sent(new RemoteMcpAnswer(null, raw.Status, problem, $"The MCP server answered HTTP {raw.Status}."), newSession, null, null);
+            // The server's own JSON-RPC error, read for what it says about protocol versions, never shown as Nexus's.
+            var serverError = raw.FromProvider && raw.Status is >= 400 and < 500 && Parse(raw.Body).Response is { } rpc
+                && rpc.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object ? error : (JsonElement?)null;
+            var detail = serverError is { } e && e.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String
+                ? $"The MCP server answered HTTP {raw.Status}: {m.GetString()}"
+                : $"The MCP server answered HTTP {raw.Status}.";
+            return new Sent(new RemoteMcpAnswer(null, raw.Status, problem, detail), newSession, null, null, serverError);
         }
 
         var stream = Parse(raw.Body);

@@ -116,7 +116,7 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
     [Fact]
     public async Task AServerThatEndsItsStreamBeforeAnsweringIsAskedAgainAfterItsRetryIntervalWithTheLastEventId()
     {
-        await using var polling = await PollingMcpServer.StartAsync();
+        await using var polling = await SdkMcpServer.StartAsync();
         polling.Retry = TimeSpan.FromMilliseconds(500);
         var connection = await ConnectionAsync(url: polling.BaseUrl + "/mcp");
 
@@ -137,7 +137,7 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
     [Fact]
     public async Task AServerThatAsksToBeAskedAgainLaterThanTheBridgeWaitsIsNotAskedAndTheAnswerSaysWhy()
     {
-        await using var polling = await PollingMcpServer.StartAsync();
+        await using var polling = await SdkMcpServer.StartAsync();
         polling.Retry = TimeSpan.FromSeconds(2);
         await using var impatient = await NexusTestServer.StartAsync(db, s =>
         {
@@ -200,5 +200,98 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         Assert.Null(answer.Message);
         Assert.Equal($"The MCP server ended its stream without an answer after being asked again {McpRemoteCalls.MaxResumptions} times.", answer.Detail);
         Assert.Equal(McpRemoteCalls.MaxResumptions, gets);
+    }
+
+    [Fact]
+    public async Task AServerOfTheStatelessRevisionOnlyIsAskedThatRevisionsWayAndThenAtOnce()
+    {
+        // The official C# SDK's server set to 2026-07-28 only: it refuses the initialize handshake with 400 and
+        // UnsupportedProtocolVersion listing that revision.
+        await using var modern = await SdkMcpServer.StartAsync(statelessOnly: true);
+        var connection = await ConnectionAsync(url: modern.BaseUrl + "/mcp");
+        var calls = server.Services.GetRequiredService<McpRemoteCalls>();
+
+        var answer = await calls.RequestAsync(connection, "tools/call", new { name = "echo", arguments = new { text = "hi" } }, TestContext.Current.CancellationToken);
+
+        Assert.NotNull(answer.Message);
+        Assert.Equal("echo: hi", answer.Message.Value.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+        var first = modern.Requests.ToList();
+        Assert.Equal(2, first.Count);
+        Assert.Equal((400, "2025-11-25"), (first[0].Status, first[0].Version));
+        Assert.Equal((200, McpRemoteCalls.StatelessVersion, "tools/call", "echo"), (first[1].Status, first[1].Version, first[1].McpMethod, first[1].McpName));
+
+        // Remembered: the next request goes that way at once, with no handshake, session or DELETE.
+        var listed = await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken);
+        Assert.Contains(listed.Message!.Value.GetProperty("result").GetProperty("tools").EnumerateArray(), t => t.GetProperty("name").GetString() == "echo");
+        var second = Assert.Single(modern.Requests.Skip(2));
+        Assert.Equal(("POST", 200, "tools/list", ""), (second.Method, second.Status, second.McpMethod, second.McpName));
+    }
+
+    [Fact]
+    public async Task AServerThatRefusesTheHandshakeForAnotherReasonIsNotTakenForTheStatelessRevisionAndSaysWhy()
+    {
+        remote.Routes["/mcp"] = context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = 1, error = new { code = -32022, message = "Unsupported protocol version", data = new { supported = new[] { "2024-11-05" }, requested = "2025-11-25" } } });
+        };
+        var connection = await ConnectionAsync();
+
+        var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken);
+
+        Assert.Null(answer.Message);
+        Assert.Equal("The MCP server answered HTTP 400: Unsupported protocol version", answer.Detail);
+        Assert.Equal(1, remote.Hits["/mcp"]);
+    }
+
+    [Theory]
+    [InlineData("echo", "echo")]
+    [InlineData("get weather ", "=?base64?Z2V0IHdlYXRoZXIg?=")]
+    [InlineData("météo", "=?base64?bcOpdMOpbw==?=")]
+    public void ANameIsSentInAHeaderAsItIsOnlyWhenItIsVisibleAsciiElseAsBase64(string name, string header) =>
+        Assert.Equal(header, McpRemoteCalls.HeaderValue(name));
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AnIncompleteResultIsAskedAgainWithItsRequestStateOnlyWhenItAsksNothingElse(bool asksTheUser)
+    {
+        // A server of the stateless revision that sheds load: its first answer is input_required with a requestState
+        // (MCP 2026-07-28, Multi round-trip requests), which the client sends back; one that asks the user for input
+        // (inputRequests) gets no such retry: Nexus has no user to ask there.
+        var states = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        remote.Routes["/mcp"] = async context =>
+        {
+            var message = (await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement;
+            if (message.GetProperty("method").GetString() == "initialize")
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = 1, error = new { code = -32022, message = "Unsupported protocol version", data = new { supported = new[] { "2026-07-28" }, requested = "2025-11-25" } } });
+                return;
+            }
+
+            var id = message.GetProperty("id").GetInt32();
+            var state = message.GetProperty("params").TryGetProperty("requestState", out var s) ? s.GetString()! : "";
+            states.Enqueue(state);
+            await context.Response.WriteAsJsonAsync(state == "" ? new { jsonrpc = "2.0", id, result = (object)(asksTheUser
+                    ? new { resultType = "input_required", requestState = "st-1", inputRequests = new { confirm = new { method = "elicitation/create" } } }
+                    : new { resultType = "input_required", requestState = "st-1" }) }
+                : new { jsonrpc = "2.0", id, result = (object)new { resultType = "complete", content = new[] { new { type = "text", text = "done" } } } });
+        };
+        var connection = await ConnectionAsync();
+
+        var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        if (asksTheUser)
+        {
+            Assert.Null(answer.Message);
+            Assert.Equal("The MCP server asked for more before it answers (resultType input_required), which Nexus cannot give through this tool.", answer.Detail);
+            Assert.Equal([""], states);
+        }
+        else
+        {
+            Assert.Equal("done", answer.Message!.Value.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+            Assert.Equal(["", "st-1"], states);
+        }
     }
 }

@@ -11,16 +11,18 @@ using Nexus.Server.Tests.Infrastructure;
 namespace Nexus.Server.Tests.RemoteMcp;
 
 /// <summary>
-/// A remote MCP server built with the official C# SDK (stateful Streamable HTTP, events kept in a store for
-/// resumption) whose <c>slow_echo</c> tool ends the POST's event stream before it answers (SSE polling, MCP
-/// 2025-11-25: the server sent an event id, so it may close the stream and the client asks again with GET and
-/// Last-Event-ID after the stream's retry interval). Each request's method and Last-Event-ID are recorded.
+/// A remote MCP server built with the official C# SDK, in one of two shapes. By default a 2025-11-25 server (stateful
+/// Streamable HTTP, events kept in a store for resumption) whose <c>slow_echo</c> tool ends the POST's event stream
+/// before it answers (SSE polling: the server sent an event id, so it may close the stream and the client asks again
+/// with GET and Last-Event-ID after the stream's retry interval). With <c>statelessOnly</c>, a server of the 2026-07-28
+/// revision only (McpServerOptions.ProtocolVersion: it refuses the initialize handshake), whose <c>echo</c> answers at
+/// once. Each request is recorded with its headers and status.
 /// </summary>
-public sealed class PollingMcpServer : IAsyncDisposable
+public sealed class SdkMcpServer : IAsyncDisposable
 {
     private readonly WebApplication app;
 
-    private PollingMcpServer(WebApplication app, string baseUrl)
+    private SdkMcpServer(WebApplication app, string baseUrl)
     {
         this.app = app;
         BaseUrl = baseUrl;
@@ -31,8 +33,10 @@ public sealed class PollingMcpServer : IAsyncDisposable
     /// <summary>The retry interval the tool's stream tells the client to wait before it asks again.</summary>
     public TimeSpan Retry { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>Every request as "METHOD Last-Event-ID" (the header empty when absent), with when its stream ended.</summary>
-    public ConcurrentQueue<(string Method, string LastEventId, DateTimeOffset Started, DateTimeOffset Ended)> Requests { get; } = new();
+    /// <summary>One request as the server saw it (absent headers empty), and when its answer ended.</summary>
+    public sealed record Seen(string Method, string LastEventId, string Version, string McpMethod, string McpName, int Status, DateTimeOffset Started, DateTimeOffset Ended);
+
+    public ConcurrentQueue<Seen> Requests { get; } = new();
 
     /// <summary>Set when the tool has ended its stream; the POST that ends after it is the tool call's.</summary>
     private volatile bool polling;
@@ -40,21 +44,31 @@ public sealed class PollingMcpServer : IAsyncDisposable
     /// <summary>Completed when the tool call's POST has ended: only then does the tool answer (else the answer could still go down that stream).</summary>
     private readonly TaskCompletionSource callEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public static async Task<PollingMcpServer> StartAsync()
+    public static async Task<SdkMcpServer> StartAsync(bool statelessOnly = false)
     {
         var (builder, baseUrl) = LoopbackHost.CreateBuilder();
-        builder.Services.AddDistributedMemoryCache();
         builder.Services.AddSingleton<Holder>();
-        // Stateful sessions and stored events are what a 2025-11-25 server needs to close a stream and be asked again;
-        // the SDK marks them back-compat only (the 2026-07-28 revision has neither), which is what is tested here.
+        if (statelessOnly)
+        {
+            builder.Services.AddMcpServer(o => o.ProtocolVersion = "2026-07-28")
+                .WithHttpTransport(o => o.SessionMode = HttpServerSessionMode.Stateless)
+                .WithTools<Tools>();
+        }
+        else
+        {
+            builder.Services.AddDistributedMemoryCache();
+            // Stateful sessions and stored events are what a 2025-11-25 server needs to close a stream and be asked again;
+            // the SDK marks them back-compat only (the 2026-07-28 revision has neither), which is what is tested here.
 #pragma warning disable MCP9006
-        builder.Services.AddMcpServer()
-            .WithHttpTransport(o => o.SessionMode = HttpServerSessionMode.Stateful)
-            .WithDistributedCacheEventStreamStore()
-            .WithTools<Tools>();
+            builder.Services.AddMcpServer()
+                .WithHttpTransport(o => o.SessionMode = HttpServerSessionMode.Stateful)
+                .WithDistributedCacheEventStreamStore()
+                .WithTools<Tools>();
 #pragma warning restore MCP9006
+        }
+
         var app = builder.Build();
-        var server = new PollingMcpServer(app, baseUrl);
+        var server = new SdkMcpServer(app, baseUrl);
         app.Use(async (context, next) =>
         {
             var started = DateTimeOffset.UtcNow;
@@ -64,7 +78,9 @@ public sealed class PollingMcpServer : IAsyncDisposable
             }
             finally
             {
-                server.Requests.Enqueue((context.Request.Method, context.Request.Headers["Last-Event-ID"].ToString(), started, DateTimeOffset.UtcNow));
+                var headers = context.Request.Headers;
+                server.Requests.Enqueue(new Seen(context.Request.Method, headers["Last-Event-ID"].ToString(), headers["MCP-Protocol-Version"].ToString(),
+                    headers["Mcp-Method"].ToString(), headers["Mcp-Name"].ToString(), context.Response.StatusCode, started, DateTimeOffset.UtcNow));
                 if (server.polling && HttpMethods.IsPost(context.Request.Method))
                 {
                     server.callEnded.TrySetResult();
@@ -81,7 +97,7 @@ public sealed class PollingMcpServer : IAsyncDisposable
 
     private sealed class Holder
     {
-        public PollingMcpServer? Server { get; set; }
+        public SdkMcpServer? Server { get; set; }
     }
 
     [McpServerToolType]
@@ -97,5 +113,8 @@ public sealed class PollingMcpServer : IAsyncDisposable
 
             return "echo: " + text;
         }
+
+        [McpServerTool(Name = "echo"), Description("Echoes its text.")]
+        public static string Echo(string text) => "echo: " + text;
     }
 }
