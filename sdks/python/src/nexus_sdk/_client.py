@@ -467,7 +467,8 @@ class NexusClient:
 
     def wait_until_active(self, connection_id: str, timeout: float = 300.0, *, poll_interval: float = 0.5,
                           max_poll_interval: float = 5.0) -> Connection:
-        """Polls the connection until it is ``active``. Raises ``AttentionRequired``/``NotActive`` as soon as it is
+        """Polls the connection until it is ``active`` and not ``reconnecting`` (a reconnect waiting for the user's
+        consent keeps polling, whatever the status). Raises ``AttentionRequired``/``NotActive`` as soon as it is
         ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds. A poll that fails transiently
         (a ``RetryableError``: what the retry policy retries, ``RateLimited``, ``Unavailable`` for a 502/503/504 or
         Nexus unreachable; and a poll that timed out) does not end the wait: polling goes on (not sooner than its
@@ -488,7 +489,7 @@ class NexusClient:
                 wait = max(wait, e.retry_after or 0.0)
             else:
                 self._raise_unless_pending(connection_id, connection)
-                if connection.status == "active":
+                if connection.status == "active" and not connection.reconnecting:
                     return connection
             remaining = deadline - self._monotonic()
             if remaining <= 0:
@@ -501,8 +502,10 @@ class NexusClient:
 
     @staticmethod
     def _raise_unless_pending(connection_id: str, connection: Connection) -> None:
-        """Raises ``AttentionRequired``/``NotActive`` for a connection that cannot become active any more."""
-        if connection.status in ("active", "pending"):
+        """Raises ``AttentionRequired``/``NotActive`` for a connection that cannot become active any more. Not while
+        it is ``reconnecting``: a reconnect keeps an ``active`` or ``attention_required`` status until the user
+        completes the new consent, and a consent that fails clears ``reconnecting`` (the status then decides)."""
+        if connection.status in ("active", "pending") or connection.reconnecting:
             return
         if connection.status == "attention_required":
             raise AttentionRequired("connection %s needs attention%s" % (
