@@ -334,7 +334,8 @@ export class Nexus {
   }
 
   /**
-   * Polls the connection until it is `active` and returns it. Throws AttentionRequiredError or NotActiveError when
+   * Polls the connection until it is `active` and not `reconnecting` (a reconnect waiting for the user's consent keeps
+   * polling, whatever the status) and returns it. Throws AttentionRequiredError or NotActiveError when
    * it ends up `attention_required` or `failed`, TimeoutError when it is still pending after `timeoutMs`. A poll that
    * fails transiently (what the retry policy retries: a 429 RateLimitedError, a 502/503/504 UnavailableError, a
    * NetworkError; and a request's TimeoutError) does not end the wait: polling goes on (not sooner than the answer's
@@ -352,7 +353,9 @@ export class Nexus {
       let transient: NexusError | undefined;
       try {
         const connection = await this.getConnection(connectionId, options);
-        switch (connection.status) {
+        // A reconnect of an active or attention_required connection keeps that status until the user completes the new
+        // consent; a consent that fails clears `reconnecting`, and the status then decides.
+        switch (connection.reconnecting ? "pending" : connection.status) {
           case "active":
             return connection;
           case "attention_required":

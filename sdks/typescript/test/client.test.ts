@@ -420,6 +420,34 @@ test("waitUntilActive throws TimeoutError for a connection still pending, and th
   await assert.rejects(nexus.waitUntilActive(failed), NotActiveError);
 });
 
+test("waitUntilActive keeps polling while a reconnect waits for consent, whatever the status", async () => {
+  const id = newId();
+  let polls = 0;
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    polls++;
+    // A reconnect keeps an attention_required or active status until the user completes the new consent.
+    if (polls === 1) json(res, 200, connection(id, "attention_required", { reconnecting: true, error: "invalid_grant" }));
+    else if (polls === 2) json(res, 200, connection(id, "active", { reconnecting: true }));
+    else json(res, 200, connection(id, "active", { reconnecting: false }));
+  });
+  const active = await client().waitUntilActive(id, { intervalMs: 1 });
+  assert.equal(active.status, "active");
+  assert.equal(active.reconnecting, false);
+  assert.equal(polls, 3);
+});
+
+test("waitUntilActive throws AttentionRequiredError once a failed reconnect clears reconnecting", async () => {
+  const id = newId();
+  let polls = 0;
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    polls++;
+    json(res, 200, connection(id, "attention_required", { reconnecting: polls < 2, error: "invalid_grant" }));
+  });
+  const e = await client().waitUntilActive(id, { intervalMs: 1 }).catch((x) => x);
+  assert.ok(e instanceof AttentionRequiredError);
+  assert.equal(polls, 2);
+});
+
 test("refresh posts /v1/refresh and drops the cached credentials", async () => {
   const id = newId();
   let version = 1;
