@@ -225,7 +225,8 @@ public sealed class NexusClient : IDisposable
     }
 
     /// <summary>
-    /// Polls the connection until it is active and returns it. Throws <see cref="NexusAttentionRequiredException"/> or
+    /// Polls the connection until it is active and not <see cref="Connection.Reconnecting"/> (a reconnect waiting for the
+    /// user's consent keeps polling, whatever the status) and returns it. Throws <see cref="NexusAttentionRequiredException"/> or
     /// <see cref="NexusConnectionNotActiveException"/> (failed) as soon as it cannot become active, and
     /// <see cref="TimeoutException"/> when <paramref name="timeout"/> passes first. A poll that fails transiently
     /// (<see cref="NexusUnavailableException"/>, <see cref="NexusRateLimitedException"/>, Nexus unreachable or too slow)
@@ -257,14 +258,19 @@ public sealed class NexusClient : IDisposable
                 }
             }
 
-            switch (connection?.Status)
+            // A reconnect of an active or attention_required connection keeps that status until the user completes the
+            // new consent; a consent that fails clears Reconnecting, and the status then decides.
+            if (connection is { Reconnecting: false })
             {
-                case ConnectionStatuses.Active:
-                    return connection;
-                case ConnectionStatuses.AttentionRequired:
-                    throw new NexusAttentionRequiredException(connectionId, connection.Error, $"Connection {connectionId} needs attention ({connection.Error ?? "no reason given"}): the user must connect again.");
-                case ConnectionStatuses.Failed:
-                    throw new NexusConnectionNotActiveException(connectionId, connection.Status, connection.Error, $"Connection {connectionId} failed ({connection.Error ?? "no reason given"}): request a new one.");
+                switch (connection.Status)
+                {
+                    case ConnectionStatuses.Active:
+                        return connection;
+                    case ConnectionStatuses.AttentionRequired:
+                        throw new NexusAttentionRequiredException(connectionId, connection.Error, $"Connection {connectionId} needs attention ({connection.Error ?? "no reason given"}): the user must connect again.");
+                    case ConnectionStatuses.Failed:
+                        throw new NexusConnectionNotActiveException(connectionId, connection.Status, connection.Error, $"Connection {connectionId} failed ({connection.Error ?? "no reason given"}): request a new one.");
+                }
             }
 
             var left = deadline - time.GetUtcNow();
@@ -275,7 +281,7 @@ public sealed class NexusClient : IDisposable
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(transient);
                 }
 
-                throw new TimeoutException($"Connection {connectionId} was still {connection!.Status} after {timeout.TotalSeconds:0.#} s.");
+                throw new TimeoutException($"Connection {connectionId} was still {connection!.Status}{(connection.Reconnecting ? " (reconnecting)" : "")} after {timeout.TotalSeconds:0.#} s.");
             }
 
             await Task.Delay(wait < left ? wait : left, time, cancellationToken).ConfigureAwait(false);

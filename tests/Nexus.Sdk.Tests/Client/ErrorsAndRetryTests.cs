@@ -215,6 +215,34 @@ public sealed class ErrorsAndRetryTests
     }
 
     [Fact]
+    public async Task Wait_until_active_keeps_polling_while_a_reconnect_waits_for_consent()
+    {
+        // A reconnect keeps an attention_required or active status until the user completes the new consent.
+        var polls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(FakeNexus.Json(Interlocked.Increment(ref polls) switch
+            {
+                1 => ActiveConnection.Replace("\"active\"", "\"attention_required\",\"reconnecting\":true", StringComparison.Ordinal),
+                2 => ActiveConnection.Replace("\"active\"", "\"active\",\"reconnecting\":true", StringComparison.Ordinal),
+                _ => ActiveConnection.Replace("\"active\"", "\"active\",\"reconnecting\":false", StringComparison.Ordinal),
+            })),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var connection = await client.WaitUntilActiveAsync("conn_1", TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        Assert.True(connection.IsActive);
+        Assert.False(connection.Reconnecting);
+        Assert.Equal(3, polls);
+
+        // A reconnect whose consent failed clears reconnecting: then attention_required ends the wait.
+        polls = 0;
+        fake.Respond = _ => Task.FromResult(FakeNexus.Json(ActiveConnection.Replace("\"active\"",
+            Interlocked.Increment(ref polls) < 2 ? "\"attention_required\",\"reconnecting\":true" : "\"attention_required\"", StringComparison.Ordinal)));
+        await Assert.ThrowsAsync<NexusAttentionRequiredException>(() => client.WaitUntilActiveAsync("conn_1", TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Assert.Equal(2, polls);
+    }
+
+    [Fact]
     public void The_client_is_configured_from_NEXUS_URL_and_NEXUS_API_KEY()
     {
         var url = Environment.GetEnvironmentVariable("NEXUS_URL");
