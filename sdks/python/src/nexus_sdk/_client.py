@@ -708,11 +708,22 @@ class NexusClient:
         return self._retrying(what, request.method in IDEMPOTENT_METHODS, once)
 
 
+#: The codes of Nexus's 502/503/504 problems that a later attempt may not meet (docs/errors.md): the provider or AWS
+#: STS unreachable, slow or throttling, the database unavailable, a refresh not possible yet. The others are refusals
+#: that sending again does not change, and may repeat work (502 ``token_request_failed``: each attempt starts another
+#: client_credentials grant; ``redirect_refused``; ``aws_assume_role_failed``).
+TRANSIENT_CODES = frozenset({"upstream_unreachable", "upstream_timeout", "database_unavailable", "refresh_unavailable",
+                             "aws_sts_throttled"})
+
+
 def _transient(e: RetryableError) -> bool:
-    """What the retry policy retries: every ``RetryableError`` (429, 502/503/504, no answer at all) but a timeout
-    (Nexus may be working on the call). A 500 is not a ``RetryableError`` (``internal_error`` is a bug, not a passing
+    """What the retry policy retries: a ``RetryableError`` (429, 502/503/504, no answer at all) but a timeout (Nexus
+    may be working on the call) and a 502/503/504 whose Nexus code is not in ``TRANSIENT_CODES`` (no code at all, a
+    proxy's answer, is retried). A 500 is not a ``RetryableError`` (``internal_error`` is a bug, not a passing
     state). ``wait_until_active`` polls through every ``RetryableError``, a timeout too."""
-    return not e._timed_out
+    if e._timed_out:
+        return False
+    return e.http_status not in (502, 503, 504) or not e.code or e.code in TRANSIENT_CODES
 
 
 def is_nexus_problem(response: HttpResponse) -> bool:
