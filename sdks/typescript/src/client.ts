@@ -753,16 +753,30 @@ export class Nexus {
 }
 
 /**
+ * The codes of Nexus's 502/503/504 problems that a later attempt may not meet (docs/errors.md): the provider or AWS
+ * STS unreachable, slow or throttling, the database unavailable, a refresh not possible yet. The others are refusals
+ * that sending again does not change, and may repeat work (502 `token_request_failed`: each attempt starts another
+ * client_credentials grant; `redirect_refused`; `aws_assume_role_failed`).
+ */
+export const TRANSIENT_CODES: ReadonlySet<string> = new Set(["upstream_unreachable", "upstream_timeout", "database_unavailable", "refresh_unavailable", "aws_sts_throttled"]);
+
+/** A 502/503/504 with this code is retried: no Nexus code at all ("", a proxy's answer) or a transient one. */
+function isTransientCode(code: string): boolean {
+  return code === "" || TRANSIENT_CODES.has(code);
+}
+
+/**
  * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: the retry policy's one
  * decision, for calls to Nexus's API and requests through the Bridge alike. Only transient errors (isRetryable: 429,
- * 502/503/504, a connection that failed before any answer) of idempotent requests are retried, up to `maxAttempts`;
+ * 502/503/504 without a Nexus code or with one of TRANSIENT_CODES, a connection that failed before any answer) of
+ * idempotent requests are retried, up to `maxAttempts`;
  * exponential backoff with full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than
  * Retry-After (RFC 9110 §10.2.3), and not at all when Retry-After is longer than `maxRetryAfterMs`. A 500
  * (`internal_error`, a RequestError), a timeout, AttentionRequired and the other 4xx are never retried.
  * @internal
  */
 export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
-  if (!isRetryable(error) || !idempotent || attempt >= retry.maxAttempts) {
+  if (!isRetryable(error) || !idempotent || attempt >= retry.maxAttempts || (error instanceof UnavailableError && !isTransientCode(error.code))) {
     return undefined;
   }
   const cap = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));

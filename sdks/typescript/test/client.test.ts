@@ -174,7 +174,7 @@ test("idempotent calls are retried on 503 and 429 with backoff; the answer after
   let served = 0;
   server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
     served++;
-    if (served === 1) problem(res, 503, "unavailable", {}, { "Retry-After": "0" });
+    if (served === 1) problem(res, 503, "database_unavailable", {}, { "Retry-After": "0" });
     else if (served === 2) problem(res, 429, "rate_limited");
     else json(res, 200, connection(id, "active"));
   });
@@ -512,7 +512,7 @@ test("while Nexus is unavailable, cached credentials due for a fetch but not exp
   const expiresAt = now / 1000 + 600;
   let down = false;
   server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => {
-    if (down) problem(res, 503, "unavailable", {}, { "Retry-After": "0" });
+    if (down) problem(res, 503, "database_unavailable", {}, { "Retry-After": "0" });
     else json(res, 200, bearerToken("tok-1", expiresAt));
   });
   const nexus = client({ now: () => now, retry: { maxAttempts: 1 } });
@@ -561,4 +561,34 @@ test("attention_required is never masked by cached credentials", async () => {
   revoked = true;
   now = expiresAt * 1000 - 30_000;
   await assert.rejects(nexus.getCredentials(id), AttentionRequiredError);
+});
+
+test("only transient Nexus codes of a 502/503/504 are retried, through the API and the Bridge", async () => {
+  const cases: [number, string, number][] = [
+    [502, "token_request_failed", 1], [502, "redirect_refused", 1], [502, "aws_assume_role_failed", 1],
+    [502, "upstream_unreachable", 3], [504, "upstream_timeout", 3], [503, "database_unavailable", 3],
+    [503, "refresh_unavailable", 3], [503, "aws_sts_throttled", 3], [502, "", 3],
+  ];
+  for (const [status, code, attempts] of cases) {
+    const id = newId();
+    const answer = (_req: unknown, res: import("node:http").ServerResponse) => {
+      if (code === "") {
+        res.writeHead(status, { "content-type": "text/html" });
+        res.end("<html>Bad Gateway</html>"); // a proxy's 502: no Nexus code
+      } else {
+        problem(res, status, code);
+      }
+    };
+    server.on("GET", new RegExp(`^/v1/token/${id}$`), answer);
+    server.on("GET", new RegExp(`^/v1/bridge/${id}/`), answer);
+    const error = await client().getCredentials(id).catch((e) => e);
+    assert.ok(error instanceof UnavailableError, `${status} ${code}`);
+    assert.equal(error.code, code);
+    assert.equal(server.count(`GET /v1/token/${id}`), attempts, `${status} ${code}`);
+    if (code !== "") { // a provider's own 502 through the Bridge passes through, never retried
+      const bridged = await client().fetch(id, { bridge: true })("/item").catch((e) => e);
+      assert.ok(bridged instanceof UnavailableError, `Bridge ${status} ${code}`);
+      assert.equal(server.count(`GET /v1/bridge/${id}/item`), attempts, `Bridge ${status} ${code}`);
+    }
+  }
 });
