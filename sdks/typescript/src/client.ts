@@ -39,7 +39,7 @@ export interface NexusOptions {
   apiKey?: string;
   /** The fetch used for every call, to Nexus and to providers (default: `globalThis.fetch`). */
   fetch?: FetchLike;
-  /** How long one call to Nexus may take, in milliseconds (default 30 s); one that times out is not retried. */
+  /** How long one call to Nexus may take, in milliseconds (default 30 s), and one Bridge attempt until its answer's headers; one that times out is not retried. */
   timeoutMs?: number;
   retry?: RetryOptions;
   /** Credentials are fetched again this long before they expire (default 60 s; at most half their remaining life). */
@@ -658,9 +658,18 @@ export class Nexus {
       const headers = new Headers(hop.headers);
       headers.set("X-API-Key", this.#apiKey);
       let response: Response;
+      // The client's timeout bounds each attempt until the answer's headers (as request() does for Nexus's API); the
+      // body is then read at the caller's pace, the caller's own signal still aborting it.
+      const timeout = withTimeout(signal, this.#timeoutMs);
       try {
-        response = await this.#fetch(hop.url, { ...base.init, method: hop.method, headers, body: hop.body ?? null, redirect: "manual" });
+        response = await this.#fetch(hop.url, { ...base.init, method: hop.method, headers, body: hop.body ?? null, redirect: "manual", signal: timeout.signal });
+        timeout.stopTimer();
       } catch (caught) {
+        timeout.dispose();
+        if (timeout.timedOut() && !signal?.aborted) {
+          // Nexus may be working on it: not sent again.
+          throw new TimeoutError(`Nexus did not answer ${hop.method} ${hop.url.pathname} within ${this.#timeoutMs} ms.`, { cause: caught });
+        }
         // No answer from Nexus (refused, reset, DNS): sent again as a transient problem is, unless the caller aborted.
         const delay = signal?.aborted ? undefined : this.#retryDelay(new NetworkError(`Nexus could not be reached for ${hop.method} ${hop.url.pathname}.`, { cause: caught }), attempt, idempotent);
         if (delay === undefined) {
@@ -1018,7 +1027,7 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** The caller's signal combined with a timeout (without AbortSignal.any, which not every edge runtime has). */
-function withTimeout(outer: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; timedOut: () => boolean; dispose: () => void } {
+function withTimeout(outer: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; timedOut: () => boolean; stopTimer: () => void; dispose: () => void } {
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -1034,6 +1043,8 @@ function withTimeout(outer: AbortSignal | undefined, timeoutMs: number): { signa
   return {
     signal: controller.signal,
     timedOut: () => timedOut,
+    /** Ends the timeout but keeps the outer signal's abort (an answer's body still being read). */
+    stopTimer: () => clearTimeout(timer),
     dispose: () => {
       clearTimeout(timer);
       outer?.removeEventListener("abort", onAbort);
