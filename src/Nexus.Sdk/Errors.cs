@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 
 namespace Nexus.Sdk;
 
@@ -44,6 +45,38 @@ public class NexusException : Exception
 
     /// <summary>The connection the call was about, when it was about one.</summary>
     public string? ConnectionId { get; }
+
+    /// <summary>
+    /// Nexus's whole problem document (RFC 9457 and the members a code adds: <c>auth_url</c>, <c>scopes</c> and
+    /// <c>connection_id</c> of a 403 <c>insufficient_scope</c> step-up, <c>errors</c> of a 400 <c>validation_failed</c>,
+    /// <c>rounds</c> of <c>step_up_limit</c>), or null when the answer was not a JSON object.
+    /// </summary>
+    public JsonElement? Problem { get; internal set; }
+
+    /// <summary>The problem's <c>auth_url</c> (a step-up: where the person approves the wider scopes), or null.</summary>
+    public Uri? AuthUrl =>
+        Problem is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty("auth_url", out var url) && url.ValueKind == JsonValueKind.String
+        && Uri.TryCreate(url.GetString(), UriKind.Absolute, out var uri) ? uri : null;
+
+    /// <summary>The <c>errors</c> of a 400 <c>validation_failed</c>: the messages for each invalid field; empty otherwise.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> ValidationErrors
+    {
+        get
+        {
+            var errors = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            if (Problem is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty("errors", out var members) && members.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var member in members.EnumerateObject())
+                {
+                    errors[member.Name] = member.Value.ValueKind == JsonValueKind.Array
+                        ? member.Value.EnumerateArray().Where(m => m.ValueKind == JsonValueKind.String).Select(m => m.GetString()!).ToArray()
+                        : member.Value.ValueKind == JsonValueKind.String ? [member.Value.GetString()!] : [];
+                }
+            }
+
+            return errors;
+        }
+    }
 }
 
 /// <summary>

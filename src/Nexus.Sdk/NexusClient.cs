@@ -895,12 +895,14 @@ public sealed class NexusClient : IDisposable
     private static async Task<NexusException> ErrorAsync(HttpResponseMessage response, string? connectionId, TimeSpan? retryAfter, CancellationToken cancellationToken)
     {
         string? code = null, title = null, detail = null, connectionStatus = null, reason = null;
+        JsonElement? problem = null;
         if (response.Content.Headers.ContentType?.MediaType is "application/problem+json" or "application/json")
         {
             try
             {
                 using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
                 var root = document.RootElement;
+                problem = root.ValueKind == JsonValueKind.Object ? root.Clone() : null;
                 code = Json.String(root, "code");
                 title = Json.String(root, "title");
                 detail = Json.String(root, "detail");
@@ -918,7 +920,7 @@ public sealed class NexusClient : IDisposable
         var status = (int)response.StatusCode;
         var what = connectionId is null ? "" : $" (connection {connectionId})";
         var text = $"Nexus answered {status} {code ?? response.ReasonPhrase}{what}: {title ?? "request failed"}{(detail is null ? "" : " " + detail)}";
-        return response.StatusCode switch
+        NexusException error = response.StatusCode switch
         {
             HttpStatusCode.Conflict when code == "connection_not_active" && connectionStatus == ConnectionStatuses.AttentionRequired && connectionId is not null =>
                 new NexusAttentionRequiredException(connectionId, reason, $"Connection {connectionId} needs attention ({reason ?? "no reason given"}): the user must connect again."),
@@ -935,6 +937,8 @@ public sealed class NexusClient : IDisposable
                 new NexusUnavailableException(text, response.StatusCode, code, connectionId, retryAfter),
             _ => new NexusException(text, response.StatusCode, code, connectionId),
         };
+        error.Problem = problem;
+        return error;
     }
 
     private static string Escape(string connectionId)
