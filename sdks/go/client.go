@@ -253,6 +253,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if err == nil {
 			return nil
 		}
+		if attempt > 0 && method == http.MethodDelete && errors.Is(err, ErrNotFound) {
+			// The first attempt may have deleted it, its answer lost on the way back (a proxy's 502, a reset): gone
+			// is what was asked.
+			return nil
+		}
 		d, retry := c.retryWait(ctx, attempt, attempts, err)
 		if !retry || sleep(ctx, d) != nil {
 			return err

@@ -273,7 +273,8 @@ func (c *Client) Reconnect(ctx context.Context, id string, o ReconnectOptions) (
 }
 
 // DeleteConnection revokes the connection's tokens at the provider (best effort) and deletes it
-// (DELETE /v1/connections/{id}). Its cached credentials are dropped.
+// (DELETE /v1/connections/{id}). Its cached credentials are dropped. A 404 after a retry is success: the attempt
+// whose answer was lost (a proxy's 502, a reset) deleted it.
 func (c *Client) DeleteConnection(ctx context.Context, id string) error {
 	defer c.cache.invalidate(id)
 	return c.do(ctx, http.MethodDelete, connPath("/v1/connections/", id), nil, nil, nil)
