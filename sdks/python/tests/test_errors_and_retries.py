@@ -70,6 +70,17 @@ class RetryTests(unittest.TestCase):
                         self.client.bridge("b%d" % i, "GET", "/item")
                     self.assertEqual(attempts, bridged.calls)
 
+    def test_a_delete_retried_after_a_502_is_done_when_the_retry_finds_it_gone(self):
+        # The first DELETE deleted it, and a proxy lost the answer; the retry meets a 404: success.
+        script = Scripted((502, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>"), problem(404, "not_found"))
+        self.server.route("DELETE", r"/v1/connections/d1", script)
+        self.assertIsNone(self.client.delete_connection("d1"))
+        self.assertEqual(2, script.calls)
+        # A 404 on the first attempt is still NotFound.
+        with self.assertRaises(NotFound):
+            self.client.delete_connection("d1")
+        self.assertEqual(3, script.calls)
+
     def test_a_429_is_rate_limited_carrying_retry_after_once_the_retries_are_spent(self):
         script = Scripted(problem(429, "rate_limited", {"Retry-After": "1"}))
         self.server.route("GET", r"/v1/connections/c1", script)

@@ -328,9 +328,15 @@ class NexusClient:
             headers["Content-Type"] = "application/json"
         request = HttpRequest(method, self.url + path, headers, data)
         what = "%s %s" % (method, path)
+        attempts = [0]
 
         def once() -> HttpResponse:
+            attempts[0] += 1
             response = self._send(request, timeout, what, connection_id)
+            if method == "DELETE" and response.status == 404 and attempts[0] > 1:
+                # A retried DELETE: the attempt whose answer was lost (a proxy's 502, a reset) deleted it, and gone is
+                # what was asked.
+                return response
             # A 3xx too: the transport follows no redirect (X-API-Key goes to Nexus only), and a redirect's body is not
             # the answer; it is a NexusError with its status, as Go's *APIError, TypeScript's RequestError.
             if response.status >= 300:
@@ -446,7 +452,8 @@ class NexusClient:
         return ConnectionRequest._from_answer(data)
 
     def delete_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> None:
-        """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound."""
+        """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound.
+        Retried as an idempotent call: a 404 on a retry is success (the attempt whose answer was lost deleted it)."""
         self.invalidate(connection_id)
         try:
             self._api("DELETE", "/v1/connections/" + quote(connection_id, safe=""), connection_id=connection_id,
