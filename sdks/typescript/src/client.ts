@@ -324,7 +324,10 @@ export class Nexus {
     return toRequested(await this.request<RawRequested>("POST", `/v1/connections/${segment(connectionId)}/reconnect`, { ...options, body }, connectionId));
   }
 
-  /** `DELETE /v1/connections/{id}`: revokes at the provider (best effort) and deletes; the cached credentials go too. */
+  /**
+   * `DELETE /v1/connections/{id}`: revokes at the provider (best effort) and deletes; the cached credentials go too.
+   * Retried as an idempotent call: a 404 on a retry is success (the attempt whose answer was lost deleted it).
+   */
   async deleteConnection(connectionId: string, options: CallOptions = {}): Promise<void> {
     try {
       await this.request<void>("DELETE", `/v1/connections/${segment(connectionId)}`, options, connectionId);
@@ -720,6 +723,11 @@ export class Nexus {
         const text = await response.text();
         if (response.ok) {
           return (text.length === 0 ? undefined : JSON.parse(text)) as T;
+        }
+        if (method === "DELETE" && response.status === 404 && attempt > 1) {
+          // A retried DELETE: the attempt whose answer was lost (a proxy's 502, a reset) deleted it, and gone is what
+          // was asked.
+          return undefined as T;
         }
         error = errorFromResponse(response.status, parseProblem(text), response.headers.get("Retry-After"), connectionId, text);
       } catch (caught) {

@@ -592,3 +592,21 @@ test("only transient Nexus codes of a 502/503/504 are retried, through the API a
     }
   }
 });
+
+test("a DELETE retried after a 502 is done when the retry finds it gone; a first 404 is still NotFoundError", async () => {
+  const id = newId();
+  let calls = 0;
+  server.on("DELETE", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    calls++;
+    if (calls === 1) {
+      res.writeHead(502, { "content-type": "text/html" }); // the delete happened; a proxy lost the answer
+      res.end("<html>Bad Gateway</html>");
+    } else {
+      problem(res, 404, "not_found");
+    }
+  });
+  await client().deleteConnection(id);
+  assert.equal(calls, 2);
+  await assert.rejects(client().deleteConnection(id), NotFoundError);
+  assert.equal(calls, 3);
+});
