@@ -293,7 +293,10 @@ public sealed class NexusClient : IDisposable
     private static bool IsTransient(Exception e, CancellationToken cancellationToken) =>
         e is NexusRetryableException or HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
 
-    /// <summary><c>DELETE /v1/connections/{id}</c>: revokes at the provider (best effort) and deletes; drops the cached credential.</summary>
+    /// <summary>
+    /// <c>DELETE /v1/connections/{id}</c>: revokes at the provider (best effort) and deletes; drops the cached credential.
+    /// Retried as an idempotent call: a 404 on a retry is success (the attempt whose answer was lost deleted it).
+    /// </summary>
     public async Task DeleteConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
     {
         cache.Invalidate(connectionId);
@@ -791,6 +794,13 @@ public sealed class NexusClient : IDisposable
                     {
                         return await JsonDocument.ParseAsync(stream, default, cancellationToken).ConfigureAwait(false);
                     }
+                }
+
+                if (attempt > 0 && method == HttpMethod.Delete && response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    // A retried DELETE: the attempt whose answer was lost (a proxy's 502, a reset) deleted it, and gone
+                    // is what was asked.
+                    return null;
                 }
 
                 var retryAfter = RetryAfter(response);

@@ -39,6 +39,24 @@ public sealed class RetryCodeTests
         }
     }
 
+    [Fact]
+    public async Task A_delete_retried_after_a_502_is_done_when_the_retry_finds_it_gone()
+    {
+        // The first DELETE deleted it, and a proxy lost the answer; the retry meets a 404: success.
+        var calls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(Interlocked.Increment(ref calls) == 1 ? NexusProblem(HttpStatusCode.BadGateway, null) : NexusProblem(HttpStatusCode.NotFound, "not_found")),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        await client.DeleteConnectionAsync("conn_1", TestContext.Current.CancellationToken);
+        Assert.Equal(2, calls);
+
+        // A 404 on the first attempt is still NotFound.
+        await Assert.ThrowsAsync<NexusNotFoundException>(() => client.DeleteConnectionAsync("conn_1", TestContext.Current.CancellationToken));
+        Assert.Equal(3, calls);
+    }
+
     [Theory]
     [InlineData(HttpStatusCode.TooManyRequests, "rate_limited")]
     [InlineData(HttpStatusCode.ServiceUnavailable, "database_unavailable")]
