@@ -610,3 +610,14 @@ test("a DELETE retried after a 502 is done when the retry finds it gone; a first
   await assert.rejects(client().deleteConnection(id), NotFoundError);
   assert.equal(calls, 3);
 });
+
+test("attention_required is a kind of NotActiveError (status attention_required), as in the Go and Python SDKs", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => notActive(res, id, "attention_required", "invalid_grant"));
+  const error = await client().getCredentials(id).catch((e) => e);
+  assert.ok(error instanceof AttentionRequiredError);
+  assert.ok(error instanceof NotActiveError);
+  assert.equal(error.connectionStatus, "attention_required");
+  assert.equal(error.reason, "invalid_grant");
+  assert.equal(error.name, "AttentionRequiredError");
+});
