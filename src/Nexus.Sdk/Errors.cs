@@ -80,29 +80,12 @@ public class NexusException : Exception
 }
 
 /// <summary>
-/// The connection needs the user: the provider rejected the refresh (<see cref="Reason"/> <c>invalid_grant</c>, or
-/// the provider's code) or the token expired without a refresh token (<c>token_expired</c>). Send the user through
-/// consent again (<see cref="NexusClient.RequestConnectionAsync"/>). Never retried.
+/// The connection is not active: <see cref="Status"/> is <c>pending</c> (consent not completed yet) or <c>failed</c>,
+/// or <c>attention_required</c>, and then it is the subclass <see cref="NexusAttentionRequiredException"/>. Also 409
+/// <c>connection_failed</c> (<see cref="NexusException.Code"/>): credentials were submitted to a connection that has
+/// failed; <see cref="Status"/> is <c>failed</c>, the connection the call's.
 /// </summary>
-public sealed class NexusAttentionRequiredException : NexusException
-{
-    /// <summary>Creates the error.</summary>
-    public NexusAttentionRequiredException(string connectionId, string? reason, string message)
-        : base(message, HttpStatusCode.Conflict, "connection_not_active", connectionId) => Reason = reason;
-
-    /// <summary>Why: the provider's error code (<c>invalid_grant</c>) or <c>token_expired</c>.</summary>
-    public string? Reason { get; }
-
-    /// <summary>The connection that needs attention.</summary>
-    public new string ConnectionId => base.ConnectionId!;
-}
-
-/// <summary>
-/// The connection is not active for another reason: <see cref="Status"/> is <c>pending</c> (consent not completed yet)
-/// or <c>failed</c>. Also 409 <c>connection_failed</c> (<see cref="NexusException.Code"/>): credentials were submitted to
-/// a connection that has failed; <see cref="Status"/> is <c>failed</c>, the connection the call's.
-/// </summary>
-public sealed class NexusConnectionNotActiveException : NexusException
+public class NexusConnectionNotActiveException : NexusException
 {
     /// <summary>Creates the error.</summary>
     public NexusConnectionNotActiveException(string? connectionId, string status, string? reason, string message)
@@ -118,11 +101,30 @@ public sealed class NexusConnectionNotActiveException : NexusException
         Reason = reason;
     }
 
-    /// <summary>The connection's status (<c>pending</c>, <c>failed</c>).</summary>
+    /// <summary>The connection's status (<c>pending</c>, <c>failed</c>, <c>attention_required</c>).</summary>
     public string Status { get; }
 
-    /// <summary>For a failed connection, the provider's error or <c>expired</c>.</summary>
+    /// <summary>Why: for a failed connection, the provider's error or <c>expired</c>; for one that needs attention, <c>invalid_grant</c>, <c>token_expired</c>, ….</summary>
     public string? Reason { get; }
+}
+
+/// <summary>
+/// The connection needs the user: the provider rejected the refresh (<see cref="NexusConnectionNotActiveException.Reason"/>
+/// <c>invalid_grant</c>, or the provider's code) or the token expired without a refresh token (<c>token_expired</c>).
+/// Send the user through consent again (<see cref="NexusClient.RequestConnectionAsync"/>). Never retried. A kind of
+/// <see cref="NexusConnectionNotActiveException"/> (<see cref="NexusConnectionNotActiveException.Status"/>
+/// <c>attention_required</c>), as in the Go and Python SDKs: catch it first.
+/// </summary>
+public sealed class NexusAttentionRequiredException : NexusConnectionNotActiveException
+{
+    /// <summary>Creates the error.</summary>
+    public NexusAttentionRequiredException(string connectionId, string? reason, string message)
+        : base(connectionId, ConnectionStatuses.AttentionRequired, reason, message, "connection_not_active")
+    {
+    }
+
+    /// <summary>The connection that needs attention.</summary>
+    public new string ConnectionId => base.ConnectionId!;
 }
 
 /// <summary>404: no such connection (or provider) in the API key's workspaces; also after it was deleted.</summary>

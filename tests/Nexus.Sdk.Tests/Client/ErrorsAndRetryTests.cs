@@ -43,6 +43,23 @@ public sealed class ErrorsAndRetryTests
     }
 
     [Fact]
+    public async Task Attention_required_is_a_kind_of_not_active_with_status_attention_required_as_in_the_Go_and_Python_SDKs()
+    {
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(FakeNexus.Problem(HttpStatusCode.Conflict, "connection_not_active",
+                ""","status":"attention_required","connection_id":"conn_1","error":"invalid_grant" """)),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+
+        var error = await Assert.ThrowsAsync<NexusAttentionRequiredException>(() => client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask());
+        var notActive = Assert.IsAssignableFrom<NexusConnectionNotActiveException>(error);
+        Assert.Equal("attention_required", notActive.Status);
+        Assert.Equal("invalid_grant", notActive.Reason);
+        Assert.Equal("conn_1", notActive.ConnectionId);
+    }
+
+    [Fact]
     public async Task A_pending_connection_is_not_active_with_its_status()
     {
         var fake = new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Problem(HttpStatusCode.Conflict, "connection_not_active", ""","status":"pending" """)) };
