@@ -28,8 +28,9 @@ const (
 
 // RetryPolicy says how calls to Nexus are retried (the policy every Nexus SDK follows; see the README's Retries).
 // Only idempotent calls (GET, HEAD, OPTIONS, PUT, DELETE; through the Bridge, with a body that can be sent again) are
-// retried, and only after Nexus's own transient answers, 429 and 502, 503 or 504, or a connection that failed before
-// any answer (refused, reset, DNS). Never a POST or PATCH, a 500 (internal_error is a bug, not transient), another
+// retried, and only after Nexus's own transient answers, 429 and 502, 503 or 504 (without a Nexus problem code, or with
+// a transient one: upstream_unreachable, upstream_timeout, database_unavailable, refresh_unavailable,
+// aws_sts_throttled), or a connection that failed before any answer (refused, reset, DNS). Never a POST or PATCH, a 500 (internal_error is a bug, not transient), another
 // 4xx (attention_required in particular), a timeout or the caller's cancellation.
 type RetryPolicy struct {
 	// MaxAttempts counts the first attempt: 1 disables retries. Default 3 (the first and two retries).
@@ -72,9 +73,25 @@ func (p RetryPolicy) delay(n int, retryAfter time.Duration) (d time.Duration, ok
 	return d, true
 }
 
+// transientCodes are the codes of Nexus's 502/503/504 problems that a later attempt may not meet (docs/errors.md):
+// the provider or AWS STS unreachable, slow or throttling, the database unavailable, a refresh not possible yet. The
+// others are refusals that sending again does not change, and may repeat work (502 token_request_failed: each
+// attempt starts another client_credentials grant; redirect_refused; aws_assume_role_failed).
+var transientCodes = map[string]bool{
+	"upstream_unreachable": true,
+	"upstream_timeout":     true,
+	"database_unavailable": true,
+	"refresh_unavailable":  true,
+	"aws_sts_throttled":    true,
+}
+
+// transientCode: a 502/503/504 with this code (empty: no Nexus problem, a proxy's or load balancer's answer) is retried.
+func transientCode(code string) bool { return code == "" || transientCodes[code] }
+
 // retryWait is the retry policy's one decision, for calls to Nexus's API and requests through the Bridge alike:
 // whether attempt (0 for the first) of attempts, which failed with err, is followed by another, and after how long.
-// Retried: *RateLimitedError (429), *UnavailableError (502, 503, 504) and a *transportError that is not a timeout
+// Retried: *RateLimitedError (429), *UnavailableError (502, 503, 504) without a Nexus code or with a transient one
+// (transientCode) and a *transportError that is not a timeout
 // (the connection failed before any answer). Not when ctx is done (the caller's cancellation or deadline), nor when
 // the answer's Retry-After is longer than MaxDelay: the error then goes to the caller at once.
 func (c *Client) retryWait(ctx context.Context, attempt, attempts int, err error) (time.Duration, bool) {
@@ -88,7 +105,7 @@ func (c *Client) retryWait(ctx context.Context, attempt, attempts int, err error
 	switch {
 	case errors.As(err, &rl):
 		retryAfter = rl.RetryAfter
-	case errors.As(err, &un):
+	case errors.As(err, &un) && transientCode(un.Code):
 		retryAfter = un.RetryAfter
 	case errors.As(err, &tr) && !tr.timedOut():
 	default:
@@ -234,6 +251,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	for attempt := 0; ; attempt++ {
 		err := c.once(ctx, method, target, path, body, out)
 		if err == nil {
+			return nil
+		}
+		if attempt > 0 && method == http.MethodDelete && errors.Is(err, ErrNotFound) {
+			// The first attempt may have deleted it, its answer lost on the way back (a proxy's 502, a reset): gone
+			// is what was asked.
 			return nil
 		}
 		d, retry := c.retryWait(ctx, attempt, attempts, err)

@@ -273,7 +273,8 @@ func (c *Client) Reconnect(ctx context.Context, id string, o ReconnectOptions) (
 }
 
 // DeleteConnection revokes the connection's tokens at the provider (best effort) and deletes it
-// (DELETE /v1/connections/{id}). Its cached credentials are dropped.
+// (DELETE /v1/connections/{id}). Its cached credentials are dropped. A 404 after a retry is success: the attempt
+// whose answer was lost (a proxy's 502, a reset) deleted it.
 func (c *Client) DeleteConnection(ctx context.Context, id string) error {
 	defer c.cache.invalidate(id)
 	return c.do(ctx, http.MethodDelete, connPath("/v1/connections/", id), nil, nil, nil)
@@ -310,7 +311,10 @@ func (c *Client) SubmitCredentials(ctx context.Context, id string, fields map[st
 }
 
 // WaitUntilActive polls the connection until it is active and returns it. A connection that fails or needs attention
-// ends the wait with *NotActiveError (or *AttentionRequiredError); so does one that is gone (*NotFoundError). A
+// ends the wait with *NotActiveError (or *AttentionRequiredError); so does one that is gone (*NotFoundError). While
+// Reconnecting is true (a reconnect waits for the user's consent; the connection keeps its status, active or
+// attention_required, meanwhile) the wait goes on: it ends when the consent completed (active, not reconnecting) or
+// failed (Reconnecting false again, and the status then decides). A
 // transient failure of a poll (*UnavailableError, *RateLimitedError, Nexus unreachable or too slow) does not end the
 // wait: polling goes on (not sooner than the answer's Retry-After) until the connection is active or the wait ends. Any
 // other error ends it at once, a 500 internal_error (*APIError) among them: a 500 is a bug in Nexus, not a passing
@@ -332,6 +336,12 @@ func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Du
 		switch {
 		case err == nil:
 			last, lastErr = conn.Status, nil
+			if conn.Reconnecting {
+				// A reconnect of an active or attention_required connection keeps its status until the user completes
+				// the new consent (or it fails, which clears Reconnecting): not done yet, whatever the status says.
+				last = conn.Status + " (reconnecting)"
+				break
+			}
 			switch conn.Status {
 			case StatusActive:
 				return conn, nil

@@ -42,6 +42,37 @@ type Problem struct {
 	// Method and Path of the request that got this answer (never its query string).
 	Method string
 	Path   string
+	// Extensions holds every member of the problem document as Nexus sent it (nil when the answer was not a JSON
+	// object), the ones above included: what a code adds, such as auth_url, scopes and connection_id of a 403
+	// insufficient_scope step-up, rounds of step_up_limit, errors of a 400 validation_failed. AuthURL and
+	// ValidationErrors read the common ones.
+	Extensions map[string]json.RawMessage
+}
+
+// AuthURL is the problem's auth_url (a 403 insufficient_scope step-up: where the person approves the wider scopes),
+// or "".
+func (p *Problem) AuthURL() string {
+	var s string
+	if raw, ok := p.Extensions["auth_url"]; ok && json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return ""
+}
+
+// ValidationErrors is the errors member of a 400 validation_failed: the messages for each invalid field, or nil.
+func (p *Problem) ValidationErrors() map[string][]string {
+	var errs map[string][]string
+	if raw, ok := p.Extensions["errors"]; ok && json.Unmarshal(raw, &errs) == nil {
+		return errs
+	}
+	return nil
+}
+
+// Extension decodes the member name of the problem document into v (a pointer); false when the problem has no such
+// member or it does not decode into v.
+func (p *Problem) Extension(name string, v interface{}) bool {
+	raw, ok := p.Extensions[name]
+	return ok && json.Unmarshal(raw, v) == nil
 }
 
 func (p *Problem) message(kind string) string {
@@ -206,6 +237,10 @@ func readProblem(resp *http.Response, method, path string, now time.Time) error 
 		// connection_not_active: Nexus writes the latter.
 		Status json.RawMessage `json:"status"`
 		Error  string          `json:"error"`
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(data, &members) == nil && members != nil {
+		p.Extensions = members
 	}
 	if json.Unmarshal(data, &body) == nil {
 		p.Type, p.Code, p.Title, p.Detail, p.TraceID = body.Type, body.Code, body.Title, body.Detail, body.TraceID

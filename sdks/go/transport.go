@@ -2,6 +2,7 @@ package nexus
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // Transport is an http.RoundTripper that calls a provider's API with one connection's credentials.
@@ -459,10 +462,58 @@ func unwrapTransport(err error) error {
 // answer at all a *transportError.
 func (t *Transport) bridgeOnce(req, out *http.Request) (*http.Response, error) {
 	c := t.Client
+	var timedOut func() bool
+	if c.timeout > 0 {
+		// The client's timeout bounds each attempt until the answer's headers (as an http.Client's Timeout would, but
+		// not the body, which the caller reads at its own pace): a Bridge call that stalls is not waited for forever.
+		ctx, cancel := context.WithCancel(out.Context())
+		var fired int32
+		timer := time.AfterFunc(c.timeout, func() { atomic.StoreInt32(&fired, 1); cancel() })
+		out = out.WithContext(ctx)
+		timedOut = func() bool { return !timer.Stop() && atomic.LoadInt32(&fired) == 1 }
+		defer func() {
+			if timedOut != nil { // no answer to hand on: nothing will close a body
+				timer.Stop()
+				cancel()
+			}
+		}()
+		resp, err := t.base().RoundTrip(out)
+		if err == nil && timedOut() {
+			resp.Body.Close()
+			err = context.DeadlineExceeded
+		}
+		if err != nil {
+			if atomic.LoadInt32(&fired) == 1 {
+				err = fmt.Errorf("nexus: the Bridge did not answer within %s: %w", c.timeout, context.DeadlineExceeded)
+			}
+			return nil, &transportError{req.Method, out.URL.EscapedPath(), err}
+		}
+		resp.Body = cancelOnClose{resp.Body, cancel}
+		timedOut = nil
+		return t.bridgeAnswer(req, out, resp)
+	}
 	resp, err := t.base().RoundTrip(out)
 	if err != nil {
 		return nil, &transportError{req.Method, out.URL.EscapedPath(), err}
 	}
+	return t.bridgeAnswer(req, out, resp)
+}
+
+// cancelOnClose releases an attempt's context when the caller closes the answer's body.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// bridgeAnswer turns Nexus's own problem in resp into a typed error; any other answer is returned as it is.
+func (t *Transport) bridgeAnswer(req, out *http.Request, resp *http.Response) (*http.Response, error) {
+	c := t.Client
 	if resp.Request == nil {
 		resp.Request = out // what a redirect's Location is resolved against (bridgeRedirect)
 	}

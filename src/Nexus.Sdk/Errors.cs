@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 
 namespace Nexus.Sdk;
 
@@ -44,32 +45,47 @@ public class NexusException : Exception
 
     /// <summary>The connection the call was about, when it was about one.</summary>
     public string? ConnectionId { get; }
+
+    /// <summary>
+    /// Nexus's whole problem document (RFC 9457 and the members a code adds: <c>auth_url</c>, <c>scopes</c> and
+    /// <c>connection_id</c> of a 403 <c>insufficient_scope</c> step-up, <c>errors</c> of a 400 <c>validation_failed</c>,
+    /// <c>rounds</c> of <c>step_up_limit</c>), or null when the answer was not a JSON object.
+    /// </summary>
+    public JsonElement? Problem { get; internal set; }
+
+    /// <summary>The problem's <c>auth_url</c> (a step-up: where the person approves the wider scopes), or null.</summary>
+    public Uri? AuthUrl =>
+        Problem is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty("auth_url", out var url) && url.ValueKind == JsonValueKind.String
+        && Uri.TryCreate(url.GetString(), UriKind.Absolute, out var uri) ? uri : null;
+
+    /// <summary>The <c>errors</c> of a 400 <c>validation_failed</c>: the messages for each invalid field; empty otherwise.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> ValidationErrors
+    {
+        get
+        {
+            var errors = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            if (Problem is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty("errors", out var members) && members.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var member in members.EnumerateObject())
+                {
+                    errors[member.Name] = member.Value.ValueKind == JsonValueKind.Array
+                        ? member.Value.EnumerateArray().Where(m => m.ValueKind == JsonValueKind.String).Select(m => m.GetString()!).ToArray()
+                        : member.Value.ValueKind == JsonValueKind.String ? [member.Value.GetString()!] : [];
+                }
+            }
+
+            return errors;
+        }
+    }
 }
 
 /// <summary>
-/// The connection needs the user: the provider rejected the refresh (<see cref="Reason"/> <c>invalid_grant</c>, or
-/// the provider's code) or the token expired without a refresh token (<c>token_expired</c>). Send the user through
-/// consent again (<see cref="NexusClient.RequestConnectionAsync"/>). Never retried.
+/// The connection is not active: <see cref="Status"/> is <c>pending</c> (consent not completed yet) or <c>failed</c>,
+/// or <c>attention_required</c>, and then it is the subclass <see cref="NexusAttentionRequiredException"/>. Also 409
+/// <c>connection_failed</c> (<see cref="NexusException.Code"/>): credentials were submitted to a connection that has
+/// failed; <see cref="Status"/> is <c>failed</c>, the connection the call's.
 /// </summary>
-public sealed class NexusAttentionRequiredException : NexusException
-{
-    /// <summary>Creates the error.</summary>
-    public NexusAttentionRequiredException(string connectionId, string? reason, string message)
-        : base(message, HttpStatusCode.Conflict, "connection_not_active", connectionId) => Reason = reason;
-
-    /// <summary>Why: the provider's error code (<c>invalid_grant</c>) or <c>token_expired</c>.</summary>
-    public string? Reason { get; }
-
-    /// <summary>The connection that needs attention.</summary>
-    public new string ConnectionId => base.ConnectionId!;
-}
-
-/// <summary>
-/// The connection is not active for another reason: <see cref="Status"/> is <c>pending</c> (consent not completed yet)
-/// or <c>failed</c>. Also 409 <c>connection_failed</c> (<see cref="NexusException.Code"/>): credentials were submitted to
-/// a connection that has failed; <see cref="Status"/> is <c>failed</c>, the connection the call's.
-/// </summary>
-public sealed class NexusConnectionNotActiveException : NexusException
+public class NexusConnectionNotActiveException : NexusException
 {
     /// <summary>Creates the error.</summary>
     public NexusConnectionNotActiveException(string? connectionId, string status, string? reason, string message)
@@ -85,11 +101,30 @@ public sealed class NexusConnectionNotActiveException : NexusException
         Reason = reason;
     }
 
-    /// <summary>The connection's status (<c>pending</c>, <c>failed</c>).</summary>
+    /// <summary>The connection's status (<c>pending</c>, <c>failed</c>, <c>attention_required</c>).</summary>
     public string Status { get; }
 
-    /// <summary>For a failed connection, the provider's error or <c>expired</c>.</summary>
+    /// <summary>Why: for a failed connection, the provider's error or <c>expired</c>; for one that needs attention, <c>invalid_grant</c>, <c>token_expired</c>, ….</summary>
     public string? Reason { get; }
+}
+
+/// <summary>
+/// The connection needs the user: the provider rejected the refresh (<see cref="NexusConnectionNotActiveException.Reason"/>
+/// <c>invalid_grant</c>, or the provider's code) or the token expired without a refresh token (<c>token_expired</c>).
+/// Send the user through consent again (<see cref="NexusClient.RequestConnectionAsync"/>). Never retried. A kind of
+/// <see cref="NexusConnectionNotActiveException"/> (<see cref="NexusConnectionNotActiveException.Status"/>
+/// <c>attention_required</c>), as in the Go and Python SDKs: catch it first.
+/// </summary>
+public sealed class NexusAttentionRequiredException : NexusConnectionNotActiveException
+{
+    /// <summary>Creates the error.</summary>
+    public NexusAttentionRequiredException(string connectionId, string? reason, string message)
+        : base(connectionId, ConnectionStatuses.AttentionRequired, reason, message, "connection_not_active")
+    {
+    }
+
+    /// <summary>The connection that needs attention.</summary>
+    public new string ConnectionId => base.ConnectionId!;
 }
 
 /// <summary>404: no such connection (or provider) in the API key's workspaces; also after it was deleted.</summary>

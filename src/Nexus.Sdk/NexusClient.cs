@@ -225,7 +225,8 @@ public sealed class NexusClient : IDisposable
     }
 
     /// <summary>
-    /// Polls the connection until it is active and returns it. Throws <see cref="NexusAttentionRequiredException"/> or
+    /// Polls the connection until it is active and not <see cref="Connection.Reconnecting"/> (a reconnect waiting for the
+    /// user's consent keeps polling, whatever the status) and returns it. Throws <see cref="NexusAttentionRequiredException"/> or
     /// <see cref="NexusConnectionNotActiveException"/> (failed) as soon as it cannot become active, and
     /// <see cref="TimeoutException"/> when <paramref name="timeout"/> passes first. A poll that fails transiently
     /// (<see cref="NexusUnavailableException"/>, <see cref="NexusRateLimitedException"/>, Nexus unreachable or too slow)
@@ -257,14 +258,19 @@ public sealed class NexusClient : IDisposable
                 }
             }
 
-            switch (connection?.Status)
+            // A reconnect of an active or attention_required connection keeps that status until the user completes the
+            // new consent; a consent that fails clears Reconnecting, and the status then decides.
+            if (connection is { Reconnecting: false })
             {
-                case ConnectionStatuses.Active:
-                    return connection;
-                case ConnectionStatuses.AttentionRequired:
-                    throw new NexusAttentionRequiredException(connectionId, connection.Error, $"Connection {connectionId} needs attention ({connection.Error ?? "no reason given"}): the user must connect again.");
-                case ConnectionStatuses.Failed:
-                    throw new NexusConnectionNotActiveException(connectionId, connection.Status, connection.Error, $"Connection {connectionId} failed ({connection.Error ?? "no reason given"}): request a new one.");
+                switch (connection.Status)
+                {
+                    case ConnectionStatuses.Active:
+                        return connection;
+                    case ConnectionStatuses.AttentionRequired:
+                        throw new NexusAttentionRequiredException(connectionId, connection.Error, $"Connection {connectionId} needs attention ({connection.Error ?? "no reason given"}): the user must connect again.");
+                    case ConnectionStatuses.Failed:
+                        throw new NexusConnectionNotActiveException(connectionId, connection.Status, connection.Error, $"Connection {connectionId} failed ({connection.Error ?? "no reason given"}): request a new one.");
+                }
             }
 
             var left = deadline - time.GetUtcNow();
@@ -275,7 +281,7 @@ public sealed class NexusClient : IDisposable
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(transient);
                 }
 
-                throw new TimeoutException($"Connection {connectionId} was still {connection!.Status} after {timeout.TotalSeconds:0.#} s.");
+                throw new TimeoutException($"Connection {connectionId} was still {connection!.Status}{(connection.Reconnecting ? " (reconnecting)" : "")} after {timeout.TotalSeconds:0.#} s.");
             }
 
             await Task.Delay(wait < left ? wait : left, time, cancellationToken).ConfigureAwait(false);
@@ -287,7 +293,10 @@ public sealed class NexusClient : IDisposable
     private static bool IsTransient(Exception e, CancellationToken cancellationToken) =>
         e is NexusRetryableException or HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
 
-    /// <summary><c>DELETE /v1/connections/{id}</c>: revokes at the provider (best effort) and deletes; drops the cached credential.</summary>
+    /// <summary>
+    /// <c>DELETE /v1/connections/{id}</c>: revokes at the provider (best effort) and deletes; drops the cached credential.
+    /// Retried as an idempotent call: a 404 on a retry is success (the attempt whose answer was lost deleted it).
+    /// </summary>
     public async Task DeleteConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
     {
         cache.Invalidate(connectionId);
@@ -299,16 +308,17 @@ public sealed class NexusClient : IDisposable
     /// <c>POST /v1/refresh/{id}</c>: refresh the access token now. Drops the cached credential first. A provider that
     /// rejects the refresh gives <see cref="NexusAttentionRequiredException"/>; a connection without a refresh token
     /// a <see cref="NexusException"/> with <see cref="NexusException.Code"/> <c>refresh_not_supported</c>. Sent again
-    /// only after 429 or 503 (<c>refresh_unavailable</c>: Nexus stored no new token), never after a network error,
-    /// 502 or 504.
+    /// only after Nexus's 503 <c>refresh_unavailable</c> (Nexus stored no new token), never after a network error, a
+    /// 429, another 503 (a proxy's), a 502 or a 504.
     /// </summary>
     public async Task<Connection> RefreshAsync(string connectionId, CancellationToken cancellationToken = default)
     {
         cache.Invalidate(connectionId);
         // Not idempotent: Nexus deduplicates only refreshes in flight together. After a network error (or a proxy's
         // 502/504) the first refresh may have completed and rotated the provider's refresh token; sent again, it
-        // would rotate it once more. Nexus's 503 refresh_unavailable (lock timeout, backoff, a transient provider
-        // failure) and a 429 mean that it stored no new token, so those may be retried, after their Retry-After.
+        // would rotate it once more. Only Nexus's 503 refresh_unavailable (lock timeout, backoff, a transient provider
+        // failure) means that it stored no new token, so only that is retried, after its Retry-After; a 429 or another
+        // 503 comes from something in front of Nexus (Nexus sends neither here) and proves nothing.
         using var document = await SendForJsonAsync(HttpMethod.Post, "/v1/refresh/" + Escape(connectionId), null, connectionId, cancellationToken,
                 Retry.WhenNexusDidNothing)
             .ConfigureAwait(false);
@@ -578,9 +588,10 @@ public sealed class NexusClient : IDisposable
                 continue;
             }
 
-            if (!retryable || attempt >= options.MaxRetries || !IsTransient(response.StatusCode)
+            if (!retryable || attempt >= options.MaxRetries || !IsTransient(response.StatusCode, null)
                 || RetryAfter(response) is { } tooLong && tooLong > options.MaxRetryDelay
-                || !await IsNexusProblemAsync(response, cancellationToken).ConfigureAwait(false))
+                || !await IsNexusProblemAsync(response, cancellationToken).ConfigureAwait(false)
+                || !IsTransient(response.StatusCode, await ProblemCodeAsync(response, cancellationToken).ConfigureAwait(false)))
             {
                 return response;
             }
@@ -730,7 +741,11 @@ public sealed class NexusClient : IDisposable
         /// <summary>After a connection that failed before any answer or 429/502/503/504 (GET, DELETE).</summary>
         Idempotent,
 
-        /// <summary>Only after an answer saying that Nexus did nothing: 429, 503.</summary>
+        /// <summary>
+        /// Only after an answer saying that Nexus did nothing: its 503 <c>refresh_unavailable</c> (problem type
+        /// <c>urn:nexus:problem:refresh_unavailable</c>). Not another 503 nor a 429, which Nexus never sends here: a
+        /// proxy's, which says nothing of whether Nexus stored a new token.
+        /// </summary>
         WhenNexusDidNothing,
     }
 
@@ -781,11 +796,19 @@ public sealed class NexusClient : IDisposable
                     }
                 }
 
+                if (attempt > 0 && method == HttpMethod.Delete && response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    // A retried DELETE: the attempt whose answer was lost (a proxy's 502, a reset) deleted it, and gone
+                    // is what was asked.
+                    return null;
+                }
+
                 var retryAfter = RetryAfter(response);
                 var transient = policy switch
                 {
-                    Retry.Idempotent => IsTransient(response.StatusCode),
-                    Retry.WhenNexusDidNothing => response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable,
+                    Retry.Idempotent => IsTransient(response.StatusCode, await ProblemCodeAsync(response, cancellationToken).ConfigureAwait(false)),
+                    Retry.WhenNexusDidNothing => response.StatusCode is HttpStatusCode.ServiceUnavailable
+                        && await ProblemCodeAsync(response, cancellationToken).ConfigureAwait(false) == "refresh_unavailable",
                     _ => false,
                 };
                 if (transient && attempt < options.MaxRetries && (retryAfter is null || retryAfter <= options.MaxRetryDelay))
@@ -799,12 +822,61 @@ public sealed class NexusClient : IDisposable
         }
     }
 
+    private const string ProblemTypePrefix = "urn:nexus:problem:";
+
     /// <summary>
-    /// Nexus's transient answers, which an idempotent call is sent again after: 429, 502, 503, 504. Not a 500
-    /// (<c>internal_error</c> is a bug, not a passing state), nor any other status.
+    /// The codes of Nexus's 502/503/504 problems that a later attempt may not meet (docs/errors.md): the provider or AWS
+    /// STS unreachable, slow or throttling, the database unavailable, a refresh not possible yet. The others are
+    /// refusals that sending again does not change, and may repeat work (502 <c>token_request_failed</c>: each attempt
+    /// starts another client_credentials grant; <c>redirect_refused</c>; <c>aws_assume_role_failed</c>).
     /// </summary>
-    private static bool IsTransient(HttpStatusCode status) =>
-        status is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
+    public static IReadOnlySet<string> TransientCodes { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "upstream_unreachable", "upstream_timeout", "database_unavailable", "refresh_unavailable", "aws_sts_throttled",
+    };
+
+    /// <summary>
+    /// Nexus's transient answers, which an idempotent call is sent again after: 429, and 502, 503, 504 without a Nexus
+    /// problem code (<paramref name="code"/> null: a proxy's answer) or with one of <see cref="TransientCodes"/>. Not a
+    /// 500 (<c>internal_error</c> is a bug, not a passing state), nor any other status.
+    /// </summary>
+    private static bool IsTransient(HttpStatusCode status, string? code) => status switch
+    {
+        HttpStatusCode.TooManyRequests => true,
+        HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout => code is null || TransientCodes.Contains(code),
+        _ => false,
+    };
+
+    /// <summary>
+    /// Nexus's code in a JSON (problem) answer: its <c>code</c>, else what its <c>type</c> names after
+    /// <c>urn:nexus:problem:</c>; null for another body. The body is buffered to read it.
+    /// </summary>
+    private static async Task<string?> ProblemCodeAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.Content.Headers.ContentType?.MediaType is not ("application/problem+json" or "application/json"))
+        {
+            return null;
+        }
+
+        await response.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return null;
+            }
+
+            return Json.String(root, "code") ?? (Json.String(root, "type") is { } type && type.StartsWith(ProblemTypePrefix, StringComparison.Ordinal)
+                ? type[ProblemTypePrefix.Length..]
+                : null);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Exponential backoff with full jitter, never sooner than Retry-After (plus up to 10 % jitter), capped at MaxRetryDelay.</summary>
     internal TimeSpan Backoff(int attempt, TimeSpan? retryAfter)
@@ -833,12 +905,14 @@ public sealed class NexusClient : IDisposable
     private static async Task<NexusException> ErrorAsync(HttpResponseMessage response, string? connectionId, TimeSpan? retryAfter, CancellationToken cancellationToken)
     {
         string? code = null, title = null, detail = null, connectionStatus = null, reason = null;
+        JsonElement? problem = null;
         if (response.Content.Headers.ContentType?.MediaType is "application/problem+json" or "application/json")
         {
             try
             {
                 using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
                 var root = document.RootElement;
+                problem = root.ValueKind == JsonValueKind.Object ? root.Clone() : null;
                 code = Json.String(root, "code");
                 title = Json.String(root, "title");
                 detail = Json.String(root, "detail");
@@ -856,7 +930,7 @@ public sealed class NexusClient : IDisposable
         var status = (int)response.StatusCode;
         var what = connectionId is null ? "" : $" (connection {connectionId})";
         var text = $"Nexus answered {status} {code ?? response.ReasonPhrase}{what}: {title ?? "request failed"}{(detail is null ? "" : " " + detail)}";
-        return response.StatusCode switch
+        NexusException error = response.StatusCode switch
         {
             HttpStatusCode.Conflict when code == "connection_not_active" && connectionStatus == ConnectionStatuses.AttentionRequired && connectionId is not null =>
                 new NexusAttentionRequiredException(connectionId, reason, $"Connection {connectionId} needs attention ({reason ?? "no reason given"}): the user must connect again."),
@@ -873,6 +947,8 @@ public sealed class NexusClient : IDisposable
                 new NexusUnavailableException(text, response.StatusCode, code, connectionId, retryAfter),
             _ => new NexusException(text, response.StatusCode, code, connectionId),
         };
+        error.Problem = problem;
+        return error;
     }
 
     private static string Escape(string connectionId)

@@ -1,14 +1,17 @@
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Nexus.Sdk.Aws;
 
 namespace Nexus.Sdk;
 
 /// <summary>
 /// A connection's credential from <c>GET /v1/token/{id}</c>: the <see cref="Strategy"/> and the values, applied to a
-/// request by <see cref="ApplyAsync"/>. <see cref="ToString"/> never shows a value.
+/// request by <see cref="ApplyAsync"/>. <see cref="ToString"/> never shows a value, nor does System.Text.Json
+/// (<see cref="NexusCredentialJsonConverter"/>: the connection, strategy, field names and expiry, the values redacted).
 /// </summary>
+[JsonConverter(typeof(NexusCredentialJsonConverter))]
 public sealed class NexusCredential
 {
     private readonly Dictionary<string, string> values;
@@ -206,6 +209,48 @@ public sealed class NexusCredential
         values.TryGetValue(field, out var value) && value.Length > 0 ? value : throw Unusable($"the credential has no '{field}'");
 
     private NexusException Unusable(string why) => new($"The credential of connection {ConnectionId} cannot be applied: {why}.", null, "credential_unusable", ConnectionId);
+}
+
+/// <summary>
+/// Writes a <see cref="NexusCredential"/> without its secrets (as the Go and TypeScript SDKs encode theirs):
+/// <c>{"connection_id", "strategy", "fields", "expires_at", "credentials": "[redacted]"}</c>. A credential is not read
+/// from JSON: it comes from Nexus (<see cref="NexusClient.GetCredentialsAsync"/>).
+/// </summary>
+public sealed class NexusCredentialJsonConverter : JsonConverter<NexusCredential>
+{
+    internal const string Redacted = "[redacted]";
+
+    /// <inheritdoc/>
+    public override NexusCredential Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        throw new NotSupportedException("A NexusCredential is not read from JSON: its values are never written to it.");
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, NexusCredential value, JsonSerializerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(value);
+        writer.WriteStartObject();
+        writer.WriteString("connection_id", value.ConnectionId);
+        writer.WriteString("strategy", value.Strategy.Type);
+        writer.WriteStartArray("fields");
+        foreach (var field in value.FieldNames)
+        {
+            writer.WriteStringValue(field);
+        }
+
+        writer.WriteEndArray();
+        if (value.ExpiresAt is { } expiresAt)
+        {
+            writer.WriteNumber("expires_at", expiresAt.ToUnixTimeSeconds());
+        }
+        else
+        {
+            writer.WriteNull("expires_at");
+        }
+
+        writer.WriteString("credentials", Redacted);
+        writer.WriteEndObject();
+    }
 }
 
 /// <summary>Helpers for <see cref="AuthenticationHeaderValue"/>-free code paths.</summary>

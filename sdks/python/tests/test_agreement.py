@@ -94,6 +94,36 @@ class AgreementTests(unittest.TestCase):
         self.assertGreaterEqual(script.calls, 2)
         self.assertAlmostEqual(3.0, sum(self.time.sleeps))
 
+    def test_wait_until_active_keeps_polling_while_a_reconnect_waits_for_consent(self):
+        # A reconnect keeps an attention_required or active status until the user completes the new consent.
+        script = Scripted(js(200, {"connection_id": "c1", "status": "attention_required", "reconnecting": True,
+                                   "error": "invalid_grant"}),
+                          js(200, {"connection_id": "c1", "status": "active", "reconnecting": True}),
+                          js(200, {"connection_id": "c1", "status": "active", "reconnecting": False}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        connection = self.client.wait_until_active("c1", timeout=60, poll_interval=0.5)
+        self.assertTrue(connection.is_active)
+        self.assertFalse(connection.reconnecting)
+        self.assertEqual(3, script.calls)
+
+    def test_wait_until_active_ends_with_attention_required_once_a_failed_reconnect_clears_reconnecting(self):
+        script = Scripted(js(200, {"connection_id": "c1", "status": "attention_required", "reconnecting": True}),
+                          js(200, {"connection_id": "c1", "status": "attention_required", "reconnecting": False,
+                                   "error": "invalid_grant"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        with self.assertRaises(AttentionRequired):
+            self.client.wait_until_active("c1", timeout=60, poll_interval=0.5)
+        self.assertEqual(2, script.calls)
+
+    def test_the_async_wait_until_active_keeps_polling_while_a_reconnect_waits_for_consent(self):
+        script = Scripted(js(200, {"connection_id": "c1", "status": "active", "reconnecting": True}),
+                          js(200, {"connection_id": "c1", "status": "active"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        client = AsyncNexusClient(client=self.client)
+        active = asyncio.run(client.wait_until_active("c1", timeout=10, poll_interval=0.001))
+        self.assertFalse(active.reconnecting)
+        self.assertEqual(2, script.calls)
+
     def test_wait_until_active_ends_at_once_when_a_poll_is_answered_with_a_500(self):
         script = Scripted(problem(500, "internal_error"))
         self.server.route("GET", r"/v1/connections/c1", script)

@@ -204,6 +204,29 @@ class ApplyTests(unittest.TestCase):
         self.assertEqual(1, self.server.count("POST", "/api/c_oauth"))
         self.assertEqual(0, self.server.count("POST", "/v1/refresh/"))
 
+    def test_a_query_api_key_is_not_in_the_url_raise_for_status_prints_requests_and_httpx(self):
+        self.provider.reject_all = True  # a 401, which raise_for_status() turns into an error naming the URL
+        url = self.server.url + "/api/c_query/x?page=2"
+        r = requests.get(url, auth=nexus_requests.NexusAuth(self.client, "c_query"), timeout=5)
+        with self.assertRaises(requests.HTTPError) as caught:
+            r.raise_for_status()
+        self.assertNotIn("pre_q-", str(caught.exception))
+        self.assertIn("page=2", r.url)
+        self.assertIn("api_key=[redacted]", r.url)
+        with httpx.Client(auth=nexus_httpx.NexusAuth(self.client, "c_query"), timeout=5) as h:
+            r2 = h.get(url)
+        with self.assertRaises(httpx.HTTPStatusError) as caught2:
+            r2.raise_for_status()
+        self.assertNotIn("pre_q-", str(caught2.exception))
+        self.assertNotIn("pre_q-", str(r2.url))
+
+        async def run():
+            async with httpx.AsyncClient(auth=nexus_httpx.NexusAuth(self.client, "c_query"), timeout=5) as h:
+                return await h.get(url)
+        self.assertNotIn("pre_q-", str(asyncio.run(run()).url))
+        # The key did go to the provider, in the query.
+        self.assertTrue(all("api_key=pre_q-" in s.path for s in self.server.seen if s.path.startswith("/api/c_query")))
+
     def test_a_query_api_key_replaces_one_already_in_the_url(self):
         creds = self.client.credentials("c_query")
         url = creds.apply("GET", "https://api.example/v1/x?api_key=old&b=2#frag", {})

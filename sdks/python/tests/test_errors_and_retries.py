@@ -50,6 +50,37 @@ class RetryTests(unittest.TestCase):
         self.assertGreaterEqual(self.sleeps.calls[1], 1.0)
         self.assertLess(self.sleeps.calls[0], 2.0 + self.client.backoff)  # jitter stays small
 
+    def test_only_transient_nexus_codes_of_a_502_503_504_are_retried_through_the_api_and_the_bridge(self):
+        cases = [(502, "token_request_failed", 1), (502, "redirect_refused", 1), (502, "aws_assume_role_failed", 1),
+                 (502, "upstream_unreachable", 3), (504, "upstream_timeout", 3), (503, "database_unavailable", 3),
+                 (503, "refresh_unavailable", 3), (503, "aws_sts_throttled", 3), (502, None, 3)]
+        for i, (status, code, attempts) in enumerate(cases):
+            with self.subTest(status=status, code=code):
+                reply = problem(status, code) if code else (status, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>")
+                script = Scripted(reply)
+                self.server.route("GET", r"/v1/token/t%d" % i, script)
+                with self.assertRaises(Unavailable) as caught:
+                    self.client.credentials("t%d" % i)
+                self.assertEqual(code, caught.exception.code)
+                self.assertEqual(attempts, script.calls)
+                if code:  # through the Bridge alike (a provider's own 502 passes through, never retried)
+                    bridged = Scripted(reply)
+                    self.server.route("GET", r"/v1/bridge/b%d/.*" % i, bridged)
+                    with self.assertRaises(Unavailable):
+                        self.client.bridge("b%d" % i, "GET", "/item")
+                    self.assertEqual(attempts, bridged.calls)
+
+    def test_a_delete_retried_after_a_502_is_done_when_the_retry_finds_it_gone(self):
+        # The first DELETE deleted it, and a proxy lost the answer; the retry meets a 404: success.
+        script = Scripted((502, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>"), problem(404, "not_found"))
+        self.server.route("DELETE", r"/v1/connections/d1", script)
+        self.assertIsNone(self.client.delete_connection("d1"))
+        self.assertEqual(2, script.calls)
+        # A 404 on the first attempt is still NotFound.
+        with self.assertRaises(NotFound):
+            self.client.delete_connection("d1")
+        self.assertEqual(3, script.calls)
+
     def test_a_429_is_rate_limited_carrying_retry_after_once_the_retries_are_spent(self):
         script = Scripted(problem(429, "rate_limited", {"Retry-After": "1"}))
         self.server.route("GET", r"/v1/connections/c1", script)

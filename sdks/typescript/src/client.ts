@@ -39,7 +39,7 @@ export interface NexusOptions {
   apiKey?: string;
   /** The fetch used for every call, to Nexus and to providers (default: `globalThis.fetch`). */
   fetch?: FetchLike;
-  /** How long one call to Nexus may take, in milliseconds (default 30 s); one that times out is not retried. */
+  /** How long one call to Nexus may take, in milliseconds (default 30 s), and one Bridge attempt until its answer's headers; one that times out is not retried. */
   timeoutMs?: number;
   retry?: RetryOptions;
   /** Credentials are fetched again this long before they expire (default 60 s; at most half their remaining life). */
@@ -324,7 +324,10 @@ export class Nexus {
     return toRequested(await this.request<RawRequested>("POST", `/v1/connections/${segment(connectionId)}/reconnect`, { ...options, body }, connectionId));
   }
 
-  /** `DELETE /v1/connections/{id}`: revokes at the provider (best effort) and deletes; the cached credentials go too. */
+  /**
+   * `DELETE /v1/connections/{id}`: revokes at the provider (best effort) and deletes; the cached credentials go too.
+   * Retried as an idempotent call: a 404 on a retry is success (the attempt whose answer was lost deleted it).
+   */
   async deleteConnection(connectionId: string, options: CallOptions = {}): Promise<void> {
     try {
       await this.request<void>("DELETE", `/v1/connections/${segment(connectionId)}`, options, connectionId);
@@ -334,7 +337,8 @@ export class Nexus {
   }
 
   /**
-   * Polls the connection until it is `active` and returns it. Throws AttentionRequiredError or NotActiveError when
+   * Polls the connection until it is `active` and not `reconnecting` (a reconnect waiting for the user's consent keeps
+   * polling, whatever the status) and returns it. Throws AttentionRequiredError or NotActiveError when
    * it ends up `attention_required` or `failed`, TimeoutError when it is still pending after `timeoutMs`. A poll that
    * fails transiently (what the retry policy retries: a 429 RateLimitedError, a 502/503/504 UnavailableError, a
    * NetworkError; and a request's TimeoutError) does not end the wait: polling goes on (not sooner than the answer's
@@ -352,7 +356,9 @@ export class Nexus {
       let transient: NexusError | undefined;
       try {
         const connection = await this.getConnection(connectionId, options);
-        switch (connection.status) {
+        // A reconnect of an active or attention_required connection keeps that status until the user completes the new
+        // consent; a consent that fails clears `reconnecting`, and the status then decides.
+        switch (connection.reconnecting ? "pending" : connection.status) {
           case "active":
             return connection;
           case "attention_required":
@@ -655,9 +661,18 @@ export class Nexus {
       const headers = new Headers(hop.headers);
       headers.set("X-API-Key", this.#apiKey);
       let response: Response;
+      // The client's timeout bounds each attempt until the answer's headers (as request() does for Nexus's API); the
+      // body is then read at the caller's pace, the caller's own signal still aborting it.
+      const timeout = withTimeout(signal, this.#timeoutMs);
       try {
-        response = await this.#fetch(hop.url, { ...base.init, method: hop.method, headers, body: hop.body ?? null, redirect: "manual" });
+        response = await this.#fetch(hop.url, { ...base.init, method: hop.method, headers, body: hop.body ?? null, redirect: "manual", signal: timeout.signal });
+        timeout.stopTimer();
       } catch (caught) {
+        timeout.dispose();
+        if (timeout.timedOut() && !signal?.aborted) {
+          // Nexus may be working on it: not sent again.
+          throw new TimeoutError(`Nexus did not answer ${hop.method} ${hop.url.pathname} within ${this.#timeoutMs} ms.`, { cause: caught });
+        }
         // No answer from Nexus (refused, reset, DNS): sent again as a transient problem is, unless the caller aborted.
         const delay = signal?.aborted ? undefined : this.#retryDelay(new NetworkError(`Nexus could not be reached for ${hop.method} ${hop.url.pathname}.`, { cause: caught }), attempt, idempotent);
         if (delay === undefined) {
@@ -709,6 +724,11 @@ export class Nexus {
         if (response.ok) {
           return (text.length === 0 ? undefined : JSON.parse(text)) as T;
         }
+        if (method === "DELETE" && response.status === 404 && attempt > 1) {
+          // A retried DELETE: the attempt whose answer was lost (a proxy's 502, a reset) deleted it, and gone is what
+          // was asked.
+          return undefined as T;
+        }
         error = errorFromResponse(response.status, parseProblem(text), response.headers.get("Retry-After"), connectionId, text);
       } catch (caught) {
         if (options.signal?.aborted) {
@@ -750,16 +770,30 @@ export class Nexus {
 }
 
 /**
+ * The codes of Nexus's 502/503/504 problems that a later attempt may not meet (docs/errors.md): the provider or AWS
+ * STS unreachable, slow or throttling, the database unavailable, a refresh not possible yet. The others are refusals
+ * that sending again does not change, and may repeat work (502 `token_request_failed`: each attempt starts another
+ * client_credentials grant; `redirect_refused`; `aws_assume_role_failed`).
+ */
+export const TRANSIENT_CODES: ReadonlySet<string> = new Set(["upstream_unreachable", "upstream_timeout", "database_unavailable", "refresh_unavailable", "aws_sts_throttled"]);
+
+/** A 502/503/504 with this code is retried: no Nexus code at all ("", a proxy's answer) or a transient one. */
+function isTransientCode(code: string): boolean {
+  return code === "" || TRANSIENT_CODES.has(code);
+}
+
+/**
  * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: the retry policy's one
  * decision, for calls to Nexus's API and requests through the Bridge alike. Only transient errors (isRetryable: 429,
- * 502/503/504, a connection that failed before any answer) of idempotent requests are retried, up to `maxAttempts`;
+ * 502/503/504 without a Nexus code or with one of TRANSIENT_CODES, a connection that failed before any answer) of
+ * idempotent requests are retried, up to `maxAttempts`;
  * exponential backoff with full jitter (a random wait up to base × 2^(attempt-1), capped), never sooner than
  * Retry-After (RFC 9110 §10.2.3), and not at all when Retry-After is longer than `maxRetryAfterMs`. A 500
  * (`internal_error`, a RequestError), a timeout, AttentionRequired and the other 4xx are never retried.
  * @internal
  */
 export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
-  if (!isRetryable(error) || !idempotent || attempt >= retry.maxAttempts) {
+  if (!isRetryable(error) || !idempotent || attempt >= retry.maxAttempts || (error instanceof UnavailableError && !isTransientCode(error.code))) {
     return undefined;
   }
   const cap = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
@@ -1001,7 +1035,7 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** The caller's signal combined with a timeout (without AbortSignal.any, which not every edge runtime has). */
-function withTimeout(outer: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; timedOut: () => boolean; dispose: () => void } {
+function withTimeout(outer: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; timedOut: () => boolean; stopTimer: () => void; dispose: () => void } {
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -1017,6 +1051,8 @@ function withTimeout(outer: AbortSignal | undefined, timeoutMs: number): { signa
   return {
     signal: controller.signal,
     timedOut: () => timedOut,
+    /** Ends the timeout but keeps the outer signal's abort (an answer's body still being read). */
+    stopTimer: () => clearTimeout(timer),
     dispose: () => {
       clearTimeout(timer);
       outer?.removeEventListener("abort", onAbort);

@@ -62,9 +62,10 @@ export class NotFoundError extends NexusError {}
 export class RequestError extends NexusError {}
 
 /**
- * 409 `connection_not_active` for a connection that is `pending` or `failed`: wait for consent (`pending`) or
- * request a new connection (`failed`); also 409 `connection_failed` (credentials submitted to a failed connection:
- * `connectionStatus` `failed`, the connection the call was about). Never retried automatically.
+ * 409 `connection_not_active` for a connection that is `pending` or `failed` (or `attention_required`: then it is
+ * the subclass AttentionRequiredError): wait for consent (`pending`) or request a new connection (`failed`); also
+ * 409 `connection_failed` (credentials submitted to a failed connection: `connectionStatus` `failed`, the connection
+ * the call was about). Never retried automatically.
  */
 export class NotActiveError extends NexusError {
   readonly connectionId: string | undefined;
@@ -83,17 +84,13 @@ export class NotActiveError extends NexusError {
 
 /**
  * The provider rejected the connection's grant (`invalid_grant`: the user revoked access) or its token expired
- * without a refresh token (`token_expired`): the user must connect again. Never retried automatically.
+ * without a refresh token (`token_expired`): the user must connect again. Never retried automatically. A kind of
+ * NotActiveError (`connectionStatus` `attention_required`), as in the Go (`errors.As` finds a `*NotActiveError`) and
+ * Python (a subclass of `NotActive`) SDKs: `instanceof NotActiveError` holds for it too.
  */
-export class AttentionRequiredError extends NexusError {
-  readonly connectionId: string | undefined;
-  /** The provider's error (`invalid_grant`, `token_expired`…), when Nexus says. */
-  readonly reason: string | undefined;
-
+export class AttentionRequiredError extends NotActiveError {
   constructor(message: string, status: number, code: string, problem: Problem | undefined, connectionId: string | undefined, reason: string | undefined) {
-    super(message, status, code, problem);
-    this.connectionId = connectionId;
-    this.reason = reason;
+    super(message, status, code, problem, connectionId, "attention_required", reason);
   }
 }
 

@@ -1,4 +1,4 @@
-export { Nexus } from "./client.js";
+export { Nexus, TRANSIENT_CODES } from "./client.js";
 export type {
   CallOptions,
   Connection,

@@ -174,7 +174,7 @@ test("idempotent calls are retried on 503 and 429 with backoff; the answer after
   let served = 0;
   server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
     served++;
-    if (served === 1) problem(res, 503, "unavailable", {}, { "Retry-After": "0" });
+    if (served === 1) problem(res, 503, "database_unavailable", {}, { "Retry-After": "0" });
     else if (served === 2) problem(res, 429, "rate_limited");
     else json(res, 200, connection(id, "active"));
   });
@@ -420,6 +420,34 @@ test("waitUntilActive throws TimeoutError for a connection still pending, and th
   await assert.rejects(nexus.waitUntilActive(failed), NotActiveError);
 });
 
+test("waitUntilActive keeps polling while a reconnect waits for consent, whatever the status", async () => {
+  const id = newId();
+  let polls = 0;
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    polls++;
+    // A reconnect keeps an attention_required or active status until the user completes the new consent.
+    if (polls === 1) json(res, 200, connection(id, "attention_required", { reconnecting: true, error: "invalid_grant" }));
+    else if (polls === 2) json(res, 200, connection(id, "active", { reconnecting: true }));
+    else json(res, 200, connection(id, "active", { reconnecting: false }));
+  });
+  const active = await client().waitUntilActive(id, { intervalMs: 1 });
+  assert.equal(active.status, "active");
+  assert.equal(active.reconnecting, false);
+  assert.equal(polls, 3);
+});
+
+test("waitUntilActive throws AttentionRequiredError once a failed reconnect clears reconnecting", async () => {
+  const id = newId();
+  let polls = 0;
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    polls++;
+    json(res, 200, connection(id, "attention_required", { reconnecting: polls < 2, error: "invalid_grant" }));
+  });
+  const e = await client().waitUntilActive(id, { intervalMs: 1 }).catch((x) => x);
+  assert.ok(e instanceof AttentionRequiredError);
+  assert.equal(polls, 2);
+});
+
 test("refresh posts /v1/refresh and drops the cached credentials", async () => {
   const id = newId();
   let version = 1;
@@ -484,7 +512,7 @@ test("while Nexus is unavailable, cached credentials due for a fetch but not exp
   const expiresAt = now / 1000 + 600;
   let down = false;
   server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => {
-    if (down) problem(res, 503, "unavailable", {}, { "Retry-After": "0" });
+    if (down) problem(res, 503, "database_unavailable", {}, { "Retry-After": "0" });
     else json(res, 200, bearerToken("tok-1", expiresAt));
   });
   const nexus = client({ now: () => now, retry: { maxAttempts: 1 } });
@@ -533,4 +561,63 @@ test("attention_required is never masked by cached credentials", async () => {
   revoked = true;
   now = expiresAt * 1000 - 30_000;
   await assert.rejects(nexus.getCredentials(id), AttentionRequiredError);
+});
+
+test("only transient Nexus codes of a 502/503/504 are retried, through the API and the Bridge", async () => {
+  const cases: [number, string, number][] = [
+    [502, "token_request_failed", 1], [502, "redirect_refused", 1], [502, "aws_assume_role_failed", 1],
+    [502, "upstream_unreachable", 3], [504, "upstream_timeout", 3], [503, "database_unavailable", 3],
+    [503, "refresh_unavailable", 3], [503, "aws_sts_throttled", 3], [502, "", 3],
+  ];
+  for (const [status, code, attempts] of cases) {
+    const id = newId();
+    const answer = (_req: unknown, res: import("node:http").ServerResponse) => {
+      if (code === "") {
+        res.writeHead(status, { "content-type": "text/html" });
+        res.end("<html>Bad Gateway</html>"); // a proxy's 502: no Nexus code
+      } else {
+        problem(res, status, code);
+      }
+    };
+    server.on("GET", new RegExp(`^/v1/token/${id}$`), answer);
+    server.on("GET", new RegExp(`^/v1/bridge/${id}/`), answer);
+    const error = await client().getCredentials(id).catch((e) => e);
+    assert.ok(error instanceof UnavailableError, `${status} ${code}`);
+    assert.equal(error.code, code);
+    assert.equal(server.count(`GET /v1/token/${id}`), attempts, `${status} ${code}`);
+    if (code !== "") { // a provider's own 502 through the Bridge passes through, never retried
+      const bridged = await client().fetch(id, { bridge: true })("/item").catch((e) => e);
+      assert.ok(bridged instanceof UnavailableError, `Bridge ${status} ${code}`);
+      assert.equal(server.count(`GET /v1/bridge/${id}/item`), attempts, `Bridge ${status} ${code}`);
+    }
+  }
+});
+
+test("a DELETE retried after a 502 is done when the retry finds it gone; a first 404 is still NotFoundError", async () => {
+  const id = newId();
+  let calls = 0;
+  server.on("DELETE", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    calls++;
+    if (calls === 1) {
+      res.writeHead(502, { "content-type": "text/html" }); // the delete happened; a proxy lost the answer
+      res.end("<html>Bad Gateway</html>");
+    } else {
+      problem(res, 404, "not_found");
+    }
+  });
+  await client().deleteConnection(id);
+  assert.equal(calls, 2);
+  await assert.rejects(client().deleteConnection(id), NotFoundError);
+  assert.equal(calls, 3);
+});
+
+test("attention_required is a kind of NotActiveError (status attention_required), as in the Go and Python SDKs", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => notActive(res, id, "attention_required", "invalid_grant"));
+  const error = await client().getCredentials(id).catch((e) => e);
+  assert.ok(error instanceof AttentionRequiredError);
+  assert.ok(error instanceof NotActiveError);
+  assert.equal(error.connectionStatus, "attention_required");
+  assert.equal(error.reason, "invalid_grant");
+  assert.equal(error.name, "AttentionRequiredError");
 });

@@ -2,7 +2,7 @@
 // provider 401, and the Bridge. One loopback server plays both Nexus and the provider.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { AttentionRequiredError, Nexus, NotFoundError, signV4 } from "../src/index.js";
+import { AttentionRequiredError, Nexus, NotFoundError, TimeoutError, signV4 } from "../src/index.js";
 import { TestServer, bearerToken, connection, deferred, json, notActive, problem, type Received } from "./server.js";
 
 const KEY = "nxk_fetch_test_key";
@@ -510,4 +510,25 @@ test("through the Bridge, Nexus's problem on a followed hop is a typed error", a
   bridgeRoutes(id, (req, res) => (req.path.endsWith("/old") ? redirect(res, 302, `/v1/bridge/${id}/attention`) : notActive(res, id, "attention_required", "invalid_grant")));
   const error = await client().fetch(id, { bridge: true })("/old").catch((e) => e);
   assert.ok(error instanceof AttentionRequiredError);
+});
+
+test("through the Bridge: a request that stalls ends at the client's timeoutMs with a TimeoutError, not retried; a slow body is still read", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/bridge/${id}/stall$`), (_req, res) => {
+    const timer = setTimeout(() => json(res, 200, { late: true }), 10_000); // no answer within the test
+    res.on("close", () => clearTimeout(timer));
+  });
+  server.on("GET", new RegExp(`^/v1/bridge/${id}/slow-body$`), (_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.flushHeaders();
+    setTimeout(() => res.end("slow body"), 300);
+  });
+  const nexus = new Nexus({ baseUrl: server.url, apiKey: KEY, timeoutMs: 150, retry: { baseDelayMs: 1 } });
+  const started = Date.now();
+  const error = await nexus.fetch(id, { bridge: true })("/stall").catch((e) => e);
+  assert.ok(error instanceof TimeoutError, String(error));
+  assert.ok(Date.now() - started < 5_000);
+  assert.equal(server.count(`GET /v1/bridge/${id}/stall`), 1);
+  const response = await nexus.fetch(id, { bridge: true })("/slow-body");
+  assert.equal(await response.text(), "slow body");
 });

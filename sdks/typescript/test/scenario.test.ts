@@ -113,7 +113,7 @@ async function expectError(action: () => Promise<unknown>, expect: Record<string
       if (expect["reason"] !== undefined) assert.equal(error.reason, expect["reason"]);
       break;
     case "not_active":
-      assert.ok(error instanceof NotActiveError, `expected NotActiveError, got ${error.name}: ${error.message}`);
+      assert.ok(error instanceof NotActiveError && !(error instanceof AttentionRequiredError), `expected NotActiveError, got ${error.name}: ${error.message}`);
       if (expect["status"] !== undefined) assert.equal(error.connectionStatus, expect["status"]);
       break;
     case "not_found":

@@ -66,6 +66,27 @@ public sealed class ApplyAndHandlerTests
         Assert.DoesNotContain(Secret, requested.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("oauth2", "\"access_token\":\"SECRET\"", "")]
+    [InlineData("api_key", "\"api_key\":\"SECRET\"", ",\"in\":\"header\",\"name\":\"X-Key\"")]
+    [InlineData("basic_auth", "\"username\":\"ada\",\"password\":\"SECRET\"", "")]
+    [InlineData("aws_sigv4", "\"access_key_id\":\"AKID\",\"secret_access_key\":\"SECRET\",\"session_token\":\"SECRET\"", ",\"region\":\"eu-west-1\",\"service\":\"s3\"")]
+    public void No_secret_appears_in_the_JSON_of_a_credential(string type, string fields, string strategy)
+    {
+        var credential = Credential(type, fields.Replace("SECRET", Secret, StringComparison.Ordinal), strategy);
+        var json = System.Text.Json.JsonSerializer.Serialize(credential);
+        Assert.DoesNotContain(Secret, json, StringComparison.Ordinal);
+        Assert.Contains(type, json, StringComparison.Ordinal);
+        Assert.Contains("[redacted]", json, StringComparison.Ordinal);
+        Assert.DoesNotContain(Secret, System.Text.Json.JsonSerializer.Serialize(new { credential, credential.Aws }), StringComparison.Ordinal);
+        if (credential.Aws is { } aws)
+        {
+            var awsJson = System.Text.Json.JsonSerializer.Serialize(aws);
+            Assert.DoesNotContain(Secret, awsJson, StringComparison.Ordinal);
+            Assert.Contains("AKID", awsJson, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task No_secret_appears_in_an_error_message_even_when_the_answer_echoes_one()
     {

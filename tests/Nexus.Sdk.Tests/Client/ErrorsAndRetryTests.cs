@@ -43,6 +43,23 @@ public sealed class ErrorsAndRetryTests
     }
 
     [Fact]
+    public async Task Attention_required_is_a_kind_of_not_active_with_status_attention_required_as_in_the_Go_and_Python_SDKs()
+    {
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(FakeNexus.Problem(HttpStatusCode.Conflict, "connection_not_active",
+                ""","status":"attention_required","connection_id":"conn_1","error":"invalid_grant" """)),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+
+        var error = await Assert.ThrowsAsync<NexusAttentionRequiredException>(() => client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask());
+        var notActive = Assert.IsAssignableFrom<NexusConnectionNotActiveException>(error);
+        Assert.Equal("attention_required", notActive.Status);
+        Assert.Equal("invalid_grant", notActive.Reason);
+        Assert.Equal("conn_1", notActive.ConnectionId);
+    }
+
+    [Fact]
     public async Task A_pending_connection_is_not_active_with_its_status()
     {
         var fake = new FakeNexus { Respond = _ => Task.FromResult(FakeNexus.Problem(HttpStatusCode.Conflict, "connection_not_active", ""","status":"pending" """)) };
@@ -212,6 +229,34 @@ public sealed class ErrorsAndRetryTests
 
         fake.Respond = _ => Task.FromResult(FakeNexus.Json(ActiveConnection.Replace("\"active\"", "\"attention_required\"", StringComparison.Ordinal)));
         await Assert.ThrowsAsync<NexusAttentionRequiredException>(() => client.WaitUntilActiveAsync("conn_1", TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task Wait_until_active_keeps_polling_while_a_reconnect_waits_for_consent()
+    {
+        // A reconnect keeps an attention_required or active status until the user completes the new consent.
+        var polls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(FakeNexus.Json(Interlocked.Increment(ref polls) switch
+            {
+                1 => ActiveConnection.Replace("\"active\"", "\"attention_required\",\"reconnecting\":true", StringComparison.Ordinal),
+                2 => ActiveConnection.Replace("\"active\"", "\"active\",\"reconnecting\":true", StringComparison.Ordinal),
+                _ => ActiveConnection.Replace("\"active\"", "\"active\",\"reconnecting\":false", StringComparison.Ordinal),
+            })),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var connection = await client.WaitUntilActiveAsync("conn_1", TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        Assert.True(connection.IsActive);
+        Assert.False(connection.Reconnecting);
+        Assert.Equal(3, polls);
+
+        // A reconnect whose consent failed clears reconnecting: then attention_required ends the wait.
+        polls = 0;
+        fake.Respond = _ => Task.FromResult(FakeNexus.Json(ActiveConnection.Replace("\"active\"",
+            Interlocked.Increment(ref polls) < 2 ? "\"attention_required\",\"reconnecting\":true" : "\"attention_required\"", StringComparison.Ordinal)));
+        await Assert.ThrowsAsync<NexusAttentionRequiredException>(() => client.WaitUntilActiveAsync("conn_1", TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Assert.Equal(2, polls);
     }
 
     [Fact]

@@ -328,9 +328,15 @@ class NexusClient:
             headers["Content-Type"] = "application/json"
         request = HttpRequest(method, self.url + path, headers, data)
         what = "%s %s" % (method, path)
+        attempts = [0]
 
         def once() -> HttpResponse:
+            attempts[0] += 1
             response = self._send(request, timeout, what, connection_id)
+            if method == "DELETE" and response.status == 404 and attempts[0] > 1:
+                # A retried DELETE: the attempt whose answer was lost (a proxy's 502, a reset) deleted it, and gone is
+                # what was asked.
+                return response
             # A 3xx too: the transport follows no redirect (X-API-Key goes to Nexus only), and a redirect's body is not
             # the answer; it is a NexusError with its status, as Go's *APIError, TypeScript's RequestError.
             if response.status >= 300:
@@ -446,7 +452,8 @@ class NexusClient:
         return ConnectionRequest._from_answer(data)
 
     def delete_connection(self, connection_id: str, *, timeout: Optional[float] = None) -> None:
-        """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound."""
+        """Revokes the tokens at the provider (best effort) and deletes the connection; later calls get NotFound.
+        Retried as an idempotent call: a 404 on a retry is success (the attempt whose answer was lost deleted it)."""
         self.invalidate(connection_id)
         try:
             self._api("DELETE", "/v1/connections/" + quote(connection_id, safe=""), connection_id=connection_id,
@@ -467,7 +474,8 @@ class NexusClient:
 
     def wait_until_active(self, connection_id: str, timeout: float = 300.0, *, poll_interval: float = 0.5,
                           max_poll_interval: float = 5.0) -> Connection:
-        """Polls the connection until it is ``active``. Raises ``AttentionRequired``/``NotActive`` as soon as it is
+        """Polls the connection until it is ``active`` and not ``reconnecting`` (a reconnect waiting for the user's
+        consent keeps polling, whatever the status). Raises ``AttentionRequired``/``NotActive`` as soon as it is
         ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds. A poll that fails transiently
         (a ``RetryableError``: what the retry policy retries, ``RateLimited``, ``Unavailable`` for a 502/503/504 or
         Nexus unreachable; and a poll that timed out) does not end the wait: polling goes on (not sooner than its
@@ -488,7 +496,7 @@ class NexusClient:
                 wait = max(wait, e.retry_after or 0.0)
             else:
                 self._raise_unless_pending(connection_id, connection)
-                if connection.status == "active":
+                if connection.status == "active" and not connection.reconnecting:
                     return connection
             remaining = deadline - self._monotonic()
             if remaining <= 0:
@@ -501,8 +509,10 @@ class NexusClient:
 
     @staticmethod
     def _raise_unless_pending(connection_id: str, connection: Connection) -> None:
-        """Raises ``AttentionRequired``/``NotActive`` for a connection that cannot become active any more."""
-        if connection.status in ("active", "pending"):
+        """Raises ``AttentionRequired``/``NotActive`` for a connection that cannot become active any more. Not while
+        it is ``reconnecting``: a reconnect keeps an ``active`` or ``attention_required`` status until the user
+        completes the new consent, and a consent that fails clears ``reconnecting`` (the status then decides)."""
+        if connection.status in ("active", "pending") or connection.reconnecting:
             return
         if connection.status == "attention_required":
             raise AttentionRequired("connection %s needs attention%s" % (
@@ -705,11 +715,22 @@ class NexusClient:
         return self._retrying(what, request.method in IDEMPOTENT_METHODS, once)
 
 
+#: The codes of Nexus's 502/503/504 problems that a later attempt may not meet (docs/errors.md): the provider or AWS
+#: STS unreachable, slow or throttling, the database unavailable, a refresh not possible yet. The others are refusals
+#: that sending again does not change, and may repeat work (502 ``token_request_failed``: each attempt starts another
+#: client_credentials grant; ``redirect_refused``; ``aws_assume_role_failed``).
+TRANSIENT_CODES = frozenset({"upstream_unreachable", "upstream_timeout", "database_unavailable", "refresh_unavailable",
+                             "aws_sts_throttled"})
+
+
 def _transient(e: RetryableError) -> bool:
-    """What the retry policy retries: every ``RetryableError`` (429, 502/503/504, no answer at all) but a timeout
-    (Nexus may be working on the call). A 500 is not a ``RetryableError`` (``internal_error`` is a bug, not a passing
+    """What the retry policy retries: a ``RetryableError`` (429, 502/503/504, no answer at all) but a timeout (Nexus
+    may be working on the call) and a 502/503/504 whose Nexus code is not in ``TRANSIENT_CODES`` (no code at all, a
+    proxy's answer, is retried). A 500 is not a ``RetryableError`` (``internal_error`` is a bug, not a passing
     state). ``wait_until_active`` polls through every ``RetryableError``, a timeout too."""
-    return not e._timed_out
+    if e._timed_out:
+        return False
+    return e.http_status not in (502, 503, 504) or not e.code or e.code in TRANSIENT_CODES
 
 
 def is_nexus_problem(response: HttpResponse) -> bool:

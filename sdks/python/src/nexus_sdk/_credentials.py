@@ -155,6 +155,19 @@ class Credentials:
         kept.append(self._query)
         return urlunsplit((scheme, netloc, path, "&".join(kept), fragment))
 
+    def _redact_url(self, url: str) -> str:
+        """``url`` with the value of this credential's query parameter (an API key in the query) replaced by
+        ``[redacted]``; unchanged for the other strategies. For the URL an adapter leaves on its response, which
+        ``raise_for_status()`` and logs print."""
+        if self._query is None or self._header_name is None:
+            return url
+        scheme, netloc, path, query, fragment = urlsplit(url)
+        if not query:
+            return url
+        prefix = quote(self._header_name, safe="") + "="
+        parts = [prefix + "[redacted]" if p.startswith(prefix) else p for p in query.split("&")]
+        return urlunsplit((scheme, netloc, path, "&".join(parts), fragment))
+
     def _apply_sigv4(self, method: str, url: str, headers: MutableMapping[str, str], body: Body,
                      timestamp: Optional[_dt.datetime]) -> str:
         assert self._aws is not None

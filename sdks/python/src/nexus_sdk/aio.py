@@ -116,7 +116,7 @@ class AsyncNexusClient:
             else:
                 # active returns; attention_required / failed raise exactly as the synchronous client does
                 self.sync._raise_unless_pending(connection_id, connection)
-                if connection.status == "active":
+                if connection.status == "active" and not connection.reconnecting:
                     return connection
             remaining = deadline - loop.time()
             if remaining <= 0:

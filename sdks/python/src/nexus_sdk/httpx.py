@@ -114,6 +114,18 @@ def _same_origin_as(url: str) -> Callable[[str], bool]:
     return lambda other: origin_of(other) == origin
 
 
+def _redact_answered(creds: Credentials, request: _httpx.Request, response: _httpx.Response) -> None:
+    """Once the requests are sent, an API key in the query leaves the URLs of the answer (which
+    ``raise_for_status()`` prints: ``response.url`` is its request's) and of the redirects before it."""
+    if creds._query is None:
+        return
+    for sent in [request] + [r.request for r in response.history] + [response.request]:
+        url = str(sent.url)
+        redacted = creds._redact_url(url)
+        if redacted != url:
+            sent.url = _httpx.URL(redacted)
+
+
 class NexusAuth(_httpx.Auth):
     """Applies a connection's credentials to each request; on a 401, forces one refresh and sends it again (the
     body is read first, so it can always be replayed). In an ``AsyncClient`` the credential fetch, when the cache
@@ -141,14 +153,17 @@ class NexusAuth(_httpx.Auth):
         self._apply(request, creds)
         mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names(), self)
         response = yield request
-        _check_followed(response, mark)
-        # A 401 from another host (a redirect's, which got no credentials) says nothing about them.
-        if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
-            fresh = self.client.credentials_after_rejection(self.connection_id, creds)
-            if fresh.same_secret(creds):
-                return  # the same credential would be refused again: the 401 stands
-            self._apply(request, fresh)
-            yield request
+        try:
+            _check_followed(response, mark)
+            # A 401 from another host (a redirect's, which got no credentials) says nothing about them.
+            if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
+                fresh = self.client.credentials_after_rejection(self.connection_id, creds)
+                if fresh.same_secret(creds):
+                    return  # the same credential would be refused again: the 401 stands
+                self._apply(request, fresh)
+                response = yield request
+        finally:
+            _redact_answered(creds, request, response)
 
     auth_flow = sync_auth_flow
 
@@ -161,14 +176,17 @@ class NexusAuth(_httpx.Auth):
         self._apply(request, creds)
         mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names(), self)
         response = yield request
-        _check_followed(response, mark)
-        if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
-            fresh = await loop.run_in_executor(
-                None, functools.partial(self.client.credentials_after_rejection, self.connection_id, creds))
-            if fresh.same_secret(creds):
-                return  # the same credential would be refused again: the 401 stands
-            self._apply(request, fresh)
-            yield request
+        try:
+            _check_followed(response, mark)
+            if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
+                fresh = await loop.run_in_executor(
+                    None, functools.partial(self.client.credentials_after_rejection, self.connection_id, creds))
+                if fresh.same_secret(creds):
+                    return  # the same credential would be refused again: the 401 stands
+                self._apply(request, fresh)
+                response = yield request
+        finally:
+            _redact_answered(creds, request, response)
 
 
 class NexusBridgeAuth(_httpx.Auth):

@@ -130,6 +130,15 @@ class NexusAuth(AuthBase):
         request.register_hook("response", guard)
         if self.retry_on_401:
             request.register_hook("response", functools.partial(self._on_response, stays, names))
+        if creds._query is not None:
+            # An API key in the query: the final answer's url (which raise_for_status() prints) does not show it. A
+            # redirect's keeps it, for requests to resolve the Location against.
+            def redact(response: "_requests.Response", **kwargs: Any) -> "_requests.Response":
+                if not response.is_redirect and response.url:
+                    response.url = creds._redact_url(response.url)
+                return response
+
+            request.register_hook("response", redact)
         return request
 
     def _on_response(self, stays: Callable[[str], bool], names: Iterable[str], response: "_requests.Response",
