@@ -20,7 +20,7 @@ internal sealed record RemoteMcpAnswer(JsonElement? Message, int Status, JsonEle
 /// that speaks only the 2026-07-28 revision (no initialize, no sessions) refuses the initialize with
 /// UnsupportedProtocolVersion naming it: that server is asked in that revision's way, from then on at once.
 /// </summary>
-internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hosting.NexusOptions options, TimeProvider time)
+internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hosting.NexusOptions options, TimeProvider time, IHostApplicationLifetime lifetime)
 {
     private const string ProtocolVersion = "2025-11-25";
 
@@ -41,6 +41,12 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
 
     /// <summary>How many times a server that keeps ending its stream without the answer is asked again.</summary>
     internal const int MaxResumptions = 100;
+
+    /// <summary>How long, in Nexus:Bridge:TimeoutSeconds, a request may go on being resumed in all.</summary>
+    internal const int ResumptionBudget = 10;
+
+    /// <summary>The most of a remote server's own error message quoted to the assistant.</summary>
+    private const int MaxQuotedLength = 300;
 
     /// <summary>The wait before asking again when the stream set no retry interval (WHATWG HTML §9.2: the user agent's choice).</summary>
     private static readonly TimeSpan DefaultRetry = TimeSpan.FromSeconds(1);
@@ -70,8 +76,18 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         {
             // MCP 2026-07-28, Versioning: a server of the stateless revision only answers the initialize with 400 and
             // UnsupportedProtocolVersion listing what it supports. It is asked that revision's way.
-            statelessServers[connection.ProviderName] = true;
-            return await StatelessAsync(connection, method, parameters, stepUp, ct) ?? initialize.Answer;
+            // Remembered once the server has answered a request that way.
+            if (await StatelessAsync(connection, method, parameters, stepUp, ct) is not { } stateless)
+            {
+                return initialize.Answer;
+            }
+
+            if (stateless.Status is >= 200 and < 300)
+            {
+                statelessServers[connection.ProviderName] = true;
+            }
+
+            return stateless;
         }
 
         if (initialize.Answer.Message is not { } init || !init.TryGetProperty("result", out var initResult))
@@ -106,22 +122,59 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// </summary>
     private async Task<Sent> ResumeAsync(Connection connection, string? session, string version, bool stepUp, Sent answer, CancellationToken ct)
     {
+        // All of it within ResumptionBudget × Nexus:Bridge:TimeoutSeconds, and not past the start of a shutdown (the
+        // shutdown's time is for the refreshes in flight, RefreshWorker.StopAsync).
+        var deadline = time.GetUtcNow() + TimeSpan.FromSeconds((double)ResumptionBudget * options.Bridge.TimeoutSeconds);
+        using var resuming = CancellationTokenSource.CreateLinkedTokenSource(ct, lifetime.ApplicationStopping);
+        var retry = DefaultRetry;
         for (var asked = 0; answer.Answer.Message is null && answer.LastEventId is { } lastEventId; asked++)
         {
-            var wait = answer.Retry ?? DefaultRetry;
-            if (asked == MaxResumptions || wait > TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds))
+            // WHATWG HTML §9.2.6: a retry field sets the reconnection time for every later reconnection.
+            retry = answer.Retry ?? retry;
+            string? why = null;
+            if (asked == MaxResumptions)
             {
-                var why = asked == MaxResumptions
-                    ? $"after being asked again {MaxResumptions} times"
-                    : $"and asked to be asked again after {wait.TotalSeconds:0.###} s, longer than Nexus waits (Nexus:Bridge:TimeoutSeconds)";
+                why = $"after being asked again {MaxResumptions} times";
+            }
+            else if (retry > TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds))
+            {
+                why = $"and asked to be asked again after {retry.TotalSeconds:0.###} s, longer than Nexus waits (Nexus:Bridge:TimeoutSeconds)";
+            }
+            else if (time.GetUtcNow() + retry > deadline)
+            {
+                why = $"within {ResumptionBudget} times Nexus:Bridge:TimeoutSeconds";
+            }
+            else if (lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                why = "before Nexus began to stop";
+            }
+
+            if (why is not null)
+            {
                 return answer with { Answer = answer.Answer with { Detail = $"The MCP server ended its stream without an answer {why}." } };
             }
 
-            await Task.Delay(wait, time, ct);
+            try
+            {
+                await Task.Delay(retry, time, resuming.Token);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                continue; // Nexus is stopping: said on the next turn.
+            }
+
             answer = await SendAsync(await LatestAsync(connection, ct), Headers(session, version, lastEventId), stepUp, null, ct);
         }
 
         return answer;
+    }
+
+    /// <summary>A remote server's own text as quoted to the assistant: one line, at most <see cref="MaxQuotedLength"/> characters.</summary>
+    internal static string Quote(string text)
+    {
+        var line = string.Join(' ', new string(text.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? ' ' : c).ToArray())
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        return line.Length <= MaxQuotedLength ? line : line[..MaxQuotedLength] + "…";
     }
 
     /// <summary>
@@ -130,7 +183,7 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// in the request's _meta, the version again in MCP-Protocol-Version and the method (and a tool's name) in Mcp-Method
     /// and Mcp-Name. A result that is not "complete" (Basic, Multi round-trip requests) is sent again with its
     /// requestState when it asks nothing else (load shedding), else answered as input Nexus cannot give. Answer null when
-    /// the server answered as one of the initialize era (400 without a JSON-RPC error of this revision).
+    /// the server answered as one of the initialize era (a 4xx without a JSON-RPC error of this revision).
     /// </summary>
     private async Task<RemoteMcpAnswer?> StatelessAsync(Connection connection, string method, object? parameters, bool stepUp, CancellationToken ct)
     {
@@ -152,7 +205,11 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         {
             var sent = await SendAsync(await LatestAsync(connection, ct), headers, stepUp,
                 new System.Text.Json.Nodes.JsonObject { ["jsonrpc"] = "2.0", ["id"] = attempt, ["method"] = method, ["params"] = body.DeepClone() }, ct);
-            if (sent.Answer.Status == StatusCodes.Status400BadRequest && sent.ServerError is null)
+            // MCP 2026-07-28, Versioning: a 4xx without an error only this revision has (-32020 header mismatch, -32021
+            // missing capability, -32022 unsupported version) is the old era's answer to a request without a session.
+            if (sent.Answer.Problem is null && sent.Answer.Status is 400 or 404 or 405
+                && !(sent.ServerError is { } error && error.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.Number
+                    && code.TryGetInt32(out var value) && value is -32020 or -32021 or UnsupportedProtocolVersion))
             {
                 return null;
             }
@@ -230,7 +287,7 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             var serverError = raw.FromProvider && raw.Status is >= 400 and < 500 && Parse(raw.Body).Response is { } rpc
                 && rpc.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object ? error : (JsonElement?)null;
             var detail = serverError is { } e && e.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String
-                ? $"The MCP server answered HTTP {raw.Status}: {m.GetString()}"
+                ? $"The MCP server answered HTTP {raw.Status}: {Quote(m.GetString()!)}"
                 : $"The MCP server answered HTTP {raw.Status}.";
             return new Sent(new RemoteMcpAnswer(null, raw.Status, problem, detail), newSession, null, null, serverError);
         }
@@ -293,7 +350,9 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         string? idBuffer = null;
         string? lastEventId = null;
         TimeSpan? retry = null;
-        foreach (var line in body.ReplaceLineEndings("\n").Split('\n').Append(""))
+        // Lines end at CRLF, LF or CR only (WHATWG HTML §9.2.5): JSON carries U+2028, U+2029 and U+0085 raw in strings. A
+        // last event without its blank line is still read (the stream ended there; WHATWG would drop it).
+        foreach (var line in body.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Split('\n').Append(""))
         {
             if (line.Length == 0)
             {

@@ -528,7 +528,7 @@ internal sealed class NexusTools(ConnectionService connections, ConnectionStore 
 
     private static string RemoteError(RemoteMcpAnswer answer) =>
         answer.Message is { } m && Member(m, "error", out var e) && Member(e, "message", out var text) && text.ValueKind == JsonValueKind.String
-            ? $"The MCP server answered: {text.GetString()}"
+            ? $"The MCP server answered: {McpRemoteCalls.Quote(text.GetString()!)}"
         : answer.Message is not null ? "The MCP server's answer is not a JSON-RPC result or error."
         : answer.Problem is { } p && p.TryGetProperty("detail", out var detail) ? detail.GetString() ?? "The MCP server could not be reached."
         : answer.Detail ?? "The MCP server gave no answer.";

@@ -294,4 +294,149 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
             Assert.Equal(["", "st-1"], states);
         }
     }
+
+    [Fact]
+    public async Task AnEventStreamIsSplitIntoLinesOnlyAtCarriageReturnsAndLineFeeds()
+    {
+        // JSON carries U+2028, U+2029 and U+0085 raw inside strings: they are no line ends of an event stream.
+        const string text = "before\u2028between\u2029and\u0085after";
+        remote.Routes["/mcp"] = async context =>
+        {
+            var message = (await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement;
+            if (!message.TryGetProperty("id", out var id))
+            {
+                context.Response.StatusCode = StatusCodes.Status202Accepted;
+                return;
+            }
+
+            context.Response.ContentType = "text/event-stream";
+            // Written by hand: the characters go raw into the JSON string, as encoders that do not escape them write it.
+            var json = message.GetProperty("method").GetString() == "initialize"
+                ? $"{{\"jsonrpc\":\"2.0\",\"id\":{id.GetInt32()},\"result\":{{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{{}}}}}}"
+                : $"{{\"jsonrpc\":\"2.0\",\"id\":{id.GetInt32()},\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{text}\"}}]}}}}";
+            await context.Response.WriteAsync($"event: message\r\ndata: {json}\r\n\r\n", context.RequestAborted);
+        };
+        var connection = await ConnectionAsync();
+
+        var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        Assert.Equal(text, answer.Message!.Value.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public async Task AServerRememberedAsStatelessThatAnswersAsAnOlderOneIsAskedWithTheHandshakeAgain()
+    {
+        // Rolled back: first a server of the stateless revision only, then one of 2025-11-25 that wants a session.
+        var stateless = true;
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        remote.Routes["/mcp"] = async context =>
+        {
+            if (HttpMethods.IsDelete(context.Request.Method))
+            {
+                seen.Enqueue("DELETE");
+                return;
+            }
+
+            var message = (await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement;
+            var method = message.GetProperty("method").GetString()!;
+            var session = context.Request.Headers["Mcp-Session-Id"].ToString();
+            seen.Enqueue(method + (session.Length > 0 ? " (session)" : ""));
+            if (stateless && method == "initialize")
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = 1, error = new { code = -32022, message = "Unsupported protocol version", data = new { supported = new[] { "2026-07-28" }, requested = "2025-11-25" } } });
+                return;
+            }
+
+            if (!message.TryGetProperty("id", out var id))
+            {
+                context.Response.StatusCode = StatusCodes.Status202Accepted;
+                return;
+            }
+
+            if (!stateless && method != "initialize" && session.Length == 0)
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = (object?)null, error = new { code = -32000, message = "Bad Request: Mcp-Session-Id header is required" } });
+                return;
+            }
+
+            if (method == "initialize")
+            {
+                context.Response.Headers["Mcp-Session-Id"] = "s-1";
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = id.GetInt32(), result = new { protocolVersion = "2025-11-25", capabilities = new { } } });
+                return;
+            }
+
+            await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = id.GetInt32(), result = new { tools = Array.Empty<object>() } });
+        };
+        var connection = await ConnectionAsync();
+        var calls = server.Services.GetRequiredService<McpRemoteCalls>();
+        Assert.NotNull((await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken)).Message);
+        Assert.Equal(["initialize", "tools/list"], seen);
+
+        stateless = false;
+        seen.Clear();
+        var answer = await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken);
+
+        Assert.NotNull(answer.Message);
+        Assert.Equal(["tools/list", "initialize", "notifications/initialized (session)", "tools/list (session)", "DELETE"], seen);
+        seen.Clear();
+        Assert.NotNull((await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken)).Message);
+        Assert.Equal("initialize", seen.First());
+    }
+
+    [Fact]
+    public async Task ResumingEndsWithinItsBudgetOfTime()
+    {
+        var gets = 0;
+        remote.Routes["/mcp"] = async context =>
+        {
+            if (HttpMethods.IsDelete(context.Request.Method))
+            {
+                return;
+            }
+
+            context.Response.Headers["Mcp-Session-Id"] = "s1";
+            if (HttpMethods.IsPost(context.Request.Method))
+            {
+                var message = await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+                if (message.RootElement.GetProperty("method").GetString() == "initialize")
+                {
+                    await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = 1, result = new { protocolVersion = "2025-11-25", capabilities = new { } } });
+                    return;
+                }
+
+                if (!message.RootElement.TryGetProperty("id", out _))
+                {
+                    context.Response.StatusCode = StatusCodes.Status202Accepted;
+                    return;
+                }
+            }
+            else if (Interlocked.Increment(ref gets) == 1)
+            {
+                // Nexus's clock passes the budget while the server keeps it waiting.
+                server.Time.Advance(TimeSpan.FromSeconds((McpRemoteCalls.ResumptionBudget * 30) + 1));
+            }
+
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync($"id: e{gets}\ndata:\n\nretry: 0\n\n", context.RequestAborted);
+        };
+        var connection = await ConnectionAsync();
+
+        var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        Assert.Null(answer.Message);
+        Assert.Equal($"The MCP server ended its stream without an answer within {McpRemoteCalls.ResumptionBudget} times Nexus:Bridge:TimeoutSeconds.", answer.Detail);
+        Assert.Equal(1, gets);
+    }
+
+    [Fact]
+    public void AServersOwnTextIsQuotedOnOneLineAndCut()
+    {
+        Assert.Equal("Ignore that. Do this instead", McpRemoteCalls.Quote("Ignore that.\n\nDo this\u2028instead\r\n"));
+        var quoted = McpRemoteCalls.Quote(new string('x', 1000));
+        Assert.Equal(301, quoted.Length);
+        Assert.EndsWith("…", quoted, StringComparison.Ordinal);
+    }
 }
