@@ -214,6 +214,12 @@ public sealed class AuthorizationCodeFlowTests(ServerFixture fixture) : IClassFi
 
         // RFC 6749 §3.3 and §6: a refresh issues no scope the application may no longer have, and says so in scope.
         await Server.AdminJsonAsync(HttpMethod.Patch, $"/v1/admin/applications/{clientId}", new { scopes = new[] { "openid", "offline_access" } });
+
+        // Asking for the removed scope by name is refused before the token is spent (else the token would come without it).
+        var (askedStatus, asked) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!), ("scope", "email"));
+        Assert.Equal(HttpStatusCode.BadRequest, askedStatus);
+        Assert.Equal("invalid_scope", asked.GetProperty("error").GetString());
+
         var (status, narrowed) = await TokenAsync(Server, clientId, secret, ("grant_type", "refresh_token"), ("refresh_token", tokens.GetProperty("refresh_token").GetString()!));
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("openid offline_access", narrowed.GetProperty("scope").GetString());

@@ -76,6 +76,26 @@ public sealed class LoopbackRedirectTests(ServerFixture fixture) : IClassFixture
         Assert.Equal("http://localhost:3000/oauth/cb", back.GetLeftPart(UriPartial.Path));
     }
 
+    [Fact]
+    public async Task ASelfRegisteredNativeAppWithASecretKeepsAnyPortOnItsLoopbackRedirect()
+    {
+        // RFC 8252 §8.4: dynamic registration may give a native app a secret; it is still a native app picking its port.
+        var (status, registered, response) = await ClientRegistrationTests.RegisterAsync(Server, new
+        {
+            client_name = "Desktop app",
+            redirect_uris = new[] { "http://127.0.0.1/callback" },
+            token_endpoint_auth_method = "client_secret_basic",
+            grant_types = new[] { "authorization_code" },
+        });
+        response.Dispose();
+        Assert.Equal(HttpStatusCode.Created, status);
+        using var browser = await SignedInBrowserAsync(Server);
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(registered.GetProperty("client_id").GetString()!, Pkce().Challenge, scope: "openid",
+            redirectUri: "http://127.0.0.1:50123/callback"));
+        Assert.Equal("http://127.0.0.1:50123/callback", back.GetLeftPart(UriPartial.Path));
+        Assert.True(Browser.Query(back).ContainsKey("code"));
+    }
+
     [Theory]
     [InlineData("https://app.example.com:8443/callback", "https://app.example.com:9443/callback")]
     [InlineData("https://app.example.com/callback", "https://app.example.com:443/callback")]

@@ -13,7 +13,8 @@ internal static class RedirectUris
     /// Whether <paramref name="requested"/> matches the registered <paramref name="registered"/>. RFC 9700 §4.1.3 and
     /// OAuth 2.1 §4.1.1: exact string comparison, except that RFC 8252 §7.3 lets a native app's loopback redirect
     /// (http://127.0.0.1, http://[::1], http://localhost) use any port, chosen when the app starts listening
-    /// (<paramref name="anyLoopbackPort"/>: native apps are public clients; a web server's loopback redirect, in
+    /// (<paramref name="anyLoopbackPort"/>: native apps, which are public clients or registered themselves, RFC 8252 §8.4
+    /// letting dynamic registration give one a secret; an administrator's web application's loopback redirect, in
     /// development, matches exactly, RFC 9700 §4.1.3 allowing the port exception for native apps only).
     /// </summary>
     public static bool Matches(string registered, string requested, bool anyLoopbackPort)
@@ -28,7 +29,7 @@ internal static class RedirectUris
     }
 
     /// <summary>Whether <paramref name="requested"/> matches one of the client's registered redirect URIs.</summary>
-    public static bool IsRegistered(OAuthClient client, string requested) => client.RedirectUriList.Any(r => Matches(r, requested, client.IsPublic));
+    public static bool IsRegistered(OAuthClient client, string requested) => client.RedirectUriList.Any(r => Matches(r, requested, client.IsPublic || client.IsSelfRegistered));
 
     /// <summary>
     /// Whether a redirect to <paramref name="redirectUri"/> can only reach its client: an https URI of a host that is not

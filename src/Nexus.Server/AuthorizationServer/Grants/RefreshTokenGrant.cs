@@ -33,10 +33,16 @@ internal sealed class RefreshTokenGrant(GrantStore grants, AuthorizationCodeGran
         var live = peeked is { Used: false, Grant.RevokedAt: null } && peeked.ExpiresAt > time.GetUtcNow().ToUnixTimeMilliseconds()
             && peeked.Grant.ClientId == client.ClientId ? peeked : null;
 
-        // RFC 6749 §6: a narrower scope is allowed, a wider one is refused, before the token is spent.
+        // RFC 6749 §6: a narrower scope is allowed, a wider one is refused, before the token is spent; so is one the
+        // application may no longer have (an administrator took it away), which the token would otherwise come without.
         if (requested is not null && live is not null && requested.FirstOrDefault(s => !live.Scopes.Contains(s)) is { } wider)
         {
             return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, $"The scope '{wider}' was not part of the original grant.");
+        }
+
+        if (requested is not null && live is not null && requested.FirstOrDefault(s => !client.Scopes.Contains(s)) is { } removed)
+        {
+            return TokenResult.Fail(OAuthErrorCatalog.InvalidScope, $"The scope '{removed}' is no longer available to this application.");
         }
 
         // RFC 8707 §2.2: the resource of a refresh may narrow the grant's, never widen it or switch to another; checked
