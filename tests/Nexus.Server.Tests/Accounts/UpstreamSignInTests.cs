@@ -104,7 +104,25 @@ public sealed class UpstreamSignInTests
         var key = new ECDsaSecurityKey(ec) { KeyId = "upstream-key" };
         var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(key);
         var nonce = "";
+
         var issuer = failure == "unreachable" ? "http://127.0.0.1:1" : fake.BaseUrl;
+        string IdToken(bool withSubject)
+        {
+            var claims = new Dictionary<string, object> { ["nonce"] = nonce, ["email"] = "someone@example.com", ["email_verified"] = true };
+            if (withSubject)
+            {
+                claims["sub"] = "upstream-person";
+            }
+
+            return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+            {
+                Issuer = issuer,
+                Audience = "nexus",
+                Claims = claims,
+                SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.EcdsaSha256),
+            });
+        }
+
         fake.Routes["/.well-known/openid-configuration"] = c => c.Response.WriteAsJsonAsync(new Dictionary<string, string?>
         {
             ["issuer"] = failure == "another issuer" ? "https://elsewhere.example" : issuer,
@@ -124,18 +142,10 @@ public sealed class UpstreamSignInTests
         {
             "a token answer that is not JSON" => c.Response.WriteAsync("<html>maintenance</html>"),
             "no id_token" => c.Response.WriteAsJsonAsync(new { access_token = "at", token_type = "Bearer" }),
-            "a token answer over 1 MB" => c.Response.WriteAsJsonAsync(new { access_token = new string('a', 1024 * 1024), id_token = "x" }),
+            // A right answer but for its size: only the limit refuses it.
+            "a token answer over 1 MB" => c.Response.WriteAsJsonAsync(new { access_token = new string('a', 1024 * 1024), id_token = IdToken(withSubject: true) }),
             // Signed by the upstream's key, for Nexus, with the sign-in's nonce: everything but the subject is right.
-            "a signed id_token without sub" => c.Response.WriteAsJsonAsync(new
-            {
-                id_token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
-                {
-                    Issuer = issuer,
-                    Audience = "nexus",
-                    Claims = new Dictionary<string, object> { ["nonce"] = nonce, ["email"] = "someone@example.com", ["email_verified"] = true },
-                    SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.EcdsaSha256),
-                }),
-            }),
+            "a signed id_token without sub" => c.Response.WriteAsJsonAsync(new { id_token = IdToken(withSubject: false) }),
             _ => c.Response.WriteAsJsonAsync(new { id_token = 5 }),
         };
         await using var db = await TestDatabase.CreateAsync();
