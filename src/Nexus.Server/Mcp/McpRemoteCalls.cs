@@ -18,7 +18,8 @@ internal sealed record RemoteMcpAnswer(JsonElement? Message, int Status, JsonEle
 /// and a DELETE of the session when the server made one (MCP transports, Session Management). A server that ends the
 /// request's event stream before its answer, after an event id, is asked again with GET and Last-Event-ID. A server
 /// that speaks only the 2026-07-28 revision (no initialize, no sessions) refuses the initialize with
-/// UnsupportedProtocolVersion naming it: that server is asked in that revision's way, from then on at once.
+/// UnsupportedProtocolVersion naming it: that server is asked in that revision's way, and once it has answered so, from
+/// then on at once.
 /// </summary>
 internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hosting.NexusOptions options, TimeProvider time, IHostApplicationLifetime lifetime)
 {
@@ -54,15 +55,20 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// <param name="stepUp">Whether a 403 insufficient_scope starts a step-up (BridgeConnection.ForwardAsync): not for a listing.</param>
     public async Task<RemoteMcpAnswer> RequestAsync(Connection connection, string method, object? parameters, CancellationToken ct, bool stepUp = true)
     {
+        // A remembered server of the stateless revision is asked that way first; an answer of the initialize era there
+        // (a rollback) sends the request through the handshake, unless the handshake is refused again for the stateless
+        // revision, when that first answer is the answer (the request is never sent twice that way).
+        RemoteMcpAnswer? statelessFirst = null;
         if (statelessServers.ContainsKey(connection.ProviderName))
         {
-            if (await StatelessAsync(connection, method, parameters, stepUp, ct) is { } known)
+            var (known, older) = await StatelessAsync(connection, method, parameters, stepUp, ct);
+            if (!older)
             {
                 return known;
             }
 
-            // The server answered as one of the initialize era now: asked that way, and no longer remembered.
             statelessServers.TryRemove(connection.ProviderName, out _);
+            statelessFirst = known;
         }
 
         var initialize = await SendAsync(connection, Headers(null, ProtocolVersion, null), stepUp, new
@@ -75,14 +81,10 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         if (initialize.ServerError is { } refused && Supports(refused, StatelessVersion))
         {
             // MCP 2026-07-28, Versioning: a server of the stateless revision only answers the initialize with 400 and
-            // UnsupportedProtocolVersion listing what it supports. It is asked that revision's way.
-            // Remembered once the server has answered a request that way.
-            if (await StatelessAsync(connection, method, parameters, stepUp, ct) is not { } stateless)
-            {
-                return initialize.Answer;
-            }
-
-            if (stateless.Status is >= 200 and < 300)
+            // UnsupportedProtocolVersion listing what it supports. It is asked that revision's way, and remembered once
+            // it has answered a request that way; its answer is the answer, whatever it is.
+            var stateless = statelessFirst ?? (await StatelessAsync(connection, method, parameters, stepUp, ct)).Answer;
+            if (statelessFirst is not null || stateless.Status is >= 200 and < 300)
             {
                 statelessServers[connection.ProviderName] = true;
             }
@@ -132,7 +134,11 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             // WHATWG HTML §9.2.6: a retry field sets the reconnection time for every later reconnection.
             retry = answer.Retry ?? retry;
             string? why = null;
-            if (asked == MaxResumptions)
+            if (lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                why = "before Nexus began to stop";
+            }
+            else if (asked == MaxResumptions)
             {
                 why = $"after being asked again {MaxResumptions} times";
             }
@@ -143,10 +149,6 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             else if (time.GetUtcNow() + retry > deadline)
             {
                 why = $"within {ResumptionBudget} times Nexus:Bridge:TimeoutSeconds";
-            }
-            else if (lifetime.ApplicationStopping.IsCancellationRequested)
-            {
-                why = "before Nexus began to stop";
             }
 
             if (why is not null)
@@ -160,7 +162,7 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                continue; // Nexus is stopping: said on the next turn.
+                return answer with { Answer = answer.Answer with { Detail = "The MCP server ended its stream without an answer before Nexus began to stop." } };
             }
 
             answer = await SendAsync(await LatestAsync(connection, ct), Headers(session, version, lastEventId), stepUp, null, ct);
@@ -174,7 +176,14 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     {
         var line = string.Join(' ', new string(text.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? ' ' : c).ToArray())
             .Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        return line.Length <= MaxQuotedLength ? line : line[..MaxQuotedLength] + "…";
+        if (line.Length <= MaxQuotedLength)
+        {
+            return line;
+        }
+
+        // Never half of a surrogate pair.
+        var cut = char.IsHighSurrogate(line[MaxQuotedLength - 1]) ? MaxQuotedLength - 1 : MaxQuotedLength;
+        return line[..cut] + "…";
     }
 
     /// <summary>
@@ -182,10 +191,10 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// handshake and no session; the protocol version, capabilities (none: Nexus answers no server requests) and client
     /// in the request's _meta, the version again in MCP-Protocol-Version and the method (and a tool's name) in Mcp-Method
     /// and Mcp-Name. A result that is not "complete" (Basic, Multi round-trip requests) is sent again with its
-    /// requestState when it asks nothing else (load shedding), else answered as input Nexus cannot give. Answer null when
-    /// the server answered as one of the initialize era (a 4xx without a JSON-RPC error of this revision).
+    /// requestState when it asks nothing else (load shedding), else answered as input Nexus cannot give. Older when the
+    /// server answered as one of the initialize era (see the check below).
     /// </summary>
-    private async Task<RemoteMcpAnswer?> StatelessAsync(Connection connection, string method, object? parameters, bool stepUp, CancellationToken ct)
+    private async Task<(RemoteMcpAnswer Answer, bool Older)> StatelessAsync(Connection connection, string method, object? parameters, bool stepUp, CancellationToken ct)
     {
         var body = (parameters is null ? null : JsonSerializer.SerializeToNode(parameters)) as System.Text.Json.Nodes.JsonObject ?? [];
         body["_meta"] = new System.Text.Json.Nodes.JsonObject
@@ -205,19 +214,21 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         {
             var sent = await SendAsync(await LatestAsync(connection, ct), headers, stepUp,
                 new System.Text.Json.Nodes.JsonObject { ["jsonrpc"] = "2.0", ["id"] = attempt, ["method"] = method, ["params"] = body.DeepClone() }, ct);
-            // MCP 2026-07-28, Versioning: a 4xx without an error only this revision has (-32020 header mismatch, -32021
-            // missing capability, -32022 unsupported version) is the old era's answer to a request without a session.
-            if (sent.Answer.Problem is null && sent.Answer.Status is 400 or 404 or 405
+            // MCP 2026-07-28, Versioning: a 400, 404 or 405 that answers no request (no JSON-RPC error, or one without the
+            // request's id: refused before it was read as one) and is none of this revision's own refusals (-32020 header
+            // mismatch, -32021 missing capability, -32022 unsupported version) is the old era's answer to a request
+            // without a session. An error for the request itself (its id echoed: an unknown tool, bad arguments) is an answer.
+            if (sent.Answer.Problem is null && sent.Answer.Status is 400 or 404 or 405 && !sent.ServerErrorAnswersRequest
                 && !(sent.ServerError is { } error && error.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.Number
                     && code.TryGetInt32(out var value) && value is -32020 or -32021 or UnsupportedProtocolVersion))
             {
-                return null;
+                return (sent.Answer, true);
             }
 
             if (sent.Answer.Message is not { } message || !message.TryGetProperty("result", out var result) || result.ValueKind != JsonValueKind.Object
                 || !result.TryGetProperty("resultType", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() == "complete")
             {
-                return sent.Answer;
+                return (sent.Answer, false);
             }
 
             // An incomplete result: only a bare requestState is something Nexus can answer (by asking again with it).
@@ -228,7 +239,7 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
                 continue;
             }
 
-            return sent.Answer with { Message = null, Detail = $"The MCP server asked for more before it answers (resultType {type.GetString()}), which Nexus cannot give through this tool." };
+            return (sent.Answer with { Message = null, Detail = $"The MCP server asked for more before it answers (resultType {Quote(type.GetString()!)}), which Nexus cannot give through this tool." }, false);
         }
     }
 
@@ -259,7 +270,8 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// One request's answer; <paramref name="LastEventId"/> set when its event stream ended, whole, after an event id and
     /// without the answer; <paramref name="ServerError"/> the JSON-RPC error the server's own 4xx body held, if any.
     /// </summary>
-    private sealed record Sent(RemoteMcpAnswer Answer, string? Session, string? LastEventId, TimeSpan? Retry, JsonElement? ServerError = null);
+    private sealed record Sent(RemoteMcpAnswer Answer, string? Session, string? LastEventId, TimeSpan? Retry, JsonElement? ServerError = null,
+        bool ServerErrorAnswersRequest = false);
 
     /// <summary>POSTs <paramref name="message"/>, or with none GETs the stream (after the Last-Event-ID in <paramref name="headers"/>).</summary>
     private async Task<Sent> SendAsync(Connection connection, Dictionary<string, string> headers, bool stepUp, object? message, CancellationToken ct)
@@ -284,12 +296,13 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             }
 
             // The server's own JSON-RPC error, read for what it says about protocol versions, never shown as Nexus's.
-            var serverError = raw.FromProvider && raw.Status is >= 400 and < 500 && Parse(raw.Body).Response is { } rpc
-                && rpc.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object ? error : (JsonElement?)null;
+            var rpc = raw.FromProvider && raw.Status is >= 400 and < 500 ? Parse(raw.Body).Response : null;
+            var serverError = rpc is { } reply && reply.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object ? error : (JsonElement?)null;
+            var answersRequest = serverError is not null && rpc!.Value.TryGetProperty("id", out var id) && id.ValueKind is JsonValueKind.Number or JsonValueKind.String;
             var detail = serverError is { } e && e.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String
                 ? $"The MCP server answered HTTP {raw.Status}: {Quote(m.GetString()!)}"
                 : $"The MCP server answered HTTP {raw.Status}.";
-            return new Sent(new RemoteMcpAnswer(null, raw.Status, problem, detail), newSession, null, null, serverError);
+            return new Sent(new RemoteMcpAnswer(null, raw.Status, problem, detail), newSession, null, null, serverError, answersRequest);
         }
 
         var stream = Parse(raw.Body);

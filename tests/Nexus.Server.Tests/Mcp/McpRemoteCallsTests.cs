@@ -439,4 +439,71 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         Assert.Equal(301, quoted.Length);
         Assert.EndsWith("…", quoted, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// A server of the stateless revision only, as a fake: the initialize refused with -32022; tools/list answered by
+    /// <paramref name="list"/> (500 until it says otherwise); tools/call of an unknown tool refused with the request's id.
+    /// Every request's method is recorded in <paramref name="seen"/>.
+    /// </summary>
+    private void ServeStateless(System.Collections.Concurrent.ConcurrentQueue<string> seen, Func<bool> list)
+    {
+        remote.Routes["/mcp"] = async context =>
+        {
+            var message = (await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement;
+            var method = message.GetProperty("method").GetString()!;
+            seen.Enqueue(method);
+            var id = message.GetProperty("id").GetInt32();
+            if (method == "initialize")
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, error = new { code = -32022, message = "Unsupported protocol version", data = new { supported = new[] { "2026-07-28" }, requested = "2025-11-25" } } });
+            }
+            else if (method == "tools/call")
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, error = new { code = -32602, message = "Unknown tool: missing" } });
+            }
+            else if (list())
+            {
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, result = new { tools = Array.Empty<object>() } });
+            }
+            else
+            {
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            }
+        };
+    }
+
+    [Fact]
+    public async Task AStatelessServersErrorForTheRequestItselfIsItsAnswerAndTheRequestIsSentOnce()
+    {
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        ServeStateless(seen, () => true);
+        var connection = await ConnectionAsync();
+        var calls = server.Services.GetRequiredService<McpRemoteCalls>();
+        Assert.NotNull((await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken)).Message);
+        seen.Clear();
+
+        var answer = await calls.RequestAsync(connection, "tools/call", new { name = "missing" }, TestContext.Current.CancellationToken);
+
+        Assert.Equal("The MCP server answered HTTP 400: Unknown tool: missing", answer.Detail);
+        Assert.Equal(["tools/call"], seen);
+    }
+
+    [Fact]
+    public async Task AStatelessServerIsRememberedOnlyOnceItHasAnsweredARequestThatWay()
+    {
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var answers = false;
+        ServeStateless(seen, () => answers);
+        var connection = await ConnectionAsync();
+        var calls = server.Services.GetRequiredService<McpRemoteCalls>();
+
+        Assert.Equal(StatusCodes.Status500InternalServerError, (await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken)).Status);
+        answers = true;
+        Assert.NotNull((await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken)).Message);
+        Assert.NotNull((await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken)).Message);
+
+        Assert.Equal(["initialize", "tools/list", "initialize", "tools/list", "tools/list"], seen);
+    }
 }
