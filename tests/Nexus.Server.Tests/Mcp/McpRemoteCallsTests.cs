@@ -157,10 +157,13 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         Assert.DoesNotContain(polling.Requests, r => r.Method == "GET");
     }
 
-    [Fact]
-    public async Task AServerThatKeepsEndingItsStreamWithoutAnAnswerIsAskedAgainABoundedNumberOfTimes()
+    /// <summary>
+    /// A 2025-11-25 server whose tool call's stream, and every GET's after it, ends after an event id, a comment and a
+    /// retry of none, without the answer. <paramref name="onGet"/> runs for each GET before it is answered.
+    /// </summary>
+    private void ServeStreamsWithoutAnswers(Action<HttpContext> onGet)
     {
-        var gets = 0;
+        var events = 0;
         remote.Routes["/mcp"] = async context =>
         {
             if (HttpMethods.IsDelete(context.Request.Method))
@@ -186,13 +189,19 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
             }
             else
             {
-                Interlocked.Increment(ref gets);
+                onGet(context);
             }
 
-            // An event id, a comment, a retry of none at all, and no answer: then the stream ends.
             context.Response.ContentType = "text/event-stream";
-            await context.Response.WriteAsync($"id: e{gets}\ndata:\n\n: still working\nretry: 0\n\n", context.RequestAborted);
+            await context.Response.WriteAsync($"id: e{Interlocked.Increment(ref events)}\ndata:\n\n: still working\nretry: 0\n\n", context.RequestAborted);
         };
+    }
+
+    [Fact]
+    public async Task AServerThatKeepsEndingItsStreamWithoutAnAnswerIsAskedAgainABoundedNumberOfTimes()
+    {
+        var gets = 0;
+        ServeStreamsWithoutAnswers(_ => Interlocked.Increment(ref gets));
         var connection = await ConnectionAsync();
 
         var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
@@ -390,38 +399,14 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
     public async Task ResumingEndsWithinItsBudgetOfTime()
     {
         var gets = 0;
-        remote.Routes["/mcp"] = async context =>
+        ServeStreamsWithoutAnswers(_ =>
         {
-            if (HttpMethods.IsDelete(context.Request.Method))
-            {
-                return;
-            }
-
-            context.Response.Headers["Mcp-Session-Id"] = "s1";
-            if (HttpMethods.IsPost(context.Request.Method))
-            {
-                var message = await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-                if (message.RootElement.GetProperty("method").GetString() == "initialize")
-                {
-                    await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id = 1, result = new { protocolVersion = "2025-11-25", capabilities = new { } } });
-                    return;
-                }
-
-                if (!message.RootElement.TryGetProperty("id", out _))
-                {
-                    context.Response.StatusCode = StatusCodes.Status202Accepted;
-                    return;
-                }
-            }
-            else if (Interlocked.Increment(ref gets) == 1)
+            if (Interlocked.Increment(ref gets) == 1)
             {
                 // Nexus's clock passes the budget while the server keeps it waiting.
                 server.Time.Advance(TimeSpan.FromSeconds((McpRemoteCalls.ResumptionBudget * 30) + 1));
             }
-
-            context.Response.ContentType = "text/event-stream";
-            await context.Response.WriteAsync($"id: e{gets}\ndata:\n\nretry: 0\n\n", context.RequestAborted);
-        };
+        });
         var connection = await ConnectionAsync();
 
         var answer = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
