@@ -160,7 +160,7 @@ internal sealed class AuditLog(NexusDatabase db, NexusOptions options, TimeProvi
         {
             try
             {
-                await written.Task.WaitAsync(timeout, ct);
+                await written.Task.WaitAsync(timeout, time, ct);
             }
             catch (TimeoutException)
             {

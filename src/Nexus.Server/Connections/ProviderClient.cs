@@ -254,8 +254,7 @@ internal sealed class ProviderClient(IHttpClientFactory httpFactory, ProviderReg
             var http = httpFactory.CreateClient(UpstreamPolicy.HttpClientName);
             // One deadline for the whole answer, headers and body (HttpClient.Timeout alone bounds the headers), or a
             // provider that trickles its answer would hold a callback (or a refresh, and its connection's lock) for ever.
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(http.Timeout);
+            using var deadline = new Deadline(http.Timeout, time, ct);
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
             var body = await response.Content.ReadLimitedAsync(MaxResponseBytes, deadline.Token);
             if (body is null)

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using Nexus.Server.Hosting;
 using Npgsql;
 
 namespace Nexus.Server.Data;
@@ -135,11 +136,10 @@ internal sealed class DatabaseHealth(NexusDatabase db, TimeProvider time, IHostA
 
     private async Task PingAsync(CancellationToken ct)
     {
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        bounded.CancelAfter(TimeSpan.FromSeconds(2));
+        using var bounded = new Deadline(TimeSpan.FromSeconds(2), time, ct);
         try
         {
-            await db.PingAsync(bounded.Token).WaitAsync(TimeSpan.FromSeconds(2), ct);
+            await db.PingAsync(bounded.Token).WaitAsync(TimeSpan.FromSeconds(2), time, ct);
         }
         catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
         {
@@ -154,7 +154,7 @@ internal sealed class DatabaseHealth(NexusDatabase db, TimeProvider time, IHostA
         {
             try
             {
-                await Task.Delay(TimeSpan.FromSeconds(1), stopping);
+                await Task.Delay(TimeSpan.FromSeconds(1), time, stopping);
                 await PingAsync(stopping);
                 Volatile.Write(ref down, 0);
                 logger.LogWarning("The database ({Database}) is reachable again after {Seconds:0.#} s.", db.Description, time.GetElapsedTime(downSince).TotalSeconds);

@@ -5,7 +5,7 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.Data;
 
 /// <summary>Before Nexus serves requests: reach the database, migrate it, and run the components' startup steps on the migration connection.</summary>
-internal sealed partial class DatabasePreparation(Migrator migrator, IEnumerable<IStartupStep> steps, NexusDatabase db, NexusOptions options, ILogger<DatabasePreparation> logger) : IStartupPreparation
+internal sealed partial class DatabasePreparation(Migrator migrator, IEnumerable<IStartupStep> steps, NexusDatabase db, NexusOptions options, TimeProvider time, ILogger<DatabasePreparation> logger) : IStartupPreparation
 {
     public async Task PrepareAsync(StartupPurpose purpose, CancellationToken ct)
     {
@@ -44,14 +44,13 @@ internal sealed partial class DatabasePreparation(Migrator migrator, IEnumerable
     /// </summary>
     private async Task CheckDatabaseAsync(CancellationToken ct)
     {
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var timeout = TimeSpan.FromSeconds(options.StartupDatabaseTimeoutSeconds);
-        bounded.CancelAfter(timeout);
+        using var bounded = new Deadline(timeout, time, ct);
         try
         {
             // WaitAsync as well as the token: Npgsql does not always notice cancellation while a server that
             // accepted the connection withholds its handshake, and would wait out its own 15 s connect timeout.
-            await db.PingAsync(bounded.Token).WaitAsync(timeout, ct);
+            await db.PingAsync(bounded.Token).WaitAsync(timeout, time, ct);
         }
         catch (Exception e) when (!ct.IsCancellationRequested && (e is OperationCanceledException || e.InnerException is OperationCanceledException or TimeoutException || e is TimeoutException))
         {

@@ -14,7 +14,7 @@ internal sealed record DiscoveredEndpoints(
     bool AuthorizationResponseIss = false);
 
 /// <summary>OpenID Connect Discovery 1.0 for custom providers registered by issuer.</summary>
-internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPolicy policy)
+internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPolicy policy, TimeProvider time)
 {
     private const int MaxDocumentBytes = 256 * 1024;
 
@@ -38,8 +38,7 @@ internal sealed class OidcDiscovery(IHttpClientFactory httpFactory, UpstreamPoli
             }
 
             // HttpClient.Timeout bounded the headers only; the document's body gets the same bound.
-            using var bodyTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            bodyTimeout.CancelAfter(http.Timeout);
+            using var bodyTimeout = new Deadline(http.Timeout, time, ct);
             body = await response.Content.ReadLimitedAsync(MaxDocumentBytes, bodyTimeout.Token);
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)

@@ -17,7 +17,7 @@ internal sealed record McpFetched(int Status, IReadOnlyList<string> Challenges, 
 /// (no private, link-local or loopback addresses), redirects followed only within the origin of the URL asked for,
 /// at most <see cref="MaxRedirects"/> of them, and a size and time limit on every answer.
 /// </summary>
-internal sealed class McpMetadataFetcher(IHttpClientFactory httpFactory, UpstreamPolicy policy, NexusOptions options, ILogger<McpMetadataFetcher> logger)
+internal sealed class McpMetadataFetcher(IHttpClientFactory httpFactory, UpstreamPolicy policy, NexusOptions options, TimeProvider time, ILogger<McpMetadataFetcher> logger)
 {
     public const string HttpClientName = "nexus-mcp-metadata";
     private const int MaxRedirects = 3;
@@ -53,8 +53,7 @@ internal sealed class McpMetadataFetcher(IHttpClientFactory httpFactory, Upstrea
 
         var origin = new Uri(url);
         var target = origin;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(options.Mcp.MetadataTimeoutSeconds));
+        using var timeout = new Deadline(TimeSpan.FromSeconds(options.Mcp.MetadataTimeoutSeconds), time, ct);
         try
         {
             for (var hop = 0; ; hop++)

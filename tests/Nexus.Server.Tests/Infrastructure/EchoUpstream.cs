@@ -99,6 +99,12 @@ public sealed class EchoUpstream : IAsyncDisposable
             await StartPartialBodyAsync(context, first, chunked);
             await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
         });
+        // An OpenID provider whose discovery document stops after its first bytes (issuer: BaseUrl + "/stalled-issuer").
+        app.MapGet("/stalled-issuer/.well-known/openid-configuration", async (HttpContext context) =>
+        {
+            await StartPartialBodyAsync(context, 16, chunked: false);
+            await Task.Delay(Timeout.Infinite, context.RequestAborted);
+        });
         app.MapGet("/drop", async (HttpContext context, int first, bool? chunked) =>
         {
             await StartPartialBodyAsync(context, first, chunked);

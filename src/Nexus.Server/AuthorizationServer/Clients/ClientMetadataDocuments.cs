@@ -117,8 +117,7 @@ internal sealed class ClientMetadataDocuments(
     private async Task<(JsonDocument? Document, string? Error, DateTimeOffset ExpiresAt)> FetchAsync(string url, CancellationToken ct)
     {
         var registration = options.Registration;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(registration.MetadataDocumentTimeoutSeconds));
+        using var timeout = new Deadline(TimeSpan.FromSeconds(registration.MetadataDocumentTimeoutSeconds), time, ct);
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, url);

@@ -148,8 +148,7 @@ internal sealed class RefreshClient(IHttpClientFactory httpFactory, ProviderClie
             // One deadline for the whole answer, headers and body (HttpClient.Timeout alone bounds the headers): a provider
             // that sends its headers and then stalls would otherwise hold this refresh, the connection's lock and every
             // read waiting on it for ever, and one that sends them late and then stalls, past what the lock's waiters wait.
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(http.Timeout);
+            using var deadline = new Deadline(http.Timeout, time, ct);
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
             var status = (int)response.StatusCode;
             var retryAfter = RetryAfter(response, time.GetUtcNow());

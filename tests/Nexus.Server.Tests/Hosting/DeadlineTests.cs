@@ -1,0 +1,55 @@
+using Nexus.Server.Hosting;
+using Nexus.Server.Tests.Infrastructure;
+
+namespace Nexus.Server.Tests.Hosting;
+
+/// <summary>The network deadlines' token: on Nexus's clock, and cancelled with the caller's token as a linked source would be.</summary>
+public sealed class DeadlineTests
+{
+    [Fact]
+    public void ItIsCancelledWhenTheInjectedClockReachesTheDelayAndNotBefore()
+    {
+        var clock = new ManualTimeProvider();
+        using var caller = new CancellationTokenSource();
+        using var deadline = new Deadline(TimeSpan.FromSeconds(3), clock, caller.Token);
+
+        clock.Advance(TimeSpan.FromSeconds(3) - TimeSpan.FromTicks(1));
+        Assert.False(deadline.Token.IsCancellationRequested);
+        clock.Advance(TimeSpan.FromTicks(1));
+        Assert.True(deadline.Token.IsCancellationRequested);
+        Assert.True(deadline.Expired);
+        Assert.False(caller.IsCancellationRequested);
+    }
+
+    [Fact]
+    public void ItIsCancelledAtOnceWhenTheCallerGivesUpAndThatIsNotAnExpiry()
+    {
+        var clock = new ManualTimeProvider();
+        using var caller = new CancellationTokenSource();
+        using var deadline = new Deadline(TimeSpan.FromSeconds(3), clock, caller.Token);
+
+        caller.Cancel();
+        Assert.True(deadline.Token.IsCancellationRequested);
+        Assert.False(deadline.Expired);
+    }
+
+    [Fact]
+    public void ACallerAlreadyGoneGivesATokenAlreadyCancelled()
+    {
+        using var deadline = new Deadline(TimeSpan.FromSeconds(3), new ManualTimeProvider(), new CancellationToken(canceled: true));
+        Assert.True(deadline.Token.IsCancellationRequested);
+    }
+
+    [Fact]
+    public void AfterDisposalTheCallersTokenNoLongerReachesItAndItsTimerIsGone()
+    {
+        var clock = new ManualTimeProvider();
+        using var caller = new CancellationTokenSource();
+        var deadline = new Deadline(TimeSpan.FromSeconds(3), clock, caller.Token);
+        deadline.Dispose();
+
+        caller.Cancel(); // would throw ObjectDisposedException from the callback if it were still registered
+        clock.Advance(TimeSpan.FromSeconds(10));
+        Assert.False(deadline.Expired);
+    }
+}
