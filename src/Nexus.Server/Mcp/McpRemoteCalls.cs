@@ -21,7 +21,8 @@ internal sealed record RemoteMcpAnswer(JsonElement? Message, int Status, JsonEle
 /// UnsupportedProtocolVersion naming it: that server is asked in that revision's way, and once it has answered so, from
 /// then on at once.
 /// </summary>
-internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hosting.NexusOptions options, TimeProvider time, IHostApplicationLifetime lifetime)
+internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hosting.NexusOptions options, TimeProvider time, IHostApplicationLifetime lifetime,
+    ILogger<McpRemoteCalls> logger)
 {
     private const string ProtocolVersion = "2025-11-25";
 
@@ -39,6 +40,21 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// (the spec's advice to cache the era found per server). An answer of the old era there drops the entry.
     /// </summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> statelessServers = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The arguments each stateless server's tools mirror into Mcp-Param-* headers (x-mcp-header), by provider and tool,
+    /// as its last listing said: only tools that mirror some, at most <see cref="MaxMirroringTools"/> per provider.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<McpParamHeaders.Mirrored>>> mirroring =
+        new(StringComparer.Ordinal);
+
+    private const int MaxMirroringTools = 1000;
+
+    /// <summary>How many pages of tools/list are read to learn a tool's x-mcp-header annotations after a header mismatch.</summary>
+    private const int MaxListingPages = 10;
+
+    /// <summary>MCP 2026-07-28, schema: HeaderMismatchError (a Mcp-* header disagrees with the body, or is missing).</summary>
+    private const int HeaderMismatch = -32020;
 
     /// <summary>How many times a server that keeps ending its stream without the answer is asked again.</summary>
     internal const int MaxResumptions = 100;
@@ -205,11 +221,16 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         };
         var headers = Headers(null, StatelessVersion, null);
         headers["Mcp-Method"] = method;
-        if (body["name"] is System.Text.Json.Nodes.JsonValue name && name.TryGetValue<string>(out var named))
+        string? named = null;
+        if (body["name"] is System.Text.Json.Nodes.JsonValue name && name.TryGetValue(out named))
         {
             headers["Mcp-Name"] = HeaderValue(named);
         }
 
+        var calling = method == "tools/call" && named is not null;
+        var mirrored = calling ? Mirroring(connection.ProviderName, named!) : [];
+        Mirror(headers, mirrored, body);
+        var relisted = false;
         for (var attempt = 1; ; attempt++)
         {
             var sent = await SendAsync(await LatestAsync(connection, ct), headers, stepUp,
@@ -225,10 +246,30 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
                 return (sent.Answer, true);
             }
 
+            // Streamable HTTP, Custom Headers from Tool Parameters: after a header mismatch the client SHOULD list the tools
+            // again (their annotations may have changed, or were never seen here) and retry. Once: the server refused the
+            // call before running it, so it is safe to send again.
+            if (calling && !relisted && sent.ServerError is { } mismatch && Code(mismatch) == HeaderMismatch)
+            {
+                relisted = true;
+                var learned = await LearnAsync(connection, named!, ct);
+                if (!McpParamHeaders.Same(learned, mirrored))
+                {
+                    foreach (var stale in headers.Keys.Where(k => k.StartsWith(McpParamHeaders.Prefix, StringComparison.OrdinalIgnoreCase)).ToList())
+                    {
+                        headers.Remove(stale);
+                    }
+
+                    mirrored = learned;
+                    Mirror(headers, mirrored, body);
+                    continue;
+                }
+            }
+
             if (sent.Answer.Message is not { } message || !message.TryGetProperty("result", out var result) || result.ValueKind != JsonValueKind.Object
                 || !result.TryGetProperty("resultType", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() == "complete")
             {
-                return (sent.Answer, false);
+                return (method == "tools/list" ? Listed(connection.ProviderName, sent.Answer) : sent.Answer, false);
             }
 
             // An incomplete result: only a bare requestState is something Nexus can answer (by asking again with it).
@@ -241,6 +282,107 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
 
             return (sent.Answer with { Message = null, Detail = $"The MCP server asked for more before it answers (resultType {Quote(type.GetString()!)}), which Nexus cannot give through this tool." }, false);
         }
+    }
+
+    private static int? Code(JsonElement error) =>
+        error.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.Number && code.TryGetInt32(out var value) ? value : null;
+
+    /// <summary>What a stateless server's tool mirrors into headers, as far as its listings told.</summary>
+    private IReadOnlyList<McpParamHeaders.Mirrored> Mirroring(string provider, string tool) =>
+        mirroring.TryGetValue(provider, out var tools) && tools.TryGetValue(tool, out var mirrored) ? mirrored : [];
+
+    private static void Mirror(Dictionary<string, string> headers, IReadOnlyList<McpParamHeaders.Mirrored> mirrored, System.Text.Json.Nodes.JsonObject body)
+    {
+        if (mirrored.Count > 0 && body["arguments"] is System.Text.Json.Nodes.JsonObject arguments)
+        {
+            foreach (var (header, value) in McpParamHeaders.For(mirrored, JsonSerializer.SerializeToElement(arguments)))
+            {
+                headers[header] = value;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A stateless server's tools/list answer, read for its tools' x-mcp-header annotations (remembered for their calls);
+    /// a tool whose annotations break the rules is left out of the listing (Streamable HTTP: a client MUST drop it).
+    /// </summary>
+    private RemoteMcpAnswer Listed(string provider, RemoteMcpAnswer answer)
+    {
+        if (answer.Message is not { } message || !message.TryGetProperty("result", out var result) || result.ValueKind != JsonValueKind.Object
+            || !result.TryGetProperty("tools", out var tools) || tools.ValueKind != JsonValueKind.Array)
+        {
+            return answer;
+        }
+
+        var known = mirroring.GetOrAdd(provider, _ => new(StringComparer.Ordinal));
+        var dropped = new List<int>();
+        var index = 0;
+        foreach (var tool in tools.EnumerateArray())
+        {
+            if (tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String)
+            {
+                var name = n.GetString()!;
+                var (mirrored, invalid) = tool.TryGetProperty("inputSchema", out var schema) ? McpParamHeaders.Read(schema) : ([], null);
+                if (invalid is not null)
+                {
+                    logger.LogWarning("The MCP server of {Provider} lists tool {Tool} with an invalid x-mcp-header annotation ({Reason}); it is left out.", provider, Quote(name), Quote(invalid));
+                    dropped.Add(index);
+                    known.TryRemove(name, out _);
+                }
+                else if (mirrored.Count == 0)
+                {
+                    known.TryRemove(name, out _);
+                }
+                else if (known.Count < MaxMirroringTools || known.ContainsKey(name))
+                {
+                    known[name] = mirrored;
+                }
+            }
+
+            index++;
+        }
+
+        if (dropped.Count == 0)
+        {
+            return answer;
+        }
+
+        var rewritten = System.Text.Json.Nodes.JsonNode.Parse(message.GetRawText())!;
+        var list = rewritten["result"]!["tools"]!.AsArray();
+        foreach (var at in Enumerable.Reverse(dropped))
+        {
+            list.RemoveAt(at);
+        }
+
+        return answer with { Message = JsonSerializer.SerializeToElement(rewritten) };
+    }
+
+    /// <summary>Lists a stateless server's tools (page after page, up to <see cref="MaxListingPages"/>) until <paramref name="tool"/> is among them.</summary>
+    private async Task<IReadOnlyList<McpParamHeaders.Mirrored>> LearnAsync(Connection connection, string tool, CancellationToken ct)
+    {
+        string? cursor = null;
+        for (var page = 0; page < MaxListingPages; page++)
+        {
+            var (listing, _) = await StatelessAsync(connection, "tools/list", cursor is null ? new { } : new { cursor }, stepUp: false, ct);
+            if (listing.Message is not { } message || !message.TryGetProperty("result", out var result) || result.ValueKind != JsonValueKind.Object)
+            {
+                break;
+            }
+
+            if (result.TryGetProperty("tools", out var tools) && tools.ValueKind == JsonValueKind.Array
+                && tools.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.Object && t.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String && n.GetString() == tool))
+            {
+                break;
+            }
+
+            cursor = result.TryGetProperty("nextCursor", out var next) && next.ValueKind == JsonValueKind.String ? next.GetString() : null;
+            if (cursor is null)
+            {
+                break;
+            }
+        }
+
+        return Mirroring(connection.ProviderName, tool);
     }
 
     /// <summary>Whether a JSON-RPC error is UnsupportedProtocolVersion whose data lists <paramref name="version"/> among the supported ones.</summary>

@@ -237,6 +237,74 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStatelessServersToolThatMirrorsArgumentsIntoHeadersGetsThemOnceItsListingIsKnown()
+    {
+        // The official C# SDK's server checks Mcp-Param-* headers against the body (x-mcp-header): a call without them
+        // is refused with -32020 before the tool runs. Nexus then lists the tools, learns the annotations and sends the
+        // call again with the headers.
+        await using var modern = await SdkMcpServer.StartAsync(statelessOnly: true);
+        var connection = await ConnectionAsync(url: modern.BaseUrl + "/mcp");
+        var calls = server.Services.GetRequiredService<McpRemoteCalls>();
+        static string? Text(RemoteMcpAnswer answer) => answer.Message?.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString();
+
+        var answer = await calls.RequestAsync(connection, "tools/call", new { name = "query", arguments = new { region = "eu-west-1", dryRun = true, sql = "select 1" } },
+            TestContext.Current.CancellationToken);
+
+        Assert.Equal("select 1 in eu-west-1 (dry run)", Text(answer));
+        var seen = modern.Requests.ToList();
+        Assert.Equal([(400, ""), (400, "tools/call"), (200, "tools/list"), (200, "tools/call")], seen.Select(r => (r.Status, r.McpMethod)));
+        Assert.Empty(seen[1].Params);
+        Assert.Equal(new Dictionary<string, string> { ["Mcp-Param-Region"] = "eu-west-1", ["Mcp-Param-DryRun"] = "true" }, seen[3].Params);
+
+        // Remembered: the next call carries them at once, a value that is not plain ASCII in its base64 form.
+        modern.Requests.Clear();
+        answer = await calls.RequestAsync(connection, "tools/call", new { name = "query", arguments = new { region = "région", dryRun = false, sql = "select 2" } },
+            TestContext.Current.CancellationToken);
+        Assert.Equal("select 2 in région", Text(answer));
+        var only = Assert.Single(modern.Requests);
+        Assert.Equal(("=?base64?csOpZ2lvbg==?=", "false"), (only.Params["Mcp-Param-Region"], only.Params["Mcp-Param-DryRun"]));
+    }
+
+    [Fact]
+    public async Task AStatelessServersToolWhoseHeaderAnnotationsBreakTheRulesIsLeftOutOfItsListing()
+    {
+        remote.Routes["/mcp"] = async context =>
+        {
+            var message = (await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement;
+            var id = message.GetProperty("id").GetInt32();
+            if (message.GetProperty("method").GetString() == "initialize")
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, error = new { code = -32022, message = "Unsupported protocol version", data = new { supported = new[] { "2026-07-28" }, requested = "2025-11-25" } } });
+                return;
+            }
+
+            static object Tool(string name, object property) => new { name, inputSchema = new { type = "object", properties = new { value = property } } };
+            await context.Response.WriteAsJsonAsync(new
+            {
+                jsonrpc = "2.0",
+                id,
+                result = new
+                {
+                    tools = new[]
+                    {
+                        Tool("mirrors", new Dictionary<string, object> { ["type"] = "string", ["x-mcp-header"] = "Region" }),
+                        Tool("plain", new { type = "string" }),
+                        Tool("a-number", new Dictionary<string, object> { ["type"] = "number", ["x-mcp-header"] = "Ratio" }),
+                        Tool("in-items", new { type = "array", items = new Dictionary<string, object> { ["type"] = "string", ["x-mcp-header"] = "Item" } }),
+                        Tool("not-a-token", new Dictionary<string, object> { ["type"] = "string", ["x-mcp-header"] = "Two words" }),
+                    },
+                },
+            });
+        };
+        var connection = await ConnectionAsync();
+
+        var listed = await server.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken);
+
+        Assert.Equal(["mirrors", "plain"], listed.Message!.Value.GetProperty("result").GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()));
+    }
+
+    [Fact]
     public async Task AServerThatRefusesTheHandshakeForAnotherReasonIsNotTakenForTheStatelessRevisionAndSaysWhy()
     {
         remote.Routes["/mcp"] = context =>

@@ -16,7 +16,8 @@ namespace Nexus.Server.Tests.RemoteMcp;
 /// before it answers (SSE polling: the server sent an event id, so it may close the stream and the client asks again
 /// with GET and Last-Event-ID after the stream's retry interval). With <c>statelessOnly</c>, a server of the 2026-07-28
 /// revision only (McpServerOptions.ProtocolVersion: it refuses the initialize handshake), whose <c>echo</c> answers at
-/// once. Each request is recorded with its headers and status.
+/// once, and whose <c>query</c> mirrors two arguments into headers (x-mcp-header), which the SDK checks against the
+/// body. Each request is recorded with its headers and status.
 /// </summary>
 public sealed class SdkMcpServer : IAsyncDisposable
 {
@@ -33,8 +34,11 @@ public sealed class SdkMcpServer : IAsyncDisposable
     /// <summary>The retry interval the tool's stream tells the client to wait before it asks again.</summary>
     public TimeSpan Retry { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>One request as the server saw it (absent headers empty), and when its answer ended.</summary>
-    public sealed record Seen(string Method, string LastEventId, string Version, string McpMethod, string McpName, int Status, DateTimeOffset Started, DateTimeOffset Ended);
+    /// <summary>One request as the server saw it (absent headers empty; Params: its Mcp-Param-* headers), and when its answer ended.</summary>
+    public sealed record Seen(string Method, string LastEventId, string Version, string McpMethod, string McpName, int Status, DateTimeOffset Started, DateTimeOffset Ended)
+    {
+        public IReadOnlyDictionary<string, string> Params { get; init; } = new Dictionary<string, string>();
+    }
 
     public ConcurrentQueue<Seen> Requests { get; } = new();
 
@@ -80,7 +84,10 @@ public sealed class SdkMcpServer : IAsyncDisposable
             {
                 var headers = context.Request.Headers;
                 server.Requests.Enqueue(new Seen(context.Request.Method, headers["Last-Event-ID"].ToString(), headers["MCP-Protocol-Version"].ToString(),
-                    headers["Mcp-Method"].ToString(), headers["Mcp-Name"].ToString(), context.Response.StatusCode, started, DateTimeOffset.UtcNow));
+                    headers["Mcp-Method"].ToString(), headers["Mcp-Name"].ToString(), context.Response.StatusCode, started, DateTimeOffset.UtcNow)
+                {
+                    Params = headers.Where(h => h.Key.StartsWith("Mcp-Param-", StringComparison.OrdinalIgnoreCase)).ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
+                });
                 if (server.polling && HttpMethods.IsPost(context.Request.Method))
                 {
                     server.callEnded.TrySetResult();
@@ -116,5 +123,9 @@ public sealed class SdkMcpServer : IAsyncDisposable
 
         [McpServerTool(Name = "echo"), Description("Echoes its text.")]
         public static string Echo(string text) => "echo: " + text;
+
+        /// <summary>A tool whose region and dry-run flag are mirrored into Mcp-Param-Region and Mcp-Param-DryRun (x-mcp-header).</summary>
+        [McpServerTool(Name = "query"), Description("Runs a query in a region.")]
+        public static string Query([McpHeader("Region")] string region, [McpHeader("DryRun")] bool dryRun, string sql) => $"{sql} in {region}{(dryRun ? " (dry run)" : "")}";
     }
 }
