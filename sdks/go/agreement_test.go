@@ -168,6 +168,51 @@ func TestWaitUntilActiveEndsAtOnceWhenAPollIsAnsweredWithA500(t *testing.T) {
 	}
 }
 
+func TestWaitUntilActiveEndsAtOnceWhenAPollIsAnsweredWithA502OfAPermanentCode(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Retry-After", "0")
+		writeProblem(w, 502, "token_request_failed", nil)
+	}
+	// A minute to wait: polling through the refusal would show as a second poll and a *WaitTimeoutError.
+	_, err := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1})).WaitUntilActive(context.Background(), "conn_1", time.Minute)
+	var un *UnavailableError
+	var wt *WaitTimeoutError
+	if !errors.As(err, &un) || un.StatusCode != 502 || un.Code != "token_request_failed" || errors.As(err, &wt) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	if n := f.count("GET /v1/connections/"); n != 1 {
+		t.Fatalf("%d polls, want 1", n)
+	}
+}
+
+func TestWaitUntilActiveKeepsPollingThroughA502WithoutACodeOrWithATransientOneAndThroughReconnecting(t *testing.T) {
+	f := newFakeNexus(t)
+	f.conn = func(w http.ResponseWriter, r *http.Request, n int64) {
+		conn := map[string]interface{}{"connection_id": "conn_1", "status": "active", "provider": "p", "workspace_id": "ws", "scopes": []string{"a"}}
+		switch n {
+		case 1:
+			w.Header().Set("Retry-After", "0")
+			writeProblem(w, 502, "upstream_unreachable", nil)
+		case 2:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(502)
+			_, _ = w.Write([]byte("<html>Bad Gateway</html>"))
+		case 3:
+			writeProblem(w, 504, "upstream_timeout", nil)
+		case 4:
+			conn["reconnecting"] = true
+			writeJSON(w, 200, conn)
+		default:
+			writeJSON(w, 200, conn)
+		}
+	}
+	conn, err := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1})).WaitUntilActive(context.Background(), "conn_1", time.Minute)
+	if err != nil || conn.Status != StatusActive || conn.Reconnecting || f.count("GET /v1/connections/") != 5 {
+		t.Fatalf("got %v, %v after %d polls", conn, err, f.count("GET /v1/connections/"))
+	}
+}
+
 func TestATransientNexusProblemThroughTheBridgeIsRetriedForAnIdempotentMethodButNotForAPOSTAProviders503OrALongRetryAfter(t *testing.T) {
 	f := newFakeNexus(t)
 	// Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's 200;

@@ -315,10 +315,12 @@ func (c *Client) SubmitCredentials(ctx context.Context, id string, fields map[st
 // Reconnecting is true (a reconnect waits for the user's consent; the connection keeps its status, active or
 // attention_required, meanwhile) the wait goes on: it ends when the consent completed (active, not reconnecting) or
 // failed (Reconnecting false again, and the status then decides). A
-// transient failure of a poll (*UnavailableError, *RateLimitedError, Nexus unreachable or too slow) does not end the
-// wait: polling goes on (not sooner than the answer's Retry-After) until the connection is active or the wait ends. Any
-// other error ends it at once, a 500 internal_error (*APIError) among them: a 500 is a bug in Nexus, not a passing
-// state, and polling through it would only hide it. When timeout (if > 0) or ctx ends the wait first, the error is
+// transient failure of a poll (*RateLimitedError; *UnavailableError without a Nexus code or with a transient one, as
+// the retry policy decides; Nexus unreachable or too slow) does not end the wait: polling goes on (not sooner than the
+// answer's Retry-After) until the connection is active or the wait ends. Any other error ends it at once: a 500
+// internal_error (*APIError), a bug in Nexus, not a passing state, that polling through would only hide; and a
+// 502/503/504 *UnavailableError with another code (token_request_failed, aws_assume_role_failed, …), a refusal that
+// asking again does not change. When timeout (if > 0) or ctx ends the wait first, the error is
 // *WaitTimeoutError, which matches the context's error with errors.Is and, when the last poll failed transiently, that
 // failure too (errors.As finds the *UnavailableError or *RateLimitedError; Last holds it).
 func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Duration) (*Connection, error) {
@@ -353,10 +355,13 @@ func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Du
 		case ctx.Err() != nil:
 			return nil, &WaitTimeoutError{ConnectionID: id, LastStatus: orUnknown(last), Err: ctx.Err(), Last: lastErr}
 		default:
+			// What the retry policy retries (a 429; a 502/503/504 without a Nexus code or with a transient one:
+			// transientCode), and a poll that timed out. A 502/503/504 with another code is a refusal that the next
+			// poll would get again.
 			var un *UnavailableError
 			var rl *RateLimitedError
 			var tr *transportError
-			if !errors.As(err, &un) && !errors.As(err, &rl) && !errors.As(err, &tr) {
+			if !(errors.As(err, &un) && transientCode(un.Code)) && !errors.As(err, &rl) && !errors.As(err, &tr) {
 				return nil, err
 			}
 			lastErr = err

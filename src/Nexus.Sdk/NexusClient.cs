@@ -229,11 +229,13 @@ public sealed class NexusClient : IDisposable
     /// user's consent keeps polling, whatever the status) and returns it. Throws <see cref="NexusAttentionRequiredException"/> or
     /// <see cref="NexusConnectionNotActiveException"/> (failed) as soon as it cannot become active, and
     /// <see cref="TimeoutException"/> when <paramref name="timeout"/> passes first. A poll that fails transiently
-    /// (<see cref="NexusUnavailableException"/>, <see cref="NexusRateLimitedException"/>, Nexus unreachable or too slow)
-    /// does not end the wait: polling goes on (not sooner than its Retry-After) until the timeout, and then that last
-    /// error is thrown, since it, not the user's consent, is why the connection was not seen active. Any other error ends
-    /// the wait at once, a 500 <c>internal_error</c> (a <see cref="NexusException"/> with <see cref="NexusException.StatusCode"/>
-    /// 500) among them: a 500 is a bug in Nexus, not a passing state, and polling through it would only hide it.
+    /// (<see cref="NexusRateLimitedException"/>; <see cref="NexusUnavailableException"/> without a Nexus code or with one
+    /// of <see cref="TransientCodes"/>, as the retry policy decides; Nexus unreachable or too slow) does not end the
+    /// wait: polling goes on (not sooner than its Retry-After) until the timeout, and then that last error is thrown,
+    /// since it, not the user's consent, is why the connection was not seen active. Any other error ends the wait at
+    /// once: a 500 <c>internal_error</c> (a <see cref="NexusException"/> with <see cref="NexusException.StatusCode"/>
+    /// 500), a bug in Nexus, not a passing state, and polling through it would only hide it; and a 502/503/504 with
+    /// another code (<c>token_request_failed</c>, <c>aws_assume_role_failed</c>, …), a refusal that asking again does not change.
     /// </summary>
     public async Task<Connection> WaitUntilActiveAsync(string connectionId, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
@@ -289,9 +291,19 @@ public sealed class NexusClient : IDisposable
         }
     }
 
-    /// <summary>A failure the next call may not meet: Nexus unavailable or rate limiting, unreachable, or too slow (not the caller's cancellation).</summary>
-    private static bool IsTransient(Exception e, CancellationToken cancellationToken) =>
-        e is NexusRetryableException or HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
+    /// <summary>
+    /// A failure the next call may not meet: a 429, or a 502/503/504 that the retry policy retries (no Nexus code, or a
+    /// transient one: <see cref="IsTransient(HttpStatusCode, string?)"/>), Nexus unreachable, or too slow (not the
+    /// caller's cancellation). A 502/503/504 with another code (<c>token_request_failed</c>, <c>redirect_refused</c>,
+    /// <c>aws_assume_role_failed</c>, …) is a refusal that asking again does not change.
+    /// </summary>
+    private static bool IsTransient(Exception e, CancellationToken cancellationToken) => e switch
+    {
+        NexusRetryableException { StatusCode: { } status } retryable => IsTransient(status, retryable.Problem is { } problem ? ProblemCode(problem) : null),
+        HttpRequestException => true,
+        OperationCanceledException => !cancellationToken.IsCancellationRequested,
+        _ => false,
+    };
 
     /// <summary>
     /// <c>DELETE /v1/connections/{id}</c>: revokes at the provider (best effort) and deletes; drops the cached credential.
@@ -862,21 +874,21 @@ public sealed class NexusClient : IDisposable
         try
         {
             using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return null;
-            }
-
-            return Json.String(root, "code") ?? (Json.String(root, "type") is { } type && type.StartsWith(ProblemTypePrefix, StringComparison.Ordinal)
-                ? type[ProblemTypePrefix.Length..]
-                : null);
+            return ProblemCode(document.RootElement);
         }
         catch (JsonException)
         {
             return null;
         }
     }
+
+    /// <summary>Nexus's code in a JSON answer's root: its <c>code</c>, else what its <c>type</c> names after <c>urn:nexus:problem:</c>; null for another value.</summary>
+    private static string? ProblemCode(JsonElement root) =>
+        root.ValueKind != JsonValueKind.Object
+            ? null
+            : Json.String(root, "code") ?? (Json.String(root, "type") is { } type && type.StartsWith(ProblemTypePrefix, StringComparison.Ordinal)
+                ? type[ProblemTypePrefix.Length..]
+                : null);
 
     /// <summary>Exponential backoff with full jitter, never sooner than Retry-After (plus up to 10 % jitter), capped at MaxRetryDelay.</summary>
     internal TimeSpan Backoff(int attempt, TimeSpan? retryAfter)

@@ -1,6 +1,12 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
 namespace Nexus.Sdk;
 
-/// <summary>Settings of a <see cref="NexusClient"/>. <see cref="FromEnvironment"/> reads <c>NEXUS_URL</c> and <c>NEXUS_API_KEY</c>.</summary>
+/// <summary>
+/// Settings of a <see cref="NexusClient"/>. <see cref="FromEnvironment"/> reads <c>NEXUS_URL</c> and <c>NEXUS_API_KEY</c>.
+/// Neither <see cref="ToString"/> nor System.Text.Json shows the API key (<see cref="NexusApiKeyJsonConverter"/>: <c>"[redacted]"</c>).
+/// </summary>
 public sealed class NexusClientOptions
 {
     /// <summary>The environment variable holding Nexus's base URL.</summary>
@@ -12,7 +18,8 @@ public sealed class NexusClientOptions
     /// <summary>Nexus's base URL, e.g. <c>https://nexus.example.com</c>.</summary>
     public Uri? BaseUrl { get; set; }
 
-    /// <summary>The gateway API key sent as <c>X-API-Key</c>. Never logged, never part of a message.</summary>
+    /// <summary>The gateway API key sent as <c>X-API-Key</c>. Never logged, never part of a message; <c>"[redacted]"</c> in JSON.</summary>
+    [JsonConverter(typeof(NexusApiKeyJsonConverter))]
     public string? ApiKey { get; set; }
 
     /// <summary>Timeout of each HTTP call to Nexus (not of <see cref="NexusClient.WaitUntilActiveAsync"/>); a call that times out is not retried. Default 30 s.</summary>
@@ -92,4 +99,29 @@ public sealed class NexusClientOptions
 
     /// <inheritdoc/>
     public override string ToString() => $"NexusClientOptions {{ BaseUrl = {BaseUrl}, ApiKey = {(string.IsNullOrEmpty(ApiKey) ? "(none)" : "***")} }}";
+}
+
+/// <summary>
+/// Writes <see cref="NexusClientOptions.ApiKey"/> as <c>"[redacted]"</c> (null stays null, an empty key empty), as
+/// <see cref="NexusCredentialJsonConverter"/> writes a credential's values. Reads a key as it is, but not
+/// <c>"[redacted]"</c>: options written to JSON and read back do not carry their key, and must not pass that text to
+/// Nexus as one.
+/// </summary>
+public sealed class NexusApiKeyJsonConverter : JsonConverter<string>
+{
+    /// <inheritdoc/>
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        var key = reader.GetString();
+        return key == NexusCredentialJsonConverter.Redacted
+            ? throw new JsonException("The API key in this JSON was redacted when it was written: set NexusClientOptions.ApiKey or NEXUS_API_KEY.")
+            : key;
+    }
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.WriteStringValue(string.IsNullOrEmpty(value) ? "" : NexusCredentialJsonConverter.Redacted);
+    }
 }

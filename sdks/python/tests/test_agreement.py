@@ -136,6 +136,38 @@ class AgreementTests(unittest.TestCase):
         self.assertEqual(1, script.calls)
         self.assertEqual([], self.time.sleeps)
 
+    def test_wait_until_active_ends_at_once_when_a_poll_is_answered_with_a_502_of_a_permanent_code(self):
+        script = Scripted(problem(502, "token_request_failed", {"Retry-After": "0"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        # A minute to wait: polling through the refusal would show as more polls and sleeps.
+        with self.assertRaises(Unavailable) as caught:
+            self.client.wait_until_active("c1", timeout=60, poll_interval=0.5)
+        self.assertNotIsInstance(caught.exception, NexusTimeout)
+        self.assertEqual((502, "token_request_failed"), (caught.exception.http_status, caught.exception.code))
+        self.assertEqual(1, script.calls)
+        self.assertEqual([], self.time.sleeps)
+
+    def test_wait_until_active_keeps_polling_through_a_502_without_a_code_or_with_a_transient_one_and_through_reconnecting(self):
+        script = Scripted(problem(502, "upstream_unreachable", {"Retry-After": "0"}),
+                          (502, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>"),
+                          problem(504, "upstream_timeout"),
+                          js(200, {"connection_id": "c1", "status": "active", "reconnecting": True}),
+                          js(200, {"connection_id": "c1", "status": "active"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        connection = self.client.wait_until_active("c1", timeout=60, poll_interval=0.5)
+        self.assertTrue(connection.is_active)
+        self.assertFalse(connection.reconnecting)
+        self.assertEqual(5, script.calls)
+
+    def test_the_async_wait_until_active_ends_at_once_when_a_poll_is_answered_with_a_502_of_a_permanent_code(self):
+        script = Scripted(problem(502, "token_request_failed", {"Retry-After": "0"}))
+        self.server.route("GET", r"/v1/connections/c1", script)
+        client = AsyncNexusClient(client=self.client)
+        with self.assertRaises(Unavailable) as caught:
+            asyncio.run(client.wait_until_active("c1", timeout=10, poll_interval=0.001))
+        self.assertEqual((502, "token_request_failed"), (caught.exception.http_status, caught.exception.code))
+        self.assertEqual(1, script.calls)
+
     def test_a_21st_redirect_through_the_bridge_is_an_error_as_it_is_directly(self):
         elsewhere = FakeServer()
         self.addCleanup(elsewhere.close)

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import json
 import re
+import socket
 import subprocess
 import sys
 import unittest
@@ -22,7 +23,7 @@ from nexus_sdk import httpx as nexus_httpx
 from nexus_sdk import requests as nexus_requests
 from nexus_sdk import sigv4
 from nexus_sdk import urllib as nexus_urllib
-from support import FakeServer, js, problem
+from support import HANG_UP, FakeServer, js, problem
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 AWS = {"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
@@ -226,6 +227,52 @@ class ApplyTests(unittest.TestCase):
         self.assertNotIn("pre_q-", str(asyncio.run(run()).url))
         # The key did go to the provider, in the query.
         self.assertTrue(all("api_key=pre_q-" in s.path for s in self.server.seen if s.path.startswith("/api/c_query")))
+
+    def test_a_query_api_key_is_not_in_the_request_of_an_httpx_error_raised_before_any_answer(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        refused = "http://127.0.0.1:%d/x?page=2" % sock.getsockname()[1]
+        sock.close()
+
+        def check(error):
+            url = str(error.request.url)
+            self.assertNotIn("pre_q-", url)
+            self.assertIn("page=2", url)
+            self.assertIn("api_key=", url)
+            for text in (str(error), repr(error), *map(str, error.args)):
+                self.assertNotIn("pre_q-", text)
+
+        with httpx.Client(auth=nexus_httpx.NexusAuth(self.client, "c_query"), timeout=5) as h:
+            with self.assertRaises(httpx.ConnectError) as caught:
+                h.get(refused)
+        check(caught.exception)
+
+        async def run():
+            async with httpx.AsyncClient(auth=nexus_httpx.NexusAuth(self.client, "c_query"), timeout=5) as h:
+                await h.get(refused)
+        with self.assertRaises(httpx.ConnectError) as caught:
+            asyncio.run(run())
+        check(caught.exception)
+
+        # A redirect's hop on the same origin, which the hook gave the key, and no answer to it.
+        self.server.route("GET", r"/api/c_query/moved\?.*", lambda seen, m: (302, {"Location": "/api/c_query/gone?page=2"}, b""))
+        self.server.route("GET", r"/api/c_query/gone\?.*", lambda seen, m: HANG_UP)
+        for client in (httpx.Client, httpx.AsyncClient):
+            hooks = nexus_httpx.EVENT_HOOKS if client is httpx.Client else nexus_httpx.ASYNC_EVENT_HOOKS
+            h = client(auth=nexus_httpx.NexusAuth(self.client, "c_query"), timeout=5, follow_redirects=True, event_hooks=hooks)
+            with self.assertRaises(httpx.RemoteProtocolError) as caught:
+                if client is httpx.Client:
+                    with h:
+                        h.get(self.server.url + "/api/c_query/moved?page=1")
+                else:
+                    async def hop():
+                        async with h:
+                            await h.get(self.server.url + "/api/c_query/moved?page=1")
+                    asyncio.run(hop())
+            self.assertIn("/api/c_query/gone", str(caught.exception.request.url))
+            check(caught.exception)
+        # The key did go, to the first address and to the hop.
+        self.assertEqual(2, sum(1 for s in self.server.seen if s.path.startswith("/api/c_query/gone?") and "api_key=pre_q-1" in s.path))
 
     def test_a_query_api_key_replaces_one_already_in_the_url(self):
         creds = self.client.credentials("c_query")

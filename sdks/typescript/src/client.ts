@@ -340,12 +340,13 @@ export class Nexus {
    * Polls the connection until it is `active` and not `reconnecting` (a reconnect waiting for the user's consent keeps
    * polling, whatever the status) and returns it. Throws AttentionRequiredError or NotActiveError when
    * it ends up `attention_required` or `failed`, TimeoutError when it is still pending after `timeoutMs`. A poll that
-   * fails transiently (what the retry policy retries: a 429 RateLimitedError, a 502/503/504 UnavailableError, a
-   * NetworkError; and a request's TimeoutError) does not end the wait: polling goes on (not sooner than the answer's
-   * `retryAfter`) until the deadline, and then that last error is thrown, since it, not the user's consent, is why the
-   * connection was not seen active. Any other error ends the wait at once, a 500 `internal_error` among them (a
-   * RequestError with `status` 500): a 500 is a bug in Nexus, not a passing state, and polling through it would only
-   * hide it.
+   * fails transiently (what the retry policy retries: a 429 RateLimitedError, a 502/503/504 UnavailableError without a
+   * Nexus code or with one of TRANSIENT_CODES, a NetworkError; and a request's TimeoutError) does not end the wait:
+   * polling goes on (not sooner than the answer's `retryAfter`) until the deadline, and then that last error is thrown,
+   * since it, not the user's consent, is why the connection was not seen active. Any other error ends the wait at once:
+   * a 500 `internal_error` (a RequestError with `status` 500), a bug in Nexus, not a passing state, that polling
+   * through would only hide; and a 502/503/504 UnavailableError with another code (`token_request_failed`, …), a
+   * refusal that asking again does not change.
    */
   async waitUntilActive(connectionId: string, options: WaitOptions = {}): Promise<Connection> {
     const timeoutMs = options.timeoutMs ?? 300_000;
@@ -372,7 +373,7 @@ export class Nexus {
               409, "connection_not_active", undefined, connectionId, connection.status, connection.error ?? undefined);
         }
       } catch (error) {
-        if (!isTransient(error)) {
+        if (!isTransient(error) || isRefusal(error)) {
           throw error;
         }
         transient = error;
@@ -783,6 +784,14 @@ function isTransientCode(code: string): boolean {
 }
 
 /**
+ * A 502/503/504 that is Nexus's refusal (a code not in TRANSIENT_CODES: `token_request_failed`, `redirect_refused`,
+ * `aws_assume_role_failed`, …): the retry policy does not send it again, and waitUntilActive does not poll through it.
+ */
+function isRefusal(error: unknown): boolean {
+  return error instanceof UnavailableError && !isTransientCode(error.code);
+}
+
+/**
  * The wait before attempt `attempt + 1`, or undefined when `error` must be thrown now: the retry policy's one
  * decision, for calls to Nexus's API and requests through the Bridge alike. Only transient errors (isRetryable: 429,
  * 502/503/504 without a Nexus code or with one of TRANSIENT_CODES, a connection that failed before any answer) of
@@ -793,7 +802,7 @@ function isTransientCode(code: string): boolean {
  * @internal
  */
 export function retryDelay(error: NexusError, attempt: number, idempotent: boolean, retry: Required<RetryOptions>, random: () => number): number | undefined {
-  if (!isRetryable(error) || !idempotent || attempt >= retry.maxAttempts || (error instanceof UnavailableError && !isTransientCode(error.code))) {
+  if (!isRetryable(error) || !idempotent || attempt >= retry.maxAttempts || isRefusal(error)) {
     return undefined;
   }
   const cap = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
@@ -990,7 +999,8 @@ function isRetryable(error: unknown): error is RateLimitedError | UnavailableErr
 
 /**
  * A failure that may be over by the next poll of waitUntilActive: what the retry policy retries (isRetryable), and a
- * request that timed out (Nexus slow, not answering wrongly). A 500 is not: it ends the wait at once.
+ * request that timed out (Nexus slow, not answering wrongly). A 500 is not: it ends the wait at once; so does a
+ * refusal (isRefusal), which the wait tests apart. Fetching credentials serves cached ones over any of these.
  */
 function isTransient(error: unknown): error is RateLimitedError | UnavailableError | NetworkError | TimeoutError {
   return isRetryable(error) || error instanceof TimeoutError;

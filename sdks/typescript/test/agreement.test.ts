@@ -147,6 +147,37 @@ test("wait until active ends at once when a poll is answered with a 500", async 
   assert.equal(server.count(`GET /v1/connections/${id}`), 1);
 });
 
+test("wait until active ends at once when a poll is answered with a 502 of a permanent code", async () => {
+  const id = newId();
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => problem(res, 502, "token_request_failed", {}, { "Retry-After": "0" }));
+  // 10 s to wait (the clock moves 1 s a read): polling through the refusal would show as about 10 polls.
+  const error = await client().waitUntilActive(id, { timeoutMs: 10_000, intervalMs: 1 }).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error));
+  assert.ok(!(error instanceof TimeoutError));
+  assert.equal(error.status, 502);
+  assert.equal(error.code, "token_request_failed");
+  assert.equal(server.count(`GET /v1/connections/${id}`), 1);
+});
+
+test("wait until active keeps polling through a 502 without a code or with a transient one and through reconnecting", async () => {
+  const id = newId();
+  let polls = 0;
+  server.on("GET", new RegExp(`^/v1/connections/${id}$`), (_req, res) => {
+    polls++;
+    if (polls === 1) problem(res, 502, "upstream_unreachable", {}, { "Retry-After": "0" });
+    else if (polls === 2) {
+      res.writeHead(502, { "content-type": "text/html" });
+      res.end("<html>Bad Gateway</html>");
+    } else if (polls === 3) problem(res, 504, "upstream_timeout");
+    else if (polls === 4) json(res, 200, connection(id, "active", { reconnecting: true }));
+    else json(res, 200, connection(id, "active"));
+  });
+  const active = await client().waitUntilActive(id, { timeoutMs: 60_000, intervalMs: 1 });
+  assert.equal(active.status, "active");
+  assert.equal(active.reconnecting, false);
+  assert.equal(polls, 5);
+});
+
 test("a transient Nexus problem through the Bridge is retried for an idempotent method but not for a POST, a provider's 503 or a long Retry-After", async () => {
   const id = newId();
   // Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's 200;

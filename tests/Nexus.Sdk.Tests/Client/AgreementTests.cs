@@ -163,6 +163,49 @@ public sealed class AgreementTests
     }
 
     [Fact]
+    public async Task Wait_until_active_ends_at_once_when_a_poll_is_answered_with_a_502_of_a_permanent_code()
+    {
+        var polls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ =>
+            {
+                Interlocked.Increment(ref polls);
+                return Task.FromResult(FakeNexus.Problem(HttpStatusCode.BadGateway, "token_request_failed", retryAfter: TimeSpan.Zero));
+            },
+        };
+        // A minute to wait: polling through the refusal would show as a second poll.
+        using var client = new NexusClient(NoRetries(new SteppingClock()), fake);
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.WaitUntilActiveAsync("conn_1", TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken));
+        Assert.Equal(HttpStatusCode.BadGateway, error.StatusCode);
+        Assert.Equal("token_request_failed", error.Code);
+        Assert.Equal(1, polls);
+    }
+
+    [Fact]
+    public async Task Wait_until_active_keeps_polling_through_a_502_without_a_code_or_with_a_transient_one_and_through_reconnecting()
+    {
+        var polls = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(Interlocked.Increment(ref polls) switch
+            {
+                1 => FakeNexus.Problem(HttpStatusCode.BadGateway, "upstream_unreachable", retryAfter: TimeSpan.Zero),
+                2 => FakeNexus.Json("<html>Bad Gateway</html>", HttpStatusCode.BadGateway, "text/html"),
+                3 => FakeNexus.Problem(HttpStatusCode.GatewayTimeout, "upstream_timeout"),
+                4 => FakeNexus.Json(Active.Replace("\"active\"", "\"active\",\"reconnecting\":true", StringComparison.Ordinal)),
+                _ => FakeNexus.Json(Active),
+            }),
+        };
+        using var client = new NexusClient(NoRetries(new SteppingClock()), fake);
+
+        var connection = await client.WaitUntilActiveAsync("conn_1", TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken);
+        Assert.True(connection.IsActive);
+        Assert.Equal(5, polls);
+    }
+
+    [Fact]
     public async Task A_transient_Nexus_problem_through_the_Bridge_is_retried_for_an_idempotent_method_but_not_for_a_POST_a_providers_503_or_a_long_Retry_After()
     {
         // Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's

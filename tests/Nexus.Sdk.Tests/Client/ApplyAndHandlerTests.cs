@@ -66,6 +66,30 @@ public sealed class ApplyAndHandlerTests
         Assert.DoesNotContain(Secret, requested.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void No_API_key_appears_in_the_JSON_of_options_which_keeps_the_other_settings()
+    {
+        var options = FakeNexus.Options();
+        var json = System.Text.Json.JsonSerializer.Serialize(options);
+        Assert.DoesNotContain(FakeNexus.ApiKey, json, StringComparison.Ordinal);
+        Assert.Contains("\"ApiKey\":\"[redacted]\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"BaseUrl\":\"http://nexus.test\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"MaxRetries\":2", json, StringComparison.Ordinal);
+        var camel = System.Text.Json.JsonSerializer.Serialize(new { options }, System.Text.Json.JsonSerializerOptions.Web);
+        Assert.DoesNotContain(FakeNexus.ApiKey, camel, StringComparison.Ordinal);
+        Assert.Contains("\"apiKey\":\"[redacted]\"", camel, StringComparison.Ordinal);
+        Assert.Contains("\"apiKey\":null", System.Text.Json.JsonSerializer.Serialize(new NexusClientOptions(), System.Text.Json.JsonSerializerOptions.Web),
+            StringComparison.Ordinal);
+        Assert.Equal("NexusClientOptions { BaseUrl = http://nexus.test/, ApiKey = *** }", options.ToString());
+    }
+
+    [Fact]
+    public void Options_read_from_JSON_keep_their_API_key_but_a_redacted_one_is_refused()
+    {
+        Assert.Equal("nxk_1", System.Text.Json.JsonSerializer.Deserialize<NexusClientOptions>("""{"BaseUrl":"http://nexus.test","ApiKey":"nxk_1"}""")!.ApiKey);
+        Assert.Throws<System.Text.Json.JsonException>(() => System.Text.Json.JsonSerializer.Deserialize<NexusClientOptions>("""{"ApiKey":"[redacted]"}"""));
+    }
+
     [Theory]
     [InlineData("oauth2", "\"access_token\":\"SECRET\"", "")]
     [InlineData("api_key", "\"api_key\":\"SECRET\"", ",\"in\":\"header\",\"name\":\"X-Key\"")]

@@ -477,12 +477,13 @@ class NexusClient:
         """Polls the connection until it is ``active`` and not ``reconnecting`` (a reconnect waiting for the user's
         consent keeps polling, whatever the status). Raises ``AttentionRequired``/``NotActive`` as soon as it is
         ``attention_required``/``failed``, ``NexusTimeout`` after ``timeout`` seconds. A poll that fails transiently
-        (a ``RetryableError``: what the retry policy retries, ``RateLimited``, ``Unavailable`` for a 502/503/504 or
-        Nexus unreachable; and a poll that timed out) does not end the wait: polling goes on (not sooner than its
-        ``retry_after``) until the deadline, and then that last error is raised, since it, not the user's consent, is
-        why the connection was not seen active. Any other error ends the wait at once, a 500 ``internal_error`` among
-        them (a ``NexusError`` with ``http_status`` 500): a 500 is a bug in Nexus, not a passing state, and polling
-        through it would only hide it."""
+        (a ``RetryableError``: what the retry policy retries, ``RateLimited``, ``Unavailable`` for a 502/503/504
+        without a Nexus code or with one of ``TRANSIENT_CODES``, or Nexus unreachable; and a poll that timed out) does
+        not end the wait: polling goes on (not sooner than its ``retry_after``) until the deadline, and then that last
+        error is raised, since it, not the user's consent, is why the connection was not seen active. Any other error
+        ends the wait at once: a 500 ``internal_error`` (a ``NexusError`` with ``http_status`` 500), a bug in Nexus,
+        not a passing state, that polling through would only hide; and an ``Unavailable`` 502/503/504 with another
+        code (``token_request_failed``, …), a refusal that asking again does not change."""
         deadline = self._monotonic() + timeout
         interval = poll_interval
         while True:
@@ -492,6 +493,8 @@ class NexusClient:
             try:
                 connection = self.get_connection(connection_id, timeout=max(0.1, min(self.timeout, remaining)))
             except RetryableError as e:  # 429, 502/503/504, no answer (a timeout too); not a 500
+                if _refusal(e):
+                    raise
                 transient = e
                 wait = max(wait, e.retry_after or 0.0)
             else:
@@ -725,12 +728,17 @@ TRANSIENT_CODES = frozenset({"upstream_unreachable", "upstream_timeout", "databa
 
 def _transient(e: RetryableError) -> bool:
     """What the retry policy retries: a ``RetryableError`` (429, 502/503/504, no answer at all) but a timeout (Nexus
-    may be working on the call) and a 502/503/504 whose Nexus code is not in ``TRANSIENT_CODES`` (no code at all, a
-    proxy's answer, is retried). A 500 is not a ``RetryableError`` (``internal_error`` is a bug, not a passing
-    state). ``wait_until_active`` polls through every ``RetryableError``, a timeout too."""
-    if e._timed_out:
-        return False
-    return e.http_status not in (502, 503, 504) or not e.code or e.code in TRANSIENT_CODES
+    may be working on the call) and a refusal (``_refusal``). A 500 is not a ``RetryableError`` (``internal_error``
+    is a bug, not a passing state). ``wait_until_active`` polls through every ``RetryableError`` but a refusal, a
+    timeout too."""
+    return not e._timed_out and not _refusal(e)
+
+
+def _refusal(e: RetryableError) -> bool:
+    """A 502/503/504 whose Nexus code is not in ``TRANSIENT_CODES`` (``token_request_failed``, ``redirect_refused``,
+    ``aws_assume_role_failed``, …): a refusal that asking again does not change. One without a code (a proxy's
+    answer) is not."""
+    return e.http_status in (502, 503, 504) and bool(e.code) and e.code not in TRANSIENT_CODES
 
 
 def is_nexus_problem(response: HttpResponse) -> bool:

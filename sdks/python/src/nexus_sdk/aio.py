@@ -14,7 +14,7 @@ import asyncio
 import functools
 from typing import Any, AsyncIterator, Callable, Iterable, List, Mapping, Optional, TypeVar
 
-from ._client import Connection, ConnectionPage, ConnectionRequest, NexusClient
+from ._client import Connection, ConnectionPage, ConnectionRequest, NexusClient, _refusal
 from ._credentials import Body, Credentials
 from ._http import HttpResponse
 
@@ -98,8 +98,8 @@ class AsyncNexusClient:
     async def wait_until_active(self, connection_id: str, timeout: float = 300.0, *, poll_interval: float = 0.5,
                                 max_poll_interval: float = 5.0) -> Connection:
         """Polls without holding an executor thread between polls; polls through transient errors until the
-        deadline, then raises the last one, and ends at once on any other error (a 500 among them), as the
-        synchronous client does."""
+        deadline, then raises the last one, and ends at once on any other error (a 500, a 502/503/504 refusal), as
+        the synchronous client does."""
         from ._errors import NexusTimeout, RetryableError
 
         loop = asyncio.get_running_loop()
@@ -111,6 +111,8 @@ class AsyncNexusClient:
             try:
                 connection = await self.get_connection(connection_id)
             except RetryableError as e:  # 429, 502/503/504, no answer (a timeout too); not a 500
+                if _refusal(e):
+                    raise
                 transient = e
                 wait = max(wait, e.retry_after or 0.0)
             else:

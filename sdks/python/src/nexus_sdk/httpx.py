@@ -30,9 +30,9 @@ class _Mark:
     """What the auth put on a request, kept in its ``extensions`` (which httpx hands on to every redirect's request):
     where the credential may go, the headers that carry it, whether the redirect hook ran, and, for a connection's
     credentials (not the Bridge's key), the request the auth sent and the auth, to apply them again to a redirect's
-    request on their origin."""
+    request on their origin, and the redirects' requests they were applied to (``hops``)."""
 
-    __slots__ = ("stays", "names", "guarded", "request", "auth")
+    __slots__ = ("stays", "names", "guarded", "request", "auth", "hops")
 
     def __init__(self, stays: Callable[[str], bool], names: Iterable[str], request: _httpx.Request,
                  auth: "Optional[NexusAuth]" = None) -> None:
@@ -41,6 +41,7 @@ class _Mark:
         self.guarded = False
         self.request = request
         self.auth = auth
+        self.hops: List[_httpx.Request] = []
 
 
 def _hop(request: _httpx.Request) -> "Optional[_Mark]":
@@ -70,6 +71,7 @@ def strip_credentials_off_origin(request: _httpx.Request) -> None:
     if mark is not None and mark.auth is not None:
         request.read()
         mark.auth._apply(request, mark.auth.client.credentials(mark.auth.connection_id))
+        mark.hops.append(request)
 
 
 async def async_strip_credentials_off_origin(request: _httpx.Request) -> None:
@@ -82,6 +84,7 @@ async def async_strip_credentials_off_origin(request: _httpx.Request) -> None:
         if creds is None:
             creds = await asyncio.get_running_loop().run_in_executor(None, auth.client.credentials, auth.connection_id)
         auth._apply(request, creds)
+        mark.hops.append(request)
 
 
 #: ``httpx.Client(auth=..., follow_redirects=True, event_hooks=EVENT_HOOKS)``.
@@ -114,16 +117,22 @@ def _same_origin_as(url: str) -> Callable[[str], bool]:
     return lambda other: origin_of(other) == origin
 
 
-def _redact_answered(creds: Credentials, request: _httpx.Request, response: _httpx.Response) -> None:
+def _redact_sent(creds: Credentials, mark: _Mark, response: Optional[_httpx.Response]) -> None:
     """Once the requests are sent, an API key in the query leaves the URLs of the answer (which
-    ``raise_for_status()`` prints: ``response.url`` is its request's) and of the redirects before it."""
+    ``raise_for_status()`` prints: ``response.url`` is its request's) and of the redirects before it. Without an
+    answer (``response`` None: httpx closes the auth flow before the error it raises reaches the caller, a refused
+    connection, a timeout, a hang-up), it leaves the URLs of the requests it was put on, the error's ``.request``
+    among them."""
     if creds._query is None:
         return
-    for sent in [request] + [r.request for r in response.history] + [response.request]:
-        url = str(sent.url)
+    sent = [mark.request] + mark.hops
+    if response is not None:
+        sent += [r.request for r in response.history] + [response.request]
+    for request in sent:
+        url = str(request.url)
         redacted = creds._redact_url(url)
         if redacted != url:
-            sent.url = _httpx.URL(redacted)
+            request.url = _httpx.URL(redacted)
 
 
 class NexusAuth(_httpx.Auth):
@@ -152,8 +161,9 @@ class NexusAuth(_httpx.Auth):
         creds = self.client.credentials(self.connection_id)
         self._apply(request, creds)
         mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names(), self)
-        response = yield request
+        response: Optional[_httpx.Response] = None
         try:
+            response = yield request
             _check_followed(response, mark)
             # A 401 from another host (a redirect's, which got no credentials) says nothing about them.
             if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
@@ -163,7 +173,8 @@ class NexusAuth(_httpx.Auth):
                 self._apply(request, fresh)
                 response = yield request
         finally:
-            _redact_answered(creds, request, response)
+            # Also when httpx closes the flow at a yield (GeneratorExit): the request got no answer.
+            _redact_sent(creds, mark, response)
 
     auth_flow = sync_auth_flow
 
@@ -175,8 +186,9 @@ class NexusAuth(_httpx.Auth):
             creds = await loop.run_in_executor(None, self.client.credentials, self.connection_id)
         self._apply(request, creds)
         mark = _mark(request, _same_origin_as(str(request.url)), creds._header_names(), self)
-        response = yield request
+        response: Optional[_httpx.Response] = None
         try:
+            response = yield request
             _check_followed(response, mark)
             if response.status_code == 401 and self.retry_on_401 and mark.stays(str(response.request.url)):
                 fresh = await loop.run_in_executor(
@@ -186,7 +198,8 @@ class NexusAuth(_httpx.Auth):
                 self._apply(request, fresh)
                 response = yield request
         finally:
-            _redact_answered(creds, request, response)
+            # Also when httpx closes the flow at a yield (GeneratorExit): the request got no answer.
+            _redact_sent(creds, mark, response)
 
 
 class NexusBridgeAuth(_httpx.Auth):
