@@ -16,7 +16,7 @@ namespace Nexus.Server.Bridge;
 /// (SigV4 then signs UNSIGNED-PAYLOAD, which S3 accepts).
 /// </summary>
 internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, ILogger<BridgeForwarder> logger, OutboundNetworkGuard guard, Observability.NexusMetrics? metrics = null,
-    OpenTelemetry.Trace.TracerProvider? tracing = null) : IDisposable
+    OpenTelemetry.Trace.TracerProvider? tracing = null, IHostApplicationLifetime? lifetime = null) : IDisposable
 {
     public const int ReplayableBodyBytes = 1024 * 1024;
 
@@ -460,6 +460,11 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // it after the read began still ends that read). An answer with a Content-Length ends when that much came.
         var idle = TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds);
         var remaining = chunked ? null : upstreamResponse.Content.Headers.ContentLength;
+        // An event stream has no end of its own: when Nexus stops, it ends here (the caller's EventSource reconnects, to
+        // another instance), or Kestrel's drain would wait for it the whole shutdown timeout, which the refreshes still
+        // in flight wait within after it (RefreshWorker.StopAsync). Answers with an end are left to finish.
+        var stopping = remaining is null && lifetime is not null && IsEventStream(upstreamResponse) ? lifetime.ApplicationStopping : CancellationToken.None;
+        using var stopped = stopping.UnsafeRegister(static source => ((CancellationTokenSource)source!).Cancel(), timeout);
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
@@ -468,15 +473,23 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             {
                 var reading = body.ReadAsync(buffer, timeout.Token);
                 int read;
-                if (reading.IsCompleted)
+                try
                 {
-                    read = reading.GetAwaiter().GetResult();
+                    if (reading.IsCompleted)
+                    {
+                        read = reading.GetAwaiter().GetResult();
+                    }
+                    else
+                    {
+                        timeout.CancelAfter(idle);
+                        read = await reading;
+                        timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+                    }
                 }
-                else
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested && !ct.IsCancellationRequested)
                 {
-                    timeout.CancelAfter(idle);
-                    read = await reading;
-                    timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+                    logger.LogDebug("An event stream from {Host} ended because Nexus is stopping.", uri.Host);
+                    break;
                 }
 
                 if (read == 0)
@@ -493,6 +506,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    private static bool IsEventStream(HttpResponseMessage response) =>
+        response.Content.Headers.NonValidated.TryGetValues("Content-Type", out var type)
+        && type.FirstOrDefault() is { } value && value.AsSpan().TrimStart().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// A redirect inside the provider's API (a renamed repository's 301, a paginated export's 302) points back at the

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nexus.Sdk.Aws;
@@ -75,7 +76,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
     }
 
     /// <summary>Replaces the forwarder the host calls with one built from these Bridge options (and BASE_URL, if given).</summary>
-    private void UseForwarder(BridgeOptions bridge, string? baseUrl = null, TimeProvider? time = null)
+    private void UseForwarder(BridgeOptions bridge, string? baseUrl = null, TimeProvider? time = null, IHostApplicationLifetime? lifetime = null)
     {
         forwarder?.Dispose();
         var options = new NexusOptions { Bridge = bridge };
@@ -84,7 +85,7 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
             options.BaseUrl = baseUrl;
         }
 
-        forwarder = new BridgeForwarder(options, time ?? TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard());
+        forwarder = new BridgeForwarder(options, time ?? TimeProvider.System, NullLogger<BridgeForwarder>.Instance, LoopbackGuard(), lifetime: lifetime);
     }
 
     private async Task<JsonElement> GetJsonAsync(string path, Action<HttpRequestMessage>? configure = null)
@@ -815,6 +816,29 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public async Task AnEventStreamEndsCleanlyWhenNexusStops()
+    {
+        // A provider's event stream has no end of its own: left open, Kestrel's drain would wait for it the whole
+        // shutdown timeout. At ApplicationStopping the Bridge ends it as a stream ends (the caller's EventSource
+        // reconnects), after what the provider sent.
+        var lifetime = new Microsoft.Extensions.Hosting.Internal.ApplicationLifetime(NullLogger<Microsoft.Extensions.Hosting.Internal.ApplicationLifetime>.Instance);
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 30 }, lifetime: lifetime);
+        target = new BridgeTarget(new Uri(echo.BaseUrl), new UpstreamCredential.Bearer("secret-access-token"));
+        var ct = TestContext.Current.CancellationToken;
+
+        using var response = await http.GetAsync("/bridge/events", HttpCompletionOption.ResponseHeadersRead, ct);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        Assert.Equal("data: first", await reader.ReadLineAsync(ct));
+        Assert.Equal("", await reader.ReadLineAsync(ct));
+
+        lifetime.StopApplication();
+
+        // The end of the stream, not an error (an aborted answer throws here).
+        Assert.Null(await reader.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), ct));
     }
 
     private static OutboundNetworkGuard LoopbackGuard() =>

@@ -99,6 +99,15 @@ public sealed class EchoUpstream : IAsyncDisposable
             await StartPartialBodyAsync(context, first, chunked);
             await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
         });
+        // An event stream that sends one event and then nothing more, until the caller goes.
+        app.MapGet("/events", async (HttpContext context) =>
+        {
+            await Record(context);
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync("data: first\n\n", context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+        });
         // An OpenID provider whose discovery document stops after its first bytes (issuer: BaseUrl + "/stalled-issuer").
         app.MapGet("/stalled-issuer/.well-known/openid-configuration", async (HttpContext context) =>
         {
