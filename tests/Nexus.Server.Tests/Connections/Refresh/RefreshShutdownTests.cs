@@ -60,6 +60,50 @@ public sealed class RefreshShutdownTests
         Assert.Equal(0, scene.Upstream.Reuses);
     }
 
+    [Fact]
+    public async Task StoppingWhileAResourceTokensMintIsWithTheAuthorizationServerWaitsForItAndTheRotatedRefreshTokenIsKept()
+    {
+        // Entra's further resources: a mint redeems the connection's single-use refresh token, like a refresh.
+        var waiting = new LogSignal("refreshes in flight before stopping");
+        var entra = new ResourceTokensTests.EntraFixture
+        {
+            Configure = s => s["Logging:LogLevel:Nexus.Server.Connections.Refresh"] = "Information",
+            Services = s => s.AddSingleton<ILoggerProvider>(waiting),
+        };
+        await entra.InitializeAsync();
+        await using var _ = entra;
+        var (id, _) = await entra.Kit.ConnectAsync(ResourceTokensTests.EntraFixture.Provider, workspace: "ws-" + Guid.NewGuid().ToString("N")[..8]);
+
+        // A read of the short-lived resource's token whose caller gives up once the mint is at the authorization server.
+        var gate = entra.Entra.MintGate = new Gate();
+        using var gaveUp = new CancellationTokenSource();
+        using var request = entra.Kit.Gateway(HttpMethod.Get, $"/v1/token/{id}?resource=short");
+        var read = entra.Server.Http.SendAsync(request, gaveUp.Token);
+        await gate.Arrived.WaitAsync(Patience, Ct);
+        await gaveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read);
+
+        // The instance stops: it waits for the mint, whose answer (and rotated refresh token) is still to come.
+        var stopping = entra.Server.DisposeAsync().AsTask();
+        Assert.Same(waiting.Logged, await Task.WhenAny(waiting.Logged, stopping).WaitAsync(Patience, Ct));
+        Assert.False(stopping.IsCompleted);
+        gate.Release();
+        await stopping.WaitAsync(Patience, Ct);
+
+        // Another instance mints with the rotated refresh token: none is presented twice.
+        await using var next = await NexusTestServer.StartAsync(entra.Database, s =>
+        {
+            s["ENCRYPTION_KEY"] = entra.Server.EncryptionKey;
+            s["API_KEY"] = entra.Server.ApiKey;
+            s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
+            s["Nexus:Refresh:BackgroundEnabled"] = "false";
+        }, services: s => s.AddSingleton(entra.Catalog));
+        var (status, body) = await new BrokerKit(next, null!).SendAsync(HttpMethod.Get, $"/v1/token/{id}?resource=short");
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        Assert.StartsWith("at-short-", body.GetProperty("credentials").GetProperty("access_token").GetString());
+        Assert.Equal(0, entra.Entra.ReusedRefreshTokens);
+    }
+
     /// <summary>Completes when a log line containing the text is written.</summary>
     private sealed class LogSignal(string text) : ILoggerProvider, ILogger
     {

@@ -192,12 +192,20 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
 
         public BrokerKit Kit { get; private set; } = null!;
 
+        /// <summary>The catalog with the Entra-like entry (another Nexus on the same database needs it too).</summary>
+        internal ProviderCatalog Catalog { get; private set; } = null!;
+
+        /// <summary>More settings and services for the Nexus (a fixture made by a test for itself).</summary>
+        public Action<Dictionary<string, string?>>? Configure { get; init; }
+
+        public Action<IServiceCollection>? Services { get; init; }
+
         public async ValueTask InitializeAsync()
         {
             Entra = await EntraLike.StartAsync();
             Database = await TestDatabase.CreateAsync();
             var resource = (string name, string? apiBase) => new ProviderResource { Description = name, Scopes = [EntraLike.ResourceScope(name), "offline_access"], ApiBaseUrl = apiBase };
-            var catalog = new ProviderCatalog(new CatalogDocument
+            var catalog = Catalog = new ProviderCatalog(new CatalogDocument
             {
                 Version = 1,
                 Providers = new()
@@ -228,7 +236,12 @@ public sealed class ResourceTokensTests(ResourceTokensTests.EntraFixture fixture
             {
                 s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
                 s["Nexus:AuditTokenReadIntervalSeconds"] = "0";
-            }, services: services => services.AddSingleton(catalog));
+                Configure?.Invoke(s);
+            }, services: services =>
+            {
+                services.AddSingleton(catalog);
+                Services?.Invoke(services);
+            });
             Kit = new BrokerKit(Server, null!);
             await Server.AdminJsonAsync(HttpMethod.Post, "/v1/providers", new { name = Provider, catalog = "entralike", client_id = Entra.ClientId, client_secret = Entra.ClientSecret },
                 HttpStatusCode.Created);
