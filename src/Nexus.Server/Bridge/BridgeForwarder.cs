@@ -460,10 +460,12 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         // it after the read began still ends that read). An answer with a Content-Length ends when that much came.
         var idle = TimeSpan.FromSeconds(options.Bridge.TimeoutSeconds);
         var remaining = chunked ? null : upstreamResponse.Content.Headers.ContentLength;
-        // An event stream has no end of its own: when Nexus stops, it ends here (the caller's EventSource reconnects, to
-        // another instance), or Kestrel's drain would wait for it the whole shutdown timeout, which the refreshes still
-        // in flight wait within after it (RefreshWorker.StopAsync). Answers with an end are left to finish.
-        var stopping = remaining is null && lifetime is not null && IsEventStream(upstreamResponse) ? lifetime.ApplicationStopping : CancellationToken.None;
+        // A GET's event stream has no end of its own (an EventSource, MCP's listening stream): when Nexus stops, it ends
+        // here (the caller reconnects, to another instance), or Kestrel's drain would wait for it the whole shutdown
+        // timeout, which the refreshes still in flight wait within after it (RefreshWorker.StopAsync). Other answers are
+        // left to finish, a POST's event stream among them: an MCP tool call's, which ends with the tool's result.
+        var stopping = remaining is null && lifetime is not null && HttpMethods.IsGet(context.Request.Method) && IsEventStream(upstreamResponse)
+            ? lifetime.ApplicationStopping : CancellationToken.None;
         using var stopped = stopping.UnsafeRegister(static source => ((CancellationTokenSource)source!).Cancel(), timeout);
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(ct);
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
@@ -471,10 +473,10 @@ internal sealed class BridgeForwarder(NexusOptions options, TimeProvider time, I
         {
             while (remaining is not <= 0)
             {
-                var reading = body.ReadAsync(buffer, timeout.Token);
                 int read;
                 try
                 {
+                    var reading = body.ReadAsync(buffer, timeout.Token);
                     if (reading.IsCompleted)
                     {
                         read = reading.GetAwaiter().GetResult();

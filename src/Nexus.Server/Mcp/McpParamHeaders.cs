@@ -18,6 +18,13 @@ internal static class McpParamHeaders
     /// <summary>The largest integer a header may carry (the JavaScript safe range, ±(2^53 − 1)).</summary>
     private const long MaxSafeInteger = 9_007_199_254_740_991;
 
+    /// <summary>
+    /// Bounds on what one tool may ask for, so that a server's listing cannot make Nexus keep (and send) without end:
+    /// headers per tool, characters in a header's name, properties in a path and characters in each. A tool past them
+    /// is invalid, as one breaking the revision's rules is.
+    /// </summary>
+    internal const int MaxHeaders = 32, MaxNameLength = 128, MaxDepth = 16, MaxPropertyLength = 256;
+
     /// <summary>One mirrored argument: its path from the arguments' root (property names) and its header's name.</summary>
     public sealed record Mirrored(string[] Path, string Header);
 
@@ -25,6 +32,7 @@ internal static class McpParamHeaders
     public static (IReadOnlyList<Mirrored> Mirrored, string? Invalid) Read(JsonElement inputSchema)
     {
         var found = new List<Mirrored>();
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         string? invalid = null;
         Walk(inputSchema, []);
         return (found, invalid);
@@ -62,7 +70,7 @@ internal static class McpParamHeaders
                     case "properties" when member.Value.ValueKind == JsonValueKind.Object:
                         foreach (var property in member.Value.EnumerateObject())
                         {
-                            Walk(property.Value, path is null ? null : [.. path, property.Name]);
+                            Walk(property.Value, path is null || path.Length >= MaxDepth || property.Name.Length > MaxPropertyLength ? null : [.. path, property.Name]);
                         }
 
                         break;
@@ -79,28 +87,51 @@ internal static class McpParamHeaders
         {
             if (path is not { Length: > 0 })
             {
-                return "x-mcp-header is on a schema that is not a property reached through properties alone";
+                return $"x-mcp-header is on a schema that is not a property reached through properties alone (or one deeper than {MaxDepth}, or named longer than {MaxPropertyLength})";
             }
 
-            if (header.ValueKind != JsonValueKind.String || header.GetString() is not { Length: > 0 } name || !name.All(IsTokenChar))
+            if (header.ValueKind != JsonValueKind.String || header.GetString() is not { Length: > 0 and <= MaxNameLength } name || !name.All(IsTokenChar))
             {
-                return $"x-mcp-header of '{string.Join('.', path)}' is not a header name (RFC 9110 token)";
+                return $"x-mcp-header of '{string.Join('.', path)}' is not a header name (an RFC 9110 token of at most {MaxNameLength} characters)";
             }
 
-            // "number" is not allowed: a float's text is not one value (1.0, 1, 1e0).
-            if (!property.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() is not ("string" or "integer" or "boolean"))
+            // "number" is not allowed: a float's text is not one value (1.0, 1, 1e0). A nullable one (["string", "null"])
+            // is its type: a null argument is not mirrored.
+            if (!property.TryGetProperty("type", out var type) || TypeOf(type) is not ("string" or "integer" or "boolean"))
             {
                 return $"x-mcp-header '{name}' is on '{string.Join('.', path)}', which is not of type string, integer or boolean";
             }
 
-            if (found.Any(f => f.Header.Equals(name, StringComparison.OrdinalIgnoreCase)))
+            if (!names.Add(name))
             {
                 return $"x-mcp-header '{name}' is used twice";
+            }
+
+            if (names.Count > MaxHeaders)
+            {
+                return $"more than {MaxHeaders} arguments are mirrored into headers";
             }
 
             found.Add(new Mirrored(path, name));
             return null;
         }
+    }
+
+    /// <summary>A schema's type: its "type" string, or the one type beside "null" in a type array; else null.</summary>
+    private static string? TypeOf(JsonElement type)
+    {
+        if (type.ValueKind == JsonValueKind.String)
+        {
+            return type.GetString();
+        }
+
+        if (type.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        var types = type.EnumerateArray().Where(t => !(t.ValueKind == JsonValueKind.String && t.GetString() == "null")).ToList();
+        return types is [{ ValueKind: JsonValueKind.String } only] ? only.GetString() : null;
     }
 
     /// <summary>
@@ -128,8 +159,8 @@ internal static class McpParamHeaders
                 JsonValueKind.True => "true",
                 JsonValueKind.False => "false",
                 // 42.0 is the integer 42 (servers compare integers as numbers).
-                JsonValueKind.Number when value.TryGetInt64(out var whole) && Math.Abs(whole) <= MaxSafeInteger => whole.ToString(CultureInfo.InvariantCulture),
-                JsonValueKind.Number when value.TryGetDouble(out var number) && Math.Abs(number) <= MaxSafeInteger && number == Math.Floor(number)
+                JsonValueKind.Number when value.TryGetInt64(out var whole) && whole is >= -MaxSafeInteger and <= MaxSafeInteger => whole.ToString(CultureInfo.InvariantCulture),
+                JsonValueKind.Number when value.TryGetDouble(out var number) && number is >= -MaxSafeInteger and <= MaxSafeInteger && number == Math.Floor(number)
                     => ((long)number).ToString(CultureInfo.InvariantCulture),
                 _ => null,
             };

@@ -50,6 +50,15 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
 
     private const int MaxMirroringTools = 1000;
 
+    /// <summary>
+    /// Tools whose server refused a call for its headers and whose listing then taught nothing new, when that was (a
+    /// timestamp): not listed again for <see cref="RelistPause"/>, so a server that refuses every call costs one
+    /// listing a minute, not one per call.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Provider, string Tool), long> fruitlessRelists = new();
+
+    private static readonly TimeSpan RelistPause = TimeSpan.FromMinutes(1);
+
     /// <summary>How many pages of tools/list are read to learn a tool's x-mcp-header annotations after a header mismatch.</summary>
     private const int MaxListingPages = 10;
 
@@ -249,11 +258,21 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             // Streamable HTTP, Custom Headers from Tool Parameters: after a header mismatch the client SHOULD list the tools
             // again (their annotations may have changed, or were never seen here) and retry. Once: the server refused the
             // call before running it, so it is safe to send again.
-            if (calling && !relisted && sent.ServerError is { } mismatch && Code(mismatch) == HeaderMismatch)
+            if (calling && !relisted && sent.ServerError is { } mismatch && Code(mismatch) == HeaderMismatch
+                && !(fruitlessRelists.TryGetValue((connection.ProviderName, named!), out var at) && time.GetElapsedTime(at) < RelistPause))
             {
                 relisted = true;
                 var learned = await LearnAsync(connection, named!, ct);
-                if (!McpParamHeaders.Same(learned, mirrored))
+                if (McpParamHeaders.Same(learned, mirrored))
+                {
+                    if (fruitlessRelists.Count >= MaxMirroringTools)
+                    {
+                        fruitlessRelists.Clear();
+                    }
+
+                    fruitlessRelists[(connection.ProviderName, named!)] = time.GetTimestamp();
+                }
+                else
                 {
                     foreach (var stale in headers.Keys.Where(k => k.StartsWith(McpParamHeaders.Prefix, StringComparison.OrdinalIgnoreCase)).ToList())
                     {
@@ -316,6 +335,8 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
 
         var known = mirroring.GetOrAdd(provider, _ => new(StringComparer.Ordinal));
         var dropped = new List<int>();
+        var invalidTools = new List<string>();
+        string? firstReason = null;
         var index = 0;
         foreach (var tool in tools.EnumerateArray())
         {
@@ -325,7 +346,12 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
                 var (mirrored, invalid) = tool.TryGetProperty("inputSchema", out var schema) ? McpParamHeaders.Read(schema) : ([], null);
                 if (invalid is not null)
                 {
-                    logger.LogWarning("The MCP server of {Provider} lists tool {Tool} with an invalid x-mcp-header annotation ({Reason}); it is left out.", provider, Quote(name), Quote(invalid));
+                    firstReason ??= invalid;
+                    if (invalidTools.Count < 10)
+                    {
+                        invalidTools.Add(Quote(name));
+                    }
+
                     dropped.Add(index);
                     known.TryRemove(name, out _);
                 }
@@ -347,6 +373,10 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
             return answer;
         }
 
+        // One line per listing (the server may list many such tools, and be listed often).
+        logger.LogWarning("The MCP server of {Provider} lists {Count} tool(s) with invalid x-mcp-header annotations, left out: {Tools} (the first: {Reason}).",
+            provider, dropped.Count, string.Join(", ", invalidTools), Quote(firstReason!));
+
         var rewritten = System.Text.Json.Nodes.JsonNode.Parse(message.GetRawText())!;
         var list = rewritten["result"]!["tools"]!.AsArray();
         foreach (var at in Enumerable.Reverse(dropped))
@@ -358,28 +388,37 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     }
 
     /// <summary>Lists a stateless server's tools (page after page, up to <see cref="MaxListingPages"/>) until <paramref name="tool"/> is among them.</summary>
+    /// <remarks>Within twice Nexus:Bridge:TimeoutSeconds in all: past that the call's refusal is its answer.</remarks>
     private async Task<IReadOnlyList<McpParamHeaders.Mirrored>> LearnAsync(Connection connection, string tool, CancellationToken ct)
     {
-        string? cursor = null;
-        for (var page = 0; page < MaxListingPages; page++)
+        using var budget = new Hosting.Deadline(TimeSpan.FromSeconds(2 * Math.Max(1, options.Bridge.TimeoutSeconds)), time, ct);
+        try
         {
-            var (listing, _) = await StatelessAsync(connection, "tools/list", cursor is null ? new { } : new { cursor }, stepUp: false, ct);
-            if (listing.Message is not { } message || !message.TryGetProperty("result", out var result) || result.ValueKind != JsonValueKind.Object)
+            string? cursor = null;
+            for (var page = 0; page < MaxListingPages; page++)
             {
-                break;
-            }
+                var (listing, _) = await StatelessAsync(connection, "tools/list", cursor is null ? new { } : new { cursor }, stepUp: false, budget.Token);
+                if (listing.Message is not { } message || !message.TryGetProperty("result", out var result) || result.ValueKind != JsonValueKind.Object)
+                {
+                    break;
+                }
 
-            if (result.TryGetProperty("tools", out var tools) && tools.ValueKind == JsonValueKind.Array
-                && tools.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.Object && t.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String && n.GetString() == tool))
-            {
-                break;
-            }
+                if (result.TryGetProperty("tools", out var tools) && tools.ValueKind == JsonValueKind.Array
+                    && tools.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.Object && t.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String && n.GetString() == tool))
+                {
+                    break;
+                }
 
-            cursor = result.TryGetProperty("nextCursor", out var next) && next.ValueKind == JsonValueKind.String ? next.GetString() : null;
-            if (cursor is null)
-            {
-                break;
+                cursor = result.TryGetProperty("nextCursor", out var next) && next.ValueKind == JsonValueKind.String ? next.GetString() : null;
+                if (cursor is null)
+                {
+                    break;
+                }
             }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // Out of time: what was learned so far is what there is.
         }
 
         return Mirroring(connection.ProviderName, tool);

@@ -841,6 +841,31 @@ public sealed class BridgeForwarderTests : IAsyncLifetime
         Assert.Null(await reader.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), ct));
     }
 
+    [Fact]
+    public async Task APostsEventStreamIsLeftToFinishWhenNexusStops()
+    {
+        // An MCP tool call's answer is a POST's event stream that ends with the tool's result: the tool has run, so
+        // cutting it at a stop would lose the result (and a retry would run the tool again). It finishes in the drain.
+        var lifetime = new Microsoft.Extensions.Hosting.Internal.ApplicationLifetime(NullLogger<Microsoft.Extensions.Hosting.Internal.ApplicationLifetime>.Instance);
+        UseForwarder(new BridgeOptions { TimeoutSeconds = 30 }, lifetime: lifetime);
+        target = new BridgeTarget(new Uri(echo.BaseUrl), new UpstreamCredential.Bearer("secret-access-token"));
+        var gate = echo.EventsGate = new Gate();
+        var ct = TestContext.Current.CancellationToken;
+
+        using var post = new HttpRequestMessage(HttpMethod.Post, "/bridge/events") { Content = new StringContent("{}", Encoding.UTF8, "application/json") };
+        using var response = await http.SendAsync(post, HttpCompletionOption.ResponseHeadersRead, ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        Assert.Equal("data: first", await reader.ReadLineAsync(ct));
+        await gate.Arrived.WaitAsync(TimeSpan.FromSeconds(30), ct);
+
+        lifetime.StopApplication();
+        gate.Release();
+
+        string?[] rest = [await reader.ReadLineAsync(ct), await reader.ReadLineAsync(ct), await reader.ReadLineAsync(ct)];
+        Assert.Equal(new[] { "", "data: last", "" }, rest);
+        Assert.Null(await reader.ReadLineAsync(ct));
+    }
+
     private static OutboundNetworkGuard LoopbackGuard() =>
         new(new NexusOptions { AllowInsecureUpstreams = true }, new Microsoft.Extensions.Hosting.Internal.HostingEnvironment { EnvironmentName = "Test" }, NullLogger<OutboundNetworkGuard>.Instance);
 }

@@ -33,6 +33,9 @@ public sealed class EchoUpstream : IAsyncDisposable
     /// <summary>When set, /protected waits here before it answers (a race staged by events).</summary>
     public Gate? ProtectedGate { get; set; }
 
+    /// <summary>Where a POST to /events waits between its first event and its last (as an MCP tool call's answer does).</summary>
+    public Gate? EventsGate { get; set; }
+
     public Received Last => Requests.Last();
 
     /// <summary>
@@ -107,6 +110,20 @@ public sealed class EchoUpstream : IAsyncDisposable
             await context.Response.WriteAsync("data: first\n\n", context.RequestAborted);
             await context.Response.Body.FlushAsync(context.RequestAborted);
             await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+        });
+        // A POST's event stream (an MCP tool call's answer): a first event, then, once EventsGate lets it, the last, and its end.
+        app.MapPost("/events", async (HttpContext context) =>
+        {
+            await Record(context);
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync("data: first\n\n", context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            if (echo.EventsGate is { } gate)
+            {
+                await gate.PassAsync(context.RequestAborted);
+            }
+
+            await context.Response.WriteAsync("data: last\n\n", context.RequestAborted);
         });
         // An OpenID provider whose discovery document stops after its first bytes (issuer: BaseUrl + "/stalled-issuer").
         app.MapGet("/stalled-issuer/.well-known/openid-configuration", async (HttpContext context) =>

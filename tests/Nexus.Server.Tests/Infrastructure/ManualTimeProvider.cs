@@ -29,6 +29,18 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
+    /// <summary>How many timers are armed now (set to a due time, neither fired nor disposed since).</summary>
+    public int Armed
+    {
+        get
+        {
+            lock (gate)
+            {
+                return timers.Count;
+            }
+        }
+    }
+
     public override DateTimeOffset GetUtcNow()
     {
         lock (gate)

@@ -36,11 +36,43 @@ public sealed class McpParamHeadersTests
     [InlineData("""{"type":"object","properties":{"v":{"type":"string","x-mcp-header":"Région"}}}""", "is not a header name")]
     [InlineData("""{"type":"object","properties":{"v":{"type":"string","x-mcp-header":7}}}""", "is not a header name")]
     [InlineData("""{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"Same"},"b":{"type":"string","x-mcp-header":"SAME"}}}""", "is used twice")]
+    [InlineData("""{"type":"object","properties":{"v":{"type":["string","integer"],"x-mcp-header":"V"}}}""", "not of type string, integer or boolean")]
     public void AnnotationsThatBreakTheRulesMakeTheToolInvalid(string schema, string why)
     {
         var (_, invalid) = McpParamHeaders.Read(Json(schema));
         Assert.NotNull(invalid);
         Assert.Contains(why, invalid, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ANullableStringIsMirroredLikeAString()
+    {
+        var (mirrored, invalid) = McpParamHeaders.Read(Json("""{"type":"object","properties":{"region":{"type":["string","null"],"x-mcp-header":"Region"}}}"""));
+        Assert.Null(invalid);
+        Assert.Equal("Region", Assert.Single(mirrored).Header);
+    }
+
+    [Fact]
+    public void AToolCannotAskForMoreThanTheBounds()
+    {
+        string Schema(int headers, int nameLength = 1, int depth = 1)
+        {
+            var properties = string.Join(',', Enumerable.Range(0, headers).Select(i => $"\"p{i}\":{{\"type\":\"string\",\"x-mcp-header\":\"{new string('H', nameLength)}{i}\"}}"));
+            var schema = $"{{\"type\":\"object\",\"properties\":{{{properties}}}}}";
+            for (var level = 1; level < depth; level++)
+            {
+                schema = $"{{\"type\":\"object\",\"properties\":{{\"n\":{schema}}}}}";
+            }
+
+            return schema;
+        }
+
+        Assert.Null(McpParamHeaders.Read(Json(Schema(McpParamHeaders.MaxHeaders))).Invalid);
+        Assert.Contains("more than", McpParamHeaders.Read(Json(Schema(McpParamHeaders.MaxHeaders + 1))).Invalid, StringComparison.Ordinal);
+        Assert.Null(McpParamHeaders.Read(Json(Schema(1, nameLength: McpParamHeaders.MaxNameLength - 1))).Invalid);
+        Assert.Contains("is not a header name", McpParamHeaders.Read(Json(Schema(1, nameLength: McpParamHeaders.MaxNameLength))).Invalid, StringComparison.Ordinal);
+        Assert.Null(McpParamHeaders.Read(Json(Schema(1, depth: McpParamHeaders.MaxDepth))).Invalid);
+        Assert.Contains("deeper than", McpParamHeaders.Read(Json(Schema(1, depth: McpParamHeaders.MaxDepth + 1))).Invalid, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -51,12 +83,14 @@ public sealed class McpParamHeadersTests
               "s":{"type":"string","x-mcp-header":"S"}, "u":{"type":"string","x-mcp-header":"U"}, "p":{"type":"string","x-mcp-header":"P"},
               "i":{"type":"integer","x-mcp-header":"I"}, "f":{"type":"integer","x-mcp-header":"F"}, "big":{"type":"integer","x-mcp-header":"Big"},
               "t":{"type":"boolean","x-mcp-header":"T"}, "n":{"type":"string","x-mcp-header":"N"}, "o":{"type":"string","x-mcp-header":"O"},
+              "min":{"type":"integer","x-mcp-header":"Min"}, "neg":{"type":"integer","x-mcp-header":"Neg"},
               "missing":{"type":"string","x-mcp-header":"Missing"},
               "deep":{"type":"object","properties":{"x":{"type":"integer","x-mcp-header":"Deep"}}}}}
             """));
 
         var headers = McpParamHeaders.For(mirrored, Json("""
-            {"s":"eu-west-1","u":"Hello, 世界","p":" padded","i":-42,"f":42.0,"big":9007199254740992,"t":false,"n":null,"o":{"a":1},"deep":{"x":7}}
+            {"s":"eu-west-1","u":"Hello, 世界","p":" padded","i":-42,"f":42.0,"big":9007199254740992,"t":false,"n":null,"o":{"a":1},"deep":{"x":7},
+             "min":-9223372036854775808,"neg":-9007199254740991}
             """)).ToDictionary();
 
         Assert.Equal(new Dictionary<string, string>
@@ -68,6 +102,7 @@ public sealed class McpParamHeadersTests
             ["Mcp-Param-F"] = "42",
             ["Mcp-Param-T"] = "false",
             ["Mcp-Param-Deep"] = "7",
+            ["Mcp-Param-Neg"] = "-9007199254740991",
         }, headers);
     }
 }

@@ -305,6 +305,46 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AServerThatRefusesEveryCallForItsHeadersIsListedAgainOnceAMinuteNotOnEveryCall()
+    {
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        remote.Routes["/mcp"] = async context =>
+        {
+            var message = (await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement;
+            var method = message.GetProperty("method").GetString()!;
+            seen.Enqueue(method);
+            var id = message.GetProperty("id").GetInt32();
+            if (method == "tools/list")
+            {
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, result = new { tools = new[] { new { name = "stubborn", inputSchema = new { type = "object" } } } } });
+                return;
+            }
+
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsJsonAsync(method == "initialize"
+                ? new { jsonrpc = "2.0", id, error = (object)new { code = -32022, message = "Unsupported protocol version", data = new { supported = new[] { "2026-07-28" }, requested = "2025-11-25" } } }
+                : new { jsonrpc = "2.0", id, error = (object)new { code = -32020, message = "Header mismatch: Mcp-Param-Region header is missing" } });
+        };
+        var connection = await ConnectionAsync();
+        var calls = server.Services.GetRequiredService<McpRemoteCalls>();
+        var call = new { name = "stubborn", arguments = new { region = "eu" } };
+
+        var first = await calls.RequestAsync(connection, "tools/call", call, TestContext.Current.CancellationToken);
+        var second = await calls.RequestAsync(connection, "tools/call", call, TestContext.Current.CancellationToken);
+
+        // The listing taught nothing (no annotation): the refusal is the answer, and the next call within the minute
+        // is not followed by another listing. A minute later it is.
+        Assert.Equal("The MCP server answered HTTP 400: Header mismatch: Mcp-Param-Region header is missing", first.Detail);
+        Assert.Equal(first.Detail, second.Detail);
+        // (No request succeeded the stateless way, so each call starts with the handshake's refusal.)
+        Assert.Equal(["initialize", "tools/call", "tools/list", "initialize", "tools/call"], seen);
+        server.Time.Advance(TimeSpan.FromMinutes(1));
+        seen.Clear();
+        await calls.RequestAsync(connection, "tools/call", call, TestContext.Current.CancellationToken);
+        Assert.Equal(["initialize", "tools/call", "tools/list"], seen);
+    }
+
+    [Fact]
     public async Task AServerThatRefusesTheHandshakeForAnotherReasonIsNotTakenForTheStatelessRevisionAndSaysWhy()
     {
         remote.Routes["/mcp"] = context =>
