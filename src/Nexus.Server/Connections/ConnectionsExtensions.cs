@@ -2,6 +2,7 @@ using System.Data.Common;
 using Microsoft.Extensions.Options;
 using Nexus.Server.Audit;
 using Nexus.Server.Credentials;
+using Nexus.Server.Data;
 using Nexus.Server.Hosting;
 using Nexus.Server.Vault;
 
@@ -25,6 +26,7 @@ internal static class ConnectionsExtensions
         services.AddSingleton(ConnectionStore.RefreshTokenColumn);
         services.AddSingleton(ConnectionStore.PkceVerifierColumn);
         services.AddSingleton<IStartupStep, ConnectionsStartup>();
+        services.AddSingleton<IRetentionRule, ConnectionRetention>();
         services.AddSingleton<IValidateOptions<NexusOptions>, ConnectionsOptionsValidator>();
         services.AddConnectionsCommands();
         return builder;

@@ -358,6 +358,13 @@ internal sealed class RetentionOptions
     /// <summary>Days an audit event is kept; 0 (the default) keeps them all.</summary>
     [Range(0, 36_500)]
     public int AuditDays { get; set; }
+
+    /// <summary>
+    /// Days a connection nobody completed (still pending, or failed because its consent window closed, with no token
+    /// ever stored) is kept after its consent window closed; then it is removed (its id answers 404). 0 keeps them all.
+    /// </summary>
+    [Range(0, 36_500)]
+    public int AbandonedConnectionDays { get; set; } = 30;
 }
 
 /// <summary>

@@ -109,9 +109,9 @@ internal sealed class NexusOptionsValidator : IValidateOptions<NexusOptions>
             errors.Add($"Nexus:Retention:IntervalMinutes must be between 0 and 10080: how often expired tokens and old records are removed (default 60; 0 never; got {o.Retention.IntervalMinutes}).");
         }
 
-        if (o.Retention.WebhookDeliveryDays is < 0 or > 36_500 || o.Retention.AuditDays is < 0 or > 36_500)
+        if (o.Retention.WebhookDeliveryDays is < 0 or > 36_500 || o.Retention.AuditDays is < 0 or > 36_500 || o.Retention.AbandonedConnectionDays is < 0 or > 36_500)
         {
-            errors.Add("Nexus:Retention:WebhookDeliveryDays and Nexus:Retention:AuditDays must be between 0 and 36500 days (0 keeps everything).");
+            errors.Add("Nexus:Retention:WebhookDeliveryDays, Nexus:Retention:AuditDays and Nexus:Retention:AbandonedConnectionDays must be between 0 and 36500 days (0 keeps everything).");
         }
 
         if (o.Revocation.PollSeconds is < 0 or > 300)

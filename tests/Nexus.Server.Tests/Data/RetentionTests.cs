@@ -124,4 +124,40 @@ public sealed class RetentionTests
         await PurgeAsync(server);
         Assert.Equal(0, await CountAsync(server, "audit_events"));
     }
+
+    [Fact]
+    public async Task ConnectionsNobodyCompletedGoAfterTheirDaysAndEveryOtherConnectionStays()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/");
+        var provider = (await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
+            new { name = "keyed", auth_mode = "api_key", api_base_url = "https://api.example.test", api_key = new { @in = "header", name = "x-api-key" } },
+            HttpStatusCode.Created)).GetProperty("name").GetString()!;
+        async Task<string> RequestAsync() => (await server.AdminJsonAsync(HttpMethod.Post, "/v1/request-connection",
+            new { workspace_id = "ws_retention", provider_name = provider, return_url = "https://app.example.test/oauth/return" }, HttpStatusCode.Created))
+            .GetProperty("connection_id").GetString()!;
+        async Task<HttpStatusCode> ReadAsync(string id)
+        {
+            using var request = server.Admin(HttpMethod.Get, $"/v1/connections/{id}");
+            using var response = await server.Http.SendAsync(request, Ct);
+            return response.StatusCode;
+        }
+
+        // One never completed and never looked at (its row still says pending), one read after its window closed
+        // (failed, "expired"), one completed (active).
+        var (pending, expired, active) = (await RequestAsync(), await RequestAsync(), await RequestAsync());
+        await server.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{active}/credentials", new { api_key = "sk-kept" });
+        server.Time.Advance(TimeSpan.FromSeconds(server.Services.GetRequiredService<Nexus.Server.Hosting.NexusOptions>().PendingConnectionSeconds + 1));
+        Assert.Equal("failed", (await server.AdminJsonAsync(HttpMethod.Get, $"/v1/connections/{expired}")).GetProperty("status").GetString());
+
+        // Within the default 30 days of the window's close, nothing goes.
+        server.Time.Advance(TimeSpan.FromDays(29));
+        Assert.Equal(0, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
+        Assert.Equal(3, await CountAsync(server, "connections"));
+
+        server.Time.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(2, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
+        Assert.Equal((HttpStatusCode.NotFound, HttpStatusCode.NotFound, HttpStatusCode.OK), (await ReadAsync(pending), await ReadAsync(expired), await ReadAsync(active)));
+        Assert.Equal("sk-kept", (await server.AdminJsonAsync(HttpMethod.Get, $"/v1/token/{active}")).GetProperty("credentials").GetProperty("api_key").GetString());
+    }
 }
