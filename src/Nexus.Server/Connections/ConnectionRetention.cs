@@ -4,14 +4,13 @@ using Nexus.Server.Hosting;
 namespace Nexus.Server.Connections;
 
 /// <summary>
-/// Connections nobody completed are removed Nexus:Retention:AbandonedConnectionDays after their consent window closed
-/// (Data/Retention; 0 keeps them): still pending, or failed because the window closed ("expired"), and holding no
-/// token. Nothing can become of them (their state is refused; a reconnect gives one a new window, and then it no longer
-/// matches), and an app that starts a connection for every visit would otherwise grow the table for ever. Connections
-/// that held tokens, and failed ones for another reason (the provider refused the code), are kept.
-/// The (status, state_expires_at) index finds them.
+/// Connections that hold no token and never will without a new start are removed Nexus:Retention:AbandonedConnectionDays
+/// after both their consent window closed and their last change (Data/Retention; 0 keeps them): still pending (nobody
+/// completed the consent), or failed (the window closed, the person refused, the provider or authorization server
+/// refused). An app that starts a connection on every visit would otherwise grow the table for ever. Connections holding
+/// tokens, whatever their status, are kept. The (status, state_expires_at) index finds them.
 /// </summary>
-internal sealed class ConnectionRetention(NexusDatabase db, NexusOptions options) : IRetentionRule
+internal sealed class ConnectionRetention(ConnectionStore store, NexusOptions options) : IRetentionRule
 {
     public string Key => "abandoned_connections";
 
@@ -19,14 +18,5 @@ internal sealed class ConnectionRetention(NexusDatabase db, NexusOptions options
 
     public async Task<int> PurgeAsync(DateTimeOffset now, CancellationToken ct) =>
         options.Retention.AbandonedConnectionDays == 0 ? 0
-            : await Retention.DeleteAsync(db, "connections", "id",
-                "status IN (@pending, @failed) AND state_expires_at < @before AND (status = @pending OR error = @expired) AND access_token IS NULL AND refresh_token IS NULL",
-                new
-                {
-                    pending = ConnectionStatus.Pending,
-                    failed = ConnectionStatus.Failed,
-                    expired = ConnectionStore.ExpiredError,
-                    before = (now - TimeSpan.FromDays(options.Retention.AbandonedConnectionDays)).ToUnixTimeMilliseconds(),
-                },
-                ct);
+            : await store.DeleteAbandonedAsync((now - TimeSpan.FromDays(options.Retention.AbandonedConnectionDays)).ToUnixTimeMilliseconds(), ct);
 }

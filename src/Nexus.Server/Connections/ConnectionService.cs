@@ -97,8 +97,11 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
         var now = time.GetUtcNow();
         var id = SecretGenerator.Ulid("conn_", now);
         var scopes = requestedScopes is null ? provider.Scopes : requestedScopes.Distinct(StringComparer.Ordinal).ToArray();
+        // A window, as a consent has, for the grant to complete in: with none (0), a pass of ExpireStaleAsync (a listing,
+        // another instance's start) while the authorization server answers would fail the connection under it.
         var connection = new Connection(id, workspaceId, provider.Name, ConnectionStatus.Pending, string.Join(' ', scopes), returnUrl, null,
-            0, null, null, null, null, null, null, null, null, actor, now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
+            now.AddSeconds(options.PendingConnectionSeconds).ToUnixTimeMilliseconds(), null, null, null, null, null, null, null, null, actor,
+            now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
         await store.InsertAsync(connection, ct);
         await audit.RecordAsync(AuditEvents.Requested, actor, workspaceId, id, new { provider = provider.Name, scopes, grant_type = "client_credentials" }, ct);
         var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.Connect, actor, null, ct);

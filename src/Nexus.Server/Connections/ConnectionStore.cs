@@ -617,6 +617,42 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
         return deleted?.ToConnection();
     }
 
+    /// <summary>
+    /// Deletes connections that hold no token, pending or failed, whose consent window closed and which last changed
+    /// before <paramref name="before"/> (<see cref="ConnectionRetention"/>), a batch at a time; returns how many. The
+    /// condition is asked again of each deleted row (a reconnect or a credential submitted meanwhile keeps it), and each
+    /// one leaves this instance's cache.
+    /// </summary>
+    public async Task<int> DeleteAbandonedAsync(long before, CancellationToken ct)
+    {
+        const string Abandoned = "status IN (@pending, @failed) AND state_expires_at < @before AND updated_at < @before AND access_token IS NULL AND refresh_token IS NULL";
+        var parameters = new { pending = ConnectionStatus.Pending, failed = ConnectionStatus.Failed, before };
+        var total = 0;
+        while (true)
+        {
+            List<string> deleted;
+            await using (var connection = await db.OpenAsync(ct))
+            {
+                deleted = [.. await connection.QueryAsync<string>(new CommandDefinition(
+                    $"DELETE FROM connections WHERE id IN (SELECT id FROM connections WHERE {Abandoned} LIMIT {Retention.Batch}) AND ({Abandoned}) RETURNING id",
+                    parameters, cancellationToken: ct))];
+            }
+
+            foreach (var id in deleted)
+            {
+                cache.Invalidate(id);
+            }
+
+            total += deleted.Count;
+            if (deleted.Count < Retention.Batch)
+            {
+                return total;
+            }
+
+            await Task.Yield();
+        }
+    }
+
     // Copy-on-write: deletes read the current array without a lock, registrations replace it atomically.
     private ImmutableArray<Action<string>> deletedCallbacks = [];
 

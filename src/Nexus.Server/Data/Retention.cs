@@ -62,6 +62,9 @@ internal sealed class Retention(IEnumerable<IRetentionRule> rules, TimeProvider 
     /// <summary>
     /// Deletes the rows of <paramref name="table"/> matching <paramref name="where"/>, a batch at a time (a key lookup
     /// per batch: the same SQL on SQLite and PostgreSQL). The table, key and condition are this code's, never input.
+    /// The condition is asked again of each row the batch deletes: on PostgreSQL a row another session changed after the
+    /// batch's select read it (a connection reconnected, a delivery sent again) is re-read by the delete and kept when it
+    /// no longer matches; the key alone would delete it.
     /// </summary>
     public static async Task<int> DeleteAsync(NexusDatabase db, string table, string key, string where, object parameters, CancellationToken ct)
     {
@@ -72,7 +75,7 @@ internal sealed class Retention(IEnumerable<IRetentionRule> rules, TimeProvider 
             await using (var connection = await db.OpenAsync(ct))
             {
                 deleted = await connection.ExecuteAsync(new CommandDefinition(
-                    $"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {where} LIMIT {Batch})", parameters, cancellationToken: ct));
+                    $"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {where} LIMIT {Batch}) AND ({where})", parameters, cancellationToken: ct));
             }
 
             total += deleted;

@@ -360,8 +360,9 @@ internal sealed class RetentionOptions
     public int AuditDays { get; set; }
 
     /// <summary>
-    /// Days a connection nobody completed (still pending, or failed because its consent window closed, with no token
-    /// ever stored) is kept after its consent window closed; then it is removed (its id answers 404). 0 keeps them all.
+    /// Days a connection that holds no token (still pending, or failed: the window closed, the person or the provider
+    /// refused) is kept after its consent window closed and its last change; then it is removed (its id answers 404). 0
+    /// keeps them all.
     /// </summary>
     [Range(0, 36_500)]
     public int AbandonedConnectionDays { get; set; } = 30;

@@ -126,38 +126,63 @@ public sealed class RetentionTests
     }
 
     [Fact]
-    public async Task ConnectionsNobodyCompletedGoAfterTheirDaysAndEveryOtherConnectionStays()
+    public async Task ConnectionsNobodyCompletedGoDaysAfterTheirLastChangeAndEveryOtherConnectionStays()
     {
         await using var db = await TestDatabase.CreateAsync();
         await using var server = await NexusTestServer.StartAsync(db, s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/");
+        var (request, read) = await ConnectionsAsync(server);
+
+        // One never completed and never looked at (its row still says pending), one completed (active), and one read
+        // only on day 29, which is when it failed ("expired"): its last change.
+        var (pending, late, active) = (await request(), await request(), await request());
+        await server.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{active}/credentials", new { api_key = "sk-kept" });
+        server.Time.Advance(TimeSpan.FromSeconds(server.Services.GetRequiredService<Nexus.Server.Hosting.NexusOptions>().PendingConnectionSeconds + 1));
+        server.Time.Advance(TimeSpan.FromDays(29));
+        Assert.Equal(0, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
+        Assert.Equal("failed", (await server.AdminJsonAsync(HttpMethod.Get, $"/v1/connections/{late}")).GetProperty("status").GetString());
+
+        // 30 days (the default) after its window closed, the untouched one goes; the one that failed on day 29 stays.
+        server.Time.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(1, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
+        Assert.Equal((HttpStatusCode.NotFound, HttpStatusCode.OK, HttpStatusCode.OK), (await read(pending), await read(late), await read(active)));
+
+        server.Time.Advance(TimeSpan.FromDays(29));
+        Assert.Equal(1, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
+        Assert.Equal((HttpStatusCode.NotFound, HttpStatusCode.OK), (await read(late), await read(active)));
+        Assert.Equal("sk-kept", (await server.AdminJsonAsync(HttpMethod.Get, $"/v1/token/{active}")).GetProperty("credentials").GetProperty("api_key").GetString());
+    }
+
+    [Fact]
+    public async Task ConnectionsNobodyCompletedAreKeptWhenTheirDaysAreZero()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s =>
+        {
+            s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
+            s["Nexus:Retention:AbandonedConnectionDays"] = "0";
+        });
+        var (request, read) = await ConnectionsAsync(server);
+        var pending = await request();
+
+        server.Time.Advance(TimeSpan.FromDays(400));
+        Assert.Equal(0, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
+        Assert.Equal(HttpStatusCode.OK, await read(pending));
+    }
+
+    /// <summary>An api_key provider on the server: how to request a connection to it, and how a read of one answers.</summary>
+    private static async Task<(Func<Task<string>> Request, Func<string, Task<HttpStatusCode>> Read)> ConnectionsAsync(NexusTestServer server)
+    {
         var provider = (await server.AdminJsonAsync(HttpMethod.Post, "/v1/providers",
             new { name = "keyed", auth_mode = "api_key", api_base_url = "https://api.example.test", api_key = new { @in = "header", name = "x-api-key" } },
             HttpStatusCode.Created)).GetProperty("name").GetString()!;
-        async Task<string> RequestAsync() => (await server.AdminJsonAsync(HttpMethod.Post, "/v1/request-connection",
-            new { workspace_id = "ws_retention", provider_name = provider, return_url = "https://app.example.test/oauth/return" }, HttpStatusCode.Created))
-            .GetProperty("connection_id").GetString()!;
-        async Task<HttpStatusCode> ReadAsync(string id)
-        {
-            using var request = server.Admin(HttpMethod.Get, $"/v1/connections/{id}");
-            using var response = await server.Http.SendAsync(request, Ct);
-            return response.StatusCode;
-        }
-
-        // One never completed and never looked at (its row still says pending), one read after its window closed
-        // (failed, "expired"), one completed (active).
-        var (pending, expired, active) = (await RequestAsync(), await RequestAsync(), await RequestAsync());
-        await server.AdminJsonAsync(HttpMethod.Post, $"/v1/connections/{active}/credentials", new { api_key = "sk-kept" });
-        server.Time.Advance(TimeSpan.FromSeconds(server.Services.GetRequiredService<Nexus.Server.Hosting.NexusOptions>().PendingConnectionSeconds + 1));
-        Assert.Equal("failed", (await server.AdminJsonAsync(HttpMethod.Get, $"/v1/connections/{expired}")).GetProperty("status").GetString());
-
-        // Within the default 30 days of the window's close, nothing goes.
-        server.Time.Advance(TimeSpan.FromDays(29));
-        Assert.Equal(0, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
-        Assert.Equal(3, await CountAsync(server, "connections"));
-
-        server.Time.Advance(TimeSpan.FromDays(2));
-        Assert.Equal(2, (await PurgeAsync(server)).Single(r => r.Rule == "abandoned_connections").Removed);
-        Assert.Equal((HttpStatusCode.NotFound, HttpStatusCode.NotFound, HttpStatusCode.OK), (await ReadAsync(pending), await ReadAsync(expired), await ReadAsync(active)));
-        Assert.Equal("sk-kept", (await server.AdminJsonAsync(HttpMethod.Get, $"/v1/token/{active}")).GetProperty("credentials").GetProperty("api_key").GetString());
+        return (async () => (await server.AdminJsonAsync(HttpMethod.Post, "/v1/request-connection",
+                new { workspace_id = "ws_retention", provider_name = provider, return_url = "https://app.example.test/oauth/return" }, HttpStatusCode.Created))
+                .GetProperty("connection_id").GetString()!,
+            async id =>
+            {
+                using var request = server.Admin(HttpMethod.Get, $"/v1/connections/{id}");
+                using var response = await server.Http.SendAsync(request, Ct);
+                return response.StatusCode;
+            });
     }
 }

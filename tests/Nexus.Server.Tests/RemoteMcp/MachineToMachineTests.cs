@@ -536,6 +536,24 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
     }
 
     [Fact]
+    public async Task AMachineConnectionWhoseGrantIsStillAtTheAuthorizationServerIsNotTakenForAnExpiredConsent()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var gate = fixture.TokenGate = new Gate();
+        var connecting = fixture.Client.AdminJsonAsync(HttpMethod.Post, "/v1/request-connection",
+            new { workspace_id = "ws_m2m_window", provider_name = name, return_url = ReturnUrl }, HttpStatusCode.Created);
+        await gate.Arrived.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+
+        // Meanwhile pending connections whose consent window closed are ended, as a listing or another instance's start
+        // does: the connection being granted has a window too, and is not among them.
+        var expired = await fixture.Client.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>().ExpireStaleAsync(null, null, Ct);
+        Assert.DoesNotContain(expired, c => c.ProviderName == name);
+
+        gate.Release();
+        Assert.Equal("active", (await connecting).GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task AReconnectRevokesTheTokenItReplacedAlsoWhenARefreshReplacedTheOneItReadMeanwhile()
     {
         var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
