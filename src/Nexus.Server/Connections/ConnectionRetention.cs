@@ -6,11 +6,13 @@ namespace Nexus.Server.Connections;
 /// <summary>
 /// Connections that hold no token and never will without a new start are removed Nexus:Retention:AbandonedConnectionDays
 /// after both their consent window closed and their last change (Data/Retention; 0 keeps them): still pending (nobody
-/// completed the consent), or failed (the window closed, the person refused, the provider or authorization server
-/// refused). An app that starts a connection on every visit would otherwise grow the table for ever. Connections holding
-/// tokens, whatever their status, are kept. The (status, state_expires_at) index finds them.
+/// completed the consent), or failed (the window closed, the person refused, the provider refused). An app that starts a
+/// connection on every visit would otherwise grow the table for ever. Connections holding tokens, whatever their status,
+/// are kept, and so are failed connections to machine-to-machine servers: call_remote_tool reconnects those itself,
+/// under their id, once an administrator fixed what the authorization server refused. The (status, state_expires_at)
+/// index finds them.
 /// </summary>
-internal sealed class ConnectionRetention(ConnectionStore store, NexusOptions options) : IRetentionRule
+internal sealed class ConnectionRetention(ConnectionStore store, Providers.ProviderRegistry providers, NexusOptions options) : IRetentionRule
 {
     public string Key => "abandoned_connections";
 
@@ -18,5 +20,6 @@ internal sealed class ConnectionRetention(ConnectionStore store, NexusOptions op
 
     public async Task<int> PurgeAsync(DateTimeOffset now, CancellationToken ct) =>
         options.Retention.AbandonedConnectionDays == 0 ? 0
-            : await store.DeleteAbandonedAsync((now - TimeSpan.FromDays(options.Retention.AbandonedConnectionDays)).ToUnixTimeMilliseconds(), ct);
+            : await store.DeleteAbandonedAsync((now - TimeSpan.FromDays(options.Retention.AbandonedConnectionDays)).ToUnixTimeMilliseconds(),
+                [.. (await providers.ListAsync(ct)).Where(p => p.Config.Mcp?.IsClientCredentials == true).Select(p => p.Name)], ct);
 }

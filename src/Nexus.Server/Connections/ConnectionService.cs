@@ -104,7 +104,9 @@ internal sealed class ConnectionService(ConnectionStore store, StateSigner signe
             now.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
         await store.InsertAsync(connection, ct);
         await audit.RecordAsync(AuditEvents.Requested, actor, workspaceId, id, new { provider = provider.Name, scopes, grant_type = "client_credentials" }, ct);
-        var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.Connect, actor, null, ct);
+        // Not the caller's token: a connect whose caller left still ends active or failed with the real error (bounded by
+        // Nexus:UpstreamTimeoutSeconds), never pending until its window marks it a consent nobody completed.
+        var granted = await machine.GrantAsync(provider, connection, scopes, MachineGrantReason.Connect, actor, null, CancellationToken.None);
         return (id, granted.Result);
     }
 

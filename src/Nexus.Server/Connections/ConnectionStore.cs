@@ -618,15 +618,22 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
     }
 
     /// <summary>
-    /// Deletes connections that hold no token, pending or failed, whose consent window closed and which last changed
-    /// before <paramref name="before"/> (<see cref="ConnectionRetention"/>), a batch at a time; returns how many. The
-    /// condition is asked again of each deleted row (a reconnect or a credential submitted meanwhile keeps it), and each
-    /// one leaves this instance's cache.
+    /// Deletes connections that hold no token, pending or failed (not failed ones of the <paramref name="machineProviders"/>),
+    /// whose consent window closed and which last changed before <paramref name="before"/> (<see cref="ConnectionRetention"/>),
+    /// a batch at a time; returns how many. The condition is asked again of each deleted row (a reconnect or a credential
+    /// submitted meanwhile keeps it), and each one leaves this instance's cache.
     /// </summary>
-    public async Task<int> DeleteAbandonedAsync(long before, CancellationToken ct)
+    public async Task<int> DeleteAbandonedAsync(long before, IReadOnlyList<string> machineProviders, CancellationToken ct)
     {
-        const string Abandoned = "status IN (@pending, @failed) AND state_expires_at < @before AND updated_at < @before AND access_token IS NULL AND refresh_token IS NULL";
-        var parameters = new { pending = ConnectionStatus.Pending, failed = ConnectionStatus.Failed, before };
+        // One parameter per provider name (a list parameter is an array on PostgreSQL and a list on SQLite).
+        var parameters = new DynamicParameters(new { pending = ConnectionStatus.Pending, failed = ConnectionStatus.Failed, before });
+        for (var i = 0; i < machineProviders.Count; i++)
+        {
+            parameters.Add("m" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), machineProviders[i]);
+        }
+
+        var abandoned = "status IN (@pending, @failed) AND state_expires_at < @before AND updated_at < @before AND access_token IS NULL AND refresh_token IS NULL"
+            + (machineProviders.Count == 0 ? "" : $" AND (status = @pending OR provider_name NOT IN ({string.Join(", ", machineProviders.Select((_, i) => "@m" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)))}))");
         var total = 0;
         while (true)
         {
@@ -634,7 +641,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
             await using (var connection = await db.OpenAsync(ct))
             {
                 deleted = [.. await connection.QueryAsync<string>(new CommandDefinition(
-                    $"DELETE FROM connections WHERE id IN (SELECT id FROM connections WHERE {Abandoned} LIMIT {Retention.Batch}) AND ({Abandoned}) RETURNING id",
+                    $"DELETE FROM connections WHERE id IN (SELECT id FROM connections WHERE {abandoned} LIMIT {Retention.Batch}) AND ({abandoned}) RETURNING id",
                     parameters, cancellationToken: ct))];
             }
 

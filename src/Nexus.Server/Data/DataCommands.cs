@@ -23,8 +23,9 @@ internal static class DataCommands
               Removes what the server removes every Nexus:Retention:IntervalMinutes (Data/Retention): authorization codes,
               refresh tokens, revoked token ids and grants that nothing can use any more (a day past the longest access
               token's lifetime), finished webhook deliveries older than Nexus:Retention:WebhookDeliveryDays, audit
-              events older than Nexus:Retention:AuditDays when it is set, and connections nobody completed (no token)
-              Nexus:Retention:AbandonedConnectionDays after their window closed and their last change. Safe while Nexus runs.
+              events older than Nexus:Retention:AuditDays when it is set, and connections holding no token (pending, or
+              failed: expired or refused; not machine-to-machine ones) Nexus:Retention:AbandonedConnectionDays after their
+              window closed and their last change. Safe while Nexus runs.
               --json   {"removed":{"grants":N,"audit_events":N,"webhook_deliveries":N,"abandoned_connections":N},"total":N}
             """, PurgeAsync)
         .AddNexusCommand("backup", "copy the SQLite database to a file while Nexus runs", """

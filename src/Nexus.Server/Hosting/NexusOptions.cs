@@ -361,8 +361,8 @@ internal sealed class RetentionOptions
 
     /// <summary>
     /// Days a connection that holds no token (still pending, or failed: the window closed, the person or the provider
-    /// refused) is kept after its consent window closed and its last change; then it is removed (its id answers 404). 0
-    /// keeps them all.
+    /// refused; not a failed one of a machine-to-machine MCP server) is kept after its consent window closed and its last
+    /// change; then it is removed (its id answers 404). 0 keeps them all.
     /// </summary>
     [Range(0, 36_500)]
     public int AbandonedConnectionDays { get; set; } = 30;

@@ -153,6 +153,24 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public async Task AFailedConnectionOfAMachineToMachineServerIsKeptForItsReconnectAndItsPendingOnesGo()
+    {
+        // call_remote_tool reconnects a failed machine-to-machine connection itself, under its id: it is not abandoned.
+        // (The rule asks the provider registry which providers those are; here the api_key provider stands in for one.)
+        await using var db = await TestDatabase.CreateAsync();
+        await using var server = await NexusTestServer.StartAsync(db, s => s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/");
+        var (request, read) = await ConnectionsAsync(server);
+        var (failed, pending) = (await request(), await request());
+        server.Time.Advance(TimeSpan.FromSeconds(server.Services.GetRequiredService<Nexus.Server.Hosting.NexusOptions>().PendingConnectionSeconds + 1));
+        Assert.Equal("failed", (await server.AdminJsonAsync(HttpMethod.Get, $"/v1/connections/{failed}")).GetProperty("status").GetString());
+        server.Time.Advance(TimeSpan.FromDays(31));
+
+        var store = server.Services.GetRequiredService<Nexus.Server.Connections.ConnectionStore>();
+        Assert.Equal(1, await store.DeleteAbandonedAsync((server.Time.GetUtcNow() - TimeSpan.FromDays(30)).ToUnixTimeMilliseconds(), ["keyed"], Ct));
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.NotFound), (await read(failed), await read(pending)));
+    }
+
+    [Fact]
     public async Task ConnectionsNobodyCompletedAreKeptWhenTheirDaysAreZero()
     {
         await using var db = await TestDatabase.CreateAsync();
