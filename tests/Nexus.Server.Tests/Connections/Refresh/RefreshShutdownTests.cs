@@ -38,11 +38,7 @@ public sealed class RefreshShutdownTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => refresh);
 
         // The instance stops: it waits for the refresh, which has the provider's answer still to come.
-        var stopping = scene.Server.DisposeAsync().AsTask();
-        Assert.Same(waiting.Logged, await Task.WhenAny(waiting.Logged, stopping).WaitAsync(Patience, Ct));
-        Assert.False(stopping.IsCompleted);
-        gate.Release();
-        await stopping.WaitAsync(Patience, Ct);
+        await StopWaitingForAsync(scene.Server, waiting, gate);
 
         // Another instance serves the rotated tokens and refreshes with the rotated refresh token.
         await using var next = await NexusTestServer.StartAsync(scene.Database, s =>
@@ -84,11 +80,7 @@ public sealed class RefreshShutdownTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read);
 
         // The instance stops: it waits for the mint, whose answer (and rotated refresh token) is still to come.
-        var stopping = entra.Server.DisposeAsync().AsTask();
-        Assert.Same(waiting.Logged, await Task.WhenAny(waiting.Logged, stopping).WaitAsync(Patience, Ct));
-        Assert.False(stopping.IsCompleted);
-        gate.Release();
-        await stopping.WaitAsync(Patience, Ct);
+        await StopWaitingForAsync(entra.Server, waiting, gate);
 
         // Another instance mints with the rotated refresh token: none is presented twice.
         await using var next = await NexusTestServer.StartAsync(entra.Database, s =>
@@ -102,6 +94,19 @@ public sealed class RefreshShutdownTests
         Assert.True(status == HttpStatusCode.OK, body.ToString());
         Assert.StartsWith("at-short-", body.GetProperty("credentials").GetProperty("access_token").GetString());
         Assert.Equal(0, entra.Entra.ReusedRefreshTokens);
+    }
+
+    /// <summary>
+    /// Stops the server while <paramref name="gate"/> holds a call to the provider: the stop says it waits and does not
+    /// end; once the gate lets the call go on, the stop ends.
+    /// </summary>
+    private static async Task StopWaitingForAsync(NexusTestServer server, LogSignal waiting, Gate gate)
+    {
+        var stopping = server.DisposeAsync().AsTask();
+        Assert.Same(waiting.Logged, await Task.WhenAny(waiting.Logged, stopping).WaitAsync(Patience, Ct));
+        Assert.False(stopping.IsCompleted);
+        gate.Release();
+        await stopping.WaitAsync(Patience, Ct);
     }
 
     /// <summary>Completes when a log line containing the text is written.</summary>
