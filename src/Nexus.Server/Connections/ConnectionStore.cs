@@ -634,30 +634,7 @@ internal sealed class ConnectionStore(NexusDatabase db, KeyRing keyRing, NexusOp
 
         var abandoned = "status IN (@pending, @failed) AND state_expires_at < @before AND updated_at < @before AND access_token IS NULL AND refresh_token IS NULL"
             + (machineProviders.Count == 0 ? "" : $" AND (status = @pending OR provider_name NOT IN ({string.Join(", ", machineProviders.Select((_, i) => "@m" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)))}))");
-        var total = 0;
-        while (true)
-        {
-            List<string> deleted;
-            await using (var connection = await db.OpenAsync(ct))
-            {
-                deleted = [.. await connection.QueryAsync<string>(new CommandDefinition(
-                    $"DELETE FROM connections WHERE id IN (SELECT id FROM connections WHERE {abandoned} LIMIT {Retention.Batch}) AND ({abandoned}) RETURNING id",
-                    parameters, cancellationToken: ct))];
-            }
-
-            foreach (var id in deleted)
-            {
-                cache.Invalidate(id);
-            }
-
-            total += deleted.Count;
-            if (deleted.Count < Retention.Batch)
-            {
-                return total;
-            }
-
-            await Task.Yield();
-        }
+        return await Retention.DeleteAsync(db, "connections", "id", abandoned, parameters, ct, cache.Invalidate);
     }
 
     // Copy-on-write: deletes read the current array without a lock, registrations replace it atomically.

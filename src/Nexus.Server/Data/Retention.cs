@@ -66,20 +66,31 @@ internal sealed class Retention(IEnumerable<IRetentionRule> rules, TimeProvider 
     /// batch's select read it (a connection reconnected, a delivery sent again) is re-read by the delete and kept when it
     /// no longer matches; the key alone would delete it.
     /// </summary>
-    public static async Task<int> DeleteAsync(NexusDatabase db, string table, string key, string where, object parameters, CancellationToken ct)
+    /// <param name="deleted">Told each deleted row's key (a cache to clear); null when nothing needs them.</param>
+    public static async Task<int> DeleteAsync(NexusDatabase db, string table, string key, string where, object parameters, CancellationToken ct,
+        Action<string>? deleted = null)
     {
         var total = 0;
         while (true)
         {
-            int deleted;
+            int count;
             await using (var connection = await db.OpenAsync(ct))
             {
-                deleted = await connection.ExecuteAsync(new CommandDefinition(
-                    $"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {where} LIMIT {Batch}) AND ({where})", parameters, cancellationToken: ct));
+                var sql = $"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {where} LIMIT {Batch}) AND ({where})";
+                if (deleted is null)
+                {
+                    count = await connection.ExecuteAsync(new CommandDefinition(sql, parameters, cancellationToken: ct));
+                }
+                else
+                {
+                    var keys = (await connection.QueryAsync<string>(new CommandDefinition(sql + $" RETURNING {key}", parameters, cancellationToken: ct))).ToList();
+                    keys.ForEach(deleted);
+                    count = keys.Count;
+                }
             }
 
-            total += deleted;
-            if (deleted < Batch)
+            total += count;
+            if (count < Batch)
             {
                 return total;
             }
