@@ -111,8 +111,10 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         // The registration is stored per issuer (its secret encrypted) and reused for another server of that issuer.
         var second = await RegisterAsync(fixture.Dynamic);
         Assert.Equal(clientId, second.GetProperty("client_id").GetString());
-        Assert.Equal(1L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations"), System.Globalization.CultureInfo.InvariantCulture));
-        var stored = (byte[])(await fixture.Client.Database.ScalarAsync("SELECT client_secret FROM mcp_client_registrations"))!;
+        // (Counted for this client only: the class's other tests register with other issuers on the same database.)
+        Assert.Equal(1L, Convert.ToInt64(await fixture.Client.Database.ScalarAsync("SELECT COUNT(*) FROM mcp_client_registrations WHERE client_id = @id", ("id", clientId)),
+            System.Globalization.CultureInfo.InvariantCulture));
+        var stored = (byte[])(await fixture.Client.Database.ScalarAsync("SELECT client_secret FROM mcp_client_registrations WHERE client_id = @id", ("id", clientId)))!;
         Assert.DoesNotContain("nxs_", System.Text.Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
 
         var connectionId = await ConsentAsync(fixture.Dynamic, first.GetProperty("name").GetString()!, "Nexus");
