@@ -188,6 +188,9 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
         /// <summary>When set, tools/list is answered with this body as it is (content type: SSE when it starts with "data:").</summary>
         public string? ListBody { get; set; }
 
+        /// <summary>The cursor of the second (last) page of the MCP server's tools.</summary>
+        public const string SecondPage = "page-2/opaque==";
+
         /// <summary>The MCP server stops accepting every token issued so far (as after its authorization server's keys rotated).</summary>
         public void ForgetTokens() => issued.Clear();
 
@@ -254,11 +257,22 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             }
 
             var id = idElement.GetInt32();
-            object result = method switch
+            if (method == "tools/list")
             {
-                "tools/list" => new { tools = new[] { new { name = "echo_token", inputSchema = new { type = "object" } } } },
-                _ => new { content = new[] { new { type = "text", text = auth[7..] } } },
-            };
+                // Two pages (MCP 2025-11-25, Pagination): the first ends with a cursor for the second; another cursor is
+                // the server's -32602.
+                var cursor = message.RootElement.TryGetProperty("params", out var listParams) && listParams.ValueKind == JsonValueKind.Object
+                    && listParams.TryGetProperty("cursor", out var c) ? c.GetString() : null;
+                await context.Response.WriteAsJsonAsync<object>(cursor switch
+                {
+                    null => new { jsonrpc = "2.0", id, result = (object)new { tools = new[] { new { name = "echo_token", inputSchema = new { type = "object" } } }, nextCursor = SecondPage } },
+                    SecondPage => new { jsonrpc = "2.0", id, result = (object)new { tools = new[] { new { name = "write_report", inputSchema = new { type = "object" } } } } },
+                    _ => new { jsonrpc = "2.0", id, error = (object)new { code = -32602, message = "Invalid cursor" } },
+                });
+                return;
+            }
+
+            object result = new { content = new[] { new { type = "text", text = auth[7..] } } };
             if (CompressCalls && method == "tools/call")
             {
                 context.Response.ContentType = "application/octet-stream";
@@ -1136,6 +1150,39 @@ public sealed class MachineToMachineTests(MachineToMachineTests.Fixture fixture)
             fixture.ListScope = null;
             fixture.ListBody = null;
         }
+    }
+
+    [Fact]
+    public async Task ListRemoteToolsGivesAServersNextCursorAndTakesItBackForTheNextPage()
+    {
+        var name = await RegisterAsync(new { client_id = ClientId, client_secret = ClientSecret });
+        var (browser, userId) = await PersonAsync();
+        using var _ = browser;
+        await ConnectAsync(name, workspace: userId);
+        await using var client = await AssistantAsync(userId);
+
+        // Without a cursor: the first page and the server's cursor for the next, for one service or for all.
+        foreach (var arguments in new[] { new Dictionary<string, object?>(), new Dictionary<string, object?> { ["service"] = name } })
+        {
+            var first = McpFixture.Structured(await client.CallToolAsync("list_remote_tools", arguments, cancellationToken: Ct))
+                .GetProperty("servers").EnumerateArray().Single(s => s.GetProperty("service").GetString() == name);
+            Assert.Equal("echo_token", Assert.Single(first.GetProperty("tools").EnumerateArray()).GetProperty("name").GetString());
+            Assert.Equal(Fixture.SecondPage, first.GetProperty("next_cursor").GetString());
+        }
+
+        // With it: the next page, the last (no next_cursor).
+        var second = Assert.Single(McpFixture.Structured(await client.CallToolAsync("list_remote_tools",
+            new Dictionary<string, object?> { ["service"] = name, ["cursor"] = Fixture.SecondPage }, cancellationToken: Ct)).GetProperty("servers").EnumerateArray());
+        Assert.Equal("write_report", Assert.Single(second.GetProperty("tools").EnumerateArray()).GetProperty("name").GetString());
+        Assert.False(second.TryGetProperty("next_cursor", out var _), second.ToString());
+
+        // A cursor the server does not know is its error in the listing; a cursor without its service is refused by Nexus.
+        var unknown = Assert.Single(McpFixture.Structured(await client.CallToolAsync("list_remote_tools",
+            new Dictionary<string, object?> { ["service"] = name, ["cursor"] = "page-9" }, cancellationToken: Ct)).GetProperty("servers").EnumerateArray());
+        Assert.Contains("Invalid cursor", unknown.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var alone = await client.CallToolAsync("list_remote_tools", new Dictionary<string, object?> { ["cursor"] = Fixture.SecondPage }, cancellationToken: Ct);
+        Assert.True(alone.IsError);
+        Assert.Equal("invalid_arguments", McpFixture.Structured(alone).GetProperty("error").GetString());
     }
 
     /// <summary>The arguments of call_api (a tools/call of echo_token, as JSON-RPC to the server's URL) or list_remote_tools, for the service.</summary>
