@@ -25,11 +25,11 @@ internal static class AdminPages
         return Page(context, title, $"<h1>Site management</h1><nav class=\"tabs\" aria-label=\"Site management\">{tabs}</nav>{body}", status);
     }
 
-    public static string SecretBox(string label, string id, string secret) => $"""
+    public static string SecretBox(string label, string id, string secret, string help = "Copy it now: Nexus stores only a hash and will not show it again.") => $"""
         <div class="secret" role="status"><label for="{E(id)}">{E(label)}</label>
         <div class="row"><input id="{E(id)}" type="text" readonly value="{E(secret)}" aria-describedby="{E(id)}-help">
         <button type="button" data-copy="{E(id)}">Copy</button></div>
-        <p id="{E(id)}-help">Copy it now: Nexus stores only a hash and will not show it again.</p></div>
+        <p id="{E(id)}-help">{E(help)}</p></div>
         """;
 
     public static string Errors(IDictionary<string, string[]>? errors) =>

@@ -48,6 +48,12 @@ internal static class SiteManagementBrokerPages
         admin.MapPost("/admin/webhooks/{id}/delete", DeleteWebhookAsync).ExcludeFromDescription().RequireProtectedForm();
         // The same service as POST /v1/admin/webhooks/{id}/test and …/deliveries/{deliveryId}/retry (WebhookDeliveryService).
         admin.MapPost("/admin/webhooks/{id}/test", SendTestEventAsync).ExcludeFromDescription().RequireProtectedForm();
+        // The same service as PATCH /v1/admin/webhooks/{id} and POST /v1/admin/webhooks/{id}/secret (WebhookRegistration).
+        admin.MapPost("/admin/webhooks/{id}/pause", (HttpContext context, string id, WebhookRegistration registration, CancellationToken ct) =>
+            PauseWebhookAsync(context, id, true, registration, ct)).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/webhooks/{id}/resume", (HttpContext context, string id, WebhookRegistration registration, CancellationToken ct) =>
+            PauseWebhookAsync(context, id, false, registration, ct)).ExcludeFromDescription().RequireProtectedForm();
+        admin.MapPost("/admin/webhooks/{id}/secret", RotateWebhookSecretAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapPost("/admin/webhooks/{id}/deliveries/{deliveryId}/retry", SendAgainAsync).ExcludeFromDescription().RequireProtectedForm();
         admin.MapGet("/admin/audit", AuditAsync).ExcludeFromDescription();
     }
@@ -486,9 +492,11 @@ internal static class SiteManagementBrokerPages
                     : "")
                 + "</span>"));
             rows.Add($"""
-                <tr><td><code>{E(hook.Url)}</code><br><span class="muted">{E(hook.Id)}</span></td><td>{string.Join(" ", hook.Events.Select(e => $"<code>{E(e)}</code>"))}</td>
+                <tr><td><code>{E(hook.Url)}</code><br><span class="muted">{E(hook.Id)}</span>{(hook.DisabledAt is { } paused ? $"<br><span class=\"status pending\">paused</span> <span class=\"muted\">since <time datetime=\"{paused:O}\">{paused:yyyy-MM-dd HH:mm}</time> UTC</span>" : "")}{(hook.PreviousSecretUntil is { } until ? $"<br><span class=\"muted\">the previous secret signs too until <time datetime=\"{until:O}\">{until:yyyy-MM-dd HH:mm}</time> UTC</span>" : "")}</td><td>{string.Join(" ", hook.Events.Select(e => $"<code>{E(e)}</code>"))}</td>
                 <td>{E(hook.WorkspaceId ?? "all workspaces")}</td><td>{log}</td>
-                <td>{PostButton(context, $"/admin/webhooks/{id}/test", "Send test event", $"Send a test event to {hook.Url}")} <a class="button secondary" href="/admin/webhooks/{id}/delete">Delete</a></td></tr>
+                <td>{(hook.DisabledAt is null
+                    ? PostButton(context, $"/admin/webhooks/{id}/test", "Send test event", $"Send a test event to {hook.Url}") + " " + PostButton(context, $"/admin/webhooks/{id}/pause", "Pause", $"Pause {hook.Url}")
+                    : PostButton(context, $"/admin/webhooks/{id}/resume", "Resume", $"Resume {hook.Url}"))} {PostButton(context, $"/admin/webhooks/{id}/secret", "New secret", $"Give {hook.Url} a new signing secret")} <a class="button secondary" href="/admin/webhooks/{id}/delete">Delete</a></td></tr>
                 """);
         }
 
@@ -532,7 +540,30 @@ internal static class SiteManagementBrokerPages
             return await WebhooksAsync(context, store, null, errors, form, ct, 400);
         }
 
-        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret!)}</section>", null, null, ct);
+        return await WebhooksAsync(context, store, $"<section class=\"card\" aria-live=\"polite\"><h2>Webhook added</h2>{SecretBox("Signing secret", "new-webhook-secret", secret!, WebhookSecretHelp)}</section>", null, null, ct);
+    }
+
+    private const string WebhookSecretHelp = "Copy it now: Nexus keeps it encrypted to sign deliveries and will not show it again.";
+
+    private static async Task<IResult> PauseWebhookAsync(HttpContext context, string id, bool pause, WebhookRegistration registration, CancellationToken ct) =>
+        (await registration.UpdateAsync(id, new WebhookUpdate(null, null, pause), ct)).Webhook is null
+            ? Error(context, "Not found", "There is no such webhook.", StatusCodes.Status404NotFound)
+            : Results.Redirect("/admin/webhooks");
+
+    /// <summary>A new signing secret, shown once; the replaced one signs beside it for a day (WebhookRegistration.DefaultOverlap).</summary>
+    private static async Task<IResult> RotateWebhookSecretAsync(HttpContext context, string id, WebhookStore store, WebhookRegistration registration, CancellationToken ct)
+    {
+        var (webhook, secret, _) = await registration.RotateSecretAsync(id, new WebhookSecretRotation(null), ct);
+        if (webhook is null)
+        {
+            return Error(context, "Not found", "There is no such webhook.", StatusCodes.Status404NotFound);
+        }
+
+        return await WebhooksAsync(context, store, $"""
+            <section class="card" aria-live="polite"><h2>New signing secret</h2><p>For <code>{E(webhook.Url)}</code>. Until
+            <time datetime="{webhook.PreviousSecretUntil:O}">{webhook.PreviousSecretUntil:yyyy-MM-dd HH:mm}</time> UTC each delivery is signed with both this secret and the previous one, so the receiver can switch to it without missing one.</p>
+            {SecretBox("Signing secret", "new-webhook-secret", secret!, WebhookSecretHelp)}</section>
+            """, null, null, ct);
     }
 
     private static async Task<IResult> DeleteWebhookAsync(HttpContext context, string id, WebhookStore store, CancellationToken ct)
@@ -543,9 +574,12 @@ internal static class SiteManagementBrokerPages
     }
 
     private static async Task<IResult> SendTestEventAsync(HttpContext context, string id, WebhookDeliveryService deliveries, CancellationToken ct) =>
-        await deliveries.SendTestAsync(id, ct) is { } delivery
-            ? Results.Redirect($"/admin/webhooks?sent=test&webhook={Uri.EscapeDataString(id)}&delivery={Uri.EscapeDataString(delivery)}")
-            : Error(context, "Not found", "There is no such webhook.", StatusCodes.Status404NotFound);
+        await deliveries.SendTestAsync(id, ct) switch
+        {
+            (ResendOutcome.Queued, { } delivery) => Results.Redirect($"/admin/webhooks?sent=test&webhook={Uri.EscapeDataString(id)}&delivery={Uri.EscapeDataString(delivery)}"),
+            (ResendOutcome.Paused, _) => Error(context, "Webhook paused", "This webhook is paused: nothing is sent to it. Resume it first.", StatusCodes.Status409Conflict),
+            _ => Error(context, "Not found", "There is no such webhook.", StatusCodes.Status404NotFound),
+        };
 
     private static async Task<IResult> SendAgainAsync(HttpContext context, string id, string deliveryId, WebhookDeliveryService deliveries, CancellationToken ct)
     {
@@ -554,6 +588,7 @@ internal static class SiteManagementBrokerPages
         {
             ResendOutcome.Queued => Results.Redirect($"/admin/webhooks?sent=again&webhook={Uri.EscapeDataString(id)}&delivery={Uri.EscapeDataString(deliveryId)}"),
             ResendOutcome.AlreadyDelivered => Error(context, "Already delivered", "This delivery reached its receiver already; Nexus does not send it twice.", StatusCodes.Status409Conflict),
+            ResendOutcome.Paused => Error(context, "Webhook paused", "This webhook is paused: nothing is sent to it. Resume it first.", StatusCodes.Status409Conflict),
             _ => Error(context, "Not found", "This webhook has no such delivery.", StatusCodes.Status404NotFound),
         };
     }

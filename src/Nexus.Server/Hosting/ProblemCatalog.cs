@@ -47,6 +47,7 @@ internal static class ProblemCatalog
     public static readonly ProblemType ProviderExists = new("provider_exists", 409, "A provider with this name already exists.");
     public static readonly ProblemType ProviderInUse = new("provider_in_use", 409, "Connections still use this provider.");
     public static readonly ProblemType DeliveryDelivered = new("delivery_delivered", 409, "This webhook delivery was delivered; it is not sent twice.");
+    public static readonly ProblemType WebhookPaused = new("webhook_paused", 409, "This webhook is paused; nothing is sent to it until it is resumed.");
     public static readonly ProblemType DiscoveryFailed = new("discovery_failed", 502, "OpenID Connect discovery failed.");
     public static readonly ProblemType McpDiscoveryFailed = new("mcp_discovery_failed", 502, "The MCP server could not be connected.");
 

@@ -8,6 +8,7 @@ internal static class NotificationsExtensions
     {
         var services = builder.Services;
         services.AddSingleton(WebhookStore.Column);
+        services.AddSingleton(WebhookStore.PreviousColumn);
         services.AddSingleton<WebhookStore>();
         services.AddSingleton<WebhookRegistration>();
         services.AddSingleton<Data.IRetentionRule, WebhookRetention>();

@@ -11,6 +11,9 @@ internal enum ResendOutcome
 
     /// <summary>It was delivered already: nothing changed, a delivered message is never sent twice.</summary>
     AlreadyDelivered,
+
+    /// <summary>The webhook is paused: nothing is queued or sent to it until it is resumed.</summary>
+    Paused,
 }
 
 /// <summary>A resend's outcome and the delivery as it now stands (null when not found).</summary>
@@ -27,19 +30,26 @@ internal sealed class WebhookDeliveryService(WebhookStore store, WebhookPublishe
     public const string TestMessage = "Hello from Nexus";
 
     /// <summary>
-    /// Queues a <c>webhook.test</c> event for this webhook alone and returns the delivery's id; null when there is no
-    /// such webhook.
+    /// Queues a <c>webhook.test</c> event for this webhook alone: Queued with the delivery's id, NotFound, or Paused
+    /// (nothing queued: a paused webhook is sent nothing).
     /// </summary>
-    public async Task<string?> SendTestAsync(string webhookId, CancellationToken ct)
+    public async Task<(ResendOutcome Outcome, string? DeliveryId)> SendTestAsync(string webhookId, CancellationToken ct)
     {
         if (await store.FindAsync(webhookId, ct) is not { } webhook)
         {
-            return null;
+            return (ResendOutcome.NotFound, null);
+        }
+
+        if (webhook.DisabledAt is not null)
+        {
+            return (ResendOutcome.Paused, null);
         }
 
         // Queued for this webhook alone: published to every webhook that listens, it reached the deployment's other
         // receivers too (each of them, on any "Test", got a webhook.test naming a webhook that is not theirs).
-        return await publisher.PublishToAsync(webhookId, WebhookEvents.Test, webhook.WorkspaceId, new { webhook_id = webhookId, message = TestMessage }, ct);
+        return await publisher.PublishToAsync(webhookId, WebhookEvents.Test, webhook.WorkspaceId, new { webhook_id = webhookId, message = TestMessage }, ct) is { } id
+            ? (ResendOutcome.Queued, id)
+            : (ResendOutcome.NotFound, null);
     }
 
     /// <summary>
@@ -48,6 +58,11 @@ internal sealed class WebhookDeliveryService(WebhookStore store, WebhookPublishe
     /// </summary>
     public async Task<WebhookResend> ResendAsync(string webhookId, string deliveryId, CancellationToken ct)
     {
+        if (await store.FindAsync(webhookId, ct) is { DisabledAt: not null })
+        {
+            return await store.FindDeliveryAsync(webhookId, deliveryId, ct) is { } paused ? new(ResendOutcome.Paused, paused) : new(ResendOutcome.NotFound, null);
+        }
+
         if (await store.RetryAsync(webhookId, deliveryId, ct) is not { } delivery)
         {
             return new(ResendOutcome.NotFound, null);

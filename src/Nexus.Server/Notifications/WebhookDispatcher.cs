@@ -240,14 +240,20 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             return;
         }
 
+        if (webhook.DisabledAt is not null)
+        {
+            // Paused after its lane began: the claimed delivery is due again when the claim's lease ends, once resumed.
+            return;
+        }
+
         // Every attempt counts in the log; where it falls in the retry schedule counts from the schedule's start (a
         // failed delivery sent again starts a new schedule, WebhookStore.RetryAsync).
         var attempts = delivery.Attempts + 1;
         var inSchedule = delivery.AttemptsInSchedule + 1;
-        string secret;
+        WebhookSecrets secrets;
         try
         {
-            secret = await store.SecretAsync(webhook.Id, ct);
+            secrets = await store.SecretsAsync(webhook.Id, ct);
             undecryptable.TryRemove(webhook.Id, out _);
         }
         catch (System.Security.Cryptography.CryptographicException)
@@ -282,7 +288,12 @@ internal sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory h
             using var request = new HttpRequestMessage(HttpMethod.Post, webhook.Url) { Content = new StringContent(delivery.Payload, Encoding.UTF8, "application/json") };
             request.Headers.Add("webhook-id", delivery.Id);
             request.Headers.Add("webhook-timestamp", timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            request.Headers.Add("webhook-signature", WebhookSignature.Sign(secret, delivery.Id, timestamp, delivery.Payload));
+            // Standard Webhooks: several signatures, space-separated, while a replaced secret still signs (a rotation's
+            // overlap); a receiver accepts the message when any of them verifies with its secret.
+            var signature = WebhookSignature.Sign(secrets.Current, delivery.Id, timestamp, delivery.Payload);
+            request.Headers.TryAddWithoutValidation("webhook-signature", secrets.Previous is { } previous
+                ? signature + " " + WebhookSignature.Sign(previous, delivery.Id, timestamp, delivery.Payload)
+                : signature);
             // The status is the whole answer: headers only, the body never read (see MaxResponseDrainBytes). The
             // default, ResponseContentRead, buffered whatever the receiver sent, up to 2 GB.
             using var response = await http.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);

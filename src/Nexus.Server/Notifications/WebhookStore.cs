@@ -4,7 +4,15 @@ using Nexus.Server.Vault;
 
 namespace Nexus.Server.Notifications;
 
-internal sealed record Webhook(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt);
+/// <summary>
+/// A webhook endpoint. <see cref="DisabledAt"/>: paused since then (no deliveries queued or sent until it is enabled
+/// again); <see cref="PreviousSecretUntil"/>: the secret a rotation replaced still signs beside the new one until then.
+/// </summary>
+internal sealed record Webhook(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt,
+    DateTimeOffset? DisabledAt = null, DateTimeOffset? PreviousSecretUntil = null);
+
+/// <summary>What a webhook's deliveries are signed with: its secret, and the one a rotation replaced while it still signs.</summary>
+internal sealed record WebhookSecrets(string Current, string? Previous);
 
 /// <summary>
 /// A delivery and its log. <see cref="Attempts"/> counts every attempt ever made; <see cref="ScheduleStart"/> is how many
@@ -34,6 +42,11 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
 {
     public static readonly EncryptedColumn Column = new("webhooks", "id", "secret", "webhooks.secret:");
 
+    /// <summary>The secret a rotation replaced, while it goes on signing (migration 0025).</summary>
+    public static readonly EncryptedColumn PreviousColumn = new("webhooks", "id", "previous_secret", "webhooks.previous_secret:");
+
+    private const string WebhookColumns = "id, url, events, workspace_id, created_at, disabled_at, previous_secret_until";
+
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private sealed class WebhookRow
@@ -42,10 +55,14 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         public string Url { get; init; } = "";
         public string Events { get; init; } = "";
         public string? WorkspaceId { get; init; }
-        public byte[] Secret { get; init; } = [];
         public long CreatedAt { get; init; }
+        public long? DisabledAt { get; init; }
+        public long? PreviousSecretUntil { get; init; }
 
-        public Webhook ToWebhook() => new(Id, Url, Events.Split(' ', StringSplitOptions.RemoveEmptyEntries), WorkspaceId, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt));
+        /// <summary>The webhook as of <paramref name="now"/> (Unix ms): a previous secret whose overlap has ended is not shown.</summary>
+        public Webhook ToWebhook(long now) => new(Id, Url, Events.Split(' ', StringSplitOptions.RemoveEmptyEntries), WorkspaceId, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
+            DisabledAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null,
+            PreviousSecretUntil is { } u && u > now ? DateTimeOffset.FromUnixTimeMilliseconds(u) : null);
     }
 
     private sealed class DeliveryRow
@@ -84,8 +101,8 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
     public async Task<IReadOnlyList<Webhook>> ListAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        return (await connection.QueryAsync<WebhookRow>(new CommandDefinition("SELECT id, url, events, workspace_id, secret, created_at FROM webhooks ORDER BY created_at", cancellationToken: ct)))
-            .Select(r => r.ToWebhook()).ToList();
+        return (await connection.QueryAsync<WebhookRow>(new CommandDefinition($"SELECT {WebhookColumns} FROM webhooks ORDER BY created_at", cancellationToken: ct)))
+            .Select(r => r.ToWebhook(Now)).ToList();
     }
 
     /// <summary>A webhook, without its secret: looking one up never needs the encryption key that secret was sealed with.</summary>
@@ -93,19 +110,80 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
     {
         await using var connection = await db.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<WebhookRow>(new CommandDefinition(
-            "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
-        return row?.ToWebhook();
+            $"SELECT {WebhookColumns} FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
+        return row?.ToWebhook(Now);
     }
 
     /// <summary>
-    /// A webhook's signing secret, decrypted. Throws <see cref="System.Security.Cryptography.CryptographicException"/>
-    /// when it was encrypted with a key that is no longer configured.
+    /// A webhook's signing secrets, decrypted: its secret, and the one a rotation replaced while its overlap lasts.
+    /// Throws <see cref="System.Security.Cryptography.CryptographicException"/> when one was encrypted with a key that
+    /// is no longer configured.
     /// </summary>
-    public async Task<string> SecretAsync(string id, CancellationToken ct)
+    public async Task<WebhookSecrets> SecretsAsync(string id, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var secret = await connection.QuerySingleAsync<byte[]>(new CommandDefinition("SELECT secret FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
-        return keyRing.DecryptString(secret, Column.ContextFor(id));
+        var (secret, previous, until) = await connection.QuerySingleAsync<(byte[], byte[]?, long?)>(new CommandDefinition(
+            "SELECT secret, previous_secret, previous_secret_until FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
+        return new(keyRing.DecryptString(secret, Column.ContextFor(id)),
+            previous is not null && until > Now ? keyRing.DecryptString(previous, PreviousColumn.ContextFor(id)) : null);
+    }
+
+    /// <summary>
+    /// Gives the webhook a new signing secret. With an <paramref name="overlap"/>, the secret it replaces goes on signing
+    /// beside it until then (Standard Webhooks: several space-separated signatures, one per secret), so receivers can
+    /// move to the new one without missing a delivery; without one it stops at once (a leaked secret). Only one previous
+    /// secret is kept: a second rotation within the overlap ends the first's. Null when there is no such webhook.
+    /// </summary>
+    public async Task<(Webhook Webhook, string Secret)?> RotateSecretAsync(string id, TimeSpan overlap, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        // Compare-and-set on the ciphertext read: of two rotations at once, the later one starts over from the secret
+        // the earlier wrote, so the secret that is replaced is always the one that was signing.
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var current = await connection.QuerySingleOrDefaultAsync<byte[]>(new CommandDefinition("SELECT secret FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
+            if (current is null)
+            {
+                return null;
+            }
+
+            var secret = WebhookSignature.NewSecret();
+            var keep = overlap > TimeSpan.Zero;
+            var updated = await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE webhooks SET secret = @secret, previous_secret = @previous, previous_secret_until = @until WHERE id = @id AND secret = @current",
+                new
+                {
+                    id,
+                    current,
+                    secret = keyRing.Encrypt(secret, Column.ContextFor(id)),
+                    previous = keep ? keyRing.Encrypt(keyRing.DecryptString(current, Column.ContextFor(id)), PreviousColumn.ContextFor(id)) : null,
+                    until = keep ? time.GetUtcNow().Add(overlap).ToUnixTimeMilliseconds() : (long?)null,
+                }, cancellationToken: ct));
+            if (updated == 1)
+            {
+                return (await FindAsync(id, ct) ?? throw new InvalidOperationException("The webhook was deleted while its secret was rotated."), secret);
+            }
+        }
+
+        throw new InvalidOperationException("The webhook's secret kept changing while it was rotated.");
+    }
+
+    /// <summary>
+    /// Changes a webhook: its URL and events when given (already validated), and pauses (<paramref name="disabled"/>
+    /// true: kept since when it was first paused) or resumes it. Null when there is no such webhook.
+    /// </summary>
+    public async Task<Webhook?> UpdateAsync(string id, string? url, IReadOnlyList<string>? events, bool? disabled, CancellationToken ct)
+    {
+        await using var connection = await db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE webhooks SET url = COALESCE(@url, url), events = COALESCE(@events, events),
+                disabled_at = CASE @pause WHEN 1 THEN COALESCE(disabled_at, @now) WHEN 2 THEN NULL ELSE disabled_at END
+            WHERE id = @id
+            """,
+            new { id, url, events = events is null ? null : string.Join(' ', events), pause = disabled switch { true => 1, false => 2, null => 0 }, now = Now },
+            cancellationToken: ct));
+        return await FindAsync(id, ct);
     }
 
     public async Task<bool> DeleteAsync(string id, CancellationToken ct)
@@ -125,8 +203,8 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         var hooks = onlyWebhookId is not null
             ? (await connection.QueryAsync<string>(new CommandDefinition("SELECT id FROM webhooks WHERE id = @onlyWebhookId", new { onlyWebhookId }, cancellationToken: ct))).ToList()
             : (await connection.QueryAsync<WebhookRow>(new CommandDefinition(
-                "SELECT id, url, events, workspace_id, secret, created_at FROM webhooks WHERE disabled_at IS NULL AND (workspace_id IS NULL OR workspace_id = @workspaceId)",
-                new { workspaceId }, cancellationToken: ct))).Select(r => r.ToWebhook()).Where(w => w.Events.Contains("*") || w.Events.Contains(eventType)).Select(w => w.Id).ToList();
+                $"SELECT {WebhookColumns} FROM webhooks WHERE disabled_at IS NULL AND (workspace_id IS NULL OR workspace_id = @workspaceId)",
+                new { workspaceId }, cancellationToken: ct))).Select(r => r.ToWebhook(Now)).Where(w => w.Events.Contains("*") || w.Events.Contains(eventType)).Select(w => w.Id).ToList();
         var now = Now;
         var queued = new List<string>(hooks.Count);
         foreach (var hook in hooks)
@@ -177,12 +255,12 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
     private static async Task<bool> ExistsAsync(System.Data.Common.DbConnection connection, string id, CancellationToken ct) =>
         await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct)) > 0;
 
-    /// <summary>The webhooks with at least one delivery due.</summary>
+    /// <summary>The webhooks with at least one delivery due, paused ones left out (their deliveries wait, schedules untouched, until they are resumed).</summary>
     public async Task<IReadOnlyList<string>> DueWebhooksAsync(int limit, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
         return (await connection.QueryAsync<string>(new CommandDefinition(
-            $"SELECT DISTINCT webhook_id FROM webhook_deliveries WHERE status = @pending AND next_attempt_at <= @now LIMIT {limit}",
+            $"SELECT DISTINCT webhook_id FROM webhook_deliveries WHERE status = @pending AND next_attempt_at <= @now AND webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NULL) LIMIT {limit}",
             new { pending = DeliveryStatus.Pending, now = Now }, cancellationToken: ct))).ToList();
     }
 

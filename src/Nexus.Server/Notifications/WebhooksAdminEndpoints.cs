@@ -5,9 +5,14 @@ namespace Nexus.Server.Notifications;
 
 internal sealed record WebhookRequest(string? Url, string[]? Events, string? WorkspaceId);
 
-internal sealed record WebhookResponse(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt, string? Secret = null)
+/// <summary>
+/// A webhook. <c>disabled_at</c>: paused since then (null while it is sent events); <c>previous_secret_expires_at</c>:
+/// the secret a rotation replaced signs beside the new one until then; <c>secret</c> only when it was just made.
+/// </summary>
+internal sealed record WebhookResponse(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt,
+    DateTimeOffset? DisabledAt, DateTimeOffset? PreviousSecretExpiresAt, string? Secret = null)
 {
-    public static WebhookResponse From(Webhook w, string? secret = null) => new(w.Id, w.Url, w.Events, w.WorkspaceId, w.CreatedAt, secret);
+    public static WebhookResponse From(Webhook w, string? secret = null) => new(w.Id, w.Url, w.Events, w.WorkspaceId, w.CreatedAt, w.DisabledAt, w.PreviousSecretUntil, secret);
 }
 
 /// <summary>GET /v1/admin/webhooks: every webhook.</summary>
@@ -33,6 +38,8 @@ internal static class WebhooksAdminEndpoints
         hooks.MapPost("/v1/admin/webhooks", CreateAsync);
         hooks.MapGet("/v1/admin/webhooks", async (WebhookStore store, CancellationToken ct) =>
             TypedResults.Ok(new WebhookList((await store.ListAsync(ct)).Select(w => WebhookResponse.From(w)))));
+        hooks.MapPatch("/v1/admin/webhooks/{id}", UpdateAsync);
+        hooks.MapPost("/v1/admin/webhooks/{id}/secret", RotateSecretAsync);
         hooks.MapDelete("/v1/admin/webhooks/{id}", DeleteAsync);
         hooks.MapGet("/v1/admin/webhooks/{id}/deliveries", DeliveriesAsync);
         hooks.MapPost("/v1/admin/webhooks/{id}/test", TestAsync);
@@ -56,11 +63,48 @@ internal static class WebhooksAdminEndpoints
         return webhook is null ? Problems.TypedValidation(errors) : TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
     }
 
+    /// <summary>Changes the URL or the events, or pauses (<c>"disabled": true</c>) or resumes the webhook; absent members are kept.</summary>
+    private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult>> UpdateAsync(string id, HttpRequest request, WebhookRegistration registration, CancellationToken ct)
+    {
+        var (body, error) = await JsonBody.ReadAsync<WebhookUpdate>(request, ct);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var (webhook, _, errors) = await registration.UpdateAsync(id, body!, ct);
+        return errors.Count > 0 ? Problems.TypedValidation(errors) : webhook is null ? Problems.TypedNotFound("Webhook") : TypedResults.Ok(WebhookResponse.From(webhook));
+    }
+
+    /// <summary>A new signing secret, shown once; the replaced one signs beside it for overlap_seconds (default a day, 0: stops at once).</summary>
+    private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult>> RotateSecretAsync(string id, HttpRequest request, WebhookRegistration registration, CancellationToken ct)
+    {
+        var rotation = new WebhookSecretRotation(null);
+        if (request.ContentLength is not 0 && (request.ContentLength is not null || request.Headers.TransferEncoding.Count > 0))
+        {
+            var (body, error) = await JsonBody.ReadAsync<WebhookSecretRotation>(request, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            rotation = body!;
+        }
+
+        var (webhook, secret, errors) = await registration.RotateSecretAsync(id, rotation, ct);
+        return errors.Count > 0 ? Problems.TypedValidation(errors) : webhook is null ? Problems.TypedNotFound("Webhook") : TypedResults.Ok(WebhookResponse.From(webhook, secret));
+    }
+
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, WebhookStore store, CancellationToken ct) =>
         await store.DeleteAsync(id, ct) ? TypedResults.NoContent() : Problems.TypedNotFound("Webhook");
 
     private static async Task<Results<Accepted, ProblemHttpResult>> TestAsync(string id, WebhookDeliveryService deliveries, CancellationToken ct) =>
-        await deliveries.SendTestAsync(id, ct) is not null ? TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries") : Problems.TypedNotFound("Webhook");
+        (await deliveries.SendTestAsync(id, ct)).Outcome switch
+        {
+            ResendOutcome.Queued => TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries"),
+            ResendOutcome.Paused => Problems.Typed(ProblemCatalog.WebhookPaused),
+            _ => Problems.TypedNotFound("Webhook"),
+        };
 
     /// <summary>Sends a delivery again (<see cref="WebhookDeliveryService.ResendAsync"/>): 202 with the delivery as it now stands, 409 once delivered.</summary>
     private static async Task<Results<Accepted<WebhookDeliveryResponse>, ProblemHttpResult>> RetryAsync(string id, string deliveryId, WebhookDeliveryService deliveries,
@@ -71,6 +115,7 @@ internal static class WebhooksAdminEndpoints
         {
             ResendOutcome.Queued => TypedResults.Accepted($"/v1/admin/webhooks/{id}/deliveries", WebhookDeliveryResponse.From(resend.Delivery!)),
             ResendOutcome.AlreadyDelivered => Problems.Typed(ProblemCatalog.DeliveryDelivered),
+            ResendOutcome.Paused => Problems.Typed(ProblemCatalog.WebhookPaused),
             _ => Problems.TypedNotFound("Delivery"),
         };
     }

@@ -247,6 +247,44 @@ public sealed class SiteManagementBrowserTests(ChromiumFixture chromium) : IAsyn
     }
 
     [Fact]
+    public async Task AdminPausesResumesAndGivesAWebhookANewSecretFromTheWebhooksPage()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var webhookId = await WebhookAsync(receiver.Url);
+        var store = server.Services.GetRequiredService<WebhookStore>();
+        await using var admin = await SignedUpAsync(AdminEmail);
+        var page = admin.Page;
+        await page.GotoAsync(server.BaseUrl + "/admin/webhooks");
+
+        // Pause: the row says since when, and offers Resume instead of Pause and Send test event.
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Pause {receiver.Url}", Exact = true }).ClickAsync();
+        var resume = page.GetByRole(AriaRole.Button, new() { Name = $"Resume {receiver.Url}", Exact = true });
+        await resume.WaitForAsync();
+        Assert.NotNull((await store.FindAsync(webhookId, TestContext.Current.CancellationToken))!.DisabledAt);
+        Assert.Equal(0, await page.GetByRole(AriaRole.Button, new() { Name = $"Send a test event to {receiver.Url}", Exact = true }).CountAsync());
+        Assert.Contains("paused", await page.Locator("tr", new() { HasText = webhookId }).InnerTextAsync());
+        await admin.ScreenshotAsync("admin-webhooks-paused");
+        await resume.ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Pause {receiver.Url}", Exact = true }).WaitForAsync();
+        Assert.Null((await store.FindAsync(webhookId, TestContext.Current.CancellationToken))!.DisabledAt);
+
+        // New secret: shown once, the one the store now signs with, the replaced one signing too until the time shown.
+        var before = (await store.SecretsAsync(webhookId, TestContext.Current.CancellationToken)).Current;
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Give {receiver.Url} a new signing secret", Exact = true }).ClickAsync();
+        var box = page.Locator("#new-webhook-secret");
+        await box.WaitForAsync();
+        var shown = await box.InputValueAsync();
+        Assert.Equal(new WebhookSecrets(shown, before), await store.SecretsAsync(webhookId, TestContext.Current.CancellationToken));
+        Assert.Contains("signed with both this secret and the previous one", await page.Locator("section", new() { HasText = "New signing secret" }).InnerTextAsync());
+        Assert.Contains("encrypted", await page.Locator("#new-webhook-secret-help").InnerTextAsync());
+        await admin.ScreenshotAsync("admin-webhooks-new-secret");
+        await page.GotoAsync(server.BaseUrl + "/admin/webhooks");
+        Assert.DoesNotContain(shown, await page.ContentAsync());
+        Assert.Contains("the previous secret signs too until", await page.Locator("tr", new() { HasText = webhookId }).InnerTextAsync());
+        admin.AssertNoConsoleErrors();
+    }
+
+    [Fact]
     public async Task TheWebhooksPageButtonsRefuseAPersonWhoIsNotTheAdministratorAndAPostWithoutItsAntiforgeryTokenAndSendNothing()
     {
         await using var receiver = await WebhookReceiver.StartAsync();

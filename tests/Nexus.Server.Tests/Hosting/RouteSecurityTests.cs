@@ -142,6 +142,8 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("POST", "/v1/admin/users/{id}/reset-password", Access.AdminKey),
         new("GET", "/v1/admin/webhooks", Access.AdminKey),
         new("POST", "/v1/admin/webhooks", Access.AdminKey),
+        new("PATCH", "/v1/admin/webhooks/{id}", Access.AdminKey),
+        new("POST", "/v1/admin/webhooks/{id}/secret", Access.AdminKey),
         new("DELETE", "/v1/admin/webhooks/{id}", Access.AdminKey),
         new("GET", "/v1/admin/webhooks/{id}/deliveries", Access.AdminKey),
         new("POST", "/v1/admin/webhooks/{id}/test", Access.AdminKey),
@@ -230,6 +232,9 @@ public sealed class RouteSecurityTests(RouteSecurityTests.Fixture fixture) : ICl
         new("GET", "/admin/webhooks/{id}/delete", Access.SiteAdmin),
         new("POST", "/admin/webhooks/{id}/delete", Access.SiteAdmin, Antiforgery: true),
         new("POST", "/admin/webhooks/{id}/test", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/webhooks/{id}/pause", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/webhooks/{id}/resume", Access.SiteAdmin, Antiforgery: true),
+        new("POST", "/admin/webhooks/{id}/secret", Access.SiteAdmin, Antiforgery: true),
         new("POST", "/admin/webhooks/{id}/deliveries/{deliveryId}/retry", Access.SiteAdmin, Antiforgery: true),
     ];
 

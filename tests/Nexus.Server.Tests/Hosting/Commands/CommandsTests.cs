@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using Nexus.Server.Hosting.Commands;
+using Nexus.Server.Tests.Notifications;
 using Nexus.Server.Tests.Infrastructure;
 
 namespace Nexus.Server.Tests.Hosting.Commands;
@@ -489,6 +491,37 @@ public sealed class CommandsTests(BrokerFixture fixture) : IClassFixture<BrokerF
         Assert.Contains("\rBacking up [###############...............] 2/4", text);
         Assert.EndsWith("] 4/4" + Environment.NewLine, text);
     }
+
+    [Fact]
+    public async Task WebhooksCommandsPauseResumeAndRotateTheSecretAsTheAdminApiDoes()
+    {
+        var created = await Server.AdminJsonAsync(HttpMethod.Post, "/v1/admin/webhooks", new { url = "https://hooks.example.test/cli" }, HttpStatusCode.Created);
+        var (id, first) = (created.GetProperty("id").GetString()!, created.GetProperty("secret").GetString()!);
+
+        var paused = await JsonAsync("webhooks", "pause", id);
+        Assert.Equal(JsonValueKind.Number, paused.GetProperty("disabled_at").ValueKind);
+        await FailureAsync("webhook_paused", "webhooks", "test", id);
+        var resumed = await JsonAsync("webhooks", "resume", id);
+        Assert.True(!resumed.TryGetProperty("disabled_at", out var none) || none.ValueKind == JsonValueKind.Null, resumed.ToString());
+
+        var rotated = await JsonAsync("webhooks", "rotate-secret", id, "--overlap-seconds", "60");
+        var second = rotated.GetProperty("secret").GetString()!;
+        Assert.NotEqual(first, second);
+        Assert.InRange(rotated.GetProperty("previous_secret_expires_at").UnixTime() - Server.Time.GetUtcNow(), TimeSpan.FromSeconds(55), TimeSpan.FromSeconds(61));
+        var secrets = await Server.Services.GetRequiredService<Nexus.Server.Notifications.WebhookStore>().SecretsAsync(id, TestContext.Current.CancellationToken);
+        Assert.Equal((second, first), (secrets.Current, secrets.Previous));
+        // The text form prints the new secret (once), never the replaced one.
+        var text = await RunAsync("webhooks", "rotate-secret", id);
+        Assert.Equal(0, text.ExitCode);
+        Assert.DoesNotContain(second, text.Output);
+        Assert.Contains(WebhookSignatureSecretPrefix, text.Output);
+
+        await FailureAsync("validation_failed", "webhooks", "rotate-secret", id, "--overlap-seconds", "604801");
+        await FailureAsync("not_found", "webhooks", "pause", "wh_missing");
+        await FailureAsync("not_found", "webhooks", "rotate-secret", "wh_missing");
+    }
+
+    private const string WebhookSignatureSecretPrefix = "whsec_";
 
     [Fact]
     public async Task WebhooksCommandsListTestAndResendWhatTheAdminApiDoesAndTheRunningNexusSendsIt()
