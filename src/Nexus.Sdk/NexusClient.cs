@@ -70,7 +70,8 @@ public sealed class NexusClient : IDisposable
         }
 
         baseUrl = options.BaseUrl!.AbsoluteUri.TrimEnd('/');
-        cache = new CredentialCache(FetchCredentialsAsync, options.TimeProvider, options.CredentialExpiryMargin, options.CredentialMaxAge);
+        cache = new CredentialCache(FetchCredentialsAsync, options.TimeProvider, options.CredentialExpiryMargin, options.CredentialMaxAge,
+            static e => IsTransient(e, CancellationToken.None));
     }
 
     /// <summary>
@@ -340,7 +341,11 @@ public sealed class NexusClient : IDisposable
 
     /// <summary>
     /// The connection's credential, from the cache while it is fresh (until shortly before <c>expires_at</c>), else
-    /// from <c>GET /v1/token/{id}</c>; concurrent callers share one fetch.
+    /// from <c>GET /v1/token/{id}</c>; concurrent callers share one fetch. When that fetch fails transiently (Nexus
+    /// unreachable or busy: a 429, a 502/503/504 without a Nexus code or with one of <see cref="TransientCodes"/>, no
+    /// answer, a timeout) while the cached credential has not expired, the cached credential is returned, and Nexus
+    /// asked again after 5 s at most; any other error is thrown (a 500, a 502/503/504 refusal such as
+    /// <c>token_request_failed</c>, <see cref="NexusAttentionRequiredException"/>, <see cref="NexusNotFoundException"/>).
     /// </summary>
     public ValueTask<NexusCredential> GetCredentialsAsync(string connectionId, CancellationToken cancellationToken = default)
     {
