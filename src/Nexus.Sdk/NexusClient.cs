@@ -887,13 +887,18 @@ public sealed class NexusClient : IDisposable
         }
     }
 
-    /// <summary>Nexus's code in a JSON answer's root: its <c>code</c>, else what its <c>type</c> names after <c>urn:nexus:problem:</c>; null for another value.</summary>
+    /// <summary>
+    /// Nexus's code in a JSON answer's root: its <c>code</c>, else (none, or empty) what its <c>type</c> names after
+    /// <c>urn:nexus:problem:</c>, as the Go, TypeScript and Python SDKs read it; null for another value, and never empty.
+    /// </summary>
     private static string? ProblemCode(JsonElement root) =>
         root.ValueKind != JsonValueKind.Object
             ? null
-            : Json.String(root, "code") ?? (Json.String(root, "type") is { } type && type.StartsWith(ProblemTypePrefix, StringComparison.Ordinal)
-                ? type[ProblemTypePrefix.Length..]
-                : null);
+            : Json.String(root, "code") is { Length: > 0 } code
+                ? code
+                : Json.String(root, "type") is { } type && type.StartsWith(ProblemTypePrefix, StringComparison.Ordinal) && type.Length > ProblemTypePrefix.Length
+                    ? type[ProblemTypePrefix.Length..]
+                    : null;
 
     /// <summary>Exponential backoff with full jitter, never sooner than Retry-After (plus up to 10 % jitter), capped at MaxRetryDelay.</summary>
     internal TimeSpan Backoff(int attempt, TimeSpan? retryAfter)
@@ -930,7 +935,7 @@ public sealed class NexusClient : IDisposable
                 using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
                 var root = document.RootElement;
                 problem = root.ValueKind == JsonValueKind.Object ? root.Clone() : null;
-                code = Json.String(root, "code");
+                code = ProblemCode(root);
                 title = Json.String(root, "title");
                 detail = Json.String(root, "detail");
                 // Nexus's 409 connection_not_active carries the connection's status as "status" (a string, unlike RFC 9457's number).

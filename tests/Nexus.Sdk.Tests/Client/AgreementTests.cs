@@ -265,6 +265,39 @@ public sealed class AgreementTests
     }
 
     [Fact]
+    public async Task A_problem_without_a_code_takes_it_from_its_urn_nexus_problem_type()
+    {
+        static HttpResponseMessage Typed(HttpStatusCode status, string type, string extra = "") =>
+            FakeNexus.Json($$"""{"type":"{{type}}","title":"t","status":{{(int)status}}{{extra}}}""", status, "application/problem+json");
+        var fake = new FakeNexus
+        {
+            Respond = request => Task.FromResult(request.RequestUri!.AbsolutePath switch
+            {
+                "/v1/token/conn_attention" => FakeNexus.Json("""{"type":"urn:nexus:problem:connection_not_active","title":"t","status":"attention_required","connection_id":"conn_attention","error":"invalid_grant"}""",
+                    HttpStatusCode.Conflict, "application/problem+json"),
+                "/v1/token/conn_refused" => Typed(HttpStatusCode.BadGateway, "urn:nexus:problem:token_request_failed"),
+                "/v1/token/conn_empty" => Typed(HttpStatusCode.BadRequest, "urn:nexus:problem:validation_failed", ""","code":"" """),
+                "/v1/token/conn_both" => Typed(HttpStatusCode.BadRequest, "urn:nexus:problem:validation_failed", ""","code":"unknown_provider" """),
+                "/v1/token/conn_url" => Typed(HttpStatusCode.BadRequest, "https://nexus.test/problems/validation_failed"),
+                _ => Typed(HttpStatusCode.BadRequest, "about:blank"),
+            }),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var ct = TestContext.Current.CancellationToken;
+        async Task<T> Fails<T>(string id) where T : Exception => await Assert.ThrowsAsync<T>(() => client.GetCredentialsAsync(id, ct).AsTask());
+
+        var attention = await Fails<NexusAttentionRequiredException>("conn_attention");
+        Assert.Equal(("connection_not_active", "invalid_grant"), (attention.Code, attention.Reason));
+        var refused = await Fails<NexusUnavailableException>("conn_refused");
+        Assert.Equal("token_request_failed", refused.Code);
+        Assert.Equal(1, fake.Count("/v1/token/conn_refused")); // a refusal: not sent again
+        Assert.Equal("validation_failed", (await Fails<NexusException>("conn_empty")).Code);
+        Assert.Equal("unknown_provider", (await Fails<NexusException>("conn_both")).Code); // the code wins
+        Assert.Null((await Fails<NexusException>("conn_url")).Code); // only the URN names a code
+        Assert.Null((await Fails<NexusException>("conn_blank")).Code);
+    }
+
+    [Fact]
     public async Task A_transient_Nexus_problem_through_the_Bridge_is_retried_for_an_idempotent_method_but_not_for_a_POST_a_providers_503_or_a_long_Retry_After()
     {
         // Nexus's Bridge: /flaky answers 429 (Nexus's rate limit), then 503 database_unavailable, then the provider's
