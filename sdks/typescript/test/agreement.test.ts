@@ -355,6 +355,38 @@ test("cached credentials are not served when their fetch is answered with a 502 
   assert.equal(server.count(`GET /v1/token/${id}`), 2);
 });
 
+test("a problem without a code takes it from its urn:nexus:problem: type", async () => {
+  const id = newId();
+  const typed = (res: Parameters<Handler>[1], status: number, type: string, extra: Record<string, unknown> = {}) => {
+    res.writeHead(status, { "content-type": "application/problem+json" });
+    res.end(JSON.stringify({ type, title: "t", status, ...extra }));
+  };
+  server.on("GET", new RegExp(`^/v1/token/${id}-attention$`), (_req, res) => {
+    res.writeHead(409, { "content-type": "application/problem+json" });
+    res.end(`{"type":"urn:nexus:problem:connection_not_active","title":"t","status":"attention_required","connection_id":"${id}-attention","error":"invalid_grant"}`);
+  });
+  server.on("GET", new RegExp(`^/v1/token/${id}-refused$`), (_req, res) => typed(res, 502, "urn:nexus:problem:token_request_failed"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-empty$`), (_req, res) => typed(res, 400, "urn:nexus:problem:validation_failed", { code: "" }));
+  server.on("GET", new RegExp(`^/v1/token/${id}-both$`), (_req, res) => typed(res, 400, "urn:nexus:problem:validation_failed", { code: "unknown_provider" }));
+  server.on("GET", new RegExp(`^/v1/token/${id}-url$`), (_req, res) => typed(res, 400, "https://nexus.test/problems/validation_failed"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-blank$`), (_req, res) => typed(res, 400, "about:blank"));
+  const nexus = new Nexus({ baseUrl: server.url, apiKey: KEY, retry: { baseDelayMs: 1 } });
+  const fails = (suffix: string) => nexus.getCredentials(`${id}-${suffix}`).then(() => assert.fail(suffix), (e: unknown) => e as RequestError);
+
+  const attention = await fails("attention");
+  assert.ok(attention instanceof AttentionRequiredError, String(attention));
+  assert.equal(attention.code, "connection_not_active");
+  assert.equal(attention.reason, "invalid_grant");
+  const refused = await fails("refused");
+  assert.ok(refused instanceof UnavailableError, String(refused));
+  assert.equal(refused.code, "token_request_failed");
+  assert.equal(server.count(`GET /v1/token/${id}-refused`), 1); // a refusal: not sent again
+  assert.equal((await fails("empty")).code, "validation_failed");
+  assert.equal((await fails("both")).code, "unknown_provider"); // the code wins
+  assert.equal((await fails("url")).code, ""); // only the URN names a code
+  assert.equal((await fails("blank")).code, "");
+});
+
 // The retry policy (the README's "Retries"), with the default retry options: each test has the same sentence as its
 // name in the Go, Python and .NET suites.
 
