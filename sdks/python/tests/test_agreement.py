@@ -3,6 +3,7 @@ sentence as its name in the Go, TypeScript and .NET suites."""
 
 import asyncio
 import email.utils
+import json
 import threading
 import time
 import unittest
@@ -290,6 +291,41 @@ class AgreementTests(unittest.TestCase):
             client.credentials("c1")
         self.assertEqual((502, "token_request_failed"), (caught.exception.http_status, caught.exception.code))
         self.assertEqual(2, script.calls)
+
+
+    def test_a_problem_without_a_code_takes_it_from_its_urn_nexus_problem_type(self):
+        def typed(http_status, type_, **extra):
+            body = {"type": type_, "title": "t", "status": http_status}
+            body.update(extra)  # a 409 connection_not_active's "status" is the connection's
+            return lambda seen, m: (http_status, {"Content-Type": "application/problem+json"}, json.dumps(body).encode())
+
+        self.server.route("GET", r"/v1/token/attention", typed(409, "urn:nexus:problem:connection_not_active",
+                                                             status="attention_required", connection_id="attention",
+                                                             error="invalid_grant"))
+        self.server.route("GET", r"/v1/token/refused", typed(502, "urn:nexus:problem:token_request_failed"))
+        self.server.route("GET", r"/v1/token/empty", typed(400, "urn:nexus:problem:validation_failed", code=""))
+        self.server.route("GET", r"/v1/token/both", typed(400, "urn:nexus:problem:validation_failed", code="unknown_provider"))
+        self.server.route("GET", r"/v1/token/url", typed(400, "https://nexus.test/problems/validation_failed"))
+        self.server.route("GET", r"/v1/token/blank", typed(400, "about:blank"))
+        client = NexusClient(self.server.url, "nxk_test", sleep=self.time.sleep)  # the default retries
+        self.addCleanup(client.close)
+
+        def fails(connection_id):
+            with self.assertRaises(NexusError) as caught:
+                client.credentials(connection_id)
+            return caught.exception
+
+        attention = fails("attention")
+        self.assertIsInstance(attention, AttentionRequired)
+        self.assertEqual(("connection_not_active", "invalid_grant"), (attention.code, attention.reason))
+        refused = fails("refused")
+        self.assertIsInstance(refused, Unavailable)
+        self.assertEqual("token_request_failed", refused.code)
+        self.assertEqual(1, self.server.count("GET", "/v1/token/refused"))  # a refusal: not sent again
+        self.assertEqual("validation_failed", fails("empty").code)
+        self.assertEqual("unknown_provider", fails("both").code)  # the code wins
+        self.assertIsNone(fails("url").code)  # only the URN names a code
+        self.assertIsNone(fails("blank").code)
 
 
 class Provider401Tests(unittest.TestCase):
