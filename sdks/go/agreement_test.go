@@ -489,6 +489,74 @@ func TestCachedCredentialsAreNotServedWhenTheirFetchIsAnsweredWithA502OfAPermane
 	}
 }
 
+func TestAProblemWithoutACodeTakesItFromItsUrnNexusProblemType(t *testing.T) {
+	f := newFakeNexus(t)
+	typed := func(w http.ResponseWriter, status int, typ string, extra string) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_, _ = fmt.Fprintf(w, `{"type":%q,"title":"t"%s}`, typ, extra)
+	}
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+		switch strings.TrimPrefix(r.URL.Path, "/v1/token/") {
+		case "attention":
+			typed(w, 409, "urn:nexus:problem:connection_not_active", `,"status":"attention_required","connection_id":"attention","error":"invalid_grant"`)
+		case "refused":
+			typed(w, 502, "urn:nexus:problem:token_request_failed", `,"status":502`)
+		case "empty":
+			typed(w, 400, "urn:nexus:problem:validation_failed", `,"code":""`)
+		case "both":
+			typed(w, 400, "urn:nexus:problem:validation_failed", `,"code":"unknown_provider"`)
+		case "url":
+			typed(w, 400, "https://nexus.test/problems/validation_failed", "")
+		default:
+			typed(w, 400, "about:blank", "")
+		}
+	}
+	c := f.client(t)
+	fails := func(id string) *Problem {
+		_, err := c.Credentials(context.Background(), id)
+		var ar *AttentionRequiredError
+		var un *UnavailableError
+		var api *APIError
+		switch {
+		case errors.As(err, &ar):
+			return &ar.Problem
+		case errors.As(err, &un):
+			return &un.Problem
+		case errors.As(err, &api):
+			return &api.Problem
+		}
+		t.Fatalf("%s: got %T %v", id, err, err)
+		return nil
+	}
+
+	if _, err := c.Credentials(context.Background(), "attention"); !errors.Is(err, ErrAttentionRequired) {
+		t.Fatalf("attention: got %T %v", err, err)
+	}
+	if p := fails("attention"); p.Code != "connection_not_active" || p.Reason != "invalid_grant" {
+		t.Fatalf("attention: code %q reason %q", p.Code, p.Reason)
+	}
+	before := f.count("GET /v1/token/")
+	if p := fails("refused"); p.Code != "token_request_failed" || p.StatusCode != 502 {
+		t.Fatalf("refused: code %q status %d", p.Code, p.StatusCode)
+	}
+	if got := f.count("GET /v1/token/") - before; got != 1 {
+		t.Fatalf("refused: %d fetches, want 1 (a refusal is not sent again)", got)
+	}
+	if p := fails("empty"); p.Code != "validation_failed" {
+		t.Fatalf("empty: code %q", p.Code)
+	}
+	if p := fails("both"); p.Code != "unknown_provider" { // the code wins
+		t.Fatalf("both: code %q", p.Code)
+	}
+	if p := fails("url"); p.Code != "" { // only the URN names a code
+		t.Fatalf("url: code %q", p.Code)
+	}
+	if p := fails("blank"); p.Code != "" {
+		t.Fatalf("blank: code %q", p.Code)
+	}
+}
+
 // The retry policy (the README's "Retries"), with the default RetryPolicy: each test has the same sentence as its
 // name in the TypeScript, Python and .NET suites.
 
