@@ -406,6 +406,157 @@ func TestA21stRedirectToAnotherOriginComesBackAsThe3xxDirectly(t *testing.T) {
 	}
 }
 
+func TestCachedCredentialsThatHaveNotExpiredAreServedWhenTheirFetchFailsTransiently(t *testing.T) {
+	failures := []struct {
+		what string
+		fail func(t *testing.T, w http.ResponseWriter)
+	}{
+		{"503 database_unavailable", func(t *testing.T, w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "0")
+			writeProblem(w, 503, "database_unavailable", nil)
+		}},
+		{"a proxy's 502 (no Nexus code)", func(t *testing.T, w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(502)
+			_, _ = io.WriteString(w, "<html>Bad Gateway</html>")
+		}},
+		{"429", func(t *testing.T, w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "0")
+			writeProblem(w, 429, "rate_limited", nil)
+		}},
+		{"no answer", hangUp},
+	}
+	for _, failure := range failures {
+		f := newFakeNexus(t)
+		now := time.Unix(1_700_000_000, 0)
+		var clock atomic.Value
+		clock.Store(now)
+		expires := now.Add(10 * time.Minute)
+		var down atomic.Bool
+		f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+			if down.Load() {
+				failure.fail(t, w)
+				return
+			}
+			writeJSON(w, 200, bearerToken("tok-1", expires))
+		}
+		c := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}), WithClock(func() time.Time { return clock.Load().(time.Time) }))
+		if _, err := c.Credentials(context.Background(), "conn_1"); err != nil {
+			t.Fatal(err)
+		}
+		down.Store(true)
+		clock.Store(expires.Add(-30 * time.Second)) // within the refresh margin: due for a fetch, not expired
+		cr, err := c.Credentials(context.Background(), "conn_1")
+		if err != nil || cr.AccessToken != "tok-1" || f.count("GET /v1/token/") < 2 {
+			t.Fatalf("%s: got %v, %v after %d fetches", failure.what, cr, err, f.count("GET /v1/token/"))
+		}
+		clock.Store(expires.Add(time.Second)) // expired: the failure is returned
+		if _, err := c.Credentials(context.Background(), "conn_1"); !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrRateLimited) {
+			var tr *transportError
+			if !errors.As(err, &tr) {
+				t.Fatalf("%s, expired: got %T %v", failure.what, err, err)
+			}
+		}
+	}
+}
+
+func TestCachedCredentialsAreNotServedWhenTheirFetchIsAnsweredWithA502OfAPermanentCode(t *testing.T) {
+	f := newFakeNexus(t)
+	now := time.Unix(1_700_000_000, 0)
+	var clock atomic.Value
+	clock.Store(now)
+	expires := now.Add(10 * time.Minute)
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+		if n > 1 {
+			writeProblem(w, 502, "token_request_failed", nil)
+			return
+		}
+		writeJSON(w, 200, bearerToken("tok-1", expires))
+	}
+	c := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}), WithClock(func() time.Time { return clock.Load().(time.Time) }))
+	if _, err := c.Credentials(context.Background(), "conn_1"); err != nil {
+		t.Fatal(err)
+	}
+	// Due for a fetch, not expired: a transient failure would serve tok-1 (the test above).
+	clock.Store(expires.Add(-30 * time.Second))
+	cr, err := c.Credentials(context.Background(), "conn_1")
+	var un *UnavailableError
+	if !errors.As(err, &un) || un.StatusCode != 502 || un.Code != "token_request_failed" || cr != nil {
+		t.Fatalf("got %v, %T %v", cr, err, err)
+	}
+	if got := f.count("GET /v1/token/"); got != 2 {
+		t.Fatalf("GET /v1/token calls = %d, want 2", got)
+	}
+}
+
+func TestAProblemWithoutACodeTakesItFromItsUrnNexusProblemType(t *testing.T) {
+	f := newFakeNexus(t)
+	typed := func(w http.ResponseWriter, status int, typ string, extra string) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_, _ = fmt.Fprintf(w, `{"type":%q,"title":"t"%s}`, typ, extra)
+	}
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+		switch strings.TrimPrefix(r.URL.Path, "/v1/token/") {
+		case "attention":
+			typed(w, 409, "urn:nexus:problem:connection_not_active", `,"status":"attention_required","connection_id":"attention","error":"invalid_grant"`)
+		case "refused":
+			typed(w, 502, "urn:nexus:problem:token_request_failed", `,"status":502`)
+		case "empty":
+			typed(w, 400, "urn:nexus:problem:validation_failed", `,"code":""`)
+		case "both":
+			typed(w, 400, "urn:nexus:problem:validation_failed", `,"code":"unknown_provider"`)
+		case "url":
+			typed(w, 400, "https://nexus.test/problems/validation_failed", "")
+		default:
+			typed(w, 400, "about:blank", "")
+		}
+	}
+	c := f.client(t)
+	fails := func(id string) *Problem {
+		_, err := c.Credentials(context.Background(), id)
+		var ar *AttentionRequiredError
+		var un *UnavailableError
+		var api *APIError
+		switch {
+		case errors.As(err, &ar):
+			return &ar.Problem
+		case errors.As(err, &un):
+			return &un.Problem
+		case errors.As(err, &api):
+			return &api.Problem
+		}
+		t.Fatalf("%s: got %T %v", id, err, err)
+		return nil
+	}
+
+	if _, err := c.Credentials(context.Background(), "attention"); !errors.Is(err, ErrAttentionRequired) {
+		t.Fatalf("attention: got %T %v", err, err)
+	}
+	if p := fails("attention"); p.Code != "connection_not_active" || p.Reason != "invalid_grant" {
+		t.Fatalf("attention: code %q reason %q", p.Code, p.Reason)
+	}
+	before := f.count("GET /v1/token/")
+	if p := fails("refused"); p.Code != "token_request_failed" || p.StatusCode != 502 {
+		t.Fatalf("refused: code %q status %d", p.Code, p.StatusCode)
+	}
+	if got := f.count("GET /v1/token/") - before; got != 1 {
+		t.Fatalf("refused: %d fetches, want 1 (a refusal is not sent again)", got)
+	}
+	if p := fails("empty"); p.Code != "validation_failed" {
+		t.Fatalf("empty: code %q", p.Code)
+	}
+	if p := fails("both"); p.Code != "unknown_provider" { // the code wins
+		t.Fatalf("both: code %q", p.Code)
+	}
+	if p := fails("url"); p.Code != "" { // only the URN names a code
+		t.Fatalf("url: code %q", p.Code)
+	}
+	if p := fails("blank"); p.Code != "" {
+		t.Fatalf("blank: code %q", p.Code)
+	}
+}
+
 // The retry policy (the README's "Retries"), with the default RetryPolicy: each test has the same sentence as its
 // name in the TypeScript, Python and .NET suites.
 

@@ -2,6 +2,7 @@ package nexus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -261,5 +262,50 @@ func TestAFetchThatStartedBeforeAnInvalidationDoesNotStoreItsCredential(t *testi
 	close(releases[1])
 	if a, b := <-second, <-third; a != "tok-2" || b != "tok-2" {
 		t.Fatalf("after the invalidation: %q and %q, want tok-2", a, b)
+	}
+}
+
+// A credential served over Nexus being unavailable is used for 5 s before Nexus is asked again; a 500 and
+// attention_required are never masked by the cached credential (nor is a refusal: agreement_test.go).
+func TestACredentialServedOverAnOutageIsAskedForAgainAfter5sAndA500OrAttentionRequiredIsNeverMasked(t *testing.T) {
+	f := newFakeNexus(t)
+	now := time.Unix(1_700_000_000, 0)
+	var clock atomic.Value
+	clock.Store(now)
+	expires := now.Add(10 * time.Minute)
+	f.token = func(w http.ResponseWriter, r *http.Request, n int64) {
+		switch n {
+		case 1:
+			writeJSON(w, 200, bearerToken("tok-1", expires))
+		case 2, 3:
+			writeProblem(w, 503, "refresh_unavailable", nil)
+		case 4:
+			writeProblem(w, 500, "internal_error", nil)
+		default:
+			writeProblem(w, 409, "connection_not_active", map[string]interface{}{"status": "attention_required", "connection_id": "conn_1", "error": "invalid_grant"})
+		}
+	}
+	c := f.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}), WithClock(func() time.Time { return clock.Load().(time.Time) }))
+	get := func() (*Credentials, error) { return c.Credentials(context.Background(), "conn_1") }
+	if _, err := get(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Store(expires.Add(-30 * time.Second))
+	for i := 0; i < 3; i++ { // one fetch, then the cached credential for 5 s
+		if cr, err := get(); err != nil || cr.AccessToken != "tok-1" || f.count("GET /v1/token/") != 2 {
+			t.Fatalf("call %d: %v %v after %d fetches", i, cr, err, f.count("GET /v1/token/"))
+		}
+	}
+	clock.Store(expires.Add(-25 * time.Second))
+	if cr, err := get(); err != nil || cr.AccessToken != "tok-1" || f.count("GET /v1/token/") != 3 {
+		t.Fatalf("after 5 s: %v %v after %d fetches", cr, err, f.count("GET /v1/token/"))
+	}
+	clock.Store(expires.Add(-20 * time.Second))
+	var api *APIError
+	if _, err := get(); !errors.As(err, &api) || api.StatusCode != 500 {
+		t.Fatalf("500: got %T %v", err, err)
+	}
+	if _, err := get(); !errors.Is(err, ErrAttentionRequired) {
+		t.Fatalf("attention_required: got %T %v", err, err)
 	}
 }

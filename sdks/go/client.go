@@ -88,6 +88,18 @@ var transientCodes = map[string]bool{
 // transientCode: a 502/503/504 with this code (empty: no Nexus problem, a proxy's or load balancer's answer) is retried.
 func transientCode(code string) bool { return code == "" || transientCodes[code] }
 
+// transientFailure: an error the next call may not meet, which WaitUntilActive polls through and over which Credentials
+// serves a cached credential that has not expired: what the retry policy retries (a 429; a 502/503/504 without a Nexus
+// code or with a transient one; Nexus unreachable) and a call that timed out. Not a 500 internal_error (a bug in
+// Nexus), nor a 502/503/504 with another code (token_request_failed, aws_assume_role_failed, …: a refusal that asking
+// again does not change).
+func transientFailure(err error) bool {
+	var un *UnavailableError
+	var rl *RateLimitedError
+	var tr *transportError
+	return (errors.As(err, &un) && transientCode(un.Code)) || errors.As(err, &rl) || errors.As(err, &tr)
+}
+
 // retryWait is the retry policy's one decision, for calls to Nexus's API and requests through the Bridge alike:
 // whether attempt (0 for the first) of attempts, which failed with err, is followed by another, and after how long.
 // Retried: *RateLimitedError (429), *UnavailableError (502, 503, 504) without a Nexus code or with a transient one

@@ -358,10 +358,7 @@ func (c *Client) WaitUntilActive(ctx context.Context, id string, timeout time.Du
 			// What the retry policy retries (a 429; a 502/503/504 without a Nexus code or with a transient one:
 			// transientCode), and a poll that timed out. A 502/503/504 with another code is a refusal that the next
 			// poll would get again.
-			var un *UnavailableError
-			var rl *RateLimitedError
-			var tr *transportError
-			if !(errors.As(err, &un) && transientCode(un.Code)) && !errors.As(err, &rl) && !errors.As(err, &tr) {
+			if !transientFailure(err) {
 				return nil, err
 			}
 			lastErr = err

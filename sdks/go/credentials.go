@@ -261,7 +261,10 @@ func (c *Client) freshUntil(creds *Credentials, now time.Time) time.Time {
 
 // Credentials returns the connection's credentials: from the cache while they are fresh, else from
 // GET /v1/token/{id}. Concurrent callers share one fetch; each may stop waiting when its ctx ends (the fetch goes
-// on for the others).
+// on for the others). When that fetch fails transiently (Nexus unreachable or busy: a 429, a 502/503/504 without a
+// Nexus code or with a transient one, no answer, a timeout) while the cached credential has not expired, the cached
+// credential is returned, and Nexus asked again after 5 seconds at most; any other error is returned (a 500, a
+// 502/503/504 refusal such as token_request_failed, attention_required, not found).
 func (c *Client) Credentials(ctx context.Context, id string) (*Credentials, error) {
 	now := c.now()
 	c.cache.mu.Lock()
@@ -309,10 +312,38 @@ func (c *Client) store(id string, gen uint64, creds *Credentials, err error) {
 	}
 }
 
+// staleRetry is how long a credential served over a transient failure (stale) is used before Nexus is asked again.
+const staleRetry = 5 * time.Second
+
+// stale is the cached credential of id to serve over err when its fetch failed transiently (transientFailure: Nexus
+// unreachable or busy) while it is due for a fetch but not expired, as Nexus itself serves a valid token while the
+// provider is down; it is then used for staleRetry before the next try. Nil for any other error (a 500, a
+// 502/503/504 refusal such as token_request_failed, attention_required, not found), for a credential without
+// expires_at, and after an invalidation (gen). Must hold mu.
+func (c *Client) stale(id string, gen uint64, err error) *Credentials {
+	e := c.cache.entries[id]
+	if err == nil || !transientFailure(err) || e == nil || e.gen != gen || e.creds == nil || e.creds.ExpiresAt.IsZero() {
+		return nil
+	}
+	now := c.now()
+	if !now.Before(e.creds.ExpiresAt) {
+		return nil
+	}
+	e.freshUntil = now.Add(staleRetry)
+	if e.freshUntil.After(e.creds.ExpiresAt) {
+		e.freshUntil = e.creds.ExpiresAt
+	}
+	return e.creds
+}
+
 func (c *Client) runFetch(ctx context.Context, id string, gen uint64, f *flight) {
 	f.creds, f.err = c.fetchCredentials(ctx, id)
 	c.cache.mu.Lock()
-	c.store(id, gen, f.creds, f.err)
+	if creds := c.stale(id, gen, f.err); creds != nil {
+		f.creds, f.err = creds, nil
+	} else {
+		c.store(id, gen, f.creds, f.err)
+	}
 	if e := c.cache.entries[id]; e != nil && e.fetch == f {
 		e.fetch = nil
 	}

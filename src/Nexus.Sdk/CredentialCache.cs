@@ -7,10 +7,16 @@ namespace Nexus.Sdk;
 /// time they had left when fetched) before their <c>expires_at</c> (or for <see cref="NexusClientOptions.CredentialMaxAge"/> when they have none). A missing or
 /// stale entry is fetched once however many callers want it at the same moment: they all await the one fetch in
 /// flight. The fetch runs to its end even when the caller that started it gives up (its result serves the others);
-/// each caller's own cancellation only stops its own wait.
+/// each caller's own cancellation only stops its own wait. When a fetch fails with an error that
+/// <paramref name="transient"/> accepts (Nexus unreachable or busy) while the cached credential has not expired, that
+/// credential is the fetch's answer, and it is used for <see cref="StaleRetry"/> before Nexus is asked again.
 /// </summary>
-internal sealed class CredentialCache(Func<string, CancellationToken, Task<NexusCredential>> fetch, TimeProvider time, TimeSpan margin, TimeSpan maxAge)
+internal sealed class CredentialCache(Func<string, CancellationToken, Task<NexusCredential>> fetch, TimeProvider time, TimeSpan margin, TimeSpan maxAge,
+    Func<Exception, bool>? transient = null)
 {
+    /// <summary>How long a credential served over a transient failure is used before Nexus is asked again.</summary>
+    internal static readonly TimeSpan StaleRetry = TimeSpan.FromSeconds(5);
+
     private readonly ConcurrentDictionary<string, Entry> entries = new(StringComparer.Ordinal);
 
     private sealed record Fresh(NexusCredential Credential, long FreshUntilMs);
@@ -91,13 +97,24 @@ internal sealed class CredentialCache(Func<string, CancellationToken, Task<Nexus
 
             return credential;
         }
-        catch
+        catch (Exception e)
         {
             lock (entry.Gate)
             {
                 if (entry.Generation == generation)
                 {
                     entry.Flight = null;
+                    // Nexus unreachable or busy while the cached credential is due for a fetch but not expired: keep
+                    // using it for a few seconds (as Nexus itself serves a valid token while the provider is down).
+                    // Never over a 500, a 502/503/504 refusal (token_request_failed, …) or an answer about the
+                    // connection (attention required, not found): transient says which.
+                    var now = time.GetUtcNow();
+                    if (transient?.Invoke(e) == true && entry.Current is { Credential: { ExpiresAt: { } expires } stale } && now < expires)
+                    {
+                        var until = now + StaleRetry < expires ? now + StaleRetry : expires;
+                        Volatile.Write(ref entry.Current, new Fresh(stale, until.ToUnixTimeMilliseconds()));
+                        return stale;
+                    }
                 }
             }
 

@@ -40,7 +40,11 @@ public class NexusException : Exception
     /// <summary>The HTTP status Nexus answered with, when there was an answer.</summary>
     public HttpStatusCode? StatusCode { get; }
 
-    /// <summary>Nexus's error code (<c>connection_not_active</c>, <c>refresh_not_supported</c>, …).</summary>
+    /// <summary>
+    /// Nexus's error code (<c>connection_not_active</c>, <c>refresh_not_supported</c>, …): the problem's <c>code</c>,
+    /// else what its <c>type</c> names after <c>urn:nexus:problem:</c> (as in the Go, TypeScript and Python SDKs);
+    /// null when the answer has neither (a proxy's error page).
+    /// </summary>
     public string? Code { get; }
 
     /// <summary>The connection the call was about, when it was about one.</summary>

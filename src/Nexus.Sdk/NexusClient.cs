@@ -70,7 +70,8 @@ public sealed class NexusClient : IDisposable
         }
 
         baseUrl = options.BaseUrl!.AbsoluteUri.TrimEnd('/');
-        cache = new CredentialCache(FetchCredentialsAsync, options.TimeProvider, options.CredentialExpiryMargin, options.CredentialMaxAge);
+        cache = new CredentialCache(FetchCredentialsAsync, options.TimeProvider, options.CredentialExpiryMargin, options.CredentialMaxAge,
+            static e => IsTransient(e, CancellationToken.None));
     }
 
     /// <summary>
@@ -340,7 +341,11 @@ public sealed class NexusClient : IDisposable
 
     /// <summary>
     /// The connection's credential, from the cache while it is fresh (until shortly before <c>expires_at</c>), else
-    /// from <c>GET /v1/token/{id}</c>; concurrent callers share one fetch.
+    /// from <c>GET /v1/token/{id}</c>; concurrent callers share one fetch. When that fetch fails transiently (Nexus
+    /// unreachable or busy: a 429, a 502/503/504 without a Nexus code or with one of <see cref="TransientCodes"/>, no
+    /// answer, a timeout) while the cached credential has not expired, the cached credential is returned, and Nexus
+    /// asked again after 5 s at most; any other error is thrown (a 500, a 502/503/504 refusal such as
+    /// <c>token_request_failed</c>, <see cref="NexusAttentionRequiredException"/>, <see cref="NexusNotFoundException"/>).
     /// </summary>
     public ValueTask<NexusCredential> GetCredentialsAsync(string connectionId, CancellationToken cancellationToken = default)
     {
@@ -882,13 +887,18 @@ public sealed class NexusClient : IDisposable
         }
     }
 
-    /// <summary>Nexus's code in a JSON answer's root: its <c>code</c>, else what its <c>type</c> names after <c>urn:nexus:problem:</c>; null for another value.</summary>
+    /// <summary>
+    /// Nexus's code in a JSON answer's root: its <c>code</c>, else (none, or empty) what its <c>type</c> names after
+    /// <c>urn:nexus:problem:</c>, as the Go, TypeScript and Python SDKs read it; null for another value, and never empty.
+    /// </summary>
     private static string? ProblemCode(JsonElement root) =>
         root.ValueKind != JsonValueKind.Object
             ? null
-            : Json.String(root, "code") ?? (Json.String(root, "type") is { } type && type.StartsWith(ProblemTypePrefix, StringComparison.Ordinal)
-                ? type[ProblemTypePrefix.Length..]
-                : null);
+            : Json.String(root, "code") is { Length: > 0 } code
+                ? code
+                : Json.String(root, "type") is { } type && type.StartsWith(ProblemTypePrefix, StringComparison.Ordinal) && type.Length > ProblemTypePrefix.Length
+                    ? type[ProblemTypePrefix.Length..]
+                    : null;
 
     /// <summary>Exponential backoff with full jitter, never sooner than Retry-After (plus up to 10 % jitter), capped at MaxRetryDelay.</summary>
     internal TimeSpan Backoff(int attempt, TimeSpan? retryAfter)
@@ -925,7 +935,7 @@ public sealed class NexusClient : IDisposable
                 using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
                 var root = document.RootElement;
                 problem = root.ValueKind == JsonValueKind.Object ? root.Clone() : null;
-                code = Json.String(root, "code");
+                code = ProblemCode(root);
                 title = Json.String(root, "title");
                 detail = Json.String(root, "detail");
                 // Nexus's 409 connection_not_active carries the connection's status as "status" (a string, unlike RFC 9457's number).

@@ -3,6 +3,7 @@ sentence as its name in the Go, TypeScript and .NET suites."""
 
 import asyncio
 import email.utils
+import json
 import threading
 import time
 import unittest
@@ -10,7 +11,7 @@ import unittest
 from nexus_sdk import (AttentionRequired, Conflict, ConnectionFailed, NexusClient, NexusError, NexusTimeout,
                        NotActive, RateLimited, TooManyRedirects, Unavailable)
 from nexus_sdk.aio import AsyncNexusClient
-from support import HANG_UP, FakeServer, Sleeps, js, problem
+from support import HANG_UP, Clock, FakeServer, Sleeps, js, problem
 from test_apply import ADAPTERS, Provider, call
 
 
@@ -248,6 +249,83 @@ class AgreementTests(unittest.TestCase):
         self.assertIs(NexusError, type(caught.exception))  # not Unavailable, not NexusTimeout
         self.assertEqual((500, "internal_error"), (caught.exception.http_status, caught.exception.code))
         self.assertEqual(1, script.calls)
+
+
+    def _cached_then(self, failure):
+        """A client whose clock the test sets, holding cached credentials (expiring in 10 minutes) that are due for a
+        fetch (30 s before they expire), and whose next fetches are answered with ``failure``."""
+        clock = Clock(1_700_000_000.0)
+        expires_at = clock.now + 600
+        token = js(200, {"strategy": {"type": "oauth2"}, "credentials": {"access_token": "tok-1"}, "expires_at": expires_at},
+                   {"Connection": "close"})
+        script = Scripted(token, failure)
+        self.server.route("GET", r"/v1/token/c1", script)
+        client = NexusClient(self.server.url, "nxk_test", clock=clock, sleep=self.time.sleep, max_retries=0)
+        self.addCleanup(client.close)
+        self.assertEqual("tok-1", client.credentials("c1").secret("access_token"))
+        clock.now = expires_at - 30
+        return client, clock, expires_at, script
+
+    def test_cached_credentials_that_have_not_expired_are_served_when_their_fetch_fails_transiently(self):
+        close = {"Connection": "close", "Retry-After": "0"}
+        failures = [
+            ("503 database_unavailable", problem(503, "database_unavailable", close)),
+            ("a proxy's 502 (no Nexus code)", (502, {"Content-Type": "text/html", "Connection": "close"}, b"<html>Bad Gateway</html>")),
+            ("429", problem(429, "rate_limited", close)),
+            ("no answer", HANG_UP),
+        ]
+        for what, failure in failures:
+            with self.subTest(what):
+                self.server.routes.clear()
+                client, clock, expires_at, script = self._cached_then(failure)
+                self.assertEqual("tok-1", client.credentials("c1").secret("access_token"))
+                self.assertGreaterEqual(script.calls, 2)
+                clock.now = expires_at + 1  # expired: the failure is raised
+                with self.assertRaises((Unavailable, RateLimited)):
+                    client.credentials("c1")
+
+    def test_cached_credentials_are_not_served_when_their_fetch_is_answered_with_a_502_of_a_permanent_code(self):
+        # Due for a fetch, not expired: a transient failure would serve tok-1 (the test above).
+        client, _, _, script = self._cached_then(problem(502, "token_request_failed"))
+        with self.assertRaises(Unavailable) as caught:
+            client.credentials("c1")
+        self.assertEqual((502, "token_request_failed"), (caught.exception.http_status, caught.exception.code))
+        self.assertEqual(2, script.calls)
+
+
+    def test_a_problem_without_a_code_takes_it_from_its_urn_nexus_problem_type(self):
+        def typed(http_status, type_, **extra):
+            body = {"type": type_, "title": "t", "status": http_status}
+            body.update(extra)  # a 409 connection_not_active's "status" is the connection's
+            return lambda seen, m: (http_status, {"Content-Type": "application/problem+json"}, json.dumps(body).encode())
+
+        self.server.route("GET", r"/v1/token/attention", typed(409, "urn:nexus:problem:connection_not_active",
+                                                             status="attention_required", connection_id="attention",
+                                                             error="invalid_grant"))
+        self.server.route("GET", r"/v1/token/refused", typed(502, "urn:nexus:problem:token_request_failed"))
+        self.server.route("GET", r"/v1/token/empty", typed(400, "urn:nexus:problem:validation_failed", code=""))
+        self.server.route("GET", r"/v1/token/both", typed(400, "urn:nexus:problem:validation_failed", code="unknown_provider"))
+        self.server.route("GET", r"/v1/token/url", typed(400, "https://nexus.test/problems/validation_failed"))
+        self.server.route("GET", r"/v1/token/blank", typed(400, "about:blank"))
+        client = NexusClient(self.server.url, "nxk_test", sleep=self.time.sleep)  # the default retries
+        self.addCleanup(client.close)
+
+        def fails(connection_id):
+            with self.assertRaises(NexusError) as caught:
+                client.credentials(connection_id)
+            return caught.exception
+
+        attention = fails("attention")
+        self.assertIsInstance(attention, AttentionRequired)
+        self.assertEqual(("connection_not_active", "invalid_grant"), (attention.code, attention.reason))
+        refused = fails("refused")
+        self.assertIsInstance(refused, Unavailable)
+        self.assertEqual("token_request_failed", refused.code)
+        self.assertEqual(1, self.server.count("GET", "/v1/token/refused"))  # a refusal: not sent again
+        self.assertEqual("validation_failed", fails("empty").code)
+        self.assertEqual("unknown_provider", fails("both").code)  # the code wins
+        self.assertIsNone(fails("url").code)  # only the URN names a code
+        self.assertIsNone(fails("blank").code)
 
 
 class Provider401Tests(unittest.TestCase):

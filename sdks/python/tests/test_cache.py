@@ -4,7 +4,7 @@ import threading
 import time
 import unittest
 
-from nexus_sdk import Credentials, NexusClient, Unavailable
+from nexus_sdk import AttentionRequired, Credentials, NexusClient, NexusError, Unavailable
 from support import Clock, FakeServer, Sleeps, js, problem
 
 THREADS = 1000
@@ -213,6 +213,28 @@ class CacheTests(unittest.TestCase):
         self.assertEqual(1, len(refreshes))
         self.assertEqual({"tok-2"}, set(got) | {late.secret("access_token")})
         self.assertEqual(2, self.server.count("GET", "/v1/token/"))
+
+
+    def test_credentials_served_over_an_outage_are_asked_for_again_after_5_s_and_a_500_or_attention_required_is_never_masked(self):
+        answers = [problem(503, "refresh_unavailable"), problem(503, "refresh_unavailable"), problem(500, "internal_error"),
+                   problem(409, "connection_not_active", status="attention_required", connection_id="c1", error="invalid_grant")]
+        client = NexusClient(self.server.url, "nxk_test", clock=self.clock, sleep=Sleeps(), max_retries=0)
+        self.addCleanup(client.close)
+        self.assertEqual("tok-1", client.credentials("c1").secret("access_token"))
+        self.server.route("GET", r"/v1/token/c1", lambda seen, m: answers.pop(0))
+        self.clock.now = self.expires_at - 30
+        for _ in range(3):  # one fetch, then the cached credentials for 5 s
+            self.assertEqual("tok-1", client.credentials("c1").secret("access_token"))
+        self.assertEqual(2, self.server.count("GET", "/v1/token/c1"))
+        self.clock.now = self.expires_at - 25
+        self.assertEqual("tok-1", client.credentials("c1").secret("access_token"))
+        self.assertEqual(3, self.server.count("GET", "/v1/token/c1"))
+        self.clock.now = self.expires_at - 20
+        with self.assertRaises(NexusError) as caught:
+            client.credentials("c1")
+        self.assertIs(NexusError, type(caught.exception))
+        with self.assertRaises(AttentionRequired):
+            client.credentials("c1")
 
 
 class SameSecretTests(unittest.TestCase):

@@ -455,10 +455,11 @@ export class Nexus {
       // Nexus unreachable or busy while the cached credentials are due for a fetch but not yet expired: keep using
       // them for a few seconds (as Nexus itself serves a valid token while the provider is down). Never for
       // attention_required, not found or any other answer about the connection itself, nor for a 500 (a
-      // RequestError: a bug in Nexus, not a passing state): isTransient, the classification waitUntilActive uses.
+      // RequestError: a bug in Nexus, not a passing state), nor for a 502/503/504 refusal (token_request_failed, …:
+      // the refresh failed for good): isTransient and isRefusal, the classification waitUntilActive uses.
       const stale = this.#cache.get(connectionId);
       const now = this.#now();
-      if (isTransient(error) && stale !== undefined && stale.credentials.expiresAt !== null && now < stale.credentials.expiresAt * 1000) {
+      if (isTransient(error) && !isRefusal(error) && stale !== undefined && stale.credentials.expiresAt !== null && now < stale.credentials.expiresAt * 1000) {
         stale.freshUntil = Math.min(now + STALE_RETRY_MS, stale.credentials.expiresAt * 1000);
         return stale.credentials;
       }
@@ -1000,7 +1001,8 @@ function isRetryable(error: unknown): error is RateLimitedError | UnavailableErr
 /**
  * A failure that may be over by the next poll of waitUntilActive: what the retry policy retries (isRetryable), and a
  * request that timed out (Nexus slow, not answering wrongly). A 500 is not: it ends the wait at once; so does a
- * refusal (isRefusal), which the wait tests apart. Fetching credentials serves cached ones over any of these.
+ * refusal (isRefusal), which the wait tests apart. Fetching credentials serves cached ones over any of these but
+ * a refusal.
  */
 function isTransient(error: unknown): error is RateLimitedError | UnavailableError | NetworkError | TimeoutError {
   return isRetryable(error) || error instanceof TimeoutError;

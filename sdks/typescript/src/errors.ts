@@ -23,8 +23,9 @@ export class NexusError extends Error {
   /** The HTTP status Nexus answered with; 0 when no answer arrived (timeout, network). */
   readonly status: number;
   /**
-   * The problem's `code` (`not_found`, `connection_not_active`…), or a code of the SDK's own (`timeout`,
-   * `network_error`); "" for a 500 (or another 5xx but 502/503/504) that came without a problem.
+   * The problem's `code` (`not_found`, `connection_not_active`…; without one, what its `type` names after
+   * `urn:nexus:problem:`), or a code of the SDK's own (`timeout`, `network_error`); "" for an answer that came
+   * without a Nexus problem (a proxy's error page).
    */
   readonly code: string;
   /** The problem body Nexus sent, when there was one. */
@@ -155,14 +156,20 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
+/** The `type` of Nexus's own problems: `urn:nexus:problem:<code>`. */
+const PROBLEM_TYPE_PREFIX = "urn:nexus:problem:";
+
 /**
  * Builds the typed error for a Nexus answer that is not a success. `connectionId` is the id the call was about,
  * used when the problem does not carry one.
  */
 export function errorFromResponse(status: number, problem: Problem | undefined, retryAfterHeader: string | null, connectionId?: string, rawBody?: string): NexusError {
   // Only Nexus's own problem code: an answer without one (a proxy's error page) has "", as in the other SDKs. A code
-  // made up from the status (a bare 404's "not_found") read as Nexus's word that the connection is gone.
-  const code = typeof problem?.code === "string" ? problem.code : "";
+  // made up from the status (a bare 404's "not_found") read as Nexus's word that the connection is gone. A problem
+  // without a code (or with an empty one) whose type is `urn:nexus:problem:<code>` has that code, as in Go.
+  const code = typeof problem?.code === "string" && problem.code !== "" ? problem.code
+    : typeof problem?.type === "string" && problem.type.startsWith(PROBLEM_TYPE_PREFIX) ? problem.type.slice(PROBLEM_TYPE_PREFIX.length)
+    : "";
   const describe = (fallback: string) => describeProblem(problem, fallback);
   const retryAfter = parseRetryAfter(retryAfterHeader);
   if (status === 409 && code === "connection_not_active") {

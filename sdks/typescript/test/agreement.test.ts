@@ -303,6 +303,90 @@ test("a 21st redirect to another origin comes back as the 3xx, directly", async 
   }
 });
 
+test("cached credentials that have not expired are served when their fetch fails transiently", async () => {
+  // A Nexus of its own, whose every answer closes its connection, so that a hang-up is a failed connection.
+  const nexus = await TestServer.start();
+  try {
+    const failures: [string, (res: Parameters<Handler>[1]) => void][] = [
+      ["503 database_unavailable", (res) => problem(res, 503, "database_unavailable", {}, { "Retry-After": "0", connection: "close" })],
+      ["a proxy's 502 (no Nexus code)", (res) => {
+        res.writeHead(502, { "content-type": "text/html", connection: "close" });
+        res.end("<html>Bad Gateway</html>");
+      }],
+      ["429", (res) => problem(res, 429, "rate_limited", {}, { "Retry-After": "0", connection: "close" })],
+      ["no answer", (res) => res.socket?.destroy()],
+    ];
+    for (const [what, fail] of failures) {
+      const id = newId();
+      let now = 1_700_000_000_000;
+      const expiresAt = now / 1000 + 600;
+      let down = false;
+      nexus.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) => (down ? fail(res) : json(res, 200, bearerToken("tok-1", expiresAt), { connection: "close" })));
+      const client = new Nexus({ baseUrl: nexus.url, apiKey: KEY, retry: { maxAttempts: 1 }, now: () => now });
+      await client.getCredentials(id);
+      down = true;
+      now = expiresAt * 1000 - 30_000; // within the refresh margin: due for a fetch, not expired
+      assert.equal((await client.getCredentials(id)).accessToken, "tok-1", what);
+      assert.equal(nexus.count(`GET /v1/token/${id}`), 2, what);
+      now = expiresAt * 1000 + 1_000; // expired: the failure is thrown
+      const error = await client.getCredentials(id).catch((e) => e);
+      assert.ok(error instanceof UnavailableError || error instanceof RateLimitedError || error instanceof NetworkError, `${what}: ${String(error)}`);
+    }
+  } finally {
+    await nexus.close();
+  }
+});
+
+test("cached credentials are not served when their fetch is answered with a 502 of a permanent code", async () => {
+  const id = newId();
+  let now = 1_700_000_000_000;
+  const expiresAt = now / 1000 + 600;
+  let refused = false;
+  server.on("GET", new RegExp(`^/v1/token/${id}$`), (_req, res) =>
+    refused ? problem(res, 502, "token_request_failed") : json(res, 200, bearerToken("tok-1", expiresAt)));
+  const client = new Nexus({ baseUrl: server.url, apiKey: KEY, retry: { maxAttempts: 1 }, now: () => now });
+  await client.getCredentials(id);
+  refused = true;
+  now = expiresAt * 1000 - 30_000; // due for a fetch, not expired: a transient failure would serve tok-1 (the test above)
+  const error = await client.getCredentials(id).catch((e) => e);
+  assert.ok(error instanceof UnavailableError, String(error));
+  assert.equal(error.status, 502);
+  assert.equal(error.code, "token_request_failed");
+  assert.equal(server.count(`GET /v1/token/${id}`), 2);
+});
+
+test("a problem without a code takes it from its urn:nexus:problem: type", async () => {
+  const id = newId();
+  const typed = (res: Parameters<Handler>[1], status: number, type: string, extra: Record<string, unknown> = {}) => {
+    res.writeHead(status, { "content-type": "application/problem+json" });
+    res.end(JSON.stringify({ type, title: "t", status, ...extra }));
+  };
+  server.on("GET", new RegExp(`^/v1/token/${id}-attention$`), (_req, res) => {
+    res.writeHead(409, { "content-type": "application/problem+json" });
+    res.end(`{"type":"urn:nexus:problem:connection_not_active","title":"t","status":"attention_required","connection_id":"${id}-attention","error":"invalid_grant"}`);
+  });
+  server.on("GET", new RegExp(`^/v1/token/${id}-refused$`), (_req, res) => typed(res, 502, "urn:nexus:problem:token_request_failed"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-empty$`), (_req, res) => typed(res, 400, "urn:nexus:problem:validation_failed", { code: "" }));
+  server.on("GET", new RegExp(`^/v1/token/${id}-both$`), (_req, res) => typed(res, 400, "urn:nexus:problem:validation_failed", { code: "unknown_provider" }));
+  server.on("GET", new RegExp(`^/v1/token/${id}-url$`), (_req, res) => typed(res, 400, "https://nexus.test/problems/validation_failed"));
+  server.on("GET", new RegExp(`^/v1/token/${id}-blank$`), (_req, res) => typed(res, 400, "about:blank"));
+  const nexus = new Nexus({ baseUrl: server.url, apiKey: KEY, retry: { baseDelayMs: 1 } });
+  const fails = (suffix: string) => nexus.getCredentials(`${id}-${suffix}`).then(() => assert.fail(suffix), (e: unknown) => e as RequestError);
+
+  const attention = await fails("attention");
+  assert.ok(attention instanceof AttentionRequiredError, String(attention));
+  assert.equal(attention.code, "connection_not_active");
+  assert.equal(attention.reason, "invalid_grant");
+  const refused = await fails("refused");
+  assert.ok(refused instanceof UnavailableError, String(refused));
+  assert.equal(refused.code, "token_request_failed");
+  assert.equal(server.count(`GET /v1/token/${id}-refused`), 1); // a refusal: not sent again
+  assert.equal((await fails("empty")).code, "validation_failed");
+  assert.equal((await fails("both")).code, "unknown_provider"); // the code wins
+  assert.equal((await fails("url")).code, ""); // only the URN names a code
+  assert.equal((await fails("blank")).code, "");
+});
+
 // The retry policy (the README's "Retries"), with the default retry options: each test has the same sentence as its
 // name in the Go, Python and .NET suites.
 

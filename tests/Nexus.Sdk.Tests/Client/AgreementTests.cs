@@ -205,6 +205,98 @@ public sealed class AgreementTests
         Assert.Equal(5, polls);
     }
 
+    [Theory]
+    [InlineData("503 database_unavailable")]
+    [InlineData("a proxy's 502 (no Nexus code)")]
+    [InlineData("429")]
+    [InlineData("no answer")]
+    public async Task Cached_credentials_that_have_not_expired_are_served_when_their_fetch_fails_transiently(string failure)
+    {
+        var (fake, client, clock, expires) = CachedThen(() => failure switch
+        {
+            "503 database_unavailable" => FakeNexus.Problem(HttpStatusCode.ServiceUnavailable, "database_unavailable", retryAfter: TimeSpan.Zero),
+            "a proxy's 502 (no Nexus code)" => FakeNexus.Json("<html>Bad Gateway</html>", HttpStatusCode.BadGateway, "text/html"),
+            "429" => FakeNexus.Problem(HttpStatusCode.TooManyRequests, "rate_limited", retryAfter: TimeSpan.Zero),
+            _ => throw new HttpRequestException("Connection reset by peer", null, null),
+        });
+        using var _ = client;
+        var ct = TestContext.Current.CancellationToken;
+
+        Assert.Equal("tok-1", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken);
+        Assert.Equal(2, fake.Count("/v1/token/"));
+        clock.Advance(expires - clock.GetUtcNow() + TimeSpan.FromSeconds(1)); // expired: the failure is thrown
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => client.GetCredentialsAsync("conn_1", ct).AsTask());
+        Assert.True(error is NexusRetryableException or HttpRequestException, error.ToString());
+    }
+
+    [Fact]
+    public async Task Cached_credentials_are_not_served_when_their_fetch_is_answered_with_a_502_of_a_permanent_code()
+    {
+        // Due for a fetch, not expired: a transient failure would serve tok-1 (the test above).
+        var (fake, client, _, _) = CachedThen(() => FakeNexus.Problem(HttpStatusCode.BadGateway, "token_request_failed"));
+        using var _ = client;
+
+        var error = await Assert.ThrowsAsync<NexusUnavailableException>(() => client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask());
+        Assert.Equal(HttpStatusCode.BadGateway, error.StatusCode);
+        Assert.Equal("token_request_failed", error.Code);
+        Assert.Equal(2, fake.Count("/v1/token/"));
+    }
+
+    /// <summary>
+    /// A client (no retries) holding a cached credential that expires in 10 minutes, its clock set 30 s before that
+    /// (due for a fetch, not expired); the next fetches get <paramref name="failure"/>.
+    /// </summary>
+    private static (FakeNexus Fake, NexusClient Client, ManualClock Clock, DateTimeOffset Expires) CachedThen(Func<HttpResponseMessage> failure)
+    {
+        var start = new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero);
+        var clock = new ManualClock(start);
+        var expires = start.AddMinutes(10);
+        var fetches = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(Interlocked.Increment(ref fetches) == 1
+                ? FakeNexus.Json(FakeNexus.Token("oauth2", "\"access_token\":\"tok-1\"", expires.ToUnixTimeSeconds()))
+                : failure()),
+        };
+        var client = new NexusClient(NoRetries(clock), fake);
+        Assert.Equal("tok-1", client.GetCredentialsAsync("conn_1", TestContext.Current.CancellationToken).AsTask().GetAwaiter().GetResult().AccessToken);
+        clock.Advance(TimeSpan.FromSeconds(570));
+        return (fake, client, clock, expires);
+    }
+
+    [Fact]
+    public async Task A_problem_without_a_code_takes_it_from_its_urn_nexus_problem_type()
+    {
+        static HttpResponseMessage Typed(HttpStatusCode status, string type, string extra = "") =>
+            FakeNexus.Json($$"""{"type":"{{type}}","title":"t","status":{{(int)status}}{{extra}}}""", status, "application/problem+json");
+        var fake = new FakeNexus
+        {
+            Respond = request => Task.FromResult(request.RequestUri!.AbsolutePath switch
+            {
+                "/v1/token/conn_attention" => FakeNexus.Json("""{"type":"urn:nexus:problem:connection_not_active","title":"t","status":"attention_required","connection_id":"conn_attention","error":"invalid_grant"}""",
+                    HttpStatusCode.Conflict, "application/problem+json"),
+                "/v1/token/conn_refused" => Typed(HttpStatusCode.BadGateway, "urn:nexus:problem:token_request_failed"),
+                "/v1/token/conn_empty" => Typed(HttpStatusCode.BadRequest, "urn:nexus:problem:validation_failed", ""","code":"" """),
+                "/v1/token/conn_both" => Typed(HttpStatusCode.BadRequest, "urn:nexus:problem:validation_failed", ""","code":"unknown_provider" """),
+                "/v1/token/conn_url" => Typed(HttpStatusCode.BadRequest, "https://nexus.test/problems/validation_failed"),
+                _ => Typed(HttpStatusCode.BadRequest, "about:blank"),
+            }),
+        };
+        using var client = new NexusClient(FakeNexus.Options(), fake);
+        var ct = TestContext.Current.CancellationToken;
+        async Task<T> Fails<T>(string id) where T : Exception => await Assert.ThrowsAsync<T>(() => client.GetCredentialsAsync(id, ct).AsTask());
+
+        var attention = await Fails<NexusAttentionRequiredException>("conn_attention");
+        Assert.Equal(("connection_not_active", "invalid_grant"), (attention.Code, attention.Reason));
+        var refused = await Fails<NexusUnavailableException>("conn_refused");
+        Assert.Equal("token_request_failed", refused.Code);
+        Assert.Equal(1, fake.Count("/v1/token/conn_refused")); // a refusal: not sent again
+        Assert.Equal("validation_failed", (await Fails<NexusException>("conn_empty")).Code);
+        Assert.Equal("unknown_provider", (await Fails<NexusException>("conn_both")).Code); // the code wins
+        Assert.Null((await Fails<NexusException>("conn_url")).Code); // only the URN names a code
+        Assert.Null((await Fails<NexusException>("conn_blank")).Code);
+    }
+
     [Fact]
     public async Task A_transient_Nexus_problem_through_the_Bridge_is_retried_for_an_idempotent_method_but_not_for_a_POST_a_providers_503_or_a_long_Retry_After()
     {

@@ -230,4 +230,42 @@ public sealed class CredentialCacheTests
         await client.DeleteConnectionAsync("conn_1", ct);
         Assert.Equal("at-3", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken);
     }
+
+    [Fact]
+    public async Task A_credential_served_over_an_outage_is_asked_for_again_after_5_s_and_a_500_or_attention_required_is_never_masked()
+    {
+        var clock = new ManualClock(Start);
+        var expires = Start.AddMinutes(10);
+        var fetches = 0;
+        var fake = new FakeNexus
+        {
+            Respond = _ => Task.FromResult(Interlocked.Increment(ref fetches) switch
+            {
+                1 => FakeNexus.Json(FakeNexus.Token("oauth2", "\"access_token\":\"at-1\"", expires.ToUnixTimeSeconds())),
+                2 or 3 => FakeNexus.Problem(HttpStatusCode.ServiceUnavailable, "refresh_unavailable"),
+                4 => FakeNexus.Problem(HttpStatusCode.InternalServerError, "internal_error"),
+                _ => FakeNexus.Problem(HttpStatusCode.Conflict, "connection_not_active", ""","status":"attention_required","connection_id":"conn_1","error":"invalid_grant" """),
+            }),
+        };
+        var options = FakeNexus.Options(clock);
+        options.MaxRetries = 0;
+        using var client = new NexusClient(options, fake);
+        var ct = TestContext.Current.CancellationToken;
+
+        await client.GetCredentialsAsync("conn_1", ct);
+        clock.Advance(TimeSpan.FromSeconds(570));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("at-1", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken); // one fetch, then the cache for 5 s
+        }
+
+        Assert.Equal(2, fake.Count("/v1/token/"));
+        clock.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal("at-1", (await client.GetCredentialsAsync("conn_1", ct)).AccessToken);
+        Assert.Equal(3, fake.Count("/v1/token/"));
+        clock.Advance(TimeSpan.FromSeconds(5));
+        var error = await Assert.ThrowsAsync<NexusException>(() => client.GetCredentialsAsync("conn_1", ct).AsTask());
+        Assert.Equal(HttpStatusCode.InternalServerError, error.StatusCode);
+        await Assert.ThrowsAsync<NexusAttentionRequiredException>(() => client.GetCredentialsAsync("conn_1", ct).AsTask());
+    }
 }

@@ -571,16 +571,45 @@ class NexusClient:
 
     def credentials(self, connection_id: str, *, timeout: Optional[float] = None) -> Credentials:
         """The connection's credentials, from the cache while they are fresh, else from ``GET /v1/token/{id}``
-        (one request, whatever the number of concurrent callers)."""
+        (one request, whatever the number of concurrent callers). When that fetch fails transiently (Nexus
+        unreachable or busy: a 429, a 502/503/504 without a Nexus code or with one of ``TRANSIENT_CODES``, no answer,
+        a timeout) while the cached credentials have not expired, the cached ones are returned, and Nexus asked
+        again after 5 s at most; any other error is raised (a 500, a 502/503/504 refusal such as
+        ``token_request_failed``, ``AttentionRequired``, ``NotFound``)."""
         entry = self._cache.get(connection_id)
         if entry is not None and self._clock() < entry[0]:
             return entry[1]
         # The generation is part of the flight's key: a caller that comes after an invalidation does not wait for
         # a fetch that started before it.
         generation = self._generation(connection_id)
-        return self._single_flight(("token", connection_id, generation),
-                                   lambda: self._fetch(connection_id, timeout, generation),
+
+        def fetch() -> Credentials:
+            try:
+                return self._fetch(connection_id, timeout, generation)
+            except RetryableError as e:  # 429, 502/503/504, no answer (a timeout too); not a 500
+                stale = None if _refusal(e) else self._stale(connection_id, generation)
+                if stale is None:
+                    raise
+                return stale
+
+        return self._single_flight(("token", connection_id, generation), fetch,
                                    lambda: self._cached(connection_id), timeout)
+
+    def _stale(self, connection_id: str, generation: Tuple[int, int]) -> Optional[Credentials]:
+        """The cached credentials to serve while Nexus is unreachable or busy (as Nexus itself serves a valid token
+        while the provider is down): due for a fetch but not expired, and not invalidated since the fetch started.
+        They are then used for ``_STALE_RETRY`` seconds before the next try. ``None`` when there are none, when they
+        have no ``expires_at`` or have expired."""
+        with self._lock:
+            entry = self._cache.get(connection_id)
+            if entry is None or self._generation(connection_id) != generation or entry[1].expires_at is None:
+                return None
+            now = self._clock()
+            creds = entry[1]
+            if now >= creds.expires_at:
+                return None
+            self._cache[connection_id] = (min(now + _STALE_RETRY, creds.expires_at), creds)
+            return creds
 
     get_credentials = credentials
 
@@ -717,6 +746,9 @@ class NexusClient:
 
         return self._retrying(what, request.method in IDEMPOTENT_METHODS, once)
 
+
+#: Seconds that cached credentials served over Nexus being unavailable are used before Nexus is asked again.
+_STALE_RETRY = 5.0
 
 #: The codes of Nexus's 502/503/504 problems that a later attempt may not meet (docs/errors.md): the provider or AWS
 #: STS unreachable, slow or throttling, the database unavailable, a refresh not possible yet. The others are refusals

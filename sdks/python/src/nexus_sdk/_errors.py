@@ -35,7 +35,8 @@ class NexusError(Exception):
     names.
 
     ``http_status`` and ``code`` come from Nexus's RFC 9457 problem (``code`` is its stable machine-readable code,
-    e.g. ``connection_not_active``; ``None`` for an answer without a problem); ``problem`` is the whole problem body
+    e.g. ``connection_not_active``, or without one what its ``type`` names after ``urn:nexus:problem:``; ``None`` for
+    an answer without a problem); ``problem`` is the whole problem body
     (Nexus never puts a secret in one).
     """
 
@@ -183,6 +184,10 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+#: The ``type`` of Nexus's own problems: ``urn:nexus:problem:<code>``.
+_PROBLEM_TYPE_PREFIX = "urn:nexus:problem:"
+
+
 def error_from_response(status: int, headers: Any, body: bytes, connection_id: Optional[str] = None) -> NexusError:
     """Maps a Nexus error response (RFC 9457 problem details with ``code``) to its typed exception."""
     problem: Dict[str, Any] = {}
@@ -194,6 +199,10 @@ def error_from_response(status: int, headers: Any, body: bytes, connection_id: O
         except (ValueError, UnicodeDecodeError):
             problem = {}
     code = problem.get("code") if isinstance(problem.get("code"), str) else None
+    type_ = problem.get("type")
+    if not code and isinstance(type_, str) and type_.startswith(_PROBLEM_TYPE_PREFIX) and len(type_) > len(_PROBLEM_TYPE_PREFIX):
+        # No code (or an empty one): the type urn:nexus:problem:<code> names it, as the Go SDK reads it.
+        code = type_[len(_PROBLEM_TYPE_PREFIX):]
     cid = problem.get("connection_id") if isinstance(problem.get("connection_id"), str) else connection_id
     title = problem.get("title") if isinstance(problem.get("title"), str) else None
     where = " (connection %s)" % cid if cid else ""
