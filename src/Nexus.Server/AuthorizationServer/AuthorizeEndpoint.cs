@@ -80,16 +80,22 @@ internal static class AuthorizeEndpoint
         // app on the device can listen there and send the person's browser here with the client's id), so a consent on
         // record does not stand in for the person: they are asked each time, as if nothing had been approved before.
         var assured = !request.Client.IsPublic || RedirectUris.ReachesOnlyItsClient(request.RedirectUri);
-        if (assured && consented is not null && request.Scopes.All(consented.Contains) && !prompts.Contains("consent"))
+        // RFC 9700 §4.11.2 / §2.1: a client that registered itself chose its redirect URIs, and the consent page named
+        // only the one of its request; a consent on record stands only for a redirect URI the person was shown, or such
+        // a client would register a trusted-looking one beside its own and receive codes at the other with no one asked.
+        var shown = consented is not null && (!request.Client.IsSelfRegistered || consented.RedirectUris.Contains(request.RedirectUri, StringComparer.Ordinal));
+        if (assured && shown && request.Scopes.All(consented!.Scopes.Contains) && !prompts.Contains("consent"))
         {
             return await IssueCodeAsync(context, request, userId, options);
         }
 
         if (prompts.Contains("none"))
         {
-            return await ErrorResultAsync(context, Failure(request, OAuthErrorCatalog.ConsentRequired, assured || consented is null
+            return await ErrorResultAsync(context, Failure(request, OAuthErrorCatalog.ConsentRequired, consented is null
                 ? "The user has not authorized this application yet."
-                : "This application's redirect URI does not prove its identity (RFC 8252 §8.6), so the user is asked each time."), options);
+                : !assured ? "This application's redirect URI does not prove its identity (RFC 8252 §8.6), so the user is asked each time."
+                : !shown ? "The user has not authorized this application to return to this redirect URI."
+                : "The user has not authorized this application yet."), options);
         }
 
         return ConsentPage(context, request);
@@ -153,7 +159,7 @@ internal static class AuthorizeEndpoint
             return Redirect(request, options, ("error", OAuthErrorCatalog.AccessDenied.Error), ("error_description", "The user declined the request."));
         }
 
-        await services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, request.Client.ClientId, request.Scopes, context.RequestAborted);
+        await services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, request.Client.ClientId, request.Scopes, request.RedirectUri, context.RequestAborted);
         return await IssueCodeAsync(context, request, userId, options);
     }
 
@@ -187,17 +193,18 @@ internal static class AuthorizeEndpoint
     /// <summary>
     /// RFC 9700 §4.11.2: an authorization server redirects automatically only to a redirection URI it trusts. A client
     /// that registered itself (RFC 7591, or a client ID metadata document anyone can publish) chose its redirect URIs
-    /// itself: until the signed-in person has authorized it, its errors are shown on a Nexus page, or any site could
-    /// bounce a browser off Nexus to wherever such a client says, with no one asked. (A refusal on the consent page is
+    /// itself: until the signed-in person has authorized it to return to that redirect URI, its errors are shown on a
+    /// Nexus page, or any site could bounce a browser off Nexus to wherever such a client says, with no one asked. (A refusal on the consent page is
     /// redirected: the page told the person where they go back.)
     /// </summary>
-    private static async Task<bool> TrustsRedirectAsync(HttpContext context, OAuthClient? client) =>
-        client is null || client.Registration is not (ClientRegistrations.Dynamic or ClientRegistrations.MetadataDocument)
+    private static async Task<bool> TrustsRedirectAsync(HttpContext context, OAuthClient? client, string redirectUri) =>
+        client is null || !client.IsSelfRegistered
         || (UserAccounts.CurrentUserId(context) is { } userId
-            && await context.RequestServices.GetRequiredService<GrantStore>().GetConsentAsync(userId, client.ClientId, context.RequestAborted) is not null);
+            && await context.RequestServices.GetRequiredService<GrantStore>().GetConsentAsync(userId, client.ClientId, context.RequestAborted) is { } consent
+            && consent.RedirectUris.Contains(redirectUri, StringComparer.Ordinal));
 
     private static async Task<IResult> ErrorResultAsync(HttpContext context, AuthorizationError error, NexusOptions options) =>
-        error.RedirectUri is null || !await TrustsRedirectAsync(context, error.Client)
+        error.RedirectUri is null || !await TrustsRedirectAsync(context, error.Client, error.RedirectUri)
             ? Error(context, "This sign-in link is not valid", error.Description)
             : Results.Redirect(AuthorizationRequestValidator.BuildRedirect(error.RedirectUri, options.Issuer, error.State, ("error", error.Error.Error), ("error_description", OAuthResponses.Description(error.Description))));
 

@@ -90,6 +90,46 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
     }
 
     [Fact]
+    public async Task AConsentToASelfRegisteredClientStandsOnlyForTheRedirectUriThePersonWasShown()
+    {
+        // A client registers a trusted-looking redirect URI beside its own. The person authorizes it at the first (the
+        // page names that host); a request for the other must not get a code, or its errors, with no one asked.
+        const string shown = "https://assistant.example/callback";
+        const string other = "https://evil.example/cb";
+        var metadata = McpClientMetadata(shown);
+        metadata["redirect_uris"] = new[] { shown, other };
+        var (status, registered, _) = await RegisterAsync(Server, metadata);
+        Assert.Equal(HttpStatusCode.Created, status);
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var (_, challenge) = Pkce();
+        using var browser = await SignedInBrowserAsync(Server);
+        await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: shown));
+        Assert.Contains("assistant.example", browser.LastPage);
+        Assert.Equal(shown, (await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" })).GetLeftPart(UriPartial.Path));
+        // The one shown: a code at once, as for any remembered consent.
+        var again = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: shown));
+        Assert.Equal(shown, again.GetLeftPart(UriPartial.Path));
+        Assert.True(Browser.Query(again).ContainsKey("code"));
+
+        // The other: the consent page, naming it; prompt=none and an error stay on a Nexus page.
+        var asked = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: other));
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, asked.Authority);
+        Assert.Contains("evil.example", browser.LastPage);
+        Assert.Contains("Allow", browser.LastPage);
+        var none = await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: other) + "&prompt=none");
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, none.Authority);
+        Assert.Contains("not authorized this application to return to this redirect URI", browser.LastPage);
+        var error = await browser.NavigateAsync($"/oauth2/authorize?client_id={Uri.EscapeDataString(clientId)}&redirect_uri={Uri.EscapeDataString(other)}&state=s");
+        Assert.Equal(new Uri(Server.BaseUrl).Authority, error.Authority);
+
+        // Once the person allowed it there too, it is remembered like the first.
+        await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: other));
+        Assert.Equal(other, (await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" })).GetLeftPart(UriPartial.Path));
+        Assert.Equal(other, (await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: other))).GetLeftPart(UriPartial.Path));
+        Assert.Equal(shown, (await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: shown))).GetLeftPart(UriPartial.Path));
+    }
+
+    [Fact]
     public async Task APublicClientRegistersItselfAndCompletesTheFlowWithPkceForTheMcpResource()
     {
         const string redirect = "http://127.0.0.1:33418/callback";

@@ -31,6 +31,9 @@ internal enum RefreshOutcome
     GrantRevoked,
 }
 
+/// <summary>A person's consent to a client: the scopes, and the redirect URIs the consent page named (none for a consent from before migration 0026).</summary>
+internal sealed record Consent(IReadOnlyList<string> Scopes, IReadOnlyList<string> RedirectUris);
+
 /// <summary>
 /// Authorization codes, grants, refresh tokens, consents and revoked access tokens. Codes and refresh tokens
 /// are stored only as SHA-256 hashes: they are high-entropy bearer secrets, and a copy of the database must
@@ -49,27 +52,31 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
     // ---- consent ------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// The scopes the user consented to for the client, or null when they never consented to it: an empty list is a
-    /// consent (to an application that asks for no scope), no row is none.
+    /// What the user consented to for the client (the scopes, and the redirect URIs they were shown), or null when they
+    /// never consented to it: an empty scope list is a consent (to an application that asks for no scope), no row is none.
     /// </summary>
-    public async Task<IReadOnlyList<string>?> GetConsentAsync(string userId, string clientId, CancellationToken ct)
+    public async Task<Consent?> GetConsentAsync(string userId, string clientId, CancellationToken ct)
     {
         await using var connection = await db.OpenAsync(ct);
-        var scopes = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
-            "SELECT scopes FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, cancellationToken: ct));
-        return scopes is null ? null : Split(scopes);
+        var row = await connection.QuerySingleOrDefaultAsync<(string Scopes, string? RedirectUris)?>(new CommandDefinition(
+            "SELECT scopes, redirect_uris FROM consents WHERE user_id = @userId AND client_id = @clientId", new { userId, clientId }, cancellationToken: ct));
+        return row is { } r ? new Consent(Split(r.Scopes), r.RedirectUris is null ? [] : Split(r.RedirectUris)) : null;
     }
 
-    public async Task SaveConsentAsync(string userId, string clientId, IEnumerable<string> scopes, CancellationToken ct)
+    /// <summary>Adds the scopes, and the redirect URI the consent page named, to what the user consented to for the client.</summary>
+    public async Task SaveConsentAsync(string userId, string clientId, IEnumerable<string> scopes, string redirectUri, CancellationToken ct)
     {
-        var merged = (await GetConsentAsync(userId, clientId, ct) ?? []).Union(scopes, StringComparer.Ordinal).ToList();
+        var before = await GetConsentAsync(userId, clientId, ct);
+        var merged = (before?.Scopes ?? []).Union(scopes, StringComparer.Ordinal).ToList();
+        // RFC 6749 §3.1.2: a redirect URI is an absolute URI, so it holds no space (a registered one is checked so).
+        var redirects = (before?.RedirectUris ?? []).Append(redirectUri).Distinct(StringComparer.Ordinal).ToList();
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            INSERT INTO consents (user_id, client_id, scopes, created_at, updated_at) VALUES (@userId, @clientId, @scopes, @now, @now)
-            ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = @scopes, updated_at = @now
+            INSERT INTO consents (user_id, client_id, scopes, redirect_uris, created_at, updated_at) VALUES (@userId, @clientId, @scopes, @redirects, @now, @now)
+            ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = @scopes, redirect_uris = @redirects, updated_at = @now
             """,
-            new { userId, clientId, scopes = Join(merged), now = Now }, cancellationToken: ct));
+            new { userId, clientId, scopes = Join(merged), redirects = Join(redirects), now = Now }, cancellationToken: ct));
     }
 
     public async Task<IReadOnlyList<(string ClientId, IReadOnlyList<string> Scopes, DateTimeOffset GrantedAt)>> ListConsentsAsync(string userId, CancellationToken ct)
