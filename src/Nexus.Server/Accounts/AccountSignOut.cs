@@ -23,5 +23,8 @@ internal sealed class AccountSignOut(SignInManager<NexusUser> signIn, UserManage
         }
 
         await signIn.SignOutAsync();
+        // The rest of this request is a signed-out one: a page it renders (RP-initiated logout's "You are signed out")
+        // no longer shows the person's email, menu and a sign-out form in its header.
+        context.User = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity());
     }
 }

@@ -228,7 +228,8 @@ internal static class AuthorizeEndpoint
             scopes += $"<li>{E(ScopeDescriptions.Describe(OfflineAccess))}</li>";
         }
 
-        var site = client.BaseUrl is null ? "" : $"<p class=\"muted\">{E(client.BaseUrl)}</p>";
+        // A self-registered client's site is its own claim, like its name: said so, so that a borrowed address is not read as proof.
+        var site = client.BaseUrl is null ? "" : $"<p class=\"muted\">{E(client.BaseUrl)}{(client.IsSelfRegistered ? " (its own claim, not verified)" : "")}</p>";
         var description = client.Description is null ? "" : $"<p>{E(client.Description)}</p>";
         // A client that registered itself (RFC 7591, or a client ID metadata document) chose its own name: say so, and
         // show where the answer goes, which is what the person can actually check.

@@ -30,7 +30,7 @@ internal static class AuthorizedApplicationsPages
         {
             var client = await clients.FindAsync(clientId, ct);
             rows.Add($"""
-                <tr><td><strong>{E(client?.Name ?? clientId)}</strong><br><span class="muted">{E(client?.BaseUrl ?? "")}</span></td>
+                <tr><td><strong>{E(client?.Name ?? clientId)}</strong><br><span class="muted">{E(client?.BaseUrl ?? "")}{(client?.IsSelfRegistered == true ? (client.BaseUrl is null ? "" : " · ") + "registered itself, not verified by Nexus" : "")}</span></td>
                 <td>{string.Join(", ", scopes.Select(s => $"<code>{E(s)}</code>"))}</td><td>{grantedAt:yyyy-MM-dd}</td>
                 <td><a class="button secondary" href="/account/applications/{E(Uri.EscapeDataString(clientId))}/withdraw" aria-label="Revoke access for {E(client?.Name ?? clientId)}">Revoke</a></td></tr>
                 """);

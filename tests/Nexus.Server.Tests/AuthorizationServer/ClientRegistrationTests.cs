@@ -130,6 +130,27 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
     }
 
     [Fact]
+    public async Task ASelfRegisteredNameLosesInvisibleAndDirectionCharactersAndItsSiteIsShownAsItsOwnClaim()
+    {
+        const string redirect = "https://assistant.example/callback";
+        var metadata = McpClientMetadata(redirect);
+        // U+202E (right-to-left override), U+2066 (left-to-right isolate), U+200B (zero-width space), U+0007 (bell).
+        metadata["client_name"] = "\u2066Git\u202EHub\u200B\u0007 ";
+        metadata["client_uri"] = "https://github.com";
+        var (status, registered, _) = await RegisterAsync(Server, metadata);
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal("GitHub", registered.GetProperty("client_name").GetString());
+
+        var (_, challenge) = Pkce();
+        using var browser = await SignedInBrowserAsync(Server);
+        await browser.NavigateAsync(AuthorizeUrl(registered.GetProperty("client_id").GetString()!, challenge, scope: "nexus:connections", redirectUri: redirect));
+        Assert.Contains("https://github.com (its own claim, not verified)", browser.LastPage, StringComparison.Ordinal);
+        metadata["client_name"] = "\u202E\u200B";
+        var (_, unnamed, _) = await RegisterAsync(Server, metadata);
+        Assert.Equal("Unnamed application", unnamed.GetProperty("client_name").GetString());
+    }
+
+    [Fact]
     public async Task APublicClientRegistersItselfAndCompletesTheFlowWithPkceForTheMcpResource()
     {
         const string redirect = "http://127.0.0.1:33418/callback";

@@ -70,6 +70,8 @@ public sealed class EndSessionTests(ServerFixture fixture) : IClassFixture<Serve
             var landed = await browser.SubmitAsync("/oauth2/logout");
             Assert.Equal(new Uri(Server.BaseUrl).Authority, landed.Authority);
             Assert.Contains("You are signed out of Nexus", browser.LastPage, StringComparison.Ordinal);
+            // The page itself is a signed-out one: its header names nobody and offers no sign-out.
+            Assert.DoesNotContain("class=\"who\"", browser.LastPage, StringComparison.Ordinal);
             Assert.False(await SignedInAsync(browser));
         }
     }

@@ -127,7 +127,10 @@ internal sealed record ClientMetadata(
             return Fail(OAuthErrorCatalog.InvalidClientMetadata, "client_uri must be an absolute http(s) URL.");
         }
 
-        name = string.IsNullOrWhiteSpace(name) ? null : string.Concat(name.Trim().Where(c => !char.IsControl(c)));
+        // Control characters, and format characters (Unicode Cf: bidi overrides and isolates such as U+202E, zero-width
+        // spaces and joiners), which the consent page would still apply: "GitHub‮…" could read as another name.
+        name = string.IsNullOrWhiteSpace(name) ? null : string.Concat(name.Where(c => !char.IsControl(c) && char.GetUnicodeCategory(c) != System.Globalization.UnicodeCategory.Format)).Trim();
+        name = string.IsNullOrEmpty(name) ? null : name;
         return (new ClientMetadata(name ?? "Unnamed application", redirectUris, method, grantTypes.Distinct(StringComparer.Ordinal).ToList(), scopes, clientUri), null, null);
     }
 
