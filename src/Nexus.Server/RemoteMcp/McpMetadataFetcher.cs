@@ -5,8 +5,23 @@ using Nexus.Server.Hosting;
 
 namespace Nexus.Server.RemoteMcp;
 
-/// <summary>Why connecting an MCP server stopped; the message is safe to show the administrator.</summary>
-internal sealed class McpDiscoveryException(string message) : Exception(message);
+/// <summary>
+/// Why connecting an MCP server stopped; the message is safe to show the administrator, and an assistant
+/// (add_mcp_server's answer). Many name what the server's documents said (its resource, issuer, URLs), so the message
+/// is one line of at most <see cref="MaxLength"/> characters: a hostile server's metadata cannot write paragraphs of
+/// instructions, or 256 KiB of them, into the answer.
+/// </summary>
+internal sealed class McpDiscoveryException(string message) : Exception(OneLine(message))
+{
+    public const int MaxLength = 600;
+
+    private static string OneLine(string text)
+    {
+        var line = string.Join(' ', new string([.. text.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? ' ' : c)])
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        return line.Length <= MaxLength ? line : line[..(char.IsHighSurrogate(line[MaxLength - 1]) ? MaxLength - 1 : MaxLength)] + "…";
+    }
+}
 
 /// <summary>One answer of an MCP server or its metadata: status, WWW-Authenticate fields and (for 200) the JSON body.</summary>
 internal sealed record McpFetched(int Status, IReadOnlyList<string> Challenges, JsonElement? Json);

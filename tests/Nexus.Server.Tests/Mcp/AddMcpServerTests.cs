@@ -92,6 +92,15 @@ public sealed class AddMcpServerTests(AddMcpServerTests.Fixture fixture) : IClas
         Assert.Equal(["tools"], scopes.EnumerateArray().Select(s => s.GetString()));
     }
 
+    [Theory]
+    [InlineData("https://mcp.example.com/Tenant/mcp", "https://MCP.Example.com/Tenant/mcp/", true)]
+    [InlineData("HTTPS://mcp.example.com/mcp", "https://mcp.example.com/mcp", true)]
+    [InlineData("https://mcp.example.com/Tenant/mcp", "https://mcp.example.com/tenant/mcp", false)]
+    [InlineData("https://mcp.example.com/mcp", "https://mcp.example.com:8443/mcp", false)]
+    [InlineData("https://mcp.example.com/mcp", "http://mcp.example.com/mcp", false)]
+    public void TwoMcpUrlsAreTheSameServerOnlyWhenTheyDifferAtMostInTheCaseOfSchemeAndHost(string stored, string given, bool same) =>
+        Assert.Equal(same, NexusTools.SameUrl(stored, given));
+
     [Fact]
     public async Task APersonWhoIsNotAnAdministratorIsToldThatAnAdministratorMustAddTheServer()
     {
