@@ -61,12 +61,26 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         return await find();
     }
 
+    /// <summary>How long, in Nexus:Bridge:TimeoutSeconds, one call may take in all (the Bridge's own limit is per read of the answer).</summary>
+    public const int CallBudget = 10;
+
+    /// <param name="answered">
+    /// For an answer that is an event stream: told the bytes so far each time more arrive, and true once they hold
+    /// what the caller waits for (an MCP server's JSON-RPC response), when the rest is not read: a server that keeps
+    /// its stream open after it answered (comments, silence) does not hold the call.
+    /// </param>
     public async Task<ApiAnswer> SendAsync(Connection connection, string method, string path, IEnumerable<KeyValuePair<string, string?>>? query,
-        IReadOnlyDictionary<string, string>? headers, byte[]? body, string? contentType, CancellationToken ct, bool stepUp = true)
+        IReadOnlyDictionary<string, string>? headers, byte[]? body, string? contentType, CancellationToken ct, bool stepUp = true,
+        Func<ReadOnlyMemory<byte>, bool>? answered = null)
     {
         await using var scope = services.CreateAsyncScope();
-        var capture = new CappedStream(MaxBodyBytes);
-        var context = new DefaultHttpContext { RequestServices = scope.ServiceProvider, RequestAborted = ct };
+        // The call ends at the first of: the caller gone, CallBudget × Nexus:Bridge:TimeoutSeconds, the answer complete
+        // (answered), the capture full (what comes after MaxBodyBytes is not kept, so it is not read). The Bridge takes
+        // the request's end as its caller leaving: it stops reading and writes nothing more.
+        using var deadline = new Hosting.Deadline(TimeSpan.FromSeconds((double)CallBudget * options.Bridge.TimeoutSeconds), time, ct);
+        using var enough = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+        var context = new DefaultHttpContext { RequestServices = scope.ServiceProvider, RequestAborted = enough.Token };
+        var capture = new CappedStream(MaxBodyBytes, enough, answered is null ? null : bytes => IsEventStream(context.Response.ContentType) && answered(bytes));
         context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(capture));
         var source = new BridgeAnswerSource();
         context.Features.Set(source);
@@ -103,6 +117,7 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         }
 
         await BridgeConnection.ForwardAsync(context, connection, path, stepUp);
+        ct.ThrowIfCancellationRequested();
 
         var response = context.Response;
         var answerHeaders = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -243,7 +258,14 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         || contentType.Contains("x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) || contentType.Contains("javascript", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Keeps the first bytes written and counts the rest, so a large answer cannot fill the memory of the server.</summary>
-    private sealed class CappedStream(int capacity) : Stream
+    private static bool IsEventStream(string? contentType) => contentType is not null && contentType.AsSpan().TrimStart().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The answer's body, kept up to <paramref name="capacity"/> bytes. Once full, or once <paramref name="complete"/>
+    /// says the bytes so far are the whole answer the caller needs, it ends the call (<paramref name="enough"/>), and a
+    /// write after that is refused as the request's end, so the Bridge stops reading.
+    /// </summary>
+    private sealed class CappedStream(int capacity, CancellationTokenSource enough, Func<ReadOnlyMemory<byte>, bool>? complete) : Stream
     {
         private readonly MemoryStream kept = new();
 
@@ -255,6 +277,11 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
 
         public override void Write(ReadOnlySpan<byte> buffer)
         {
+            if (enough.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(enough.Token);
+            }
+
             var room = capacity - (int)kept.Length;
             if (buffer.Length > room)
             {
@@ -262,6 +289,10 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
             }
 
             kept.Write(buffer[..Math.Min(room, buffer.Length)]);
+            if (Truncated || (complete is not null && complete(kept.GetBuffer().AsMemory(0, (int)kept.Length))))
+            {
+                enough.Cancel();
+            }
         }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)

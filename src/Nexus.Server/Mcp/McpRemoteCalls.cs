@@ -459,7 +459,7 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     {
         var body = message is null ? null : JsonSerializer.SerializeToUtf8Bytes(message);
         // "" is the MCP endpoint itself (the provider's API base URL is the server's URL).
-        var raw = await api.SendAsync(connection, body is null ? "GET" : "POST", "", null, headers, body, body is null ? null : "application/json", ct, stepUp);
+        var raw = await api.SendAsync(connection, body is null ? "GET" : "POST", "", null, headers, body, body is null ? null : "application/json", ct, stepUp, AnswerSeen());
         var session = headers.GetValueOrDefault("Mcp-Session-Id");
         var newSession = raw.Headers.TryGetValue("Mcp-Session-Id", out var s) && s.Length > 0 ? s : session;
         if (raw.Status is < 200 or >= 300)
@@ -521,6 +521,59 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     /// <c>id</c> and <c>retry</c>, comments skipped, an event dispatched at a blank line and skipped when its data is
     /// empty (the priming event), the first event that is a response (has result or error) taken.
     /// </summary>
+    /// <summary>
+    /// Whether an event stream's bytes so far hold a JSON-RPC response (MCP 2025-11-25, Streamable HTTP: the server
+    /// SHOULD close the stream once it has sent it; one that does not is not waited for). Each call reads only what
+    /// came since the last: the bytes up to the last blank line (WHATWG HTML §9.2.6, an event's end; lines end at CRLF,
+    /// LF or CR) not yet read are parsed as events, once.
+    /// </summary>
+    internal static Func<ReadOnlyMemory<byte>, bool> AnswerSeen()
+    {
+        var scanned = 0;
+        var eventsFrom = 0;
+        var lineLength = 0;
+        var afterCr = false;
+        return bytes =>
+        {
+            var span = bytes.Span;
+            var boundary = eventsFrom;
+            for (var i = scanned; i < span.Length; i++)
+            {
+                var b = span[i];
+                if (b == (byte)'\n' && afterCr)
+                {
+                    afterCr = false; // the LF of a CRLF, whose CR ended the line
+                    continue;
+                }
+
+                afterCr = b == (byte)'\r';
+                if (b is (byte)'\n' or (byte)'\r')
+                {
+                    if (lineLength == 0)
+                    {
+                        boundary = i + 1;
+                    }
+
+                    lineLength = 0;
+                }
+                else
+                {
+                    lineLength++;
+                }
+            }
+
+            scanned = span.Length;
+            if (boundary == eventsFrom)
+            {
+                return false;
+            }
+
+            var events = Encoding.UTF8.GetString(span[eventsFrom..boundary]);
+            eventsFrom = boundary;
+            return !events.TrimStart().StartsWith('{') && Parse(events).Response is not null;
+        };
+    }
+
     private static EventStream Parse(string? body)
     {
         if (string.IsNullOrWhiteSpace(body))

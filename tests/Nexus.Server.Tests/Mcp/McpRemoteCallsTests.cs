@@ -98,6 +98,137 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         await stalled.Task.WaitAsync(TestContext.Current.CancellationToken); // the Bridge let go of the server
     }
 
+    /// <summary>
+    /// A server that answers initialize with JSON and the notification with 202, and tools/call with <paramref name="call"/>
+    /// (which writes the event stream's status and headers itself).
+    /// </summary>
+    private void EventStreamServer(Func<HttpContext, int, Task> call)
+    {
+        remote.Routes["/mcp"] = async context =>
+        {
+            if (HttpMethods.IsDelete(context.Request.Method))
+            {
+                return;
+            }
+
+            var message = (await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement;
+            if (!message.TryGetProperty("id", out var idElement))
+            {
+                context.Response.StatusCode = StatusCodes.Status202Accepted;
+                return;
+            }
+
+            var id = idElement.GetInt32();
+            if (message.GetProperty("method").GetString() == "initialize")
+            {
+                await context.Response.WriteAsJsonAsync(new { jsonrpc = "2.0", id, result = new { protocolVersion = "2025-11-25", capabilities = new { }, serverInfo = new { name = "s", version = "1" } } });
+                return;
+            }
+
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.StartAsync(context.RequestAborted);
+            await call(context, id);
+        };
+    }
+
+    [Fact]
+    public async Task AServerThatKeepsItsStreamOpenAfterItAnsweredIsNotWaitedFor()
+    {
+        // The answer, then silence on a stream that never ends: waited for, the Bridge's timeout (1 s here) would end
+        // the call with Nexus's 504 and the answer lost. It is taken as it arrives, and the server is let go.
+        var letGo = new TaskCompletionSource();
+        EventStreamServer(async (context, id) =>
+        {
+            await context.Response.WriteAsync("id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":" + id + ",\r\ndata: \"result\":{\"content\":[]}}\r\n\r\n", context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => letGo.TrySetResult(), TaskScheduler.Default);
+        });
+        await using var impatient = await ImpatientAsync();
+        var connection = await ConnectionAsync(impatient);
+
+        var answer = await impatient.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        Assert.Equal(StatusCodes.Status200OK, answer.Status);
+        Assert.True(answer.Message!.Value.TryGetProperty("result", out _), answer.Message.Value.ToString());
+        await letGo.Task.WaitAsync(TestContext.Current.CancellationToken);
+    }
+
+    /// <summary>A second instance on the same database (its keys), whose Bridge gives a provider one second.</summary>
+    private Task<NexusTestServer> ImpatientAsync() => NexusTestServer.StartAsync(db, s =>
+    {
+        s["ENCRYPTION_KEY"] = server.EncryptionKey;
+        s["API_KEY"] = server.ApiKey;
+        s["ALLOWED_RETURN_URLS"] = "https://app.example.test/oauth/";
+        s["Nexus:Bridge:TimeoutSeconds"] = "1";
+    });
+
+    [Fact]
+    public async Task AServerThatStreamsWithoutEndIsCutAtTheAnswerLimitAndReadNoFurther()
+    {
+        long written = 0;
+        var letGo = new TaskCompletionSource();
+        var chunk = System.Text.Encoding.ASCII.GetBytes(": " + new string('x', 16 * 1024) + "\n\n");
+        EventStreamServer(async (context, id) =>
+        {
+            try
+            {
+                // Paced (a write per timer tick, some 16 MB/s at most): a connection Nexus closed is noticed by the
+                // server some milliseconds late, and until then its writes go nowhere at memory speed.
+                while (true)
+                {
+                    await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+                    Interlocked.Add(ref written, chunk.Length);
+                    await Task.Delay(1, context.RequestAborted);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException)
+            {
+                letGo.TrySetResult();
+            }
+        });
+        await using var impatient = await ImpatientAsync();
+        var connection = await ConnectionAsync(impatient);
+
+        var answer = await impatient.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        Assert.Equal("The MCP server's answer was too large.", answer.Detail);
+        await letGo.Task.WaitAsync(TestContext.Current.CancellationToken);
+        // Let go once the 256 KiB were kept: what the server wrote beyond them is what the sockets held while the end
+        // reached it, about a megabyte; read on until the call's budget (10 s here), some forty.
+        Assert.InRange(Interlocked.Read(ref written), McpApiCalls.MaxBodyBytes, 8L << 20);
+    }
+
+    [Fact]
+    public async Task ACallEndsAtItsBudgetWhenTheServerKeepsItsStreamAliveWithoutAnswering()
+    {
+        // Comments every 100 ms: no read waits as long as the Bridge's timeout (1 s here), so only the call's budget, 10 ×
+        // that timeout, ends it.
+        var letGo = new TaskCompletionSource();
+        EventStreamServer(async (context, id) =>
+        {
+            try
+            {
+                while (true)
+                {
+                    await context.Response.WriteAsync(": thinking\n\n", context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                    await Task.Delay(100, context.RequestAborted);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException)
+            {
+                letGo.TrySetResult();
+            }
+        });
+        await using var impatient = await ImpatientAsync();
+        var connection = await ConnectionAsync(impatient);
+
+        var answer = await impatient.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
+
+        Assert.Null(answer.Message);
+        await letGo.Task.WaitAsync(TestContext.Current.CancellationToken);
+    }
+
     [Fact]
     public async Task AProblemNexusWritesOnTheWayIsStillReadAsOne()
     {
@@ -125,13 +256,14 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
 
         Assert.NotNull(answer.Message);
         Assert.Equal("echo: hi", answer.Message.Value.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
-        var requests = polling.Requests.ToList();
+        var requests = await polling.RecordedAsync(r => r.Any(x => x.Method == "GET") && r.Any(x => x.Method == "DELETE"), "the GET and the session's DELETE");
         var get = Assert.Single(requests, r => r.Method == "GET");
         Assert.NotEmpty(get.LastEventId);
         // The tool call's stream ended (its POST is the last one before the GET), then Nexus waited the retry interval.
         var call = requests.Last(r => r.Method == "POST" && r.Ended <= get.Started);
         Assert.True(get.Started - call.Ended >= TimeSpan.FromMilliseconds(400), $"asked again {(get.Started - call.Ended).TotalMilliseconds} ms after the stream ended");
-        Assert.Equal("DELETE", requests[^1].Method);
+        // The session is deleted last (the GET may still be ending on the server's side, once Nexus has its answer).
+        Assert.True(Assert.Single(requests, r => r.Method == "DELETE").Started >= get.Started);
     }
 
     [Fact]
@@ -224,7 +356,7 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
 
         Assert.NotNull(answer.Message);
         Assert.Equal("echo: hi", answer.Message.Value.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
-        var first = modern.Requests.ToList();
+        var first = await modern.RecordedAsync(2);
         Assert.Equal(2, first.Count);
         Assert.Equal((400, "2025-11-25"), (first[0].Status, first[0].Version));
         Assert.Equal((200, McpRemoteCalls.StatelessVersion, "tools/call", "echo"), (first[1].Status, first[1].Version, first[1].McpMethod, first[1].McpName));
@@ -232,7 +364,7 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         // Remembered: the next request goes that way at once, with no handshake, session or DELETE.
         var listed = await calls.RequestAsync(connection, "tools/list", null, TestContext.Current.CancellationToken);
         Assert.Contains(listed.Message!.Value.GetProperty("result").GetProperty("tools").EnumerateArray(), t => t.GetProperty("name").GetString() == "echo");
-        var second = Assert.Single(modern.Requests.Skip(2));
+        var second = Assert.Single((await modern.RecordedAsync(3)).Skip(2));
         Assert.Equal(("POST", 200, "tools/list", ""), (second.Method, second.Status, second.McpMethod, second.McpName));
     }
 
@@ -251,7 +383,7 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
             TestContext.Current.CancellationToken);
 
         Assert.Equal("select 1 in eu-west-1 (dry run)", Text(answer));
-        var seen = modern.Requests.ToList();
+        var seen = await modern.RecordedAsync(4);
         Assert.Equal([(400, ""), (400, "tools/call"), (200, "tools/list"), (200, "tools/call")], seen.Select(r => (r.Status, r.McpMethod)));
         Assert.Empty(seen[1].Params);
         Assert.Equal(new Dictionary<string, string> { ["Mcp-Param-Region"] = "eu-west-1", ["Mcp-Param-DryRun"] = "true" }, seen[3].Params);
@@ -261,7 +393,7 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
         answer = await calls.RequestAsync(connection, "tools/call", new { name = "query", arguments = new { region = "région", dryRun = false, sql = "select 2" } },
             TestContext.Current.CancellationToken);
         Assert.Equal("select 2 in région", Text(answer));
-        var only = Assert.Single(modern.Requests);
+        var only = Assert.Single(await modern.RecordedAsync(1));
         Assert.Equal(("=?base64?csOpZ2lvbg==?=", "false"), (only.Params["Mcp-Param-Region"], only.Params["Mcp-Param-DryRun"]));
     }
 

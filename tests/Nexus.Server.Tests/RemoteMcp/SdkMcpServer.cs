@@ -42,6 +42,22 @@ public sealed class SdkMcpServer : IAsyncDisposable
 
     public ConcurrentQueue<Seen> Requests { get; } = new();
 
+    /// <summary>Pulsed when a request is recorded (once its answer has ended).</summary>
+    private readonly ChangeSignal recorded = new();
+
+    /// <summary>
+    /// Waits until the requests recorded so far satisfy <paramref name="condition"/>: a request is recorded when the
+    /// server has finished answering it, which may be after Nexus took the answer it needed from the stream.
+    /// </summary>
+    public async Task<IReadOnlyList<Seen>> RecordedAsync(Func<IReadOnlyCollection<Seen>, bool> condition, string what)
+    {
+        await recorded.WaitUntilAsync(() => condition(Requests), what, state: () => string.Join(", ", Requests.Select(r => $"{r.Method} {r.McpMethod} {r.Status}")));
+        return [.. Requests];
+    }
+
+    /// <summary>Waits until <paramref name="count"/> requests are recorded.</summary>
+    public Task<IReadOnlyList<Seen>> RecordedAsync(int count) => RecordedAsync(r => r.Count >= count, $"{count} requests recorded");
+
     /// <summary>Set when the tool has ended its stream; the POST that ends after it is the tool call's.</summary>
     private volatile bool polling;
 
@@ -88,6 +104,7 @@ public sealed class SdkMcpServer : IAsyncDisposable
                 {
                     Params = headers.Where(h => h.Key.StartsWith("Mcp-Param-", StringComparison.OrdinalIgnoreCase)).ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
                 });
+                server.recorded.Pulse();
                 if (server.polling && HttpMethods.IsPost(context.Request.Method))
                 {
                     server.callEnded.TrySetResult();
