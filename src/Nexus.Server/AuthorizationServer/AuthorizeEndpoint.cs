@@ -83,7 +83,7 @@ internal static class AuthorizeEndpoint
         // RFC 9700 §4.11.2 / §2.1: a client that registered itself chose its redirect URIs, and the consent page named
         // only the one of its request; a consent on record stands only for a redirect URI the person was shown, or such
         // a client would register a trusted-looking one beside its own and receive codes at the other with no one asked.
-        var shown = consented is not null && (!request.Client.IsSelfRegistered || consented.RedirectUris.Contains(request.RedirectUri, StringComparer.Ordinal));
+        var shown = consented is not null && (!request.Client.IsSelfRegistered || Consented(consented, request.Client, request.RedirectUri));
         if (assured && shown && request.Scopes.All(consented!.Scopes.Contains) && !prompts.Contains("consent"))
         {
             return await IssueCodeAsync(context, request, userId, options);
@@ -159,7 +159,8 @@ internal static class AuthorizeEndpoint
             return Redirect(request, options, ("error", OAuthErrorCatalog.AccessDenied.Error), ("error_description", "The user declined the request."));
         }
 
-        await services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, request.Client.ClientId, request.Scopes, request.RedirectUri, context.RequestAborted);
+        await services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, request.Client.ClientId, request.Scopes, request.RedirectUri,
+            AnyLoopbackPort(request.Client), context.RequestAborted);
         return await IssueCodeAsync(context, request, userId, options);
     }
 
@@ -201,7 +202,14 @@ internal static class AuthorizeEndpoint
         client is null || !client.IsSelfRegistered
         || (UserAccounts.CurrentUserId(context) is { } userId
             && await context.RequestServices.GetRequiredService<GrantStore>().GetConsentAsync(userId, client.ClientId, context.RequestAborted) is { } consent
-            && consent.RedirectUris.Contains(redirectUri, StringComparer.Ordinal));
+            && Consented(consent, client, redirectUri));
+
+    /// <summary>Whether the person consented with this redirect URI: as a redirect URI matches a registered one (a native app's loopback redirect on any port).</summary>
+    private static bool Consented(Consent consent, OAuthClient client, string redirectUri) =>
+        consent.RedirectUris.Any(r => RedirectUris.Matches(r, redirectUri, AnyLoopbackPort(client)));
+
+    /// <summary>RFC 8252 §7.3, as <see cref="RedirectUris.IsRegistered"/> matches.</summary>
+    private static bool AnyLoopbackPort(OAuthClient client) => client.IsPublic || client.IsSelfRegistered;
 
     private static async Task<IResult> ErrorResultAsync(HttpContext context, AuthorizationError error, NexusOptions options) =>
         error.RedirectUri is null || !await TrustsRedirectAsync(context, error.Client, error.RedirectUri)

@@ -118,6 +118,23 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
 
         await BridgeConnection.ForwardAsync(context, connection, path, stepUp);
         ct.ThrowIfCancellationRequested();
+        if (deadline.Expired)
+        {
+            // The call's budget ran out: the Bridge took it for its caller leaving and wrote nothing, so what is here (a
+            // status not yet set, part of a body) is no answer. Said as the Bridge says its own timeout.
+            var seconds = CallBudget * options.Bridge.TimeoutSeconds;
+            var timeout = Hosting.ProblemCatalog.UpstreamTimeout;
+            var problem = new Dictionary<string, object>
+            {
+                ["type"] = "urn:nexus:problem:" + timeout.Code,
+                ["title"] = timeout.Title,
+                ["status"] = timeout.Status,
+                ["detail"] = $"No complete answer within {seconds} s ({CallBudget} × Nexus:Bridge:TimeoutSeconds).",
+                ["code"] = timeout.Code,
+            };
+            return new ApiAnswer(timeout.Status, new Dictionary<string, string> { ["Content-Type"] = "application/problem+json" },
+                System.Text.Json.JsonSerializer.Serialize(problem), null, false, FromProvider: false);
+        }
 
         var response = context.Response;
         var answerHeaders = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -257,11 +274,11 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
         || contentType.Contains("json", StringComparison.OrdinalIgnoreCase) || contentType.Contains("xml", StringComparison.OrdinalIgnoreCase)
         || contentType.Contains("x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) || contentType.Contains("javascript", StringComparison.OrdinalIgnoreCase));
 
-    /// <summary>Keeps the first bytes written and counts the rest, so a large answer cannot fill the memory of the server.</summary>
     private static bool IsEventStream(string? contentType) => contentType is not null && contentType.AsSpan().TrimStart().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// The answer's body, kept up to <paramref name="capacity"/> bytes. Once full, or once <paramref name="complete"/>
+    /// The answer's body, kept up to <paramref name="capacity"/> bytes, so a large answer cannot fill the server's
+    /// memory. Once full, or once <paramref name="complete"/>
     /// says the bytes so far are the whole answer the caller needs, it ends the call (<paramref name="enough"/>), and a
     /// write after that is refused as the request's end, so the Bridge stops reading.
     /// </summary>

@@ -517,11 +517,6 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     private readonly record struct EventStream(JsonElement? Response, string? LastEventId, TimeSpan? Retry);
 
     /// <summary>
-    /// A JSON body, or an SSE stream read as WHATWG HTML §9.2.6 says: fields <c>data</c> (lines joined by a line feed),
-    /// <c>id</c> and <c>retry</c>, comments skipped, an event dispatched at a blank line and skipped when its data is
-    /// empty (the priming event), the first event that is a response (has result or error) taken.
-    /// </summary>
-    /// <summary>
     /// Whether an event stream's bytes so far hold a JSON-RPC response (MCP 2025-11-25, Streamable HTTP: the server
     /// SHOULD close the stream once it has sent it; one that does not is not waited for). Each call reads only what
     /// came since the last: the bytes up to the last blank line (WHATWG HTML §9.2.6, an event's end; lines end at CRLF,
@@ -574,6 +569,11 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
         };
     }
 
+    /// <summary>
+    /// A JSON body, or an SSE stream read as WHATWG HTML §9.2.6 says: fields <c>data</c> (lines joined by a line feed),
+    /// <c>id</c> and <c>retry</c>, comments skipped, an event dispatched at a blank line and skipped when its data is
+    /// empty (the priming event), the first event that is a response (has result or error) taken.
+    /// </summary>
     private static EventStream Parse(string? body)
     {
         if (string.IsNullOrWhiteSpace(body))

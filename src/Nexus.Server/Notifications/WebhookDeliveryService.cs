@@ -60,7 +60,12 @@ internal sealed class WebhookDeliveryService(WebhookStore store, WebhookPublishe
     {
         if (await store.FindAsync(webhookId, ct) is { DisabledAt: not null })
         {
-            return await store.FindDeliveryAsync(webhookId, deliveryId, ct) is { } paused ? new(ResendOutcome.Paused, paused) : new(ResendOutcome.NotFound, null);
+            return await store.FindDeliveryAsync(webhookId, deliveryId, ct) switch
+            {
+                null => new(ResendOutcome.NotFound, null),
+                { Status: DeliveryStatus.Delivered } delivered => new(ResendOutcome.AlreadyDelivered, delivered),
+                var paused => new(ResendOutcome.Paused, paused),
+            };
         }
 
         if (await store.RetryAsync(webhookId, deliveryId, ct) is not { } delivery)

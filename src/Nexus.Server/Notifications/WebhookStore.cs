@@ -124,15 +124,24 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
         await using var connection = await db.OpenAsync(ct);
         var (secret, previous, until) = await connection.QuerySingleAsync<(byte[], byte[]?, long?)>(new CommandDefinition(
             "SELECT secret, previous_secret, previous_secret_until FROM webhooks WHERE id = @id", new { id }, cancellationToken: ct));
+        var now = Now;
+        if (previous is not null && until <= now)
+        {
+            // Its overlap is over: forgotten, so that it is neither kept nor re-encrypted (keys reencrypt) for nothing.
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE webhooks SET previous_secret = NULL, previous_secret_until = NULL WHERE id = @id AND previous_secret_until <= @now", new { id, now }, cancellationToken: ct));
+        }
+
         return new(keyRing.DecryptString(secret, Column.ContextFor(id)),
-            previous is not null && until > Now ? keyRing.DecryptString(previous, PreviousColumn.ContextFor(id)) : null);
+            previous is not null && until > now ? keyRing.DecryptString(previous, PreviousColumn.ContextFor(id)) : null);
     }
 
     /// <summary>
     /// Gives the webhook a new signing secret. With an <paramref name="overlap"/>, the secret it replaces goes on signing
     /// beside it until then (Standard Webhooks: several space-separated signatures, one per secret), so receivers can
-    /// move to the new one without missing a delivery; without one it stops at once (a leaked secret). Only one previous
-    /// secret is kept: a second rotation within the overlap ends the first's. Null when there is no such webhook.
+    /// move to the new one without missing a delivery; without one it stops at once (a leaked secret), and so does one
+    /// that cannot be decrypted (its key was removed: it signed nothing). Only one previous secret is kept: a second
+    /// rotation within the overlap ends the first's. Null when there is no such webhook.
     /// </summary>
     public async Task<(Webhook Webhook, string Secret)?> RotateSecretAsync(string id, TimeSpan overlap, CancellationToken ct)
     {
@@ -148,7 +157,20 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
             }
 
             var secret = WebhookSignature.NewSecret();
-            var keep = overlap > TimeSpan.Zero;
+            byte[]? previous = null;
+            if (overlap > TimeSpan.Zero)
+            {
+                try
+                {
+                    previous = keyRing.Encrypt(keyRing.DecryptString(current, Column.ContextFor(id)), PreviousColumn.ContextFor(id));
+                }
+                catch (System.Security.Cryptography.CryptographicException)
+                {
+                    // Sealed with a key no longer configured: it cannot sign (its deliveries fail), so a new secret is
+                    // what fixes the webhook, and there is nothing to keep beside it.
+                }
+            }
+
             var updated = await connection.ExecuteAsync(new CommandDefinition(
                 "UPDATE webhooks SET secret = @secret, previous_secret = @previous, previous_secret_until = @until WHERE id = @id AND secret = @current",
                 new
@@ -156,8 +178,8 @@ internal sealed class WebhookStore(NexusDatabase db, KeyRing keyRing, TimeProvid
                     id,
                     current,
                     secret = keyRing.Encrypt(secret, Column.ContextFor(id)),
-                    previous = keep ? keyRing.Encrypt(keyRing.DecryptString(current, Column.ContextFor(id)), PreviousColumn.ContextFor(id)) : null,
-                    until = keep ? time.GetUtcNow().Add(overlap).ToUnixTimeMilliseconds() : (long?)null,
+                    previous,
+                    until = previous is null ? (long?)null : time.GetUtcNow().Add(overlap).ToUnixTimeMilliseconds(),
                 }, cancellationToken: ct));
             if (updated == 1)
             {

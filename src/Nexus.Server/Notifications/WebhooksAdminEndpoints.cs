@@ -60,6 +60,7 @@ internal static class WebhooksAdminEndpoints
         }
 
         var (webhook, secret, errors) = await registration.CreateAsync(body!, ct);
+        request.HttpContext.Response.Headers.CacheControl = "no-store";
         return webhook is null ? Problems.TypedValidation(errors) : TypedResults.Created($"/v1/admin/webhooks/{webhook.Id}", WebhookResponse.From(webhook, secret));
     }
 
@@ -80,7 +81,8 @@ internal static class WebhooksAdminEndpoints
     private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult>> RotateSecretAsync(string id, HttpRequest request, WebhookRegistration registration, CancellationToken ct)
     {
         var rotation = new WebhookSecretRotation(null);
-        if (request.ContentLength is not 0 && (request.ContentLength is not null || request.Headers.TransferEncoding.Count > 0))
+        // The body is optional: read when the request can have one (HTTP/1.1 with a length or chunks; HTTP/2 and 3 without END_STREAM on the headers).
+        if (request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength is > 0)
         {
             var (body, error) = await JsonBody.ReadAsync<WebhookSecretRotation>(request, ct);
             if (error is not null)
@@ -92,6 +94,8 @@ internal static class WebhooksAdminEndpoints
         }
 
         var (webhook, secret, errors) = await registration.RotateSecretAsync(id, rotation, ct);
+        // The answer holds the new secret: no cache keeps it (as for a new webhook's).
+        request.HttpContext.Response.Headers.CacheControl = "no-store";
         return errors.Count > 0 ? Problems.TypedValidation(errors) : webhook is null ? Problems.TypedNotFound("Webhook") : TypedResults.Ok(WebhookResponse.From(webhook, secret));
     }
 

@@ -130,12 +130,36 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
     }
 
     [Fact]
+    public async Task ANativeAppsConsentCoversItsLoopbackRedirectOnAnyPortAndIsRecordedOnce()
+    {
+        // RFC 8252 §7.3: the app listens on a port chosen at start; its registered http://127.0.0.1/callback matches any.
+        var (status, registered, _) = await RegisterAsync(Server, McpClientMetadata("http://127.0.0.1/callback"));
+        Assert.Equal(HttpStatusCode.Created, status);
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var (_, challenge) = Pkce();
+        using var browser = await SignedInBrowserAsync(Server);
+        foreach (var port in new[] { 33418, 40123 })
+        {
+            // A loopback redirect proves nothing of the app (RFC 8252 §8.6): asked each time, consented each time.
+            var redirect = $"http://127.0.0.1:{port}/callback";
+            await browser.NavigateAsync(AuthorizeUrl(clientId, challenge, scope: "nexus:connections", redirectUri: redirect));
+            Assert.Equal(redirect, (await browser.SubmitAsync("/oauth2/authorize", new Dictionary<string, string> { ["decision"] = "allow" })).GetLeftPart(UriPartial.Path));
+        }
+
+        Assert.Equal("http://127.0.0.1:33418/callback", await Server.Database.ScalarAsync("SELECT redirect_uris FROM consents WHERE client_id = @c", ("c", clientId)));
+        // Its errors go back to it on a third port: the consent covers the registered redirect, whatever the port.
+        var error = await browser.NavigateAsync($"/oauth2/authorize?client_id={Uri.EscapeDataString(clientId)}&redirect_uri={Uri.EscapeDataString("http://127.0.0.1:50999/callback")}&state=s");
+        Assert.Equal("http://127.0.0.1:50999/callback", error.GetLeftPart(UriPartial.Path));
+    }
+
+    [Fact]
     public async Task ASelfRegisteredNameLosesInvisibleAndDirectionCharactersAndItsSiteIsShownAsItsOwnClaim()
     {
         const string redirect = "https://assistant.example/callback";
         var metadata = McpClientMetadata(redirect);
         // U+202E (right-to-left override), U+2066 (left-to-right isolate), U+200B (zero-width space), U+0007 (bell).
-        metadata["client_name"] = "\u2066Git\u202EHub\u200B\u0007 ";
+        // U+E0041 (a tag character, beyond the BMP) too.
+        metadata["client_name"] = "\u2066Git\u202EHub\u200B\u0007\U000E0041 ";
         metadata["client_uri"] = "https://github.com";
         var (status, registered, _) = await RegisterAsync(Server, metadata);
         Assert.Equal(HttpStatusCode.Created, status);
@@ -148,6 +172,11 @@ public sealed class ClientRegistrationTests(ClientRegistrationTests.Fixture fixt
         metadata["client_name"] = "\u202E\u200B";
         var (_, unnamed, _) = await RegisterAsync(Server, metadata);
         Assert.Equal("Unnamed application", unnamed.GetProperty("client_name").GetString());
+        // A site with a direction override in it would turn the words around it: refused.
+        metadata["client_uri"] = "https://github.com/\u202Emoc.live";
+        var (refused, error, _) = await RegisterAsync(Server, metadata);
+        Assert.Equal(HttpStatusCode.BadRequest, refused);
+        Assert.Equal("invalid_client_metadata", error.GetProperty("error").GetString());
     }
 
     [Fact]

@@ -343,7 +343,7 @@ public sealed class DashboardExperienceBrowserTests(ChromiumFixture chromium, Da
         const string Email = "consent@dashboard.example";
         var userId = await fixture.CreateUserAsync(Email);
         var (clientId, _) = await Server.CreateAppClientAsync(name: "Consent Reader");
-        await Server.Services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, clientId, ["openid"], "https://app.example.test/cb", CancellationToken.None);
+        await Server.Services.GetRequiredService<GrantStore>().SaveConsentAsync(userId, clientId, ["openid"], "https://app.example.test/cb", anyLoopbackPort: false, CancellationToken.None);
 
         await using var person = await SignedInAsync(Email);
         var page = person.Page;

@@ -225,7 +225,11 @@ public sealed class McpRemoteCallsTests : IAsyncLifetime
 
         var answer = await impatient.Services.GetRequiredService<McpRemoteCalls>().RequestAsync(connection, "tools/call", new { name = "x" }, TestContext.Current.CancellationToken);
 
+        // Nexus's own timeout, as the Bridge says it: not the server's 200 with the comments it sent.
         Assert.Null(answer.Message);
+        Assert.Equal(StatusCodes.Status504GatewayTimeout, answer.Status);
+        Assert.Equal("upstream_timeout", answer.Problem!.Value.GetProperty("code").GetString());
+        Assert.Contains("10 × Nexus:Bridge:TimeoutSeconds", answer.Problem.Value.GetProperty("detail").GetString(), StringComparison.Ordinal);
         await letGo.Task.WaitAsync(TestContext.Current.CancellationToken);
     }
 

@@ -74,6 +74,38 @@ public sealed class WebhookManagementTests
     }
 
     [Fact]
+    public async Task AWebhookWhoseSecretCannotBeDecryptedGetsANewOneWithNoOverlapAndItsDeliveriesGoOutSignedWithIt()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var (id, first) = await scene.Kit.WebhookAsync(receiver.Url);
+        // As if its encryption key had been removed from PREVIOUS_ENCRYPTION_KEYS: sealed with a key Nexus does not have.
+        var foreign = new Nexus.Server.Vault.KeyRing(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), []).Encrypt(first, WebhookStore.Column.ContextFor(id));
+        await scene.Database.ScalarAsync("UPDATE webhooks SET secret = @secret WHERE id = @id", ("secret", foreign), ("id", id));
+
+        // The default overlap is asked for: there is nothing that can sign beside the new secret, so it signs alone.
+        var rotated = await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{id}/secret");
+        Assert.True(!rotated.TryGetProperty("previous_secret_expires_at", out var until) || until.ValueKind == System.Text.Json.JsonValueKind.Null, rotated.ToString());
+        var test = await TestEventAsync(scene, receiver, id);
+        Assert.Single(test.Signature.Split(' '));
+        Assert.True(Verifies(rotated.GetProperty("secret").GetString()!, test));
+    }
+
+    [Fact]
+    public async Task AnExpiredPreviousSecretIsForgottenAtTheNextDelivery()
+    {
+        await using var scene = await RefreshScene.StartAsync();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var (id, _) = await scene.Kit.WebhookAsync(receiver.Url);
+        await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{id}/secret", new { overlap_seconds = 60 });
+        Assert.NotNull(await scene.Database.ScalarAsync("SELECT previous_secret FROM webhooks WHERE id = @id", ("id", id)));
+
+        scene.Server.Time.Advance(TimeSpan.FromMinutes(2));
+        await TestEventAsync(scene, receiver, id);
+        Assert.Null(await scene.Database.ScalarAsync("SELECT previous_secret FROM webhooks WHERE id = @id", ("id", id)));
+    }
+
+    [Fact]
     public async Task APausedWebhookIsSentNothingNewAndWhatWaitedGoesOutWhenItIsResumed()
     {
         await using var scene = await RefreshScene.StartAsync();
@@ -110,6 +142,13 @@ public sealed class WebhookManagementTests
         Assert.Equal(waiting.GetProperty("id").GetString(), delivered.Id);
         await scene.WebhooksSettledAsync();
         Assert.DoesNotContain(receiver.Received, r => r.Type == "connection.active");
+
+        // Paused again, a delivered delivery is still "delivered" to a resend: that it was delivered is what matters.
+        await scene.Server.AdminJsonAsync(HttpMethod.Patch, $"/v1/admin/webhooks/{id}", new { disabled = true });
+        await RefreshKit.EventuallyAsync(async () => (await scene.Server.AdminJsonAsync(HttpMethod.Get, $"/v1/admin/webhooks/{id}/deliveries")).GetProperty("deliveries")
+            .EnumerateArray().Any(d => d.GetProperty("id").GetString() == delivered.Id && d.GetProperty("status").GetString() == "delivered"), "the delivery logged as delivered");
+        var twice = await scene.Server.AdminJsonAsync(HttpMethod.Post, $"/v1/admin/webhooks/{id}/deliveries/{delivered.Id}/retry", expected: HttpStatusCode.Conflict);
+        Assert.Equal("delivery_delivered", twice.GetProperty("code").GetString());
     }
 
     [Fact]

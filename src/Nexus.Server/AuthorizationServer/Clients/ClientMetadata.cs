@@ -121,7 +121,7 @@ internal sealed record ClientMetadata(
         }
 
         var (clientUri, clientUriError) = OptionalString(root, "client_uri");
-        if (clientUriError is not null || (clientUri is not null && (clientUri.Length > 2000 || !Uri.TryCreate(clientUri, UriKind.Absolute, out var parsedUri)
+        if (clientUriError is not null || (clientUri is not null && (clientUri.Length > 2000 || clientUri.EnumerateRunes().Any(Invisible) || !Uri.TryCreate(clientUri, UriKind.Absolute, out var parsedUri)
             || parsedUri.Scheme is not ("https" or "http"))))
         {
             return Fail(OAuthErrorCatalog.InvalidClientMetadata, "client_uri must be an absolute http(s) URL.");
@@ -129,10 +129,14 @@ internal sealed record ClientMetadata(
 
         // Control characters, and format characters (Unicode Cf: bidi overrides and isolates such as U+202E, zero-width
         // spaces and joiners), which the consent page would still apply: "GitHub‮…" could read as another name.
-        name = string.IsNullOrWhiteSpace(name) ? null : string.Concat(name.Where(c => !char.IsControl(c) && char.GetUnicodeCategory(c) != System.Globalization.UnicodeCategory.Format)).Trim();
+        name = string.IsNullOrWhiteSpace(name) ? null : string.Concat(name.EnumerateRunes().Where(r => !Invisible(r)).Select(r => r.ToString())).Trim();
         name = string.IsNullOrEmpty(name) ? null : name;
         return (new ClientMetadata(name ?? "Unnamed application", redirectUris, method, grantTypes.Distinct(StringComparer.Ordinal).ToList(), scopes, clientUri), null, null);
     }
+
+    /// <summary>A control character, or a format character (Unicode Cf: bidi overrides and isolates, zero-width characters, tags), in or beyond the BMP.</summary>
+    private static bool Invisible(System.Text.Rune rune) =>
+        System.Text.Rune.IsControl(rune) || System.Text.Rune.GetUnicodeCategory(rune) == System.Globalization.UnicodeCategory.Format;
 
     private static (ClientMetadata?, OAuthError?, string?) Fail(OAuthError error, string description) => (null, error, description);
 

@@ -63,13 +63,18 @@ internal sealed class GrantStore(NexusDatabase db, TimeProvider time, Revocation
         return row is { } r ? new Consent(Split(r.Scopes), r.RedirectUris is null ? [] : Split(r.RedirectUris)) : null;
     }
 
-    /// <summary>Adds the scopes, and the redirect URI the consent page named, to what the user consented to for the client.</summary>
-    public async Task SaveConsentAsync(string userId, string clientId, IEnumerable<string> scopes, string redirectUri, CancellationToken ct)
+    /// <summary>
+    /// Adds the scopes, and the redirect URI the consent page named, to what the user consented to for the client. A
+    /// redirect URI that one already recorded matches (<see cref="Clients.RedirectUris.Matches"/>: a native app's loopback
+    /// redirect on another port, with <paramref name="anyLoopbackPort"/>) is not recorded again.
+    /// </summary>
+    public async Task SaveConsentAsync(string userId, string clientId, IEnumerable<string> scopes, string redirectUri, bool anyLoopbackPort, CancellationToken ct)
     {
         var before = await GetConsentAsync(userId, clientId, ct);
         var merged = (before?.Scopes ?? []).Union(scopes, StringComparer.Ordinal).ToList();
         // RFC 6749 §3.1.2: a redirect URI is an absolute URI, so it holds no space (a registered one is checked so).
-        var redirects = (before?.RedirectUris ?? []).Append(redirectUri).Distinct(StringComparer.Ordinal).ToList();
+        var known = before?.RedirectUris ?? [];
+        var redirects = known.Any(r => Clients.RedirectUris.Matches(r, redirectUri, anyLoopbackPort)) ? known : [.. known, redirectUri];
         await using var connection = await db.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
