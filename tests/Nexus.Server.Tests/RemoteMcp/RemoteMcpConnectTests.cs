@@ -327,7 +327,7 @@ public sealed class RemoteMcpConnectTests(RemoteMcpConnectTests.Fixture fixture,
         // servers are 127.0.0.1, whose cookies they share, so the session is the authorization server's), the person
         // signs in there first and comes back to the callback, which redeems the code and sends the browser on to
         // return_url.
-        await page.WaitForURLAsync(url => url.StartsWith(fixture.Client.Issuer + "/account/signin", StringComparison.Ordinal));
+        await page.WaitForPageAsync(url => url.StartsWith(fixture.Client.Issuer + "/account/signin", StringComparison.Ordinal));
         await page.GetByLabel("Email").FillAsync(clientEmail);
         await page.GetByLabel("Password").FillAsync(McpFixture.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
