@@ -6,10 +6,10 @@ namespace Nexus.Server.Notifications;
 internal sealed record WebhookCreation(Webhook? Webhook, string? Secret, Dictionary<string, string[]> Errors);
 
 /// <summary>PATCH /v1/admin/webhooks/{id}: what to change; an absent member is left as it is.</summary>
-internal sealed record WebhookUpdate(string? Url, string[]? Events, bool? Disabled);
+internal sealed record WebhookUpdate(string? Url = null, string[]? Events = null, bool? Disabled = null);
 
 /// <summary>POST /v1/admin/webhooks/{id}/secret: how long the replaced secret goes on signing (default a day).</summary>
-internal sealed record WebhookSecretRotation(int? OverlapSeconds);
+internal sealed record WebhookSecretRotation(int? OverlapSeconds = null);
 
 /// <summary>A change to a webhook: the webhook as it now is (and its new secret, for a rotation); null when there is no such webhook, or the field errors.</summary>
 internal sealed record WebhookChange(Webhook? Webhook, string? Secret, Dictionary<string, string[]> Errors);

@@ -10,7 +10,7 @@ internal sealed record WebhookRequest(string? Url, string[]? Events, string? Wor
 /// the secret a rotation replaced signs beside the new one until then; <c>secret</c> only when it was just made.
 /// </summary>
 internal sealed record WebhookResponse(string Id, string Url, IReadOnlyList<string> Events, string? WorkspaceId, DateTimeOffset CreatedAt,
-    DateTimeOffset? DisabledAt, DateTimeOffset? PreviousSecretExpiresAt, string? Secret = null)
+    DateTimeOffset? DisabledAt = null, DateTimeOffset? PreviousSecretExpiresAt = null, string? Secret = null)
 {
     public static WebhookResponse From(Webhook w, string? secret = null) => new(w.Id, w.Url, w.Events, w.WorkspaceId, w.CreatedAt, w.DisabledAt, w.PreviousSecretUntil, secret);
 }
