@@ -123,17 +123,9 @@ internal sealed class McpApiCalls(IServiceProvider services, ProviderRegistry pr
             // The call's budget ran out: the Bridge took it for its caller leaving and wrote nothing, so what is here (a
             // status not yet set, part of a body) is no answer. Said as the Bridge says its own timeout.
             var seconds = CallBudget * options.Bridge.TimeoutSeconds;
-            var timeout = Hosting.ProblemCatalog.UpstreamTimeout;
-            var problem = new Dictionary<string, object>
-            {
-                ["type"] = "urn:nexus:problem:" + timeout.Code,
-                ["title"] = timeout.Title,
-                ["status"] = timeout.Status,
-                ["detail"] = $"No complete answer within {seconds} s ({CallBudget} × Nexus:Bridge:TimeoutSeconds).",
-                ["code"] = timeout.Code,
-            };
-            return new ApiAnswer(timeout.Status, new Dictionary<string, string> { ["Content-Type"] = "application/problem+json" },
-                System.Text.Json.JsonSerializer.Serialize(problem), null, false, FromProvider: false);
+            var timeout = Hosting.Problems.Typed(Hosting.ProblemCatalog.UpstreamTimeout, $"No complete answer within {seconds} s ({CallBudget} × Nexus:Bridge:TimeoutSeconds).");
+            return new ApiAnswer(timeout.StatusCode, new Dictionary<string, string> { ["Content-Type"] = timeout.ContentType },
+                System.Text.Json.JsonSerializer.Serialize(timeout.ProblemDetails), null, false, FromProvider: false);
         }
 
         var response = context.Response;

@@ -197,19 +197,7 @@ internal sealed class McpRemoteCalls(McpApiCalls api, ConnectionStore store, Hos
     }
 
     /// <summary>A remote server's own text as quoted to the assistant: one line, at most <see cref="MaxQuotedLength"/> characters.</summary>
-    internal static string Quote(string text)
-    {
-        var line = string.Join(' ', new string(text.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? ' ' : c).ToArray())
-            .Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        if (line.Length <= MaxQuotedLength)
-        {
-            return line;
-        }
-
-        // Never half of a surrogate pair.
-        var cut = char.IsHighSurrogate(line[MaxQuotedLength - 1]) ? MaxQuotedLength - 1 : MaxQuotedLength;
-        return line[..cut] + "…";
-    }
+    internal static string Quote(string text) => Hosting.QuotedText.OneLine(text, MaxQuotedLength);
 
     /// <summary>
     /// One request in the 2026-07-28 revision (Basic, Per-request protocol fields; Streamable HTTP, Request headers): no

@@ -11,16 +11,9 @@ namespace Nexus.Server.RemoteMcp;
 /// is one line of at most <see cref="MaxLength"/> characters: a hostile server's metadata cannot write paragraphs of
 /// instructions, or 256 KiB of them, into the answer.
 /// </summary>
-internal sealed class McpDiscoveryException(string message) : Exception(OneLine(message))
+internal sealed class McpDiscoveryException(string message) : Exception(QuotedText.OneLine(message, MaxLength))
 {
     public const int MaxLength = 600;
-
-    private static string OneLine(string text)
-    {
-        var line = string.Join(' ', new string([.. text.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? ' ' : c)])
-            .Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        return line.Length <= MaxLength ? line : line[..(char.IsHighSurrogate(line[MaxLength - 1]) ? MaxLength - 1 : MaxLength)] + "…";
-    }
 }
 
 /// <summary>One answer of an MCP server or its metadata: status, WWW-Authenticate fields and (for 200) the JSON body.</summary>
